@@ -1,0 +1,3 @@
+from mirage_mailer.cli import main
+
+main()

@@ -1,0 +1,136 @@
+"""Command line: parse arguments, call the core, print, map errors to exit codes.
+
+Nothing here decides anything about mail; every problem the core raises is printed as one
+``path:line: message (hint)`` line. Exit codes: 0 done, 1 permanent failures recorded,
+2 invalid input (nothing sent), 3 delivery could not proceed (state kept, rerun resumes).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mirage_mailer import __version__
+from mirage_mailer.errors import ExitCode, MirageError, display_path
+
+ISSUE_DIR = click.Path(file_okay=False, path_type=Path)
+
+
+class Context:
+    def __init__(self, config: Path | None, verbose: bool) -> None:
+        self.config = config
+        self.verbose = verbose
+
+
+def err(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
+              help="Project config file (default: ./mirage.yaml, or the project of ISSUE_DIR).")
+@click.option("--verbose", "-v", is_flag=True, help="Print more detail about what happens.")
+@click.version_option(__version__, prog_name="mirage-mailer")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None, verbose: bool) -> None:
+    """Newsletters for EU-funded projects: inline-styled HTML with the mandatory EU
+    funding disclaimer, sent over SMTP with a tracking log that never sends twice.
+
+    Exit codes: 0 done, 1 some recipients failed permanently (5xx), 2 invalid input
+    (nothing sent), 3 delivery could not proceed (state kept; rerun to resume).
+    """
+    ctx.obj = Context(config, verbose)
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path) -> int:
+    """Scaffold a working project in DIRECTORY: config, templates, a list, an issue."""
+    from mirage_mailer.scaffold import init_project
+
+    written = init_project(directory)
+    for path in written:
+        click.echo(f"created {display_path(path)}")
+    click.echo(f"next: cd {display_path(directory)} && mirage-mailer validate "
+               "issues/2021-10-partners-meeting")
+    return ExitCode.OK
+
+
+@cli.command()
+@click.argument("issue_dir", type=ISSUE_DIR)
+@click.pass_obj
+def validate(obj: Context, issue_dir: Path) -> int:
+    """Check config, issue, articles, lists, templates and the EU disclaimer.
+
+    Prints every problem as path:line: message. Exit 2 if any is an error;
+    warnings (duplicate addresses, missing translations) leave exit 0.
+    """
+    from mirage_mailer.project import open_project
+    from mirage_mailer.project import validate as run_validate
+
+    project = open_project(obj.config, issue_dir)
+    errors, warnings, scan = run_validate(project)
+    for problem in warnings:
+        err(str(problem))
+    for problem in errors:
+        err(str(problem))
+    langs = ", ".join(f"{lang}: {n}" for lang, n in sorted(scan.languages.items()))
+    summary = (f"{project.issue.id}: {len(errors)} error(s), {len(warnings)} warning(s); "
+               f"languages {', '.join(project.issue.languages)}; "
+               f"{scan.recipients} recipient(s) ({langs or 'none'})")
+    click.echo(summary)
+    return ExitCode.INVALID_INPUT if errors else ExitCode.OK
+
+
+@cli.command()
+@click.argument("issue_dir", type=ISSUE_DIR)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the files (default: preview/<issue-id>/).")
+@click.option("--recipient", metavar="EMAIL",
+              help="Personalise for this address (its list entry if it has one).")
+@click.option("--lang", metavar="LANG", help="Only this language.")
+@click.pass_obj
+def preview(obj: Context, issue_dir: Path, out: Path | None, recipient: str | None,
+            lang: str | None) -> int:
+    """Write <lang>.html, <lang>.txt and <lang>.eml for each language; sends nothing."""
+    from mirage_mailer.preview import write_preview
+    from mirage_mailer.project import open_project
+
+    project = open_project(obj.config, issue_dir)
+    for problem in project.warnings:
+        err(str(problem))
+    target = out if out is not None else Path("preview") / project.issue.id
+    for path in write_preview(project, target, recipient=recipient, lang=lang):
+        click.echo(display_path(path))
+    return ExitCode.OK
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one line per problem, never a traceback for input or network faults."""
+    verbose = "--verbose" in (argv or sys.argv) or "-v" in (argv or sys.argv)
+    try:
+        result: Any = cli.main(args=argv, prog_name="mirage-mailer", standalone_mode=False)
+    except click.exceptions.Abort:
+        err("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except MirageError as exc:
+        for problem in exc.problems:
+            err(str(problem))
+        sys.exit(int(exc.exit_code))
+    except KeyboardInterrupt:
+        err("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # a bug, not a user mistake: say so in one line
+        if verbose:
+            traceback.print_exc()
+        err(f"mirage-mailer: internal error: {type(exc).__name__}: {exc} "
+            "(rerun with --verbose for details, and please report it)")
+        sys.exit(70)
+    sys.exit(int(result) if isinstance(result, int) else 0)

@@ -1,0 +1,463 @@
+"""mirage.yaml -> frozen settings, with every problem reported as ``path:line``.
+
+Relative paths are resolved against the folder holding mirage.yaml, whatever the current
+directory, so cron jobs and officers get the same files. Secrets never live here: only the
+names of environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from mirage_mailer.addresses import check_header_value, parse_mailbox
+from mirage_mailer.errors import Collector, InputError, Problem, display_path
+from mirage_mailer.langs import check_language
+from mirage_mailer.yamlsrc import LineDict, check_keys, load_yaml_file
+
+CONFIG_NAME = "mirage.yaml"
+PRESETS = ("amif-2014-2020", "eu-2021-2027-direct", "eu-2021-2027-shared", "custom")
+STARTTLS_MODES = ("always", "auto", "never")
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    website: str | None
+    contact: str
+    language: str
+
+
+@dataclass(frozen=True)
+class Sender:
+    from_header: str
+    from_email: str
+    from_name: str
+    reply_to: str | None
+    return_path: str
+
+    @property
+    def domain(self) -> str:
+        return self.from_email.rpartition("@")[2]
+
+
+@dataclass(frozen=True)
+class Transport:
+    url: str
+    scheme: str  # maildir | smtp | smtps
+    maildir: Path | None
+    host: str
+    port: int
+    starttls: str
+    username_env: str | None
+    password_env: str | None
+    concurrency: int
+    rate_per_second: float | None
+    rate_per_hour: float | None
+    timeout: float
+    max_attempts: int
+    allow_plaintext_auth: bool
+
+
+@dataclass(frozen=True)
+class DisclaimerText:
+    statement: str | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class DisclaimerConfig:
+    preset: str
+    authority: str | None
+    statement: str | None
+    text: str | None
+    translations: dict[str, DisclaimerText] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Tracking:
+    database: Path
+    base_url: str | None
+    secret_env: str | None
+    opens: bool
+    clicks: bool
+
+
+@dataclass(frozen=True)
+class Settings:
+    path: Path
+    root: Path
+    project: Project
+    sender: Sender
+    transport: Transport
+    disclaimer: DisclaimerConfig
+    tracking: Tracking
+    templates: Path
+    lists_dir: Path
+    issues_dir: Path
+    state_dir: Path
+    line_of: dict[str, int] = field(default_factory=dict, compare=False)
+
+
+_TOP_KEYS = {"project", "sender", "transport", "disclaimer", "tracking", "templates"}
+_PROJECT_KEYS = {"name", "website", "contact", "language"}
+_SENDER_KEYS = {"from", "reply_to", "return_path"}
+_TRANSPORT_KEYS = {
+    "url",
+    "starttls",
+    "username_env",
+    "password_env",
+    "concurrency",
+    "rate_per_second",
+    "rate_per_hour",
+    "timeout",
+    "max_attempts",
+    "allow_plaintext_auth",
+}
+_DISCLAIMER_KEYS = {"preset", "authority", "statement", "text", "translations"}
+_TRACKING_KEYS = {"database", "base_url", "secret_env", "opens", "clicks"}
+_SECRET_KEYS = frozenset({"password", "pass", "secret", "api_key", "token"})
+
+
+def find_config(explicit: Path | None) -> Path:
+    """The config file: ``--config`` or ``mirage.yaml`` in the current directory."""
+    path = explicit if explicit is not None else Path.cwd() / CONFIG_NAME
+    if not path.is_file():
+        raise InputError(
+            Problem(
+                display_path(path),
+                None,
+                "config file not found",
+                "run in the project folder, pass --config PATH, or create one with "
+                "'mirage-mailer init DIR'",
+            )
+        )
+    return path
+
+
+class _Section:
+    """Typed getters over one mapping that add a problem instead of raising."""
+
+    def __init__(self, data: LineDict, path: Path, name: str, problems: Collector) -> None:
+        self.data, self.path, self.name, self.problems = data, path, name, problems
+
+    def line(self, key: str) -> int:
+        return self.data.key_line(key)
+
+    def _bad(self, key: str, expected: str, hint: str = "") -> None:
+        self.problems.add(
+            self.path,
+            self.line(key),
+            f"'{self.name}.{key}' must be {expected}, got {_describe(self.data.get(key))}",
+            hint,
+        )
+
+    def text(self, key: str, default: str | None = None) -> str | None:
+        value = self.data.get(key, default)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            self._bad(key, "a string")
+            return default
+        text = str(value).strip()
+        bad = check_header_value(text)
+        if bad:
+            self.problems.add(self.path, self.line(key), f"'{self.name}.{key}' {bad}",
+                              "keep the value on one line")
+            return default
+        return text
+
+    def integer(self, key: str, default: int, *, minimum: int = 1) -> int:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self._bad(key, f"a whole number >= {minimum}")
+            return default
+        return value
+
+    def number(self, key: str, default: float | None, *, nullable: bool = True) -> float | None:
+        value = self.data.get(key, default)
+        if value is None and nullable:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            self._bad(key, "a positive number" + (" or null" if nullable else ""))
+            return default
+        return float(value)
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            self._bad(key, "true or false")
+            return default
+        return value
+
+    def choice(self, key: str, default: str, options: tuple[str, ...]) -> str:
+        value = self.data.get(key, default)
+        if value not in options:
+            self._bad(key, "one of " + ", ".join(options))
+            return default
+        return str(value)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _section(root: LineDict, key: str, path: Path, problems: Collector) -> LineDict:
+    value = root.get(key)
+    if value is None:
+        empty = LineDict()
+        empty.line = root.key_line(key)
+        return empty
+    if not isinstance(value, LineDict):
+        problems.add(path, root.key_line(key), f"'{key}' must be a mapping of settings",
+                     f"indent the keys of '{key}:' below it")
+        empty = LineDict()
+        empty.line = root.key_line(key)
+        return empty
+    return value
+
+
+def _reject_secrets(data: Any, path: Path, problems: Collector, where: str = "") -> None:
+    if isinstance(data, LineDict):
+        for key, value in data.items():
+            name = f"{where}.{key}" if where else str(key)
+            if str(key).lower() in _SECRET_KEYS:
+                problems.add(
+                    path,
+                    data.key_line(key),
+                    f"'{name}' puts a secret in the config file",
+                    f"remove it; put the value in an environment variable and name that "
+                    f"variable with '{where or 'transport'}.{_env_key(str(key))}'",
+                )
+            else:
+                _reject_secrets(value, path, problems, name)
+
+
+def _env_key(key: str) -> str:
+    return "secret_env" if key.lower() == "secret" else "password_env"
+
+
+def load_settings(path: Path) -> Settings:
+    """Load and validate mirage.yaml; raises ``InputError`` listing every problem."""
+    path = path.resolve()
+    root_dir = path.parent
+    data = load_yaml_file(path)
+    problems = Collector()
+    if not isinstance(data, LineDict):
+        raise InputError(Problem(display_path(path), 1, "config must be a YAML mapping",
+                                 "start from 'mirage-mailer init DIR'"))
+    _reject_secrets(data, path, problems)
+    for key in data:
+        if key not in _TOP_KEYS and str(key).lower() not in _SECRET_KEYS:
+            check_keys(_only(data, key), path, allowed=_TOP_KEYS, required=set(),
+                       problems=problems)
+    for key in ("project", "sender"):
+        if key not in data:
+            problems.add(path, 1, f"missing required section '{key}'", f"add '{key}:'")
+
+    project = _load_project(_section(data, "project", path, problems), path, problems)
+    sender = _load_sender(_section(data, "sender", path, problems), path, problems)
+    transport = _load_transport(_section(data, "transport", path, problems), path, problems,
+                                root_dir)
+    disclaimer = _load_disclaimer(_section(data, "disclaimer", path, problems), path, problems)
+    tracking = _load_tracking(_section(data, "tracking", path, problems), path, problems,
+                              root_dir)
+    templates_value = data.get("templates", "templates")
+    if not isinstance(templates_value, str):
+        problems.add(path, data.key_line("templates"), "'templates' must be a folder path")
+        templates_value = "templates"
+    problems.raise_if_errors()
+    line_of = {f"{s}.{k}": v.key_line(k) for s in _TOP_KEYS
+               if isinstance(v := data.get(s), LineDict) for k in v}
+    line_of.update({s: data.key_line(s) for s in data})
+    return Settings(
+        path=path,
+        root=root_dir,
+        project=project,
+        sender=sender,
+        transport=transport,
+        disclaimer=disclaimer,
+        tracking=tracking,
+        templates=(root_dir / templates_value).resolve(),
+        lists_dir=root_dir / "lists",
+        issues_dir=root_dir / "issues",
+        state_dir=root_dir / ".mirage",
+        line_of=line_of,
+    )
+
+
+def _only(data: LineDict, key: Any) -> LineDict:
+    one = LineDict()
+    one.line = data.line
+    one[key] = data[key]
+    one.key_lines[key] = data.key_line(key)
+    return one
+
+
+def _load_project(sec: LineDict, path: Path, problems: Collector) -> Project:
+    check_keys(sec, path, allowed=_PROJECT_KEYS, required={"name", "contact"},
+               problems=problems, where="project", ignore=_SECRET_KEYS)
+    s = _Section(sec, path, "project", problems)
+    language = s.text("language", "en") or "en"
+    bad = check_language(language)
+    if bad:
+        problems.add(path, s.line("language"), f"'project.language' {bad}",
+                     "use an ISO 639-1 code such as en, fr or pt-BR")
+    contact = s.text("contact") or ""
+    if contact:
+        _, _, err = parse_mailbox(contact)
+        if err:
+            problems.add(path, s.line("contact"), f"'project.contact' {err}",
+                         "give the address readers can write to, e.g. info@example.org")
+    website = s.text("website")
+    if website and urlsplit(website).scheme not in ("http", "https"):
+        problems.add(path, s.line("website"), "'project.website' must start with https://")
+    return Project(name=s.text("name") or "", website=website, contact=contact,
+                   language=language)
+
+
+def _load_sender(sec: LineDict, path: Path, problems: Collector) -> Sender:
+    check_keys(sec, path, allowed=_SENDER_KEYS, required={"from"}, problems=problems,
+               where="sender", ignore=_SECRET_KEYS)
+    s = _Section(sec, path, "sender", problems)
+    from_value = s.text("from") or ""
+    name, email, err = parse_mailbox(from_value) if from_value else ("", "", None)
+    if err:
+        problems.add(path, s.line("from"), f"'sender.from' {err}",
+                     "write it as 'Project name <news@example.org>'")
+    reply_to = s.text("reply_to")
+    if reply_to and (bad := parse_mailbox(reply_to)[2]):
+        problems.add(path, s.line("reply_to"), f"'sender.reply_to' {bad}")
+    return_path = s.text("return_path")
+    if return_path:
+        _, rp_email, bad = parse_mailbox(return_path)
+        if bad:
+            problems.add(path, s.line("return_path"), f"'sender.return_path' {bad}")
+        return_path = rp_email
+    return Sender(from_header=from_value, from_email=email, from_name=name, reply_to=reply_to,
+                  return_path=return_path or email)
+
+
+def _load_transport(sec: LineDict, path: Path, problems: Collector, root: Path) -> Transport:
+    check_keys(sec, path, allowed=_TRANSPORT_KEYS, required=set(), problems=problems,
+               where="transport", ignore=_SECRET_KEYS)
+    s = _Section(sec, path, "transport", problems)
+    url = s.text("url", "maildir:outbox") or "maildir:outbox"
+    scheme, _, rest = url.partition(":")
+    maildir: Path | None = None
+    host, port = "", 0
+    if scheme == "maildir" and rest:
+        maildir = (root / rest).resolve()
+    elif scheme in ("smtp", "smtps"):
+        parts = urlsplit(url)
+        try:
+            host, port = parts.hostname or "", parts.port or (465 if scheme == "smtps" else 587)
+        except ValueError:
+            host = ""
+        if not host or parts.username or parts.password:
+            problems.add(path, s.line("url"), f"'transport.url' {url!r} is not a usable SMTP URL",
+                         "write smtp://host:port or smtps://host:port; credentials go in "
+                         "environment variables named by username_env/password_env")
+    else:
+        problems.add(path, s.line("url"), f"'transport.url' {url!r} has an unknown scheme",
+                     "use maildir:PATH, smtp://host:port or smtps://host:port")
+    return Transport(
+        url=url,
+        scheme=scheme,
+        maildir=maildir,
+        host=host,
+        port=port,
+        starttls=s.choice("starttls", "always", STARTTLS_MODES),
+        username_env=s.text("username_env"),
+        password_env=s.text("password_env"),
+        concurrency=s.integer("concurrency", 4),
+        rate_per_second=s.number("rate_per_second", None),
+        rate_per_hour=s.number("rate_per_hour", None),
+        timeout=s.number("timeout", 30.0, nullable=False) or 30.0,
+        max_attempts=s.integer("max_attempts", 5),
+        allow_plaintext_auth=s.flag("allow_plaintext_auth", False),
+    )
+
+
+def _load_disclaimer(sec: LineDict, path: Path, problems: Collector) -> DisclaimerConfig:
+    check_keys(sec, path, allowed=_DISCLAIMER_KEYS, required=set(), problems=problems,
+               where="disclaimer", ignore=_SECRET_KEYS)
+    s = _Section(sec, path, "disclaimer", problems)
+    preset = s.choice("preset", "amif-2014-2020", PRESETS)
+    authority = s.text("authority")
+    statement = s.text("statement")
+    text = _long_text(sec, "text", path, problems)
+    if preset == "eu-2021-2027-direct" and not authority:
+        problems.add(path, s.line("preset") if "preset" in sec else sec.line,
+                     "preset eu-2021-2027-direct names a granting authority",
+                     "add 'authority:' (e.g. European Research Executive Agency)")
+    if preset == "custom" and not (statement and text):
+        problems.add(path, s.line("preset"), "preset custom needs 'statement' and 'text'",
+                     "add both, as your grant agreement words them")
+    translations: dict[str, DisclaimerText] = {}
+    raw = sec.get("translations") or LineDict()
+    if not isinstance(raw, LineDict):
+        problems.add(path, s.line("translations"), "'disclaimer.translations' must be a mapping",
+                     "write lang: {statement: ..., text: ...}")
+        raw = LineDict()
+    for lang, entry in raw.items():
+        line = raw.key_line(lang)
+        bad = check_language(str(lang))
+        if bad:
+            problems.add(path, line, f"disclaimer translation '{lang}': {bad}",
+                         "use an ISO 639-1 code such as fr or pt-BR")
+            continue
+        if not isinstance(entry, LineDict):
+            problems.add(path, line, f"disclaimer translation '{lang}' must be a mapping",
+                         "give 'statement:' and 'text:' under it")
+            continue
+        check_keys(entry, path, allowed={"statement", "text"}, required=set(),
+                   problems=problems, where=f"disclaimer.translations.{lang}")
+        ts = _Section(entry, path, f"disclaimer.translations.{lang}", problems)
+        translations[str(lang)] = DisclaimerText(
+            statement=ts.text("statement"), text=_long_text(entry, "text", path, problems)
+        )
+    return DisclaimerConfig(preset=preset, authority=authority, statement=statement, text=text,
+                            translations=translations)
+
+
+def _long_text(sec: LineDict, key: str, path: Path, problems: Collector) -> str | None:
+    value = sec.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        problems.add(path, sec.key_line(key), f"'{key}' must be text")
+        return None
+    return " ".join(value.split())
+
+
+def _load_tracking(sec: LineDict, path: Path, problems: Collector, root: Path) -> Tracking:
+    check_keys(sec, path, allowed=_TRACKING_KEYS, required=set(), problems=problems,
+               where="tracking", ignore=_SECRET_KEYS)
+    s = _Section(sec, path, "tracking", problems)
+    base_url = s.text("base_url")
+    if base_url:
+        parts = urlsplit(base_url)
+        local = parts.hostname in ("localhost", "127.0.0.1")
+        secure = parts.scheme == "https" or (parts.scheme == "http" and local)
+        if not secure or not parts.hostname:
+            problems.add(path, s.line("base_url"),
+                         f"'tracking.base_url' {base_url!r} must be an https:// URL",
+                         "plain http is allowed only for localhost or 127.0.0.1, for testing")
+        base_url = base_url.rstrip("/")
+    database = s.text("database", ".mirage/tracking.sqlite") or ".mirage/tracking.sqlite"
+    return Tracking(
+        database=(root / database).resolve(),
+        base_url=base_url,
+        secret_env=s.text("secret_env"),
+        opens=s.flag("opens", False),
+        clicks=s.flag("clicks", False),
+    )

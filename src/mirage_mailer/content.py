@@ -1,0 +1,332 @@
+"""issue.yaml + article Markdown files (+ translations ``name.<lang>.md``) -> an ``Issue``.
+
+Every problem names the file and line; all are collected before anything is raised.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from mirage_mailer.addresses import check_header_value
+from mirage_mailer.errors import Collector, InputError, Problem, display_path
+from mirage_mailer.langs import check_language, normalise_language
+from mirage_mailer.yamlsrc import LineDict, LineList, check_keys, parse_yaml, read_text
+
+_ISSUE_KEYS = {"subject", "list", "articles", "title", "number", "date", "preheader", "send_at"}
+_ARTICLE_KEYS = {"title", "date", "author", "summary", "image", "image_alt"}
+_TRANSLATION = re.compile(r"^(?P<stem>.+)\.(?P<lang>[a-zA-Z]{2}(?:[-_][a-zA-Z0-9]{2,3})?)\.md$")
+_ISSUE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+@dataclass(frozen=True)
+class Article:
+    path: Path
+    lang: str
+    title: str
+    date: date | None
+    author: str | None
+    summary: str | None
+    image: Path | None
+    image_alt: str | None
+    body: str
+    body_line: int  # line of the body's first line in the file, for error messages
+
+
+@dataclass(frozen=True)
+class Issue:
+    id: str
+    dir: Path
+    path: Path  # issue.yaml
+    default_language: str
+    subject: dict[str, str]
+    lists: tuple[str, ...]
+    title: dict[str, str]
+    number: str | None
+    date: date | None
+    preheader: dict[str, str]
+    send_at: datetime | None
+    articles: dict[str, tuple[Article, ...]]  # language -> articles, default-language fallback
+    untranslated: dict[str, tuple[Path, ...]] = field(default_factory=dict)
+    lines: dict[str, int] = field(default_factory=dict, compare=False)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(self.articles)
+
+    def pick_language(self, wanted: str | None) -> str:
+        """The language a subscriber gets: theirs if the issue has it, else the default."""
+        if wanted:
+            code = normalise_language(wanted)
+            if code in self.articles:
+                return code
+            base = code.split("-")[0]
+            if base in self.articles:
+                return base
+        return self.default_language
+
+    def subject_for(self, lang: str) -> str:
+        return self.subject.get(lang) or self.subject[self.default_language]
+
+
+def _localised(
+    value: Any, key: str, data: LineDict, path: Path, problems: Collector, default_lang: str
+) -> dict[str, str]:
+    """A string, or a mapping language -> string (for subject, title, preheader)."""
+    line = data.key_line(key)
+    if value is None:
+        return {}
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        text = str(value).strip()
+        result = {default_lang: text}
+    elif isinstance(value, LineDict):
+        result = {}
+        for lang, text in value.items():
+            bad = check_language(str(lang))
+            if bad:
+                problems.add(path, value.key_line(lang), f"'{key}': {bad}",
+                             "use an ISO 639-1 code such as en, fr or pt-BR")
+                continue
+            if not isinstance(text, str):
+                problems.add(path, value.key_line(lang), f"'{key}.{lang}' must be text")
+                continue
+            result[normalise_language(str(lang))] = text.strip()
+        if result and default_lang not in result:
+            problems.add(path, line, f"'{key}' has no text in the default language "
+                         f"'{default_lang}'", f"add '{default_lang}: ...' under '{key}:'")
+    else:
+        problems.add(path, line, f"'{key}' must be text or a mapping language -> text")
+        return {}
+    for lang, text in result.items():
+        bad = check_header_value(text) if key in ("subject", "preheader") else None
+        if bad:
+            problems.add(path, line, f"'{key}' ({lang}) {bad}", "keep it on one line")
+        elif not text:
+            problems.add(path, line, f"'{key}' ({lang}) is empty")
+    return result
+
+
+def parse_date(value: Any) -> date | None:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        return None
+
+
+def parse_send_at(value: Any) -> datetime | None:
+    """ISO 8601 with a time zone; None when it is not one."""
+    try:
+        moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Problem]]:
+    """Load an issue folder; returns the issue and its warnings, raises on errors."""
+    issue_dir = issue_dir.resolve()
+    path = issue_dir / "issue.yaml"
+    if not issue_dir.is_dir():
+        raise InputError(Problem(display_path(issue_dir), None, "issue folder not found",
+                                 "pass a folder under issues/ that holds issue.yaml"))
+    data = parse_yaml(read_text(path), path)
+    problems = Collector()
+    if not isinstance(data, LineDict):
+        raise InputError(Problem(display_path(path), 1, "issue.yaml must be a mapping",
+                                 "give subject:, list: and articles:"))
+    if not _ISSUE_ID.match(issue_dir.name):
+        problems.add(issue_dir, None, f"issue folder name '{issue_dir.name}' is not a usable "
+                     "issue id", "use letters, digits, '.', '_' and '-' only")
+    check_keys(data, path, allowed=_ISSUE_KEYS, required={"subject", "list", "articles"},
+               problems=problems)
+    subject = _localised(data.get("subject"), "subject", data, path, problems, default_language)
+    title = _localised(data.get("title"), "title", data, path, problems, default_language)
+    preheader = _localised(data.get("preheader"), "preheader", data, path, problems,
+                           default_language)
+    lists = _names(data, path, problems)
+    number = data.get("number")
+    issue_date = None
+    if "date" in data:
+        issue_date = parse_date(data["date"])
+        if issue_date is None:
+            problems.add(path, data.key_line("date"), f"'date' {data['date']!r} is not a date",
+                         "write it as YYYY-MM-DD")
+    send_at = None
+    if data.get("send_at") is not None:
+        send_at = parse_send_at(data["send_at"])
+        if send_at is None:
+            problems.add(path, data.key_line("send_at"),
+                         f"'send_at' {data['send_at']!r} is not an ISO 8601 time with a time zone",
+                         "write it like 2026-12-01T09:00:00+01:00")
+    files = data.get("articles")
+    originals: list[Article] = []
+    translations: dict[str, dict[Path, Article]] = {}
+    if "articles" in data and (not isinstance(files, LineList) or not files):
+        problems.add(path, data.key_line("articles"), "'articles' must be a list of files",
+                     "list the article .md files of this folder, one per line starting '- '")
+    elif isinstance(files, LineList):
+        for index, name in enumerate(files):
+            line = files.item_line(index)
+            if not isinstance(name, str) or not name.endswith(".md"):
+                problems.add(path, line, f"article {name!r} is not a .md file name")
+                continue
+            article_path = (issue_dir / name).resolve()
+            if not article_path.is_relative_to(issue_dir):
+                problems.add(path, line, f"article '{name}' is outside the issue folder")
+                continue
+            if not article_path.is_file():
+                problems.add(path, line, f"article file '{name}' not found",
+                             f"create {display_path(article_path)} or fix the name")
+                continue
+            article = _load_article(article_path, default_language, problems)
+            if article is None:
+                continue
+            originals.append(article)
+            for lang, translated in _load_translations(article_path, default_language,
+                                                       problems):
+                translations.setdefault(lang, {})[article_path] = translated
+    problems.raise_if_errors()
+    languages = [
+        default_language,
+        *sorted((set(translations) | set(subject) | set(title)) - {default_language}),
+    ]
+    articles: dict[str, tuple[Article, ...]] = {}
+    untranslated: dict[str, tuple[Path, ...]] = {}
+    for lang in languages:
+        chosen = translations.get(lang, {})
+        articles[lang] = tuple(chosen.get(a.path, a) for a in originals)
+        missing = tuple(a.path for a in originals if a.path not in chosen)
+        if lang != default_language and missing:
+            untranslated[lang] = missing
+        if lang != default_language and lang not in subject:
+            problems.add(path, data.key_line("subject"),
+                         f"no subject in '{lang}'; {lang} readers get the "
+                         f"{default_language} subject", f"add '{lang}: ...' under 'subject:'",
+                         warning=True)
+    for lang, paths in untranslated.items():
+        for missing_path in paths:
+            problems.add(missing_path, None,
+                         f"no '{lang}' translation; {lang} readers get this version",
+                         f"add {missing_path.stem}.{lang}.md beside it", warning=True)
+    issue = Issue(
+        id=issue_dir.name,
+        dir=issue_dir,
+        path=path,
+        default_language=default_language,
+        subject=subject,
+        lists=lists,
+        title=title,
+        number=None if number is None else str(number),
+        date=issue_date,
+        preheader=preheader,
+        send_at=send_at,
+        articles=articles,
+        untranslated=untranslated,
+        lines={k: data.key_line(k) for k in data},
+    )
+    return issue, problems.warnings
+
+
+def _names(data: LineDict, path: Path, problems: Collector) -> tuple[str, ...]:
+    value = data.get("list")
+    if value is None:
+        return ()
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        problems.add(path, data.key_line("list"), "'list' must be a list name or a sequence "
+                     "of names", "e.g. 'list: subscribers' for lists/subscribers.csv")
+        return ()
+    return tuple(dict.fromkeys(n.strip() for n in names))
+
+
+def split_front_matter(text: str, path: Path) -> tuple[str, str, int]:
+    """(front matter YAML, body, line of the body's first line)."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        raise InputError(Problem(display_path(path), 1, "article has no front matter",
+                                 "start the file with '---', 'title: ...', '---'"))
+    for index in range(1, len(lines)):
+        if lines[index].strip() in ("---", "..."):
+            return "".join(lines[1:index]), "".join(lines[index + 1 :]), index + 2
+    raise InputError(Problem(display_path(path), 1, "front matter is not closed",
+                             "add a line '---' after the front matter"))
+
+
+def _load_article(path: Path, default_language: str, problems: Collector,
+                  lang: str | None = None) -> Article | None:
+    try:
+        yaml_text, body, body_line = split_front_matter(read_text(path), path)
+        meta = parse_yaml(yaml_text, path, first_line=2)
+    except InputError as exc:
+        problems.problems.extend(exc.problems)
+        return None
+    if not isinstance(meta, LineDict):
+        problems.add(path, 2, "front matter must be a mapping", "give at least 'title: ...'")
+        return None
+    check_keys(meta, path, allowed=_ARTICLE_KEYS, required={"title"}, problems=problems)
+    for key in ("title", "author", "summary", "image", "image_alt"):
+        if key in meta and not isinstance(meta[key], str):
+            problems.add(path, meta.key_line(key), f"'{key}' must be text")
+    article_date = None
+    if meta.get("date") is not None:
+        article_date = parse_date(meta["date"])
+        if article_date is None:
+            problems.add(path, meta.key_line("date"), f"'date' {meta['date']!r} is not a date",
+                         "write it as YYYY-MM-DD")
+    image = None
+    if isinstance(meta.get("image"), str):
+        image = (path.parent / meta["image"]).resolve()
+        if not image.is_file():
+            problems.add(path, meta.key_line("image"), f"image '{meta['image']}' not found",
+                         "put the image in the issue folder and give its file name")
+            image = None
+        elif image.suffix.lower() not in (".png", ".jpg", ".jpeg", ".gif"):
+            problems.add(path, meta.key_line("image"), "image must be PNG, JPEG or GIF",
+                         "mail clients show no other formats reliably")
+        if image is not None and not isinstance(meta.get("image_alt"), str):
+            problems.add(path, meta.key_line("image"), "image has no 'image_alt'",
+                         "describe the picture for screen readers and blocked images")
+    if not body.strip():
+        problems.add(path, body_line - 1, "article body is empty", "write the article below '---'")
+    title = meta.get("title")
+    return Article(
+        path=path,
+        lang=lang or default_language,
+        title=title.strip() if isinstance(title, str) else "",
+        date=article_date,
+        author=meta.get("author") if isinstance(meta.get("author"), str) else None,
+        summary=meta.get("summary") if isinstance(meta.get("summary"), str) else None,
+        image=image,
+        image_alt=meta.get("image_alt") if isinstance(meta.get("image_alt"), str) else None,
+        body=body,
+        body_line=body_line,
+    )
+
+
+def _load_translations(
+    original: Path, default_language: str, problems: Collector
+) -> list[tuple[str, Article]]:
+    found = []
+    for candidate in sorted(original.parent.glob(f"{original.stem}.*.md")):
+        match = _TRANSLATION.match(candidate.name)
+        if not match or match["stem"] != original.stem:
+            continue
+        bad = check_language(match["lang"])
+        if bad:
+            problems.add(candidate, None, f"translation file name: {bad}",
+                         "name translations like meeting.fr.md (ISO 639-1 code)")
+            continue
+        lang = normalise_language(match["lang"])
+        if lang == default_language:
+            problems.add(candidate, None, f"translation into the default language '{lang}'",
+                         f"put that text in {original.name} instead", warning=True)
+            continue
+        article = _load_article(candidate, default_language, problems, lang=lang)
+        if article is not None:
+            found.append((lang, article))
+    return found

@@ -1,0 +1,233 @@
+"""The EU funding disclaimer: presets, confirmed translations, and the compliance checker.
+
+The checker reads the *rendered* output (after CSS inlining), not the template, so a template
+that drops, hides, restyles or rewords the block is caught whatever it does to get there.
+Rules follow the EU emblem guidelines: live-text statement beside the emblem, in an allowed
+font, in reflex blue, black or white, the emblem no smaller than any other logo.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import lxml.html
+from lxml.html import HtmlElement
+
+from mirage_mailer.config import DisclaimerConfig
+
+AMIF_TEXT = (
+    "This project was funded by the European Union's Asylum, Migration and Integration Fund. "
+    "The content of this document represents the views of the author only and is his/her sole "
+    "responsibility. The European Commission does not accept any responsibility for use that "
+    "may be made of the information it contains."
+)
+DIRECT_TEXT = (
+    "Funded by the European Union. Views and opinions expressed are however those of the "
+    "author(s) only and do not necessarily reflect those of the European Union or {authority}. "
+    "Neither the European Union nor the granting authority can be held responsible for them."
+)
+FUNDED = "Funded by the European Union"
+CO_FUNDED = "Co-funded by the European Union"
+EMBLEM_ALT = "Flag of the European Union"
+EMBLEM_CID = "eu-emblem@mirage-mailer"
+EMBLEM_FILE = "eu-emblem.png"
+EMBLEM_WIDTH, EMBLEM_HEIGHT = 90, 60
+ALLOWED_FONTS = ("arial", "calibri", "garamond", "trebuchet ms", "trebuchet", "tahoma",
+                 "verdana", "ubuntu")
+ALLOWED_COLOURS = {"#003399": "reflex blue", "#000000": "black", "#ffffff": "white"}
+_NAMED = {"black": "#000000", "white": "#ffffff"}
+_MIN_FONT_PX = 9.0
+
+
+@dataclass(frozen=True)
+class DisclaimerBlock:
+    """What one language's messages must carry."""
+
+    lang: str
+    statement: str
+    text: str | None
+    confirmed: bool  # False when the default language stands in for a missing translation
+    emblem_alt: str = EMBLEM_ALT
+
+
+def preset_texts(config: DisclaimerConfig) -> tuple[str, str | None]:
+    """(statement, text) of the default language."""
+    if config.preset == "amif-2014-2020":
+        return config.statement or FUNDED, config.text or AMIF_TEXT
+    if config.preset == "eu-2021-2027-direct":
+        text = DIRECT_TEXT.format(authority=config.authority or "the granting authority")
+        return config.statement or FUNDED, config.text or text
+    if config.preset == "eu-2021-2027-shared":
+        return config.statement or CO_FUNDED, config.text
+    return config.statement or "", config.text
+
+
+def block_for(config: DisclaimerConfig, lang: str, default_lang: str) -> DisclaimerBlock:
+    """The block for ``lang``: a confirmed translation, or the default language's text."""
+    statement, text = preset_texts(config)
+    if lang == default_lang:
+        return DisclaimerBlock(lang, statement, text, True)
+    entry = config.translations.get(lang) or config.translations.get(lang.split("-")[0])
+    if entry is None:
+        return DisclaimerBlock(lang, statement, text, False)
+    complete = bool(entry.statement) and (text is None or bool(entry.text))
+    if not complete:
+        return DisclaimerBlock(lang, statement, text, False)
+    return DisclaimerBlock(lang, entry.statement or statement, entry.text if text else None, True)
+
+
+def normalise_space(text: str) -> str:
+    return " ".join(text.split())
+
+
+def check_text(text_part: str, block: DisclaimerBlock) -> list[str]:
+    """Broken rules in the plain-text part."""
+    flat = normalise_space(text_part)
+    broken = []
+    if normalise_space(block.statement) not in flat:
+        broken.append(f"the text part lacks the funding statement \"{block.statement}\"")
+    if block.text and normalise_space(block.text) not in flat:
+        broken.append("the text part lacks the exact disclaimer text")
+    return broken
+
+
+def check_html(html: str, block: DisclaimerBlock, emblem_src: str) -> list[str]:
+    """Broken rules in the rendered, inlined HTML; an empty list means compliant."""
+    doc = lxml.html.document_fromstring(html)
+    broken: list[str] = []
+    emblems = [img for img in doc.iter("img") if img.get("src") == emblem_src]
+    if not emblems:
+        return [f"the EU emblem image ({emblem_src}) is missing"]
+    emblem = emblems[0]
+    if "european union" not in (emblem.get("alt") or "").lower():
+        broken.append("the EU emblem's alt text must name the European Union "
+                      f"(\"{EMBLEM_ALT}\")")
+    broken += _hidden(emblem, "the EU emblem")
+    emblem_height = _size(emblem, "height")
+    if emblem_height is None:
+        broken.append("the EU emblem needs a height (attribute or style)")
+    else:
+        for img in doc.iter("img"):
+            if img is emblem or not _is_logo(img):
+                continue
+            other = _size(img, "height")
+            if other is not None and other > emblem_height:
+                broken.append(f"the EU emblem ({emblem_height:g}px high) is smaller than "
+                              f"another logo ({img.get('src')}, {other:g}px)")
+    statement_el = _smallest_containing(doc, block.statement)
+    if statement_el is None:
+        broken.append(f"the funding statement \"{block.statement}\" is not live text in the "
+                      "HTML part")
+    else:
+        table = next((a for a in emblem.iterancestors("table")), None)
+        if table is None or not any(statement_el is el for el in table.iter()):
+            broken.append("the funding statement must stand beside the EU emblem (same table)")
+        broken += _hidden(statement_el, "the funding statement")
+        broken += _statement_style(statement_el)
+    if block.text:
+        text_el = _smallest_containing(doc, block.text)
+        if text_el is None:
+            broken.append("the disclaimer text is missing from the HTML part or was altered")
+        else:
+            broken += _hidden(text_el, "the disclaimer text")
+    return broken
+
+
+def _styles(el: HtmlElement) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for decl in (el.get("style") or "").split(";"):
+        prop, sep, value = decl.partition(":")
+        if sep:
+            result[prop.strip().lower()] = value.strip().lower().replace("!important", "").strip()
+    return result
+
+
+def _computed(el: HtmlElement, prop: str) -> str | None:
+    """The inherited inline value of ``prop`` (nearest ancestor-or-self that sets it)."""
+    node: HtmlElement | None = el
+    while node is not None:
+        value = _styles(node).get(prop)
+        if value:
+            return value
+        if prop == "color" and node.tag == "font" and node.get("color"):
+            return str(node.get("color")).lower()
+        node = node.getparent()
+    return None
+
+
+def _px(value: str | None) -> float | None:
+    match = re.match(r"^\s*([\d.]+)\s*(px)?\s*$", value or "")
+    return float(match.group(1)) if match else None
+
+
+def _size(img: HtmlElement, dim: str) -> float | None:
+    return _px(_styles(img).get(dim)) or _px(img.get(dim))
+
+
+def _is_logo(img: HtmlElement) -> bool:
+    hay = " ".join(img.get(a) or "" for a in ("alt", "class", "src", "id")).lower()
+    return "logo" in hay
+
+
+def _hidden(el: HtmlElement, what: str) -> list[str]:
+    node: HtmlElement | None = el
+    while node is not None:
+        styles = _styles(node)
+        if styles.get("display") == "none" or styles.get("visibility") == "hidden":
+            return [f"{what} is hidden (display/visibility)"]
+        if styles.get("mso-hide") == "all" or styles.get("opacity", "1").strip() in ("0", "0.0"):
+            return [f"{what} is hidden (opacity/mso-hide)"]
+        if _px(styles.get("max-height")) == 0 or node.get("hidden") is not None:
+            return [f"{what} is hidden"]
+        node = node.getparent()
+    size = _px(_computed(el, "font-size"))
+    if size is not None and size < _MIN_FONT_PX:
+        return [f"{what} is set in {size:g}px type, too small to read (use at least 9px)"]
+    return []
+
+
+def _colour(value: str) -> str:
+    value = value.strip().lower()
+    if value in _NAMED:
+        return _NAMED[value]
+    if re.fullmatch(r"#[0-9a-f]{3}", value):
+        return "#" + "".join(c * 2 for c in value[1:])
+    rgb = re.fullmatch(r"rgb\(\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\)", value)
+    if rgb:
+        return "#" + "".join(f"{int(c):02x}" for c in rgb.groups())
+    return value
+
+
+def _statement_style(el: HtmlElement) -> list[str]:
+    broken = []
+    for node in [el, *el.iterdescendants()]:
+        if not isinstance(node.tag, str) or (not (node.text or "").strip() and node is not el):
+            continue
+        family = _computed(node, "font-family")
+        first = (family or "").split(",")[0].strip().strip("'\"").lower()
+        if first not in ALLOWED_FONTS:
+            broken.append(
+                f"the funding statement's font ({family or 'not set'}) is not allowed; "
+                "start font-family with Arial, Calibri, Garamond, Trebuchet, Tahoma, Verdana "
+                "or Ubuntu"
+            )
+        colour = _colour(_computed(node, "color") or "not set")
+        if colour not in ALLOWED_COLOURS:
+            broken.append(f"the funding statement's colour ({colour}) must be reflex blue "
+                          "#003399, black or white")
+        if broken:
+            break
+    return broken
+
+
+def _smallest_containing(doc: HtmlElement, text: str) -> HtmlElement | None:
+    wanted = normalise_space(text)
+    best = None
+    body = doc.find("body")
+    for el in (body if body is not None else doc).iter():
+        if not isinstance(el.tag, str) or el.tag in ("style", "title", "head", "script"):
+            continue
+        if wanted in normalise_space(el.text_content()):
+            best = el  # iter() is depth-first, so later matches are deeper
+    return best

@@ -1,0 +1,103 @@
+"""One base error for everything a user can get wrong, and the exit codes of the contract.
+
+Every problem carries the file, the line (when there is one) and a hint, so the CLI can print
+``path:line: message (hint)`` and never a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+
+class ExitCode(IntEnum):
+    """Exit codes fixed by DESIGN.md."""
+
+    OK = 0
+    PERMANENT_FAILURES = 1
+    INVALID_INPUT = 2
+    CANNOT_DELIVER = 3
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input. ``warning`` problems do not stop anything."""
+
+    path: str
+    line: int | None
+    message: str
+    hint: str = ""
+    warning: bool = False
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        text = f"{where}: {'warning: ' if self.warning else ''}{self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+def display_path(path: Path | str) -> str:
+    """Show paths relative to the current directory when they sit below it."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)
+
+
+class MirageError(Exception):
+    """Base error: one or more problems, and the exit code they call for."""
+
+    exit_code: ExitCode = ExitCode.INVALID_INPUT
+
+    def __init__(self, problems: list[Problem] | Problem | str) -> None:
+        if isinstance(problems, str):
+            problems = [Problem("mirage-mailer", None, problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems: list[Problem] = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class InputError(MirageError):
+    """Invalid config, content, list or template: exit 2, nothing sent."""
+
+    exit_code = ExitCode.INVALID_INPUT
+
+
+class DeliveryError(MirageError):
+    """Delivery could not proceed (unreachable, auth refused, lock held): exit 3, state kept."""
+
+    exit_code = ExitCode.CANNOT_DELIVER
+
+
+class Collector:
+    """Gathers every problem of a load, so the user sees all of them at once."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(
+        self,
+        path: Path | str,
+        line: int | None,
+        message: str,
+        hint: str = "",
+        *,
+        warning: bool = False,
+    ) -> None:
+        self.problems.append(Problem(display_path(path), line, message, hint, warning))
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if not p.warning]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.warning]
+
+    def raise_if_errors(self) -> None:
+        if self.errors:
+            raise InputError(self.errors)

@@ -1,0 +1,160 @@
+"""Subscriber lists (YAML and CSV) streamed row by row, with row problems kept apart.
+
+A bad row (invalid address, CR/LF, unknown language) is a *row problem*: ``send`` skips and
+records it while everyone else still gets the issue. A list that cannot be read at all is
+fatal. CSV files come from spreadsheets: BOM, ``;`` separators and odd header case are fine.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mirage_mailer.addresses import check_address, check_header_value
+from mirage_mailer.errors import InputError, Problem, display_path
+from mirage_mailer.langs import check_language, normalise_language
+from mirage_mailer.yamlsrc import LineDict, LineList, load_yaml_file, read_text
+
+LIST_SUFFIXES = (".yaml", ".yml", ".csv")
+_FIELD_NAME_OK = str.isidentifier
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    email: str
+    name: str | None
+    lang: str | None
+    fields: dict[str, str]
+    list_name: str
+    path: Path
+    line: int
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """One subscriber row that cannot be used; ``email`` is the raw value, for the store."""
+
+    email: str
+    list_name: str
+    problem: Problem
+
+
+def find_list(lists_dir: Path, name: str, *, origin: Path, line: int | None) -> Path:
+    """lists/<name>.yaml|.yml|.csv, or a fatal problem pointing at the issue line."""
+    for suffix in LIST_SUFFIXES:
+        candidate = lists_dir / f"{name}{suffix}"
+        if candidate.is_file():
+            return candidate
+    raise InputError(
+        Problem(display_path(origin), line, f"list '{name}' not found",
+                f"create {display_path(lists_dir / name)}.csv or .yaml, or fix the name")
+    )
+
+
+def iter_list(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
+    """Stream one list's rows; raises ``InputError`` only when the file is unusable."""
+    if path.suffix.lower() == ".csv":
+        yield from _iter_csv(path, list_name)
+    else:
+        yield from _iter_yaml(path, list_name)
+
+
+def _check_row(
+    raw: dict[str, str], list_name: str, path: Path, line: int
+) -> Subscriber | RowProblem:
+    where = display_path(path)
+    email = raw.get("email", "").strip()
+    for key, value in raw.items():
+        bad = check_header_value(value)
+        if bad:
+            return RowProblem(email, list_name, Problem(
+                where, line, f"'{key}' {bad}", "remove the line break from this row"))
+    if not email:
+        return RowProblem(email, list_name, Problem(where, line, "row has no e-mail address",
+                                                    "fill in the email column or delete the row"))
+    normalised, bad = check_address(email)
+    if bad:
+        return RowProblem(email, list_name, Problem(where, line, bad,
+                                                    "correct the address or delete the row"))
+    lang = raw.get("lang", "").strip() or None
+    if lang is not None:
+        bad = check_language(lang)
+        if bad:
+            return RowProblem(normalised, list_name, Problem(
+                where, line, f"lang {bad}", "use an ISO 639-1 code such as en, fr or pt-BR"))
+        lang = normalise_language(lang)
+    name = raw.get("name", "").strip() or None
+    fields = {k: v for k, v in raw.items() if k not in ("email", "name", "lang")}
+    return Subscriber(normalised, name, lang, fields, list_name, path, line)
+
+
+def _iter_csv(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
+    text = read_text(path)
+    first = text.split("\n", 1)[0]
+    delimiter = max((",", ";", "\t"), key=first.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InputError(Problem(display_path(path), 1, "list is empty",
+                                 "add a header row with an 'email' column")) from None
+    except csv.Error as exc:
+        raise InputError(Problem(display_path(path), 1, f"CSV error: {exc}")) from None
+    columns = [_column_name(h) for h in header]
+    if "email" not in columns:
+        raise InputError(Problem(display_path(path), 1, "CSV header has no 'email' column",
+                                 "name the address column 'email' in the first row"))
+    line = reader.line_num
+    while True:
+        start = line + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            problem = Problem(display_path(path), reader.line_num, f"CSV error: {exc}",
+                              "check the quotes on this line")
+            raise InputError(problem) from None
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        raw = {col: cell for col, cell in zip(columns, row, strict=False) if col}
+        yield _check_row(raw, list_name, path, start)
+
+
+def _column_name(header: str) -> str:
+    name = header.strip().lower().replace("-", "_").replace(" ", "_")
+    return {"e_mail": "email", "email_address": "email", "language": "lang"}.get(name, name)
+
+
+def _iter_yaml(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
+    data = load_yaml_file(path)
+    where = display_path(path)
+    if not isinstance(data, LineDict) or not isinstance(data.get("subscribers"), LineList):
+        line = data.line if isinstance(data, LineDict | LineList) else 1
+        raise InputError(Problem(where, line, "list must have 'subscribers:' with a sequence "
+                                 "of entries", "write '- email: someone@example.org' lines"))
+    rows: LineList = data["subscribers"]
+    for index, entry in enumerate(rows):
+        line = rows.item_line(index)
+        if isinstance(entry, str):
+            entry_map: dict[str, str] = {"email": entry}
+        elif isinstance(entry, LineDict):
+            entry_map = {}
+            for key, value in entry.items():
+                if isinstance(value, dict | list):
+                    yield RowProblem(str(entry.get("email", "")), list_name, Problem(
+                        where, entry.key_line(key), f"'{key}' must be a single value"))
+                    break
+                entry_map[_column_name(str(key))] = "" if value is None else str(value)
+            else:
+                yield _check_row(entry_map, list_name, path, line)
+            continue
+        else:
+            yield RowProblem("", list_name, Problem(where, line, "subscriber entry must be a "
+                                                    "mapping", "write '- email: ...'"))
+            continue
+        yield _check_row(entry_map, list_name, path, line)

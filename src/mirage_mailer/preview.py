@@ -1,0 +1,55 @@
+"""Preview files: ``<lang>.html``, ``<lang>.txt`` and ``<lang>.eml`` for every issue language.
+
+The ``.html`` opens in a browser exactly as a reader sees it: inline images (the emblem
+included) are written beside it and the ``cid:`` references point at those files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mirage_mailer.lists import Subscriber
+from mirage_mailer.message import MessageFactory, Personal, fill
+from mirage_mailer.project import Project, iter_rows, render, scan_lists
+from mirage_mailer.tokens import Signer, load_secret
+
+SAMPLE_EMAIL = "reader@example.org"
+SAMPLE_NAME = "Sample Reader"
+
+
+def preview_person(
+    project: Project, email: str | None, fields: set[str]
+) -> tuple[Personal, str | None]:
+    """The list entry for ``email`` when there is one, else a sample reader."""
+    if email:
+        for row in iter_rows(project):
+            if isinstance(row, Subscriber) and row.email.lower() == email.lower():
+                return Personal(row.email, row.name, row.list_name, row.fields), row.lang
+    list_name = next(iter(project.lists), "preview")
+    sample = {name: f"[{name}]" for name in fields}
+    return Personal(email or SAMPLE_EMAIL, None if email else SAMPLE_NAME, list_name, sample), None
+
+
+def write_preview(project: Project, out_dir: Path, *, recipient: str | None,
+                  lang: str | None) -> list[Path]:
+    scan = scan_lists(project)
+    languages = (project.issue.pick_language(lang),) if lang else None
+    rendered = render(project, scan.fields, languages=languages)
+    settings = project.settings
+    signer = Signer(load_secret(settings.state_dir, settings.tracking.secret_env))
+    factory = MessageFactory(settings, project.issue.id, rendered, signer)
+    person, _ = preview_person(project, recipient, scan.fields)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for code, part in rendered.items():
+        values = factory.values_for(person, code)
+        html = fill(part.html, values, html=True)
+        for image in part.images:
+            (out_dir / image.filename).write_bytes(image.data)
+            html = html.replace(f"cid:{image.cid}", image.filename)
+        paths = (out_dir / f"{code}.html", out_dir / f"{code}.txt", out_dir / f"{code}.eml")
+        paths[0].write_text(html, encoding="utf-8")
+        paths[1].write_text(fill(part.text, values, html=False), encoding="utf-8")
+        paths[2].write_bytes(factory.build(person, code))
+        written.extend(paths)
+    return written

@@ -1,0 +1,123 @@
+"""One issue of one project, loaded and checked: what validate, preview and send share.
+
+Load order follows the pipeline: config, issue and articles, lists, then rendering with the
+disclaimer check. Fatal problems raise ``InputError``; row problems and warnings are returned.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mirage_mailer.config import CONFIG_NAME, Settings, find_config, load_settings
+from mirage_mailer.content import Issue, load_issue
+from mirage_mailer.disclaimer import block_for
+from mirage_mailer.errors import Collector, InputError, Problem, display_path
+from mirage_mailer.lists import RowProblem, Subscriber, find_list, iter_list
+from mirage_mailer.render import RenderedLanguage, render_issue
+
+
+@dataclass(frozen=True)
+class Project:
+    settings: Settings
+    issue: Issue
+    lists: dict[str, Path]
+    warnings: list[Problem] = field(default_factory=list)
+
+
+@dataclass
+class ListScan:
+    """What one pass over the issue's lists found."""
+
+    row_problems: list[Problem] = field(default_factory=list)
+    duplicates: list[Problem] = field(default_factory=list)
+    fields: set[str] = field(default_factory=set)
+    recipients: int = 0
+    languages: Counter[str] = field(default_factory=Counter)
+
+
+def locate_config(explicit: Path | None, issue_dir: Path | None = None) -> Path:
+    """``--config``, else mirage.yaml here, else the project that holds ISSUE_DIR."""
+    if explicit is not None or issue_dir is None or (Path.cwd() / CONFIG_NAME).is_file():
+        return find_config(explicit)
+    for parent in issue_dir.resolve().parents:
+        if (parent / CONFIG_NAME).is_file():
+            return parent / CONFIG_NAME
+    return find_config(None)
+
+
+def open_project(config: Path | None, issue_dir: Path) -> Project:
+    settings = load_settings(locate_config(config, issue_dir))
+    issue, warnings = load_issue(issue_dir, settings.project.language)
+    problems = Collector()
+    paths: dict[str, Path] = {}
+    for name in issue.lists:
+        try:
+            paths[name] = find_list(settings.lists_dir, name, origin=issue.path,
+                                    line=issue.lines.get("list"))
+        except InputError as exc:
+            problems.problems.extend(exc.problems)
+    problems.raise_if_errors()
+    warnings = warnings + disclaimer_warnings(settings, issue)
+    return Project(settings, issue, paths, warnings)
+
+
+def disclaimer_warnings(settings: Settings, issue: Issue) -> list[Problem]:
+    out = []
+    for lang in issue.languages:
+        block = block_for(settings.disclaimer, lang, issue.default_language)
+        if not block.confirmed:
+            out.append(Problem(
+                display_path(settings.path), settings.line_of.get("disclaimer"),
+                f"no confirmed '{lang}' translation of the EU disclaimer; {lang} "
+                f"readers get the {issue.default_language} text",
+                f"add disclaimer.translations.{lang} with statement and text from your grant "
+                "agreement; never machine-translate", warning=True))
+    return out
+
+
+def iter_rows(project: Project) -> Iterator[Subscriber | RowProblem]:
+    """Every row of every list of the issue, in order (first occurrence first)."""
+    for name, path in project.lists.items():
+        yield from iter_list(path, name)
+
+
+def scan_lists(project: Project) -> ListScan:
+    scan = ListScan()
+    seen: dict[str, str] = {}
+    for row in iter_rows(project):
+        if isinstance(row, RowProblem):
+            scan.row_problems.append(row.problem)
+            continue
+        key = row.email.lower()
+        where = f"{display_path(row.path)}:{row.line}"
+        if key in seen:
+            scan.duplicates.append(Problem(
+                display_path(row.path), row.line,
+                f"duplicate address {row.email} (first at {seen[key]})",
+                "only the first is sent to; delete this row", warning=True))
+            continue
+        seen[key] = where
+        scan.fields.update(row.fields)
+        scan.recipients += 1
+        scan.languages[project.issue.pick_language(row.lang)] += 1
+    return scan
+
+
+def render(project: Project, fields: set[str], *, languages: tuple[str, ...] | None = None,
+           subject_prefix: str = "") -> dict[str, RenderedLanguage]:
+    return render_issue(project.settings, project.issue, fields=fields, languages=languages,
+                        subject_prefix=subject_prefix)
+
+
+def validate(project: Project) -> tuple[list[Problem], list[Problem], ListScan]:
+    """(errors, warnings, scan): everything ``validate`` reports, nothing raised for rows."""
+    scan = scan_lists(project)
+    errors = list(scan.row_problems)
+    try:
+        render(project, scan.fields)
+    except InputError as exc:
+        errors.extend(exc.problems)
+    return errors, project.warnings + scan.duplicates, scan

@@ -1,0 +1,315 @@
+"""Once per issue and language: Markdown -> sanitised HTML -> Jinja2 -> premailer -> text part.
+
+The output keeps per-recipient slots (see ``slots``) so that personalising a message later is
+string substitution, never another template or CSS pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import re
+import textwrap
+import warnings
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import lxml.html
+import nh3
+from babel.dates import format_date
+from inscriptis import get_text
+from inscriptis.model.config import ParserConfig
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+from premailer import Premailer
+
+from mirage_mailer.config import Settings
+from mirage_mailer.content import Article, Issue
+from mirage_mailer.disclaimer import (
+    EMBLEM_CID,
+    EMBLEM_FILE,
+    EMBLEM_HEIGHT,
+    EMBLEM_WIDTH,
+    DisclaimerBlock,
+    block_for,
+    check_html,
+    check_text,
+)
+from mirage_mailer.errors import Collector, InputError, Problem, display_path
+from mirage_mailer.langs import babel_locale
+from mirage_mailer.slots import MirageUndefined, RecipientSlots, slot
+from mirage_mailer.strings import strings_for
+
+HTML_TEMPLATE = "newsletter.html.j2"
+TEXT_TEMPLATE = "newsletter.txt.j2"
+TEXT_WIDTH = 76
+
+_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "code", "em", "h2", "h3", "h4", "hr", "i", "img",
+    "li", "ol", "p", "pre", "s", "strong", "sub", "sup", "table", "tbody", "td", "th", "thead",
+    "tr", "u", "ul",
+}
+_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title", "width", "height"},
+               "td": {"align"}, "th": {"align"}}
+_md = MarkdownIt("commonmark", {"html": True, "typographer": True}).enable(
+    ["table", "strikethrough", "replacements", "smartquotes"]
+)
+
+
+@dataclass(frozen=True)
+class InlineImage:
+    cid: str
+    filename: str
+    mime: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class RenderedLanguage:
+    """One language's finished parts, with per-recipient slots still in them."""
+
+    lang: str
+    subject: str
+    html: str
+    text: str
+    images: tuple[InlineImage, ...]
+    block: DisclaimerBlock
+    emblem_src: str
+
+
+def emblem_bytes() -> bytes:
+    return resources.files("mirage_mailer").joinpath("data", EMBLEM_FILE).read_bytes()
+
+
+def emblem_url(settings: Settings) -> str:
+    """Hosted emblem when a public base URL exists (smaller messages), else a CID part."""
+    if settings.tracking.base_url:
+        return f"{settings.tracking.base_url}/static/{EMBLEM_FILE}"
+    return f"cid:{EMBLEM_CID}"
+
+
+def template_env(settings: Settings) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(settings.templates)),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2")),
+        undefined=MirageUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return env
+
+
+def markdown_to_html(article: Article, problems: Collector) -> str:
+    """Markdown -> HTML with only mail-safe tags and http(s)/mailto links (nh3)."""
+    raw = _md.render(article.body)
+    clean = nh3.clean(raw, tags=_TAGS, attributes=_ATTRIBUTES,
+                      url_schemes={"http", "https", "mailto"}, link_rel=None)
+    for match in re.finditer(r'<a href="([^"]*)"', clean):
+        href = match.group(1)
+        if not re.match(r"^(https?:|mailto:)", href):
+            problems.add(article.path, _line_of(article, href),
+                         f"link '{href}' is not a full URL; a mail has no base address",
+                         "write it as https://...")
+    return clean
+
+
+def _line_of(article: Article, needle: str) -> int:
+    index = article.body.find(needle)
+    return article.body_line + (article.body[:index].count("\n") if index >= 0 else 0)
+
+
+def _embed_body_images(html: str, article: Article, images: dict[Path, InlineImage],
+                       problems: Collector) -> str:
+    """Relative <img src> in an article become CID parts (mail has no base URL)."""
+    def replace(match: re.Match[str]) -> str:
+        src = match.group(1)
+        if re.match(r"^https?:", src):
+            return match.group(0)
+        path = (article.path.parent / src).resolve()
+        if not path.is_file() or not path.is_relative_to(article.path.parent.resolve()):
+            problems.add(article.path, _line_of(article, src), f"image '{src}' not found",
+                         "put it in the issue folder")
+            return match.group(0)
+        return f'<img src="{_inline(path, images)}"'
+    return re.sub(r'<img src="([^"]*)"', replace, html)
+
+
+def _inline(path: Path, images: dict[Path, InlineImage]) -> str:
+    if path not in images:
+        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        cid = f"img{len(images) + 1}.{re.sub(r'[^A-Za-z0-9.-]', '-', path.name)}@mirage-mailer"
+        images[path] = InlineImage(cid, path.name, mime, path.read_bytes())
+    return f"cid:{images[path].cid}"
+
+
+def html_to_text(html: str) -> str:
+    """Readable plain text; links become numbered footnotes so the prose stays clean."""
+    doc = lxml.html.fragment_fromstring(html, create_parent="div")
+    notes: list[str] = []
+    for link in doc.iter("a"):
+        href = link.get("href") or ""
+        label = " ".join(link.text_content().split())
+        if href and href not in (label, f"mailto:{label}"):
+            notes.append(href)
+            link.tail = f" [{len(notes)}]" + (link.tail or "")
+    for img in doc.iter("img"):
+        img.tail = f"[{img.get('alt') or ''}]" + (img.tail or "")
+    text = get_text(lxml.html.tostring(doc, encoding="unicode"), ParserConfig())
+    text = wrap_text(textwrap.dedent(text).strip("\n"))
+    if notes:
+        text += "\n\n" + "\n".join(f"[{n}] {url}" for n, url in enumerate(notes, 1))
+    return text
+
+
+def wrap_text(text: str, width: int = TEXT_WIDTH) -> str:
+    lines = []
+    for line in text.splitlines():
+        if len(line) <= width:
+            lines.append(line.rstrip())
+            continue
+        indent = re.match(r"^\s*(?:[*\-+]\s|\d+\.\s)?", line)
+        lead = " " * (indent.end() if indent else 0)
+        lines.append(textwrap.fill(line, width, subsequent_indent=lead, break_long_words=False,
+                                   break_on_hyphens=False))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+
+
+def _format_date(value: date | None, lang: str) -> str | None:
+    if value is None:
+        return None
+    locale = babel_locale(lang) or babel_locale("en")
+    return format_date(value, format="long", locale=locale)
+
+
+def _template_error(exc: Exception, settings: Settings) -> Problem:
+    """Point at the template file and line, whatever Jinja2 raised."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        path = exc.filename or str(settings.templates / (exc.name or HTML_TEMPLATE))
+        return Problem(display_path(path), exc.lineno, f"template syntax error: {exc.message}")
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return Problem(display_path(settings.templates / str(exc.name)), None, "template not found",
+                       "restore it from 'mirage-mailer init' or fix the include")
+    tb = exc.__traceback__
+    where: tuple[str, int] | None = None
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if name.endswith(".j2"):
+            where = (name, tb.tb_lineno)
+        tb = tb.tb_next
+    message = str(exc)
+    if isinstance(exc, jinja2.UndefinedError):
+        message = f"undefined template variable: {message}"
+        hint = "fix the name, or define it; see the README for the variables templates get"
+    else:
+        hint = "check the template"
+    if where:
+        return Problem(display_path(where[0]), where[1], message, hint)
+    return Problem(display_path(settings.templates / HTML_TEMPLATE), None, message, hint)
+
+
+def inline_css(html: str) -> str:
+    """premailer: styles into style attributes; media queries stay in one <style> block."""
+    logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        inliner = Premailer(html, allow_network=False, keep_style_tags=False,
+                            remove_classes=False, strip_important=False,
+                            cssutils_logging_level=logging.CRITICAL,
+                            disable_validation=True)
+        result: str = inliner.transform(pretty_print=False)
+    return result
+
+
+def render_issue(settings: Settings, issue: Issue, *, fields: set[str],
+                 languages: tuple[str, ...] | None = None,
+                 subject_prefix: str = "") -> dict[str, RenderedLanguage]:
+    """Render every language (or the given ones); raises ``InputError`` on any problem."""
+    env = template_env(settings)
+    problems = Collector()
+    out: dict[str, RenderedLanguage] = {}
+    for lang in languages or issue.languages:
+        try:
+            out[lang] = _render_language(settings, issue, lang, env, fields, problems,
+                                         subject_prefix)
+        except (jinja2.TemplateError, TypeError, AttributeError, ValueError) as exc:
+            problems.problems.append(_template_error(exc, settings))
+    problems.raise_if_errors()
+    return out
+
+
+def _render_language(settings: Settings, issue: Issue, lang: str, env: jinja2.Environment,
+                     fields: set[str], problems: Collector,
+                     subject_prefix: str) -> RenderedLanguage:
+    images: dict[Path, InlineImage] = {}
+    block = block_for(settings.disclaimer, lang, issue.default_language)
+    emblem_src = emblem_url(settings)
+    articles: list[dict[str, Any]] = []
+    for article in issue.articles[lang]:
+        html = _embed_body_images(markdown_to_html(article, problems), article, images,
+                                  problems)
+        articles.append({
+            "title": article.title,
+            "date": _format_date(article.date, lang),
+            "author": article.author,
+            "summary": article.summary,
+            "html": Markup(html),
+            "text": html_to_text(html),
+            "image_src": _inline(article.image, images) if article.image else None,
+            "image_alt": article.image_alt,
+            "lang": article.lang,
+        })
+    if problems.errors:
+        raise InputError(problems.errors)
+    subject = subject_prefix + issue.subject_for(lang)
+    context: dict[str, Any] = {
+        "lang": lang,
+        "t": strings_for(lang, settings.project.name),
+        "project": settings.project,
+        "issue": {
+            "id": issue.id,
+            "subject": subject,
+            "title": issue.title.get(lang) or issue.title.get(issue.default_language)
+            or issue.subject_for(lang),
+            "number": issue.number,
+            "date": _format_date(issue.date, lang),
+            "preheader": issue.preheader.get(lang)
+            or issue.preheader.get(issue.default_language) or "",
+        },
+        "articles": articles,
+        "disclaimer": {
+            "statement": block.statement,
+            "text": block.text,
+            "emblem_src": emblem_src,
+            "emblem_alt": block.emblem_alt,
+            "emblem_width": EMBLEM_WIDTH,
+            "emblem_height": EMBLEM_HEIGHT,
+        },
+        "recipient": RecipientSlots(fields),
+        "unsubscribe_url": slot("unsubscribe_url"),
+        "view_online_url": slot("view_online_url") if settings.tracking.base_url else None,
+    }
+    html = inline_css(env.get_template(HTML_TEMPLATE).render(context))
+    text = env.get_template(TEXT_TEMPLATE).render(context)
+    template_path = display_path(settings.templates / HTML_TEMPLATE)
+    text_path = display_path(settings.templates / TEXT_TEMPLATE)
+    rules = [Problem(template_path, None, f"EU disclaimer rule broken ({lang} HTML): {rule}",
+                     "keep the disclaimer partial as 'mirage-mailer init' writes it")
+             for rule in check_html(html, block, emblem_src)]
+    rules += [Problem(text_path, None, f"EU disclaimer rule broken ({lang} text): {rule}",
+                      "include partials/disclaimer.txt.j2 unchanged")
+              for rule in check_text(text, block)]
+    if re.search(r"<script\b", html, re.I):
+        rules.append(Problem(template_path, None, "the template contains <script>",
+                             "mail clients block scripts and spam filters punish them"))
+    if rules:
+        raise InputError(rules)
+    if emblem_src.startswith("cid:"):
+        images[Path(EMBLEM_FILE)] = InlineImage(EMBLEM_CID, EMBLEM_FILE, "image/png",
+                                                emblem_bytes())
+    return RenderedLanguage(lang, subject, html, text, tuple(images.values()), block,
+                            emblem_src)

@@ -1,0 +1,53 @@
+"""``init DIR``: copy the packaged sample project, the single source of the sample files."""
+
+from __future__ import annotations
+
+from importlib import resources
+from importlib.abc import Traversable
+from pathlib import Path
+
+from mirage_mailer.errors import InputError, Problem, display_path
+
+GITIGNORE = "# mirage-mailer output and state\noutbox/\npreview/\narchive/\n.mirage/\n"
+
+
+def scaffold_root() -> Traversable:
+    return resources.files("mirage_mailer").joinpath("data", "scaffold")
+
+
+def _files(node: Traversable, prefix: Path = Path()) -> list[tuple[Path, Traversable]]:
+    found = []
+    for child in sorted(node.iterdir(), key=lambda c: c.name):
+        if child.name == "__pycache__":
+            continue
+        if child.is_dir():
+            found.extend(_files(child, prefix / child.name))
+        else:
+            found.append((prefix / child.name, child))
+    return found
+
+
+def scaffold_files() -> list[tuple[Path, Traversable]]:
+    """(relative path, packaged file) of every file that ``init`` writes."""
+    return _files(scaffold_root())
+
+
+def init_project(target: Path) -> list[Path]:
+    """Write the sample project into ``target``; refuses to overwrite any file."""
+    files = scaffold_files()
+    clashes = [rel for rel, _ in files if (target / rel).exists()]
+    if clashes:
+        raise InputError(Problem(display_path(target / clashes[0]), None,
+                                 "already exists; init never overwrites files",
+                                 "choose an empty or new folder"))
+    written = []
+    for rel, source in files:
+        path = target / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(source.read_bytes())
+        written.append(path)
+    ignore = target / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text(GITIGNORE, encoding="utf-8")
+        written.append(ignore)
+    return written

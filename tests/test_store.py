@@ -1,0 +1,602 @@
+"""The tracking store against a real SQLite file in tmp_path; the clock is the only thing faked."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import mirage_mailer
+from mirage_mailer.errors import ExitCode
+from mirage_mailer.store import MIGRATIONS, NewRecipient, Store, StoreError
+
+COUNT_KEYS = {"sent", "failed", "pending", "suppressed", "invalid", "unknown"}
+REPORT_KEYS = {
+    "email",
+    "status",
+    "attempts",
+    "message_id",
+    "smtp_code",
+    "smtp_response",
+    "last_attempt_at",
+}
+
+
+class Clock:
+    """A settable UTC clock, so timestamps can be asserted exactly."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def tick(self, seconds: float = 1.0) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "project" / ".mirage" / "tracking.sqlite"
+
+
+@pytest.fixture
+def store(db_path: Path, clock: Clock) -> Iterator[Store]:
+    with Store(db_path, clock=clock) as s:
+        yield s
+
+
+def sub(
+    email: str,
+    name: str | None = None,
+    *,
+    lang: str | None = None,
+    list_name: str = "main",
+    status: str = "pending",
+    detail: str | None = None,
+) -> NewRecipient:
+    return NewRecipient(email, name, lang, list_name, {}, status, detail)
+
+
+def expected_counts(**nonzero: int) -> dict[str, int]:
+    return {**dict.fromkeys(COUNT_KEYS, 0), **nonzero}
+
+
+def by_email(store: Store, issue: str) -> dict[str, dict[str, object]]:
+    return {r["email"]: r for r in store.recipients(issue)}
+
+
+def pending_ids(store: Store, issue: str) -> list[int]:
+    return [r.id for r in store.iter_pending(issue)]
+
+
+# -- opening and migrations --------------------------------------------------------------------
+
+
+def test_open_creates_parent_dirs_uses_wal_and_applies_all_migrations(db_path: Path) -> None:
+    assert not db_path.parent.exists()
+    with Store(db_path) as s:
+        assert s.schema_version == len(MIGRATIONS) == 2
+    assert db_path.is_file()
+    raw = sqlite3.connect(db_path)
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    versions = raw.execute("SELECT version, name FROM schema_migrations ORDER BY 1").fetchall()
+    assert versions == [(1, "initial"), (2, "lookup-indexes")]
+    raw.close()
+
+
+def test_reopening_does_not_rerun_migrations(db_path: Path, clock: Clock) -> None:
+    with Store(db_path, clock=clock) as s:
+        s.add_recipients("2024-05", [sub("a@example.org")])
+    first = sqlite3.connect(db_path).execute("SELECT * FROM schema_migrations").fetchall()
+    clock.tick(3600)
+    with Store(db_path, clock=clock) as s:
+        assert s.schema_version == 2
+        assert [r["email"] for r in s.recipients("2024-05")] == ["a@example.org"]
+    again = sqlite3.connect(db_path).execute("SELECT * FROM schema_migrations").fetchall()
+    assert again == first  # same rows, same applied_at: nothing re-ran
+    assert {row[2] for row in again} == {"2024-05-01T10:00:00.000+00:00"}
+
+
+def test_v1_database_is_upgraded_in_place(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    raw = sqlite3.connect(db_path)
+    raw.executescript(
+        "CREATE TABLE schema_migrations ("
+        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);"
+        + MIGRATIONS[0][1]
+        + "INSERT INTO schema_migrations VALUES (1, 'initial', '2023-01-01T00:00:00+00:00');"
+        "INSERT INTO recipients (issue, email, email_key, list_name, status, created_at)"
+        " VALUES ('old', 'Old@Example.org', 'old@example.org', 'main', 'pending', 'x');"
+        "INSERT INTO recipients (issue, email, email_key, list_name, status, attempts,"
+        " smtp_code, created_at) VALUES ('old', 'done@example.org', 'done@example.org',"
+        " 'main', 'sent', 1, 250, 'x');"
+    )
+    raw.close()
+
+    with Store(db_path) as s:
+        assert s.schema_version == 2
+        assert s.counts("old") == expected_counts(pending=1, sent=1)
+        assert [r.email for r in s.iter_pending("old")] == ["Old@Example.org"]
+        assert s.suppress("OLD@example.org", source="cli") is True
+        assert s.counts("old")["suppressed"] == 1
+
+    raw = sqlite3.connect(db_path)
+    indexes = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert {"recipients_issue_status", "recipients_email_key", "events_issue"} <= indexes
+    assert raw.execute("SELECT applied_at FROM schema_migrations WHERE version = 1").fetchone() == (
+        "2023-01-01T00:00:00+00:00",
+    )
+    raw.close()
+
+
+def test_newer_schema_is_refused_with_a_hint(db_path: Path) -> None:
+    Store(db_path).close()
+    raw = sqlite3.connect(db_path)
+    raw.execute("INSERT INTO schema_migrations VALUES (99, 'future', 'x')")
+    raw.commit()
+    raw.close()
+    with pytest.raises(StoreError) as info:
+        Store(db_path)
+    assert info.value.exit_code == ExitCode.INVALID_INPUT
+    assert "schema version 99" in str(info.value)
+    assert "upgrade mirage-mailer" in str(info.value)
+
+
+def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "tracking.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="tracking database"):
+        Store(path)
+
+
+# -- queueing ----------------------------------------------------------------------------------
+
+
+def test_duplicates_first_wins_case_insensitively(store: Store) -> None:
+    rows = [
+        sub("Anna@Example.org", "First", lang="fr"),
+        sub("bob@example.org", "Bob"),
+        sub("anna@EXAMPLE.ORG", "Second", lang="de"),
+    ]
+    assert store.add_recipients("2024-05", rows) == 2
+    pending = list(store.iter_pending("2024-05"))
+    assert [(r.email, r.name, r.lang) for r in pending] == [
+        ("Anna@Example.org", "First", "fr"),
+        ("bob@example.org", "Bob", None),
+    ]
+    # Across batches too, and the same address may be queued for another issue.
+    assert store.add_recipients("2024-05", [sub("ANNA@example.org", "Third")], batch=1) == 0
+    assert store.add_recipients("2024-06", [sub("ANNA@example.org", "Third")]) == 1
+    assert len(store.events("2024-05")) == 2
+
+
+def test_fields_and_list_name_round_trip(store: Store) -> None:
+    row = NewRecipient("a@example.org", "Ä", "pt-BR", "partners", {"org": "Ñandú e.V.", "n": "1"})
+    store.add_recipients("i", [row])
+    (r,) = store.iter_pending("i")
+    assert (r.issue, r.list_name, r.fields, r.status, r.attempts, r.message_id) == (
+        "i",
+        "partners",
+        {"org": "Ñandú e.V.", "n": "1"},
+        "pending",
+        0,
+        None,
+    )
+    assert r.name == "Ä" and r.lang == "pt-BR"
+
+
+def test_rerun_never_resets_statuses(store: Store) -> None:
+    rows = [sub("a@example.org"), sub("b@example.org"), sub("c@example.org")]
+    store.add_recipients("i", rows)
+    a, b, _c = pending_ids(store, "i")
+    store.mark_sending(a, "<1@x>")
+    store.mark_sent(a, 250, "2.0.0 OK")
+    store.mark_sending(b, "<2@x>")
+    store.mark_failed(b, 550, "5.1.1 no such user")
+    before = by_email(store, "i")
+
+    assert store.add_recipients("i", [*rows, sub("D@example.org")]) == 1
+    after = by_email(store, "i")
+    for email in ("a@example.org", "b@example.org", "c@example.org"):
+        assert after[email] == before[email]
+    assert after["a@example.org"]["status"] == "sent"
+    assert after["b@example.org"]["status"] == "failed"
+    assert after["D@example.org"]["status"] == "pending"
+
+
+def test_add_streams_rows_and_commits_per_batch(store: Store, db_path: Path) -> None:
+    seen_by_other_connection: list[int] = []
+
+    def rows() -> Iterator[NewRecipient]:
+        for i in range(25):
+            if i == 23:  # another process looks while the generator is still being consumed
+                other = sqlite3.connect(db_path)
+                seen_by_other_connection.append(
+                    other.execute("SELECT count(*) FROM recipients").fetchone()[0]
+                )
+                other.close()
+            yield sub(f"u{i}@example.org")
+
+    assert store.add_recipients("i", rows(), batch=10) == 25
+    assert seen_by_other_connection == [20]  # two batches committed, third not yet read
+    assert store.counts("i")["pending"] == 25
+
+
+def test_invalid_and_suppressed_rows_are_recorded_with_their_reason(store: Store) -> None:
+    store.suppress("gone@example.org", source="cli")
+    rows = [
+        sub("not-an-address", status="invalid", detail="lists/main.csv:4: not a valid address"),
+        sub("Gone@Example.org"),  # already suppressed: stored as suppressed, never pending
+        sub("ok@example.org"),
+    ]
+    assert store.add_recipients("i", rows) == 3
+    report = by_email(store, "i")
+    assert report["not-an-address"]["status"] == "invalid"
+    assert report["not-an-address"]["smtp_response"] == "lists/main.csv:4: not a valid address"
+    assert report["Gone@Example.org"]["status"] == "suppressed"
+    assert [r.email for r in store.iter_pending("i")] == ["ok@example.org"]
+    with pytest.raises(ValueError, match="sent"):
+        store.add_recipients("i", [sub("x@example.org", status="sent")])
+
+
+# -- crash recovery ----------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_sigkill_keeps_sent_and_leaves_inflight_unknown(db_path: Path) -> None:
+    child = textwrap.dedent(
+        f"""
+        import os, signal
+        from pathlib import Path
+        from mirage_mailer.store import NewRecipient, Store
+        s = Store(Path({str(db_path)!r}))
+        s.add_recipients("i", [NewRecipient(e, None, None, "main", {{}})
+                               for e in ("a@example.org", "b@example.org", "c@example.org")])
+        a, b, c = [r.id for r in s.iter_pending("i")]
+        s.mark_sending(a, "<a@x>")
+        s.mark_sent(a, 250, "OK")
+        s.mark_sending(b, "<b@x>")
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    src = str(Path(mirage_mailer.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": src}
+    proc = subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+
+    with Store(db_path) as s:
+        report = by_email(s, "i")
+        assert report["a@example.org"]["status"] == "sent"
+        assert report["a@example.org"]["attempts"] == 1
+        assert report["b@example.org"]["status"] == "unknown"  # "sending" is never shown
+        assert report["b@example.org"]["message_id"] == "<b@x>"
+        assert s.counts("i") == expected_counts(sent=1, pending=1, unknown=1)
+        assert [r.email for r in s.iter_pending("i")] == ["c@example.org"]  # not re-sent
+        assert not s.is_complete("i")
+
+        assert s.recover_inflight("i") == 1
+        assert s.recover_inflight("i") == 0
+        assert s.events("i")[-1]["kind"] == "unknown"
+        assert s.counts("i")["unknown"] == 1
+        (c,) = pending_ids(s, "i")
+        assert s.mark_sending(c, "<c@x>") is True
+        s.mark_sent(c, 250, "OK")
+        assert not s.is_complete("i")  # unknown still blocks completion
+
+        assert s.requeue_unknown("i") == 1
+        assert s.requeue_unknown("i") == 0
+        (again,) = s.iter_pending("i")
+        assert (again.email, again.message_id) == ("b@example.org", "<b@x>")
+        assert s.events("i")[-1]["kind"] == "requeued"
+
+
+def test_requeue_unknown_touches_only_unknown_rows_of_that_issue(store: Store) -> None:
+    for issue in ("i", "j"):
+        store.add_recipients(issue, [sub("a@example.org"), sub("b@example.org")])
+    for issue in ("i", "j"):
+        a, b = pending_ids(store, issue)
+        store.mark_sending(a, f"<{issue}a@x>")
+        store.mark_sending(b, f"<{issue}b@x>")
+        store.mark_sent(b, 250, "OK")
+        assert store.recover_inflight(issue) == 1
+    assert store.requeue_unknown("i") == 1
+    assert store.counts("i") == expected_counts(sent=1, pending=1)
+    assert store.counts("j") == expected_counts(sent=1, unknown=1)
+
+
+# -- suppressions ------------------------------------------------------------------------------
+
+
+def test_suppress_flips_pending_and_unknown_rows_across_issues(store: Store, clock: Clock) -> None:
+    store.add_recipients("2024-05", [sub("Anna@Example.org"), sub("bob@example.org")])
+    store.add_recipients("2024-06", [sub("ANNA@example.org"), sub("bob@example.org")])
+    store.add_recipients("2024-07", [sub("anna@example.org")])
+    (may_anna, _) = pending_ids(store, "2024-05")
+    (june_anna, _) = pending_ids(store, "2024-06")
+    store.mark_sending(may_anna, "<m@x>")
+    store.mark_sent(may_anna, 250, "OK")
+    store.mark_sending(june_anna, "<j@x>")
+    store.recover_inflight("2024-06")
+
+    clock.tick()
+    assert store.suppress("aNNa@example.ORG", source="link", reason="one-click") is True
+    assert store.suppress("anna@example.org", source="cli") is False
+
+    assert by_email(store, "2024-05")["Anna@Example.org"]["status"] == "sent"  # history kept
+    assert by_email(store, "2024-06")["ANNA@example.org"]["status"] == "suppressed"  # was unknown
+    assert by_email(store, "2024-07")["anna@example.org"]["status"] == "suppressed"
+    assert {r.email for r in store.iter_pending("2024-06")} == {"bob@example.org"}
+    assert store.is_complete("2024-07")
+    assert store.is_suppressed("Anna@EXAMPLE.org") and not store.is_suppressed("bob@example.org")
+    assert store.suppressions() == [
+        {
+            "email": "anna@example.org",
+            "source": "link",
+            "reason": "one-click",
+            "created_at": "2024-05-01T10:00:01.000+00:00",
+        }
+    ]
+    unsubscribed = [e for e in store.events() if e["kind"] == "unsubscribed"]
+    assert unsubscribed == [
+        {
+            "issue": None,
+            "email": "anna@example.org",
+            "kind": "unsubscribed",
+            "detail": "link: one-click",
+            "at": "2024-05-01T10:00:01.000+00:00",
+        }
+    ]
+    # Later lists never bring the address back.
+    store.add_recipients("2024-08", [sub("Anna@example.org")])
+    assert store.counts("2024-08")["suppressed"] == 1
+
+
+def test_apply_suppressions_catches_rows_queued_before_another_writer_suppressed(
+    store: Store, db_path: Path
+) -> None:
+    store.add_recipients("i", [sub("a@example.org"), sub("b@example.org"), sub("c@example.org")])
+    a, b, _c = pending_ids(store, "i")
+    store.mark_sending(a, "<a@x>")
+    store.mark_sent(a, 250, "OK")
+    store.mark_sending(b, "<b@x>")
+    store.recover_inflight("i")
+    other = sqlite3.connect(db_path)  # e.g. the web app, writing the table directly
+    other.executemany(
+        "INSERT INTO suppressions VALUES (?, 'web', NULL, 'x')",
+        [("a@example.org",), ("b@example.org",), ("c@example.org",)],
+    )
+    other.commit()
+    other.close()
+    assert store.apply_suppressions("i") == 2  # b (unknown) and c (pending); a stays sent
+    assert store.counts("i") == expected_counts(sent=1, suppressed=2)
+    assert store.apply_suppressions("i") == 0
+
+
+def test_deferred_row_unsubscribed_in_flight_becomes_suppressed(store: Store) -> None:
+    store.add_recipients("i", [sub("a@example.org")])
+    (a,) = pending_ids(store, "i")
+    assert store.mark_sending(a, "<a@x>")
+    store.suppress("a@example.org", source="web")  # in flight: not flipped yet
+    assert by_email(store, "i")["a@example.org"]["status"] == "unknown"
+    store.mark_deferred(a, 451, "4.7.1 try later")
+    assert by_email(store, "i")["a@example.org"]["status"] == "suppressed"
+    assert pending_ids(store, "i") == []
+
+
+# -- sending -----------------------------------------------------------------------------------
+
+
+def test_iter_pending_streams_by_id_while_rows_change(store: Store) -> None:
+    store.add_recipients("i", [sub(f"u{i:02}@example.org") for i in range(25)])
+    deferred: list[int] = []
+    yielded: list[str] = []
+    for n, r in enumerate(store.iter_pending("i", batch=4)):
+        yielded.append(r.email)
+        assert store.mark_sending(r.id, f"<{r.id}@x>")
+        if n == 2:  # rows ahead of the cursor change under the iterator
+            store.suppress("u20@example.org", source="cli")
+            store.add_recipients("i", [sub("late@example.org"), sub("U05@example.org")])
+        if n % 3 == 0:
+            store.mark_deferred(r.id, 421, "4.7.0 slow down")
+            deferred.append(r.id)
+        elif n % 5 == 0:
+            store.mark_failed(r.id, 550, "5.1.1 unknown user")
+        else:
+            store.mark_sent(r.id, 250, "2.0.0 OK")
+
+    expected = [f"u{i:02}@example.org" for i in range(25) if i != 20] + ["late@example.org"]
+    assert yielded == expected  # each once, in id order; deferred rows wait for the next pass
+    assert pending_ids(store, "i") == deferred
+    assert len(yielded) == 25 and len(deferred) == 9  # n = 0, 3, ..., 24
+    assert store.counts("i") == {
+        "sent": 13,
+        "failed": 3,  # n = 5, 10, 20
+        "pending": 9,
+        "suppressed": 1,
+        "invalid": 0,
+        "unknown": 0,
+    }
+    attempts = {r.id: r.attempts for r in store.iter_pending("i")}
+    assert set(attempts.values()) == {1}
+
+
+def test_mark_sending_claims_only_pending_rows(store: Store) -> None:
+    store.add_recipients("i", [sub("a@example.org"), sub("b@example.org")])
+    a, b = pending_ids(store, "i")
+    assert store.mark_sending(a, "<a1@x>") is True
+    assert store.mark_sending(a, "<a2@x>") is True  # retry on a fresh connection
+    store.mark_sent(a, 250, "OK")
+    assert store.mark_sending(a, "<a3@x>") is False  # never twice
+    store.suppress("b@example.org", source="cli")
+    assert store.mark_sending(b, "<b@x>") is False
+    assert by_email(store, "i")["a@example.org"]["message_id"] == "<a2@x>"
+    assert store.mark_sending(999, "<z@x>") is False
+
+
+def test_marking_an_unknown_id_raises_and_records_nothing(store: Store) -> None:
+    store.add_recipients("i", [sub("a@example.org")])
+    before = store.events()
+    for mark in (store.mark_sent, store.mark_deferred, store.mark_failed):
+        with pytest.raises(LookupError):
+            mark(12345, 250, "OK")
+    assert store.events() == before
+
+
+def test_each_mark_is_one_transaction_of_two_statements(store: Store) -> None:
+    store.add_recipients("i", [sub("a@example.org")])
+    (a,) = pending_ids(store, "i")
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
+    store.mark_sending(a, "<a@x>")
+    store.mark_sent(a, 250, "OK")
+    store._conn.set_trace_callback(None)
+    verbs = [s.split()[0].upper() for s in statements]
+    assert verbs == ["BEGIN", "UPDATE", "COMMIT", "BEGIN", "UPDATE", "INSERT", "COMMIT"]
+    assert not store._conn.in_transaction
+
+
+# -- reporting ---------------------------------------------------------------------------------
+
+
+def test_counts_has_exactly_the_report_keys(store: Store) -> None:
+    assert store.counts("nothing-yet") == dict.fromkeys(COUNT_KEYS, 0)
+    assert list(store.counts("nothing-yet")) == [
+        "sent",
+        "failed",
+        "pending",
+        "suppressed",
+        "invalid",
+        "unknown",
+    ]
+    store.add_recipients("i", [sub(f"u{i}@example.org") for i in range(5)])
+    store.add_recipients("i", [sub("bad", status="invalid", detail="not an address")])
+    a, b, c, _d, _e = pending_ids(store, "i")
+    store.mark_sending(a, "<a@x>")
+    store.mark_sent(a, 250, "OK")
+    store.mark_sending(b, "<b@x>")
+    store.mark_failed(b, 554, "rejected")
+    store.mark_sending(c, "<c@x>")  # in flight: reported as unknown
+    store.suppress("u3@example.org", source="cli")
+    assert store.counts("i") == {
+        "sent": 1,
+        "failed": 1,
+        "pending": 1,
+        "suppressed": 1,
+        "invalid": 1,
+        "unknown": 1,
+    }
+
+
+def test_report_rows_have_exactly_the_design_keys(store: Store, clock: Clock) -> None:
+    store.add_recipients("i", [sub("Sent@Example.org"), sub("wait@example.org")])
+    a, _b = pending_ids(store, "i")
+    clock.tick(5)
+    store.mark_sending(a, "<abc@example.org>")
+    store.mark_deferred(a, 451, "4.3.0 try again")
+    clock.tick(60)
+    store.mark_sending(a, "<def@example.org>")
+    store.mark_sent(a, 250, "2.0.0 Ok: queued as 12345")
+    rows = list(store.recipients("i"))
+    assert all(set(r) == REPORT_KEYS for r in rows)
+    assert rows == [
+        {
+            "email": "Sent@Example.org",
+            "status": "sent",
+            "attempts": 2,
+            "message_id": "<def@example.org>",
+            "smtp_code": 250,
+            "smtp_response": "2.0.0 Ok: queued as 12345",
+            "last_attempt_at": "2024-05-01T10:01:05.000+00:00",
+        },
+        {
+            "email": "wait@example.org",
+            "status": "pending",
+            "attempts": 0,
+            "message_id": None,
+            "smtp_code": None,
+            "smtp_response": None,
+            "last_attempt_at": None,
+        },
+    ]
+    stamp = datetime.fromisoformat(str(rows[0]["last_attempt_at"]))
+    assert stamp.utcoffset() == timedelta(0)
+    assert list(store.recipients("no-such-issue")) == []
+
+
+def test_recipients_pages_through_large_issues(store: Store) -> None:
+    store.add_recipients("big", (sub(f"u{i}@example.org") for i in range(1234)), batch=100)
+    emails = [r["email"] for r in store.recipients("big")]
+    assert len(emails) == 1234 and len(set(emails)) == 1234
+    assert emails[:2] == ["u0@example.org", "u1@example.org"]
+
+
+def test_issues_and_completion(store: Store) -> None:
+    assert store.issues() == []
+    assert not store.is_complete("2024-06")  # nothing recorded is not complete
+    store.add_recipients("2024-06", [sub("a@example.org"), sub("b@example.org")])
+    store.add_recipients("2024-05", [sub("a@example.org")])
+    assert store.issues() == ["2024-05", "2024-06"]
+    a, b = pending_ids(store, "2024-06")
+    store.mark_sending(a, "<a@x>")
+    store.mark_failed(a, 550, "no")
+    assert not store.is_complete("2024-06")
+    store.mark_sending(b, "<b@x>")
+    assert not store.is_complete("2024-06")  # in flight
+    store.mark_sent(b, 250, "OK")
+    assert store.is_complete("2024-06")  # failures are final, so the issue is done
+
+
+def test_events_are_appended_in_order(store: Store, clock: Clock) -> None:
+    store.add_recipients("i", [sub("a@example.org", list_name="partners")])
+    (a,) = pending_ids(store, "i")
+    log_after_queue = store.events("i")
+    clock.tick()
+    store.mark_sending(a, "<1@x>")
+    store.mark_deferred(a, 421, "4.7.0 too fast")
+    clock.tick()
+    store.mark_sending(a, "<2@x>")
+    store.mark_sent(a, None, "accepted (maildir)")
+    store.suppress("other@example.org", source="cli")
+
+    log = store.events("i")
+    assert log[: len(log_after_queue)] == log_after_queue  # append-only
+    assert log == [
+        {
+            "issue": "i",
+            "email": "a@example.org",
+            "kind": "queued",
+            "detail": "partners",
+            "at": "2024-05-01T10:00:00.000+00:00",
+        },
+        {
+            "issue": "i",
+            "email": "a@example.org",
+            "kind": "deferred",
+            "detail": "421 4.7.0 too fast",
+            "at": "2024-05-01T10:00:01.000+00:00",
+        },
+        {
+            "issue": "i",
+            "email": "a@example.org",
+            "kind": "sent",
+            "detail": "accepted (maildir)",
+            "at": "2024-05-01T10:00:02.000+00:00",
+        },
+    ]
+    everything = store.events()
+    assert everything[:3] == log
+    assert [e["kind"] for e in everything[3:]] == ["unsubscribed"]
