@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from helpers import SAMPLE_ISSUE, RunCli
-
 from mirage_mailer.scaffold import GITIGNORE, scaffold_files
 
 ROOT = Path(__file__).resolve().parent.parent

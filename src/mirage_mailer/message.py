@@ -139,6 +139,7 @@ class MessageFactory:
         self.settings = settings
         self.issue_id = issue_id
         self.signer = signer
+        self.rendered = rendered
         self.skeletons = {lang: Skeleton(settings, r, issue_id) for lang, r in rendered.items()}
         self.base_url = settings.tracking.base_url
         self.mailto = settings.project.contact or settings.sender.from_email

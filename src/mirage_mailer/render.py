@@ -234,10 +234,13 @@ def render_issue(settings: Settings, issue: Issue, *, fields: set[str],
     out: dict[str, RenderedLanguage] = {}
     for lang in languages or issue.languages:
         try:
-            out[lang] = _render_language(settings, issue, lang, env, fields, problems,
+            out[lang] = _render_language(settings, issue, lang, env, fields, Collector(),
                                          subject_prefix)
+        except InputError as exc:
+            problems.problems.extend(exc.problems)
         except (jinja2.TemplateError, TypeError, AttributeError, ValueError) as exc:
             problems.problems.append(_template_error(exc, settings))
+    problems.problems = list(dict.fromkeys(problems.problems))  # an article shared by languages
     problems.raise_if_errors()
     return out
 

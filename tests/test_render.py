@@ -1,0 +1,96 @@
+"""Rendering: sanitised Markdown, readable text part, and what premailer leaves behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers import SAMPLE_ISSUE, RunCli
+from mirage_mailer.content import load_issue
+from mirage_mailer.project import open_project, render
+
+ARTICLE = Path(SAMPLE_ISSUE) / "online-trainings.md"
+HOSTILE = """
+Click <a href="https://ok.example.org" onclick="steal()">here</a> or
+<a href="javascript:alert(1)">there</a>.
+
+<script>alert("pwned")</script>
+<img src="https://tracker.example.org/x.png" onerror="steal()" alt="x">
+<iframe src="https://evil.example.org"></iframe>
+<p style="position:fixed" class="x">styled</p>
+"""
+
+
+def _rendered_html(project: Path) -> str:
+    loaded = open_project(project / "mirage.yaml", project / SAMPLE_ISSUE)
+    return render(loaded, {"organisation"})["en"].html
+
+
+def test_script_and_event_handlers_are_stripped(project: Path) -> None:
+    with (project / ARTICLE).open("a", encoding="utf-8") as handle:
+        handle.write(HOSTILE)
+    html = _rendered_html(project)
+    lowered = html.lower()
+    for bad in ("<script", "onclick", "onerror", "javascript:", "<iframe", "steal()",
+                "position:fixed"):
+        assert bad not in lowered, bad
+    assert '<a href="https://ok.example.org"' in html
+    assert 'alert("pwned")' not in html
+
+
+def test_relative_link_is_an_error_with_its_line(project: Path, run_cli: RunCli) -> None:
+    with (project / ARTICLE).open("a", encoding="utf-8") as handle:
+        handle.write("\nSee [the agenda](agenda.html).\n")
+    result = run_cli("validate", SAMPLE_ISSUE)
+    assert result.code == 2
+    assert (f"{ARTICLE}:13: link 'agenda.html' is not a full URL; a mail has no base address "
+            "(write it as https://...)") in result.err.splitlines()
+
+
+def test_article_image_becomes_an_inline_part(project: Path, run_cli: RunCli) -> None:
+    emblem = (project / ".." / "emblem.png")
+    from mirage_mailer.render import emblem_bytes
+
+    emblem.write_bytes(emblem_bytes())
+    (project / SAMPLE_ISSUE / "photo.png").write_bytes(emblem_bytes())
+    text = (project / ARTICLE).read_text(encoding="utf-8")
+    (project / ARTICLE).write_text(text.replace(
+        "author: MIraGE consortium\n",
+        "author: MIraGE consortium\nimage: photo.png\nimage_alt: Trainers at work\n"),
+        encoding="utf-8")
+    result = run_cli("preview", SAMPLE_ISSUE, "--lang", "en")
+    assert result.code == 0, result.err
+    html = (project / "preview/2021-10-partners-meeting/en.html").read_text(encoding="utf-8")
+    assert 'src="photo.png" alt="Trainers at work"' in html
+    eml = (project / "preview/2021-10-partners-meeting/en.eml").read_bytes()
+    assert b'filename="photo.png"' in eml
+
+
+def test_missing_image_alt_is_an_error(project: Path, run_cli: RunCli) -> None:
+    (project / SAMPLE_ISSUE / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    text = (project / ARTICLE).read_text(encoding="utf-8")
+    (project / ARTICLE).write_text(text.replace("author: MIraGE consortium\n",
+                                                "author: MIraGE consortium\nimage: photo.png\n"),
+                                   encoding="utf-8")
+    result = run_cli("validate", SAMPLE_ISSUE)
+    assert result.code == 2
+    assert (f"{ARTICLE}:5: image has no 'image_alt' (describe the picture for screen readers "
+            "and blocked images)") in result.err.splitlines()
+
+
+def test_issue_languages_and_fallback(project: Path) -> None:
+    (project / SAMPLE_ISSUE / "online-trainings.fr.md").unlink()
+    issue, warnings = load_issue(project / SAMPLE_ISSUE, "en")
+    assert issue.languages == ("en", "fr")
+    assert [a.lang for a in issue.articles["fr"]] == ["fr", "en"]
+    assert [str(w).split(": ", 1)[1] for w in warnings] == [
+        "warning: no 'fr' translation; fr readers get this version (add "
+        "online-trainings.fr.md beside it)"]
+    assert issue.pick_language("fr-CA") == "fr"
+    assert issue.pick_language("de") == "en"
+    assert issue.pick_language(None) == "en"
+
+
+def test_heavy_work_once_per_language_slots_left_for_recipients(project: Path) -> None:
+    html = _rendered_html(project)
+    assert html.count("__MM_unsubscribe_url__") == 1
+    assert "__MM_greeting__" in html
