@@ -15,19 +15,10 @@ from typing import Any
 import click
 
 from mirage_mailer import __version__
+from mirage_mailer.commands.common import ISSUE_DIR, Context, err
+from mirage_mailer.commands.report import report_command, unsubscribe_command
+from mirage_mailer.commands.send import run_due_command, send_command
 from mirage_mailer.errors import ExitCode, MirageError, display_path
-
-ISSUE_DIR = click.Path(file_okay=False, path_type=Path)
-
-
-class Context:
-    def __init__(self, config: Path | None, verbose: bool) -> None:
-        self.config = config
-        self.verbose = verbose
-
-
-def err(line: str) -> None:
-    click.echo(line, err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -107,6 +98,12 @@ def preview(obj: Context, issue_dir: Path, out: Path | None, recipient: str | No
     for path in write_preview(project, target, recipient=recipient, lang=lang):
         click.echo(display_path(path))
     return ExitCode.OK
+
+
+cli.add_command(send_command)
+cli.add_command(run_due_command)
+cli.add_command(report_command)
+cli.add_command(unsubscribe_command)
 
 
 def main(argv: list[str] | None = None) -> None:

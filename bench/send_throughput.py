@@ -1,0 +1,539 @@
+"""Send throughput, memory and throttle pacing of the real ``send`` pipeline over local SMTP.
+
+Each measured run is ``python -m mirage_mailer send ISSUE --yes`` on a fresh copy of the
+sample project (``init_project``) with a generated list of N recipients, sending to an SMTP
+sink on 127.0.0.1 in a separate process (Postfix's ``smtp-sink`` when installed, otherwise
+``bench/sink_process.py``): with two cores, a sink inside the sender would distort the figures.
+The whole pipeline is timed (store, personalisation, pool), and compared with a raw aiosmtplib
+loop over the same number of connections, so the ratio does not depend on the machine.
+
+    python bench/send_throughput.py [--recipients 10000] [--concurrency 4]
+    python bench/send_throughput.py --memory        # N=10,000 vs N=100,000: peak RSS ratio
+    python bench/send_throughput.py --throttle 200  # relay limited to R msg/s: pacing, no loss
+
+``--rounds K`` alternates pipeline and raw runs and compares the best of each (a shared
+machine only ever slows a run down); ``--profile FILE`` runs the send under cProfile.
+Exit 1 when mail went missing or a send failed; a missed speed target is only reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import json
+import os
+import re
+import select
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import aiosmtplib
+import yaml
+
+from mirage_mailer.message import MessageFactory, Personal
+from mirage_mailer.project import open_project, render
+from mirage_mailer.scaffold import init_project
+from mirage_mailer.tokens import Signer
+
+ISSUE = "issues/2021-10-partners-meeting"
+HOST = "127.0.0.1"
+SMTP_SINK = Path("/usr/sbin/smtp-sink")
+SINK_SCRIPT = Path(__file__).resolve().parent / "sink_process.py"
+SUMMARY = re.compile(r"this run: sent (\d+), failed (\d+) in ([\d.]+)s, (\d+) msg/s")
+TARGET_RAW_RATIO = 0.8
+TARGET_RSS_RATIO = 1.3
+TARGET_THROTTLE_RATIO = 0.9
+
+
+# ---------------------------------------------------------------------------------- sinks
+
+
+@dataclass
+class SinkReport:
+    """What the sink accepted; ``recipients`` only where the sink can tell (aiosmtpd)."""
+
+    kind: str
+    accepted: int
+    recipients: list[str] | None = None
+    connections: int | None = None
+    refused: int = 0
+    disconnects: int = 0
+
+
+def free_port() -> int:
+    """A port the OS just handed out; smtp-sink wants a number, not port 0."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_listening(port: int, proc: subprocess.Popen[Any], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection((HOST, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class Sink:
+    """An SMTP sink in a child process; ``with Sink(...) as sink: sink.url``; then ``report``."""
+
+    def __init__(self, kind: str, workdir: Path, throttle: float | None = None) -> None:
+        if throttle is not None and kind != "aiosmtpd":
+            raise ValueError("only the aiosmtpd sink can throttle")
+        self.kind = kind
+        self.workdir = workdir
+        self.throttle = throttle
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.out: IO[bytes] | None = None
+        self.report: SinkReport | None = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://{HOST}:{self.port}"
+
+    @property
+    def label(self) -> str:
+        what = "Postfix smtp-sink" if self.kind == "smtp-sink" else "aiosmtpd SmtpSink"
+        if self.throttle is not None:
+            what += f" with Throttle({self.throttle:g})"
+        pid = self.proc.pid if self.proc else "?"
+        return f"{what} at {HOST}:{self.port}, separate process {pid}"
+
+    def __enter__(self) -> Sink:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.kind == "smtp-sink":
+            self._start_smtp_sink()
+        else:
+            self._start_aiosmtpd()
+        return self
+
+    def _start_smtp_sink(self) -> None:
+        for _ in range(5):  # the port may be taken between free_port() and bind()
+            self.port = free_port()
+            command = [str(SMTP_SINK), "-c"]
+            if os.geteuid() == 0:
+                command += ["-u", "nobody"]  # smtp-sink refuses to keep root privileges
+            command += [f"{HOST}:{self.port}", "256"]
+            self.out = (self.workdir / "smtp-sink.out").open("wb")
+            self.proc = subprocess.Popen(command, stdout=self.out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+            if wait_listening(self.port, self.proc):
+                return
+            self._terminate()
+        raise RuntimeError("smtp-sink did not start; see " + str(self.workdir))
+
+    def _start_aiosmtpd(self) -> None:
+        command = [sys.executable, str(SINK_SCRIPT), "--report", str(self._report_path)]
+        if self.throttle is not None:
+            command += ["--throttle", str(self.throttle)]
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], 30)
+        line = self.proc.stdout.readline().decode() if ready else ""
+        if not line.startswith("port "):
+            self._terminate()
+            raise RuntimeError(f"sink_process.py did not start (said {line!r})")
+        self.port = int(line.split()[1])
+
+    @property
+    def _report_path(self) -> Path:
+        return self.workdir / "sink-report.json"
+
+    def _terminate(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self.out is not None:
+            self.out.close()
+            self.out = None
+
+    def stop(self) -> SinkReport:
+        """Stop the sink and read what it accepted (smtp-sink's -c counters, or the JSON)."""
+        if self.report is not None:
+            return self.report
+        assert self.proc is not None
+        if self.kind == "aiosmtpd" and self.proc.stdin is not None:
+            self.proc.stdin.close()  # the sink's cue to write its report and exit
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(60)
+        self._terminate()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        if self.kind == "smtp-sink":
+            counters = (self.workdir / "smtp-sink.out").read_text(errors="replace")
+            mesg = re.findall(r"mesg=(\d+)", counters)
+            sess = re.findall(r"sess=(\d+)", counters)
+            probes = 1  # wait_listening() connected once; smtp-sink counts it as a session
+            self.report = SinkReport(self.kind, int(mesg[-1]) if mesg else 0,
+                                     connections=int(sess[-1]) - probes if sess else None)
+        else:
+            data = json.loads(self._report_path.read_text(encoding="utf-8"))
+            self.report = SinkReport(self.kind, data["accepted"], data["recipients"],
+                                     data["connections"], data["refused"], data["disconnects"])
+        return self.report
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.report is None:
+            self._terminate()
+
+
+# -------------------------------------------------------------------------------- project
+
+
+def address(n: int) -> str:
+    return f"reader{n:06d}@example.org"
+
+
+def make_project(root: Path, recipients: int, concurrency: int) -> Path:
+    """The sample project with a list of N readers (every 4th in French, like real lists)."""
+    init_project(root)
+    with (root / "lists" / "subscribers.csv").open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["email", "name", "lang", "organisation"])
+        for n in range(recipients):
+            writer.writerow([address(n), f"Réader {n}", "fr" if n % 4 == 3 else "en",
+                             f"Organisation {n % 97}"])
+    config = root / "mirage.yaml"
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["transport"].update(starttls="never", rate_per_second=None, rate_per_hour=None,
+                             concurrency=concurrency)
+    config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
+                      encoding="utf-8")
+    return root
+
+
+def point_at(root: Path, url: str) -> None:
+    config = root / "mirage.yaml"
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["transport"]["url"] = url
+    config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
+                      encoding="utf-8")
+
+
+def sample_message(root: Path) -> tuple[str, bytes]:
+    """(envelope sender, one English message) built as the pipeline builds it: same size."""
+    project = open_project(root / "mirage.yaml", root / ISSUE)
+    rendered = render(project, {"organisation"})
+    factory = MessageFactory(project.settings, project.issue.id, rendered, Signer(b"bench"))
+    person = Personal(address(0), "Réader 0", "subscribers", {"organisation": "Organisation 0"})
+    return project.settings.sender.return_path, factory.build(person, "en")
+
+
+# ----------------------------------------------------------------------------------- send
+
+
+@dataclass
+class SendRun:
+    command: str
+    exit_code: int
+    wall: float  # seconds from spawn to exit, start-up and rendering included
+    peak_rss_kib: int
+    summary: str
+    sent: int = 0
+    failed: int = 0
+    cli_elapsed: float = 0.0
+    cli_rate: float = 0.0
+    stderr_tail: list[str] = field(default_factory=list)
+
+    @property
+    def wall_rate(self) -> float:
+        return self.sent / self.wall if self.wall > 0 else 0.0
+
+
+def clean_env() -> dict[str, str]:
+    """The caller's environment minus SMTP credentials, which would make send try AUTH."""
+    env = dict(os.environ)
+    for name in ("MIRAGE_SMTP_USER", "MIRAGE_SMTP_PASSWORD"):
+        env.pop(name, None)
+    return env
+
+
+def wait_child(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int]:
+    """(exit code, peak RSS in KiB) of this child alone: wait4 gives its own rusage."""
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                print(f"  send still running after {timeout:.0f}s: killed")
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.005)
+    except BaseException:  # interrupted ourselves: leave no sender behind
+        proc.kill()
+        os.wait4(proc.pid, 0)
+        proc.returncode = -9
+        raise
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_maxrss
+
+
+def run_send(root: Path, timeout: float, profile: Path | None = None) -> SendRun:
+    args = ["-m", "mirage_mailer", "send", ISSUE, "--yes"]
+    if profile is not None:
+        args = ["-m", "cProfile", "-o", str(profile), *args]
+    command = [sys.executable, *args]
+    shown = f"cd {root} && {shlex.join(['python', *args])}"
+    out_path, err_path = root.parent / f"{root.name}.stdout", root.parent / f"{root.name}.stderr"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(command, cwd=root, stdout=out, stderr=err,
+                                stdin=subprocess.DEVNULL, env=clean_env())
+        code, rss = wait_child(proc, timeout)
+        wall = time.perf_counter() - started
+    lines = out_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    errors = err_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    run = SendRun(shown, code, wall, rss, lines[-1] if lines else "(no output)",
+                  stderr_tail=[e for e in errors if "warning:" not in e][-5:])
+    if match := SUMMARY.search(run.summary):
+        run.sent, run.failed = int(match[1]), int(match[2])
+        run.cli_elapsed, run.cli_rate = float(match[3]), float(match[4])
+    return run
+
+
+def report_json(root: Path) -> dict[str, Any]:
+    args = ["-m", "mirage_mailer", "report", ISSUE, "--format", "json"]
+    done = subprocess.run([sys.executable, *args], cwd=root, capture_output=True, timeout=300,
+                          check=True, env=clean_env())
+    data: dict[str, Any] = json.loads(done.stdout)
+    return data
+
+
+def describe(run: SendRun, recipients: int, concurrency: int) -> None:
+    print(f"$ {run.command}")
+    print(f"  -> exit {run.exit_code}: {run.summary}")
+    for line in run.stderr_tail:
+        print(f"  stderr: {line}")
+    print(f"  pipeline, N={recipients:,} C={concurrency}: CLI figure {run.cli_rate:.0f} msg/s "
+          f"({run.sent:,} sent in {run.cli_elapsed:.1f}s of delivery); wall incl. start-up "
+          f"{run.wall:.2f}s = {run.wall_rate:.0f} msg/s; "
+          f"peak RSS {run.peak_rss_kib / 1024:.1f} MiB")
+
+
+def send_once(kind: str, work: Path, name: str, recipients: int, concurrency: int, *,
+              throttle: float | None = None,
+              profile: Path | None = None) -> tuple[SendRun, SinkReport, Path]:
+    """A fresh project and a fresh sink process for one measured send."""
+    root = make_project(work / name, recipients, concurrency)
+    with Sink(kind, work / f"{name}-sink", throttle) as sink:
+        point_at(root, sink.url)
+        print(f"sink: {sink.label}")
+        slowest = min(20.0, throttle or 20.0)  # msg/s, for a generous but finite deadline
+        run = run_send(root, timeout=120 + 3 * recipients / slowest, profile=profile)
+        got = sink.stop()
+    return run, got, root
+
+
+# ------------------------------------------------------------------------------- raw loop
+
+
+async def raw_send(port: int, sender: str, message: bytes, recipients: int,
+                   concurrency: int) -> float:
+    """The floor we compare against: C long-lived aiosmtplib connections, sendmail per message."""
+    todo = iter(range(recipients))
+
+    async def worker() -> None:
+        smtp = aiosmtplib.SMTP(hostname=HOST, port=port, start_tls=False, timeout=30)
+        await smtp.connect()
+        try:
+            for n in todo:  # shared: each message goes out once, on whichever link is free
+                await smtp.sendmail(sender, [address(n)], message)
+        finally:
+            await smtp.quit()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+def raw_once(kind: str, work: Path, root: Path, recipients: int,
+             concurrency: int) -> tuple[float, int, SinkReport]:
+    sender, message = sample_message(root)
+    with Sink(kind, work / "raw-sink") as sink:
+        print(f"sink: {sink.label}")
+        elapsed = asyncio.run(raw_send(sink.port, sender, message, recipients, concurrency))
+        got = sink.stop()
+    return elapsed, len(message), got
+
+
+# ---------------------------------------------------------------------------------- modes
+
+
+def default_mode(kind: str, work: Path, recipients: int, concurrency: int, rounds: int,
+                 profile: Path | None) -> bool:
+    """Pipeline and raw loop alternate ``rounds`` times; the best of each is compared.
+
+    Best-of, because on a shared two-core machine any other work only ever slows a run down.
+    """
+    print(f"== throughput: pipeline vs raw aiosmtplib, N={recipients:,}, C={concurrency}, "
+          f"{rounds} round(s)")
+    if kind == "aiosmtpd":
+        print("note: an aiosmtpd sink tops out at a few hundred msg/s, so both sides wait on it "
+              "and the ratio flatters the pipeline; install postfix for smtp-sink")
+    runs: list[SendRun] = []
+    raw_rates: list[float] = []
+    ok = True
+    for n in range(1, rounds + 1):
+        run, got, root = send_once(kind, work, f"pipeline-{n}", recipients, concurrency,
+                                   profile=profile)
+        describe(run, recipients, concurrency)
+        print(f"  sink accepted {got.accepted:,} message(s) on {got.connections} connection(s)")
+        ok = ok and run.exit_code == 0 and got.accepted == run.sent == recipients
+        runs.append(run)
+
+        elapsed, size, raw_got = raw_once(kind, work / f"raw-{n}", root, recipients,
+                                          concurrency)
+        raw_rates.append(recipients / elapsed)
+        print(f"$ raw aiosmtplib loop (in this process): {recipients:,} x {size / 1024:.1f} KiB "
+              f"prebuilt message, {concurrency} connection(s), sendmail per message")
+        print(f"  raw: {elapsed:.2f}s = {raw_rates[-1]:.0f} msg/s; "
+              f"sink accepted {raw_got.accepted:,}")
+        ok = ok and raw_got.accepted == recipients
+    best = max(runs, key=lambda r: r.cli_rate)
+    raw_rate = max(raw_rates)
+    ratio = best.cli_rate / raw_rate
+    wall_ratio = max(r.wall_rate for r in runs) / raw_rate
+    verdict = "met" if ratio >= TARGET_RAW_RATIO else (
+        f"MISSED by {TARGET_RAW_RATIO - ratio:.2f} ({(1 - ratio / TARGET_RAW_RATIO):.0%})")
+    print(f"best of {rounds}: pipeline {best.cli_rate:.0f} msg/s (CLI), "
+          f"{max(r.wall_rate for r in runs):.0f} msg/s (wall); raw {raw_rate:.0f} msg/s")
+    print(f"ratio pipeline/raw: {ratio:.2f} on the CLI's delivery figure, {wall_ratio:.2f} on "
+          f"wall clock incl. start-up (target >= {TARGET_RAW_RATIO}: {verdict})")
+    if profile is not None:
+        print(f"  (profiled under cProfile, figures distorted: {profile})")
+    return ok
+
+
+def memory_mode(kind: str, work: Path, concurrency: int) -> bool:
+    print(f"== memory: peak RSS of send at N=10,000 and N=100,000, C={concurrency}")
+    peaks = []
+    ok = True
+    for recipients in (10_000, 100_000):
+        run, got, _ = send_once(kind, work, f"memory-{recipients}", recipients, concurrency)
+        describe(run, recipients, concurrency)
+        print(f"  sink accepted {got.accepted:,} message(s)")
+        ok = ok and run.exit_code == 0 and got.accepted == run.sent == recipients
+        peaks.append(run.peak_rss_kib)
+    ratio = peaks[1] / peaks[0]
+    verdict = "met" if ratio <= TARGET_RSS_RATIO else f"MISSED by {ratio - TARGET_RSS_RATIO:.2f}"
+    print(f"peak RSS: {peaks[0] / 1024:.1f} MiB (10,000) vs {peaks[1] / 1024:.1f} MiB (100,000):"
+          f" ratio {ratio:.2f} (target <= {TARGET_RSS_RATIO}: {verdict})")
+    return ok
+
+
+def throttle_mode(work: Path, rate: float, recipients: int, concurrency: int) -> bool:
+    print(f"== throttle: relay accepts {rate:g} msg/s, send has no rate set, N={recipients:,}, "
+          f"C={concurrency}")
+    run, got, root = send_once("aiosmtpd", work, "throttle", recipients, concurrency,
+                                throttle=rate)
+    describe(run, recipients, concurrency)
+    print(f"  sink accepted {got.accepted:,} on {got.connections} connection(s); refused "
+          f"{got.refused:,} (451/421), dropped {got.disconnects:,} connection(s) with 421")
+    effective = got.accepted / run.cli_elapsed if run.cli_elapsed else 0.0
+    ratio = effective / rate
+    verdict = "met" if ratio >= TARGET_THROTTLE_RATIO else (
+        f"MISSED by {TARGET_THROTTLE_RATIO - ratio:.2f}")
+    print(f"effective rate: {got.accepted:,} accepted / {run.cli_elapsed:.1f}s = "
+          f"{effective:.1f} msg/s = {ratio:.2f} x R (target >= {TARGET_THROTTLE_RATIO}: "
+          f"{verdict}); wall incl. start-up {run.wall_rate:.1f} msg/s")
+
+    report = report_json(root)
+    counts = report["counts"]
+    print(f"$ cd {root} && python -m mirage_mailer report {ISSUE} --format json")
+    print(f"  counts: {json.dumps(counts)}")
+    received = [r.lower() for r in got.recipients or []]
+    expected = {address(n) for n in range(recipients)}
+    twice = len(received) - len(set(received))
+    checks = {
+        f"everyone sent (sent == {recipients:,})": counts["sent"] == recipients,
+        "nobody pending or unknown": counts["pending"] == 0 and counts["unknown"] == 0,
+        "nobody failed": counts["failed"] == 0,
+        f"sink received {recipients:,}": got.accepted == recipients,
+        "sink received every listed address": set(received) == expected,
+        f"no address received twice (duplicates: {twice})": twice == 0,
+    }
+    for name, ok in checks.items():
+        print(f"  [{'ok' if ok else 'FAIL'}] {name}")
+    return all(checks.values())
+
+
+# ----------------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipients", type=int, default=None, metavar="N",
+                        help="list size (default 10,000; 3,000 with --throttle)")
+    parser.add_argument("--concurrency", type=int, default=4, metavar="C",
+                        help="SMTP connections, for send and the raw loop (default 4)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--memory", action="store_true",
+                      help="peak RSS at N=10,000 and N=100,000 and their ratio")
+    mode.add_argument("--throttle", type=float, default=None, metavar="R",
+                      help="relay that accepts R msg/s; checks pacing and that nothing is lost")
+    parser.add_argument("--sink", choices=("auto", "smtp-sink", "aiosmtpd"), default="auto",
+                        help="sink for the plain modes (auto: smtp-sink when installed)")
+    parser.add_argument("--profile", type=Path, default=None, metavar="FILE",
+                        help="run the pipeline send under cProfile, write stats to FILE")
+    parser.add_argument("--rounds", type=int, default=1, metavar="K",
+                        help="default mode: alternate pipeline and raw K times, compare the best")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary projects")
+    args = parser.parse_args()
+
+    kind = args.sink
+    if kind == "auto":
+        kind = "smtp-sink" if SMTP_SINK.exists() else "aiosmtpd"
+    if kind == "smtp-sink" and not SMTP_SINK.exists():
+        parser.error(f"{SMTP_SINK} not found (apt-get install postfix), or use --sink aiosmtpd")
+    print(f"$ {shlex.join(['python', 'bench/send_throughput.py', *sys.argv[1:]])}")
+    print(f"python {sys.version.split()[0]}, aiosmtplib {aiosmtplib.__version__}, "
+          f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f} (other work distorts)")
+    work = Path(tempfile.mkdtemp(prefix="mirage-bench-"))
+    # a SIGTERM (say from a timeout) should still run the finally blocks and stop the sinks
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    ok = True
+    try:
+        if args.memory:
+            ok = memory_mode(kind, work, args.concurrency)
+        elif args.throttle is not None:
+            ok = throttle_mode(work, args.throttle, args.recipients or 3_000, args.concurrency)
+        else:
+            ok = default_mode(kind, work, args.recipients or 10_000, args.concurrency,
+                              args.rounds, args.profile)
+        print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+    finally:
+        if args.keep:
+            print(f"kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0 if ok else 1  # a missed speed target is reported, not an error; lost mail is
+
+
+if __name__ == "__main__":
+    sys.exit(main())

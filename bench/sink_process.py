@@ -1,0 +1,88 @@
+"""An aiosmtpd sink (``SmtpSink``) in a process of its own, for ``send_throughput.py``.
+
+The machine the benchmark runs on may have two cores: a sink in the sender's process would
+share its interpreter and distort the figures. Started by the benchmark, this prints
+``port N`` once listening, serves until its stdin closes (or SIGTERM, or ``--max-seconds``),
+then writes a JSON report of what it accepted, which the throttle check needs.
+
+    python bench/sink_process.py --report FILE [--throttle R] [--max-seconds S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, SupportsIndex
+
+from mirage_mailer.delivery.testing import Received, Rule, SmtpSink, Throttle
+
+
+class _SlimLog(list[Received]):
+    """Keeps each accepted envelope but not its body: 100,000 bodies would fill the RAM."""
+
+    total_bytes = 0
+
+    def append(self, item: Received) -> None:
+        self.total_bytes += len(item.data)
+        super().append(dataclasses.replace(item, data=b""))
+
+
+class _NoLog(list[tuple[int, str]]):
+    """Drops the per-command log, which the benchmark does not read."""
+
+    def append(self, item: tuple[int, str]) -> None:
+        pass
+
+    def insert(self, index: SupportsIndex, item: tuple[int, str]) -> None:
+        pass
+
+
+def _report(sink: SmtpSink, throttle: Throttle | None, log: _SlimLog) -> dict[str, Any]:
+    return {
+        "accepted": len(sink.received),
+        "recipients": sink.recipients(),
+        "connections": sink.connections,
+        "bytes": log.total_bytes,
+        "refused": throttle.refused if throttle else 0,
+        "disconnects": throttle.disconnects if throttle else 0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--report", type=Path, required=True, help="JSON written at exit")
+    parser.add_argument("--throttle", type=float, default=None, metavar="R",
+                        help="accept at most R msg/s (451/421 above, as providers do)")
+    parser.add_argument("--max-seconds", type=float, default=3600.0,
+                        help="stop by itself after this long, whatever happens")
+    args = parser.parse_args()
+
+    throttle = Throttle(args.throttle) if args.throttle else None
+    rules: list[Rule] = [throttle] if throttle else []
+    sink = SmtpSink(rules=rules)
+    log = _SlimLog()
+    sink.received = log
+    sink.commands = _NoLog()
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def watch_stdin() -> None:
+        sys.stdin.read()  # returns when the benchmark closes our stdin (or dies)
+        stop.set()
+
+    with sink.running_in_thread():
+        print(f"port {sink.port}", flush=True)
+        threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
+        stop.wait(args.max_seconds)
+    args.report.write_text(json.dumps(_report(sink, throttle, log)), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

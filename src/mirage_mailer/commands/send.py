@@ -1,0 +1,244 @@
+"""``send`` and ``run-due``: confirmation, progress display, closing summary line."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from mirage_mailer.addresses import check_address
+from mirage_mailer.commands.common import ISSUE_DIR, Context, err, on_terminal
+from mirage_mailer.content import parse_send_at
+from mirage_mailer.errors import ExitCode, InputError, MirageError, Problem
+from mirage_mailer.project import locate_config, open_project
+from mirage_mailer.schedule import find_due, run_due_lock
+from mirage_mailer.sending import (
+    Preparation,
+    ProgressHook,
+    SendOptions,
+    SendOutcome,
+    dry_run,
+    prepare,
+    send,
+    send_test,
+)
+from mirage_mailer.sending import Progress as Totals
+
+_LOG_EVERY = 10.0  # seconds between plain progress lines when not on a terminal
+
+
+def summary(outcome: SendOutcome) -> str:
+    c = outcome.counts
+    head = (f"{outcome.issue}: sent {c.get('sent', 0)}, failed {c.get('failed', 0)}, "
+            f"pending {c.get('pending', 0)}, unknown {c.get('unknown', 0)}, "
+            f"suppressed {c.get('suppressed', 0)}, invalid {c.get('invalid', 0)}")
+    if outcome.mode == "dry-run":
+        langs = ", ".join(f"{k}: {v}" for k, v in sorted(outcome.per_language.items()))
+        return (f"{outcome.issue}: dry run, nothing sent: would send {outcome.to_send} "
+                f"({langs or 'none'}); already sent {outcome.already_sent}, "
+                f"suppressed {c['suppressed']}, invalid {c['invalid']}, "
+                f"failed {c['failed']}, unknown {c['unknown']}")
+    if outcome.mode == "test":
+        run = outcome.this_run
+        return (f"{outcome.issue}: test copy sent to {run.sent} of {run.total} address(es), "
+                f"failed {run.failed}, deferred {run.deferred}; nothing recorded")
+    if outcome.nothing_to_do:
+        return head + "; nothing to send" + (
+            f" ({c['unknown']} unknown: rerun with --resend-unknown to send them again)"
+            if c.get("unknown") else "")
+    run = outcome.this_run
+    stats = outcome.stats
+    rate = f", {stats.rate:.0f} msg/s" if stats and stats.elapsed > 0 else ""
+    tail = f"; this run: sent {run.sent}, failed {run.failed}" + (
+        f" in {stats.elapsed:.1f}s{rate}" if stats else "")
+    if c.get("pending"):
+        tail += f"; {c['pending']} pending: rerun send to resume"
+    if c.get("unknown"):
+        tail += f"; {c['unknown']} unknown: check, then rerun with --resend-unknown"
+    return head + tail
+
+
+class _Display:
+    """A rich progress bar on a terminal, plain timestamped lines otherwise."""
+
+    def __init__(self, label: str, interactive: bool) -> None:
+        self.label = label
+        self.interactive = interactive
+        self.bar: Progress | None = None
+        self.task: object = None
+        self.last_line = time.monotonic()
+
+    def __enter__(self) -> ProgressHook:
+        if self.interactive:
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                                TimeElapsedColumn(), TimeRemainingColumn(),
+                                console=Console(stderr=True), transient=True)
+            self.bar.start()
+        self.started = time.monotonic()
+        return self.update
+
+    def update(self, totals: Totals) -> None:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = f"{totals.done / elapsed:.0f} msg/s"
+        if self.bar is not None:
+            if self.task is None:
+                self.task = self.bar.add_task(self.label, total=totals.total, rate=rate)
+            self.bar.update(self.task, completed=totals.done, rate=rate)  # type: ignore[arg-type]
+        elif time.monotonic() - self.last_line >= _LOG_EVERY:
+            self.last_line = time.monotonic()
+            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            err(f"{stamp} {self.label}: {totals.done}/{totals.total} done "
+                f"(sent {totals.sent}, failed {totals.failed}), {rate}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _check_to(addresses: tuple[str, ...]) -> tuple[str, ...]:
+    checked = []
+    for address in addresses:
+        normalised, bad = check_address(address)
+        if bad:
+            raise InputError(Problem("--to", None, bad, "give a complete address"))
+        checked.append(normalised)
+    return tuple(checked)
+
+
+def _confirm(prep: Preparation, options: SendOptions, yes: bool) -> bool:
+    if yes:
+        return True
+    project = prep.project
+    if not on_terminal():
+        raise InputError(Problem(
+            "send", None, "refusing a real send without --yes when not on a terminal",
+            "add --yes (cron jobs), or --dry-run to see what would be sent"))
+    rows = prep.list_rows
+    already = prep.store_counts.get("sent", 0)
+    limit = f" (at most {options.limit} this run)" if options.limit else ""
+    question = (f"Send '{project.issue.subject_for(project.issue.default_language)}' to the "
+                f"{rows} list row(s) of {', '.join(project.issue.lists)} not yet handled "
+                f"({already} already sent){limit} via {project.settings.transport.url}?")
+    return click.confirm(question, default=False, err=True)
+
+
+def run_send(obj: Context, issue_dir: Path, options: SendOptions, yes: bool,
+             interactive: bool) -> SendOutcome | None:
+    project = open_project(obj.config, issue_dir)
+    for problem in project.warnings:
+        err(str(problem))
+    prep = prepare(project, options)
+    if options.dry_run:
+        return dry_run(prep, options)
+    if options.to:
+        with _Display(f"{project.issue.id} [TEST]", interactive) as hook:
+            return send_test(prep, options.to, hook)
+    if not _confirm(prep, options, yes):
+        err("nothing sent")
+        return None
+    with _Display(project.issue.id, interactive) as hook:
+        return send(prep, options, hook)
+
+
+@click.command("send")
+@click.argument("issue_dir", type=ISSUE_DIR)
+@click.option("--dry-run", is_flag=True,
+              help="Build every message and report what would be sent; transmit and record "
+              "nothing.")
+@click.option("--to", "to", multiple=True, metavar="EMAIL",
+              help="Send a [TEST] copy to EMAIL only (repeatable); not recorded, no --yes "
+              "needed.")
+@click.option("--lang", metavar="LANG",
+              help="Only this language: its readers in a real send, the copy's language "
+              "with --to.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N",
+              help="Send at most N messages this run.")
+@click.option("--concurrency", type=click.IntRange(min=1), metavar="N",
+              help="SMTP connections (default: transport.concurrency).")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), metavar="R",
+              help="At most R messages per second (default: transport.rate_per_second).")
+@click.option("--resend-unknown", is_flag=True,
+              help="Also send again to recipients a crash left 'unknown'.")
+@click.option("--yes", "-y", is_flag=True,
+              help="Do not ask; required for a real send without a terminal.")
+@click.pass_obj
+def send_command(obj: Context, issue_dir: Path, dry_run: bool, to: tuple[str, ...],
+                 lang: str | None, limit: int | None, concurrency: int | None,
+                 rate: float | None, resend_unknown: bool, yes: bool) -> int:
+    """Send ISSUE_DIR to its lists; resumes where an earlier run stopped.
+
+    Each recipient gets the issue exactly once: a finished issue sends nothing, an
+    interrupted one resumes. Exit 1 when this run recorded a permanent (5xx) failure,
+    3 when delivery could not proceed (state kept: rerun to resume).
+    """
+    options = SendOptions(dry_run=dry_run, to=_check_to(to), lang=lang, limit=limit,
+                          concurrency=concurrency, rate=rate, resend_unknown=resend_unknown)
+    outcome = run_send(obj, issue_dir, options, yes, on_terminal())
+    if outcome is None:
+        return ExitCode.OK
+    click.echo(summary(outcome))
+    return outcome.exit_code
+
+
+_RANK = {ExitCode.OK: 0, ExitCode.PERMANENT_FAILURES: 1, ExitCode.INVALID_INPUT: 2,
+         ExitCode.CANNOT_DELIVER: 3}
+
+
+@click.command("run-due")
+@click.option("--now", metavar="ISO8601",
+              help="Pretend it is this time (ISO 8601 with time zone); default: now.")
+@click.pass_obj
+def run_due_command(obj: Context, now: str | None) -> int:
+    """For cron: send every issue whose send_at has passed and that is not complete.
+
+    A lock stops overlapping runs (exit 3). Output is one line per issue; the exit code
+    is the highest of the issues handled (3 > 2 > 1 > 0).
+    """
+    from mirage_mailer.config import load_settings
+
+    moment = datetime.now(UTC)
+    if now is not None:
+        parsed = parse_send_at(now)
+        if parsed is None:
+            raise InputError(Problem("--now", None, f"{now!r} is not an ISO 8601 time with a "
+                                     "time zone", "write it like 2026-12-01T09:00:00+01:00"))
+        moment = parsed
+    settings = load_settings(locate_config(obj.config))
+    worst = ExitCode.OK
+    with run_due_lock(settings):
+        due, problems = find_due(settings, moment)
+        for problem in problems:
+            err(str(problem))
+            worst = ExitCode.INVALID_INPUT
+        if not due:
+            click.echo(f"run-due: nothing due at {moment.isoformat()}")
+        for item in due:
+            code = _send_due(obj, item.issue_dir)
+            if _RANK[code] > _RANK[worst]:
+                worst = code
+    return worst
+
+
+def _send_due(obj: Context, issue_dir: Path) -> ExitCode:
+    try:
+        outcome = run_send(obj, issue_dir, SendOptions(), yes=True, interactive=False)
+    except MirageError as exc:
+        for problem in exc.problems:
+            err(f"{issue_dir.name}: {problem}")
+        return exc.exit_code
+    if outcome is None:
+        return ExitCode.OK
+    click.echo(summary(outcome))
+    return outcome.exit_code

@@ -1,0 +1,103 @@
+"""Delivery: hand each message to the Maildir outbox or an SMTP relay, and report every attempt.
+
+The caller (``send``) owns state: it marks a message in flight in ``on_attempt`` and records
+each ``Result``; this package owns the wire: connections, TLS, pacing and retries. It never
+prints and never raises for a network fault or a refusal, only ``DeliveryAborted`` (exit 3)
+when the run cannot go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections.abc import Callable, Iterator
+
+from mirage_mailer.config import Transport
+from mirage_mailer.delivery.connection import ConnectSettings, plaintext_auth_refusal
+from mirage_mailer.delivery.maildir import deliver_maildir
+from mirage_mailer.delivery.model import (
+    DeliveryAborted,
+    DeliveryStats,
+    Envelope,
+    Outcome,
+    Result,
+)
+from mirage_mailer.delivery.pacer import AdaptiveSettings, Pacer
+from mirage_mailer.delivery.policy import RetryPolicy
+from mirage_mailer.delivery.pool import SmtpRun
+from mirage_mailer.errors import Problem
+
+__all__ = [
+    "AdaptiveSettings",
+    "DeliveryAborted",
+    "DeliveryStats",
+    "Envelope",
+    "Outcome",
+    "Result",
+    "RetryPolicy",
+    "deliver_all",
+]
+
+
+async def deliver_all(
+    transport: Transport,
+    envelopes: Iterator[Envelope],
+    *,
+    on_attempt: Callable[[Envelope], None],
+    on_result: Callable[[Result], None],
+    stop: asyncio.Event | None = None,
+    credentials: tuple[str, str] | None = None,
+    concurrency: int | None = None,
+    rate_per_second: float | None = None,
+    tls_context: ssl.SSLContext | None = None,
+    local_hostname: str | None = None,
+    policy: RetryPolicy | None = None,
+    adaptive: AdaptiveSettings | None = None,
+) -> DeliveryStats:
+    """Deliver every envelope through ``transport``; see the package docstring for the contract.
+
+    ``concurrency`` and ``rate_per_second`` override the transport's values (CLI flags).
+    ``tls_context`` replaces the system trust store (a private CA, tests). ``policy`` and
+    ``adaptive`` tune retry timing and the throttle learner (tests, benchmarks).
+    """
+    if transport.scheme == "maildir":
+        if transport.maildir is None:
+            raise DeliveryAborted(Problem("mirage.yaml", None, "the Maildir transport has no path",
+                                          "write transport.url as maildir:PATH"))
+        return await deliver_maildir(transport.maildir, envelopes, on_attempt=on_attempt,
+                                     on_result=on_result, stop=stop)
+    if transport.scheme not in ("smtp", "smtps"):
+        raise DeliveryAborted(Problem("mirage.yaml", None,
+                                      f"unknown transport {transport.url!r}",
+                                      "use maildir:PATH, smtp://host:port or smtps://host:port"))
+    settings = ConnectSettings(
+        host=transport.host,
+        port=transport.port,
+        implicit_tls=transport.scheme == "smtps",
+        starttls=transport.starttls,
+        credentials=credentials,
+        allow_plaintext_auth=transport.allow_plaintext_auth,
+        timeout=transport.timeout,
+        tls_context=tls_context,
+        local_hostname=local_hostname or await asyncio.to_thread(socket.getfqdn),
+    )
+    if (credentials is not None and transport.scheme == "smtp"
+            and transport.starttls == "never" and not transport.allow_plaintext_auth):
+        refusal = plaintext_auth_refusal(settings)  # known before any socket is opened
+        raise DeliveryAborted(Problem(settings.where, None, refusal.message, refusal.hint))
+    loop = asyncio.get_running_loop()
+    per_second = rate_per_second if rate_per_second is not None else transport.rate_per_second
+    pacer = Pacer(per_second=per_second, per_hour=transport.rate_per_hour, clock=loop.time,
+                  settings=adaptive)
+    run = SmtpRun(
+        settings,
+        concurrency=concurrency if concurrency is not None else transport.concurrency,
+        max_attempts=transport.max_attempts,
+        pacer=pacer,
+        policy=policy or RetryPolicy(),
+        on_attempt=on_attempt,
+        on_result=on_result,
+        stop=stop,
+    )
+    return await run.run(envelopes)

@@ -1,0 +1,247 @@
+"""One long-lived SMTP connection: open it safely, carry one message at a time, close politely.
+
+Opening enforces the security settings before any secret leaves the process: STARTTLS per
+``starttls``, and AUTH only over TLS unless ``allow_plaintext_auth``. Sending never raises for
+network faults or server refusals: every outcome comes back as an ``Attempt``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiosmtplib
+
+from mirage_mailer.delivery.classify import Verdict, classify
+
+
+@dataclass(frozen=True)
+class ConnectSettings:
+    host: str
+    port: int
+    implicit_tls: bool  # smtps://
+    starttls: str  # always | auto | never (smtp:// only)
+    credentials: tuple[str, str] | None
+    allow_plaintext_auth: bool
+    timeout: float
+    tls_context: ssl.SSLContext | None
+    local_hostname: str | None
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class ConnectFailure(Exception):
+    """The connection could not be opened. ``fatal``: retrying cannot help (config, auth)."""
+
+    def __init__(self, message: str, *, fatal: bool, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.fatal = fatal
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one transmission came to."""
+
+    verdict: Verdict
+    code: int | None
+    response: str
+
+
+def plaintext_auth_refusal(settings: ConnectSettings) -> ConnectFailure:
+    return ConnectFailure(
+        f"refusing to send the SMTP password to {settings.where} without encryption",
+        fatal=True,
+        hint="use smtps://, or starttls: always with a server that offers it; set "
+        "allow_plaintext_auth: true only for a trusted local relay",
+    )
+
+
+def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
+    return f"{exc.code} {exc.message}".strip()
+
+
+class Connection:
+    def __init__(self, settings: ConnectSettings) -> None:
+        self.settings = settings
+        self._smtp: aiosmtplib.SMTP | None = None
+        self._socket_transport: asyncio.BaseTransport | None = None
+        self.last_used = 0.0
+
+    @property
+    def connected(self) -> bool:
+        return self._smtp is not None and self._smtp.is_connected
+
+    async def open(self) -> None:
+        """Connect, greet, secure and authenticate; raises ``ConnectFailure``."""
+        s = self.settings
+        self.drop()
+        smtp = aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.port,
+            timeout=s.timeout,
+            use_tls=s.implicit_tls,
+            start_tls=False,
+            tls_context=s.tls_context,
+            local_hostname=s.local_hostname,
+        )
+        self._smtp = smtp
+        try:
+            await self._open(smtp)
+        except ConnectFailure:
+            self.drop()
+            raise
+        except aiosmtplib.SMTPConnectResponseError as exc:
+            self.drop()
+            raise ConnectFailure(f"{s.where} refused the connection: {_reply(exc)}",
+                                 fatal=exc.code >= 500) from None
+        except ssl.SSLError as exc:
+            self.drop()
+            raise ConnectFailure(f"TLS with {s.where} failed: {exc.reason or exc}", fatal=True,
+                                 hint="check the server certificate and the URL's port") from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            self.drop()
+            text = exc.message if isinstance(exc, aiosmtplib.SMTPException) else str(exc)
+            raise ConnectFailure(f"cannot connect to {s.where}: {text}", fatal=False) from None
+        self.last_used = time.monotonic()
+
+    async def _open(self, smtp: aiosmtplib.SMTP) -> None:
+        s = self.settings
+        await smtp.connect()
+        self._socket_transport = smtp.transport  # the layer under STARTTLS, if it comes
+        await self._greet(smtp)
+        secure = s.implicit_tls
+        if not s.implicit_tls and s.starttls != "never":
+            if smtp.supports_extension("starttls"):
+                try:
+                    await smtp.starttls()
+                except aiosmtplib.SMTPResponseException as exc:
+                    raise ConnectFailure(f"{s.where} refused STARTTLS: {_reply(exc)}",
+                                         fatal=exc.code >= 500) from None
+                await self._greet(smtp)
+                secure = True
+            elif s.starttls == "always":
+                raise ConnectFailure(
+                    f"{s.where} does not offer STARTTLS (transport.starttls is 'always')",
+                    fatal=True,
+                    hint="use smtps:// if the server speaks implicit TLS on another port, or "
+                    "set starttls: auto/never only for a trusted local relay",
+                )
+        if s.credentials is None:
+            return
+        if not secure and not s.allow_plaintext_auth:
+            raise plaintext_auth_refusal(s)
+        if not smtp.supports_extension("auth"):
+            raise ConnectFailure(f"{s.where} does not offer AUTH, but credentials are set",
+                                 fatal=True,
+                                 hint="remove username_env/password_env, or check the URL")
+        try:
+            await smtp.login(*s.credentials)
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            raise ConnectFailure(f"{s.where} refused authentication: {_reply(exc)}",
+                                 fatal=exc.code >= 500,
+                                 hint="check the environment variables named by "
+                                 "username_env and password_env") from None
+        except aiosmtplib.SMTPResponseException as exc:
+            raise ConnectFailure(f"{s.where} refused authentication: {_reply(exc)}",
+                                 fatal=exc.code >= 500) from None
+
+    @staticmethod
+    async def _greet(smtp: aiosmtplib.SMTP) -> None:
+        try:
+            await smtp.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            await smtp.helo()
+
+    async def check_idle(self, idle_limit: float) -> None:
+        """A connection idle for long may have been dropped by the server: NOOP or drop it."""
+        if self._smtp is None or time.monotonic() - self.last_used < idle_limit:
+            return
+        try:
+            await self._smtp.noop()
+            self.last_used = time.monotonic()
+        except (aiosmtplib.SMTPException, OSError):
+            self.drop()
+
+    async def send(self, sender: str, recipient: str, data: bytes,
+                   on_rcpt_accepted: Callable[[], None] | None = None) -> Attempt:
+        """One transaction: MAIL, RCPT, DATA. Never raises for network faults or refusals.
+
+        ``on_rcpt_accepted`` tells the pacer the relay let the message through its rate
+        limiter (most count at RCPT), without waiting for the message body to travel.
+        """
+        smtp = self._smtp
+        if smtp is None or not smtp.is_connected:
+            return Attempt(Verdict.DEFERRED, None, "not connected")
+        self.last_used = time.monotonic()
+        options: list[str] = []
+        encoding = "ascii"
+        if not (sender.isascii() and recipient.isascii()):
+            if not smtp.supports_extension("smtputf8"):
+                return Attempt(Verdict.FAILED, None,
+                               "address is not ASCII and the server does not offer SMTPUTF8")
+            options.append("SMTPUTF8")
+            encoding = "utf-8"
+        if not data.isascii() and smtp.supports_extension("8bitmime"):
+            options.append("BODY=8BITMIME")
+        if smtp.supports_extension("size"):
+            wire_size = len(data) + data.count(b"\n")  # LF becomes CRLF on the wire
+            options.append(f"SIZE={wire_size}")
+        stage = "MAIL"
+        try:
+            await smtp.mail(sender, options=options, encoding=encoding)
+            stage = "RCPT"
+            await smtp.rcpt(recipient, encoding=encoding)
+            if on_rcpt_accepted is not None:
+                on_rcpt_accepted()
+            stage = "DATA"
+            reply = await smtp.data(data)
+        except aiosmtplib.SMTPResponseException as exc:
+            await self._reset()
+            return Attempt(classify(stage, exc.code), exc.code, exc.message)
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError,
+                aiosmtplib.SMTPException, OSError) as exc:
+            self.drop()
+            why = "timed out" if isinstance(exc, TimeoutError) else "connection lost"
+            return Attempt(Verdict.DEFERRED, None, f"{why} during {stage}: {exc}")
+        except (ValueError, UnicodeError) as exc:
+            await self._reset()
+            return Attempt(Verdict.FAILED, None, f"invalid address: {exc}")
+        finally:
+            self.last_used = time.monotonic()
+        return Attempt(Verdict.SENT, reply.code, reply.message)
+
+    async def _reset(self) -> None:
+        """RSET after a refusal so the next transaction starts clean (or drop the link)."""
+        if self._smtp is None or not self._smtp.is_connected:
+            self.drop()
+            return
+        try:
+            await self._smtp.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            self.drop()
+
+    def drop(self) -> None:
+        """Close at once. A graceful TLS close waits for the peer's close_notify, which may
+        outlive the event loop and leak the socket; after QUIT or a failure it buys nothing."""
+        if self._smtp is not None:
+            self._smtp.close()
+            self._smtp = None
+        if isinstance(self._socket_transport, asyncio.Transport):
+            self._socket_transport.abort()
+        self._socket_transport = None
+
+    async def close(self, quit_timeout: float) -> None:
+        """QUIT politely, briefly; the run's end must not wait on a slow server."""
+        smtp = self._smtp
+        if smtp is not None and smtp.is_connected:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await smtp.quit(timeout=quit_timeout)
+        self.drop()

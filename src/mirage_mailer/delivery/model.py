@@ -1,0 +1,75 @@
+"""The values that cross the delivery boundary: what to send, what happened, how it went.
+
+They are plain frozen data so the caller (the tracking store, the CLI) can keep, compare and
+print them without knowing anything about SMTP or Maildir.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from mirage_mailer.errors import DeliveryError, Problem
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One message for one recipient, ready to transmit."""
+
+    key: int  # the caller's id (a tracking-store row id)
+    sender: str  # envelope MAIL FROM (return path)
+    recipient: str  # RCPT TO
+    data: bytes  # complete RFC 5322 message, LF line endings
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one attempt (or the closing word on a message whose retry was cancelled).
+
+    ``final`` is False only for a DEFERRED that this run will retry; the last Result of every
+    envelope handed out has ``final=True``.
+    """
+
+    envelope: Envelope
+    outcome: Outcome
+    code: int | None
+    response: str
+    final: bool
+
+
+@dataclass(frozen=True)
+class DeliveryStats:
+    """What a run did, for the closing summary line and the benchmark."""
+
+    sent: int = 0
+    failed: int = 0
+    deferred_final: int = 0  # left pending by this run
+    attempts: int = 0  # transmissions started (on_attempt calls)
+    connections: int = 0  # connections opened (0 for Maildir)
+    throttled: int = 0  # 421/450/451/452 answers seen
+    elapsed: float = 0.0  # seconds, whole run
+    stopped: bool = False  # the stop event ended the run early
+    paced_rate: float | None = None  # msg/s the pacer settled on (None: never limited)
+
+    @property
+    def rate(self) -> float:
+        """Effective rate: accepted messages per second of the whole run."""
+        return self.sent / self.elapsed if self.elapsed > 0 else 0.0
+
+
+class DeliveryAborted(DeliveryError):
+    """Delivery cannot proceed (unreachable, auth refused, TLS missing): exit 3, state kept.
+
+    Every envelope handed out before the abort has had its final Result, so a rerun resumes
+    cleanly. ``stats`` tells the CLI how far the run got.
+    """
+
+    def __init__(self, problem: Problem, stats: DeliveryStats | None = None) -> None:
+        super().__init__(problem)
+        self.stats = stats if stats is not None else DeliveryStats()

@@ -1,0 +1,248 @@
+"""The SMTP run: a pool of long-lived connections sharing one queue, one pacer, one retry policy.
+
+Guarantees the caller relies on:
+
+* ``on_attempt`` is called right before a transmission, ``on_result`` after every attempt;
+  every envelope handed out gets a final Result before this returns or raises, except one
+  whose callbacks themselves failed.
+* Network faults and refusals never raise: they become Results. Only a problem that stops the
+  whole run (unreachable, auth refused, TLS missing, sender refused) raises ``DeliveryAborted``,
+  after the in-flight messages have finished.
+* The stop event stops pulling new envelopes; in-flight transactions finish (each command is
+  bounded by the configured timeout) and pending retries are closed as final DEFERRED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterator
+
+from mirage_mailer.delivery.classify import Verdict, is_throttle
+from mirage_mailer.delivery.connection import Attempt, ConnectFailure, Connection, ConnectSettings
+from mirage_mailer.delivery.model import (
+    DeliveryAborted,
+    DeliveryStats,
+    Envelope,
+    Outcome,
+    Result,
+)
+from mirage_mailer.delivery.pacer import Pacer
+from mirage_mailer.delivery.policy import RetryPolicy
+from mirage_mailer.delivery.work import Job, WorkQueue
+from mirage_mailer.errors import Problem
+
+
+class SmtpRun:
+    def __init__(
+        self,
+        settings: ConnectSettings,
+        *,
+        concurrency: int,
+        max_attempts: int,
+        pacer: Pacer,
+        policy: RetryPolicy,
+        on_attempt: Callable[[Envelope], None],
+        on_result: Callable[[Result], None],
+        stop: asyncio.Event | None,
+    ) -> None:
+        self.settings = settings
+        self.concurrency = max(1, concurrency)
+        self.max_attempts = max(1, max_attempts)
+        self.pacer = pacer
+        self.policy = policy
+        self.on_attempt = on_attempt
+        self.on_result = on_result
+        self.stop_event = stop
+        self.queue: WorkQueue | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self.alive = 0
+        self.stopped = False
+        self.abort: Problem | None = None
+        self.failure: Exception | None = None
+        self.sent = self.failed = self.deferred_final = 0
+        self.attempts = self.connections = self.throttled = 0
+
+    async def run(self, envelopes: Iterator[Envelope]) -> DeliveryStats:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        queue = self.queue = WorkQueue(envelopes, loop.time)
+        watcher = loop.create_task(self._watch_stop(queue))
+        try:
+            first = Connection(self.settings)
+            self.alive = 1
+            if await self._connect(first):
+                self._spawn(first)
+            self.alive -= 1
+            while self.tasks:  # workers may spawn more workers while we wait
+                pending = [t for t in self.tasks if not t.done()]
+                if not pending:
+                    break
+                await asyncio.wait(pending)
+        finally:
+            watcher.cancel()
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(watcher, *self.tasks, return_exceptions=True)
+        self._close_leftovers(queue)
+        stats = DeliveryStats(
+            sent=self.sent, failed=self.failed, deferred_final=self.deferred_final,
+            attempts=self.attempts, connections=self.connections, throttled=self.throttled,
+            elapsed=loop.time() - started, stopped=self.stopped, paced_rate=self.pacer.rate,
+        )
+        if self.failure is not None:
+            raise self.failure
+        if self.abort is not None:
+            raise DeliveryAborted(self.abort, stats)
+        return stats
+
+    async def _watch_stop(self, queue: WorkQueue) -> None:
+        if self.stop_event is None:
+            return
+        await self.stop_event.wait()
+        self.stopped = True
+        queue.stop()
+
+    def _spawn(self, conn: Connection) -> None:
+        self.alive += 1
+        self.tasks.append(asyncio.get_running_loop().create_task(self._worker(conn)))
+
+    def _abort_with(self, failure: ConnectFailure) -> None:
+        if self.abort is None:
+            self.abort = Problem(self.settings.where, None, failure.message, failure.hint)
+        assert self.queue is not None
+        self.queue.stop()
+
+    async def _connect(self, conn: Connection) -> bool:
+        """Open ``conn`` with a few tries; False when this worker should end.
+
+        A fatal failure aborts the run. Repeated transient failures retire the worker while
+        other connections still carry the run (a relay may cap connections), and abort it when
+        this was the last one.
+        """
+        assert self.queue is not None
+        failures = 0
+        while not self.queue.stopping:
+            try:
+                await conn.open()
+            except ConnectFailure as failure:
+                if failure.fatal:
+                    self._abort_with(failure)
+                    return False
+                failures += 1
+                if failures >= self.policy.connect_attempts:
+                    if self.alive <= 1:
+                        self._abort_with(failure)
+                    return False
+                if not await self.queue.sleep(self.policy.connect_delay(failures)):
+                    return False
+            else:
+                self.connections += 1
+                return True
+        return False
+
+    async def _worker(self, conn: Connection) -> None:
+        queue = self.queue
+        assert queue is not None
+        try:
+            while await queue.wait_ready():
+                if not conn.connected and not await self._connect(conn):
+                    break
+                await conn.check_idle(self.policy.idle_noop_after)
+                if not conn.connected:
+                    continue
+                if not await self._pace():
+                    break
+                job = queue.take()
+                if job is None:
+                    continue
+                if len(self.tasks) < self.concurrency and not queue.exhausted:
+                    self._spawn(Connection(self.settings))  # more work: open another link
+                await self._attempt(conn, job)
+        except Exception as exc:  # the caller's iterator or callbacks failed: stop, re-raise
+            if self.failure is None:
+                self.failure = exc
+            queue.stop()
+        finally:
+            self.alive -= 1
+            await conn.close(self.policy.quit_timeout)
+
+    async def _pace(self) -> bool:
+        """Wait for the pacer's go; False when the run stops meanwhile."""
+        assert self.queue is not None
+        while (wait := self.pacer.claim()) > 0:
+            if not await self.queue.sleep(wait):
+                return False
+        return True
+
+    async def _attempt(self, conn: Connection, job: Job) -> None:
+        assert self.queue is not None
+        envelope = job.envelope
+        self.on_attempt(envelope)
+        job.attempts += 1
+        self.attempts += 1
+        attempt = await conn.send(envelope.sender, envelope.recipient, envelope.data,
+                                  self.pacer.success)
+        if attempt.verdict is Verdict.SENT:
+            self.sent += 1
+            self._finish(job, Outcome.SENT, attempt)
+        elif attempt.verdict is Verdict.FAILED:
+            self.failed += 1
+            self._finish(job, Outcome.FAILED, attempt)
+        elif attempt.verdict is Verdict.ABORT:
+            self._abort_with(ConnectFailure(
+                f"{self.settings.where} refused the session: {attempt.code} {attempt.response}",
+                fatal=True,
+                hint="check sender.return_path and the SMTP credentials "
+                "(username_env/password_env)",
+            ))
+            self.deferred_final += 1
+            self._finish(job, Outcome.DEFERRED, attempt)
+        else:
+            self._defer(job, attempt)
+
+    def _defer(self, job: Job, attempt: Attempt) -> None:
+        assert self.queue is not None
+        delay: float
+        if is_throttle(attempt.code):
+            self.throttled += 1
+            self.pacer.throttled()
+        if (is_throttle(attempt.code) and self.pacer.accepting()
+                and job.free_retries < self.policy.free_throttle_retries):
+            job.free_retries += 1
+            delay = self.policy.throttle_delay(job.free_retries)
+        else:
+            job.strikes += 1
+            delay = self.policy.retry_delay(job.strikes)
+        final = job.strikes >= self.max_attempts or self.queue.stopping
+        result = Result(job.envelope, Outcome.DEFERRED, attempt.code, attempt.response, final)
+        job.last = result
+        if final:
+            self.deferred_final += 1
+        self.on_result(result)
+        if final:
+            self.queue.done(job)
+        else:
+            self.queue.retry(job, delay)
+
+    def _finish(self, job: Job, outcome: Outcome, attempt: Attempt) -> None:
+        assert self.queue is not None
+        result = Result(job.envelope, outcome, attempt.code, attempt.response, True)
+        job.last = result
+        self.on_result(result)
+        self.queue.done(job)
+
+    def _close_leftovers(self, queue: WorkQueue) -> None:
+        """Give every retry that will not happen its final word, repeating the last reply."""
+        reason = "delivery aborted" if self.abort is not None else "run stopped"
+        for job in queue.leftovers():
+            last = job.last
+            code, text = (last.code, last.response) if last is not None else (None, "")
+            self.deferred_final += 1
+            result = Result(job.envelope, Outcome.DEFERRED, code,
+                            f"{text} (not retried: {reason})".strip(), True)
+            if self.failure is None:
+                self.on_result(result)
+            else:
+                with contextlib.suppress(Exception):
+                    self.on_result(result)

@@ -1,0 +1,345 @@
+"""Real SMTP servers for tests and benchmarks: record what arrives, inject faults, throttle.
+
+An ``SmtpSink`` is aiosmtpd on 127.0.0.1, port 0, speaking the real protocol (STARTTLS,
+implicit TLS, AUTH). ``rules`` decide, per MAIL/RCPT/DATA, whether to answer something other
+than 250: a refusal, a 4xx, a slow answer, a dropped connection, or a throttle (``Throttle``).
+It runs in the caller's event loop (``async with``) or in its own thread
+(``with sink.running_in_thread()``), which the benchmark uses. Needs aiosmtpd, not pytest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any, AnyStr
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+_HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message the sink accepted (250 after DATA)."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    data: bytes  # as received, CRLF line endings
+    connection: int
+    tls: bool
+    at: float  # time.monotonic()
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a rule sees: a command about to be answered."""
+
+    stage: str  # MAIL | RCPT | DATA
+    address: str  # MAIL FROM at MAIL, RCPT TO at RCPT, the first recipient at DATA
+    connection: int
+    at: float
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A rule's answer. ``text=None`` answers nothing; ``close`` drops the connection after."""
+
+    text: str | None
+    close: bool = False
+    delay: float = 0.0
+
+
+Rule = Callable[[Call], "Reply | None"]
+
+
+@dataclass
+class Fault:
+    """Answer ``reply`` at ``stage`` (for ``address``, or anyone), ``times`` times or forever.
+
+    ``reply=None, close=True`` drops the connection without answering. An object rather than
+    a closure, so it reads well in a test report and can be passed to a pytest marker.
+    """
+
+    stage: str
+    reply: str | None
+    address: str | None = None
+    times: int | None = None  # None: every time
+    close: bool = False
+    delay: float = 0.0
+
+    def __call__(self, call: Call) -> Reply | None:
+        if call.stage != self.stage or (self.address is not None and call.address != self.address):
+            return None
+        if self.times is not None:
+            if self.times <= 0:
+                return None
+            self.times -= 1
+        return Reply(self.reply, close=self.close, delay=self.delay)
+
+
+def refuse(address: str, reply: str = "550 5.1.1 No such user here", *,
+           stage: str = "RCPT") -> Fault:
+    """Always answer ``reply`` for ``address`` at ``stage``."""
+    return Fault(stage, reply, address)
+
+
+def fail_times(times: int, reply: str | None, *, stage: str = "RCPT",
+               address: str | None = None, close: bool = False, delay: float = 0.0) -> Fault:
+    """Answer ``reply`` the first ``times`` matching times, then behave normally."""
+    return Fault(stage, reply, address, times, close, delay)
+
+
+def drop_in_data(times: int = 1, *, address: str | None = None) -> Fault:
+    """Receive the whole message, then drop the connection instead of answering 250."""
+    return Fault("DATA", None, address, times, close=True)
+
+
+class Throttle:
+    """A relay that accepts at most ``rate`` messages per ``window`` seconds (rolling).
+
+    Above that it answers ``451 4.7.1`` at RCPT, and every ``disconnect_every``-th refusal
+    ``421 4.7.0`` and a dropped connection instead, as providers do.
+    """
+
+    def __init__(self, rate: float, *, window: float = 1.0, disconnect_every: int = 5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = max(1, round(rate * window))
+        self.window = window
+        self.disconnect_every = disconnect_every
+        self.clock = clock
+        self.accepted: deque[float] = deque()
+        self.refused = 0
+        self.disconnects = 0
+
+    def __call__(self, call: Call) -> Reply | None:
+        if call.stage != "RCPT":
+            return None
+        now = self.clock()
+        while self.accepted and self.accepted[0] <= now - self.window:
+            self.accepted.popleft()
+        if len(self.accepted) < self.limit:
+            self.accepted.append(now)
+            return None
+        self.refused += 1
+        if self.disconnect_every and self.refused % self.disconnect_every == 0:
+            self.disconnects += 1
+            return Reply("421 4.7.0 Too many messages, slow down; closing", close=True)
+        return Reply("451 4.7.1 Rate limit exceeded, try again later")
+
+
+class _Server(SMTP):
+    """aiosmtpd's server plus connection numbering and reply-then-close / silent drop."""
+
+    def __init__(self, sink: SmtpSink, **kwargs: Any) -> None:
+        super().__init__(_Handler(sink), **kwargs)
+        self.sink = sink
+        self.connection = 0
+        self.close_after_reply = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        fresh = self._original_transport is None and self.connection == 0
+        super().connection_made(transport)
+        if fresh:
+            self.connection = self.sink._opened(self)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.sink._live.discard(self)
+        super().connection_lost(error)
+
+    @property
+    def secure(self) -> bool:
+        transport = self.transport
+        return self._tls_protocol is not None or (
+            transport is not None and transport.get_extra_info("sslcontext") is not None)
+
+    async def push(self, status: AnyStr) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return  # dropped on purpose: say nothing
+        await super().push(status)
+        if self.close_after_reply:
+            self.transport.close()
+
+    async def _call_handler_hook(self, command: str, *args: Any) -> Any:
+        self.sink.commands.append((self.connection, command))
+        return await super()._call_handler_hook(command, *args)
+
+
+class _Handler:
+    def __init__(self, sink: SmtpSink) -> None:
+        self.sink = sink
+
+    async def handle_MAIL(self, server: _Server, session: Session, envelope: Envelope,
+                          address: str, mail_options: list[str]) -> str:
+        answer = await self.sink._decide("MAIL", address, server)
+        if answer is not None:
+            return answer
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server: _Server, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        answer = await self.sink._decide("RCPT", address, server)
+        if answer is not None:
+            return answer
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: _Server, session: Session, envelope: Envelope) -> str:
+        first = envelope.rcpt_tos[0] if envelope.rcpt_tos else ""
+        answer = await self.sink._decide("DATA", first, server)
+        if answer is not None:
+            return answer
+        content = envelope.original_content or b""
+        self.sink.received.append(Received(
+            sender=envelope.mail_from or "", recipients=tuple(envelope.rcpt_tos), data=content,
+            connection=server.connection, tls=server.secure, at=time.monotonic()))
+        return f"250 2.0.0 Ok: queued as {len(self.sink.received)}"
+
+
+class SmtpSink:
+    """A recording SMTP server on 127.0.0.1 (port chosen by the OS)."""
+
+    def __init__(
+        self,
+        *,
+        rules: Sequence[Rule] = (),
+        starttls: ssl.SSLContext | None = None,
+        implicit_tls: ssl.SSLContext | None = None,
+        auth: tuple[str, str] | None = None,
+        auth_required: bool = False,
+        auth_require_tls: bool = True,
+    ) -> None:
+        self.rules = list(rules)
+        self.starttls = starttls
+        self.implicit_tls = implicit_tls
+        self.auth = auth
+        self.auth_required = auth_required
+        # aiosmtpd only knows about STARTTLS; under implicit TLS the link is already secure
+        self.auth_require_tls = auth_require_tls and implicit_tls is None
+        self.received: list[Received] = []
+        self.commands: list[tuple[int, str]] = []
+        self.mail_times: list[tuple[int, float]] = []  # (connection, time) of every MAIL FROM
+        self.connections = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._live: set[_Server] = set()
+
+    @property
+    def url(self) -> str:
+        scheme = "smtps" if self.implicit_tls is not None else "smtp"
+        return f"{scheme}://{_HOST}:{self.port}"
+
+    def recipients(self) -> list[str]:
+        """Every accepted recipient, in arrival order (duplicates show up twice)."""
+        return [r for message in self.received for r in message.recipients]
+
+    def count(self, command: str) -> int:
+        return sum(1 for _, c in self.commands if c == command)
+
+    def _opened(self, server: _Server) -> int:
+        self.connections += 1
+        self._live.add(server)
+        return self.connections
+
+    async def _decide(self, stage: str, address: str, server: _Server) -> str | None:
+        call = Call(stage, address, server.connection, time.monotonic())
+        if stage == "MAIL":
+            self.mail_times.append((server.connection, call.at))
+        for rule in self.rules:
+            reply = rule(call)
+            if reply is None:
+                continue
+            if reply.delay:
+                await asyncio.sleep(reply.delay)
+            if reply.text is None:
+                if server.transport is not None:
+                    server.transport.close()
+                return ""
+            server.close_after_reply = reply.close
+            return reply.text
+        return None
+
+    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope,
+                      mechanism: str, auth_data: Any) -> AuthResult:
+        ok = (isinstance(auth_data, LoginPassword) and self.auth is not None
+              and auth_data.login.decode() == self.auth[0]
+              and auth_data.password.decode() == self.auth[1])
+        return AuthResult(success=ok, handled=False)
+
+    def _factory(self) -> _Server:
+        kwargs: dict[str, Any] = {
+            "hostname": "sink.test",
+            "tls_context": self.starttls,
+            "loop": asyncio.get_running_loop(),
+            "timeout": 30,
+        }
+        if self.auth is not None:
+            kwargs.update(authenticator=self._authenticate, auth_required=self.auth_required,
+                          auth_require_tls=self.auth_require_tls)
+        return _Server(self, **kwargs)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._factory, _HOST, 0,
+                                                ssl=self.implicit_tls)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def crash(self) -> None:
+        """Stop listening and cut every connection, as a relay that goes down (sink's loop)."""
+        if self._server is not None:
+            self._server.close()
+        for server in list(self._live):
+            if server.transport is not None:
+                server.transport.close()
+
+    async def stop(self) -> None:
+        self.crash()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+        await asyncio.sleep(0)
+        current = asyncio.current_task()
+        others = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+        handlers = [t for t in others if "_handle_client" in repr(t.get_coro())]
+        if handlers:
+            await asyncio.wait(handlers, timeout=2)
+
+    async def __aenter__(self) -> SmtpSink:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @contextmanager
+    def running_in_thread(self) -> Iterator[SmtpSink]:
+        """Serve from a private event loop in a daemon thread; stops on exit."""
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="smtp-sink", daemon=True)
+        thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(self.start(), loop).result(10)
+            yield self
+        finally:
+            try:
+                asyncio.run_coroutine_threadsafe(self.stop(), loop).result(10)
+            finally:
+                loop.call_soon_threadsafe(loop.stop)
+                thread.join(10)
+                loop.close()
+
+
+@asynccontextmanager
+async def serving(**kwargs: Any) -> AsyncIterator[SmtpSink]:
+    """``async with serving(rules=[...]) as sink:`` in the current event loop."""
+    sink = SmtpSink(**kwargs)
+    async with sink:
+        yield sink

@@ -1,0 +1,64 @@
+"""``run-due``: which issues are due, under one lock so cron runs never overlap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from mirage_mailer.config import Settings
+from mirage_mailer.content import parse_send_at
+from mirage_mailer.errors import InputError, Problem
+from mirage_mailer.locks import Lock
+from mirage_mailer.store import Store
+from mirage_mailer.yamlsrc import LineDict, load_yaml_file
+
+
+@dataclass(frozen=True)
+class Due:
+    issue_dir: Path
+    send_at: datetime
+
+
+def run_due_lock(settings: Settings) -> Lock:
+    return Lock(settings.state_dir / "locks" / "run-due.lock", "run-due")
+
+
+def find_due(settings: Settings, now: datetime) -> tuple[list[Due], list[Problem]]:
+    """Issues whose ``send_at`` has passed and that are not complete, oldest first.
+
+    Only ``send_at`` is read here; a due issue is fully validated when it is sent. An
+    issue.yaml that cannot be read is a problem to report, not a reason to skip the others.
+    """
+    due: list[Due] = []
+    problems: list[Problem] = []
+    if not settings.issues_dir.is_dir():
+        return due, problems
+    database = settings.tracking.database
+    store = Store(database) if database.exists() else None
+    try:
+        for path in sorted(settings.issues_dir.glob("*/issue.yaml")):
+            try:
+                data = load_yaml_file(path)
+            except InputError as exc:
+                problems.extend(exc.problems)
+                continue
+            if not isinstance(data, LineDict) or data.get("send_at") is None:
+                continue
+            send_at = parse_send_at(data["send_at"])
+            if send_at is None:
+                problems.append(Problem(str(path), data.key_line("send_at"),
+                                        f"'send_at' {data['send_at']!r} is not an ISO 8601 "
+                                        "time with a time zone",
+                                        "write it like 2026-12-01T09:00:00+01:00"))
+                continue
+            if send_at > now:
+                continue
+            if store is not None and store.is_complete(path.parent.name):
+                continue
+            due.append(Due(path.parent, send_at))
+    finally:
+        if store is not None:
+            store.close()
+    due.sort(key=lambda d: d.send_at)
+    return due, problems

@@ -1,0 +1,329 @@
+"""``send``: plan recipients into the tracking store, build each message, deliver, record.
+
+Order matters for crash safety: a row is marked ``sending`` right before its message goes to
+the server and ``sent`` only after the server accepted it, so a SIGKILL leaves at most the
+in-flight messages ``unknown``; everything else resumes on the next run without duplicates.
+Recipients stream from the lists into SQLite and back out page by page, so memory stays flat
+in list size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mirage_mailer.delivery import DeliveryStats, Envelope, Outcome, Result, deliver_all
+from mirage_mailer.errors import ExitCode, InputError, Problem
+from mirage_mailer.lists import RowProblem, Subscriber
+from mirage_mailer.locks import Lock
+from mirage_mailer.message import MessageFactory, Personal
+from mirage_mailer.preview import preview_person
+from mirage_mailer.project import Project, iter_rows, render
+from mirage_mailer.render import RenderedLanguage
+from mirage_mailer.store import REPORT_STATUSES, NewRecipient, Store
+from mirage_mailer.tokens import Signer, load_secret
+
+TEST_PREFIX = "[TEST] "
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    dry_run: bool = False
+    to: tuple[str, ...] = ()
+    lang: str | None = None
+    limit: int | None = None
+    concurrency: int | None = None
+    rate: float | None = None
+    resend_unknown: bool = False
+
+
+@dataclass
+class Progress:
+    """Running totals for the CLI's progress bar or log lines."""
+
+    total: int = 0
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.failed
+
+
+ProgressHook = Callable[[Progress], None]
+
+
+@dataclass
+class Preparation:
+    """An issue rendered and ready: what the CLI shows before asking for confirmation."""
+
+    project: Project
+    rendered: dict[str, RenderedLanguage]
+    factory: MessageFactory
+    list_rows: int
+    store_counts: dict[str, int]
+
+
+@dataclass
+class SendOutcome:
+    issue: str
+    mode: str  # send | dry-run | test
+    counts: dict[str, int] = field(default_factory=dict)
+    to_send: int = 0
+    per_language: Counter[str] = field(default_factory=Counter)
+    already_sent: int = 0
+    this_run: Progress = field(default_factory=Progress)
+    stats: DeliveryStats | None = None
+    nothing_to_do: bool = False
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.PERMANENT_FAILURES if self.this_run.failed else ExitCode.OK
+
+
+def database(project: Project) -> Path:
+    return project.settings.tracking.database
+
+
+def read_counts(project: Project, issue: str) -> dict[str, int]:
+    """Store counts without creating a database that does not exist yet."""
+    if not database(project).exists():
+        return dict.fromkeys(REPORT_STATUSES, 0)
+    with Store(database(project)) as store:
+        return store.counts(issue)
+
+
+def _fields_and_rows(project: Project) -> tuple[set[str], int]:
+    fields: set[str] = set()
+    rows = 0
+    for row in iter_rows(project):
+        rows += 1
+        if isinstance(row, Subscriber):
+            fields.update(row.fields)
+    return fields, rows
+
+
+def prepare(project: Project, options: SendOptions) -> Preparation:
+    """Render every needed language once; raises ``InputError`` before anything is sent."""
+    fields, rows = _fields_and_rows(project)
+    issue = project.issue
+    languages = None
+    if options.lang:
+        languages = (issue.pick_language(options.lang),)
+    elif options.to:
+        languages = (issue.default_language,)
+    prefix = TEST_PREFIX if options.to else ""
+    rendered = render(project, fields, languages=languages, subject_prefix=prefix)
+    settings = project.settings
+    signer = Signer(load_secret(settings.state_dir, settings.tracking.secret_env))
+    factory = MessageFactory(settings, issue.id, rendered, signer)
+    return Preparation(project, rendered, factory, rows, read_counts(project, issue.id))
+
+
+def credentials(project: Project) -> tuple[str, str] | None:
+    transport = project.settings.transport
+    user = os.environ.get(transport.username_env or "") if transport.username_env else None
+    password = os.environ.get(transport.password_env or "") if transport.password_env else None
+    if user and password:
+        return user, password
+    if user and not password:
+        raise InputError(Problem(
+            "mirage.yaml", project.settings.line_of.get("transport.password_env"),
+            f"{transport.username_env} is set but {transport.password_env} is not",
+            f"export {transport.password_env}=... (or unset {transport.username_env})"))
+    return None
+
+
+def _new_rows(project: Project) -> Iterator[NewRecipient]:
+    for row in iter_rows(project):
+        if isinstance(row, RowProblem):
+            where = f"{row.problem.path}:{row.problem.line}"
+            yield NewRecipient(row.email or f"(empty address at {where})", None, None,
+                               row.list_name, {}, status="invalid", detail=str(row.problem))
+        else:
+            yield NewRecipient(row.email, row.name, row.lang, row.list_name, dict(row.fields))
+
+
+def dry_run(prep: Preparation, options: SendOptions) -> SendOutcome:
+    """Build every message that a send would transmit; touch neither network nor store."""
+    project = prep.project
+    issue = project.issue
+    statuses: dict[str, str] = {}
+    suppressed: set[str] = set()
+    if database(project).exists():
+        with Store(database(project)) as store:
+            statuses = {r["email"].lower(): r["status"] for r in store.recipients(issue.id)}
+            suppressed = {s["email"] for s in store.suppressions()}
+    outcome = SendOutcome(issue.id, "dry-run", counts=dict.fromkeys(REPORT_STATUSES, 0))
+    seen: set[str] = set()
+    for row in iter_rows(project):
+        if isinstance(row, RowProblem):
+            outcome.counts["invalid"] += 1
+            continue
+        key = row.email.lower()
+        if key in seen:
+            continue
+        seen.add(key)
+        status = statuses.get(key, "pending")
+        if key in suppressed and status in ("pending", "unknown"):
+            status = "suppressed"
+        if status == "unknown" and options.resend_unknown:
+            status = "pending"
+        if status != "pending":
+            outcome.counts[status] += 1
+            outcome.already_sent += status == "sent"
+            continue
+        lang = issue.pick_language(row.lang)
+        if options.lang and lang not in prep.rendered:
+            continue
+        if options.limit is not None and outcome.to_send >= options.limit:
+            continue
+        prep.factory.build(Personal(row.email, row.name, row.list_name, row.fields), lang)
+        outcome.to_send += 1
+        outcome.per_language[lang] += 1
+    outcome.counts["pending"] = outcome.to_send
+    return outcome
+
+
+def _install_stop(stop: asyncio.Event) -> Callable[[], None]:
+    """Ctrl-C / SIGTERM: stop taking new recipients; in-flight messages finish."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+
+    def remove() -> None:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    return remove
+
+
+def send_test(prep: Preparation, addresses: tuple[str, ...],
+              progress: ProgressHook | None = None) -> SendOutcome:
+    """``--to``: a ``[TEST] `` copy to each address; nothing is recorded for the issue."""
+    project = prep.project
+    lang = next(iter(prep.rendered))
+    outcome = SendOutcome(project.issue.id, "test")
+    outcome.this_run.total = len(addresses)
+    fields = set().union(*(r.fields for r in iter_rows(project) if isinstance(r, Subscriber)))
+    people = [preview_person(project, address, fields)[0] for address in addresses]
+    sender = project.settings.sender.return_path
+
+    def envelopes() -> Iterator[Envelope]:
+        for key, person in enumerate(people):
+            yield Envelope(key, sender, person.email, prep.factory.build(person, lang))
+
+    def on_result(result: Result) -> None:
+        if result.final:
+            _count(outcome.this_run, result)
+            if progress:
+                progress(outcome.this_run)
+
+    async def run() -> DeliveryStats:
+        stop = asyncio.Event()
+        remove = _install_stop(stop)
+        try:
+            return await deliver_all(project.settings.transport, envelopes(),
+                                     on_attempt=lambda _: None, on_result=on_result, stop=stop,
+                                     credentials=credentials(project))
+        finally:
+            remove()
+
+    outcome.stats = asyncio.run(run())
+    outcome.to_send = len(people)
+    outcome.per_language[lang] = len(people)
+    return outcome
+
+
+def _count(totals: Progress, result: Result) -> None:
+    if result.outcome is Outcome.SENT:
+        totals.sent += 1
+    elif result.outcome is Outcome.FAILED:
+        totals.failed += 1
+    else:
+        totals.deferred += 1
+
+
+def send(prep: Preparation, options: SendOptions,
+         progress: ProgressHook | None = None) -> SendOutcome:
+    """The real send: resumable, idempotent, recorded. Raises ``DeliveryError`` for exit 3."""
+    project = prep.project
+    issue = project.issue
+    settings = project.settings
+    creds = credentials(project)
+    lock = Lock(settings.state_dir / "locks" / f"send-{issue.id}.lock", f"a send of {issue.id}")
+    with lock, Store(database(project)) as store:
+        store.recover_inflight(issue.id)
+        if options.resend_unknown:
+            store.requeue_unknown(issue.id)
+        store.add_recipients(issue.id, _new_rows(project))
+        store.apply_suppressions(issue.id)
+        before = store.counts(issue.id)
+        outcome = SendOutcome(issue.id, "send", already_sent=before["sent"])
+        pending = before["pending"]
+        outcome.this_run.total = min(pending, options.limit) if options.limit else pending
+        if outcome.this_run.total == 0:
+            outcome.nothing_to_do = True
+            outcome.counts = before
+            return outcome
+        message_ids: dict[int, str] = {}
+        sender = settings.sender.return_path
+
+        def envelopes() -> Iterator[Envelope]:
+            built = 0
+            for row in store.iter_pending(issue.id):
+                if options.limit is not None and built >= options.limit:
+                    return
+                lang = issue.pick_language(row.lang)
+                if lang not in prep.rendered:
+                    continue  # --lang: another language's reader, left for a later run
+                message_id = prep.factory.new_message_id()
+                person = Personal(row.email, row.name, row.list_name, row.fields)
+                data = prep.factory.build(person, lang, message_id=message_id)
+                message_ids[row.id] = message_id
+                built += 1
+                outcome.per_language[lang] += 1
+                yield Envelope(row.id, sender, row.email, data)
+
+        def on_attempt(envelope: Envelope) -> None:
+            store.mark_sending(envelope.key, message_ids[envelope.key])
+
+        def on_result(result: Result) -> None:
+            key = result.envelope.key
+            if result.outcome is Outcome.SENT:
+                store.mark_sent(key, result.code, result.response)
+            elif result.outcome is Outcome.FAILED:
+                store.mark_failed(key, result.code, result.response)
+            else:
+                store.mark_deferred(key, result.code, result.response)
+            if result.final:
+                message_ids.pop(key, None)
+                _count(outcome.this_run, result)
+                if progress:
+                    progress(outcome.this_run)
+
+        async def run() -> DeliveryStats:
+            stop = asyncio.Event()
+            remove = _install_stop(stop)
+            try:
+                return await deliver_all(settings.transport, envelopes(), on_attempt=on_attempt,
+                                         on_result=on_result, stop=stop, credentials=creds,
+                                         concurrency=options.concurrency,
+                                         rate_per_second=options.rate)
+            finally:
+                remove()
+
+        outcome.stats = asyncio.run(run())
+        outcome.to_send = outcome.this_run.total
+        outcome.counts = store.counts(issue.id)
+    return outcome

@@ -1,0 +1,188 @@
+"""The pacer with an injected clock: spacing, hourly caps, and learning a relay's rate."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import pytest
+
+from mirage_mailer.delivery.pacer import AdaptiveRate, AdaptiveSettings, Pacer, WindowCap
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_unlimited_pacer_never_waits() -> None:
+    pacer = Pacer(per_second=None, per_hour=None, clock=Clock())
+    assert [pacer.claim() for _ in range(100)] == [0.0] * 100
+    assert pacer.rate is None
+
+
+def test_per_second_limit_spaces_starts_evenly() -> None:
+    clock = Clock()
+    pacer = Pacer(per_second=10, per_hour=None, clock=clock)
+    assert pacer.claim() == 0
+    assert pacer.claim() == pytest.approx(0.1)
+    clock.advance(0.1)
+    assert pacer.claim() == 0
+    assert pacer.claim() == pytest.approx(0.1)
+
+
+def test_late_wakeups_do_not_erode_the_rate() -> None:
+    clock = Clock()
+    pacer = Pacer(per_second=10, per_hour=None, clock=clock)
+    starts = 0
+    for _ in range(100):  # every wake-up 30 ms late: still ~10 starts per second
+        wait = pacer.claim()
+        if wait == 0:
+            starts += 1
+            wait = pacer.claim()
+        clock.advance(wait + 0.03 if wait > 0 else 0.03)
+    elapsed = clock.now - 1000.0
+    assert starts / elapsed == pytest.approx(10, rel=0.05)
+
+
+def test_idle_time_does_not_allow_a_burst() -> None:
+    clock = Clock()
+    pacer = Pacer(per_second=10, per_hour=None, clock=clock)
+    pacer.claim()
+    clock.advance(60)
+    assert pacer.claim() == 0
+    assert pacer.claim() >= 0.05
+
+
+def test_hourly_cap_is_exact_over_a_rolling_hour() -> None:
+    clock = Clock()
+    pacer = Pacer(per_second=None, per_hour=3, clock=clock)
+    assert [pacer.claim() for _ in range(3)] == [0, 0, 0]  # a small list is not slowed
+    assert pacer.claim() == pytest.approx(3600)
+    clock.advance(3599.9)
+    assert pacer.claim() == pytest.approx(0.1)
+    clock.advance(0.1)
+    assert pacer.claim() == 0
+
+
+def test_window_cap_memory_is_bounded_by_the_limit() -> None:
+    cap = WindowCap(5, window=10)
+    for t in range(1000):
+        if cap.wait(float(t)) == 0:
+            cap.book(float(t))
+    assert len(cap._log) <= 5
+
+
+def feed_successes(rate: AdaptiveRate, clock: Clock, count: int, spacing: float) -> None:
+    for _ in range(count):
+        rate.success(clock())
+        clock.advance(spacing)
+
+
+def test_first_throttle_settles_just_under_the_accepted_rate() -> None:
+    clock = Clock()
+    adaptive = AdaptiveRate()
+    feed_successes(adaptive, clock, 50, 0.002)  # a burst the relay accepted: 50 in 0.1 s
+    assert adaptive.rate is None
+    assert adaptive.throttled(clock())
+    assert adaptive.rate == pytest.approx(0.95 * 50)  # 50 per one-second window, not 500/s
+    assert not adaptive.throttled(clock())  # answers to the old pace are ignored for a while
+    clock.advance(0.5)
+    assert not adaptive.throttled(clock())
+
+
+def test_probing_closes_the_gap_to_the_refused_pace_slowly() -> None:
+    clock = Clock()
+    adaptive = AdaptiveRate()
+    feed_successes(adaptive, clock, 50, 0.002)
+    adaptive.throttled(clock())
+    clock.advance(1.0)
+    rates = []
+    for _ in range(12):  # six seconds of successes at the current pace
+        feed_successes(adaptive, clock, 25, 0.02)
+        assert adaptive.rate is not None
+        rates.append(adaptive.rate)
+    assert rates == sorted(rates)
+    assert 48 < rates[3] < 50 < rates[-1] < 55  # near the refused pace quickly, beyond it slowly
+
+
+def test_lone_early_refusals_do_not_pace_an_unlimited_run() -> None:
+    clock = Clock()
+    adaptive = AdaptiveRate()
+    adaptive.success(clock())
+    assert not adaptive.throttled(clock())  # greylisting one recipient says nothing about pace
+    assert adaptive.rate is None
+
+
+def test_hard_throttling_from_the_start_is_discovered_by_doubling() -> None:
+    clock = Clock()
+    adaptive = AdaptiveRate()
+    for _ in range(8):
+        adaptive.throttled(clock())
+    assert adaptive.rate == 1.0 and adaptive.discovering
+    for _ in range(12):  # after a hold-off of three messages' time, double per half second
+        clock.advance(0.5)
+        adaptive.success(clock())
+    assert adaptive.rate >= 16
+
+
+def test_accepting_means_a_recent_success() -> None:
+    clock = Clock()
+    adaptive = AdaptiveRate(AdaptiveSettings(grace=10))
+    assert not adaptive.accepting(clock())
+    adaptive.success(clock())
+    clock.advance(9)
+    assert adaptive.accepting(clock())
+    clock.advance(2)
+    assert not adaptive.accepting(clock())
+
+
+def test_configured_rate_is_a_ceiling_for_what_is_learnt() -> None:
+    clock = Clock()
+    pacer = Pacer(per_second=20, per_hour=None, clock=clock)
+    for _ in range(400):
+        while (wait := pacer.claim()) > 0:
+            clock.advance(wait)
+        pacer.success()
+    assert pacer.rate == 20
+
+
+def simulate(relay_rate: float, seconds: float, concurrency: int = 4,
+             rtt: float = 0.004) -> tuple[float, int, int]:
+    """A sliding-window relay (at most ``relay_rate`` per second) and a paced client, in
+    simulated time. Returns (accepted per second, accepted, refused)."""
+    clock = Clock()
+    start = clock.now
+    pacer = Pacer(per_second=None, per_hour=None, clock=clock)
+    window: deque[float] = deque()
+    accepted = refused = 0
+    free_at = [clock.now] * concurrency
+    while clock.now - start < seconds:
+        worker = min(range(concurrency), key=free_at.__getitem__)
+        clock.now = max(clock.now, free_at[worker])
+        while (wait := pacer.claim()) > 0:
+            clock.advance(wait)
+        clock.advance(rtt)  # MAIL, then RCPT reaches the relay's limiter
+        while window and window[0] <= clock.now - 1.0:
+            window.popleft()
+        if len(window) < relay_rate:
+            window.append(clock.now)
+            accepted += 1
+            pacer.success()
+        else:
+            refused += 1
+            pacer.throttled()
+        free_at[worker] = clock.now + rtt
+    return accepted / seconds, accepted, refused
+
+
+@pytest.mark.parametrize("relay_rate", [10, 50, 200])
+def test_simulated_relay_is_served_near_its_limit(relay_rate: float) -> None:
+    per_second, accepted, refused = simulate(relay_rate, 60)
+    assert per_second >= 0.93 * relay_rate
+    assert refused < 0.1 * accepted  # it adapts instead of hammering the relay

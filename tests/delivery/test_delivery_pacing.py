@@ -1,0 +1,50 @@
+"""Pacing against the real protocol: configured limits, and a relay that throttles."""
+
+from __future__ import annotations
+
+import pytest
+from delivery_support import Deliver, make_envelopes, make_transport
+
+from mirage_mailer.delivery import Outcome
+from mirage_mailer.delivery.testing import SmtpSink, Throttle
+
+
+def test_rate_per_second_is_honoured(sink: SmtpSink, deliver: Deliver) -> None:
+    run = deliver(make_transport(sink.url, rate_per_second=20, concurrency=4),
+                  make_envelopes(11))
+    assert run.stats is not None and run.stats.sent == 11
+    assert run.elapsed >= 10 / 20 * 0.9  # ten intervals of 50 ms, at least
+    assert run.stats.rate <= 20 * 1.1
+    starts = [at for conn, at in sink.mail_times]
+    assert starts[-1] - starts[0] >= 10 / 20 * 0.9
+    # evenly spaced, never a burst (two intervals are 100 ms; allow for scheduling jitter)
+    assert min(starts[i + 2] - starts[i] for i in range(len(starts) - 2)) > 0.05
+
+
+def test_cli_rate_overrides_the_transport(sink: SmtpSink, deliver: Deliver) -> None:
+    transport = make_transport(sink.url, rate_per_second=1)
+    run = deliver(transport, make_envelopes(6), rate_per_second=50, concurrency=2)
+    assert run.stats is not None and run.stats.sent == 6
+    assert run.elapsed < 2 and sink.connections <= 2
+
+
+RELAY_RATE = 50
+
+
+@pytest.mark.smtp_fault(Throttle(RELAY_RATE))
+def test_throttling_relay_gets_everyone_at_nearly_its_rate(sink: SmtpSink,
+                                                           deliver: Deliver) -> None:
+    """No rate configured: the relay's 451/421 answers teach the pacer its limit."""
+    [throttle] = sink.rules
+    assert isinstance(throttle, Throttle)
+    count = 300
+    run = deliver(make_transport(sink.url, concurrency=4), make_envelopes(count))
+    assert run.stats is not None
+    assert run.stats.sent == count and run.stats.deferred_final == 0 and run.stats.failed == 0
+    recipients = sink.recipients()
+    assert sorted(recipients) == sorted(f"r{i}@example.net" for i in range(count))  # once each
+    assert run.rec.keys(Outcome.SENT) == set(range(count))
+    assert throttle.refused > 0 and throttle.disconnects > 0  # it really was throttled
+    assert throttle.refused < 0.3 * count  # and the pacer learnt instead of hammering
+    assert run.stats.rate >= 0.9 * RELAY_RATE, (
+        f"effective {run.stats.rate:.1f} msg/s = {run.stats.rate / RELAY_RATE:.3f} R")

@@ -1,0 +1,189 @@
+"""The SMTP pool against a real aiosmtpd server: reuse, classification, retries, recovery."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+
+import pytest
+from delivery_support import SENDER, Deliver, Recorder, make_envelopes, make_transport
+
+from mirage_mailer.delivery import Outcome, Result
+from mirage_mailer.delivery.testing import (
+    Call,
+    Reply,
+    SmtpSink,
+    drop_in_data,
+    fail_times,
+    refuse,
+)
+
+
+def test_many_messages_travel_over_few_connections(sink: SmtpSink, deliver: Deliver) -> None:
+    run = deliver(make_transport(sink.url, concurrency=3), make_envelopes(60))
+    assert run.stats is not None
+    assert run.stats.sent == 60 and run.stats.failed == 0 and run.stats.deferred_final == 0
+    assert sink.connections <= 3 < 60
+    assert run.stats.connections == sink.connections
+    assert sorted(sink.recipients()) == sorted(f"r{i}@example.net" for i in range(60))
+    # LF in, CRLF on the wire, dot-stuffing undone: the server has exactly our message
+    by_rcpt = {m.recipients[0]: m for m in sink.received}
+    got = email.message_from_bytes(by_rcpt["r7@example.net"].data, policy=email.policy.default)
+    assert got["Subject"] == "Issue 7"
+    assert by_rcpt["r7@example.net"].data.endswith(b"Hello number 7.\r\n.leading dot line\r\n")
+    assert all(m.sender == SENDER for m in sink.received)
+
+
+def test_every_attempt_is_announced_before_its_result(sink: SmtpSink, deliver: Deliver) -> None:
+    run = deliver(make_transport(sink.url), make_envelopes(20))
+    seen: set[int] = set()
+    for kind, key, _ in run.rec.events:
+        if kind == "attempt":
+            seen.add(key)
+        else:
+            assert key in seen
+    assert all(r.outcome is Outcome.SENT and r.code == 250 for r in run.rec.results)
+    assert all("queued as" in r.response for r in run.rec.results)
+
+
+@pytest.mark.smtp_fault(refuse("r3@example.net", "550 5.1.1 <r3@example.net>: unknown user"))
+def test_refused_recipient_fails_alone(sink: SmtpSink, deliver: Deliver) -> None:
+    run = deliver(make_transport(sink.url), make_envelopes(10))
+    assert run.stats is not None and run.stats.sent == 9 and run.stats.failed == 1
+    [only] = run.rec.of(3)
+    assert (only.outcome, only.code, only.final) == (Outcome.FAILED, 550, True)
+    assert only.response == "5.1.1 <r3@example.net>: unknown user"
+    assert "r3@example.net" not in sink.recipients()
+    assert run.rec.keys(Outcome.SENT) == set(range(10)) - {3}
+
+
+@pytest.mark.smtp_fault(fail_times(1, "451 4.3.0 Try again later", address="r2@example.net"))
+def test_temporary_refusal_is_retried_and_sent_once(sink: SmtpSink, deliver: Deliver) -> None:
+    run = deliver(make_transport(sink.url), make_envelopes(5))
+    first, second = run.rec.of(2)
+    assert (first.outcome, first.code, first.final) == (Outcome.DEFERRED, 451, False)
+    assert (second.outcome, second.final) == (Outcome.SENT, True)
+    assert [e.key for e in run.rec.attempts].count(2) == 2
+    assert sink.recipients().count("r2@example.net") == 1
+    assert run.stats is not None and run.stats.sent == 5
+
+
+@pytest.mark.smtp_fault(drop_in_data(1, address="r1@example.net"))
+def test_connection_dropped_mid_data_is_recovered(sink: SmtpSink, deliver: Deliver) -> None:
+    run = deliver(make_transport(sink.url, concurrency=1), make_envelopes(4))
+    first, second = run.rec.of(1)
+    assert first.outcome is Outcome.DEFERRED and first.code is None and not first.final
+    assert "DATA" in first.response
+    assert second.outcome is Outcome.SENT
+    assert sorted(sink.recipients()) == [f"r{i}@example.net" for i in range(4)]
+    assert sink.connections == 2  # reconnected once
+
+
+@pytest.mark.smtp_fault(fail_times(1, "421 4.3.2 Service shutting down", stage="MAIL", close=True))
+def test_421_reconnects_and_continues(sink: SmtpSink, deliver: Deliver) -> None:
+    run = deliver(make_transport(sink.url, concurrency=1), make_envelopes(5))
+    assert run.stats is not None and run.stats.sent == 5
+    assert sink.connections == 2
+    assert sorted(sink.recipients()) == [f"r{i}@example.net" for i in range(5)]
+
+
+@pytest.mark.smtp_fault(drop_in_data(99, address="r0@example.net"))
+def test_gives_up_after_max_attempts_and_leaves_it_pending(sink: SmtpSink,
+                                                           deliver: Deliver) -> None:
+    run = deliver(make_transport(sink.url, max_attempts=3), make_envelopes(6))
+    results = run.rec.of(0)
+    assert [r.outcome for r in results] == [Outcome.DEFERRED] * 3
+    assert [r.final for r in results] == [False, False, True]
+    assert run.stats is not None
+    assert (run.stats.sent, run.stats.deferred_final) == (5, 1)
+    assert "r0@example.net" not in sink.recipients()
+
+
+@pytest.mark.smtp_fault(fail_times(6, "451 4.7.1 Slow down", address="r0@example.net"))
+def test_throttle_answers_do_not_use_up_attempts_while_relay_accepts(
+        sink: SmtpSink, deliver: Deliver) -> None:
+    run = deliver(make_transport(sink.url, max_attempts=2, concurrency=1), make_envelopes(30))
+    assert run.rec.final()[0].outcome is Outcome.SENT
+    assert len(run.rec.of(0)) == 7
+    assert sink.recipients().count("r0@example.net") == 1
+
+
+@pytest.mark.smtp_fault(fail_times(1, "250 OK", address="r0@example.net", delay=1.0))
+def test_slow_server_times_out_then_succeeds(sink: SmtpSink, deliver: Deliver) -> None:
+    run = deliver(make_transport(sink.url, timeout=0.3, concurrency=1), make_envelopes(2))
+    first = run.rec.of(0)[0]
+    assert first.outcome is Outcome.DEFERRED and "timed out" in first.response
+    assert run.rec.final()[0].outcome is Outcome.SENT
+    assert sorted(sink.recipients()) == ["r0@example.net", "r1@example.net"]
+
+
+def test_stop_event_stops_pulling_and_finishes_cleanly(sink: SmtpSink, deliver: Deliver) -> None:
+    pulled: list[int] = []
+
+    def source():  # type: ignore[no-untyped-def]
+        for envelope in make_envelopes(200):
+            pulled.append(envelope.key)
+            yield envelope
+
+    run = deliver(make_transport(sink.url, rate_per_second=40), source(), stop_after=0.3)
+    assert run.stats is not None and run.stats.stopped
+    assert 3 <= run.stats.sent < 40
+    assert len(pulled) <= run.stats.sent + 4  # nothing pulled beyond what connections took
+    finals = run.rec.final()
+    assert set(finals) == set(pulled)  # every envelope handed out got its final word
+    assert sorted(sink.recipients()) == sorted(
+        r.envelope.recipient for r in finals.values() if r.outcome is Outcome.SENT)
+
+
+@pytest.mark.smtp_fault(refuse(SENDER, "553 5.7.1 Sender address rejected: not owned by user",
+                               stage="MAIL"))
+def test_refused_sender_aborts_instead_of_failing_everyone(sink: SmtpSink,
+                                                            deliver: Deliver) -> None:
+    run = deliver(make_transport(sink.url), make_envelopes(10))
+    assert run.aborted is not None and run.aborted.exit_code == 3
+    assert "553" in str(run.aborted) and "return_path" in str(run.aborted)
+    assert run.rec.keys(Outcome.FAILED) == set()
+    assert set(run.rec.final()) == {e.key for e in run.rec.attempts}
+    assert all(r.outcome is Outcome.DEFERRED for r in run.rec.final().values())
+
+
+def test_failing_callback_propagates_after_cleanup(sink: SmtpSink, deliver: Deliver) -> None:
+    def explode(result: Result) -> None:
+        if result.envelope.key == 2:
+            raise RuntimeError("database is locked")
+
+    with pytest.raises(RuntimeError, match="database is locked"):
+        deliver(make_transport(sink.url), make_envelopes(20), rec=Recorder(on_result_hook=explode))
+
+
+def crash_at_mail(sink_holder: list[SmtpSink], at: int) -> object:
+    seen = [0]
+
+    def rule(call: Call) -> Reply | None:
+        if call.stage != "MAIL":
+            return None
+        seen[0] += 1
+        if seen[0] == at:
+            sink_holder[0].crash()
+            return Reply(None)
+        return None
+
+    return rule
+
+
+def test_relay_going_down_mid_run_aborts_with_everything_resolved(deliver: Deliver) -> None:
+    holder: list[SmtpSink] = []
+    sink = SmtpSink(rules=[crash_at_mail(holder, 10)])  # type: ignore[list-item]
+    holder.append(sink)
+    with sink.running_in_thread():
+        run = deliver(make_transport(sink.url, concurrency=2), make_envelopes(50))
+    assert run.aborted is not None and "cannot connect" in str(run.aborted)
+    finals = run.rec.final()
+    assert set(finals) == {e.key for e in run.rec.attempts}
+    sent = {r.envelope.recipient for r in finals.values() if r.outcome is Outcome.SENT}
+    received = set(sink.recipients())
+    assert sent <= received  # nothing is marked sent that the relay did not accept
+    for result in finals.values():  # accepted as the link died: unheard, so left pending
+        if result.envelope.recipient in received - sent:
+            assert result.outcome is Outcome.DEFERRED and "DATA" in result.response
+    assert run.aborted.stats.sent == len(sent)

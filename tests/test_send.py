@@ -1,0 +1,336 @@
+"""`send`, `report`, `unsubscribe` and `run-due` end to end: CLI subprocesses against a real
+SMTP server (aiosmtpd on 127.0.0.1, port 0, in a thread) and a real SQLite store."""
+
+from __future__ import annotations
+
+import email
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from email import policy
+from pathlib import Path
+
+import pytest
+
+from helpers import SAMPLE_ISSUE, RunCli, edit
+from mirage_mailer.delivery.testing import (
+    Call,
+    Rule,
+    SmtpSink,
+    drop_in_data,
+    fail_times,
+    refuse,
+)
+
+ISSUE = "2021-10-partners-meeting"
+SAMPLE = ["maria.georgiou@example.org", "jean.dupont@example.org", "amina.haddad@example.org",
+          "peter.novak@example.org", "sofia.rossi@example.org"]
+
+
+def use_sink(project: Path, sink: SmtpSink, *, extra: str = "") -> None:
+    edit(project / "mirage.yaml", "  url: maildir:outbox", f"  url: {sink.url}")
+    edit(project / "mirage.yaml", "  starttls: always", "  starttls: never")
+    edit(project / "mirage.yaml", "  rate_per_second: 10", "  rate_per_second: null" + extra)
+
+
+def fast_retries(project: Path) -> None:
+    """Retry quickly: the tests must stay short."""
+    edit(project / "mirage.yaml", "  timeout: 30", "  timeout: 5")
+
+
+def write_list(project: Path, count: int) -> list[str]:
+    addresses = [f"reader{n:04d}@example.org" for n in range(count)]
+    lines = ["email,name,lang"] + [f"{a},Reader {n},en" for n, a in enumerate(addresses)]
+    (project / "lists/subscribers.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return addresses
+
+
+def report(run_cli: RunCli) -> dict[str, object]:
+    result = run_cli("report", SAMPLE_ISSUE, "--format", "json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert isinstance(data, dict)
+    return data
+
+
+def statuses(run_cli: RunCli) -> dict[str, str]:
+    recipients = report(run_cli)["recipients"]
+    assert isinstance(recipients, list)
+    return {r["email"]: r["status"] for r in recipients}
+
+
+@pytest.fixture
+def sink(request: pytest.FixtureRequest) -> Iterator[SmtpSink]:
+    marker = request.node.get_closest_marker("smtp_fault")
+    server = SmtpSink(**(marker.kwargs if marker else {}))
+    with server.running_in_thread():
+        yield server
+
+
+def test_every_recipient_gets_exactly_one_message(project: Path, run_cli: RunCli,
+                                                  sink: SmtpSink) -> None:
+    use_sink(project, sink)
+    result = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert result.code == 0, result.err
+    assert result.out.startswith(f"{ISSUE}: sent 5, failed 0, pending 0, unknown 0, "
+                                 "suppressed 0, invalid 0; this run: sent 5, failed 0 in ")
+    assert sorted(sink.recipients()) == sorted(SAMPLE)
+    links = set()
+    for received in sink.received:
+        message = email.message_from_bytes(received.data, policy=policy.default)
+        assert message["To"].addresses[0].addr_spec == received.recipients[0]
+        for header in ("From", "Subject", "Date", "Message-ID", "List-Id", "List-Unsubscribe"):
+            assert message[header], header
+        assert received.sender == "news@mirageproject.eu"
+        html = message.get_body(("html",))
+        assert html is not None
+        link = re.search(r'href="(mailto:info@mirageproject\.eu\?subject=unsubscribe[^"]+)"',
+                         html.get_content())
+        assert link is not None
+        links.add(link.group(1))
+    assert len(links) == 5
+    assert sink.connections < len(sink.received) or sink.connections == 1
+    data = report(run_cli)
+    assert data["counts"] == {"sent": 5, "failed": 0, "pending": 0, "suppressed": 0,
+                              "invalid": 0, "unknown": 0}
+    first = data["recipients"][0]  # type: ignore[index]
+    assert set(first) >= {"email", "status", "attempts", "message_id", "smtp_code",
+                          "smtp_response", "last_attempt_at"}
+    assert first["smtp_code"] == 250 and first["attempts"] == 1
+    again = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert again.code == 0
+    assert again.out.strip().endswith("; nothing to send")
+    assert len(sink.received) == 5
+
+
+@pytest.mark.smtp_fault(rules=[refuse("peter.novak@example.org",
+                                       "550 5.1.1 <peter.novak>: no mailbox")])
+def test_550_marks_only_that_recipient_failed(project: Path, run_cli: RunCli,
+                                              sink: SmtpSink) -> None:
+    use_sink(project, sink)
+    result = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert result.code == 1, result.err
+    assert "sent 4, failed 1" in result.out
+    data = report(run_cli)
+    failed = [r for r in data["recipients"] if r["status"] == "failed"]  # type: ignore[union-attr]
+    assert [(r["email"], r["smtp_code"], r["smtp_response"]) for r in failed] == [
+        ("peter.novak@example.org", 550, "5.1.1 <peter.novak>: no mailbox")]
+    rerun = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert rerun.code == 0  # the failure was recorded by the earlier run, not this one
+    assert len(sink.received) == 4
+
+
+@pytest.mark.smtp_fault(rules=[fail_times(1, "451 4.3.0 Try again later",
+                                          address="jean.dupont@example.org")])
+def test_451_is_retried_and_sent_once(project: Path, run_cli: RunCli, sink: SmtpSink) -> None:
+    use_sink(project, sink)
+    result = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert result.code == 0, result.err
+    assert Counter(sink.recipients())["jean.dupont@example.org"] == 1
+    jean = next(r for r in report(run_cli)["recipients"]  # type: ignore[attr-defined]
+                if r["email"] == "jean.dupont@example.org")
+    assert (jean["status"], jean["attempts"]) == ("sent", 2)
+
+
+@pytest.mark.smtp_fault(rules=[drop_in_data(1, address="amina.haddad@example.org")])
+def test_connection_dropped_mid_data_is_recovered(project: Path, run_cli: RunCli,
+                                                  sink: SmtpSink) -> None:
+    use_sink(project, sink)
+    result = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert result.code == 0, result.err
+    assert sorted(sink.recipients()) == sorted(SAMPLE)
+    assert set(statuses(run_cli).values()) == {"sent"}
+
+
+@pytest.mark.smtp_fault(auth=("mirage", "right"), auth_required=True, auth_require_tls=False)
+def test_auth_refused_exits_3_and_changes_nobody(project: Path, run_cli: RunCli,
+                                                 sink: SmtpSink) -> None:
+    use_sink(project, sink, extra="\n  allow_plaintext_auth: true")
+    env = {"MIRAGE_SMTP_USER": "mirage", "MIRAGE_SMTP_PASSWORD": "wrong"}
+    result = run_cli("send", SAMPLE_ISSUE, "--yes", env=env)
+    assert result.code == 3, result.err
+    assert len(result.err.strip().splitlines()[-1]) < 300
+    assert "auth" in result.err.lower()
+    assert sink.received == []
+    assert set(statuses(run_cli).values()) <= {"pending"}
+    ok = run_cli("send", SAMPLE_ISSUE, "--yes",
+                 env={"MIRAGE_SMTP_USER": "mirage", "MIRAGE_SMTP_PASSWORD": "right"})
+    assert ok.code == 0, ok.err
+    assert sorted(sink.recipients()) == sorted(SAMPLE)
+
+
+def test_unreachable_server_exits_3(project: Path, run_cli: RunCli) -> None:
+    probe = SmtpSink()
+    with probe.running_in_thread():
+        url = probe.url  # a port that was just free and is closed again below
+    edit(project / "mirage.yaml", "  url: maildir:outbox", f"  url: {url}")
+    edit(project / "mirage.yaml", "  starttls: always", "  starttls: never")
+    started = time.monotonic()
+    result = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert result.code == 3, result.err
+    assert time.monotonic() - started < 45
+    assert set(statuses(run_cli).values()) <= {"pending"}
+
+
+def test_suppressed_addresses_never_receive(project: Path, run_cli: RunCli,
+                                            sink: SmtpSink) -> None:
+    use_sink(project, sink)
+    assert run_cli("unsubscribe", "Jean.Dupont@EXAMPLE.org").code == 0
+    result = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert result.code == 0, result.err
+    assert "jean.dupont@example.org" not in sink.recipients()
+    assert statuses(run_cli)["jean.dupont@example.org"] == "suppressed"
+    test_copy = run_cli("send", SAMPLE_ISSUE, "--to", "jean.dupont@example.org")
+    assert test_copy.code == 0  # an explicit test copy is the officer's own choice
+    assert len(sink.received) == 5
+
+
+def test_dry_run_and_test_copy_leave_the_store_untouched(project: Path, run_cli: RunCli,
+                                                         sink: SmtpSink) -> None:
+    use_sink(project, sink)
+    assert run_cli("send", SAMPLE_ISSUE, "--yes", "--limit", "2").code == 0
+    database = project / ".mirage/tracking.sqlite"
+
+    def snapshot() -> list[tuple[object, ...]]:
+        with sqlite3.connect(database) as conn:
+            return (conn.execute("SELECT * FROM recipients ORDER BY id").fetchall()
+                    + conn.execute("SELECT * FROM events ORDER BY id").fetchall())
+
+    before = snapshot()
+    dry = run_cli("send", SAMPLE_ISSUE, "--dry-run")
+    assert dry.code == 0, dry.err
+    assert dry.out.strip() == (f"{ISSUE}: dry run, nothing sent: would send 3 (en: 2, fr: 1); "
+                               "already sent 2, suppressed 0, invalid 0, failed 0, unknown 0")
+    test = run_cli("send", SAMPLE_ISSUE, "--to", "officer@example.org", "--lang", "fr")
+    assert test.code == 0, test.err
+    assert snapshot() == before
+    assert len(sink.received) == 3
+    copy = email.message_from_bytes(sink.received[-1].data, policy=policy.default)
+    assert copy["Subject"].startswith("[TEST] Nouvelles de MIraGE")
+    assert copy["To"] == "officer@example.org"
+
+
+def test_invalid_rows_are_recorded_and_the_rest_sent(project: Path, run_cli: RunCli,
+                                                     sink: SmtpSink) -> None:
+    use_sink(project, sink)
+    with (project / "lists/subscribers.csv").open("a", encoding="utf-8") as handle:
+        handle.write("not-an-address,Broken,en,\nMARIA.georgiou@example.org,Dup,en,\n")
+    result = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert result.code == 0, result.err
+    assert "sent 5, failed 0, pending 0, unknown 0, suppressed 0, invalid 1" in result.out
+    assert statuses(run_cli)["not-an-address"] == "invalid"
+    assert sorted(sink.recipients()) == sorted(SAMPLE)
+
+
+def test_report_of_an_unsent_issue_is_zero(run_cli: RunCli) -> None:
+    assert report(run_cli) == {"issue": ISSUE, "counts": {
+        "sent": 0, "failed": 0, "pending": 0, "suppressed": 0, "invalid": 0, "unknown": 0},
+        "recipients": []}
+    everything = run_cli("report", "--format", "json")
+    assert json.loads(everything.out) == []
+
+
+def _slow(delay: float) -> Rule:
+    """Accept every message after ``delay`` seconds: a slow relay (blocks the sink's thread)."""
+
+    def rule(call: Call) -> None:
+        if call.stage == "DATA":
+            time.sleep(delay)
+        return None
+
+    return rule
+
+
+@pytest.mark.smtp_fault(rules=[_slow(0.02)])
+def test_sigkill_mid_send_then_rerun_loses_and_doubles_nobody(project: Path, run_cli: RunCli,
+                                                              sink: SmtpSink) -> None:
+    use_sink(project, sink)
+    edit(project / "mirage.yaml", "  concurrency: 4", "  concurrency: 2")
+    addresses = write_list(project, 120)
+    proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "send", SAMPLE_ISSUE,
+                             "--yes"], cwd=project, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while len(sink.received) < 30 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    received_before = Counter(sink.recipients())
+    assert 0 < len(received_before) < 120
+    states = statuses(run_cli)
+    assert set(states.values()) <= {"sent", "pending", "unknown"}
+    assert sum(s == "unknown" for s in states.values()) <= 2  # at most `concurrency`
+    assert all(states[a] == "sent" for a in received_before if states[a] != "unknown")
+    result = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert result.code == 0, result.err
+    unknown = [a for a, s in statuses(run_cli).items() if s == "unknown"]
+    resend = run_cli("send", SAMPLE_ISSUE, "--yes", "--resend-unknown")
+    assert resend.code == 0, resend.err
+    final = Counter(sink.recipients())
+    assert set(final) == set(addresses)
+    doubled = {a for a, n in final.items() if n > 1}
+    assert doubled <= set(unknown)
+    assert set(statuses(run_cli).values()) == {"sent"}
+
+
+@pytest.mark.smtp_fault(rules=[_slow(0.05)])
+def test_run_due_twice_at_once_one_sends_other_exits_3(project: Path, run_cli: RunCli,
+                                                       sink: SmtpSink) -> None:
+    use_sink(project, sink)
+    edit(project / "mirage.yaml", "  concurrency: 4", "  concurrency: 1")
+    write_list(project, 40)
+    edit(project / SAMPLE_ISSUE / "issue.yaml", "# send_at: 2021-10-29T09:00:00+02:00",
+         "send_at: 2021-10-29T09:00:00+02:00")
+    first = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "run-due"], cwd=project,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not sink.received and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second = run_cli("run-due")
+    out, errors = first.communicate(timeout=60)
+    assert first.returncode == 0, errors
+    assert second.code == 3
+    assert "run-due is already running (pid" in second.err
+    assert f"{ISSUE}: sent 40, failed 0, pending 0" in out
+    assert len(sink.received) == 40
+    third = run_cli("run-due")
+    assert third.code == 0
+    assert third.out.startswith("run-due: nothing due at ")
+
+
+def test_run_due_skips_future_issues(project: Path, run_cli: RunCli) -> None:
+    edit(project / SAMPLE_ISSUE / "issue.yaml", "# send_at: 2021-10-29T09:00:00+02:00",
+         "send_at: 2031-10-29T09:00:00+02:00")
+    result = run_cli("run-due", "--now", "2030-01-01T00:00:00Z")
+    assert result.code == 0
+    assert result.out.strip() == "run-due: nothing due at 2030-01-01T00:00:00+00:00"
+    due = run_cli("run-due", "--now", "2032-01-01T00:00:00+00:00")
+    assert due.code == 0, due.err
+    assert len(list((project / "outbox/new").iterdir())) == 5
+
+
+def test_maildir_default_delivers_parseable_messages(project: Path, run_cli: RunCli) -> None:
+    result = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert result.code == 0, result.err
+    files = list((project / "outbox/new").iterdir())
+    assert len(files) == 5
+    for path in files:
+        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert message.get_content_type() == "multipart/alternative"
+    assert not list((project / "outbox/tmp").iterdir())
+
+
+def test_real_send_without_terminal_needs_yes(project: Path, run_cli: RunCli) -> None:
+    result = run_cli("send", SAMPLE_ISSUE)
+    assert result.code == 2
+    assert result.err.strip().endswith(
+        "send: refusing a real send without --yes when not on a terminal (add --yes (cron "
+        "jobs), or --dry-run to see what would be sent)")
+    assert not (project / "outbox").exists()
