@@ -16,7 +16,7 @@ from pathlib import Path
 from mirage_mailer.addresses import check_address, check_header_value
 from mirage_mailer.errors import InputError, Problem, display_path
 from mirage_mailer.langs import check_language, normalise_language
-from mirage_mailer.yamlsrc import LineDict, LineList, load_yaml_file, read_text
+from mirage_mailer.yamlsrc import LineDict, LineList, load_yaml_file
 
 LIST_SUFFIXES = (".yaml", ".yml", ".csv")
 _FIELD_NAME_OK = str.isidentifier
@@ -63,9 +63,8 @@ def iter_list(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
 
 
 def _check_row(
-    raw: dict[str, str], list_name: str, path: Path, line: int
+    raw: dict[str, str], list_name: str, path: Path, line: int, where: str
 ) -> Subscriber | RowProblem:
-    where = display_path(path)
     email = raw.get("email", "").strip()
     for key, value in raw.items():
         bad = check_header_value(value)
@@ -91,38 +90,91 @@ def _check_row(
     return Subscriber(normalised, name, lang, fields, list_name, path, line)
 
 
-def _iter_csv(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
-    text = read_text(path)
-    first = text.split("\n", 1)[0]
-    delimiter = max((",", ";", "\t"), key=first.count)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+def _open_csv(path: Path) -> io.TextIOWrapper:
     try:
-        header = next(reader)
-    except StopIteration:
+        return open(path, encoding="utf-8-sig", newline="")
+    except FileNotFoundError:
+        raise InputError(Problem(display_path(path), None, "file not found",
+                                 "create it or fix the list name")) from None
+    except OSError as exc:
+        raise InputError(Problem(display_path(path), None,
+                                 f"cannot read file: {exc.strerror}")) from None
+
+
+def _csv_header(handle: io.TextIOWrapper, path: Path) -> tuple[list[str], str]:
+    """(column names, delimiter): the delimiter is guessed from the header line alone."""
+    first = handle.readline()
+    if not first.strip():
         raise InputError(Problem(display_path(path), 1, "list is empty",
-                                 "add a header row with an 'email' column")) from None
-    except csv.Error as exc:
-        raise InputError(Problem(display_path(path), 1, f"CSV error: {exc}")) from None
+                                 "add a header row with an 'email' column"))
+    delimiter = max((",", ";", "\t"), key=first.count)
+    header = next(csv.reader([first], delimiter=delimiter))
     columns = [_column_name(h) for h in header]
     if "email" not in columns:
         raise InputError(Problem(display_path(path), 1, "CSV header has no 'email' column",
                                  "name the address column 'email' in the first row"))
-    line = reader.line_num
-    while True:
-        start = line + 1
+    return columns, delimiter
+
+
+def _not_utf8(path: Path, line: int) -> InputError:
+    return InputError(Problem(display_path(path), line, "not valid UTF-8",
+                              "save the file as UTF-8 (in a spreadsheet: 'CSV UTF-8')"))
+
+
+def _iter_csv(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
+    """Stream the file: a 100,000-row list never sits in memory."""
+    where = display_path(path)
+    with _open_csv(path) as handle:
         try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            problem = Problem(display_path(path), reader.line_num, f"CSV error: {exc}",
-                              "check the quotes on this line")
-            raise InputError(problem) from None
-        line = reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue
-        raw = {col: cell for col, cell in zip(columns, row, strict=False) if col}
-        yield _check_row(raw, list_name, path, start)
+            columns, delimiter = _csv_header(handle, path)
+        except UnicodeDecodeError:
+            raise _not_utf8(path, 1) from None
+        reader = csv.reader(handle, delimiter=delimiter)
+        line = 1
+        while True:
+            start = line + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError:
+                raise _not_utf8(path, line + 1) from None
+            except csv.Error as exc:
+                problem = Problem(where, reader.line_num + 1, f"CSV error: {exc}",
+                                  "check the quotes on this line")
+                raise InputError(problem) from None
+            line = reader.line_num + 1
+            if not any(cell.strip() for cell in row):
+                continue
+            raw = {col: cell for col, cell in zip(columns, row, strict=False) if col}
+            yield _check_row(raw, list_name, path, start, where)
+
+
+def list_fields(path: Path) -> set[str]:
+    """Template-visible columns of a list, without reading its rows (CSV: the header)."""
+    if path.suffix.lower() == ".csv":
+        with _open_csv(path) as handle:
+            try:
+                columns, _ = _csv_header(handle, path)
+            except UnicodeDecodeError:
+                raise _not_utf8(path, 1) from None
+        return {c for c in columns if c and c not in ("email", "name", "lang")}
+    fields: set[str] = set()
+    for row in _iter_yaml(path, path.stem):
+        if isinstance(row, Subscriber):
+            fields.update(row.fields)
+    return fields
+
+
+def count_rows(path: Path) -> int:
+    """Subscriber rows, roughly (CSV: non-empty lines after the header), for a prompt."""
+    if path.suffix.lower() == ".csv":
+        with _open_csv(path) as handle:
+            try:
+                return max(0, sum(1 for line in handle if line.strip()) - 1)
+            except UnicodeDecodeError:
+                raise _not_utf8(path, 1) from None
+    return sum(1 for _ in _iter_yaml(path, path.stem))
 
 
 def _column_name(header: str) -> str:
@@ -151,10 +203,10 @@ def _iter_yaml(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
                     break
                 entry_map[_column_name(str(key))] = "" if value is None else str(value)
             else:
-                yield _check_row(entry_map, list_name, path, line)
+                yield _check_row(entry_map, list_name, path, line, where)
             continue
         else:
             yield RowProblem("", list_name, Problem(where, line, "subscriber entry must be a "
                                                     "mapping", "write '- email: ...'"))
             continue
-        yield _check_row(entry_map, list_name, path, line)
+        yield _check_row(entry_map, list_name, path, line, where)

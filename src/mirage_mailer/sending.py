@@ -10,6 +10,7 @@ in list size.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 from collections import Counter
@@ -19,7 +20,8 @@ from pathlib import Path
 
 from mirage_mailer.delivery import DeliveryStats, Envelope, Outcome, Result, deliver_all
 from mirage_mailer.errors import ExitCode, InputError, Problem
-from mirage_mailer.lists import RowProblem, Subscriber
+from mirage_mailer.lists import RowProblem, Subscriber, count_rows
+from mirage_mailer.lists import list_fields as fields_of
 from mirage_mailer.locks import Lock
 from mirage_mailer.message import MessageFactory, Personal
 from mirage_mailer.preview import preview_person
@@ -99,19 +101,14 @@ def read_counts(project: Project, issue: str) -> dict[str, int]:
         return store.counts(issue)
 
 
-def _fields_and_rows(project: Project) -> tuple[set[str], int]:
-    fields: set[str] = set()
-    rows = 0
-    for row in iter_rows(project):
-        rows += 1
-        if isinstance(row, Subscriber):
-            fields.update(row.fields)
-    return fields, rows
+def list_fields(project: Project) -> set[str]:
+    """Columns templates may use, from list headers: no pass over 100,000 rows for this."""
+    return set().union(*(fields_of(path) for path in project.lists.values()))
 
 
 def prepare(project: Project, options: SendOptions) -> Preparation:
     """Render every needed language once; raises ``InputError`` before anything is sent."""
-    fields, rows = _fields_and_rows(project)
+    fields = list_fields(project)
     issue = project.issue
     languages = None
     if options.lang:
@@ -123,6 +120,7 @@ def prepare(project: Project, options: SendOptions) -> Preparation:
     settings = project.settings
     signer = Signer(load_secret(settings.state_dir, settings.tracking.secret_env))
     factory = MessageFactory(settings, issue.id, rendered, signer)
+    rows = sum(count_rows(path) for path in project.lists.values())
     return Preparation(project, rendered, factory, rows, read_counts(project, issue.id))
 
 
@@ -140,14 +138,20 @@ def credentials(project: Project) -> tuple[str, str] | None:
     return None
 
 
-def _new_rows(project: Project) -> Iterator[NewRecipient]:
+def _new_rows(project: Project, store: Store, signer: Signer) -> Iterator[NewRecipient]:
+    """The list files' rows, then each list's confirmed web subscribers (first one wins)."""
     for row in iter_rows(project):
         if isinstance(row, RowProblem):
             where = f"{row.problem.path}:{row.problem.line}"
             yield NewRecipient(row.email or f"(empty address at {where})", None, None,
                                row.list_name, {}, status="invalid", detail=str(row.problem))
         else:
-            yield NewRecipient(row.email, row.name, row.lang, row.list_name, dict(row.fields))
+            yield NewRecipient(row.email, row.name, row.lang, row.list_name, dict(row.fields),
+                               subject=signer.subject_id(row.email))
+    for list_name in project.lists:
+        for web in store.confirmed_subscribers(list_name):
+            yield NewRecipient(web["email"], web["name"], web["lang"], list_name, {},
+                               subject=signer.subject_id(web["email"]))
 
 
 def dry_run(prep: Preparation, options: SendOptions) -> SendOutcome:
@@ -162,7 +166,12 @@ def dry_run(prep: Preparation, options: SendOptions) -> SendOutcome:
             suppressed = {s["email"] for s in store.suppressions()}
     outcome = SendOutcome(issue.id, "dry-run", counts=dict.fromkeys(REPORT_STATUSES, 0))
     seen: set[str] = set()
-    for row in iter_rows(project):
+    rows: list[Subscriber | RowProblem] = []
+    if database(project).exists():
+        with Store(database(project)) as store:
+            rows = [Subscriber(w["email"], w["name"], w["lang"], {}, name, Path(), 0)
+                    for name in project.lists for w in store.confirmed_subscribers(name)]
+    for row in itertools.chain(iter_rows(project), rows):
         if isinstance(row, RowProblem):
             outcome.counts["invalid"] += 1
             continue
@@ -215,8 +224,7 @@ def send_test(prep: Preparation, addresses: tuple[str, ...],
     lang = next(iter(prep.rendered))
     outcome = SendOutcome(project.issue.id, "test")
     outcome.this_run.total = len(addresses)
-    fields = set().union(*(r.fields for r in iter_rows(project) if isinstance(r, Subscriber)))
-    people = [preview_person(project, address, fields)[0] for address in addresses]
+    people = [preview_person(project, address, list_fields(project))[0] for address in addresses]
     sender = project.settings.sender.return_path
 
     def envelopes() -> Iterator[Envelope]:
@@ -254,6 +262,39 @@ def _count(totals: Progress, result: Result) -> None:
         totals.deferred += 1
 
 
+class _Writes:
+    """Outcomes wait (at most ``_HOLD`` seconds) to share the next claim's commit.
+
+    One commit per message instead of two. A held ``sent`` row is still ``sending`` on disk,
+    but each connection then has no other row in flight, so a crash still leaves at most
+    ``concurrency`` rows ``unknown``.
+    """
+
+    _HOLD = 0.02
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.held: list[tuple[int, str, int | None, str]] = []
+        self.timer: asyncio.TimerHandle | None = None
+
+    def hold(self, key: int, kind: str, code: int | None, response: str) -> None:
+        self.held.append((key, kind, code, response))
+        if self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(self._HOLD, self.flush)
+
+    def claim(self, key: int, message_id: str) -> None:
+        held, self.held = self.held, []
+        self.store.record(held, claim=(key, message_id))
+
+    def flush(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.held:
+            held, self.held = self.held, []
+            self.store.record(held)
+
+
 def send(prep: Preparation, options: SendOptions,
          progress: ProgressHook | None = None) -> SendOutcome:
     """The real send: resumable, idempotent, recorded. Raises ``DeliveryError`` for exit 3."""
@@ -266,7 +307,7 @@ def send(prep: Preparation, options: SendOptions,
         store.recover_inflight(issue.id)
         if options.resend_unknown:
             store.requeue_unknown(issue.id)
-        store.add_recipients(issue.id, _new_rows(project))
+        store.add_recipients(issue.id, _new_rows(project, store, prep.factory.signer))
         store.apply_suppressions(issue.id)
         before = store.counts(issue.id)
         outcome = SendOutcome(issue.id, "send", already_sent=before["sent"])
@@ -295,17 +336,14 @@ def send(prep: Preparation, options: SendOptions,
                 outcome.per_language[lang] += 1
                 yield Envelope(row.id, sender, row.email, data)
 
+        writes = _Writes(store)
+
         def on_attempt(envelope: Envelope) -> None:
-            store.mark_sending(envelope.key, message_ids[envelope.key])
+            writes.claim(envelope.key, message_ids[envelope.key])
 
         def on_result(result: Result) -> None:
             key = result.envelope.key
-            if result.outcome is Outcome.SENT:
-                store.mark_sent(key, result.code, result.response)
-            elif result.outcome is Outcome.FAILED:
-                store.mark_failed(key, result.code, result.response)
-            else:
-                store.mark_deferred(key, result.code, result.response)
+            writes.hold(key, result.outcome.value, result.code, result.response)
             if result.final:
                 message_ids.pop(key, None)
                 _count(outcome.this_run, result)
@@ -321,6 +359,7 @@ def send(prep: Preparation, options: SendOptions,
                                          concurrency=options.concurrency,
                                          rate_per_second=options.rate)
             finally:
+                writes.flush()
                 remove()
 
         outcome.stats = asyncio.run(run())

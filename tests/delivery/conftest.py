@@ -3,7 +3,7 @@ trustme, and a helper that runs ``deliver_all`` and records every callback.
 
 Faults are injected per test with markers, as aiosmtplib's own test suite does:
 
-    @pytest.mark.smtp_fault(refuse("r1@example.net"))        # rules, in order
+    @pytest.mark.smtp_fault(rules=[refuse("r1@example.net")])  # rules, in order
     @pytest.mark.smtp_server(tls="starttls", auth=("u", "p"))  # server features
 """
 
@@ -88,6 +88,6 @@ def sink(request: pytest.FixtureRequest, server_tls: ssl.SSLContext) -> Iterator
         options["starttls"] = server_tls
     elif tls == "implicit":
         options["implicit_tls"] = server_tls
-    smtp_sink = SmtpSink(rules=list(fault.args) if fault else [], **options)
+    smtp_sink = SmtpSink(rules=fault.kwargs["rules"] if fault else [], **options)
     with smtp_sink.running_in_thread():
         yield smtp_sink

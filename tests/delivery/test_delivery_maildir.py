@@ -7,6 +7,7 @@ import email
 import email.policy
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from delivery_support import SENDER, Deliver, Recorder, make_envelopes, make_transport
@@ -47,7 +48,7 @@ def test_maildir_stops_between_messages(tmp_path: Path) -> None:
     stop = asyncio.Event()
     pulled: list[int] = []
 
-    def source():  # type: ignore[no-untyped-def]
+    def source() -> Iterator[Envelope]:
         for envelope in make_envelopes(50):
             pulled.append(envelope.key)
             if envelope.key == 3:
@@ -74,7 +75,7 @@ def test_write_failure_mid_run_resolves_the_message(tmp_path: Path) -> None:
     box = tmp_path / "box"
     rec = Recorder()
 
-    def source():  # type: ignore[no-untyped-def]
+    def source() -> Iterator[Envelope]:
         yield Envelope(1, SENDER, "a@example.net", b"Subject: a\n\nA\n")
         (box / "tmp").rmdir()  # the folder breaks under our feet
         yield Envelope(2, SENDER, "b@example.net", b"Subject: b\n\nB\n")

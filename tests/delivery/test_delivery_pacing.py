@@ -31,7 +31,7 @@ def test_cli_rate_overrides_the_transport(sink: SmtpSink, deliver: Deliver) -> N
 RELAY_RATE = 50
 
 
-@pytest.mark.smtp_fault(Throttle(RELAY_RATE))
+@pytest.mark.smtp_fault(rules=[Throttle(RELAY_RATE)])
 def test_throttling_relay_gets_everyone_at_nearly_its_rate(sink: SmtpSink,
                                                            deliver: Deliver) -> None:
     """No rate configured: the relay's 451/421 answers teach the pacer its limit."""

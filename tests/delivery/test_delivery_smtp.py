@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import email
 import email.policy
+from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
-from delivery_support import SENDER, Deliver, Recorder, make_envelopes, make_transport
+from delivery_support import FAST, SENDER, Deliver, Recorder, make_envelopes, make_transport
 
-from mirage_mailer.delivery import Outcome, Result
+from mirage_mailer.delivery import Envelope, Outcome, Result
 from mirage_mailer.delivery.testing import (
     Call,
+    Fault,
     Reply,
+    Rule,
     SmtpSink,
     drop_in_data,
     fail_times,
@@ -46,7 +50,8 @@ def test_every_attempt_is_announced_before_its_result(sink: SmtpSink, deliver: D
     assert all("queued as" in r.response for r in run.rec.results)
 
 
-@pytest.mark.smtp_fault(refuse("r3@example.net", "550 5.1.1 <r3@example.net>: unknown user"))
+@pytest.mark.smtp_fault(
+    rules=[refuse("r3@example.net", "550 5.1.1 <r3@example.net>: unknown user")])
 def test_refused_recipient_fails_alone(sink: SmtpSink, deliver: Deliver) -> None:
     run = deliver(make_transport(sink.url), make_envelopes(10))
     assert run.stats is not None and run.stats.sent == 9 and run.stats.failed == 1
@@ -57,7 +62,8 @@ def test_refused_recipient_fails_alone(sink: SmtpSink, deliver: Deliver) -> None
     assert run.rec.keys(Outcome.SENT) == set(range(10)) - {3}
 
 
-@pytest.mark.smtp_fault(fail_times(1, "451 4.3.0 Try again later", address="r2@example.net"))
+@pytest.mark.smtp_fault(
+    rules=[fail_times(1, "451 4.3.0 Try again later", address="r2@example.net")])
 def test_temporary_refusal_is_retried_and_sent_once(sink: SmtpSink, deliver: Deliver) -> None:
     run = deliver(make_transport(sink.url), make_envelopes(5))
     first, second = run.rec.of(2)
@@ -68,7 +74,7 @@ def test_temporary_refusal_is_retried_and_sent_once(sink: SmtpSink, deliver: Del
     assert run.stats is not None and run.stats.sent == 5
 
 
-@pytest.mark.smtp_fault(drop_in_data(1, address="r1@example.net"))
+@pytest.mark.smtp_fault(rules=[drop_in_data(1, address="r1@example.net")])
 def test_connection_dropped_mid_data_is_recovered(sink: SmtpSink, deliver: Deliver) -> None:
     run = deliver(make_transport(sink.url, concurrency=1), make_envelopes(4))
     first, second = run.rec.of(1)
@@ -79,7 +85,8 @@ def test_connection_dropped_mid_data_is_recovered(sink: SmtpSink, deliver: Deliv
     assert sink.connections == 2  # reconnected once
 
 
-@pytest.mark.smtp_fault(fail_times(1, "421 4.3.2 Service shutting down", stage="MAIL", close=True))
+@pytest.mark.smtp_fault(
+    rules=[fail_times(1, "421 4.3.2 Service shutting down", stage="MAIL", close=True)])
 def test_421_reconnects_and_continues(sink: SmtpSink, deliver: Deliver) -> None:
     run = deliver(make_transport(sink.url, concurrency=1), make_envelopes(5))
     assert run.stats is not None and run.stats.sent == 5
@@ -87,7 +94,7 @@ def test_421_reconnects_and_continues(sink: SmtpSink, deliver: Deliver) -> None:
     assert sorted(sink.recipients()) == [f"r{i}@example.net" for i in range(5)]
 
 
-@pytest.mark.smtp_fault(drop_in_data(99, address="r0@example.net"))
+@pytest.mark.smtp_fault(rules=[drop_in_data(99, address="r0@example.net")])
 def test_gives_up_after_max_attempts_and_leaves_it_pending(sink: SmtpSink,
                                                            deliver: Deliver) -> None:
     run = deliver(make_transport(sink.url, max_attempts=3), make_envelopes(6))
@@ -99,7 +106,7 @@ def test_gives_up_after_max_attempts_and_leaves_it_pending(sink: SmtpSink,
     assert "r0@example.net" not in sink.recipients()
 
 
-@pytest.mark.smtp_fault(fail_times(6, "451 4.7.1 Slow down", address="r0@example.net"))
+@pytest.mark.smtp_fault(rules=[fail_times(6, "451 4.7.1 Slow down", address="r0@example.net")])
 def test_throttle_answers_do_not_use_up_attempts_while_relay_accepts(
         sink: SmtpSink, deliver: Deliver) -> None:
     run = deliver(make_transport(sink.url, max_attempts=2, concurrency=1), make_envelopes(30))
@@ -108,7 +115,7 @@ def test_throttle_answers_do_not_use_up_attempts_while_relay_accepts(
     assert sink.recipients().count("r0@example.net") == 1
 
 
-@pytest.mark.smtp_fault(fail_times(1, "250 OK", address="r0@example.net", delay=1.0))
+@pytest.mark.smtp_fault(rules=[fail_times(1, "250 OK", address="r0@example.net", delay=1.0)])
 def test_slow_server_times_out_then_succeeds(sink: SmtpSink, deliver: Deliver) -> None:
     run = deliver(make_transport(sink.url, timeout=0.3, concurrency=1), make_envelopes(2))
     first = run.rec.of(0)[0]
@@ -120,7 +127,7 @@ def test_slow_server_times_out_then_succeeds(sink: SmtpSink, deliver: Deliver) -
 def test_stop_event_stops_pulling_and_finishes_cleanly(sink: SmtpSink, deliver: Deliver) -> None:
     pulled: list[int] = []
 
-    def source():  # type: ignore[no-untyped-def]
+    def source() -> Iterator[Envelope]:
         for envelope in make_envelopes(200):
             pulled.append(envelope.key)
             yield envelope
@@ -135,8 +142,8 @@ def test_stop_event_stops_pulling_and_finishes_cleanly(sink: SmtpSink, deliver: 
         r.envelope.recipient for r in finals.values() if r.outcome is Outcome.SENT)
 
 
-@pytest.mark.smtp_fault(refuse(SENDER, "553 5.7.1 Sender address rejected: not owned by user",
-                               stage="MAIL"))
+@pytest.mark.smtp_fault(
+    rules=[refuse(SENDER, "553 5.7.1 Sender address rejected: not owned by user", stage="MAIL")])
 def test_refused_sender_aborts_instead_of_failing_everyone(sink: SmtpSink,
                                                             deliver: Deliver) -> None:
     run = deliver(make_transport(sink.url), make_envelopes(10))
@@ -156,7 +163,7 @@ def test_failing_callback_propagates_after_cleanup(sink: SmtpSink, deliver: Deli
         deliver(make_transport(sink.url), make_envelopes(20), rec=Recorder(on_result_hook=explode))
 
 
-def crash_at_mail(sink_holder: list[SmtpSink], at: int) -> object:
+def crash_at_mail(sink_holder: list[SmtpSink], at: int) -> Rule:
     seen = [0]
 
     def rule(call: Call) -> Reply | None:
@@ -173,13 +180,24 @@ def crash_at_mail(sink_holder: list[SmtpSink], at: int) -> object:
 
 def test_relay_going_down_mid_run_aborts_with_everything_resolved(deliver: Deliver) -> None:
     holder: list[SmtpSink] = []
-    sink = SmtpSink(rules=[crash_at_mail(holder, 10)])  # type: ignore[list-item]
+    sink = SmtpSink(rules=[crash_at_mail(holder, 10)])
     holder.append(sink)
+    pulled: list[int] = []
+
+    def source() -> Iterator[Envelope]:
+        for envelope in make_envelopes(50):
+            pulled.append(envelope.key)
+            yield envelope
+
     with sink.running_in_thread():
-        run = deliver(make_transport(sink.url, concurrency=2), make_envelopes(50))
+        run = deliver(make_transport(sink.url, concurrency=2), source())
     assert run.aborted is not None and "cannot connect" in str(run.aborted)
     finals = run.rec.final()
-    assert set(finals) == {e.key for e in run.rec.attempts}
+    assert set(finals) == set(pulled)  # everything handed out has its final word
+    attempted = {e.key for e in run.rec.attempts}
+    for key in set(pulled) - attempted:  # taken while its connection was being reopened
+        assert finals[key].outcome is Outcome.DEFERRED
+        assert finals[key].response == "not attempted: delivery aborted"
     sent = {r.envelope.recipient for r in finals.values() if r.outcome is Outcome.SENT}
     received = set(sink.recipients())
     assert sent <= received  # nothing is marked sent that the relay did not accept
@@ -187,3 +205,67 @@ def test_relay_going_down_mid_run_aborts_with_everything_resolved(deliver: Deliv
         if result.envelope.recipient in received - sent:
             assert result.outcome is Outcome.DEFERRED and "DATA" in result.response
     assert run.aborted.stats.sent == len(sent)
+
+
+@pytest.mark.smtp_server(max_connections=2)
+def test_relay_capping_connections_is_served_by_the_ones_it_allows(sink: SmtpSink,
+                                                                   deliver: Deliver) -> None:
+    run = deliver(make_transport(sink.url, concurrency=4), make_envelopes(40))
+    assert run.stats is not None and run.stats.sent == 40
+    assert sink.refused_connections > 0  # 421 at greeting: those workers gave up quietly
+    assert sink.peak_connections == 2 and run.stats.connections == sink.connections
+
+
+@pytest.mark.smtp_server(idle_timeout=0.3)
+def test_connection_dropped_while_idle_is_reopened_not_deferred(sink: SmtpSink,
+                                                                deliver: Deliver) -> None:
+    transport = make_transport(sink.url, concurrency=1, rate_per_second=2)
+    run = deliver(transport, make_envelopes(3), policy=replace(FAST, idle_noop_after=0.2))
+    assert [r.outcome for r in run.rec.results] == [Outcome.SENT] * 3
+    assert sink.connections == 3
+
+
+def test_idle_connection_is_checked_with_noop(sink: SmtpSink, deliver: Deliver) -> None:
+    transport = make_transport(sink.url, concurrency=1, rate_per_second=4)
+    run = deliver(transport, make_envelopes(3), policy=replace(FAST, idle_noop_after=0.1))
+    assert run.stats is not None and run.stats.sent == 3
+    assert sink.count("NOOP") >= 1 and sink.connections == 1
+
+
+def utf8_envelopes() -> list[Envelope]:
+    data = b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\n\nHallo\n"
+    return [Envelope(1, SENDER, "jürgen@example.de", data),
+            Envelope(2, SENDER, "ann@example.net", data)]
+
+
+def test_non_ascii_address_fails_alone_without_smtputf8(sink: SmtpSink,
+                                                        deliver: Deliver) -> None:
+    run = deliver(make_transport(sink.url), iter(utf8_envelopes()))
+    final = run.rec.final()
+    assert final[1].outcome is Outcome.FAILED and "SMTPUTF8" in final[1].response
+    assert final[2].outcome is Outcome.SENT
+
+
+@pytest.mark.smtp_server(smtputf8=True)
+def test_non_ascii_address_is_sent_with_smtputf8(sink: SmtpSink, deliver: Deliver) -> None:
+    run = deliver(make_transport(sink.url), iter(utf8_envelopes()))
+    assert run.rec.keys(Outcome.SENT) == {1, 2}
+    assert "jürgen@example.de" in sink.recipients()
+
+
+@pytest.mark.smtp_fault(rules=[Fault("RCPT", "452 4.5.3 Daily sending quota exceeded")])
+def test_relay_that_accepts_nothing_for_long_ends_the_run(sink: SmtpSink,
+                                                          deliver: Deliver) -> None:
+    pulled: list[int] = []
+
+    def source() -> Iterator[Envelope]:
+        for envelope in make_envelopes(10_000):
+            pulled.append(envelope.key)
+            yield envelope
+
+    run = deliver(make_transport(sink.url), source(), policy=replace(FAST, stall_timeout=0.5))
+    assert run.aborted is not None
+    assert "accepted nothing" in str(run.aborted) and "452 4.5.3" in str(run.aborted)
+    assert len(pulled) < 200  # it did not crawl through the list
+    assert set(run.rec.final()) == set(pulled)
+    assert run.rec.keys(Outcome.DEFERRED) == set(pulled)

@@ -84,7 +84,7 @@ async def deliver_all(
     )
     if (credentials is not None and transport.scheme == "smtp"
             and transport.starttls == "never" and not transport.allow_plaintext_auth):
-        refusal = plaintext_auth_refusal(settings)  # known before any socket is opened
+        refusal = plaintext_auth_refusal()  # known before any socket is opened
         raise DeliveryAborted(Problem(settings.where, None, refusal.message, refusal.hint))
     loop = asyncio.get_running_loop()
     per_second = rate_per_second if rate_per_second is not None else transport.rate_per_second

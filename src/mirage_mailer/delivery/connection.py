@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -55,9 +57,9 @@ class Attempt:
     response: str
 
 
-def plaintext_auth_refusal(settings: ConnectSettings) -> ConnectFailure:
+def plaintext_auth_refusal() -> ConnectFailure:
     return ConnectFailure(
-        f"refusing to send the SMTP password to {settings.where} without encryption",
+        "refusing to send the SMTP password without encryption",
         fatal=True,
         hint="use smtps://, or starttls: always with a server that offers it; set "
         "allow_plaintext_auth: true only for a trusted local relay",
@@ -66,6 +68,18 @@ def plaintext_auth_refusal(settings: ConnectSettings) -> ConnectFailure:
 
 def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
     return f"{exc.code} {exc.message}".strip()
+
+
+def _why(exc: BaseException) -> str:
+    """A network error in a few words ("Connection refused"), not aiosmtplib's sentence."""
+    cause = exc.__cause__ or exc
+    if isinstance(cause, socket.gaierror):
+        return f"unknown host ({cause.strerror})"
+    if isinstance(cause, OSError) and cause.errno is not None and cause.errno > 0:
+        return os.strerror(cause.errno)
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return exc.message if isinstance(exc, aiosmtplib.SMTPException) else str(exc)
 
 
 class Connection:
@@ -100,16 +114,19 @@ class Connection:
             raise
         except aiosmtplib.SMTPConnectResponseError as exc:
             self.drop()
-            raise ConnectFailure(f"{s.where} refused the connection: {_reply(exc)}",
+            raise ConnectFailure(f"refused the connection: {_reply(exc)}",
                                  fatal=exc.code >= 500) from None
-        except ssl.SSLError as exc:
-            self.drop()
-            raise ConnectFailure(f"TLS with {s.where} failed: {exc.reason or exc}", fatal=True,
-                                 hint="check the server certificate and the URL's port") from None
         except (aiosmtplib.SMTPException, OSError) as exc:
             self.drop()
-            text = exc.message if isinstance(exc, aiosmtplib.SMTPException) else str(exc)
-            raise ConnectFailure(f"cannot connect to {s.where}: {text}", fatal=False) from None
+            cause = exc.__cause__ if isinstance(exc, aiosmtplib.SMTPException) else exc
+            if isinstance(cause, ssl.SSLError):  # a certificate does not fix itself
+                detail = cause.reason or str(cause)
+                if isinstance(cause, ssl.SSLCertVerificationError):
+                    detail = f"certificate not trusted ({cause.verify_message})"
+                raise ConnectFailure(f"TLS failed: {detail}", fatal=True,
+                                     hint="check the server certificate and that the port "
+                                     "matches smtps:// (implicit TLS) or smtp://") from None
+            raise ConnectFailure(f"cannot connect: {_why(exc)}", fatal=False) from None
         self.last_used = time.monotonic()
 
     async def _open(self, smtp: aiosmtplib.SMTP) -> None:
@@ -123,13 +140,13 @@ class Connection:
                 try:
                     await smtp.starttls()
                 except aiosmtplib.SMTPResponseException as exc:
-                    raise ConnectFailure(f"{s.where} refused STARTTLS: {_reply(exc)}",
+                    raise ConnectFailure(f"refused STARTTLS: {_reply(exc)}",
                                          fatal=exc.code >= 500) from None
                 await self._greet(smtp)
                 secure = True
             elif s.starttls == "always":
                 raise ConnectFailure(
-                    f"{s.where} does not offer STARTTLS (transport.starttls is 'always')",
+                    "does not offer STARTTLS (transport.starttls is 'always')",
                     fatal=True,
                     hint="use smtps:// if the server speaks implicit TLS on another port, or "
                     "set starttls: auto/never only for a trusted local relay",
@@ -137,20 +154,20 @@ class Connection:
         if s.credentials is None:
             return
         if not secure and not s.allow_plaintext_auth:
-            raise plaintext_auth_refusal(s)
+            raise plaintext_auth_refusal()
         if not smtp.supports_extension("auth"):
-            raise ConnectFailure(f"{s.where} does not offer AUTH, but credentials are set",
+            raise ConnectFailure("does not offer AUTH, but SMTP credentials are set",
                                  fatal=True,
                                  hint="remove username_env/password_env, or check the URL")
         try:
             await smtp.login(*s.credentials)
         except aiosmtplib.SMTPAuthenticationError as exc:
-            raise ConnectFailure(f"{s.where} refused authentication: {_reply(exc)}",
+            raise ConnectFailure(f"refused authentication: {_reply(exc)}",
                                  fatal=exc.code >= 500,
                                  hint="check the environment variables named by "
                                  "username_env and password_env") from None
         except aiosmtplib.SMTPResponseException as exc:
-            raise ConnectFailure(f"{s.where} refused authentication: {_reply(exc)}",
+            raise ConnectFailure(f"refused authentication: {_reply(exc)}",
                                  fatal=exc.code >= 500) from None
 
     @staticmethod

@@ -23,6 +23,7 @@ class RetryPolicy:
     connect_backoff: float = 0.25  # doubles after each failed try
     idle_noop_after: float = 20.0  # check an idle connection with NOOP before reusing it
     quit_timeout: float = 2.0  # a polite QUIT must not hold up the end of a run
+    stall_timeout: float = 300.0  # nothing accepted or refused for good this long: abort
     jitter: float = 0.25  # +/- fraction applied to every delay
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 

@@ -58,6 +58,7 @@ class SmtpRun:
         self.tasks: list[asyncio.Task[None]] = []
         self.alive = 0
         self.stopped = False
+        self.last_progress = 0.0  # when a message was last accepted or refused for good
         self.abort: Problem | None = None
         self.failure: Exception | None = None
         self.sent = self.failed = self.deferred_final = 0
@@ -67,6 +68,7 @@ class SmtpRun:
         loop = asyncio.get_running_loop()
         started = loop.time()
         queue = self.queue = WorkQueue(envelopes, loop.time)
+        self.last_progress = started
         watcher = loop.create_task(self._watch_stop(queue))
         try:
             first = Connection(self.settings)
@@ -146,18 +148,18 @@ class SmtpRun:
         assert queue is not None
         try:
             while await queue.wait_ready():
-                if not conn.connected and not await self._connect(conn):
-                    break
-                await conn.check_idle(self.policy.idle_noop_after)
-                if not conn.connected:
-                    continue
                 if not await self._pace():
                     break
                 job = queue.take()
                 if job is None:
                     continue
+                # after the pacer's wait: a link idle meanwhile may have been dropped
+                await conn.check_idle(self.policy.idle_noop_after)
+                if not conn.connected and not await self._connect(conn):
+                    queue.put_back(job)  # never attempted: first in line elsewhere
+                    break
                 if len(self.tasks) < self.concurrency and not queue.exhausted:
-                    self._spawn(Connection(self.settings))  # more work: open another link
+                    self._spawn(Connection(self.settings))  # more work: one more link
                 await self._attempt(conn, job)
         except Exception as exc:  # the caller's iterator or callbacks failed: stop, re-raise
             if self.failure is None:
@@ -185,13 +187,15 @@ class SmtpRun:
                                   self.pacer.success)
         if attempt.verdict is Verdict.SENT:
             self.sent += 1
+            self.last_progress = self.queue.clock()
             self._finish(job, Outcome.SENT, attempt)
         elif attempt.verdict is Verdict.FAILED:
             self.failed += 1
+            self.last_progress = self.queue.clock()
             self._finish(job, Outcome.FAILED, attempt)
         elif attempt.verdict is Verdict.ABORT:
             self._abort_with(ConnectFailure(
-                f"{self.settings.where} refused the session: {attempt.code} {attempt.response}",
+                f"refused the session: {attempt.code} {attempt.response}",
                 fatal=True,
                 hint="check sender.return_path and the SMTP credentials "
                 "(username_env/password_env)",
@@ -214,6 +218,7 @@ class SmtpRun:
         else:
             job.strikes += 1
             delay = self.policy.retry_delay(job.strikes)
+        self._check_stall(attempt)
         final = job.strikes >= self.max_attempts or self.queue.stopping
         result = Result(job.envelope, Outcome.DEFERRED, attempt.code, attempt.response, final)
         job.last = result
@@ -224,6 +229,19 @@ class SmtpRun:
             self.queue.done(job)
         else:
             self.queue.retry(job, delay)
+
+    def _check_stall(self, attempt: Attempt) -> None:
+        """A relay that answers but accepts nothing for long (a quota used up) ends the run:
+        crawling through the whole list at the slowest pace would only postpone exit 3."""
+        assert self.queue is not None
+        quiet = self.queue.clock() - self.last_progress
+        if quiet >= self.policy.stall_timeout:
+            answer = f"{attempt.code} {attempt.response}" if attempt.code else attempt.response
+            self._abort_with(ConnectFailure(
+                f"the relay accepted nothing for {quiet:.0f} s; last answer: {answer}",
+                fatal=True,
+                hint="the provider's sending quota may be used up; rerun later to resume",
+            ))
 
     def _finish(self, job: Job, outcome: Outcome, attempt: Attempt) -> None:
         assert self.queue is not None
@@ -237,10 +255,12 @@ class SmtpRun:
         reason = "delivery aborted" if self.abort is not None else "run stopped"
         for job in queue.leftovers():
             last = job.last
-            code, text = (last.code, last.response) if last is not None else (None, "")
+            if last is None:
+                code, text = None, f"not attempted: {reason}"
+            else:
+                code, text = last.code, f"{last.response} (not retried: {reason})"
             self.deferred_final += 1
-            result = Result(job.envelope, Outcome.DEFERRED, code,
-                            f"{text} (not retried: {reason})".strip(), True)
+            result = Result(job.envelope, Outcome.DEFERRED, code, text, True)
             if self.failure is None:
                 self.on_result(result)
             else:

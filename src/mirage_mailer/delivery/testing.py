@@ -141,12 +141,26 @@ class _Server(SMTP):
         self.sink = sink
         self.connection = 0
         self.close_after_reply = False
+        self.over_limit = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         fresh = self._original_transport is None and self.connection == 0
-        super().connection_made(transport)
         if fresh:
+            limit = self.sink.max_connections
+            self.over_limit = limit is not None and len(self.sink._live) >= limit
+        super().connection_made(transport)
+        if fresh and self.over_limit:
+            self.sink.refused_connections += 1
+        elif fresh:
             self.connection = self.sink._opened(self)
+
+    async def _handle_client(self) -> None:
+        if self.over_limit:  # as providers do when a client opens too many connections
+            await self.push("421 4.7.0 Too many concurrent connections, try later")
+            if self.transport is not None:
+                self.transport.close()
+            return
+        await super()._handle_client()
 
     def connection_lost(self, error: Exception | None) -> None:
         self.sink._live.discard(self)
@@ -216,8 +230,14 @@ class SmtpSink:
         auth: tuple[str, str] | None = None,
         auth_required: bool = False,
         auth_require_tls: bool = True,
+        smtputf8: bool = False,
+        max_connections: int | None = None,
+        idle_timeout: float = 30.0,
     ) -> None:
         self.rules = list(rules)
+        self.smtputf8 = smtputf8
+        self.max_connections = max_connections  # beyond: 421 at greeting
+        self.idle_timeout = idle_timeout  # the server drops a silent client after this
         self.starttls = starttls
         self.implicit_tls = implicit_tls
         self.auth = auth
@@ -228,6 +248,8 @@ class SmtpSink:
         self.commands: list[tuple[int, str]] = []
         self.mail_times: list[tuple[int, float]] = []  # (connection, time) of every MAIL FROM
         self.connections = 0
+        self.refused_connections = 0
+        self.peak_connections = 0  # most connections open at once
         self.port = 0
         self._server: asyncio.Server | None = None
         self._live: set[_Server] = set()
@@ -247,6 +269,7 @@ class SmtpSink:
     def _opened(self, server: _Server) -> int:
         self.connections += 1
         self._live.add(server)
+        self.peak_connections = max(self.peak_connections, len(self._live))
         return self.connections
 
     async def _decide(self, stage: str, address: str, server: _Server) -> str | None:
@@ -279,7 +302,8 @@ class SmtpSink:
             "hostname": "sink.test",
             "tls_context": self.starttls,
             "loop": asyncio.get_running_loop(),
-            "timeout": 30,
+            "timeout": self.idle_timeout,
+            "enable_SMTPUTF8": self.smtputf8,
         }
         if self.auth is not None:
             kwargs.update(authenticator=self._authenticate, auth_required=self.auth_required,

@@ -38,7 +38,7 @@ class _Due:
 class WorkQueue:
     def __init__(self, source: Iterator[Envelope], clock: Callable[[], float]) -> None:
         self._source = source
-        self._clock = clock
+        self.clock = clock
         self._retries: list[_Due] = []
         self._seq = itertools.count()
         self._wake = asyncio.Event()
@@ -60,7 +60,7 @@ class WorkQueue:
         """A due retry, else the next envelope; None when nothing is ready right now."""
         if self.stopping:
             return None
-        if self._retries and self._retries[0].due <= self._clock():
+        if self._retries and self._retries[0].due <= self.clock():
             job = heapq.heappop(self._retries).job
         elif not self.exhausted:
             try:
@@ -76,9 +76,13 @@ class WorkQueue:
         return job
 
     def retry(self, job: Job, delay: float) -> None:
-        heapq.heappush(self._retries, _Due(self._clock() + delay, next(self._seq), job))
+        heapq.heappush(self._retries, _Due(self.clock() + delay, next(self._seq), job))
         self.in_flight -= 1
         self.notify()
+
+    def put_back(self, job: Job) -> None:
+        """Return a job that was taken but never attempted (its connection failed)."""
+        self.retry(job, 0.0)
 
     def done(self, job: Job) -> None:
         self.in_flight -= 1
@@ -110,7 +114,7 @@ class WorkQueue:
             if not self.exhausted:
                 return True
             if self._retries:
-                left = self._retries[0].due - self._clock()
+                left = self._retries[0].due - self.clock()
                 if left <= 0:
                     return True
                 wake = self._wake

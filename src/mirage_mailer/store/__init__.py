@@ -1,0 +1,39 @@
+"""The tracking store: one row per issue and recipient, suppressions, web subscribers, and an
+append-only event log, in SQLite (WAL). All SQL lives in this package, behind ``Store``, so a
+PostgreSQL backend can be added later behind the same methods.
+"""
+
+from __future__ import annotations
+
+from mirage_mailer.store.core import (
+    NewRecipient,
+    Recipient,
+    StoreError,
+    email_key,
+    hashed_key,
+)
+from mirage_mailer.store.engagement import EngagementMixin
+from mirage_mailer.store.people import PeopleMixin
+from mirage_mailer.store.recipients import RecipientsMixin
+from mirage_mailer.store.schema import MIGRATIONS, NEW_STATUSES, REPORT_STATUSES, STATUSES
+from mirage_mailer.store.subscribers import SubscribersMixin
+
+__all__ = [
+    "MIGRATIONS",
+    "NEW_STATUSES",
+    "REPORT_STATUSES",
+    "STATUSES",
+    "NewRecipient",
+    "Recipient",
+    "Store",
+    "StoreError",
+    "email_key",
+    "hashed_key",
+]
+
+
+class Store(RecipientsMixin, PeopleMixin, SubscribersMixin, EngagementMixin):
+    """SQLite tracking store; one instance per process, used from one thread."""
+
+    def __enter__(self) -> Store:
+        return self

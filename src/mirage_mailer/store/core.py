@@ -1,0 +1,183 @@
+"""The tracking store: one row per issue and recipient, suppressions, and an append-only event log.
+
+Why SQLite in WAL mode with ``synchronous=NORMAL``: a commit is a write to the WAL without an
+fsync, so the sender can record ~thousands of outcomes a second, and a committed transaction
+still survives the process being killed (only an OS crash or power cut can lose the last few).
+Every method that changes a status commits before it returns, so a rerun never re-sends a
+message the server accepted. All SQL lives in this module so that a PostgreSQL backend can be
+added later behind the same methods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mirage_mailer.errors import ExitCode, MirageError, Problem, display_path
+from mirage_mailer.store.schema import MIGRATIONS
+
+
+class StoreError(MirageError):
+    """The tracking database cannot be opened or is newer than this program."""
+
+    exit_code = ExitCode.INVALID_INPUT
+
+
+@dataclass(frozen=True)
+class NewRecipient:
+    """A subscriber row to queue for an issue; ``detail`` says why it is invalid/suppressed."""
+
+    email: str
+    name: str | None
+    lang: str | None
+    list_name: str
+    fields: dict[str, str] = field(default_factory=dict)
+    status: str = "pending"
+    detail: str | None = None
+    subject: str | None = None  # keyed hash of the address, for token look-ups
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A row read back for sending."""
+
+    id: int
+    issue: str
+    email: str
+    name: str | None
+    lang: str | None
+    list_name: str
+    fields: dict[str, str]
+    status: str
+    attempts: int
+    message_id: str | None
+
+
+def email_key(email: str) -> str:
+    """The case-insensitive identity of an address (SQLite's lower() is ASCII-only, so Python's)."""
+    return email.strip().lower()
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _split_sql(script: str) -> Iterator[str]:
+    """Statements of a script; executescript() would commit our migration transaction early."""
+    buf = ""
+    for part in script.split(";"):
+        buf += part + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \t\r\n;"):
+                yield buf.strip()
+            buf = ""
+
+
+def hashed_key(email: str) -> str:
+    """What a forgotten person's suppression keeps: enough to refuse them, not to name them."""
+    return "sha256:" + hashlib.sha256(email_key(email).encode("utf-8")).hexdigest()
+
+
+def _hashed_or_none(value: object) -> str | None:
+    return hashed_key(value) if isinstance(value, str) else None
+
+
+def _insert_params(issue: str, r: NewRecipient, now: str) -> tuple[Any, ...]:
+    fields = json.dumps(r.fields, ensure_ascii=False)
+    key = email_key(r.email)
+    return (issue, r.email, key, r.name, r.lang, r.list_name, fields, r.status, r.detail, now,
+            hashed_key(r.email), r.subject)
+
+
+class StoreCore:
+    """SQLite tracking store; one instance per process, used from one thread."""
+
+    def __init__(
+        self, path: Path, *, timeout: float = 10.0, clock: Callable[[], datetime] = _utc_now
+    ) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a commit is never implicit.
+            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise self._error(f"cannot open the tracking database: {exc}") from exc
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            self._conn.create_function("mm_hashed", 1, _hashed_or_none, deterministic=True)
+            self._migrate()
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise self._error(f"cannot use the tracking database: {exc}") from exc
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _error(self, message: str) -> StoreError:
+        hint = "check the file and tracking.database in mirage.yaml"
+        return StoreError(Problem(display_path(self.path), None, message, hint))
+
+    def _now(self) -> str:
+        return self._clock().astimezone(UTC).isoformat(timespec="milliseconds")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One committed write transaction; IMMEDIATE takes the lock up front (no busy upgrade)."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+
+    def _migrate(self) -> None:
+        """Apply pending MIGRATIONS, reading the version under the write lock (two openers race)."""
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        if self.schema_version == len(MIGRATIONS):
+            return
+        with self._write() as conn:
+            version = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
+            current: int = version.fetchone()[0]
+            if current > len(MIGRATIONS):
+                raise self._error(
+                    f"the tracking database has schema version {current}, newer than this "
+                    f"mirage-mailer knows ({len(MIGRATIONS)}); upgrade mirage-mailer"
+                )
+            for number, (name, script) in enumerate(MIGRATIONS[current:], start=current + 1):
+                for statement in _split_sql(script):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (number, name, self._now()),
+                )
+
+    @property
+    def schema_version(self) -> int:
+        """Number of migrations applied to this database."""
+        row = self._conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
+        version: int = row.fetchone()[0]
+        return version
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> StoreCore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

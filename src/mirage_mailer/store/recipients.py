@@ -1,0 +1,222 @@
+"""Recipients of an issue: queueing, claiming and recording each send, and the report rows."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import Any
+
+from mirage_mailer.store.core import NewRecipient, Recipient, StoreCore, _insert_params
+from mirage_mailer.store.schema import NEW_STATUSES, REPORT_STATUSES
+
+_SUPPRESSED = ("(email_key IN (SELECT email FROM suppressions)"
+               " OR mm_hashed(email_key) IN (SELECT email FROM suppressions))")
+_PAGE = 500
+_OUTCOME_SQL = {
+    "sent": "'sent'",
+    "deferred": f"CASE WHEN {_SUPPRESSED} THEN 'suppressed' ELSE 'pending' END",
+    "failed": "'failed'",
+}
+
+
+class RecipientsMixin(StoreCore):
+    # -- queueing ------------------------------------------------------------------------------
+
+    def add_recipients(self, issue: str, rows: Iterable[NewRecipient], *, batch: int = 1000) -> int:
+        """Queue rows; the first of duplicate addresses wins and a rerun never resets a row.
+
+        Streams ``rows`` and commits per batch, so a list of any size uses flat memory. A new
+        pending row whose address is already suppressed is stored as ``suppressed``.
+        """
+        added = 0
+        it = iter(rows)
+        while chunk := list(islice(it, batch)):
+            for row in chunk:
+                if row.status not in NEW_STATUSES:
+                    raise ValueError(f"a new recipient cannot have status {row.status!r}")
+            now = self._now()
+            with self._write() as conn:
+                max_id = conn.execute("SELECT coalesce(max(id), 0) FROM recipients")
+                before: int = max_id.fetchone()[0]
+                conn.executemany(
+                    "INSERT OR IGNORE INTO recipients (issue, email, email_key, name, lang,"
+                    " list_name, fields, status, smtp_response, created_at, subject) VALUES"
+                    " (?1, ?2, ?3, ?4, ?5, ?6, ?7, CASE WHEN ?8 = 'pending' AND EXISTS"
+                    " (SELECT 1 FROM suppressions WHERE email IN (?3, ?11))"
+                    " THEN 'suppressed' ELSE ?8 END, ?9, ?10, ?12)",
+                    (_insert_params(issue, r, now) for r in chunk),
+                )
+                # Rowids only grow inside our write lock, so the new rows are those above `before`.
+                cur = conn.execute(
+                    "INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
+                    " SELECT id, issue, email, 'queued', CASE WHEN status = 'pending'"
+                    " THEN list_name ELSE status || coalesce(': ' || smtp_response, '') END, ?"
+                    " FROM recipients WHERE id > ? ORDER BY id",
+                    (now, before),
+                )
+                added += cur.rowcount
+        return added
+
+    def _transition(self, issue: str, where: str, new_status: str, kind: str) -> int:
+        """Move every row of ``issue`` matching ``where`` to ``new_status``, logging each."""
+        now = self._now()
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
+                " SELECT id, issue, email, ?, status, ? FROM recipients"
+                f" WHERE issue = ? AND {where} ORDER BY id",
+                (kind, now, issue),
+            )
+            cur = conn.execute(
+                f"UPDATE recipients SET status = ? WHERE issue = ? AND {where}", (new_status, issue)
+            )
+            return cur.rowcount
+
+    def apply_suppressions(self, issue: str) -> int:
+        """Pending/unknown rows whose address is suppressed become ``suppressed``."""
+        return self._transition(
+            issue, f"status IN ('pending', 'unknown') AND {_SUPPRESSED}", "suppressed", "suppressed"
+        )
+
+    def recover_inflight(self, issue: str) -> int:
+        """A crash's leftover ``sending`` rows become ``unknown``; only under the send lock."""
+        return self._transition(issue, "status = 'sending'", "unknown", "unknown")
+
+    def requeue_unknown(self, issue: str) -> int:
+        """``unknown`` rows go back to ``pending`` (``--resend-unknown``)."""
+        return self._transition(issue, "status = 'unknown'", "pending", "requeued")
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def _paged(self, columns: str, where: str, issue: str, batch: int) -> Iterator[Any]:
+        """Rows of ``issue`` by id, one page at a time (keyset), so memory stays flat.
+
+        Each page is fetched completely before it is yielded, so callers may write meanwhile.
+        """
+        last = 0
+        while True:
+            page = self._conn.execute(
+                f"SELECT id, {columns} FROM recipients WHERE issue = ? AND {where} AND id > ?"
+                " ORDER BY id LIMIT ?",
+                (issue, last, batch),
+            ).fetchall()
+            yield from page
+            if len(page) < batch:
+                return
+            last = page[-1][0]
+
+    def iter_pending(self, issue: str, *, batch: int = _PAGE) -> Iterator[Recipient]:
+        """Pending rows by id. A row deferred back to ``pending`` waits for the next pass."""
+        columns = "issue, email, name, lang, list_name, fields, status, attempts, message_id"
+        for rid, iss, email, name, lang, list_name, fields, status, attempts, mid in self._paged(
+            columns, "status = 'pending'", issue, batch
+        ):
+            yield Recipient(
+                rid, iss, email, name, lang, list_name, json.loads(fields), status, attempts, mid
+            )
+
+    def mark_sending(self, recipient_id: int, message_id: str) -> bool:
+        """Claim a row just before handing it to the server; False when it is no longer pending.
+
+        A row suppressed since it was read is not claimed, so the sender can skip it.
+        """
+        with self._write() as conn:
+            return self._claim(conn, recipient_id, message_id, self._now())
+
+    @staticmethod
+    def _claim(conn: sqlite3.Connection, recipient_id: int, message_id: str, now: str) -> bool:
+        cur = conn.execute(
+            "UPDATE recipients SET status = 'sending', message_id = ?, last_attempt_at = ?"
+            " WHERE id = ? AND status IN ('pending', 'sending')",
+            (message_id, now, recipient_id),
+        )
+        return cur.rowcount == 1
+
+    def record(self, outcomes: Iterable[tuple[int, str, int | None, str]],
+               claim: tuple[int, str] | None = None) -> bool:
+        """Outcomes (id, sent|deferred|failed, code, response) and the next claim, one commit.
+
+        The sender calls this right before transmitting the next message, so a message's
+        ``sent`` and its successor's ``sending`` land together: half the commits of marking
+        each separately, and still never more than one ``sending`` row per connection.
+        Returns what the claim returned (True without a claim).
+        """
+        now = self._now()
+        with self._write() as conn:
+            for recipient_id, kind, code, response in outcomes:
+                self._apply(conn, recipient_id, _OUTCOME_SQL[kind], kind, code, response, now)
+            return self._claim(conn, *claim, now) if claim else True
+
+    def _mark(
+        self, recipient_id: int, status_sql: str, kind: str, code: int | None, response: str
+    ) -> None:
+        """Row update plus event insert, in one committed transaction (called ~1000 times/s)."""
+        with self._write() as conn:
+            self._apply(conn, recipient_id, status_sql, kind, code, response, self._now())
+
+    @staticmethod
+    def _apply(conn: sqlite3.Connection, recipient_id: int, status_sql: str, kind: str,
+               code: int | None, response: str, now: str) -> None:
+        cur = conn.execute(
+            f"UPDATE recipients SET status = {status_sql}, attempts = attempts + 1,"
+            " smtp_code = ?, smtp_response = ?, last_attempt_at = ? WHERE id = ?",
+            (code, response, now, recipient_id),
+        )
+        if cur.rowcount != 1:
+            raise LookupError(f"no recipient with id {recipient_id}")
+        conn.execute(
+            "INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
+            " SELECT id, issue, email, ?, ?, ? FROM recipients WHERE id = ?",
+            (kind, response if code is None else f"{code} {response}", now, recipient_id),
+        )
+
+    def mark_sent(self, recipient_id: int, code: int | None, response: str) -> None:
+        """The server accepted the message (250 after DATA)."""
+        self._mark(recipient_id, _OUTCOME_SQL["sent"], "sent", code, response)
+
+    def mark_deferred(self, recipient_id: int, code: int | None, response: str) -> None:
+        """Transient failure: back to ``pending`` (or ``suppressed`` if unsubscribed meanwhile)."""
+        self._mark(recipient_id, _OUTCOME_SQL["deferred"], "deferred", code, response)
+
+    def mark_failed(self, recipient_id: int, code: int | None, response: str) -> None:
+        """Permanent failure (5xx): never retried."""
+        self._mark(recipient_id, _OUTCOME_SQL["failed"], "failed", code, response)
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    def counts(self, issue: str) -> dict[str, int]:
+        """The report's six counters, zeros included; in-flight ``sending`` counts as unknown."""
+        result = dict.fromkeys(REPORT_STATUSES, 0)
+        for status, n in self._conn.execute(
+            "SELECT status, count(*) FROM recipients WHERE issue = ? GROUP BY status", (issue,)
+        ):
+            result["unknown" if status == "sending" else status] += n
+        return result
+
+    def recipients(self, issue: str) -> Iterator[dict[str, Any]]:
+        """Report rows with exactly the DESIGN.md keys, by id, paged so memory stays flat."""
+        columns = "email, status, attempts, message_id, smtp_code, smtp_response, last_attempt_at"
+        for _id, email, status, attempts, message_id, code, response, at in self._paged(
+            columns, "1", issue, _PAGE
+        ):
+            yield {
+                "email": email,
+                "status": "unknown" if status == "sending" else status,
+                "attempts": attempts,
+                "message_id": message_id,
+                "smtp_code": code,
+                "smtp_response": response,
+                "last_attempt_at": at,
+            }
+
+    def issues(self) -> list[str]:
+        """Issues with at least one recorded row, sorted."""
+        cur = self._conn.execute("SELECT DISTINCT issue FROM recipients ORDER BY issue")
+        return [r[0] for r in cur]
+
+    def is_complete(self, issue: str) -> bool:
+        """True when the issue has rows and none is left to send or ambiguous."""
+        c = self.counts(issue)
+        return sum(c.values()) > 0 and c["pending"] == 0 and c["unknown"] == 0

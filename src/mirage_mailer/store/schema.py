@@ -1,0 +1,59 @@
+"""Schema of the tracking store: statuses, and migrations applied in order, each once."""
+
+from __future__ import annotations
+
+STATUSES = ("pending", "sending", "sent", "failed", "suppressed", "invalid", "unknown")
+# "sending" is internal: it marks a message handed to the server. A crash leaves such rows
+# behind; they are reported as "unknown" and recover_inflight() converts them.
+REPORT_STATUSES = ("sent", "failed", "pending", "suppressed", "invalid", "unknown")
+NEW_STATUSES = ("pending", "invalid", "suppressed")
+
+# Applied in order, each once, recorded in schema_migrations. Never edit a released entry:
+# append a new one, so an old .mirage/tracking.sqlite is upgraded in place. A suppression
+# whose person was forgotten holds 'sha256:<hex of the lowercased address>' instead.
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    (
+        "initial",
+        """
+        CREATE TABLE recipients (
+            id INTEGER PRIMARY KEY, issue TEXT NOT NULL,
+            email TEXT NOT NULL, email_key TEXT NOT NULL,  -- email_key: lowercased identity
+            name TEXT, lang TEXT, list_name TEXT NOT NULL, fields TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN (
+                'pending', 'sending', 'sent', 'failed', 'suppressed', 'invalid', 'unknown')),
+            attempts INTEGER NOT NULL DEFAULT 0, message_id TEXT,
+            smtp_code INTEGER, smtp_response TEXT,
+            created_at TEXT NOT NULL, last_attempt_at TEXT);
+        CREATE UNIQUE INDEX recipients_issue_email ON recipients (issue, email_key);
+        CREATE TABLE events (  -- append-only; issue is NULL for unsubscriptions
+            id INTEGER PRIMARY KEY, recipient_id INTEGER, issue TEXT,
+            email TEXT NOT NULL, kind TEXT NOT NULL, detail TEXT, at TEXT NOT NULL);
+        CREATE TABLE suppressions (  -- email is lowercased
+            email TEXT PRIMARY KEY, source TEXT NOT NULL, reason TEXT, created_at TEXT NOT NULL);
+        """,
+    ),
+    (
+        "lookup-indexes",
+        """
+        CREATE INDEX recipients_issue_status ON recipients (issue, status, id);
+        CREATE INDEX recipients_email_key ON recipients (email_key);
+        CREATE INDEX events_issue ON events (issue, id);
+        """,
+    ),
+    (
+        "subscribers-subjects",
+        """
+        ALTER TABLE recipients ADD COLUMN subject TEXT;  -- keyed hash of the address (tokens)
+        CREATE INDEX recipients_subject ON recipients (subject);
+        CREATE TABLE subscribers (  -- web sign-ups, double opt-in, with proof of consent
+            id INTEGER PRIMARY KEY, list_name TEXT NOT NULL,
+            email TEXT NOT NULL, email_key TEXT NOT NULL, subject TEXT NOT NULL,
+            name TEXT, lang TEXT,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'confirmed')),
+            consent_text TEXT NOT NULL, consent_version TEXT NOT NULL, source TEXT NOT NULL,
+            requested_at TEXT NOT NULL, confirmed_at TEXT);
+        CREATE UNIQUE INDEX subscribers_list_email ON subscribers (list_name, email_key);
+        CREATE INDEX subscribers_subject ON subscribers (subject);
+        """,
+    ),
+)

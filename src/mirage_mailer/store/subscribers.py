@@ -1,0 +1,83 @@
+"""Web subscribers: double opt-in sign-ups with their proof of consent, and token look-ups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from mirage_mailer.store.core import StoreCore, email_key
+
+_COLUMNS = ("list_name", "email", "name", "lang", "status", "consent_text", "consent_version",
+            "source", "requested_at", "confirmed_at")
+
+
+class SubscribersMixin(StoreCore):
+    def add_pending_subscriber(self, list_name: str, email: str, *, name: str | None,
+                               lang: str | None, subject: str, consent_text: str,
+                               consent_version: str, source: str) -> bool:
+        """Record a sign-up awaiting confirmation; False when already confirmed (no change).
+
+        A repeated request refreshes the pending row (new consent wording, new time), so the
+        confirmation proves consent to the text shown last.
+        """
+        now = self._now()
+        with self._write() as conn:
+            existing = conn.execute(
+                "SELECT status FROM subscribers WHERE list_name = ? AND email_key = ?",
+                (list_name, email_key(email))).fetchone()
+            if existing is not None and existing[0] == "confirmed":
+                return False
+            conn.execute(
+                "INSERT INTO subscribers (list_name, email, email_key, subject, name, lang,"
+                " status, consent_text, consent_version, source, requested_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)"
+                " ON CONFLICT (list_name, email_key) DO UPDATE SET name = excluded.name,"
+                " lang = excluded.lang, consent_text = excluded.consent_text,"
+                " consent_version = excluded.consent_version, source = excluded.source,"
+                " requested_at = excluded.requested_at",
+                (list_name, email, email_key(email), subject, name, lang, consent_text,
+                 consent_version, source, now))
+            conn.execute("INSERT INTO events (issue, email, kind, detail, at)"
+                         " VALUES (NULL, ?, 'subscription-requested', ?, ?)",
+                         (email_key(email), f"{list_name} via {source}", now))
+        return True
+
+    def confirm_subscriber(self, list_name: str, subject: str) -> dict[str, Any] | None:
+        """Confirm the sign-up with this subject id; idempotent; None when there is none."""
+        now = self._now()
+        with self._write() as conn:
+            row = conn.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM subscribers WHERE list_name = ?"
+                " AND subject = ?", (list_name, subject)).fetchone()
+            if row is None:
+                return None
+            found = dict(zip(_COLUMNS, row, strict=True))
+            if found["status"] == "pending":
+                conn.execute("UPDATE subscribers SET status = 'confirmed', confirmed_at = ?"
+                             " WHERE list_name = ? AND subject = ?", (now, list_name, subject))
+                conn.execute("INSERT INTO events (issue, email, kind, detail, at)"
+                             " VALUES (NULL, ?, 'subscribed', ?, ?)",
+                             (email_key(found["email"]), list_name, now))
+                found.update(status="confirmed", confirmed_at=now)
+            return found
+
+    def confirmed_subscribers(self, list_name: str) -> Iterator[dict[str, Any]]:
+        """Confirmed web subscribers of a list, oldest first (they follow the list file)."""
+        cur = self._conn.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM subscribers WHERE list_name = ?"
+            " AND status = 'confirmed' ORDER BY id", (list_name,))
+        for row in cur.fetchall():
+            yield dict(zip(_COLUMNS, row, strict=True))
+
+    def resolve_subject(self, subject: str, issue: str | None = None) -> str | None:
+        """The address behind a token's subject id (a recipient of ``issue``, or a sign-up)."""
+        if issue is not None:
+            row = self._conn.execute("SELECT email FROM recipients WHERE issue = ? AND subject = ?",
+                                     (issue, subject)).fetchone()
+        else:
+            row = self._conn.execute("SELECT email FROM recipients WHERE subject = ? LIMIT 1",
+                                     (subject,)).fetchone()
+        if row is None:
+            row = self._conn.execute("SELECT email FROM subscribers WHERE subject = ? LIMIT 1",
+                                     (subject,)).fetchone()
+        return None if row is None else str(row[0])
