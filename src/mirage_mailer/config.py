@@ -86,6 +86,21 @@ class Tracking:
 
 
 @dataclass(frozen=True)
+class Web:
+    """The subscriber-facing site (``serve``, ``archive``)."""
+
+    consent_text: str
+    consent_version: str
+    report_user: str
+    report_password_hash_env: str
+    max_body_bytes: int
+
+
+DEFAULT_CONSENT = ("I agree to receive the project's newsletter by e-mail. I can unsubscribe at "
+                   "any time with the link in every message.")
+
+
+@dataclass(frozen=True)
 class Settings:
     path: Path
     root: Path
@@ -94,6 +109,7 @@ class Settings:
     transport: Transport
     disclaimer: DisclaimerConfig
     tracking: Tracking
+    web: Web
     templates: Path
     lists_dir: Path
     issues_dir: Path
@@ -101,7 +117,9 @@ class Settings:
     line_of: dict[str, int] = field(default_factory=dict, compare=False)
 
 
-_TOP_KEYS = {"project", "sender", "transport", "disclaimer", "tracking", "templates"}
+_TOP_KEYS = {"project", "sender", "transport", "disclaimer", "tracking", "web", "templates"}
+_WEB_KEYS = {"consent_text", "consent_version", "report_user", "report_password_hash_env",
+             "max_body_bytes"}
 _PROJECT_KEYS = {"name", "website", "contact", "language"}
 _SENDER_KEYS = {"from", "reply_to", "return_path"}
 _TRANSPORT_KEYS = {
@@ -270,6 +288,7 @@ def load_settings(path: Path) -> Settings:
     disclaimer = _load_disclaimer(_section(data, "disclaimer", path, problems), path, problems)
     tracking = _load_tracking(_section(data, "tracking", path, problems), path, problems,
                               root_dir)
+    web = _load_web(_section(data, "web", path, problems), path, problems)
     templates_value = data.get("templates", "templates")
     if not isinstance(templates_value, str):
         problems.add(path, data.key_line("templates"), "'templates' must be a folder path")
@@ -286,6 +305,7 @@ def load_settings(path: Path) -> Settings:
         transport=transport,
         disclaimer=disclaimer,
         tracking=tracking,
+        web=web,
         templates=(root_dir / templates_value).resolve(),
         lists_dir=root_dir / "lists",
         issues_dir=root_dir / "issues",
@@ -460,4 +480,18 @@ def _load_tracking(sec: LineDict, path: Path, problems: Collector, root: Path) -
         secret_env=s.text("secret_env"),
         opens=s.flag("opens", False),
         clicks=s.flag("clicks", False),
+    )
+
+
+def _load_web(sec: LineDict, path: Path, problems: Collector) -> Web:
+    check_keys(sec, path, allowed=_WEB_KEYS, required=set(), problems=problems, where="web",
+               ignore=_SECRET_KEYS)
+    s = _Section(sec, path, "web", problems)
+    return Web(
+        consent_text=_long_text(sec, "consent_text", path, problems) or DEFAULT_CONSENT,
+        consent_version=s.text("consent_version", "1") or "1",
+        report_user=s.text("report_user", "report") or "report",
+        report_password_hash_env=s.text("report_password_hash_env",
+                                        "MIRAGE_REPORT_PASSWORD_HASH") or "",
+        max_body_bytes=s.integer("max_body_bytes", 16384, minimum=1024),
     )
