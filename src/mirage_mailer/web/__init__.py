@@ -1,0 +1,1 @@
+"""The subscriber-facing side: one-click unsubscribe, double opt-in, archive, feed, report."""
