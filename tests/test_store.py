@@ -89,12 +89,13 @@ def pending_ids(store: Store, issue: str) -> list[int]:
 def test_open_creates_parent_dirs_uses_wal_and_applies_all_migrations(db_path: Path) -> None:
     assert not db_path.parent.exists()
     with Store(db_path) as s:
-        assert s.schema_version == len(MIGRATIONS) == 3
+        assert s.schema_version == len(MIGRATIONS) == 4
     assert db_path.is_file()
     raw = sqlite3.connect(db_path)
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     versions = raw.execute("SELECT version, name FROM schema_migrations ORDER BY 1").fetchall()
-    assert versions == [(1, "initial"), (2, "lookup-indexes"), (3, "subscribers-subjects")]
+    assert versions == [(1, "initial"), (2, "lookup-indexes"), (3, "subscribers-subjects"),
+                        (4, "no-status-index")]
     raw.close()
 
 
@@ -104,7 +105,7 @@ def test_reopening_does_not_rerun_migrations(db_path: Path, clock: Clock) -> Non
     first = sqlite3.connect(db_path).execute("SELECT * FROM schema_migrations").fetchall()
     clock.tick(3600)
     with Store(db_path, clock=clock) as s:
-        assert s.schema_version == 3
+        assert s.schema_version == 4
         assert [r["email"] for r in s.recipients("2024-05")] == ["a@example.org"]
     again = sqlite3.connect(db_path).execute("SELECT * FROM schema_migrations").fetchall()
     assert again == first  # same rows, same applied_at: nothing re-ran
@@ -128,7 +129,7 @@ def test_v1_database_is_upgraded_in_place(db_path: Path) -> None:
     raw.close()
 
     with Store(db_path) as s:
-        assert s.schema_version == 3
+        assert s.schema_version == 4
         assert s.counts("old") == expected_counts(pending=1, sent=1)
         assert [r.email for r in s.iter_pending("old")] == ["Old@Example.org"]
         assert s.suppress("OLD@example.org", source="cli") is True
@@ -136,7 +137,7 @@ def test_v1_database_is_upgraded_in_place(db_path: Path) -> None:
 
     raw = sqlite3.connect(db_path)
     indexes = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert {"recipients_issue_status", "recipients_email_key", "events_issue"} <= indexes
+    assert {"recipients_issue", "recipients_email_key", "events_issue"} <= indexes
     assert raw.execute("SELECT applied_at FROM schema_migrations WHERE version = 1").fetchone() == (
         "2023-01-01T00:00:00+00:00",
     )

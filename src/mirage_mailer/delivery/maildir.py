@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mirage_mailer.delivery.model import (
+    AttemptHook,
     DeliveryAborted,
     DeliveryStats,
     Envelope,
@@ -92,7 +93,7 @@ async def deliver_maildir(
     root: Path,
     envelopes: Iterator[Envelope],
     *,
-    on_attempt: Callable[[Envelope], None],
+    on_attempt: AttemptHook,
     on_result: Callable[[Result], None],
     stop: asyncio.Event | None = None,
 ) -> DeliveryStats:
@@ -112,7 +113,9 @@ async def deliver_maildir(
             envelope = next(envelopes, None)
             if envelope is None:
                 break
-            on_attempt(envelope)
+            ready = on_attempt(envelope)
+            if ready is not None:
+                await ready
             attempts += 1
             try:
                 write_message(root, envelope)

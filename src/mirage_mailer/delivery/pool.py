@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from mirage_mailer.delivery.classify import Verdict, is_throttle
 from mirage_mailer.delivery.connection import Attempt, ConnectFailure, Connection, ConnectSettings
 from mirage_mailer.delivery.model import (
+    AttemptHook,
     DeliveryAborted,
     DeliveryStats,
     Envelope,
@@ -42,7 +43,7 @@ class SmtpRun:
         max_attempts: int,
         pacer: Pacer,
         policy: RetryPolicy,
-        on_attempt: Callable[[Envelope], None],
+        on_attempt: AttemptHook,
         on_result: Callable[[Result], None],
         stop: asyncio.Event | None,
     ) -> None:
@@ -180,11 +181,13 @@ class SmtpRun:
     async def _attempt(self, conn: Connection, job: Job) -> None:
         assert self.queue is not None
         envelope = job.envelope
-        self.on_attempt(envelope)
+        ready = self.on_attempt(envelope)
         job.attempts += 1
         self.attempts += 1
         attempt = await conn.send(envelope.sender, envelope.recipient, envelope.data,
-                                  self.pacer.success)
+                                  self.pacer.success, before_data=ready)
+        if ready is not None:
+            await ready  # also when MAIL or RCPT failed: the caller's write must not be lost
         if attempt.verdict is Verdict.SENT:
             self.sent += 1
             self.last_progress = self.queue.clock()
