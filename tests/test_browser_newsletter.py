@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from browser import ARTIFACTS, browser
 from helpers import SAMPLE_ISSUE, RunCli
-
 from mirage_mailer.disclaimer import AMIF_TEXT, EMBLEM_ALT, FUNDED
 
 
