@@ -225,6 +225,9 @@ def test_invalid_rows_are_recorded_and_the_rest_sent(project: Path, run_cli: Run
     result = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert result.code == 0, result.err
     assert "sent 5, failed 0, pending 0, unknown 0, suppressed 0, invalid 1" in result.out
+    assert ("lists/subscribers.csv:7: 'not-an-address' is not a valid e-mail address: An email "
+            "address must have an @-sign. (correct the address or delete the row) [skipped, "
+            "recorded as invalid]") in result.err.splitlines()
     assert statuses(run_cli)["not-an-address"] == "invalid"
     assert sorted(sink.recipients()) == sorted(SAMPLE)
 

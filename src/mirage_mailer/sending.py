@@ -84,6 +84,7 @@ class SendOutcome:
     this_run: Progress = field(default_factory=Progress)
     stats: DeliveryStats | None = None
     nothing_to_do: bool = False
+    skipped: list[Problem] = field(default_factory=list)  # row problems, recorded as invalid
 
     @property
     def exit_code(self) -> ExitCode:
@@ -139,10 +140,12 @@ def credentials(project: Project) -> tuple[str, str] | None:
     return None
 
 
-def _new_rows(project: Project, store: Store, signer: Signer) -> Iterator[NewRecipient]:
+def _new_rows(project: Project, store: Store, signer: Signer,
+              skipped: list[Problem]) -> Iterator[NewRecipient]:
     """The list files' rows, then each list's confirmed web subscribers (first one wins)."""
     for row in iter_rows(project):
         if isinstance(row, RowProblem):
+            skipped.append(row.problem)
             where = f"{row.problem.path}:{row.problem.line}"
             yield NewRecipient(row.email or f"(empty address at {where})", None, None,
                                row.list_name, {}, status="invalid", detail=str(row.problem))
@@ -335,10 +338,11 @@ def send(prep: Preparation, options: SendOptions,
         store.recover_inflight(issue.id)
         if options.resend_unknown:
             store.requeue_unknown(issue.id)
-        store.add_recipients(issue.id, _new_rows(project, store, prep.factory.signer))
+        skipped: list[Problem] = []
+        store.add_recipients(issue.id, _new_rows(project, store, prep.factory.signer, skipped))
         store.apply_suppressions(issue.id)
         before = store.counts(issue.id)
-        outcome = SendOutcome(issue.id, "send", already_sent=before["sent"])
+        outcome = SendOutcome(issue.id, "send", already_sent=before["sent"], skipped=skipped)
         pending = before["pending"]
         outcome.this_run.total = min(pending, options.limit) if options.limit else pending
         if outcome.this_run.total == 0:

@@ -36,6 +36,7 @@ from mirage_mailer.sending import (
 from mirage_mailer.sending import Progress as Totals
 
 _LOG_EVERY = 10.0  # seconds between plain progress lines when not on a terminal
+_SKIPPED_SHOWN = 20
 
 
 def summary(outcome: SendOutcome) -> str:
@@ -105,6 +106,14 @@ class _Display:
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def _print_skipped(outcome: SendOutcome) -> None:
+    for problem in outcome.skipped[:_SKIPPED_SHOWN]:
+        err(f"{problem} [skipped, recorded as invalid]")
+    if len(outcome.skipped) > _SKIPPED_SHOWN:
+        err(f"... and {len(outcome.skipped) - _SKIPPED_SHOWN} more skipped rows "
+            "(mirage-mailer validate ISSUE_DIR lists them all)")
 
 
 def _check_to(addresses: tuple[str, ...]) -> tuple[str, ...]:
@@ -188,6 +197,7 @@ def send_command(obj: Context, issue_dir: Path, dry_run: bool, to: tuple[str, ..
     outcome = run_send(obj, issue_dir, options, yes, on_terminal())
     if outcome is None:
         return ExitCode.OK
+    _print_skipped(outcome)
     click.echo(summary(outcome))
     return outcome.exit_code
 
@@ -240,5 +250,6 @@ def _send_due(obj: Context, issue_dir: Path) -> ExitCode:
         return exc.exit_code
     if outcome is None:
         return ExitCode.OK
+    _print_skipped(outcome)
     click.echo(summary(outcome))
     return outcome.exit_code
