@@ -16,8 +16,11 @@ import click
 
 from mirage_mailer import __version__
 from mirage_mailer.commands.common import ISSUE_DIR, Context, err
+from mirage_mailer.commands.gdpr import add_gdpr_commands
+from mirage_mailer.commands.password import hash_password_command
 from mirage_mailer.commands.report import report_command, unsubscribe_command
 from mirage_mailer.commands.send import run_due_command, send_command
+from mirage_mailer.commands.web import add_web_commands
 from mirage_mailer.errors import ExitCode, MirageError, display_path
 
 
@@ -104,6 +107,9 @@ cli.add_command(send_command)
 cli.add_command(run_due_command)
 cli.add_command(report_command)
 cli.add_command(unsubscribe_command)
+add_gdpr_commands(cli)
+cli.add_command(hash_password_command)
+add_web_commands(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -474,12 +474,22 @@ def _load_tracking(sec: LineDict, path: Path, problems: Collector, root: Path) -
                          "plain http is allowed only for localhost or 127.0.0.1, for testing")
         base_url = base_url.rstrip("/")
     database = s.text("database", ".mirage/tracking.sqlite") or ".mirage/tracking.sqlite"
+    opens, clicks = s.flag("opens", False), s.flag("clicks", False)
+    for key, on in (("opens", opens), ("clicks", clicks)):
+        if on and not base_url:
+            problems.add(path, s.line(key),
+                         f"'tracking.{key}' needs tracking.base_url: the "
+                         f"{'open pixel' if key == 'opens' else 'click redirect'} is served "
+                         "by 'mirage-mailer serve' at that address",
+                         f"set tracking.base_url to the server's public https address, or "
+                         f"remove '{key}: true' (tracking is off by default; see the README "
+                         "on GDPR)")
     return Tracking(
         database=(root / database).resolve(),
         base_url=base_url,
         secret_env=s.text("secret_env"),
-        opens=s.flag("opens", False),
-        clicks=s.flag("clicks", False),
+        opens=opens,
+        clicks=clicks,
     )
 
 

@@ -5,6 +5,9 @@ the MIME structure, the static headers and the quoted-printable encoding of ever
 chunk are computed once per language. Per recipient we only encode the few slot values and
 join bytes: quoted-printable soft line breaks (``=\\n``) let encoded pieces be concatenated
 without re-encoding the whole body, and boundaries contain ``=_`` which QP never emits.
+
+With opens/clicks tracking on, a recipient also gets an open-pixel URL and one click URL per
+distinct link target: one HMAC each (see ``tokens.ClickSigner``), no other per-recipient work.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from datetime import UTC, datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr
 from html import escape
+from urllib.parse import quote
 
 from mirage_mailer.config import Settings
-from mirage_mailer.render import RenderedLanguage
+from mirage_mailer.render import OPEN_SLOT, RenderedLanguage, click_slot
 from mirage_mailer.slots import split_slots
 from mirage_mailer.strings import strings_for
 from mirage_mailer.tokens import Signer
@@ -146,6 +150,13 @@ class MessageFactory:
         self.domain = settings.sender.domain
         self._list_ids: dict[str, bytes] = {}
         self._date: tuple[int, bytes] = (0, b"")
+        self._clicks = signer.clicks(issue_id)
+        # Per language: (slot name, target, "?u=<target percent-encoded>"), computed once.
+        self._click_slots = {
+            lang: tuple((click_slot(n), url, "?u=" + quote(url, safe=""))
+                        for n, url in enumerate(r.click_urls, 1))
+            for lang, r in rendered.items()}
+        self._opens = {lang for lang, r in rendered.items() if r.open_pixel}
 
     def _list_id(self, list_name: str) -> bytes:
         if list_name not in self._list_ids:
@@ -167,17 +178,32 @@ class MessageFactory:
 
     def links(self, email: str) -> tuple[str, str, str | None]:
         """(mailto unsubscribe, https unsubscribe or '', view-online URL or None)."""
-        token = self.signer.make("unsubscribe", self.issue_id, email)
+        return self._links(self.signer.subject_id(email))
+
+    def _links(self, subject: str) -> tuple[str, str, str | None]:
+        token = self.signer.make_for_subject("unsubscribe", self.issue_id, subject)
         mailto = f"mailto:{self.mailto}?subject=unsubscribe%20{token}"
         if not self.base_url:
             return mailto, "", None
-        view = self.signer.make("view", self.issue_id, email)
+        view = self.signer.make_for_subject("view", self.issue_id, subject)
         return mailto, f"{self.base_url}/u/{token}", f"{self.base_url}/v/{view}"
 
     def values_for(self, person: Personal, lang: str) -> dict[str, str]:
         """Slot values of one recipient (unescaped)."""
-        mailto, https, view = self.links(person.email)
-        return self._values(person, self.skeletons[lang].strings, mailto, https, view)
+        subject = self.signer.subject_id(person.email)
+        mailto, https, view = self._links(subject)
+        values = self._values(person, self.skeletons[lang].strings, mailto, https, view)
+        self._tracking(values, subject, lang)
+        return values
+
+    def _tracking(self, values: dict[str, str], subject: str, lang: str) -> None:
+        """Open-pixel and click URLs, when the language's HTML has those slots."""
+        if lang in self._opens:
+            token = self.signer.make_for_subject("open", self.issue_id, subject)
+            values[OPEN_SLOT] = f"{self.base_url}/o/{token}.gif"
+        clicks = self._clicks
+        for name, url, query in self._click_slots[lang]:
+            values[name] = f"{self.base_url}/c/{clicks.token(subject, url)}{query}"
 
     def _values(self, person: Personal, strings: Mapping[str, str], mailto: str, https: str,
                 view: str | None) -> dict[str, str]:
@@ -197,8 +223,10 @@ class MessageFactory:
         """The complete message for one recipient (LF line endings)."""
         skeleton = self.skeletons[lang]
         message_id = message_id or self.new_message_id()
-        mailto, https, view = self.links(person.email)
+        subject = self.signer.subject_id(person.email)
+        mailto, https, view = self._links(subject)
         values = self._values(person, skeleton.strings, mailto, https, view)
+        self._tracking(values, subject, lang)
         unsubscribe = f"<{https}>, <{mailto}>" if https else f"<{mailto}>"
         headers = [
             skeleton.static_headers,

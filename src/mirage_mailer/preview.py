@@ -43,7 +43,7 @@ def write_preview(project: Project, out_dir: Path, *, recipient: str | None,
     written: list[Path] = []
     for code, part in rendered.items():
         values = factory.values_for(person, code)
-        html = fill(part.html, values, html=True)
+        html = fill(part.untracked_html(), values, html=True)  # opening a preview tracks nobody
         for image in part.images:
             (out_dir / image.filename).write_bytes(image.data)
             html = html.replace(f"cid:{image.cid}", image.filename)

@@ -1,7 +1,9 @@
 """Once per issue and language: Markdown -> sanitised HTML -> Jinja2 -> premailer -> text part.
 
 The output keeps per-recipient slots (see ``slots``) so that personalising a message later is
-string substitution, never another template or CSS pass.
+string substitution, never another template or CSS pass. With ``tracking.clicks`` the HTML's
+http(s) links become click slots (their targets are kept, per language, for signing), and with
+``tracking.opens`` an open pixel slot closes the body; the text part is never tracked.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import textwrap
 import warnings
 from dataclasses import dataclass
 from datetime import date
+from html import escape, unescape
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 from premailer import Premailer
 
-from mirage_mailer.config import Settings
+from mirage_mailer.config import Settings, Tracking
 from mirage_mailer.content import Article, Issue
 from mirage_mailer.disclaimer import (
     EMBLEM_CID,
@@ -44,6 +47,9 @@ from mirage_mailer.langs import babel_locale
 from mirage_mailer.slots import MirageUndefined, RecipientSlots, slot
 from mirage_mailer.strings import strings_for
 
+OPEN_SLOT = "open_url"
+OPEN_PIXEL = (f'<img src="__MM_{OPEN_SLOT}__" alt="" width="1" height="1" border="0" '
+              'style="display:block;width:1px;height:1px;border:0;margin:0;padding:0;">')
 HTML_TEMPLATE = "newsletter.html.j2"
 TEXT_TEMPLATE = "newsletter.txt.j2"
 TEXT_WIDTH = 76
@@ -79,6 +85,73 @@ class RenderedLanguage:
     images: tuple[InlineImage, ...]
     block: DisclaimerBlock
     emblem_src: str
+    click_urls: tuple[str, ...] = ()  # targets of the slots click_1, click_2, ... in ``html``
+    open_pixel: bool = False  # ``html`` ends its body with the open pixel slot
+
+    def untracked_html(self) -> str:
+        """``html`` with the original link targets and no open pixel (archive, web view)."""
+        return untrack(self.html, self.click_urls)
+
+
+def click_slot(number: int) -> str:
+    return f"click_{number}"
+
+
+_A_TAG = re.compile(r"""<a\b(?:[^>"']|"[^"]*"|'[^']*')*>""", re.I)
+_HREF = re.compile(r"""(\shref\s*=\s*)(?:"([^"]*)"|'([^']*)')""", re.I)
+_TRACKABLE = re.compile(r"^https?://", re.I)
+
+
+def track_links(html: str) -> tuple[str, tuple[str, ...]]:
+    """Every ``<a href="http(s)://...">`` becomes ``href="__MM_click_<n>__"``.
+
+    Returns the HTML and the original targets (``n`` = position + 1; one slot per distinct
+    target). mailto links, and hrefs that are or contain a slot (unsubscribe, view online, a
+    per-recipient field), are left alone: those are not the same URL for every reader.
+    """
+    urls: dict[str, int] = {}
+
+    def rewrite_href(match: re.Match[str]) -> str:
+        raw = match.group(2) if match.group(2) is not None else match.group(3)
+        url = unescape(raw).strip()
+        if not _TRACKABLE.match(url) or "__MM_" in url or "\x00" in url:
+            return match.group(0)
+        number = urls.setdefault(url, len(urls) + 1)
+        return f'{match.group(1)}"__MM_{click_slot(number)}__"'
+
+    def rewrite_tag(match: re.Match[str]) -> str:
+        return _HREF.sub(rewrite_href, match.group(0), count=1)
+
+    tracked = _A_TAG.sub(rewrite_tag, html)
+    return tracked, tuple(urls)
+
+
+def add_open_pixel(html: str) -> str:
+    """The 1x1 open pixel slot, last in the body (or at the very end without a </body>)."""
+    at = html.lower().rfind("</body>")
+    if at < 0:
+        return html + OPEN_PIXEL
+    return html[:at] + OPEN_PIXEL + html[at:]
+
+
+def untrack(html: str, click_urls: tuple[str, ...]) -> str:
+    """Undo ``track_links`` and ``add_open_pixel``."""
+    html = html.replace(OPEN_PIXEL, "")
+    for number, url in enumerate(click_urls, 1):
+        html = html.replace(f"__MM_{click_slot(number)}__", escape(url, quote=True))
+    return html
+
+
+def apply_tracking(html: str, tracking: Tracking) -> tuple[str, tuple[str, ...], bool]:
+    """Click slots and the open pixel, as ``tracking`` asks (both need ``base_url``)."""
+    urls: tuple[str, ...] = ()
+    if not tracking.base_url:
+        return html, urls, False
+    if tracking.clicks:
+        html, urls = track_links(html)
+    if tracking.opens:
+        html = add_open_pixel(html)
+    return html, urls, tracking.opens
 
 
 def emblem_bytes() -> bytes:
@@ -297,6 +370,7 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: jinja2.En
         "view_online_url": slot("view_online_url") if settings.tracking.base_url else None,
     }
     html = inline_css(env.get_template(HTML_TEMPLATE).render(context))
+    html, click_urls, open_pixel = apply_tracking(html, settings.tracking)
     text = env.get_template(TEXT_TEMPLATE).render(context)
     template_path = display_path(settings.templates / HTML_TEMPLATE)
     text_path = display_path(settings.templates / TEXT_TEMPLATE)
@@ -315,4 +389,4 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: jinja2.En
         images[Path(EMBLEM_FILE)] = InlineImage(EMBLEM_CID, EMBLEM_FILE, "image/png",
                                                 emblem_bytes())
     return RenderedLanguage(lang, subject, html, text, tuple(images.values()), block,
-                            emblem_src)
+                            emblem_src, click_urls, open_pixel)

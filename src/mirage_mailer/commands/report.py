@@ -13,8 +13,8 @@ from rich.table import Table
 
 from mirage_mailer.addresses import check_address
 from mirage_mailer.commands.common import Context
-from mirage_mailer.config import load_settings
-from mirage_mailer.errors import ExitCode, InputError, Problem
+from mirage_mailer.config import Settings, load_settings
+from mirage_mailer.errors import ExitCode, InputError, Problem, display_path
 from mirage_mailer.project import locate_config
 from mirage_mailer.reporting import CSV_COLUMNS, all_issues, csv_rows, issue_report, open_store
 from mirage_mailer.store import REPORT_STATUSES, Store
@@ -22,17 +22,26 @@ from mirage_mailer.store import REPORT_STATUSES, Store
 
 @click.command("report")
 @click.argument("issue_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
-              show_default=True, help="table for people, json (one object per issue), csv "
-              "(one row per recipient).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]),
+              default="table", show_default=True, help="table for people, json (one object "
+              "per issue), csv (one row per recipient), html (one self-contained page with "
+              "charts, for ISSUE_DIR; needs --out).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="File for --format html.")
 @click.pass_obj
-def report_command(obj: Context, issue_dir: Path | None, fmt: str) -> int:
+def report_command(obj: Context, issue_dir: Path | None, fmt: str, out: Path | None) -> int:
     """Delivery state of ISSUE_DIR (or of every issue) from the tracking store."""
+    if fmt == "html" and (issue_dir is None or out is None):
+        raise click.UsageError("--format html needs ISSUE_DIR and --out FILE")
+    if out is not None and fmt != "html":
+        raise click.UsageError("--out is for --format html")
     settings = load_settings(locate_config(obj.config, issue_dir))
     store = open_store(settings.tracking.database)
     try:
         issues = [issue_dir.resolve().name] if issue_dir else all_issues(store)
-        if fmt == "json":
+        if fmt == "html" and out is not None:
+            _write_html(store, issues[0], settings, out)
+        elif fmt == "json":
             reports = [issue_report(store, issue) for issue in issues]
             data = reports[0] if issue_dir else reports
             click.echo(json.dumps(data, ensure_ascii=False, indent=1))
@@ -46,6 +55,20 @@ def report_command(obj: Context, issue_dir: Path | None, fmt: str) -> int:
         if store is not None:
             store.close()
     return ExitCode.OK
+
+
+def _write_html(store: Store | None, issue: str, settings: Settings, out: Path) -> None:
+    from mirage_mailer.htmlreport import issue_report_html  # pygal only when asked for
+
+    page = issue_report_html(store, issue, settings)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(Problem(display_path(out), None,
+                                 f"cannot write the report: {exc.strerror or exc}",
+                                 "choose a file in a folder you can write to")) from exc
+    click.echo(display_path(out))
 
 
 def _table(store: Store | None, issues: list[str], *, detail: bool) -> None:

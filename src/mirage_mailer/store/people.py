@@ -3,22 +3,51 @@
 from __future__ import annotations
 
 import json
+import re
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from mirage_mailer.store.core import StoreCore, email_key, hashed_key
+
+ERASED = "[erased]"
+
+
+def _key_or_none(value: object) -> str | None:
+    """SQL ``mm_key``: Python's Unicode lower(); SQLite's lower() folds ASCII only."""
+    return email_key(value) if isinstance(value, str) else None
+
+
+def _scrubber(key: str) -> Callable[[object], str | None]:
+    """SQL ``mm_scrub``: a text with every spelling of the address replaced by ERASED.
+
+    SMTP responses and event details quote addresses ("550 <jean@...>: no mailbox").
+    """
+    # Not inside a longer address: "an@example.org" must leave "jean@example.org" alone.
+    pattern = re.compile(rf"(?<![\w.!#$%&'*+/=?^`{{|}}~-]){re.escape(key)}(?![\w-]|\.[\w-])",
+                         re.IGNORECASE)
+
+    def scrub(value: object) -> str | None:
+        return pattern.sub(ERASED, value) if isinstance(value, str) else None
+
+    return scrub
 
 
 class PeopleMixin(StoreCore):
     # -- suppressions and events ---------------------------------------------------------------
 
-    def suppress(self, email: str, *, source: str, reason: str | None = None) -> bool:
+    def suppress(self, email: str, *, source: str, reason: str | None = None,
+                 at: datetime | None = None) -> bool:
         """Never mail ``email`` again, from any list; True if it was not suppressed before.
 
+        ``at`` is when the person asked (a mailed request's Date), never later than now.
         Flips pending/unknown rows of every issue even when the address was already listed,
         so rows queued by an older version are covered too.
         """
         key = email_key(email)
         now = self._now()
+        asked = now if at is None else self._stamp(at, now)
         with self._write() as conn:
             forgotten = conn.execute("SELECT 1 FROM suppressions WHERE email = ?",
                                      (hashed_key(key),)).fetchone()
@@ -27,13 +56,14 @@ class PeopleMixin(StoreCore):
                 cur = conn.execute(
                     "INSERT OR IGNORE INTO suppressions (email, source, reason, created_at)"
                     " VALUES (?, ?, ?, ?)",
-                    (key, source, reason, now),
+                    (key, source, reason, asked),
                 )
                 added = cur.rowcount == 1
             if added:
                 conn.execute(
                     "INSERT INTO events (issue, email, kind, detail, at) VALUES (NULL, ?, ?, ?, ?)",
-                    (key, "unsubscribed", source if reason is None else f"{source}: {reason}", now),
+                    (key, "unsubscribed", source if reason is None else f"{source}: {reason}",
+                     asked),
                 )
             where = "email_key = ? AND status IN ('pending', 'unknown')"
             conn.execute(
@@ -45,6 +75,14 @@ class PeopleMixin(StoreCore):
             conn.execute(f"UPDATE recipients SET status = 'suppressed' WHERE {where}", (key,))
         return added
 
+    @staticmethod
+    def _stamp(at: datetime, now: str) -> str:
+        """``at`` in the store's format (naive means UTC), capped at ``now``: a sender's clock
+        must not date a request in the future."""
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        return min(at.astimezone(UTC).isoformat(timespec="milliseconds"), now)
+
     def is_suppressed(self, email: str) -> bool:
         row = self._conn.execute("SELECT 1 FROM suppressions WHERE email IN (?, ?)",
                                  (email_key(email), hashed_key(email)))
@@ -53,34 +91,66 @@ class PeopleMixin(StoreCore):
     def forget(self, email: str) -> dict[str, int]:
         """GDPR art. 17: erase a person; keep only a hashed suppression so they stay unmailed.
 
-        Delivery rows stay (anonymised) so an issue's counts do not change after the fact.
+        Delivery rows stay (anonymised) so an issue's counts do not change after the fact;
+        SMTP responses and event details that quote the address get ERASED in its place.
+        The file is then rewritten (VACUUM, WAL truncated) so no old page keeps the address;
+        ``residue`` is 1 when another open connection kept the WAL from being truncated.
         """
         key, hashed = email_key(email), hashed_key(email)
         now = self._now()
+        self._conn.create_function("mm_key", 1, _key_or_none, deterministic=True)
+        self._conn.create_function("mm_scrub", 1, _scrubber(key), deterministic=True)
         with self._write() as conn:
             conn.execute("DELETE FROM suppressions WHERE email = ?", (key,))
             conn.execute("INSERT OR IGNORE INTO suppressions (email, source, reason, created_at)"
                          " VALUES (?, 'forget', 'erased on request', ?)", (hashed, now))
+            # Rows queued again after an earlier erasure would clash with the anonymised ones.
+            conn.execute("DELETE FROM recipients WHERE email_key = ? AND issue IN"
+                         " (SELECT issue FROM recipients WHERE email_key = ?)", (key, hashed))
             rows = conn.execute(
                 "UPDATE recipients SET email = ?, email_key = ?, name = NULL, fields = '{}',"
                 " subject = NULL, status = CASE WHEN status IN ('pending', 'unknown')"
                 " THEN 'suppressed' ELSE status END WHERE email_key = ?",
                 (hashed, hashed, key)).rowcount
-            events = conn.execute("UPDATE events SET email = ? WHERE lower(email) = ?",
+            events = conn.execute("UPDATE events SET email = ? WHERE mm_key(email) = ?",
                                   (hashed, key)).rowcount
+            conn.execute("UPDATE events SET detail = mm_scrub(detail)"
+                         " WHERE detail IS NOT NULL AND mm_scrub(detail) <> detail")
+            conn.execute("UPDATE recipients SET smtp_response = mm_scrub(smtp_response)"
+                         " WHERE smtp_response IS NOT NULL"
+                         " AND mm_scrub(smtp_response) <> smtp_response")
             subscriptions = conn.execute("DELETE FROM subscribers WHERE email_key = ?",
                                          (key,)).rowcount
             conn.execute("INSERT INTO events (issue, email, kind, detail, at)"
                          " VALUES (NULL, ?, 'forgotten', NULL, ?)", (hashed, now))
-        return {"deliveries": rows, "events": events, "subscriptions": subscriptions}
+        return {"deliveries": rows, "events": events, "subscriptions": subscriptions,
+                "residue": 0 if self._purge() else 1}
+
+    def _purge(self) -> bool:
+        """Rewrite the file: deleted cells and old WAL frames still hold erased values.
+
+        False when the WAL could not be emptied (another process reading, or writing
+        meanwhile); the erasure itself is committed either way.
+        """
+        try:
+            self._conn.execute("PRAGMA temp_store = MEMORY")  # no temporary copy on disk
+            self._conn.execute("VACUUM")
+            busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.OperationalError:
+            return False
+        return bool(busy == 0)
 
     def export(self, email: str) -> dict[str, Any]:
-        """GDPR art. 15: everything held about one address."""
+        """GDPR art. 15: everything held about one address.
+
+        After ``forget`` only the hashed suppression is left (``"hashed": true``).
+        """
         key = email_key(email)
         conn = self._conn
+        conn.create_function("mm_key", 1, _key_or_none, deterministic=True)
         suppression = conn.execute(
-            "SELECT source, reason, created_at FROM suppressions WHERE email IN (?, ?)",
-            (key, hashed_key(key))).fetchone()
+            "SELECT source, reason, created_at, email <> ? FROM suppressions WHERE email IN (?, ?)",
+            (key, key, hashed_key(key))).fetchone()
         deliveries = conn.execute(
             "SELECT issue, email, name, lang, list_name, fields, status, attempts, message_id,"
             " smtp_code, smtp_response, created_at, last_attempt_at FROM recipients"
@@ -93,12 +163,13 @@ class PeopleMixin(StoreCore):
             " requested_at, confirmed_at FROM subscribers WHERE email_key = ? ORDER BY id", (key,))
         sub_cols = ("list", "email", "name", "lang", "status", "consent_text",
                     "consent_version", "source", "requested_at", "confirmed_at")
-        events = conn.execute("SELECT issue, kind, detail, at FROM events WHERE lower(email) = ?"
+        events = conn.execute("SELECT issue, kind, detail, at FROM events WHERE mm_key(email) = ?"
                               " ORDER BY id", (key,))
         return {
             "email": key,
             "suppressed": None if suppression is None else dict(zip(
-                ("source", "reason", "created_at"), suppression, strict=True)),
+                ("source", "reason", "created_at", "hashed"),
+                (*suppression[:3], bool(suppression[3])), strict=True)),
             "subscriptions": [dict(zip(sub_cols, r, strict=True)) for r in subs],
             "deliveries": [
                 {**dict(zip(delivery_cols, r, strict=True)), "fields": json.loads(r[5])}

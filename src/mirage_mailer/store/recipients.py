@@ -40,12 +40,19 @@ class RecipientsMixin(StoreCore):
             with self._write() as conn:
                 max_id = conn.execute("SELECT coalesce(max(id), 0) FROM recipients")
                 before: int = max_id.fetchone()[0]
+                # f: the person was forgotten (GDPR erasure); a list that still holds them
+                # must not bring their address back, so the row keeps only the hash.
                 conn.executemany(
                     "INSERT OR IGNORE INTO recipients (issue, email, email_key, name, lang,"
-                    " list_name, fields, status, smtp_response, created_at, subject) VALUES"
-                    " (?1, ?2, ?3, ?4, ?5, ?6, ?7, CASE WHEN ?8 = 'pending' AND EXISTS"
-                    " (SELECT 1 FROM suppressions WHERE email IN (?3, ?11))"
-                    " THEN 'suppressed' ELSE ?8 END, ?9, ?10, ?12)",
+                    " list_name, fields, status, smtp_response, created_at, subject)"
+                    " SELECT ?1, CASE WHEN f THEN ?11 ELSE ?2 END,"
+                    " CASE WHEN f THEN ?11 ELSE ?3 END,"
+                    " CASE WHEN f THEN NULL ELSE ?4 END, ?5, ?6, CASE WHEN f THEN '{}' ELSE ?7 END,"
+                    " CASE WHEN ?8 = 'pending' AND (f OR EXISTS"
+                    " (SELECT 1 FROM suppressions WHERE email = ?3))"
+                    " THEN 'suppressed' ELSE ?8 END, CASE WHEN f THEN NULL ELSE ?9 END, ?10,"
+                    " CASE WHEN f THEN NULL ELSE ?12 END"
+                    " FROM (SELECT EXISTS (SELECT 1 FROM suppressions WHERE email = ?11) AS f)",
                     (_insert_params(issue, r, now) for r in chunk),
                 )
                 # Rowids only grow inside our write lock, so the new rows are those above `before`.

@@ -3,35 +3,49 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
-from mirage_mailer.store.core import StoreCore, email_key
+from mirage_mailer.store.core import StoreCore, email_key, hashed_key
 
 _COLUMNS = ("list_name", "email", "name", "lang", "status", "consent_text", "consent_version",
             "source", "requested_at", "confirmed_at")
+
+
+RESEND_AFTER = timedelta(minutes=10)
+
+
+def _age(earlier: str, now: str) -> timedelta:
+    return datetime.fromisoformat(now) - datetime.fromisoformat(earlier)
 
 
 class SubscribersMixin(StoreCore):
     def add_pending_subscriber(self, list_name: str, email: str, *, name: str | None,
                                lang: str | None, subject: str, consent_text: str,
                                consent_version: str, source: str) -> bool:
-        """Record a sign-up awaiting confirmation; False when already confirmed (no change).
+        """Record a sign-up awaiting confirmation; True when a confirmation should be mailed.
 
-        A repeated request refreshes the pending row (new consent wording, new time), so the
-        confirmation proves consent to the text shown last.
+        False (nothing changes) when the address is already confirmed, or asked less than
+        ``RESEND_AFTER`` ago: a form must not become a way to flood someone's mailbox.
+        A later repeated request refreshes the pending row (new consent wording, new time), so
+        the confirmation proves consent to the text shown last; its subject id too, so the
+        link in the newest message works after the signing secret changed.
         """
         now = self._now()
         with self._write() as conn:
             existing = conn.execute(
-                "SELECT status FROM subscribers WHERE list_name = ? AND email_key = ?",
-                (list_name, email_key(email))).fetchone()
+                "SELECT status, requested_at FROM subscribers WHERE list_name = ?"
+                " AND email_key = ?", (list_name, email_key(email))).fetchone()
             if existing is not None and existing[0] == "confirmed":
+                return False
+            if existing is not None and _age(existing[1], now) < RESEND_AFTER:
                 return False
             conn.execute(
                 "INSERT INTO subscribers (list_name, email, email_key, subject, name, lang,"
                 " status, consent_text, consent_version, source, requested_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)"
-                " ON CONFLICT (list_name, email_key) DO UPDATE SET name = excluded.name,"
+                " ON CONFLICT (list_name, email_key) DO UPDATE SET email = excluded.email,"
+                " subject = excluded.subject, name = excluded.name,"
                 " lang = excluded.lang, consent_text = excluded.consent_text,"
                 " consent_version = excluded.consent_version, source = excluded.source,"
                 " requested_at = excluded.requested_at",
@@ -55,9 +69,16 @@ class SubscribersMixin(StoreCore):
             if found["status"] == "pending":
                 conn.execute("UPDATE subscribers SET status = 'confirmed', confirmed_at = ?"
                              " WHERE list_name = ? AND subject = ?", (now, list_name, subject))
+                key = email_key(found["email"])
                 conn.execute("INSERT INTO events (issue, email, kind, detail, at)"
-                             " VALUES (NULL, ?, 'subscribed', ?, ?)",
-                             (email_key(found["email"]), list_name, now))
+                             " VALUES (NULL, ?, 'subscribed', ?, ?)", (key, list_name, now))
+                # A confirmed new sign-up is fresh, explicit consent: it ends an earlier
+                # unsubscription (or erasure), or the person would never get what they asked for.
+                lifted = conn.execute("DELETE FROM suppressions WHERE email IN (?, ?)",
+                                      (key, hashed_key(key))).rowcount
+                if lifted:
+                    conn.execute("INSERT INTO events (issue, email, kind, detail, at)"
+                                 " VALUES (NULL, ?, 'resubscribed', ?, ?)", (key, list_name, now))
                 found.update(status="confirmed", confirmed_at=now)
             return found
 

@@ -1,0 +1,110 @@
+"""``serve`` (the subscriber-facing web app under uvicorn) and ``archive`` (the same pages as
+static files). The web modules are imported only when these commands run, so the other
+commands start as fast as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+
+from mirage_mailer.commands.common import Context, err
+from mirage_mailer.config import load_settings
+from mirage_mailer.errors import ExitCode, InputError, MirageError, Problem, display_path
+from mirage_mailer.project import locate_config
+
+LOCAL_BASE = "http://127.0.0.1:8025"
+
+
+class ServeError(MirageError):
+    """The server could not start (the port is taken, the address is not ours): exit 3."""
+
+    exit_code = ExitCode.CANNOT_DELIVER
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; keep 127.0.0.1 behind a reverse proxy.")
+@click.option("--port", default=8025, show_default=True, type=click.IntRange(1, 65535),
+              help="TCP port to listen on.")
+@click.option("--proxy-headers", is_flag=True,
+              help="Behind a reverse proxy: take the client address and scheme from its "
+              "X-Forwarded-For / X-Forwarded-Proto headers.")
+@click.option("--forwarded-allow-ips", default="127.0.0.1", show_default=True, metavar="IPS",
+              help="With --proxy-headers: comma-separated proxy addresses to trust.")
+@click.option("--access-log", is_flag=True,
+              help="Log every request (off by default: paths carry personal tokens).")
+@click.pass_obj
+def serve_command(obj: Context, host: str, port: int, proxy_headers: bool,
+                  forwarded_allow_ips: str, access_log: bool) -> int:
+    """Run the subscriber web app: one-click unsubscribe, double opt-in sign-up, archive.
+
+    Links in messages point here through tracking.base_url (the public https address
+    of this server, usually a reverse proxy in front of it).
+    """
+    import uvicorn
+
+    from mirage_mailer.web.app import create_app
+
+    settings = load_settings(locate_config(obj.config))
+    app = create_app(settings)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not settings.tracking.base_url:
+        err(f"warning: tracking.base_url is not set: messages carry only a mailto unsubscribe, "
+            f"and confirmation links point at {LOCAL_BASE}")
+    click.echo(f"serving {settings.project.name} on http://{host}:{port}/ "
+               f"(public address: {settings.tracking.base_url or 'not set'}); Ctrl-C stops")
+    config = uvicorn.Config(app, host=host, port=port, proxy_headers=proxy_headers,
+                            forwarded_allow_ips=forwarded_allow_ips if proxy_headers else None,
+                            access_log=access_log, server_header=False, log_config=None)
+    try:
+        uvicorn.Server(config).run()
+    except SystemExit as exc:  # uvicorn exits when it cannot bind
+        if exc.code not in (0, None):
+            raise ServeError(Problem(f"{host}:{port}", None, "cannot listen on this address",
+                                     "is another server using the port? choose --port")) from None
+    return ExitCode.OK
+
+
+def _site_url(value: str | None, fallback: str | None) -> str:
+    url = (value or fallback or LOCAL_BASE).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(Problem("--base-url", None, f"{value!r} is not an http(s) URL",
+                                 "give the address the archive will be published at"))
+    return url
+
+
+@click.command("archive")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("archive"),
+              show_default=True, help="Folder for the static site.")
+@click.option("--base-url", metavar="URL",
+              help="Where the folder will be published, for the feed's links "
+              "(default: tracking.base_url).")
+@click.pass_obj
+def archive_command(obj: Context, out: Path, base_url: str | None) -> int:
+    """Write the archive of sent issues as a static site: index.html, one page per issue
+    and language, feed.xml (Atom) and static/ files."""
+    from mirage_mailer.web.static_site import write_archive
+
+    settings = load_settings(locate_config(obj.config))
+    site_url = _site_url(base_url, settings.tracking.base_url)
+    if not base_url and not settings.tracking.base_url:
+        err(f"warning: feed.xml links use {LOCAL_BASE}; pass --base-url with the address the "
+            "archive will be published at")
+    written = write_archive(settings, out, site_url=site_url)
+    for path in written.files:
+        click.echo(display_path(path))
+    click.echo(f"{display_path(out)}: {len(written.issues)} issue(s), "
+               f"{len(written.files)} file(s)")
+    return ExitCode.OK
+
+
+def add_web_commands(group: click.Group) -> None:
+    """Register ``serve`` and ``archive`` on the CLI group."""
+    group.add_command(serve_command)
+    group.add_command(archive_command)

@@ -1,0 +1,98 @@
+"""The subscriber-facing web app: ``create_app(settings)`` for ``serve`` and the tests.
+
+Routes live in one module per concern (archive, unsubscribe, subscribe, plus the engagement
+and report routes); this module wires them to the shared state, the error pages and the
+outer guard (security headers and the body limit on every response, 500s included).
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp
+
+from mirage_mailer.config import Settings
+from mirage_mailer.tokens import load_secret
+from mirage_mailer.web import (
+    archive_routes,
+    engagement_routes,
+    report_routes,
+    subscribe,
+    unsubscribe,
+)
+from mirage_mailer.web.archive import Catalogue
+from mirage_mailer.web.context import WebContext
+from mirage_mailer.web.csrf import CsrfTokens
+from mirage_mailer.web.guard import Guard
+from mirage_mailer.web.issue_pages import IssueRenderer
+from mirage_mailer.web.links import Links
+from mirage_mailer.web.pages import error_html, html
+from mirage_mailer.web.state import WebState, links_for, web_state
+
+log = logging.getLogger(__name__)
+
+
+class MirageApp(Starlette):
+    """Starlette with ``Guard`` outside everything, ServerErrorMiddleware included."""
+
+    def __init__(self, *, routes: Sequence[BaseRoute], settings: Settings, **kwargs: Any) -> None:
+        super().__init__(routes=routes, **kwargs)
+        self.settings = settings
+
+    def build_middleware_stack(self) -> ASGIApp:
+        project = self.settings.project
+
+        def refuse(status: int, detail: str) -> ASGIApp:
+            return html(error_html(status, detail, links=Links("/"), site=project),
+                        status=status)
+
+        return Guard(super().build_middleware_stack(),
+                     max_body_bytes=self.settings.web.max_body_bytes, refuse=refuse)
+
+
+def _detail(exc: HTTPException) -> str:
+    """Our own words; Starlette's defaults ("Not Found") leave the page's title to speak."""
+    if exc.detail == http.client.responses.get(exc.status_code):
+        return ""
+    return exc.detail
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    body = error_html(exc.status_code, _detail(exc), links=links_for(request),
+                      site=web_state(request).ctx.settings.project)
+    return html(body, status=exc.status_code, headers=exc.headers)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """A bug: log it for the operator, show a plain apology (never a traceback)."""
+    log.error("error answering %s %s", request.method, request.url.path, exc_info=exc)
+    body = error_html(500, "Please try again later.", links=links_for(request),
+                      site=web_state(request).ctx.settings.project)
+    return html(body, status=500)
+
+
+def create_app(settings: Settings) -> Starlette:
+    ctx = WebContext.load(settings)
+    secret = load_secret(settings.state_dir, settings.tracking.secret_env)
+    state = WebState(ctx, CsrfTokens(secret), Catalogue(settings), IssueRenderer(settings))
+    routes: list[BaseRoute] = [
+        *archive_routes.ROUTES,
+        *unsubscribe.ROUTES,
+        *subscribe.ROUTES,
+        *engagement_routes.ROUTES,
+        *report_routes.ROUTES,
+    ]
+    app = MirageApp(routes=routes, settings=settings,
+                    exception_handlers={HTTPException: http_error, Exception: server_error})
+    app.state.ctx = ctx
+    app.state.mirage = state
+    return app

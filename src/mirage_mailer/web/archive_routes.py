@@ -1,0 +1,119 @@
+"""The public archive: index, issue pages, view-online links, Atom feed, static files.
+
+These routes are synchronous on purpose: Starlette runs them in its thread pool, so reading
+the store and rendering an issue (CPU-bound CSS inlining) never stalls the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from mirage_mailer.disclaimer import EMBLEM_FILE
+from mirage_mailer.errors import InputError
+from mirage_mailer.render import emblem_bytes
+from mirage_mailer.web.archive import subscribe_links
+from mirage_mailer.web.feed import CONTENT_TYPE, atom_feed
+from mirage_mailer.web.issue_pages import IssueView
+from mirage_mailer.web.languages import label
+from mirage_mailer.web.pages import static_file
+from mirage_mailer.web.state import PUBLIC_CACHE, WebState, links_for, respond, web_state
+
+log = logging.getLogger(__name__)
+STATIC_CACHE = "public, max-age=86400"
+NOT_PUBLISHED = "There is no published issue at this address."
+
+
+def index(request: Request) -> Response:
+    state = web_state(request)
+    entries = state.catalogue.entries()
+    return respond(request, "archive.html.j2", title="Newsletter archive", entries=entries,
+                   subscribe=subscribe_links(entries, links_for(request)), label=label,
+                   headers={"Cache-Control": PUBLIC_CACHE})
+
+
+def _view(state: WebState, issue_id: str, lang: str | None) -> IssueView:
+    try:
+        view = state.renderer.view(issue_id, lang)
+    except InputError as exc:
+        log.error("issue %s cannot be rendered: %s", issue_id, exc)
+        raise HTTPException(500, "This issue cannot be shown at the moment.") from None
+    if view is None:
+        raise HTTPException(404, "This issue does not exist in that language.")
+    return view
+
+
+def issue_page(request: Request) -> Response:
+    state = web_state(request)
+    issue_id = str(request.path_params["issue_id"])
+    lang = request.path_params.get("lang")
+    if state.catalogue.entry(issue_id) is None:
+        raise HTTPException(404, NOT_PUBLISHED)
+    view = _view(state, issue_id, None if lang is None else str(lang))
+    return HTMLResponse(state.renderer.page(view, links_for(request)),
+                        headers={"Cache-Control": PUBLIC_CACHE})
+
+
+def view_online(request: Request) -> Response:
+    """The "view online" link of a message: the issue as published, for anyone."""
+    state = web_state(request)
+    found = state.ctx.signer.verify("view", request.path_params["token"])
+    if found is None:
+        raise HTTPException(400, "This link is not valid. Copy the whole link from the message.")
+    issue_id, subject = found
+    if state.catalogue.entry(issue_id) is None:
+        # Not published yet (a send still running): the link works for its recipient only.
+        with state.ctx.store() as store:
+            known = store.resolve_subject(subject, issue_id) is not None
+        if not known or state.catalogue.issue(issue_id) is None:
+            raise HTTPException(404, NOT_PUBLISHED)
+    view = _view(state, issue_id, None)
+    return HTMLResponse(state.renderer.page(view, links_for(request)),
+                        headers={"X-Robots-Tag": "noindex"})
+
+
+def feed(request: Request) -> Response:
+    state = web_state(request)
+    data = atom_feed(state.ctx.settings, state.catalogue.entries(), state.ctx.base_url)
+    return Response(data, media_type=CONTENT_TYPE, headers={"Cache-Control": PUBLIC_CACHE})
+
+
+def emblem(request: Request) -> Response:
+    return Response(emblem_bytes(), media_type="image/png",
+                    headers={"Cache-Control": STATIC_CACHE})
+
+
+def stylesheet(request: Request) -> Response:
+    return Response(static_file("site.css"), media_type="text/css",
+                    headers={"Cache-Control": STATIC_CACHE})
+
+
+def article_image(request: Request) -> Response:
+    """Images of a published issue (its CID parts), at the URLs its page uses."""
+    state = web_state(request)
+    issue_id = str(request.path_params["issue_id"])
+    if state.catalogue.entry(issue_id) is None:
+        raise HTTPException(404, NOT_PUBLISHED)
+    view = _view(state, issue_id, str(request.path_params["lang"]))
+    image = state.renderer.image(view, str(request.path_params["name"]))
+    if image is None:
+        raise HTTPException(404, "There is no such image in this issue.")
+    return Response(image.data, media_type=image.mime, headers={"Cache-Control": STATIC_CACHE})
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/", index, methods=["GET"]),
+    Route("/issues/{issue_id}", issue_page, methods=["GET"]),
+    Route("/issues/{issue_id}/", issue_page, methods=["GET"]),
+    Route("/issues/{issue_id}/{lang}", issue_page, methods=["GET"]),
+    Route("/issues/{issue_id}/{lang}/", issue_page, methods=["GET"]),
+    Route("/v/{token}", view_online, methods=["GET"]),
+    Route("/feed.xml", feed, methods=["GET"]),
+    Route(f"/static/{EMBLEM_FILE}", emblem, methods=["GET"]),
+    Route("/static/site.css", stylesheet, methods=["GET"]),
+    Route("/static/issues/{issue_id}/{lang}/{name}", article_image, methods=["GET"]),
+]

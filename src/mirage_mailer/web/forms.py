@@ -1,0 +1,38 @@
+"""Reading a posted form within the site's limits, and refusing forged ones."""
+
+from __future__ import annotations
+
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from mirage_mailer.web.csrf import FIELD, cross_site
+from mirage_mailer.web.state import web_state
+
+MAX_FIELDS = 16  # our forms have five; anything more is not one of ours
+
+
+async def read_form(request: Request) -> FormData:
+    """The form, urlencoded or multipart, without files; a malformed body is a 400."""
+    limit = web_state(request).ctx.settings.web.max_body_bytes
+    try:
+        return await request.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=limit)
+    except UnicodeDecodeError:
+        raise HTTPException(400, "The form is not valid UTF-8.") from None
+
+
+def text(form: FormData, name: str) -> str:
+    """A text field's value; missing fields and file parts count as empty."""
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def check_forgery(request: Request, form: FormData) -> None:
+    """403 unless the form came from this site recently (CSRF field, Origin, Sec-Fetch-Site)."""
+    state = web_state(request)
+    if cross_site(request, state.ctx.settings.tracking.base_url):
+        raise HTTPException(403, "The form was sent from another site. Open this page here "
+                                 "and send the form again.")
+    problem = state.csrf.problem(text(form, FIELD), request.url.path)
+    if problem is not None:
+        raise HTTPException(403, f"{problem} Reload the page and send the form again.")

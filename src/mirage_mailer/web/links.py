@@ -1,0 +1,46 @@
+"""Where pages link to, the same for the live server and the static archive.
+
+The server links from its root path; the static archive links relatively (it may be hosted
+in any folder, or opened from disk) and names ``index.html`` explicitly, which a file:// view
+needs. Subscribe forms exist only on the server: the static pages link to ``base_url``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+
+@dataclass(frozen=True)
+class Links:
+    root: str  # "/" on the server, "", "../../" ... in the static archive
+    static: bool = False
+    server: str | None = None  # absolute base of the live server, for the static archive
+
+    def _dir(self, path: str) -> str:
+        return f"{self.root}{path}index.html" if self.static else f"{self.root}{path}"
+
+    def home(self) -> str:
+        return self._dir("") or "./"
+
+    def issue(self, issue_id: str, lang: str | None = None) -> str:
+        path = f"issues/{quote(issue_id)}/" + (f"{quote(lang)}/" if lang else "")
+        return self._dir(path)
+
+    def asset(self, name: str) -> str:
+        return f"{self.root}static/{name}"
+
+    def feed(self) -> str:
+        return f"{self.root}feed.xml"
+
+    def subscribe(self, list_name: str) -> str | None:
+        path = f"subscribe/{quote(list_name)}"
+        if not self.static:
+            return f"{self.root}{path}"
+        return f"{self.server}/{path}" if self.server else None
+
+    def below(self, depth: int) -> Links:
+        """The same links as seen from a page ``depth`` folders further down (static only)."""
+        if not self.static:
+            return self
+        return Links("../" * depth + self.root, True, self.server)

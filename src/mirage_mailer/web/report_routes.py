@@ -1,0 +1,108 @@
+"""``GET /report/<issue-id>``: the HTML delivery report behind HTTP basic auth.
+
+The user is ``web.report_user``; the password is checked against a PBKDF2 hash read, at each
+request, from the environment variable named by ``web.report_password_hash_env`` (made with
+``mirage-mailer hash-password``). Without that variable the report is disabled (503): no page
+of the server shows subscriber data without a password. Serve it over https only (behind the
+reverse proxy): basic auth sends the password with every request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+import os
+import re
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from mirage_mailer.htmlreport import PAGE_CSP, issue_report_html, page
+from mirage_mailer.passwords import BadHash, verify_password
+from mirage_mailer.web.context import WebContext
+
+log = logging.getLogger(__name__)
+
+REALM = "mirage-mailer report"
+_ISSUE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": PAGE_CSP,
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Robots-Tag": "noindex, nofollow",
+}
+
+
+def _page(status: int, title: str, text: str, *, extra: dict[str, str] | None = None) -> Response:
+    body = page(title, f"<main><section><h1>{title}</h1><p>{text}</p></section></main>")
+    return Response(body, status_code=status, media_type="text/html; charset=utf-8",
+                    headers={**_HEADERS, **(extra or {})})
+
+
+def _credentials(request: Request) -> tuple[str, str] | None:
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+def _unauthorised() -> Response:
+    return _page(401, "Password needed",
+                 "The delivery report needs the report user name and password.",
+                 extra={"WWW-Authenticate": f'Basic realm="{REALM}"'})
+
+
+def authorised(request: Request, ctx: WebContext) -> Response | None:
+    """None when the request may see reports, else the response to send (401 or 503)."""
+    web = ctx.settings.web
+    encoded = os.environ.get(web.report_password_hash_env) if web.report_password_hash_env \
+        else None
+    if not encoded:
+        log.info("report requested but %s is not set", web.report_password_hash_env)
+        return _page(503, "Report disabled",
+                     "The delivery report is disabled on this server: no report password is "
+                     "configured. Its administrator can enable it with "
+                     "'mirage-mailer hash-password'.")
+    given = _credentials(request)
+    if given is None:
+        return _unauthorised()
+    user, password = given
+    try:
+        password_ok = verify_password(password, encoded)  # always run: same time for any user
+    except BadHash as exc:
+        log.error("%s is not a usable password hash: %s", web.report_password_hash_env, exc)
+        return _page(503, "Report disabled", "The delivery report is disabled on this "
+                     "server: its password hash is malformed.")
+    user_ok = hmac.compare_digest(user.encode("utf-8"), web.report_user.encode("utf-8"))
+    return None if (user_ok and password_ok) else _unauthorised()
+
+
+def report(request: Request) -> Response:
+    ctx: WebContext = request.app.state.ctx
+    refused = authorised(request, ctx)
+    if refused is not None:
+        return refused
+    issue = request.path_params["issue_id"]
+    if not _ISSUE_ID.match(issue):
+        return _page(404, "No such issue", "There is no issue with that name.")
+    with ctx.store() as store:
+        known = issue in store.issues() or (ctx.settings.issues_dir / issue / "issue.yaml") \
+            .is_file()
+        if not known:
+            return _page(404, "No such issue", "There is no issue with that name.")
+        body = issue_report_html(store, issue, ctx.settings)
+    return Response(body, media_type="text/html; charset=utf-8", headers=_HEADERS)
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/report/{issue_id}", report, methods=["GET"], name="report"),
+]

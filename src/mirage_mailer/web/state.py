@@ -1,0 +1,52 @@
+"""What the routes share, kept on ``app.state.mirage``, and the one way they answer with a page."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.background import BackgroundTask
+from starlette.requests import HTTPConnection
+from starlette.responses import HTMLResponse
+
+from mirage_mailer.web.archive import Catalogue
+from mirage_mailer.web.context import WebContext
+from mirage_mailer.web.csrf import CsrfTokens
+from mirage_mailer.web.issue_pages import IssueRenderer
+from mirage_mailer.web.links import Links
+from mirage_mailer.web.pages import html, render_page
+
+PUBLIC_CACHE = "public, max-age=300"
+
+
+@dataclass(frozen=True)
+class WebState:
+    ctx: WebContext
+    csrf: CsrfTokens
+    catalogue: Catalogue
+    renderer: IssueRenderer
+
+
+def web_state(request: HTTPConnection) -> WebState:
+    state = request.app.state.mirage
+    assert isinstance(state, WebState)
+    return state
+
+
+def links_for(request: HTTPConnection) -> Links:
+    """Links from the server's root (a reverse proxy may mount the app below a path)."""
+    return Links(str(request.scope.get("root_path", "")).rstrip("/") + "/")
+
+
+def respond(request: HTTPConnection, template: str, *, title: str, status: int = 200,
+            headers: Mapping[str, str] | None = None, background: BackgroundTask | None = None,
+            noindex: bool = False, **context: Any) -> HTMLResponse:
+    """A page of the site layout; ``noindex`` for pages behind personal links."""
+    body = render_page(template, links=links_for(request),
+                       site=web_state(request).ctx.settings.project, title=title,
+                       noindex=noindex, **context)
+    extra = dict(headers or {})
+    if noindex:
+        extra["X-Robots-Tag"] = "noindex"
+    return html(body, status=status, headers=extra, background=background)

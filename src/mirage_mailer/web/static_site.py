@@ -1,0 +1,66 @@
+"""``archive --out DIR``: the archive as plain files, for any web host (or a USB stick).
+
+The same templates and issue pages as the server, with relative links so the folder can live
+at any address. Forms (subscribe, unsubscribe) need the server: static pages link to it at
+``tracking.base_url`` when that is set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mirage_mailer.config import Settings
+from mirage_mailer.disclaimer import EMBLEM_CID, EMBLEM_FILE
+from mirage_mailer.render import emblem_bytes
+from mirage_mailer.web.archive import Catalogue, subscribe_links
+from mirage_mailer.web.feed import atom_feed
+from mirage_mailer.web.issue_pages import IssueRenderer, image_name
+from mirage_mailer.web.languages import label
+from mirage_mailer.web.links import Links
+from mirage_mailer.web.pages import render_page, static_file
+
+
+@dataclass
+class Written:
+    issues: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
+def write_archive(settings: Settings, out: Path, *, site_url: str) -> Written:
+    """Write index.html, issues/<id>/[<lang>/]index.html, feed.xml and static/ under ``out``.
+
+    ``site_url`` is where the folder will be published (absolute links of the feed). Raises
+    ``InputError`` when a published issue no longer renders, before anything is written.
+    """
+    catalogue = Catalogue(settings)
+    renderer = IssueRenderer(settings)
+    entries = catalogue.entries()
+    top = Links("", static=True, server=settings.tracking.base_url)
+    pages: dict[str, bytes] = {}
+    for entry in entries:
+        default = renderer.view(entry.id)
+        assert default is not None  # the default language always exists
+        pages[f"issues/{entry.id}/index.html"] = renderer.page(default, top.below(2)).encode()
+        for lang in default.languages:
+            view = renderer.view(entry.id, lang)
+            assert view is not None
+            pages[f"issues/{entry.id}/{lang}/index.html"] = renderer.page(
+                view, top.below(3)).encode()
+            for image in view.rendered.images:
+                if image.cid != EMBLEM_CID:
+                    pages[f"static/issues/{entry.id}/{lang}/{image_name(image)}"] = image.data
+    index = render_page("archive.html.j2", links=top, site=settings.project,
+                        title="Newsletter archive", entries=entries,
+                        subscribe=subscribe_links(entries, top), label=label)
+    pages["index.html"] = index.encode()
+    pages["feed.xml"] = atom_feed(settings, entries, site_url)
+    pages[f"static/{EMBLEM_FILE}"] = emblem_bytes()
+    pages["static/site.css"] = static_file("site.css")
+    written = Written(issues=[entry.id for entry in entries])
+    for name, data in sorted(pages.items()):
+        path = out / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        written.files.append(path)
+    return written

@@ -1,0 +1,161 @@
+"""Double opt-in sign-up: the form, the confirmation message, and the confirmation link.
+
+Consent is recorded with the exact text and version shown, the time, the list and the source;
+the confirmation link proves the address is the person's own. Pages never say whether an
+address was already subscribed (that would leak who reads the newsletter).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from mirage_mailer.addresses import check_address, check_header_value
+from mirage_mailer.config import Settings
+from mirage_mailer.errors import InputError
+from mirage_mailer.langs import check_language, normalise_language
+from mirage_mailer.lists import find_list
+from mirage_mailer.web import languages
+from mirage_mailer.web.confirmation import send_confirmation
+from mirage_mailer.web.csrf import FIELD
+from mirage_mailer.web.forms import check_forgery, read_form, text
+from mirage_mailer.web.state import respond, web_state
+from mirage_mailer.web.unsubscribe import mask
+
+_LIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+MAX_NAME = 200
+CONSENT_VALUES = ("yes", "on")
+
+
+@dataclass(frozen=True)
+class SignUp:
+    email: str
+    name: str | None
+    lang: str
+
+
+def list_exists(settings: Settings, name: str) -> bool:
+    if not _LIST_NAME.match(name):  # never a path: no '/', no leading '.'
+        return False
+    try:
+        find_list(settings.lists_dir, name, origin=settings.path, line=None)
+    except InputError:
+        return False
+    return True
+
+
+def _list_name(request: Request) -> str:
+    name = str(request.path_params["list_name"])
+    if not list_exists(web_state(request).ctx.settings, name):
+        raise HTTPException(404, "There is no newsletter list of that name here. Check the "
+                                 "address of the page.")
+    return name
+
+
+def check_sign_up(form: FormData, settings: Settings) -> tuple[SignUp | None, dict[str, str]]:
+    """The sign-up, or the problems to show next to each field."""
+    errors: dict[str, str] = {}
+    raw_email = text(form, "email").strip()
+    email = raw_email
+    if not raw_email:
+        errors["email"] = "Enter your e-mail address."
+    else:
+        email, bad = check_address(raw_email)
+        if bad:
+            errors["email"] = "This is not a valid e-mail address."
+    name = " ".join(text(form, "name").split())
+    if len(name) > MAX_NAME:
+        errors["name"] = f"Keep the name under {MAX_NAME} characters."
+    elif check_header_value(name):
+        errors["name"] = "The name contains characters that cannot be used."
+    lang = text(form, "lang").strip() or settings.project.language
+    if check_language(lang):
+        errors["lang"] = "Choose a language from the list."
+    if text(form, "consent") not in CONSENT_VALUES:
+        errors["consent"] = "Tick the box to give your consent; we cannot subscribe you without it."
+    if errors:
+        return None, errors
+    return SignUp(email, name or None, normalise_language(lang)), {}
+
+
+def _form(request: Request, list_name: str, *, values: dict[str, str], errors: dict[str, str],
+          status: int = 200) -> Response:
+    state = web_state(request)
+    settings = state.ctx.settings
+    action = request.url.path
+    return respond(
+        request, "subscribe.html.j2", title=f"Subscribe to the {settings.project.name} newsletter",
+        status=status, list_name=list_name, action=action, csrf_field=FIELD,
+        csrf=state.csrf.issue(action), consent_text=settings.web.consent_text,
+        languages=languages.choices(settings, state.catalogue.languages()), values=values,
+        errors=errors)
+
+
+def show(request: Request) -> Response:
+    list_name = _list_name(request)
+    settings = web_state(request).ctx.settings
+    return _form(request, list_name, errors={},
+                 values={"email": "", "name": "", "lang": settings.project.language})
+
+
+def _record(request: Request, list_name: str, sign_up: SignUp) -> bool:
+    state = web_state(request)
+    web = state.ctx.settings.web
+    with state.ctx.store() as store:
+        return store.add_pending_subscriber(
+            list_name, sign_up.email, name=sign_up.name, lang=sign_up.lang,
+            subject=state.ctx.signer.subject_id(sign_up.email), consent_text=web.consent_text,
+            consent_version=web.consent_version, source="web")
+
+
+async def subscribe(request: Request) -> Response:
+    list_name = await run_in_threadpool(_list_name, request)
+    form = await read_form(request)
+    check_forgery(request, form)
+    state = web_state(request)
+    settings = state.ctx.settings
+    sign_up, errors = check_sign_up(form, settings)
+    if sign_up is None:
+        values = {"email": text(form, "email").strip(), "name": text(form, "name").strip(),
+                  "lang": text(form, "lang").strip() or settings.project.language}
+        return await run_in_threadpool(
+            lambda: _form(request, list_name, values=values, errors=errors, status=400))
+    pending = await run_in_threadpool(_record, request, list_name, sign_up)
+    task = None
+    if pending:  # an already confirmed address gets nothing: the page stays the same
+        task = BackgroundTask(send_confirmation, settings, state.ctx.signer, state.ctx.base_url,
+                              list_name=list_name, email=sign_up.email, name=sign_up.name)
+    return respond(request, "subscribe_sent.html.j2", title="Check your mailbox",
+                   email=sign_up.email, background=task)
+
+
+def confirm(request: Request) -> Response:
+    state = web_state(request)
+    found = state.ctx.signer.verify("confirm", request.path_params["token"])
+    if found is None:
+        raise HTTPException(400, "This confirmation link is not valid. Copy the whole link "
+                                 "from the message, or subscribe again.")
+    list_name, subject = found
+    with state.ctx.store() as store:
+        row = store.confirm_subscriber(list_name, subject)
+        suppressed = row is not None and store.is_suppressed(row["email"])
+    if row is None:
+        raise HTTPException(400, "This confirmation link does not match a sign-up (it may have "
+                                 "been erased). Subscribe again.")
+    return respond(request, "confirmed.html.j2", title="Subscription confirmed", noindex=True,
+                   list_name=list_name, masked=mask(row["email"]), suppressed=suppressed)
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/subscribe/{list_name}", show, methods=["GET"]),
+    Route("/subscribe/{list_name}", subscribe, methods=["POST"]),
+    Route("/confirm/{token}", confirm, methods=["GET"]),
+]

@@ -1,0 +1,81 @@
+"""Unsubscribe links: RFC 8058 one-click POST, and a confirmation page for people.
+
+Mail providers POST ``List-Unsubscribe=One-Click`` to the https URL of the List-Unsubscribe
+header and expect the address to be gone at once: no cookies, no redirects, a plain 200. A
+GET only shows a page with one button, because link scanners open every link in a message.
+The signed token is the capability; the providers' POST carries no CSRF field and needs none.
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from mirage_mailer.web.csrf import FIELD
+from mirage_mailer.web.forms import check_forgery, read_form, text
+from mirage_mailer.web.state import respond, web_state
+
+BAD_LINK = ("This unsubscribe link is not valid. Copy the whole link from the message, or use "
+            "the unsubscribe link of a more recent message.")
+UNKNOWN = ("This unsubscribe link does not belong to a message we sent, or the address was "
+           "erased since.")
+
+
+def mask(address: str) -> str:
+    """``m…@example.org``: enough to recognise one's address, not to harvest it."""
+    local, _, domain = address.rpartition("@")
+    return f"{local[:1]}…@{domain}" if local else address
+
+
+def _resolve(request: Request) -> tuple[str, str]:
+    """(issue, address) behind the token, or a 400 page (tampered, wrong purpose, unknown)."""
+    state = web_state(request)
+    found = state.ctx.signer.verify("unsubscribe", request.path_params["token"])
+    if found is None:
+        raise HTTPException(400, BAD_LINK)
+    issue, subject = found
+    with state.ctx.store() as store:
+        address = store.resolve_subject(subject, issue)
+    if address is None:
+        raise HTTPException(400, UNKNOWN)
+    return issue, address
+
+
+def show(request: Request) -> Response:
+    """GET: a page with one button; changes nothing."""
+    _issue, address = _resolve(request)
+    state = web_state(request)
+    with state.ctx.store() as store:
+        already = store.is_suppressed(address)
+    action = request.url.path
+    return respond(request, "unsubscribe.html.j2", title="Unsubscribe", noindex=True,
+                   masked=mask(address), already=already, action=action,
+                   csrf_field=FIELD, csrf=state.csrf.issue(action))
+
+
+def _suppress(request: Request, address: str, source: str, issue: str) -> None:
+    with web_state(request).ctx.store() as store:
+        store.suppress(address, source=source, reason=f"link in issue {issue}")
+
+
+async def unsubscribe(request: Request) -> Response:
+    """POST: one-click (RFC 8058) or the page's button; idempotent."""
+    issue, address = await run_in_threadpool(_resolve, request)
+    form = await read_form(request)
+    if text(form, "List-Unsubscribe") == "One-Click":
+        source = "one-click"
+    else:
+        check_forgery(request, form)
+        source = "web"
+    await run_in_threadpool(_suppress, request, address, source, issue)
+    return respond(request, "unsubscribed.html.j2", title="You are unsubscribed", noindex=True,
+                   masked=mask(address))
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/u/{token}", show, methods=["GET"]),
+    Route("/u/{token}", unsubscribe, methods=["POST"]),
+]

@@ -1,0 +1,226 @@
+"""The HTML report: one self-contained page per issue after a real send, written by
+``report --format html`` and served at /report/<issue-id> behind HTTP basic auth."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from helpers import SAMPLE_ISSUE, RunCli, edit
+from mirage_mailer.config import load_settings
+from mirage_mailer.passwords import BadHash, hash_password, parse_hash, verify_password
+from mirage_mailer.store import NewRecipient, Store
+from mirage_mailer.web.context import WebContext
+from mirage_mailer.web.report_routes import ROUTES
+
+ISSUE = "2021-10-partners-meeting"
+BOUNCE = "bounce@example.org"
+SERVER_WORDS = "5.1.1 Recipient address rejected: User unknown in virtual mailbox table"
+HASH_ENV = "MIRAGE_REPORT_PASSWORD_HASH"
+PASSWORD = "correct horse battery staple"
+
+
+def database(project: Path) -> Path:
+    return project / ".mirage" / "tracking.sqlite"
+
+
+def inject(project: Path) -> None:
+    """A permanent failure with the server's words, and two unsubscribes, via the Store API."""
+    with Store(database(project)) as store:
+        store.add_recipients(ISSUE, [NewRecipient(BOUNCE, "Bounce", "en", "subscribers")])
+        row = next(r for r in store.iter_pending(ISSUE) if r.email == BOUNCE)
+        assert store.mark_sending(row.id, "<bounce.1@mirageproject.eu>")
+        store.mark_failed(row.id, 550, SERVER_WORDS)
+        store.suppress("jean.dupont@example.org", source="web-one-click")
+        store.suppress("amina.haddad@example.org", source="cli", reason="asked by phone")
+
+
+@pytest.fixture
+def sent(project: Path, run_cli: RunCli) -> Path:
+    result = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert result.code == 0, result.err
+    assert len(list((project / "outbox" / "new").iterdir())) == 5
+    inject(project)
+    return project
+
+
+def write_report(run_cli: RunCli, project: Path) -> str:
+    result = run_cli("report", SAMPLE_ISSUE, "--format", "html", "--out", "out/report.html")
+    assert result.code == 0, result.err
+    assert result.out.strip() == str(Path("out/report.html"))
+    return (project / "out" / "report.html").read_text(encoding="utf-8")
+
+
+def assert_self_contained(page: str, *, charts: bool = True) -> None:
+    assert page.startswith("<!DOCTYPE html>")
+    assert 'src="http' not in page
+    assert "<script" not in page.lower()
+    assert "<link" not in page.lower() and "@import" not in page and "url(" not in page
+    # nothing at all is fetched: no src/href attribute except in-page fragments
+    assert re.findall(r'\b(?:src|href)\s*=\s*"(?!#)', page) == []
+    assert ("<svg" in page) is charts
+
+
+def count_cell(page: str, status: str) -> int:
+    match = re.search(rf'<tr><td>{status}</td><td class="num">(\d+)</td>', page)
+    assert match is not None, status
+    return int(match.group(1))
+
+
+def test_html_report_is_self_contained_with_counts_failures_and_unsubscribes(
+        sent: Path, run_cli: RunCli) -> None:
+    page = write_report(run_cli, sent)
+    assert_self_contained(page)
+    assert page.count("<svg") >= 2  # status breakdown and deliveries over time
+    assert ISSUE in page
+    assert count_cell(page, "sent") == 5 and count_cell(page, "failed") == 1
+    for status in ("pending", "suppressed", "invalid", "unknown"):
+        assert count_cell(page, status) == 0
+    assert BOUNCE in page and SERVER_WORDS in page and ">550<" in page
+    assert "Deliveries over time" in page
+    assert "web-one-click" in page and "cli: asked by phone" in page
+    unsubscribes = page[page.index('id="unsubscribes"'):]
+    assert "jean.dupont" not in unsubscribes  # the unsubscribe list leaves addresses out
+    assert "Not tracked" in page  # opens/clicks are off in the sample project
+
+    # the JSON contract is untouched by the new format
+    result = run_cli("report", SAMPLE_ISSUE, "--format", "json")
+    assert result.code == 0
+    data = json.loads(result.out)
+    assert set(data) == {"issue", "counts", "recipients"}
+    assert data["counts"] == {"sent": 5, "failed": 1, "pending": 0, "suppressed": 0,
+                              "invalid": 0, "unknown": 0}
+
+
+def test_html_report_shows_opens_and_clicks_per_link_when_enabled(project: Path,
+                                                                  run_cli: RunCli) -> None:
+    edit(project / "mirage.yaml", "  # base_url: https://news.mirageproject.eu",
+         "  base_url: https://news.example.org\n  opens: true\n  clicks: true")
+    assert run_cli("send", SAMPLE_ISSUE, "--yes").code == 0
+    settings = load_settings(project / "mirage.yaml")
+    signer = WebContext.load(settings).signer
+    with Store(database(project)) as store:
+        maria = signer.subject_id("maria.georgiou@example.org")
+        peter = signer.subject_id("peter.novak@example.org")
+        assert store.record_engagement(ISSUE, maria, "opened")
+        assert store.record_engagement(ISSUE, peter, "opened")
+        for _ in range(3):
+            store.record_engagement(ISSUE, maria, "clicked", "https://csicy.com")
+        store.record_engagement(ISSUE, peter, "clicked", "https://www.mirageproject.eu?a=1&b=2")
+    page = write_report(run_cli, project)
+    assert_self_contained(page)
+    section = page[page.index('id="engagement"'):]
+    assert "40.0%" in section  # 2 unique opens of 5 sent
+    assert re.search(r'<td class="words">https://csicy.com</td><td class="num">1</td>'
+                     r'<td class="num">3</td>', section)
+    assert "https://www.mirageproject.eu?a=1&amp;b=2" in section
+    assert page.count("<svg") == 3
+
+
+def test_html_report_of_an_issue_never_sent_and_usage_errors(project: Path,
+                                                             run_cli: RunCli) -> None:
+    page = write_report(run_cli, project)
+    assert_self_contained(page, charts=False)
+    assert count_cell(page, "sent") == 0
+    assert "Nothing recorded for this issue yet" in page
+    assert not database(project).exists()  # reports never create the store
+    for args in (["report", SAMPLE_ISSUE, "--format", "html"],
+                 ["report", "--format", "html", "--out", "x.html"],
+                 ["report", SAMPLE_ISSUE, "--out", "x.html"]):
+        result = run_cli(*args)
+        assert result.code == 2, args
+        assert "--out" in result.err or "--format html" in result.err
+
+
+# -- served behind basic auth --------------------------------------------------------------
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+@pytest.fixture
+def client(sent: Path) -> TestClient:
+    app = Starlette(routes=ROUTES)
+    app.state.ctx = WebContext.load(load_settings(sent / "mirage.yaml"))
+    return TestClient(app)
+
+
+@pytest.fixture
+def password_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(HASH_ENV, hash_password(PASSWORD, iterations=2_000))
+
+
+URL = f"/report/{ISSUE}"
+REALM = 'Basic realm="mirage-mailer report"'
+
+
+@pytest.mark.usefixtures("password_set")
+def test_report_route_needs_the_right_user_and_password(client: TestClient) -> None:
+    refused = [
+        {},
+        basic("report", "wrong password"),
+        basic("someone", PASSWORD),
+        basic("report", PASSWORD.upper()),
+        {"Authorization": "Basic !!!not-base64"},
+        {"Authorization": "Bearer " + base64.b64encode(f"report:{PASSWORD}".encode()).decode()},
+        {"Authorization": "Basic " + base64.b64encode(b"no-colon").decode()},
+    ]
+    for headers in refused:
+        response = client.get(URL, headers=headers)
+        assert response.status_code == 401, headers
+        assert response.headers["www-authenticate"] == REALM
+        assert BOUNCE not in response.text and "<svg" not in response.text
+    response = client.get(URL, headers=basic("report", PASSWORD))
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "no-store" in response.headers["cache-control"]
+    page = response.text
+    assert_self_contained(page)
+    assert BOUNCE in page and SERVER_WORDS in page and count_cell(page, "sent") == 5
+    assert client.get("/report/no-such-issue", headers=basic("report", PASSWORD)) \
+        .status_code == 404
+    assert client.get("/report/no-such-issue").status_code == 401  # nothing before auth
+
+
+def test_report_route_is_disabled_without_the_hash(client: TestClient,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(HASH_ENV, raising=False)
+    for headers in ({}, basic("report", PASSWORD)):
+        response = client.get(URL, headers=headers)
+        assert response.status_code == 503
+        assert "disabled" in response.text
+        assert BOUNCE not in response.text
+    monkeypatch.setenv(HASH_ENV, "pbkdf2_sha256$oops")
+    response = client.get(URL, headers=basic("report", PASSWORD))
+    assert response.status_code == 503 and BOUNCE not in response.text
+
+
+def test_password_hashes() -> None:
+    encoded = hash_password("s3cret", iterations=1_000)
+    algorithm, iterations, salt, digest = encoded.split("$")
+    assert (algorithm, iterations) == ("pbkdf2_sha256", "1000")
+    assert len(base64.b64decode(salt)) == 16 and len(base64.b64decode(digest)) == 32
+    assert verify_password("s3cret", encoded) and not verify_password("s3cret ", encoded)
+    assert hash_password("s3cret", iterations=1_000) != encoded  # fresh salt each time
+    for bad in ("", "md5$1$a$b", "pbkdf2_sha256$1$AAAA$AAAA", "pbkdf2_sha256$1000$***$AAAA",
+                "pbkdf2_sha256$1000$AAAA$AAAA"):
+        with pytest.raises(BadHash):
+            parse_hash(bad)
+
+
+def test_hash_password_command_reads_stdin(run_cli: RunCli) -> None:
+    result = run_cli("hash-password", input=f"{PASSWORD}\n")
+    assert result.code == 0, result.err
+    line = result.out.strip()
+    assert line.startswith("pbkdf2_sha256$600000$")
+    assert verify_password(PASSWORD, line)
+    empty = run_cli("hash-password", input="\n")
+    assert empty.code == 2 and "empty" in empty.err

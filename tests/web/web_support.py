@@ -1,0 +1,103 @@
+"""Helpers for the web tests (imported as `web_support`): mail in the outbox, tokens, stores."""
+
+from __future__ import annotations
+
+import email
+import re
+import warnings
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from starlette.exceptions import StarletteDeprecationWarning
+
+from mirage_mailer.config import Settings, load_settings
+from mirage_mailer.store import Store
+from mirage_mailer.tokens import Signer, load_secret
+from mirage_mailer.web.app import create_app
+
+with warnings.catch_warnings():  # Starlette prefers httpx2; httpx is what the project ships
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient as TestClient
+
+BASE = "http://127.0.0.1:8025"
+ISSUE_ID = "2021-10-partners-meeting"
+MARIA = "maria.georgiou@example.org"
+JEAN = "jean.dupont@example.org"
+# RFC 8058, section 3.1: exactly what a mail provider sends.
+ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
+FORM = "application/x-www-form-urlencoded"
+SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "referrer-policy",
+                    "x-frame-options")
+
+
+def settings_of(project: Path) -> Settings:
+    return load_settings(project / "mirage.yaml")
+
+
+def signer_of(project: Path) -> Signer:
+    settings = settings_of(project)
+    return Signer(load_secret(settings.state_dir, settings.tracking.secret_env))
+
+
+def client_for(root: Path, *, raise_server_exceptions: bool = True) -> TestClient:
+    """A client of the real app, at the project's public address, never following redirects."""
+    return TestClient(create_app(settings_of(root)), base_url=BASE, follow_redirects=False,
+                      raise_server_exceptions=raise_server_exceptions)
+
+
+def store_of(project: Path) -> Store:
+    return Store(settings_of(project).tracking.database)
+
+
+def outbox(project: Path) -> list[EmailMessage]:
+    """Every message in the Maildir outbox (new/), oldest first."""
+    folder = project / "outbox" / "new"
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime_ns):
+        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        found.append(message)
+    return found
+
+
+def message_to(project: Path, address: str) -> EmailMessage:
+    matches = [m for m in outbox(project) if address in str(m["To"])]
+    assert len(matches) == 1, f"{len(matches)} messages to {address}"
+    return matches[0]
+
+
+def part(message: EmailMessage, subtype: str) -> str:
+    body = message.get_body(preferencelist=(subtype,))
+    assert body is not None and isinstance(body, EmailMessage)
+    content = body.get_content()
+    assert isinstance(content, str)
+    return content
+
+
+def https_unsubscribe(message: EmailMessage) -> str:
+    """The web URL of the List-Unsubscribe header (the one providers POST to)."""
+    urls = re.findall(r"<([^>]+)>", str(message["List-Unsubscribe"]))
+    web = [u for u in urls if u.startswith("http")]
+    assert len(web) == 1, urls
+    return web[0]
+
+
+def path_of(url: str) -> str:
+    return urlsplit(url).path
+
+
+def csrf_of(page: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert match, "no CSRF field in the page"
+    return match.group(1)
+
+
+def main_of(page: str) -> str:
+    """The <main> element of a site page (what differs between two pages)."""
+    match = re.search(r"<main\b.*</main>", page, re.S)
+    assert match
+    return match.group(0)
