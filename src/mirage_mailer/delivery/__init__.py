@@ -17,7 +17,6 @@ from mirage_mailer.config import Transport
 from mirage_mailer.delivery.connection import ConnectSettings, plaintext_auth_refusal
 from mirage_mailer.delivery.maildir import deliver_maildir
 from mirage_mailer.delivery.model import (
-    AttemptHook,
     DeliveryAborted,
     DeliveryStats,
     Envelope,
@@ -45,7 +44,7 @@ async def deliver_all(
     transport: Transport,
     envelopes: Iterator[Envelope],
     *,
-    on_attempt: AttemptHook,
+    on_attempt: Callable[[Envelope], None],
     on_result: Callable[[Result], None],
     stop: asyncio.Event | None = None,
     credentials: tuple[str, str] | None = None,

@@ -13,7 +13,7 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiosmtplib
@@ -188,8 +188,7 @@ class Connection:
             self.drop()
 
     async def send(self, sender: str, recipient: str, data: bytes,
-                   on_rcpt_accepted: Callable[[], None] | None = None, *,
-                   before_data: Awaitable[object] | None = None) -> Attempt:
+                   on_rcpt_accepted: Callable[[], None] | None = None) -> Attempt:
         """One transaction: MAIL, RCPT, DATA. Never raises for network faults or refusals.
 
         ``on_rcpt_accepted`` tells the pacer the relay let the message through its rate
@@ -219,8 +218,6 @@ class Connection:
             await smtp.rcpt(recipient, encoding=encoding)
             if on_rcpt_accepted is not None:
                 on_rcpt_accepted()
-            if before_data is not None:
-                await before_data  # the caller's in-flight record is durable before the body
             stage = "DATA"
             reply = await smtp.data(data)
         except aiosmtplib.SMTPResponseException as exc:

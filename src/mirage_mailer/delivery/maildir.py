@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mirage_mailer.delivery.model import (
-    AttemptHook,
     DeliveryAborted,
     DeliveryStats,
     Envelope,
@@ -93,7 +92,7 @@ async def deliver_maildir(
     root: Path,
     envelopes: Iterator[Envelope],
     *,
-    on_attempt: AttemptHook,
+    on_attempt: Callable[[Envelope], None],
     on_result: Callable[[Result], None],
     stop: asyncio.Event | None = None,
 ) -> DeliveryStats:
@@ -113,9 +112,7 @@ async def deliver_maildir(
             envelope = next(envelopes, None)
             if envelope is None:
                 break
-            ready = on_attempt(envelope)
-            if ready is not None:
-                await ready
+            on_attempt(envelope)
             attempts += 1
             try:
                 write_message(root, envelope)

@@ -6,7 +6,6 @@ print them without knowing anything about SMTP or Maildir.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -74,9 +73,3 @@ class DeliveryAborted(DeliveryError):
     def __init__(self, problem: Problem, stats: DeliveryStats | None = None) -> None:
         super().__init__(problem)
         self.stats = stats if stats is not None else DeliveryStats()
-
-
-AttemptHook = Callable[[Envelope], "Awaitable[object] | None"]
-"""Called right before a transmission. It may return an awaitable (the caller's durable
-record that the message is in flight): the message body is not sent before it completes, so
-the caller's write overlaps the MAIL and RCPT round trips instead of adding to them."""

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator
 from mirage_mailer.delivery.classify import Verdict, is_throttle
 from mirage_mailer.delivery.connection import Attempt, ConnectFailure, Connection, ConnectSettings
 from mirage_mailer.delivery.model import (
-    AttemptHook,
     DeliveryAborted,
     DeliveryStats,
     Envelope,
@@ -43,7 +42,7 @@ class SmtpRun:
         max_attempts: int,
         pacer: Pacer,
         policy: RetryPolicy,
-        on_attempt: AttemptHook,
+        on_attempt: Callable[[Envelope], None],
         on_result: Callable[[Result], None],
         stop: asyncio.Event | None,
     ) -> None:
@@ -181,13 +180,11 @@ class SmtpRun:
     async def _attempt(self, conn: Connection, job: Job) -> None:
         assert self.queue is not None
         envelope = job.envelope
-        ready = self.on_attempt(envelope)
+        self.on_attempt(envelope)
         job.attempts += 1
         self.attempts += 1
         attempt = await conn.send(envelope.sender, envelope.recipient, envelope.data,
-                                  self.pacer.success, before_data=ready)
-        if ready is not None:
-            await ready  # also when MAIL or RCPT failed: the caller's write must not be lost
+                                  self.pacer.success)
         if attempt.verdict is Verdict.SENT:
             self.sent += 1
             self.last_progress = self.queue.clock()

