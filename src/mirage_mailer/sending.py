@@ -203,6 +203,29 @@ def dry_run(prep: Preparation, options: SendOptions) -> SendOutcome:
     return outcome
 
 
+def _deliver(project: Project, envelopes: Iterator[Envelope], *,
+             on_attempt: Callable[[Envelope], None], on_result: Callable[[Result], None],
+             concurrency: int | None = None, rate: float | None = None,
+             after: Callable[[], None] | None = None) -> DeliveryStats:
+    """One delivery run on its own event loop, with Ctrl-C/SIGTERM meaning "stop cleanly"."""
+    creds = credentials(project)
+
+    async def run() -> DeliveryStats:
+        stop = asyncio.Event()
+        remove = _install_stop(stop)
+        try:
+            return await deliver_all(project.settings.transport, envelopes,
+                                     on_attempt=on_attempt, on_result=on_result, stop=stop,
+                                     credentials=creds, concurrency=concurrency,
+                                     rate_per_second=rate)
+        finally:
+            if after is not None:
+                after()  # still inside the loop: timers it owns are cancelled here
+            remove()
+
+    return asyncio.run(run())
+
+
 def _install_stop(stop: asyncio.Event) -> Callable[[], None]:
     """Ctrl-C / SIGTERM: stop taking new recipients; in-flight messages finish."""
     loop = asyncio.get_running_loop()
@@ -240,17 +263,8 @@ def send_test(prep: Preparation, addresses: tuple[str, ...],
             if progress:
                 progress(outcome.this_run)
 
-    async def run() -> DeliveryStats:
-        stop = asyncio.Event()
-        remove = _install_stop(stop)
-        try:
-            return await deliver_all(project.settings.transport, envelopes(),
-                                     on_attempt=lambda _: None, on_result=on_result, stop=stop,
-                                     credentials=credentials(project))
-        finally:
-            remove()
-
-    outcome.stats = asyncio.run(run())
+    outcome.stats = _deliver(project, envelopes(), on_attempt=lambda _: None,
+                             on_result=on_result)
     outcome.to_send = len(people)
     outcome.per_language[lang] = len(people)
     return outcome
@@ -305,7 +319,7 @@ def send(prep: Preparation, options: SendOptions,
     project = prep.project
     issue = project.issue
     settings = project.settings
-    creds = credentials(project)
+    credentials(project)  # half-set credentials fail (exit 2) before the store is touched
     lock = Lock(settings.state_dir / "locks" / f"send-{issue.id}.lock", f"a send of {issue.id}")
     with lock, Store(database(project)) as store:
         store.recover_inflight(issue.id)
@@ -355,19 +369,12 @@ def send(prep: Preparation, options: SendOptions,
                 if progress:
                     progress(outcome.this_run)
 
-        async def run() -> DeliveryStats:
-            stop = asyncio.Event()
-            remove = _install_stop(stop)
-            try:
-                return await deliver_all(settings.transport, envelopes(), on_attempt=on_attempt,
-                                         on_result=on_result, stop=stop, credentials=creds,
-                                         concurrency=options.concurrency,
-                                         rate_per_second=options.rate)
-            finally:
-                writes.flush()
-                remove()
-
-        outcome.stats = asyncio.run(run())
+        try:
+            outcome.stats = _deliver(project, envelopes(), on_attempt=on_attempt,
+                                     on_result=on_result, concurrency=options.concurrency,
+                                     rate=options.rate, after=writes.flush)
+        finally:
+            writes.flush()
         outcome.to_send = outcome.this_run.total
         outcome.counts = store.counts(issue.id)
     return outcome

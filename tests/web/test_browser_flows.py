@@ -11,12 +11,7 @@ Every wait is bounded and the server is always stopped.
 from __future__ import annotations
 
 import email
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,8 +21,8 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from web_support import free_port, serving
 
 from browser import ARTIFACTS, browser
 from helpers import SAMPLE_ISSUE, RunCli, edit
@@ -44,13 +39,6 @@ PAGE_TIMEOUT_MS = 15_000
 
 # The newest consent wording of the sample project (the scaffolded mirage.yaml).
 CONSENT_START = "I agree that the MIraGE project sends me its newsletter"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -70,38 +58,6 @@ def sink() -> Iterator[SmtpSink]:
         yield running
 
 
-def _serve(root: Path, port: int) -> Iterator[str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MIRAGE_SMTP_USER", "MIRAGE_SMTP_PASSWORD")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mirage_mailer", "serve", "--host", "127.0.0.1",
-         "--port", str(port)],
-        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**env, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + WAIT_S
-        while True:
-            if proc.poll() is not None:
-                out, err = proc.communicate(timeout=5)
-                pytest.fail(f"serve exited with {proc.returncode}: {out}{err}")
-            try:
-                httpx.get(f"{url}/static/site.css", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the server did not answer in time"
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            _out, err = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _out, err = proc.communicate(timeout=5)
-        assert "Traceback" not in err, err
-
-
 @pytest.fixture
 def served(project: Path, run_cli: RunCli, sink: SmtpSink) -> Iterator[Site]:
     """The sample project with its issue sent (Maildir outbox), then served for real.
@@ -118,7 +74,7 @@ def served(project: Path, run_cli: RunCli, sink: SmtpSink) -> Iterator[Site]:
     assert "sent 5" in sent.out, sent.out
     edit(config, "  url: maildir:outbox", f"  url: {sink.url}")
     edit(config, "  starttls: always", "  starttls: never")
-    for url in _serve(project, port):
+    with serving(project, port, wait=WAIT_S) as url:
         yield Site(project, url, sink)
 
 

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import email
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
+import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
 from mirage_mailer.config import Settings, load_settings
@@ -101,3 +111,44 @@ def main_of(page: str) -> str:
     match = re.search(r"<main\b.*</main>", page, re.S)
     assert match
     return match.group(0)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serving(root: Path, port: int, *extra: str, wait: float = 20.0) -> Iterator[str]:
+    """`mirage-mailer serve` for real on 127.0.0.1:port; stopped (SIGINT) and checked after."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MIRAGE_SMTP_USER", "MIRAGE_SMTP_PASSWORD")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mirage_mailer", "serve", "--host", "127.0.0.1",
+         "--port", str(port), *extra],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**env, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            if proc.poll() is not None:
+                out, err = proc.communicate(timeout=5)
+                pytest.fail(f"serve exited with {proc.returncode}: {out}{err}")
+            try:
+                httpx.get(f"{url}/static/site.css", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server did not answer in time"
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _out, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _out, err = proc.communicate(timeout=5)
+        assert "Traceback" not in err, err
