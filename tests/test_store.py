@@ -9,12 +9,13 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 import mirage_mailer
+from helpers import Clock
 from mirage_mailer.errors import ExitCode
 from mirage_mailer.store import MIGRATIONS, NewRecipient, Store, StoreError
 
@@ -28,19 +29,6 @@ REPORT_KEYS = {
     "smtp_response",
     "last_attempt_at",
 }
-
-
-class Clock:
-    """A settable UTC clock, so timestamps can be asserted exactly."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def tick(self, seconds: float = 1.0) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture

@@ -10,20 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers import Clock
 from mirage_mailer.store import NewRecipient, Store, hashed_key
 
 T0 = "2024-05-01T10:00:00.000+00:00"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def tick(self, seconds: float = 1.0) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture
