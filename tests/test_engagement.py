@@ -4,6 +4,7 @@ that only ever send a reader to a URL that was in the issue (never an open redir
 from __future__ import annotations
 
 import email
+import json
 import re
 from email import policy
 from email.message import EmailMessage
@@ -315,3 +316,16 @@ def test_tokens_of_a_test_copy_redirect_but_record_nothing(tracked: Path, run_cl
     response = client.get(clicks["https://csicy.com"], follow_redirects=False)
     assert response.status_code == 302
     assert engagement(tracked)["clicks"] == []
+
+
+def test_report_shows_opens_and_clicks_when_tracking_is_on(sent: Path, run_cli: RunCli) -> None:
+    client = client_for(sent)
+    _, clicks = links_of(delivered_html(sent, "jean.dupont@example.org"))
+    client.get(clicks["https://csicy.com"], follow_redirects=False)
+    as_json = run_cli("report", SAMPLE_ISSUE, "--format", "json")
+    assert as_json.code == 0, as_json.err
+    assert json.loads(as_json.out)["engagement"] == {
+        "opens": 0, "unique_opens": 0,
+        "clicks": [{"url": "https://csicy.com", "clicks": 1, "unique": 1}]}
+    table = run_cli("report", SAMPLE_ISSUE)
+    assert "Opens and clicks" in table.out and "https://csicy.com" in table.out

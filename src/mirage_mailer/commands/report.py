@@ -43,6 +43,9 @@ def report_command(obj: Context, issue_dir: Path | None, fmt: str, out: Path | N
             _write_html(store, issues[0], settings, out)
         elif fmt == "json":
             reports = [issue_report(store, issue) for issue in issues]
+            if tracking_on(settings) and store is not None:  # extra field, only when enabled
+                for report in reports:
+                    report["engagement"] = store.engagement(report["issue"])
             data = reports[0] if issue_dir else reports
             click.echo(json.dumps(data, ensure_ascii=False, indent=1))
         elif fmt == "csv":
@@ -51,6 +54,8 @@ def report_command(obj: Context, issue_dir: Path | None, fmt: str, out: Path | N
             writer.writerows(csv_rows(store, issues))
         else:
             _table(store, issues, detail=issue_dir is not None)
+            if tracking_on(settings) and store is not None:
+                _engagement_table(store, issues)
     finally:
         if store is not None:
             store.close()
@@ -69,6 +74,25 @@ def _write_html(store: Store | None, issue: str, settings: Settings, out: Path) 
                                  f"cannot write the report: {exc.strerror or exc}",
                                  "choose a file in a folder you can write to")) from exc
     click.echo(display_path(out))
+
+
+def tracking_on(settings: Settings) -> bool:
+    return settings.tracking.opens or settings.tracking.clicks
+
+
+def _engagement_table(store: Store, issues: list[str]) -> None:
+    """Opens per issue and clicks per link (only when tracking.opens/clicks is on)."""
+    table = Table(title="Opens and clicks")
+    for column in ("issue", "opens (unique)", "link", "clicks (unique)"):
+        table.add_column(column)
+    for issue in issues:
+        data = store.engagement(issue)
+        opens = f"{data['opens']} ({data['unique_opens']})"
+        links = data["clicks"] or [{"url": "", "clicks": 0, "unique": 0}]
+        for n, link in enumerate(links):
+            table.add_row(issue if n == 0 else "", opens if n == 0 else "", link["url"],
+                          f"{link['clicks']} ({link['unique']})")
+    Console(soft_wrap=True).print(table)
 
 
 def _table(store: Store | None, issues: list[str], *, detail: bool) -> None:
