@@ -56,6 +56,7 @@ def test_eml_has_every_contract_header(previewed: Path, lang: str) -> None:
                         unsubscribe)
     assert "reader@example.org" not in unsubscribe  # the token hides the address
     assert message["List-Unsubscribe-Post"] is None  # no https URL without base_url
+    assert message["Content-Language"] == lang
     subject = {"en": "MIraGE news: final partners' meeting and lessons learned",
                "fr": "Nouvelles de MIraGE : dernière réunion des partenaires et leçons apprises"}
     assert message["Subject"] == subject[lang]

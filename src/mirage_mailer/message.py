@@ -106,6 +106,7 @@ class Skeleton:
         ]
         if sender.reply_to:
             head.append(encode_header("Reply-To", sender.reply_to))
+        head.append(f"Content-Language: {rendered.lang}\n".encode("ascii"))  # RFC 3282
         head.append(b"MIME-Version: 1.0\n")
         head.append(f'Content-Type: multipart/alternative; boundary="{outer}"\n'.encode())
         self.static_headers = b"".join(head)
