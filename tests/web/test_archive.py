@@ -121,8 +121,11 @@ def test_the_view_online_link_shows_the_issue(sent_project: Path, client: TestCl
     assert len(links) == 1
     page = client.get(path_of(links[0]))
     assert page.status_code == 200
-    assert_issue_page(page.text)
+    assert "Réunion des partenaires de MIraGE, octobre 2021" in page.text  # Jean reads French
     assert page.headers["x-robots-tag"] == "noindex"
+    maria = re.findall(rf'href="({re.escape(BASE)}/v/[^"]+)"',
+                       part(message_to(sent_project, MARIA), "html"))
+    assert_issue_page(client.get(path_of(maria[0])).text)
     unsubscribe = path_of(https_unsubscribe(message)).replace("/u/", "/v/")
     assert client.get(unsubscribe).status_code == 400  # wrong purpose
     assert client.get(path_of(links[0])[:-2] + "xx").status_code == 400  # tampered

@@ -90,6 +90,12 @@ class SubscribersMixin(StoreCore):
         for row in cur.fetchall():
             yield dict(zip(_COLUMNS, row, strict=True))
 
+    def recipient_lang(self, issue: str, subject: str) -> str | None:
+        """The list language of the recipient behind a token (their message's language)."""
+        row = self._conn.execute("SELECT lang FROM recipients WHERE issue = ? AND subject = ?",
+                                 (issue, subject)).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
     def resolve_subject(self, subject: str, issue: str | None = None) -> str | None:
         """The address behind a token's subject id (a recipient of ``issue``, or a sign-up)."""
         if issue is not None:

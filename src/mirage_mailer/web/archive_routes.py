@@ -65,13 +65,15 @@ def view_online(request: Request) -> Response:
     if found is None:
         raise HTTPException(400, "This link is not valid. Copy the whole link from the message.")
     issue_id, subject = found
-    if state.catalogue.entry(issue_id) is None:
+    with state.ctx.store() as store:
+        known = store.resolve_subject(subject, issue_id) is not None
+        wanted = store.recipient_lang(issue_id, subject)
+    issue = state.catalogue.issue(issue_id)
+    if state.catalogue.entry(issue_id) is None and (not known or issue is None):
         # Not published yet (a send still running): the link works for its recipient only.
-        with state.ctx.store() as store:
-            known = store.resolve_subject(subject, issue_id) is not None
-        if not known or state.catalogue.issue(issue_id) is None:
-            raise HTTPException(404, NOT_PUBLISHED)
-    view = _view(state, issue_id, None)
+        raise HTTPException(404, NOT_PUBLISHED)
+    lang = issue.pick_language(wanted) if issue is not None and wanted else None
+    view = _view(state, issue_id, lang)  # the reader's language, as in their message
     return HTMLResponse(state.renderer.page(view, links_for(request)),
                         headers={"X-Robots-Tag": "noindex"})
 
