@@ -273,10 +273,8 @@ def load_settings(path: Path) -> Settings:
         raise InputError(Problem(display_path(path), 1, "config must be a YAML mapping",
                                  "start from 'mirage-mailer init DIR'"))
     _reject_secrets(data, path, problems)
-    for key in data:
-        if key not in _TOP_KEYS and str(key).lower() not in _SECRET_KEYS:
-            check_keys(_only(data, key), path, allowed=_TOP_KEYS, required=set(),
-                       problems=problems)
+    check_keys(data, path, allowed=_TOP_KEYS, required=set(), problems=problems,
+               ignore=_SECRET_KEYS)
     for key in ("project", "sender"):
         if key not in data:
             problems.add(path, 1, f"missing required section '{key}'", f"add '{key}:'")
@@ -312,14 +310,6 @@ def load_settings(path: Path) -> Settings:
         state_dir=root_dir / ".mirage",
         line_of=line_of,
     )
-
-
-def _only(data: LineDict, key: Any) -> LineDict:
-    one = LineDict()
-    one.line = data.line
-    one[key] = data[key]
-    one.key_lines[key] = data.key_line(key)
-    return one
 
 
 def _load_project(sec: LineDict, path: Path, problems: Collector) -> Project:

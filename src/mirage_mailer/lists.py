@@ -19,7 +19,6 @@ from mirage_mailer.langs import check_language, normalise_language
 from mirage_mailer.yamlsrc import LineDict, LineList, load_yaml_file
 
 LIST_SUFFIXES = (".yaml", ".yml", ".csv")
-_FIELD_NAME_OK = str.isidentifier
 
 
 @dataclass(frozen=True)

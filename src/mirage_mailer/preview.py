@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mirage_mailer.lists import Subscriber
 from mirage_mailer.message import MessageFactory, Personal, fill
-from mirage_mailer.project import Project, iter_rows, render, scan_lists
+from mirage_mailer.project import Project, iter_rows, render, template_fields
 from mirage_mailer.tokens import Signer, load_secret
 
 SAMPLE_EMAIL = "reader@example.org"
@@ -32,13 +32,13 @@ def preview_person(
 
 def write_preview(project: Project, out_dir: Path, *, recipient: str | None,
                   lang: str | None) -> list[Path]:
-    scan = scan_lists(project)
+    fields = template_fields(project)
     languages = (project.issue.pick_language(lang),) if lang else None
-    rendered = render(project, scan.fields, languages=languages)
+    rendered = render(project, fields, languages=languages)
     settings = project.settings
     signer = Signer(load_secret(settings.state_dir, settings.tracking.secret_env))
     factory = MessageFactory(settings, project.issue.id, rendered, signer)
-    person, _ = preview_person(project, recipient, scan.fields)
+    person, _ = preview_person(project, recipient, fields)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for code, part in rendered.items():

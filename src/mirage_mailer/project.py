@@ -15,7 +15,7 @@ from mirage_mailer.config import CONFIG_NAME, Settings, find_config, load_settin
 from mirage_mailer.content import Issue, load_issue
 from mirage_mailer.disclaimer import block_for
 from mirage_mailer.errors import Collector, InputError, Problem, display_path
-from mirage_mailer.lists import RowProblem, Subscriber, find_list, iter_list
+from mirage_mailer.lists import RowProblem, Subscriber, find_list, iter_list, list_fields
 from mirage_mailer.render import RenderedLanguage, render_issue
 
 
@@ -82,6 +82,11 @@ def iter_rows(project: Project) -> Iterator[Subscriber | RowProblem]:
     """Every row of every list of the issue, in order (first occurrence first)."""
     for name, path in project.lists.items():
         yield from iter_list(path, name)
+
+
+def template_fields(project: Project) -> set[str]:
+    """Columns templates may use, from list headers: no pass over 100,000 rows for this."""
+    return set().union(*(list_fields(path) for path in project.lists.values()))
 
 
 def scan_lists(project: Project) -> ListScan:

@@ -20,12 +20,11 @@ from pathlib import Path
 
 from mirage_mailer.delivery import DeliveryStats, Envelope, Outcome, Result, deliver_all
 from mirage_mailer.errors import ExitCode, InputError, Problem
-from mirage_mailer.lists import RowProblem, Subscriber, count_rows
-from mirage_mailer.lists import list_fields as fields_of
+from mirage_mailer.lists import RowProblem, Subscriber
 from mirage_mailer.locks import Lock
 from mirage_mailer.message import MessageFactory, Personal
 from mirage_mailer.preview import preview_person
-from mirage_mailer.project import Project, iter_rows, render
+from mirage_mailer.project import Project, iter_rows, render, template_fields
 from mirage_mailer.render import RenderedLanguage
 from mirage_mailer.store import REPORT_STATUSES, NewRecipient, Store
 from mirage_mailer.tokens import Signer, load_secret
@@ -63,13 +62,12 @@ ProgressHook = Callable[[Progress], None]
 
 @dataclass
 class Preparation:
-    """An issue rendered and ready: what the CLI shows before asking for confirmation."""
+    """An issue rendered once per language, ready to build every message: nothing sent yet."""
 
     project: Project
     rendered: dict[str, RenderedLanguage]
     factory: MessageFactory
-    list_rows: int
-    store_counts: dict[str, int]
+    fields: set[str]  # list columns templates may use, read once from the list headers
 
 
 @dataclass
@@ -102,14 +100,9 @@ def read_counts(project: Project, issue: str) -> dict[str, int]:
         return store.counts(issue)
 
 
-def list_fields(project: Project) -> set[str]:
-    """Columns templates may use, from list headers: no pass over 100,000 rows for this."""
-    return set().union(*(fields_of(path) for path in project.lists.values()))
-
-
 def prepare(project: Project, options: SendOptions) -> Preparation:
     """Render every needed language once; raises ``InputError`` before anything is sent."""
-    fields = list_fields(project)
+    fields = template_fields(project)
     issue = project.issue
     languages = None
     if options.lang:
@@ -121,8 +114,7 @@ def prepare(project: Project, options: SendOptions) -> Preparation:
     settings = project.settings
     signer = Signer(load_secret(settings.state_dir, settings.tracking.secret_env))
     factory = MessageFactory(settings, issue.id, rendered, signer)
-    rows = sum(count_rows(path) for path in project.lists.values())
-    return Preparation(project, rendered, factory, rows, read_counts(project, issue.id))
+    return Preparation(project, rendered, factory, fields)
 
 
 def credentials(project: Project) -> tuple[str, str] | None:
@@ -250,7 +242,7 @@ def send_test(prep: Preparation, addresses: tuple[str, ...],
     lang = next(iter(prep.rendered))
     outcome = SendOutcome(project.issue.id, "test")
     outcome.this_run.total = len(addresses)
-    people = [preview_person(project, address, list_fields(project))[0] for address in addresses]
+    people = [preview_person(project, address, prep.fields)[0] for address in addresses]
     sender = project.settings.sender.return_path
 
     def envelopes() -> Iterator[Envelope]:

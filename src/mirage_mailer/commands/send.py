@@ -21,6 +21,7 @@ from mirage_mailer.addresses import check_address
 from mirage_mailer.commands.common import ISSUE_DIR, Context, err, on_terminal
 from mirage_mailer.content import parse_send_at
 from mirage_mailer.errors import ExitCode, InputError, MirageError, Problem
+from mirage_mailer.lists import count_rows
 from mirage_mailer.project import locate_config, open_project
 from mirage_mailer.schedule import find_due, run_due_lock
 from mirage_mailer.sending import (
@@ -30,6 +31,7 @@ from mirage_mailer.sending import (
     SendOutcome,
     dry_run,
     prepare,
+    read_counts,
     send,
     send_test,
 )
@@ -134,8 +136,8 @@ def _confirm(prep: Preparation, options: SendOptions, yes: bool) -> bool:
         raise InputError(Problem(
             "send", None, "refusing a real send without --yes when not on a terminal",
             "add --yes (cron jobs), or --dry-run to see what would be sent"))
-    rows = prep.list_rows
-    already = prep.store_counts.get("sent", 0)
+    rows = sum(count_rows(path) for path in project.lists.values())  # only the prompt needs it
+    already = read_counts(project, project.issue.id)["sent"]
     limit = f" (at most {options.limit} this run)" if options.limit else ""
     question = (f"Send '{project.issue.subject_for(project.issue.default_language)}' to the "
                 f"{rows} list row(s) of {', '.join(project.issue.lists)} not yet handled "

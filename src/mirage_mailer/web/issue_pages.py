@@ -15,9 +15,8 @@ from urllib.parse import quote
 from mirage_mailer.config import Settings
 from mirage_mailer.disclaimer import EMBLEM_CID, EMBLEM_FILE
 from mirage_mailer.message import fill
-from mirage_mailer.project import open_project, render
+from mirage_mailer.project import open_project, render, template_fields
 from mirage_mailer.render import InlineImage, RenderedLanguage
-from mirage_mailer.sending import list_fields
 from mirage_mailer.strings import strings_for
 from mirage_mailer.web.archive import Fingerprint, fingerprint
 from mirage_mailer.web.languages import label
@@ -82,7 +81,7 @@ class IssueRenderer:
                 return None
             if code not in cached.rendered:
                 project = open_project(settings.path, folder)
-                cached.rendered.update(render(project, list_fields(project), languages=(code,)))
+                cached.rendered.update(render(project, template_fields(project), languages=(code,)))
             return IssueView(issue_id, code, cached.languages, cached.lists,
                              cached.rendered[code])
 
