@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from mirage_mailer.delivery.classify import Verdict, classify
+from mirage_mailer.delivery.wire import to_wire
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,7 @@ class Connection:
             if on_rcpt_accepted is not None:
                 on_rcpt_accepted()
             stage = "DATA"
-            reply = await smtp.data(data)
+            reply = await self._data(smtp, data)
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset()
             return Attempt(classify(stage, exc.code), exc.code, exc.message)
@@ -234,6 +235,29 @@ class Connection:
         finally:
             self.last_used = time.monotonic()
         return Attempt(Verdict.SENT, reply.code, reply.message)
+
+    async def _data(self, smtp: aiosmtplib.SMTP, data: bytes) -> aiosmtplib.SMTPResponse:
+        """DATA and the body. A CR-free body (all of ours) is put in wire format by
+        ``to_wire`` and written through aiosmtplib's protocol; anything else goes through
+        ``smtp.data()``, which normalises it. Both raise as ``smtp.data()`` does."""
+        wire = to_wire(data)
+        if wire is None:
+            return await smtp.data(data)
+        start = await smtp.execute_command(b"DATA")
+        if start.code != 354:
+            raise aiosmtplib.SMTPDataError(start.code, start.message)
+        protocol = smtp.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        try:
+            protocol.write(wire)
+            reply = await protocol.read_response(timeout=self.settings.timeout)
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+            smtp.close()  # as smtp.data() does: a half-read reply must not pair with the next
+            raise
+        if reply.code != 250:
+            raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+        return reply
 
     async def _reset(self) -> None:
         """RSET after a refusal so the next transaction starts clean (or drop the link)."""

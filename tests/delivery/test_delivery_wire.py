@@ -1,0 +1,59 @@
+"""The DATA fast path: the same wire bytes as aiosmtplib, and the same message at the server."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+from delivery_support import SENDER, Deliver, make_transport
+
+from mirage_mailer.delivery import Envelope, Outcome
+from mirage_mailer.delivery.testing import SmtpSink
+from mirage_mailer.delivery.wire import to_wire
+
+
+def aiosmtplib_wire(data: bytes) -> bytes:
+    """What aiosmtplib's execute_data_command writes after DATA."""
+    return PERIOD_REGEX.sub(b"..", normalize_message_line_endings(data)) + b".\r\n"
+
+
+EDGES = [
+    b"",
+    b".",
+    b"\n",
+    b".\n",
+    b"..\n.\n",
+    b"Subject: x\n\nbody",
+    b"Subject: x\n\n.leading\n..two\nend.\n",
+    b"no newline at the end.",
+    b"\n\n.\n\n",
+]
+
+
+@pytest.mark.parametrize("data", EDGES)
+def test_wire_bytes_match_aiosmtplib_on_edge_cases(data: bytes) -> None:
+    assert to_wire(data) == aiosmtplib_wire(data)
+
+
+def test_wire_bytes_match_aiosmtplib_on_random_cr_free_bodies() -> None:
+    rng = random.Random(20261128)
+    alphabet = b"ab.\n =\t\xc3\xa9"
+    for _ in range(2000):
+        data = bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 60)))
+        assert to_wire(data) == aiosmtplib_wire(data), data
+
+
+@pytest.mark.parametrize("data", [b"a\r\nb\n", b"lone\rcr\n", b"x\r"])
+def test_bodies_with_a_cr_are_left_to_aiosmtplib(data: bytes) -> None:
+    assert to_wire(data) is None
+
+
+def test_crlf_body_still_arrives_as_sent(sink: SmtpSink, deliver: Deliver) -> None:
+    """A caller's CRLF (or mixed) body takes aiosmtplib's path; the server sees one message."""
+    body = b"Subject: mixed\r\nTo: <m@example.net>\n\r\n.dot\rline\n"
+    envelope = Envelope(1, SENDER, "m@example.net", body)
+    run = deliver(make_transport(sink.url, concurrency=1), iter([envelope]))
+    assert [r.outcome for r in run.rec.results] == [Outcome.SENT]
+    [got] = sink.received
+    assert got.data == b"Subject: mixed\r\nTo: <m@example.net>\r\n\r\n.dot\r\nline\r\n"
