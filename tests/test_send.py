@@ -284,6 +284,33 @@ def test_sigkill_mid_send_then_rerun_loses_and_doubles_nobody(project: Path, run
 
 
 @pytest.mark.smtp_fault(rules=[_slow(0.05)])
+def test_address_unsubscribed_during_the_send_is_not_mailed(project: Path, run_cli: RunCli,
+                                                             sink: SmtpSink) -> None:
+    """The row was read (and its message maybe built) before the reader unsubscribed; the
+    claim right before transmission sees the suppression and withdraws it."""
+    use_sink(project, sink)
+    edit(project / "mirage.yaml", "  concurrency: 4", "  concurrency: 1")
+    addresses = write_list(project, 40)
+    proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "send", SAMPLE_ISSUE,
+                             "--yes"], cwd=project, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while len(sink.received) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert run_cli("unsubscribe", addresses[-1]).code == 0
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err.decode()
+    assert 3 <= len(sink.received) < 40  # the unsubscription came while the send was running
+    assert Counter(sink.recipients()) == Counter(addresses[:-1])
+    states = statuses(run_cli)
+    assert states[addresses[-1]] == "suppressed"
+    assert set(states.values()) == {"sent", "suppressed"}
+
+
+@pytest.mark.smtp_fault(rules=[_slow(0.05)])
 def test_run_due_twice_at_once_one_sends_other_exits_3(project: Path, run_cli: RunCli,
                                                        sink: SmtpSink) -> None:
     use_sink(project, sink)

@@ -77,13 +77,33 @@ def pending_ids(store: Store, issue: str) -> list[int]:
 def test_open_creates_parent_dirs_uses_wal_and_applies_all_migrations(db_path: Path) -> None:
     assert not db_path.parent.exists()
     with Store(db_path) as s:
-        assert s.schema_version == len(MIGRATIONS) == 4
+        assert s.schema_version == len(MIGRATIONS) == 5
     assert db_path.is_file()
     raw = sqlite3.connect(db_path)
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     versions = raw.execute("SELECT version, name FROM schema_migrations ORDER BY 1").fetchall()
     assert versions == [(1, "initial"), (2, "lookup-indexes"), (3, "subscribers-subjects"),
-                        (4, "no-status-index")]
+                        (4, "no-status-index"), (5, "events-engagement-index")]
+    raw.close()
+
+
+def test_engagement_counts_use_an_index_that_sends_never_write(db_path: Path) -> None:
+    """The web report's opens/clicks stay index lookups; a recorded send updates no index
+    of the events table (only the partial one, which holds opens and clicks alone)."""
+    from mirage_mailer.store.engagement import _ENGAGEMENT
+
+    with Store(db_path):
+        pass
+    raw = sqlite3.connect(db_path)
+    for kind in ("opened", "clicked"):
+        plan = raw.execute("EXPLAIN QUERY PLAN SELECT count(*) FROM events"
+                           f" WHERE issue = ? AND {_ENGAGEMENT} AND kind = ?",
+                           ("i", kind)).fetchall()
+        assert "USING COVERING INDEX events_engagement" in str(plan), plan
+    indexes = raw.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'"
+                          " AND tbl_name = 'events' AND sql IS NOT NULL").fetchall()
+    assert [name for name, _ in indexes] == ["events_engagement"]
+    assert "WHERE kind IN ('opened', 'clicked')" in indexes[0][1]
     raw.close()
 
 
@@ -93,7 +113,7 @@ def test_reopening_does_not_rerun_migrations(db_path: Path, clock: Clock) -> Non
     first = sqlite3.connect(db_path).execute("SELECT * FROM schema_migrations").fetchall()
     clock.tick(3600)
     with Store(db_path, clock=clock) as s:
-        assert s.schema_version == 4
+        assert s.schema_version == len(MIGRATIONS)
         assert [r["email"] for r in s.recipients("2024-05")] == ["a@example.org"]
     again = sqlite3.connect(db_path).execute("SELECT * FROM schema_migrations").fetchall()
     assert again == first  # same rows, same applied_at: nothing re-ran
@@ -117,7 +137,7 @@ def test_v1_database_is_upgraded_in_place(db_path: Path) -> None:
     raw.close()
 
     with Store(db_path) as s:
-        assert s.schema_version == 4
+        assert s.schema_version == len(MIGRATIONS)
         assert s.counts("old") == expected_counts(pending=1, sent=1)
         assert [r.email for r in s.iter_pending("old")] == ["Old@Example.org"]
         assert s.suppress("OLD@example.org", source="cli") is True
@@ -125,7 +145,8 @@ def test_v1_database_is_upgraded_in_place(db_path: Path) -> None:
 
     raw = sqlite3.connect(db_path)
     indexes = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert {"recipients_issue", "recipients_email_key", "events_issue"} <= indexes
+    assert {"recipients_issue", "recipients_email_key", "events_engagement"} <= indexes
+    assert "events_issue" not in indexes
     assert raw.execute("SELECT applied_at FROM schema_migrations WHERE version = 1").fetchone() == (
         "2023-01-01T00:00:00+00:00",
     )
@@ -387,6 +408,22 @@ def test_deferred_row_unsubscribed_in_flight_becomes_suppressed(store: Store) ->
 
 
 # -- sending -----------------------------------------------------------------------------------
+
+
+def test_record_commits_outcomes_then_claims_and_returns_the_claimed(store: Store) -> None:
+    store.add_recipients("i", [sub(f"{c}@example.org") for c in "abcd"])
+    a, b, c, d = pending_ids(store, "i")
+    assert store.record([], [(a, "<a@x>"), (b, "<b@x>")]) == {a, b}
+    store.suppress("d@example.org", source="web")  # unsubscribed while queued for this run
+    claimed = store.record([(a, "sent", 250, "ok"), (b, "deferred", 451, "later")],
+                           [(b, "<b2@x>"), (c, "<c@x>"), (d, "<d@x>")])
+    assert claimed == {b, c}  # d is suppressed now: the sender must not transmit it
+    rows = by_email(store, "i")
+    assert {e: r["status"] for e, r in rows.items()} == {
+        "a@example.org": "sent", "b@example.org": "unknown", "c@example.org": "unknown",
+        "d@example.org": "suppressed"}  # unknown: "sending" as the report shows it
+    assert rows["b@example.org"]["message_id"] == "<b2@x>"
+    assert rows["d@example.org"]["message_id"] is None
 
 
 def test_iter_pending_streams_by_id_while_rows_change(store: Store) -> None:

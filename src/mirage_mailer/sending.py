@@ -18,13 +18,22 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mirage_mailer.delivery import DeliveryStats, Envelope, Outcome, Result, deliver_all
+from mirage_mailer.delivery import (
+    Claim,
+    DeliveryStats,
+    Envelope,
+    Outcome,
+    Result,
+    deliver_all,
+    unclaimed,
+)
 from mirage_mailer.errors import ExitCode, InputError, Problem
 from mirage_mailer.lists import RowProblem, Subscriber
 from mirage_mailer.locks import Lock
 from mirage_mailer.message import MessageFactory, Personal
 from mirage_mailer.preview import preview_person
 from mirage_mailer.project import Project, iter_rows, render, template_fields
+from mirage_mailer.recorder import SendRecorder
 from mirage_mailer.render import RenderedLanguage
 from mirage_mailer.store import REPORT_STATUSES, NewRecipient, Store
 from mirage_mailer.tokens import Signer, load_secret
@@ -196,7 +205,7 @@ def dry_run(prep: Preparation, options: SendOptions) -> SendOutcome:
 
 
 def _deliver(project: Project, envelopes: Iterator[Envelope], *,
-             on_attempt: Callable[[Envelope], None], on_result: Callable[[Result], None],
+             on_attempt: Claim, on_result: Callable[[Result], None],
              concurrency: int | None = None, rate: float | None = None,
              after: Callable[[], None] | None = None) -> DeliveryStats:
     """One delivery run on its own event loop, with Ctrl-C/SIGTERM meaning "stop cleanly"."""
@@ -255,7 +264,7 @@ def send_test(prep: Preparation, addresses: tuple[str, ...],
             if progress:
                 progress(outcome.this_run)
 
-    outcome.stats = _deliver(project, envelopes(), on_attempt=lambda _: None,
+    outcome.stats = _deliver(project, envelopes(), on_attempt=unclaimed,
                              on_result=on_result)
     outcome.to_send = len(people)
     outcome.per_language[lang] = len(people)
@@ -269,40 +278,6 @@ def _count(totals: Progress, result: Result) -> None:
         totals.failed += 1
     else:
         totals.deferred += 1
-
-
-class _Writes:
-    """Outcomes wait (at most ``_HOLD`` seconds) to share the next claim's commit.
-
-    One commit per message instead of two. A held ``sent`` row is still ``sending`` on disk,
-    but each connection then has no other row in flight, so a crash still leaves at most
-    ``concurrency`` rows ``unknown``. (Writing on a separate thread, overlapped with the SMTP
-    round trips, was measured slower: the GIL hand-offs cost more than the commit.)
-    """
-
-    _HOLD = 0.02
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.held: list[tuple[int, str, int | None, str]] = []
-        self.timer: asyncio.TimerHandle | None = None
-
-    def hold(self, key: int, kind: str, code: int | None, response: str) -> None:
-        self.held.append((key, kind, code, response))
-        if self.timer is None:
-            self.timer = asyncio.get_running_loop().call_later(self._HOLD, self.flush)
-
-    def claim(self, key: int, message_id: str) -> None:
-        held, self.held = self.held, []
-        self.store.record(held, claim=(key, message_id))
-
-    def flush(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if self.held:
-            held, self.held = self.held, []
-            self.store.record(held)
 
 
 def send(prep: Preparation, options: SendOptions,
@@ -347,10 +322,13 @@ def send(prep: Preparation, options: SendOptions,
                 outcome.per_language[lang] += 1
                 yield Envelope(row.id, sender, row.email, data)
 
-        writes = _Writes(store)
+        writes = SendRecorder(store)
 
-        def on_attempt(envelope: Envelope) -> None:
-            writes.claim(envelope.key, message_ids[envelope.key])
+        async def on_attempt(envelope: Envelope) -> bool:
+            if await writes.claim(envelope.key, message_ids[envelope.key]):
+                return True
+            message_ids.pop(envelope.key, None)  # unsubscribed since it was queued: not sent
+            return False
 
         def on_result(result: Result) -> None:
             key = result.envelope.key

@@ -60,9 +60,10 @@ class Recorder:
     results: list[Result] = field(default_factory=list)
     on_result_hook: Callable[[Result], None] | None = None
 
-    def on_attempt(self, envelope: Envelope) -> None:
+    async def on_attempt(self, envelope: Envelope) -> bool:
         self.attempts.append(envelope)
         self.events.append(("attempt", envelope.key, None))
+        return True
 
     def on_result(self, result: Result) -> None:
         self.results.append(result)

@@ -17,11 +17,13 @@ from mirage_mailer.config import Transport
 from mirage_mailer.delivery.connection import ConnectSettings, plaintext_auth_refusal
 from mirage_mailer.delivery.maildir import deliver_maildir
 from mirage_mailer.delivery.model import (
+    Claim,
     DeliveryAborted,
     DeliveryStats,
     Envelope,
     Outcome,
     Result,
+    unclaimed,
 )
 from mirage_mailer.delivery.pacer import AdaptiveSettings, Pacer
 from mirage_mailer.delivery.policy import RetryPolicy
@@ -30,6 +32,7 @@ from mirage_mailer.errors import Problem
 
 __all__ = [
     "AdaptiveSettings",
+    "Claim",
     "DeliveryAborted",
     "DeliveryStats",
     "Envelope",
@@ -37,6 +40,7 @@ __all__ = [
     "Result",
     "RetryPolicy",
     "deliver_all",
+    "unclaimed",
 ]
 
 
@@ -44,7 +48,7 @@ async def deliver_all(
     transport: Transport,
     envelopes: Iterator[Envelope],
     *,
-    on_attempt: Callable[[Envelope], None],
+    on_attempt: Claim,
     on_result: Callable[[Result], None],
     stop: asyncio.Event | None = None,
     credentials: tuple[str, str] | None = None,

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mirage_mailer.delivery.model import (
+    Claim,
     DeliveryAborted,
     DeliveryStats,
     Envelope,
@@ -92,13 +93,13 @@ async def deliver_maildir(
     root: Path,
     envelopes: Iterator[Envelope],
     *,
-    on_attempt: Callable[[Envelope], None],
+    on_attempt: Claim,
     on_result: Callable[[Result], None],
     stop: asyncio.Event | None = None,
 ) -> DeliveryStats:
     """Write every envelope into the Maildir at ``root``; an unwritable folder aborts (exit 3)."""
     started = time.monotonic()
-    sent = attempts = 0
+    sent = attempts = withdrawn = 0
     stopped = False
     try:
         ensure_maildir(root)
@@ -112,7 +113,9 @@ async def deliver_maildir(
             envelope = next(envelopes, None)
             if envelope is None:
                 break
-            on_attempt(envelope)
+            if not await on_attempt(envelope):
+                withdrawn += 1
+                continue
             attempts += 1
             try:
                 write_message(root, envelope)
@@ -132,5 +135,5 @@ async def deliver_maildir(
         stopped = stop is not None and stop.is_set()
     finally:
         _sync_dir(root / "new")
-    return DeliveryStats(sent=sent, attempts=attempts, elapsed=time.monotonic() - started,
-                         stopped=stopped)
+    return DeliveryStats(sent=sent, attempts=attempts, withdrawn=withdrawn,
+                         elapsed=time.monotonic() - started, stopped=stopped)

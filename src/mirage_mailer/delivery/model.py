@@ -6,6 +6,7 @@ print them without knowing anything about SMTP or Maildir.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -20,6 +21,17 @@ class Envelope:
     sender: str  # envelope MAIL FROM (return path)
     recipient: str  # RCPT TO
     data: bytes  # complete RFC 5322 message, LF line endings
+
+
+Claim = Callable[["Envelope"], Awaitable[bool]]
+"""Called right before an envelope is transmitted: the caller marks it in flight (durably).
+False withdraws it (say, unsubscribed since it was queued): it is not sent and gets no Result.
+Async so a caller can commit the claims of several connections together."""
+
+
+async def unclaimed(_envelope: Envelope) -> bool:
+    """The ``Claim`` of a caller that keeps no state per message (test copies, one-off mail)."""
+    return True
 
 
 class Outcome(StrEnum):
@@ -51,6 +63,7 @@ class DeliveryStats:
     failed: int = 0
     deferred_final: int = 0  # left pending by this run
     attempts: int = 0  # transmissions started (on_attempt calls)
+    withdrawn: int = 0  # envelopes the caller's on_attempt withdrew: not sent, no Result
     connections: int = 0  # connections opened (0 for Maildir)
     throttled: int = 0  # 421/450/451/452 answers seen
     elapsed: float = 0.0  # seconds, whole run

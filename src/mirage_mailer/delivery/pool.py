@@ -2,9 +2,9 @@
 
 Guarantees the caller relies on:
 
-* ``on_attempt`` is called right before a transmission, ``on_result`` after every attempt;
-  every envelope handed out gets a final Result before this returns or raises, except one
-  whose callbacks themselves failed.
+* ``on_attempt`` is awaited right before a transmission, ``on_result`` called after every
+  attempt; every envelope handed out gets a final Result before this returns or raises,
+  except one that ``on_attempt`` withdrew or whose callbacks themselves failed.
 * Network faults and refusals never raise: they become Results. Only a problem that stops the
   whole run (unreachable, auth refused, TLS missing, sender refused) raises ``DeliveryAborted``,
   after the in-flight messages have finished.
@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from mirage_mailer.delivery.classify import Verdict, is_throttle
 from mirage_mailer.delivery.connection import Attempt, ConnectFailure, Connection, ConnectSettings
 from mirage_mailer.delivery.model import (
+    Claim,
     DeliveryAborted,
     DeliveryStats,
     Envelope,
@@ -42,7 +43,7 @@ class SmtpRun:
         max_attempts: int,
         pacer: Pacer,
         policy: RetryPolicy,
-        on_attempt: Callable[[Envelope], None],
+        on_attempt: Claim,
         on_result: Callable[[Result], None],
         stop: asyncio.Event | None,
     ) -> None:
@@ -62,7 +63,7 @@ class SmtpRun:
         self.abort: Problem | None = None
         self.failure: Exception | None = None
         self.sent = self.failed = self.deferred_final = 0
-        self.attempts = self.connections = self.throttled = 0
+        self.attempts = self.connections = self.throttled = self.withdrawn = 0
 
     async def run(self, envelopes: Iterator[Envelope]) -> DeliveryStats:
         loop = asyncio.get_running_loop()
@@ -89,7 +90,8 @@ class SmtpRun:
         self._close_leftovers(queue)
         stats = DeliveryStats(
             sent=self.sent, failed=self.failed, deferred_final=self.deferred_final,
-            attempts=self.attempts, connections=self.connections, throttled=self.throttled,
+            attempts=self.attempts, withdrawn=self.withdrawn, connections=self.connections,
+            throttled=self.throttled,
             elapsed=loop.time() - started, stopped=self.stopped, paced_rate=self.pacer.rate,
         )
         if self.failure is not None:
@@ -180,7 +182,10 @@ class SmtpRun:
     async def _attempt(self, conn: Connection, job: Job) -> None:
         assert self.queue is not None
         envelope = job.envelope
-        self.on_attempt(envelope)
+        if not await self.on_attempt(envelope):
+            self.withdrawn += 1
+            self.queue.done(job)
+            return
         job.attempts += 1
         self.attempts += 1
         attempt = await conn.send(envelope.sender, envelope.recipient, envelope.data,

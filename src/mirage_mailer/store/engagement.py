@@ -6,6 +6,9 @@ from typing import Any
 
 from mirage_mailer.store.core import StoreCore
 
+# Repeats the partial index's condition word for word: SQLite uses events_engagement only then.
+_ENGAGEMENT = "kind IN ('opened', 'clicked')"
+
 
 class EngagementMixin(StoreCore):
     def record_engagement(self, issue: str, subject: str, kind: str,
@@ -25,12 +28,13 @@ class EngagementMixin(StoreCore):
         conn = self._conn
         opens, unique_opens = conn.execute(
             "SELECT count(*), count(DISTINCT recipient_id) FROM events"
-            " WHERE issue = ? AND kind = 'opened'", (issue,)).fetchone()
+            f" WHERE issue = ? AND {_ENGAGEMENT} AND kind = 'opened'", (issue,)).fetchone()
         clicks = [
             {"url": url, "clicks": n, "unique": u}
             for url, n, u in conn.execute(
                 "SELECT detail, count(*), count(DISTINCT recipient_id) FROM events"
-                " WHERE issue = ? AND kind = 'clicked' GROUP BY detail ORDER BY 2 DESC, 1",
+                f" WHERE issue = ? AND {_ENGAGEMENT} AND kind = 'clicked'"
+                " GROUP BY detail ORDER BY 2 DESC, 1",
                 (issue,))]
         return {"opens": opens, "unique_opens": unique_opens, "clicks": clicks}
 

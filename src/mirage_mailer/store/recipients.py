@@ -142,19 +142,20 @@ class RecipientsMixin(StoreCore):
         return cur.rowcount == 1
 
     def record(self, outcomes: Iterable[tuple[int, str, int | None, str]],
-               claim: tuple[int, str] | None = None) -> bool:
-        """Outcomes (id, sent|deferred|failed, code, response) and the next claim, one commit.
+               claims: Iterable[tuple[int, str]] = ()) -> set[int]:
+        """Outcomes (id, sent|deferred|failed, code, response), then claims (id, message id),
+        in one commit; returns the ids claimed (a row suppressed meanwhile is not).
 
-        The sender calls this right before transmitting the next message, so a message's
-        ``sent`` and its successor's ``sending`` land together: half the commits of marking
-        each separately, and still never more than one ``sending`` row per connection.
-        Returns what the claim returned (True without a claim).
+        The sender calls this right before transmitting, so a message's ``sent`` and its
+        connection's next ``sending`` land together, and the claims of connections that are
+        ready at the same moment share the commit: still never more than one ``sending`` row
+        per connection, at a fraction of the commits of marking each separately.
         """
         now = self._now()
         with self._write() as conn:
             for recipient_id, kind, code, response in outcomes:
                 self._apply(conn, recipient_id, _OUTCOME_SQL[kind], kind, code, response, now)
-            return self._claim(conn, *claim, now) if claim else True
+            return {rid for rid, message_id in claims if self._claim(conn, rid, message_id, now)}
 
     def _mark(
         self, recipient_id: int, status_sql: str, kind: str, code: int | None, response: str

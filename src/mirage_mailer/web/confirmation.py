@@ -16,7 +16,14 @@ from email.utils import formatdate, make_msgid
 from urllib.parse import quote
 
 from mirage_mailer.config import Settings, Transport
-from mirage_mailer.delivery import DeliveryStats, Envelope, Outcome, Result, deliver_all
+from mirage_mailer.delivery import (
+    DeliveryStats,
+    Envelope,
+    Outcome,
+    Result,
+    deliver_all,
+    unclaimed,
+)
 from mirage_mailer.errors import MirageError
 from mirage_mailer.tokens import Signer
 from mirage_mailer.web.pages import render_text
@@ -80,7 +87,7 @@ async def _send(settings: Settings, signer: Signer, base_url: str, *, list_name:
     results: list[Result] = []
     try:
         stats: DeliveryStats = await deliver_all(
-            settings.transport, iter([envelope]), on_attempt=lambda _: None,
+            settings.transport, iter([envelope]), on_attempt=unclaimed,
             on_result=results.append, credentials=_credentials(settings.transport))
     except MirageError as exc:
         log.warning("confirmation message for list %s not sent: %s", list_name, exc)
