@@ -16,7 +16,6 @@ import base64
 import binascii
 import secrets
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +39,7 @@ class Personal:
     name: str | None
     list_name: str
     fields: Mapping[str, str]
+    subject: str | None = None  # Signer.subject_id(email) when already known (the store has it)
 
 
 def _qp(text: str) -> bytes:
@@ -175,7 +175,7 @@ class MessageFactory:
         return self._date[1]
 
     def new_message_id(self) -> str:
-        return f"<{uuid.uuid4().hex}.{self.issue_id}@{self.domain}>"
+        return f"<{secrets.token_hex(16)}.{self.issue_id}@{self.domain}>"
 
     def links(self, email: str) -> tuple[str, str, str | None]:
         """(mailto unsubscribe, https unsubscribe or '', view-online URL or None)."""
@@ -224,7 +224,7 @@ class MessageFactory:
         """The complete message for one recipient (LF line endings)."""
         skeleton = self.skeletons[lang]
         message_id = message_id or self.new_message_id()
-        subject = self.signer.subject_id(person.email)
+        subject = person.subject or self.signer.subject_id(person.email)
         mailto, https, view = self._links(subject)
         values = self._values(person, skeleton.strings, mailto, https, view)
         self._tracking(values, subject, lang)

@@ -315,7 +315,7 @@ def send(prep: Preparation, options: SendOptions,
                 if lang not in prep.rendered:
                     continue  # --lang: another language's reader, left for a later run
                 message_id = prep.factory.new_message_id()
-                person = Personal(row.email, row.name, row.list_name, row.fields)
+                person = Personal(row.email, row.name, row.list_name, row.fields, row.subject)
                 data = prep.factory.build(person, lang, message_id=message_id)
                 message_ids[row.id] = message_id
                 built += 1

@@ -58,6 +58,7 @@ class Recipient:
     status: str
     attempts: int
     message_id: str | None
+    subject: str | None = None  # keyed hash of the address, stored when queued
 
 
 def email_key(email: str) -> str:

@@ -116,13 +116,14 @@ class RecipientsMixin(StoreCore):
 
     def iter_pending(self, issue: str, *, batch: int = _PAGE) -> Iterator[Recipient]:
         """Pending rows by id. A row deferred back to ``pending`` waits for the next pass."""
-        columns = "issue, email, name, lang, list_name, fields, status, attempts, message_id"
-        for rid, iss, email, name, lang, list_name, fields, status, attempts, mid in self._paged(
-            columns, "status = 'pending'", issue, batch
+        columns = ("issue, email, name, lang, list_name, fields, status, attempts, message_id,"
+                   " subject")
+        for rid, iss, email, name, lang, list_name, fields, status, attempts, mid, subject in (
+            self._paged(columns, "status = 'pending'", issue, batch)
         ):
-            yield Recipient(
-                rid, iss, email, name, lang, list_name, json.loads(fields), status, attempts, mid
-            )
+            yield Recipient(rid, iss, email, name, lang, list_name,
+                            json.loads(fields) if fields != "{}" else {}, status, attempts, mid,
+                            subject)
 
     def mark_sending(self, recipient_id: int, message_id: str) -> bool:
         """Claim a row just before handing it to the server; False when it is no longer pending.
