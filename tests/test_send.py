@@ -66,6 +66,19 @@ def statuses(run_cli: RunCli) -> dict[str, str]:
     return {r["email"]: r["status"] for r in recipients}
 
 
+def send_in_background(project: Path, sink: SmtpSink, *,
+                       until_received: int) -> subprocess.Popen[bytes]:
+    """``send --yes`` in a subprocess, returned once the sink has that many messages (or 30 s
+    have passed); the caller ends it."""
+    proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "send", SAMPLE_ISSUE,
+                             "--yes"], cwd=project, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while len(sink.received) < until_received and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return proc
+
+
 @pytest.fixture
 def sink(request: pytest.FixtureRequest) -> Iterator[SmtpSink]:
     marker = request.node.get_closest_marker("smtp_fault")
@@ -257,14 +270,9 @@ def test_sigkill_mid_send_then_rerun_loses_and_doubles_nobody(project: Path, run
     use_sink(project, sink)
     edit(project / "mirage.yaml", "  concurrency: 4", "  concurrency: 2")
     addresses = write_list(project, 120)
-    proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "send", SAMPLE_ISSUE,
-                             "--yes"], cwd=project, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while len(sink.received) < 30 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    proc = send_in_background(project, sink, until_received=30)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(10)
+    proc.communicate(timeout=10)
     received_before = Counter(sink.recipients())
     assert 0 < len(received_before) < 120
     states = statuses(run_cli)
@@ -291,13 +299,8 @@ def test_address_unsubscribed_during_the_send_is_not_mailed(project: Path, run_c
     use_sink(project, sink)
     edit(project / "mirage.yaml", "  concurrency: 4", "  concurrency: 1")
     addresses = write_list(project, 40)
-    proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "send", SAMPLE_ISSUE,
-                             "--yes"], cwd=project, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = send_in_background(project, sink, until_received=3)
     try:
-        deadline = time.monotonic() + 30
-        while len(sink.received) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
         assert run_cli("unsubscribe", addresses[-1]).code == 0
         _, err = proc.communicate(timeout=60)
     finally:
