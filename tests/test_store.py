@@ -17,7 +17,7 @@ import pytest
 import mirage_mailer
 from helpers import Clock
 from mirage_mailer.errors import ExitCode
-from mirage_mailer.store import MIGRATIONS, NewRecipient, Store, StoreError
+from mirage_mailer.store import MIGRATIONS, NewRecipient, Store, StoreError, StoreUnavailable
 
 COUNT_KEYS = {"sent", "failed", "pending", "suppressed", "invalid", "unknown"}
 REPORT_KEYS = {
@@ -405,6 +405,33 @@ def test_deferred_row_unsubscribed_in_flight_becomes_suppressed(store: Store) ->
     store.mark_deferred(a, 451, "4.7.1 try later")
     assert by_email(store, "i")["a@example.org"]["status"] == "suppressed"
     assert pending_ids(store, "i") == []
+
+
+def test_a_write_blocked_too_long_stops_with_exit_3_and_changes_nothing(db_path: Path) -> None:
+    with Store(db_path) as s:
+        s.add_recipients("i", [sub("a@example.org")])
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process in the middle of a long write
+    try:
+        with Store(db_path, timeout=0.1) as s:
+            (a,) = pending_ids(s, "i")
+            with pytest.raises(StoreUnavailable) as caught:
+                s.record([], [(a, "<a@x>")])
+            assert caught.value.exit_code == ExitCode.CANNOT_DELIVER
+            [problem] = caught.value.problems
+            assert problem.path.endswith("tracking.sqlite")
+            assert "database is locked" in problem.message and "rerun" in problem.hint
+    finally:
+        holder.rollback()
+        holder.close()
+    with Store(db_path) as s:
+        assert s.counts("i") == expected_counts(pending=1)  # nothing half-recorded
+        s.record([], [(a, "<a@x>")])  # and the store works again once the lock is gone
+
+
+def test_a_bug_in_sql_is_not_mistaken_for_a_busy_database(store: Store) -> None:
+    with pytest.raises(sqlite3.OperationalError), store._write() as conn:
+        conn.execute("UPDATE no_such_table SET x = 1")
 
 
 # -- sending -----------------------------------------------------------------------------------

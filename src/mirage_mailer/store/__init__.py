@@ -9,6 +9,7 @@ from mirage_mailer.store.core import (
     NewRecipient,
     Recipient,
     StoreError,
+    StoreUnavailable,
     email_key,
     hashed_key,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "Recipient",
     "Store",
     "StoreError",
+    "StoreUnavailable",
     "email_key",
     "hashed_key",
 ]

@@ -30,6 +30,18 @@ class StoreError(MirageError):
     exit_code = ExitCode.INVALID_INPUT
 
 
+class StoreUnavailable(StoreError):
+    """A write could not be made (locked too long, disk full, I/O error): nothing was
+    half-written, and a rerun resumes, so delivery stops with exit 3 as for a lock held."""
+
+    exit_code = ExitCode.CANNOT_DELIVER
+
+
+# Primary SQLite result codes that mean "not now / not here", not a bug in our SQL.
+_UNAVAILABLE = {5: "SQLITE_BUSY", 6: "SQLITE_LOCKED", 8: "SQLITE_READONLY", 10: "SQLITE_IOERR",
+                13: "SQLITE_FULL", 14: "SQLITE_CANTOPEN"}
+
+
 @dataclass(frozen=True)
 class NewRecipient:
     """A subscriber row to queue for an issue; ``detail`` says why it is invalid/suppressed."""
@@ -138,15 +150,28 @@ class StoreCore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One committed write transaction; IMMEDIATE takes the lock up front (no busy upgrade)."""
-        self._conn.execute("BEGIN IMMEDIATE")
+        """One committed write transaction; IMMEDIATE takes the lock up front (no busy upgrade).
+
+        A lock held too long by another process, a full disk or an I/O error raises
+        ``StoreUnavailable`` (exit 3), after rolling back, so nothing is half-recorded.
+        """
         try:
-            yield self._conn
-            self._conn.execute("COMMIT")
-        except BaseException:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+            if code not in _UNAVAILABLE:
+                raise
+            raise StoreUnavailable(Problem(
+                display_path(self.path), None, f"cannot write to the tracking database: {exc}",
+                "another mirage-mailer process may hold it (wait and rerun), or the disk is "
+                "full or read-only; a rerun resumes where this one stopped")) from None
 
     def _migrate(self) -> None:
         """Apply pending MIGRATIONS, reading the version under the write lock (two openers race)."""
