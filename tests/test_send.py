@@ -71,7 +71,7 @@ def send_in_background(project: Path, sink: SmtpSink, *,
     """``send --yes`` in a subprocess, returned once the sink has that many messages (or 30 s
     have passed); the caller ends it."""
     proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "send", SAMPLE_ISSUE,
-                             "--yes"], cwd=project, stdout=subprocess.DEVNULL,
+                             "--yes"], cwd=project, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while len(sink.received) < until_received and time.monotonic() < deadline:
@@ -288,6 +288,33 @@ def test_sigkill_mid_send_then_rerun_loses_and_doubles_nobody(project: Path, run
     assert set(final) == set(addresses)
     doubled = {a for a, n in final.items() if n > 1}
     assert doubled <= set(unknown)
+    assert set(statuses(run_cli).values()) == {"sent"}
+
+
+@pytest.mark.smtp_fault(rules=[_slow(0.05)])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_finishes_in_flight_messages_and_a_rerun_resumes(
+        project: Path, run_cli: RunCli, sink: SmtpSink, sig: signal.Signals) -> None:
+    use_sink(project, sink)
+    edit(project / "mirage.yaml", "  concurrency: 4", "  concurrency: 2")
+    addresses = write_list(project, 40)
+    proc = send_in_background(project, sink, until_received=5)
+    try:
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err.decode()  # pending rows do not change the code
+    assert b"stopped by Ctrl-C/SIGTERM" in out and b"pending: rerun send to resume" in out
+    received = Counter(sink.recipients())
+    assert 5 <= len(received) < 40 and max(received.values()) == 1
+    states = statuses(run_cli)
+    # in-flight messages finished and were recorded: nothing is left unknown
+    assert {a for a, s in states.items() if s == "sent"} == set(received)
+    assert {s for a, s in states.items() if a not in received} == {"pending"}
+    result = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert result.code == 0, result.err
+    assert Counter(sink.recipients()) == Counter(addresses)  # everyone once, nobody twice
     assert set(statuses(run_cli).values()) == {"sent"}
 
 

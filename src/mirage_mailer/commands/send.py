@@ -65,6 +65,8 @@ def summary(outcome: SendOutcome) -> str:
     rate = f", {stats.rate:.0f} msg/s" if stats and stats.elapsed > 0 else ""
     tail = f"; this run: sent {run.sent}, failed {run.failed}" + (
         f" in {stats.elapsed:.1f}s{rate}" if stats else "")
+    if stats and stats.stopped:
+        tail += ", stopped by Ctrl-C/SIGTERM"
     if c.get("pending"):
         tail += f"; {c['pending']} pending: rerun send to resume"
     if c.get("unknown"):
