@@ -27,6 +27,11 @@ _MAX_DOMAINS = 10_000
 _domains: dict[str, tuple[str, int]] = {}
 
 
+def is_plain_address(address: str) -> bool:
+    """A dot-atom ASCII address: nothing in it needs parsing or quoting on an SMTP command."""
+    return _SIMPLE.fullmatch(address) is not None
+
+
 def check_header_value(value: str) -> str | None:
     """None when ``value`` may go into a header, else why not."""
     if "\r" in value or "\n" in value:

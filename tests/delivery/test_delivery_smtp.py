@@ -8,7 +8,15 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-from delivery_support import FAST, SENDER, Deliver, Recorder, make_envelopes, make_transport
+from delivery_support import (
+    FAST,
+    SENDER,
+    Deliver,
+    Recorder,
+    make_envelopes,
+    make_transport,
+    message,
+)
 
 from mirage_mailer.delivery import Envelope, Outcome, Result
 from mirage_mailer.delivery.testing import (
@@ -36,6 +44,18 @@ def test_many_messages_travel_over_few_connections(sink: SmtpSink, deliver: Deli
     assert got["Subject"] == "Issue 7"
     assert by_rcpt["r7@example.net"].data.endswith(b"Hello number 7.\r\n.leading dot line\r\n")
     assert all(m.sender == SENDER for m in sink.received)
+
+
+def test_quoted_and_plain_addresses_reach_the_server_as_written(sink: SmtpSink,
+                                                                deliver: Deliver) -> None:
+    """Plain addresses skip aiosmtplib's address parsing; others still go through it."""
+    to = ['"john doe"@example.net', "o'neil+news@example.net", "Mixed.Case@Example.NET"]
+    envelopes = [Envelope(n, SENDER, rcpt, message(n, "x@example.net")) for n, rcpt in
+                 enumerate(to)]
+    run = deliver(make_transport(sink.url, concurrency=1), iter(envelopes))
+    assert [r.outcome for r in run.rec.results] == [Outcome.SENT] * 3
+    assert sorted(sink.recipients()) == sorted(to)
+    assert {m.sender for m in sink.received} == {SENDER}
 
 
 def test_every_attempt_is_announced_before_its_result(sink: SmtpSink, deliver: Deliver) -> None:
