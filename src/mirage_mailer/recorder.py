@@ -34,10 +34,18 @@ class SendRecorder:
         self.commits = 0
 
     def hold(self, key: int, kind: str, code: int | None, response: str) -> None:
-        """Record an attempt's outcome with the next commit (within ``HOLD`` seconds)."""
+        """Record an attempt's outcome with the next commit (within ``HOLD`` seconds).
+
+        One timer at a time serves every held outcome: a commit does not cancel it (that
+        would mean a new timer per message), it just finds nothing held when it fires.
+        """
         self.held.append((key, kind, code, response))
-        if self.timer is None and not self.claims:
-            self.timer = asyncio.get_running_loop().call_later(self.HOLD, self.flush)
+        if self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(self.HOLD, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        self.flush()
 
     async def claim(self, key: int, message_id: str) -> bool:
         """Mark the row ``sending``, committed, before its message leaves; False when it is
@@ -49,11 +57,15 @@ class SendRecorder:
         self.claims.append((key, message_id, claimed))
         return await claimed
 
-    def flush(self) -> None:
-        """Commit everything waiting now: held outcomes first, then the claims."""
+    def close(self) -> None:
+        """The run is over: commit what is held, and stop the timer."""
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        self.flush()
+
+    def flush(self) -> None:
+        """Commit everything waiting now: held outcomes first, then the claims."""
         held, self.held = self.held, []
         claims, self.claims = self.claims, []
         if not held and not claims:

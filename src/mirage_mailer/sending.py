@@ -342,9 +342,9 @@ def send(prep: Preparation, options: SendOptions,
         try:
             outcome.stats = _deliver(project, envelopes(), on_attempt=on_attempt,
                                      on_result=on_result, concurrency=options.concurrency,
-                                     rate=options.rate, after=writes.flush)
+                                     rate=options.rate, after=writes.close)
         finally:
-            writes.flush()
+            writes.close()
         outcome.to_send = outcome.this_run.total
         outcome.counts = store.counts(issue.id)
     return outcome

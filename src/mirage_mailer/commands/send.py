@@ -38,6 +38,7 @@ from mirage_mailer.sending import (
 from mirage_mailer.sending import Progress as Totals
 
 _LOG_EVERY = 10.0  # seconds between plain progress lines when not on a terminal
+_REDRAW_EVERY = 0.1  # seconds between progress bar updates
 _SKIPPED_SHOWN = 20
 
 
@@ -83,6 +84,7 @@ class _Display:
         self.bar: Progress | None = None
         self.task: object = None
         self.last_line = time.monotonic()
+        self.last_update = 0.0
 
     def __enter__(self) -> ProgressHook:
         if self.interactive:
@@ -95,7 +97,11 @@ class _Display:
         return self.update
 
     def update(self, totals: Totals) -> None:
-        elapsed = max(time.monotonic() - self.started, 1e-6)
+        now = time.monotonic()
+        if now - self.last_update < _REDRAW_EVERY and totals.done < totals.total:
+            return  # called once per message: redrawing ten times a second is plenty
+        self.last_update = now
+        elapsed = max(now - self.started, 1e-6)
         rate = f"{totals.done / elapsed:.0f} msg/s"
         if self.bar is not None:
             if self.task is None:
