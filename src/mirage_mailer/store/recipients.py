@@ -130,8 +130,7 @@ class RecipientsMixin(StoreCore):
 
         A row suppressed since it was read is not claimed, so the sender can skip it.
         """
-        with self._write() as conn:
-            return self._claim(conn, recipient_id, message_id, self._now())
+        return recipient_id in self.record([], [(recipient_id, message_id)])
 
     @staticmethod
     def _claim(conn: sqlite3.Connection, recipient_id: int, message_id: str, now: str) -> bool:
@@ -155,21 +154,15 @@ class RecipientsMixin(StoreCore):
         now = self._now()
         with self._write() as conn:
             for recipient_id, kind, code, response in outcomes:
-                self._apply(conn, recipient_id, _OUTCOME_SQL[kind], kind, code, response, now)
+                self._apply(conn, recipient_id, kind, code, response, now)
             return {rid for rid, message_id in claims if self._claim(conn, rid, message_id, now)}
 
-    def _mark(
-        self, recipient_id: int, status_sql: str, kind: str, code: int | None, response: str
-    ) -> None:
-        """Row update plus event insert, in one committed transaction (called ~1000 times/s)."""
-        with self._write() as conn:
-            self._apply(conn, recipient_id, status_sql, kind, code, response, self._now())
-
     @staticmethod
-    def _apply(conn: sqlite3.Connection, recipient_id: int, status_sql: str, kind: str,
-               code: int | None, response: str, now: str) -> None:
+    def _apply(conn: sqlite3.Connection, recipient_id: int, kind: str, code: int | None,
+               response: str, now: str) -> None:
+        """One outcome: the row's new status and attempt count, plus its event."""
         cur = conn.execute(
-            f"UPDATE recipients SET status = {status_sql}, attempts = attempts + 1,"
+            f"UPDATE recipients SET status = {_OUTCOME_SQL[kind]}, attempts = attempts + 1,"
             " smtp_code = ?, smtp_response = ?, last_attempt_at = ? WHERE id = ?",
             (code, response, now, recipient_id),
         )
@@ -183,15 +176,15 @@ class RecipientsMixin(StoreCore):
 
     def mark_sent(self, recipient_id: int, code: int | None, response: str) -> None:
         """The server accepted the message (250 after DATA)."""
-        self._mark(recipient_id, _OUTCOME_SQL["sent"], "sent", code, response)
+        self.record([(recipient_id, "sent", code, response)])
 
     def mark_deferred(self, recipient_id: int, code: int | None, response: str) -> None:
         """Transient failure: back to ``pending`` (or ``suppressed`` if unsubscribed meanwhile)."""
-        self._mark(recipient_id, _OUTCOME_SQL["deferred"], "deferred", code, response)
+        self.record([(recipient_id, "deferred", code, response)])
 
     def mark_failed(self, recipient_id: int, code: int | None, response: str) -> None:
         """Permanent failure (5xx): never retried."""
-        self._mark(recipient_id, _OUTCOME_SQL["failed"], "failed", code, response)
+        self.record([(recipient_id, "failed", code, response)])
 
     # -- reporting -----------------------------------------------------------------------------
 
