@@ -32,7 +32,6 @@ class SendRecorder:
         self.held: list[_Outcome] = []
         self.claims: list[tuple[int, str, asyncio.Future[bool]]] = []
         self.timer: asyncio.TimerHandle | None = None
-        self.commits = 0
 
     def hold(self, key: int, kind: str, code: int | None, response: str) -> None:
         """Record an attempt's outcome with the next commit (within ``HOLD`` seconds).
@@ -80,7 +79,6 @@ class SendRecorder:
                 if not future.done():
                     future.set_exception(exc)
             return
-        self.commits += 1
         for key, _, future in claims:
             if not future.done():  # a cancelled claimer: its row stays sending -> unknown
                 future.set_result(key in claimed)

@@ -99,7 +99,7 @@ async def deliver_maildir(
 ) -> DeliveryStats:
     """Write every envelope into the Maildir at ``root``; an unwritable folder aborts (exit 3)."""
     started = time.monotonic()
-    sent = attempts = withdrawn = 0
+    sent = attempts = 0
     stopped = False
     try:
         ensure_maildir(root)
@@ -114,8 +114,7 @@ async def deliver_maildir(
             if envelope is None:
                 break
             if not await on_attempt(envelope):
-                withdrawn += 1
-                continue
+                continue  # withdrawn by the caller: not written
             attempts += 1
             try:
                 write_message(root, envelope)
@@ -135,5 +134,5 @@ async def deliver_maildir(
         stopped = stop is not None and stop.is_set()
     finally:
         _sync_dir(root / "new")
-    return DeliveryStats(sent=sent, attempts=attempts, withdrawn=withdrawn,
-                         elapsed=time.monotonic() - started, stopped=stopped)
+    return DeliveryStats(sent=sent, attempts=attempts, elapsed=time.monotonic() - started,
+                         stopped=stopped)

@@ -63,7 +63,6 @@ class DeliveryStats:
     failed: int = 0
     deferred_final: int = 0  # left pending by this run
     attempts: int = 0  # transmissions started (on_attempt calls)
-    withdrawn: int = 0  # envelopes the caller's on_attempt withdrew: not sent, no Result
     connections: int = 0  # connections opened (0 for Maildir)
     throttled: int = 0  # 421/450/451/452 answers seen
     elapsed: float = 0.0  # seconds, whole run

@@ -63,7 +63,7 @@ class SmtpRun:
         self.abort: Problem | None = None
         self.failure: Exception | None = None
         self.sent = self.failed = self.deferred_final = 0
-        self.attempts = self.connections = self.throttled = self.withdrawn = 0
+        self.attempts = self.connections = self.throttled = 0
 
     async def run(self, envelopes: Iterator[Envelope]) -> DeliveryStats:
         loop = asyncio.get_running_loop()
@@ -90,8 +90,7 @@ class SmtpRun:
         self._close_leftovers(queue)
         stats = DeliveryStats(
             sent=self.sent, failed=self.failed, deferred_final=self.deferred_final,
-            attempts=self.attempts, withdrawn=self.withdrawn, connections=self.connections,
-            throttled=self.throttled,
+            attempts=self.attempts, connections=self.connections, throttled=self.throttled,
             elapsed=loop.time() - started, stopped=self.stopped, paced_rate=self.pacer.rate,
         )
         if self.failure is not None:
@@ -182,8 +181,7 @@ class SmtpRun:
     async def _attempt(self, conn: Connection, job: Job) -> None:
         assert self.queue is not None
         envelope = job.envelope
-        if not await self.on_attempt(envelope):
-            self.withdrawn += 1
+        if not await self.on_attempt(envelope):  # withdrawn by the caller: not sent
             self.queue.done(job)
             return
         job.attempts += 1

@@ -37,9 +37,9 @@ class StoreUnavailable(StoreError):
     exit_code = ExitCode.CANNOT_DELIVER
 
 
-# Primary SQLite result codes that mean "not now / not here", not a bug in our SQL.
-_UNAVAILABLE = {5: "SQLITE_BUSY", 6: "SQLITE_LOCKED", 8: "SQLITE_READONLY", 10: "SQLITE_IOERR",
-                13: "SQLITE_FULL", 14: "SQLITE_CANTOPEN"}
+# Primary SQLite result codes that mean "not now / not here", not a bug in our SQL:
+# BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN.
+_UNAVAILABLE = frozenset({5, 6, 8, 10, 13, 14})
 
 
 @dataclass(frozen=True)
