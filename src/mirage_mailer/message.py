@@ -19,12 +19,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.header import Header
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 from html import escape
 from urllib.parse import quote
 
+from mirage_mailer.addresses import parse_mailbox
 from mirage_mailer.config import Settings
+from mirage_mailer.headersafe import mailbox_header, text_header
 from mirage_mailer.render import OPEN_SLOT, RenderedLanguage, click_slot
 from mirage_mailer.slots import split_slots
 from mirage_mailer.strings import strings_for
@@ -47,21 +48,14 @@ def _qp(text: str) -> bytes:
 
 
 def encode_header(name: str, value: str) -> bytes:
-    """One header line, RFC 2047-encoded and folded only when it is not plain ASCII."""
-    if value.isascii() and len(name) + len(value) < 76:
-        return f"{name}: {value}\n".encode("ascii")
-    if value.isascii():
-        folded = Header(value, "us-ascii", header_name=name).encode(linesep="\n")
-    else:
-        folded = Header(value, "utf-8", header_name=name).encode(linesep="\n")
-    return f"{name}: {folded}\n".encode("ascii")
+    """One unstructured header line (see ``headersafe``: never the stdlib's folder)."""
+    return text_header(name, value)
 
 
-def mailbox(name: str | None, address: str) -> str:
-    """``Name <address>`` (encoded when needed), or ``<address>`` with no name."""
-    if not name:
-        return f"<{address}>"
-    return formataddr((name, address), charset="utf-8")
+def address_header(name: str, value: str) -> bytes:
+    """A header holding ``Name <address>`` or ``address`` from the config (Reply-To)."""
+    display, address, _bad = parse_mailbox(value)  # the config check reported any problem
+    return mailbox_header(name, display or None, address)
 
 
 class _Part:
@@ -101,11 +95,11 @@ class Skeleton:
         outer = f"=_mm_alt_{secrets.token_hex(8)}"
         related = f"=_mm_rel_{secrets.token_hex(8)}"
         head = [
-            encode_header("From", mailbox(sender.from_name, sender.from_email)),
+            mailbox_header("From", sender.from_name or None, sender.from_email),
             encode_header("Subject", rendered.subject),
         ]
         if sender.reply_to:
-            head.append(encode_header("Reply-To", sender.reply_to))
+            head.append(address_header("Reply-To", sender.reply_to))
         head.append(f"Content-Language: {rendered.lang}\n".encode("ascii"))  # RFC 3282
         head.append(b"MIME-Version: 1.0\n")
         head.append(f'Content-Type: multipart/alternative; boundary="{outer}"\n'.encode())
@@ -162,9 +156,11 @@ class MessageFactory:
     def _list_id(self, list_name: str) -> bytes:
         if list_name not in self._list_ids:
             label = f"{self.settings.project.name} {list_name}".strip()
-            ident = "".join(c if c.isalnum() or c == "-" else "-" for c in list_name.lower())
-            self._list_ids[list_name] = encode_header(
-                "List-Id", f"{label} <{ident}.{self.domain}>")
+            ident = "".join(c if (c.isascii() and c.isalnum()) or c == "-" else "-"
+                            for c in list_name.lower())
+            # RFC 2919 ``phrase <id>``: the label is encoded like a display name.
+            self._list_ids[list_name] = mailbox_header("List-Id", label or None,
+                                                       f"{ident}.{self.domain}")
         return self._list_ids[list_name]
 
     def _date_header(self) -> bytes:
@@ -231,7 +227,7 @@ class MessageFactory:
         unsubscribe = f"<{https}>, <{mailto}>" if https else f"<{mailto}>"
         headers = [
             skeleton.static_headers,
-            encode_header("To", mailbox(person.name, person.email)),
+            mailbox_header("To", person.name, person.email),
             self._date_header(),
             f"Message-ID: {message_id}\n".encode(),
             self._list_id(person.list_name),
