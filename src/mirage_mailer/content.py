@@ -11,8 +11,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from mirage_mailer.addresses import check_header_value
 from mirage_mailer.errors import Collector, InputError, Problem, display_path
+from mirage_mailer.headersafe import header_problem
 from mirage_mailer.langs import check_language, normalise_language
 from mirage_mailer.yamlsrc import LineDict, LineList, check_keys, parse_yaml, read_text
 
@@ -101,7 +101,7 @@ def _localised(
         problems.add(path, line, f"'{key}' must be text or a mapping language -> text")
         return {}
     for lang, text in result.items():
-        bad = check_header_value(text) if key in ("subject", "preheader") else None
+        bad = header_problem(text) if key in ("subject", "preheader") else None
         if bad:
             problems.add(path, line, f"'{key}' ({lang}) {bad}", "keep it on one line")
         elif not text:

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mirage_mailer.addresses import check_address, check_header_value
+from mirage_mailer.addresses import check_address
 from mirage_mailer.errors import InputError, Problem, display_path
+from mirage_mailer.headersafe import header_problem
 from mirage_mailer.langs import check_language, normalise_language
 from mirage_mailer.yamlsrc import LineDict, LineList, load_yaml_file
 
@@ -66,10 +67,11 @@ def _check_row(
 ) -> Subscriber | RowProblem:
     email = raw.get("email", "").strip()
     for key, value in raw.items():
-        bad = check_header_value(value)
+        bad = header_problem(value)  # after decoding RFC 2047 encoded words, see headersafe
         if bad:
             return RowProblem(email, list_name, Problem(
-                where, line, f"'{key}' {bad}", "remove the line break from this row"))
+                where, line, f"'{key}' {bad}", "remove the line break or the encoded word "
+                "(=?...?=) from this row"))
     if not email:
         return RowProblem(email, list_name, Problem(where, line, "row has no e-mail address",
                                                     "fill in the email column or delete the row"))
