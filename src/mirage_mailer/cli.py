@@ -103,6 +103,27 @@ def preview(obj: Context, issue_dir: Path, out: Path | None, recipient: str | No
     return ExitCode.OK
 
 
+@cli.command("rotate-secret")
+@click.pass_obj
+def rotate_secret_command(obj: Context) -> int:
+    """Start signing links with a new key; links already sent keep working.
+
+    The new key goes first in .mirage/secret and the earlier ones stay below it, used only
+    to check links in messages already sent. Restart `serve` afterwards. With
+    tracking.secret_env, change that variable instead (this says how).
+    """
+    from mirage_mailer.config import load_settings
+    from mirage_mailer.project import locate_config
+    from mirage_mailer.tokens import rotate_secret
+
+    settings = load_settings(locate_config(obj.config))
+    done = rotate_secret(settings.state_dir, settings.tracking.secret_env)
+    dropped = f"; {done.dropped} key(s) too short to be safe dropped" if done.dropped else ""
+    click.echo(f"{display_path(done.path)}: new signing key; {done.kept} earlier key(s) kept "
+               f"to check links already sent{dropped} (restart 'serve' to use it)")
+    return ExitCode.OK
+
+
 cli.add_command(send_command)
 cli.add_command(run_due_command)
 cli.add_command(report_command)

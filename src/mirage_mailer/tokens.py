@@ -17,9 +17,18 @@ import hmac
 import os
 import re
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from mirage_mailer.errors import InputError, Problem
+from mirage_mailer.errors import InputError, Problem, display_path
+from mirage_mailer.statedir import (
+    DIR_MODE,
+    FILE_MODE,
+    create_once,
+    replace_atomically,
+    tighten,
+)
 
 PURPOSES = ("unsubscribe", "view", "confirm", "open")
 CLICK = "click"
@@ -32,32 +41,124 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def load_secret(state_dir: Path, secret_env: str | None) -> bytes:
-    """The signing key: from the named environment variable, else ``.mirage/secret`` (0600)."""
+MIN_SECRET_BYTES = 32
+NEW_SECRET = 'python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
+
+
+class Secret(bytes):
+    """The current signing key (the bytes themselves) and the earlier keys kept for checking.
+
+    A ``bytes`` subclass so that every caller that signs with "the secret" keeps doing so with
+    the current key only, while ``Signer(secret)`` also accepts links made with the earlier
+    ones. Its repr never shows a key.
+    """
+
+    earlier: tuple[bytes, ...]
+
+    def __new__(cls, current: bytes, earlier: Sequence[bytes] = ()) -> Secret:
+        made = super().__new__(cls, current)
+        made.earlier = tuple(bytes(key) for key in earlier)
+        return made
+
+    def __repr__(self) -> str:
+        return f"Secret(<{len(self)} bytes>, {len(self.earlier)} earlier)"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class Rotation:
+    path: Path
+    kept: int  # earlier keys still accepted for verification
+    dropped: int  # keys too short to keep (anyone could forge links with them)
+
+
+def _short(where: str, line: int | None, size: int, hint: str) -> InputError:
+    what = "empty" if size == 0 else f"{size} bytes long"
+    return InputError(Problem(
+        where, line, f"the signing secret is {what}; at least {MIN_SECRET_BYTES} random bytes "
+        "are needed, or anyone can forge unsubscribe and confirmation links", hint))
+
+
+def _env_secret(secret_env: str) -> Secret:
+    value = os.environ.get(secret_env)
+    if value is None:
+        raise InputError(Problem(
+            "mirage.yaml", None, f"tracking.secret_env names {secret_env}, which is not set",
+            f'export {secret_env}="$({NEW_SECRET})", or remove secret_env to use .mirage/secret'))
+    keys = [key.encode("utf-8") for key in value.split()]
+    hint = f'export {secret_env}="$({NEW_SECRET})"'
+    if not keys:
+        raise _short(f"environment variable {secret_env}", None, 0, hint)
+    for number, key in enumerate(keys, start=1):
+        if len(key) < MIN_SECRET_BYTES:
+            where = f"environment variable {secret_env}" + (
+                f" (key {number}: keys are separated by spaces)" if len(keys) > 1 else "")
+            raise _short(where, None, len(key), hint if number == 1 else
+                         "remove that key: links signed with it could be forged anyway")
+    return Secret(keys[0], keys[1:])
+
+
+def _file_keys(path: Path) -> list[tuple[int, bytes]]:
+    """(line number, key) of each key line; blank lines and ``#`` comments are skipped."""
+    found = []
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        key = line.strip()
+        if key and not key.startswith(b"#"):
+            found.append((number, key))
+    return found
+
+
+def load_secret(state_dir: Path, secret_env: str | None) -> Secret:
+    """The signing keys: from the named environment variable, else ``.mirage/secret`` (0600).
+
+    Either holds the current key first, then any earlier keys (one per line in the file,
+    separated by whitespace in the variable), which are only ever used to check links that
+    were sent before a rotation. A missing file is created with a new random key, safely when
+    several commands start at once. Keys under 32 bytes are refused (exit 2); no message ever
+    shows a key.
+    """
     if secret_env:
-        value = os.environ.get(secret_env)
-        if not value:
-            raise InputError(
-                Problem(
-                    "mirage.yaml",
-                    None,
-                    f"tracking.secret_env names {secret_env}, which is not set",
-                    f"export {secret_env}=<a long random string>, or remove secret_env to "
-                    "use .mirage/secret",
-                )
-            )
-        return value.encode("utf-8")
+        return _env_secret(secret_env)
     path = state_dir / "secret"
+    if not path.exists():
+        create_once(path, secrets.token_urlsafe(48).encode("ascii") + b"\n")
+    tighten(state_dir, DIR_MODE)
+    tighten(path, FILE_MODE)
+    where = display_path(path)
+    hint = f"write a new one: {NEW_SECRET} > {where}"
     try:
-        return path.read_bytes().strip()
-    except FileNotFoundError:
-        pass
-    state_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48).encode("ascii")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key + b"\n")
-    return key
+        keys = _file_keys(path)
+    except OSError as exc:
+        raise InputError(Problem(where, None, f"cannot read the signing secret: "
+                                 f"{exc.strerror or exc}", hint)) from None
+    if not keys:
+        raise _short(where, None, 0, hint)
+    for number, key in keys:
+        if len(key) < MIN_SECRET_BYTES:
+            raise _short(where, number, len(key), hint if number == keys[0][0] else
+                         "remove that line: links signed with it could be forged anyway")
+    return Secret(keys[0][1], [key for _, key in keys[1:]])
+
+
+def rotate_secret(state_dir: Path, secret_env: str | None) -> Rotation:
+    """Put a new current key first in ``.mirage/secret``; the earlier ones stay for checking.
+
+    Keys too short to be safe are dropped rather than kept. With ``tracking.secret_env`` the
+    variable is the operator's to change, so this refuses and says how.
+    """
+    if secret_env:
+        raise InputError(Problem(
+            "mirage.yaml", None, f"the signing secret comes from {secret_env}, which "
+            "mirage-mailer cannot change",
+            f'set {secret_env} to a new key followed by the current one(s), separated by a '
+            f'space: export {secret_env}="$({NEW_SECRET}) ${secret_env}"'))
+    path = state_dir / "secret"
+    earlier = [key for _, key in _file_keys(path)] if path.exists() else []
+    kept = [key for key in earlier if len(key) >= MIN_SECRET_BYTES]
+    new = secrets.token_urlsafe(48).encode("ascii")
+    replace_atomically(path, b"\n".join([new, *kept]) + b"\n")
+    return Rotation(path, len(kept), len(earlier) - len(kept))
 
 
 def _unb64(text: str) -> bytes | None:
@@ -68,23 +169,30 @@ def _unb64(text: str) -> bytes | None:
 
 
 class Signer:
-    """Makes and checks tokens ``<scope>.<subject-id>.<signature>`` with one key.
+    """Makes tokens ``<scope>.<subject-id>.<signature>`` with the current key; checks them
+    against the current and every earlier key, so links sent before a rotation keep working.
 
     The scope is the issue id (or list name for confirmations), base64url-encoded so any id
-    survives in a URL path; it is not secret. The subject id hides the address.
+    survives in a URL path; it is not secret. The subject id hides the address; a token made
+    before a rotation carries the subject id of its day, which is what the store kept for that
+    recipient, so an old link finds the same row.
     """
 
-    def __init__(self, key: bytes) -> None:
-        self._key = key
+    def __init__(self, key: bytes, earlier: Sequence[bytes] | None = None) -> None:
+        self._key = bytes(key)
+        if earlier is None:
+            earlier = key.earlier if isinstance(key, Secret) else ()
+        self._keys = (self._key, *(bytes(k) for k in earlier))
         self._scopes: dict[str, str] = {}
 
     def subject_id(self, address: str) -> str:
         digest = hmac.digest(self._key, b"id\x00" + address.strip().lower().encode(), "sha256")
         return _b64(digest[:_ID_BYTES])
 
-    def _signature(self, purpose: str, scope: str, subject: str) -> str:
+    @staticmethod
+    def _signature(key: bytes, purpose: str, scope: str, subject: str) -> str:
         msg = "\x00".join((purpose, scope, subject)).encode("utf-8")
-        return _b64(hmac.digest(self._key, msg, "sha256")[:_SIG_BYTES])
+        return _b64(hmac.digest(key, msg, "sha256")[:_SIG_BYTES])
 
     def make(self, purpose: str, scope: str, address: str) -> str:
         return self.make_for_subject(purpose, scope, self.subject_id(address))
@@ -96,7 +204,7 @@ class Signer:
         scope_b64 = self._scopes.get(scope)
         if scope_b64 is None:
             scope_b64 = self._scopes.setdefault(scope, _b64(scope.encode("utf-8")))
-        return f"{scope_b64}.{subject}.{self._signature(purpose, scope, subject)}"
+        return f"{scope_b64}.{subject}.{self._signature(self._key, purpose, scope, subject)}"
 
     def clicks(self, scope: str) -> ClickSigner:
         """Click tokens for one issue; the HMAC state of the shared prefix is computed once."""
@@ -108,10 +216,8 @@ class Signer:
         if parsed is None or "\x00" in url:
             return None
         scope, subject, signature = parsed
-        expected = ClickSigner(self._key, scope).signature(subject, url)
-        if not hmac.compare_digest(expected, signature):
-            return None
-        return scope, subject
+        expected = [ClickSigner(key, scope).signature(subject, url) for key in self._keys]
+        return (scope, subject) if _matches(expected, signature) else None
 
     def verify(self, purpose: str, token: str) -> tuple[str, str] | None:
         """(scope, subject id) when the token is genuine for this purpose, else None."""
@@ -119,10 +225,17 @@ class Signer:
         if parsed is None or purpose == CLICK:
             return None
         scope, subject, signature = parsed
-        expected = self._signature(purpose, scope, subject)
-        if not hmac.compare_digest(expected, signature):
-            return None
-        return scope, subject
+        expected = [self._signature(key, purpose, scope, subject) for key in self._keys]
+        return (scope, subject) if _matches(expected, signature) else None
+
+
+def _matches(expected: list[str], signature: str) -> bool:
+    """Constant-time comparison against every key's signature (bytes: any input is safe)."""
+    given = signature.encode("utf-8", "surrogatepass")
+    found = False
+    for candidate in expected:
+        found |= hmac.compare_digest(candidate.encode("ascii"), given)
+    return found
 
 
 def _parse(token: str) -> tuple[str, str, str] | None:

@@ -1,0 +1,133 @@
+"""The signing secret: at least 32 bytes, refused otherwise (exit 2, one line, never printed);
+rotation keeps earlier keys for verification only, so links already sent keep working."""
+
+from __future__ import annotations
+
+import email
+import re
+import stat
+from email import policy
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+
+from helpers import SAMPLE_ISSUE, RunCli
+from mirage_mailer.errors import InputError
+from mirage_mailer.tokens import Signer, load_secret
+
+ISSUE = "2021-10-partners-meeting"
+MARIA = "maria.georgiou@example.org"
+OLD = "o" * 40
+NEW = "n" * 40
+
+
+def errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ": warning: " not in line]
+
+
+@pytest.mark.parametrize("content", [b"", b"\n", b"x", b"x" * 31 + b"\n"])
+def test_an_empty_or_short_secret_file_is_refused(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "secret").write_bytes(content)
+    with pytest.raises(InputError) as caught:
+        load_secret(tmp_path, None)
+    line = str(caught.value)
+    assert "\n" not in line
+    assert "secret" in line and "32" in line and "token_urlsafe" in line
+    assert "xxx" not in line
+
+
+def test_a_short_env_secret_is_refused_naming_the_variable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIRAGE_SECRET_T", "hunter2")
+    with pytest.raises(InputError) as caught:
+        load_secret(tmp_path, "MIRAGE_SECRET_T")
+    line = str(caught.value)
+    assert "MIRAGE_SECRET_T" in line and "32" in line and "hunter2" not in line
+    assert not (tmp_path / "secret").exists()
+
+
+def test_a_short_earlier_key_is_refused_too(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text(f"{NEW}\nqz7kq\n")
+    with pytest.raises(InputError) as caught:
+        load_secret(tmp_path, None)
+    assert "secret:2: " in str(caught.value) and "qz7kq" not in str(caught.value)
+
+
+def test_earlier_keys_verify_and_only_the_current_one_signs(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    old = Signer(OLD.encode())
+    old_token = old.make("unsubscribe", ISSUE, MARIA)
+    old_click = old.clicks(ISSUE).token(old.subject_id(MARIA), "https://example.org/a")
+    (tmp_path / "secret").write_text(f"{NEW}\n{OLD}\n")
+    rotated = Signer(load_secret(tmp_path, None))
+    assert rotated.verify("unsubscribe", old_token) == (ISSUE, old.subject_id(MARIA))
+    assert rotated.verify_click(old_click, "https://example.org/a") == (
+        ISSUE, old.subject_id(MARIA))
+    assert rotated.verify("view", old_token) is None  # still bound to its purpose
+    assert rotated.make("unsubscribe", ISSUE, MARIA) == Signer(NEW.encode()).make(
+        "unsubscribe", ISSUE, MARIA)
+    monkeypatch.setenv("MIRAGE_SECRET_T", f"{NEW} {OLD}")
+    from_env = Signer(load_secret(tmp_path / "elsewhere", "MIRAGE_SECRET_T"))
+    assert from_env.verify("unsubscribe", old_token) is not None
+    assert from_env.subject_id(MARIA) == Signer(NEW.encode()).subject_id(MARIA)
+    assert Signer(NEW.encode()).verify("unsubscribe", old_token) is None
+
+
+def test_short_secret_stops_send_with_one_line_and_sends_nothing(project: Path,
+                                                                 run_cli: RunCli) -> None:
+    (project / ".mirage").mkdir()
+    (project / ".mirage/secret").write_text("abc\n")
+    result = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert result.code == 2
+    assert len(errors(result.err)) == 1, result.err
+    assert ".mirage/secret" in result.err and "abc" not in result.err
+    assert not (project / "outbox/new").exists() or not any((project / "outbox/new").iterdir())
+
+
+def test_env_secret_short_stops_preview(project: Path, run_cli: RunCli) -> None:
+    text = (project / "mirage.yaml").read_text()
+    (project / "mirage.yaml").write_text(text.replace(
+        "  database: .mirage/tracking.sqlite", "  database: .mirage/tracking.sqlite\n"
+        "  secret_env: MIRAGE_SIGNING_SECRET"))
+    result = run_cli("preview", SAMPLE_ISSUE, env={"MIRAGE_SIGNING_SECRET": "tooshort"})
+    assert result.code == 2
+    assert "MIRAGE_SIGNING_SECRET" in result.err and "tooshort" not in result.err
+    assert len(errors(result.err)) == 1, result.err
+
+
+def mailto_token(project: Path, address: str) -> str:
+    for path in sorted((project / "outbox/new").iterdir()):
+        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        if message["To"].addresses[0].addr_spec == address:
+            found = re.search(r"\?subject=([^>]+)>", str(message["List-Unsubscribe"]))
+            assert found is not None
+            return unquote(found.group(1))
+    raise AssertionError(address)
+
+
+def test_rotate_secret_keeps_old_mailto_links_working(project: Path, run_cli: RunCli) -> None:
+    sent = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert sent.code == 0, sent.err
+    before = (project / ".mirage/secret").read_text().split()
+    assert len(before) == 1
+    request = mailto_token(project, MARIA)
+
+    rotated = run_cli("rotate-secret")
+    assert rotated.code == 0, rotated.err
+    after = (project / ".mirage/secret").read_text().split()
+    assert len(after) == 2 and after[1] == before[0] and len(after[0]) >= 32
+    assert before[0] not in rotated.out + rotated.err and after[0] not in rotated.out
+    assert stat.S_IMODE((project / ".mirage/secret").stat().st_mode) == 0o600
+
+    inbox = project / "inbox"
+    for sub in ("new", "cur", "tmp"):
+        (inbox / sub).mkdir(parents=True)
+    mail = (f"From: {MARIA}\r\nTo: info@mirageproject.eu\r\nSubject: {request}\r\n"
+            "Date: Mon, 01 Nov 2021 10:00:00 +0100\r\nMessage-ID: <1@example.org>\r\n\r\n"
+            "bye\r\n").encode()
+    (inbox / "new/1.maria.host").write_bytes(mail)
+    done = run_cli("process-unsubscribes", "--maildir", "inbox")
+    assert done.code == 0, done.err
+    assert f"unsubscribed {MARIA}" in done.out, done.out
