@@ -231,6 +231,12 @@ def test_a_person_subscribes_and_confirms_from_the_message(served: Site, chromiu
 
     response = page.goto(link)
     assert response is not None and response.status == 200
+    assert page.get_by_role("heading", name="Confirm your subscription").is_visible(), \
+        main_text(page)
+    with served.store() as store:
+        assert list(store.confirmed_subscribers(LIST)) == []  # opening the link is not enough
+    with page.expect_navigation():
+        page.get_by_role("button", name="Confirm my subscription").click()
     assert page.get_by_role("heading", name="Subscription confirmed").is_visible(), \
         main_text(page)
     main = page.locator("main").inner_text()

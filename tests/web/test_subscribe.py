@@ -25,6 +25,7 @@ from web_support import (
 
 from helpers import SAMPLE_ISSUE, RunCli, edit
 from mirage_mailer.delivery.testing import SmtpSink
+from mirage_mailer.tokens import load_secret
 from mirage_mailer.web.csrf import CsrfTokens
 
 FORM_PATH = "/subscribe/subscribers"
@@ -49,6 +50,14 @@ def confirm_link(message_text: str) -> str:
     links = re.findall(rf"{re.escape(BASE)}/confirm/\S+", message_text)
     assert len(links) == 1, message_text
     return links[0]
+
+
+def press_confirm(client: TestClient, link: str) -> httpx.Response:
+    """What a person does: open the link, press the page's one button."""
+    page = client.get(path_of(link))
+    assert page.status_code == 200, page.text
+    return client.post(path_of(link), data={"csrf": csrf_of(page.text)},
+                       headers={"Origin": BASE})
 
 
 def test_the_form_has_every_field(web_project: Path, fresh_client: TestClient) -> None:
@@ -91,10 +100,10 @@ def test_subscribe_confirm_and_receive_the_next_send(web_project: Path,
     link = confirm_link(part(message, "plain"))
     assert link in part(message, "html") and NEW not in link
 
-    confirmed = fresh_client.get(path_of(link))
+    confirmed = press_confirm(fresh_client, link)
     assert confirmed.status_code == 200
     assert "Subscription confirmed" in confirmed.text
-    assert fresh_client.get(path_of(link)).status_code == 200  # idempotent
+    assert press_confirm(fresh_client, link).status_code == 200  # idempotent
     [row] = subscriptions(web_project)
     assert row["status"] == "confirmed" and row["list"] == "subscribers"
     assert row["consent_text"] == settings.web.consent_text
@@ -152,7 +161,6 @@ def test_the_form_needs_its_csrf_field(web_project: Path, fresh_client: TestClie
     data = {"email": NEW, "lang": "en", "consent": "yes"}
     assert fresh_client.post(FORM_PATH, data=data).status_code == 403
     settings = settings_of(web_project)
-    from mirage_mailer.tokens import load_secret
     secret = load_secret(settings.state_dir, settings.tracking.secret_env)
     stale = CsrfTokens(secret, clock=lambda: 1_000_000.0).issue(FORM_PATH)
     expired = fresh_client.post(FORM_PATH, data={**data, "csrf": stale})
@@ -173,7 +181,7 @@ def test_pages_do_not_reveal_who_is_subscribed(web_project: Path,
                                               fresh_client: TestClient) -> None:
     sign_up(fresh_client)
     [message] = outbox(web_project)
-    fresh_client.get(path_of(confirm_link(part(message, "plain"))))
+    press_confirm(fresh_client, confirm_link(part(message, "plain")))
     again = sign_up(fresh_client)
     stranger = sign_up(fresh_client, email="stranger@example.org")
     assert again.status_code == stranger.status_code == 200
@@ -195,15 +203,23 @@ def test_a_pending_sign_up_cannot_flood_the_mailbox(web_project: Path,
 
 def test_bad_confirmation_links_get_400(web_project: Path, fresh_client: TestClient) -> None:
     signer = signer_of(web_project)
+    csrf = CsrfTokens(load_secret(settings_of(web_project).state_dir, None))
     genuine_but_unknown = signer.make("confirm", "subscribers", "nobody@example.org")
     wrong_purpose = signer.make("unsubscribe", "subscribers", NEW)
+    other_list = signer.make("confirm", "other-list", NEW)
     sign_up(fresh_client)
     real = path_of(confirm_link(part(outbox(web_project)[0], "plain"))).rsplit("/", 1)[1]
     for token in (genuine_but_unknown, wrong_purpose, real[:-1] + ("A" if real[-1] != "A" else "B"),
-                  "x", signer.make("confirm", "other-list", NEW)):
-        response = fresh_client.get(f"/confirm/{token}")
+                  "x", other_list):
+        path = f"/confirm/{token}"
+        response = fresh_client.post(path, data={"csrf": csrf.issue(path)},
+                                     headers={"Origin": BASE})
         assert response.status_code == 400, token
         assert "confirmation link" in response.text
+        if token != other_list:  # a known address: its page shows the button, the POST refuses
+            response = fresh_client.get(path)
+            assert response.status_code == 400, token
+            assert "confirmation link" in response.text
     assert subscriptions(web_project)[0]["status"] == "pending"
 
 
@@ -214,11 +230,13 @@ def test_confirmed_sign_up_ends_an_earlier_unsubscription(web_project: Path,
     sign_up(fresh_client)
     with store_of(web_project) as store:
         assert store.is_suppressed(NEW)  # a form alone is not consent
-    page = fresh_client.get(path_of(confirm_link(part(outbox(web_project)[0], "plain"))))
+    page = press_confirm(fresh_client, confirm_link(part(outbox(web_project)[0], "plain")))
     assert page.status_code == 200
-    assert "was unsubscribed from all MIraGE messages earlier" not in page.text
+    assert "Your confirmation ends that" in page.text
     with store_of(web_project) as store:
         assert not store.is_suppressed(NEW)
+        kinds = [e["kind"] for e in store.export(NEW)["events"]]
+    assert kinds[-2:] == ["subscribed", "resubscribed"]
 
 
 def test_a_browsers_null_origin_on_a_same_origin_post_is_accepted(

@@ -61,7 +61,7 @@ def issue_page(request: Request) -> Response:
 def view_online(request: Request) -> Response:
     """The "view online" link of a message: the issue as published, for anyone."""
     state = web_state(request)
-    found = state.ctx.signer.verify("view", request.path_params["token"])
+    found = state.ctx.verify("view", request.path_params["token"])
     if found is None:
         raise HTTPException(400, "This link is not valid. Copy the whole link from the message.")
     issue_id, subject = found

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate, make_msgid
@@ -25,6 +24,8 @@ from mirage_mailer.delivery import (
     unclaimed,
 )
 from mirage_mailer.errors import MirageError
+from mirage_mailer.headersafe import mailbox_header, text_header
+from mirage_mailer.message import address_header
 from mirage_mailer.tokens import Signer
 from mirage_mailer.web.pages import render_text
 
@@ -38,24 +39,32 @@ def confirmation_link(signer: Signer, base_url: str, list_name: str, email: str)
 
 def confirmation_message(settings: Settings, *, list_name: str, email: str, name: str | None,
                          link: str) -> bytes:
-    """multipart/alternative (text, HTML), UTF-8, from the project's sender to one address."""
+    """multipart/alternative (text, HTML), UTF-8, from the project's sender to one address.
+
+    The header block is made by ``headersafe`` (never by the stdlib's folder, which decodes
+    encoded words in a visitor's name back into line breaks on Python before 3.11.10); the
+    stdlib only lays out the two body parts, whose headers hold nothing from outside.
+    """
     project = settings.project
     sender = settings.sender
     context = {"site": project, "list_name": list_name, "link": link, "name": name or "",
                "consent_text": settings.web.consent_text}
-    message = EmailMessage(policy=_POLICY)
-    message["From"] = Address(sender.from_name, addr_spec=sender.from_email)
-    message["To"] = Address(name or "", addr_spec=email)
-    message["Subject"] = f"Please confirm your subscription to the {project.name} newsletter"
-    message["Date"] = formatdate(localtime=False, usegmt=True)
-    message["Message-ID"] = make_msgid("confirm", domain=sender.domain)
+    body = EmailMessage(policy=_POLICY)
+    body.set_content(render_text("mail/confirm.txt.j2", **context), charset="utf-8")
+    body.add_alternative(render_text("mail/confirm.html.j2", **context), subtype="html",
+                         charset="utf-8")
+    head = [
+        mailbox_header("From", sender.from_name or None, sender.from_email),
+        mailbox_header("To", name, email),
+        text_header("Subject",
+                    f"Please confirm your subscription to the {project.name} newsletter"),
+        f"Date: {formatdate(localtime=False, usegmt=True)}\n".encode("ascii"),
+        f"Message-ID: {make_msgid('confirm', domain=sender.domain)}\n".encode("ascii"),
+    ]
     if sender.reply_to:
-        message["Reply-To"] = sender.reply_to
-    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
-    message.set_content(render_text("mail/confirm.txt.j2", **context), charset="utf-8")
-    message.add_alternative(render_text("mail/confirm.html.j2", **context), subtype="html",
-                            charset="utf-8")
-    return message.as_bytes()
+        head.append(address_header("Reply-To", sender.reply_to))
+    head.append(b"Auto-Submitted: auto-generated\n")  # RFC 3834: no auto-replies to this
+    return b"".join(head) + body.as_bytes()
 
 
 def _credentials(transport: Transport) -> tuple[str, str] | None:

@@ -23,6 +23,15 @@ class WebContext:
         """A store for one request (SQLite connections are cheap; WAL lets send run too)."""
         return Store(self.settings.tracking.database)
 
+    def verify(self, purpose: str, token: str) -> tuple[str, str] | None:
+        """``Signer.verify`` for a token from a URL: anything not ASCII is simply not genuine
+        (``hmac.compare_digest`` raises on non-ASCII text, which would be a 500)."""
+        return self.signer.verify(purpose, token) if token.isascii() else None
+
+    def verify_click(self, token: str, url: str) -> tuple[str, str] | None:
+        """``Signer.verify_click``, with the same rule for non-ASCII tokens."""
+        return self.signer.verify_click(token, url) if token.isascii() else None
+
     @property
     def base_url(self) -> str:
         return self.settings.tracking.base_url or "http://127.0.0.1:8025"

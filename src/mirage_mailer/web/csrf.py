@@ -44,7 +44,10 @@ class CsrfTokens:
         if not value:
             return "The form did not carry its security field."
         stamp, _, signature = value.partition(".")
-        if not stamp.isdigit() or not hmac.compare_digest(signature, self._sign(stamp, action)):
+        # Bytes: compare_digest refuses non-ASCII text with a TypeError (a 500, not an answer).
+        if (not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12
+                or not hmac.compare_digest(signature.encode("utf-8"),
+                                           self._sign(stamp, action).encode("ascii"))):
             return "The form's security field is not valid."
         age = self._clock() - int(stamp)
         if age > self.max_age or age < -_CLOCK_SKEW:

@@ -47,7 +47,7 @@ def _record(ctx: WebContext, issue: str, subject: str, kind: str, url: str | Non
 
 def open_pixel(request: Request) -> Response:
     ctx: WebContext = request.app.state.ctx
-    found = ctx.signer.verify("open", request.path_params["token"])
+    found = ctx.verify("open", request.path_params["token"])
     if found is not None and ctx.settings.tracking.opens and request.method == "GET":
         _record(ctx, found[0], found[1], "opened", None)
     return Response(GIF, media_type="image/gif", headers=NO_STORE)
@@ -68,7 +68,7 @@ def click(request: Request) -> Response:
     if len(targets) != 1 or not _TARGET.match(targets[0]):
         return bad_link()
     url = targets[0]
-    found = ctx.signer.verify_click(request.path_params["token"], url)
+    found = ctx.verify_click(request.path_params["token"], url)
     if found is None:
         return bad_link()
     if ctx.settings.tracking.clicks and request.method == "GET":

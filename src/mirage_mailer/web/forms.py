@@ -28,11 +28,16 @@ def text(form: FormData, name: str) -> str:
 
 
 def check_forgery(request: Request, form: FormData) -> None:
-    """403 unless the form came from this site recently (CSRF field, Origin, Sec-Fetch-Site)."""
+    """403 unless the form came from this site recently (CSRF field, Origin, Sec-Fetch-Site);
+    400 for a field no form of ours could have carried (not ASCII)."""
     state = web_state(request)
     if cross_site(request, state.ctx.settings.tracking.base_url):
         raise HTTPException(403, "The form was sent from another site. Open this page here "
                                  "and send the form again.")
-    problem = state.csrf.problem(text(form, FIELD), request.url.path)
+    field = text(form, FIELD)
+    if not field.isascii():  # ours are ASCII: a malformed request, not a forged one
+        raise HTTPException(400, "The form's security field is not valid. Reload the page and "
+                                 "send the form again.")
+    problem = state.csrf.problem(field, request.url.path)
     if problem is not None:
         raise HTTPException(403, f"{problem} Reload the page and send the form again.")

@@ -34,6 +34,7 @@ ERROR_TITLES = {
     404: "Page not found",
     405: "Not allowed here",
     413: "Too much data",
+    429: "Too many requests",
     500: "Something went wrong on our side",
 }
 

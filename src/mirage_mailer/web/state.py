@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.background import BackgroundTask
@@ -16,6 +16,7 @@ from mirage_mailer.web.csrf import CsrfTokens
 from mirage_mailer.web.issue_pages import IssueRenderer
 from mirage_mailer.web.links import Links
 from mirage_mailer.web.pages import html, render_page
+from mirage_mailer.web.ratelimit import SignUpLimits
 
 PUBLIC_CACHE = "public, max-age=300"
 
@@ -26,6 +27,7 @@ class WebState:
     csrf: CsrfTokens
     catalogue: Catalogue
     renderer: IssueRenderer
+    limits: SignUpLimits = field(default_factory=SignUpLimits)
 
 
 def web_state(request: HTTPConnection) -> WebState:

@@ -3,6 +3,12 @@
 Consent is recorded with the exact text and version shown, the time, the list and the source;
 the confirmation link proves the address is the person's own. Pages never say whether an
 address was already subscribed (that would leak who reads the newsletter).
+
+The link opens a page with one button: only its POST confirms. Mail scanners open (GET,
+HEAD) every link in a message, and someone who posts another person's address to the form
+must not get it confirmed, least of all the address of someone who unsubscribed. The
+person's own confirmation is fresh, explicit consent: it lifts an earlier unsubscription (the
+store records a ``resubscribed`` event). Sign-ups are rate-limited per mailbox and per client.
 """
 
 from __future__ import annotations
@@ -18,16 +24,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mirage_mailer.addresses import check_address, check_header_value
+from mirage_mailer.addresses import check_address
 from mirage_mailer.config import Settings
 from mirage_mailer.errors import InputError
+from mirage_mailer.headersafe import header_problem
 from mirage_mailer.langs import check_language, normalise_language
 from mirage_mailer.lists import find_list
 from mirage_mailer.web import languages
 from mirage_mailer.web.confirmation import send_confirmation
 from mirage_mailer.web.csrf import FIELD
 from mirage_mailer.web.forms import check_forgery, read_form, text
-from mirage_mailer.web.state import respond, web_state
+from mirage_mailer.web.ratelimit import mailbox_key
+from mirage_mailer.web.state import WebState, respond, web_state
 from mirage_mailer.web.unsubscribe import mask
 
 _LIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -69,13 +77,14 @@ def check_sign_up(form: FormData, settings: Settings) -> tuple[SignUp | None, di
         errors["email"] = "Enter your e-mail address."
     else:
         email, bad = check_address(raw_email)
-        if bad:
+        if bad or header_problem(email):
             errors["email"] = "This is not a valid e-mail address."
     name = " ".join(text(form, "name").split())
     if len(name) > MAX_NAME:
         errors["name"] = f"Keep the name under {MAX_NAME} characters."
-    elif check_header_value(name):
-        errors["name"] = "The name contains characters that cannot be used."
+    elif header_problem(name):
+        errors["name"] = ("The name contains characters that cannot be used (line breaks, "
+                          "control characters, or an encoded word such as =?utf-8?q?...?=).")
     lang = text(form, "lang").strip() or settings.project.language
     if check_language(lang):
         errors["lang"] = "Choose a language from the list."
@@ -116,6 +125,26 @@ def _record(request: Request, list_name: str, sign_up: SignUp) -> bool:
             consent_version=web.consent_version, source="web")
 
 
+def _client(request: Request) -> str:
+    """The visitor's address (the forwarded one behind ``serve --proxy-headers``)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+def _over_limit(request: Request, state: WebState, email: str) -> Response | None:
+    """A polite page when this client or this mailbox asked too often, else None (counted)."""
+    limits = state.limits
+    client = _client(request)
+    if not limits.per_client.allow(client):
+        wait = limits.per_client.retry_after(client)
+        return respond(request, "subscribe_limited.html.j2", title="Too many sign-ups",
+                       status=429, headers={"Retry-After": str(wait)}, per_client=True,
+                       email=email, minutes=max(1, wait // 60))
+    if not limits.per_mailbox.allow(mailbox_key(email)):
+        return respond(request, "subscribe_limited.html.j2", title="Check your mailbox",
+                       per_client=False, email=email, minutes=0)
+    return None
+
+
 async def subscribe(request: Request) -> Response:
     list_name = await run_in_threadpool(_list_name, request)
     form = await read_form(request)
@@ -128,6 +157,9 @@ async def subscribe(request: Request) -> Response:
                   "lang": text(form, "lang").strip() or settings.project.language}
         return await run_in_threadpool(
             lambda: _form(request, list_name, values=values, errors=errors, status=400))
+    limited = _over_limit(request, state, sign_up.email)
+    if limited is not None:
+        return limited
     pending = await run_in_threadpool(_record, request, list_name, sign_up)
     task = None
     if pending:  # an already confirmed address gets nothing: the page stays the same
@@ -137,25 +169,60 @@ async def subscribe(request: Request) -> Response:
                    email=sign_up.email, background=task)
 
 
-def confirm(request: Request) -> Response:
-    state = web_state(request)
-    found = state.ctx.signer.verify("confirm", request.path_params["token"])
+BAD_CONFIRM = ("This confirmation link is not valid. Copy the whole link from the message, or "
+               "subscribe again.")
+NO_SIGN_UP = ("This confirmation link does not match a sign-up (it may have been erased). "
+              "Subscribe again.")
+
+
+def _confirm_token(request: Request) -> tuple[str, str]:
+    """(list, subject id) of a genuine confirmation token, else a 400 page."""
+    found = web_state(request).ctx.verify("confirm", str(request.path_params["token"]))
     if found is None:
-        raise HTTPException(400, "This confirmation link is not valid. Copy the whole link "
-                                 "from the message, or subscribe again.")
-    list_name, subject = found
+        raise HTTPException(400, BAD_CONFIRM)
+    return found
+
+
+def show_confirm(request: Request) -> Response:
+    """GET (and HEAD): a page with one button; reads the store, changes nothing."""
+    list_name, subject = _confirm_token(request)
+    state = web_state(request)
     with state.ctx.store() as store:
+        known = store.resolve_subject(subject) is not None
+    if not known:
+        raise HTTPException(400, NO_SIGN_UP)
+    action = request.url.path
+    return respond(request, "confirm.html.j2", title="Confirm your subscription",
+                   noindex=True, list_name=list_name, action=action, csrf_field=FIELD,
+                   csrf=state.csrf.issue(action))
+
+
+def _confirm(request: Request, list_name: str, subject: str) -> tuple[str, bool, bool]:
+    """(address, suppression lifted now, still suppressed) after the person's own POST."""
+    with web_state(request).ctx.store() as store:
+        address = store.resolve_subject(subject)
+        before = address is not None and store.is_suppressed(address)
         row = store.confirm_subscriber(list_name, subject)
-        suppressed = row is not None and store.is_suppressed(row["email"])
-    if row is None:
-        raise HTTPException(400, "This confirmation link does not match a sign-up (it may have "
-                                 "been erased). Subscribe again.")
+        if row is None:
+            raise HTTPException(400, NO_SIGN_UP)
+        after = store.is_suppressed(row["email"])
+    return str(row["email"]), before and not after, after
+
+
+async def confirm(request: Request) -> Response:
+    """POST from the page's button (CSRF field): confirms; idempotent."""
+    list_name, subject = _confirm_token(request)
+    form = await read_form(request)
+    check_forgery(request, form)
+    address, lifted, suppressed = await run_in_threadpool(_confirm, request, list_name, subject)
     return respond(request, "confirmed.html.j2", title="Subscription confirmed", noindex=True,
-                   list_name=list_name, masked=mask(row["email"]), suppressed=suppressed)
+                   list_name=list_name, masked=mask(address), lifted=lifted,
+                   suppressed=suppressed)
 
 
 ROUTES: list[BaseRoute] = [
     Route("/subscribe/{list_name}", show, methods=["GET"]),
     Route("/subscribe/{list_name}", subscribe, methods=["POST"]),
-    Route("/confirm/{token}", confirm, methods=["GET"]),
+    Route("/confirm/{token}", show_confirm, methods=["GET"]),
+    Route("/confirm/{token}", confirm, methods=["POST"]),
 ]

@@ -33,7 +33,7 @@ def mask(address: str) -> str:
 def _resolve(request: Request) -> tuple[str, str]:
     """(issue, address) behind the token, or a 400 page (tampered, wrong purpose, unknown)."""
     state = web_state(request)
-    found = state.ctx.signer.verify("unsubscribe", request.path_params["token"])
+    found = state.ctx.verify("unsubscribe", request.path_params["token"])
     if found is None:
         raise HTTPException(400, BAD_LINK)
     issue, subject = found
