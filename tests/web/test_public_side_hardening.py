@@ -1,0 +1,288 @@
+"""Issue 8, the public side: encoded-word header injection through the real server, links that
+scanners open (GET, HEAD) changing nothing, a person's own confirmation lifting their earlier
+unsubscription, sign-up rate limits, and non-ASCII tokens or CSRF fields answered with 400."""
+
+from __future__ import annotations
+
+import email
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+import pytest
+from web_support import (
+    BASE,
+    ISSUE_ID,
+    MARIA,
+    TestClient,
+    client_for,
+    csrf_of,
+    free_port,
+    https_unsubscribe,
+    message_to,
+    outbox,
+    part,
+    path_of,
+    serving,
+    settings_of,
+    signer_of,
+    store_of,
+)
+
+from helpers import SAMPLE_ISSUE, edit
+
+FORM_PATH = "/subscribe/subscribers"
+INJECTION = "=?utf-8?q?X=0D=0ASubject:_PWNED=0D=0A=0D=0A<h1>PHISH</h1>?="
+VICTIM = "victim@example.org"
+
+
+def _post_sign_up(http: httpx.Client | TestClient, *, email_address: str, name: str = "",
+                  headers: dict[str, str] | None = None) -> httpx.Response:
+    token = csrf_of(http.get(FORM_PATH).text)
+    return http.post(FORM_PATH, data={"csrf": token, "email": email_address, "name": name,
+                                      "lang": "en", "consent": "yes"}, headers=headers or {})
+
+
+def _raw_messages(project: Path) -> list[bytes]:
+    folder = project / "outbox" / "new"
+    return [p.read_bytes() for p in sorted(folder.iterdir())] if folder.is_dir() else []
+
+
+def _header_lines(raw: bytes, name: str) -> list[bytes]:
+    head = raw.split(b"\n\n", 1)[0]
+    return [line for line in head.split(b"\n") if line.lower().startswith(name.lower() + b":")]
+
+
+def _assert_not_injected(raw: bytes, to: str) -> EmailMessage:
+    """Exactly one Subject, one To (one folded line, the form's address), nothing injected."""
+    message = email.message_from_bytes(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    assert len(message.get_all("Subject") or []) == 1
+    assert len(_header_lines(raw, b"Subject")) == 1 and len(_header_lines(raw, b"To")) == 1
+    assert "PWNED" not in str(message["Subject"])
+    addresses = message["To"].addresses
+    assert [a.addr_spec for a in addresses] == [to]
+    assert "\r" not in str(message["To"]) and "\n" not in str(message["To"])
+    assert b"\r" not in raw
+    assert message.get_content_type() == "multipart/alternative"
+    html = message.get_body(("html",))
+    assert html is not None and "<h1>PHISH</h1>" not in html.get_content()
+    return message
+
+
+# -- 1: header injection through the real `serve` ------------------------------------------
+
+
+def _wait_for_mail(project: Path, count: int, timeout: float = 15.0) -> list[bytes]:
+    deadline = time.monotonic() + timeout
+    while len(_raw_messages(project)) < count:
+        assert time.monotonic() < deadline, f"{len(_raw_messages(project))} of {count} mails"
+        time.sleep(0.1)
+    return _raw_messages(project)
+
+
+def test_an_encoded_word_name_cannot_inject_headers_through_serve(web_project: Path) -> None:
+    with serving(web_project, free_port()) as url, \
+            httpx.Client(base_url=url, timeout=10, follow_redirects=False) as http:
+        attack = _post_sign_up(http, email_address=VICTIM, name=INJECTION)
+        assert attack.status_code == 400
+        assert "encoded word" in attack.text and 'aria-describedby="name-error"' in attack.text
+        hidden_in_address = _post_sign_up(
+            http, email_address="=?utf-8?q?a=0D=0ABcc:_x@evil.example?=@example.org")
+        assert hidden_in_address.status_code == 400
+        # An encoded word that hides nothing is a name like any other: sent as literal text.
+        literal = "=?utf-8?q?Ren=C3=A9?="
+        fine = _post_sign_up(http, email_address="rene@example.org", name=literal)
+        assert fine.status_code == 200, fine.text
+        [raw] = _wait_for_mail(web_project, 1)
+    time.sleep(0.2)
+    assert len(_raw_messages(web_project)) == 1  # nothing went to the victim
+    message = _assert_not_injected(raw, "rene@example.org")
+    assert message["To"].addresses[0].display_name == literal  # not decoded into "René"
+    assert "Please confirm your subscription" in str(message["Subject"])
+    with store_of(web_project) as store:
+        assert store.export(VICTIM)["subscriptions"] == []
+
+
+def test_the_confirmation_mail_builder_never_emits_a_hidden_line_break(
+        web_project: Path) -> None:
+    """Defence in depth: even a name that skipped the form's check stays one literal name."""
+    from mirage_mailer.web.confirmation import confirmation_message
+
+    raw = confirmation_message(settings_of(web_project), list_name="subscribers",
+                               email=VICTIM, name=INJECTION, link=f"{BASE}/confirm/x")
+    message = _assert_not_injected(raw, VICTIM)
+    assert message["To"].addresses[0].display_name.replace(" ", "") == INJECTION
+
+
+# -- 3: GET and HEAD change nothing; only the person's POST confirms -----------------------
+
+
+def _state(project: Path, *, engagement: bool = True) -> list[str]:
+    """Every row of the store, as SQL (engagement events left out when asked)."""
+    connection = sqlite3.connect(settings_of(project).tracking.database)
+    try:
+        lines = list(connection.iterdump())
+    finally:
+        connection.close()
+    if not engagement:
+        lines = [line for line in lines if "'opened'" not in line and "'clicked'" not in line]
+    return lines
+
+
+def _links_of(project: Path, message: EmailMessage) -> dict[str, str]:
+    html = part(message, "html").replace("&amp;", "&")
+    links = {"unsubscribe": path_of(https_unsubscribe(message))}
+    view = re.search(rf"{re.escape(BASE)}(/v/[^\"\s]+)", html)
+    pixel = re.search(rf"{re.escape(BASE)}(/o/[^\"\s]+)", html)
+    click = re.search(rf"{re.escape(BASE)}(/c/[^\"\s]+)", html)
+    assert view and pixel and click, "the issue must carry view, pixel and click links"
+    links.update(view=view[1], pixel=pixel[1], click=click[1])
+    return links
+
+
+@pytest.fixture
+def tracked_project(web_project: Path) -> Path:
+    """The sample issue sent with opens and clicks on, and one pending web sign-up."""
+    edit(web_project / "mirage.yaml", f"  base_url: {BASE}",
+         f"  base_url: {BASE}\n  opens: true\n  clicks: true")
+    proc = subprocess.run([sys.executable, "-m", "mirage_mailer", "send", SAMPLE_ISSUE, "--yes"],
+                          cwd=web_project, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    with client_for(web_project) as client:
+        assert _post_sign_up(client, email_address="new.reader@example.org").status_code == 200
+    return web_project
+
+
+def test_head_and_get_on_every_link_change_nothing(tracked_project: Path) -> None:
+    links = _links_of(tracked_project, message_to(tracked_project, MARIA))
+    confirmation = [m for m in outbox(tracked_project) if "new.reader@" in str(m["To"])]
+    [link] = re.findall(rf"{re.escape(BASE)}(/confirm/\S+)", part(confirmation[0], "plain"))
+    links["confirm"] = link
+    with client_for(tracked_project) as client:
+        for name, path in links.items():
+            before = _state(tracked_project)
+            head = client.head(path)
+            assert head.status_code in (200, 302), (name, head.status_code)
+            assert _state(tracked_project) == before, f"HEAD {name} changed the store"
+            get = client.get(path)
+            assert get.status_code in (200, 302), (name, get.status_code)
+            # Opens and clicks are engagement events by design (README "Opens and clicks");
+            # nothing else may change, and HEAD records not even those.
+            assert _state(tracked_project, engagement=False) == [
+                line for line in before if "'opened'" not in line and "'clicked'" not in line
+            ], f"GET {name} changed the store"
+    with store_of(tracked_project) as store:
+        assert not store.is_suppressed(MARIA)
+        [row] = store.export("new.reader@example.org")["subscriptions"]
+    assert row["status"] == "pending"
+
+
+def test_a_scanner_cannot_resubscribe_someone_but_the_person_can(web_project: Path) -> None:
+    """Issue 8 #3: a third party posts the address of someone who unsubscribed; the mail
+    scanner opens the link (HEAD, GET). Nothing changes until the person presses the button;
+    then their fresh consent lifts the earlier unsubscription, with a dated event."""
+    with store_of(web_project) as store:
+        store.suppress(VICTIM, source="web", reason="link in issue 1")
+    with client_for(web_project) as client:
+        assert _post_sign_up(client, email_address=VICTIM).status_code == 200
+        [message] = outbox(web_project)
+        [link] = re.findall(rf"{re.escape(BASE)}(/confirm/\S+)", part(message, "plain"))
+        before = _state(web_project)
+        for _ in range(2):
+            assert client.head(link).status_code == 200
+            page = client.get(link)
+            assert page.status_code == 200
+            assert 'method="post"' in page.text and "Confirm my subscription" in page.text
+        assert _state(web_project) == before
+        with store_of(web_project) as store:
+            assert store.is_suppressed(VICTIM)
+        forged = client.post(link, data={})  # no CSRF field: not the page's button
+        assert forged.status_code == 403
+        assert _state(web_project) == before
+        pressed = client.post(link, data={"csrf": csrf_of(page.text)}, headers={"Origin": BASE})
+        assert pressed.status_code == 200
+        assert "Your confirmation ends that" in pressed.text
+    with store_of(web_project) as store:
+        assert not store.is_suppressed(VICTIM)
+        events = store.export(VICTIM)["events"]
+    resubscribed = [e for e in events if e["kind"] == "resubscribed"]
+    assert len(resubscribed) == 1 and resubscribed[0]["at"]
+
+
+# -- 12: rate limits, and non-ASCII in tokens and CSRF fields -------------------------------
+
+
+def test_one_mailbox_gets_at_most_three_confirmations_a_day(web_project: Path,
+                                                            fresh_client: TestClient) -> None:
+    variants = ["ann@example.org", "Ann+news@example.org", "ANN+x@Example.ORG",
+                "ann+y@example.org", "aNN@EXAMPLE.org", "ann+z@example.org"]
+    pages = [_post_sign_up(fresh_client, email_address=v) for v in variants]
+    assert [p.status_code for p in pages] == [200] * len(variants)
+    assert len(outbox(web_project)) == 3
+    assert all("a message is on its way" in p.text for p in pages[:3])
+    for page in pages[3:]:
+        assert "already sent recently" in page.text
+    assert "ben@example.org" in str(
+        _post_sign_up(fresh_client, email_address="ben@example.org").text)
+    assert len(outbox(web_project)) == 4  # another mailbox is not affected
+
+
+def test_one_client_cannot_make_the_site_mail_two_hundred_strangers(
+        web_project: Path, fresh_client: TestClient) -> None:
+    token = csrf_of(fresh_client.get(FORM_PATH).text)
+    statuses = []
+    for n in range(200):
+        response = fresh_client.post(FORM_PATH, data={
+            "csrf": token, "email": f"stranger{n}@example.org", "lang": "en", "consent": "yes"})
+        statuses.append(response.status_code)
+    assert statuses[:10] == [200] * 10
+    assert set(statuses[10:]) == {429}
+    assert len(outbox(web_project)) == 10
+    refused = fresh_client.post(FORM_PATH, data={
+        "csrf": token, "email": "late@example.org", "lang": "en", "consent": "yes"})
+    assert refused.status_code == 429
+    assert "Too many sign-ups" in refused.text and int(refused.headers["Retry-After"]) > 0
+
+
+NON_ASCII = ["é", "\u212a", "ſ", "\u00b2", "\U0001f600"]
+
+
+@pytest.mark.parametrize("char", NON_ASCII)
+def test_non_ascii_tokens_and_csrf_fields_are_a_400_never_a_500(sent_project: Path,
+                                                                char: str) -> None:
+    signer = signer_of(sent_project)
+    subject = signer.subject_id(MARIA)
+    good = {
+        "u": signer.make_for_subject("unsubscribe", ISSUE_ID, subject),
+        "v": signer.make_for_subject("view", ISSUE_ID, subject),
+        "confirm": signer.make("confirm", "subscribers", MARIA),
+    }
+    with client_for(sent_project, raise_server_exceptions=False) as client:
+        for prefix, token in good.items():
+            for bad in (token[:-1] + char, token + char, char + token):
+                response = client.get(f"/{prefix}/{bad}")
+                assert response.status_code == 400, (prefix, bad, response.status_code)
+        click = client.get(f"/c/{good['v'][:-1]}{char}", params={"u": "https://example.org"})
+        assert click.status_code == 400
+        pixel = client.get(f"/o/{good['v'][:-1]}{char}.gif")
+        assert pixel.status_code == 200 and pixel.headers["content-type"] == "image/gif"
+        form_token = csrf_of(client.get(FORM_PATH).text)
+        stamp, _, signature = form_token.partition(".")
+        for csrf in (f"{stamp}.{signature[:-1]}{char}", f"{stamp}{char}.{signature}",
+                     f"{char}.{signature}"):
+            response = client.post(FORM_PATH, data={"csrf": csrf, "email": "x@example.org",
+                                                    "lang": "en", "consent": "yes"})
+            assert response.status_code == 400, (csrf, response.status_code)
+        unsubscribe = path_of(https_unsubscribe(message_to(sent_project, MARIA)))
+        response = client.post(unsubscribe, data={"csrf": f"{stamp}.{signature[:-1]}{char}"})
+        assert response.status_code == 400
+    with store_of(sent_project) as store:
+        assert not store.is_suppressed(MARIA)
