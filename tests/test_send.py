@@ -24,7 +24,7 @@ from mirage_mailer.delivery.testing import (
     Call,
     Rule,
     SmtpSink,
-    drop_in_data,
+    drop_at_data_command,
     fail_times,
     refuse,
 )
@@ -152,8 +152,8 @@ def test_451_is_retried_and_sent_once(project: Path, run_cli: RunCli, sink: Smtp
     assert (jean["status"], jean["attempts"]) == ("sent", 2)
 
 
-@pytest.mark.smtp_fault(rules=[drop_in_data(1, address="amina.haddad@example.org")])
-def test_connection_dropped_mid_data_is_recovered(project: Path, run_cli: RunCli,
+@pytest.mark.smtp_fault(rules=[drop_at_data_command(1, address="amina.haddad@example.org")])
+def test_connection_dropped_before_the_end_of_data_is_recovered(project: Path, run_cli: RunCli,
                                                   sink: SmtpSink) -> None:
     use_sink(project, sink)
     result = run_cli("send", SAMPLE_ISSUE, "--yes")

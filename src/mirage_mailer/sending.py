@@ -60,10 +60,11 @@ class Progress:
     sent: int = 0
     failed: int = 0
     deferred: int = 0
+    unknown: int = 0  # the relay may have the message (no reply after DATA): not retried
 
     @property
     def done(self) -> int:
-        return self.sent + self.failed
+        return self.sent + self.failed + self.unknown
 
 
 ProgressHook = Callable[[Progress], None]
@@ -276,6 +277,8 @@ def _count(totals: Progress, result: Result) -> None:
         totals.sent += 1
     elif result.outcome is Outcome.FAILED:
         totals.failed += 1
+    elif result.outcome is Outcome.UNKNOWN:
+        totals.unknown += 1
     else:
         totals.deferred += 1
 
@@ -332,7 +335,9 @@ def send(prep: Preparation, options: SendOptions,
 
         def on_result(result: Result) -> None:
             key = result.envelope.key
-            writes.hold(key, result.outcome.value, result.code, result.response)
+            if result.outcome is not Outcome.UNKNOWN:
+                writes.hold(key, result.outcome.value, result.code, result.response)
+            # UNKNOWN: the row stays 'sending' (reported unknown) and becomes 'unknown' below
             if result.final:
                 message_ids.pop(key, None)
                 _count(outcome.this_run, result)
@@ -345,6 +350,9 @@ def send(prep: Preparation, options: SendOptions,
                                      rate=options.rate, after=writes.close)
         finally:
             writes.close()
+            # every envelope has had its final word, so the rows still 'sending' are the ones
+            # whose DATA ended without a reply: unknown, re-sent only by --resend-unknown
+            store.recover_inflight(issue.id)
         outcome.to_send = outcome.this_run.total
         outcome.counts = store.counts(issue.id)
     return outcome

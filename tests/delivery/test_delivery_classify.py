@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mirage_mailer.delivery.classify import Verdict, classify, is_throttle
+from mirage_mailer.delivery.classify import BurstDetector, Verdict, classify, is_throttle
 
 
 @pytest.mark.parametrize(("stage", "code", "verdict"), [
@@ -26,7 +26,54 @@ def test_classify(stage: str, code: int, verdict: Verdict) -> None:
     assert classify(stage, code) is verdict
 
 
-def test_throttle_codes() -> None:
-    assert [c for c in (250, 421, 450, 451, 452, 454, 550) if is_throttle(c)] == [
+def test_throttle_codes_need_words_about_pace() -> None:
+    slow = "4.7.1 Rate limit exceeded, try again later"
+    assert [c for c in (250, 421, 450, 451, 452, 454, 550) if is_throttle(c, slow)] == [
         421, 450, 451, 452]
-    assert not is_throttle(None)
+    assert not is_throttle(None, slow)
+
+
+@pytest.mark.parametrize("text", [
+    "4.7.1 Rate limit exceeded",
+    "4.7.0 Too many messages, slow down; closing",
+    "Throttling: please retry later",
+    "4.7.28 Our system has detected an unusual rate of unsolicited mail",
+    "Slow down",
+    "4.3.2 Too many connections from your host",
+    "Daily sending quota exceeded",
+])
+def test_replies_about_pace_are_throttles(text: str) -> None:
+    assert is_throttle(451, text)
+
+
+@pytest.mark.parametrize(("code", "text"), [
+    (451, "4.7.1 Greylisted, please try again later"),
+    (450, "4.2.0 Greylisted for 300 seconds"),
+    (450, "4.7.1 <r@example.net>: Recipient address rejected: try again later"),
+    (452, "4.2.2 Mailbox full"),
+    (452, "4.2.2 The email account is over quota"),  # one mailbox: never the pool's pace
+    (450, "4.2.1 The user is receiving mail at a rate that prevents more messages"),
+    (421, "4.3.2 Service shutting down"),
+    (451, "4.3.0 Temporary lookup failure"),
+])
+def test_replies_about_one_recipient_are_not_throttles(code: int, text: str) -> None:
+    assert not is_throttle(code, text)
+
+
+def test_a_burst_of_plain_4xx_across_recipients_is_throttling() -> None:
+    bursts = BurstDetector(window=1.0, least=8, share=0.5)
+    now = 100.0
+    for i in range(90):  # one in ten greylisted: never a burst
+        now += 0.001
+        if i % 10 == 0:
+            assert not bursts.refusal(now, f"g{i}@example.net")
+        else:
+            bursts.success(now)
+    # then most answers are refusals, from many recipients: the relay refuses our pace
+    seen = [bursts.refusal(now + 0.001 * i, f"r{i}@example.net") for i in range(100)]
+    assert not seen[0] and seen[-1]
+
+
+def test_one_recipient_refused_again_and_again_is_not_a_burst() -> None:
+    bursts = BurstDetector(window=1.0, least=8, share=0.5)
+    assert not any(bursts.refusal(100 + 0.01 * i, "same@example.net") for i in range(50))

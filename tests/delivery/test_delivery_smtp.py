@@ -25,6 +25,7 @@ from mirage_mailer.delivery.testing import (
     Reply,
     Rule,
     SmtpSink,
+    drop_at_data_command,
     drop_in_data,
     fail_times,
     refuse,
@@ -94,8 +95,9 @@ def test_temporary_refusal_is_retried_and_sent_once(sink: SmtpSink, deliver: Del
     assert run.stats is not None and run.stats.sent == 5
 
 
-@pytest.mark.smtp_fault(rules=[drop_in_data(1, address="r1@example.net")])
-def test_connection_dropped_mid_data_is_recovered(sink: SmtpSink, deliver: Deliver) -> None:
+@pytest.mark.smtp_fault(rules=[drop_at_data_command(1, address="r1@example.net")])
+def test_connection_dropped_before_the_end_of_data_is_retried(sink: SmtpSink,
+                                                              deliver: Deliver) -> None:
     run = deliver(make_transport(sink.url, concurrency=1), make_envelopes(4))
     first, second = run.rec.of(1)
     assert first.outcome is Outcome.DEFERRED and first.code is None and not first.final
@@ -103,6 +105,19 @@ def test_connection_dropped_mid_data_is_recovered(sink: SmtpSink, deliver: Deliv
     assert second.outcome is Outcome.SENT
     assert sorted(sink.recipients()) == [f"r{i}@example.net" for i in range(4)]
     assert sink.connections == 2  # reconnected once
+
+
+@pytest.mark.smtp_fault(rules=[drop_in_data(1, address="r1@example.net")])
+def test_connection_dropped_after_the_end_of_data_is_unknown_not_retried(
+        sink: SmtpSink, deliver: Deliver) -> None:
+    """The server had the whole message: it may have queued it, so a retry could deliver it
+    twice. The recipient is UNKNOWN, final, and never sent again by this run."""
+    run = deliver(make_transport(sink.url, concurrency=1), make_envelopes(4))
+    [only] = run.rec.of(1)
+    assert (only.outcome, only.code, only.final) == (Outcome.UNKNOWN, None, True)
+    assert "end of DATA" in only.response
+    assert run.stats is not None and (run.stats.sent, run.stats.unknown) == (3, 1)
+    assert sink.count("DATA") == 4  # r1 was not transmitted again
 
 
 @pytest.mark.smtp_fault(
@@ -114,7 +129,7 @@ def test_421_reconnects_and_continues(sink: SmtpSink, deliver: Deliver) -> None:
     assert sorted(sink.recipients()) == [f"r{i}@example.net" for i in range(5)]
 
 
-@pytest.mark.smtp_fault(rules=[drop_in_data(99, address="r0@example.net")])
+@pytest.mark.smtp_fault(rules=[drop_at_data_command(99, address="r0@example.net")])
 def test_gives_up_after_max_attempts_and_leaves_it_pending(sink: SmtpSink,
                                                            deliver: Deliver) -> None:
     run = deliver(make_transport(sink.url, max_attempts=3), make_envelopes(6))

@@ -1,20 +1,34 @@
 """What an SMTP reply means for one recipient: sent, failed for good, try again, or stop the run.
 
 Kept apart from the connection code so the rules read as one table and test without a socket.
+
+Two kinds of 4xx look alike and must not be confused: a relay asking us to slow down (the
+pacer's business) and a temporary refusal of one recipient (greylisting, a full mailbox: that
+recipient's business only). Slowing the whole pool for greylisting collapses a run, so only a
+reply that says it is about pace, or a burst of 4xx across many recipients, counts as throttling.
 """
 
 from __future__ import annotations
 
+import re
+from collections import deque
 from enum import Enum
 
-# Replies relays give when they are sent to too fast; the pacer slows down on these.
+# The replies relays give when they are sent to too fast, if their text says so.
 THROTTLE_CODES = frozenset({421, 450, 451, 452})
+_RATE_WORDS = re.compile(
+    r"\brate\b|rate[- ]?limit|too many|too fast|throttl|slow(?:ing)? down|\blimit|"
+    r"try again in \d|exceeded|quota|frequency|concurrent", re.IGNORECASE)
+# RFC 3463 X.2.Y: the status of one mailbox (full, disabled, receiving too fast): never the pace
+# of the whole run, whatever words come with it.
+_MAILBOX_STATUS = re.compile(r"^\s*4\.2\.\d{1,3}\b")
 
 
 class Verdict(Enum):
     SENT = "sent"
     FAILED = "failed"  # permanent for this recipient
     DEFERRED = "deferred"  # transient: retry later in this run
+    UNKNOWN = "unknown"  # the end of DATA went out, the reply never came: maybe delivered
     ABORT = "abort"  # the session itself is refused: every recipient would get the same
 
 
@@ -36,6 +50,48 @@ def classify(stage: str, code: int) -> Verdict:
     return Verdict.DEFERRED  # 4xx, and anything malformed: never lose a recipient on it
 
 
-def is_throttle(code: int | None) -> bool:
-    """True for the replies that mean "slow down" rather than "not this one"."""
-    return code in THROTTLE_CODES
+def is_throttle(code: int | None, text: str = "") -> bool:
+    """True for a reply whose words say "slow down" (421/450/451/452), not "not this one".
+
+    "451 4.7.1 Greylisted, try again later" and "452 4.2.2 Mailbox full" are about one
+    recipient; "451 4.7.1 Rate limit exceeded" and "421 Too many messages" are about pace.
+    """
+    if code not in THROTTLE_CODES or _MAILBOX_STATUS.match(text):
+        return False
+    return _RATE_WORDS.search(text) is not None
+
+
+class BurstDetector:
+    """Spots a relay that throttles without saying so: 4xx from many distinct recipients
+    in a short window, making up most of the answers it gives.
+
+    Greylisting a tenth of a list gives a tenth of 4xx answers; a relay refusing our pace
+    refuses most of what we offer. ``share`` sits between the two, ``least`` keeps a handful
+    of unlucky recipients from looking like a burst.
+    """
+
+    def __init__(self, window: float = 1.0, least: int = 8, share: float = 0.5) -> None:
+        self.window = window
+        self.least = least
+        self.share = share
+        self._refusals: deque[tuple[float, str]] = deque()
+        self._successes: deque[float] = deque()
+
+    def _trim(self, now: float) -> None:
+        edge = now - self.window
+        while self._refusals and self._refusals[0][0] <= edge:
+            self._refusals.popleft()
+        while self._successes and self._successes[0] <= edge:
+            self._successes.popleft()
+
+    def success(self, now: float) -> None:
+        self._successes.append(now)
+        self._trim(now)
+
+    def refusal(self, now: float, recipient: str) -> bool:
+        """Record a plain 4xx for ``recipient``; True when the recent ones make a burst."""
+        self._refusals.append((now, recipient))
+        self._trim(now)
+        distinct = len({r for _, r in self._refusals})
+        answers = len(self._refusals) + len(self._successes)
+        return distinct >= self.least and len(self._refusals) >= self.share * answers

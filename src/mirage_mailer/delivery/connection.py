@@ -3,6 +3,10 @@
 Opening enforces the security settings before any secret leaves the process: STARTTLS per
 ``starttls``, and AUTH only over TLS unless ``allow_plaintext_auth``. Sending never raises for
 network faults or server refusals: every outcome comes back as an ``Attempt``.
+
+The connection knows exactly whether the final ``.`` of DATA has been written: a fault before
+it is transient (the server cannot have the message), a fault after it and before the reply is
+``UNKNOWN`` (the server may have queued it; RFC 5321 section 6.1), never retried automatically.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import aiosmtplib
 
 from mirage_mailer.addresses import is_plain_address
 from mirage_mailer.delivery.classify import Verdict, classify
-from mirage_mailer.delivery.wire import to_wire
+from mirage_mailer.delivery.wire import wire_format
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,7 @@ class Connection:
         self._smtp: aiosmtplib.SMTP | None = None
         self._socket_transport: asyncio.BaseTransport | None = None
         self.last_used = 0.0
+        self._dot_written = False  # this transaction's end of DATA has been handed to the socket
 
     @property
     def connected(self) -> bool:
@@ -222,6 +227,7 @@ class Connection:
         if smtp is None or not smtp.is_connected:
             return Attempt(Verdict.DEFERRED, None, "not connected")
         self.last_used = time.monotonic()
+        self._dot_written = False
         options: list[str] = []
         encoding = "ascii"
         if not (sender.isascii() and recipient.isascii()):
@@ -251,6 +257,10 @@ class Connection:
                 aiosmtplib.SMTPException, OSError) as exc:
             self.drop()
             why = "timed out" if isinstance(exc, TimeoutError) else "connection lost"
+            if self._dot_written:
+                return Attempt(Verdict.UNKNOWN, None,
+                               f"{why} after the end of DATA, before the reply: the server "
+                               "may have the message; not retried (send --resend-unknown)")
             return Attempt(Verdict.DEFERRED, None, f"{why} during {stage}: {exc}")
         except (ValueError, UnicodeError) as exc:
             await self._reset()
@@ -260,12 +270,11 @@ class Connection:
         return Attempt(Verdict.SENT, reply.code, reply.message)
 
     async def _data(self, smtp: aiosmtplib.SMTP, data: bytes) -> aiosmtplib.SMTPResponse:
-        """DATA and the body. A CR-free body (all of ours) is put in wire format by
-        ``to_wire`` and written through aiosmtplib's protocol; anything else goes through
-        ``smtp.data()``, which normalises it. Both raise as ``smtp.data()`` does."""
-        wire = to_wire(data)
-        if wire is None:
-            return await smtp.data(data)
+        """DATA and the body in wire format (``wire_format``), written in one piece through
+        aiosmtplib's protocol; raises as ``smtp.data()`` does. ``_dot_written`` is set once
+        the write that ends with the final dot has been accepted by the transport: from then
+        on the server may have the whole message."""
+        wire = wire_format(data)
         start = await smtp.execute_command(b"DATA")
         if start.code != 354:
             raise aiosmtplib.SMTPDataError(start.code, start.message)
@@ -273,7 +282,8 @@ class Connection:
         if protocol is None:
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")
         try:
-            protocol.write(wire)
+            protocol.write(wire)  # raises, writing nothing, on a link already closing
+            self._dot_written = True
             reply = await protocol.read_response(timeout=self.settings.timeout)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
             smtp.close()  # as smtp.data() does: a half-read reply must not pair with the next

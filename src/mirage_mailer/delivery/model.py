@@ -38,6 +38,7 @@ class Outcome(StrEnum):
     SENT = "sent"
     DEFERRED = "deferred"
     FAILED = "failed"
+    UNKNOWN = "unknown"  # the end of DATA was written, then no reply: maybe delivered
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,8 @@ class Result:
     """The outcome of one attempt (or the closing word on a message whose retry was cancelled).
 
     ``final`` is False only for a DEFERRED that this run will retry; the last Result of every
-    envelope handed out has ``final=True``.
+    envelope handed out has ``final=True``. UNKNOWN is always final: the server may hold the
+    message, so retrying it automatically could deliver it twice (RFC 5321 section 6.1).
     """
 
     envelope: Envelope
@@ -62,9 +64,11 @@ class DeliveryStats:
     sent: int = 0
     failed: int = 0
     deferred_final: int = 0  # left pending by this run
+    unknown: int = 0  # end of DATA written, no reply: maybe delivered, never retried
     attempts: int = 0  # transmissions started (on_attempt calls)
     connections: int = 0  # connections opened (0 for Maildir)
-    throttled: int = 0  # 421/450/451/452 answers seen
+    throttled: int = 0  # answers taken as "slow down" (rate words, or a burst of 4xx)
+    rate_cuts: int = 0  # times the pacer lowered its pace
     elapsed: float = 0.0  # seconds, whole run
     stopped: bool = False  # the stop event ended the run early
     paced_rate: float | None = None  # msg/s the pacer settled on (None: never limited)

@@ -6,11 +6,21 @@ Three limits combine, the strictest wins:
   provider measures is respected.
 * ``rate_per_hour``: a rolling-hour log of starts, exact for rolling and clock-hour quotas
   alike, so a small list never waits for pacing it does not need.
-* the adaptive rate: the pace the relay accepts, learnt from its throttle answers
-  (421/450/451/452). Halving on every refusal (AIMD) saws between R/2 and R and averages about
-  0.75 R. Instead we measure the accepted rate from recent successes, settle just under it,
-  and probe upward in steps that shrink as the pace nears the one last refused, so a
-  throttling relay is served close to its real limit with few refusals.
+* the adaptive rate: the pace the relay accepts, learnt from its throttle answers.
+
+How the adaptive rate learns. Halving on every refusal (AIMD) saws between R/2 and R, and a
+cut computed from a fixed window right after the first refusal mistakes a relay's small burst
+(a token bucket that starts full) for its rate: 0.24 R at 50 msg/s with a burst of 10. So a
+refusal does not cut at once: it opens a *measurement*. While the relay keeps refusing, it is
+saturated, and what it accepts per second is its rate, whatever its algorithm (token bucket,
+rolling window). After one window (longer at slow rates, to rest on enough successes) the pace
+is set to 0.95 times the larger of two counts: the successes in the window before the first
+refusal (exact for a rolling window, which refills all at once) and in the window after it
+(exact for a token bucket, whose burst is spent by then). Nothing is lost meanwhile: a
+saturated relay accepts all it can, and refused messages are retried. During the measurement
+the offered pace is held to about twice what is being accepted, so the refusals stay few. After
+a cut the pace creeps upward (``probe_gain`` per ``probe_interval``) to find a relay that allows
+more; crossing the limit opens the next measurement.
 
 Time comes from an injected clock so the logic is tested without sleeping.
 """
@@ -25,24 +35,35 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class AdaptiveSettings:
-    window: float = 1.0  # seconds of successes that make up the accepted-rate estimate
-    min_samples: int = 8  # fewer successes than this: the estimate is not trusted
+    window: float = 1.0  # seconds over which accepted messages are counted
+    min_samples: int = 8  # a measurement lasts until it rests on about this many successes
+    max_measure: float = 10.0  # ... but never longer than this (s)
     backoff: float = 0.95  # settle at this fraction of the measured accepted rate
-    probe_interval: float = 0.5  # at most one upward step per interval (s)
-    approach: float = 0.3  # each step closes this fraction of the gap to the refused pace
-    probe_gain: float = 0.01  # smallest step, as a fraction of the rate
+    probe_interval: float = 1.0  # at most one upward step per interval (s)
+    probe_gain: float = 0.02  # each step raises the pace by this fraction
     floor: float = 0.1  # never slower than this (msg/s)
-    max_hold: float = 10.0  # longest time throttles are ignored after a cut (s)
+    min_hold: float = 0.25  # after a cut, answers to the old pace are ignored this long (s)
+    max_hold: float = 10.0
     grace: float = 10.0  # "the relay is accepting": a success within this many seconds
+
+
+@dataclass
+class _Measurement:
+    """An open measurement: the relay started refusing at ``start``."""
+
+    start: float
+    before: float  # msg/s accepted in the window before the first refusal
+    length: float  # seconds to measure
+    last_refusal: float
+    successes: int = 0  # accepted since ``start``
 
 
 class AdaptiveRate:
     """The relay's acceptable pace, learnt from successes and throttle answers.
 
-    ``rate`` is None (unlimited) until the relay first throttles. After each cut, throttles are
-    ignored for a hold-off period: answers to messages started at the old pace, and a relay's
-    window still full of them, say nothing about the new pace. Without a trustworthy estimate
-    (few successes) the rate doubles per step, like TCP slow start, until the next refusal.
+    ``rate`` is None (unlimited) until the relay has refused long enough to be measured.
+    ``pace(now)`` is what the pacer enforces: ``rate``, or during a measurement a limit that
+    keeps the relay saturated without hammering it.
     """
 
     def __init__(self, settings: AdaptiveSettings | None = None,
@@ -50,88 +71,88 @@ class AdaptiveRate:
         self.settings = settings or AdaptiveSettings()
         self.ceiling = ceiling
         self.rate: float | None = None
-        self.refused_pace: float | None = None  # the last pace the relay refused
-        self.discovering = False
         self.throttles = 0
         self.cuts = 0
+        self.measuring: _Measurement | None = None
         self._successes: deque[float] = deque()
         self._last_success: float | None = None
         self._hold_until = -math.inf
         self._last_probe = -math.inf
-        self._early_throttles = 0
 
-    def measure(self, now: float) -> tuple[float, int]:
-        """Accepted msg/s over the recent past and how many successes that rests on.
+    def accepted(self, start: float, end: float) -> int:
+        """Successes in (start, end]."""
+        return sum(1 for t in self._successes if start < t <= end)
 
-        Time before the first success counts as empty, so an opening burst is not mistaken for
-        a sustainable rate. With few successes in the window, the estimate reaches back to the
-        last ``min_samples`` successes instead.
-        """
-        s = self.settings
-        recent = self._successes
-        in_window = sum(1 for t in recent if t > now - s.window)
-        if in_window >= s.min_samples or not recent:
-            return in_window / s.window, in_window
-        span = max(now - recent[0], s.window)
-        return len(recent) / span, len(recent)
+    def pace(self, now: float) -> float | None:
+        """The per-second limit in force now (None: unlimited)."""
+        m = self.measuring
+        if m is None:
+            return self.rate
+        elapsed = now - m.start
+        if elapsed <= 0:
+            return self.rate
+        optimistic = (m.successes + 1) / elapsed  # as if the next success came right now
+        limit = max(2.0 * optimistic, m.before, self.settings.floor)
+        return limit if self.rate is None else min(self.rate, limit)
 
     def success(self, now: float) -> None:
         s = self.settings
         self._successes.append(now)
-        while len(self._successes) > s.min_samples and self._successes[0] <= now - s.window:
+        horizon = now - s.window - s.max_measure
+        while self._successes and self._successes[0] <= horizon:
             self._successes.popleft()
         self._last_success = now
-        self._maybe_probe(now)
+        if self.measuring is not None:
+            self.measuring.successes += 1
+            self._settle(now)
+        else:
+            self._maybe_probe(now)
 
     def _maybe_probe(self, now: float) -> None:
         s = self.settings
         rate = self.rate
         if rate is None or now < self._hold_until or now - self._last_probe < s.probe_interval:
             return
-        if self.discovering:
-            rate *= 2
-        else:
-            measured, n = self.measure(now)
-            if n >= s.min_samples and measured < 0.8 * rate:
-                return  # we are not using the pace we have; raising it proves nothing
-            gap = (self.refused_pace or rate) - rate
-            rate += max(rate * s.probe_gain, gap * s.approach)
         self._last_probe = now
-        if self.ceiling is not None and rate >= self.ceiling:
-            self.rate = None  # back to the configured limit only
-        else:
-            self.rate = rate
+        if self.accepted(now - s.window, now) < 0.8 * rate * s.window:
+            return  # we are not using the pace we have; raising it proves nothing
+        rate *= 1 + s.probe_gain
+        self.rate = None if self.ceiling is not None and rate >= self.ceiling else rate
 
     def throttled(self, now: float) -> bool:
         """Record a throttle answer; True when it lowered the rate."""
         s = self.settings
         self.throttles += 1
         if now < self._hold_until:
+            return False  # an answer to a message started at the old pace
+        m = self.measuring
+        if m is None:
+            before = self.accepted(now - s.window, now) / s.window
+            length = min(s.max_measure, max(s.window, s.min_samples / max(before, s.floor)))
+            self.measuring = _Measurement(now, before, length, now)
             return False
-        measured, n = self.measure(now)
-        before = self.rate if self.rate is not None else self.ceiling
-        if n >= s.min_samples:
-            new = s.backoff * measured
-            self.discovering = False
-        elif before is not None:
-            new = 0.5 * before
-            self.discovering = True
-        else:
-            # Unlimited so far and few successes: one refusal may be about that recipient
-            # (greylisting), so wait for a pattern before pacing at all.
-            self._early_throttles += 1
-            if self._early_throttles < s.min_samples:
-                return False
-            new = max(s.backoff * measured, 1.0)
-            self.discovering = True
-        new = max(new, s.floor)
-        if before is not None:
-            new = min(new, before)
-        self.refused_pace = before if before is not None else max(measured, new)
+        m.last_refusal = now
+        return self._settle(now)
+
+    def _settle(self, now: float) -> bool:
+        """End a measurement that has run its length: cut to what the relay accepted, or
+        drop it when the refusals stopped early (a blip, not a limit)."""
+        s = self.settings
+        m = self.measuring
+        if m is None or now - m.start < m.length:
+            return False
+        self.measuring = None
+        if now - m.last_refusal > m.length / 2:
+            return False  # the relay stopped refusing: it was not saturated
+        after = self.accepted(now - m.length, now) / m.length
+        new = max(s.floor, s.backoff * max(m.before, after))
+        current = self.rate if self.rate is not None else self.ceiling
+        if current is not None:
+            new = min(new, current)
         self.rate = new
         self.cuts += 1
-        self._hold_until = now + min(s.max_hold, max(s.window, 3.0 / new))
-        self._last_probe = self._hold_until - s.probe_interval
+        self._hold_until = now + min(s.max_hold, max(s.min_hold, 2.0 / new))
+        self._last_probe = self._hold_until
         return True
 
     def accepting(self, now: float) -> bool:
@@ -190,9 +211,14 @@ class Pacer:
     @property
     def rate(self) -> float | None:
         """The current per-second pace (None: not limited per second)."""
-        learnt = self.adaptive.rate if self.adaptive is not None else None
+        learnt = self.adaptive.pace(self.clock()) if self.adaptive is not None else None
         rates = [r for r in (self.per_second, learnt) if r is not None]
         return min(rates) if rates else None
+
+    @property
+    def cuts(self) -> int:
+        """How many times the relay's refusals lowered the pace."""
+        return self.adaptive.cuts if self.adaptive is not None else 0
 
     def claim(self) -> float:
         """Take a start now and return 0, or return how long to wait before asking again."""

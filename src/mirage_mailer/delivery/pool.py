@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
 
-from mirage_mailer.delivery.classify import Verdict, is_throttle
+from mirage_mailer.delivery.classify import BurstDetector, Verdict, is_throttle
 from mirage_mailer.delivery.connection import Attempt, ConnectFailure, Connection, ConnectSettings
 from mirage_mailer.delivery.model import (
     Claim,
@@ -62,8 +62,9 @@ class SmtpRun:
         self.last_progress = 0.0  # when a message was last accepted or refused for good
         self.abort: Problem | None = None
         self.failure: Exception | None = None
-        self.sent = self.failed = self.deferred_final = 0
+        self.sent = self.failed = self.deferred_final = self.unknown = 0
         self.attempts = self.connections = self.throttled = 0
+        self.bursts = BurstDetector()  # 4xx across many recipients at once: pace, unsaid
 
     async def run(self, envelopes: Iterator[Envelope]) -> DeliveryStats:
         loop = asyncio.get_running_loop()
@@ -90,8 +91,9 @@ class SmtpRun:
         self._close_leftovers(queue)
         stats = DeliveryStats(
             sent=self.sent, failed=self.failed, deferred_final=self.deferred_final,
-            attempts=self.attempts, connections=self.connections, throttled=self.throttled,
-            elapsed=loop.time() - started, stopped=self.stopped, paced_rate=self.pacer.rate,
+            unknown=self.unknown, attempts=self.attempts, connections=self.connections,
+            throttled=self.throttled, rate_cuts=self.pacer.cuts, elapsed=loop.time() - started,
+            stopped=self.stopped, paced_rate=self.pacer.rate,
         )
         if self.failure is not None:
             raise self.failure
@@ -191,7 +193,14 @@ class SmtpRun:
         if attempt.verdict is Verdict.SENT:
             self.sent += 1
             self.last_progress = self.queue.clock()
+            self.bursts.success(self.last_progress)
             self._finish(job, Outcome.SENT, attempt)
+        elif attempt.verdict is Verdict.UNKNOWN:
+            # the final dot left, the reply did not come: the relay may hold the message, so
+            # retrying could deliver it twice; the caller records it unknown, for good
+            self.unknown += 1
+            self._check_stall(attempt)
+            self._finish(job, Outcome.UNKNOWN, attempt)
         elif attempt.verdict is Verdict.FAILED:
             self.failed += 1
             self.last_progress = self.queue.clock()
@@ -208,13 +217,26 @@ class SmtpRun:
         else:
             self._defer(job, attempt)
 
+    def _is_throttle(self, job: Job, attempt: Attempt) -> bool:
+        """A reply about our pace (its words say so, or 4xx are coming from everyone at
+        once), as opposed to one about this recipient (greylisting, a full mailbox)."""
+        assert self.queue is not None
+        if is_throttle(attempt.code, attempt.response):
+            return True
+        if attempt.code is None or not 400 <= attempt.code < 500:
+            return False  # a lost connection says nothing about pace
+        return self.bursts.refusal(self.queue.clock(), job.envelope.recipient)
+
     def _defer(self, job: Job, attempt: Attempt) -> None:
+        """Retry later. A throttled message waits briefly and for free (the pacer fixes the
+        cause); any other 4xx or fault backs off for this recipient only and counts."""
         assert self.queue is not None
         delay: float
-        if is_throttle(attempt.code):
+        throttle = self._is_throttle(job, attempt)
+        if throttle:
             self.throttled += 1
             self.pacer.throttled()
-        if (is_throttle(attempt.code) and self.pacer.accepting()
+        if (throttle and self.pacer.accepting()
                 and job.free_retries < self.policy.free_throttle_retries):
             job.free_retries += 1
             delay = self.policy.throttle_delay(job.free_retries)

@@ -13,6 +13,7 @@ import asyncio
 import ssl
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -48,11 +49,17 @@ class Call:
 
 @dataclass(frozen=True)
 class Reply:
-    """A rule's answer. ``text=None`` answers nothing; ``close`` drops the connection after."""
+    """A rule's answer. ``text=None`` answers nothing; ``close`` drops the connection after.
+
+    ``store`` (at DATA): keep the message as received first, as a relay that queues it and
+    then fails to say so; with ``text=None`` and a long ``delay`` it stalls (until the client
+    hangs up), with ``delay=0`` it drops the connection at once.
+    """
 
     text: str | None
     close: bool = False
     delay: float = 0.0
+    store: bool = False
 
 
 Rule = Callable[[Call], "Reply | None"]
@@ -100,6 +107,104 @@ def drop_in_data(times: int = 1, *, address: str | None = None) -> Fault:
     return Fault("DATA", None, address, times, close=True)
 
 
+class StoreThenFail:
+    """At DATA, once for each of a stable ``fraction`` of the recipients (by hash): queue the
+    message, then drop the connection without a reply, or (``stall``) never reply until the
+    client hangs up. The client cannot tell either from a message lost on the way: the
+    duplicate case of RFC 5321 section 6.1. ``hit`` holds the addresses it did it to."""
+
+    def __init__(self, fraction: float = 1.0, *, stall: bool = False,
+                 seconds: float = 60.0) -> None:
+        self.fraction = fraction
+        self.stall = stall
+        self.seconds = seconds
+        self.hit: set[str] = set()
+
+    def __call__(self, call: Call) -> Reply | None:
+        if call.stage != "DATA" or call.address in self.hit:
+            return None
+        if not picked(call.address, self.fraction, "store"):
+            return None
+        self.hit.add(call.address)
+        if self.stall:
+            return Reply(None, delay=self.seconds, store=True)
+        return Reply(None, close=True, store=True)
+
+
+def store_then_drop(fraction: float = 1.0) -> StoreThenFail:
+    """Queue the message, then drop the connection without answering (see StoreThenFail)."""
+    return StoreThenFail(fraction)
+
+
+def store_then_stall(fraction: float = 1.0, *, seconds: float = 60.0) -> StoreThenFail:
+    """Queue the message, then never answer (see StoreThenFail)."""
+    return StoreThenFail(fraction, stall=True, seconds=seconds)
+
+
+def drop_at_data_command(times: int = 1, *, address: str | None = None) -> Fault:
+    """Drop the connection when DATA is sent, before any of the message: safe to retry."""
+    return Fault("DATA-START", None, address, times, close=True)
+
+
+def picked(address: str, fraction: float, salt: str = "") -> bool:
+    """A stable choice of about ``fraction`` of all addresses (CRC-32 of the address)."""
+    return zlib.crc32((salt + address.lower()).encode()) % 10_000 < fraction * 10_000
+
+
+class Greylist:
+    """Answer ``reply`` at RCPT, once, to a stable ``fraction`` of the recipients (by hash),
+    as a greylisting or full-mailbox relay does; accept them when they come back."""
+
+    def __init__(self, fraction: float,
+                 reply: str = "451 4.7.1 Greylisted, please try again later") -> None:
+        self.fraction = fraction
+        self.reply = reply
+        self.deferred: set[str] = set()
+
+    def __call__(self, call: Call) -> Reply | None:
+        if call.stage != "RCPT" or call.address in self.deferred:
+            return None
+        if not picked(call.address, self.fraction):
+            return None
+        self.deferred.add(call.address)
+        return Reply(self.reply)
+
+
+class TokenBucket:
+    """A relay that allows ``rate`` messages per second with bursts of ``burst`` (a token
+    bucket, full at the start, as providers meter senders); above it ``reply`` at RCPT."""
+
+    def __init__(self, rate: float, *, burst: int = 10,
+                 reply: str = "451 4.7.1 Rate limit exceeded, try again later",
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.reply = reply
+        self.clock = clock
+        self.tokens = float(burst)
+        self.last: float | None = None
+        self.accepted = 0
+        self.refused = 0
+        self.disconnects = 0  # for the benchmark's report; this relay never drops
+
+    def take(self, now: float) -> bool:
+        """One message at ``now``: True (a token was there) or False (refuse it)."""
+        if self.last is not None:
+            self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            self.accepted += 1
+            return True
+        self.refused += 1
+        return False
+
+    def __call__(self, call: Call) -> Reply | None:
+        if call.stage != "RCPT" or self.take(self.clock()):
+            return None
+        return Reply(self.reply)
+
+
 class Throttle:
     """A relay that accepts at most ``rate`` messages per ``window`` seconds (rolling).
 
@@ -142,6 +247,7 @@ class _Server(SMTP):
         self.connection = 0
         self.close_after_reply = False
         self.over_limit = False
+        self.lost = False  # the client has gone
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         fresh = self._original_transport is None and self.connection == 0
@@ -163,6 +269,7 @@ class _Server(SMTP):
         await super()._handle_client()
 
     def connection_lost(self, error: Exception | None) -> None:
+        self.lost = True
         self.sink._live.discard(self)
         super().connection_lost(error)
 
@@ -182,6 +289,16 @@ class _Server(SMTP):
     async def _call_handler_hook(self, command: str, *args: Any) -> Any:
         self.sink.commands.append((self.connection, command))
         return await super()._call_handler_hook(command, *args)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        """Rules at stage DATA-START answer the DATA command itself, before any content."""
+        envelope = self.envelope
+        first = envelope.rcpt_tos[0] if envelope is not None and envelope.rcpt_tos else ""
+        reply = self.sink._match("DATA-START", first, self)
+        if reply is not None:
+            await self.push(await self.sink._answer(reply, self))
+            return
+        await super().smtp_DATA(arg)
 
 
 class _Handler:
@@ -208,14 +325,19 @@ class _Handler:
 
     async def handle_DATA(self, server: _Server, session: Session, envelope: Envelope) -> str:
         first = envelope.rcpt_tos[0] if envelope.rcpt_tos else ""
-        answer = await self.sink._decide("DATA", first, server)
-        if answer is not None:
-            return answer
-        content = envelope.original_content or b""
-        self.sink.received.append(Received(
-            sender=envelope.mail_from or "", recipients=tuple(envelope.rcpt_tos), data=content,
-            connection=server.connection, tls=server.secure, at=time.monotonic()))
+        reply = self.sink._match("DATA", first, server)
+        if reply is not None and reply.store:
+            self._store(server, envelope)
+        if reply is not None:
+            return await self.sink._answer(reply, server)
+        self._store(server, envelope)
         return f"250 2.0.0 Ok: queued as {len(self.sink.received)}"
+
+    def _store(self, server: _Server, envelope: Envelope) -> None:
+        self.sink.received.append(Received(
+            sender=envelope.mail_from or "", recipients=tuple(envelope.rcpt_tos),
+            data=envelope.original_content or b"", connection=server.connection,
+            tls=server.secure, at=time.monotonic()))
 
 
 class SmtpSink:
@@ -272,23 +394,36 @@ class SmtpSink:
         self.peak_connections = max(self.peak_connections, len(self._live))
         return self.connections
 
-    async def _decide(self, stage: str, address: str, server: _Server) -> str | None:
+    def _match(self, stage: str, address: str, server: _Server) -> Reply | None:
+        """The first rule's reply for this command, or None (answer normally)."""
         call = Call(stage, address, server.connection, time.monotonic())
         if stage == "MAIL":
             self.mail_times.append((server.connection, call.at))
         for rule in self.rules:
             reply = rule(call)
-            if reply is None:
-                continue
-            if reply.delay:
-                await asyncio.sleep(reply.delay)
-            if reply.text is None:
-                if server.transport is not None:
-                    server.transport.close()
-                return ""
-            server.close_after_reply = reply.close
-            return reply.text
+            if reply is not None:
+                return reply
         return None
+
+    async def _answer(self, reply: Reply, server: _Server) -> str:
+        """Wait out the reply's delay (a silent stall ends when the client hangs up), then
+        the text to send, or "" after dropping the connection."""
+        deadline = time.monotonic() + reply.delay
+        if reply.text is None:
+            while not server.lost and time.monotonic() < deadline:
+                await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        elif reply.delay:
+            await asyncio.sleep(reply.delay)
+        if reply.text is None:
+            if server.transport is not None:
+                server.transport.close()
+            return ""
+        server.close_after_reply = reply.close
+        return reply.text
+
+    async def _decide(self, stage: str, address: str, server: _Server) -> str | None:
+        reply = self._match(stage, address, server)
+        return None if reply is None else await self._answer(reply, server)
 
     def _authenticate(self, server: SMTP, session: Session, envelope: Envelope,
                       mechanism: str, auth_data: Any) -> AuthResult:
