@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 from email import policy
 from email.message import EmailMessage
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers import SAMPLE_ISSUE
-from mirage_mailer.message import MessageFactory, Personal, fill
+from mirage_mailer.message import MessageFactory, Personal, Skeleton, fill
 from mirage_mailer.project import open_project, render
 from mirage_mailer.tokens import Signer
 
@@ -99,3 +100,23 @@ def test_signed_token_verifies_and_rejects_tampering() -> None:
     assert signer.verify("unsubscribe", token[:-2] + ("AA" if token[-2:] != "AA" else "BB")) \
         is None
     assert Signer(b"other").verify("unsubscribe", token) is None
+
+
+INJECTION = "=?utf-8?q?X=0D=0ASubject:_PWNED=0D=0A=0D=0A<h1>PHISH</h1>?="
+
+
+def test_encoded_words_in_subject_and_name_stay_literal(factory: MessageFactory) -> None:
+    """Issue 8 #1, defence in depth: even values that skipped validation cannot carry a line
+    break into the headers; the header bytes never come from the stdlib's folder."""
+    rendered = dataclasses.replace(factory.rendered["en"], subject=INJECTION)
+    factory.skeletons["en"] = Skeleton(factory.settings, rendered, factory.issue_id)
+    raw = factory.build(Personal("eve@example.org", INJECTION, "subscribers", {}), "en")
+    head = raw.split(b"\n\n", 1)[0]
+    assert b"\r" not in raw
+    assert [line[:3] for line in head.split(b"\n")].count(b"To:") == 1
+    assert [line[:8] for line in head.split(b"\n")].count(b"Subject:") == 1
+    message = parse(raw)
+    assert str(message["Subject"]) == INJECTION
+    [to] = message["To"].addresses
+    assert to.addr_spec == "eve@example.org"
+    assert "\n" not in to.display_name and "\r" not in to.display_name

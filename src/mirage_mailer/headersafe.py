@@ -29,7 +29,9 @@ _ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+")  # a phrase that needs 
 _QUOTABLE = re.compile(r"[\x20-\x7e]+")
 # Characters that may stay literal in a Q-encoded word in any position (RFC 2047 5(3)).
 _Q_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
-_WORD_TEXT = 75 - len("=?utf-8?q??=")  # encoded text per word, so a word stays <= 75
+# Encoded text per word: a word stays <= 66 characters, so "Reply-To: " and one word fit in
+# 76 (RFC 2047 allows 75 per word, RFC 5322 asks for lines under 78).
+_WORD_TEXT = 66 - len("=?utf-8?q??=")
 _LINE = 76
 _LONG_WORD = 900  # an unbroken ASCII run this long is encoded so it can be split
 
@@ -98,7 +100,7 @@ def _refuse_breaks(value: str) -> None:
 
 
 def _q_words(value: str) -> list[str]:
-    """``value`` as RFC 2047 Q-encoded UTF-8 words (<= 75 characters each), never splitting
+    """``value`` as RFC 2047 Q-encoded UTF-8 words (<= 66 characters each), never splitting
     a character; safe in a phrase (display name) as well as in unstructured text."""
     words: list[str] = []
     current: list[str] = []
@@ -120,7 +122,7 @@ def _b_words(value: str) -> list[str]:
     """``value`` as RFC 2047 B-encoded UTF-8 words: shorter for mostly non-Latin text."""
     words: list[str] = []
     current = b""
-    limit = _WORD_TEXT // 4 * 3  # 45 bytes -> 60 base64 characters
+    limit = _WORD_TEXT // 4 * 3  # 39 bytes -> 52 base64 characters
     for char in value:
         data = char.encode("utf-8")
         if len(current) + len(data) > limit and current:

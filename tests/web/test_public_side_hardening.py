@@ -54,7 +54,7 @@ def _raw_messages(project: Path) -> list[bytes]:
     return [p.read_bytes() for p in sorted(folder.iterdir())] if folder.is_dir() else []
 
 
-def _header_lines(raw: bytes, name: str) -> list[bytes]:
+def _header_lines(raw: bytes, name: bytes) -> list[bytes]:
     head = raw.split(b"\n\n", 1)[0]
     return [line for line in head.split(b"\n") if line.lower().startswith(name.lower() + b":")]
 
