@@ -36,6 +36,7 @@ from mirage_mailer.project import Project, iter_rows, render, template_fields
 from mirage_mailer.recorder import SendRecorder
 from mirage_mailer.render import RenderedLanguage
 from mirage_mailer.store import REPORT_STATUSES, NewRecipient, Store
+from mirage_mailer.store.guard import check_memory, mark_sent
 from mirage_mailer.tokens import Signer, load_secret
 
 TEST_PREFIX = "[TEST] "
@@ -50,6 +51,7 @@ class SendOptions:
     concurrency: int | None = None
     rate: float | None = None
     resend_unknown: bool = False
+    new_store: bool = False  # start over from a missing, empty or damaged store, on purpose
 
 
 @dataclass
@@ -100,6 +102,12 @@ class SendOutcome:
 
 def database(project: Project) -> Path:
     return project.settings.tracking.database
+
+
+def checked_store(project: Project, options: SendOptions) -> Store:
+    """The store, once it is known to still remember who was sent what (``store.guard``)."""
+    check_memory(database(project), project.settings.state_dir, new_store=options.new_store)
+    return Store(database(project))
 
 
 def read_counts(project: Project, issue: str) -> dict[str, int]:
@@ -165,6 +173,8 @@ def dry_run(prep: Preparation, options: SendOptions) -> SendOutcome:
     issue = project.issue
     statuses: dict[str, str] = {}
     suppressed: set[str] = set()
+    check_memory(database(project), project.settings.state_dir,
+                 new_store=options.new_store, dry_run=True)
     if database(project).exists():
         with Store(database(project)) as store:
             statuses = {r["email"].lower(): r["status"] for r in store.recipients(issue.id)}
@@ -291,7 +301,7 @@ def send(prep: Preparation, options: SendOptions,
     settings = project.settings
     credentials(project)  # half-set credentials fail (exit 2) before the store is touched
     lock = Lock(settings.state_dir / "locks" / f"send-{issue.id}.lock", f"a send of {issue.id}")
-    with lock, Store(database(project)) as store:
+    with lock, checked_store(project, options) as store:
         store.recover_inflight(issue.id)
         if options.resend_unknown:
             store.requeue_unknown(issue.id)
@@ -299,6 +309,8 @@ def send(prep: Preparation, options: SendOptions,
         store.add_recipients(issue.id, _new_rows(project, store, prep.factory.signer, skipped))
         store.apply_suppressions(issue.id)
         before = store.counts(issue.id)
+        if any(before.values()):
+            mark_sent(settings.state_dir)  # from now on, a lost store is refused
         outcome = SendOutcome(issue.id, "send", already_sent=before["sent"], skipped=skipped)
         pending = before["pending"]
         outcome.this_run.total = min(pending, options.limit) if options.limit else pending

@@ -36,6 +36,7 @@ from mirage_mailer.sending import (
     send_test,
 )
 from mirage_mailer.sending import Progress as Totals
+from mirage_mailer.store.guard import check_memory
 
 _LOG_EVERY = 10.0  # seconds between plain progress lines when not on a terminal
 _REDRAW_EVERY = 0.1  # seconds between progress bar updates
@@ -192,10 +193,14 @@ def run_send(obj: Context, issue_dir: Path, options: SendOptions, yes: bool,
               help="Also send again to recipients a crash left 'unknown'.")
 @click.option("--yes", "-y", is_flag=True,
               help="Do not ask; required for a real send without a terminal.")
+@click.option("--new-store", is_flag=True,
+              help="Start over on purpose when the tracking database of a project that has "
+              "sent before is missing, empty or damaged (a damaged file is renamed aside); "
+              "everyone not recorded in the new store gets the issue.")
 @click.pass_obj
 def send_command(obj: Context, issue_dir: Path, dry_run: bool, to: tuple[str, ...],
                  lang: str | None, limit: int | None, concurrency: int | None,
-                 rate: float | None, resend_unknown: bool, yes: bool) -> int:
+                 rate: float | None, resend_unknown: bool, yes: bool, new_store: bool) -> int:
     """Send ISSUE_DIR to its lists; resumes where an earlier run stopped.
 
     Each recipient gets the issue exactly once: a finished issue sends nothing, an
@@ -203,7 +208,8 @@ def send_command(obj: Context, issue_dir: Path, dry_run: bool, to: tuple[str, ..
     3 when delivery could not proceed (state kept: rerun to resume).
     """
     options = SendOptions(dry_run=dry_run, to=_check_to(to), lang=lang, limit=limit,
-                          concurrency=concurrency, rate=rate, resend_unknown=resend_unknown)
+                          concurrency=concurrency, rate=rate, resend_unknown=resend_unknown,
+                          new_store=new_store)
     outcome = run_send(obj, issue_dir, options, yes, on_terminal())
     if outcome is None:
         return ExitCode.OK
@@ -238,6 +244,7 @@ def run_due_command(obj: Context, now: str | None) -> int:
     settings = load_settings(locate_config(obj.config))
     worst = ExitCode.OK
     with run_due_lock(settings):
+        check_memory(settings.tracking.database, settings.state_dir)  # a lost store: exit 2
         due, problems = find_due(settings, moment)
         for problem in problems:
             err(str(problem))

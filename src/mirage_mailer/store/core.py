@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mirage_mailer.errors import ExitCode, MirageError, Problem, display_path
+from mirage_mailer.statedir import DIR_MODE, FILE_MODE, private_dir, tighten
 from mirage_mailer.store.schema import MIGRATIONS
 
 
@@ -40,6 +42,90 @@ class StoreUnavailable(StoreError):
 # Primary SQLite result codes that mean "not now / not here", not a bug in our SQL:
 # BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN.
 _UNAVAILABLE = frozenset({5, 6, 8, 10, 13, 14})
+# ... and those that mean the file itself is damaged: CORRUPT, NOTADB.
+_DAMAGED = frozenset({11, 26})
+DAMAGED_HINT = ("restore it from a backup, or move it away and start over with "
+                "'mirage-mailer send ISSUE_DIR --new-store'")
+
+
+def damaged_error(path: Path, exc: BaseException) -> StoreError:
+    return StoreError(Problem(display_path(path), None,
+                              f"the tracking database is damaged ({exc})", DAMAGED_HINT))
+
+
+def is_damage(exc: sqlite3.Error) -> bool:
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _DAMAGED
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose "database disk image is malformed" is a ``StoreError`` (exit 2, one
+    line): a damaged page can surface in any query, far from where the store was opened."""
+
+    def _damaged(self, exc: sqlite3.Error) -> StoreError:
+        conn = self.connection
+        return damaged_error(conn.path if isinstance(conn, _Connection) else Path("?"), exc)
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        try:
+            super().execute(sql, parameters)
+        except sqlite3.DatabaseError as exc:
+            if is_damage(exc):
+                raise self._damaged(exc) from None
+            raise
+        return self
+
+    def executemany(self, sql: str, seq_of_parameters: Any, /) -> _Cursor:
+        try:
+            super().executemany(sql, seq_of_parameters)
+        except sqlite3.DatabaseError as exc:
+            if is_damage(exc):
+                raise self._damaged(exc) from None
+            raise
+        return self
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.DatabaseError as exc:
+            if is_damage(exc):
+                raise self._damaged(exc) from None
+            raise
+
+    def fetchmany(self, size: int | None = 1) -> list[Any]:
+        try:
+            return super().fetchmany(self.arraysize if size is None else size)
+        except sqlite3.DatabaseError as exc:
+            if is_damage(exc):
+                raise self._damaged(exc) from None
+            raise
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.DatabaseError as exc:
+            if is_damage(exc):
+                raise self._damaged(exc) from None
+            raise
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.DatabaseError as exc:
+            if is_damage(exc):
+                raise self._damaged(exc) from None
+            raise
+
+
+class _Connection(sqlite3.Connection):
+    """Every statement runs on a ``_Cursor`` (``Connection.execute`` bypasses ``cursor()``)."""
+
+    path: Path
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        return self.cursor(_Cursor).execute(sql, parameters)
+
+    def executemany(self, sql: str, seq_of_parameters: Any, /) -> _Cursor:
+        return self.cursor(_Cursor).executemany(sql, seq_of_parameters)
 
 
 @dataclass(frozen=True)
@@ -76,6 +162,18 @@ class Recipient:
 def email_key(email: str) -> str:
     """The case-insensitive identity of an address (SQLite's lower() is ASCII-only, so Python's)."""
     return email.strip().lower()
+
+
+def _private_files(path: Path) -> None:
+    """Create the database file owner-only (0600) before SQLite does, so its -wal and -shm,
+    which SQLite creates with the database's own mode, are owner-only too; an existing
+    database left readable by others is tightened. A new folder for it is 0700."""
+    if not path.parent.is_dir():
+        private_dir(path.parent)
+    elif path.parent.name == ".mirage":
+        tighten(path.parent, DIR_MODE)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT, FILE_MODE))
+    tighten(path, FILE_MODE)
 
 
 def _utc_now() -> datetime:
@@ -118,9 +216,11 @@ class StoreCore:
         self.path = Path(path)
         self._clock = clock
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private_files(self.path)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a commit is never implicit.
-            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
+                                         factory=_Connection)
+            self._conn.path = self.path
         except (OSError, sqlite3.Error) as exc:
             raise self._error(f"cannot open the tracking database: {exc}") from exc
         try:
@@ -134,8 +234,12 @@ class StoreCore:
             self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             self._conn.create_function("mm_hashed", 1, _hashed_or_none, deterministic=True)
             self._migrate()
+            for suffix in ("-wal", "-shm"):  # created with the database's mode; older ones not
+                tighten(Path(f"{self.path}{suffix}"), FILE_MODE)
         except sqlite3.Error as exc:
             self._conn.close()
+            if is_damage(exc):
+                raise damaged_error(self.path, exc) from None
             raise self._error(f"cannot use the tracking database: {exc}") from exc
         except BaseException:
             self._conn.close()

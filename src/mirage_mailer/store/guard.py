@@ -1,0 +1,129 @@
+"""Before a real send: is the tracking store still the memory of who has each issue?
+
+The store is the only record of who was sent what. A missing, zero-byte or emptied database
+looks exactly like a brand-new project, and a new project sends to everyone; so once a project
+has sent, that must not happen silently. "Has sent" cannot be read from ``.mirage/secret``
+alone (``preview``, ``send --dry-run`` and ``serve`` create it too), so the first send that
+records recipients also writes ``.mirage/sent``; a store found healthy with recipients in it
+writes it as well, which covers projects that sent with an older version.
+
+A damaged database is refused whatever the marker says. ``send --new-store`` is the explicit
+way to start over: a damaged file is renamed aside (kept for recovery), a missing or empty one
+is simply replaced by a new store.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mirage_mailer.errors import InputError, Problem, display_path
+from mirage_mailer.statedir import SENT_MARKER, create_once
+from mirage_mailer.store.core import DAMAGED_HINT, StoreError, StoreUnavailable, is_damage
+
+_MARKER_TEXT = (b"mirage-mailer has sent from this project: its tracking database is the only "
+                b"record of who has each issue.\nsend and run-due refuse to start from a missing, "
+                b"empty or damaged database while this file exists; 'send --new-store' starts "
+                b"over on purpose.\n")
+_TABLES = ("recipients", "suppressions", "events")
+
+
+@dataclass(frozen=True)
+class Health:
+    state: str  # ok | missing | zero bytes | empty | damaged
+    detail: str = ""
+    rows: int = 0  # recipients recorded (state ok)
+
+
+def inspect(database: Path) -> Health:
+    """What the database file holds, without creating or changing anything."""
+    try:
+        size = database.stat().st_size
+    except FileNotFoundError:
+        return Health("missing")
+    wal = Path(f"{database}-wal")
+    if size == 0 and not (wal.exists() and wal.stat().st_size > 0):
+        return Health("zero bytes")
+    try:
+        conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=rw", uri=True, timeout=10)
+    except sqlite3.Error as exc:
+        return Health("damaged", str(exc))
+    try:
+        check = conn.execute("PRAGMA quick_check(1)").fetchone()
+        if check is None or check[0] != "ok":
+            found = " ".join(str(check[0] if check else "?").split())
+            return Health("damaged", found.replace("*** in database main *** ", ""))
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if not set(_TABLES) <= names:
+            return Health("empty", "no tables")
+        rows: int = conn.execute("SELECT count(*) FROM recipients").fetchone()[0]
+        others = any(conn.execute(f"SELECT EXISTS (SELECT 1 FROM {t})").fetchone()[0]
+                     for t in _TABLES[1:])
+        return Health("ok", rows=rows) if rows or others else Health("empty", "no rows")
+    except sqlite3.DatabaseError as exc:
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if isinstance(exc, sqlite3.OperationalError) and not is_damage(exc) and code in (5, 6):
+            raise StoreUnavailable(Problem(
+                display_path(database), None, f"cannot read the tracking database: {exc}",
+                "another mirage-mailer process may hold it; wait and rerun")) from None
+        return Health("damaged", str(exc))
+    finally:
+        conn.close()
+
+
+def has_sent(state_dir: Path) -> bool:
+    return (state_dir / SENT_MARKER).exists()
+
+
+def mark_sent(state_dir: Path) -> None:
+    """Remember, outside the database, that this project has recorded a real send."""
+    if not has_sent(state_dir):
+        create_once(state_dir / SENT_MARKER, _MARKER_TEXT)
+
+
+def check_memory(database: Path, state_dir: Path, *, new_store: bool = False,
+                 dry_run: bool = False) -> None:
+    """Refuse (``StoreError``, exit 2) to send from a store that lost its memory.
+
+    ``new_store`` accepts a missing or empty store and renames a damaged one aside (not for
+    ``dry_run``, which changes nothing); it refuses a healthy store with recipients in it.
+    """
+    health = inspect(database)
+    where = display_path(database)
+    if health.state == "ok":
+        if new_store:
+            raise InputError(Problem(
+                where, None, f"--new-store: the tracking database is intact ({health.rows} "
+                "recipient row(s)); it only starts over from a missing, empty or damaged one",
+                "drop --new-store to resume; to really start over, move the file away first"))
+        if health.rows:
+            mark_sent(state_dir)
+        return
+    if health.state == "damaged":
+        if not new_store:
+            raise StoreError(Problem(where, None, "the tracking database is damaged "
+                                     f"({health.detail}); nothing was sent", DAMAGED_HINT))
+        if not dry_run:
+            _move_aside(database)
+        return
+    if has_sent(state_dir) and not new_store:
+        what = {"missing": "is missing", "zero bytes": "is empty (zero bytes)",
+                "empty": f"is empty ({health.detail})"}[health.state]
+        raise StoreError(Problem(
+            where, None, f"the tracking database {what}, but this project has sent before "
+            f"({display_path(state_dir / SENT_MARKER)}): every reader would get the issue "
+            "again; nothing was sent",
+            "restore the database from a backup, or start over on purpose with "
+            "'mirage-mailer send ISSUE_DIR --new-store'"))
+
+
+def _move_aside(database: Path) -> None:
+    """Rename a damaged database (and its -wal/-shm) to ``<name>.damaged-<UTC time>``."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{database}{suffix}")
+        if source.exists():
+            os.replace(source, Path(f"{database}.damaged-{stamp}{suffix}"))
