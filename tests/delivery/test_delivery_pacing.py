@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from delivery_support import Deliver, make_envelopes, make_transport
+from delivery_support import Deliver, Run, make_envelopes, make_transport
 
 from mirage_mailer.delivery import Outcome
-from mirage_mailer.delivery.testing import SmtpSink, Throttle
+from mirage_mailer.delivery.testing import Greylist, SmtpSink, Throttle, TokenBucket, picked
 
 
 def test_rate_per_second_is_honoured(sink: SmtpSink, deliver: Deliver) -> None:
@@ -48,3 +48,50 @@ def test_throttling_relay_gets_everyone_at_nearly_its_rate(sink: SmtpSink,
     assert throttle.refused < 0.3 * count  # and the pacer learnt instead of hammering
     assert run.stats.rate >= 0.9 * RELAY_RATE, (
         f"effective {run.stats.rate:.1f} msg/s = {run.stats.rate / RELAY_RATE:.3f} R")
+
+
+def greylisted_run(deliver: Deliver, fraction: float, count: int) -> tuple[Run, SmtpSink]:
+    """``count`` messages to a relay that answers 451 (greylisting) once to ``fraction``."""
+    greylist = Greylist(fraction)
+    with SmtpSink(rules=[greylist]).running_in_thread() as sink:
+        run = deliver(make_transport(sink.url, concurrency=4), make_envelopes(count))
+    assert len(greylist.deferred) == sum(picked(f"r{i}@example.net", fraction)
+                                         for i in range(count))
+    return run, sink
+
+
+def test_greylisting_defers_only_those_recipients_and_never_slows_the_pool(
+        deliver: Deliver) -> None:
+    """Issue 8, item 4: 10 % answered 451 once. Everyone is sent once, the pacer is never
+    limited or cut, and the run takes about as long as the same run without greylisting."""
+    count = 400
+    plain, _ = greylisted_run(deliver, 0.0, count)
+    grey, sink = greylisted_run(deliver, 0.10, count)
+    assert grey.stats is not None and plain.stats is not None
+    assert grey.stats.sent == count and grey.stats.deferred_final == 0
+    assert sorted(sink.recipients()) == sorted(f"r{i}@example.net" for i in range(count))
+    assert grey.stats.throttled == 0 and grey.stats.rate_cuts == 0
+    assert grey.stats.paced_rate is None  # never limited per second
+    # the retries wait their backoff (FAST: 50 ms); nobody else waits: same order of time
+    assert grey.elapsed / plain.elapsed < 3, (grey.elapsed, plain.elapsed)
+
+
+TOKEN_RATE = 50
+
+
+@pytest.mark.smtp_fault(rules=[TokenBucket(TOKEN_RATE, burst=10)])
+def test_token_bucket_relay_with_a_small_burst_gets_everyone_at_nearly_its_rate(
+        sink: SmtpSink, deliver: Deliver) -> None:
+    """Issue 8, item 5: the relay allows 50 msg/s with bursts of 10 and answers 451 above.
+    No rate configured; nobody lost or sent twice; >= 0.9 R over the whole run."""
+    [bucket] = sink.rules
+    assert isinstance(bucket, TokenBucket)
+    count = 300
+    run = deliver(make_transport(sink.url, concurrency=4), make_envelopes(count))
+    assert run.stats is not None
+    assert run.stats.sent == count and run.stats.deferred_final == 0 and run.stats.failed == 0
+    assert sorted(sink.recipients()) == sorted(f"r{i}@example.net" for i in range(count))
+    assert run.stats.rate >= 0.9 * TOKEN_RATE, (
+        f"effective {run.stats.rate:.1f} msg/s = {run.stats.rate / TOKEN_RATE:.3f} R")
+    assert bucket.refused > 0 and run.stats.rate_cuts > 0  # it really was throttled
+    assert bucket.refused < 0.3 * count
