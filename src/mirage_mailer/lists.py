@@ -69,9 +69,9 @@ def _check_row(
     for key, value in raw.items():
         bad = header_problem(value)  # after decoding RFC 2047 encoded words, see headersafe
         if bad:
+            hint = "the encoded word (=?...?=)" if "encoded word" in bad else "the line break"
             return RowProblem(email, list_name, Problem(
-                where, line, f"'{key}' {bad}", "remove the line break or the encoded word "
-                "(=?...?=) from this row"))
+                where, line, f"'{key}' {bad}", f"remove {hint} from this row"))
     if not email:
         return RowProblem(email, list_name, Problem(where, line, "row has no e-mail address",
                                                     "fill in the email column or delete the row"))
