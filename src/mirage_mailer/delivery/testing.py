@@ -1,8 +1,9 @@
 """Real SMTP servers for tests and benchmarks: record what arrives, inject faults, throttle.
 
 An ``SmtpSink`` is aiosmtpd on 127.0.0.1, port 0, speaking the real protocol (STARTTLS,
-implicit TLS, AUTH). ``rules`` decide, per MAIL/RCPT/DATA, whether to answer something other
-than 250: a refusal, a 4xx, a slow answer, a dropped connection, or a throttle (``Throttle``).
+implicit TLS, AUTH). ``rules`` (``faults.py``, re-exported here) decide, per MAIL/RCPT/DATA,
+whether to answer something other than 250: a refusal, a 4xx, a slow answer, a dropped
+connection, a message stored and then left without a reply, greylisting, or a throttle.
 It runs in the caller's event loop (``async with``) or in its own thread
 (``with sink.running_in_thread()``), which the benchmark uses. Needs aiosmtpd, not pytest.
 """
@@ -13,14 +14,36 @@ import asyncio
 import ssl
 import threading
 import time
-import zlib
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from mirage_mailer.delivery.faults import (
+    Call,
+    Fault,
+    Greylist,
+    Reply,
+    Rule,
+    StoreThenFail,
+    Throttle,
+    TokenBucket,
+    drop_at_data_command,
+    drop_in_data,
+    fail_times,
+    picked,
+    refuse,
+    store_then_drop,
+    store_then_stall,
+)
+
+__all__ = [
+    "Call", "Fault", "Greylist", "Received", "Reply", "Rule", "SmtpSink", "StoreThenFail",
+    "Throttle", "TokenBucket", "drop_at_data_command", "drop_in_data", "fail_times", "picked",
+    "refuse", "serving", "store_then_drop", "store_then_stall",
+]
 
 _HOST = "127.0.0.1"
 
@@ -35,207 +58,6 @@ class Received:
     connection: int
     tls: bool
     at: float  # time.monotonic()
-
-
-@dataclass(frozen=True)
-class Call:
-    """What a rule sees: a command about to be answered."""
-
-    stage: str  # MAIL | RCPT | DATA
-    address: str  # MAIL FROM at MAIL, RCPT TO at RCPT, the first recipient at DATA
-    connection: int
-    at: float
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A rule's answer. ``text=None`` answers nothing; ``close`` drops the connection after.
-
-    ``store`` (at DATA): keep the message as received first, as a relay that queues it and
-    then fails to say so; with ``text=None`` and a long ``delay`` it stalls (until the client
-    hangs up), with ``delay=0`` it drops the connection at once.
-    """
-
-    text: str | None
-    close: bool = False
-    delay: float = 0.0
-    store: bool = False
-
-
-Rule = Callable[[Call], "Reply | None"]
-
-
-@dataclass
-class Fault:
-    """Answer ``reply`` at ``stage`` (for ``address``, or anyone), ``times`` times or forever.
-
-    ``reply=None, close=True`` drops the connection without answering. An object rather than
-    a closure, so it reads well in a test report and can be passed to a pytest marker.
-    """
-
-    stage: str
-    reply: str | None
-    address: str | None = None
-    times: int | None = None  # None: every time
-    close: bool = False
-    delay: float = 0.0
-
-    def __call__(self, call: Call) -> Reply | None:
-        if call.stage != self.stage or (self.address is not None and call.address != self.address):
-            return None
-        if self.times is not None:
-            if self.times <= 0:
-                return None
-            self.times -= 1
-        return Reply(self.reply, close=self.close, delay=self.delay)
-
-
-def refuse(address: str, reply: str = "550 5.1.1 No such user here", *,
-           stage: str = "RCPT") -> Fault:
-    """Always answer ``reply`` for ``address`` at ``stage``."""
-    return Fault(stage, reply, address)
-
-
-def fail_times(times: int, reply: str | None, *, stage: str = "RCPT",
-               address: str | None = None, close: bool = False, delay: float = 0.0) -> Fault:
-    """Answer ``reply`` the first ``times`` matching times, then behave normally."""
-    return Fault(stage, reply, address, times, close, delay)
-
-
-def drop_in_data(times: int = 1, *, address: str | None = None) -> Fault:
-    """Receive the whole message, then drop the connection instead of answering 250."""
-    return Fault("DATA", None, address, times, close=True)
-
-
-class StoreThenFail:
-    """At DATA, once for each of a stable ``fraction`` of the recipients (by hash): queue the
-    message, then drop the connection without a reply, or (``stall``) never reply until the
-    client hangs up. The client cannot tell either from a message lost on the way: the
-    duplicate case of RFC 5321 section 6.1. ``hit`` holds the addresses it did it to."""
-
-    def __init__(self, fraction: float = 1.0, *, stall: bool = False,
-                 seconds: float = 60.0) -> None:
-        self.fraction = fraction
-        self.stall = stall
-        self.seconds = seconds
-        self.hit: set[str] = set()
-
-    def __call__(self, call: Call) -> Reply | None:
-        if call.stage != "DATA" or call.address in self.hit:
-            return None
-        if not picked(call.address, self.fraction, "store"):
-            return None
-        self.hit.add(call.address)
-        if self.stall:
-            return Reply(None, delay=self.seconds, store=True)
-        return Reply(None, close=True, store=True)
-
-
-def store_then_drop(fraction: float = 1.0) -> StoreThenFail:
-    """Queue the message, then drop the connection without answering (see StoreThenFail)."""
-    return StoreThenFail(fraction)
-
-
-def store_then_stall(fraction: float = 1.0, *, seconds: float = 60.0) -> StoreThenFail:
-    """Queue the message, then never answer (see StoreThenFail)."""
-    return StoreThenFail(fraction, stall=True, seconds=seconds)
-
-
-def drop_at_data_command(times: int = 1, *, address: str | None = None) -> Fault:
-    """Drop the connection when DATA is sent, before any of the message: safe to retry."""
-    return Fault("DATA-START", None, address, times, close=True)
-
-
-def picked(address: str, fraction: float, salt: str = "") -> bool:
-    """A stable choice of about ``fraction`` of all addresses (CRC-32 of the address)."""
-    return zlib.crc32((salt + address.lower()).encode()) % 10_000 < fraction * 10_000
-
-
-class Greylist:
-    """Answer ``reply`` at RCPT, once, to a stable ``fraction`` of the recipients (by hash),
-    as a greylisting or full-mailbox relay does; accept them when they come back."""
-
-    def __init__(self, fraction: float,
-                 reply: str = "451 4.7.1 Greylisted, please try again later") -> None:
-        self.fraction = fraction
-        self.reply = reply
-        self.deferred: set[str] = set()
-
-    def __call__(self, call: Call) -> Reply | None:
-        if call.stage != "RCPT" or call.address in self.deferred:
-            return None
-        if not picked(call.address, self.fraction):
-            return None
-        self.deferred.add(call.address)
-        return Reply(self.reply)
-
-
-class TokenBucket:
-    """A relay that allows ``rate`` messages per second with bursts of ``burst`` (a token
-    bucket, full at the start, as providers meter senders); above it ``reply`` at RCPT."""
-
-    def __init__(self, rate: float, *, burst: int = 10,
-                 reply: str = "451 4.7.1 Rate limit exceeded, try again later",
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.reply = reply
-        self.clock = clock
-        self.tokens = float(burst)
-        self.last: float | None = None
-        self.accepted = 0
-        self.refused = 0
-        self.disconnects = 0  # for the benchmark's report; this relay never drops
-
-    def take(self, now: float) -> bool:
-        """One message at ``now``: True (a token was there) or False (refuse it)."""
-        if self.last is not None:
-            self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            self.accepted += 1
-            return True
-        self.refused += 1
-        return False
-
-    def __call__(self, call: Call) -> Reply | None:
-        if call.stage != "RCPT" or self.take(self.clock()):
-            return None
-        return Reply(self.reply)
-
-
-class Throttle:
-    """A relay that accepts at most ``rate`` messages per ``window`` seconds (rolling).
-
-    Above that it answers ``451 4.7.1`` at RCPT, and every ``disconnect_every``-th refusal
-    ``421 4.7.0`` and a dropped connection instead, as providers do.
-    """
-
-    def __init__(self, rate: float, *, window: float = 1.0, disconnect_every: int = 5,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit = max(1, round(rate * window))
-        self.window = window
-        self.disconnect_every = disconnect_every
-        self.clock = clock
-        self.accepted: deque[float] = deque()
-        self.refused = 0
-        self.disconnects = 0
-
-    def __call__(self, call: Call) -> Reply | None:
-        if call.stage != "RCPT":
-            return None
-        now = self.clock()
-        while self.accepted and self.accepted[0] <= now - self.window:
-            self.accepted.popleft()
-        if len(self.accepted) < self.limit:
-            self.accepted.append(now)
-            return None
-        self.refused += 1
-        if self.disconnect_every and self.refused % self.disconnect_every == 0:
-            self.disconnects += 1
-            return Reply("421 4.7.0 Too many messages, slow down; closing", close=True)
-        return Reply("451 4.7.1 Rate limit exceeded, try again later")
 
 
 class _Server(SMTP):
