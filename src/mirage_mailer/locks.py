@@ -1,17 +1,20 @@
 """Lock files that stop overlapping sends of one issue and overlapping cron runs.
 
 ``flock`` locks die with their process, even on SIGKILL, so a stale lock can never block the
-next run; the holder's pid is written into the file so the refusal can name it.
+next run; the holder's pid is written into the file so the refusal can name it. The folder
+and the files are owner-only, like everything under ``.mirage/``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from pathlib import Path
 from types import TracebackType
 
 from mirage_mailer.errors import DeliveryError, Problem, display_path
+from mirage_mailer.statedir import FILE_MODE, private_dir
 
 
 class Lock:
@@ -21,8 +24,11 @@ class Lock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        private_dir(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        if os.fstat(fd).st_mode & 0o077:  # made by an older version: owner-only now
+            with contextlib.suppress(OSError):
+                os.fchmod(fd, FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

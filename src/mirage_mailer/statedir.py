@@ -19,8 +19,14 @@ SENT_MARKER = "sent"  # written once a real send has recorded recipients (see st
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) if needed, and make the folder itself owner-only."""
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    """Create ``path`` (and missing parents, all 0700) if needed; make the folder owner-only.
+
+    ``exist_ok`` everywhere: another process may be creating the same folder right now.
+    """
+    if not path.is_dir():
+        if not path.parent.is_dir():
+            private_dir(path.parent)
+        path.mkdir(mode=DIR_MODE, exist_ok=True)
     tighten(path, DIR_MODE)
     return path
 
