@@ -19,7 +19,8 @@ CASES = [
         id="missing-key"),
     pytest.param(
         "mirage.yaml", "  concurrency: 4", "  concurrency: four",
-        "mirage.yaml:21: 'transport.concurrency' must be a whole number >= 1, got str 'four'",
+        "mirage.yaml:21: 'transport.concurrency' must be a whole number from 1 to 100, got str "
+        "'four'",
         id="wrong-type"),
     pytest.param(
         "mirage.yaml", "  max_attempts: 5", "  max_attempts: 5\n  password: hunter2",

@@ -7,13 +7,16 @@ names of environment variables that hold them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mirage_mailer.addresses import check_header_value, parse_mailbox
-from mirage_mailer.errors import Collector, InputError, Problem, display_path
+from mirage_mailer.addresses import parse_mailbox
+from mirage_mailer.config_checks import MAX_TEXT, has_userinfo, redact
+from mirage_mailer.config_checks import Section as _Section
+from mirage_mailer.errors import Collector, InputError, Problem, display_path, shorten
 from mirage_mailer.langs import check_language
 from mirage_mailer.yamlsrc import LineDict, check_keys, load_yaml_file
 
@@ -155,79 +158,6 @@ def find_config(explicit: Path | None) -> Path:
     return path
 
 
-class _Section:
-    """Typed getters over one mapping that add a problem instead of raising."""
-
-    def __init__(self, data: LineDict, path: Path, name: str, problems: Collector) -> None:
-        self.data, self.path, self.name, self.problems = data, path, name, problems
-
-    def line(self, key: str) -> int:
-        return self.data.key_line(key)
-
-    def _bad(self, key: str, expected: str, hint: str = "") -> None:
-        self.problems.add(
-            self.path,
-            self.line(key),
-            f"'{self.name}.{key}' must be {expected}, got {_describe(self.data.get(key))}",
-            hint,
-        )
-
-    def text(self, key: str, default: str | None = None) -> str | None:
-        value = self.data.get(key, default)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            self._bad(key, "a string")
-            return default
-        text = str(value).strip()
-        bad = check_header_value(text)
-        if bad:
-            self.problems.add(self.path, self.line(key), f"'{self.name}.{key}' {bad}",
-                              "keep the value on one line")
-            return default
-        return text
-
-    def integer(self, key: str, default: int, *, minimum: int = 1) -> int:
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            self._bad(key, f"a whole number >= {minimum}")
-            return default
-        return value
-
-    def number(self, key: str, default: float | None, *, nullable: bool = True) -> float | None:
-        value = self.data.get(key, default)
-        if value is None and nullable:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            self._bad(key, "a positive number" + (" or null" if nullable else ""))
-            return default
-        return float(value)
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.data.get(key, default)
-        if not isinstance(value, bool):
-            self._bad(key, "true or false")
-            return default
-        return value
-
-    def choice(self, key: str, default: str, options: tuple[str, ...]) -> str:
-        value = self.data.get(key, default)
-        if value not in options:
-            self._bad(key, "one of " + ", ".join(options))
-            return default
-        return str(value)
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"
-
-
 def _section(root: LineDict, key: str, path: Path, problems: Collector) -> LineDict:
     value = root.get(key)
     if value is None:
@@ -288,8 +218,13 @@ def load_settings(path: Path) -> Settings:
                               root_dir)
     web = _load_web(_section(data, "web", path, problems), path, problems)
     templates_value = data.get("templates", "templates")
-    if not isinstance(templates_value, str):
+    if not isinstance(templates_value, str) or not templates_value.strip():
         problems.add(path, data.key_line("templates"), "'templates' must be a folder path")
+        templates_value = "templates"
+    elif not _inside(root_dir / templates_value, root_dir):
+        problems.add(path, data.key_line("templates"),
+                     f"'templates' {shorten(templates_value)!r} is outside the project folder",
+                     "keep the templates in a folder beside mirage.yaml")
         templates_value = "templates"
     problems.raise_if_errors()
     line_of = {f"{s}.{k}": v.key_line(k) for s in _TOP_KEYS
@@ -312,6 +247,14 @@ def load_settings(path: Path) -> Settings:
     )
 
 
+def _inside(candidate: Path, root: Path) -> bool:
+    """``candidate`` (symlinks resolved) lies inside ``root``: no file from elsewhere is read."""
+    try:
+        return candidate.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
 def _load_project(sec: LineDict, path: Path, problems: Collector) -> Project:
     check_keys(sec, path, allowed=_PROJECT_KEYS, required={"name", "contact"},
                problems=problems, where="project", ignore=_SECRET_KEYS)
@@ -328,9 +271,10 @@ def _load_project(sec: LineDict, path: Path, problems: Collector) -> Project:
             problems.add(path, s.line("contact"), f"'project.contact' {err}",
                          "give the address readers can write to, e.g. info@example.org")
     website = s.text("website")
-    if website and urlsplit(website).scheme not in ("http", "https"):
+    if website and not re.match(r"^https?://[^\s/]", website):
         problems.add(path, s.line("website"), "'project.website' must start with https://")
-    return Project(name=s.text("name") or "", website=website, contact=contact,
+    name = s.required_text("name", "give the project's name as readers know it")
+    return Project(name=name, website=website, contact=contact,
                    language=language)
 
 
@@ -338,7 +282,7 @@ def _load_sender(sec: LineDict, path: Path, problems: Collector) -> Sender:
     check_keys(sec, path, allowed=_SENDER_KEYS, required={"from"}, problems=problems,
                where="sender", ignore=_SECRET_KEYS)
     s = _Section(sec, path, "sender", problems)
-    from_value = s.text("from") or ""
+    from_value = s.required_text("from", "write it as 'Project name <news@example.org>'")
     name, email, err = parse_mailbox(from_value) if from_value else ("", "", None)
     if err:
         problems.add(path, s.line("from"), f"'sender.from' {err}",
@@ -364,20 +308,26 @@ def _load_transport(sec: LineDict, path: Path, problems: Collector, root: Path) 
     scheme, _, rest = url.partition(":")
     maildir: Path | None = None
     host, port = "", 0
-    if scheme == "maildir" and rest:
+    shown = shorten(redact(url))
+    if has_userinfo(url) or (scheme in ("smtp", "smtps") and "@" in url):
+        problems.add(path, s.line("url"),
+                     f"'transport.url' {shown!r} holds a user name or password",
+                     "remove them from the URL; put them in environment variables named by "
+                     "username_env/password_env")
+    elif scheme == "maildir" and rest:
         maildir = (root / rest).resolve()
     elif scheme in ("smtp", "smtps"):
-        parts = urlsplit(url)
         try:
+            parts = urlsplit(url)
             host, port = parts.hostname or "", parts.port or (465 if scheme == "smtps" else 587)
         except ValueError:
             host = ""
-        if not host or parts.username or parts.password:
-            problems.add(path, s.line("url"), f"'transport.url' {url!r} is not a usable SMTP URL",
-                         "write smtp://host:port or smtps://host:port; credentials go in "
-                         "environment variables named by username_env/password_env")
+        if not host:
+            problems.add(path, s.line("url"),
+                         f"'transport.url' {shown!r} is not a usable SMTP URL",
+                         "write smtp://host:port or smtps://host:port")
     else:
-        problems.add(path, s.line("url"), f"'transport.url' {url!r} has an unknown scheme",
+        problems.add(path, s.line("url"), f"'transport.url' {shown!r} has an unknown scheme",
                      "use maildir:PATH, smtp://host:port or smtps://host:port")
     return Transport(
         url=url,
@@ -386,13 +336,13 @@ def _load_transport(sec: LineDict, path: Path, problems: Collector, root: Path) 
         host=host,
         port=port,
         starttls=s.choice("starttls", "always", STARTTLS_MODES),
-        username_env=s.text("username_env"),
-        password_env=s.text("password_env"),
-        concurrency=s.integer("concurrency", 4),
-        rate_per_second=s.number("rate_per_second", None),
-        rate_per_hour=s.number("rate_per_hour", None),
-        timeout=s.number("timeout", 30.0, nullable=False) or 30.0,
-        max_attempts=s.integer("max_attempts", 5),
+        username_env=s.env_name("username_env"),
+        password_env=s.env_name("password_env"),
+        concurrency=s.integer("concurrency", 4, maximum=100),
+        rate_per_second=s.number("rate_per_second", None, minimum=0.01, maximum=100_000),
+        rate_per_hour=s.number("rate_per_hour", None, minimum=1, maximum=360_000_000),
+        timeout=s.number("timeout", 30.0, minimum=1, maximum=600, nullable=False) or 30.0,
+        max_attempts=s.integer("max_attempts", 5, maximum=100),
         allow_plaintext_auth=s.flag("allow_plaintext_auth", False),
     )
 
@@ -446,6 +396,10 @@ def _long_text(sec: LineDict, key: str, path: Path, problems: Collector) -> str 
     if not isinstance(value, str):
         problems.add(path, sec.key_line(key), f"'{key}' must be text")
         return None
+    if len(value) > 20 * MAX_TEXT:
+        problems.add(path, sec.key_line(key), f"'{key}' is {len(value):,} characters long; at "
+                     f"most {20 * MAX_TEXT:,}", "shorten it")
+        return None
     return " ".join(value.split())
 
 
@@ -454,13 +408,22 @@ def _load_tracking(sec: LineDict, path: Path, problems: Collector, root: Path) -
                where="tracking", ignore=_SECRET_KEYS)
     s = _Section(sec, path, "tracking", problems)
     base_url = s.text("base_url")
+    if base_url and has_userinfo(base_url):
+        problems.add(path, s.line("base_url"),
+                     f"'tracking.base_url' {shorten(redact(base_url))!r} holds a user name or "
+                     "password", "remove them: every reader would see them in the links")
+        base_url = None
     if base_url:
-        parts = urlsplit(base_url)
-        local = parts.hostname in ("localhost", "127.0.0.1")
-        secure = parts.scheme == "https" or (parts.scheme == "http" and local)
-        if not secure or not parts.hostname:
+        try:
+            parts = urlsplit(base_url)
+            scheme, hostname, _ = parts.scheme, parts.hostname, parts.port
+        except ValueError:
+            scheme, hostname = "", None
+        local = hostname in ("localhost", "127.0.0.1")
+        secure = scheme == "https" or (scheme == "http" and local)
+        if not secure or not hostname:
             problems.add(path, s.line("base_url"),
-                         f"'tracking.base_url' {base_url!r} must be an https:// URL",
+                         f"'tracking.base_url' {shorten(base_url)!r} must be an https:// URL",
                          "plain http is allowed only for localhost or 127.0.0.1, for testing")
         base_url = base_url.rstrip("/")
     database = s.text("database", ".mirage/tracking.sqlite") or ".mirage/tracking.sqlite"
@@ -477,7 +440,7 @@ def _load_tracking(sec: LineDict, path: Path, problems: Collector, root: Path) -
     return Tracking(
         database=(root / database).resolve(),
         base_url=base_url,
-        secret_env=s.text("secret_env"),
+        secret_env=s.env_name("secret_env"),
         opens=opens,
         clicks=clicks,
     )
@@ -491,7 +454,7 @@ def _load_web(sec: LineDict, path: Path, problems: Collector) -> Web:
         consent_text=_long_text(sec, "consent_text", path, problems) or DEFAULT_CONSENT,
         consent_version=s.text("consent_version", "1") or "1",
         report_user=s.text("report_user", "report") or "report",
-        report_password_hash_env=s.text("report_password_hash_env",
-                                        "MIRAGE_REPORT_PASSWORD_HASH") or "",
-        max_body_bytes=s.integer("max_body_bytes", 16384, minimum=1024),
+        report_password_hash_env=s.env_name("report_password_hash_env")
+        or "MIRAGE_REPORT_PASSWORD_HASH",
+        max_body_bytes=s.integer("max_body_bytes", 16384, minimum=1024, maximum=10_000_000),
     )

@@ -11,15 +11,27 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from mirage_mailer.errors import Collector, InputError, Problem, display_path
+from mirage_mailer.errors import Collector, InputError, Problem, display_path, shorten
 from mirage_mailer.headersafe import header_problem
 from mirage_mailer.langs import check_language, normalise_language
-from mirage_mailer.yamlsrc import LineDict, LineList, check_keys, parse_yaml, read_text
+from mirage_mailer.yamlsrc import (
+    ARTICLE_MAX_BYTES,
+    LineDict,
+    LineList,
+    check_control_characters,
+    check_keys,
+    parse_yaml,
+    read_text,
+)
 
 _ISSUE_KEYS = {"subject", "list", "articles", "title", "number", "date", "preheader", "send_at"}
 _ARTICLE_KEYS = {"title", "date", "author", "summary", "image", "image_alt"}
 _TRANSLATION = re.compile(r"^(?P<stem>.+)\.(?P<lang>[a-zA-Z]{2}(?:[-_][a-zA-Z0-9]{2,3})?)\.md$")
 _ISSUE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+LIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # a file in lists/, nothing more
+MAX_ARTICLES = 100
+MAX_LINE_TEXT = 1000  # subject, title, preheader: characters
+MAX_IMAGE_BYTES = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -87,7 +99,7 @@ def _localised(
         for lang, text in value.items():
             bad = check_language(str(lang))
             if bad:
-                problems.add(path, value.key_line(lang), f"'{key}': {bad}",
+                problems.add(path, value.key_line(lang), f"'{key}': {shorten(bad, 120)}",
                              "use an ISO 639-1 code such as en, fr or pt-BR")
                 continue
             if not isinstance(text, str):
@@ -106,6 +118,9 @@ def _localised(
             problems.add(path, line, f"'{key}' ({lang}) {bad}", "keep it on one line")
         elif not text:
             problems.add(path, line, f"'{key}' ({lang}) is empty")
+        elif len(text) > MAX_LINE_TEXT:
+            problems.add(path, line, f"'{key}' ({lang}) is {len(text):,} characters long; at "
+                         f"most {MAX_LINE_TEXT:,}", "shorten it")
     return result
 
 
@@ -134,6 +149,9 @@ def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Prob
     if not issue_dir.is_dir():
         raise InputError(Problem(display_path(issue_dir), None, "issue folder not found",
                                  "pass a folder under issues/ that holds issue.yaml"))
+    if path.exists() and not inside(path, issue_dir):
+        raise InputError(Problem(display_path(path), None, "issue.yaml is a link to a file "
+                                 "outside the issue folder", "put the file itself here"))
     data = parse_yaml(read_text(path), path)
     problems = Collector()
     if not isinstance(data, LineDict):
@@ -149,19 +167,21 @@ def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Prob
     preheader = _localised(data.get("preheader"), "preheader", data, path, problems,
                            default_language)
     lists = _names(data, path, problems)
-    number = data.get("number")
+    number = _number(data, path, problems)
     issue_date = None
     if "date" in data:
         issue_date = parse_date(data["date"])
         if issue_date is None:
-            problems.add(path, data.key_line("date"), f"'date' {data['date']!r} is not a date",
+            problems.add(path, data.key_line("date"),
+                         f"'date' {shorten(repr(data['date']))} is not a date",
                          "write it as YYYY-MM-DD")
     send_at = None
     if data.get("send_at") is not None:
         send_at = parse_send_at(data["send_at"])
         if send_at is None:
             problems.add(path, data.key_line("send_at"),
-                         f"'send_at' {data['send_at']!r} is not an ISO 8601 time with a time zone",
+                         f"'send_at' {shorten(repr(data['send_at']))} is not an ISO 8601 time "
+                         "with a time zone",
                          "write it like 2026-12-01T09:00:00+01:00")
     files = data.get("articles")
     originals: list[Article] = []
@@ -169,19 +189,25 @@ def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Prob
     if "articles" in data and (not isinstance(files, LineList) or not files):
         problems.add(path, data.key_line("articles"), "'articles' must be a list of files",
                      "list the article .md files of this folder, one per line starting '- '")
+    elif isinstance(files, LineList) and len(files) > MAX_ARTICLES:
+        problems.add(path, data.key_line("articles"), f"{len(files):,} articles; an issue "
+                     f"holds at most {MAX_ARTICLES}", "split it into several issues")
     elif isinstance(files, LineList):
         for index, name in enumerate(files):
             line = files.item_line(index)
             if not isinstance(name, str) or not name.endswith(".md"):
-                problems.add(path, line, f"article {name!r} is not a .md file name")
+                problems.add(path, line,
+                             f"article {shorten(repr(name))} is not a .md file name")
+                continue
+            if not inside(issue_dir / name, issue_dir):
+                problems.add(path, line, f"article '{shorten(name)}' is outside the issue "
+                             "folder", "keep the article files in the issue folder itself")
                 continue
             article_path = (issue_dir / name).resolve()
-            if not article_path.is_relative_to(issue_dir):
-                problems.add(path, line, f"article '{name}' is outside the issue folder")
-                continue
             if not article_path.is_file():
-                problems.add(path, line, f"article file '{name}' not found",
-                             f"create {display_path(article_path)} or fix the name")
+                problems.add(path, line, f"article file '{shorten(name)}' not found",
+                             f"create {shorten(display_path(article_path), 200)} or fix the "
+                             "name")
                 continue
             article = _load_article(article_path, default_language, problems)
             if article is None:
@@ -232,6 +258,33 @@ def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Prob
     return issue, problems.warnings
 
 
+def inside(candidate: Path, folder: Path) -> bool:
+    """``candidate`` (symlinks resolved) lies inside ``folder``: no file from elsewhere."""
+    try:
+        return candidate.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
+def _number(data: LineDict, path: Path, problems: Collector) -> str | None:
+    """The issue number as printed in the masthead: a short line, never a structure."""
+    value = data.get("number")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        problems.add(path, data.key_line("number"), "'number' must be a whole number or a "
+                     "short text", "e.g. 'number: 4'")
+        return None
+    text = str(value).strip()
+    bad = header_problem(text)
+    if bad or len(text) > 20:
+        problems.add(path, data.key_line("number"),
+                     f"'number' {bad or 'is longer than 20 characters'}",
+                     "e.g. 'number: 4', on one line")
+        return None
+    return text
+
+
 def _names(data: LineDict, path: Path, problems: Collector) -> tuple[str, ...]:
     value = data.get("list")
     if value is None:
@@ -241,7 +294,15 @@ def _names(data: LineDict, path: Path, problems: Collector) -> tuple[str, ...]:
         problems.add(path, data.key_line("list"), "'list' must be a list name or a sequence "
                      "of names", "e.g. 'list: subscribers' for lists/subscribers.csv")
         return ()
-    return tuple(dict.fromkeys(n.strip() for n in names))
+    good = []
+    for name in dict.fromkeys(n.strip() for n in names):
+        if LIST_NAME.match(name):
+            good.append(name)
+        else:
+            problems.add(path, data.key_line("list"), f"list name '{shorten(name)}' is not a "
+                         "file name in lists/", "give the name without folder or extension, "
+                         "e.g. 'list: subscribers' for lists/subscribers.csv")
+    return tuple(good)
 
 
 def split_front_matter(text: str, path: Path) -> tuple[str, str, int]:
@@ -260,7 +321,9 @@ def split_front_matter(text: str, path: Path) -> tuple[str, str, int]:
 def _load_article(path: Path, default_language: str, problems: Collector,
                   lang: str | None = None) -> Article | None:
     try:
-        yaml_text, body, body_line = split_front_matter(read_text(path), path)
+        text = read_text(path, ARTICLE_MAX_BYTES)
+        check_control_characters(text, path)
+        yaml_text, body, body_line = split_front_matter(text, path)
         meta = parse_yaml(yaml_text, path, first_line=2)
     except InputError as exc:
         problems.problems.extend(exc.problems)
@@ -276,16 +339,13 @@ def _load_article(path: Path, default_language: str, problems: Collector,
     if meta.get("date") is not None:
         article_date = parse_date(meta["date"])
         if article_date is None:
-            problems.add(path, meta.key_line("date"), f"'date' {meta['date']!r} is not a date",
+            problems.add(path, meta.key_line("date"),
+                         f"'date' {shorten(repr(meta['date']))} is not a date",
                          "write it as YYYY-MM-DD")
     image = None
     if isinstance(meta.get("image"), str):
-        image = (path.parent / meta["image"]).resolve()
-        if not image.is_file():
-            problems.add(path, meta.key_line("image"), f"image '{meta['image']}' not found",
-                         "put the image in the issue folder and give its file name")
-            image = None
-        elif image.suffix.lower() not in (".png", ".jpg", ".jpeg", ".gif"):
+        image = _image(path, meta, problems)
+        if image is not None and image.suffix.lower() not in (".png", ".jpg", ".jpeg", ".gif"):
             problems.add(path, meta.key_line("image"), "image must be PNG, JPEG or GIF",
                          "mail clients show no other formats reliably")
         if image is not None and not isinstance(meta.get("image_alt"), str):
@@ -308,6 +368,27 @@ def _load_article(path: Path, default_language: str, problems: Collector,
     )
 
 
+def _image(path: Path, meta: LineDict, problems: Collector) -> Path | None:
+    """The front-matter image, confined like body images to the article's folder."""
+    name: str = meta["image"]
+    line = meta.key_line("image")
+    candidate = path.parent / name
+    if not inside(candidate, path.parent):
+        problems.add(path, line, f"image '{shorten(name, 200)}' is outside the issue folder",
+                     "copy the image into the issue folder and give its file name")
+        return None
+    image = candidate.resolve()
+    if not image.is_file():
+        problems.add(path, line, f"image '{shorten(name, 200)}' not found",
+                     "put the image in the issue folder and give its file name")
+        return None
+    if image.stat().st_size > MAX_IMAGE_BYTES:
+        problems.add(path, line, f"image '{shorten(name, 200)}' is larger than "
+                     f"{MAX_IMAGE_BYTES // 1_000_000} MB", "make it smaller for e-mail")
+        return None
+    return image
+
+
 def _load_translations(
     original: Path, default_language: str, problems: Collector
 ) -> list[tuple[str, Article]]:
@@ -315,6 +396,10 @@ def _load_translations(
     for candidate in sorted(original.parent.glob(f"{original.stem}.*.md")):
         match = _TRANSLATION.match(candidate.name)
         if not match or match["stem"] != original.stem:
+            continue
+        if not inside(candidate, original.parent):
+            problems.add(candidate, None, "translation is a link to a file outside the issue "
+                         "folder", "put the file itself here")
             continue
         bad = check_language(match["lang"])
         if bad:

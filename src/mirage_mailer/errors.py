@@ -38,6 +38,12 @@ class Problem:
         return text
 
 
+def shorten(value: object, limit: int = 60) -> str:
+    """A value echoed in a message, cut with an ellipsis: a 200 KB name is not a message."""
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
 def display_path(path: Path | str) -> str:
     """Show paths relative to the current directory when they sit below it."""
     p = Path(path)

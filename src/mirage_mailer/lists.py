@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from mirage_mailer.addresses import check_address
-from mirage_mailer.errors import InputError, Problem, display_path
+from mirage_mailer.content import LIST_NAME, inside
+from mirage_mailer.errors import InputError, Problem, display_path, shorten
 from mirage_mailer.headersafe import header_problem
 from mirage_mailer.langs import check_language, normalise_language
-from mirage_mailer.yamlsrc import LineDict, LineList, load_yaml_file
+from mirage_mailer.yamlsrc import LIST_MAX_BYTES, LineDict, LineList, load_yaml_file
 
 LIST_SUFFIXES = (".yaml", ".yml", ".csv")
+MAX_HEADER_CHARS = 100_000
 
 
 @dataclass(frozen=True)
@@ -44,12 +47,21 @@ class RowProblem:
 
 def find_list(lists_dir: Path, name: str, *, origin: Path, line: int | None) -> Path:
     """lists/<name>.yaml|.yml|.csv, or a fatal problem pointing at the issue line."""
+    shown = shorten(name)
+    if not LIST_NAME.match(name):
+        raise InputError(Problem(display_path(origin), line, f"list name '{shown}' is not a "
+                                 "file name in lists/", "give the name without folder or "
+                                 "extension, e.g. 'subscribers' for lists/subscribers.csv"))
     for suffix in LIST_SUFFIXES:
         candidate = lists_dir / f"{name}{suffix}"
         if candidate.is_file():
+            if not inside(candidate, lists_dir.parent):
+                raise InputError(Problem(display_path(origin), line, f"list '{shown}' is "
+                                         "outside the project folder", "put the list file "
+                                         "itself in lists/, not a link to it"))
             return candidate
     raise InputError(
-        Problem(display_path(origin), line, f"list '{name}' not found",
+        Problem(display_path(origin), line, f"list '{shown}' not found",
                 f"create {display_path(lists_dir / name)}.csv or .yaml, or fix the name")
     )
 
@@ -104,13 +116,20 @@ def _open_csv(path: Path) -> io.TextIOWrapper:
 
 def _csv_header(handle: io.TextIOWrapper, path: Path) -> tuple[list[str], str]:
     """(column names, delimiter): the delimiter is guessed from the header line alone."""
-    first = handle.readline()
+    first = handle.readline(MAX_HEADER_CHARS)
+    if len(first) >= MAX_HEADER_CHARS and not first.endswith("\n"):
+        raise InputError(Problem(display_path(path), 1, "CSV header line is longer than "
+                                 f"{MAX_HEADER_CHARS:,} characters", "is this a list file?"))
     if not first.strip():
         raise InputError(Problem(display_path(path), 1, "list is empty",
                                  "add a header row with an 'email' column"))
     delimiter = max((",", ";", "\t"), key=first.count)
-    header = next(csv.reader([first], delimiter=delimiter))
+    header = next(csv.reader([first], delimiter=delimiter), [])
     columns = [_column_name(h) for h in header]
+    twice = sorted(c for c, n in Counter(columns).items() if c and n > 1)
+    if twice:
+        raise InputError(Problem(display_path(path), 1, f"column '{shorten(twice[0])}' appears "
+                                 "twice in the header", "keep one column of each name"))
     if "email" not in columns:
         raise InputError(Problem(display_path(path), 1, "CSV header has no 'email' column",
                                  "name the address column 'email' in the first row"))
@@ -184,7 +203,7 @@ def _column_name(header: str) -> str:
 
 
 def _iter_yaml(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
-    data = load_yaml_file(path)
+    data = load_yaml_file(path, LIST_MAX_BYTES)
     where = display_path(path)
     if not isinstance(data, LineDict) or not isinstance(data.get("subscribers"), LineList):
         line = data.line if isinstance(data, LineDict | LineList) else 1

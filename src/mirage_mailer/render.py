@@ -26,12 +26,13 @@ import nh3
 from babel.dates import format_date
 from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
+from jinja2.exceptions import SecurityError
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 from premailer import Premailer
 
 from mirage_mailer.config import Settings, Tracking
-from mirage_mailer.content import Article, Issue
+from mirage_mailer.content import MAX_IMAGE_BYTES, Article, Issue, inside
 from mirage_mailer.disclaimer import (
     EMBLEM_CID,
     EMBLEM_FILE,
@@ -42,8 +43,9 @@ from mirage_mailer.disclaimer import (
     check_html,
     check_text,
 )
-from mirage_mailer.errors import Collector, InputError, Problem, display_path
+from mirage_mailer.errors import Collector, InputError, Problem, display_path, shorten
 from mirage_mailer.langs import babel_locale
+from mirage_mailer.sandbox import BoundedSandbox
 from mirage_mailer.slots import MirageUndefined, RecipientSlots, slot
 from mirage_mailer.strings import strings_for
 
@@ -165,9 +167,10 @@ def emblem_url(settings: Settings) -> str:
     return f"cid:{EMBLEM_CID}"
 
 
-def template_env(settings: Settings) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(settings.templates)),
+def template_env(settings: Settings) -> BoundedSandbox:
+    """User templates run sandboxed and bounded (see ``sandbox``): they come from files."""
+    env = BoundedSandbox(
+        settings.templates,
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2")),
         undefined=MirageUndefined,
         trim_blocks=True,
@@ -203,10 +206,17 @@ def _embed_body_images(html: str, article: Article, images: dict[Path, InlineIma
         src = match.group(1)
         if re.match(r"^https?:", src):
             return match.group(0)
-        path = (article.path.parent / src).resolve()
-        if not path.is_file() or not path.is_relative_to(article.path.parent.resolve()):
-            problems.add(article.path, _line_of(article, src), f"image '{src}' not found",
-                         "put it in the issue folder")
+        candidate = article.path.parent / src
+        if not inside(candidate, article.path.parent):
+            problems.add(article.path, _line_of(article, src),
+                         f"image '{shorten(src, 200)}' is outside the issue folder",
+                         "copy the image into the issue folder and give its file name")
+            return match.group(0)
+        path = candidate.resolve()
+        if not path.is_file() or path.stat().st_size > MAX_IMAGE_BYTES:
+            problems.add(article.path, _line_of(article, src),
+                         f"image '{shorten(src, 200)}' not found or larger than "
+                         f"{MAX_IMAGE_BYTES // 1_000_000} MB", "put it in the issue folder")
             return match.group(0)
         return f'<img src="{_inline(path, images)}"'
     return re.sub(r'<img src="([^"]*)"', replace, html)
@@ -267,6 +277,27 @@ def _template_error(exc: Exception, settings: Settings) -> Problem:
     if isinstance(exc, jinja2.TemplateNotFound):
         return Problem(display_path(settings.templates / str(exc.name)), None, "template not found",
                        "restore it from 'mirage-mailer init' or fix the include")
+    where = _template_frame(exc)
+    message = shorten(str(exc) or type(exc).__name__, 300)
+    if isinstance(exc, jinja2.UndefinedError):
+        message = f"undefined template variable: {message}"
+        hint = "fix the name, or define it; see the README for the variables templates get"
+    elif isinstance(exc, SecurityError):
+        message = f"template not allowed: {message}"
+        hint = "templates run in a sandbox; see the README on templates"
+    elif isinstance(exc, RecursionError):
+        message = "a macro or include calls itself without end"
+        hint = "make the recursion stop"
+    else:
+        message = f"template error: {type(exc).__name__}: {message}"
+        hint = "check the template"
+    if where:
+        return Problem(display_path(where[0]), where[1], message, hint)
+    return Problem(display_path(settings.templates / HTML_TEMPLATE), None, message, hint)
+
+
+def _template_frame(exc: BaseException) -> tuple[str, int] | None:
+    """The innermost template file and line in ``exc``'s traceback, if any."""
     tb = exc.__traceback__
     where: tuple[str, int] | None = None
     while tb is not None:
@@ -274,15 +305,7 @@ def _template_error(exc: Exception, settings: Settings) -> Problem:
         if name.endswith(".j2"):
             where = (name, tb.tb_lineno)
         tb = tb.tb_next
-    message = str(exc)
-    if isinstance(exc, jinja2.UndefinedError):
-        message = f"undefined template variable: {message}"
-        hint = "fix the name, or define it; see the README for the variables templates get"
-    else:
-        hint = "check the template"
-    if where:
-        return Problem(display_path(where[0]), where[1], message, hint)
-    return Problem(display_path(settings.templates / HTML_TEMPLATE), None, message, hint)
+    return where
 
 
 def inline_css(html: str) -> str:
@@ -311,14 +334,23 @@ def render_issue(settings: Settings, issue: Issue, *, fields: set[str],
                                          subject_prefix)
         except InputError as exc:
             problems.problems.extend(exc.problems)
-        except (jinja2.TemplateError, TypeError, AttributeError, ValueError) as exc:
+        except jinja2.TemplateError as exc:
             problems.problems.append(_template_error(exc, settings))
+            if isinstance(exc, SecurityError):
+                break  # the same template in the next language costs the same again
+        except (RecursionError, MemoryError, ArithmeticError, LookupError, TypeError,
+                AttributeError, ValueError) as exc:
+            if _template_frame(exc) is None:  # not the template's doing: a bug of ours
+                raise
+            problems.problems.append(_template_error(exc, settings))
+            if isinstance(exc, RecursionError | MemoryError):
+                break
     problems.problems = list(dict.fromkeys(problems.problems))  # an article shared by languages
     problems.raise_if_errors()
     return out
 
 
-def _render_language(settings: Settings, issue: Issue, lang: str, env: jinja2.Environment,
+def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSandbox,
                      fields: set[str], problems: Collector,
                      subject_prefix: str) -> RenderedLanguage:
     images: dict[Path, InlineImage] = {}
@@ -369,9 +401,9 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: jinja2.En
         "unsubscribe_url": slot("unsubscribe_url"),
         "view_online_url": slot("view_online_url") if settings.tracking.base_url else None,
     }
-    html = inline_css(env.get_template(HTML_TEMPLATE).render(context))
+    html = inline_css(env.render_template(HTML_TEMPLATE, context))
     html, click_urls, open_pixel = apply_tracking(html, settings.tracking)
-    text = env.get_template(TEXT_TEMPLATE).render(context)
+    text = env.render_template(TEXT_TEMPLATE, context)
     template_path = display_path(settings.templates / HTML_TEMPLATE)
     text_path = display_path(settings.templates / TEXT_TEMPLATE)
     rules = [Problem(template_path, None, f"EU disclaimer rule broken ({lang} HTML): {rule}",

@@ -3,16 +3,29 @@
 PyYAML's safe constructor drops the marks; this loader keeps them on the mappings and
 sequences it builds (``LineDict.key_line``, ``LineList.item_line``) and reports duplicate keys,
 which plain ``safe_load`` silently overwrites.
+
+Our files are written by hand, so the loader refuses what no newsletter needs and what makes a
+parser hang or crash: aliases (``*name``, the "billion laughs"), nesting deeper than
+``MAX_DEPTH``, collections as keys, control characters, numbers too long to be real, and files
+over a size limit.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from mirage_mailer.errors import Collector, InputError, Problem, display_path
+from mirage_mailer.errors import Collector, InputError, Problem, display_path, shorten
+
+MAX_DEPTH = 50
+MAX_NUMBER_CHARS = 40  # a config number longer than this is a typo or an attack
+CONFIG_MAX_BYTES = 1_000_000  # mirage.yaml, issue.yaml
+ARTICLE_MAX_BYTES = 5_000_000
+LIST_MAX_BYTES = 50_000_000  # YAML lists; CSV lists stream with a per-field limit
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff]")
 
 
 class LineDict(dict[Any, Any]):
@@ -41,16 +54,50 @@ class LineList(list[Any]):
         return self.item_lines[index] if index < len(self.item_lines) else self.line
 
 
+class _Refused(Exception):
+    """Something our YAML files never need, at a place in the file."""
+
+    def __init__(self, mark: yaml.Mark | None, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.line = mark.line + 1 if mark is not None else None
+        self.message, self.hint = message, hint
+
+
 class _Loader(yaml.SafeLoader):
     duplicates: list[tuple[Any, int]]
+    depth: int = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        """No aliases, bounded depth: composing is recursive and aliases multiply."""
+        mark: yaml.Mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+        if self.check_event(yaml.AliasEvent):
+            raise _Refused(mark, "YAML aliases (*name) are not allowed",
+                           "write the value out in full")
+        if self.depth >= MAX_DEPTH:
+            raise _Refused(mark, f"YAML nested more than {MAX_DEPTH} levels deep",
+                           "flatten the structure")
+        self.depth += 1
+        try:
+            node: yaml.Node | None = super().compose_node(parent, index)
+            return node
+        finally:
+            self.depth -= 1
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
-    loader.flatten_mapping(node)
     result = LineDict()
     result.line = node.start_mark.line + 1
     for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise _Refused(key_node.start_mark, "a list or mapping cannot be a key",
+                           "keys are plain names followed by ':'")
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            raise _Refused(key_node.start_mark, "merge keys (<<) are not allowed",
+                           "write the keys out in full")
         key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str | int | float | bool) and key is not None:
+            raise _Refused(key_node.start_mark, "a key must be a plain name",
+                           "keys are plain names followed by ':'")
         line = key_node.start_mark.line + 1
         if key in result:
             loader.duplicates.append((key, line))
@@ -73,21 +120,47 @@ def _construct_timestamp_as_text(loader: _Loader, node: yaml.ScalarNode) -> str:
     return str(loader.construct_scalar(node))
 
 
+def _construct_number(loader: _Loader, node: yaml.ScalarNode) -> Any:
+    """Numbers of sane length only: a 5,000-digit integer is no setting (and int() refuses)."""
+    if len(str(node.value)) > MAX_NUMBER_CHARS:
+        raise _Refused(node.start_mark, f"number longer than {MAX_NUMBER_CHARS} characters",
+                       "write a real value, or quote it if it is text")
+    if node.tag.endswith(":int"):
+        return loader.construct_yaml_int(node)
+    return loader.construct_yaml_float(node)
+
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp_as_text)
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_number)
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_number)
+
+
+def check_control_characters(text: str, path: Path, first_line: int = 1) -> None:
+    """NUL and other control characters have no place in a config or an article."""
+    match = CONTROL.search(text)
+    if match:
+        line = text.count("\n", 0, match.start()) + first_line
+        raise InputError(Problem(display_path(path), line,
+                                 f"control character U+{ord(match.group()):04X} in the file",
+                                 "delete it; save the file as plain UTF-8 text"))
 
 
 def parse_yaml(text: str, path: Path, *, first_line: int = 1) -> Any:
     """Parse YAML text; syntax errors and duplicate keys become ``InputError`` with a line."""
+    check_control_characters(text, path, first_line)
     loader = _Loader(text)
     loader.duplicates = []
     try:
         data = loader.get_single_data()
+    except _Refused as exc:
+        line = None if exc.line is None else exc.line + first_line - 1
+        raise InputError(Problem(display_path(path), line, exc.message, exc.hint)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = (mark.line + first_line) if mark else None
-        reason = exc.problem or exc.context or "invalid YAML"
+        reason = shorten(exc.problem or exc.context or "invalid YAML")
         raise InputError(
             Problem(
                 display_path(path),
@@ -97,7 +170,12 @@ def parse_yaml(text: str, path: Path, *, first_line: int = 1) -> Any:
             )
         ) from None
     except yaml.YAMLError as exc:
-        raise InputError(Problem(display_path(path), None, f"YAML error: {exc}")) from None
+        raise InputError(Problem(display_path(path), None, f"YAML error: {shorten(str(exc))}")
+                         ) from None
+    except (RecursionError, MemoryError, ValueError, TypeError) as exc:  # last line of defence
+        raise InputError(Problem(display_path(path), None,
+                                 f"YAML cannot be read: {shorten(str(exc) or type(exc).__name__)}",
+                                 "simplify this file")) from None
     finally:
         loader.dispose()
     if loader.duplicates:
@@ -105,7 +183,7 @@ def parse_yaml(text: str, path: Path, *, first_line: int = 1) -> Any:
             Problem(
                 display_path(path),
                 line + first_line - 1,
-                f"duplicate key '{key}'",
+                f"duplicate key '{shorten(str(key))}'",
                 "keep only one of them",
             )
             for key, line in loader.duplicates
@@ -129,9 +207,15 @@ def _shift_lines(data: Any, offset: int) -> None:
             _shift_lines(value, offset)
 
 
-def read_text(path: Path) -> str:
+def read_text(path: Path, max_bytes: int = CONFIG_MAX_BYTES) -> str:
     """Read UTF-8 text (with or without BOM); unreadable files become one clear problem."""
     try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise InputError(Problem(
+                display_path(path), None,
+                f"file is {size:,} bytes; the limit is {max_bytes:,}",
+                "this is not a file you wrote by hand: check the path"))
         raw = path.read_bytes()
     except FileNotFoundError:
         raise InputError(
@@ -155,9 +239,9 @@ def read_text(path: Path) -> str:
         ) from None
 
 
-def load_yaml_file(path: Path) -> Any:
+def load_yaml_file(path: Path, max_bytes: int = CONFIG_MAX_BYTES) -> Any:
     """Read and parse one YAML file."""
-    return parse_yaml(read_text(path), path)
+    return parse_yaml(read_text(path, max_bytes), path)
 
 
 def check_keys(
@@ -178,7 +262,7 @@ def check_keys(
             problems.add(
                 path,
                 data.key_line(key),
-                f"unknown key '{prefix}{key}'",
+                f"unknown key '{shorten(prefix + str(key))}'",
                 f"known keys here: {known}",
             )
     for key in sorted(required - set(data)):

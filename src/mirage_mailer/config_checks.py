@@ -1,0 +1,151 @@
+"""Typed, range-checked getters over one section of mirage.yaml, and secret-safe echoes.
+
+A value that parses is not yet a value that works: ``rate_per_second: 1e-300`` waits forever,
+``.nan`` compares false with everything, ``from: ''`` sends ``From: <>``. Every getter checks
+type and a sane range and adds one problem in the officer's words instead of raising. Values
+echoed back are shortened, and URLs lose their user name and password: messages end up in
+cron logs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from mirage_mailer.headersafe import header_problem
+from mirage_mailer.errors import Collector, shorten
+from mirage_mailer.yamlsrc import LineDict
+
+MAX_TEXT = 1000  # characters of a one-line setting
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:/*)[^/?#\s]*@")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+
+
+def redact(text: str) -> str:
+    """``smtp://bob:pw@host`` -> ``smtp://***@host``: no message ever prints a secret."""
+    return _USERINFO.sub(r"\1***@", text)
+
+
+def has_userinfo(url: str) -> bool:
+    return _USERINFO.search(url) is not None
+
+
+def describe(value: Any) -> str:
+    """What the officer wrote, short and redacted, for 'got ...' messages."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {shorten(redact(repr(value)))}"
+
+
+def _number_text(value: float) -> str:
+    return f"{value:g}"
+
+
+class Section:
+    """Typed getters over one mapping that add a problem instead of raising."""
+
+    def __init__(self, data: LineDict, path: Path, name: str, problems: Collector) -> None:
+        self.data, self.path, self.name, self.problems = data, path, name, problems
+
+    def line(self, key: str) -> int:
+        return self.data.key_line(key)
+
+    def _bad(self, key: str, expected: str, hint: str = "") -> None:
+        self.problems.add(
+            self.path,
+            self.line(key),
+            f"'{self.name}.{key}' must be {expected}, got {describe(self.data.get(key))}",
+            hint,
+        )
+
+    def text(self, key: str, default: str | None = None, *,
+             max_length: int = MAX_TEXT) -> str | None:
+        value = self.data.get(key, default)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            self._bad(key, "a string")
+            return default
+        text = str(value).strip()
+        bad = header_problem(text)
+        if bad:
+            self.problems.add(self.path, self.line(key), f"'{self.name}.{key}' {bad}",
+                              "keep the value on one line")
+            return default
+        if len(text) > max_length:
+            self.problems.add(self.path, self.line(key),
+                              f"'{self.name}.{key}' is {len(text):,} characters long; at most "
+                              f"{max_length:,}", "shorten it")
+            return default
+        return text
+
+    def required_text(self, key: str, hint: str) -> str:
+        """A string that must be there and not empty (``null`` and ``''`` included)."""
+        before = len(self.problems.problems)
+        text = self.text(key)
+        if not text and len(self.problems.problems) == before:
+            where = self.line(key) if key in self.data else self.data.line
+            self.problems.add(self.path, where, f"'{self.name}.{key}' is empty", hint)
+        return text or ""
+
+    def env_name(self, key: str) -> str | None:
+        """The *name* of an environment variable; a value that is no name is never echoed:
+        it is most likely the secret itself."""
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not _ENV_NAME.match(value.strip()):
+            self.problems.add(self.path, self.line(key),
+                              f"'{self.name}.{key}' must name an environment variable "
+                              "(letters, digits and _)",
+                              "give the variable's name, e.g. MIRAGE_SMTP_PASSWORD, never its "
+                              "value")
+            return None
+        return value.strip()
+
+    def integer(self, key: str, default: int, *, minimum: int = 1,
+                maximum: int | None = None) -> int:
+        value = self.data.get(key, default)
+        too_big = maximum is not None and isinstance(value, int) and value > maximum
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum or too_big:
+            expected = (f"a whole number from {minimum} to {maximum}" if maximum is not None
+                        else f"a whole number >= {minimum}")
+            self._bad(key, expected)
+            return default
+        return value
+
+    def number(self, key: str, default: float | None, *, minimum: float, maximum: float,
+               nullable: bool = True) -> float | None:
+        value = self.data.get(key, default)
+        if value is None and nullable:
+            return None
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not math.isfinite(value) or not minimum <= value <= maximum):
+            expected = f"a number from {_number_text(minimum)} to {_number_text(maximum)}"
+            self._bad(key, expected + (" or null" if nullable else ""))
+            return default
+        return float(value)
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            self._bad(key, "true or false")
+            return default
+        return value
+
+    def choice(self, key: str, default: str, options: tuple[str, ...]) -> str:
+        value = self.data.get(key, default)
+        if value not in options:
+            listed = ", ".join(options[:-1]) + " or " + options[-1]
+            wrote = (f"'{shorten(value)}'" if isinstance(value, str)
+                     else describe(value))
+            self.problems.add(self.path, self.line(key),
+                              f"'{self.name}.{key}' must be {listed}; you wrote {wrote}")
+            return default
+        return str(value)

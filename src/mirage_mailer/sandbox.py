@@ -1,0 +1,275 @@
+"""The Jinja2 environment for user templates: sandboxed, and bounded in time, size and depth.
+
+Templates come from the project folder, which an officer edits and a CI job or a shared drive
+may feed. Jinja2's sandbox stops attribute tricks (``cycler.__init__.__globals__``), but not
+work: ``'x' * 10**10`` allocates ten gigabytes and ``range`` loops nest. A thread with a
+timeout cannot stop CPU work in Python, so every operation that can grow or repeat checks a
+budget itself: ``*``, ``**``, ``+`` and ``%`` on sizes, ``~`` joins, width arguments of filters
+and string methods, loop iterations, output, and a deadline that every one of these checks.
+A breach raises ``TemplateLimit`` (a ``SecurityError``) inside the template's frame, so the
+error names the template and line.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+MAX_SIZE = 1_000_000  # characters or items of one value a template computes
+MAX_OUTPUT = 5_000_000  # characters of expression output in one render
+MAX_SECONDS = 3.0  # one template render (a real newsletter takes milliseconds)
+MAX_TOTAL_SECONDS = 8.0  # every template of one issue, all languages
+MAX_LOADS = 200  # template loads ({% include %}, {% extends %}, {% import %}) in one render
+MAX_INT_BITS = 256  # a template has no use for larger numbers
+TICK_EVERY = 256  # loop iterations between deadline checks
+_WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+_BIG_WIDTH = re.compile(r"\d{7,}")  # a width or precision of a million or more
+_STAR_WIDTH = re.compile(r"%[^a-zA-Z%]*\*|\{[^{}]*\{")  # width taken from an argument
+
+
+_PASSED = (jinja2.runtime.Context, nodes.EvalContext, jinja2.Environment)  # pass_* arguments
+
+
+class TemplateLimit(SecurityError):
+    """A template tried to compute or print more than a newsletter ever needs."""
+
+
+def _size(value: Any) -> int:
+    return len(value) if isinstance(value, str | bytes | list | tuple | dict) else 0
+
+
+def _int_too_big(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and \
+        abs(value).bit_length() > MAX_INT_BITS
+
+
+class _BoundedCodeGenerator(CodeGenerator):
+    """``a ~ b`` joins go through ``environment.bounded_join``, which checks sizes first."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        if frame.eval_ctx.volatile:
+            func_name = "(markup_join if context.eval_ctx.volatile else str_join)"
+        elif frame.eval_ctx.autoescape:
+            func_name = "markup_join"
+        else:
+            func_name = "str_join"
+        self.write(f"environment.bounded_join({func_name}, (")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
+class BoundedSandbox(ImmutableSandboxedEnvironment):
+    """ImmutableSandboxedEnvironment with budgets; ``start()`` arms them for one render."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "%", "//"})
+    code_generator_class = _BoundedCodeGenerator
+
+    def __init__(self, templates: Path, **options: Any) -> None:
+        super().__init__(loader=_ConfinedLoader(templates), finalize=self._finalize,
+                         **options)
+        self.deadline = 0.0
+        self.last_deadline = time.monotonic() + MAX_TOTAL_SECONDS
+        self.loads_left = MAX_LOADS
+        self.output_left = MAX_OUTPUT
+        self.armed = False  # compiling a template calls some hooks on constants: no budget
+        self.globals.pop("lipsum", None)  # generates text by the megabyte on request
+        self.filters = {name: self._bounded_filter(name, func)
+                        for name, func in self.filters.items()}
+        self.filters["_mm_loop"] = self._loop
+
+    def render_template(self, name: str, context: dict[str, Any]) -> str:
+        """Render one template with fresh budgets (compiling it first, unbudgeted)."""
+        template = self.get_template(name)
+        self.deadline = min(time.monotonic() + MAX_SECONDS, self.last_deadline)
+        self.output_left = MAX_OUTPUT
+        self.loads_left = MAX_LOADS
+        self.armed = True
+        try:
+            return template.render(context)
+        finally:
+            self.armed = False
+
+    # -- the budget checks ------------------------------------------------------------------
+
+    def tick(self) -> None:
+        if self.armed and time.monotonic() > self.deadline:
+            raise TemplateLimit(f"rendering took longer than {MAX_SECONDS:g} seconds")
+
+    def _refuse_size(self, size: int, what: str) -> None:
+        if size > MAX_SIZE:
+            raise TemplateLimit(f"{what} would be {size:,} long; a template may build at most "
+                                f"{MAX_SIZE:,}")
+
+    def _finalize(self, value: Any) -> Any:
+        if not self.armed:
+            return value
+        self.tick()
+        self.output_left -= len(value) if isinstance(value, str) else 16
+        if self.output_left < 0:
+            raise TemplateLimit(f"the template prints more than {MAX_OUTPUT:,} characters")
+        return value
+
+    def _loop(self, iterable: Iterable[Any]) -> Iterator[Any]:
+        """Every ``{% for %}`` iterates through here, so nested loops meet the deadline."""
+        for count, item in enumerate(iterable):
+            if count % TICK_EVERY == 0:
+                self.tick()
+            yield item
+
+    def bounded_join(self, join: Callable[[Iterable[Any]], str], parts: tuple[Any, ...]) -> str:
+        self.tick()
+        self._refuse_size(sum(_size(p) for p in parts), "a joined text (~)")
+        return join(parts)
+
+    def _check_format(self, fmt: str, args: Iterable[Any]) -> None:
+        values = list(args)
+        if _BIG_WIDTH.search(fmt) or (_STAR_WIDTH.search(fmt)
+                                      and any(isinstance(v, int) and abs(v) > MAX_SIZE
+                                              for v in values)):
+            raise TemplateLimit("a format width of a million or more")
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any,
+                   right: Any) -> Any:
+        self.tick()
+        if operator == "**" and isinstance(left, int) and isinstance(right, int) \
+                and abs(left) > 1 and right > 0 \
+                and right * abs(left).bit_length() > MAX_INT_BITS:
+            raise TemplateLimit(f"a number larger than 2**{MAX_INT_BITS}")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(times, int) and isinstance(seq, str | list | tuple):
+                    self._refuse_size(len(seq) * max(times, 0), "a repeated value (*)")
+            if isinstance(left, int) and isinstance(right, int) \
+                    and abs(left).bit_length() + abs(right).bit_length() > MAX_INT_BITS:
+                raise TemplateLimit(f"a number larger than 2**{MAX_INT_BITS}")
+        if operator == "+" and isinstance(left, str | list | tuple):
+            self._refuse_size(_size(left) + _size(right), "a joined value (+)")
+        if operator == "%" and isinstance(left, str):
+            self._check_format(left, right if isinstance(right, tuple | list) else (right,))
+        result = super().call_binop(context, operator, left, right)
+        if _int_too_big(result):
+            raise TemplateLimit(f"a number larger than 2**{MAX_INT_BITS}")
+        return result
+
+    def call(__self, __context: jinja2.runtime.Context, __obj: Any,
+             *args: Any, **kwargs: Any) -> Any:
+        __self.tick()
+        method = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
+        owner = getattr(method, "__self__", None)
+        name = getattr(method, "__name__", "")
+        if isinstance(owner, str):
+            if name in _WIDTH_METHODS and any(isinstance(a, int) and a > MAX_SIZE
+                                              for a in (*args, *kwargs.values())):
+                raise TemplateLimit("a text width of a million or more")
+            if name in ("format", "format_map"):
+                __self._check_format(owner, (*args, *kwargs.values()))
+            if name == "join" and args:
+                items = list(args[0])
+                __self._refuse_size(sum(_size(i) for i in items)
+                                    + len(owner) * len(items), "a joined text")
+                args = (items, *args[1:])
+            if name == "replace" and len(args) >= 2:
+                __self._refuse_size(_replaced_size(owner, args[0], args[1]), "a replaced text")
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def get_template(self, name: str | jinja2.Template, parent: str | None = None,
+                     globals: MutableMapping[str, Any] | None = None) -> jinja2.Template:
+        """Includes load at render time: a template that includes itself stops here."""
+        if self.armed:
+            self.tick()
+            self.loads_left -= 1
+            if self.loads_left < 0:
+                raise TemplateLimit(f"more than {MAX_LOADS} includes in one render; does a "
+                                    "template include itself?")
+        return super().get_template(name, parent, globals)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        self.tick()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        self.tick()
+        return super().getitem(obj, argument)
+
+    def _bounded_filter(self, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Filters are called directly by compiled code: wrap each with the same checks."""
+        def bounded(*args: Any, **kwargs: Any) -> Any:
+            self.tick()
+            values = [a for a in (*args, *kwargs.values())
+                      if not isinstance(a, _PASSED)]
+            rest = values[1:]  # the piped value itself may be any size it already is
+            if name == "format" and values and isinstance(values[0], str):
+                self._check_format(values[0], rest)
+            elif name == "replace" and len(values) >= 3 and isinstance(values[0], str):
+                self._refuse_size(_replaced_size(values[0], values[1], values[2]),
+                                  "a replaced text")
+            elif name == "join" and values:
+                items = list(values[0]) if not isinstance(values[0], str) else [values[0]]
+                sep = values[1] if len(values) > 1 and isinstance(values[1], str) else ""
+                self._refuse_size(sum(len(str(i)) for i in items[:MAX_SIZE])
+                                  + len(sep) * len(items), "a joined text")
+            elif name == "indent" and values and isinstance(values[0], str):
+                width = values[1] if len(values) > 1 else 4
+                per_line = width if isinstance(width, int) else _size(width)
+                self._refuse_size(len(values[0]) + per_line * (values[0].count("\n") + 1),
+                                  "an indented text")
+            elif any(isinstance(a, int) and not isinstance(a, bool) and abs(a) > MAX_SIZE
+                     for a in rest):
+                raise TemplateLimit(f"filter '{name}' given a number of a million or more")
+            return func(*args, **kwargs)
+
+        for marker in ("jinja_pass_arg",):
+            if hasattr(func, marker):
+                setattr(bounded, marker, getattr(func, marker))
+        bounded.__name__ = getattr(func, "__name__", name)
+        return bounded
+
+    # -- every for loop ticks ---------------------------------------------------------------
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Filter(loop.iter, "_mm_loop", [], [], None, None,
+                                     lineno=loop.iter.lineno)
+        return tree
+
+
+def _replaced_size(text: str, old: Any, new: Any) -> int:
+    if not isinstance(old, str) or not isinstance(new, str):
+        return len(text)
+    count = len(text) + 1 if old == "" else text.count(old)
+    return len(text) + count * max(len(new) - len(old), 0)
+
+
+class _ConfinedLoader(jinja2.FileSystemLoader):
+    """Templates (and their includes) must lie in the templates folder, symlinks resolved."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(str(folder))
+        self.folder = folder
+
+    def get_source(self, environment: jinja2.Environment,
+                   template: str) -> tuple[str, str, Callable[[], bool]]:
+        source, filename, uptodate = super().get_source(environment, template)
+        try:
+            confined = Path(filename).resolve().is_relative_to(
+                self.folder.resolve())
+        except (OSError, RuntimeError, ValueError):
+            confined = False
+        if not confined:
+            raise TemplateLimit(f"template '{template}' is a link to a file outside the "
+                                "templates folder")
+        if len(source) > MAX_SIZE:
+            raise TemplateLimit(f"template '{template}' is longer than {MAX_SIZE:,} characters")
+        return source, filename, uptodate
