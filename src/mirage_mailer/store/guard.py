@@ -8,8 +8,9 @@ records recipients also writes ``.mirage/sent``; a store found healthy with reci
 writes it as well, which covers projects that sent with an older version.
 
 A damaged database is refused whatever the marker says. ``send --new-store`` is the explicit
-way to start over: a damaged file is renamed aside (kept for recovery), a missing or empty one
-is simply replaced by a new store.
+way to start over: a damaged file is renamed aside (kept for recovery) after the
+unsubscriptions still readable in it are copied into the new store; a missing or empty one is
+simply replaced by a new store.
 """
 
 from __future__ import annotations
@@ -59,10 +60,10 @@ def inspect(database: Path) -> Health:
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         if not set(_TABLES) <= names:
             return Health("empty", "no tables")
+        # Recipients, not any row: a store re-created since by 'unsubscribe' or a web sign-up
+        # holds a suppression or a subscriber, and still knows nothing of who was sent what.
         rows: int = conn.execute("SELECT count(*) FROM recipients").fetchone()[0]
-        others = any(conn.execute(f"SELECT EXISTS (SELECT 1 FROM {t})").fetchone()[0]
-                     for t in _TABLES[1:])
-        return Health("ok", rows=rows) if rows or others else Health("empty", "no rows")
+        return Health("ok", rows=rows) if rows else Health("empty", "no recipient recorded")
     except sqlite3.DatabaseError as exc:
         code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
         if isinstance(exc, sqlite3.OperationalError) and not is_damage(exc) and code in (5, 6):
@@ -107,7 +108,9 @@ def check_memory(database: Path, state_dir: Path, *, new_store: bool = False,
             raise StoreError(Problem(where, None, "the tracking database is damaged "
                                      f"({health.detail}); nothing was sent", DAMAGED_HINT))
         if not dry_run:
+            kept = _salvage_suppressions(database)
             _move_aside(database)
+            _restore_suppressions(database, kept)
         return
     if has_sent(state_dir) and not new_store:
         what = {"missing": "is missing", "zero bytes": "is empty (zero bytes)",
@@ -118,6 +121,36 @@ def check_memory(database: Path, state_dir: Path, *, new_store: bool = False,
             "again; nothing was sent",
             "restore the database from a backup, or start over on purpose with "
             "'mirage-mailer send ISSUE_DIR --new-store'"))
+
+
+def _salvage_suppressions(database: Path) -> list[tuple[str, str, str | None, str]]:
+    """Every unsubscription still readable in a damaged database (best effort).
+
+    Starting over must not mail people who asked to stop: a suppression is a promise.
+    """
+    found: list[tuple[str, str, str | None, str]] = []
+    try:
+        conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return found
+    try:
+        for row in conn.execute("SELECT email, source, reason, created_at FROM suppressions"):
+            found.append((str(row[0]), str(row[1]), row[2], str(row[3])))
+    except sqlite3.Error:
+        pass  # what was read before the damaged page is kept
+    finally:
+        conn.close()
+    return found
+
+
+def _restore_suppressions(database: Path, rows: list[tuple[str, str, str | None, str]]) -> None:
+    if not rows:
+        return
+    from mirage_mailer.store import Store  # the full store, to create the new database
+
+    with Store(database) as store, store._write() as conn:
+        conn.executemany("INSERT OR IGNORE INTO suppressions (email, source, reason, created_at)"
+                         " VALUES (?, ?, ?, ?)", rows)
 
 
 def _move_aside(database: Path) -> None:
