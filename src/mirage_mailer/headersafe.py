@@ -19,8 +19,9 @@ import re
 from mirage_mailer.addresses import check_header_value
 
 # C0 controls (TAB excepted), DEL, C1 controls and the Unicode line/paragraph separators:
-# everything some decoder or ``str.splitlines`` would take for a line break.
-_BREAKS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+# everything some decoder or ``str.splitlines`` would take for a line break; and lone
+# surrogates, which no charset can encode.
+_BREAKS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 # As permissive as the decoders that readers use (Python's ``email.header`` included).
 _C0_BYTES = re.compile(b"[\x00-\x08\x0a-\x1f\x7f]")
 _ENCODED_WORD = re.compile(r"=\?([^?]*?)\?([bBqQ])\?(.*?)\?=")
@@ -82,7 +83,7 @@ def header_problem(value: str) -> str | None:
     if bad:
         return bad
     if _BREAKS.search(value):
-        return "contains a line or paragraph separator or a control character"
+        return "contains a line or paragraph separator, a control character or a lone surrogate"
     if "=?" not in value:
         return None
     for match in _ENCODED_WORD.finditer(value):
@@ -99,6 +100,17 @@ def _refuse_breaks(value: str) -> None:
         raise HeaderError(f"refusing a header value with a line break: {value[:40]!r}")
 
 
+_Q_PIECES: dict[str, str] = {}  # char -> its Q encoding; per-recipient names repeat chars
+
+
+def _q_piece(char: str) -> str:
+    piece = "".join(chr(b) if b in _Q_SAFE else ("_" if b == 0x20 else f"={b:02X}")
+                    for b in char.encode("utf-8"))
+    if len(_Q_PIECES) < 20_000:
+        _Q_PIECES[char] = piece
+    return piece
+
+
 def _q_words(value: str) -> list[str]:
     """``value`` as RFC 2047 Q-encoded UTF-8 words (<= 66 characters each), never splitting
     a character; safe in a phrase (display name) as well as in unstructured text."""
@@ -106,8 +118,7 @@ def _q_words(value: str) -> list[str]:
     current: list[str] = []
     size = 0
     for char in value:
-        piece = "".join(chr(b) if b in _Q_SAFE else ("_" if b == 0x20 else f"={b:02X}")
-                        for b in char.encode("utf-8"))
+        piece = _Q_PIECES.get(char) or _q_piece(char)
         if size + len(piece) > _WORD_TEXT and current:
             words.append("=?utf-8?q?" + "".join(current) + "?=")
             current, size = [], 0
