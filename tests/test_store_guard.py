@@ -129,8 +129,7 @@ def test_init_preview_send_on_a_brand_new_project(project: Path, run_cli: RunCli
 
 def test_new_store_does_not_discard_a_healthy_store(sent: Path, run_cli: RunCli) -> None:
     result = run_cli("send", SAMPLE_ISSUE, "--yes", "--new-store")
-    assert result.code == 2
-    assert "--new-store" in result.err
+    assert_refused(result.code, result.err, "--new-store: the tracking database is intact")
     assert outbox_count(sent) == 5
 
 
