@@ -44,8 +44,8 @@ class StoreUnavailable(StoreError):
 _UNAVAILABLE = frozenset({5, 6, 8, 10, 13, 14})
 # ... and those that mean the file itself is damaged: CORRUPT, NOTADB.
 _DAMAGED = frozenset({11, 26})
-DAMAGED_HINT = ("restore it from a backup, or move it away and start over with "
-                "'mirage-mailer send ISSUE_DIR --new-store'")
+DAMAGED_HINT = ("restore it from a backup, or start over with 'mirage-mailer send ISSUE_DIR "
+                "--new-store', which keeps the damaged file beside it")
 
 
 def damaged_error(path: Path, exc: BaseException) -> StoreError:

@@ -51,7 +51,7 @@ def inspect(database: Path) -> Health:
     try:
         conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=rw", uri=True, timeout=10)
     except sqlite3.Error as exc:
-        return Health("damaged", str(exc))
+        return _failed(database, exc)
     try:
         check = conn.execute("PRAGMA quick_check(1)").fetchone()
         if check is None or check[0] != "ok":
@@ -64,15 +64,25 @@ def inspect(database: Path) -> Health:
         # holds a suppression or a subscriber, and still knows nothing of who was sent what.
         rows: int = conn.execute("SELECT count(*) FROM recipients").fetchone()[0]
         return Health("ok", rows=rows) if rows else Health("empty", "no recipient recorded")
-    except sqlite3.DatabaseError as exc:
-        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-        if isinstance(exc, sqlite3.OperationalError) and not is_damage(exc) and code in (5, 6):
-            raise StoreUnavailable(Problem(
-                display_path(database), None, f"cannot read the tracking database: {exc}",
-                "another mirage-mailer process may hold it; wait and rerun")) from None
-        return Health("damaged", str(exc))
+    except sqlite3.Error as exc:
+        return _failed(database, exc)
     finally:
         conn.close()
+
+
+def _failed(database: Path, exc: sqlite3.Error) -> Health:
+    """Damage is a state to act on; a busy or unreadable file is an error to report as is."""
+    if is_damage(exc):
+        return Health("damaged", str(exc))
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code in (5, 6):  # BUSY, LOCKED
+        raise StoreUnavailable(Problem(
+            display_path(database), None, f"cannot read the tracking database: {exc}",
+            "another mirage-mailer process may hold it; wait and rerun")) from None
+    raise StoreError(Problem(display_path(database), None,
+                             f"cannot open the tracking database: {exc}",
+                             "check the file, its permissions and tracking.database in "
+                             "mirage.yaml")) from None
 
 
 def has_sent(state_dir: Path) -> bool:
