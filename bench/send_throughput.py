@@ -13,6 +13,8 @@ store and the pool cost, which the first ratio alone would hide.
     python bench/send_throughput.py [--recipients 10000] [--concurrency 4]
     python bench/send_throughput.py --memory        # N=10,000 vs N=100,000: peak RSS ratio
     python bench/send_throughput.py --throttle 200  # relay limited to R msg/s: pacing, no loss
+    python bench/send_throughput.py --pacing        # token buckets at 5, 50, 500 msg/s, burst 10
+    python bench/send_throughput.py --greylist      # 0 %, 3 %, 10 % of recipients 451 once
 
 ``--rounds K`` alternates pipeline and raw runs and compares the best of each (a shared
 machine only ever slows a run down); ``--profile FILE`` runs the send under cProfile.
@@ -60,6 +62,10 @@ SUMMARY = re.compile(r"this run: sent (\d+), failed (\d+) in ([\d.]+)s, (\d+) ms
 TARGET_RAW_RATIO = 0.8
 TARGET_RSS_RATIO = 1.3
 TARGET_THROTTLE_RATIO = 0.9
+PACING_RATES = (5.0, 50.0, 500.0)
+PACING_BURST = 10
+GREYLIST_FRACTIONS = (0.0, 0.03, 0.10)
+TARGET_GREYLIST_RATIO = 0.8
 
 
 # ---------------------------------------------------------------------------------- sinks
@@ -75,6 +81,7 @@ class SinkReport:
     connections: int | None = None
     refused: int = 0
     disconnects: int = 0
+    greylisted: int = 0
 
 
 def free_port() -> int:
@@ -99,12 +106,15 @@ def wait_listening(port: int, proc: subprocess.Popen[Any], seconds: float = 10.0
 class Sink:
     """An SMTP sink in a child process; ``with Sink(...) as sink: sink.url``; then ``report``."""
 
-    def __init__(self, kind: str, workdir: Path, throttle: float | None = None) -> None:
-        if throttle is not None and kind != "aiosmtpd":
+    def __init__(self, kind: str, workdir: Path, throttle: float | None = None, *,
+                 rules: tuple[str, ...] = (), rules_label: str = "") -> None:
+        if (throttle is not None or rules) and kind != "aiosmtpd":
             raise ValueError("only the aiosmtpd sink can throttle")
         self.kind = kind
         self.workdir = workdir
         self.throttle = throttle
+        self.rules = rules  # more sink_process.py options (--token-bucket R, --greylist F)
+        self.rules_label = rules_label
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.out: IO[bytes] | None = None
@@ -119,6 +129,8 @@ class Sink:
         what = "Postfix smtp-sink" if self.kind == "smtp-sink" else "aiosmtpd SmtpSink"
         if self.throttle is not None:
             what += f" with Throttle({self.throttle:g})"
+        if self.rules_label:
+            what += f" with {self.rules_label}"
         pid = self.proc.pid if self.proc else "?"
         return f"{what} at {HOST}:{self.port}, separate process {pid}"
 
@@ -149,6 +161,7 @@ class Sink:
         command = [sys.executable, str(SINK_SCRIPT), "--report", str(self._report_path)]
         if self.throttle is not None:
             command += ["--throttle", str(self.throttle)]
+        command += self.rules
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], 30)
@@ -196,7 +209,8 @@ class Sink:
         else:
             data = json.loads(self._report_path.read_text(encoding="utf-8"))
             self.report = SinkReport(self.kind, data["accepted"], data["recipients"],
-                                     data["connections"], data["refused"], data["disconnects"])
+                                     data["connections"], data["refused"], data["disconnects"],
+                                     data.get("greylisted", 0))
         return self.report
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
@@ -342,11 +356,12 @@ def describe(run: SendRun, recipients: int, concurrency: int) -> None:
 
 
 def send_once(kind: str, work: Path, name: str, recipients: int, concurrency: int, *,
-              throttle: float | None = None,
+              throttle: float | None = None, rules: tuple[str, ...] = (), rules_label: str = "",
               profile: Path | None = None) -> tuple[SendRun, SinkReport, Path]:
     """A fresh project and a fresh sink process for one measured send."""
     root = make_project(work / name, recipients, concurrency)
-    with Sink(kind, work / f"{name}-sink", throttle) as sink:
+    with Sink(kind, work / f"{name}-sink", throttle, rules=rules,
+              rules_label=rules_label) as sink:
         point_at(root, sink.url)
         print(f"sink: {sink.label}")
         slowest = min(20.0, throttle or 20.0)  # msg/s, for a generous but finite deadline
@@ -513,6 +528,11 @@ def throttle_mode(work: Path, rate: float, recipients: int, concurrency: int) ->
           f"{effective:.1f} msg/s = {ratio:.2f} x R (target >= {TARGET_THROTTLE_RATIO}: "
           f"{verdict}); wall incl. start-up {run.wall_rate:.1f} msg/s")
 
+    return nobody_lost(root, got, recipients)
+
+
+def nobody_lost(root: Path, got: SinkReport, recipients: int) -> bool:
+    """Reconcile the store's report with what the sink accepted: everyone once, nobody left."""
     report = report_json(root)
     counts = report["counts"]
     print(f"$ cd {root} && python -m mirage_mailer report {ISSUE} --format json")
@@ -533,6 +553,78 @@ def throttle_mode(work: Path, rate: float, recipients: int, concurrency: int) ->
     return all(checks.values())
 
 
+def pacing_mode(work: Path, concurrency: int, recipients: int | None) -> bool:
+    """Token-bucket relays at R = 5, 50, 500 msg/s (burst 10, 451 above), no rate set in send.
+
+    N is bounded per R (about 20 s of the relay's allowance, at most 5,000) so each run ends
+    well within a minute; the figure is accepted / delivery time for the whole run, the
+    learning included.
+    """
+    print(f"== pacing: token-bucket relays at {', '.join(f'{r:g}' for r in PACING_RATES)} msg/s, "
+          f"burst {PACING_BURST}, send has no rate set, C={concurrency}")
+    ok = True
+    # what this machine delivers right now to the same sink without any limit: a relay
+    # faster than that cannot be the bottleneck, so its ratio is also given against this
+    top = recipients or int(min(5_000, max(100, 20 * max(PACING_RATES))))
+    run, got, root = send_once("aiosmtpd", work, "pacing-unlimited", top, concurrency)
+    describe(run, top, concurrency)
+    ok = nobody_lost(root, got, top) and ok
+    capacity = run.cli_rate
+    print(f"  unlimited relay: {capacity:.0f} msg/s (the pipeline's ceiling here, now)")
+    figures: list[tuple[float, int, float, int]] = []
+    for rate in PACING_RATES:
+        n = recipients or int(min(5_000, max(100, 20 * rate)))
+        rules = ("--token-bucket", f"{rate:g}", "--burst", str(PACING_BURST))
+        run, got, root = send_once("aiosmtpd", work, f"pacing-{rate:g}", n, concurrency,
+                                   rules=rules,
+                                   rules_label=f"TokenBucket({rate:g}, burst={PACING_BURST})")
+        describe(run, n, concurrency)
+        effective = got.accepted / run.cli_elapsed if run.cli_elapsed else 0.0
+        print(f"  R={rate:g}: {got.accepted:,} accepted / {run.cli_elapsed:.1f}s = "
+              f"{effective:.1f} msg/s = {effective / rate:.2f} x R; relay refused "
+              f"{got.refused:,} (451)")
+        ok = nobody_lost(root, got, n) and ok
+        figures.append((rate, n, effective / rate, got.refused))
+    print("pacing summary (achieved / R over the whole run, target >= "
+          f"{TARGET_THROTTLE_RATIO}):")
+    for rate, n, ratio, refused in figures:
+        verdict = "met" if ratio >= TARGET_THROTTLE_RATIO else "MISSED"
+        reachable = ""
+        if capacity < rate:  # the machine, not the pacer, is the limit
+            reachable = (f"; {ratio * rate / capacity:.2f} x the unlimited run's "
+                         f"{capacity:.0f} msg/s")
+        print(f"  R={rate:>5g} msg/s, N={n:>5,}: {ratio:.2f} x R{reachable}, {refused:,} "
+              f"refusals ({verdict})")
+    return ok
+
+
+def greylist_mode(work: Path, concurrency: int, recipients: int) -> bool:
+    """Throughput with 0 %, 3 % and 10 % of recipients answered 451 once, as ratios to the 0 %
+    run of the same invocation. The greylisted wait out send's retry backoff (1 s) at the
+    end of the run, which a bigger N amortises; nobody else may wait."""
+    print(f"== greylisting: 451 once to {', '.join(f'{f:.0%}' for f in GREYLIST_FRACTIONS)} "
+          f"of recipients, N={recipients:,}, C={concurrency}")
+    ok = True
+    rates: list[tuple[float, float, int]] = []
+    for fraction in GREYLIST_FRACTIONS:
+        rules = ("--greylist", str(fraction)) if fraction else ()
+        run, got, root = send_once("aiosmtpd", work, f"greylist-{fraction:g}", recipients,
+                                   concurrency, rules=rules,
+                                   rules_label=f"Greylist({fraction:g})" if fraction else "")
+        describe(run, recipients, concurrency)
+        print(f"  {fraction:.0%} greylisted: relay deferred {got.greylisted:,} recipient(s)")
+        ok = nobody_lost(root, got, recipients) and ok
+        rates.append((fraction, run.cli_rate, got.greylisted))
+    base = rates[0][1] or 1.0
+    print(f"greylisting summary (throughput / the 0 % run's, target >= {TARGET_GREYLIST_RATIO}):")
+    for fraction, rate, deferred in rates:
+        ratio = rate / base
+        verdict = "met" if ratio >= TARGET_GREYLIST_RATIO else "MISSED"
+        print(f"  {fraction:>4.0%} ({deferred:,} deferred once): {rate:.0f} msg/s = "
+              f"{ratio:.2f} ({verdict})")
+    return ok
+
+
 # ----------------------------------------------------------------------------------- main
 
 
@@ -547,6 +639,10 @@ def main() -> int:
                       help="peak RSS at N=10,000 and N=100,000 and their ratio")
     mode.add_argument("--throttle", type=float, default=None, metavar="R",
                       help="relay that accepts R msg/s; checks pacing and that nothing is lost")
+    mode.add_argument("--pacing", action="store_true",
+                      help="token-bucket relays at 5, 50, 500 msg/s (burst 10): achieved / R")
+    mode.add_argument("--greylist", action="store_true",
+                      help="0 %%, 3 %%, 10 %% of recipients 451 once: throughput ratios")
     parser.add_argument("--sink", choices=("auto", "smtp-sink", "aiosmtpd"), default="auto",
                         help="sink for the plain modes (auto: smtp-sink when installed)")
     parser.add_argument("--profile", type=Path, default=None, metavar="FILE",
@@ -571,6 +667,10 @@ def main() -> int:
     try:
         if args.memory:
             ok = memory_mode(kind, work, args.concurrency)
+        elif args.pacing:
+            ok = pacing_mode(work, args.concurrency, args.recipients)
+        elif args.greylist:
+            ok = greylist_mode(work, args.concurrency, args.recipients or 5_000)
         elif args.throttle is not None:
             ok = throttle_mode(work, args.throttle, args.recipients or 3_000, args.concurrency)
         else:

@@ -5,7 +5,8 @@ share its interpreter and distort the figures. Started by the benchmark, this pr
 ``port N`` once listening, serves until its stdin closes (or SIGTERM, or ``--max-seconds``),
 then writes a JSON report of what it accepted, which the throttle check needs.
 
-    python bench/sink_process.py --report FILE [--throttle R] [--max-seconds S]
+    python bench/sink_process.py --report FILE [--throttle R | --token-bucket R [--burst B]]
+                                 [--greylist FRACTION] [--max-seconds S]
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ import threading
 from pathlib import Path
 from typing import Any, SupportsIndex
 
-from mirage_mailer.delivery.testing import Received, Rule, SmtpSink, Throttle
+from mirage_mailer.delivery.testing import (
+    Greylist,
+    Received,
+    Rule,
+    SmtpSink,
+    Throttle,
+    TokenBucket,
+)
 
 
 class _SlimLog(list[Received]):
@@ -42,7 +50,8 @@ class _NoLog(list[tuple[int, str]]):
         pass
 
 
-def _report(sink: SmtpSink, throttle: Throttle | None, log: _SlimLog) -> dict[str, Any]:
+def _report(sink: SmtpSink, throttle: Throttle | TokenBucket | None, greylist: Greylist | None,
+            log: _SlimLog) -> dict[str, Any]:
     return {
         "accepted": len(sink.received),
         "recipients": sink.recipients(),
@@ -50,6 +59,7 @@ def _report(sink: SmtpSink, throttle: Throttle | None, log: _SlimLog) -> dict[st
         "bytes": log.total_bytes,
         "refused": throttle.refused if throttle else 0,
         "disconnects": throttle.disconnects if throttle else 0,
+        "greylisted": len(greylist.deferred) if greylist else 0,
     }
 
 
@@ -58,12 +68,22 @@ def main() -> None:
     parser.add_argument("--report", type=Path, required=True, help="JSON written at exit")
     parser.add_argument("--throttle", type=float, default=None, metavar="R",
                         help="accept at most R msg/s (451/421 above, as providers do)")
+    parser.add_argument("--token-bucket", type=float, default=None, metavar="R",
+                        help="allow R msg/s with bursts of --burst (451 above)")
+    parser.add_argument("--burst", type=int, default=10, help="token bucket size (default 10)")
+    parser.add_argument("--greylist", type=float, default=0.0, metavar="FRACTION",
+                        help="answer 451 once to this share of recipients (by address hash)")
     parser.add_argument("--max-seconds", type=float, default=3600.0,
                         help="stop by itself after this long, whatever happens")
     args = parser.parse_args()
 
-    throttle = Throttle(args.throttle) if args.throttle else None
-    rules: list[Rule] = [throttle] if throttle else []
+    throttle: Throttle | TokenBucket | None = None
+    if args.throttle:
+        throttle = Throttle(args.throttle)
+    elif args.token_bucket:
+        throttle = TokenBucket(args.token_bucket, burst=args.burst)
+    greylist = Greylist(args.greylist) if args.greylist else None
+    rules: list[Rule] = [r for r in (greylist, throttle) if r is not None]
     sink = SmtpSink(rules=rules)
     log = _SlimLog()
     sink.received = log
@@ -81,7 +101,7 @@ def main() -> None:
         print(f"port {sink.port}", flush=True)
         threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
         stop.wait(args.max_seconds)
-    args.report.write_text(json.dumps(_report(sink, throttle, log)), encoding="utf-8")
+    args.report.write_text(json.dumps(_report(sink, throttle, greylist, log)), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -138,8 +138,24 @@ def test_unused_pace_is_not_raised() -> None:
     clock = Clock()
     adaptive = AdaptiveRate()
     adaptive.rate = 50.0
-    feed_successes(adaptive, clock, 50, 0.2)  # 5 msg/s: the pace is not what limits us
+    for _ in range(50):  # nobody waits on the pace: it is not what limits us
+        adaptive.success(clock(), bound=False)
+        clock.advance(0.2)
     assert adaptive.rate == 50.0
+
+
+def test_late_starts_catch_up_with_a_learnt_pace_but_not_a_configured_one() -> None:
+    """A pace near what the pipeline can do loses every slot no connection is free for;
+    with a learnt pace a late start may catch up (a small burst), a configured one is strict."""
+    for configured, expected in ((None, [0.0, 0.0]), (100.0, [0.0])):
+        clock = Clock()
+        pacer = Pacer(per_second=configured, per_hour=None, clock=clock)
+        assert pacer.adaptive is not None
+        pacer.adaptive.rate = 100.0
+        assert pacer.claim() == 0
+        clock.advance(0.025)  # one and a half intervals late
+        starts = [pacer.claim(), pacer.claim(), pacer.claim()]
+        assert [w for w in starts if w == 0] == expected, configured
 
 
 def test_lone_early_refusals_do_not_pace_an_unlimited_run() -> None:

@@ -14,13 +14,15 @@ cut computed from a fixed window right after the first refusal mistakes a relay'
 refusal does not cut at once: it opens a *measurement*. While the relay keeps refusing, it is
 saturated, and what it accepts per second is its rate, whatever its algorithm (token bucket,
 rolling window). After one window (longer at slow rates, to rest on enough successes) the pace
-is set to 0.95 times the larger of two counts: the successes in the window before the first
-refusal (exact for a rolling window, which refills all at once) and in the window after it
-(exact for a token bucket, whose burst is spent by then). Nothing is lost meanwhile: a
-saturated relay accepts all it can, and refused messages are retried. During the measurement
-the offered pace is held to about twice what is being accepted, so the refusals stay few. After
-a cut the pace creeps upward (``probe_gain`` per ``probe_interval``) to find a relay that allows
-more; crossing the limit opens the next measurement.
+is set to the larger of two counts: the successes in the window before the first refusal
+(exact for a rolling window, which refills all at once) and in the window after it (exact for
+a token bucket, whose burst is spent by then), times 0.95, or up to 0.99 when only a few
+messages were refused (a pace just past the limit, or a pipeline that can hardly reach it).
+Nothing is lost meanwhile: a saturated relay accepts all it can, and refused messages are
+retried. During the measurement the offered pace is held to about twice what is being
+accepted, so the refusals stay few. After a cut the pace creeps upward (``probe_gain`` per
+``probe_interval``) to find a relay that allows more; crossing the limit opens the next
+measurement.
 
 Time comes from an injected clock so the logic is tested without sleeping.
 """
@@ -38,7 +40,8 @@ class AdaptiveSettings:
     window: float = 1.0  # seconds over which accepted messages are counted
     min_samples: int = 8  # a measurement lasts until it rests on about this many successes
     max_measure: float = 10.0  # ... but never longer than this (s)
-    backoff: float = 0.95  # settle at this fraction of the measured accepted rate
+    backoff: float = 0.95  # settle at this fraction of the measured accepted rate ...
+    gentlest: float = 0.99  # ... or up to this when only a few messages were refused
     probe_interval: float = 1.0  # at most one upward step per interval (s)
     probe_gain: float = 0.02  # each step raises the pace by this fraction
     floor: float = 0.1  # never slower than this (msg/s)
@@ -56,6 +59,7 @@ class _Measurement:
     length: float  # seconds to measure
     last_refusal: float
     successes: int = 0  # accepted since ``start``
+    refusals: int = 1  # refused since ``start``, the first included
 
 
 class AdaptiveRate:
@@ -95,7 +99,9 @@ class AdaptiveRate:
         limit = max(2.0 * optimistic, m.before, self.settings.floor)
         return limit if self.rate is None else min(self.rate, limit)
 
-    def success(self, now: float) -> None:
+    def success(self, now: float, *, bound: bool = True) -> None:
+        """Record an accepted message; ``bound``: the pace made connections wait lately,
+        so it is worth probing higher (a pace nobody waits on proves nothing)."""
         s = self.settings
         self._successes.append(now)
         horizon = now - s.window - s.max_measure
@@ -105,7 +111,7 @@ class AdaptiveRate:
         if self.measuring is not None:
             self.measuring.successes += 1
             self._settle(now)
-        else:
+        elif bound:
             self._maybe_probe(now)
 
     def _maybe_probe(self, now: float) -> None:
@@ -114,8 +120,6 @@ class AdaptiveRate:
         if rate is None or now < self._hold_until or now - self._last_probe < s.probe_interval:
             return
         self._last_probe = now
-        if self.accepted(now - s.window, now) < 0.8 * rate * s.window:
-            return  # we are not using the pace we have; raising it proves nothing
         rate *= 1 + s.probe_gain
         self.rate = None if self.ceiling is not None and rate >= self.ceiling else rate
 
@@ -132,6 +136,7 @@ class AdaptiveRate:
             self.measuring = _Measurement(now, before, length, now)
             return False
         m.last_refusal = now
+        m.refusals += 1
         return self._settle(now)
 
     def _settle(self, now: float) -> bool:
@@ -145,7 +150,11 @@ class AdaptiveRate:
         if now - m.last_refusal > m.length / 2:
             return False  # the relay stopped refusing: it was not saturated
         after = self.accepted(now - m.length, now) / m.length
-        new = max(s.floor, s.backoff * max(m.before, after))
+        # hammered (many refusals per success): 0.95 of it; barely over (a pace probed just
+        # past the limit, or a pipeline that can hardly reach it): shave only the excess
+        excess = m.refusals / max(1, m.successes)
+        factor = min(s.gentlest, max(s.backoff, 1.0 - excess))
+        new = max(s.floor, factor * max(m.before, after))
         current = self.rate if self.rate is not None else self.ceiling
         if current is not None:
             new = min(new, current)
@@ -190,8 +199,13 @@ class Pacer:
     ``claim`` never books ahead: a worker that must wait sleeps and asks again, so a pace
     raised meanwhile takes effect at once. Start times stay on a 1/rate grid (a wake-up up to
     half an interval late does not push later starts back), so timer latency does not erode
-    the rate, while idle time never adds up to a burst.
+    the rate, while idle time never adds up to a burst. A learnt pace close to what the
+    pipeline itself can do loses many slots that way (no connection free at the instant), so
+    there starts may catch up with the grid by up to ``CATCH_UP`` intervals: a burst of four
+    that any relay metering us with a burst allowance accepts. A configured rate stays strict.
     """
+
+    CATCH_UP = 4
 
     def __init__(
         self,
@@ -207,6 +221,7 @@ class Pacer:
         self.hourly = WindowCap(per_hour) if per_hour else None
         self.adaptive = AdaptiveRate(settings, ceiling=per_second) if adaptive else None
         self._next = -math.inf
+        self._waited = -math.inf  # when the pace last made a connection wait
 
     @property
     def rate(self) -> float | None:
@@ -223,8 +238,11 @@ class Pacer:
     def claim(self) -> float:
         """Take a start now and return 0, or return how long to wait before asking again."""
         now = self.clock()
-        rate = self.rate
+        learnt = self.adaptive.pace(now) if self.adaptive is not None else None
+        rates = [r for r in (self.per_second, learnt) if r is not None]
+        rate = min(rates) if rates else None
         if rate is not None and now < self._next:
+            self._waited = now
             return self._next - now
         if self.hourly is not None:
             wait = self.hourly.wait(now)
@@ -233,13 +251,16 @@ class Pacer:
             self.hourly.book(now)
         if rate is not None:
             interval = 1.0 / rate
-            on_grid = now - self._next <= interval / 2
+            strict = self.per_second is not None and rate >= self.per_second
+            slack = interval / 2 if strict else interval * self.CATCH_UP
+            on_grid = now - self._next <= slack
             self._next = (self._next if on_grid else now) + interval
         return 0.0
 
     def success(self) -> None:
         if self.adaptive is not None:
-            self.adaptive.success(self.clock())
+            now = self.clock()  # "bound": the pace, not the pipeline, limits us right now
+            self.adaptive.success(now, bound=now - self._waited <= 1.0)
 
     def throttled(self) -> bool:
         """Record a throttle answer; True when the pace was lowered."""
