@@ -3,18 +3,21 @@ and one database (no exit 70), and everything in it is owner-only (0700 / 0600).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli, edit
 from mirage_mailer.scaffold import init_project
 from mirage_mailer.store import Store
+from mirage_mailer.tokens import load_secret
 
 PAIRS = 8
 
@@ -59,6 +62,36 @@ def test_commands_started_at_once_on_a_new_project_share_one_secret(template: Pa
         assert sorted(p.name for p in (root / ".mirage").iterdir() if p.name.endswith(".tmp")
                       ) == []
         assert len(list((root / "outbox/new").iterdir())) == 5, f"pair {n}"
+
+
+def _first_use(state: Path, barrier: Any, results: Any) -> None:
+    barrier.wait(timeout=30)
+    try:
+        key = bytes(load_secret(state, None))
+        with Store(state / "tracking.sqlite") as store:
+            store.counts("x")
+    except Exception as exc:  # reported to the parent, which fails the test with it
+        results.put(f"{type(exc).__name__}: {exc}")
+        return
+    results.put(key.decode())
+
+
+def test_first_use_in_lockstep_agrees_on_one_secret_and_one_database(tmp_path: Path) -> None:
+    """Processes released by one barrier: a far narrower window than starting commands."""
+    ctx = multiprocessing.get_context("fork")
+    workers = 4
+    for n in range(10):
+        state = tmp_path / f"r{n}" / ".mirage"
+        barrier, results = ctx.Barrier(workers), ctx.Queue()
+        procs = [ctx.Process(target=_first_use, args=(state, barrier, results))
+                 for _ in range(workers)]
+        for proc in procs:
+            proc.start()
+        keys = [results.get(timeout=60) for _ in procs]
+        for proc in procs:
+            proc.join(timeout=30)
+        assert len(set(keys)) == 1, keys
+        assert (state / "secret").read_text().split() == [keys[0]]
 
 
 def test_state_is_owner_only(project: Path, run_cli: RunCli) -> None:
