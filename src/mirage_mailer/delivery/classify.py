@@ -18,10 +18,10 @@ from enum import Enum
 THROTTLE_CODES = frozenset({421, 450, 451, 452})
 _RATE_WORDS = re.compile(
     r"\brate\b|rate[- ]?limit|too many|too fast|throttl|slow(?:ing)? down|\blimit|"
-    r"try again in \d|exceeded|quota|frequency|concurrent", re.IGNORECASE)
-# RFC 3463 X.2.Y: the status of one mailbox (full, disabled, receiving too fast): never the pace
-# of the whole run, whatever words come with it.
-_MAILBOX_STATUS = re.compile(r"^\s*4\.2\.\d{1,3}\b")
+    r"try again in \d|quota|frequency", re.IGNORECASE)
+# RFC 3463 X.2.Y, the status of one mailbox (full, disabled, receiving too fast), and X.3.4,
+# this message too big: never the pace of the whole run, whatever words come with them.
+_MAILBOX_STATUS = re.compile(r"^\s*4\.(?:2\.\d{1,3}|3\.4)\b")
 
 
 class Verdict(Enum):
