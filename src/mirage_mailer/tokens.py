@@ -7,6 +7,10 @@ HMAC-SHA256 over (purpose, issue, subject id). The server finds the address by i
 A click token's signature also covers the target URL, which travels beside it (``?u=``): the
 redirector only ever sends people to a URL that we signed for that issue and reader, so it can
 never serve as an open redirect.
+
+Keys are at least 32 bytes. Rotation never drops a key: RFC 8058 links must work for as long as
+the message exists, so earlier keys stay (after the current one) and are used to check tokens,
+never to make them.
 """
 
 from __future__ import annotations
