@@ -9,8 +9,8 @@ from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from delivery_support import SENDER, Deliver, make_transport
 
 from mirage_mailer.delivery import Envelope, Outcome
-from mirage_mailer.delivery.testing import SmtpSink
-from mirage_mailer.delivery.wire import to_wire
+from mirage_mailer.delivery.testing import SmtpSink, drop_at_data_command, store_then_drop
+from mirage_mailer.delivery.wire import to_wire, wire_format
 
 
 def aiosmtplib_wire(data: bytes) -> bytes:
@@ -57,3 +57,31 @@ def test_crlf_body_still_arrives_as_sent(sink: SmtpSink, deliver: Deliver) -> No
     assert [r.outcome for r in run.rec.results] == [Outcome.SENT]
     [got] = sink.received
     assert got.data == b"Subject: mixed\r\nTo: <m@example.net>\r\n\r\n.dot\r\nline\r\n"
+
+
+@pytest.mark.parametrize("data", [*EDGES, b"a\r\nb\n", b"lone\rcr\n", b"x\r", b".\r\n.."])
+def test_wire_format_is_aiosmtplibs_bytes_for_any_body(data: bytes) -> None:
+    assert wire_format(data) == aiosmtplib_wire(data)
+
+
+CR_BODY = b"Subject: mixed\r\nTo: <m@example.net>\n\r\n.dot\rline\n"
+
+
+@pytest.mark.smtp_fault(rules=[store_then_drop()])
+def test_a_body_with_a_cr_is_unknown_when_the_reply_is_lost_after_the_end_of_data(
+        sink: SmtpSink, deliver: Deliver) -> None:
+    """The normalised path writes its own final dot too, so it knows the message may be
+    at the server: unknown, not retried (no second copy)."""
+    run = deliver(make_transport(sink.url, concurrency=1),
+                  iter([Envelope(1, SENDER, "m@example.net", CR_BODY)]))
+    assert len(sink.received) == 1  # never a second copy
+    assert [r.outcome.value for r in run.rec.results] == ["unknown"]
+
+
+@pytest.mark.smtp_fault(rules=[drop_at_data_command(1)])
+def test_a_body_with_a_cr_is_retried_when_the_link_drops_before_any_of_it(
+        sink: SmtpSink, deliver: Deliver) -> None:
+    run = deliver(make_transport(sink.url, concurrency=1),
+                  iter([Envelope(1, SENDER, "m@example.net", CR_BODY)]))
+    assert [r.outcome for r in run.rec.results] == [Outcome.DEFERRED, Outcome.SENT]
+    assert len(sink.received) == 1
