@@ -48,7 +48,8 @@ TEMPLATE_ATTACKS = [
                  "{% endfor %}", id="busy-loop"),
     pytest.param("{% for a in range(100000) %}{{ 'x' * 100000 }}{% endfor %}", id="huge-output"),
     pytest.param("{% set a = 'x' * 900000 %}{% set b = a ~ a ~ a ~ a %}{% set c = b ~ b ~ b ~ b %}"
-                 "{% set d = c ~ c ~ c ~ c ~ c %}{{ d ~ d ~ d ~ d ~ d ~ d }}", id="concat-doubling"),
+                 "{% set d = c ~ c ~ c ~ c ~ c %}{{ d ~ d ~ d ~ d ~ d ~ d }}",
+                 id="concat-doubling"),
 ]
 
 
@@ -286,3 +287,9 @@ def test_config_file_too_large(project: Path, run_cli: RunCli) -> None:
 def test_tab_and_control_characters(project: Path, run_cli: RunCli) -> None:
     edit(project / ISSUE, "number: 4", "number: 4\x1b[2J")
     _refused(run_cli, f"{ISSUE}:7: ")
+
+
+def test_huge_csv_line_of_empty_cells(project: Path, run_cli: RunCli) -> None:
+    with (project / "lists/subscribers.csv").open("a", encoding="utf-8") as handle:
+        handle.write("big@example.org" + "," * 50_000_000 + "\n")
+    _refused(run_cli, "lists/subscribers.csv:7: line longer than 1,000,000 characters")

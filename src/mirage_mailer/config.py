@@ -372,11 +372,13 @@ def _load_disclaimer(sec: LineDict, path: Path, problems: Collector) -> Disclaim
         line = raw.key_line(lang)
         bad = check_language(str(lang))
         if bad:
-            problems.add(path, line, f"disclaimer translation '{lang}': {bad}",
+            problems.add(path, line, f"disclaimer translation '{shorten(lang)}': "
+                         f"{shorten(bad, 120)}",
                          "use an ISO 639-1 code such as fr or pt-BR")
             continue
         if not isinstance(entry, LineDict):
-            problems.add(path, line, f"disclaimer translation '{lang}' must be a mapping",
+            problems.add(path, line, f"disclaimer translation '{shorten(lang)}' must be a "
+                         "mapping",
                          "give 'statement:' and 'text:' under it")
             continue
         check_keys(entry, path, allowed={"statement", "text"}, required=set(),

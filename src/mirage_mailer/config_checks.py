@@ -14,8 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mirage_mailer.headersafe import header_problem
 from mirage_mailer.errors import Collector, shorten
+from mirage_mailer.headersafe import header_problem
 from mirage_mailer.yamlsrc import LineDict
 
 MAX_TEXT = 1000  # characters of a one-line setting

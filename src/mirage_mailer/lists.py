@@ -23,6 +23,7 @@ from mirage_mailer.yamlsrc import LIST_MAX_BYTES, LineDict, LineList, load_yaml_
 
 LIST_SUFFIXES = (".yaml", ".yml", ".csv")
 MAX_HEADER_CHARS = 100_000
+MAX_LINE_CHARS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,18 @@ def _not_utf8(path: Path, line: int) -> InputError:
                               "save the file as UTF-8 (in a spreadsheet: 'CSV UTF-8')"))
 
 
+def _bounded_lines(handle: io.TextIOWrapper, path: Path) -> Iterator[str]:
+    """Physical lines after the header, none longer than ``MAX_LINE_CHARS`` (memory stays
+    bounded whatever the file holds: the csv module's field limit alone does not do that)."""
+    number = 1
+    while line := handle.readline(MAX_LINE_CHARS):
+        number += 1
+        if len(line) >= MAX_LINE_CHARS and not line.endswith("\n"):
+            raise InputError(Problem(display_path(path), number, "line longer than "
+                                     f"{MAX_LINE_CHARS:,} characters", "is this a list file?"))
+        yield line
+
+
 def _iter_csv(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
     """Stream the file: a 100,000-row list never sits in memory."""
     where = display_path(path)
@@ -149,7 +162,7 @@ def _iter_csv(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
             columns, delimiter = _csv_header(handle, path)
         except UnicodeDecodeError:
             raise _not_utf8(path, 1) from None
-        reader = csv.reader(handle, delimiter=delimiter)
+        reader = csv.reader(_bounded_lines(handle, path), delimiter=delimiter)
         line = 1
         while True:
             start = line + 1

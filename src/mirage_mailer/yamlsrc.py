@@ -150,9 +150,10 @@ def check_control_characters(text: str, path: Path, first_line: int = 1) -> None
 def parse_yaml(text: str, path: Path, *, first_line: int = 1) -> Any:
     """Parse YAML text; syntax errors and duplicate keys become ``InputError`` with a line."""
     check_control_characters(text, path, first_line)
-    loader = _Loader(text)
-    loader.duplicates = []
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # the reader checks characters already here
+        loader.duplicates = []
         data = loader.get_single_data()
     except _Refused as exc:
         line = None if exc.line is None else exc.line + first_line - 1
@@ -177,7 +178,8 @@ def parse_yaml(text: str, path: Path, *, first_line: int = 1) -> Any:
                                  f"YAML cannot be read: {shorten(str(exc) or type(exc).__name__)}",
                                  "simplify this file")) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if loader.duplicates:
         problems = [
             Problem(
