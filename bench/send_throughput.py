@@ -631,7 +631,8 @@ def greylist_mode(work: Path, concurrency: int, recipients: int) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=None, metavar="N",
-                        help="list size (default 10,000; 3,000 with --throttle)")
+                        help="list size (default 10,000; 3,000 with --throttle; with --pacing "
+                        "20 s of each relay's allowance, 100 to 5,000)")
     parser.add_argument("--concurrency", type=int, default=4, metavar="C",
                         help="SMTP connections, for send and the raw loop (default 4)")
     mode = parser.add_mutually_exclusive_group()
@@ -670,7 +671,7 @@ def main() -> int:
         elif args.pacing:
             ok = pacing_mode(work, args.concurrency, args.recipients)
         elif args.greylist:
-            ok = greylist_mode(work, args.concurrency, args.recipients or 5_000)
+            ok = greylist_mode(work, args.concurrency, args.recipients or 10_000)
         elif args.throttle is not None:
             ok = throttle_mode(work, args.throttle, args.recipients or 3_000, args.concurrency)
         else:
