@@ -293,3 +293,12 @@ def test_huge_csv_line_of_empty_cells(project: Path, run_cli: RunCli) -> None:
     with (project / "lists/subscribers.csv").open("a", encoding="utf-8") as handle:
         handle.write("big@example.org" + "," * 50_000_000 + "\n")
     _refused(run_cli, "lists/subscribers.csv:7: line longer than 1,000,000 characters")
+
+
+@pytest.mark.parametrize("subject", ["subject:", "subject: {}", "subject: ''", "subject: null"])
+def test_issue_without_subject_text(project: Path, run_cli: RunCli, subject: str) -> None:
+    """Found by the fuzzer: an empty subject was an internal error (KeyError), exit 70."""
+    path = project / ISSUE
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text(subject + "\n" + "".join(lines[3:]), encoding="utf-8")
+    _refused(run_cli, f"{ISSUE}:1: 'subject' ")

@@ -162,7 +162,11 @@ def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Prob
                      "issue id", "use letters, digits, '.', '_' and '-' only")
     check_keys(data, path, allowed=_ISSUE_KEYS, required={"subject", "list", "articles"},
                problems=problems)
+    before = len(problems.problems)
     subject = _localised(data.get("subject"), "subject", data, path, problems, default_language)
+    if "subject" in data and default_language not in subject and len(problems.problems) == before:
+        problems.add(path, data.key_line("subject"), f"'subject' has no text in the default "
+                     f"language '{default_language}'", "write the subject after 'subject:'")
     title = _localised(data.get("title"), "title", data, path, problems, default_language)
     preheader = _localised(data.get("preheader"), "preheader", data, path, problems,
                            default_language)
