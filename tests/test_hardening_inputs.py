@@ -302,3 +302,9 @@ def test_issue_without_subject_text(project: Path, run_cli: RunCli, subject: str
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     path.write_text(subject + "\n" + "".join(lines[3:]), encoding="utf-8")
     _refused(run_cli, f"{ISSUE}:1: 'subject' ")
+
+
+def test_filter_that_asserts_is_a_template_error(project: Path, run_cli: RunCli) -> None:
+    """Jinja2's truncate asserts on a negative length: that was an internal error, exit 70."""
+    edit(project / HTML, "{{ t.why }}", "{{ t.why|truncate(-1) }}")
+    _refused(run_cli, f"{HTML}:80: template error: AssertionError")

@@ -338,8 +338,7 @@ def render_issue(settings: Settings, issue: Issue, *, fields: set[str],
             problems.problems.append(_template_error(exc, settings))
             if isinstance(exc, SecurityError):
                 break  # the same template in the next language costs the same again
-        except (RecursionError, MemoryError, ArithmeticError, LookupError, TypeError,
-                AttributeError, ValueError) as exc:
+        except Exception as exc:  # filters and methods a template calls raise anything
             if _template_frame(exc) is None:  # not the template's doing: a bug of ours
                 raise
             problems.problems.append(_template_error(exc, settings))
