@@ -21,7 +21,7 @@ import asyncio
 
 from mirage_mailer.store import Store
 
-_Outcome = tuple[int, str, int | None, str]  # row id, sent|deferred|failed, code, response
+_Outcome = tuple[int, str, int | None, str]  # row id, sent|deferred|failed|unknown, code, response
 
 
 class SendRecorder:

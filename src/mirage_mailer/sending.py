@@ -347,9 +347,7 @@ def send(prep: Preparation, options: SendOptions,
 
         def on_result(result: Result) -> None:
             key = result.envelope.key
-            if result.outcome is not Outcome.UNKNOWN:
-                writes.hold(key, result.outcome.value, result.code, result.response)
-            # UNKNOWN: the row stays 'sending' (reported unknown) and becomes 'unknown' below
+            writes.hold(key, result.outcome.value, result.code, result.response)
             if result.final:
                 message_ids.pop(key, None)
                 _count(outcome.this_run, result)
@@ -362,8 +360,8 @@ def send(prep: Preparation, options: SendOptions,
                                      rate=options.rate, after=writes.close)
         finally:
             writes.close()
-            # every envelope has had its final word, so the rows still 'sending' are the ones
-            # whose DATA ended without a reply: unknown, re-sent only by --resend-unknown
+            # a row still 'sending' lost its outcome (the run was stopped with it in flight):
+            # unknown, as after a crash, re-sent only by --resend-unknown
             store.recover_inflight(issue.id)
         outcome.to_send = outcome.this_run.total
         outcome.counts = store.counts(issue.id)

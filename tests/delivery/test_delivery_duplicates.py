@@ -82,6 +82,11 @@ def test_no_reply_after_the_end_of_data_is_unknown_never_resent(
     assert unknown == fault.hit  # exactly the messages whose reply never came
     assert all(Counter(relay.recipients())[a] == 1 for a in addresses)  # nobody got two
     assert f"unknown {len(unknown)}" in result.out
+    report = json.loads(run_cli("report", SAMPLE_ISSUE, "--format", "json").out)
+    for row in report["recipients"]:
+        if row["status"] == "unknown":  # the report says why, and the attempt is counted
+            assert "after the end of DATA" in row["smtp_response"], row
+            assert row["attempts"] >= 1 and row["last_attempt_at"], row
 
     stored_before = Counter(relay.recipients())
     rerun = run_cli("send", SAMPLE_ISSUE, "--yes")  # without --resend-unknown: nothing resent

@@ -18,6 +18,8 @@ _OUTCOME_SQL = {
     "sent": "'sent'",
     "deferred": f"CASE WHEN {_SUPPRESSED} THEN 'suppressed' ELSE 'pending' END",
     "failed": "'failed'",
+    # no reply after the end of DATA: the relay may hold the message; never retried on its own
+    "unknown": "'unknown'",
 }
 
 
