@@ -42,6 +42,7 @@ TARGETS = {
     "issue": f"{SAMPLE_ISSUE}/issue.yaml",
     "article": f"{SAMPLE_ISSUE}/partners-meeting.md",
     "list": "lists/subscribers.csv",
+    "template": "templates/newsletter.html.j2",
 }
 TOKENS = [
     "&a ", "*a", "&a [x, *a]", "{", "}", "[", "]", ":", ": ", "- ", "? ", "\t", "\x00", "\x1b",
@@ -50,6 +51,20 @@ TOKENS = [
     "9" * 5000, "-" + "9" * 50, "1e999", ".nan", "0x" + "f" * 60, "1:2:3:4:5:6:7:8:9",
     "=?utf-8?q?X=0D=0ABcc:_x@y.org?=", "{{ ", "{% ", "../../../etc/passwd", "/etc/passwd",
     "a@b@c", "x" * 3000, "email", "email,email", '"a""b"', "é", "\U0001f600", "\ud7ff",
+]
+JINJA = [
+    "{{ ", " }}", "{% ", " %}", "{% endif %}", "{% for x in articles %}", "{% endfor %}",
+    "{{ t.why|truncate(-1) }}", "{{ t.why|wordwrap(0) }}", "{{ t.why|center(-5) }}",
+    "{{ articles|batch(0)|list }}", "{{ [1]|slice(0)|list }}", "{{ t.why|indent('x') }}",
+    "{{ t.why|int(base=99) }}", "{{ t.why|round(2, 'up') }}", "{{ t.why|filesizeformat }}",
+    "{{ t.why|urlize(-1) }}", "{{ t.why|xmlattr }}", "{{ t.why|tojson(indent=-1) }}",
+    "{{ articles|map('upper')|list }}", "{{ articles|groupby('x') }}", "{{ t|items }}",
+    "{{ t.why.split(None, -1) }}", "{{ t.why.format(t) }}", "{{ '%c' % 10**9 }}",
+    "{{ 1 / 0 }}", "{{ 2.0 ** 99999 }}", "{{ 'x' * -1 }}", "{{ [] * 10**7 }}",
+    "{{ range(-10**9, 10**9, 10**5)|list|length }}", "{% include 'nope' %}",
+    "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}", "{{ caller() }}", "{{ super() }}",
+    "{{ loop.cycle() }}", "{{ namespace(a=1).a }}", "{{ cycler(1).next() }}",
+    "{{ dict(a=1)|dictsort(reverse=1) }}", "{{ joiner()() }}", "{% set x = 1 %}{{ x.y.z }}",
 ]
 VALUES = [
     "null", "~", "''", '""', "[]", "{}", "[1, 2]", "{a: 1}", "true", "no", "-1", "0",
@@ -63,6 +78,7 @@ mutation = st.one_of(
     st.tuples(st.just("duplicate"), line_index),
     st.tuples(st.just("swap"), line_index, line_index),
     st.tuples(st.just("insert"), line_index, st.integers(0, 60), st.sampled_from(TOKENS)),
+    st.tuples(st.just("insert"), line_index, st.integers(0, 60), st.sampled_from(JINJA)),
     st.tuples(st.just("insert"), line_index, st.integers(0, 60), st.text(max_size=12)),
     st.tuples(st.just("bytes"), line_index, st.integers(0, 60), st.binary(max_size=8)),
     st.tuples(st.just("value"), line_index, st.sampled_from(VALUES)),

@@ -308,3 +308,10 @@ def test_filter_that_asserts_is_a_template_error(project: Path, run_cli: RunCli)
     """Jinja2's truncate asserts on a negative length: that was an internal error, exit 70."""
     edit(project / HTML, "{{ t.why }}", "{{ t.why|truncate(-1) }}")
     _refused(run_cli, f"{HTML}:80: template error: AssertionError")
+
+
+def test_template_not_utf8(project: Path, run_cli: RunCli) -> None:
+    """Found by the fuzzer: a template with a stray byte was an internal error, exit 70."""
+    path = project / "templates/partials/disclaimer.html.j2"
+    path.write_bytes(b"<p>ok</p>\n<p>\x80</p>\n")
+    _refused(run_cli, "templates/partials/disclaimer.html.j2:2: template is not valid UTF-8")

@@ -273,6 +273,8 @@ def _template_error(exc: Exception, settings: Settings) -> Problem:
     """Point at the template file and line, whatever Jinja2 raised."""
     if isinstance(exc, jinja2.TemplateSyntaxError):
         path = exc.filename or str(settings.templates / (exc.name or HTML_TEMPLATE))
+        if exc.message == "template is not valid UTF-8":
+            return Problem(display_path(path), exc.lineno, exc.message, "save it as UTF-8")
         return Problem(display_path(path), exc.lineno, f"template syntax error: {exc.message}")
     if isinstance(exc, jinja2.TemplateNotFound):
         return Problem(display_path(settings.templates / str(exc.name)), None, "template not found",

@@ -261,7 +261,13 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
 
     def get_source(self, environment: jinja2.Environment,
                    template: str) -> tuple[str, str, Callable[[], bool]]:
-        source, filename, uptodate = super().get_source(environment, template)
+        try:
+            source, filename, uptodate = super().get_source(environment, template)
+        except UnicodeDecodeError as exc:
+            path = self.folder / template
+            line = exc.object[: exc.start].count(b"\n") + 1
+            raise jinja2.TemplateSyntaxError("template is not valid UTF-8", line, template,
+                                             str(path)) from None
         try:
             confined = Path(filename).resolve().is_relative_to(
                 self.folder.resolve())
