@@ -315,3 +315,20 @@ def test_template_not_utf8(project: Path, run_cli: RunCli) -> None:
     path = project / "templates/partials/disclaimer.html.j2"
     path.write_bytes(b"<p>ok</p>\n<p>\x80</p>\n")
     _refused(run_cli, "templates/partials/disclaimer.html.j2:2: template is not valid UTF-8")
+
+
+@pytest.mark.parametrize(("file", "old", "new", "prefix"), [
+    pytest.param(ISSUE, "  - online-trainings.md", "  - " + "9" * 5000 + ".md",
+                 f"{ISSUE}:15: article file '999", id="article"),
+    pytest.param(ARTICLE, "author: MIraGE consortium\n",
+                 "author: MIraGE consortium\nimage: " + "x" * 5000 + ".png\nimage_alt: x\n",
+                 f"{ARTICLE}:5: image 'xxx", id="front-matter-image"),
+    pytest.param(ARTICLE, "## Lessons learned", "![x](" + "y" * 5000 + ".png)\n\n## Lessons",
+                 f"{ARTICLE}:", id="body-image"),
+])
+def test_file_name_too_long(project: Path, run_cli: RunCli, file: str, old: str, new: str,
+                            prefix: str) -> None:
+    """Found by the fuzzer: a 5,000-character file name was OSError ENAMETOOLONG, exit 70."""
+    edit(project / file, old, new)
+    err = _refused(run_cli, prefix)
+    assert len(err) < 3000

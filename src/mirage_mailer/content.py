@@ -208,7 +208,7 @@ def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Prob
                              "folder", "keep the article files in the issue folder itself")
                 continue
             article_path = (issue_dir / name).resolve()
-            if not article_path.is_file():
+            if not is_file(article_path):
                 problems.add(path, line, f"article file '{shorten(name)}' not found",
                              f"create {shorten(display_path(article_path), 200)} or fix the "
                              "name")
@@ -260,6 +260,14 @@ def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Prob
         lines={k: data.key_line(k) for k in data},
     )
     return issue, problems.warnings
+
+
+def is_file(path: Path) -> bool:
+    """``Path.is_file`` that says no, instead of raising, for a name the OS refuses."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def inside(candidate: Path, folder: Path) -> bool:
@@ -382,7 +390,7 @@ def _image(path: Path, meta: LineDict, problems: Collector) -> Path | None:
                      "copy the image into the issue folder and give its file name")
         return None
     image = candidate.resolve()
-    if not image.is_file():
+    if not is_file(image):
         problems.add(path, line, f"image '{shorten(name, 200)}' not found",
                      "put the image in the issue folder and give its file name")
         return None

@@ -32,7 +32,7 @@ from markupsafe import Markup
 from premailer import Premailer
 
 from mirage_mailer.config import Settings, Tracking
-from mirage_mailer.content import MAX_IMAGE_BYTES, Article, Issue, inside
+from mirage_mailer.content import MAX_IMAGE_BYTES, Article, Issue, inside, is_file
 from mirage_mailer.disclaimer import (
     EMBLEM_CID,
     EMBLEM_FILE,
@@ -213,7 +213,7 @@ def _embed_body_images(html: str, article: Article, images: dict[Path, InlineIma
                          "copy the image into the issue folder and give its file name")
             return match.group(0)
         path = candidate.resolve()
-        if not path.is_file() or path.stat().st_size > MAX_IMAGE_BYTES:
+        if not is_file(path) or path.stat().st_size > MAX_IMAGE_BYTES:
             problems.add(article.path, _line_of(article, src),
                          f"image '{shorten(src, 200)}' not found or larger than "
                          f"{MAX_IMAGE_BYTES // 1_000_000} MB", "put it in the issue folder")
