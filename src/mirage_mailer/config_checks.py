@@ -29,7 +29,8 @@ def redact(text: str) -> str:
 
 
 def has_userinfo(url: str) -> bool:
-    return _USERINFO.search(url) is not None
+    """``scheme://user:pass@host``; a path with an @ in it (maildir:a@b) is no userinfo."""
+    return _USERINFO.search(url) is not None and "://" in url.partition("@")[0]
 
 
 def describe(value: Any) -> str:

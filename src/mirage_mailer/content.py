@@ -9,10 +9,18 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 
 from mirage_mailer.errors import Collector, InputError, Problem, display_path, shorten
-from mirage_mailer.headersafe import header_problem
+from mirage_mailer.issue_values import (
+    article_image,
+    inside,
+    is_file,
+    issue_number,
+    list_names,
+    localised,
+    parse_date,
+    parse_send_at,
+)
 from mirage_mailer.langs import check_language, normalise_language
 from mirage_mailer.yamlsrc import (
     ARTICLE_MAX_BYTES,
@@ -28,10 +36,8 @@ _ISSUE_KEYS = {"subject", "list", "articles", "title", "number", "date", "prehea
 _ARTICLE_KEYS = {"title", "date", "author", "summary", "image", "image_alt"}
 _TRANSLATION = re.compile(r"^(?P<stem>.+)\.(?P<lang>[a-zA-Z]{2}(?:[-_][a-zA-Z0-9]{2,3})?)\.md$")
 _ISSUE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-LIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # a file in lists/, nothing more
 MAX_ARTICLES = 100
-MAX_LINE_TEXT = 1000  # subject, title, preheader: characters
-MAX_IMAGE_BYTES = 10_000_000
+__all__ = ["Article", "Issue", "load_issue", "parse_date", "parse_send_at", "split_front_matter"]
 
 
 @dataclass(frozen=True)
@@ -84,64 +90,6 @@ class Issue:
         return self.subject.get(lang) or self.subject[self.default_language]
 
 
-def _localised(
-    value: Any, key: str, data: LineDict, path: Path, problems: Collector, default_lang: str
-) -> dict[str, str]:
-    """A string, or a mapping language -> string (for subject, title, preheader)."""
-    line = data.key_line(key)
-    if value is None:
-        return {}
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
-        text = str(value).strip()
-        result = {default_lang: text}
-    elif isinstance(value, LineDict):
-        result = {}
-        for lang, text in value.items():
-            bad = check_language(str(lang))
-            if bad:
-                problems.add(path, value.key_line(lang), f"'{key}': {shorten(bad, 120)}",
-                             "use an ISO 639-1 code such as en, fr or pt-BR")
-                continue
-            if not isinstance(text, str):
-                problems.add(path, value.key_line(lang), f"'{key}.{lang}' must be text")
-                continue
-            result[normalise_language(str(lang))] = text.strip()
-        if result and default_lang not in result:
-            problems.add(path, line, f"'{key}' has no text in the default language "
-                         f"'{default_lang}'", f"add '{default_lang}: ...' under '{key}:'")
-    else:
-        problems.add(path, line, f"'{key}' must be text or a mapping language -> text")
-        return {}
-    for lang, text in result.items():
-        bad = header_problem(text) if key in ("subject", "preheader") else None
-        if bad:
-            problems.add(path, line, f"'{key}' ({lang}) {bad}", "keep it on one line")
-        elif not text:
-            problems.add(path, line, f"'{key}' ({lang}) is empty")
-        elif len(text) > MAX_LINE_TEXT:
-            problems.add(path, line, f"'{key}' ({lang}) is {len(text):,} characters long; at "
-                         f"most {MAX_LINE_TEXT:,}", "shorten it")
-    return result
-
-
-def parse_date(value: Any) -> date | None:
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value).strip())
-    except ValueError:
-        return None
-
-
-def parse_send_at(value: Any) -> datetime | None:
-    """ISO 8601 with a time zone; None when it is not one."""
-    try:
-        moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
-
-
 def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Problem]]:
     """Load an issue folder; returns the issue and its warnings, raises on errors."""
     issue_dir = issue_dir.resolve()
@@ -163,15 +111,15 @@ def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Prob
     check_keys(data, path, allowed=_ISSUE_KEYS, required={"subject", "list", "articles"},
                problems=problems)
     before = len(problems.problems)
-    subject = _localised(data.get("subject"), "subject", data, path, problems, default_language)
+    subject = localised(data.get("subject"), "subject", data, path, problems, default_language)
     if "subject" in data and default_language not in subject and len(problems.problems) == before:
         problems.add(path, data.key_line("subject"), f"'subject' has no text in the default "
                      f"language '{default_language}'", "write the subject after 'subject:'")
-    title = _localised(data.get("title"), "title", data, path, problems, default_language)
-    preheader = _localised(data.get("preheader"), "preheader", data, path, problems,
+    title = localised(data.get("title"), "title", data, path, problems, default_language)
+    preheader = localised(data.get("preheader"), "preheader", data, path, problems,
                            default_language)
-    lists = _names(data, path, problems)
-    number = _number(data, path, problems)
+    lists = list_names(data, path, problems)
+    number = issue_number(data, path, problems)
     issue_date = None
     if "date" in data:
         issue_date = parse_date(data["date"])
@@ -262,61 +210,6 @@ def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Prob
     return issue, problems.warnings
 
 
-def is_file(path: Path) -> bool:
-    """``Path.is_file`` that says no, instead of raising, for a name the OS refuses."""
-    try:
-        return path.is_file()
-    except (OSError, ValueError):
-        return False
-
-
-def inside(candidate: Path, folder: Path) -> bool:
-    """``candidate`` (symlinks resolved) lies inside ``folder``: no file from elsewhere."""
-    try:
-        return candidate.resolve().is_relative_to(folder.resolve())
-    except (OSError, RuntimeError, ValueError):
-        return False
-
-
-def _number(data: LineDict, path: Path, problems: Collector) -> str | None:
-    """The issue number as printed in the masthead: a short line, never a structure."""
-    value = data.get("number")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        problems.add(path, data.key_line("number"), "'number' must be a whole number or a "
-                     "short text", "e.g. 'number: 4'")
-        return None
-    text = str(value).strip()
-    bad = header_problem(text)
-    if bad or len(text) > 20:
-        problems.add(path, data.key_line("number"),
-                     f"'number' {bad or 'is longer than 20 characters'}",
-                     "e.g. 'number: 4', on one line")
-        return None
-    return text
-
-
-def _names(data: LineDict, path: Path, problems: Collector) -> tuple[str, ...]:
-    value = data.get("list")
-    if value is None:
-        return ()
-    names = [value] if isinstance(value, str) else value
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        problems.add(path, data.key_line("list"), "'list' must be a list name or a sequence "
-                     "of names", "e.g. 'list: subscribers' for lists/subscribers.csv")
-        return ()
-    good = []
-    for name in dict.fromkeys(n.strip() for n in names):
-        if LIST_NAME.match(name):
-            good.append(name)
-        else:
-            problems.add(path, data.key_line("list"), f"list name '{shorten(name)}' is not a "
-                         "file name in lists/", "give the name without folder or extension, "
-                         "e.g. 'list: subscribers' for lists/subscribers.csv")
-    return tuple(good)
-
-
 def split_front_matter(text: str, path: Path) -> tuple[str, str, int]:
     """(front matter YAML, body, line of the body's first line)."""
     lines = text.splitlines(keepends=True)
@@ -356,7 +249,7 @@ def _load_article(path: Path, default_language: str, problems: Collector,
                          "write it as YYYY-MM-DD")
     image = None
     if isinstance(meta.get("image"), str):
-        image = _image(path, meta, problems)
+        image = article_image(path, meta, problems)
         if image is not None and image.suffix.lower() not in (".png", ".jpg", ".jpeg", ".gif"):
             problems.add(path, meta.key_line("image"), "image must be PNG, JPEG or GIF",
                          "mail clients show no other formats reliably")
@@ -378,27 +271,6 @@ def _load_article(path: Path, default_language: str, problems: Collector,
         body=body,
         body_line=body_line,
     )
-
-
-def _image(path: Path, meta: LineDict, problems: Collector) -> Path | None:
-    """The front-matter image, confined like body images to the article's folder."""
-    name: str = meta["image"]
-    line = meta.key_line("image")
-    candidate = path.parent / name
-    if not inside(candidate, path.parent):
-        problems.add(path, line, f"image '{shorten(name, 200)}' is outside the issue folder",
-                     "copy the image into the issue folder and give its file name")
-        return None
-    image = candidate.resolve()
-    if not is_file(image):
-        problems.add(path, line, f"image '{shorten(name, 200)}' not found",
-                     "put the image in the issue folder and give its file name")
-        return None
-    if image.stat().st_size > MAX_IMAGE_BYTES:
-        problems.add(path, line, f"image '{shorten(name, 200)}' is larger than "
-                     f"{MAX_IMAGE_BYTES // 1_000_000} MB", "make it smaller for e-mail")
-        return None
-    return image
 
 
 def _load_translations(

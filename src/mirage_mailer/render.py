@@ -32,7 +32,7 @@ from markupsafe import Markup
 from premailer import Premailer
 
 from mirage_mailer.config import Settings, Tracking
-from mirage_mailer.content import MAX_IMAGE_BYTES, Article, Issue, inside, is_file
+from mirage_mailer.content import Article, Issue
 from mirage_mailer.disclaimer import (
     EMBLEM_CID,
     EMBLEM_FILE,
@@ -44,8 +44,9 @@ from mirage_mailer.disclaimer import (
     check_text,
 )
 from mirage_mailer.errors import Collector, InputError, Problem, display_path, shorten
+from mirage_mailer.issue_values import MAX_IMAGE_BYTES, inside, is_file
 from mirage_mailer.langs import babel_locale
-from mirage_mailer.sandbox import BoundedSandbox
+from mirage_mailer.sandbox import BoundedSandbox, template_frame, template_problem
 from mirage_mailer.slots import MirageUndefined, RecipientSlots, slot
 from mirage_mailer.strings import strings_for
 
@@ -270,44 +271,7 @@ def _format_date(value: date | None, lang: str) -> str | None:
 
 
 def _template_error(exc: Exception, settings: Settings) -> Problem:
-    """Point at the template file and line, whatever Jinja2 raised."""
-    if isinstance(exc, jinja2.TemplateSyntaxError):
-        path = exc.filename or str(settings.templates / (exc.name or HTML_TEMPLATE))
-        if exc.message == "template is not valid UTF-8":
-            return Problem(display_path(path), exc.lineno, exc.message, "save it as UTF-8")
-        return Problem(display_path(path), exc.lineno, f"template syntax error: {exc.message}")
-    if isinstance(exc, jinja2.TemplateNotFound):
-        return Problem(display_path(settings.templates / str(exc.name)), None, "template not found",
-                       "restore it from 'mirage-mailer init' or fix the include")
-    where = _template_frame(exc)
-    message = shorten(str(exc) or type(exc).__name__, 300)
-    if isinstance(exc, jinja2.UndefinedError):
-        message = f"undefined template variable: {message}"
-        hint = "fix the name, or define it; see the README for the variables templates get"
-    elif isinstance(exc, SecurityError):
-        message = f"template not allowed: {message}"
-        hint = "templates run in a sandbox; see the README on templates"
-    elif isinstance(exc, RecursionError):
-        message = "a macro or include calls itself without end"
-        hint = "make the recursion stop"
-    else:
-        message = f"template error: {type(exc).__name__}: {message}"
-        hint = "check the template"
-    if where:
-        return Problem(display_path(where[0]), where[1], message, hint)
-    return Problem(display_path(settings.templates / HTML_TEMPLATE), None, message, hint)
-
-
-def _template_frame(exc: BaseException) -> tuple[str, int] | None:
-    """The innermost template file and line in ``exc``'s traceback, if any."""
-    tb = exc.__traceback__
-    where: tuple[str, int] | None = None
-    while tb is not None:
-        name = tb.tb_frame.f_code.co_filename
-        if name.endswith(".j2"):
-            where = (name, tb.tb_lineno)
-        tb = tb.tb_next
-    return where
+    return template_problem(exc, settings.templates, HTML_TEMPLATE)
 
 
 def inline_css(html: str) -> str:
@@ -341,7 +305,7 @@ def render_issue(settings: Settings, issue: Issue, *, fields: set[str],
             if isinstance(exc, SecurityError):
                 break  # the same template in the next language costs the same again
         except Exception as exc:  # filters and methods a template calls raise anything
-            if _template_frame(exc) is None:  # not the template's doing: a bug of ours
+            if template_frame(exc) is None:  # not the template's doing: a bug of ours
                 raise
             problems.problems.append(_template_error(exc, settings))
             if isinstance(exc, RecursionError | MemoryError):

@@ -7,7 +7,8 @@ timeout cannot stop CPU work in Python, so every operation that can grow or repe
 budget itself: ``*``, ``**``, ``+`` and ``%`` on sizes, ``~`` joins, width arguments of filters
 and string methods, loop iterations, output, and a deadline that every one of these checks.
 A breach raises ``TemplateLimit`` (a ``SecurityError``) inside the template's frame, so the
-error names the template and line.
+error names the template and line; ``template_problem`` turns whatever a template raised into
+that one ``path:line`` problem.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from mirage_mailer.errors import Problem, display_path, shorten
 
 MAX_SIZE = 1_000_000  # characters or items of one value a template computes
 MAX_OUTPUT = 5_000_000  # characters of expression output in one render
@@ -279,3 +282,44 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
         if len(source) > MAX_SIZE:
             raise TemplateLimit(f"template '{template}' is longer than {MAX_SIZE:,} characters")
         return source, filename, uptodate
+
+
+def template_problem(exc: Exception, templates: Path, main_template: str) -> Problem:
+    """Point at the template file and line, whatever Jinja2 raised."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        path = exc.filename or str(templates / (exc.name or main_template))
+        if exc.message == "template is not valid UTF-8":
+            return Problem(display_path(path), exc.lineno, exc.message, "save it as UTF-8")
+        return Problem(display_path(path), exc.lineno, f"template syntax error: {exc.message}")
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return Problem(display_path(templates / str(exc.name)), None, "template not found",
+                       "restore it from 'mirage-mailer init' or fix the include")
+    where = template_frame(exc)
+    message = shorten(str(exc) or type(exc).__name__, 300)
+    if isinstance(exc, jinja2.UndefinedError):
+        message = f"undefined template variable: {message}"
+        hint = "fix the name, or define it; see the README for the variables templates get"
+    elif isinstance(exc, SecurityError):
+        message = f"template not allowed: {message}"
+        hint = "templates run in a sandbox; see the README on templates"
+    elif isinstance(exc, RecursionError):
+        message = "a macro or include calls itself without end"
+        hint = "make the recursion stop"
+    else:
+        message = f"template error: {type(exc).__name__}: {message}"
+        hint = "check the template"
+    if where:
+        return Problem(display_path(where[0]), where[1], message, hint)
+    return Problem(display_path(templates / main_template), None, message, hint)
+
+
+def template_frame(exc: BaseException) -> tuple[str, int] | None:
+    """The innermost template file and line in ``exc``'s traceback, if any."""
+    tb = exc.__traceback__
+    where: tuple[str, int] | None = None
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if name.endswith(".j2"):
+            where = (name, tb.tb_lineno)
+        tb = tb.tb_next
+    return where

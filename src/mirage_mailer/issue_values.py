@@ -1,0 +1,156 @@
+"""Single values of issue.yaml and front matter, each checked for type, size and place.
+
+Split from ``content`` (which walks the issue folder): what a subject, a number, a list name
+or an image path may be, and the rule that every file an issue names lies inside its folder,
+symlinks resolved, so no file from elsewhere ends up in a message.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from mirage_mailer.errors import Collector, shorten
+from mirage_mailer.headersafe import header_problem
+from mirage_mailer.langs import check_language, normalise_language
+from mirage_mailer.yamlsrc import LineDict
+
+LIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # a file in lists/, nothing more
+MAX_LINE_TEXT = 1000  # subject, title, preheader: characters
+MAX_IMAGE_BYTES = 10_000_000
+
+
+def localised(
+    value: Any, key: str, data: LineDict, path: Path, problems: Collector, default_lang: str
+) -> dict[str, str]:
+    """A string, or a mapping language -> string (for subject, title, preheader)."""
+    line = data.key_line(key)
+    if value is None:
+        return {}
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        text = str(value).strip()
+        result = {default_lang: text}
+    elif isinstance(value, LineDict):
+        result = {}
+        for lang, text in value.items():
+            bad = check_language(str(lang))
+            if bad:
+                problems.add(path, value.key_line(lang), f"'{key}': {shorten(bad, 120)}",
+                             "use an ISO 639-1 code such as en, fr or pt-BR")
+                continue
+            if not isinstance(text, str):
+                problems.add(path, value.key_line(lang), f"'{key}.{lang}' must be text")
+                continue
+            result[normalise_language(str(lang))] = text.strip()
+        if result and default_lang not in result:
+            problems.add(path, line, f"'{key}' has no text in the default language "
+                         f"'{default_lang}'", f"add '{default_lang}: ...' under '{key}:'")
+    else:
+        problems.add(path, line, f"'{key}' must be text or a mapping language -> text")
+        return {}
+    for lang, text in result.items():
+        bad = header_problem(text) if key in ("subject", "preheader") else None
+        if bad:
+            problems.add(path, line, f"'{key}' ({lang}) {bad}", "keep it on one line")
+        elif not text:
+            problems.add(path, line, f"'{key}' ({lang}) is empty")
+        elif len(text) > MAX_LINE_TEXT:
+            problems.add(path, line, f"'{key}' ({lang}) is {len(text):,} characters long; at "
+                         f"most {MAX_LINE_TEXT:,}", "shorten it")
+    return result
+
+
+def parse_date(value: Any) -> date | None:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        return None
+
+
+def parse_send_at(value: Any) -> datetime | None:
+    """ISO 8601 with a time zone; None when it is not one."""
+    try:
+        moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def is_file(path: Path) -> bool:
+    """``Path.is_file`` that says no, instead of raising, for a name the OS refuses."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def inside(candidate: Path, folder: Path) -> bool:
+    """``candidate`` (symlinks resolved) lies inside ``folder``: no file from elsewhere."""
+    try:
+        return candidate.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
+def issue_number(data: LineDict, path: Path, problems: Collector) -> str | None:
+    """The issue number as printed in the masthead: a short line, never a structure."""
+    value = data.get("number")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        problems.add(path, data.key_line("number"), "'number' must be a whole number or a "
+                     "short text", "e.g. 'number: 4'")
+        return None
+    text = str(value).strip()
+    bad = header_problem(text)
+    if bad or len(text) > 20:
+        problems.add(path, data.key_line("number"),
+                     f"'number' {bad or 'is longer than 20 characters'}",
+                     "e.g. 'number: 4', on one line")
+        return None
+    return text
+
+
+def list_names(data: LineDict, path: Path, problems: Collector) -> tuple[str, ...]:
+    value = data.get("list")
+    if value is None:
+        return ()
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        problems.add(path, data.key_line("list"), "'list' must be a list name or a sequence "
+                     "of names", "e.g. 'list: subscribers' for lists/subscribers.csv")
+        return ()
+    good = []
+    for name in dict.fromkeys(n.strip() for n in names):
+        if LIST_NAME.match(name):
+            good.append(name)
+        else:
+            problems.add(path, data.key_line("list"), f"list name '{shorten(name)}' is not a "
+                         "file name in lists/", "give the name without folder or extension, "
+                         "e.g. 'list: subscribers' for lists/subscribers.csv")
+    return tuple(good)
+
+
+def article_image(path: Path, meta: LineDict, problems: Collector) -> Path | None:
+    """The front-matter image, confined like body images to the article's folder."""
+    name: str = meta["image"]
+    line = meta.key_line("image")
+    candidate = path.parent / name
+    if not inside(candidate, path.parent):
+        problems.add(path, line, f"image '{shorten(name, 200)}' is outside the issue folder",
+                     "copy the image into the issue folder and give its file name")
+        return None
+    image = candidate.resolve()
+    if not is_file(image):
+        problems.add(path, line, f"image '{shorten(name, 200)}' not found",
+                     "put the image in the issue folder and give its file name")
+        return None
+    if image.stat().st_size > MAX_IMAGE_BYTES:
+        problems.add(path, line, f"image '{shorten(name, 200)}' is larger than "
+                     f"{MAX_IMAGE_BYTES // 1_000_000} MB", "make it smaller for e-mail")
+        return None
+    return image
