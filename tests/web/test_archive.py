@@ -77,7 +77,14 @@ def test_the_issue_page_is_the_issue_as_sent(client: TestClient) -> None:
     french = client.get(f"{PAGE}fr/")
     assert_issue_page(french.text)
     assert "Réunion des partenaires de MIraGE" in french.text
-    assert 'href="/subscribe/subscribers"' in french.text  # the "unsubscribe" of a public copy
+    # The "unsubscribe" of a copy for no one cannot be anyone's: it leads to the page that says
+    # how to unsubscribe (issue 9: it used to be the sign-up form, labelled "Se désabonner").
+    assert 'href="/subscribe/subscribers"' not in french.text
+    assert 'href="/subscription/fr/"' in french.text
+    manage = client.get("/subscription/fr/")
+    assert manage.status_code == 200 and manage.headers["content-language"] == "fr"
+    assert "lien personnel de désabonnement" in manage.text
+    assert 'href="/subscribe/subscribers"' in manage.text  # and where to subscribe
     emblem = client.get("/static/eu-emblem.png")
     assert emblem.status_code == 200 and emblem.headers["content-type"] == "image/png"
     assert emblem.content == emblem_bytes()
@@ -213,8 +220,13 @@ def test_archive_writes_a_static_site(sent_project: Path, run_cli: RunCli) -> No
     issue_page = (site / f"issues/{ISSUE_ID}/index.html").read_text(encoding="utf-8")
     assert "__MM_" not in issue_page and AMIF_TEXT in issue_page
     assert 'src="../../static/eu-emblem.png"' in issue_page
-    # the subscribe page lives on the server at tracking.base_url
-    assert f'href="{BASE}/subscribe/subscribers"' in issue_page
+    # the "unsubscribe" of the public copy says how to unsubscribe; sign-up is on the server
+    assert 'href="../../subscription/en/index.html"' in issue_page
+    manage = (site / "subscription/en/index.html").read_text(encoding="utf-8")
+    assert "personal link to unsubscribe" in manage
+    assert f'href="{BASE}/subscribe/subscribers"' in manage
+    french = (site / "subscription/fr/index.html").read_text(encoding="utf-8")
+    assert '<html lang="fr">' in french and "lien personnel de désabonnement" in french
     feed = etree.fromstring((site / "feed.xml").read_bytes())
     [entry] = feed.findall(f"{ATOM}entry")
     assert entry.findtext(f"{ATOM}id") == f"https://news.example.org/issues/{ISSUE_ID}/"

@@ -102,7 +102,7 @@ def test_subscribe_confirm_and_receive_the_next_send(web_project: Path,
 
     confirmed = press_confirm(fresh_client, link)
     assert confirmed.status_code == 200
-    assert "Subscription confirmed" in confirmed.text
+    assert "Abonnement confirmé" in confirmed.text  # in the language chosen on the form (fr)
     assert press_confirm(fresh_client, link).status_code == 200  # idempotent
     [row] = subscriptions(web_project)
     assert row["status"] == "confirmed" and row["list"] == "subscribers"
@@ -232,7 +232,7 @@ def test_confirmed_sign_up_ends_an_earlier_unsubscription(web_project: Path,
         assert store.is_suppressed(NEW)  # a form alone is not consent
     page = press_confirm(fresh_client, confirm_link(part(outbox(web_project)[0], "plain")))
     assert page.status_code == 200
-    assert "Your confirmation ends that" in page.text
+    assert "Votre confirmation y met fin" in page.text  # the sign-up chose French
     with store_of(web_project) as store:
         assert not store.is_suppressed(NEW)
         kinds = [e["kind"] for e in store.export(NEW)["events"]]

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import http.client
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Scope
 
 from mirage_mailer.config import Settings
 from mirage_mailer.tokens import load_secret
@@ -31,10 +32,11 @@ from mirage_mailer.web import (
 from mirage_mailer.web.archive import Catalogue
 from mirage_mailer.web.context import WebContext
 from mirage_mailer.web.csrf import CsrfTokens
-from mirage_mailer.web.guard import Guard
+from mirage_mailer.web.guard import Guard, ReaderError
+from mirage_mailer.web.i18n import N_, negotiate, request_language
 from mirage_mailer.web.issue_pages import IssueRenderer
 from mirage_mailer.web.links import Links
-from mirage_mailer.web.pages import error_html, html
+from mirage_mailer.web.pages import error_html, gettext, html
 from mirage_mailer.web.state import WebState, links_for, web_state
 
 log = logging.getLogger(__name__)
@@ -50,34 +52,50 @@ class MirageApp(Starlette):
     def build_middleware_stack(self) -> ASGIApp:
         project = self.settings.project
 
-        def refuse(status: int, detail: str) -> ASGIApp:
-            return html(error_html(status, detail, links=Links("/"), site=project),
-                        status=status)
+        def refuse(exc: HTTPException, scope: Scope) -> ASGIApp:
+            header = Headers(scope=scope).get("accept-language")
+            lang = negotiate([], header, project.language)
+            return html(error_html(exc.status_code, _detail(exc, lang), links=Links("/"),
+                                   site=project, lang=lang),
+                        status=exc.status_code, headers={"Vary": "Accept-Language"}, lang=lang)
 
         return Guard(super().build_middleware_stack(),
                      max_body_bytes=self.settings.web.max_body_bytes, refuse=refuse)
 
 
-def _detail(exc: HTTPException) -> str:
-    """Our own words; Starlette's defaults ("Not Found") leave the page's title to speak."""
+TRY_LATER = N_("Please try again later.")
+
+
+def _detail(exc: HTTPException, lang: str) -> str:
+    """Our own words in ``lang`` (details are msgids); Starlette's defaults ("Not Found")
+    leave the page's title to speak."""
+    if isinstance(exc, ReaderError):
+        return gettext(lang, exc.message) % exc.params if exc.params else gettext(
+            lang, exc.message)
     if exc.detail == http.client.responses.get(exc.status_code):
         return ""
-    return exc.detail
+    return gettext(lang, exc.detail)
+
+
+def _error_page(request: Request, status: int, detail: str, lang: str,
+                headers: Mapping[str, str] | None = None) -> Response:
+    body = error_html(status, detail, links=links_for(request),
+                      site=web_state(request).ctx.settings.project, lang=lang)
+    return html(body, status=status, headers={"Vary": "Accept-Language", **(headers or {})},
+                lang=lang)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    body = error_html(exc.status_code, _detail(exc), links=links_for(request),
-                      site=web_state(request).ctx.settings.project)
-    return html(body, status=exc.status_code, headers=exc.headers)
+    lang = request_language(request, web_state(request).ctx.settings.project.language)
+    return _error_page(request, exc.status_code, _detail(exc, lang), lang, exc.headers)
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
     """A bug: log it for the operator, show a plain apology (never a traceback)."""
     log.error("error answering %s %s", request.method, request.url.path, exc_info=exc)
-    body = error_html(500, "Please try again later.", links=links_for(request),
-                      site=web_state(request).ctx.settings.project)
-    return html(body, status=500)
+    lang = request_language(request, web_state(request).ctx.settings.project.language)
+    return _error_page(request, 500, gettext(lang, TRY_LATER), lang)
 
 
 def create_app(settings: Settings) -> Starlette:

@@ -79,6 +79,25 @@ class Entry:
     def date_text(self) -> str:
         return format_date(self.published.date(), format="long", locale="en")
 
+    def subject_in(self, lang: str) -> str:
+        """The subject in ``lang`` where the issue has it (a reader's archive index)."""
+        return self.issue.subject_for(self.issue.pick_language(lang))
+
+    def title_in(self, lang: str) -> str:
+        code = self.issue.pick_language(lang)
+        return self.issue.title.get(code) or self.issue.title.get(
+            self.issue.default_language) or self.issue.subject_for(code)
+
+    def summary_in(self, lang: str) -> str:
+        code = self.issue.pick_language(lang)
+        if self.issue.preheader.get(code):
+            return self.issue.preheader[code]
+        return " · ".join(a.title for a in self.issue.articles.get(code, ())) or self.summary
+
+    def date_in(self, lang: str) -> str:
+        """The publication date as a reader of ``lang`` writes it."""
+        return format_date(self.published.date(), format="long", locale=lang)
+
     @property
     def article_titles(self) -> tuple[str, ...]:
         return tuple(a.title for a in self.issue.articles[self.issue.default_language])

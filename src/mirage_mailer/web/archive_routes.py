@@ -18,21 +18,42 @@ from mirage_mailer.errors import InputError
 from mirage_mailer.render import emblem_bytes
 from mirage_mailer.web.archive import subscribe_links
 from mirage_mailer.web.feed import CONTENT_TYPE, atom_feed
+from mirage_mailer.web.i18n import N_, negotiate, set_language
 from mirage_mailer.web.issue_pages import IssueView
 from mirage_mailer.web.languages import label
 from mirage_mailer.web.pages import static_file
-from mirage_mailer.web.state import PUBLIC_CACHE, WebState, links_for, respond, web_state
+from mirage_mailer.web.state import (
+    PUBLIC_CACHE,
+    WebState,
+    language,
+    links_for,
+    respond,
+    translator,
+    web_state,
+)
 
 log = logging.getLogger(__name__)
 STATIC_CACHE = "public, max-age=86400"
-NOT_PUBLISHED = "There is no published issue at this address."
+NOT_PUBLISHED = N_("There is no published issue at this address.")
 
 
 def index(request: Request) -> Response:
     state = web_state(request)
     entries = state.catalogue.entries()
-    return respond(request, "archive.html.j2", title="Newsletter archive", entries=entries,
+    _ = translator(request)
+    return respond(request, "archive.html.j2", title=_("Newsletter archive"), entries=entries,
                    subscribe=subscribe_links(entries, links_for(request)), label=label,
+                   headers={"Cache-Control": PUBLIC_CACHE})
+
+
+def subscription(request: Request) -> Response:
+    """How to unsubscribe and subscribe: where the archive's copy of an issue links to for
+    "unsubscribe" (a copy for no one cannot carry anyone's personal link)."""
+    set_language(request, request.path_params.get("lang"))
+    state = web_state(request)
+    _ = translator(request)
+    return respond(request, "subscription.html.j2", title=_("Manage your subscription"),
+                   subscribe=subscribe_links(state.catalogue.entries(), links_for(request)),
                    headers={"Cache-Control": PUBLIC_CACHE})
 
 
@@ -41,10 +62,21 @@ def _view(state: WebState, issue_id: str, lang: str | None) -> IssueView:
         view = state.renderer.view(issue_id, lang)
     except InputError as exc:
         log.error("issue %s cannot be rendered: %s", issue_id, exc)
-        raise HTTPException(500, "This issue cannot be shown at the moment.") from None
+        raise HTTPException(500, N_("This issue cannot be shown at the moment.")) from None
     if view is None:
-        raise HTTPException(404, "This issue does not exist in that language.")
+        raise HTTPException(404, N_("This issue does not exist in that language."))
     return view
+
+
+def _issue_response(request: Request, state: WebState, view: IssueView,
+                    headers: dict[str, str]) -> Response:
+    """The issue in its language; its navigation bar in the reader's (the issue's first)."""
+    set_language(request, view.lang)
+    ui_lang = negotiate([view.lang], request.headers.get("accept-language"),
+                        state.ctx.settings.project.language)
+    body = state.renderer.page(view, links_for(request), ui_lang=ui_lang)
+    return HTMLResponse(body, headers={"Content-Language": view.lang,
+                                       "Vary": "Accept-Language", **headers})
 
 
 def issue_page(request: Request) -> Response:
@@ -53,9 +85,10 @@ def issue_page(request: Request) -> Response:
     lang = request.path_params.get("lang")
     if state.catalogue.entry(issue_id) is None:
         raise HTTPException(404, NOT_PUBLISHED)
+    if lang is not None:
+        set_language(request, str(lang))  # a 404 for a missing language speaks it if it can
     view = _view(state, issue_id, None if lang is None else str(lang))
-    return HTMLResponse(state.renderer.page(view, links_for(request)),
-                        headers={"Cache-Control": PUBLIC_CACHE})
+    return _issue_response(request, state, view, {"Cache-Control": PUBLIC_CACHE})
 
 
 def view_online(request: Request) -> Response:
@@ -63,7 +96,8 @@ def view_online(request: Request) -> Response:
     state = web_state(request)
     found = state.ctx.verify("view", request.path_params["token"])
     if found is None:
-        raise HTTPException(400, "This link is not valid. Copy the whole link from the message.")
+        raise HTTPException(400, N_("This link is not valid. Copy the whole link from the "
+                                    "message."))
     issue_id, subject = found
     with state.ctx.store() as store:
         known = store.resolve_subject(subject, issue_id) is not None
@@ -72,16 +106,20 @@ def view_online(request: Request) -> Response:
     if state.catalogue.entry(issue_id) is None and (not known or issue is None):
         # Not published yet (a send still running): the link works for its recipient only.
         raise HTTPException(404, NOT_PUBLISHED)
+    set_language(request, wanted)
     lang = issue.pick_language(wanted) if issue is not None and wanted else None
     view = _view(state, issue_id, lang)  # the reader's language, as in their message
-    return HTMLResponse(state.renderer.page(view, links_for(request)),
-                        headers={"X-Robots-Tag": "noindex"})
+    return _issue_response(request, state, view, {"X-Robots-Tag": "noindex"})
 
 
 def feed(request: Request) -> Response:
     state = web_state(request)
-    data = atom_feed(state.ctx.settings, state.catalogue.entries(), state.ctx.base_url)
-    return Response(data, media_type=CONTENT_TYPE, headers={"Cache-Control": PUBLIC_CACHE})
+    lang = language(request)
+    data = atom_feed(state.ctx.settings, state.catalogue.entries(), state.ctx.base_url,
+                     lang=lang)
+    return Response(data, media_type=CONTENT_TYPE,
+                    headers={"Cache-Control": PUBLIC_CACHE, "Content-Language": lang,
+                             "Vary": "Accept-Language"})
 
 
 def emblem(request: Request) -> Response:
@@ -103,7 +141,7 @@ def article_image(request: Request) -> Response:
     view = _view(state, issue_id, str(request.path_params["lang"]))
     image = state.renderer.image(view, str(request.path_params["name"]))
     if image is None:
-        raise HTTPException(404, "There is no such image in this issue.")
+        raise HTTPException(404, N_("There is no such image in this issue."))
     return Response(image.data, media_type=image.mime, headers={"Cache-Control": STATIC_CACHE})
 
 
@@ -114,6 +152,10 @@ ROUTES: list[BaseRoute] = [
     Route("/issues/{issue_id}/{lang}", issue_page, methods=["GET"]),
     Route("/issues/{issue_id}/{lang}/", issue_page, methods=["GET"]),
     Route("/v/{token}", view_online, methods=["GET"]),
+    Route("/subscription", subscription, methods=["GET"]),
+    Route("/subscription/", subscription, methods=["GET"]),
+    Route("/subscription/{lang}", subscription, methods=["GET"]),
+    Route("/subscription/{lang}/", subscription, methods=["GET"]),
     Route("/feed.xml", feed, methods=["GET"]),
     Route(f"/static/{EMBLEM_FILE}", emblem, methods=["GET"]),
     Route("/static/site.css", stylesheet, methods=["GET"]),

@@ -12,6 +12,7 @@ import os
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate, make_msgid
+from typing import Any
 from urllib.parse import quote
 
 from mirage_mailer.config import Settings, Transport
@@ -27,6 +28,7 @@ from mirage_mailer.errors import MirageError
 from mirage_mailer.headersafe import mailbox_header, text_header
 from mirage_mailer.message import address_header
 from mirage_mailer.tokens import Signer
+from mirage_mailer.web.i18n import SOURCE, translations
 from mirage_mailer.web.pages import render_text
 
 log = logging.getLogger(__name__)
@@ -38,8 +40,9 @@ def confirmation_link(signer: Signer, base_url: str, list_name: str, email: str)
 
 
 def confirmation_message(settings: Settings, *, list_name: str, email: str, name: str | None,
-                         link: str) -> bytes:
-    """multipart/alternative (text, HTML), UTF-8, from the project's sender to one address.
+                         link: str, lang: str = SOURCE) -> bytes:
+    """multipart/alternative (text, HTML), UTF-8, from the project's sender to one address,
+    in ``lang`` (a language with a catalog: the one chosen on the form, or the page's).
 
     The header block is made by ``headersafe`` (never by the stdlib's folder, which decodes
     encoded words in a visitor's name back into line breaks on Python before 3.11.10); the
@@ -47,17 +50,20 @@ def confirmation_message(settings: Settings, *, list_name: str, email: str, name
     """
     project = settings.project
     sender = settings.sender
-    context = {"site": project, "list_name": list_name, "link": link, "name": name or "",
-               "consent_text": settings.web.consent_text}
+    context: dict[str, Any] = {"site": project, "list_name": list_name, "link": link,
+                               "name": name or "", "consent_text": settings.web.consent_text}
+    _ = translations(lang).gettext
+    subject = _("Please confirm your subscription to the %(name)s newsletter") % {
+        "name": project.name}
     body = EmailMessage(policy=_POLICY)
-    body.set_content(render_text("mail/confirm.txt.j2", **context), charset="utf-8")
-    body.add_alternative(render_text("mail/confirm.html.j2", **context), subtype="html",
-                         charset="utf-8")
+    body.set_content(render_text("mail/confirm.txt.j2", lang=lang, **context), charset="utf-8")
+    body.add_alternative(render_text("mail/confirm.html.j2", lang=lang, **context),
+                         subtype="html", charset="utf-8")
     head = [
         mailbox_header("From", sender.from_name or None, sender.from_email),
         mailbox_header("To", name, email),
-        text_header("Subject",
-                    f"Please confirm your subscription to the {project.name} newsletter"),
+        f"Content-Language: {lang}\n".encode("ascii"),
+        text_header("Subject", subject),
         f"Date: {formatdate(localtime=False, usegmt=True)}\n".encode("ascii"),
         f"Message-ID: {make_msgid('confirm', domain=sender.domain)}\n".encode("ascii"),
     ]
@@ -74,24 +80,25 @@ def _credentials(transport: Transport) -> tuple[str, str] | None:
 
 
 async def send_confirmation(settings: Settings, signer: Signer, base_url: str, *,
-                            list_name: str, email: str, name: str | None) -> bool:
+                            list_name: str, email: str, name: str | None,
+                            lang: str = SOURCE) -> bool:
     """Deliver the confirmation message; True when the transport accepted it.
 
     Runs after the response went out, so nothing may escape: problems are logged.
     """
     try:
         return await _send(settings, signer, base_url, list_name=list_name, email=email,
-                           name=name)
+                           name=name, lang=lang)
     except Exception:
         log.exception("confirmation message for list %s not sent", list_name)
         return False
 
 
 async def _send(settings: Settings, signer: Signer, base_url: str, *, list_name: str,
-                email: str, name: str | None) -> bool:
+                email: str, name: str | None, lang: str) -> bool:
     link = confirmation_link(signer, base_url, list_name, email)
     data = confirmation_message(settings, list_name=list_name, email=email, name=name,
-                                link=link)
+                                link=link, lang=lang)
     envelope = Envelope(0, settings.sender.return_path, email, data)
     results: list[Result] = []
     try:

@@ -34,4 +34,4 @@ class WebContext:
 
     @property
     def base_url(self) -> str:
-        return self.settings.tracking.base_url or "http://127.0.0.1:8025"
+        return self.settings.tracking.base_url or "http://127.0.0.1:8080"  # serve's default

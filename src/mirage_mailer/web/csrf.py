@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
+from mirage_mailer.web.i18n import N_
+
 FIELD = "csrf"
 MAX_AGE = 4 * 3600  # a person may leave a form open for a while
 _CLOCK_SKEW = 60
@@ -40,18 +42,21 @@ class CsrfTokens:
         return f"{stamp}.{self._sign(stamp, action)}"
 
     def problem(self, value: str | None, action: str) -> str | None:
-        """None when ``value`` is a genuine, fresh field for ``action``; else what is wrong."""
+        """None when ``value`` is a genuine, fresh field for ``action``; else what is wrong and
+        what to do (a msgid: the error page translates it)."""
         if not value:
-            return "The form did not carry its security field."
+            return N_("The form did not carry its security field. Reload the page and send the "
+                      "form again.")
         stamp, _, signature = value.partition(".")
         # Bytes: compare_digest refuses non-ASCII text with a TypeError (a 500, not an answer).
         if (not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12
                 or not hmac.compare_digest(signature.encode("utf-8"),
                                            self._sign(stamp, action).encode("ascii"))):
-            return "The form's security field is not valid."
+            return N_("The form's security field is not valid. Reload the page and send the "
+                      "form again.")
         age = self._clock() - int(stamp)
         if age > self.max_age or age < -_CLOCK_SKEW:
-            return "The form has expired."
+            return N_("The form has expired. Reload the page and send the form again.")
         return None
 
 

@@ -15,6 +15,7 @@ import base64
 import logging
 import re
 import sqlite3
+from html import escape
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -23,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 from mirage_mailer.htmlreport import PAGE_CSP, page
 from mirage_mailer.store import StoreError
 from mirage_mailer.web.context import WebContext
+from mirage_mailer.web.i18n import request_language, translations
 
 log = logging.getLogger(__name__)
 
@@ -53,24 +55,30 @@ def open_pixel(request: Request) -> Response:
     return Response(GIF, media_type="image/gif", headers=NO_STORE)
 
 
-def bad_link() -> Response:
-    body = page("Link not valid", "<h1>This link is not valid</h1><p>It may have been "
-                "altered or cut short. Open the link from the newsletter again, or copy it "
-                "completely.</p>")
+def bad_link(request: Request) -> Response:
+    """A 400 page in the reader's language (Accept-Language: the token is not genuine)."""
+    ctx: WebContext = request.app.state.ctx
+    lang = request_language(request, ctx.settings.project.language)
+    _ = translations(lang).gettext
+    body = page(_("Link not valid"), "<h1>" + escape(_("This link is not valid")) + "</h1><p>"
+                + escape(_("It may have been altered or cut short. Open the link from the "
+                           "newsletter again, or copy it completely.")) + "</p>")
+    body = body.replace('<html lang="en">', f'<html lang="{lang}">', 1)
     return Response(body, status_code=400, media_type="text/html; charset=utf-8",
                     headers={**NO_STORE, "Content-Security-Policy": PAGE_CSP,
-                             "Referrer-Policy": "no-referrer"})
+                             "Referrer-Policy": "no-referrer", "Content-Language": lang,
+                             "Vary": "Accept-Language"})
 
 
 def click(request: Request) -> Response:
     ctx: WebContext = request.app.state.ctx
     targets = request.query_params.getlist("u")
     if len(targets) != 1 or not _TARGET.match(targets[0]):
-        return bad_link()
+        return bad_link(request)
     url = targets[0]
     found = ctx.verify_click(request.path_params["token"], url)
     if found is None:
-        return bad_link()
+        return bad_link(request)
     if ctx.settings.tracking.clicks and request.method == "GET":
         _record(ctx, found[0], found[1], "clicked", url)
     # no-referrer: the target must not learn the token-bearing URL the reader came through.

@@ -7,6 +7,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from mirage_mailer.web.csrf import FIELD, cross_site
+from mirage_mailer.web.i18n import N_
 from mirage_mailer.web.state import web_state
 
 MAX_FIELDS = 16  # our forms have five; anything more is not one of ours
@@ -18,7 +19,7 @@ async def read_form(request: Request) -> FormData:
     try:
         return await request.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=limit)
     except UnicodeDecodeError:
-        raise HTTPException(400, "The form is not valid UTF-8.") from None
+        raise HTTPException(400, N_("The form is not valid UTF-8.")) from None
 
 
 def text(form: FormData, name: str) -> str:
@@ -32,12 +33,12 @@ def check_forgery(request: Request, form: FormData) -> None:
     400 for a field no form of ours could have carried (not ASCII)."""
     state = web_state(request)
     if cross_site(request, state.ctx.settings.tracking.base_url):
-        raise HTTPException(403, "The form was sent from another site. Open this page here "
-                                 "and send the form again.")
+        raise HTTPException(403, N_("The form was sent from another site. Open this page "
+                                    "here and send the form again."))
     field = text(form, FIELD)
     if not field.isascii():  # ours are ASCII: a malformed request, not a forged one
-        raise HTTPException(400, "The form's security field is not valid. Reload the page and "
-                                 "send the form again.")
+        raise HTTPException(400, N_("The form's security field is not valid. Reload the page "
+                                    "and send the form again."))
     problem = state.csrf.problem(field, request.url.path)
     if problem is not None:
-        raise HTTPException(403, f"{problem} Reload the page and send the form again.")
+        raise HTTPException(403, problem)

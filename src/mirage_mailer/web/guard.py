@@ -13,6 +13,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mirage_mailer.web.i18n import N_
+
 # No scripts at all. The archived newsletter needs inline style attributes and its one
 # <style> block (media queries for phones), and images from here or from https sources.
 CONTENT_SECURITY_POLICY = "; ".join((
@@ -35,22 +37,32 @@ SECURITY_HEADERS: dict[str, str] = {
 DEFAULT_CACHE = "no-store"
 
 
-class BodyTooLarge(HTTPException):
+class ReaderError(HTTPException):
+    """An error page whose detail is a msgid with parameters, translated where it is shown."""
+
+    def __init__(self, status: int, message: str, **params: object) -> None:
+        super().__init__(status, message % params if params else message)
+        self.message = message
+        self.params = params
+
+
+class BodyTooLarge(ReaderError):
     """Raised from ``receive`` once the body passes the limit; answered with a 413 page."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"The request is larger than this site accepts ({limit} bytes).")
+        super().__init__(413, N_("The request is larger than this site accepts "
+                                 "(%(limit)d bytes)."), limit=limit)
 
 
 class Guard:
     """Adds the security headers to every response and enforces ``max_body_bytes``.
 
     ``refuse`` builds the response for a request whose declared Content-Length alone is too
-    large (answered before the application reads anything).
+    large (answered before the application reads anything), in the request's language.
     """
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int,
-                 refuse: Callable[[int, str], ASGIApp]) -> None:
+                 refuse: Callable[[HTTPException, Scope], ASGIApp]) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.refuse = refuse
@@ -72,12 +84,12 @@ class Guard:
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
             if not declared.isdigit():
-                await self.refuse(400, "The Content-Length header is not a number.")(
-                    scope, receive, send_with_headers)
+                bad = HTTPException(400, N_("The Content-Length header is not a number."))
+                await self.refuse(bad, scope)(scope, receive, send_with_headers)
                 return
             if int(declared) > self.max_body_bytes:
-                await self.refuse(413, BodyTooLarge(self.max_body_bytes).detail)(
-                    scope, receive, send_with_headers)
+                too_large = BodyTooLarge(self.max_body_bytes)
+                await self.refuse(too_large, scope)(scope, receive, send_with_headers)
                 return
 
         limit = self.max_body_bytes

@@ -3,6 +3,7 @@
 Rendering (Markdown, Jinja2, CSS inlining) runs once per issue and language and is cached
 until a file of the issue, the templates, the lists or the config changes; a page is then the
 cached HTML with the slots filled for "Dear reader" and the images pointed at static URLs.
+Its "unsubscribe" link cannot be anyone's: it leads to the page that says how to unsubscribe.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from mirage_mailer.project import open_project, render, template_fields
 from mirage_mailer.render import InlineImage, RenderedLanguage
 from mirage_mailer.strings import strings_for
 from mirage_mailer.web.archive import Fingerprint, fingerprint
+from mirage_mailer.web.i18n import negotiate
 from mirage_mailer.web.languages import label
 from mirage_mailer.web.links import Links
 from mirage_mailer.web.pages import render_text
@@ -88,12 +90,14 @@ class IssueRenderer:
     def image(self, view: IssueView, name: str) -> InlineImage | None:
         return next((i for i in view.rendered.images if image_name(i) == name), None)
 
-    def page(self, view: IssueView, links: Links, *, nav: bool = True) -> str:
-        """The page HTML: slots filled for no one in particular, images at static URLs."""
+    def page(self, view: IssueView, links: Links, *, nav: bool = True,
+             ui_lang: str | None = None) -> str:
+        """The page HTML: slots filled for no one in particular, images at static URLs; the
+        navigation bar in ``ui_lang`` (default: the issue's language where it has a catalog)."""
         settings = self.settings
         strings = strings_for(view.lang, settings.project.name)
         values = {
-            "unsubscribe_url": self._subscribe_url(view, links),
+            "unsubscribe_url": links.manage(view.lang),
             "view_online_url": links.issue(view.issue_id, view.lang),
             "greeting": strings["dear_reader"],
         }
@@ -106,13 +110,9 @@ class IssueRenderer:
                 f"issues/{quote(view.issue_id)}/{quote(view.lang)}/{quote(image_name(image))}")
             html = html.replace(f"cid:{image.cid}", target)
         if nav:
+            lang = ui_lang or negotiate([view.lang], None, settings.project.language)
             bar = render_text("issue_nav.html.j2", links=links, view=view, site=settings.project,
-                              languages=[(code, label(code)) for code in view.languages])
+                              languages=[(code, label(code)) for code in view.languages],
+                              lang=lang)
             html = _BODY.sub(lambda m: m.group(0) + bar, html, count=1)
         return html
-
-    def _subscribe_url(self, view: IssueView, links: Links) -> str:
-        """Where the "unsubscribe" link of a copy for no one goes: the list's sign-up page."""
-        project = self.settings.project
-        target = links.subscribe(view.lists[0]) if view.lists else None
-        return target or project.website or f"mailto:{project.contact}"

@@ -39,6 +39,11 @@ class Links:
             return f"{self.root}{path}"
         return f"{self.server}/{path}" if self.server else None
 
+    def manage(self, lang: str | None = None) -> str:
+        """The page that says how to unsubscribe (every message has its own link): what the
+        archive's copy of an issue, which is for no one in particular, links to."""
+        return self._dir("subscription/" + (f"{quote(lang)}/" if lang else ""))
+
     def below(self, depth: int) -> Links:
         """The same links as seen from a page ``depth`` folders further down (static only)."""
         if not self.static:

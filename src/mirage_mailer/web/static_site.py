@@ -13,8 +13,9 @@ from pathlib import Path
 from mirage_mailer.config import Settings
 from mirage_mailer.disclaimer import EMBLEM_CID, EMBLEM_FILE
 from mirage_mailer.render import emblem_bytes
-from mirage_mailer.web.archive import Catalogue, subscribe_links
+from mirage_mailer.web.archive import Catalogue, Entry, subscribe_links
 from mirage_mailer.web.feed import atom_feed
+from mirage_mailer.web.i18n import catalog_languages, default_language, negotiate, translations
 from mirage_mailer.web.issue_pages import IssueRenderer, image_name
 from mirage_mailer.web.languages import label
 from mirage_mailer.web.links import Links
@@ -37,6 +38,8 @@ def write_archive(settings: Settings, out: Path, *, site_url: str) -> Written:
     renderer = IssueRenderer(settings)
     entries = catalogue.entries()
     top = Links("", static=True, server=settings.tracking.base_url)
+    lang = default_language(settings.project.language)  # no reader to ask: the project's
+    _ = translations(lang).gettext
     pages: dict[str, bytes] = {}
     for entry in entries:
         default = renderer.view(entry.id)
@@ -51,9 +54,10 @@ def write_archive(settings: Settings, out: Path, *, site_url: str) -> Written:
                 if image.cid != EMBLEM_CID:
                     pages[f"static/issues/{entry.id}/{lang}/{image_name(image)}"] = image.data
     index = render_page("archive.html.j2", links=top, site=settings.project,
-                        title="Newsletter archive", entries=entries,
-                        subscribe=subscribe_links(entries, top), label=label)
+                        title=_("Newsletter archive"), entries=entries,
+                        subscribe=subscribe_links(entries, top), label=label, lang=lang)
     pages["index.html"] = index.encode()
+    pages.update(_subscription_pages(settings, entries, top))
     pages["feed.xml"] = atom_feed(settings, entries, site_url)
     pages[f"static/{EMBLEM_FILE}"] = emblem_bytes()
     pages["static/site.css"] = static_file("site.css")
@@ -64,3 +68,20 @@ def write_archive(settings: Settings, out: Path, *, site_url: str) -> Written:
         path.write_bytes(data)
         written.files.append(path)
     return written
+
+
+def _subscription_pages(settings: Settings, entries: list[Entry],
+                        top: Links) -> dict[str, bytes]:
+    """subscription/[<lang>/]index.html: where the issues' "unsubscribe" links lead, in every
+    language an issue links from (in its own language where there is a catalog)."""
+    codes = {lang for entry in entries for lang in entry.issue.languages} | catalog_languages()
+    pages: dict[str, bytes] = {}
+    for code in [None, *sorted(codes)]:
+        lang = negotiate([code], None, settings.project.language)
+        links = top.below(1 if code is None else 2)
+        title = translations(lang).gettext("Manage your subscription")
+        body = render_page("subscription.html.j2", links=links, site=settings.project,
+                           title=title, subscribe=subscribe_links(entries, links), lang=lang)
+        folder = "subscription/" if code is None else f"subscription/{code}/"
+        pages[f"{folder}index.html"] = body.encode()
+    return pages

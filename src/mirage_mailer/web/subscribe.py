@@ -14,6 +14,7 @@ store records a ``resubscribed`` event). Sign-ups are rate-limited per mailbox a
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.background import BackgroundTask
@@ -30,12 +31,14 @@ from mirage_mailer.errors import InputError
 from mirage_mailer.headersafe import header_problem
 from mirage_mailer.langs import check_language, normalise_language
 from mirage_mailer.lists import find_list
+from mirage_mailer.store import Store
 from mirage_mailer.web import languages
 from mirage_mailer.web.confirmation import send_confirmation
 from mirage_mailer.web.csrf import FIELD
 from mirage_mailer.web.forms import check_forgery, read_form, text
+from mirage_mailer.web.i18n import N_, set_language, supported
 from mirage_mailer.web.ratelimit import mailbox_key
-from mirage_mailer.web.state import WebState, respond, web_state
+from mirage_mailer.web.state import WebState, language, respond, translator, web_state
 from mirage_mailer.web.unsubscribe import mask
 
 _LIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -63,33 +66,40 @@ def list_exists(settings: Settings, name: str) -> bool:
 def _list_name(request: Request) -> str:
     name = str(request.path_params["list_name"])
     if not list_exists(web_state(request).ctx.settings, name):
-        raise HTTPException(404, "There is no newsletter list of that name here. Check the "
-                                 "address of the page.")
+        raise HTTPException(404, N_("There is no newsletter list of that name here. Check "
+                                    "the address of the page."))
     return name
 
 
-def check_sign_up(form: FormData, settings: Settings) -> tuple[SignUp | None, dict[str, str]]:
-    """The sign-up, or the problems to show next to each field."""
+def _same(message: str) -> str:
+    return message
+
+
+def check_sign_up(form: FormData, settings: Settings, gettext: Callable[[str], str] = _same,
+                  ) -> tuple[SignUp | None, dict[str, str]]:
+    """The sign-up, or the problems to show next to each field (in ``gettext``'s language)."""
+    _ = gettext
     errors: dict[str, str] = {}
     raw_email = text(form, "email").strip()
     email = raw_email
     if not raw_email:
-        errors["email"] = "Enter your e-mail address."
+        errors["email"] = _("Enter your e-mail address.")
     else:
         email, bad = check_address(raw_email)
         if bad or header_problem(email):
-            errors["email"] = "This is not a valid e-mail address."
+            errors["email"] = _("This is not a valid e-mail address.")
     name = " ".join(text(form, "name").split())
     if len(name) > MAX_NAME:
-        errors["name"] = f"Keep the name under {MAX_NAME} characters."
+        errors["name"] = _("Keep the name under %(max)d characters.") % {"max": MAX_NAME}
     elif header_problem(name):
-        errors["name"] = ("The name contains characters that cannot be used (line breaks, "
-                          "control characters, or an encoded word such as =?utf-8?q?...?=).")
+        errors["name"] = _("The name contains characters that cannot be used (line breaks, "
+                           "control characters, or an encoded word such as =?utf-8?q?...?=).")
     lang = text(form, "lang").strip() or settings.project.language
     if check_language(lang):
-        errors["lang"] = "Choose a language from the list."
+        errors["lang"] = _("Choose a language from the list.")
     if text(form, "consent") not in CONSENT_VALUES:
-        errors["consent"] = "Tick the box to give your consent; we cannot subscribe you without it."
+        errors["consent"] = _("Tick the box to give your consent; we cannot subscribe you "
+                              "without it.")
     if errors:
         return None, errors
     return SignUp(email, name or None, normalise_language(lang)), {}
@@ -100,19 +110,29 @@ def _form(request: Request, list_name: str, *, values: dict[str, str], errors: d
     state = web_state(request)
     settings = state.ctx.settings
     action = request.url.path
+    _ = translator(request)
+    title = _("Subscribe to the %(name)s newsletter") % {"name": settings.project.name}
     return respond(
-        request, "subscribe.html.j2", title=f"Subscribe to the {settings.project.name} newsletter",
+        request, "subscribe.html.j2", title=title,
         status=status, list_name=list_name, action=action, csrf_field=FIELD,
         csrf=state.csrf.issue(action), consent_text=settings.web.consent_text,
         languages=languages.choices(settings, state.catalogue.languages()), values=values,
         errors=errors)
 
 
+def _offered_language(request: Request) -> str:
+    """The newsletter language the form proposes: the reader's, when the project offers it."""
+    state = web_state(request)
+    settings = state.ctx.settings
+    page = language(request)
+    codes = [code for code, _label in languages.choices(settings, state.catalogue.languages())]
+    return next((code for code in codes if supported(code) == page), settings.project.language)
+
+
 def show(request: Request) -> Response:
     list_name = _list_name(request)
-    settings = web_state(request).ctx.settings
     return _form(request, list_name, errors={},
-                 values={"email": "", "name": "", "lang": settings.project.language})
+                 values={"email": "", "name": "", "lang": _offered_language(request)})
 
 
 def _record(request: Request, list_name: str, sign_up: SignUp) -> bool:
@@ -134,13 +154,14 @@ def _over_limit(request: Request, state: WebState, email: str) -> Response | Non
     """A polite page when this client or this mailbox asked too often, else None (counted)."""
     limits = state.limits
     client = _client(request)
+    _ = translator(request)
     if not limits.per_client.allow(client):
         wait = limits.per_client.retry_after(client)
-        return respond(request, "subscribe_limited.html.j2", title="Too many sign-ups",
+        return respond(request, "subscribe_limited.html.j2", title=_("Too many sign-ups"),
                        status=429, headers={"Retry-After": str(wait)}, per_client=True,
                        email=email, minutes=max(1, wait // 60))
     if not limits.per_mailbox.allow(mailbox_key(email)):
-        return respond(request, "subscribe_limited.html.j2", title="Check your mailbox",
+        return respond(request, "subscribe_limited.html.j2", title=_("Check your mailbox"),
                        per_client=False, email=email, minutes=0)
     return None
 
@@ -151,10 +172,11 @@ async def subscribe(request: Request) -> Response:
     check_forgery(request, form)
     state = web_state(request)
     settings = state.ctx.settings
-    sign_up, errors = check_sign_up(form, settings)
+    _ = translator(request)
+    sign_up, errors = check_sign_up(form, settings, _)
     if sign_up is None:
         values = {"email": text(form, "email").strip(), "name": text(form, "name").strip(),
-                  "lang": text(form, "lang").strip() or settings.project.language}
+                  "lang": text(form, "lang").strip() or _offered_language(request)}
         return await run_in_threadpool(
             lambda: _form(request, list_name, values=values, errors=errors, status=400))
     limited = _over_limit(request, state, sign_up.email)
@@ -163,16 +185,27 @@ async def subscribe(request: Request) -> Response:
     pending = await run_in_threadpool(_record, request, list_name, sign_up)
     task = None
     if pending:  # an already confirmed address gets nothing: the page stays the same
+        # The message speaks the newsletter language chosen, where there is a catalog for it.
+        mail_lang = supported(sign_up.lang) or language(request)
         task = BackgroundTask(send_confirmation, settings, state.ctx.signer, state.ctx.base_url,
-                              list_name=list_name, email=sign_up.email, name=sign_up.name)
-    return respond(request, "subscribe_sent.html.j2", title="Check your mailbox",
+                              list_name=list_name, email=sign_up.email, name=sign_up.name,
+                              lang=mail_lang)
+    return respond(request, "subscribe_sent.html.j2", title=_("Check your mailbox"),
                    email=sign_up.email, background=task)
 
 
-BAD_CONFIRM = ("This confirmation link is not valid. Copy the whole link from the message, or "
-               "subscribe again.")
-NO_SIGN_UP = ("This confirmation link does not match a sign-up (it may have been erased). "
-              "Subscribe again.")
+BAD_CONFIRM = N_("This confirmation link is not valid. Copy the whole link from the message, "
+                 "or subscribe again.")
+NO_SIGN_UP = N_("This confirmation link does not match a sign-up (it may have been erased). "
+                "Subscribe again.")
+
+
+def _sign_up_language(store: Store, list_name: str, address: str | None) -> str | None:
+    """The newsletter language the person chose when signing up to ``list_name``."""
+    if address is None:
+        return None
+    rows = [row for row in store.export(address)["subscriptions"] if row["list"] == list_name]
+    return str(rows[-1]["lang"]) if rows and rows[-1]["lang"] else None
 
 
 def _confirm_token(request: Request) -> tuple[str, str]:
@@ -188,11 +221,13 @@ def show_confirm(request: Request) -> Response:
     list_name, subject = _confirm_token(request)
     state = web_state(request)
     with state.ctx.store() as store:
-        known = store.resolve_subject(subject) is not None
-    if not known:
+        address = store.resolve_subject(subject)
+        set_language(request, _sign_up_language(store, list_name, address))
+    if address is None:
         raise HTTPException(400, NO_SIGN_UP)
     action = request.url.path
-    return respond(request, "confirm.html.j2", title="Confirm your subscription",
+    _ = translator(request)
+    return respond(request, "confirm.html.j2", title=_("Confirm your subscription"),
                    noindex=True, list_name=list_name, action=action, csrf_field=FIELD,
                    csrf=state.csrf.issue(action))
 
@@ -201,6 +236,7 @@ def _confirm(request: Request, list_name: str, subject: str) -> tuple[str, bool,
     """(address, suppression lifted now, still suppressed) after the person's own POST."""
     with web_state(request).ctx.store() as store:
         address = store.resolve_subject(subject)
+        set_language(request, _sign_up_language(store, list_name, address))
         before = address is not None and store.is_suppressed(address)
         row = store.confirm_subscriber(list_name, subject)
         if row is None:
@@ -215,7 +251,8 @@ async def confirm(request: Request) -> Response:
     form = await read_form(request)
     check_forgery(request, form)
     address, lifted, suppressed = await run_in_threadpool(_confirm, request, list_name, subject)
-    return respond(request, "confirmed.html.j2", title="Subscription confirmed", noindex=True,
+    _ = translator(request)
+    return respond(request, "confirmed.html.j2", title=_("Subscription confirmed"), noindex=True,
                    list_name=list_name, masked=mask(address), lifted=lifted,
                    suppressed=suppressed)
 

@@ -16,12 +16,13 @@ from starlette.routing import BaseRoute, Route
 
 from mirage_mailer.web.csrf import FIELD
 from mirage_mailer.web.forms import check_forgery, read_form, text
-from mirage_mailer.web.state import respond, web_state
+from mirage_mailer.web.i18n import N_, set_language
+from mirage_mailer.web.state import respond, translator, web_state
 
-BAD_LINK = ("This unsubscribe link is not valid. Copy the whole link from the message, or use "
-            "the unsubscribe link of a more recent message.")
-UNKNOWN = ("This unsubscribe link does not belong to a message we sent, or the address was "
-           "erased since.")
+BAD_LINK = N_("This unsubscribe link is not valid. Copy the whole link from the message, or "
+              "use the unsubscribe link of a more recent message.")
+UNKNOWN = N_("This unsubscribe link does not belong to a message we sent, or the address was "
+             "erased since.")
 
 
 def mask(address: str) -> str:
@@ -31,7 +32,9 @@ def mask(address: str) -> str:
 
 
 def _resolve(request: Request) -> tuple[str, str]:
-    """(issue, address) behind the token, or a 400 page (tampered, wrong purpose, unknown)."""
+    """(issue, address) behind the token, or a 400 page (tampered, wrong purpose, unknown).
+
+    The page speaks the language of the message the link came in (the recipient's)."""
     state = web_state(request)
     found = state.ctx.verify("unsubscribe", request.path_params["token"])
     if found is None:
@@ -39,6 +42,7 @@ def _resolve(request: Request) -> tuple[str, str]:
     issue, subject = found
     with state.ctx.store() as store:
         address = store.resolve_subject(subject, issue)
+        set_language(request, store.recipient_lang(issue, subject))
     if address is None:
         raise HTTPException(400, UNKNOWN)
     return issue, address
@@ -51,7 +55,8 @@ def show(request: Request) -> Response:
     with state.ctx.store() as store:
         already = store.is_suppressed(address)
     action = request.url.path
-    return respond(request, "unsubscribe.html.j2", title="Unsubscribe", noindex=True,
+    _ = translator(request)
+    return respond(request, "unsubscribe.html.j2", title=_("Unsubscribe"), noindex=True,
                    masked=mask(address), already=already, action=action,
                    csrf_field=FIELD, csrf=state.csrf.issue(action))
 
@@ -71,7 +76,8 @@ async def unsubscribe(request: Request) -> Response:
         check_forgery(request, form)
         source = "web"
     await run_in_threadpool(_suppress, request, address, source, issue)
-    return respond(request, "unsubscribed.html.j2", title="You are unsubscribed", noindex=True,
+    _ = translator(request)
+    return respond(request, "unsubscribed.html.j2", title=_("You are unsubscribed"), noindex=True,
                    masked=mask(address))
 
 
