@@ -87,12 +87,12 @@ class Section:
         return text
 
     def required_text(self, key: str, hint: str) -> str:
-        """A string that must be there and not empty (``null`` and ``''`` included)."""
+        """A string that must not be empty (``null`` and ``''`` included); a missing key is
+        reported by ``check_keys`` already."""
         before = len(self.problems.problems)
         text = self.text(key)
-        if not text and len(self.problems.problems) == before:
-            where = self.line(key) if key in self.data else self.data.line
-            self.problems.add(self.path, where, f"'{self.name}.{key}' is empty", hint)
+        if not text and key in self.data and len(self.problems.problems) == before:
+            self.problems.add(self.path, self.line(key), f"'{self.name}.{key}' is empty", hint)
         return text or ""
 
     def env_name(self, key: str) -> str | None:
