@@ -95,7 +95,7 @@ def test_html_report_is_self_contained_with_counts_failures_and_unsubscribes(
     data = json.loads(result.out)
     assert set(data) == {"issue", "counts", "recipients"}
     assert data["counts"] == {"sent": 5, "failed": 1, "pending": 0, "suppressed": 0,
-                              "invalid": 0, "unknown": 0}
+                              "invalid": 0, "unknown": 0, "withdrawn": 0}
 
 
 def test_html_report_shows_opens_and_clicks_per_link_when_enabled(project: Path,

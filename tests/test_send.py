@@ -112,7 +112,7 @@ def test_every_recipient_gets_exactly_one_message(project: Path, run_cli: RunCli
     assert sink.connections < len(sink.received) or sink.connections == 1
     data = report(run_cli)
     assert data["counts"] == {"sent": 5, "failed": 0, "pending": 0, "suppressed": 0,
-                              "invalid": 0, "unknown": 0}
+                              "invalid": 0, "unknown": 0, "withdrawn": 0}
     first = data["recipients"][0]  # type: ignore[index]
     assert set(first) >= {"email", "status", "attempts", "message_id", "smtp_code",
                           "smtp_response", "last_attempt_at"}
@@ -247,7 +247,8 @@ def test_invalid_rows_are_recorded_and_the_rest_sent(project: Path, run_cli: Run
 
 def test_report_of_an_unsent_issue_is_zero(run_cli: RunCli) -> None:
     assert report(run_cli) == {"issue": ISSUE, "counts": {
-        "sent": 0, "failed": 0, "pending": 0, "suppressed": 0, "invalid": 0, "unknown": 0},
+        "sent": 0, "failed": 0, "pending": 0, "suppressed": 0, "invalid": 0, "unknown": 0,
+        "withdrawn": 0},
         "recipients": []}
     everything = run_cli("report", "--format", "json")
     assert json.loads(everything.out) == []

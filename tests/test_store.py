@@ -19,7 +19,7 @@ from helpers import Clock
 from mirage_mailer.errors import ExitCode
 from mirage_mailer.store import MIGRATIONS, NewRecipient, Store, StoreError, StoreUnavailable
 
-COUNT_KEYS = {"sent", "failed", "pending", "suppressed", "invalid", "unknown"}
+COUNT_KEYS = {"sent", "failed", "pending", "suppressed", "invalid", "unknown", "withdrawn"}
 REPORT_KEYS = {
     "email",
     "status",
@@ -77,13 +77,14 @@ def pending_ids(store: Store, issue: str) -> list[int]:
 def test_open_creates_parent_dirs_uses_wal_and_applies_all_migrations(db_path: Path) -> None:
     assert not db_path.parent.exists()
     with Store(db_path) as s:
-        assert s.schema_version == len(MIGRATIONS) == 5
+        assert s.schema_version == len(MIGRATIONS) == 6
     assert db_path.is_file()
     raw = sqlite3.connect(db_path)
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     versions = raw.execute("SELECT version, name FROM schema_migrations ORDER BY 1").fetchall()
     assert versions == [(1, "initial"), (2, "lookup-indexes"), (3, "subscribers-subjects"),
-                        (4, "no-status-index"), (5, "events-engagement-index")]
+                        (4, "no-status-index"), (5, "events-engagement-index"),
+                        (6, "withdrawn-status")]
     raw.close()
 
 
@@ -482,6 +483,7 @@ def test_iter_pending_streams_by_id_while_rows_change(store: Store) -> None:
         "suppressed": 1,
         "invalid": 0,
         "unknown": 0,
+        "withdrawn": 0,
     }
     attempts = {r.id: r.attempts for r in store.iter_pending("i")}
     assert set(attempts.values()) == {1}
@@ -534,6 +536,7 @@ def test_counts_has_exactly_the_report_keys(store: Store) -> None:
         "suppressed",
         "invalid",
         "unknown",
+        "withdrawn",  # an extra key after the contract's six
     ]
     store.add_recipients("i", [sub(f"u{i}@example.org") for i in range(5)])
     store.add_recipients("i", [sub("bad", status="invalid", detail="not an address")])
@@ -551,6 +554,7 @@ def test_counts_has_exactly_the_report_keys(store: Store) -> None:
         "suppressed": 1,
         "invalid": 1,
         "unknown": 1,
+        "withdrawn": 0,
     }
 
 
@@ -653,3 +657,103 @@ def test_events_are_appended_in_order(store: Store, clock: Clock) -> None:
     everything = store.events()
     assert everything[:3] == log
     assert [e["kind"] for e in everything[3:]] == ["unsubscribed"]
+
+
+# -- lists that change between runs (issue 9) ----------------------------------------------------
+
+
+def test_v5_database_gains_withdrawn_keeping_ids_and_every_column(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    raw = sqlite3.connect(db_path)
+    raw.execute("CREATE TABLE schema_migrations ("
+                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+    for number, (name, script) in enumerate(MIGRATIONS[:5], start=1):
+        raw.executescript(script)
+        raw.execute("INSERT INTO schema_migrations VALUES (?, ?, 'x')", (number, name))
+    raw.execute("INSERT INTO recipients (id, issue, email, email_key, list_name, status,"
+                " attempts, smtp_code, smtp_response, created_at, subject) VALUES"
+                " (7, 'old', 'A@example.org', 'a@example.org', 'main', 'sent', 1, 250, 'ok',"
+                " 't', 'sa'), (42, 'old', 'b@example.org', 'b@example.org', 'main', 'pending',"
+                " 0, NULL, NULL, 't', 'sb')")
+    raw.commit()
+    with pytest.raises(sqlite3.IntegrityError):  # the old CHECK refuses the new status
+        raw.execute("UPDATE recipients SET status = 'withdrawn' WHERE id = 42")
+    before = raw.execute("SELECT * FROM recipients ORDER BY id").fetchall()
+    raw.close()
+
+    with Store(db_path) as s:
+        assert s.schema_version == len(MIGRATIONS) == 6
+        s.reconcile("old", ["b@example.org"])  # b left the list before their turn
+        assert s.counts("old") == expected_counts(sent=1, withdrawn=1)
+    raw = sqlite3.connect(db_path)
+    after = raw.execute("SELECT * FROM recipients ORDER BY id").fetchall()
+    assert [r[:8] + r[9:] for r in after] == [r[:8] + r[9:] for r in before]  # ids kept
+    assert [r[8] for r in after] == ["sent", "withdrawn"]
+    indexes = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='index'"
+                                         " AND tbl_name = 'recipients'")}
+    assert indexes >= {"recipients_issue_email", "recipients_email_key", "recipients_subject",
+                       "recipients_issue"}
+    assert "recipients_new" not in {r[0] for r in raw.execute("SELECT name FROM sqlite_master")}
+    with pytest.raises(sqlite3.IntegrityError):  # one row per issue and address, still
+        raw.execute("INSERT INTO recipients (issue, email, email_key, list_name, created_at)"
+                    " VALUES ('old', 'x', 'a@example.org', 'main', 't')")
+    raw.close()
+
+
+def test_reconcile_reopens_corrected_rows_withdraws_gone_ones_and_keeps_final_ones(
+        store: Store) -> None:
+    store.add_recipients("i", [
+        sub("kostas@example.org", status="invalid", detail="lang 'gr' is not known"),
+        sub("gone@example.org"),
+        sub("sent@example.org"),
+        sub("failed@example.org"),
+        sub("unknown@example.org"),
+        sub("bad-address", status="invalid", detail="not an address"),
+    ])
+    ids = {r["email"]: n for n, r in enumerate(store.recipients("i"))}
+    assert len(ids) == 6
+    rows = {r.email: r.id for r in store.iter_pending("i")}
+    store.mark_sent(rows["sent@example.org"], 250, "ok")
+    store.mark_failed(rows["failed@example.org"], 550, "no")
+    store.mark_sending(rows["unknown@example.org"], "<u@x>")
+    store.recover_inflight("i")
+
+    store.reconcile("i", [
+        NewRecipient("Kostas@example.org", "Kostas", "el", "main", {"org": "X"}),
+        NewRecipient("sent@example.org", "S", "fr", "other"),
+        NewRecipient("failed@example.org", "F", "fr", "other"),
+        NewRecipient("new@example.org", "New", "en", "main"),
+        "gone@example.org", "bad-address", "unknown@example.org", "sent@example.org",
+    ])
+    rows_now = by_email(store, "i")
+    assert {e: r["status"] for e, r in rows_now.items()} == {
+        "Kostas@example.org": "pending", "gone@example.org": "withdrawn",
+        "sent@example.org": "sent", "failed@example.org": "failed",
+        "unknown@example.org": "unknown", "bad-address": "withdrawn",
+        "new@example.org": "pending"}
+    assert rows_now["Kostas@example.org"]["smtp_response"] is None  # the old problem is gone
+    kostas = next(r for r in store.iter_pending("i") if r.email == "Kostas@example.org")
+    assert (kostas.lang, kostas.name, kostas.fields) == ("el", "Kostas", {"org": "X"})
+    # a person who comes back is pending again; a row that turns bad is invalid again
+    store.reconcile("i", [NewRecipient("gone@example.org", None, None, "main"),
+                          NewRecipient("Kostas@example.org", None, None, "main",
+                                       status="invalid", detail="lang 'xx' is not known")])
+    rows_now = by_email(store, "i")
+    assert rows_now["gone@example.org"]["status"] == "pending"
+    assert (rows_now["Kostas@example.org"]["status"],
+            rows_now["Kostas@example.org"]["smtp_response"]) == (
+        "invalid", "lang 'xx' is not known")
+    kinds = [(e["email"], e["kind"]) for e in store.events("i")
+             if e["kind"] in ("requeued", "withdrawn", "invalid")]
+    assert kinds == [("Kostas@example.org", "requeued"), ("gone@example.org", "withdrawn"),
+                     ("bad-address", "withdrawn"), ("gone@example.org", "requeued"),
+                     ("Kostas@example.org", "invalid")]
+    store.reconcile("i", ["gone@example.org"] * 2)  # idempotent: one more event, not two
+    assert sum(e["kind"] == "withdrawn" for e in store.events("i")) == 3
+
+
+def test_reconcile_of_a_suppressed_address_keeps_it_suppressed(store: Store) -> None:
+    store.add_recipients("i", [sub("x@example.org", status="invalid", detail="bad lang")])
+    store.suppress("X@example.org", source="cli")
+    store.reconcile("i", [NewRecipient("x@example.org", None, "en", "main")])
+    assert by_email(store, "i")["x@example.org"]["status"] == "suppressed"

@@ -63,19 +63,28 @@ def validate(obj: Context, issue_dir: Path) -> int:
     Prints every problem as path:line: message. Exit 2 if any is an error;
     warnings (duplicate addresses, missing translations) leave exit 0.
     """
+    from mirage_mailer.planning import PlanOptions, make_plan
     from mirage_mailer.project import open_project
     from mirage_mailer.project import validate as run_validate
+    from mirage_mailer.sending import SendOptions, read_plan
+    from mirage_mailer.store import StoreError
 
     project = open_project(obj.config, issue_dir)
-    errors, warnings, scan = run_validate(project)
+    errors, warnings, _scan = run_validate(project)
     for problem in warnings:
         err(str(problem))
     for problem in errors:
         err(str(problem))
-    langs = ", ".join(f"{lang}: {n}" for lang, n in sorted(scan.languages.items()))
+    try:  # the same plan as send --dry-run and the send prompt: one set of figures
+        plan = read_plan(project, SendOptions())
+    except StoreError as exc:  # validate checks the inputs; a broken store is send's business
+        for problem in exc.problems:
+            err(f"{problem} (recipient figures below ignore the tracking store)")
+        plan = make_plan(project, None, PlanOptions())
+    already = (f", {plan.already_sent} already sent" if plan.already_sent else "")
     summary = (f"{project.issue.id}: {len(errors)} error(s), {len(warnings)} warning(s); "
                f"languages {', '.join(project.issue.languages)}; "
-               f"{scan.recipients} recipient(s) ({langs or 'none'})")
+               f"{plan.to_send} recipient(s) ({plan.languages()}){already}")
     click.echo(summary)
     return ExitCode.INVALID_INPUT if errors else ExitCode.OK
 

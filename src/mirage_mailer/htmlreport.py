@@ -31,7 +31,7 @@ PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-
 
 STATUS_COLOURS = {
     "sent": "#2e7d32", "failed": "#c62828", "pending": "#9e9e9e", "suppressed": "#ef6c00",
-    "invalid": "#6a1b9a", "unknown": "#795548", "deferred": "#f9a825",
+    "invalid": "#6a1b9a", "unknown": "#795548", "deferred": "#f9a825", "withdrawn": "#607d8b",
 }
 _BUCKETS = (1, 5, 10, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400,
             7 * 86400, 30 * 86400)

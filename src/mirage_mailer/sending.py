@@ -10,11 +10,11 @@ in list size.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import signal
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,14 +28,23 @@ from mirage_mailer.delivery import (
     unclaimed,
 )
 from mirage_mailer.errors import ExitCode, InputError, Problem
-from mirage_mailer.lists import RowProblem, Subscriber
+from mirage_mailer.lists import Subscriber
 from mirage_mailer.locks import Lock
 from mirage_mailer.message import MessageFactory, Personal
+from mirage_mailer.planning import (
+    K_SEND,
+    Decision,
+    Plan,
+    Planner,
+    PlanOptions,
+    changes,
+    make_plan,
+)
 from mirage_mailer.preview import preview_person
-from mirage_mailer.project import Project, iter_rows, render, template_fields
+from mirage_mailer.project import Project, render, template_fields
 from mirage_mailer.recorder import SendRecorder
 from mirage_mailer.render import RenderedLanguage
-from mirage_mailer.store import REPORT_STATUSES, NewRecipient, Store
+from mirage_mailer.store import Store, email_key
 from mirage_mailer.store.guard import check_memory, mark_sent
 from mirage_mailer.tokens import Signer, load_secret
 
@@ -94,6 +103,7 @@ class SendOutcome:
     stats: DeliveryStats | None = None
     nothing_to_do: bool = False
     skipped: list[Problem] = field(default_factory=list)  # row problems, recorded as invalid
+    plan: Plan | None = None  # who gets it now and why the others do not
 
     @property
     def exit_code(self) -> ExitCode:
@@ -108,14 +118,6 @@ def checked_store(project: Project, options: SendOptions) -> Store:
     """The store, once it is known to still remember who was sent what (``store.guard``)."""
     check_memory(database(project), project.settings.state_dir, new_store=options.new_store)
     return Store(database(project))
-
-
-def read_counts(project: Project, issue: str) -> dict[str, int]:
-    """Store counts without creating a database that does not exist yet."""
-    if not database(project).exists():
-        return dict.fromkeys(REPORT_STATUSES, 0)
-    with Store(database(project)) as store:
-        return store.counts(issue)
 
 
 def prepare(project: Project, options: SendOptions) -> Preparation:
@@ -149,70 +151,47 @@ def credentials(project: Project) -> tuple[str, str] | None:
     return None
 
 
-def _new_rows(project: Project, store: Store, signer: Signer,
-              skipped: list[Problem]) -> Iterator[NewRecipient]:
-    """The list files' rows, then each list's confirmed web subscribers (first one wins)."""
-    for row in iter_rows(project):
-        if isinstance(row, RowProblem):
-            skipped.append(row.problem)
-            where = f"{row.problem.path}:{row.problem.line}"
-            yield NewRecipient(row.email or f"(empty address at {where})", None, None,
-                               row.list_name, {}, status="invalid", detail=str(row.problem))
-        else:
-            yield NewRecipient(row.email, row.name, row.lang, row.list_name, dict(row.fields),
-                               subject=signer.subject_id(row.email))
-    for list_name in project.lists:
-        for web in store.confirmed_subscribers(list_name):
-            yield NewRecipient(web["email"], web["name"], web["lang"], list_name, {},
-                               subject=signer.subject_id(web["email"]))
+def plan_options(options: SendOptions) -> PlanOptions:
+    return PlanOptions(lang=options.lang, limit=options.limit,
+                       resend_unknown=options.resend_unknown)
 
 
-def dry_run(prep: Preparation, options: SendOptions) -> SendOutcome:
-    """Build every message that a send would transmit; touch neither network nor store."""
+@contextmanager
+def existing_store(project: Project) -> Iterator[Store | None]:
+    """The store when it exists, else None: reading a plan never creates a database."""
+    if not database(project).exists():
+        yield None
+        return
+    with Store(database(project)) as store:
+        yield store
+
+
+def read_plan(project: Project, options: SendOptions, *, keep: bool = False) -> Plan:
+    """The plan as a send would make it now, read-only: the prompt's and validate's figures."""
+    with existing_store(project) as store:
+        return make_plan(project, store, plan_options(options), keep=keep)
+
+
+def dry_run(prep: Preparation, options: SendOptions, *, keep: bool = False) -> SendOutcome:
+    """Build every message that a send would transmit; touch neither network nor store.
+
+    ``keep`` holds every decision in the outcome's plan, for ``--list`` and ``--csv``.
+    """
     project = prep.project
-    issue = project.issue
-    statuses: dict[str, str] = {}
-    suppressed: set[str] = set()
     check_memory(database(project), project.settings.state_dir,
                  new_store=options.new_store, dry_run=True)
-    if database(project).exists():
-        with Store(database(project)) as store:
-            statuses = {r["email"].lower(): r["status"] for r in store.recipients(issue.id)}
-            suppressed = {s["email"] for s in store.suppressions()}
-    outcome = SendOutcome(issue.id, "dry-run", counts=dict.fromkeys(REPORT_STATUSES, 0))
-    seen: set[str] = set()
-    rows: list[Subscriber | RowProblem] = []
-    if database(project).exists():
-        with Store(database(project)) as store:
-            rows = [Subscriber(w["email"], w["name"], w["lang"], {}, name, Path(), 0)
-                    for name in project.lists for w in store.confirmed_subscribers(name)]
-    for row in itertools.chain(iter_rows(project), rows):
-        if isinstance(row, RowProblem):
-            outcome.counts["invalid"] += 1
-            continue
-        key = row.email.lower()
-        if key in seen:
-            continue
-        seen.add(key)
-        status = statuses.get(key, "pending")
-        if key in suppressed and status in ("pending", "unknown"):
-            status = "suppressed"
-        if status == "unknown" and options.resend_unknown:
-            status = "pending"
-        if status != "pending":
-            outcome.counts[status] += 1
-            outcome.already_sent += status == "sent"
-            continue
-        lang = issue.pick_language(row.lang)
-        if options.lang and lang not in prep.rendered:
-            continue
-        if options.limit is not None and outcome.to_send >= options.limit:
-            continue
-        prep.factory.build(Personal(row.email, row.name, row.list_name, row.fields), lang)
-        outcome.to_send += 1
-        outcome.per_language[lang] += 1
-    outcome.counts["pending"] = outcome.to_send
-    return outcome
+    with existing_store(project) as store:
+        planner = Planner(project, store, plan_options(options), keep=keep)
+        for d in planner:
+            if d.kind == K_SEND and isinstance(d.row, Subscriber) and d.lang is not None:
+                prep.factory.build(Personal(d.email, d.name, d.list_name, d.row.fields), d.lang)
+    return _outcome(planner.plan, "dry-run")
+
+
+def _outcome(plan: Plan, mode: str) -> SendOutcome:
+    return SendOutcome(plan.issue, mode, counts=dict(plan.counts), to_send=plan.to_send,
+                       per_language=plan.per_language, already_sent=plan.already_sent,
+                       skipped=plan.problems, plan=plan)
 
 
 def _deliver(project: Project, envelopes: Iterator[Envelope], *,
@@ -305,16 +284,25 @@ def send(prep: Preparation, options: SendOptions,
         store.recover_inflight(issue.id)
         if options.resend_unknown:
             store.requeue_unknown(issue.id)
-        skipped: list[Problem] = []
-        store.add_recipients(issue.id, _new_rows(project, store, prep.factory.signer, skipped))
         store.apply_suppressions(issue.id)
+        planner = Planner(project, store, plan_options(options))
+        wanted: set[str] = set()  # with --limit: exactly the plan's first N, whatever the ids
+
+        def noted(decisions: Iterator[Decision]) -> Iterator[Decision]:
+            for d in decisions:
+                if d.kind == K_SEND and options.limit is not None:
+                    wanted.add(d.key)
+                yield d
+
+        store.reconcile(issue.id, changes(noted(iter(planner)), prep.factory.signer.subject_id))
+        plan = planner.plan
         before = store.counts(issue.id)
         if any(before.values()):
             mark_sent(settings.state_dir)  # from now on, a lost store is refused
-        outcome = SendOutcome(issue.id, "send", already_sent=before["sent"], skipped=skipped)
-        pending = before["pending"]
-        outcome.this_run.total = min(pending, options.limit) if options.limit else pending
-        if outcome.this_run.total == 0:
+        outcome = _outcome(plan, "send")
+        outcome.per_language = Counter()  # this run's, counted as messages are built
+        outcome.this_run.total = plan.to_send
+        if plan.to_send == 0:
             outcome.nothing_to_do = True
             outcome.counts = before
             return outcome
@@ -324,8 +312,10 @@ def send(prep: Preparation, options: SendOptions,
         def envelopes() -> Iterator[Envelope]:
             built = 0
             for row in store.iter_pending(issue.id):
-                if options.limit is not None and built >= options.limit:
+                if built >= plan.to_send:
                     return
+                if options.limit is not None and email_key(row.email) not in wanted:
+                    continue  # over --limit in the plan's order: left for a later run
                 lang = issue.pick_language(row.lang)
                 if lang not in prep.rendered:
                     continue  # --lang: another language's reader, left for a later run

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,8 +22,8 @@ from rich.progress import (
 from mirage_mailer.addresses import check_address
 from mirage_mailer.commands.common import ISSUE_DIR, Context, err, on_terminal
 from mirage_mailer.content import parse_send_at
-from mirage_mailer.errors import ExitCode, InputError, MirageError, Problem
-from mirage_mailer.lists import count_rows
+from mirage_mailer.errors import ExitCode, InputError, MirageError, Problem, display_path
+from mirage_mailer.planning import K_DUPLICATE, K_LANG, K_LIMIT, SEND, Plan
 from mirage_mailer.project import locate_config, open_project
 from mirage_mailer.schedule import find_due, run_due_lock
 from mirage_mailer.sending import (
@@ -29,9 +31,10 @@ from mirage_mailer.sending import (
     ProgressHook,
     SendOptions,
     SendOutcome,
+    database,
     dry_run,
     prepare,
-    read_counts,
+    read_plan,
     send,
     send_test,
 )
@@ -41,6 +44,20 @@ from mirage_mailer.store.guard import check_memory
 _LOG_EVERY = 10.0  # seconds between plain progress lines when not on a terminal
 _REDRAW_EVERY = 0.1  # seconds between progress bar updates
 _SKIPPED_SHOWN = 20
+PLAN_CSV_COLUMNS = ("email", "name", "lang", "list", "decision", "reason")
+_ALSO = ((K_DUPLICATE, "duplicate row(s)"), (K_LANG, "in another language (--lang)"),
+         (K_LIMIT, "over --limit"))
+
+
+def _also_skipped(plan: Plan | None) -> str:
+    """Skips that have no store count of their own, when there are any."""
+    if plan is None:
+        return ""
+    parts = [f"{plan.skipped[kind]} {label}" for kind, label in _ALSO if plan.skipped[kind]]
+    withdrawn = plan.counts.get("withdrawn", 0)
+    if withdrawn:
+        parts.insert(0, f"{withdrawn} withdrawn (no longer in the list)")
+    return f"; also not sent: {', '.join(parts)}" if parts else ""
 
 
 def summary(outcome: SendOutcome) -> str:
@@ -48,12 +65,14 @@ def summary(outcome: SendOutcome) -> str:
     head = (f"{outcome.issue}: sent {c.get('sent', 0)}, failed {c.get('failed', 0)}, "
             f"pending {c.get('pending', 0)}, unknown {c.get('unknown', 0)}, "
             f"suppressed {c.get('suppressed', 0)}, invalid {c.get('invalid', 0)}")
+    if c.get("withdrawn"):
+        head += f", withdrawn {c['withdrawn']}"
     if outcome.mode == "dry-run":
         langs = ", ".join(f"{k}: {v}" for k, v in sorted(outcome.per_language.items()))
         return (f"{outcome.issue}: dry run, nothing sent: would send {outcome.to_send} "
                 f"({langs or 'none'}); already sent {outcome.already_sent}, "
                 f"suppressed {c['suppressed']}, invalid {c['invalid']}, "
-                f"failed {c['failed']}, unknown {c['unknown']}")
+                f"failed {c['failed']}, unknown {c['unknown']}{_also_skipped(outcome.plan)}")
     if outcome.mode == "test":
         run = outcome.this_run
         return (f"{outcome.issue}: test copy sent to {run.sent} of {run.total} address(es), "
@@ -137,31 +156,76 @@ def _check_to(addresses: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(checked)
 
 
+def ask(plan: Plan, transport_url: str) -> str | None:
+    """The confirmation question, or None when there is nothing to send (no question)."""
+    if plan.to_send == 0:
+        return None
+    limit = f", at most --limit {plan.options.limit}" if plan.options.limit else ""
+    return (f"Send {plan.issue} to {plan.to_send} recipient(s) now ({plan.already_sent} "
+            f"already have it{limit}) via {transport_url}?")
+
+
 def _confirm(prep: Preparation, options: SendOptions, yes: bool) -> bool:
+    """True to go ahead: with --yes, when nothing is left (no question), or on a 'y'."""
     if yes:
         return True
     project = prep.project
+    check_memory(database(project), project.settings.state_dir,
+                 new_store=options.new_store, dry_run=True)  # a lost store: exit 2 first
+    question = ask(read_plan(project, options), project.settings.transport.url)
+    if question is None:
+        return True  # the send records the lists as they are and says "nothing to send"
     if not on_terminal():
         raise InputError(Problem(
             "send", None, "refusing a real send without --yes when not on a terminal",
             "add --yes (cron jobs), or --dry-run to see what would be sent"))
-    rows = sum(count_rows(path) for path in project.lists.values())  # only the prompt needs it
-    already = read_counts(project, project.issue.id)["sent"]
-    limit = f" (at most {options.limit} this run)" if options.limit else ""
-    question = (f"Send '{project.issue.subject_for(project.issue.default_language)}' to the "
-                f"{rows} list row(s) of {', '.join(project.issue.lists)} not yet handled "
-                f"({already} already sent){limit} via {project.settings.transport.url}?")
     return click.confirm(question, default=False, err=True)
 
 
+def print_plan(plan: Plan) -> None:
+    """``--list``: who gets it (address, name, language, list), then who does not and why."""
+    decisions = plan.decisions or []
+    for d in decisions:
+        if d.action == SEND:
+            click.echo("\t".join((d.email, d.name or "", d.lang or "", d.list_name)))
+    skipped = [d for d in decisions if d.action != SEND]
+    if skipped:
+        click.echo(f"# not sent now ({len(skipped)}):")
+    for d in skipped:
+        click.echo("\t".join((d.email, d.name or "", d.lang or "", d.list_name, d.reason)))
+
+
+def write_plan_csv(plan: Plan, target: Path) -> None:
+    """``--csv PATH`` (``-`` for standard output): the same rows as ``--list``, as CSV."""
+    decisions = plan.decisions or []
+    ordered = [d for d in decisions if d.action == SEND] + [
+        d for d in decisions if d.action != SEND]
+    rows = [[d.email, d.name or "", d.lang or "", d.list_name, d.action, d.reason]
+            for d in ordered]
+    if str(target) == "-":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(PLAN_CSV_COLUMNS)
+        writer.writerows(rows)
+        return
+    try:
+        with target.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(PLAN_CSV_COLUMNS)
+            writer.writerows(rows)
+    except OSError as exc:
+        raise InputError(Problem(display_path(target), None,
+                                 f"cannot write the list: {exc.strerror or exc}",
+                                 "choose a file in a folder you can write to")) from exc
+
+
 def run_send(obj: Context, issue_dir: Path, options: SendOptions, yes: bool,
-             interactive: bool) -> SendOutcome | None:
+             interactive: bool, *, keep: bool = False) -> SendOutcome | None:
     project = open_project(obj.config, issue_dir)
     for problem in project.warnings:
         err(str(problem))
     prep = prepare(project, options)
     if options.dry_run:
-        return dry_run(prep, options)
+        return dry_run(prep, options, keep=keep)
     if options.to:
         with _Display(f"{project.issue.id} [TEST]", interactive) as hook:
             return send_test(prep, options.to, hook)
@@ -193,6 +257,13 @@ def run_send(obj: Context, issue_dir: Path, options: SendOptions, yes: bool,
               help="Also send again to recipients a crash left 'unknown'.")
 @click.option("--yes", "-y", is_flag=True,
               help="Do not ask; required for a real send without a terminal.")
+@click.option("--list", "show_list", is_flag=True,
+              help="With --dry-run: print who would get it (address, name, language, list; "
+              "tab-separated, one per line), then everyone skipped and why.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True,
+                                                   path_type=Path), metavar="PATH",
+              help="With --dry-run: write the same as CSV to PATH ('-' for standard output): "
+              "email,name,lang,list,decision,reason.")
 @click.option("--new-store", is_flag=True,
               help="Start over on purpose when the tracking database of a project that has "
               "sent before is missing, empty or damaged (a damaged file is renamed aside); "
@@ -200,21 +271,33 @@ def run_send(obj: Context, issue_dir: Path, options: SendOptions, yes: bool,
 @click.pass_obj
 def send_command(obj: Context, issue_dir: Path, dry_run: bool, to: tuple[str, ...],
                  lang: str | None, limit: int | None, concurrency: int | None,
-                 rate: float | None, resend_unknown: bool, yes: bool, new_store: bool) -> int:
+                 rate: float | None, resend_unknown: bool, yes: bool, show_list: bool,
+                 csv_path: Path | None, new_store: bool) -> int:
     """Send ISSUE_DIR to its lists; resumes where an earlier run stopped.
 
     Each recipient gets the issue exactly once: a finished issue sends nothing, an
     interrupted one resumes. Exit 1 when this run recorded a permanent (5xx) failure,
     3 when delivery could not proceed (state kept: rerun to resume).
     """
+    if (show_list or csv_path is not None) and not dry_run:
+        raise click.UsageError("--list and --csv go with --dry-run")
     options = SendOptions(dry_run=dry_run, to=_check_to(to), lang=lang, limit=limit,
                           concurrency=concurrency, rate=rate, resend_unknown=resend_unknown,
                           new_store=new_store)
-    outcome = run_send(obj, issue_dir, options, yes, on_terminal())
+    keep = show_list or csv_path is not None
+    outcome = run_send(obj, issue_dir, options, yes, on_terminal(), keep=keep)
     if outcome is None:
         return ExitCode.OK
-    _print_skipped(outcome)
-    click.echo(summary(outcome))
+    if outcome.plan is not None and show_list:
+        print_plan(outcome.plan)
+    if outcome.plan is not None and csv_path is not None:
+        write_plan_csv(outcome.plan, csv_path)
+    if not (show_list or str(csv_path) == "-"):
+        _print_skipped(outcome)
+    if str(csv_path) == "-":
+        err(summary(outcome))  # standard output holds the CSV alone
+    else:
+        click.echo(summary(outcome))
     return outcome.exit_code
 
 

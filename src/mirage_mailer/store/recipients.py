@@ -8,7 +8,13 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
 
-from mirage_mailer.store.core import NewRecipient, Recipient, StoreCore, _insert_params
+from mirage_mailer.store.core import (
+    NewRecipient,
+    Recipient,
+    StoreCore,
+    _insert_params,
+    email_key,
+)
 from mirage_mailer.store.schema import NEW_STATUSES, REPORT_STATUSES
 
 _SUPPRESSED = ("(email_key IN (SELECT email FROM suppressions)"
@@ -21,6 +27,26 @@ _OUTCOME_SQL = {
     # no reply after the end of DATA: the relay may hold the message; never retried on its own
     "unknown": "'unknown'",
 }
+
+# Rows a list edit may still change: never attempted, or never valid, or gone from the list.
+_OPEN = "('pending', 'invalid', 'withdrawn')"
+_OPEN_CLOSED = "('pending', 'invalid')"  # what leaving the list withdraws
+# ?1 email ?2 name ?3 lang ?4 list ?5 fields ?6 subject ?7 status ?8 detail ?9 issue ?10 key
+# ?11 now. A row reopened as pending for a suppressed address is 'suppressed'.
+_NEW_STATUS = (f"CASE WHEN ?7 = 'pending' AND {_SUPPRESSED} THEN 'suppressed' ELSE ?7 END")
+_REOPEN_EVENT = (
+    "INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
+    " SELECT id, issue, ?1, CASE WHEN ?7 = 'invalid' THEN 'invalid' ELSE 'requeued' END,"
+    " CASE WHEN ?7 = 'invalid' THEN ?8 WHEN status = 'invalid' THEN 'corrected in the list'"
+    " ELSE 'back in the list' END, ?11"
+    f" FROM recipients WHERE issue = ?9 AND email_key = ?10 AND status IN {_OPEN}"
+    f" AND status != {_NEW_STATUS}")
+_REOPEN = (
+    f"UPDATE recipients SET status = {_NEW_STATUS}, email = ?1, name = ?2, lang = ?3,"
+    " list_name = ?4, fields = ?5, subject = ?6,"
+    " smtp_response = CASE WHEN ?7 = 'invalid' THEN ?8"
+    " WHEN status IN ('invalid', 'withdrawn') THEN NULL ELSE smtp_response END"
+    f" WHERE issue = ?9 AND email_key = ?10 AND status IN {_OPEN}")
 
 
 class RecipientsMixin(StoreCore):
@@ -67,6 +93,60 @@ class RecipientsMixin(StoreCore):
                 )
                 added += cur.rowcount
         return added
+
+    def reconcile(self, issue: str, changes: Iterable[NewRecipient | str], *,
+                  batch: int = 1000) -> None:
+        """Bring an issue's rows in line with the lists as they are now (see ``planning``).
+
+        A ``NewRecipient`` updates the row of its address if that row is still open to list
+        edits (``pending``, ``invalid``, ``withdrawn``: a corrected row is queued again, a row
+        that turned bad is ``invalid``) and is queued if there is none; a ``str`` is the key of
+        a ``pending`` or ``invalid`` row no longer in any list, which becomes ``withdrawn``.
+        ``sent``, ``failed``, ``unknown`` and ``suppressed`` rows never change here. Each
+        change is logged as an event; each batch commits on its own, and a rerun is idempotent.
+        """
+        it = iter(changes)
+        while chunk := list(islice(it, batch)):
+            rows = [c for c in chunk if isinstance(c, NewRecipient)]
+            now = self._now()
+            gone = [(now, issue, c) for c in dict.fromkeys(
+                email_key(c) for c in chunk if isinstance(c, str))]
+            params = [(r.email, r.name, r.lang, r.list_name,
+                       json.dumps(r.fields, ensure_ascii=False), r.subject, r.status, r.detail,
+                       issue, email_key(r.email), now) for r in rows]
+            with self._write() as conn:
+                conn.executemany(_REOPEN_EVENT, params)
+                conn.executemany(_REOPEN, [p[:10] for p in params])
+                conn.executemany(
+                    "INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
+                    " SELECT id, issue, email, 'withdrawn', status || ': no longer in the list',"
+                    " ?1 FROM recipients WHERE issue = ?2 AND email_key = ?3"
+                    f" AND status IN {_OPEN_CLOSED}", gone)
+                conn.executemany(
+                    "UPDATE recipients SET status = 'withdrawn' WHERE issue = ? AND email_key = ?"
+                    f" AND status IN {_OPEN_CLOSED}", [g[1:] for g in gone])
+            self.add_recipients(issue, rows)  # the addresses with no row yet
+
+    def priors(self, issue: str, keys: list[str]) -> dict[str, tuple[str, int | None, str | None]]:
+        """(status, smtp_code, smtp_response) of the rows of these keys (at most ~500 keys)."""
+        if not keys:
+            return {}
+        marks = ", ".join("?" * len(keys))
+        cur = self._conn.execute(
+            "SELECT email_key, status, smtp_code, smtp_response FROM recipients"
+            f" WHERE issue = ? AND email_key IN ({marks})", (issue, *keys))
+        return {key: (status, code, response) for key, status, code, response in cur.fetchall()}
+
+    def issue_rows(self, issue: str) -> Iterator[tuple[str, str, str, str | None, str,
+                                                       int | None, str | None]]:
+        """(email, key, status, lang, list, smtp_code, smtp_response) of every row, paged."""
+        columns = "email, email_key, status, lang, list_name, smtp_code, smtp_response"
+        for _id, *row in self._paged(columns, "1", issue, _PAGE):
+            yield tuple(row)
+
+    def suppressed_keys(self) -> set[str]:
+        """Every suppression entry: lowercased addresses, and hashes of forgotten ones."""
+        return {row[0] for row in self._conn.execute("SELECT email FROM suppressions")}
 
     def _transition(self, issue: str, where: str, new_status: str, kind: str) -> int:
         """Move every row of ``issue`` matching ``where`` to ``new_status``, logging each."""
@@ -191,7 +271,8 @@ class RecipientsMixin(StoreCore):
     # -- reporting -----------------------------------------------------------------------------
 
     def counts(self, issue: str) -> dict[str, int]:
-        """The report's six counters, zeros included; in-flight ``sending`` counts as unknown."""
+        """The report's counters (the contract's six, then ``withdrawn``), zeros included;
+        in-flight ``sending`` counts as unknown."""
         result = dict.fromkeys(REPORT_STATUSES, 0)
         for status, n in self._conn.execute(
             "SELECT status, count(*) FROM recipients WHERE issue = ? GROUP BY status", (issue,)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-STATUSES = ("pending", "sending", "sent", "failed", "suppressed", "invalid", "unknown")
+STATUSES = ("pending", "sending", "sent", "failed", "suppressed", "invalid", "unknown",
+            "withdrawn")
 # "sending" is internal: it marks a message handed to the server. A crash leaves such rows
 # behind; they are reported as "unknown" and recover_inflight() converts them.
-REPORT_STATUSES = ("sent", "failed", "pending", "suppressed", "invalid", "unknown")
+# "withdrawn": the row left the list (or was replaced by a corrected one) before its turn;
+# it comes back to "pending" if the person returns to the list. The contract's six report
+# keys come first; "withdrawn" is an extra one.
+REPORT_STATUSES = ("sent", "failed", "pending", "suppressed", "invalid", "unknown", "withdrawn")
 NEW_STATUSES = ("pending", "invalid", "suppressed")
 
 # Applied in order, each once, recorded in schema_migrations. Never edit a released entry:
@@ -75,6 +79,37 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         DROP INDEX events_issue;
         CREATE INDEX events_engagement ON events (issue, kind)
             WHERE kind IN ('opened', 'clicked');
+        """,
+    ),
+    (
+        "withdrawn-status",
+        """
+        -- Lists change between runs: a row that left the list before its turn is 'withdrawn'.
+        -- SQLite cannot alter a CHECK constraint, so the table is rebuilt the documented way
+        -- (create, copy with the same ids, drop, rename, re-index) inside this migration's
+        -- single transaction. Columns keep their order (subject last, as ALTER left it).
+        CREATE TABLE recipients_new (
+            id INTEGER PRIMARY KEY, issue TEXT NOT NULL,
+            email TEXT NOT NULL, email_key TEXT NOT NULL,
+            name TEXT, lang TEXT, list_name TEXT NOT NULL, fields TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN (
+                'pending', 'sending', 'sent', 'failed', 'suppressed', 'invalid', 'unknown',
+                'withdrawn')),
+            attempts INTEGER NOT NULL DEFAULT 0, message_id TEXT,
+            smtp_code INTEGER, smtp_response TEXT,
+            created_at TEXT NOT NULL, last_attempt_at TEXT, subject TEXT);
+        INSERT INTO recipients_new (id, issue, email, email_key, name, lang, list_name, fields,
+            status, attempts, message_id, smtp_code, smtp_response, created_at,
+            last_attempt_at, subject)
+            SELECT id, issue, email, email_key, name, lang, list_name, fields, status,
+            attempts, message_id, smtp_code, smtp_response, created_at, last_attempt_at,
+            subject FROM recipients ORDER BY id;
+        DROP TABLE recipients;
+        ALTER TABLE recipients_new RENAME TO recipients;
+        CREATE UNIQUE INDEX recipients_issue_email ON recipients (issue, email_key);
+        CREATE INDEX recipients_email_key ON recipients (email_key);
+        CREATE INDEX recipients_subject ON recipients (subject);
+        CREATE INDEX recipients_issue ON recipients (issue);
         """,
     ),
 )

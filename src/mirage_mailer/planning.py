@@ -1,0 +1,263 @@
+"""Who gets an issue now, and why everyone else does not: one plan for every command.
+
+``validate``, ``send --dry-run``, the send prompt and ``send`` itself once counted each in
+their own way (list rows, unique rows, store rows) and printed figures that disagreed. They
+all use this planner now. It reads the lists, the confirmed web sign-ups and the tracking
+store (which may be absent) and never writes; ``send`` feeds the decisions to
+``Store.reconcile`` so the store follows the lists as they are today: a corrected row is sent,
+a row that left the list before its turn is ``withdrawn``, a new row is queued. Rows already
+``sent``, ``failed`` or ``unknown`` are never changed by a list edit.
+
+Decisions stream (list order, then invalid rows, then store rows no longer in any list), so a
+send of a 100,000-row list keeps only the set of addresses seen in memory.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import chain, islice
+from pathlib import Path
+
+from mirage_mailer.errors import Problem, display_path
+from mirage_mailer.lists import RowProblem, Subscriber
+from mirage_mailer.project import Project, iter_rows
+from mirage_mailer.store import REPORT_STATUSES, NewRecipient, Store, email_key, hashed_key
+
+SEND = "send"
+SKIP = "skip"
+_BATCH = 500  # list rows whose store rows are looked up in one query
+
+# Decision kinds (the reason text adds the detail)
+K_SEND, K_SENT, K_FAILED, K_UNKNOWN = "send", "already-sent", "failed", "unknown"
+K_SUPPRESSED, K_INVALID, K_DUPLICATE = "suppressed", "invalid", "duplicate"
+K_LANG, K_LIMIT, K_WITHDRAWN = "other-language", "over-limit", "withdrawn"
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    lang: str | None = None  # --lang: only readers of this language (as the issue picks it)
+    limit: int | None = None  # --limit: at most this many now
+    resend_unknown: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One person (or one list row) and what happens to them in this run."""
+
+    email: str
+    name: str | None
+    lang: str | None  # the language of their message (None: a row that cannot be sent)
+    list_name: str
+    kind: str  # K_* above
+    reason: str  # "" for those who get it
+    status: str | None  # their store row once reconciled; None: no row of its own
+    key: str  # the store row's key (email_key, or a forgotten person's hash)
+    where: str = ""  # file:line, "web sign-up" or "tracking store"
+    row: Subscriber | RowProblem | None = None  # what to record; None: not in any list
+
+    @property
+    def action(self) -> str:
+        return SEND if self.kind == K_SEND else SKIP
+
+
+@dataclass
+class Plan:
+    """The figures every command prints; ``decisions`` only when asked for (``keep``)."""
+
+    issue: str
+    options: PlanOptions = field(default_factory=PlanOptions)
+    to_send: int = 0
+    per_language: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)  # by kind
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REPORT_STATUSES, 0))
+    problems: list[Problem] = field(default_factory=list)  # invalid rows recorded as such
+    decisions: list[Decision] | None = None
+
+    @property
+    def already_sent(self) -> int:
+        return self.counts["sent"]
+
+    def add(self, decision: Decision) -> None:
+        if decision.kind == K_SEND:
+            self.to_send += 1
+            self.per_language[decision.lang or ""] += 1
+        else:
+            self.skipped[decision.kind] += 1
+        if decision.status is not None:
+            self.counts[decision.status] += 1
+        if decision.kind == K_INVALID and decision.status == "invalid" \
+                and isinstance(decision.row, RowProblem):
+            self.problems.append(decision.row.problem)
+        if self.decisions is not None:
+            self.decisions.append(decision)
+
+    def languages(self) -> str:
+        return ", ".join(f"{k}: {v}" for k, v in sorted(self.per_language.items())) or "none"
+
+
+def make_plan(project: Project, store: Store | None, options: PlanOptions, *,
+              keep: bool = False) -> Plan:
+    """The whole plan at once (read-only): what ``validate``, the prompt and dry-run print."""
+    planner = Planner(project, store, options, keep=keep)
+    for _ in planner:
+        pass
+    return planner.plan
+
+
+def changes(decisions: Iterable[Decision],
+            subject: Callable[[str], str]) -> Iterator[NewRecipient | str]:
+    """What ``Store.reconcile`` records for each decision (nothing for unchanged rows);
+    ``subject`` is the keyed hash that tokens carry for an address."""
+    for d in decisions:
+        if d.row is None:
+            if d.status == "withdrawn":
+                yield d.key
+        elif d.status in ("pending", "suppressed") and isinstance(d.row, Subscriber):
+            r = d.row
+            yield NewRecipient(r.email, r.name, r.lang, r.list_name, dict(r.fields),
+                               subject=subject(r.email))
+        elif d.status == "invalid" and isinstance(d.row, RowProblem):
+            yield NewRecipient(d.email, None, None, d.list_name, {}, status="invalid",
+                               detail=str(d.row.problem))
+
+
+class Planner:
+    """Iterate to get the decisions one by one; ``plan`` holds the totals so far."""
+
+    def __init__(self, project: Project, store: Store | None, options: PlanOptions, *,
+                 keep: bool = False) -> None:
+        self.project = project
+        self.store = store
+        self.options = options
+        issue = project.issue
+        self.only = issue.pick_language(options.lang) if options.lang else None
+        self.plan = Plan(issue.id, options, decisions=[] if keep else None)
+        self.suppressed = store.suppressed_keys() if store is not None else set()
+        self.first: dict[str, str] = {}  # valid address -> where it was first seen
+        self.seen: set[str] = set()  # store keys decided from the lists
+        self.invalid: list[RowProblem] = []  # decided last: a valid row of theirs wins
+
+    def __iter__(self) -> Iterator[Decision]:
+        rows = chain(iter_rows(self.project), self._web_rows())
+        while batch := list(islice(rows, _BATCH)):
+            valid = [r for r in batch if isinstance(r, Subscriber)]
+            self.invalid.extend(r for r in batch if isinstance(r, RowProblem))
+            priors = self._priors([self._store_key(email_key(r.email)) for r in valid])
+            for row in valid:
+                decision = self._valid(row, priors)
+                self.plan.add(decision)
+                yield decision
+        yield from self._invalid_rows()
+        yield from self._gone_rows()
+
+    # -- rows of the lists --------------------------------------------------------------------
+
+    def _web_rows(self) -> Iterator[Subscriber]:
+        """Confirmed web sign-ups follow each list's file (as ``send`` always did)."""
+        if self.store is None:
+            return
+        for name in self.project.lists:
+            for web in self.store.confirmed_subscribers(name):
+                yield Subscriber(web["email"], web["name"], web["lang"], {}, name, Path(), 0)
+
+    def _store_key(self, key: str) -> str:
+        """A forgotten person's rows are kept under the hash of their address."""
+        hashed = hashed_key(key)
+        return hashed if hashed in self.suppressed else key
+
+    def _priors(self, keys: list[str]) -> dict[str, tuple[str, int | None, str | None]]:
+        if self.store is None:
+            return {}
+        return self.store.priors(self.project.issue.id, keys)
+
+    def _valid(self, row: Subscriber, priors: dict[str, tuple[str, int | None, str | None]],
+               ) -> Decision:
+        key = email_key(row.email)
+        where = f"{display_path(row.path)}:{row.line}" if row.line else "web sign-up"
+        lang = self.project.issue.pick_language(row.lang)
+
+        def decide(kind: str, reason: str, status: str | None) -> Decision:
+            return Decision(row.email, row.name, lang, row.list_name, kind, reason, status,
+                            store_key, where, row)
+
+        store_key = self._store_key(key)
+        if key in self.first:
+            return decide(K_DUPLICATE, f"duplicate of {self.first[key]}", None)
+        self.first[key] = where
+        self.seen.add(store_key)
+        status, code, response = priors.get(store_key, ("pending", None, None))
+        if status == "sending":
+            status = "unknown"  # a crash's in-flight row: the next send calls it unknown
+        if status == "sent":
+            return decide(K_SENT, "already sent", "sent")
+        if status == "failed":
+            said = " ".join(str(p) for p in (code, response) if p)
+            return decide(K_FAILED, "failed earlier" + (f" ({said})" if said else ""),
+                          "failed")
+        suppressed = store_key in self.suppressed or status == "suppressed"
+        if suppressed:
+            return decide(K_SUPPRESSED, "suppressed (unsubscribed)", "suppressed")
+        if status == "unknown" and not self.options.resend_unknown:
+            return decide(K_UNKNOWN, "unknown: the relay may have it (use --resend-unknown)",
+                          "unknown")
+        if self.only is not None and lang != self.only:
+            return decide(K_LANG, f"other language (--lang {self.options.lang})", "pending")
+        limit = self.options.limit
+        if limit is not None and self.plan.to_send >= limit:
+            return decide(K_LIMIT, f"over --limit {limit}", "pending")
+        return decide(K_SEND, "", "pending")
+
+    def _invalid_rows(self) -> Iterator[Decision]:
+        """Row problems, recorded ``invalid`` unless a valid row of the same address exists
+        (that one is sent) or the address already has a row no list edit changes."""
+        for start in range(0, len(self.invalid), _BATCH):
+            batch = self.invalid[start:start + _BATCH]
+            keys = [self._problem_key(r) for r in batch]
+            priors = self._priors(keys)
+            for row, key in zip(batch, keys, strict=True):
+                status: str | None = "invalid"
+                if email_key(row.email) in self.first or key in self.seen:
+                    status = None  # the person has a row already: a valid one, or this one
+                elif key in priors and priors[key][0] not in ("pending", "invalid", "withdrawn"):
+                    status = "unknown" if priors[key][0] == "sending" else priors[key][0]
+                self.seen.add(key)
+                where = f"{row.problem.path}:{row.problem.line}"
+                decision = Decision(row.email or key, None, None, row.list_name, K_INVALID,
+                                    f"invalid row: {row.problem}", status, key, where, row)
+                self.plan.add(decision)
+                yield decision
+
+    def _problem_key(self, row: RowProblem) -> str:
+        where = f"{row.problem.path}:{row.problem.line}"
+        return self._store_key(email_key(row.email or f"(empty address at {where})"))
+
+    # -- rows of the store that no list holds any more -----------------------------------------
+
+    def _gone_rows(self) -> Iterator[Decision]:
+        if self.store is None:
+            return
+        issue = self.project.issue
+        for email, key, status, lang, list_name, code, response in self.store.issue_rows(
+                issue.id):
+            if key in self.seen:
+                continue
+            kind, reason = K_WITHDRAWN, "no longer in the list (withdrawn)"
+            if status in ("pending", "invalid", "withdrawn"):
+                status = "withdrawn"
+            elif status == "sent":
+                kind, reason = K_SENT, "already sent (no longer in the list)"
+            elif status == "failed":
+                said = " ".join(str(p) for p in (code, response) if p)
+                kind, reason = K_FAILED, "failed earlier" + (f" ({said})" if said else "")
+            elif status == "suppressed":
+                kind, reason = K_SUPPRESSED, "suppressed (unsubscribed)"
+            else:
+                kind, reason, status = (K_UNKNOWN, "unknown: the relay may have it (no longer "
+                                        "in the list)", "unknown")
+            picked = issue.pick_language(lang) if lang else None
+            decision = Decision(email, None, picked, list_name, kind, reason, status, key,
+                                "tracking store")
+            self.plan.add(decision)
+            yield decision
