@@ -332,3 +332,19 @@ def test_file_name_too_long(project: Path, run_cli: RunCli, file: str, old: str,
     edit(project / file, old, new)
     err = _refused(run_cli, prefix)
     assert len(err) < 3000
+
+
+def test_config_with_25_000_keys_is_quick_and_short(project: Path,
+                                                                 run_cli: RunCli) -> None:
+    """Under the size limit but absurd: a few seconds, and not 100,000 lines of output."""
+    with (project / "mirage.yaml").open("a", encoding="utf-8") as handle:
+        handle.write("".join(f"k{i}: 1\n" for i in range(25_000)))
+    err = _refused(run_cli, "mirage.yaml: ")
+    assert len(err.splitlines()) <= 110
+    assert "mirage.yaml:49: unknown key 'k0'" in err
+
+
+def test_huge_front_matter(project: Path, run_cli: RunCli) -> None:
+    edit(project / ARTICLE, "author: MIraGE consortium\n",
+         "author: MIraGE consortium\n" + "".join(f"# {'x' * 60}\n" for i in range(2000)))
+    _refused(run_cli, f"{ARTICLE}:2: front matter is ")

@@ -24,6 +24,7 @@ from mirage_mailer.issue_values import (
 from mirage_mailer.langs import check_language, normalise_language
 from mirage_mailer.yamlsrc import (
     ARTICLE_MAX_BYTES,
+    FRONT_MATTER_MAX_CHARS,
     LineDict,
     LineList,
     check_control_characters,
@@ -229,6 +230,10 @@ def _load_article(path: Path, default_language: str, problems: Collector,
         text = read_text(path, ARTICLE_MAX_BYTES)
         check_control_characters(text, path)
         yaml_text, body, body_line = split_front_matter(text, path)
+        if len(yaml_text) > FRONT_MATTER_MAX_CHARS:
+            raise InputError(Problem(display_path(path), 2, f"front matter is {len(yaml_text):,} "
+                                     f"characters long; at most {FRONT_MATTER_MAX_CHARS:,}",
+                                     "keep the article's text below the second '---'"))
         meta = parse_yaml(yaml_text, path, first_line=2)
     except InputError as exc:
         problems.problems.extend(exc.problems)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
+MAX_PROBLEMS = 100  # fatal problems listed at once
+
 
 class ExitCode(IntEnum):
     """Exit codes fixed by DESIGN.md."""
@@ -105,5 +107,11 @@ class Collector:
         return [p for p in self.problems if p.warning]
 
     def raise_if_errors(self) -> None:
-        if self.errors:
-            raise InputError(self.errors)
+        errors = self.errors
+        if len(errors) > MAX_PROBLEMS:  # a broken or hostile file: the first ones say enough
+            rest = len(errors) - MAX_PROBLEMS
+            more = Problem(errors[-1].path, None, f"and {rest:,} more problems like these",
+                           "fix the ones above first")
+            errors = [*errors[:MAX_PROBLEMS], more]
+        if errors:
+            raise InputError(errors)

@@ -22,7 +22,8 @@ from mirage_mailer.errors import Collector, InputError, Problem, display_path, s
 
 MAX_DEPTH = 50
 MAX_NUMBER_CHARS = 40  # a config number longer than this is a typo or an attack
-CONFIG_MAX_BYTES = 1_000_000  # mirage.yaml, issue.yaml
+CONFIG_MAX_BYTES = 256_000  # mirage.yaml, issue.yaml: about 2 KB each in real life
+FRONT_MATTER_MAX_CHARS = 64_000  # the pure-Python parser needs ~1 s for 100 KB
 ARTICLE_MAX_BYTES = 5_000_000
 LIST_MAX_BYTES = 50_000_000  # YAML lists; CSV lists stream with a per-field limit
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff]")
