@@ -348,3 +348,9 @@ def test_huge_front_matter(project: Path, run_cli: RunCli) -> None:
     edit(project / ARTICLE, "author: MIraGE consortium\n",
          "author: MIraGE consortium\n" + "".join(f"# {'x' * 60}\n" for i in range(2000)))
     _refused(run_cli, f"{ARTICLE}:2: front matter is ")
+
+
+def test_css_that_breaks_the_inliner(project: Path, run_cli: RunCli) -> None:
+    """Found by the fuzzer: cssutils raised TypeError on 'body { A@margin: 0 }', exit 70."""
+    edit(project / HTML, "  body { margin: 0;", "  body { A@margin: 0;")
+    _refused(run_cli, f"{HTML}: the CSS in the template cannot be inlined")

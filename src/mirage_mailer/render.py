@@ -366,7 +366,14 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
         "unsubscribe_url": slot("unsubscribe_url"),
         "view_online_url": slot("view_online_url") if settings.tracking.base_url else None,
     }
-    html = inline_css(env.render_template(HTML_TEMPLATE, context))
+    html = env.render_template(HTML_TEMPLATE, context)
+    try:
+        html = inline_css(html)
+    except Exception as exc:  # cssutils raises TypeError and others on malformed CSS
+        raise InputError(Problem(
+            display_path(settings.templates / HTML_TEMPLATE), None,
+            f"the CSS in the template cannot be inlined: {type(exc).__name__}: "
+            f"{shorten(str(exc), 120)}", "check the <style> block and style attributes")) from None
     html, click_urls, open_pixel = apply_tracking(html, settings.tracking)
     text = env.render_template(TEXT_TEMPLATE, context)
     template_path = display_path(settings.templates / HTML_TEMPLATE)
