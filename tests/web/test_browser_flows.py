@@ -229,19 +229,20 @@ def test_a_person_subscribes_and_confirms_from_the_message(served: Site, chromiu
     with served.store() as store:
         assert list(store.confirmed_subscribers(LIST)) == []  # pending until the link is opened
 
+    # From the link on, pages speak the newsletter language chosen on the form (French).
     response = page.goto(link)
     assert response is not None and response.status == 200
-    assert page.get_by_role("heading", name="Confirm your subscription").is_visible(), \
+    assert page.get_by_role("heading", name="Confirmez votre abonnement").is_visible(), \
         main_text(page)
     with served.store() as store:
         assert list(store.confirmed_subscribers(LIST)) == []  # opening the link is not enough
     with page.expect_navigation():
-        page.get_by_role("button", name="Confirm my subscription").click()
-    assert page.get_by_role("heading", name="Subscription confirmed").is_visible(), \
+        page.get_by_role("button", name="Confirmer mon abonnement").click()
+    assert page.get_by_role("heading", name="Abonnement confirmé").is_visible(), \
         main_text(page)
     main = page.locator("main").inner_text()
-    assert f"{NEWCOMER[0]}…@example.org" in main and "MIraGE newsletter" in main
-    assert "unsubscribed" not in main
+    assert f"{NEWCOMER[0]}…@example.org" in main and "lettre d'information MIraGE" in main
+    assert "désabonnée" not in main
     shot(page, "subscribe-confirmed")
     page.close()
 
@@ -287,4 +288,134 @@ def test_the_archive_page_fits_and_shows_the_eu_block(served: Site, chromium: An
     assert "Dear reader" in body
     assert "@example.org" not in body  # the page is for no one in particular
     shot(page, f"archive-issue-{width}px")
+    page.close()
+
+
+# --- A French reader's whole journey (issue 9): every page and the mail in French ---------
+
+FRENCH_READER = "claire.martin@example.org"
+
+
+@pytest.fixture
+def served_maildir(project: Path, run_cli: RunCli) -> Iterator[Site]:
+    """The sample issue sent, then served, confirmations going to the Maildir outbox too."""
+    port = free_port()
+    edit(project / "mirage.yaml", "  # base_url: https://news.mirageproject.eu",
+         f"  base_url: http://127.0.0.1:{port}")
+    sent = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert sent.code == 0, sent.out + sent.err
+    with serving(project, port, wait=WAIT_S) as url:
+        yield Site(project, url, SmtpSink())
+
+
+def maildir_message_to(root: Path, address: str, *, wait: float = 0.0) -> EmailMessage:
+    """The one message to ``address`` in outbox/new (waiting up to ``wait`` seconds)."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = [m for m in (read_mail(p.read_bytes()) for p in (root / "outbox" / "new").iterdir())
+                 if address in str(m["To"])]
+        if found or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    assert len(found) == 1, f"{len(found)} messages to {address}"
+    return found[0]
+
+
+def french_page(chromium: Any, locale: str = "fr-FR") -> Any:
+    """A browser tab whose Accept-Language is the locale's (Chromium derives it)."""
+    page = chromium.new_page(viewport={"width": 800, "height": 900}, locale=locale)
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    return page
+
+
+def assert_french(page: Any) -> None:
+    assert page.evaluate("() => document.documentElement.lang") == "fr", main_text(page)
+
+
+def test_a_french_reader_subscribes_confirms_and_unsubscribes_in_french(
+        served_maildir: Site, chromium: Any) -> None:
+    site = served_maildir
+    page = french_page(chromium)
+    response = page.goto(f"{site.url}/subscribe/{LIST}")
+    assert response is not None and response.status == 200
+    assert response.headers["content-language"] == "fr"
+    assert_french(page)
+    assert page.get_by_role(
+        "heading", name="Abonnez-vous à la lettre d'information MIraGE").is_visible()
+    language = page.get_by_label("Langue de la lettre d'information")
+    assert language.input_value() == "fr"  # the reader's language is proposed
+    page.get_by_label("Adresse électronique").fill(FRENCH_READER)
+    page.get_by_label("Nom").fill("Claire Martin")
+    page.get_by_label(CONSENT_START).check()
+    with page.expect_navigation():
+        page.get_by_role("button", name="S'abonner").click()
+    assert page.get_by_role("heading", name="Consultez votre boîte aux lettres").is_visible(), \
+        main_text(page)
+    assert_french(page)
+    shot(page, "fr-subscribe-sent")
+
+    message = maildir_message_to(site.root, FRENCH_READER, wait=WAIT_S)
+    assert str(message["Subject"]) == (
+        "Veuillez confirmer votre abonnement à la lettre d'information MIraGE")
+    assert message["Content-Language"] == "fr"
+    plain = text_of(message)
+    assert plain.startswith("Bonjour Claire Martin,")
+    assert "Quelqu'un, vous sans doute, a demandé l'abonnement de cette adresse" in plain
+    assert "Si vous n'êtes pas à l'origine de cette demande" in plain
+    assert "Someone" not in plain and "If it was not you" not in plain
+    html_part = message.get_body(preferencelist=("html",))
+    assert isinstance(html_part, EmailMessage)
+    html = html_part.get_content()
+    assert '<html lang="fr">' in html and "Confirmer mon abonnement" in html
+    links = re.findall(r"https?://\S+/confirm/[^\s<>\"]+", plain)
+    assert len(set(links)) == 1, links
+
+    response = page.goto(links[0])
+    assert response is not None and response.status == 200
+    assert_french(page)
+    assert page.get_by_role("heading", name="Confirmez votre abonnement").is_visible()
+    assert page.locator("button").count() == 1
+    shot(page, "fr-confirm")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Confirmer mon abonnement").click()
+    assert page.get_by_role("heading", name="Abonnement confirmé").is_visible(), main_text(page)
+    assert_french(page)
+    main = main_text(page)
+    assert "Merci. L'adresse c…@example.org est abonnée" in main
+    shot(page, "fr-confirmed")
+    page.close()
+    with site.store() as store:
+        [row] = [r for r in store.confirmed_subscribers(LIST) if r["email"] == FRENCH_READER]
+    assert row["lang"] == "fr"
+
+    # Jean reads the newsletter in French; his browser says English: the link knows better.
+    newsletter = maildir_message_to(site.root, "jean.dupont@example.org")
+    link = next(u for u in re.findall(r"<([^>]+)>", str(newsletter["List-Unsubscribe"]))
+                if u.startswith("http"))
+    page = french_page(chromium, locale="en-US")
+    response = page.goto(link)
+    assert response is not None and response.status == 200
+    assert_french(page)
+    assert page.get_by_role("heading", name="Se désabonner").is_visible(), main_text(page)
+    assert "Ne plus envoyer la lettre d'information MIraGE à j…@example.org" in main_text(page)
+    assert page.locator("button").count() == 1
+    shot(page, "fr-unsubscribe")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Se désabonner").click()
+    assert page.get_by_role("heading", name="Vous êtes désabonné·e").is_visible(), \
+        main_text(page)
+    assert_french(page)
+    assert "ne recevra plus aucun message de MIraGE" in main_text(page)
+    shot(page, "fr-unsubscribed")
+    with site.store() as store:
+        assert store.is_suppressed("jean.dupont@example.org")
+
+    # The public copy of the French issue: its "Se désabonner" is honest now.
+    page.goto(f"{site.url}/issues/{ISSUE_ID}/fr/")
+    with page.expect_navigation():
+        page.get_by_role("link", name="Se désabonner").click()
+    assert "/subscription/fr/" in page.url
+    assert_french(page)
+    assert page.get_by_role("heading", name="Gérer votre abonnement").is_visible()
+    assert page.get_by_role("link", name="S'abonner").count() == 1
     page.close()

@@ -5,7 +5,9 @@ commands start as fast as before.
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,7 +18,8 @@ from mirage_mailer.config import load_settings
 from mirage_mailer.errors import ExitCode, InputError, MirageError, Problem, display_path
 from mirage_mailer.project import locate_config
 
-LOCAL_BASE = "http://127.0.0.1:8025"
+DEFAULT_PORT = 8080  # not 8025 or 1025: local test mail servers listen there
+LOCAL_BASE = f"http://127.0.0.1:{DEFAULT_PORT}"
 
 
 class ServeError(MirageError):
@@ -28,7 +31,7 @@ class ServeError(MirageError):
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; keep 127.0.0.1 behind a reverse proxy.")
-@click.option("--port", default=8025, show_default=True, type=click.IntRange(1, 65535),
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535),
               help="TCP port to listen on.")
 @click.option("--proxy-headers", is_flag=True,
               help="Behind a reverse proxy: take the client address and scheme from its "
@@ -51,23 +54,66 @@ def serve_command(obj: Context, host: str, port: int, proxy_headers: bool,
 
     settings = load_settings(locate_config(obj.config))
     app = create_app(settings)
+    sock = listen(host, port)  # bound before anything says "serving"; taken: one line, exit 3
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not settings.tracking.base_url:
         err(f"warning: tracking.base_url is not set: messages carry only a mailto unsubscribe, "
             f"and confirmation links point at {LOCAL_BASE}")
-    click.echo(f"serving {settings.project.name} on http://{host}:{port}/ "
-               f"(public address: {settings.tracking.base_url or 'not set'}); Ctrl-C stops")
+    banner = (f"serving {settings.project.name} on {_url(host, port)} "
+              f"(public address: {settings.tracking.base_url or 'not set'}); Ctrl-C stops")
     config = uvicorn.Config(app, host=host, port=port, proxy_headers=proxy_headers,
                             forwarded_allow_ips=forwarded_allow_ips if proxy_headers else None,
                             access_log=access_log, server_header=False, log_config=None)
+
+    class AnnouncingServer(uvicorn.Server):
+        """Says "serving" once uvicorn listens on the bound socket, not before."""
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if not self.should_exit:
+                click.echo(banner)
+
     try:
-        uvicorn.Server(config).run()
-    except SystemExit as exc:  # uvicorn exits when it cannot bind
+        AnnouncingServer(config).run(sockets=[sock])  # uvicorn serves the socket bound above
+    except SystemExit as exc:  # uvicorn exits when it cannot start
         if exc.code not in (0, None):
-            raise ServeError(Problem(f"{host}:{port}", None, "cannot listen on this address",
-                                     "is another server using the port? choose --port")) from None
+            raise ServeError(Problem(f"{host}:{port}", None, "the server could not start",
+                                     "see the log lines above")) from None
+    finally:
+        sock.close()
     return ExitCode.OK
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port, or ``ServeError`` (exit 3, one line) when the port
+    is taken or the address is not one of this machine's."""
+    def refused(hint: str) -> ServeError:
+        return ServeError(Problem(f"{host}:{port}", None, "cannot listen on this address", hint))
+
+    not_ours = "--host must be an address of this machine"
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except (OSError, UnicodeError):
+        raise refused(not_ours) from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart after TIME_WAIT
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise refused("is another server using the port? choose --port") from None
+        if exc.errno == errno.EACCES:
+            raise refused("ports below 1024 need privileges; choose --port") from None
+        raise refused(not_ours) from None
+    return sock
 
 
 def _site_url(value: str | None, fallback: str | None) -> str:

@@ -18,7 +18,7 @@ from mirage_mailer.errors import InputError
 from mirage_mailer.render import emblem_bytes
 from mirage_mailer.web.archive import subscribe_links
 from mirage_mailer.web.feed import CONTENT_TYPE, atom_feed
-from mirage_mailer.web.i18n import N_, negotiate, set_language
+from mirage_mailer.web.i18n import N_, set_language
 from mirage_mailer.web.issue_pages import IssueView
 from mirage_mailer.web.languages import label
 from mirage_mailer.web.pages import static_file
@@ -70,11 +70,9 @@ def _view(state: WebState, issue_id: str, lang: str | None) -> IssueView:
 
 def _issue_response(request: Request, state: WebState, view: IssueView,
                     headers: dict[str, str]) -> Response:
-    """The issue in its language; its navigation bar in the reader's (the issue's first)."""
-    set_language(request, view.lang)
-    ui_lang = negotiate([view.lang], request.headers.get("accept-language"),
-                        state.ctx.settings.project.language)
-    body = state.renderer.page(view, links_for(request), ui_lang=ui_lang)
+    """The issue in its language; its navigation bar in the reader's: the language the URL or
+    token names, else Accept-Language, else the project's."""
+    body = state.renderer.page(view, links_for(request), ui_lang=language(request))
     return HTMLResponse(body, headers={"Content-Language": view.lang,
                                        "Vary": "Accept-Language", **headers})
 
