@@ -33,8 +33,8 @@ from mirage_mailer.cli import main
 from mirage_mailer.scaffold import init_project
 
 EXAMPLES = int(os.environ.get("MIRAGE_FUZZ_EXAMPLES", "0"))
-IN_PROCESS = EXAMPLES or 40  # per target
-SUBPROCESS = max(EXAMPLES // 10, 6)
+IN_PROCESS = EXAMPLES or 50  # per target
+SUBPROCESS = max(EXAMPLES // 10, 8)
 SECONDS = 20  # per run: a hang, not a slow machine
 
 TARGETS = {

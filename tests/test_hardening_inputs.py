@@ -354,3 +354,8 @@ def test_css_that_breaks_the_inliner(project: Path, run_cli: RunCli) -> None:
     """Found by the fuzzer: cssutils raised TypeError on 'body { A@margin: 0 }', exit 70."""
     edit(project / HTML, "  body { margin: 0;", "  body { A@margin: 0;")
     _refused(run_cli, f"{HTML}: the CSS in the template cannot be inlined")
+
+
+def test_empty_html_template_says_so(project: Path, run_cli: RunCli) -> None:
+    (project / HTML).write_text("  \n", encoding="utf-8")
+    _refused(run_cli, f"{HTML}: the HTML template renders no HTML")

@@ -367,6 +367,10 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
         "view_online_url": slot("view_online_url") if settings.tracking.base_url else None,
     }
     html = env.render_template(HTML_TEMPLATE, context)
+    if "<" not in html:
+        raise InputError(Problem(display_path(settings.templates / HTML_TEMPLATE), None,
+                                 "the HTML template renders no HTML",
+                                 "restore it from 'mirage-mailer init'"))
     try:
         html = inline_css(html)
     except Exception as exc:  # cssutils raises TypeError and others on malformed CSS
