@@ -94,3 +94,17 @@ def test_heavy_work_once_per_language_slots_left_for_recipients(project: Path) -
     html = _rendered_html(project)
     assert html.count("__MM_unsubscribe_url__") == 1
     assert "__MM_greeting__" in html
+
+
+def test_sandbox_keeps_ordinary_template_code_working(project: Path) -> None:
+    """The bounded sandbox checks sizes without consuming what it checks (map() is lazy)."""
+    template = project / "templates/newsletter.html.j2"
+    text = template.read_text(encoding="utf-8")
+    template.write_text(text.replace(
+        "{{ t.why }}",
+        "{{ t.why }}[{{ articles|map(attribute='lang')|join(' | ') }}]"
+        "[{{ ', '.join(articles|map(attribute='lang')) }}][{{ 'ab' * 3 }}]"
+        "[{% for n in range(3) %}{{ loop.index }}/{{ loop.length }}{% endfor %}]"
+        "[{{ '%05.1f'|format(2.5) }}][{{ 'x'|center(5) }}][{{ (2 ** 10) + 1 }}]"), encoding="utf-8")
+    html = _rendered_html(project)
+    assert "[en | en][en, en][ababab][1/32/33/3][002.5][  x  ][1025]" in html

@@ -217,11 +217,14 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             elif name == "replace" and len(values) >= 3 and isinstance(values[0], str):
                 self._refuse_size(_replaced_size(values[0], values[1], values[2]),
                                   "a replaced text")
-            elif name == "join" and values:
-                items = list(values[0]) if not isinstance(values[0], str) else [values[0]]
+            elif name == "join" and values and not isinstance(values[0], str):
+                at = next(i for i, a in enumerate(args) if not isinstance(a, _PASSED))
+                items = list(values[0])  # maybe a generator (map): pass on what was counted
+                args = (*args[:at], items, *args[at + 1:])
                 sep = values[1] if len(values) > 1 and isinstance(values[1], str) else ""
-                self._refuse_size(sum(len(str(i)) for i in items[:MAX_SIZE])
-                                  + len(sep) * len(items), "a joined text")
+                by_attribute = "attribute" in kwargs or len(values) > 2
+                texts = 0 if by_attribute else sum(len(str(i)) for i in items[:MAX_SIZE])
+                self._refuse_size(texts + len(sep) * len(items), "a joined text")
             elif name == "indent" and values and isinstance(values[0], str):
                 width = values[1] if len(values) > 1 else 4
                 per_line = width if isinstance(width, int) else _size(width)
