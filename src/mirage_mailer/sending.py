@@ -44,7 +44,7 @@ from mirage_mailer.preview import preview_person
 from mirage_mailer.project import Project, render, template_fields
 from mirage_mailer.recorder import SendRecorder
 from mirage_mailer.render import RenderedLanguage
-from mirage_mailer.store import Store, email_key
+from mirage_mailer.store import Store, StoreError, email_key
 from mirage_mailer.store.guard import check_memory, mark_sent
 from mirage_mailer.tokens import Signer, load_secret
 
@@ -157,18 +157,29 @@ def plan_options(options: SendOptions) -> PlanOptions:
 
 
 @contextmanager
-def existing_store(project: Project) -> Iterator[Store | None]:
-    """The store when it exists, else None: reading a plan never creates a database."""
+def existing_store(project: Project, *, new_store: bool = False) -> Iterator[Store | None]:
+    """The store when it exists, else None: reading a plan never creates a database.
+
+    With ``new_store`` (starting over from a damaged store) an unreadable one counts as none,
+    as it will be once ``send --new-store`` has moved it aside.
+    """
     if not database(project).exists():
         yield None
         return
-    with Store(database(project)) as store:
+    try:
+        store = Store(database(project))
+    except StoreError:
+        if not new_store:
+            raise
+        yield None
+        return
+    with store:
         yield store
 
 
 def read_plan(project: Project, options: SendOptions, *, keep: bool = False) -> Plan:
     """The plan as a send would make it now, read-only: the prompt's and validate's figures."""
-    with existing_store(project) as store:
+    with existing_store(project, new_store=options.new_store) as store:
         return make_plan(project, store, plan_options(options), keep=keep)
 
 
@@ -180,7 +191,7 @@ def dry_run(prep: Preparation, options: SendOptions, *, keep: bool = False) -> S
     project = prep.project
     check_memory(database(project), project.settings.state_dir,
                  new_store=options.new_store, dry_run=True)
-    with existing_store(project) as store:
+    with existing_store(project, new_store=options.new_store) as store:
         planner = Planner(project, store, plan_options(options), keep=keep)
         for d in planner:
             if d.kind == K_SEND and isinstance(d.row, Subscriber) and d.lang is not None:
