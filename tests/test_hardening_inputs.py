@@ -359,3 +359,9 @@ def test_css_that_breaks_the_inliner(project: Path, run_cli: RunCli) -> None:
 def test_empty_html_template_says_so(project: Path, run_cli: RunCli) -> None:
     (project / HTML).write_text("  \n", encoding="utf-8")
     _refused(run_cli, f"{HTML}: the HTML template renders no HTML")
+
+
+def test_control_character_in_config(project: Path, run_cli: RunCli) -> None:
+    """Found by the fuzzer: PyYAML's reader raised outside the handler, exit 70."""
+    edit(project / "mirage.yaml", "  name: MIraGE", "  name: MIr\x1faGE")
+    _refused(run_cli, "mirage.yaml:5: control character U+001F in the file")
