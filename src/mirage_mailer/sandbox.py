@@ -73,7 +73,8 @@ class _BoundedCodeGenerator(CodeGenerator):
 
 
 class BoundedSandbox(ImmutableSandboxedEnvironment):
-    """ImmutableSandboxedEnvironment with budgets; ``start()`` arms them for one render."""
+    """ImmutableSandboxedEnvironment with budgets, armed by ``render_template``; one instance
+    per issue, so the issue-wide deadline covers every language."""
 
     intercepted_binops = frozenset({"*", "**", "+", "%", "//"})
     code_generator_class = _BoundedCodeGenerator
@@ -107,7 +108,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def tick(self) -> None:
         if self.armed and time.monotonic() > self.deadline:
-            raise TemplateLimit(f"rendering took longer than {MAX_SECONDS:g} seconds")
+            raise TemplateLimit(f"rendering took too long (at most {MAX_SECONDS:g} seconds a "
+                                f"template, {MAX_TOTAL_SECONDS:g} an issue)")
 
     def _refuse_size(self, size: int, what: str) -> None:
         if size > MAX_SIZE:
