@@ -9,14 +9,15 @@ a row that left the list before its turn is ``withdrawn``, a new row is queued. 
 ``sent``, ``failed`` or ``unknown`` are never changed by a list edit.
 
 Decisions stream (list order, then invalid rows, then store rows no longer in any list), so a
-send of a 100,000-row list keeps only the addresses seen (one dict entry each) in memory.
+send of a 100,000-row list keeps only a digest of each address seen in memory.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain, islice
 from pathlib import Path
 
@@ -123,6 +124,14 @@ def changes(decisions: Iterable[Decision],
                                detail=str(d.row.problem))
 
 
+def _digest(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=16).digest(), "big")
+
+
+def _where(row: Subscriber) -> str:
+    return f"{display_path(row.path)}:{row.line}" if row.line else "web sign-up"
+
+
 class Planner:
     """Iterate to get the decisions one by one; ``plan`` holds the totals so far."""
 
@@ -135,12 +144,13 @@ class Planner:
         self.only = issue.pick_language(options.lang) if options.lang else None
         self.plan = Plan(issue.id, options, decisions=[] if keep else None)
         self.suppressed = store.suppressed_keys() if store is not None else set()
-        # valid address -> where it was first seen, as line * len(paths) + path index: an int
-        # per address instead of a "file:line" string keeps a 100,000-row send lean
-        self.paths: list[Path] = [Path(), *project.lists.values()]
-        self.first: dict[str, int] = {}
+        # every valid address seen, as a 128-bit digest (an int of 44 bytes instead of the
+        # address and its "file:line"): a 100,000-row send stays lean. Where a duplicate's
+        # first row is, is looked up again at the end, only for --list and --csv.
+        self.first: set[int] = set()
+        self.duplicates = 0
         # store keys decided from the lists, other than the addresses in ``first``: invalid
-        # rows and forgotten people (kept apart so a valid address costs one dict entry)
+        # rows and forgotten people (kept apart so a valid address costs one digest)
         self.seen: set[str] = set()
         self.invalid: list[RowProblem] = []  # decided last: a valid row of theirs wins
 
@@ -156,6 +166,7 @@ class Planner:
                 yield decision
         yield from self._invalid_rows()
         yield from self._gone_rows()
+        self._name_duplicates()
 
     # -- rows of the lists --------------------------------------------------------------------
 
@@ -187,10 +198,11 @@ class Planner:
                             store_key, where, row)
 
         store_key = self._store_key(key)
-        if key in self.first:
-            return decide(K_DUPLICATE, f"duplicate of {self._where(self.first[key])}", None,
-                          self._where(self._code(row)))
-        self.first[key] = self._code(row)
+        digest = _digest(key)
+        if digest in self.first:
+            self.duplicates += 1
+            return decide(K_DUPLICATE, "duplicate of an earlier row", None, _where(row))
+        self.first.add(digest)
         if store_key != key:
             self.seen.add(store_key)
         status, code, response = priors.get(store_key, ("pending", None, None))
@@ -215,13 +227,22 @@ class Planner:
             return decide(K_LIMIT, f"over --limit {limit}", "pending")
         return decide(K_SEND, "", "pending")
 
-    def _code(self, row: Subscriber) -> int:
-        index = self.paths.index(row.path) if row.line else 0  # a few lists at most
-        return row.line * len(self.paths) + index
-
-    def _where(self, code: int) -> str:
-        line, index = divmod(code, len(self.paths))
-        return f"{display_path(self.paths[index])}:{line}" if line else "web sign-up"
+    def _name_duplicates(self) -> None:
+        """Say where each kept duplicate's first row is (a second read of the lists, done
+        only when decisions are kept and there are duplicates)."""
+        decisions = self.plan.decisions
+        if not decisions or not self.duplicates:
+            return
+        wanted = {d.key for d in decisions if d.kind == K_DUPLICATE}
+        where: dict[str, str] = {}
+        for row in chain(iter_rows(self.project), self._web_rows()):
+            if isinstance(row, Subscriber):
+                key = self._store_key(email_key(row.email))
+                if key in wanted and key not in where:
+                    where[key] = _where(row)
+        for n, d in enumerate(decisions):
+            if d.kind == K_DUPLICATE and d.key in where:
+                decisions[n] = replace(d, reason=f"duplicate of {where[d.key]}")
 
     def _invalid_rows(self) -> Iterator[Decision]:
         """Row problems, recorded ``invalid`` unless a valid row of the same address exists
@@ -232,7 +253,7 @@ class Planner:
             priors = self._priors(keys)
             for row, key in zip(batch, keys, strict=True):
                 status: str | None = "invalid"
-                if email_key(row.email) in self.first or key in self.seen:
+                if _digest(email_key(row.email)) in self.first or key in self.seen:
                     status = None  # the person has a row already: a valid one, or this one
                 elif key in priors and priors[key][0] not in ("pending", "invalid", "withdrawn"):
                     status = "unknown" if priors[key][0] == "sending" else priors[key][0]
@@ -255,7 +276,7 @@ class Planner:
         issue = self.project.issue
         for email, key, status, lang, list_name, code, response in self.store.issue_rows(
                 issue.id):
-            if key in self.first or key in self.seen:
+            if key in self.seen or _digest(key) in self.first:
                 continue
             kind, reason = K_WITHDRAWN, "no longer in the list (withdrawn)"
             if status in ("pending", "invalid", "withdrawn"):
