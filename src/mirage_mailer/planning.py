@@ -9,15 +9,16 @@ a row that left the list before its turn is ``withdrawn``, a new row is queued. 
 ``sent``, ``failed`` or ``unknown`` are never changed by a list edit.
 
 Decisions stream (list order, then invalid rows, then store rows no longer in any list), so a
-send of a 100,000-row list keeps only a digest of each address seen in memory.
+send of a 100,000-row list keeps the addresses seen in a private temporary SQLite file, not in
+Python objects, so memory stays flat in list size.
 """
 
 from __future__ import annotations
 
-import hashlib
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
 
@@ -124,12 +125,49 @@ def changes(decisions: Iterable[Decision],
                                detail=str(d.row.problem))
 
 
-def _digest(key: str) -> int:
-    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=16).digest(), "big")
-
-
 def _where(row: Subscriber) -> str:
     return f"{display_path(row.path)}:{row.line}" if row.line else "web sign-up"
+
+
+class _Seen:
+    """The store keys one plan has met, with where each valid address was first seen, in a
+    private temporary SQLite database (deleted when closed): a 100,000-row list costs a few
+    cached pages, not a Python object per address. Looked up a batch at a time."""
+
+    def __init__(self) -> None:
+        self._conn = sqlite3.connect("", isolation_level=None)
+        self._conn.execute("CREATE TABLE seen (key TEXT PRIMARY KEY, code INTEGER NOT NULL)"
+                           " WITHOUT ROWID")
+        self._added: dict[str, int] = {}  # since the last prefetch
+        self._known: dict[str, int] = {}  # the last prefetch's answers
+
+    def prefetch(self, keys: list[str]) -> None:
+        """Write what was added, then read these keys: ``get`` answers for them."""
+        if self._added:
+            self._conn.execute("BEGIN")
+            self._conn.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)",
+                                   self._added.items())
+            self._conn.execute("COMMIT")
+            self._added.clear()
+        self._known = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _BATCH):
+            part = unique[start:start + _BATCH]
+            marks = ", ".join("?" * len(part))
+            self._known.update(self._conn.execute(
+                f"SELECT key, code FROM seen WHERE key IN ({marks})", part).fetchall())
+
+    def get(self, key: str) -> int | None:
+        """Where ``key`` was first met (>= 0: a valid row; -1: another row), None: not yet."""
+        found = self._added.get(key)
+        return self._known.get(key) if found is None else found
+
+    def add(self, key: str, code: int) -> None:
+        if self.get(key) is None:
+            self._added[key] = code
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 class Planner:
@@ -144,29 +182,29 @@ class Planner:
         self.only = issue.pick_language(options.lang) if options.lang else None
         self.plan = Plan(issue.id, options, decisions=[] if keep else None)
         self.suppressed = store.suppressed_keys() if store is not None else set()
-        # every valid address seen, as a 128-bit digest (an int of 44 bytes instead of the
-        # address and its "file:line"): a 100,000-row send stays lean. Where a duplicate's
-        # first row is, is looked up again at the end, only for --list and --csv.
-        self.first: set[int] = set()
-        self.duplicates = 0
-        # store keys decided from the lists, other than the addresses in ``first``: invalid
-        # rows and forgotten people (kept apart so a valid address costs one digest)
-        self.seen: set[str] = set()
+        # where rows are, as line * len(paths) + index in paths (0: a web sign-up)
+        self.paths: list[Path] = [Path(), *project.lists.values()]
+        self.index = {path: n for n, path in enumerate(self.paths) if n}
+        self.seen = _Seen()
         self.invalid: list[RowProblem] = []  # decided last: a valid row of theirs wins
 
     def __iter__(self) -> Iterator[Decision]:
-        rows = chain(iter_rows(self.project), self._web_rows())
-        while batch := list(islice(rows, _BATCH)):
-            valid = [r for r in batch if isinstance(r, Subscriber)]
-            self.invalid.extend(r for r in batch if isinstance(r, RowProblem))
-            priors = self._priors([self._store_key(email_key(r.email)) for r in valid])
-            for row in valid:
-                decision = self._valid(row, priors)
-                self.plan.add(decision)
-                yield decision
-        yield from self._invalid_rows()
-        yield from self._gone_rows()
-        self._name_duplicates()
+        try:
+            rows = chain(iter_rows(self.project), self._web_rows())
+            while batch := list(islice(rows, _BATCH)):
+                valid = [r for r in batch if isinstance(r, Subscriber)]
+                self.invalid.extend(r for r in batch if isinstance(r, RowProblem))
+                keys = [email_key(r.email) for r in valid]
+                self.seen.prefetch(keys)
+                priors = self._priors([self._store_key(k) for k in keys])
+                for row, key in zip(valid, keys, strict=True):
+                    decision = self._valid(row, key, priors)
+                    self.plan.add(decision)
+                    yield decision
+            yield from self._invalid_rows()
+            yield from self._gone_rows()
+        finally:
+            self.seen.close()
 
     # -- rows of the lists --------------------------------------------------------------------
 
@@ -188,9 +226,8 @@ class Planner:
             return {}
         return self.store.priors(self.project.issue.id, keys)
 
-    def _valid(self, row: Subscriber, priors: dict[str, tuple[str, int | None, str | None]],
-               ) -> Decision:
-        key = email_key(row.email)
+    def _valid(self, row: Subscriber, key: str,
+               priors: dict[str, tuple[str, int | None, str | None]]) -> Decision:
         lang = self.project.issue.pick_language(row.lang)
 
         def decide(kind: str, reason: str, status: str | None, where: str = "") -> Decision:
@@ -198,13 +235,13 @@ class Planner:
                             store_key, where, row)
 
         store_key = self._store_key(key)
-        digest = _digest(key)
-        if digest in self.first:
-            self.duplicates += 1
-            return decide(K_DUPLICATE, "duplicate of an earlier row", None, _where(row))
-        self.first.add(digest)
+        first = self.seen.get(key)
+        if first is not None and first >= 0:
+            return decide(K_DUPLICATE, f"duplicate of {self._where(first)}", None, _where(row))
+        self.seen.add(key, row.line * len(self.paths) + self.index.get(row.path, 0)
+                      if row.line else 0)
         if store_key != key:
-            self.seen.add(store_key)
+            self.seen.add(store_key, -1)
         status, code, response = priors.get(store_key, ("pending", None, None))
         if status == "sending":
             status = "unknown"  # a crash's in-flight row: the next send calls it unknown
@@ -227,22 +264,9 @@ class Planner:
             return decide(K_LIMIT, f"over --limit {limit}", "pending")
         return decide(K_SEND, "", "pending")
 
-    def _name_duplicates(self) -> None:
-        """Say where each kept duplicate's first row is (a second read of the lists, done
-        only when decisions are kept and there are duplicates)."""
-        decisions = self.plan.decisions
-        if not decisions or not self.duplicates:
-            return
-        wanted = {d.key for d in decisions if d.kind == K_DUPLICATE}
-        where: dict[str, str] = {}
-        for row in chain(iter_rows(self.project), self._web_rows()):
-            if isinstance(row, Subscriber):
-                key = self._store_key(email_key(row.email))
-                if key in wanted and key not in where:
-                    where[key] = _where(row)
-        for n, d in enumerate(decisions):
-            if d.kind == K_DUPLICATE and d.key in where:
-                decisions[n] = replace(d, reason=f"duplicate of {where[d.key]}")
+    def _where(self, code: int) -> str:
+        line, index = divmod(code, len(self.paths))
+        return f"{display_path(self.paths[index])}:{line}" if line else "web sign-up"
 
     def _invalid_rows(self) -> Iterator[Decision]:
         """Row problems, recorded ``invalid`` unless a valid row of the same address exists
@@ -250,14 +274,17 @@ class Planner:
         for start in range(0, len(self.invalid), _BATCH):
             batch = self.invalid[start:start + _BATCH]
             keys = [self._problem_key(r) for r in batch]
+            plain = [email_key(r.email) for r in batch]
+            self.seen.prefetch(keys + plain)
             priors = self._priors(keys)
-            for row, key in zip(batch, keys, strict=True):
+            for row, key, address in zip(batch, keys, plain, strict=True):
                 status: str | None = "invalid"
-                if _digest(email_key(row.email)) in self.first or key in self.seen:
+                first = self.seen.get(address)
+                if (first is not None and first >= 0) or self.seen.get(key) is not None:
                     status = None  # the person has a row already: a valid one, or this one
                 elif key in priors and priors[key][0] not in ("pending", "invalid", "withdrawn"):
                     status = "unknown" if priors[key][0] == "sending" else priors[key][0]
-                self.seen.add(key)
+                self.seen.add(key, -1)
                 where = f"{row.problem.path}:{row.problem.line}"
                 decision = Decision(row.email or key, None, None, row.list_name, K_INVALID,
                                     f"invalid row: {row.problem}", status, key, where, row)
@@ -274,25 +301,32 @@ class Planner:
         if self.store is None:
             return
         issue = self.project.issue
-        for email, key, status, lang, list_name, code, response in self.store.issue_rows(
-                issue.id):
-            if key in self.seen or _digest(key) in self.first:
-                continue
-            kind, reason = K_WITHDRAWN, "no longer in the list (withdrawn)"
-            if status in ("pending", "invalid", "withdrawn"):
-                status = "withdrawn"
-            elif status == "sent":
-                kind, reason = K_SENT, "already sent (no longer in the list)"
-            elif status == "failed":
-                said = " ".join(str(p) for p in (code, response) if p)
-                kind, reason = K_FAILED, "failed earlier" + (f" ({said})" if said else "")
-            elif status == "suppressed":
-                kind, reason = K_SUPPRESSED, "suppressed (unsubscribed)"
-            else:
-                kind, reason, status = (K_UNKNOWN, "unknown: the relay may have it (no longer "
-                                        "in the list)", "unknown")
-            picked = issue.pick_language(lang) if lang else None
-            decision = Decision(email, None, picked, list_name, kind, reason, status, key,
-                                "tracking store")
-            self.plan.add(decision)
-            yield decision
+        rows = self.store.issue_rows(issue.id)
+        while page := list(islice(rows, _BATCH)):
+            self.seen.prefetch([row[1] for row in page])
+            for row in page:
+                if self.seen.get(row[1]) is None:
+                    yield self._gone(*row)
+
+    def _gone(self, email: str, key: str, status: str, lang: str | None, list_name: str,
+              code: int | None, response: str | None) -> Decision:
+        """A store row no list holds any more: pending and invalid ones are withdrawn."""
+        issue = self.project.issue
+        kind, reason = K_WITHDRAWN, "no longer in the list (withdrawn)"
+        if status in ("pending", "invalid", "withdrawn"):
+            status = "withdrawn"
+        elif status == "sent":
+            kind, reason = K_SENT, "already sent (no longer in the list)"
+        elif status == "failed":
+            said = " ".join(str(p) for p in (code, response) if p)
+            kind, reason = K_FAILED, "failed earlier" + (f" ({said})" if said else "")
+        elif status == "suppressed":
+            kind, reason = K_SUPPRESSED, "suppressed (unsubscribed)"
+        else:
+            kind, reason, status = (K_UNKNOWN, "unknown: the relay may have it (no longer "
+                                    "in the list)", "unknown")
+        picked = issue.pick_language(lang) if lang else None
+        decision = Decision(email, None, picked, list_name, kind, reason, status, key,
+                            "tracking store")
+        self.plan.add(decision)
+        return decision
