@@ -20,6 +20,7 @@ from pathlib import Path
 
 from mirage_mailer.delivery import (
     Claim,
+    DeliveryAborted,
     DeliveryStats,
     Envelope,
     Outcome,
@@ -27,7 +28,7 @@ from mirage_mailer.delivery import (
     deliver_all,
     unclaimed,
 )
-from mirage_mailer.errors import ExitCode, InputError, Problem
+from mirage_mailer.errors import ExitCode, InputError, Problem, display_path
 from mirage_mailer.lists import Subscriber
 from mirage_mailer.locks import Lock
 from mirage_mailer.message import MessageFactory, Personal
@@ -143,12 +144,50 @@ def credentials(project: Project) -> tuple[str, str] | None:
     password = os.environ.get(transport.password_env or "") if transport.password_env else None
     if user and password:
         return user, password
-    if user and not password:
-        raise InputError(Problem(
-            "mirage.yaml", project.settings.line_of.get("transport.password_env"),
-            f"{transport.username_env} is set but {transport.password_env} is not",
-            f"export {transport.password_env}=... (or unset {transport.username_env})"))
+    names = {"username_env": transport.username_env, "password_env": transport.password_env}
+    for have, lack, value in (("username_env", "password_env", user),
+                              ("password_env", "username_env", password)):
+        if value and names[lack]:  # half set: the officer meant to log in
+            raise InputError(Problem(
+                display_path(project.settings.path),
+                project.settings.line_of.get(f"transport.{lack}"),
+                f"{names[have]} is set but {names[lack]} is not",
+                f"export {names[lack]}=... (or unset {names[have]})"))
     return None
+
+
+def credential_words(project: Project) -> tuple[str, str]:
+    """The credential variables' names, and what to say if a relay wants a login without
+    them (the delivery layer has no config): names only, never values."""
+    transport = project.settings.transport
+    if not (transport.username_env and transport.password_env):
+        return "", ("transport.username_env and transport.password_env are not set: name the "
+                    "environment variables that hold the user name and password, and export "
+                    "them")
+    names = f"{transport.username_env} and {transport.password_env}"
+    unset = [n for n in (transport.username_env, transport.password_env)
+             if not os.environ.get(n)]
+    said = " and ".join(unset)
+    verb = "is" if len(unset) == 1 else "are"
+    return names, (f"{said} {verb} not set: export {'it' if len(unset) == 1 else 'them'} "
+                   "(see transport.username_env/password_env)")
+
+
+def resumable(project: Project, aborted: DeliveryAborted,
+              counts: dict[str, int] | None = None) -> DeliveryAborted:
+    """An aborted run in the officer's words: at the config line of the relay, and (for a
+    recorded send) that nothing was lost and how many a rerun picks up."""
+    problem = aborted.problems[0]
+    text = problem.message + (f": {problem.hint}" if problem.hint else "")
+    if counts is not None:
+        pending, unknown = counts.get("pending", 0), counts.get("unknown", 0)
+        text += (f"; nothing was lost: {pending} recipient{'s' if pending != 1 else ''} "
+                 "stay pending, run the same command again to resume")
+        if unknown:
+            text += f" ({unknown} unknown: check them, then add --resend-unknown)"
+    settings = project.settings
+    where = Problem(display_path(settings.path), settings.line_of.get("transport.url"), text)
+    return DeliveryAborted(where, aborted.stats)
 
 
 def plan_options(options: SendOptions) -> PlanOptions:
@@ -211,6 +250,7 @@ def _deliver(project: Project, envelopes: Iterator[Envelope], *,
              after: Callable[[], None] | None = None) -> DeliveryStats:
     """One delivery run on its own event loop, with Ctrl-C/SIGTERM meaning "stop cleanly"."""
     creds = credentials(project)
+    words = credential_words(project)
 
     async def run() -> DeliveryStats:
         stop = asyncio.Event()
@@ -218,7 +258,8 @@ def _deliver(project: Project, envelopes: Iterator[Envelope], *,
         try:
             return await deliver_all(project.settings.transport, envelopes,
                                      on_attempt=on_attempt, on_result=on_result, stop=stop,
-                                     credentials=creds, concurrency=concurrency,
+                                     credentials=creds, credential_words=words,
+                                     concurrency=concurrency,
                                      rate_per_second=rate)
         finally:
             if after is not None:
@@ -265,8 +306,11 @@ def send_test(prep: Preparation, addresses: tuple[str, ...],
             if progress:
                 progress(outcome.this_run)
 
-    outcome.stats = _deliver(project, envelopes(), on_attempt=unclaimed,
-                             on_result=on_result)
+    try:
+        outcome.stats = _deliver(project, envelopes(), on_attempt=unclaimed,
+                                 on_result=on_result)
+    except DeliveryAborted as exc:
+        raise resumable(project, exc) from None
     outcome.to_send = len(people)
     outcome.per_language[lang] = len(people)
     return outcome
@@ -359,6 +403,10 @@ def send(prep: Preparation, options: SendOptions,
             outcome.stats = _deliver(project, envelopes(), on_attempt=on_attempt,
                                      on_result=on_result, concurrency=options.concurrency,
                                      rate=options.rate, after=writes.close)
+        except DeliveryAborted as exc:
+            writes.close()
+            store.recover_inflight(issue.id)
+            raise resumable(project, exc, store.counts(issue.id)) from None
         finally:
             writes.close()
             # a row still 'sending' lost its outcome (the run was stopped with it in flight):

@@ -29,7 +29,8 @@ def test_refused_authentication_aborts(sink: SmtpSink, deliver: Deliver) -> None
     run = deliver(transport, make_envelopes(3), credentials=("officer", "wrong"))
     message = assert_aborted_before_sending(run, sink)
     assert message.startswith(f"127.0.0.1:{sink.port}: ")
-    assert "refused authentication: 535" in message and "password_env" in message
+    assert "refused the user name and password" in message and "(535 " in message
+    assert "password_env" in message and "wrong" not in message
     assert sink.connections == 1  # a wrong password is not retried
 
 

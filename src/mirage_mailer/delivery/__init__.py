@@ -52,6 +52,7 @@ async def deliver_all(
     on_result: Callable[[Result], None],
     stop: asyncio.Event | None = None,
     credentials: tuple[str, str] | None = None,
+    credential_words: tuple[str, str] = ("", ""),
     concurrency: int | None = None,
     rate_per_second: float | None = None,
     tls_context: ssl.SSLContext | None = None,
@@ -61,6 +62,8 @@ async def deliver_all(
 ) -> DeliveryStats:
     """Deliver every envelope through ``transport``; see the package docstring for the contract.
 
+    ``credential_words``: the caller's names of the credential variables and what to say when
+    the relay wants a login and they are unset (``ConnectSettings``); never their values.
     ``concurrency`` and ``rate_per_second`` override the transport's values (CLI flags).
     ``tls_context`` replaces the system trust store (a private CA, tests). ``policy`` and
     ``adaptive`` tune retry timing and the throttle learner (tests, benchmarks).
@@ -85,6 +88,8 @@ async def deliver_all(
         timeout=transport.timeout,
         tls_context=tls_context,
         local_hostname=local_hostname or await asyncio.to_thread(socket.getfqdn),
+        credential_names=credential_words[0],
+        missing_credentials=credential_words[1],
     )
     if (credentials is not None and transport.scheme == "smtp"
             and transport.starttls == "never" and not transport.allow_plaintext_auth):

@@ -22,6 +22,10 @@ _RATE_WORDS = re.compile(
 # RFC 3463 X.2.Y, the status of one mailbox (full, disabled, receiving too fast), and X.3.4,
 # this message too big: never the pace of the whole run, whatever words come with them.
 _MAILBOX_STATUS = re.compile(r"^\s*4\.(?:2\.\d{1,3}|3\.4)\b")
+# "530 5.7.0 Authentication required", "550 5.7.0 Must authenticate first": the session, not
+# the recipient, needs a login (RFC 4954 section 6).
+_AUTH_WORDS = re.compile(r"authenticat|\bauth(?:orization)? required|\blog ?in first",
+                         re.IGNORECASE)
 
 
 class Verdict(Enum):
@@ -32,8 +36,16 @@ class Verdict(Enum):
     ABORT = "abort"  # the session itself is refused: every recipient would get the same
 
 
-def classify(stage: str, code: int) -> Verdict:
-    """Classify a reply ``code`` received at ``stage`` (MAIL, RCPT or DATA).
+def is_auth_required(code: int | None, text: str = "") -> bool:
+    """530 at any stage, or a 5.7.0 refusal whose words ask for a login."""
+    if code == 530:
+        return True
+    return (code is not None and 500 <= code < 600 and text.lstrip().startswith("5.7.0")
+            and _AUTH_WORDS.search(text) is not None)
+
+
+def classify(stage: str, code: int, text: str = "") -> Verdict:
+    """Classify a reply ``code`` (and its ``text``) received at ``stage`` (MAIL, RCPT or DATA).
 
     A refused *sender* (5xx at MAIL, except 552 "message too big") or "authentication
     required" (530) is not about the recipient: recording it as a permanent failure for every
@@ -41,7 +53,7 @@ def classify(stage: str, code: int) -> Verdict:
     """
     if 200 <= code < 300:
         return Verdict.SENT
-    if code == 530:
+    if is_auth_required(code, text):
         return Verdict.ABORT
     if 500 <= code < 600:
         if stage == "MAIL" and code != 552:

@@ -38,6 +38,11 @@ class ConnectSettings:
     timeout: float
     tls_context: ssl.SSLContext | None
     local_hostname: str | None
+    # Words from the caller, who knows the config (this package knows bytes): the variables
+    # that hold the credentials ("MIRAGE_SMTP_USER and MIRAGE_SMTP_PASSWORD"), and what to
+    # say when the relay wants AUTH and none are set. Names only, never values.
+    credential_names: str = ""
+    missing_credentials: str = ""
 
     @property
     def where(self) -> str:
@@ -77,12 +82,13 @@ def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
 
 
 def _why(exc: BaseException) -> str:
-    """A network error in a few words ("Connection refused"), not aiosmtplib's sentence."""
+    """A network error in a few words ("connection refused"), not aiosmtplib's sentence."""
     cause = exc.__cause__ or exc
     if isinstance(cause, socket.gaierror):
         return f"unknown host ({cause.strerror})"
     if isinstance(cause, OSError) and cause.errno is not None and cause.errno > 0:
-        return os.strerror(cause.errno)
+        text = os.strerror(cause.errno)
+        return text[:1].lower() + text[1:]
     if isinstance(exc, TimeoutError):
         return "timed out"
     return exc.message if isinstance(exc, aiosmtplib.SMTPException) else str(exc)
@@ -155,7 +161,13 @@ class Connection:
                 raise ConnectFailure(f"TLS failed: {detail}", fatal=True,
                                      hint="check the server certificate and that the port "
                                      "matches smtps:// (implicit TLS) or smtp://") from None
-            raise ConnectFailure(f"cannot connect: {_why(exc)}", fatal=False) from None
+            if (isinstance(exc, aiosmtplib.SMTPConnectTimeoutError)
+                    and isinstance(exc.__cause__, aiosmtplib.SMTPTimeoutError)):
+                # the TCP connection is up, the server never said 220: not "cannot connect"
+                raise ConnectFailure(f"connected to {s.where}, then timed out waiting for the "
+                                     f"greeting (after {s.timeout:g} s)", fatal=False) from None
+            raise ConnectFailure(f"cannot connect to {s.where} ({_why(exc)})",
+                                 fatal=False) from None
         self.last_used = time.monotonic()
 
     async def _open(self, smtp: aiosmtplib.SMTP) -> None:
@@ -191,10 +203,11 @@ class Connection:
         try:
             await smtp.login(*s.credentials)
         except aiosmtplib.SMTPAuthenticationError as exc:
-            raise ConnectFailure(f"refused authentication: {_reply(exc)}",
-                                 fatal=exc.code >= 500,
-                                 hint="check the environment variables named by "
-                                 "username_env and password_env") from None
+            names = s.credential_names or "the environment variables"
+            raise ConnectFailure(f"the relay refused the user name and password in {names} "
+                                 f"({_reply(exc)})", fatal=exc.code >= 500,
+                                 hint="check their values (see "
+                                 "transport.username_env/password_env)") from None
         except aiosmtplib.SMTPResponseException as exc:
             raise ConnectFailure(f"refused authentication: {_reply(exc)}",
                                  fatal=exc.code >= 500) from None
@@ -252,7 +265,7 @@ class Connection:
             reply = await self._data(smtp, data)
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset()
-            return Attempt(classify(stage, exc.code), exc.code, exc.message)
+            return Attempt(classify(stage, exc.code, exc.message), exc.code, exc.message)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError,
                 aiosmtplib.SMTPException, OSError) as exc:
             self.drop()

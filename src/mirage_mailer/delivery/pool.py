@@ -18,7 +18,12 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
 
-from mirage_mailer.delivery.classify import BurstDetector, Verdict, is_throttle
+from mirage_mailer.delivery.classify import (
+    BurstDetector,
+    Verdict,
+    is_auth_required,
+    is_throttle,
+)
 from mirage_mailer.delivery.connection import Attempt, ConnectFailure, Connection, ConnectSettings
 from mirage_mailer.delivery.model import (
     Claim,
@@ -206,16 +211,31 @@ class SmtpRun:
             self.last_progress = self.queue.clock()
             self._finish(job, Outcome.FAILED, attempt)
         elif attempt.verdict is Verdict.ABORT:
-            self._abort_with(ConnectFailure(
-                f"refused the session: {attempt.code} {attempt.response}",
-                fatal=True,
-                hint="check sender.return_path and the SMTP credentials "
-                "(username_env/password_env)",
-            ))
+            self._abort_with(self._session_refused(attempt))
             self.deferred_final += 1
             self._finish(job, Outcome.DEFERRED, attempt)
         else:
             self._defer(job, attempt)
+
+    def _session_refused(self, attempt: Attempt) -> ConnectFailure:
+        """Why the whole run stops: a login the relay wants, or the sender it refuses."""
+        reply = f"{attempt.code} {attempt.response}"
+        s = self.settings
+        if not is_auth_required(attempt.code, attempt.response):
+            return ConnectFailure(f"refused the sender: {reply}", fatal=True,
+                                  hint="check sender.return_path (or sender.from): the relay "
+                                  "must accept it as a sender")
+        if s.credentials is None and s.missing_credentials:
+            return ConnectFailure(f"the relay requires authentication ({reply}), and "
+                                  f"{s.missing_credentials}", fatal=True)
+        if s.credentials is None:
+            return ConnectFailure(f"the relay requires authentication ({reply})", fatal=True,
+                                  hint="export the user name and password in environment "
+                                  "variables named by transport.username_env/password_env")
+        names = s.credential_names or "the environment variables"
+        return ConnectFailure(f"the relay still requires authentication ({reply}) after the "
+                              f"login with {names}", fatal=True,
+                              hint="check the relay's settings for this account")
 
     def _is_throttle(self, job: Job, attempt: Attempt) -> bool:
         """A reply about our pace (its words say so, or 4xx are coming from everyone at
