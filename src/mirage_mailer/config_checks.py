@@ -34,14 +34,21 @@ def has_userinfo(url: str) -> bool:
 
 
 def describe(value: Any) -> str:
-    """What the officer wrote, short and redacted, for 'got ...' messages."""
+    """What the officer wrote, as they wrote it (short, redacted), for 'you wrote ...':
+    'four', 2.5, true, nothing, a list; never Python's type names."""
     if value is None:
         return "nothing"
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return f"{type(value).__name__} {shorten(redact(repr(value)))}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value).replace("nan", ".nan").replace("inf", ".inf")  # YAML's words
+        return shorten(_number_text(value) if isinstance(value, float) else str(value))
+    return f"'{shorten(redact(str(value)))}'"
 
 
 def _number_text(value: float) -> str:
@@ -61,7 +68,7 @@ class Section:
         self.problems.add(
             self.path,
             self.line(key),
-            f"'{self.name}.{key}' must be {expected}, got {describe(self.data.get(key))}",
+            f"'{self.name}.{key}' must be {expected}; you wrote {describe(self.data.get(key))}",
             hint,
         )
 
@@ -129,7 +136,7 @@ class Section:
         if (isinstance(value, bool) or not isinstance(value, int | float)
                 or not math.isfinite(value) or not minimum <= value <= maximum):
             expected = f"a number from {_number_text(minimum)} to {_number_text(maximum)}"
-            self._bad(key, expected + (" or null" if nullable else ""))
+            self._bad(key, expected + (", or null for no limit" if nullable else ""))
             return default
         return float(value)
 
@@ -144,8 +151,7 @@ class Section:
         value = self.data.get(key, default)
         if value not in options:
             listed = ", ".join(options[:-1]) + " or " + options[-1]
-            wrote = (f"'{shorten(value)}'" if isinstance(value, str)
-                     else describe(value))
+            wrote = describe(value)
             self.problems.add(self.path, self.line(key),
                               f"'{self.name}.{key}' must be {listed}; you wrote {wrote}")
             return default

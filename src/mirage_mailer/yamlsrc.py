@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from mirage_mailer.errors import Collector, InputError, Problem, display_path, shorten
+from mirage_mailer.yamlwords import explain
 
 MAX_DEPTH = 50
 MAX_NUMBER_CHARS = 40  # a config number longer than this is a typo or an attack
@@ -65,7 +66,7 @@ class _Refused(Exception):
 
 
 class _Loader(yaml.SafeLoader):
-    duplicates: list[tuple[Any, int]]
+    duplicates: list[tuple[Any, int, int]]  # key, its line, the line it was first at
     depth: int = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
@@ -101,7 +102,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
                            "keys are plain names followed by ':'")
         line = key_node.start_mark.line + 1
         if key in result:
-            loader.duplicates.append((key, line))
+            loader.duplicates.append((key, line, result.key_lines[key]))
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = line
     return result
@@ -160,6 +161,10 @@ def parse_yaml(text: str, path: Path, *, first_line: int = 1) -> Any:
         line = None if exc.line is None else exc.line + first_line - 1
         raise InputError(Problem(display_path(path), line, exc.message, exc.hint)) from None
     except yaml.MarkedYAMLError as exc:
+        words = explain(exc, text)
+        if words is not None:
+            raise InputError(Problem(display_path(path), words.line + first_line, words.message,
+                                     words.hint)) from None
         mark = exc.problem_mark or exc.context_mark
         line = (mark.line + first_line) if mark else None
         reason = shorten(exc.problem or exc.context or "invalid YAML")
@@ -186,10 +191,11 @@ def parse_yaml(text: str, path: Path, *, first_line: int = 1) -> Any:
             Problem(
                 display_path(path),
                 line + first_line - 1,
-                f"duplicate key '{shorten(str(key))}'",
+                f"key '{shorten(str(key))}' appears twice, also at line "
+                f"{first + first_line - 1}",
                 "keep only one of them",
             )
-            for key, line in loader.duplicates
+            for key, line, first in loader.duplicates
         ]
         raise InputError(problems)
     if first_line != 1:
