@@ -11,6 +11,7 @@ from mirage_mailer.config import DisclaimerConfig, DisclaimerText
 from mirage_mailer.disclaimer import (
     AMIF_TEXT,
     CO_FUNDED,
+    DIRECT_TEXT,
     FUNDED,
     DisclaimerBlock,
     block_for,
@@ -54,7 +55,7 @@ def test_compliant_block_passes() -> None:
      "the disclaimer text is missing from the HTML part or was altered"),
     (page(extra=f'<p style="font-family: Arial; color: #039">{FUNDED}</p>').replace(
         f'<td style="font-family: Arial; color: #003399">{FUNDED}</td>', ""),
-     "the funding statement must stand beside the EU emblem (same table)"),
+     "the funding statement must stand beside the EU emblem (in the emblem's table row)"),
 ])
 def test_each_rule_is_enforced(html: str, rule: str) -> None:
     broken = check_html(html, BLOCK, SRC)
@@ -98,8 +99,9 @@ def test_template_without_the_disclaimer_is_refused(project: Path, run_cli: RunC
     result = run_cli(command, SAMPLE_ISSUE)
     assert result.code == 2
     assert ("templates/newsletter.html.j2: EU disclaimer rule broken (en HTML): the EU emblem "
-            "image (cid:eu-emblem@mirage-mailer) is missing (keep the disclaimer partial as "
-            "'mirage-mailer init' writes it)") in result.err.splitlines()
+            "image (cid:eu-emblem@mirage-mailer) is missing (keep the disclaimer include and the "
+            ".eu-* styles of templates/newsletter.html.j2 as 'mirage-mailer init' writes them)"
+            ) in result.err.splitlines()
     assert not (project / "preview").exists()
 
 
@@ -109,7 +111,8 @@ def test_reworded_disclaimer_in_text_part_is_refused(project: Path, run_cli: Run
     result = run_cli("validate", SAMPLE_ISSUE)
     assert result.code == 2
     assert ("templates/newsletter.txt.j2: EU disclaimer rule broken (en text): the text part "
-            "lacks the exact disclaimer text (include partials/disclaimer.txt.j2 unchanged)"
+            "lacks the exact disclaimer text (restore templates/partials/disclaimer.txt.j2 as "
+            "'mirage-mailer init' writes it)"
             ) in result.err.splitlines()
 
 
@@ -139,4 +142,71 @@ def test_direct_preset_needs_an_authority(project: Path, run_cli: RunCli) -> Non
     result = run_cli("validate", SAMPLE_ISSUE)
     assert result.code == 2
     assert ("mirage.yaml:29: preset eu-2021-2027-direct names a granting authority (add "
-            "'authority:' (e.g. European Research Executive Agency))") in result.err.splitlines()
+            "it, e.g. 'authority: the European Research Executive Agency (REA)')"
+            ) in result.err.splitlines()
+
+
+DIRECT = DisclaimerBlock("en", FUNDED, DIRECT_TEXT.format(authority="the European Commission"),
+                         True)
+
+
+def direct_page(statement_cell: bool = True) -> str:
+    """The 2021-27 direct block as `init` lays it out: its grey text begins with the statement."""
+    cell = (f'<td style="font-family: Arial; color: #003399">{FUNDED}</td>'
+            if statement_cell else "<td></td>")
+    return (f'<html><body><table><tr><td><img src="{SRC}" alt="Flag of the European Union" '
+            f'height="60"></td>{cell}</tr><tr><td colspan="2" style="font-family: Arial; '
+            f'color: #333333; font-size: 12px">{DIRECT.text}</td></tr></table></body></html>')
+
+
+def test_a_disclaimer_text_beginning_with_the_statement_is_not_the_statement() -> None:
+    assert check_html(direct_page(), DIRECT, SRC) == []
+    assert check_html(direct_page(statement_cell=False), DIRECT, SRC) == [
+        f'the funding statement "{FUNDED}" is not live text in the HTML part']
+
+
+def test_text_part_needs_the_statement_besides_a_text_that_begins_with_it() -> None:
+    assert DIRECT.text is not None
+    assert check_text(f"{FUNDED}\n\n{DIRECT.text}", DIRECT) == []
+    assert check_text(DIRECT.text, DIRECT) == [
+        f'the text part lacks the funding statement "{FUNDED}"']
+
+
+@pytest.mark.parametrize(("written", "reads"), [
+    ("European Commission", "or the European Commission. Neither"),
+    ("the European Commission", "or the European Commission. Neither"),
+    ("The  European Research Executive Agency (REA)",
+     "or the European Research Executive Agency (REA). Neither"),
+    ("HaDEA", "or HaDEA. Neither"),
+])
+def test_the_authority_reads_naturally_with_or_without_the(written: str, reads: str) -> None:
+    block = block_for(DisclaimerConfig("eu-2021-2027-direct", written, None, None), "en", "en")
+    assert block.text is not None and reads in block.text
+    assert "the the" not in block.text.lower()
+
+
+def test_untouched_templates_are_never_blamed(project: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """A rule that refuses what `init` wrote is our bug: the hint says so, not 'restore'."""
+    from mirage_mailer import render
+    from mirage_mailer.cli import main
+
+    monkeypatch.chdir(project)
+    monkeypatch.setattr(render, "check_html", lambda *args: ["a rule that is wrong"])
+    with pytest.raises(SystemExit) as stopped:
+        main(["validate", SAMPLE_ISSUE])
+    assert stopped.value.code == 2
+    assert ("templates/newsletter.html.j2: EU disclaimer rule broken (en HTML): a rule that is "
+            "wrong (the templates are as 'mirage-mailer init' writes them, so this is a bug in "
+            "mirage-mailer's check: please report it)") in capsys.readouterr().err.splitlines()
+
+
+def test_an_edited_partial_is_named_in_the_hint(project: Path, run_cli: RunCli) -> None:
+    edit(project / PARTIAL, 'class="eu-statement" valign="middle"',
+         'class="eu-statement" valign="middle" style="color: #ff0000"')
+    result = run_cli("validate", SAMPLE_ISSUE)
+    assert result.code == 2
+    assert ("templates/newsletter.html.j2: EU disclaimer rule broken (en HTML): the funding "
+            "statement's colour (#ff0000) must be reflex blue #003399, black or white (restore "
+            "templates/partials/disclaimer.html.j2 as 'mirage-mailer init' writes it)"
+            ) in result.err.splitlines()

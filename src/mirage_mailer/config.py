@@ -17,6 +17,7 @@ from mirage_mailer.addresses import parse_mailbox
 from mirage_mailer.config_checks import MAX_TEXT, has_userinfo, redact
 from mirage_mailer.config_checks import Section as _Section
 from mirage_mailer.errors import Collector, InputError, Problem, display_path, shorten
+from mirage_mailer.eu_names import RULE, language_name, preset_statement, statement_problem
 from mirage_mailer.langs import check_language
 from mirage_mailer.yamlsrc import LineDict, check_keys, load_yaml_file
 
@@ -213,7 +214,8 @@ def load_settings(path: Path) -> Settings:
     sender = _load_sender(_section(data, "sender", path, problems), path, problems)
     transport = _load_transport(_section(data, "transport", path, problems), path, problems,
                                 root_dir)
-    disclaimer = _load_disclaimer(_section(data, "disclaimer", path, problems), path, problems)
+    disclaimer = _load_disclaimer(_section(data, "disclaimer", path, problems), path, problems,
+                                  project.language)
     tracking = _load_tracking(_section(data, "tracking", path, problems), path, problems,
                               root_dir)
     web = _load_web(_section(data, "web", path, problems), path, problems)
@@ -347,7 +349,8 @@ def _load_transport(sec: LineDict, path: Path, problems: Collector, root: Path) 
     )
 
 
-def _load_disclaimer(sec: LineDict, path: Path, problems: Collector) -> DisclaimerConfig:
+def _load_disclaimer(sec: LineDict, path: Path, problems: Collector,
+                     language: str) -> DisclaimerConfig:
     check_keys(sec, path, allowed=_DISCLAIMER_KEYS, required=set(), problems=problems,
                where="disclaimer", ignore=_SECRET_KEYS)
     s = _Section(sec, path, "disclaimer", problems)
@@ -358,10 +361,22 @@ def _load_disclaimer(sec: LineDict, path: Path, problems: Collector) -> Disclaim
     if preset == "eu-2021-2027-direct" and not authority:
         problems.add(path, s.line("preset") if "preset" in sec else sec.line,
                      "preset eu-2021-2027-direct names a granting authority",
-                     "add 'authority:' (e.g. European Research Executive Agency)")
+                     "add it, e.g. 'authority: the European Research Executive Agency (REA)'")
     if preset == "custom" and not (statement and text):
         problems.add(path, s.line("preset"), "preset custom needs 'statement' and 'text'",
                      "add both, as your grant agreement words them")
+
+    def union_name(field: str, said: str, lang: str, line: int | None, hint: str = "") -> None:
+        if refused := statement_problem(field, said, lang):
+            problems.add(path, line, refused, f"{RULE}{hint}")
+
+    if statement:
+        union_name("disclaimer.statement", statement, language, s.line("statement"))
+    elif preset != "custom":
+        union_name(f"the statement of preset {preset}", preset_statement(preset), language,
+                   s.line("preset") if "preset" in sec else sec.line,
+                   f"; for a project in {language_name(language)} write disclaimer.statement "
+                   "and disclaimer.text as your grant agreement words them")
     translations: dict[str, DisclaimerText] = {}
     raw = sec.get("translations") or LineDict()
     if not isinstance(raw, LineDict):
@@ -387,6 +402,9 @@ def _load_disclaimer(sec: LineDict, path: Path, problems: Collector) -> Disclaim
         translations[str(lang)] = DisclaimerText(
             statement=ts.text("statement"), text=_long_text(entry, "text", path, problems)
         )
+        if said := translations[str(lang)].statement:
+            union_name(f"disclaimer.translations.{lang}.statement", said, str(lang),
+                       entry.key_line("statement"))
     return DisclaimerConfig(preset=preset, authority=authority, statement=statement, text=text,
                             translations=translations)
 

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 
 import lxml.html
 from lxml.html import HtmlElement
 
 from mirage_mailer.config import DisclaimerConfig
+from mirage_mailer.errors import display_path
+from mirage_mailer.eu_names import CO_FUNDED as CO_FUNDED
+from mirage_mailer.eu_names import FUNDED as FUNDED
+from mirage_mailer.eu_names import statement_warning
 
 AMIF_TEXT = (
     "This project was funded by the European Union's Asylum, Migration and Integration Fund. "
@@ -27,8 +33,6 @@ DIRECT_TEXT = (
     "author(s) only and do not necessarily reflect those of the European Union or {authority}. "
     "Neither the European Union nor the granting authority can be held responsible for them."
 )
-FUNDED = "Funded by the European Union"
-CO_FUNDED = "Co-funded by the European Union"
 EMBLEM_ALT = "Flag of the European Union"
 EMBLEM_CID = "eu-emblem@mirage-mailer"
 EMBLEM_FILE = "eu-emblem.png"
@@ -56,11 +60,36 @@ def preset_texts(config: DisclaimerConfig) -> tuple[str, str | None]:
     if config.preset == "amif-2014-2020":
         return config.statement or FUNDED, config.text or AMIF_TEXT
     if config.preset == "eu-2021-2027-direct":
-        text = DIRECT_TEXT.format(authority=config.authority or "the granting authority")
+        text = DIRECT_TEXT.format(authority=authority_phrase(config.authority))
         return config.statement or FUNDED, config.text or text
     if config.preset == "eu-2021-2027-shared":
         return config.statement or CO_FUNDED, config.text
     return config.statement or "", config.text
+
+
+def authority_phrase(authority: str | None) -> str:
+    """The authority as it reads after "…of the European Union or": one "the", not zero or two.
+
+    ``European Commission`` and ``the European Commission`` both give "the European
+    Commission"; a name of one word (an acronym such as ``REA`` or ``HaDEA``) is used as
+    written, since "or the REA" is not how the agreements put it.
+    """
+    name = normalise_space(authority or "")
+    if not name:
+        return "the granting authority"
+    if name.lower().startswith("the "):
+        return "the " + name[4:].lstrip()
+    return name if " " not in name else "the " + name
+
+
+def union_name_warnings(config: DisclaimerConfig, language: str) -> list[tuple[str, str]]:
+    """(setting, message) for each statement in a language outside the 24 official ones that
+    names the Union in none of them: the tool cannot check it, so it says so (a warning)."""
+    statements = [("disclaimer.statement", preset_texts(config)[0], language)]
+    statements += [(f"disclaimer.translations.{lang}.statement", entry.statement, lang)
+                   for lang, entry in config.translations.items() if entry.statement]
+    return [(key, said) for key, statement, lang in statements
+            if (said := statement_warning(key, statement, lang))]
 
 
 def block_for(config: DisclaimerConfig, lang: str, default_lang: str) -> DisclaimerBlock:
@@ -77,15 +106,51 @@ def block_for(config: DisclaimerConfig, lang: str, default_lang: str) -> Disclai
     return DisclaimerBlock(lang, entry.statement or statement, entry.text if text else None, True)
 
 
+def rule_hint(templates: Path, kind: str) -> str:
+    """What to restore when a rule fails: never blame a template that ``init`` wrote untouched.
+
+    ``kind`` is ``html`` or ``txt``. If both the newsletter template and the disclaimer partial
+    are byte for byte the scaffold's, the rule itself is wrong, and the hint says so.
+    """
+    newsletter, partial = f"newsletter.{kind}.j2", f"partials/disclaimer.{kind}.j2"
+    scaffold = resources.files("mirage_mailer").joinpath("data", "scaffold", "templates")
+    changed = []
+    for rel in (newsletter, partial):
+        try:
+            same = (templates / rel).read_bytes() == scaffold.joinpath(rel).read_bytes()
+        except OSError:
+            same = False
+        if not same:
+            changed.append(rel)
+    if not changed:
+        return ("the templates are as 'mirage-mailer init' writes them, so this is a bug in "
+                "mirage-mailer's check: please report it")
+    what = []
+    if partial in changed:
+        what.append(f"restore {display_path(templates / partial)} as 'mirage-mailer init' "
+                    "writes it")
+    if newsletter in changed:
+        styles = " and the .eu-* styles" if kind == "html" else ""
+        what.append(f"keep the disclaimer include{styles} of "
+                    f"{display_path(templates / newsletter)} as 'mirage-mailer init' "
+                    "writes them")
+    return "; ".join(what)
+
+
 def normalise_space(text: str) -> str:
     return " ".join(text.split())
 
 
 def check_text(text_part: str, block: DisclaimerBlock) -> list[str]:
-    """Broken rules in the plain-text part."""
+    """Broken rules in the plain-text part.
+
+    The statement must stand on its own: a disclaimer text that begins with the same words
+    ("Funded by the European Union. Views and opinions…") does not stand in for it.
+    """
     flat = normalise_space(text_part)
     broken = []
-    if normalise_space(block.statement) not in flat:
+    alone = flat.replace(normalise_space(block.text), " ", 1) if block.text else flat
+    if normalise_space(block.statement) not in alone:
         broken.append(f"the text part lacks the funding statement \"{block.statement}\"")
     if block.text and normalise_space(block.text) not in flat:
         broken.append("the text part lacks the exact disclaimer text")
@@ -115,16 +180,17 @@ def check_html(html: str, block: DisclaimerBlock, emblem_src: str) -> list[str]:
             if other is not None and other > emblem_height:
                 broken.append(f"the EU emblem ({emblem_height:g}px high) is smaller than "
                               f"another logo ({img.get('src')}, {other:g}px)")
-    statement_el = _smallest_containing(doc, block.statement)
-    if statement_el is None:
+    row = next(emblem.iterancestors("tr"), None)
+    beside = _statement_element(row if row is not None else emblem.getparent(), block)
+    if beside is not None:
+        broken += _hidden(beside, "the funding statement")
+        broken += _statement_style(beside)
+    elif _statement_element(doc, block) is not None:
+        broken.append("the funding statement must stand beside the EU emblem (in the "
+                      "emblem's table row)")
+    else:
         broken.append(f"the funding statement \"{block.statement}\" is not live text in the "
                       "HTML part")
-    else:
-        table = next((a for a in emblem.iterancestors("table")), None)
-        if table is None or not any(statement_el is el for el in table.iter()):
-            broken.append("the funding statement must stand beside the EU emblem (same table)")
-        broken += _hidden(statement_el, "the funding statement")
-        broken += _statement_style(statement_el)
     if block.text:
         text_el = _smallest_containing(doc, block.text)
         if text_el is None:
@@ -219,6 +285,29 @@ def _statement_style(el: HtmlElement) -> list[str]:
         if broken:
             break
     return broken
+
+
+def _statement_element(scope: HtmlElement | None, block: DisclaimerBlock) -> HtmlElement | None:
+    """The element in ``scope`` whose text is the statement, never the disclaimer text.
+
+    The tightest fit wins (shortest text holding the statement), so a disclaimer text that
+    begins with the same words ("Funded by the European Union. Views…") is never taken for
+    the statement, wherever it stands.
+    """
+    if scope is None:
+        return None
+    wanted = normalise_space(block.statement)
+    whole = normalise_space(block.text) if block.text else None
+    best: tuple[int, HtmlElement] | None = None
+    for el in scope.iter():
+        if not isinstance(el.tag, str) or el.tag in ("style", "title", "head", "script"):
+            continue
+        content = normalise_space(el.text_content())
+        if wanted not in content or (whole and whole in content):
+            continue
+        if best is None or len(content) <= best[0]:
+            best = (len(content), el)
+    return best[1] if best else None
 
 
 def _smallest_containing(doc: HtmlElement, text: str) -> HtmlElement | None:

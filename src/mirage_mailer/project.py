@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mirage_mailer.config import CONFIG_NAME, Settings, find_config, load_settings
 from mirage_mailer.content import Issue, load_issue
-from mirage_mailer.disclaimer import block_for
+from mirage_mailer.disclaimer import block_for, union_name_warnings
 from mirage_mailer.errors import Collector, InputError, Problem, display_path
 from mirage_mailer.lists import RowProblem, Subscriber, find_list, iter_list, list_fields
 from mirage_mailer.render import RenderedLanguage, render_issue
@@ -75,6 +75,11 @@ def disclaimer_warnings(settings: Settings, issue: Issue) -> list[Problem]:
                 f"readers get the {issue.default_language} text",
                 f"add disclaimer.translations.{lang} with statement and text from your grant "
                 "agreement; never machine-translate", warning=True))
+    for key, message in union_name_warnings(settings.disclaimer, settings.project.language):
+        out.append(Problem(display_path(settings.path),
+                           settings.line_of.get(key) or settings.line_of.get("disclaimer"),
+                           message, "make sure it does, as your grant agreement words it",
+                           warning=True))
     return out
 
 

@@ -42,6 +42,7 @@ from mirage_mailer.disclaimer import (
     block_for,
     check_html,
     check_text,
+    rule_hint,
 )
 from mirage_mailer.errors import Collector, InputError, Problem, display_path, shorten
 from mirage_mailer.issue_values import MAX_IMAGE_BYTES, inside, is_file
@@ -383,10 +384,10 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
     template_path = display_path(settings.templates / HTML_TEMPLATE)
     text_path = display_path(settings.templates / TEXT_TEMPLATE)
     rules = [Problem(template_path, None, f"EU disclaimer rule broken ({lang} HTML): {rule}",
-                     "keep the disclaimer partial as 'mirage-mailer init' writes it")
+                     rule_hint(settings.templates, "html"))
              for rule in check_html(html, block, emblem_src)]
     rules += [Problem(text_path, None, f"EU disclaimer rule broken ({lang} text): {rule}",
-                      "include partials/disclaimer.txt.j2 unchanged")
+                      rule_hint(settings.templates, "txt"))
               for rule in check_text(text, block)]
     if re.search(r"<script\b", html, re.I):
         rules.append(Problem(template_path, None, "the template contains <script>",
