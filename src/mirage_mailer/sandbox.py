@@ -26,6 +26,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mirage_mailer.errors import Problem, display_path, shorten
+from mirage_mailer.template_blocks import unclosed_block
 
 MAX_SIZE = 1_000_000  # characters or items of one value a template computes
 MAX_OUTPUT = 5_000_000  # characters of expression output in one render
@@ -295,6 +296,9 @@ def template_problem(exc: Exception, templates: Path, main_template: str) -> Pro
         path = exc.filename or str(templates / (exc.name or main_template))
         if exc.message == "template is not valid UTF-8":
             return Problem(display_path(path), exc.lineno, exc.message, "save it as UTF-8")
+        opening = _opening_line(exc, path)
+        if opening is not None:  # an unclosed {% if %} is fixed where it opens, not at the end
+            return Problem(display_path(path), opening[0], opening[1])
         return Problem(display_path(path), exc.lineno, f"template syntax error: {exc.message}")
     if isinstance(exc, jinja2.TemplateNotFound):
         return Problem(display_path(templates / str(exc.name)), None, "template not found",
@@ -316,6 +320,16 @@ def template_problem(exc: Exception, templates: Path, main_template: str) -> Pro
     if where:
         return Problem(display_path(where[0]), where[1], message, hint)
     return Problem(display_path(templates / main_template), None, message, hint)
+
+
+def _opening_line(exc: jinja2.TemplateSyntaxError, path: str) -> tuple[int, str] | None:
+    source = exc.source
+    if source is None:
+        try:
+            source = Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+    return unclosed_block(source, exc.message or "")
 
 
 def template_frame(exc: BaseException) -> tuple[str, int] | None:
