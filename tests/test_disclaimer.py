@@ -55,7 +55,7 @@ def test_compliant_block_passes() -> None:
      "the disclaimer text is missing from the HTML part or was altered"),
     (page(extra=f'<p style="font-family: Arial; color: #039">{FUNDED}</p>').replace(
         f'<td style="font-family: Arial; color: #003399">{FUNDED}</td>', ""),
-     "the funding statement must stand beside the EU emblem (in the emblem's table row)"),
+     "the funding statement must stand beside the EU emblem (same table)"),
 ])
 def test_each_rule_is_enforced(html: str, rule: str) -> None:
     broken = check_html(html, BLOCK, SRC)
@@ -163,6 +163,15 @@ def test_a_disclaimer_text_beginning_with_the_statement_is_not_the_statement() -
     assert check_html(direct_page(), DIRECT, SRC) == []
     assert check_html(direct_page(statement_cell=False), DIRECT, SRC) == [
         f'the funding statement "{FUNDED}" is not live text in the HTML part']
+
+
+def test_the_statement_may_stand_below_the_emblem_and_after_the_text() -> None:
+    """A stacked block (emblem, then text, then statement) is still the statement beside it."""
+    stacked = direct_page().replace("</td><td style=", "</td></tr><tr><td style=")
+    text_row = stacked[stacked.index("<tr><td colspan"):stacked.index("</table>")]
+    stacked = stacked.replace(text_row, "").replace("<table>", "<table>" + text_row, 1)
+    assert stacked.index(DIRECT.text or "") < stacked.index(f">{FUNDED}<")
+    assert check_html(stacked, DIRECT, SRC) == []
 
 
 def test_text_part_needs_the_statement_besides_a_text_that_begins_with_it() -> None:

@@ -1,7 +1,8 @@
 """Every disclaimer preset x the templates `init` writes x every kind of issue language.
 
 Each case runs the real console command in-process (``main``): `init` into tmp_path, an edit of
-mirage.yaml as an officer would make it, then `validate` and `preview`, which must be clean.
+mirage.yaml as an officer would make it, then `validate`, `preview` and `send --dry-run`, which
+must be clean.
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ def test_every_preset_validates_and_previews_clean(
         assert problems == [], err
 
     code, _, err = run(capsys, "preview", SAMPLE_ISSUE, "--out", "out")
+    assert code == 0, err
+    code, _, err = run(capsys, "send", SAMPLE_ISSUE, "--dry-run")
     assert code == 0, err
     english = (root / "out/en.txt").read_text(encoding="utf-8")
     assert ENGLISH_TEXT[preset] in " ".join(english.split())

@@ -180,14 +180,13 @@ def check_html(html: str, block: DisclaimerBlock, emblem_src: str) -> list[str]:
             if other is not None and other > emblem_height:
                 broken.append(f"the EU emblem ({emblem_height:g}px high) is smaller than "
                               f"another logo ({img.get('src')}, {other:g}px)")
-    row = next(emblem.iterancestors("tr"), None)
-    beside = _statement_element(row if row is not None else emblem.getparent(), block)
+    table = next(emblem.iterancestors("table"), None)
+    beside = _statement_element(table if table is not None else emblem.getparent(), block)
     if beside is not None:
         broken += _hidden(beside, "the funding statement")
         broken += _statement_style(beside)
     elif _statement_element(doc, block) is not None:
-        broken.append("the funding statement must stand beside the EU emblem (in the "
-                      "emblem's table row)")
+        broken.append("the funding statement must stand beside the EU emblem (same table)")
     else:
         broken.append(f"the funding statement \"{block.statement}\" is not live text in the "
                       "HTML part")
