@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from mirage_mailer import __version__
-from mirage_mailer.commands.common import ISSUE_DIR, Context, err
+from mirage_mailer.commands.common import Context, err
 from mirage_mailer.commands.gdpr import add_gdpr_commands
 from mirage_mailer.commands.password import hash_password_command
 from mirage_mailer.commands.report import report_command, unsubscribe_command
@@ -55,10 +55,13 @@ def init(directory: Path) -> int:
 
 
 @cli.command()
-@click.argument("issue_dir", type=ISSUE_DIR)
+@click.argument("issue", required=False, metavar="[ISSUE]")
 @click.pass_obj
-def validate(obj: Context, issue_dir: Path) -> int:
+def validate(obj: Context, issue: str | None) -> int:
     """Check config, issue, articles, lists, templates and the EU disclaimer.
+
+    ISSUE is the issue folder or its id (the folder name under issues/); without it, the
+    only issue, or the latest one.
 
     Prints every problem as path:line: message. Exit 2 if any is an error;
     warnings (duplicate addresses, missing translations) leave exit 0.
@@ -69,7 +72,7 @@ def validate(obj: Context, issue_dir: Path) -> int:
     from mirage_mailer.sending import SendOptions, read_plan
     from mirage_mailer.store import StoreError
 
-    project = open_project(obj.config, issue_dir)
+    project = open_project(obj.config, _issue_dir(obj, issue))
     errors, warnings, _scan = run_validate(project)
     for problem in warnings:
         err(str(problem))
@@ -90,26 +93,39 @@ def validate(obj: Context, issue_dir: Path) -> int:
 
 
 @cli.command()
-@click.argument("issue_dir", type=ISSUE_DIR)
+@click.argument("issue", required=False, metavar="[ISSUE]")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the files (default: preview/<issue-id>/).")
 @click.option("--recipient", metavar="EMAIL",
               help="Personalise for this address (its list entry if it has one).")
 @click.option("--lang", metavar="LANG", help="Only this language.")
 @click.pass_obj
-def preview(obj: Context, issue_dir: Path, out: Path | None, recipient: str | None,
+def preview(obj: Context, issue: str | None, out: Path | None, recipient: str | None,
             lang: str | None) -> int:
-    """Write <lang>.html, <lang>.txt and <lang>.eml for each language; sends nothing."""
+    """Write <lang>.html, <lang>.txt and <lang>.eml for each language; sends nothing.
+
+    ISSUE is the issue folder or its id; without it, the only issue, or the latest one.
+    """
     from mirage_mailer.preview import write_preview
     from mirage_mailer.project import open_project
 
-    project = open_project(obj.config, issue_dir)
+    project = open_project(obj.config, _issue_dir(obj, issue))
     for problem in project.warnings:
         err(str(problem))
     target = out if out is not None else Path("preview") / project.issue.id
     for path in write_preview(project, target, recipient=recipient, lang=lang):
         click.echo(display_path(path))
     return ExitCode.OK
+
+
+def _issue_dir(obj: Context, issue: str | None) -> Path:
+    """ISSUE as typed (folder, id or nothing) to its folder; says which one when it chose."""
+    from mirage_mailer.project import find_issue
+
+    folder, note = find_issue(obj.config, issue)
+    if note:
+        err(note)
+    return folder
 
 
 @cli.command("rotate-secret")

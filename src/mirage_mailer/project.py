@@ -14,9 +14,12 @@ from pathlib import Path
 from mirage_mailer.config import CONFIG_NAME, Settings, find_config, load_settings
 from mirage_mailer.content import Issue, load_issue
 from mirage_mailer.disclaimer import block_for, union_name_warnings
-from mirage_mailer.errors import Collector, InputError, Problem, display_path
+from mirage_mailer.errors import Collector, InputError, Problem, display_path, shorten
 from mirage_mailer.lists import RowProblem, Subscriber, find_list, iter_list, list_fields
 from mirage_mailer.render import RenderedLanguage, render_issue
+from mirage_mailer.yamlsrc import LineDict, load_yaml_file
+
+ISSUES = "issues"
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,61 @@ def locate_config(explicit: Path | None, issue_dir: Path | None = None) -> Path:
         if (parent / CONFIG_NAME).is_file():
             return parent / CONFIG_NAME
     return find_config(None)
+
+
+def find_issue(config: Path | None, given: str | None) -> tuple[Path, str | None]:
+    """The issue folder for ISSUE as typed: a folder, an issue id under issues/, or nothing
+    (the only issue, else the latest). The note, when there is one, says which was picked."""
+    if given is not None and (Path(given).is_dir() or len(Path(given).parts) > 1):
+        return Path(given), None  # a folder (or a path the loader will say is missing)
+    folder = _config_here_or_above(config).parent / ISSUES
+    names = sorted(p.name for p in folder.iterdir()
+                   if (p / "issue.yaml").is_file()) if folder.is_dir() else []
+    shown = display_path(folder) + "/"
+    if given is not None:
+        if given in names:
+            return folder / given, None
+        listed = ", ".join(names) if names else "none yet"
+        raise InputError(f"no issue '{shorten(given)}' under {shown}: the issues are {listed}")
+    if not names:
+        raise InputError(f"no issue under {shown}: name the issue folder, or create one "
+                         "(an issue.yaml in issues/<id>/)")
+    if len(names) == 1:
+        picked = folder / names[0]
+        return picked, f"mirage-mailer: using {display_path(picked)} (the only issue)"
+    order = {name: _issue_order(folder / name) for name in names}
+    picked = folder / max(names, key=lambda name: order[name])
+    basis = ("date" if any(o[0] for o in order.values())
+             else "number" if any(o[1] for o in order.values()) else "folder name")
+    return picked, (f"mirage-mailer: using {display_path(picked)} (the latest of {len(names)} "
+                    f"issues by {basis}; name another to choose it)")
+
+
+def _config_here_or_above(config: Path | None) -> Path:
+    """``--config``, else mirage.yaml here or in a folder above (run from issues/ or lists/)."""
+    if config is None:
+        for folder in (Path.cwd(), *Path.cwd().parents):
+            if (folder / CONFIG_NAME).is_file():
+                return folder / CONFIG_NAME
+    return find_config(config)
+
+
+def _issue_order(folder: Path) -> tuple[str, float, str]:
+    """(send_at or date, number, folder name): "latest" as the officer dates issues. An
+    issue.yaml that cannot be read sorts by its folder name alone (validate says why)."""
+    try:
+        data = load_yaml_file(folder / "issue.yaml")
+    except InputError:
+        return "", 0.0, folder.name
+    if not isinstance(data, LineDict):
+        return "", 0.0, folder.name
+    when = data.get("send_at") or data.get("date") or ""
+    number = data.get("number")
+    if isinstance(number, str) and number.strip().isdigit():
+        number = int(number)
+    amount = float(number) if isinstance(number, int | float) and not isinstance(
+        number, bool) else 0.0
+    return str(when)[:10], amount, folder.name
 
 
 def open_project(config: Path | None, issue_dir: Path) -> Project:
