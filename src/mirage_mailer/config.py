@@ -366,17 +366,17 @@ def _load_disclaimer(sec: LineDict, path: Path, problems: Collector,
         problems.add(path, s.line("preset"), "preset custom needs 'statement' and 'text'",
                      "add both, as your grant agreement words them")
 
-    def union_name(field: str, said: str, lang: str, line: int | None, hint: str = "") -> None:
+    def union_name(field: str, said: str, lang: str, line: int | None, own: bool = True) -> None:
         if refused := statement_problem(field, said, lang):
-            problems.add(path, line, refused, f"{RULE}{hint}")
+            problems.add(path, line, refused, RULE if own else (
+                f"{RULE}; for a project in {language_name(lang)} write disclaimer.statement "
+                "and disclaimer.text as your grant agreement words them"))
 
     if statement:
         union_name("disclaimer.statement", statement, language, s.line("statement"))
     elif preset != "custom":
         union_name(f"the statement of preset {preset}", preset_statement(preset), language,
-                   s.line("preset") if "preset" in sec else sec.line,
-                   f"; for a project in {language_name(language)} write disclaimer.statement "
-                   "and disclaimer.text as your grant agreement words them")
+                   s.line("preset") if "preset" in sec else sec.line, own=False)
     translations: dict[str, DisclaimerText] = {}
     raw = sec.get("translations") or LineDict()
     if not isinstance(raw, LineDict):

@@ -119,7 +119,7 @@ def language_name(lang: str) -> str:
     """'French' for fr: the messages speak of languages as an officer does."""
     try:
         return str(Locale.parse(base_language(lang)).english_name)
-    except (ValueError, UnknownLocaleError):
+    except (ValueError, TypeError, UnknownLocaleError):
         return f"'{lang}'"
 
 
