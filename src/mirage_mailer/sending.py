@@ -10,7 +10,6 @@ in list size.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from mirage_mailer.delivery import (
     deliver_all,
     unclaimed,
 )
-from mirage_mailer.errors import ExitCode, InputError, Problem, display_path
+from mirage_mailer.errors import ExitCode, Problem
 from mirage_mailer.lists import Subscriber
 from mirage_mailer.locks import Lock
 from mirage_mailer.message import MessageFactory, Personal
@@ -44,6 +43,7 @@ from mirage_mailer.planning import (
 from mirage_mailer.preview import preview_person
 from mirage_mailer.project import Project, render, template_fields
 from mirage_mailer.recorder import SendRecorder
+from mirage_mailer.relay_words import credential_words, credentials, resumable
 from mirage_mailer.render import RenderedLanguage
 from mirage_mailer.store import Store, StoreError, email_key
 from mirage_mailer.store.guard import check_memory, mark_sent
@@ -136,58 +136,6 @@ def prepare(project: Project, options: SendOptions) -> Preparation:
     signer = Signer(load_secret(settings.state_dir, settings.tracking.secret_env))
     factory = MessageFactory(settings, issue.id, rendered, signer)
     return Preparation(project, rendered, factory, fields)
-
-
-def credentials(project: Project) -> tuple[str, str] | None:
-    transport = project.settings.transport
-    user = os.environ.get(transport.username_env or "") if transport.username_env else None
-    password = os.environ.get(transport.password_env or "") if transport.password_env else None
-    if user and password:
-        return user, password
-    names = {"username_env": transport.username_env, "password_env": transport.password_env}
-    for have, lack, value in (("username_env", "password_env", user),
-                              ("password_env", "username_env", password)):
-        if value and names[lack]:  # half set: the officer meant to log in
-            raise InputError(Problem(
-                display_path(project.settings.path),
-                project.settings.line_of.get(f"transport.{lack}"),
-                f"{names[have]} is set but {names[lack]} is not",
-                f"export {names[lack]}=... (or unset {names[have]})"))
-    return None
-
-
-def credential_words(project: Project) -> tuple[str, str]:
-    """The credential variables' names, and what to say if a relay wants a login without
-    them (the delivery layer has no config): names only, never values."""
-    transport = project.settings.transport
-    if not (transport.username_env and transport.password_env):
-        return "", ("transport.username_env and transport.password_env are not set: name the "
-                    "environment variables that hold the user name and password, and export "
-                    "them")
-    names = f"{transport.username_env} and {transport.password_env}"
-    unset = [n for n in (transport.username_env, transport.password_env)
-             if not os.environ.get(n)]
-    said = " and ".join(unset)
-    verb = "is" if len(unset) == 1 else "are"
-    return names, (f"{said} {verb} not set: export {'it' if len(unset) == 1 else 'them'} "
-                   "(see transport.username_env/password_env)")
-
-
-def resumable(project: Project, aborted: DeliveryAborted,
-              counts: dict[str, int] | None = None) -> DeliveryAborted:
-    """An aborted run in the officer's words: at the config line of the relay, and (for a
-    recorded send) that nothing was lost and how many a rerun picks up."""
-    problem = aborted.problems[0]
-    text = problem.message + (f": {problem.hint}" if problem.hint else "")
-    if counts is not None:
-        pending, unknown = counts.get("pending", 0), counts.get("unknown", 0)
-        text += (f"; nothing was lost: {pending} recipient{'s' if pending != 1 else ''} "
-                 "stay pending, run the same command again to resume")
-        if unknown:
-            text += f" ({unknown} unknown: check them, then add --resend-unknown)"
-    settings = project.settings
-    where = Problem(display_path(settings.path), settings.line_of.get("transport.url"), text)
-    return DeliveryAborted(where, aborted.stats)
 
 
 def plan_options(options: SendOptions) -> PlanOptions:
