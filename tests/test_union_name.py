@@ -125,19 +125,34 @@ def test_translations_naming_the_union_in_their_language_pass(project: Path,
     assert "visibility" not in result.err and "warning" not in result.err
 
 
-def test_a_project_in_french_needs_a_french_statement(project: Path, run_cli: RunCli) -> None:
-    """The presets' statements are English: a French project writes its own."""
+def test_a_project_in_french_is_warned_that_the_preset_is_english(project: Path,
+                                                                   run_cli: RunCli) -> None:
+    """The presets' statements are English: in a French project they stand in (a warning, as a
+    missing translation is), and a French statement of the project's own replaces them."""
     edit(project / "mirage.yaml", "  language: en", "  language: fr")
+    for translated in (project / SAMPLE_ISSUE).glob("*.fr.md"):
+        translated.unlink()  # the issue in one language, the project's: French
+    issue = project / SAMPLE_ISSUE / "issue.yaml"
+    lines = issue.read_text(encoding="utf-8").splitlines(keepends=True)
+    issue.write_text("".join(line for line in lines if not line.startswith("  en:")),
+                     encoding="utf-8")
     result = run_cli("validate", SAMPLE_ISSUE)
-    assert result.code == 2
-    assert (f"mirage.yaml:{yaml_line(project, 'preset: amif-2014-2020')}: the statement of "
-            "preset amif-2014-2020 must write out the name of the European Union in full in "
-            'French ("Union européenne"); it names it in English, not in French (EU visibility '
-            "rules; for a project in French write disclaimer.statement and disclaimer.text as "
-            "your grant agreement words them)") in result.err.splitlines()
+    assert result.code == 0, result.err
+    assert (f"mirage.yaml:{yaml_line(project, 'preset: amif-2014-2020')}: warning: preset "
+            "amif-2014-2020 gives its statement and text in English, but the project's language "
+            "is French: every fr message carries the English ones (write disclaimer.statement "
+            "and disclaimer.text in French as your grant agreement words them)"
+            ) in result.err.splitlines()
     edit(project / "mirage.yaml", "  preset: amif-2014-2020",
-         "  preset: amif-2014-2020\n  statement: Financé par l'Union européenne")
-    assert "visibility" not in run_cli("validate", SAMPLE_ISSUE).err
+         "  preset: eu-2021-2027-shared\n  statement: Cofinancé par l'Union européenne")
+    assert "warning" not in run_cli("validate", SAMPLE_ISSUE).err
+    edit(project / "mirage.yaml", "Cofinancé par l'Union européenne", "Cofinancé par l'UE")
+    refused = run_cli("validate", SAMPLE_ISSUE)
+    assert refused.code == 2
+    assert (f"mirage.yaml:{yaml_line(project, 'statement: Cofinancé')}: disclaimer.statement "
+            "must write out the name of the European Union in full in French (\"Union "
+            "européenne\"); \"UE\" is not enough (EU visibility rules)"
+            ) in refused.err.splitlines()
 
 
 def test_a_statement_in_a_language_outside_the_24_is_a_warning(project: Path,

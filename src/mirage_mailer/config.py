@@ -17,7 +17,7 @@ from mirage_mailer.addresses import parse_mailbox
 from mirage_mailer.config_checks import MAX_TEXT, has_userinfo, redact
 from mirage_mailer.config_checks import Section as _Section
 from mirage_mailer.errors import Collector, InputError, Problem, display_path, shorten
-from mirage_mailer.eu_names import RULE, language_name, preset_statement, statement_problem
+from mirage_mailer.eu_names import RULE, statement_problem
 from mirage_mailer.langs import check_language
 from mirage_mailer.yamlsrc import LineDict, check_keys, load_yaml_file
 
@@ -366,17 +366,12 @@ def _load_disclaimer(sec: LineDict, path: Path, problems: Collector,
         problems.add(path, s.line("preset"), "preset custom needs 'statement' and 'text'",
                      "add both, as your grant agreement words them")
 
-    def union_name(field: str, said: str, lang: str, line: int | None, own: bool = True) -> None:
+    def union_name(field: str, said: str, lang: str, line: int | None) -> None:
         if refused := statement_problem(field, said, lang):
-            problems.add(path, line, refused, RULE if own else (
-                f"{RULE}; for a project in {language_name(lang)} write disclaimer.statement "
-                "and disclaimer.text as your grant agreement words them"))
+            problems.add(path, line, refused, RULE)
 
-    if statement:
+    if statement:  # a preset's own (English) statement in another language: a warning
         union_name("disclaimer.statement", statement, language, s.line("statement"))
-    elif preset != "custom":
-        union_name(f"the statement of preset {preset}", preset_statement(preset), language,
-                   s.line("preset") if "preset" in sec else sec.line, own=False)
     translations: dict[str, DisclaimerText] = {}
     raw = sec.get("translations") or LineDict()
     if not isinstance(raw, LineDict):

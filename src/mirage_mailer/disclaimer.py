@@ -20,7 +20,7 @@ from mirage_mailer.config import DisclaimerConfig
 from mirage_mailer.errors import display_path
 from mirage_mailer.eu_names import CO_FUNDED as CO_FUNDED
 from mirage_mailer.eu_names import FUNDED as FUNDED
-from mirage_mailer.eu_names import statement_warning
+from mirage_mailer.eu_names import base_language, language_name, statement_warning
 
 AMIF_TEXT = (
     "This project was funded by the European Union's Asylum, Migration and Integration Fund. "
@@ -82,14 +82,29 @@ def authority_phrase(authority: str | None) -> str:
     return name if " " not in name else "the " + name
 
 
-def union_name_warnings(config: DisclaimerConfig, language: str) -> list[tuple[str, str]]:
-    """(setting, message) for each statement in a language outside the 24 official ones that
-    names the Union in none of them: the tool cannot check it, so it says so (a warning)."""
-    statements = [("disclaimer.statement", preset_texts(config)[0], language)]
-    statements += [(f"disclaimer.translations.{lang}.statement", entry.statement, lang)
-                   for lang, entry in config.translations.items() if entry.statement]
-    return [(key, said) for key, statement, lang in statements
-            if (said := statement_warning(key, statement, lang))]
+def union_name_warnings(config: DisclaimerConfig,
+                        language: str) -> list[tuple[str, str, str]]:
+    """(setting, message, hint) for statements the tool cannot vouch for: warnings, not refusals.
+
+    A preset's built-in statement and text are English: in a project whose language is another
+    one they stand in for the missing wording, as a missing translation does. A statement in a
+    language outside the 24 official ones that names the Union in none of them cannot be
+    checked, so the tool says so.
+    """
+    out = []
+    if not config.statement and config.preset != "custom" and base_language(language) != "en":
+        out.append(("disclaimer.preset", (
+            f"preset {config.preset} gives its statement and text in English, but the project's "
+            f"language is {language_name(language)}: every {language} message carries the "
+            "English ones"), f"write disclaimer.statement and disclaimer.text in "
+            f"{language_name(language)} as your grant agreement words them"))
+    statements = [(f"disclaimer.translations.{lang}.statement", entry.statement, lang)
+                  for lang, entry in config.translations.items() if entry.statement]
+    if config.statement:
+        statements.insert(0, ("disclaimer.statement", config.statement, language))
+    return out + [(key, said, "make sure it does, as your grant agreement words it")
+                  for key, statement, lang in statements
+                  if (said := statement_warning(key, statement, lang))]
 
 
 def block_for(config: DisclaimerConfig, lang: str, default_lang: str) -> DisclaimerBlock:

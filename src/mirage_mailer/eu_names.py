@@ -106,13 +106,9 @@ def check_statement(statement: str, lang: str) -> NameCheck:
 
 
 RULE = "EU visibility rules"
+# The presets' (English) statements beside the emblem.
 FUNDED = "Funded by the European Union"
 CO_FUNDED = "Co-funded by the European Union"
-
-
-def preset_statement(preset: str) -> str:
-    """The (English) statement a preset puts beside the emblem when none is written."""
-    return CO_FUNDED if preset == "eu-2021-2027-shared" else FUNDED
 
 
 def language_name(lang: str) -> str:

@@ -133,11 +133,11 @@ def disclaimer_warnings(settings: Settings, issue: Issue) -> list[Problem]:
                 f"readers get the {issue.default_language} text",
                 f"add disclaimer.translations.{lang} with statement and text from your grant "
                 "agreement; never machine-translate", warning=True))
-    for key, message in union_name_warnings(settings.disclaimer, settings.project.language):
+    for key, message, hint in union_name_warnings(settings.disclaimer,
+                                                  settings.project.language):
         out.append(Problem(display_path(settings.path),
                            settings.line_of.get(key) or settings.line_of.get("disclaimer"),
-                           message, "make sure it does, as your grant agreement words it",
-                           warning=True))
+                           message, hint, warning=True))
     return out
 
 
