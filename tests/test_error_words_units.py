@@ -4,12 +4,14 @@ issue is the latest."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 import yaml
 
 from mirage_mailer.delivery.classify import Verdict, classify, is_auth_required
+from mirage_mailer.delivery.connection import ConnectFailure, Connection, ConnectSettings
 from mirage_mailer.errors import InputError
 from mirage_mailer.project import find_issue
 from mirage_mailer.template_blocks import unclosed_block
@@ -105,3 +107,19 @@ def test_latest_issue_by_number_then_folder_name(tmp_path: Path,
         find_issue(None, "not-an-issue")
     assert str(caught.value) == ("mirage-mailer: no issue 'not-an-issue' under issues/: the "
                                  "issues are a-broken, b-second, c-first")
+
+
+def test_unknown_host_in_one_pair_of_parentheses() -> None:
+    settings = ConnectSettings("no-such-host.invalid", 587, False, "never", None, False, 5.0,
+                               None, "localhost")
+
+    async def open_it() -> str:
+        try:
+            await Connection(settings).open()
+        except ConnectFailure as failure:
+            return failure.message
+        return "connected"
+
+    message = asyncio.run(open_it())
+    assert message.startswith("cannot connect to no-such-host.invalid:587 (unknown host: ")
+    assert message.count("(") == 1 and message.endswith(")")

@@ -85,7 +85,7 @@ def _why(exc: BaseException) -> str:
     """A network error in a few words ("connection refused"), not aiosmtplib's sentence."""
     cause = exc.__cause__ or exc
     if isinstance(cause, socket.gaierror):
-        return f"unknown host ({cause.strerror})"
+        return f"unknown host: {(cause.strerror or 'not found').lower()}"  # inside (...)
     if isinstance(cause, OSError) and cause.errno is not None and cause.errno > 0:
         text = os.strerror(cause.errno)
         return text[:1].lower() + text[1:]
