@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -207,6 +208,27 @@ def _insert_params(issue: str, r: NewRecipient, now: str) -> tuple[Any, ...]:
             hashed_key(r.email), r.subject)
 
 
+def _until_free(step: Callable[[], object], timeout: float) -> None:
+    """Run a set-up step, again while another opener holds the lock, for up to ``timeout``.
+
+    Two processes opening a brand-new database at once (cron beside ``preview``) meet in
+    SQLite's lock upgrade: switching to WAL or creating the schema can answer "database is
+    locked" at once, without waiting in the busy handler. Waiting a moment and trying again
+    is the cure; a lock held for longer is reported as before.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
 class StoreCore:
     """SQLite tracking store; one instance per process, used from one thread."""
 
@@ -224,7 +246,7 @@ class StoreCore:
         except (OSError, sqlite3.Error) as exc:
             raise self._error(f"cannot open the tracking database: {exc}") from exc
         try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            _until_free(lambda: self._conn.execute("PRAGMA journal_mode=WAL"), timeout)
             self._conn.execute("PRAGMA synchronous=NORMAL")
             # Checkpoints are where WAL mode fsyncs; ten times fewer of them (WAL up to ~40 MB,
             # truncated back afterwards) made recording a send about a fifth cheaper.
@@ -233,7 +255,7 @@ class StoreCore:
             self._conn.execute("PRAGMA cache_size=-16000")
             self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             self._conn.create_function("mm_hashed", 1, _hashed_or_none, deterministic=True)
-            self._migrate()
+            _until_free(self._migrate, timeout)
             for suffix in ("-wal", "-shm"):  # created with the database's mode; older ones not
                 tighten(Path(f"{self.path}{suffix}"), FILE_MODE)
         except sqlite3.Error as exc:
