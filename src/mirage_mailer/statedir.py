@@ -39,6 +39,21 @@ def tighten(path: Path, mode: int) -> None:
             path.chmod(current & mode)
 
 
+def _temp_beside(path: Path) -> Path:
+    """A per-process temporary name beside ``path``, in a private folder."""
+    private_dir(path.parent)
+    return path.parent / f".{path.name}.{os.getpid()}.tmp"
+
+
+def _write_synced(tmp: Path, data: bytes) -> None:
+    """``data`` in ``tmp`` (0600), on disk before anyone can see it under its real name."""
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def create_once(path: Path, data: bytes) -> bool:
     """Write ``path`` with ``data`` (0600) unless it exists; True when this process wrote it.
 
@@ -46,14 +61,9 @@ def create_once(path: Path, data: bytes) -> bool:
     place: ``link`` fails when the name exists, so of two racing processes exactly one wins,
     and nobody ever sees a half-written file.
     """
-    private_dir(path.parent)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    tmp = _temp_beside(path)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_synced(tmp, data)
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -66,14 +76,9 @@ def create_once(path: Path, data: bytes) -> bool:
 
 def replace_atomically(path: Path, data: bytes) -> None:
     """Write ``path`` with ``data`` (0600) through a temporary file and a rename."""
-    private_dir(path.parent)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    tmp = _temp_beside(path)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_synced(tmp, data)
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
