@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,22 @@ def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text(encoding="utf-8")
     assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {path}"
     path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def report(run_cli: RunCli, issue: str = SAMPLE_ISSUE) -> dict[str, object]:
+    """The contract's JSON report of one issue."""
+    result = run_cli("report", issue, "--format", "json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert isinstance(data, dict)
+    return data
+
+
+def statuses(run_cli: RunCli, issue: str = SAMPLE_ISSUE) -> dict[str, str]:
+    """Each recipient's status in the report."""
+    recipients = report(run_cli, issue)["recipients"]
+    assert isinstance(recipients, list)
+    return {r["email"]: r["status"] for r in recipients}
 
 
 class Clock:

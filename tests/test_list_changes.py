@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import pty
 import re
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli, edit
+from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses
 from mirage_mailer.delivery.testing import SmtpSink
 from mirage_mailer.store import Store
 
@@ -56,20 +55,6 @@ def use_sink(project: Path, sink: SmtpSink) -> None:
 
 def write_rows(project: Path, rows: str) -> None:
     (project / LIST).write_text(HEADER + rows, encoding="utf-8")
-
-
-def report(run_cli: RunCli) -> dict[str, object]:
-    result = run_cli("report", SAMPLE_ISSUE, "--format", "json")
-    assert result.code == 0, result.err
-    data = json.loads(result.out)
-    assert isinstance(data, dict)
-    return data
-
-
-def statuses(run_cli: RunCli) -> dict[str, str]:
-    recipients = report(run_cli)["recipients"]
-    assert isinstance(recipients, list)
-    return {r["email"]: r["status"] for r in recipients}
 
 
 def on_terminal(project: Path, *args: str, answer: str = "n",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli, edit
+from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses
 from mirage_mailer.delivery.testing import (
     Call,
     Rule,
@@ -50,20 +50,6 @@ def write_list(project: Path, count: int) -> list[str]:
     lines = ["email,name,lang"] + [f"{a},Reader {n},en" for n, a in enumerate(addresses)]
     (project / "lists/subscribers.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return addresses
-
-
-def report(run_cli: RunCli) -> dict[str, object]:
-    result = run_cli("report", SAMPLE_ISSUE, "--format", "json")
-    assert result.code == 0, result.err
-    data = json.loads(result.out)
-    assert isinstance(data, dict)
-    return data
-
-
-def statuses(run_cli: RunCli) -> dict[str, str]:
-    recipients = report(run_cli)["recipients"]
-    assert isinstance(recipients, list)
-    return {r["email"]: r["status"] for r in recipients}
 
 
 def send_in_background(project: Path, sink: SmtpSink, *,

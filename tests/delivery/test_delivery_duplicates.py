@@ -9,14 +9,13 @@ rerun leaves the unknown ones alone, and only ``--resend-unknown`` sends them ag
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli, edit
+from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses
 from mirage_mailer.delivery.testing import (
     SmtpSink,
     StoreThenFail,
@@ -39,12 +38,6 @@ def point_at(project: Path, sink: SmtpSink, count: int) -> list[str]:
     lines = ["email,name,lang"] + [f"{a},Reader {n},en" for n, a in enumerate(addresses)]
     (project / "lists/subscribers.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return addresses
-
-
-def statuses(run_cli: RunCli) -> dict[str, str]:
-    result = run_cli("report", SAMPLE_ISSUE, "--format", "json")
-    assert result.code == 0, result.err
-    return {r["email"]: r["status"] for r in json.loads(result.out)["recipients"]}
 
 
 def reconcile(sink: SmtpSink, states: dict[str, str], addresses: list[str]) -> set[str]:
@@ -82,8 +75,9 @@ def test_no_reply_after_the_end_of_data_is_unknown_never_resent(
     assert unknown == fault.hit  # exactly the messages whose reply never came
     assert all(Counter(relay.recipients())[a] == 1 for a in addresses)  # nobody got two
     assert f"unknown {len(unknown)}" in result.out
-    report = json.loads(run_cli("report", SAMPLE_ISSUE, "--format", "json").out)
-    for row in report["recipients"]:
+    rows = report(run_cli)["recipients"]
+    assert isinstance(rows, list)
+    for row in rows:
         if row["status"] == "unknown":  # the report says why, and the attempt is counted
             assert "after the end of DATA" in row["smtp_response"], row
             assert row["attempts"] >= 1 and row["last_attempt_at"], row
