@@ -25,20 +25,30 @@ class SubscribersMixin(StoreCore):
                                consent_version: str, source: str) -> bool:
         """Record a sign-up awaiting confirmation; True when a confirmation should be mailed.
 
-        False (nothing changes) when the address is already confirmed, or asked less than
-        ``RESEND_AFTER`` ago: a form must not become a way to flood someone's mailbox.
-        A later repeated request refreshes the pending row (new consent wording, new time), so
-        the confirmation proves consent to the text shown last; its subject id too, so the
-        link in the newest message works after the signing secret changed.
+        False (nothing changes) when the address is already confirmed and still receiving, or
+        asked less than ``RESEND_AFTER`` ago: a form must not become a way to flood someone's
+        mailbox. A confirmed subscriber who has since unsubscribed (the address is suppressed)
+        signs up anew: the row goes back to pending and a new confirmation is mailed, whose
+        confirmation lifts the suppression. A later repeated request refreshes the pending row
+        (new consent wording, new time), so the confirmation proves consent to the text shown
+        last; its subject id too, so the link in the newest message works after the signing
+        secret changed.
         """
         now = self._now()
+        key = email_key(email)
         with self._write() as conn:
             existing = conn.execute(
                 "SELECT status, requested_at FROM subscribers WHERE list_name = ?"
-                " AND email_key = ?", (list_name, email_key(email))).fetchone()
+                " AND email_key = ?", (list_name, key)).fetchone()
             if existing is not None and existing[0] == "confirmed":
-                return False
-            if existing is not None and _age(existing[1], now) < RESEND_AFTER:
+                suppressed = conn.execute("SELECT 1 FROM suppressions WHERE email IN (?, ?)",
+                                          (key, hashed_key(key))).fetchone()
+                if suppressed is None:
+                    return False
+                # The earlier consent was withdrawn: only a new confirmation counts again.
+                conn.execute("UPDATE subscribers SET status = 'pending', confirmed_at = NULL"
+                             " WHERE list_name = ? AND email_key = ?", (list_name, key))
+            elif existing is not None and _age(existing[1], now) < RESEND_AFTER:
                 return False
             conn.execute(
                 "INSERT INTO subscribers (list_name, email, email_key, subject, name, lang,"
@@ -49,11 +59,11 @@ class SubscribersMixin(StoreCore):
                 " lang = excluded.lang, consent_text = excluded.consent_text,"
                 " consent_version = excluded.consent_version, source = excluded.source,"
                 " requested_at = excluded.requested_at",
-                (list_name, email, email_key(email), subject, name, lang, consent_text,
+                (list_name, email, key, subject, name, lang, consent_text,
                  consent_version, source, now))
             conn.execute("INSERT INTO events (issue, email, kind, detail, at)"
                          " VALUES (NULL, ?, 'subscription-requested', ?, ?)",
-                         (email_key(email), f"{list_name} via {source}", now))
+                         (key, f"{list_name} via {source}", now))
         return True
 
     def confirm_subscriber(self, list_name: str, subject: str) -> dict[str, Any] | None:

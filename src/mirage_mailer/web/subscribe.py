@@ -184,7 +184,7 @@ async def subscribe(request: Request) -> Response:
         return limited
     pending = await run_in_threadpool(_record, request, list_name, sign_up)
     task = None
-    if pending:  # an already confirmed address gets nothing: the page stays the same
+    if pending:  # a confirmed, still receiving address gets nothing: the page stays the same
         # The message speaks the newsletter language chosen, where there is a catalog for it.
         mail_lang = supported(sign_up.lang) or language(request)
         task = BackgroundTask(send_confirmation, settings, state.ctx.signer, state.ctx.base_url,
