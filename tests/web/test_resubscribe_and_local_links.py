@@ -90,3 +90,17 @@ def test_a_confirmed_subscriber_who_unsubscribed_can_sign_up_again(web_project: 
     kinds = [e["kind"] for e in exported["events"]]
     assert kinds.count("subscribed") == 2 and kinds[-1] == "resubscribed"
 
+
+def test_without_base_url_the_confirmation_link_uses_the_port_serve_listens_on(
+        project: Path) -> None:
+    port = free_port()
+    with serving(project, port) as url, \
+            httpx.Client(base_url=url, timeout=10, follow_redirects=False) as http:
+        _sign_up(http, READER)
+        [message] = _mails_to(project, READER, 1)
+        links = re.findall(r"https?://\S+/confirm/\S+", part(message, "plain"))
+        assert links and all(link.startswith(f"http://127.0.0.1:{port}/confirm/")
+                             for link in links), links
+        _press_confirm(http, path_of(links[0]))  # the link works on this server
+    with store_of(project) as store:
+        assert [s["status"] for s in store.export(READER)["subscriptions"]] == ["confirmed"]

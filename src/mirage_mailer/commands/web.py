@@ -53,13 +53,14 @@ def serve_command(obj: Context, host: str, port: int, proxy_headers: bool,
     from mirage_mailer.web.app import create_app
 
     settings = load_settings(locate_config(obj.config))
-    app = create_app(settings)
+    here = _url(host, port).rstrip("/")
+    app = create_app(settings, local_base=here)
     sock = listen(host, port)  # bound before anything says "serving"; taken: one line, exit 3
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not settings.tracking.base_url:
         err(f"warning: tracking.base_url is not set: messages carry only a mailto unsubscribe, "
-            f"and confirmation links point at {LOCAL_BASE}")
+            f"and confirmation links point at {here}")
     banner = (f"serving {settings.project.name} on {_url(host, port)} "
               f"(public address: {settings.tracking.base_url or 'not set'}); Ctrl-C stops")
     config = uvicorn.Config(app, host=host, port=port, proxy_headers=proxy_headers,

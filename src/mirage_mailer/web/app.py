@@ -98,8 +98,10 @@ async def server_error(request: Request, exc: Exception) -> Response:
     return _error_page(request, 500, gettext(lang, TRY_LATER), lang)
 
 
-def create_app(settings: Settings) -> Starlette:
-    ctx = WebContext.load(settings)
+def create_app(settings: Settings, *, local_base: str | None = None) -> Starlette:
+    """The app; ``local_base`` is the address ``serve`` listens on (``http://host:port``),
+    which links use when ``tracking.base_url`` is not set."""
+    ctx = WebContext.load(settings, local_base)
     secret = load_secret(settings.state_dir, settings.tracking.secret_env)
     state = WebState(ctx, CsrfTokens(secret), Catalogue(settings), IssueRenderer(settings))
     routes: list[BaseRoute] = [

@@ -8,16 +8,20 @@ from mirage_mailer.config import Settings
 from mirage_mailer.store import Store
 from mirage_mailer.tokens import Signer, load_secret
 
+# Where ``serve`` listens by default; the app is told the real address when it is elsewhere.
+DEFAULT_LOCAL_BASE = "http://127.0.0.1:8080"
+
 
 @dataclass(frozen=True)
 class WebContext:
     settings: Settings
     signer: Signer
+    local_base: str = DEFAULT_LOCAL_BASE  # this server's own address (no trailing slash)
 
     @classmethod
-    def load(cls, settings: Settings) -> WebContext:
+    def load(cls, settings: Settings, local_base: str | None = None) -> WebContext:
         key = load_secret(settings.state_dir, settings.tracking.secret_env)
-        return cls(settings, Signer(key))
+        return cls(settings, Signer(key), (local_base or DEFAULT_LOCAL_BASE).rstrip("/"))
 
     def store(self) -> Store:
         """A store for one request (SQLite connections are cheap; WAL lets send run too)."""
@@ -34,4 +38,5 @@ class WebContext:
 
     @property
     def base_url(self) -> str:
-        return self.settings.tracking.base_url or "http://127.0.0.1:8080"  # serve's default
+        """The public address for links; without ``tracking.base_url``, where serve listens."""
+        return self.settings.tracking.base_url or self.local_base
