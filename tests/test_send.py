@@ -7,6 +7,7 @@ import email
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -291,8 +292,10 @@ def test_ctrl_c_finishes_in_flight_messages_and_a_rerun_resumes(
         out, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
-    assert proc.returncode == 0, err.decode()  # pending rows do not change the code
-    assert b"stopped by Ctrl-C/SIGTERM" in out and b"pending: rerun send to resume" in out
+    # the contract: 130 for SIGINT, 143 for SIGTERM, so cron sees the run did not finish
+    assert proc.returncode == 128 + sig, err.decode()
+    name = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
+    assert f"stopped by {name}".encode() in out and b"pending: rerun send to resume" in out
     received = Counter(sink.recipients())
     assert 5 <= len(received) < 40 and max(received.values()) == 1
     states = statuses(run_cli)
@@ -350,6 +353,35 @@ def test_run_due_twice_at_once_one_sends_other_exits_3(project: Path, run_cli: R
     third = run_cli("run-due")
     assert third.code == 0
     assert third.out.startswith("run-due: nothing due at ")
+
+
+@pytest.mark.smtp_fault(rules=[_slow(0.05)])
+def test_run_due_stopped_by_sigterm_exits_143_and_starts_no_further_issue(
+        project: Path, run_cli: RunCli, sink: SmtpSink) -> None:
+    use_sink(project, sink)
+    edit(project / "mirage.yaml", "  concurrency: 4", "  concurrency: 1")
+    write_list(project, 40)
+    edit(project / SAMPLE_ISSUE / "issue.yaml", "# send_at: 2021-10-29T09:00:00+02:00",
+         "send_at: 2021-10-29T09:00:00+02:00")
+    later = project / "issues/2021-11-later"
+    shutil.copytree(project / SAMPLE_ISSUE, later)
+    edit(later / "issue.yaml", "send_at: 2021-10-29T09:00:00+02:00",
+         "send_at: 2021-11-29T09:00:00+01:00")
+    proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "run-due"], cwd=project,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while len(sink.received) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        out, errors = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, errors  # cron sees that the run did not finish
+    assert "stopped by SIGTERM" in out
+    assert 3 <= len(sink.received) < 40
+    assert "2021-11-later" not in out
+    assert report(run_cli, "issues/2021-11-later")["recipients"] == []
 
 
 def test_run_due_skips_future_issues(project: Path, run_cli: RunCli) -> None:

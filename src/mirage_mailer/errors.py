@@ -20,6 +20,8 @@ class ExitCode(IntEnum):
     PERMANENT_FAILURES = 1
     INVALID_INPUT = 2
     CANNOT_DELIVER = 3
+    STOPPED_BY_SIGINT = 130  # 128 + SIGINT: the run did not finish, and cron must see it
+    STOPPED_BY_SIGTERM = 143  # 128 + SIGTERM
 
 
 @dataclass(frozen=True)

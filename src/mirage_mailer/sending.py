@@ -105,9 +105,12 @@ class SendOutcome:
     nothing_to_do: bool = False
     skipped: list[Problem] = field(default_factory=list)  # row problems, recorded as invalid
     plan: Plan | None = None  # who gets it now and why the others do not
+    stop_signal: signal.Signals | None = None  # Ctrl-C or SIGTERM stopped the run early
 
     @property
     def exit_code(self) -> ExitCode:
+        if self.stop_signal is not None:  # a stopped run must not look finished to cron
+            return ExitCode(128 + self.stop_signal)
         return ExitCode.PERMANENT_FAILURES if self.this_run.failed else ExitCode.OK
 
 
@@ -192,17 +195,18 @@ def _outcome(plan: Plan, mode: str) -> SendOutcome:
                        skipped=plan.problems, plan=plan)
 
 
-def _deliver(project: Project, envelopes: Iterator[Envelope], *,
+def _deliver(project: Project, envelopes: Iterator[Envelope], outcome: SendOutcome, *,
              on_attempt: Claim, on_result: Callable[[Result], None],
              concurrency: int | None = None, rate: float | None = None,
-             after: Callable[[], None] | None = None) -> DeliveryStats:
-    """One delivery run on its own event loop, with Ctrl-C/SIGTERM meaning "stop cleanly"."""
+             after: Callable[[], None] | None = None) -> None:
+    """One delivery run on its own event loop, with Ctrl-C/SIGTERM meaning "stop cleanly";
+    its stats, and the signal that stopped it, go into ``outcome``."""
     creds = credentials(project)
     words = credential_words(project)
 
     async def run() -> DeliveryStats:
         stop = asyncio.Event()
-        remove = _install_stop(stop)
+        remove = _install_stop(stop, outcome)
         try:
             return await deliver_all(project.settings.transport, envelopes,
                                      on_attempt=on_attempt, on_result=on_result, stop=stop,
@@ -214,16 +218,22 @@ def _deliver(project: Project, envelopes: Iterator[Envelope], *,
                 after()  # still inside the loop: timers it owns are cancelled here
             remove()
 
-    return asyncio.run(run())
+    outcome.stats = asyncio.run(run())
 
 
-def _install_stop(stop: asyncio.Event) -> Callable[[], None]:
+def _install_stop(stop: asyncio.Event, outcome: SendOutcome) -> Callable[[], None]:
     """Ctrl-C / SIGTERM: stop taking new recipients; in-flight messages finish."""
     loop = asyncio.get_running_loop()
     installed = []
+
+    def stopped_by(sig: signal.Signals) -> None:
+        if outcome.stop_signal is None:
+            outcome.stop_signal = sig
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stopped_by, sig)
             installed.append(sig)
         except (NotImplementedError, RuntimeError, ValueError):
             pass
@@ -255,8 +265,7 @@ def send_test(prep: Preparation, addresses: tuple[str, ...],
                 progress(outcome.this_run)
 
     try:
-        outcome.stats = _deliver(project, envelopes(), on_attempt=unclaimed,
-                                 on_result=on_result)
+        _deliver(project, envelopes(), outcome, on_attempt=unclaimed, on_result=on_result)
     except DeliveryAborted as exc:
         raise resumable(project, exc) from None
     outcome.to_send = len(people)
@@ -348,9 +357,9 @@ def send(prep: Preparation, options: SendOptions,
                     progress(outcome.this_run)
 
         try:
-            outcome.stats = _deliver(project, envelopes(), on_attempt=on_attempt,
-                                     on_result=on_result, concurrency=options.concurrency,
-                                     rate=options.rate, after=writes.close)
+            _deliver(project, envelopes(), outcome, on_attempt=on_attempt,
+                     on_result=on_result, concurrency=options.concurrency,
+                     rate=options.rate, after=writes.close)
         except DeliveryAborted as exc:
             writes.close()
             store.recover_inflight(issue.id)

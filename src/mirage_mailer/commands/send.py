@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -86,8 +87,9 @@ def summary(outcome: SendOutcome) -> str:
     rate = f", {stats.rate:.0f} msg/s" if stats and stats.elapsed > 0 else ""
     tail = f"; this run: sent {run.sent}, failed {run.failed}" + (
         f" in {stats.elapsed:.1f}s{rate}" if stats else "")
-    if stats and stats.stopped:
-        tail += ", stopped by Ctrl-C/SIGTERM"
+    if outcome.stop_signal is not None:
+        tail += ", stopped by " + ("Ctrl-C" if outcome.stop_signal == signal.SIGINT
+                                   else "SIGTERM")
     if c.get("pending"):
         tail += f"; {c['pending']} pending: rerun send to resume"
     if c.get("unknown"):
@@ -277,7 +279,8 @@ def send_command(obj: Context, issue_dir: Path, dry_run: bool, to: tuple[str, ..
 
     Each recipient gets the issue exactly once: a finished issue sends nothing, an
     interrupted one resumes. Exit 1 when this run recorded a permanent (5xx) failure,
-    3 when delivery could not proceed (state kept: rerun to resume).
+    3 when delivery could not proceed (state kept: rerun to resume), 130 or 143 when
+    Ctrl-C or SIGTERM stopped it (messages on the wire were finished and recorded).
     """
     if (show_list or csv_path is not None) and not dry_run:
         raise click.UsageError("--list and --csv go with --dry-run")
@@ -302,7 +305,9 @@ def send_command(obj: Context, issue_dir: Path, dry_run: bool, to: tuple[str, ..
 
 
 _RANK = {ExitCode.OK: 0, ExitCode.PERMANENT_FAILURES: 1, ExitCode.INVALID_INPUT: 2,
-         ExitCode.CANNOT_DELIVER: 3}
+         ExitCode.CANNOT_DELIVER: 3, ExitCode.STOPPED_BY_SIGINT: 4,
+         ExitCode.STOPPED_BY_SIGTERM: 4}
+_STOPPED = (ExitCode.STOPPED_BY_SIGINT, ExitCode.STOPPED_BY_SIGTERM)
 
 
 @click.command("run-due")
@@ -313,7 +318,8 @@ def run_due_command(obj: Context, now: str | None) -> int:
     """For cron: send every issue whose send_at has passed and that is not complete.
 
     A lock stops overlapping runs (exit 3). Output is one line per issue; the exit code
-    is the highest of the issues handled (3 > 2 > 1 > 0).
+    is the highest of the issues handled (3 > 2 > 1 > 0); a run stopped by Ctrl-C or
+    SIGTERM starts no further issue and exits 130 or 143.
     """
     from mirage_mailer.config import load_settings
 
@@ -338,6 +344,8 @@ def run_due_command(obj: Context, now: str | None) -> int:
             code = _send_due(obj, item.issue_dir)
             if _RANK[code] > _RANK[worst]:
                 worst = code
+            if code in _STOPPED:  # Ctrl-C or SIGTERM: no further issue is started
+                break
     return worst
 
 
