@@ -97,6 +97,50 @@ def test_env_secret_short_stops_preview(project: Path, run_cli: RunCli) -> None:
     assert len(errors(result.err)) == 1, result.err
 
 
+
+def _with_secret_env(project: Path) -> None:
+    text = (project / "mirage.yaml").read_text()
+    (project / "mirage.yaml").write_text(text.replace(
+        "  database: .mirage/tracking.sqlite", "  database: .mirage/tracking.sqlite\n"
+        "  secret_env: MIRAGE_SIGNING_SECRET"))
+
+
+def _secret_lines(stderr: str) -> list[str]:
+    return [line for line in errors(stderr) if "signing secret" in line]
+
+
+def test_validate_refuses_a_short_secret_file_like_preview(project: Path,
+                                                           run_cli: RunCli) -> None:
+    (project / ".mirage").mkdir()
+    (project / ".mirage/secret").write_text("qz7kq\n")
+    refused = run_cli("preview", SAMPLE_ISSUE)
+    result = run_cli("validate", SAMPLE_ISSUE)
+    assert refused.code == 2 and result.code == 2, result
+    assert _secret_lines(result.err) == _secret_lines(refused.err), result.err
+    assert len(_secret_lines(result.err)) == 1 and "qz7kq" not in result.err
+    assert (project / ".mirage/secret").read_text() == "qz7kq\n"
+
+
+def test_validate_refuses_a_short_env_secret_and_writes_no_secret(project: Path,
+                                                                  run_cli: RunCli) -> None:
+    _with_secret_env(project)
+    env = {"MIRAGE_SIGNING_SECRET": "qz7kq"}
+    refused = run_cli("preview", SAMPLE_ISSUE, env=env)
+    result = run_cli("validate", SAMPLE_ISSUE, env=env)
+    assert refused.code == 2 and result.code == 2, result
+    assert _secret_lines(result.err) == _secret_lines(refused.err), result.err
+    assert len(_secret_lines(result.err)) == 1
+    assert "MIRAGE_SIGNING_SECRET" in result.err and "qz7kq" not in result.err
+    assert not (project / ".mirage/secret").exists()
+    assert run_cli("validate", SAMPLE_ISSUE, env={"MIRAGE_SIGNING_SECRET": NEW}).code == 0
+
+
+def test_validate_creates_no_secret_where_there_is_none(project: Path, run_cli: RunCli) -> None:
+    result = run_cli("validate", SAMPLE_ISSUE)
+    assert result.code == 0, result.err
+    assert not (project / ".mirage/secret").exists()
+
+
 def mailto_token(project: Path, address: str) -> str:
     for path in sorted((project / "outbox/new").iterdir()):
         message = email.message_from_bytes(path.read_bytes(), policy=policy.default)

@@ -21,7 +21,7 @@ from mirage_mailer.commands.password import hash_password_command
 from mirage_mailer.commands.report import report_command, unsubscribe_command
 from mirage_mailer.commands.send import run_due_command, send_command
 from mirage_mailer.commands.web import add_web_commands
-from mirage_mailer.errors import ExitCode, MirageError, display_path
+from mirage_mailer.errors import ExitCode, InputError, MirageError, display_path
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,9 +71,14 @@ def validate(obj: Context, issue: str | None) -> int:
     from mirage_mailer.project import validate as run_validate
     from mirage_mailer.sending import SendOptions, read_plan
     from mirage_mailer.store import StoreError
+    from mirage_mailer.tokens import check_secret
 
     project = open_project(obj.config, _issue_dir(obj, issue))
     errors, warnings, _scan = run_validate(project)
+    try:  # the same refusal as preview and send, but a project without a secret gets none
+        check_secret(project.settings.state_dir, project.settings.tracking.secret_env)
+    except InputError as exc:
+        errors = [*errors, *exc.problems]
     for problem in warnings:
         err(str(problem))
     for problem in errors:

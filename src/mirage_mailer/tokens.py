@@ -129,6 +129,26 @@ def load_secret(state_dir: Path, secret_env: str | None) -> Secret:
         create_once(path, secrets.token_urlsafe(48).encode("ascii") + b"\n")
     tighten(state_dir, DIR_MODE)
     tighten(path, FILE_MODE)
+    return _file_secret(path)
+
+
+def check_secret(state_dir: Path, secret_env: str | None) -> None:
+    """``load_secret``'s checks, same messages, without writing anything (for ``validate``).
+
+    The named environment variable is checked when ``tracking.secret_env`` is set, else
+    ``.mirage/secret`` when it exists; a project without one is fine (the first command that
+    signs creates it). Raises ``InputError`` (exit 2) where ``load_secret`` would.
+    """
+    if secret_env:
+        _env_secret(secret_env)
+        return
+    path = state_dir / "secret"
+    if path.exists():
+        _file_secret(path)
+
+
+def _file_secret(path: Path) -> Secret:
+    """The keys of an existing secret file; empty, short or unreadable ones refused."""
     where = display_path(path)
     hint = f"write a new one: {NEW_SECRET} > {where}"
     try:
