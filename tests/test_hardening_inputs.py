@@ -365,3 +365,17 @@ def test_control_character_in_config(project: Path, run_cli: RunCli) -> None:
     """Found by the fuzzer: PyYAML's reader raised outside the handler, exit 70."""
     edit(project / "mirage.yaml", "  name: MIraGE", "  name: MIr\x1faGE")
     _refused(run_cli, "mirage.yaml:5: control character U+001F in the file")
+
+
+@pytest.mark.parametrize(("flag", "value", "words"), [
+    ("--rate", "1e-300", "is not in the range 0.01<=x<=100000"),  # would wait forever
+    ("--rate", "nan", "nan is not a number of messages per second"),
+    ("--rate", "inf", "is not in the range"),
+    ("--concurrency", "100000", "is not in the range 1<=x<=100"),
+])
+def test_send_overrides_are_range_checked_like_the_config(
+        project: Path, run_cli: RunCli, flag: str, value: str, words: str) -> None:
+    result = run_cli("send", SAMPLE_ISSUE, "--dry-run", flag, value)
+    assert result.code == 2
+    assert f"Invalid value for '{flag}'" in result.err and words in result.err
+    assert not (project / "outbox").exists() or not any((project / "outbox/new").iterdir())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import signal
 import sys
 import time
@@ -238,6 +239,14 @@ def run_send(obj: Context, issue_dir: Path, options: SendOptions, yes: bool,
         return send(prep, options, hook)
 
 
+def _finite_rate(_ctx: click.Context, _param: click.Parameter,
+                 value: float | None) -> float | None:
+    """click's range check lets NaN through (every comparison with it is false)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of messages per second")
+    return value
+
+
 @click.command("send")
 @click.argument("issue_dir", type=ISSUE_DIR)
 @click.option("--dry-run", is_flag=True,
@@ -251,10 +260,11 @@ def run_send(obj: Context, issue_dir: Path, options: SendOptions, yes: bool,
               "with --to.")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N",
               help="Send at most N messages this run.")
-@click.option("--concurrency", type=click.IntRange(min=1), metavar="N",
-              help="SMTP connections (default: transport.concurrency).")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), metavar="R",
-              help="At most R messages per second (default: transport.rate_per_second).")
+@click.option("--concurrency", type=click.IntRange(min=1, max=100), metavar="N",
+              help="SMTP connections, 1 to 100 (default: transport.concurrency).")
+@click.option("--rate", type=click.FloatRange(min=0.01, max=100_000), metavar="R",
+              callback=_finite_rate, help="At most R messages per second, 0.01 to 100000 (default: "
+              "transport.rate_per_second).")
 @click.option("--resend-unknown", is_flag=True,
               help="Also send again to recipients a crash left 'unknown'.")
 @click.option("--yes", "-y", is_flag=True,
