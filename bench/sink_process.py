@@ -20,7 +20,9 @@ import threading
 from pathlib import Path
 from typing import Any, SupportsIndex
 
-from mirage_mailer.delivery.testing import (
+# The sink is test support (tests/support/, not in the wheel): import it from the tests folder.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from support.smtp_sink import (
     Greylist,
     Received,
     Rule,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli, edit
-from mirage_mailer.delivery.testing import Fault, SmtpSink
+from support.smtp_sink import Fault, SmtpSink
 
 ISSUE_YAML = f"{SAMPLE_ISSUE}/issue.yaml"
 HTML = "templates/newsletter.html.j2"

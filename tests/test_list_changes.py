@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses
-from mirage_mailer.delivery.testing import SmtpSink
 from mirage_mailer.store import Store
+from support.smtp_sink import SmtpSink
 
 ISSUE = "2021-10-partners-meeting"
 LIST = "lists/subscribers.csv"

@@ -20,5 +20,5 @@ def test_ruff_is_clean() -> None:
 
 
 def test_mypy_strict_is_clean() -> None:
-    result = _run("mypy", "--config-file", "pyproject.toml", "src/mirage_mailer")
+    result = _run("mypy", "--config-file", "pyproject.toml", "src/mirage_mailer", "tests/support")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses
-from mirage_mailer.delivery.testing import (
+from support.smtp_sink import (
     Call,
     Rule,
     SmtpSink,

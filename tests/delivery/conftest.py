@@ -21,7 +21,7 @@ from delivery_support import FAST, Deliver, Recorder, Run
 
 from mirage_mailer.config import Transport
 from mirage_mailer.delivery import DeliveryAborted, DeliveryStats, Envelope, deliver_all
-from mirage_mailer.delivery.testing import SmtpSink
+from support.smtp_sink import SmtpSink
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses
-from mirage_mailer.delivery.testing import (
+from support.smtp_sink import (
     SmtpSink,
     StoreThenFail,
     store_then_drop,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -92,9 +93,12 @@ def test_write_failure_mid_run_resolves_the_message(tmp_path: Path) -> None:
     assert final[1].outcome is Outcome.SENT and final[2].outcome is Outcome.DEFERRED
 
 
-def test_testing_module_needs_no_pytest() -> None:
-    code = ("import sys, mirage_mailer.delivery.testing as t; "
+def test_smtp_sink_needs_no_pytest() -> None:
+    """bench/sink_process.py imports the sink from tests/support without pytest."""
+    code = ("import sys, support.smtp_sink as t; "
             "assert 'pytest' not in sys.modules; print(t.SmtpSink.__name__)")
+    root = Path(__file__).parents[2]
+    path = os.pathsep.join([str(root / "src"), str(root / "tests")])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=False, env={"PYTHONPATH": str(Path(__file__).parents[2] / "src")})
+                         check=False, env={"PYTHONPATH": path})
     assert out.returncode == 0, out.stderr

@@ -6,7 +6,7 @@ import pytest
 from delivery_support import Deliver, Run, make_envelopes, make_transport
 
 from mirage_mailer.delivery import Outcome
-from mirage_mailer.delivery.testing import Greylist, SmtpSink, Throttle, TokenBucket, picked
+from support.smtp_sink import Greylist, SmtpSink, Throttle, TokenBucket, picked
 
 
 def test_rate_per_second_is_honoured(sink: SmtpSink, deliver: Deliver) -> None:

@@ -9,7 +9,7 @@ import pytest
 from delivery_support import Deliver, Run, make_envelopes, make_transport
 
 from mirage_mailer.delivery import Outcome, RetryPolicy
-from mirage_mailer.delivery.testing import SmtpSink
+from support.smtp_sink import SmtpSink
 
 CREDS = ("officer", "s3cret")
 

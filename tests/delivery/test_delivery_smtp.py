@@ -19,7 +19,7 @@ from delivery_support import (
 )
 
 from mirage_mailer.delivery import Envelope, Outcome, Result
-from mirage_mailer.delivery.testing import (
+from support.smtp_sink import (
     Call,
     Fault,
     Reply,

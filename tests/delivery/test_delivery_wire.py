@@ -9,8 +9,8 @@ from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from delivery_support import SENDER, Deliver, make_transport
 
 from mirage_mailer.delivery import Envelope, Outcome
-from mirage_mailer.delivery.testing import SmtpSink, drop_at_data_command, store_then_drop
 from mirage_mailer.delivery.wire import to_wire, wire_format
+from support.smtp_sink import SmtpSink, drop_at_data_command, store_then_drop
 
 
 def aiosmtplib_wire(data: bytes) -> bytes:

@@ -27,9 +27,9 @@ from web_support import free_port, serving
 from browser import ARTIFACTS, browser
 from helpers import SAMPLE_ISSUE, RunCli, edit
 from mirage_mailer.config import load_settings
-from mirage_mailer.delivery.testing import SmtpSink
 from mirage_mailer.disclaimer import AMIF_TEXT, EMBLEM_ALT, FUNDED
 from mirage_mailer.store import Store
+from support.smtp_sink import SmtpSink
 
 ISSUE_ID = SAMPLE_ISSUE.rsplit("/", 1)[-1]
 LIST = "subscribers"

@@ -32,7 +32,7 @@ from web_support import free_port, serving
 
 from browser import ARTIFACTS, browser
 from helpers import SAMPLE_ISSUE, RunCli, edit
-from mirage_mailer.delivery.testing import SmtpSink
+from support.smtp_sink import SmtpSink
 
 
 @pytest.fixture

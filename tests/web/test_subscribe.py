@@ -24,9 +24,9 @@ from web_support import (
 )
 
 from helpers import SAMPLE_ISSUE, RunCli, edit
-from mirage_mailer.delivery.testing import SmtpSink
 from mirage_mailer.tokens import load_secret
 from mirage_mailer.web.csrf import CsrfTokens
+from support.smtp_sink import SmtpSink
 
 FORM_PATH = "/subscribe/subscribers"
 NEW = "new.reader@example.org"

@@ -1,7 +1,7 @@
 """Real SMTP servers for tests and benchmarks: record what arrives, inject faults, throttle.
 
 An ``SmtpSink`` is aiosmtpd on 127.0.0.1, port 0, speaking the real protocol (STARTTLS,
-implicit TLS, AUTH). ``rules`` (``faults.py``, re-exported here) decide, per MAIL/RCPT/DATA,
+implicit TLS, AUTH). ``rules`` (``support/faults.py``, re-exported here) decide, per MAIL/RCPT/DATA,
 whether to answer something other than 250: a refusal, a 4xx, a slow answer, a dropped
 connection, a message stored and then left without a reply, greylisting, or a throttle.
 It runs in the caller's event loop (``async with``) or in its own thread
@@ -21,7 +21,7 @@ from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from mirage_mailer.delivery.faults import (
+from support.faults import (
     Call,
     Fault,
     Greylist,
