@@ -17,11 +17,11 @@ from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 from pathlib import Path
 
-from mirage_mailer.message import MessageFactory, Personal, fill
-from mirage_mailer.project import open_project, render
-from mirage_mailer.render import inline_css
-from mirage_mailer.scaffold import init_project
-from mirage_mailer.tokens import Signer
+from mirage_mailer.compose.message import MessageFactory, Personal, fill
+from mirage_mailer.compose.render import inline_css
+from mirage_mailer.project.scaffold import init_project
+from mirage_mailer.services.loader import open_project, render
+from mirage_mailer.util.tokens import Signer
 
 ISSUE = "issues/2021-10-partners-meeting"
 

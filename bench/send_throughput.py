@@ -47,12 +47,12 @@ from typing import IO, Any
 import aiosmtplib
 import yaml
 
+from mirage_mailer.compose.message import MessageFactory, Personal
 from mirage_mailer.delivery.classify import Verdict
 from mirage_mailer.delivery.connection import Connection, ConnectSettings
-from mirage_mailer.message import MessageFactory, Personal
-from mirage_mailer.project import open_project, render
-from mirage_mailer.scaffold import init_project
-from mirage_mailer.tokens import Signer
+from mirage_mailer.project.scaffold import init_project
+from mirage_mailer.services.loader import open_project, render
+from mirage_mailer.util.tokens import Signer
 
 ISSUE = "issues/2021-10-partners-meeting"
 HOST = "127.0.0.1"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import Run, RunCli
-from mirage_mailer.scaffold import init_project
+from mirage_mailer.project.scaffold import init_project
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import random
 import pytest
 from email_validator import EmailNotValidError, validate_email
 
-from mirage_mailer import addresses
-from mirage_mailer.addresses import check_address, check_header_value
+from mirage_mailer.util import addresses
+from mirage_mailer.util.addresses import check_address, check_header_value
 
 
 def reference(address: str) -> tuple[str, bool]:

@@ -10,7 +10,7 @@ import pytest
 
 from browser import ARTIFACTS, browser
 from helpers import SAMPLE_ISSUE, RunCli
-from mirage_mailer.disclaimer import AMIF_TEXT, EMBLEM_ALT, FUNDED
+from mirage_mailer.compose.disclaimer import AMIF_TEXT, EMBLEM_ALT, FUNDED
 
 
 @pytest.mark.parametrize("width", [600, 320])

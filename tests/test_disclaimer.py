@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli, edit
-from mirage_mailer.config import DisclaimerConfig, DisclaimerText
-from mirage_mailer.disclaimer import (
+from mirage_mailer.compose.disclaimer import (
     AMIF_TEXT,
     CO_FUNDED,
     DIRECT_TEXT,
@@ -18,6 +17,7 @@ from mirage_mailer.disclaimer import (
     check_html,
     check_text,
 )
+from mirage_mailer.project.config import DisclaimerConfig, DisclaimerText
 
 HTML_TEMPLATE = "templates/newsletter.html.j2"
 PARTIAL = "templates/partials/disclaimer.html.j2"
@@ -197,8 +197,8 @@ def test_the_authority_reads_naturally_with_or_without_the(written: str, reads: 
 def test_untouched_templates_are_never_blamed(project: Path, monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     """A rule that refuses what `init` wrote is our bug: the hint says so, not 'restore'."""
-    from mirage_mailer import render
     from mirage_mailer.cli import main
+    from mirage_mailer.compose import render
 
     monkeypatch.chdir(project)
     monkeypatch.setattr(render, "check_html", lambda *args: ["a rule that is wrong"])

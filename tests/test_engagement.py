@@ -16,12 +16,12 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from helpers import SAMPLE_ISSUE, RunCli, edit
-from mirage_mailer.config import load_settings
-from mirage_mailer.message import MessageFactory, Personal, fill
-from mirage_mailer.project import open_project, render
-from mirage_mailer.render import OPEN_PIXEL, RenderedLanguage
+from mirage_mailer.compose.message import MessageFactory, Personal, fill
+from mirage_mailer.compose.render import OPEN_PIXEL, RenderedLanguage
+from mirage_mailer.project.config import load_settings
+from mirage_mailer.services.loader import open_project, render
 from mirage_mailer.store import Store
-from mirage_mailer.tokens import Signer
+from mirage_mailer.util.tokens import Signer
 from mirage_mailer.web.context import WebContext
 from mirage_mailer.web.engagement_routes import GIF, ROUTES
 

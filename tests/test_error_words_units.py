@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mirage_mailer.compose.template_blocks import unclosed_block
 from mirage_mailer.delivery.classify import Verdict, classify, is_auth_required
 from mirage_mailer.delivery.connection import ConnectFailure, Connection, ConnectSettings
-from mirage_mailer.errors import InputError
-from mirage_mailer.project import find_issue
-from mirage_mailer.template_blocks import unclosed_block
-from mirage_mailer.yamlwords import explain
+from mirage_mailer.project.yamlwords import explain
+from mirage_mailer.services.loader import find_issue
+from mirage_mailer.util.errors import InputError
 
 
 @pytest.mark.parametrize(("stage", "code", "text"), [

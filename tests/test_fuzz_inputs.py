@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from helpers import SAMPLE_ISSUE
 from mirage_mailer.cli import main
-from mirage_mailer.scaffold import init_project
+from mirage_mailer.project.scaffold import init_project
 
 EXAMPLES = int(os.environ.get("MIRAGE_FUZZ_EXAMPLES", "0"))
 IN_PROCESS = EXAMPLES or 50  # per target

@@ -90,7 +90,7 @@ def test_templates_folder_outside_the_project_is_refused(project: Path, run_cli:
 # --- item 9: every file an article or config names lies inside the project ------------------
 
 def _png() -> bytes:
-    from mirage_mailer.render import emblem_bytes
+    from mirage_mailer.compose.render import emblem_bytes
 
     return emblem_bytes()
 

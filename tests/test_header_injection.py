@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli, edit
-from mirage_mailer.headersafe import (
+from mirage_mailer.util.headersafe import (
     HeaderError,
     header_problem,
     mailbox_header,

@@ -13,9 +13,9 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from helpers import SAMPLE_ISSUE, RunCli, edit
-from mirage_mailer.config import load_settings
-from mirage_mailer.passwords import BadHash, hash_password, parse_hash, verify_password
+from mirage_mailer.project.config import load_settings
 from mirage_mailer.store import NewRecipient, Store
+from mirage_mailer.util.passwords import BadHash, hash_password, parse_hash, verify_password
 from mirage_mailer.web.context import WebContext
 from mirage_mailer.web.report_routes import ROUTES
 

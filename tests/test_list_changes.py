@@ -232,7 +232,7 @@ def test_no_question_when_nothing_is_left(project: Path, run_cli: RunCli,
 
 def test_the_question_counts_what_is_sent_now() -> None:
     from mirage_mailer.commands.send import ask
-    from mirage_mailer.planning import Plan, PlanOptions
+    from mirage_mailer.services.planning import Plan, PlanOptions
 
     plan = Plan("i", PlanOptions(), to_send=0)
     assert ask(plan, "smtp://relay:25") is None

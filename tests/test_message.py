@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from helpers import SAMPLE_ISSUE
-from mirage_mailer.message import MessageFactory, Personal, Skeleton, fill
-from mirage_mailer.project import open_project, render
-from mirage_mailer.tokens import Signer
+from mirage_mailer.compose.message import MessageFactory, Personal, Skeleton, fill
+from mirage_mailer.services.loader import open_project, render
+from mirage_mailer.util.tokens import Signer
 
 TRICKY = [
     Personal("jean.dupont@example.org", "Jean Dupont", "subscribers", {"organisation": "A&B"}),

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli, edit
-from mirage_mailer.disclaimer import AMIF_TEXT, EMBLEM_ALT, FUNDED, normalise_space
+from mirage_mailer.compose.disclaimer import AMIF_TEXT, EMBLEM_ALT, FUNDED, normalise_space
 
 PREVIEW = Path("preview/2021-10-partners-meeting")
 

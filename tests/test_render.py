@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from helpers import SAMPLE_ISSUE, RunCli
-from mirage_mailer.content import load_issue
-from mirage_mailer.project import open_project, render
+from mirage_mailer.project.content import load_issue
+from mirage_mailer.services.loader import open_project, render
 
 ARTICLE = Path(SAMPLE_ISSUE) / "online-trainings.md"
 HOSTILE = """
@@ -48,7 +48,7 @@ def test_relative_link_is_an_error_with_its_line(project: Path, run_cli: RunCli)
 
 def test_article_image_becomes_an_inline_part(project: Path, run_cli: RunCli) -> None:
     emblem = (project / ".." / "emblem.png")
-    from mirage_mailer.render import emblem_bytes
+    from mirage_mailer.compose.render import emblem_bytes
 
     emblem.write_bytes(emblem_bytes())
     (project / SAMPLE_ISSUE / "photo.png").write_bytes(emblem_bytes())

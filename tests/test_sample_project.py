@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from helpers import SAMPLE_ISSUE, RunCli
-from mirage_mailer.scaffold import GITIGNORE, scaffold_files
+from mirage_mailer.project.scaffold import GITIGNORE, scaffold_files
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,8 +13,8 @@ from urllib.parse import unquote
 import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli
-from mirage_mailer.errors import InputError
-from mirage_mailer.tokens import Signer, load_secret
+from mirage_mailer.util.errors import InputError
+from mirage_mailer.util.tokens import Signer, load_secret
 
 ISSUE = "2021-10-partners-meeting"
 MARIA = "maria.georgiou@example.org"

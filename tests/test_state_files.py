@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli, edit
-from mirage_mailer.scaffold import init_project
+from mirage_mailer.project.scaffold import init_project
 from mirage_mailer.store import Store
-from mirage_mailer.tokens import load_secret
+from mirage_mailer.util.tokens import load_secret
 
 PAIRS = 8
 

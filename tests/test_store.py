@@ -16,8 +16,8 @@ import pytest
 
 import mirage_mailer
 from helpers import Clock
-from mirage_mailer.errors import ExitCode
 from mirage_mailer.store import MIGRATIONS, NewRecipient, Store, StoreError, StoreUnavailable
+from mirage_mailer.util.errors import ExitCode
 
 COUNT_KEYS = {"sent", "failed", "pending", "suppressed", "invalid", "unknown", "withdrawn"}
 REPORT_KEYS = {

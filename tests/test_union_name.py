@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli, edit
-from mirage_mailer.eu_names import OFFICIAL_LANGUAGES, check_statement, names_the_union
+from mirage_mailer.project.eu_names import OFFICIAL_LANGUAGES, check_statement, names_the_union
 
 ACCEPTED = [
     ("de", "Finanziert von der Europäischen Union"),

@@ -22,8 +22,7 @@ import pytest
 import trustme
 
 from helpers import SAMPLE_ISSUE, RunCli
-from mirage_mailer.errors import InputError
-from mirage_mailer.unsubmail import (
+from mirage_mailer.services.unsubmail import (
     ImapTarget,
     MaildirBox,
     find_token,
@@ -31,6 +30,7 @@ from mirage_mailer.unsubmail import (
     parse_headers,
     parse_imap_url,
 )
+from mirage_mailer.util.errors import InputError
 
 ISSUE = "2021-10-partners-meeting"
 TOKEN = "MjAyMS0xMC1wYXJ0bmVycy1tZWV0aW5n.HtBhtYzVKwQSpWhv.kOIuNYuj-Jvppf2o1q3cjg"

@@ -8,8 +8,8 @@ from email.parser import BytesHeaderParser
 
 import pytest
 
-from mirage_mailer.tokens import Signer
-from mirage_mailer.unsubmail import Mail, process
+from mirage_mailer.services.unsubmail import Mail, process
+from mirage_mailer.util.tokens import Signer
 
 
 class OneMail:

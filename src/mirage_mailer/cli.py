@@ -21,7 +21,7 @@ from mirage_mailer.commands.password import hash_password_command
 from mirage_mailer.commands.report import report_command, unsubscribe_command
 from mirage_mailer.commands.send import run_due_command, send_command
 from mirage_mailer.commands.web import add_web_commands
-from mirage_mailer.errors import ExitCode, InputError, MirageError, display_path
+from mirage_mailer.util.errors import ExitCode, InputError, MirageError, display_path
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -44,7 +44,7 @@ def cli(ctx: click.Context, config: Path | None, verbose: bool) -> None:
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 def init(directory: Path) -> int:
     """Scaffold a working project in DIRECTORY: config, templates, a list, an issue."""
-    from mirage_mailer.scaffold import init_project
+    from mirage_mailer.project.scaffold import init_project
 
     written = init_project(directory)
     for path in written:
@@ -66,12 +66,12 @@ def validate(obj: Context, issue: str | None) -> int:
     Prints every problem as path:line: message. Exit 2 if any is an error;
     warnings (duplicate addresses, missing translations) leave exit 0.
     """
-    from mirage_mailer.planning import PlanOptions, make_plan
-    from mirage_mailer.project import open_project
-    from mirage_mailer.project import validate as run_validate
-    from mirage_mailer.sending import SendOptions, read_plan
+    from mirage_mailer.services.loader import open_project
+    from mirage_mailer.services.loader import validate as run_validate
+    from mirage_mailer.services.planning import PlanOptions, make_plan
+    from mirage_mailer.services.sending import SendOptions, read_plan
     from mirage_mailer.store import StoreError
-    from mirage_mailer.tokens import check_secret
+    from mirage_mailer.util.tokens import check_secret
 
     project = open_project(obj.config, _issue_dir(obj, issue))
     errors, warnings, _scan = run_validate(project)
@@ -111,8 +111,8 @@ def preview(obj: Context, issue: str | None, out: Path | None, recipient: str | 
 
     ISSUE is the issue folder or its id; without it, the only issue, or the latest one.
     """
-    from mirage_mailer.preview import write_preview
-    from mirage_mailer.project import open_project
+    from mirage_mailer.services.loader import open_project
+    from mirage_mailer.services.preview import write_preview
 
     project = open_project(obj.config, _issue_dir(obj, issue))
     for problem in project.warnings:
@@ -125,7 +125,7 @@ def preview(obj: Context, issue: str | None, out: Path | None, recipient: str | 
 
 def _issue_dir(obj: Context, issue: str | None) -> Path:
     """ISSUE as typed (folder, id or nothing) to its folder; says which one when it chose."""
-    from mirage_mailer.project import find_issue
+    from mirage_mailer.services.loader import find_issue
 
     folder, note = find_issue(obj.config, issue)
     if note:
@@ -142,9 +142,9 @@ def rotate_secret_command(obj: Context) -> int:
     to check links in messages already sent. Restart `serve` afterwards. With
     tracking.secret_env, change that variable instead (this says how).
     """
-    from mirage_mailer.config import load_settings
-    from mirage_mailer.project import locate_config
-    from mirage_mailer.tokens import rotate_secret
+    from mirage_mailer.project.config import load_settings
+    from mirage_mailer.services.loader import locate_config
+    from mirage_mailer.util.tokens import rotate_secret
 
     settings = load_settings(locate_config(obj.config))
     done = rotate_secret(settings.state_dir, settings.tracking.secret_env)

@@ -19,8 +19,8 @@ import pytest
 import trustme
 from delivery_support import FAST, Deliver, Recorder, Run
 
-from mirage_mailer.config import Transport
 from mirage_mailer.delivery import DeliveryAborted, DeliveryStats, Envelope, deliver_all
+from mirage_mailer.project.config import Transport
 from support.smtp_sink import SmtpSink
 
 

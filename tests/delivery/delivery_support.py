@@ -7,7 +7,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mirage_mailer.config import Transport
 from mirage_mailer.delivery import (
     DeliveryAborted,
     DeliveryStats,
@@ -16,6 +15,7 @@ from mirage_mailer.delivery import (
     Result,
     RetryPolicy,
 )
+from mirage_mailer.project.config import Transport
 
 SENDER = "news@example.org"
 

@@ -14,7 +14,7 @@ import pytest
 from web_support import BASE, TestClient, client_for
 
 from helpers import SAMPLE_ISSUE, edit
-from mirage_mailer.scaffold import init_project
+from mirage_mailer.project.scaffold import init_project
 
 
 def with_base_url(root: Path) -> Path:

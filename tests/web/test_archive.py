@@ -27,8 +27,8 @@ from web_support import (
 )
 
 from helpers import RunCli, edit
-from mirage_mailer.disclaimer import AMIF_TEXT, EMBLEM_ALT
-from mirage_mailer.render import emblem_bytes
+from mirage_mailer.compose.disclaimer import AMIF_TEXT, EMBLEM_ALT
+from mirage_mailer.compose.render import emblem_bytes
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 PAGE = f"/issues/{ISSUE_ID}/"

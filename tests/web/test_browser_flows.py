@@ -26,8 +26,8 @@ from web_support import free_port, serving
 
 from browser import ARTIFACTS, browser
 from helpers import SAMPLE_ISSUE, RunCli, edit
-from mirage_mailer.config import load_settings
-from mirage_mailer.disclaimer import AMIF_TEXT, EMBLEM_ALT, FUNDED
+from mirage_mailer.compose.disclaimer import AMIF_TEXT, EMBLEM_ALT, FUNDED
+from mirage_mailer.project.config import load_settings
 from mirage_mailer.store import Store
 from support.smtp_sink import SmtpSink
 

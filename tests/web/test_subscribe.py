@@ -24,7 +24,7 @@ from web_support import (
 )
 
 from helpers import SAMPLE_ISSUE, RunCli, edit
-from mirage_mailer.tokens import load_secret
+from mirage_mailer.util.tokens import load_secret
 from mirage_mailer.web.csrf import CsrfTokens
 from support.smtp_sink import SmtpSink
 

@@ -22,9 +22,9 @@ import httpx
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
-from mirage_mailer.config import Settings, load_settings
+from mirage_mailer.project.config import Settings, load_settings
 from mirage_mailer.store import Store
-from mirage_mailer.tokens import Signer, load_secret
+from mirage_mailer.util.tokens import Signer, load_secret
 from mirage_mailer.web.app import create_app
 
 with warnings.catch_warnings():  # Starlette prefers httpx2; httpx is what the project ships

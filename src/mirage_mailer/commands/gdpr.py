@@ -16,16 +16,23 @@ from typing import Any
 
 import click
 
-from mirage_mailer.addresses import check_address
 from mirage_mailer.commands.common import Context, err, on_terminal
-from mirage_mailer.config import Settings, load_settings
-from mirage_mailer.errors import ExitCode, InputError, Problem, display_path
-from mirage_mailer.lists import LIST_SUFFIXES, Subscriber, iter_list
-from mirage_mailer.project import locate_config
-from mirage_mailer.reporting import open_store
+from mirage_mailer.project.config import Settings, load_settings
+from mirage_mailer.project.lists import LIST_SUFFIXES, Subscriber, iter_list
+from mirage_mailer.services.loader import locate_config
+from mirage_mailer.services.reporting import open_store
+from mirage_mailer.services.unsubmail import (
+    ImapBox,
+    Mailbox,
+    MaildirBox,
+    Outcome,
+    parse_imap_url,
+    process,
+)
 from mirage_mailer.store import Store, email_key
-from mirage_mailer.tokens import Signer, load_secret
-from mirage_mailer.unsubmail import ImapBox, Mailbox, MaildirBox, Outcome, parse_imap_url, process
+from mirage_mailer.util.addresses import check_address
+from mirage_mailer.util.errors import ExitCode, InputError, Problem, display_path
+from mirage_mailer.util.tokens import Signer, load_secret
 
 
 def add_gdpr_commands(group: click.Group) -> None:

@@ -7,8 +7,8 @@ import sys
 import click
 
 from mirage_mailer.commands.common import err
-from mirage_mailer.errors import ExitCode, InputError, Problem
-from mirage_mailer.passwords import ITERATIONS, MAX_ITERATIONS, MIN_ITERATIONS, hash_password
+from mirage_mailer.util.errors import ExitCode, InputError, Problem
+from mirage_mailer.util.passwords import ITERATIONS, MAX_ITERATIONS, MIN_ITERATIONS, hash_password
 
 
 @click.command("hash-password")

@@ -11,13 +11,19 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mirage_mailer.addresses import check_address
 from mirage_mailer.commands.common import Context
-from mirage_mailer.config import Settings, load_settings
-from mirage_mailer.errors import ExitCode, InputError, Problem, display_path
-from mirage_mailer.project import locate_config
-from mirage_mailer.reporting import CSV_COLUMNS, all_issues, csv_rows, issue_report, open_store
+from mirage_mailer.project.config import Settings, load_settings
+from mirage_mailer.services.loader import locate_config
+from mirage_mailer.services.reporting import (
+    CSV_COLUMNS,
+    all_issues,
+    csv_rows,
+    issue_report,
+    open_store,
+)
 from mirage_mailer.store import REPORT_STATUSES, Store
+from mirage_mailer.util.addresses import check_address
+from mirage_mailer.util.errors import ExitCode, InputError, Problem, display_path
 
 
 @click.command("report")
@@ -63,7 +69,7 @@ def report_command(obj: Context, issue_dir: Path | None, fmt: str, out: Path | N
 
 
 def _write_html(store: Store | None, issue: str, settings: Settings, out: Path) -> None:
-    from mirage_mailer.htmlreport import issue_report_html  # pygal only when asked for
+    from mirage_mailer.services.htmlreport import issue_report_html  # pygal only when asked for
 
     page = issue_report_html(store, issue, settings)
     try:

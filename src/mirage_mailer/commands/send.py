@@ -21,14 +21,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from mirage_mailer.addresses import check_address
 from mirage_mailer.commands.common import ISSUE_DIR, Context, err, on_terminal
-from mirage_mailer.content import parse_send_at
-from mirage_mailer.errors import ExitCode, InputError, MirageError, Problem, display_path
-from mirage_mailer.planning import K_DUPLICATE, K_LANG, K_LIMIT, SEND, Plan
-from mirage_mailer.project import locate_config, open_project
-from mirage_mailer.schedule import find_due, run_due_lock
-from mirage_mailer.sending import (
+from mirage_mailer.project.content import parse_send_at
+from mirage_mailer.services.loader import locate_config, open_project
+from mirage_mailer.services.planning import K_DUPLICATE, K_LANG, K_LIMIT, SEND, Plan
+from mirage_mailer.services.schedule import find_due, run_due_lock
+from mirage_mailer.services.sending import (
     Preparation,
     ProgressHook,
     SendOptions,
@@ -40,8 +38,10 @@ from mirage_mailer.sending import (
     send,
     send_test,
 )
-from mirage_mailer.sending import Progress as Totals
+from mirage_mailer.services.sending import Progress as Totals
 from mirage_mailer.store.guard import check_memory
+from mirage_mailer.util.addresses import check_address
+from mirage_mailer.util.errors import ExitCode, InputError, MirageError, Problem, display_path
 
 _LOG_EVERY = 10.0  # seconds between plain progress lines when not on a terminal
 _REDRAW_EVERY = 0.1  # seconds between progress bar updates
@@ -331,7 +331,7 @@ def run_due_command(obj: Context, now: str | None) -> int:
     is the highest of the issues handled (3 > 2 > 1 > 0); a run stopped by Ctrl-C or
     SIGTERM starts no further issue and exits 130 or 143.
     """
-    from mirage_mailer.config import load_settings
+    from mirage_mailer.project.config import load_settings
 
     moment = datetime.now(UTC)
     if now is not None:

@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 import click
 
 from mirage_mailer.commands.common import Context, err
-from mirage_mailer.config import load_settings
-from mirage_mailer.errors import ExitCode, InputError, MirageError, Problem, display_path
-from mirage_mailer.project import locate_config
+from mirage_mailer.project.config import load_settings
+from mirage_mailer.services.loader import locate_config
+from mirage_mailer.util.errors import ExitCode, InputError, MirageError, Problem, display_path
 
 DEFAULT_PORT = 8080  # not 8025 or 1025: local test mail servers listen there
 LOCAL_BASE = f"http://127.0.0.1:{DEFAULT_PORT}"

@@ -4,6 +4,10 @@ The caller (``send``) owns state: it marks a message in flight in ``on_attempt``
 each ``Result``; this package owns the wire: connections, TLS, pacing and retries. It never
 prints and never raises for a network fault or a refusal, only ``DeliveryAborted`` (exit 3)
 when the run cannot go on.
+
+Delivery knows bytes, not issues: it must not import the project's issues and lists,
+``compose``, the store, services, the web or the CLI; only ``util``, and (a named exception in
+``tests/test_architecture.py``) its transport settings from ``project.config``.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import socket
 import ssl
 from collections.abc import Callable, Iterator
 
-from mirage_mailer.config import Transport
 from mirage_mailer.delivery.connection import ConnectSettings, plaintext_auth_refusal
 from mirage_mailer.delivery.maildir import deliver_maildir
 from mirage_mailer.delivery.model import (
@@ -28,7 +31,8 @@ from mirage_mailer.delivery.model import (
 from mirage_mailer.delivery.pacer import AdaptiveSettings, Pacer
 from mirage_mailer.delivery.policy import RetryPolicy
 from mirage_mailer.delivery.pool import SmtpRun
-from mirage_mailer.errors import Problem
+from mirage_mailer.project.config import Transport
+from mirage_mailer.util.errors import Problem
 
 __all__ = [
     "AdaptiveSettings",

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
-from mirage_mailer.addresses import is_plain_address
 from mirage_mailer.delivery.classify import Verdict, classify
 from mirage_mailer.delivery.wire import wire_format
+from mirage_mailer.util.addresses import is_plain_address
 
 
 @dataclass(frozen=True)

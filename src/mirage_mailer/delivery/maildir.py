@@ -24,7 +24,7 @@ from mirage_mailer.delivery.model import (
     Outcome,
     Result,
 )
-from mirage_mailer.errors import Problem, display_path
+from mirage_mailer.util.errors import Problem, display_path
 
 DELIVERED = "delivered to Maildir"
 _counter = itertools.count()

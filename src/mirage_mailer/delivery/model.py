@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from mirage_mailer.errors import DeliveryError, Problem
+from mirage_mailer.util.errors import DeliveryError, Problem
 
 
 @dataclass(frozen=True)

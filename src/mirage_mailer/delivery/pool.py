@@ -36,7 +36,7 @@ from mirage_mailer.delivery.model import (
 from mirage_mailer.delivery.pacer import Pacer
 from mirage_mailer.delivery.policy import RetryPolicy
 from mirage_mailer.delivery.work import Job, WorkQueue
-from mirage_mailer.errors import Problem
+from mirage_mailer.util.errors import Problem
 
 
 class SmtpRun:

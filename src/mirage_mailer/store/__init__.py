@@ -1,6 +1,8 @@
 """The tracking store: one row per issue and recipient, suppressions, web subscribers, and an
 append-only event log, in SQLite (WAL). All SQL lives in this package, behind ``Store``, so a
 PostgreSQL backend can be added later behind the same methods.
+
+Must not import anything of ours but ``util``.
 """
 
 from __future__ import annotations

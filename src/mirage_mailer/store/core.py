@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mirage_mailer.errors import ExitCode, MirageError, Problem, display_path
-from mirage_mailer.statedir import DIR_MODE, FILE_MODE, private_dir, tighten
 from mirage_mailer.store.schema import MIGRATIONS
+from mirage_mailer.util.errors import ExitCode, MirageError, Problem, display_path
+from mirage_mailer.util.statedir import DIR_MODE, FILE_MODE, private_dir, tighten
 
 
 class StoreError(MirageError):

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mirage_mailer.errors import InputError, Problem, display_path
-from mirage_mailer.statedir import SENT_MARKER, create_once
 from mirage_mailer.store.core import DAMAGED_HINT, StoreError, StoreUnavailable, is_damage
+from mirage_mailer.util.errors import InputError, Problem, display_path
+from mirage_mailer.util.statedir import SENT_MARKER, create_once
 
 _MARKER_TEXT = (b"mirage-mailer has sent from this project: its tracking database is the only "
                 b"record of who has each issue.\nsend and run-due refuse to start from a missing, "

@@ -20,8 +20,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Scope
 
-from mirage_mailer.config import Settings
-from mirage_mailer.tokens import load_secret
+from mirage_mailer.project.config import Settings
+from mirage_mailer.util.tokens import load_secret
 from mirage_mailer.web import (
     archive_routes,
     engagement_routes,

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from babel.dates import format_date
 
-from mirage_mailer.config import Settings
-from mirage_mailer.content import Issue, load_issue
-from mirage_mailer.errors import MirageError
+from mirage_mailer.project.config import Settings
+from mirage_mailer.project.content import Issue, load_issue
 from mirage_mailer.store import Store
+from mirage_mailer.util.errors import MirageError
 from mirage_mailer.web.links import Links
 
 log = logging.getLogger(__name__)

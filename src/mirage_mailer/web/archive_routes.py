@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from mirage_mailer.disclaimer import EMBLEM_FILE
-from mirage_mailer.errors import InputError
-from mirage_mailer.render import emblem_bytes
+from mirage_mailer.compose.disclaimer import EMBLEM_FILE
+from mirage_mailer.compose.render import emblem_bytes
+from mirage_mailer.util.errors import InputError
 from mirage_mailer.web.archive import subscribe_links
 from mirage_mailer.web.feed import CONTENT_TYPE, atom_feed
 from mirage_mailer.web.i18n import N_, set_language

@@ -15,7 +15,7 @@ from email.utils import formatdate, make_msgid
 from typing import Any
 from urllib.parse import quote
 
-from mirage_mailer.config import Settings, Transport
+from mirage_mailer.compose.message import address_header
 from mirage_mailer.delivery import (
     DeliveryStats,
     Envelope,
@@ -24,10 +24,10 @@ from mirage_mailer.delivery import (
     deliver_all,
     unclaimed,
 )
-from mirage_mailer.errors import MirageError
-from mirage_mailer.headersafe import mailbox_header, text_header
-from mirage_mailer.message import address_header
-from mirage_mailer.tokens import Signer
+from mirage_mailer.project.config import Settings, Transport
+from mirage_mailer.util.errors import MirageError
+from mirage_mailer.util.headersafe import mailbox_header, text_header
+from mirage_mailer.util.tokens import Signer
 from mirage_mailer.web.i18n import SOURCE, translations
 from mirage_mailer.web.pages import render_text
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mirage_mailer.config import Settings
+from mirage_mailer.project.config import Settings
 from mirage_mailer.store import Store
-from mirage_mailer.tokens import Signer, load_secret
+from mirage_mailer.util.tokens import Signer, load_secret
 
 # Where ``serve`` listens by default; the app is told the real address when it is elsewhere.
 DEFAULT_LOCAL_BASE = "http://127.0.0.1:8080"

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from mirage_mailer.htmlreport import PAGE_CSP, page
+from mirage_mailer.services.htmlreport import PAGE_CSP, page
 from mirage_mailer.store import StoreError
 from mirage_mailer.web.context import WebContext
 from mirage_mailer.web.i18n import request_language, translations

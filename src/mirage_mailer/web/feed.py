@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from feedgen.feed import FeedGenerator
 
-from mirage_mailer.config import Settings
+from mirage_mailer.project.config import Settings
 from mirage_mailer.web.archive import Entry
 from mirage_mailer.web.i18n import default_language, translations
 

@@ -24,7 +24,7 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 from starlette.requests import HTTPConnection
 
-from mirage_mailer.langs import base_language
+from mirage_mailer.util.langs import base_language
 
 log = logging.getLogger(__name__)
 

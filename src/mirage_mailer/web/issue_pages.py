@@ -13,12 +13,12 @@ import threading
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from mirage_mailer.config import Settings
-from mirage_mailer.disclaimer import EMBLEM_CID, EMBLEM_FILE
-from mirage_mailer.message import fill
-from mirage_mailer.project import open_project, render, template_fields
-from mirage_mailer.render import InlineImage, RenderedLanguage
-from mirage_mailer.strings import strings_for
+from mirage_mailer.compose.disclaimer import EMBLEM_CID, EMBLEM_FILE
+from mirage_mailer.compose.message import fill
+from mirage_mailer.compose.render import InlineImage, RenderedLanguage
+from mirage_mailer.compose.strings import strings_for
+from mirage_mailer.project.config import Settings
+from mirage_mailer.services.loader import open_project, render, template_fields
 from mirage_mailer.web.archive import Fingerprint, fingerprint
 from mirage_mailer.web.i18n import negotiate
 from mirage_mailer.web.languages import label

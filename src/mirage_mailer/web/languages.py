@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mirage_mailer.config import Settings
-from mirage_mailer.langs import babel_locale
+from mirage_mailer.project.config import Settings
+from mirage_mailer.util.langs import babel_locale
 
 
 def label(code: str) -> str:

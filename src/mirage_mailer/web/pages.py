@@ -18,7 +18,7 @@ import jinja2
 from starlette.background import BackgroundTask
 from starlette.responses import HTMLResponse
 
-from mirage_mailer.config import Project
+from mirage_mailer.project.config import Project
 from mirage_mailer.web.i18n import N_, SOURCE, translations
 from mirage_mailer.web.links import Links
 

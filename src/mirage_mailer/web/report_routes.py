@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mirage_mailer.htmlreport import PAGE_CSP, issue_report_html, page
-from mirage_mailer.passwords import BadHash, verify_password
+from mirage_mailer.services.htmlreport import PAGE_CSP, issue_report_html, page
+from mirage_mailer.util.passwords import BadHash, verify_password
 from mirage_mailer.web.context import WebContext
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mirage_mailer.config import Settings
-from mirage_mailer.disclaimer import EMBLEM_CID, EMBLEM_FILE
-from mirage_mailer.render import emblem_bytes
+from mirage_mailer.compose.disclaimer import EMBLEM_CID, EMBLEM_FILE
+from mirage_mailer.compose.render import emblem_bytes
+from mirage_mailer.project.config import Settings
 from mirage_mailer.web.archive import Catalogue, Entry, subscribe_links
 from mirage_mailer.web.feed import atom_feed
 from mirage_mailer.web.i18n import catalog_languages, default_language, negotiate, translations

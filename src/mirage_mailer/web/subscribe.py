@@ -25,13 +25,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mirage_mailer.addresses import check_address
-from mirage_mailer.config import Settings
-from mirage_mailer.errors import InputError
-from mirage_mailer.headersafe import header_problem
-from mirage_mailer.langs import check_language, normalise_language
-from mirage_mailer.lists import find_list
+from mirage_mailer.project.config import Settings
+from mirage_mailer.project.lists import find_list
 from mirage_mailer.store import Store
+from mirage_mailer.util.addresses import check_address
+from mirage_mailer.util.errors import InputError
+from mirage_mailer.util.headersafe import header_problem
+from mirage_mailer.util.langs import check_language, normalise_language
 from mirage_mailer.web import languages
 from mirage_mailer.web.confirmation import send_confirmation
 from mirage_mailer.web.csrf import FIELD

@@ -16,7 +16,7 @@ import base64
 import binascii
 import re
 
-from mirage_mailer.addresses import check_header_value
+from mirage_mailer.util.addresses import check_header_value
 
 # C0 controls (TAB excepted), DEL, C1 controls and the Unicode line/paragraph separators:
 # everything some decoder or ``str.splitlines`` would take for a line break; and lone

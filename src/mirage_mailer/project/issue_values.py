@@ -12,10 +12,10 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from mirage_mailer.errors import Collector, shorten
-from mirage_mailer.headersafe import header_problem
-from mirage_mailer.langs import check_language, normalise_language
-from mirage_mailer.yamlsrc import LineDict
+from mirage_mailer.project.yamlsrc import LineDict
+from mirage_mailer.util.errors import Collector, shorten
+from mirage_mailer.util.headersafe import header_problem
+from mirage_mailer.util.langs import check_language, normalise_language
 
 LIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # a file in lists/, nothing more
 MAX_LINE_TEXT = 1000  # subject, title, preheader: characters

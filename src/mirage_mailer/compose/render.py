@@ -31,9 +31,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 from premailer import Premailer
 
-from mirage_mailer.config import Settings, Tracking
-from mirage_mailer.content import Article, Issue
-from mirage_mailer.disclaimer import (
+from mirage_mailer.compose.disclaimer import (
     EMBLEM_CID,
     EMBLEM_FILE,
     EMBLEM_HEIGHT,
@@ -44,12 +42,14 @@ from mirage_mailer.disclaimer import (
     check_text,
     rule_hint,
 )
-from mirage_mailer.errors import Collector, InputError, Problem, display_path, shorten
-from mirage_mailer.issue_values import MAX_IMAGE_BYTES, inside, is_file
-from mirage_mailer.langs import babel_locale
-from mirage_mailer.sandbox import BoundedSandbox, template_frame, template_problem
-from mirage_mailer.slots import MirageUndefined, RecipientSlots, slot
-from mirage_mailer.strings import strings_for
+from mirage_mailer.compose.sandbox import BoundedSandbox, template_frame, template_problem
+from mirage_mailer.compose.slots import MirageUndefined, RecipientSlots, slot
+from mirage_mailer.compose.strings import strings_for
+from mirage_mailer.project.config import Settings, Tracking
+from mirage_mailer.project.content import Article, Issue
+from mirage_mailer.project.issue_values import MAX_IMAGE_BYTES, inside, is_file
+from mirage_mailer.util.errors import Collector, InputError, Problem, display_path, shorten
+from mirage_mailer.util.langs import babel_locale
 
 OPEN_SLOT = "open_url"
 OPEN_PIXEL = (f'<img src="__MM_{OPEN_SLOT}__" alt="" width="1" height="1" border="0" '

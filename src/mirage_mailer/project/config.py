@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mirage_mailer.addresses import parse_mailbox
-from mirage_mailer.config_checks import MAX_TEXT, has_userinfo, redact
-from mirage_mailer.config_checks import Section as _Section
-from mirage_mailer.errors import Collector, InputError, Problem, display_path, shorten
-from mirage_mailer.eu_names import RULE, statement_problem
-from mirage_mailer.langs import check_language
-from mirage_mailer.yamlsrc import LineDict, check_keys, load_yaml_file
+from mirage_mailer.project.config_checks import MAX_TEXT, has_userinfo, redact
+from mirage_mailer.project.config_checks import Section as _Section
+from mirage_mailer.project.eu_names import RULE, statement_problem
+from mirage_mailer.project.yamlsrc import LineDict, check_keys, load_yaml_file
+from mirage_mailer.util.addresses import parse_mailbox
+from mirage_mailer.util.errors import Collector, InputError, Problem, display_path, shorten
+from mirage_mailer.util.langs import check_language
 
 CONFIG_NAME = "mirage.yaml"
 PRESETS = ("amif-2014-2020", "eu-2021-2027-direct", "eu-2021-2027-shared", "custom")

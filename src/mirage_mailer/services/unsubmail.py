@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
-from mirage_mailer.errors import DeliveryError, InputError, Problem, display_path
 from mirage_mailer.store import Store
-from mirage_mailer.tokens import Signer
+from mirage_mailer.util.errors import DeliveryError, InputError, Problem, display_path
+from mirage_mailer.util.tokens import Signer
 
 _TOKEN = r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"
 # Reply and forward prefixes as mail clients write them (Re, Fwd, Fw, AW, WG, SV, TR, ...).

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 
 from mirage_mailer.delivery import DeliveryAborted
-from mirage_mailer.errors import InputError, Problem, display_path
-from mirage_mailer.project import Project
+from mirage_mailer.services.loader import Project
+from mirage_mailer.util.errors import InputError, Problem, display_path
 
 
 def credentials(project: Project) -> tuple[str, str] | None:

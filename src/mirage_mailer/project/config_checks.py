@@ -14,9 +14,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mirage_mailer.errors import Collector, shorten
-from mirage_mailer.headersafe import header_problem
-from mirage_mailer.yamlsrc import LineDict
+from mirage_mailer.project.yamlsrc import LineDict
+from mirage_mailer.util.errors import Collector, shorten
+from mirage_mailer.util.headersafe import header_problem
 
 MAX_TEXT = 1000  # characters of a one-line setting
 _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:/*)[^/?#\s]*@")

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
 
-from mirage_mailer.errors import Problem, display_path
-from mirage_mailer.lists import RowProblem, Subscriber
-from mirage_mailer.project import Project, iter_rows
+from mirage_mailer.project.lists import RowProblem, Subscriber
+from mirage_mailer.services.loader import Project, iter_rows
 from mirage_mailer.store import REPORT_STATUSES, NewRecipient, Store, email_key, hashed_key
+from mirage_mailer.util.errors import Problem, display_path
 
 SEND = "send"
 SKIP = "skip"

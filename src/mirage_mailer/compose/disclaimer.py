@@ -16,11 +16,11 @@ from pathlib import Path
 import lxml.html
 from lxml.html import HtmlElement
 
-from mirage_mailer.config import DisclaimerConfig
-from mirage_mailer.errors import display_path
-from mirage_mailer.eu_names import CO_FUNDED as CO_FUNDED
-from mirage_mailer.eu_names import FUNDED as FUNDED
-from mirage_mailer.eu_names import base_language, language_name, statement_warning
+from mirage_mailer.project.config import DisclaimerConfig
+from mirage_mailer.project.eu_names import CO_FUNDED as CO_FUNDED
+from mirage_mailer.project.eu_names import FUNDED as FUNDED
+from mirage_mailer.project.eu_names import base_language, language_name, statement_warning
+from mirage_mailer.util.errors import display_path
 
 AMIF_TEXT = (
     "This project was funded by the European Union's Asylum, Migration and Integration Fund. "

@@ -6,7 +6,7 @@ from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
 
-from mirage_mailer.errors import InputError, Problem, display_path
+from mirage_mailer.util.errors import InputError, Problem, display_path
 
 GITIGNORE = "# mirage-mailer output and state\noutbox/\npreview/\narchive/\n.mirage/\n"
 

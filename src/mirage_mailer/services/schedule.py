@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from mirage_mailer.config import Settings
-from mirage_mailer.content import parse_send_at
-from mirage_mailer.errors import InputError, Problem
-from mirage_mailer.locks import Lock
+from mirage_mailer.project.config import Settings
+from mirage_mailer.project.content import parse_send_at
+from mirage_mailer.project.yamlsrc import LineDict, load_yaml_file
 from mirage_mailer.store import Store
-from mirage_mailer.yamlsrc import LineDict, load_yaml_file
+from mirage_mailer.util.errors import InputError, Problem
+from mirage_mailer.util.locks import Lock
 
 
 @dataclass(frozen=True)

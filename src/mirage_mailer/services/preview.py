@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mirage_mailer.lists import Subscriber
-from mirage_mailer.message import MessageFactory, Personal, fill
-from mirage_mailer.project import Project, iter_rows, render, template_fields
-from mirage_mailer.tokens import Signer, load_secret
+from mirage_mailer.compose.message import MessageFactory, Personal, fill
+from mirage_mailer.project.lists import Subscriber
+from mirage_mailer.services.loader import Project, iter_rows, render, template_fields
+from mirage_mailer.util.tokens import Signer, load_secret
 
 SAMPLE_EMAIL = "reader@example.org"
 SAMPLE_NAME = "Sample Reader"

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from mirage_mailer.errors import Collector, InputError, Problem, display_path, shorten
-from mirage_mailer.yamlwords import explain
+from mirage_mailer.project.yamlwords import explain
+from mirage_mailer.util.errors import Collector, InputError, Problem, display_path, shorten
 
 MAX_DEPTH = 50
 MAX_NUMBER_CHARS = 40  # a config number longer than this is a typo or an attack

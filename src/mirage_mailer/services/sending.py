@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mirage_mailer.compose.message import MessageFactory, Personal
+from mirage_mailer.compose.render import RenderedLanguage
 from mirage_mailer.delivery import (
     Claim,
     DeliveryAborted,
@@ -27,11 +29,9 @@ from mirage_mailer.delivery import (
     deliver_all,
     unclaimed,
 )
-from mirage_mailer.errors import ExitCode, Problem
-from mirage_mailer.lists import Subscriber
-from mirage_mailer.locks import Lock
-from mirage_mailer.message import MessageFactory, Personal
-from mirage_mailer.planning import (
+from mirage_mailer.project.lists import Subscriber
+from mirage_mailer.services.loader import Project, render, template_fields
+from mirage_mailer.services.planning import (
     K_SEND,
     Decision,
     Plan,
@@ -40,14 +40,14 @@ from mirage_mailer.planning import (
     changes,
     make_plan,
 )
-from mirage_mailer.preview import preview_person
-from mirage_mailer.project import Project, render, template_fields
-from mirage_mailer.recorder import SendRecorder
-from mirage_mailer.relay_words import credential_words, credentials, resumable
-from mirage_mailer.render import RenderedLanguage
+from mirage_mailer.services.preview import preview_person
+from mirage_mailer.services.recorder import SendRecorder
+from mirage_mailer.services.relay_words import credential_words, credentials, resumable
 from mirage_mailer.store import Store, StoreError, email_key
 from mirage_mailer.store.guard import check_memory, mark_sent
-from mirage_mailer.tokens import Signer, load_secret
+from mirage_mailer.util.errors import ExitCode, Problem
+from mirage_mailer.util.locks import Lock
+from mirage_mailer.util.tokens import Signer, load_secret
 
 TEST_PREFIX = "[TEST] "
 

@@ -25,8 +25,8 @@ from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from mirage_mailer.errors import Problem, display_path, shorten
-from mirage_mailer.template_blocks import unclosed_block
+from mirage_mailer.compose.template_blocks import unclosed_block
+from mirage_mailer.util.errors import Problem, display_path, shorten
 
 MAX_SIZE = 1_000_000  # characters or items of one value a template computes
 MAX_OUTPUT = 5_000_000  # characters of expression output in one render

@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mirage_mailer.config import CONFIG_NAME, Settings, find_config, load_settings
-from mirage_mailer.content import Issue, load_issue
-from mirage_mailer.disclaimer import block_for, union_name_warnings
-from mirage_mailer.errors import Collector, InputError, Problem, display_path, shorten
-from mirage_mailer.lists import RowProblem, Subscriber, find_list, iter_list, list_fields
-from mirage_mailer.render import RenderedLanguage, render_issue
-from mirage_mailer.yamlsrc import LineDict, load_yaml_file
+from mirage_mailer.compose.disclaimer import block_for, union_name_warnings
+from mirage_mailer.compose.render import RenderedLanguage, render_issue
+from mirage_mailer.project.config import CONFIG_NAME, Settings, find_config, load_settings
+from mirage_mailer.project.content import Issue, load_issue
+from mirage_mailer.project.lists import RowProblem, Subscriber, find_list, iter_list, list_fields
+from mirage_mailer.project.yamlsrc import LineDict, load_yaml_file
+from mirage_mailer.util.errors import Collector, InputError, Problem, display_path, shorten
 
 ISSUES = "issues"
 

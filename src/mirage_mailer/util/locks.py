@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from mirage_mailer.errors import DeliveryError, Problem, display_path
-from mirage_mailer.statedir import FILE_MODE, private_dir
+from mirage_mailer.util.errors import DeliveryError, Problem, display_path
+from mirage_mailer.util.statedir import FILE_MODE, private_dir
 
 
 class Lock:

@@ -23,13 +23,13 @@ from email.utils import format_datetime
 from html import escape
 from urllib.parse import quote
 
-from mirage_mailer.addresses import parse_mailbox
-from mirage_mailer.config import Settings
-from mirage_mailer.headersafe import mailbox_header, text_header
-from mirage_mailer.render import OPEN_SLOT, RenderedLanguage, click_slot
-from mirage_mailer.slots import split_slots
-from mirage_mailer.strings import strings_for
-from mirage_mailer.tokens import Signer
+from mirage_mailer.compose.render import OPEN_SLOT, RenderedLanguage, click_slot
+from mirage_mailer.compose.slots import split_slots
+from mirage_mailer.compose.strings import strings_for
+from mirage_mailer.project.config import Settings
+from mirage_mailer.util.addresses import parse_mailbox
+from mirage_mailer.util.headersafe import mailbox_header, text_header
+from mirage_mailer.util.tokens import Signer
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mirage_mailer.errors import InputError, Problem, display_path
-from mirage_mailer.statedir import (
+from mirage_mailer.util.errors import InputError, Problem, display_path
+from mirage_mailer.util.statedir import (
     DIR_MODE,
     FILE_MODE,
     create_once,

@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from mirage_mailer.errors import Collector, InputError, Problem, display_path, shorten
-from mirage_mailer.issue_values import (
+from mirage_mailer.project.issue_values import (
     article_image,
     inside,
     is_file,
@@ -21,8 +20,7 @@ from mirage_mailer.issue_values import (
     parse_date,
     parse_send_at,
 )
-from mirage_mailer.langs import check_language, normalise_language
-from mirage_mailer.yamlsrc import (
+from mirage_mailer.project.yamlsrc import (
     ARTICLE_MAX_BYTES,
     FRONT_MATTER_MAX_CHARS,
     LineDict,
@@ -32,6 +30,8 @@ from mirage_mailer.yamlsrc import (
     parse_yaml,
     read_text,
 )
+from mirage_mailer.util.errors import Collector, InputError, Problem, display_path, shorten
+from mirage_mailer.util.langs import check_language, normalise_language
 
 _ISSUE_KEYS = {"subject", "list", "articles", "title", "number", "date", "preheader", "send_at"}
 _ARTICLE_KEYS = {"title", "date", "author", "summary", "image", "image_alt"}

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mirage_mailer.addresses import check_address
-from mirage_mailer.errors import InputError, Problem, display_path, shorten
-from mirage_mailer.headersafe import header_problem
-from mirage_mailer.issue_values import LIST_NAME, inside
-from mirage_mailer.langs import check_language, normalise_language
-from mirage_mailer.yamlsrc import LIST_MAX_BYTES, LineDict, LineList, load_yaml_file
+from mirage_mailer.project.issue_values import LIST_NAME, inside
+from mirage_mailer.project.yamlsrc import LIST_MAX_BYTES, LineDict, LineList, load_yaml_file
+from mirage_mailer.util.addresses import check_address
+from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
+from mirage_mailer.util.headersafe import header_problem
+from mirage_mailer.util.langs import check_language, normalise_language
 
 LIST_SUFFIXES = (".yaml", ".yml", ".csv")
 MAX_HEADER_CHARS = 100_000

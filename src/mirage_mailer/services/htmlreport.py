@@ -19,7 +19,7 @@ from typing import Any
 import pygal
 from pygal.style import Style
 
-from mirage_mailer.config import Settings
+from mirage_mailer.project.config import Settings
 from mirage_mailer.store import REPORT_STATUSES, Store
 
 FAILURES_SHOWN = 500
