@@ -121,13 +121,7 @@ def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Prob
                            default_language)
     lists = list_names(data, path, problems)
     number = issue_number(data, path, problems)
-    issue_date = None
-    if "date" in data:
-        issue_date = parse_date(data["date"])
-        if issue_date is None:
-            problems.add(path, data.key_line("date"),
-                         f"'date' {shorten(repr(data['date']))} is not a date",
-                         "write it as YYYY-MM-DD")
+    issue_date = _date_value(data, path, problems) if "date" in data else None
     send_at = None
     if data.get("send_at") is not None:
         send_at = parse_send_at(data["send_at"])
@@ -211,6 +205,16 @@ def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Prob
     return issue, problems.warnings
 
 
+def _date_value(data: LineDict, path: Path, problems: Collector) -> date | None:
+    """``date`` of an issue or an article, or None with the problem at its line."""
+    value = parse_date(data["date"])
+    if value is None:
+        problems.add(path, data.key_line("date"),
+                     f"'date' {shorten(repr(data['date']))} is not a date",
+                     "write it as YYYY-MM-DD")
+    return value
+
+
 def split_front_matter(text: str, path: Path) -> tuple[str, str, int]:
     """(front matter YAML, body, line of the body's first line)."""
     lines = text.splitlines(keepends=True)
@@ -245,13 +249,7 @@ def _load_article(path: Path, default_language: str, problems: Collector,
     for key in ("title", "author", "summary", "image", "image_alt"):
         if key in meta and not isinstance(meta[key], str):
             problems.add(path, meta.key_line(key), f"'{key}' must be text")
-    article_date = None
-    if meta.get("date") is not None:
-        article_date = parse_date(meta["date"])
-        if article_date is None:
-            problems.add(path, meta.key_line("date"),
-                         f"'date' {shorten(repr(meta['date']))} is not a date",
-                         "write it as YYYY-MM-DD")
+    article_date = _date_value(meta, path, problems) if meta.get("date") is not None else None
     image = None
     if isinstance(meta.get("image"), str):
         image = article_image(path, meta, problems)
