@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 import pytest
 
@@ -199,14 +200,15 @@ def test_configured_rate_is_a_ceiling_for_what_is_learnt() -> None:
     assert pacer.rate == 20
 
 
-def simulate(relay_rate: float, seconds: float, concurrency: int = 4,
-             rtt: float = 0.004) -> tuple[float, int, int]:
-    """A sliding-window relay (at most ``relay_rate`` per second) and a paced client, in
-    simulated time. Returns (accepted per second, accepted, refused)."""
+def drive(admit: Callable[[float], bool], seconds: float, *, concurrency: int,
+          hop: float) -> tuple[float, int, int, Pacer]:
+    """A paced client with no rate configured against a relay whose limiter ``admit(now)``
+    answers each RCPT, in simulated time: each worker waits for the pacer, spends ``hop``
+    reaching the limiter and ``hop`` again before its next message. Returns (accepted per
+    second, accepted, refused, the pacer)."""
     clock = Clock()
     start = clock.now
     pacer = Pacer(per_second=None, per_hour=None, clock=clock)
-    window: deque[float] = deque()
     accepted = refused = 0
     free_at = [clock.now] * concurrency
     while clock.now - start < seconds:
@@ -214,18 +216,33 @@ def simulate(relay_rate: float, seconds: float, concurrency: int = 4,
         clock.now = max(clock.now, free_at[worker])
         while (wait := pacer.claim()) > 0:
             clock.advance(wait)
-        clock.advance(rtt)  # MAIL, then RCPT reaches the relay's limiter
-        while window and window[0] <= clock.now - 1.0:
-            window.popleft()
-        if len(window) < relay_rate:
-            window.append(clock.now)
+        clock.advance(hop)  # MAIL, then RCPT reaches the relay's limiter
+        if admit(clock.now):
             accepted += 1
             pacer.success()
         else:
             refused += 1
             pacer.throttled()
-        free_at[worker] = clock.now + rtt
-    return accepted / seconds, accepted, refused
+        free_at[worker] = clock.now + hop
+    return accepted / seconds, accepted, refused, pacer
+
+
+def simulate(relay_rate: float, seconds: float, concurrency: int = 4,
+             rtt: float = 0.004) -> tuple[float, int, int]:
+    """A sliding-window relay (at most ``relay_rate`` per second) and a paced client, in
+    simulated time. Returns (accepted per second, accepted, refused)."""
+    window: deque[float] = deque()
+
+    def admit(now: float) -> bool:
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        if len(window) < relay_rate:
+            window.append(now)
+            return True
+        return False
+
+    per_second, accepted, refused, _ = drive(admit, seconds, concurrency=concurrency, hop=rtt)
+    return per_second, accepted, refused
 
 
 @pytest.mark.parametrize("relay_rate", [10, 50, 200])
@@ -241,29 +258,18 @@ def simulate_bucket(relay_rate: float, seconds: float, burst: int = 10, concurre
     start) and a paced client with no rate configured, in simulated time; the client's
     round trips allow ~1,400 msg/s, as on loopback. Returns (accepted per second, accepted,
     refused, the pacer)."""
-    clock = Clock()
-    start = last = clock.now
-    pacer = Pacer(per_second=None, per_hour=None, clock=clock)
-    tokens = float(burst)
-    accepted = refused = 0
-    free_at = [clock.now] * concurrency
-    while clock.now - start < seconds:
-        worker = min(range(concurrency), key=free_at.__getitem__)
-        clock.now = max(clock.now, free_at[worker])
-        while (wait := pacer.claim()) > 0:
-            clock.advance(wait)
-        clock.advance(2 * rtt)  # MAIL, then RCPT reaches the relay's limiter
-        tokens = min(burst, tokens + (clock.now - last) * relay_rate)
-        last = clock.now
+    tokens, last = float(burst), Clock().now  # full at the start of simulated time
+
+    def admit(now: float) -> bool:
+        nonlocal tokens, last
+        tokens = min(burst, tokens + (now - last) * relay_rate)
+        last = now
         if tokens >= 1:
             tokens -= 1
-            accepted += 1
-            pacer.success()
-        else:
-            refused += 1
-            pacer.throttled()
-        free_at[worker] = clock.now + 2 * rtt
-    return accepted / seconds, accepted, refused, pacer
+            return True
+        return False
+
+    return drive(admit, seconds, concurrency=concurrency, hop=2 * rtt)
 
 
 @pytest.mark.parametrize("relay_rate", [5, 50, 500])
