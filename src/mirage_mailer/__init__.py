@@ -1,3 +1,3 @@
 """mirage-mailer: newsletters for EU-funded projects, with the funding disclaimer enforced."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
