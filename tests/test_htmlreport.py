@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from starlette.testclient import TestClient
 
 from helpers import SAMPLE_ISSUE, RunCli, edit
 from mirage_mailer.project.config import load_settings
+from mirage_mailer.services.htmlreport import issue_report_html, page
 from mirage_mailer.store import NewRecipient, Store
 from mirage_mailer.util.passwords import BadHash, hash_password, parse_hash, verify_password
 from mirage_mailer.web.context import WebContext
@@ -137,6 +140,67 @@ def test_html_report_of_an_issue_never_sent_and_usage_errors(project: Path,
         assert result.code == 2, args
         assert "--out" in result.err or "--format html" in result.err
 
+
+# -- escaping: the page is a Jinja2 template with autoescape ---------------------------------
+
+
+def hostile(where: str) -> str:
+    """Markup that would run, or load something, if it reached the page unescaped."""
+    return f'<script>alert("{where}")</script>"><img src="http://evil.example/{where}" onerror=x>'
+
+
+class Elements(HTMLParser):
+    """The elements and attributes a browser would build from a page."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.tags: set[str] = set()
+        self.attributes: set[tuple[str, str]] = set()
+        self.feed(page)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        self.attributes.update((name, value or "") for name, value in attrs)
+
+
+def test_html_report_escapes_every_value_from_the_store_and_the_config(project: Path) -> None:
+    issue = hostile("issue")
+    settings = load_settings(project / "mirage.yaml")
+    settings = dataclasses.replace(
+        settings, project=dataclasses.replace(settings.project, name=hostile("project")),
+        tracking=dataclasses.replace(settings.tracking, opens=True, clicks=True))
+    with Store(database(project)) as store:
+        store.add_recipients(issue, [NewRecipient(hostile("address"), "X", "en", "subscribers",
+                                                  subject="s1")])
+        row = next(store.iter_pending(issue))
+        assert store.mark_sending(row.id, "<hostile.1@example.org>")
+        store.mark_failed(row.id, 550, hostile("server"))
+        assert store.record_engagement(issue, "s1", "clicked", hostile("link"))
+        store.suppress("someone@example.org", source=hostile("source"), reason=hostile("reason"))
+        page = issue_report_html(store, issue, settings)
+    for where in ("issue", "project", "address", "server", "link", "source", "reason"):
+        assert hostile(where) not in page, where
+        escaped = f"&lt;script&gt;alert(&#34;{where}&#34;)&lt;/script&gt;&#34;&gt;&lt;img src="
+        assert escaped in page, where
+    # what a browser builds: no script, no image, no handler, nothing fetched
+    elements = Elements(page)
+    assert not elements.tags & {"script", "img", "iframe", "link", "object"}, elements.tags
+    assert [a for a in elements.attributes if a[0].startswith("on")
+            or (a[0] in ("src", "href") and not a[1].startswith("#"))] == []
+    # the charts (status, deliveries over time, clicks) are still embedded, as inline SVG
+    assert page.count("<svg") == 3 and {"svg", "text", "rect"} <= elements.tags
+    section = page[page.index('id="engagement"'):]
+    assert "<svg" in section and "alert(&#34;link&#34;)" in section
+
+
+def test_the_page_frame_escapes_its_title_and_keeps_the_callers_html() -> None:
+    framed = page(hostile("title"), "<main><p>kept</p></main>", head='<meta name="x">')
+    assert hostile("title") not in framed and "<script" not in framed
+    assert "<title>&lt;script&gt;alert(&#34;title&#34;)" in framed
+    assert "<body>\n<main><p>kept</p></main>\n</body>" in framed
+    assert '<meta name="x"></head>' in framed
+    assert framed.startswith("<!DOCTYPE html>\n<html lang=\"en\">") and framed.endswith("</html>\n")
 
 # -- served behind basic auth --------------------------------------------------------------
 
