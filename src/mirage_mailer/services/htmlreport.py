@@ -24,7 +24,7 @@ import pygal
 from pygal.style import Style
 
 from mirage_mailer.project.config import Settings
-from mirage_mailer.store import REPORT_STATUSES, Store
+from mirage_mailer.store import REPORT_STATUSES, ReportReader
 
 FAILURES_SHOWN = 500
 UNSUBSCRIBES_SHOWN = 50
@@ -56,7 +56,7 @@ class ReportData:
     engagement: dict[str, Any] = field(default_factory=dict)
 
 
-def collect(store: Store | None, issue: str) -> ReportData:
+def collect(store: ReportReader | None, issue: str) -> ReportData:
     """Everything the page needs; zero counts and empty sections without a store."""
     if store is None:
         return ReportData(issue, dict.fromkeys(REPORT_STATUSES, 0))
@@ -73,7 +73,7 @@ def collect(store: Store | None, issue: str) -> ReportData:
     return data
 
 
-def issue_report_html(store: Store | None, issue: str, settings: Settings,
+def issue_report_html(store: ReportReader | None, issue: str, settings: Settings,
                       *, now: datetime | None = None) -> str:
     """The complete page for ``issue``."""
     return render_report(collect(store, issue), settings, now=now)

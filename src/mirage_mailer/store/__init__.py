@@ -17,6 +17,14 @@ from mirage_mailer.store.core import (
 )
 from mirage_mailer.store.engagement import EngagementMixin
 from mirage_mailer.store.people import PeopleMixin
+from mirage_mailer.store.ports import (
+    PersonalData,
+    PlanReader,
+    RecorderStore,
+    ReportReader,
+    SubscriberStore,
+    Unsubscriber,
+)
 from mirage_mailer.store.recipients import RecipientsMixin
 from mirage_mailer.store.schema import MIGRATIONS, NEW_STATUSES, REPORT_STATUSES, STATUSES
 from mirage_mailer.store.subscribers import SubscribersMixin
@@ -27,10 +35,16 @@ __all__ = [
     "REPORT_STATUSES",
     "STATUSES",
     "NewRecipient",
+    "PersonalData",
+    "PlanReader",
     "Recipient",
+    "RecorderStore",
+    "ReportReader",
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "SubscriberStore",
+    "Unsubscriber",
     "email_key",
     "hashed_key",
 ]

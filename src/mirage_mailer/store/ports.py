@@ -1,0 +1,151 @@
+"""The narrow faces of ``Store``: each user of the tracking store names the one it needs.
+
+``Store`` is one SQLite class with every method; a user that gets it whole can call any of
+them, and a second backend would have to copy all of them. These protocols say what each kind
+of user actually calls, so a function's signature shows what it may do to the store (a report
+cannot write; the web cannot reset a send) and a test double or a new backend only needs the
+methods of the protocol at hand:
+
+* ``PlanReader``: planning a send (``make_plan``, validate, the prompt, ``--dry-run``): reads.
+* ``RecorderStore``: the send itself (``sending.send`` and its ``SendRecorder``): plans, queues,
+  claims and records every attempt.
+* ``ReportReader``: delivery state for reports, the archive, and ``run-due``: reads.
+* ``Unsubscriber``: finding who a token names and suppressing them (the unsubscribe link, the
+  mailed unsubscribe, the ``unsubscribe`` command).
+* ``SubscriberStore``: the web's reader-facing side: sign-up, confirmation, unsubscribe, the
+  reader's language, opens and clicks.
+* ``PersonalData``: the GDPR side: export and erase everything held about one address.
+
+Opening and closing stay with the concrete ``Store`` (whoever opens one closes it). A test
+(``tests/test_store_ports.py``) checks that every ``Store`` method used outside this package
+belongs to one of these protocols, and ``_check_ports`` below has mypy check that ``Store``
+satisfies each of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from mirage_mailer.store.core import NewRecipient, Recipient
+
+if TYPE_CHECKING:
+    from mirage_mailer.store import Store
+
+__all__ = [
+    "PersonalData",
+    "PlanReader",
+    "RecorderStore",
+    "ReportReader",
+    "SubscriberStore",
+    "Unsubscriber",
+]
+
+# (email, key, status, lang, list, smtp_code, smtp_response) of an issue's row
+IssueRow = tuple[str, str, str, str | None, str, int | None, str | None]
+
+
+@runtime_checkable
+class PlanReader(Protocol):
+    """What deciding a send reads: suppressions, web sign-ups, and the issue's rows so far."""
+
+    def suppressed_keys(self) -> set[str]: ...
+
+    def confirmed_subscribers(self, list_name: str) -> Iterator[dict[str, Any]]: ...
+
+    def priors(self, issue: str,
+               keys: list[str]) -> dict[str, tuple[str, int | None, str | None]]: ...
+
+    def issue_rows(self, issue: str) -> Iterator[IssueRow]: ...
+
+
+@runtime_checkable
+class RecorderStore(PlanReader, Protocol):
+    """The sender's store: reconcile the plan, hand out pending rows, record each attempt."""
+
+    def recover_inflight(self, issue: str) -> int: ...
+
+    def requeue_unknown(self, issue: str) -> int: ...
+
+    def apply_suppressions(self, issue: str) -> int: ...
+
+    def reconcile(self, issue: str, changes: Iterable[NewRecipient | str], *,
+                  batch: int = ...) -> None: ...
+
+    def iter_pending(self, issue: str, *, batch: int = ...) -> Iterator[Recipient]: ...
+
+    def record(self, outcomes: Iterable[tuple[int, str, int | None, str]],
+               claims: Iterable[tuple[int, str]] = ...) -> set[int]: ...
+
+    def counts(self, issue: str) -> dict[str, int]: ...
+
+
+@runtime_checkable
+class ReportReader(Protocol):
+    """Delivery state, read only: counts, rows, timelines, unsubscribes, opens and clicks."""
+
+    def issues(self) -> list[str]: ...
+
+    def counts(self, issue: str) -> dict[str, int]: ...
+
+    def recipients(self, issue: str) -> Iterator[dict[str, Any]]: ...
+
+    def is_complete(self, issue: str) -> bool: ...
+
+    def timeline(self, issue: str) -> list[tuple[str, str]]: ...
+
+    def unsubscriptions(self) -> list[dict[str, Any]]: ...
+
+    def engagement(self, issue: str) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Unsubscriber(Protocol):
+    """Whom a token names, and never mailing them again."""
+
+    def resolve_subject(self, subject: str, issue: str | None = ...) -> str | None: ...
+
+    def is_suppressed(self, email: str) -> bool: ...
+
+    def suppress(self, email: str, *, source: str, reason: str | None = ...,
+                 at: datetime | None = ...) -> bool: ...
+
+
+@runtime_checkable
+class SubscriberStore(Unsubscriber, Protocol):
+    """The web's reader-facing store: sign-up and confirmation, unsubscribe, the reader's
+    language, and the opens and clicks the tracking links report."""
+
+    def add_pending_subscriber(self, list_name: str, email: str, *, name: str | None,
+                               lang: str | None, subject: str, consent_text: str,
+                               consent_version: str, source: str) -> bool: ...
+
+    def confirm_subscriber(self, list_name: str, subject: str) -> dict[str, Any] | None: ...
+
+    def recipient_lang(self, issue: str, subject: str) -> str | None: ...
+
+    def record_engagement(self, issue: str, subject: str, kind: str,
+                          url: str | None = ...) -> bool: ...
+
+
+@runtime_checkable
+class PersonalData(Protocol):
+    """The GDPR side: everything held about one address (art. 15), and its erasure (art. 17)."""
+
+    def export(self, email: str) -> dict[str, Any]: ...
+
+    def forget(self, email: str) -> dict[str, int]: ...
+
+
+if TYPE_CHECKING:
+
+    def _check_ports(store: Store) -> None:
+        """Never called: mypy (strict, over src) fails here when ``Store`` stops satisfying
+        one of the protocols, e.g. after a method's signature changes on one side only."""
+        _plan: PlanReader = store
+        _recorder: RecorderStore = store
+        _report: ReportReader = store
+        _unsubscriber: Unsubscriber = store
+        _subscriber: SubscriberStore = store
+        _personal: PersonalData = store
