@@ -34,18 +34,9 @@ ALLOWED: dict[str, frozenset[str]] = {
                       "util", "web"}),
 }
 
-# Named exceptions (importing module -> imported module), each to be removed by later work.
-EXCEPTIONS: dict[tuple[str, str], str] = {
-    # delivery takes the transport settings parsed from mirage.yaml as its input type; it
-    # reads no issue, only the URL, TLS, pacing and retry fields. Goes with issue 10 item 3
-    # (one outbound path), which gives delivery its own settings type.
-    ("mirage_mailer.delivery", "mirage_mailer.project.config"):
-        "delivery reads project.config.Transport",
-    # The confirmation mail opens its own SMTP connection instead of going through a service:
-    # the second outbound path of issue 10 item 3, which removes this import.
-    ("mirage_mailer.web.confirmation", "mirage_mailer.delivery"):
-        "web confirmation mail bypasses services",
-}
+# Named exceptions (importing module -> imported module, with the reason and the work that
+# removes it). Empty: keep it so; a new entry needs a reason as good as a test's.
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 # Terminal output belongs to the CLI: no other layer imports these.
 CLI_ONLY = frozenset({"click", "rich"})

@@ -19,8 +19,13 @@ import pytest
 import trustme
 from delivery_support import FAST, Deliver, Recorder, Run
 
-from mirage_mailer.delivery import DeliveryAborted, DeliveryStats, Envelope, deliver_all
-from mirage_mailer.project.config import Transport
+from mirage_mailer.delivery import (
+    DeliveryAborted,
+    DeliveryStats,
+    Envelope,
+    TransportSettings,
+    deliver_all,
+)
 from support.smtp_sink import SmtpSink
 
 
@@ -34,8 +39,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def deliver(client_tls: ssl.SSLContext) -> Deliver:
     """Run deliver_all to completion in a fresh event loop; abort is returned, not raised."""
 
-    def run(transport: Transport, envelopes: Iterator[Envelope], *, rec: Recorder | None = None,
-            stop_after: float | None = None, **kwargs: Any) -> Run:
+    def run(transport: TransportSettings, envelopes: Iterator[Envelope], *,
+            rec: Recorder | None = None, stop_after: float | None = None, **kwargs: Any) -> Run:
         rec = rec or Recorder()
         kwargs.setdefault("policy", FAST)
         kwargs.setdefault("local_hostname", "client.test")

@@ -14,8 +14,8 @@ from mirage_mailer.delivery import (
     Outcome,
     Result,
     RetryPolicy,
+    TransportSettings,
 )
-from mirage_mailer.project.config import Transport
 
 SENDER = "news@example.org"
 
@@ -35,7 +35,7 @@ def make_envelopes(n: int, *, start: int = 0) -> Iterator[Envelope]:
         yield Envelope(i, SENDER, recipient, message(i, recipient))
 
 
-def make_transport(url: str, **overrides: Any) -> Transport:
+def make_transport(url: str, **overrides: Any) -> TransportSettings:
     scheme, _, rest = url.partition(":")
     host, port = ("", 0)
     maildir = None
@@ -44,10 +44,10 @@ def make_transport(url: str, **overrides: Any) -> Transport:
     else:
         host, _, port_text = rest.lstrip("/").partition(":")
         port = int(port_text)
-    base = Transport(url=url, scheme=scheme, maildir=maildir, host=host, port=port,
-                     starttls="auto", username_env=None, password_env=None, concurrency=4,
-                     rate_per_second=None, rate_per_hour=None, timeout=5.0, max_attempts=5,
-                     allow_plaintext_auth=False)
+    base = TransportSettings(url=url, scheme=scheme, maildir=maildir, host=host, port=port,
+                             starttls="auto", concurrency=4, rate_per_second=None,
+                             rate_per_hour=None, timeout=5.0, max_attempts=5,
+                             allow_plaintext_auth=False)
     return replace(base, **overrides)
 
 

@@ -105,3 +105,18 @@ def test_serve_listens_on_127_0_0_1_port_8080_by_default(run_cli: RunCli) -> Non
     assert LOCAL_BASE == "http://127.0.0.1:8080"
     shown = run_cli("serve", "--help")
     assert shown.code == 0 and "default: 8080" in shown.out.replace("\n", " ")
+
+
+def test_serve_refuses_a_user_without_a_password_as_send_does(
+        web_project: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Confirmation mails log in as ``send`` does, so ``serve`` refuses half-set credentials
+    at start (exit 2, one line, the same words as ``send``) instead of mailing without AUTH."""
+    monkeypatch.delenv("MIRAGE_SMTP_PASSWORD", raising=False)
+    env = {"MIRAGE_SMTP_USER": "officer"}
+    line = ("mirage.yaml:20: MIRAGE_SMTP_USER is set but MIRAGE_SMTP_PASSWORD is not "
+            "(export MIRAGE_SMTP_PASSWORD=... (or unset MIRAGE_SMTP_USER))")
+    served = run_cli("serve", "--port", str(free_port()), env=env)
+    assert (served.code, served.out, served.err.splitlines()) == (2, "", [line])
+    sent = run_cli("send", "issues/2021-10-partners-meeting", "--yes", env=env)
+    assert sent.code == 2 and line in sent.err.splitlines(), sent.err
+    assert "officer" not in served.err + sent.err

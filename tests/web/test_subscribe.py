@@ -253,3 +253,26 @@ def test_a_browsers_null_origin_on_a_same_origin_post_is_accepted(
         FORM_PATH, data={"csrf": token, "email": NEW, "consent": "yes"},
         headers={"Origin": "null", "Sec-Fetch-Site": "cross-site"})
     assert forged.status_code == 403
+
+
+HALF_SET = ("mirage.yaml:20: MIRAGE_SMTP_USER is set but MIRAGE_SMTP_PASSWORD is not "
+            "(export MIRAGE_SMTP_PASSWORD=... (or unset MIRAGE_SMTP_USER))")
+
+
+def test_the_confirmation_is_not_sent_without_auth_when_the_password_is_missing(
+        web_project: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A configured user with no password is refused as ``send`` refuses it (the same words),
+    never quietly tried without AUTH (the web side used to do that)."""
+    monkeypatch.setenv("MIRAGE_SMTP_USER", "officer")
+    monkeypatch.delenv("MIRAGE_SMTP_PASSWORD", raising=False)
+    with SmtpSink().running_in_thread() as sink:
+        config = web_project / "mirage.yaml"
+        edit(config, "  url: maildir:outbox", f"  url: {sink.url}")
+        edit(config, "  starttls: always", "  starttls: never")
+        with caplog.at_level("WARNING", logger="mirage_mailer.web.confirmation"), \
+                client_for(web_project) as client:
+            assert sign_up(client).status_code == 200  # the page is the same for the visitor
+        assert sink.received == []
+    assert any(HALF_SET in record.getMessage() for record in caplog.records), caplog.text
+    assert outbox(web_project) == []

@@ -22,12 +22,14 @@ from rich.progress import (
 )
 
 from mirage_mailer.commands.common import ISSUE_DIR, Context, err, on_terminal
+from mirage_mailer.commands.signals import SignalStop
 from mirage_mailer.project.content import parse_send_at
 from mirage_mailer.services.loader import locate_config, open_project
 from mirage_mailer.services.planning import K_DUPLICATE, K_LANG, K_LIMIT, SEND, Plan
+from mirage_mailer.services.preparation import Preparation
 from mirage_mailer.services.schedule import find_due, run_due_lock
+from mirage_mailer.services.sending import Progress as Totals
 from mirage_mailer.services.sending import (
-    Preparation,
     ProgressHook,
     SendOptions,
     SendOutcome,
@@ -38,7 +40,6 @@ from mirage_mailer.services.sending import (
     send,
     send_test,
 )
-from mirage_mailer.services.sending import Progress as Totals
 from mirage_mailer.store.guard import check_memory
 from mirage_mailer.util.addresses import check_address
 from mirage_mailer.util.errors import ExitCode, InputError, MirageError, Problem, display_path
@@ -231,12 +232,12 @@ def run_send(obj: Context, issue_dir: Path, options: SendOptions, yes: bool,
         return dry_run(prep, options, keep=keep)
     if options.to:
         with _Display(f"{project.issue.id} [TEST]", interactive) as hook:
-            return send_test(prep, options.to, hook)
+            return send_test(prep, options.to, hook, SignalStop())
     if not _confirm(prep, options, yes):
         err("nothing sent")
         return None
     with _Display(project.issue.id, interactive) as hook:
-        return send(prep, options, hook)
+        return send(prep, options, hook, SignalStop())
 
 
 def _finite_rate(_ctx: click.Context, _param: click.Parameter,

@@ -16,6 +16,7 @@ import click
 from mirage_mailer.commands.common import Context, err
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.services.loader import locate_config
+from mirage_mailer.services.outbound import credentials
 from mirage_mailer.util.errors import ExitCode, InputError, MirageError, Problem, display_path
 
 DEFAULT_PORT = 8080  # not 8025 or 1025: local test mail servers listen there
@@ -53,6 +54,7 @@ def serve_command(obj: Context, host: str, port: int, proxy_headers: bool,
     from mirage_mailer.web.app import create_app
 
     settings = load_settings(locate_config(obj.config))
+    credentials(settings)  # confirmation mails log in as send does: half-set is exit 2 here
     here = _url(host, port).rstrip("/")
     app = create_app(settings, local_base=here)
     sock = listen(host, port)  # bound before anything says "serving"; taken: one line, exit 3

@@ -5,9 +5,9 @@ each ``Result``; this package owns the wire: connections, TLS, pacing and retrie
 prints and never raises for a network fault or a refusal, only ``DeliveryAborted`` (exit 3)
 when the run cannot go on.
 
-Delivery knows bytes, not issues: it must not import the project's issues and lists,
-``compose``, the store, services, the web or the CLI; only ``util``, and (a named exception in
-``tests/test_architecture.py``) its transport settings from ``project.config``.
+Delivery knows bytes, not issues: it must not import ``project`` (not even the config: its
+input is its own ``TransportSettings``), ``compose``, the store, services, the web or the CLI;
+only ``util``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from mirage_mailer.delivery.model import (
 from mirage_mailer.delivery.pacer import AdaptiveSettings, Pacer
 from mirage_mailer.delivery.policy import RetryPolicy
 from mirage_mailer.delivery.pool import SmtpRun
-from mirage_mailer.project.config import Transport
+from mirage_mailer.delivery.settings import TransportSettings
 from mirage_mailer.util.errors import Problem
 
 __all__ = [
@@ -43,13 +43,14 @@ __all__ = [
     "Outcome",
     "Result",
     "RetryPolicy",
+    "TransportSettings",
     "deliver_all",
     "unclaimed",
 ]
 
 
 async def deliver_all(
-    transport: Transport,
+    transport: TransportSettings,
     envelopes: Iterator[Envelope],
     *,
     on_attempt: Claim,

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mirage_mailer.compose.message import MessageFactory, Personal, fill
+from mirage_mailer.compose.message import Personal, fill
 from mirage_mailer.project.lists import Subscriber
-from mirage_mailer.services.loader import Project, iter_rows, render, template_fields
-from mirage_mailer.util.tokens import Signer, load_secret
+from mirage_mailer.services.loader import Project, iter_rows
+from mirage_mailer.services.preparation import prepare_issue
 
 SAMPLE_EMAIL = "reader@example.org"
 SAMPLE_NAME = "Sample Reader"
@@ -32,13 +32,11 @@ def preview_person(
 
 def write_preview(project: Project, out_dir: Path, *, recipient: str | None,
                   lang: str | None) -> list[Path]:
-    fields = template_fields(project)
+    """The files for every issue language (or ``lang``), personalised for ``recipient``."""
     languages = (project.issue.pick_language(lang),) if lang else None
-    rendered = render(project, fields, languages=languages)
-    settings = project.settings
-    signer = Signer(load_secret(settings.state_dir, settings.tracking.secret_env))
-    factory = MessageFactory(settings, project.issue.id, rendered, signer)
-    person, _ = preview_person(project, recipient, fields)
+    prep = prepare_issue(project, languages=languages)
+    rendered, factory = prep.rendered, prep.factory
+    person, _ = preview_person(project, recipient, prep.fields)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for code, part in rendered.items():

@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-from mirage_mailer.compose.message import MessageFactory, Personal
-from mirage_mailer.compose.render import RenderedLanguage
+from mirage_mailer.compose.message import Personal
 from mirage_mailer.delivery import (
     Claim,
     DeliveryAborted,
@@ -26,11 +26,11 @@ from mirage_mailer.delivery import (
     Envelope,
     Outcome,
     Result,
-    deliver_all,
     unclaimed,
 )
 from mirage_mailer.project.lists import Subscriber
-from mirage_mailer.services.loader import Project, render, template_fields
+from mirage_mailer.services.loader import Project
+from mirage_mailer.services.outbound import credentials, deliver, resumable
 from mirage_mailer.services.planning import (
     K_SEND,
     Decision,
@@ -40,14 +40,13 @@ from mirage_mailer.services.planning import (
     changes,
     make_plan,
 )
+from mirage_mailer.services.preparation import Preparation, prepare_issue
 from mirage_mailer.services.preview import preview_person
 from mirage_mailer.services.recorder import SendRecorder
-from mirage_mailer.services.relay_words import credential_words, credentials, resumable
 from mirage_mailer.store import Store, StoreError, email_key
 from mirage_mailer.store.guard import check_memory, mark_sent
 from mirage_mailer.util.errors import ExitCode, Problem
 from mirage_mailer.util.locks import Lock
-from mirage_mailer.util.tokens import Signer, load_secret
 
 TEST_PREFIX = "[TEST] "
 
@@ -82,14 +81,16 @@ class Progress:
 ProgressHook = Callable[[Progress], None]
 
 
-@dataclass
-class Preparation:
-    """An issue rendered once per language, ready to build every message: nothing sent yet."""
+class StopSource(Protocol):
+    """What may stop a run early (the CLI's Ctrl-C/SIGTERM handlers, ``commands.signals``).
 
-    project: Project
-    rendered: dict[str, RenderedLanguage]
-    factory: MessageFactory
-    fields: set[str]  # list columns templates may use, read once from the list headers
+    ``arm`` is called inside the run's event loop with the event that stops it; it returns
+    the call that disarms it. ``signal`` is what stopped the run, if anything did.
+    """
+
+    signal: signal.Signals | None
+
+    def arm(self, stop: asyncio.Event) -> Callable[[], None]: ...
 
 
 @dataclass
@@ -126,19 +127,14 @@ def checked_store(project: Project, options: SendOptions) -> Store:
 
 def prepare(project: Project, options: SendOptions) -> Preparation:
     """Render every needed language once; raises ``InputError`` before anything is sent."""
-    fields = template_fields(project)
     issue = project.issue
     languages = None
     if options.lang:
         languages = (issue.pick_language(options.lang),)
     elif options.to:
         languages = (issue.default_language,)
-    prefix = TEST_PREFIX if options.to else ""
-    rendered = render(project, fields, languages=languages, subject_prefix=prefix)
-    settings = project.settings
-    signer = Signer(load_secret(settings.state_dir, settings.tracking.secret_env))
-    factory = MessageFactory(settings, issue.id, rendered, signer)
-    return Preparation(project, rendered, factory, fields)
+    return prepare_issue(project, languages=languages,
+                         subject_prefix=TEST_PREFIX if options.to else "")
 
 
 def plan_options(options: SendOptions) -> PlanOptions:
@@ -197,55 +193,31 @@ def _outcome(plan: Plan, mode: str) -> SendOutcome:
 
 def _deliver(project: Project, envelopes: Iterator[Envelope], outcome: SendOutcome, *,
              on_attempt: Claim, on_result: Callable[[Result], None],
-             concurrency: int | None = None, rate: float | None = None,
-             after: Callable[[], None] | None = None) -> None:
-    """One delivery run on its own event loop, with Ctrl-C/SIGTERM meaning "stop cleanly";
-    its stats, and the signal that stopped it, go into ``outcome``."""
-    creds = credentials(project)
-    words = credential_words(project)
-
+             stopper: StopSource | None = None, concurrency: int | None = None,
+             rate: float | None = None, after: Callable[[], None] | None = None) -> None:
+    """One delivery run on its own event loop, stopped cleanly when ``stopper`` says so; its
+    stats, and the signal that stopped it, go into ``outcome``."""
     async def run() -> DeliveryStats:
         stop = asyncio.Event()
-        remove = _install_stop(stop, outcome)
+        disarm = stopper.arm(stop) if stopper is not None else None
         try:
-            return await deliver_all(project.settings.transport, envelopes,
-                                     on_attempt=on_attempt, on_result=on_result, stop=stop,
-                                     credentials=creds, credential_words=words,
-                                     concurrency=concurrency,
-                                     rate_per_second=rate)
+            return await deliver(project.settings, envelopes, on_attempt=on_attempt,
+                                 on_result=on_result, stop=stop, concurrency=concurrency,
+                                 rate=rate)
         finally:
             if after is not None:
                 after()  # still inside the loop: timers it owns are cancelled here
-            remove()
+            if disarm is not None:
+                disarm()
+            if stopper is not None:
+                outcome.stop_signal = stopper.signal
 
     outcome.stats = asyncio.run(run())
 
 
-def _install_stop(stop: asyncio.Event, outcome: SendOutcome) -> Callable[[], None]:
-    """Ctrl-C / SIGTERM: stop taking new recipients; in-flight messages finish."""
-    loop = asyncio.get_running_loop()
-    installed = []
-
-    def stopped_by(sig: signal.Signals) -> None:
-        if outcome.stop_signal is None:
-            outcome.stop_signal = sig
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stopped_by, sig)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
-
-    def remove() -> None:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-    return remove
-
-
 def send_test(prep: Preparation, addresses: tuple[str, ...],
-              progress: ProgressHook | None = None) -> SendOutcome:
+              progress: ProgressHook | None = None,
+              stopper: StopSource | None = None) -> SendOutcome:
     """``--to``: a ``[TEST] `` copy to each address; nothing is recorded for the issue."""
     project = prep.project
     lang = next(iter(prep.rendered))
@@ -265,9 +237,10 @@ def send_test(prep: Preparation, addresses: tuple[str, ...],
                 progress(outcome.this_run)
 
     try:
-        _deliver(project, envelopes(), outcome, on_attempt=unclaimed, on_result=on_result)
+        _deliver(project, envelopes(), outcome, on_attempt=unclaimed, on_result=on_result,
+                 stopper=stopper)
     except DeliveryAborted as exc:
-        raise resumable(project, exc) from None
+        raise resumable(project.settings, exc) from None
     outcome.to_send = len(people)
     outcome.per_language[lang] = len(people)
     return outcome
@@ -284,13 +257,13 @@ def _count(totals: Progress, result: Result) -> None:
         totals.deferred += 1
 
 
-def send(prep: Preparation, options: SendOptions,
-         progress: ProgressHook | None = None) -> SendOutcome:
+def send(prep: Preparation, options: SendOptions, progress: ProgressHook | None = None,
+         stopper: StopSource | None = None) -> SendOutcome:
     """The real send: resumable, idempotent, recorded. Raises ``DeliveryError`` for exit 3."""
     project = prep.project
     issue = project.issue
     settings = project.settings
-    credentials(project)  # half-set credentials fail (exit 2) before the store is touched
+    credentials(settings)  # half-set credentials fail (exit 2) before the store is touched
     lock = Lock(settings.state_dir / "locks" / f"send-{issue.id}.lock", f"a send of {issue.id}")
     with lock, checked_store(project, options) as store:
         store.recover_inflight(issue.id)
@@ -358,12 +331,12 @@ def send(prep: Preparation, options: SendOptions,
 
         try:
             _deliver(project, envelopes(), outcome, on_attempt=on_attempt,
-                     on_result=on_result, concurrency=options.concurrency,
+                     on_result=on_result, stopper=stopper, concurrency=options.concurrency,
                      rate=options.rate, after=writes.close)
         except DeliveryAborted as exc:
             writes.close()
             store.recover_inflight(issue.id)
-            raise resumable(project, exc, store.counts(issue.id)) from None
+            raise resumable(settings, exc, store.counts(issue.id)) from None
         finally:
             writes.close()
             # a row still 'sending' lost its outcome (the run was stopped with it in flight):

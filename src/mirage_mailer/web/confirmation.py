@@ -1,4 +1,5 @@
-"""The double opt-in message: built from the page templates, sent through the transport.
+"""The double opt-in message: built from the page templates, sent through the one outbound
+path (``services.outbound``: the same credentials and AUTH/TLS rules as ``send``).
 
 It goes out after the response (a background task), so the page a visitor sees, and how long
 it takes, is the same whether or not the address was already subscribed. Delivery problems
@@ -8,7 +9,6 @@ are logged for the operator; the visitor can simply send the form again.
 from __future__ import annotations
 
 import logging
-import os
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate, make_msgid
@@ -16,15 +16,8 @@ from typing import Any
 from urllib.parse import quote
 
 from mirage_mailer.compose.message import address_header
-from mirage_mailer.delivery import (
-    DeliveryStats,
-    Envelope,
-    Outcome,
-    Result,
-    deliver_all,
-    unclaimed,
-)
-from mirage_mailer.project.config import Settings, Transport
+from mirage_mailer.project.config import Settings
+from mirage_mailer.services.outbound import send_one
 from mirage_mailer.util.errors import MirageError
 from mirage_mailer.util.headersafe import mailbox_header, text_header
 from mirage_mailer.util.tokens import Signer
@@ -73,12 +66,6 @@ def confirmation_message(settings: Settings, *, list_name: str, email: str, name
     return b"".join(head) + body.as_bytes()
 
 
-def _credentials(transport: Transport) -> tuple[str, str] | None:
-    user = os.environ.get(transport.username_env) if transport.username_env else None
-    password = os.environ.get(transport.password_env) if transport.password_env else None
-    return (user, password) if user and password else None
-
-
 async def send_confirmation(settings: Settings, signer: Signer, base_url: str, *,
                             list_name: str, email: str, name: str | None,
                             lang: str = SOURCE) -> bool:
@@ -99,19 +86,12 @@ async def _send(settings: Settings, signer: Signer, base_url: str, *, list_name:
     link = confirmation_link(signer, base_url, list_name, email)
     data = confirmation_message(settings, list_name=list_name, email=email, name=name,
                                 link=link, lang=lang)
-    envelope = Envelope(0, settings.sender.return_path, email, data)
-    results: list[Result] = []
     try:
-        stats: DeliveryStats = await deliver_all(
-            settings.transport, iter([envelope]), on_attempt=unclaimed,
-            on_result=results.append, credentials=_credentials(settings.transport))
-    except MirageError as exc:
+        sent = await send_one(settings, email, data)
+    except MirageError as exc:  # half-set credentials, an unusable relay: the operator's log
         log.warning("confirmation message for list %s not sent: %s", list_name, exc)
         return False
-    final = [r for r in results if r.final]
-    if stats.sent == 1:
-        return True
-    detail = f"{final[-1].code} {final[-1].response}" if final else "no answer"
-    outcome = final[-1].outcome if final else Outcome.DEFERRED
-    log.warning("confirmation message for list %s %s: %s", list_name, outcome.value, detail)
-    return False
+    if not sent.accepted:
+        log.warning("confirmation message for list %s %s: %s", list_name, sent.outcome,
+                    sent.detail)
+    return sent.accepted
