@@ -110,7 +110,7 @@ def test_an_invalid_address_is_one_line_and_exit_2(project: Path, run_cli: RunCl
 
 def test_forget_asks_on_a_terminal(sent: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(sent)
-    monkeypatch.setattr("mirage_mailer.commands.gdpr.on_terminal", lambda: True)
+    monkeypatch.setattr("mirage_mailer.commands.subscribers.on_terminal", lambda: True)
     runner = CliRunner()
     declined = runner.invoke(cli, ["forget", JEAN], input="n\n")
     assert declined.exception is None, declined.output

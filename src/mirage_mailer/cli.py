@@ -16,7 +16,7 @@ import click
 
 from mirage_mailer import __version__
 from mirage_mailer.commands.common import Context, err
-from mirage_mailer.commands.gdpr import add_gdpr_commands
+from mirage_mailer.commands.subscribers import add_gdpr_commands
 from mirage_mailer.commands.password import hash_password_command
 from mirage_mailer.commands.report import report_command, unsubscribe_command
 from mirage_mailer.commands.send import run_due_command, send_command
