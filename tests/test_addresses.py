@@ -33,6 +33,16 @@ TRICKY = [
     # normalised (an xn-- domain becomes Unicode) and with the IDNA ASCII domain
     "x" * 46 + "@" + ".".join(["b" * 50] * 4) + ".org", "x" * 47 + "@" + ".".join(["b" * 50] * 4)
     + ".org", "l" * 236 + "@xn--mnchen-3ya.de", "l" * 237 + "@xn--mnchen-3ya.de",
+    # local parts email-validator lowercases (RFC 2142 role names), in any case
+    "PostMaster@example.org", "Info@Example.ORG", "INFO@münchen.de", "support@xn--mnchen-3ya.de",
+    "Infos@example.org", "in.fo@example.org",
+    # international domains, written in Unicode, in capitals, as IDNA, or not valid at all
+    "a@MÜNCHEN.DE", "a@αλληλεγγύη.gr", "a@例え.jp", "a@x\u0301.org", "a@\u0301x.org",
+    "a@\uff45xample.org", "a@exa\u00admple.org", "a@ex\u200bample.org", "a@\ud800x.org",
+    "a@münchen.de.", "a@-münchen.de", "a@ab--münchen.de", "a@münchen..de", "a@münchen",
+    "l" * 236 + "@münchen.de", "l" * 237 + "@münchen.de", "l" * 242 + "@münchen.de",
+    "l" * 243 + "@münchen.de", "l" * 238 + "@\uff45\uff58ample.org",
+    "l" * 239 + "@\uff45\uff58ample.org",  # too long as written only (fullwidth: 3 octets)
 ]
 
 
@@ -59,6 +69,32 @@ def test_agrees_with_email_validator_on_random_addresses() -> None:
         normalised, error = check_address(address)
         assert (normalised, error is None) == reference(address), address
     assert addresses._domains  # the short way was taken
+
+
+def test_agrees_with_email_validator_on_random_international_domains() -> None:
+    """Domains built from ASCII, accented, Greek, fullwidth, combining and invisible
+    characters, with role-name local parts (lowercased) and lengths around 254 octets."""
+    rng = random.Random(20261130)
+    pieces = ["a", "B", "0", "-", ".", "ü", "Ü", "α", "Ω", "例", "\uff45", "\u0301", "\u00ad",
+              "\u200b", "xn--", "_", "ß", "ﬁ"]
+    tlds = [".de", ".gr", ".org", ".DE", "", ".", ".c0m", ".xn--p1ai"]
+    locals_ = ["a", "Info", "POSTMASTER", "abuse", "news.letter", "x" * 70, "o'neil", "a+b"]
+    seen: list[str] = []
+    addresses._domains.clear()
+    for _ in range(4000):
+        if seen and rng.random() < 0.6:  # mostly domains met before: the short way
+            domain = rng.choice(seen)
+        else:
+            label = "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 8)))
+            domain = label + rng.choice(tlds)
+            seen.append(domain)
+        local = rng.choice(locals_)
+        if rng.random() < 0.1:  # close to the 254-octet limit
+            local = "l" * (254 - len(domain.encode("utf-8")) - rng.randrange(-8, 8))
+        address = f"{local}@{domain}"
+        normalised, error = check_address(address)
+        assert (normalised, error is None) == reference(address), address
+    assert any(not d.isascii() for d in addresses._domains)  # the short way was taken
 
 
 def test_header_values_refuse_line_breaks_and_controls_but_not_tabs() -> None:
