@@ -1,4 +1,4 @@
-"""What every command shares: the context object and one-line output helpers."""
+"""What every command shares: the context object, one-line output helpers, and ISSUE as typed."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 import click
+
+from mirage_mailer.services.loader import find_issue
 
 ISSUE_DIR = click.Path(file_okay=False, path_type=Path)
 
@@ -22,3 +24,11 @@ def err(line: str) -> None:
 
 def on_terminal() -> bool:
     return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def issue_folder(obj: Context, issue: str | None) -> Path:
+    """ISSUE as typed (folder, id or nothing) to its folder; says which one when it chose."""
+    folder, note = find_issue(obj.config, issue)
+    if note:
+        err(note)
+    return folder

@@ -34,3 +34,6 @@ def hash_password_command(iterations: int) -> int:
         err("hash-password: warning: a password shorter than 12 characters is easy to guess")
     click.echo(hash_password(password, iterations=iterations))
     return ExitCode.OK
+
+
+COMMANDS: tuple[click.Command, ...] = (hash_password_command,)

@@ -23,24 +23,23 @@ from rich.progress import (
 
 from mirage_mailer.commands.common import ISSUE_DIR, Context, err, on_terminal
 from mirage_mailer.commands.signals import SignalStop
+from mirage_mailer.project.config import load_settings
 from mirage_mailer.project.content import parse_send_at
 from mirage_mailer.services.loader import locate_config, open_project
 from mirage_mailer.services.planning import K_DUPLICATE, K_LANG, K_LIMIT, SEND, Plan
 from mirage_mailer.services.preparation import Preparation
-from mirage_mailer.services.schedule import find_due, run_due_lock
+from mirage_mailer.services.schedule import check_store, find_due, run_due_lock
 from mirage_mailer.services.sending import Progress as Totals
 from mirage_mailer.services.sending import (
     ProgressHook,
     SendOptions,
     SendOutcome,
-    database,
     dry_run,
+    plan_to_confirm,
     prepare,
-    read_plan,
     send,
     send_test,
 )
-from mirage_mailer.store.guard import check_memory
 from mirage_mailer.util.addresses import check_address
 from mirage_mailer.util.errors import ExitCode, InputError, MirageError, Problem, display_path
 
@@ -174,9 +173,7 @@ def _confirm(prep: Preparation, options: SendOptions, yes: bool) -> bool:
     if yes:
         return True
     project = prep.project
-    check_memory(database(project), project.settings.state_dir,
-                 new_store=options.new_store, dry_run=True)  # a lost store: exit 2 first
-    question = ask(read_plan(project, options), project.settings.transport.url)
+    question = ask(plan_to_confirm(project, options), project.settings.transport.url)
     if question is None:
         return True  # the send records the lists as they are and says "nothing to send"
     if not on_terminal():
@@ -332,8 +329,6 @@ def run_due_command(obj: Context, now: str | None) -> int:
     is the highest of the issues handled (3 > 2 > 1 > 0); a run stopped by Ctrl-C or
     SIGTERM starts no further issue and exits 130 or 143.
     """
-    from mirage_mailer.project.config import load_settings
-
     moment = datetime.now(UTC)
     if now is not None:
         parsed = parse_send_at(now)
@@ -344,7 +339,7 @@ def run_due_command(obj: Context, now: str | None) -> int:
     settings = load_settings(locate_config(obj.config))
     worst = ExitCode.OK
     with run_due_lock(settings):
-        check_memory(settings.tracking.database, settings.state_dir)  # a lost store: exit 2
+        check_store(settings)  # a lost store: exit 2
         due, problems = find_due(settings, moment)
         for problem in problems:
             err(str(problem))
@@ -372,3 +367,6 @@ def _send_due(obj: Context, issue_dir: Path) -> ExitCode:
     _print_skipped(outcome)
     click.echo(summary(outcome))
     return outcome.exit_code
+
+
+COMMANDS: tuple[click.Command, ...] = (send_command, run_due_command)

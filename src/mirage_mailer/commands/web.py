@@ -153,7 +153,4 @@ def archive_command(obj: Context, out: Path, base_url: str | None) -> int:
     return ExitCode.OK
 
 
-def add_web_commands(group: click.Group) -> None:
-    """Register ``serve`` and ``archive`` on the CLI group."""
-    group.add_command(serve_command)
-    group.add_command(archive_command)
+COMMANDS: tuple[click.Command, ...] = (serve_command, archive_command)

@@ -1,18 +1,27 @@
-"""Delivery state from the tracking store, shaped as DESIGN.md's report JSON."""
+"""Delivery figures from the tracking store, for every reader of them: ``report`` (table,
+JSON, CSV, HTML) on the command line and ``/report/<issue-id>`` on the web.
+
+This module owns the figures (DESIGN.md's report JSON, the CSV rows, which issues exist);
+``htmlreport`` draws them as one page; ``commands/report.py`` prints them and
+``web/report_routes.py`` serves the page behind a password. Reports never create a store.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mirage_mailer.store import REPORT_STATUSES, Store
+from mirage_mailer.project.config import Settings
+from mirage_mailer.store import REPORT_STATUSES, ReportReader, Store
 
+STATUSES: tuple[str, ...] = REPORT_STATUSES  # the report's counts, in the table's order
 CSV_COLUMNS = ("issue", "email", "status", "attempts", "message_id", "smtp_code",
                "smtp_response", "last_attempt_at")
 
 
-def issue_report(store: Store | None, issue: str) -> dict[str, Any]:
+def issue_report(store: ReportReader | None, issue: str) -> dict[str, Any]:
     """``{"issue", "counts", "recipients"}``: zero counts when nothing is recorded yet."""
     if store is None:
         return {"issue": issue, "counts": dict.fromkeys(REPORT_STATUSES, 0), "recipients": []}
@@ -25,13 +34,53 @@ def open_store(database: Path) -> Store | None:
     return Store(database) if database.exists() else None
 
 
-def all_issues(store: Store | None) -> list[str]:
-    return store.issues() if store is not None else []
+@contextmanager
+def existing(settings: Settings) -> Iterator[Store | None]:
+    """The project's store for the length of a report, or None when there is none yet."""
+    store = open_store(settings.tracking.database)
+    try:
+        yield store
+    finally:
+        if store is not None:
+            store.close()
 
 
-def csv_rows(store: Store | None, issues: list[str]) -> Iterator[list[Any]]:
-    for issue in issues:
-        if store is None:
-            continue
-        for row in store.recipients(issue):
-            yield [issue, *(row[c] for c in CSV_COLUMNS[1:])]
+def tracking_on(settings: Settings) -> bool:
+    """Whether opens or clicks are counted: only then do reports carry ``engagement``."""
+    return settings.tracking.opens or settings.tracking.clicks
+
+
+def reports(settings: Settings, issue: str | None) -> list[dict[str, Any]]:
+    """One report per issue (``issue``, or every issue in the store), with ``engagement``
+    (opens, clicks per link) when tracking is on."""
+    with existing(settings) as store:
+        issues = [issue] if issue else (store.issues() if store is not None else [])
+        found = [issue_report(store, name) for name in issues]
+        if tracking_on(settings) and store is not None:  # extra field, only when enabled
+            for report in found:
+                report["engagement"] = store.engagement(report["issue"])
+    return found
+
+
+def csv_rows(settings: Settings, issue: str | None) -> list[list[Any]]:
+    """One row per recipient and issue, in ``CSV_COLUMNS`` order."""
+    return [[report["issue"], *(row[c] for c in CSV_COLUMNS[1:])]
+            for report in reports(settings, issue) for row in report["recipients"]]
+
+
+def html_report(settings: Settings, issue: str) -> str:
+    """The self-contained HTML page for ``issue`` (empty sections when nothing is recorded)."""
+    from mirage_mailer.services.htmlreport import issue_report_html  # pygal only when asked
+
+    with existing(settings) as store:
+        return issue_report_html(store, issue, settings)
+
+
+def known_issue_report(settings: Settings, issue: str) -> str | None:
+    """The HTML page for an issue the store or the project knows, else None (the web's 404)."""
+    from mirage_mailer.services.htmlreport import issue_report_html  # pygal only when asked
+
+    with existing(settings) as store:
+        known = (store is not None and issue in store.issues()) or \
+            (settings.issues_dir / issue / "issue.yaml").is_file()
+        return issue_report_html(store, issue, settings) if known else None

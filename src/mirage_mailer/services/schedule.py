@@ -10,6 +10,7 @@ from mirage_mailer.project.config import Settings
 from mirage_mailer.project.content import parse_send_at
 from mirage_mailer.project.yamlsrc import LineDict, load_yaml_file
 from mirage_mailer.store import Store
+from mirage_mailer.store.guard import check_memory
 from mirage_mailer.util.errors import InputError, Problem
 from mirage_mailer.util.locks import Lock
 
@@ -22,6 +23,12 @@ class Due:
 
 def run_due_lock(settings: Settings) -> Lock:
     return Lock(settings.state_dir / "locks" / "run-due.lock", "run-due")
+
+
+def check_store(settings: Settings) -> None:
+    """Refuse (exit 2) when a project that has sent before lost its store (``store.guard``):
+    run-due would otherwise send every due issue to everyone again."""
+    check_memory(settings.tracking.database, settings.state_dir)
 
 
 def find_due(settings: Settings, now: datetime) -> tuple[list[Due], list[Problem]]:

@@ -169,6 +169,13 @@ def read_plan(project: Project, options: SendOptions, *, keep: bool = False) -> 
         return make_plan(project, store, plan_options(options), keep=keep)
 
 
+def plan_to_confirm(project: Project, options: SendOptions) -> Plan:
+    """The plan the send prompt asks about; a lost store is refused (exit 2) first."""
+    check_memory(database(project), project.settings.state_dir,
+                 new_store=options.new_store, dry_run=True)
+    return read_plan(project, options)
+
+
 def dry_run(prep: Preparation, options: SendOptions, *, keep: bool = False) -> SendOutcome:
     """Build every message that a send would transmit; touch neither network nor store.
 

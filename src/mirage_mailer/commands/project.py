@@ -1,0 +1,93 @@
+"""Commands about the project and one issue before it is sent: ``init``, ``validate``,
+``preview`` and ``rotate-secret``. Each parses, calls ``services`` and prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mirage_mailer.commands.common import Context, err, issue_folder
+from mirage_mailer.services.loader import open_project
+from mirage_mailer.services.preview import write_preview
+from mirage_mailer.services.projects import init, rotate_signing_key, validate
+from mirage_mailer.util.errors import ExitCode, display_path
+
+
+@click.command("init")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def init_command(directory: Path) -> int:
+    """Scaffold a working project in DIRECTORY: config, templates, a list, an issue."""
+    for path in init(directory):
+        click.echo(f"created {display_path(path)}")
+    click.echo(f"next: cd {display_path(directory)} && mirage-mailer validate "
+               "issues/2021-10-partners-meeting")
+    return ExitCode.OK
+
+
+@click.command("validate")
+@click.argument("issue", required=False, metavar="[ISSUE]")
+@click.pass_obj
+def validate_command(obj: Context, issue: str | None) -> int:
+    """Check config, issue, articles, lists, templates and the EU disclaimer.
+
+    ISSUE is the issue folder or its id (the folder name under issues/); without it, the
+    only issue, or the latest one.
+
+    Prints every problem as path:line: message. Exit 2 if any is an error;
+    warnings (duplicate addresses, missing translations) leave exit 0.
+    """
+    found = validate(obj.config, issue_folder(obj, issue))
+    for problem in [*found.warnings, *found.errors]:
+        err(str(problem))
+    for problem in found.store_problems:
+        err(f"{problem} (recipient figures below ignore the tracking store)")
+    plan = found.plan
+    already = (f", {plan.already_sent} already sent" if plan.already_sent else "")
+    click.echo(f"{found.issue}: {len(found.errors)} error(s), {len(found.warnings)} "
+               f"warning(s); languages {', '.join(found.languages)}; "
+               f"{plan.to_send} recipient(s) ({plan.languages()}){already}")
+    return ExitCode.INVALID_INPUT if found.errors else ExitCode.OK
+
+
+@click.command("preview")
+@click.argument("issue", required=False, metavar="[ISSUE]")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the files (default: preview/<issue-id>/).")
+@click.option("--recipient", metavar="EMAIL",
+              help="Personalise for this address (its list entry if it has one).")
+@click.option("--lang", metavar="LANG", help="Only this language.")
+@click.pass_obj
+def preview_command(obj: Context, issue: str | None, out: Path | None, recipient: str | None,
+                    lang: str | None) -> int:
+    """Write <lang>.html, <lang>.txt and <lang>.eml for each language; sends nothing.
+
+    ISSUE is the issue folder or its id; without it, the only issue, or the latest one.
+    """
+    project = open_project(obj.config, issue_folder(obj, issue))
+    for problem in project.warnings:  # said before the files are written, even if that fails
+        err(str(problem))
+    target = out if out is not None else Path("preview") / project.issue.id
+    for path in write_preview(project, target, recipient=recipient, lang=lang):
+        click.echo(display_path(path))
+    return ExitCode.OK
+
+
+@click.command("rotate-secret")
+@click.pass_obj
+def rotate_secret_command(obj: Context) -> int:
+    """Start signing links with a new key; links already sent keep working.
+
+    The new key goes first in .mirage/secret and the earlier ones stay below it, used only
+    to check links in messages already sent. Restart `serve` afterwards. With
+    tracking.secret_env, change that variable instead (this says how).
+    """
+    done = rotate_signing_key(obj.config)
+    dropped = f"; {done.dropped} key(s) too short to be safe dropped" if done.dropped else ""
+    click.echo(f"{display_path(done.path)}: new signing key; {done.kept} earlier key(s) kept "
+               f"to check links already sent{dropped} (restart 'serve' to use it)")
+    return ExitCode.OK
+
+
+COMMANDS: tuple[click.Command, ...] = (init_command, validate_command, preview_command,
+                                       rotate_secret_command)

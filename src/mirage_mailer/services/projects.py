@@ -1,0 +1,60 @@
+"""Project-wide operations: scaffold a project (``init``), check one issue (``validate``), and
+rotate the signing key (``rotate-secret``). Preview and send have their own modules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mirage_mailer.project.config import load_settings
+from mirage_mailer.project.scaffold import init_project
+from mirage_mailer.services.loader import locate_config, open_project
+from mirage_mailer.services.loader import validate as check_inputs
+from mirage_mailer.services.planning import Plan, PlanOptions, make_plan
+from mirage_mailer.services.sending import SendOptions, read_plan
+from mirage_mailer.store import StoreError
+from mirage_mailer.util.errors import InputError, Problem
+from mirage_mailer.util.tokens import Rotation, check_secret, rotate_secret
+
+
+def init(directory: Path) -> list[Path]:
+    """Write a working project (config, templates, a list, an issue); the files written."""
+    return init_project(directory)
+
+
+@dataclass
+class Validation:
+    """Everything ``validate`` reports about one issue, and the figures of its summary."""
+
+    issue: str
+    languages: tuple[str, ...]
+    plan: Plan
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    store_problems: list[Problem] = field(default_factory=list)  # figures ignore the store
+
+
+def validate(config: Path | None, issue_dir: Path) -> Validation:
+    """Check config, issue, articles, lists, templates, disclaimer and signing secret, and
+    plan the send as ``send --dry-run`` would (one set of figures)."""
+    project = open_project(config, issue_dir)
+    errors, warnings, _scan = check_inputs(project)
+    try:  # the same refusal as preview and send, but a project without a secret gets none
+        check_secret(project.settings.state_dir, project.settings.tracking.secret_env)
+    except InputError as exc:
+        errors = [*errors, *exc.problems]
+    store_problems: list[Problem] = []
+    try:
+        plan = read_plan(project, SendOptions())
+    except StoreError as exc:  # validate checks the inputs; a broken store is send's business
+        store_problems = list(exc.problems)
+        plan = make_plan(project, None, PlanOptions())
+    return Validation(project.issue.id, tuple(project.issue.languages), plan, errors, warnings,
+                      store_problems)
+
+
+def rotate_signing_key(config: Path | None) -> Rotation:
+    """A new signing key first in ``.mirage/secret``; earlier keys kept for checking links."""
+    settings = load_settings(locate_config(config))
+    return rotate_secret(settings.state_dir, settings.tracking.secret_env)
