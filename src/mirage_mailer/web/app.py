@@ -21,7 +21,6 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Scope
 
 from mirage_mailer.project.config import Settings
-from mirage_mailer.util.tokens import load_secret
 from mirage_mailer.web import (
     archive_routes,
     engagement_routes,
@@ -29,15 +28,12 @@ from mirage_mailer.web import (
     subscribe,
     unsubscribe,
 )
-from mirage_mailer.web.archive import Catalogue
-from mirage_mailer.web.context import WebContext
-from mirage_mailer.web.csrf import CsrfTokens
+from mirage_mailer.web.context import WebContext, web_context
 from mirage_mailer.web.guard import Guard, ReaderError
 from mirage_mailer.web.i18n import N_, negotiate, request_language
-from mirage_mailer.web.issue_pages import IssueRenderer
 from mirage_mailer.web.links import Links
 from mirage_mailer.web.pages import error_html, gettext, html
-from mirage_mailer.web.state import WebState, links_for, web_state
+from mirage_mailer.web.respond import links_for
 
 log = logging.getLogger(__name__)
 
@@ -80,21 +76,21 @@ def _detail(exc: HTTPException, lang: str) -> str:
 def _error_page(request: Request, status: int, detail: str, lang: str,
                 headers: Mapping[str, str] | None = None) -> Response:
     body = error_html(status, detail, links=links_for(request),
-                      site=web_state(request).ctx.settings.project, lang=lang)
+                      site=web_context(request).settings.project, lang=lang)
     return html(body, status=status, headers={"Vary": "Accept-Language", **(headers or {})},
                 lang=lang)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    lang = request_language(request, web_state(request).ctx.settings.project.language)
+    lang = request_language(request, web_context(request).settings.project.language)
     return _error_page(request, exc.status_code, _detail(exc, lang), lang, exc.headers)
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
     """A bug: log it for the operator, show a plain apology (never a traceback)."""
     log.error("error answering %s %s", request.method, request.url.path, exc_info=exc)
-    lang = request_language(request, web_state(request).ctx.settings.project.language)
+    lang = request_language(request, web_context(request).settings.project.language)
     return _error_page(request, 500, gettext(lang, TRY_LATER), lang)
 
 
@@ -102,8 +98,6 @@ def create_app(settings: Settings, *, local_base: str | None = None) -> Starlett
     """The app; ``local_base`` is the address ``serve`` listens on (``http://host:port``),
     which links use when ``tracking.base_url`` is not set."""
     ctx = WebContext.load(settings, local_base)
-    secret = load_secret(settings.state_dir, settings.tracking.secret_env)
-    state = WebState(ctx, CsrfTokens(secret), Catalogue(settings), IssueRenderer(settings))
     routes: list[BaseRoute] = [
         *archive_routes.ROUTES,
         *unsubscribe.ROUTES,
@@ -114,5 +108,4 @@ def create_app(settings: Settings, *, local_base: str | None = None) -> Starlett
     app = MirageApp(routes=routes, settings=settings,
                     exception_handlers={HTTPException: http_error, Exception: server_error})
     app.state.ctx = ctx
-    app.state.mirage = state
     return app

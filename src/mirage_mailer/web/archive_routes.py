@@ -17,20 +17,13 @@ from mirage_mailer.compose.disclaimer import EMBLEM_FILE
 from mirage_mailer.compose.render import emblem_bytes
 from mirage_mailer.util.errors import InputError
 from mirage_mailer.web.archive import subscribe_links
+from mirage_mailer.web.context import WebContext, web_context
 from mirage_mailer.web.feed import CONTENT_TYPE, atom_feed
 from mirage_mailer.web.i18n import N_, set_language
 from mirage_mailer.web.issue_pages import IssueView
 from mirage_mailer.web.languages import label
 from mirage_mailer.web.pages import static_file
-from mirage_mailer.web.state import (
-    PUBLIC_CACHE,
-    WebState,
-    language,
-    links_for,
-    respond,
-    translator,
-    web_state,
-)
+from mirage_mailer.web.respond import PUBLIC_CACHE, language, links_for, respond, translator
 
 log = logging.getLogger(__name__)
 STATIC_CACHE = "public, max-age=86400"
@@ -38,8 +31,8 @@ NOT_PUBLISHED = N_("There is no published issue at this address.")
 
 
 def index(request: Request) -> Response:
-    state = web_state(request)
-    entries = state.catalogue.entries()
+    ctx = web_context(request)
+    entries = ctx.catalogue.entries()
     _ = translator(request)
     return respond(request, "archive.html.j2", title=_("Newsletter archive"), entries=entries,
                    subscribe=subscribe_links(entries, links_for(request)), label=label,
@@ -50,16 +43,16 @@ def subscription(request: Request) -> Response:
     """How to unsubscribe and subscribe: where the archive's copy of an issue links to for
     "unsubscribe" (a copy for no one cannot carry anyone's personal link)."""
     set_language(request, request.path_params.get("lang"))
-    state = web_state(request)
+    ctx = web_context(request)
     _ = translator(request)
     return respond(request, "subscription.html.j2", title=_("Manage your subscription"),
-                   subscribe=subscribe_links(state.catalogue.entries(), links_for(request)),
+                   subscribe=subscribe_links(ctx.catalogue.entries(), links_for(request)),
                    headers={"Cache-Control": PUBLIC_CACHE})
 
 
-def _view(state: WebState, issue_id: str, lang: str | None) -> IssueView:
+def _view(ctx: WebContext, issue_id: str, lang: str | None) -> IssueView:
     try:
-        view = state.renderer.view(issue_id, lang)
+        view = ctx.renderer.view(issue_id, lang)
     except InputError as exc:
         log.error("issue %s cannot be rendered: %s", issue_id, exc)
         raise HTTPException(500, N_("This issue cannot be shown at the moment.")) from None
@@ -68,52 +61,52 @@ def _view(state: WebState, issue_id: str, lang: str | None) -> IssueView:
     return view
 
 
-def _issue_response(request: Request, state: WebState, view: IssueView,
+def _issue_response(request: Request, ctx: WebContext, view: IssueView,
                     headers: dict[str, str]) -> Response:
     """The issue in its language; its navigation bar in the reader's: the language the URL or
     token names, else Accept-Language, else the project's."""
-    body = state.renderer.page(view, links_for(request), ui_lang=language(request))
+    body = ctx.renderer.page(view, links_for(request), ui_lang=language(request))
     return HTMLResponse(body, headers={"Content-Language": view.lang,
                                        "Vary": "Accept-Language", **headers})
 
 
 def issue_page(request: Request) -> Response:
-    state = web_state(request)
+    ctx = web_context(request)
     issue_id = str(request.path_params["issue_id"])
     lang = request.path_params.get("lang")
-    if state.catalogue.entry(issue_id) is None:
+    if ctx.catalogue.entry(issue_id) is None:
         raise HTTPException(404, NOT_PUBLISHED)
     if lang is not None:
         set_language(request, str(lang))  # a 404 for a missing language speaks it if it can
-    view = _view(state, issue_id, None if lang is None else str(lang))
-    return _issue_response(request, state, view, {"Cache-Control": PUBLIC_CACHE})
+    view = _view(ctx, issue_id, None if lang is None else str(lang))
+    return _issue_response(request, ctx, view, {"Cache-Control": PUBLIC_CACHE})
 
 
 def view_online(request: Request) -> Response:
     """The "view online" link of a message: the issue as published, for anyone."""
-    state = web_state(request)
-    found = state.ctx.verify("view", request.path_params["token"])
+    ctx = web_context(request)
+    found = ctx.verify("view", request.path_params["token"])
     if found is None:
         raise HTTPException(400, N_("This link is not valid. Copy the whole link from the "
                                     "message."))
     issue_id, subject = found
-    with state.ctx.store() as store:
+    with ctx.store() as store:
         known = store.resolve_subject(subject, issue_id) is not None
         wanted = store.recipient_lang(issue_id, subject)
-    issue = state.catalogue.issue(issue_id)
-    if state.catalogue.entry(issue_id) is None and (not known or issue is None):
+    issue = ctx.catalogue.issue(issue_id)
+    if ctx.catalogue.entry(issue_id) is None and (not known or issue is None):
         # Not published yet (a send still running): the link works for its recipient only.
         raise HTTPException(404, NOT_PUBLISHED)
     set_language(request, wanted)
     lang = issue.pick_language(wanted) if issue is not None and wanted else None
-    view = _view(state, issue_id, lang)  # the reader's language, as in their message
-    return _issue_response(request, state, view, {"X-Robots-Tag": "noindex"})
+    view = _view(ctx, issue_id, lang)  # the reader's language, as in their message
+    return _issue_response(request, ctx, view, {"X-Robots-Tag": "noindex"})
 
 
 def feed(request: Request) -> Response:
-    state = web_state(request)
+    ctx = web_context(request)
     lang = language(request)
-    data = atom_feed(state.ctx.settings, state.catalogue.entries(), state.ctx.base_url,
+    data = atom_feed(ctx.settings, ctx.catalogue.entries(), ctx.base_url,
                      lang=lang)
     return Response(data, media_type=CONTENT_TYPE,
                     headers={"Cache-Control": PUBLIC_CACHE, "Content-Language": lang,
@@ -132,12 +125,12 @@ def stylesheet(request: Request) -> Response:
 
 def article_image(request: Request) -> Response:
     """Images of a published issue (its CID parts), at the URLs its page uses."""
-    state = web_state(request)
+    ctx = web_context(request)
     issue_id = str(request.path_params["issue_id"])
-    if state.catalogue.entry(issue_id) is None:
+    if ctx.catalogue.entry(issue_id) is None:
         raise HTTPException(404, NOT_PUBLISHED)
-    view = _view(state, issue_id, str(request.path_params["lang"]))
-    image = state.renderer.image(view, str(request.path_params["name"]))
+    view = _view(ctx, issue_id, str(request.path_params["lang"]))
+    image = ctx.renderer.image(view, str(request.path_params["name"]))
     if image is None:
         raise HTTPException(404, N_("There is no such image in this issue."))
     return Response(image.data, media_type=image.mime, headers={"Cache-Control": STATIC_CACHE})

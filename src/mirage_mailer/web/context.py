@@ -1,12 +1,21 @@
-"""What every route needs, kept on ``app.state.ctx``: settings, the token signer, the store."""
+"""The one holder of the web app's state, kept on ``app.state.ctx``: settings, the token
+signer, CSRF tokens, the archive's catalogue and page renderer, the sign-up limits, and this
+server's own address. Every route reaches it through ``web_context(request)``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from starlette.requests import HTTPConnection
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.store import Store
 from mirage_mailer.util.tokens import Signer, load_secret
+from mirage_mailer.web.archive import Catalogue
+from mirage_mailer.web.csrf import CsrfTokens
+from mirage_mailer.web.issue_pages import IssueRenderer
+from mirage_mailer.web.ratelimit import SignUpLimits
 
 # Where ``serve`` listens by default; the app is told the real address when it is elsewhere.
 DEFAULT_LOCAL_BASE = "http://127.0.0.1:8080"
@@ -16,12 +25,18 @@ DEFAULT_LOCAL_BASE = "http://127.0.0.1:8080"
 class WebContext:
     settings: Settings
     signer: Signer
+    csrf: CsrfTokens
+    catalogue: Catalogue
+    renderer: IssueRenderer
     local_base: str = DEFAULT_LOCAL_BASE  # this server's own address (no trailing slash)
+    limits: SignUpLimits = field(default_factory=SignUpLimits)
 
     @classmethod
     def load(cls, settings: Settings, local_base: str | None = None) -> WebContext:
+        """Everything the routes share, read once when the app is made (one secret read)."""
         key = load_secret(settings.state_dir, settings.tracking.secret_env)
-        return cls(settings, Signer(key), (local_base or DEFAULT_LOCAL_BASE).rstrip("/"))
+        return cls(settings, Signer(key), CsrfTokens(key), Catalogue(settings),
+                   IssueRenderer(settings), (local_base or DEFAULT_LOCAL_BASE).rstrip("/"))
 
     def store(self) -> Store:
         """A store for one request (SQLite connections are cheap; WAL lets send run too)."""
@@ -40,3 +55,10 @@ class WebContext:
     def base_url(self) -> str:
         """The public address for links; without ``tracking.base_url``, where serve listens."""
         return self.settings.tracking.base_url or self.local_base
+
+
+def web_context(request: HTTPConnection) -> WebContext:
+    """The app's ``WebContext`` (``create_app`` puts it on ``app.state.ctx``)."""
+    ctx = request.app.state.ctx
+    assert isinstance(ctx, WebContext)
+    return ctx

@@ -23,7 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from mirage_mailer.services.htmlreport import PAGE_CSP, page
 from mirage_mailer.store import StoreError
-from mirage_mailer.web.context import WebContext
+from mirage_mailer.web.context import WebContext, web_context
 from mirage_mailer.web.i18n import request_language, translations
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def _record(ctx: WebContext, issue: str, subject: str, kind: str, url: str | Non
 
 
 def open_pixel(request: Request) -> Response:
-    ctx: WebContext = request.app.state.ctx
+    ctx = web_context(request)
     found = ctx.verify("open", request.path_params["token"])
     if found is not None and ctx.settings.tracking.opens and request.method == "GET":
         _record(ctx, found[0], found[1], "opened", None)
@@ -57,7 +57,7 @@ def open_pixel(request: Request) -> Response:
 
 def bad_link(request: Request) -> Response:
     """A 400 page in the reader's language (Accept-Language: the token is not genuine)."""
-    ctx: WebContext = request.app.state.ctx
+    ctx = web_context(request)
     lang = request_language(request, ctx.settings.project.language)
     _ = translations(lang).gettext
     body = page(_("Link not valid"), "<h1>" + escape(_("This link is not valid")) + "</h1><p>"
@@ -71,7 +71,7 @@ def bad_link(request: Request) -> Response:
 
 
 def click(request: Request) -> Response:
-    ctx: WebContext = request.app.state.ctx
+    ctx = web_context(request)
     targets = request.query_params.getlist("u")
     if len(targets) != 1 or not _TARGET.match(targets[0]):
         return bad_link(request)

@@ -6,16 +6,16 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from mirage_mailer.web.context import web_context
 from mirage_mailer.web.csrf import FIELD, cross_site
 from mirage_mailer.web.i18n import N_
-from mirage_mailer.web.state import web_state
 
 MAX_FIELDS = 16  # our forms have five; anything more is not one of ours
 
 
 async def read_form(request: Request) -> FormData:
     """The form, urlencoded or multipart, without files; a malformed body is a 400."""
-    limit = web_state(request).ctx.settings.web.max_body_bytes
+    limit = web_context(request).settings.web.max_body_bytes
     try:
         return await request.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=limit)
     except UnicodeDecodeError:
@@ -31,14 +31,14 @@ def text(form: FormData, name: str) -> str:
 def check_forgery(request: Request, form: FormData) -> None:
     """403 unless the form came from this site recently (CSRF field, Origin, Sec-Fetch-Site);
     400 for a field no form of ours could have carried (not ASCII)."""
-    state = web_state(request)
-    if cross_site(request, state.ctx.settings.tracking.base_url):
+    ctx = web_context(request)
+    if cross_site(request, ctx.settings.tracking.base_url):
         raise HTTPException(403, N_("The form was sent from another site. Open this page "
                                     "here and send the form again."))
     field = text(form, FIELD)
     if not field.isascii():  # ours are ASCII: a malformed request, not a forged one
         raise HTTPException(400, N_("The form's security field is not valid. Reload the page "
                                     "and send the form again."))
-    problem = state.csrf.problem(field, request.url.path)
+    problem = ctx.csrf.problem(field, request.url.path)
     if problem is not None:
         raise HTTPException(403, problem)

@@ -1,5 +1,8 @@
 """``GET /report/<issue-id>``: the HTML delivery report behind HTTP basic auth.
 
+The figures and the page come from ``services.reporting`` (the same page as
+``report --format html``); this module owns only the password check and the HTTP answer.
+
 The user is ``web.report_user``; the password is checked against a PBKDF2 hash read, at each
 request, from the environment variable named by ``web.report_password_hash_env`` (made with
 ``mirage-mailer hash-password``). Without that variable the report is disabled (503): no page
@@ -20,9 +23,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mirage_mailer.services.htmlreport import PAGE_CSP, issue_report_html, page
+from mirage_mailer.services.htmlreport import PAGE_CSP, page
+from mirage_mailer.services.reporting import known_issue_report
 from mirage_mailer.util.passwords import BadHash, verify_password
-from mirage_mailer.web.context import WebContext
+from mirage_mailer.web.context import WebContext, web_context
 
 log = logging.getLogger(__name__)
 
@@ -87,19 +91,16 @@ def authorised(request: Request, ctx: WebContext) -> Response | None:
 
 
 def report(request: Request) -> Response:
-    ctx: WebContext = request.app.state.ctx
+    ctx = web_context(request)
     refused = authorised(request, ctx)
     if refused is not None:
         return refused
     issue = request.path_params["issue_id"]
     if not _ISSUE_ID.match(issue):
         return _page(404, "No such issue", "There is no issue with that name.")
-    with ctx.store() as store:
-        known = issue in store.issues() or (ctx.settings.issues_dir / issue / "issue.yaml") \
-            .is_file()
-        if not known:
-            return _page(404, "No such issue", "There is no issue with that name.")
-        body = issue_report_html(store, issue, ctx.settings)
+    body = known_issue_report(ctx.settings, issue)
+    if body is None:
+        return _page(404, "No such issue", "There is no issue with that name.")
     return Response(body, media_type="text/html; charset=utf-8", headers=_HEADERS)
 
 

@@ -9,6 +9,7 @@ HEAD) every link in a message, and someone who posts another person's address to
 must not get it confirmed, least of all the address of someone who unsubscribed. The
 person's own confirmation is fresh, explicit consent: it lifts an earlier unsubscription (the
 store records a ``resubscribed`` event). Sign-ups are rate-limited per mailbox and per client.
+What is recorded, and how, is ``services.signup``'s; this module owns the pages.
 """
 
 from __future__ import annotations
@@ -27,18 +28,21 @@ from starlette.routing import BaseRoute, Route
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.lists import find_list
-from mirage_mailer.store import Store
+from mirage_mailer.services.signup import Confirmed, confirmation_target
+from mirage_mailer.services.signup import confirm as confirm_sign_up
+from mirage_mailer.services.signup import sign_up as record_sign_up
 from mirage_mailer.util.addresses import check_address
 from mirage_mailer.util.errors import InputError
 from mirage_mailer.util.headersafe import header_problem
 from mirage_mailer.util.langs import check_language, normalise_language
 from mirage_mailer.web import languages
 from mirage_mailer.web.confirmation import send_confirmation
+from mirage_mailer.web.context import WebContext, web_context
 from mirage_mailer.web.csrf import FIELD
 from mirage_mailer.web.forms import check_forgery, read_form, text
 from mirage_mailer.web.i18n import N_, set_language, supported
 from mirage_mailer.web.ratelimit import mailbox_key
-from mirage_mailer.web.state import WebState, language, respond, translator, web_state
+from mirage_mailer.web.respond import language, respond, translator
 from mirage_mailer.web.unsubscribe import mask
 
 _LIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -65,7 +69,7 @@ def list_exists(settings: Settings, name: str) -> bool:
 
 def _list_name(request: Request) -> str:
     name = str(request.path_params["list_name"])
-    if not list_exists(web_state(request).ctx.settings, name):
+    if not list_exists(web_context(request).settings, name):
         raise HTTPException(404, N_("There is no newsletter list of that name here. Check "
                                     "the address of the page."))
     return name
@@ -107,25 +111,25 @@ def check_sign_up(form: FormData, settings: Settings, gettext: Callable[[str], s
 
 def _form(request: Request, list_name: str, *, values: dict[str, str], errors: dict[str, str],
           status: int = 200) -> Response:
-    state = web_state(request)
-    settings = state.ctx.settings
+    ctx = web_context(request)
+    settings = ctx.settings
     action = request.url.path
     _ = translator(request)
     title = _("Subscribe to the %(name)s newsletter") % {"name": settings.project.name}
     return respond(
         request, "subscribe.html.j2", title=title,
         status=status, list_name=list_name, action=action, csrf_field=FIELD,
-        csrf=state.csrf.issue(action), consent_text=settings.web.consent_text,
-        languages=languages.choices(settings, state.catalogue.languages()), values=values,
+        csrf=ctx.csrf.issue(action), consent_text=settings.web.consent_text,
+        languages=languages.choices(settings, ctx.catalogue.languages()), values=values,
         errors=errors)
 
 
 def _offered_language(request: Request) -> str:
     """The newsletter language the form proposes: the reader's, when the project offers it."""
-    state = web_state(request)
-    settings = state.ctx.settings
+    ctx = web_context(request)
+    settings = ctx.settings
     page = language(request)
-    codes = [code for code, _label in languages.choices(settings, state.catalogue.languages())]
+    codes = [code for code, _label in languages.choices(settings, ctx.catalogue.languages())]
     return next((code for code in codes if supported(code) == page), settings.project.language)
 
 
@@ -136,13 +140,9 @@ def show(request: Request) -> Response:
 
 
 def _record(request: Request, list_name: str, sign_up: SignUp) -> bool:
-    state = web_state(request)
-    web = state.ctx.settings.web
-    with state.ctx.store() as store:
-        return store.add_pending_subscriber(
-            list_name, sign_up.email, name=sign_up.name, lang=sign_up.lang,
-            subject=state.ctx.signer.subject_id(sign_up.email), consent_text=web.consent_text,
-            consent_version=web.consent_version, source="web")
+    ctx = web_context(request)
+    return record_sign_up(ctx.settings, ctx.signer, list_name, sign_up.email,
+                          name=sign_up.name, lang=sign_up.lang)
 
 
 def _client(request: Request) -> str:
@@ -150,9 +150,9 @@ def _client(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-def _over_limit(request: Request, state: WebState, email: str) -> Response | None:
+def _over_limit(request: Request, ctx: WebContext, email: str) -> Response | None:
     """A polite page when this client or this mailbox asked too often, else None (counted)."""
-    limits = state.limits
+    limits = ctx.limits
     client = _client(request)
     _ = translator(request)
     if not limits.per_client.allow(client):
@@ -170,8 +170,8 @@ async def subscribe(request: Request) -> Response:
     list_name = await run_in_threadpool(_list_name, request)
     form = await read_form(request)
     check_forgery(request, form)
-    state = web_state(request)
-    settings = state.ctx.settings
+    ctx = web_context(request)
+    settings = ctx.settings
     _ = translator(request)
     sign_up, errors = check_sign_up(form, settings, _)
     if sign_up is None:
@@ -179,7 +179,7 @@ async def subscribe(request: Request) -> Response:
                   "lang": text(form, "lang").strip() or _offered_language(request)}
         return await run_in_threadpool(
             lambda: _form(request, list_name, values=values, errors=errors, status=400))
-    limited = _over_limit(request, state, sign_up.email)
+    limited = _over_limit(request, ctx, sign_up.email)
     if limited is not None:
         return limited
     pending = await run_in_threadpool(_record, request, list_name, sign_up)
@@ -187,7 +187,7 @@ async def subscribe(request: Request) -> Response:
     if pending:  # a confirmed, still receiving address gets nothing: the page stays the same
         # The message speaks the newsletter language chosen, where there is a catalog for it.
         mail_lang = supported(sign_up.lang) or language(request)
-        task = BackgroundTask(send_confirmation, settings, state.ctx.signer, state.ctx.base_url,
+        task = BackgroundTask(send_confirmation, settings, ctx.signer, ctx.base_url,
                               list_name=list_name, email=sign_up.email, name=sign_up.name,
                               lang=mail_lang)
     return respond(request, "subscribe_sent.html.j2", title=_("Check your mailbox"),
@@ -200,17 +200,9 @@ NO_SIGN_UP = N_("This confirmation link does not match a sign-up (it may have be
                 "Subscribe again.")
 
 
-def _sign_up_language(store: Store, list_name: str, address: str | None) -> str | None:
-    """The newsletter language the person chose when signing up to ``list_name``."""
-    if address is None:
-        return None
-    rows = [row for row in store.export(address)["subscriptions"] if row["list"] == list_name]
-    return str(rows[-1]["lang"]) if rows and rows[-1]["lang"] else None
-
-
 def _confirm_token(request: Request) -> tuple[str, str]:
     """(list, subject id) of a genuine confirmation token, else a 400 page."""
-    found = web_state(request).ctx.verify("confirm", str(request.path_params["token"]))
+    found = web_context(request).verify("confirm", str(request.path_params["token"]))
     if found is None:
         raise HTTPException(400, BAD_CONFIRM)
     return found
@@ -219,30 +211,25 @@ def _confirm_token(request: Request) -> tuple[str, str]:
 def show_confirm(request: Request) -> Response:
     """GET (and HEAD): a page with one button; reads the store, changes nothing."""
     list_name, subject = _confirm_token(request)
-    state = web_state(request)
-    with state.ctx.store() as store:
-        address = store.resolve_subject(subject)
-        set_language(request, _sign_up_language(store, list_name, address))
-    if address is None:
+    ctx = web_context(request)
+    target = confirmation_target(ctx.settings, list_name, subject)
+    set_language(request, target.lang)
+    if target.address is None:
         raise HTTPException(400, NO_SIGN_UP)
     action = request.url.path
     _ = translator(request)
     return respond(request, "confirm.html.j2", title=_("Confirm your subscription"),
                    noindex=True, list_name=list_name, action=action, csrf_field=FIELD,
-                   csrf=state.csrf.issue(action))
+                   csrf=ctx.csrf.issue(action))
 
 
-def _confirm(request: Request, list_name: str, subject: str) -> tuple[str, bool, bool]:
-    """(address, suppression lifted now, still suppressed) after the person's own POST."""
-    with web_state(request).ctx.store() as store:
-        address = store.resolve_subject(subject)
-        set_language(request, _sign_up_language(store, list_name, address))
-        before = address is not None and store.is_suppressed(address)
-        row = store.confirm_subscriber(list_name, subject)
-        if row is None:
-            raise HTTPException(400, NO_SIGN_UP)
-        after = store.is_suppressed(row["email"])
-    return str(row["email"]), before and not after, after
+def _confirm(request: Request, list_name: str, subject: str) -> Confirmed:
+    """The confirmation after the person's own POST, or a 400 page when there is no sign-up."""
+    done = confirm_sign_up(web_context(request).settings, list_name, subject)
+    set_language(request, done.lang)
+    if not isinstance(done, Confirmed):
+        raise HTTPException(400, NO_SIGN_UP)
+    return done
 
 
 async def confirm(request: Request) -> Response:
@@ -250,11 +237,11 @@ async def confirm(request: Request) -> Response:
     list_name, subject = _confirm_token(request)
     form = await read_form(request)
     check_forgery(request, form)
-    address, lifted, suppressed = await run_in_threadpool(_confirm, request, list_name, subject)
+    done = await run_in_threadpool(_confirm, request, list_name, subject)
     _ = translator(request)
     return respond(request, "confirmed.html.j2", title=_("Subscription confirmed"), noindex=True,
-                   list_name=list_name, masked=mask(address), lifted=lifted,
-                   suppressed=suppressed)
+                   list_name=list_name, masked=mask(done.address), lifted=done.lifted,
+                   suppressed=done.suppressed)
 
 
 ROUTES: list[BaseRoute] = [

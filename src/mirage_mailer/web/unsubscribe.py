@@ -4,6 +4,8 @@ Mail providers POST ``List-Unsubscribe=One-Click`` to the https URL of the List-
 header and expect the address to be gone at once: no cookies, no redirects, a plain 200. A
 GET only shows a page with one button, because link scanners open every link in a message.
 The signed token is the capability; the providers' POST carries no CSRF field and needs none.
+Whom a token names and the suppression itself are ``services.unsubscribing``'s, shared with the
+``unsubscribe`` command and mailed requests.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from mirage_mailer.services.unsubscribing import LinkTarget, link_target
+from mirage_mailer.services.unsubscribing import unsubscribe as suppress
+from mirage_mailer.web.context import web_context
 from mirage_mailer.web.csrf import FIELD
 from mirage_mailer.web.forms import check_forgery, read_form, text
 from mirage_mailer.web.i18n import N_, set_language
-from mirage_mailer.web.state import respond, translator, web_state
+from mirage_mailer.web.respond import respond, translator
 
 BAD_LINK = N_("This unsubscribe link is not valid. Copy the whole link from the message, or "
               "use the unsubscribe link of a more recent message.")
@@ -31,44 +36,41 @@ def mask(address: str) -> str:
     return f"{local[:1]}…@{domain}" if local else address
 
 
-def _resolve(request: Request) -> tuple[str, str]:
-    """(issue, address) behind the token, or a 400 page (tampered, wrong purpose, unknown).
-
-    The page speaks the language of the message the link came in (the recipient's)."""
-    state = web_state(request)
-    found = state.ctx.verify("unsubscribe", request.path_params["token"])
+def _resolve(request: Request) -> tuple[str, str, LinkTarget]:
+    """(issue, address, target) behind the token, or a 400 page (tampered, wrong purpose,
+    unknown). The page speaks the language of the message the link came in (the recipient's).
+    """
+    ctx = web_context(request)
+    found = ctx.verify("unsubscribe", request.path_params["token"])
     if found is None:
         raise HTTPException(400, BAD_LINK)
     issue, subject = found
-    with state.ctx.store() as store:
-        address = store.resolve_subject(subject, issue)
-        set_language(request, store.recipient_lang(issue, subject))
-    if address is None:
+    target = link_target(ctx.settings, issue, subject)
+    set_language(request, target.lang)
+    if target.address is None:
         raise HTTPException(400, UNKNOWN)
-    return issue, address
+    return issue, target.address, target
 
 
 def show(request: Request) -> Response:
     """GET: a page with one button; changes nothing."""
-    _issue, address = _resolve(request)
-    state = web_state(request)
-    with state.ctx.store() as store:
-        already = store.is_suppressed(address)
+    _issue, address, target = _resolve(request)
+    ctx = web_context(request)
     action = request.url.path
     _ = translator(request)
     return respond(request, "unsubscribe.html.j2", title=_("Unsubscribe"), noindex=True,
-                   masked=mask(address), already=already, action=action,
-                   csrf_field=FIELD, csrf=state.csrf.issue(action))
+                   masked=mask(address), already=target.already, action=action,
+                   csrf_field=FIELD, csrf=ctx.csrf.issue(action))
 
 
 def _suppress(request: Request, address: str, source: str, issue: str) -> None:
-    with web_state(request).ctx.store() as store:
-        store.suppress(address, source=source, reason=f"link in issue {issue}")
+    suppress(web_context(request).settings, address, source=source,
+             reason=f"link in issue {issue}")
 
 
 async def unsubscribe(request: Request) -> Response:
     """POST: one-click (RFC 8058) or the page's button; idempotent."""
-    issue, address = await run_in_threadpool(_resolve, request)
+    issue, address, _target = await run_in_threadpool(_resolve, request)
     form = await read_form(request)
     if text(form, "List-Unsubscribe") == "One-Click":
         source = "one-click"
