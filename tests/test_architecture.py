@@ -125,6 +125,24 @@ def test_the_command_line_reaches_the_store_and_delivery_only_through_services()
     assert wrong == []
 
 
+# What the command line does too: the web asks services for it, never the store itself.
+SHARED_OPERATIONS = frozenset({"suppress", "add_pending_subscriber", "confirm_subscriber",
+                               "forget", "export"})
+
+
+def test_web_routes_share_the_command_lines_operations_through_services() -> None:
+    wrong = []
+    for module, path in _modules().items():
+        if _layer(module) not in ("web", "commands", "cli"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in SHARED_OPERATIONS
+                    and "store" in ast.unparse(node.func.value)):
+                wrong.append(f"{module}:{node.lineno} calls {ast.unparse(node.func)}")
+    assert wrong == []
+
+
 def test_every_named_exception_is_still_needed() -> None:
     """An exception that no import uses any more is deleted, so the list only shrinks."""
     edges = _edges()
