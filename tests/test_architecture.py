@@ -1,4 +1,4 @@
-"""Imports run downhill, in the order the data flows (docs: DESIGN.md "Suggested package layout").
+"""Imports run downhill, in the order the data flows (docs/design.md, "Architecture").
 
 Every module under ``src/mirage_mailer`` is parsed with ``ast`` (no import side effects) and
 mapped to its layer: the stage package it sits in, or ``cli`` for ``cli.py`` and ``__main__.py``.

@@ -61,13 +61,14 @@ CASES = [
     pytest.param(
         "templates/newsletter.html.j2", "{{ t.why }}", "{{ t.why }} {{ unknown_var }}",
         "templates/newsletter.html.j2:80: undefined template variable: 'unknown_var' is "
-        "undefined (fix the name, or define it; see the README for the variables templates get)",
+        "undefined (fix the name, or define it; see docs/guide/templates.md for the variables "
+        "templates get)",
         id="undefined-variable"),
     pytest.param(
         "templates/newsletter.html.j2", "{{ recipient.greeting }}", "{{ recipient.nosuch }}",
         "templates/newsletter.html.j2:62: undefined template variable: recipient has no field "
         "'nosuch' (known: email, greeting, name, organisation) (fix the name, or define it; see "
-        "the README for the variables templates get)", id="undefined-recipient-field"),
+        "docs/guide/templates.md for the variables templates get)", id="undefined-recipient-field"),
     pytest.param(
         "templates/newsletter.html.j2", "{% endfor %}", "{% endfr %}",
         "templates/newsletter.html.j2:74: template syntax error: Encountered unknown tag "

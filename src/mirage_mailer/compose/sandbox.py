@@ -307,10 +307,11 @@ def template_problem(exc: Exception, templates: Path, main_template: str) -> Pro
     message = shorten(str(exc) or type(exc).__name__, 300)
     if isinstance(exc, jinja2.UndefinedError):
         message = f"undefined template variable: {message}"
-        hint = "fix the name, or define it; see the README for the variables templates get"
+        hint = ("fix the name, or define it; see docs/guide/templates.md for the variables "
+                "templates get")
     elif isinstance(exc, SecurityError):
         message = f"template not allowed: {message}"
-        hint = "templates run in a sandbox; see the README on templates"
+        hint = "templates run in a sandbox; see docs/guide/templates.md, 'The sandbox'"
     elif isinstance(exc, RecursionError):
         message = "a macro or include calls itself without end"
         hint = "make the recursion stop"

@@ -450,8 +450,8 @@ def _load_tracking(sec: LineDict, path: Path, problems: Collector, root: Path) -
                          f"{'open pixel' if key == 'opens' else 'click redirect'} is served "
                          "by 'mirage-mailer serve' at that address",
                          f"set tracking.base_url to the server's public https address, or "
-                         f"remove '{key}: true' (tracking is off by default; see the README "
-                         "on GDPR)")
+                         f"remove '{key}: true' (tracking is off by default; see "
+                         "docs/guide/web.md, 'Opens and clicks')")
     return Tracking(
         database=(root / database).resolve(),
         base_url=base_url,

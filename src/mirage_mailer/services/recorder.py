@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 
-from mirage_mailer.store import Store
+from mirage_mailer.store import RecorderStore
 
 _Outcome = tuple[int, str, int | None, str]  # row id, sent|deferred|failed|unknown, code, response
 
@@ -27,7 +27,7 @@ _Outcome = tuple[int, str, int | None, str]  # row id, sent|deferred|failed|unkn
 class SendRecorder:
     HOLD = 0.02  # seconds an outcome may wait for a claim to share its commit
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: RecorderStore) -> None:
         self.store = store
         self.held: list[_Outcome] = []
         self.claims: list[tuple[int, str, asyncio.Future[bool]]] = []

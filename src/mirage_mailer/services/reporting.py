@@ -1,7 +1,8 @@
 """Delivery figures from the tracking store, for every reader of them: ``report`` (table,
 JSON, CSV, HTML) on the command line and ``/report/<issue-id>`` on the web.
 
-This module owns the figures (DESIGN.md's report JSON, the CSV rows, which issues exist);
+This module owns the figures (the report JSON of docs/design.md, "Reports"; the CSV rows;
+which issues exist);
 ``htmlreport`` draws them as one page; ``commands/report.py`` prints them and
 ``web/report_routes.py`` serves the page behind a password. Reports never create a store.
 """

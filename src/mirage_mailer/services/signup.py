@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mirage_mailer.project.config import Settings
-from mirage_mailer.store import Store
+from mirage_mailer.store import PersonalData, Store
 from mirage_mailer.util.tokens import Signer
 
 
@@ -24,7 +24,7 @@ def sign_up(settings: Settings, signer: Signer, list_name: str, email: str, *,
             consent_text=web.consent_text, consent_version=web.consent_version, source=source)
 
 
-def _sign_up_language(store: Store, list_name: str,
+def _sign_up_language(store: PersonalData, list_name: str,
                       address: str | None) -> str | None:
     """The newsletter language the person chose when signing up to ``list_name``."""
     if address is None:

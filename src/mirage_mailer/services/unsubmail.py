@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
-from mirage_mailer.store import Store
+from mirage_mailer.store import Unsubscriber
 from mirage_mailer.util.errors import DeliveryError, InputError, Problem, display_path
 from mirage_mailer.util.tokens import Signer
 
@@ -313,7 +313,7 @@ class Outcome:
     note: str | None = None
 
 
-def _judge(mail: Mail, signer: Signer | None, store: Store | None, dry_run: bool) -> Outcome:
+def _judge(mail: Mail, signer: Signer | None, store: Unsubscriber | None, dry_run: bool) -> Outcome:
     if mail.headers is None:
         return Outcome(mail.ref, "skipped", mail.problem or "unreadable")
     token = find_token(mail.headers)
@@ -340,7 +340,7 @@ def _judge(mail: Mail, signer: Signer | None, store: Store | None, dry_run: bool
     return Outcome(mail.ref, "unsubscribed" if added else "already", address, issue)
 
 
-def process(box: Mailbox, signer: Signer | None, store: Store | None, *,
+def process(box: Mailbox, signer: Signer | None, store: Unsubscriber | None, *,
             dry_run: bool) -> Iterator[Outcome]:
     """Judge each message; mark handled ones seen (never skipped ones, never in a dry run)."""
     for mail in box.messages():

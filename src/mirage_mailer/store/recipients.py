@@ -281,7 +281,8 @@ class RecipientsMixin(StoreCore):
         return result
 
     def recipients(self, issue: str) -> Iterator[dict[str, Any]]:
-        """Report rows with exactly the DESIGN.md keys, by id, paged so memory stays flat."""
+        """Report rows with exactly the keys of docs/design.md "Reports", by id, paged so
+        memory stays flat."""
         columns = "email, status, attempts, message_id, smtp_code, smtp_response, last_attempt_at"
         for _id, email, status, attempts, message_id, code, response, at in self._paged(
             columns, "1", issue, _PAGE

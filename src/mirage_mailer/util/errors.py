@@ -14,7 +14,7 @@ MAX_PROBLEMS = 100  # fatal problems listed at once
 
 
 class ExitCode(IntEnum):
-    """Exit codes fixed by DESIGN.md."""
+    """Exit codes fixed by the contract (docs/design.md, "Exit codes")."""
 
     OK = 0
     PERMANENT_FAILURES = 1

@@ -19,7 +19,7 @@ from babel.dates import format_date
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.content import Issue, load_issue
-from mirage_mailer.store import Store
+from mirage_mailer.store import ReportReader, Store
 from mirage_mailer.util.errors import MirageError
 from mirage_mailer.web.links import Links
 
@@ -146,7 +146,7 @@ class Catalogue:
                 found[issue_id] = self._first_sent_at(store, issue_id)
         return found
 
-    def _first_sent_at(self, store: Store, issue_id: str) -> datetime | None:
+    def _first_sent_at(self, store: ReportReader, issue_id: str) -> datetime | None:
         with self._lock:
             if issue_id in self._first_sent:
                 return self._first_sent[issue_id]
