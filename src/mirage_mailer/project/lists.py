@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from mirage_mailer.util.langs import check_language, normalise_language
 LIST_SUFFIXES = (".yaml", ".yml", ".csv")
 MAX_HEADER_CHARS = 100_000
 MAX_LINE_CHARS = 1_000_000
+_MAX_LANGUAGES = 1_000
+_LANGUAGES: dict[str, tuple[str, str | None]] = {}  # lang as written -> _language(lang)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,87 @@ class RowProblem:
     email: str
     list_name: str
     problem: Problem
+
+
+class SeenAddresses:
+    """Keys (lowercased addresses) met in one pass over the lists, with a number saying where
+    each was first met, exact, in bounded memory.
+
+    The latest ``window`` keys sit in a dict (about 170 bytes each: a 500,000-key window is
+    ~85 MB). When it is full they move, sorted, into a private temporary SQLite table (deleted
+    when closed) and a fixed 16 MB bit filter, so a list of any length costs at most the
+    window plus the filter and SQLite's page cache; a key the filter has never seen needs no
+    query, so only duplicates (and the filter's rare false alarms) are looked up.
+
+    ``prefetch`` a batch's keys before calling ``get`` for them; ``add`` only new keys.
+    """
+
+    _FILTER_BITS = 1 << 27  # 16 MB; two bits per key: ~1 false alarm in 4,500 at 1M keys
+    _QUERY = 500  # keys per look-up query
+
+    def __init__(self, window: int = 500_000) -> None:
+        self._window = window
+        self._recent: dict[str, int] = {}
+        self._known: dict[str, int] = {}  # the last prefetch's answers from the table
+        self._conn: sqlite3.Connection | None = None  # from the first spill on
+        self._filter = bytearray()
+
+    def prefetch(self, keys: Iterable[str]) -> None:
+        """Look up the keys of the next batch that may have moved into the table."""
+        if len(self._recent) >= self._window:
+            self._spill()
+        if self._conn is None:
+            return
+        self._known = {}
+        recent = self._recent
+        maybe = [k for k in dict.fromkeys(keys) if k not in recent and self._maybe(k)]
+        for start in range(0, len(maybe), self._QUERY):
+            part = maybe[start:start + self._QUERY]
+            marks = ", ".join("?" * len(part))
+            self._known.update(self._conn.execute(
+                f"SELECT key, code FROM seen WHERE key IN ({marks})", part).fetchall())
+
+    def get(self, key: str) -> int | None:
+        """Where ``key`` was first met, or None: not yet (or not prefetched from the table)."""
+        found = self._recent.get(key)
+        return self._known.get(key) if found is None else found
+
+    def add(self, key: str, code: int) -> None:
+        if self.get(key) is None:
+            self._recent[key] = code
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+    def _bits(self, key: str) -> tuple[int, int]:
+        h = hash(key)  # per process, which is all a private filter needs
+        return h & (self._FILTER_BITS - 1), (h >> 32) & (self._FILTER_BITS - 1)
+
+    def _maybe(self, key: str) -> bool:
+        a, b = self._bits(key)
+        bits = self._filter
+        return bool(bits[a >> 3] >> (a & 7) & 1 and bits[b >> 3] >> (b & 7) & 1)
+
+    def _spill(self) -> None:
+        if self._conn is None:
+            self._conn = sqlite3.connect("", isolation_level=None)  # private temporary file
+            for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-8000"):
+                self._conn.execute(f"PRAGMA {pragma}")
+            self._conn.execute("CREATE TABLE seen (key TEXT PRIMARY KEY, code INTEGER NOT NULL)"
+                               " WITHOUT ROWID")
+            self._filter = bytearray(self._FILTER_BITS >> 3)
+        bits = self._filter
+        for key in self._recent:
+            a, b = self._bits(key)
+            bits[a >> 3] |= 1 << (a & 7)
+            bits[b >> 3] |= 1 << (b & 7)
+        self._conn.execute("BEGIN")
+        self._conn.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)",
+                               sorted(self._recent.items()))
+        self._conn.execute("COMMIT")
+        self._recent.clear()
+        self._known = {}
 
 
 def find_list(lists_dir: Path, name: str, *, origin: Path, line: int | None) -> Path:
@@ -79,12 +163,17 @@ def _check_row(
     raw: dict[str, str], list_name: str, path: Path, line: int, where: str
 ) -> Subscriber | RowProblem:
     email = raw.get("email", "").strip()
-    for key, value in raw.items():
-        bad = header_problem(value)  # after decoding RFC 2047 encoded words, see headersafe
-        if bad:
-            hint = "the encoded word (=?...?=)" if "encoded word" in bad else "the line break"
-            return RowProblem(email, list_name, Problem(
-                where, line, f"'{key}' {bad}", f"remove {hint} from this row"))
+    # One check of the whole row answers for every value when it holds no encoded word
+    # (TAB, the glue, is allowed, and every other refusal is per character); a row that
+    # fails it, or might hold an encoded word, is checked value by value for the message.
+    joined = "\t".join(raw.values())
+    if "=?" in joined or header_problem(joined) is not None:
+        for key, value in raw.items():
+            bad = header_problem(value)  # after decoding RFC 2047 encoded words (headersafe)
+            if bad:
+                hint = "the encoded word (=?...?=)" if "encoded word" in bad else "the line break"
+                return RowProblem(email, list_name, Problem(
+                    where, line, f"'{key}' {bad}", f"remove {hint} from this row"))
     if not email:
         return RowProblem(email, list_name, Problem(where, line, "row has no e-mail address",
                                                     "fill in the email column or delete the row"))
@@ -94,14 +183,23 @@ def _check_row(
                                                     "correct the address or delete the row"))
     lang = raw.get("lang", "").strip() or None
     if lang is not None:
-        bad = check_language(lang)
+        lang, bad = _LANGUAGES.get(lang) or _language(lang)
         if bad:
             return RowProblem(normalised, list_name, Problem(
                 where, line, f"lang {bad}", "use an ISO 639-1 code such as en, fr or pt-BR"))
-        lang = normalise_language(lang)
     name = raw.get("name", "").strip() or None
     fields = {k: v for k, v in raw.items() if k not in ("email", "name", "lang")}
     return Subscriber(normalised, name, lang, fields, list_name, path, line)
+
+
+def _language(lang: str) -> tuple[str, str | None]:
+    """(normalised code, problem) of a lang value as written; a list holds few distinct ones,
+    so each is checked once (the cache stays small whatever the file holds)."""
+    bad = check_language(lang)
+    known = (lang if bad else normalise_language(lang), bad)
+    if len(_LANGUAGES) < _MAX_LANGUAGES:
+        _LANGUAGES[lang] = known
+    return known
 
 
 def _open_csv(path: Path) -> io.TextIOWrapper:
@@ -163,6 +261,7 @@ def _iter_csv(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
         except UnicodeDecodeError:
             raise _not_utf8(path, 1) from None
         reader = csv.reader(_bounded_lines(handle, path), delimiter=delimiter)
+        named = all(columns)  # no unnamed column to leave out of each row's mapping
         line = 1
         while True:
             start = line + 1
@@ -177,9 +276,10 @@ def _iter_csv(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
                                   "check the quotes on this line")
                 raise InputError(problem) from None
             line = reader.line_num + 1
-            if not any(cell.strip() for cell in row):
+            if not (row and row[0].strip()) and not any(cell.strip() for cell in row):
                 continue
-            raw = {col: cell for col, cell in zip(columns, row, strict=False) if col}
+            raw = (dict(zip(columns, row, strict=False)) if named else
+                   {col: cell for col, cell in zip(columns, row, strict=False) if col})
             yield _check_row(raw, list_name, path, start, where)
 
 

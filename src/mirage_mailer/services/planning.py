@@ -8,21 +8,20 @@ store (which may be absent) and never writes; ``send`` feeds the decisions to
 a row that left the list before its turn is ``withdrawn``, a new row is queued. Rows already
 ``sent``, ``failed`` or ``unknown`` are never changed by a list edit.
 
-Decisions stream (list order, then invalid rows, then store rows no longer in any list), so a
-send of a 100,000-row list keeps the addresses seen in a private temporary SQLite file, not in
-Python objects, so memory stays flat in list size.
+Decisions stream (list order, then invalid rows, then store rows no longer in any list); the
+addresses seen are kept by ``SeenAddresses`` (the latest 500,000 in a dict, older ones in a
+private temporary SQLite file), so memory stays bounded whatever the list size.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
 
-from mirage_mailer.project.lists import RowProblem, Subscriber
+from mirage_mailer.project.lists import RowProblem, SeenAddresses, Subscriber
 from mirage_mailer.services.loader import Project, iter_rows
 from mirage_mailer.store import REPORT_STATUSES, NewRecipient, Store, email_key, hashed_key
 from mirage_mailer.util.errors import Problem, display_path
@@ -125,51 +124,6 @@ def changes(decisions: Iterable[Decision],
                                detail=str(d.row.problem))
 
 
-def _where(row: Subscriber) -> str:
-    return f"{display_path(row.path)}:{row.line}" if row.line else "web sign-up"
-
-
-class _Seen:
-    """The store keys one plan has met, with where each valid address was first seen, in a
-    private temporary SQLite database (deleted when closed): a 100,000-row list costs a few
-    cached pages, not a Python object per address. Looked up a batch at a time."""
-
-    def __init__(self) -> None:
-        self._conn = sqlite3.connect("", isolation_level=None)
-        self._conn.execute("CREATE TABLE seen (key TEXT PRIMARY KEY, code INTEGER NOT NULL)"
-                           " WITHOUT ROWID")
-        self._added: dict[str, int] = {}  # since the last prefetch
-        self._known: dict[str, int] = {}  # the last prefetch's answers
-
-    def prefetch(self, keys: list[str]) -> None:
-        """Write what was added, then read these keys: ``get`` answers for them."""
-        if self._added:
-            self._conn.execute("BEGIN")
-            self._conn.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)",
-                                   self._added.items())
-            self._conn.execute("COMMIT")
-            self._added.clear()
-        self._known = {}
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), _BATCH):
-            part = unique[start:start + _BATCH]
-            marks = ", ".join("?" * len(part))
-            self._known.update(self._conn.execute(
-                f"SELECT key, code FROM seen WHERE key IN ({marks})", part).fetchall())
-
-    def get(self, key: str) -> int | None:
-        """Where ``key`` was first met (>= 0: a valid row; -1: another row), None: not yet."""
-        found = self._added.get(key)
-        return self._known.get(key) if found is None else found
-
-    def add(self, key: str, code: int) -> None:
-        if self.get(key) is None:
-            self._added[key] = code
-
-    def close(self) -> None:
-        self._conn.close()
-
-
 class Planner:
     """Iterate to get the decisions one by one; ``plan`` holds the totals so far."""
 
@@ -182,10 +136,14 @@ class Planner:
         self.only = issue.pick_language(options.lang) if options.lang else None
         self.plan = Plan(issue.id, options, decisions=[] if keep else None)
         self.suppressed = store.suppressed_keys() if store is not None else set()
+        # a forgotten person's suppression is a hash: without any, no address needs hashing
+        self.forgotten = any(key.startswith("sha256:") for key in self.suppressed)
+        self.languages: dict[str | None, str] = {}  # a row's lang -> the issue's language
         # where rows are, as line * len(paths) + index in paths (0: a web sign-up)
         self.paths: list[Path] = [Path(), *project.lists.values()]
         self.index = {path: n for n, path in enumerate(self.paths) if n}
-        self.seen = _Seen()
+        self.shown = [display_path(path) for path in self.paths]  # once, not per duplicate
+        self.seen = SeenAddresses()
         self.invalid: list[RowProblem] = []  # decided last: a valid row of theirs wins
 
     def __iter__(self) -> Iterator[Decision]:
@@ -218,8 +176,19 @@ class Planner:
 
     def _store_key(self, key: str) -> str:
         """A forgotten person's rows are kept under the hash of their address."""
+        if not self.forgotten:
+            return key
         hashed = hashed_key(key)
         return hashed if hashed in self.suppressed else key
+
+    def _language(self, lang: str | None) -> str:
+        """The issue's language for a reader of ``lang`` (lists hold few distinct codes)."""
+        picked = self.languages.get(lang)
+        if picked is None:
+            picked = self.project.issue.pick_language(lang)
+            if len(self.languages) < 1_000:
+                self.languages[lang] = picked
+        return picked
 
     def _priors(self, keys: list[str]) -> dict[str, tuple[str, int | None, str | None]]:
         if self.store is None:
@@ -228,20 +197,25 @@ class Planner:
 
     def _valid(self, row: Subscriber, key: str,
                priors: dict[str, tuple[str, int | None, str | None]]) -> Decision:
-        lang = self.project.issue.pick_language(row.lang)
-
-        def decide(kind: str, reason: str, status: str | None, where: str = "") -> Decision:
-            return Decision(row.email, row.name, lang, row.list_name, kind, reason, status,
-                            store_key, where, row)
-
+        lang = self._language(row.lang)
         store_key = self._store_key(key)
         first = self.seen.get(key)
         if first is not None and first >= 0:
-            return decide(K_DUPLICATE, f"duplicate of {self._where(first)}", None, _where(row))
-        self.seen.add(key, row.line * len(self.paths) + self.index.get(row.path, 0)
-                      if row.line else 0)
+            return Decision(row.email, row.name, lang, row.list_name, K_DUPLICATE,
+                            f"duplicate of {self._where(first)}", None, store_key,
+                            self._where(self._code(row)), row)
+        self.seen.add(key, self._code(row))
         if store_key != key:
             self.seen.add(store_key, -1)
+        if not priors and not self.suppressed and self.only is None \
+                and self.options.limit is None:  # nothing known of anyone: they get it
+            return Decision(row.email, row.name, lang, row.list_name, K_SEND, "", "pending",
+                            store_key, "", row)
+
+        def decide(kind: str, reason: str, status: str | None) -> Decision:
+            return Decision(row.email, row.name, lang, row.list_name, kind, reason, status,
+                            store_key, "", row)
+
         status, code, response = priors.get(store_key, ("pending", None, None))
         if status == "sending":
             status = "unknown"  # a crash's in-flight row: the next send calls it unknown
@@ -264,9 +238,13 @@ class Planner:
             return decide(K_LIMIT, f"over --limit {limit}", "pending")
         return decide(K_SEND, "", "pending")
 
+    def _code(self, row: Subscriber) -> int:
+        """Where a row is, as one number (0: a web sign-up)."""
+        return row.line * len(self.paths) + self.index.get(row.path, 0) if row.line else 0
+
     def _where(self, code: int) -> str:
         line, index = divmod(code, len(self.paths))
-        return f"{display_path(self.paths[index])}:{line}" if line else "web sign-up"
+        return f"{self.shown[index]}:{line}" if line else "web sign-up"
 
     def _invalid_rows(self) -> Iterator[Decision]:
         """Row problems, recorded ``invalid`` unless a valid row of the same address exists
