@@ -14,6 +14,7 @@ from mirage_mailer.store.core import (
     StoreCore,
     _insert_params,
     email_key,
+    hashed_key,
 )
 from mirage_mailer.store.schema import NEW_STATUSES, REPORT_STATUSES
 
@@ -66,33 +67,40 @@ class RecipientsMixin(StoreCore):
                     raise ValueError(f"a new recipient cannot have status {row.status!r}")
             now = self._now()
             with self._write() as conn:
-                max_id = conn.execute("SELECT coalesce(max(id), 0) FROM recipients")
-                before: int = max_id.fetchone()[0]
-                # f: the person was forgotten (GDPR erasure); a list that still holds them
-                # must not bring their address back, so the row keeps only the hash.
-                conn.executemany(
-                    "INSERT OR IGNORE INTO recipients (issue, email, email_key, name, lang,"
-                    " list_name, fields, status, smtp_response, created_at, subject)"
-                    " SELECT ?1, CASE WHEN f THEN ?11 ELSE ?2 END,"
-                    " CASE WHEN f THEN ?11 ELSE ?3 END,"
-                    " CASE WHEN f THEN NULL ELSE ?4 END, ?5, ?6, CASE WHEN f THEN '{}' ELSE ?7 END,"
-                    " CASE WHEN ?8 = 'pending' AND (f OR EXISTS"
-                    " (SELECT 1 FROM suppressions WHERE email = ?3))"
-                    " THEN 'suppressed' ELSE ?8 END, CASE WHEN f THEN NULL ELSE ?9 END, ?10,"
-                    " CASE WHEN f THEN NULL ELSE ?12 END"
-                    " FROM (SELECT EXISTS (SELECT 1 FROM suppressions WHERE email = ?11) AS f)",
-                    (_insert_params(issue, r, now) for r in chunk),
-                )
-                # Rowids only grow inside our write lock, so the new rows are those above `before`.
-                cur = conn.execute(
-                    "INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
-                    " SELECT id, issue, email, 'queued', CASE WHEN status = 'pending'"
-                    " THEN list_name ELSE status || coalesce(': ' || smtp_response, '') END, ?"
-                    " FROM recipients WHERE id > ? ORDER BY id",
-                    (now, before),
-                )
-                added += cur.rowcount
+                added += self._insert(conn, [_insert_params(issue, r, now) for r in chunk],
+                                      now)
         return added
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, params: list[tuple[Any, ...]], now: str) -> int:
+        """Insert rows (``_insert_params`` tuples) inside the caller's write transaction,
+        with a ``queued`` event for each row that is new; returns how many were."""
+        max_id = conn.execute("SELECT coalesce(max(id), 0) FROM recipients")
+        before: int = max_id.fetchone()[0]
+        # f: the person was forgotten (GDPR erasure); a list that still holds them
+        # must not bring their address back, so the row keeps only the hash.
+        conn.executemany(
+            "INSERT OR IGNORE INTO recipients (issue, email, email_key, name, lang,"
+            " list_name, fields, status, smtp_response, created_at, subject)"
+            " SELECT ?1, CASE WHEN f THEN ?11 ELSE ?2 END,"
+            " CASE WHEN f THEN ?11 ELSE ?3 END,"
+            " CASE WHEN f THEN NULL ELSE ?4 END, ?5, ?6, CASE WHEN f THEN '{}' ELSE ?7 END,"
+            " CASE WHEN ?8 = 'pending' AND (f OR EXISTS"
+            " (SELECT 1 FROM suppressions WHERE email = ?3))"
+            " THEN 'suppressed' ELSE ?8 END, CASE WHEN f THEN NULL ELSE ?9 END, ?10,"
+            " CASE WHEN f THEN NULL ELSE ?12 END"
+            " FROM (SELECT EXISTS (SELECT 1 FROM suppressions WHERE email = ?11) AS f)",
+            params,
+        )
+        # Rowids only grow inside our write lock, so the new rows are those above `before`.
+        cur = conn.execute(
+            "INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
+            " SELECT id, issue, email, 'queued', CASE WHEN status = 'pending'"
+            " THEN list_name ELSE status || coalesce(': ' || smtp_response, '') END, ?"
+            " FROM recipients WHERE id > ? ORDER BY id",
+            (now, before),
+        )
+        return cur.rowcount
 
     def reconcile(self, issue: str, changes: Iterable[NewRecipient | str], *,
                   batch: int = 1000) -> None:
@@ -108,15 +116,23 @@ class RecipientsMixin(StoreCore):
         it = iter(changes)
         while chunk := list(islice(it, batch)):
             rows = [c for c in chunk if isinstance(c, NewRecipient)]
+            for row in rows:
+                if row.status not in NEW_STATUSES:
+                    raise ValueError(f"a new recipient cannot have status {row.status!r}")
             now = self._now()
             gone = [(now, issue, c) for c in dict.fromkeys(
                 email_key(c) for c in chunk if isinstance(c, str))]
             params = [(r.email, r.name, r.lang, r.list_name,
-                       json.dumps(r.fields, ensure_ascii=False), r.subject, r.status, r.detail,
-                       issue, email_key(r.email), now) for r in rows]
+                       json.dumps(r.fields, ensure_ascii=False) if r.fields else "{}",
+                       r.subject, r.status, r.detail, issue, email_key(r.email), now)
+                      for r in rows]
             with self._write() as conn:
-                conn.executemany(_REOPEN_EVENT, params)
-                conn.executemany(_REOPEN, [p[:10] for p in params])
+                # Only addresses with a row can be reopened: asking the others costs a
+                # statement each for nothing (all of them, the first time a list is sent).
+                have = self._have_rows(conn, issue, [p[9] for p in params])
+                reopen = [p for p in params if p[9] in have]
+                conn.executemany(_REOPEN_EVENT, reopen)
+                conn.executemany(_REOPEN, [p[:10] for p in reopen])
                 conn.executemany(
                     "INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
                     " SELECT id, issue, email, 'withdrawn', status || ': no longer in the list',"
@@ -125,7 +141,28 @@ class RecipientsMixin(StoreCore):
                 conn.executemany(
                     "UPDATE recipients SET status = 'withdrawn' WHERE issue = ? AND email_key = ?"
                     f" AND status IN {_OPEN_CLOSED}", [g[1:] for g in gone])
-            self.add_recipients(issue, rows)  # the addresses with no row yet
+                # the addresses with no row yet (a row there is already is left alone); the
+                # hash that finds a forgotten person is needed only if someone was forgotten
+                forgotten = conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM suppressions"
+                    " WHERE email >= 'sha256:' AND email < 'sha256;')").fetchone()[0]
+                self._insert(conn, [
+                    (issue, email, key, name, lang, list_name, fields, status, detail, now,
+                     hashed_key(email) if forgotten else None, subject)
+                    for email, name, lang, list_name, fields, subject, status, detail, _i, key,
+                    _n in params], now)
+
+    @staticmethod
+    def _have_rows(conn: sqlite3.Connection, issue: str, keys: list[str]) -> set[str]:
+        """The keys among ``keys`` that have a row for ``issue``."""
+        found: set[str] = set()
+        for start in range(0, len(keys), _PAGE):
+            part = keys[start:start + _PAGE]
+            marks = ", ".join("?" * len(part))
+            found.update(key for (key,) in conn.execute(
+                f"SELECT email_key FROM recipients WHERE issue = ? AND email_key IN ({marks})",
+                (issue, *part)))
+        return found
 
     def priors(self, issue: str, keys: list[str]) -> dict[str, tuple[str, int | None, str | None]]:
         """(status, smtp_code, smtp_response) of the rows of these keys (at most ~500 keys)."""
