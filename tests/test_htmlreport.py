@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import base64
+import csv
 import dataclasses
+import io
 import json
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -288,3 +291,35 @@ def test_hash_password_command_reads_stdin(run_cli: RunCli) -> None:
     assert verify_password(PASSWORD, line)
     empty = run_cli("hash-password", input="\n")
     assert empty.code == 2 and "empty" in empty.err
+
+
+def test_reports_title_the_issue_by_its_subject(sent: Path, run_cli: RunCli) -> None:
+    """Table, CSV and HTML name the issue by its default-language subject; the JSON keeps the
+    contract's keys (compared whole by scripts). A subject is outside input: brackets are not
+    rich markup and tags are escaped."""
+    edit(sent / SAMPLE_ISSUE / "issue.yaml",
+         "  en: \"MIraGE news: final partners' meeting and lessons learned\"",
+         "  en: \"[/] [bold]Final[/bold] <b>meeting</b> & more\"")
+    table = run_cli("report", env={"COLUMNS": "200"})  # one line per cell
+    assert table.code == 0, table.err
+    assert "[/] [bold]Final[/bold] <b>meeting</b> & more" in table.out
+    assert f"({ISSUE})" in table.out
+    rows = list(csv.DictReader(io.StringIO(run_cli("report", "--format", "csv").out)))
+    assert {r["subject"] for r in rows} == {"[/] [bold]Final[/bold] <b>meeting</b> & more"}
+    assert {r["issue"] for r in rows} == {ISSUE} and len(rows) == 6
+    page = write_report(run_cli, sent)
+    assert ("<h1>[/] [bold]Final[/bold] &lt;b&gt;meeting&lt;/b&gt; &amp; more</h1>"
+            f"<p>{ISSUE} · MIraGE · delivery report") in page
+    assert "<title>[/] [bold]Final[/bold] &lt;b&gt;meeting" in page
+    assert set(json.loads(run_cli("report", "--format", "json").out)[0]) == {
+        "issue", "counts", "recipients"}
+
+
+def test_an_issue_whose_folder_is_gone_is_reported_by_its_id(sent: Path,
+                                                             run_cli: RunCli) -> None:
+    shutil.rmtree(sent / SAMPLE_ISSUE)
+    table = run_cli("report")
+    assert table.code == 0, table.err
+    assert ISSUE in table.out and "MIraGE news" not in table.out
+    rows = list(csv.DictReader(io.StringIO(run_cli("report", "--format", "csv").out)))
+    assert {r["subject"] for r in rows} == {""}

@@ -10,7 +10,7 @@ import click
 from mirage_mailer.commands.common import Context, err, issue_folder
 from mirage_mailer.services.loader import open_project
 from mirage_mailer.services.preview import write_preview
-from mirage_mailer.services.projects import init, rotate_signing_key, validate
+from mirage_mailer.services.projects import init, new_issue, rotate_signing_key, validate
 from mirage_mailer.util.errors import ExitCode, display_path
 
 
@@ -22,6 +22,33 @@ def init_command(directory: Path) -> int:
         click.echo(f"created {display_path(path)}")
     click.echo(f"next: cd {display_path(directory)} && mirage-mailer validate "
                "issues/2021-10-partners-meeting")
+    return ExitCode.OK
+
+
+@click.command("new-issue")
+@click.argument("issue_id", required=False, metavar="[ID]")
+@click.option("--from", "start_from", metavar="ISSUE",
+              help="Start from this issue (folder or id) instead of the latest one.")
+@click.pass_obj
+def new_issue_command(obj: Context, issue_id: str | None, start_from: str | None) -> int:
+    """Start the next issue from the latest one and print the files to edit.
+
+    Same lists and title, number + 1, an empty subject and one empty article per article
+    of the last issue (translations too); date and send_at are left unset. ID is the new
+    folder's name; without it, the last id counted on (2021-10-news -> 2021-11-news,
+    issue-07 -> issue-08). validate and send refuse the issue until its subject and
+    articles are written.
+    """
+    started, note = new_issue(obj.config, issue_id, start_from)
+    if note:
+        err(note)
+    for path in started.files:
+        click.echo(display_path(path))
+    number = f"number {started.number}, " if started.number is not None else ""
+    lists = ", ".join(started.lists) or "none"
+    err(f"{display_path(started.folder)}: started from {display_path(started.source)} "
+        f"({number}lists: {lists}); write the subject and the articles above, then: "
+        f"mirage-mailer validate {started.folder.name}")
     return ExitCode.OK
 
 
@@ -89,5 +116,5 @@ def rotate_secret_command(obj: Context) -> int:
     return ExitCode.OK
 
 
-COMMANDS: tuple[click.Command, ...] = (init_command, validate_command, preview_command,
-                                       rotate_secret_command)
+COMMANDS: tuple[click.Command, ...] = (init_command, new_issue_command, validate_command,
+                                       preview_command, rotate_secret_command)

@@ -12,16 +12,27 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from mirage_mailer.commands.common import Context
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.services.loader import locate_config
+from mirage_mailer.services.period_html import period_html
+from mirage_mailer.services.period_report import (
+    PeriodReport,
+    as_json,
+    csv_header,
+    parse_period,
+    period_report,
+)
+from mirage_mailer.services.period_report import csv_rows as period_csv_rows
 from mirage_mailer.services.reporting import (
     CSV_COLUMNS,
     STATUSES,
     csv_rows,
     html_report,
     reports,
+    titles,
 )
 from mirage_mailer.util.errors import ExitCode, InputError, Problem, display_path
 
@@ -31,16 +42,29 @@ from mirage_mailer.util.errors import ExitCode, InputError, Problem, display_pat
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]),
               default="table", show_default=True, help="table for people, json (one object "
               "per issue), csv (one row per recipient), html (one self-contained page with "
-              "charts, for ISSUE_DIR; needs --out).")
+              "charts, for ISSUE_DIR or --period; needs --out).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="File for --format html.")
+@click.option("--period", metavar="START..END",
+              help="Figures for an EU periodic report: the issues first sent between these "
+              "dates (UTC, both included), e.g. 2021-01-01..2021-12-31; readers reached by "
+              "language and list, bounces, unsubscribes, opens and clicks (estimates).")
 @click.pass_obj
-def report_command(obj: Context, issue_dir: Path | None, fmt: str, out: Path | None) -> int:
-    """Delivery state of ISSUE_DIR (or of every issue) from the tracking store."""
-    if fmt == "html" and (issue_dir is None or out is None):
-        raise click.UsageError("--format html needs ISSUE_DIR and --out FILE")
+def report_command(obj: Context, issue_dir: Path | None, fmt: str, out: Path | None,
+                   period: str | None) -> int:
+    """Delivery state of ISSUE_DIR (or of every issue) from the tracking store; with
+    --period, the dissemination figures of the issues sent in that period."""
+    if period is not None and issue_dir is not None:
+        raise click.UsageError("--period covers every issue sent in it; leave out ISSUE_DIR")
+    if fmt == "html" and ((issue_dir is None and period is None) or out is None):
+        raise click.UsageError("--format html needs ISSUE_DIR (or --period) and --out FILE")
     if out is not None and fmt != "html":
         raise click.UsageError("--out is for --format html")
+    if period is not None:
+        wanted = parse_period(period)  # a bad period is said before the project is read
+        settings = load_settings(locate_config(obj.config))
+        _period(period_report(settings, wanted), fmt, out)
+        return ExitCode.OK
     settings = load_settings(locate_config(obj.config, issue_dir))
     issue = issue_dir.resolve().name if issue_dir else None
     if fmt == "html" and issue is not None and out is not None:
@@ -54,10 +78,77 @@ def report_command(obj: Context, issue_dir: Path | None, fmt: str, out: Path | N
         writer.writerows(csv_rows(settings, issue))
     else:
         found = reports(settings, issue)
-        _table(found, detail=issue is not None)
+        names = titles(settings, [r["issue"] for r in found])
+        _table(found, names, detail=issue is not None)
         if found and "engagement" in found[0]:
-            _engagement_table(found)
+            _engagement_table(found, names)
     return ExitCode.OK
+
+
+def _period(found: PeriodReport, fmt: str, out: Path | None) -> None:
+    if fmt == "html" and out is not None:
+        _write(period_html(found), out)
+    elif fmt == "json":
+        click.echo(json.dumps(as_json(found), ensure_ascii=False, indent=1))
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(csv_header(found))
+        writer.writerows(period_csv_rows(found))
+    else:
+        _period_table(found)
+
+
+def _period_table(found: PeriodReport) -> None:
+    """Per issue, by language, by list; opens and clicks marked as estimates."""
+    console = Console(soft_wrap=True)
+    if not found.issues:
+        console.print(f"no issue was sent in {found.period.label}")
+        return
+    table = Table(title=f"Issues sent {found.period.label}")
+    for column in ("sent on", "issue", "reached", "bounces", "unsubscribes"):
+        table.add_column(column, justify="right" if column in _NUMBERS else "left")
+    estimates = [(label, attr) for label, attr, on in (
+        ("opened*", "opens", found.tracked_opens),
+        ("clicked*", "clicks", found.tracked_clicks)) if on]
+    for label, _attr in estimates:
+        table.add_column(label, justify="right")
+    for f in [*found.issues, found.total]:
+        first: list[str | Text] = [f.sent_at.date().isoformat() if f.sent_at else "",
+                                   _titled(f.issue, f.subject)]
+        numbers = [str(n) for n in (f.reached, f.bounces, f.unsubscribes)]
+        guesses = [_estimate(getattr(f, attr)) for _label, attr in estimates]
+        table.add_row(*first, *numbers, *guesses, end_section=f is found.issues[-1])
+    console.print(table)
+    for title, key, names in (("Readers reached by language", "by_language", found.languages),
+                              ("Readers reached by list", "by_list", found.lists)):
+        part = Table(title=title)
+        part.add_column("issue")
+        for name in names:
+            part.add_column(name, justify="right")
+        for f in [*found.issues, found.total]:
+            counts = getattr(f, key)
+            part.add_row(_titled(f.issue, f.subject), *(str(counts.get(n, 0)) for n in names),
+                         end_section=f is found.issues[-1])
+        console.print(part)
+    console.print(f"{found.people} distinct address(es) reached")
+    if estimates:
+        console.print("* estimates: readers who opened or clicked, as far as tracking saw "
+                      "them (image blocking and privacy proxies skew opens)")
+
+
+_NUMBERS = frozenset({"reached", "bounces", "unsubscribes"})
+
+
+def _titled(issue: str | None, subject: str | None) -> Text:
+    """An issue as people know it: its subject, with its id (folder name) below. A Text, so
+    brackets in a subject are shown, never read as rich markup."""
+    if issue is None:
+        return Text("total")
+    return Text(f"{subject}\n({issue})" if subject else issue)
+
+
+def _estimate(value: int | None) -> str:
+    return "" if value is None else f"≈{value}"
 
 
 def _write(page: str, out: Path) -> None:
@@ -71,7 +162,7 @@ def _write(page: str, out: Path) -> None:
     click.echo(display_path(out))
 
 
-def _engagement_table(found: list[dict[str, Any]]) -> None:
+def _engagement_table(found: list[dict[str, Any]], names: dict[str, str | None]) -> None:
     """Opens per issue and clicks per link (only when tracking.opens/clicks is on)."""
     table = Table(title="Opens and clicks")
     for column in ("issue", "opens (unique)", "link", "clicks (unique)"):
@@ -81,22 +172,25 @@ def _engagement_table(found: list[dict[str, Any]]) -> None:
         opens = f"{data['opens']} ({data['unique_opens']})"
         links = data["clicks"] or [{"url": "", "clicks": 0, "unique": 0}]
         for n, link in enumerate(links):
-            table.add_row(report["issue"] if n == 0 else "", opens if n == 0 else "",
+            table.add_row(_titled(report["issue"], names.get(report["issue"])) if n == 0
+                          else "", opens if n == 0 else "",
                           link["url"], f"{link['clicks']} ({link['unique']})")
     Console(soft_wrap=True).print(table)
 
 
-def _table(found: list[dict[str, Any]], *, detail: bool) -> None:
+def _table(found: list[dict[str, Any]], names: dict[str, str | None], *,
+           detail: bool) -> None:
     console = Console(soft_wrap=True)
     if not found:
         console.print("no issue has been sent yet")
         return
     counts = Table(title="Delivery state")
-    counts.add_column("issue")
+    counts.add_column("issue", min_width=24, overflow="fold")
     for status in STATUSES:
         counts.add_column(status, justify="right")
     for report in found:
-        counts.add_row(report["issue"], *(str(report["counts"][s]) for s in STATUSES))
+        counts.add_row(_titled(report["issue"], names.get(report["issue"])),
+                       *(str(report["counts"][s]) for s in STATUSES))
     console.print(counts)
     if not detail:
         return

@@ -24,6 +24,7 @@ import pygal
 from pygal.style import Style
 
 from mirage_mailer.project.config import Settings
+from mirage_mailer.project.issue_titles import issue_subject
 from mirage_mailer.store import REPORT_STATUSES, ReportReader
 
 FAILURES_SHOWN = 500
@@ -118,6 +119,11 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+def render(template: str, **values: Any) -> str:
+    """A template of ``data/report`` (autoescaped) with ``values``."""
+    return _environment().get_template(template).render(**values)
+
+
 def page(title: str, body: str, *, head: str = "") -> str:
     """A minimal standalone HTML page (also used for the web routes' error pages).
 
@@ -129,10 +135,12 @@ def page(title: str, body: str, *, head: str = "") -> str:
 def render_report(data: ReportData, settings: Settings, *, now: datetime | None = None) -> str:
     now = (now or datetime.now(UTC)).astimezone(UTC)
     total = sum(data.counts.values())
+    subject = issue_subject(settings.issues_dir, data.issue, settings.project.language)
     return _environment().get_template("report.html.j2").render(
-        title=f"{data.issue} · delivery report",
+        title=f"{subject or data.issue} · delivery report",
         head="",
         issue=data.issue,
+        subject=subject,
         project=settings.project.name or "mirage-mailer",
         generated=f"{now:%Y-%m-%d %H:%M}",
         statuses=REPORT_STATUSES,
@@ -175,7 +183,7 @@ def svg(chart: Any) -> str:
     return text
 
 
-def _chart_config(colours: tuple[str, ...], **options: Any) -> dict[str, Any]:
+def chart_config(colours: tuple[str, ...], **options: Any) -> dict[str, Any]:
     return {"style": _style(colours), "disable_xml_declaration": True, "js": [],
             "width": 900, "height": 380, "legend_at_bottom": True, "no_prefix": False,
             "print_values": False, **options}
@@ -186,7 +194,7 @@ def _chart_config(colours: tuple[str, ...], **options: Any) -> dict[str, Any]:
 
 def _status_chart(counts: dict[str, int]) -> str:
     present = [s for s in REPORT_STATUSES if counts[s]]
-    chart = pygal.Pie(**_chart_config(tuple(STATUS_COLOURS[s] for s in present),
+    chart = pygal.Pie(**chart_config(tuple(STATUS_COLOURS[s] for s in present),
                                       inner_radius=0.45, height=320, legend_at_bottom=False))
     for status in present:
         chart.add(f"{status} ({counts[status]})", counts[status])
@@ -228,7 +236,7 @@ def _timeline(data: ReportData) -> dict[str, str] | None:
     multi_day = first.date() != last.date()
     labels = [_label(start + timedelta(seconds=bucket * n), bucket, multi_day)
               for n in range(bars)]
-    chart = pygal.StackedBar(**_chart_config(
+    chart = pygal.StackedBar(**chart_config(
         tuple(STATUS_COLOURS[k] for k in kinds), x_label_rotation=30,
         x_labels_major_every=max(1, bars // 12), show_minor_x_labels=bars <= 12,
         y_title="attempts", x_title=f"time (UTC), per {_duration(bucket)}",
@@ -274,7 +282,7 @@ def _engagement(data: ReportData, settings: Settings) -> dict[str, Any]:
     if tracked and (tracking.clicks or engagement["clicks"]):
         clicks = engagement["clicks"]
         if clicks:
-            bars = pygal.HorizontalBar(**_chart_config(
+            bars = pygal.HorizontalBar(**chart_config(
                 ("#003399", "#7aa2e3"), height=max(200, 40 * len(clicks) + 120),
                 truncate_label=60, **_integer_axis(max(c["clicks"] for c in clicks))))
             bars.x_labels = [str(c["url"]) for c in clicks]

@@ -1,5 +1,6 @@
-"""Project-wide operations: scaffold a project (``init``), check one issue (``validate``), and
-rotate the signing key (``rotate-secret``). Preview and send have their own modules.
+"""Project-wide operations: scaffold a project (``init``), start the next issue
+(``new-issue``), check one issue (``validate``), and rotate the signing key
+(``rotate-secret``). Preview and send have their own modules.
 """
 
 from __future__ import annotations
@@ -8,19 +9,46 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mirage_mailer.project.config import load_settings
+from mirage_mailer.project.new_issue import StartedIssue, latest_issue, start_issue
 from mirage_mailer.project.scaffold import init_project
-from mirage_mailer.services.loader import locate_config, open_project
+from mirage_mailer.services.loader import find_issue, locate_config, open_project
 from mirage_mailer.services.loader import validate as check_inputs
 from mirage_mailer.services.planning import Plan, PlanOptions, make_plan
 from mirage_mailer.services.sending import SendOptions, read_plan
 from mirage_mailer.store import StoreError
-from mirage_mailer.util.errors import InputError, Problem
+from mirage_mailer.util.errors import InputError, Problem, display_path
 from mirage_mailer.util.tokens import Rotation, check_secret, rotate_secret
 
 
 def init(directory: Path) -> list[Path]:
     """Write a working project (config, templates, a list, an issue); the files written."""
     return init_project(directory)
+
+
+def new_issue(config: Path | None, issue_id: str | None,
+              start_from: str | None) -> tuple[StartedIssue, str | None]:
+    """Start the next issue from ``start_from`` (default: the latest issue), and the note
+    saying which issue that was when it was chosen here."""
+    settings = load_settings(locate_config(config))
+    issues = settings.issues_dir
+    note = None
+    if start_from is not None:
+        source, _ = find_issue(config, start_from)
+        if not (source / "issue.yaml").is_file():
+            raise InputError(Problem(display_path(source), None, "is not an issue folder",
+                                     "name a folder under issues/ that holds issue.yaml"))
+    else:
+        latest = latest_issue(issues)
+        if latest is None:
+            raise InputError(Problem(display_path(issues) + "/", None, "no issue to start "
+                                     "from", "write issues/<id>/issue.yaml by hand, or see "
+                                     "the sample that 'mirage-mailer init NEW_FOLDER' writes"))
+        source = latest
+    started = start_issue(issues, source, issue_id)
+    if start_from is None:
+        note = (f"mirage-mailer: continuing from {display_path(started.source)}, the latest "
+                "issue (by number, then date; --from ISSUE to choose another)")
+    return started, note
 
 
 @dataclass

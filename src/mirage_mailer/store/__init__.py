@@ -17,6 +17,7 @@ from mirage_mailer.store.core import (
 )
 from mirage_mailer.store.engagement import EngagementMixin
 from mirage_mailer.store.people import PeopleMixin
+from mirage_mailer.store.periods import PeriodsMixin
 from mirage_mailer.store.ports import (
     PersonalData,
     PlanReader,
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 
-class Store(RecipientsMixin, PeopleMixin, SubscribersMixin, EngagementMixin):
+class Store(RecipientsMixin, PeopleMixin, SubscribersMixin, EngagementMixin, PeriodsMixin):
     """SQLite tracking store; one instance per process, used from one thread."""
 
     def __enter__(self) -> Store:

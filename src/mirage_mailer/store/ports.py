@@ -83,7 +83,8 @@ class RecorderStore(PlanReader, Protocol):
 
 @runtime_checkable
 class ReportReader(Protocol):
-    """Delivery state, read only: counts, rows, timelines, unsubscribes, opens and clicks."""
+    """Delivery state, read only: counts, rows, timelines, unsubscribes, opens and clicks,
+    and the figures of a reporting period (send dates, reach by language and list)."""
 
     def issues(self) -> list[str]: ...
 
@@ -98,6 +99,16 @@ class ReportReader(Protocol):
     def unsubscriptions(self) -> list[dict[str, Any]]: ...
 
     def engagement(self, issue: str) -> dict[str, Any]: ...
+
+    def first_sends(self) -> dict[str, str]: ...
+
+    def breakdown(self, issue: str) -> list[tuple[str, str | None, str, int]]: ...
+
+    def distinct_reached(self, issues: list[str]) -> int: ...
+
+    def unsubscribes_by_issue(self) -> dict[str | None, int]: ...
+
+    def readers_engaged(self, issue: str) -> dict[str, Any]: ...
 
 
 @runtime_checkable
