@@ -1,6 +1,7 @@
-"""``serve`` (the subscriber-facing web app under uvicorn) and ``archive`` (the same pages as
-static files). The web modules are imported only when these commands run, so the other
-commands start as fast as before.
+"""``serve`` (the subscriber-facing web app under uvicorn), ``archive`` (the same pages as
+static files) and ``signup-snippet`` (the sign-up form for the project's own site). The web
+modules are imported only when these commands run, so the other commands start as fast as
+before.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from mirage_mailer.commands.common import Context, err
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.services.loader import locate_config
 from mirage_mailer.services.outbound import credentials
+from mirage_mailer.services.signup import require_privacy_notice
 from mirage_mailer.util.errors import ExitCode, InputError, MirageError, Problem, display_path
 
 DEFAULT_PORT = 8080  # not 8025 or 1025: local test mail servers listen there
@@ -55,6 +57,7 @@ def serve_command(obj: Context, host: str, port: int, proxy_headers: bool,
 
     settings = load_settings(locate_config(obj.config))
     credentials(settings)  # confirmation mails log in as send does: half-set is exit 2 here
+    require_privacy_notice(settings)  # sign-up on: the forms must link to the notice
     here = _url(host, port).rstrip("/")
     app = create_app(settings, local_base=here)
     sock = listen(host, port)  # bound before anything says "serving"; taken: one line, exit 3
@@ -153,4 +156,30 @@ def archive_command(obj: Context, out: Path, base_url: str | None) -> int:
     return ExitCode.OK
 
 
-COMMANDS: tuple[click.Command, ...] = (serve_command, archive_command)
+@click.command("signup-snippet")
+@click.argument("list_name", metavar="LIST")
+@click.option("--lang", metavar="LANG",
+              help="Language of the form and of the newsletter it signs up for "
+              "(default: project.language).")
+@click.option("--return-url", metavar="URL",
+              help="The page that will carry the form: the thank-you page links back to it "
+              "(a page of a site in web.allowed_origins).")
+@click.pass_obj
+def signup_snippet_command(obj: Context, list_name: str, lang: str | None,
+                           return_url: str | None) -> int:
+    """Print an HTML sign-up form for LIST to paste into the project's own website.
+
+    The form posts to serve at tracking.base_url, which accepts it only from the sites in
+    web.allowed_origins; it needs no JavaScript and links to web.privacy_url.
+    """
+    from mirage_mailer.web.snippet import signup_snippet
+
+    settings = load_settings(locate_config(obj.config))
+    snippet = signup_snippet(settings, list_name, lang=lang, return_url=return_url)
+    for warning in snippet.warnings:
+        err(str(warning))
+    click.echo(snippet.html, nl=False)
+    return ExitCode.OK
+
+
+COMMANDS: tuple[click.Command, ...] = (serve_command, archive_command, signup_snippet_command)

@@ -98,6 +98,9 @@ class Web:
     report_user: str
     report_password_hash_env: str
     max_body_bytes: int
+    signup: bool = True  # /subscribe/<list> and the snippet; off: serve only unsubscribes
+    privacy_url: str | None = None  # the privacy notice, linked wherever addresses are taken
+    allowed_origins: tuple[str, ...] = ()  # other sites whose forms may post sign-ups here
 
 
 DEFAULT_CONSENT = ("I agree to receive the project's newsletter by e-mail. I can unsubscribe at "
@@ -123,7 +126,7 @@ class Settings:
 
 _TOP_KEYS = {"project", "sender", "transport", "disclaimer", "tracking", "web", "templates"}
 _WEB_KEYS = {"consent_text", "consent_version", "report_user", "report_password_hash_env",
-             "max_body_bytes"}
+             "max_body_bytes", "signup", "privacy_url", "allowed_origins"}
 _PROJECT_KEYS = {"name", "website", "contact", "language"}
 _SENDER_KEYS = {"from", "reply_to", "return_path"}
 _TRANSPORT_KEYS = {
@@ -472,4 +475,7 @@ def _load_web(sec: LineDict, path: Path, problems: Collector) -> Web:
         report_password_hash_env=s.env_name("report_password_hash_env")
         or "MIRAGE_REPORT_PASSWORD_HASH",
         max_body_bytes=s.integer("max_body_bytes", 16384, minimum=1024, maximum=10_000_000),
+        signup=s.flag("signup", True),
+        privacy_url=s.web_address("privacy_url", "give the address of your privacy notice"),
+        allowed_origins=s.origins("allowed_origins"),
     )

@@ -14,7 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mirage_mailer.project.yamlsrc import LineDict
+from mirage_mailer.project.origins import origin_of, origin_problem
+from mirage_mailer.project.yamlsrc import LineDict, LineList
 from mirage_mailer.util.errors import Collector, shorten
 from mirage_mailer.util.headersafe import header_problem
 
@@ -156,3 +157,52 @@ class Section:
                               f"'{self.name}.{key}' must be {listed}; you wrote {wrote}")
             return default
         return str(value)
+
+    def web_address(self, key: str, hint: str) -> str | None:
+        """An https URL readers open (http only for localhost or 127.0.0.1, for testing)."""
+        url = self.text(key)
+        if not url:
+            return None
+        if has_userinfo(url) or origin_of(url) is None or not re.match(r"^https?://", url,
+                                                                        re.IGNORECASE):
+            self.problems.add(self.path, self.line(key),
+                              f"'{self.name}.{key}' {describe(url)} is not a web address",
+                              hint + ", e.g. https://www.example.org/privacy")
+            return None
+        host = url.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0].lower()
+        if not url.lower().startswith("https://") and host not in ("localhost", "127.0.0.1"):
+            self.problems.add(self.path, self.line(key),
+                              f"'{self.name}.{key}' {describe(url)} must start with https://",
+                              "plain http is allowed only for localhost or 127.0.0.1, for "
+                              "testing")
+            return None
+        return url
+
+    def origins(self, key: str) -> tuple[str, ...]:
+        """A list of sites (``https://host[:port]``), each checked on its own line; their
+        normal form, as browsers send it in the Origin header."""
+        value = self.data.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, LineList):
+            self._bad(key, "a list of sites, one '- https://www.example.org' a line")
+            return ()
+        found: list[str] = []
+        for index, item in enumerate(value):
+            line = value.item_line(index)
+            if not isinstance(item, str):
+                self.problems.add(self.path, line,
+                                  f"'{self.name}.{key}' item {index + 1} must be a web "
+                                  f"address; you wrote {describe(item)}",
+                                  "write it as https://www.example.org")
+                continue
+            bad = origin_problem(item)
+            origin = origin_of(item)
+            if bad is not None or origin is None:
+                message, hint = bad or ("is not a web address", "")
+                self.problems.add(self.path, line,
+                                  f"'{self.name}.{key}' {describe(item)} {message}", hint)
+                continue
+            if origin not in found:
+                found.append(origin)
+        return tuple(found)

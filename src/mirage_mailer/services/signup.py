@@ -10,7 +10,25 @@ from dataclasses import dataclass
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.store import PersonalData, Store
+from mirage_mailer.util.errors import InputError, Problem, display_path
 from mirage_mailer.util.tokens import Signer
+
+
+def require_privacy_notice(settings: Settings) -> None:
+    """Sign-up on, no ``web.privacy_url``: an ``InputError`` naming mirage.yaml's line.
+
+    GDPR art. 13 asks for the privacy information at the moment an address is collected, so
+    the forms link to the notice; without one, sign-up does not start at all."""
+    web = settings.web
+    if not web.signup or web.privacy_url:
+        return
+    line = settings.line_of.get("web") or 1
+    raise InputError(Problem(
+        display_path(settings.path), line,
+        "sign-up is on (web.signup) but web.privacy_url is not set: the sign-up forms must "
+        "link to your privacy notice (GDPR art. 13)",
+        "add 'privacy_url: https://...' under 'web:' with the address of your privacy notice, "
+        "or 'signup: false' to serve without sign-up"))
 
 
 def sign_up(settings: Settings, signer: Signer, list_name: str, email: str, *,

@@ -16,6 +16,7 @@ from mirage_mailer.web.archive import Catalogue
 from mirage_mailer.web.csrf import CsrfTokens
 from mirage_mailer.web.issue_pages import IssueRenderer
 from mirage_mailer.web.ratelimit import SignUpLimits
+from mirage_mailer.web.signup_ticket import SignUpTickets
 
 # Where ``serve`` listens by default; the app is told the real address when it is elsewhere.
 DEFAULT_LOCAL_BASE = "http://127.0.0.1:8080"
@@ -30,13 +31,15 @@ class WebContext:
     renderer: IssueRenderer
     local_base: str = DEFAULT_LOCAL_BASE  # this server's own address (no trailing slash)
     limits: SignUpLimits = field(default_factory=SignUpLimits)
+    tickets: SignUpTickets | None = None  # sign-ups posted from allowed sites (load sets it)
 
     @classmethod
     def load(cls, settings: Settings, local_base: str | None = None) -> WebContext:
         """Everything the routes share, read once when the app is made (one secret read)."""
         key = load_secret(settings.state_dir, settings.tracking.secret_env)
         return cls(settings, Signer(key), CsrfTokens(key), Catalogue(settings),
-                   IssueRenderer(settings), (local_base or DEFAULT_LOCAL_BASE).rstrip("/"))
+                   IssueRenderer(settings), (local_base or DEFAULT_LOCAL_BASE).rstrip("/"),
+                   tickets=SignUpTickets(key))
 
     def store(self) -> Store:
         """A store for one request (SQLite connections are cheap; WAL lets send run too)."""

@@ -10,7 +10,7 @@ from mirage_mailer.web.context import web_context
 from mirage_mailer.web.csrf import FIELD, cross_site
 from mirage_mailer.web.i18n import N_
 
-MAX_FIELDS = 16  # our forms have five; anything more is not one of ours
+MAX_FIELDS = 16  # our forms have up to eight; anything more is not one of ours
 
 
 async def read_form(request: Request) -> FormData:
@@ -42,3 +42,13 @@ def check_forgery(request: Request, form: FormData) -> None:
     problem = ctx.csrf.problem(field, request.url.path)
     if problem is not None:
         raise HTTPException(403, problem)
+
+
+# A field people never see and robots fill in: hidden off-screen (not display:none, which
+# robots skip), out of the tab order, hidden from screen readers, never autofilled.
+HONEYPOT = "website"
+
+
+def honeypot_filled(form: FormData) -> bool:
+    """True when the trap field has a value: a robot's post, answered politely, kept nowhere."""
+    return bool(text(form, HONEYPOT).strip())

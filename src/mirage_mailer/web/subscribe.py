@@ -9,189 +9,87 @@ HEAD) every link in a message, and someone who posts another person's address to
 must not get it confirmed, least of all the address of someone who unsubscribed. The
 person's own confirmation is fresh, explicit consent: it lifts an earlier unsubscription (the
 store records a ``resubscribed`` event). Sign-ups are rate-limited per mailbox and per client.
-What is recorded, and how, is ``services.signup``'s; this module owns the pages.
+What is recorded, and how, is ``services.signup``'s; this module owns the routes, the checks
+and pages are ``signup_form``'s, and posts from the project's own site ``signup_elsewhere``'s.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
+import logging
 
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mirage_mailer.project.config import Settings
-from mirage_mailer.project.lists import find_list
+from mirage_mailer.project.origins import origin_of
 from mirage_mailer.services.signup import Confirmed, confirmation_target
 from mirage_mailer.services.signup import confirm as confirm_sign_up
-from mirage_mailer.services.signup import sign_up as record_sign_up
-from mirage_mailer.util.addresses import check_address
-from mirage_mailer.util.errors import InputError
-from mirage_mailer.util.headersafe import header_problem
-from mirage_mailer.util.langs import check_language, normalise_language
-from mirage_mailer.web import languages
-from mirage_mailer.web.confirmation import send_confirmation
-from mirage_mailer.web.context import WebContext, web_context
+from mirage_mailer.web import signup_elsewhere
+from mirage_mailer.web.context import web_context
 from mirage_mailer.web.csrf import FIELD
-from mirage_mailer.web.forms import check_forgery, read_form, text
-from mirage_mailer.web.i18n import N_, set_language, supported
-from mirage_mailer.web.ratelimit import mailbox_key
-from mirage_mailer.web.respond import language, respond, translator
+from mirage_mailer.web.forms import check_forgery, honeypot_filled, read_form, text
+from mirage_mailer.web.i18n import N_, set_language
+from mirage_mailer.web.respond import respond, translator
+from mirage_mailer.web.signup_form import (
+    RETURN_FIELD,
+    accept,
+    check_sign_up,
+    form_page,
+    form_values,
+    list_name,
+    offered_language,
+    robot,
+)
 from mirage_mailer.web.unsubscribe import mask
 
-_LIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-MAX_NAME = 200
-CONSENT_VALUES = ("yes", "on")
-
-
-@dataclass(frozen=True)
-class SignUp:
-    email: str
-    name: str | None
-    lang: str
-
-
-def list_exists(settings: Settings, name: str) -> bool:
-    if not _LIST_NAME.match(name):  # never a path: no '/', no leading '.'
-        return False
-    try:
-        find_list(settings.lists_dir, name, origin=settings.path, line=None)
-    except InputError:
-        return False
-    return True
-
-
-def _list_name(request: Request) -> str:
-    name = str(request.path_params["list_name"])
-    if not list_exists(web_context(request).settings, name):
-        raise HTTPException(404, N_("There is no newsletter list of that name here. Check "
-                                    "the address of the page."))
-    return name
-
-
-def _same(message: str) -> str:
-    return message
-
-
-def check_sign_up(form: FormData, settings: Settings, gettext: Callable[[str], str] = _same,
-                  ) -> tuple[SignUp | None, dict[str, str]]:
-    """The sign-up, or the problems to show next to each field (in ``gettext``'s language)."""
-    _ = gettext
-    errors: dict[str, str] = {}
-    raw_email = text(form, "email").strip()
-    email = raw_email
-    if not raw_email:
-        errors["email"] = _("Enter your e-mail address.")
-    else:
-        email, bad = check_address(raw_email)
-        if bad or header_problem(email):
-            errors["email"] = _("This is not a valid e-mail address.")
-    name = " ".join(text(form, "name").split())
-    if len(name) > MAX_NAME:
-        errors["name"] = _("Keep the name under %(max)d characters.") % {"max": MAX_NAME}
-    elif header_problem(name):
-        errors["name"] = _("The name contains characters that cannot be used (line breaks, "
-                           "control characters, or an encoded word such as =?utf-8?q?...?=).")
-    lang = text(form, "lang").strip() or settings.project.language
-    if check_language(lang):
-        errors["lang"] = _("Choose a language from the list.")
-    if text(form, "consent") not in CONSENT_VALUES:
-        errors["consent"] = _("Tick the box to give your consent; we cannot subscribe you "
-                              "without it.")
-    if errors:
-        return None, errors
-    return SignUp(email, name or None, normalise_language(lang)), {}
-
-
-def _form(request: Request, list_name: str, *, values: dict[str, str], errors: dict[str, str],
-          status: int = 200) -> Response:
-    ctx = web_context(request)
-    settings = ctx.settings
-    action = request.url.path
-    _ = translator(request)
-    title = _("Subscribe to the %(name)s newsletter") % {"name": settings.project.name}
-    return respond(
-        request, "subscribe.html.j2", title=title,
-        status=status, list_name=list_name, action=action, csrf_field=FIELD,
-        csrf=ctx.csrf.issue(action), consent_text=settings.web.consent_text,
-        languages=languages.choices(settings, ctx.catalogue.languages()), values=values,
-        errors=errors)
-
-
-def _offered_language(request: Request) -> str:
-    """The newsletter language the form proposes: the reader's, when the project offers it."""
-    ctx = web_context(request)
-    settings = ctx.settings
-    page = language(request)
-    codes = [code for code, _label in languages.choices(settings, ctx.catalogue.languages())]
-    return next((code for code in codes if supported(code) == page), settings.project.language)
+log = logging.getLogger(__name__)
 
 
 def show(request: Request) -> Response:
-    list_name = _list_name(request)
-    return _form(request, list_name, errors={},
-                 values={"email": "", "name": "", "lang": _offered_language(request)})
+    name = list_name(request)
+    back = signup_elsewhere.back_link(request.query_params.get(RETURN_FIELD, ""),
+                                      web_context(request).settings.web.allowed_origins)
+    return form_page(request, name, errors={},
+                     values={"email": "", "name": "", "lang": offered_language(request)},
+                     return_url=back.url if back else None)
 
 
-def _record(request: Request, list_name: str, sign_up: SignUp) -> bool:
+def _note_foreign_origin(request: Request) -> None:
+    """Tell the operator which site was refused: the usual cause is a site missing from
+    ``web.allowed_origins`` (the visitor sees the 403 page)."""
+    origin = signup_elsewhere.posting_origin(request)
     ctx = web_context(request)
-    return record_sign_up(ctx.settings, ctx.signer, list_name, sign_up.email,
-                          name=sign_up.name, lang=sign_up.lang)
-
-
-def _client(request: Request) -> str:
-    """The visitor's address (the forwarded one behind ``serve --proxy-headers``)."""
-    return request.client.host if request.client is not None else "unknown"
-
-
-def _over_limit(request: Request, ctx: WebContext, email: str) -> Response | None:
-    """A polite page when this client or this mailbox asked too often, else None (counted)."""
-    limits = ctx.limits
-    client = _client(request)
-    _ = translator(request)
-    if not limits.per_client.allow(client):
-        wait = limits.per_client.retry_after(client)
-        return respond(request, "subscribe_limited.html.j2", title=_("Too many sign-ups"),
-                       status=429, headers={"Retry-After": str(wait)}, per_client=True,
-                       email=email, minutes=max(1, wait // 60))
-    if not limits.per_mailbox.allow(mailbox_key(email)):
-        return respond(request, "subscribe_limited.html.j2", title=_("Check your mailbox"),
-                       per_client=False, email=email, minutes=0)
-    return None
+    if origin is not None and origin not in (origin_of(str(request.url)),
+                                             origin_of(ctx.base_url)):
+        log.warning("sign-up form posted from %s refused: that site is not in "
+                    "web.allowed_origins", origin)
 
 
 async def subscribe(request: Request) -> Response:
-    list_name = await run_in_threadpool(_list_name, request)
+    name = await run_in_threadpool(list_name, request)
     form = await read_form(request)
-    check_forgery(request, form)
-    ctx = web_context(request)
-    settings = ctx.settings
-    _ = translator(request)
-    sign_up, errors = check_sign_up(form, settings, _)
+    site = signup_elsewhere.allowed_site(request)
+    if site is not None:
+        return await signup_elsewhere.first_step(request, name, form, site)
+    try:
+        check_forgery(request, form)
+    except HTTPException as refused:
+        if refused.status_code == 403:
+            _note_foreign_origin(request)
+        raise
+    settings = web_context(request).settings
+    back = signup_elsewhere.back_link(text(form, RETURN_FIELD), settings.web.allowed_origins)
+    if honeypot_filled(form):
+        return robot(request, form, back, "trap field filled in")
+    sign_up, errors = check_sign_up(form, settings, translator(request))
     if sign_up is None:
-        values = {"email": text(form, "email").strip(), "name": text(form, "name").strip(),
-                  "lang": text(form, "lang").strip() or _offered_language(request)}
+        values = form_values(request, form)
         return await run_in_threadpool(
-            lambda: _form(request, list_name, values=values, errors=errors, status=400))
-    limited = _over_limit(request, ctx, sign_up.email)
-    if limited is not None:
-        return limited
-    pending = await run_in_threadpool(_record, request, list_name, sign_up)
-    task = None
-    if pending:  # a confirmed, still receiving address gets nothing: the page stays the same
-        # The message speaks the newsletter language chosen, where there is a catalog for it.
-        mail_lang = supported(sign_up.lang) or language(request)
-        task = BackgroundTask(send_confirmation, settings, ctx.signer, ctx.base_url,
-                              list_name=list_name, email=sign_up.email, name=sign_up.name,
-                              lang=mail_lang)
-    return respond(request, "subscribe_sent.html.j2", title=_("Check your mailbox"),
-                   email=sign_up.email, background=task)
+            lambda: form_page(request, name, values=values, errors=errors, status=400,
+                              return_url=back.url if back else None))
+    return await accept(request, name, sign_up, source="web", back=back)
 
 
 BAD_CONFIRM = N_("This confirmation link is not valid. Copy the whole link from the message, "
@@ -247,6 +145,7 @@ async def confirm(request: Request) -> Response:
 ROUTES: list[BaseRoute] = [
     Route("/subscribe/{list_name}", show, methods=["GET"]),
     Route("/subscribe/{list_name}", subscribe, methods=["POST"]),
+    Route("/subscribe/{list_name}/finish", signup_elsewhere.finish, methods=["POST"]),
     Route("/confirm/{token}", show_confirm, methods=["GET"]),
     Route("/confirm/{token}", confirm, methods=["POST"]),
 ]
