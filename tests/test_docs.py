@@ -135,14 +135,28 @@ def _flags(help_text: str) -> set[str]:
             for flag in re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*", line.split("  ")[1])}
 
 
+def _commands(help_text: str) -> list[str]:
+    """The names in a help text's "Commands:" section (none for a plain command)."""
+    if "Commands:" not in help_text.splitlines():
+        return []
+    return [line.split()[0] for line in _section(help_text, "Commands:")
+            if line.startswith("  ") and not line.startswith("   ")]
+
+
 @functools.cache
 def _cli() -> tuple[frozenset[str], dict[str, frozenset[str]]]:
-    """What ``mirage-mailer --help`` shows: the global flags, and each command's flags."""
+    """What ``mirage-mailer --help`` shows: the global flags, and each command's flags; a
+    group's commands are named with the group (``subscribers add``)."""
     top = _help()
-    names = [line.split()[0] for line in _section(top, "Commands:")
-             if line.startswith("  ") and not line.startswith("   ")]
+    names = _commands(top)
     assert len(names) >= 10, top
-    return frozenset(_flags(top)), {name: frozenset(_flags(_help(name))) for name in names}
+    commands = {}
+    for name in names:
+        text = _help(name)
+        commands[name] = frozenset(_flags(text))
+        for sub in _commands(text):
+            commands[f"{name} {sub}"] = frozenset(_flags(_help(name, sub)))
+    return frozenset(_flags(top)), commands
 
 
 def _doc_files() -> list[Path]:
@@ -172,6 +186,8 @@ def _usages() -> list[tuple[str, str, list[str]]]:
                     words = words[2:] if words[0] == "--config" else words[1:]
                 if not words or not re.match(r"^[a-z][a-z-]*$", words[0]):
                     continue
+                if len(words) > 1 and f"{words[0]} {words[1]}" in _cli()[1]:  # a group's
+                    words = [f"{words[0]} {words[1]}", *words[2:]]
                 flags = [m.group(1) for w in words[1:]
                          if (m := re.match(r"^\[?(--?[A-Za-z][\w-]*)", w))]
                 found.append((path.relative_to(ROOT).as_posix(), words[0], flags))
@@ -195,6 +211,7 @@ def test_documented_commands_and_flags_exist() -> None:
 def test_every_command_and_flag_is_documented() -> None:
     global_flags, commands = _cli()
     used = {name for _, name, _ in _usages()}
+    used |= {name.split()[0] for name in used}  # a group is used when one of its commands is
     text = "\n".join(path.read_text(encoding="utf-8") for path in _doc_files())
 
     def mentioned(flag: str) -> bool:

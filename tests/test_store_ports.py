@@ -22,14 +22,15 @@ from mirage_mailer.store import (
     PlanReader,
     RecorderStore,
     ReportReader,
+    RosterReader,
     Store,
     SubscriberStore,
     Unsubscriber,
 )
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "mirage_mailer"
-PROTOCOLS: tuple[type, ...] = (PlanReader, RecorderStore, ReportReader, Unsubscriber,
-                               SubscriberStore, PersonalData)
+PROTOCOLS: tuple[type, ...] = (PlanReader, RecorderStore, ReportReader, RosterReader,
+                               Unsubscriber, SubscriberStore, PersonalData)
 # Opening and closing belong to whoever opened the Store (``with Store(...)``, ``store.close()``);
 # the protocols describe what a user does with a store it was handed.
 LIFECYCLE = frozenset({"close"})

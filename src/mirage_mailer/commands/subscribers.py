@@ -1,6 +1,7 @@
-"""Commands about one subscriber: ``unsubscribe``, ``export`` and ``forget`` (GDPR articles 15
-and 17), and ``process-unsubscribes`` (mailed requests). Each parses, calls one service
-(``services.unsubscribing`` or ``services.personal_data``) and prints.
+"""Commands about subscribers: ``unsubscribe``, ``export`` and ``forget`` (GDPR articles 15
+and 17), ``process-unsubscribes`` (mailed requests), and the ``subscribers`` group (who reads
+each list: list, count, add, remove, import, export; defined in ``commands.roster``). Each
+parses, calls one service and prints.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 import click
 
 from mirage_mailer.commands.common import Context, err, on_terminal
+from mirage_mailer.commands.roster import roster_group
 from mirage_mailer.project.config import Settings, load_settings
 from mirage_mailer.services.loader import locate_config
 from mirage_mailer.services.personal_data import (
@@ -144,4 +146,4 @@ def _line(outcome: Outcome, dry_run: bool) -> str:
 
 
 COMMANDS: tuple[click.Command, ...] = (unsubscribe_command, export_command, forget_command,
-                                       process_unsubscribes_command)
+                                       process_unsubscribes_command, roster_group)

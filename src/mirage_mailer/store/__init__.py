@@ -23,6 +23,7 @@ from mirage_mailer.store.ports import (
     PlanReader,
     RecorderStore,
     ReportReader,
+    RosterReader,
     SubscriberStore,
     Unsubscriber,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "Recipient",
     "RecorderStore",
     "ReportReader",
+    "RosterReader",
     "Store",
     "StoreError",
     "StoreUnavailable",

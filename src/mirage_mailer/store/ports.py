@@ -7,6 +7,7 @@ cannot write; the web cannot reset a send) and a test double or a new backend on
 methods of the protocol at hand:
 
 * ``PlanReader``: planning a send (``make_plan``, validate, the prompt, ``--dry-run``): reads.
+* ``RosterReader``: the ``subscribers`` commands: the planner's reads and every web sign-up.
 * ``RecorderStore``: the send itself (``sending.send`` and its ``SendRecorder``): plans, queues,
   claims and records every attempt.
 * ``ReportReader``: delivery state for reports, the archive, and ``run-due``: reads.
@@ -38,6 +39,7 @@ __all__ = [
     "PlanReader",
     "RecorderStore",
     "ReportReader",
+    "RosterReader",
     "SubscriberStore",
     "Unsubscriber",
 ]
@@ -58,6 +60,14 @@ class PlanReader(Protocol):
                keys: list[str]) -> dict[str, tuple[str, int | None, str | None]]: ...
 
     def issue_rows(self, issue: str) -> Iterator[IssueRow]: ...
+
+
+@runtime_checkable
+class RosterReader(PlanReader, Protocol):
+    """Who reads a list (``subscribers`` commands): what planning reads, and every web
+    sign-up with its consent record, unconfirmed ones too."""
+
+    def web_subscribers(self, list_name: str) -> Iterator[dict[str, Any]]: ...
 
 
 @runtime_checkable
@@ -155,6 +165,7 @@ if TYPE_CHECKING:
         """Never called: mypy (strict, over src) fails here when ``Store`` stops satisfying
         one of the protocols, e.g. after a method's signature changes on one side only."""
         _plan: PlanReader = store
+        _roster: RosterReader = store
         _recorder: RecorderStore = store
         _report: ReportReader = store
         _unsubscriber: Unsubscriber = store

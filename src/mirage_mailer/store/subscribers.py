@@ -100,6 +100,16 @@ class SubscribersMixin(StoreCore):
         for row in cur.fetchall():
             yield dict(zip(_COLUMNS, row, strict=True))
 
+    def web_subscribers(self, list_name: str) -> Iterator[dict[str, Any]]:
+        """Every web sign-up of a list, awaiting confirmation or confirmed, with its consent
+        record (text, version, source, times), oldest first: the roster and its export."""
+        cur = self._conn.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM subscribers WHERE list_name = ? ORDER BY id",
+            (list_name,))
+        while rows := cur.fetchmany(500):
+            for row in rows:
+                yield dict(zip(_COLUMNS, row, strict=True))
+
     def recipient_lang(self, issue: str, subject: str) -> str | None:
         """The list language of the recipient behind a token (their message's language)."""
         row = self._conn.execute("SELECT lang FROM recipients WHERE issue = ? AND subject = ?",

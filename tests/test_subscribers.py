@@ -1,0 +1,313 @@
+"""The ``subscribers`` group end to end: real CLI subprocesses on a scaffolded project, a real
+SQLite store for unsubscribes and web sign-ups.
+
+List files keep every byte that an edit is not about (comments, column order, ``;``, CRLF, a
+BOM, row order); ``count`` is the figure ``send --dry-run`` plans; ``list`` and ``export``
+parse back; a formula typed into a sign-up never reaches a spreadsheet as a formula.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from helpers import SAMPLE_ISSUE, RunCli
+from mirage_mailer.store import Store
+
+LIST = "lists/subscribers.csv"
+ROWS = ("email,name,lang,organisation\n"
+        "maria.georgiou@example.org,Maria Georgiou,en,Center for Social Innovation\n"
+        "jean.dupont@example.org,Jean Dupont,fr,Association Accueil\n"
+        "amina.haddad@example.org,Amina Haddad,fr,Réseau Solidarité\n"
+        "peter.novak@example.org,Peter Novak,en,Employers' Forum\n"
+        "sofia.rossi@example.org,,,\n")
+EVIL = "=cmd|' /C calc'!A0"
+
+
+def sign_up(project: Path, email: str, *, confirm: bool, name: str = "Web Reader",
+            lang: str = "fr") -> None:
+    with Store(project / ".mirage/tracking.sqlite") as store:
+        store.add_pending_subscriber("subscribers", email, name=name, lang=lang,
+                                     subject=f"s-{email}", consent_text="I agree (v2 text)",
+                                     consent_version="v2", source="web form")
+        if confirm:
+            assert store.confirm_subscriber("subscribers", f"s-{email}") is not None
+
+
+def messy(project: Path, run_cli: RunCli) -> None:
+    """Every status: suppressed, invalid, duplicate, a confirmed and an unconfirmed sign-up."""
+    (project / LIST).write_text(ROWS + "not-an-address,Broken,en,\n"
+                                       "MARIA.georgiou@example.org,Dup,en,\n"
+                                       "kostas@example.org,Kostas,el,\n", encoding="utf-8")
+    assert run_cli("unsubscribe", "peter.novak@example.org").code == 0
+    sign_up(project, "web.reader@example.org", confirm=True)
+    sign_up(project, "waiting@example.org", confirm=False, lang="en")
+
+
+# -- add and remove keep the file --------------------------------------------------------------
+
+def test_csv_add_and_remove_change_only_their_row(project: Path, run_cli: RunCli) -> None:
+    """A spreadsheet's file: BOM, ';', CRLF, its own column order, a quoted value."""
+    head = "\ufefflang;Email Address;organisation;name\r\n"
+    rows = ["fr;jean@example.org;\"Accueil; Paris\";Jean\r\n",
+            "en;ann@example.org;;Ann\r\n",
+            "de;hans@example.org;Verein;Hans\r\n"]
+    path = project / "lists/people.csv"
+    path.write_bytes((head + "".join(rows)).encode("utf-8"))
+    path.chmod(0o640)
+
+    added = run_cli("subscribers", "add", "people", "Marie@Example.org", "--name",
+                    "Marie Curie", "--lang", "fr", "organisation=Institut; Curie")
+    assert added.code == 0, added.err
+    assert added.out == "lists/people.csv: added Marie@example.org\n"
+    new = "fr;Marie@example.org;\"Institut; Curie\";Marie Curie\r\n"
+    assert path.read_bytes() == (head + "".join(rows) + new).encode("utf-8")
+    assert path.stat().st_mode & 0o777 == 0o640  # the list keeps its permissions
+
+    removed = run_cli("subscribers", "remove", "people", "ANN@example.org")
+    assert removed.code == 0, removed.err
+    assert removed.out == "lists/people.csv: removed ann@example.org (line 3)\n"
+    assert path.read_bytes() == (head + rows[0] + rows[2] + new).encode("utf-8")
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_yaml_add_and_remove_keep_comments_and_order(project: Path, run_cli: RunCli) -> None:
+    text = ("# Partners of the project\n"
+            "subscribers:\n"
+            "  # coordinators first\n"
+            "  - email: anna@example.org   # coordinator\n"
+            "    name: Anna Schmidt\n"
+            "    lang: de\n"
+            "  - email: bob@example.org\n"
+            "    name: \"Bob: the builder\"\n"
+            "  # the rest\n"
+            "  - email: carla@example.org\n"
+            "    lang: it\n"
+            "# end of list\n")
+    path = project / "lists/partners.yaml"
+    path.write_text(text, encoding="utf-8")
+
+    added = run_cli("subscribers", "add", "partners", "dora@example.org", "--name",
+                    "Dóra O'Neil", "--lang", "no", "org=#1 partner")
+    assert added.code == 0, added.err
+    entry = ("  - email: dora@example.org\n"
+             "    name: Dóra O'Neil\n"
+             "    lang: \"no\"\n"  # Norwegian, not YAML's false
+             "    org: \"#1 partner\"\n")
+    assert path.read_text(encoding="utf-8") == text.replace("# end of list\n",
+                                                            entry + "# end of list\n")
+    removed = run_cli("subscribers", "remove", "partners", "bob@example.org")
+    assert removed.code == 0, removed.err
+    assert removed.out == "lists/partners.yaml: removed bob@example.org (line 7)\n"
+    expected = text.replace("  - email: bob@example.org\n    name: \"Bob: the builder\"\n", "")
+    assert path.read_text(encoding="utf-8") == expected.replace("# end of list\n",
+                                                                entry + "# end of list\n")
+    listed = json.loads(run_cli("subscribers", "list", "--list", "partners", "--format",
+                                "json").out)
+    assert [(r["email"], r["name"], r["lang"]) for r in listed] == [
+        ("anna@example.org", "Anna Schmidt", "de"), ("carla@example.org", None, "it"),
+        ("dora@example.org", "Dóra O'Neil", "no")]
+    assert listed[2]["fields"] == {"org": "#1 partner"}
+
+    for email in ("anna@example.org", "carla@example.org", "dora@example.org"):
+        assert run_cli("subscribers", "remove", "partners", email).code == 0
+    emptied = path.read_text(encoding="utf-8")
+    assert emptied == ("# Partners of the project\nsubscribers: []\n  # coordinators first\n"
+                       "  # the rest\n# end of list\n")
+    assert run_cli("subscribers", "add", "partners", "eve@example.org").code == 0
+    assert "subscribers:\n  - email: eve@example.org\n" in path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("bad@@example.org",), "subscribers add: 'bad@@example.org' is not a valid e-mail "
+     "address"),
+    (("MARIA.Georgiou@example.org",), "lists/subscribers.csv:2: MARIA.Georgiou@example.org "
+     "is already in the list (nothing was written)"),
+    (("new@example.org", "--name", "Eve\r\nBcc: all@example.org"), "subscribers add: "
+     "new@example.org: 'name' contains a line break"),
+    (("new@example.org", "--lang", "xx"), "subscribers add: new@example.org: lang 'xx' is "
+     "not a known language code"),
+    (("new@example.org", "city=Paris"), "lists/subscribers.csv:1: the list has no 'city' "
+     "column (add a 'city' column to the header, or leave the value out)"),
+    (("new@example.org", "nonsense"), "'nonsense' is not a field: write column=value"),
+])
+def test_add_refuses_in_one_line_and_writes_nothing(project: Path, run_cli: RunCli,
+                                                    args: tuple[str, ...], message: str) -> None:
+    before = (project / LIST).read_bytes()
+    result = run_cli("subscribers", "add", "subscribers", *args)
+    assert result.code == 2, result.err
+    assert len(result.err.splitlines()) == 1, result.err
+    assert message in result.err
+    assert (project / LIST).read_bytes() == before
+
+
+def test_add_refuses_a_confirmed_web_reader_and_warns_of_a_suppressed_one(
+        project: Path, run_cli: RunCli) -> None:
+    sign_up(project, "web.reader@example.org", confirm=True)
+    before = (project / LIST).read_bytes()
+    dup = run_cli("subscribers", "add", "subscribers", "Web.Reader@example.org")
+    assert dup.code == 2
+    assert "already reads this list (a confirmed web sign-up)" in dup.err
+    assert (project / LIST).read_bytes() == before
+    assert run_cli("unsubscribe", "gone@example.org").code == 0
+    back = run_cli("subscribers", "add", "subscribers", "gone@example.org")
+    assert back.code == 0
+    assert "warning: gone@example.org is suppressed" in back.err
+    assert (project / LIST).read_bytes() == before + b"gone@example.org,,,\n"
+
+
+def test_remove_names_what_it_cannot_remove(project: Path, run_cli: RunCli) -> None:
+    sign_up(project, "web.reader@example.org", confirm=True)
+    before = (project / LIST).read_bytes()
+    web = run_cli("subscribers", "remove", "subscribers", "web.reader@example.org")
+    assert web.code == 2
+    assert web.err == ("lists/subscribers.csv: web.reader@example.org is not in the file: "
+                       "they signed up on the web ('mirage-mailer unsubscribe "
+                       "web.reader@example.org' stops all mail to them)\n")
+    absent = run_cli("subscribers", "remove", "subscribers", "nobody@example.org")
+    assert absent.code == 2
+    assert "nobody@example.org is not in the list" in absent.err
+    unknown = run_cli("subscribers", "remove", "nolist", "a@example.org")
+    assert unknown.code == 2
+    assert "no list 'nolist' (the lists are: subscribers)" in unknown.err
+    assert (project / LIST).read_bytes() == before
+
+
+# -- list, count and export --------------------------------------------------------------------
+
+def test_list_shows_every_status_and_parses_back(project: Path, run_cli: RunCli) -> None:
+    messy(project, run_cli)
+    as_json = run_cli("subscribers", "list", "--format", "json")
+    assert as_json.code == 0, as_json.err
+    rows = json.loads(as_json.out)
+    status = {(r["email"], r["where"]): r["status"] for r in rows}
+    assert status == {
+        ("maria.georgiou@example.org", "lists/subscribers.csv:2"): "active",
+        ("jean.dupont@example.org", "lists/subscribers.csv:3"): "active",
+        ("amina.haddad@example.org", "lists/subscribers.csv:4"): "active",
+        ("peter.novak@example.org", "lists/subscribers.csv:5"): "suppressed",
+        ("sofia.rossi@example.org", "lists/subscribers.csv:6"): "active",
+        ("not-an-address", "lists/subscribers.csv:7"): "invalid",
+        ("MARIA.georgiou@example.org", "lists/subscribers.csv:8"): "duplicate",
+        ("kostas@example.org", "lists/subscribers.csv:9"): "active",
+        ("web.reader@example.org", "web sign-up"): "active",
+        ("waiting@example.org", "web sign-up"): "unconfirmed",
+    }
+    web = next(r for r in rows if r["email"] == "web.reader@example.org")
+    assert web["consent"]["text"] == "I agree (v2 text)" and web["source"] == "web"
+
+    as_csv = run_cli("subscribers", "list", "--format", "csv")
+    parsed = list(csv.DictReader(io.StringIO(as_csv.out)))
+    assert [(r["email"], r["status"]) for r in parsed] == [(r["email"], r["status"])
+                                                           for r in rows]
+    assert parsed[0].keys() == {"list", "email", "name", "lang", "status", "source", "where",
+                                "detail"}
+
+    def emails(*args: str) -> list[str]:
+        found = run_cli("subscribers", "list", "--format", "json", *args)
+        assert found.code == 0, found.err
+        return [r["email"] for r in json.loads(found.out)]
+
+    assert emails("--status", "suppressed", "--status", "unconfirmed") == [
+        "peter.novak@example.org", "waiting@example.org"]
+    assert emails("--lang", "fr", "--status", "active") == [
+        "jean.dupont@example.org", "amina.haddad@example.org", "web.reader@example.org"]
+    assert emails("--search", "SOLIDARIT") == ["amina.haddad@example.org"]  # a column too
+    assert emails("--lang", "en", "--search", "sofia") == ["sofia.rossi@example.org"]
+    table = run_cli("subscribers", "list", "--status", "invalid")
+    assert "not-an-address" in table.out and table.out.endswith("1 reader(s)\n")
+
+
+def _dry_run(run_cli: RunCli, *args: str) -> tuple[int, dict[str, int]]:
+    dry = run_cli("send", SAMPLE_ISSUE, "--dry-run", *args)
+    assert dry.code == 0, dry.err
+    found = re.search(r"would send (\d+) \(([^)]*)\)", dry.out)
+    assert found, dry.out
+    langs = dict(part.split(": ") for part in found.group(2).split(", ") if ": " in part)
+    return int(found.group(1)), {k: int(v) for k, v in langs.items()}
+
+
+def _count(run_cli: RunCli, *args: str) -> dict[str, object]:
+    result = run_cli("subscribers", "count", "--format", "json", *args)
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert isinstance(data, dict)
+    return data
+
+
+def test_count_is_what_send_dry_run_plans(project: Path, run_cli: RunCli) -> None:
+    """Suppressed, invalid and duplicate rows out, confirmed web sign-ups in, unconfirmed out;
+    the sample issue has English and French, the languages of these readers, so the reader's
+    language is the message's (kostas's 'el' falls back to English in both)."""
+    messy(project, run_cli)
+    kostas = (project / LIST).read_text(encoding="utf-8").replace("kostas@example.org,Kostas,el",
+                                                                 "kostas@example.org,Kostas,en")
+    (project / LIST).write_text(kostas, encoding="utf-8")
+    total, langs = _dry_run(run_cli)
+    assert (total, langs) == (6, {"en": 3, "fr": 3})  # hand-counted: see messy()
+    counted = _count(run_cli, "--list", "subscribers")
+    assert counted["lists"] == [{"list": "subscribers", "total": total, "languages": langs}]
+    for_issue = _count(run_cli, "--issue", "2021-10-partners-meeting")
+    assert for_issue["all"] == {"total": total, "languages": langs}
+
+    # after a partial send, --issue still agrees (those who have it are left out) ...
+    assert run_cli("send", SAMPLE_ISSUE, "--limit", "2", "--yes").code == 0
+    total, langs = _dry_run(run_cli)
+    assert total == 4
+    assert _count(run_cli, "--issue", SAMPLE_ISSUE)["all"] == {"total": total,
+                                                               "languages": langs}
+    # ... and the list's own figure is still the next new issue's: everyone
+    assert _count(run_cli)["lists"] == counted["lists"]
+
+    table = run_cli("subscribers", "count")
+    assert re.search(r"subscribers\s+total\s+6", table.out), table.out
+
+
+def test_count_several_lists_counts_a_shared_reader_once(project: Path, run_cli: RunCli) -> None:
+    (project / "lists/partners.yaml").write_text(
+        "subscribers:\n  - email: Jean.Dupont@example.org\n    lang: fr\n"
+        "  - email: ola@example.org\n    lang: nb\n", encoding="utf-8")
+    data = _count(run_cli)
+    assert data["lists"] == [
+        {"list": "partners", "total": 2, "languages": {"fr": 1, "nb": 1}},
+        {"list": "subscribers", "total": 5, "languages": {"en": 3, "fr": 2}}]
+    assert data["all"] == {"total": 6, "languages": {"en": 3, "fr": 2, "nb": 1}}
+    as_csv = run_cli("subscribers", "count", "--format", "csv", "--list", "partners")
+    assert as_csv.out == "list,lang,readers\npartners,fr,1\npartners,nb,1\npartners,total,2\n"
+
+
+def test_export_has_consent_and_never_a_formula(project: Path, run_cli: RunCli) -> None:
+    messy(project, run_cli)
+    assert run_cli("subscribers", "add", "subscribers", "evil@example.org", "--name", EVIL,
+                   "organisation=@SUM(1+1)").code == 0
+    result = run_cli("subscribers", "export", "--list", "subscribers")
+    assert result.code == 0, result.err
+    rows = list(csv.DictReader(io.StringIO(result.out)))
+    assert list(rows[0])[-1] == "organisation"
+    web = next(r for r in rows if r["email"] == "web.reader@example.org")
+    assert (web["status"], web["consent_text"], web["consent_version"],
+            web["consent_source"]) == ("active", "I agree (v2 text)", "v2", "web form")
+    assert web["requested_at"] and web["confirmed_at"]
+    waiting = next(r for r in rows if r["email"] == "waiting@example.org")
+    assert waiting["status"] == "unconfirmed" and waiting["confirmed_at"] == ""
+    evil = next(r for r in rows if r["email"] == "evil@example.org")
+    assert evil["name"] == "'" + EVIL and evil["organisation"] == "'@SUM(1+1)"
+    assert not [cell for r in rows for cell in r.values() if cell[:1] in ("=", "+", "-", "@")]
+    only = run_cli("subscribers", "export", "--list", "subscribers", "--status", "suppressed")
+    assert [r["email"] for r in csv.DictReader(io.StringIO(only.out))] == [
+        "peter.novak@example.org"]
+
+    # the export imports back as it was: the protecting quote comes off again
+    (project / "lists/copy.csv").write_text("email,name,organisation\n", encoding="utf-8")
+    (project / "export.csv").write_text(result.out, encoding="utf-8")
+    back = run_cli("subscribers", "import", "export.csv", "--list", "copy")
+    assert back.code == 0, back.err
+    copied = list(csv.DictReader(io.StringIO((project / "lists/copy.csv").read_text(
+        encoding="utf-8"))))
+    assert {"email": "evil@example.org", "name": EVIL,
+            "organisation": "@SUM(1+1)"} in copied
