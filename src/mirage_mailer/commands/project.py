@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from mirage_mailer.commands.common import Context, err, issue_folder
+from mirage_mailer.commands.common import Context, err, issue_folder, on_terminal
+from mirage_mailer.commands.init_prompts import ask_project
 from mirage_mailer.services.loader import open_project
 from mirage_mailer.services.preview import write_preview
 from mirage_mailer.services.projects import init, new_issue, rotate_signing_key, validate
@@ -16,9 +17,34 @@ from mirage_mailer.util.errors import ExitCode, display_path
 
 @click.command("init")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-def init_command(directory: Path) -> int:
-    """Scaffold a working project in DIRECTORY: config, templates, a list, an issue."""
-    for path in init(directory):
+@click.option("--name", help="The project's name as readers know it (default: the folder's "
+              "name).")
+@click.option("--website", metavar="URL", help="The project's website, https://... (an empty "
+              "value: none).")
+@click.option("--contact", metavar="EMAIL", help="The address readers can write to; also the "
+              "newsletter's sender and reply-to address.")
+@click.option("--lang", metavar="LANG", help="The newsletter's default language, an ISO 639-1 "
+              "code (default: en).")
+@click.option("--preset", metavar="PRESET", help="The EU disclaimer: amif-2014-2020 (default), "
+              "eu-2021-2027-direct or eu-2021-2027-shared.")
+@click.option("--authority", metavar="NAME", help="The granting authority, for "
+              "eu-2021-2027-direct, as the grant agreement names it.")
+def init_command(directory: Path, name: str | None, website: str | None, contact: str | None,
+                 lang: str | None, preset: str | None, authority: str | None) -> int:
+    """Scaffold a working project in DIRECTORY: config, templates, a list, an issue.
+
+    On a terminal, asks for the project's name, website, contact address, default language
+    and disclaimer preset (the flags answer in advance; with all of them, or without a
+    terminal, nothing is asked). Without a terminal and without any flag, the sample keeps
+    the MIraGE project's own settings.
+    """
+    given = {"name": name, "website": website, "contact": contact, "lang": lang,
+             "preset": preset, "authority": authority}
+    answers = ask_project(directory, given, interactive=on_terminal())
+    if answers is None:
+        err("mirage-mailer: no terminal and no --name/--contact: the project keeps the MIraGE "
+            "sample's name and addresses; edit 'project:' and 'sender:' in mirage.yaml")
+    for path in init(directory, answers):
         click.echo(f"created {display_path(path)}")
     click.echo(f"next: cd {display_path(directory)} && mirage-mailer validate "
                "issues/2021-10-partners-meeting")

@@ -1,4 +1,6 @@
-"""``init DIR``: copy the packaged sample project, the single source of the sample files."""
+"""``init DIR``: copy the packaged sample project, the single source of the sample files,
+with the new project's own name, addresses, language and preset when ``init`` was told them
+(``init_answers``)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
 
+from mirage_mailer.project.init_answers import ProjectAnswers, configure, localise_sample
 from mirage_mailer.util.errors import InputError, Problem, display_path
 
 GITIGNORE = "# mirage-mailer output and state\noutbox/\npreview/\narchive/\n.mirage/\n"
@@ -32,19 +35,24 @@ def scaffold_files() -> list[tuple[Path, Traversable]]:
     return _files(scaffold_root())
 
 
-def init_project(target: Path) -> list[Path]:
-    """Write the sample project into ``target``; refuses to overwrite any file."""
-    files = scaffold_files()
-    clashes = [rel for rel, _ in files if (target / rel).exists()]
+def init_project(target: Path, answers: ProjectAnswers | None = None) -> list[Path]:
+    """Write the sample project into ``target``, with ``answers`` in place of the MIraGE
+    sample's name, addresses, language and preset when given; refuses to overwrite any file."""
+    contents = {rel: source.read_bytes() for rel, source in scaffold_files()}
+    if answers is not None:
+        config = Path("mirage.yaml")
+        contents[config] = configure(contents[config].decode("utf-8"), answers).encode("utf-8")
+        contents = localise_sample(contents, answers.language)
+    clashes = [rel for rel in contents if (target / rel).exists()]
     if clashes:
         raise InputError(Problem(display_path(target / clashes[0]), None,
                                  "already exists; init never overwrites files",
                                  "choose an empty or new folder"))
     written = []
-    for rel, source in files:
+    for rel, data in sorted(contents.items()):
         path = target / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(source.read_bytes())
+        path.write_bytes(data)
         written.append(path)
     ignore = target / ".gitignore"
     if not ignore.exists():

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mirage_mailer.project.config import load_settings
+from mirage_mailer.project.init_answers import ProjectAnswers
 from mirage_mailer.project.new_issue import StartedIssue, latest_issue, start_issue
 from mirage_mailer.project.scaffold import init_project
 from mirage_mailer.services.loader import find_issue, locate_config, open_project
@@ -20,9 +21,10 @@ from mirage_mailer.util.errors import InputError, Problem, display_path
 from mirage_mailer.util.tokens import Rotation, check_secret, rotate_secret
 
 
-def init(directory: Path) -> list[Path]:
-    """Write a working project (config, templates, a list, an issue); the files written."""
-    return init_project(directory)
+def init(directory: Path, answers: ProjectAnswers | None = None) -> list[Path]:
+    """Write a working project (config, templates, a list, an issue); the files written.
+    Without ``answers``, the MIraGE sample's own settings."""
+    return init_project(directory, answers)
 
 
 def new_issue(config: Path | None, issue_id: str | None,

@@ -1,0 +1,199 @@
+"""``init``: the project's own name, website, contact, language and preset, asked on a real
+pseudo-terminal or given as flags, written into mirage.yaml with its comments kept, and a
+project that validates (and sends) as written."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from email import message_from_bytes
+from pathlib import Path
+
+import pytest
+
+from helpers import SAMPLE_ISSUE, RunCli
+from mirage_mailer.project.config import load_settings
+from mirage_mailer.project.scaffold import scaffold_root
+
+SCAFFOLD_CONFIG = scaffold_root().joinpath("mirage.yaml").read_text(encoding="utf-8")
+FLAGS = ("--name", "Acme Alliance", "--website", "https://www.acme-alliance.eu/",
+         "--contact", "hello@acme-alliance.eu", "--lang", "en", "--preset",
+         "eu-2021-2027-shared")
+
+
+def _comments(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.lstrip().startswith("#")]
+
+
+def test_flags_write_the_project_and_keep_the_comments(tmp_path: Path, run_cli: RunCli) -> None:
+    result = run_cli("init", "acme", *FLAGS, cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert result.err == ""  # nothing asked, nothing to warn about
+    text = (tmp_path / "acme" / "mirage.yaml").read_text(encoding="utf-8")
+    assert "MIraGE" not in text and "mirageproject" not in text
+    # every comment stays; the sample's addresses in them now read as the project's
+    assert _comments(text) == [c.replace("https://www.mirageproject.eu",
+                                         "https://www.acme-alliance.eu").replace(
+        "mirageproject.eu", "acme-alliance.eu") for c in _comments(SCAFFOLD_CONFIG)]
+    settings = load_settings(tmp_path / "acme" / "mirage.yaml")
+    assert (settings.project.name, settings.project.website, settings.project.contact,
+            settings.project.language) == ("Acme Alliance", "https://www.acme-alliance.eu",
+                                           "hello@acme-alliance.eu", "en")
+    assert settings.sender.from_header == "Acme Alliance <hello@acme-alliance.eu>"
+    assert settings.disclaimer.preset == "eu-2021-2027-shared"
+    assert "I agree that Acme Alliance sends me its newsletter" in settings.web.consent_text
+    project = tmp_path / "acme"
+    checked = run_cli("validate", SAMPLE_ISSUE, cwd=project)
+    assert checked.code == 0, checked.err
+    sent = run_cli("send", SAMPLE_ISSUE, "--yes", cwd=project)
+    assert sent.code == 0, sent.err
+    mail = message_from_bytes(next((project / "outbox" / "new").iterdir()).read_bytes())
+    assert mail["From"] == "Acme Alliance <hello@acme-alliance.eu>"
+    assert "Co-funded by the European Union" in mail.get_payload()[0].get_payload(decode=True)\
+        .decode("utf-8")
+
+
+@pytest.mark.parametrize("lang", ["fr", "de", "pt_br"])
+def test_any_default_language_gives_a_project_that_validates(tmp_path: Path, run_cli: RunCli,
+                                                             lang: str) -> None:
+    result = run_cli("init", "p", "--name", "Dr. Ñ's \"Project\": #1", "--contact",
+                     "info@example.org", "--lang", lang, "--preset", "eu-2021-2027-direct",
+                     "--authority", "the European Research Executive Agency (REA)",
+                     cwd=tmp_path)
+    assert result.code == 0, result.err
+    settings = load_settings(tmp_path / "p" / "mirage.yaml")
+    assert settings.project.name == "Dr. Ñ's \"Project\": #1"
+    assert settings.project.website is None and settings.web.privacy_url is None
+    assert settings.sender.from_name == "Dr. Ñ's \"Project\": #1"
+    assert settings.disclaimer.authority == "the European Research Executive Agency (REA)"
+    checked = run_cli("validate", SAMPLE_ISSUE, cwd=tmp_path / "p")
+    assert checked.code == 0, checked.err
+    code = {"pt_br": "pt-BR"}.get(lang, lang)
+    assert checked.out.split("; ")[1].startswith(f"languages {code}")
+    if lang == "fr":  # the sample's French text is now the default-language one
+        text = (tmp_path / "p" / SAMPLE_ISSUE / "partners-meeting.md").read_text()
+        assert "Réunion des partenaires" in text
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (("--contact", "not-an-address"), "--contact: 'not-an-address' is not a valid e-mail"),
+    (("--contact", "A <a@example.org>"), "--contact: 'A <a@example.org>' is not a plain"),
+    (("--contact", "a@example.org", "--website", "ftp://x.org"),
+     "--website: 'ftp://x.org' is not a web address"),
+    (("--contact", "a@example.org", "--lang", "zz"), "--lang: 'zz' is not a known language"),
+    (("--contact", "a@example.org", "--preset", "custom"), "--preset: init writes a preset"),
+    (("--contact", "a@example.org", "--preset", "eu-2021-2027-direct"),
+     "--authority: is needed"),
+    (("--name", "Acme"), "--contact: is needed"),
+    (("--contact", "a@example.org", "--name", "two\nlines"),
+     "--name: the project's name must be one line"),
+])
+def test_a_bad_answer_in_a_script_is_one_line_and_writes_nothing(
+        tmp_path: Path, run_cli: RunCli, args: tuple[str, ...], line: str) -> None:
+    result = run_cli("init", "p", *args, cwd=tmp_path)
+    assert result.code == 2, result.err
+    assert len(result.err.splitlines()) == 1 and result.err.startswith(line), result.err
+    assert not (tmp_path / "p").exists()
+
+
+def test_without_a_terminal_or_flags_the_sample_stays_as_it_was(tmp_path: Path,
+                                                                run_cli: RunCli) -> None:
+    result = run_cli("init", "sample", cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert (tmp_path / "sample" / "mirage.yaml").read_text(encoding="utf-8") == SCAFFOLD_CONFIG
+    assert "keeps the MIraGE sample's name and addresses" in result.err
+
+
+class Terminal:
+    """``mirage-mailer ARGS`` on a pseudo-terminal, as a person at a keyboard runs it."""
+
+    def __init__(self, cwd: Path, *args: str) -> None:
+        self.master, slave = pty.openpty()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TERM": "dumb", "COLUMNS": "200"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", *args], cwd=cwd,
+                                     stdin=slave, stdout=slave, stderr=slave, env=env)
+        os.close(slave)
+        self.seen = ""
+
+    def expect(self, text: str, timeout: float = 30) -> str:
+        """Read until ``text`` appears; everything read so far."""
+        deadline = time.monotonic() + timeout
+        while text not in self.seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"never saw {text!r} in:\n{self.seen}"
+            ready, _, _ = select.select([self.master], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(self.master, 4096)
+                except OSError:  # the other side closed
+                    chunk = b""
+                assert chunk, f"the program ended before {text!r}:\n{self.seen}"
+                self.seen += chunk.decode("utf-8", "replace").replace("\r\n", "\n")
+        return self.seen
+
+    def answer(self, prompt: str, reply: str) -> None:
+        self.expect(prompt)
+        self.seen = self.seen[self.seen.index(prompt) + len(prompt):]
+        os.write(self.master, reply.encode("utf-8") + b"\r")
+
+    def finish(self, timeout: float = 60) -> tuple[int, str]:
+        rest = ""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(self.master, 4096)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    break
+                rest += chunk.decode("utf-8", "replace")
+            elif self.proc.poll() is not None:
+                break
+        code = self.proc.wait(timeout=10)
+        os.close(self.master)
+        return code, self.seen + rest.replace("\r\n", "\n")
+
+
+def test_on_a_terminal_init_asks_and_asks_again_after_a_wrong_answer(
+        tmp_path: Path, run_cli: RunCli) -> None:
+    term = Terminal(tmp_path, "init", "green-bridges", "--lang", "zz")
+    term.answer("Project name [green-bridges]: ", "")  # Enter keeps the folder's name
+    term.answer("Project website (Enter: none): ", "www.green-bridges.eu")
+    assert "is not a web address (write it like https://www.example.org)" in term.expect(
+        "Project website (Enter: none): ")
+    term.answer("Project website (Enter: none): ", "https://www.green-bridges.eu")
+    # the contact's default comes from the website; the --lang flag given was wrong: asked
+    term.answer("Contact address readers can write to [info@green-bridges.eu]: ", "")
+    assert "'zz' is not a known language code" in term.expect("(ISO 639-1) [en]: ")
+    term.answer("(ISO 639-1) [en]: ", "fr")
+    assert "eu-2021-2027-shared: 2021-2027 funds under shared management" in term.expect(
+        "EU disclaimer preset [amif-2014-2020]: ")
+    term.answer("EU disclaimer preset [amif-2014-2020]: ", "custom")
+    assert "init writes a preset" in term.expect("EU disclaimer preset [amif-2014-2020]: ")
+    term.answer("EU disclaimer preset [amif-2014-2020]: ", "eu-2021-2027-direct")
+    term.answer("as your grant agreement names it: ", "the European Commission")
+    code, output = term.finish()
+    assert code == 0, output
+    assert "created green-bridges/mirage.yaml" in output
+    settings = load_settings(tmp_path / "green-bridges" / "mirage.yaml")
+    assert (settings.project.name, settings.project.website, settings.project.contact,
+            settings.project.language, settings.disclaimer.preset,
+            settings.disclaimer.authority) == (
+        "green-bridges", "https://www.green-bridges.eu", "info@green-bridges.eu", "fr",
+        "eu-2021-2027-direct", "the European Commission")
+    checked = run_cli("validate", SAMPLE_ISSUE, cwd=tmp_path / "green-bridges")
+    assert checked.code == 0, checked.err
+
+
+def test_on_a_terminal_every_flag_given_asks_nothing(tmp_path: Path) -> None:
+    term = Terminal(tmp_path, "init", "acme", *FLAGS)
+    code, output = term.finish()
+    assert code == 0, output
+    assert "questions" not in output and "[" not in output.split("created")[0]
+    assert (tmp_path / "acme" / "mirage.yaml").is_file()
