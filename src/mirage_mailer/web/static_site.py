@@ -45,14 +45,14 @@ def write_archive(settings: Settings, out: Path, *, site_url: str) -> Written:
         default = renderer.view(entry.id)
         assert default is not None  # the default language always exists
         pages[f"issues/{entry.id}/index.html"] = renderer.page(default, top.below(2)).encode()
-        for lang in default.languages:
-            view = renderer.view(entry.id, lang)
+        for code in default.languages:  # not ``lang``: the index below is in the project's
+            view = renderer.view(entry.id, code)
             assert view is not None
-            pages[f"issues/{entry.id}/{lang}/index.html"] = renderer.page(
+            pages[f"issues/{entry.id}/{code}/index.html"] = renderer.page(
                 view, top.below(3)).encode()
             for image in view.rendered.images:
                 if image.cid != EMBLEM_CID:
-                    pages[f"static/issues/{entry.id}/{lang}/{image_name(image)}"] = image.data
+                    pages[f"static/issues/{entry.id}/{code}/{image_name(image)}"] = image.data
     index = render_page("archive.html.j2", links=top, site=settings.project,
                         title=_("Newsletter archive"), entries=entries,
                         subscribe=subscribe_links(entries, top), label=label, lang=lang)
