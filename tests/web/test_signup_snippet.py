@@ -7,6 +7,7 @@ nothing else, other sites are refused, and the way back to the site is never an 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,11 +189,21 @@ def test_a_filled_trap_field_gets_the_thank_you_page_and_nothing_else(
     {"Sec-Fetch-Site": "cross-site"},
 ])
 def test_a_site_that_is_not_allowed_is_refused(site_project: Path, site_client: TestClient,
-                                               headers: dict[str, str]) -> None:
-    answer = snippet_post(site_client, headers=headers)
+                                               headers: dict[str, str],
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="mirage_mailer.web.subscribe"):
+        answer = snippet_post(site_client, headers=headers)
     assert answer.status_code == 403
     assert "The form was sent from another site" in answer.text
     assert nothing_kept(site_project)
+    # the operator learns which site was refused, and why (no personal data in the line)
+    named = headers.get("Origin", headers.get("Referer", "null"))
+    warned = [r.getMessage() for r in caplog.records]
+    if named == "null":  # the browser named no site
+        assert warned == []
+    else:
+        assert warned == [f"sign-up form posted from {named.removesuffix('/page')} refused: "
+                          "that site is not in web.allowed_origins"]
 
 
 def test_without_an_origin_header_the_referer_names_the_site(

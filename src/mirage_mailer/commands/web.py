@@ -49,7 +49,8 @@ def serve_command(obj: Context, host: str, port: int, proxy_headers: bool,
     """Run the subscriber web app: one-click unsubscribe, double opt-in sign-up, archive.
 
     Links in messages point here through tracking.base_url (the public https address
-    of this server, usually a reverse proxy in front of it).
+    of this server, usually a reverse proxy in front of it). Sign-up needs web.privacy_url
+    (or web.signup: false).
     """
     import uvicorn
 
