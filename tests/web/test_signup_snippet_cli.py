@@ -168,6 +168,16 @@ def test_what_the_snippet_needs_is_named_with_its_line(project: Path, run_cli: R
                                     "(web.signup) but web.privacy_url is not set")
 
 
+def test_no_snippet_while_sign_up_is_off(ready: Path, run_cli: RunCli) -> None:
+    edit(ready / "mirage.yaml", PRIVACY, "  signup: false\n")
+    result = run_cli("signup-snippet", "subscribers")
+    assert result.code == 2 and result.out == ""
+    line = line_of(ready, "  signup: false")
+    assert result.err.splitlines() == [
+        f"mirage.yaml:{line}: sign-up is off (web.signup: false) (set it to true to take "
+        "sign-ups)"]
+
+
 def test_allowed_origins_are_checked_line_by_line(project: Path, run_cli: RunCli) -> None:
     allow(project, SITE, "https://*.mirageproject.eu", "https://www.mirageproject.eu/news/",
           "http://partner.example", "42", "ftp://files.example", "https://ok.example:8443")
