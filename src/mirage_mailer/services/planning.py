@@ -43,9 +43,10 @@ class PlanOptions:
     resend_unknown: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
-    """One person (or one list row) and what happens to them in this run."""
+    """One person (or one list row) and what happens to them in this run (read-only by
+    convention: one is made per row, and a frozen one takes four times as long)."""
 
     email: str
     name: str | None
