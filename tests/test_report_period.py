@@ -68,7 +68,8 @@ def period_project(project: Path) -> Path:
             ("b@example.org", "fr", "subscribers", "sent"),
             ("c@example.org", "de", "subscribers", "sent"),  # no German: gets English
             ("d@example.org", "fr", "subscribers", "failed"),
-            ("e@example.org", None, "subscribers", "invalid")])
+            ("e@example.org", None, "subscribers", "invalid"),  # not a bounce: never sent
+            ("g@example.org", None, "subscribers", "invalid")])
         clock.now = datetime(2021, 3, 11, tzinfo=UTC)
         assert store.record_engagement(A, f"s-{A}-a@example.org", "opened")
         assert store.record_engagement(A, f"s-{A}-a@example.org", "opened")  # same reader
