@@ -4,7 +4,8 @@ site" (a second HTTP server on another 127.0.0.1 port, serving the output of
 
 From the allowed site: one button on the mailer's page, pressed too soon (nothing sent), then at
 a person's pace; the confirmation arrives in the test SMTP server, and the thank-you page leads
-back to the site's page. From a site that is not allowed: refused, nothing kept or sent.
+back to the site's page; axe-core finds no serious or critical violation on any of these pages.
+From a site that is not allowed: refused, nothing kept or sent.
 Screenshots are kept in test-artifacts/.
 """
 
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 from web_support import free_port, serving
 
-from browser import ARTIFACTS, browser
+from browser import ARTIFACTS, BLOCKING, axe_lines, axe_violations, browser
 from helpers import RunCli, edit
 from mirage_mailer.store import Store
 from mirage_mailer.web.signup_ticket import MIN_SECONDS
@@ -116,6 +117,12 @@ def shot(page: Any, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"snippet-{name}.png"), full_page=True)
 
 
+def assert_accessible(page: Any, where: str) -> None:
+    """axe-core (WCAG 2.1 A/AA): no serious or critical violation on the page as it is now."""
+    blocking = [v for v in axe_violations(page) if v["impact"] in BLOCKING]
+    assert not blocking, "\n".join(axe_lines(blocking, where))
+
+
 def fill_and_send(page: Any, address: str) -> Any:
     """What a visitor does on the project's page; the response of the navigation."""
     page.get_by_label("E-mail address").fill(address)
@@ -149,6 +156,7 @@ def test_the_form_on_the_projects_site_signs_up_through_serve(sites: Sites,
     assert page.evaluate("document.activeElement.name") == "consent"
     assert page.get_by_role("link", name="privacy notice").get_attribute("href") \
         == "https://www.mirageproject.eu/privacy"
+    assert_accessible(page, "the form on the project's page")
     shot(page, "site")
 
     answer = fill_and_send(page, READER)
@@ -156,6 +164,7 @@ def test_the_form_on_the_projects_site_signs_up_through_serve(sites: Sites,
     assert page.url.startswith(f"{sites.mailer}/subscribe/{LIST}")
     assert page.get_by_role("heading", name="One more step").is_visible()
     assert READER in page.locator("main").inner_text()
+    assert_accessible(page, "one more step")
     shot(page, "one-more-step")
     assert sites.rows(READER) == [] and sites.sink.received == []
 
@@ -163,6 +172,7 @@ def test_the_form_on_the_projects_site_signs_up_through_serve(sites: Sites,
     with page.expect_navigation():
         page.get_by_role("button", name="Send me the confirmation message").click()
     assert "pressed very quickly" in page.get_by_role("alert").inner_text()
+    assert_accessible(page, "one more step, pressed too soon")
     time.sleep(0.5)
     assert sites.rows(READER) == [] and sites.sink.received == []
 
@@ -174,6 +184,7 @@ def test_the_form_on_the_projects_site_signs_up_through_serve(sites: Sites,
         page.locator("main").inner_text()
     back = page.get_by_role("link", name="Back to 127.0.0.1")
     assert back.get_attribute("href") == f"{sites.allowed}/news.html"
+    assert_accessible(page, "check your mailbox")
     shot(page, "sent")
 
     wait_for_mail(sites.sink, 1)
