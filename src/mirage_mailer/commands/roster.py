@@ -16,6 +16,7 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from mirage_mailer.util.errors import ExitCode, display_path
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 FORMATS = click.Choice(["table", "csv", "json"])
+_WIDTH_ROWS = 1_000  # rows that set a table's column widths
 _COLUMNS = ("list", "email", "name", "lang", "status", "source", "where", "detail")
 _CONSENT = ("consent_text", "consent_version", "consent_source", "requested_at",
             "confirmed_at")
@@ -127,18 +129,30 @@ def list_command(obj: Context, lists: tuple[str, ...], lang: str | None,
 
 
 def _reader_table(found: Iterator[Reader]) -> None:
-    table = Table(box=None, pad_edge=False)
-    for column in ("list", "email", "name", "lang", "status", "where"):
-        table.add_column(column)
-    shown = 0
-    for r in found:
-        table.add_row(*(_shown(v) for v in (r.list_name, r.email, r.name, r.lang,
-                                           r.status + (f": {r.detail}" if r.detail else ""),
-                                           r.where)))
-        shown += 1
-    if shown:
-        _console().print(table)
+    """Aligned columns for people, streamed: the widths come from the first rows, so a list of
+    100,000 readers prints as it is read instead of being laid out whole."""
+    head = ("list", "email", "name", "lang", "status", "where")
+    first = list(islice((_cells(r) for r in found), _WIDTH_ROWS))
+    widths = [max(len(c) for c in column) for column in zip(head, *first, strict=True)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    shown = len(first)
+    if first:
+        click.echo(line(head))
+        for cells in first:
+            click.echo(line(cells))
+        for r in found:
+            click.echo(line(_cells(r)))
+            shown += 1
     click.echo(f"{shown} reader(s)")
+
+
+def _cells(r: Reader) -> tuple[str, ...]:
+    status = r.status + (f": {r.detail}" if r.detail else "")
+    return tuple(_CONTROL.sub("\N{REPLACEMENT CHARACTER}", v or "")
+                 for v in (r.list_name, r.email, r.name, r.lang, status, r.where))
 
 
 @roster_group.command("count")

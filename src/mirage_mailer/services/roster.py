@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,12 @@ def _consent(web: dict[str, Any]) -> Consent:
                    web["confirmed_at"])
 
 
+@lru_cache(maxsize=64)
+def _shown(path: Path) -> str:
+    """A list's path as printed, once per list rather than once per row."""
+    return display_path(path)
+
+
 def _reader(settings: Settings, d: Decision, web: dict[str, dict[str, Any]]) -> Reader:
     status = _STATUS.get(d.kind, d.kind)
     detail = "" if status == "active" else d.reason
@@ -173,7 +180,7 @@ def _reader(settings: Settings, d: Decision, web: dict[str, dict[str, Any]]) -> 
             found = web.get(email_key(row.email))
             return Reader(d.list_name, row.email, row.name, lang, status, "web", "web sign-up",
                           detail, {}, _consent(found) if found else None)
-        where = f"{display_path(row.path)}:{row.line}"
+        where = f"{_shown(row.path)}:{row.line}"
         return Reader(d.list_name, row.email, row.name, lang, status, "file", where, detail,
                       dict(row.fields))
     problem = row.problem if isinstance(row, RowProblem) else None
