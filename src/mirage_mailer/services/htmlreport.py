@@ -96,7 +96,7 @@ def _when(value: object) -> str:
     return f"{parsed.astimezone(UTC):%Y-%m-%d %H:%M:%S}" if parsed else str(value or "")
 
 
-def _integer_axis(largest: int) -> dict[str, Any]:
+def integer_axis(largest: int) -> dict[str, Any]:
     """Whole-number ticks for small counts (pygal would draw 0.1 steps up to 1)."""
     if largest > 10:
         return {}
@@ -240,7 +240,7 @@ def _timeline(data: ReportData) -> dict[str, str] | None:
         tuple(STATUS_COLOURS[k] for k in kinds), x_label_rotation=30,
         x_labels_major_every=max(1, bars // 12), show_minor_x_labels=bars <= 12,
         y_title="attempts", x_title=f"time (UTC), per {_duration(bucket)}",
-        **_integer_axis(max(sum(column) for column in zip(*series.values(), strict=True)))))
+        **integer_axis(max(sum(column) for column in zip(*series.values(), strict=True)))))
     chart.x_labels = labels
     for kind in kinds:
         chart.add(kind, series[kind])
@@ -284,7 +284,7 @@ def _engagement(data: ReportData, settings: Settings) -> dict[str, Any]:
         if clicks:
             bars = pygal.HorizontalBar(**chart_config(
                 ("#003399", "#7aa2e3"), height=max(200, 40 * len(clicks) + 120),
-                truncate_label=60, **_integer_axis(max(c["clicks"] for c in clicks))))
+                truncate_label=60, **integer_axis(max(c["clicks"] for c in clicks))))
             bars.x_labels = [str(c["url"]) for c in clicks]
             bars.add("readers (unique)", [c["unique"] for c in clicks])
             bars.add("clicks", [c["clicks"] for c in clicks])

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pygal
 
-from mirage_mailer.services.htmlreport import chart_config, render, svg
+from mirage_mailer.services.htmlreport import chart_config, integer_axis, render, svg
 from mirage_mailer.services.period_report import PeriodReport
 
 # Colour-blind-safe and distinct on white (Okabe-Ito), EU blue first.
@@ -46,7 +46,8 @@ def _chart(report: PeriodReport) -> str:
     chart = pygal.StackedBar(**chart_config(
         colours, x_label_rotation=20 if len(report.issues) > 3 else 0,
         y_title="readers reached", truncate_label=_LABEL,
-        height=max(380, 300 + 12 * len(report.issues))))
+        height=max(380, 300 + 12 * len(report.issues)),
+        **integer_axis(max((f.reached for f in report.issues), default=0))))
     chart.x_labels = [_short(f.subject or f.issue or "") for f in report.issues]
     for lang in languages:
         chart.add(lang, [f.by_language.get(lang, 0) for f in report.issues])
