@@ -80,7 +80,7 @@ def site_client(site_project: Path, clock: Clock) -> Iterator[TestClient]:
 def snippet_post(client: TestClient, *, headers: dict[str, str] | None = None,
                  **fields: str) -> httpx.Response:
     """What the pasted form sends: no CSRF field, the browser's Origin of the project's site."""
-    data = {"email": NEW, "name": "Nóva Reader", "lang": "fr", "consent": "yes", "website": "",
+    data = {"email": NEW, "name": "Nóva Reader", "lang": "en", "consent": "yes", "website": "",
             **fields}
     return client.post(FORM_PATH, data=data, headers=FROM_SITE if headers is None else headers)
 
@@ -132,13 +132,29 @@ def test_the_button_pressed_at_a_persons_pace_signs_up_and_mails(
     assert back_links(done.text) == [f"{SITE}/newsletter/?from=side#form"]
     [row] = rows(site_project)
     settings = settings_of(site_project)
-    assert row["status"] == "pending" and row["list"] == "subscribers" and row["lang"] == "fr"
+    assert row["status"] == "pending" and row["list"] == "subscribers" and row["lang"] == "en"
     assert row["name"] == "Nóva Reader"
     assert row["source"] == f"form on {SITE}"  # where the consent was given
     assert row["consent_text"] == settings.web.consent_text
     [message] = outbox(site_project)
     assert message["To"] == f"Nóva Reader <{NEW}>"
     assert "/confirm/" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+def test_the_pages_speak_the_language_of_the_pasted_form(site_project: Path,
+                                                         site_client: TestClient,
+                                                         clock: Clock) -> None:
+    english_browser = {**FROM_SITE, "Accept-Language": "en"}
+    page = snippet_post(site_client, headers=english_browser, lang="fr")
+    assert page.headers["content-language"] == "fr" and '<html lang="fr">' in page.text
+    clock.now += 3
+    done = site_client.post(FINISH_PATH, data={"csrf": csrf_of(page.text),
+                                               "ticket": ticket_of(page.text)},
+                            headers={**ON_THIS_SITE, "Accept-Language": "en"})
+    assert done.headers["content-language"] == "fr"
+    assert "Consultez votre boîte aux lettres" in done.text
+    [message] = outbox(site_project)
+    assert message["Content-Language"] == "fr"
 
 
 def test_the_button_pressed_at_once_sends_nothing(site_project: Path, site_client: TestClient,

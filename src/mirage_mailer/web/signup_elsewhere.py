@@ -27,7 +27,7 @@ from mirage_mailer.project.origins import origin_of, safe_return_url
 from mirage_mailer.web.context import web_context
 from mirage_mailer.web.csrf import FIELD
 from mirage_mailer.web.forms import check_forgery, honeypot_filled, read_form, text
-from mirage_mailer.web.i18n import N_
+from mirage_mailer.web.i18n import N_, set_language
 from mirage_mailer.web.respond import respond, translator
 from mirage_mailer.web.signup_form import (
     RETURN_FIELD,
@@ -107,6 +107,7 @@ def _button_page(request: Request, ticket: Ticket, *, too_fast: bool = False,
 
 async def first_step(request: Request, name: str, form: FormData, site: str) -> Response:
     """The post from the allowed ``site``: answered with a page, nothing recorded or sent."""
+    set_language(request, text(form, "lang"))  # the pasted form's language goes on here
     back = back_link(text(form, RETURN_FIELD), (site,), site)
     if honeypot_filled(form):
         return robot(request, form, back, f"trap field filled in a form from {site}")
@@ -128,6 +129,7 @@ async def finish(request: Request) -> Response:
     verdict, ticket = _tickets(request).read(text(form, TICKET_FIELD), name)
     if ticket is None or verdict is Verdict.INVALID:
         raise HTTPException(400, BAD_TICKET)
+    set_language(request, ticket.lang)
     if ticket.origin not in web_context(request).settings.web.allowed_origins:
         raise HTTPException(403, N_("Sign-ups from the site you came from are no longer "
                                     "accepted here."))
