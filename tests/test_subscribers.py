@@ -114,13 +114,39 @@ def test_yaml_add_and_remove_keep_comments_and_order(project: Path, run_cli: Run
         ("dora@example.org", "Dóra O'Neil", "no")]
     assert listed[2]["fields"] == {"org": "#1 partner"}
 
-    for email in ("anna@example.org", "carla@example.org", "dora@example.org"):
-        assert run_cli("subscribers", "remove", "partners", email).code == 0
+    for address in ("anna@example.org", "carla@example.org", "dora@example.org"):
+        assert run_cli("subscribers", "remove", "partners", address).code == 0
     emptied = path.read_text(encoding="utf-8")
     assert emptied == ("# Partners of the project\nsubscribers: []\n  # coordinators first\n"
                        "  # the rest\n# end of list\n")
     assert run_cli("subscribers", "add", "partners", "eve@example.org").code == 0
     assert "subscribers:\n  - email: eve@example.org\n" in path.read_text(encoding="utf-8")
+
+
+def test_yaml_layouts_a_hand_may_write(project: Path, run_cli: RunCli) -> None:
+    """BOM and CRLF, '-   ' indentation, plain-address items, a key after the list, and a
+    one-line list that cannot be edited in place (refused, untouched)."""
+    path = project / "lists/t.yaml"
+    path.write_bytes(b"\xef\xbb\xbfsubscribers:\r\n-   email: a@example.org\r\n    name: A\r\n"
+                     b"-   b@example.org\r\nother: 1\r\n")
+    assert run_cli("subscribers", "add", "t", "c@example.org", "--name", "C C").code == 0
+    assert run_cli("subscribers", "remove", "t", "b@example.org").code == 0
+    assert path.read_bytes() == (b"\xef\xbb\xbfsubscribers:\r\n-   email: a@example.org\r\n"
+                                 b"    name: A\r\n-   email: c@example.org\r\n"
+                                 b"    name: C C\r\nother: 1\r\n")
+    plain = project / "lists/plain.yaml"
+    plain.write_text("subscribers:\n  - x@example.org\n", encoding="utf-8")
+    assert run_cli("subscribers", "add", "plain", "z@example.org").code == 0
+    assert run_cli("subscribers", "add", "plain", "w@example.org", "--lang", "fr").code == 0
+    assert plain.read_text(encoding="utf-8") == (
+        "subscribers:\n  - x@example.org\n  - z@example.org\n"
+        "  - email: w@example.org\n    lang: fr\n")
+    flow = project / "lists/flow.yaml"
+    flow.write_text("subscribers: [a@example.org]\n", encoding="utf-8")
+    refused = run_cli("subscribers", "add", "flow", "z@example.org")
+    assert refused.code == 2
+    assert refused.err.startswith("lists/flow.yaml:1: 'subscribers:' is written on one line")
+    assert flow.read_text(encoding="utf-8") == "subscribers: [a@example.org]\n"
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -311,3 +337,4 @@ def test_export_has_consent_and_never_a_formula(project: Path, run_cli: RunCli) 
         encoding="utf-8"))))
     assert {"email": "evil@example.org", "name": EVIL,
             "organisation": "@SUM(1+1)"} in copied
+
