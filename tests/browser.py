@@ -6,11 +6,13 @@ developer machine without Chromium the browser tests are skipped with the reason
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,3 +40,35 @@ def browser() -> Iterator[object]:
             yield launched
         finally:
             launched.close()
+
+
+# axe-core (bundled by axe-playwright-python): the WCAG 2.0/2.1 A and AA rules that
+# EN 301 549 points to, plus heading order (a best-practice rule the issue asks for).
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+AXE_OPTIONS = {"runOnly": {"type": "tag", "values": AXE_TAGS},
+               "rules": {"heading-order": {"enabled": True}},
+               "resultTypes": ["violations"]}
+BLOCKING = frozenset({"serious", "critical"})
+
+
+def axe_violations(page: Any) -> list[dict[str, Any]]:
+    """axe-core's violations on the page as it is now (injected into the page, not served)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(Axe().axe_script)
+    found: list[dict[str, Any]] = page.evaluate(f"axe.run(document, {json.dumps(AXE_OPTIONS)})"
+                                                )["violations"]
+    return found
+
+
+def axe_lines(violations: list[dict[str, Any]], where: str) -> list[str]:
+    """One line per violation and element: where, rule, impact, element, what to fix."""
+    lines = []
+    for violation in violations:
+        for node in violation["nodes"]:
+            target = " ".join(str(t) for t in node["target"])
+            summary = " ".join((node.get("failureSummary") or "").split())
+            lines.append(f"{where}: {violation['id']} ({violation['impact']}) at {target}: "
+                         f"{summary[:300]}")
+    return lines

@@ -74,7 +74,8 @@ def test_missing_image_alt_is_an_error(project: Path, run_cli: RunCli) -> None:
     result = run_cli("validate", SAMPLE_ISSUE)
     assert result.code == 2
     assert (f"{ARTICLE}:5: image has no 'image_alt' (describe the picture for screen readers "
-            "and blocked images)") in result.err.splitlines()
+            "and blocked images, or write image_alt: \"\" if it is only decoration)"
+            ) in result.err.splitlines()
 
 
 def test_issue_languages_and_fallback(project: Path) -> None:

@@ -121,6 +121,19 @@ def block_for(config: DisclaimerConfig, lang: str, default_lang: str) -> Disclai
     return DisclaimerBlock(lang, entry.statement or statement, entry.text if text else None, True)
 
 
+def words_language(config: DisclaimerConfig, block: DisclaimerBlock, default_lang: str) -> str:
+    """The language the block's words are written in, for its ``lang`` attribute.
+
+    A confirmed translation is in its language; otherwise the words are the default
+    language's: the user's own statement, or a preset's built-in English.
+    """
+    if block.confirmed and block.lang != default_lang:
+        return block.lang
+    if config.statement or config.preset == "custom":
+        return default_lang
+    return "en"
+
+
 def rule_hint(templates: Path, kind: str) -> str:
     """What to restore when a rule fails: never blame a template that ``init`` wrote untouched.
 

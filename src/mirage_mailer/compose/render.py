@@ -27,10 +27,10 @@ from babel.dates import format_date
 from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
 from jinja2.exceptions import SecurityError
-from markdown_it import MarkdownIt
 from markupsafe import Markup
 from premailer import Premailer
 
+from mirage_mailer.compose.accessibility import Part, check_rendered
 from mirage_mailer.compose.disclaimer import (
     EMBLEM_CID,
     EMBLEM_FILE,
@@ -41,10 +41,12 @@ from mirage_mailer.compose.disclaimer import (
     check_html,
     check_text,
     rule_hint,
+    words_language,
 )
 from mirage_mailer.compose.sandbox import BoundedSandbox, template_frame, template_problem
 from mirage_mailer.compose.slots import MirageUndefined, RecipientSlots, slot
 from mirage_mailer.compose.strings import strings_for
+from mirage_mailer.project.article_text import MARKDOWN
 from mirage_mailer.project.config import Settings, Tracking
 from mirage_mailer.project.content import Article, Issue
 from mirage_mailer.project.issue_values import MAX_IMAGE_BYTES, inside, is_file
@@ -65,9 +67,7 @@ _TAGS = {
 }
 _ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title", "width", "height"},
                "td": {"align"}, "th": {"align"}}
-_md = MarkdownIt("commonmark", {"html": True, "typographer": True}).enable(
-    ["table", "strikethrough", "replacements", "smartquotes"]
-)
+_md = MARKDOWN
 
 
 @dataclass(frozen=True)
@@ -321,6 +321,7 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
                      subject_prefix: str) -> RenderedLanguage:
     images: dict[Path, InlineImage] = {}
     block = block_for(settings.disclaimer, lang, issue.default_language)
+    block_lang = words_language(settings.disclaimer, block, issue.default_language)
     emblem_src = emblem_url(settings)
     articles: list[dict[str, Any]] = []
     for article in issue.articles[lang]:
@@ -362,6 +363,7 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
             "emblem_alt": block.emblem_alt,
             "emblem_width": EMBLEM_WIDTH,
             "emblem_height": EMBLEM_HEIGHT,
+            "lang": block_lang,
         },
         "recipient": RecipientSlots(fields),
         "unsubscribe_url": slot("unsubscribe_url"),
@@ -389,6 +391,8 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
     rules += [Problem(text_path, None, f"EU disclaimer rule broken ({lang} text): {rule}",
                       rule_hint(settings.templates, "txt"))
               for rule in check_text(text, block)]
+    rules += check_rendered(html, lang=lang, templates=settings.templates,
+                            parts=_other_language_parts(issue, lang, block, block_lang))
     if re.search(r"<script\b", html, re.I):
         rules.append(Problem(template_path, None, "the template contains <script>",
                              "mail clients block scripts and spam filters punish them"))
@@ -399,3 +403,22 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
                                                 emblem_bytes())
     return RenderedLanguage(lang, subject, html, text, tuple(images.values()), block,
                             emblem_src, click_urls, open_pixel)
+
+
+def _other_language_parts(issue: Issue, lang: str, block: DisclaimerBlock,
+                          block_lang: str) -> list[Part]:
+    """What the ``lang`` newsletter shows in another language, which must say so (WCAG 3.1.2):
+    untranslated articles and a disclaimer without a confirmed translation."""
+    parts = [Part(article.title, article.lang, f"untranslated article '{shorten(article.title)}'",
+                  "article.title", 'keep lang="{{ article.lang }}" on the element around each '
+                  "article, as 'mirage-mailer init' writes it")
+             for article in issue.articles[lang] if article.lang != lang and article.title]
+    if block_lang != lang:
+        hint = ('keep lang="{{ disclaimer.lang }}" on the disclaimer table of '
+                "partials/disclaimer.html.j2, as 'mirage-mailer init' writes it")
+        parts.append(Part(block.statement, block_lang, "EU funding statement",
+                          "disclaimer.statement", hint))
+        if block.text:
+            parts.append(Part(block.text, block_lang, "EU disclaimer text", "disclaimer.text",
+                              hint))
+    return parts

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
+from mirage_mailer.project.article_text import check_body, check_front_matter_alt
 from mirage_mailer.project.issue_values import (
     article_image,
     inside,
@@ -258,9 +259,14 @@ def _load_article(path: Path, default_language: str, problems: Collector,
                          "mail clients show no other formats reliably")
         if image is not None and not isinstance(meta.get("image_alt"), str):
             problems.add(path, meta.key_line("image"), "image has no 'image_alt'",
-                         "describe the picture for screen readers and blocked images")
+                         "describe the picture for screen readers and blocked images, or "
+                         "write image_alt: \"\" if it is only decoration")
+    if "image_alt" in meta:
+        check_front_matter_alt(path, meta.get("image_alt"), meta.key_line("image_alt"), problems)
     if not body.strip():
         problems.add(path, body_line - 1, "article body is empty", "write the article below '---'")
+    else:
+        check_body(path, body, body_line, problems)
     title = meta.get("title")
     return Article(
         path=path,
