@@ -33,7 +33,7 @@ from mirage_mailer.services.roster import (
     Reader,
     count,
     count_issue,
-    field_names,
+    export,
     readers,
     settings_for,
 )
@@ -284,11 +284,11 @@ def import_command(obj: Context, file: Path, list_name: str, dry_run: bool) -> i
 def export_command(obj: Context, list_name: str, statuses: tuple[str, ...]) -> int:
     """Every reader of a list as CSV, with the consent record of each web sign-up (the text
     and version agreed to, the source, when requested and confirmed)."""
-    settings = settings_for(obj.config)
-    extra = field_names(settings, list_name)
+    found = export(settings_for(obj.config), list_name, statuses)
+    extra = found.fields
     writer = _writer()
     writer.writerow([*_COLUMNS, *_CONSENT, *extra])
-    for r in readers(settings, Filters((list_name,), None, statuses, None)):
+    for r in found.readers:
         c = r.consent
         consent = ([c.text, c.version, c.source, c.requested_at, c.confirmed_at or ""]
                    if c else [""] * len(_CONSENT))

@@ -274,9 +274,16 @@ def count_issue(config: Path | None, issue_dir: Path) -> Counts:
     return Counts(list(per_list.values()), together, project.issue.id)
 
 
-def field_names(settings: Settings, name: str) -> list[str]:
-    """The extra columns of a list (a CSV's in header order), for an export's header."""
+@dataclass(frozen=True)
+class Export:
+    fields: list[str]  # the list's other columns (a CSV's in header order)
+    readers: Iterator[Reader]
+
+
+def export(settings: Settings, name: str, statuses: tuple[str, ...] = ()) -> Export:
+    """Every reader of one list (or those with ``statuses``), and the columns they have."""
     path = list_path(settings, name)
     extra = list_fields(path)
     columns = layout(path).columns
-    return [c for c in columns if c in extra] + sorted(extra - set(columns))
+    ordered = [c for c in columns if c in extra] + sorted(extra - set(columns))
+    return Export(ordered, readers(settings, Filters((name,), None, statuses, None)))
