@@ -103,7 +103,7 @@ class RecipientsMixin(StoreCore):
         return cur.rowcount
 
     def reconcile(self, issue: str, changes: Iterable[NewRecipient | str], *,
-                  batch: int = 1000) -> None:
+                  batch: int = 10_000) -> None:
         """Bring an issue's rows in line with the lists as they are now (see ``planning``).
 
         A ``NewRecipient`` updates the row of its address if that row is still open to list
@@ -112,6 +112,9 @@ class RecipientsMixin(StoreCore):
         a ``pending`` or ``invalid`` row no longer in any list, which becomes ``withdrawn``.
         ``sent``, ``failed``, ``unknown`` and ``suppressed`` rows never change here. Each
         change is logged as an event; each batch commits on its own, and a rerun is idempotent.
+        A batch is 10,000 rows: each commit rewrites every index page the batch touched (the
+        address indexes are in random order), so 1,000-row batches wrote the same pages to the
+        WAL ten times as often (at 200,000 rows: 1.6 s of system time, 0.7 s now).
         """
         it = iter(changes)
         while chunk := list(islice(it, batch)):
