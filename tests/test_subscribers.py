@@ -12,6 +12,8 @@ import csv
 import io
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -147,6 +149,20 @@ def test_yaml_layouts_a_hand_may_write(project: Path, run_cli: RunCli) -> None:
     assert refused.code == 2
     assert refused.err.startswith("lists/flow.yaml:1: 'subscribers:' is written on one line")
     assert flow.read_text(encoding="utf-8") == "subscribers: [a@example.org]\n"
+
+
+def test_parallel_adds_lose_no_row(project: Path) -> None:
+    """Eight adds at once (a script's loop gone parallel): each waits its turn, none is lost."""
+    procs = [subprocess.Popen([sys.executable, "-m", "mirage_mailer", "subscribers", "add",
+                               "subscribers", f"p{n}@example.org", "--name", f"P {n}"],
+                              cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for n in range(8)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    rows = list(csv.DictReader(io.StringIO((project / LIST).read_text(encoding="utf-8"))))
+    assert len(rows) == 5 + 8
+    assert sorted(r["email"] for r in rows[5:]) == sorted(f"p{n}@example.org" for n in range(8))
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -9,6 +9,7 @@ to lists that have one), so a web sign-up is never added here: it confirms itsel
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,12 +22,13 @@ from mirage_mailer.project.lists import _column_name as column_name
 from mirage_mailer.services.roster import list_path, store_if_any
 from mirage_mailer.store import email_key
 from mirage_mailer.util.addresses import check_address
-from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
+from mirage_mailer.util.errors import DeliveryError, InputError, Problem, display_path, shorten
 from mirage_mailer.util.headersafe import header_problem
 from mirage_mailer.util.langs import check_language, normalise_language
 from mirage_mailer.util.locks import Lock
 
 MAX_VALUE_CHARS = 1_000  # a name or a column value; longer is no reader's data
+LOCK_WAIT = 30.0  # seconds a change waits for another to finish
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,23 @@ def field_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 @contextmanager
-def locked(settings: Settings) -> Iterator[None]:
-    with Lock(settings.state_dir / "lists.lock", "another change to a list file"):
+def locked(settings: Settings, *, wait: float = LOCK_WAIT) -> Iterator[None]:
+    """One change to the lists at a time: a script adding readers in parallel waits its turn
+    (up to ``wait`` seconds, then exit 3 naming the holder) instead of losing a row."""
+    lock = Lock(settings.state_dir / "lists.lock", "another change to a list file")
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            lock.acquire()
+            break
+        except DeliveryError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+    try:
         yield
+    finally:
+        lock.release()
 
 
 def _fits(path: Path, shape: Layout, row: dict[str, str]) -> None:
