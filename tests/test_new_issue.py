@@ -158,3 +158,22 @@ def test_no_issue_to_start_from(project: Path, run_cli: RunCli) -> None:
 def test_next_issue_id_without_a_number() -> None:
     assert next_issue_id("launch") is None
     assert next_issue_id("v1.9", None) == "v1.10"
+
+
+def test_send_at_and_flow_style_values_are_rewritten(project: Path, run_cli: RunCli) -> None:
+    """A scheduled last issue must not schedule the draft; flow-style values are rewritten
+    whole; the draft's send_at is a comment, so run-due never picks it up."""
+    yaml = project / SAMPLE_ISSUE / "issue.yaml"
+    text = yaml.read_text(encoding="utf-8")
+    text = text[:text.index("list:")] + (
+        "list: [subscribers]\n"
+        "articles: [partners-meeting.md, online-trainings.md]\n"
+        "send_at: 2021-10-29T09:00:00+02:00\n")
+    yaml.write_text(text, encoding="utf-8")
+    assert run_cli("new-issue").code == 0
+    new = (project / NEXT / "issue.yaml").read_text(encoding="utf-8")
+    assert "list: [subscribers]\n" in new
+    assert new.endswith("  - article-1.md\n  - article-2.md\n"
+                        "# send_at: YYYY-MM-DDTHH:MM:SS+01:00   # for 'mirage-mailer run-due'\n")
+    due = run_cli("run-due", "--now", "2030-01-01T00:00:00+00:00")
+    assert "2021-11-partners-meeting" not in due.out + due.err
