@@ -50,7 +50,7 @@ class Part:
     text: str
     lang: str
     what: str
-    needle: str
+    needle: re.Pattern[str] | str
     hint: str
 
 

@@ -405,20 +405,26 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
                             emblem_src, click_urls, open_pixel)
 
 
+def _shown(name: str) -> re.Pattern[str]:
+    """The template expression that prints ``name`` (``{{ name }}``, ``{{name|e}}``...)."""
+    return re.compile(r"\{\{-?\s*" + re.escape(name) + r"\b")
+
+
 def _other_language_parts(issue: Issue, lang: str, block: DisclaimerBlock,
                           block_lang: str) -> list[Part]:
     """What the ``lang`` newsletter shows in another language, which must say so (WCAG 3.1.2):
     untranslated articles and a disclaimer without a confirmed translation."""
+    article_hint = ('keep lang="{{ article.lang }}" on the element around each article, as '
+                    "'mirage-mailer init' writes it")
     parts = [Part(article.title, article.lang, f"untranslated article '{shorten(article.title)}'",
-                  "article.title", 'keep lang="{{ article.lang }}" on the element around each '
-                  "article, as 'mirage-mailer init' writes it")
+                  _shown("article.title"), article_hint)
              for article in issue.articles[lang] if article.lang != lang and article.title]
     if block_lang != lang:
         hint = ('keep lang="{{ disclaimer.lang }}" on the disclaimer table of '
                 "partials/disclaimer.html.j2, as 'mirage-mailer init' writes it")
         parts.append(Part(block.statement, block_lang, "EU funding statement",
-                          "disclaimer.statement", hint))
+                          _shown("disclaimer.statement"), hint))
         if block.text:
-            parts.append(Part(block.text, block_lang, "EU disclaimer text", "disclaimer.text",
-                              hint))
+            parts.append(Part(block.text, block_lang, "EU disclaimer text",
+                              _shown("disclaimer.text"), hint))
     return parts
