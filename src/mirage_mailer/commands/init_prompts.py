@@ -43,13 +43,13 @@ def ask_project(directory: Path, given: dict[str, str | None], *,
                    "scripts).")
 
     def answer(key: str, prompt: str, check: Check, default: str | None,
-               required: bool = False) -> str:
+               required: bool = False, what: str | None = None) -> str:
         value = given[key]
         if value is None and not asking:
             if default is None and required:
-                raise InputError(Problem(f"--{key}", None, f"is needed ({prompt.lower()})",
-                                         f"add --{key} (or run init on a terminal to be "
-                                         "asked)"))
+                raise InputError(Problem(f"--{key}", None, f"is needed: the {what or key}",
+                                         f"add --{key}, or run init on a terminal to be "
+                                         "asked"))
             value = default or ""
         while True:
             if value is None:
@@ -65,7 +65,8 @@ def ask_project(directory: Path, given: dict[str, str | None], *,
     name = answer("name", "Project name", check_name, directory.resolve().name)
     website = answer("website", "Project website (Enter: none)", check_website, "")
     contact = answer("contact", "Contact address readers can write to", check_contact,
-                     default_contact(website), required=True)
+                     default_contact(website), required=True,
+                     what="address readers can write to, e.g. --contact info@example.org")
     lang = answer("lang", "Default language of the newsletter (ISO 639-1)", check_lang, "en")
     if asking and given["preset"] is None:
         click.echo("EU disclaimer presets:")
@@ -75,7 +76,9 @@ def ask_project(directory: Path, given: dict[str, str | None], *,
     authority = None
     if preset == "eu-2021-2027-direct":
         authority = answer("authority", "Granting authority, as your grant agreement names "
-                           "it", check_authority, None, required=True)
+                           "it", check_authority, None, required=True,
+                           what="granting authority that eu-2021-2027-direct names, e.g. "
+                           "--authority 'the European Commission'")
     return ProjectAnswers(name=name, website=website or None, contact=contact,
                           language=normalise_language(lang), preset=preset,
                           authority=authority)
