@@ -1,5 +1,7 @@
-"""axe-core's WCAG 2.1 A/AA rules in headless Chromium: the newsletter of the sample project
-and every public page `mirage-mailer serve` shows, in English and French, at 600 and 320 px.
+"""axe-core's WCAG 2.1 A/AA rules in headless Chromium: the newsletter of the sample project,
+every public page `mirage-mailer serve` shows and the sign-up confirmation mail, in English
+and French, at 600 and 320 px. (The pages of a sign-up from the project's own site are
+checked the same way in tests/web/test_signup_snippet_browser.py.)
 
 A serious or critical violation fails the test; the others are printed (run with -s). One
 browser and one served project for the whole module: each page is opened once per language
@@ -9,12 +11,15 @@ an image without alt and low-contrast text.
 
 from __future__ import annotations
 
+import email
 import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +116,17 @@ def mail_to(root: Path, address: str, *, wait: float = 0.0) -> str:
     return found[0]
 
 
+def html_part(message: str) -> str:
+    """The HTML part of a message, decoded."""
+    parsed = email.message_from_string(message, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    body = parsed.get_body(preferencelist=("html",))
+    assert isinstance(body, EmailMessage)
+    content = body.get_content()
+    assert isinstance(content, str)
+    return content
+
+
 def link_in(message: str, path: str) -> str:
     """The first link to ``path`` (``/u/``, ``/confirm/``) in a message's headers or parts."""
     flat = re.sub(r"=\r?\n", "", message)  # undo quoted-printable soft breaks
@@ -170,7 +186,11 @@ def test_every_public_page_passes_axe(chromium: Any, site: tuple[Path, str], lan
         page.click("form[method=post] button[type=submit]")
     audit.check(page, f"{lang} subscribe-sent")
 
-    confirm = link_in(mail_to(root, NEWCOMER[lang], wait=WAIT_S), "/confirm/")
+    confirmation = mail_to(root, NEWCOMER[lang], wait=WAIT_S)
+    page.set_content(html_part(confirmation))
+    assert page.evaluate("() => document.documentElement.lang") == lang
+    audit.check(page, f"{lang} confirmation mail")
+    confirm = link_in(confirmation, "/confirm/")
     visit("confirm", confirm)
     with page.expect_navigation():
         page.click("form[method=post] button[type=submit]")
@@ -185,7 +205,7 @@ def test_every_public_page_passes_axe(chromium: Any, site: tuple[Path, str], lan
     audit.check(page, f"{lang} unsubscribed")
     visit("unsubscribe, already done", unsubscribe)
     page.close()
-    assert audit.pages == 13
+    assert audit.pages == 14
     audit.verdict()
 
 
