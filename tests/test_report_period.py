@@ -4,6 +4,7 @@ clock: a real send would be dated today)."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -14,9 +15,15 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
 
 from helpers import SAMPLE_ISSUE, RunCli, edit
+from mirage_mailer.project.config import load_settings
 from mirage_mailer.store import NewRecipient, Store
+from mirage_mailer.util.passwords import hash_password
+from mirage_mailer.web.context import WebContext
+from mirage_mailer.web.report_routes import ROUTES
 
 A = "2021-10-partners-meeting"  # the sample issue: en and fr
 B = "2021-12-hostile"  # a copy whose subject tries to break out of the page
@@ -215,3 +222,20 @@ def test_a_project_that_never_sent_reports_an_empty_period(project: Path,
     result = run_cli("report", "--period", YEAR)
     assert result.code == 0 and "no issue was sent in 2021-01-01..2021-12-31" in result.out
     assert not (project / ".mirage" / "tracking.sqlite").exists()  # reports never create one
+
+
+def test_the_period_page_is_served_behind_the_report_password(
+        period_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIRAGE_REPORT_PASSWORD_HASH", hash_password("pw", iterations=2_000))
+    app = Starlette(routes=ROUTES)
+    app.state.ctx = WebContext.load(load_settings(period_project / "mirage.yaml"))
+    client = TestClient(app)
+    auth = {"Authorization": "Basic " + base64.b64encode(b"report:pw").decode()}
+    assert client.get(f"/report/period/{YEAR}").status_code == 401
+    page = client.get(f"/report/period/{YEAR}", headers=auth)
+    assert page.status_code == 200 and "no-store" in page.headers["cache-control"]
+    assert "Dissemination 2021-01-01..2021-12-31" in page.text
+    assert "&lt;script&gt;alert" in page.text and "<script" not in page.text
+    bad = client.get("/report/period/2021-01-01..<b>x<b>", headers=auth)
+    assert bad.status_code == 400 and "is not a date" in bad.text
+    assert "<b>x" not in bad.text and "&lt;b&gt;x" in bad.text

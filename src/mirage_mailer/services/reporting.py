@@ -98,3 +98,12 @@ def known_issue_report(settings: Settings, issue: str) -> str | None:
         known = (store is not None and issue in store.issues()) or \
             (settings.issues_dir / issue / "issue.yaml").is_file()
         return issue_report_html(store, issue, settings) if known else None
+
+
+def period_page(settings: Settings, period: str) -> str:
+    """The HTML page of ``report --period`` for ``period`` (``START..END``); a bad period
+    is an ``InputError``."""
+    from mirage_mailer.services.period_html import period_html  # pygal only when asked
+    from mirage_mailer.services.period_report import parse_period, period_report
+
+    return period_html(period_report(settings, parse_period(period)))

@@ -1,4 +1,5 @@
-"""``GET /report/<issue-id>``: the HTML delivery report behind HTTP basic auth.
+"""``GET /report/<issue-id>``: the HTML delivery report behind HTTP basic auth, and
+``GET /report/period/<START..END>``: the figures of a reporting period (``report --period``).
 
 The figures and the page come from ``services.reporting`` (the same page as
 ``report --format html``); this module owns only the password check and the HTTP answer.
@@ -18,13 +19,15 @@ import hmac
 import logging
 import os
 import re
+from html import escape
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mirage_mailer.services.htmlreport import PAGE_CSP, page
-from mirage_mailer.services.reporting import known_issue_report
+from mirage_mailer.services.reporting import known_issue_report, period_page
+from mirage_mailer.util.errors import InputError
 from mirage_mailer.util.passwords import BadHash, verify_password
 from mirage_mailer.web.context import WebContext, web_context
 
@@ -104,6 +107,21 @@ def report(request: Request) -> Response:
     return Response(body, media_type="text/html; charset=utf-8", headers=_HEADERS)
 
 
+def period(request: Request) -> Response:
+    """``/report/period/2021-01-01..2021-12-31``: the figures of ``report --period``."""
+    ctx = web_context(request)
+    refused = authorised(request, ctx)
+    if refused is not None:
+        return refused
+    try:
+        body = period_page(ctx.settings, request.path_params["period"])
+    except InputError as exc:
+        return _page(400, "Not a period", escape(exc.problems[0].message) + ": write it as "
+                     "/report/period/2021-01-01..2021-12-31 (UTC days, both included).")
+    return Response(body, media_type="text/html; charset=utf-8", headers=_HEADERS)
+
+
 ROUTES: list[BaseRoute] = [
+    Route("/report/period/{period}", period, methods=["GET"], name="report_period"),
     Route("/report/{issue_id}", report, methods=["GET"], name="report"),
 ]
