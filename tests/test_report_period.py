@@ -30,7 +30,7 @@ B = "2021-12-hostile"  # a copy whose subject tries to break out of the page
 C = "2022-01-next"  # first sent a few minutes after the period ends
 D = "2020-12-old"  # first sent a minute before it starts
 HOSTILE = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
-BAD_LIST = "partners<svg onload=alert(1)>"
+BAD_LIST = "partners<svg onload=alert(1)>[/]"  # markup for HTML and for rich
 YEAR = "2021-01-01..2021-12-31"
 
 
@@ -168,6 +168,8 @@ def test_table_titles_issues_by_subject(period_project: Path, run_cli: RunCli) -
     assert "MIraGE news: final" in result.out and f"({A})" in result.out
     assert "<script>alert" in result.out  # shown as written, not read as markup
     assert "Readers reached by language" in result.out and "by list" in result.out
+    wide = run_cli("report", "--period", YEAR, env={"COLUMNS": "300"})
+    assert BAD_LIST in wide.out  # shown as it is, not read as markup
     assert C not in result.out and D not in result.out
     assert "4 distinct address(es) reached" in result.out
 

@@ -124,7 +124,7 @@ def _period_table(found: PeriodReport) -> None:
         part = Table(title=title)
         part.add_column("issue")
         for name in names:
-            part.add_column(name, justify="right")
+            part.add_column(Text(name), justify="right")  # a list's name is not markup
         for f in [*found.issues, found.total]:
             counts = getattr(f, key)
             part.add_row(_titled(f.issue, f.subject), *(str(counts.get(n, 0)) for n in names),
