@@ -323,3 +323,17 @@ def test_an_issue_whose_folder_is_gone_is_reported_by_its_id(sent: Path,
     assert ISSUE in table.out and "MIraGE news" not in table.out
     rows = list(csv.DictReader(io.StringIO(run_cli("report", "--format", "csv").out)))
     assert {r["subject"] for r in rows} == {""}
+
+
+def test_the_table_shows_server_replies_as_written(sent: Path, run_cli: RunCli) -> None:
+    """A relay's reply is outside input: '[/]' in it once crashed the table (rich markup)."""
+    words = "[/] 550 [bold]no[/bold] such user"
+    with Store(database(sent)) as store:
+        store.add_recipients(ISSUE, [NewRecipient("odd@example.org", None, "en",
+                                                  "subscribers")])
+        row = next(r for r in store.iter_pending(ISSUE) if r.email == "odd@example.org")
+        assert store.mark_sending(row.id, "<odd.1@mirageproject.eu>")
+        store.mark_failed(row.id, 550, words)
+    table = run_cli("report", SAMPLE_ISSUE, env={"COLUMNS": "300"})
+    assert table.code == 0, table.err
+    assert words in table.out and "odd@example.org" in table.out

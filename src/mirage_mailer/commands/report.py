@@ -174,7 +174,7 @@ def _engagement_table(found: list[dict[str, Any]], names: dict[str, str | None])
         for n, link in enumerate(links):
             table.add_row(_titled(report["issue"], names.get(report["issue"])) if n == 0
                           else "", opens if n == 0 else "",
-                          link["url"], f"{link['clicks']} ({link['unique']})")
+                          Text(link["url"]), f"{link['clicks']} ({link['unique']})")
     Console(soft_wrap=True).print(table)
 
 
@@ -202,8 +202,10 @@ def _table(found: list[dict[str, Any]], names: dict[str, str | None], *,
                    "last_attempt_at"):
         table.add_column(column)
     for r in rows:
-        table.add_row(r["email"], r["status"], str(r["attempts"]), str(r["smtp_code"] or ""),
-                      r["smtp_response"] or "", r["last_attempt_at"] or "")
+        # addresses and server replies come from outside: Text, never rich markup
+        table.add_row(Text(r["email"]), r["status"], str(r["attempts"]),
+                      str(r["smtp_code"] or ""), Text(r["smtp_response"] or ""),
+                      r["last_attempt_at"] or "")
     console.print(table)
 
 
