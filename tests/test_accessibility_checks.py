@@ -256,3 +256,26 @@ def test_background_shorthand_and_suggestions() -> None:
         better = suggest(text, back, 4.5)
         assert ratio(better, back) >= 4.5
         assert hex_of(better) != hex_of(text)
+
+
+def test_english_interface_words_in_another_language_say_so(project: Path,
+                                                             run_cli: RunCli) -> None:
+    """mirage-mailer has no Portuguese interface strings: a pt issue gets English ones,
+    marked lang="en" (the articles and the disclaimer, untranslated, are English too)."""
+    edit(project / SAMPLE_ISSUE / "issue.yaml", "\ntitle:", '\n  pt: "Notícias do MIraGE"\ntitle:')
+    assert run_cli("preview", SAMPLE_ISSUE).code == 0
+    pt = (project / "preview" / "2021-10-partners-meeting" / "pt.html").read_text("utf-8")
+    assert '<html lang="pt"' in pt and '<td class="footer" lang="en"' in pt
+    assert '<span lang="en">Issue</span>' in pt and '<p class="greeting" lang="en"' in pt
+    en = (project / "preview" / "2021-10-partners-meeting" / "en.html").read_text("utf-8")
+    assert '<td class="footer" style' in en  # no redundant lang where the words match
+    template = project / HTML
+    edit(template, '<tr><td class="footer"{% if t.lang != lang %} lang="{{ t.lang }}"'
+         '{% endif %}>', '<tr><td class="footer">')
+    result = run_cli("validate", SAMPLE_ISSUE)
+    assert result.code == 2
+    assert errors(result.err) == [
+        f"{HTML}:{line_of(template, '{{ t.unsubscribe }}')}: the interface text (no 'pt' "
+        "strings, English stands in) is in 'en' but the pt newsletter marks it as 'pt' (keep "
+        "lang=\"{{ t.lang }}\" on the footer when t.lang != lang, as 'mirage-mailer init' "
+        "writes it)"]

@@ -341,9 +341,10 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
     if problems.errors:
         raise InputError(problems.errors)
     subject = subject_prefix + issue.subject_for(lang)
+    strings = strings_for(lang, settings.project.name)
     context: dict[str, Any] = {
         "lang": lang,
-        "t": strings_for(lang, settings.project.name),
+        "t": strings,
         "project": settings.project,
         "issue": {
             "id": issue.id,
@@ -392,7 +393,8 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
                       rule_hint(settings.templates, "txt"))
               for rule in check_text(text, block)]
     rules += check_rendered(html, lang=lang, templates=settings.templates,
-                            parts=_other_language_parts(issue, lang, block, block_lang))
+                            parts=_other_language_parts(issue, lang, block, block_lang,
+                                                        strings))
     if re.search(r"<script\b", html, re.I):
         rules.append(Problem(template_path, None, "the template contains <script>",
                              "mail clients block scripts and spam filters punish them"))
@@ -410,10 +412,11 @@ def _shown(name: str) -> re.Pattern[str]:
     return re.compile(r"\{\{-?\s*" + re.escape(name) + r"\b")
 
 
-def _other_language_parts(issue: Issue, lang: str, block: DisclaimerBlock,
-                          block_lang: str) -> list[Part]:
+def _other_language_parts(issue: Issue, lang: str, block: DisclaimerBlock, block_lang: str,
+                          strings: dict[str, str]) -> list[Part]:
     """What the ``lang`` newsletter shows in another language, which must say so (WCAG 3.1.2):
-    untranslated articles and a disclaimer without a confirmed translation."""
+    untranslated articles, a disclaimer without a confirmed translation, and the interface
+    strings where mirage-mailer has none in ``lang`` (English stands in)."""
     article_hint = ('keep lang="{{ article.lang }}" on the element around each article, as '
                     "'mirage-mailer init' writes it")
     parts = [Part(article.title, article.lang, f"untranslated article '{shorten(article.title)}'",
@@ -427,4 +430,9 @@ def _other_language_parts(issue: Issue, lang: str, block: DisclaimerBlock,
         if block.text:
             parts.append(Part(block.text, block_lang, "EU disclaimer text",
                               _shown("disclaimer.text"), hint))
+    if strings["lang"].split("-")[0] != lang.split("-")[0]:
+        parts.append(Part(strings["unsubscribe"], strings["lang"],
+                          f"interface text (no '{lang}' strings, English stands in)",
+                          _shown("t.unsubscribe"), 'keep lang="{{ t.lang }}" on the footer '
+                          "when t.lang != lang, as 'mirage-mailer init' writes it"))
     return parts

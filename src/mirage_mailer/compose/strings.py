@@ -78,7 +78,10 @@ STRINGS: dict[str, dict[str, str]] = {
 
 
 def strings_for(lang: str, project: str) -> dict[str, str]:
-    table = STRINGS.get(lang) or STRINGS.get(lang.split("-")[0]) or STRINGS["en"]
-    merged = {**STRINGS["en"], **table}
+    """The strings for ``lang``; ``lang`` among them is the language they are really in, so
+    a template can mark English standing in for a missing language (WCAG 3.1.2)."""
+    found = next((code for code in (lang, lang.split("-")[0]) if code in STRINGS), "en")
+    merged = {**STRINGS["en"], **STRINGS[found]}
     merged["why"] = merged["why"].format(project=project)
+    merged["lang"] = found if found != lang.split("-")[0] else lang
     return merged
