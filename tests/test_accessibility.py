@@ -1,7 +1,8 @@
-"""axe-core's WCAG 2.1 A/AA rules in headless Chromium: the newsletter of the sample project,
-every public page `mirage-mailer serve` shows and the sign-up confirmation mail, in English
-and French, at 600 and 320 px. (The pages of a sign-up from the project's own site are
-checked the same way in tests/web/test_signup_snippet_browser.py.)
+"""axe-core's WCAG 2.1 A/AA rules in headless Chromium, plus reflow (no sideways scrolling,
+which axe-core does not check): the newsletter of the sample project, every public page
+`mirage-mailer serve` shows and the sign-up confirmation mail, in English and French, at 600
+and 320 px. (The pages of a sign-up from the project's own site are checked the same way in
+tests/web/test_signup_snippet_browser.py.)
 
 A serious or critical violation fails the test; the others are printed (run with -s). One
 browser and one served project for the whole module: each page is opened once per language
@@ -63,6 +64,10 @@ class Audit:
             for violation in axe_violations(page):
                 lines = axe_lines([violation], f"{name} at {width}px")
                 (self.blocking if violation["impact"] in BLOCKING else self.others).extend(lines)
+            overflow = page.evaluate("() => document.documentElement.scrollWidth"
+                                     " - document.documentElement.clientWidth")
+            if overflow > 0:  # WCAG 1.4.10 (reflow): no sideways scrolling at 320 px
+                self.blocking.append(f"{name} at {width}px: {overflow}px of horizontal scroll")
         self.pages += 1
 
     def verdict(self) -> None:
