@@ -56,8 +56,8 @@ class SeenAddresses:
     """Keys (lowercased addresses) met in one pass over the lists, with a number saying where
     each was first met, exact, in bounded memory.
 
-    The latest ``window`` keys sit in a dict (about 170 bytes each: a 500,000-key window is
-    ~85 MB). When it is full they move, sorted, into a private temporary SQLite table (deleted
+    The latest ``window`` keys sit in a dict (about 170 bytes each: a 250,000-key window is
+    ~42 MB). When it is full they move, sorted, into a private temporary SQLite table (deleted
     when closed) and a fixed 16 MB bit filter, so a list of any length costs at most the
     window plus the filter and SQLite's page cache; a key the filter has never seen needs no
     query, so only duplicates (and the filter's rare false alarms) are looked up.
@@ -68,7 +68,7 @@ class SeenAddresses:
     _FILTER_BITS = 1 << 27  # 16 MB; two bits per key: ~1 false alarm in 4,500 at 1M keys
     _QUERY = 500  # keys per look-up query
 
-    def __init__(self, window: int = 500_000) -> None:
+    def __init__(self, window: int = 250_000) -> None:
         self._window = window
         self._recent: dict[str, int] = {}
         self._known: dict[str, int] = {}  # the last prefetch's answers from the table

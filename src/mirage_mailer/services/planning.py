@@ -9,7 +9,7 @@ a row that left the list before its turn is ``withdrawn``, a new row is queued. 
 ``sent``, ``failed`` or ``unknown`` are never changed by a list edit.
 
 Decisions stream (list order, then invalid rows, then store rows no longer in any list); the
-addresses seen are kept by ``SeenAddresses`` (the latest 500,000 in a dict, older ones in a
+addresses seen are kept by ``SeenAddresses`` (the latest 250,000 in a dict, older ones in a
 private temporary SQLite file), so memory stays bounded whatever the list size.
 """
 
