@@ -18,26 +18,11 @@ from pathlib import Path
 import lxml.html
 from lxml.html import HtmlElement
 
-from mirage_mailer.compose.contrast import (
-    RGB,
-    colour_in,
-    hex_of,
-    luminance,
-    needed,
-    parse_colour,
-    ratio,
-    suggest,
-)
+from mirage_mailer.compose.cascade import SKIPPED, TextStyle, cascade
+from mirage_mailer.compose.contrast import RGB, colour_in, hex_of, luminance, needed, ratio, suggest
 from mirage_mailer.util.errors import Problem, display_path, shorten
 
 HTML_TEMPLATE = "newsletter.html.j2"
-_SKIP = {"head", "title", "style", "script", "noscript", "template"}
-_BOLD_TAGS = {"b", "strong", "th", "h1", "h2", "h3", "h4", "h5", "h6"}
-_TAG_SIZE = {"h1": 2.0, "h2": 1.5, "h3": 1.17, "h4": 1.0, "h5": 0.83, "h6": 0.67,
-             "small": 0.83, "sub": 0.83, "sup": 0.83}
-_WHITE: RGB = (255, 255, 255)
-_BLACK: RGB = (0, 0, 0)
-_LINK: RGB = (0, 0, 238)  # what browsers give a link that sets no colour
 _MAX_TEMPLATE_BYTES = 1_000_000
 _PROP = r"(?<![-\w]){name}\s*:\s*([^;\"'}}]+)"
 
@@ -59,11 +44,13 @@ def check_rendered(html: str, *, lang: str, parts: list[Part],
     """Every problem of one rendered language; an empty list means none was found."""
     doc = lxml.html.document_fromstring(html)
     sources = _Sources(templates)
+    computed = cascade(doc)
+    shown = [(el, text) for el, text in _text_elements(doc) if not computed[el].hidden]
     problems = _document_language(doc, lang, sources)
-    problems += _part_languages(doc, lang, parts, sources)
+    problems += _part_languages(shown, lang, parts, sources)
     problems += _images(doc, sources)
-    problems += _links(doc, sources)
-    problems += _contrast(doc, sources)
+    problems += _links(doc, computed, sources)
+    problems += _contrast(shown, computed, sources)
     return problems
 
 
@@ -133,11 +120,11 @@ def _document_language(doc: HtmlElement, lang: str, sources: _Sources) -> list[P
     return []
 
 
-def _part_languages(doc: HtmlElement, lang: str, parts: list[Part],
+def _part_languages(shown: list[tuple[HtmlElement, str]], lang: str, parts: list[Part],
                     sources: _Sources) -> list[Problem]:
     problems = []
     for part in parts:
-        element = _smallest_containing(doc, part.text)
+        element = _holder(shown, part.text)
         if element is None:
             continue  # the template does not show it: nothing to label
         found = _lang_of(element) or ""
@@ -149,15 +136,23 @@ def _part_languages(doc: HtmlElement, lang: str, parts: list[Part],
     return problems
 
 
-def _smallest_containing(doc: HtmlElement, text: str) -> HtmlElement | None:
+def _holder(shown: list[tuple[HtmlElement, str]], text: str) -> HtmlElement | None:
+    """The element that shows ``text``: the one whose own text holds it, else (text split
+    by inline tags) the nearest ancestor, of an element holding its start, that holds it all.
+    Looking only there keeps 100 untranslated articles from costing 100 walks of the page."""
     wanted = " ".join(text.split())
-    body = doc.find("body")
-    best = None
-    for el in (body if body is not None else doc).iter():
-        if isinstance(el.tag, str) and el.tag not in _SKIP and wanted in " ".join(
-                el.text_content().split()):
-            best = el  # depth first: a later match lies deeper
-    return best
+    if not wanted:
+        return None
+    for el, own in shown:
+        if wanted in own:
+            return el
+    start = wanted[:20]
+    for el, own in shown:
+        if start in own:
+            for node in [el, *el.iterancestors()]:
+                if wanted in " ".join(node.text_content().split()):
+                    return node
+    return None
 
 
 def _images(doc: HtmlElement, sources: _Sources) -> list[Problem]:
@@ -172,10 +167,11 @@ def _images(doc: HtmlElement, sources: _Sources) -> list[Problem]:
     return problems
 
 
-def _links(doc: HtmlElement, sources: _Sources) -> list[Problem]:
+def _links(doc: HtmlElement, computed: dict[HtmlElement, TextStyle],
+           sources: _Sources) -> list[Problem]:
     problems = []
     for link in doc.iter("a"):
-        if link.get("href") is None or _hidden(link):
+        if link.get("href") is None or computed[link].hidden:
             continue
         named = " ".join(link.text_content().split()) or link.get("aria-label", "").strip()
         named = named or any((img.get("alt") or "").strip() for img in link.iter("img"))
@@ -188,107 +184,14 @@ def _links(doc: HtmlElement, sources: _Sources) -> list[Problem]:
     return problems
 
 
-def _styles(el: HtmlElement) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for decl in (el.get("style") or "").split(";"):
-        prop, sep, value = decl.partition(":")
-        if sep:
-            found[prop.strip().lower()] = value.strip().lower().replace("!important", "").strip()
-    return found
-
-
-def _hidden(el: HtmlElement) -> bool:
-    for node in [el, *el.iterancestors()]:
-        styles = _styles(node)
-        if styles.get("display") == "none" or styles.get("visibility") == "hidden":
-            return True
-        if node.get("hidden") is not None or styles.get("opacity", "1") in ("0", "0.0"):
-            return True
-        if (styles.get("max-height", "").startswith("0")
-                and styles.get("overflow") == "hidden"):
-            return True
-        if re.fullmatch(r"0(?:\.0+)?(px|pt|em|rem|%)?", styles.get("font-size", "x")):
-            return True
-    return False
-
-
-class _Computed:
-    """The inherited colour, background, size and weight of elements, as a browser would
-    compute them from the inline styles, cached along the tree."""
-
-    def __init__(self) -> None:
-        self.sizes: dict[HtmlElement, float] = {}
-
-    def colour(self, el: HtmlElement) -> RGB | None:
-        for node in [el, *el.iterancestors()]:
-            value = _styles(node).get("color")
-            if value is None and node.tag == "font":
-                value = node.get("color")
-            if value is not None and value not in ("inherit", "currentcolor"):
-                return parse_colour(value)
-            if node.tag == "a":
-                return _LINK
-        return _BLACK
-
-    def background(self, el: HtmlElement) -> RGB | None:
-        for node in [el, *el.iterancestors()]:
-            styles = _styles(node)
-            value = styles.get("background-color") or styles.get("background")
-            if value is None:
-                value = node.get("bgcolor")
-            if value is None or value.strip() in ("transparent", "inherit", "none", "initial"):
-                if "background-image" in styles and "url(" in styles["background-image"]:
-                    return None
-                continue
-            return colour_in(value)
-        return _WHITE
-
-    def size(self, el: HtmlElement) -> float:
-        """Font size in px; iterative, since a hostile article may nest deeper than Python
-        recurses."""
-        chain = []
-        node: HtmlElement | None = el
-        while node is not None and node not in self.sizes:
-            chain.append(node)
-            node = node.getparent()
-        size = self.sizes[node] if node is not None else 16.0
-        for item in reversed(chain):
-            inherited = size
-            size = inherited * _TAG_SIZE.get(str(item.tag), 1.0)
-            value = _styles(item).get("font-size")
-            if value:
-                size = _length(value, inherited) or size
-            self.sizes[item] = size
-        return size
-
-    def bold(self, el: HtmlElement) -> bool:
-        for node in [el, *el.iterancestors()]:
-            weight = _styles(node).get("font-weight")
-            if weight:
-                return weight in ("bold", "bolder") or (weight.isdigit() and int(weight) >= 600)
-            if node.tag in _BOLD_TAGS:
-                return True
-        return False
-
-
-def _length(value: str, inherited: float) -> float | None:
-    match = re.fullmatch(r"([\d.]+)\s*(px|pt|em|rem|%)?", value.strip())
-    if not match:
-        return None
-    number, unit = float(match.group(1)), match.group(2) or "px"
-    scale = {"px": 1.0, "pt": 4 / 3, "em": inherited, "rem": 16.0, "%": inherited / 100}
-    return number * scale[unit]
-
-
-def _text_elements(doc: HtmlElement) -> Iterator[HtmlElement]:
-    """Elements with text of their own (their text or a child's tail)."""
-    body = doc.find("body")
-    for el in (body if body is not None else doc).iter():
-        if not isinstance(el.tag, str) or el.tag in _SKIP:
+def _text_elements(doc: HtmlElement) -> Iterator[tuple[HtmlElement, str]]:
+    """Elements with text of their own (their text or a child's tail), and that text."""
+    for el in doc.iter():
+        if not isinstance(el.tag, str) or el.tag in SKIPPED:
             continue
         own = (el.text or "") + "".join(child.tail or "" for child in el)
         if own.strip():
-            yield el
+            yield el, " ".join(own.split())
 
 
 def _describe(el: HtmlElement) -> str:
@@ -297,17 +200,16 @@ def _describe(el: HtmlElement) -> str:
     return f'<{el.tag} class="{shorten(classes, 40)}">' if classes else f"<{el.tag}>"
 
 
-def _contrast(doc: HtmlElement, sources: _Sources) -> list[Problem]:
-    computed = _Computed()
+def _contrast(shown: list[tuple[HtmlElement, str]], computed: dict[HtmlElement, TextStyle],
+              sources: _Sources) -> list[Problem]:
     seen: set[tuple[RGB, RGB, float]] = set()
     problems = []
-    for el in _text_elements(doc):
-        if _hidden(el):
-            continue
-        colour, background = computed.colour(el), computed.background(el)
+    for el, _text in shown:
+        style = computed[el]
+        colour, background = style.colour, style.background
         if colour is None or background is None:
             continue  # a translucent colour or an image behind: only a browser can tell
-        minimum = needed(computed.size(el), computed.bold(el))
+        minimum = needed(style.size, style.bold)
         measured = ratio(colour, background)
         if measured >= minimum or (colour, background, minimum) in seen:
             continue

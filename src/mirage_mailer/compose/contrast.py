@@ -8,6 +8,7 @@ The formulas are WCAG's own: relative luminance of sRGB colours, and the ratio
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 RGB = tuple[int, int, int]
 NORMAL_TEXT = 4.5
@@ -77,6 +78,7 @@ def hex_of(colour: RGB) -> str:
     return "#" + "".join(f"{c:02x}" for c in colour)
 
 
+@lru_cache(maxsize=1024)
 def luminance(colour: RGB) -> float:
     """WCAG 2.1 relative luminance."""
     def linear(c: int) -> float:
