@@ -20,6 +20,7 @@ from mirage_mailer.compose.contrast import (
     ratio,
     suggest,
 )
+from mirage_mailer.project.article_text import MARKDOWN, article_html
 
 HTML = "templates/newsletter.html.j2"
 PARTIAL = "templates/partials/disclaimer.html.j2"
@@ -307,3 +308,13 @@ def test_a_hundred_untranslated_articles_cost_one_walk(tmp_path: Path) -> None:
     assert [p.message for p in check_rendered(broken, lang="fr", parts=parts,
                                               templates=tmp_path)] == [
         "the article 99 is in 'en' but the fr newsletter marks it as 'fr'"]
+
+
+def test_the_shared_parse_renders_as_markdown_it_does(project: Path) -> None:
+    """Articles are parsed once for the checks and every language; the HTML must not
+    change, the second time included (markdown-it's renderer writes image alts back)."""
+    extra = ('![A *fancy* photo](x.png "t")\n\n[a reference][r]\n\n[r]: https://e.org\n\n'
+             '| a | b |\n|---|---|\n| 1 | 2 |\n\n"quotes" -- dash\n\n<img src="y.png" alt="">\n')
+    bodies = [p.read_text("utf-8") for p in (project / SAMPLE_ISSUE).glob("*.md")] + [extra]
+    for body in bodies:
+        assert article_html(body) == article_html(body) == MARKDOWN.render(body)

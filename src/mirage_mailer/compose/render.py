@@ -46,7 +46,7 @@ from mirage_mailer.compose.disclaimer import (
 from mirage_mailer.compose.sandbox import BoundedSandbox, template_frame, template_problem
 from mirage_mailer.compose.slots import MirageUndefined, RecipientSlots, slot
 from mirage_mailer.compose.strings import strings_for
-from mirage_mailer.project.article_text import MARKDOWN
+from mirage_mailer.project.article_text import article_html
 from mirage_mailer.project.config import Settings, Tracking
 from mirage_mailer.project.content import Article, Issue
 from mirage_mailer.project.issue_values import MAX_IMAGE_BYTES, inside, is_file
@@ -67,7 +67,6 @@ _TAGS = {
 }
 _ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title", "width", "height"},
                "td": {"align"}, "th": {"align"}}
-_md = MARKDOWN
 
 
 @dataclass(frozen=True)
@@ -184,7 +183,7 @@ def template_env(settings: Settings) -> BoundedSandbox:
 
 def markdown_to_html(article: Article, problems: Collector) -> str:
     """Markdown -> HTML with only mail-safe tags and http(s)/mailto links (nh3)."""
-    raw = _md.render(article.body)
+    raw = article_html(article.body)
     clean = nh3.clean(raw, tags=_TAGS, attributes=_ATTRIBUTES,
                       url_schemes={"http", "https", "mailto"}, link_rel=None)
     for match in re.finditer(r'<a href="([^"]*)"', clean):

@@ -10,6 +10,7 @@ texts and skipped heading levels are warnings: the sentence around a link may be
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 
 from markdown_it import MarkdownIt
@@ -21,6 +22,18 @@ from mirage_mailer.util.errors import Collector, shorten
 MARKDOWN = MarkdownIt("commonmark", {"html": True, "typographer": True}).enable(
     ["table", "strikethrough", "replacements", "smartquotes"]
 )
+@lru_cache(maxsize=64)
+def article_tokens(body: str) -> tuple[Token, ...]:
+    """An article body parsed once: these checks and every language's rendering share it
+    (an untranslated article is rendered in each language of the issue)."""
+    return tuple(MARKDOWN.parse(body))
+
+
+def article_html(body: str) -> str:
+    """The body as HTML, from the shared parse (what ``MARKDOWN.render`` gives)."""
+    return str(MARKDOWN.renderer.render(list(article_tokens(body)), MARKDOWN.options, {}))
+
+
 TITLE_LEVEL = 1  # the newsletter shows an article's title as its top heading
 _IMG_TAG = re.compile(r"<img\b(?:[^>\"']|\"[^\"]*\"|'[^']*')*>", re.I)
 _ALT = re.compile(r"\salt\s*=", re.I)
@@ -46,7 +59,7 @@ def check_front_matter_alt(path: Path, alt: object, line: int, problems: Collect
 def check_body(path: Path, body: str, body_line: int, problems: Collector) -> None:
     """Images, links and headings of one article body; problems carry the file's line."""
     level = TITLE_LEVEL
-    for block in MARKDOWN.parse(body):
+    for block in article_tokens(body):
         line = body_line + (block.map[0] if block.map else 0)
         if block.type == "heading_open":
             level = _heading(path, line, int(block.tag[1]), level, problems)
