@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import lxml.html
@@ -58,17 +59,23 @@ class _Sources:
     """The HTML templates' lines, newsletter first, to say where a problem comes from."""
 
     def __init__(self, templates: Path) -> None:
+        self.templates = templates
         self.main = templates / HTML_TEMPLATE
-        self.files: list[tuple[Path, list[str]]] = []
-        others = sorted(p for p in templates.rglob("*.j2")
+
+    @cached_property
+    def files(self) -> list[tuple[Path, list[str]]]:
+        """Read only when a problem needs its line: a clean newsletter reads nothing."""
+        found = []
+        others = sorted(p for p in self.templates.rglob("*.j2")
                         if not p.name.endswith(".txt.j2") and p != self.main)
         for path in [self.main, *others]:
             try:
                 if path.is_file() and path.stat().st_size <= _MAX_TEMPLATE_BYTES:
-                    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-                    self.files.append((path, lines))
+                    found.append((path, path.read_text(encoding="utf-8",
+                                                       errors="replace").splitlines()))
             except OSError:
                 continue
+        return found
 
     def find(self, test: re.Pattern[str] | str) -> tuple[str, int | None]:
         """(file, line) of the first template line that matches, else the newsletter."""
@@ -81,7 +88,8 @@ class _Sources:
     def find_colour(self, colour: RGB, props: tuple[str, ...]) -> tuple[str, int | None]:
         """The first line that sets one of ``props`` to ``colour``, however it is written."""
         patterns = [re.compile(_PROP.format(name=re.escape(p)), re.I) for p in props]
-        patterns.append(re.compile(r"\b(?:bg)?color\s*=\s*[\"']?([^\"'\s>]+)", re.I))
+        attribute = "bgcolor" if "color" not in props else "color"  # <td bgcolor>, <font color>
+        patterns.append(re.compile(rf"(?<![-\w]){attribute}\s*=\s*[\"']?([^\"'\s>]+)", re.I))
         for path, lines in self.files:
             for number, line in enumerate(lines, 1):
                 for pattern in patterns:
