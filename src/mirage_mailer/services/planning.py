@@ -23,7 +23,7 @@ from pathlib import Path
 
 from mirage_mailer.project.lists import RowProblem, SeenAddresses, Subscriber
 from mirage_mailer.services.loader import Project, iter_rows
-from mirage_mailer.store import REPORT_STATUSES, NewRecipient, Store, email_key, hashed_key
+from mirage_mailer.store import REPORT_STATUSES, NewRecipient, PlanReader, email_key, hashed_key
 from mirage_mailer.util.errors import Problem, display_path
 
 SEND = "send"
@@ -99,7 +99,7 @@ class Plan:
         return ", ".join(f"{k}: {v}" for k, v in sorted(self.per_language.items())) or "none"
 
 
-def make_plan(project: Project, store: Store | None, options: PlanOptions, *,
+def make_plan(project: Project, store: PlanReader | None, options: PlanOptions, *,
               keep: bool = False) -> Plan:
     """The whole plan at once (read-only): what ``validate``, the prompt and dry-run print."""
     planner = Planner(project, store, options, keep=keep)
@@ -128,7 +128,7 @@ def changes(decisions: Iterable[Decision],
 class Planner:
     """Iterate to get the decisions one by one; ``plan`` holds the totals so far."""
 
-    def __init__(self, project: Project, store: Store | None, options: PlanOptions, *,
+    def __init__(self, project: Project, store: PlanReader | None, options: PlanOptions, *,
                  keep: bool = False) -> None:
         self.project = project
         self.store = store

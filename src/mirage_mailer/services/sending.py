@@ -43,7 +43,7 @@ from mirage_mailer.services.planning import (
 from mirage_mailer.services.preparation import Preparation, prepare_issue
 from mirage_mailer.services.preview import preview_person
 from mirage_mailer.services.recorder import SendRecorder
-from mirage_mailer.store import Store, StoreError, email_key
+from mirage_mailer.store import PlanReader, Store, StoreError, email_key
 from mirage_mailer.store.guard import check_memory, mark_sent
 from mirage_mailer.util.errors import ExitCode, Problem
 from mirage_mailer.util.locks import Lock
@@ -143,7 +143,7 @@ def plan_options(options: SendOptions) -> PlanOptions:
 
 
 @contextmanager
-def existing_store(project: Project, *, new_store: bool = False) -> Iterator[Store | None]:
+def existing_store(project: Project, *, new_store: bool = False) -> Iterator[PlanReader | None]:
     """The store when it exists, else None: reading a plan never creates a database.
 
     With ``new_store`` (starting over from a damaged store) an unreadable one counts as none,
