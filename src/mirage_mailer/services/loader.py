@@ -6,29 +6,19 @@ disclaimer check. Fatal problems raise ``InputError``; row problems and warnings
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
 from mirage_mailer.compose.disclaimer import block_for, union_name_warnings
 from mirage_mailer.compose.render import RenderedLanguage, render_issue
 from mirage_mailer.project.config import CONFIG_NAME, Settings, find_config, load_settings
 from mirage_mailer.project.content import Issue, load_issue
-from mirage_mailer.project.lists import (
-    RowProblem,
-    SeenAddresses,
-    Subscriber,
-    find_list,
-    iter_list,
-    list_fields,
-)
+from mirage_mailer.project.lists import RowProblem, Subscriber, find_list, iter_list, list_fields
 from mirage_mailer.project.yamlsrc import LineDict, load_yaml_file
 from mirage_mailer.util.errors import Collector, InputError, Problem, display_path, shorten
 
 ISSUES = "issues"
-_BATCH = 500  # rows whose addresses are looked up together
 
 
 @dataclass(frozen=True)
@@ -37,17 +27,6 @@ class Project:
     issue: Issue
     lists: dict[str, Path]
     warnings: list[Problem] = field(default_factory=list)
-
-
-@dataclass
-class ListScan:
-    """What one pass over the issue's lists found."""
-
-    row_problems: list[Problem] = field(default_factory=list)
-    duplicates: list[Problem] = field(default_factory=list)
-    fields: set[str] = field(default_factory=set)
-    recipients: int = 0
-    languages: Counter[str] = field(default_factory=Counter)
 
 
 def locate_config(explicit: Path | None, issue_dir: Path | None = None) -> Path:
@@ -161,58 +140,7 @@ def template_fields(project: Project) -> set[str]:
     return set().union(*(list_fields(path) for path in project.lists.values()))
 
 
-def scan_lists(project: Project) -> ListScan:
-    """One pass over the lists: row problems, duplicates (with where the first one is),
-    template fields and readers per language. The addresses seen are kept as the planner
-    keeps them (``SeenAddresses``), with where each was first met as a number: line times
-    the number of lists, plus the list's index."""
-    scan = ListScan()
-    shown = [display_path(path) for path in project.lists.values()]  # once, not per row
-    index = {path: n for n, path in enumerate(project.lists.values())}
-    languages: dict[str | None, str] = {}
-    seen = SeenAddresses()
-    rows = iter_rows(project)
-    try:
-        while batch := list(islice(rows, _BATCH)):
-            keys = [row.email.lower() if isinstance(row, Subscriber) else "" for row in batch]
-            seen.prefetch(keys)
-            for row, key in zip(batch, keys, strict=True):
-                if isinstance(row, RowProblem):
-                    scan.row_problems.append(row.problem)
-                    continue
-                here = index[row.path]
-                first = seen.get(key)
-                if first is not None:
-                    line, at = divmod(first, len(shown))
-                    scan.duplicates.append(Problem(
-                        shown[here], row.line,
-                        f"duplicate address {row.email} (first at {shown[at]}:{line})",
-                        "only the first is sent to; delete this row", warning=True))
-                    continue
-                seen.add(key, row.line * len(shown) + here)
-                scan.fields.update(row.fields)
-                scan.recipients += 1
-                lang = languages.get(row.lang)
-                if lang is None:
-                    lang = languages[row.lang] = project.issue.pick_language(row.lang)
-                scan.languages[lang] += 1
-    finally:
-        seen.close()
-    return scan
-
-
 def render(project: Project, fields: set[str], *, languages: tuple[str, ...] | None = None,
            subject_prefix: str = "") -> dict[str, RenderedLanguage]:
     return render_issue(project.settings, project.issue, fields=fields, languages=languages,
                         subject_prefix=subject_prefix)
-
-
-def validate(project: Project) -> tuple[list[Problem], list[Problem], ListScan]:
-    """(errors, warnings, scan): everything ``validate`` reports, nothing raised for rows."""
-    scan = scan_lists(project)
-    errors = list(scan.row_problems)
-    try:
-        render(project, scan.fields)
-    except InputError as exc:
-        errors.extend(exc.problems)
-    return errors, project.warnings + scan.duplicates, scan

@@ -12,10 +12,15 @@ from mirage_mailer.project.config import load_settings
 from mirage_mailer.project.init_answers import ProjectAnswers
 from mirage_mailer.project.new_issue import StartedIssue, latest_issue, start_issue
 from mirage_mailer.project.scaffold import init_project
-from mirage_mailer.services.loader import find_issue, locate_config, open_project
-from mirage_mailer.services.loader import validate as check_inputs
-from mirage_mailer.services.planning import Plan, PlanOptions, make_plan
-from mirage_mailer.services.sending import SendOptions, read_plan
+from mirage_mailer.services.loader import (
+    Project,
+    find_issue,
+    locate_config,
+    open_project,
+    render,
+)
+from mirage_mailer.services.planning import ListScan, Plan, scan_plan
+from mirage_mailer.services.sending import SendOptions, existing_store, plan_options
 from mirage_mailer.store import StoreError
 from mirage_mailer.util.errors import InputError, Problem, display_path
 from mirage_mailer.util.tokens import Rotation, check_secret, rotate_secret
@@ -69,19 +74,31 @@ def validate(config: Path | None, issue_dir: Path) -> Validation:
     """Check config, issue, articles, lists, templates, disclaimer and signing secret, and
     plan the send as ``send --dry-run`` would (one set of figures)."""
     project = open_project(config, issue_dir)
-    errors, warnings, _scan = check_inputs(project)
+    store_problems: list[Problem] = []
+    try:  # one pass over the lists gives the plan's figures and the rows' problems
+        plan, scan = _plan_and_scan(project, use_store=True)
+    except StoreError as exc:  # validate checks the inputs; a broken store is send's business
+        store_problems = list(exc.problems)
+        plan, scan = _plan_and_scan(project, use_store=False)
+    errors = list(scan.row_problems)
+    try:
+        render(project, scan.fields)
+    except InputError as exc:
+        errors.extend(exc.problems)
     try:  # the same refusal as preview and send, but a project without a secret gets none
         check_secret(project.settings.state_dir, project.settings.tracking.secret_env)
     except InputError as exc:
         errors = [*errors, *exc.problems]
-    store_problems: list[Problem] = []
-    try:
-        plan = read_plan(project, SendOptions())
-    except StoreError as exc:  # validate checks the inputs; a broken store is send's business
-        store_problems = list(exc.problems)
-        plan = make_plan(project, None, PlanOptions())
-    return Validation(project.issue.id, tuple(project.issue.languages), plan, errors, warnings,
-                      store_problems)
+    return Validation(project.issue.id, tuple(project.issue.languages), plan, errors,
+                      project.warnings + scan.duplicates, store_problems)
+
+
+def _plan_and_scan(project: Project, *, use_store: bool) -> tuple[Plan, ListScan]:
+    options = plan_options(SendOptions())
+    if not use_store:
+        return scan_plan(project, None, options)
+    with existing_store(project) as store:
+        return scan_plan(project, store, options)
 
 
 def rotate_signing_key(config: Path | None) -> Rotation:
