@@ -1,6 +1,7 @@
 """axe-core's WCAG 2.1 A/AA rules in headless Chromium, plus reflow (no sideways scrolling,
 which axe-core does not check): the newsletter of the sample project, every public page
-`mirage-mailer serve` shows and the sign-up confirmation mail, in English and French, at 600
+`mirage-mailer serve` shows (and the static archive writes) and the sign-up confirmation mail, in
+English and French, at 600
 and 320 px. (The pages of a sign-up from the project's own site are checked the same way in
 tests/web/test_signup_snippet_browser.py.)
 
@@ -223,6 +224,23 @@ def test_every_public_page_passes_axe(chromium: Any, site: tuple[Path, str], lan
     visit("unsubscribe, already done", unsubscribe)
     page.close()
     assert audit.pages == 15
+    audit.verdict()
+
+
+def test_the_static_archive_passes_axe(chromium: Any, site: tuple[Path, str],
+                                      tmp_path: Path) -> None:
+    """`mirage-mailer archive` writes the same pages as files for any web host."""
+    root, _url = site
+    out = tmp_path / "archive"
+    cli(root, "archive", "--out", str(out))
+    pages = sorted(out.rglob("index.html"))
+    assert len(pages) >= 7, pages  # index, the issue (default, en, fr), subscription (x3)
+    page = new_page(chromium, "en")
+    audit = Audit()
+    for path in pages:
+        page.goto(path.as_uri())
+        audit.check(page, f"archive {path.relative_to(out)}")
+    page.close()
     audit.verdict()
 
 
