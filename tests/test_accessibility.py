@@ -1,9 +1,8 @@
 """axe-core's WCAG 2.1 A/AA rules in headless Chromium, plus reflow (no sideways scrolling,
 which axe-core does not check): the newsletter of the sample project, every public page
-`mirage-mailer serve` shows (and the static archive writes) and the sign-up confirmation mail, in
-English and French, at 600
-and 320 px. (The pages of a sign-up from the project's own site are checked the same way in
-tests/web/test_signup_snippet_browser.py.)
+`mirage-mailer serve` shows (and the static archive writes) and the sign-up confirmation
+mail, in English and French, at 600 and 320 px. (The pages of a sign-up from the project's
+own site are checked the same way in tests/web/test_signup_snippet_browser.py.)
 
 A serious or critical violation fails the test; the others are printed (run with -s). One
 browser and one served project for the whole module: each page is opened once per language
