@@ -151,6 +151,9 @@ def _holder(shown: list[tuple[HtmlElement, str]], text: str) -> HtmlElement | No
     wanted = " ".join(text.split())
     if not wanted:
         return None
+    exact = next((el for el, own in shown if own == wanted), None)
+    if exact is not None:  # a link or a cell of just these words, not a sentence quoting them
+        return exact
     for el, own in shown:
         if wanted in own:
             return el
