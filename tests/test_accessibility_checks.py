@@ -107,6 +107,18 @@ def test_hidden_text_is_not_judged(project: Path, run_cli: RunCli) -> None:
     assert "text colour #eef1f6 on #eef1f6 has a contrast of 1.00:1" in result.err
 
 
+def test_text_over_a_background_image_is_left_to_the_browser(project: Path,
+                                                              run_cli: RunCli) -> None:
+    """White on white, but a photo sits behind it: only axe-core in a browser can judge."""
+    edit(project / HTML, "background-color: #003399; padding: 24px;",
+         "background-color: #ffffff; padding: 24px;")
+    result = run_cli("validate", SAMPLE_ISSUE)
+    assert result.code == 2 and "text colour #ffffff on #ffffff" in result.err
+    edit(project / HTML, '<tr><td class="masthead">',
+         '<tr><td class="masthead" background="https://www.mirageproject.eu/masthead.jpg">')
+    assert run_cli("validate", SAMPLE_ISSUE).code == 0
+
+
 def test_the_document_must_declare_its_language(project: Path, run_cli: RunCli) -> None:
     template = project / HTML
     edit(template, '<html lang="{{ lang }}"', "<html")

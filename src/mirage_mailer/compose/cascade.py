@@ -86,11 +86,11 @@ def _colour(el: HtmlElement, tag: str, own: dict[str, str], parent: TextStyle) -
 
 
 def _background(el: HtmlElement, own: dict[str, str], parent: TextStyle) -> RGB | None:
+    if "url(" in own.get("background-image", "") or el.get("background"):
+        return None  # an image over the colour, behind the text (CSS, <td background="...">)
     value = own.get("background-color") or own.get("background") or el.get("bgcolor")
     if value is not None and value.strip() not in _UNSET:
         return colour_in(value)
-    if "url(" in own.get("background-image", ""):
-        return None
     return parent.background
 
 
