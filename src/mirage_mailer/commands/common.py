@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 
-from mirage_mailer.services.loader import find_issue
-
 ISSUE_DIR = click.Path(file_okay=False, path_type=Path)
 
 
@@ -28,6 +26,9 @@ def on_terminal() -> bool:
 
 def issue_folder(obj: Context, issue: str | None) -> Path:
     """ISSUE as typed (folder, id or nothing) to its folder; says which one when it chose."""
+    # imported here: the loader brings the renderer, which commands without ISSUE never need
+    from mirage_mailer.services.loader import find_issue
+
     folder, note = find_issue(obj.config, issue)
     if note:
         err(note)

@@ -9,17 +9,9 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from mirage_mailer.commands.common import ISSUE_DIR, Context, err, on_terminal
 from mirage_mailer.commands.signals import SignalStop
@@ -42,6 +34,9 @@ from mirage_mailer.services.sending import (
 )
 from mirage_mailer.util.addresses import check_address
 from mirage_mailer.util.errors import ExitCode, InputError, MirageError, Problem, display_path
+
+if TYPE_CHECKING:  # rich draws the bar on a terminal only: not imported by cron's runs
+    from rich.progress import Progress
 
 _LOG_EVERY = 10.0  # seconds between plain progress lines when not on a terminal
 _REDRAW_EVERY = 0.1  # seconds between progress bar updates
@@ -111,6 +106,16 @@ class _Display:
 
     def __enter__(self) -> ProgressHook:
         if self.interactive:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
                                 MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                                 TimeElapsedColumn(), TimeRemainingColumn(),
