@@ -25,6 +25,7 @@ from mirage_mailer.util.errors import Problem, display_path, shorten
 
 HTML_TEMPLATE = "newsletter.html.j2"
 _MAX_TEMPLATE_BYTES = 1_000_000
+_MAX_STARTS = 3  # places a split part is looked for: each costs a walk up with its text
 _PROP = r"(?<![-\w]){name}\s*:\s*([^;\"'}}]+)"
 
 
@@ -158,11 +159,11 @@ def _holder(shown: list[tuple[HtmlElement, str]], text: str) -> HtmlElement | No
         if wanted in own:
             return el
     start = wanted[:20]
-    for el, own in shown:
-        if start in own:
-            for node in [el, *el.iterancestors()]:
-                if wanted in " ".join(node.text_content().split()):
-                    return node
+    starts = [el for el, own in shown if start in own][:_MAX_STARTS]
+    for el in starts:
+        for node in [el, *el.iterancestors()]:
+            if wanted in " ".join(node.text_content().split()):
+                return node
     return None
 
 
