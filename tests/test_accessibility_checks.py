@@ -330,3 +330,16 @@ def test_the_shared_parse_renders_as_markdown_it_does(project: Path) -> None:
     bodies = [p.read_text("utf-8") for p in (project / SAMPLE_ISSUE).glob("*.md")] + [extra]
     for body in bodies:
         assert article_html(body) == article_html(body) == MARKDOWN.render(body)
+
+
+@pytest.mark.parametrize(("wrapper", "problems"), [('<div lang="en">', 0), ("<div>", 1)])
+def test_a_part_split_by_inline_tags_is_still_found(tmp_path: Path, wrapper: str,
+                                                    problems: int) -> None:
+    (tmp_path / "newsletter.html.j2").write_text("{{ article.title }}\n", "utf-8")
+    html = (f'<html lang="fr"><body>{wrapper}<h1>Training <em>materials</em> now free</h1>'
+            "<p>Text.</p></div></body></html>")
+    part = Part("Training materials now free", "en", "title", "{{ article.title", "fix")
+    found = check_rendered(html, lang="fr", parts=[part], templates=tmp_path)
+    assert [str(p) for p in found] == [
+        f"{tmp_path / 'newsletter.html.j2'}:1: the title is in 'en' but the fr newsletter "
+        "marks it as 'fr' (fix)"][:problems]
