@@ -1,84 +1,85 @@
-"""Recording a send in the tracking store with as few commits as crash safety allows.
+"""Recording a send: the claim journal first, the tracking store in batches.
 
-Crash safety needs two things per message: its row is durably ``sending`` before the message
-leaves, and durably ``sent`` (or failed, or pending again) once the server has answered. So:
+Crash safety needs two things per message: a durable mark that it is in flight before it
+leaves, and a durable outcome once the server has answered. Both are a line in the claim
+journal (``services/journal.py``): one ``write()``, which survives the process being killed.
+The store is brought up to date every ``BATCH`` outcomes or ``EVERY`` seconds, in one commit
+that also marks the messages then on the wire ``sending``; the journal then starts over.
 
-* an outcome waits (at most ``HOLD`` seconds) to share the commit of its connection's next
-  claim; while held, the row is still ``sending`` on disk, but that connection then has no
-  other row in flight, so a crash still leaves at most ``concurrency`` rows ``unknown``;
-* claims wait for the end of the event loop's current pass, so connections that become ready
-  together (their replies arrived in the same poll) share one commit.
+Before a claim, the row is read (no commit) to see that it is still pending: a reader who
+unsubscribed since the row was queued is not sent, exactly as when each claim was a commit.
 
-A commit costs about twice the statements it carries. Against a fast local relay about 1.2
-claims share each commit, so one commit per message is the real floor; sharing saves more
-when replies bunch up. (A writer thread with group commit reached 1.8 claims per commit but
-was measured slower: the GIL hand-offs cost more than the commits saved.)
+Measured (py-spy, 30,000 recipients to Postfix's smtp-sink): a commit per claim and per
+outcome was 18 % of the send's samples; see docs/design.md, "Claim journal".
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from mirage_mailer.services.journal import Claimed, Journal, Outcome
 from mirage_mailer.store import RecorderStore
-
-_Outcome = tuple[int, str, int | None, str]  # row id, sent|deferred|failed|unknown, code, response
 
 
 class SendRecorder:
-    HOLD = 0.02  # seconds an outcome may wait for a claim to share its commit
+    BATCH = 2000  # outcomes per store commit
+    EVERY = 0.5  # seconds an outcome may wait for its commit (what other readers see)
 
-    def __init__(self, store: RecorderStore) -> None:
+    def __init__(self, store: RecorderStore, journal: Journal) -> None:
         self.store = store
-        self.held: list[_Outcome] = []
-        self.claims: list[tuple[int, str, asyncio.Future[bool]]] = []
+        self.journal = journal
+        self.held: list[Outcome] = []
+        self.inflight: dict[int, Claimed] = {}
         self.timer: asyncio.TimerHandle | None = None
+        self.closed = False
 
-    def hold(self, key: int, kind: str, code: int | None, response: str) -> None:
-        """Record an attempt's outcome with the next commit (within ``HOLD`` seconds).
+    def claim(self, key: int, who: str, attempt: int, message_id: str) -> bool:
+        """Journal the row as in flight before its message leaves; False when it is no
+        longer pending (unsubscribed meanwhile), so it must not be sent."""
+        if not self.store.claimable(key):
+            return False
+        at = self.store.stamp()
+        self.journal.claim(key, who, attempt, message_id, at)
+        self.inflight[key] = (key, who, attempt, message_id, at)
+        return True
 
-        One timer at a time serves every held outcome: a commit does not cancel it (that
-        would mean a new timer per message), it just finds nothing held when it fires.
-        """
-        self.held.append((key, kind, code, response))
-        if self.timer is None:
-            self.timer = asyncio.get_running_loop().call_later(self.HOLD, self._on_timer)
+    def hold(self, key: int, who: str, attempt: int, message_id: str, kind: str,
+             code: int | None, response: str) -> None:
+        """Journal an attempt's outcome now; the store gets it with the next batch. (The
+        closing word on a retry that will not happen has no claim before it.)"""
+        self.inflight.pop(key, None)
+        at = self.store.stamp()
+        self.journal.outcome(key, who, attempt, kind, code, response, message_id, at)
+        self.held.append((key, who, attempt, kind, code, response, message_id, at))
+        if len(self.held) >= self.BATCH:
+            self.flush()
+        elif self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(self.EVERY, self._on_timer)
 
     def _on_timer(self) -> None:
         self.timer = None
         self.flush()
 
-    async def claim(self, key: int, message_id: str) -> bool:
-        """Mark the row ``sending``, committed, before its message leaves; False when it is
-        no longer pending (unsubscribed meanwhile), so it must not be sent."""
-        loop = asyncio.get_running_loop()
-        claimed: asyncio.Future[bool] = loop.create_future()
-        if not self.claims:
-            loop.call_soon(self.flush)
-        self.claims.append((key, message_id, claimed))
-        return await claimed
+    def flush(self) -> None:
+        """Commit the held outcomes and the claims on the wire, then restart the journal."""
+        if not self.held and not self.inflight:
+            return
+        held, self.held = self.held, []
+        # the claims still on the wire become 'sending' in the store: the new journal then
+        # only needs their outcomes
+        self.store.record_batch(held, list(self.inflight.values()))
+        self.journal.restart()
 
     def close(self) -> None:
-        """The run is over: commit what is held, and stop the timer."""
+        """The run is over: commit everything and remove the journal. A claim still open
+        (the run was stopped with it on the wire) is left ``sending`` in the store, which
+        makes it ``unknown``."""
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.closed:
+            return
         self.flush()
-
-    def flush(self) -> None:
-        """Commit everything waiting now: held outcomes first, then the claims."""
-        held, self.held = self.held, []
-        claims, self.claims = self.claims, []
-        if not held and not claims:
-            return
-        try:
-            claimed = self.store.record(held, [(key, mid) for key, mid, _ in claims])
-        except Exception as exc:  # the claimers re-raise it: the run stops
-            if not claims:
-                raise
-            for _, _, future in claims:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for key, _, future in claims:
-            if not future.done():  # a cancelled claimer: its row stays sending -> unknown
-                future.set_result(key in claimed)
+        self.inflight.clear()
+        self.journal.remove()
+        self.closed = True

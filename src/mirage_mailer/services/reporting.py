@@ -16,6 +16,7 @@ from typing import Any
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.issue_titles import issue_subjects
+from mirage_mailer.services.journal import settle_all
 from mirage_mailer.store import REPORT_STATUSES, ReportReader, Store
 
 STATUSES: tuple[str, ...] = REPORT_STATUSES  # the report's counts, in the table's order
@@ -40,6 +41,8 @@ def open_store(database: Path) -> Store | None:
 def existing(settings: Settings) -> Iterator[Store | None]:
     """The project's store for the length of a report, or None when there is none yet."""
     store = open_store(settings.tracking.database)
+    if store is not None:  # a send killed mid-run left its last outcomes in its journal
+        settle_all(store, settings.state_dir)
     try:
         yield store
     finally:

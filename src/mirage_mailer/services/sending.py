@@ -1,8 +1,10 @@
 """``send``: plan recipients into the tracking store, build each message, deliver, record.
 
-Order matters for crash safety: a row is marked ``sending`` right before its message goes to
-the server and ``sent`` only after the server accepted it, so a SIGKILL leaves at most the
-in-flight messages ``unknown``; everything else resumes on the next run without duplicates.
+Order matters for crash safety: a message is claimed in the claim journal right before it
+goes to the server and its outcome journalled as soon as the server answered (the store gets
+both in batches, ``recorder``), so a SIGKILL leaves at most the in-flight messages ``unknown``
+once the next run (or ``report``) has replayed the journal; everything else resumes on the
+next run without duplicates.
 Recipients stream from the lists into SQLite and back out page by page, so memory stays flat
 in list size.
 """
@@ -16,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from mirage_mailer.compose.message import Personal
 from mirage_mailer.delivery import (
@@ -29,6 +31,7 @@ from mirage_mailer.delivery import (
     unclaimed,
 )
 from mirage_mailer.project.lists import Subscriber
+from mirage_mailer.services.journal import Journal, journal_path, lock_path, settle
 from mirage_mailer.services.loader import Project
 from mirage_mailer.services.outbound import credentials, deliver, resumable
 from mirage_mailer.services.planning import (
@@ -43,7 +46,7 @@ from mirage_mailer.services.planning import (
 from mirage_mailer.services.preparation import Preparation, prepare_issue
 from mirage_mailer.services.preview import preview_person
 from mirage_mailer.services.recorder import SendRecorder
-from mirage_mailer.store import PlanReader, Store, StoreError, email_key
+from mirage_mailer.store import PlanReader, Store, StoreError, email_key, hashed_key
 from mirage_mailer.store.guard import check_memory, mark_sent
 from mirage_mailer.util.errors import ExitCode, Problem
 from mirage_mailer.util.locks import Lock
@@ -271,8 +274,9 @@ def send(prep: Preparation, options: SendOptions, progress: ProgressHook | None 
     issue = project.issue
     settings = project.settings
     credentials(settings)  # half-set credentials fail (exit 2) before the store is touched
-    lock = Lock(settings.state_dir / "locks" / f"send-{issue.id}.lock", f"a send of {issue.id}")
+    lock = Lock(lock_path(settings.state_dir, issue.id), f"a send of {issue.id}")
     with lock, checked_store(project, options) as store:
+        settle(store, settings.state_dir, issue.id)  # a crashed run's journal, first
         store.recover_inflight(issue.id)
         if options.resend_unknown:
             store.requeue_unknown(issue.id)
@@ -298,7 +302,8 @@ def send(prep: Preparation, options: SendOptions, progress: ProgressHook | None 
             outcome.nothing_to_do = True
             outcome.counts = before
             return outcome
-        message_ids: dict[int, str] = {}
+        # per envelope handed out: [hash of the address, attempt number, message id]
+        tracked: dict[int, list[Any]] = {}
         sender = settings.sender.return_path
 
         def envelopes() -> Iterator[Envelope]:
@@ -314,24 +319,29 @@ def send(prep: Preparation, options: SendOptions, progress: ProgressHook | None 
                 message_id = prep.factory.new_message_id()
                 person = Personal(row.email, row.name, row.list_name, row.fields, row.subject)
                 data = prep.factory.build(person, lang, message_id=message_id)
-                message_ids[row.id] = message_id
+                tracked[row.id] = [hashed_key(row.email), row.attempts, message_id]
                 built += 1
                 outcome.per_language[lang] += 1
                 yield Envelope(row.id, sender, row.email, data)
 
-        writes = SendRecorder(store)
+        writes = SendRecorder(store, Journal(journal_path(settings.state_dir, issue.id),
+                                             issue.id))
 
         async def on_attempt(envelope: Envelope) -> bool:
-            if await writes.claim(envelope.key, message_ids[envelope.key]):
+            who, attempt, message_id = tracked[envelope.key]
+            if writes.claim(envelope.key, who, attempt, message_id):
                 return True
-            message_ids.pop(envelope.key, None)  # unsubscribed since it was queued: not sent
+            tracked.pop(envelope.key, None)  # unsubscribed since it was queued: not sent
             return False
 
         def on_result(result: Result) -> None:
             key = result.envelope.key
-            writes.hold(key, result.outcome.value, result.code, result.response)
+            track = tracked[key]
+            writes.hold(key, track[0], track[1], track[2], result.outcome.value, result.code,
+                        result.response)
+            track[1] += 1
             if result.final:
-                message_ids.pop(key, None)
+                del tracked[key]
                 _count(outcome.this_run, result)
                 if progress:
                     progress(outcome.this_run)

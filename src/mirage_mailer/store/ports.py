@@ -9,7 +9,7 @@ methods of the protocol at hand:
 * ``PlanReader``: planning a send (``make_plan``, validate, the prompt, ``--dry-run``): reads.
 * ``RosterReader``: the ``subscribers`` commands: the planner's reads and every web sign-up.
 * ``RecorderStore``: the send itself (``sending.send`` and its ``SendRecorder``): plans, queues,
-  claims and records every attempt.
+  claims and records every attempt, and replays a crashed send's claim journal.
 * ``ReportReader``: delivery state for reports, the archive, and ``run-due``: reads.
 * ``Unsubscriber``: finding who a token names and suppressing them (the unsubscribe link, the
   mailed unsubscribe, the ``unsubscribe`` command).
@@ -85,8 +85,13 @@ class RecorderStore(PlanReader, Protocol):
 
     def iter_pending(self, issue: str, *, batch: int = ...) -> Iterator[Recipient]: ...
 
-    def record(self, outcomes: Iterable[tuple[int, str, int | None, str]],
-               claims: Iterable[tuple[int, str]] = ...) -> set[int]: ...
+    def stamp(self) -> str: ...
+
+    def claimable(self, recipient_id: int) -> bool: ...
+
+    def record_batch(
+            self, outcomes: Iterable[tuple[int, str, int, str, int | None, str, str, str]],
+            inflight: Iterable[tuple[int, str, int, str, str]] = ...) -> None: ...
 
     def counts(self, issue: str) -> dict[str, int]: ...
 

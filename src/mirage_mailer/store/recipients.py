@@ -296,6 +296,62 @@ class RecipientsMixin(StoreCore):
             (kind, response if code is None else f"{code} {response}", now, recipient_id),
         )
 
+    # -- the claim journal's side (``services/journal.py``) --------------------------------------
+
+    def stamp(self) -> str:
+        """Now, as the store writes times: the journal keeps each outcome's own time."""
+        return self._now()
+
+    def claimable(self, recipient_id: int) -> bool:
+        """Whether the row may be sent now (still pending, or claimed by this run): a read,
+        no commit. A row suppressed since it was queued is not claimable."""
+        row = self._conn.execute("SELECT status FROM recipients WHERE id = ?",
+                                 (recipient_id,)).fetchone()
+        return row is not None and row[0] in ("pending", "sending")
+
+    def record_batch(
+            self, outcomes: Iterable[tuple[int, str, int, str, int | None, str, str, str]],
+            inflight: Iterable[tuple[int, str, int, str, str]] = ()) -> None:
+        """Bring rows up to date from the claim journal in one commit.
+
+        ``outcomes``: (id, who, attempt, sent|deferred|failed|unknown, code, response, message
+        id, time); ``inflight``: (id, who, attempt, message id, time) of messages on the wire
+        now, which become ``sending`` (``unknown`` if the run never records their outcome).
+        ``who`` is ``hashed_key`` of the row's address: a record never lands on another
+        person's row. Each is applied only while the row's ``attempts`` still equals the
+        journal's attempt number, so a batch applied twice (a crash between the commit and
+        the journal's restart) counts nothing twice: the journal only moves a row forward,
+        and where the store is already further on, the store wins.
+        """
+        with self._write() as conn:
+            for rid, who, attempt, kind, code, response, message_id, at in outcomes:
+                self._forward(conn, rid, who, attempt, kind, code, response, message_id, at)
+            for rid, who, attempt, message_id, at in inflight:
+                conn.execute(
+                    "UPDATE recipients SET status = 'sending', message_id = ?,"
+                    " last_attempt_at = ? WHERE id = ? AND attempts = ?"
+                    " AND status IN ('pending', 'sending') AND mm_hashed(email_key) = ?",
+                    (message_id, at, rid, attempt, who))
+
+    @staticmethod
+    def _forward(conn: sqlite3.Connection, recipient_id: int, who: str, attempt: int,
+                 kind: str, code: int | None, response: str, message_id: str,
+                 at: str) -> None:
+        """One journalled outcome, if the row has not seen it yet (see ``record_batch``)."""
+        cur = conn.execute(
+            f"UPDATE recipients SET status = {_OUTCOME_SQL[kind]}, attempts = attempts + 1,"
+            " smtp_code = ?, smtp_response = ?, last_attempt_at = ?, message_id = ?"
+            " WHERE id = ? AND attempts = ? AND status IN ('pending', 'sending', 'suppressed')"
+            " AND mm_hashed(email_key) = ?",
+            (code, response, at, message_id, recipient_id, attempt, who),
+        )
+        if cur.rowcount == 1:
+            conn.execute(
+                "INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
+                " SELECT id, issue, email, ?, ?, ? FROM recipients WHERE id = ?",
+                (kind, response if code is None else f"{code} {response}", at, recipient_id),
+            )
+
     def mark_sent(self, recipient_id: int, code: int | None, response: str) -> None:
         """The server accepted the message (250 after DATA)."""
         self.record([(recipient_id, "sent", code, response)])

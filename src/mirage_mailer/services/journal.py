@@ -1,0 +1,203 @@
+"""The claim journal: what a send is doing, one ``write()`` a line, before the store knows it.
+
+A message needs a durable mark before it leaves (``claim``) and after the server answered
+(``outcome``), so that a crash leaves at most ``concurrency`` recipients ``unknown``. One
+SQLite commit per mark cost about a fifth of a send's time; a line appended to this file with
+one ``write()`` on an ``O_APPEND`` descriptor is in the kernel's page cache when ``write``
+returns, so it survives the process being killed at any moment (SIGKILL included), and costs
+a few microseconds. The store is brought up to date in batches (``SendRecorder``), after
+which the journal starts over; a run that ends normally removes it.
+
+The next send of the issue (and ``report``, when no send holds the issue's lock) replays a
+journal it finds into the store before anything else: outcomes are applied, a claim with no
+outcome leaves its row ``sending`` (so ``unknown``). Replay only moves a row forward: a record
+is applied only while the row's attempt count still equals the record's, so replaying twice
+changes nothing, and where the store is already further on, the store wins. A line cut in the
+middle (the process died inside ``write``, or the disk filled) and anything unreadable is
+skipped; its message was never handed to the server before the line was complete.
+
+What the journal guarantees is written down in docs/design.md ("Claim journal").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from mirage_mailer.util.errors import DeliveryError
+from mirage_mailer.util.locks import Lock
+from mirage_mailer.util.statedir import FILE_MODE, private_dir, tighten
+
+MAGIC = "mirage-mailer journal 1"
+
+# (id, who, attempt, kind, code, response, message id, time): an outcome as ``record_batch``
+# takes it; ``who`` is the hash of the row's address (``store.hashed_key``), so a record never
+# lands on another person's row (a store started over reuses row ids)
+Outcome = tuple[int, str, int, str, int | None, str, str, str]
+# (id, who, attempt, message id, time): a claim
+Claimed = tuple[int, str, int, str, str]
+_KINDS = frozenset({"sent", "deferred", "failed", "unknown"})
+
+
+def journal_path(state_dir: Path, issue: str) -> Path:
+    """One journal per issue, as the send lock is: sends of two issues may run at once."""
+    return state_dir / "journal" / f"{issue}.log"
+
+
+class Journal:
+    """The append-only file of one running send (opened under the issue's send lock)."""
+
+    def __init__(self, path: Path, issue: str) -> None:
+        self.path = path
+        self.issue = issue
+        private_dir(path.parent)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        tighten(path, FILE_MODE)
+        self._header = f"{MAGIC} {json.dumps(issue)}\n".encode()
+        self._write(self._header)
+
+    def _write(self, line: bytes) -> None:
+        if self._fd < 0:
+            raise ValueError("the journal is closed")
+        os.write(self._fd, line)  # one write: a line is whole in the page cache, or cut
+
+    def claim(self, key: int, who: str, attempt: int, message_id: str, at: str) -> None:
+        """Before the message leaves: a crash from now on leaves the row ``unknown``."""
+        self._write(f"c {key} {who} {attempt} {at} {json.dumps(message_id)}\n".encode())
+
+    def outcome(self, key: int, who: str, attempt: int, kind: str, code: int | None,
+                response: str, message_id: str, at: str) -> None:
+        """After the server's answer (or its silence after the end of DATA)."""
+        tail = json.dumps([message_id, response], ensure_ascii=False)
+        self._write(f"o {key} {who} {attempt} {at} {kind} {code or 0} {tail}\n".encode())
+
+    def restart(self) -> None:
+        """The store now holds everything written so far: start an empty journal."""
+        os.ftruncate(self._fd, 0)
+        self._write(self._header)
+
+    def remove(self) -> None:
+        """The run ended and the store holds all of it: no journal is left behind."""
+        self.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+@dataclass
+class Replay:
+    """A journal read back: its issue, and its complete records in order."""
+
+    issue: str | None  # None: not a journal (or its first line was cut)
+    outcomes: list[Outcome]
+    claims: list[Claimed]  # claims with no outcome after them: on the wire at the crash
+    skipped: int  # lines cut in the middle or unreadable
+
+
+def read_journal(path: Path) -> Replay:
+    """Parse a journal; only whole, well-formed lines count (see the module docstring)."""
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    whole, cut = lines[:-1], lines[-1]  # after the last newline: empty, or a cut line
+    skipped = 1 if cut else 0
+    if not whole or not whole[0].startswith(MAGIC.encode() + b" "):
+        return Replay(None, [], [], skipped + len(whole))
+    try:
+        issue = json.loads(whole[0][len(MAGIC) + 1:].decode())
+    except (ValueError, UnicodeDecodeError):
+        return Replay(None, [], [], skipped + len(whole))
+    outcomes: list[Outcome] = []
+    open_claims: dict[int, Claimed] = {}
+    for line in whole[1:]:
+        record = _parse(line)
+        if record is None:
+            skipped += 1
+        elif len(record) == 5:
+            open_claims[record[0]] = record
+        else:
+            outcomes.append(record)
+            open_claims.pop(record[0], None)
+    return Replay(issue if isinstance(issue, str) else None, outcomes,
+                  list(open_claims.values()), skipped)
+
+
+def _parse(line: bytes) -> Outcome | Claimed | None:
+    try:
+        text = line.decode()
+        if text.startswith("c "):
+            _, key, who, attempt, at, mid = text.split(" ", 5)
+            message_id = json.loads(mid)
+            if not isinstance(message_id, str):
+                return None
+            return int(key), who, int(attempt), message_id, at
+        if text.startswith("o "):
+            _, key, who, attempt, at, kind, code, tail = text.split(" ", 7)
+            message_id, said = json.loads(tail)
+            if kind not in _KINDS or not (isinstance(said, str) and isinstance(message_id, str)):
+                return None
+            return int(key), who, int(attempt), kind, int(code) or None, said, message_id, at
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def journals(state_dir: Path) -> Iterator[Path]:
+    """Every journal a crashed send may have left."""
+    folder = state_dir / "journal"
+    if folder.is_dir():
+        yield from sorted(folder.glob("*.log"))
+
+
+def settle(store: JournalStore, state_dir: Path, issue: str) -> Replay | None:
+    """Replay the issue's journal, if a crashed send left one, into the store; then remove it.
+
+    Call under the issue's send lock, before anything else reads the rows. A file whose
+    first line names another issue is not this issue's to replay: it is kept aside
+    (``.foreign``), never applied here.
+    """
+    path = journal_path(state_dir, issue)
+    if not path.exists():
+        return None
+    replay = read_journal(path)
+    if replay.issue is not None and replay.issue != issue:
+        path.replace(path.with_suffix(".foreign"))
+        return replay
+    if replay.outcomes or replay.claims:
+        store.record_batch(replay.outcomes, replay.claims)
+    path.unlink()
+    return replay
+
+
+def settle_all(store: JournalStore, state_dir: Path) -> None:
+    """Replay every journal whose send is not running (``report`` after a crash): a send
+    that holds its issue's lock keeps its journal, and will bring the store up to date."""
+    for path in journals(state_dir):
+        issue = path.stem
+        lock = Lock(lock_path(state_dir, issue), f"a send of {issue}")
+        try:
+            lock.acquire()
+        except DeliveryError:
+            continue
+        try:
+            settle(store, state_dir, issue)
+        finally:
+            lock.release()
+
+
+def lock_path(state_dir: Path, issue: str) -> Path:
+    """The send lock of an issue (``sending.send`` holds it for the whole run)."""
+    return state_dir / "locks" / f"send-{issue}.lock"
+
+
+class JournalStore(Protocol):
+    def record_batch(self, outcomes: Iterable[Outcome],
+                     inflight: Iterable[Claimed] = ...) -> None: ...
