@@ -172,9 +172,9 @@ def test_a_disclaimer_in_another_language_says_so(project: Path, run_cli: RunCli
 
 def test_template_images_need_alt_and_links_need_text(project: Path, run_cli: RunCli) -> None:
     template = project / HTML
-    edit(template, '<p class="masthead-title">',
+    edit(template, '<p class="masthead-title"',
          '<a href="https://www.mirageproject.eu/logo"><img src="https://www.mirageproject.eu/'
-         'logo.png" width="40" height="40"></a><p class="masthead-title">')
+         'logo.png" width="40" height="40"></a><p class="masthead-title"')
     result = run_cli("validate", SAMPLE_ISSUE)
     assert result.code == 2
     line = line_of(template, "logo.png")
@@ -282,6 +282,7 @@ def test_english_interface_words_in_another_language_say_so(project: Path,
     pt = (project / "preview" / "2021-10-partners-meeting" / "pt.html").read_text("utf-8")
     assert '<html lang="pt"' in pt and '<td class="footer" lang="en"' in pt
     assert '<span lang="en">Issue</span>' in pt and '<p class="greeting" lang="en"' in pt
+    assert '<p class="masthead-title" lang="en"' in pt  # no Portuguese title either
     en = (project / "preview" / "2021-10-partners-meeting" / "en.html").read_text("utf-8")
     assert '<td class="footer" style' in en  # no redundant lang where the words match
     template = project / HTML
@@ -343,3 +344,19 @@ def test_a_part_split_by_inline_tags_is_still_found(tmp_path: Path, wrapper: str
     assert [str(p) for p in found] == [
         f"{tmp_path / 'newsletter.html.j2'}:1: the title is in 'en' but the fr newsletter "
         "marks it as 'fr' (fix)"][:problems]
+
+
+def test_an_untranslated_title_keeps_its_language(project: Path, run_cli: RunCli) -> None:
+    edit(project / SAMPLE_ISSUE / "issue.yaml", "\ntitle:", '\n  de: "MIraGE-Neuigkeiten"\ntitle:')
+    template = project / HTML
+    edit(template, '<p class="masthead-title"{% if issue.title_lang != lang %} lang="'
+         '{{ issue.title_lang }}"{% endif %}>', '<p class="masthead-title">')
+    result = run_cli("validate", SAMPLE_ISSUE)
+    assert result.code == 2
+    assert errors(result.err) == [
+        f"{HTML}:{line_of(template, '{{ issue.title }}')}: the issue title (no translation) is "
+        "in 'en' but the de newsletter marks it as 'de' (keep lang=\"{{ issue.title_lang }}\" "
+        "on it when issue.title_lang != lang, as 'mirage-mailer init' writes it, or add 'de: "
+        "...' under 'title:' in issue.yaml)"]
+    edit(project / SAMPLE_ISSUE / "issue.yaml", "\nnumber:", '\n  de: MIraGE-Newsletter\nnumber:')
+    assert run_cli("validate", SAMPLE_ISSUE).code == 0

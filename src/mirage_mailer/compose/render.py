@@ -341,6 +341,7 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
         raise InputError(problems.errors)
     subject = subject_prefix + issue.subject_for(lang)
     strings = strings_for(lang, settings.project.name)
+    title, title_lang = _title(issue, lang)
     context: dict[str, Any] = {
         "lang": lang,
         "t": strings,
@@ -348,8 +349,8 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
         "issue": {
             "id": issue.id,
             "subject": subject,
-            "title": issue.title.get(lang) or issue.title.get(issue.default_language)
-            or issue.subject_for(lang),
+            "title": title,
+            "title_lang": title_lang,
             "number": issue.number,
             "date": _format_date(issue.date, lang),
             "preheader": issue.preheader.get(lang)
@@ -393,7 +394,7 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
               for rule in check_text(text, block)]
     rules += check_rendered(html, lang=lang, templates=settings.templates,
                             parts=_other_language_parts(issue, lang, block, block_lang,
-                                                        strings))
+                                                        strings, (title, title_lang)))
     if re.search(r"<script\b", html, re.I):
         rules.append(Problem(template_path, None, "the template contains <script>",
                              "mail clients block scripts and spam filters punish them"))
@@ -411,16 +412,30 @@ def _shown(name: str) -> re.Pattern[str]:
     return re.compile(r"\{\{-?\s*" + re.escape(name) + r"\b")
 
 
+def _title(issue: Issue, lang: str) -> tuple[str, str]:
+    """The masthead title for ``lang`` and the language it is written in: its own, else the
+    default language's title, else the subject."""
+    for code in (lang, issue.default_language):
+        if issue.title.get(code):
+            return issue.title[code], code
+    return issue.subject_for(lang), lang if lang in issue.subject else issue.default_language
+
+
 def _other_language_parts(issue: Issue, lang: str, block: DisclaimerBlock, block_lang: str,
-                          strings: dict[str, str]) -> list[Part]:
+                          strings: dict[str, str], title: tuple[str, str]) -> list[Part]:
     """What the ``lang`` newsletter shows in another language, which must say so (WCAG 3.1.2):
-    untranslated articles, a disclaimer without a confirmed translation, and the interface
-    strings where mirage-mailer has none in ``lang`` (English stands in)."""
+    untranslated articles and title, a disclaimer without a confirmed translation, and the
+    interface strings where mirage-mailer has none in ``lang`` (English stands in)."""
     article_hint = ('keep lang="{{ article.lang }}" on the element around each article, as '
                     "'mirage-mailer init' writes it")
     parts = [Part(article.title, article.lang, f"untranslated article '{shorten(article.title)}'",
                   _shown("article.title"), article_hint)
              for article in issue.articles[lang] if article.lang != lang and article.title]
+    if title[1] != lang:
+        parts.append(Part(title[0], title[1], "issue title (no translation)",
+                          _shown("issue.title"), 'keep lang="{{ issue.title_lang }}" on it when '
+                          "issue.title_lang != lang, as 'mirage-mailer init' writes it, or "
+                          f"add '{lang}: ...' under 'title:' in issue.yaml"))
     if block_lang != lang:
         hint = ('keep lang="{{ disclaimer.lang }}" on the disclaimer table of '
                 "partials/disclaimer.html.j2, as 'mirage-mailer init' writes it")
