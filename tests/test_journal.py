@@ -8,6 +8,7 @@ messages and drops the connection instead of answering, killed over and over.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -28,6 +29,7 @@ from mirage_mailer.services.journal import (
     settle,
     settle_all,
 )
+from mirage_mailer.services.recorder import SendRecorder
 from mirage_mailer.store import NewRecipient, Store, hashed_key
 from support.smtp_sink import Call, SmtpSink, StoreThenFail
 
@@ -165,6 +167,46 @@ def test_replay_twice_counts_an_outcome_once(state: Path, store: Store) -> None:
     settle(store, state, ISSUE)
     assert row(store, a) == ("pending", 1, "<a@x>")
     assert [e["kind"] for e in store.events(ISSUE)].count("deferred") == 1
+
+
+class _RefusesOnce:
+    """A store whose first batch commit fails (a full disk, a lock held too long)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.refused = False
+
+    def claimable(self, recipient_id: int) -> bool:
+        return self.store.claimable(recipient_id)
+
+    def stamp(self) -> str:
+        return AT
+
+    def record_batch(self, outcomes: list[object], inflight: list[object]) -> None:
+        if not self.refused:
+            self.refused = True
+            raise OSError("disk full")
+        self.store.record_batch(outcomes, inflight)  # type: ignore[arg-type]
+
+
+def test_a_batch_the_store_refuses_stays_in_the_journal_and_stops_the_run(
+        state: Path, store: Store) -> None:
+    journal, (a, b) = crashed_run(state, ISSUE, store, "a@x.org", "b@x.org")
+    who = hashed_key("a@x.org")
+
+    async def run() -> None:
+        recorder = SendRecorder(_RefusesOnce(store), journal)  # type: ignore[arg-type]
+        assert recorder.claim(a, who, 0, "<a@x>")
+        recorder.hold(a, who, 0, "<a@x>", "sent", 250, "ok")
+        recorder._on_timer()  # the timed batch is refused
+        # killed now, the next run would still find a's outcome in the journal
+        assert [o[0] for o in read_journal(journal.path).outcomes] == [a]
+        with pytest.raises(OSError):
+            recorder.claim(b, hashed_key("b@x.org"), 0, "<b@x>")
+        recorder.close()  # the store works again: nothing was dropped
+
+    asyncio.run(run())
+    assert row(store, a) == ("sent", 1, "<a@x>") and row(store, b) == ("pending", 0, None)
 
 
 def test_the_journal_is_private(state: Path, store: Store) -> None:

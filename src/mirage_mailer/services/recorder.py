@@ -32,10 +32,13 @@ class SendRecorder:
         self.inflight: dict[int, Claimed] = {}
         self.timer: asyncio.TimerHandle | None = None
         self.closed = False
+        self.failure: Exception | None = None  # a batch the store refused, in a timer
 
     def claim(self, key: int, who: str, attempt: int, message_id: str) -> bool:
         """Journal the row as in flight before its message leaves; False when it is no
         longer pending (unsubscribed meanwhile), so it must not be sent."""
+        if self.failure is not None:
+            raise self.failure
         if not self.store.claimable(key):
             return False
         at = self.store.stamp()
@@ -58,16 +61,23 @@ class SendRecorder:
 
     def _on_timer(self) -> None:
         self.timer = None
-        self.flush()
+        try:
+            self.flush()
+        except Exception as exc:  # the store refused: the next claim stops the run
+            self.failure = exc
 
     def flush(self) -> None:
-        """Commit the held outcomes and the claims on the wire, then restart the journal."""
+        """Commit the held outcomes and the claims on the wire, then restart the journal.
+
+        If the commit fails, everything stays held and in the journal (a later flush, or the
+        next run's replay, brings it in): the journal restarts only after a commit.
+        """
         if not self.held and not self.inflight:
             return
-        held, self.held = self.held, []
         # the claims still on the wire become 'sending' in the store: the new journal then
         # only needs their outcomes
-        self.store.record_batch(held, list(self.inflight.values()))
+        self.store.record_batch(self.held, list(self.inflight.values()))
+        self.held = []
         self.journal.restart()
 
     def close(self) -> None:
