@@ -9,6 +9,8 @@ parse back; a formula typed into a sign-up never reaches a spreadsheet as a form
 from __future__ import annotations
 
 import csv
+import email
+import email.policy
 import io
 import json
 import re
@@ -354,3 +356,31 @@ def test_export_has_consent_and_never_a_formula(project: Path, run_cli: RunCli) 
     assert {"email": "evil@example.org", "name": EVIL,
             "organisation": "@SUM(1+1)"} in copied
 
+
+def test_first_and_last_name_columns_feed_the_name_and_the_greeting(project: Path,
+                                                                    run_cli: RunCli) -> None:
+    """A list as Mailchimp exports it (no ``name`` column): the greeting and ``To:`` use the
+    first and last name joined; a list with a ``name`` column keeps using that one."""
+    (project / LIST).write_bytes(
+        "\ufeffEmail Address,First Name,Last Name,Language\r\n"
+        "marie@example.fr,Marie,Curie,fr\r\n"
+        "pierre@example.fr,Pierre,,fr\r\n"
+        "anon@example.fr,,,fr\r\n".encode())
+    listed = json.loads(run_cli("subscribers", "list", "--format", "json").out)
+    assert [(r["email"], r["name"]) for r in listed] == [
+        ("marie@example.fr", "Marie Curie"), ("pierre@example.fr", "Pierre"),
+        ("anon@example.fr", None)]
+    assert listed[0]["fields"] == {"first_name": "Marie", "last_name": "Curie"}
+    sent = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert sent.code == 0, sent.err
+    greetings = {}
+    for path in (project / "outbox/new").iterdir():
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        text = message.get_body(preferencelist=("plain",))
+        assert text is not None
+        body = text.get_content()
+        greetings[str(message["To"])] = next(line for line in body.splitlines()
+                                             if line.startswith("Bonjour"))
+    assert greetings == {"Marie Curie <marie@example.fr>": "Bonjour Marie Curie,",
+                         "Pierre <pierre@example.fr>": "Bonjour Pierre,",
+                         "anon@example.fr": "Bonjour,"}

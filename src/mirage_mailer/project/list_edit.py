@@ -27,8 +27,7 @@ from typing import IO, Any
 
 import yaml
 
-from mirage_mailer.project.lists import MAX_HEADER_CHARS, MAX_LINE_CHARS
-from mirage_mailer.project.lists import _column_name as column_name  # public after E's edit
+from mirage_mailer.project.lists import MAX_HEADER_CHARS, MAX_LINE_CHARS, column_name
 from mirage_mailer.project.yamlsrc import LIST_MAX_BYTES, LineDict, LineList, parse_yaml
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
 

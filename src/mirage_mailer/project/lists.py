@@ -191,6 +191,9 @@ def _check_row(
             return RowProblem(normalised, list_name, Problem(
                 where, line, f"lang {bad}", "use an ISO 639-1 code such as en, fr or pt-BR"))
     name = raw.get("name", "").strip() or None
+    if name is None and ("first_name" in raw or "last_name" in raw):  # as Mailchimp exports
+        name = " ".join(part for part in (raw.get("first_name", "").strip(),
+                                          raw.get("last_name", "").strip()) if part) or None
     fields = {k: v for k, v in raw.items() if k not in ("email", "name", "lang")}
     return Subscriber(normalised, name, lang, fields, list_name, path, line)
 
@@ -227,7 +230,7 @@ def _csv_header(handle: io.TextIOWrapper, path: Path) -> tuple[list[str], str]:
                                  "add a header row with an 'email' column"))
     delimiter = max((",", ";", "\t"), key=first.count)
     header = next(csv.reader([first], delimiter=delimiter), [])
-    columns = [_column_name(h) for h in header]
+    columns = [column_name(h) for h in header]
     twice = sorted(c for c, n in Counter(columns).items() if c and n > 1)
     if twice:
         raise InputError(Problem(display_path(path), 1, f"column '{shorten(twice[0])}' appears "
@@ -313,7 +316,8 @@ def count_rows(path: Path) -> int:
     return sum(1 for _ in _iter_yaml(path, path.stem))
 
 
-def _column_name(header: str) -> str:
+def column_name(header: str) -> str:
+    """A column or key as written (``Email Address``, ``First Name``) -> the name used."""
     name = header.strip().lower().replace("-", "_").replace(" ", "_")
     return {"e_mail": "email", "email_address": "email", "language": "lang"}.get(name, name)
 
@@ -337,7 +341,7 @@ def _iter_yaml(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
                     yield RowProblem(str(entry.get("email", "")), list_name, Problem(
                         where, entry.key_line(key), f"'{key}' must be a single value"))
                     break
-                entry_map[_column_name(str(key))] = "" if value is None else str(value)
+                entry_map[column_name(str(key))] = "" if value is None else str(value)
             else:
                 yield _check_row(entry_map, list_name, path, line, where)
             continue

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.list_edit import FIELD_KEY, Layout, append_rows, layout, remove_rows
-from mirage_mailer.project.lists import RowProblem, Subscriber, iter_list
-from mirage_mailer.project.lists import _column_name as column_name
+from mirage_mailer.project.lists import RowProblem, Subscriber, column_name, iter_list
 from mirage_mailer.services.roster import list_path, store_if_any
 from mirage_mailer.store import email_key
 from mirage_mailer.util.addresses import check_address

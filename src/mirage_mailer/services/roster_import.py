@@ -42,9 +42,9 @@ from mirage_mailer.project.lists import (
     RowProblem,
     SeenAddresses,
     Subscriber,
+    column_name,
     iter_list,
 )
-from mirage_mailer.project.lists import _column_name as column_name
 from mirage_mailer.services.roster import list_path, store_if_any
 from mirage_mailer.services.roster_edit import check_row, locked
 from mirage_mailer.store import email_key, hashed_key
