@@ -1,0 +1,78 @@
+"""Queueing a long list: rows go in by address but keep the list's ids (and sending order),
+and a reconcile commits by time, not per chunk."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mirage_mailer.store import NewRecipient, Store
+from mirage_mailer.store import recipients as store_recipients
+
+
+def _rows(n: int) -> list[NewRecipient]:
+    # addresses whose alphabetical order is not the list's
+    return [NewRecipient(f"{'zyxwvutsrq'[i % 10]}{i}@example.org", None, "en", "main")
+            for i in range(n)]
+
+
+def test_ids_and_sending_order_follow_the_list(tmp_path: Path) -> None:
+    rows = _rows(25)
+    with Store(tmp_path / "t.sqlite") as store:
+        store.reconcile("i", rows, batch=7)
+        pending = [r.email for r in store.iter_pending("i")]
+        queued = [e for (e,) in store._conn.execute(
+            "SELECT email FROM events WHERE kind = 'queued' ORDER BY id")]
+    assert pending == [r.email for r in rows]
+    assert queued == pending
+
+
+def test_the_first_of_equal_addresses_still_wins(tmp_path: Path) -> None:
+    with Store(tmp_path / "t.sqlite") as store:
+        added = store.add_recipients("i", [
+            NewRecipient("b@example.org", "B first", None, "main"),
+            NewRecipient("a@example.org", None, None, "main"),
+            NewRecipient("B@example.org", "B second", None, "main")])
+        names = {r.email: r.name for r in store.iter_pending("i")}
+    assert added == 2
+    assert names == {"b@example.org": "B first", "a@example.org": None}
+
+
+def _commits(store: Store) -> list[str]:
+    seen: list[str] = []
+    store._conn.set_trace_callback(
+        lambda sql: seen.append(sql) if sql.strip().upper() == "COMMIT" else None)
+    return seen
+
+
+def test_chunks_share_a_commit_within_the_time_limit(tmp_path: Path) -> None:
+    with Store(tmp_path / "t.sqlite") as store:
+        commits = _commits(store)
+        store.reconcile("i", _rows(50), batch=5)
+        assert sum(1 for _ in store.iter_pending("i")) == 50
+    assert len(commits) == 1  # ten chunks, one commit (each chunk committed on its own before)
+
+
+def test_a_reconcile_lets_go_of_the_lock_after_the_time_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another writer (the web app) waits at most COMMIT_EVERY: past it, each chunk commits."""
+    monkeypatch.setattr(store_recipients, "COMMIT_EVERY", 0.0)
+    path = tmp_path / "t.sqlite"
+    with Store(path) as store:
+        commits = _commits(store)
+        other = sqlite3.connect(path, timeout=0.1)
+
+        def rows() -> Iterator[NewRecipient]:
+            for n, row in enumerate(_rows(20)):
+                if n and n % 5 == 0:  # between chunks the lock is free for another writer
+                    other.execute("BEGIN IMMEDIATE")
+                    other.execute("COMMIT")
+                yield row
+
+        store.reconcile("i", rows(), batch=5)
+        other.close()
+        assert sum(1 for _ in store.iter_pending("i")) == 20
+    assert len(commits) == 4
