@@ -76,3 +76,22 @@ def test_a_reconcile_lets_go_of_the_lock_after_the_time_limit(
         other.close()
         assert sum(1 for _ in store.iter_pending("i")) == 20
     assert len(commits) == 4
+
+
+def test_a_rerun_rewrites_only_the_rows_that_changed(tmp_path: Path) -> None:
+    rows = _rows(30)
+    with Store(tmp_path / "t.sqlite") as store:
+        store.reconcile("i", rows)
+        store.reconcile("i", [rows[0].email])  # left the list: withdrawn
+        before = store._conn.total_changes
+        store.reconcile("i", rows[1:])  # the same list again: nothing to write
+        assert store._conn.total_changes == before
+        renamed = NewRecipient(rows[2].email, "New Name", "en", "main")
+        store.reconcile("i", [rows[0], renamed, *rows[3:]])  # back, and one renamed
+        changed = store._conn.total_changes - before
+        names = {r.email: r.name for r in store.iter_pending("i")}
+        kinds = [k for (k,) in store._conn.execute(
+            "SELECT kind FROM events WHERE email = ? ORDER BY id", (rows[0].email,))]
+    assert changed == 3  # the returning row, its 'requeued' event, the renamed row
+    assert names[rows[2].email] == "New Name" and len(names) == 30
+    assert kinds == ["queued", "withdrawn", "requeued"]

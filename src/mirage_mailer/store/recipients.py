@@ -44,12 +44,17 @@ _REOPEN_EVENT = (
     " ELSE 'back in the list' END, ?11"
     f" FROM recipients WHERE issue = ?9 AND email_key = ?10 AND status IN {_OPEN}"
     f" AND status != {_NEW_STATUS}")
+_REOPEN_RESPONSE = ("CASE WHEN ?7 = 'invalid' THEN ?8"
+                    " WHEN status IN ('invalid', 'withdrawn') THEN NULL ELSE smtp_response END")
+# A row the list still holds as it was is not rewritten: rerunning a send of a long list
+# rewrote every pending row (and its subject index entry) to the same values.
 _REOPEN = (
     f"UPDATE recipients SET status = {_NEW_STATUS}, email = ?1, name = ?2, lang = ?3,"
-    " list_name = ?4, fields = ?5, subject = ?6,"
-    " smtp_response = CASE WHEN ?7 = 'invalid' THEN ?8"
-    " WHEN status IN ('invalid', 'withdrawn') THEN NULL ELSE smtp_response END"
-    f" WHERE issue = ?9 AND email_key = ?10 AND status IN {_OPEN}")
+    f" list_name = ?4, fields = ?5, subject = ?6, smtp_response = {_REOPEN_RESPONSE}"
+    f" WHERE issue = ?9 AND email_key = ?10 AND status IN {_OPEN}"
+    f" AND (status IS NOT {_NEW_STATUS} OR email IS NOT ?1 OR name IS NOT ?2"
+    " OR lang IS NOT ?3 OR list_name IS NOT ?4 OR fields IS NOT ?5 OR subject IS NOT ?6"
+    f" OR smtp_response IS NOT {_REOPEN_RESPONSE})")
 
 
 class RecipientsMixin(StoreCore):
