@@ -8,14 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import uvloop  # noqa: F401  (in the test extras: the uvloop path is tested, never skipped)
 
 from helpers import SAMPLE_ISSUE, RunCli, edit, statuses
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.services.sending import loop_factory, run_loop
 from mirage_mailer.util.errors import InputError
 from support.smtp_sink import SmtpSink
-
-uvloop = pytest.importorskip("uvloop")
 
 
 async def _loop_kind() -> str:

@@ -252,7 +252,8 @@ def loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop] 
             display_path(settings.path), settings.line_of.get("transport.event_loop"),
             "transport.event_loop is uvloop, but uvloop is not installed",
             "pip install 'mirage-mailer[uvloop]', or set event_loop: asyncio")) from None
-    return uvloop.new_event_loop
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def send_test(prep: Preparation, addresses: tuple[str, ...],
