@@ -29,6 +29,7 @@ import yaml
 
 from mirage_mailer.project.lists import MAX_HEADER_CHARS, MAX_LINE_CHARS, column_name
 from mirage_mailer.project.yamlsrc import LIST_MAX_BYTES, LineDict, LineList, parse_yaml
+from mirage_mailer.util.csvrecords import numbered
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
 
 BOM = b"\xef\xbb\xbf"
@@ -191,14 +192,8 @@ def _records(handle: IO[str], path: Path, delimiter: str) -> Iterator[tuple[int,
             yield line
 
     reader = csv.reader(lines(), delimiter=delimiter)
-    while True:
-        start = number + 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise _unusable(path, start, f"CSV error: {exc}", "check the quotes here") from None
+    for start, cells in numbered(reader, lambda: number + 1, lambda line, exc: _unusable(
+            path, line, f"CSV error: {exc}", "check the quotes here")):
         yield start, cells, taken[:]
         taken.clear()
 

@@ -48,6 +48,7 @@ from mirage_mailer.project.lists import (
 from mirage_mailer.services.roster import list_path, store_if_any
 from mirage_mailer.services.roster_edit import check_row, locked
 from mirage_mailer.store import email_key, hashed_key
+from mirage_mailer.util.csvrecords import numbered
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
 
 _FORMULA = ("'=", "'+", "'-", "'@", "'\t", "'\r")  # what our CSV export protects
@@ -139,15 +140,9 @@ def _rows(handle: BinaryIO, path: Path, columns: list[str],
             yield _decoded(line, path, number)
 
     reader = csv.reader(lines(), delimiter=delimiter, strict=True)  # an open quote: an error
-    while True:
-        start = number + 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise _unusable(path, start, f"CSV error: {exc}", "check the quotes on this "
-                            "line; nothing was imported") from None
+    for start, cells in numbered(reader, lambda: number + 1, lambda line, exc: _unusable(
+            path, line, f"CSV error: {exc}", "check the quotes on this line; nothing was "
+            "imported")):
         if not any(cell.strip() for cell in cells):
             continue
         values = {c: _unquote(v) for c, v in zip(columns, cells, strict=False) if c}
