@@ -26,6 +26,7 @@ from pygal.style import Style
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.issue_titles import issue_subject
 from mirage_mailer.store import REPORT_STATUSES, ReportReader
+from mirage_mailer.util.pagetemplates import package_environment
 
 FAILURES_SHOWN = 500
 UNSUBSCRIBES_SHOWN = 50
@@ -106,14 +107,7 @@ def integer_axis(largest: int) -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     """The templates of ``data/report``, autoescaped as the web pages are (``web.pages``)."""
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("mirage_mailer", "data/report"),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2", "xml")),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+    env = package_environment("data/report", keep_trailing_newline=True)
     env.filters["when"] = _when
     env.filters["percent"] = _percent
     return env

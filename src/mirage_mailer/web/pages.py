@@ -19,6 +19,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import HTMLResponse
 
 from mirage_mailer.project.config import Project
+from mirage_mailer.util.pagetemplates import package_environment
 from mirage_mailer.web.i18n import N_, SOURCE, translations
 from mirage_mailer.web.links import Links
 
@@ -39,14 +40,7 @@ OTHER_ERROR = N_("This request cannot be answered")
 @lru_cache(maxsize=16)
 def environment(lang: str) -> jinja2.Environment:
     """The template environment whose gettext is ``lang``'s catalog."""
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("mirage_mailer", "data/web"),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2", "xml")),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        extensions=["jinja2.ext.i18n"],
-    )
+    env = package_environment("data/web", extensions=["jinja2.ext.i18n"])
     env.policies["ext.i18n.trimmed"] = True  # msgids without the template's line breaks
     env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
     return env
