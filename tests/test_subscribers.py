@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli
+from helpers import SAMPLE_ISSUE, RunCli, edit
 from mirage_mailer.store import Store
 
 LIST = "lists/subscribers.csv"
@@ -359,28 +359,40 @@ def test_export_has_consent_and_never_a_formula(project: Path, run_cli: RunCli) 
 
 def test_first_and_last_name_columns_feed_the_name_and_the_greeting(project: Path,
                                                                     run_cli: RunCli) -> None:
-    """A list as Mailchimp exports it (no ``name`` column): the greeting and ``To:`` use the
-    first and last name joined; a list with a ``name`` column keeps using that one."""
+    """A list as Mailchimp exports it (no ``name`` column): ``To:`` and ``recipient.name`` are
+    the first and last name joined, the greeting says the first name alone ("Bonjour Marie,"),
+    in the text and the HTML part; a list with only a ``name`` column greets by that name."""
     (project / LIST).write_bytes(
         "\ufeffEmail Address,First Name,Last Name,Language\r\n"
         "marie@example.fr,Marie,Curie,fr\r\n"
         "pierre@example.fr,Pierre,,fr\r\n"
+        "curie@example.fr,,Curie,fr\r\n"
         "anon@example.fr,,,fr\r\n".encode())
+    (project / "lists/partners.csv").write_text("email,name,lang\n"
+                                                "jean@example.fr,Jean Dupont,fr\n",
+                                                encoding="utf-8")
+    edit(project / SAMPLE_ISSUE / "issue.yaml", "list: subscribers",
+         "list: [subscribers, partners]")
     listed = json.loads(run_cli("subscribers", "list", "--format", "json").out)
     assert [(r["email"], r["name"]) for r in listed] == [
+        ("jean@example.fr", "Jean Dupont"),
         ("marie@example.fr", "Marie Curie"), ("pierre@example.fr", "Pierre"),
-        ("anon@example.fr", None)]
-    assert listed[0]["fields"] == {"first_name": "Marie", "last_name": "Curie"}
+        ("curie@example.fr", "Curie"), ("anon@example.fr", None)]
+    assert listed[1]["fields"] == {"first_name": "Marie", "last_name": "Curie"}
     sent = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert sent.code == 0, sent.err
     greetings = {}
     for path in (project / "outbox/new").iterdir():
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        text = message.get_body(preferencelist=("plain",))
-        assert text is not None
-        body = text.get_content()
-        greetings[str(message["To"])] = next(line for line in body.splitlines()
-                                             if line.startswith("Bonjour"))
-    assert greetings == {"Marie Curie <marie@example.fr>": "Bonjour Marie Curie,",
-                         "Pierre <pierre@example.fr>": "Bonjour Pierre,",
-                         "anon@example.fr": "Bonjour,"}
+        parts = [message.get_body(preferencelist=(kind,)) for kind in ("plain", "html")]
+        found = set()
+        for part in parts:
+            assert part is not None
+            body = part.get_content()
+            found.add(re.search(r"Bonjour[^<\n]*", body).group(0))  # type: ignore[union-attr]
+        greetings[str(message["To"])] = found
+    assert greetings == {"Marie Curie <marie@example.fr>": {"Bonjour Marie,"},
+                         "Pierre <pierre@example.fr>": {"Bonjour Pierre,"},
+                         "Curie <curie@example.fr>": {"Bonjour Curie,"},
+                         "Jean Dupont <jean@example.fr>": {"Bonjour Jean Dupont,"},
+                         "anon@example.fr": {"Bonjour,"}}

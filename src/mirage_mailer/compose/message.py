@@ -204,12 +204,15 @@ class MessageFactory:
 
     def _values(self, person: Personal, strings: Mapping[str, str], mailto: str, https: str,
                 view: str | None) -> dict[str, str]:
+        # A list with a first-name column (Mailchimp's First Name) greets by the first name
+        # ("Bonjour Marie,"); ``name`` stays the full one, for To: and recipient.name.
+        greet = person.fields.get("first_name", "").strip() or person.name
         values = {
             "unsubscribe_url": https or mailto,
             "view_online_url": view or "",
             "email": person.email,
             "name": person.name or "",
-            "greeting": strings["dear"].format(name=person.name) if person.name
+            "greeting": strings["dear"].format(name=greet) if greet
             else strings["dear_reader"],
         }
         for key, value in person.fields.items():
