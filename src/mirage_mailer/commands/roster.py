@@ -167,9 +167,10 @@ def count_command(obj: Context, lists: tuple[str, ...], issue: str | None, fmt: 
     """Readers the next send reaches, per list and language.
 
     Without --issue, per list: what a new issue on that list alone would be sent to now
-    (unsubscribed, invalid and duplicate rows left out, confirmed web sign-ups in), by each
-    reader's language; with several lists, also all of them together (a reader on two lists
-    counts once).
+    (unsubscribed, invalid and duplicate rows left out, confirmed web sign-ups in), by the
+    language each reader would be sent: the next issue has the latest issue's languages, so
+    a reader of another language counts in the default one, as send does. With several
+    lists, also all of them together (a reader on two lists counts once).
     """
     if issue is not None and lists:
         raise click.UsageError("--issue counts the issue's own lists; leave out --list")

@@ -14,6 +14,7 @@ Statuses: ``active`` (the next send reaches them), ``suppressed`` (unsubscribed 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mirage_mailer.project.config import Settings, load_settings
-from mirage_mailer.project.content import Issue
+from mirage_mailer.project.content import Article, Issue, load_issue
 from mirage_mailer.project.issue_values import LIST_NAME
 from mirage_mailer.project.list_edit import layout
 from mirage_mailer.project.lists import (
@@ -33,6 +34,7 @@ from mirage_mailer.project.lists import (
     find_list,
     list_fields,
 )
+from mirage_mailer.project.new_issue import latest_issue
 from mirage_mailer.services.loader import Project, locate_config, open_project
 from mirage_mailer.services.planning import (
     K_DUPLICATE,
@@ -45,11 +47,12 @@ from mirage_mailer.services.planning import (
 )
 from mirage_mailer.store import Store, email_key
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
-from mirage_mailer.util.langs import normalise_language
+from mirage_mailer.util.langs import check_language, normalise_language
 
 STATUSES = ("active", "suppressed", "invalid", "duplicate", "unconfirmed")
 _STATUS = {K_SEND: "active", K_SUPPRESSED: "suppressed", K_INVALID: "invalid",
            K_DUPLICATE: "duplicate"}
+_TRANSLATED = re.compile(r"\.([a-zA-Z]{2}(?:[-_][a-zA-Z0-9]{2,3})?)\.md$")  # x.fr.md
 _NO_ISSUE = "(subscribers)"  # never an issue folder name: the store holds no rows for it
 
 
@@ -131,12 +134,15 @@ def list_path(settings: Settings, name: str) -> Path:
     return find_list(settings.lists_dir, name, origin=settings.path, line=None)
 
 
-def _project(settings: Settings, names: tuple[str, ...]) -> Project:
-    """An issue nobody has had yet, on ``names``: what planning needs to plan the next send."""
+def _project(settings: Settings, names: tuple[str, ...],
+             languages: tuple[str, ...] = ()) -> Project:
+    """An issue nobody has had yet, on ``names``, in ``languages`` (the project's language
+    when none): what planning needs to plan the next send."""
     default = settings.project.language
+    articles: dict[str, tuple[Article, ...]] = {lang: () for lang in (*languages, default)}
     issue = Issue(id=_NO_ISSUE, dir=settings.root, path=settings.path,
                   default_language=default, subject={}, lists=names, title={}, number=None,
-                  date=None, preheader={}, send_at=None, articles={default: ()})
+                  date=None, preheader={}, send_at=None, articles=articles)
     return Project(settings, issue, {n: list_path(settings, n) for n in names})
 
 
@@ -243,20 +249,41 @@ def count(settings: Settings, names: tuple[str, ...]) -> Counts:
     lists, what one issue on all of them would (a reader on two lists counts once)."""
     names = _wanted(settings, Filters(lists=names))
     out = Counts([], None)
+    languages = _next_languages(settings)
     with store_if_any(settings) as store:
         for name in names:
-            out.lists.append(_tally(settings, (name,), name, store))
+            out.lists.append(_tally(settings, (name,), name, store, languages))
         if len(names) > 1:
-            out.together = _tally(settings, names, "all", store)
+            out.together = _tally(settings, names, "all", store, languages)
     return out
 
 
+def _next_languages(settings: Settings) -> tuple[str, ...] | None:
+    """The languages of the next issue: those of the latest one, which ``new-issue``
+    continues (a draft that does not load yet, e.g. its subject still to write: the
+    languages of its translated article files); None without any issue."""
+    source = latest_issue(settings.issues_dir)
+    if source is None:
+        return None
+    try:
+        issue, _ = load_issue(source, settings.project.language)
+    except InputError:
+        found = (_TRANSLATED.search(p.name) for p in source.glob("*.md"))
+        codes = {m[1] for m in found if m and check_language(m[1]) is None}
+        return tuple(sorted({normalise_language(c) for c in codes}))
+    return tuple(issue.articles)
+
+
 def _tally(settings: Settings, names: tuple[str, ...], label: str,
-           store: Store | None) -> ListCount:
+           store: Store | None, languages: tuple[str, ...] | None) -> ListCount:
+    """Each reader under the language the planner sends them: with the next issue's
+    languages known, a language it lacks counts as the default, as ``send`` does."""
     result = ListCount(label)
-    for d in _planned(_project(settings, names), store):
+    for d in _planned(_project(settings, names, languages or ()), store):
         if d.kind == K_SEND and isinstance(d.row, Subscriber):
-            result.languages[_language(settings, d.row.lang)] += 1
+            lang = d.lang if languages is not None and d.lang else _language(settings,
+                                                                             d.row.lang)
+            result.languages[lang] += 1
     return result
 
 
