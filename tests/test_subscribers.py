@@ -222,6 +222,45 @@ def test_remove_names_what_it_cannot_remove(project: Path, run_cli: RunCli) -> N
     assert (project / LIST).read_bytes() == before
 
 
+def test_yaml_list_problems_and_new_keys(project: Path, run_cli: RunCli) -> None:
+    """list, add and remove name the same line for a YAML list without 'subscribers:'; a
+    YAML list has no header, so add takes a key no row has yet, with a warning that names it
+    (a typo would otherwise go unseen), and --help says so."""
+    path = project / "lists/partners.yaml"
+    path.write_text("# partners\nreaders:\n  - email: a@example.org\n", encoding="utf-8")
+    said = {what: run_cli("subscribers", *args).err for what, args in (
+        ("list", ("list", "--list", "partners")),
+        ("add", ("add", "partners", "x@example.org")),
+        ("remove", ("remove", "partners", "a@example.org")))}
+    assert set(said.values()) == {
+        "lists/partners.yaml:2: list must have 'subscribers:' with a sequence of entries "
+        "(write '- email: someone@example.org' lines)\n"}, said
+
+    path.write_text("subscribers:\n  - email: a@example.org\n    org: Red Cross\n",
+                    encoding="utf-8")
+    known = run_cli("subscribers", "add", "partners", "b@example.org", "org=Caritas")
+    assert (known.code, known.err) == (0, "")
+    new = run_cli("subscribers", "add", "partners", "c@example.org", "organisation=Foo",
+                  "org=Bar")
+    assert new.code == 0, new.err
+    assert new.err == ("lists/partners.yaml: warning: no other row has 'organisation': "
+                       "check the spelling (the row is added with it)\n")
+    assert path.read_text(encoding="utf-8").endswith(
+        "  - email: c@example.org\n    organisation: Foo\n    org: Bar\n")
+    helped = run_cli("subscribers", "add", "--help").out
+    assert "A YAML list has no header and takes any field" in " ".join(helped.split())
+
+
+def test_list_table_says_a_status_once(project: Path, run_cli: RunCli) -> None:
+    messy(project, run_cli)
+    table = run_cli("subscribers", "list", "--status", "suppressed", "--status", "duplicate")
+    assert table.code == 0, table.err
+    assert "suppressed (unsubscribed)" in table.out
+    assert "duplicate of lists/subscribers.csv:2" in table.out
+    assert "suppressed: suppressed" not in table.out
+    assert "duplicate: duplicate" not in table.out
+
+
 # -- list, count and export --------------------------------------------------------------------
 
 def test_list_shows_every_status_and_parses_back(project: Path, run_cli: RunCli) -> None:

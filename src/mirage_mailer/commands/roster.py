@@ -150,7 +150,9 @@ def _reader_table(found: Iterator[Reader]) -> None:
 
 
 def _cells(r: Reader) -> tuple[str, ...]:
-    status = r.status + (f": {r.detail}" if r.detail else "")
+    # "suppressed (unsubscribed)", "duplicate of ...:2" already say the status
+    status = (r.detail if r.detail.startswith(r.status) else
+              r.status + (f": {r.detail}" if r.detail else ""))
     return tuple(_CONTROL.sub("\N{REPLACEMENT CHARACTER}", v or "")
                  for v in (r.list_name, r.email, r.name, r.lang, status, r.where))
 
@@ -226,8 +228,9 @@ def add_command(obj: Context, list_name: str, email: str, fields: tuple[str, ...
     """Add EMAIL at the end of lists/LIST (CSV or YAML), keeping the rest of the file.
 
     FIELD=VALUE fills another column (organisation="Red Cross", first_name=Marie). An
-    invalid address, an address already in the list, or a column the file lacks is
-    refused with exit 2, and nothing is written.
+    invalid address, an address already in the list, or a column a CSV file lacks is
+    refused with exit 2, and nothing is written. A YAML list has no header and takes any
+    field; one that no other row has is added with a warning (check its spelling).
     """
     added = add_reader(settings_for(obj.config), list_name, email, name=name, lang=lang,
                        fields=field_pairs(fields))

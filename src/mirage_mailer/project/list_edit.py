@@ -268,7 +268,8 @@ def _read_yaml(path: Path) -> _YamlText:
                         "save the file as UTF-8") from None
     data = parse_yaml(text, path)
     if not isinstance(data, LineDict) or not isinstance(data.get("subscribers"), LineList):
-        raise _unusable(path, 1, "list must have 'subscribers:' with a sequence of entries",
+        at = data.line if isinstance(data, LineDict | LineList) else 1  # as lists.py says
+        raise _unusable(path, at, "list must have 'subscribers:' with a sequence of entries",
                         "write '- email: someone@example.org' lines")
     lines = text.splitlines(keepends=True)
     key = data.key_line("subscribers") - 1

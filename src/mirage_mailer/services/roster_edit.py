@@ -17,7 +17,13 @@ from pathlib import Path
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.list_edit import FIELD_KEY, Layout, append_rows, layout, remove_rows
-from mirage_mailer.project.lists import RowProblem, Subscriber, column_name, iter_list
+from mirage_mailer.project.lists import (
+    RowProblem,
+    Subscriber,
+    column_name,
+    iter_list,
+    list_fields,
+)
 from mirage_mailer.services.roster import list_path, store_if_any
 from mirage_mailer.store import email_key
 from mirage_mailer.util.addresses import check_address
@@ -147,8 +153,13 @@ def add_reader(settings: Settings, list_name: str, email: str, *, name: str | No
                                  bad if shown in bad else f"{shown}: {bad}",
                                  "nothing was written; correct the value"))
     address = row["email"]
-    _fits(path, layout(path), row)
-    notes = []
+    shape = layout(path)
+    _fits(path, shape, row)
+    notes: list[str] = []
+    if shape.kind == "yaml":  # no header to refuse a typo: say which key is new
+        known = list_fields(path) | {"email", "name", "lang"}
+        notes.extend(f"no other row has '{shorten(key)}': check the spelling (the row is "
+                     "added with it)" for key in row if key not in known)
     with locked(settings):
         first = _present(path, list_name, email_key(address))
         if first:
