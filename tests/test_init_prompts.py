@@ -22,7 +22,7 @@ from mirage_mailer.project.scaffold import scaffold_root
 SCAFFOLD_CONFIG = scaffold_root().joinpath("mirage.yaml").read_text(encoding="utf-8")
 FLAGS = ("--name", "Acme Alliance", "--website", "https://www.acme-alliance.eu/",
          "--contact", "hello@acme-alliance.eu", "--lang", "en", "--preset",
-         "eu-2021-2027-shared")
+         "eu-2021-2027-shared", "--privacy-url", "https://www.acme-alliance.eu/privacy")
 
 
 def _comments(text: str) -> list[str]:
@@ -170,6 +170,10 @@ def test_on_a_terminal_init_asks_and_asks_again_after_a_wrong_answer(
     term.answer("Project website (Enter: none): ", "https://www.green-bridges.eu")
     # the contact's default comes from the website; the --lang flag given was wrong: asked
     term.answer("Contact address readers can write to [info@green-bridges.eu]: ", "")
+    privacy = "Address of your privacy notice (Enter: none yet; sign-up needs it): "
+    term.answer(privacy, "http://www.green-bridges.eu/privacy")
+    assert "must start with https://" in term.expect(privacy)
+    term.answer(privacy, "https://www.green-bridges.eu/privacy")
     assert "'zz' is not a known language code" in term.expect("(ISO 639-1) [en]: ")
     term.answer("(ISO 639-1) [en]: ", "fr")
     assert "eu-2021-2027-shared: 2021-2027 funds under shared management" in term.expect(
@@ -187,6 +191,7 @@ def test_on_a_terminal_init_asks_and_asks_again_after_a_wrong_answer(
             settings.disclaimer.authority) == (
         "green-bridges", "https://www.green-bridges.eu", "info@green-bridges.eu", "fr",
         "eu-2021-2027-direct", "the European Commission")
+    assert settings.web.privacy_url == "https://www.green-bridges.eu/privacy"
     checked = run_cli("validate", SAMPLE_ISSUE, cwd=tmp_path / "green-bridges")
     assert checked.code == 0, checked.err
 
@@ -197,3 +202,107 @@ def test_on_a_terminal_every_flag_given_asks_nothing(tmp_path: Path) -> None:
     assert code == 0, output
     assert "questions" not in output and "[" not in output.split("created")[0]
     assert (tmp_path / "acme" / "mirage.yaml").is_file()
+
+
+def _written(root: Path) -> dict[Path, str]:
+    return {path.relative_to(root): path.read_text(encoding="utf-8")
+            for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+@pytest.mark.parametrize("website", ["https://gdh.example.eu", None])
+def test_answers_leave_nothing_of_mirage_in_any_file(tmp_path: Path, run_cli: RunCli,
+                                                     website: str | None) -> None:
+    """The sample issue names, links and gives the address of the new project, in every
+    language; without a website its links are left as plain text."""
+    site = ("--website", website) if website else ()
+    result = run_cli("init", "p2", "--name", "Green Deal Hub", *site, "--contact",
+                     "news@gdh.example.eu", "--lang", "fr", "--preset", "eu-2021-2027-direct",
+                     "--authority", "the European Commission", cwd=tmp_path)
+    assert result.code == 0, result.err
+    files = _written(tmp_path / "p2")
+    found = [(rel, line) for rel, text in files.items() for line in text.splitlines()
+             if "MIraGE" in line or "mirageproject" in line]
+    assert found == []
+    issue = Path(SAMPLE_ISSUE)
+    assert "Lettre d'information Green Deal Hub" in files[issue / "issue.yaml"]
+    assert "[news@gdh.example.eu](mailto:news@gdh.example.eu)" in files[
+        issue / "online-trainings.en.md"]
+    if website:
+        assert "[project website](https://gdh.example.eu)" in files[
+            issue / "online-trainings.en.md"]
+        assert "[site du projet](https://gdh.example.eu)" in files[issue / "online-trainings.md"]
+    else:
+        assert "on the project website, or" in files[issue / "online-trainings.en.md"]
+    checked = run_cli("validate", SAMPLE_ISSUE, cwd=tmp_path / "p2")
+    assert checked.code == 0, checked.err
+
+
+def test_an_odd_name_in_the_sample_issue_reads_back_as_given(tmp_path: Path,
+                                                             run_cli: RunCli) -> None:
+    name = "Dr. Ñ's \"Project\": #1 *x*"
+    result = run_cli("init", "p", "--name", name, "--contact", "info@example.org",
+                     cwd=tmp_path)
+    assert result.code == 0, result.err
+    checked = run_cli("validate", SAMPLE_ISSUE, cwd=tmp_path / "p")
+    assert checked.code == 0, checked.err
+    preview = run_cli("preview", SAMPLE_ISSUE, "--out", "out", cwd=tmp_path / "p")
+    assert preview.code == 0, preview.err
+    text = " ".join((tmp_path / "p" / "out" / "en.txt").read_text(encoding="utf-8").split())
+    assert f"{name} partners' meeting, October 2021" in text
+    # the body's Markdown escapes what would be markup (its typographer curls the quotes)
+    assert "Project”: #1 *x* partners met" in text and "MIraGE" not in text
+
+
+def test_the_privacy_notice_is_asked_for_never_made_up(tmp_path: Path,
+                                                       run_cli: RunCli) -> None:
+    flags = [flag for flag in FLAGS if "privacy" not in flag]
+    result = run_cli("init", "acme", *flags, cwd=tmp_path)
+    assert result.code == 0, result.err
+    text = (tmp_path / "acme" / "mirage.yaml").read_text(encoding="utf-8")
+    assert "/privacy" not in text.replace("https://www.example.org/privacy", "")
+    assert "  # privacy_url: https://www.example.org/privacy   # set it: sign-up needs your " \
+           "privacy notice" in text
+    assert load_settings(tmp_path / "acme" / "mirage.yaml").web.privacy_url is None
+    given = run_cli("init", "given", *FLAGS, cwd=tmp_path)
+    assert given.code == 0, given.err
+    assert load_settings(tmp_path / "given" / "mirage.yaml").web.privacy_url == \
+        "https://www.acme-alliance.eu/privacy"
+
+
+@pytest.mark.parametrize(("url", "line"), [
+    ("http://www.acme.eu/privacy", "--privacy-url: the privacy notice's address must start "
+                                   "with https://"),
+    ("https://me:secret@www.acme.eu/privacy", "--privacy-url: the privacy notice's address "
+                                              "must not hold a user name or password"),
+    ("www.acme.eu/privacy", "--privacy-url: 'www.acme.eu/privacy' is not a web address"),
+])
+def test_a_bad_privacy_url_is_one_line_and_writes_nothing(tmp_path: Path, run_cli: RunCli,
+                                                          url: str, line: str) -> None:
+    result = run_cli("init", "p", "--name", "Acme", "--contact", "a@example.org",
+                     "--privacy-url", url, cwd=tmp_path)
+    assert result.code == 2
+    assert len(result.err.splitlines()) == 1 and result.err.startswith(line), result.err
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize(("lang", "start"), [
+    ("fr", "J'accepte que Green Deal Hub m'envoie sa lettre d'information"),
+    ("en", "I agree that Green Deal Hub sends me its newsletter"),
+])
+def test_the_consent_text_is_in_the_projects_language(tmp_path: Path, run_cli: RunCli,
+                                                      lang: str, start: str) -> None:
+    result = run_cli("init", "p", "--name", "Green Deal Hub", "--contact", "a@example.org",
+                     "--lang", lang, cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert load_settings(tmp_path / "p" / "mirage.yaml").web.consent_text.startswith(start)
+
+
+@pytest.mark.parametrize("flags", [(), ("--name", "Acme", "--contact", "a@example.org")])
+def test_an_existing_project_is_refused_before_anything_else(
+        tmp_path: Path, run_cli: RunCli, flags: tuple[str, ...]) -> None:
+    assert run_cli("init", "p7", cwd=tmp_path).code == 0
+    again = run_cli("init", "p7", *flags, cwd=tmp_path)
+    assert again.code == 2
+    assert again.err.splitlines() == [
+        "p7/issues/2021-10-partners-meeting/issue.yaml: already exists; init never overwrites "
+        "files (choose an empty or new folder)"], again.err

@@ -4,13 +4,14 @@ the form it prints, the config it needs (one line each, with mirage.yaml's line,
 
 from __future__ import annotations
 
+import re
 import socket
 from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
 import pytest
-from web_support import free_port, serving
+from web_support import client_for, free_port, serving
 
 from helpers import RunCli, edit
 from mirage_mailer.project.config import load_settings
@@ -250,3 +251,34 @@ def test_serve_without_sign_up_needs_no_privacy_notice(project: Path) -> None:
     with serving(project, free_port()) as url:
         assert httpx.get(f"{url}/subscribe/subscribers").status_code == 404
         assert httpx.get(f"{url}/").status_code == 200
+
+
+def _consent_label(html: str) -> str:
+    tags: list[str] = re.findall(r"<label [^>]*>", html)
+    return next(tag for tag in tags if "consent" in tag)
+
+
+def test_the_consent_text_says_its_language_where_the_form_is_in_another(
+        ready: Path, run_cli: RunCli) -> None:
+    """The consent text is written in the project's language (the sample's in English): a
+    form in another language marks it, for screen readers and translation tools."""
+    french = run_cli("signup-snippet", "subscribers", "--lang", "fr")
+    assert french.code == 0, french.err
+    assert 'lang="en"' in _consent_label(french.out)
+    english = run_cli("signup-snippet", "subscribers")
+    assert "lang=" not in _consent_label(english.out)
+    edit(ready / "mirage.yaml", "  language: en", "  language: fr")
+    edit(ready / "mirage.yaml", "I agree that the MIraGE project sends me its newsletter",
+         "J'accepte que MIraGE m'envoie sa lettre d'information")
+    english = run_cli("signup-snippet", "subscribers", "--lang", "en")
+    assert 'lang="fr"' in _consent_label(english.out)
+    assert "lang=" not in _consent_label(run_cli("signup-snippet", "subscribers").out)
+
+
+def test_the_built_in_form_marks_the_consent_language_too(ready: Path) -> None:
+    client = client_for(ready)
+    french = client.get("/subscribe/subscribers", headers={"Accept-Language": "fr"})
+    assert french.status_code == 200 and '<html lang="fr"' in french.text
+    assert 'lang="en"' in _consent_label(french.text)
+    english = client.get("/subscribe/subscribers", headers={"Accept-Language": "en"})
+    assert "lang=" not in _consent_label(english.text)

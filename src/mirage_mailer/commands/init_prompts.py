@@ -20,6 +20,7 @@ from mirage_mailer.project.init_answers import (
     check_lang,
     check_name,
     check_preset,
+    check_privacy_url,
     check_website,
     default_contact,
 )
@@ -27,7 +28,8 @@ from mirage_mailer.util.errors import InputError, Problem
 from mirage_mailer.util.langs import normalise_language
 
 Check = Callable[[str], str | None]
-_ASKED = ("name", "website", "contact", "lang", "preset")  # every flag given: nothing to ask
+# every flag given: nothing to ask
+_ASKED = ("name", "website", "contact", "lang", "preset", "privacy-url")
 
 
 def ask_project(directory: Path, given: dict[str, str | None], *,
@@ -39,8 +41,8 @@ def ask_project(directory: Path, given: dict[str, str | None], *,
     asking = interactive and any(given[key] is None for key in _ASKED)
     if asking:
         click.echo("A few questions about the project (Enter keeps the [default]; the "
-                   "flags --name, --website, --contact, --lang and --preset answer them in "
-                   "scripts).")
+                   "flags --name, --website, --contact, --lang, --preset and --privacy-url "
+                   "answer them in scripts).")
 
     def answer(key: str, prompt: str, check: Check, default: str | None,
                required: bool = False, what: str | None = None) -> str:
@@ -67,6 +69,8 @@ def ask_project(directory: Path, given: dict[str, str | None], *,
     contact = answer("contact", "Contact address readers can write to", check_contact,
                      default_contact(website), required=True,
                      what="address readers can write to, e.g. --contact info@example.org")
+    privacy_url = answer("privacy-url", "Address of your privacy notice (Enter: none yet; "
+                         "sign-up needs it)", check_privacy_url, "")
     lang = answer("lang", "Default language of the newsletter (ISO 639-1)", check_lang, "en")
     if asking and given["preset"] is None:
         click.echo("EU disclaimer presets:")
@@ -81,4 +85,4 @@ def ask_project(directory: Path, given: dict[str, str | None], *,
                            "--authority 'the European Commission'")
     return ProjectAnswers(name=name, website=website or None, contact=contact,
                           language=normalise_language(lang), preset=preset,
-                          authority=authority)
+                          authority=authority, privacy_url=privacy_url or None)

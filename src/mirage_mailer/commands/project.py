@@ -11,7 +11,13 @@ from mirage_mailer.commands.common import Context, err, issue_folder, on_termina
 from mirage_mailer.commands.init_prompts import ask_project
 from mirage_mailer.services.loader import open_project
 from mirage_mailer.services.preview import write_preview
-from mirage_mailer.services.projects import init, new_issue, rotate_signing_key, validate
+from mirage_mailer.services.projects import (
+    check_init_target,
+    init,
+    new_issue,
+    rotate_signing_key,
+    validate,
+)
 from mirage_mailer.util.errors import ExitCode, display_path
 
 
@@ -29,17 +35,21 @@ from mirage_mailer.util.errors import ExitCode, display_path
               "eu-2021-2027-direct or eu-2021-2027-shared.")
 @click.option("--authority", metavar="NAME", help="The granting authority, for "
               "eu-2021-2027-direct, as the grant agreement names it.")
+@click.option("--privacy-url", metavar="URL", help="Your privacy notice, https://... (sign-up "
+              "needs it; default: left for you to set in mirage.yaml).")
 def init_command(directory: Path, name: str | None, website: str | None, contact: str | None,
-                 lang: str | None, preset: str | None, authority: str | None) -> int:
+                 lang: str | None, preset: str | None, authority: str | None,
+                 privacy_url: str | None) -> int:
     """Scaffold a working project in DIRECTORY: config, templates, a list, an issue.
 
-    On a terminal, asks for the project's name, website, contact address, default language
-    and disclaimer preset (the flags answer in advance; with all of them, or without a
-    terminal, nothing is asked). Without a terminal and without any flag, the sample keeps
-    the MIraGE project's own settings.
+    On a terminal, asks for the project's name, website, contact address, privacy notice,
+    default language and disclaimer preset (the flags answer in advance; with all of them,
+    or without a terminal, nothing is asked). Without a terminal and without any flag, the
+    sample keeps the MIraGE project's own settings.
     """
     given = {"name": name, "website": website, "contact": contact, "lang": lang,
-             "preset": preset, "authority": authority}
+             "preset": preset, "authority": authority, "privacy-url": privacy_url}
+    check_init_target(directory)
     answers = ask_project(directory, given, interactive=on_terminal())
     if answers is None:
         err("mirage-mailer: no terminal and no --name/--contact: the project keeps the MIraGE "

@@ -8,7 +8,12 @@ from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
 
-from mirage_mailer.project.init_answers import ProjectAnswers, configure, localise_sample
+from mirage_mailer.project.init_answers import (
+    ProjectAnswers,
+    configure,
+    localise_sample,
+    personalise_sample,
+)
 from mirage_mailer.util.errors import InputError, Problem, display_path
 
 GITIGNORE = "# mirage-mailer output and state\noutbox/\npreview/\narchive/\n.mirage/\n"
@@ -35,6 +40,21 @@ def scaffold_files() -> list[tuple[Path, Traversable]]:
     return _files(scaffold_root())
 
 
+def _refuse_clashes(target: Path, paths: list[Path]) -> None:
+    clashes = [rel for rel in paths if (target / rel).exists()]
+    if clashes:
+        raise InputError(Problem(display_path(target / clashes[0]), None,
+                                 "already exists; init never overwrites files",
+                                 "choose an empty or new folder"))
+
+
+def check_target(target: Path) -> None:
+    """Refuse, before anything is asked, a folder that already holds a file init would
+    write (the sample's, or its French project's names)."""
+    contents = {rel: b"" for rel, _source in scaffold_files()}
+    _refuse_clashes(target, sorted({*contents, *localise_sample(contents, "fr")}))
+
+
 def init_project(target: Path, answers: ProjectAnswers | None = None) -> list[Path]:
     """Write the sample project into ``target``, with ``answers`` in place of the MIraGE
     sample's name, addresses, language and preset when given; refuses to overwrite any file."""
@@ -42,12 +62,8 @@ def init_project(target: Path, answers: ProjectAnswers | None = None) -> list[Pa
     if answers is not None:
         config = Path("mirage.yaml")
         contents[config] = configure(contents[config].decode("utf-8"), answers).encode("utf-8")
-        contents = localise_sample(contents, answers.language)
-    clashes = [rel for rel in contents if (target / rel).exists()]
-    if clashes:
-        raise InputError(Problem(display_path(target / clashes[0]), None,
-                                 "already exists; init never overwrites files",
-                                 "choose an empty or new folder"))
+        contents = localise_sample(personalise_sample(contents, answers), answers.language)
+    _refuse_clashes(target, list(contents))
     written = []
     for rel, data in sorted(contents.items()):
         path = target / rel

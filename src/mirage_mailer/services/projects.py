@@ -11,7 +11,7 @@ from pathlib import Path
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.project.init_answers import ProjectAnswers
 from mirage_mailer.project.new_issue import StartedIssue, latest_issue, start_issue
-from mirage_mailer.project.scaffold import init_project
+from mirage_mailer.project.scaffold import check_target, init_project
 from mirage_mailer.services.loader import (
     Project,
     find_issue,
@@ -30,6 +30,11 @@ def init(directory: Path, answers: ProjectAnswers | None = None) -> list[Path]:
     """Write a working project (config, templates, a list, an issue); the files written.
     Without ``answers``, the MIraGE sample's own settings."""
     return init_project(directory, answers)
+
+
+def check_init_target(directory: Path) -> None:
+    """Refuse a folder where init would overwrite a file, before anything is asked."""
+    check_target(directory)
 
 
 def new_issue(config: Path | None, issue_id: str | None,

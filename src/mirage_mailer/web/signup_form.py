@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mirage_mailer.project.config import Settings
+from mirage_mailer.project.config import DEFAULT_CONSENT, Settings
 from mirage_mailer.project.lists import find_list
 from mirage_mailer.project.origins import site_label
 from mirage_mailer.services.signup import sign_up as record_sign_up
@@ -131,6 +131,12 @@ def offered_language(request: Request) -> str:
     return next((code for code in codes if supported(code) == page), settings.project.language)
 
 
+def consent_language(settings: Settings) -> str:
+    """The language the consent text is written in: the project's, or English for the
+    built-in text; forms mark it with ``lang`` where their page is in another language."""
+    return "en" if settings.web.consent_text == DEFAULT_CONSENT else settings.project.language
+
+
 def form_page(request: Request, name: str, *, values: dict[str, str], errors: dict[str, str],
               status: int = 200, return_url: str | None = None) -> Response:
     """The built-in form; ``return_url`` (already checked) rides along for the thank-you page."""
@@ -143,8 +149,9 @@ def form_page(request: Request, name: str, *, values: dict[str, str], errors: di
         request, "subscribe.html.j2", title=title,
         status=status, list_name=name, action=action, csrf_field=FIELD,
         csrf=ctx.csrf.issue(action),
-        consent_text=settings.web.consent_text, privacy_url=settings.web.privacy_url,
-        honeypot=HONEYPOT, return_field=RETURN_FIELD, return_url=return_url,
+        consent_text=settings.web.consent_text, consent_lang=consent_language(settings),
+        privacy_url=settings.web.privacy_url, honeypot=HONEYPOT, return_field=RETURN_FIELD,
+        return_url=return_url,
         languages=languages.choices(settings, ctx.catalogue.languages()), values=values,
         errors=errors)
 

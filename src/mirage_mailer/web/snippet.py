@@ -21,7 +21,7 @@ from mirage_mailer.util.langs import check_language, normalise_language
 from mirage_mailer.web.forms import HONEYPOT
 from mirage_mailer.web.i18n import catalog_languages, supported
 from mirage_mailer.web.pages import render_text
-from mirage_mailer.web.signup_form import RETURN_FIELD
+from mirage_mailer.web.signup_form import RETURN_FIELD, consent_language
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def signup_snippet(settings: Settings, list_name: str, *, lang: str | None = Non
         "subscribe_snippet.html.j2", lang=text_lang, site=settings.project,
         list_name=list_name, origins=settings.web.allowed_origins,
         action=f"{base_url}/subscribe/{quote(list_name)}", id=f"mirage-signup-{list_name}",
-        consent_text=settings.web.consent_text, privacy_url=settings.web.privacy_url,
-        honeypot=HONEYPOT, newsletter_lang=wanted, return_field=RETURN_FIELD,
-        return_url=back)
+        consent_text=settings.web.consent_text, consent_lang=consent_language(settings),
+        privacy_url=settings.web.privacy_url, honeypot=HONEYPOT, newsletter_lang=wanted,
+        return_field=RETURN_FIELD, return_url=back)
     return Snippet(html, warnings)
