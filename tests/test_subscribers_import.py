@@ -6,6 +6,8 @@ and a crash in the middle of the write that must leave the list as it was.
 from __future__ import annotations
 
 import csv
+import email
+import email.policy
 import io
 import os
 import signal
@@ -14,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from helpers import RunCli
+from helpers import SAMPLE_ISSUE, RunCli
 
 LIST = "lists/subscribers.csv"
 # The head of a Mailchimp audience export (Audience > Export audience), as Mailchimp writes it:
@@ -67,6 +69,39 @@ def test_mailchimp_export_with_bom_and_a_bad_row(project: Path, run_cli: RunCli)
     assert again.code == 0
     assert "added 0 reader(s)" in again.out
     assert (project / LIST).read_bytes().count(b"marie.curie") == 1
+
+
+def test_a_mailchimp_import_greets_by_the_first_name(project: Path, run_cli: RunCli) -> None:
+    """Issue 11: First Name/Last Name feed recipient.name and the greeting. A YAML list keeps
+    both names beside the full one, so the message says "Bonjour Marie,"; a CSV list with
+    only a 'name' column cannot keep them, and the import says so."""
+    (project / "mc.csv").write_bytes(mailchimp("marie.curie@example.fr,Marie,Curie,,,fr",
+                                               "jo@example.fr,,,,,fr"))
+    (project / "lists/subscribers.yaml").write_text("subscribers: []\n", encoding="utf-8")
+    (project / LIST).unlink()
+    result = run_cli("subscribers", "import", "mc.csv", "--list", "subscribers")
+    assert result.code == 0, result.err
+    assert (project / "lists/subscribers.yaml").read_text(encoding="utf-8") == (
+        "subscribers:\n"
+        "  - email: marie.curie@example.fr\n    name: Marie Curie\n    first_name: Marie\n"
+        "    last_name: Curie\n    lang: fr\n"
+        "  - email: jo@example.fr\n    lang: fr\n")
+    sent = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert sent.code == 0, sent.err
+    to_marie = [m for m in (email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+                            for p in (project / "outbox/new").iterdir())
+                if "marie" in str(m["To"])]
+    assert [str(m["To"]) for m in to_marie] == ["Marie Curie <marie.curie@example.fr>"]
+    for kind in ("plain", "html"):
+        part = to_marie[0].get_body(preferencelist=(kind,))
+        assert part is not None and "Bonjour Marie," in part.get_content()
+
+    (project / "lists/other.csv").write_text("email,name,lang\n", encoding="utf-8")
+    into_csv = run_cli("subscribers", "import", "mc.csv", "--list", "other")
+    assert into_csv.code == 0, into_csv.err
+    assert ("mc.csv: note: first names not kept: lists/other.csv has only a 'name' column, "
+            "so the greeting says the whole name (add 'First Name' and 'Last Name' columns "
+            "to greet by the first name)") in into_csv.err
 
 
 def test_unsubscribed_cleaned_and_suppressed_readers_stay_out(project: Path,

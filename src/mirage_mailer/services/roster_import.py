@@ -202,6 +202,14 @@ class _Mapper:
                                           & set(shape.columns)):
             self.notes.append(f"names not imported: {where} has no name column (add a "
                               "'name' column to keep them)")
+        # First and last names beside the whole one: the greeting says the first name
+        self.parts = tuple(c for c in ("first_name", "last_name") if c in columns and (
+            not csv_list or c in shape.columns))
+        if csv_list and "first_name" in columns and "name" in shape.columns \
+                and "first_name" not in shape.columns:
+            self.notes.append(f"first names not kept: {where} has only a 'name' column, so "
+                              "the greeting says the whole name (add 'First Name' and "
+                              "'Last Name' columns to greet by the first name)")
         self.lang_place = not csv_list or "lang" in shape.columns
         left = [w for c, w in zip(columns, written, strict=True)
                 if c and c not in kept | set(self.extra) | {"attributes"}]
@@ -220,6 +228,9 @@ class _Mapper:
                 out["first_name"] = v["name"]
         elif self.shape.kind == "yaml" or "name" in self.shape.columns:
             out["name"] = v.get("name", "").strip() or " ".join(p for p in (first, last) if p)
+            for column, part in (("first_name", first), ("last_name", last)):
+                if column in self.parts and (part or self.shape.kind == "csv"):
+                    out[column] = part
         lang = v.get("lang", "") or attrs.get("lang", "") or attrs.get("language", "")
         if lang.strip():
             if self.lang_place:
