@@ -250,6 +250,24 @@ def test_the_static_archive_passes_axe(chromium: Any, site: tuple[Path, str],
     audit.verdict()
 
 
+def test_the_report_pages_pass_axe(chromium: Any, site: tuple[Path, str],
+                                   tmp_path: Path) -> None:
+    """The HTML reports an officer attaches to the EU periodic report: the issue's and the
+    period's (the same pages `serve` shows behind the report password)."""
+    root, _url = site
+    issue_page, period_page = tmp_path / "issue.html", tmp_path / "period.html"
+    cli(root, "report", SAMPLE_ISSUE, "--format", "html", "--out", str(issue_page))
+    cli(root, "report", "--period", "2000-01-01..2099-12-31", "--format", "html",
+        "--out", str(period_page))
+    page = new_page(chromium, "en")
+    audit = Audit()
+    for path in (issue_page, period_page):
+        page.goto(path.as_uri())
+        audit.check(page, f"report {path.name}")
+    page.close()
+    audit.verdict()
+
+
 BROKEN = [
     ("image-alt", lambda html: html.replace("<body", '<body><img src="eu-emblem.png" '
                                             'width="90" height="60"><hr', 1)),
