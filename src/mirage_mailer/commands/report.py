@@ -37,6 +37,12 @@ from mirage_mailer.services.reporting import (
 from mirage_mailer.util.errors import ExitCode, InputError, Problem, display_path
 
 
+def _console() -> Console:
+    """A terminal's width where there is one; in a pipe or a cron mail there is no width to
+    fit, and rich's 80 columns cut words ("suppres…") and broke issue ids over lines."""
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 250)
+
+
 @click.command("report")
 @click.argument("issue_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]),
@@ -100,7 +106,7 @@ def _period(found: PeriodReport, fmt: str, out: Path | None) -> None:
 
 def _period_table(found: PeriodReport) -> None:
     """Per issue, by language, by list; opens and clicks marked as estimates."""
-    console = Console(soft_wrap=True)
+    console = _console()
     if not found.issues:
         console.print(f"no issue was sent in {found.period.label}")
         return
@@ -175,12 +181,12 @@ def _engagement_table(found: list[dict[str, Any]], names: dict[str, str | None])
             table.add_row(_titled(report["issue"], names.get(report["issue"])) if n == 0
                           else "", opens if n == 0 else "",
                           Text(link["url"]), f"{link['clicks']} ({link['unique']})")
-    Console(soft_wrap=True).print(table)
+    _console().print(table)
 
 
 def _table(found: list[dict[str, Any]], names: dict[str, str | None], *,
            detail: bool) -> None:
-    console = Console(soft_wrap=True)
+    console = _console()
     if not found:
         console.print("no issue has been sent yet")
         return
