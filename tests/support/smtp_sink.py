@@ -165,6 +165,8 @@ class _Handler:
 class SmtpSink:
     """A recording SMTP server on 127.0.0.1 (port chosen by the OS)."""
 
+    server_class: type[_Server] = _Server  # a subclass records more (support/tls_relay.py)
+
     def __init__(
         self,
         *,
@@ -265,7 +267,7 @@ class SmtpSink:
         if self.auth is not None:
             kwargs.update(authenticator=self._authenticate, auth_required=self.auth_required,
                           auth_require_tls=self.auth_require_tls)
-        return _Server(self, **kwargs)
+        return self.server_class(self, **kwargs)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

@@ -18,6 +18,7 @@ from mirage_mailer.commands.signals import SignalStop
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.project.content import parse_send_at
 from mirage_mailer.services.loader import locate_config, open_project
+from mirage_mailer.services.outbound import insecure_tls_warning
 from mirage_mailer.services.planning import K_DUPLICATE, K_LANG, K_LIMIT, SEND, Plan
 from mirage_mailer.services.preparation import Preparation
 from mirage_mailer.services.schedule import check_store, find_due, run_due_lock
@@ -225,10 +226,13 @@ def write_plan_csv(plan: Plan, target: Path) -> None:
 
 
 def run_send(obj: Context, issue_dir: Path, options: SendOptions, yes: bool,
-             interactive: bool, *, keep: bool = False) -> SendOutcome | None:
+             interactive: bool, *, keep: bool = False,
+             warn_tls: bool = True) -> SendOutcome | None:
     project = open_project(obj.config, issue_dir)
     for problem in project.warnings:
         err(str(problem))
+    if warn_tls and (insecure := insecure_tls_warning(project.settings)):
+        err(str(insecure))
     prep = prepare(project, options)
     if options.dry_run:
         return dry_run(prep, options, keep=keep)
@@ -342,6 +346,8 @@ def run_due_command(obj: Context, now: str | None) -> int:
                                      "time zone", "write it like 2026-12-01T09:00:00+01:00"))
         moment = parsed
     settings = load_settings(locate_config(obj.config))
+    if insecure := insecure_tls_warning(settings):
+        err(str(insecure))  # once per run, before any issue is due
     worst = ExitCode.OK
     with run_due_lock(settings):
         check_store(settings)  # a lost store: exit 2
@@ -362,7 +368,8 @@ def run_due_command(obj: Context, now: str | None) -> int:
 
 def _send_due(obj: Context, issue_dir: Path) -> ExitCode:
     try:
-        outcome = run_send(obj, issue_dir, SendOptions(), yes=True, interactive=False)
+        outcome = run_send(obj, issue_dir, SendOptions(), yes=True, interactive=False,
+                           warn_tls=False)
     except MirageError as exc:
         for problem in exc.problems:
             err(f"{issue_dir.name}: {problem}")

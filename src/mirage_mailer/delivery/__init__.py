@@ -32,6 +32,7 @@ from mirage_mailer.delivery.pacer import AdaptiveSettings, Pacer
 from mirage_mailer.delivery.policy import RetryPolicy
 from mirage_mailer.delivery.pool import SmtpRun
 from mirage_mailer.delivery.settings import TransportSettings
+from mirage_mailer.delivery.tls import client_context
 from mirage_mailer.util.errors import Problem
 
 __all__ = [
@@ -91,10 +92,11 @@ async def deliver_all(
         credentials=credentials,
         allow_plaintext_auth=transport.allow_plaintext_auth,
         timeout=transport.timeout,
-        tls_context=tls_context,
+        tls_context=tls_context or _tls_context(transport),
         local_hostname=local_hostname or await asyncio.to_thread(socket.getfqdn),
         credential_names=credential_words[0],
         missing_credentials=credential_words[1],
+        private_ca=tls_context is None and transport.ca_file is not None,
     )
     if (credentials is not None and transport.scheme == "smtp"
             and transport.starttls == "never" and not transport.allow_plaintext_auth):
@@ -115,3 +117,14 @@ async def deliver_all(
         stop=stop,
     )
     return await run.run(envelopes)
+
+
+def _tls_context(transport: TransportSettings) -> ssl.SSLContext:
+    """The transport's verified context (``delivery.tls``); a CA file that went missing since
+    the config was checked stops the run before any connection."""
+    try:
+        return client_context(ca_file=transport.ca_file, insecure=transport.tls_insecure)
+    except (OSError, ssl.SSLError) as exc:
+        raise DeliveryAborted(Problem(
+            str(transport.ca_file), None, f"the CA file cannot be loaded ({exc})",
+            "check transport.ca_file: a PEM file of the relay's CA")) from None

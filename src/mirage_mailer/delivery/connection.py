@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from mirage_mailer.delivery.classify import Verdict, classify
+from mirage_mailer.delivery.tls import certificate_problem
 from mirage_mailer.delivery.wire import wire_format
 from mirage_mailer.util.addresses import is_plain_address
 
@@ -43,6 +44,7 @@ class ConnectSettings:
     # say when the relay wants AUTH and none are set. Names only, never values.
     credential_names: str = ""
     missing_credentials: str = ""
+    private_ca: bool = False  # tls_context trusts transport.ca_file only (for the words)
 
     @property
     def where(self) -> str:
@@ -154,11 +156,11 @@ class Connection:
         except (aiosmtplib.SMTPException, OSError) as exc:
             self.drop()
             cause = exc.__cause__ if isinstance(exc, aiosmtplib.SMTPException) else exc
-            if isinstance(cause, ssl.SSLError):  # a certificate does not fix itself
-                detail = cause.reason or str(cause)
-                if isinstance(cause, ssl.SSLCertVerificationError):
-                    detail = f"certificate not trusted ({cause.verify_message})"
-                raise ConnectFailure(f"TLS failed: {detail}", fatal=True,
+            if isinstance(cause, ssl.SSLCertVerificationError):  # does not fix itself
+                message, hint = certificate_problem(cause, s.where, private_ca=s.private_ca)
+                raise ConnectFailure(message, fatal=True, hint=hint) from None
+            if isinstance(cause, ssl.SSLError):
+                raise ConnectFailure(f"TLS failed: {cause.reason or cause}", fatal=True,
                                      hint="check the server certificate and that the port "
                                      "matches smtps:// (implicit TLS) or smtp://") from None
             if (isinstance(exc, aiosmtplib.SMTPConnectTimeoutError)

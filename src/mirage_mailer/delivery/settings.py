@@ -25,3 +25,5 @@ class TransportSettings:
     timeout: float
     max_attempts: int
     allow_plaintext_auth: bool
+    ca_file: Path | None = None  # trust only this PEM bundle (a private CA)
+    tls_insecure: bool = False  # encrypt, but check neither certificate nor host name

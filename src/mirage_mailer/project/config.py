@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mirage_mailer.project.cafile import ca_file_problem
 from mirage_mailer.project.config_checks import MAX_TEXT, has_userinfo, redact
 from mirage_mailer.project.config_checks import Section as _Section
 from mirage_mailer.project.eu_names import RULE, statement_problem
@@ -65,6 +66,8 @@ class Transport:
     max_attempts: int
     allow_plaintext_auth: bool
     event_loop: str = "asyncio"  # asyncio | uvloop (the optional extra: faster sends)
+    ca_file: Path | None = None  # PEM bundle of a private CA: trusted instead of the system's
+    tls_insecure: bool = False  # no certificate or host-name check: a warning on every run
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,8 @@ _TRANSPORT_KEYS = {
     "max_attempts",
     "allow_plaintext_auth",
     "event_loop",
+    "ca_file",
+    "tls_insecure",
 }
 _DISCLAIMER_KEYS = {"preset", "authority", "statement", "text", "translations"}
 _TRACKING_KEYS = {"database", "base_url", "secret_env", "opens", "clicks"}
@@ -337,6 +342,7 @@ def _load_transport(sec: LineDict, path: Path, problems: Collector, root: Path) 
     else:
         problems.add(path, s.line("url"), f"'transport.url' {shown!r} has an unknown scheme",
                      "use maildir:PATH, smtp://host:port or smtps://host:port")
+    ca_file, tls_insecure = _tls_keys(s, path, problems, root)
     return Transport(
         url=url,
         scheme=scheme,
@@ -353,7 +359,30 @@ def _load_transport(sec: LineDict, path: Path, problems: Collector, root: Path) 
         max_attempts=s.integer("max_attempts", 5, maximum=100),
         allow_plaintext_auth=s.flag("allow_plaintext_auth", False),
         event_loop=s.choice("event_loop", "asyncio", EVENT_LOOPS),
+        ca_file=ca_file,
+        tls_insecure=tls_insecure,
     )
+
+
+def _tls_keys(s: _Section, path: Path, problems: Collector,
+              root: Path) -> tuple[Path | None, bool]:
+    """``ca_file`` (relative to mirage.yaml; must load now) and ``tls_insecure``, which
+    contradict each other: a CA to trust and no checking at all."""
+    insecure = s.flag("tls_insecure", False)
+    value = s.text("ca_file")
+    if not value:
+        return None, insecure
+    ca_file = (root / value).resolve()
+    if insecure:
+        problems.add(path, s.line("ca_file"),
+                     "'transport.ca_file' and 'transport.tls_insecure: true' contradict each "
+                     "other", "keep ca_file (the certificate is checked against it) and remove "
+                     "tls_insecure")
+    elif bad := ca_file_problem(ca_file):
+        problems.add(path, s.line("ca_file"), f"'transport.ca_file' {shorten(value)!r} {bad}",
+                     "give the PEM file of the CA that signed the relay's certificate, "
+                     "relative to mirage.yaml")
+    return ca_file, insecure
 
 
 def _load_disclaimer(sec: LineDict, path: Path, problems: Collector,

@@ -67,6 +67,20 @@ def credential_words(settings: Settings) -> tuple[str, str]:
                    "(see transport.username_env/password_env)")
 
 
+def insecure_tls_warning(settings: Settings) -> Problem | None:
+    """The line every sending command prints while ``transport.tls_insecure`` is on: a
+    setting meant for a lab must not go quietly into production."""
+    transport = settings.transport
+    if not transport.tls_insecure or transport.scheme not in ("smtp", "smtps"):
+        return None
+    return Problem(
+        display_path(settings.path), settings.line_of.get("transport.tls_insecure"),
+        f"transport.tls_insecure is true: the certificate of {transport.host} is not checked, "
+        "so anyone on the network path can pose as the relay and read the SMTP password and "
+        "every message", "remove tls_insecure from mirage.yaml; for a relay with a private CA "
+        "set transport.ca_file", warning=True)
+
+
 def transport_settings(transport: Transport) -> TransportSettings:
     """The config's transport without the variable names: what delivery needs to connect."""
     return TransportSettings(
@@ -75,7 +89,8 @@ def transport_settings(transport: Transport) -> TransportSettings:
         concurrency=transport.concurrency, rate_per_second=transport.rate_per_second,
         rate_per_hour=transport.rate_per_hour, timeout=transport.timeout,
         max_attempts=transport.max_attempts,
-        allow_plaintext_auth=transport.allow_plaintext_auth)
+        allow_plaintext_auth=transport.allow_plaintext_auth,
+        ca_file=transport.ca_file, tls_insecure=transport.tls_insecure)
 
 
 async def deliver(settings: Settings, envelopes: Iterator[Envelope], *, on_attempt: Claim,
