@@ -1,0 +1,149 @@
+"""``doctor``: the sending domain checked as a receiving provider checks it, one line per check.
+
+SPF of the return-path (envelope) domain and of the From domain, and whether it lets the
+relay's addresses send; the DKIM key in DNS against the project's private key; DMARC and
+its alignment; MX for the bounce domain; and the one-click unsubscribe set-up (RFC 8058).
+Every answer is looked up live, through ``--nameserver`` when one is given. Nothing is sent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from mirage_mailer.project.config import Settings, find_config, load_settings
+from mirage_mailer.services.doctor_dkim import dkim_check
+from mirage_mailer.services.doctor_dmarc import dmarc_checks, mx_check
+from mirage_mailer.services.doctor_dns import Check, Dns, IPAddress, is_internal
+from mirage_mailer.services.doctor_spf import Spf, relay_check, spf_checks
+from mirage_mailer.util.errors import ExitCode, InputError
+from mirage_mailer.util.tokens import check_secret
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    checks: list[Check]
+    queries: int  # DNS look-ups made
+
+    def count(self, status: str) -> int:
+        return sum(1 for check in self.checks if check.status == status)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        failed = self.count("fail")
+        return ExitCode.PERMANENT_FAILURES if failed else ExitCode.OK
+
+
+def diagnose(config: Path | None, nameserver: str | None) -> Diagnosis:
+    """Load the project's config (exit 2 when it is bad), then check its domains in DNS;
+    ``DnsUnreachable`` (exit 3) when no DNS server answers."""
+    settings = load_settings(find_config(config))
+    dns = Dns(nameserver)
+    checks = domain_checks(settings, dns)
+    return Diagnosis(checks, dns.queries)
+
+
+def domain_checks(settings: Settings, dns: Dns) -> list[Check]:
+    sender = settings.sender
+    from_domain = sender.domain.lower()
+    bounce_domain = sender.return_path.rpartition("@")[2].lower()
+    spf = Spf(dns)
+    checks: list[Check] = []
+    same = from_domain == bounce_domain
+    lines, usable = spf_checks(spf, bounce_domain, "return path and From" if same
+                               else "return path")
+    checks += lines
+    if usable:
+        checks.append(_relay(settings, spf, dns, bounce_domain))
+    if not same:
+        checks += spf_checks(spf, from_domain, "From")[0]
+    dkim = getattr(settings, "dkim", None)  # the dkim: section, where this version has one
+    if dkim is None:
+        checks.append(Check("warn", "DKIM", "no DKIM signing configured: Gmail and Yahoo "
+                            "expect bulk mail to be signed for the From domain",
+                            "add a dkim: section with domain, selector and key_env or key_file"))
+    else:
+        pem, source = private_key(settings, dkim)
+        checks.append(dkim_check(dns, str(dkim.domain), str(dkim.selector), pem, source))
+    checks += dmarc_checks(dns, from_domain, str(dkim.domain) if dkim is not None else None,
+                           bounce_domain)
+    checks.append(mx_check(dns, bounce_domain))
+    checks += unsubscribe_checks(settings, dns)
+    return checks
+
+
+def _relay(settings: Settings, spf: Spf, dns: Dns, domain: str) -> Check:
+    transport = settings.transport
+    if transport.scheme not in ("smtp", "smtps"):
+        return Check("warn", f"SPF {domain} and the relay", f"transport.url is "
+                     f"{transport.url}: no relay to check", "run doctor again once "
+                     "transport.url names your SMTP relay")
+    return relay_check(spf, domain, transport.host, _addresses(dns, transport.host))
+
+
+def _addresses(dns: Dns, host: str) -> list[IPAddress]:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        return dns.addresses(host)
+
+
+def private_key(settings: Settings, dkim: Any) -> tuple[bytes | None, str]:
+    """The PEM private key the dkim: section names, and words for where it is."""
+    key_env = getattr(dkim, "key_env", None)
+    if key_env:
+        value = os.environ.get(key_env)
+        source = f"the variable {key_env}"
+        return (value.replace("\\n", "\n").encode("utf-8", "replace") if value else None,
+                source)
+    key_file = getattr(dkim, "key_file", None)
+    if not key_file:
+        return None, "the dkim: section"
+    path = Path(key_file)
+    path = path if path.is_absolute() else settings.root / path
+    try:
+        return path.read_bytes()[:100_000], f"the file {key_file}"
+    except OSError:
+        return None, f"the file {key_file}"
+
+
+def unsubscribe_checks(settings: Settings, dns: Dns) -> list[Check]:
+    """One-Click unsubscribe (RFC 8058) needs an https link that resolves, and a secret to
+    sign it: without them messages carry only the mailto."""
+    topic = "List-Unsubscribe"
+    base = settings.tracking.base_url
+    if not base:
+        return [Check("fail", topic, "tracking.base_url is not set: messages offer only a "
+                      "mailto unsubscribe, not One-Click, which Gmail and Yahoo require of "
+                      "bulk senders", "set tracking.base_url to the public https address of "
+                      "'mirage-mailer serve'")]
+    parts = urlsplit(base)
+    host = parts.hostname or ""
+    checks = []
+    try:
+        check_secret(settings.state_dir, settings.tracking.secret_env)
+    except InputError as exc:
+        problem = exc.problems[0]
+        checks.append(Check("fail", topic, f"the signing secret: {problem.message}",
+                            problem.hint))
+    if parts.scheme != "https":
+        checks.append(Check("warn", topic, f"{base} is plain http: for local tests only; "
+                            "providers post One-Click only to https",
+                            "set tracking.base_url to an https address"))
+        return checks
+    addresses = _addresses(dns, host)
+    if not addresses:
+        checks.append(Check("fail", topic, f"{host} has no address in DNS: the One-Click link "
+                            f"in every message leads nowhere", f"publish an A record for "
+                            f"{host}, pointing at the server that runs 'mirage-mailer serve'"))
+    elif all(is_internal(a) for a in addresses):
+        checks.append(Check("warn", topic, f"{host} resolves only to internal addresses: "
+                            "readers outside cannot reach the link",
+                            "publish the public address of the server"))
+    else:
+        checks.append(Check("ok", topic, f"One-Click offered: {base} ({host} resolves)"))
+    return checks

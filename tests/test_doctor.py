@@ -1,0 +1,162 @@
+"""`doctor` end to end: the CLI asks a real DNS server on 127.0.0.1 (dnslib, UDP and TCP) that
+serves a good zone, where every check passes, and broken zones, each of which must produce its
+own line and exit code."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import Run, RunCli, edit
+from support.dns_zone import dead_nameserver, serving_zone
+
+GOOD: dict[str, dict[str, list[Any]]] = {
+    "example.org": {"TXT": ["v=spf1 a:relay.example.org mx -all", "google-site-verification=x"],
+                    "MX": [(10, "mx.example.org")], "A": ["192.0.2.80"]},
+    "mail.example.org": {"TXT": ["v=spf1 ip4:192.0.2.10 include:_spf.example.net -all"],
+                         "MX": [(10, "mx.example.org")]},
+    "_spf.example.net": {"TXT": ["v=spf1 ip4:198.51.100.0/24 ~all"]},
+    "mx.example.org": {"A": ["192.0.2.25"]},
+    "relay.example.org": {"A": ["192.0.2.10"], "AAAA": []},
+    "news.example.org": {"A": ["192.0.2.20"]},
+    "_dmarc.example.org": {"TXT": ["v=DMARC1; p=reject; rua=mailto:dmarc@example.org"]},
+}
+
+
+def broken(changes: dict[str, dict[str, list[Any]] | None]) -> dict[str, dict[str, list[Any]]]:
+    """The good zone with names replaced (a dict of records) or removed (None)."""
+    zone = copy.deepcopy(GOOD)
+    for name, records in changes.items():
+        if records is None:
+            zone.pop(name, None)
+        else:
+            zone[name] = records
+    return zone
+
+
+@pytest.fixture
+def configured(project: Path) -> Path:
+    """The sample project sending as news@example.org, bounces to mail.example.org, through
+    relay.example.org, with One-Click links at news.example.org."""
+    config = project / "mirage.yaml"
+    edit(config, "  from: MIraGE project <news@mirageproject.eu>",
+         "  from: MIraGE project <news@example.org>\n  return_path: bounces@mail.example.org")
+    edit(config, "  url: maildir:outbox", "  url: smtp://relay.example.org:587")
+    edit(config, "  # base_url: https://news.mirageproject.eu", "  base_url: https://news.example.org")
+    return project
+
+
+def doctor(run_cli: RunCli, zone: dict[str, dict[str, list[Any]]]) -> tuple[Run, list[str]]:
+    with serving_zone(zone) as dns:
+        run = run_cli("doctor", "--nameserver", dns.address)
+        assert len(dns.queries) <= 60, dns.queries  # bounded, whatever the zone says
+    lines = run.out.splitlines()
+    assert lines and re.match(r"doctor: \d+ ok, \d+ warning\(s\), \d+ failed", lines[-1])
+    return run, lines[:-1]
+
+
+def status_of(lines: list[str], topic: str) -> list[str]:
+    return [line for line in lines if topic in line]
+
+
+def test_good_zone_passes(configured: Path, run_cli: RunCli) -> None:
+    run, lines = doctor(run_cli, GOOD)
+    assert run.code == 0, run.out + run.err
+    assert all(line.split()[0] in ("ok", "warn") for line in lines), run.out
+    expected_ok = [
+        "ok    SPF mail.example.org (return path): one record, ends in -all, 1 of 10 DNS",
+        "ok    SPF mail.example.org and the relay relay.example.org: covers 192.0.2.10",
+        "ok    SPF example.org (From): one record, ends in -all, 2 of 10 DNS look-ups",
+        "ok    DMARC _dmarc.example.org: p=reject",
+        "ok    MX mail.example.org (bounces): mail goes to mx.example.org (10)",
+        "ok    List-Unsubscribe: One-Click offered: https://news.example.org",
+    ]
+    for start in expected_ok:
+        assert any(line.startswith(start) for line in lines), (start, run.out)
+    # without a dkim: section, SPF alone aligns: a warning, not a failure
+    assert any(line.startswith("warn  DKIM: no DKIM signing configured") for line in lines)
+    assert any(line.startswith("warn  DMARC alignment for example.org: SPF via return path "
+                               "mail.example.org aligns (relaxed)") for line in lines)
+
+
+@pytest.mark.parametrize(("zone", "start", "said"), [
+    (broken({"mail.example.org": {"MX": [(10, "mx.example.org")]}}),
+     "fail  SPF mail.example.org (return path)", "no SPF record"),
+    (broken({"mail.example.org": {"TXT": ["v=spf1 ip4:192.0.2.10 -all", "v=spf1 -all"],
+                                  "MX": [(10, "mx.example.org")]}}),
+     "fail  SPF mail.example.org (return path)", "publishes 2 SPF records"),
+    (broken({"example.org": {"TXT": ["v=spf1 mx +all"], "MX": [(10, "mx.example.org")]}}),
+     "fail  SPF example.org (From)", "ends in +all"),
+    (broken({"example.org": {"TXT": ["v=spf1 " + " ".join(
+        f"include:s{n}.example.net" for n in range(11)) + " -all"]},
+        **{f"s{n}.example.net": {"TXT": ["v=spf1 ip4:198.51.100.1 -all"]} for n in range(11)}}),
+     "fail  SPF example.org (From)", "more than 10 DNS look-ups"),
+    (broken({"mail.example.org": {"TXT": ["v=spf1 ip4:203.0.113.5 -all"],
+                                  "MX": [(10, "mx.example.org")]}}),
+     "fail  SPF mail.example.org and the relay relay.example.org",
+     "not covered: 192.0.2.10 (fail)"),
+    (broken({"_dmarc.example.org": None}), "fail  DMARC example.org", "no DMARC record"),
+    (broken({"mail.example.org": {"TXT": GOOD["mail.example.org"]["TXT"]}}),
+     "fail  MX mail.example.org (bounces)", "no MX and no address"),
+    (broken({"news.example.org": None}), "fail  List-Unsubscribe",
+     "news.example.org has no address in DNS"),
+], ids=["no-spf", "two-spf", "plus-all", "too-many-lookups", "relay-not-covered",
+        "no-dmarc", "no-mx", "unsubscribe-host-unknown"])
+def test_broken_zone_fails_with_its_line(zone: dict[str, dict[str, list[Any]]], start: str,
+                                         said: str, configured: Path, run_cli: RunCli) -> None:
+    run, lines = doctor(run_cli, zone)
+    assert run.code == 1, run.out + run.err
+    mine = [line for line in lines if line.startswith(start)]
+    assert len(mine) == 1 and said in mine[0], run.out
+    assert "(" in mine[0].partition(said)[2], "a failure says what to do"
+    others = [line for line in lines if line.startswith("fail") and line not in mine]
+    assert others == [], run.out  # only the broken thing fails
+
+
+def test_dmarc_p_none_is_a_warning(configured: Path, run_cli: RunCli) -> None:
+    zone = broken({"_dmarc.example.org": {"TXT": ["v=DMARC1; p=none; rua=mailto:d@example.org"]}})
+    run, lines = doctor(run_cli, zone)
+    assert run.code == 0, run.out
+    assert status_of(lines, "DMARC _dmarc.example.org") == [
+        "warn  DMARC _dmarc.example.org: p=none: monitoring only, spoofed mail is delivered "
+        "(move to p=quarantine, then p=reject, once reports look clean)"]
+
+
+def test_spf_include_loop_is_bounded(configured: Path, run_cli: RunCli) -> None:
+    zone = broken({"example.org": {"TXT": ["v=spf1 include:loop.example.net -all"]},
+                   "loop.example.net": {"TXT": ["v=spf1 include:example.org -all"]}})
+    run, lines = doctor(run_cli, zone)
+    assert run.code == 1
+    assert "includes itself" in status_of(lines, "SPF example.org (From)")[0]
+
+
+def test_no_base_url_means_no_one_click(configured: Path, run_cli: RunCli) -> None:
+    edit(configured / "mirage.yaml", "  base_url: https://news.example.org",
+         "  # base_url: unset")
+    run, lines = doctor(run_cli, GOOD)
+    assert run.code == 1
+    assert status_of(lines, "List-Unsubscribe")[0].startswith(
+        "fail  List-Unsubscribe: tracking.base_url is not set")
+
+
+def test_dns_unreachable_is_exit_3(configured: Path, run_cli: RunCli) -> None:
+    run = run_cli("doctor", "--nameserver", dead_nameserver())
+    assert run.code == 3, run.out + run.err
+    assert run.err.count("\n") == 1 and "DNS did not answer" in run.err
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1:99999", "no-such-host.invalid"])
+def test_bad_nameserver_is_exit_2(value: str, configured: Path, run_cli: RunCli) -> None:
+    run = run_cli("doctor", "--nameserver", value)
+    assert run.code == 2 and run.err.startswith("--nameserver: ")
+
+
+def test_bad_config_is_exit_2(configured: Path, run_cli: RunCli) -> None:
+    edit(configured / "mirage.yaml", "  starttls: always", "  starttls: sometimes")
+    run = run_cli("doctor", "--nameserver", "127.0.0.1:9")
+    assert run.code == 2 and "transport.starttls" in run.err
+

@@ -1,0 +1,136 @@
+"""doctor's DKIM key check and SPF evaluation against a real DNS server on 127.0.0.1: the key
+published at ``selector._domainkey`` compared with real private keys, and RFC 7208 results
+for a relay's address through a:, mx:, include: and redirect=."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from mirage_mailer.services.doctor_dkim import dkim_check
+from mirage_mailer.services.doctor_dns import Dns
+from mirage_mailer.services.doctor_spf import Spf
+from support.dns_zone import serving_zone
+
+SELECTOR_NAME = "s1._domainkey.example.org"
+
+
+def pem(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def published(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> str:
+    public = key.public_key()
+    if isinstance(public, ed25519.Ed25519PublicKey):
+        raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return f"v=DKIM1; k=ed25519; p={base64.b64encode(raw).decode()}"
+    der = public.public_bytes(serialization.Encoding.DER,
+                              serialization.PublicFormat.SubjectPublicKeyInfo)
+    return f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"
+
+
+@pytest.fixture(scope="module")
+def key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="module")
+def other_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def check(records: list[str], private: bytes | None) -> tuple[str, str]:
+    zone: dict[str, dict[str, list[Any]]] = {"example.org": {"A": ["192.0.2.1"]}}
+    if records:
+        zone[SELECTOR_NAME] = {"TXT": records}
+    with serving_zone(zone) as server:
+        result = dkim_check(Dns(server.address), "example.org", "s1", private, "DKIM_KEY")
+    assert result.topic == f"DKIM {SELECTOR_NAME}"
+    return result.status, result.message
+
+
+def test_matching_rsa_key(key: rsa.RSAPrivateKey) -> None:
+    # a 2048-bit key is longer than one TXT string: served split, joined again by doctor
+    assert check([published(key)], pem(key)) == (
+        "ok", "published and matches the private key (rsa 2048 bits)")
+
+
+def test_matching_ed25519_key() -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    assert check([published(key)], pem(key))[0] == "ok"
+
+
+def test_no_key_published(key: rsa.RSAPrivateKey) -> None:
+    status, message = check([], pem(key))
+    assert status == "fail" and message.startswith("no DKIM key published")
+
+
+def test_key_that_does_not_match(key: rsa.RSAPrivateKey, other_key: rsa.RSAPrivateKey) -> None:
+    status, message = check([published(other_key)], pem(key))
+    assert status == "fail" and "does not match the private key (DKIM_KEY)" in message
+
+
+@pytest.mark.parametrize(("record", "said"), [
+    ("v=DKIM1; k=rsa; p=", "revoked"),
+    ("v=DKIM1; k=rsa; p=not*base64", "not valid base64"),
+    ("v=DKIM1; k=rsa; p=AAAA", "not an RSA public key"),
+    ("v=DKIM1; k=dsa; p=AAAA", "k=dsa"),
+])
+def test_broken_key_records(record: str, said: str, key: rsa.RSAPrivateKey) -> None:
+    status, message = check([record], pem(key))
+    assert status == "fail" and said in message
+
+
+def test_private_key_unavailable_is_a_warning(key: rsa.RSAPrivateKey) -> None:
+    status, message = check([published(key)], None)
+    assert status == "warn" and "could not be read here" in message
+
+
+def test_private_key_that_does_not_load(key: rsa.RSAPrivateKey) -> None:
+    status, message = check([published(key)], b"-----BEGIN PRIVATE KEY-----\nxx\n")
+    assert status == "fail" and "is not a PEM private key" in message
+
+
+SPF_ZONE: dict[str, dict[str, list[Any]]] = {
+    "example.org": {"TXT": ["v=spf1 a mx:mail.example.net/28 include:partner.example.net "
+                            "redirect=fallback.example.net"], "A": ["192.0.2.1"]},
+    "mail.example.net": {"MX": [(10, "mx1.example.net")]},
+    "mx1.example.net": {"A": ["198.51.100.17"]},
+    "partner.example.net": {"TXT": ["v=spf1 ip6:2001:db8::/32 -all"]},
+    "fallback.example.net": {"TXT": ["v=spf1 ip4:203.0.113.0/24 ~all"]},
+    "soft.example.org": {"TXT": ["v=spf1 ip4:192.0.2.1 ?all"]},
+    "macro.example.org": {"TXT": ["v=spf1 exists:%{i}.spf.example.org -all"]},
+}
+
+
+@pytest.fixture(scope="module")
+def spf() -> Iterator[Spf]:
+    with serving_zone(SPF_ZONE) as server:
+        yield Spf(Dns(server.address))
+
+
+@pytest.mark.parametrize(("address", "domain", "result"), [
+    ("192.0.2.1", "example.org", "pass"),  # a
+    ("198.51.100.30", "example.org", "pass"),  # mx with /28
+    ("198.51.100.40", "example.org", "softfail"),  # outside the /28: the redirect's ~all
+    ("2001:db8::5", "example.org", "pass"),  # include
+    ("192.0.2.9", "soft.example.org", "neutral"),
+    ("192.0.2.9", "macro.example.org", "unknown"),  # doctor cannot evaluate macros
+    ("192.0.2.9", "nothing.example.org", "none"),
+])
+def test_check_host(address: str, domain: str, result: str, spf: Spf) -> None:
+    assert spf.check_host(ipaddress.ip_address(address), domain) == result
+
+
+def test_include_that_does_not_match_falls_through_to_redirect(spf: Spf) -> None:
+    """partner's -all belongs to partner: an include that does not pass is no match, and
+    the redirect decides."""
+    assert spf.check_host(ipaddress.ip_address("203.0.113.7"), "example.org") == "pass"
+    assert spf.count_lookups("example.org") == 4  # a, mx, include, redirect
