@@ -6,7 +6,12 @@ before the link is encrypted."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -198,3 +203,25 @@ def test_client_context_floor_and_checks(ca: trustme.CA, tmp_path: Path) -> None
     lax = client_context(insecure=True)
     assert lax.verify_mode == ssl.CERT_NONE and not lax.check_hostname
     assert lax.minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+def test_serve_warns_about_tls_insecure(project: Path) -> None:
+    """serve mails sign-up confirmations through the same relay: it warns at start."""
+    edit(project / "mirage.yaml", "  url: maildir:outbox", "  url: smtps://127.0.0.1:9")
+    edit(project / "mirage.yaml", "  max_attempts: 5", "  max_attempts: 5\n  tls_insecure: true")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "serve", "--port", str(port)],
+                            cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()  # printed once serving
+        assert banner.startswith("serving "), banner
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=20)
+    warnings = [line for line in err.splitlines() if "tls_insecure" in line]
+    assert len(warnings) == 1 and "warning:" in warnings[0], err
+    assert "Traceback" not in err
