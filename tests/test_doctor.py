@@ -4,14 +4,19 @@ own line and exit code."""
 
 from __future__ import annotations
 
+import base64
 import copy
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from helpers import Run, RunCli, edit
+from mirage_mailer.project.config import Settings
 from support.dns_zone import dead_nameserver, serving_zone
 
 GOOD: dict[str, dict[str, list[Any]]] = {
@@ -160,3 +165,39 @@ def test_bad_config_is_exit_2(configured: Path, run_cli: RunCli) -> None:
     run = run_cli("doctor", "--nameserver", "127.0.0.1:9")
     assert run.code == 2 and "transport.starttls" in run.err
 
+
+
+HAS_DKIM = "dkim" in {f.name for f in dataclasses.fields(Settings)}
+
+
+@pytest.mark.skipif(not HAS_DKIM, reason="the dkim: section comes with DKIM signing")
+@pytest.mark.parametrize("matching", [True, False], ids=["key-matches", "key-differs"])
+def test_dkim_section_is_checked_against_dns(matching: bool, configured: Path,
+                                             run_cli: RunCli) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    published = key if matching else rsa.generate_private_key(public_exponent=65537,
+                                                               key_size=2048)
+    (configured / ".mirage").mkdir(exist_ok=True)
+    (configured / ".mirage/dkim.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    with (configured / "mirage.yaml").open("a", encoding="utf-8") as config:
+        config.write("\ndkim:\n  domain: example.org\n  selector: s1\n"
+                     "  key_file: .mirage/dkim.pem\n")
+    der = published.public_key().public_bytes(serialization.Encoding.DER,
+                                              serialization.PublicFormat.SubjectPublicKeyInfo)
+    zone = broken({"s1._domainkey.example.org": {
+        "TXT": [f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"]}})
+    run, lines = doctor(run_cli, zone)
+    dkim_line = status_of(lines, "DKIM s1._domainkey.example.org")
+    if matching:
+        assert run.code == 0, run.out
+        assert dkim_line[0].startswith("ok    DKIM s1._domainkey.example.org: published and "
+                                       "matches the private key (rsa 2048 bits)")
+        assert any(line.startswith("ok    DMARC alignment for example.org: SPF via return "
+                                   "path mail.example.org aligns (relaxed); DKIM "
+                                   "d=example.org aligns (relaxed)") for line in lines)
+    else:
+        assert run.code == 1
+        assert dkim_line[0].startswith("fail  DKIM s1._domainkey.example.org: the published "
+                                       "key does not match the private key")
