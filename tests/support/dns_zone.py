@@ -96,8 +96,10 @@ class DnsZoneServer:
                 continue
             self.port = port
             self._servers = [udp, tcp]
-            for server in self._servers:
-                server.start_thread()
+            for server in self._servers:  # a short poll: stop() returns at once
+                server.thread = threading.Thread(target=server.server.serve_forever,
+                                                 kwargs={"poll_interval": 0.02}, daemon=True)
+                server.thread.start()
             return
         raise OSError("no free port for both UDP and TCP")
 
