@@ -106,6 +106,21 @@ def test_unknown_ca_stops_with_one_line(mode: str, project: Path, run_cli: RunCl
     assert line.startswith("mirage.yaml:")  # at the transport's line
 
 
+def test_starttls_auto_does_not_fall_back_to_plaintext(project: Path, run_cli: RunCli,
+                                                       ca: trustme.CA,
+                                                       other_ca: trustme.CA) -> None:
+    """'auto' uses STARTTLS when offered; a certificate that fails is not a reason to go on
+    in the clear (that is what an attacker in the middle would want)."""
+    sink = relay(server_context(other_ca, "127.0.0.1"), "starttls")
+    with sink.running_in_thread():
+        configure(project, sink, ca_file=write_ca(ca, project / "relay-ca.pem"))
+        edit(project / "mirage.yaml", "  starttls: always", "  starttls: auto")
+        edit(project / "mirage.yaml", "  max_attempts: 5",
+             "  max_attempts: 5\n  allow_plaintext_auth: true")
+        result = run_cli("send", SAMPLE_ISSUE, "--yes", env=ENV)
+        assert_stopped(result.err, result.code, sink, run_cli)
+
+
 def test_verification_is_on_without_any_tls_setting(project: Path, run_cli: RunCli,
                                                     ca: trustme.CA) -> None:
     """No ca_file: the system's CAs, which do not know a private CA."""

@@ -66,7 +66,7 @@ def dmarc_checks(dns: Dns, from_domain: str, dkim_domain: str | None,
         return [Check("fail", f"DMARC {from_domain}", "no DMARC record: Gmail and Yahoo "
                       "refuse bulk mail without one",
                       f"publish a TXT record at _dmarc.{from_domain}: v=DMARC1; p=none; "
-                      f"rua=mailto:dmarc@{from_domain} (then quarantine or reject)")]
+                      f"rua=mailto:dmarc@{from_domain}, then p=quarantine or p=reject")]
     topic = f"DMARC {record.where}"
     values = record.values
     policy = values.get("p", "").lower()
