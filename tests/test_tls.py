@@ -143,13 +143,16 @@ def test_certificate_for_another_host_stops(mode: str, project: Path, run_cli: R
     assert "does not match the host name" in line
 
 
-def test_expired_certificate_stops(project: Path, run_cli: RunCli, ca: trustme.CA) -> None:
-    sink = relay(server_context(ca, "127.0.0.1", expired=True), "smtps")
+@pytest.mark.parametrize(("valid", "said"), [("expired", "has expired"),
+                                             ("future", "is not valid yet")])
+def test_certificate_out_of_its_dates_stops(valid: str, said: str, project: Path,
+                                            run_cli: RunCli, ca: trustme.CA) -> None:
+    sink = relay(server_context(ca, "127.0.0.1", valid=valid), "smtps")
     with sink.running_in_thread():
         configure(project, sink, ca_file=write_ca(ca, project / "relay-ca.pem"))
         result = run_cli("send", SAMPLE_ISSUE, "--yes", env=ENV)
         line = assert_stopped(result.err, result.code, sink, run_cli)
-    assert "has expired" in line
+    assert said in line
 
 
 def test_tls_insecure_delivers_and_warns_on_every_sending_command(

@@ -51,13 +51,16 @@ class TranscriptSink(SmtpSink):
         return [conn for conn, verb, secure in self.transcript if verb == "AUTH" and not secure]
 
 
-def server_context(ca: trustme.CA, *names: str, expired: bool = False) -> ssl.SSLContext:
-    """A server context whose certificate, signed by ``ca``, names ``names``."""
+def server_context(ca: trustme.CA, *names: str, valid: str = "now") -> ssl.SSLContext:
+    """A server context whose certificate, signed by ``ca``, names ``names``; ``valid``:
+    "now", "expired" (ended yesterday) or "future" (starts tomorrow)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     now = datetime.datetime.now(datetime.UTC)
-    if expired:
-        cert = ca.issue_cert(*names, not_before=now - datetime.timedelta(days=60),
-                             not_after=now - datetime.timedelta(days=1))
+    day = datetime.timedelta(days=1)
+    if valid == "expired":
+        cert = ca.issue_cert(*names, not_before=now - 60 * day, not_after=now - day)
+    elif valid == "future":
+        cert = ca.issue_cert(*names, not_before=now + day, not_after=now + 60 * day)
     else:
         cert = ca.issue_cert(*names)
     cert.configure_cert(context)
