@@ -372,7 +372,7 @@ def _tls_keys(s: _Section, path: Path, problems: Collector,
     value = s.text("ca_file")
     if not value:
         return None, insecure
-    ca_file = (root / value).resolve()
+    ca_file = (root / Path(value).expanduser()).resolve()  # an absolute path stays as is
     if insecure:
         problems.add(path, s.line("ca_file"),
                      "'transport.ca_file' and 'transport.tls_insecure: true' contradict each "
