@@ -14,8 +14,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from mirage_mailer.services.doctor_dkim import dkim_check
-from mirage_mailer.services.doctor_dns import Dns
+from mirage_mailer.services.doctor_dns import Dns, parse_nameserver
 from mirage_mailer.services.doctor_spf import Spf
+from mirage_mailer.util.errors import InputError
 from support.dns_zone import serving_zone
 
 SELECTOR_NAME = "s1._domainkey.example.org"
@@ -134,3 +135,17 @@ def test_include_that_does_not_match_falls_through_to_redirect(spf: Spf) -> None
     the redirect decides."""
     assert spf.check_host(ipaddress.ip_address("203.0.113.7"), "example.org") == "pass"
     assert spf.count_lookups("example.org") == 4  # a, mx, include, redirect
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("192.0.2.53", ("192.0.2.53", 53)), ("127.0.0.1:5353", ("127.0.0.1", 5353)),
+    ("2001:db8::53", ("2001:db8::53", 53)), ("[::1]:5353", ("::1", 5353)),
+])
+def test_nameserver_forms(given: str, expected: tuple[str, int]) -> None:
+    assert parse_nameserver(given) == expected
+
+
+@pytest.mark.parametrize("given", ["", ":53", "[::1]:0", "host:port", "192.0.2.1:70000"])
+def test_nameserver_mistakes_are_input_errors(given: str) -> None:
+    with pytest.raises(InputError, match="--nameserver"):
+        parse_nameserver(given)

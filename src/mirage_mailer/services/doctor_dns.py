@@ -47,6 +47,8 @@ def parse_nameserver(value: str) -> tuple[str, int]:
         port_text = rest.removeprefix(":")
     elif host.count(":") == 1:
         host, port_text = host.split(":")
+    if not host:
+        raise _bad_nameserver(value, "no host")
     port = 53
     if port_text:
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
