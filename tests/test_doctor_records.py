@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from mirage_mailer.services.doctor_dkim import dkim_check
+from mirage_mailer.services.doctor_dmarc import aligned, dmarc_checks
 from mirage_mailer.services.doctor_dns import Dns, parse_nameserver
 from mirage_mailer.services.doctor_spf import Spf
 from mirage_mailer.util.errors import InputError
@@ -149,3 +150,27 @@ def test_nameserver_forms(given: str, expected: tuple[str, int]) -> None:
 def test_nameserver_mistakes_are_input_errors(given: str) -> None:
     with pytest.raises(InputError, match="--nameserver"):
         parse_nameserver(given)
+
+
+def test_dmarc_of_a_subdomain_comes_from_the_organisation_and_its_sp() -> None:
+    zone: dict[str, dict[str, list[Any]]] = {"_dmarc.example.co.uk": {"TXT": [
+        "v=DMARC1; p=reject; sp=none; rua=mailto:d@example.co.uk; aspf=s"]}}
+    with serving_zone(zone) as server:
+        checks = dmarc_checks(Dns(server.address), "news.example.co.uk", None,
+                              "bounces.example.co.uk")
+    assert [(c.status, c.topic) for c in checks] == [
+        ("warn", "DMARC _dmarc.example.co.uk"),
+        ("fail", "DMARC alignment for news.example.co.uk")]
+    assert checks[0].message.startswith("sp=none")
+    assert "does not align (strict)" in checks[1].message  # aspf=s: exact domains only
+
+
+@pytest.mark.parametrize(("domain", "other", "aligned_relaxed"), [
+    ("news.example.co.uk", "bounces.example.co.uk", True),
+    ("example.co.uk", "other.co.uk", False),  # neighbours under a public suffix
+    ("example.org", "mail.example.org", True),
+])
+def test_relaxed_alignment_follows_the_public_suffix_list(domain: str, other: str,
+                                                          aligned_relaxed: bool) -> None:
+    assert aligned(domain, other, "r") is aligned_relaxed
+    assert aligned(domain, other, "s") is (domain == other)

@@ -70,15 +70,19 @@ def dmarc_checks(dns: Dns, from_domain: str, dkim_domain: str | None,
     topic = f"DMARC {record.where}"
     values = record.values
     policy = values.get("p", "").lower()
-    lines: list[Check] = []
     if policy not in POLICIES:
         return [Check("fail", topic, f"p={policy or '(missing)'} is not a policy",
                       "write p=none, p=quarantine or p=reject")]
+    tag = "p"
+    if record.where != f"_dmarc.{from_domain}" and values.get("sp", "").lower() in POLICIES:
+        tag, policy = "sp", values["sp"].lower()  # the organisation's rule for subdomains
+    lines: list[Check] = []
     if policy == "none":
-        lines.append(Check("warn", topic, "p=none: monitoring only, spoofed mail is delivered",
-                           "move to p=quarantine, then p=reject, once reports look clean"))
+        lines.append(Check("warn", topic, f"{tag}=none: monitoring only, spoofed mail is "
+                           "delivered", f"move to {tag}=quarantine, then {tag}=reject, once "
+                           "reports look clean"))
     else:
-        lines.append(Check("ok", topic, f"p={policy}"))
+        lines.append(Check("ok", topic, f"{tag}={policy}"))
     if not values.get("rua"):
         lines.append(Check("warn", topic, "no rua=: you get no aggregate reports",
                            f"add rua=mailto:dmarc@{from_domain}"))

@@ -295,8 +295,8 @@ def relay_check(spf: Spf, domain: str, relay: str, addresses: list[IPAddress]) -
     if bad:
         shown = ", ".join(f"{a} ({r})" for a, r in bad.items())
         return Check("fail", topic, f"not covered: {shown}",
-                     f"add ip4:/ip6: for the relay's addresses (or its provider's include:) "
-                     f"to the SPF record of {domain}")
+                     f"add the addresses your relay delivers from (ip4:/ip6:, or its "
+                     f"provider's include:) to the SPF record of {domain}")
     unsure = {a: r for a, r in results.items() if r != "pass"}
     if unsure:
         shown = ", ".join(f"{a} ({r})" for a, r in unsure.items())
