@@ -176,7 +176,9 @@ def test_tls_insecure_delivers_and_warns_on_every_sending_command(
         assert "remove tls_insecure" in warnings[0]
     assert len(sink.received) == 1 + SAMPLE_COUNT and all(m.tls for m in sink.received)
     assert_never_auth_in_clear(sink)
-    quiet = run_cli("report", SAMPLE_ISSUE)  # sends nothing: no warning
+    checked = run_cli("validate", SAMPLE_ISSUE)  # a warning there too: exit 0
+    assert checked.code == 0 and "warning: transport.tls_insecure is true" in checked.err
+    quiet = run_cli("report", SAMPLE_ISSUE)  # reads the store only: no warning
     assert "tls_insecure" not in quiet.err
 
 

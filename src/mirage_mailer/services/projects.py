@@ -19,6 +19,7 @@ from mirage_mailer.services.loader import (
     open_project,
     render,
 )
+from mirage_mailer.services.outbound import insecure_tls_warning
 from mirage_mailer.services.planning import ListScan, Plan, scan_plan
 from mirage_mailer.services.sending import SendOptions, existing_store, plan_options
 from mirage_mailer.store import StoreError
@@ -94,8 +95,10 @@ def validate(config: Path | None, issue_dir: Path) -> Validation:
         check_secret(project.settings.state_dir, project.settings.tracking.secret_env)
     except InputError as exc:
         errors = [*errors, *exc.problems]
+    insecure = insecure_tls_warning(project.settings)  # validate is where a setting is read
     return Validation(project.issue.id, tuple(project.issue.languages), plan, errors,
-                      project.warnings + scan.duplicates, store_problems)
+                      project.warnings + scan.duplicates + ([insecure] if insecure else []),
+                      store_problems)
 
 
 def _plan_and_scan(project: Project, *, use_store: bool) -> tuple[Plan, ListScan]:
