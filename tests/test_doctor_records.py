@@ -174,3 +174,11 @@ def test_relaxed_alignment_follows_the_public_suffix_list(domain: str, other: st
                                                           aligned_relaxed: bool) -> None:
     assert aligned(domain, other, "r") is aligned_relaxed
     assert aligned(domain, other, "s") is (domain == other)
+
+
+def test_a_long_record_arrives_whole_over_tcp() -> None:
+    """A 4096-bit DKIM key or a long SPF record does not fit a classic UDP answer."""
+    long_spf = "v=spf1 " + " ".join(f"ip4:198.51.100.{n}" for n in range(100)) + " -all"
+    with serving_zone({"example.org": {"TXT": [long_spf]}}) as server:
+        assert Dns(server.address).txt("example.org") == [long_spf]
+        assert server.resolver.over_tcp == 1

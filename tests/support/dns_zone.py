@@ -8,7 +8,8 @@ name to its records by type::
                      "A": ["192.0.2.1"], "AAAA": ["2001:db8::1"]}}
 
 A name not in the zone is NXDOMAIN; a name in it without the asked type answers NOERROR with
-no records, as real servers do. Long TXT values are split into 255-byte strings. Every query
+no records, as real servers do. Long TXT values are split into 255-byte strings, and an
+answer over 512 bytes is truncated over UDP, so the client asks again over TCP. Every query
 is kept in ``queries`` as ``(name, type)``, so a test can bound how many were made.
 """
 
@@ -26,6 +27,7 @@ from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer
 
 Zone = Mapping[str, Mapping[str, Sequence[Any]]]
 _HOST = "127.0.0.1"
+UDP_LIMIT = 512  # bytes of a classic UDP answer (RFC 1035 4.2.1)
 
 
 def _name(text: str) -> str:
@@ -46,10 +48,25 @@ def _rdata(kind: str, value: Any) -> Any:
     raise ValueError(f"record type {kind} is not served by this test zone")
 
 
+class _Handler(DNSHandler):  # type: ignore[misc]
+    """Classic DNS over UDP: an answer over 512 bytes comes back truncated (TC), so the
+    client must ask again over TCP, as a real server makes it do past its UDP size."""
+
+    def get_reply(self, data: bytes) -> bytes:
+        request = DNSRecord.parse(data)
+        packed: bytes = self.server.resolver.resolve(request, self).pack()
+        if self.protocol == "udp" and len(packed) > UDP_LIMIT:
+            short = request.reply()  # the question kept (dnslib's truncate() drops it)
+            short.header.tc = 1
+            packed = short.pack()
+        return packed
+
+
 class _ZoneResolver(BaseResolver):  # type: ignore[misc]
     def __init__(self, zone: Zone) -> None:
         self.zone = {_name(name): dict(records) for name, records in zone.items()}
         self.queries: list[tuple[str, str]] = []
+        self.over_tcp = 0  # queries that came over TCP
         self.lock = threading.Lock()
 
     def resolve(self, request: DNSRecord, handler: DNSHandler) -> DNSRecord:
@@ -58,6 +75,7 @@ class _ZoneResolver(BaseResolver):  # type: ignore[misc]
         kind = QTYPE[request.q.qtype]
         with self.lock:
             self.queries.append((name, kind))
+            self.over_tcp += handler.protocol == "tcp"
         records = self.zone.get(name)
         if records is None:
             reply.header.rcode = RCODE.NXDOMAIN
@@ -87,10 +105,12 @@ class DnsZoneServer:
     def start(self) -> None:
         quiet = DNSLogger(logf=lambda _text: None)
         for _ in range(20):  # the UDP port may be taken for TCP: try another
-            udp = DNSServer(self.resolver, address=_HOST, port=0, logger=quiet)
+            udp = DNSServer(self.resolver, address=_HOST, port=0, logger=quiet,
+                            handler=_Handler)
             port = udp.server.server_address[1]
             try:
-                tcp = DNSServer(self.resolver, address=_HOST, port=port, tcp=True, logger=quiet)
+                tcp = DNSServer(self.resolver, address=_HOST, port=port, tcp=True,
+                                logger=quiet, handler=_Handler)
             except OSError:
                 udp.server.server_close()
                 continue
