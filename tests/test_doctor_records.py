@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mirage_mailer.services.doctor_dkim import dkim_check
+from mirage_mailer.services.doctor_dkim import _published_key, dkim_check, tags
 from mirage_mailer.services.doctor_dmarc import aligned, dmarc_checks
 from mirage_mailer.services.doctor_dns import Dns, parse_nameserver
-from mirage_mailer.services.doctor_spf import Spf
+from mirage_mailer.services.doctor_spf import Spf, SpfError, parse
 from mirage_mailer.util.errors import InputError
 from support.dns_zone import serving_zone
 
@@ -182,3 +184,25 @@ def test_a_long_record_arrives_whole_over_tcp() -> None:
     with serving_zone({"example.org": {"TXT": [long_spf]}}) as server:
         assert Dns(server.address).txt("example.org") == [long_spf]
         assert server.resolver.over_tcp == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("v=spf1 +-~?:/.%{}aipx46mlcnudesr0123456789")),
+               max_size=80))
+def test_any_spf_text_parses_or_is_a_permerror(text: str) -> None:
+    """A record is outside input: whatever it says, doctor gets terms or an SpfError."""
+    try:
+        record = parse("v=spf1 " + text)
+    except SpfError:
+        return
+    assert all(term.name in ("all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists")
+               for term in record.terms)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=120))
+def test_any_key_record_gives_one_line(text: str) -> None:
+    values = tags(text)
+    assert all(isinstance(v, str) for v in values.values())
+    key, problem = _published_key({**values, "p": values.get("p", "") or "AA=="})
+    assert (key is None) == bool(problem)
