@@ -5,6 +5,7 @@ signing key and the factory are made in one place.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mirage_mailer.compose.message import MessageFactory
@@ -30,11 +31,24 @@ def signer_for(settings: Settings) -> Signer:
 
 
 def prepare_issue(project: Project, *, languages: tuple[str, ...] | None = None,
-                  subject_prefix: str = "") -> Preparation:
+                  subject_prefix: str = "", sign: bool = True) -> Preparation:
     """Render ``languages`` (default: every issue language) once; raises ``InputError``
-    before anything is built or sent."""
+    before anything is built or sent. The DKIM key is checked either way; ``sign=False``
+    (a dry run, which transmits nothing) leaves the messages unsigned."""
+    finish = dkim_finish(project.settings) if project.settings.dkim is not None else None
     fields = template_fields(project)
     rendered = render(project, fields, languages=languages, subject_prefix=subject_prefix)
     factory = MessageFactory(project.settings, project.issue.id, rendered,
-                             signer_for(project.settings))
+                             signer_for(project.settings), finish=finish if sign else None)
     return Preparation(project, rendered, factory, fields)
+
+
+def dkim_finish(settings: Settings) -> Callable[[bytes], bytes]:
+    """The DKIM signer's ``sign``, applied to every final message; raises ``InputError``
+    (exit 2) when the configured key cannot be used. Imported only for a project that
+    signs: cryptography and the suffix list cost start-up time."""
+    from mirage_mailer.services.dkim_keys import dkim_signer
+
+    signer = dkim_signer(settings)
+    assert signer is not None
+    return signer.sign

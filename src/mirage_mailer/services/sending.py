@@ -139,7 +139,8 @@ def prepare(project: Project, options: SendOptions) -> Preparation:
     elif options.to:
         languages = (issue.default_language,)
     return prepare_issue(project, languages=languages,
-                         subject_prefix=TEST_PREFIX if options.to else "")
+                         subject_prefix=TEST_PREFIX if options.to else "",
+                         sign=not options.dry_run)
 
 
 def plan_options(options: SendOptions) -> PlanOptions:
