@@ -518,8 +518,8 @@ def _load_dkim(sec: LineDict, path: Path, problems: Collector, root: Path) -> Dk
     if "domain" in sec and (len(domain) > 253 or not _DOMAIN.match(domain)):
         problems.add(path, s.line("domain"),
                      f"'dkim.domain' {shorten(domain)!r} is not a domain name",
-                     "give the domain that publishes the key, e.g. example.org (an "
-                     "internationalised name in its xn-- form)")
+                     "give the domain that publishes the key, e.g. example.org; an "
+                     "internationalised name in its xn-- form")
     selector = (s.text("selector") or "").lower()
     if "selector" in sec and (len(selector) > 63 or not _SELECTOR.match(selector)):
         problems.add(path, s.line("selector"),
