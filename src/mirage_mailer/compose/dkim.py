@@ -42,7 +42,7 @@ RECIPIENT_HEADERS = ("to", "cc", "date", "message-id", "list-unsubscribe")
 # Listed once more than present: nobody can add one of these without breaking the signature.
 OVERSIGNED = ("from", "to", "subject", "reply-to", "list-unsubscribe", "list-unsubscribe-post")
 
-_WSP_RUN = re.compile(rb"[ \t]{2,}|\t")  # single spaces are already canonical: left alone
+_SPACES = re.compile(rb"  +")  # a single space is already canonical: left alone
 _PREFIX_CACHE = 256  # constant-header hash states kept (languages x lists, in practice)
 
 
@@ -54,16 +54,23 @@ def canonical_header(raw: bytes) -> bytes:
     """RFC 6376 3.4.2 relaxed: lower-case name, unfolded, runs of blanks as one space, none
     around the colon or at the end; CRLF-terminated."""
     name, _, value = raw.partition(b":")
-    value = value.replace(b"\r", b"").replace(b"\n", b"")
-    value = _WSP_RUN.sub(b" ", value).strip(b" ")
+    value = value.replace(b"\r", b"").replace(b"\n", b"").replace(b"\t", b" ")
+    value = _SPACES.sub(b" ", value).strip(b" ")
     return name.rstrip(b" \t").lower() + b":" + value + b"\r\n"
 
 
 def canonical_body(body: bytes) -> bytes:
     """RFC 6376 3.4.4 relaxed: blanks compressed, none at line ends, no empty lines at the
-    end, CRLF line endings; an empty body stays empty."""
-    body = body.replace(b"\r\n", b"\n")
-    body = _WSP_RUN.sub(b" ", body).replace(b" \n", b"\n").rstrip(b" \n")
+    end, CRLF line endings; an empty body stays empty.
+
+    Tabs become spaces first, so the one regular expression left starts with a literal
+    (``"  "``) that the engine finds with a fast search: ``[ \t]{2,}|\t`` tried every byte
+    and took over 400 µs on a 13 KB newsletter, this takes under 20 (bench/dkim_cost.py)."""
+    if b"\r" in body:
+        body = body.replace(b"\r\n", b"\n")
+    if b"\t" in body:
+        body = body.replace(b"\t", b" ")
+    body = _SPACES.sub(b" ", body).replace(b" \n", b"\n").rstrip(b" \n")
     return body.replace(b"\n", b"\r\n") + b"\r\n" if body else b""
 
 
