@@ -5,6 +5,7 @@ verified by dkimpy against the public key in a stubbed DNS answer.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from email.header import decode_header, make_header
 from pathlib import Path
@@ -13,7 +14,10 @@ import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli, edit
 from mirage_mailer.compose.message import Personal
+from mirage_mailer.delivery import Envelope
 from mirage_mailer.services.loader import open_project
+from mirage_mailer.services.preparation import for_the_wire
+from mirage_mailer.services.presign import presigned
 from mirage_mailer.services.sending import SendOptions, prepare
 from support.smtp_sink import SmtpSink
 from test_dkim_config import ENV, add_dkim, pem
@@ -117,12 +121,32 @@ def test_maildir_and_preview_show_the_signature_a_relay_gets(project: Path, run_
 def test_a_dry_run_checks_the_key_but_signs_nothing(project: Path, signing: dict[str, str],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A dry run transmits nothing, so it spends no RSA operation per message; the key is
-    still loaded and checked (a missing one stops it: test_dkim_config)."""
+    still loaded and checked (a missing one stops it: test_dkim_config). A send signs each
+    message on its way out, after the factory built it."""
     monkeypatch.setenv(ENV, signing[ENV])
     opened = open_project(project / "mirage.yaml", project / SAMPLE_ISSUE)
-    dry = prepare(opened, SendOptions(dry_run=True))
-    real = prepare(opened, SendOptions())
+    prep = prepare(opened, SendOptions(dry_run=True))
     person = Personal("reader@example.org", "Reader", "subscribers", {})
-    assert dry.factory.finish is None
-    assert not dry.factory.build(person, "en").startswith(b"DKIM-Signature:")
-    assert real.factory.build(person, "en").startswith(b"DKIM-Signature:")
+    built = prep.factory.build(person, "en")
+    assert prep.dkim is not None and not built.startswith(b"DKIM-Signature:")
+    [out] = for_the_wire(prep, iter([Envelope(1, "news@mirageproject.eu", person.email,
+                                              built)]))
+    assert out.data.startswith(b"DKIM-Signature:") and out.data.endswith(built)
+    assert verify(out.data.replace(b"\n", b"\r\n"))
+
+
+def test_signing_ahead_keeps_order_and_stops_cleanly() -> None:
+    """The worker thread signs ahead, but what comes out is every envelope, in order; a
+    consumer that stops early (a signal) leaves no signing thread behind."""
+    def sign(data: bytes) -> bytes:
+        return b"S:" + data
+
+    source = [Envelope(n, "a@example.org", "b@example.org", str(n).encode())
+              for n in range(50)]
+    out = list(presigned(iter(source), sign, ahead=4))
+    assert [e.data for e in out] == [b"S:" + str(n).encode() for n in range(50)]
+    assert [e.key for e in out] == list(range(50))
+    stream = presigned(iter(source), sign, ahead=8)
+    assert next(stream).data == b"S:0"
+    stream.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("mirage-dkim")]
