@@ -137,6 +137,18 @@ def test_the_cached_constant_headers_follow_a_change() -> None:
     second = signer.sign(MESSAGE.replace(b"Hello  there", b"Bonjour"))
     third = signer.sign(MESSAGE.replace(b"reader@example.net", b"other@example.net"))
     assert verify(first, key) and verify(second, key) and verify(third, key)
+    assert signer.constant_hashes == 2  # the third (another To) reused the first's state
+
+
+def test_constant_headers_are_hashed_once_per_language() -> None:
+    signer = DkimSigner(DOMAIN, SELECTOR, rsa_key())
+    for n in range(5):
+        signer.sign(MESSAGE.replace(b"reader@", f"reader{n}@".encode())
+                    .replace(b"<1@", f"<{n}@".encode()))
+    assert signer.constant_hashes == 1
+    signer.sign(MESSAGE.replace(b"MIME-Version: 1.0", b"MIME-Version: 1.0\n"
+                                b"Content-Language: fr"))
+    assert signer.constant_hashes == 2
 
 
 def test_empty_and_blank_bodies() -> None:

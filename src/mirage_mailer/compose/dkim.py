@@ -118,6 +118,7 @@ class DkimSigner:
         self.algorithm = algorithm_of(key)
         self._clock = clock
         self._prefix: dict[tuple[bytes, ...], hashlib._Hash] = {}
+        self.constant_hashes = 0  # times the constant headers were hashed (once per language)
         self._canon: dict[bytes, bytes] = {}
         self._head = (f"DKIM-Signature: v=1; a={self.algorithm}; c=relaxed/relaxed; "
                       f"d={domain}; s={selector};")
@@ -130,6 +131,7 @@ class DkimSigner:
         state = self._prefix.get(constant)
         if state is None:
             state = hashlib.sha256()
+            self.constant_hashes += 1
             for raw in constant:
                 state.update(self._canonical(raw))
             if len(self._prefix) >= _PREFIX_CACHE:
