@@ -5,6 +5,7 @@ verified by dkimpy against the public key in a stubbed DNS answer.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from email.header import decode_header, make_header
@@ -15,10 +16,13 @@ import pytest
 from helpers import SAMPLE_ISSUE, RunCli, edit
 from mirage_mailer.compose.message import Personal
 from mirage_mailer.delivery import Envelope
+from mirage_mailer.project.config import load_settings
 from mirage_mailer.services.loader import open_project
+from mirage_mailer.services.outbound import send_one
 from mirage_mailer.services.preparation import for_the_wire
 from mirage_mailer.services.presign import presigned
 from mirage_mailer.services.sending import SendOptions, prepare
+from mirage_mailer.web.confirmation import confirmation_message
 from support.smtp_sink import SmtpSink
 from test_dkim_config import ENV, add_dkim, pem
 from test_dkim_signer import rsa_key
@@ -150,3 +154,16 @@ def test_signing_ahead_keeps_order_and_stops_cleanly() -> None:
     assert next(stream).data == b"S:0"
     stream.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("mirage-dkim")]
+
+
+def test_a_confirmation_mail_is_signed_too(project: Path, signing: dict[str, str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The web's double opt-in message leaves through the same outbound path, signed."""
+    monkeypatch.setenv(ENV, signing[ENV])
+    settings = load_settings(project / "mirage.yaml")
+    data = confirmation_message(settings, list_name="subscribers", email="new@example.net",
+                                name="New Reader", link="https://news.mirageproject.eu/c/x")
+    sent = asyncio.run(send_one(settings, "new@example.net", data))
+    assert sent.accepted
+    [path] = (project / "outbox" / "new").iterdir()
+    assert verify(path.read_bytes())

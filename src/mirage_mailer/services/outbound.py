@@ -105,9 +105,14 @@ class Single:
 async def send_one(settings: Settings, recipient: str, data: bytes) -> Single:
     """One message, not recorded in the tracking store, through the same path as a send.
 
-    Raises ``InputError`` for half-set credentials and ``DeliveryAborted`` when the relay
-    cannot be used, exactly as ``send`` would.
+    Raises ``InputError`` for half-set credentials or a DKIM key that cannot sign, and
+    ``DeliveryAborted`` when the relay cannot be used, exactly as ``send`` would.
     """
+    if settings.dkim is not None:  # signed like every newsletter (docs/guide/deliverability.md)
+        from mirage_mailer.services.dkim_keys import dkim_signer
+
+        signer = dkim_signer(settings)
+        data = signer.sign(data) if signer is not None else data
     envelope = Envelope(0, settings.sender.return_path, recipient, data)
     results: list[Result] = []
     stats = await deliver(settings, iter([envelope]), on_attempt=unclaimed,
