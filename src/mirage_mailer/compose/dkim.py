@@ -108,7 +108,8 @@ def _fold_names(names: list[str], newline: str) -> str:
 
 
 class DkimSigner:
-    """Adds one ``DKIM-Signature`` to each message; reusable for every message of a run."""
+    """Adds one ``DKIM-Signature`` to each message; reusable for every message of a run,
+    from one thread at a time (``presign`` gives it one worker)."""
 
     def __init__(self, domain: str, selector: str, key: PrivateKey, *,
                  clock: Callable[[], float] = time.time) -> None:
@@ -119,7 +120,6 @@ class DkimSigner:
         self._clock = clock
         self._prefix: dict[tuple[bytes, ...], hashlib._Hash] = {}
         self.constant_hashes = 0  # times the constant headers were hashed (once per language)
-        self._canon: dict[bytes, bytes] = {}
         self._head = (f"DKIM-Signature: v=1; a={self.algorithm}; c=relaxed/relaxed; "
                       f"d={domain}; s={selector};")
 
@@ -133,7 +133,7 @@ class DkimSigner:
             state = hashlib.sha256()
             self.constant_hashes += 1
             for raw in constant:
-                state.update(self._canonical(raw))
+                state.update(canonical_header(raw))
             if len(self._prefix) >= _PREFIX_CACHE:
                 self._prefix.clear()
             self._prefix[constant] = state
@@ -147,14 +147,6 @@ class DkimSigner:
         signature = base64.b64encode(self._sign_digest(digest.digest()))
         folded = (newline + b" ").join(signature[i:i + 72] for i in range(0, len(signature), 72))
         return field + folded + newline + message
-
-    def _canonical(self, raw: bytes) -> bytes:
-        found = self._canon.get(raw)
-        if found is None:
-            if len(self._canon) >= 4 * _PREFIX_CACHE:
-                self._canon.clear()
-            found = self._canon[raw] = canonical_header(raw)
-        return found
 
     def _select(self, headers: list[tuple[bytes, bytes]]
                 ) -> tuple[tuple[bytes, ...], list[bytes], list[str]]:
