@@ -20,6 +20,7 @@ from mirage_mailer.project.config import load_settings
 from mirage_mailer.services.dkim_keys import alignment_problem, organisational_domain
 from mirage_mailer.util.errors import InputError
 from test_dkim_signer import rsa_key
+from test_error_words import free_port
 
 ENV = "MIRAGE_DKIM_KEY"
 
@@ -156,6 +157,15 @@ def test_missing_variable_stops_validate_preview_and_send(project: Path, run_cli
     assert not (project / "outbox").exists() and not (project / "preview").exists()
     code, err = _validate(run_cli, pem(rsa_key()))
     assert code == 0, err
+
+
+def test_serve_refuses_a_key_that_cannot_sign(project: Path, run_cli: RunCli,
+                                             env_section: int) -> None:
+    """Its sign-up confirmations are signed: refused at start, like half-set credentials."""
+    result = run_cli("serve", "--port", str(free_port()), timeout=20)
+    assert (result.code, result.out) == (2, "")
+    assert f"mirage.yaml:{env_section + 2}: dkim.key_env names {ENV}, which is not set" in (
+        result.err)
 
 
 def test_broken_encrypted_and_weak_keys(run_cli: RunCli, env_section: int) -> None:

@@ -50,6 +50,15 @@ def credentials(settings: Settings) -> tuple[str, str] | None:
     return None
 
 
+def check_signing(settings: Settings) -> None:
+    """Mail that ``send_one`` sends is DKIM-signed when ``dkim:`` is configured: a key that
+    cannot sign is refused (exit 2) when ``serve`` starts, not logged at every sign-up."""
+    if settings.dkim is not None:
+        from mirage_mailer.services.dkim_keys import dkim_signer
+
+        dkim_signer(settings)
+
+
 def credential_words(settings: Settings) -> tuple[str, str]:
     """The credential variables' names, and what to say if a relay wants a login without
     them (the delivery layer has no config): names only, never values."""
