@@ -12,15 +12,15 @@ import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-from mirage_mailer.project.config import Settings, find_config, load_settings
+from mirage_mailer.project.config import DkimConfig, Settings, find_config, load_settings
+from mirage_mailer.services.dkim_keys import MAX_KEY_BYTES
 from mirage_mailer.services.doctor_dkim import dkim_check
 from mirage_mailer.services.doctor_dmarc import dmarc_checks, mx_check
 from mirage_mailer.services.doctor_dns import Check, Dns, IPAddress, is_internal
 from mirage_mailer.services.doctor_spf import Spf, relay_check, spf_checks
-from mirage_mailer.util.errors import ExitCode, InputError
+from mirage_mailer.util.errors import ExitCode, InputError, display_path
 from mirage_mailer.util.tokens import check_secret
 
 
@@ -61,15 +61,15 @@ def domain_checks(settings: Settings, dns: Dns) -> list[Check]:
         checks.append(_relay(settings, spf, dns, bounce_domain))
     if not same:
         checks += spf_checks(spf, from_domain, "From")[0]
-    dkim = getattr(settings, "dkim", None)  # the dkim: section, where this version has one
+    dkim = settings.dkim
     if dkim is None:
         checks.append(Check("warn", "DKIM", "no DKIM signing configured: Gmail and Yahoo "
                             "expect bulk mail to be signed for the From domain",
                             "add a dkim: section with domain, selector and key_env or key_file"))
     else:
         pem, source = private_key(settings, dkim)
-        checks.append(dkim_check(dns, str(dkim.domain), str(dkim.selector), pem, source))
-    checks += dmarc_checks(dns, from_domain, str(dkim.domain) if dkim is not None else None,
+        checks.append(dkim_check(dns, dkim.domain, dkim.selector, pem, source))
+    checks += dmarc_checks(dns, from_domain, dkim.domain if dkim is not None else None,
                            bounce_domain)
     checks.append(mx_check(dns, bounce_domain))
     checks += unsubscribe_checks(settings, dns)
@@ -92,23 +92,22 @@ def _addresses(dns: Dns, host: str) -> list[IPAddress]:
         return dns.addresses(host)
 
 
-def private_key(settings: Settings, dkim: Any) -> tuple[bytes | None, str]:
-    """The PEM private key the dkim: section names, and words for where it is."""
-    key_env = getattr(dkim, "key_env", None)
-    if key_env:
-        value = os.environ.get(key_env)
-        source = f"the variable {key_env}"
+def private_key(settings: Settings, dkim: DkimConfig) -> tuple[bytes | None, str]:
+    """The PEM private key the dkim: section names (None where it cannot be read here), and
+    words for where it is; never the key itself."""
+    if dkim.key_env:
+        value = os.environ.get(dkim.key_env)
+        source = f"the variable {dkim.key_env}"  # a one-line PEM with literal \n, as send reads
         return (value.replace("\\n", "\n").encode("utf-8", "replace") if value else None,
                 source)
-    key_file = getattr(dkim, "key_file", None)
-    if not key_file:
+    if dkim.key_file is None:
         return None, "the dkim: section"
-    path = Path(key_file)
-    path = path if path.is_absolute() else settings.root / path
+    path = dkim.key_file if dkim.key_file.is_absolute() else settings.root / dkim.key_file
+    source = f"the file {display_path(path)}"
     try:
-        return path.read_bytes()[:100_000], f"the file {key_file}"
+        return path.read_bytes()[:MAX_KEY_BYTES], source
     except OSError:
-        return None, f"the file {key_file}"
+        return None, source
 
 
 def unsubscribe_checks(settings: Settings, dns: Dns) -> list[Check]:
