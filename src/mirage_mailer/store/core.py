@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mirage_mailer.store.schema import MIGRATIONS
 from mirage_mailer.util.errors import ExitCode, MirageError, Problem, display_path
@@ -160,6 +160,29 @@ class Recipient:
     subject: str | None = None  # keyed hash of the address, stored when queued
 
 
+class Prior(NamedTuple):
+    """An issue's row as the store holds it, for the planner: what happened to the person,
+    and the values a list edit may change (compared before anything is rewritten)."""
+
+    status: str
+    smtp_code: int | None
+    smtp_response: str | None
+    email: str
+    name: str | None
+    lang: str | None
+    list_name: str
+    fields: str  # as stored: ``fields_json``
+    subject: str | None
+
+
+_FIELDS = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per row
+
+
+def fields_json(fields: dict[str, str]) -> str:
+    """A row's template fields as the store keeps them."""
+    return _FIELDS(fields) if fields else "{}"
+
+
 def email_key(email: str) -> str:
     """The case-insensitive identity of an address (SQLite's lower() is ASCII-only, so Python's)."""
     return email.strip().lower()
@@ -202,7 +225,7 @@ def _hashed_or_none(value: object) -> str | None:
 
 
 def _insert_params(issue: str, r: NewRecipient, now: str) -> tuple[Any, ...]:
-    fields = json.dumps(r.fields, ensure_ascii=False)
+    fields = fields_json(r.fields)
     key = email_key(r.email)
     return (issue, r.email, key, r.name, r.lang, r.list_name, fields, r.status, r.detail, now,
             hashed_key(r.email), r.subject)

@@ -11,10 +11,12 @@ from typing import Any
 
 from mirage_mailer.store.core import (
     NewRecipient,
+    Prior,
     Recipient,
     StoreCore,
     _insert_params,
     email_key,
+    fields_json,
     hashed_key,
 )
 from mirage_mailer.store.schema import NEW_STATUSES, REPORT_STATUSES
@@ -133,12 +135,15 @@ class RecipientsMixin(StoreCore):
         chunk is read (the lists, the planner) with the lock free.
         """
         it = iter(changes)
+        # an issue without rows (its first send) has nothing to reopen or withdraw: its
+        # rows are only inserted (a rerun after a crash mid-way finds rows, and checks)
+        fresh = not self.has_rows(issue)
         chunk = list(islice(it, batch))
         while chunk:
             with self._write() as conn:
                 began = time.monotonic()
                 while chunk:
-                    self._reconcile_chunk(conn, issue, chunk)
+                    self._reconcile_chunk(conn, issue, chunk, fresh=fresh)
                     if time.monotonic() - began >= COMMIT_EVERY:
                         chunk = []  # the next one is read with the lock free
                         break
@@ -146,7 +151,7 @@ class RecipientsMixin(StoreCore):
             chunk = chunk or list(islice(it, batch))
 
     def _reconcile_chunk(self, conn: sqlite3.Connection, issue: str,
-                         chunk: list[NewRecipient | str]) -> None:
+                         chunk: list[NewRecipient | str], *, fresh: bool = False) -> None:
         """One chunk of ``reconcile``, inside the caller's write transaction."""
         rows = [c for c in chunk if isinstance(c, NewRecipient)]
         for row in rows:
@@ -155,13 +160,11 @@ class RecipientsMixin(StoreCore):
         now = self._now()
         gone = [(now, issue, c) for c in dict.fromkeys(
             email_key(c) for c in chunk if isinstance(c, str))]
-        params = [(r.email, r.name, r.lang, r.list_name,
-                   json.dumps(r.fields, ensure_ascii=False) if r.fields else "{}",
-                   r.subject, r.status, r.detail, issue, email_key(r.email), now)
-                  for r in rows]
+        params = [(r.email, r.name, r.lang, r.list_name, fields_json(r.fields), r.subject,
+                   r.status, r.detail, issue, email_key(r.email), now) for r in rows]
         # Only addresses with a row can be reopened: asking the others costs a
         # statement each for nothing (all of them, the first time a list is sent).
-        have = self._have_rows(conn, issue, [p[9] for p in params])
+        have = set() if fresh else self._have_rows(conn, issue, [p[9] for p in params])
         reopen = [p for p in params if p[9] in have]
         conn.executemany(_REOPEN_EVENT, reopen)
         conn.executemany(_REOPEN, [p[:10] for p in reopen])
@@ -196,15 +199,22 @@ class RecipientsMixin(StoreCore):
                 (issue, *part)))
         return found
 
-    def priors(self, issue: str, keys: list[str]) -> dict[str, tuple[str, int | None, str | None]]:
-        """(status, smtp_code, smtp_response) of the rows of these keys (at most ~500 keys)."""
+    def has_rows(self, issue: str) -> bool:
+        """Whether ``issue`` has any row yet (before its first send it has none)."""
+        found = self._conn.execute("SELECT EXISTS (SELECT 1 FROM recipients WHERE issue = ?)",
+                                   (issue,))
+        return bool(found.fetchone()[0])
+
+    def priors(self, issue: str, keys: list[str]) -> dict[str, Prior]:
+        """The rows of these keys as stored (at most ~500 keys), by key."""
         if not keys:
             return {}
         marks = ", ".join("?" * len(keys))
         cur = self._conn.execute(
-            "SELECT email_key, status, smtp_code, smtp_response FROM recipients"
-            f" WHERE issue = ? AND email_key IN ({marks})", (issue, *keys))
-        return {key: (status, code, response) for key, status, code, response in cur.fetchall()}
+            "SELECT email_key, status, smtp_code, smtp_response, email, name, lang, list_name,"
+            f" fields, subject FROM recipients WHERE issue = ? AND email_key IN ({marks})",
+            (issue, *keys))
+        return {row[0]: Prior._make(row[1:]) for row in cur.fetchall()}
 
     def issue_rows(self, issue: str) -> Iterator[tuple[str, str, str, str | None, str,
                                                        int | None, str | None]]:
