@@ -171,7 +171,7 @@ def changes(decisions: Iterable[Decision],
             subject_id = subject(r.email)
             if d.prior is not None and _unchanged(d, r, d.prior, subject_id):
                 continue
-            yield NewRecipient(r.email, r.name, r.lang, r.list_name, dict(r.fields),
+            yield NewRecipient(r.email, r.name, r.lang, r.list_name, r.fields,
                                subject=subject_id)
         elif d.status == "invalid" and isinstance(d.row, RowProblem):
             yield NewRecipient(d.email, None, None, d.list_name, {}, status="invalid",
