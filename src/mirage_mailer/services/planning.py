@@ -266,26 +266,28 @@ class Planner:
 
     def _valid(self, row: Subscriber, key: str, priors: dict[str, Prior]) -> Decision:
         lang = self._language(row.lang)
-        store_key = self._store_key(key)
+        store_key = self._store_key(key) if self.forgotten else key
         first = self.seen.get(key)
         if first is not None and first >= 0:
             return Decision(row.email, row.name, lang, row.list_name, K_DUPLICATE,
                             DUPLICATE_OF + self._where(first), None, store_key,
                             self._where(self._code(row)), row)
-        self.seen.add(key, self._code(row))
+        if first is None:
+            self.seen.put(key, self._code(row))
         if store_key != key:
             self.seen.add(store_key, -1)
         if not priors and not self.suppressed and self.only is None \
                 and self.options.limit is None:  # nothing known of anyone: they get it
             return Decision(row.email, row.name, lang, row.list_name, K_SEND, "", "pending",
                             store_key, "", row)
-
         prior = priors.get(store_key)
+        kind, reason, status = self._decide(prior, store_key, lang)
+        return Decision(row.email, row.name, lang, row.list_name, kind, reason, status,
+                        store_key, "", row, prior)
 
-        def decide(kind: str, reason: str, status: str | None) -> Decision:
-            return Decision(row.email, row.name, lang, row.list_name, kind, reason, status,
-                            store_key, "", row, prior)
-
+    def _decide(self, prior: Prior | None, store_key: str,
+                lang: str) -> tuple[str, str, str | None]:
+        """(kind, reason, status) of a valid row met for the first time."""
         if prior is None:
             status, code, response = "pending", None, None
         else:
@@ -293,23 +295,20 @@ class Planner:
         if status == "sending":
             status = "unknown"  # a crash's in-flight row: the next send calls it unknown
         if status == "sent":
-            return decide(K_SENT, "already sent", "sent")
+            return K_SENT, "already sent", "sent"
         if status == "failed":
             said = " ".join(str(p) for p in (code, response) if p)
-            return decide(K_FAILED, "failed earlier" + (f" ({said})" if said else ""),
-                          "failed")
-        suppressed = store_key in self.suppressed or status == "suppressed"
-        if suppressed:
-            return decide(K_SUPPRESSED, "suppressed (unsubscribed)", "suppressed")
+            return K_FAILED, "failed earlier" + (f" ({said})" if said else ""), "failed"
+        if store_key in self.suppressed or status == "suppressed":
+            return K_SUPPRESSED, "suppressed (unsubscribed)", "suppressed"
         if status == "unknown" and not self.options.resend_unknown:
-            return decide(K_UNKNOWN, "unknown: the relay may have it (use --resend-unknown)",
-                          "unknown")
+            return K_UNKNOWN, "unknown: the relay may have it (use --resend-unknown)", "unknown"
         if self.only is not None and lang != self.only:
-            return decide(K_LANG, f"other language (--lang {self.options.lang})", "pending")
+            return K_LANG, f"other language (--lang {self.options.lang})", "pending"
         limit = self.options.limit
         if limit is not None and self.plan.to_send >= limit:
-            return decide(K_LIMIT, f"over --limit {limit}", "pending")
-        return decide(K_SEND, "", "pending")
+            return K_LIMIT, f"over --limit {limit}", "pending"
+        return K_SEND, "", "pending"
 
     def _code(self, row: Subscriber) -> int:
         """Where a row is, as one number (0: a web sign-up)."""

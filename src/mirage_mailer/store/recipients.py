@@ -333,10 +333,19 @@ class RecipientsMixin(StoreCore):
             return cur.rowcount
 
     def apply_suppressions(self, issue: str) -> int:
-        """Pending/unknown rows whose address is suppressed become ``suppressed``."""
+        """Pending/unknown rows whose address is suppressed become ``suppressed``.
+
+        Every row of the issue is looked at, so the test is only as wide as the suppressions
+        need: none, nothing to do; no forgotten person's hash, no hash of every address (a
+        SHA-256 in Python per row: a tenth of a rerun's time at 200,000 rows)."""
+        anyone, hashed = self._conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM suppressions), EXISTS (SELECT 1 FROM suppressions"
+            " WHERE email >= 'sha256:' AND email < 'sha256;')").fetchone()
+        if not anyone:
+            return 0
+        test = _SUPPRESSED if hashed else "email_key IN (SELECT email FROM suppressions)"
         return self._transition(
-            issue, f"status IN ('pending', 'unknown') AND {_SUPPRESSED}", "suppressed", "suppressed"
-        )
+            issue, f"status IN ('pending', 'unknown') AND {test}", "suppressed", "suppressed")
 
     def recover_inflight(self, issue: str) -> int:
         """A crash's leftover ``sending`` rows become ``unknown``; only under the send lock."""

@@ -61,6 +61,12 @@ def check_address(address: str) -> tuple[str, str | None]:
     bad = check_header_value(address)
     if bad:
         return address, bad
+    return check_clean_address(address)
+
+
+def check_clean_address(address: str) -> tuple[str, str | None]:
+    """``check_address`` for a value already known to pass ``check_header_value`` (a list
+    row checks all its values at once: once per row, not again for the address)."""
     simple = _CACHEABLE.fullmatch(address)
     if simple is not None and (known := _domains.get(simple[2])
                                or _plain_domain(simple[2])) is not None:
