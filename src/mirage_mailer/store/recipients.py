@@ -134,7 +134,8 @@ class RecipientsMixin(StoreCore):
         address indexes are in random order, so committing each 10,000-row chunk wrote the
         same pages again and again (at 1,000,000 rows the cost grew with the square of the
         list). Another writer (the web app's unsubscribe) waits at most that long: the next
-        chunk is read (the lists, the planner) with the lock free.
+        chunk is read (the lists, the planner) with the lock free. An issue's first plan of
+        ``BULK_MIN`` rows or more goes in at once instead (``_bulk_insert``).
         """
         it = iter(changes)
         # an issue without rows (its first send) has nothing to reopen or withdraw: its
