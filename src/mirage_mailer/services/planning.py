@@ -204,7 +204,12 @@ class Planner:
         self.suppressed = store.suppressed_keys() if store is not None else set()
         # an issue with no row yet (its first send, or validate before it): nobody has a
         # prior to look up and no store row can have left the list (a million queries saved)
-        self.fresh = store is None or not store.has_rows(issue.id)
+        # the issue's rows as they were (rows, highest id); those met in the lists are
+        # counted, and when all were met no row can have left them (a rerun of a long list
+        # read every row again, and looked each up among the addresses seen, to find none)
+        self.stored, self.top = store.extent(issue.id) if store is not None else (0, 0)
+        self.fresh = self.stored == 0
+        self.met = 0  # distinct rows of ``stored`` that a list row matched
         # a forgotten person's suppression is a hash: without any, no address needs hashing
         self.forgotten = any(key.startswith("sha256:") for key in self.suppressed)
         self.languages: dict[str | None, str] = {}  # a row's lang -> the issue's language
@@ -281,6 +286,8 @@ class Planner:
             return Decision(row.email, row.name, lang, row.list_name, K_SEND, "", "pending",
                             store_key, "", row)
         prior = priors.get(store_key)
+        if prior is not None and prior.id <= self.top:
+            self.met += 1
         kind, reason, status = self._decide(prior, store_key, lang)
         return Decision(row.email, row.name, lang, row.list_name, kind, reason, status,
                         store_key, "", row, prior)
@@ -332,9 +339,11 @@ class Planner:
                 first = self.seen.get(address)
                 if (first is not None and first >= 0) or self.seen.get(key) is not None:
                     status = None  # the person has a row already: a valid one, or this one
-                elif key in priors and priors[key].status not in ("pending", "invalid",
-                                                                    "withdrawn"):
-                    status = "unknown" if priors[key].status == "sending" else priors[key].status
+                elif key in priors:
+                    prior = priors[key]
+                    self.met += prior.id <= self.top
+                    if prior.status not in ("pending", "invalid", "withdrawn"):
+                        status = "unknown" if prior.status == "sending" else prior.status
                 self.seen.add(key, -1)
                 where = f"{row.problem.path}:{row.problem.line}"
                 decision = Decision(row.email or key, None, None, row.list_name, K_INVALID,
@@ -349,7 +358,7 @@ class Planner:
     # -- rows of the store that no list holds any more -----------------------------------------
 
     def _gone_rows(self) -> Iterator[Decision]:
-        if self.store is None or self.fresh:
+        if self.store is None or self.fresh or self.met == self.stored:
             return
         issue = self.project.issue
         rows = self.store.issue_rows(issue.id)

@@ -175,6 +175,7 @@ class Prior(NamedTuple):
     list_name: str
     fields: str  # as stored: ``fields_json``
     subject: str | None
+    id: int
 
 
 _FIELDS = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per row
