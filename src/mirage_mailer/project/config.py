@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mirage_mailer.project.bounce_config import BounceConfig, load_bounces
 from mirage_mailer.project.config_checks import MAX_TEXT, has_userinfo, redact
 from mirage_mailer.project.config_checks import Section as _Section
 from mirage_mailer.project.eu_names import RULE, statement_problem
@@ -124,9 +125,11 @@ class Settings:
     issues_dir: Path
     state_dir: Path
     line_of: dict[str, int] = field(default_factory=dict, compare=False)
+    bounces: BounceConfig | None = None  # the bounces: section; None: no VERP
 
 
-_TOP_KEYS = {"project", "sender", "transport", "disclaimer", "tracking", "web", "templates"}
+_TOP_KEYS = {"project", "sender", "transport", "disclaimer", "tracking", "web", "templates",
+             "bounces"}
 _WEB_KEYS = {"consent_text", "consent_version", "report_user", "report_password_hash_env",
              "max_body_bytes", "signup", "privacy_url", "allowed_origins"}
 _PROJECT_KEYS = {"name", "website", "contact", "language"}
@@ -225,6 +228,8 @@ def load_settings(path: Path) -> Settings:
     tracking = _load_tracking(_section(data, "tracking", path, problems), path, problems,
                               root_dir)
     web = _load_web(_section(data, "web", path, problems), path, problems)
+    bounces = load_bounces(_section(data, "bounces", path, problems) if "bounces" in data
+                           else None, path, problems, root_dir, sender.return_path)
     templates_value = data.get("templates", "templates")
     if not isinstance(templates_value, str) or not templates_value.strip():
         problems.add(path, data.key_line("templates"), "'templates' must be a folder path")
@@ -252,6 +257,7 @@ def load_settings(path: Path) -> Settings:
         issues_dir=root_dir / "issues",
         state_dir=root_dir / ".mirage",
         line_of=line_of,
+        bounces=bounces,
     )
 
 

@@ -7,6 +7,7 @@ Must not import anything of ours but ``util``.
 
 from __future__ import annotations
 
+from mirage_mailer.store.bounces import BounceRecord, BounceRow, BouncesMixin
 from mirage_mailer.store.core import (
     NewRecipient,
     Recipient,
@@ -19,6 +20,7 @@ from mirage_mailer.store.engagement import EngagementMixin
 from mirage_mailer.store.people import PeopleMixin
 from mirage_mailer.store.periods import PeriodsMixin
 from mirage_mailer.store.ports import (
+    BounceStore,
     PersonalData,
     PlanReader,
     RecorderStore,
@@ -36,6 +38,9 @@ __all__ = [
     "NEW_STATUSES",
     "REPORT_STATUSES",
     "STATUSES",
+    "BounceRecord",
+    "BounceRow",
+    "BounceStore",
     "NewRecipient",
     "PersonalData",
     "PlanReader",
@@ -53,7 +58,8 @@ __all__ = [
 ]
 
 
-class Store(RecipientsMixin, PeopleMixin, SubscribersMixin, EngagementMixin, PeriodsMixin):
+class Store(RecipientsMixin, BouncesMixin, PeopleMixin, SubscribersMixin, EngagementMixin,
+            PeriodsMixin):
     """SQLite tracking store; one instance per process, used from one thread."""
 
     def __enter__(self) -> Store:
