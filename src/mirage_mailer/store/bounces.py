@@ -137,3 +137,16 @@ class BouncesMixin(PeopleMixin, StoreCore):
                 f" WHERE issue = ? AND {_KINDS_SQL} GROUP BY kind", (issue,)):
             counts[names[str(kind)]] = int(number)
         return counts
+
+    def bounce_kinds(self, issue: str) -> dict[str, str]:
+        """Each bounced or complaining recipient of ``issue`` (lower-cased address) -> the
+        worst of ``complaint``, ``hard``, ``soft``."""
+        rank = {"complained": 3, "bounced": 2, "soft-bounced": 1}
+        names = {"complained": "complaint", "bounced": "hard", "soft-bounced": "soft"}
+        worst: dict[str, str] = {}
+        for address, kind in self._conn.execute(
+                f"SELECT email, kind FROM events WHERE issue = ? AND {_KINDS_SQL}", (issue,)):
+            key, kind = str(address), str(kind)
+            if key not in worst or rank[kind] > rank[worst[key]]:
+                worst[key] = kind
+        return {key: names[kind] for key, kind in worst.items()}

@@ -130,6 +130,8 @@ class ReportReader(Protocol):
 
     def bounce_counts(self, issue: str) -> dict[str, int]: ...
 
+    def bounce_kinds(self, issue: str) -> dict[str, str]: ...
+
 
 @runtime_checkable
 class Unsubscriber(Protocol):
