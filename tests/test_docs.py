@@ -62,7 +62,8 @@ def _schema_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> set[str]:
         "  translations:\n"
         "    fr: {statement: Financé par l'Union européenne, text: Texte.}\n"
         "tracking: {}\n"
-        "web: {}\n",
+        "web: {}\n"
+        "bounces: {}\n",
         encoding="utf-8",
     )
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from mirage_mailer.project.config_checks import Section, has_userinfo, redact
-from mirage_mailer.project.yamlsrc import LineDict, check_keys
+from mirage_mailer.project.yamlsrc import LineDict
 from mirage_mailer.util.addresses import parse_mailbox
 from mirage_mailer.util.errors import Collector, shorten
 
@@ -72,11 +72,10 @@ class BounceConfig:
 
 def load_bounces(sec: LineDict | None, path: Path, problems: Collector, root: Path,
                  return_path: str) -> BounceConfig | None:
-    """The section as written, or None when mirage.yaml has no ``bounces:`` (VERP off)."""
+    """The section as written, or None when mirage.yaml has no ``bounces:`` (VERP off).
+    Its keys are checked by the caller (``config.py``) against ``BOUNCE_KEYS``."""
     if sec is None:
         return None
-    check_keys(sec, path, allowed=BOUNCE_KEYS, required=set(), problems=problems,
-               where="bounces", ignore=frozenset({"password", "pass", "secret", "token"}))
     s = Section(sec, path, "bounces", problems)
     address = _address(s, return_path)
     delimiter = s.choice("delimiter", "+", DELIMITERS)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mirage_mailer.project.bounce_config import BounceConfig, load_bounces
+from mirage_mailer.project.bounce_config import BOUNCE_KEYS, BounceConfig, load_bounces
 from mirage_mailer.project.config_checks import MAX_TEXT, has_userinfo, redact
 from mirage_mailer.project.config_checks import Section as _Section
 from mirage_mailer.project.eu_names import RULE, statement_problem
@@ -228,8 +228,11 @@ def load_settings(path: Path) -> Settings:
     tracking = _load_tracking(_section(data, "tracking", path, problems), path, problems,
                               root_dir)
     web = _load_web(_section(data, "web", path, problems), path, problems)
-    bounces = load_bounces(_section(data, "bounces", path, problems) if "bounces" in data
-                           else None, path, problems, root_dir, sender.return_path)
+    bounces_sec = _section(data, "bounces", path, problems) if "bounces" in data else None
+    if bounces_sec is not None:
+        check_keys(bounces_sec, path, allowed=BOUNCE_KEYS, required=set(), problems=problems,
+                   where="bounces", ignore=_SECRET_KEYS)
+    bounces = load_bounces(bounces_sec, path, problems, root_dir, sender.return_path)
     templates_value = data.get("templates", "templates")
     if not isinstance(templates_value, str) or not templates_value.strip():
         problems.add(path, data.key_line("templates"), "'templates' must be a folder path")
