@@ -65,7 +65,7 @@ class Verp:
         self._keys = tuple(bytes(k) for k in keys)
         self._pattern = re.compile(
             rf"(?<![\w.+-]){re.escape(local)}{re.escape(delimiter)}({TOKEN})@"
-            rf"{re.escape(domain)}(?![\w-])", re.IGNORECASE)
+            rf"{re.escape(domain)}(?![\w-]|\.[\w-])", re.IGNORECASE)
 
     def address(self, issue: str, row_id: int, recipient: str) -> str:
         """The return path of one message (made with the current key)."""
