@@ -183,6 +183,12 @@ def test_process_bounces_classifies_records_and_suppresses_once(
     kinds = {line.split(",")[2]: line.rsplit(",", 1)[1] for line in csv_out[1:]}
     assert kinds == {MARIA: "hard", JEAN: "hard", AMINA: "complaint", PETER: "hard",
                      SOFIA: "soft"}
+    page = project / "report.html"
+    assert run_cli("report", SAMPLE_ISSUE, "--format", "html", "--out", str(page)).code == 0
+    html = page.read_text(encoding="utf-8")
+    assert '<section id="bounces">' in html
+    assert "<b>60.00%</b><span>hard bounce rate (of sent)</span>" in html
+    assert '<p class="warn">Warning: complaint rate 20.00% is above 0.3%' in html
 
 
 def test_soft_bounces_suppress_after_the_limit_within_the_window(
