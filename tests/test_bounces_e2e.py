@@ -108,9 +108,10 @@ def test_process_bounces_classifies_records_and_suppresses_once(
     box = project / "bouncebox"
     drop(box, "postfix", bounce("postfix.eml", verp=senders[MARIA], rcpt=MARIA,
                                 message_id=ids[MARIA]))
-    # Gmail's DSN, its VERP address upper-cased on the way back
-    drop(box, "gmail", bounce("gmail.eml", verp=senders[JEAN].upper(), rcpt=JEAN,
-                              message_id=ids[JEAN]))
+    # Gmail's DSN for the address Jean forwards to, the VERP address upper-cased on the way
+    # back: only the token can say whom it is about
+    drop(box, "gmail", bounce("gmail.eml", verp=senders[JEAN].upper(),
+                              rcpt="jean.forwarded@gmail.example", message_id="<other@x>"))
     drop(box, "arf", bounce("arf-complaint.eml", verp=senders[AMINA], rcpt=AMINA,
                             message_id=ids[AMINA]))
     drop(box, "ooo", bounce("autoreply.eml", verp=senders[PETER], rcpt=PETER,
