@@ -254,3 +254,18 @@ def test_without_a_mailbox_process_bounces_says_what_to_set(project: Path,
     assert "no bounce mailbox configured (set bounces.mailbox" in result.err
     assert json.loads(run_cli("report", SAMPLE_ISSUE, "--format", "json").out)["bounces"][
         "warnings"] == []
+
+
+def test_reading_bounces_before_any_send_creates_no_secret(project: Path,
+                                                           run_cli: RunCli) -> None:
+    config = project / "mirage.yaml"
+    config.write_text(config.read_text(encoding="utf-8") + BOUNCES, encoding="utf-8")
+    for sub in ("new", "cur", "tmp"):
+        (project / "bouncebox" / sub).mkdir(parents=True)
+    drop(project / "bouncebox", "stray", bounce("postfix.eml", verp="bounces+1-aaaaaaaaaaaaaaaa"
+                                                "@mirageproject.eu", rcpt=MARIA,
+                                                message_id="<x@y>"))
+    result = run_cli("process-bounces")
+    assert result.code == 0, result.err
+    assert "stray.mirage-test: unmatched: names no recipient in the store" in result.out
+    assert not (project / ".mirage" / "secret").exists()
