@@ -12,7 +12,7 @@ import pytest
 from mirage_mailer.services.bounce_parse import MAX_BYTES, parse
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
-VERP = "bounces+1a-abcdefghijklmnop@mirageproject.eu"
+VERP = "bounces+1a-0123456789abcdef0123@mirageproject.eu"
 RCPT = "jean@partner.example"
 MSGID = "<m1.x@mirageproject.eu>"
 

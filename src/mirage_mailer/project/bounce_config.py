@@ -23,7 +23,7 @@ BOUNCE_KEYS = {"address", "verp", "delimiter", "mailbox", "username_env", "passw
                "ignored_folder", "before_run_due"}
 DELIMITERS = ("+", "-")
 PROCESSED = ("seen", "move", "keep")
-TOKEN_ROOM = 24  # longest VERP token (services/verp.py) plus its delimiter
+TOKEN_ROOM = 28  # VERP token (services/verp.py, two billion rows) plus its delimiter
 MAX_LOCAL = 64  # RFC 5321 4.5.3.1.1: octets in a local part
 # RFC 5322 dot-atom: the characters a local part may hold without quoting.
 _DOT_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*/=?^_`{|}~+-]+(?:\.[A-Za-z0-9!#$%&'*/=?^_`{|}~+-]+)*$")

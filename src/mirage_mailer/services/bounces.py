@@ -197,7 +197,10 @@ def process_bounces(settings: Settings, *, dry_run: bool = False) -> BounceRun:
     IMAP opens the folder read-only)."""
     config = _config(settings)
     run = BounceRun(dry_run=dry_run)
-    verp = verp_for(settings) if config.verp else None
+    # No signing key yet means no token was ever made: nothing to verify, and reading
+    # bounces must not create one.
+    has_key = bool(settings.tracking.secret_env) or (settings.state_dir / "secret").is_file()
+    verp = verp_for(settings) if config.verp and has_key else None
     box = open_box(settings, dry_run=dry_run)
     try:
         with Store(settings.tracking.database) as store:
