@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import Message
-from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+from email.utils import parseaddr, parsedate_to_datetime
 
 from flufl.bounce import all_failures
 
@@ -140,6 +140,10 @@ def _original_id(message: Message) -> str | None:
                 mid = _header(headers, "Message-ID")
                 if mid:
                     return mid
+    for name in ("In-Reply-To", "References"):  # Gmail and Microsoft 365 name it there too
+        found = _header(message, name).split()
+        if found and found[0].startswith("<") and found[0].endswith(">"):
+            return found[0]
     return None
 
 
@@ -264,7 +268,3 @@ def parse(raw: bytes) -> Parsed:
         return parsed
     except Exception as exc:  # hostile structure deep inside; one line, never a traceback
         return Parsed("unreadable", parsed.key, f"malformed mail ({type(exc).__name__})")
-
-
-def addresses_in(value: str) -> list[str]:
-    return [a for _, a in getaddresses([value]) if "@" in a]
