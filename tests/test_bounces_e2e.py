@@ -269,3 +269,22 @@ def test_reading_bounces_before_any_send_creates_no_secret(project: Path,
     assert result.code == 0, result.err
     assert "stray.mirage-test: unmatched: names no recipient in the store" in result.out
     assert not (project / ".mirage" / "secret").exists()
+
+
+def test_validate_warns_when_the_bounce_domain_does_not_align(project: Path,
+                                                             run_cli: RunCli) -> None:
+    config = project / "mirage.yaml"
+    base = config.read_text(encoding="utf-8")
+    config.write_text(base + "\nbounces:\n  address: bounces@mail.mirageproject.eu\n",
+                      encoding="utf-8")
+    aligned = run_cli("validate", SAMPLE_ISSUE)
+    assert aligned.code == 0, aligned.err
+    assert "does not align" not in aligned.out + aligned.err
+    config.write_text(base + "\nbounces:\n  address: bounces@bulk-sender.example\n",
+                      encoding="utf-8")
+    result = run_cli("validate", SAMPLE_ISSUE)
+    assert result.code == 0, result.err
+    (line,) = [x for x in (result.out + result.err).splitlines() if "does not align" in x]
+    assert re.match(r"^mirage\.yaml:\d+: warning: the bounce address's domain "
+                    r"bulk-sender\.example does not align with the From domain "
+                    r"mirageproject\.eu", line), line
