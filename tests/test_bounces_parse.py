@@ -113,3 +113,16 @@ def test_the_original_message_id_falls_back_to_in_reply_to() -> None:
     parsed = parse(raw[:cut] + b"--000000000000a1f30e0628878b2c--\n")
     assert parsed.category == "bounce"
     assert parsed.original_message_id == MSGID
+
+
+@pytest.mark.parametrize(("status", "hard"), [
+    ("5.1.1", True), ("5.2.1", True), ("5.4.4", True),
+    ("5.2.2", False),  # mailbox full: RFC 3463's "persistent transient failure"
+    ("5.7.1", False),  # refused by policy: this message or sender, not the address
+    ("4.4.7", False),
+])
+def test_which_statuses_are_hard(status: str, hard: bool) -> None:
+    parsed = parse(fixture("postfix.eml", **{"Status: 5.1.1": f"Status: {status}"}))
+    assert [(f.status, f.hard) for f in parsed.failures] == [(status, hard)]
+    exim = parse(fixture("exim.eml", **{"550 5.1.1": f"550 {status}"}))
+    assert [(f.status, f.hard) for f in exim.failures] == [(status, hard)]

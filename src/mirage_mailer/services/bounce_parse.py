@@ -154,6 +154,14 @@ def _report_part(message: Message, ctype: str) -> Message | None:
     return None
 
 
+def hard_status(code: str) -> bool:
+    """A 5.x.x status that says the *address* is gone. RFC 3463 calls X.2.2 (mailbox full) a
+    "persistent transient failure", and X.7.x (security or policy) mostly refuses this
+    message or this sender, not the reader: both count as soft bounces, so a reader is
+    suppressed only when it keeps happening (``bounces.soft_limit``)."""
+    return code.startswith("5.") and not code.startswith(("5.7.", "5.2.2"))
+
+
 def _dsn(message: Message, parsed: Parsed) -> Parsed:
     part = _report_part(message, "message/delivery-status")
     blocks = _sub_messages(part) if part is not None else []
@@ -172,7 +180,7 @@ def _dsn(message: Message, parsed: Parsed) -> Parsed:
                 smtp = _SMTP_CODE.search(diagnostic)
                 hard = smtp is None or smtp.group(1) == "5"
             else:
-                hard = code.startswith("5")
+                hard = hard_status(code)
             parsed.failures.append(Failure(address, code, hard, diagnostic))
     if parsed.failures:
         parsed.category = "bounce"
@@ -226,11 +234,12 @@ def _heuristic(message: Message, parsed: Parsed, text: str) -> Parsed:
             address = _address(raw.decode("utf-8", "replace") if isinstance(raw, bytes)
                                else str(raw))
             if address:
+                hard = hard and (code is None or hard_status(code))
                 parsed.failures.append(Failure(address, code, hard, "non-standard bounce"))
     for value in _header(message, "X-Failed-Recipients").split(","):
         address = _address(value)
         if address and not any(f.address == address for f in parsed.failures):
-            hard = code is None or code.startswith("5")
+            hard = code is None or hard_status(code)
             parsed.failures.append(Failure(address, code, hard, "X-Failed-Recipients"))
     if parsed.failures:
         parsed.category, parsed.reason = "bounce", "non-standard bounce"
