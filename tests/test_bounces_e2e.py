@@ -184,6 +184,9 @@ def test_process_bounces_classifies_records_and_suppresses_once(
     kinds = {line.split(",")[2]: line.rsplit(",", 1)[1] for line in csv_out[1:]}
     assert kinds == {MARIA: "hard", JEAN: "hard", AMINA: "complaint", PETER: "hard",
                      SOFIA: "soft"}
+    period = json.loads(run_cli("report", "--period", "2000-01-01..2099-12-31", "--format",
+                                "json").out)
+    assert [(i["issue"], i["bounces"]) for i in period["issues"]] == [(ISSUE, 3)]
     page = project / "report.html"
     assert run_cli("report", SAMPLE_ISSUE, "--format", "html", "--out", str(page)).code == 0
     html = page.read_text(encoding="utf-8")
