@@ -291,3 +291,17 @@ def test_validate_warns_when_the_bounce_domain_does_not_align(project: Path,
     assert re.match(r"^mirage\.yaml:\d+: warning: the bounce address's domain "
                     r"bulk-sender\.example does not align with the From domain "
                     r"mirageproject\.eu", line), line
+
+
+def test_a_complaint_with_a_redacted_address_is_found_by_its_message_id(
+        project: Path, run_cli: RunCli, sent: tuple[dict[str, str], dict[str, str]]) -> None:
+    _, ids = sent
+    # a feedback loop that redacts the reader's address and rewrites the return path
+    drop(project / "bouncebox", "arf", bounce("arf-complaint.eml",
+                                              verp="bounces@mirageproject.eu",
+                                              rcpt="redacted@yahoo.example",
+                                              message_id=ids[PETER]))
+    result = run_cli("process-bounces")
+    assert result.code == 0, result.err
+    assert f"complaint {PETER} (issue {ISSUE})" in result.out
+    assert suppressed(project) == {PETER: "complaint"}

@@ -55,23 +55,25 @@ class BouncesMixin(PeopleMixin, StoreCore):
 
     def bounce_row(self, email: str | None, message_id: str | None) -> BounceRow | None:
         """The row a bounce without a usable VERP token is about: the failed address's row
-        with the original Message-ID, else that address's latest sent row; without an
-        address, the row with that Message-ID."""
+        with the original Message-ID, else the row with that Message-ID (a redacted or
+        forwarded address), else that address's latest sent row."""
         conn = self._conn
         columns = "SELECT id, issue, email, message_id, status FROM recipients"
-        if email:
-            key = email_key(email)
-            if message_id:
-                found = conn.execute(f"{columns} WHERE email_key = ? AND message_id = ?",
-                                     (key, message_id)).fetchone()
-                if found is not None:
-                    return _row(found)
+        key = email_key(email) if email else None
+        if key and message_id:
+            found = conn.execute(f"{columns} WHERE email_key = ? AND message_id = ?",
+                                 (key, message_id)).fetchone()
+            if found is not None:
+                return _row(found)
+        if message_id:  # no index: a scan, only for bounces that carry no token
+            found = conn.execute(f"{columns} WHERE message_id = ? LIMIT 1",
+                                 (message_id,)).fetchone()
+            if found is not None:
+                return _row(found)
+        if key:
             return _row(conn.execute(
                 f"{columns} WHERE email_key = ? AND status IN ('sent', 'unknown')"
                 " ORDER BY last_attempt_at DESC, id DESC LIMIT 1", (key,)).fetchone())
-        if message_id:
-            return _row(conn.execute(f"{columns} WHERE message_id = ? LIMIT 1",
-                                     (message_id,)).fetchone())
         return None
 
     def bounce_seen(self, key: str) -> bool:
