@@ -305,3 +305,22 @@ def test_a_complaint_with_a_redacted_address_is_found_by_its_message_id(
     assert result.code == 0, result.err
     assert f"complaint {PETER} (issue {ISSUE})" in result.out
     assert suppressed(project) == {PETER: "complaint"}
+
+
+def test_maildir_move_and_ignored_folder(project: Path, run_cli: RunCli,
+                                         sent: tuple[dict[str, str], dict[str, str]]) -> None:
+    senders, ids = sent
+    config = project / "mirage.yaml"
+    config.write_text(config.read_text(encoding="utf-8")
+                      + "  processed: move\n  ignored_folder: Replies\n", encoding="utf-8")
+    box = project / "bouncebox"
+    drop(box, "postfix", bounce("postfix.eml", verp=senders[MARIA], rcpt=MARIA,
+                                message_id=ids[MARIA]))
+    drop(box, "ooo", bounce("autoreply.eml", verp=senders[PETER], rcpt=PETER,
+                            message_id=ids[PETER]))
+    result = run_cli("process-bounces")
+    assert result.code == 0, result.err
+    assert [p.name for p in (box / ".Processed" / "cur").iterdir()] == [
+        "postfix.mirage-test:2,S"]
+    assert [p.name for p in (box / ".Replies" / "cur").iterdir()] == ["ooo.mirage-test:2,S"]
+    assert not list((box / "new").iterdir()) and not list((box / "cur").iterdir())
