@@ -144,12 +144,12 @@ def test_process_bounces_classifies_records_and_suppresses_once(
         in out
     assert "ooo.mirage-test: ignored: an automatic reply, not a bounce" in out
     assert "delay.mirage-test: ignored: a delay warning" in out
-    assert "forged.mirage-test: forged token" in out
+    assert "forged.mirage-test: unmatched: its VERP token is forged" in out
     assert "stranger.mirage-test: unmatched: names no recipient in the store " \
            "(nobody@elsewhere.example)" in out
     summary = out.strip().splitlines()[-1]
     assert summary == ("process-bounces: 10 mail(s): 3 hard, 1 soft, 1 complaint, "
-                       "1 unmatched, 1 forged, 1 delay, 1 auto-reply, 1 ignored; "
+                       "2 unmatched, 1 delay, 1 auto-reply, 1 ignored; "
                        "4 address(es) suppressed"), summary
     assert suppressed(project) == {MARIA: "bounce", JEAN: "bounce", AMINA: "complaint",
                                    PETER: "bounce"}
@@ -268,9 +268,11 @@ def test_reading_bounces_before_any_send_creates_no_secret(project: Path,
     drop(project / "bouncebox", "stray", bounce("postfix.eml", verp="bounces+1-aaaaaaaaaaaaaaaaaaaa"
                                                 "@mirageproject.eu", rcpt=MARIA,
                                                 message_id="<x@y>"))
+    drop(project / "bouncebox", "huge", b"Subject: x\n\n" + b"x" * (10 * 1024 * 1024))
     result = run_cli("process-bounces")
     assert result.code == 0, result.err
     assert "stray.mirage-test: unmatched: names no recipient in the store" in result.out
+    assert "huge.mirage-test: skipped: 10,485,772 bytes, too large for a bounce" in result.out
     assert not (project / ".mirage" / "secret").exists()
 
 

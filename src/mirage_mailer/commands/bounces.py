@@ -11,7 +11,7 @@ from mirage_mailer.services.loader import locate_config
 from mirage_mailer.util.errors import ExitCode
 
 _LABELS = {"hard": "hard bounce", "soft": "soft bounce", "complaint": "complaint",
-           "already": "already processed", "unmatched": "unmatched", "forged": "forged token",
+           "already": "already processed", "unmatched": "unmatched",
            "delay": "ignored", "auto-reply": "ignored", "ignored": "ignored",
            "unreadable": "skipped"}
 

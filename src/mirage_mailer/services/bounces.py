@@ -24,7 +24,7 @@ from mirage_mailer.store import BounceRow, BounceStore, Store, email_key
 from mirage_mailer.util.errors import InputError, Problem, display_path
 
 # Every status a mail can end in, in the order the summary names them.
-STATUSES = ("hard", "soft", "complaint", "already", "unmatched", "forged", "delay",
+STATUSES = ("hard", "soft", "complaint", "already", "unmatched", "delay",
             "auto-reply", "ignored", "unreadable")
 _COUNTED = {"hard": "bounced", "soft": "soft-bounced", "complaint": "complained"}
 
@@ -121,7 +121,7 @@ class Judge:
             return BounceOutcome(ref, "already", "processed before; not counted again")
         row, forged = self._verp_row(parsed)
         if forged:
-            return BounceOutcome(ref, "forged", "its VERP token is not genuine (altered, or "
+            return BounceOutcome(ref, "unmatched", "its VERP token is forged (altered, or "
                                  "not ours); ignored")
         failure = self._failure(parsed, row)
         if row is None:
@@ -165,7 +165,7 @@ class Judge:
 
     def remember(self, parsed: Parsed, outcome: BounceOutcome) -> None:
         """Mail that counted for nothing is remembered too, so a rerun reports it once."""
-        if not self.dry_run and outcome.status in ("unmatched", "forged"):
+        if not self.dry_run and outcome.status == "unmatched":
             self.store.mark_bounce_mail(parsed.key, outcome.status)
 
 
