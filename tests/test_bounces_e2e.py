@@ -326,3 +326,20 @@ def test_maildir_move_and_ignored_folder(project: Path, run_cli: RunCli,
         "postfix.mirage-test:2,S"]
     assert [p.name for p in (box / ".Replies" / "cur").iterdir()] == ["ooo.mirage-test:2,S"]
     assert not list((box / "new").iterdir()) and not list((box / "cur").iterdir())
+
+
+def test_an_unknown_format_from_a_mail_server_with_a_genuine_token_counts_softly(
+        project: Path, run_cli: RunCli, sent: tuple[dict[str, str], dict[str, str]]) -> None:
+    senders, _ = sent
+    odd = (f"Return-Path: <>\nFrom: MAILER-DAEMON@odd.example\nTo: {senders[MARIA]}\n"
+           "Subject: Notice\nMessage-ID: <odd1@odd.example>\n\nSomething went wrong.\n")
+    drop(project / "bouncebox", "odd", odd.encode())
+    drop(project / "bouncebox", "odd2", odd.replace(senders[MARIA], "bounces@mirageproject.eu")
+         .replace("odd1@", "odd2@").encode())
+    result = run_cli("process-bounces")
+    assert result.code == 0, result.err
+    assert f"odd.mirage-test: soft bounce {MARIA} (issue {ISSUE}): from a mail server, but " \
+           "in no bounce format known (1 of 2 within 7 days)" in result.out
+    assert "odd2.mirage-test: ignored: from a mail server, but in no bounce format known, " \
+           "and no genuine VERP token" in result.out
+    assert suppressed(project) == {}

@@ -98,7 +98,7 @@ def test_a_mail_without_a_message_id_is_keyed_by_its_bytes() -> None:
 def test_hostile_mail_never_raises(raw: bytes) -> None:
     parsed = parse(raw)
     assert parsed.category in ("other", "unreadable", "bounce", "complaint", "delay",
-                               "auto-reply")
+                               "auto-reply", "unrecognised")
     assert parsed.key
 
 

@@ -43,8 +43,8 @@ class Failure:
 
 @dataclass
 class Parsed:
-    """What one mail is; ``category``: bounce, complaint, delay, auto-reply, other,
-    unreadable or too-large."""
+    """What one mail is; ``category``: bounce, complaint, delay, auto-reply, unrecognised
+    (from a mail server, but no failure could be read), other, unreadable or too-large."""
 
     category: str
     key: str
@@ -243,6 +243,9 @@ def _heuristic(message: Message, parsed: Parsed, text: str) -> Parsed:
             parsed.failures.append(Failure(address, code, hard, "X-Failed-Recipients"))
     if parsed.failures:
         parsed.category, parsed.reason = "bounce", "non-standard bounce"
+    else:
+        parsed.category = "unrecognised"
+        parsed.reason = "from a mail server, but in no bounce format known"
     return parsed
 
 

@@ -120,6 +120,8 @@ class Judge:
         if self.store.bounce_seen(parsed.key):
             return BounceOutcome(ref, "already", "processed before; not counted again")
         row, forged = self._verp_row(parsed)
+        if parsed.category == "unrecognised" and row is None:
+            return BounceOutcome(ref, "ignored", parsed.reason + ", and no genuine VERP token")
         if forged:
             return BounceOutcome(ref, "unmatched", "its VERP token is forged (altered, or "
                                  "not ours); ignored")
