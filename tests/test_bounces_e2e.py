@@ -343,3 +343,28 @@ def test_an_unknown_format_from_a_mail_server_with_a_genuine_token_counts_softly
     assert "odd2.mirage-test: ignored: from a mail server, but in no bounce format known, " \
            "and no genuine VERP token" in result.out
     assert suppressed(project) == {}
+
+
+def test_the_report_page_with_bounces_passes_axe(
+        project: Path, run_cli: RunCli, sent: tuple[dict[str, str], dict[str, str]]) -> None:
+    """The bounces section (its warning lines included) in headless Chromium at 320 and 600
+    px: no serious or critical axe-core violation."""
+    from browser import BLOCKING, axe_lines, axe_violations, browser
+
+    senders, ids = sent
+    drop(project / "bouncebox", "arf", bounce("arf-complaint.eml", verp=senders[AMINA],
+                                              rcpt=AMINA, message_id=ids[AMINA]))
+    assert run_cli("process-bounces").code == 0
+    page_path = project / "report.html"
+    assert run_cli("report", SAMPLE_ISSUE, "--format", "html", "--out", str(page_path)).code == 0
+    with browser() as chromium:
+        page = chromium.new_page(locale="en-GB")  # type: ignore[attr-defined]
+        page.goto(page_path.as_uri())
+        assert page.locator("#bounces .warn").count() == 1
+        blocking = []
+        for width in (320, 600):
+            page.set_viewport_size({"width": width, "height": 900})
+            blocking += axe_lines([v for v in axe_violations(page) if v["impact"] in BLOCKING],
+                                  f"report at {width}px")
+        page.close()
+    assert blocking == []
