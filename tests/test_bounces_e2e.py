@@ -176,6 +176,8 @@ def test_process_bounces_classifies_records_and_suppresses_once(
     assert [w.split(" is above")[0] for w in data["bounces"]["warnings"]] == [
         "hard bounce rate 60.00%", "complaint rate 20.00%"]
     assert set(data) == {"issue", "counts", "recipients", "bounces"}  # contract keys stay
+    assert {r["email"]: r["bounce"] for r in data["recipients"]} == {
+        MARIA: "hard", JEAN: "hard", AMINA: "complaint", PETER: "hard", SOFIA: "soft"}
     table = run_cli("report", SAMPLE_ISSUE)
     assert "Bounces and complaints" in table.out and "60.00%" in table.out
     assert f"warning: {ISSUE}: hard bounce rate 60.00% is above 2%" in table.err

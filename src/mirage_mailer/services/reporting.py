@@ -65,10 +65,13 @@ def reports(settings: Settings, issue: str | None) -> list[dict[str, Any]]:
         if tracking_on(settings) and store is not None:  # extra field, only when enabled
             for report in found:
                 report["engagement"] = store.engagement(report["issue"])
-        if settings.bounces is not None:  # extra field, only with a bounces: section
+        if settings.bounces is not None:  # extra fields, only with a bounces: section
             for report in found:
                 counted = store.bounce_counts(report["issue"]) if store is not None else {}
                 report["bounces"] = bounce_summary(report["counts"].get("sent", 0), counted)
+                kinds = store.bounce_kinds(report["issue"]) if store is not None else {}
+                for row in report["recipients"]:  # hard, soft, complaint, or null
+                    row["bounce"] = kinds.get(row["email"].lower())
     return found
 
 
@@ -91,14 +94,8 @@ def csv_rows(settings: Settings, issue: str | None) -> list[list[Any]]:
     found = reports(settings, issue)
     names = titles(settings, [report["issue"] for report in found])
     bounces = settings.bounces is not None
-    kinds: dict[str, dict[str, str]] = {}
-    if bounces:
-        with existing(settings) as store:
-            kinds = {r["issue"]: store.bounce_kinds(r["issue"]) if store is not None else {}
-                     for r in found}
     return [[report["issue"], names[report["issue"]] or "",
-             *(row[c] for c in CSV_COLUMNS[2:]),
-             *([kinds[report["issue"]].get(row["email"].lower(), "")] if bounces else [])]
+             *(row[c] for c in CSV_COLUMNS[2:]), *([row["bounce"] or ""] if bounces else [])]
             for report in found for row in report["recipients"]]
 
 
