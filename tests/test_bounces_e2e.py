@@ -370,3 +370,17 @@ def test_the_report_page_with_bounces_passes_axe(
                                   f"report at {width}px")
         page.close()
     assert blocking == []
+
+
+def test_run_due_warns_and_goes_on_when_the_bounce_mailbox_is_unreachable(
+        project: Path, run_cli: RunCli) -> None:
+    config = project / "mirage.yaml"
+    config.write_text(config.read_text(encoding="utf-8") + BOUNCES.replace(
+        "mailbox: bouncebox", "mailbox: imaps://127.0.0.1:1/INBOX\n  username_env: U\n"
+        "  password_env: P"), encoding="utf-8")
+    result = run_cli("run-due", "--now", "2000-01-01T00:00:00+00:00", env={"U": "u", "P": "p"})
+    assert result.code == 0, result.err
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith("bounces.mailbox: warning: bounces not processed: cannot connect "
+                           "127.0.0.1:1")
+    assert result.out.strip() == "run-due: nothing due at 2000-01-01T00:00:00+00:00"
