@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 from mirage_mailer.project.config_checks import Section, has_userinfo, redact
 from mirage_mailer.project.yamlsrc import LineDict
 from mirage_mailer.util.addresses import parse_mailbox
-from mirage_mailer.util.errors import Collector, Problem, shorten
+from mirage_mailer.util.errors import Collector, shorten
 
 BOUNCE_KEYS = {"address", "verp", "delimiter", "mailbox", "username_env", "password_env",
                "ca_file", "soft_limit", "soft_window_days", "processed", "done_folder",
@@ -194,25 +194,3 @@ def _folder(s: Section, key: str, default: str | None) -> str | None:
         return default
     return value
 
-
-def _aligned(one: str, other: str) -> bool:
-    """Relaxed DMARC alignment, without the public suffix list: the same domain, or one a
-    sub-domain of the other."""
-    one, other = one.lower().rstrip("."), other.lower().rstrip(".")
-    return one == other or one.endswith("." + other) or other.endswith("." + one)
-
-
-def bounce_warnings(config: BounceConfig | None, from_email: str, where: str,
-                    line: int | None) -> list[Problem]:
-    """What ``validate`` should say about the bounces section: a return path whose domain
-    does not align with the From domain fails DMARC's SPF alignment (RFC 7489 3.1.2)."""
-    if config is None or not config.verp:
-        return []
-    from_domain = from_email.rpartition("@")[2]
-    if not from_domain or _aligned(config.domain, from_domain):
-        return []
-    return [Problem(where, line, f"the bounce address's domain {config.domain} does not align "
-                    f"with the From domain {from_domain}: SPF passes for the return path "
-                    "but counts nothing for DMARC",
-                    f"use a bounce address at {from_domain} (or a sub-domain of it), or rely "
-                    "on a DKIM signature aligned with the From domain", warning=True)]

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from mirage_mailer.compose.disclaimer import block_for, union_name_warnings
 from mirage_mailer.compose.render import RenderedLanguage, render_issue
-from mirage_mailer.project.bounce_config import bounce_warnings
 from mirage_mailer.project.config import CONFIG_NAME, Settings, find_config, load_settings
 from mirage_mailer.project.content import Issue, load_issue
 from mirage_mailer.project.lists import RowProblem, Subscriber, find_list, iter_list, list_fields
 from mirage_mailer.project.yamlsrc import LineDict, load_yaml_file
+from mirage_mailer.services.verp import bounce_warnings
 from mirage_mailer.util.errors import Collector, InputError, Problem, display_path, shorten
 
 ISSUES = "issues"
@@ -108,6 +108,10 @@ def open_project(config: Path | None, issue_dir: Path) -> Project:
             problems.problems.extend(exc.problems)
     problems.raise_if_errors()
     warnings = warnings + disclaimer_warnings(settings, issue)
+    if settings.dkim is not None:  # a weak key, a signing domain that does not align
+        from mirage_mailer.services.dkim_keys import dkim_warnings
+
+        warnings += dkim_warnings(settings)
     warnings += bounce_warnings(settings.bounces, settings.sender.from_email,
                                 display_path(settings.path), settings.line_of.get("bounces"))
     return Project(settings, issue, paths, warnings)

@@ -44,7 +44,7 @@ from mirage_mailer.services.planning import (
     changes,
     make_plan,
 )
-from mirage_mailer.services.preparation import Preparation, prepare_issue
+from mirage_mailer.services.preparation import Preparation, for_the_wire, prepare_issue
 from mirage_mailer.services.preview import preview_person
 from mirage_mailer.services.recorder import SendRecorder
 from mirage_mailer.services.verp import envelope_sender
@@ -140,7 +140,8 @@ def prepare(project: Project, options: SendOptions) -> Preparation:
     elif options.to:
         languages = (issue.default_language,)
     return prepare_issue(project, languages=languages,
-                         subject_prefix=TEST_PREFIX if options.to else "")
+                         subject_prefix=TEST_PREFIX if options.to else "",
+                         sign_as_built=False)  # signed on the way out: for_the_wire
 
 
 def plan_options(options: SendOptions) -> PlanOptions:
@@ -279,8 +280,8 @@ def send_test(prep: Preparation, addresses: tuple[str, ...],
                 progress(outcome.this_run)
 
     try:
-        _deliver(project, envelopes(), outcome, on_attempt=unclaimed, on_result=on_result,
-                 stopper=stopper)
+        _deliver(project, for_the_wire(prep, envelopes()), outcome, on_attempt=unclaimed,
+                 on_result=on_result, stopper=stopper)
     except DeliveryAborted as exc:
         raise resumable(project.settings, exc) from None
     outcome.to_send = len(people)
@@ -380,7 +381,7 @@ def send(prep: Preparation, options: SendOptions, progress: ProgressHook | None 
                     progress(outcome.this_run)
 
         try:
-            _deliver(project, envelopes(), outcome, on_attempt=on_attempt,
+            _deliver(project, for_the_wire(prep, envelopes()), outcome, on_attempt=on_attempt,
                      on_result=on_result, stopper=stopper, concurrency=options.concurrency,
                      rate=options.rate, after=writes.close)
         except DeliveryAborted as exc:

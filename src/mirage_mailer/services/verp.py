@@ -19,7 +19,9 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from mirage_mailer.project.bounce_config import BounceConfig
 from mirage_mailer.project.config import Settings
+from mirage_mailer.util.errors import Problem
 from mirage_mailer.util.tokens import Secret, load_secret
 
 _MAC_BYTES = 10  # 80 bits: 20 hex digits
@@ -126,3 +128,24 @@ def envelope_sender(settings: Settings, issue: str) -> EnvelopeSender:
         fixed = settings.sender.return_path
         return lambda _row_id, _recipient: fixed
     return verp.sender(issue)
+
+
+def bounce_warnings(config: BounceConfig | None, from_email: str, where: str,
+                    line: int | None) -> list[Problem]:
+    """What ``validate`` says about the bounces section: a return path whose domain does not
+    share the From domain's organisational domain fails DMARC's relaxed SPF alignment
+    (RFC 7489 3.1.2), so SPF passing for it counts nothing."""
+    if config is None or not config.verp:
+        return []
+    from mirage_mailer.services.dkim_keys import organisational_domain  # the suffix list
+
+    from_domain = from_email.rpartition("@")[2]
+    org_from = organisational_domain(from_domain) if from_domain else None
+    if org_from is None or organisational_domain(config.domain) == org_from:
+        return []
+    return [Problem(where, line, f"the bounce address's domain {config.domain} does not align "
+                    f"with the From domain {from_domain}: SPF passes for the return path "
+                    "but counts nothing for DMARC",
+                    f"use a bounce address at {from_domain} (or another name under "
+                    f"{org_from}), or rely on a DKIM signature aligned with the From domain",
+                    warning=True)]
