@@ -108,3 +108,18 @@ def test_bad_values_are_one_line_with_the_file_and_line(tmp_path: Path, section:
     assert any(line.startswith(f"{path.name}:3: ") or line.startswith(f"{path}:3: ")
                for line in lines), lines
     assert any(says in line for line in lines), lines
+
+
+@pytest.mark.parametrize(("sender", "bounces", "warned"), [
+    ("news@a.example.co.uk", "bounces@b.example.co.uk", False),  # one organisational domain
+    ("news@example.org", "bounces@mail.example.org", False),
+    ("news@example.co.uk", "bounces@other.co.uk", True),  # co.uk is a public suffix
+    ("news@example.org", "bounces@example.org.evil.example", True),
+])
+def test_alignment_warning_uses_organisational_domains(tmp_path: Path, sender: str,
+                                                       bounces: str, warned: bool) -> None:
+    from mirage_mailer.services.verp import bounce_warnings
+
+    settings = load_settings(write(tmp_path, f"bounces: {{address: {bounces}}}\n", sender))
+    found = bounce_warnings(settings.bounces, settings.sender.from_email, "mirage.yaml", 3)
+    assert bool(found) is warned, found
