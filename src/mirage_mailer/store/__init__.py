@@ -10,10 +10,12 @@ from __future__ import annotations
 from mirage_mailer.store.bounces import BounceRecord, BounceRow, BouncesMixin
 from mirage_mailer.store.core import (
     NewRecipient,
+    Prior,
     Recipient,
     StoreError,
     StoreUnavailable,
     email_key,
+    fields_json,
     hashed_key,
 )
 from mirage_mailer.store.engagement import EngagementMixin
@@ -44,6 +46,7 @@ __all__ = [
     "NewRecipient",
     "PersonalData",
     "PlanReader",
+    "Prior",
     "Recipient",
     "RecorderStore",
     "ReportReader",
@@ -54,6 +57,7 @@ __all__ = [
     "SubscriberStore",
     "Unsubscriber",
     "email_key",
+    "fields_json",
     "hashed_key",
 ]
 
