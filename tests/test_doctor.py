@@ -198,3 +198,18 @@ def test_dkim_section_is_checked_against_dns(matching: bool, configured: Path,
         assert run.code == 1
         assert dkim_line[0].startswith("fail  DKIM s1._domainkey.example.org: the published "
                                        "key does not match the private key")
+
+
+def test_with_verp_the_bounce_address_is_the_envelope_domain(configured: Path,
+                                                            run_cli: RunCli) -> None:
+    """bounces: sends MAIL FROM bounces+token@<its domain>: that is the domain receivers
+    check SPF for, and where bounces must be able to arrive."""
+    with (configured / "mirage.yaml").open("a", encoding="utf-8") as config:
+        config.write("\nbounces:\n  address: bounces@return.example.org\n")
+    zone = broken({"return.example.org": {"TXT": ["v=spf1 ip4:192.0.2.10 -all"]}})
+    run, lines = doctor(run_cli, zone)
+    assert any(line.startswith("ok    SPF return.example.org (return path): one record")
+               for line in lines), run.out
+    assert status_of(lines, "MX return.example.org (bounces)")[0].startswith(
+        "fail  MX return.example.org (bounces): no MX and no address")
+    assert not status_of(lines, "SPF mail.example.org")  # return_path is not MAIL FROM now

@@ -50,7 +50,9 @@ def diagnose(config: Path | None, nameserver: str | None) -> Diagnosis:
 def domain_checks(settings: Settings, dns: Dns) -> list[Check]:
     sender = settings.sender
     from_domain = sender.domain.lower()
-    bounce_domain = sender.return_path.rpartition("@")[2].lower()
+    bounces = settings.bounces  # with VERP, MAIL FROM is the bounce address, per recipient
+    envelope = bounces.address if bounces is not None and bounces.verp else sender.return_path
+    bounce_domain = envelope.rpartition("@")[2].lower()
     spf = Spf(dns)
     checks: list[Check] = []
     same = from_domain == bounce_domain

@@ -47,6 +47,7 @@ from mirage_mailer.services.planning import (
 from mirage_mailer.services.preparation import Preparation, for_the_wire, prepare_issue
 from mirage_mailer.services.preview import preview_person
 from mirage_mailer.services.recorder import SendRecorder
+from mirage_mailer.services.verp import envelope_sender
 from mirage_mailer.store import PlanReader, Store, StoreError, email_key, hashed_key
 from mirage_mailer.store.guard import check_memory, mark_sent
 from mirage_mailer.util.errors import ExitCode, InputError, Problem, display_path
@@ -337,7 +338,7 @@ def send(prep: Preparation, options: SendOptions, progress: ProgressHook | None 
             return outcome
         # per envelope handed out: [hash of the address, attempt number, message id]
         tracked: dict[int, list[Any]] = {}
-        sender = settings.sender.return_path
+        sender = envelope_sender(settings, issue.id)  # per recipient with VERP (bounces:)
 
         def envelopes() -> Iterator[Envelope]:
             built = 0
@@ -355,7 +356,7 @@ def send(prep: Preparation, options: SendOptions, progress: ProgressHook | None 
                 tracked[row.id] = [hashed_key(row.email), row.attempts, message_id]
                 built += 1
                 outcome.per_language[lang] += 1
-                yield Envelope(row.id, sender, row.email, data)
+                yield Envelope(row.id, sender(row.id, row.email), row.email, data)
 
         writes = SendRecorder(store, Journal(journal_path(settings.state_dir, issue.id),
                                              issue.id))
