@@ -65,6 +65,7 @@ class Transport:
     max_attempts: int
     allow_plaintext_auth: bool
     event_loop: str = "asyncio"  # asyncio | uvloop (the optional extra: faster sends)
+    processes: int = 2  # sending processes of a large send (services/shards.py)
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ _TRANSPORT_KEYS = {
     "max_attempts",
     "allow_plaintext_auth",
     "event_loop",
+    "processes",
 }
 _DISCLAIMER_KEYS = {"preset", "authority", "statement", "text", "translations"}
 _TRACKING_KEYS = {"database", "base_url", "secret_env", "opens", "clicks"}
@@ -353,6 +355,7 @@ def _load_transport(sec: LineDict, path: Path, problems: Collector, root: Path) 
         max_attempts=s.integer("max_attempts", 5, maximum=100),
         allow_plaintext_auth=s.flag("allow_plaintext_auth", False),
         event_loop=s.choice("event_loop", "asyncio", EVENT_LOOPS),
+        processes=s.integer("processes", 2, maximum=16),
     )
 
 

@@ -12,6 +12,7 @@ in list size.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
@@ -32,6 +33,7 @@ from mirage_mailer.delivery import (
 )
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.lists import Subscriber
+from mirage_mailer.services import shards
 from mirage_mailer.services.journal import Journal, journal_path, lock_path, settle
 from mirage_mailer.services.loader import Project
 from mirage_mailer.services.outbound import credentials, deliver, resumable
@@ -47,9 +49,16 @@ from mirage_mailer.services.planning import (
 from mirage_mailer.services.preparation import Preparation, prepare_issue
 from mirage_mailer.services.preview import preview_person
 from mirage_mailer.services.recorder import SendRecorder
+from mirage_mailer.services.shards import ShardDone
 from mirage_mailer.store import PlanReader, Store, StoreError, email_key, hashed_key
 from mirage_mailer.store.guard import check_memory, mark_sent
-from mirage_mailer.util.errors import ExitCode, InputError, Problem, display_path
+from mirage_mailer.util.errors import (
+    DeliveryError,
+    ExitCode,
+    InputError,
+    Problem,
+    display_path,
+)
 from mirage_mailer.util.locks import Lock
 
 TEST_PREFIX = "[TEST] "
@@ -334,63 +343,183 @@ def send(prep: Preparation, options: SendOptions, progress: ProgressHook | None 
             outcome.nothing_to_do = True
             outcome.counts = before
             return outcome
-        # per envelope handed out: [hash of the address, attempt number, message id]
-        tracked: dict[int, list[Any]] = {}
-        sender = settings.sender.return_path
-
-        def envelopes() -> Iterator[Envelope]:
-            built = 0
-            for row in store.iter_pending(issue.id):
-                if built >= plan.to_send:
-                    return
-                if options.limit is not None and email_key(row.email) not in wanted:
-                    continue  # over --limit in the plan's order: left for a later run
-                lang = issue.pick_language(row.lang)
-                if lang not in prep.rendered:
-                    continue  # --lang: another language's reader, left for a later run
-                message_id = prep.factory.new_message_id()
-                person = Personal(row.email, row.name, row.list_name, row.fields, row.subject)
-                data = prep.factory.build(person, lang, message_id=message_id)
-                tracked[row.id] = [hashed_key(row.email), row.attempts, message_id]
-                built += 1
-                outcome.per_language[lang] += 1
-                yield Envelope(row.id, sender, row.email, data)
-
-        writes = SendRecorder(store, Journal(journal_path(settings.state_dir, issue.id),
-                                             issue.id))
-
-        async def on_attempt(envelope: Envelope) -> bool:
-            who, attempt, message_id = tracked[envelope.key]
-            if writes.claim(envelope.key, who, attempt, message_id):
-                return True
-            tracked.pop(envelope.key, None)  # unsubscribed since it was queued: not sent
-            return False
-
-        def on_result(result: Result) -> None:
-            key = result.envelope.key
-            track = tracked[key]
-            writes.hold(key, track[0], track[1], track[2], result.outcome.value, result.code,
-                        result.response)
-            track[1] += 1
-            if result.final:
-                del tracked[key]
-                _count(outcome.this_run, result)
-                if progress:
-                    progress(outcome.this_run)
-
-        try:
-            _deliver(project, envelopes(), outcome, on_attempt=on_attempt,
-                     on_result=on_result, stopper=stopper, concurrency=options.concurrency,
-                     rate=options.rate, after=writes.close)
-        except DeliveryAborted as exc:
-            writes.close()
-            store.recover_inflight(issue.id)
-            raise resumable(settings, exc, store.counts(issue.id)) from None
-        finally:
-            writes.close()
-            # a row still 'sending' lost its outcome (the run was stopped with it in flight):
-            # unknown, as after a crash, re-sent only by --resend-unknown
-            store.recover_inflight(issue.id)
+        count = process_count(settings, options, plan.to_send)
+        if count > 1:
+            _send_sharded(prep, options, store, wanted, plan.to_send, outcome, count,
+                          progress, stopper)
+        else:
+            _send_rows(prep, options, store, wanted, plan.to_send, outcome, progress, stopper)
         outcome.to_send = outcome.this_run.total
         outcome.counts = store.counts(issue.id)
     return outcome
+
+
+def _send_rows(prep: Preparation, options: SendOptions, store: Store, wanted: set[str],
+               to_send: int, outcome: SendOutcome, progress: ProgressHook | None,
+               stopper: StopSource | None, *, shard: tuple[int, int] | None = None,
+               concurrency: int | None = None) -> None:
+    """Build, deliver and record the pending rows (a sending process's ``shard`` of them):
+    the one place where a recipient's final message bytes are made (``envelopes``), right
+    before they go on the wire."""
+    project = prep.project
+    issue = project.issue
+    settings = project.settings
+    # per envelope handed out: [hash of the address, attempt number, message id]
+    tracked: dict[int, list[Any]] = {}
+    sender = settings.sender.return_path
+
+    def envelopes() -> Iterator[Envelope]:
+        built = 0
+        for row in store.iter_pending(issue.id, shard=shard):
+            if built >= to_send:
+                return
+            if options.limit is not None and email_key(row.email) not in wanted:
+                continue  # over --limit in the plan's order: left for a later run
+            lang = issue.pick_language(row.lang)
+            if lang not in prep.rendered:
+                continue  # --lang: another language's reader, left for a later run
+            message_id = prep.factory.new_message_id()
+            person = Personal(row.email, row.name, row.list_name, row.fields, row.subject)
+            data = prep.factory.build(person, lang, message_id=message_id)
+            tracked[row.id] = [hashed_key(row.email), row.attempts, message_id]
+            built += 1
+            outcome.per_language[lang] += 1
+            yield Envelope(row.id, sender, row.email, data)
+
+    index = shard[0] if shard is not None else 0
+    writes = SendRecorder(store, Journal(journal_path(settings.state_dir, issue.id, index),
+                                         issue.id))
+
+    async def on_attempt(envelope: Envelope) -> bool:
+        who, attempt, message_id = tracked[envelope.key]
+        if writes.claim(envelope.key, who, attempt, message_id):
+            return True
+        tracked.pop(envelope.key, None)  # unsubscribed since it was queued: not sent
+        return False
+
+    def on_result(result: Result) -> None:
+        key = result.envelope.key
+        track = tracked[key]
+        writes.hold(key, track[0], track[1], track[2], result.outcome.value, result.code,
+                    result.response)
+        track[1] += 1
+        if result.final:
+            del tracked[key]
+            _count(outcome.this_run, result)
+            if progress:
+                progress(outcome.this_run)
+
+    try:
+        _deliver(project, envelopes(), outcome, on_attempt=on_attempt,
+                 on_result=on_result, stopper=stopper,
+                 concurrency=options.concurrency if concurrency is None else concurrency,
+                 rate=options.rate, after=writes.close)
+    except DeliveryAborted as exc:
+        writes.close()
+        if shard is not None:
+            raise  # the parent recovers, once every sending process has finished
+        store.recover_inflight(issue.id)
+        raise resumable(settings, exc, store.counts(issue.id)) from None
+    finally:
+        writes.close()
+        # a row still 'sending' lost its outcome (the run was stopped with it in flight):
+        # unknown, as after a crash, re-sent only by --resend-unknown; with several
+        # processes only the parent may say so (a sibling's row may still be on the wire)
+        if shard is None:
+            store.recover_inflight(issue.id)
+
+
+MIN_PER_PROCESS = 200  # below this many messages a process, forking is not worth it
+
+
+def process_count(settings: Settings, options: SendOptions, to_send: int) -> int:
+    """How many sending processes this send uses (``transport.processes``, at most one per
+    core and per connection). One where sharing would change what a user set: a rate (one
+    pacer must hold it), ``--limit`` (the plan's first N, in order), the Maildir outbox."""
+    t = settings.transport
+    if (t.scheme not in ("smtp", "smtps") or options.limit is not None
+            or options.rate is not None or t.rate_per_second is not None
+            or t.rate_per_hour is not None or not shards.supported()):
+        return 1
+    total = options.concurrency or t.concurrency
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    return max(1, min(t.processes, total, cores, to_send // MIN_PER_PROCESS))
+
+
+def _send_sharded(prep: Preparation, options: SendOptions, store: Store, wanted: set[str],
+                  to_send: int, outcome: SendOutcome, count: int,
+                  progress: ProgressHook | None, stopper: StopSource | None) -> None:
+    """``_send_rows`` in ``count`` forked processes, each on its share of the rows and the
+    connections (``services/shards.py``); the parent sums up and settles what they left."""
+    project = prep.project
+    settings = project.settings
+    issue = project.issue
+    total = options.concurrency or settings.transport.concurrency
+
+    def body(index: int, channel: shards.Channel, child_stop: shards.ChildStop) -> ShardDone:
+        mine = SendOutcome(issue.id, "send")
+        done = ShardDone(index)
+
+        def report(p: Progress) -> None:
+            channel.progress((p.sent, p.failed, p.deferred, p.unknown))
+
+        with Store(database(project)) as own:
+            try:
+                _send_rows(prep, options, own, wanted, to_send, mine, report, child_stop,
+                           shard=(index, count), concurrency=shards.share(total, count, index))
+            except DeliveryAborted as exc:
+                done.error = ("aborted", exc.problems)
+                mine.stats = exc.stats
+        t = mine.this_run
+        done.counts = (t.sent, t.failed, t.deferred, t.unknown)
+        done.per_language = dict(mine.per_language)
+        done.stats = mine.stats
+        done.stop_signal = child_stop.signal
+        return done
+
+    def on_progress() -> None:
+        t = outcome.this_run
+        t.sent, t.failed, t.deferred, t.unknown = (
+            sum(s.counts[i] for s in started) for i in range(4))
+        if progress:
+            progress(t)
+
+    started: list[shards.Shard] = []
+    try:
+        started += shards.start(count, body)
+        shards.run(started, stopper, on_progress, lambda main: run_loop(settings, main))
+    finally:
+        shards.reap(started)
+        settle(store, settings.state_dir, issue.id)  # the journal of a process that died
+        store.recover_inflight(issue.id)
+    outcome.stats = merged_stats = shards.merged_stats(started)
+    for shard in started:
+        if shard.done is not None:
+            outcome.per_language.update(shard.done.per_language)
+    if stopper is not None and stopper.signal is not None:
+        outcome.stop_signal = stopper.signal
+    else:
+        stopped = [s.done.stop_signal for s in started if s.done and s.done.stop_signal]
+        outcome.stop_signal = signal.Signals(stopped[0]) if stopped else None
+    _raise_shard_error(settings, started, merged_stats, store.counts(issue.id))
+
+
+def _raise_shard_error(settings: Settings, started: list[shards.Shard], stats: DeliveryStats,
+                       counts: dict[str, int]) -> None:
+    """A process that died, or one that stopped the run, as the one-process send says it."""
+    for shard in started:
+        if (how := shard.died) is not None:
+            raise resumable(settings, DeliveryAborted(Problem(
+                display_path(settings.path), None,
+                f"sending process {shard.index + 1} of {len(started)} (pid {shard.pid}) was "
+                f"{how}; what it had on the wire is now unknown"), stats), counts)
+    errors = [s.done.error for s in started if s.done is not None and s.done.error]
+    for kind, problems in errors:
+        if kind == "aborted":
+            raise resumable(settings, DeliveryAborted(problems[0], stats), counts)
+    for kind, problems in errors:
+        if kind == "input":
+            raise InputError(problems)
+        if kind == "store":
+            raise StoreError(problems)
+        raise DeliveryError(problems)
