@@ -150,3 +150,32 @@ def test_every_journal_of_an_issue_is_replayed(tmp_path: Path) -> None:
         got = {r["email"]: r["status"] for r in store.recipients(ISSUE)}
         assert got == {"a@x.org": "sent", "b@x.org": "unknown"}  # its claim: on the wire
         assert settle(store, state, ISSUE) is None  # nothing left to replay
+        # the first process ended cleanly (its journal removed); the second was killed
+        second = Journal(journal_path(state, ISSUE, 1), ISSUE)
+        second.outcome(ids["b@x.org"], hashed_key("b@x.org"), 0, "sent", 250, "ok", "<b@x>",
+                       "2026-11-30T10:00:01.000+00:00")
+        second.close()
+        settle_all(store, state)
+        assert {r["email"]: r["status"] for r in store.recipients(ISSUE)} == {
+            "a@x.org": "sent", "b@x.org": "sent"}
+
+
+def test_the_sending_processes_die_with_a_killed_parent(
+        project: Path, run_cli: RunCli, sink: SmtpSink) -> None:
+    """No orphan keeps sending after SIGKILL of the parent: a rerun would meet rows it is
+    still sending. At most ``concurrency`` recipients are left ``unknown``."""
+    _setup(project, sink.url)
+    proc, children = _start(project, sink, 40)
+    assert len(children) == 2
+    proc.kill()
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 5
+    while any(Path(f"/proc/{pid}").exists() for pid in children):
+        assert time.monotonic() < deadline, "a sending process outlived its parent"
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert len(sink.received) < READERS // 2
+    states = statuses(run_cli)  # report replays both journals
+    unknown = {a for a, s in states.items() if s == "unknown"}
+    assert len(unknown) <= CONCURRENCY
+    assert {a for a in sink.recipients() if states[a] not in ("sent", "unknown")} == set()
