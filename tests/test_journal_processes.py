@@ -22,7 +22,7 @@ import pytest
 from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses
 from mirage_mailer.services.journal import Journal, journal_path, settle, settle_all
 from mirage_mailer.store import NewRecipient, Store, hashed_key
-from support.smtp_sink import Call, SmtpSink
+from support.smtp_sink import Call, Greylist, SmtpSink
 
 ISSUE = "2021-10-partners-meeting"
 CONCURRENCY = 4
@@ -179,3 +179,26 @@ def test_the_sending_processes_die_with_a_killed_parent(
     unknown = {a for a, s in states.items() if s == "unknown"}
     assert len(unknown) <= CONCURRENCY
     assert {a for a in sink.recipients() if states[a] not in ("sent", "unknown")} == set()
+
+
+def test_pushback_from_the_relay_hands_the_rest_to_one_pacer(project: Path,
+                                                             run_cli: RunCli) -> None:
+    """A 4xx sends every process home and the parent finishes alone: processes pacing
+    themselves apart would each learn a fraction of the relay's pace (measured: 0.04 of a
+    token bucket's rate). Everyone is sent once, the greylisted after their retry."""
+    greylist = Greylist(0.02)
+    server = SmtpSink(rules=[greylist, _slow])
+    with server.running_in_thread():
+        addresses = _setup(project, server.url)
+        proc, children = _start(project, server, 1)
+        assert len(children) == 2
+        while any(Path(f"/proc/{pid}").exists() for pid in children) and proc.poll() is None:
+            time.sleep(0.002)
+        before = len(server.received)  # what the two processes sent before they stopped
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert greylist.deferred  # the relay did push back
+        assert len(server.received) - before > READERS // 2  # the parent sent the rest
+        received = Counter(server.recipients())
+        assert set(received) == set(addresses) and set(received.values()) == {1}
+        assert set(statuses(run_cli).values()) == {"sent"}

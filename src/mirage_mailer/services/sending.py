@@ -357,7 +357,8 @@ def send(prep: Preparation, options: SendOptions, progress: ProgressHook | None 
 def _send_rows(prep: Preparation, options: SendOptions, store: Store, wanted: set[str],
                to_send: int, outcome: SendOutcome, progress: ProgressHook | None,
                stopper: StopSource | None, *, shard: tuple[int, int] | None = None,
-               concurrency: int | None = None) -> None:
+               concurrency: int | None = None,
+               on_pushback: Callable[[], None] | None = None) -> None:
     """Build, deliver and record the pending rows (a sending process's ``shard`` of them):
     the one place where a recipient's final message bytes are made (``envelopes``), right
     before they go on the wire."""
@@ -403,6 +404,8 @@ def _send_rows(prep: Preparation, options: SendOptions, store: Store, wanted: se
         writes.hold(key, track[0], track[1], track[2], result.outcome.value, result.code,
                     result.response)
         track[1] += 1
+        if result.outcome is Outcome.DEFERRED and on_pushback is not None:
+            on_pushback()  # the relay pushes back: one pacer must take over
         if result.final:
             del tracked[key]
             _count(outcome.this_run, result)
@@ -466,7 +469,8 @@ def _send_sharded(prep: Preparation, options: SendOptions, store: Store, wanted:
         with Store(database(project)) as own:
             try:
                 _send_rows(prep, options, own, wanted, to_send, mine, report, child_stop,
-                           shard=(index, count), concurrency=shards.share(total, count, index))
+                           shard=(index, count), concurrency=shards.share(total, count, index),
+                           on_pushback=channel.pushback)
             except DeliveryAborted as exc:
                 done.error = ("aborted", exc.problems)
                 mine.stats = exc.stats
@@ -502,6 +506,12 @@ def _send_sharded(prep: Preparation, options: SendOptions, store: Store, wanted:
         stopped = [s.done.stop_signal for s in started if s.done and s.done.stop_signal]
         outcome.stop_signal = signal.Signals(stopped[0]) if stopped else None
     _raise_shard_error(settings, started, merged_stats, store.counts(issue.id))
+    if any(s.pushback for s in started) and outcome.stop_signal is None:
+        # the relay pushed back (a 4xx, a dropped link): the processes stopped, and the
+        # rest goes out from here on one pacer, which learns the relay's pace as before
+        _send_rows(prep, options, store, wanted, to_send, outcome, progress, stopper)
+        if outcome.stats is not None:
+            outcome.stats = shards.add_stats(merged_stats, outcome.stats)
 
 
 def _raise_shard_error(settings: Settings, started: list[shards.Shard], stats: DeliveryStats,
