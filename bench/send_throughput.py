@@ -282,6 +282,7 @@ class SendRun:
     cli_elapsed: float = 0.0
     cli_rate: float = 0.0
     stderr_tail: list[str] = field(default_factory=list)
+    cpu: float = 0.0  # user + system seconds of the send and its sending processes
 
     @property
     def wall_rate(self) -> float:
@@ -296,8 +297,9 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def wait_child(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int]:
-    """(exit code, peak RSS in KiB) of this child alone: wait4 gives its own rusage."""
+def wait_child(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int, float]:
+    """(exit code, peak RSS in KiB, CPU seconds) of this child and the processes it waited
+    for (its sending processes): wait4 gives their rusage, not ours."""
     deadline = time.monotonic() + timeout
     try:
         while True:
@@ -316,7 +318,7 @@ def wait_child(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int]
         proc.returncode = -9
         raise
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss
+    return proc.returncode, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def run_send(root: Path, timeout: float, profile: Path | None = None) -> SendRun:
@@ -330,12 +332,12 @@ def run_send(root: Path, timeout: float, profile: Path | None = None) -> SendRun
         started = time.perf_counter()
         proc = subprocess.Popen(command, cwd=root, stdout=out, stderr=err,
                                 stdin=subprocess.DEVNULL, env=clean_env())
-        code, rss = wait_child(proc, timeout)
+        code, rss, cpu = wait_child(proc, timeout)
         wall = time.perf_counter() - started
     lines = out_path.read_text(encoding="utf-8", errors="replace").splitlines()
     errors = err_path.read_text(encoding="utf-8", errors="replace").splitlines()
     run = SendRun(shown, code, wall, rss, lines[-1] if lines else "(no output)",
-                  stderr_tail=[e for e in errors if "warning:" not in e][-5:])
+                  stderr_tail=[e for e in errors if "warning:" not in e][-5:], cpu=cpu)
     if match := SUMMARY.search(run.summary):
         run.sent, run.failed = int(match[1]), int(match[2])
         run.cli_elapsed, run.cli_rate = float(match[3]), float(match[4])
@@ -358,7 +360,8 @@ def describe(run: SendRun, recipients: int, concurrency: int) -> None:
     print(f"  pipeline, N={recipients:,} C={concurrency}: CLI figure {run.cli_rate:.0f} msg/s "
           f"({run.sent:,} sent in {run.cli_elapsed:.1f}s of delivery); wall incl. start-up "
           f"{run.wall:.2f}s = {run.wall_rate:.0f} msg/s; "
-          f"peak RSS {run.peak_rss_kib / 1024:.1f} MiB")
+          f"peak RSS {run.peak_rss_kib / 1024:.1f} MiB; CPU {run.cpu:.2f}s = "
+          f"{run.cpu / max(1, run.sent) * 1e6:.0f} µs a message")
 
 
 def send_once(kind: str, work: Path, name: str, recipients: int, concurrency: int, *,
@@ -442,8 +445,12 @@ def raw_once(kind: str, work: Path, root: Path, recipients: int, concurrency: in
     loop = same_path_send if same_path else raw_send
     with Sink(kind, work / ("same-path-sink" if same_path else "raw-sink")) as sink:
         print(f"sink: {sink.label}")
+        cpu = time.process_time()
         elapsed = run_on(event_loop, loop(sink.port, sender, message, recipients, concurrency))
+        cpu = time.process_time() - cpu
         got = sink.stop()
+    print(f"  CPU of the loop (this process): {cpu:.2f}s = {cpu / recipients * 1e6:.0f} µs a "
+          "message")
     return elapsed, len(message), got
 
 
