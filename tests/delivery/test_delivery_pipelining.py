@@ -9,6 +9,7 @@ ones here also keep the path without it tested.
 
 from __future__ import annotations
 
+import asyncio
 import socketserver
 import threading
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ import pytest
 from delivery_support import Deliver, make_envelopes, make_transport
 
 from mirage_mailer.delivery import Envelope, Outcome
+from mirage_mailer.delivery.classify import Verdict
+from mirage_mailer.delivery.connection import Connection, ConnectSettings
 from support.smtp_sink import SmtpSink, refuse
 
 REFUSED = "r1@example.net"
@@ -130,3 +133,27 @@ def test_a_pipelined_refusal_resets_and_keeps_the_link(sink: SmtpSink,
     assert run.rec.keys(Outcome.FAILED) == {1}
     assert run.rec.keys(Outcome.SENT) == {0, 2, 3, 4}
     assert sink.connections == 1
+
+
+def test_pipelining_on_uvloop(scripted: tuple[str, Script]) -> None:
+    """uvloop's transports are not ``asyncio.Transport`` subclasses; the reader swap must
+    work on them too (``transport.event_loop: uvloop``)."""
+    uvloop = pytest.importorskip("uvloop")
+    url, script = scripted
+    port = int(url.rsplit(":", 1)[1])
+    settings = ConnectSettings(host="127.0.0.1", port=port, implicit_tls=False,
+                               starttls="never", credentials=None, allow_plaintext_auth=False,
+                               timeout=2.0, tls_context=None, local_hostname="client.test")
+
+    async def main() -> list[Verdict]:
+        conn = Connection(settings)
+        await conn.open()
+        try:
+            return [(await conn.send(e.sender, e.recipient, e.data)).verdict
+                    for e in make_envelopes(3, start=2)]
+        finally:
+            await conn.close(1)
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(main()) == [Verdict.SENT] * 3
+    assert script.bodies == 3 and all(chunk.endswith(b"DATA\r\n") for chunk in script.envelopes)

@@ -259,15 +259,22 @@ class Connection:
 
         def at(name: str) -> None:
             nonlocal stage
+            if name == "DOT":
+                self._dot_written = True
+                return
+            if name == "ACCEPTED":  # 250, 250, 354: the relay let the message through
+                if on_rcpt_accepted is not None:
+                    on_rcpt_accepted()
+                name = "DATA"
             stage = name
 
         try:
-            if (smtp.protocol is not None and pipelining.offered(smtp)
-                    and is_plain_address(sender) and is_plain_address(recipient)):
+            if (pipelining.offered(smtp) and is_plain_address(sender)
+                    and is_plain_address(recipient)):
                 try:
-                    await pipelining.pipelined_envelope(
-                        smtp.protocol, sender.encode("ascii"), recipient.encode("ascii"),
-                        options, self.settings.timeout, at)
+                    reply = await pipelining.transaction(
+                        smtp, sender.encode("ascii"), recipient.encode("ascii"), options,
+                        wire_format(data), self.settings.timeout, at)
                 except pipelining.Refused as refused:
                     if refused.in_data:  # the server waits for a body: abort by dropping
                         self.drop()
@@ -279,14 +286,13 @@ class Connection:
                 await _mail(smtp, sender, options, encoding)
                 stage = "RCPT"
                 await _rcpt(smtp, recipient, encoding)
+                if on_rcpt_accepted is not None:
+                    on_rcpt_accepted()
                 stage = "DATA"
                 start = await smtp.execute_command(b"DATA")
                 if start.code != 354:
                     raise aiosmtplib.SMTPDataError(start.code, start.message)
-            if on_rcpt_accepted is not None:
-                on_rcpt_accepted()
-            stage = "DATA"
-            reply = await self._body(smtp, data)
+                reply = await self._body(smtp, data)
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset()
             return Attempt(classify(stage, exc.code, exc.message), exc.code, exc.message)
