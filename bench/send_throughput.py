@@ -69,6 +69,7 @@ PACING_RATES = (5.0, 50.0, 500.0)
 PACING_BURST = 10
 GREYLIST_FRACTIONS = (0.0, 0.03, 0.10)
 TARGET_GREYLIST_RATIO = 0.8
+PROCESSES: int | None = None  # transport.processes of every measured send (--processes)
 
 
 # ---------------------------------------------------------------------------------- sinks
@@ -245,6 +246,8 @@ def make_project(root: Path, recipients: int, concurrency: int,
                              concurrency=concurrency)
     if event_loop != "asyncio":
         data["transport"]["event_loop"] = event_loop
+    if PROCESSES is not None:
+        data["transport"]["processes"] = PROCESSES
     config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
                       encoding="utf-8")
     return root
@@ -688,10 +691,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, metavar="K",
                         help="default mode: alternate pipeline and raw K times, compare the best")
     parser.add_argument("--keep", action="store_true", help="keep the temporary projects")
+    parser.add_argument("--processes", type=int, default=None, metavar="P",
+                        help="transport.processes of the send (default: the project's, 2)")
     parser.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio",
                         help="transport.event_loop of the send, and the loop the same-path "
                         "loop runs on (the raw loop always runs on asyncio's)")
     args = parser.parse_args()
+    global PROCESSES
+    PROCESSES = args.processes
 
     kind = args.sink
     if kind == "auto":

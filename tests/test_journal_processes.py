@@ -47,6 +47,7 @@ def _setup(project: Path, url: str) -> list[str]:
     edit(config, "  starttls: always", "  starttls: never")
     edit(config, "  rate_per_second: 10", "  rate_per_second: null")
     edit(config, "  timeout: 30", "  timeout: 10")  # no pushback from a busy test machine
+    edit(config, "  concurrency: 4", "  concurrency: 4\n  processes: 2")
     addresses = [f"reader{n:04d}@example.org" for n in range(READERS)]
     lines = ["email,name,lang"] + [f"{a},Reader {n},en" for n, a in enumerate(addresses)]
     (project / "lists/subscribers.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -87,7 +88,7 @@ def test_a_killed_sending_process_loses_nobody_and_the_run_says_so(
         project: Path, run_cli: RunCli, sink: SmtpSink) -> None:
     addresses = _setup(project, sink.url)
     proc, children = _start(project, sink, 40)
-    assert len(children) == 2  # transport.processes: 2, the default
+    assert len(children) == 2  # transport.processes: 2
     os.kill(children[1], signal.SIGKILL)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 3, (out, err)

@@ -65,7 +65,7 @@ class Transport:
     max_attempts: int
     allow_plaintext_auth: bool
     event_loop: str = "asyncio"  # asyncio | uvloop (the optional extra: faster sends)
-    processes: int = 2  # sending processes of a large send (services/shards.py)
+    processes: int = 1  # sending processes of a large send (services/shards.py)
 
 
 @dataclass(frozen=True)
@@ -355,7 +355,7 @@ def _load_transport(sec: LineDict, path: Path, problems: Collector, root: Path) 
         max_attempts=s.integer("max_attempts", 5, maximum=100),
         allow_plaintext_auth=s.flag("allow_plaintext_auth", False),
         event_loop=s.choice("event_loop", "asyncio", EVENT_LOOPS),
-        processes=s.integer("processes", 2, maximum=16),
+        processes=s.integer("processes", 1, maximum=16),
     )
 
 
