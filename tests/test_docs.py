@@ -62,7 +62,8 @@ def _schema_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> set[str]:
         "  translations:\n"
         "    fr: {statement: Financé par l'Union européenne, text: Texte.}\n"
         "tracking: {}\n"
-        "web: {}\n",
+        "web: {}\n"
+        "dkim: {domain: example.org, selector: s1, key_env: MIRAGE_DKIM_KEY}\n",
         encoding="utf-8",
     )
     try:
@@ -70,7 +71,8 @@ def _schema_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> set[str]:
     except InputError as error:  # a refusal could skip a place that checks keys
         pytest.fail(f"the sample config should load: {error}")
     sections = {key for key in seen if "." not in key}
-    assert {"project", "sender", "transport", "disclaimer", "tracking", "web"} <= sections
+    assert {"project", "sender", "transport", "disclaimer", "tracking", "web",
+            "dkim"} <= sections
     assert any(key.startswith(f"disclaimer.translations.{LANG}.") for key in seen), seen
     for section in sections:  # each section's own keys were recorded too
         assert any(key.startswith(f"{section}.") for key in seen) or section == "templates"

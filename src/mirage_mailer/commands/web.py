@@ -17,7 +17,7 @@ import click
 from mirage_mailer.commands.common import Context, err
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.services.loader import locate_config
-from mirage_mailer.services.outbound import credentials
+from mirage_mailer.services.outbound import check_signing, credentials
 from mirage_mailer.services.signup import require_privacy_notice
 from mirage_mailer.util.errors import ExitCode, InputError, MirageError, Problem, display_path
 
@@ -58,6 +58,7 @@ def serve_command(obj: Context, host: str, port: int, proxy_headers: bool,
 
     settings = load_settings(locate_config(obj.config))
     credentials(settings)  # confirmation mails log in as send does: half-set is exit 2 here
+    check_signing(settings)  # and are signed as send signs: a key that cannot sign, exit 2
     require_privacy_notice(settings)  # sign-up on: the forms must link to the notice
     here = _url(host, port).rstrip("/")
     app = create_app(settings, local_base=here)

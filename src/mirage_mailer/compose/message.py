@@ -134,8 +134,10 @@ class MessageFactory:
     """Builds each recipient's message bytes from the language skeletons."""
 
     def __init__(self, settings: Settings, issue_id: str,
-                 rendered: Mapping[str, RenderedLanguage], signer: Signer) -> None:
+                 rendered: Mapping[str, RenderedLanguage], signer: Signer,
+                 finish: Callable[[bytes], bytes] | None = None) -> None:
         self.settings = settings
+        self.finish = finish  # applied to each final message (DKIM signing), or None
         self.issue_id = issue_id
         self.signer = signer
         self.rendered = rendered
@@ -238,7 +240,7 @@ class MessageFactory:
         ]
         if https:
             headers.append(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\n")
-        return b"".join([
+        data = b"".join([
             *headers,
             b"\n",
             skeleton.text_head,
@@ -247,6 +249,7 @@ class MessageFactory:
             skeleton.html.encode(values, _html_escape),
             skeleton.tail,
         ])
+        return self.finish(data) if self.finish is not None else data
 
 
 def _fold_unsubscribe(value: str) -> bytes:

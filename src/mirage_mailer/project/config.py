@@ -106,6 +106,16 @@ class Web:
     allowed_origins: tuple[str, ...] = ()  # other sites whose forms may post sign-ups here
 
 
+@dataclass(frozen=True)
+class DkimConfig:
+    """DKIM signing: the key is named here (a variable or a file), never written here."""
+
+    domain: str
+    selector: str
+    key_env: str | None  # the environment variable holding the PEM private key
+    key_file: Path | None  # or the PEM file (relative paths: inside the project)
+
+
 DEFAULT_CONSENT = ("I agree to receive the project's newsletter by e-mail. I can unsubscribe at "
                    "any time with the link in every message.")
 
@@ -125,9 +135,12 @@ class Settings:
     issues_dir: Path
     state_dir: Path
     line_of: dict[str, int] = field(default_factory=dict, compare=False)
+    dkim: DkimConfig | None = None  # sign every message sent (docs/guide/deliverability.md)
 
 
-_TOP_KEYS = {"project", "sender", "transport", "disclaimer", "tracking", "web", "templates"}
+_TOP_KEYS = {"project", "sender", "transport", "disclaimer", "tracking", "web", "templates",
+             "dkim"}
+_DKIM_KEYS = {"domain", "selector", "key_env", "key_file"}
 _WEB_KEYS = {"consent_text", "consent_version", "report_user", "report_password_hash_env",
              "max_body_bytes", "signup", "privacy_url", "allowed_origins"}
 _PROJECT_KEYS = {"name", "website", "contact", "language"}
@@ -227,6 +240,11 @@ def load_settings(path: Path) -> Settings:
     tracking = _load_tracking(_section(data, "tracking", path, problems), path, problems,
                               root_dir)
     web = _load_web(_section(data, "web", path, problems), path, problems)
+    dkim = None
+    if data.get("dkim") is not None:  # a section that is no mapping: _section says so
+        dkim_sec = _section(data, "dkim", path, problems)
+        if isinstance(data.get("dkim"), LineDict):
+            dkim = _load_dkim(dkim_sec, path, problems, root_dir)
     templates_value = data.get("templates", "templates")
     if not isinstance(templates_value, str) or not templates_value.strip():
         problems.add(path, data.key_line("templates"), "'templates' must be a folder path")
@@ -254,6 +272,7 @@ def load_settings(path: Path) -> Settings:
         issues_dir=root_dir / "issues",
         state_dir=root_dir / ".mirage",
         line_of=line_of,
+        dkim=dkim,
     )
 
 
@@ -486,3 +505,49 @@ def _load_web(sec: LineDict, path: Path, problems: Collector) -> Web:
         privacy_url=s.web_address("privacy_url", "give the address of your privacy notice"),
         allowed_origins=s.origins("allowed_origins"),
     )
+
+
+# RFC 6376 3.1: a selector is a dot-separated run of labels; the signing domain a host name.
+_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+_SELECTOR = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
+_DOMAIN = re.compile(rf"^{_LABEL}(\.{_LABEL})+$")
+
+
+def _load_dkim(sec: LineDict, path: Path, problems: Collector, root: Path) -> DkimConfig:
+    check_keys(sec, path, allowed=_DKIM_KEYS, required={"domain", "selector"},
+               problems=problems, where="dkim", ignore=_SECRET_KEYS)
+    s = _Section(sec, path, "dkim", problems)
+    domain = (s.text("domain") or "").lower().rstrip(".")
+    if "domain" in sec and (len(domain) > 253 or not _DOMAIN.match(domain)):
+        problems.add(path, s.line("domain"),
+                     f"'dkim.domain' {shorten(domain)!r} is not a domain name",
+                     "give the domain that publishes the key, e.g. example.org; an "
+                     "internationalised name in its xn-- form")
+    selector = (s.text("selector") or "").lower()
+    if "selector" in sec and (len(selector) > 63 or not _SELECTOR.match(selector)):
+        problems.add(path, s.line("selector"),
+                     f"'dkim.selector' {shorten(selector)!r} is not a DKIM selector",
+                     "use letters, digits and hyphens (dots between labels), e.g. news2026: "
+                     "the key is published at <selector>._domainkey.<domain>")
+    key_env = s.env_name("key_env")
+    key_text = (s.required_text("key_file", "give the path of the PEM private key")
+                if sec.get("key_file") is not None else None)
+    if (sec.get("key_env") is None) == (sec.get("key_file") is None):
+        problems.add(path, sec.line,
+                     "'dkim' needs exactly one of 'key_env' and 'key_file'",
+                     "name the environment variable that holds the PEM private key "
+                     "(key_env: MIRAGE_DKIM_KEY), or the key's file (key_file: "
+                     ".mirage/dkim.pem)")
+    key_file: Path | None = None
+    if key_text:
+        given = Path(key_text).expanduser()
+        if given.is_absolute():
+            key_file = given  # the officer chose a place outside the project on purpose
+        elif _inside(root / given, root):
+            key_file = (root / given).resolve()
+        else:
+            problems.add(path, s.line("key_file"),
+                         f"'dkim.key_file' {shorten(key_text)!r} is outside the project folder",
+                         "keep the key under .mirage/ (git-ignored), or give an absolute path "
+                         "such as /etc/mirage/dkim.pem")
+    return DkimConfig(domain=domain, selector=selector, key_env=key_env, key_file=key_file)

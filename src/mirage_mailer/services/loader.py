@@ -107,6 +107,10 @@ def open_project(config: Path | None, issue_dir: Path) -> Project:
             problems.problems.extend(exc.problems)
     problems.raise_if_errors()
     warnings = warnings + disclaimer_warnings(settings, issue)
+    if settings.dkim is not None:  # a weak key, a signing domain that does not align
+        from mirage_mailer.services.dkim_keys import dkim_warnings
+
+        warnings += dkim_warnings(settings)
     return Project(settings, issue, paths, warnings)
 
 

@@ -50,6 +50,15 @@ def credentials(settings: Settings) -> tuple[str, str] | None:
     return None
 
 
+def check_signing(settings: Settings) -> None:
+    """Mail that ``send_one`` sends is DKIM-signed when ``dkim:`` is configured: a key that
+    cannot sign is refused (exit 2) when ``serve`` starts, not logged at every sign-up."""
+    if settings.dkim is not None:
+        from mirage_mailer.services.dkim_keys import dkim_signer
+
+        dkim_signer(settings)
+
+
 def credential_words(settings: Settings) -> tuple[str, str]:
     """The credential variables' names, and what to say if a relay wants a login without
     them (the delivery layer has no config): names only, never values."""
@@ -105,9 +114,14 @@ class Single:
 async def send_one(settings: Settings, recipient: str, data: bytes) -> Single:
     """One message, not recorded in the tracking store, through the same path as a send.
 
-    Raises ``InputError`` for half-set credentials and ``DeliveryAborted`` when the relay
-    cannot be used, exactly as ``send`` would.
+    Raises ``InputError`` for half-set credentials or a DKIM key that cannot sign, and
+    ``DeliveryAborted`` when the relay cannot be used, exactly as ``send`` would.
     """
+    if settings.dkim is not None:  # signed like every newsletter (docs/guide/deliverability.md)
+        from mirage_mailer.services.dkim_keys import dkim_signer
+
+        signer = dkim_signer(settings)
+        data = signer.sign(data) if signer is not None else data
     envelope = Envelope(0, settings.sender.return_path, recipient, data)
     results: list[Result] = []
     stats = await deliver(settings, iter([envelope]), on_attempt=unclaimed,

@@ -94,6 +94,10 @@ def validate(config: Path | None, issue_dir: Path) -> Validation:
         check_secret(project.settings.state_dir, project.settings.tracking.secret_env)
     except InputError as exc:
         errors = [*errors, *exc.problems]
+    if project.settings.dkim is not None:  # its warnings came with open_project
+        from mirage_mailer.services.dkim_keys import check_dkim
+
+        errors += check_dkim(project.settings).errors
     return Validation(project.issue.id, tuple(project.issue.languages), plan, errors,
                       project.warnings + scan.duplicates, store_problems)
 

@@ -44,7 +44,7 @@ from mirage_mailer.services.planning import (
     changes,
     make_plan,
 )
-from mirage_mailer.services.preparation import Preparation, prepare_issue
+from mirage_mailer.services.preparation import Preparation, for_the_wire, prepare_issue
 from mirage_mailer.services.preview import preview_person
 from mirage_mailer.services.recorder import SendRecorder
 from mirage_mailer.services.sending_processes import process_count, send_on_processes
@@ -145,7 +145,8 @@ def prepare(project: Project, options: SendOptions) -> Preparation:
     elif options.to:
         languages = (issue.default_language,)
     return prepare_issue(project, languages=languages,
-                         subject_prefix=TEST_PREFIX if options.to else "")
+                         subject_prefix=TEST_PREFIX if options.to else "",
+                         sign_as_built=False)  # signed on the way out: for_the_wire
 
 
 def plan_options(options: SendOptions) -> PlanOptions:
@@ -284,8 +285,8 @@ def send_test(prep: Preparation, addresses: tuple[str, ...],
                 progress(outcome.this_run)
 
     try:
-        _deliver(project, envelopes(), outcome, on_attempt=unclaimed, on_result=on_result,
-                 stopper=stopper)
+        _deliver(project, for_the_wire(prep, envelopes()), outcome, on_attempt=unclaimed,
+                 on_result=on_result, stopper=stopper)
     except DeliveryAborted as exc:
         raise resumable(project.settings, exc) from None
     outcome.to_send = len(people)
@@ -410,7 +411,7 @@ def _send_rows(prep: Preparation, options: SendOptions, store: Store, wanted: se
                 progress(outcome.this_run)
 
     try:
-        _deliver(project, envelopes(), outcome, on_attempt=on_attempt,
+        _deliver(project, for_the_wire(prep, envelopes()), outcome, on_attempt=on_attempt,
                  on_result=on_result, stopper=stopper,
                  concurrency=options.concurrency if concurrency is None else concurrency,
                  rate=options.rate, after=writes.close)
