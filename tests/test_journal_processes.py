@@ -203,3 +203,22 @@ def test_pushback_from_the_relay_hands_the_rest_to_one_pacer(project: Path,
         received = Counter(server.recipients())
         assert set(received) == set(addresses) and set(received.values()) == {1}
         assert set(statuses(run_cli).values()) == {"sent"}
+
+
+def test_each_sending_process_signs_its_share(project: Path, run_cli: RunCli) -> None:
+    """With ``dkim:``, every message of a two-process send reaches the relay signed and
+    verifies: the key, loaded by the parent, signs in each forked process."""
+    from test_dkim_config import ENV, add_dkim, pem
+    from test_dkim_signer import rsa_key
+    from test_dkim_signer import verify as verify_for
+
+    server = SmtpSink()
+    with server.running_in_thread():
+        addresses = _setup(project, server.url)
+        add_dkim(project, f"  domain: example.org\n  selector: news2026\n  key_env: {ENV}\n")
+        result = run_cli("send", SAMPLE_ISSUE, "--yes", env={ENV: pem(rsa_key())},
+                         timeout=120)
+        assert result.code == 0, result.err
+        assert sorted(server.recipients()) == sorted(addresses)
+        for message in server.received:
+            assert verify_for(message.data, rsa_key(), "example.org", "news2026")
