@@ -95,3 +95,83 @@ def test_a_rerun_rewrites_only_the_rows_that_changed(tmp_path: Path) -> None:
     assert changed == 3  # the returning row, its 'requeued' event, the renamed row
     assert names[rows[2].email] == "New Name" and len(names) == 30
     assert kinds == ["queued", "withdrawn", "requeued"]
+
+
+# -- an issue's first plan of a long list: one transaction, indexes built in one pass -------
+
+
+def _index_sql(conn: sqlite3.Connection) -> dict[str, str]:
+    return dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'"
+                             " AND tbl_name = 'recipients'").fetchall())
+
+
+def _traced(store: Store) -> list[str]:
+    seen: list[str] = []
+    store._conn.set_trace_callback(seen.append)
+    return seen
+
+
+def test_a_long_first_plan_goes_in_at_once_with_the_same_indexes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_recipients, "BULK_MIN", 40)
+    rows = _rows(100)
+    rows[5] = NewRecipient(rows[5].email, "Unsubscribed", "en", "main")
+    rows[7] = NewRecipient("bad address", None, None, "main", status="invalid",
+                           detail="lists/main.csv:9: not an address")
+    with Store(tmp_path / "new.sqlite") as fresh:
+        schema = _index_sql(fresh._conn)
+    with Store(tmp_path / "t.sqlite") as store:
+        store.suppress(rows[5].email, source="test")
+        store.suppress(rows[9].email, source="test")
+        store.forget(rows[9].email)  # a forgotten person keeps only the hash
+        sql = _traced(store)
+        store.reconcile("i", rows)
+        store._conn.set_trace_callback(None)
+        got = store._conn.execute(
+            "SELECT id, email, status, name, smtp_response FROM recipients ORDER BY id"
+        ).fetchall()
+        queued = store._conn.execute(
+            "SELECT recipient_id, detail FROM events WHERE kind = 'queued' ORDER BY id"
+        ).fetchall()
+        assert store._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert _index_sql(store._conn) == schema
+        pending = [r.email for r in store.iter_pending("i")]
+    assert sum("DROP INDEX" in s for s in sql) == 3
+    assert sum(s.startswith("COMMIT") for s in sql) == 2  # the staged rows, then the store
+    assert [r[0] for r in got] == list(range(1, 101))  # ids in list order
+    assert got[5][2:4] == ("suppressed", "Unsubscribed")
+    assert got[7][2:] == ("invalid", None, "lists/main.csv:9: not an address")
+    assert got[9][1].startswith("sha256:") and got[9][2:4] == ("suppressed", None)
+    assert pending == [r.email for n, r in enumerate(rows) if n not in (5, 7, 9)]
+    assert [q[0] for q in queued] == list(range(1, 101))
+    assert queued[5][1] == "suppressed" and queued[0][1] == "main"
+
+
+def test_two_staged_rows_of_one_address_go_in_the_usual_way(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_recipients, "BULK_MIN", 10)
+    rows = _rows(30)
+    rows.append(NewRecipient(rows[3].email.upper(), "Second", "en", "main"))
+    with Store(tmp_path / "new.sqlite") as fresh:
+        schema = _index_sql(fresh._conn)
+    with Store(tmp_path / "t.sqlite") as store:
+        sql = _traced(store)
+        store.reconcile("i", rows)
+        store._conn.set_trace_callback(None)
+        names = {r.email: r.name for r in store.iter_pending("i")}
+        assert _index_sql(store._conn) == schema
+        assert store._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert "ROLLBACK" in sql  # the unique index refused: the transaction was undone
+    assert len(names) == 30 and names[rows[3].email] is None  # the first one won
+
+
+def test_the_indexes_stay_when_other_issues_hold_many_more_rows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_recipients, "BULK_MIN", 10)
+    with Store(tmp_path / "t.sqlite") as store:
+        store.reconcile("earlier", _rows(100))
+        sql = _traced(store)
+        store.reconcile("i", _rows(20))  # sorting 120 index entries again for 20: no
+        store._conn.set_trace_callback(None)
+        assert sum(1 for _ in store.iter_pending("i")) == 20
+    assert not [s for s in sql if "DROP INDEX" in s]

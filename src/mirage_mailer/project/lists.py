@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mirage_mailer.project.issue_values import LIST_NAME, inside
 from mirage_mailer.project.yamlsrc import LIST_MAX_BYTES, LineDict, LineList, load_yaml_file
-from mirage_mailer.util.addresses import check_address
+from mirage_mailer.util.addresses import check_clean_address
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
 from mirage_mailer.util.headersafe import header_problem
 from mirage_mailer.util.langs import check_language, normalise_language
@@ -98,6 +98,10 @@ class SeenAddresses:
     def add(self, key: str, code: int) -> None:
         if self.get(key) is None:
             self._recent[key] = code
+
+    def put(self, key: str, code: int) -> None:
+        """``add`` for a key the caller has just found missing (``get`` returned None)."""
+        self._recent[key] = code
 
     def close(self) -> None:
         if self._conn is not None:
@@ -180,7 +184,7 @@ def _check_row(
     if not email:
         return RowProblem(email, list_name, Problem(where, line, "row has no e-mail address",
                                                     "fill in the email column or delete the row"))
-    normalised, bad = check_address(email)
+    normalised, bad = check_clean_address(email)  # the row's values passed header_problem
     if bad:
         return RowProblem(email, list_name, Problem(where, line, bad,
                                                     "correct the address or delete the row"))

@@ -23,7 +23,15 @@ from pathlib import Path
 
 from mirage_mailer.project.lists import RowProblem, SeenAddresses, Subscriber
 from mirage_mailer.services.loader import Project, iter_rows
-from mirage_mailer.store import REPORT_STATUSES, NewRecipient, PlanReader, email_key, hashed_key
+from mirage_mailer.store import (
+    REPORT_STATUSES,
+    NewRecipient,
+    PlanReader,
+    Prior,
+    email_key,
+    fields_json,
+    hashed_key,
+)
 from mirage_mailer.util.errors import Problem, display_path
 
 SEND = "send"
@@ -59,6 +67,7 @@ class Decision:
     key: str  # the store row's key (email_key, or a forgotten person's hash)
     where: str = ""  # file:line of a row problem or duplicate; "tracking store" for rows gone
     row: Subscriber | RowProblem | None = None  # what to record; None: not in any list
+    prior: Prior | None = None  # the store row of this key as it was, if any
 
     @property
     def action(self) -> str:
@@ -149,18 +158,36 @@ def scan_plan(project: Project, store: PlanReader | None,
 def changes(decisions: Iterable[Decision],
             subject: Callable[[str], str]) -> Iterator[NewRecipient | str]:
     """What ``Store.reconcile`` records for each decision (nothing for unchanged rows);
-    ``subject`` is the keyed hash that tokens carry for an address."""
+    ``subject`` is the keyed hash that tokens carry for an address.
+
+    A row the store already holds as the list holds it now is left out here, so a rerun of
+    a long list asks the store nothing more about it (three statements a row, before)."""
     for d in decisions:
         if d.row is None:
             if d.status == "withdrawn":
                 yield d.key
         elif d.status in ("pending", "suppressed") and isinstance(d.row, Subscriber):
             r = d.row
-            yield NewRecipient(r.email, r.name, r.lang, r.list_name, dict(r.fields),
-                               subject=subject(r.email))
+            subject_id = subject(r.email)
+            if d.prior is not None and _unchanged(d, r, d.prior, subject_id):
+                continue
+            yield NewRecipient(r.email, r.name, r.lang, r.list_name, r.fields,
+                               subject=subject_id)
         elif d.status == "invalid" and isinstance(d.row, RowProblem):
             yield NewRecipient(d.email, None, None, d.list_name, {}, status="invalid",
                                detail=str(d.row.problem))
+
+
+def _unchanged(d: Decision, r: Subscriber, prior: Prior, subject_id: str) -> bool:
+    """True when ``reconcile`` would write nothing for this row: its store row is closed to
+    list edits (sent, failed, unknown, suppressed), or pending with the very same values."""
+    if prior.status not in ("pending", "invalid", "withdrawn"):  # as reconcile's SQL
+        return True
+    return (prior.status == "pending" and d.status == "pending"
+            and d.key == email_key(r.email) and prior.email == r.email
+            and prior.name == r.name and prior.lang == r.lang
+            and prior.list_name == r.list_name and prior.subject == subject_id
+            and prior.fields == fields_json(r.fields))
 
 
 class Planner:
@@ -175,6 +202,14 @@ class Planner:
         self.only = issue.pick_language(options.lang) if options.lang else None
         self.plan = Plan(issue.id, options, decisions=[] if keep else None)
         self.suppressed = store.suppressed_keys() if store is not None else set()
+        # an issue with no row yet (its first send, or validate before it): nobody has a
+        # prior to look up and no store row can have left the list (a million queries saved)
+        # the issue's rows as they were (rows, highest id); those met in the lists are
+        # counted, and when all were met no row can have left them (a rerun of a long list
+        # read every row again, and looked each up among the addresses seen, to find none)
+        self.stored, self.top = store.extent(issue.id) if store is not None else (0, 0)
+        self.fresh = self.stored == 0
+        self.met = 0  # distinct rows of ``stored`` that a list row matched
         # a forgotten person's suppression is a hash: without any, no address needs hashing
         self.forgotten = any(key.startswith("sha256:") for key in self.suppressed)
         self.languages: dict[str | None, str] = {}  # a row's lang -> the issue's language
@@ -229,53 +264,58 @@ class Planner:
                 self.languages[lang] = picked
         return picked
 
-    def _priors(self, keys: list[str]) -> dict[str, tuple[str, int | None, str | None]]:
-        if self.store is None:
+    def _priors(self, keys: list[str]) -> dict[str, Prior]:
+        if self.store is None or self.fresh:
             return {}
         return self.store.priors(self.project.issue.id, keys)
 
-    def _valid(self, row: Subscriber, key: str,
-               priors: dict[str, tuple[str, int | None, str | None]]) -> Decision:
+    def _valid(self, row: Subscriber, key: str, priors: dict[str, Prior]) -> Decision:
         lang = self._language(row.lang)
-        store_key = self._store_key(key)
+        store_key = self._store_key(key) if self.forgotten else key
         first = self.seen.get(key)
         if first is not None and first >= 0:
             return Decision(row.email, row.name, lang, row.list_name, K_DUPLICATE,
                             DUPLICATE_OF + self._where(first), None, store_key,
                             self._where(self._code(row)), row)
-        self.seen.add(key, self._code(row))
+        if first is None:
+            self.seen.put(key, self._code(row))
         if store_key != key:
             self.seen.add(store_key, -1)
         if not priors and not self.suppressed and self.only is None \
                 and self.options.limit is None:  # nothing known of anyone: they get it
             return Decision(row.email, row.name, lang, row.list_name, K_SEND, "", "pending",
                             store_key, "", row)
+        prior = priors.get(store_key)
+        if prior is not None and prior.id <= self.top:
+            self.met += 1
+        kind, reason, status = self._decide(prior, store_key, lang)
+        return Decision(row.email, row.name, lang, row.list_name, kind, reason, status,
+                        store_key, "", row, prior)
 
-        def decide(kind: str, reason: str, status: str | None) -> Decision:
-            return Decision(row.email, row.name, lang, row.list_name, kind, reason, status,
-                            store_key, "", row)
-
-        status, code, response = priors.get(store_key, ("pending", None, None))
+    def _decide(self, prior: Prior | None, store_key: str,
+                lang: str) -> tuple[str, str, str | None]:
+        """(kind, reason, status) of a valid row met for the first time."""
+        if prior is None:
+            status, code, response = "pending", None, None
+        else:
+            status, code, response = prior.status, prior.smtp_code, prior.smtp_response
         if status == "sending":
             status = "unknown"  # a crash's in-flight row: the next send calls it unknown
         if status == "sent":
-            return decide(K_SENT, "already sent", "sent")
+            return K_SENT, "already sent", "sent"
         if status == "failed":
             said = " ".join(str(p) for p in (code, response) if p)
-            return decide(K_FAILED, "failed earlier" + (f" ({said})" if said else ""),
-                          "failed")
-        suppressed = store_key in self.suppressed or status == "suppressed"
-        if suppressed:
-            return decide(K_SUPPRESSED, "suppressed (unsubscribed)", "suppressed")
+            return K_FAILED, "failed earlier" + (f" ({said})" if said else ""), "failed"
+        if store_key in self.suppressed or status == "suppressed":
+            return K_SUPPRESSED, "suppressed (unsubscribed)", "suppressed"
         if status == "unknown" and not self.options.resend_unknown:
-            return decide(K_UNKNOWN, "unknown: the relay may have it (use --resend-unknown)",
-                          "unknown")
+            return K_UNKNOWN, "unknown: the relay may have it (use --resend-unknown)", "unknown"
         if self.only is not None and lang != self.only:
-            return decide(K_LANG, f"other language (--lang {self.options.lang})", "pending")
+            return K_LANG, f"other language (--lang {self.options.lang})", "pending"
         limit = self.options.limit
         if limit is not None and self.plan.to_send >= limit:
-            return decide(K_LIMIT, f"over --limit {limit}", "pending")
-        return decide(K_SEND, "", "pending")
+            return K_LIMIT, f"over --limit {limit}", "pending"
+        return K_SEND, "", "pending"
 
     def _code(self, row: Subscriber) -> int:
         """Where a row is, as one number (0: a web sign-up)."""
@@ -299,8 +339,11 @@ class Planner:
                 first = self.seen.get(address)
                 if (first is not None and first >= 0) or self.seen.get(key) is not None:
                     status = None  # the person has a row already: a valid one, or this one
-                elif key in priors and priors[key][0] not in ("pending", "invalid", "withdrawn"):
-                    status = "unknown" if priors[key][0] == "sending" else priors[key][0]
+                elif key in priors:
+                    prior = priors[key]
+                    self.met += prior.id <= self.top
+                    if prior.status not in ("pending", "invalid", "withdrawn"):
+                        status = "unknown" if prior.status == "sending" else prior.status
                 self.seen.add(key, -1)
                 where = f"{row.problem.path}:{row.problem.line}"
                 decision = Decision(row.email or key, None, None, row.list_name, K_INVALID,
@@ -315,7 +358,7 @@ class Planner:
     # -- rows of the store that no list holds any more -----------------------------------------
 
     def _gone_rows(self) -> Iterator[Decision]:
-        if self.store is None:
+        if self.store is None or self.fresh or self.met == self.stored:
             return
         issue = self.project.issue
         rows = self.store.issue_rows(issue.id)

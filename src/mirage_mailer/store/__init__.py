@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from mirage_mailer.store.core import (
     NewRecipient,
+    Prior,
     Recipient,
     StoreError,
     StoreUnavailable,
     email_key,
+    fields_json,
     hashed_key,
 )
 from mirage_mailer.store.engagement import EngagementMixin
@@ -39,6 +41,7 @@ __all__ = [
     "NewRecipient",
     "PersonalData",
     "PlanReader",
+    "Prior",
     "Recipient",
     "RecorderStore",
     "ReportReader",
@@ -49,6 +52,7 @@ __all__ = [
     "SubscriberStore",
     "Unsubscriber",
     "email_key",
+    "fields_json",
     "hashed_key",
 ]
 

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from mirage_mailer.store.core import NewRecipient, Recipient
+from mirage_mailer.store.core import NewRecipient, Prior, Recipient
 
 if TYPE_CHECKING:
     from mirage_mailer.store import Store
@@ -56,8 +56,9 @@ class PlanReader(Protocol):
 
     def confirmed_subscribers(self, list_name: str) -> Iterator[dict[str, Any]]: ...
 
-    def priors(self, issue: str,
-               keys: list[str]) -> dict[str, tuple[str, int | None, str | None]]: ...
+    def extent(self, issue: str) -> tuple[int, int]: ...
+
+    def priors(self, issue: str, keys: list[str]) -> dict[str, Prior]: ...
 
     def issue_rows(self, issue: str) -> Iterator[IssueRow]: ...
 

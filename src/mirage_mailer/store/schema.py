@@ -9,6 +9,16 @@ STATUSES = ("pending", "sending", "sent", "failed", "suppressed", "invalid", "un
 # "withdrawn": the row left the list (or was replaced by a corrected one) before its turn;
 # it comes back to "pending" if the person returns to the list. The contract's six report
 # keys come first; "withdrawn" is an extra one.
+# The recipients indexes keyed by address or subject: a long list fills them in random order,
+# so an issue's first plan of many rows drops them and builds them again in one sorted pass
+# inside its own transaction (``RecipientsMixin._bulk_insert``). Exactly as the last
+# migration that made them left them (a test compares with a new store's schema).
+ADDRESS_INDEXES = (
+    ("recipients_issue_email",
+     "CREATE UNIQUE INDEX recipients_issue_email ON recipients (issue, email_key)"),
+    ("recipients_email_key", "CREATE INDEX recipients_email_key ON recipients (email_key)"),
+    ("recipients_subject", "CREATE INDEX recipients_subject ON recipients (subject)"),
+)
 REPORT_STATUSES = ("sent", "failed", "pending", "suppressed", "invalid", "unknown", "withdrawn")
 NEW_STATUSES = ("pending", "invalid", "suppressed")
 

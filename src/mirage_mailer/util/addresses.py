@@ -10,6 +10,12 @@ email-validator has already accepted in this process, is settled here: the local
 (lowercased where email-validator lowercases it: postmaster, info, ...), the domain as
 email-validator normalised it. Everything else, and every first sight of a domain, goes
 through email-validator. Tests check both agree, on tricky and on random addresses.
+
+A list of a million rows meets some 40,000 domains, and email-validator's first look at each
+took 60 µs (2.4 s in all). A plain ASCII host name (letters, digits and inner hyphens in
+labels of at most 63, a dot, a top-level label ending in a letter, no ``--`` anywhere, so no
+IDNA label, not a special-use name) passes every one of its domain checks and comes back
+lowercased, so such a domain is settled here at first sight; any other goes to it.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 import re
 from email.utils import parseaddr
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")  # C0 controls but TAB, and DEL
@@ -27,6 +33,9 @@ _SIMPLE = re.compile(rf"({_ATEXT}(?:\.{_ATEXT})*)@([A-Za-z0-9.-]+)")  # dot-atom
 _CACHEABLE = re.compile(rf"({_ATEXT}(?:\.{_ATEXT})*)@([A-Za-z0-9.\-\u0080-\U0010FFFF]+)")
 _LOWERED = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)  # local parts email-validator lowercases
 _MAX_ADDRESS = 254  # octets, as email-validator counts them (RFC 3696 errata)
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_PLAIN_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})+")  # lowercase, at least one dot
+_MAX_DOMAIN = 253  # octets (RFC 1035), email-validator's DOMAIN_MAX_LENGTH
 _MAX_DOMAINS = 100_000  # about 25 MB; a list with more distinct domains takes the long way
 # domain as written -> (email-validator's normalised form, the longest of its forms in octets:
 # as written, normalised (Unicode for an xn-- domain) and IDNA ASCII; each is checked)
@@ -52,8 +61,15 @@ def check_address(address: str) -> tuple[str, str | None]:
     bad = check_header_value(address)
     if bad:
         return address, bad
+    return check_clean_address(address)
+
+
+def check_clean_address(address: str) -> tuple[str, str | None]:
+    """``check_address`` for a value already known to pass ``check_header_value`` (a list
+    row checks all its values at once: once per row, not again for the address)."""
     simple = _CACHEABLE.fullmatch(address)
-    if simple is not None and (known := _domains.get(simple[2])) is not None:
+    if simple is not None and (known := _domains.get(simple[2])
+                               or _plain_domain(simple[2])) is not None:
         domain, longest = known
         local = simple[1]
         if len(local) + 1 + longest <= _MAX_ADDRESS:
@@ -70,6 +86,23 @@ def check_address(address: str) -> tuple[str, str | None]:
         forms = (simple[2], info.domain, info.ascii_domain)
         _domains[simple[2]] = (info.domain, max(len(f.encode("utf-8")) for f in forms))
     return info.normalized, None
+
+
+def _plain_domain(written: str) -> tuple[str, int] | None:
+    """(lowercased, length) of a plain ASCII host name, remembered as email-validator's
+    answer would be; None for any other domain (email-validator decides those)."""
+    if not written.isascii() or len(written) > _MAX_DOMAIN or "--" in written:
+        return None
+    domain = written.lower()
+    if not domain[-1:].isalpha() or _PLAIN_DOMAIN.fullmatch(domain) is None:
+        return None
+    for special in SPECIAL_USE_DOMAIN_NAMES:  # the list as email-validator has it now
+        if domain == special or domain.endswith("." + special):
+            return None
+    if len(_domains) >= _MAX_DOMAINS:
+        _domains.clear()
+    known = _domains[written] = (domain, len(domain))
+    return known
 
 
 def parse_mailbox(value: str) -> tuple[str, str, str | None]:

@@ -1,0 +1,123 @@
+"""What planning asks the store: nothing per row before an issue's first send, and nothing
+more than one look-up per row on a rerun whose list did not change (issue 13: planning a
+million rows). The decisions and the store rows stay exactly what they were."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers import SAMPLE_ISSUE
+from mirage_mailer.services.loader import open_project
+from mirage_mailer.services.planning import Planner, PlanOptions, changes
+from mirage_mailer.store import NewRecipient, Store
+
+LIST = "lists/subscribers.csv"
+
+
+@pytest.fixture
+def in_project(project: Path) -> Iterator[Path]:
+    here = Path.cwd()
+    os.chdir(project)
+    try:
+        yield project
+    finally:
+        os.chdir(here)
+
+
+def _statements(store: Store) -> list[str]:
+    seen: list[str] = []
+    store._conn.set_trace_callback(seen.append)
+    return seen
+
+
+def _subject(address: str) -> str:
+    return "s-" + address.lower()
+
+
+def _plan(store: Store, *, reconcile: bool = True) -> list[NewRecipient | str]:
+    project = open_project(None, Path(SAMPLE_ISSUE))
+    planner = Planner(project, store, PlanOptions())
+    written = list(changes(planner, _subject))
+    if reconcile:
+        store.reconcile(project.issue.id, written)
+    return written
+
+
+def _rows(store: Store) -> list[tuple[object, ...]]:
+    return store._conn.execute(
+        "SELECT id, email, email_key, name, lang, list_name, fields, status, subject,"
+        " smtp_response FROM recipients ORDER BY id").fetchall()
+
+
+def test_a_first_plan_asks_the_store_nothing_per_row(in_project: Path) -> None:
+    with Store(in_project / ".mirage/tracking.sqlite") as store:
+        asked = _statements(store)
+        written = _plan(store, reconcile=False)
+        store._conn.set_trace_callback(None)
+    assert len(written) == 5
+    assert not [s for s in asked if "email_key IN" in s]  # no priors, no rows gone
+    assert not [s for s in asked if "ORDER BY id LIMIT" in s]
+
+
+def test_an_unchanged_list_writes_nothing_on_a_rerun(in_project: Path) -> None:
+    with Store(in_project / ".mirage/tracking.sqlite") as store:
+        _plan(store)
+        before = _rows(store)
+        changes_before = store._conn.total_changes
+        asked = _statements(store)
+        assert _plan(store) == []  # the same list: not one row to reconcile
+        store._conn.set_trace_callback(None)
+        assert store._conn.total_changes == changes_before
+        assert _rows(store) == before
+    # every stored row was met in the list: none can have left it, none is read again
+    assert not [s for s in asked if "ORDER BY id LIMIT" in s]
+
+
+def test_a_rerun_still_writes_what_changed(in_project: Path) -> None:
+    with Store(in_project / ".mirage/tracking.sqlite") as store:
+        _plan(store)
+        lines = (in_project / LIST).read_text(encoding="utf-8").splitlines(keepends=True)
+        renamed = lines[1].replace("Maria Georgiou", "Maria G.")
+        moved = lines[2].replace(",fr,", ",en,")
+        (in_project / LIST).write_text("".join([lines[0], renamed, moved, *lines[4:]]),
+                                       encoding="utf-8")
+        written = _plan(store)
+        rows = {r[1]: r for r in _rows(store)}
+        # a new signing key gives every pending row a new subject: each is written again
+        rekeyed = _plan_with(store, lambda a: "k2-" + a.lower())
+    assert [w.email if isinstance(w, NewRecipient) else w for w in written] == [
+        "maria.georgiou@example.org", "jean.dupont@example.org", "amina.haddad@example.org"]
+    assert rows["maria.georgiou@example.org"][3] == "Maria G."
+    assert rows["jean.dupont@example.org"][4] == "en"
+    assert rows["amina.haddad@example.org"][7] == "withdrawn"
+    assert len([w for w in rekeyed if isinstance(w, NewRecipient)]) == 4
+
+
+def _plan_with(store: Store, subject: object) -> list[NewRecipient | str]:
+    project = open_project(None, Path(SAMPLE_ISSUE))
+    written = list(changes(Planner(project, store, PlanOptions()), subject))  # type: ignore[arg-type]
+    store.reconcile(project.issue.id, written)
+    return written
+
+
+def test_rows_closed_to_list_edits_are_not_sent_to_the_store(in_project: Path) -> None:
+    with Store(in_project / ".mirage/tracking.sqlite") as store:
+        _plan(store)
+        store._conn.execute("UPDATE recipients SET status = 'sent', name = 'Old'"
+                            " WHERE email = 'peter.novak@example.org'")
+        store._conn.execute("UPDATE recipients SET status = 'pending', name = 'Old'"
+                            " WHERE email = 'maria.georgiou@example.org'")
+        store._conn.execute("UPDATE recipients SET status = 'suppressed', name = 'Old'"
+                            " WHERE email = 'sofia.rossi@example.org'")
+        written = _plan(store)
+        rows = {r[1]: r for r in _rows(store)}
+    # the sent and suppressed rows keep what they had; the pending one follows the list
+    assert [w.email for w in written if isinstance(w, NewRecipient)] == [
+        "maria.georgiou@example.org"]
+    assert rows["peter.novak@example.org"][3] == "Old"
+    assert rows["sofia.rossi@example.org"][3] == "Old"
+    assert rows["maria.georgiou@example.org"][3] == "Maria Georgiou"
