@@ -48,6 +48,7 @@ from mirage_mailer.services.preparation import Preparation, for_the_wire, prepar
 from mirage_mailer.services.preview import preview_person
 from mirage_mailer.services.recorder import SendRecorder
 from mirage_mailer.services.sending_processes import process_count, send_on_processes
+from mirage_mailer.services.verp import envelope_sender
 from mirage_mailer.store import PlanReader, Store, StoreError, email_key, hashed_key
 from mirage_mailer.store.guard import check_memory, mark_sent
 from mirage_mailer.util.errors import (
@@ -365,7 +366,7 @@ def _send_rows(prep: Preparation, options: SendOptions, store: Store, wanted: se
     settings = project.settings
     # per envelope handed out: [hash of the address, attempt number, message id]
     tracked: dict[int, list[Any]] = {}
-    sender = settings.sender.return_path
+    sender = envelope_sender(settings, issue.id)  # per recipient with VERP (bounces:)
 
     def envelopes() -> Iterator[Envelope]:
         built = 0
@@ -383,7 +384,7 @@ def _send_rows(prep: Preparation, options: SendOptions, store: Store, wanted: se
             tracked[row.id] = [hashed_key(row.email), row.attempts, message_id]
             built += 1
             outcome.per_language[lang] += 1
-            yield Envelope(row.id, sender, row.email, data)
+            yield Envelope(row.id, sender(row.id, row.email), row.email, data)
 
     index = shard[0] if shard is not None else 0
     writes = SendRecorder(store, Journal(journal_path(settings.state_dir, issue.id, index),
