@@ -222,3 +222,20 @@ def test_each_sending_process_signs_its_share(project: Path, run_cli: RunCli) ->
         assert sorted(server.recipients()) == sorted(addresses)
         for message in server.received:
             assert verify_for(message.data, rsa_key(), "example.org", "news2026")
+
+
+def test_each_sending_process_gives_every_message_its_own_return_path(
+        project: Path, run_cli: RunCli) -> None:
+    """With ``bounces:`` (VERP), a two-process send's envelope senders are per recipient,
+    signed tokens the bounce processing will recognise, as in one process."""
+    server = SmtpSink()
+    with server.running_in_thread():
+        addresses = _setup(project, server.url)
+        edit(project / "mirage.yaml", "# bounces:\n#   address: bounces@mirageproject.eu",
+             "bounces:\n  address: bounces@mirageproject.eu")
+        result = run_cli("send", SAMPLE_ISSUE, "--yes", timeout=120)
+        assert result.code == 0, result.err
+        assert sorted(server.recipients()) == sorted(addresses)
+        senders = [m.sender for m in server.received]
+        assert len(set(senders)) == len(addresses)
+        assert all(s.startswith("bounces+") and s.endswith("@mirageproject.eu") for s in senders)
