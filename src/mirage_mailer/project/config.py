@@ -69,6 +69,7 @@ class Transport:
     event_loop: str = "asyncio"  # asyncio | uvloop (the optional extra: faster sends)
     ca_file: Path | None = None  # PEM bundle of a private CA: trusted instead of the system's
     tls_insecure: bool = False  # no certificate or host-name check: a warning on every run
+    processes: int = 1  # sending processes of a large send (services/shards.py)
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,7 @@ _TRANSPORT_KEYS = {
     "event_loop",
     "ca_file",
     "tls_insecure",
+    "processes",
 }
 _DISCLAIMER_KEYS = {"preset", "authority", "statement", "text", "translations"}
 _TRACKING_KEYS = {"database", "base_url", "secret_env", "opens", "clicks"}
@@ -388,6 +390,7 @@ def _load_transport(sec: LineDict, path: Path, problems: Collector, root: Path) 
         event_loop=s.choice("event_loop", "asyncio", EVENT_LOOPS),
         ca_file=ca_file,
         tls_insecure=tls_insecure,
+        processes=s.integer("processes", 1, maximum=16),
     )
 
 
