@@ -107,3 +107,19 @@ def test_seen_addresses_answer_as_a_plain_dict_would_whatever_the_window() -> No
         finally:
             seen.close()
         assert len(reference) > 300  # most of the universe was met, and met again
+
+
+def test_the_one_scan_row_check_never_passes_a_value_the_full_check_refuses() -> None:
+    """``may_have_problem`` may send a fine value the long way, never a bad one the short
+    way: every character from U+0000 to U+FFFF alone and amid text, and random mixes."""
+    from mirage_mailer.util.headersafe import may_have_problem
+
+    values = [chr(c) for c in range(0x10000)]
+    values += [f"ok {v} ok" for v in values]
+    rng = random.Random(5)
+    values += ["".join(rng.choice(PIECES) for _ in range(rng.randrange(1, 8)))
+               for _ in range(5_000)]
+    for value in values:
+        if header_problem(value) is not None:
+            assert may_have_problem(value), repr(value)
+    assert not may_have_problem("Maria Georgiou\tmaria@example.org\tfr\tZoë")

@@ -19,7 +19,7 @@ from mirage_mailer.project.issue_values import LIST_NAME, inside
 from mirage_mailer.project.yamlsrc import LIST_MAX_BYTES, LineDict, LineList, load_yaml_file
 from mirage_mailer.util.addresses import check_clean_address
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
-from mirage_mailer.util.headersafe import header_problem
+from mirage_mailer.util.headersafe import header_problem, may_have_problem
 from mirage_mailer.util.langs import check_language, normalise_language
 
 LIST_SUFFIXES = (".yaml", ".yml", ".csv")
@@ -173,8 +173,7 @@ def _check_row(
     # One check of the whole row answers for every value when it holds no encoded word
     # (TAB, the glue, is allowed, and every other refusal is per character); a row that
     # fails it, or might hold an encoded word, is checked value by value for the message.
-    joined = "\t".join(raw.values())
-    if "=?" in joined or header_problem(joined) is not None:
+    if may_have_problem("\t".join(raw.values())):
         for key, value in raw.items():
             bad = header_problem(value)  # after decoding RFC 2047 encoded words (headersafe)
             if bad:
