@@ -69,6 +69,7 @@ PACING_RATES = (5.0, 50.0, 500.0)
 PACING_BURST = 10
 GREYLIST_FRACTIONS = (0.0, 0.03, 0.10)
 TARGET_GREYLIST_RATIO = 0.8
+PROCESSES: int | None = None  # transport.processes of every measured send (--processes)
 
 
 # ---------------------------------------------------------------------------------- sinks
@@ -245,6 +246,8 @@ def make_project(root: Path, recipients: int, concurrency: int,
                              concurrency=concurrency)
     if event_loop != "asyncio":
         data["transport"]["event_loop"] = event_loop
+    if PROCESSES is not None:
+        data["transport"]["processes"] = PROCESSES
     config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
                       encoding="utf-8")
     return root
@@ -282,6 +285,7 @@ class SendRun:
     cli_elapsed: float = 0.0
     cli_rate: float = 0.0
     stderr_tail: list[str] = field(default_factory=list)
+    cpu: float = 0.0  # user + system seconds of the send and its sending processes
 
     @property
     def wall_rate(self) -> float:
@@ -296,8 +300,9 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def wait_child(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int]:
-    """(exit code, peak RSS in KiB) of this child alone: wait4 gives its own rusage."""
+def wait_child(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int, float]:
+    """(exit code, peak RSS in KiB, CPU seconds) of this child and the processes it waited
+    for (its sending processes): wait4 gives their rusage, not ours."""
     deadline = time.monotonic() + timeout
     try:
         while True:
@@ -316,7 +321,7 @@ def wait_child(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int]
         proc.returncode = -9
         raise
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss
+    return proc.returncode, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def run_send(root: Path, timeout: float, profile: Path | None = None) -> SendRun:
@@ -330,12 +335,12 @@ def run_send(root: Path, timeout: float, profile: Path | None = None) -> SendRun
         started = time.perf_counter()
         proc = subprocess.Popen(command, cwd=root, stdout=out, stderr=err,
                                 stdin=subprocess.DEVNULL, env=clean_env())
-        code, rss = wait_child(proc, timeout)
+        code, rss, cpu = wait_child(proc, timeout)
         wall = time.perf_counter() - started
     lines = out_path.read_text(encoding="utf-8", errors="replace").splitlines()
     errors = err_path.read_text(encoding="utf-8", errors="replace").splitlines()
     run = SendRun(shown, code, wall, rss, lines[-1] if lines else "(no output)",
-                  stderr_tail=[e for e in errors if "warning:" not in e][-5:])
+                  stderr_tail=[e for e in errors if "warning:" not in e][-5:], cpu=cpu)
     if match := SUMMARY.search(run.summary):
         run.sent, run.failed = int(match[1]), int(match[2])
         run.cli_elapsed, run.cli_rate = float(match[3]), float(match[4])
@@ -358,7 +363,8 @@ def describe(run: SendRun, recipients: int, concurrency: int) -> None:
     print(f"  pipeline, N={recipients:,} C={concurrency}: CLI figure {run.cli_rate:.0f} msg/s "
           f"({run.sent:,} sent in {run.cli_elapsed:.1f}s of delivery); wall incl. start-up "
           f"{run.wall:.2f}s = {run.wall_rate:.0f} msg/s; "
-          f"peak RSS {run.peak_rss_kib / 1024:.1f} MiB")
+          f"peak RSS {run.peak_rss_kib / 1024:.1f} MiB; CPU {run.cpu:.2f}s = "
+          f"{run.cpu / max(1, run.sent) * 1e6:.0f} µs a message")
 
 
 def send_once(kind: str, work: Path, name: str, recipients: int, concurrency: int, *,
@@ -442,8 +448,12 @@ def raw_once(kind: str, work: Path, root: Path, recipients: int, concurrency: in
     loop = same_path_send if same_path else raw_send
     with Sink(kind, work / ("same-path-sink" if same_path else "raw-sink")) as sink:
         print(f"sink: {sink.label}")
+        cpu = time.process_time()
         elapsed = run_on(event_loop, loop(sink.port, sender, message, recipients, concurrency))
+        cpu = time.process_time() - cpu
         got = sink.stop()
+    print(f"  CPU of the loop (this process): {cpu:.2f}s = {cpu / recipients * 1e6:.0f} µs a "
+          "message")
     return elapsed, len(message), got
 
 
@@ -681,10 +691,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, metavar="K",
                         help="default mode: alternate pipeline and raw K times, compare the best")
     parser.add_argument("--keep", action="store_true", help="keep the temporary projects")
+    parser.add_argument("--processes", type=int, default=None, metavar="P",
+                        help="transport.processes of the send (default: the project's, 2)")
     parser.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio",
                         help="transport.event_loop of the send, and the loop the same-path "
                         "loop runs on (the raw loop always runs on asyncio's)")
     args = parser.parse_args()
+    global PROCESSES
+    PROCESSES = args.processes
 
     kind = args.sink
     if kind == "auto":

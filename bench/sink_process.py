@@ -77,6 +77,8 @@ def main() -> None:
                         help="answer 451 once to this share of recipients (by address hash)")
     parser.add_argument("--max-seconds", type=float, default=3600.0,
                         help="stop by itself after this long, whatever happens")
+    parser.add_argument("--no-pipelining", action="store_true",
+                        help="do not offer PIPELINING (RFC 2920) in the EHLO reply")
     args = parser.parse_args()
 
     throttle: Throttle | TokenBucket | None = None
@@ -86,7 +88,7 @@ def main() -> None:
         throttle = TokenBucket(args.token_bucket, burst=args.burst)
     greylist = Greylist(args.greylist) if args.greylist else None
     rules: list[Rule] = [r for r in (greylist, throttle) if r is not None]
-    sink = SmtpSink(rules=rules)
+    sink = SmtpSink(rules=rules, pipelining=not args.no_pipelining)
     log = _SlimLog()
     sink.received = log
     sink.commands = _NoLog()

@@ -63,7 +63,8 @@ def _schema_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> set[str]:
         "    fr: {statement: Financé par l'Union européenne, text: Texte.}\n"
         "tracking: {}\n"
         "web: {}\n"
-        "dkim: {domain: example.org, selector: s1, key_env: MIRAGE_DKIM_KEY}\n",
+        "dkim: {domain: example.org, selector: s1, key_env: MIRAGE_DKIM_KEY}\n"
+        "bounces: {}\n",
         encoding="utf-8",
     )
     try:

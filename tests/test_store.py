@@ -77,14 +77,14 @@ def pending_ids(store: Store, issue: str) -> list[int]:
 def test_open_creates_parent_dirs_uses_wal_and_applies_all_migrations(db_path: Path) -> None:
     assert not db_path.parent.exists()
     with Store(db_path) as s:
-        assert s.schema_version == len(MIGRATIONS) == 6
+        assert s.schema_version == len(MIGRATIONS) == 7
     assert db_path.is_file()
     raw = sqlite3.connect(db_path)
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     versions = raw.execute("SELECT version, name FROM schema_migrations ORDER BY 1").fetchall()
     assert versions == [(1, "initial"), (2, "lookup-indexes"), (3, "subscribers-subjects"),
                         (4, "no-status-index"), (5, "events-engagement-index"),
-                        (6, "withdrawn-status")]
+                        (6, "withdrawn-status"), (7, "bounces")]
     raw.close()
 
 
@@ -103,8 +103,15 @@ def test_engagement_counts_use_an_index_that_sends_never_write(db_path: Path) ->
         assert "USING COVERING INDEX events_engagement" in str(plan), plan
     indexes = raw.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'"
                           " AND tbl_name = 'events' AND sql IS NOT NULL").fetchall()
-    assert [name for name, _ in indexes] == ["events_engagement"]
-    assert "WHERE kind IN ('opened', 'clicked')" in indexes[0][1]
+    # every index of events is partial on kinds a send never writes (opens and clicks;
+    # bounces and complaints, from process-bounces)
+    assert sorted(name for name, _ in indexes) == ["events_bounces", "events_engagement",
+                                                   "events_soft_bounces"]
+    where = {name: sql.partition("WHERE")[2].split() for name, sql in indexes}
+    assert where["events_engagement"] == ["kind", "IN", "('opened',", "'clicked')"]
+    assert where["events_bounces"] == ["kind", "IN", "('bounced',", "'soft-bounced',",
+                                       "'complained')"]
+    assert where["events_soft_bounces"] == ["kind", "=", "'soft-bounced'"]
     raw.close()
 
 
@@ -682,7 +689,7 @@ def test_v5_database_gains_withdrawn_keeping_ids_and_every_column(db_path: Path)
     raw.close()
 
     with Store(db_path) as s:
-        assert s.schema_version == len(MIGRATIONS) == 6
+        assert s.schema_version == len(MIGRATIONS) == 7
         s.reconcile("old", ["b@example.org"])  # b left the list before their turn
         assert s.counts("old") == expected_counts(sent=1, withdrawn=1)
     raw = sqlite3.connect(db_path)

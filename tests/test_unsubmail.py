@@ -7,9 +7,6 @@ import email
 import json
 import re
 import shutil
-import socket
-import ssl
-import threading
 from collections.abc import Iterator
 from email import policy
 from email.message import EmailMessage
@@ -31,6 +28,7 @@ from mirage_mailer.services.unsubmail import (
     parse_imap_url,
 )
 from mirage_mailer.util.errors import InputError
+from support.imap_server import ImapServer
 
 ISSUE = "2021-10-partners-meeting"
 TOKEN = "MjAyMS0xMC1wYXJ0bmVycy1tZWV0aW5n.HtBhtYzVKwQSpWhv.kOIuNYuj-Jvppf2o1q3cjg"
@@ -276,113 +274,7 @@ def test_mailbox_options_are_checked_before_anything_happens(project: Path,
 # -- end to end: IMAP (a fake server, bounded, on 127.0.0.1) -----------------------------------
 
 
-_ARG = re.compile(rb'"((?:[^"\\]|\\.)*)"|(\S+)')
-
-
-class FakeImap:
-    """Just enough IMAP4rev1 for imaplib: LOGIN, SELECT/EXAMINE, UID SEARCH/FETCH/STORE.
-
-    ``mode``: "imaps" (TLS from the start), "starttls", or "plain" (offers no STARTTLS).
-    One connection at a time; every socket has a timeout, so a test never hangs.
-    """
-
-    def __init__(self, ca: trustme.CA, mode: str, messages: dict[int, tuple[bytes, set[str]]],
-                 password: str = "right") -> None:
-        self.mode = mode
-        self.messages = messages
-        self.password = password
-        self.commands: list[str] = []
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ca.issue_cert("127.0.0.1").configure_cert(self.context)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.2)
-        self.port = self.listener.getsockname()[1]
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.thread.join(10)
-        self.listener.close()
-
-    def _serve(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            conn.settimeout(10)
-            try:
-                self._session(conn)
-            except (OSError, ssl.SSLError):
-                pass
-            finally:
-                conn.close()
-
-    def _session(self, conn: socket.socket) -> None:
-        if self.mode == "imaps":
-            conn = self.context.wrap_socket(conn, server_side=True)
-        stream = conn.makefile("rwb")
-        readonly = True
-
-        def say(line: bytes | str) -> None:
-            stream.write(line.encode() if isinstance(line, str) else line)
-            stream.write(b"\r\n")
-            stream.flush()
-
-        say("* OK fake IMAP ready")
-        while line := stream.readline():
-            tag, command, *args = [m.group(1) if m.group(1) is not None else m.group(2)
-                                   for m in _ARG.finditer(line.strip())]
-            verb = command.decode().upper()
-            words = [a.decode() for a in args]
-            self.commands.append(" ".join([verb, *(words if verb != "LOGIN" else words[:1])]))
-            done = f"{tag.decode()} OK {verb} done"
-            if verb == "CAPABILITY":
-                extra = " STARTTLS" if self.mode == "starttls" else ""
-                say(f"* CAPABILITY IMAP4rev1{extra}")
-                say(done)
-            elif verb == "STARTTLS" and self.mode == "starttls":
-                say(done)
-                conn = self.context.wrap_socket(conn, server_side=True)
-                stream = conn.makefile("rwb")
-            elif verb == "LOGIN":
-                ok = words[1] == self.password
-                say(done if ok else f"{tag.decode()} NO [AUTHENTICATIONFAILED] wrong password")
-            elif verb in ("SELECT", "EXAMINE"):
-                readonly = verb == "EXAMINE"
-                say(f"* {len(self.messages)} EXISTS")
-                say(f"{tag.decode()} OK [{'READ-ONLY' if readonly else 'READ-WRITE'}] done")
-            elif verb == "UID":
-                self._uid(words, tag.decode(), readonly, say)
-            elif verb == "LOGOUT":
-                say("* BYE")
-                say(done)
-                return
-            else:
-                say(done)
-
-    def _uid(self, words: list[str], tag: str, readonly: bool, say: Any) -> None:
-        sub = words[0].upper()
-        uids = sorted(self.messages)
-        if sub == "SEARCH":
-            found = [u for u in uids if words[1] == "ALL" or "\\Seen" not in self.messages[u][1]]
-            say("* SEARCH " + " ".join(map(str, found)))
-        elif sub == "FETCH":
-            uid = int(words[1])
-            raw, flags = self.messages[uid]
-            header = raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
-            if "PEEK" not in words[2]:
-                flags.add("\\Seen")
-            say(f"* {uids.index(uid) + 1} FETCH (UID {uid} BODY[HEADER] {{{len(header)}}}"
-                .encode() + b"\r\n" + header + b")")
-        elif sub == "STORE":
-            if readonly:
-                say(f"{tag} NO read-only folder")
-                return
-            self.messages[int(words[1])][1].add("\\Seen")
-        say(f"{tag} OK UID {sub} done")
+FakeImap = ImapServer  # tests/support/imap_server.py
 
 
 @pytest.fixture

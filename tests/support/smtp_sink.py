@@ -127,6 +127,13 @@ class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
 
+    async def handle_EHLO(self, server: _Server, session: Session, envelope: Envelope,
+                          hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        if self.sink.pipelining:  # RFC 2920; aiosmtpd reads pipelined commands in order
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_MAIL(self, server: _Server, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
         answer = await self.sink._decide("MAIL", address, server)
@@ -177,8 +184,10 @@ class SmtpSink:
         smtputf8: bool = False,
         max_connections: int | None = None,
         idle_timeout: float = 30.0,
+        pipelining: bool = True,
     ) -> None:
         self.rules = list(rules)
+        self.pipelining = pipelining  # offer PIPELINING in the EHLO reply
         self.smtputf8 = smtputf8
         self.max_connections = max_connections  # beyond: 421 at greeting
         self.idle_timeout = idle_timeout  # the server drops a silent client after this

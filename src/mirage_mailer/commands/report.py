@@ -14,8 +14,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mirage_mailer.commands.common import Context
+from mirage_mailer.commands.common import Context, err
 from mirage_mailer.project.config import load_settings
+from mirage_mailer.services.bounce_rates import percent
 from mirage_mailer.services.loader import locate_config
 from mirage_mailer.services.period_html import period_html
 from mirage_mailer.services.period_report import (
@@ -27,8 +28,8 @@ from mirage_mailer.services.period_report import (
 )
 from mirage_mailer.services.period_report import csv_rows as period_csv_rows
 from mirage_mailer.services.reporting import (
-    CSV_COLUMNS,
     STATUSES,
+    csv_columns,
     csv_rows,
     html_report,
     reports,
@@ -80,7 +81,7 @@ def report_command(obj: Context, issue_dir: Path | None, fmt: str, out: Path | N
         click.echo(json.dumps(found[0] if issue else found, ensure_ascii=False, indent=1))
     elif fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(csv_columns(settings))
         writer.writerows(csv_rows(settings, issue))
     else:
         found = reports(settings, issue)
@@ -88,6 +89,8 @@ def report_command(obj: Context, issue_dir: Path | None, fmt: str, out: Path | N
         _table(found, names, detail=issue is not None)
         if found and "engagement" in found[0]:
             _engagement_table(found, names)
+        if found and "bounces" in found[0]:
+            _bounce_table(found, names)
     return ExitCode.OK
 
 
@@ -182,6 +185,23 @@ def _engagement_table(found: list[dict[str, Any]], names: dict[str, str | None])
                           else "", opens if n == 0 else "",
                           Text(link["url"]), f"{link['clicks']} ({link['unique']})")
     _console().print(table)
+
+
+def _bounce_table(found: list[dict[str, Any]], names: dict[str, str | None]) -> None:
+    """Bounces and complaints per issue, their rates per sent message, and the warnings."""
+    table = Table(title="Bounces and complaints")
+    for column in ("issue", "hard", "soft", "complaints", "bounce rate", "complaint rate"):
+        table.add_column(column, justify="left" if column == "issue" else "right")
+    warnings: list[str] = []
+    for report in found:
+        data = report["bounces"]
+        table.add_row(_titled(report["issue"], names.get(report["issue"])), str(data["hard"]),
+                      str(data["soft"]), str(data["complaints"]), percent(data["bounce_rate"]),
+                      percent(data["complaint_rate"]))
+        warnings += [f"warning: {report['issue']}: {w}" for w in data["warnings"]]
+    _console().print(table)
+    for line in warnings:
+        err(line)
 
 
 def _table(found: list[dict[str, Any]], names: dict[str, str | None], *,

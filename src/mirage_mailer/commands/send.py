@@ -20,7 +20,7 @@ from mirage_mailer.project.content import parse_send_at
 from mirage_mailer.services.loader import locate_config, open_project
 from mirage_mailer.services.planning import K_DUPLICATE, K_LANG, K_LIMIT, SEND, Plan
 from mirage_mailer.services.preparation import Preparation
-from mirage_mailer.services.schedule import check_store, find_due, run_due_lock
+from mirage_mailer.services.schedule import bounces_first, check_store, find_due, run_due_lock
 from mirage_mailer.services.sending import Progress as Totals
 from mirage_mailer.services.sending import (
     ProgressHook,
@@ -345,6 +345,13 @@ def run_due_command(obj: Context, now: str | None) -> int:
     worst = ExitCode.OK
     with run_due_lock(settings):
         check_store(settings)  # a lost store: exit 2
+        bounced, trouble = bounces_first(settings)  # bounces.mailbox: suppress them first
+        for problem in trouble:
+            err(str(problem))
+        if bounced is not None:
+            from mirage_mailer.commands.bounces import summary_line
+
+            click.echo(summary_line(bounced))
         due, problems = find_due(settings, moment)
         for problem in problems:
             err(str(problem))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
+from mirage_mailer.delivery import pipelining
 from mirage_mailer.delivery.classify import Verdict, classify
 from mirage_mailer.delivery.wire import wire_format
 from mirage_mailer.util.addresses import is_plain_address
@@ -255,14 +256,43 @@ class Connection:
             wire_size = len(data) + data.count(b"\n")  # LF becomes CRLF on the wire
             options.append(f"SIZE={wire_size}")
         stage = "MAIL"
+
+        def at(name: str) -> None:
+            nonlocal stage
+            if name == "DOT":
+                self._dot_written = True
+                return
+            if name == "ACCEPTED":  # 250, 250, 354: the relay let the message through
+                if on_rcpt_accepted is not None:
+                    on_rcpt_accepted()
+                name = "DATA"
+            stage = name
+
         try:
-            await _mail(smtp, sender, options, encoding)
-            stage = "RCPT"
-            await _rcpt(smtp, recipient, encoding)
-            if on_rcpt_accepted is not None:
-                on_rcpt_accepted()
-            stage = "DATA"
-            reply = await self._data(smtp, data)
+            if (pipelining.offered(smtp) and is_plain_address(sender)
+                    and is_plain_address(recipient)):
+                try:
+                    reply = await pipelining.transaction(
+                        smtp, sender.encode("ascii"), recipient.encode("ascii"), options,
+                        wire_format(data), self.settings.timeout, at)
+                except pipelining.Refused as refused:
+                    if refused.in_data:  # the server waits for a body: abort by dropping
+                        self.drop()
+                    else:
+                        await self._reset()
+                    return Attempt(classify(refused.stage, refused.code, refused.message),
+                                   refused.code, refused.message)
+            else:
+                await _mail(smtp, sender, options, encoding)
+                stage = "RCPT"
+                await _rcpt(smtp, recipient, encoding)
+                if on_rcpt_accepted is not None:
+                    on_rcpt_accepted()
+                stage = "DATA"
+                start = await smtp.execute_command(b"DATA")
+                if start.code != 354:
+                    raise aiosmtplib.SMTPDataError(start.code, start.message)
+                reply = await self._body(smtp, data)
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset()
             return Attempt(classify(stage, exc.code, exc.message), exc.code, exc.message)
@@ -282,15 +312,12 @@ class Connection:
             self.last_used = time.monotonic()
         return Attempt(Verdict.SENT, reply.code, reply.message)
 
-    async def _data(self, smtp: aiosmtplib.SMTP, data: bytes) -> aiosmtplib.SMTPResponse:
-        """DATA and the body in wire format (``wire_format``), written in one piece through
-        aiosmtplib's protocol; raises as ``smtp.data()`` does. ``_dot_written`` is set once
-        the write that ends with the final dot has been accepted by the transport: from then
-        on the server may have the whole message."""
+    async def _body(self, smtp: aiosmtplib.SMTP, data: bytes) -> aiosmtplib.SMTPResponse:
+        """After the 354: the body in wire format (``wire_format``), written in one piece
+        through aiosmtplib's protocol; raises as ``smtp.data()`` does. ``_dot_written`` is set
+        once the write that ends with the final dot has been accepted by the transport: from
+        then on the server may have the whole message."""
         wire = wire_format(data)
-        start = await smtp.execute_command(b"DATA")
-        if start.code != 354:
-            raise aiosmtplib.SMTPDataError(start.code, start.message)
         protocol = smtp.protocol
         if protocol is None:
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")

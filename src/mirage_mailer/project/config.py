@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mirage_mailer.project.bounce_config import BOUNCE_KEYS, BounceConfig, load_bounces
 from mirage_mailer.project.config_checks import MAX_TEXT, has_userinfo, redact
 from mirage_mailer.project.config_checks import Section as _Section
 from mirage_mailer.project.eu_names import RULE, statement_problem
@@ -65,6 +66,7 @@ class Transport:
     max_attempts: int
     allow_plaintext_auth: bool
     event_loop: str = "asyncio"  # asyncio | uvloop (the optional extra: faster sends)
+    processes: int = 1  # sending processes of a large send (services/shards.py)
 
 
 @dataclass(frozen=True)
@@ -135,10 +137,11 @@ class Settings:
     state_dir: Path
     line_of: dict[str, int] = field(default_factory=dict, compare=False)
     dkim: DkimConfig | None = None  # sign every message sent (docs/guide/deliverability.md)
+    bounces: BounceConfig | None = None  # the bounces: section; None: no VERP
 
 
 _TOP_KEYS = {"project", "sender", "transport", "disclaimer", "tracking", "web", "templates",
-             "dkim"}
+             "dkim", "bounces"}
 _DKIM_KEYS = {"domain", "selector", "key_env", "key_file"}
 _WEB_KEYS = {"consent_text", "consent_version", "report_user", "report_password_hash_env",
              "max_body_bytes", "signup", "privacy_url", "allowed_origins"}
@@ -156,6 +159,7 @@ _TRANSPORT_KEYS = {
     "max_attempts",
     "allow_plaintext_auth",
     "event_loop",
+    "processes",
 }
 _DISCLAIMER_KEYS = {"preset", "authority", "statement", "text", "translations"}
 _TRACKING_KEYS = {"database", "base_url", "secret_env", "opens", "clicks"}
@@ -243,6 +247,11 @@ def load_settings(path: Path) -> Settings:
         dkim_sec = _section(data, "dkim", path, problems)
         if isinstance(data.get("dkim"), LineDict):
             dkim = _load_dkim(dkim_sec, path, problems, root_dir)
+    bounces_sec = _section(data, "bounces", path, problems) if "bounces" in data else None
+    if bounces_sec is not None:
+        check_keys(bounces_sec, path, allowed=BOUNCE_KEYS, required=set(), problems=problems,
+                   where="bounces", ignore=_SECRET_KEYS)
+    bounces = load_bounces(bounces_sec, path, problems, root_dir, sender.return_path)
     templates_value = data.get("templates", "templates")
     if not isinstance(templates_value, str) or not templates_value.strip():
         problems.add(path, data.key_line("templates"), "'templates' must be a folder path")
@@ -271,6 +280,7 @@ def load_settings(path: Path) -> Settings:
         state_dir=root_dir / ".mirage",
         line_of=line_of,
         dkim=dkim,
+        bounces=bounces,
     )
 
 
@@ -372,6 +382,7 @@ def _load_transport(sec: LineDict, path: Path, problems: Collector, root: Path) 
         max_attempts=s.integer("max_attempts", 5, maximum=100),
         allow_plaintext_auth=s.flag("allow_plaintext_auth", False),
         event_loop=s.choice("event_loop", "asyncio", EVENT_LOOPS),
+        processes=s.integer("processes", 1, maximum=16),
     )
 
 

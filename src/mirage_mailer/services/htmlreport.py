@@ -25,6 +25,7 @@ from pygal.style import Style
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.issue_titles import issue_subject
+from mirage_mailer.services.bounce_rates import bounce_summary, percent
 from mirage_mailer.store import REPORT_STATUSES, ReportReader
 from mirage_mailer.util.pagetemplates import package_environment
 
@@ -56,6 +57,7 @@ class ReportData:
     timeline: list[tuple[datetime, str]] = field(default_factory=list)
     unsubscriptions: list[dict[str, Any]] = field(default_factory=list)
     engagement: dict[str, Any] = field(default_factory=dict)
+    bounces: dict[str, int] = field(default_factory=dict)
 
 
 def collect(store: ReportReader | None, issue: str) -> ReportData:
@@ -72,6 +74,7 @@ def collect(store: ReportReader | None, issue: str) -> ReportData:
                      if (when := _parse_time(at)) is not None]
     data.unsubscriptions = store.unsubscriptions()
     data.engagement = store.engagement(issue)
+    data.bounces = store.bounce_counts(issue)
     return data
 
 
@@ -146,6 +149,7 @@ def render_report(data: ReportData, settings: Settings, *, now: datetime | None 
         failures_total=data.failures_total,
         unsubscribes=_unsubscribes(data),
         engagement=_engagement(data, settings),
+        bounces=_bounces(data, settings),
     )
 
 
@@ -284,3 +288,12 @@ def _engagement(data: ReportData, settings: Settings) -> dict[str, Any]:
             bars.add("clicks", [c["clicks"] for c in clicks])
             chart = svg(bars)
     return {"tracked": tracked, "opens": opens, "clicks": clicks, "chart": chart}
+
+
+def _bounces(data: ReportData, settings: Settings) -> dict[str, Any] | None:
+    """The bounces section: None (left out) without a bounces: section and nothing recorded."""
+    if settings.bounces is None and not any(data.bounces.values()):
+        return None
+    summary = bounce_summary(data.counts.get("sent", 0), data.bounces)
+    return {**summary, "bounce_percent": percent(summary["bounce_rate"]),
+            "complaint_percent": percent(summary["complaint_rate"])}

@@ -44,9 +44,23 @@ Claimed = tuple[int, str, int, str, str]
 _KINDS = frozenset({"sent", "deferred", "failed", "unknown"})
 
 
-def journal_path(state_dir: Path, issue: str) -> Path:
-    """One journal per issue, as the send lock is: sends of two issues may run at once."""
+def journal_path(state_dir: Path, issue: str, shard: int = 0) -> Path:
+    """One journal per issue, as the send lock is: sends of two issues may run at once; and
+    one per sending process of a send (``services/shards.py``): process k > 0 writes
+    ``journal/<k>/<issue>.log``, so every file keeps one writer."""
+    if shard:
+        return state_dir / "journal" / str(shard) / f"{issue}.log"
     return state_dir / "journal" / f"{issue}.log"
+
+
+def issue_journals(state_dir: Path, issue: str) -> list[Path]:
+    """Every journal of ``issue`` on disk: the first process's and its siblings'."""
+    folder = state_dir / "journal"
+    found = [folder / f"{issue}.log"]
+    if folder.is_dir():
+        found += sorted(p / f"{issue}.log" for p in folder.iterdir()
+                        if p.is_dir() and p.name.isdigit())
+    return [p for p in found if p.exists()]
 
 
 class Journal:
@@ -151,22 +165,28 @@ def _parse(line: bytes) -> Outcome | Claimed | None:
 
 
 def journals(state_dir: Path) -> Iterator[Path]:
-    """Every journal a crashed send may have left."""
+    """Every journal a crashed send may have left (a sending process's own included)."""
     folder = state_dir / "journal"
     if folder.is_dir():
-        yield from sorted(folder.glob("*.log"))
+        yield from sorted([*folder.glob("*.log"), *folder.glob("[0-9]*/*.log")])
 
 
 def settle(store: JournalStore, state_dir: Path, issue: str) -> Replay | None:
-    """Replay the issue's journal, if a crashed send left one, into the store; then remove it.
+    """Replay the issue's journals, if a crashed send left any, into the store; then remove
+    them. The result is the first journal's replay (None: there was none).
 
     Call under the issue's send lock, before anything else reads the rows. A file whose
     first line names another issue is not this issue's to replay: it is kept aside
     (``.foreign``), never applied here.
     """
-    path = journal_path(state_dir, issue)
-    if not path.exists():
-        return None
+    first: Replay | None = None
+    for path in issue_journals(state_dir, issue):
+        replay = _settle_one(store, path, issue)
+        first = first or replay
+    return first
+
+
+def _settle_one(store: JournalStore, path: Path, issue: str) -> Replay:
     replay = read_journal(path)
     if replay.issue is not None and replay.issue != issue:
         path.replace(path.with_suffix(".foreign"))
@@ -180,8 +200,7 @@ def settle(store: JournalStore, state_dir: Path, issue: str) -> Replay | None:
 def settle_all(store: JournalStore, state_dir: Path) -> None:
     """Replay every journal whose send is not running (``report`` after a crash): a send
     that holds its issue's lock keeps its journal, and will bring the store up to date."""
-    for path in journals(state_dir):
-        issue = path.stem
+    for issue in sorted({path.stem for path in journals(state_dir)}):
         lock = Lock(lock_path(state_dir, issue), f"a send of {issue}")
         try:
             lock.acquire()

@@ -16,6 +16,7 @@ from mirage_mailer.project.config import CONFIG_NAME, Settings, find_config, loa
 from mirage_mailer.project.content import Issue, load_issue
 from mirage_mailer.project.lists import RowProblem, Subscriber, find_list, iter_list, list_fields
 from mirage_mailer.project.yamlsrc import LineDict, load_yaml_file
+from mirage_mailer.services.verp import bounce_warnings
 from mirage_mailer.util.errors import Collector, InputError, Problem, display_path, shorten
 
 ISSUES = "issues"
@@ -111,6 +112,8 @@ def open_project(config: Path | None, issue_dir: Path) -> Project:
         from mirage_mailer.services.dkim_keys import dkim_warnings
 
         warnings += dkim_warnings(settings)
+    warnings += bounce_warnings(settings.bounces, settings.sender.from_email,
+                                display_path(settings.path), settings.line_of.get("bounces"))
     return Project(settings, issue, paths, warnings)
 
 

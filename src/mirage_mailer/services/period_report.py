@@ -1,8 +1,9 @@
 """``report --period START..END``: the dissemination figures an EU periodic report asks for.
 
 Per issue sent in the period, and in total: readers reached (accepted by their server), by
-the language of the message they got and by list, bounces (permanent failures), the
-unsubscribes that followed, and opens and clicks where tracking was on (estimates: see
+the language of the message they got and by list, bounces (permanent failures, and hard
+bounces that came back later through ``process-bounces``), the unsubscribes that followed,
+and opens and clicks where tracking was on (estimates: see
 docs/guide/reporting.md). An issue belongs to the period of its send date, the moment the
 server first accepted one of its messages, in UTC; all of that issue's figures count there,
 even for messages a resumed run delivered a few days later.
@@ -165,6 +166,7 @@ def _issue_figures(store: ReportReader, settings: Settings, issue: str, sent_at:
         figures.reached += n
         figures.by_language[_message_language(loaded, lang, default)] += n
         figures.by_list[list_name] += n
+    figures.bounces += store.bounce_counts(issue)["hard"]  # accepted, then bounced back
     engaged = store.readers_engaged(issue)
     if opens_on or engaged["opens"]:
         figures.opens = engaged["openers"]

@@ -16,6 +16,7 @@ from typing import Any
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.issue_titles import issue_subjects
+from mirage_mailer.services.bounce_rates import bounce_summary
 from mirage_mailer.services.journal import settle_all
 from mirage_mailer.store import REPORT_STATUSES, ReportReader, Store
 
@@ -64,6 +65,13 @@ def reports(settings: Settings, issue: str | None) -> list[dict[str, Any]]:
         if tracking_on(settings) and store is not None:  # extra field, only when enabled
             for report in found:
                 report["engagement"] = store.engagement(report["issue"])
+        if settings.bounces is not None:  # extra fields, only with a bounces: section
+            for report in found:
+                counted = store.bounce_counts(report["issue"]) if store is not None else {}
+                report["bounces"] = bounce_summary(report["counts"].get("sent", 0), counted)
+                kinds = store.bounce_kinds(report["issue"]) if store is not None else {}
+                for row in report["recipients"]:  # hard, soft, complaint, or null
+                    row["bounce"] = kinds.get(row["email"].lower())
     return found
 
 
@@ -76,12 +84,18 @@ def titles(settings: Settings, issues: list[str]) -> dict[str, str | None]:
     return issue_subjects(settings.issues_dir, issues, settings.project.language)
 
 
+def csv_columns(settings: Settings) -> tuple[str, ...]:
+    """``CSV_COLUMNS``, and ``bounce`` (hard, soft, complaint) with a bounces: section."""
+    return CSV_COLUMNS + (("bounce",) if settings.bounces is not None else ())
+
+
 def csv_rows(settings: Settings, issue: str | None) -> list[list[Any]]:
-    """One row per recipient and issue, in ``CSV_COLUMNS`` order."""
+    """One row per recipient and issue, in ``csv_columns`` order."""
     found = reports(settings, issue)
     names = titles(settings, [report["issue"] for report in found])
+    bounces = settings.bounces is not None
     return [[report["issue"], names[report["issue"]] or "",
-             *(row[c] for c in CSV_COLUMNS[2:])]
+             *(row[c] for c in CSV_COLUMNS[2:]), *([row["bounce"] or ""] if bounces else [])]
             for report in found for row in report["recipients"]]
 
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.content import parse_send_at
 from mirage_mailer.project.yamlsrc import LineDict, load_yaml_file
 from mirage_mailer.store import Store
 from mirage_mailer.store.guard import check_memory
-from mirage_mailer.util.errors import InputError, Problem
+from mirage_mailer.util.errors import InputError, MirageError, Problem
 from mirage_mailer.util.locks import Lock
+
+if TYPE_CHECKING:
+    from mirage_mailer.services.bounces import BounceRun
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,23 @@ class Due:
 
 def run_due_lock(settings: Settings) -> Lock:
     return Lock(settings.state_dir / "locks" / "run-due.lock", "run-due")
+
+
+def bounces_first(settings: Settings) -> tuple[BounceRun | None, list[Problem]]:
+    """Before sending, read the bounce mailbox when ``bounces.mailbox`` is set (and
+    ``bounces.before_run_due`` is not false), so a due issue skips addresses that bounced
+    since the last run. A mailbox that cannot be read is a problem to report, never a reason
+    not to send: the next run reads it again."""
+    config = settings.bounces
+    if config is None or not config.mailbox_set or not config.before_run_due:
+        return None, []
+    from mirage_mailer.services.bounces import process_bounces  # flufl.bounce only then
+
+    try:
+        return process_bounces(settings), []
+    except MirageError as exc:
+        return None, [Problem(p.path, p.line, f"bounces not processed: {p.message}", p.hint,
+                              warning=True) for p in exc.problems]
 
 
 def check_store(settings: Settings) -> None:

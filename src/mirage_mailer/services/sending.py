@@ -47,9 +47,16 @@ from mirage_mailer.services.planning import (
 from mirage_mailer.services.preparation import Preparation, for_the_wire, prepare_issue
 from mirage_mailer.services.preview import preview_person
 from mirage_mailer.services.recorder import SendRecorder
+from mirage_mailer.services.sending_processes import process_count, send_on_processes
+from mirage_mailer.services.verp import envelope_sender
 from mirage_mailer.store import PlanReader, Store, StoreError, email_key, hashed_key
 from mirage_mailer.store.guard import check_memory, mark_sent
-from mirage_mailer.util.errors import ExitCode, InputError, Problem, display_path
+from mirage_mailer.util.errors import (
+    ExitCode,
+    InputError,
+    Problem,
+    display_path,
+)
 from mirage_mailer.util.locks import Lock
 
 TEST_PREFIX = "[TEST] "
@@ -335,63 +342,90 @@ def send(prep: Preparation, options: SendOptions, progress: ProgressHook | None 
             outcome.nothing_to_do = True
             outcome.counts = before
             return outcome
-        # per envelope handed out: [hash of the address, attempt number, message id]
-        tracked: dict[int, list[Any]] = {}
-        sender = settings.sender.return_path
-
-        def envelopes() -> Iterator[Envelope]:
-            built = 0
-            for row in store.iter_pending(issue.id):
-                if built >= plan.to_send:
-                    return
-                if options.limit is not None and email_key(row.email) not in wanted:
-                    continue  # over --limit in the plan's order: left for a later run
-                lang = issue.pick_language(row.lang)
-                if lang not in prep.rendered:
-                    continue  # --lang: another language's reader, left for a later run
-                message_id = prep.factory.new_message_id()
-                person = Personal(row.email, row.name, row.list_name, row.fields, row.subject)
-                data = prep.factory.build(person, lang, message_id=message_id)
-                tracked[row.id] = [hashed_key(row.email), row.attempts, message_id]
-                built += 1
-                outcome.per_language[lang] += 1
-                yield Envelope(row.id, sender, row.email, data)
-
-        writes = SendRecorder(store, Journal(journal_path(settings.state_dir, issue.id),
-                                             issue.id))
-
-        async def on_attempt(envelope: Envelope) -> bool:
-            who, attempt, message_id = tracked[envelope.key]
-            if writes.claim(envelope.key, who, attempt, message_id):
-                return True
-            tracked.pop(envelope.key, None)  # unsubscribed since it was queued: not sent
-            return False
-
-        def on_result(result: Result) -> None:
-            key = result.envelope.key
-            track = tracked[key]
-            writes.hold(key, track[0], track[1], track[2], result.outcome.value, result.code,
-                        result.response)
-            track[1] += 1
-            if result.final:
-                del tracked[key]
-                _count(outcome.this_run, result)
-                if progress:
-                    progress(outcome.this_run)
-
-        try:
-            _deliver(project, for_the_wire(prep, envelopes()), outcome, on_attempt=on_attempt,
-                     on_result=on_result, stopper=stopper, concurrency=options.concurrency,
-                     rate=options.rate, after=writes.close)
-        except DeliveryAborted as exc:
-            writes.close()
-            store.recover_inflight(issue.id)
-            raise resumable(settings, exc, store.counts(issue.id)) from None
-        finally:
-            writes.close()
-            # a row still 'sending' lost its outcome (the run was stopped with it in flight):
-            # unknown, as after a crash, re-sent only by --resend-unknown
-            store.recover_inflight(issue.id)
+        count = process_count(settings, options, plan.to_send)
+        if count > 1:
+            send_on_processes(prep, options, store, wanted, plan.to_send, outcome, count,
+                              progress, stopper)
+        else:
+            _send_rows(prep, options, store, wanted, plan.to_send, outcome, progress, stopper)
         outcome.to_send = outcome.this_run.total
         outcome.counts = store.counts(issue.id)
     return outcome
+
+
+def _send_rows(prep: Preparation, options: SendOptions, store: Store, wanted: set[str],
+               to_send: int, outcome: SendOutcome, progress: ProgressHook | None,
+               stopper: StopSource | None, *, shard: tuple[int, int] | None = None,
+               concurrency: int | None = None,
+               on_pushback: Callable[[], None] | None = None) -> None:
+    """Build, deliver and record the pending rows (a sending process's ``shard`` of them):
+    the one place where a recipient's final message bytes are made (``envelopes``), right
+    before they go on the wire."""
+    project = prep.project
+    issue = project.issue
+    settings = project.settings
+    # per envelope handed out: [hash of the address, attempt number, message id]
+    tracked: dict[int, list[Any]] = {}
+    sender = envelope_sender(settings, issue.id)  # per recipient with VERP (bounces:)
+
+    def envelopes() -> Iterator[Envelope]:
+        built = 0
+        for row in store.iter_pending(issue.id, shard=shard):
+            if built >= to_send:
+                return
+            if options.limit is not None and email_key(row.email) not in wanted:
+                continue  # over --limit in the plan's order: left for a later run
+            lang = issue.pick_language(row.lang)
+            if lang not in prep.rendered:
+                continue  # --lang: another language's reader, left for a later run
+            message_id = prep.factory.new_message_id()
+            person = Personal(row.email, row.name, row.list_name, row.fields, row.subject)
+            data = prep.factory.build(person, lang, message_id=message_id)
+            tracked[row.id] = [hashed_key(row.email), row.attempts, message_id]
+            built += 1
+            outcome.per_language[lang] += 1
+            yield Envelope(row.id, sender(row.id, row.email), row.email, data)
+
+    index = shard[0] if shard is not None else 0
+    writes = SendRecorder(store, Journal(journal_path(settings.state_dir, issue.id, index),
+                                         issue.id))
+
+    async def on_attempt(envelope: Envelope) -> bool:
+        who, attempt, message_id = tracked[envelope.key]
+        if writes.claim(envelope.key, who, attempt, message_id):
+            return True
+        tracked.pop(envelope.key, None)  # unsubscribed since it was queued: not sent
+        return False
+
+    def on_result(result: Result) -> None:
+        key = result.envelope.key
+        track = tracked[key]
+        writes.hold(key, track[0], track[1], track[2], result.outcome.value, result.code,
+                    result.response)
+        track[1] += 1
+        if result.outcome is Outcome.DEFERRED and on_pushback is not None:
+            on_pushback()  # the relay pushes back: one pacer must take over
+        if result.final:
+            del tracked[key]
+            _count(outcome.this_run, result)
+            if progress:
+                progress(outcome.this_run)
+
+    try:
+        _deliver(project, for_the_wire(prep, envelopes()), outcome, on_attempt=on_attempt,
+                 on_result=on_result, stopper=stopper,
+                 concurrency=options.concurrency if concurrency is None else concurrency,
+                 rate=options.rate, after=writes.close)
+    except DeliveryAborted as exc:
+        writes.close()
+        if shard is not None:
+            raise  # the parent recovers, once every sending process has finished
+        store.recover_inflight(issue.id)
+        raise resumable(settings, exc, store.counts(issue.id)) from None
+    finally:
+        writes.close()
+        # a row still 'sending' lost its outcome (the run was stopped with it in flight):
+        # unknown, as after a crash, re-sent only by --resend-unknown; with several
+        # processes only the parent may say so (a sibling's row may still be on the wire)
+        if shard is None:
+            store.recover_inflight(issue.id)

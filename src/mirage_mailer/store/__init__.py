@@ -7,6 +7,7 @@ Must not import anything of ours but ``util``.
 
 from __future__ import annotations
 
+from mirage_mailer.store.bounces import BounceRecord, BounceRow, BouncesMixin
 from mirage_mailer.store.core import (
     NewRecipient,
     Prior,
@@ -21,6 +22,7 @@ from mirage_mailer.store.engagement import EngagementMixin
 from mirage_mailer.store.people import PeopleMixin
 from mirage_mailer.store.periods import PeriodsMixin
 from mirage_mailer.store.ports import (
+    BounceStore,
     PersonalData,
     PlanReader,
     RecorderStore,
@@ -38,6 +40,9 @@ __all__ = [
     "NEW_STATUSES",
     "REPORT_STATUSES",
     "STATUSES",
+    "BounceRecord",
+    "BounceRow",
+    "BounceStore",
     "NewRecipient",
     "PersonalData",
     "PlanReader",
@@ -57,7 +62,8 @@ __all__ = [
 ]
 
 
-class Store(RecipientsMixin, PeopleMixin, SubscribersMixin, EngagementMixin, PeriodsMixin):
+class Store(RecipientsMixin, BouncesMixin, PeopleMixin, SubscribersMixin, EngagementMixin,
+            PeriodsMixin):
     """SQLite tracking store; one instance per process, used from one thread."""
 
     def __enter__(self) -> Store:

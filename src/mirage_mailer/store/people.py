@@ -45,34 +45,41 @@ class PeopleMixin(StoreCore):
         Flips pending/unknown rows of every issue even when the address was already listed,
         so rows queued by an older version are covered too.
         """
-        key = email_key(email)
         now = self._now()
         asked = now if at is None else self._stamp(at, now)
         with self._write() as conn:
-            forgotten = conn.execute("SELECT 1 FROM suppressions WHERE email = ?",
-                                     (hashed_key(key),)).fetchone()
-            added = False
-            if forgotten is None:  # a forgotten person stays a hash, never a plain address
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO suppressions (email, source, reason, created_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (key, source, reason, asked),
-                )
-                added = cur.rowcount == 1
-            if added:
-                conn.execute(
-                    "INSERT INTO events (issue, email, kind, detail, at) VALUES (NULL, ?, ?, ?, ?)",
-                    (key, "unsubscribed", source if reason is None else f"{source}: {reason}",
-                     asked),
-                )
-            where = "email_key = ? AND status IN ('pending', 'unknown')"
-            conn.execute(
-                "INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
-                f" SELECT id, issue, email, 'suppressed', status, ? FROM recipients WHERE {where}"
-                " ORDER BY id",
-                (now, key),
+            return self._suppress_in(conn, email_key(email), source, reason, asked, now)
+
+    @staticmethod
+    def _suppress_in(conn: sqlite3.Connection, key: str, source: str, reason: str | None,
+                     asked: str, now: str, *, logged: bool = True) -> bool:
+        """``suppress`` inside the caller's write transaction (a bounce's event and its
+        suppression commit together). ``logged=False``: no 'unsubscribed' event, for a
+        suppression whose own event (a bounce, a complaint) is already in the log."""
+        forgotten = conn.execute("SELECT 1 FROM suppressions WHERE email = ?",
+                                 (hashed_key(key),)).fetchone()
+        added = False
+        if forgotten is None:  # a forgotten person stays a hash, never a plain address
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO suppressions (email, source, reason, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (key, source, reason, asked),
             )
-            conn.execute(f"UPDATE recipients SET status = 'suppressed' WHERE {where}", (key,))
+            added = cur.rowcount == 1
+        if added and logged:
+            conn.execute(
+                "INSERT INTO events (issue, email, kind, detail, at) VALUES (NULL, ?, ?, ?, ?)",
+                (key, "unsubscribed", source if reason is None else f"{source}: {reason}",
+                 asked),
+            )
+        where = "email_key = ? AND status IN ('pending', 'unknown')"
+        conn.execute(
+            "INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
+            f" SELECT id, issue, email, 'suppressed', status, ? FROM recipients WHERE {where}"
+            " ORDER BY id",
+            (now, key),
+        )
+        conn.execute(f"UPDATE recipients SET status = 'suppressed' WHERE {where}", (key,))
         return added
 
     @staticmethod

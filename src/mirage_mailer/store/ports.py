@@ -16,6 +16,7 @@ methods of the protocol at hand:
 * ``SubscriberStore``: the web's reader-facing side: sign-up, confirmation, unsubscribe, the
   reader's language, opens and clicks.
 * ``PersonalData``: the GDPR side: export and erase everything held about one address.
+* ``BounceStore``: ``process-bounces``: find the row a bounce is about, record it once.
 
 Opening and closing stay with the concrete ``Store`` (whoever opens one closes it). A test
 (``tests/test_store_ports.py``) checks that every ``Store`` method used outside this package
@@ -29,12 +30,14 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from mirage_mailer.store.bounces import BounceRecord, BounceRow
 from mirage_mailer.store.core import NewRecipient, Prior, Recipient
 
 if TYPE_CHECKING:
     from mirage_mailer.store import Store
 
 __all__ = [
+    "BounceStore",
     "PersonalData",
     "PlanReader",
     "RecorderStore",
@@ -84,7 +87,8 @@ class RecorderStore(PlanReader, Protocol):
     def reconcile(self, issue: str, changes: Iterable[NewRecipient | str], *,
                   batch: int = ...) -> None: ...
 
-    def iter_pending(self, issue: str, *, batch: int = ...) -> Iterator[Recipient]: ...
+    def iter_pending(self, issue: str, *, batch: int = ...,
+                     shard: tuple[int, int] | None = ...) -> Iterator[Recipient]: ...
 
     def stamp(self) -> str: ...
 
@@ -126,6 +130,10 @@ class ReportReader(Protocol):
 
     def readers_engaged(self, issue: str) -> dict[str, Any]: ...
 
+    def bounce_counts(self, issue: str) -> dict[str, int]: ...
+
+    def bounce_kinds(self, issue: str) -> dict[str, str]: ...
+
 
 @runtime_checkable
 class Unsubscriber(Protocol):
@@ -165,6 +173,26 @@ class PersonalData(Protocol):
     def forget(self, email: str) -> dict[str, int]: ...
 
 
+@runtime_checkable
+class BounceStore(Protocol):
+    """``process-bounces``: the row a bounce names, and each bounce mail recorded once with
+    its event and the suppression it calls for."""
+
+    def verp_row(self, row_id: int) -> BounceRow | None: ...
+
+    def bounce_row(self, email: str | None, message_id: str | None) -> BounceRow | None: ...
+
+    def bounce_seen(self, key: str) -> bool: ...
+
+    def mark_bounce_mail(self, key: str, outcome: str) -> bool: ...
+
+    def record_bounce(self, key: str, row: BounceRow, *, kind: str, detail: str,
+                      at: datetime | None = ..., soft_limit: int = ...,
+                      soft_window_days: int = ...) -> BounceRecord: ...
+
+    def is_suppressed(self, email: str) -> bool: ...
+
+
 if TYPE_CHECKING:
 
     def _check_ports(store: Store) -> None:
@@ -177,3 +205,4 @@ if TYPE_CHECKING:
         _unsubscriber: Unsubscriber = store
         _subscriber: SubscriberStore = store
         _personal: PersonalData = store
+        _bounces: BounceStore = store

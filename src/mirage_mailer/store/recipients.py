@@ -382,12 +382,20 @@ class RecipientsMixin(StoreCore):
                 return
             last = page[-1][0]
 
-    def iter_pending(self, issue: str, *, batch: int = _PAGE) -> Iterator[Recipient]:
-        """Pending rows by id. A row deferred back to ``pending`` waits for the next pass."""
+    def iter_pending(self, issue: str, *, batch: int = _PAGE,
+                     shard: tuple[int, int] | None = None) -> Iterator[Recipient]:
+        """Pending rows by id. A row deferred back to ``pending`` waits for the next pass.
+
+        ``shard`` (k, n): only rows whose id is k modulo n, one sending process's share.
+        """
         columns = ("issue, email, name, lang, list_name, fields, status, attempts, message_id,"
                    " subject")
+        where = "status = 'pending'"
+        if shard is not None:
+            k, n = int(shard[0]), int(shard[1])
+            where += f" AND id % {n} = {k}"
         for rid, iss, email, name, lang, list_name, fields, status, attempts, mid, subject in (
-            self._paged(columns, "status = 'pending'", issue, batch)
+            self._paged(columns, where, issue, batch)
         ):
             yield Recipient(rid, iss, email, name, lang, list_name,
                             json.loads(fields) if fields != "{}" else {}, status, attempts, mid,

@@ -122,4 +122,18 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX recipients_issue ON recipients (issue);
         """,
     ),
+    (
+        "bounces",
+        """
+        -- Every bounce mail read by process-bounces, by its Message-ID (or a hash of its
+        -- bytes): reading the same mailbox twice never counts a bounce twice. No address.
+        CREATE TABLE bounce_mail (
+            key TEXT PRIMARY KEY, outcome TEXT NOT NULL, at TEXT NOT NULL);
+        -- Bounce and complaint counts per issue for report; sends never touch this index.
+        CREATE INDEX events_bounces ON events (issue, kind)
+            WHERE kind IN ('bounced', 'soft-bounced', 'complained');
+        CREATE INDEX events_soft_bounces ON events (email, at)
+            WHERE kind = 'soft-bounced';
+        """,
+    ),
 )

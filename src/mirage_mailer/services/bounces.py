@@ -1,0 +1,212 @@
+"""``process-bounces``: read the bounce mailbox, find whom each bounce or complaint is about,
+record it once, and suppress the address when it calls for that.
+
+Whom: the signed VERP token first (a token that fails its check is forged, and the mail is
+counted as unmatched, whatever else it says); without one, the failed address in the DSN
+together with the original Message-ID. A hard bounce (5.x.x) and a complaint suppress at
+once; soft bounces (4.x.x) after ``bounces.soft_limit`` of them within
+``bounces.soft_window_days``. Delay warnings and auto-replies never count.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from mirage_mailer.project.bounce_config import BounceConfig
+from mirage_mailer.project.config import Settings
+from mirage_mailer.services.bounce_mailbox import BounceBox, ImapBounces, MaildirBounces
+from mirage_mailer.services.bounce_parse import Failure, Parsed, parse
+from mirage_mailer.services.verp import Verp, verp_for
+from mirage_mailer.store import BounceRow, BounceStore, Store, email_key
+from mirage_mailer.util.errors import InputError, Problem, display_path
+
+# Every status a mail can end in, in the order the summary names them.
+STATUSES = ("hard", "soft", "complaint", "already", "unmatched", "delay",
+            "auto-reply", "ignored", "unreadable")
+_COUNTED = {"hard": "bounced", "soft": "soft-bounced", "complaint": "complained"}
+
+
+@dataclass(frozen=True)
+class BounceOutcome:
+    ref: str
+    status: str
+    detail: str
+    issue: str | None = None
+    email: str | None = None
+    suppressed: bool = False
+    note: str | None = None
+
+
+@dataclass
+class BounceRun:
+    outcomes: list[BounceOutcome] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(o.status for o in self.outcomes)
+
+    @property
+    def suppressed(self) -> int:
+        return sum(1 for o in self.outcomes if o.suppressed)
+
+
+def _config(settings: Settings) -> BounceConfig:
+    config = settings.bounces
+    if config is None or not config.mailbox_set:
+        raise InputError(Problem(display_path(settings.path), settings.line_of.get("bounces"),
+                                 "no bounce mailbox configured",
+                                 "set bounces.mailbox to a Maildir folder or "
+                                 "imaps://host/FOLDER (docs/guide/bounces.md)"))
+    return config
+
+
+def open_box(settings: Settings, *, dry_run: bool) -> BounceBox:
+    """The configured mailbox, opened (IMAP: logged in, folder selected)."""
+    config = _config(settings)
+    if config.maildir is not None:
+        return MaildirBounces(config.maildir, config.processed)
+    assert config.imap is not None and config.username_env and config.password_env
+    values = {}
+    for key, name in (("username_env", config.username_env),
+                      ("password_env", config.password_env)):
+        value = os.environ.get(name)
+        if not value:
+            raise InputError(Problem(display_path(settings.path),
+                                     settings.line_of.get(f"bounces.{key}"),
+                                     f"bounces.{key} names {name}, which is not set",
+                                     f"export {name}=... before running"))
+        values[key] = value
+    return ImapBounces(config.imap, config, user=values["username_env"],
+                       password=values["password_env"], readonly=dry_run)
+
+
+def _detail(parsed: Parsed, failure: Failure | None) -> str:
+    if parsed.category == "complaint":
+        return parsed.reason
+    if failure is None:
+        return parsed.reason
+    words = [w for w in (failure.status, failure.diagnostic) if w]
+    return "; ".join(words) or parsed.reason
+
+
+class Judge:
+    """Decides one parsed mail against the store (and records it unless a dry run)."""
+
+    def __init__(self, store: BounceStore, verp: Verp | None, config: BounceConfig,
+                 dry_run: bool) -> None:
+        self.store, self.verp, self.config, self.dry_run = store, verp, config, dry_run
+
+    def _verp_row(self, parsed: Parsed) -> tuple[BounceRow | None, bool]:
+        """(row of a genuine token, whether a token was seen and failed its check)."""
+        if self.verp is None:
+            return None, False
+        tokens = self.verp.find(parsed.text)
+        for token in tokens:
+            row = self.store.verp_row(token.row_id)
+            if row is not None and self.verp.genuine(token, row.issue, row.email):
+                return row, False
+        return None, bool(tokens)
+
+    def judge(self, ref: str, parsed: Parsed) -> BounceOutcome:
+        if parsed.category in ("unreadable", "too-large"):
+            return BounceOutcome(ref, "unreadable", parsed.reason)
+        if parsed.category in ("delay", "auto-reply", "other"):
+            status = parsed.category if parsed.category != "other" else "ignored"
+            return BounceOutcome(ref, status, parsed.reason)
+        if self.store.bounce_seen(parsed.key):
+            return BounceOutcome(ref, "already", "processed before; not counted again")
+        row, forged = self._verp_row(parsed)
+        if parsed.category == "unrecognised" and row is None:
+            return BounceOutcome(ref, "ignored", parsed.reason + ", and no genuine VERP token")
+        if forged:
+            return BounceOutcome(ref, "unmatched", "its VERP token is forged (altered, or "
+                                 "not ours); ignored")
+        failure = self._failure(parsed, row)
+        if row is None:
+            address = parsed.complained if parsed.category == "complaint" else (
+                failure.address if failure else None)
+            row = self.store.bounce_row(address, parsed.original_message_id)
+        if row is None:
+            named = parsed.complained or (failure.address if failure else None)
+            return BounceOutcome(ref, "unmatched", f"names no recipient in the store"
+                                 f"{' (' + named + ')' if named else ''}")
+        if parsed.category == "complaint":
+            status = "complaint"
+        elif failure is None:  # a mail server's mail with our token but no failure read:
+            status = "soft"  # counted softly, so a mangled format alone never suppresses
+        else:
+            status = "hard" if failure.hard else "soft"
+        detail = _detail(parsed, failure)
+        if self.dry_run:
+            return BounceOutcome(ref, status, detail, row.issue, row.email,
+                                 status != "soft" and not self.store.is_suppressed(row.email))
+        record = self.store.record_bounce(
+            parsed.key, row, kind=_COUNTED[status], detail=detail, at=parsed.date,
+            soft_limit=self.config.soft_limit, soft_window_days=self.config.soft_window_days)
+        if not record.recorded:
+            return BounceOutcome(ref, "already", "processed before; not counted again")
+        if status == "soft":
+            detail += (f" ({record.soft_count} of {self.config.soft_limit} within "
+                       f"{self.config.soft_window_days} days)")
+        return BounceOutcome(ref, status, detail, row.issue, row.email, record.suppressed)
+
+    def _failure(self, parsed: Parsed, row: BounceRow | None) -> Failure | None:
+        """The failure this bounce reports for ``row`` (or its first, without a row)."""
+        if not parsed.failures:
+            return None
+        if row is not None:
+            key = email_key(row.email)
+            for failure in parsed.failures:
+                if failure.address and email_key(failure.address) == key:
+                    return failure
+        return parsed.failures[0]
+
+    def remember(self, parsed: Parsed, outcome: BounceOutcome) -> None:
+        """Mail that counted for nothing is remembered too, so a rerun reports it once."""
+        if not self.dry_run and outcome.status == "unmatched":
+            self.store.mark_bounce_mail(parsed.key, outcome.status)
+
+
+def process_box(box: BounceBox, store: BounceStore, verp: Verp | None, config: BounceConfig,
+                *, dry_run: bool) -> Iterator[BounceOutcome]:
+    """Judge every mail of ``box``; mark or move it unless a dry run."""
+    judge = Judge(store, verp, config, dry_run)
+    for mail in box.messages():
+        if mail.data is None:
+            outcome = BounceOutcome(mail.ref, "unreadable", mail.problem or "unreadable")
+            parsed = None
+        else:
+            parsed = parse(mail.data)
+            outcome = judge.judge(mail.ref, parsed)
+            judge.remember(parsed, outcome)
+        if not dry_run:
+            ignored = outcome.status in ("delay", "auto-reply", "ignored")
+            folder = (config.ignored_folder if ignored and config.ignored_folder else
+                      config.done_folder if config.processed == "move" else None)
+            note = box.finish(mail, folder)
+            if note:
+                outcome = BounceOutcome(outcome.ref, outcome.status, outcome.detail,
+                                        outcome.issue, outcome.email, outcome.suppressed, note)
+        yield outcome
+
+
+def process_bounces(settings: Settings, *, dry_run: bool = False) -> BounceRun:
+    """Everything in the configured bounce mailbox, handled (with ``dry_run``: judged only;
+    IMAP opens the folder read-only)."""
+    config = _config(settings)
+    run = BounceRun(dry_run=dry_run)
+    # No signing key yet means no token was ever made: nothing to verify, and reading
+    # bounces must not create one.
+    has_key = bool(settings.tracking.secret_env) or (settings.state_dir / "secret").is_file()
+    verp = verp_for(settings) if config.verp and has_key else None
+    box = open_box(settings, dry_run=dry_run)
+    try:
+        with Store(settings.tracking.database) as store:
+            run.outcomes.extend(process_box(box, store, verp, config, dry_run=dry_run))
+    finally:
+        box.close()
+    return run
