@@ -25,7 +25,7 @@ class TransportSettings:
     timeout: float
     max_attempts: int
     allow_plaintext_auth: bool
-    name: str = ""  # the relay as the report shows it: its URL without a login ("": Maildir)
+    name: str = ""  # with several relays, how the report shows this one: URL, no login
 
 
 @dataclass(frozen=True)

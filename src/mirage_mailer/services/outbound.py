@@ -28,7 +28,6 @@ from mirage_mailer.delivery import (
     unclaimed,
 )
 from mirage_mailer.project.config import Settings, Transport
-from mirage_mailer.project.config_checks import redact
 from mirage_mailer.util.errors import InputError, Problem, display_path
 
 
@@ -99,12 +98,12 @@ def transport_settings(transport: Transport) -> TransportSettings:
         concurrency=transport.concurrency, rate_per_second=transport.rate_per_second,
         rate_per_hour=transport.rate_per_hour, timeout=transport.timeout,
         max_attempts=transport.max_attempts,
-        allow_plaintext_auth=transport.allow_plaintext_auth,
-        name=redact(transport.url) if transport.scheme in ("smtp", "smtps") else "")
+        allow_plaintext_auth=transport.allow_plaintext_auth)
 
 
 def relay_targets(settings: Settings) -> list[RelayTarget]:
-    """``transport.relays`` as delivery takes them (none: the single ``transport.url``)."""
+    """``transport.relays`` as delivery takes them (none: the single ``transport.url``).
+    Only these are named, so only a send through several relays records who carried what."""
     base = transport_settings(settings.transport)
     return [RelayTarget(
         transport=replace(base, url=relay.url, scheme=relay.scheme, host=relay.host,
