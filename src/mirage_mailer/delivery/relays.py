@@ -252,10 +252,9 @@ async def deliver_relays(lineup: list[Lineup], envelopes: Iterator[Envelope], *,
         except DeliveryAborted as aborted:
             problem = aborted.problems[0]
             why = problem.message + (f" ({problem.hint})" if problem.hint else "")
-            line = f"relay {entry.name} is out of rotation: {why}"
-            out.append(line)
-            if on_out is not None and len(out) < len(lineup):
-                on_out(line)  # the others carry on
+            out.append(f"{entry.name}: {why}")
+            if on_out is not None and len(out) < len(lineup):  # the others carry on
+                on_out(f"relay {entry.name} is out of rotation: {why}")
             lane.stop()
             return aborted.stats
         except BaseException:  # the caller's envelopes or callbacks failed: stop everyone
