@@ -19,7 +19,7 @@ from mirage_mailer.delivery import (
     TransportSettings,
     deliver_all,
 )
-from support.faults import Fault
+from support.faults import Call, Fault, Reply
 from support.smtp_sink import SmtpSink
 
 FAST = RetryPolicy(backoff_base=0.05, backoff_max=0.5, connect_backoff=0.02)
@@ -112,3 +112,33 @@ async def _stopped(first: SmtpSink, second: SmtpSink, results: list[Result]) -> 
                                   policy=FAST, relays=relays)
         assert stats.stopped
         assert stats.sent == len(first.recipients()) + len(second.recipients())
+
+
+class OutWhileOthersAreInFlight:
+    """Connection 1 is told a login is required (the relay leaves the rotation) while
+    connection 2 still waits for its RCPT reply, a 451 that comes after that."""
+
+    def __call__(self, call: Call) -> Reply | None:
+        if call.stage == "MAIL" and call.connection == 1:
+            return Reply("530 5.7.0 Authentication required", delay=0.3)
+        if call.stage == "RCPT" and call.connection == 2:
+            return Reply("451 4.3.0 Temporary local problem", delay=0.8)
+        return None
+
+
+def test_a_deferral_on_a_relay_already_out_goes_to_another_relay() -> None:
+    leaving = SmtpSink(rules=[OutWhileOthersAreInFlight()])
+    fine = SmtpSink()
+    results: list[Result] = []
+    out: list[str] = []
+
+    async def main() -> None:
+        async with leaving, fine:
+            await run([target(leaving, concurrency=2), target(fine)], 12, results, out)
+
+    asyncio.run(main())
+    assert leaving.connections >= 2, "the second connection never opened"
+    assert any(r.code == 451 and not r.final for r in results)  # deferred, then handed on
+    last = finals(results)
+    assert len(last) == 12 and {r.outcome for r in last.values()} == {Outcome.SENT}
+    assert sorted(fine.recipients()) == sorted(f"r{i}@example.net" for i in range(12))
