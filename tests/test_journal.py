@@ -185,11 +185,12 @@ class _RefusesOnce:
     def stamp(self) -> str:
         return AT
 
-    def record_batch(self, outcomes: list[object], inflight: list[object]) -> None:
+    def record_batch(self, outcomes: list[object], inflight: list[object],
+                     relays: list[tuple[int, str]] = ()) -> None:  # type: ignore[assignment]
         if not self.refused:
             self.refused = True
             raise OSError("disk full")
-        self.store.record_batch(outcomes, inflight)  # type: ignore[arg-type]
+        self.store.record_batch(outcomes, inflight, relays)  # type: ignore[arg-type]
 
 
 def test_a_batch_the_store_refuses_stays_in_the_journal_and_stops_the_run(

@@ -107,3 +107,49 @@ def test_seen_addresses_answer_as_a_plain_dict_would_whatever_the_window() -> No
         finally:
             seen.close()
         assert len(reference) > 300  # most of the universe was met, and met again
+
+
+def test_the_one_scan_row_check_never_passes_a_value_the_full_check_refuses() -> None:
+    """``may_have_problem`` may send a fine value the long way, never a bad one the short
+    way: every character from U+0000 to U+FFFF alone and amid text, and random mixes."""
+    from mirage_mailer.util.headersafe import may_have_problem
+
+    values = [chr(c) for c in range(0x10000)]
+    values += [f"ok {v} ok" for v in values]
+    rng = random.Random(5)
+    values += ["".join(rng.choice(PIECES) for _ in range(rng.randrange(1, 8)))
+               for _ in range(5_000)]
+    for value in values:
+        if header_problem(value) is not None:
+            assert may_have_problem(value), repr(value)
+    assert not may_have_problem("Maria Georgiou\tmaria@example.org\tfr\tZoë")
+
+
+def test_first_answers_and_remembers_as_get_then_add_would() -> None:
+    """``first`` (one call per list row) answers as ``get`` did and remembers the key only when
+    it was new, whether the earlier sighting is in the window or moved to the table."""
+    rng = random.Random(11)
+    universe = [f"Reader{n}@example.org".lower() for n in range(300)]
+    for window in (1, 7, 10**9):
+        seen = lists.SeenAddresses(window=window)
+        reference: dict[str, int] = {}
+        try:
+            for code in range(2_000):
+                if code % 25 == 0:
+                    batch = [rng.choice(universe) for _ in range(25)]
+                    seen.prefetch(batch)
+                key = batch[code % 25]
+                assert seen.first(key, code) == reference.get(key), (window, key)
+                reference.setdefault(key, code)
+                assert seen.get(key) == reference[key]
+        finally:
+            seen.close()
+
+
+def test_a_rows_fields_are_its_other_columns_in_order_and_the_row_is_left_as_it_was() -> None:
+    raw = {"x": "1", "email": "A@Example.org", "name": "N", "y": "2", "lang": "fr", "z": ""}
+    row = _check_row(raw, "x", Path(WHERE), 2, WHERE)
+    assert isinstance(row, Subscriber)
+    assert list(row.fields.items()) == [("x", "1"), ("y", "2"), ("z", "")]
+    assert list(raw) == ["x", "email", "name", "y", "lang", "z"]
+    assert _check_row({"email": "a@example.org"}, "x", Path(WHERE), 2, WHERE).fields == {}

@@ -91,6 +91,8 @@ def report_command(obj: Context, issue_dir: Path | None, fmt: str, out: Path | N
             _engagement_table(found, names)
         if found and "bounces" in found[0]:
             _bounce_table(found, names)
+        if found and "relays" in found[0]:
+            _relay_table(found, names)
     return ExitCode.OK
 
 
@@ -184,6 +186,21 @@ def _engagement_table(found: list[dict[str, Any]], names: dict[str, str | None])
             table.add_row(_titled(report["issue"], names.get(report["issue"])) if n == 0
                           else "", opens if n == 0 else "",
                           Text(link["url"]), f"{link['clicks']} ({link['unique']})")
+    _console().print(table)
+
+
+def _relay_table(found: list[dict[str, Any]], names: dict[str, str | None]) -> None:
+    """What each relay carried, per issue (only with transport.relays)."""
+    table = Table(title="Relays")
+    for column in ("issue", "relay", "sent", "failed", "unknown"):
+        table.add_column(column, justify="right" if column in ("sent", "failed", "unknown")
+                         else "left", overflow="fold")
+    for report in found:
+        carried = report["relays"] or {"": {}}
+        for n, (relay, counts) in enumerate(carried.items()):
+            table.add_row(_titled(report["issue"], names.get(report["issue"])) if n == 0
+                          else "", Text(relay or "none yet"),
+                          *(str(counts.get(k, 0)) for k in ("sent", "failed", "unknown")))
     _console().print(table)
 
 

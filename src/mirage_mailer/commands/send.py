@@ -104,6 +104,7 @@ class _Display:
         self.task: object = None
         self.last_line = time.monotonic()
         self.last_update = 0.0
+        self.noted = 0  # notes already shown
 
     def __enter__(self) -> ProgressHook:
         if self.interactive:
@@ -126,6 +127,12 @@ class _Display:
         return self.update
 
     def update(self, totals: Totals) -> None:
+        for note in totals.notes[self.noted:]:  # a relay out of rotation: said at once
+            if self.bar is not None:
+                self.bar.console.print(f"warning: {note}", markup=False)
+            else:
+                err(f"warning: {note}")
+        self.noted = len(totals.notes)
         now = time.monotonic()
         if now - self.last_update < _REDRAW_EVERY and totals.done < totals.total:
             return  # called once per message: redrawing ten times a second is plenty
@@ -179,7 +186,10 @@ def _confirm(prep: Preparation, options: SendOptions, yes: bool) -> bool:
     if yes:
         return True
     project = prep.project
-    question = ask(plan_to_confirm(project, options), project.settings.transport.url)
+    transport = project.settings.transport
+    via = (", ".join(relay.name for relay in transport.relays) if transport.relays
+           else transport.url)
+    question = ask(plan_to_confirm(project, options), via)
     if question is None:
         return True  # the send records the lists as they are and says "nothing to send"
     if not on_terminal():

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 
 from mirage_mailer.delivery.connection import ConnectSettings, plaintext_auth_refusal
 from mirage_mailer.delivery.maildir import deliver_maildir
@@ -31,7 +32,8 @@ from mirage_mailer.delivery.model import (
 from mirage_mailer.delivery.pacer import AdaptiveSettings, Pacer
 from mirage_mailer.delivery.policy import RetryPolicy
 from mirage_mailer.delivery.pool import SmtpRun
-from mirage_mailer.delivery.settings import TransportSettings
+from mirage_mailer.delivery.relays import Lineup, deliver_relays
+from mirage_mailer.delivery.settings import RelayTarget, TransportSettings
 from mirage_mailer.delivery.tls import client_context
 from mirage_mailer.util.errors import Problem
 
@@ -42,6 +44,7 @@ __all__ = [
     "DeliveryStats",
     "Envelope",
     "Outcome",
+    "RelayTarget",
     "Result",
     "RetryPolicy",
     "TransportSettings",
@@ -65,6 +68,8 @@ async def deliver_all(
     local_hostname: str | None = None,
     policy: RetryPolicy | None = None,
     adaptive: AdaptiveSettings | None = None,
+    relays: Sequence[RelayTarget] = (),
+    on_relay_out: Callable[[str], None] | None = None,
 ) -> DeliveryStats:
     """Deliver every envelope through ``transport``; see the package docstring for the contract.
 
@@ -73,6 +78,11 @@ async def deliver_all(
     ``concurrency`` and ``rate_per_second`` override the transport's values (CLI flags).
     ``tls_context`` replaces the system trust store (a private CA, tests). ``policy`` and
     ``adaptive`` tune retry timing and the throttle learner (tests, benchmarks).
+
+    ``relays`` (``transport.relays``) replaces ``transport``'s own relay and login: a pool
+    per relay (``delivery/relays.py``), ``concurrency`` per relay, ``rate_per_second`` the
+    total split by weight; ``on_relay_out`` hears one line for each relay taken out of
+    rotation while the others carry on.
     """
     if transport.scheme == "maildir":
         if transport.maildir is None:
@@ -84,6 +94,46 @@ async def deliver_all(
         raise DeliveryAborted(Problem("mirage.yaml", None,
                                       f"unknown transport {transport.url!r}",
                                       "use maildir:PATH, smtp://host:port or smtps://host:port"))
+    hostname = local_hostname or str(await asyncio.to_thread(socket.getfqdn))
+    private_ca = tls_context is None and transport.ca_file is not None
+    if tls_context is None:  # the relays share the transport's TLS keys
+        plain = transport.scheme == "smtp" and transport.starttls == "never" and not relays
+        tls_context = None if plain else await _tls_context(transport)
+    tuning = _Tuning(concurrency, rate_per_second, tls_context, hostname,
+                     policy or RetryPolicy(), adaptive, on_attempt, on_result, stop,
+                     private_ca)
+    if relays:
+        share = sum(relay.weight for relay in relays)
+        lineup = [Lineup(_smtp_run(relay.transport, relay.credentials, relay.credential_words,
+                                   replace(tuning, rate_per_second=None if rate_per_second is None
+                                           else rate_per_second * relay.weight / share),
+                                   relay.transport.name),
+                         relay.weight, relay.transport.name)
+                  for relay in relays]
+        return await deliver_relays(lineup, envelopes, on_result=on_result, on_out=on_relay_out)
+    run = _smtp_run(transport, credentials, credential_words, tuning, transport.name)
+    return await run.run(envelopes)
+
+
+@dataclass(frozen=True)
+class _Tuning:
+    """What every relay's pool of one run shares: the CLI's overrides, TLS, callbacks."""
+
+    concurrency: int | None
+    rate_per_second: float | None
+    tls_context: ssl.SSLContext | None
+    local_hostname: str
+    policy: RetryPolicy
+    adaptive: AdaptiveSettings | None
+    on_attempt: Claim
+    on_result: Callable[[Result], None]
+    stop: asyncio.Event | None
+    private_ca: bool = False  # the context trusts transport.ca_file only (for the words)
+
+
+def _smtp_run(transport: TransportSettings, credentials: tuple[str, str] | None,
+              credential_words: tuple[str, str], tuning: _Tuning, name: str) -> SmtpRun:
+    """One relay's pool; raises ``DeliveryAborted`` for a login that would go out in clear."""
     settings = ConnectSettings(
         host=transport.host,
         port=transport.port,
@@ -92,40 +142,39 @@ async def deliver_all(
         credentials=credentials,
         allow_plaintext_auth=transport.allow_plaintext_auth,
         timeout=transport.timeout,
-        tls_context=tls_context or await _tls_context(transport),
-        local_hostname=local_hostname or await asyncio.to_thread(socket.getfqdn),
+        tls_context=tuning.tls_context,
+        local_hostname=tuning.local_hostname,
         credential_names=credential_words[0],
         missing_credentials=credential_words[1],
-        private_ca=tls_context is None and transport.ca_file is not None,
+        private_ca=tuning.private_ca,
     )
     if (credentials is not None and transport.scheme == "smtp"
             and transport.starttls == "never" and not transport.allow_plaintext_auth):
         refusal = plaintext_auth_refusal()  # known before any socket is opened
         raise DeliveryAborted(Problem(settings.where, None, refusal.message, refusal.hint))
-    loop = asyncio.get_running_loop()
-    per_second = rate_per_second if rate_per_second is not None else transport.rate_per_second
-    pacer = Pacer(per_second=per_second, per_hour=transport.rate_per_hour, clock=loop.time,
-                  settings=adaptive)
-    run = SmtpRun(
+    per_second = (tuning.rate_per_second if tuning.rate_per_second is not None
+                  else transport.rate_per_second)
+    pacer = Pacer(per_second=per_second, per_hour=transport.rate_per_hour,
+                  clock=asyncio.get_running_loop().time, settings=tuning.adaptive)
+    return SmtpRun(
         settings,
-        concurrency=concurrency if concurrency is not None else transport.concurrency,
+        concurrency=tuning.concurrency if tuning.concurrency is not None
+        else transport.concurrency,
         max_attempts=transport.max_attempts,
         pacer=pacer,
-        policy=policy or RetryPolicy(),
-        on_attempt=on_attempt,
-        on_result=on_result,
-        stop=stop,
+        policy=tuning.policy,
+        on_attempt=tuning.on_attempt,
+        on_result=tuning.on_result,
+        stop=tuning.stop,
+        name=name,
     )
-    return await run.run(envelopes)
 
 
-async def _tls_context(transport: TransportSettings) -> ssl.SSLContext | None:
+async def _tls_context(transport: TransportSettings) -> ssl.SSLContext:
     """The transport's verified context (``delivery.tls``), built once for every connection
-    of the run (loading the system's CAs costs ~50 ms: aiosmtplib would do it per
-    connection), off the event loop; None when no TLS is spoken. A CA file that went missing
-    since the config was checked stops the run before any connection."""
-    if transport.scheme == "smtp" and transport.starttls == "never":
-        return None
+    of the run, every relay's too (loading the system's CAs costs ~50 ms: aiosmtplib would
+    do it per connection), off the event loop. A CA file that went missing since the config
+    was checked stops the run before any connection."""
     try:
         return await asyncio.to_thread(client_context, ca_file=transport.ca_file,
                                        insecure=transport.tls_insecure)

@@ -55,6 +55,7 @@ class Result:
     code: int | None
     response: str
     final: bool
+    relay: str = ""  # the relay that carried the attempt, by its URL without a login
 
 
 @dataclass(frozen=True)

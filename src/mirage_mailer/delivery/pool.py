@@ -35,7 +35,7 @@ from mirage_mailer.delivery.model import (
 )
 from mirage_mailer.delivery.pacer import Pacer
 from mirage_mailer.delivery.policy import RetryPolicy
-from mirage_mailer.delivery.work import Job, WorkQueue
+from mirage_mailer.delivery.work import Job, Queue, WorkQueue
 from mirage_mailer.util.errors import Problem
 
 
@@ -51,8 +51,10 @@ class SmtpRun:
         on_attempt: Claim,
         on_result: Callable[[Result], None],
         stop: asyncio.Event | None,
+        name: str = "",
     ) -> None:
         self.settings = settings
+        self.name = name  # the relay's URL without a login: each Result says who carried it
         self.concurrency = max(1, concurrency)
         self.max_attempts = max(1, max_attempts)
         self.pacer = pacer
@@ -60,7 +62,7 @@ class SmtpRun:
         self.on_attempt = on_attempt
         self.on_result = on_result
         self.stop_event = stop
-        self.queue: WorkQueue | None = None
+        self.queue: Queue | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.alive = 0
         self.stopped = False
@@ -71,10 +73,12 @@ class SmtpRun:
         self.attempts = self.connections = self.throttled = 0
         self.bursts = BurstDetector()  # 4xx across many recipients at once: pace, unsaid
 
-    async def run(self, envelopes: Iterator[Envelope]) -> DeliveryStats:
+    async def run(self, envelopes: Iterator[Envelope], *,
+                  lane: Queue | None = None) -> DeliveryStats:
+        """Deliver ``envelopes``, or (several relays) the work of a shared queue's ``lane``."""
         loop = asyncio.get_running_loop()
         started = loop.time()
-        queue = self.queue = WorkQueue(envelopes, loop.time)
+        queue = self.queue = lane if lane is not None else WorkQueue(envelopes, loop.time)
         self.last_progress = started
         watcher = loop.create_task(self._watch_stop(queue))
         try:
@@ -106,7 +110,7 @@ class SmtpRun:
             raise DeliveryAborted(self.abort, stats)
         return stats
 
-    async def _watch_stop(self, queue: WorkQueue) -> None:
+    async def _watch_stop(self, queue: Queue) -> None:
         if self.stop_event is None:
             return
         await self.stop_event.wait()
@@ -212,8 +216,11 @@ class SmtpRun:
             self._finish(job, Outcome.FAILED, attempt)
         elif attempt.verdict is Verdict.ABORT:
             self._abort_with(self._session_refused(attempt))
-            self.deferred_final += 1
-            self._finish(job, Outcome.DEFERRED, attempt)
+            if self.queue.reroutes:  # refused before DATA: another relay may take it
+                self._reroute(job, attempt)
+            else:
+                self.deferred_final += 1
+                self._finish(job, Outcome.DEFERRED, attempt)
         else:
             self._defer(job, attempt)
 
@@ -264,8 +271,11 @@ class SmtpRun:
             job.strikes += 1
             delay = self.policy.retry_delay(job.strikes)
         self._check_stall(attempt)
-        final = job.strikes >= self.max_attempts or self.queue.stopping
-        result = Result(job.envelope, Outcome.DEFERRED, attempt.code, attempt.response, final)
+        # a relay taken out of rotation hands its retries on; a stopped run closes them
+        out = self.queue.stopping and not self.queue.reroutes
+        final = job.strikes >= self.max_attempts or out
+        result = Result(job.envelope, Outcome.DEFERRED, attempt.code, attempt.response, final,
+                        self.name)
         job.last = result
         if final:
             self.deferred_final += 1
@@ -288,14 +298,24 @@ class SmtpRun:
                 hint="the provider's sending quota may be used up; rerun later to resume",
             ))
 
+    def _reroute(self, job: Job, attempt: Attempt) -> None:
+        """This relay is out; the message never reached the end of DATA: it waits for
+        another relay (a deferral that does not count toward max_attempts)."""
+        assert self.queue is not None
+        result = Result(job.envelope, Outcome.DEFERRED, attempt.code, attempt.response, False,
+                        self.name)
+        job.last = result
+        self.on_result(result)
+        self.queue.put_back(job)
+
     def _finish(self, job: Job, outcome: Outcome, attempt: Attempt) -> None:
         assert self.queue is not None
-        result = Result(job.envelope, outcome, attempt.code, attempt.response, True)
+        result = Result(job.envelope, outcome, attempt.code, attempt.response, True, self.name)
         job.last = result
         self.on_result(result)
         self.queue.done(job)
 
-    def _close_leftovers(self, queue: WorkQueue) -> None:
+    def _close_leftovers(self, queue: Queue) -> None:
         """Give every retry that will not happen its final word, repeating the last reply."""
         reason = "delivery aborted" if self.abort is not None else "run stopped"
         for job in queue.leftovers():
@@ -305,7 +325,7 @@ class SmtpRun:
             else:
                 code, text = last.code, f"{last.response} (not retried: {reason})"
             self.deferred_final += 1
-            result = Result(job.envelope, Outcome.DEFERRED, code, text, True)
+            result = Result(job.envelope, Outcome.DEFERRED, code, text, True, self.name)
             if self.failure is None:
                 self.on_result(result)
             else:

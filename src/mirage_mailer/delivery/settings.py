@@ -27,3 +27,15 @@ class TransportSettings:
     allow_plaintext_auth: bool
     ca_file: Path | None = None  # trust only this PEM bundle (a private CA)
     tls_insecure: bool = False  # encrypt, but check neither certificate nor host name
+    name: str = ""  # with several relays, how the report shows this one: URL, no login
+
+
+@dataclass(frozen=True)
+class RelayTarget:
+    """One relay of several (``transport.relays``): where and how fast, its login already
+    read, and its share of the messages."""
+
+    transport: TransportSettings  # this relay's URL, TLS mode, concurrency and rates
+    credentials: tuple[str, str] | None
+    credential_words: tuple[str, str]  # as ``deliver_all``'s: names, never values
+    weight: int

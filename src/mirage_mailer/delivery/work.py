@@ -13,6 +13,7 @@ import heapq
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from mirage_mailer.delivery.model import Envelope, Result
 
@@ -35,7 +36,36 @@ class _Due:
     job: Job = field(compare=False)
 
 
+class Queue(Protocol):
+    """What a pool's workers use: a ``WorkQueue`` of their own, or one relay's lane of a
+    queue that several relays share (``delivery/relays.py``)."""
+
+    clock: Callable[[], float]
+
+    @property
+    def stopping(self) -> bool: ...
+
+    @property
+    def exhausted(self) -> bool: ...
+
+    @property
+    def reroutes(self) -> bool:
+        """True when a job this pool gives up on may still go out through another relay."""
+        ...
+
+    def stop(self) -> None: ...
+    def take(self) -> Job | None: ...
+    def retry(self, job: Job, delay: float) -> None: ...
+    def put_back(self, job: Job) -> None: ...
+    def done(self, job: Job) -> None: ...
+    def leftovers(self) -> list[Job]: ...
+    async def sleep(self, seconds: float) -> bool: ...
+    async def wait_ready(self) -> bool: ...
+
+
 class WorkQueue:
+    reroutes = False  # one relay: a job given up on stays pending for the next run
+
     def __init__(self, source: Iterator[Envelope], clock: Callable[[], float]) -> None:
         self._source = source
         self.clock = clock

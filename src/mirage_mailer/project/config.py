@@ -18,6 +18,7 @@ from mirage_mailer.project.cafile import ca_file_problem
 from mirage_mailer.project.config_checks import MAX_TEXT, has_userinfo, redact
 from mirage_mailer.project.config_checks import Section as _Section
 from mirage_mailer.project.eu_names import RULE, statement_problem
+from mirage_mailer.project.relay_config import Relay, RelayDefaults, load_relays, relay_lines
 from mirage_mailer.project.yamlsrc import LineDict, check_keys, load_yaml_file
 from mirage_mailer.util.addresses import parse_mailbox
 from mirage_mailer.util.errors import Collector, InputError, Problem, display_path, shorten
@@ -70,6 +71,7 @@ class Transport:
     ca_file: Path | None = None  # PEM bundle of a private CA: trusted instead of the system's
     tls_insecure: bool = False  # no certificate or host-name check: a warning on every run
     processes: int = 1  # sending processes of a large send (services/shards.py)
+    relays: tuple[Relay, ...] = ()  # transport.relays (project/relay_config.py); () = url
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,7 @@ _TRANSPORT_KEYS = {
     "ca_file",
     "tls_insecure",
     "processes",
+    "relays",
 }
 _DISCLAIMER_KEYS = {"preset", "authority", "statement", "text", "translations"}
 _TRACKING_KEYS = {"database", "base_url", "secret_env", "opens", "clicks"}
@@ -270,6 +273,7 @@ def load_settings(path: Path) -> Settings:
     line_of = {f"{s}.{k}": v.key_line(k) for s in _TOP_KEYS
                if isinstance(v := data.get(s), LineDict) for k in v}
     line_of.update({s: data.key_line(s) for s in data})
+    line_of.update(relay_lines(data.get("transport")))
     return Settings(
         path=path,
         root=root_dir,
@@ -346,6 +350,9 @@ def _load_transport(sec: LineDict, path: Path, problems: Collector, root: Path) 
     check_keys(sec, path, allowed=_TRANSPORT_KEYS, required=set(), problems=problems,
                where="transport", ignore=_SECRET_KEYS)
     s = _Section(sec, path, "transport", problems)
+    if "relays" in sec and "url" in sec:
+        problems.add(path, s.line("url"), "'transport.url' and 'transport.relays' are both "
+                     "set", "remove 'url:': with relays, each relay names its own URL")
     url = s.text("url", "maildir:outbox") or "maildir:outbox"
     scheme, _, rest = url.partition(":")
     maildir: Path | None = None
@@ -372,25 +379,45 @@ def _load_transport(sec: LineDict, path: Path, problems: Collector, root: Path) 
         problems.add(path, s.line("url"), f"'transport.url' {shown!r} has an unknown scheme",
                      "use maildir:PATH, smtp://host:port or smtps://host:port")
     ca_file, tls_insecure = _tls_keys(s, path, problems, root)
+    starttls = s.choice("starttls", "always", STARTTLS_MODES)
+    concurrency = s.integer("concurrency", 4, maximum=100)
+    rate_per_second = s.number("rate_per_second", None, minimum=0.01, maximum=100_000)
+    rate_per_hour = s.number("rate_per_hour", None, minimum=1, maximum=360_000_000)
+    processes = s.integer("processes", 1, maximum=16)
+    username_env, password_env = s.env_name("username_env"), s.env_name("password_env")
+    relays: tuple[Relay, ...] = ()
+    if "relays" in sec:
+        defaults = RelayDefaults(starttls, username_env, password_env, concurrency,
+                                 rate_per_second, rate_per_hour)
+        relays = load_relays(sec["relays"], s.line("relays"), path, problems, defaults,
+                             STARTTLS_MODES)
+        if processes > 1:
+            problems.add(path, s.line("processes"), "'transport.processes' above 1 does not "
+                         "combine with 'transport.relays'", "remove 'processes:' (the relays "
+                         "share one sending process)")
+        if relays:  # what code that reads the single relay sees: the first one
+            url, scheme, host, port, maildir = (relays[0].url, relays[0].scheme,
+                                                relays[0].host, relays[0].port, None)
     return Transport(
         url=url,
         scheme=scheme,
         maildir=maildir,
         host=host,
         port=port,
-        starttls=s.choice("starttls", "always", STARTTLS_MODES),
-        username_env=s.env_name("username_env"),
-        password_env=s.env_name("password_env"),
-        concurrency=s.integer("concurrency", 4, maximum=100),
-        rate_per_second=s.number("rate_per_second", None, minimum=0.01, maximum=100_000),
-        rate_per_hour=s.number("rate_per_hour", None, minimum=1, maximum=360_000_000),
+        starttls=starttls,
+        username_env=username_env,
+        password_env=password_env,
+        concurrency=concurrency,
+        rate_per_second=rate_per_second,
+        rate_per_hour=rate_per_hour,
         timeout=s.number("timeout", 30.0, minimum=1, maximum=600, nullable=False) or 30.0,
         max_attempts=s.integer("max_attempts", 5, maximum=100),
         allow_plaintext_auth=s.flag("allow_plaintext_auth", False),
         event_loop=s.choice("event_loop", "asyncio", EVENT_LOOPS),
         ca_file=ca_file,
         tls_insecure=tls_insecure,
-        processes=s.integer("processes", 1, maximum=16),
+        processes=processes,
+        relays=relays,
     )
 
 

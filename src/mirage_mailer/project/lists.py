@@ -19,7 +19,7 @@ from mirage_mailer.project.issue_values import LIST_NAME, inside
 from mirage_mailer.project.yamlsrc import LIST_MAX_BYTES, LineDict, LineList, load_yaml_file
 from mirage_mailer.util.addresses import check_clean_address
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
-from mirage_mailer.util.headersafe import header_problem
+from mirage_mailer.util.headersafe import header_problem, may_have_problem
 from mirage_mailer.util.langs import check_language, normalise_language
 
 LIST_SUFFIXES = (".yaml", ".yml", ".csv")
@@ -62,7 +62,7 @@ class SeenAddresses:
     window plus the filter and SQLite's page cache; a key the filter has never seen needs no
     query, so only duplicates (and the filter's rare false alarms) are looked up.
 
-    ``prefetch`` a batch's keys before calling ``get`` for them; ``add`` only new keys.
+    ``prefetch`` a batch's keys before calling ``get`` or ``first`` for them.
     """
 
     _FILTER_BITS = 1 << 27  # 16 MB; two bits per key: ~1 false alarm in 4,500 at 1M keys
@@ -99,9 +99,17 @@ class SeenAddresses:
         if self.get(key) is None:
             self._recent[key] = code
 
-    def put(self, key: str, code: int) -> None:
-        """``add`` for a key the caller has just found missing (``get`` returned None)."""
-        self._recent[key] = code
+    def first(self, key: str, code: int) -> int | None:
+        """``get``, then ``add`` when it answered None, in one call and one dict operation
+        (once per list row: two calls were a twentieth of validate's time)."""
+        if self._known:
+            known = self._known.get(key)
+            if known is not None:
+                return known
+        recent = self._recent
+        size = len(recent)
+        found = recent.setdefault(key, code)
+        return None if len(recent) != size else found
 
     def close(self) -> None:
         if self._conn is not None:
@@ -173,8 +181,7 @@ def _check_row(
     # One check of the whole row answers for every value when it holds no encoded word
     # (TAB, the glue, is allowed, and every other refusal is per character); a row that
     # fails it, or might hold an encoded word, is checked value by value for the message.
-    joined = "\t".join(raw.values())
-    if "=?" in joined or header_problem(joined) is not None:
+    if may_have_problem("\t".join(raw.values())):
         for key, value in raw.items():
             bad = header_problem(value)  # after decoding RFC 2047 encoded words (headersafe)
             if bad:
@@ -198,7 +205,10 @@ def _check_row(
     if name is None and ("first_name" in raw or "last_name" in raw):  # as Mailchimp exports
         name = " ".join(part for part in (raw.get("first_name", "").strip(),
                                           raw.get("last_name", "").strip()) if part) or None
-    fields = {k: v for k, v in raw.items() if k not in ("email", "name", "lang")}
+    fields = raw.copy()  # in C, then three removals: a third of a comprehension's time
+    fields.pop("email", None)
+    fields.pop("name", None)
+    fields.pop("lang", None)
     return Subscriber(normalised, name, lang, fields, list_name, path, line)
 
 
@@ -272,25 +282,22 @@ def _iter_csv(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
             raise _not_utf8(path, 1) from None
         reader = csv.reader(_bounded_lines(handle, path), delimiter=delimiter)
         named = all(columns)  # no unnamed column to leave out of each row's mapping
-        line = 1
-        while True:
-            start = line + 1
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except UnicodeDecodeError:
-                raise _not_utf8(path, line + 1) from None
-            except csv.Error as exc:
-                problem = Problem(where, reader.line_num + 1, f"CSV error: {exc}",
-                                  "check the quotes on this line")
-                raise InputError(problem) from None
-            line = reader.line_num + 1
-            if not (row and row[0].strip()) and not any(cell.strip() for cell in row):
-                continue
-            raw = (dict(zip(columns, row, strict=False)) if named else
-                   {col: cell for col, cell in zip(columns, row, strict=False) if col})
-            yield _check_row(raw, list_name, path, start, where)
+        line = 1  # the file's line where the last row ended
+        try:  # one try around the loop, not one per row
+            for row in reader:
+                start = line + 1
+                line = reader.line_num + 1
+                if not (row and row[0].strip()) and not any(cell.strip() for cell in row):
+                    continue
+                raw = (dict(zip(columns, row, strict=False)) if named else
+                       {col: cell for col, cell in zip(columns, row, strict=False) if col})
+                yield _check_row(raw, list_name, path, start, where)
+        except UnicodeDecodeError:
+            raise _not_utf8(path, line + 1) from None
+        except csv.Error as exc:
+            problem = Problem(where, reader.line_num + 1, f"CSV error: {exc}",
+                              "check the quotes on this line")
+            raise InputError(problem) from None
 
 
 def list_fields(path: Path) -> set[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mirage_mailer.delivery import (
     Claim,
@@ -21,6 +21,7 @@ from mirage_mailer.delivery import (
     DeliveryStats,
     Envelope,
     Outcome,
+    RelayTarget,
     Result,
     TransportSettings,
     deliver_all,
@@ -32,19 +33,29 @@ from mirage_mailer.util.errors import InputError, Problem, display_path
 
 def credentials(settings: Settings) -> tuple[str, str] | None:
     """The SMTP login from the variables the config names; half of one is a mistake (exit 2,
-    before the store is touched or a socket opened), none at all is an anonymous relay."""
+    before the store is touched or a socket opened), none at all is an anonymous relay.
+    With ``transport.relays`` every relay's login is checked the same way."""
     transport = settings.transport
-    user = os.environ.get(transport.username_env or "") if transport.username_env else None
-    password = os.environ.get(transport.password_env or "") if transport.password_env else None
+    for relay in transport.relays:
+        _login(settings, relay.username_env, relay.password_env, relay.where)
+    return _login(settings, transport.username_env, transport.password_env, "transport")
+
+
+def _login(settings: Settings, username_env: str | None, password_env: str | None,
+           where: str) -> tuple[str, str] | None:
+    user = os.environ.get(username_env) if username_env else None
+    password = os.environ.get(password_env) if password_env else None
     if user and password:
         return user, password
-    names = {"username_env": transport.username_env, "password_env": transport.password_env}
+    names = {"username_env": username_env, "password_env": password_env}
     for have, lack, value in (("username_env", "password_env", user),
                               ("password_env", "username_env", password)):
         if value and names[lack]:  # half set: the officer meant to log in
+            line = settings.line_of.get(f"{where}.{lack}")
+            if line is None and where != "transport":
+                line = settings.line_of.get(f"transport.{lack}")
             raise InputError(Problem(
-                display_path(settings.path),
-                settings.line_of.get(f"transport.{lack}"),
+                display_path(settings.path), line,
                 f"{names[have]} is set but {names[lack]} is not",
                 f"export {names[lack]}=... (or unset {names[have]})"))
     return None
@@ -63,17 +74,20 @@ def credential_words(settings: Settings) -> tuple[str, str]:
     """The credential variables' names, and what to say if a relay wants a login without
     them (the delivery layer has no config): names only, never values."""
     transport = settings.transport
-    if not (transport.username_env and transport.password_env):
-        return "", ("transport.username_env and transport.password_env are not set: name the "
+    return _words(transport.username_env, transport.password_env, "transport")
+
+
+def _words(username_env: str | None, password_env: str | None, where: str) -> tuple[str, str]:
+    if not (username_env and password_env):
+        return "", (f"{where}.username_env and {where}.password_env are not set: name the "
                     "environment variables that hold the user name and password, and export "
                     "them")
-    names = f"{transport.username_env} and {transport.password_env}"
-    unset = [n for n in (transport.username_env, transport.password_env)
-             if not os.environ.get(n)]
+    names = f"{username_env} and {password_env}"
+    unset = [n for n in (username_env, password_env) if not os.environ.get(n)]
     said = " and ".join(unset)
     verb = "is" if len(unset) == 1 else "are"
     return names, (f"{said} {verb} not set: export {'it' if len(unset) == 1 else 'them'} "
-                   "(see transport.username_env/password_env)")
+                   f"(see {where}.username_env/password_env)")
 
 
 def insecure_tls_warning(settings: Settings) -> Problem | None:
@@ -102,9 +116,24 @@ def transport_settings(transport: Transport) -> TransportSettings:
         ca_file=transport.ca_file, tls_insecure=transport.tls_insecure)
 
 
+def relay_targets(settings: Settings) -> list[RelayTarget]:
+    """``transport.relays`` as delivery takes them (none: the single ``transport.url``).
+    Only these are named, so only a send through several relays records who carried what."""
+    base = transport_settings(settings.transport)
+    return [RelayTarget(
+        transport=replace(base, url=relay.url, scheme=relay.scheme, host=relay.host,
+                          port=relay.port, starttls=relay.starttls,
+                          concurrency=relay.concurrency, rate_per_second=relay.rate_per_second,
+                          rate_per_hour=relay.rate_per_hour, name=relay.name),
+        credentials=_login(settings, relay.username_env, relay.password_env, relay.where),
+        credential_words=_words(relay.username_env, relay.password_env, relay.where),
+        weight=relay.weight) for relay in settings.transport.relays]
+
+
 async def deliver(settings: Settings, envelopes: Iterator[Envelope], *, on_attempt: Claim,
                   on_result: Callable[[Result], None], stop: asyncio.Event | None = None,
-                  concurrency: int | None = None, rate: float | None = None) -> DeliveryStats:
+                  concurrency: int | None = None, rate: float | None = None,
+                  on_relay_out: Callable[[str], None] | None = None) -> DeliveryStats:
     """Every envelope through the configured transport, logged in as ``credentials`` says.
 
     Raises ``InputError`` (exit 2) for half-set credentials before anything is opened, and
@@ -114,7 +143,8 @@ async def deliver(settings: Settings, envelopes: Iterator[Envelope], *, on_attem
     return await deliver_all(transport_settings(settings.transport), envelopes,
                              on_attempt=on_attempt, on_result=on_result, stop=stop,
                              credentials=login, credential_words=credential_words(settings),
-                             concurrency=concurrency, rate_per_second=rate)
+                             concurrency=concurrency, rate_per_second=rate,
+                             relays=relay_targets(settings), on_relay_out=on_relay_out)
 
 
 @dataclass(frozen=True)
@@ -159,5 +189,6 @@ def resumable(settings: Settings, aborted: DeliveryAborted,
                  "stay pending, run the same command again to resume")
         if unknown:
             text += f" ({unknown} unknown: check them, then add --resend-unknown)"
-    where = Problem(display_path(settings.path), settings.line_of.get("transport.url"), text)
+    key = "transport.relays" if settings.transport.relays else "transport.url"
+    where = Problem(display_path(settings.path), settings.line_of.get(key), text)
     return DeliveryAborted(where, aborted.stats)

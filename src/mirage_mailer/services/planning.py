@@ -272,13 +272,12 @@ class Planner:
     def _valid(self, row: Subscriber, key: str, priors: dict[str, Prior]) -> Decision:
         lang = self._language(row.lang)
         store_key = self._store_key(key) if self.forgotten else key
-        first = self.seen.get(key)
+        code = self._code(row)
+        first = self.seen.first(key, code)  # remembered here when met for the first time
         if first is not None and first >= 0:
             return Decision(row.email, row.name, lang, row.list_name, K_DUPLICATE,
                             DUPLICATE_OF + self._where(first), None, store_key,
-                            self._where(self._code(row)), row)
-        if first is None:
-            self.seen.put(key, self._code(row))
+                            self._where(code), row)
         if store_key != key:
             self.seen.add(store_key, -1)
         if not priors and not self.suppressed and self.only is None \

@@ -30,6 +30,7 @@ class SendRecorder:
         self.journal = journal
         self.held: list[Outcome] = []
         self.inflight: dict[int, Claimed] = {}
+        self.relays: list[tuple[int, str]] = []  # (row, relay) with transport.relays
         self.timer: asyncio.TimerHandle | None = None
         self.closed = False
         self.failure: Exception | None = None  # a batch the store refused, in a timer
@@ -47,10 +48,13 @@ class SendRecorder:
         return True
 
     def hold(self, key: int, who: str, attempt: int, message_id: str, kind: str,
-             code: int | None, response: str) -> None:
+             code: int | None, response: str, relay: str = "") -> None:
         """Journal an attempt's outcome now; the store gets it with the next batch. (The
-        closing word on a retry that will not happen has no claim before it.)"""
+        closing word on a retry that will not happen has no claim before it.) ``relay``
+        (several relays) goes with the batch only: a crash may lose the last batch's."""
         self.inflight.pop(key, None)
+        if relay:
+            self.relays.append((key, relay))
         at = self.store.stamp()
         self.journal.outcome(key, who, attempt, kind, code, response, message_id, at)
         self.held.append((key, who, attempt, kind, code, response, message_id, at))
@@ -72,12 +76,13 @@ class SendRecorder:
         If the commit fails, everything stays held and in the journal (a later flush, or the
         next run's replay, brings it in): the journal restarts only after a commit.
         """
-        if not self.held and not self.inflight:
+        if not self.held and not self.inflight and not self.relays:
             return
         # the claims still on the wire become 'sending' in the store: the new journal then
         # only needs their outcomes
-        self.store.record_batch(self.held, list(self.inflight.values()))
+        self.store.record_batch(self.held, list(self.inflight.values()), self.relays)
         self.held = []
+        self.relays = []
         self.journal.restart()
 
     def close(self) -> None:

@@ -72,6 +72,13 @@ def reports(settings: Settings, issue: str | None) -> list[dict[str, Any]]:
                 kinds = store.bounce_kinds(report["issue"]) if store is not None else {}
                 for row in report["recipients"]:  # hard, soft, complaint, or null
                     row["bounce"] = kinds.get(row["email"].lower())
+        if settings.transport.relays:  # extra fields, only with several relays
+            for report in found:
+                carried = store.carriers(report["issue"]) if store is not None else {}
+                report["relays"] = (store.relay_counts(report["issue"]) if store is not None
+                                    else {})
+                for row in report["recipients"]:  # the relay's URL (no login), or null
+                    row["relay"] = carried.get(row["email"].lower())
     return found
 
 
@@ -85,8 +92,10 @@ def titles(settings: Settings, issues: list[str]) -> dict[str, str | None]:
 
 
 def csv_columns(settings: Settings) -> tuple[str, ...]:
-    """``CSV_COLUMNS``, and ``bounce`` (hard, soft, complaint) with a bounces: section."""
-    return CSV_COLUMNS + (("bounce",) if settings.bounces is not None else ())
+    """``CSV_COLUMNS``, and ``bounce`` (hard, soft, complaint) with a bounces: section, and
+    ``relay`` with transport.relays."""
+    return (CSV_COLUMNS + (("bounce",) if settings.bounces is not None else ())
+            + (("relay",) if settings.transport.relays else ()))
 
 
 def csv_rows(settings: Settings, issue: str | None) -> list[list[Any]]:
@@ -94,8 +103,10 @@ def csv_rows(settings: Settings, issue: str | None) -> list[list[Any]]:
     found = reports(settings, issue)
     names = titles(settings, [report["issue"] for report in found])
     bounces = settings.bounces is not None
+    relays = bool(settings.transport.relays)
     return [[report["issue"], names[report["issue"]] or "",
-             *(row[c] for c in CSV_COLUMNS[2:]), *([row["bounce"] or ""] if bounces else [])]
+             *(row[c] for c in CSV_COLUMNS[2:]), *([row["bounce"] or ""] if bounces else []),
+             *([row["relay"] or ""] if relays else [])]
             for report in found for row in report["recipients"]]
 
 

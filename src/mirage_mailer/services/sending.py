@@ -84,6 +84,7 @@ class Progress:
     failed: int = 0
     deferred: int = 0
     unknown: int = 0  # the relay may have the message (no reply after DATA): not retried
+    notes: list[str] = field(default_factory=list)  # relays taken out of rotation, and why
 
     @property
     def done(self) -> int:
@@ -214,16 +215,23 @@ def _outcome(plan: Plan, mode: str) -> SendOutcome:
 def _deliver(project: Project, envelopes: Iterator[Envelope], outcome: SendOutcome, *,
              on_attempt: Claim, on_result: Callable[[Result], None],
              stopper: StopSource | None = None, concurrency: int | None = None,
-             rate: float | None = None, after: Callable[[], None] | None = None) -> None:
+             rate: float | None = None, after: Callable[[], None] | None = None,
+             progress: ProgressHook | None = None) -> None:
     """One delivery run on its own event loop, stopped cleanly when ``stopper`` says so; its
-    stats, and the signal that stopped it, go into ``outcome``."""
+    stats, and the signal that stopped it, go into ``outcome``. A relay taken out of
+    rotation (``transport.relays``) is a note in the run's totals, shown at once."""
+    def relay_out(line: str) -> None:
+        outcome.this_run.notes.append(line)
+        if progress is not None:
+            progress(outcome.this_run)
+
     async def run() -> DeliveryStats:
         stop = asyncio.Event()
         disarm = stopper.arm(stop) if stopper is not None else None
         try:
             return await deliver(project.settings, envelopes, on_attempt=on_attempt,
                                  on_result=on_result, stop=stop, concurrency=concurrency,
-                                 rate=rate)
+                                 rate=rate, on_relay_out=relay_out)
         finally:
             if after is not None:
                 after()  # still inside the loop: timers it owns are cancelled here
@@ -287,7 +295,7 @@ def send_test(prep: Preparation, addresses: tuple[str, ...],
 
     try:
         _deliver(project, for_the_wire(prep, envelopes()), outcome, on_attempt=unclaimed,
-                 on_result=on_result, stopper=stopper)
+                 on_result=on_result, stopper=stopper, progress=progress)
     except DeliveryAborted as exc:
         raise resumable(project.settings, exc) from None
     outcome.to_send = len(people)
@@ -401,7 +409,7 @@ def _send_rows(prep: Preparation, options: SendOptions, store: Store, wanted: se
         key = result.envelope.key
         track = tracked[key]
         writes.hold(key, track[0], track[1], track[2], result.outcome.value, result.code,
-                    result.response)
+                    result.response, result.relay)
         track[1] += 1
         if result.outcome is Outcome.DEFERRED and on_pushback is not None:
             on_pushback()  # the relay pushes back: one pacer must take over
@@ -415,7 +423,7 @@ def _send_rows(prep: Preparation, options: SendOptions, store: Store, wanted: se
         _deliver(project, for_the_wire(prep, envelopes()), outcome, on_attempt=on_attempt,
                  on_result=on_result, stopper=stopper,
                  concurrency=options.concurrency if concurrency is None else concurrency,
-                 rate=options.rate, after=writes.close)
+                 rate=options.rate, after=writes.close, progress=progress)
     except DeliveryAborted as exc:
         writes.close()
         if shard is not None:

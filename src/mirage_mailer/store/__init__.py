@@ -32,6 +32,7 @@ from mirage_mailer.store.ports import (
     Unsubscriber,
 )
 from mirage_mailer.store.recipients import RecipientsMixin
+from mirage_mailer.store.relays import RelaysMixin
 from mirage_mailer.store.schema import MIGRATIONS, NEW_STATUSES, REPORT_STATUSES, STATUSES
 from mirage_mailer.store.subscribers import SubscribersMixin
 
@@ -62,8 +63,8 @@ __all__ = [
 ]
 
 
-class Store(RecipientsMixin, BouncesMixin, PeopleMixin, SubscribersMixin, EngagementMixin,
-            PeriodsMixin):
+class Store(RecipientsMixin, RelaysMixin, BouncesMixin, PeopleMixin, SubscribersMixin,
+            EngagementMixin, PeriodsMixin):
     """SQLite tracking store; one instance per process, used from one thread."""
 
     def __enter__(self) -> Store:

@@ -179,11 +179,21 @@ class Prior(NamedTuple):
 
 
 _FIELDS = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per row
+_STRING = json.encoder.encode_basestring  # the string encoder _FIELDS uses (C when built)
 
 
 def fields_json(fields: dict[str, str]) -> str:
-    """A row's template fields as the store keeps them."""
-    return _FIELDS(fields) if fields else "{}"
+    """A row's template fields as the store keeps them: exactly ``_FIELDS``'s text.
+
+    A dict of strings is written from its encoded keys and values directly; the encoder
+    sets up its machinery anew on each call, which took two thirds of a row's 1.5 µs (once
+    per list row when an issue is first planned). Anything else takes the encoder."""
+    if not fields:
+        return "{}"
+    try:
+        return "{" + ", ".join([f"{_STRING(k)}: {_STRING(v)}" for k, v in fields.items()]) + "}"
+    except TypeError:  # a value that is not a string (the encoder's own rules apply)
+        return _FIELDS(fields)
 
 
 def email_key(email: str) -> str:

@@ -465,7 +465,8 @@ class RecipientsMixin(StoreCore):
 
     def record_batch(
             self, outcomes: Iterable[tuple[int, str, int, str, int | None, str, str, str]],
-            inflight: Iterable[tuple[int, str, int, str, str]] = ()) -> None:
+            inflight: Iterable[tuple[int, str, int, str, str]] = (),
+            relays: Iterable[tuple[int, str]] = ()) -> None:
         """Bring rows up to date from the claim journal in one commit.
 
         ``outcomes``: (id, who, attempt, sent|deferred|failed|unknown, code, response, message
@@ -486,6 +487,9 @@ class RecipientsMixin(StoreCore):
                     " last_attempt_at = ? WHERE id = ? AND attempts = ?"
                     " AND status IN ('pending', 'sending') AND mm_hashed(email_key) = ?",
                     (message_id, at, rid, attempt, who))
+            # (id, relay) of this batch's attempts, with several relays (``store/relays.py``)
+            conn.executemany("UPDATE recipients SET relay = ? WHERE id = ?",
+                             [(relay, rid) for rid, relay in relays])
 
     @staticmethod
     def _forward(conn: sqlite3.Connection, recipient_id: int, who: str, attempt: int,

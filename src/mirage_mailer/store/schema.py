@@ -136,4 +136,11 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             WHERE kind = 'soft-bounced';
         """,
     ),
+    (
+        "relays",
+        """
+        -- transport.relays: the relay (its URL, no login) that last carried the row's message.
+        ALTER TABLE recipients ADD COLUMN relay TEXT;
+        """,
+    ),
 )

@@ -95,6 +95,14 @@ def header_problem(value: str) -> str | None:
     return None
 
 
+def may_have_problem(value: str) -> bool:
+    """False when ``header_problem(value)`` is surely None, in one scan instead of four: a
+    value without ``=?`` has a problem only if ``_BREAKS`` matches, which covers every
+    character ``check_header_value`` refuses. A list checks each row's values at once with
+    this (a tenth of a row's check, before), and asks ``header_problem`` only when True."""
+    return "=?" in value or _BREAKS.search(value) is not None
+
+
 def _refuse_breaks(value: str) -> None:
     if _BREAKS.search(value):
         raise HeaderError(f"refusing a header value with a line break: {value[:40]!r}")
