@@ -140,3 +140,16 @@ def test_login_refused_is_exit_3_and_a_missing_variable_exit_2(
     unset = run_cli("process-bounces", env={**ENV, "MIRAGE_BOUNCE_PASSWORD": ""})
     assert unset.code == 2
     assert "bounces.password_env names MIRAGE_BOUNCE_PASSWORD, which is not set" in unset.err
+
+
+@pytest.mark.parametrize("server", ["starttls-bad"], indirect=True)
+def test_a_refused_starttls_says_so_and_never_logs_in(project: Path, run_cli: RunCli,
+                                                      server: ImapServer,
+                                                      ca: trustme.CA) -> None:
+    configure(project, ca, server.port, scheme="imap")
+    result = run_cli("process-bounces", env=ENV)
+    assert result.code == 3
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith(f"bounces.mailbox: STARTTLS failed with 127.0.0.1:{server.port}")
+    assert "username_env" not in line
+    assert not any(c.startswith("LOGIN") for c in server.commands)

@@ -5,8 +5,9 @@ CREATE, UID SEARCH/FETCH/STORE/COPY/MOVE/EXPUNGE, LOGOUT), and a log of the comm
 Why not Dovecot: it needs root-owned system users and privilege separation to start, which a
 test run as an ordinary user cannot count on; this speaks the same wire protocol the client
 code meets, with real TLS and certificate checks. ``mode``: ``imaps`` (TLS from the start),
-``starttls``, or ``plain`` (offers no STARTTLS). One connection at a time; every socket has a
-timeout, so a test never hangs. Needs trustme, not pytest.
+``starttls``, ``starttls-bad`` (answers STARTTLS with BAD), or ``plain`` (offers no
+STARTTLS). One connection at a time; every socket has a timeout, so a test never hangs.
+Needs trustme, not pytest.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class ImapServer:
 
     def _capabilities(self, tls: bool) -> str:
         words = ["IMAP4rev1", "UIDPLUS"] + (["MOVE"] if self.move else [])
-        if self.mode == "starttls" and not tls:
+        if self.mode in ("starttls", "starttls-bad") and not tls:
             words.append("STARTTLS")
         return " ".join(words)
 
@@ -97,6 +98,8 @@ class ImapServer:
             if verb == "CAPABILITY":
                 say(f"* CAPABILITY {self._capabilities(tls)}")
                 say(done)
+            elif verb == "STARTTLS" and self.mode == "starttls-bad":
+                say(f"{tag} BAD STARTTLS not available now")
             elif verb == "STARTTLS" and self.mode == "starttls" and not tls:
                 say(done)
                 conn = self.context.wrap_socket(conn, server_side=True)

@@ -1,11 +1,13 @@
 """``process-bounces``: read the bounce mailbox, find whom each bounce or complaint is about,
 record it once, and suppress the address when it calls for that.
 
-Whom: the signed VERP token first (a token that fails its check is forged, and the mail is
-counted as unmatched, whatever else it says); without one, the failed address in the DSN
-together with the original Message-ID. A hard bounce (5.x.x) and a complaint suppress at
-once; soft bounces (4.x.x) after ``bounces.soft_limit`` of them within
-``bounces.soft_window_days``. Delay warnings and auto-replies never count.
+Whom: the signed VERP token first (a token that fails its check, or a malformed one, is
+forged, and the mail is counted as unmatched, whatever else it says); without one, the
+original Message-ID, one we sent to the failed address the DSN names (a complaint: the
+Message-ID alone). Never the address alone: anyone can forge a DSN naming a reader. A hard
+bounce (5.x.x) and a complaint suppress at once; soft bounces (4.x.x) after
+``bounces.soft_limit`` of them within ``bounces.soft_window_days``. Delay warnings and auto-replies
+never count.
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ class Judge:
             row = self.store.verp_row(token.row_id)
             if row is not None and self.verp.genuine(token, row.issue, row.email):
                 return row, False
-        return None, bool(tokens)
+        return None, bool(tokens) or self.verp.malformed(parsed.text)
 
     def judge(self, ref: str, parsed: Parsed) -> BounceOutcome:
         if parsed.category in ("unreadable", "too-large"):
@@ -126,10 +128,11 @@ class Judge:
             return BounceOutcome(ref, "unmatched", "its VERP token is forged (altered, or "
                                  "not ours); ignored")
         failure = self._failure(parsed, row)
-        if row is None:
-            address = parsed.complained if parsed.category == "complaint" else (
-                failure.address if failure else None)
-            row = self.store.bounce_row(address, parsed.original_message_id)
+        if row is None:  # our Message-ID and, for a bounce, the failed address with it
+            complaint = parsed.category == "complaint"
+            address = parsed.complained if complaint else (failure.address if failure else None)
+            row = self.store.bounce_row(address, parsed.original_message_id,
+                                        redacted=complaint)
         if row is None:
             named = parsed.complained or (failure.address if failure else None)
             return BounceOutcome(ref, "unmatched", f"names no recipient in the store"

@@ -67,6 +67,11 @@ class Verp:
         self._pattern = re.compile(
             rf"(?<![\w.+-]){re.escape(local)}{re.escape(delimiter)}({TOKEN})@"
             rf"{re.escape(domain)}(?![\w-]|\.[\w-])", re.IGNORECASE)
+        # anything after the delimiter: a token cut short or padded is not "no token"
+        self._loose = re.compile(
+            rf"(?<![\w.+-]){re.escape(local)}{re.escape(delimiter)}([^@\s<>\"]+)@"
+            rf"{re.escape(domain)}(?![\w-]|\.[\w-])", re.IGNORECASE)
+        self._token = re.compile(TOKEN, re.IGNORECASE)
 
     def address(self, issue: str, row_id: int, recipient: str) -> str:
         """The return path of one message (made with the current key)."""
@@ -98,6 +103,13 @@ class Verp:
             if token not in found:
                 found[token] = VerpToken(int(row, 36), mac, token)
         return list(found.values())
+
+    def malformed(self, text: str) -> bool:
+        """``text`` names our bounce address with something after the delimiter that is no
+        well-formed token (a token cut short, lengthened or altered): a forgery, never a
+        reason to look for the reader some other way."""
+        return any(not self._token.fullmatch(match.group(1))
+                   for match in self._loose.finditer(text))
 
     def genuine(self, token: VerpToken, issue: str, recipient: str) -> bool:
         """The token was made by one of our keys for exactly this row, issue and address."""

@@ -53,28 +53,24 @@ class BouncesMixin(PeopleMixin, StoreCore):
             "SELECT id, issue, email, message_id, status FROM recipients WHERE id = ?",
             (row_id,)).fetchone())
 
-    def bounce_row(self, email: str | None, message_id: str | None) -> BounceRow | None:
-        """The row a bounce without a usable VERP token is about: the failed address's row
-        with the original Message-ID, else the row with that Message-ID (a redacted or
-        forwarded address), else that address's latest sent row."""
-        conn = self._conn
+    def bounce_row(self, email: str | None, message_id: str | None, *,
+                   redacted: bool = False) -> BounceRow | None:
+        """The row a bounce without a genuine VERP token is about: the row with the original
+        Message-ID (one we sent, 128 random bits: unguessable) whose recipient is the failed
+        address; with ``redacted`` (a feedback report that hides the address), the row with
+        that Message-ID alone. Never an address alone: anyone can write a DSN naming a
+        subscriber, and it must not suppress her."""
+        if not message_id:
+            return None
         columns = "SELECT id, issue, email, message_id, status FROM recipients"
-        key = email_key(email) if email else None
-        if key and message_id:
-            found = conn.execute(f"{columns} WHERE email_key = ? AND message_id = ?",
-                                 (key, message_id)).fetchone()
-            if found is not None:
-                return _row(found)
-        if message_id:  # no index: a scan, only for bounces that carry no token
-            found = conn.execute(f"{columns} WHERE message_id = ? LIMIT 1",
-                                 (message_id,)).fetchone()
-            if found is not None:
-                return _row(found)
-        if key:
-            return _row(conn.execute(
-                f"{columns} WHERE email_key = ? AND status IN ('sent', 'unknown')"
-                " ORDER BY last_attempt_at DESC, id DESC LIMIT 1", (key,)).fetchone())
-        return None
+        if email and not redacted:
+            return _row(self._conn.execute(f"{columns} WHERE email_key = ? AND message_id = ?",
+                                           (email_key(email), message_id)).fetchone())
+        if not redacted:
+            return None
+        # no index: a scan, only for complaints that carry no token and no address of ours
+        return _row(self._conn.execute(f"{columns} WHERE message_id = ? LIMIT 1",
+                                       (message_id,)).fetchone())
 
     def bounce_seen(self, key: str) -> bool:
         """This bounce mail was processed before."""
