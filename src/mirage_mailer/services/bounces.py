@@ -23,7 +23,9 @@ from mirage_mailer.services.bounce_mailbox import BounceBox, ImapBounces, Maildi
 from mirage_mailer.services.bounce_parse import Failure, Parsed, parse
 from mirage_mailer.services.verp import Verp, verp_for
 from mirage_mailer.store import BounceRow, BounceStore, Store, email_key
+from mirage_mailer.store.guard import check_memory
 from mirage_mailer.util.errors import InputError, Problem, display_path
+from mirage_mailer.util.locks import Lock
 
 # Every status a mail can end in, in the order the summary names them.
 STATUSES = ("hard", "soft", "complaint", "already", "unmatched", "delay",
@@ -202,14 +204,24 @@ def process_bounces(settings: Settings, *, dry_run: bool = False) -> BounceRun:
     IMAP opens the folder read-only)."""
     config = _config(settings)
     run = BounceRun(dry_run=dry_run)
-    # No signing key yet means no token was ever made: nothing to verify, and reading
-    # bounces must not create one.
-    has_key = bool(settings.tracking.secret_env) or (settings.state_dir / "secret").is_file()
-    verp = verp_for(settings) if config.verp and has_key else None
-    box = open_box(settings, dry_run=dry_run)
-    try:
-        with Store(settings.tracking.database) as store:
-            run.outcomes.extend(process_box(box, store, verp, config, dry_run=dry_run))
-    finally:
-        box.close()
+    # One run at a time: two would read the same files and trip over each other's moves.
+    with bounces_lock(settings):
+        # A project that has sent and lost its store must not read (and mark seen) its
+        # bounces against a new empty one: every genuine token would look forged.
+        check_memory(settings.tracking.database, settings.state_dir)
+        # No signing key yet means no token was ever made: nothing to verify, and reading
+        # bounces must not create one.
+        has_key = bool(settings.tracking.secret_env) or (settings.state_dir / "secret").is_file()
+        verp = verp_for(settings) if config.verp and has_key else None
+        box = open_box(settings, dry_run=dry_run)
+        try:
+            with Store(settings.tracking.database) as store:
+                run.outcomes.extend(process_box(box, store, verp, config, dry_run=dry_run))
+        finally:
+            box.close()
     return run
+
+
+def bounces_lock(settings: Settings) -> Lock:
+    """Held for a whole ``process-bounces`` (or the bounce step of ``run-due``)."""
+    return Lock(settings.state_dir / "locks" / "process-bounces.lock", "process-bounces")
