@@ -146,7 +146,13 @@ class ImapBounces:
                         "bounces.mailbox", None, f"{self.where} does not offer STARTTLS; "
                         "mirage-mailer never sends an IMAP password unencrypted",
                         "use imaps://host/FOLDER, or enable TLS on the server"))
-                self.client.starttls(context)
+                try:
+                    self.client.starttls(context)
+                except (IMAPClientError, OSError, ssl.SSLError) as exc:
+                    raise self._fault("STARTTLS failed with", exc, "no login was tried; check "
+                                      "that the server's STARTTLS works and its certificate "
+                                      "(bounces.ca_file for a private CA), or use "
+                                      "imaps://host/FOLDER") from None
             self.client.login(user, password)
         except DeliveryError:
             raise
