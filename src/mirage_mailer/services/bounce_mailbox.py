@@ -7,8 +7,10 @@ must succeed), with the server's certificate verified. What to do with a process
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import ssl
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ class RawMail:
     data: bytes | None  # None: too large or unreadable (problem says which)
     problem: str | None = None
     size: int = 0
+    leave: bool = False  # not to be marked or moved (not a regular file: not ours to touch)
 
 
 class BounceBox(Protocol):
@@ -36,6 +39,15 @@ class BounceBox(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def _not_regular(mode: int) -> str | None:
+    """What a Maildir entry is when it is no regular file (None: it is one)."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    return "a directory" if stat.S_ISDIR(mode) else "a device, socket or pipe"
 
 
 def _split_info(name: str) -> tuple[str, str]:
@@ -59,20 +71,35 @@ class MaildirBounces:
         for path in paths:
             ref = display_path(path)
             try:
-                size = path.stat().st_size
-                if size > MAX_BYTES:
-                    yield RawMail(ref, str(path), None, f"{size:,} bytes, too large for a "
-                                  "bounce", size)
+                kind = _not_regular(os.lstat(path).st_mode)
+                if kind:  # never followed: a link could point anywhere (/etc/shadow)
+                    yield RawMail(ref, str(path), None, f"not a regular file ({kind}); left "
+                                  "in place", leave=True)
                     continue
-                with path.open("rb") as handle:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+                with os.fdopen(fd, "rb") as handle:
+                    info = os.fstat(handle.fileno())
+                    kind = _not_regular(info.st_mode)  # swapped since the lstat
+                    if kind:
+                        yield RawMail(ref, str(path), None, f"not a regular file ({kind}); "
+                                      "left in place", leave=True)
+                        continue
+                    if info.st_size > MAX_BYTES:
+                        yield RawMail(ref, str(path), None, f"{info.st_size:,} bytes, too "
+                                      "large for a bounce", info.st_size)
+                        continue
                     data = handle.read(MAX_BYTES + 1)
             except OSError as exc:
-                yield RawMail(ref, str(path), None, f"cannot read: {exc.strerror}")
+                if exc.errno == errno.ELOOP:  # became a link after the lstat
+                    yield RawMail(ref, str(path), None, "not a regular file (a symbolic "
+                                  "link); left in place", leave=True)
+                else:
+                    yield RawMail(ref, str(path), None, f"cannot read: {exc.strerror}")
                 continue
             yield RawMail(ref, str(path), data, None, len(data))
 
     def _wanted(self, path: Path) -> bool:
-        if path.name.startswith(".") or not path.is_file():
+        if path.name.startswith("."):
             return False
         seen = "S" in _split_info(path.name)[1]
         return path.parent.name == "new" or not seen or self.processed != "seen"

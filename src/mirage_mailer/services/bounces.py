@@ -188,7 +188,7 @@ def process_box(box: BounceBox, store: BounceStore, verp: Verp | None, config: B
             parsed = parse(mail.data)
             outcome = judge.judge(mail.ref, parsed)
             judge.remember(parsed, outcome)
-        if not dry_run:
+        if not dry_run and not mail.leave:
             ignored = outcome.status in ("delay", "auto-reply", "ignored")
             folder = (config.ignored_folder if ignored and config.ignored_folder else
                       config.done_folder if config.processed == "move" else None)
