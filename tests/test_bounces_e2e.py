@@ -120,8 +120,9 @@ def test_process_bounces_classifies_records_and_suppresses_once(
     # the original Message-ID find the row
     drop(box, "m365", bounce("microsoft365.eml", verp="bounces@mirageproject.eu",
                              rcpt=PETER, message_id=ids[PETER]))
+    # dated now: soft bounces count within the window that ends at processing time
     drop(box, "full", bounce("postfix-mailbox-full.eml", verp=senders[SOFIA], rcpt=SOFIA,
-                             message_id=ids[SOFIA]))
+                             message_id=ids[SOFIA], date=datetime.now(UTC)))
     drop(box, "delay", bounce("postfix-delay.eml", verp=senders[SOFIA], rcpt=SOFIA,
                               message_id=ids[SOFIA]))
     # a forged token: Sofia's row id with a MAC that is not ours, in a hard bounce

@@ -172,10 +172,10 @@ def test_soft_bounces_handled_out_of_date_order_count_within_the_window(
         assert result.code == 0, result.err
     assert suppressed(project) == {SOFIA: "bounce"}
     # and a dry run predicts a soft bounce that reaches the limit
-    drop(box, "soft-j1", bounce("postfix-mailbox-full.eml", verp=senders[JEAN], rcpt=JEAN,
-                                message_id=ids[JEAN], mail_id="j1@mail.example.org"))
-    drop(box, "soft-j2", bounce("postfix-mailbox-full.eml", verp=senders[JEAN], rcpt=JEAN,
-                                message_id=ids[JEAN], mail_id="j2@mail.example.org"))
+    for n in (1, 2):
+        drop(box, f"soft-j{n}", bounce("postfix-mailbox-full.eml", verp=senders[JEAN],
+                                       rcpt=JEAN, message_id=ids[JEAN],
+                                       mail_id=f"j{n}@mail.example.org", date=now))
     dry = run_cli("process-bounces", "--dry-run").out.strip().splitlines()[-1]
     real = run_cli("process-bounces").out.strip().splitlines()[-1]
     assert dry.startswith("process-bounces: 2 mail(s): 2 soft; 1 address(es) to suppress")

@@ -103,6 +103,11 @@ class Judge:
     def __init__(self, store: BounceStore, verp: Verp | None, config: BounceConfig,
                  dry_run: bool) -> None:
         self.store, self.verp, self.config, self.dry_run = store, verp, config, dry_run
+        # A dry run records nothing, so it remembers here what the real run would have
+        # recorded by now: the mails it counted, the addresses it suppressed, soft bounces.
+        self._keys: set[str] = set()
+        self._suppressing: set[str] = set()
+        self._soft: Counter[str] = Counter()
 
     def _verp_row(self, parsed: Parsed) -> tuple[BounceRow | None, bool]:
         """(row of a genuine token, whether a token was seen and failed its check)."""
@@ -121,7 +126,7 @@ class Judge:
         if parsed.category in ("delay", "auto-reply", "other"):
             status = parsed.category if parsed.category != "other" else "ignored"
             return BounceOutcome(ref, status, parsed.reason)
-        if self.store.bounce_seen(parsed.key):
+        if parsed.key in self._keys or self.store.bounce_seen(parsed.key):
             return BounceOutcome(ref, "already", "processed before; not counted again")
         row, forged = self._verp_row(parsed)
         if parsed.category == "unrecognised" and row is None:
@@ -147,8 +152,7 @@ class Judge:
             status = "hard" if failure.hard else "soft"
         detail = _detail(parsed, failure)
         if self.dry_run:
-            return BounceOutcome(ref, status, detail, row.issue, row.email,
-                                 status != "soft" and not self.store.is_suppressed(row.email))
+            return self._predict(ref, parsed, status, detail, row)
         record = self.store.record_bounce(
             parsed.key, row, kind=_COUNTED[status], detail=detail, at=parsed.date,
             soft_limit=self.config.soft_limit, soft_window_days=self.config.soft_window_days)
@@ -158,6 +162,25 @@ class Judge:
             detail += (f" ({record.soft_count} of {self.config.soft_limit} within "
                        f"{self.config.soft_window_days} days)")
         return BounceOutcome(ref, status, detail, row.issue, row.email, record.suppressed)
+
+    def _predict(self, ref: str, parsed: Parsed, status: str, detail: str,
+                 row: BounceRow) -> BounceOutcome:
+        """What ``record_bounce`` will do with this mail in the real run (a dry run)."""
+        self._keys.add(parsed.key)
+        address = email_key(row.email)
+        calls_for = status != "soft"
+        if status == "soft":
+            limit, days = self.config.soft_limit, self.config.soft_window_days
+            recorded, inside = self.store.soft_window(row.email, parsed.date, days)
+            self._soft[address] += inside
+            count = recorded + self._soft[address]
+            calls_for = count >= limit
+            detail += f" ({count} of {limit} within {days} days)"
+        suppress = (calls_for and address not in self._suppressing
+                    and not self.store.is_suppressed(row.email))
+        if suppress:
+            self._suppressing.add(address)
+        return BounceOutcome(ref, status, detail, row.issue, row.email, suppress)
 
     def _failure(self, parsed: Parsed, row: BounceRow | None) -> Failure | None:
         """The failure this bounce reports for ``row`` (or its first, without a row)."""
@@ -172,8 +195,11 @@ class Judge:
 
     def remember(self, parsed: Parsed, outcome: BounceOutcome) -> None:
         """Mail that counted for nothing is remembered too, so a rerun reports it once."""
-        if not self.dry_run and outcome.status == "unmatched":
-            self.store.mark_bounce_mail(parsed.key, outcome.status)
+        if outcome.status == "unmatched":
+            if self.dry_run:
+                self._keys.add(parsed.key)
+            else:
+                self.store.mark_bounce_mail(parsed.key, outcome.status)
 
 
 def process_box(box: BounceBox, store: BounceStore, verp: Verp | None, config: BounceConfig,

@@ -40,6 +40,11 @@ class BounceRecord:
     soft_count: int = 0  # soft bounces of this address within the window, this one included
 
 
+def _window_start(now: str, days: int) -> str:
+    return (datetime.fromisoformat(now).astimezone(UTC)
+            - timedelta(days=days)).isoformat(timespec="milliseconds")
+
+
 def _row(found: Any) -> BounceRow | None:
     if found is None:
         return None
@@ -90,7 +95,8 @@ class BouncesMixin(PeopleMixin, StoreCore):
         """The event of one bounce or complaint and the suppression it calls for, once.
 
         ``at`` is when it happened (the bounce's Date, capped at now); soft bounces are
-        counted over the ``soft_window_days`` before it.
+        counted over the ``soft_window_days`` before now, the time of processing, so the
+        order the mails are read in never changes the count.
         """
         if kind not in BOUNCE_KINDS:
             raise ValueError(f"unknown bounce kind {kind!r}")
@@ -107,11 +113,7 @@ class BouncesMixin(PeopleMixin, StoreCore):
                          (row.id, row.issue, address, kind, detail[:500], when))
             soft = 0
             if kind == "soft-bounced":
-                since = (datetime.fromisoformat(when).astimezone(UTC)
-                         - timedelta(days=soft_window_days)).isoformat(timespec="milliseconds")
-                soft = int(conn.execute(
-                    "SELECT count(*) FROM events WHERE kind = 'soft-bounced' AND email = ?"
-                    " AND at > ? AND at <= ?", (address, since, when)).fetchone()[0])
+                soft = self._soft_since(address, _window_start(now, soft_window_days))
                 if soft < soft_limit:
                     return BounceRecord(True, False, soft)
                 reason = f"{soft} soft bounces within {soft_window_days} days"
@@ -125,6 +127,20 @@ class BouncesMixin(PeopleMixin, StoreCore):
             added = self._suppress_in(conn, address, source, f"{reason}, issue {row.issue}",
                                       when, now, logged=False)
             return BounceRecord(True, added, soft)
+
+    def _soft_since(self, address: str, since: str) -> int:
+        return int(self._conn.execute(
+            "SELECT count(*) FROM events WHERE kind = 'soft-bounced' AND email = ?"
+            " AND at > ?", (address, since)).fetchone()[0])
+
+    def soft_window(self, email: str, at: datetime | None,
+                    soft_window_days: int) -> tuple[int, bool]:
+        """(soft bounces of ``email`` recorded within the window that ends now, whether a
+        bounce at ``at`` would fall in it): what ``record_bounce`` will count, for a dry run."""
+        now = self._now()
+        since = _window_start(now, soft_window_days)
+        when = now if at is None else self._stamp(at, now)
+        return self._soft_since(email_key(email), since), when > since
 
     def bounce_counts(self, issue: str) -> dict[str, int]:
         """Recipients of ``issue`` with a hard bounce, a soft bounce, or a complaint."""

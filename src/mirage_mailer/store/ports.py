@@ -196,6 +196,9 @@ class BounceStore(Protocol):
                       at: datetime | None = ..., soft_limit: int = ...,
                       soft_window_days: int = ...) -> BounceRecord: ...
 
+    def soft_window(self, email: str, at: datetime | None,
+                    soft_window_days: int) -> tuple[int, bool]: ...
+
     def is_suppressed(self, email: str) -> bool: ...
 
 
