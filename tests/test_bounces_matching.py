@@ -91,11 +91,16 @@ def test_a_bounce_without_a_token_matches_by_our_message_id_and_its_address(
     drop(box, "m365", bounce("microsoft365.eml", verp=PLAIN, rcpt=PETER,
                              message_id=ids[PETER]))
     drop(box, "gmail", bounce("gmail.eml", verp=PLAIN, rcpt=MARIA, message_id=ids[MARIA]))
+    # nothing of the original returned: our Message-ID only in In-Reply-To
+    drop(box, "reply-to", FORGED_DSN.replace(MARIA, JEAN).replace(
+        "Message-ID: <forged-dsn-1@attacker.example>\n",
+        f"Message-ID: <dsn-2@mx.example>\nIn-Reply-To: {ids[JEAN]}\n").encode())
     result = run_cli("process-bounces")
     assert result.code == 0, result.err
+    assert f"reply-to.mirage-test: hard bounce {JEAN} (issue {ISSUE}): 5.1.1" in result.out
     assert f"hard bounce {PETER} (issue {ISSUE}): 5.1.10" in result.out
     assert f"hard bounce {MARIA} (issue {ISSUE})" in result.out
-    assert suppressed(project) == {PETER: "bounce", MARIA: "bounce"}
+    assert suppressed(project) == {PETER: "bounce", MARIA: "bounce", JEAN: "bounce"}
 
 
 def test_our_message_ids_are_unguessable(sent: Sent) -> None:
