@@ -146,8 +146,8 @@ def test_process_bounces_classifies_records_and_suppresses_once(
     assert "ooo.mirage-test: ignored: an automatic reply, not a bounce" in out
     assert "delay.mirage-test: ignored: a delay warning" in out
     assert "forged.mirage-test: unmatched: its VERP token is forged" in out
-    assert "stranger.mirage-test: unmatched: names no recipient in the store " \
-           "(nobody@elsewhere.example)" in out
+    assert "stranger.mirage-test: unmatched: no genuine VERP token, and its original " \
+           "Message-ID is none this project sent to nobody@elsewhere.example; ignored" in out
     summary = out.strip().splitlines()[-1]
     assert summary == ("process-bounces: 10 mail(s): 3 hard, 1 soft, 1 complaint, "
                        "2 unmatched, 1 delay, 1 auto-reply, 1 ignored; "
@@ -274,7 +274,7 @@ def test_reading_bounces_before_any_send_creates_no_secret(project: Path,
     drop(project / "bouncebox", "huge", b"Subject: x\n\n" + b"x" * (2 * 1024 * 1024))
     result = run_cli("process-bounces")
     assert result.code == 0, result.err
-    assert "stray.mirage-test: unmatched: names no recipient in the store" in result.out
+    assert "stray.mirage-test: unmatched: no genuine VERP token" in result.out
     assert "huge.mirage-test: skipped: 2,097,164 bytes, too large for a bounce" in result.out
     assert not (project / ".mirage" / "secret").exists()
 

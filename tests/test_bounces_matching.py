@@ -79,6 +79,8 @@ def test_forged_bounces_without_a_genuine_token_change_nothing(
     for name in ("bare", "garbled", "arf", "cut", "other"):
         assert f"{name}.mirage-test: unmatched" in out, out
     assert "cut.mirage-test: unmatched: its VERP token is forged" in out
+    assert f"bare.mirage-test: unmatched: no genuine VERP token, and its original " \
+           f"Message-ID is none this project sent to {MARIA}; ignored" in out
     assert out.strip().splitlines()[-1] == (
         "process-bounces: 5 mail(s): 5 unmatched; 0 address(es) suppressed")
     assert suppressed(project) == {} and events(project) == []

@@ -142,8 +142,9 @@ class Judge:
                                         redacted=complaint)
         if row is None:
             named = parsed.complained or (failure.address if failure else None)
-            return BounceOutcome(ref, "unmatched", f"names no recipient in the store"
-                                 f"{' (' + named + ')' if named else ''}")
+            return BounceOutcome(ref, "unmatched", "no genuine VERP token, and its original "
+                                 "Message-ID is none this project sent"
+                                 f"{' to ' + named if named else ''}; ignored")
         if parsed.category == "complaint":
             status = "complaint"
         elif failure is None:  # a mail server's mail with our token but no failure read:
