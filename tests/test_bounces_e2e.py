@@ -297,6 +297,18 @@ def test_validate_warns_when_the_bounce_domain_does_not_align(project: Path,
                     r"mirageproject\.eu", line), line
 
 
+def test_an_internationalised_bounce_domain_aligns_in_either_form(project: Path,
+                                                                  run_cli: RunCli) -> None:
+    config = project / "mirage.yaml"
+    base = config.read_text(encoding="utf-8").replace("<news@mirageproject.eu>",
+                                                      "<news@xn--bcher-kva.de>")
+    for address in ("bounces@bücher.de", "bounces@mail.XN--BCHER-KVA.de"):
+        config.write_text(base + f"\nbounces:\n  address: {address}\n", encoding="utf-8")
+        result = run_cli("validate", SAMPLE_ISSUE)
+        assert result.code == 0, result.err
+        assert "does not align" not in result.out + result.err, address
+
+
 def test_a_complaint_with_a_redacted_address_is_found_by_its_message_id(
         project: Path, run_cli: RunCli, sent: tuple[dict[str, str], dict[str, str]]) -> None:
     _, ids = sent

@@ -216,3 +216,34 @@ def test_key_file_must_be_private(project: Path, run_cli: RunCli) -> None:
     key_file.unlink()
     code, err = _validate(run_cli, None)
     assert code == 2 and f"mirage.yaml:{first + 2}: dkim.key_file .mirage/dkim.pem: " in err
+
+
+def test_an_internationalised_domain_aligns_in_either_form() -> None:
+    """``bücher.de`` and ``xn--bcher-kva.de`` are one domain: compared as IDNA A-labels."""
+    assert alignment_problem("xn--bcher-kva.de", "bücher.de") is None
+    assert alignment_problem("bücher.de", "xn--bcher-kva.de") is None
+    assert alignment_problem("mail.xn--bcher-kva.de", "news.Bücher.de.") is None
+    bad = alignment_problem("mailer-service.com", "bücher.de")
+    assert bad is not None and "set dkim.domain to xn--bcher-kva.de " in bad[1]
+
+
+def test_an_internationalised_from_domain_takes_dkim_domain_in_either_form(
+        project: Path, run_cli: RunCli) -> None:
+    config = project / "mirage.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        "<news@mirageproject.eu>", "<news@bücher.de>"), encoding="utf-8")
+    base = config.read_text(encoding="utf-8")
+    for written in ("xn--bcher-kva.de", "Bücher.de", "mail.bücher.de"):
+        config.write_text(base, encoding="utf-8")
+        add_dkim(project, f"  domain: {written}\n  selector: s1\n  key_env: {ENV}\n")
+        dkim = load_settings(config).dkim
+        assert dkim is not None and dkim.domain == written.lower().replace(
+            "bücher", "xn--bcher-kva")  # the d= tag is ASCII
+        code, err = _validate(run_cli, pem(rsa_key()))
+        assert code == 0, err
+        assert "does not align" not in err, written
+    config.write_text(base, encoding="utf-8")
+    add_dkim(project, f"  domain: mailer-service.com\n  selector: s1\n  key_env: {ENV}\n")
+    code, err = _validate(run_cli, pem(rsa_key()))
+    assert code == 0 and "set dkim.domain to xn--bcher-kva.de (or another name under " \
+        "xn--bcher-kva.de)" in err, err
