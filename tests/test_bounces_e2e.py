@@ -359,6 +359,30 @@ def test_an_unknown_format_from_a_mail_server_with_a_genuine_token_counts_softly
     assert suppressed(project) == {}
 
 
+def test_a_dsn_with_a_genuine_token_but_no_failure_it_can_read_counts_softly(
+        project: Path, run_cli: RunCli, sent: tuple[dict[str, str], dict[str, str]]) -> None:
+    """As a mangled plain-text bounce does (docs/guide/bounces.md); a delay stays ignored."""
+    senders, _ = sent
+
+    def dsn(report: str, mail_id: str) -> bytes:
+        return (f"Return-Path: <>\nFrom: MAILER-DAEMON@odd.example\nTo: {senders[MARIA]}\n"
+                f"Subject: Notice\nMessage-ID: <{mail_id}@odd.example>\nMIME-Version: 1.0\n"
+                "Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"
+                "--b\nContent-Type: text/plain\n\nSomething went wrong.\n--b\n"
+                f"Content-Type: message/delivery-status\n\n{report}\n--b--\n").encode()
+
+    drop(project / "bouncebox", "garbled", dsn("%%% not a report %%%", "g1"))
+    drop(project / "bouncebox", "delayed", dsn(
+        f"Reporting-MTA: dns; odd.example\n\nFinal-Recipient: rfc822; {MARIA}\n"
+        "Action: delayed\nStatus: 4.4.1", "g2"))
+    result = run_cli("process-bounces")
+    assert result.code == 0, result.err
+    assert f"garbled.mirage-test: soft bounce {MARIA} (issue {ISSUE}): a delivery report, " \
+           "but no failure in it could be read (1 of 2 within 7 days)" in result.out
+    assert "delayed.mirage-test: ignored: a delay warning: the server still tries" in result.out
+    assert suppressed(project) == {}
+
+
 def test_the_report_page_with_bounces_passes_axe(
         project: Path, run_cli: RunCli, sent: tuple[dict[str, str], dict[str, str]]) -> None:
     """The bounces section (its warning lines included) in headless Chromium at 320 and 600
