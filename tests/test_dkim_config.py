@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from helpers import SAMPLE_ISSUE, RunCli
 from mirage_mailer.project.config import load_settings
@@ -25,8 +26,7 @@ from test_error_words import free_port
 ENV = "MIRAGE_DKIM_KEY"
 
 
-def pem(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey,
-        password: bytes | None = None) -> str:
+def pem(key: PrivateKeyTypes, password: bytes | None = None) -> str:
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(password) if password
         else serialization.NoEncryption())
@@ -184,6 +184,10 @@ def test_broken_encrypted_and_weak_keys(run_cli: RunCli, env_section: int) -> No
     assert code == 0 and "warning: the DKIM key in MIRAGE_DKIM_KEY is 1024-bit RSA" in err
     code, err = _validate(run_cli, pem(ed25519.Ed25519PrivateKey.generate()))
     assert code == 0 and "is Ed25519" in err
+    code, err = _validate(run_cli, pem(ec.generate_private_key(ec.SECP256R1())))
+    assert code == 2 and f"the DKIM key in {ENV} is an EC key" in err
+    code, err = _validate(run_cli, pem(ed448.Ed448PrivateKey.generate()))
+    assert code == 2 and f"the DKIM key in {ENV} is an Ed448 key" in err
     code, err = _validate(run_cli, pem(rsa_key()))
     assert code == 0 and "DKIM" not in err
 

@@ -144,7 +144,9 @@ def _parse(pem: bytes) -> PrivateKey | str:
         return key
     if isinstance(key, Ed25519PrivateKey):
         return key
-    return f"is a {type(key).__name__.removesuffix('PrivateKey').removeprefix('_')} key"
+    kind = type(key).__name__.removesuffix("PrivateKey").removeprefix("_")
+    # EC, Ed448, X25519 are said letter by letter: "an EC key", but "a DSA key"
+    return f"is {'an' if kind and kind[0] in 'AEFHILMNORSX' else 'a'} {kind} key"
 
 
 def _pem_hint(dkim: DkimConfig) -> str:
