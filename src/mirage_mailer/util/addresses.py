@@ -110,14 +110,17 @@ def _plain_domain(written: str) -> tuple[str, int] | None:
 def ascii_domain(domain: str) -> str:
     """The one form domains are compared in (DKIM, SPF and DMARC alignment): IDNA A-labels,
     lower case, no trailing dot, so ``Bücher.de.`` and ``xn--bcher-kva.de`` are one name.
-    A name email-validator refuses comes back lowercased, for the caller to report."""
+    A name that is no domain at all comes back lowercased, for the caller to report."""
     name = domain.strip().rstrip(".").lower()
     if name.isascii():
         return name  # ASCII labels, xn-- ones included, are A-labels already
     try:
         info = validate_email(f"postmaster@{name}", check_deliverability=False)
-    except EmailNotValidError:
-        return name
+    except EmailNotValidError:  # e.g. a special-use name: the codec's IDNA 2003 form
+        try:
+            return name.encode("idna").decode("ascii")
+        except UnicodeError:
+            return name
     return str(info.ascii_domain).lower()
 
 
