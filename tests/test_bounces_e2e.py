@@ -298,6 +298,18 @@ def test_validate_warns_when_the_bounce_domain_does_not_align(project: Path,
                     r"mirageproject\.eu", line), line
 
 
+def test_an_internationalised_bounce_domain_aligns_in_either_form(project: Path,
+                                                                  run_cli: RunCli) -> None:
+    config = project / "mirage.yaml"
+    base = config.read_text(encoding="utf-8").replace("<news@mirageproject.eu>",
+                                                      "<news@xn--bcher-kva.de>")
+    for address in ("bounces@bücher.de", "bounces@mail.XN--BCHER-KVA.de"):
+        config.write_text(base + f"\nbounces:\n  address: {address}\n", encoding="utf-8")
+        result = run_cli("validate", SAMPLE_ISSUE)
+        assert result.code == 0, result.err
+        assert "does not align" not in result.out + result.err, address
+
+
 def test_a_complaint_with_a_redacted_address_is_found_by_its_message_id(
         project: Path, run_cli: RunCli, sent: tuple[dict[str, str], dict[str, str]]) -> None:
     _, ids = sent
@@ -345,6 +357,30 @@ def test_an_unknown_format_from_a_mail_server_with_a_genuine_token_counts_softly
            "in no bounce format known (1 of 2 within 7 days)" in result.out
     assert "odd2.mirage-test: ignored: from a mail server, but in no bounce format known, " \
            "and no genuine VERP token" in result.out
+    assert suppressed(project) == {}
+
+
+def test_a_dsn_with_a_genuine_token_but_no_failure_it_can_read_counts_softly(
+        project: Path, run_cli: RunCli, sent: tuple[dict[str, str], dict[str, str]]) -> None:
+    """As a mangled plain-text bounce does (docs/guide/bounces.md); a delay stays ignored."""
+    senders, _ = sent
+
+    def dsn(report: str, mail_id: str) -> bytes:
+        return (f"Return-Path: <>\nFrom: MAILER-DAEMON@odd.example\nTo: {senders[MARIA]}\n"
+                f"Subject: Notice\nMessage-ID: <{mail_id}@odd.example>\nMIME-Version: 1.0\n"
+                "Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"
+                "--b\nContent-Type: text/plain\n\nSomething went wrong.\n--b\n"
+                f"Content-Type: message/delivery-status\n\n{report}\n--b--\n").encode()
+
+    drop(project / "bouncebox", "garbled", dsn("%%% not a report %%%", "g1"))
+    drop(project / "bouncebox", "delayed", dsn(
+        f"Reporting-MTA: dns; odd.example\n\nFinal-Recipient: rfc822; {MARIA}\n"
+        "Action: delayed\nStatus: 4.4.1", "g2"))
+    result = run_cli("process-bounces")
+    assert result.code == 0, result.err
+    assert f"garbled.mirage-test: soft bounce {MARIA} (issue {ISSUE}): a delivery report, " \
+           "but no failure in it could be read (1 of 2 within 7 days)" in result.out
+    assert "delayed.mirage-test: ignored: a delay warning: the server still tries" in result.out
     assert suppressed(project) == {}
 
 

@@ -71,6 +71,26 @@ def test_a_dsn_that_reports_success_is_no_bounce() -> None:
     assert parse(raw).category == "other"
 
 
+def garbled_dsn(report: str) -> bytes:
+    """A DSN-shaped mail from a mail server whose delivery-status part is ``report``."""
+    return (f"From: MAILER-DAEMON@mail.example.org\nTo: {VERP}\nSubject: Notice\n"
+            "Message-ID: <g1@mail.example.org>\nMIME-Version: 1.0\n"
+            "Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"
+            "--b\nContent-Type: text/plain\n\nSomething happened.\n--b\n"
+            f"Content-Type: message/delivery-status\n\n{report}\n--b--\n").encode()
+
+
+def test_a_dsn_with_no_failure_it_can_read_is_unrecognised_but_a_delay_is_a_delay() -> None:
+    """As a mangled plain-text bounce: a genuine token then makes it a soft bounce."""
+    for report in ("%%% garbage %%%", "Reporting-MTA: dns; x\n\nAction: ???\nStatus: ?"):
+        parsed = parse(garbled_dsn(report))
+        assert (parsed.category, parsed.failures) == ("unrecognised", []), report
+        assert parsed.reason == "a delivery report, but no failure in it could be read"
+    delayed = parse(garbled_dsn("Reporting-MTA: dns; x\n\nFinal-Recipient: rfc822; "
+                                f"{RCPT}\nAction: delayed\nStatus: 4.4.1"))
+    assert delayed.category == "delay"
+
+
 def test_a_not_spam_feedback_report_is_no_complaint() -> None:
     raw = fixture("arf-complaint.eml", **{"Feedback-Type: abuse": "Feedback-Type: not-spam"})
     assert parse(raw).category == "other"

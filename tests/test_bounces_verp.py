@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mirage_mailer.project.config import load_settings
-from mirage_mailer.services.verp import TOKEN, Verp, envelope_sender
+from mirage_mailer.services.verp import TOKEN, Verp, envelope_sender, verp_for
 from mirage_mailer.util.errors import InputError
 
 OLD, NEW = b"o" * 32, b"n" * 32
@@ -77,6 +77,20 @@ def test_defaults_and_envelope_sender(tmp_path: Path) -> None:
     assert envelope_sender(off, "i")(5, "a@b") == "news@example.org"
     none = load_settings(write(tmp_path, ""))
     assert none.bounces is None and envelope_sender(none, "i")(5, "a@b") == "news@example.org"
+
+
+def test_every_verp_address_is_lower_case(tmp_path: Path) -> None:
+    """Some MTAs lower-case local parts: the base address is lowered too, not just the token."""
+    path = write(tmp_path, "bounces: {address: 'Bounces@MirageProject.EU'}\n")
+    (tmp_path / ".mirage").mkdir()
+    (tmp_path / ".mirage" / "secret").write_bytes(NEW + b"\n")
+    settings = load_settings(path)
+    address = envelope_sender(settings, "i")(5, "A@B.example")
+    assert re.fullmatch(rf"bounces\+{TOKEN}@mirageproject\.eu", address), address
+    verp = verp_for(settings)
+    assert verp is not None and verp.address("i", 5, "A@B.example") == address
+    [token] = verp.find(f"To: <{address.upper()}>")
+    assert verp.genuine(token, "i", "a@b.example")
 
 
 @pytest.mark.parametrize(("section", "says"), [

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from helpers import SAMPLE_ISSUE, RunCli
 from mirage_mailer.project.config import load_settings
@@ -25,8 +26,7 @@ from test_error_words import free_port
 ENV = "MIRAGE_DKIM_KEY"
 
 
-def pem(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey,
-        password: bytes | None = None) -> str:
+def pem(key: PrivateKeyTypes, password: bytes | None = None) -> str:
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(password) if password
         else serialization.NoEncryption())
@@ -184,6 +184,10 @@ def test_broken_encrypted_and_weak_keys(run_cli: RunCli, env_section: int) -> No
     assert code == 0 and "warning: the DKIM key in MIRAGE_DKIM_KEY is 1024-bit RSA" in err
     code, err = _validate(run_cli, pem(ed25519.Ed25519PrivateKey.generate()))
     assert code == 0 and "is Ed25519" in err
+    code, err = _validate(run_cli, pem(ec.generate_private_key(ec.SECP256R1())))
+    assert code == 2 and f"the DKIM key in {ENV} is an EC key" in err
+    code, err = _validate(run_cli, pem(ed448.Ed448PrivateKey.generate()))
+    assert code == 2 and f"the DKIM key in {ENV} is an Ed448 key" in err
     code, err = _validate(run_cli, pem(rsa_key()))
     assert code == 0 and "DKIM" not in err
 
@@ -216,3 +220,34 @@ def test_key_file_must_be_private(project: Path, run_cli: RunCli) -> None:
     key_file.unlink()
     code, err = _validate(run_cli, None)
     assert code == 2 and f"mirage.yaml:{first + 2}: dkim.key_file .mirage/dkim.pem: " in err
+
+
+def test_an_internationalised_domain_aligns_in_either_form() -> None:
+    """``bücher.de`` and ``xn--bcher-kva.de`` are one domain: compared as IDNA A-labels."""
+    assert alignment_problem("xn--bcher-kva.de", "bücher.de") is None
+    assert alignment_problem("bücher.de", "xn--bcher-kva.de") is None
+    assert alignment_problem("mail.xn--bcher-kva.de", "news.Bücher.de.") is None
+    bad = alignment_problem("mailer-service.com", "bücher.de")
+    assert bad is not None and "set dkim.domain to xn--bcher-kva.de " in bad[1]
+
+
+def test_an_internationalised_from_domain_takes_dkim_domain_in_either_form(
+        project: Path, run_cli: RunCli) -> None:
+    config = project / "mirage.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        "<news@mirageproject.eu>", "<news@bücher.de>"), encoding="utf-8")
+    base = config.read_text(encoding="utf-8")
+    for written in ("xn--bcher-kva.de", "Bücher.de", "mail.bücher.de"):
+        config.write_text(base, encoding="utf-8")
+        add_dkim(project, f"  domain: {written}\n  selector: s1\n  key_env: {ENV}\n")
+        dkim = load_settings(config).dkim
+        assert dkim is not None and dkim.domain == written.lower().replace(
+            "bücher", "xn--bcher-kva")  # the d= tag is ASCII
+        code, err = _validate(run_cli, pem(rsa_key()))
+        assert code == 0, err
+        assert "does not align" not in err, written
+    config.write_text(base, encoding="utf-8")
+    add_dkim(project, f"  domain: mailer-service.com\n  selector: s1\n  key_env: {ENV}\n")
+    code, err = _validate(run_cli, pem(rsa_key()))
+    assert code == 0 and "set dkim.domain to xn--bcher-kva.de (or another name under " \
+        "xn--bcher-kva.de)" in err, err

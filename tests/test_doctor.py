@@ -213,3 +213,31 @@ def test_with_verp_the_bounce_address_is_the_envelope_domain(configured: Path,
     assert status_of(lines, "MX return.example.org (bounces)")[0].startswith(
         "fail  MX return.example.org (bounces): no MX and no address")
     assert not status_of(lines, "SPF mail.example.org")  # return_path is not MAIL FROM now
+
+
+def test_an_internationalised_from_domain_is_looked_up_and_aligned_as_a_labels(
+        configured: Path, run_cli: RunCli) -> None:
+    """news@bücher.de signed with d=xn--bcher-kva.de: one domain, so DKIM aligns; the DNS
+    names are shown as published (A-labels)."""
+    edit(configured / "mirage.yaml", "<news@example.org>\n  return_path: bounces@mail.example.org",
+         "<news@bücher.de>\n  return_path: bounces@mail.xn--bcher-kva.de")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (configured / ".mirage").mkdir(exist_ok=True)
+    (configured / ".mirage/dkim.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    with (configured / "mirage.yaml").open("a", encoding="utf-8") as config:
+        config.write("\ndkim:\n  domain: xn--bcher-kva.de\n  selector: s1\n"
+                     "  key_file: .mirage/dkim.pem\n")
+    der = key.public_key().public_bytes(serialization.Encoding.DER,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    zone = {name.replace("example.org", "xn--bcher-kva.de"): records
+            for name, records in GOOD.items()}
+    zone["s1._domainkey.xn--bcher-kva.de"] = {
+        "TXT": [f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"]}
+    run, lines = doctor(run_cli, zone)
+    assert any(line.startswith("ok    DMARC _dmarc.xn--bcher-kva.de: p=reject")
+               for line in lines), run.out
+    assert any(line.startswith("ok    DMARC alignment for xn--bcher-kva.de: SPF via return "
+                               "path mail.xn--bcher-kva.de aligns (relaxed); DKIM "
+                               "d=xn--bcher-kva.de aligns (relaxed)") for line in lines), run.out

@@ -206,3 +206,9 @@ def test_any_key_record_gives_one_line(text: str) -> None:
     assert all(isinstance(v, str) for v in values.values())
     key, problem = _published_key({**values, "p": values.get("p", "") or "AA=="})
     assert (key is None) == bool(problem)
+
+
+def test_alignment_compares_internationalised_domains_as_a_labels() -> None:
+    assert aligned("xn--bcher-kva.de", "bücher.de", "s")
+    assert aligned("mail.xn--bcher-kva.de", "Bücher.de.", "r")
+    assert not aligned("mail.xn--bcher-kva.de", "bücher.de", "s")

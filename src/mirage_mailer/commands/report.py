@@ -16,7 +16,7 @@ from rich.text import Text
 
 from mirage_mailer.commands.common import Context, err
 from mirage_mailer.project.config import load_settings
-from mirage_mailer.services.bounce_rates import percent
+from mirage_mailer.services.bounce_rates import COMPLAINT_LIMIT, HARD_BOUNCE_LIMIT, percent
 from mirage_mailer.services.loader import locate_config
 from mirage_mailer.services.period_html import period_html
 from mirage_mailer.services.period_report import (
@@ -213,8 +213,9 @@ def _bounce_table(found: list[dict[str, Any]], names: dict[str, str | None]) -> 
     for report in found:
         data = report["bounces"]
         table.add_row(_titled(report["issue"], names.get(report["issue"])), str(data["hard"]),
-                      str(data["soft"]), str(data["complaints"]), percent(data["bounce_rate"]),
-                      percent(data["complaint_rate"]))
+                      str(data["soft"]), str(data["complaints"]),
+                      percent(data["bounce_rate"], HARD_BOUNCE_LIMIT),
+                      percent(data["complaint_rate"], COMPLAINT_LIMIT))
         warnings += [f"warning: {report['issue']}: {w}" for w in data["warnings"]]
     _console().print(table)
     for line in warnings:

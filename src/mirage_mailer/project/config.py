@@ -20,7 +20,7 @@ from mirage_mailer.project.config_checks import Section as _Section
 from mirage_mailer.project.eu_names import RULE, statement_problem
 from mirage_mailer.project.relay_config import Relay, RelayDefaults, load_relays, relay_lines
 from mirage_mailer.project.yamlsrc import LineDict, check_keys, load_yaml_file
-from mirage_mailer.util.addresses import parse_mailbox
+from mirage_mailer.util.addresses import ascii_domain, parse_mailbox
 from mirage_mailer.util.errors import Collector, InputError, Problem, display_path, shorten
 from mirage_mailer.util.langs import check_language
 
@@ -581,12 +581,12 @@ def _load_dkim(sec: LineDict, path: Path, problems: Collector, root: Path) -> Dk
     check_keys(sec, path, allowed=_DKIM_KEYS, required={"domain", "selector"},
                problems=problems, where="dkim", ignore=_SECRET_KEYS)
     s = _Section(sec, path, "dkim", problems)
-    domain = (s.text("domain") or "").lower().rstrip(".")
+    # an internationalised name may be written either way; d= carries its A-label form
+    domain = ascii_domain(s.text("domain") or "")
     if "domain" in sec and (len(domain) > 253 or not _DOMAIN.match(domain)):
         problems.add(path, s.line("domain"),
                      f"'dkim.domain' {shorten(domain)!r} is not a domain name",
-                     "give the domain that publishes the key, e.g. example.org; an "
-                     "internationalised name in its xn-- form")
+                     "give the domain that publishes the key, e.g. example.org")
     selector = (s.text("selector") or "").lower()
     if "selector" in sec and (len(selector) > 63 or not _SELECTOR.match(selector)):
         problems.add(path, s.line("selector"),

@@ -167,9 +167,10 @@ def hard_status(code: str) -> bool:
 def _dsn(message: Message, parsed: Parsed) -> Parsed:
     part = _report_part(message, "message/delivery-status")
     blocks = _sub_messages(part) if part is not None else []
-    delayed = False
+    delayed = delivered = False
     for block in blocks[1:] if len(blocks) > 1 else blocks:
         action = _header(block, "Action").lower()
+        delivered |= action in ("delivered", "relayed", "expanded")
         status = _STATUS.search(_header(block, "Status"))
         code = status.group(0) if status else None
         diagnostic = _header(block, "Diagnostic-Code")[:300]
@@ -189,8 +190,11 @@ def _dsn(message: Message, parsed: Parsed) -> Parsed:
         parsed.reason = "delivery status notification"
     elif delayed:
         parsed.category, parsed.reason = "delay", "a delay warning: the server still tries"
-    else:
+    elif delivered:
         parsed.category, parsed.reason = "other", "a delivery report without a failure"
+    else:  # garbled: like a mangled bounce, it counts softly when it carries a genuine token
+        parsed.category = "unrecognised"
+        parsed.reason = "a delivery report, but no failure in it could be read"
     return parsed
 
 

@@ -31,17 +31,30 @@ def bounce_summary(sent: int, found: dict[str, int]) -> dict[str, Any]:
         "bounce_rate": _rate(hard, sent), "soft_bounce_rate": _rate(soft, sent),
         "complaint_rate": _rate(complaints, sent), "warnings": []}
     if summary["bounce_rate"] > HARD_BOUNCE_LIMIT:
+        shown = percent(summary["bounce_rate"], HARD_BOUNCE_LIMIT)
         summary["warnings"].append(
-            f"hard bounce rate {summary['bounce_rate']:.2%} is above {HARD_BOUNCE_LIMIT:.0%}: "
+            f"hard bounce rate {shown} is above {HARD_BOUNCE_LIMIT:.0%}: "
             "clean the list (remove addresses that have not been confirmed for long) before "
             "the next issue")
     if summary["complaint_rate"] > COMPLAINT_LIMIT:
+        shown = percent(summary["complaint_rate"], COMPLAINT_LIMIT)
         summary["warnings"].append(
-            f"complaint rate {summary['complaint_rate']:.2%} is above {COMPLAINT_LIMIT:.1%}, "
+            f"complaint rate {shown} is above {COMPLAINT_LIMIT:.1%}, "
             "the limit Gmail and Yahoo enforce: mail only people who asked for it, and keep "
             "the unsubscribe link easy to find")
     return summary
 
 
-def percent(rate: float) -> str:
-    return f"{rate:.2%}"
+def _side(a: float, b: float) -> int:
+    return (a > b) - (a < b)
+
+
+def percent(rate: float, limit: float | None = None) -> str:
+    """``rate`` in per cent with two decimals, or as many more as it takes to show which side
+    of ``limit`` it is on: 601 of 30,000 is 2.003 %, not a 2.00 % "above 2 %"."""
+    digits = 2
+    if limit is not None:
+        side = _side(rate, limit)
+        while digits < 8 and _side(round(rate * 100, digits), round(limit * 100, digits)) != side:
+            digits += 1
+    return f"{rate:.{digits}%}"

@@ -25,6 +25,7 @@ from publicsuffixlist import PublicSuffixList
 
 from mirage_mailer.compose.dkim import DkimSigner, PrivateKey
 from mirage_mailer.project.config import DkimConfig, Settings
+from mirage_mailer.util.addresses import ascii_domain
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
 
 MIN_RSA_BITS = 1024  # RFC 8301: verifiers must not accept less
@@ -143,7 +144,9 @@ def _parse(pem: bytes) -> PrivateKey | str:
         return key
     if isinstance(key, Ed25519PrivateKey):
         return key
-    return f"is a {type(key).__name__.removesuffix('PrivateKey').removeprefix('_')} key"
+    kind = type(key).__name__.removesuffix("PrivateKey").removeprefix("_")
+    # EC, Ed448, X25519 are said letter by letter: "an EC key", but "a DSA key"
+    return f"is {'an' if kind and kind[0] in 'AEFHILMNORSX' else 'a'} {kind} key"
 
 
 def _pem_hint(dkim: DkimConfig) -> str:
@@ -172,14 +175,17 @@ def _suffixes() -> PublicSuffixList:
 
 
 def organisational_domain(domain: str) -> str | None:
-    """``news.example.co.uk`` -> ``example.co.uk``; None for a public suffix itself."""
-    found = _suffixes().privatesuffix(domain.lower())
+    """``news.example.co.uk`` -> ``example.co.uk``; None for a public suffix itself. Both
+    in A-label form (``ascii_domain``), whichever form ``domain`` is written in."""
+    found = _suffixes().privatesuffix(ascii_domain(domain))
     return str(found) if found else None
 
 
 def alignment_problem(signing: str, from_domain: str) -> tuple[str, str] | None:
     """(message, hint) when a ``d=`` of ``signing`` does not align with the From domain
-    under DMARC's relaxed rule; None when it does."""
+    under DMARC's relaxed rule; None when it does. Domains are compared, and named in the
+    advice, in A-label form: the form ``dkim.domain`` takes and ``d=`` carries."""
+    signing, from_domain = ascii_domain(signing), ascii_domain(from_domain)
     org_from = organisational_domain(from_domain)
     org_signing = organisational_domain(signing)
     if org_signing is None:

@@ -20,6 +20,7 @@ from mirage_mailer.services.doctor_dkim import dkim_check
 from mirage_mailer.services.doctor_dmarc import dmarc_checks, mx_check
 from mirage_mailer.services.doctor_dns import Check, Dns, IPAddress, is_internal
 from mirage_mailer.services.doctor_spf import Spf, relay_check, spf_checks
+from mirage_mailer.util.addresses import ascii_domain
 from mirage_mailer.util.errors import ExitCode, InputError, display_path
 from mirage_mailer.util.tokens import check_secret
 
@@ -49,10 +50,10 @@ def diagnose(config: Path | None, nameserver: str | None) -> Diagnosis:
 
 def domain_checks(settings: Settings, dns: Dns) -> list[Check]:
     sender = settings.sender
-    from_domain = sender.domain.lower()
+    from_domain = ascii_domain(sender.domain)  # DNS names, and compared: A-labels
     bounces = settings.bounces  # with VERP, MAIL FROM is the bounce address, per recipient
     envelope = bounces.address if bounces is not None and bounces.verp else sender.return_path
-    bounce_domain = envelope.rpartition("@")[2].lower()
+    bounce_domain = ascii_domain(envelope.rpartition("@")[2])
     spf = Spf(dns)
     checks: list[Check] = []
     same = from_domain == bounce_domain

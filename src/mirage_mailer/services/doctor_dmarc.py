@@ -15,6 +15,7 @@ from publicsuffixlist import PublicSuffixList
 
 from mirage_mailer.services.doctor_dkim import tags
 from mirage_mailer.services.doctor_dns import Check, Dns
+from mirage_mailer.util.addresses import ascii_domain
 
 POLICIES = ("none", "quarantine", "reject")
 
@@ -26,12 +27,12 @@ def _psl() -> PublicSuffixList:
 
 def org_domain(domain: str) -> str:
     """The organisational domain (the registrable one), or the name itself."""
-    name = domain.lower().rstrip(".")
+    name = ascii_domain(domain)
     return _psl().privatesuffix(name) or name
 
 
 def aligned(domain: str, from_domain: str, mode: str) -> bool:
-    a, b = domain.lower().rstrip("."), from_domain.lower().rstrip(".")
+    a, b = ascii_domain(domain), ascii_domain(from_domain)  # bücher.de is xn--bcher-kva.de
     return a == b if mode == "s" else org_domain(a) == org_domain(b)
 
 

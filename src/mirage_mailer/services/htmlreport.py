@@ -25,7 +25,12 @@ from pygal.style import Style
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.issue_titles import issue_subject
-from mirage_mailer.services.bounce_rates import bounce_summary, percent
+from mirage_mailer.services.bounce_rates import (
+    COMPLAINT_LIMIT,
+    HARD_BOUNCE_LIMIT,
+    bounce_summary,
+    percent,
+)
 from mirage_mailer.store import REPORT_STATUSES, ReportReader
 from mirage_mailer.util.pagetemplates import package_environment
 
@@ -295,5 +300,5 @@ def _bounces(data: ReportData, settings: Settings) -> dict[str, Any] | None:
     if settings.bounces is None and not any(data.bounces.values()):
         return None
     summary = bounce_summary(data.counts.get("sent", 0), data.bounces)
-    return {**summary, "bounce_percent": percent(summary["bounce_rate"]),
-            "complaint_percent": percent(summary["complaint_rate"])}
+    return {**summary, "bounce_percent": percent(summary["bounce_rate"], HARD_BOUNCE_LIMIT),
+            "complaint_percent": percent(summary["complaint_rate"], COMPLAINT_LIMIT)}

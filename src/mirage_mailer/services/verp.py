@@ -62,15 +62,18 @@ class Verp:
     """Makes and checks the return paths of one project (base address and keys)."""
 
     def __init__(self, local: str, delimiter: str, domain: str, keys: Sequence[bytes]) -> None:
-        self.local, self.delimiter, self.domain = local, delimiter, domain
+        # every VERP address lower case, the base's local part too (``Bounces@...`` is
+        # ``bounces+...``): MTAs that lower-case local parts change nothing, and the search
+        # below ignores case, so bounces to addresses made before still match
+        self.local, self.delimiter, self.domain = local.lower(), delimiter, domain.lower()
         self._keys = tuple(bytes(k) for k in keys)
         self._pattern = re.compile(
-            rf"(?<![\w.+-]){re.escape(local)}{re.escape(delimiter)}({TOKEN})@"
-            rf"{re.escape(domain)}(?![\w-]|\.[\w-])", re.IGNORECASE)
+            rf"(?<![\w.+-]){re.escape(self.local)}{re.escape(delimiter)}({TOKEN})@"
+            rf"{re.escape(self.domain)}(?![\w-]|\.[\w-])", re.IGNORECASE)
         # anything after the delimiter: a token cut short or padded is not "no token"
         self._loose = re.compile(
-            rf"(?<![\w.+-]){re.escape(local)}{re.escape(delimiter)}([^@\s<>\"]+)@"
-            rf"{re.escape(domain)}(?![\w-]|\.[\w-])", re.IGNORECASE)
+            rf"(?<![\w.+-]){re.escape(self.local)}{re.escape(delimiter)}([^@\s<>\"]+)@"
+            rf"{re.escape(self.domain)}(?![\w-]|\.[\w-])", re.IGNORECASE)
         self._token = re.compile(TOKEN, re.IGNORECASE)
 
     def address(self, issue: str, row_id: int, recipient: str) -> str:

@@ -20,6 +20,7 @@ lowercased, so such a domain is settled here at first sight; any other goes to i
 
 from __future__ import annotations
 
+import functools
 import re
 from email.utils import parseaddr
 
@@ -103,6 +104,24 @@ def _plain_domain(written: str) -> tuple[str, int] | None:
         _domains.clear()
     known = _domains[written] = (domain, len(domain))
     return known
+
+
+@functools.lru_cache(maxsize=64)
+def ascii_domain(domain: str) -> str:
+    """The one form domains are compared in (DKIM, SPF and DMARC alignment): IDNA A-labels,
+    lower case, no trailing dot, so ``Bücher.de.`` and ``xn--bcher-kva.de`` are one name.
+    A name that is no domain at all comes back lowercased, for the caller to report."""
+    name = domain.strip().rstrip(".").lower()
+    if name.isascii():
+        return name  # ASCII labels, xn-- ones included, are A-labels already
+    try:
+        info = validate_email(f"postmaster@{name}", check_deliverability=False)
+    except EmailNotValidError:  # e.g. a special-use name: the codec's IDNA 2003 form
+        try:
+            return name.encode("idna").decode("ascii")
+        except UnicodeError:
+            return name
+    return str(info.ascii_domain).lower()
 
 
 def parse_mailbox(value: str) -> tuple[str, str, str | None]:
