@@ -241,3 +241,19 @@ def test_an_internationalised_from_domain_is_looked_up_and_aligned_as_a_labels(
     assert any(line.startswith("ok    DMARC alignment for xn--bcher-kva.de: SPF via return "
                                "path mail.xn--bcher-kva.de aligns (relaxed); DKIM "
                                "d=xn--bcher-kva.de aligns (relaxed)") for line in lines), run.out
+
+
+def test_each_relay_of_transport_relays_is_checked(configured: Path, run_cli: RunCli) -> None:
+    """With transport.relays, every relay's addresses must be in the return path's SPF, not
+    only the first one's: one line per relay host."""
+    edit(configured / "mirage.yaml", "  url: smtp://relay.example.org:587",
+         "  relays:\n    - url: smtp://relay.example.org:587\n"
+         "    - url: smtps://relay2.example.org")
+    zone = broken({"relay2.example.org": {"A": ["203.0.113.7"]}})
+    run, lines = doctor(run_cli, zone)
+    assert run.code == 1, run.out + run.err
+    assert status_of(lines, "and the relay relay.example.org") == [
+        "ok    SPF mail.example.org and the relay relay.example.org: covers 192.0.2.10"]
+    [line] = status_of(lines, "and the relay relay2.example.org")
+    assert line.startswith("fail  SPF mail.example.org and the relay relay2.example.org: "
+                           "not covered: 203.0.113.7 (fail)"), run.out

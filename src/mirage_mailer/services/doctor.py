@@ -1,8 +1,9 @@
 """``doctor``: the sending domain checked as a receiving provider checks it, one line per check.
 
 SPF of the return-path (envelope) domain and of the From domain, and whether it lets the
-relay's addresses send; the DKIM key in DNS against the project's private key; DMARC and
-its alignment; MX for the bounce domain; and the one-click unsubscribe set-up (RFC 8058).
+relay's addresses send (each relay's, with ``transport.relays``); the DKIM key in DNS
+against the project's private key; DMARC and its alignment; MX for the bounce domain; and
+the one-click unsubscribe set-up (RFC 8058).
 Every answer is looked up live, through ``--nameserver`` when one is given. Nothing is sent.
 """
 
@@ -61,7 +62,7 @@ def domain_checks(settings: Settings, dns: Dns) -> list[Check]:
                                else "return path")
     checks += lines
     if usable:
-        checks.append(_relay(settings, spf, dns, bounce_domain))
+        checks += _relays(settings, spf, dns, bounce_domain)
     if not same:
         checks += spf_checks(spf, from_domain, "From")[0]
     dkim = settings.dkim
@@ -79,13 +80,18 @@ def domain_checks(settings: Settings, dns: Dns) -> list[Check]:
     return checks
 
 
-def _relay(settings: Settings, spf: Spf, dns: Dns, domain: str) -> Check:
+def _relays(settings: Settings, spf: Spf, dns: Dns, domain: str) -> list[Check]:
+    """One line per relay host: ``transport.url``'s, or each of ``transport.relays`` (a
+    send spreads its mail over all of them, so each one's addresses must be covered)."""
     transport = settings.transport
+    if transport.relays:
+        hosts = list(dict.fromkeys(relay.host.lower() for relay in transport.relays))
+        return [relay_check(spf, domain, host, _addresses(dns, host)) for host in hosts]
     if transport.scheme not in ("smtp", "smtps"):
-        return Check("warn", f"SPF {domain} and the relay", f"transport.url is "
-                     f"{transport.url}: no relay to check", "run doctor again once "
-                     "transport.url names your SMTP relay")
-    return relay_check(spf, domain, transport.host, _addresses(dns, transport.host))
+        return [Check("warn", f"SPF {domain} and the relay", f"transport.url is "
+                      f"{transport.url}: no relay to check", "run doctor again once "
+                      "transport.url names your SMTP relay")]
+    return [relay_check(spf, domain, transport.host, _addresses(dns, transport.host))]
 
 
 def _addresses(dns: Dns, host: str) -> list[IPAddress]:

@@ -284,7 +284,7 @@ def relay_check(spf: Spf, domain: str, relay: str, addresses: list[IPAddress]) -
     public = [a for a in addresses if not is_internal(a)]
     if not addresses:
         return Check("warn", topic, f"{relay} has no address in DNS: cannot tell",
-                     "check transport.url")
+                     "check the host name in transport.url or transport.relays")
     if not public:
         shown = ", ".join(map(str, addresses))
         return Check("warn", topic, f"{relay} is an internal address ({shown}): receivers see "
