@@ -153,3 +153,19 @@ def test_a_refused_starttls_says_so_and_never_logs_in(project: Path, run_cli: Ru
     assert line.startswith(f"bounces.mailbox: STARTTLS failed with 127.0.0.1:{server.port}")
     assert "username_env" not in line
     assert not any(c.startswith("LOGIN") for c in server.commands)
+
+
+def test_a_certificate_for_another_host_is_refused(project: Path, run_cli: RunCli,
+                                                   server: ImapServer, ca: trustme.CA) -> None:
+    """The certificate names 127.0.0.1; the mailbox is reached as localhost: refused before
+    the login, as the SMTP relay would be (delivery/tls.py builds both contexts)."""
+    configure(project, ca, server.port)
+    config = project / "mirage.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        f"imaps://127.0.0.1:{server.port}/", f"imaps://localhost:{server.port}/"),
+        encoding="utf-8")
+    result = run_cli("process-bounces", env=ENV)
+    assert result.code == 3, result.out + result.err
+    (line,) = result.err.strip().splitlines()
+    assert f"cannot connect localhost:{server.port}" in line and "CERTIFICATE_VERIFY" in line
+    assert not any(c.startswith("LOGIN") for c in server.commands)

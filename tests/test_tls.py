@@ -248,3 +248,31 @@ def test_serve_warns_about_tls_insecure(project: Path) -> None:
     warnings = [line for line in err.splitlines() if "tls_insecure" in line]
     assert len(warnings) == 1 and "warning:" in warnings[0], err
     assert "Traceback" not in err
+
+
+def test_every_tls_client_context_comes_from_delivery_tls() -> None:
+    """One builder of client contexts (delivery/tls.py), so the TLS 1.2 floor and the host-name
+    check are the same for the SMTP relay, the bounce mailbox and the unsubscribe mailbox.
+    project/cafile.py only loads ``ca_file`` to report a bad file at its line; it never
+    connects."""
+    import mirage_mailer
+
+    root = Path(mirage_mailer.__file__).parent
+    allowed = {root / "delivery" / "tls.py", root / "project" / "cafile.py"}
+    builders = ("create_default_context(", "SSLContext(", "_create_unverified_context(")
+    found = [f"{path.relative_to(root)}:{number}"
+             for path in sorted(root.rglob("*.py")) if path not in allowed
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if any(builder in line for builder in builders)]
+    assert found == [], found
+
+
+def test_imap_contexts_have_the_relays_floor_and_checks(ca: trustme.CA, tmp_path: Path) -> None:
+    from mirage_mailer.services.bounce_mailbox import tls_context
+    from mirage_mailer.services.unsubmail import imap_context
+
+    bounces = tls_context(write_ca(ca, tmp_path / "ca.pem"))
+    assert len(bounces.get_ca_certs()) == 1  # bounces.ca_file alone, not the system's too
+    for context in (bounces, imap_context()):
+        assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname

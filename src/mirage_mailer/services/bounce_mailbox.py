@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from mirage_mailer.delivery.tls import client_context
 from mirage_mailer.project.bounce_config import BounceConfig, ImapMailbox
 from mirage_mailer.services.bounce_parse import MAX_BYTES
 from mirage_mailer.util.errors import DeliveryError, InputError, Problem, display_path
@@ -130,10 +131,9 @@ class MaildirBounces:
 
 
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:
-    """Certificate and host name verified; a private CA from ``bounces.ca_file``."""
-    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
+    """Certificate and host name verified, TLS >= 1.2: the SMTP relay's context
+    (delivery/tls.py), with a private CA from ``bounces.ca_file``."""
+    return client_context(ca_file=ca_file)
 
 
 class ImapBounces:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
+from mirage_mailer.delivery.tls import client_context
 from mirage_mailer.store import Unsubscriber
 from mirage_mailer.util.errors import DeliveryError, InputError, Problem, display_path
 from mirage_mailer.util.tokens import Signer
@@ -196,6 +197,12 @@ def _quoted(folder: str) -> str:
     return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def imap_context() -> ssl.SSLContext:
+    """The SMTP relay's client context (delivery/tls.py): system CAs, host name checked,
+    TLS >= 1.2."""
+    return client_context()
+
+
 class ImapBox:
     """One IMAP folder; a dry run opens it read-only (EXAMINE), so no flag can change."""
 
@@ -205,7 +212,7 @@ class ImapBox:
         self.readonly = readonly
         self.include_seen = include_seen
         self.where = f"{target.host}:{target.port}"
-        context = ssl.create_default_context()
+        context = self.context = imap_context()
         try:
             if target.tls:
                 self.conn: imaplib.IMAP4 = imaplib.IMAP4_SSL(
@@ -226,7 +233,7 @@ class ImapBox:
         target = self.target
         try:
             if not target.tls:  # imap:// never sends the password in clear: STARTTLS first
-                self.conn.starttls(ssl.create_default_context())
+                self.conn.starttls(self.context)
         except (OSError, imaplib.IMAP4.error) as exc:
             raise DeliveryError(Problem("--imap", None, f"STARTTLS with {self.where} failed: "
                                         f"{_text(exc)}", "use imaps:// if the server offers "
