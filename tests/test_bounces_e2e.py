@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli, report
+from mirage_mailer.project.config import find_config, load_settings
 from mirage_mailer.services.verp import Verp
 from mirage_mailer.util.tokens import load_secret
 from support.smtp_sink import SmtpSink
@@ -421,3 +422,27 @@ def test_run_due_warns_and_goes_on_when_the_bounce_mailbox_is_unreachable(
     assert line.startswith("bounces.mailbox: warning: bounces not processed: cannot connect "
                            "127.0.0.1:1")
     assert result.out.strip() == "run-due: nothing due at 2000-01-01T00:00:00+00:00"
+
+
+def test_a_test_copy_goes_out_from_the_plain_return_path(project: Path,
+                                                         run_cli: RunCli) -> None:
+    """``send --to`` records no delivery, so no row for a VERP token to name: its MAIL FROM is
+    sender.return_path even with bounces: on, and a bounce of it stays unmatched."""
+    config = project / "mirage.yaml"
+    text = (config.read_text(encoding="utf-8").replace("  url: maildir:outbox", "  url: {url}")
+            .replace("  starttls: always", "  starttls: never"))
+    return_path = load_settings(find_config(config)).sender.return_path
+    server = SmtpSink()
+    with server.running_in_thread():
+        config.write_text(text.replace("{url}", server.url) + BOUNCES, encoding="utf-8")
+        result = run_cli("send", SAMPLE_ISSUE, "--to", "officer@example.org")
+    assert result.code == 0, result.err
+    assert [(r.sender, list(r.recipients)) for r in server.received] == [
+        (return_path, ["officer@example.org"])]
+    assert "+" not in return_path.partition("@")[0]  # not a VERP address
+    database = project / ".mirage" / "tracking.sqlite"
+    if database.exists():  # nothing recorded: no recipients row a token could name
+        with sqlite3.connect(database) as db:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+            if "recipients" in tables:
+                assert db.execute("SELECT count(*) FROM recipients").fetchone() == (0,)
