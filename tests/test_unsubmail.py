@@ -362,3 +362,18 @@ def test_imap_login_refused_is_exit_3(sent: Path, run_cli: RunCli, server: FakeI
     (line,) = result.err.strip().splitlines()
     assert f"127.0.0.1:{server.port} refused the login of info" in line
     assert not any(c.startswith("UID") for c in server.commands)
+
+
+def test_a_symbolic_link_in_the_maildir_is_never_followed(
+        sent: Path, run_cli: RunCli) -> None:
+    """The twin of the bounce reader's rule: a link could point anywhere the process can read."""
+    inbox = maildir(sent / "inbox")
+    outside = sent / "outside.eml"
+    outside.write_bytes(request(mailto_subject(sent, JEAN), sender=JEAN))
+    (inbox / "new/1.link.host").symlink_to(outside)
+    result = run_cli("process-unsubscribes", "--maildir", "inbox")
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[0] == (
+        "inbox/new/1.link.host: skipped: not a regular file (a symbolic link); left in place")
+    assert suppression(run_cli, JEAN) is None
+    assert listing(inbox) == ["new/1.link.host"]

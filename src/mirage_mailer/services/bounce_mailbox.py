@@ -7,10 +7,8 @@ must succeed), with the server's certificate verified. What to do with a process
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import ssl
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ from mirage_mailer.delivery.tls import client_context
 from mirage_mailer.project.bounce_config import BounceConfig, ImapMailbox
 from mirage_mailer.services.bounce_parse import MAX_BYTES
 from mirage_mailer.util.errors import DeliveryError, InputError, Problem, display_path
+from mirage_mailer.util.maildirfile import NotRegularFile, entry_ref, open_regular
 
 
 @dataclass(frozen=True)
@@ -42,15 +41,6 @@ class BounceBox(Protocol):
     def close(self) -> None: ...
 
 
-def _not_regular(mode: int) -> str | None:
-    """What a Maildir entry is when it is no regular file (None: it is one)."""
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    return "a directory" if stat.S_ISDIR(mode) else "a device, socket or pipe"
-
-
 def _split_info(name: str) -> tuple[str, str]:
     base, _, info = name.partition(":")
     return base, info[2:] if info.startswith("2,") else ""
@@ -70,32 +60,19 @@ class MaildirBounces:
         paths = [p for sub in ("new", "cur") for p in sorted((self.root / sub).iterdir())
                  if self._wanted(p)]
         for path in paths:
-            ref = display_path(path)
+            ref = entry_ref(path)
             try:
-                kind = _not_regular(os.lstat(path).st_mode)
-                if kind:  # never followed: a link could point anywhere (/etc/shadow)
-                    yield RawMail(ref, str(path), None, f"not a regular file ({kind}); left "
-                                  "in place", leave=True)
-                    continue
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-                with os.fdopen(fd, "rb") as handle:
-                    info = os.fstat(handle.fileno())
-                    kind = _not_regular(info.st_mode)  # swapped since the lstat
-                    if kind:
-                        yield RawMail(ref, str(path), None, f"not a regular file ({kind}); "
-                                      "left in place", leave=True)
-                        continue
+                with open_regular(path) as (handle, info):
                     if info.st_size > MAX_BYTES:
                         yield RawMail(ref, str(path), None, f"{info.st_size:,} bytes, too "
                                       "large for a bounce", info.st_size)
                         continue
                     data = handle.read(MAX_BYTES + 1)
+            except NotRegularFile as exc:  # never followed: a link could point anywhere
+                yield RawMail(ref, str(path), None, exc.line, leave=True)
+                continue
             except OSError as exc:
-                if exc.errno == errno.ELOOP:  # became a link after the lstat
-                    yield RawMail(ref, str(path), None, "not a regular file (a symbolic "
-                                  "link); left in place", leave=True)
-                else:
-                    yield RawMail(ref, str(path), None, f"cannot read: {exc.strerror}")
+                yield RawMail(ref, str(path), None, f"cannot read: {exc.strerror}")
                 continue
             yield RawMail(ref, str(path), data, None, len(data))
 

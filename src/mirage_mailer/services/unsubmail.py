@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlsplit
 from mirage_mailer.delivery.tls import client_context
 from mirage_mailer.store import Unsubscriber
 from mirage_mailer.util.errors import DeliveryError, InputError, Problem, display_path
+from mirage_mailer.util.maildirfile import NotRegularFile, entry_ref, open_regular
 from mirage_mailer.util.tokens import Signer
 
 _TOKEN = r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"
@@ -100,7 +101,7 @@ class Mailbox(Protocol):
 def _read_header(path: Path) -> bytes:
     """The header block only: an attachment of 20 MB is never read for a Subject."""
     out = bytearray()
-    with path.open("rb") as handle:
+    with open_regular(path) as (handle, _):
         for line in handle:
             if line in (b"\n", b"\r\n") or len(out) > _HEADER_LIMIT:
                 break
@@ -132,13 +133,16 @@ class MaildirBox:
         for path in paths:
             try:
                 headers = parse_headers(_read_header(path))
-            except OSError as exc:
-                yield Mail(display_path(path), str(path), None, f"cannot read: {exc.strerror}")
+            except NotRegularFile as exc:  # never followed: a link could point anywhere
+                yield Mail(entry_ref(path), str(path), None, exc.line)
                 continue
-            yield Mail(display_path(path), str(path), headers)
+            except OSError as exc:
+                yield Mail(entry_ref(path), str(path), None, f"cannot read: {exc.strerror}")
+                continue
+            yield Mail(entry_ref(path), str(path), headers)
 
     def _wanted(self, path: Path) -> bool:
-        if path.name.startswith(".") or not path.is_file():
+        if path.name.startswith(".") or (path.is_dir() and not path.is_symlink()):
             return False
         seen = "S" in _split_info(path.name)[1]
         return path.parent.name == "new" or not seen or self.include_seen
