@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,14 @@ def run_cli(project: Path) -> RunCli:
         return Run(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+@pytest.fixture
+def in_project(project: Path) -> Iterator[Path]:
+    """The sample project as the current directory, as an officer runs commands there."""
+    here = Path.cwd()
+    os.chdir(project)
+    try:
+        yield project
+    finally:
+        os.chdir(here)

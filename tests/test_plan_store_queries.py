@@ -4,11 +4,7 @@ million rows). The decisions and the store rows stay exactly what they were."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from helpers import SAMPLE_ISSUE
 from mirage_mailer.services.loader import open_project
@@ -16,16 +12,6 @@ from mirage_mailer.services.planning import Planner, PlanOptions, changes
 from mirage_mailer.store import NewRecipient, Store
 
 LIST = "lists/subscribers.csv"
-
-
-@pytest.fixture
-def in_project(project: Path) -> Iterator[Path]:
-    here = Path.cwd()
-    os.chdir(project)
-    try:
-        yield project
-    finally:
-        os.chdir(here)
 
 
 def _statements(store: Store) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,16 +11,6 @@ from helpers import SAMPLE_ISSUE
 from mirage_mailer.project.lists import RowProblem, Subscriber, iter_list
 from mirage_mailer.services.projects import validate
 from mirage_mailer.store import Store
-
-
-@pytest.fixture
-def in_project(project: Path) -> Iterator[Path]:
-    here = Path.cwd()
-    os.chdir(project)
-    try:
-        yield project
-    finally:
-        os.chdir(here)
 
 
 def _append(project: Path, text: str) -> None:
