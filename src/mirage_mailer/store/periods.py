@@ -46,10 +46,10 @@ class PeriodsMixin(StoreCore):
         """Unsubscribes, each counted for the last issue its person was sent before asking
         (None: nobody was sent anything before, e.g. a sign-up that left again)."""
         cur = self._conn.execute(
-            "SELECT (SELECT r.issue FROM recipients r WHERE r.email_key = e.email"
-            " AND r.status = 'sent' AND r.last_attempt_at <= e.at"
-            " ORDER BY r.last_attempt_at DESC, r.id DESC LIMIT 1), count(*)"
-            " FROM events e WHERE e.kind = 'unsubscribed' GROUP BY 1")
+            "SELECT issue, count(*) FROM (SELECT (SELECT r.issue FROM recipients r"
+            " WHERE r.email_key = e.email AND r.status = 'sent' AND r.last_attempt_at <= e.at"
+            " ORDER BY r.last_attempt_at DESC, r.id DESC LIMIT 1) AS issue"
+            " FROM events e WHERE e.kind = 'unsubscribed') AS u GROUP BY issue")
         return {issue: int(n) for issue, n in cur}
 
     def readers_engaged(self, issue: str) -> dict[str, Any]:
@@ -57,7 +57,8 @@ class PeriodsMixin(StoreCore):
         row = self._conn.execute(
             "SELECT count(DISTINCT CASE WHEN kind = 'opened' THEN recipient_id END),"
             " count(DISTINCT CASE WHEN kind = 'clicked' THEN recipient_id END),"
-            " sum(kind = 'opened'), sum(kind = 'clicked')"
+            " count(CASE WHEN kind = 'opened' THEN 1 END),"
+            " count(CASE WHEN kind = 'clicked' THEN 1 END)"
             f" FROM events WHERE issue = ? AND {_ENGAGEMENT}", (issue,)).fetchone()
         openers, clickers, opens, clicks = row
         return {"openers": int(openers or 0), "clickers": int(clickers or 0),
