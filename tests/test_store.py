@@ -85,14 +85,15 @@ def pending_ids(store: Store, issue: str) -> list[int]:
 def test_open_creates_parent_dirs_uses_wal_and_applies_all_migrations(db_path: Path) -> None:
     assert not db_path.parent.exists()
     with Store(db_path) as s:
-        assert s.schema_version == len(MIGRATIONS) == 8
+        assert s.schema_version == len(MIGRATIONS) == 9
     assert db_path.is_file()
     raw = sqlite3.connect(db_path)
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     versions = raw.execute("SELECT version, name FROM schema_migrations ORDER BY 1").fetchall()
     assert versions == [(1, "initial"), (2, "lookup-indexes"), (3, "subscribers-subjects"),
                         (4, "no-status-index"), (5, "events-engagement-index"),
-                        (6, "withdrawn-status"), (7, "bounces"), (8, "relays")]
+                        (6, "withdrawn-status"), (7, "bounces"), (8, "relays"),
+                        (9, "leases")]
     raw.close()
 
 
@@ -698,14 +699,14 @@ def test_v5_database_gains_withdrawn_keeping_ids_and_every_column(db_path: Path)
     raw.close()
 
     with Store(db_path) as s:
-        assert s.schema_version == len(MIGRATIONS) == 8
+        assert s.schema_version == len(MIGRATIONS) == 9
         s.reconcile("old", ["b@example.org"])  # b left the list before their turn
         assert s.counts("old") == expected_counts(sent=1, withdrawn=1)
     raw = sqlite3.connect(db_path)
     after = raw.execute("SELECT * FROM recipients ORDER BY id").fetchall()
-    width = len(before[0])  # later migrations add columns at the end (8: relay)
+    width = len(before[0])  # later migrations add columns at the end (8: relay, 9: lease)
     assert [r[:8] + r[9:width] for r in after] == [r[:8] + r[9:] for r in before]  # ids kept
-    assert [r[width:] for r in after] == [(None,), (None,)]
+    assert [r[width:] for r in after] == [(None, None), (None, None)]
     assert [r[8] for r in after] == ["sent", "withdrawn"]
     indexes = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='index'"
                                          " AND tbl_name = 'recipients'")}

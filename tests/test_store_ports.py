@@ -19,6 +19,7 @@ import pytest
 from mirage_mailer import store as store_package
 from mirage_mailer.store import (
     BounceStore,
+    LeaseStore,
     PersonalData,
     PlanReader,
     RecorderStore,
@@ -30,8 +31,9 @@ from mirage_mailer.store import (
 )
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "mirage_mailer"
-PROTOCOLS: tuple[type, ...] = (PlanReader, RecorderStore, ReportReader, RosterReader,
-                               Unsubscriber, SubscriberStore, PersonalData, BounceStore)
+PROTOCOLS: tuple[type, ...] = (PlanReader, RecorderStore, LeaseStore, ReportReader,
+                               RosterReader, Unsubscriber, SubscriberStore, PersonalData,
+                               BounceStore)
 # Opening and closing belong to whoever opened the Store (``with Store(...)``, ``store.close()``);
 # the protocols describe what a user does with a store it was handed.
 LIFECYCLE = frozenset({"close"})

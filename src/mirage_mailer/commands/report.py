@@ -87,6 +87,7 @@ def report_command(obj: Context, issue_dir: Path | None, fmt: str, out: Path | N
         found = reports(settings, issue)
         names = titles(settings, [r["issue"] for r in found])
         _table(found, names, detail=issue is not None)
+        _senders_note(found)
         if found and "engagement" in found[0]:
             _engagement_table(found, names)
         if found and "bounces" in found[0]:
@@ -220,6 +221,21 @@ def _bounce_table(found: list[dict[str, Any]], names: dict[str, str | None]) -> 
     _console().print(table)
     for line in warnings:
         err(line)
+
+
+def _senders_note(found: list[dict[str, Any]]) -> None:
+    """Senders running now on a PostgreSQL store: their messages on the wire are counted
+    ``unknown`` above until the relay answers (within half a second)."""
+    for report in found:
+        live = report.get("senders")
+        if not live:
+            continue
+        who = ", ".join(f"{s['host']} pid {s['pid']}"
+                        + (" (lease expired: the next send takes its recipients back)"
+                           if s["lease_left"] < 0 else "") for s in live)
+        wire = sum(s["in_flight"] for s in live)
+        click.echo(f"{report['issue']}: {len(live)} sender(s) running ({who}); {wire} "
+                   "message(s) on the wire now, counted as unknown until the relay answers")
 
 
 def _table(found: list[dict[str, Any]], names: dict[str, str | None], *,

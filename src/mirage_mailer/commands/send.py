@@ -75,6 +75,9 @@ def summary(outcome: SendOutcome) -> str:
         run = outcome.this_run
         return (f"{outcome.issue}: test copy sent to {run.sent} of {run.total} address(es), "
                 f"failed {run.failed}, deferred {run.deferred}; nothing recorded")
+    if outcome.nothing_to_do and outcome.elsewhere:
+        return head + (f"; nothing left to claim: {outcome.elsewhere} pending with other "
+                       "running senders")
     if outcome.nothing_to_do:
         return head + "; nothing to send" + (
             f" ({c['unknown']} unknown: rerun with --resend-unknown to send them again)"
@@ -87,7 +90,12 @@ def summary(outcome: SendOutcome) -> str:
     if outcome.stop_signal is not None:
         tail += ", stopped by " + ("Ctrl-C" if outcome.stop_signal == signal.SIGINT
                                    else "SIGTERM")
-    if c.get("pending"):
+    if c.get("pending") and outcome.elsewhere:  # a PostgreSQL store's other live senders
+        mine = c["pending"] - outcome.elsewhere
+        tail += f"; {c['pending']} pending, {outcome.elsewhere} of them with other running senders"
+        if mine > 0:
+            tail += f": rerun send to resume the other {mine}"
+    elif c.get("pending"):
         tail += f"; {c['pending']} pending: rerun send to resume"
     if c.get("unknown"):
         tail += f"; {c['unknown']} unknown: check, then rerun with --resend-unknown"
@@ -328,6 +336,10 @@ def send_command(obj: Context, issue_dir: Path, dry_run: bool, to: tuple[str, ..
         err(summary(outcome))  # standard output holds the CSV alone
     else:
         click.echo(summary(outcome))
+    if obj.verbose and outcome.claim_seconds and outcome.this_run.done:
+        done = outcome.this_run.done  # a PostgreSQL store's leases: what recording cost
+        err(f"store: {outcome.claim_seconds * 1000:.0f} ms in claim and outcome commits, "
+            f"{outcome.claim_seconds / done * 1e6:.0f} µs a message")
     return outcome.exit_code
 
 

@@ -97,6 +97,7 @@ class Tracking:
     secret_env: str | None
     opens: bool
     clicks: bool
+    lease_seconds: int = 60  # a sender's lease on a PostgreSQL store (store/leases.py)
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,8 @@ _TRANSPORT_KEYS = {
     "relays",
 }
 _DISCLAIMER_KEYS = {"preset", "authority", "statement", "text", "translations"}
-_TRACKING_KEYS = {"database", "password_env", "base_url", "secret_env", "opens", "clicks"}
+_TRACKING_KEYS = {"database", "password_env", "base_url", "secret_env", "opens", "clicks",
+                  "lease_seconds"}
 _SECRET_KEYS = frozenset({"password", "pass", "secret", "api_key", "token"})
 
 
@@ -552,6 +554,7 @@ def _load_tracking(sec: LineDict, path: Path, problems: Collector, root: Path) -
         secret_env=s.env_name("secret_env"),
         opens=opens,
         clicks=clicks,
+        lease_seconds=s.integer("lease_seconds", 60, minimum=2, maximum=3600),
     )
 
 

@@ -73,6 +73,10 @@ def reports(settings: Settings, issue: str | None) -> list[dict[str, Any]]:
                 kinds = store.bounce_kinds(report["issue"]) if store is not None else {}
                 for row in report["recipients"]:  # hard, soft, complaint, or null
                     row["bounce"] = kinds.get(row["email"].lower())
+        if store is not None:  # a PostgreSQL store's senders running now (extra field)
+            for report in found:
+                if live := store.senders(report["issue"]):
+                    report["senders"] = [sender.as_json() for sender in live]
         if settings.transport.relays:  # extra fields, only with several relays
             for report in found:
                 carried = store.carriers(report["issue"]) if store is not None else {}

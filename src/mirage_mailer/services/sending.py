@@ -32,6 +32,7 @@ from mirage_mailer.delivery import (
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.lists import Subscriber
 from mirage_mailer.services.journal import Journal, journal_path, lock_path, settle
+from mirage_mailer.services.lease_sending import check_processes, send_leased, shared_store
 from mirage_mailer.services.loader import Project
 from mirage_mailer.services.outbound import credentials, deliver, resumable
 from mirage_mailer.services.planning import (
@@ -50,6 +51,7 @@ from mirage_mailer.services.sending_processes import process_count, send_on_proc
 from mirage_mailer.services.verp import envelope_sender
 from mirage_mailer.store import (
     PlanReader,
+    RecorderStore,
     Store,
     StoreError,
     email_key,
@@ -128,6 +130,8 @@ class SendOutcome:
     skipped: list[Problem] = field(default_factory=list)  # row problems, recorded as invalid
     plan: Plan | None = None  # who gets it now and why the others do not
     stop_signal: signal.Signals | None = None  # Ctrl-C or SIGTERM stopped the run early
+    elsewhere: int = 0  # pending rows other live senders hold (a PostgreSQL store's leases)
+    claim_seconds: float = 0.0  # time in claim and outcome commits (leases; the bench reads it)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -330,40 +334,76 @@ def send(prep: Preparation, options: SendOptions, progress: ProgressHook | None 
     settings = project.settings
     credentials(settings)  # half-set credentials fail (exit 2) before the store is touched
     loop_factory(settings)  # so does an event loop that is not installed
+    if shared_store(settings):
+        return _send_shared(prep, options, progress, stopper)
     lock = Lock(lock_path(settings.state_dir, issue.id), f"a send of {issue.id}")
     with lock, checked_store(project, options) as store:
         settle(store, settings.state_dir, issue.id)  # a crashed run's journal, first
         store.recover_inflight(issue.id)
-        if options.resend_unknown:
-            store.requeue_unknown(issue.id)
-        store.apply_suppressions(issue.id)
-        planner = Planner(project, store, plan_options(options))
-        wanted: set[str] = set()  # with --limit: exactly the plan's first N, whatever the ids
-
-        def noted(decisions: Iterator[Decision]) -> Iterator[Decision]:
-            for d in decisions:
-                if d.kind == K_SEND and options.limit is not None:
-                    wanted.add(d.key)
-                yield d
-
-        store.reconcile(issue.id, changes(noted(iter(planner)), prep.factory.signer.subject_id))
-        plan = planner.plan
-        before = store.counts(issue.id)
-        if any(before.values()):
-            mark_sent(settings.state_dir)  # from now on, a lost store is refused
-        outcome = _outcome(plan, "send")
-        outcome.per_language = Counter()  # this run's, counted as messages are built
-        outcome.this_run.total = plan.to_send
-        if plan.to_send == 0:
-            outcome.nothing_to_do = True
-            outcome.counts = before
+        outcome, wanted = _plan_send(prep, options, store)
+        if outcome.nothing_to_do:
             return outcome
+        plan = outcome.plan
+        assert plan is not None
         count = process_count(settings, options, plan.to_send)
         if count > 1:
             send_on_processes(prep, options, store, wanted, plan.to_send, outcome, count,
                               progress, stopper)
         else:
             _send_rows(prep, options, store, wanted, plan.to_send, outcome, progress, stopper)
+        outcome.to_send = outcome.this_run.total
+        outcome.counts = store.counts(issue.id)
+    return outcome
+
+
+def _plan_send(prep: Preparation, options: SendOptions,
+               store: RecorderStore) -> tuple[SendOutcome, set[str]]:
+    """Bring the issue's rows in line with its lists (``reconcile``) and say what this run
+    sends; with ``--limit`` also exactly which addresses (the plan's first N)."""
+    project = prep.project
+    issue = project.issue
+    if options.resend_unknown:
+        store.requeue_unknown(issue.id)
+    store.apply_suppressions(issue.id)
+    planner = Planner(project, store, plan_options(options))
+    wanted: set[str] = set()  # with --limit: exactly the plan's first N, whatever the ids
+
+    def noted(decisions: Iterator[Decision]) -> Iterator[Decision]:
+        for d in decisions:
+            if d.kind == K_SEND and options.limit is not None:
+                wanted.add(d.key)
+            yield d
+
+    store.reconcile(issue.id, changes(noted(iter(planner)), prep.factory.signer.subject_id))
+    plan = planner.plan
+    before = store.counts(issue.id)
+    if any(before.values()):
+        mark_sent(project.settings.state_dir)  # from now on, a lost store is refused
+    outcome = _outcome(plan, "send")
+    outcome.per_language = Counter()  # this run's, counted as messages are built
+    outcome.this_run.total = plan.to_send
+    if plan.to_send == 0:
+        outcome.nothing_to_do = True
+        outcome.counts = before
+    return outcome, wanted
+
+
+def _send_shared(prep: Preparation, options: SendOptions, progress: ProgressHook | None,
+                 stopper: StopSource | None) -> SendOutcome:
+    """A send on a PostgreSQL store, one of possibly several senders of the issue
+    (``lease_sending``): no file lock, no journal; dead senders' rows first."""
+    project = prep.project
+    issue = project.issue
+    check_processes(project.settings)
+    with checked_store(project, options) as store:
+        reaped = store.reap(issue.id)
+        outcome, wanted = _plan_send(prep, options, store)
+        if reaped.senders or reaped.unknown:
+            outcome.this_run.notes.append(reaped.words())
+        if outcome.nothing_to_do:
+            outcome.elsewhere = store.leased_elsewhere(issue.id)
+            return outcome
+        send_leased(prep, options, store, wanted, outcome, progress, stopper)
         outcome.to_send = outcome.this_run.total
         outcome.counts = store.counts(issue.id)
     return outcome

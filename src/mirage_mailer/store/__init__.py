@@ -20,10 +20,12 @@ from mirage_mailer.store.core import (
     hashed_key,
 )
 from mirage_mailer.store.engagement import EngagementMixin
+from mirage_mailer.store.leases import LeasesMixin, Reaped, SenderInfo
 from mirage_mailer.store.people import PeopleMixin
 from mirage_mailer.store.periods import PeriodsMixin
 from mirage_mailer.store.ports import (
     BounceStore,
+    LeaseStore,
     PersonalData,
     PlanReader,
     RecorderStore,
@@ -46,14 +48,17 @@ __all__ = [
     "BounceRecord",
     "BounceRow",
     "BounceStore",
+    "LeaseStore",
     "NewRecipient",
     "PersonalData",
     "PlanReader",
     "Prior",
+    "Reaped",
     "Recipient",
     "RecorderStore",
     "ReportReader",
     "RosterReader",
+    "SenderInfo",
     "Store",
     "StoreError",
     "StoreUnavailable",
@@ -68,7 +73,7 @@ __all__ = [
 
 
 class Store(RecipientsMixin, RelaysMixin, BouncesMixin, PeopleMixin, SubscribersMixin,
-            EngagementMixin, PeriodsMixin):
+            EngagementMixin, PeriodsMixin, LeasesMixin):
     """The tracking store, on SQLite (a path) or PostgreSQL (a ``PostgresUrl``); one
     instance per process, used from one thread."""
 

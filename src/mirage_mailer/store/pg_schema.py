@@ -73,6 +73,15 @@ CREATE INDEX events_soft_bounces ON events (email, at) WHERE kind = 'soft-bounce
 
 _RELAYS = f"ALTER TABLE recipients ADD COLUMN relay {_T};"
 
+# Several senders (store/leases.py): lease times are the server's clock, so they are
+# timestamps here, compared with clock_timestamp(); SQLite never fills this table.
+_LEASES = f"""
+ALTER TABLE recipients ADD COLUMN lease_owner {_T};
+CREATE TABLE senders (
+    owner {_T} PRIMARY KEY, issue {_T} NOT NULL, host {_T} NOT NULL, pid BIGINT NOT NULL,
+    started_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
+"""
+
 # Same numbers and names as MIGRATIONS (a test fails when they drift apart); SQLite's own
 # text where it runs here unchanged (plain indexes, partial indexes, DROP INDEX).
 PG_MIGRATIONS: tuple[tuple[str, str], ...] = (
@@ -84,6 +93,7 @@ PG_MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("withdrawn-status", _WITHDRAWN),
     ("bounces", _BOUNCES),
     ("relays", _RELAYS),
+    ("leases", _LEASES),
 )
 
 # The temporary table a long list's first plan is staged in (``RecipientsMixin``): SQLite's

@@ -10,6 +10,8 @@ methods of the protocol at hand:
 * ``RosterReader``: the ``subscribers`` commands: the planner's reads and every web sign-up.
 * ``RecorderStore``: the send itself (``sending.send`` and its ``SendRecorder``): plans, queues,
   claims and records every attempt, and replays a crashed send's claim journal.
+* ``LeaseStore``: a send on a PostgreSQL store, one of possibly several senders of an issue:
+  what the recorder does, plus registering, claiming by lease, and reaping dead senders.
 * ``ReportReader``: delivery state for reports, the archive, and ``run-due``: reads.
 * ``Unsubscriber``: finding who a token names and suppressing them (the unsubscribe link, the
   mailed unsubscribe, the ``unsubscribe`` command).
@@ -26,18 +28,20 @@ satisfies each of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from mirage_mailer.store.bounces import BounceRecord, BounceRow
 from mirage_mailer.store.core import NewRecipient, Prior, Recipient
+from mirage_mailer.store.leases import LeaseOutcome, Reaped, SenderInfo
 
 if TYPE_CHECKING:
     from mirage_mailer.store import Store
 
 __all__ = [
     "BounceStore",
+    "LeaseStore",
     "PersonalData",
     "PlanReader",
     "RecorderStore",
@@ -103,6 +107,32 @@ class RecorderStore(PlanReader, Protocol):
 
 
 @runtime_checkable
+class LeaseStore(RecorderStore, Protocol):
+    """A sender of an issue on a shared (PostgreSQL) store: its lease, its claims, its
+    outcomes, and the dead senders it reaps (``store/leases.py``)."""
+
+    def register_sender(self, owner: str, issue: str, host: str, pid: int,
+                        lease_seconds: float) -> None: ...
+
+    def heartbeat(self, owner: str, lease_seconds: float) -> bool: ...
+
+    def reap(self, issue: str) -> Reaped: ...
+
+    def claim(self, owner: str, issue: str, size: int, *, after: int = ...,
+              keys: Sequence[str] | None = ...,
+              langs: Sequence[str] | None = ...) -> list[Recipient] | None: ...
+
+    def mark(self, owner: str, outcomes: Iterable[LeaseOutcome],
+             claim: tuple[int, str, str] | None = ...) -> bool: ...
+
+    def release(self, owner: str) -> tuple[int, int]: ...
+
+    def leased_elsewhere(self, issue: str, owner: str | None = ...) -> int: ...
+
+    def pending_langs(self, issue: str) -> list[str]: ...
+
+
+@runtime_checkable
 class ReportReader(Protocol):
     """Delivery state, read only: counts, rows, timelines, unsubscribes, opens and clicks,
     and the figures of a reporting period (send dates, reach by language and list)."""
@@ -138,6 +168,8 @@ class ReportReader(Protocol):
     def carriers(self, issue: str) -> dict[str, str]: ...
 
     def relay_counts(self, issue: str) -> dict[str, dict[str, int]]: ...
+
+    def senders(self, issue: str) -> list[SenderInfo]: ...
 
 
 @runtime_checkable
@@ -210,6 +242,7 @@ if TYPE_CHECKING:
         _plan: PlanReader = store
         _roster: RosterReader = store
         _recorder: RecorderStore = store
+        _leases: LeaseStore = store
         _report: ReportReader = store
         _unsubscriber: Unsubscriber = store
         _subscriber: SubscriberStore = store

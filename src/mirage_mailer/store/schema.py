@@ -143,4 +143,17 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE recipients ADD COLUMN relay TEXT;
         """,
     ),
+    (
+        "leases",
+        """
+        -- Several senders of an issue on one PostgreSQL store (store/leases.py): the sender
+        -- that holds a row, and the senders with their lease. SQLite has one sender per
+        -- issue (the send lock) and never fills them; the columns keep both schemas alike.
+        -- No index on lease_owner: claims and outcomes would rewrite it (store/leases.py).
+        ALTER TABLE recipients ADD COLUMN lease_owner TEXT;
+        CREATE TABLE senders (
+            owner TEXT PRIMARY KEY, issue TEXT NOT NULL, host TEXT NOT NULL,
+            pid INTEGER NOT NULL, started_at TEXT NOT NULL, expires_at TEXT NOT NULL);
+        """,
+    ),
 )

@@ -1,0 +1,247 @@
+"""One, two and three ``send`` processes sharing a PostgreSQL store, against one on SQLite.
+
+Issue 12 item 6: several senders on one issue claim its recipients by leases
+(``store/leases.py``). Each scenario sends the same generated list of N recipients from a
+fresh copy of the sample project to the same kind of SMTP sink on 127.0.0.1, in a process of
+its own (Postfix's ``smtp-sink`` when installed, else ``bench/sink_process.py``), all in one
+run, so the ratios travel between machines. Reported per scenario: messages per second on
+the wall clock (start of the first sender to exit of the last, start-up and planning
+included), messages per second per core (CPU seconds of the sender processes, from their
+resource usage), and the claim overhead per message (time the senders spent in claim and
+outcome commits, which ``send --verbose`` prints). ``--commits`` also measures what this
+PostgreSQL server sustains in small commits per second (the ceiling of docs/design.md's
+arithmetic for N hosts).
+
+The PostgreSQL server is a private cluster on 127.0.0.1 (tests/support/postgres.py) with
+fsync on, as in production; the senders commit with ``synchronous_commit = off``.
+
+    python bench/pg_senders.py [--recipients 6000] [--concurrency 4] [--rounds 1] [--commits]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from send_throughput import (
+    ISSUE,
+    SMTP_SINK,
+    Sink,
+    clean_env,
+    make_project,
+    point_at,
+    report_json,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from support.postgres import PostgresServer, start_server
+
+VERBOSE = re.compile(r"store: (\d+) ms in claim and outcome commits")
+SENT = re.compile(r"this run: sent (\d+)")
+
+
+@dataclass
+class Scenario:
+    label: str
+    senders: int
+    sent: int
+    wall: float
+    cpu: float
+    claim_ms: float
+    pending: int
+    unknown: int
+    codes: list[int]
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.wall if self.wall > 0 else 0.0
+
+    @property
+    def per_core(self) -> float:
+        return self.sent / self.cpu if self.cpu > 0 else 0.0
+
+    @property
+    def claim_us(self) -> float:
+        return self.claim_ms * 1000 / self.sent if self.sent else 0.0
+
+
+def durable(server: PostgresServer) -> None:
+    """Turn fsync and full-page writes back on: the fixture's cluster runs without them."""
+    import psycopg
+
+    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+        for setting in ("fsync", "full_page_writes", "synchronous_commit"):
+            conn.execute(f"ALTER SYSTEM SET {setting} = on")
+        conn.execute("SELECT pg_reload_conf()")
+
+
+def use_store(root: Path, url: str) -> None:
+    config = root / "mirage.yaml"
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data.setdefault("tracking", {})["database"] = url
+    config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
+                      encoding="utf-8")
+
+
+def run_senders(root: Path, count: int, timeout: float) -> tuple[float, float, list[str],
+                                                                 list[int]]:
+    """``count`` sends of the issue started at once; (wall, CPU seconds, stderr, codes)."""
+    args = [sys.executable, "-m", "mirage_mailer", "--verbose", "send", ISSUE, "--yes"]
+    started = time.perf_counter()
+    procs = []
+    for n in range(count):
+        out = (root.parent / f"{root.name}.{n}.out").open("wb")
+        err = (root.parent / f"{root.name}.{n}.err").open("wb")
+        procs.append((subprocess.Popen(args, cwd=root, stdout=out, stderr=err,
+                                       stdin=subprocess.DEVNULL, env=clean_env()), out, err))
+    cpu = 0.0
+    codes = []
+    for proc, out, err in procs:
+        while (found := os.wait4(proc.pid, os.WNOHANG))[0] == 0:
+            if time.perf_counter() - started > timeout:
+                print(f"  sender {proc.pid} still running after {timeout:.0f}s: killed")
+                proc.kill()
+            time.sleep(0.01)
+        _pid, status, usage = found
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        codes.append(proc.returncode)
+        cpu += usage.ru_utime + usage.ru_stime
+        out.close()
+        err.close()
+    wall = time.perf_counter() - started
+    texts = [(root.parent / f"{root.name}.{n}.err").read_text(errors="replace")
+             + (root.parent / f"{root.name}.{n}.out").read_text(errors="replace")
+             for n in range(count)]
+    return wall, cpu, texts, codes
+
+
+def scenario(label: str, work: Path, kind: str, recipients: int, concurrency: int,
+             senders: int, url: str | None, timeout: float) -> Scenario:
+    root = make_project(work / label.replace(" ", "-"), recipients, concurrency)
+    if url is not None:
+        use_store(root, url)
+    with Sink(kind, work / f"{label.replace(' ', '-')}-sink") as sink:
+        point_at(root, sink.url)
+        wall, cpu, texts, codes = run_senders(root, senders, timeout)
+        got = sink.stop()
+    report = report_json(root)
+    counts = report["counts"]
+    claim_ms = sum(float(m[1]) for t in texts for m in VERBOSE.finditer(t))
+    sent = sum(int(m[1]) for t in texts for m in SENT.finditer(t))
+    result = Scenario(label, senders, sent, wall, cpu, claim_ms, counts["pending"],
+                      counts["unknown"], codes)
+    print(f"  {label}: {sent} sent ({got.accepted} accepted by the sink) in {wall:.1f} s: "
+          f"{result.rate:,.0f} msg/s; CPU {cpu:.1f} s: {result.per_core:,.0f} msg/s per core;"
+          f" claim/outcome commits {result.claim_us:.0f} µs a message; exit {codes}")
+    if counts["pending"] or counts["unknown"] or got.accepted != recipients:
+        print(f"    NOT CLEAN: pending {counts['pending']}, unknown {counts['unknown']}, "
+              f"sink accepted {got.accepted} of {recipients}")
+    for text in texts:
+        for line in text.splitlines():
+            if "Traceback" in line or "error" in line.lower():
+                print(f"    {line}")
+    return result
+
+
+def _commit_loop(url: str, seconds: float, row: int, queue: Any) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET synchronous_commit = off")
+        done = 0
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            with conn.transaction():
+                conn.execute("UPDATE bench_commits SET n = n + 1 WHERE id = %s", (row,))
+            done += 1
+        queue.put(done)
+
+
+def commits_per_second(server: PostgresServer, clients: int, seconds: float = 5.0) -> float:
+    """Small one-row commits a second this server takes from ``clients`` connections (each
+    its own row, as leased senders mostly write rows of their own)."""
+    import psycopg
+
+    url = server.new_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_commits (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)")
+        conn.execute("INSERT INTO bench_commits SELECT g, 0 FROM generate_series(1, %s) g",
+                     (clients,))
+    queue: Any = multiprocessing.Queue()
+    procs = [multiprocessing.Process(target=_commit_loop, args=(url, seconds, n + 1, queue))
+             for n in range(clients)]
+    for p in procs:
+        p.start()
+    total = sum(queue.get(timeout=seconds + 60) for _ in procs)
+    for p in procs:
+        p.join()
+    return total / seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipients", type=int, default=6000, metavar="N")
+    parser.add_argument("--concurrency", type=int, default=4, metavar="C",
+                        help="SMTP connections of each sender (default 4)")
+    parser.add_argument("--rounds", type=int, default=1, metavar="K",
+                        help="repeat every scenario K times and keep the best of each")
+    parser.add_argument("--sink", choices=("auto", "smtp-sink", "aiosmtpd"), default="auto")
+    parser.add_argument("--commits", action="store_true",
+                        help="also measure small commits per second of the server")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    args = parser.parse_args()
+    kind = args.sink
+    if kind == "auto":
+        kind = "smtp-sink" if SMTP_SINK.exists() else "aiosmtpd"
+    print(f"$ {shlex.join(['python', 'bench/pg_senders.py', *sys.argv[1:]])}")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), sink {kind}, "
+          f"load average {os.getloadavg()[0]:.2f} (other work distorts)")
+    work = Path(tempfile.mkdtemp(prefix="mirage-pgbench-"))
+    server = start_server()
+    try:
+        durable(server)
+        best: dict[str, Scenario] = {}
+        for n in range(args.rounds):
+            print(f"round {n + 1}:")
+            plan = [("sqlite 1", 1, None)] + [
+                (f"postgresql {k}", k, "pg") for k in (1, 2, 3)]
+            for label, senders, backend in plan:
+                url = server.new_database() if backend else None
+                result = scenario(f"{label} r{n + 1}", work, kind, args.recipients,
+                                  args.concurrency, senders, url, args.timeout)
+                key = label
+                if key not in best or result.rate > best[key].rate:
+                    best[key] = result
+        base = best["sqlite 1"]
+        print(f"best of {args.rounds} round(s), {args.recipients} recipients, "
+              f"{args.concurrency} connections a sender:")
+        for label, result in best.items():
+            print(f"  {label:13s} {result.rate:7,.0f} msg/s = {result.rate / base.rate:4.2f} of "
+                  f"SQLite; {result.per_core:6,.0f} msg/s per core = "
+                  f"{result.per_core / base.per_core:4.2f}; claim/outcome commits "
+                  f"{result.claim_us:4.0f} µs a message")
+        if args.commits:
+            for clients in (1, 2, 4, 8):
+                rate = commits_per_second(server, clients)
+                print(f"  server: {rate:,.0f} one-row commits/s from {clients} connection(s) "
+                      "(synchronous_commit = off, fsync on)")
+        clean = all(not (r.pending or r.unknown) and set(r.codes) == {0}
+                    for r in best.values())
+        return 0 if clean else 1
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""``send`` on a PostgreSQL store: one of possibly several senders of an issue, on one host or
+many, sharing its recipients by leases (``store/leases.py``), each sent exactly once.
+
+No per-issue file lock and no claim journal (another host can read neither): the store is the
+journal (``lease_recorder``). The flow: reap the issue's dead senders; plan (reconcile, as on
+SQLite, under the store's write lock); register this sender; claim pending rows in batches
+and send them; when nothing is claimable, reap once more and try again, then stop; release
+what is left (pending rows back to the pool) and leave. Rows other live senders hold are
+theirs: the summary says how many. docs/design.md ("Several senders") says what holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mirage_mailer.compose.message import Personal
+from mirage_mailer.delivery import DeliveryAborted, Envelope, Result
+from mirage_mailer.project.config import Settings
+from mirage_mailer.services.lease_recorder import LeaseRecorder
+from mirage_mailer.services.outbound import resumable
+from mirage_mailer.services.preparation import for_the_wire
+from mirage_mailer.services.verp import envelope_sender
+from mirage_mailer.store import LeaseStore, email_key
+from mirage_mailer.util.database import PostgresUrl
+from mirage_mailer.util.errors import DeliveryError, InputError, Problem, display_path
+
+if TYPE_CHECKING:
+    from mirage_mailer.services.preparation import Preparation
+    from mirage_mailer.services.sending import (
+        ProgressHook,
+        SendOptions,
+        SendOutcome,
+        StopSource,
+    )
+
+CLAIM_BATCH = 100  # rows leased per claim (docs/design.md, "Several senders": measured)
+
+
+class LeaseLost(DeliveryError):
+    """This sender stalled longer than its lease and was reaped: exit 3, a rerun resumes."""
+
+
+def check_processes(settings: Settings) -> None:
+    """Sending processes (``transport.processes``) split an issue by local claim journals;
+    on a shared store several ``send`` commands share it instead: refused (exit 2)."""
+    processes = settings.transport.processes
+    if isinstance(processes, int) and processes > 1:
+        raise InputError(Problem(
+            display_path(settings.path), settings.line_of.get("transport.processes"),
+            f"transport.processes is {processes}, but with a PostgreSQL store "
+            "(tracking.database) the senders of an issue share it by leases",
+            "set processes: 1 and start several 'mirage-mailer send' commands instead, on "
+            "this host or others: they share the work (docs/guide/several-senders.md)"))
+
+
+@dataclass
+class _Track:
+    message_id: str
+    claimed: bool = False  # marked 'sending' for the attempt now on the wire
+
+
+class _Stop:
+    """The caller's stop (Ctrl-C, SIGTERM) plus this sender's own: a lost lease. Armed inside
+    the run's loop, where it also starts the heartbeat."""
+
+    def __init__(self, inner: StopSource | None, recorder: LeaseRecorder) -> None:
+        self.inner = inner
+        self.recorder = recorder
+        self.event: asyncio.Event | None = None
+
+    @property
+    def signal(self) -> signal.Signals | None:
+        return self.inner.signal if self.inner is not None else None
+
+    @signal.setter
+    def signal(self, value: signal.Signals | None) -> None:
+        if self.inner is not None:
+            self.inner.signal = value
+
+    def arm(self, stop: asyncio.Event) -> Callable[[], None]:
+        self.event = stop
+        self.recorder.on_lost = stop.set
+        self.recorder.start()
+        disarm = self.inner.arm(stop) if self.inner is not None else None
+
+        def off() -> None:
+            self.recorder.close()
+            if disarm is not None:
+                disarm()
+        return off
+
+
+def send_leased(prep: Preparation, options: SendOptions, store: LeaseStore, wanted: set[str],
+                outcome: SendOutcome, progress: ProgressHook | None,
+                stopper: StopSource | None) -> None:
+    """Register, claim and send until nothing is claimable, then release and leave.
+
+    Raises ``LeaseLost`` (exit 3) when this sender was reaped while it ran, and the usual
+    ``DeliveryAborted`` (exit 3) when the relay cannot be used; either way the rows it held
+    are back in the pool (or ``unknown``, for those on the wire) for a rerun or another
+    sender."""
+    from mirage_mailer.services.sending import _count, _deliver
+
+    project = prep.project
+    settings = project.settings
+    issue = project.issue
+    lease = float(settings.tracking.lease_seconds)
+    owner = uuid.uuid4().hex
+    store.register_sender(owner, issue.id, socket.gethostname(), os.getpid(), lease)
+    recorder = LeaseRecorder(store, owner, lease)
+    tracked: dict[int, _Track] = {}
+    sender = envelope_sender(settings, issue.id)
+    keys = sorted(wanted) if options.limit is not None else None
+    langs = _languages(prep, store) if options.lang else None
+
+    def envelopes() -> Iterator[Envelope]:
+        after = 0  # the highest id claimed: the next claim reads on from there
+        reaped = False
+        while not recorder.lost:
+            began = time.perf_counter()
+            rows = store.claim(owner, issue.id, CLAIM_BATCH, after=after, keys=keys,
+                               langs=langs)
+            recorder.commit_seconds += time.perf_counter() - began
+            if rows is None:  # reaped while it ran
+                recorder.lose()
+                return
+            if not rows:
+                if after:  # once more from the start: rows given back below the cursor
+                    after = 0
+                    continue
+                if reaped:
+                    return  # what is left is with other live senders
+                store.reap(issue.id)  # a dead sender's rows come back to the pool
+                reaped = True
+                continue
+            reaped = False
+            after = rows[-1].id
+            for row in rows:
+                lang = issue.pick_language(row.lang)
+                if lang not in prep.rendered or (keys is not None
+                                                 and email_key(row.email) not in wanted):
+                    continue  # not this run's (released at the end, untouched)
+                message_id = prep.factory.new_message_id()
+                person = Personal(row.email, row.name, row.list_name, row.fields, row.subject)
+                data = prep.factory.build(person, lang, message_id=message_id)
+                tracked[row.id] = _Track(message_id)
+                outcome.per_language[lang] += 1
+                yield Envelope(row.id, sender(row.id, row.email), row.email, data)
+                if recorder.lost:
+                    return
+
+    async def on_attempt(envelope: Envelope) -> bool:
+        track = tracked[envelope.key]
+        if recorder.claim(envelope.key, track.message_id):
+            track.claimed = True
+            return True
+        tracked.pop(envelope.key, None)  # unsubscribed, withdrawn, or no longer ours
+        return False
+
+    def on_result(result: Result) -> None:
+        key = result.envelope.key
+        track = tracked[key]
+        recorder.hold(key, result.outcome.value, result.code, result.response,
+                      track.message_id, claimed=track.claimed, relay=result.relay)
+        track.claimed = False
+        if result.final:
+            del tracked[key]
+            _count(outcome.this_run, result)
+            if progress:
+                progress(outcome.this_run)
+
+    stop = _Stop(stopper, recorder)
+    try:
+        _deliver(project, for_the_wire(prep, envelopes()), outcome, on_attempt=on_attempt,
+                 on_result=on_result, stopper=stop, concurrency=options.concurrency,
+                 rate=options.rate, progress=progress)
+    except DeliveryAborted as exc:
+        _leave(store, owner, recorder)
+        raise resumable(settings, exc, store.counts(issue.id)) from None
+    except BaseException:
+        _leave(store, owner, recorder)
+        raise
+    _leave(store, owner, recorder)
+    outcome.claim_seconds = recorder.commit_seconds
+    outcome.elsewhere = store.leased_elsewhere(issue.id)
+    if recorder.lost:
+        raise LeaseLost(Problem(
+            display_path(settings.path), settings.line_of.get("tracking.lease_seconds"),
+            f"{issue.id}: this sender's lease expired (it stalled longer than "
+            f"tracking.lease_seconds, {lease:g} s) and the other senders took its recipients "
+            f"back; the {outcome.this_run.done} it finished are recorded",
+            "run the same command again to resume"))
+    if recorder.failure is not None:
+        raise recorder.failure
+
+
+def _leave(store: LeaseStore, owner: str, recorder: LeaseRecorder) -> None:
+    """Release this sender's rows (unless it was reaped: then none are its own)."""
+    recorder.close()
+    if not recorder.lost:
+        store.release(owner)
+
+
+def _languages(prep: Preparation, store: LeaseStore) -> list[str]:
+    """``--lang``: the stored ``lang`` values ('' for none) whose readers get this run's
+    language, so claims take only their rows."""
+    issue = prep.project.issue
+    return [value for value in store.pending_langs(issue.id)
+            if issue.pick_language(value or None) in prep.rendered]
+
+
+def shared_store(settings: Settings) -> bool:
+    """Whether the tracking store is a PostgreSQL server that several senders may share."""
+    return isinstance(settings.tracking.database, PostgresUrl)

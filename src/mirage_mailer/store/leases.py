@@ -1,0 +1,285 @@
+"""Leases: several senders on one PostgreSQL store, each recipient sent exactly once.
+
+A sender registers a row in ``senders`` (a random owner id, its host and pid) whose
+``expires_at`` it pushes forward while it lives (``heartbeat``). It takes pending rows in
+batches (``claim``: ``FOR UPDATE SKIP LOCKED``, so two senders never get the same row) by
+writing its owner id into ``recipients.lease_owner``; right before a message goes on the wire
+the row becomes ``sending`` only while it is still ``pending`` and leased to that sender
+(``mark``), in the same commit as the outcomes held since the previous one, each applied only
+while its row is still ``sending`` (or ``pending``, for a closing word without a claim) and
+leased to that sender. A sender whose ``expires_at`` has passed is dead: ``reap`` turns its
+``sending`` rows into ``unknown`` (the relay may have them) and gives its other rows back to
+the pool, in one transaction, so a late word from a sender that was only stalled changes
+nothing: its conditions fail.
+
+Every lease time is the database server's clock (``clock_timestamp()``), never a host's, so
+clock skew between sending hosts cannot expire a live lease. PostgreSQL only: the SQLite store
+has one sender per issue (the send lock and the claim journal, ``services/journal.py``).
+docs/design.md ("Several senders") has the reasoning and the arithmetic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mirage_mailer.store.core import Recipient, StoreCore
+from mirage_mailer.store.recipients import _OUTCOME_SQL
+
+# (id, kind, code, response, message id, time, claimed, relay): an attempt's outcome for
+# ``mark``; ``claimed`` False is the closing word on a retry that will not happen (its row is
+# pending); ``relay`` names the relay with ``transport.relays`` (None: the single one)
+LeaseOutcome = tuple[int, str, int | None, str, str, str, bool, str | None]
+
+_RETURNING = ("r.id, r.issue, r.email, r.name, r.lang, r.list_name, r.fields, r.status,"
+              " r.attempts, r.message_id, r.subject")
+
+
+@dataclass(frozen=True)
+class SenderInfo:
+    """A registered sender of an issue, for the summary and ``report``."""
+
+    owner: str
+    issue: str
+    host: str
+    pid: int
+    started_at: str
+    expires_in: float  # seconds until its lease runs out (server clock); < 0: dead
+    in_flight: int  # its rows on the wire now (``sending``): the report counts them unknown
+
+    def as_json(self) -> dict[str, Any]:
+        """The report's extra ``senders`` entry (no owner id: it means nothing to a reader)."""
+        return {"host": self.host, "pid": self.pid, "started_at": self.started_at,
+                "lease_left": round(self.expires_in, 1), "in_flight": self.in_flight}
+
+
+@dataclass(frozen=True)
+class Reaped:
+    """What one ``reap`` did: senders found dead, rows made ``unknown``, rows given back."""
+
+    senders: int = 0
+    unknown: int = 0
+    released: int = 0
+
+    def words(self) -> str:
+        """One line for the run's notes (printed as a warning)."""
+        who = (f"{self.senders} sender(s) of this issue stopped renewing their lease"
+               if self.senders else "a send before leases left rows in flight")
+        return (f"{who}: {self.unknown} recipient(s) they had on the wire are unknown "
+                f"(check, then --resend-unknown), {self.released} others are back in the pool")
+
+
+class LeasesMixin(StoreCore):
+    """The lease SQL (PostgreSQL); see the module docstring."""
+
+    def register_sender(self, owner: str, issue: str, host: str, pid: int,
+                        lease_seconds: float) -> None:
+        """Enter this sender for ``issue``; its lease runs ``lease_seconds`` from now (the
+        server's now). The session's commits stop waiting for the server's disk
+        (``synchronous_commit = off``): see docs/design.md ("Several senders"); its open
+        transactions end when idle for half the lease."""
+        self._conn.execute("SET synchronous_commit = off")
+        # a sender stopped inside a transaction (a paused VM) must not keep its row locks
+        # until it wakes: the server ends its session well before its lease runs out, so a
+        # reaper never waits for it (its next statement then fails: exit 3, rerun resumes)
+        idle = max(500, int(lease_seconds * 1000 / 2))
+        self._conn.execute(f"SET idle_in_transaction_session_timeout = {idle}")
+        with self._write(shared=True) as conn:
+            conn.execute(
+                "INSERT INTO senders (owner, issue, host, pid, started_at, expires_at)"
+                " VALUES (?, ?, ?, ?, clock_timestamp(),"
+                " clock_timestamp() + make_interval(secs => ?))",
+                (owner, issue, host, pid, float(lease_seconds)))
+
+    def heartbeat(self, owner: str, lease_seconds: float) -> bool:
+        """Extend the lease; False when this sender is no longer registered (it was reaped
+        as dead: it stalled longer than its lease), so it must stop at once."""
+        with self._write(shared=True) as conn:
+            cur = conn.execute(
+                "UPDATE senders SET expires_at = clock_timestamp()"
+                " + make_interval(secs => ?) WHERE owner = ?", (float(lease_seconds), owner))
+            return cur.rowcount == 1
+
+    def reap(self, issue: str) -> Reaped:
+        """Dead senders of ``issue`` (lease run out): their ``sending`` rows become
+        ``unknown`` with an event, their other rows go back to the pool, their row goes.
+
+        One transaction under the store's write lock (planning holds it too, so no reaper
+        meets a reconcile half-way); the senders rows are taken ``FOR UPDATE SKIP LOCKED``
+        and the recipients rows in id order, the order every sender's commit uses, so two
+        reapers, or a reaper and a stalled sender waking up, never deadlock. A ``sending``
+        row with no owner (left by a send before leases) is made ``unknown`` too.
+        """
+        with self._write() as conn:
+            dead = [(owner, host, pid) for owner, host, pid in conn.execute(
+                "SELECT owner, host, pid FROM senders WHERE issue = ?"
+                " AND expires_at < clock_timestamp() ORDER BY owner FOR UPDATE SKIP LOCKED",
+                (issue,)).fetchall()]
+            owners = [owner for owner, _h, _p in dead]
+            rows = conn.execute(
+                "SELECT id FROM recipients WHERE issue = ? AND (lease_owner = ANY(?)"
+                " OR (status = 'sending' AND lease_owner IS NULL)) ORDER BY id FOR UPDATE",
+                (issue, owners)).fetchall()
+            if not rows and not owners:
+                return Reaped()
+            ids = [rid for (rid,) in rows]
+            who = {owner: f"{host} pid {pid}" for owner, host, pid in dead}
+            now = self._now()
+            unknown = conn.execute(
+                "WITH u AS (UPDATE recipients SET status = 'unknown', lease_owner = NULL"
+                " WHERE id = ANY(?) AND status = 'sending' RETURNING id, issue, email,"
+                " lease_owner AS was)"
+                " INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
+                " SELECT id, issue, email, 'unknown', ?, ? FROM u ORDER BY id",
+                (ids, _lost_words(who), now)).rowcount
+            released = conn.execute(
+                "UPDATE recipients SET lease_owner = NULL WHERE id = ANY(?)"
+                " AND lease_owner IS NOT NULL", (ids,)).rowcount
+            conn.execute("DELETE FROM senders WHERE owner = ANY(?)", (owners,))
+            return Reaped(len(owners), max(unknown, 0), max(released, 0))
+
+    def claim(self, owner: str, issue: str, size: int, *, after: int = 0,
+              keys: Sequence[str] | None = None,
+              langs: Sequence[str] | None = None) -> list[Recipient] | None:
+        """Lease up to ``size`` pending rows nobody holds, lowest ids above ``after`` first;
+        None when this sender is no longer registered (reaped: it must stop).
+
+        No index on ``status`` or ``lease_owner``: each would turn every claim and every
+        outcome into an update of every index of the row (HOT updates need unindexed
+        columns), as the SQLite store's dropped status index did. The caller passes the
+        highest id it claimed so far (``after``), so a claim reads the primary key from
+        there instead of the issue's finished rows, and sweeps from 0 once before it stops.
+
+        ``keys`` (``--limit``: the plan's first N addresses) and ``langs`` (``--lang``: the
+        stored ``lang`` values that read this language; '' for none) narrow the rows taken.
+        The sender's own row is held ``FOR SHARE`` while it claims, so a reaper cannot
+        delete it half-way and leave rows leased to nobody alive.
+        """
+        where = ""
+        params: list[Any] = [issue, after]
+        if keys is not None:
+            where += " AND email_key = ANY(?)"
+            params.append(list(keys))
+        if langs is not None:
+            where += " AND coalesce(lang, '') = ANY(?)"
+            params.append(list(langs))
+        with self._write(shared=True) as conn:
+            alive = conn.execute("SELECT 1 FROM senders WHERE owner = ? FOR SHARE",
+                                 (owner,)).fetchone()
+            if alive is None:
+                return None
+            rows = conn.execute(
+                "WITH c AS (SELECT id FROM recipients WHERE issue = ? AND id > ?"
+                f" AND status = 'pending' AND lease_owner IS NULL{where}"
+                " ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)"
+                f" UPDATE recipients r SET lease_owner = ? FROM c WHERE r.id = c.id"
+                f" RETURNING {_RETURNING}", (*params, size, owner)).fetchall()
+        rows.sort(key=lambda row: row[0])
+        return [Recipient(rid, iss, email, name, lang, list_name,
+                          json.loads(fields) if fields != "{}" else {}, status, attempts,
+                          mid, subject)
+                for rid, iss, email, name, lang, list_name, fields, status, attempts, mid,
+                subject in rows]
+
+    def mark(self, owner: str, outcomes: Iterable[LeaseOutcome],
+             claim: tuple[int, str, str] | None = None) -> bool:
+        """Held outcomes, then (``claim``: id, message id, time) the row about to go on the
+        wire, in one commit; True when the claim was made (the row was still pending and
+        leased to ``owner``: not unsubscribed, withdrawn, or taken back from a dead sender).
+
+        Each outcome applies only while its row is still leased to ``owner`` and in the
+        state its attempt left it (``sending``; ``pending`` for a closing word), so a
+        sender reaped as dead changes nothing. Rows are written in id order (see ``reap``).
+        """
+        steps: list[tuple[int, LeaseOutcome | None]] = [(o[0], o) for o in outcomes]
+        if claim is not None:
+            steps.append((claim[0], None))
+        steps.sort(key=lambda step: step[0])
+        claimed = False
+        with self._write(shared=True) as conn:
+            for rid, outcome in steps:
+                if outcome is None:
+                    assert claim is not None
+                    claimed = conn.execute(
+                        "UPDATE recipients SET status = 'sending', message_id = ?,"
+                        " last_attempt_at = ? WHERE id = ? AND status = 'pending'"
+                        " AND lease_owner = ?", (claim[1], claim[2], rid, owner)).rowcount == 1
+                    continue
+                _rid, kind, code, response, message_id, at, was_claimed, relay = outcome
+                keep = "lease_owner" if kind == "deferred" else "NULL"
+                conn.execute(
+                    f"WITH u AS (UPDATE recipients SET status = {_OUTCOME_SQL[kind]},"
+                    " attempts = attempts + 1, smtp_code = ?, smtp_response = ?,"
+                    f" last_attempt_at = ?, message_id = ?, lease_owner = {keep},"
+                    " relay = coalesce(?, relay) WHERE id = ? AND lease_owner = ? AND status = ?"
+                    " RETURNING id, issue, email)"
+                    " INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
+                    " SELECT id, issue, email, ?, ?, ? FROM u",
+                    (code, response, at, message_id, relay, rid, owner,
+                     "sending" if was_claimed else "pending", kind,
+                     response if code is None else f"{code} {response}", at))
+        return claimed
+
+    def release(self, owner: str) -> tuple[int, int]:
+        """This sender is done (finished, stopped, or aborted): its ``sending`` rows (no
+        outcome came) become ``unknown``, its other rows go back to the pool, and its
+        ``senders`` row goes, in one commit. Returns (unknown, released)."""
+        now = self._now()
+        with self._write(shared=True) as conn:
+            conn.execute("SELECT id FROM recipients WHERE lease_owner = ? ORDER BY id"
+                         " FOR UPDATE", (owner,))
+            unknown = conn.execute(
+                "WITH u AS (UPDATE recipients SET status = 'unknown', lease_owner = NULL"
+                " WHERE lease_owner = ? AND status = 'sending' RETURNING id, issue, email)"
+                " INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
+                " SELECT id, issue, email, 'unknown', 'no reply from the relay before the"
+                " run stopped', ? FROM u ORDER BY id", (owner, now)).rowcount
+            released = conn.execute(
+                "UPDATE recipients SET lease_owner = NULL WHERE lease_owner = ?",
+                (owner,)).rowcount
+            conn.execute("DELETE FROM senders WHERE owner = ?", (owner,))
+        return max(unknown, 0), max(released, 0)
+
+    def leased_elsewhere(self, issue: str, owner: str | None = None) -> int:
+        """Pending rows of ``issue`` leased to other live senders: theirs to send."""
+        row = self._conn.execute(
+            "SELECT count(*) FROM recipients WHERE issue = ? AND status IN"
+            " ('pending', 'sending') AND lease_owner IS NOT NULL"
+            " AND lease_owner IS DISTINCT FROM ?", (issue, owner)).fetchone()
+        return int(row[0])
+
+    def senders(self, issue: str) -> list[SenderInfo]:
+        """The registered senders of ``issue``, oldest first, each with its rows on the
+        wire (``report``); none on SQLite, which has no leases."""
+        if not self.is_postgres:
+            return []
+        return [SenderInfo(owner, iss, host, int(pid), str(started), float(left), int(wire))
+                for owner, iss, host, pid, started, left, wire in self._conn.execute(
+                    "SELECT owner, issue, host, pid, to_char(started_at AT TIME ZONE 'UTC',"
+                    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+                    " extract(epoch FROM expires_at - clock_timestamp()),"
+                    " (SELECT count(*) FROM recipients r WHERE r.lease_owner = s.owner"
+                    " AND r.status = 'sending')"
+                    " FROM senders s WHERE issue = ? ORDER BY started_at, owner",
+                    (issue,)).fetchall()]
+
+    def pending_langs(self, issue: str) -> list[str]:
+        """The distinct stored ``lang`` values ('' for none) of the issue's pending rows."""
+        return [str(value) for (value,) in self._conn.execute(
+            "SELECT DISTINCT coalesce(lang, '') FROM recipients WHERE issue = ?"
+            " AND status = 'pending'", (issue,)).fetchall()]
+
+    def server_now(self) -> str:
+        """The database server's clock, as leases see it (tests, ``doctor``)."""
+        row = self._conn.execute("SELECT clock_timestamp()::text").fetchone()
+        return str(row[0])
+
+
+def _lost_words(who: dict[str, str]) -> str:
+    """The event's detail for rows a dead sender left on the wire."""
+    if not who:
+        return "in flight when its send stopped (no sender holds it)"
+    names = ", ".join(sorted(who.values()))
+    return f"in flight when its sender ({names}) stopped renewing its lease"

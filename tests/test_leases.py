@@ -1,0 +1,162 @@
+"""The lease SQL of several senders on one PostgreSQL store (``store/leases.py``).
+
+Against a real PostgreSQL server (tests/support/postgres.py): two senders claiming at once
+never get the same row (``FOR UPDATE SKIP LOCKED``), a sender reaped as dead changes nothing
+with its late claims and outcomes, a lost heartbeat is seen, and lease times are the
+server's clock, whatever a host's clock says.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from mirage_mailer.store import NewRecipient, Store, open_store
+from mirage_mailer.util.database import PostgresUrl
+
+ISSUE = "2026-01-leases"
+
+
+def _rows(n: int) -> list[NewRecipient]:
+    return [NewRecipient(f"reader{k:04d}@example.org", None, None, "subscribers")
+            for k in range(n)]
+
+
+@pytest.fixture
+def store(pg_url: PostgresUrl) -> Iterator[Store]:
+    with open_store(pg_url) as s:
+        s.add_recipients(ISSUE, _rows(300))
+        yield s
+
+
+def _expire(url: PostgresUrl, owner: str) -> None:
+    """What a stall longer than the lease looks like to the others: its lease has run out."""
+    with psycopg.connect(str(url), autocommit=True) as conn:
+        conn.execute("UPDATE senders SET expires_at = clock_timestamp() - interval '1 second'"
+                     " WHERE owner = %s", (owner,))
+
+
+def _status(url: PostgresUrl) -> dict[int, tuple[str, str | None]]:
+    with psycopg.connect(str(url), autocommit=True) as conn:
+        return {rid: (status, owner) for rid, status, owner in conn.execute(
+            "SELECT id, status, lease_owner FROM recipients WHERE issue = %s", (ISSUE,))}
+
+
+def test_two_senders_claiming_at_once_never_share_a_row(pg_url: PostgresUrl, store: Store) -> None:
+    with open_store(pg_url) as other:
+        store.register_sender("a", ISSUE, "host-a", 1, 60)
+        other.register_sender("b", ISSUE, "host-b", 2, 60)
+        got: dict[str, list[int]] = {"a": [], "b": []}
+        start = threading.Barrier(2)
+
+        def take(s: Store, owner: str) -> None:
+            start.wait()
+            while rows := s.claim(owner, ISSUE, 7):
+                got[owner] += [r.id for r in rows]
+
+        threads = [threading.Thread(target=take, args=(s, o))
+                   for s, o in ((store, "a"), (other, "b"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not set(got["a"]) & set(got["b"])
+        assert sorted(got["a"] + got["b"]) == sorted(_status(pg_url))
+        assert got["a"] and got["b"]  # both took part
+        assert {o for _s, o in _status(pg_url).values()} == {"a", "b"}
+
+
+def test_a_claim_skips_rows_another_claim_holds_instead_of_waiting(
+        pg_url: PostgresUrl, store: Store) -> None:
+    store.register_sender("b", ISSUE, "host-b", 2, 60)
+    ids = sorted(_status(pg_url))
+    with psycopg.connect(str(pg_url)) as holder:  # a claim of the first ten, not yet committed
+        holder.execute("SELECT id FROM recipients WHERE id = ANY(%s) FOR UPDATE",
+                       (ids[:10],))
+        done: list[list[int]] = []
+        worker = threading.Thread(
+            target=lambda: done.append([r.id for r in store.claim("b", ISSUE, 5) or []]))
+        worker.start()
+        worker.join(5)
+        assert done == [ids[10:15]]  # at once, the next free ones
+        holder.rollback()
+
+
+def test_a_reaped_sender_changes_nothing_with_its_late_words(
+        pg_url: PostgresUrl, store: Store) -> None:
+    with open_store(pg_url) as other:
+        store.register_sender("dead", ISSUE, "host-a", 1, 60)
+        rows = store.claim("dead", ISSUE, 3)
+        assert rows is not None and len(rows) == 3
+        on_wire, leased, answered = (r.id for r in rows)
+        stamp = store.stamp()
+        assert store.mark("dead", [], (on_wire, "<m1@x>", stamp))
+        assert store.mark("dead", [], (answered, "<m3@x>", stamp))
+        _expire(pg_url, "dead")
+        other.register_sender("live", ISSUE, "host-b", 2, 60)
+        reaped = other.reap(ISSUE)
+        assert (reaped.senders, reaped.unknown, reaped.released) == (1, 2, 1)
+        after = _status(pg_url)
+        assert after[on_wire] == after[answered] == ("unknown", None)
+        assert after[leased] == ("pending", None)
+        # the stalled sender wakes up: nothing it says lands
+        assert not store.mark("dead", [(answered, "sent", 250, "ok", "<m3@x>", stamp, True,
+                                        None)], (leased, "<m2@x>", stamp))
+        assert store.claim("dead", ISSUE, 5) is None
+        assert not store.heartbeat("dead", 60)
+        assert _status(pg_url) == after
+        # and the live sender may take the row back
+        took = other.claim("live", ISSUE, 300)
+        assert took is not None and leased in {r.id for r in took}
+
+
+def test_outcomes_land_only_on_rows_still_on_the_wire_for_that_sender(
+        pg_url: PostgresUrl, store: Store) -> None:
+    store.register_sender("a", ISSUE, "host-a", 1, 60)
+    rows = store.claim("a", ISSUE, 2)
+    assert rows is not None
+    first, second = rows[0].id, rows[1].id
+    stamp = store.stamp()
+    assert store.mark("a", [], (first, "<m1@x>", stamp))
+    assert store.mark("a", [(first, "sent", 250, "2.0.0 ok", "<m1@x>", stamp, True, None)],
+                      (second, "<m2@x>", stamp))
+    assert not store.mark("a", [(second, "deferred", 451, "later", "<m2@x>", stamp, True,
+                                 None)])  # no claim in this commit
+    states = _status(pg_url)
+    assert states[first] == ("sent", None)
+    assert states[second] == ("pending", "a")  # deferred: still this sender's to retry
+    assert store.counts(ISSUE)["sent"] == 1
+    assert store.release("a") == (0, 1)
+    assert _status(pg_url)[second] == ("pending", None)
+    assert store.claim("a", ISSUE, 1) is None  # released: no longer registered
+
+
+def test_lease_times_are_the_servers_clock_not_the_hosts(pg_url: PostgresUrl) -> None:
+    past = datetime(2001, 1, 1, tzinfo=UTC)
+    future = datetime(2099, 1, 1, tzinfo=UTC)
+    with Store(pg_url, clock=lambda: past) as slow, Store(pg_url, clock=lambda: future) as fast:
+        slow.add_recipients(ISSUE, _rows(3))
+        slow.register_sender("slow", ISSUE, "behind", 1, 30)
+        fast.register_sender("fast", ISSUE, "ahead", 2, 30)
+        assert fast.reap(ISSUE).senders == 0  # a host far ahead does not end a live lease
+        assert slow.reap(ISSUE).senders == 0
+        for info in fast.senders(ISSUE):
+            assert 25 < info.expires_in <= 30
+        before = slow.senders(ISSUE)[0].expires_in
+        time.sleep(0.3)
+        assert slow.heartbeat("slow", 30)
+        assert slow.senders(ISSUE)[0].expires_in > before
+
+
+def test_a_lost_heartbeat_is_seen(pg_url: PostgresUrl, store: Store) -> None:
+    store.register_sender("a", ISSUE, "host-a", 1, 60)
+    assert store.heartbeat("a", 60)
+    _expire(pg_url, "a")
+    with open_store(pg_url) as other:
+        assert other.reap(ISSUE).senders == 1
+    assert not store.heartbeat("a", 60)

@@ -1,0 +1,193 @@
+"""Several ``send`` processes on one issue and one PostgreSQL store (issue 12 item 6).
+
+Real CLI processes, a real PostgreSQL server (tests/support/postgres.py) and an aiosmtpd relay
+on 127.0.0.1 that counts what it receives per address: every recipient is received exactly
+once, except the in-flight ones of a sender that died, which ``report`` lists as ``unknown``;
+a sender that stalled past its lease stops with exit 3 and sends nothing more.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from helpers import SAMPLE_ISSUE, RunCli, edit, report
+from mirage_mailer.util.database import PostgresUrl
+from support.smtp_sink import Call, SmtpSink
+
+CONCURRENCY = 4
+
+
+def _slow(call: Call) -> None:
+    if call.stage == "DATA":
+        time.sleep(0.001)  # the relay takes about a millisecond a message: runs last seconds
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    server = SmtpSink(rules=[_slow])
+    with server.running_in_thread():
+        yield server
+
+
+def _slower(call: Call) -> None:
+    if call.stage == "DATA":
+        time.sleep(0.01)  # a hundred messages a second: still running after a report
+
+
+@pytest.fixture
+def slow_sink() -> Iterator[SmtpSink]:
+    server = SmtpSink(rules=[_slower])
+    with server.running_in_thread():
+        yield server
+
+
+def _setup(project: Path, relay: str, database: PostgresUrl, readers: int,
+           lease: int = 2) -> list[str]:
+    config = project / "mirage.yaml"
+    edit(config, "  url: maildir:outbox", f"  url: {relay}")
+    edit(config, "  starttls: always", "  starttls: never")
+    edit(config, "  rate_per_second: 10", "  rate_per_second: null")
+    edit(config, "  timeout: 30", "  timeout: 10")
+    edit(config, "  database: .mirage/tracking.sqlite",
+         f"  database: {database}\n  lease_seconds: {lease}")
+    addresses = [f"reader{n:04d}@example.org" for n in range(readers)]
+    lines = ["email,name,lang"] + [f"{a},Reader {n},en" for n, a in enumerate(addresses)]
+    (project / "lists/subscribers.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return addresses
+
+
+def _send(project: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "mirage_mailer", "send", SAMPLE_ISSUE,
+                             "--yes"], cwd=project, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(sink: SmtpSink, received: int, procs: list[subprocess.Popen[str]]) -> None:
+    deadline = time.monotonic() + 60
+    while len(sink.received) < received:
+        assert time.monotonic() < deadline, "the senders never got going"
+        assert any(p.poll() is None for p in procs), [p.communicate() for p in procs]
+        time.sleep(0.005)
+
+
+def _senders(url: PostgresUrl) -> int:
+    with psycopg.connect(str(url), autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM senders").fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def _states(run_cli: RunCli) -> dict[str, str]:
+    data = report(run_cli)
+    recipients = data["recipients"]
+    assert isinstance(recipients, list)
+    return {r["email"]: r["status"] for r in recipients}
+
+
+def test_three_senders_one_killed_every_reader_once_or_reported_unknown(
+        project: Path, run_cli: RunCli, sink: SmtpSink, pg_url: PostgresUrl) -> None:
+    addresses = _setup(project, sink.url, pg_url, 3000)
+    procs = [_send(project) for _ in range(3)]
+    _wait_for(sink, 300, procs)
+    victim = procs[1]
+    os.kill(victim.pid, signal.SIGKILL)  # mid-run: messages on the wire, a batch leased
+    victim.wait(10)
+    results = [p.communicate(timeout=120) for p in (procs[0], procs[2])]
+    for p, (out, err) in zip((procs[0], procs[2]), results, strict=True):
+        assert p.returncode == 0, (out, err)
+        assert "Traceback" not in err
+    states = _states(run_cli)
+    counts = Counter(states.values())
+    assert counts["pending"] == 0, counts  # the survivors took the dead sender's batch back
+    assert set(counts) <= {"sent", "unknown"}, counts
+    unknown = {a for a, s in states.items() if s == "unknown"}
+    assert len(unknown) <= CONCURRENCY  # what the killed sender had on the wire
+    received = Counter(sink.recipients())
+    assert set(received) | unknown == set(addresses)  # nobody lost
+    assert {a for a, n in received.items() if n > 1} == set()  # nobody twice
+    assert set(received) - unknown == {a for a, s in states.items() if s == "sent"}
+    assert _senders(pg_url) == 0  # the survivors left, and reaped the dead one
+
+
+def test_a_sender_that_stalled_past_its_lease_stops_and_sends_nothing_more(
+        project: Path, run_cli: RunCli, sink: SmtpSink, pg_url: PostgresUrl) -> None:
+    addresses = _setup(project, sink.url, pg_url, 600)
+    stalled = _send(project)
+    _wait_for(sink, 50, [stalled])
+    os.kill(stalled.pid, signal.SIGSTOP)  # a paused VM, a long GC: no heartbeat
+    try:
+        time.sleep(2.6)  # its lease (2 s) runs out
+        relief = _send(project)  # reaps it, and sends everyone else
+        out, err = relief.communicate(timeout=120)
+        assert relief.returncode == 0, (out, err)
+        assert "stopped renewing their lease" in err
+    finally:
+        os.kill(stalled.pid, signal.SIGCONT)
+    out, err = stalled.communicate(timeout=60)
+    assert stalled.returncode == 3, (out, err)
+    # its heartbeat finds it reaped; or, stopped inside a transaction, the server had ended
+    # its session (idle_in_transaction_session_timeout) so that the reaper never waited
+    assert "lease expired" in err or "tracking database" in err, err
+    assert "run the same command again" in err or "rerun" in err, err
+    assert "Traceback" not in err
+    states = _states(run_cli)
+    unknown = {a for a, s in states.items() if s == "unknown"}
+    assert len(unknown) <= CONCURRENCY
+    assert set(states.values()) <= {"sent", "unknown"}
+    received = Counter(sink.recipients())
+    assert set(received) | unknown == set(addresses)
+    assert {a for a, n in received.items() if n > 1} == set()  # its late words sent nobody
+
+
+def test_sigterm_gives_the_rest_back_and_leaves(
+        project: Path, run_cli: RunCli, slow_sink: SmtpSink, pg_url: PostgresUrl) -> None:
+    sink = slow_sink
+    addresses = _setup(project, sink.url, pg_url, 300, lease=60)
+    proc = _send(project)
+    _wait_for(sink, 40, [proc])
+    running = report(run_cli)["senders"]  # an extra field while senders run
+    assert isinstance(running, list) and len(running) == 1
+    assert running[0]["pid"] == proc.pid and 0 <= running[0]["in_flight"] <= CONCURRENCY
+    assert running[0]["lease_left"] > 50
+    os.kill(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, (out, err)
+    assert _senders(pg_url) == 0
+    with psycopg.connect(str(pg_url), autocommit=True) as conn:
+        leased = conn.execute("SELECT count(*) FROM recipients WHERE lease_owner IS NOT NULL"
+                              ).fetchone()
+        assert leased == (0,)  # a 60 s lease: the rest is free now, not in a minute
+    assert "senders" not in report(run_cli)  # gone with it
+    states = _states(run_cli)
+    assert "pending" in states.values() and "unknown" not in states.values()
+    done = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert done.code == 0, done.err
+    assert Counter(sink.recipients()) == Counter(addresses)
+
+
+def test_sending_processes_are_refused_on_a_shared_store(
+        project: Path, run_cli: RunCli, pg_url: PostgresUrl) -> None:
+    _setup(project, "smtp://127.0.0.1:9", pg_url, 3)
+    edit(project / "mirage.yaml", "  concurrency: 4", "  concurrency: 4\n  processes: 2")
+    result = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert result.code == 2
+    assert "transport.processes is 2" in result.err
+    assert "start several 'mirage-mailer send' commands" in result.err
+
+
+def test_lease_seconds_below_two_is_refused(project: Path, run_cli: RunCli) -> None:
+    edit(project / "mirage.yaml", "  database: .mirage/tracking.sqlite",
+         "  database: .mirage/tracking.sqlite\n  lease_seconds: 1")
+    result = run_cli("validate", SAMPLE_ISSUE)
+    assert result.code == 2
+    assert "mirage.yaml:" in result.err and "lease_seconds" in result.err
