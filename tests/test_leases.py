@@ -8,6 +8,7 @@ server's clock, whatever a host's clock says.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
+from mirage_mailer.services.lease_recorder import LeaseRecorder
 from mirage_mailer.store import NewRecipient, Store, open_store
 from mirage_mailer.util.database import PostgresUrl
 
@@ -113,6 +115,15 @@ def test_a_reaped_sender_changes_nothing_with_its_late_words(
         # and the live sender may take the row back
         took = other.claim("live", ISSUE, 300)
         assert took is not None and leased in {r.id for r in took}
+        # an unknown row sent again (--resend-unknown) by the live sender: the dead one's
+        # late answer for it still lands nowhere
+        other.requeue_unknown(ISSUE)
+        again = other.claim("live", ISSUE, 300)
+        assert again is not None and on_wire in {r.id for r in again}
+        assert other.mark("live", [], (on_wire, "<m9@x>", stamp))
+        assert not store.mark("dead", [(on_wire, "failed", 550, "no", "<m1@x>", stamp, True,
+                                        None)])
+        assert _status(pg_url)[on_wire] == ("sending", "live")
 
 
 def test_outcomes_land_only_on_rows_still_on_the_wire_for_that_sender(
@@ -160,3 +171,24 @@ def test_a_lost_heartbeat_is_seen(pg_url: PostgresUrl, store: Store) -> None:
     with open_store(pg_url) as other:
         assert other.reap(ISSUE).senders == 1
     assert not store.heartbeat("a", 60)
+
+
+def test_the_recorder_stops_at_a_lost_heartbeat(pg_url: PostgresUrl, store: Store) -> None:
+    store.register_sender("a", ISSUE, "host-a", 1, 30)
+    rows = store.claim("a", ISSUE, 1)
+    assert rows is not None
+    lost: list[bool] = []
+    recorder = LeaseRecorder(store, "a", 0.3, on_lost=lambda: lost.append(True))
+
+    async def run() -> None:
+        recorder.start()
+        _expire(pg_url, "a")
+        with open_store(pg_url) as other:
+            assert other.reap(ISSUE).senders == 1
+        await asyncio.sleep(0.35)  # a heartbeat every 0.1 s
+        recorder.close()
+
+    asyncio.run(run())
+    assert lost == [True] and recorder.lost
+    assert not recorder.claim(rows[0].id, "<m@x>")  # nothing more goes on the wire
+    assert _status(pg_url)[rows[0].id] == ("pending", None)
