@@ -189,6 +189,27 @@ def commits_per_second(server: PostgresServer, clients: int, seconds: float = 5.
     return total / seconds
 
 
+def claim_cost(server: PostgresServer, rows: int = 20_000) -> None:
+    """Claiming an issue's rows in batches of 10, 100 and 1,000: time per row claimed (the
+    claim's share of a message), on one connection, nothing else running."""
+    from mirage_mailer.store import NewRecipient, open_store
+    from mirage_mailer.util.database import PostgresUrl
+
+    for size in (10, 100, 1000):
+        with open_store(PostgresUrl(server.new_database())) as store:
+            store.add_recipients("bench", (NewRecipient(f"r{n}@example.org", None, None, "l")
+                                           for n in range(rows)))
+            store.register_sender("bench", "bench", "bench", os.getpid(), 60)
+            after, took = 0, 0
+            began = time.perf_counter()
+            while batch := store.claim("bench", "bench", size, after=after):
+                after = batch[-1].id
+                took += len(batch)
+            spent = time.perf_counter() - began
+            print(f"  claims of {size:5d}: {spent / took * 1e6:6.1f} µs a row claimed "
+                  f"({took} rows, {spent:.2f} s)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=6000, metavar="N")
@@ -199,6 +220,8 @@ def main() -> int:
     parser.add_argument("--sink", choices=("auto", "smtp-sink", "aiosmtpd"), default="auto")
     parser.add_argument("--commits", action="store_true",
                         help="also measure small commits per second of the server")
+    parser.add_argument("--claims", action="store_true",
+                        help="also time claims of 10, 100 and 1,000 rows (per row claimed)")
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()
     kind = args.sink
@@ -231,6 +254,8 @@ def main() -> int:
                   f"SQLite; {result.per_core:6,.0f} msg/s per core = "
                   f"{result.per_core / base.per_core:4.2f}; claim/outcome commits "
                   f"{result.claim_us:4.0f} µs a message")
+        if args.claims:
+            claim_cost(server)
         if args.commits:
             for clients in (1, 2, 4, 8):
                 rate = commits_per_second(server, clients)

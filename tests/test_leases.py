@@ -142,8 +142,22 @@ def test_outcomes_land_only_on_rows_still_on_the_wire_for_that_sender(
     assert states[first] == ("sent", None)
     assert states[second] == ("pending", "a")  # deferred: still this sender's to retry
     assert store.counts(ISSUE)["sent"] == 1
+    # its retry: the deferral and the new claim of the same row in one commit, in that order
+    assert store.mark("a", [], (rows[0].id, "<m0@x>", stamp)) is False  # sent: not again
+    assert store.mark("a", [], (second, "<m2@x>", stamp))  # the retry goes on the wire
+    assert store.mark("a", [(second, "deferred", 451, "later", "<m2@x>", stamp, True, None)],
+                      (second, "<m2@x>", stamp))  # deferred once more, and tried again
+    assert _status(pg_url)[second] == ("sending", "a")
+    assert store.mark("a", [(second, "deferred", 451, "again", "<m2@x>", stamp, True, None)])\
+        is False
+    # the reader leaves the list between two attempts: the closing word does not bring
+    # the row back
+    store.reconcile(ISSUE, [rows[1].email])
+    assert _status(pg_url)[second] == ("withdrawn", "a")
+    store.mark("a", [(second, "deferred", 451, "gave up", "<m2@x>", stamp, False, None)])
+    assert _status(pg_url)[second] == ("withdrawn", "a")
     assert store.release("a") == (0, 1)
-    assert _status(pg_url)[second] == ("pending", None)
+    assert _status(pg_url)[second] == ("withdrawn", None)
     assert store.claim("a", ISSUE, 1) is None  # released: no longer registered
 
 

@@ -77,6 +77,11 @@ _RELAYS = f"ALTER TABLE recipients ADD COLUMN relay {_T};"
 # timestamps here, compared with clock_timestamp(); SQLite never fills this table.
 _LEASES = f"""
 ALTER TABLE recipients ADD COLUMN lease_owner {_T};
+-- SQLite's index on issue holds each row's rowid in order; PostgreSQL's does not, so a claim
+-- ("this issue, ids above N, in id order") read every row of the issue: 5 ms a claim at
+-- 20,000 rows. The same name, the id added.
+DROP INDEX recipients_issue;
+CREATE INDEX recipients_issue ON recipients (issue, id);
 CREATE TABLE senders (
     owner {_T} PRIMARY KEY, issue {_T} NOT NULL, host {_T} NOT NULL, pid BIGINT NOT NULL,
     started_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
