@@ -199,7 +199,7 @@ def claim_cost(server: PostgresServer, rows: int = 20_000) -> None:
         with open_store(PostgresUrl(server.new_database())) as store:
             store.add_recipients("bench", (NewRecipient(f"r{n}@example.org", None, None, "l")
                                            for n in range(rows)))
-            store.register_sender("bench", "bench", "bench", os.getpid(), 60)
+            store.register_sender("bench", "bench", "bench", os.getpid(), 60)  # analyzes
             after, took = 0, 0
             began = time.perf_counter()
             while batch := store.claim("bench", "bench", size, after=after):

@@ -97,8 +97,8 @@ def test_a_reaped_sender_changes_nothing_with_its_late_words(
         assert rows is not None and len(rows) == 3
         on_wire, leased, answered = (r.id for r in rows)
         stamp = store.stamp()
-        assert store.mark("dead", [], (on_wire, "<m1@x>", stamp))
-        assert store.mark("dead", [], (answered, "<m3@x>", stamp))
+        assert store.mark("dead", [], [(on_wire, "<m1@x>", stamp)])
+        assert store.mark("dead", [], [(answered, "<m3@x>", stamp)])
         _expire(pg_url, "dead")
         other.register_sender("live", ISSUE, "host-b", 2, 60)
         reaped = other.reap(ISSUE)
@@ -108,7 +108,7 @@ def test_a_reaped_sender_changes_nothing_with_its_late_words(
         assert after[leased] == ("pending", None)
         # the stalled sender wakes up: nothing it says lands
         assert not store.mark("dead", [(answered, "sent", 250, "ok", "<m3@x>", stamp, True,
-                                        None)], (leased, "<m2@x>", stamp))
+                                        None)], [(leased, "<m2@x>", stamp)])
         assert store.claim("dead", ISSUE, 5) is None
         assert not store.heartbeat("dead", 60)
         assert _status(pg_url) == after
@@ -120,7 +120,7 @@ def test_a_reaped_sender_changes_nothing_with_its_late_words(
         other.requeue_unknown(ISSUE)
         again = other.claim("live", ISSUE, 300)
         assert again is not None and on_wire in {r.id for r in again}
-        assert other.mark("live", [], (on_wire, "<m9@x>", stamp))
+        assert other.mark("live", [], [(on_wire, "<m9@x>", stamp)])
         assert not store.mark("dead", [(on_wire, "failed", 550, "no", "<m1@x>", stamp, True,
                                         None)])
         assert _status(pg_url)[on_wire] == ("sending", "live")
@@ -133,9 +133,9 @@ def test_outcomes_land_only_on_rows_still_on_the_wire_for_that_sender(
     assert rows is not None
     first, second = rows[0].id, rows[1].id
     stamp = store.stamp()
-    assert store.mark("a", [], (first, "<m1@x>", stamp))
+    assert store.mark("a", [], [(first, "<m1@x>", stamp)])
     assert store.mark("a", [(first, "sent", 250, "2.0.0 ok", "<m1@x>", stamp, True, None)],
-                      (second, "<m2@x>", stamp))
+                      [(second, "<m2@x>", stamp)])
     assert not store.mark("a", [(second, "deferred", 451, "later", "<m2@x>", stamp, True,
                                  None)])  # no claim in this commit
     states = _status(pg_url)
@@ -143,13 +143,13 @@ def test_outcomes_land_only_on_rows_still_on_the_wire_for_that_sender(
     assert states[second] == ("pending", "a")  # deferred: still this sender's to retry
     assert store.counts(ISSUE)["sent"] == 1
     # its retry: the deferral and the new claim of the same row in one commit, in that order
-    assert store.mark("a", [], (rows[0].id, "<m0@x>", stamp)) is False  # sent: not again
-    assert store.mark("a", [], (second, "<m2@x>", stamp))  # the retry goes on the wire
+    assert store.mark("a", [], [(rows[0].id, "<m0@x>", stamp)]) == set()  # sent: not again
+    assert store.mark("a", [], [(second, "<m2@x>", stamp)])  # the retry goes on the wire
     assert store.mark("a", [(second, "deferred", 451, "later", "<m2@x>", stamp, True, None)],
-                      (second, "<m2@x>", stamp))  # deferred once more, and tried again
+                      [(second, "<m2@x>", stamp)])  # deferred once more, and tried again
     assert _status(pg_url)[second] == ("sending", "a")
-    assert store.mark("a", [(second, "deferred", 451, "again", "<m2@x>", stamp, True, None)])\
-        is False
+    assert store.mark("a", [(second, "deferred", 451, "again", "<m2@x>", stamp, True,
+                             None)]) == set()
     # the reader leaves the list between two attempts: the closing word does not bring
     # the row back
     store.reconcile(ISSUE, [rows[1].email])
@@ -204,5 +204,5 @@ def test_the_recorder_stops_at_a_lost_heartbeat(pg_url: PostgresUrl, store: Stor
 
     asyncio.run(run())
     assert lost == [True] and recorder.lost
-    assert not recorder.claim(rows[0].id, "<m@x>")  # nothing more goes on the wire
+    assert not asyncio.run(recorder.claim(rows[0].id, "<m@x>"))  # nothing more on the wire
     assert _status(pg_url)[rows[0].id] == ("pending", None)

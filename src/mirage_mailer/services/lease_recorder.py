@@ -2,8 +2,9 @@
 read from another).
 
 Right before a message goes on the wire its row becomes ``sending`` in one commit, together
-with the outcomes held since the previous commit (``LeaseStore.mark``); an outcome waits at
-most until the next claim or ``EVERY`` seconds. So after a SIGKILL at most ``concurrency``
+with the outcomes held since the previous commit (``LeaseStore.mark``) and the claims of other
+connections ready in the same turn of the event loop; an outcome waits at most until the next
+claim or ``EVERY`` seconds. So after a SIGKILL at most ``concurrency``
 rows of the killed sender are ``sending`` (``unknown`` once reaped), and everything else is as
 the relay answered. A heartbeat extends the sender's lease every third of it; when it finds
 the sender gone (reaped as dead after a stall longer than the lease), nothing more goes on
@@ -36,6 +37,7 @@ class LeaseRecorder:
         self.commits = 0
         self._timer: asyncio.TimerHandle | None = None
         self._beat: asyncio.TimerHandle | None = None
+        self._claims: list[tuple[tuple[int, str, str], asyncio.Future[bool]]] = []
 
     # -- heartbeat ---------------------------------------------------------------------------
 
@@ -68,15 +70,35 @@ class LeaseRecorder:
 
     # -- per message ---------------------------------------------------------------------------
 
-    def claim(self, key: int, message_id: str) -> bool:
+    async def claim(self, key: int, message_id: str) -> bool:
         """Mark the row ``sending`` (with the held outcomes) right before its message leaves;
-        False: it must not be sent (no longer pending, or no longer this sender's)."""
+        False: it must not be sent (no longer pending, or no longer this sender's).
+
+        Claims made in the same turn of the event loop (connections ready together) share
+        one commit: the first schedules it, every one awaits it."""
         if self.failure is not None:
             raise self.failure
         if self.lost:
             return False
-        claimed = self._commit((key, message_id, self.store.stamp()))
-        return claimed
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._claims.append(((key, message_id, self.store.stamp()), waiter))
+        if len(self._claims) == 1:
+            loop.call_soon(self._commit_claims)
+        return await waiter
+
+    def _commit_claims(self) -> None:
+        batch = [(claim, waiter) for claim, waiter in self._claims if not waiter.cancelled()]
+        self._claims = []
+        try:
+            made = set() if self.lost else self._commit([claim for claim, _w in batch])
+        except Exception as exc:  # the store refused: every waiting claim stops the run
+            self.failure = exc
+            for _claim, waiter in batch:
+                waiter.set_exception(exc)
+            return
+        for claim, waiter in batch:
+            waiter.set_result(claim[0] in made)
 
     def hold(self, key: int, kind: str, code: int | None, response: str, message_id: str,
              *, claimed: bool, relay: str = "") -> None:
@@ -97,18 +119,18 @@ class LeaseRecorder:
     def flush(self) -> None:
         """Commit the held outcomes now."""
         if self.held:
-            self._commit(None)
+            self._commit([])
 
-    def _commit(self, claim: tuple[int, str, str] | None) -> bool:
+    def _commit(self, claims: list[tuple[int, str, str]]) -> set[int]:
         began = time.perf_counter()
-        claimed = self.store.mark(self.owner, self.held, claim)
+        made = self.store.mark(self.owner, self.held, claims)
         self.held = []
         self.commit_seconds += time.perf_counter() - began
         self.commits += 1
-        if self._timer is not None and claim is not None:
+        if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        return claimed
+        return made
 
     def close(self) -> None:
         """Stop the timers and commit what is held (on the loop, before it closes)."""

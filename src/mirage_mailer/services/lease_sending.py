@@ -159,7 +159,7 @@ def send_leased(prep: Preparation, options: SendOptions, store: LeaseStore, want
 
     async def on_attempt(envelope: Envelope) -> bool:
         track = tracked[envelope.key]
-        if recorder.claim(envelope.key, track.message_id):
+        if await recorder.claim(envelope.key, track.message_id):
             track.claimed = True
             return True
         tracked.pop(envelope.key, None)  # unsubscribed, withdrawn, or no longer ours
