@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from support.postgres import PostgresServer, start_server
 
 VERBOSE = re.compile(r"store: (\d+) ms in claim and outcome commits")
+COMMITS = re.compile(r"; (\d+) commits for (\d+) messages")
 SENT = re.compile(r"this run: sent (\d+)")
 
 
@@ -62,6 +63,7 @@ class Scenario:
     pending: int
     unknown: int
     codes: list[int]
+    commits: int = 0
 
     @property
     def rate(self) -> float:
@@ -138,12 +140,14 @@ def scenario(label: str, work: Path, kind: str, recipients: int, concurrency: in
     report = report_json(root)
     counts = report["counts"]
     claim_ms = sum(float(m[1]) for t in texts for m in VERBOSE.finditer(t))
+    commits = sum(int(m[1]) for t in texts for m in COMMITS.finditer(t))
     sent = sum(int(m[1]) for t in texts for m in SENT.finditer(t))
     result = Scenario(label, senders, sent, wall, cpu, claim_ms, counts["pending"],
-                      counts["unknown"], codes)
+                      counts["unknown"], codes, commits)
     print(f"  {label}: {sent} sent ({got.accepted} accepted by the sink) in {wall:.1f} s: "
           f"{result.rate:,.0f} msg/s; CPU {cpu:.1f} s: {result.per_core:,.0f} msg/s per core;"
-          f" claim/outcome commits {result.claim_us:.0f} µs a message; exit {codes}")
+          f" claim/outcome commits {result.claim_us:.0f} µs a message"
+          f" ({commits} commits); exit {codes}")
     if counts["pending"] or counts["unknown"] or got.accepted != recipients:
         print(f"    NOT CLEAN: pending {counts['pending']}, unknown {counts['unknown']}, "
               f"sink accepted {got.accepted} of {recipients}")
@@ -253,7 +257,8 @@ def main() -> int:
             print(f"  {label:13s} {result.rate:7,.0f} msg/s = {result.rate / base.rate:4.2f} of "
                   f"SQLite; {result.per_core:6,.0f} msg/s per core = "
                   f"{result.per_core / base.per_core:4.2f}; claim/outcome commits "
-                  f"{result.claim_us:4.0f} µs a message")
+                  f"{result.claim_us:4.0f} µs a message, "
+                  f"{result.sent / result.commits if result.commits else 0:.2f} a commit")
         if args.claims:
             claim_cost(server)
         if args.commits:

@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
+from mirage_mailer.commands.send import summary
 from mirage_mailer.services.lease_recorder import LeaseRecorder
+from mirage_mailer.services.sending import SendOutcome
 from mirage_mailer.store import NewRecipient, Store, open_store
 from mirage_mailer.util.database import PostgresUrl
 
@@ -206,3 +208,16 @@ def test_the_recorder_stops_at_a_lost_heartbeat(pg_url: PostgresUrl, store: Stor
     assert lost == [True] and recorder.lost
     assert not asyncio.run(recorder.claim(rows[0].id, "<m@x>"))  # nothing more on the wire
     assert _status(pg_url)[rows[0].id] == ("pending", None)
+
+
+def test_the_summary_tells_apart_what_other_senders_still_hold() -> None:
+    counts = {"sent": 90, "failed": 0, "pending": 5, "unknown": 3, "suppressed": 0,
+              "invalid": 0, "withdrawn": 0}
+    outcome = SendOutcome("i", "send", counts=counts, elsewhere=4, elsewhere_on_wire=2)
+    assert summary(outcome).endswith(
+        "; this run: sent 0, failed 0; 6 with other running senders (4 pending, 2 on the "
+        "wire); 1 pending: rerun send to resume; 1 unknown: check, then rerun with "
+        "--resend-unknown")
+    alone = SendOutcome("i", "send", counts=counts)
+    assert summary(alone).endswith("; this run: sent 0, failed 0; 5 pending: rerun send to "
+                                   "resume; 3 unknown: check, then rerun with --resend-unknown")

@@ -75,9 +75,13 @@ def summary(outcome: SendOutcome) -> str:
         run = outcome.this_run
         return (f"{outcome.issue}: test copy sent to {run.sent} of {run.total} address(es), "
                 f"failed {run.failed}, deferred {run.deferred}; nothing recorded")
-    if outcome.nothing_to_do and outcome.elsewhere:
-        return head + (f"; nothing left to claim: {outcome.elsewhere} pending with other "
-                       "running senders")
+    theirs = _with_others(outcome)  # a PostgreSQL store's other live senders
+    pending = c.get("pending", 0) - outcome.elsewhere
+    unknown = c.get("unknown", 0) - outcome.elsewhere_on_wire
+    if outcome.nothing_to_do and theirs:
+        return head + f"; nothing left to claim{theirs}" + (
+            f" ({unknown} unknown: rerun with --resend-unknown to send them again)"
+            if unknown > 0 else "")
     if outcome.nothing_to_do:
         return head + "; nothing to send" + (
             f" ({c['unknown']} unknown: rerun with --resend-unknown to send them again)"
@@ -90,16 +94,21 @@ def summary(outcome: SendOutcome) -> str:
     if outcome.stop_signal is not None:
         tail += ", stopped by " + ("Ctrl-C" if outcome.stop_signal == signal.SIGINT
                                    else "SIGTERM")
-    if c.get("pending") and outcome.elsewhere:  # a PostgreSQL store's other live senders
-        mine = c["pending"] - outcome.elsewhere
-        tail += f"; {c['pending']} pending, {outcome.elsewhere} of them with other running senders"
-        if mine > 0:
-            tail += f": rerun send to resume the other {mine}"
-    elif c.get("pending"):
-        tail += f"; {c['pending']} pending: rerun send to resume"
-    if c.get("unknown"):
-        tail += f"; {c['unknown']} unknown: check, then rerun with --resend-unknown"
+    tail += theirs
+    if pending > 0:
+        tail += f"; {pending} pending: rerun send to resume"
+    if unknown > 0:
+        tail += f"; {unknown} unknown: check, then rerun with --resend-unknown"
     return head + tail
+
+
+def _with_others(outcome: SendOutcome) -> str:
+    """What other senders of the issue still hold (PostgreSQL store): theirs to finish."""
+    pending, on_wire = outcome.elsewhere, outcome.elsewhere_on_wire
+    if not (pending or on_wire):
+        return ""
+    return (f"; {pending + on_wire} with other running senders ({pending} pending, "
+            f"{on_wire} on the wire)")
 
 
 class _Display:
@@ -339,7 +348,8 @@ def send_command(obj: Context, issue_dir: Path, dry_run: bool, to: tuple[str, ..
     if obj.verbose and outcome.claim_seconds and outcome.this_run.done:
         done = outcome.this_run.done  # a PostgreSQL store's leases: what recording cost
         err(f"store: {outcome.claim_seconds * 1000:.0f} ms in claim and outcome commits, "
-            f"{outcome.claim_seconds / done * 1e6:.0f} µs a message")
+            f"{outcome.claim_seconds / done * 1e6:.0f} µs a message; {outcome.commits} "
+            f"commits for {done} messages")
     return outcome.exit_code
 
 

@@ -190,7 +190,7 @@ def send_leased(prep: Preparation, options: SendOptions, store: LeaseStore, want
         raise
     _leave(store, owner, recorder)
     outcome.claim_seconds = recorder.commit_seconds
-    outcome.elsewhere = store.leased_elsewhere(issue.id)
+    outcome.commits = recorder.commits
     if recorder.lost:
         raise LeaseLost(Problem(
             display_path(settings.path), settings.line_of.get("tracking.lease_seconds"),
@@ -220,3 +220,12 @@ def _languages(prep: Preparation, store: LeaseStore) -> list[str]:
 def shared_store(settings: Settings) -> bool:
     """Whether the tracking store is a PostgreSQL server that several senders may share."""
     return isinstance(settings.tracking.database, PostgresUrl)
+
+
+def with_others(store: LeaseStore, outcome: SendOutcome) -> None:
+    """The issue's counts, and what other live senders hold of them now (theirs to finish,
+    not a rerun's): read one after the other while they work, so kept within the counts."""
+    outcome.counts = store.counts(outcome.issue)
+    pending, on_wire = store.leased_elsewhere(outcome.issue)
+    outcome.elsewhere = min(pending, outcome.counts.get("pending", 0))
+    outcome.elsewhere_on_wire = min(on_wire, outcome.counts.get("unknown", 0))

@@ -32,7 +32,12 @@ from mirage_mailer.delivery import (
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.lists import Subscriber
 from mirage_mailer.services.journal import Journal, journal_path, lock_path, settle
-from mirage_mailer.services.lease_sending import check_processes, send_leased, shared_store
+from mirage_mailer.services.lease_sending import (
+    check_processes,
+    send_leased,
+    shared_store,
+    with_others,
+)
 from mirage_mailer.services.loader import Project
 from mirage_mailer.services.outbound import credentials, deliver, resumable
 from mirage_mailer.services.planning import (
@@ -131,7 +136,9 @@ class SendOutcome:
     plan: Plan | None = None  # who gets it now and why the others do not
     stop_signal: signal.Signals | None = None  # Ctrl-C or SIGTERM stopped the run early
     elsewhere: int = 0  # pending rows other live senders hold (a PostgreSQL store's leases)
+    elsewhere_on_wire: int = 0  # ... and their rows on the wire (counted unknown meanwhile)
     claim_seconds: float = 0.0  # time in claim and outcome commits (leases; the bench reads it)
+    commits: int = 0  # ... and how many outcome commits there were
 
     @property
     def exit_code(self) -> ExitCode:
@@ -401,11 +408,11 @@ def _send_shared(prep: Preparation, options: SendOptions, progress: ProgressHook
         if reaped.senders or reaped.unknown:
             outcome.this_run.notes.append(reaped.words())
         if outcome.nothing_to_do:
-            outcome.elsewhere = store.leased_elsewhere(issue.id)
+            with_others(store, outcome)
             return outcome
         send_leased(prep, options, store, wanted, outcome, progress, stopper)
         outcome.to_send = outcome.this_run.total
-        outcome.counts = store.counts(issue.id)
+        with_others(store, outcome)
     return outcome
 
 

@@ -297,13 +297,13 @@ class LeasesMixin(StoreCore):
             conn.execute("DELETE FROM senders WHERE owner = ?", (owner,))
         return max(unknown, 0), max(released, 0)
 
-    def leased_elsewhere(self, issue: str, owner: str | None = None) -> int:
-        """Pending rows of ``issue`` leased to other live senders: theirs to send."""
+    def leased_elsewhere(self, issue: str) -> tuple[int, int]:
+        """(pending, on the wire) rows of ``issue`` that registered senders hold now."""
         row = self._conn.execute(
-            "SELECT count(*) FROM recipients WHERE issue = ? AND status IN"
-            " ('pending', 'sending') AND lease_owner IS NOT NULL"
-            " AND lease_owner IS DISTINCT FROM ?", (issue, owner)).fetchone()
-        return int(row[0])
+            "SELECT count(CASE WHEN status = 'pending' THEN 1 END),"
+            " count(CASE WHEN status = 'sending' THEN 1 END) FROM recipients"
+            " WHERE issue = ? AND lease_owner IS NOT NULL", (issue,)).fetchone()
+        return int(row[0]), int(row[1])
 
     def senders(self, issue: str) -> list[SenderInfo]:
         """The registered senders of ``issue``, oldest first, each with its rows on the
