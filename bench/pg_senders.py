@@ -64,6 +64,7 @@ class Scenario:
     unknown: int
     codes: list[int]
     commits: int = 0
+    server_cpu: float = 0.0  # CPU seconds of the PostgreSQL cluster during the scenario
 
     @property
     def rate(self) -> float:
@@ -86,6 +87,27 @@ def durable(server: PostgresServer) -> None:
         for setting in ("fsync", "full_page_writes", "synchronous_commit"):
             conn.execute(f"ALTER SYSTEM SET {setting} = on")
         conn.execute("SELECT pg_reload_conf()")
+
+
+def server_cpu(server: PostgresServer) -> float:
+    """CPU seconds the cluster has used so far: its postmaster, the children it has reaped
+    (the senders' backends, once they have gone) and those still running."""
+    tick = os.sysconf("SC_CLK_TCK")
+    postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry.name), int(fields[1])
+        if pid == postmaster:
+            total += sum(int(v) for v in fields[11:15]) / tick  # utime stime cutime cstime
+        elif ppid == postmaster:
+            total += sum(int(v) for v in fields[11:13]) / tick
+    return total
 
 
 def use_store(root: Path, url: str) -> None:
@@ -129,13 +151,16 @@ def run_senders(root: Path, count: int, timeout: float) -> tuple[float, float, l
 
 
 def scenario(label: str, work: Path, kind: str, recipients: int, concurrency: int,
-             senders: int, url: str | None, timeout: float) -> Scenario:
+             senders: int, url: str | None, timeout: float,
+             server: PostgresServer) -> Scenario:
     root = make_project(work / label.replace(" ", "-"), recipients, concurrency)
     if url is not None:
         use_store(root, url)
     with Sink(kind, work / f"{label.replace(' ', '-')}-sink") as sink:
         point_at(root, sink.url)
+        before = server_cpu(server)
         wall, cpu, texts, codes = run_senders(root, senders, timeout)
+        spent = server_cpu(server) - before if url is not None else 0.0
         got = sink.stop()
     report = report_json(root)
     counts = report["counts"]
@@ -143,11 +168,12 @@ def scenario(label: str, work: Path, kind: str, recipients: int, concurrency: in
     commits = sum(int(m[1]) for t in texts for m in COMMITS.finditer(t))
     sent = sum(int(m[1]) for t in texts for m in SENT.finditer(t))
     result = Scenario(label, senders, sent, wall, cpu, claim_ms, counts["pending"],
-                      counts["unknown"], codes, commits)
+                      counts["unknown"], codes, commits, spent)
     print(f"  {label}: {sent} sent ({got.accepted} accepted by the sink) in {wall:.1f} s: "
           f"{result.rate:,.0f} msg/s; CPU {cpu:.1f} s: {result.per_core:,.0f} msg/s per core;"
           f" claim/outcome commits {result.claim_us:.0f} µs a message"
-          f" ({commits} commits); exit {codes}")
+          f" ({commits} commits); PostgreSQL CPU {spent:.1f} s"
+          f" ({spent / sent * 1e6 if sent else 0:.0f} µs a message); exit {codes}")
     if counts["pending"] or counts["unknown"] or got.accepted != recipients:
         print(f"    NOT CLEAN: pending {counts['pending']}, unknown {counts['unknown']}, "
               f"sink accepted {got.accepted} of {recipients}")
@@ -246,7 +272,7 @@ def main() -> int:
             for label, senders, backend in plan:
                 url = server.new_database() if backend else None
                 result = scenario(f"{label} r{n + 1}", work, kind, args.recipients,
-                                  args.concurrency, senders, url, args.timeout)
+                                  args.concurrency, senders, url, args.timeout, server)
                 key = label
                 if key not in best or result.rate > best[key].rate:
                     best[key] = result
@@ -258,7 +284,8 @@ def main() -> int:
                   f"SQLite; {result.per_core:6,.0f} msg/s per core = "
                   f"{result.per_core / base.per_core:4.2f}; claim/outcome commits "
                   f"{result.claim_us:4.0f} µs a message, "
-                  f"{result.sent / result.commits if result.commits else 0:.2f} a commit")
+                  f"{result.sent / result.commits if result.commits else 0:.2f} a commit; "
+                  f"server CPU {result.server_cpu / result.sent * 1e6:.0f} µs a message")
         if args.claims:
             claim_cost(server)
         if args.commits:
