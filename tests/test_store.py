@@ -788,3 +788,15 @@ def test_reconcile_of_a_suppressed_address_keeps_it_suppressed(store: Store) -> 
     store.suppress("X@example.org", source="cli")
     store.reconcile("i", [NewRecipient("x@example.org", None, "en", "main")])
     assert by_email(store, "i")["x@example.org"]["status"] == "suppressed"
+
+
+def test_numbered_parameters_mean_the_same_on_both_backends(store: Store) -> None:
+    """SQLite's ?N (used twice, out of order, one left out) as PostgreSQL gets it rewritten."""
+    row = store._conn.execute("SELECT ?3, ?1, ?3, '?2' || ?1", ("a", "unused", "c")).fetchone()
+    assert tuple(row) == ("c", "a", "c", "?2a")
+    rows = store._conn.executemany(
+        "INSERT INTO suppressions (created_at, email, source) VALUES (?3, ?1, ?1)",
+        [("x@example.org", "skip", "t1"), ("y@example.org", "skip", "t2")])
+    assert rows.rowcount == 2
+    assert [(s["email"], s["source"], s["created_at"]) for s in store.suppressions()] == [
+        ("x@example.org", "x@example.org", "t1"), ("y@example.org", "y@example.org", "t2")]
