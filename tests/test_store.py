@@ -634,6 +634,19 @@ def test_issues_and_completion(store: Store) -> None:
     assert store.is_complete("2024-06")  # failures are final, so the issue is done
 
 
+def test_text_sorts_by_code_point_on_both_backends(store: Store, clock: Clock) -> None:
+    """SQLite compares text byte by byte; a PostgreSQL database's own collation (ICU's en-US
+    in the tests) would not: the store's columns are "C", so both answer alike."""
+    issues = ["a_c", "B", "ab", "a-b", "a"]
+    for issue in issues:
+        store.add_recipients(issue, [sub("x@example.org")])
+    for email in ("b-c@example.org", "B@example.org", "bc@example.org", "b_d@example.org"):
+        store.suppress(email, source="cli")
+    assert store.issues() == sorted(issues) == ["B", "a", "a-b", "a_c", "ab"]
+    assert [s["email"] for s in store.suppressions()] == sorted(
+        ["b-c@example.org", "b@example.org", "bc@example.org", "b_d@example.org"])
+
+
 def test_events_are_appended_in_order(store: Store, clock: Clock) -> None:
     store.add_recipients("i", [sub("a@example.org", list_name="partners")])
     (a,) = pending_ids(store, "i")
@@ -776,3 +789,37 @@ def test_reconcile_of_a_suppressed_address_keeps_it_suppressed(store: Store) -> 
     store.suppress("X@example.org", source="cli")
     store.reconcile("i", [NewRecipient("x@example.org", None, "en", "main")])
     assert by_email(store, "i")["x@example.org"]["status"] == "suppressed"
+
+
+def test_numbered_parameters_mean_the_same_on_both_backends(store: Store) -> None:
+    """SQLite's ?N (used twice, out of order, one left out) as PostgreSQL gets it rewritten."""
+    row = store._conn.execute("SELECT ?3, ?1, ?3, '?2' || ?1", ("a", "unused", "c")).fetchone()
+    assert tuple(row) == ("c", "a", "c", "?2a")
+    rows = store._conn.executemany(
+        "INSERT INTO suppressions (created_at, email, source) VALUES (?3, ?1, ?1)",
+        [("x@example.org", "skip", "t1"), ("y@example.org", "skip", "t2")])
+    assert rows.rowcount == 2
+    assert [(s["email"], s["source"], s["created_at"]) for s in store.suppressions()] == [
+        ("x@example.org", "x@example.org", "t1"), ("y@example.org", "y@example.org", "t2")]
+
+
+def test_a_batch_applies_its_outcomes_in_order(store: Store, clock: Clock) -> None:
+    """The claim journal's batch: a row deferred, retried and sent within one batch ends
+    sent after two attempts, its events in that order; a stale record changes nothing."""
+    from mirage_mailer.store import hashed_key
+
+    store.add_recipients("i", [sub("a@example.org"), sub("b@example.org")])
+    a, b = pending_ids(store, "i")
+    at = store.stamp()
+    who_a, who_b = hashed_key("a@example.org"), hashed_key("b@example.org")
+    batch = [(b, who_b, 0, "sent", 250, "ok", "<b1@x>", at),
+             (a, who_a, 0, "deferred", 451, "later", "<a1@x>", at),
+             (a, who_a, 1, "sent", 250, "ok", "<a2@x>", at),
+             (b, who_a, 1, "failed", 550, "not b's", "<b2@x>", at)]  # another person's
+    store.record_batch(batch)
+    store.record_batch(batch)  # replayed after a crash: nothing counts twice
+    rows = by_email(store, "i")
+    assert (rows["a@example.org"]["status"], rows["a@example.org"]["attempts"]) == ("sent", 2)
+    assert (rows["b@example.org"]["status"], rows["b@example.org"]["attempts"]) == ("sent", 1)
+    assert [(e["email"], e["kind"]) for e in store.events("i")][2:] == [
+        ("b@example.org", "sent"), ("a@example.org", "deferred"), ("a@example.org", "sent")]

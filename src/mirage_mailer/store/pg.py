@@ -12,7 +12,7 @@ URL in every message is the one from mirage.yaml, which never holds a password.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from mirage_mailer.store.dialect import Cursor, arrange, arrange_many, translate
@@ -28,6 +28,7 @@ INSTALL_HINT = "pip install 'mirage-mailer[postgresql]'"
 # process writing to this database (on any host) queues behind the one writing now, as
 # SQLite's BEGIN IMMEDIATE makes them do on one file. ("mirage" in ASCII.)
 WRITE_LOCK = 0x6D6972616765
+MIN_SERVER = 110000  # PostgreSQL 11, as libpq numbers versions
 UNAVAILABLE_HINT = ("check that the PostgreSQL server is running and reachable, and the "
                     "credentials (PGPASSWORD, ~/.pgpass or tracking.password_env); a rerun "
                     "resumes where this one stopped")
@@ -82,12 +83,36 @@ class PgConnection:
                 database.url, autocommit=True, cursor_factory=pg.RawCursor,
                 connect_timeout=max(1, int(timeout)), application_name="mirage-mailer",
                 password=database.password())
-            # a set-up statement, not libpq's options=, which would replace the URL's own
-            # (e.g. a search_path); lock waits end like SQLite's busy timeout
-            self._conn.execute(f"SET lock_timeout = {int(timeout * 1000)}".encode())
         except pg.Error as exc:
             raise translate_error(database, exc, "cannot connect to the tracking database"
                                   ) from None
+        try:
+            version = self._conn.info.server_version
+            if version < MIN_SERVER:  # sha256() (mm_hashed) came with PostgreSQL 11
+                raise StoreError(Problem(
+                    str(database), None, f"the server runs PostgreSQL {version // 10000}; "
+                    "mirage-mailer needs PostgreSQL 11 or later", "upgrade the server"))
+            # a set-up statement, not libpq's options=, which would replace the URL's own
+            # (e.g. a search_path); lock waits end like SQLite's busy timeout
+            self.execute(f"SET lock_timeout = {int(timeout * 1000)}")
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # sqlite3's two diagnostics, which the tests use to see what a store asks and writes:
+    # every statement as the store wrote it (before translation), and the rows changed.
+    total_changes = 0
+    _trace: Callable[[str], object] | None = None
+
+    def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
+        self._trace = callback
+
+    def _count(self, sql: str, cur: Any, times: int = 1) -> None:
+        if self._trace is not None:
+            for _ in range(times):
+                self._trace(sql)
+        if cur.rowcount > 0 and sql.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+            self.total_changes += cur.rowcount
 
     def _fail(self, exc: Exception) -> Exception:
         if isinstance(exc, self._psycopg.OperationalError) or _refusal(exc):
@@ -101,15 +126,19 @@ class PgConnection:
             cur.execute(text, arrange(order, parameters) if parameters else None)
         except self._psycopg.Error as exc:
             raise self._fail(exc) from None
+        self._count(sql, cur)
         return cast(Cursor, cur)
 
     def executemany(self, sql: str, seq_of_parameters: Iterable[Sequence[Any]], /) -> Cursor:
         text, order = translate(sql)
         cur = self._conn.cursor()
         try:
-            cur.executemany(text, arrange_many(order, seq_of_parameters))
+            batch = list(arrange_many(order, seq_of_parameters))
+            if batch:
+                cur.executemany(text, batch)
         except self._psycopg.Error as exc:
             raise self._fail(exc) from None
+        self._count(sql, cur, len(batch))
         return cast(Cursor, cur)
 
     def script(self, sql: str) -> None:
