@@ -221,3 +221,17 @@ def test_the_summary_tells_apart_what_other_senders_still_hold() -> None:
     alone = SendOutcome("i", "send", counts=counts)
     assert summary(alone).endswith("; this run: sent 0, failed 0; 5 pending: rerun send to "
                                    "resume; 3 unknown: check, then rerun with --resend-unknown")
+
+
+def test_claims_narrowed_by_address_and_language_take_only_those(pg_url: PostgresUrl) -> None:
+    with open_store(pg_url) as s:
+        s.add_recipients(ISSUE, [NewRecipient(f"r{n}@example.org", None,
+                                              "fr" if n % 2 else None, "l") for n in range(8)])
+        s.register_sender("a", ISSUE, "host-a", 1, 60)
+        french = s.claim("a", ISSUE, 10, langs=["fr"])
+        assert french is not None
+        assert [r.email for r in french] == ["r1@example.org", "r3@example.org",
+                                             "r5@example.org", "r7@example.org"]
+        some = s.claim("a", ISSUE, 10, keys=["r2@example.org", "r3@example.org"], langs=[""])
+        assert some is not None and [r.email for r in some] == ["r2@example.org"]
+        assert sorted(s.pending_langs(ISSUE)) == ["", "fr"]

@@ -191,3 +191,24 @@ def test_lease_seconds_below_two_is_refused(project: Path, run_cli: RunCli) -> N
     result = run_cli("validate", SAMPLE_ISSUE)
     assert result.code == 2
     assert "mirage.yaml:" in result.err and "lease_seconds" in result.err
+
+
+def test_lang_and_limit_claim_only_their_rows(
+        project: Path, run_cli: RunCli, sink: SmtpSink, pg_url: PostgresUrl) -> None:
+    _setup(project, sink.url, pg_url, 0)
+    lines = ["email,name,lang"] + [f"reader{n:02d}@example.org,Reader {n},"
+                                   f"{'fr' if n % 3 == 0 else 'en'}" for n in range(12)]
+    (project / "lists/subscribers.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    french = {f"reader{n:02d}@example.org" for n in range(0, 12, 3)}
+    done = run_cli("send", SAMPLE_ISSUE, "--yes", "--lang", "fr")
+    assert done.code == 0, done.err
+    assert set(sink.recipients()) == french
+    done = run_cli("send", SAMPLE_ISSUE, "--yes", "--limit", "3")
+    assert done.code == 0, done.err
+    assert set(sink.recipients()[len(french):]) == {  # the plan's first three
+        "reader01@example.org", "reader02@example.org", "reader04@example.org"}
+    states = _states(run_cli)
+    assert list(states.values()).count("pending") == 12 - len(french) - 3
+    with psycopg.connect(str(pg_url), autocommit=True) as conn:  # nothing held back
+        assert conn.execute("SELECT count(*) FROM recipients WHERE lease_owner IS NOT NULL"
+                            ).fetchone() == (0,)
