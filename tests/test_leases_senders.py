@@ -80,6 +80,22 @@ def _wait_for(sink: SmtpSink, received: int, procs: list[subprocess.Popen[str]])
         time.sleep(0.005)
 
 
+def _wait_busy(url: PostgresUrl, pid: int) -> None:
+    """Until the sender ``pid`` has messages on the wire and pending rows leased."""
+    deadline = time.monotonic() + 60
+    with psycopg.connect(str(url), autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                "SELECT count(CASE WHEN status = 'sending' THEN 1 END),"
+                " count(CASE WHEN status = 'pending' THEN 1 END) FROM recipients"
+                " WHERE lease_owner = (SELECT owner FROM senders WHERE pid = %s)",
+                (pid,)).fetchone()
+            if row is not None and row[0] and row[1]:
+                return
+            assert time.monotonic() < deadline, "the sender never got going"
+            time.sleep(0.002)
+
+
 def _senders(url: PostgresUrl) -> int:
     with psycopg.connect(str(url), autocommit=True) as conn:
         row = conn.execute("SELECT count(*) FROM senders").fetchone()
@@ -100,12 +116,15 @@ def test_three_senders_one_killed_every_reader_once_or_reported_unknown(
     procs = [_send(project) for _ in range(3)]
     _wait_for(sink, 300, procs)
     victim = procs[1]
+    _wait_busy(pg_url, victim.pid)
     os.kill(victim.pid, signal.SIGKILL)  # mid-run: messages on the wire, a batch leased
     victim.wait(10)
     results = [p.communicate(timeout=120) for p in (procs[0], procs[2])]
     for p, (out, err) in zip((procs[0], procs[2]), results, strict=True):
         assert p.returncode == 0, (out, err)
         assert "Traceback" not in err
+    assert any("1 sender(s) of this issue stopped renewing their lease" in err
+               for _out, err in results), results  # a survivor took its rows back
     states = _states(run_cli)
     counts = Counter(states.values())
     assert counts["pending"] == 0, counts  # the survivors took the dead sender's batch back

@@ -138,7 +138,11 @@ def send_leased(prep: Preparation, options: SendOptions, store: LeaseStore, want
                     continue
                 if reaped:
                     return  # what is left is with other live senders
-                store.reap(issue.id)  # a dead sender's rows come back to the pool
+                got = store.reap(issue.id)  # a dead sender's rows come back to the pool
+                if got.senders or got.unknown:
+                    outcome.this_run.notes.append(got.words())
+                    if progress:
+                        progress(outcome.this_run)
                 reaped = True
                 continue
             reaped = False
