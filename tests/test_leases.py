@@ -215,8 +215,9 @@ def test_the_summary_tells_apart_what_other_senders_still_hold() -> None:
               "invalid": 0, "withdrawn": 0}
     outcome = SendOutcome("i", "send", counts=counts, elsewhere=4, elsewhere_on_wire=2)
     assert summary(outcome).endswith(
-        "; this run: sent 0, failed 0; 6 with other running senders (4 pending, 2 on the "
-        "wire); 1 pending: rerun send to resume; 1 unknown: check, then rerun with "
+        "; this run: sent 0, failed 0; 6 held by other senders (4 pending, 2 on the wire): "
+        "theirs to finish, or a rerun's after tracking.lease_seconds if one has died; "
+        "1 pending: rerun send to resume; 1 unknown: check, then rerun with "
         "--resend-unknown")
     alone = SendOutcome("i", "send", counts=counts)
     assert summary(alone).endswith("; this run: sent 0, failed 0; 5 pending: rerun send to "

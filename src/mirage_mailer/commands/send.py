@@ -107,8 +107,9 @@ def _with_others(outcome: SendOutcome) -> str:
     pending, on_wire = outcome.elsewhere, outcome.elsewhere_on_wire
     if not (pending or on_wire):
         return ""
-    return (f"; {pending + on_wire} with other running senders ({pending} pending, "
-            f"{on_wire} on the wire)")
+    return (f"; {pending + on_wire} held by other senders ({pending} pending, {on_wire} on "
+            "the wire): theirs to finish, or a rerun's after tracking.lease_seconds if one "
+            "has died")
 
 
 class _Display:
