@@ -231,3 +231,27 @@ def test_lang_and_limit_claim_only_their_rows(
     with psycopg.connect(str(pg_url), autocommit=True) as conn:  # nothing held back
         assert conn.execute("SELECT count(*) FROM recipients WHERE lease_owner IS NOT NULL"
                             ).fetchone() == (0,)
+
+
+def test_a_sender_whose_database_connection_dies_stops_with_one_line(
+        project: Path, run_cli: RunCli, slow_sink: SmtpSink, pg_url: PostgresUrl) -> None:
+    addresses = _setup(project, slow_sink.url, pg_url, 300)
+    proc = _send(project)
+    _wait_for(slow_sink, 20, [proc])
+    with psycopg.connect(str(pg_url), autocommit=True) as conn:  # the server drops it
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                     " WHERE application_name = 'mirage-mailer' AND pid <> pg_backend_pid()")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, (out, err)
+    assert "Traceback" not in err
+    problems = [line for line in err.splitlines() if str(pg_url) in line]
+    assert problems and "rerun" in problems[0], err
+    time.sleep(2.2)  # its lease runs out: the rerun takes its rows back
+    done = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert done.code == 0, done.err
+    states = _states(run_cli)
+    unknown = {a for a, s in states.items() if s == "unknown"}
+    assert len(unknown) <= CONCURRENCY and set(states.values()) <= {"sent", "unknown"}
+    received = Counter(slow_sink.recipients())
+    assert set(received) | unknown == set(addresses)
+    assert {a for a, n in received.items() if n > 1} == set()

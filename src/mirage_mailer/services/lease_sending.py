@@ -12,6 +12,7 @@ theirs: the summary says how many. docs/design.md ("Several senders") says what 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -30,7 +31,13 @@ from mirage_mailer.services.preparation import for_the_wire
 from mirage_mailer.services.verp import envelope_sender
 from mirage_mailer.store import LeaseStore, email_key
 from mirage_mailer.util.database import PostgresUrl
-from mirage_mailer.util.errors import DeliveryError, InputError, Problem, display_path
+from mirage_mailer.util.errors import (
+    DeliveryError,
+    InputError,
+    MirageError,
+    Problem,
+    display_path,
+)
 
 if TYPE_CHECKING:
     from mirage_mailer.services.preparation import Preparation
@@ -190,7 +197,8 @@ def send_leased(prep: Preparation, options: SendOptions, store: LeaseStore, want
         _leave(store, owner, recorder)
         raise resumable(settings, exc, store.counts(issue.id)) from None
     except BaseException:
-        _leave(store, owner, recorder)
+        with contextlib.suppress(MirageError):  # the store itself failed: its lease runs
+            _leave(store, owner, recorder)      # out, and the first word is the one to say
         raise
     _leave(store, owner, recorder)
     outcome.claim_seconds = recorder.commit_seconds

@@ -121,8 +121,8 @@ class PgConnection:
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
         text, order = translate(sql)
-        cur = self._conn.cursor()
-        try:
+        try:  # a connection the server closed fails already here
+            cur = self._conn.cursor()
             cur.execute(text, arrange(order, parameters) if parameters else None)
         except self._psycopg.Error as exc:
             raise self._fail(exc) from None
@@ -131,8 +131,8 @@ class PgConnection:
 
     def executemany(self, sql: str, seq_of_parameters: Iterable[Sequence[Any]], /) -> Cursor:
         text, order = translate(sql)
-        cur = self._conn.cursor()
         try:
+            cur = self._conn.cursor()
             batch = list(arrange_many(order, seq_of_parameters))
             if batch:
                 cur.executemany(text, batch)
