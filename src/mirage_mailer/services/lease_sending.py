@@ -121,12 +121,12 @@ def send_leased(prep: Preparation, options: SendOptions, store: LeaseStore, want
     issue = project.issue
     lease = float(settings.tracking.lease_seconds)
     owner = uuid.uuid4().hex
-    store.register_sender(owner, issue.id, socket.gethostname(), os.getpid(), lease)
-    recorder = LeaseRecorder(store, owner, lease)
-    tracked: dict[int, _Track] = {}
-    sender = envelope_sender(settings, issue.id)
     keys = sorted(wanted) if options.limit is not None else None
     langs = _languages(prep, store) if options.lang else None
+    tracked: dict[int, _Track] = {}
+    sender = envelope_sender(settings, issue.id)
+    recorder = LeaseRecorder(store, owner, lease)
+    store.register_sender(owner, issue.id, socket.gethostname(), os.getpid(), lease)
 
     def envelopes() -> Iterator[Envelope]:
         after = 0  # the highest id claimed: the next claim reads on from there
@@ -208,7 +208,7 @@ def send_leased(prep: Preparation, options: SendOptions, store: LeaseStore, want
             display_path(settings.path), settings.line_of.get("tracking.lease_seconds"),
             f"{issue.id}: this sender's lease expired (it stalled longer than "
             f"tracking.lease_seconds, {lease:g} s) and the other senders took its recipients "
-            f"back; the {outcome.this_run.done} it finished are recorded",
+            "back; what it sent before is recorded, what it had on the wire then is unknown",
             "run the same command again to resume"))
     if recorder.failure is not None:
         raise recorder.failure

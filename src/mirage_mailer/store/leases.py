@@ -137,11 +137,18 @@ class LeasesMixin(StoreCore):
         ``unknown`` with an event, their other rows go back to the pool, their row goes.
 
         One transaction under the store's write lock (planning holds it too, so no reaper
-        meets a reconcile half-way); the senders rows are taken ``FOR UPDATE SKIP LOCKED``
-        and the recipients rows in id order, the order every sender's commit uses, so two
-        reapers, or a reaper and a stalled sender waking up, never deadlock. A ``sending``
-        row with no owner (left by a send before leases) is made ``unknown`` too.
+        meets a reconcile half-way, and two reapers take turns); the senders rows are taken
+        ``FOR UPDATE SKIP LOCKED`` and the recipients rows in id order. A ``sending`` row
+        with no owner (left by a send before leases) is made ``unknown`` too. A look without
+        any lock comes first: a sender that runs out of rows reaps from its event loop, and
+        its heartbeat must not wait behind another sender's planning for nothing.
         """
+        if not self._conn.execute(  # most of the time: nobody to reap, and no lock to wait for
+                "SELECT EXISTS (SELECT 1 FROM senders WHERE issue = ?"
+                " AND expires_at < clock_timestamp()) OR EXISTS (SELECT 1 FROM recipients"
+                " WHERE issue = ? AND status = 'sending' AND lease_owner IS NULL)",
+                (issue, issue)).fetchone()[0]:
+            return Reaped()
         with self._write() as conn:
             dead = [(owner, host, pid) for owner, host, pid in conn.execute(
                 "SELECT owner, host, pid FROM senders WHERE issue = ?"
