@@ -52,7 +52,7 @@ def slow_sink() -> Iterator[SmtpSink]:
 
 
 def _setup(project: Path, relay: str, database: PostgresUrl, readers: int,
-           lease: int = 2) -> list[str]:
+           lease: int = 3) -> list[str]:
     config = project / "mirage.yaml"
     edit(config, "  url: maildir:outbox", f"  url: {relay}")
     edit(config, "  starttls: always", "  starttls: never")
@@ -145,7 +145,7 @@ def test_a_sender_that_stalled_past_its_lease_stops_and_sends_nothing_more(
     _wait_for(sink, 50, [stalled])
     os.kill(stalled.pid, signal.SIGSTOP)  # a paused VM, a long GC: no heartbeat
     try:
-        time.sleep(2.6)  # its lease (2 s) runs out
+        time.sleep(3.6)  # its lease (3 s) runs out
         relief = _send(project)  # reaps it, and sends everyone else
         out, err = relief.communicate(timeout=120)
         assert relief.returncode == 0, (out, err)
@@ -246,7 +246,7 @@ def test_a_sender_whose_database_connection_dies_stops_with_one_line(
     assert "Traceback" not in err
     problems = [line for line in err.splitlines() if str(pg_url) in line]
     assert problems and "rerun" in problems[0], err
-    time.sleep(2.2)  # its lease runs out: the rerun takes its rows back
+    time.sleep(3.2)  # its lease runs out: the rerun takes its rows back
     done = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert done.code == 0, done.err
     states = _states(run_cli)
