@@ -54,7 +54,7 @@ def migrate_command(obj: Context, url: str, password_env: str | None,
 
 
 def _progress(table: str, done: int, total: int) -> None:
-    click.echo(f"\r{table}: {done:,} of {total:,} rows", nl=False, err=True)
+    click.echo(f"\r{table}: {done:,} of {total:,} rows".ljust(60), nl=False, err=True)
 
 
 def _print(done: Migrated) -> None:

@@ -70,10 +70,14 @@ class SqliteSnapshot:
 
     def rows(self, table: str, columns: list[str]) -> Iterator[tuple[Any, ...]]:
         """The table's rows in insertion (id) order, a page at a time."""
-        cursor = self._conn.execute(
-            f"SELECT {', '.join(quoted(c) for c in columns)} FROM {quoted(table)} ORDER BY rowid")
-        while page := cursor.fetchmany(PAGE):
-            yield from page
+        try:
+            cursor = self._conn.execute(f"SELECT {', '.join(quoted(c) for c in columns)} "
+                                        f"FROM {quoted(table)} ORDER BY rowid")
+            while page := cursor.fetchmany(PAGE):
+                yield from page
+        except sqlite3.Error as exc:  # a page damaged since the check: said, not a traceback
+            raise self._error(f"cannot read table {table} of the tracking database: {exc}; "
+                              "nothing was kept in the target") from None
 
     def count(self, table: str) -> int:
         return self._scalar(f"SELECT count(*) FROM {quoted(table)}")
