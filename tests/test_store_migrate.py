@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -34,7 +35,7 @@ from mirage_mailer.project.config import load_settings
 from mirage_mailer.services.journal import issue_journals, lock_path
 from mirage_mailer.services.signup import confirm, sign_up
 from mirage_mailer.services.store_migrate import TableCount, _compare, migrate_store
-from mirage_mailer.store import NewRecipient, Store, StoreUnavailable
+from mirage_mailer.store import MIGRATIONS, NewRecipient, Store, StoreUnavailable
 from mirage_mailer.store.sqlite_snapshot import SqliteSnapshot
 from mirage_mailer.util.database import PostgresUrl
 from mirage_mailer.util.errors import DeliveryError
@@ -183,6 +184,11 @@ def test_the_project_carries_on_in_postgresql_as_it_was(
     assert clicked.status_code == 200, clicked.text
     assert run_cli("unsubscribe", LENA).out.strip() == f"{LENA}: already unsubscribed"
     assert pg_tables(target)["suppressions"] == 4
+    # new rows numbered by PostgreSQL come after the copied ones (events above, sign-ups here)
+    moved = load_settings(project / "mirage.yaml")
+    signer = Signer(load_secret(moved.state_dir, moved.tracking.secret_env))
+    assert sign_up(moved, signer, "subscribers", "late@example.net", name=None, lang="en")
+    assert pg_tables(target)["subscribers"] == 3
     assert digest(database) == kept  # the old file is a backup now: nothing writes to it
 
 
@@ -207,9 +213,63 @@ def test_a_password_in_the_url_is_refused_and_never_printed(project: Path, run_c
     assert refused.code == 2 and "holds a password" in one_line(refused.err)
     assert "s3cret" not in refused.err + refused.out
     assert run_cli("store", "migrate", "--to", "mysql://x@y/z").code == 2
+    unset = run_cli("store", "migrate", "--to", target, "--password-env", "MIRAGE_NO_SUCH_VAR")
+    assert unset.code == 2 and "MIRAGE_NO_SUCH_VAR is not set" in one_line(unset.err)
     missing = run_cli("store", "migrate", "--to", target, "--from", "nowhere.sqlite")
     assert missing.code == 2 and "no tracking database to migrate" in one_line(missing.err)
     assert pg_tables(target) == {}
+
+
+def test_the_password_variable_goes_into_the_lines_for_mirage_yaml(
+        project: Path, run_cli: RunCli, target: str) -> None:
+    assert run_cli("unsubscribe", SOFIA).code == 0
+    done = run_cli("store", "migrate", "--to", target, "--password-env", "MIRAGE_PG_PASSWORD",
+                   env={"MIRAGE_PG_PASSWORD": "not-printed"})  # trust on 127.0.0.1: unused
+    assert done.code == 0, done.err
+    assert f"    database: {target}\n    password_env: MIRAGE_PG_PASSWORD\n" in done.out
+    assert "not-printed" not in done.out + done.err
+
+
+def _old_store(path: Path, version: int) -> None:
+    """A store as an older mirage-mailer left it: only the first ``version`` migrations."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                   "name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+        for number, (name, script) in enumerate(MIGRATIONS[:version], start=1):
+            db.executescript(script)
+            db.execute("INSERT INTO schema_migrations VALUES (?, ?, '2024-01-01')",
+                       (number, name))
+        db.execute("INSERT INTO recipients (id, issue, email, email_key, list_name, status, "
+                   "created_at) VALUES (7, 'old', 'A@x.org', 'a@x.org', 'main', 'sent', 'then')")
+
+
+def test_an_older_store_is_upgraded_first_and_copied_whole(project: Path, run_cli: RunCli,
+                                                           target: str) -> None:
+    database = project / ".mirage" / "tracking.sqlite"
+    _old_store(database, 5)  # before 'withdrawn', bounces and relays
+    done = run_cli("store", "migrate", "--to", target)
+    assert done.code == 0, done.err
+    assert f"(schema version {len(MIGRATIONS)})" in done.out
+    with psycopg.connect(target) as conn:
+        assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == \
+            (len(MIGRATIONS),)
+        assert conn.execute("SELECT id, email, status, relay FROM recipients").fetchall() == \
+            [(7, "A@x.org", "sent", None)]
+
+
+def test_a_column_without_a_place_in_postgresql_stops_the_copy(project: Path, run_cli: RunCli,
+                                                               target: str) -> None:
+    """A column a SQLite migration added and the PostgreSQL one forgot is never dropped."""
+    database = project / ".mirage" / "tracking.sqlite"
+    assert run_cli("unsubscribe", SOFIA).code == 0
+    with sqlite3.connect(database) as db:
+        db.execute("ALTER TABLE suppressions ADD COLUMN note TEXT")
+        db.execute("CREATE TABLE newer (id INTEGER PRIMARY KEY)")
+    refused = run_cli("store", "migrate", "--to", target)
+    assert refused.code == 2
+    assert "no place for newer, suppressions.note of the SQLite store" in one_line(refused.err)
+    _no_store(target)
 
 
 def test_a_running_send_refuses_the_migration(project: Path, run_cli: RunCli,
