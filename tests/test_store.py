@@ -633,6 +633,19 @@ def test_issues_and_completion(store: Store) -> None:
     assert store.is_complete("2024-06")  # failures are final, so the issue is done
 
 
+def test_text_sorts_by_code_point_on_both_backends(store: Store, clock: Clock) -> None:
+    """SQLite compares text byte by byte; a PostgreSQL database's own collation (ICU's en-US
+    in the tests) would not: the store's columns are "C", so both answer alike."""
+    issues = ["a_c", "B", "ab", "a-b", "a"]
+    for issue in issues:
+        store.add_recipients(issue, [sub("x@example.org")])
+    for email in ("b-c@example.org", "B@example.org", "bc@example.org", "b_d@example.org"):
+        store.suppress(email, source="cli")
+    assert store.issues() == sorted(issues) == ["B", "a", "a-b", "a_c", "ab"]
+    assert [s["email"] for s in store.suppressions()] == sorted(
+        ["b-c@example.org", "b@example.org", "bc@example.org", "b_d@example.org"])
+
+
 def test_events_are_appended_in_order(store: Store, clock: Clock) -> None:
     store.add_recipients("i", [sub("a@example.org", list_name="partners")])
     (a,) = pending_ids(store, "i")
@@ -775,3 +788,15 @@ def test_reconcile_of_a_suppressed_address_keeps_it_suppressed(store: Store) -> 
     store.suppress("X@example.org", source="cli")
     store.reconcile("i", [NewRecipient("x@example.org", None, "en", "main")])
     assert by_email(store, "i")["x@example.org"]["status"] == "suppressed"
+
+
+def test_numbered_parameters_mean_the_same_on_both_backends(store: Store) -> None:
+    """SQLite's ?N (used twice, out of order, one left out) as PostgreSQL gets it rewritten."""
+    row = store._conn.execute("SELECT ?3, ?1, ?3, '?2' || ?1", ("a", "unused", "c")).fetchone()
+    assert tuple(row) == ("c", "a", "c", "?2a")
+    rows = store._conn.executemany(
+        "INSERT INTO suppressions (created_at, email, source) VALUES (?3, ?1, ?1)",
+        [("x@example.org", "skip", "t1"), ("y@example.org", "skip", "t2")])
+    assert rows.rowcount == 2
+    assert [(s["email"], s["source"], s["created_at"]) for s in store.suppressions()] == [
+        ("x@example.org", "x@example.org", "t1"), ("y@example.org", "y@example.org", "t2")]

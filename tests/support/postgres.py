@@ -93,12 +93,20 @@ class PostgresServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def new_database(self) -> str:
-        """A fresh, empty database's URL (no password: trust on 127.0.0.1)."""
+        """A fresh, empty database's URL (no password: trust on 127.0.0.1).
+
+        Its default collation is ICU's en-US where the server has ICU (Debian's does), as a
+        real server's en_US.UTF-8 would be: text does not sort by code point there, which
+        the store's "C" columns must make irrelevant."""
         import psycopg
 
         name = f"t{next(self._numbers)}"
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+            try:
+                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0'
+                             " LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'")
+            except psycopg.Error:  # a server without ICU (or before PostgreSQL 15)
+                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
         return self.url(name)
 
 

@@ -160,7 +160,8 @@ class BouncesMixin(PeopleMixin, StoreCore):
         names = {"complained": "complaint", "bounced": "hard", "soft-bounced": "soft"}
         worst: dict[str, str] = {}
         for address, kind in self._conn.execute(
-                f"SELECT email, kind FROM events WHERE issue = ? AND {_KINDS_SQL}", (issue,)):
+                f"SELECT email, kind FROM events WHERE issue = ? AND {_KINDS_SQL}"
+                " ORDER BY id", (issue,)):
             key, kind = str(address), str(kind)
             if key not in worst or rank[kind] > rank[worst[key]]:
                 worst[key] = kind

@@ -12,7 +12,7 @@ URL in every message is the one from mirage.yaml, which never holds a password.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from mirage_mailer.store.dialect import Cursor, arrange, arrange_many, translate
@@ -89,6 +89,21 @@ class PgConnection:
             raise translate_error(database, exc, "cannot connect to the tracking database"
                                   ) from None
 
+    # sqlite3's two diagnostics, which the tests use to see what a store asks and writes:
+    # every statement as the store wrote it (before translation), and the rows changed.
+    total_changes = 0
+    _trace: Callable[[str], object] | None = None
+
+    def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
+        self._trace = callback
+
+    def _count(self, sql: str, cur: Any, times: int = 1) -> None:
+        if self._trace is not None:
+            for _ in range(times):
+                self._trace(sql)
+        if cur.rowcount > 0 and sql.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+            self.total_changes += cur.rowcount
+
     def _fail(self, exc: Exception) -> Exception:
         if isinstance(exc, self._psycopg.OperationalError) or _refusal(exc):
             return translate_error(self.database, exc, "the tracking database failed")
@@ -101,15 +116,19 @@ class PgConnection:
             cur.execute(text, arrange(order, parameters) if parameters else None)
         except self._psycopg.Error as exc:
             raise self._fail(exc) from None
+        self._count(sql, cur)
         return cast(Cursor, cur)
 
     def executemany(self, sql: str, seq_of_parameters: Iterable[Sequence[Any]], /) -> Cursor:
         text, order = translate(sql)
         cur = self._conn.cursor()
         try:
-            cur.executemany(text, arrange_many(order, seq_of_parameters))
+            batch = list(arrange_many(order, seq_of_parameters))
+            if batch:
+                cur.executemany(text, batch)
         except self._psycopg.Error as exc:
             raise self._fail(exc) from None
+        self._count(sql, cur, len(batch))
         return cast(Cursor, cur)
 
     def script(self, sql: str) -> None:
