@@ -272,6 +272,24 @@ def test_a_column_without_a_place_in_postgresql_stops_the_copy(project: Path, ru
     _no_store(target)
 
 
+def test_a_nul_character_postgresql_cannot_store_is_replaced_and_named(
+        project: Path, run_cli: RunCli, target: str) -> None:
+    """SQLite keeps a NUL in text (a hostile bounce's diagnostic, a relay's reply);
+    PostgreSQL's text cannot: the copy goes on with U+FFFD there, and says where."""
+    assert run_cli("unsubscribe", SOFIA).code == 0
+    database = project / ".mirage" / "tracking.sqlite"
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE events SET detail = ?", ("before\0after",))
+        (event,) = db.execute("SELECT id FROM events").fetchone()
+    done = run_cli("store", "migrate", "--to", target)
+    assert done.code == 0, done.err
+    assert one_line(done.err) == (f"events.detail (id {event}): warning: held a NUL character, "
+                                  "which PostgreSQL cannot store; copied with U+FFFD in its "
+                                  "place")
+    with psycopg.connect(target) as conn:
+        assert conn.execute("SELECT detail FROM events").fetchall() == [("before\ufffdafter",)]
+
+
 def test_a_running_send_refuses_the_migration(project: Path, run_cli: RunCli,
                                               target: str) -> None:
     assert run_cli("unsubscribe", SOFIA).code == 0

@@ -18,6 +18,8 @@ from mirage_mailer.services.loader import locate_config
 from mirage_mailer.services.store_migrate import Migrated, migrate_store
 from mirage_mailer.util.errors import ExitCode, display_path
 
+_SHOWN = 20  # values named one by one before the rest are counted
+
 
 @click.group("store")
 def store_group() -> None:
@@ -78,6 +80,12 @@ def _print(done: Migrated) -> None:
         for issue, counts in done.statuses.items():
             per_issue.add_row(Text(issue), *(f"{counts.get(s, 0):,}" for s in statuses))
         console.print(per_issue)
+    for where in done.replaced[:_SHOWN]:
+        err(f"{where}: warning: held a NUL character, which PostgreSQL cannot store; copied "
+            "with U+FFFD in its place")
+    if len(done.replaced) > _SHOWN:
+        err(f"... and {len(done.replaced) - _SHOWN} more value(s) with a NUL character, "
+            "copied with U+FFFD in its place")
     click.echo("Every table and status count matches. To use the PostgreSQL store, set in "
                "mirage.yaml:")
     lines = [f"    database: {done.target}"]

@@ -69,6 +69,7 @@ class Migrated:
     tables: list[TableCount] = field(default_factory=list)
     statuses: dict[str, dict[str, int]] = field(default_factory=dict)  # issue -> status -> n
     replayed: int = 0  # journal records of a stopped send applied to the source first
+    replaced: list[str] = field(default_factory=list)  # table.column (id) with a NUL made U+FFFD
 
 
 def migrate_store(settings: Settings, url: str, *, source: Path | None = None,
@@ -214,6 +215,7 @@ def _copy(snapshot: SqliteSnapshot, target: PgTarget, replayed: int,
                 "was copied (the web host, or another command, wrote to it); nothing was kept "
                 f"in {target.shown}", "stop 'serve' and cron for the project, then rerun "
                 "'store migrate'"))
+    result.replaced = target.replaced
     for (issue, status), n in sorted(source_statuses.items()):
         result.statuses.setdefault(issue, {})[status] = n
     return result

@@ -50,6 +50,7 @@ class PgTarget:
         self.database = database
         self.shown = str(database)  # never holds a password (``parse_postgres``)
         self._psycopg = driven
+        self.replaced: list[str] = []  # values whose NUL characters became U+FFFD
         try:
             self._conn: psycopg.Connection[Any] = driven.connect(
                 database.url, connect_timeout=max(1, int(timeout)),
@@ -158,13 +159,19 @@ class PgTarget:
         try:
             with self._conn.cursor() as cursor, cursor.copy(statement) as copy:
                 for row in rows:
-                    copy.write_row(row)
+                    try:
+                        copy.write_row(row)
+                    except self._psycopg.DataError:  # raised before the row is sent
+                        fixed = self._without_nul(table, columns, row)
+                        if fixed is None:
+                            raise
+                        copy.write_row(fixed)
                     n += 1
                     if on_rows is not None and n % REPORT_EVERY == 0:
                         on_rows(n)
         except self._psycopg.OperationalError:
             raise
-        except self._psycopg.Error as exc:  # a value PostgreSQL refuses (a NUL, a wrong type)
+        except self._psycopg.Error as exc:  # a value PostgreSQL refuses (a wrong type)
             raise StoreError(self._problem(
                 f"PostgreSQL refused a row of table {table} ({_first_line(exc)}); nothing was "
                 "kept there: the copy is one transaction",
@@ -173,6 +180,18 @@ class PgTarget:
         if on_rows is not None:
             on_rows(n)
         return n
+
+    def _without_nul(self, table: str, columns: list[str],
+                     row: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """The row with U+FFFD for each NUL character, which PostgreSQL's text cannot hold
+        (SQLite's can: a relay's reply, a bounce's diagnostic). Anything else refused is
+        refused again (None). Each value changed is named in ``replaced`` for the user."""
+        if not any(isinstance(v, str) and "\0" in v for v in row):
+            return None
+        key = f" (id {row[0]})" if columns and columns[0] == "id" else ""
+        self.replaced += [f"{table}.{column}{key}" for column, v in zip(columns, row, strict=True)
+                          if isinstance(v, str) and "\0" in v]
+        return tuple(v.replace("\0", "\ufffd") if isinstance(v, str) else v for v in row)
 
     def reset_sequences(self, tables: dict[str, list[str]]) -> None:
         """Every serial or identity column of ``tables`` numbers on after its largest value."""
