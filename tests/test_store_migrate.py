@@ -19,6 +19,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -398,6 +399,32 @@ def test_a_source_written_to_mid_copy_is_not_kept(project: Path, queued: Path,
         migrate_store(settings, target, on_progress=web_host_unsubscribes)
     assert "changed while it was copied" in changed.value.problems[0].message
     _no_store(target)
+
+
+def test_a_store_opened_on_the_target_meanwhile_waits_and_finds_the_copy(
+        project: Path, queued: Path, target: str) -> None:
+    """A web host started on the new URL too early would create the schema itself; it waits
+    for the migration's transaction instead, then opens the store the migration made."""
+    settings = load_settings(project / "mirage.yaml")
+    seen: list[object] = []
+
+    def open_target() -> None:
+        try:
+            with Store(PostgresUrl(target), timeout=30) as store:
+                seen.append(store.counts(ISSUE)["pending"])
+        except Exception as exc:
+            seen.append(exc)
+
+    opener = threading.Thread(target=open_target)
+
+    def meanwhile(table: str, done: int, total: int) -> None:
+        if not opener.is_alive() and not seen:
+            opener.start()
+            time.sleep(0.5)  # long enough to reach the store's schema step
+
+    migrate_store(settings, target, on_progress=meanwhile)
+    opener.join(timeout=30)
+    assert seen == [3_000]
 
 
 def test_any_difference_in_the_counts_undoes_the_copy() -> None:

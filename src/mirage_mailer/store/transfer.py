@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mirage_mailer.store.errors import StoreError, StoreUnavailable
-from mirage_mailer.store.pg import driver, translate_error
+from mirage_mailer.store.pg import WRITE_LOCK, driver, translate_error
 from mirage_mailer.store.pg_schema import PG_MIGRATIONS
 from mirage_mailer.store.sqlite_snapshot import NOT_COPIED
 from mirage_mailer.util.database import PostgresUrl
@@ -32,9 +32,6 @@ if TYPE_CHECKING:
     import psycopg
 
 REPORT_EVERY = 10_000  # rows between two calls of ``on_rows`` while a table is copied
-# One number for every ``store migrate`` into any database: two at once into one target wait
-# for each other, and the second then finds the first one's rows.
-_ADVISORY_LOCK = 0x6D6D6967  # "mmig"
 _VERSIONS = ('CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY,'
              ' name TEXT COLLATE "C" NOT NULL, applied_at TEXT COLLATE "C" NOT NULL)')
 # psycopg logs (and Python prints, with no logging set up) a COPY it could not end on a lost
@@ -76,7 +73,10 @@ class PgTarget:
         """The one transaction of a migration; a lost connection is exit 3, never a traceback."""
         try:
             with self._conn.transaction():
-                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK,))
+                # the store's own write lock: a second migration into this database, or a
+                # mirage-mailer opening it meanwhile (which would create the schema), waits
+                # for this transaction and then finds the store it made
+                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                 yield
         except self._psycopg.OperationalError as exc:
             raise StoreUnavailable(self._problem(
