@@ -225,6 +225,9 @@ def test_a_password_in_the_url_is_refused_and_never_printed(project: Path, run_c
     assert "s3cret" not in refused.err + refused.out
     with pytest.raises(InputError, match="is not a PostgreSQL URL"):
         checked_target("mysql://x@y/z", None)
+    switch_to(project, target)  # already moved: the SQLite file must be named
+    with pytest.raises(InputError, match="already names a PostgreSQL database"):
+        migrate_store(load_settings(project / "mirage.yaml"), target)
     unset = run_cli("store", "migrate", "--to", target, "--password-env", "MIRAGE_NO_SUCH_VAR")
     assert unset.code == 2 and "MIRAGE_NO_SUCH_VAR is not set" in one_line(unset.err)
     missing = run_cli("store", "migrate", "--to", target, "--from", "nowhere.sqlite")
