@@ -800,3 +800,25 @@ def test_numbered_parameters_mean_the_same_on_both_backends(store: Store) -> Non
     assert rows.rowcount == 2
     assert [(s["email"], s["source"], s["created_at"]) for s in store.suppressions()] == [
         ("x@example.org", "x@example.org", "t1"), ("y@example.org", "y@example.org", "t2")]
+
+
+def test_a_batch_applies_its_outcomes_in_order(store: Store, clock: Clock) -> None:
+    """The claim journal's batch: a row deferred, retried and sent within one batch ends
+    sent after two attempts, its events in that order; a stale record changes nothing."""
+    from mirage_mailer.store import hashed_key
+
+    store.add_recipients("i", [sub("a@example.org"), sub("b@example.org")])
+    a, b = pending_ids(store, "i")
+    at = store.stamp()
+    who_a, who_b = hashed_key("a@example.org"), hashed_key("b@example.org")
+    batch = [(b, who_b, 0, "sent", 250, "ok", "<b1@x>", at),
+             (a, who_a, 0, "deferred", 451, "later", "<a1@x>", at),
+             (a, who_a, 1, "sent", 250, "ok", "<a2@x>", at),
+             (b, who_a, 1, "failed", 550, "not b's", "<b2@x>", at)]  # another person's
+    store.record_batch(batch)
+    store.record_batch(batch)  # replayed after a crash: nothing counts twice
+    rows = by_email(store, "i")
+    assert (rows["a@example.org"]["status"], rows["a@example.org"]["attempts"]) == ("sent", 2)
+    assert (rows["b@example.org"]["status"], rows["b@example.org"]["attempts"]) == ("sent", 1)
+    assert [(e["email"], e["kind"]) for e in store.events("i")][2:] == [
+        ("b@example.org", "sent"), ("a@example.org", "deferred"), ("a@example.org", "sent")]

@@ -332,3 +332,21 @@ def test_every_reader_answers_alike_on_both_backends(tmp_path: Path,
     lite, pg = found
     for key in lite:
         assert repr(pg[key]) == repr(lite[key]), key
+
+
+def test_a_user_without_rights_on_the_schema_is_one_line_exit_2(pg_url: PostgresUrl) -> None:
+    """PostgreSQL 15 no longer lets every user create tables in 'public': the store says so
+    (exit 2: the configuration, not the moment, is wrong) instead of a traceback."""
+    from mirage_mailer.store import StoreError
+
+    raw(pg_url, "DO $$ BEGIN CREATE ROLE clerk LOGIN; EXCEPTION WHEN duplicate_object"
+                " THEN NULL; END $$", script=True)
+    raw(pg_url, "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    clerk = PostgresUrl(pg_url.url.replace("postgres@", "clerk@"))
+    with pytest.raises(StoreError) as caught:
+        Store(clerk)
+    assert caught.value.exit_code == ExitCode.INVALID_INPUT
+    [problem] = caught.value.problems
+    assert problem.path == clerk.url
+    assert "permission denied for schema public" in problem.message
+    assert "rights" in problem.hint

@@ -133,7 +133,10 @@ def check_memory(database: Database, state_dir: Path, *, new_store: bool = False
             raise InputError(Problem(
                 where, None, f"--new-store: the tracking database is intact ({health.rows} "
                 "recipient row(s)); it only starts over from a missing, empty or damaged one",
-                "drop --new-store to resume; to really start over, move the file away first"))
+                "drop --new-store to resume; to really start over, move the file away first"
+                if isinstance(database, Path) else
+                "drop --new-store to resume; to really start over, point tracking.database "
+                "at an empty database"))
         if health.rows:
             mark_sent(state_dir)
         return

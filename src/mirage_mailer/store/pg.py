@@ -28,6 +28,7 @@ INSTALL_HINT = "pip install 'mirage-mailer[postgresql]'"
 # process writing to this database (on any host) queues behind the one writing now, as
 # SQLite's BEGIN IMMEDIATE makes them do on one file. ("mirage" in ASCII.)
 WRITE_LOCK = 0x6D6972616765
+MIN_SERVER = 110000  # PostgreSQL 11, as libpq numbers versions
 UNAVAILABLE_HINT = ("check that the PostgreSQL server is running and reachable, and the "
                     "credentials (PGPASSWORD, ~/.pgpass or tracking.password_env); a rerun "
                     "resumes where this one stopped")
@@ -82,12 +83,21 @@ class PgConnection:
                 database.url, autocommit=True, cursor_factory=pg.RawCursor,
                 connect_timeout=max(1, int(timeout)), application_name="mirage-mailer",
                 password=database.password())
-            # a set-up statement, not libpq's options=, which would replace the URL's own
-            # (e.g. a search_path); lock waits end like SQLite's busy timeout
-            self._conn.execute(f"SET lock_timeout = {int(timeout * 1000)}".encode())
         except pg.Error as exc:
             raise translate_error(database, exc, "cannot connect to the tracking database"
                                   ) from None
+        try:
+            version = self._conn.info.server_version
+            if version < MIN_SERVER:  # sha256() (mm_hashed) came with PostgreSQL 11
+                raise StoreError(Problem(
+                    str(database), None, f"the server runs PostgreSQL {version // 10000}; "
+                    "mirage-mailer needs PostgreSQL 11 or later", "upgrade the server"))
+            # a set-up statement, not libpq's options=, which would replace the URL's own
+            # (e.g. a search_path); lock waits end like SQLite's busy timeout
+            self.execute(f"SET lock_timeout = {int(timeout * 1000)}")
+        except BaseException:
+            self._conn.close()
+            raise
 
     # sqlite3's two diagnostics, which the tests use to see what a store asks and writes:
     # every statement as the store wrote it (before translation), and the rows changed.
