@@ -195,6 +195,9 @@ def test_the_project_carries_on_in_postgresql_as_it_was(
     assert clicked.status_code == 200, clicked.text
     assert run_cli("unsubscribe", LENA).out.strip() == f"{LENA}: already unsubscribed"
     assert pg_tables(target)["suppressions"] == 4
+    with Store(PostgresUrl(target)) as moved_store:  # the erased person, by the hash alone
+        held = moved_store.export(JEAN)
+        assert held["suppressed"]["hashed"] and not held["deliveries"] and not held["events"]
     # new rows numbered by PostgreSQL come after the copied ones (events above, sign-ups here)
     moved = load_settings(project / "mirage.yaml")
     signer = Signer(load_secret(moved.state_dir, moved.tracking.secret_env))
