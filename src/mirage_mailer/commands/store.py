@@ -75,8 +75,9 @@ def _print(done: Migrated) -> None:
         statuses = sorted({s for counts in done.statuses.values() for s in counts})
         per_issue = Table(title="Recipients per issue and status (the same on both sides)")
         per_issue.add_column("issue")
-        for status in statuses:
-            per_issue.add_column(status, justify="right")
+        for status in statuses:  # "sending": on the wire at a crash, reported unknown
+            per_issue.add_column("sending (unknown)" if status == "sending" else status,
+                                 justify="right")
         for issue, counts in done.statuses.items():
             per_issue.add_row(Text(issue), *(f"{counts.get(s, 0):,}" for s in statuses))
         console.print(per_issue)

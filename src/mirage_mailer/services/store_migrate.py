@@ -199,14 +199,14 @@ def _copy(snapshot: SqliteSnapshot, target: PgTarget, replayed: int,
         _check_empty(target, tables)
         target.migrate(snapshot.schema_version)
         _check_schemas(target, tables)
+        totals: dict[str, int] = {}
         for name, columns in tables.items():
-            total = snapshot.count(name)
+            totals[name] = total = snapshot.count(name)
             report = None if on_progress is None else _reporter(on_progress, name, total)
-            copied = target.copy(name, columns, snapshot.rows(name, columns), report)
-            result.tables.append(TableCount(name, total, copied))
+            target.copy(name, columns, snapshot.rows(name, columns), report)
         target.reset_sequences(tables)
-        result.tables = [TableCount(t.name, t.source, target.count(t.name))
-                         for t in result.tables]
+        # counted again on the target, not taken from what the copy said it wrote
+        result.tables = [TableCount(name, n, target.count(name)) for name, n in totals.items()]
         source_statuses, target_statuses = snapshot.status_counts(), target.status_counts()
         _compare(target.shown, result.tables, source_statuses, target_statuses)
         if snapshot.changed_since_opened():
