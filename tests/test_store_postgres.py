@@ -350,3 +350,20 @@ def test_a_user_without_rights_on_the_schema_is_one_line_exit_2(pg_url: Postgres
     assert problem.path == clerk.url
     assert "permission denied for schema public" in problem.message
     assert "rights" in problem.hint
+
+
+def test_a_server_gone_in_the_middle_is_exit_3_and_nothing_half_written(
+        pg_url: PostgresUrl) -> None:
+    with Store(pg_url) as s:
+        s.add_recipients("i", [sub("a@example.org"), sub("b@example.org")])
+        a, b = (r.id for r in s.iter_pending("i"))
+        raw(pg_url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = 'mirage-mailer'"
+                    " AND datname = current_database()")  # the server restarted, say
+        with pytest.raises(StoreUnavailable) as caught:
+            s.record([(a, "sent", 250, "ok")], [(b, "<b@x>")])
+        assert caught.value.exit_code == ExitCode.CANNOT_DELIVER
+        [problem] = caught.value.problems
+        assert problem.path == pg_url.url and "\n" not in problem.message
+    with Store(pg_url) as again:  # a rerun finds the store as it was
+        assert again.counts("i")["pending"] == 2
