@@ -249,6 +249,7 @@ class Pacer:
         self.hourly = WindowCap(per_hour, log=self.state.starts) if per_hour else None
         self.adaptive = (AdaptiveRate(settings, ceiling=per_second, state=self.state)
                          if adaptive else None)
+        self._limited = per_second is not None or self.hourly is not None
 
     def _rate(self, now: float) -> float | None:
         learnt = self.adaptive.pace(now) if self.adaptive is not None else None
@@ -269,8 +270,14 @@ class Pacer:
             return self.adaptive.cuts if self.adaptive is not None else 0
 
     def claim(self) -> float:
-        """Take a start now and return 0, or return how long to wait before asking again."""
+        """Take a start now and return 0, or return how long to wait before asking again.
+
+        Nothing set and nothing learnt: go, without taking the processes' lock (a pace
+        learnt meanwhile by another process applies from the next claim, as it would have
+        a moment later)."""
         st = self.state
+        if not self._limited and st.rate is None and st.m_start is None:
+            return 0.0
         with st:
             now = self.clock()
             rate = self._rate(now)
