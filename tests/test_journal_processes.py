@@ -217,8 +217,8 @@ def test_a_configured_rate_holds_for_both_processes_together(project: Path,
                                                              run_cli: RunCli) -> None:
     """``rate_per_second: 100`` with two processes, to a relay that allows 100 a second
     (a rolling window) and refuses with rate words above it: the processes start on one
-    grid, so the relay has next to nothing to refuse (pacing apart, each at 100, it refused
-    about one message in two), and nobody is left pending."""
+    grid, so the relay has next to nothing to refuse (1 to 4 of 400 measured; pacing apart,
+    each at 100, it refused 103), and nobody is left pending."""
     throttle = Throttle(100, disconnect_every=0)
     server = SmtpSink(rules=[throttle])
     with server.running_in_thread():
@@ -229,19 +229,20 @@ def test_a_configured_rate_holds_for_both_processes_together(project: Path,
         assert proc.returncode == 0, err
         received = Counter(server.recipients())
         assert set(received) == set(addresses) and set(received.values()) == {1}
-        assert throttle.refused <= 8, throttle.refused
+        assert throttle.refused <= len(addresses) // 20, throttle.refused
     assert set(statuses(run_cli).values()) == {"sent"}
 
 
 def test_a_throttling_relay_is_learnt_once_for_both_processes(project: Path,
                                                               run_cli: RunCli) -> None:
     """No rate set; the relay allows 100 msg/s with bursts of 10 and answers 451 above it.
-    The two processes learn its pace together: refusals stay as few as one process's
-    (tests/delivery/test_delivery_pacing.py), and nobody is left pending."""
+    The two processes learn its pace together: refusals stay within one process's bound
+    (tests/delivery/test_delivery_pacing.py: under 0.3 of the messages; measured 115 and 124
+    of 400 for one process, 111 and 115 for two, 120 of 600), and nobody is left pending."""
     bucket = TokenBucket(100, burst=10)
     server = SmtpSink(rules=[bucket])
     with server.running_in_thread():
-        addresses = _paced(project, server.url, "null", 400)
+        addresses = _paced(project, server.url, "null", READERS)
         proc, children = _start(project, server, 1)
         assert len(children) == 2
         _out, err = proc.communicate(timeout=120)
