@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import edit
+from helpers import SAMPLE_ISSUE, edit
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.services.sending import SendOptions
 from mirage_mailer.services.sending_processes import process_count
@@ -79,3 +79,35 @@ def test_the_maildir_outbox_and_an_hourly_cap_under_200_a_second_keep_one(
     edit(project / "mirage.yaml", "  url: maildir:outbox", "  url: smtp://127.0.0.1:2525")
     edit(project / "mirage.yaml", "  rate_per_hour: null", "  rate_per_hour: 36000")
     assert process_count(load_settings(project / "mirage.yaml"), SendOptions(), 5000) == 1
+
+
+@linux_two_cores
+def test_without_shared_memory_a_send_stays_in_one_process(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No memory to share (a file limit met): the send goes on in one process, on one pace,
+    rather than failing or forking processes that would pace apart."""
+    from mirage_mailer.services import sending_processes, shards
+    from mirage_mailer.services.loader import open_project
+    from mirage_mailer.services.sending import prepare, send
+    from support.smtp_sink import SmtpSink
+
+    def no_memory(**_kwargs: object) -> None:
+        raise OSError(24, "Too many open files")
+
+    def no_fork(*_args: object) -> None:
+        pytest.fail("a sending process was forked without a shared pace")
+
+    monkeypatch.setattr(sending_processes, "SharedState", no_memory)
+    monkeypatch.setattr(shards, "start", no_fork)
+    server = SmtpSink()
+    with server.running_in_thread():
+        config = _settings(project, url=server.url)
+        edit(config, "  starttls: always", "  starttls: never")
+        addresses = [f"reader{n:04d}@example.org" for n in range(400)]
+        (project / "lists/subscribers.csv").write_text(
+            "email\n" + "\n".join(addresses) + "\n", encoding="utf-8")
+        opened = open_project(config, project / SAMPLE_ISSUE)
+        assert process_count(opened.settings, SendOptions(), 400) == 2
+        outcome = send(prepare(opened, SendOptions()), SendOptions())
+    assert outcome.this_run.sent == 400
+    assert sorted(server.recipients()) == addresses

@@ -104,8 +104,12 @@ def send_on_processes(prep: Preparation, options: SendOptions, store: Store, wan
         if progress:
             progress(t)
 
+    try:
+        pace = SharedState(per_hour=settings.transport.rate_per_hour)
+    except OSError:  # no shared memory to be had (a file limit): one process, one pace
+        _send_rows(prep, options, store, wanted, to_send, outcome, progress, stopper)
+        return
     started: list[shards.Shard] = []
-    pace = SharedState(per_hour=settings.transport.rate_per_hour)
     try:
         started += shards.start(count, body)
         shards.run(started, stopper, on_progress, lambda main: run_loop(settings, main))
