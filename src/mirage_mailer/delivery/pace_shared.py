@@ -10,9 +10,11 @@ How: the fields are doubles in a ``memfd`` mapped ``MAP_SHARED`` (inherited thro
 ``fork``), the successes and the hourly cap's starts are rings in the same memory, and each
 step of the pacer holds a POSIX record lock (``lockf``) on that file. The kernel drops such a
 lock when its holder dies, so a sending process killed with SIGKILL cannot block its
-siblings; what it may leave behind is one step half done, which costs at most one slot of
-pace, never a wrong answer (every field stays a valid number on its own). The clock must be
-one that every process shares: ``time.monotonic``.
+siblings; what it may leave behind is one step half done (a field or a ring's length not yet
+written), which can skew the pace for a moment but never stops or crashes the others: every
+field stays a number, every index stays inside its ring, and an open measurement is marked
+open only once its fields are written. The clock must be one that every process shares:
+``time.monotonic``.
 
 Linux only, as the sending processes are.
 """
