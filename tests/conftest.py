@@ -12,6 +12,9 @@ import pytest
 
 from helpers import Run, RunCli
 from mirage_mailer.project.scaffold import init_project
+from mirage_mailer.util.database import Database, PostgresUrl
+from support.postgres import PostgresServer, Unavailable, start_server
+from support.postgres import required as postgres_required
 
 
 @pytest.fixture
@@ -49,3 +52,43 @@ def in_project(project: Path) -> Iterator[Path]:
         yield project
     finally:
         os.chdir(here)
+
+
+# -- the tracking store on both backends ----------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL cluster for the session (tests/support/postgres.py); skipped
+    with the reason when the binaries are missing, failed instead under
+    MIRAGE_REQUIRE_POSTGRES=1 (CI)."""
+    try:
+        server = start_server()
+    except Unavailable as exc:
+        if postgres_required():
+            pytest.fail(f"MIRAGE_REQUIRE_POSTGRES=1: {exc}")
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres_server: PostgresServer) -> PostgresUrl:
+    """A fresh, empty PostgreSQL database."""
+    return PostgresUrl(postgres_server.new_database())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Database:
+    """Where a test's store lives: a SQLite file in tmp_path, or a fresh PostgreSQL database."""
+    if backend == "postgresql":
+        url: PostgresUrl = request.getfixturevalue("pg_url")
+        return url
+    return tmp_path / "project" / ".mirage" / "tracking.sqlite"

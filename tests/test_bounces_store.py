@@ -12,12 +12,14 @@ import pytest
 
 from helpers import Clock
 from mirage_mailer.store import BounceRow, NewRecipient, Store
+from mirage_mailer.util.database import Database, PostgresUrl
+from support.postgres import raw
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
+def store(store_url: Database) -> Store:
     clock = Clock()
-    made = Store(tmp_path / "t.sqlite", clock=clock)
+    made = Store(store_url, clock=clock)
     made.reconcile("i", [NewRecipient("Jean@Example.org", None, None, "main"),
                          NewRecipient("maria@example.org", None, None, "main")])
     return made
@@ -56,12 +58,17 @@ def test_soft_bounces_count_within_the_window_only(store: Store, tmp_path: Path)
     assert store.bounce_kinds("i") == {"maria@example.org": "soft"}
 
 
-def test_forget_leaves_no_address_in_bounce_records(store: Store, tmp_path: Path) -> None:
+def test_forget_leaves_no_address_in_bounce_records(store: Store, store_url: Database) -> None:
     jean = row(store, "jean@example.org")
     store.record_bounce("mid:<a@x>", jean, kind="complained", detail="feedback report (abuse)")
     store.forget("jean@example.org")
-    with sqlite3.connect(tmp_path / "t.sqlite") as db:
-        dump = "\n".join(db.iterdump()).lower()
+    if isinstance(store_url, PostgresUrl):
+        dump = "\n".join(str(r[0]) for t in ("recipients", "events", "suppressions",
+                                              "bounce_mail", "subscribers")
+                         for r in raw(store_url, f"SELECT t::text FROM {t} t")).lower()
+    else:
+        with sqlite3.connect(store_url) as db:
+            dump = "\n".join(db.iterdump()).lower()
     assert "jean@example.org" not in dump
     assert store.bounce_counts("i")["complaints"] == 1  # the figures stay
     again = store.record_bounce("mid:<b@x>", store.verp_row(jean.id) or jean, kind="bounced",

@@ -1,6 +1,7 @@
 """What planning asks the store: nothing per row before an issue's first send, and nothing
 more than one look-up per row on a rerun whose list did not change (issue 13: planning a
-million rows). The decisions and the store rows stay exactly what they were."""
+million rows). The decisions and the store rows stay exactly what they were. On both backends:
+``store._conn`` traces statements and counts changed rows on PostgreSQL as sqlite3 does."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from helpers import SAMPLE_ISSUE
 from mirage_mailer.services.loader import open_project
 from mirage_mailer.services.planning import Planner, PlanOptions, changes
 from mirage_mailer.store import NewRecipient, Store
+from mirage_mailer.util.database import Database
 
 LIST = "lists/subscribers.csv"
 
@@ -39,8 +41,8 @@ def _rows(store: Store) -> list[tuple[object, ...]]:
         " smtp_response FROM recipients ORDER BY id").fetchall()
 
 
-def test_a_first_plan_asks_the_store_nothing_per_row(in_project: Path) -> None:
-    with Store(in_project / ".mirage/tracking.sqlite") as store:
+def test_a_first_plan_asks_the_store_nothing_per_row(in_project: Path, store_url: Database) -> None:
+    with Store(store_url) as store:
         asked = _statements(store)
         written = _plan(store, reconcile=False)
         store._conn.set_trace_callback(None)
@@ -49,8 +51,8 @@ def test_a_first_plan_asks_the_store_nothing_per_row(in_project: Path) -> None:
     assert not [s for s in asked if "ORDER BY id LIMIT" in s]
 
 
-def test_an_unchanged_list_writes_nothing_on_a_rerun(in_project: Path) -> None:
-    with Store(in_project / ".mirage/tracking.sqlite") as store:
+def test_an_unchanged_list_writes_nothing_on_a_rerun(in_project: Path, store_url: Database) -> None:
+    with Store(store_url) as store:
         _plan(store)
         before = _rows(store)
         changes_before = store._conn.total_changes
@@ -63,8 +65,8 @@ def test_an_unchanged_list_writes_nothing_on_a_rerun(in_project: Path) -> None:
     assert not [s for s in asked if "ORDER BY id LIMIT" in s]
 
 
-def test_a_rerun_still_writes_what_changed(in_project: Path) -> None:
-    with Store(in_project / ".mirage/tracking.sqlite") as store:
+def test_a_rerun_still_writes_what_changed(in_project: Path, store_url: Database) -> None:
+    with Store(store_url) as store:
         _plan(store)
         lines = (in_project / LIST).read_text(encoding="utf-8").splitlines(keepends=True)
         renamed = lines[1].replace("Maria Georgiou", "Maria G.")
@@ -90,8 +92,9 @@ def _plan_with(store: Store, subject: object) -> list[NewRecipient | str]:
     return written
 
 
-def test_rows_closed_to_list_edits_are_not_sent_to_the_store(in_project: Path) -> None:
-    with Store(in_project / ".mirage/tracking.sqlite") as store:
+def test_rows_closed_to_list_edits_are_not_sent_to_the_store(
+        in_project: Path, store_url: Database) -> None:
+    with Store(store_url) as store:
         _plan(store)
         store._conn.execute("UPDATE recipients SET status = 'sent', name = 'Old'"
                             " WHERE email = 'peter.novak@example.org'")

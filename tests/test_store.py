@@ -1,4 +1,5 @@
-"""The tracking store against a real SQLite file in tmp_path; the clock is the only thing faked."""
+"""The tracking store against a real SQLite file in tmp_path and a real PostgreSQL database
+(``store_url``: both backends, one test each); the clock is the only thing faked."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ import pytest
 import mirage_mailer
 from helpers import Clock
 from mirage_mailer.store import MIGRATIONS, NewRecipient, Store, StoreError, StoreUnavailable
+from mirage_mailer.store.pg_schema import PG_MIGRATIONS
+from mirage_mailer.util.database import Database, PostgresUrl
 from mirage_mailer.util.errors import ExitCode
+from support.postgres import raw
 
 COUNT_KEYS = {"sent", "failed", "pending", "suppressed", "invalid", "unknown", "withdrawn"}
 REPORT_KEYS = {
@@ -42,9 +46,13 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_path: Path, clock: Clock) -> Iterator[Store]:
-    with Store(db_path, clock=clock) as s:
+def store(store_url: Database, clock: Clock) -> Iterator[Store]:
+    with Store(store_url, clock=clock) as s:
         yield s
+
+
+def migrations_of(database: Database) -> tuple[tuple[str, str], ...]:
+    return PG_MIGRATIONS if isinstance(database, PostgresUrl) else MIGRATIONS
 
 
 def sub(
@@ -115,60 +123,57 @@ def test_engagement_counts_use_an_index_that_sends_never_write(db_path: Path) ->
     raw.close()
 
 
-def test_reopening_does_not_rerun_migrations(db_path: Path, clock: Clock) -> None:
-    with Store(db_path, clock=clock) as s:
+def test_reopening_does_not_rerun_migrations(store_url: Database, clock: Clock) -> None:
+    with Store(store_url, clock=clock) as s:
         s.add_recipients("2024-05", [sub("a@example.org")])
-    first = sqlite3.connect(db_path).execute("SELECT * FROM schema_migrations").fetchall()
+    first = raw(store_url, "SELECT * FROM schema_migrations ORDER BY version")
     clock.tick(3600)
-    with Store(db_path, clock=clock) as s:
+    with Store(store_url, clock=clock) as s:
         assert s.schema_version == len(MIGRATIONS)
         assert [r["email"] for r in s.recipients("2024-05")] == ["a@example.org"]
-    again = sqlite3.connect(db_path).execute("SELECT * FROM schema_migrations").fetchall()
+    again = raw(store_url, "SELECT * FROM schema_migrations ORDER BY version")
     assert again == first  # same rows, same applied_at: nothing re-ran
     assert {row[2] for row in again} == {"2024-05-01T10:00:00.000+00:00"}
 
 
-def test_v1_database_is_upgraded_in_place(db_path: Path) -> None:
-    db_path.parent.mkdir(parents=True)
-    raw = sqlite3.connect(db_path)
-    raw.executescript(
+def test_v1_database_is_upgraded_in_place(store_url: Database) -> None:
+    if isinstance(store_url, Path):
+        store_url.parent.mkdir(parents=True)
+    raw(store_url, (
         "CREATE TABLE schema_migrations ("
         "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);"
-        + MIGRATIONS[0][1]
-        + "INSERT INTO schema_migrations VALUES (1, 'initial', '2023-01-01T00:00:00+00:00');"
-        "INSERT INTO recipients (issue, email, email_key, list_name, status, created_at)"
-        " VALUES ('old', 'Old@Example.org', 'old@example.org', 'main', 'pending', 'x');"
-        "INSERT INTO recipients (issue, email, email_key, list_name, status, attempts,"
-        " smtp_code, created_at) VALUES ('old', 'done@example.org', 'done@example.org',"
-        " 'main', 'sent', 1, 250, 'x');"
-    )
-    raw.close()
+        + migrations_of(store_url)[0][1]
+        + ";INSERT INTO schema_migrations VALUES (1, 'initial', '2023-01-01T00:00:00+00:00');"
+        "INSERT INTO recipients (id, issue, email, email_key, list_name, status, created_at)"
+        " VALUES (1, 'old', 'Old@Example.org', 'old@example.org', 'main', 'pending', 'x');"
+        "INSERT INTO recipients (id, issue, email, email_key, list_name, status, attempts,"
+        " smtp_code, created_at) VALUES (2, 'old', 'done@example.org', 'done@example.org',"
+        " 'main', 'sent', 1, 250, 'x');"), script=True)
 
-    with Store(db_path) as s:
+    with Store(store_url) as s:
         assert s.schema_version == len(MIGRATIONS)
         assert s.counts("old") == expected_counts(pending=1, sent=1)
         assert [r.email for r in s.iter_pending("old")] == ["Old@Example.org"]
         assert s.suppress("OLD@example.org", source="cli") is True
         assert s.counts("old")["suppressed"] == 1
 
-    raw = sqlite3.connect(db_path)
-    indexes = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    indexes = {r[0] for r in raw(store_url, INDEXES_SQL[type(store_url).__name__])}
     assert {"recipients_issue", "recipients_email_key", "events_engagement"} <= indexes
     assert "events_issue" not in indexes
-    assert raw.execute("SELECT applied_at FROM schema_migrations WHERE version = 1").fetchone() == (
-        "2023-01-01T00:00:00+00:00",
-    )
-    raw.close()
+    assert raw(store_url, "SELECT applied_at FROM schema_migrations WHERE version = 1") == [
+        ("2023-01-01T00:00:00+00:00",)]
 
 
-def test_newer_schema_is_refused_with_a_hint(db_path: Path) -> None:
-    Store(db_path).close()
-    raw = sqlite3.connect(db_path)
-    raw.execute("INSERT INTO schema_migrations VALUES (99, 'future', 'x')")
-    raw.commit()
-    raw.close()
+INDEXES_SQL = {"PosixPath": "SELECT name FROM sqlite_master WHERE type = 'index'",
+               "PostgresUrl": "SELECT indexname FROM pg_indexes"
+                              " WHERE schemaname = current_schema()"}
+
+
+def test_newer_schema_is_refused_with_a_hint(store_url: Database) -> None:
+    Store(store_url).close()
+    raw(store_url, "INSERT INTO schema_migrations VALUES (99, 'future', 'x')")
     with pytest.raises(StoreError) as info:
-        Store(db_path)
+        Store(store_url)
     assert info.value.exit_code == ExitCode.INVALID_INPUT
     assert "schema version 99" in str(info.value)
     assert "upgrade mirage-mailer" in str(info.value)
@@ -236,17 +241,14 @@ def test_rerun_never_resets_statuses(store: Store) -> None:
     assert after["D@example.org"]["status"] == "pending"
 
 
-def test_add_streams_rows_and_commits_per_batch(store: Store, db_path: Path) -> None:
-    seen_by_other_connection: list[int] = []
+def test_add_streams_rows_and_commits_per_batch(store: Store, store_url: Database) -> None:
+    seen_by_other_connection: list[object] = []
 
     def rows() -> Iterator[NewRecipient]:
         for i in range(25):
             if i == 23:  # another process looks while the generator is still being consumed
-                other = sqlite3.connect(db_path)
                 seen_by_other_connection.append(
-                    other.execute("SELECT count(*) FROM recipients").fetchone()[0]
-                )
-                other.close()
+                    raw(store_url, "SELECT count(*) FROM recipients")[0][0])
             yield sub(f"u{i}@example.org")
 
     assert store.add_recipients("i", rows(), batch=10) == 25
@@ -275,13 +277,16 @@ def test_invalid_and_suppressed_rows_are_recorded_with_their_reason(store: Store
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
-def test_sigkill_keeps_sent_and_leaves_inflight_unknown(db_path: Path) -> None:
+def test_sigkill_keeps_sent_and_leaves_inflight_unknown(store_url: Database) -> None:
+    where = (f"PostgresUrl({str(store_url)!r})" if isinstance(store_url, PostgresUrl)
+             else f"Path({str(store_url)!r})")
     child = textwrap.dedent(
         f"""
         import os, signal
         from pathlib import Path
         from mirage_mailer.store import NewRecipient, Store
-        s = Store(Path({str(db_path)!r}))
+        from mirage_mailer.util.database import PostgresUrl
+        s = Store({where})
         s.add_recipients("i", [NewRecipient(e, None, None, "main", {{}})
                                for e in ("a@example.org", "b@example.org", "c@example.org")])
         a, b, c = [r.id for r in s.iter_pending("i")]
@@ -296,7 +301,7 @@ def test_sigkill_keeps_sent_and_leaves_inflight_unknown(db_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, timeout=60)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
 
-    with Store(db_path) as s:
+    with Store(store_url) as s:
         report = by_email(s, "i")
         assert report["a@example.org"]["status"] == "sent"
         assert report["a@example.org"]["attempts"] == 1
@@ -384,7 +389,7 @@ def test_suppress_flips_pending_and_unknown_rows_across_issues(store: Store, clo
 
 
 def test_apply_suppressions_catches_rows_queued_before_another_writer_suppressed(
-    store: Store, db_path: Path
+    store: Store, store_url: Database
 ) -> None:
     store.add_recipients("i", [sub("a@example.org"), sub("b@example.org"), sub("c@example.org")])
     a, b, _c = pending_ids(store, "i")
@@ -392,13 +397,9 @@ def test_apply_suppressions_catches_rows_queued_before_another_writer_suppressed
     store.mark_sent(a, 250, "OK")
     store.mark_sending(b, "<b@x>")
     store.recover_inflight("i")
-    other = sqlite3.connect(db_path)  # e.g. the web app, writing the table directly
-    other.executemany(
-        "INSERT INTO suppressions VALUES (?, 'web', NULL, 'x')",
-        [("a@example.org",), ("b@example.org",), ("c@example.org",)],
-    )
-    other.commit()
-    other.close()
+    for email in ("a@example.org", "b@example.org", "c@example.org"):
+        # e.g. the web app, writing the table directly
+        raw(store_url, "INSERT INTO suppressions VALUES (?, 'web', NULL, 'x')", (email,))
     assert store.apply_suppressions("i") == 2  # b (unknown) and c (pending); a stays sent
     assert store.counts("i") == expected_counts(sent=1, suppressed=2)
     assert store.apply_suppressions("i") == 0
@@ -438,6 +439,13 @@ def test_a_write_blocked_too_long_stops_with_exit_3_and_changes_nothing(db_path:
 
 
 def test_a_bug_in_sql_is_not_mistaken_for_a_busy_database(store: Store) -> None:
+    if store.is_postgres:
+        from psycopg.errors import UndefinedTable
+
+        with pytest.raises(UndefinedTable), store._write() as conn:
+            conn.execute("UPDATE no_such_table SET x = 1")
+        assert store.counts("i")["pending"] == 0  # the connection is usable again
+        return
     with pytest.raises(sqlite3.OperationalError), store._write() as conn:
         conn.execute("UPDATE no_such_table SET x = 1")
 
@@ -518,7 +526,8 @@ def test_marking_an_unknown_id_raises_and_records_nothing(store: Store) -> None:
     assert store.events() == before
 
 
-def test_each_mark_is_one_transaction_of_two_statements(store: Store) -> None:
+def test_each_mark_is_one_transaction_of_two_statements(db_path: Path) -> None:
+    store = Store(db_path)  # SQLite's trace callback; PostgreSQL adds its advisory lock
     store.add_recipients("i", [sub("a@example.org")])
     (a,) = pending_ids(store, "i")
     statements: list[str] = []
@@ -622,6 +631,19 @@ def test_issues_and_completion(store: Store) -> None:
     assert not store.is_complete("2024-06")  # in flight
     store.mark_sent(b, 250, "OK")
     assert store.is_complete("2024-06")  # failures are final, so the issue is done
+
+
+def test_text_sorts_by_code_point_on_both_backends(store: Store, clock: Clock) -> None:
+    """SQLite compares text byte by byte; a PostgreSQL database's own collation (ICU's en-US
+    in the tests) would not: the store's columns are "C", so both answer alike."""
+    issues = ["a_c", "B", "ab", "a-b", "a"]
+    for issue in issues:
+        store.add_recipients(issue, [sub("x@example.org")])
+    for email in ("b-c@example.org", "B@example.org", "bc@example.org", "b_d@example.org"):
+        store.suppress(email, source="cli")
+    assert store.issues() == sorted(issues) == ["B", "a", "a-b", "a_c", "ab"]
+    assert [s["email"] for s in store.suppressions()] == sorted(
+        ["b-c@example.org", "b@example.org", "bc@example.org", "b_d@example.org"])
 
 
 def test_events_are_appended_in_order(store: Store, clock: Clock) -> None:
@@ -766,3 +788,37 @@ def test_reconcile_of_a_suppressed_address_keeps_it_suppressed(store: Store) -> 
     store.suppress("X@example.org", source="cli")
     store.reconcile("i", [NewRecipient("x@example.org", None, "en", "main")])
     assert by_email(store, "i")["x@example.org"]["status"] == "suppressed"
+
+
+def test_numbered_parameters_mean_the_same_on_both_backends(store: Store) -> None:
+    """SQLite's ?N (used twice, out of order, one left out) as PostgreSQL gets it rewritten."""
+    row = store._conn.execute("SELECT ?3, ?1, ?3, '?2' || ?1", ("a", "unused", "c")).fetchone()
+    assert tuple(row) == ("c", "a", "c", "?2a")
+    rows = store._conn.executemany(
+        "INSERT INTO suppressions (created_at, email, source) VALUES (?3, ?1, ?1)",
+        [("x@example.org", "skip", "t1"), ("y@example.org", "skip", "t2")])
+    assert rows.rowcount == 2
+    assert [(s["email"], s["source"], s["created_at"]) for s in store.suppressions()] == [
+        ("x@example.org", "x@example.org", "t1"), ("y@example.org", "y@example.org", "t2")]
+
+
+def test_a_batch_applies_its_outcomes_in_order(store: Store, clock: Clock) -> None:
+    """The claim journal's batch: a row deferred, retried and sent within one batch ends
+    sent after two attempts, its events in that order; a stale record changes nothing."""
+    from mirage_mailer.store import hashed_key
+
+    store.add_recipients("i", [sub("a@example.org"), sub("b@example.org")])
+    a, b = pending_ids(store, "i")
+    at = store.stamp()
+    who_a, who_b = hashed_key("a@example.org"), hashed_key("b@example.org")
+    batch = [(b, who_b, 0, "sent", 250, "ok", "<b1@x>", at),
+             (a, who_a, 0, "deferred", 451, "later", "<a1@x>", at),
+             (a, who_a, 1, "sent", 250, "ok", "<a2@x>", at),
+             (b, who_a, 1, "failed", 550, "not b's", "<b2@x>", at)]  # another person's
+    store.record_batch(batch)
+    store.record_batch(batch)  # replayed after a crash: nothing counts twice
+    rows = by_email(store, "i")
+    assert (rows["a@example.org"]["status"], rows["a@example.org"]["attempts"]) == ("sent", 2)
+    assert (rows["b@example.org"]["status"], rows["b@example.org"]["attempts"]) == ("sent", 1)
+    assert [(e["email"], e["kind"]) for e in store.events("i")][2:] == [
+        ("b@example.org", "sent"), ("a@example.org", "deferred"), ("a@example.org", "sent")]

@@ -1,5 +1,5 @@
 """Web subscribers, erasure (GDPR art. 17) and access (art. 15) in the store, against a real
-SQLite file; the clock is the only thing faked."""
+SQLite file and a real PostgreSQL database; the clock is the only thing faked."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import pytest
 
 from helpers import Clock
 from mirage_mailer.store import NewRecipient, Store, hashed_key
+from mirage_mailer.util.database import Database, PostgresUrl
+from support.postgres import raw
 
 T0 = "2024-05-01T10:00:00.000+00:00"
 
@@ -22,12 +24,12 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / ".mirage" / "tracking.sqlite"
+def db_path(store_url: Database) -> Database:
+    return store_url
 
 
 @pytest.fixture
-def store(db_path: Path, clock: Clock) -> Iterator[Store]:
+def store(db_path: Database, clock: Clock) -> Iterator[Store]:
     with Store(db_path, clock=clock) as s:
         yield s
 
@@ -54,8 +56,14 @@ def send_all(store: Store, issue: str, response: str = "250 OK") -> None:
         store.mark_sent(row.id, 250, response)
 
 
-def file_bytes(db_path: Path) -> bytes:
-    """Everything SQLite keeps on disk for this database, lowercased."""
+def file_bytes(db_path: Database) -> bytes:
+    """Everything SQLite keeps on disk for this database, lowercased; on PostgreSQL every
+    row of every table as text (the old row versions are VACUUM's: see forget)."""
+    if isinstance(db_path, PostgresUrl):
+        tables = [t for (t,) in raw(db_path, "SELECT tablename FROM pg_tables"
+                                             " WHERE schemaname = current_schema()")]
+        return "\n".join(str(row[0]) for t in tables
+                         for row in raw(db_path, f"SELECT t::text FROM {t} t")).lower().encode()
     parts = [db_path, db_path.with_name(db_path.name + "-wal"),
              db_path.with_name(db_path.name + "-journal")]
     return b"".join(p.read_bytes() for p in parts if p.exists()).lower()
@@ -143,7 +151,7 @@ def test_suppress_records_when_the_person_asked_but_never_in_the_future(
 # -- forget ------------------------------------------------------------------------------------
 
 
-def test_forget_keeps_counts_and_only_a_hashed_suppression(store: Store, db_path: Path) -> None:
+def test_forget_keeps_counts_and_only_a_hashed_suppression(store: Store, db_path: Database) -> None:
     store.add_recipients("i1", [sub("Jean.Dupont@Example.org", "Jean Dupont", subject="s-j",
                                     fields={"organisation": "Accueil Jeanne"}),
                                 sub("maria@example.org", "Maria")])
@@ -170,7 +178,7 @@ def test_forget_keeps_counts_and_only_a_hashed_suppression(store: Store, db_path
     assert b"maria@example.org" in raw  # only that person is erased
 
 
-def test_forget_anonymises_events_of_non_ascii_addresses(store: Store, db_path: Path) -> None:
+def test_forget_anonymises_events_of_non_ascii_addresses(store: Store, db_path: Database) -> None:
     """SQLite's lower() folds ASCII only: 'JÖRG' must still match 'jörg'."""
     store.add_recipients("i", [sub("JÖRG.Ünal@example.org", "Jörg")])
     done = store.forget("jörg.ünal@example.org")
@@ -188,17 +196,14 @@ def test_forget_leaves_longer_addresses_that_contain_it_alone(store: Store) -> N
 
 
 def test_hashed_suppression_blocks_add_recipients_and_apply_suppressions(
-        store: Store, db_path: Path) -> None:
+        store: Store, db_path: Database) -> None:
     store.add_recipients("queued-before", [sub("jean@example.org")])
-    other = sqlite3.connect(db_path)  # another writer queued the row before the erasure
-    other.execute("UPDATE recipients SET status = 'pending'")
-    other.commit()
+    # another writer queued the row before the erasure
+    raw(db_path, "UPDATE recipients SET status = 'pending'")
     store.forget("jean@example.org")
     # A row queued by a process that had not seen the erasure yet:
-    other.execute("INSERT INTO recipients (issue, email, email_key, list_name, created_at)"
-                  " VALUES ('late', 'Jean@example.org', 'jean@example.org', 'main', 'x')")
-    other.commit()
-    other.close()
+    raw(db_path, "INSERT INTO recipients (id, issue, email, email_key, list_name, created_at)"
+                 " VALUES (1000, 'late', 'Jean@example.org', 'jean@example.org', 'main', 'x')")
     assert store.apply_suppressions("late") == 1
     store.add_recipients("later", [sub("JEAN@example.org"), sub("maria@example.org")])
     assert store.counts("later")["suppressed"] == 1
@@ -216,14 +221,14 @@ def test_forgetting_twice_after_the_list_brought_them_back_does_not_fail(store: 
 
 
 def test_a_list_that_still_has_a_forgotten_person_writes_no_plain_address(
-        store: Store, db_path: Path) -> None:
+        store: Store, db_path: Database) -> None:
     store.forget("jean@example.org")
     store.add_recipients("i", [sub("jean@example.org", "Jean")])
     assert store.counts("i")["suppressed"] == 1
     assert b"jean@example.org" not in file_bytes(db_path)
 
 
-def test_suppress_after_forget_writes_no_plain_address(store: Store, db_path: Path) -> None:
+def test_suppress_after_forget_writes_no_plain_address(store: Store, db_path: Database) -> None:
     store.forget("jean@example.org")
     assert store.suppress("Jean@example.org", source="mailto", reason="issue i") is False
     assert [s["email"] for s in store.suppressions()] == [hashed_key("jean@example.org")]
@@ -232,8 +237,9 @@ def test_suppress_after_forget_writes_no_plain_address(store: Store, db_path: Pa
     assert b"jean@example.org" not in file_bytes(db_path)
 
 
-def test_forget_reports_residue_when_another_reader_holds_old_pages(
-        store: Store, db_path: Path) -> None:
+def test_forget_reports_residue_when_another_reader_holds_old_pages(tmp_path: Path) -> None:
+    db_path = tmp_path / ".mirage" / "tracking.sqlite"  # SQLite's WAL: a file matter
+    store = Store(db_path, clock=Clock())
     store.add_recipients("i", [sub("jean@example.org")])
     reader = sqlite3.connect(db_path, isolation_level=None)
     reader.execute("BEGIN")

@@ -21,6 +21,7 @@ from mirage_mailer.project.eu_names import RULE, statement_problem
 from mirage_mailer.project.relay_config import Relay, RelayDefaults, load_relays, relay_lines
 from mirage_mailer.project.yamlsrc import LineDict, check_keys, load_yaml_file
 from mirage_mailer.util.addresses import ascii_domain, parse_mailbox
+from mirage_mailer.util.database import Database, is_postgres, parse_postgres
 from mirage_mailer.util.errors import Collector, InputError, Problem, display_path, shorten
 from mirage_mailer.util.langs import check_language
 
@@ -91,7 +92,7 @@ class DisclaimerConfig:
 
 @dataclass(frozen=True)
 class Tracking:
-    database: Path
+    database: Database  # a SQLite file, or a PostgreSQL server (``PostgresUrl``)
     base_url: str | None
     secret_env: str | None
     opens: bool
@@ -170,7 +171,7 @@ _TRANSPORT_KEYS = {
     "relays",
 }
 _DISCLAIMER_KEYS = {"preset", "authority", "statement", "text", "translations"}
-_TRACKING_KEYS = {"database", "base_url", "secret_env", "opens", "clicks"}
+_TRACKING_KEYS = {"database", "password_env", "base_url", "secret_env", "opens", "clicks"}
 _SECRET_KEYS = frozenset({"password", "pass", "secret", "api_key", "token"})
 
 
@@ -546,7 +547,7 @@ def _load_tracking(sec: LineDict, path: Path, problems: Collector, root: Path) -
                          f"'tracking.base_url' {shorten(base_url)!r} must be an https:// URL",
                          "plain http is allowed only for localhost or 127.0.0.1, for testing")
         base_url = base_url.rstrip("/")
-    database = s.text("database", ".mirage/tracking.sqlite") or ".mirage/tracking.sqlite"
+    database = _database(s, path, problems, root)
     opens, clicks = s.flag("opens", False), s.flag("clicks", False)
     for key, on in (("opens", opens), ("clicks", clicks)):
         if on and not base_url:
@@ -558,12 +559,32 @@ def _load_tracking(sec: LineDict, path: Path, problems: Collector, root: Path) -
                          f"remove '{key}: true' (tracking is off by default; see "
                          "docs/guide/web.md, 'Opens and clicks')")
     return Tracking(
-        database=(root / database).resolve(),
+        database=database,
         base_url=base_url,
         secret_env=s.env_name("secret_env"),
         opens=opens,
         clicks=clicks,
     )
+
+
+def _database(s: _Section, path: Path, problems: Collector, root: Path) -> Database:
+    """A path (relative to the project), or a ``postgresql://`` URL without a password."""
+    text = s.text("database", ".mirage/tracking.sqlite") or ".mirage/tracking.sqlite"
+    password_env = s.env_name("password_env")
+    if not is_postgres(text):
+        if password_env is not None:
+            problems.add(path, s.line("password_env"),
+                         "'tracking.password_env' is only for a postgresql:// database",
+                         "remove it, or set tracking.database to the server's URL")
+        return (root / text).resolve()
+    try:
+        return parse_postgres(text, password_env)
+    except ValueError as exc:
+        problems.add(path, s.line("database"),
+                     f"'tracking.database' {shorten(redact(text.partition('?')[0]))!r} {exc}",
+                     "remove it from the URL; give it as PGPASSWORD, in ~/.pgpass, or in the "
+                     "variable that 'tracking.password_env: NAME' names")
+        return (root / ".mirage/tracking.sqlite").resolve()
 
 
 def _load_web(sec: LineDict, path: Path, problems: Collector) -> Web:

@@ -22,7 +22,7 @@ from mirage_mailer.project.config import Settings
 from mirage_mailer.services.bounce_mailbox import BounceBox, ImapBounces, MaildirBounces
 from mirage_mailer.services.bounce_parse import Failure, Parsed, parse
 from mirage_mailer.services.verp import Verp, verp_for
-from mirage_mailer.store import BounceRow, BounceStore, Store, email_key
+from mirage_mailer.store import BounceRow, BounceStore, email_key, open_store
 from mirage_mailer.store.guard import check_memory
 from mirage_mailer.util.errors import InputError, Problem, display_path
 from mirage_mailer.util.locks import Lock
@@ -242,7 +242,7 @@ def process_bounces(settings: Settings, *, dry_run: bool = False) -> BounceRun:
         verp = verp_for(settings) if config.verp and has_key else None
         box = open_box(settings, dry_run=dry_run)
         try:
-            with Store(settings.tracking.database) as store:
+            with open_store(settings.tracking.database) as store:
                 run.outcomes.extend(process_box(box, store, verp, config, dry_run=dry_run))
         finally:
             box.close()

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.lists import LIST_SUFFIXES, Subscriber, iter_list
 from mirage_mailer.services.reporting import existing
-from mirage_mailer.store import Store, email_key
+from mirage_mailer.store import email_key, open_store
 from mirage_mailer.util.addresses import check_address
+from mirage_mailer.util.database import Database
 from mirage_mailer.util.errors import InputError, Problem, display_path
 
 
@@ -88,7 +88,7 @@ class Forgotten:
     done: dict[str, int]  # deliveries, events, subscriptions, residue
     rows: list[ListRow] = field(default_factory=list)  # list-file rows still holding it
     unsearched: list[Problem] = field(default_factory=list)  # list files that were unreadable
-    database: Path | None = None
+    database: Database | None = None
 
 
 def forget_person(settings: Settings, address: str) -> Forgotten:
@@ -100,6 +100,6 @@ def forget_person(settings: Settings, address: str) -> Forgotten:
         result.rows = list(list_rows(settings, address))
     except InputError as exc:
         result.unsearched = list(exc.problems)
-    with Store(settings.tracking.database) as store:
+    with open_store(settings.tracking.database) as store:
         result.done = store.forget(address)
     return result

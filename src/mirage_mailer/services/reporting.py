@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.issue_titles import issue_subjects
 from mirage_mailer.services.bounce_rates import bounce_summary
 from mirage_mailer.services.journal import settle_all
-from mirage_mailer.store import REPORT_STATUSES, ReportReader, Store
+from mirage_mailer.store import REPORT_STATUSES, ReportReader, Store, store_exists
+from mirage_mailer.store import open_store as open_any
+from mirage_mailer.util.database import Database
 
 STATUSES: tuple[str, ...] = REPORT_STATUSES  # the report's counts, in the table's order
 CSV_COLUMNS = ("issue", "subject", "email", "status", "attempts", "message_id", "smtp_code",
@@ -33,9 +34,9 @@ def issue_report(store: ReportReader | None, issue: str) -> dict[str, Any]:
             "recipients": list(store.recipients(issue))}
 
 
-def open_store(database: Path) -> Store | None:
+def open_store(database: Database) -> Store | None:
     """The store if it exists; reports never create one."""
-    return Store(database) if database.exists() else None
+    return open_any(database) if store_exists(database) else None
 
 
 @contextmanager

@@ -45,7 +45,7 @@ from mirage_mailer.services.planning import (
     Planner,
     PlanOptions,
 )
-from mirage_mailer.store import Store, email_key
+from mirage_mailer.store import Store, email_key, open_store, store_exists
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
 from mirage_mailer.util.langs import check_language, normalise_language
 
@@ -149,10 +149,10 @@ def _project(settings: Settings, names: tuple[str, ...],
 @contextmanager
 def store_if_any(settings: Settings) -> Iterator[Store | None]:
     """The tracking store when there is one; reading readers never creates it."""
-    if not settings.tracking.database.exists():
+    if not store_exists(settings.tracking.database):
         yield None
         return
-    with Store(settings.tracking.database) as store:
+    with open_store(settings.tracking.database) as store:
         yield store
 
 

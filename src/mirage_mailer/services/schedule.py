@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.content import parse_send_at
 from mirage_mailer.project.yamlsrc import LineDict, load_yaml_file
-from mirage_mailer.store import Store
+from mirage_mailer.store import open_store, store_exists
 from mirage_mailer.store.guard import check_memory
 from mirage_mailer.util.errors import InputError, MirageError, Problem
 from mirage_mailer.util.locks import Lock
@@ -63,7 +63,7 @@ def find_due(settings: Settings, now: datetime) -> tuple[list[Due], list[Problem
     if not settings.issues_dir.is_dir():
         return due, problems
     database = settings.tracking.database
-    store = Store(database) if database.exists() else None
+    store = open_store(database) if store_exists(database) else None
     try:
         for path in sorted(settings.issues_dir.glob("*/issue.yaml")):
             try:

@@ -17,7 +17,6 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from mirage_mailer.compose.message import Personal
@@ -50,8 +49,17 @@ from mirage_mailer.services.preview import preview_person
 from mirage_mailer.services.recorder import SendRecorder
 from mirage_mailer.services.sending_processes import process_count, send_on_processes
 from mirage_mailer.services.verp import envelope_sender
-from mirage_mailer.store import PlanReader, Store, StoreError, email_key, hashed_key
+from mirage_mailer.store import (
+    PlanReader,
+    Store,
+    StoreError,
+    email_key,
+    hashed_key,
+    open_store,
+    store_exists,
+)
 from mirage_mailer.store.guard import check_memory, mark_sent
+from mirage_mailer.util.database import Database
 from mirage_mailer.util.errors import (
     ExitCode,
     InputError,
@@ -129,14 +137,14 @@ class SendOutcome:
         return ExitCode.PERMANENT_FAILURES if self.this_run.failed else ExitCode.OK
 
 
-def database(project: Project) -> Path:
+def database(project: Project) -> Database:
     return project.settings.tracking.database
 
 
 def checked_store(project: Project, options: SendOptions) -> Store:
     """The store, once it is known to still remember who was sent what (``store.guard``)."""
     check_memory(database(project), project.settings.state_dir, new_store=options.new_store)
-    return Store(database(project))
+    return open_store(database(project))
 
 
 def prepare(project: Project, options: SendOptions) -> Preparation:
@@ -164,11 +172,11 @@ def existing_store(project: Project, *, new_store: bool = False) -> Iterator[Pla
     With ``new_store`` (starting over from a damaged store) an unreadable one counts as none,
     as it will be once ``send --new-store`` has moved it aside.
     """
-    if not database(project).exists():
+    if not store_exists(database(project)):
         yield None
         return
     try:
-        store = Store(database(project))
+        store = open_store(database(project))
     except StoreError:
         if not new_store:
             raise

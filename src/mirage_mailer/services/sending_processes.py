@@ -17,7 +17,7 @@ from mirage_mailer.services import shards
 from mirage_mailer.services.journal import settle
 from mirage_mailer.services.outbound import resumable
 from mirage_mailer.services.shards import ShardDone
-from mirage_mailer.store import Store, StoreError
+from mirage_mailer.store import Store, StoreError, open_store
 from mirage_mailer.util.errors import DeliveryError, InputError, Problem, display_path
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def send_on_processes(prep: Preparation, options: SendOptions, store: Store, wan
         def report(p: Progress) -> None:
             channel.progress((p.sent, p.failed, p.deferred, p.unknown))
 
-        with Store(database(project)) as own:
+        with open_store(database(project)) as own:
             try:
                 _send_rows(prep, options, own, wanted, to_send, mine, report, child_stop,
                            shard=(index, count), concurrency=shards.share(total, count, index),

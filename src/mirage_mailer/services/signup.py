@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mirage_mailer.project.config import Settings
-from mirage_mailer.store import PersonalData, Store
+from mirage_mailer.store import PersonalData, open_store
 from mirage_mailer.util.errors import InputError, Problem, display_path
 from mirage_mailer.util.tokens import Signer
 
@@ -36,7 +36,7 @@ def sign_up(settings: Settings, signer: Signer, list_name: str, email: str, *,
     """Record a pending sign-up with the consent text and version shown; True when a
     confirmation mail is due (False: already confirmed and receiving, nothing to send)."""
     web = settings.web
-    with Store(settings.tracking.database) as store:
+    with open_store(settings.tracking.database) as store:
         return store.add_pending_subscriber(
             list_name, email, name=name, lang=lang, subject=signer.subject_id(email),
             consent_text=web.consent_text, consent_version=web.consent_version, source=source)
@@ -61,7 +61,7 @@ class SignUpTarget:
 
 def confirmation_target(settings: Settings, list_name: str, subject: str) -> SignUpTarget:
     """Reads only: a GET of the link changes nothing."""
-    with Store(settings.tracking.database) as store:
+    with open_store(settings.tracking.database) as store:
         address = store.resolve_subject(subject)
         return SignUpTarget(address, _sign_up_language(store, list_name, address))
 
@@ -77,7 +77,7 @@ class Confirmed:
 def confirm(settings: Settings, list_name: str, subject: str) -> Confirmed | SignUpTarget:
     """Confirm the sign-up the link names; a ``SignUpTarget`` (with its page language) when
     there is no such sign-up."""
-    with Store(settings.tracking.database) as store:
+    with open_store(settings.tracking.database) as store:
         address = store.resolve_subject(subject)
         lang = _sign_up_language(store, list_name, address)
         before = address is not None and store.is_suppressed(address)

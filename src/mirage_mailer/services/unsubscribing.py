@@ -21,7 +21,7 @@ from mirage_mailer.services.unsubmail import (
     parse_imap_url,
     process,
 )
-from mirage_mailer.store import Store
+from mirage_mailer.store import open_store
 from mirage_mailer.util.errors import InputError, Problem
 from mirage_mailer.util.tokens import Signer, load_secret
 
@@ -29,7 +29,7 @@ from mirage_mailer.util.tokens import Signer, load_secret
 def unsubscribe(settings: Settings, address: str, *, source: str = "cli",
                 reason: str = "mirage-mailer unsubscribe") -> bool:
     """Suppress ``address`` for every list; False when it already was (idempotent)."""
-    with Store(settings.tracking.database) as store:
+    with open_store(settings.tracking.database) as store:
         return store.suppress(address, source=source, reason=reason)
 
 
@@ -45,7 +45,7 @@ class LinkTarget:
 def link_target(settings: Settings, issue: str, subject: str) -> LinkTarget:
     """The address behind a genuine token of ``issue``, its message language, and whether it
     is already unsubscribed. Reads only."""
-    with Store(settings.tracking.database) as store:
+    with open_store(settings.tracking.database) as store:
         address = store.resolve_subject(subject, issue)
         lang = store.recipient_lang(issue, subject)
         already = address is not None and store.is_suppressed(address)

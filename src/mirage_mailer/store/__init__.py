@@ -1,6 +1,7 @@
 """The tracking store: one row per issue and recipient, suppressions, web subscribers, and an
-append-only event log, in SQLite (WAL). All SQL lives in this package, behind ``Store``, so a
-PostgreSQL backend can be added later behind the same methods.
+append-only event log, in SQLite (WAL, the embedded default) or PostgreSQL (a server several
+hosts share). All SQL lives in this package, behind ``Store``; one set of it runs on both
+(``dialect.py``). ``open_store`` opens whichever ``tracking.database`` names.
 
 Must not import anything of ours but ``util``.
 """
@@ -35,6 +36,7 @@ from mirage_mailer.store.recipients import RecipientsMixin
 from mirage_mailer.store.relays import RelaysMixin
 from mirage_mailer.store.schema import MIGRATIONS, NEW_STATUSES, REPORT_STATUSES, STATUSES
 from mirage_mailer.store.subscribers import SubscribersMixin
+from mirage_mailer.util.database import Database, PostgresUrl
 
 __all__ = [
     "MIGRATIONS",
@@ -60,12 +62,27 @@ __all__ = [
     "email_key",
     "fields_json",
     "hashed_key",
+    "open_store",
+    "store_exists",
 ]
 
 
 class Store(RecipientsMixin, RelaysMixin, BouncesMixin, PeopleMixin, SubscribersMixin,
             EngagementMixin, PeriodsMixin):
-    """SQLite tracking store; one instance per process, used from one thread."""
+    """The tracking store, on SQLite (a path) or PostgreSQL (a ``PostgresUrl``); one
+    instance per process, used from one thread."""
 
     def __enter__(self) -> Store:
         return self
+
+
+def open_store(database: Database, *, timeout: float = 10.0) -> Store:
+    """The store ``tracking.database`` names: a SQLite file (created if missing) or a
+    PostgreSQL database (its tables created if missing)."""
+    return Store(database, timeout=timeout)
+
+
+def store_exists(database: Database) -> bool:
+    """Whether a reader may open the store without creating one: a SQLite file that exists;
+    a PostgreSQL server is always there to ask (an empty database reports nothing)."""
+    return isinstance(database, PostgresUrl) or database.exists()

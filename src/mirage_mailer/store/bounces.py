@@ -85,8 +85,9 @@ class BouncesMixin(PeopleMixin, StoreCore):
     def mark_bounce_mail(self, key: str, outcome: str) -> bool:
         """Remember a mail that counted for nothing (ignored, unmatched); False if known."""
         with self._write() as conn:
-            cur = conn.execute("INSERT OR IGNORE INTO bounce_mail (key, outcome, at)"
-                               " VALUES (?, ?, ?)", (key, outcome, self._now()))
+            cur = conn.execute("INSERT INTO bounce_mail (key, outcome, at)"
+                               " VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                               (key, outcome, self._now()))
             return cur.rowcount == 1
 
     def record_bounce(self, key: str, row: BounceRow, *, kind: str, detail: str,
@@ -104,8 +105,8 @@ class BouncesMixin(PeopleMixin, StoreCore):
         when = now if at is None else self._stamp(at, now)
         address = email_key(row.email)
         with self._write() as conn:
-            cur = conn.execute("INSERT OR IGNORE INTO bounce_mail (key, outcome, at)"
-                               " VALUES (?, ?, ?)", (key, kind, now))
+            cur = conn.execute("INSERT INTO bounce_mail (key, outcome, at)"
+                               " VALUES (?, ?, ?) ON CONFLICT DO NOTHING", (key, kind, now))
             if cur.rowcount == 0:
                 return BounceRecord(False, False)
             conn.execute("INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
@@ -159,7 +160,8 @@ class BouncesMixin(PeopleMixin, StoreCore):
         names = {"complained": "complaint", "bounced": "hard", "soft-bounced": "soft"}
         worst: dict[str, str] = {}
         for address, kind in self._conn.execute(
-                f"SELECT email, kind FROM events WHERE issue = ? AND {_KINDS_SQL}", (issue,)):
+                f"SELECT email, kind FROM events WHERE issue = ? AND {_KINDS_SQL}"
+                " ORDER BY id", (issue,)):
             key, kind = str(address), str(kind)
             if key not in worst or rank[kind] > rank[worst[key]]:
                 worst[key] = kind

@@ -4,8 +4,9 @@ Why SQLite in WAL mode with ``synchronous=NORMAL``: a commit is a write to the W
 fsync, so the sender can record ~thousands of outcomes a second, and a committed transaction
 still survives the process being killed (only an OS crash or power cut can lose the last few).
 Every method that changes a status commits before it returns, so a rerun never re-sends a
-message the server accepted. All SQL lives in this module so that a PostgreSQL backend can be
-added later behind the same methods.
+message the server accepted. The same store may live on a PostgreSQL server instead
+(``tracking.database: postgresql://...``): this module opens either, and the mixins' one set
+of SQL runs on both (``dialect.py``, ``pg.py``, ``pg_schema.py``).
 """
 
 from __future__ import annotations
@@ -20,25 +21,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from mirage_mailer.store.dialect import POSTGRESQL, SQLITE, Connection
+from mirage_mailer.store.errors import StoreError, StoreUnavailable
 from mirage_mailer.store.schema import MIGRATIONS
-from mirage_mailer.util.errors import ExitCode, MirageError, Problem, display_path
+from mirage_mailer.util.database import Database, PostgresUrl
+from mirage_mailer.util.errors import Problem, display_path
 from mirage_mailer.util.statedir import DIR_MODE, FILE_MODE, private_dir, tighten
 
+if TYPE_CHECKING:
+    from mirage_mailer.store.pg import PgConnection
 
-class StoreError(MirageError):
-    """The tracking database cannot be opened or is newer than this program."""
-
-    exit_code = ExitCode.INVALID_INPUT
-
-
-class StoreUnavailable(StoreError):
-    """A write could not be made (locked too long, disk full, I/O error): nothing was
-    half-written, and a rerun resumes, so delivery stops with exit 3 as for a lock held."""
-
-    exit_code = ExitCode.CANNOT_DELIVER
-
+# StoreError and StoreUnavailable are defined in store/errors.py (pg.py raises them too) and
+# re-exported here, where every user of the store has always imported them from.
+__all__ = ["StoreError", "StoreUnavailable"]
 
 # Primary SQLite result codes that mean "not now / not here", not a bug in our SQL:
 # BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN.
@@ -266,57 +263,102 @@ def _until_free(step: Callable[[], object], timeout: float) -> None:
 
 
 class StoreCore:
-    """SQLite tracking store; one instance per process, used from one thread."""
+    """The tracking store's connection, writes and migrations, on SQLite (a file) or
+    PostgreSQL (a server: ``postgresql://``); one instance per process, used from one thread.
+    The mixins' SQL runs on both (``store/dialect.py``)."""
 
     def __init__(
-        self, path: Path, *, timeout: float = 10.0, clock: Callable[[], datetime] = _utc_now
+        self, path: Database, *, timeout: float = 10.0, clock: Callable[[], datetime] = _utc_now
     ) -> None:
-        self.path = Path(path)
         self._clock = clock
+        self._timeout = timeout
+        self.database: Database = path if isinstance(path, PostgresUrl) else Path(path)
+        self._integrity: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,)
+        if isinstance(self.database, PostgresUrl):
+            self.backend = POSTGRESQL
+            self.path = Path(".")  # no file: see ``database``
+            self._open_pg(self.database, timeout)
+        else:
+            self.backend = SQLITE
+            self.path = self.database
+            self._open_sqlite(timeout)
+
+    def _open_pg(self, database: PostgresUrl, timeout: float) -> None:
+        from mirage_mailer.store.pg import PgConnection
+
+        pg = PgConnection(database, timeout=timeout)
+        self._pg: PgConnection | None = pg
+        self._conn: Connection = pg
+        self._integrity = pg.integrity_errors()
+        try:
+            self._migrate_pg()
+        except BaseException:
+            pg.close()
+            raise
+
+    def _open_sqlite(self, timeout: float) -> None:
+        self._pg = None
         try:
             _private_files(self.path)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a commit is never implicit.
-            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
-                                         factory=_Connection)
-            self._conn.path = self.path
+            conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
+                                   factory=_Connection)
+            conn.path = self.path
+            self._sqlite: _Connection = conn
+            self._conn = conn
         except (OSError, sqlite3.Error) as exc:
             raise self._error(f"cannot open the tracking database: {exc}") from exc
         try:
-            _until_free(lambda: self._conn.execute("PRAGMA journal_mode=WAL"), timeout)
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+            _until_free(lambda: conn.execute("PRAGMA journal_mode=WAL"), timeout)
+            conn.execute("PRAGMA synchronous=NORMAL")
             # Checkpoints are where WAL mode fsyncs; ten times fewer of them (WAL up to ~40 MB,
             # truncated back afterwards) made recording a send about a fifth cheaper.
-            self._conn.execute("PRAGMA wal_autocheckpoint=10000")
-            self._conn.execute("PRAGMA journal_size_limit=67108864")
-            self._conn.execute("PRAGMA cache_size=-16000")
-            self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-            self._conn.create_function("mm_hashed", 1, _hashed_or_none, deterministic=True)
+            conn.execute("PRAGMA wal_autocheckpoint=10000")
+            conn.execute("PRAGMA journal_size_limit=67108864")
+            conn.execute("PRAGMA cache_size=-16000")
+            conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            conn.create_function("mm_hashed", 1, _hashed_or_none, deterministic=True)
             _until_free(self._migrate, timeout)
             for suffix in ("-wal", "-shm"):  # created with the database's mode; older ones not
                 tighten(Path(f"{self.path}{suffix}"), FILE_MODE)
         except sqlite3.Error as exc:
-            self._conn.close()
+            conn.close()
             if is_damage(exc):
                 raise damaged_error(self.path, exc) from None
             raise self._error(f"cannot use the tracking database: {exc}") from exc
         except BaseException:
-            self._conn.close()
+            conn.close()
             raise
+
+    @property
+    def is_postgres(self) -> bool:
+        return self._pg is not None
 
     def _error(self, message: str) -> StoreError:
         hint = "check the file and tracking.database in mirage.yaml"
-        return StoreError(Problem(display_path(self.path), None, message, hint))
+        if self.is_postgres:
+            hint = "check tracking.database in mirage.yaml"
+        return StoreError(Problem(display_path(self.database), None, message, hint))
 
     def _now(self) -> str:
         return self._clock().astimezone(UTC).isoformat(timespec="milliseconds")
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One committed write transaction; IMMEDIATE takes the lock up front (no busy upgrade).
+    def _write(self, *, shared: bool = False) -> Iterator[Connection]:
+        """One committed write transaction, with every other writer kept out until it ends.
 
-        A lock held too long by another process, a full disk or an I/O error raises
-        ``StoreUnavailable`` (exit 3), after rolling back, so nothing is half-recorded.
+        SQLite: BEGIN IMMEDIATE takes the file's write lock up front (no busy upgrade).
+        PostgreSQL: the transaction first takes one advisory lock (``pg.WRITE_LOCK``), so
+        code that relies on being the only writer (ids as max(id) + 1) stays right with
+        many clients on many hosts; ``shared=True`` skips it (row locks only), for writes
+        that are safe side by side. A lock held too long by another process, a full disk,
+        an I/O error or a server gone raises ``StoreUnavailable`` (exit 3), after rolling
+        back, so nothing is half-recorded.
         """
+        if self._pg is not None:
+            with self._write_pg(self._pg, shared) as conn:
+                yield conn
+            return
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -335,6 +377,29 @@ class StoreCore:
                 "another mirage-mailer process may hold it (wait and rerun), or the disk is "
                 "full or read-only; a rerun resumes where this one stopped")) from None
 
+    @staticmethod
+    @contextmanager
+    def _write_pg(pg: PgConnection, shared: bool) -> Iterator[Connection]:
+        from mirage_mailer.store.pg import write_lock_sql
+
+        pg.execute("BEGIN")
+        try:
+            lock = write_lock_sql(shared)
+            if lock is not None:
+                pg.execute(lock)
+            yield pg
+            pg.execute("COMMIT")
+        except BaseException:
+            pg.rollback()
+            raise
+
+    def _check_version(self, current: int, known: int) -> None:
+        if current > known:
+            raise self._error(
+                f"the tracking database has schema version {current}, newer than this "
+                f"mirage-mailer knows ({known}); upgrade mirage-mailer"
+            )
+
     def _migrate(self) -> None:
         """Apply pending MIGRATIONS, reading the version under the write lock (two openers race)."""
         self._conn.execute(
@@ -346,11 +411,7 @@ class StoreCore:
         with self._write() as conn:
             version = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
             current: int = version.fetchone()[0]
-            if current > len(MIGRATIONS):
-                raise self._error(
-                    f"the tracking database has schema version {current}, newer than this "
-                    f"mirage-mailer knows ({len(MIGRATIONS)}); upgrade mirage-mailer"
-                )
+            self._check_version(current, len(MIGRATIONS))
             for number, (name, script) in enumerate(MIGRATIONS[current:], start=current + 1):
                 for statement in _split_sql(script):
                     conn.execute(statement)
@@ -359,15 +420,42 @@ class StoreCore:
                     (number, name, self._now()),
                 )
 
+    def _migrate_pg(self) -> None:
+        """Apply pending PG_MIGRATIONS under the advisory write lock (two openers race; the
+        lock is taken before the version table is even created)."""
+        from mirage_mailer.store.pg_schema import PG_MIGRATIONS
+
+        assert self._pg is not None
+        if self.schema_version == len(PG_MIGRATIONS):
+            return
+        with self._write() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY,"
+                ' name TEXT COLLATE "C" NOT NULL, applied_at TEXT COLLATE "C" NOT NULL)')
+            version = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
+            current = int(version.fetchone()[0])
+            self._check_version(current, len(PG_MIGRATIONS))
+            for number, (name, script) in enumerate(PG_MIGRATIONS[current:], start=current + 1):
+                self._pg.script(script)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (number, name, self._now()),
+                )
+
     @property
     def schema_version(self) -> int:
         """Number of migrations applied to this database."""
+        if self._pg is not None and self._conn.execute(
+                "SELECT to_regclass('schema_migrations')").fetchone()[0] is None:
+            return 0
         row = self._conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
-        version: int = row.fetchone()[0]
-        return version
+        return int(row.fetchone()[0])
 
     def close(self) -> None:
-        self._conn.close()
+        if self._pg is not None:
+            self._pg.close()
+        else:
+            self._sqlite.close()
 
     def __enter__(self) -> StoreCore:
         return self

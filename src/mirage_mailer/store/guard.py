@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mirage_mailer.store.core import DAMAGED_HINT, StoreError, StoreUnavailable, is_damage
+from mirage_mailer.util.database import Database, PostgresUrl
 from mirage_mailer.util.errors import InputError, Problem, display_path
 from mirage_mailer.util.statedir import SENT_MARKER, create_once
 
@@ -39,8 +40,10 @@ class Health:
     rows: int = 0  # recipients recorded (state ok)
 
 
-def inspect(database: Path) -> Health:
-    """What the database file holds, without creating or changing anything."""
+def inspect(database: Database) -> Health:
+    """What the database holds, without creating or changing anything."""
+    if isinstance(database, PostgresUrl):
+        return _inspect_pg(database)
     try:
         size = database.stat().st_size
     except FileNotFoundError:
@@ -70,6 +73,27 @@ def inspect(database: Path) -> Health:
         conn.close()
 
 
+def _inspect_pg(database: PostgresUrl) -> Health:
+    """A PostgreSQL store is lost when its database has no tables of ours ("missing": a new
+    or wrong database) or no recipient row ("empty"); a server that cannot be reached is
+    ``StoreUnavailable`` (exit 3), as for any use of the store. There is no file to damage:
+    the server checks its own pages."""
+    from mirage_mailer.store.pg import PgConnection
+
+    conn = PgConnection(database, timeout=10)
+    try:
+        if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is None:
+            return Health("missing")
+        names = {str(row[0]) for row in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+        if not set(_TABLES) <= names:
+            return Health("empty", "no tables")
+        rows = int(conn.execute("SELECT count(*) FROM recipients").fetchone()[0])
+        return Health("ok", rows=rows) if rows else Health("empty", "no recipient recorded")
+    finally:
+        conn.close()
+
+
 def _failed(database: Path, exc: sqlite3.Error) -> Health:
     """Damage is a state to act on; a busy or unreadable file is an error to report as is."""
     if is_damage(exc):
@@ -95,7 +119,7 @@ def mark_sent(state_dir: Path) -> None:
         create_once(state_dir / SENT_MARKER, _MARKER_TEXT)
 
 
-def check_memory(database: Path, state_dir: Path, *, new_store: bool = False,
+def check_memory(database: Database, state_dir: Path, *, new_store: bool = False,
                  dry_run: bool = False) -> None:
     """Refuse (``StoreError``, exit 2) to send from a store that lost its memory.
 
@@ -109,11 +133,14 @@ def check_memory(database: Path, state_dir: Path, *, new_store: bool = False,
             raise InputError(Problem(
                 where, None, f"--new-store: the tracking database is intact ({health.rows} "
                 "recipient row(s)); it only starts over from a missing, empty or damaged one",
-                "drop --new-store to resume; to really start over, move the file away first"))
+                "drop --new-store to resume; to really start over, move the file away first"
+                if isinstance(database, Path) else
+                "drop --new-store to resume; to really start over, point tracking.database "
+                "at an empty database"))
         if health.rows:
             mark_sent(state_dir)
         return
-    if health.state == "damaged":
+    if health.state == "damaged" and isinstance(database, Path):
         if not new_store:
             raise StoreError(Problem(where, None, "the tracking database is damaged "
                                      f"({health.detail}); nothing was sent", DAMAGED_HINT))
@@ -125,6 +152,8 @@ def check_memory(database: Path, state_dir: Path, *, new_store: bool = False,
     if has_sent(state_dir) and not new_store:
         what = {"missing": "is missing", "zero bytes": "is empty (zero bytes)",
                 "empty": f"is empty ({health.detail})"}[health.state]
+        if health.state == "missing" and isinstance(database, PostgresUrl):
+            what = "has none of mirage-mailer's tables (a new or another database?)"
         raise StoreError(Problem(
             where, None, f"the tracking database {what}, but this project has sent before "
             f"({display_path(state_dir / SENT_MARKER)}): every reader would get the issue "
@@ -159,8 +188,8 @@ def _restore_suppressions(database: Path, rows: list[tuple[str, str, str | None,
     from mirage_mailer.store import Store  # the full store, to create the new database
 
     with Store(database) as store, store._write() as conn:
-        conn.executemany("INSERT OR IGNORE INTO suppressions (email, source, reason, created_at)"
-                         " VALUES (?, ?, ?, ?)", rows)
+        conn.executemany("INSERT INTO suppressions (email, source, reason, created_at)"
+                         " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
 
 
 def _move_aside(database: Path) -> None:

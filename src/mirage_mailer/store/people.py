@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mirage_mailer.store.core import StoreCore, email_key, hashed_key
+from mirage_mailer.store.dialect import Connection
 
 ERASED = "[erased]"
 
@@ -34,6 +35,37 @@ def _scrubber(key: str) -> Callable[[object], str | None]:
     return scrub
 
 
+# PostgreSQL has no Python to call from SQL: the rows an erasure concerns are found by a
+# test that catches every one of them and a few more (ASCII case folding, exact in the "C"
+# collation of the store's columns, or any text with a byte outside printable ASCII), and
+# Python's own email_key and scrubber decide among those, as SQLite's mm_key and mm_scrub do.
+_ASCII = "'^[ -~]*$'"
+
+
+def _spellings_pg(conn: Connection, key: str) -> list[str]:
+    """Every spelling of ``key`` in the event log (mm_key(email) = key on SQLite)."""
+    found = conn.execute("SELECT DISTINCT email FROM events WHERE lower(email) = ?"
+                         f" OR email !~ {_ASCII}", (key,))
+    return [str(e) for (e,) in found if email_key(str(e)) == key]
+
+
+def _forget_pg(conn: Connection, key: str, hashed: str) -> int:
+    """The events' addresses and the texts quoting ``key`` (see ``forget``), on PostgreSQL."""
+    events = conn.execute("UPDATE events SET email = ? WHERE email = ANY(?)",
+                          (hashed, _spellings_pg(conn, key))).rowcount
+    scrub = _scrubber(key)
+    near = ("strpos(lower({0}), ?) > 0" if key.isascii() else "strpos({0}, '@') > 0")
+    for table, column in (("events", "detail"), ("recipients", "smtp_response")):
+        test = near.format(column)
+        rows = conn.execute(f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL"
+                            f" AND ({test} OR {column} !~ {_ASCII})",
+                            (key,) if key.isascii() else ()).fetchall()
+        changed = [(new, rid) for rid, old in rows if (new := scrub(old)) != old]
+        if changed:
+            conn.executemany(f"UPDATE {table} SET {column} = ? WHERE id = ?", changed)
+    return int(events)
+
+
 class PeopleMixin(StoreCore):
     # -- suppressions and events ---------------------------------------------------------------
 
@@ -51,7 +83,7 @@ class PeopleMixin(StoreCore):
             return self._suppress_in(conn, email_key(email), source, reason, asked, now)
 
     @staticmethod
-    def _suppress_in(conn: sqlite3.Connection, key: str, source: str, reason: str | None,
+    def _suppress_in(conn: Connection, key: str, source: str, reason: str | None,
                      asked: str, now: str, *, logged: bool = True) -> bool:
         """``suppress`` inside the caller's write transaction (a bounce's event and its
         suppression commit together). ``logged=False``: no 'unsubscribed' event, for a
@@ -61,8 +93,8 @@ class PeopleMixin(StoreCore):
         added = False
         if forgotten is None:  # a forgotten person stays a hash, never a plain address
             cur = conn.execute(
-                "INSERT OR IGNORE INTO suppressions (email, source, reason, created_at)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT INTO suppressions (email, source, reason, created_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (key, source, reason, asked),
             )
             added = cur.rowcount == 1
@@ -105,12 +137,14 @@ class PeopleMixin(StoreCore):
         """
         key, hashed = email_key(email), hashed_key(email)
         now = self._now()
-        self._conn.create_function("mm_key", 1, _key_or_none, deterministic=True)
-        self._conn.create_function("mm_scrub", 1, _scrubber(key), deterministic=True)
+        if not self.is_postgres:
+            self._sqlite.create_function("mm_key", 1, _key_or_none, deterministic=True)
+            self._sqlite.create_function("mm_scrub", 1, _scrubber(key), deterministic=True)
         with self._write() as conn:
             conn.execute("DELETE FROM suppressions WHERE email = ?", (key,))
-            conn.execute("INSERT OR IGNORE INTO suppressions (email, source, reason, created_at)"
-                         " VALUES (?, 'forget', 'erased on request', ?)", (hashed, now))
+            conn.execute("INSERT INTO suppressions (email, source, reason, created_at)"
+                         " VALUES (?, 'forget', 'erased on request', ?) ON CONFLICT DO NOTHING",
+                         (hashed, now))
             # Rows queued again after an earlier erasure would clash with the anonymised ones.
             conn.execute("DELETE FROM recipients WHERE email_key = ? AND issue IN"
                          " (SELECT issue FROM recipients WHERE email_key = ?)", (key, hashed))
@@ -119,13 +153,16 @@ class PeopleMixin(StoreCore):
                 " subject = NULL, status = CASE WHEN status IN ('pending', 'unknown')"
                 " THEN 'suppressed' ELSE status END WHERE email_key = ?",
                 (hashed, hashed, key)).rowcount
-            events = conn.execute("UPDATE events SET email = ? WHERE mm_key(email) = ?",
-                                  (hashed, key)).rowcount
-            conn.execute("UPDATE events SET detail = mm_scrub(detail)"
-                         " WHERE detail IS NOT NULL AND mm_scrub(detail) <> detail")
-            conn.execute("UPDATE recipients SET smtp_response = mm_scrub(smtp_response)"
-                         " WHERE smtp_response IS NOT NULL"
-                         " AND mm_scrub(smtp_response) <> smtp_response")
+            if self.is_postgres:
+                events = _forget_pg(conn, key, hashed)
+            else:
+                events = conn.execute("UPDATE events SET email = ? WHERE mm_key(email) = ?",
+                                      (hashed, key)).rowcount
+                conn.execute("UPDATE events SET detail = mm_scrub(detail)"
+                             " WHERE detail IS NOT NULL AND mm_scrub(detail) <> detail")
+                conn.execute("UPDATE recipients SET smtp_response = mm_scrub(smtp_response)"
+                             " WHERE smtp_response IS NOT NULL"
+                             " AND mm_scrub(smtp_response) <> smtp_response")
             subscriptions = conn.execute("DELETE FROM subscribers WHERE email_key = ?",
                                          (key,)).rowcount
             conn.execute("INSERT INTO events (issue, email, kind, detail, at)"
@@ -139,6 +176,8 @@ class PeopleMixin(StoreCore):
         False when the WAL could not be emptied (another process reading, or writing
         meanwhile); the erasure itself is committed either way.
         """
+        if self.is_postgres:
+            return self._purge_pg()
         try:
             self._conn.execute("PRAGMA temp_store = MEMORY")  # no temporary copy on disk
             self._conn.execute("VACUUM")
@@ -147,6 +186,13 @@ class PeopleMixin(StoreCore):
             return False
         return bool(busy == 0)
 
+    def _purge_pg(self) -> bool:
+        """PostgreSQL keeps an updated row's old version until VACUUM removes it: run it on
+        the tables that held the address (outside a transaction, as VACUUM must). The
+        server's write-ahead log and its backups are the server's to expire (docs/guide)."""
+        self._conn.execute("VACUUM recipients, events, suppressions, subscribers")
+        return True
+
     def export(self, email: str) -> dict[str, Any]:
         """GDPR art. 15: everything held about one address.
 
@@ -154,7 +200,8 @@ class PeopleMixin(StoreCore):
         """
         key = email_key(email)
         conn = self._conn
-        conn.create_function("mm_key", 1, _key_or_none, deterministic=True)
+        if not self.is_postgres:
+            self._sqlite.create_function("mm_key", 1, _key_or_none, deterministic=True)
         suppression = conn.execute(
             "SELECT source, reason, created_at, email <> ? FROM suppressions WHERE email IN (?, ?)",
             (key, key, hashed_key(key))).fetchone()
@@ -170,8 +217,13 @@ class PeopleMixin(StoreCore):
             " requested_at, confirmed_at FROM subscribers WHERE email_key = ? ORDER BY id", (key,))
         sub_cols = ("list", "email", "name", "lang", "status", "consent_text",
                     "consent_version", "source", "requested_at", "confirmed_at")
-        events = conn.execute("SELECT issue, kind, detail, at FROM events WHERE mm_key(email) = ?"
-                              " ORDER BY id", (key,))
+        if self.is_postgres:
+            events = conn.execute("SELECT issue, kind, detail, at FROM events"
+                                  " WHERE email = ANY(?) ORDER BY id",
+                                  (_spellings_pg(conn, key),))
+        else:
+            events = conn.execute("SELECT issue, kind, detail, at FROM events"
+                                  " WHERE mm_key(email) = ? ORDER BY id", (key,))
         return {
             "email": key,
             "suppressed": None if suppression is None else dict(zip(

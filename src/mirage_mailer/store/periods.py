@@ -21,7 +21,8 @@ class PeriodsMixin(StoreCore):
         """Issue -> when its first message was accepted, for every issue that reached anyone."""
         cur = self._conn.execute(
             "SELECT issue, min(last_attempt_at) FROM recipients"
-            " WHERE status = 'sent' AND last_attempt_at IS NOT NULL GROUP BY issue")
+            " WHERE status = 'sent' AND last_attempt_at IS NOT NULL GROUP BY issue"
+            " ORDER BY issue")
         return {str(issue): str(at) for issue, at in cur}
 
     def breakdown(self, issue: str) -> list[tuple[str, str | None, str, int]]:
@@ -29,7 +30,7 @@ class PeriodsMixin(StoreCore):
         cur = self._conn.execute(
             "SELECT CASE WHEN status = 'sending' THEN 'unknown' ELSE status END, lang,"
             " list_name, count(*) FROM recipients WHERE issue = ? GROUP BY 1, 2, 3"
-            " ORDER BY 1, 2, 3", (issue,))
+            " ORDER BY 1, lang IS NOT NULL, 2, 3", (issue,))  # no lang first, on both
         return [(str(status), lang, str(list_name), int(n)) for status, lang, list_name, n in cur]
 
     def distinct_reached(self, issues: list[str]) -> int:
@@ -46,10 +47,11 @@ class PeriodsMixin(StoreCore):
         """Unsubscribes, each counted for the last issue its person was sent before asking
         (None: nobody was sent anything before, e.g. a sign-up that left again)."""
         cur = self._conn.execute(
-            "SELECT (SELECT r.issue FROM recipients r WHERE r.email_key = e.email"
-            " AND r.status = 'sent' AND r.last_attempt_at <= e.at"
-            " ORDER BY r.last_attempt_at DESC, r.id DESC LIMIT 1), count(*)"
-            " FROM events e WHERE e.kind = 'unsubscribed' GROUP BY 1")
+            "SELECT issue, count(*) FROM (SELECT (SELECT r.issue FROM recipients r"
+            " WHERE r.email_key = e.email AND r.status = 'sent' AND r.last_attempt_at <= e.at"
+            " ORDER BY r.last_attempt_at DESC, r.id DESC LIMIT 1) AS issue"
+            " FROM events e WHERE e.kind = 'unsubscribed') AS u GROUP BY issue"
+            " ORDER BY issue IS NOT NULL, issue")  # None first on both (NULLs sort apart)
         return {issue: int(n) for issue, n in cur}
 
     def readers_engaged(self, issue: str) -> dict[str, Any]:
@@ -57,7 +59,8 @@ class PeriodsMixin(StoreCore):
         row = self._conn.execute(
             "SELECT count(DISTINCT CASE WHEN kind = 'opened' THEN recipient_id END),"
             " count(DISTINCT CASE WHEN kind = 'clicked' THEN recipient_id END),"
-            " sum(kind = 'opened'), sum(kind = 'clicked')"
+            " count(CASE WHEN kind = 'opened' THEN 1 END),"
+            " count(CASE WHEN kind = 'clicked' THEN 1 END)"
             f" FROM events WHERE issue = ? AND {_ENGAGEMENT}", (issue,)).fetchone()
         openers, clickers, opens, clicks = row
         return {"openers": int(openers or 0), "clickers": int(clickers or 0),

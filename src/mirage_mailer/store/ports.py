@@ -1,10 +1,9 @@
 """The narrow faces of ``Store``: each user of the tracking store names the one it needs.
 
-``Store`` is one SQLite class with every method; a user that gets it whole can call any of
-them, and a second backend would have to copy all of them. These protocols say what each kind
-of user actually calls, so a function's signature shows what it may do to the store (a report
-cannot write; the web cannot reset a send) and a test double or a new backend only needs the
-methods of the protocol at hand:
+``Store`` is one class with every method, on SQLite or PostgreSQL; a user that gets it whole
+can call any of them. These protocols say what each kind of user actually calls, so a
+function's signature shows what it may do to the store (a report cannot write; the web cannot
+reset a send) and a test double only needs the methods of the protocol at hand:
 
 * ``PlanReader``: planning a send (``make_plan``, validate, the prompt, ``--dry-run``): reads.
 * ``RosterReader``: the ``subscribers`` commands: the planner's reads and every web sign-up.

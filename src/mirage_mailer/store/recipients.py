@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from itertools import chain, islice
+from itertools import chain, groupby, islice
 from typing import Any
 
 from mirage_mailer.store.core import (
@@ -19,6 +18,8 @@ from mirage_mailer.store.core import (
     fields_json,
     hashed_key,
 )
+from mirage_mailer.store.dialect import Connection
+from mirage_mailer.store.pg_schema import PLAN_STAGE
 from mirage_mailer.store.schema import ADDRESS_INDEXES, NEW_STATUSES, REPORT_STATUSES
 
 _SUPPRESSED = ("(email_key IN (SELECT email FROM suppressions)"
@@ -61,6 +62,31 @@ _REOPEN = (
     f" OR smtp_response IS NOT {_REOPEN_RESPONSE})")
 
 
+# ``RecipientsMixin._forward`` on PostgreSQL: the row's update and its event in one statement
+# (a data-modifying CTE, which SQLite has not), so a batch of them is one pipelined
+# ``executemany`` instead of two round trips per outcome (measured in docs/design.md).
+# ?1 code ?2 response ?3 time ?4 message id ?5 id ?6 attempt ?7 who ?8 kind ?9 detail
+_FORWARD_PG = (
+    "WITH moved AS (UPDATE recipients SET status = {status}, attempts = attempts + 1,"
+    " smtp_code = ?1, smtp_response = ?2, last_attempt_at = ?3, message_id = ?4"
+    " WHERE id = ?5 AND attempts = ?6 AND status IN ('pending', 'sending', 'suppressed')"
+    " AND mm_hashed(email_key) = ?7 RETURNING id, issue, email)"
+    " INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
+    " SELECT id, issue, email, ?8, ?9, ?3 FROM moved")
+
+
+def _forward_pg(conn: Connection,
+                outcomes: Iterable[tuple[int, str, int, str, int | None, str, str, str]]
+                ) -> None:
+    """Runs of one kind, in the journal's order: a row deferred and then sent in the same
+    batch must meet its two outcomes in that order (each applies at its attempt number)."""
+    for kind, run in groupby(outcomes, key=lambda outcome: outcome[3]):
+        conn.executemany(_FORWARD_PG.format(status=_OUTCOME_SQL[kind]), [
+            (code, response, at, message_id, rid, attempt, who, kind,
+             response if code is None else f"{code} {response}")
+            for rid, who, attempt, _kind, code, response, message_id, at in run])
+
+
 class RecipientsMixin(StoreCore):
     # -- queueing ------------------------------------------------------------------------------
 
@@ -83,7 +109,7 @@ class RecipientsMixin(StoreCore):
         return added
 
     @staticmethod
-    def _insert(conn: sqlite3.Connection, params: list[tuple[Any, ...]], now: str) -> int:
+    def _insert(conn: Connection, params: list[tuple[Any, ...]], now: str) -> int:
         """Insert rows (``_insert_params`` tuples) inside the caller's write transaction,
         with a ``queued`` event for each row that is new; returns how many were."""
         max_id = conn.execute("SELECT coalesce(max(id), 0) FROM recipients")
@@ -96,7 +122,7 @@ class RecipientsMixin(StoreCore):
         # f: the person was forgotten (GDPR erasure); a list that still holds them
         # must not bring their address back, so the row keeps only the hash.
         conn.executemany(
-            "INSERT OR IGNORE INTO recipients (issue, email, email_key, name, lang,"
+            "INSERT INTO recipients (issue, email, email_key, name, lang,"
             " list_name, fields, status, smtp_response, created_at, subject, id)"
             " SELECT ?1, CASE WHEN f THEN ?11 ELSE ?2 END,"
             " CASE WHEN f THEN ?11 ELSE ?3 END,"
@@ -105,7 +131,8 @@ class RecipientsMixin(StoreCore):
             " (SELECT 1 FROM suppressions WHERE email = ?3))"
             " THEN 'suppressed' ELSE ?8 END, CASE WHEN f THEN NULL ELSE ?9 END, ?10,"
             " CASE WHEN f THEN NULL ELSE ?12 END, ?13"
-            " FROM (SELECT EXISTS (SELECT 1 FROM suppressions WHERE email = ?11) AS f)",
+            " FROM (SELECT EXISTS (SELECT 1 FROM suppressions WHERE email = ?11) AS f) AS x"
+            " WHERE true ON CONFLICT DO NOTHING",
             [(*params[i], before + 1 + i) for i in order],
         )
         # Rowids only grow inside our write lock, so the new rows are those above `before`.
@@ -174,9 +201,7 @@ class RecipientsMixin(StoreCore):
         refuses, the transaction is rolled back and the rows go in the usual way, first wins.
         """
         conn = self._conn
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS plan_stage (seq INTEGER PRIMARY KEY,"
-                     " email TEXT, email_key TEXT, name TEXT, lang TEXT, list_name TEXT,"
-                     " fields TEXT, status TEXT, detail TEXT, subject TEXT, hashed TEXT)")
+        conn.execute(PLAN_STAGE[self.backend])
         try:
             forgotten = conn.execute(
                 "SELECT EXISTS (SELECT 1 FROM suppressions"
@@ -199,7 +224,7 @@ class RecipientsMixin(StoreCore):
             conn.execute("COMMIT")
             try:
                 self._insert_staged(issue, rebuild=True)
-            except sqlite3.IntegrityError:  # two rows of one address: the usual way
+            except self._integrity:  # two rows of one address: the usual way
                 self._insert_staged(issue, rebuild=False)
         finally:
             if conn.in_transaction:
@@ -213,14 +238,16 @@ class RecipientsMixin(StoreCore):
             before: int = conn.execute("SELECT coalesce(max(id), 0) FROM recipients"
                                        ).fetchone()[0]
             staged: int = conn.execute("SELECT count(*) FROM temp.plan_stage").fetchone()[0]
-            rebuild = rebuild and before <= staged * BULK_SHARE
+            # not on PostgreSQL: DROP INDEX locks the table against every reader (the web's
+            # unsubscribe page) until the commit, and its B-trees take random inserts well
+            rebuild = rebuild and before <= staged * BULK_SHARE and not self.is_postgres
             if rebuild:
                 for name, _sql in ADDRESS_INDEXES:
                     conn.execute(f"DROP INDEX {name}")
             # f: the person was forgotten (see _insert); the hash is staged only when
             # someone was
             conn.execute(
-                "INSERT OR IGNORE INTO recipients (id, issue, email, email_key, name, lang,"
+                "INSERT INTO recipients (id, issue, email, email_key, name, lang,"
                 " list_name, fields, status, smtp_response, created_at, subject)"
                 " SELECT ?1 + seq, ?2, CASE WHEN f THEN hashed ELSE email END,"
                 " CASE WHEN f THEN hashed ELSE email_key END, CASE WHEN f THEN NULL ELSE name"
@@ -230,7 +257,8 @@ class RecipientsMixin(StoreCore):
                 " THEN 'suppressed' ELSE status END, CASE WHEN f THEN NULL ELSE detail END,"
                 " ?3, CASE WHEN f THEN NULL ELSE subject END"
                 " FROM (SELECT *, hashed IS NOT NULL AND EXISTS (SELECT 1 FROM suppressions s"
-                " WHERE s.email = hashed) AS f FROM temp.plan_stage) ORDER BY seq",
+                " WHERE s.email = hashed) AS f FROM temp.plan_stage) AS staged WHERE true"
+                " ORDER BY seq ON CONFLICT DO NOTHING",
                 (before, issue, now))
             conn.execute(
                 "INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
@@ -241,7 +269,7 @@ class RecipientsMixin(StoreCore):
                 for _name, sql in ADDRESS_INDEXES:
                     conn.execute(sql)
 
-    def _reconcile_chunk(self, conn: sqlite3.Connection, issue: str,
+    def _reconcile_chunk(self, conn: Connection, issue: str,
                          chunk: list[NewRecipient | str], *, fresh: bool = False) -> None:
         """One chunk of ``reconcile``, inside the caller's write transaction."""
         rows = [c for c in chunk if isinstance(c, NewRecipient)]
@@ -279,7 +307,7 @@ class RecipientsMixin(StoreCore):
             _n in params], now)
 
     @staticmethod
-    def _have_rows(conn: sqlite3.Connection, issue: str, keys: list[str]) -> set[str]:
+    def _have_rows(conn: Connection, issue: str, keys: list[str]) -> set[str]:
         """The keys among ``keys`` that have a row for ``issue``."""
         found: set[str] = set()
         for start in range(0, len(keys), _PAGE):
@@ -318,7 +346,7 @@ class RecipientsMixin(StoreCore):
                                                        int | None, str | None]]:
         """(email, key, status, lang, list, smtp_code, smtp_response) of every row, paged."""
         columns = "email, email_key, status, lang, list_name, smtp_code, smtp_response"
-        for _id, *row in self._paged(columns, "1", issue, _PAGE):
+        for _id, *row in self._paged(columns, "true", issue, _PAGE):
             yield tuple(row)
 
     def suppressed_keys(self) -> set[str]:
@@ -409,7 +437,7 @@ class RecipientsMixin(StoreCore):
         return recipient_id in self.record([], [(recipient_id, message_id)])
 
     @staticmethod
-    def _claim(conn: sqlite3.Connection, recipient_id: int, message_id: str, now: str) -> bool:
+    def _claim(conn: Connection, recipient_id: int, message_id: str, now: str) -> bool:
         cur = conn.execute(
             "UPDATE recipients SET status = 'sending', message_id = ?, last_attempt_at = ?"
             " WHERE id = ? AND status IN ('pending', 'sending')",
@@ -434,7 +462,7 @@ class RecipientsMixin(StoreCore):
             return {rid for rid, message_id in claims if self._claim(conn, rid, message_id, now)}
 
     @staticmethod
-    def _apply(conn: sqlite3.Connection, recipient_id: int, kind: str, code: int | None,
+    def _apply(conn: Connection, recipient_id: int, kind: str, code: int | None,
                response: str, now: str) -> None:
         """One outcome: the row's new status and attempt count, plus its event."""
         cur = conn.execute(
@@ -479,20 +507,24 @@ class RecipientsMixin(StoreCore):
         and where the store is already further on, the store wins.
         """
         with self._write() as conn:
-            for rid, who, attempt, kind, code, response, message_id, at in outcomes:
-                self._forward(conn, rid, who, attempt, kind, code, response, message_id, at)
-            for rid, who, attempt, message_id, at in inflight:
-                conn.execute(
-                    "UPDATE recipients SET status = 'sending', message_id = ?,"
-                    " last_attempt_at = ? WHERE id = ? AND attempts = ?"
-                    " AND status IN ('pending', 'sending') AND mm_hashed(email_key) = ?",
-                    (message_id, at, rid, attempt, who))
+            if self.is_postgres:  # a round trip per statement: one pipelined batch per run
+                _forward_pg(conn, outcomes)
+            else:
+                for rid, who, attempt, kind, code, response, message_id, at in outcomes:
+                    self._forward(conn, rid, who, attempt, kind, code, response, message_id,
+                                  at)
+            conn.executemany(
+                "UPDATE recipients SET status = 'sending', message_id = ?,"
+                " last_attempt_at = ? WHERE id = ? AND attempts = ?"
+                " AND status IN ('pending', 'sending') AND mm_hashed(email_key) = ?",
+                [(message_id, at, rid, attempt, who)
+                 for rid, who, attempt, message_id, at in inflight])
             # (id, relay) of this batch's attempts, with several relays (``store/relays.py``)
             conn.executemany("UPDATE recipients SET relay = ? WHERE id = ?",
                              [(relay, rid) for rid, relay in relays])
 
     @staticmethod
-    def _forward(conn: sqlite3.Connection, recipient_id: int, who: str, attempt: int,
+    def _forward(conn: Connection, recipient_id: int, who: str, attempt: int,
                  kind: str, code: int | None, response: str, message_id: str,
                  at: str) -> None:
         """One journalled outcome, if the row has not seen it yet (see ``record_batch``)."""
@@ -539,7 +571,7 @@ class RecipientsMixin(StoreCore):
         memory stays flat."""
         columns = "email, status, attempts, message_id, smtp_code, smtp_response, last_attempt_at"
         for _id, email, status, attempts, message_id, code, response, at in self._paged(
-            columns, "1", issue, _PAGE
+            columns, "true", issue, _PAGE
         ):
             yield {
                 "email": email,

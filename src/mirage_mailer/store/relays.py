@@ -20,7 +20,7 @@ class RelaysMixin(StoreCore):
         relay that accepted, refused or may hold its message."""
         return {str(email): str(relay) for email, relay in self._conn.execute(
             "SELECT lower(email), relay FROM recipients WHERE issue = ? AND relay IS NOT NULL"
-            f" AND status IN {_CARRIED}", (issue,))}
+            f" AND status IN {_CARRIED} ORDER BY id", (issue,))}
 
     def relay_counts(self, issue: str) -> dict[str, dict[str, int]]:
         """Per relay, what it carried of ``issue``: sent, failed, unknown (``sending``)."""
@@ -28,7 +28,7 @@ class RelaysMixin(StoreCore):
         for relay, status, n in self._conn.execute(
                 "SELECT relay, status, count(*) FROM recipients WHERE issue = ?"
                 f" AND relay IS NOT NULL AND status IN {_CARRIED} GROUP BY relay, status"
-                " ORDER BY relay", (issue,)):
+                " ORDER BY relay, status", (issue,)):
             shown = "unknown" if status == "sending" else str(status)
             counts = found.setdefault(str(relay), {})
             counts[shown] = counts.get(shown, 0) + int(n)

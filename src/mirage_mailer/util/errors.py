@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
+from mirage_mailer.util.database import PostgresUrl
+
 MAX_PROBLEMS = 100  # fatal problems listed at once
 
 
@@ -48,8 +50,11 @@ def shorten(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-def display_path(path: Path | str) -> str:
-    """Show paths relative to the current directory when they sit below it."""
+def display_path(path: Path | str | PostgresUrl) -> str:
+    """Show paths relative to the current directory when they sit below it; a PostgreSQL
+    store by its URL (which never holds a password)."""
+    if isinstance(path, PostgresUrl):
+        return str(path)
     p = Path(path)
     try:
         return str(p.resolve().relative_to(Path.cwd().resolve()))

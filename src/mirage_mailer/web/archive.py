@@ -19,7 +19,7 @@ from babel.dates import format_date
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.content import Issue, load_issue
-from mirage_mailer.store import ReportReader, Store
+from mirage_mailer.store import ReportReader, open_store, store_exists
 from mirage_mailer.util.errors import MirageError
 from mirage_mailer.web.links import Links
 
@@ -136,10 +136,10 @@ class Catalogue:
     def _sent(self, only: str | None = None) -> dict[str, datetime | None]:
         """Published issue ids (all, or just ``only``), with their first send time."""
         database = self.settings.tracking.database
-        if not database.exists():  # the archive never creates a tracking store
+        if not store_exists(database):  # the archive never creates a tracking store
             return {}
         found: dict[str, datetime | None] = {}
-        with Store(database) as store:
+        with open_store(database) as store:
             for issue_id in [only] if only is not None else store.issues():
                 if not ISSUE_ID.match(issue_id) or store.counts(issue_id)["sent"] == 0:
                     continue

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from starlette.requests import HTTPConnection
 
 from mirage_mailer.project.config import Settings
-from mirage_mailer.store import Store
+from mirage_mailer.store import Store, open_store
 from mirage_mailer.util.tokens import Signer, load_secret
 from mirage_mailer.web.archive import Catalogue
 from mirage_mailer.web.csrf import CsrfTokens
@@ -43,7 +43,7 @@ class WebContext:
 
     def store(self) -> Store:
         """A store for one request (SQLite connections are cheap; WAL lets send run too)."""
-        return Store(self.settings.tracking.database)
+        return open_store(self.settings.tracking.database)
 
     def verify(self, purpose: str, token: str) -> tuple[str, str] | None:
         """``Signer.verify`` for a token from a URL: anything not ASCII is simply not genuine
