@@ -16,6 +16,8 @@ store and the pool cost, which the first ratio alone would hide.
     python bench/send_throughput.py --pacing        # token buckets at 5, 50, 500 msg/s, burst 10
     python bench/send_throughput.py --greylist      # 0 %, 3 %, 10 % of recipients 451 once
     python bench/send_throughput.py --recipients 30000 --event-loop uvloop  # issue 13's figure
+    python bench/send_throughput.py --processes 2   # also: 2 processes vs 1, same run
+    python bench/send_throughput.py --pacing --processes 2  # paced: 1 vs 2 processes
 
 ``--rounds K`` alternates pipeline and raw runs and compares the best of each (a shared
 machine only ever slows a run down); ``--profile FILE`` runs the send under cProfile.
@@ -69,7 +71,7 @@ PACING_RATES = (5.0, 50.0, 500.0)
 PACING_BURST = 10
 GREYLIST_FRACTIONS = (0.0, 0.03, 0.10)
 TARGET_GREYLIST_RATIO = 0.8
-PROCESSES: int | None = None  # transport.processes of every measured send (--processes)
+PROCESSES: int | str | None = None  # transport.processes of the measured sends (--processes)
 
 
 # ---------------------------------------------------------------------------------- sinks
@@ -231,7 +233,7 @@ def address(n: int) -> str:
 
 
 def make_project(root: Path, recipients: int, concurrency: int,
-                 event_loop: str = "asyncio") -> Path:
+                 event_loop: str = "asyncio", processes: int | str | None = None) -> Path:
     """The sample project with a list of N readers (every 4th in French, like real lists)."""
     init_project(root)
     with (root / "lists" / "subscribers.csv").open("w", encoding="utf-8", newline="") as f:
@@ -246,8 +248,9 @@ def make_project(root: Path, recipients: int, concurrency: int,
                              concurrency=concurrency)
     if event_loop != "asyncio":
         data["transport"]["event_loop"] = event_loop
-    if PROCESSES is not None:
-        data["transport"]["processes"] = PROCESSES
+    processes = PROCESSES if processes is None else processes
+    if processes is not None:
+        data["transport"]["processes"] = processes
     config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
                       encoding="utf-8")
     return root
@@ -286,6 +289,7 @@ class SendRun:
     cli_rate: float = 0.0
     stderr_tail: list[str] = field(default_factory=list)
     cpu: float = 0.0  # user + system seconds of the send and its sending processes
+    processes: int = 1  # the most sending processes seen at once (the parent alone: 1)
 
     @property
     def wall_rate(self) -> float:
@@ -300,15 +304,29 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def wait_child(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int, float]:
+def children(pid: int) -> int:
+    """How many processes ``pid`` has forked and not reaped (its sending processes)."""
+    try:
+        return len(Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+    except OSError:
+        return 0
+
+
+def wait_child(proc: subprocess.Popen[bytes], timeout: float,
+               seen: list[int] | None = None) -> tuple[int, int, float]:
     """(exit code, peak RSS in KiB, CPU seconds) of this child and the processes it waited
-    for (its sending processes): wait4 gives their rusage, not ours."""
+    for (its sending processes): wait4 gives their rusage, not ours. ``seen`` gets the most
+    sending processes the child had at once, looked at every 50 ms."""
     deadline = time.monotonic() + timeout
+    looked = 0.0
     try:
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
+            if seen is not None and time.monotonic() - looked >= 0.05:
+                looked = time.monotonic()
+                seen[0] = max(seen[0], children(proc.pid))
             if time.monotonic() > deadline:
                 print(f"  send still running after {timeout:.0f}s: killed")
                 proc.kill()
@@ -335,12 +353,14 @@ def run_send(root: Path, timeout: float, profile: Path | None = None) -> SendRun
         started = time.perf_counter()
         proc = subprocess.Popen(command, cwd=root, stdout=out, stderr=err,
                                 stdin=subprocess.DEVNULL, env=clean_env())
-        code, rss, cpu = wait_child(proc, timeout)
+        seen = [0]
+        code, rss, cpu = wait_child(proc, timeout, seen)
         wall = time.perf_counter() - started
     lines = out_path.read_text(encoding="utf-8", errors="replace").splitlines()
     errors = err_path.read_text(encoding="utf-8", errors="replace").splitlines()
     run = SendRun(shown, code, wall, rss, lines[-1] if lines else "(no output)",
-                  stderr_tail=[e for e in errors if "warning:" not in e][-5:], cpu=cpu)
+                  stderr_tail=[e for e in errors if "warning:" not in e][-5:], cpu=cpu,
+                  processes=max(1, seen[0]))
     if match := SUMMARY.search(run.summary):
         run.sent, run.failed = int(match[1]), int(match[2])
         run.cli_elapsed, run.cli_rate = float(match[3]), float(match[4])
@@ -364,15 +384,17 @@ def describe(run: SendRun, recipients: int, concurrency: int) -> None:
           f"({run.sent:,} sent in {run.cli_elapsed:.1f}s of delivery); wall incl. start-up "
           f"{run.wall:.2f}s = {run.wall_rate:.0f} msg/s; "
           f"peak RSS {run.peak_rss_kib / 1024:.1f} MiB; CPU {run.cpu:.2f}s = "
-          f"{run.cpu / max(1, run.sent) * 1e6:.0f} µs a message")
+          f"{run.cpu / max(1, run.sent) * 1e6:.0f} µs a message; "
+          f"{run.processes} sending process{'es' if run.processes > 1 else ''}")
 
 
 def send_once(kind: str, work: Path, name: str, recipients: int, concurrency: int, *,
               throttle: float | None = None, rules: tuple[str, ...] = (), rules_label: str = "",
-              profile: Path | None = None,
-              event_loop: str = "asyncio") -> tuple[SendRun, SinkReport, Path]:
-    """A fresh project and a fresh sink process for one measured send."""
-    root = make_project(work / name, recipients, concurrency, event_loop)
+              profile: Path | None = None, event_loop: str = "asyncio",
+              processes: int | str | None = None) -> tuple[SendRun, SinkReport, Path]:
+    """A fresh project and a fresh sink process for one measured send (``processes``:
+    its transport.processes, else ``--processes``, else the project's default)."""
+    root = make_project(work / name, recipients, concurrency, event_loop, processes)
     with Sink(kind, work / f"{name}-sink", throttle, rules=rules,
               rules_label=rules_label) as sink:
         point_at(root, sink.url)
@@ -483,6 +505,8 @@ def default_mode(kind: str, work: Path, recipients: int, concurrency: int, round
     """Pipeline and raw loop alternate ``rounds`` times; the best of each is compared.
 
     Best-of, because on a shared two-core machine any other work only ever slows a run down.
+    Unless ``--processes 1``, each round also sends in one process, so the sending processes
+    (``--processes``, else the project's default) are compared with one in the same run.
     """
     print(f"== throughput: pipeline vs raw aiosmtplib, N={recipients:,}, C={concurrency}, "
           f"{rounds} round(s); send and the same-path loop on the {event_loop} event loop, "
@@ -490,17 +514,26 @@ def default_mode(kind: str, work: Path, recipients: int, concurrency: int, round
     if kind == "aiosmtpd":
         print("note: an aiosmtpd sink tops out at a few hundred msg/s, so both sides wait on it "
               "and the ratio flatters the pipeline; install postfix for smtp-sink")
+    alone = PROCESSES not in (1, "1")
     runs: list[SendRun] = []
+    singles: list[SendRun] = []
     raw_rates: list[float] = []
     same_rates: list[float] = []
     ok = True
     for n in range(1, rounds + 1):
-        run, got, root = send_once(kind, work, f"pipeline-{n}", recipients, concurrency,
-                                   profile=profile, event_loop=event_loop)
-        describe(run, recipients, concurrency)
-        print(f"  sink accepted {got.accepted:,} message(s) on {got.connections} connection(s)")
-        ok = ok and run.exit_code == 0 and got.accepted == run.sent == recipients
-        runs.append(run)
+        variants: list[tuple[str, int | str | None, list[SendRun]]] = [
+            (f"pipeline-{n}", None, runs)]
+        if alone:
+            variants.append((f"one-process-{n}", 1, singles))
+        for name, processes, kept in variants:
+            run, got, root = send_once(kind, work, name, recipients, concurrency,
+                                       profile=profile, event_loop=event_loop,
+                                       processes=processes)
+            describe(run, recipients, concurrency)
+            print(f"  sink accepted {got.accepted:,} message(s) on {got.connections} "
+                  "connection(s)")
+            ok = ok and run.exit_code == 0 and got.accepted == run.sent == recipients
+            kept.append(run)
 
         for same_path, rates in ((False, raw_rates), (True, same_rates)):
             rate, accepted_all = baseline_round(
@@ -515,7 +548,8 @@ def default_mode(kind: str, work: Path, recipients: int, concurrency: int, round
     verdict = "met" if ratio >= TARGET_RAW_RATIO else (
         f"MISSED by {TARGET_RAW_RATIO - ratio:.2f} ({(1 - ratio / TARGET_RAW_RATIO):.0%})")
     print(f"best of {rounds}: pipeline {best.cli_rate:.0f} msg/s (CLI), "
-          f"{max(r.wall_rate for r in runs):.0f} msg/s (wall); raw {raw_rate:.0f} msg/s")
+          f"{max(r.wall_rate for r in runs):.0f} msg/s (wall); raw {raw_rate:.0f} msg/s; "
+          f"{max(r.processes for r in runs)} sending process(es)")
     print(f"ratio pipeline/raw: {ratio:.2f} on the CLI's delivery figure, {wall_ratio:.2f} on "
           f"wall clock incl. start-up (target >= {TARGET_RAW_RATIO}: {verdict})")
     same_ratio = best.cli_rate / max(same_rates)
@@ -530,6 +564,15 @@ def default_mode(kind: str, work: Path, recipients: int, concurrency: int, round
           f"{'met' if wall_same >= TARGET_WALL_SAME else 'MISSED'}) and {wall_raw:.2f}x the "
           f"raw aiosmtplib loop (target >= {TARGET_WALL_RAW}: "
           f"{'met' if wall_raw >= TARGET_WALL_RAW else 'MISSED'})")
+    if singles:
+        one = max(r.wall_rate for r in singles)
+        cpu = [r.cpu / max(1, r.sent) * 1e6 for r in runs]
+        cpu_one = [r.cpu / max(1, r.sent) * 1e6 for r in singles]
+        print(f"processes, wall clock incl. start-up, best of {rounds}: "
+              f"{max(r.processes for r in runs)} process(es) {best_wall:.0f} msg/s = "
+              f"{wall_raw:.2f}x raw; one process {one:.0f} msg/s = {one / raw_rate:.2f}x raw; "
+              f"{best_wall / one:.2f}x one process; CPU a message {min(cpu):.0f} to "
+              f"{max(cpu):.0f} µs against {min(cpu_one):.0f} to {max(cpu_one):.0f} µs")
     if profile is not None:
         print(f"  (profiled under cProfile, figures distorted: {profile})")
     return ok
@@ -553,22 +596,31 @@ def memory_mode(kind: str, work: Path, concurrency: int) -> bool:
 
 
 def throttle_mode(work: Path, rate: float, recipients: int, concurrency: int) -> bool:
+    """A relay with a rolling window of R msg/s, no rate set in send: one process, then
+    ``--processes`` (2), each on a fresh relay; achieved / R over the delivery time."""
     print(f"== throttle: relay accepts {rate:g} msg/s, send has no rate set, N={recipients:,}, "
-          f"C={concurrency}")
-    run, got, root = send_once("aiosmtpd", work, "throttle", recipients, concurrency,
-                                throttle=rate)
-    describe(run, recipients, concurrency)
-    print(f"  sink accepted {got.accepted:,} on {got.connections} connection(s); refused "
-          f"{got.refused:,} (451/421), dropped {got.disconnects:,} connection(s) with 421")
-    effective = got.accepted / run.cli_elapsed if run.cli_elapsed else 0.0
-    ratio = effective / rate
-    verdict = "met" if ratio >= TARGET_THROTTLE_RATIO else (
-        f"MISSED by {TARGET_THROTTLE_RATIO - ratio:.2f}")
-    print(f"effective rate: {got.accepted:,} accepted / {run.cli_elapsed:.1f}s = "
-          f"{effective:.1f} msg/s = {ratio:.2f} x R (target >= {TARGET_THROTTLE_RATIO}: "
-          f"{verdict}); wall incl. start-up {run.wall_rate:.1f} msg/s")
-
-    return nobody_lost(root, got, recipients)
+          f"C={concurrency}, processes {' then '.join(str(p) for p in compared())}")
+    ok = True
+    figures: list[tuple[int, float, int]] = []
+    for processes in compared():
+        run, got, root = send_once("aiosmtpd", work, f"throttle-{processes}", recipients,
+                                   concurrency, throttle=rate, processes=processes)
+        describe(run, recipients, concurrency)
+        print(f"  sink accepted {got.accepted:,} on {got.connections} connection(s); refused "
+              f"{got.refused:,} (451/421), dropped {got.disconnects:,} connection(s) with 421")
+        effective = got.accepted / run.cli_elapsed if run.cli_elapsed else 0.0
+        ratio = effective / rate
+        verdict = "met" if ratio >= TARGET_THROTTLE_RATIO else (
+            f"MISSED by {TARGET_THROTTLE_RATIO - ratio:.2f}")
+        print(f"effective rate: {got.accepted:,} accepted / {run.cli_elapsed:.1f}s = "
+              f"{effective:.1f} msg/s = {ratio:.2f} x R (target >= {TARGET_THROTTLE_RATIO}: "
+              f"{verdict}); wall incl. start-up {run.wall_rate:.1f} msg/s")
+        ok = nobody_lost(root, got, recipients) and ok
+        figures.append((run.processes, ratio, got.refused))
+    print("throttle summary (achieved / R over the delivery time):")
+    for processes, ratio, refused in figures:
+        print(f"  {processes} sending process(es): {ratio:.2f} x R, {refused:,} refusals")
+    return ok
 
 
 def nobody_lost(root: Path, got: SinkReport, recipients: int) -> bool:
@@ -594,47 +646,58 @@ def nobody_lost(root: Path, got: SinkReport, recipients: int) -> bool:
 
 
 def pacing_mode(work: Path, concurrency: int, recipients: int | None) -> bool:
-    """Token-bucket relays at R = 5, 50, 500 msg/s (burst 10, 451 above), no rate set in send.
+    """Token-bucket relays at R = 5, 50, 500 msg/s (burst 10, 451 above), no rate set in send,
+    for one process and for ``--processes`` (2) side by side.
 
     N is bounded per R (about 20 s of the relay's allowance, at most 5,000) so each run ends
     well within a minute; the figure is accepted / delivery time for the whole run, the
-    learning included.
+    learning included. A send of fewer than 400 messages stays in one process (200 a process
+    at least), so at R = 5 only one process is measured.
     """
     print(f"== pacing: token-bucket relays at {', '.join(f'{r:g}' for r in PACING_RATES)} msg/s, "
-          f"burst {PACING_BURST}, send has no rate set, C={concurrency}")
+          f"burst {PACING_BURST}, send has no rate set, C={concurrency}, processes "
+          f"{' and '.join(str(p) for p in compared())}")
     ok = True
     # what this machine delivers right now to the same sink without any limit: a relay
     # faster than that cannot be the bottleneck, so its ratio is also given against this
     top = recipients or int(min(5_000, max(100, 20 * max(PACING_RATES))))
-    run, got, root = send_once("aiosmtpd", work, "pacing-unlimited", top, concurrency)
-    describe(run, top, concurrency)
-    ok = nobody_lost(root, got, top) and ok
-    capacity = run.cli_rate
-    print(f"  unlimited relay: {capacity:.0f} msg/s (the pipeline's ceiling here, now)")
-    figures: list[tuple[float, int, float, int]] = []
+    capacity: dict[int | str, float] = {}
+    for processes in compared():
+        run, got, root = send_once("aiosmtpd", work, f"pacing-unlimited-{processes}", top,
+                                   concurrency, processes=processes)
+        describe(run, top, concurrency)
+        ok = nobody_lost(root, got, top) and ok
+        capacity[processes] = run.cli_rate
+        print(f"  unlimited relay, {run.processes} process(es): {run.cli_rate:.0f} msg/s (the "
+              "pipeline's ceiling here, now)")
+    figures: list[tuple[float, int, int, float, int, float]] = []
     for rate in PACING_RATES:
         n = recipients or int(min(5_000, max(100, 20 * rate)))
-        rules = ("--token-bucket", f"{rate:g}", "--burst", str(PACING_BURST))
-        run, got, root = send_once("aiosmtpd", work, f"pacing-{rate:g}", n, concurrency,
-                                   rules=rules,
-                                   rules_label=f"TokenBucket({rate:g}, burst={PACING_BURST})")
-        describe(run, n, concurrency)
-        effective = got.accepted / run.cli_elapsed if run.cli_elapsed else 0.0
-        print(f"  R={rate:g}: {got.accepted:,} accepted / {run.cli_elapsed:.1f}s = "
-              f"{effective:.1f} msg/s = {effective / rate:.2f} x R; relay refused "
-              f"{got.refused:,} (451)")
-        ok = nobody_lost(root, got, n) and ok
-        figures.append((rate, n, effective / rate, got.refused))
+        for processes in compared():
+            if processes != 1 and n < 400:
+                continue
+            rules = ("--token-bucket", f"{rate:g}", "--burst", str(PACING_BURST))
+            run, got, root = send_once(
+                "aiosmtpd", work, f"pacing-{rate:g}-{processes}", n, concurrency, rules=rules,
+                rules_label=f"TokenBucket({rate:g}, burst={PACING_BURST})", processes=processes)
+            describe(run, n, concurrency)
+            effective = got.accepted / run.cli_elapsed if run.cli_elapsed else 0.0
+            print(f"  R={rate:g}, {run.processes} process(es): {got.accepted:,} accepted / "
+                  f"{run.cli_elapsed:.1f}s = {effective:.1f} msg/s = {effective / rate:.2f} x R;"
+                  f" relay refused {got.refused:,} (451)")
+            ok = nobody_lost(root, got, n) and ok
+            figures.append((rate, n, run.processes, effective / rate, got.refused,
+                            capacity[processes]))
     print("pacing summary (achieved / R over the whole run, target >= "
           f"{TARGET_THROTTLE_RATIO}):")
-    for rate, n, ratio, refused in figures:
+    for rate, n, processes, ratio, refused, ceiling in figures:
         verdict = "met" if ratio >= TARGET_THROTTLE_RATIO else "MISSED"
         reachable = ""
-        if capacity < rate:  # the machine, not the pacer, is the limit
-            reachable = (f"; {ratio * rate / capacity:.2f} x the unlimited run's "
-                         f"{capacity:.0f} msg/s")
-        print(f"  R={rate:>5g} msg/s, N={n:>5,}: {ratio:.2f} x R{reachable}, {refused:,} "
-              f"refusals ({verdict})")
+        if ceiling < rate:  # the machine, not the pacer, is the limit
+            reachable = (f"; {ratio * rate / ceiling:.2f} x the unlimited run's "
+                         f"{ceiling:.0f} msg/s")
+        print(f"  R={rate:>5g} msg/s, N={n:>5,}, {processes} process(es): {ratio:.2f} x R"
+              f"{reachable}, {refused:,} refusals ({verdict})")
     return ok
 
 
@@ -668,6 +731,16 @@ def greylist_mode(work: Path, concurrency: int, recipients: int) -> bool:
 # ----------------------------------------------------------------------------------- main
 
 
+def processes_arg(text: str) -> int | str:
+    return text if text == "auto" else int(text)
+
+
+def compared() -> tuple[int | str, ...]:
+    """The process counts a paced mode runs side by side: one, and ``--processes`` (2)."""
+    other = PROCESSES if PROCESSES not in (None, 1, "auto") else 2
+    return (1, other)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=None, metavar="N",
@@ -691,8 +764,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, metavar="K",
                         help="default mode: alternate pipeline and raw K times, compare the best")
     parser.add_argument("--keep", action="store_true", help="keep the temporary projects")
-    parser.add_argument("--processes", type=int, default=None, metavar="P",
-                        help="transport.processes of the send (default: the project's, 2)")
+    parser.add_argument("--processes", type=processes_arg, default=None, metavar="P",
+                        help="transport.processes of the send: 1 to 16 or auto (default: the "
+                        "project's, auto); unless 1, one process is measured beside it, and "
+                        "--throttle/--pacing compare 1 with P (2 if not given)")
     parser.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio",
                         help="transport.event_loop of the send, and the loop the same-path "
                         "loop runs on (the raw loop always runs on asyncio's)")

@@ -63,7 +63,7 @@ COMMAND_MODULES = {
     "unsubscribe": "subscribers", "export": "subscribers", "forget": "subscribers",
     "process-unsubscribes": "subscribers", "subscribers": "subscribers", "serve": "web",
     "archive": "web", "signup-snippet": "web", "hash-password": "password",
-    "process-bounces": "bounces", "doctor": "doctor",
+    "process-bounces": "bounces", "doctor": "doctor", "store": "store",
 }
 
 

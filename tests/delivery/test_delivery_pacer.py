@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from mirage_mailer.delivery.pace_state import PaceState
 from mirage_mailer.delivery.pacer import AdaptiveRate, AdaptiveSettings, Pacer, WindowCap
 
 
@@ -201,14 +202,14 @@ def test_configured_rate_is_a_ceiling_for_what_is_learnt() -> None:
 
 
 def drive(admit: Callable[[float], bool], seconds: float, *, concurrency: int,
-          hop: float) -> tuple[float, int, int, Pacer]:
+          hop: float, state: PaceState | None = None) -> tuple[float, int, int, Pacer]:
     """A paced client with no rate configured against a relay whose limiter ``admit(now)``
     answers each RCPT, in simulated time: each worker waits for the pacer, spends ``hop``
     reaching the limiter and ``hop`` again before its next message. Returns (accepted per
-    second, accepted, refused, the pacer)."""
+    second, accepted, refused, the pacer). ``state``: the pacer's memory (its own if None)."""
     clock = Clock()
     start = clock.now
-    pacer = Pacer(per_second=None, per_hour=None, clock=clock)
+    pacer = Pacer(per_second=None, per_hour=None, clock=clock, state=state)
     accepted = refused = 0
     free_at = [clock.now] * concurrency
     while clock.now - start < seconds:
@@ -253,7 +254,8 @@ def test_simulated_relay_is_served_near_its_limit(relay_rate: float) -> None:
 
 
 def simulate_bucket(relay_rate: float, seconds: float, burst: int = 10, concurrency: int = 4,
-                    rtt: float = 0.0007) -> tuple[float, int, int, Pacer]:
+                    rtt: float = 0.0007,
+                    state: PaceState | None = None) -> tuple[float, int, int, Pacer]:
     """A token-bucket relay (``relay_rate`` per second, bursts of ``burst``, full at the
     start) and a paced client with no rate configured, in simulated time; the client's
     round trips allow ~1,400 msg/s, as on loopback. Returns (accepted per second, accepted,
@@ -269,7 +271,7 @@ def simulate_bucket(relay_rate: float, seconds: float, burst: int = 10, concurre
             return True
         return False
 
-    return drive(admit, seconds, concurrency=concurrency, hop=2 * rtt)
+    return drive(admit, seconds, concurrency=concurrency, hop=2 * rtt, state=state)
 
 
 @pytest.mark.parametrize("relay_rate", [5, 50, 500])

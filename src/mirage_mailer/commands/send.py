@@ -296,10 +296,11 @@ def _finite_rate(_ctx: click.Context, _param: click.Parameter,
 @click.option("--limit", type=click.IntRange(min=1), metavar="N",
               help="Send at most N messages this run.")
 @click.option("--concurrency", type=click.IntRange(min=1, max=100), metavar="N",
-              help="SMTP connections, 1 to 100 (default: transport.concurrency).")
+              help="SMTP connections for the whole send, 1 to 100, split between its "
+              "sending processes (default: transport.concurrency).")
 @click.option("--rate", type=click.FloatRange(min=0.01, max=100_000), metavar="R",
-              callback=_finite_rate, help="At most R messages per second, 0.01 to 100000 (default: "
-              "transport.rate_per_second).")
+              callback=_finite_rate, help="At most R messages per second for the whole send, "
+              "0.01 to 100000 (default: transport.rate_per_second).")
 @click.option("--resend-unknown", is_flag=True,
               help="Also send again to recipients a crash left 'unknown'.")
 @click.option("--yes", "-y", is_flag=True,

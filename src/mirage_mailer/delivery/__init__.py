@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -29,6 +30,7 @@ from mirage_mailer.delivery.model import (
     Result,
     unclaimed,
 )
+from mirage_mailer.delivery.pace_shared import SharedState
 from mirage_mailer.delivery.pacer import AdaptiveSettings, Pacer
 from mirage_mailer.delivery.policy import RetryPolicy
 from mirage_mailer.delivery.pool import SmtpRun
@@ -47,6 +49,7 @@ __all__ = [
     "RelayTarget",
     "Result",
     "RetryPolicy",
+    "SharedState",
     "TransportSettings",
     "deliver_all",
     "unclaimed",
@@ -70,6 +73,7 @@ async def deliver_all(
     adaptive: AdaptiveSettings | None = None,
     relays: Sequence[RelayTarget] = (),
     on_relay_out: Callable[[str], None] | None = None,
+    shared_pace: SharedState | None = None,
 ) -> DeliveryStats:
     """Deliver every envelope through ``transport``; see the package docstring for the contract.
 
@@ -83,6 +87,10 @@ async def deliver_all(
     per relay (``delivery/relays.py``), ``concurrency`` per relay, ``rate_per_second`` the
     total split by weight; ``on_relay_out`` hears one line for each relay taken out of
     rotation while the others carry on.
+
+    ``shared_pace``: the pacer's memory that the sending processes of one send share
+    (``delivery/pace_shared.py``), so ``rate_per_second``, the hourly cap and the pace learnt
+    from the relay hold for their sum; one relay only.
     """
     if transport.scheme == "maildir":
         if transport.maildir is None:
@@ -101,8 +109,10 @@ async def deliver_all(
         tls_context = None if plain else await _tls_context(transport)
     tuning = _Tuning(concurrency, rate_per_second, tls_context, hostname,
                      policy or RetryPolicy(), adaptive, on_attempt, on_result, stop,
-                     private_ca)
+                     private_ca, shared_pace)
     if relays:
+        if shared_pace is not None:
+            raise ValueError("a shared pace is for one relay's sending processes")
         share = sum(relay.weight for relay in relays)
         lineup = [Lineup(_smtp_run(relay.transport, relay.credentials, relay.credential_words,
                                    replace(tuning, rate_per_second=None if rate_per_second is None
@@ -129,6 +139,7 @@ class _Tuning:
     on_result: Callable[[Result], None]
     stop: asyncio.Event | None
     private_ca: bool = False  # the context trusts transport.ca_file only (for the words)
+    shared_pace: SharedState | None = None  # one pace for several sending processes
 
 
 def _smtp_run(transport: TransportSettings, credentials: tuple[str, str] | None,
@@ -154,8 +165,13 @@ def _smtp_run(transport: TransportSettings, credentials: tuple[str, str] | None,
         raise DeliveryAborted(Problem(settings.where, None, refusal.message, refusal.hint))
     per_second = (tuning.rate_per_second if tuning.rate_per_second is not None
                   else transport.rate_per_second)
-    pacer = Pacer(per_second=per_second, per_hour=transport.rate_per_hour,
-                  clock=asyncio.get_running_loop().time, settings=tuning.adaptive)
+    shared = tuning.shared_pace
+    if shared is not None and shared.per_hour != transport.rate_per_hour:
+        raise ValueError("the shared pace was made for another hourly cap")
+    # a shared pace needs a clock every process reads alike (uvloop's loop time is cached)
+    clock = asyncio.get_running_loop().time if shared is None else time.monotonic
+    pacer = Pacer(per_second=per_second, per_hour=transport.rate_per_hour, clock=clock,
+                  settings=tuning.adaptive, state=shared)
     return SmtpRun(
         settings,
         concurrency=tuning.concurrency if tuning.concurrency is not None

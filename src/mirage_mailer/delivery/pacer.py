@@ -30,9 +30,10 @@ Time comes from an injected clock so the logic is tested without sleeping.
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from mirage_mailer.delivery.pace_state import DequeLog, LocalState, PaceState, TimeLog
 
 
 @dataclass(frozen=True)
@@ -50,16 +51,16 @@ class AdaptiveSettings:
     grace: float = 10.0  # "the relay is accepting": a success within this many seconds
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Measurement:
-    """An open measurement: the relay started refusing at ``start``."""
+    """An open measurement, as read from the state: the relay started refusing at ``start``."""
 
     start: float
     before: float  # msg/s accepted in the window before the first refusal
     length: float  # seconds to measure
     last_refusal: float
-    successes: int = 0  # accepted since ``start``
-    refusals: int = 1  # refused since ``start``, the first included
+    successes: int  # accepted since ``start``
+    refusals: int  # refused since ``start``, the first included
 
 
 class AdaptiveRate:
@@ -67,134 +68,156 @@ class AdaptiveRate:
 
     ``rate`` is None (unlimited) until the relay has refused long enough to be measured.
     ``pace(now)`` is what the pacer enforces: ``rate``, or during a measurement a limit that
-    keeps the relay saturated without hammering it.
+    keeps the relay saturated without hammering it. What it remembers lives in ``state``
+    (``delivery/pace_state.py``): its own, or the one the sending processes share.
     """
 
     def __init__(self, settings: AdaptiveSettings | None = None,
-                 ceiling: float | None = None) -> None:
+                 ceiling: float | None = None, state: PaceState | None = None) -> None:
         self.settings = settings or AdaptiveSettings()
         self.ceiling = ceiling
-        self.rate: float | None = None
-        self.throttles = 0
-        self.cuts = 0
-        self.measuring: _Measurement | None = None
-        self._successes: deque[float] = deque()
-        self._last_success: float | None = None
-        self._hold_until = -math.inf
-        self._last_probe = -math.inf
+        self.state: PaceState = state if state is not None else LocalState()
+
+    @property
+    def rate(self) -> float | None:
+        return self.state.rate
+
+    @rate.setter
+    def rate(self, value: float | None) -> None:
+        self.state.rate = value
+
+    @property
+    def throttles(self) -> int:
+        return self.state.throttles
+
+    @property
+    def cuts(self) -> int:
+        return self.state.cuts
+
+    @property
+    def measuring(self) -> _Measurement | None:
+        st = self.state
+        if st.m_start is None:
+            return None
+        return _Measurement(st.m_start, st.m_before, st.m_length, st.m_last_refusal,
+                            st.m_successes, st.m_refusals)
 
     def accepted(self, start: float, end: float) -> int:
         """Successes in (start, end]."""
-        return sum(1 for t in self._successes if start < t <= end)
+        return self.state.successes.count(start, end)
 
     def pace(self, now: float) -> float | None:
         """The per-second limit in force now (None: unlimited)."""
-        m = self.measuring
-        if m is None:
-            return self.rate
-        elapsed = now - m.start
+        st = self.state
+        if st.m_start is None:
+            return st.rate
+        elapsed = now - st.m_start
         if elapsed <= 0:
-            return self.rate
-        optimistic = (m.successes + 1) / elapsed  # as if the next success came right now
-        limit = max(2.0 * optimistic, m.before, self.settings.floor)
-        return limit if self.rate is None else min(self.rate, limit)
+            return st.rate
+        optimistic = (st.m_successes + 1) / elapsed  # as if the next success came right now
+        limit = max(2.0 * optimistic, st.m_before, self.settings.floor)
+        return limit if st.rate is None else min(st.rate, limit)
 
     def success(self, now: float, *, bound: bool = True) -> None:
         """Record an accepted message; ``bound``: the pace made connections wait lately,
         so it is worth probing higher (a pace nobody waits on proves nothing)."""
-        s = self.settings
-        self._successes.append(now)
-        horizon = now - s.window - s.max_measure
-        while self._successes and self._successes[0] <= horizon:
-            self._successes.popleft()
-        self._last_success = now
-        if self.measuring is not None:
-            self.measuring.successes += 1
+        s, st = self.settings, self.state
+        st.successes.append(now)
+        st.successes.drop_until(now - s.window - s.max_measure)
+        st.last_success = now
+        if st.m_start is not None:
+            st.m_successes += 1
             self._settle(now)
         elif bound:
             self._maybe_probe(now)
 
     def _maybe_probe(self, now: float) -> None:
-        s = self.settings
-        rate = self.rate
-        if rate is None or now < self._hold_until or now - self._last_probe < s.probe_interval:
+        s, st = self.settings, self.state
+        rate = st.rate
+        if rate is None or now < st.hold_until or now - st.last_probe < s.probe_interval:
             return
-        self._last_probe = now
+        st.last_probe = now
         rate *= 1 + s.probe_gain
-        self.rate = None if self.ceiling is not None and rate >= self.ceiling else rate
+        st.rate = None if self.ceiling is not None and rate >= self.ceiling else rate
 
     def throttled(self, now: float) -> bool:
         """Record a throttle answer; True when it lowered the rate."""
-        s = self.settings
-        self.throttles += 1
-        if now < self._hold_until:
+        s, st = self.settings, self.state
+        st.throttles += 1
+        if now < st.hold_until:
             return False  # an answer to a message started at the old pace
-        m = self.measuring
-        if m is None:
+        if st.m_start is None:
             before = self.accepted(now - s.window, now) / s.window
-            length = min(s.max_measure, max(s.window, s.min_samples / max(before, s.floor)))
-            self.measuring = _Measurement(now, before, length, now)
+            st.m_before = before
+            st.m_length = min(s.max_measure,
+                              max(s.window, s.min_samples / max(before, s.floor)))
+            st.m_last_refusal = now
+            st.m_successes, st.m_refusals = 0, 1
+            st.m_start = now  # last: a half-written measurement is no measurement
             return False
-        m.last_refusal = now
-        m.refusals += 1
+        st.m_last_refusal = now
+        st.m_refusals += 1
         return self._settle(now)
 
     def _settle(self, now: float) -> bool:
         """End a measurement that has run its length: cut to what the relay accepted, or
         drop it when the refusals stopped early (a blip, not a limit)."""
-        s = self.settings
-        m = self.measuring
-        if m is None or now - m.start < m.length:
+        s, st = self.settings, self.state
+        start = st.m_start
+        if start is None or now - start < st.m_length:
             return False
-        self.measuring = None
-        if now - m.last_refusal > m.length / 2:
+        st.m_start = None
+        length = st.m_length
+        if now - st.m_last_refusal > length / 2:
             return False  # the relay stopped refusing: it was not saturated
-        after = self.accepted(now - m.length, now) / m.length
+        after = self.accepted(now - length, now) / length
         # hammered (many refusals per success): 0.95 of it; barely over (a pace probed just
         # past the limit, or a pipeline that can hardly reach it): shave only the excess
-        excess = m.refusals / max(1, m.successes)
+        excess = st.m_refusals / max(1, st.m_successes)
         factor = min(s.gentlest, max(s.backoff, 1.0 - excess))
-        new = max(s.floor, factor * max(m.before, after))
-        current = self.rate if self.rate is not None else self.ceiling
+        new = max(s.floor, factor * max(st.m_before, after))
+        current = st.rate if st.rate is not None else self.ceiling
         if current is not None:
             new = min(new, current)
-        self.rate = new
-        self.cuts += 1
-        self._hold_until = now + min(s.max_hold, max(s.min_hold, 2.0 / new))
-        self._last_probe = self._hold_until
+        st.rate = new
+        st.cuts += 1
+        st.hold_until = now + min(s.max_hold, max(s.min_hold, 2.0 / new))
+        st.last_probe = st.hold_until
         return True
 
     def accepting(self, now: float) -> bool:
         """The relay accepted one of our messages recently, so a throttle is about pace."""
-        if self._last_success is None:
+        st = self.state
+        if st.last_success is None:
             return False
         grace = self.settings.grace
-        if self.rate is not None:
-            grace = max(grace, 3.0 / self.rate)
-        return now - self._last_success <= grace
+        if st.rate is not None:
+            grace = max(grace, 3.0 / st.rate)
+        return now - st.last_success <= grace
 
 
 class WindowCap:
     """At most ``limit`` starts in any rolling ``window`` seconds (exact, memory ~ limit)."""
 
-    def __init__(self, limit: float, window: float = 3600.0) -> None:
+    def __init__(self, limit: float, window: float = 3600.0,
+                 log: TimeLog | None = None) -> None:
         self.limit = max(1, math.floor(limit))
         self.window = window
-        self._log: deque[float] = deque()
+        self._log: TimeLog = log if log is not None else DequeLog()
 
     def wait(self, now: float) -> float:
         """Seconds until one more start fits in the window."""
         log = self._log
-        while log and log[0] <= now - self.window:
-            log.popleft()
-        return 0.0 if len(log) < self.limit else log[0] + self.window - now
+        log.drop_until(now - self.window)
+        return 0.0 if len(log) < self.limit else log.oldest() + self.window - now
 
     def book(self, now: float) -> None:
         self._log.append(now)
 
 
 class Pacer:
-    """Hands out start times for transactions, shared by every connection of a run.
+    """Hands out start times for transactions, shared by every connection of a run (and, with
+    a ``state`` from ``delivery/pace_shared.py``, by every sending process of a send).
 
     ``claim`` never books ahead: a worker that must wait sleeps and asks again, so a pace
     raised meanwhile takes effect at once. Start times stay on a 1/rate grid (a wake-up up to
@@ -203,6 +226,9 @@ class Pacer:
     pipeline itself can do loses many slots that way (no connection free at the instant), so
     there starts may catch up with the grid by up to ``CATCH_UP`` intervals: a burst of four
     that any relay metering us with a burst allowance accepts. A configured rate stays strict.
+
+    Each public method is one step over the state (``with self.state``): shared, the step
+    holds the processes' lock, and reads the clock inside it, so instants are in order.
     """
 
     CATCH_UP = 4
@@ -215,59 +241,79 @@ class Pacer:
         clock: Callable[[], float],
         adaptive: bool = True,
         settings: AdaptiveSettings | None = None,
+        state: PaceState | None = None,
     ) -> None:
         self.per_second = per_second
         self.clock = clock
-        self.hourly = WindowCap(per_hour) if per_hour else None
-        self.adaptive = AdaptiveRate(settings, ceiling=per_second) if adaptive else None
-        self._next = -math.inf
-        self._waited = -math.inf  # when the pace last made a connection wait
+        self.state: PaceState = state if state is not None else LocalState()
+        self.hourly = WindowCap(per_hour, log=self.state.starts) if per_hour else None
+        self.adaptive = (AdaptiveRate(settings, ceiling=per_second, state=self.state)
+                         if adaptive else None)
+        self._limited = per_second is not None or self.hourly is not None
+
+    def _rate(self, now: float) -> float | None:
+        learnt = self.adaptive.pace(now) if self.adaptive is not None else None
+        if learnt is None:
+            return self.per_second
+        return learnt if self.per_second is None else min(self.per_second, learnt)
 
     @property
     def rate(self) -> float | None:
         """The current per-second pace (None: not limited per second)."""
-        learnt = self.adaptive.pace(self.clock()) if self.adaptive is not None else None
-        rates = [r for r in (self.per_second, learnt) if r is not None]
-        return min(rates) if rates else None
+        with self.state:
+            return self._rate(self.clock())
 
     @property
     def cuts(self) -> int:
         """How many times the relay's refusals lowered the pace."""
-        return self.adaptive.cuts if self.adaptive is not None else 0
+        with self.state:
+            return self.adaptive.cuts if self.adaptive is not None else 0
 
     def claim(self) -> float:
-        """Take a start now and return 0, or return how long to wait before asking again."""
-        now = self.clock()
-        learnt = self.adaptive.pace(now) if self.adaptive is not None else None
-        rates = [r for r in (self.per_second, learnt) if r is not None]
-        rate = min(rates) if rates else None
-        if rate is not None and now < self._next:
-            self._waited = now
-            return self._next - now
-        if self.hourly is not None:
-            wait = self.hourly.wait(now)
-            if wait > 0:
-                return wait
-            self.hourly.book(now)
-        if rate is not None:
-            interval = 1.0 / rate
-            strict = self.per_second is not None and rate >= self.per_second
-            slack = interval / 2 if strict else interval * self.CATCH_UP
-            on_grid = now - self._next <= slack
-            self._next = (self._next if on_grid else now) + interval
-        return 0.0
+        """Take a start now and return 0, or return how long to wait before asking again.
+
+        Nothing set and nothing learnt: go, without taking the processes' lock (a pace
+        learnt meanwhile by another process applies from the next claim, as it would have
+        a moment later)."""
+        st = self.state
+        if not self._limited and st.rate is None and st.m_start is None:
+            return 0.0
+        with st:
+            now = self.clock()
+            rate = self._rate(now)
+            if rate is not None and now < st.next_start:
+                st.waited = now
+                return st.next_start - now
+            if self.hourly is not None:
+                wait = self.hourly.wait(now)
+                if wait > 0:
+                    return wait
+                self.hourly.book(now)
+            if rate is not None:
+                interval = 1.0 / rate
+                strict = self.per_second is not None and rate >= self.per_second
+                slack = interval / 2 if strict else interval * self.CATCH_UP
+                grid = st.next_start
+                st.next_start = (grid if now - grid <= slack else now) + interval
+            return 0.0
 
     def success(self) -> None:
         if self.adaptive is not None:
-            now = self.clock()  # "bound": the pace, not the pipeline, limits us right now
-            self.adaptive.success(now, bound=now - self._waited <= 1.0)
+            st = self.state
+            with st:
+                now = self.clock()  # "bound": the pace, not the pipeline, limits us right now
+                self.adaptive.success(now, bound=now - st.waited <= 1.0)
 
     def throttled(self) -> bool:
         """Record a throttle answer; True when the pace was lowered."""
         if self.adaptive is None:
             return False
-        return self.adaptive.throttled(self.clock())
+        with self.state:
+            return self.adaptive.throttled(self.clock())
 
     def accepting(self) -> bool:
         """The relay accepts messages at some pace (so a throttle is not about the recipient)."""
-        return self.adaptive is not None and self.adaptive.accepting(self.clock())
+        if self.adaptive is None:
+            return False
+        with self.state:
+            return self.adaptive.accepting(self.clock())

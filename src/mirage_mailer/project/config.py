@@ -71,7 +71,7 @@ class Transport:
     event_loop: str = "asyncio"  # asyncio | uvloop (the optional extra: faster sends)
     ca_file: Path | None = None  # PEM bundle of a private CA: trusted instead of the system's
     tls_insecure: bool = False  # no certificate or host-name check: a warning on every run
-    processes: int = 1  # sending processes of a large send (services/shards.py)
+    processes: int | None = None  # sending processes of a large send; None: auto (shards.py)
     relays: tuple[Relay, ...] = ()  # transport.relays (project/relay_config.py); () = url
 
 
@@ -386,7 +386,7 @@ def _load_transport(sec: LineDict, path: Path, problems: Collector, root: Path) 
     concurrency = s.integer("concurrency", 4, maximum=100)
     rate_per_second = s.number("rate_per_second", None, minimum=0.01, maximum=100_000)
     rate_per_hour = s.number("rate_per_hour", None, minimum=1, maximum=360_000_000)
-    processes = s.integer("processes", 1, maximum=16)
+    processes = _processes(s)
     username_env, password_env = s.env_name("username_env"), s.env_name("password_env")
     relays: tuple[Relay, ...] = ()
     if "relays" in sec:
@@ -394,7 +394,7 @@ def _load_transport(sec: LineDict, path: Path, problems: Collector, root: Path) 
                                  rate_per_second, rate_per_hour)
         relays = load_relays(sec["relays"], s.line("relays"), path, problems, defaults,
                              STARTTLS_MODES)
-        if processes > 1:
+        if processes is not None and processes > 1:
             problems.add(path, s.line("processes"), "'transport.processes' above 1 does not "
                          "combine with 'transport.relays'", "remove 'processes:' (the relays "
                          "share one sending process)")
@@ -422,6 +422,18 @@ def _load_transport(sec: LineDict, path: Path, problems: Collector, root: Path) 
         processes=processes,
         relays=relays,
     )
+
+
+def _processes(s: _Section) -> int | None:
+    """``transport.processes``: 1 to 16, or ``auto`` (the default; None): what the send
+    decides from the cores and the pace (``services/sending_processes.py``)."""
+    value = s.data.get("processes", "auto")
+    if value == "auto":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 16:
+        s._bad("processes", "auto or a whole number from 1 to 16")
+        return None
+    return value
 
 
 def _tls_keys(s: _Section, path: Path, problems: Collector,

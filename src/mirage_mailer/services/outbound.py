@@ -23,6 +23,7 @@ from mirage_mailer.delivery import (
     Outcome,
     RelayTarget,
     Result,
+    SharedState,
     TransportSettings,
     deliver_all,
     unclaimed,
@@ -133,8 +134,10 @@ def relay_targets(settings: Settings) -> list[RelayTarget]:
 async def deliver(settings: Settings, envelopes: Iterator[Envelope], *, on_attempt: Claim,
                   on_result: Callable[[Result], None], stop: asyncio.Event | None = None,
                   concurrency: int | None = None, rate: float | None = None,
-                  on_relay_out: Callable[[str], None] | None = None) -> DeliveryStats:
-    """Every envelope through the configured transport, logged in as ``credentials`` says.
+                  on_relay_out: Callable[[str], None] | None = None,
+                  shared_pace: SharedState | None = None) -> DeliveryStats:
+    """Every envelope through the configured transport, logged in as ``credentials`` says;
+    ``shared_pace``: one pace for the sending processes of a send (``deliver_all``).
 
     Raises ``InputError`` (exit 2) for half-set credentials before anything is opened, and
     ``DeliveryAborted`` (exit 3) when the run cannot go on.
@@ -144,7 +147,8 @@ async def deliver(settings: Settings, envelopes: Iterator[Envelope], *, on_attem
                              on_attempt=on_attempt, on_result=on_result, stop=stop,
                              credentials=login, credential_words=credential_words(settings),
                              concurrency=concurrency, rate_per_second=rate,
-                             relays=relay_targets(settings), on_relay_out=on_relay_out)
+                             relays=relay_targets(settings), on_relay_out=on_relay_out,
+                             shared_pace=shared_pace)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from mirage_mailer.delivery import (
     Envelope,
     Outcome,
     Result,
+    SharedState,
     unclaimed,
 )
 from mirage_mailer.project.config import Settings
@@ -235,10 +236,12 @@ def _deliver(project: Project, envelopes: Iterator[Envelope], outcome: SendOutco
              on_attempt: Claim, on_result: Callable[[Result], None],
              stopper: StopSource | None = None, concurrency: int | None = None,
              rate: float | None = None, after: Callable[[], None] | None = None,
-             progress: ProgressHook | None = None) -> None:
+             progress: ProgressHook | None = None,
+             shared_pace: SharedState | None = None) -> None:
     """One delivery run on its own event loop, stopped cleanly when ``stopper`` says so; its
     stats, and the signal that stopped it, go into ``outcome``. A relay taken out of
-    rotation (``transport.relays``) is a note in the run's totals, shown at once."""
+    rotation (``transport.relays``) is a note in the run's totals, shown at once.
+    ``shared_pace``: the pace of a send on several processes (``sending_processes``)."""
     def relay_out(line: str) -> None:
         outcome.this_run.notes.append(line)
         if progress is not None:
@@ -250,7 +253,7 @@ def _deliver(project: Project, envelopes: Iterator[Envelope], outcome: SendOutco
         try:
             return await deliver(project.settings, envelopes, on_attempt=on_attempt,
                                  on_result=on_result, stop=stop, concurrency=concurrency,
-                                 rate=rate, on_relay_out=relay_out)
+                                 rate=rate, on_relay_out=relay_out, shared_pace=shared_pace)
         finally:
             if after is not None:
                 after()  # still inside the loop: timers it owns are cancelled here
@@ -420,7 +423,7 @@ def _send_rows(prep: Preparation, options: SendOptions, store: Store, wanted: se
                to_send: int, outcome: SendOutcome, progress: ProgressHook | None,
                stopper: StopSource | None, *, shard: tuple[int, int] | None = None,
                concurrency: int | None = None,
-               on_pushback: Callable[[], None] | None = None) -> None:
+               shared_pace: SharedState | None = None) -> None:
     """Build, deliver and record the pending rows (a sending process's ``shard`` of them):
     the one place where a recipient's final message bytes are made (``envelopes``), right
     before they go on the wire."""
@@ -466,8 +469,6 @@ def _send_rows(prep: Preparation, options: SendOptions, store: Store, wanted: se
         writes.hold(key, track[0], track[1], track[2], result.outcome.value, result.code,
                     result.response, result.relay)
         track[1] += 1
-        if result.outcome is Outcome.DEFERRED and on_pushback is not None:
-            on_pushback()  # the relay pushes back: one pacer must take over
         if result.final:
             del tracked[key]
             _count(outcome.this_run, result)
@@ -478,7 +479,8 @@ def _send_rows(prep: Preparation, options: SendOptions, store: Store, wanted: se
         _deliver(project, for_the_wire(prep, envelopes()), outcome, on_attempt=on_attempt,
                  on_result=on_result, stopper=stopper,
                  concurrency=options.concurrency if concurrency is None else concurrency,
-                 rate=options.rate, after=writes.close, progress=progress)
+                 rate=options.rate, after=writes.close, progress=progress,
+                 shared_pace=shared_pace)
     except DeliveryAborted as exc:
         writes.close()
         if shard is not None:

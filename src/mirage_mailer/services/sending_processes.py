@@ -1,7 +1,8 @@
 """``send`` on several sending processes: who runs where, and what the parent does after.
 
 The mechanics (fork, pipes, signals) are ``shards``; the pipeline each process runs is
-``sending._send_rows``; docs/design.md ("Sending processes") says why and what holds.
+``sending._send_rows``; the pace they share is ``delivery/pace_shared.py``; docs/design.md
+("Sending processes") says why and what holds.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 import signal
 from typing import TYPE_CHECKING
 
-from mirage_mailer.delivery import DeliveryAborted, DeliveryStats
+from mirage_mailer.delivery import DeliveryAborted, DeliveryStats, SharedState
 from mirage_mailer.project.config import Settings
 from mirage_mailer.services import shards
 from mirage_mailer.services.journal import settle
@@ -31,27 +32,42 @@ if TYPE_CHECKING:
 
 
 MIN_PER_PROCESS = 200  # below this many messages a process, forking is not worth it
+AUTO_PROCESSES = 2  # transport.processes: auto, where the machine has the cores
+AUTO_MIN_RATE = 200.0  # msg/s: below a configured pace this low, auto keeps one process
 
 
 def process_count(settings: Settings, options: SendOptions, to_send: int) -> int:
-    """How many sending processes this send uses (``transport.processes``, at most one per
-    core and per connection). One where sharing would change what a user set: a rate (one
-    pacer must hold it), ``--limit`` (the plan's first N, in order), the Maildir outbox."""
+    """How many sending processes this send uses (``transport.processes``; ``auto``: two),
+    at most one per core, per connection and per 200 messages. One where sharing would
+    change what a user set: ``--limit`` (the plan's first N, in order), the Maildir outbox.
+    ``auto`` also keeps one for a configured pace under 200 msg/s, which one process keeps
+    up with; a number set in the config is taken with any rate (the pace is shared)."""
     t = settings.transport
-    if (t.scheme not in ("smtp", "smtps") or options.limit is not None
-            or options.rate is not None or t.rate_per_second is not None
-            or t.rate_per_hour is not None or not shards.supported()):
+    if (t.scheme not in ("smtp", "smtps") or options.limit is not None or t.relays
+            or not shards.supported()):
         return 1
+    wanted = t.processes
+    if wanted is None:
+        wanted = AUTO_PROCESSES if _configured_pace(settings, options) >= AUTO_MIN_RATE else 1
     total = options.concurrency or t.concurrency
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    return max(1, min(t.processes, total, cores, to_send // MIN_PER_PROCESS))
+    return max(1, min(wanted, total, cores, to_send // MIN_PER_PROCESS))
+
+
+def _configured_pace(settings: Settings, options: SendOptions) -> float:
+    """The strictest pace the user set, in msg/s (infinite: none)."""
+    t = settings.transport
+    per_second = options.rate if options.rate is not None else t.rate_per_second
+    paces = [p for p in (per_second, t.rate_per_hour and t.rate_per_hour / 3600) if p]
+    return min(paces, default=float("inf"))
 
 
 def send_on_processes(prep: Preparation, options: SendOptions, store: Store, wanted: set[str],
                   to_send: int, outcome: SendOutcome, count: int,
                   progress: ProgressHook | None, stopper: StopSource | None) -> None:
     """``_send_rows`` in ``count`` forked processes, each on its share of the rows and the
-    connections (``services/shards.py``); the parent sums up and settles what they left."""
+    connections (``services/shards.py``), all on one pace (``SharedState``, made here before
+    the fork); the parent sums up and settles what they left."""
     from mirage_mailer.services.sending import SendOutcome, _send_rows, database, run_loop
 
     project = prep.project
@@ -70,7 +86,7 @@ def send_on_processes(prep: Preparation, options: SendOptions, store: Store, wan
             try:
                 _send_rows(prep, options, own, wanted, to_send, mine, report, child_stop,
                            shard=(index, count), concurrency=shards.share(total, count, index),
-                           on_pushback=channel.pushback)
+                           shared_pace=pace)
             except DeliveryAborted as exc:
                 done.error = ("aborted", exc.problems)
                 mine.stats = exc.stats
@@ -88,12 +104,18 @@ def send_on_processes(prep: Preparation, options: SendOptions, store: Store, wan
         if progress:
             progress(t)
 
+    try:
+        pace = SharedState(per_hour=settings.transport.rate_per_hour)
+    except OSError:  # no shared memory to be had (a file limit): one process, one pace
+        _send_rows(prep, options, store, wanted, to_send, outcome, progress, stopper)
+        return
     started: list[shards.Shard] = []
     try:
         started += shards.start(count, body)
         shards.run(started, stopper, on_progress, lambda main: run_loop(settings, main))
     finally:
         shards.reap(started)
+        pace.close()
         settle(store, settings.state_dir, issue.id)  # the journal of a process that died
         store.recover_inflight(issue.id)
     outcome.stats = merged_stats = shards.merged_stats(started)
@@ -106,12 +128,6 @@ def send_on_processes(prep: Preparation, options: SendOptions, store: Store, wan
         stopped = [s.done.stop_signal for s in started if s.done and s.done.stop_signal]
         outcome.stop_signal = signal.Signals(stopped[0]) if stopped else None
     _raise_shard_error(settings, started, merged_stats, store.counts(issue.id))
-    if any(s.pushback for s in started) and outcome.stop_signal is None:
-        # the relay pushed back (a 4xx, a dropped link): the processes stopped, and the
-        # rest goes out from here on one pacer, which learns the relay's pace as before
-        _send_rows(prep, options, store, wanted, to_send, outcome, progress, stopper)
-        if outcome.stats is not None:
-            outcome.stats = shards.add_stats(merged_stats, outcome.stats)
 
 
 def _raise_shard_error(settings: Settings, started: list[shards.Shard], stats: DeliveryStats,

@@ -6,7 +6,8 @@ machine with a second core, a second process doubles what the pipeline can push.
 process runs the whole single-process pipeline (``sending``) on its share of the pending rows
 (row id modulo the number of processes) with its own store connection, its own claim journal
 (``journal_path(..., shard=k)``) and its share of the connections, so the crash contract
-holds for each and in sum: at most ``concurrency`` recipients ``unknown``.
+holds for each and in sum: at most ``concurrency`` recipients ``unknown``. They pace as one:
+the parent makes the pacer's shared memory before it forks (``delivery/pace_shared.py``).
 
 The parent only watches: it forwards a stop signal, sums the progress the processes report
 through a pipe, and gathers their closing words. A process that dies (SIGKILL, the OOM
@@ -39,7 +40,6 @@ T = TypeVar("T")
 _HEADER = struct.Struct("!I")
 PROGRESS_EVERY = 0.1  # seconds between a process's progress reports
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-YIELD = signal.SIGUSR1  # the parent takes over: stop like a signal, but no user stopped us
 
 
 @dataclass
@@ -66,7 +66,6 @@ class Shard:
     counts: tuple[int, int, int, int] = (0, 0, 0, 0)
     done: ShardDone | None = None
     status: int | None = None  # os.waitpid's status once reaped
-    pushback: bool = False  # the relay refused it for now (4xx) or dropped its link
 
     @property
     def died(self) -> str | None:
@@ -89,7 +88,6 @@ class Channel:
         self.fd = fd
         self.shard = shard
         self.last = 0.0
-        self.pushed = False
 
     def _send(self, message: object) -> None:
         data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
@@ -104,14 +102,6 @@ class Channel:
             self.last = now
             self._send(("p", counts))
 
-    def pushback(self) -> None:
-        """The relay pushed back (a 4xx, a dropped link): the parent stops every process and
-        sends the rest itself, on one pacer (several would each learn a fraction of the
-        relay's pace and starve: measured 0.04 of a 500 msg/s token bucket)."""
-        if not self.pushed:
-            self.pushed = True
-            self._send(("b", None))
-
     def finish(self, done: ShardDone) -> None:
         self._send(("d", done))
 
@@ -125,7 +115,7 @@ class ChildStop:
         self.signal: signal.Signals | None = None
         self._stop: asyncio.Event | None = None
         self._early_stop = False
-        for sig in (*STOP_SIGNALS, YIELD):
+        for sig in STOP_SIGNALS:
             signal.signal(sig, self._early)
 
     def _early(self, signum: int, _frame: object) -> None:
@@ -133,7 +123,7 @@ class ChildStop:
         self._stopped_by(signal.Signals(signum))
 
     def _stopped_by(self, sig: signal.Signals) -> None:
-        if self.signal is None and sig != YIELD:
+        if self.signal is None:
             self.signal = sig
         if self._stop is not None:
             self._stop.set()
@@ -141,13 +131,13 @@ class ChildStop:
     def arm(self, stop: asyncio.Event) -> Callable[[], None]:
         loop = asyncio.get_running_loop()
         self._stop = stop
-        for sig in (*STOP_SIGNALS, YIELD):
+        for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self._stopped_by, sig)
         if self._early_stop:
             stop.set()
 
         def disarm() -> None:
-            for sig in (*STOP_SIGNALS, YIELD):
+            for sig in STOP_SIGNALS:
                 loop.remove_signal_handler(sig)
                 signal.signal(sig, self._early)  # not the default: that would kill us
             self._stop = None
@@ -236,14 +226,7 @@ async def watch(shards: list[Shard], stopper: Any, on_progress: Callable[[], Non
                 all_closed.set()
             return
         shard.buffer += data
-        _frames(shard, on_progress, yield_all)
-
-    def yield_all() -> None:
-        """One process met pushback: all stop, and the parent goes on alone."""
-        for other in shards:
-            if other.status is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(other.pid, YIELD)
+        _frames(shard, on_progress)
 
     async def forward() -> None:
         await stop.wait()
@@ -270,8 +253,7 @@ async def watch(shards: list[Shard], stopper: Any, on_progress: Callable[[], Non
             disarm()
 
 
-def _frames(shard: Shard, on_progress: Callable[[], None],
-            on_pushback: Callable[[], None]) -> None:
+def _frames(shard: Shard, on_progress: Callable[[], None]) -> None:
     buffer = shard.buffer
     while len(buffer) >= _HEADER.size:
         (size,) = _HEADER.unpack_from(buffer)
@@ -282,9 +264,6 @@ def _frames(shard: Shard, on_progress: Callable[[], None],
         if kind == "p":
             shard.counts = payload
             on_progress()
-        elif kind == "b":
-            shard.pushback = True
-            on_pushback()
         elif kind == "d":
             shard.done = payload
             shard.counts = payload.counts
@@ -316,31 +295,22 @@ def run(shards: list[Shard], stopper: Any, on_progress: Callable[[], None],
 
 
 def merged_stats(shards: list[Shard]) -> DeliveryStats:
-    """One run's figures from its processes': counts add up, the run lasts as its longest."""
+    """One run's figures from its processes': counts add up, the run lasts as its longest,
+    and the pace (learnt and cut once, in shared memory) is what the last one saw."""
     parts = [s.done.stats for s in shards if s.done is not None and s.done.stats is not None]
-    paced = [p.paced_rate for p in parts if p.paced_rate is not None]
+    last = max(parts, key=lambda p: p.elapsed, default=None)
     return DeliveryStats(
         sent=sum(p.sent for p in parts), failed=sum(p.failed for p in parts),
         deferred_final=sum(p.deferred_final for p in parts),
         unknown=sum(p.unknown for p in parts), attempts=sum(p.attempts for p in parts),
         connections=sum(p.connections for p in parts),
-        throttled=sum(p.throttled for p in parts), rate_cuts=sum(p.rate_cuts for p in parts),
-        elapsed=max((p.elapsed for p in parts), default=0.0),
-        stopped=any(p.stopped for p in parts), paced_rate=sum(paced) if paced else None)
+        throttled=sum(p.throttled for p in parts),
+        rate_cuts=max((p.rate_cuts for p in parts), default=0),
+        elapsed=last.elapsed if last is not None else 0.0,
+        stopped=any(p.stopped for p in parts),
+        paced_rate=last.paced_rate if last is not None else None)
 
 
 def share(total: int, count: int, index: int) -> int:
     """Process ``index``'s part of ``total`` connections (4 over 2: 2 and 2; 3: 2 and 1)."""
     return total // count + (1 if index < total % count else 0)
-
-
-def add_stats(a: DeliveryStats, b: DeliveryStats) -> DeliveryStats:
-    """Two runs of one send, one after the other (the processes', then the parent's)."""
-    paced = [p for p in (a.paced_rate, b.paced_rate) if p is not None]
-    return DeliveryStats(
-        sent=a.sent + b.sent, failed=a.failed + b.failed,
-        deferred_final=a.deferred_final + b.deferred_final, unknown=a.unknown + b.unknown,
-        attempts=a.attempts + b.attempts, connections=a.connections + b.connections,
-        throttled=a.throttled + b.throttled, rate_cuts=a.rate_cuts + b.rate_cuts,
-        elapsed=a.elapsed + b.elapsed, stopped=a.stopped or b.stopped,
-        paced_rate=paced[-1] if paced else None)

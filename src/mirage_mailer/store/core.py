@@ -4,8 +4,9 @@ Why SQLite in WAL mode with ``synchronous=NORMAL``: a commit is a write to the W
 fsync, so the sender can record ~thousands of outcomes a second, and a committed transaction
 still survives the process being killed (only an OS crash or power cut can lose the last few).
 Every method that changes a status commits before it returns, so a rerun never re-sends a
-message the server accepted. All SQL lives in this module so that a PostgreSQL backend can be
-added later behind the same methods.
+message the server accepted. The same store may live on a PostgreSQL server instead
+(``tracking.database: postgresql://...``): this module opens either, and the mixins' one set
+of SQL runs on both (``dialect.py``, ``pg.py``, ``pg_schema.py``).
 """
 
 from __future__ import annotations
@@ -22,17 +23,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-if TYPE_CHECKING:
-    from mirage_mailer.store.pg import PgConnection
-
-__all__ = ["StoreError", "StoreUnavailable"]  # defined in store/errors.py, re-exported
-
 from mirage_mailer.store.dialect import POSTGRESQL, SQLITE, Connection
 from mirage_mailer.store.errors import StoreError, StoreUnavailable
 from mirage_mailer.store.schema import MIGRATIONS
 from mirage_mailer.util.database import Database, PostgresUrl
 from mirage_mailer.util.errors import Problem, display_path
 from mirage_mailer.util.statedir import DIR_MODE, FILE_MODE, private_dir, tighten
+
+if TYPE_CHECKING:
+    from mirage_mailer.store.pg import PgConnection
+
+# StoreError and StoreUnavailable are defined in store/errors.py (pg.py raises them too) and
+# re-exported here, where every user of the store has always imported them from.
+__all__ = ["StoreError", "StoreUnavailable"]
 
 # Primary SQLite result codes that mean "not now / not here", not a bug in our SQL:
 # BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN.

@@ -5,9 +5,11 @@
 ``in_transaction``; cursors with ``fetch*`` and ``rowcount``) over one autocommit psycopg
 connection, on which the store issues BEGIN/COMMIT itself, as it does on SQLite. Each SQL
 text is translated once (``dialect.translate``). A server that cannot be reached, goes away
-or keeps a lock too long is ``StoreUnavailable`` (exit 3, a rerun resumes); a server that
-refuses what the store needs (rights, a missing database) is ``StoreError`` (exit 2). The
-URL in every message is the one from mirage.yaml, which never holds a password.
+or keeps a lock too long is ``StoreUnavailable`` (exit 3, a rerun resumes): libpq reports a
+refused login or a database that does not exist the same way, without a code to tell them
+apart. Once connected, a server that refuses what the store needs (rights on the schema) is
+``StoreError`` (exit 2). The URL in every message is the one from mirage.yaml, which never
+holds a password.
 """
 
 from __future__ import annotations
