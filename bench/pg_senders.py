@@ -13,7 +13,8 @@ PostgreSQL server sustains in small commits per second (the ceiling of docs/desi
 arithmetic for N hosts).
 
 The PostgreSQL server is a private cluster on 127.0.0.1 (tests/support/postgres.py) with
-fsync on, as in production; the senders commit with ``synchronous_commit = off``.
+fsync on, as in production; the senders commit with ``synchronous_commit = off``. Every
+sender is one process (``transport.processes: 1``), the SQLite one included.
 
     python bench/pg_senders.py [--recipients 6000] [--concurrency 4] [--rounds 1] [--commits]
 """
@@ -110,10 +111,14 @@ def server_cpu(server: PostgresServer) -> float:
     return total
 
 
-def use_store(root: Path, url: str) -> None:
+def configure(root: Path, url: str | None) -> None:
+    """One process a sender (``transport.processes: 1``), so the SQLite baseline is one
+    process as each leased sender is; the PostgreSQL store when ``url`` is given."""
     config = root / "mirage.yaml"
     data = yaml.safe_load(config.read_text(encoding="utf-8"))
-    data.setdefault("tracking", {})["database"] = url
+    data["transport"]["processes"] = 1
+    if url is not None:
+        data.setdefault("tracking", {})["database"] = url
     config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
                       encoding="utf-8")
 
@@ -154,8 +159,7 @@ def scenario(label: str, work: Path, kind: str, recipients: int, concurrency: in
              senders: int, url: str | None, timeout: float,
              server: PostgresServer) -> Scenario:
     root = make_project(work / label.replace(" ", "-"), recipients, concurrency)
-    if url is not None:
-        use_store(root, url)
+    configure(root, url)
     with Sink(kind, work / f"{label.replace(' ', '-')}-sink") as sink:
         point_at(root, sink.url)
         before = server_cpu(server)
