@@ -166,8 +166,7 @@ class LeasesMixin(StoreCore):
             now = self._now()
             unknown = conn.execute(
                 "WITH u AS (UPDATE recipients SET status = 'unknown', lease_owner = NULL"
-                " WHERE id = ANY(?) AND status = 'sending' RETURNING id, issue, email,"
-                " lease_owner AS was)"
+                " WHERE id = ANY(?) AND status = 'sending' RETURNING id, issue, email)"
                 " INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
                 " SELECT id, issue, email, 'unknown', ?, ? FROM u ORDER BY id",
                 (ids, _lost_words(who), now)).rowcount
@@ -332,11 +331,6 @@ class LeasesMixin(StoreCore):
         return [str(value) for (value,) in self._conn.execute(
             "SELECT DISTINCT coalesce(lang, '') FROM recipients WHERE issue = ?"
             " AND status = 'pending'", (issue,)).fetchall()]
-
-    def server_now(self) -> str:
-        """The database server's clock, as leases see it (tests, ``doctor``)."""
-        row = self._conn.execute("SELECT clock_timestamp()::text").fetchone()
-        return str(row[0])
 
 
 def _lost_words(who: dict[str, str]) -> str:
