@@ -29,7 +29,7 @@ from mirage_mailer.services.lease_recorder import LeaseRecorder
 from mirage_mailer.services.outbound import resumable
 from mirage_mailer.services.preparation import for_the_wire
 from mirage_mailer.services.verp import envelope_sender
-from mirage_mailer.store import LeaseStore, email_key
+from mirage_mailer.store import LeaseStore, Reaped, StoreUnavailable, email_key
 from mirage_mailer.util.database import PostgresUrl
 from mirage_mailer.util.errors import (
     DeliveryError,
@@ -145,7 +145,10 @@ def send_leased(prep: Preparation, options: SendOptions, store: LeaseStore, want
                     continue
                 if reaped:
                     return  # what is left is with other live senders
-                got = store.reap(issue.id)  # a dead sender's rows come back to the pool
+                try:  # a dead sender's rows come back to the pool
+                    got = store.reap(issue.id)
+                except StoreUnavailable:  # a lock wait or deadlock: the next run reaps it;
+                    got = Reaped()        # a lost connection fails the next claim anyway
                 if got.senders or got.unknown:
                     outcome.this_run.notes.append(got.words())
                     if progress:
