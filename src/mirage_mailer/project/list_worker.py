@@ -1,0 +1,111 @@
+"""A long CSV list read and checked on the second core while this process plans and writes.
+
+Parsing and checking a row (the csv module, header safety, the address, the language) is
+about half of what planning costs per row, and none of it depends on the store or on other
+rows. So a list file of ``PARALLEL_BYTES`` or more is read by a forked child process that
+sends its rows back in order, in batches of compact tuples (a ``Subscriber`` without the
+list name and path, which are the same for every row); a ``RowProblem`` travels as it is,
+and a problem that makes the file unusable ends the stream at the very row where reading it
+in this process would have stopped, so callers see the same rows, the same row problems and
+the same ``InputError``.
+
+The child only reads the file: it holds no store connection of its own and leaves through
+``os._exit`` (no clean-up of anything it inherited). It blocks when the pipe is full, so
+memory stays flat in list size; when this process stops reading (done early, an exception,
+Ctrl-C) the child is ended, and when this process dies the child's next write fails and it
+exits. Fork only: a process with other threads running reads the list itself, as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from mirage_mailer.util.errors import InputError
+
+PARALLEL_BYTES = 4 << 20  # about 50,000 rows: a smaller list is read before a fork pays off
+_BATCH = 2_000  # rows per message on the pipe
+_END, _ROWS, _INPUT, _FAILED = "end", "rows", "input", "failed"
+
+Reader = Callable[[Path, str], Iterator[Any]]  # lists._iter_csv
+
+
+def can_fork() -> bool:
+    """Forking is safe only while no other thread may hold a lock the child would need."""
+    return ("fork" in multiprocessing.get_all_start_methods()
+            and threading.active_count() == 1)
+
+
+def iter_in_child(path: Path, list_name: str, reader: Reader,
+                  subscriber: type[Any]) -> Iterator[Any]:
+    """``reader(path, list_name)``'s rows, in order, read by a child process."""
+    ours, theirs = multiprocessing.get_context("fork").Pipe(duplex=False)
+    child = multiprocessing.get_context("fork").Process(
+        target=_child, args=(theirs, path, list_name, reader, subscriber), daemon=True)
+    child.start()
+    theirs.close()
+    try:
+        while True:
+            try:
+                kind, payload = ours.recv()
+            except EOFError:
+                raise RuntimeError(f"the reader of {path} stopped without an answer "
+                                   f"(exit code {child.exitcode})") from None
+            if kind == _ROWS:
+                for item in payload:
+                    if type(item) is tuple:
+                        email, name, lang, fields, line = item
+                        yield subscriber(email, name, lang, fields, list_name, path, line)
+                    else:
+                        yield item
+            elif kind == _END:
+                return
+            elif kind == _INPUT:
+                raise InputError(payload)
+            else:
+                raise RuntimeError(f"reading {path} failed:\n{payload}")
+    finally:
+        ours.close()
+        if child.is_alive():
+            child.terminate()
+        child.join()
+
+
+def _child(out: Connection, path: Path, list_name: str, reader: Reader,
+           subscriber: type[Any]) -> None:
+    """Read, check and send; never returns (``os._exit``: nothing inherited is cleaned up)."""
+    code = 0
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
+        batch: list[Any] = []
+        try:
+            for row in reader(path, list_name):
+                if type(row) is subscriber:
+                    batch.append((row.email, row.name, row.lang, row.fields, row.line))
+                else:
+                    batch.append(row)
+                if len(batch) >= _BATCH:
+                    out.send((_ROWS, batch))
+                    batch = []
+        except InputError as exc:
+            out.send((_ROWS, batch))
+            out.send((_INPUT, exc.problems))
+        else:
+            out.send((_ROWS, batch))
+            out.send((_END, None))
+    except (BrokenPipeError, ConnectionResetError):
+        code = 1  # the parent is gone or stopped reading
+    except BaseException:  # reported to the parent, which raises it
+        code = 1
+        with contextlib.suppress(BaseException):  # else nobody is left to tell
+            out.send((_FAILED, traceback.format_exc()))
+    finally:
+        os._exit(code)

@@ -1,0 +1,107 @@
+"""A long CSV list read by a child process gives exactly what reading it here gives: the
+same rows in the same order, the same row problems, the same fatal error at the same row."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from mirage_mailer.project import list_worker, lists
+from mirage_mailer.project.lists import RowProblem, Subscriber, iter_list
+from mirage_mailer.util.errors import InputError
+
+
+def _rows(path: Path, *, parallel: bool, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every row of ``path`` (and the fatal error's text, if any) by one of the two ways."""
+    monkeypatch.setattr(list_worker, "PARALLEL_BYTES", 0 if parallel else 1 << 60)
+    monkeypatch.setattr(list_worker, "_BATCH", 7)  # many batches, one cut mid-way
+    out: list[object] = []
+    try:
+        for row in iter_list(path, "subscribers"):
+            if isinstance(row, Subscriber):
+                out.append((row.email, row.name, row.lang, row.fields, row.list_name,
+                            row.path, row.line))
+            else:
+                assert isinstance(row, RowProblem)
+                out.append(row)
+    except InputError as exc:
+        out.append(("fatal", str(exc)))
+    return out
+
+
+def _tricky_list(path: Path, *, tail: str = "") -> None:
+    rnd = random.Random(13)
+    lines = ["\ufeffEmail;Name;Language;;Org"]
+    for n in range(300):
+        pick = rnd.random()
+        if pick < 0.05:
+            lines.append(f"bad{n}@@example.org;Bad;en;x;Org")
+        elif pick < 0.08:
+            lines.append(f"p{n}@example.org;Bad lang;xx-yy-zz;x;Org")
+        elif pick < 0.1:
+            lines.append(f'q{n}@example.org;"Two\nlines";fr;;"Org ; quoted"')
+        elif pick < 0.12:
+            lines.append(";;;;")
+        else:
+            lines.append(f"Person{n}@Example{n % 7}.ORG;Zoë {n};{rnd.choice(['en', 'EN', ''])}"
+                         f";x{n};Org {n}")
+    path.write_text("\n".join(lines) + "\n" + tail, encoding="utf-8")
+
+
+def test_the_child_reads_exactly_what_this_process_reads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "subscribers.csv"
+    _tricky_list(path)
+    here = _rows(path, parallel=False, monkeypatch=monkeypatch)
+    there = _rows(path, parallel=True, monkeypatch=monkeypatch)
+    assert len(here) > 250
+    assert any(isinstance(r, RowProblem) for r in here)
+    assert there == here
+
+
+@pytest.mark.parametrize("tail", ['late@example.org;"never closed\n',
+                                  "fine@example.org;Fine;en;;Org\n"])
+def test_a_fatal_error_stops_both_at_the_same_row(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tail: str) -> None:
+    path = tmp_path / "subscribers.csv"
+    _tricky_list(path, tail=tail)
+    with path.open("ab") as handle:  # bytes that are no UTF-8, after the tail
+        handle.write(b"broken\xff@example.org;x;en;;Org\n")
+    here = _rows(path, parallel=False, monkeypatch=monkeypatch)
+    there = _rows(path, parallel=True, monkeypatch=monkeypatch)
+    assert isinstance(here[-1], tuple) and here[-1][0] == "fatal"
+    assert there == here
+
+
+def test_a_reader_that_stops_early_ends_the_child(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "subscribers.csv"  # far more than a pipe holds: the child blocks
+    path.write_text("email\n" + "".join(f"p{n}@example.org\n" for n in range(40_000)),
+                    encoding="utf-8")
+    monkeypatch.setattr(list_worker, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(list_worker, "_BATCH", 3)
+    rows = iter_list(path, "subscribers")
+    first = next(rows)
+    assert isinstance(first, Subscriber | RowProblem)
+    rows.close()  # the generator's clean-up ends and reaps the child
+    import multiprocessing
+
+    assert multiprocessing.active_children() == []
+
+
+def test_small_lists_and_yaml_stay_in_this_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "subscribers.csv"
+    path.write_text("email\na@example.org\n", encoding="utf-8")
+    called: list[Path] = []
+    monkeypatch.setattr(list_worker, "iter_in_child",
+                        lambda *a: called.append(a[0]) or iter(()))
+    assert [r.email for r in iter_list(path, "s") if isinstance(r, Subscriber)] \
+        == ["a@example.org"]
+    assert called == []
+    monkeypatch.setattr(list_worker, "PARALLEL_BYTES", 0)
+    assert list(iter_list(path, "s")) == []  # the (stubbed) child path was taken
+    assert called == [path]
+    assert lists._size(tmp_path / "missing.csv") == 0
