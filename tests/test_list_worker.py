@@ -105,3 +105,56 @@ def test_small_lists_and_yaml_stay_in_this_process(
     assert list(iter_list(path, "s")) == []  # the (stubbed) child path was taken
     assert called == [path]
     assert lists._size(tmp_path / "missing.csv") == 0
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_killed_validate_leaves_no_reader_behind(project: Path) -> None:
+    """SIGKILL the command while its child reads a long list: the child's next write fails
+    and it exits (no orphan keeps reading)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import SAMPLE_ISSUE
+
+    rows = "".join(f"p{n}@example{n % 97}.org,Person {n},en,\n" for n in range(120_000))
+    with (project / "lists/subscribers.csv").open("a", encoding="utf-8") as handle:
+        handle.write(rows)
+    assert (project / "lists/subscribers.csv").stat().st_size >= list_worker.PARALLEL_BYTES
+    proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "validate", SAMPLE_ISSUE],
+                            cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        children: list[int] = []
+        while not children and time.monotonic() < deadline and proc.poll() is None:
+            children = _children_of(proc.pid)
+            time.sleep(0.02)
+        assert children, "the list was not read by a child"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        deadline = time.monotonic() + 10
+        alive = children
+        while alive and time.monotonic() < deadline:
+            alive = [c for c in alive if Path(f"/proc/{c}").exists()
+                     and "Z" not in (Path(f"/proc/{c}/stat").read_text().rsplit(")", 1)[1]
+                                     .split()[:1])]
+            time.sleep(0.05)
+        assert alive == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

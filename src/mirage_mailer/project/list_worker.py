@@ -49,7 +49,8 @@ def iter_in_child(path: Path, list_name: str, reader: Reader,
     """``reader(path, list_name)``'s rows, in order, read by a child process."""
     ours, theirs = multiprocessing.get_context("fork").Pipe(duplex=False)
     child = multiprocessing.get_context("fork").Process(
-        target=_child, args=(theirs, path, list_name, reader, subscriber), daemon=True)
+        target=_child, args=(ours, theirs, path, list_name, reader, subscriber),
+        daemon=True)
     child.start()
     theirs.close()
     try:
@@ -79,11 +80,13 @@ def iter_in_child(path: Path, list_name: str, reader: Reader,
         child.join()
 
 
-def _child(out: Connection, path: Path, list_name: str, reader: Reader,
+def _child(parents: Connection, out: Connection, path: Path, list_name: str, reader: Reader,
            subscriber: type[Any]) -> None:
     """Read, check and send; never returns (``os._exit``: nothing inherited is cleaned up)."""
     code = 0
     try:
+        parents.close()  # the fork's copy of the reading end: with it open, a write to a
+        # parent that died would block for ever instead of failing
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
         batch: list[Any] = []
         try:
