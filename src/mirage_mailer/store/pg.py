@@ -36,6 +36,22 @@ UNAVAILABLE_HINT = ("check that the PostgreSQL server is running and reachable, 
                     "resumes where this one stopped")
 
 
+NUL = "\0"
+REPLACEMENT = "\ufffd"
+
+
+def nul_free(parameters: Sequence[Any]) -> Sequence[Any]:
+    """``parameters`` with U+FFFD for each NUL character, which PostgreSQL's text cannot hold
+    and SQLite's can (a relay's reply, a bounce's diagnostic, a list's field): without it,
+    psycopg's DataError would lose the outcome being recorded. The same sequence when no str
+    holds a NUL, the common case, at the cost of one memchr per str."""
+    for value in parameters:
+        if isinstance(value, str) and NUL in value:
+            return [v.replace(NUL, REPLACEMENT) if isinstance(v, str) else v
+                    for v in parameters]
+    return parameters
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return " ".join(text.splitlines()[0].split())
@@ -125,7 +141,7 @@ class PgConnection:
         text, order = translate(sql)
         try:  # a connection the server closed fails already here
             cur = self._conn.cursor()
-            cur.execute(text, arrange(order, parameters) if parameters else None)
+            cur.execute(text, nul_free(arrange(order, parameters)) if parameters else None)
         except self._psycopg.Error as exc:
             raise self._fail(exc) from None
         self._count(sql, cur)
@@ -135,7 +151,7 @@ class PgConnection:
         text, order = translate(sql)
         try:
             cur = self._conn.cursor()
-            batch = list(arrange_many(order, seq_of_parameters))
+            batch = [nul_free(p) for p in arrange_many(order, seq_of_parameters)]
             if batch:
                 cur.executemany(text, batch)
         except self._psycopg.Error as exc:

@@ -1,0 +1,46 @@
+"""Hostile values and a hostile network on the PostgreSQL store: what SQLite takes as it is
+must be recorded on PostgreSQL too (a NUL character becomes U+FFFD), never a traceback."""
+
+from __future__ import annotations
+
+from mirage_mailer.store import NewRecipient, Store, hashed_key
+from mirage_mailer.store.pg import nul_free
+from mirage_mailer.util.database import Database, PostgresUrl
+
+NUL_REPLY = "5.1.1 <r1@example.org>\x00 unknown\x00"
+
+
+def test_nul_free_leaves_clean_parameters_as_they_are() -> None:
+    clean = ("a", 1, None, b"\x00")  # bytes are bytea, which holds NUL
+    assert nul_free(clean) is clean
+    assert nul_free(("a\x00b", 2, "\x00")) == ["a\ufffdb", 2, "\ufffd"]
+
+
+def test_a_nul_in_any_recorded_text_is_kept_on_both_backends(store_url: Database) -> None:
+    """A relay's reply, a bounce's diagnostic, a name and a list field with NUL: every
+    outcome is recorded (SQLite as it came, PostgreSQL with U+FFFD)."""
+    on_pg = isinstance(store_url, PostgresUrl)
+    expect = NUL_REPLY.replace("\x00", "\ufffd") if on_pg else NUL_REPLY
+    with Store(store_url) as store:
+        store.reconcile("2024-05", [
+            NewRecipient(f"r{n}@example.org", f"R\x00{n}", "en", "main", {"org": "A\x00B"},
+                         subject=f"s{n}") for n in range(4)])
+        rows = list(store.iter_pending("2024-05"))
+        assert rows[0].name == ("R\ufffd0" if on_pg else "R\x000")
+        store.record([], [(r.id, f"<{r.id}@x>") for r in rows])
+        store.record([(rows[0].id, "failed", 550, NUL_REPLY)])  # execute
+        store.record_batch([(rows[1].id, hashed_key(rows[1].email), 0, "failed", 550,
+                             NUL_REPLY, f"<{rows[1].id}@x>", store.stamp())])  # executemany
+        bounce = store.bounce_row(rows[2].email, f"<{rows[2].id}@x>")
+        assert bounce is not None
+        store.record_bounce("mid:<b\x00@x>", bounce, kind="bounced", detail=NUL_REPLY)
+        store.suppress("r3@example.org", source="cli", reason=NUL_REPLY)
+        by_email = {r["email"]: r for r in store.recipients("2024-05")}
+        assert by_email["r0@example.org"]["smtp_response"] == expect
+        assert by_email["r1@example.org"]["smtp_response"] == expect
+        assert by_email["r1@example.org"]["status"] == "failed"
+        details = [e["detail"] for e in store.events()]
+        assert f"550 {expect}" in details
+        assert any(expect in str(d) for d in details if d and "bounced" not in str(d))
+        reasons = [s["reason"] for s in store.suppressions()]
+        assert expect in reasons
