@@ -3,9 +3,14 @@ must be recorded on PostgreSQL too (a NUL character becomes U+FFFD), never a tra
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from helpers import SAMPLE_ISSUE, RunCli
 from mirage_mailer.store import NewRecipient, Store, hashed_key
 from mirage_mailer.store.pg import nul_free
 from mirage_mailer.util.database import Database, PostgresUrl
+from support.postgres import raw
+from test_postgres_cli import use_postgres
 
 NUL_REPLY = "5.1.1 <r1@example.org>\x00 unknown\x00"
 
@@ -44,3 +49,23 @@ def test_a_nul_in_any_recorded_text_is_kept_on_both_backends(store_url: Database
         assert any(expect in str(d) for d in details if d and "bounced" not in str(d))
         reasons = [s["reason"] for s in store.suppressions()]
         assert expect in reasons
+
+
+def _tables(url: PostgresUrl) -> list[tuple[object, ...]]:
+    return raw(url, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+
+
+def test_read_only_commands_leave_an_empty_database_empty(
+        project: Path, run_cli: RunCli, pg_url: PostgresUrl) -> None:
+    """As on SQLite, where a reader never creates the file: validate, a dry run, a report
+    and a preview read an empty database as no store, and create no table in it."""
+    use_postgres(project, pg_url)
+    for args in (("validate", SAMPLE_ISSUE), ("send", SAMPLE_ISSUE, "--dry-run"),
+                 ("report", SAMPLE_ISSUE), ("preview", SAMPLE_ISSUE)):
+        result = run_cli(*args)
+        assert result.code == 0, (args, result.err)
+        assert _tables(pg_url) == [], args
+    dry = run_cli("send", SAMPLE_ISSUE, "--dry-run")
+    assert "5" in dry.out  # planned as a new store: everyone
+    assert run_cli("send", SAMPLE_ISSUE, "--yes").code == 0
+    assert _tables(pg_url) != []

@@ -186,6 +186,18 @@ class PgConnection:
         return (self._psycopg.IntegrityError,)
 
 
+def has_store(database: PostgresUrl, *, timeout: float = 10.0) -> bool:
+    """Whether the database holds a store (its ``schema_migrations``), asked without creating
+    anything: a read-only command on an empty database must leave it empty, as it leaves
+    no SQLite file behind. An unreachable server is ``StoreUnavailable``, as for any use."""
+    conn = PgConnection(database, timeout=timeout)
+    try:
+        found = conn.execute("SELECT to_regclass('schema_migrations')").fetchone()
+        return found is not None and found[0] is not None
+    finally:
+        conn.close()
+
+
 def write_lock_sql(shared: bool) -> str | None:
     """The statement that starts a writer's turn (None: row locks only, ``shared``)."""
     return None if shared else f"SELECT pg_advisory_xact_lock({WRITE_LOCK})"
