@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers import SAMPLE_ISSUE, RunCli
+import pytest
+
+from helpers import SAMPLE_ISSUE, RunCli, edit
 from mirage_mailer.store import NewRecipient, Store, hashed_key
 from mirage_mailer.store.pg import nul_free
 from mirage_mailer.util.database import Database, PostgresUrl
@@ -69,3 +71,16 @@ def test_read_only_commands_leave_an_empty_database_empty(
     assert "5" in dry.out  # planned as a new store: everyone
     assert run_cli("send", SAMPLE_ISSUE, "--yes").code == 0
     assert _tables(pg_url) != []
+
+
+@pytest.mark.parametrize("url", ["postgresql://mirage@db.example.org:99999/news",
+                                 "postgresql://mirage@[::1/news"])
+def test_a_malformed_url_is_told_how_to_write_one_not_about_passwords(
+        project: Path, run_cli: RunCli, url: str) -> None:
+    edit(project / "mirage.yaml", "  database: .mirage/tracking.sqlite", f"  database: {url}")
+    result = run_cli("validate", SAMPLE_ISSUE)
+    assert result.code == 2
+    [line] = [x for x in result.err.splitlines() if "tracking.database" in x]
+    assert line.startswith("mirage.yaml:34: 'tracking.database' ")
+    assert "is not a valid PostgreSQL URL" in line
+    assert "postgresql://USER@HOST:PORT/DATABASE" in line and "PGPASSWORD" not in line
