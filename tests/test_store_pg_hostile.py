@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli, edit
-from mirage_mailer.store import NewRecipient, Store, hashed_key
+from mirage_mailer.store import NewRecipient, Store, StoreUnavailable, hashed_key
 from mirage_mailer.store.pg import nul_free
-from mirage_mailer.util.database import Database, PostgresUrl
-from support.postgres import raw
+from mirage_mailer.util.database import Database, PostgresUrl, parse_postgres
+from mirage_mailer.util.errors import ExitCode
+from support.postgres import PASSWORD_ROLE, raw
 from test_postgres_cli import use_postgres
 
 NUL_REPLY = "5.1.1 <r1@example.org>\x00 unknown\x00"
@@ -84,3 +85,25 @@ def test_a_malformed_url_is_told_how_to_write_one_not_about_passwords(
     assert line.startswith("mirage.yaml:34: 'tracking.database' ")
     assert "is not a valid PostgreSQL URL" in line
     assert "postgresql://USER@HOST:PORT/DATABASE" in line and "PGPASSWORD" not in line
+
+
+def test_password_env_naming_an_unset_variable_is_said(
+        pg_url: PostgresUrl, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A role that needs a password, and tracking.password_env naming a variable nobody set:
+    one line (exit 3) that names the variable, not only the server's "no password"."""
+    # the role is the cluster's: made here unless another test made it, and dropped after
+    made = raw(pg_url, "SELECT 1 FROM pg_roles WHERE rolname = ?", (PASSWORD_ROLE,)) == []
+    if made:
+        raw(pg_url, f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD 'right-one'")
+    url = parse_postgres(pg_url.url.replace("postgres@", f"{PASSWORD_ROLE}@"),
+                         "MIRAGE_PG_UNSET")
+    monkeypatch.delenv("MIRAGE_PG_UNSET", raising=False)
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    try:
+        with pytest.raises(StoreUnavailable) as caught:
+            Store(url)
+    finally:
+        if made:
+            raw(pg_url, f"DROP ROLE {PASSWORD_ROLE}")
+    assert "tracking.password_env names MIRAGE_PG_UNSET, which is not set" in str(caught.value)
+    assert caught.value.exit_code == ExitCode.CANNOT_DELIVER

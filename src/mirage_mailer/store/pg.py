@@ -14,6 +14,7 @@ holds a password.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -102,8 +103,11 @@ class PgConnection:
                 connect_timeout=max(1, int(timeout)), application_name="mirage-mailer",
                 password=database.password())
         except pg.Error as exc:
-            raise translate_error(database, exc, "cannot connect to the tracking database"
-                                  ) from None
+            doing = "cannot connect to the tracking database"
+            unset = database.password_env
+            if unset and not os.environ.get(unset):  # the likeliest cause, said first
+                doing += f" (tracking.password_env names {unset}, which is not set)"
+            raise translate_error(database, exc, doing) from None
         try:
             version = self._conn.info.server_version
             if version < MIN_SERVER:  # sha256() (mm_hashed) came with PostgreSQL 11
