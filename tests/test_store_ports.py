@@ -35,8 +35,9 @@ PROTOCOLS: tuple[type, ...] = (PlanReader, RecorderStore, LeaseStore, ReportRead
                                RosterReader, Unsubscriber, SubscriberStore, PersonalData,
                                BounceStore)
 # Opening and closing belong to whoever opened the Store (``with Store(...)``, ``store.close()``);
-# the protocols describe what a user does with a store it was handed.
-LIFECYCLE = frozenset({"close"})
+# the protocols describe what a user does with a store it was handed. ``ping``: whoever keeps
+# a store across requests (the web app) checks its connection before handing it out.
+LIFECYCLE = frozenset({"close", "ping"})
 # A store is reached through a name or attribute called ``store``, ``_store``, ``…_store``, or
 # the result of a call of that name (``ctx.store()``).
 _STORE_NAME = re.compile(r"(?:^|_)store$")

@@ -104,6 +104,8 @@ class _Server(SMTP):
     async def push(self, status: AnyStr) -> None:
         if self.transport is None or self.transport.is_closing():
             return  # dropped on purpose: say nothing
+        if isinstance(status, str) and not status.isascii():  # a rule's raw bytes (\udcXX)
+            status = status.encode("utf-8", "surrogateescape")  # type: ignore[assignment]
         await super().push(status)
         if self.close_after_reply:
             self.transport.close()

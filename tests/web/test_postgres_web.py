@@ -57,3 +57,22 @@ def test_unsubscribe_and_sign_up_through_the_web_on_postgresql(
     assert result.code == 0, result.err
     assert "sent 1" in result.out  # the new reader only: the others had it, Maria left
     assert raw(pg_url, "SELECT status FROM recipients WHERE email = ?", (NEW,)) == [("sent",)]
+
+
+def test_a_connection_the_server_dropped_is_replaced_for_the_next_request(
+        web_project: Path, pg_url: PostgresUrl, run_cli: RunCli) -> None:
+    """The web app keeps its PostgreSQL connection across requests; when the server ends it
+    (a restart, an idle timeout), the next request opens a new one instead of a 500."""
+    edit(web_project / "mirage.yaml", "  database: .mirage/tracking.sqlite",
+         f"  database: {pg_url}")
+    assert run_cli("send", SAMPLE_ISSUE, "--yes", cwd=web_project).code == 0
+    message = message_to(web_project, MARIA)
+    [view] = set(re.findall(rf'href="{re.escape(BASE)}(/v/[^"]+)"', part(message, "html")))
+    with client_for(web_project, raise_server_exceptions=False) as client:
+        assert client.get(view).status_code == 200
+        ended = raw(pg_url, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                            " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        assert ended and ended[0][0] >= 1  # the app's kept connection was there to end
+        for _ in range(3):
+            again = client.get(view)
+            assert again.status_code == 200, again.text

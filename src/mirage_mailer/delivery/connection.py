@@ -70,6 +70,13 @@ class Attempt:
     code: int | None
     response: str
 
+    def __post_init__(self) -> None:
+        # aiosmtplib keeps a reply's bytes that are not UTF-8 as lone surrogates, which no
+        # store, journal or terminal can encode: U+FFFD for each, once, where they come in
+        if not self.response.isascii():
+            object.__setattr__(self, "response", self.response.encode(
+                "utf-8", "surrogateescape").decode("utf-8", "replace"))
+
 
 def plaintext_auth_refusal() -> ConnectFailure:
     return ConnectFailure(

@@ -586,7 +586,10 @@ def _database(s: _Section, path: Path, problems: Collector, root: Path) -> Datab
         problems.add(path, s.line("database"),
                      f"'tracking.database' {shorten(redact(text.partition('?')[0]))!r} {exc}",
                      "remove it from the URL; give it as PGPASSWORD, in ~/.pgpass, or in the "
-                     "variable that 'tracking.password_env: NAME' names")
+                     "variable that 'tracking.password_env: NAME' names"
+                     if "password" in str(exc) else
+                     "write it as postgresql://USER@HOST:PORT/DATABASE (a port from 1 to "
+                     "65535, an IPv6 host in [brackets])")
         return (root / ".mirage/tracking.sqlite").resolve()
 
 

@@ -88,6 +88,10 @@ def open_store(database: Database, *, timeout: float = 10.0) -> Store:
 
 
 def store_exists(database: Database) -> bool:
-    """Whether a reader may open the store without creating one: a SQLite file that exists;
-    a PostgreSQL server is always there to ask (an empty database reports nothing)."""
-    return isinstance(database, PostgresUrl) or database.exists()
+    """Whether a reader may open the store without creating one: a SQLite file that exists,
+    a PostgreSQL database holding our tables (an empty one stays empty)."""
+    if isinstance(database, PostgresUrl):
+        from mirage_mailer.store.pg import has_store
+
+        return has_store(database)
+    return database.exists()

@@ -451,6 +451,11 @@ class StoreCore:
         row = self._conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
         return int(row.fetchone()[0])
 
+    def ping(self) -> None:
+        """One round trip: ``StoreUnavailable`` when the server dropped the connection, so a
+        long-lived holder (the web app) replaces it before use."""
+        self._conn.execute("SELECT 1").fetchone()
+
     def close(self) -> None:
         if self._pg is not None:
             self._pg.close()

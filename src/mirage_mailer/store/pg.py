@@ -14,6 +14,7 @@ holds a password.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -34,6 +35,22 @@ MIN_SERVER = 110000  # PostgreSQL 11, as libpq numbers versions
 UNAVAILABLE_HINT = ("check that the PostgreSQL server is running and reachable, and the "
                     "credentials (PGPASSWORD, ~/.pgpass or tracking.password_env); a rerun "
                     "resumes where this one stopped")
+
+
+NUL = "\0"
+REPLACEMENT = "\ufffd"
+
+
+def nul_free(parameters: Sequence[Any]) -> Sequence[Any]:
+    """``parameters`` with U+FFFD for each NUL character, which PostgreSQL's text cannot hold
+    and SQLite's can (a relay's reply, a bounce's diagnostic, a list's field): without it,
+    psycopg's DataError would lose the outcome being recorded. The same sequence when no str
+    holds a NUL, the common case, at the cost of one memchr per str."""
+    for value in parameters:
+        if isinstance(value, str) and NUL in value:
+            return [v.replace(NUL, REPLACEMENT) if isinstance(v, str) else v
+                    for v in parameters]
+    return parameters
 
 
 def _first_line(exc: BaseException) -> str:
@@ -86,8 +103,11 @@ class PgConnection:
                 connect_timeout=max(1, int(timeout)), application_name="mirage-mailer",
                 password=database.password())
         except pg.Error as exc:
-            raise translate_error(database, exc, "cannot connect to the tracking database"
-                                  ) from None
+            doing = "cannot connect to the tracking database"
+            unset = database.password_env
+            if unset and not os.environ.get(unset):  # the likeliest cause, said first
+                doing += f" (tracking.password_env names {unset}, which is not set)"
+            raise translate_error(database, exc, doing) from None
         try:
             version = self._conn.info.server_version
             if version < MIN_SERVER:  # sha256() (mm_hashed) came with PostgreSQL 11
@@ -125,7 +145,7 @@ class PgConnection:
         text, order = translate(sql)
         try:  # a connection the server closed fails already here
             cur = self._conn.cursor()
-            cur.execute(text, arrange(order, parameters) if parameters else None)
+            cur.execute(text, nul_free(arrange(order, parameters)) if parameters else None)
         except self._psycopg.Error as exc:
             raise self._fail(exc) from None
         self._count(sql, cur)
@@ -135,7 +155,7 @@ class PgConnection:
         text, order = translate(sql)
         try:
             cur = self._conn.cursor()
-            batch = list(arrange_many(order, seq_of_parameters))
+            batch = [nul_free(p) for p in arrange_many(order, seq_of_parameters)]
             if batch:
                 cur.executemany(text, batch)
         except self._psycopg.Error as exc:
@@ -168,6 +188,18 @@ class PgConnection:
 
     def integrity_errors(self) -> tuple[type[BaseException], ...]:
         return (self._psycopg.IntegrityError,)
+
+
+def has_store(database: PostgresUrl, *, timeout: float = 10.0) -> bool:
+    """Whether the database holds a store (its ``schema_migrations``), asked without creating
+    anything: a read-only command on an empty database must leave it empty, as it leaves
+    no SQLite file behind. An unreachable server is ``StoreUnavailable``, as for any use."""
+    conn = PgConnection(database, timeout=timeout)
+    try:
+        found = conn.execute("SELECT to_regclass('schema_migrations')").fetchone()
+        return found is not None and found[0] is not None
+    finally:
+        conn.close()
 
 
 def write_lock_sql(shared: bool) -> str | None:

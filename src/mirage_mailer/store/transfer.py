@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mirage_mailer.store.errors import StoreError, StoreUnavailable
-from mirage_mailer.store.pg import WRITE_LOCK, driver, translate_error
+from mirage_mailer.store.pg import NUL, WRITE_LOCK, driver, nul_free, translate_error
 from mirage_mailer.store.pg_schema import PG_MIGRATIONS
 from mirage_mailer.store.sqlite_snapshot import NOT_COPIED
 from mirage_mailer.util.database import PostgresUrl
@@ -186,12 +186,13 @@ class PgTarget:
         """The row with U+FFFD for each NUL character, which PostgreSQL's text cannot hold
         (SQLite's can: a relay's reply, a bounce's diagnostic). Anything else refused is
         refused again (None). Each value changed is named in ``replaced`` for the user."""
-        if not any(isinstance(v, str) and "\0" in v for v in row):
+        fixed = nul_free(row)
+        if fixed is row:
             return None
         key = f" (id {row[0]})" if columns and columns[0] == "id" else ""
         self.replaced += [f"{table}.{column}{key}" for column, v in zip(columns, row, strict=True)
-                          if isinstance(v, str) and "\0" in v]
-        return tuple(v.replace("\0", "\ufffd") if isinstance(v, str) else v for v in row)
+                          if isinstance(v, str) and NUL in v]
+        return tuple(fixed)
 
     def reset_sequences(self, tables: dict[str, list[str]]) -> None:
         """Every serial or identity column of ``tables`` numbers on after its largest value."""
