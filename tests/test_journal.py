@@ -25,15 +25,13 @@ from helpers import SAMPLE_ISSUE, RunCli, edit, statuses
 from mirage_mailer.services.journal import (
     Journal,
     journal_path,
-    lock_path,
     read_journal,
     settle,
     settle_all,
 )
 from mirage_mailer.services.recorder import SendRecorder
 from mirage_mailer.store import NewRecipient, Store, hashed_key
-from mirage_mailer.util.errors import DeliveryError
-from mirage_mailer.util.locks import Lock
+from support.processes import wait_send_gone
 from support.smtp_sink import Call, SmtpSink, StoreThenFail
 
 ISSUE = "2021-10-partners-meeting"
@@ -240,25 +238,9 @@ def relay() -> Iterator[tuple[SmtpSink, StoreThenFail]]:
         yield server, drops
 
 
-def _gone(project: Path) -> None:
-    """Wait until every process of the killed send is gone: its sending processes die with it
-    (``PR_SET_PDEATHSIG``), a moment later, and hold the send lock until then."""
-    lock = Lock(lock_path(project / ".mirage", ISSUE), "test")
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            lock.acquire()
-        except DeliveryError:
-            assert time.monotonic() < deadline, "the killed send's processes live on"
-            time.sleep(0.01)
-        else:
-            lock.release()
-            return
-
-
 def _store_states(project: Path) -> dict[str, str]:
     """What ``report`` would say, read in-process (``report`` replays a journal the same way)."""
-    _gone(project)
+    wait_send_gone(project, ISSUE)
     with Store(project / ".mirage" / "tracking.sqlite") as store:
         settle_all(store, project / ".mirage")
         return {r["email"]: r["status"] for r in store.recipients(ISSUE)}

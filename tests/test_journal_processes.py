@@ -22,6 +22,7 @@ import pytest
 from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses
 from mirage_mailer.services.journal import Journal, journal_path, settle, settle_all
 from mirage_mailer.store import NewRecipient, Store, hashed_key
+from support.processes import children_of
 from support.smtp_sink import Call, Greylist, SmtpSink, Throttle, TokenBucket
 
 ISSUE = "2021-10-partners-meeting"
@@ -54,20 +55,6 @@ def _setup(project: Path, url: str) -> list[str]:
     return addresses
 
 
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (from /proc: no psutil needed)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def _start(project: Path, sink: SmtpSink, received: int) -> tuple[subprocess.Popen[str], list[int]]:
     """A send, running on its sending processes, once the relay has ``received`` messages."""
     proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "send", SAMPLE_ISSUE,
@@ -77,7 +64,7 @@ def _start(project: Path, sink: SmtpSink, received: int) -> tuple[subprocess.Pop
     while len(sink.received) < received and proc.poll() is None:
         assert time.monotonic() < deadline, "the send never got going"
         time.sleep(0.005)
-    return proc, _children(proc.pid)
+    return proc, children_of(proc.pid)
 
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
@@ -196,7 +183,7 @@ def test_greylisting_leaves_both_processes_sending(project: Path, run_cli: RunCl
         while len(server.received) < READERS // 2 or not greylist.deferred:
             assert proc.poll() is None and time.monotonic() < deadline, proc.poll()
             time.sleep(0.002)
-        assert sorted(_children(proc.pid)) == sorted(children)  # neither gave up its share
+        assert sorted(children_of(proc.pid)) == sorted(children)  # neither gave up its share
         _out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         received = Counter(server.recipients())

@@ -11,6 +11,7 @@ import pytest
 from mirage_mailer.project import list_worker, lists
 from mirage_mailer.project.lists import RowProblem, Subscriber, iter_list
 from mirage_mailer.util.errors import InputError
+from support.processes import children_of
 
 
 def _rows(path: Path, *, parallel: bool, monkeypatch: pytest.MonkeyPatch) -> list[object]:
@@ -107,19 +108,6 @@ def test_small_lists_and_yaml_stay_in_this_process(
     assert lists._size(tmp_path / "missing.csv") == 0
 
 
-def _children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def test_a_killed_validate_leaves_no_reader_behind(project: Path) -> None:
     """SIGKILL the command while its child reads a long list: the child's next write fails
     and it exits (no orphan keeps reading)."""
@@ -141,7 +129,7 @@ def test_a_killed_validate_leaves_no_reader_behind(project: Path) -> None:
         deadline = time.monotonic() + 20
         children: list[int] = []
         while not children and time.monotonic() < deadline and proc.poll() is None:
-            children = _children_of(proc.pid)
+            children = children_of(proc.pid)
             time.sleep(0.02)
         assert children, "the list was not read by a child"
         os.kill(proc.pid, signal.SIGKILL)

@@ -44,11 +44,12 @@ from mirage_mailer.services.store_migrate import (
 from mirage_mailer.store import MIGRATIONS, NewRecipient, Store, StoreUnavailable
 from mirage_mailer.store.sqlite_snapshot import SqliteSnapshot
 from mirage_mailer.util.database import PostgresUrl
-from mirage_mailer.util.errors import DeliveryError, InputError
+from mirage_mailer.util.errors import InputError
 from mirage_mailer.util.locks import Lock
 from mirage_mailer.util.tokens import Signer, load_secret
 from mirage_mailer.web.app import create_app
 from support.postgres import PostgresServer
+from support.processes import wait_send_gone
 from support.smtp_sink import SmtpSink, drop_in_data, refuse, store_then_stall
 from test_bounces_e2e import bounce, drop
 
@@ -324,21 +325,6 @@ def test_a_running_send_refuses_the_migration(project: Path, run_cli: RunCli,
     assert pg_tables(target) == {}
 
 
-def _lock_free(project: Path) -> None:
-    """Wait until the killed send (and its sending processes) let go of the send lock."""
-    lock = Lock(lock_path(project / ".mirage", ISSUE), "test")
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            lock.acquire()
-        except DeliveryError:
-            assert time.monotonic() < deadline, "the killed send lives on"
-            time.sleep(0.02)
-        else:
-            lock.release()
-            return
-
-
 def test_a_killed_sends_journal_is_replayed_before_the_copy(project: Path, run_cli: RunCli,
                                                             target: str) -> None:
     """The relay keeps each message and never answers: the send's claims exist only in its
@@ -359,7 +345,7 @@ def test_a_killed_sends_journal_is_replayed_before_the_copy(project: Path, run_c
             proc.kill()
             proc.wait(timeout=10)
         on_the_wire = {r.recipients[0] for r in stall.received}
-    _lock_free(project)
+    wait_send_gone(project, ISSUE)
     assert issue_journals(project / ".mirage", ISSUE)
     done = run_cli("store", "migrate", "--to", target)
     assert done.code == 0, done.err

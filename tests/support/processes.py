@@ -1,0 +1,40 @@
+"""Processes of a CLI run under test: its children, and the moment a killed send is gone."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from mirage_mailer.services.journal import lock_path
+from mirage_mailer.util.errors import DeliveryError
+from mirage_mailer.util.locks import Lock
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc: no psutil needed)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def wait_send_gone(project: Path, issue: str, *, timeout: float = 10.0) -> None:
+    """Wait until every process of a killed send let go of its issue's send lock: its
+    sending processes die with it (``PR_SET_PDEATHSIG``) a moment later, holding it."""
+    lock = Lock(lock_path(project / ".mirage", issue), "test")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            lock.acquire()
+        except DeliveryError:
+            assert time.monotonic() < deadline, "the killed send's processes live on"
+            time.sleep(0.01)
+        else:
+            lock.release()
+            return
