@@ -198,10 +198,12 @@ def test_sending_processes_are_refused_on_a_shared_store(
         project: Path, run_cli: RunCli, pg_url: PostgresUrl) -> None:
     _setup(project, "smtp://127.0.0.1:9", pg_url, 3)
     edit(project / "mirage.yaml", "  concurrency: 4", "  concurrency: 4\n  processes: 2")
-    result = run_cli("send", SAMPLE_ISSUE, "--yes")
-    assert result.code == 2
-    assert "transport.processes is 2" in result.err
-    assert "start several 'mirage-mailer send' commands" in result.err
+    # validate and a dry run refuse what the send would (a cron host's config passed both)
+    for args in (("validate",), ("send", "--dry-run"), ("send", "--yes")):
+        result = run_cli(*args[:1], SAMPLE_ISSUE, *args[1:])
+        assert result.code == 2, (args, result.err)
+        assert "mirage.yaml:" in result.err and "transport.processes is 2" in result.err
+        assert "start several 'mirage-mailer send' commands" in result.err
 
 
 def test_lease_seconds_below_two_is_refused(project: Path, run_cli: RunCli) -> None:

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli, edit, report
-from mirage_mailer.store import NewRecipient, Store, StoreUnavailable, hashed_key
+from mirage_mailer.store import NewRecipient, Store, StoreError, hashed_key
 from mirage_mailer.store.pg import nul_free
 from mirage_mailer.util.database import Database, PostgresUrl, parse_postgres
 from mirage_mailer.util.errors import ExitCode
 from support.faults import refuse
-from support.postgres import PASSWORD_ROLE, raw
+from support.postgres import raw
 from support.smtp_sink import SmtpSink
 from test_postgres_cli import use_postgres
 from test_send import use_sink
@@ -90,26 +90,21 @@ def test_a_malformed_url_is_told_how_to_write_one_not_about_passwords(
     assert "postgresql://USER@HOST:PORT/DATABASE" in line and "PGPASSWORD" not in line
 
 
-def test_password_env_naming_an_unset_variable_is_said(
+def test_password_env_naming_an_unset_variable_is_refused(
         pg_url: PostgresUrl, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A role that needs a password, and tracking.password_env naming a variable nobody set:
-    one line (exit 3) that names the variable, not only the server's "no password"."""
-    # the role is the cluster's: made here unless another test made it, and dropped after
-    made = raw(pg_url, "SELECT 1 FROM pg_roles WHERE rolname = ?", (PASSWORD_ROLE,)) == []
-    if made:
-        raw(pg_url, f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD 'right-one'")
-    url = parse_postgres(pg_url.url.replace("postgres@", f"{PASSWORD_ROLE}@"),
-                         "MIRAGE_PG_UNSET")
+    """tracking.password_env naming a variable this host does not set: one line (exit 2)
+    naming it, before any login, even where PGPASSWORD is set: a host must never log in
+    with another credential than the one the configuration names."""
+    url = parse_postgres(pg_url.url, "MIRAGE_PG_UNSET")
     monkeypatch.delenv("MIRAGE_PG_UNSET", raising=False)
-    monkeypatch.delenv("PGPASSWORD", raising=False)
-    try:
-        with pytest.raises(StoreUnavailable) as caught:
-            Store(url)
-    finally:
-        if made:
-            raw(pg_url, f"DROP ROLE {PASSWORD_ROLE}")
+    monkeypatch.setenv("PGPASSWORD", "some-other-credential")  # trust auth: would connect
+    with pytest.raises(StoreError) as caught:
+        Store(url)
     assert "tracking.password_env names MIRAGE_PG_UNSET, which is not set" in str(caught.value)
-    assert caught.value.exit_code == ExitCode.CANNOT_DELIVER
+    assert caught.value.exit_code == ExitCode.INVALID_INPUT
+    monkeypatch.setenv("MIRAGE_PG_UNSET", "anything")  # set: the server decides (trust here)
+    with Store(url) as store:
+        assert store.schema_version > 0
 
 
 def test_a_relay_reply_with_a_nul_and_bytes_not_utf8_is_recorded(

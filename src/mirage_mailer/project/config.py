@@ -21,7 +21,7 @@ from mirage_mailer.project.eu_names import RULE, statement_problem
 from mirage_mailer.project.relay_config import Relay, RelayDefaults, load_relays, relay_lines
 from mirage_mailer.project.yamlsrc import LineDict, check_keys, load_yaml_file
 from mirage_mailer.util.addresses import ascii_domain, parse_mailbox
-from mirage_mailer.util.database import Database, is_postgres, parse_postgres
+from mirage_mailer.util.database import Database, PostgresUrl, is_postgres, parse_postgres
 from mirage_mailer.util.errors import Collector, InputError, Problem, display_path, shorten
 from mirage_mailer.util.langs import check_language
 
@@ -253,6 +253,14 @@ def load_settings(path: Path) -> Settings:
     tracking = _load_tracking(_section(data, "tracking", path, problems), path, problems,
                               root_dir)
     web = _load_web(_section(data, "web", path, problems), path, problems)
+    if isinstance(tracking.database, PostgresUrl) and (transport.processes or 1) > 1:
+        # send refused it; validate and --dry-run must refuse what send will (exit 2)
+        problems.add(path, _key_line(data.get("transport"), "processes"),
+                     f"transport.processes is {transport.processes}, but with a PostgreSQL "
+                     "store (tracking.database) the senders of an issue share it by leases",
+                     "set processes: 1 and start several 'mirage-mailer send' commands "
+                     "instead, on this host or others: they share the work "
+                     "(docs/guide/several-senders.md)")
     dkim = None
     if data.get("dkim") is not None:  # a section that is no mapping: _section says so
         dkim_sec = _section(data, "dkim", path, problems)
@@ -294,6 +302,10 @@ def load_settings(path: Path) -> Settings:
         dkim=dkim,
         bounces=bounces,
     )
+
+
+def _key_line(section: object, key: str) -> int | None:
+    return section.key_line(key) if isinstance(section, LineDict) else None
 
 
 def _inside(candidate: Path, root: Path) -> bool:

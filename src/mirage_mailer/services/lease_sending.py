@@ -33,7 +33,6 @@ from mirage_mailer.store import LeaseStore, Reaped, StoreUnavailable, email_key
 from mirage_mailer.util.database import PostgresUrl
 from mirage_mailer.util.errors import (
     DeliveryError,
-    InputError,
     MirageError,
     Problem,
     display_path,
@@ -54,18 +53,6 @@ CLAIM_BATCH = 100  # rows leased per claim (docs/design.md, "Several senders": m
 class LeaseLost(DeliveryError):
     """This sender stalled longer than its lease and was reaped: exit 3, a rerun resumes."""
 
-
-def check_processes(settings: Settings) -> None:
-    """Sending processes (``transport.processes``) split an issue by local claim journals;
-    on a shared store several ``send`` commands share it instead: refused (exit 2)."""
-    processes = settings.transport.processes
-    if isinstance(processes, int) and processes > 1:
-        raise InputError(Problem(
-            display_path(settings.path), settings.line_of.get("transport.processes"),
-            f"transport.processes is {processes}, but with a PostgreSQL store "
-            "(tracking.database) the senders of an issue share it by leases",
-            "set processes: 1 and start several 'mirage-mailer send' commands instead, on "
-            "this host or others: they share the work (docs/guide/several-senders.md)"))
 
 
 @dataclass

@@ -34,7 +34,6 @@ from mirage_mailer.project.config import Settings
 from mirage_mailer.project.lists import Subscriber
 from mirage_mailer.services.journal import Journal, journal_path, lock_path, settle
 from mirage_mailer.services.lease_sending import (
-    check_processes,
     send_leased,
     shared_store,
     with_others,
@@ -404,7 +403,6 @@ def _send_shared(prep: Preparation, options: SendOptions, progress: ProgressHook
     (``lease_sending``): no file lock, no journal; dead senders' rows first."""
     project = prep.project
     issue = project.issue
-    check_processes(project.settings)
     with checked_store(project, options) as store:
         reaped = store.reap(issue.id)
         outcome, wanted = _plan_send(prep, options, store)

@@ -97,17 +97,24 @@ class PgConnection:
         pg = driver()
         self.database = database
         self._psycopg = pg
+        unset = database.password_env
+        if unset and not os.environ.get(unset):
+            # never another credential instead (PGPASSWORD, ~/.pgpass): the configuration
+            # names where the password is, and this host does not have it (exit 2)
+            raise StoreError(Problem(
+                str(database), None,
+                f"tracking.password_env names {unset}, which is not set on this host",
+                f"set {unset} to the database password in the environment of this command "
+                "(cron included), or remove tracking.password_env to use PGPASSWORD or "
+                "~/.pgpass"))
         try:
             self._conn: psycopg.Connection[Any] = pg.connect(
                 database.url, autocommit=True, cursor_factory=pg.RawCursor,
                 connect_timeout=max(1, int(timeout)), application_name="mirage-mailer",
                 password=database.password())
         except pg.Error as exc:
-            doing = "cannot connect to the tracking database"
-            unset = database.password_env
-            if unset and not os.environ.get(unset):  # the likeliest cause, said first
-                doing += f" (tracking.password_env names {unset}, which is not set)"
-            raise translate_error(database, exc, doing) from None
+            raise translate_error(database, exc, "cannot connect to the tracking database"
+                                  ) from None
         try:
             version = self._conn.info.server_version
             if version < MIN_SERVER:  # sha256() (mm_hashed) came with PostgreSQL 11
