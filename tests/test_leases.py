@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -236,3 +237,33 @@ def test_claims_narrowed_by_address_and_language_take_only_those(pg_url: Postgre
         some = s.claim("a", ISSUE, 10, keys=["r2@example.org", "r3@example.org"], langs=[""])
         assert some is not None and [r.email for r in some] == ["r2@example.org"]
         assert sorted(s.pending_langs(ISSUE)) == ["", "fr"]
+
+
+def test_durable_commits_leave_the_servers_synchronous_commit(pg_url: PostgresUrl) -> None:
+    """By default a sender's session commits without waiting for the server's disk; with
+    tracking.durable_commits it waits, whatever the server's default (the test cluster's is
+    off), so a crash of the server cannot undo an "on the wire" mark (the acceptance pass
+    saw duplicates reported sent after an immediate stop)."""
+    with Store(pg_url) as fast, Store(pg_url) as durable:
+        fast.register_sender("fast", ISSUE, "host", 1, 30)
+        durable.register_sender("durable", ISSUE, "host", 2, 30, durable=True)
+        assert fast._conn.execute("SHOW synchronous_commit").fetchone()[0] == "off"
+        assert durable._conn.execute("SHOW synchronous_commit").fetchone()[0] == "on"
+
+
+def test_durable_commits_is_read_from_the_config(tmp_path: Path) -> None:
+    from mirage_mailer.project.config import load_settings
+    from mirage_mailer.project.scaffold import init_project
+    from mirage_mailer.util.errors import InputError
+
+    init_project(tmp_path / "p")
+    config = tmp_path / "p" / "mirage.yaml"
+    text = config.read_text(encoding="utf-8")
+    assert load_settings(config).tracking.durable_commits is False
+    config.write_text(text.replace("tracking:\n", "tracking:\n  durable_commits: true\n", 1),
+                      encoding="utf-8")
+    assert load_settings(config).tracking.durable_commits is True
+    config.write_text(text.replace("tracking:\n", "tracking:\n  durable_commits: yes please\n",
+                                   1), encoding="utf-8")
+    with pytest.raises(InputError, match="durable_commits"):
+        load_settings(config)

@@ -98,6 +98,9 @@ class Tracking:
     opens: bool
     clicks: bool
     lease_seconds: int = 60  # a sender's lease on a PostgreSQL store (store/leases.py)
+    # a PostgreSQL sender's commits wait for the server's disk: no duplicate after a crash of
+    # the server itself, at one WAL flush per commit (docs/design.md, "Several senders")
+    durable_commits: bool = False
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,7 @@ _TRANSPORT_KEYS = {
 }
 _DISCLAIMER_KEYS = {"preset", "authority", "statement", "text", "translations"}
 _TRACKING_KEYS = {"database", "password_env", "base_url", "secret_env", "opens", "clicks",
-                  "lease_seconds"}
+                  "lease_seconds", "durable_commits"}
 _SECRET_KEYS = frozenset({"password", "pass", "secret", "api_key", "token"})
 
 
@@ -579,6 +582,7 @@ def _load_tracking(sec: LineDict, path: Path, problems: Collector, root: Path) -
         opens=opens,
         clicks=clicks,
         lease_seconds=s.integer("lease_seconds", 60, minimum=2, maximum=3600),
+        durable_commits=s.flag("durable_commits", False),
     )
 
 

@@ -113,7 +113,8 @@ def send_leased(prep: Preparation, options: SendOptions, store: LeaseStore, want
     tracked: dict[int, _Track] = {}
     sender = envelope_sender(settings, issue.id)
     recorder = LeaseRecorder(store, owner, lease)
-    store.register_sender(owner, issue.id, socket.gethostname(), os.getpid(), lease)
+    store.register_sender(owner, issue.id, socket.gethostname(), os.getpid(), lease,
+                          durable=settings.tracking.durable_commits)
 
     def envelopes() -> Iterator[Envelope]:
         after = 0  # the highest id claimed: the next claim reads on from there

@@ -100,13 +100,17 @@ class LeasesMixin(StoreCore):
     """The lease SQL (PostgreSQL); see the module docstring."""
 
     def register_sender(self, owner: str, issue: str, host: str, pid: int,
-                        lease_seconds: float) -> None:
+                        lease_seconds: float, *, durable: bool = False) -> None:
         """Enter this sender for ``issue``; its lease runs ``lease_seconds`` from now (the
         server's now). The session's commits stop waiting for the server's disk
-        (``synchronous_commit = off``): see docs/design.md ("Several senders"); its open
+        (``synchronous_commit = off``) unless ``durable``: see docs/design.md ("Several
+        senders"); its open
         transactions end when idle for half the lease. The issue's rows were just planned:
         their statistics are refreshed for the claims' plan."""
-        self._conn.execute("SET synchronous_commit = off")
+        # ``durable`` (tracking.durable_commits): each commit waits for the server's disk,
+        # whatever the server's default, so a crash of the server itself cannot undo an
+        # "on the wire" mark
+        self._conn.execute(f"SET synchronous_commit = {'on' if durable else 'off'}")
         # a sender stopped inside a transaction (a paused VM) must not keep its row locks
         # until it wakes: the server ends its session well before its lease runs out, so a
         # reaper never waits for it (its next statement then fails: exit 3, rerun resumes)
