@@ -40,18 +40,9 @@ from mirage_mailer.project.scaffold import init_project
 from mirage_mailer.store import NewRecipient, Store
 from mirage_mailer.store.sqlite_snapshot import SqliteSnapshot
 from support.postgres import PostgresServer, start_server
+from support.processes import PEAK_CLI
 
 ISSUE = "2026-11-bench"
-PEAK = """
-import atexit, re, sys
-from pathlib import Path
-def peak():
-    status = Path("/proc/self/status").read_text()
-    Path(sys.argv[1]).write_text(re.search(r"VmHWM:\\s+(\\d+)", status).group(1))
-atexit.register(peak)
-from mirage_mailer.cli import main
-main(sys.argv[2:])
-"""
 
 
 def build(path: Path, recipients: int) -> int:
@@ -76,7 +67,7 @@ def migrate(path: Path, url: str, folder: Path) -> tuple[float, float, int]:
     """(wall seconds, CPU seconds, peak RSS KiB) of one ``store migrate`` run."""
     out = folder / "peak"
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", PEAK, str(out), "store", "migrate",
+    proc = subprocess.Popen([sys.executable, "-c", PEAK_CLI, str(out), "store", "migrate",
                              "--to", url, "--from", str(path)], cwd=folder,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.stderr is not None

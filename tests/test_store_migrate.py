@@ -49,7 +49,7 @@ from mirage_mailer.util.locks import Lock
 from mirage_mailer.util.tokens import Signer, load_secret
 from mirage_mailer.web.app import create_app
 from support.postgres import PostgresServer
-from support.processes import wait_send_gone
+from support.processes import PEAK_CLI, wait_send_gone
 from support.smtp_sink import SmtpSink, drop_in_data, refuse, store_then_stall
 from test_bounces_e2e import bounce, drop
 
@@ -475,23 +475,9 @@ def test_the_migrated_schema_is_the_one_the_store_makes_and_every_table_has_a_si
     assert sqlite_side == {name: sorted(columns) for name, columns in pg_side.items()}
 
 
-# The child's own peak: VmHWM belongs to the memory the program got at exec, where rusage's
-# maxrss would also count this (larger) test process, from which the child was forked.
-_PEAK = """
-import atexit, re, sys
-from pathlib import Path
-def peak():
-    status = Path("/proc/self/status").read_text()
-    Path(sys.argv[1]).write_text(re.search(r"VmHWM:\\s+(\\d+)", status).group(1))
-atexit.register(peak)
-from mirage_mailer.cli import main
-main(sys.argv[2:])
-"""
-
-
 def _peak_rss_kib(project: Path, out: Path, *args: str) -> int:
     """The peak resident memory of one ``mirage-mailer`` run, in KiB."""
-    proc = subprocess.run([sys.executable, "-c", _PEAK, str(out), *args], cwd=project,
+    proc = subprocess.run([sys.executable, "-c", PEAK_CLI, str(out), *args], cwd=project,
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     return int(out.read_text())

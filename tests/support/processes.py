@@ -1,4 +1,5 @@
-"""Processes of a CLI run under test: its children, and the moment a killed send is gone."""
+"""Processes of a CLI run under test: its children, its own peak memory, and the moment a
+killed send is gone."""
 
 from __future__ import annotations
 
@@ -38,3 +39,18 @@ def wait_send_gone(project: Path, issue: str, *, timeout: float = 10.0) -> None:
         else:
             lock.release()
             return
+
+
+# ``python -c PEAK_CLI OUT ARGS...`` runs the CLI with ARGS and writes its own peak resident
+# memory (KiB) to OUT: VmHWM belongs to the memory the program got at exec, where rusage's
+# maxrss would also count a larger parent it was forked from (a test process).
+PEAK_CLI = """
+import atexit, re, sys
+from pathlib import Path
+def peak():
+    status = Path("/proc/self/status").read_text()
+    Path(sys.argv[1]).write_text(re.search(r"VmHWM:\\s+(\\d+)", status).group(1))
+atexit.register(peak)
+from mirage_mailer.cli import main
+main(sys.argv[2:])
+"""
