@@ -330,17 +330,6 @@ def list_fields(path: Path) -> set[str]:
     return fields
 
 
-def count_rows(path: Path) -> int:
-    """Subscriber rows, roughly (CSV: non-empty lines after the header), for a prompt."""
-    if path.suffix.lower() == ".csv":
-        with _open_csv(path) as handle:
-            try:
-                return max(0, sum(1 for line in handle if line.strip()) - 1)
-            except UnicodeDecodeError:
-                raise _not_utf8(path, 1) from None
-    return sum(1 for _ in _iter_yaml(path, path.stem))
-
-
 def column_name(header: str) -> str:
     """A column or key as written (``Email Address``, ``First Name``) -> the name used."""
     name = header.strip().lower().replace("-", "_").replace(" ", "_")
