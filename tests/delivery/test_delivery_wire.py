@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from delivery_support import SENDER, Deliver, make_transport
 
 from mirage_mailer.delivery import Envelope, Outcome
-from mirage_mailer.delivery.wire import to_wire, wire_format
+from mirage_mailer.delivery.wire import from_wire, to_wire, wire_format
 from support.smtp_sink import SmtpSink, drop_at_data_command, store_then_drop
 
 
@@ -85,3 +86,33 @@ def test_a_body_with_a_cr_is_retried_when_the_link_drops_before_any_of_it(
                   iter([Envelope(1, SENDER, "m@example.net", CR_BODY)]))
     assert [r.outcome for r in run.rec.results] == [Outcome.DEFERRED, Outcome.SENT]
     assert len(sink.received) == 1
+
+
+def test_a_wired_envelope_reaches_the_server_as_the_same_message(sink: SmtpSink,
+                                                                 deliver: Deliver) -> None:
+    """``Envelope.wired``: bytes already in wire format go out unconverted, and the server
+    gets exactly what it gets for the plain message."""
+    body = b"Subject: w\n\n.leading\n..two\nend\n"
+    envelopes = [Envelope(1, SENDER, "a@example.net", body),
+                 Envelope(2, SENDER, "b@example.net", wire_format(body), wired=True)]
+    run = deliver(make_transport(sink.url, concurrency=1), iter(envelopes))
+    assert [r.outcome for r in run.rec.results] == [Outcome.SENT, Outcome.SENT]
+    plain, wired = sink.received
+    assert plain.data == wired.data == b"Subject: w\r\n\r\n.leading\r\n..two\r\nend\r\n"
+
+
+def test_a_wired_envelope_in_a_maildir_is_the_plain_message(tmp_path: Path,
+                                                            deliver: Deliver) -> None:
+    body = b"Subject: w\n\n.leading\n..two\nend\n"
+    outbox = tmp_path / "outbox"
+    envelopes = [Envelope(1, SENDER, "a@example.net", body),
+                 Envelope(2, SENDER, "a@example.net", wire_format(body), wired=True)]
+    deliver(make_transport(f"maildir:{outbox}"), iter(envelopes))
+    files = sorted((outbox / "new").iterdir(), key=lambda f: f.stat().st_mtime_ns)
+    assert [f.read_bytes() for f in files] == [files[0].read_bytes()] * 2
+    assert files[0].read_bytes().endswith(body)
+
+
+@pytest.mark.parametrize("data", [b.rstrip(b"\n") + b"\n" for b in EDGES if b.strip(b"\n")])
+def test_from_wire_undoes_wire_format(data: bytes) -> None:
+    assert from_wire(wire_format(data)) == data

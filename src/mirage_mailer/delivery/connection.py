@@ -240,11 +240,13 @@ class Connection:
             self.drop()
 
     async def send(self, sender: str, recipient: str, data: bytes,
-                   on_rcpt_accepted: Callable[[], None] | None = None) -> Attempt:
+                   on_rcpt_accepted: Callable[[], None] | None = None, *,
+                   wired: bool = False) -> Attempt:
         """One transaction: MAIL, RCPT, DATA. Never raises for network faults or refusals.
 
         ``on_rcpt_accepted`` tells the pacer the relay let the message through its rate
         limiter (most count at RCPT), without waiting for the message body to travel.
+        ``wired``: ``data`` is already in wire format (``Envelope.wired``).
         """
         smtp = self._smtp
         if smtp is None or not smtp.is_connected:
@@ -262,8 +264,11 @@ class Connection:
         if not data.isascii() and smtp.supports_extension("8bitmime"):
             options.append("BODY=8BITMIME")
         if smtp.supports_extension("size"):
-            wire_size = len(data) + data.count(b"\n")  # LF becomes CRLF on the wire
+            # LF becomes CRLF on the wire; a wired message counts its few stuffed dots too
+            # (RFC 1870 takes an estimate), never its final ".\r\n"
+            wire_size = len(data) - 3 if wired else len(data) + data.count(b"\n")
             options.append(f"SIZE={wire_size}")
+        wire = data if wired else None
         stage = "MAIL"
 
         def at(name: str) -> None:
@@ -283,7 +288,7 @@ class Connection:
                 try:
                     reply = await pipelining.transaction(
                         smtp, sender.encode("ascii"), recipient.encode("ascii"), options,
-                        wire_format(data), self.settings.timeout, at)
+                        wire or wire_format(data), self.settings.timeout, at)
                 except pipelining.Refused as refused:
                     if refused.in_data:  # the server waits for a body: abort by dropping
                         self.drop()
@@ -301,7 +306,7 @@ class Connection:
                 start = await smtp.execute_command(b"DATA")
                 if start.code != 354:
                     raise aiosmtplib.SMTPDataError(start.code, start.message)
-                reply = await self._body(smtp, data)
+                reply = await self._body(smtp, wire or wire_format(data))
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset()
             return Attempt(classify(stage, exc.code, exc.message), exc.code, exc.message)
@@ -321,12 +326,11 @@ class Connection:
             self.last_used = time.monotonic()
         return Attempt(Verdict.SENT, reply.code, reply.message)
 
-    async def _body(self, smtp: aiosmtplib.SMTP, data: bytes) -> aiosmtplib.SMTPResponse:
+    async def _body(self, smtp: aiosmtplib.SMTP, wire: bytes) -> aiosmtplib.SMTPResponse:
         """After the 354: the body in wire format (``wire_format``), written in one piece
         through aiosmtplib's protocol; raises as ``smtp.data()`` does. ``_dot_written`` is set
         once the write that ends with the final dot has been accepted by the transport: from
         then on the server may have the whole message."""
-        wire = wire_format(data)
         protocol = smtp.protocol
         if protocol is None:
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")

@@ -24,6 +24,7 @@ from mirage_mailer.delivery.model import (
     Outcome,
     Result,
 )
+from mirage_mailer.delivery.wire import from_wire
 from mirage_mailer.util.errors import Problem, display_path
 
 DELIVERED = "delivered to Maildir"
@@ -58,7 +59,8 @@ def write_message(root: Path, envelope: Envelope) -> Path:
     """
     name = unique_name()
     tmp = root / "tmp" / name
-    body = envelope.data.replace(b"\r\n", b"\n")
+    body = (from_wire(envelope.data) if envelope.wired
+            else envelope.data.replace(b"\r\n", b"\n"))
     trace = (f"Return-Path: <{envelope.sender}>\n"
              f"Delivered-To: {envelope.recipient}\n").encode()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

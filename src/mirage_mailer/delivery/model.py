@@ -20,7 +20,10 @@ class Envelope:
     key: int  # the caller's id (a tracking-store row id)
     sender: str  # envelope MAIL FROM (return path)
     recipient: str  # RCPT TO
-    data: bytes  # complete RFC 5322 message, LF line endings
+    data: bytes  # complete RFC 5322 message, LF line endings (or wire format: ``wired``)
+    # ``data`` is already as SMTP writes it after DATA (``wire.wire_format`` of the message:
+    # CRLF, dot-stuffed, the final ``.`` line), so the wire does not convert 14 KB again
+    wired: bool = False
 
 
 Claim = Callable[["Envelope"], Awaitable[bool]]

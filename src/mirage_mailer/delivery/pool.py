@@ -198,7 +198,7 @@ class SmtpRun:
         job.attempts += 1
         self.attempts += 1
         attempt = await conn.send(envelope.sender, envelope.recipient, envelope.data,
-                                  self.pacer.success)
+                                  self.pacer.success, wired=envelope.wired)
         if attempt.verdict is Verdict.SENT:
             self.sent += 1
             self.last_progress = self.queue.clock()

@@ -36,3 +36,13 @@ def wire_format(data: bytes) -> bytes:
     if wire is None:
         wire = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(data)) + b".\r\n"
     return wire
+
+
+def from_wire(wire: bytes) -> bytes:
+    """The message that ``wire_format`` turned into ``wire`` (CR-free messages: LF line ends,
+    dots unstuffed, no final ``.`` line), for a transport that stores messages (Maildir)."""
+    body = wire[:-3] if wire.endswith(b".\r\n") else wire
+    body = body.replace(b"\r\n..", b"\r\n.")
+    if body.startswith(b".."):
+        body = body[1:]
+    return body.replace(b"\r\n", b"\n")

@@ -432,6 +432,10 @@ def _send_rows(prep: Preparation, options: SendOptions, store: Store, wanted: se
     tracked: dict[int, list[Any]] = {}
     sender = envelope_sender(settings, issue.id)  # per recipient with VERP (bounces:)
 
+    factory = prep.factory
+    # over SMTP, unsigned: each message is joined in wire format right away (``build_wire``)
+    wired = settings.transport.scheme in ("smtp", "smtps") and prep.dkim is None
+
     def envelopes() -> Iterator[Envelope]:
         built = 0
         for row in store.iter_pending(issue.id, shard=shard):
@@ -442,13 +446,17 @@ def _send_rows(prep: Preparation, options: SendOptions, store: Store, wanted: se
             lang = issue.pick_language(row.lang)
             if lang not in prep.rendered:
                 continue  # --lang: another language's reader, left for a later run
-            message_id = prep.factory.new_message_id()
+            message_id = factory.new_message_id()
             person = Personal(row.email, row.name, row.list_name, row.fields, row.subject)
-            data = prep.factory.build(person, lang, message_id=message_id)
+            data = factory.build_wire(person, lang, message_id=message_id) if wired else None
             tracked[row.id] = [hashed_key(row.email), row.attempts, message_id]
             built += 1
             outcome.per_language[lang] += 1
-            yield Envelope(row.id, sender(row.id, row.email), row.email, data)
+            if data is not None:
+                yield Envelope(row.id, sender(row.id, row.email), row.email, data, wired=True)
+            else:
+                yield Envelope(row.id, sender(row.id, row.email), row.email,
+                               factory.build(person, lang, message_id=message_id))
 
     index = shard[0] if shard is not None else 0
     writes = SendRecorder(store, Journal(journal_path(settings.state_dir, issue.id, index),
