@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from itertools import chain, groupby, islice
 from typing import Any
 
@@ -14,6 +15,7 @@ from mirage_mailer.store.core import (
     Recipient,
     StoreCore,
     _insert_params,
+    _utc_now,
     email_key,
     fields_json,
     hashed_key,
@@ -85,6 +87,47 @@ def _forward_pg(conn: Connection,
             (code, response, at, message_id, rid, attempt, who, kind,
              response if code is None else f"{code} {response}")
             for rid, who, attempt, _kind, code, response, message_id, at in run])
+
+
+# ``record_batch`` on SQLite: every kind in one statement, run by ``executemany`` (SQLite's C
+# loop) instead of two ``execute`` calls from Python per outcome (measured: 14 to 17 µs an
+# outcome before). ?1 kind ?2 code ?3 response ?4 time ?5 message id ?6 id ?7 attempt ?8 who;
+# the event's detail is "<code> <response>", or the response alone. The event goes first, under the very condition the update then
+# meets: a record already applied (a batch replayed) moves nothing and logs nothing.
+_FORWARDABLE = ("WHERE id = ?6 AND attempts = ?7 AND status IN ('pending', 'sending', 'suppressed')"
+                " AND mm_hashed(email_key) = ?8")
+_FORWARD_EVENT = ("INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
+                  " SELECT id, issue, email, ?1,"
+                  " CASE WHEN ?2 IS NULL THEN ?3 ELSE ?2 || ' ' || ?3 END, ?4"
+                  f" FROM recipients {_FORWARDABLE}")
+_FORWARD_ROW = (
+    "UPDATE recipients SET status = CASE ?1"
+    + "".join(f" WHEN '{kind}' THEN {sql}" for kind, sql in _OUTCOME_SQL.items())
+    + " END, attempts = attempts + 1, smtp_code = ?2, smtp_response = ?3,"
+    f" last_attempt_at = ?4, message_id = ?5 {_FORWARDABLE}")
+
+
+def _forward_sqlite(conn: Connection,
+                    outcomes: Iterable[tuple[int, str, int, str, int | None, str, str, str]]
+                    ) -> None:
+    """Outcomes in runs that name each row once (a row deferred and then sent in the same
+    batch meets its second outcome in the next run, at its next attempt number); in a run,
+    every event, then every update, each under the same condition."""
+    run: list[tuple[Any, ...]] = []
+    rows: set[int] = set()
+    for rid, who, attempt, kind, code, response, message_id, at in outcomes:
+        if rid in rows:
+            _forward_run(conn, run)
+            run, rows = [], set()
+        rows.add(rid)
+        run.append((kind, code, response, at, message_id, rid, attempt, who))
+    _forward_run(conn, run)
+
+
+def _forward_run(conn: Connection, run: list[tuple[Any, ...]]) -> None:
+    if run:
+        conn.executemany(_FORWARD_EVENT, run)
+        conn.executemany(_FORWARD_ROW, run)
 
 
 class RecipientsMixin(StoreCore):
@@ -480,9 +523,26 @@ class RecipientsMixin(StoreCore):
 
     # -- the claim journal's side (``services/journal.py``) --------------------------------------
 
+    _stamp_second = -1
+    _stamp_prefix = ""
+
     def stamp(self) -> str:
-        """Now, as the store writes times: the journal keeps each outcome's own time."""
-        return self._now()
+        """Now, as the store writes times: the journal keeps each outcome's own time.
+
+        Twice a message, so the date part is formatted once a second (``_now``'s text,
+        milliseconds truncated as ``isoformat`` does); a store on another clock (tests)
+        asks it."""
+        if self._clock is not _utc_now:
+            return self._now()
+        now = time.time()
+        second = int(now)
+        micro = round((now - second) * 1e6)  # as datetime.fromtimestamp rounds
+        if micro >= 1_000_000:
+            second, micro = second + 1, micro - 1_000_000
+        if second != self._stamp_second:
+            self._stamp_prefix = datetime.fromtimestamp(second, UTC).isoformat()[:19]
+            self._stamp_second = second
+        return f"{self._stamp_prefix}.{micro // 1000:03d}+00:00"
 
     def claimable(self, recipient_id: int) -> bool:
         """Whether the row may be sent now (still pending, or claimed by this run): a read,
@@ -510,9 +570,7 @@ class RecipientsMixin(StoreCore):
             if self.is_postgres:  # a round trip per statement: one pipelined batch per run
                 _forward_pg(conn, outcomes)
             else:
-                for rid, who, attempt, kind, code, response, message_id, at in outcomes:
-                    self._forward(conn, rid, who, attempt, kind, code, response, message_id,
-                                  at)
+                _forward_sqlite(conn, outcomes)
             conn.executemany(
                 "UPDATE recipients SET status = 'sending', message_id = ?,"
                 " last_attempt_at = ? WHERE id = ? AND attempts = ?"
@@ -522,25 +580,6 @@ class RecipientsMixin(StoreCore):
             # (id, relay) of this batch's attempts, with several relays (``store/relays.py``)
             conn.executemany("UPDATE recipients SET relay = ? WHERE id = ?",
                              [(relay, rid) for rid, relay in relays])
-
-    @staticmethod
-    def _forward(conn: Connection, recipient_id: int, who: str, attempt: int,
-                 kind: str, code: int | None, response: str, message_id: str,
-                 at: str) -> None:
-        """One journalled outcome, if the row has not seen it yet (see ``record_batch``)."""
-        cur = conn.execute(
-            f"UPDATE recipients SET status = {_OUTCOME_SQL[kind]}, attempts = attempts + 1,"
-            " smtp_code = ?, smtp_response = ?, last_attempt_at = ?, message_id = ?"
-            " WHERE id = ? AND attempts = ? AND status IN ('pending', 'sending', 'suppressed')"
-            " AND mm_hashed(email_key) = ?",
-            (code, response, at, message_id, recipient_id, attempt, who),
-        )
-        if cur.rowcount == 1:
-            conn.execute(
-                "INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
-                " SELECT id, issue, email, ?, ?, ? FROM recipients WHERE id = ?",
-                (kind, response if code is None else f"{code} {response}", at, recipient_id),
-            )
 
     def mark_sent(self, recipient_id: int, code: int | None, response: str) -> None:
         """The server accepted the message (250 after DATA)."""
