@@ -24,9 +24,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from json.encoder import encode_basestring, encode_basestring_ascii
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from json.encoder import encode_basestring, encode_basestring_ascii
 from pathlib import Path
 from typing import Protocol
 

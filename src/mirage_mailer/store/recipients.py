@@ -92,8 +92,9 @@ def _forward_pg(conn: Connection,
 # ``record_batch`` on SQLite: every kind in one statement, run by ``executemany`` (SQLite's C
 # loop) instead of two ``execute`` calls from Python per outcome (measured: 14 to 17 µs an
 # outcome before). ?1 kind ?2 code ?3 response ?4 time ?5 message id ?6 id ?7 attempt ?8 who;
-# the event's detail is "<code> <response>", or the response alone. The event goes first, under the very condition the update then
-# meets: a record already applied (a batch replayed) moves nothing and logs nothing.
+# the event's detail is "<code> <response>", or the response alone. The event goes first,
+# under the very condition the update then meets: a record already applied (a batch
+# replayed) moves nothing and logs nothing.
 _FORWARDABLE = ("WHERE id = ?6 AND attempts = ?7 AND status IN ('pending', 'sending', 'suppressed')"
                 " AND mm_hashed(email_key) = ?8")
 _FORWARD_EVENT = ("INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
