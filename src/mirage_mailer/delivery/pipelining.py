@@ -31,8 +31,9 @@ class Replies(asyncio.Protocol):
     """Reads SMTP replies for one pipelined transaction; connection events go on to
     aiosmtplib's protocol, so the ``SMTP`` object knows when the link is gone."""
 
-    def __init__(self, inner: SMTPProtocol) -> None:
+    def __init__(self, inner: SMTPProtocol, loop: asyncio.AbstractEventLoop) -> None:
         self.inner = inner
+        self.loop = loop
         self.buffer = bytearray()
         self.waiter: asyncio.Future[None] | None = None
         self.lost: aiosmtplib.SMTPServerDisconnected | None = None
@@ -84,22 +85,35 @@ class Replies(asyncio.Protocol):
 
     async def reply(self, timeout: float) -> SMTPResponse:
         """The next reply, from what already arrived or from the wire; raises aiosmtplib's
-        disconnect and timeout errors as its own reader does."""
-        loop = asyncio.get_running_loop()
+        disconnect and timeout errors as its own reader does.
+
+        The wait is a future and one timer of the loop's, not ``asyncio.timeout_at``, whose
+        task look-ups ask the kernel for the process id each time (Python 3.11), several
+        times a message."""
+        found = self._parse()
+        if found is not None:
+            return found
+        loop = self.loop
         deadline = loop.time() + timeout
         while (found := self._parse()) is None:
             if self.lost is not None:
                 raise self.lost
-            self.waiter = loop.create_future()
+            waiter = self.waiter = loop.create_future()
+            timer = loop.call_at(deadline, _expire, waiter)
             try:
-                async with asyncio.timeout_at(deadline):
-                    await self.waiter
+                await waiter
             except TimeoutError:
                 raise aiosmtplib.SMTPReadTimeoutError(
                     "Timed out waiting for server response") from None
             finally:
+                timer.cancel()
                 self.waiter = None
         return found
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 def envelope_commands(sender: bytes, recipient: bytes, options: list[str]) -> bytes:
@@ -139,7 +153,7 @@ async def transaction(smtp: aiosmtplib.SMTP, sender: bytes, recipient: bytes,
     transport = cast(asyncio.Transport | None, protocol.transport if protocol else None)
     if protocol is None or transport is None or transport.is_closing():
         raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-    replies = Replies(protocol)
+    replies = Replies(protocol, asyncio.get_running_loop())
     transport.set_protocol(replies)
     try:
         transport.write(envelope_commands(sender, recipient, options))
