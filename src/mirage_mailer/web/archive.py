@@ -19,7 +19,8 @@ from babel.dates import format_date
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.content import Issue, load_issue
-from mirage_mailer.store import ReportReader, open_store, store_exists
+from mirage_mailer.services.store_access import StoreAccess, access
+from mirage_mailer.store import ReportReader
 from mirage_mailer.util.errors import MirageError
 from mirage_mailer.web.links import Links
 
@@ -106,8 +107,9 @@ class Entry:
 class Catalogue:
     """Published issues, newest first; safe to use from several threads."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, stores: StoreAccess | None = None) -> None:
         self.settings = settings
+        self._stores = access(settings, stores)  # serve's kept connections, else one a call
         self._issues: dict[str, tuple[Fingerprint, Issue]] = {}
         self._first_sent: dict[str, datetime] = {}
         self._lock = threading.Lock()
@@ -135,11 +137,10 @@ class Catalogue:
 
     def _sent(self, only: str | None = None) -> dict[str, datetime | None]:
         """Published issue ids (all, or just ``only``), with their first send time."""
-        database = self.settings.tracking.database
-        if not store_exists(database):  # the archive never creates a tracking store
-            return {}
         found: dict[str, datetime | None] = {}
-        with open_store(database) as store:
+        with self._stores.existing(settle=False) as store:
+            if store is None:  # the archive never creates a tracking store
+                return {}
             for issue_id in [only] if only is not None else store.issues():
                 if not ISSUE_ID.match(issue_id) or store.counts(issue_id)["sent"] == 0:
                     continue
