@@ -106,6 +106,10 @@ def test_a_reaped_sender_changes_nothing_with_its_late_words(
         other.register_sender("live", ISSUE, "host-b", 2, 60)
         reaped = other.reap(ISSUE)
         assert (reaped.senders, reaped.unknown, reaped.released) == (1, 2, 1)
+        assert reaped.words() == (  # one line: which sender, what became of its rows
+            "1 sender(s) of this issue stopped renewing their lease (host-a pid 1): 2 "
+            "recipient(s) they had on the wire are unknown (check, then --resend-unknown), "
+            "1 others are back in the pool")
         after = _status(pg_url)
         assert after[on_wire] == after[answered] == ("unknown", None)
         assert after[leased] == ("pending", None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -123,8 +124,8 @@ def test_three_senders_one_killed_every_reader_once_or_reported_unknown(
     for p, (out, err) in zip((procs[0], procs[2]), results, strict=True):
         assert p.returncode == 0, (out, err)
         assert "Traceback" not in err
-    assert any("1 sender(s) of this issue stopped renewing their lease" in err
-               for _out, err in results), results  # a survivor took its rows back
+    assert any(f"1 sender(s) of this issue stopped renewing their lease ({socket.gethostname()}"
+               f" pid {victim.pid})" in err for _out, err in results), results  # taken back
     states = _states(run_cli)
     counts = Counter(states.values())
     assert counts["pending"] == 0, counts  # the survivors took the dead sender's batch back
@@ -257,3 +258,30 @@ def test_a_sender_whose_database_connection_dies_stops_with_one_line(
     received = Counter(slow_sink.recipients())
     assert set(received) | unknown == set(addresses)
     assert {a for a, n in received.items() if n > 1} == set()
+
+
+def test_a_senders_progress_counts_only_what_it_can_still_claim(
+        project: Path, run_cli: RunCli, sink: SmtpSink, pg_url: PostgresUrl) -> None:
+    """Another live sender holds 50 of the 199 pending rows: this sender's progress total is
+    the 149 it can take, not the plan's 199, so its bar ends full and its figures add up."""
+    from mirage_mailer.services.loader import open_project
+    from mirage_mailer.services.sending import Progress, SendOptions, prepare, send
+    from mirage_mailer.store import open_store
+
+    _setup(project, sink.url, pg_url, 200, lease=60)
+    assert run_cli("send", SAMPLE_ISSUE, "--yes", "--limit", "1").code == 0  # plans all
+    with open_store(pg_url) as other:
+        other.register_sender("other", "2021-10-partners-meeting", "cron-2", 4242, 600)
+        held = other.claim("other", "2021-10-partners-meeting", 50)
+        assert held is not None and len(held) == 50
+    seen: list[tuple[int, int]] = []
+
+    def progress(totals: Progress) -> None:
+        seen.append((totals.done, totals.total))
+
+    opened = open_project(project / "mirage.yaml", project / SAMPLE_ISSUE)
+    outcome = send(prepare(opened, SendOptions()), SendOptions(), progress)
+    assert outcome.this_run.sent == 149
+    assert seen and {total for _done, total in seen} == {149}, seen[:3]
+    assert seen[-1] == (149, 149)
+    assert outcome.elsewhere == 50  # and the summary says whose the rest is

@@ -87,10 +87,13 @@ class Reaped:
     senders: int = 0
     unknown: int = 0
     released: int = 0
+    names: tuple[str, ...] = ()  # "host pid N" of each dead sender, for the officer
 
     def words(self) -> str:
-        """One line for the run's notes (printed as a warning)."""
-        who = (f"{self.senders} sender(s) of this issue stopped renewing their lease"
+        """One line for the run's notes (printed as a warning): which senders, what became
+        of their rows."""
+        named = f" ({', '.join(self.names)})" if self.names else ""
+        who = (f"{self.senders} sender(s) of this issue stopped renewing their lease{named}"
                if self.senders else "a send before leases left rows in flight")
         return (f"{who}: {self.unknown} recipient(s) they had on the wire are unknown "
                 f"(check, then --resend-unknown), {self.released} others are back in the pool")
@@ -178,7 +181,8 @@ class LeasesMixin(StoreCore):
                 "UPDATE recipients SET lease_owner = NULL WHERE id = ANY(?)"
                 " AND lease_owner IS NOT NULL", (ids,)).rowcount
             conn.execute("DELETE FROM senders WHERE owner = ANY(?)", (owners,))
-            return Reaped(len(owners), max(unknown, 0), max(released, 0))
+            return Reaped(len(owners), max(unknown, 0), max(released, 0),
+                          tuple(sorted(who.values())))
 
     def claim(self, owner: str, issue: str, size: int, *, after: int = 0,
               keys: Sequence[str] | None = None,
@@ -306,6 +310,24 @@ class LeasesMixin(StoreCore):
                 (owner,)).rowcount
             conn.execute("DELETE FROM senders WHERE owner = ?", (owner,))
         return max(unknown, 0), max(released, 0)
+
+    def unclaimed(self, issue: str, *, keys: Sequence[str] | None = None,
+                  langs: Sequence[str] | None = None) -> int:
+        """Pending rows of ``issue`` that nobody holds now (narrowed as ``claim`` narrows):
+        what a sender may still take, for its progress total. One read of the issue's rows
+        (no index on ``status``), so a sender asks now and then, not per claim."""
+        where = ""
+        params: list[Any] = [issue]
+        if keys is not None:
+            where += " AND email_key = ANY(?)"
+            params.append(list(keys))
+        if langs is not None:
+            where += " AND coalesce(lang, '') = ANY(?)"
+            params.append(list(langs))
+        row = self._conn.execute(
+            "SELECT count(*) FROM recipients WHERE issue = ? AND status = 'pending'"
+            f" AND lease_owner IS NULL{where}", params).fetchone()
+        return int(row[0])
 
     def leased_elsewhere(self, issue: str) -> tuple[int, int]:
         """(pending, on the wire) rows of ``issue`` that registered senders hold now."""
