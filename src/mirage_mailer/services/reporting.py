@@ -65,6 +65,9 @@ def reports(settings: Settings, issue: str | None) -> list[dict[str, Any]]:
             for report in found:
                 if live := store.senders(report["issue"]):
                     report["senders"] = [sender.as_json() for sender in live]
+                if lost := store.lost_to_dead_senders(report["issue"]):  # reaped ones' rows
+                    report["lost_senders"] = [{"senders": names, "unknown": count}
+                                              for names, count in lost.items()]
         if settings.transport.relays:  # extra fields, only with several relays
             for report in found:
                 carried = store.carriers(report["issue"]) if store is not None else {}

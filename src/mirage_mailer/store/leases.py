@@ -73,11 +73,13 @@ class SenderInfo:
     started_at: str
     expires_in: float  # seconds until its lease runs out (server clock); < 0: dead
     in_flight: int  # its rows on the wire now (``sending``): the report counts them unknown
+    held: int = 0  # its pending rows (claimed, not yet on the wire)
 
     def as_json(self) -> dict[str, Any]:
         """The report's extra ``senders`` entry (no owner id: it means nothing to a reader)."""
         return {"host": self.host, "pid": self.pid, "started_at": self.started_at,
-                "lease_left": round(self.expires_in, 1), "in_flight": self.in_flight}
+                "lease_left": round(self.expires_in, 1), "in_flight": self.in_flight,
+                "held": self.held}
 
 
 @dataclass(frozen=True)
@@ -342,15 +344,36 @@ class LeasesMixin(StoreCore):
         wire (``report``); none on SQLite, which has no leases."""
         if not self.is_postgres:
             return []
-        return [SenderInfo(owner, iss, host, int(pid), str(started), float(left), int(wire))
-                for owner, iss, host, pid, started, left, wire in self._conn.execute(
+        return [SenderInfo(owner, iss, host, int(pid), str(started), float(left), int(wire),
+                           int(held))
+                for owner, iss, host, pid, started, left, wire, held in self._conn.execute(
                     "SELECT owner, issue, host, pid, to_char(started_at AT TIME ZONE 'UTC',"
                     " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-                    " extract(epoch FROM expires_at - clock_timestamp()),"
-                    " (SELECT count(*) FROM recipients r WHERE r.lease_owner = s.owner"
-                    " AND r.status = 'sending')"
-                    " FROM senders s WHERE issue = ? ORDER BY started_at, owner",
+                    " extract(epoch FROM expires_at - clock_timestamp()), w.sending, w.pending"
+                    " FROM senders s, LATERAL (SELECT"
+                    " count(CASE WHEN r.status = 'sending' THEN 1 END) AS sending,"
+                    " count(CASE WHEN r.status = 'pending' THEN 1 END) AS pending"
+                    " FROM recipients r WHERE r.lease_owner = s.owner) w"
+                    " WHERE issue = ? ORDER BY started_at, owner",
                     (issue,)).fetchall()]
+
+    def lost_to_dead_senders(self, issue: str) -> dict[str, int]:
+        """Rows of ``issue`` still ``unknown`` because a reaper found their sender dead,
+        by sender ("host pid N", as ``reap`` recorded it in each row's last ``unknown``
+        event); empty on SQLite, which has no leases."""
+        if not self.is_postgres:
+            return {}
+        found: dict[str, int] = {}
+        for detail, count in self._conn.execute(
+                "SELECT detail, count(*) FROM (SELECT DISTINCT ON (e.recipient_id) e.detail"
+                " FROM events e JOIN recipients r ON r.id = e.recipient_id"
+                " WHERE e.issue = ? AND r.issue = ? AND r.status = 'unknown'"
+                " AND e.kind = 'unknown' ORDER BY e.recipient_id, e.id DESC) t"
+                " WHERE detail LIKE ? GROUP BY detail ORDER BY detail",
+                (issue, issue, _LOST_HEAD + "%" + _LOST_TAIL)).fetchall():
+            names = str(detail)[len(_LOST_HEAD):-len(_LOST_TAIL)]
+            found[names] = found.get(names, 0) + int(count)
+        return found
 
     def pending_langs(self, issue: str) -> list[str]:
         """The distinct stored ``lang`` values ('' for none) of the issue's pending rows."""
@@ -359,9 +382,12 @@ class LeasesMixin(StoreCore):
             " AND status = 'pending'", (issue,)).fetchall()]
 
 
+_LOST_HEAD = "in flight when its sender ("  # the detail of a reaped row's event ...
+_LOST_TAIL = ") stopped renewing its lease"  # ... which ``lost_to_dead_senders`` reads back
+
+
 def _lost_words(who: dict[str, str]) -> str:
     """The event's detail for rows a dead sender left on the wire."""
     if not who:
         return "in flight when its send stopped (no sender holds it)"
-    names = ", ".join(sorted(who.values()))
-    return f"in flight when its sender ({names}) stopped renewing its lease"
+    return _LOST_HEAD + ", ".join(sorted(who.values())) + _LOST_TAIL

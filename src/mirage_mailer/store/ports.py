@@ -173,6 +173,8 @@ class ReportReader(Protocol):
 
     def senders(self, issue: str) -> list[SenderInfo]: ...
 
+    def lost_to_dead_senders(self, issue: str) -> dict[str, int]: ...
+
 
 @runtime_checkable
 class Unsubscriber(Protocol):
