@@ -76,10 +76,6 @@ class Entry:
             return self.issue.preheader[lang]
         return " · ".join(a.title for a in self.issue.articles[lang])
 
-    @property
-    def date_text(self) -> str:
-        return format_date(self.published.date(), format="long", locale="en")
-
     def subject_in(self, lang: str) -> str:
         """The subject in ``lang`` where the issue has it (a reader's archive index)."""
         return self.issue.subject_for(self.issue.pick_language(lang))
@@ -98,10 +94,6 @@ class Entry:
     def date_in(self, lang: str) -> str:
         """The publication date as a reader of ``lang`` writes it."""
         return format_date(self.published.date(), format="long", locale=lang)
-
-    @property
-    def article_titles(self) -> tuple[str, ...]:
-        return tuple(a.title for a in self.issue.articles[self.issue.default_language])
 
 
 class Catalogue:
