@@ -71,9 +71,17 @@ def constant_runs(skeleton: Skeleton) -> list[bytes]:
     static chunks with the MIME lines between them (``MessageFactory.build`` puts each
     recipient's slot values between these). Only a speed-up for the signer's body hash
     (``compose/dkim_body.py`` checks every run against the body), never trusted."""
-    text, html = skeleton.text.chunks, skeleton.html.chunks
-    return [skeleton.text_head + text[0], *text[1:-1],
-            text[-1] + skeleton.between + html[0], *html[1:-1], html[-1] + skeleton.tail]
+    runs: list[bytes] = []
+    run = skeleton.text_head
+    for chunks, after in ((skeleton.text.chunks, skeleton.between),
+                          (skeleton.html.chunks, skeleton.tail)):
+        for n, chunk in enumerate(chunks):
+            if n:  # a slot value comes between this chunk and the one before
+                runs.append(run)
+                run = b""
+            run += chunk
+        run += after
+    return [*runs, run]
 
 
 def dkim_signer_for(settings: Settings) -> DkimSigner:
