@@ -4,8 +4,8 @@ The RSA operation of a signature costs about as much as everything else ``send``
 message (bench/dkim_cost.py), and cryptography releases the GIL while OpenSSL does it, so a
 worker thread signs the next messages while the event loop talks SMTP. It signs them in
 batches of ``BATCH``: one hand-off (a future, a wake-up of each thread) per batch instead of
-per message, which cost the send about 100 µs of CPU a message in futex calls and context
-switches when both cores were busy (bench/dkim_cost.py, "batch" against "per message").
+per message, which cost 40 to 100 µs of CPU a message in futex calls and context switches
+when both cores were busy (bench/dkim_cost.py's same-path loops, and docs/design.md).
 Signing stays the last step before the wire: each envelope's bytes are final, only the
 signature header is added, and envelopes come out in the order they went in.
 
