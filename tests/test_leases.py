@@ -263,10 +263,10 @@ def test_durable_commits_is_read_from_the_config(tmp_path: Path) -> None:
     init_project(tmp_path / "p")
     config = tmp_path / "p" / "mirage.yaml"
     text = config.read_text(encoding="utf-8")
-    assert load_settings(config).tracking.durable_commits is False
-    config.write_text(text.replace("tracking:\n", "tracking:\n  durable_commits: true\n", 1),
+    assert load_settings(config).tracking.durable_commits is True  # the safe side by default
+    config.write_text(text.replace("tracking:\n", "tracking:\n  durable_commits: false\n", 1),
                       encoding="utf-8")
-    assert load_settings(config).tracking.durable_commits is True
+    assert load_settings(config).tracking.durable_commits is False
     config.write_text(text.replace("tracking:\n", "tracking:\n  durable_commits: yes please\n",
                                    1), encoding="utf-8")
     with pytest.raises(InputError, match="durable_commits"):
