@@ -9,8 +9,8 @@ a row that left the list before its turn is ``withdrawn``, a new row is queued. 
 ``sent``, ``failed`` or ``unknown`` are never changed by a list edit.
 
 Decisions stream (list order, then invalid rows, then store rows no longer in any list); the
-addresses seen are kept by ``SeenAddresses`` (the latest 250,000 in a dict, older ones in a
-private temporary SQLite file), so memory stays bounded whatever the list size.
+addresses seen are kept by ``SeenAddresses`` (the latest 250,000 in a dict, older ones in
+sorted runs in a private temporary file), so memory stays bounded whatever the list size.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
 
-from mirage_mailer.project.lists import RowProblem, SeenAddresses, Subscriber
+from mirage_mailer.project.lists import RowProblem, Subscriber
+from mirage_mailer.project.seen import SeenAddresses
 from mirage_mailer.services.loader import Project, iter_rows
 from mirage_mailer.store import (
     REPORT_STATUSES,
