@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +40,12 @@ class Subscriber:
     list_name: str
     path: Path
     line: int
+    subject: str | None = None  # the address's keyed hash, when the reader was asked for it
+
+
+# The keyed hash a planned row stores for its address (``Signer.subject_id``): a reader on
+# the second core computes it there, beside the row's checks.
+SubjectOf = Callable[[str], str]
 
 
 @dataclass(frozen=True)
@@ -72,14 +78,18 @@ def find_list(lists_dir: Path, name: str, *, origin: Path, line: int | None) -> 
     )
 
 
-def iter_list(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
+def iter_list(path: Path, list_name: str, *,
+              subject: SubjectOf | None = None) -> Iterator[Subscriber | RowProblem]:
     """Stream one list's rows; raises ``InputError`` only when the file is unusable. A long
-    CSV list is read on the second core (``list_worker``), with the very same result."""
+    CSV list is read on the second core (``list_worker``), with the very same result; there
+    each row's ``subject`` is also filled in when ``subject`` is given (elsewhere it stays
+    None and the caller computes it)."""
     if path.suffix.lower() == ".csv":
         from mirage_mailer.project import list_worker
 
         if _size(path) >= list_worker.PARALLEL_BYTES and list_worker.can_fork():
-            yield from list_worker.iter_in_child(path, list_name, _iter_csv, Subscriber)
+            yield from list_worker.iter_in_child(path, list_name, _iter_csv, Subscriber,
+                                                 subject=subject)
         else:
             yield from _iter_csv(path, list_name)
     else:

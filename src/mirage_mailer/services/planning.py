@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
 
-from mirage_mailer.project.lists import RowProblem, Subscriber
+from mirage_mailer.project.lists import RowProblem, SubjectOf, Subscriber
 from mirage_mailer.project.seen import SeenAddresses
 from mirage_mailer.services.loader import Project, iter_rows
 from mirage_mailer.store import (
@@ -162,14 +162,15 @@ def changes(decisions: Iterable[Decision],
     ``subject`` is the keyed hash that tokens carry for an address.
 
     A row the store already holds as the list holds it now is left out here, so a rerun of
-    a long list asks the store nothing more about it (three statements a row, before)."""
+    a long list asks the store nothing more about it (three statements a row, before). A row
+    read on the second core comes with its subject id (``Planner(subject=...)``)."""
     for d in decisions:
         if d.row is None:
             if d.status == "withdrawn":
                 yield d.key
         elif d.status in ("pending", "suppressed") and isinstance(d.row, Subscriber):
             r = d.row
-            subject_id = subject(r.email)
+            subject_id = r.subject or subject(r.email)
             if d.prior is not None and _unchanged(d, r, d.prior, subject_id):
                 continue
             yield NewRecipient(r.email, r.name, r.lang, r.list_name, r.fields,
@@ -195,8 +196,9 @@ class Planner:
     """Iterate to get the decisions one by one; ``plan`` holds the totals so far."""
 
     def __init__(self, project: Project, store: PlanReader | None, options: PlanOptions, *,
-                 keep: bool = False) -> None:
+                 keep: bool = False, subject: SubjectOf | None = None) -> None:
         self.project = project
+        self.subject = subject  # rows read on the second core get their subject id there
         self.store = store
         self.options = options
         issue = project.issue
@@ -223,7 +225,7 @@ class Planner:
 
     def __iter__(self) -> Iterator[Decision]:
         try:
-            rows = chain(iter_rows(self.project), self._web_rows())
+            rows = chain(iter_rows(self.project, subject=self.subject), self._web_rows())
             while batch := list(islice(rows, _BATCH)):
                 valid = [r for r in batch if isinstance(r, Subscriber)]
                 self.invalid.extend(r for r in batch if isinstance(r, RowProblem))
