@@ -213,6 +213,11 @@ class Planner:
         self.stored, self.top = store.extent(issue.id) if store is not None else (0, 0)
         self.fresh = self.stored == 0
         self.met = 0  # distinct rows of ``stored`` that a list row matched
+        # a rerun reads the issue's rows along their ids beside the list (``_in_order``):
+        # the last two pages read, and the highest id a list row matched so far
+        self.window: dict[str, Prior] = {}
+        self.page: dict[str, Prior] = {}
+        self.after = 0
         # a forgotten person's suppression is a hash: without any, no address needs hashing
         self.forgotten = any(key.startswith("sha256:") for key in self.suppressed)
         self.languages: dict[str | None, str] = {}  # a row's lang -> the issue's language
@@ -231,7 +236,7 @@ class Planner:
                 self.invalid.extend(r for r in batch if isinstance(r, RowProblem))
                 keys = [email_key(r.email) for r in valid]
                 self.seen.prefetch(keys)
-                priors = self._priors([self._store_key(k) for k in keys])
+                priors = self._in_order([self._store_key(k) for k in keys])
                 for row, key in zip(valid, keys, strict=True):
                     decision = self._valid(row, key, priors)
                     self.plan.add(decision)
@@ -271,6 +276,34 @@ class Planner:
         if self.store is None or self.fresh:
             return {}
         return self.store.priors(self.project.issue.id, keys)
+
+    def _in_order(self, keys: list[str]) -> dict[str, Prior]:
+        """``_priors`` of a batch of list rows, found first among the issue's rows read in
+        id order after the last one matched: an issue's ids follow its list, so a rerun
+        meets them in that order. Keys not found there are looked up by address as before,
+        and when none was found in order (rows added to the list, or it was reordered), the
+        next page starts after the highest row so found. The answers are the same either
+        way: a row read by id is the row of its (issue, key)."""
+        if self.store is None or self.fresh or not keys:
+            return {}
+        page = dict(self.store.priors_after(self.project.issue.id, self.after, len(keys)))
+        self.window, self.page = self.page, page
+        found: dict[str, Prior] = {}
+        missing = []
+        for key in keys:
+            prior = page.get(key) or self.window.get(key)
+            if prior is None:
+                missing.append(key)
+            else:
+                found[key] = prior
+        if found:
+            self.after = max(self.after, max(p.id for p in found.values()))
+        if missing:
+            looked_up = self._priors(missing)
+            if looked_up and not found:
+                self.after = max(p.id for p in looked_up.values())
+            found.update(looked_up)
+        return found
 
     def _valid(self, row: Subscriber, key: str, priors: dict[str, Prior]) -> Decision:
         lang = self._language(row.lang)

@@ -366,6 +366,17 @@ class RecipientsMixin(StoreCore):
             (issue, *keys))
         return {row[0]: Prior._make(row[1:]) for row in cur.fetchall()}
 
+    def priors_after(self, issue: str, after: int, count: int) -> list[tuple[str, Prior]]:
+        """(key, row) of the next ``count`` rows of ``issue`` by id after ``after``. A first
+        plan gives ids in list order, so a rerun meets its rows in this order: a page read
+        along the table finds them, where looking each up by address reads the address index
+        and the table at random places (a third of a rerun's time at a million rows)."""
+        cur = self._conn.execute(
+            "SELECT email_key, status, smtp_code, smtp_response, email, name, lang, list_name,"
+            " fields, subject, id FROM recipients WHERE issue = ? AND id > ? ORDER BY id"
+            " LIMIT ?", (issue, after, count))
+        return [(row[0], Prior._make(row[1:])) for row in cur.fetchall()]
+
     def issue_rows(self, issue: str) -> Iterator[tuple[str, str, str, str | None, str,
                                                        int | None, str | None]]:
         """(email, key, status, lang, list, smtp_code, smtp_response) of every row, paged."""
