@@ -10,13 +10,18 @@ included), messages per second per core (CPU seconds of the sender processes, fr
 resource usage), and the claim overhead per message (time the senders spent in claim and
 outcome commits, which ``send --verbose`` prints). ``--commits`` also measures what this
 PostgreSQL server sustains in small commits per second (the ceiling of docs/design.md's
-arithmetic for N hosts).
+arithmetic for N hosts). ``--durable`` adds one and two senders with
+``tracking.durable_commits: true`` (each commit waits for the server's WAL flush), each right
+after the same scenario without it, and the ratio between them; with ``--commits`` it also
+measures small commits with ``synchronous_commit = on`` (the disk's flush rate).
 
 The PostgreSQL server is a private cluster on 127.0.0.1 (tests/support/postgres.py) with
-fsync on, as in production; the senders commit with ``synchronous_commit = off``. Every
+fsync on, as in production; the senders commit with ``synchronous_commit = off`` unless
+``durable_commits`` is on. Every
 sender is one process (``transport.processes: 1``), the SQLite one included.
 
     python bench/pg_senders.py [--recipients 6000] [--concurrency 4] [--rounds 1] [--commits]
+                               [--claims] [--durable]
 """
 
 from __future__ import annotations
@@ -111,14 +116,16 @@ def server_cpu(server: PostgresServer) -> float:
     return total
 
 
-def configure(root: Path, url: str | None) -> None:
+def configure(root: Path, url: str | None, durable_commits: bool = False) -> None:
     """One process a sender (``transport.processes: 1``), so the SQLite baseline is one
-    process as each leased sender is; the PostgreSQL store when ``url`` is given."""
+    process as each leased sender is; the PostgreSQL store when ``url`` is given, with
+    ``tracking.durable_commits`` as asked."""
     config = root / "mirage.yaml"
     data = yaml.safe_load(config.read_text(encoding="utf-8"))
     data["transport"]["processes"] = 1
     if url is not None:
         data.setdefault("tracking", {})["database"] = url
+        data["tracking"]["durable_commits"] = durable_commits
     config.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
                       encoding="utf-8")
 
@@ -157,9 +164,9 @@ def run_senders(root: Path, count: int, timeout: float) -> tuple[float, float, l
 
 def scenario(label: str, work: Path, kind: str, recipients: int, concurrency: int,
              senders: int, url: str | None, timeout: float,
-             server: PostgresServer) -> Scenario:
+             server: PostgresServer, durable_commits: bool = False) -> Scenario:
     root = make_project(work / label.replace(" ", "-"), recipients, concurrency)
-    configure(root, url)
+    configure(root, url, durable_commits)
     with Sink(kind, work / f"{label.replace(' ', '-')}-sink") as sink:
         point_at(root, sink.url)
         before = server_cpu(server)
@@ -188,11 +195,11 @@ def scenario(label: str, work: Path, kind: str, recipients: int, concurrency: in
     return result
 
 
-def _commit_loop(url: str, seconds: float, row: int, queue: Any) -> None:
+def _commit_loop(url: str, seconds: float, row: int, queue: Any, synchronous: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SET synchronous_commit = off")
+        conn.execute(f"SET synchronous_commit = {synchronous}")
         done = 0
         end = time.perf_counter() + seconds
         while time.perf_counter() < end:
@@ -202,9 +209,11 @@ def _commit_loop(url: str, seconds: float, row: int, queue: Any) -> None:
         queue.put(done)
 
 
-def commits_per_second(server: PostgresServer, clients: int, seconds: float = 5.0) -> float:
+def commits_per_second(server: PostgresServer, clients: int, seconds: float = 5.0,
+                       synchronous: str = "off") -> float:
     """Small one-row commits a second this server takes from ``clients`` connections (each
-    its own row, as leased senders mostly write rows of their own)."""
+    its own row, as leased senders mostly write rows of their own); ``synchronous: on``
+    makes each wait for its WAL flush (concurrent ones share a flush)."""
     import psycopg
 
     url = server.new_database()
@@ -213,7 +222,8 @@ def commits_per_second(server: PostgresServer, clients: int, seconds: float = 5.
         conn.execute("INSERT INTO bench_commits SELECT g, 0 FROM generate_series(1, %s) g",
                      (clients,))
     queue: Any = multiprocessing.Queue()
-    procs = [multiprocessing.Process(target=_commit_loop, args=(url, seconds, n + 1, queue))
+    procs = [multiprocessing.Process(target=_commit_loop, args=(url, seconds, n + 1, queue,
+                                                                     synchronous))
              for n in range(clients)]
     for p in procs:
         p.start()
@@ -256,6 +266,11 @@ def main() -> int:
                         help="also measure small commits per second of the server")
     parser.add_argument("--claims", action="store_true",
                         help="also time claims of 10, 100 and 1,000 rows (per row claimed)")
+    parser.add_argument("--durable", action="store_true",
+                        help="also 1 and 2 senders with tracking.durable_commits: true, "
+                             "each right after the same scenario without it")
+    parser.add_argument("--only-postgresql", action="store_true",
+                        help="leave out 3 senders (the SQLite baseline stays)")
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()
     kind = args.sink
@@ -271,12 +286,16 @@ def main() -> int:
         best: dict[str, Scenario] = {}
         for n in range(args.rounds):
             print(f"round {n + 1}:")
-            plan = [("sqlite 1", 1, None)] + [
-                (f"postgresql {k}", k, "pg") for k in (1, 2, 3)]
-            for label, senders, backend in plan:
+            plan: list[tuple[str, int, str | None, bool]] = [("sqlite 1", 1, None, False)]
+            for k in (1, 2) if args.only_postgresql else (1, 2, 3):
+                plan.append((f"postgresql {k}", k, "pg", False))
+                if args.durable and k < 3:
+                    plan.append((f"postgresql {k} durable", k, "pg", True))
+            for label, senders, backend, durable_commits in plan:
                 url = server.new_database() if backend else None
                 result = scenario(f"{label} r{n + 1}", work, kind, args.recipients,
-                                  args.concurrency, senders, url, args.timeout, server)
+                                  args.concurrency, senders, url, args.timeout, server,
+                                  durable_commits)
                 key = label
                 if key not in best or result.rate > best[key].rate:
                     best[key] = result
@@ -284,19 +303,27 @@ def main() -> int:
         print(f"best of {args.rounds} round(s), {args.recipients} recipients, "
               f"{args.concurrency} connections a sender:")
         for label, result in best.items():
-            print(f"  {label:13s} {result.rate:7,.0f} msg/s = {result.rate / base.rate:4.2f} of "
+            print(f"  {label:21s} {result.rate:7,.0f} msg/s = {result.rate / base.rate:4.2f} of "
                   f"SQLite; {result.per_core:6,.0f} msg/s per core = "
                   f"{result.per_core / base.per_core:4.2f}; claim/outcome commits "
                   f"{result.claim_us:4.0f} µs a message, "
                   f"{result.sent / result.commits if result.commits else 0:.2f} a commit; "
                   f"server CPU {result.server_cpu / result.sent * 1e6:.0f} µs a message")
+        for k in (1, 2):
+            plain, waiting = best.get(f"postgresql {k}"), best.get(f"postgresql {k} durable")
+            if plain is not None and waiting is not None and plain.rate and plain.per_core:
+                print(f"  durable_commits, {k} sender(s): {waiting.rate / plain.rate:4.2f} of "
+                      f"the msg/s without it, {waiting.per_core / plain.per_core:4.2f} of the "
+                      f"msg/s per core; claim/outcome commits {plain.claim_us:.0f} -> "
+                      f"{waiting.claim_us:.0f} µs a message")
         if args.claims:
             claim_cost(server)
         if args.commits:
-            for clients in (1, 2, 4, 8):
-                rate = commits_per_second(server, clients)
-                print(f"  server: {rate:,.0f} one-row commits/s from {clients} connection(s) "
-                      "(synchronous_commit = off, fsync on)")
+            for synchronous in ("off", "on") if args.durable else ("off",):
+                for clients in (1, 2, 4, 8):
+                    rate = commits_per_second(server, clients, synchronous=synchronous)
+                    print(f"  server: {rate:,.0f} one-row commits/s from {clients} "
+                          f"connection(s) (synchronous_commit = {synchronous}, fsync on)")
         clean = all(not (r.pending or r.unknown) and set(r.codes) == {0}
                     for r in best.values())
         return 0 if clean else 1

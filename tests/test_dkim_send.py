@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email.header import decode_header, make_header
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from helpers import SAMPLE_ISSUE, RunCli, edit
 from mirage_mailer.compose.message import Personal
 from mirage_mailer.delivery import Envelope
 from mirage_mailer.project.config import load_settings
+from mirage_mailer.services import presign
 from mirage_mailer.services.loader import open_project
 from mirage_mailer.services.outbound import send_one
 from mirage_mailer.services.preparation import for_the_wire
@@ -140,18 +141,31 @@ def test_a_dry_run_checks_the_key_but_signs_nothing(project: Path, signing: dict
 
 
 def test_signing_ahead_keeps_order_and_stops_cleanly() -> None:
-    """The worker thread signs ahead, but what comes out is every envelope, in order; a
+    """The worker thread signs ahead in batches, one task each, but what comes out is every
+    envelope, in order; it runs at most ``batch * ahead`` envelopes ahead of the wire; a
     consumer that stops early (a signal) leaves no signing thread behind."""
+    batches: list[int] = []
+
+    def sign_all(sign: Callable[[bytes], bytes], taken: list[Envelope]) -> list[bytes]:
+        batches.append(len(taken))
+        return [sign(e.data) for e in taken]
+
     def sign(data: bytes) -> bytes:
+        assert threading.current_thread().name.startswith("mirage-dkim")
         return b"S:" + data
 
     source = [Envelope(n, "a@example.org", "b@example.org", str(n).encode())
               for n in range(50)]
-    out = list(presigned(iter(source), sign, ahead=4))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(presign, "_sign_all", sign_all)
+        out = list(presigned(iter(source), sign, batch=4, ahead=2))
     assert [e.data for e in out] == [b"S:" + str(n).encode() for n in range(50)]
     assert [e.key for e in out] == list(range(50))
-    stream = presigned(iter(source), sign, ahead=8)
+    assert batches == [4] * 12 + [2]
+    pulled = iter(source)
+    stream = presigned(pulled, sign, batch=3, ahead=2)
     assert next(stream).data == b"S:0"
+    assert next(pulled).key == 6  # two batches of 3 built and handed over, no more
     stream.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("mirage-dkim")]
 

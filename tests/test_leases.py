@@ -106,6 +106,10 @@ def test_a_reaped_sender_changes_nothing_with_its_late_words(
         other.register_sender("live", ISSUE, "host-b", 2, 60)
         reaped = other.reap(ISSUE)
         assert (reaped.senders, reaped.unknown, reaped.released) == (1, 2, 1)
+        assert reaped.words() == (  # one line: which sender, what became of its rows
+            "1 sender(s) of this issue stopped renewing their lease (host-a pid 1): 2 "
+            "recipient(s) they had on the wire are unknown (check, then --resend-unknown), "
+            "1 others are back in the pool")
         after = _status(pg_url)
         assert after[on_wire] == after[answered] == ("unknown", None)
         assert after[leased] == ("pending", None)
@@ -259,10 +263,10 @@ def test_durable_commits_is_read_from_the_config(tmp_path: Path) -> None:
     init_project(tmp_path / "p")
     config = tmp_path / "p" / "mirage.yaml"
     text = config.read_text(encoding="utf-8")
-    assert load_settings(config).tracking.durable_commits is False
-    config.write_text(text.replace("tracking:\n", "tracking:\n  durable_commits: true\n", 1),
+    assert load_settings(config).tracking.durable_commits is True  # the safe side by default
+    config.write_text(text.replace("tracking:\n", "tracking:\n  durable_commits: false\n", 1),
                       encoding="utf-8")
-    assert load_settings(config).tracking.durable_commits is True
+    assert load_settings(config).tracking.durable_commits is False
     config.write_text(text.replace("tracking:\n", "tracking:\n  durable_commits: yes please\n",
                                    1), encoding="utf-8")
     with pytest.raises(InputError, match="durable_commits"):

@@ -224,18 +224,31 @@ def _bounce_table(found: list[dict[str, Any]], names: dict[str, str | None]) -> 
 
 
 def _senders_note(found: list[dict[str, Any]]) -> None:
-    """Senders running now on a PostgreSQL store: their messages on the wire are counted
-    ``unknown`` above until the relay answers (within half a second)."""
+    """A PostgreSQL store's senders: those running now (their messages on the wire are
+    counted ``unknown`` above until the relay answers, within half a second), those whose
+    lease ran out (dead: what becomes of their rows), and those a send found dead (why
+    their rows are ``unknown``). One line each."""
     for report in found:
-        live = report.get("senders")
-        if not live:
-            continue
-        who = ", ".join(f"{s['host']} pid {s['pid']}"
-                        + (" (lease expired: the next send takes its recipients back)"
-                           if s["lease_left"] < 0 else "") for s in live)
-        wire = sum(s["in_flight"] for s in live)
-        click.echo(f"{report['issue']}: {len(live)} sender(s) running ({who}); {wire} "
-                   "message(s) on the wire now, counted as unknown until the relay answers")
+        issue = report["issue"]
+        senders = report.get("senders") or []
+        live = [s for s in senders if s["lease_left"] >= 0]
+        if live:
+            who = ", ".join(f"{s['host']} pid {s['pid']}" for s in live)
+            wire = sum(s["in_flight"] for s in live)
+            click.echo(f"{issue}: {len(live)} sender(s) running ({who}); {wire} message(s) "
+                       "on the wire now, counted as unknown until the relay answers")
+        for s in senders:
+            if s["lease_left"] < 0:
+                click.echo(
+                    f"{issue}: sender {s['host']} pid {s['pid']} stopped renewing its lease "
+                    f"{-s['lease_left']:.0f} s ago: the {s['in_flight']} message(s) it had on "
+                    f"the wire are unknown (check, then send --resend-unknown), and the "
+                    f"{s.get('held', 0)} other recipient(s) it held go back to the pool at "
+                    "the next send")
+        for lost in report.get("lost_senders") or []:
+            click.echo(f"{issue}: {lost['unknown']} recipient(s) unknown because their "
+                       f"sender ({lost['senders']}) stopped renewing its lease with them on "
+                       "the wire: check, then send --resend-unknown")
 
 
 def _table(found: list[dict[str, Any]], names: dict[str, str | None], *,

@@ -9,8 +9,8 @@ private-key operation is OpenSSL's (``cryptography``), and the header hash is cu
 ``h=`` lists first the headers that are the same for every message of a language (From,
 Subject, Content-Type, ...), whose SHA-256 state is computed once and ``.copy()``-ed per
 message, then the per-recipient ones (To, Date, Message-ID, List-Unsubscribe). The body hash
-is per message: the first per-recipient byte (the greeting) sits a few lines into the body,
-so there is no constant prefix worth keeping.
+is per message (the first per-recipient byte, the greeting, sits a few lines into the body),
+but the canonical form of the body's constant runs is kept per language (``dkim_body``).
 
 Oversigning (a name in ``h=`` once more than the message has it) makes a verifier fail the
 signature if anyone adds that header later: a second From or Subject, a Reply-To or an
@@ -24,6 +24,7 @@ import hashlib
 import re
 import time
 from collections.abc import Callable
+from functools import lru_cache
 from typing import TypeAlias
 
 from cryptography.hazmat.primitives import hashes
@@ -31,6 +32,10 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+from mirage_mailer.compose.dkim_body import BodyHints, canonical_body
+
+__all__ = ["DkimSigner", "PrivateKey", "canonical_body", "canonical_header", "split_message"]
 
 PrivateKey: TypeAlias = RSAPrivateKey | Ed25519PrivateKey
 
@@ -59,21 +64,6 @@ def canonical_header(raw: bytes) -> bytes:
     return name.rstrip(b" \t").lower() + b":" + value + b"\r\n"
 
 
-def canonical_body(body: bytes) -> bytes:
-    """RFC 6376 3.4.4 relaxed: blanks compressed, none at line ends, no empty lines at the
-    end, CRLF line endings; an empty body stays empty.
-
-    Tabs become spaces first, so the one regular expression left starts with a literal
-    (``"  "``) that the engine finds with a fast search: ``[ \t]{2,}|\t`` tried every byte
-    and took over 400 µs on a 13 KB newsletter, this takes under 20 (bench/dkim_cost.py)."""
-    if b"\r" in body:
-        body = body.replace(b"\r\n", b"\n")
-    if b"\t" in body:
-        body = body.replace(b"\t", b" ")
-    body = _SPACES.sub(b" ", body).replace(b" \n", b"\n").rstrip(b" \n")
-    return body.replace(b"\n", b"\r\n") + b"\r\n" if body else b""
-
-
 def split_message(message: bytes) -> tuple[list[tuple[bytes, bytes]], bytes, bytes]:
     """(headers as (lower-case name, raw field with its folding), body, line ending)."""
     first = message.find(b"\n")
@@ -96,7 +86,8 @@ def split_message(message: bytes) -> tuple[list[tuple[bytes, bytes]], bytes, byt
     return headers, body, newline
 
 
-def _fold_names(names: list[str], newline: str) -> str:
+@lru_cache(maxsize=64)
+def _fold_names(names: tuple[str, ...], newline: str) -> str:
     """``h=``'s names, folded after a colon before a line passes 76 characters (RFC 6376
     allows folding white space around the colons)."""
     lines = [""]
@@ -119,6 +110,7 @@ class DkimSigner:
         self.algorithm = algorithm_of(key)
         self._clock = clock
         self._prefix: dict[tuple[bytes, ...], hashlib._Hash] = {}
+        self.body = BodyHints()  # the builder's constant body runs (``learn``), if it tells
         self.constant_hashes = 0  # times the constant headers were hashed (once per language)
         self._head = (f"DKIM-Signature: v=1; a={self.algorithm}; c=relaxed/relaxed; "
                       f"d={domain}; s={selector};")
@@ -126,7 +118,7 @@ class DkimSigner:
     def sign(self, message: bytes) -> bytes:
         """``message`` with a DKIM-Signature header in front, in the message's line endings."""
         headers, body, newline = split_message(message)
-        body_hash = base64.b64encode(hashlib.sha256(canonical_body(body)).digest())
+        body_hash = base64.b64encode(self.body.digest(body))
         constant, varying, names = self._select(headers)
         state = self._prefix.get(constant)
         if state is None:
@@ -141,7 +133,7 @@ class DkimSigner:
         for raw in varying:
             digest.update(canonical_header(raw))
         nl = newline.decode()
-        field = (f"{self._head} t={int(self._clock())};{nl} h={_fold_names(names, nl)};{nl}"
+        field = (f"{self._head} t={int(self._clock())};{nl} h={_fold_names(tuple(names), nl)};{nl}"
                  f" bh={body_hash.decode()};{nl} b=").encode()
         digest.update(canonical_header(field)[:-2])  # itself with b= empty, no final CRLF
         signature = base64.b64encode(self._sign_digest(digest.digest()))

@@ -100,7 +100,7 @@ class Tracking:
     lease_seconds: int = 60  # a sender's lease on a PostgreSQL store (store/leases.py)
     # a PostgreSQL sender's commits wait for the server's disk: no duplicate after a crash of
     # the server itself, at one WAL flush per commit (docs/design.md, "Several senders")
-    durable_commits: bool = False
+    durable_commits: bool = True
 
 
 @dataclass(frozen=True)
@@ -582,7 +582,7 @@ def _load_tracking(sec: LineDict, path: Path, problems: Collector, root: Path) -
         opens=opens,
         clicks=clicks,
         lease_seconds=s.integer("lease_seconds", 60, minimum=2, maximum=3600),
-        durable_commits=s.flag("durable_commits", False),
+        durable_commits=s.flag("durable_commits", True),
     )
 
 

@@ -29,7 +29,7 @@ from mirage_mailer.services.lease_recorder import LeaseRecorder
 from mirage_mailer.services.outbound import resumable
 from mirage_mailer.services.preparation import for_the_wire
 from mirage_mailer.services.verp import envelope_sender
-from mirage_mailer.store import LeaseStore, Reaped, StoreUnavailable, email_key
+from mirage_mailer.store import LeaseStore, Reaped, Recipient, StoreUnavailable, email_key
 from mirage_mailer.util.database import PostgresUrl
 from mirage_mailer.util.errors import (
     DeliveryError,
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     )
 
 CLAIM_BATCH = 100  # rows leased per claim (docs/design.md, "Several senders": measured)
+RECOUNT_EVERY = 2.0  # seconds between counts of what is still claimable (the progress total)
 
 
 class LeaseLost(DeliveryError):
@@ -116,6 +117,26 @@ def send_leased(prep: Preparation, options: SendOptions, store: LeaseStore, want
     store.register_sender(owner, issue.id, socket.gethostname(), os.getpid(), lease,
                           durable=settings.tracking.durable_commits)
 
+    run = outcome.this_run
+    counted_at = -RECOUNT_EVERY  # the first claim counts
+
+    def total(queued: int, claimable: int) -> None:
+        """The progress total: what this run finished or holds, and what nobody holds yet
+        (the plan's figure also counts rows other live senders hold: never ours)."""
+        run.total = run.done + run.deferred + len(tracked) + queued + claimable
+
+    def recount(queued: int, *, now: bool = False) -> None:
+        nonlocal counted_at
+        if now or time.monotonic() - counted_at >= RECOUNT_EVERY:
+            counted_at = time.monotonic()
+            total(queued, store.unclaimed(issue.id, keys=keys, langs=langs))
+
+    def ours(rows: list[Recipient]) -> Iterator[tuple[Recipient, str]]:
+        for row in rows:
+            lang = issue.pick_language(row.lang)
+            if lang in prep.rendered and (keys is None or email_key(row.email) in wanted):
+                yield row, lang  # else not this run's (released at the end, untouched)
+
     def envelopes() -> Iterator[Envelope]:
         after = 0  # the highest id claimed: the next claim reads on from there
         reaped = False
@@ -132,24 +153,24 @@ def send_leased(prep: Preparation, options: SendOptions, store: LeaseStore, want
                     after = 0
                     continue
                 if reaped:
-                    return  # what is left is with other live senders
+                    total(0, 0)  # what is left is with other live senders
+                    return
                 try:  # a dead sender's rows come back to the pool
                     got = store.reap(issue.id)
                 except StoreUnavailable:  # a lock wait or deadlock: the next run reaps it;
                     got = Reaped()        # a lost connection fails the next claim anyway
                 if got.senders or got.unknown:
                     outcome.this_run.notes.append(got.words())
+                    recount(0, now=True)
                     if progress:
                         progress(outcome.this_run)
                 reaped = True
                 continue
             reaped = False
             after = rows[-1].id
-            for row in rows:
-                lang = issue.pick_language(row.lang)
-                if lang not in prep.rendered or (keys is not None
-                                                 and email_key(row.email) not in wanted):
-                    continue  # not this run's (released at the end, untouched)
+            batch = list(ours(rows))
+            recount(len(batch))
+            for row, lang in batch:
                 message_id = prep.factory.new_message_id()
                 person = Personal(row.email, row.name, row.list_name, row.fields, row.subject)
                 data = prep.factory.build(person, lang, message_id=message_id)

@@ -23,6 +23,7 @@ from mirage_mailer.project.config import Settings
 from mirage_mailer.project.content import Issue, load_issue
 from mirage_mailer.project.issue_titles import issue_subject
 from mirage_mailer.services.reporting import existing
+from mirage_mailer.services.store_access import StoreAccess
 from mirage_mailer.store import ReportReader
 from mirage_mailer.util.errors import InputError, MirageError, Problem, shorten
 from mirage_mailer.util.langs import check_language, normalise_language
@@ -117,12 +118,13 @@ class PeriodReport:
         return sorted(self.total.by_list)
 
 
-def period_report(settings: Settings, period: Period) -> PeriodReport:
+def period_report(settings: Settings, period: Period,
+                  stores: StoreAccess | None = None) -> PeriodReport:
     """Every issue first sent within ``period``, oldest first, with the total."""
     opens_on, clicks_on = settings.tracking.opens, settings.tracking.clicks
     found: list[Figures] = []
     people = 0
-    with existing(settings) as store:
+    with existing(settings, stores) as store:
         if store is not None:
             starts = {issue: moment for issue, at in store.first_sends().items()
                       if (moment := _moment(at)) is not None and moment in period}

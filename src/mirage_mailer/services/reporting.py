@@ -16,10 +16,8 @@ from typing import Any
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.issue_titles import issue_subjects
 from mirage_mailer.services.bounce_rates import bounce_summary
-from mirage_mailer.services.journal import settle_all
-from mirage_mailer.store import REPORT_STATUSES, ReportReader, Store, store_exists
-from mirage_mailer.store import open_store as open_any
-from mirage_mailer.util.database import Database
+from mirage_mailer.services.store_access import StoreAccess, access
+from mirage_mailer.store import REPORT_STATUSES, ReportReader, Store
 
 STATUSES: tuple[str, ...] = REPORT_STATUSES  # the report's counts, in the table's order
 CSV_COLUMNS = ("issue", "subject", "email", "status", "attempts", "message_id", "smtp_code",
@@ -34,22 +32,12 @@ def issue_report(store: ReportReader | None, issue: str) -> dict[str, Any]:
             "recipients": list(store.recipients(issue))}
 
 
-def open_store(database: Database) -> Store | None:
-    """The store if it exists; reports never create one."""
-    return open_any(database) if store_exists(database) else None
-
-
 @contextmanager
-def existing(settings: Settings) -> Iterator[Store | None]:
-    """The project's store for the length of a report, or None when there is none yet."""
-    store = open_store(settings.tracking.database)
-    if store is not None:  # a send killed mid-run left its last outcomes in its journal
-        settle_all(store, settings.state_dir)
-    try:
+def existing(settings: Settings, stores: StoreAccess | None = None) -> Iterator[Store | None]:
+    """The project's store for the length of a report, or None when there is none yet (a
+    send killed mid-run left its last outcomes in its journal: settled first)."""
+    with access(settings, stores).existing() as store:
         yield store
-    finally:
-        if store is not None:
-            store.close()
 
 
 def tracking_on(settings: Settings) -> bool:
@@ -77,6 +65,9 @@ def reports(settings: Settings, issue: str | None) -> list[dict[str, Any]]:
             for report in found:
                 if live := store.senders(report["issue"]):
                     report["senders"] = [sender.as_json() for sender in live]
+                if lost := store.lost_to_dead_senders(report["issue"]):  # reaped ones' rows
+                    report["lost_senders"] = [{"senders": names, "unknown": count}
+                                              for names, count in lost.items()]
         if settings.transport.relays:  # extra fields, only with several relays
             for report in found:
                 carried = store.carriers(report["issue"]) if store is not None else {}
@@ -123,20 +114,21 @@ def html_report(settings: Settings, issue: str) -> str:
         return issue_report_html(store, issue, settings)
 
 
-def known_issue_report(settings: Settings, issue: str) -> str | None:
+def known_issue_report(settings: Settings, issue: str,
+                       stores: StoreAccess | None = None) -> str | None:
     """The HTML page for an issue the store or the project knows, else None (the web's 404)."""
     from mirage_mailer.services.htmlreport import issue_report_html  # pygal only when asked
 
-    with existing(settings) as store:
+    with existing(settings, stores) as store:
         known = (store is not None and issue in store.issues()) or \
             (settings.issues_dir / issue / "issue.yaml").is_file()
         return issue_report_html(store, issue, settings) if known else None
 
 
-def period_page(settings: Settings, period: str) -> str:
+def period_page(settings: Settings, period: str, stores: StoreAccess | None = None) -> str:
     """The HTML page of ``report --period`` for ``period`` (``START..END``); a bad period
     is an ``InputError``."""
     from mirage_mailer.services.period_html import period_html  # pygal only when asked
     from mirage_mailer.services.period_report import parse_period, period_report
 
-    return period_html(period_report(settings, parse_period(period)))
+    return period_html(period_report(settings, parse_period(period), stores))

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mirage_mailer.project.config import Settings
-from mirage_mailer.store import PersonalData, open_store
+from mirage_mailer.services.store_access import StoreAccess, access
+from mirage_mailer.store import PersonalData
 from mirage_mailer.util.errors import InputError, Problem, display_path
 from mirage_mailer.util.tokens import Signer
 
@@ -32,11 +33,12 @@ def require_privacy_notice(settings: Settings) -> None:
 
 
 def sign_up(settings: Settings, signer: Signer, list_name: str, email: str, *,
-            name: str | None, lang: str, source: str = "web") -> bool:
+            name: str | None, lang: str, source: str = "web",
+            stores: StoreAccess | None = None) -> bool:
     """Record a pending sign-up with the consent text and version shown; True when a
     confirmation mail is due (False: already confirmed and receiving, nothing to send)."""
     web = settings.web
-    with open_store(settings.tracking.database) as store:
+    with access(settings, stores).store() as store:
         return store.add_pending_subscriber(
             list_name, email, name=name, lang=lang, subject=signer.subject_id(email),
             consent_text=web.consent_text, consent_version=web.consent_version, source=source)
@@ -59,9 +61,10 @@ class SignUpTarget:
     lang: str | None
 
 
-def confirmation_target(settings: Settings, list_name: str, subject: str) -> SignUpTarget:
+def confirmation_target(settings: Settings, list_name: str, subject: str,
+                        stores: StoreAccess | None = None) -> SignUpTarget:
     """Reads only: a GET of the link changes nothing."""
-    with open_store(settings.tracking.database) as store:
+    with access(settings, stores).store() as store:
         address = store.resolve_subject(subject)
         return SignUpTarget(address, _sign_up_language(store, list_name, address))
 
@@ -74,10 +77,11 @@ class Confirmed:
     lang: str | None
 
 
-def confirm(settings: Settings, list_name: str, subject: str) -> Confirmed | SignUpTarget:
+def confirm(settings: Settings, list_name: str, subject: str,
+            stores: StoreAccess | None = None) -> Confirmed | SignUpTarget:
     """Confirm the sign-up the link names; a ``SignUpTarget`` (with its page language) when
     there is no such sign-up."""
-    with open_store(settings.tracking.database) as store:
+    with access(settings, stores).store() as store:
         address = store.resolve_subject(subject)
         lang = _sign_up_language(store, list_name, address)
         before = address is not None and store.is_suppressed(address)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.services.reporting import existing
+from mirage_mailer.services.store_access import StoreAccess, access
 from mirage_mailer.services.unsubmail import (
     ImapBox,
     ImapTarget,
@@ -21,15 +22,15 @@ from mirage_mailer.services.unsubmail import (
     parse_imap_url,
     process,
 )
-from mirage_mailer.store import open_store
 from mirage_mailer.util.errors import InputError, Problem
 from mirage_mailer.util.tokens import Signer, load_secret
 
 
 def unsubscribe(settings: Settings, address: str, *, source: str = "cli",
-                reason: str = "mirage-mailer unsubscribe") -> bool:
+                reason: str = "mirage-mailer unsubscribe",
+                stores: StoreAccess | None = None) -> bool:
     """Suppress ``address`` for every list; False when it already was (idempotent)."""
-    with open_store(settings.tracking.database) as store:
+    with access(settings, stores).store() as store:
         return store.suppress(address, source=source, reason=reason)
 
 
@@ -42,10 +43,11 @@ class LinkTarget:
     already: bool = False
 
 
-def link_target(settings: Settings, issue: str, subject: str) -> LinkTarget:
+def link_target(settings: Settings, issue: str, subject: str,
+                stores: StoreAccess | None = None) -> LinkTarget:
     """The address behind a genuine token of ``issue``, its message language, and whether it
     is already unsubscribed. Reads only."""
-    with open_store(settings.tracking.database) as store:
+    with access(settings, stores).store() as store:
         address = store.resolve_subject(subject, issue)
         lang = store.recipient_lang(issue, subject)
         already = address is not None and store.is_suppressed(address)

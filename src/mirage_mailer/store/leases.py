@@ -73,11 +73,13 @@ class SenderInfo:
     started_at: str
     expires_in: float  # seconds until its lease runs out (server clock); < 0: dead
     in_flight: int  # its rows on the wire now (``sending``): the report counts them unknown
+    held: int = 0  # its pending rows (claimed, not yet on the wire)
 
     def as_json(self) -> dict[str, Any]:
         """The report's extra ``senders`` entry (no owner id: it means nothing to a reader)."""
         return {"host": self.host, "pid": self.pid, "started_at": self.started_at,
-                "lease_left": round(self.expires_in, 1), "in_flight": self.in_flight}
+                "lease_left": round(self.expires_in, 1), "in_flight": self.in_flight,
+                "held": self.held}
 
 
 @dataclass(frozen=True)
@@ -87,10 +89,13 @@ class Reaped:
     senders: int = 0
     unknown: int = 0
     released: int = 0
+    names: tuple[str, ...] = ()  # "host pid N" of each dead sender, for the officer
 
     def words(self) -> str:
-        """One line for the run's notes (printed as a warning)."""
-        who = (f"{self.senders} sender(s) of this issue stopped renewing their lease"
+        """One line for the run's notes (printed as a warning): which senders, what became
+        of their rows."""
+        named = f" ({', '.join(self.names)})" if self.names else ""
+        who = (f"{self.senders} sender(s) of this issue stopped renewing their lease{named}"
                if self.senders else "a send before leases left rows in flight")
         return (f"{who}: {self.unknown} recipient(s) they had on the wire are unknown "
                 f"(check, then --resend-unknown), {self.released} others are back in the pool")
@@ -178,7 +183,8 @@ class LeasesMixin(StoreCore):
                 "UPDATE recipients SET lease_owner = NULL WHERE id = ANY(?)"
                 " AND lease_owner IS NOT NULL", (ids,)).rowcount
             conn.execute("DELETE FROM senders WHERE owner = ANY(?)", (owners,))
-            return Reaped(len(owners), max(unknown, 0), max(released, 0))
+            return Reaped(len(owners), max(unknown, 0), max(released, 0),
+                          tuple(sorted(who.values())))
 
     def claim(self, owner: str, issue: str, size: int, *, after: int = 0,
               keys: Sequence[str] | None = None,
@@ -307,6 +313,24 @@ class LeasesMixin(StoreCore):
             conn.execute("DELETE FROM senders WHERE owner = ?", (owner,))
         return max(unknown, 0), max(released, 0)
 
+    def unclaimed(self, issue: str, *, keys: Sequence[str] | None = None,
+                  langs: Sequence[str] | None = None) -> int:
+        """Pending rows of ``issue`` that nobody holds now (narrowed as ``claim`` narrows):
+        what a sender may still take, for its progress total. One read of the issue's rows
+        (no index on ``status``), so a sender asks now and then, not per claim."""
+        where = ""
+        params: list[Any] = [issue]
+        if keys is not None:
+            where += " AND email_key = ANY(?)"
+            params.append(list(keys))
+        if langs is not None:
+            where += " AND coalesce(lang, '') = ANY(?)"
+            params.append(list(langs))
+        row = self._conn.execute(
+            "SELECT count(*) FROM recipients WHERE issue = ? AND status = 'pending'"
+            f" AND lease_owner IS NULL{where}", params).fetchone()
+        return int(row[0])
+
     def leased_elsewhere(self, issue: str) -> tuple[int, int]:
         """(pending, on the wire) rows of ``issue`` that registered senders hold now."""
         row = self._conn.execute(
@@ -320,15 +344,36 @@ class LeasesMixin(StoreCore):
         wire (``report``); none on SQLite, which has no leases."""
         if not self.is_postgres:
             return []
-        return [SenderInfo(owner, iss, host, int(pid), str(started), float(left), int(wire))
-                for owner, iss, host, pid, started, left, wire in self._conn.execute(
+        return [SenderInfo(owner, iss, host, int(pid), str(started), float(left), int(wire),
+                           int(held))
+                for owner, iss, host, pid, started, left, wire, held in self._conn.execute(
                     "SELECT owner, issue, host, pid, to_char(started_at AT TIME ZONE 'UTC',"
                     " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-                    " extract(epoch FROM expires_at - clock_timestamp()),"
-                    " (SELECT count(*) FROM recipients r WHERE r.lease_owner = s.owner"
-                    " AND r.status = 'sending')"
-                    " FROM senders s WHERE issue = ? ORDER BY started_at, owner",
+                    " extract(epoch FROM expires_at - clock_timestamp()), w.sending, w.pending"
+                    " FROM senders s, LATERAL (SELECT"
+                    " count(CASE WHEN r.status = 'sending' THEN 1 END) AS sending,"
+                    " count(CASE WHEN r.status = 'pending' THEN 1 END) AS pending"
+                    " FROM recipients r WHERE r.lease_owner = s.owner) w"
+                    " WHERE issue = ? ORDER BY started_at, owner",
                     (issue,)).fetchall()]
+
+    def lost_to_dead_senders(self, issue: str) -> dict[str, int]:
+        """Rows of ``issue`` still ``unknown`` because a reaper found their sender dead,
+        by sender ("host pid N", as ``reap`` recorded it in each row's last ``unknown``
+        event); empty on SQLite, which has no leases."""
+        if not self.is_postgres:
+            return {}
+        found: dict[str, int] = {}
+        for detail, count in self._conn.execute(
+                "SELECT detail, count(*) FROM (SELECT DISTINCT ON (e.recipient_id) e.detail"
+                " FROM events e JOIN recipients r ON r.id = e.recipient_id"
+                " WHERE e.issue = ? AND r.issue = ? AND r.status = 'unknown'"
+                " AND e.kind = 'unknown' ORDER BY e.recipient_id, e.id DESC) t"
+                " WHERE detail LIKE ? GROUP BY detail ORDER BY detail",
+                (issue, issue, _LOST_HEAD + "%" + _LOST_TAIL)).fetchall():
+            names = str(detail)[len(_LOST_HEAD):-len(_LOST_TAIL)]
+            found[names] = found.get(names, 0) + int(count)
+        return found
 
     def pending_langs(self, issue: str) -> list[str]:
         """The distinct stored ``lang`` values ('' for none) of the issue's pending rows."""
@@ -337,9 +382,12 @@ class LeasesMixin(StoreCore):
             " AND status = 'pending'", (issue,)).fetchall()]
 
 
+_LOST_HEAD = "in flight when its sender ("  # the detail of a reaped row's event ...
+_LOST_TAIL = ") stopped renewing its lease"  # ... which ``lost_to_dead_senders`` reads back
+
+
 def _lost_words(who: dict[str, str]) -> str:
     """The event's detail for rows a dead sender left on the wire."""
     if not who:
         return "in flight when its send stopped (no sender holds it)"
-    names = ", ".join(sorted(who.values()))
-    return f"in flight when its sender ({names}) stopped renewing its lease"
+    return _LOST_HEAD + ", ".join(sorted(who.values())) + _LOST_TAIL

@@ -19,7 +19,8 @@ from babel.dates import format_date
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.content import Issue, load_issue
-from mirage_mailer.store import ReportReader, open_store, store_exists
+from mirage_mailer.services.store_access import StoreAccess, access
+from mirage_mailer.store import ReportReader
 from mirage_mailer.util.errors import MirageError
 from mirage_mailer.web.links import Links
 
@@ -75,10 +76,6 @@ class Entry:
             return self.issue.preheader[lang]
         return " · ".join(a.title for a in self.issue.articles[lang])
 
-    @property
-    def date_text(self) -> str:
-        return format_date(self.published.date(), format="long", locale="en")
-
     def subject_in(self, lang: str) -> str:
         """The subject in ``lang`` where the issue has it (a reader's archive index)."""
         return self.issue.subject_for(self.issue.pick_language(lang))
@@ -98,16 +95,13 @@ class Entry:
         """The publication date as a reader of ``lang`` writes it."""
         return format_date(self.published.date(), format="long", locale=lang)
 
-    @property
-    def article_titles(self) -> tuple[str, ...]:
-        return tuple(a.title for a in self.issue.articles[self.issue.default_language])
-
 
 class Catalogue:
     """Published issues, newest first; safe to use from several threads."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, stores: StoreAccess | None = None) -> None:
         self.settings = settings
+        self._stores = access(settings, stores)  # serve's kept connections, else one a call
         self._issues: dict[str, tuple[Fingerprint, Issue]] = {}
         self._first_sent: dict[str, datetime] = {}
         self._lock = threading.Lock()
@@ -135,11 +129,10 @@ class Catalogue:
 
     def _sent(self, only: str | None = None) -> dict[str, datetime | None]:
         """Published issue ids (all, or just ``only``), with their first send time."""
-        database = self.settings.tracking.database
-        if not store_exists(database):  # the archive never creates a tracking store
-            return {}
         found: dict[str, datetime | None] = {}
-        with open_store(database) as store:
+        with self._stores.existing(settle=False) as store:
+            if store is None:  # the archive never creates a tracking store
+                return {}
             for issue_id in [only] if only is not None else store.issues():
                 if not ISSUE_ID.match(issue_id) or store.counts(issue_id)["sent"] == 0:
                     continue

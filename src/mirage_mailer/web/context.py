@@ -5,22 +5,20 @@ server's own address. Every route reaches it through ``web_context(request)``.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
 from mirage_mailer.project.config import Settings
-from mirage_mailer.store import Store, StoreError, open_store
-from mirage_mailer.util.database import PostgresUrl
+from mirage_mailer.store import Store
 from mirage_mailer.util.tokens import Signer, load_secret
 from mirage_mailer.web.archive import Catalogue
 from mirage_mailer.web.csrf import CsrfTokens
 from mirage_mailer.web.issue_pages import IssueRenderer
 from mirage_mailer.web.ratelimit import SignUpLimits
 from mirage_mailer.web.signup_ticket import SignUpTickets
+from mirage_mailer.web.stores import KeptStores
 
 # Where ``serve`` listens by default; the app is told the real address when it is elsewhere.
 DEFAULT_LOCAL_BASE = "http://127.0.0.1:8080"
@@ -33,56 +31,24 @@ class WebContext:
     csrf: CsrfTokens
     catalogue: Catalogue
     renderer: IssueRenderer
+    # the store for every route and every service it calls, the catalogue's included
+    stores: KeptStores = field(repr=False, compare=False)
     local_base: str = DEFAULT_LOCAL_BASE  # this server's own address (no trailing slash)
     limits: SignUpLimits = field(default_factory=SignUpLimits)
     tickets: SignUpTickets | None = None  # sign-ups posted from allowed sites (load sets it)
-    # one PostgreSQL store per worker thread, kept across requests (``store``)
-    _kept: threading.local = field(default_factory=threading.local, repr=False, compare=False)
 
     @classmethod
     def load(cls, settings: Settings, local_base: str | None = None) -> WebContext:
         """Everything the routes share, read once when the app is made (one secret read)."""
         key = load_secret(settings.state_dir, settings.tracking.secret_env)
-        return cls(settings, Signer(key), CsrfTokens(key), Catalogue(settings),
-                   IssueRenderer(settings), (local_base or DEFAULT_LOCAL_BASE).rstrip("/"),
-                   tickets=SignUpTickets(key))
+        stores = KeptStores(settings)
+        return cls(settings, Signer(key), CsrfTokens(key), Catalogue(settings, stores),
+                   IssueRenderer(settings), stores,
+                   (local_base or DEFAULT_LOCAL_BASE).rstrip("/"), tickets=SignUpTickets(key))
 
-    @contextmanager
-    def store(self) -> Iterator[Store]:
-        """A store for one request. SQLite's connections are cheap (WAL lets send run too):
-        one per request. A PostgreSQL connection costs a login (~8 ms): each worker thread
-        keeps its own across requests, checked by a round trip first, so one the server
-        dropped (a restart, an idle timeout) is replaced instead of failing every request."""
-        database = self.settings.tracking.database
-        if not isinstance(database, PostgresUrl):
-            with open_store(database) as fresh:
-                yield fresh
-            return
-        store = self._alive()
-        try:
-            yield store
-        except BaseException:
-            self._drop()  # whatever state the connection is in, the next request starts clean
-            raise
-
-    def _alive(self) -> Store:
-        kept: Store | None = getattr(self._kept, "store", None)
-        if kept is not None:
-            try:
-                kept.ping()
-                return kept
-            except StoreError:
-                self._drop()
-        store = open_store(self.settings.tracking.database)
-        self._kept.store = store
-        return store
-
-    def _drop(self) -> None:
-        kept: Store | None = getattr(self._kept, "store", None)
-        self._kept.store = None
-        if kept is not None:
-            with suppress(Exception):  # a connection already broken has nothing to close
-                kept.close()
+    def store(self) -> AbstractContextManager[Store]:
+        """A store for one request (``stores``: kept per worker thread on PostgreSQL)."""
+        return self.stores.store()
 
     def verify(self, purpose: str, token: str) -> tuple[str, str] | None:
         """``Signer.verify`` for a token from a URL: anything not ASCII is simply not genuine

@@ -101,7 +101,7 @@ def report(request: Request) -> Response:
     issue = request.path_params["issue_id"]
     if not _ISSUE_ID.match(issue):
         return _page(404, "No such issue", "There is no issue with that name.")
-    body = known_issue_report(ctx.settings, issue)
+    body = known_issue_report(ctx.settings, issue, ctx.stores)
     if body is None:
         return _page(404, "No such issue", "There is no issue with that name.")
     return Response(body, media_type="text/html; charset=utf-8", headers=_HEADERS)
@@ -114,7 +114,7 @@ def period(request: Request) -> Response:
     if refused is not None:
         return refused
     try:
-        body = period_page(ctx.settings, request.path_params["period"])
+        body = period_page(ctx.settings, request.path_params["period"], ctx.stores)
     except InputError as exc:
         return _page(400, "Not a period", escape(exc.problems[0].message) + ": write it as "
                      "/report/period/2021-01-01..2021-12-31 (UTC days, both included).")

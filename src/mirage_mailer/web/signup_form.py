@@ -193,7 +193,7 @@ def thank_you(request: Request, email: str, back: BackLink | None,
 
 def _record(ctx: WebContext, name: str, sign_up: SignUp, source: str) -> bool:
     return record_sign_up(ctx.settings, ctx.signer, name, sign_up.email, name=sign_up.name,
-                          lang=sign_up.lang, source=source)
+                          lang=sign_up.lang, source=source, stores=ctx.stores)
 
 
 async def accept(request: Request, name: str, sign_up: SignUp, *, source: str,

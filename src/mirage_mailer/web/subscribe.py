@@ -110,7 +110,7 @@ def show_confirm(request: Request) -> Response:
     """GET (and HEAD): a page with one button; reads the store, changes nothing."""
     list_name, subject = _confirm_token(request)
     ctx = web_context(request)
-    target = confirmation_target(ctx.settings, list_name, subject)
+    target = confirmation_target(ctx.settings, list_name, subject, ctx.stores)
     set_language(request, target.lang)
     if target.address is None:
         raise HTTPException(400, NO_SIGN_UP)
@@ -123,7 +123,8 @@ def show_confirm(request: Request) -> Response:
 
 def _confirm(request: Request, list_name: str, subject: str) -> Confirmed:
     """The confirmation after the person's own POST, or a 400 page when there is no sign-up."""
-    done = confirm_sign_up(web_context(request).settings, list_name, subject)
+    ctx = web_context(request)
+    done = confirm_sign_up(ctx.settings, list_name, subject, ctx.stores)
     set_language(request, done.lang)
     if not isinstance(done, Confirmed):
         raise HTTPException(400, NO_SIGN_UP)

@@ -45,7 +45,7 @@ def _resolve(request: Request) -> tuple[str, str, LinkTarget]:
     if found is None:
         raise HTTPException(400, BAD_LINK)
     issue, subject = found
-    target = link_target(ctx.settings, issue, subject)
+    target = link_target(ctx.settings, issue, subject, ctx.stores)
     set_language(request, target.lang)
     if target.address is None:
         raise HTTPException(400, UNKNOWN)
@@ -64,8 +64,9 @@ def show(request: Request) -> Response:
 
 
 def _suppress(request: Request, address: str, source: str, issue: str) -> None:
-    suppress(web_context(request).settings, address, source=source,
-             reason=f"link in issue {issue}")
+    ctx = web_context(request)
+    suppress(ctx.settings, address, source=source, reason=f"link in issue {issue}",
+             stores=ctx.stores)
 
 
 async def unsubscribe(request: Request) -> Response:
