@@ -84,31 +84,6 @@ def test_language_codes_are_checked_once_each_with_the_same_answers() -> None:
     assert len(lists._LANGUAGES) <= lists._MAX_LANGUAGES
 
 
-def test_seen_addresses_answer_as_a_plain_dict_would_whatever_the_window() -> None:
-    """Keys that moved to the temporary table (a tiny window makes them move often) are found
-    again with where they were first met; keys never met are not."""
-    rng = random.Random(7)
-    universe = [f"reader{n}@example.org" for n in range(400)]
-    for window in (1, 5, 64, 10**9):
-        seen = lists.SeenAddresses(window=window)
-        reference: dict[str, int] = {}
-        code = 0
-        try:
-            for _ in range(300):
-                batch = [rng.choice(universe) for _ in range(rng.randrange(1, 30))]
-                seen.prefetch(batch)
-                for key in batch:
-                    assert seen.get(key) == reference.get(key), (window, key)
-                    code += 1
-                    if key not in reference:
-                        reference[key] = code
-                        seen.add(key, code)
-                    seen.add(key, -5)  # adding a key met before changes nothing
-        finally:
-            seen.close()
-        assert len(reference) > 300  # most of the universe was met, and met again
-
-
 def test_the_one_scan_row_check_never_passes_a_value_the_full_check_refuses() -> None:
     """``may_have_problem`` may send a fine value the long way, never a bad one the short
     way: every character from U+0000 to U+FFFF alone and amid text, and random mixes."""
@@ -123,27 +98,6 @@ def test_the_one_scan_row_check_never_passes_a_value_the_full_check_refuses() ->
         if header_problem(value) is not None:
             assert may_have_problem(value), repr(value)
     assert not may_have_problem("Maria Georgiou\tmaria@example.org\tfr\tZoë")
-
-
-def test_first_answers_and_remembers_as_get_then_add_would() -> None:
-    """``first`` (one call per list row) answers as ``get`` did and remembers the key only when
-    it was new, whether the earlier sighting is in the window or moved to the table."""
-    rng = random.Random(11)
-    universe = [f"Reader{n}@example.org".lower() for n in range(300)]
-    for window in (1, 7, 10**9):
-        seen = lists.SeenAddresses(window=window)
-        reference: dict[str, int] = {}
-        try:
-            for code in range(2_000):
-                if code % 25 == 0:
-                    batch = [rng.choice(universe) for _ in range(25)]
-                    seen.prefetch(batch)
-                key = batch[code % 25]
-                assert seen.first(key, code) == reference.get(key), (window, key)
-                reference.setdefault(key, code)
-                assert seen.get(key) == reference[key]
-        finally:
-            seen.close()
 
 
 def test_a_rows_fields_are_its_other_columns_in_order_and_the_row_is_left_as_it_was() -> None:

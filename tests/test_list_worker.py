@@ -11,6 +11,7 @@ import pytest
 from mirage_mailer.project import list_worker, lists
 from mirage_mailer.project.lists import RowProblem, Subscriber, iter_list
 from mirage_mailer.util.errors import InputError
+from mirage_mailer.util.tokens import Signer
 from support.processes import children_of
 
 
@@ -62,6 +63,25 @@ def test_the_child_reads_exactly_what_this_process_reads(
     assert there == here
 
 
+def test_the_child_computes_each_rows_subject_id_as_this_process_would(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The keyed hash the store keeps for a row's address is made by the reader child when
+    asked (the same key, forked); without the function, and in this process, it is None."""
+    path = tmp_path / "subscribers.csv"
+    _tricky_list(path)
+    signer = Signer(b"k" * 32)
+    monkeypatch.setattr(list_worker, "_BATCH", 7)
+    monkeypatch.setattr(list_worker, "PARALLEL_BYTES", 0)
+    there = [r for r in iter_list(path, "s", subject=signer.subject_id)
+             if isinstance(r, Subscriber)]
+    assert len(there) > 250
+    assert all(r.subject == signer.subject_id(r.email) for r in there)
+    assert all(r.subject is None for r in iter_list(path, "s") if isinstance(r, Subscriber))
+    monkeypatch.setattr(list_worker, "PARALLEL_BYTES", 1 << 60)
+    assert all(r.subject is None for r in iter_list(path, "s", subject=signer.subject_id)
+               if isinstance(r, Subscriber))
+
+
 @pytest.mark.parametrize("tail", ['late@example.org;"never closed\n',
                                   "fine@example.org;Fine;en;;Org\n"])
 def test_a_fatal_error_stops_both_at_the_same_row(
@@ -98,7 +118,7 @@ def test_small_lists_and_yaml_stay_in_this_process(
     path.write_text("email\na@example.org\n", encoding="utf-8")
     called: list[Path] = []
     monkeypatch.setattr(list_worker, "iter_in_child",
-                        lambda *a: called.append(a[0]) or iter(()))
+                        lambda *a, **_kw: called.append(a[0]) or iter(()))
     assert [r.email for r in iter_list(path, "s") if isinstance(r, Subscriber)] \
         == ["a@example.org"]
     assert called == []

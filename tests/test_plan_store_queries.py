@@ -5,9 +5,13 @@ million rows). The decisions and the store rows stay exactly what they were. On 
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
+import pytest
+
 from helpers import SAMPLE_ISSUE
+from mirage_mailer.services import planning
 from mirage_mailer.services.loader import open_project
 from mirage_mailer.services.planning import Planner, PlanOptions, changes
 from mirage_mailer.store import NewRecipient, Store
@@ -62,7 +66,10 @@ def test_an_unchanged_list_writes_nothing_on_a_rerun(in_project: Path, store_url
         assert store._conn.total_changes == changes_before
         assert _rows(store) == before
     # every stored row was met in the list: none can have left it, none is read again
-    assert not [s for s in asked if "ORDER BY id LIMIT" in s]
+    assert not [s for s in asked if "SELECT id, email, email_key, status" in s]
+    # and each was met along the ids, in pages, not looked up by address (priors_after)
+    assert not [s for s in asked if "email_key IN" in s]
+    assert [s for s in asked if "id > " in s]
 
 
 def test_a_rerun_still_writes_what_changed(in_project: Path, store_url: Database) -> None:
@@ -110,3 +117,41 @@ def test_rows_closed_to_list_edits_are_not_sent_to_the_store(
     assert rows["peter.novak@example.org"][3] == "Old"
     assert rows["sofia.rossi@example.org"][3] == "Old"
     assert rows["maria.georgiou@example.org"][3] == "Maria Georgiou"
+
+
+def _decisions(store: Store, *, in_order: bool) -> list[tuple[object, ...]]:
+    project = open_project(None, Path(SAMPLE_ISSUE))
+    planner = Planner(project, store, PlanOptions())
+    if not in_order:
+        planner._in_order = planner._priors  # type: ignore[method-assign]
+    return [(d.key, d.kind, d.status, d.reason, d.where, d.prior) for d in planner]
+
+
+def test_a_rerun_reading_rows_in_id_order_decides_as_looking_each_up(
+        in_project: Path, store_url: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows found along the ids are the rows the address look-up finds, whatever the list
+    became since the first plan: rows added in front and amid it, rows left out, blocks
+    moved, the whole list shuffled; pages much smaller than the batch and larger."""
+    rng = random.Random(17)
+    people = [f"Reader{n}@Example{n % 9}.org,Reader {n},{rng.choice(['en', 'fr', ''])}"
+              for n in range(700)]
+    path = in_project / LIST
+    path.write_text("email,name,lang\n" + "\n".join(people) + "\n", encoding="utf-8")
+    with Store(store_url) as store:
+        _plan(store)
+        store.reconcile("another-issue", [  # the same people, rows of another issue after
+            NewRecipient(p.split(",")[0], "Other", None, "subscribers") for p in people])
+        edits = [
+            [f"new{n}@example.org,New,en" for n in range(600)] + people,  # many in front
+            people[:300] + people[400:] + [f"late{n}@example.org,,fr" for n in range(50)],
+            people[350:] + people[:350],  # a block moved
+            rng.sample(people, len(people)),  # reordered throughout
+            [p for p in people if rng.random() < 0.5] + people[:20],  # gaps and duplicates
+        ]
+        for batch in (7, 500):
+            monkeypatch.setattr(planning, "_BATCH", batch)
+            for rows in edits:
+                path.write_text("email,name,lang\n" + "\n".join(rows) + "\n", encoding="utf-8")
+                ordered = _decisions(store, in_order=True)
+                assert ordered == _decisions(store, in_order=False)
+                assert sum(1 for d in ordered if d[5] is not None) >= 300

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from helpers import SAMPLE_ISSUE
-from mirage_mailer.project.lists import RowProblem, Subscriber, iter_list
+from mirage_mailer.project.lists import RowProblem, SubjectOf, Subscriber, iter_list
 from mirage_mailer.services.projects import validate
 from mirage_mailer.store import Store
 
@@ -21,9 +21,10 @@ def _append(project: Path, text: str) -> None:
 def test_each_list_is_read_once(in_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reads: list[Path] = []
 
-    def counted(path: Path, name: str) -> Iterator[Subscriber | RowProblem]:
+    def counted(path: Path, name: str, *,
+                subject: SubjectOf | None = None) -> Iterator[Subscriber | RowProblem]:
         reads.append(path)
-        return iter_list(path, name)
+        return iter_list(path, name, subject=subject)
 
     monkeypatch.setattr("mirage_mailer.services.loader.iter_list", counted)
     _append(in_project, "maria.georgiou@EXAMPLE.org,Maria again,en,\nbad@@example.org,,en,\n")

@@ -44,12 +44,14 @@ def can_fork() -> bool:
             and threading.active_count() == 1)
 
 
-def iter_in_child(path: Path, list_name: str, reader: Reader,
-                  subscriber: type[Any]) -> Iterator[Any]:
-    """``reader(path, list_name)``'s rows, in order, read by a child process."""
+def iter_in_child(path: Path, list_name: str, reader: Reader, subscriber: type[Any], *,
+                  subject: Callable[[str], str] | None = None) -> Iterator[Any]:
+    """``reader(path, list_name)``'s rows, in order, read by a child process; with
+    ``subject``, each row's ``subject`` is ``subject(row.email)``, computed by the child (a
+    keyed hash: 2 µs a row that this process no longer spends)."""
     ours, theirs = multiprocessing.get_context("fork").Pipe(duplex=False)
     child = multiprocessing.get_context("fork").Process(
-        target=_child, args=(ours, theirs, path, list_name, reader, subscriber),
+        target=_child, args=(ours, theirs, path, list_name, reader, subscriber, subject),
         daemon=True)
     child.start()
     theirs.close()
@@ -63,8 +65,9 @@ def iter_in_child(path: Path, list_name: str, reader: Reader,
             if kind == _ROWS:
                 for item in payload:
                     if type(item) is tuple:
-                        email, name, lang, fields, line = item
-                        yield subscriber(email, name, lang, fields, list_name, path, line)
+                        email, name, lang, fields, line, hashed = item
+                        yield subscriber(email, name, lang, fields, list_name, path, line,
+                                         hashed)
                     else:
                         yield item
             elif kind == _END:
@@ -81,7 +84,7 @@ def iter_in_child(path: Path, list_name: str, reader: Reader,
 
 
 def _child(parents: Connection, out: Connection, path: Path, list_name: str, reader: Reader,
-           subscriber: type[Any]) -> None:
+           subscriber: type[Any], subject: Callable[[str], str] | None) -> None:
     """Read, check and send; never returns (``os._exit``: nothing inherited is cleaned up)."""
     code = 0
     try:
@@ -92,7 +95,8 @@ def _child(parents: Connection, out: Connection, path: Path, list_name: str, rea
         try:
             for row in reader(path, list_name):
                 if type(row) is subscriber:
-                    batch.append((row.email, row.name, row.lang, row.fields, row.line))
+                    batch.append((row.email, row.name, row.lang, row.fields, row.line,
+                                  None if subject is None else subject(row.email)))
                 else:
                     batch.append(row)
                 if len(batch) >= _BATCH:

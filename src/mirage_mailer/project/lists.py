@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
-import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +40,12 @@ class Subscriber:
     list_name: str
     path: Path
     line: int
+    subject: str | None = None  # the address's keyed hash, when the reader was asked for it
+
+
+# The keyed hash a planned row stores for its address (``Signer.subject_id``): a reader on
+# the second core computes it there, beside the row's checks.
+SubjectOf = Callable[[str], str]
 
 
 @dataclass(frozen=True)
@@ -50,99 +55,6 @@ class RowProblem:
     email: str
     list_name: str
     problem: Problem
-
-
-class SeenAddresses:
-    """Keys (lowercased addresses) met in one pass over the lists, with a number saying where
-    each was first met, exact, in bounded memory.
-
-    The latest ``window`` keys sit in a dict (about 170 bytes each: a 250,000-key window is
-    ~42 MB). When it is full they move, sorted, into a private temporary SQLite table (deleted
-    when closed) and a fixed 16 MB bit filter, so a list of any length costs at most the
-    window plus the filter and SQLite's page cache; a key the filter has never seen needs no
-    query, so only duplicates (and the filter's rare false alarms) are looked up.
-
-    ``prefetch`` a batch's keys before calling ``get`` or ``first`` for them.
-    """
-
-    _FILTER_BITS = 1 << 27  # 16 MB; two bits per key: ~1 false alarm in 4,500 at 1M keys
-    _QUERY = 500  # keys per look-up query
-
-    def __init__(self, window: int = 250_000) -> None:
-        self._window = window
-        self._recent: dict[str, int] = {}
-        self._known: dict[str, int] = {}  # the last prefetch's answers from the table
-        self._conn: sqlite3.Connection | None = None  # from the first spill on
-        self._filter = bytearray()
-
-    def prefetch(self, keys: Iterable[str]) -> None:
-        """Look up the keys of the next batch that may have moved into the table."""
-        if len(self._recent) >= self._window:
-            self._spill()
-        if self._conn is None:
-            return
-        self._known = {}
-        recent = self._recent
-        maybe = [k for k in dict.fromkeys(keys) if k not in recent and self._maybe(k)]
-        for start in range(0, len(maybe), self._QUERY):
-            part = maybe[start:start + self._QUERY]
-            marks = ", ".join("?" * len(part))
-            self._known.update(self._conn.execute(
-                f"SELECT key, code FROM seen WHERE key IN ({marks})", part).fetchall())
-
-    def get(self, key: str) -> int | None:
-        """Where ``key`` was first met, or None: not yet (or not prefetched from the table)."""
-        found = self._recent.get(key)
-        return self._known.get(key) if found is None else found
-
-    def add(self, key: str, code: int) -> None:
-        if self.get(key) is None:
-            self._recent[key] = code
-
-    def first(self, key: str, code: int) -> int | None:
-        """``get``, then ``add`` when it answered None, in one call and one dict operation
-        (once per list row: two calls were a twentieth of validate's time)."""
-        if self._known:
-            known = self._known.get(key)
-            if known is not None:
-                return known
-        recent = self._recent
-        size = len(recent)
-        found = recent.setdefault(key, code)
-        return None if len(recent) != size else found
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-
-    def _bits(self, key: str) -> tuple[int, int]:
-        h = hash(key)  # per process, which is all a private filter needs
-        return h & (self._FILTER_BITS - 1), (h >> 32) & (self._FILTER_BITS - 1)
-
-    def _maybe(self, key: str) -> bool:
-        a, b = self._bits(key)
-        bits = self._filter
-        return bool(bits[a >> 3] >> (a & 7) & 1 and bits[b >> 3] >> (b & 7) & 1)
-
-    def _spill(self) -> None:
-        if self._conn is None:
-            self._conn = sqlite3.connect("", isolation_level=None)  # private temporary file
-            for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-8000"):
-                self._conn.execute(f"PRAGMA {pragma}")
-            self._conn.execute("CREATE TABLE seen (key TEXT PRIMARY KEY, code INTEGER NOT NULL)"
-                               " WITHOUT ROWID")
-            self._filter = bytearray(self._FILTER_BITS >> 3)
-        bits = self._filter
-        for key in self._recent:
-            a, b = self._bits(key)
-            bits[a >> 3] |= 1 << (a & 7)
-            bits[b >> 3] |= 1 << (b & 7)
-        self._conn.execute("BEGIN")
-        self._conn.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)",
-                               sorted(self._recent.items()))
-        self._conn.execute("COMMIT")
-        self._recent.clear()
-        self._known = {}
 
 
 def find_list(lists_dir: Path, name: str, *, origin: Path, line: int | None) -> Path:
@@ -166,14 +78,18 @@ def find_list(lists_dir: Path, name: str, *, origin: Path, line: int | None) -> 
     )
 
 
-def iter_list(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
+def iter_list(path: Path, list_name: str, *,
+              subject: SubjectOf | None = None) -> Iterator[Subscriber | RowProblem]:
     """Stream one list's rows; raises ``InputError`` only when the file is unusable. A long
-    CSV list is read on the second core (``list_worker``), with the very same result."""
+    CSV list is read on the second core (``list_worker``), with the very same result; there
+    each row's ``subject`` is also filled in when ``subject`` is given (elsewhere it stays
+    None and the caller computes it)."""
     if path.suffix.lower() == ".csv":
         from mirage_mailer.project import list_worker
 
         if _size(path) >= list_worker.PARALLEL_BYTES and list_worker.can_fork():
-            yield from list_worker.iter_in_child(path, list_name, _iter_csv, Subscriber)
+            yield from list_worker.iter_in_child(path, list_name, _iter_csv, Subscriber,
+                                                 subject=subject)
         else:
             yield from _iter_csv(path, list_name)
     else:

@@ -14,7 +14,14 @@ from mirage_mailer.compose.disclaimer import block_for, union_name_warnings
 from mirage_mailer.compose.render import RenderedLanguage, render_issue
 from mirage_mailer.project.config import CONFIG_NAME, Settings, find_config, load_settings
 from mirage_mailer.project.content import Issue, load_issue
-from mirage_mailer.project.lists import RowProblem, Subscriber, find_list, iter_list, list_fields
+from mirage_mailer.project.lists import (
+    RowProblem,
+    SubjectOf,
+    Subscriber,
+    find_list,
+    iter_list,
+    list_fields,
+)
 from mirage_mailer.project.yamlsrc import LineDict, load_yaml_file
 from mirage_mailer.services.verp import bounce_warnings
 from mirage_mailer.util.errors import Collector, InputError, Problem, display_path, shorten
@@ -136,10 +143,12 @@ def disclaimer_warnings(settings: Settings, issue: Issue) -> list[Problem]:
     return out
 
 
-def iter_rows(project: Project) -> Iterator[Subscriber | RowProblem]:
-    """Every row of every list of the issue, in order (first occurrence first)."""
+def iter_rows(project: Project, *,
+              subject: SubjectOf | None = None) -> Iterator[Subscriber | RowProblem]:
+    """Every row of every list of the issue, in order (first occurrence first); ``subject``:
+    see ``iter_list``."""
     for name, path in project.lists.items():
-        yield from iter_list(path, name)
+        yield from iter_list(path, name, subject=subject)
 
 
 def template_fields(project: Project) -> set[str]:

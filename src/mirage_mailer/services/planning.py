@@ -9,8 +9,8 @@ a row that left the list before its turn is ``withdrawn``, a new row is queued. 
 ``sent``, ``failed`` or ``unknown`` are never changed by a list edit.
 
 Decisions stream (list order, then invalid rows, then store rows no longer in any list); the
-addresses seen are kept by ``SeenAddresses`` (the latest 250,000 in a dict, older ones in a
-private temporary SQLite file), so memory stays bounded whatever the list size.
+addresses seen are kept by ``SeenAddresses`` (the latest 250,000 in a dict, older ones in
+sorted runs in a private temporary file), so memory stays bounded whatever the list size.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
 
-from mirage_mailer.project.lists import RowProblem, SeenAddresses, Subscriber
+from mirage_mailer.project.lists import RowProblem, SubjectOf, Subscriber
+from mirage_mailer.project.seen import SeenAddresses
 from mirage_mailer.services.loader import Project, iter_rows
 from mirage_mailer.store import (
     REPORT_STATUSES,
@@ -161,14 +162,15 @@ def changes(decisions: Iterable[Decision],
     ``subject`` is the keyed hash that tokens carry for an address.
 
     A row the store already holds as the list holds it now is left out here, so a rerun of
-    a long list asks the store nothing more about it (three statements a row, before)."""
+    a long list asks the store nothing more about it (three statements a row, before). A row
+    read on the second core comes with its subject id (``Planner(subject=...)``)."""
     for d in decisions:
         if d.row is None:
             if d.status == "withdrawn":
                 yield d.key
         elif d.status in ("pending", "suppressed") and isinstance(d.row, Subscriber):
             r = d.row
-            subject_id = subject(r.email)
+            subject_id = r.subject or subject(r.email)
             if d.prior is not None and _unchanged(d, r, d.prior, subject_id):
                 continue
             yield NewRecipient(r.email, r.name, r.lang, r.list_name, r.fields,
@@ -194,8 +196,9 @@ class Planner:
     """Iterate to get the decisions one by one; ``plan`` holds the totals so far."""
 
     def __init__(self, project: Project, store: PlanReader | None, options: PlanOptions, *,
-                 keep: bool = False) -> None:
+                 keep: bool = False, subject: SubjectOf | None = None) -> None:
         self.project = project
+        self.subject = subject  # rows read on the second core get their subject id there
         self.store = store
         self.options = options
         issue = project.issue
@@ -210,6 +213,11 @@ class Planner:
         self.stored, self.top = store.extent(issue.id) if store is not None else (0, 0)
         self.fresh = self.stored == 0
         self.met = 0  # distinct rows of ``stored`` that a list row matched
+        # a rerun reads the issue's rows along their ids beside the list (``_in_order``):
+        # the last two pages read, and the highest id a list row matched so far
+        self.window: dict[str, Prior] = {}
+        self.page: dict[str, Prior] = {}
+        self.after = 0
         # a forgotten person's suppression is a hash: without any, no address needs hashing
         self.forgotten = any(key.startswith("sha256:") for key in self.suppressed)
         self.languages: dict[str | None, str] = {}  # a row's lang -> the issue's language
@@ -222,13 +230,13 @@ class Planner:
 
     def __iter__(self) -> Iterator[Decision]:
         try:
-            rows = chain(iter_rows(self.project), self._web_rows())
+            rows = chain(iter_rows(self.project, subject=self.subject), self._web_rows())
             while batch := list(islice(rows, _BATCH)):
                 valid = [r for r in batch if isinstance(r, Subscriber)]
                 self.invalid.extend(r for r in batch if isinstance(r, RowProblem))
                 keys = [email_key(r.email) for r in valid]
                 self.seen.prefetch(keys)
-                priors = self._priors([self._store_key(k) for k in keys])
+                priors = self._in_order([self._store_key(k) for k in keys])
                 for row, key in zip(valid, keys, strict=True):
                     decision = self._valid(row, key, priors)
                     self.plan.add(decision)
@@ -268,6 +276,34 @@ class Planner:
         if self.store is None or self.fresh:
             return {}
         return self.store.priors(self.project.issue.id, keys)
+
+    def _in_order(self, keys: list[str]) -> dict[str, Prior]:
+        """``_priors`` of a batch of list rows, found first among the issue's rows read in
+        id order after the last one matched: an issue's ids follow its list, so a rerun
+        meets them in that order. Keys not found there are looked up by address as before,
+        and when none was found in order (rows added to the list, or it was reordered), the
+        next page starts after the highest row so found. The answers are the same either
+        way: a row read by id is the row of its (issue, key)."""
+        if self.store is None or self.fresh or not keys:
+            return {}
+        page = dict(self.store.priors_after(self.project.issue.id, self.after, len(keys)))
+        self.window, self.page = self.page, page
+        found: dict[str, Prior] = {}
+        missing = []
+        for key in keys:
+            prior = page.get(key) or self.window.get(key)
+            if prior is None:
+                missing.append(key)
+            else:
+                found[key] = prior
+        if found:
+            self.after = max(self.after, max(p.id for p in found.values()))
+        if missing:
+            looked_up = self._priors(missing)
+            if looked_up and not found:
+                self.after = max(p.id for p in looked_up.values())
+            found.update(looked_up)
+        return found
 
     def _valid(self, row: Subscriber, key: str, priors: dict[str, Prior]) -> Decision:
         lang = self._language(row.lang)

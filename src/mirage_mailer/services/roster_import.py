@@ -40,11 +40,11 @@ from mirage_mailer.project.lists import (
     MAX_HEADER_CHARS,
     MAX_LINE_CHARS,
     RowProblem,
-    SeenAddresses,
     Subscriber,
     column_name,
     iter_list,
 )
+from mirage_mailer.project.seen import SeenAddresses
 from mirage_mailer.services.roster import list_path, store_if_any
 from mirage_mailer.services.roster_edit import check_row, locked
 from mirage_mailer.store import email_key, hashed_key

@@ -376,7 +376,8 @@ def _plan_send(prep: Preparation, options: SendOptions,
     if options.resend_unknown:
         store.requeue_unknown(issue.id)
     store.apply_suppressions(issue.id)
-    planner = Planner(project, store, plan_options(options))
+    planner = Planner(project, store, plan_options(options),
+                      subject=prep.factory.signer.subject_id)
     wanted: set[str] = set()  # with --limit: exactly the plan's first N, whatever the ids
 
     def noted(decisions: Iterator[Decision]) -> Iterator[Decision]:

@@ -30,6 +30,11 @@ _PAGE = 500
 COMMIT_EVERY = 2.0  # seconds a reconcile transaction may hold the write lock
 BULK_MIN = 20_000  # new rows from which an issue's first plan rebuilds the address indexes
 BULK_SHARE = 2  # ... when the table holds at most this many times as many other rows
+_STAGE_SQL = ("INSERT INTO temp.plan_stage (email, email_key, name, lang, list_name, fields,"
+              " status, detail, subject, hashed) VALUES ")
+_STAGE_ONE = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_SORT_THREADS = 2  # helper threads of SQLite's sorter while the address indexes are built
+_STAGE_ROWS = 500  # rows a staging statement (5,000 parameters: SQLite allows 32,766)
 _OUTCOME_SQL = {
     "sent": "'sent'",
     "deferred": f"CASE WHEN {_SUPPRESSED} THEN 'suppressed' ELSE 'pending' END",
@@ -257,14 +262,11 @@ class RecipientsMixin(StoreCore):
                 for r in chunk:
                     if isinstance(r, NewRecipient) and r.status not in NEW_STATUSES:
                         raise ValueError(f"a new recipient cannot have status {r.status!r}")
-                conn.executemany(
-                    "INSERT INTO temp.plan_stage (email, email_key, name, lang, list_name,"
-                    " fields, status, detail, subject, hashed)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(r.email, email_key(r.email), r.name, r.lang, r.list_name,
-                      fields_json(r.fields), r.status, r.detail, r.subject,
-                      hashed_key(r.email) if forgotten else None)
-                     for r in chunk if isinstance(r, NewRecipient)])  # a str: no row to leave
+                self._stage(conn, [
+                    (r.email, email_key(r.email), r.name, r.lang, r.list_name,
+                     fields_json(r.fields), r.status, r.detail, r.subject,
+                     hashed_key(r.email) if forgotten else None)
+                    for r in chunk if isinstance(r, NewRecipient)])  # a str: no row to leave
             conn.execute("COMMIT")
             try:
                 self._insert_staged(issue, rebuild=True)
@@ -274,6 +276,21 @@ class RecipientsMixin(StoreCore):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             conn.execute("DROP TABLE IF EXISTS temp.plan_stage")
+
+    def _stage(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Rows into the staging table. On SQLite, ``_STAGE_ROWS`` rows a statement: each
+        execution of a statement has a fixed cost (reset, bind, the VM's start), a fifth of
+        what a one-row insert cost (2.65 -> 2.1 µs a row, measured on the bench's list)."""
+        if self.is_postgres:  # executemany is one pipelined batch there
+            conn.executemany(_STAGE_SQL + _STAGE_ONE, rows)
+            return
+        whole = len(rows) - len(rows) % _STAGE_ROWS
+        if whole:
+            many = _STAGE_SQL + ", ".join([_STAGE_ONE] * _STAGE_ROWS)
+            conn.executemany(many, [list(chain.from_iterable(rows[start:start + _STAGE_ROWS]))
+                                    for start in range(0, whole, _STAGE_ROWS)])
+        if whole < len(rows):
+            conn.executemany(_STAGE_SQL + _STAGE_ONE, rows[whole:])
 
     def _insert_staged(self, issue: str, *, rebuild: bool) -> None:
         """The staged rows into ``recipients`` (ids in list order), in one transaction."""
@@ -310,8 +327,15 @@ class RecipientsMixin(StoreCore):
                 " THEN list_name ELSE status || coalesce(': ' || smtp_response, '') END, ?"
                 " FROM recipients WHERE id > ? ORDER BY id", (now, before))
             if rebuild:
-                for _name, sql in ADDRESS_INDEXES:
-                    conn.execute(sql)
+                # SQLite's sorter may use a helper thread per index build (the list reader
+                # child is done by now, so its core is free): 1.6 -> 1.0 s of wall clock for
+                # the unique index at a million rows, the same CPU
+                conn.execute(f"PRAGMA threads = {_SORT_THREADS}")
+                try:
+                    for _name, sql in ADDRESS_INDEXES:
+                        conn.execute(sql)
+                finally:
+                    conn.execute("PRAGMA threads = 0")
 
     def _reconcile_chunk(self, conn: Connection, issue: str,
                          chunk: list[NewRecipient | str], *, fresh: bool = False) -> None:
@@ -385,6 +409,17 @@ class RecipientsMixin(StoreCore):
             f" fields, subject, id FROM recipients WHERE issue = ? AND email_key IN ({marks})",
             (issue, *keys))
         return {row[0]: Prior._make(row[1:]) for row in cur.fetchall()}
+
+    def priors_after(self, issue: str, after: int, count: int) -> list[tuple[str, Prior]]:
+        """(key, row) of the next ``count`` rows of ``issue`` by id after ``after``. A first
+        plan gives ids in list order, so a rerun meets its rows in this order: a page read
+        along the table finds them, where looking each up by address reads the address index
+        and the table at random places (a third of a rerun's time at a million rows)."""
+        cur = self._conn.execute(
+            "SELECT email_key, status, smtp_code, smtp_response, email, name, lang, list_name,"
+            " fields, subject, id FROM recipients WHERE issue = ? AND id > ? ORDER BY id"
+            " LIMIT ?", (issue, after, count))
+        return [(row[0], Prior._make(row[1:])) for row in cur.fetchall()]
 
     def issue_rows(self, issue: str) -> Iterator[tuple[str, str, str, str | None, str,
                                                        int | None, str | None]]:
