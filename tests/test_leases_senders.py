@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -102,6 +103,14 @@ def _senders(url: PostgresUrl) -> int:
         row = conn.execute("SELECT count(*) FROM senders").fetchone()
         assert row is not None
         return int(row[0])
+
+
+def _claim_elsewhere(store: Any, owner: str, count: int, *, lease: int) -> list[Any]:
+    """Another host's sender (cron-2, pid 4242) registered and holding ``count`` rows."""
+    store.register_sender(owner, "2021-10-partners-meeting", "cron-2", 4242, lease)
+    rows = store.claim(owner, "2021-10-partners-meeting", count)
+    assert rows is not None and len(rows) == count
+    return list(rows)
 
 
 def _states(run_cli: RunCli) -> dict[str, str]:
@@ -271,9 +280,7 @@ def test_a_senders_progress_counts_only_what_it_can_still_claim(
     _setup(project, sink.url, pg_url, 200, lease=60)
     assert run_cli("send", SAMPLE_ISSUE, "--yes", "--limit", "1").code == 0  # plans all
     with open_store(pg_url) as other:
-        other.register_sender("other", "2021-10-partners-meeting", "cron-2", 4242, 600)
-        held = other.claim("other", "2021-10-partners-meeting", 50)
-        assert held is not None and len(held) == 50
+        _claim_elsewhere(other, "other", 50, lease=600)
     seen: list[tuple[int, int]] = []
 
     def progress(totals: Progress) -> None:
@@ -297,9 +304,7 @@ def test_report_and_send_say_which_sender_died_and_what_became_of_its_rows(
     _setup(project, sink.url, pg_url, 20, lease=60)
     assert run_cli("send", SAMPLE_ISSUE, "--yes", "--limit", "1").code == 0  # plans all
     with open_store(pg_url) as dead:
-        dead.register_sender("dead", "2021-10-partners-meeting", "cron-2", 4242, 60)
-        rows = dead.claim("dead", "2021-10-partners-meeting", 5)
-        assert rows is not None and len(rows) == 5
+        rows = _claim_elsewhere(dead, "dead", 5, lease=60)
         stamp = dead.stamp()
         assert dead.mark("dead", [], [(r.id, f"<m{r.id}@x>", stamp) for r in rows[:2]])
     with psycopg.connect(str(pg_url), autocommit=True) as conn:

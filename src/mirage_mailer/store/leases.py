@@ -203,14 +203,7 @@ class LeasesMixin(StoreCore):
         The sender's own row is held ``FOR SHARE`` while it claims, so a reaper cannot
         delete it half-way and leave rows leased to nobody alive.
         """
-        where = ""
-        params: list[Any] = [issue, after]
-        if keys is not None:
-            where += " AND email_key = ANY(?)"
-            params.append(list(keys))
-        if langs is not None:
-            where += " AND coalesce(lang, '') = ANY(?)"
-            params.append(list(langs))
+        where, params = _narrowed([issue, after], keys, langs)
         with self._write(shared=True) as conn:
             alive = conn.execute("SELECT 1 FROM senders WHERE owner = ? FOR SHARE",
                                  (owner,)).fetchone()
@@ -318,14 +311,7 @@ class LeasesMixin(StoreCore):
         """Pending rows of ``issue`` that nobody holds now (narrowed as ``claim`` narrows):
         what a sender may still take, for its progress total. One read of the issue's rows
         (no index on ``status``), so a sender asks now and then, not per claim."""
-        where = ""
-        params: list[Any] = [issue]
-        if keys is not None:
-            where += " AND email_key = ANY(?)"
-            params.append(list(keys))
-        if langs is not None:
-            where += " AND coalesce(lang, '') = ANY(?)"
-            params.append(list(langs))
+        where, params = _narrowed([issue], keys, langs)
         row = self._conn.execute(
             "SELECT count(*) FROM recipients WHERE issue = ? AND status = 'pending'"
             f" AND lease_owner IS NULL{where}", params).fetchone()
@@ -391,3 +377,17 @@ def _lost_words(who: dict[str, str]) -> str:
     if not who:
         return "in flight when its send stopped (no sender holds it)"
     return _LOST_HEAD + ", ".join(sorted(who.values())) + _LOST_TAIL
+
+
+def _narrowed(params: list[Any], keys: Sequence[str] | None,
+              langs: Sequence[str] | None) -> tuple[str, list[Any]]:
+    """The ``--limit`` and ``--lang`` narrowing of a claim, as SQL after ``params``: the
+    claim and the progress count must narrow alike or a bar never ends full."""
+    where = ""
+    if keys is not None:
+        where += " AND email_key = ANY(?)"
+        params.append(list(keys))
+    if langs is not None:
+        where += " AND coalesce(lang, '') = ANY(?)"
+        params.append(list(langs))
+    return where, params
