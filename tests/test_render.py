@@ -109,3 +109,15 @@ def test_sandbox_keeps_ordinary_template_code_working(project: Path) -> None:
         "[{{ '%05.1f'|format(2.5) }}][{{ 'x'|center(5) }}][{{ (2 ** 10) + 1 }}]"), encoding="utf-8")
     html = _rendered_html(project)
     assert "[en | en][en, en][ababab][1/32/33/3][002.5][  x  ][1025]" in html
+
+
+def test_a_code_block_keeps_its_lines_in_the_text_part(project: Path) -> None:
+    """inscriptis keeps ``<pre>``'s lines but not those of the ``<code>`` Markdown puts inside
+    it: the plain-text part ran a fenced block into one line (found by an acceptance pass)."""
+    with (project / ARTICLE).open("a", encoding="utf-8") as handle:
+        handle.write("\n```\nline one\nline two\n    indented <three>\n```\n\nAfter `a  b`.\n")
+    loaded = open_project(project / "mirage.yaml", project / SAMPLE_ISSUE)
+    lines = render(loaded, {"organisation"})["en"].text.splitlines()
+    start = lines.index("line one")
+    assert lines[start:start + 3] == ["line one", "line two", "    indented <three>"]
+    assert "After a b." in lines  # inline code is prose: its blanks collapse as before

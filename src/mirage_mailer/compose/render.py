@@ -243,6 +243,8 @@ def html_to_text(html: str) -> str:
             link.tail = f" [{len(notes)}]" + (link.tail or "")
     for img in doc.iter("img"):
         img.tail = f"[{img.get('alt') or ''}]" + (img.tail or "")
+    for code in doc.xpath(".//pre//code"):
+        code.drop_tag()  # inscriptis collapses a <code>'s blanks even inside a <pre>
     text = get_text(lxml.html.tostring(doc, encoding="unicode"), ParserConfig())
     text = wrap_text(textwrap.dedent(text).strip("\n"))
     if notes:
