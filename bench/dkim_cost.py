@@ -57,7 +57,6 @@ from mirage_mailer.delivery import Envelope
 from mirage_mailer.delivery.classify import Verdict
 from mirage_mailer.delivery.connection import Connection, ConnectSettings
 from mirage_mailer.services.loader import open_project, render
-from mirage_mailer.services.preparation import constant_runs
 from mirage_mailer.services.presign import presigned
 from mirage_mailer.util.tokens import Signer
 
@@ -95,7 +94,7 @@ def factory_for(root: Path) -> MessageFactory:
 def taught(signer: DkimSigner, factory: MessageFactory) -> DkimSigner:
     """``signer`` told each language's constant body runs, as ``prepare_issue`` does."""
     for skeleton in factory.skeletons.values():
-        signer.body.learn(constant_runs(skeleton))
+        signer.body.learn(skeleton.constant_runs())
     return signer
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import time
 from collections.abc import Callable
 from functools import lru_cache
@@ -33,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from mirage_mailer.compose.dkim_body import BodyHints, canonical_body
+from mirage_mailer.compose.dkim_body import SPACES, BodyHints, canonical_body
 
 __all__ = ["DkimSigner", "PrivateKey", "canonical_body", "canonical_header", "split_message"]
 
@@ -47,7 +46,6 @@ RECIPIENT_HEADERS = ("to", "cc", "date", "message-id", "list-unsubscribe")
 # Listed once more than present: nobody can add one of these without breaking the signature.
 OVERSIGNED = ("from", "to", "subject", "reply-to", "list-unsubscribe", "list-unsubscribe-post")
 
-_SPACES = re.compile(rb"  +")  # a single space is already canonical: left alone
 _PREFIX_CACHE = 256  # constant-header hash states kept (languages x lists, in practice)
 
 
@@ -60,7 +58,7 @@ def canonical_header(raw: bytes) -> bytes:
     around the colon or at the end; CRLF-terminated."""
     name, _, value = raw.partition(b":")
     value = value.replace(b"\r", b"").replace(b"\n", b"").replace(b"\t", b" ")
-    value = _SPACES.sub(b" ", value).strip(b" ")
+    value = SPACES.sub(b" ", value).strip(b" ")
     return name.rstrip(b" \t").lower() + b":" + value + b"\r\n"
 
 

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-_SPACES = re.compile(rb"  +")  # a single space is already canonical: left alone
+SPACES = re.compile(rb"  +")  # a single space is already canonical: left alone
 KEY = 48  # a body's first bytes that pick its runs (message.py: the MIME boundary is there)
 PROBE = 32  # a run's first bytes, searched for before the whole run is compared
 MIN_RUN = 64  # shorter runs save less than looking for them costs
@@ -45,7 +45,7 @@ def _lines(text: bytes) -> bytes:
     if b"\t" in text:
         text = text.replace(b"\t", b" ")
     if b"  " in text:
-        text = _SPACES.sub(b" ", text)
+        text = SPACES.sub(b" ", text)
     if b" \n" in text:
         text = text.replace(b" \n", b"\n")
     return text

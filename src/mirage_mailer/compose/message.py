@@ -171,6 +171,22 @@ class Skeleton:
             None if any(b"\r" in piece for piece in statics)
             else tuple(stuffed(piece) for piece in statics))
 
+    def constant_runs(self) -> list[bytes]:
+        """The body bytes that are the same for every recipient, in order: the parts' static
+        chunks with the MIME lines between them (``MessageFactory.build`` puts each
+        recipient's slot values between these). For the DKIM signer's body hash, which
+        checks every run against the body and never trusts it (``compose/dkim_body.py``)."""
+        runs: list[bytes] = []
+        run = self.text_head
+        for chunks, after in ((self.text.chunks, self.between), (self.html.chunks, self.tail)):
+            for n, chunk in enumerate(chunks):
+                if n:  # a slot value comes between this chunk and the one before
+                    runs.append(run)
+                    run = b""
+                run += chunk
+            run += after
+        return [*runs, run]
+
 
 class MessageFactory:
     """Builds each recipient's message bytes from the language skeletons."""

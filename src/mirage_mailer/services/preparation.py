@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mirage_mailer.compose.message import MessageFactory, Skeleton
+from mirage_mailer.compose.message import MessageFactory
 from mirage_mailer.compose.render import RenderedLanguage
 from mirage_mailer.delivery import Envelope
 from mirage_mailer.project.config import Settings
@@ -53,7 +53,7 @@ def prepare_issue(project: Project, *, languages: tuple[str, ...] | None = None,
                              finish=dkim.sign if dkim is not None and sign_as_built else None)
     if dkim is not None:
         for skeleton in factory.skeletons.values():
-            dkim.body.learn(constant_runs(skeleton))
+            dkim.body.learn(skeleton.constant_runs())
     return Preparation(project, rendered, factory, fields, dkim)
 
 
@@ -64,24 +64,6 @@ def for_the_wire(prep: Preparation, envelopes: Iterator[Envelope]) -> Iterator[E
     if prep.dkim is None or prep.factory.finish is not None:
         return envelopes
     return presigned(envelopes, prep.dkim.sign)
-
-
-def constant_runs(skeleton: Skeleton) -> list[bytes]:
-    """A language's body bytes that are the same for every recipient, in order: the parts'
-    static chunks with the MIME lines between them (``MessageFactory.build`` puts each
-    recipient's slot values between these). Only a speed-up for the signer's body hash
-    (``compose/dkim_body.py`` checks every run against the body), never trusted."""
-    runs: list[bytes] = []
-    run = skeleton.text_head
-    for chunks, after in ((skeleton.text.chunks, skeleton.between),
-                          (skeleton.html.chunks, skeleton.tail)):
-        for n, chunk in enumerate(chunks):
-            if n:  # a slot value comes between this chunk and the one before
-                runs.append(run)
-                run = b""
-            run += chunk
-        run += after
-    return [*runs, run]
 
 
 def dkim_signer_for(settings: Settings) -> DkimSigner:
