@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from mirage_mailer.store.checkpoint import checkpoint_behind
 from mirage_mailer.store.dialect import POSTGRESQL, SQLITE, Connection
 from mirage_mailer.store.errors import StoreError, StoreUnavailable
 from mirage_mailer.store.schema import MIGRATIONS
@@ -42,6 +44,7 @@ __all__ = ["StoreError", "StoreUnavailable"]
 _UNAVAILABLE = frozenset({5, 6, 8, 10, 13, 14})
 # ... and those that mean the file itself is damaged: CORRUPT, NOTADB.
 _DAMAGED = frozenset({11, 26})
+_AUTOCHECKPOINT = 10_000  # WAL pages (~40 MB) after which a commit checkpoints
 DAMAGED_HINT = ("restore it from a backup, or start over with 'mirage-mailer send ISSUE_DIR "
                 "--new-store', which keeps the damaged file beside it")
 
@@ -272,6 +275,7 @@ class StoreCore:
     ) -> None:
         self._clock = clock
         self._timeout = timeout
+        self._behind: threading.Thread | None = None  # a checkpoint running (checkpoint.py)
         self.database: Database = path if isinstance(path, PostgresUrl) else Path(path)
         self._integrity: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,)
         if isinstance(self.database, PostgresUrl):
@@ -313,7 +317,7 @@ class StoreCore:
             conn.execute("PRAGMA synchronous=NORMAL")
             # Checkpoints are where WAL mode fsyncs; ten times fewer of them (WAL up to ~40 MB,
             # truncated back afterwards) made recording a send about a fifth cheaper.
-            conn.execute("PRAGMA wal_autocheckpoint=10000")
+            conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT}")
             conn.execute("PRAGMA journal_size_limit=67108864")
             conn.execute("PRAGMA cache_size=-16000")
             conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
@@ -376,6 +380,27 @@ class StoreCore:
                 display_path(self.path), None, f"cannot write to the tracking database: {exc}",
                 "another mirage-mailer process may hold it (wait and rerun), or the disk is "
                 "full or read-only; a rerun resumes where this one stopped")) from None
+
+    @contextmanager
+    def _long_wal(self) -> Iterator[None]:
+        """Around a write transaction of many pages (an issue's first plan of a long list):
+        its commit does not checkpoint in the foreground; a thread does it beside what
+        follows (``store/checkpoint.py`` says why that is safe)."""
+        if self._pg is not None:
+            yield
+            return
+        self._join_behind()
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        try:
+            yield
+        finally:
+            self._conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT}")
+        self._behind = checkpoint_behind(self.path, self._timeout)
+
+    def _join_behind(self) -> None:
+        if self._behind is not None:
+            self._behind.join()
+            self._behind = None
 
     @staticmethod
     @contextmanager
@@ -457,6 +482,7 @@ class StoreCore:
         self._conn.execute("SELECT 1").fetchone()
 
     def close(self) -> None:
+        self._join_behind()  # closing the last connection checkpoints: let the thread end
         if self._pg is not None:
             self._pg.close()
         else:

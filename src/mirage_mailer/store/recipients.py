@@ -268,10 +268,11 @@ class RecipientsMixin(StoreCore):
                      hashed_key(r.email) if forgotten else None)
                     for r in chunk if isinstance(r, NewRecipient)])  # a str: no row to leave
             conn.execute("COMMIT")
-            try:
-                self._insert_staged(issue, rebuild=True)
-            except self._integrity:  # two rows of one address: the usual way
-                self._insert_staged(issue, rebuild=False)
+            with self._long_wal():
+                try:
+                    self._insert_staged(issue, rebuild=True)
+                except self._integrity:  # two rows of one address: the usual way
+                    self._insert_staged(issue, rebuild=False)
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
