@@ -22,7 +22,6 @@ import contextlib
 import multiprocessing
 import os
 import signal
-import threading
 import traceback
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mirage_mailer.util.errors import InputError
+from mirage_mailer.util.forksafe import other_threads
 
 PARALLEL_BYTES = 4 << 20  # about 50,000 rows: a smaller list is read before a fork pays off
 _BATCH = 2_000  # rows per message on the pipe
@@ -39,9 +39,9 @@ Reader = Callable[[Path, str], Iterator[Any]]  # lists._iter_csv
 
 
 def can_fork() -> bool:
-    """Forking is safe only while no other thread may hold a lock the child would need."""
-    return ("fork" in multiprocessing.get_all_start_methods()
-            and threading.active_count() == 1)
+    """Forking is safe only while no other thread may hold a lock the child would need
+    (the store's staging thread holds none: ``util/forksafe.py``)."""
+    return "fork" in multiprocessing.get_all_start_methods() and other_threads() == 0
 
 
 def iter_in_child(path: Path, list_name: str, reader: Reader, subscriber: type[Any], *,

@@ -305,8 +305,10 @@ class StoreCore:
         try:
             _private_files(self.path)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a commit is never implicit.
+            # check_same_thread=False: a long first plan stages its rows on a thread
+            # (store/staging.py), which SQLite's serialized mode allows
             conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
-                                   factory=_Connection)
+                                   factory=_Connection, check_same_thread=False)
             conn.path = self.path
             self._sqlite: _Connection = conn
             self._conn = conn
