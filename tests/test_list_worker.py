@@ -11,6 +11,7 @@ import pytest
 from mirage_mailer.project import list_worker, lists
 from mirage_mailer.project.lists import RowProblem, Subscriber, iter_list
 from mirage_mailer.util.errors import InputError
+from mirage_mailer.util.fieldsjson import fields_json
 from mirage_mailer.util.tokens import Signer
 from support.processes import children_of
 
@@ -76,9 +77,14 @@ def test_the_child_computes_each_rows_subject_id_as_this_process_would(
              if isinstance(r, Subscriber)]
     assert len(there) > 250
     assert all(r.subject == signer.subject_id(r.email) for r in there)
-    assert all(r.subject is None for r in iter_list(path, "s") if isinstance(r, Subscriber))
+    # and the fields as the store keeps them, written there too
+    assert any(r.fields for r in there)
+    assert all(r.fields_text == fields_json(r.fields) for r in there)
+    assert all(r.subject is None and r.fields_text is None
+               for r in iter_list(path, "s") if isinstance(r, Subscriber))
     monkeypatch.setattr(list_worker, "PARALLEL_BYTES", 1 << 60)
-    assert all(r.subject is None for r in iter_list(path, "s", subject=signer.subject_id)
+    assert all(r.subject is None and r.fields_text is None
+               for r in iter_list(path, "s", subject=signer.subject_id)
                if isinstance(r, Subscriber))
 
 

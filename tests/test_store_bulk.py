@@ -231,3 +231,19 @@ def test_fields_are_stored_as_the_json_encoder_writes_them() -> None:
     cases += [{text(): text() for _ in range(rng.randrange(1, 5))} for _ in range(2_000)]
     for fields in cases:
         assert fields_json(fields) == json.dumps(fields, ensure_ascii=False)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("rows", [30, 60])  # the usual way, and a first plan at once
+def test_the_fields_text_the_list_reader_wrote_is_what_the_store_keeps(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: int) -> None:
+    monkeypatch.setattr(store_recipients, "BULK_MIN", 50)
+    # written by the reader (here without the space, to tell it from the store's own text)
+    new = [NewRecipient(f"r{n}@example.org", None, "en", "main", {"org": f"O{n}"},
+                        fields_text=f'{{"org":"O{n}"}}' if n % 2 else None)
+           for n in range(rows)]
+    with Store(tmp_path / "t.sqlite") as store:
+        store.reconcile("i", new)
+        kept = [f for (f,) in store._conn.execute(
+            "SELECT fields FROM recipients ORDER BY id")]
+    assert kept == [f'{{"org":"O{n}"}}' if n % 2 else f'{{"org": "O{n}"}}'
+                    for n in range(rows)]

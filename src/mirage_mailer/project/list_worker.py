@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mirage_mailer.util.errors import InputError
+from mirage_mailer.util.fieldsjson import fields_json
 from mirage_mailer.util.forksafe import other_threads
 
 PARALLEL_BYTES = 4 << 20  # about 50,000 rows: a smaller list is read before a fork pays off
@@ -65,9 +66,9 @@ def iter_in_child(path: Path, list_name: str, reader: Reader, subscriber: type[A
             if kind == _ROWS:
                 for item in payload:
                     if type(item) is tuple:
-                        email, name, lang, fields, line, hashed = item
+                        email, name, lang, fields, line, hashed, text = item
                         yield subscriber(email, name, lang, fields, list_name, path, line,
-                                         hashed)
+                                         hashed, text)
                     else:
                         yield item
             elif kind == _END:
@@ -95,8 +96,12 @@ def _child(parents: Connection, out: Connection, path: Path, list_name: str, rea
         try:
             for row in reader(path, list_name):
                 if type(row) is subscriber:
-                    batch.append((row.email, row.name, row.lang, row.fields, row.line,
-                                  None if subject is None else subject(row.email)))
+                    if subject is None:
+                        batch.append((row.email, row.name, row.lang, row.fields, row.line,
+                                      None, None))
+                    else:
+                        batch.append((row.email, row.name, row.lang, row.fields, row.line,
+                                      subject(row.email), fields_json(row.fields)))
                 else:
                     batch.append(row)
                 if len(batch) >= _BATCH:

@@ -41,6 +41,7 @@ class Subscriber:
     path: Path
     line: int
     subject: str | None = None  # the address's keyed hash, when the reader was asked for it
+    fields_text: str | None = None  # ``fields_json(fields)``, written with ``subject``
 
 
 # The keyed hash a planned row stores for its address (``Signer.subject_id``): a reader on
@@ -82,8 +83,9 @@ def iter_list(path: Path, list_name: str, *,
               subject: SubjectOf | None = None) -> Iterator[Subscriber | RowProblem]:
     """Stream one list's rows; raises ``InputError`` only when the file is unusable. A long
     CSV list is read on the second core (``list_worker``), with the very same result; there
-    each row's ``subject`` is also filled in when ``subject`` is given (elsewhere it stays
-    None and the caller computes it)."""
+    each row's ``subject`` and ``fields_text`` are also filled in when ``subject`` is given
+    (the rows are bound for the store; elsewhere they stay None and the caller computes
+    them)."""
     if path.suffix.lower() == ".csv":
         from mirage_mailer.project import list_worker
 

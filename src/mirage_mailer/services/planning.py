@@ -174,7 +174,7 @@ def changes(decisions: Iterable[Decision],
             if d.prior is not None and _unchanged(d, r, d.prior, subject_id):
                 continue
             yield NewRecipient(r.email, r.name, r.lang, r.list_name, r.fields,
-                               subject=subject_id)
+                               subject=subject_id, fields_text=r.fields_text)
         elif d.status == "invalid" and isinstance(d.row, RowProblem):
             yield NewRecipient(d.email, None, None, d.list_name, {}, status="invalid",
                                detail=str(d.row.problem))
@@ -189,7 +189,8 @@ def _unchanged(d: Decision, r: Subscriber, prior: Prior, subject_id: str) -> boo
             and d.key == email_key(r.email) and prior.email == r.email
             and prior.name == r.name and prior.lang == r.lang
             and prior.list_name == r.list_name and prior.subject == subject_id
-            and prior.fields == fields_json(r.fields))
+            and prior.fields == (fields_json(r.fields) if r.fields_text is None
+                                 else r.fields_text))
 
 
 class Planner:

@@ -12,7 +12,6 @@ of SQL runs on both (``dialect.py``, ``pg.py``, ``pg_schema.py``).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sqlite3
 import threading
@@ -30,6 +29,7 @@ from mirage_mailer.store.errors import StoreError, StoreUnavailable
 from mirage_mailer.store.schema import MIGRATIONS
 from mirage_mailer.util.database import Database, PostgresUrl
 from mirage_mailer.util.errors import Problem, display_path
+from mirage_mailer.util.fieldsjson import fields_json
 from mirage_mailer.util.statedir import DIR_MODE, FILE_MODE, private_dir, tighten
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 # StoreError and StoreUnavailable are defined in store/errors.py (pg.py raises them too) and
 # re-exported here, where every user of the store has always imported them from.
-__all__ = ["StoreError", "StoreUnavailable"]
+__all__ = ["StoreError", "StoreUnavailable", "fields_json"]
 
 # Primary SQLite result codes that mean "not now / not here", not a bug in our SQL:
 # BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN.
@@ -143,6 +143,7 @@ class NewRecipient:
     status: str = "pending"
     detail: str | None = None
     subject: str | None = None  # keyed hash of the address, for token look-ups
+    fields_text: str | None = None  # ``fields_json(fields)`` when the list reader wrote it
 
 
 @dataclass(frozen=True)
@@ -176,24 +177,6 @@ class Prior(NamedTuple):
     fields: str  # as stored: ``fields_json``
     subject: str | None
     id: int
-
-
-_FIELDS = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per row
-_STRING = json.encoder.encode_basestring  # the string encoder _FIELDS uses (C when built)
-
-
-def fields_json(fields: dict[str, str]) -> str:
-    """A row's template fields as the store keeps them: exactly ``_FIELDS``'s text.
-
-    A dict of strings is written from its encoded keys and values directly; the encoder
-    sets up its machinery anew on each call, which took two thirds of a row's 1.5 µs (once
-    per list row when an issue is first planned). Anything else takes the encoder."""
-    if not fields:
-        return "{}"
-    try:
-        return "{" + ", ".join([f"{_STRING(k)}: {_STRING(v)}" for k, v in fields.items()]) + "}"
-    except TypeError:  # a value that is not a string (the encoder's own rules apply)
-        return _FIELDS(fields)
 
 
 def email_key(email: str) -> str:

@@ -264,7 +264,8 @@ class RecipientsMixin(StoreCore):
                     if isinstance(r, NewRecipient) and r.status not in NEW_STATUSES:
                         raise ValueError(f"a new recipient cannot have status {r.status!r}")
                 rows = [(r.email, email_key(r.email), r.name, r.lang, r.list_name,
-                         fields_json(r.fields), r.status, r.detail, r.subject,
+                         fields_json(r.fields) if r.fields_text is None else r.fields_text,
+                         r.status, r.detail, r.subject,
                          hashed_key(r.email) if forgotten else None)
                         for r in chunk if isinstance(r, NewRecipient)]  # a str: no row
                 if writer is not None:
@@ -350,7 +351,8 @@ class RecipientsMixin(StoreCore):
         now = self._now()
         gone = [(now, issue, c) for c in dict.fromkeys(
             email_key(c) for c in chunk if isinstance(c, str))]
-        params = [(r.email, r.name, r.lang, r.list_name, fields_json(r.fields), r.subject,
+        params = [(r.email, r.name, r.lang, r.list_name,
+                   fields_json(r.fields) if r.fields_text is None else r.fields_text, r.subject,
                    r.status, r.detail, issue, email_key(r.email), now) for r in rows]
         # Only addresses with a row can be reopened: asking the others costs a
         # statement each for nothing (all of them, the first time a list is sent).
