@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mirage_mailer.project import list_worker
 from mirage_mailer.store import NewRecipient, Store
 from mirage_mailer.store import checkpoint as store_checkpoint
 from mirage_mailer.store import core as store_core
@@ -84,6 +85,7 @@ def test_a_fork_waits_for_a_running_checkpoint(
 
     monkeypatch.setattr(store_checkpoint, "_checkpoint", slow)
     thread = store_checkpoint.checkpoint_behind(db, 5.0)
+    assert list_worker.can_fork()  # a list reader may still be forked: it waits, as here
     pid = os.fork()
     if pid == 0:
         os._exit(0)

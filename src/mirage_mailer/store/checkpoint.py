@@ -21,6 +21,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from mirage_mailer.util.forksafe import ignorable_by_forks
+
 _running: set[threading.Thread] = set()
 _guard = threading.Lock()
 
@@ -54,8 +56,9 @@ def _checkpoint(path: Path, timeout: float) -> None:
 def checkpoint_behind(path: Path, timeout: float) -> threading.Thread:
     """Start a passive checkpoint of ``path``'s WAL on a thread; join it before closing the
     last connection (closing would checkpoint again, in the foreground)."""
-    thread = threading.Thread(target=_checkpoint, args=(path, timeout),
-                              name="mirage-wal-checkpoint")
+    # a list reader may be forked meanwhile (run-due's next issue): the fork waits for it
+    thread = ignorable_by_forks(threading.Thread(target=_checkpoint, args=(path, timeout),
+                                                 name="mirage-wal-checkpoint"))
     with _guard:
         _running.add(thread)
     thread.start()
