@@ -121,3 +121,18 @@ def test_a_code_block_keeps_its_lines_in_the_text_part(project: Path) -> None:
     start = lines.index("line one")
     assert lines[start:start + 3] == ["line one", "line two", "    indented <three>"]
     assert "After a b." in lines  # inline code is prose: its blanks collapse as before
+
+
+def test_a_long_code_line_is_not_wrapped_like_prose(project: Path) -> None:
+    """Prose wraps at 76 columns; a code line wrapped there would stop meaning what it says
+    (the text part is quoted-printable, so a long line is still legal mail)."""
+    code = "curl -s https://example.org/api?" + "&".join(f"f{n}=v{n}" for n in range(20))
+    prose = "word " * 40
+    with (project / ARTICLE).open("a", encoding="utf-8") as handle:
+        handle.write(f"\n```\n{code}\n\n  second  line\n```\n\n{prose}\n")
+    loaded = open_project(project / "mirage.yaml", project / SAMPLE_ISSUE)
+    lines = render(loaded, {"organisation"})["en"].text.splitlines()
+    start = lines.index(code)
+    assert lines[start + 1:start + 3] == ["", "  second  line"]
+    assert "\ue000" not in "\n".join(lines)
+    assert max(len(line) for line in lines if line.startswith("word")) <= 76

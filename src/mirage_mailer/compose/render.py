@@ -59,6 +59,7 @@ OPEN_PIXEL = (f'<img src="__MM_{OPEN_SLOT}__" alt="" width="1" height="1" border
 HTML_TEMPLATE = "newsletter.html.j2"
 TEXT_TEMPLATE = "newsletter.txt.j2"
 TEXT_WIDTH = 76
+PRE_MARK = "\ue000"  # private use: marks a code line for wrap_text (skipped if the page has it)
 
 _TAGS = {
     "a", "abbr", "b", "blockquote", "br", "code", "em", "h2", "h3", "h4", "hr", "i", "img",
@@ -245,17 +246,33 @@ def html_to_text(html: str) -> str:
         img.tail = f"[{img.get('alt') or ''}]" + (img.tail or "")
     for code in doc.xpath(".//pre//code"):
         code.drop_tag()  # inscriptis collapses a <code>'s blanks even inside a <pre>
+    marked = PRE_MARK not in html
+    if marked:  # a code line keeps its shape: the part is quoted-printable, so length is safe
+        for pre in doc.iter("pre"):
+            _mark_lines(pre)
     text = get_text(lxml.html.tostring(doc, encoding="unicode"), ParserConfig())
     text = wrap_text(textwrap.dedent(text).strip("\n"))
+    if marked:
+        text = text.replace(PRE_MARK, "")
     if notes:
         text += "\n\n" + "\n".join(f"[{n}] {url}" for n, url in enumerate(notes, 1))
     return text
 
 
+def _mark_lines(pre: lxml.html.HtmlElement) -> None:
+    """Put PRE_MARK after every line break inside ``pre`` so wrap_text can tell code from prose."""
+    for node in pre.iter():
+        if node.text:
+            node.text = node.text.replace("\n", "\n" + PRE_MARK)
+        if node is not pre and node.tail:
+            node.tail = node.tail.replace("\n", "\n" + PRE_MARK)
+    pre.text = PRE_MARK + (pre.text or "")
+
+
 def wrap_text(text: str, width: int = TEXT_WIDTH) -> str:
     lines = []
     for line in text.splitlines():
-        if len(line) <= width:
+        if len(line) <= width or PRE_MARK in line:
             lines.append(line.rstrip())
             continue
         indent = re.match(r"^\s*(?:[*\-+]\s|\d+\.\s)?", line)
