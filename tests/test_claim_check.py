@@ -127,3 +127,13 @@ def test_without_a_wal_index_every_claim_reads_its_row(db: Path, sender: Store) 
     seen = statements(sender)
     assert sender.claimable(rows[0].id) and not sender.claimable(rows[1].id)
     assert len(seen) == 2
+
+
+def test_a_wal_index_of_another_layout_is_not_trusted(db: Path, sender: Store,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import mirage_mailer.store.claim_check as claim_check
+
+    monkeypatch.setattr(claim_check, "WAL_INDEX_VERSION", 3007001)
+    rows = list(sender.iter_pending(ISSUE, batch=10))
+    seen = statements(sender)
+    assert sender.claimable(rows[0].id) and len(seen) == 1  # read, as on PostgreSQL

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import mmap
 import os
+import struct
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 HEADER = 48  # bytes of one copy of the WAL index header; SQLite keeps two, one after the other
+WAL_INDEX_VERSION = 3007000  # its first field, native byte order: the layout read here
 Read = Callable[[list[int]], set[int]]  # ids -> those still claimable, in one read
 
 
@@ -87,7 +89,11 @@ def _map(database: Path) -> mmap.mmap | None:
     try:
         if os.fstat(fd).st_size < 2 * HEADER:
             return None
-        return mmap.mmap(fd, 2 * HEADER, mmap.MAP_SHARED, mmap.PROT_READ)
+        view = mmap.mmap(fd, 2 * HEADER, mmap.MAP_SHARED, mmap.PROT_READ)
+        if struct.unpack_from("=I", view)[0] != WAL_INDEX_VERSION:  # another layout: read rows
+            view.close()
+            return None
+        return view
     except (OSError, ValueError):
         return None
     finally:
