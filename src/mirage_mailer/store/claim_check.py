@@ -14,7 +14,8 @@ unsubscription committed before a claim still stops that message, for one read p
 instead of one per message.
 
 Where there is no WAL index to look at (PostgreSQL, a SQLite file not in WAL mode, a
-``-shm`` file that cannot be mapped) every claim reads its row, as before.
+``-shm`` file that cannot be mapped, or of another layout than the one read here) every
+claim reads its row, as before.
 """
 
 from __future__ import annotations
