@@ -153,7 +153,9 @@ async def transaction(smtp: aiosmtplib.SMTP, sender: bytes, recipient: bytes,
     transport = cast(asyncio.Transport | None, protocol.transport if protocol else None)
     if protocol is None or transport is None or transport.is_closing():
         raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-    replies = Replies(protocol, asyncio.get_running_loop())
+    # the loop it connected on (aiosmtplib's public ``loop``): get_running_loop asks the
+    # kernel for the process id on Python 3.11, the last such call of a message
+    replies = Replies(protocol, smtp.loop or asyncio.get_running_loop())
     transport.set_protocol(replies)
     try:
         transport.write(envelope_commands(sender, recipient, options))

@@ -10,6 +10,7 @@ from itertools import chain, groupby, islice
 from typing import Any
 
 from mirage_mailer.store import staging
+from mirage_mailer.store.claim_check import ClaimCheck
 from mirage_mailer.store.core import (
     NewRecipient,
     Prior,
@@ -31,6 +32,7 @@ _PAGE = 500
 COMMIT_EVERY = 2.0  # seconds a reconcile transaction may hold the write lock
 BULK_MIN = 20_000  # new rows from which an issue's first plan rebuilds the address indexes
 BULK_SHARE = 2  # ... when the table holds at most this many times as many other rows
+_STAGE_ROWS = staging.STAGE_ROWS  # rows (and ids) a statement: 5,000 parameters at most
 _SORT_THREADS = 2  # helper threads of SQLite's sorter while the address indexes are built
 _OUTCOME_SQL = {
     "sent": "'sent'",
@@ -477,18 +479,23 @@ class RecipientsMixin(StoreCore):
 
     # -- sending -------------------------------------------------------------------------------
 
-    def _paged(self, columns: str, where: str, issue: str, batch: int) -> Iterator[Any]:
+    def _paged(self, columns: str, where: str, issue: str, batch: int,
+               check: ClaimCheck | None = None) -> Iterator[Any]:
         """Rows of ``issue`` by id, one page at a time (keyset), so memory stays flat.
 
         Each page is fetched completely before it is yielded, so callers may write meanwhile.
+        ``check`` notes each page's ids as read pending (``claim_check``).
         """
         last = 0
         while True:
+            version = check.version() if check is not None else None
             page = self._conn.execute(
                 f"SELECT id, {columns} FROM recipients WHERE issue = ? AND {where} AND id > ?"
                 " ORDER BY id LIMIT ?",
                 (issue, last, batch),
             ).fetchall()
+            if check is not None:
+                check.noted(version, [r[0] for r in page])
             yield from page
             if len(page) < batch:
                 return
@@ -507,7 +514,7 @@ class RecipientsMixin(StoreCore):
             k, n = int(shard[0]), int(shard[1])
             where += f" AND id % {n} = {k}"
         for rid, iss, email, name, lang, list_name, fields, status, attempts, mid, subject in (
-            self._paged(columns, where, issue, batch)
+            self._paged(columns, where, issue, batch, self._claim_check())
         ):
             yield Recipient(rid, iss, email, name, lang, list_name,
                             json.loads(fields) if fields != "{}" else {}, status, attempts, mid,
@@ -585,12 +592,32 @@ class RecipientsMixin(StoreCore):
             self._stamp_second = second
         return f"{self._stamp_prefix}.{micro // 1000:03d}+00:00"
 
+    _claims: ClaimCheck | None = None
+
+    def _claim_check(self) -> ClaimCheck:
+        """This connection's check of what is still claimable (made once the store is open
+        in WAL mode, so its WAL index exists)."""
+        if self._claims is None:
+            self._claims = ClaimCheck(None if self.is_postgres else self.path)
+        return self._claims
+
     def claimable(self, recipient_id: int) -> bool:
-        """Whether the row may be sent now (still pending, or claimed by this run): a read,
-        no commit. A row suppressed since it was queued is not claimable."""
-        row = self._conn.execute("SELECT status FROM recipients WHERE id = ?",
-                                 (recipient_id,)).fetchone()
-        return row is not None and row[0] in ("pending", "sending")
+        """Whether the row may be sent now (still pending, or claimed by this run), with no
+        commit. A row suppressed since it was queued is not claimable. Rows read by
+        ``iter_pending`` are vouched for without a read while nothing has committed since
+        (``store/claim_check.py``); any commit, anyone's, makes them read again."""
+        return self._claim_check().claimable(recipient_id, self._still_claimable)
+
+    def _still_claimable(self, ids: list[int]) -> set[int]:
+        """Those of ``ids`` still pending or sending, in one read."""
+        found: set[int] = set()
+        for start in range(0, len(ids), _STAGE_ROWS):
+            part = ids[start:start + _STAGE_ROWS]
+            marks = ", ".join("?" * len(part))
+            found.update(rid for (rid,) in self._conn.execute(
+                f"SELECT id FROM recipients WHERE id IN ({marks})"
+                " AND status IN ('pending', 'sending')", part))
+        return found
 
     def record_batch(
             self, outcomes: Iterable[tuple[int, str, int, str, int | None, str, str, str]],
