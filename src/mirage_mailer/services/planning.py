@@ -30,10 +30,10 @@ from mirage_mailer.store import (
     PlanReader,
     Prior,
     email_key,
-    fields_json,
     hashed_key,
 )
 from mirage_mailer.util.errors import Problem, display_path
+from mirage_mailer.util.fieldsjson import stored_fields
 
 SEND = "send"
 SKIP = "skip"
@@ -189,8 +189,7 @@ def _unchanged(d: Decision, r: Subscriber, prior: Prior, subject_id: str) -> boo
             and d.key == email_key(r.email) and prior.email == r.email
             and prior.name == r.name and prior.lang == r.lang
             and prior.list_name == r.list_name and prior.subject == subject_id
-            and prior.fields == (fields_json(r.fields) if r.fields_text is None
-                                 else r.fields_text))
+            and prior.fields == stored_fields(r.fields, r.fields_text))
 
 
 class Planner:

@@ -19,12 +19,12 @@ from mirage_mailer.store.core import (
     _insert_params,
     _utc_now,
     email_key,
-    fields_json,
     hashed_key,
 )
 from mirage_mailer.store.dialect import Connection
 from mirage_mailer.store.pg_schema import PLAN_STAGE
 from mirage_mailer.store.schema import ADDRESS_INDEXES, NEW_STATUSES, REPORT_STATUSES
+from mirage_mailer.util.fieldsjson import stored_fields
 
 _SUPPRESSED = ("(email_key IN (SELECT email FROM suppressions)"
                " OR mm_hashed(email_key) IN (SELECT email FROM suppressions))")
@@ -266,7 +266,7 @@ class RecipientsMixin(StoreCore):
                     if isinstance(r, NewRecipient) and r.status not in NEW_STATUSES:
                         raise ValueError(f"a new recipient cannot have status {r.status!r}")
                 rows = [(r.email, email_key(r.email), r.name, r.lang, r.list_name,
-                         fields_json(r.fields) if r.fields_text is None else r.fields_text,
+                         stored_fields(r.fields, r.fields_text),
                          r.status, r.detail, r.subject,
                          hashed_key(r.email) if forgotten else None)
                         for r in chunk if isinstance(r, NewRecipient)]  # a str: no row
@@ -354,7 +354,7 @@ class RecipientsMixin(StoreCore):
         gone = [(now, issue, c) for c in dict.fromkeys(
             email_key(c) for c in chunk if isinstance(c, str))]
         params = [(r.email, r.name, r.lang, r.list_name,
-                   fields_json(r.fields) if r.fields_text is None else r.fields_text, r.subject,
+                   stored_fields(r.fields, r.fields_text), r.subject,
                    r.status, r.detail, issue, email_key(r.email), now) for r in rows]
         # Only addresses with a row can be reopened: asking the others costs a
         # statement each for nothing (all of them, the first time a list is sent).

@@ -25,3 +25,9 @@ def fields_json(fields: dict[str, str]) -> str:
         return "{" + ", ".join([f"{_STRING(k)}: {_STRING(v)}" for k, v in fields.items()]) + "}"
     except TypeError:  # a value that is not a string (the encoder's own rules apply)
         return _FIELDS(fields)
+
+
+def stored_fields(fields: dict[str, str], text: str | None) -> str:
+    """The fields text a row is stored with: ``text`` when the list reader already wrote it
+    (``Subscriber.fields_text``, ``NewRecipient.fields_text``), else ``fields_json(fields)``."""
+    return fields_json(fields) if text is None else text

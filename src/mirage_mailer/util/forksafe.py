@@ -2,9 +2,10 @@
 
 Why: the list reader child (``project/list_worker.py``) is forked only when no other thread
 runs, since another thread may hold a lock the child would need. A thread that only steps
-SQLite statements on a connection of its own holds no lock the child takes (the child never
-touches SQLite; glibc's allocator is fork-safe), so it registers here and does not stop a
-long list from being read on the second core.
+SQLite statements (the staging thread on the store's connection, the checkpoint on one of
+its own) holds no lock the child takes (the child never touches SQLite; glibc's allocator is
+fork-safe), so it registers here and does not stop a long list from being read on the
+second core.
 """
 
 from __future__ import annotations
