@@ -39,6 +39,9 @@ _ARTICLE_KEYS = {"title", "date", "author", "summary", "image", "image_alt"}
 _TRANSLATION = re.compile(r"^(?P<stem>.+)\.(?P<lang>[a-zA-Z]{2}(?:[-_][a-zA-Z0-9]{2,3})?)\.md$")
 _ISSUE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_ARTICLES = 100
+_FIELD_NAMES = {"title": "article's title", "author": "author's name",
+                "summary": "one-line summary", "image": "image's file name",
+                "image_alt": "image's description"}
 __all__ = ["Article", "Issue", "load_issue", "parse_date", "parse_send_at", "split_front_matter"]
 
 
@@ -249,7 +252,14 @@ def _load_article(path: Path, default_language: str, problems: Collector,
     check_keys(meta, path, allowed=_ARTICLE_KEYS, required={"title"}, problems=problems)
     for key in ("title", "author", "summary", "image", "image_alt"):
         if key in meta and not isinstance(meta[key], str):
-            problems.add(path, meta.key_line(key), f"'{key}' must be text")
+            problems.add(path, meta.key_line(key), f"'{key}' must be text",
+                         f"write the {_FIELD_NAMES[key]} after '{key}:'"
+                         if meta[key] is None else
+                         f"put the {_FIELD_NAMES[key]} in quotes after '{key}:'")
+    if isinstance(meta.get("title"), str) and not meta["title"].strip():
+        # the newsletter shows the title as the article's heading and in the text part
+        problems.add(path, meta.key_line("title"), "'title' is empty",
+                     "write the article's title after 'title:'")
     article_date = _date_value(meta, path, problems) if meta.get("date") is not None else None
     image = None
     if isinstance(meta.get("image"), str):
