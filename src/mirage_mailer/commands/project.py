@@ -119,7 +119,8 @@ def validate_command(obj: Context, issue: str | None) -> int:
               help="Folder for the files (default: preview/<issue-id>/).")
 @click.option("--recipient", metavar="EMAIL",
               help="Personalise for this address (its list entry if it has one).")
-@click.option("--lang", metavar="LANG", help="Only this language.")
+@click.option("--lang", metavar="LANG",
+              help="Only this language of the issue (one it has, else exit 2).")
 @click.pass_obj
 def preview_command(obj: Context, issue: str | None, out: Path | None, recipient: str | None,
                     lang: str | None) -> int:

@@ -291,8 +291,8 @@ def _finite_rate(_ctx: click.Context, _param: click.Parameter,
               help="Send a [TEST] copy to EMAIL only (repeatable); not recorded, no --yes "
               "needed.")
 @click.option("--lang", metavar="LANG",
-              help="Only this language: its readers in a real send, the copy's language "
-              "with --to.")
+              help="Only this language of the issue (one it has, else exit 2): its readers "
+              "in a real send, the copy's language with --to.")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N",
               help="Send at most N messages this run.")
 @click.option("--concurrency", type=click.IntRange(min=1, max=100), metavar="N",

@@ -91,6 +91,17 @@ class Issue:
                 return base
         return self.default_language
 
+    def language_option(self, wanted: str) -> str:
+        """``--lang``: one of this issue's languages, else an error naming them (a code the
+        issue lacks would quietly give the default language's copy)."""
+        code = normalise_language(wanted.strip()) if not check_language(wanted.strip()) else ""
+        if code in self.articles:
+            return code
+        known = ", ".join(self.languages)
+        raise InputError(Problem(display_path(self.path), None,
+                                 f"--lang {shorten(repr(wanted))} is not a language of issue "
+                                 f"{self.id}", f"give one of its languages: {known}"))
+
     def subject_for(self, lang: str) -> str:
         return self.subject.get(lang) or self.subject[self.default_language]
 

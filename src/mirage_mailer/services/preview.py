@@ -33,7 +33,7 @@ def preview_person(
 def write_preview(project: Project, out_dir: Path, *, recipient: str | None,
                   lang: str | None) -> list[Path]:
     """The files for every issue language (or ``lang``), personalised for ``recipient``."""
-    languages = (project.issue.pick_language(lang),) if lang else None
+    languages = (project.issue.language_option(lang),) if lang is not None else None
     prep = prepare_issue(project, languages=languages)
     rendered, factory = prep.rendered, prep.factory
     person, _ = preview_person(project, recipient, prep.fields)

@@ -163,8 +163,8 @@ def prepare(project: Project, options: SendOptions) -> Preparation:
     """Render every needed language once; raises ``InputError`` before anything is sent."""
     issue = project.issue
     languages = None
-    if options.lang:
-        languages = (issue.pick_language(options.lang),)
+    if options.lang is not None:
+        languages = (issue.language_option(options.lang),)
     elif options.to:
         languages = (issue.default_language,)
     return prepare_issue(project, languages=languages,
