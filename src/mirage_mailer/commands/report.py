@@ -75,16 +75,17 @@ def report_command(obj: Context, issue_dir: Path | None, fmt: str, out: Path | N
     settings = load_settings(locate_config(obj.config, issue_dir))
     issue = issue_dir.resolve().name if issue_dir else None
     if fmt == "html" and issue is not None and out is not None:
-        _write(html_report(settings, issue), out)
+        _write(html_report(settings, issue, issue_dir), out)
     elif fmt == "json":
-        found = reports(settings, issue)
+        found = reports(settings, issue, issue_dir)
         click.echo(json.dumps(found[0] if issue else found, ensure_ascii=False, indent=1))
     elif fmt == "csv":
+        rows = csv_rows(settings, issue, issue_dir)  # an unknown issue: exit 2, no header
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(csv_columns(settings))
-        writer.writerows(csv_rows(settings, issue))
+        writer.writerows(rows)
     else:
-        found = reports(settings, issue)
+        found = reports(settings, issue, issue_dir)
         names = titles(settings, [r["issue"] for r in found])
         _table(found, names, detail=issue is not None)
         _senders_note(found)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from mirage_mailer.project.config import Settings
@@ -18,6 +19,7 @@ from mirage_mailer.project.issue_titles import issue_subjects
 from mirage_mailer.services.bounce_rates import bounce_summary
 from mirage_mailer.services.store_access import StoreAccess, access
 from mirage_mailer.store import REPORT_STATUSES, ReportReader, Store
+from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
 
 STATUSES: tuple[str, ...] = REPORT_STATUSES  # the report's counts, in the table's order
 CSV_COLUMNS = ("issue", "subject", "email", "status", "attempts", "message_id", "smtp_code",
@@ -45,10 +47,35 @@ def tracking_on(settings: Settings) -> bool:
     return settings.tracking.opens or settings.tracking.clicks
 
 
-def reports(settings: Settings, issue: str | None) -> list[dict[str, Any]]:
+def check_known(settings: Settings, store: ReportReader | None, issue: str,
+                folder: Path | None = None) -> None:
+    """An issue with neither a folder nor a row in the store is a typo, not an issue with
+    nothing sent yet: zero counts and exit 0 would read as "nobody got it" (``send`` says
+    the same issue is not found). A removed folder whose rows remain is still reported."""
+    folders = [settings.issues_dir / issue] + ([folder] if folder is not None else [])
+    if any((f / "issue.yaml").is_file() for f in folders):
+        return
+    recorded = store.issues() if store is not None else []
+    if issue in recorded:
+        return
+    known = sorted(set(recorded) | {q.parent.name
+                                    for q in settings.issues_dir.glob("*/issue.yaml")})
+    listed = ", ".join(shorten(name, 40) for name in known[:20]) or "none yet"
+    where = folder if folder is not None and len(folder.parts) > 1 else \
+        settings.issues_dir / issue
+    raise InputError(Problem(display_path(where), None, "no such issue: no issue folder, and "
+                             "nothing recorded for it in the tracking store",
+                             f"give one of the issues: {listed}"))
+
+
+def reports(settings: Settings, issue: str | None,
+            folder: Path | None = None) -> list[dict[str, Any]]:
     """One report per issue (``issue``, or every issue in the store), with ``engagement``
-    (opens, clicks per link) when tracking is on."""
+    (opens, clicks per link) when tracking is on. An ``issue`` (its ``folder`` as given)
+    that neither exists nor has rows is an ``InputError``."""
     with existing(settings) as store:
+        if issue:
+            check_known(settings, store, issue, folder)
         issues = [issue] if issue else (store.issues() if store is not None else [])
         found = [issue_report(store, name) for name in issues]
         if tracking_on(settings) and store is not None:  # extra field, only when enabled
@@ -94,9 +121,10 @@ def csv_columns(settings: Settings) -> tuple[str, ...]:
             + (("relay",) if settings.transport.relays else ()))
 
 
-def csv_rows(settings: Settings, issue: str | None) -> list[list[Any]]:
+def csv_rows(settings: Settings, issue: str | None,
+             folder: Path | None = None) -> list[list[Any]]:
     """One row per recipient and issue, in ``csv_columns`` order."""
-    found = reports(settings, issue)
+    found = reports(settings, issue, folder)
     names = titles(settings, [report["issue"] for report in found])
     bounces = settings.bounces is not None
     relays = bool(settings.transport.relays)
@@ -106,11 +134,12 @@ def csv_rows(settings: Settings, issue: str | None) -> list[list[Any]]:
             for report in found for row in report["recipients"]]
 
 
-def html_report(settings: Settings, issue: str) -> str:
+def html_report(settings: Settings, issue: str, folder: Path | None = None) -> str:
     """The self-contained HTML page for ``issue`` (empty sections when nothing is recorded)."""
     from mirage_mailer.services.htmlreport import issue_report_html  # pygal only when asked
 
     with existing(settings) as store:
+        check_known(settings, store, issue, folder)
         return issue_report_html(store, issue, settings)
 
 
