@@ -251,8 +251,8 @@ def test_without_an_argument_the_latest_issue(project: Path, run_cli: RunCli) ->
     result = run_cli("preview")
     assert result.code == 0, result.err
     assert result.err.splitlines()[0] == (
-        "mirage-mailer: using issues/a-later-one (the latest of 3 issues by date; name "
-        "another to choose it)")
+        "mirage-mailer: using issues/a-later-one (the latest of 3 issues by number, then date, "
+        "an undated draft counting as newest; name another to choose it)")
     assert (project / "preview/a-later-one/en.html").is_file()
 
 

@@ -98,8 +98,8 @@ def test_latest_issue_by_number_then_folder_name(tmp_path: Path,
     monkeypatch.chdir(tmp_path / "issues")  # run from inside the project
     folder, note = find_issue(None, None)
     assert folder == tmp_path / "issues" / "b-second"
-    assert note == ("mirage-mailer: using b-second (the latest of 3 issues by number; name "
-                    "another to choose it)")
+    assert note == ("mirage-mailer: using b-second (the latest of 3 issues by number, then "
+                    "date, an undated draft counting as newest; name another to choose it)")
     assert find_issue(None, "c-first") == (Path("c-first"), None)  # a folder here
     monkeypatch.chdir(tmp_path)
     assert find_issue(None, "c-first") == (tmp_path / "issues" / "c-first", None)

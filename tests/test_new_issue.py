@@ -177,3 +177,19 @@ def test_send_at_and_flow_style_values_are_rewritten(project: Path, run_cli: Run
                         "# send_at: YYYY-MM-DDTHH:MM:SS+01:00   # for 'mirage-mailer run-due'\n")
     due = run_cli("run-due", "--now", "2030-01-01T00:00:00+00:00")
     assert "2021-11-partners-meeting" not in due.out + due.err
+
+
+@pytest.mark.parametrize("numbered", [True, False])
+def test_the_new_issue_is_the_latest_for_every_command(project: Path, run_cli: RunCli,
+                                                       numbered: bool) -> None:
+    """The README's tour: new-issue, then validate and preview with no argument, work on
+    the issue just started (they took the dated older one: "latest" by date first)."""
+    if not numbered:
+        edit(project / SAMPLE_ISSUE / "issue.yaml", "number: 4\n", "")
+    assert run_cli("new-issue").code == 0
+    draft = NEXT
+    for command in ("validate", "preview"):
+        result = run_cli(command)
+        assert result.err.splitlines()[0].startswith(f"mirage-mailer: using {draft} (the "
+                                                     "latest of 2 issues"), result.err
+    assert not (project / "preview").exists()  # the draft is not written yet: exit 2

@@ -95,7 +95,8 @@ def validate_command(obj: Context, issue: str | None) -> int:
     """Check config, issue, articles, lists, templates and the EU disclaimer.
 
     ISSUE is the issue folder or its id (the folder name under issues/); without it, the
-    only issue, or the latest one.
+    only issue, or the latest one (highest number, then date; an undated draft, such as
+    the one new-issue just started, counts as newest).
 
     Prints every problem as path:line: message. Exit 2 if any is an error;
     warnings (duplicate addresses, missing translations) leave exit 0.
@@ -126,7 +127,8 @@ def preview_command(obj: Context, issue: str | None, out: Path | None, recipient
                     lang: str | None) -> int:
     """Write <lang>.html, <lang>.txt and <lang>.eml for each language; sends nothing.
 
-    ISSUE is the issue folder or its id; without it, the only issue, or the latest one.
+    ISSUE is the issue folder or its id; without it, the only issue, or the latest one
+    (highest number, then date; an undated draft counts as newest).
     """
     project = open_project(obj.config, issue_folder(obj, issue))
     for problem in project.warnings:  # said before the files are written, even if that fails

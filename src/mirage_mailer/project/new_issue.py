@@ -22,6 +22,7 @@ from pathlib import Path
 from mirage_mailer.project.yamlsrc import LineDict, LineList, load_yaml_file
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
 
+_UNDATED = "~"  # sorts after every ISO date: an issue not dated yet is the newest
 ISSUE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # the rule content.py applies
 _YEAR_MONTH = re.compile(r"^(?P<pre>(?:.*[-_.])?)(?P<y>(?:19|20|21)\d{2})-(?P<m>0[1-9]|1[0-2])"
                          r"(?:-(?P<d>[0-3]\d))?(?P<rest>(?:[-_.].*)?)$")
@@ -103,10 +104,16 @@ def start_issue(issues_dir: Path, source: Path, new_id: str | None) -> StartedIs
                         _lists(data), tuple(path for path, _ in files))
 
 
+LATEST_RULE = "by number, then date, an undated draft counting as newest"
+
+
 def latest_issue(issues_dir: Path) -> Path | None:
-    """The issue to continue: the highest ``number``, then the latest ``send_at`` or
-    ``date``, then the last folder name. Numbers come first because a draft started by
-    new-issue has its number but no date yet. An unreadable issue.yaml counts by name."""
+    """The latest issue, one rule for every command (``new-issue`` continues it; ``validate``,
+    ``preview``, ``send`` without an argument take it): the highest ``number``, then the
+    latest ``send_at`` or ``date``, then the last folder name. Numbers come first and an
+    issue without a date counts as the newest, because a draft started by new-issue has its
+    number but no date yet (it is dated the day it is sent), and it must be the one that
+    ``preview`` shows next. An unreadable issue.yaml counts by name."""
     best: tuple[int, str, str] | None = None
     found: Path | None = None
     for folder in sorted(issues_dir.iterdir()) if issues_dir.is_dir() else []:
@@ -119,7 +126,7 @@ def latest_issue(issues_dir: Path) -> Path | None:
         number, when = -1, ""
         if isinstance(data, LineDict):
             number = _number(data.get("number")) or -1
-            when = str(data.get("send_at") or data.get("date") or "")[:10]
+            when = str(data.get("send_at") or data.get("date") or _UNDATED)[:10]
         key = (number, when, folder.name)
         if best is None or key > best:
             best, found = key, folder

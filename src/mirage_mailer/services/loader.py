@@ -22,7 +22,7 @@ from mirage_mailer.project.lists import (
     iter_list,
     list_fields,
 )
-from mirage_mailer.project.yamlsrc import LineDict, load_yaml_file
+from mirage_mailer.project.new_issue import LATEST_RULE, latest_issue
 from mirage_mailer.services.verp import bounce_warnings
 from mirage_mailer.util.errors import Collector, InputError, Problem, display_path, shorten
 
@@ -67,12 +67,9 @@ def find_issue(config: Path | None, given: str | None) -> tuple[Path, str | None
     if len(names) == 1:
         picked = folder / names[0]
         return picked, f"mirage-mailer: using {display_path(picked)} (the only issue)"
-    order = {name: _issue_order(folder / name) for name in names}
-    picked = folder / max(names, key=lambda name: order[name])
-    basis = ("date" if any(o[0] for o in order.values())
-             else "number" if any(o[1] for o in order.values()) else "folder name")
+    picked = latest_issue(folder) or folder / names[-1]  # new-issue's rule, for every command
     return picked, (f"mirage-mailer: using {display_path(picked)} (the latest of {len(names)} "
-                    f"issues by {basis}; name another to choose it)")
+                    f"issues {LATEST_RULE}; name another to choose it)")
 
 
 def _config_here_or_above(config: Path | None) -> Path:
@@ -82,24 +79,6 @@ def _config_here_or_above(config: Path | None) -> Path:
             if (folder / CONFIG_NAME).is_file():
                 return folder / CONFIG_NAME
     return find_config(config)
-
-
-def _issue_order(folder: Path) -> tuple[str, float, str]:
-    """(send_at or date, number, folder name): "latest" as the officer dates issues. An
-    issue.yaml that cannot be read sorts by its folder name alone (validate says why)."""
-    try:
-        data = load_yaml_file(folder / "issue.yaml")
-    except InputError:
-        return "", 0.0, folder.name
-    if not isinstance(data, LineDict):
-        return "", 0.0, folder.name
-    when = data.get("send_at") or data.get("date") or ""
-    number = data.get("number")
-    if isinstance(number, str) and number.strip().isdigit():
-        number = int(number)
-    amount = float(number) if isinstance(number, int | float) and not isinstance(
-        number, bool) else 0.0
-    return str(when)[:10], amount, folder.name
 
 
 def open_project(config: Path | None, issue_dir: Path) -> Project:
