@@ -49,8 +49,9 @@ def test_relay_wanting_auth_names_the_unset_variables(project: Path, run_cli: Ru
     result = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert result.code == 3, result.err
     assert problems(result.err) == [
-        "mirage.yaml:17: the relay requires authentication (530 5.7.0 Authentication "
-        "required), and MIRAGE_SMTP_USER and MIRAGE_SMTP_PASSWORD are not set: export them "
+        f"mirage.yaml:17: 127.0.0.1:{auth_sink.port}: the relay requires authentication (530 "
+        "5.7.0 Authentication required), and MIRAGE_SMTP_USER and MIRAGE_SMTP_PASSWORD are "
+        "not set: export them "
         f"(see transport.username_env/password_env); {RESUME}"]
     assert "return_path" not in result.err
     assert auth_sink.received == []
@@ -84,10 +85,24 @@ def test_refused_credentials_name_the_variables_never_the_values(
     result = run_cli("send", SAMPLE_ISSUE, "--yes", env=env)
     assert result.code == 3, result.err
     assert problems(result.err) == [
-        "mirage.yaml:17: the relay refused the user name and password in MIRAGE_SMTP_USER and "
-        "MIRAGE_SMTP_PASSWORD (535 5.7.8 Authentication credentials invalid): check their "
+        f"mirage.yaml:17: 127.0.0.1:{login_sink.port}: the relay refused the user name and "
+        "password in MIRAGE_SMTP_USER and MIRAGE_SMTP_PASSWORD (535 5.7.8 Authentication "
+        "credentials invalid): check their "
         f"values (see transport.username_env/password_env); {RESUME}"]
     assert "officer-name" not in result.err and "wrong-pass" not in result.err
+
+
+def test_a_relay_without_starttls_is_named(project: Path, run_cli: RunCli) -> None:
+    with SmtpSink().running_in_thread() as sink:  # offers no STARTTLS
+        use_relay(project, sink.url)
+        edit(project / "mirage.yaml", "  starttls: never", "  starttls: always")
+        result = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert result.code == 3, result.err
+    assert problems(result.err) == [
+        f"mirage.yaml:17: 127.0.0.1:{sink.port}: does not offer STARTTLS (transport.starttls "
+        "is 'always'): use smtps:// if the server speaks implicit TLS on another port, or set "
+        f"starttls: auto/never only for a trusted local relay; {RESUME}"]
+    assert sink.received == []
 
 
 def free_port() -> int:

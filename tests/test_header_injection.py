@@ -88,7 +88,7 @@ def test_an_issue_subject_with_a_hidden_line_break_is_a_fatal_error(project: Pat
     for command in (("validate", SAMPLE_ISSUE), ("send", SAMPLE_ISSUE, "--yes")):
         result = run_cli(*command)
         assert result.code == 2, result.out + result.err
-        assert "issue.yaml:1" in result.out + result.err
+        assert "issue.yaml:2" in result.out + result.err
         assert "encoded word" in result.out + result.err
     assert outbox(project) == []
 

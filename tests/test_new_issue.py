@@ -55,7 +55,8 @@ def test_the_draft_cannot_be_validated_or_sent_until_written(project: Path,
     assert run_cli("new-issue").code == 0
     checked = run_cli("validate", NEXT)
     assert checked.code == 2
-    assert f"{NEXT}/issue.yaml:1: 'subject' (en) is empty" in checked.err
+    assert (f"{NEXT}/issue.yaml:2: 'subject' (en) is empty (write the subject line after "
+            "'en:' under 'subject:')") in checked.err
     assert f"{NEXT}/article-2.fr.md:7: article body is empty" in checked.err
     sent = run_cli("send", NEXT, "--yes")
     assert sent.code == 2 and "'subject' (fr) is empty" in sent.err

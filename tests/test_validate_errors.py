@@ -56,7 +56,7 @@ CASES = [
     pytest.param(
         f"{SAMPLE_ISSUE}/issue.yaml", '  en: "MIraGE news:',
         '  en: "MIraGE\\r\\nBcc: x@y.org news:',
-        f"{SAMPLE_ISSUE}/issue.yaml:1: 'subject' (en) contains a line break (CR/LF), which "
+        f"{SAMPLE_ISSUE}/issue.yaml:2: 'subject' (en) contains a line break (CR/LF), which "
         "would break the message headers (keep it on one line)", id="crlf-in-subject"),
     pytest.param(
         "templates/newsletter.html.j2", "{{ t.why }}", "{{ t.why }} {{ unknown_var }}",

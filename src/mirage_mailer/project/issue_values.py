@@ -20,6 +20,8 @@ from mirage_mailer.util.langs import check_language, normalise_language
 LIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # a file in lists/, nothing more
 MAX_LINE_TEXT = 1000  # subject, title, preheader: characters
 MAX_IMAGE_BYTES = 10_000_000
+_WHAT = {"subject": "subject line", "preheader": "preview text shown after the subject",
+         "title": "issue's title"}
 
 
 def localised(
@@ -27,6 +29,7 @@ def localised(
 ) -> dict[str, str]:
     """A string, or a mapping language -> string (for subject, title, preheader)."""
     line = data.key_line(key)
+    lines: dict[str, int] = {}  # each language's own line, where the mapping gives one
     if value is None:
         return {}
     if isinstance(value, str | int | float) and not isinstance(value, bool):
@@ -44,6 +47,7 @@ def localised(
                 problems.add(path, value.key_line(lang), f"'{key}.{lang}' must be text")
                 continue
             result[normalise_language(str(lang))] = text.strip()
+            lines[normalise_language(str(lang))] = value.key_line(lang)
         if result and default_lang not in result:
             problems.add(path, line, f"'{key}' has no text in the default language "
                          f"'{default_lang}'", f"add '{default_lang}: ...' under '{key}:'")
@@ -51,13 +55,16 @@ def localised(
         problems.add(path, line, f"'{key}' must be text or a mapping language -> text")
         return {}
     for lang, text in result.items():
+        at = lines.get(lang, line)
         bad = header_problem(text) if key in ("subject", "preheader") else None
         if bad:
-            problems.add(path, line, f"'{key}' ({lang}) {bad}", "keep it on one line")
+            problems.add(path, at, f"'{key}' ({lang}) {bad}", "keep it on one line")
         elif not text:
-            problems.add(path, line, f"'{key}' ({lang}) is empty")
+            where = f"'{lang}:' under '{key}:'" if lang in lines else f"'{key}:'"
+            problems.add(path, at, f"'{key}' ({lang}) is empty",
+                         f"write the {_WHAT.get(key, key)} after {where}")
         elif len(text) > MAX_LINE_TEXT:
-            problems.add(path, line, f"'{key}' ({lang}) is {len(text):,} characters long; at "
+            problems.add(path, at, f"'{key}' ({lang}) is {len(text):,} characters long; at "
                          f"most {MAX_LINE_TEXT:,}", "shorten it")
     return result
 

@@ -117,7 +117,8 @@ def _check_row(
         for key, value in raw.items():
             bad = header_problem(value)  # after decoding RFC 2047 encoded words (headersafe)
             if bad:
-                hint = "the encoded word (=?...?=)" if "encoded word" in bad else "the line break"
+                hint = "the encoded word (=?...?=)" if "encoded word" in bad else "the " + next(
+                    w for w in ("line break", "control character", "lone surrogate") if w in bad)
                 return RowProblem(email, list_name, Problem(
                     where, line, f"'{key}' {bad}", f"remove {hint} from this row"))
     if not email:
@@ -271,7 +272,8 @@ def _iter_yaml(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
             for key, value in entry.items():
                 if isinstance(value, dict | list):
                     yield RowProblem(str(entry.get("email", "")), list_name, Problem(
-                        where, entry.key_line(key), f"'{key}' must be a single value"))
+                        where, entry.key_line(key), f"'{key}' must be a single value",
+                        f"write one value after '{key}:', in quotes if it starts with [ or {{"))
                     break
                 entry_map[column_name(str(key))] = "" if value is None else str(value)
             else:

@@ -187,6 +187,9 @@ def resumable(settings: Settings, aborted: DeliveryAborted,
     recorded send) that nothing was lost and how many a rerun picks up."""
     problem = aborted.problems[0]
     text = problem.message + (f": {problem.hint}" if problem.hint else "")
+    if problem.path not in text and problem.path not in ("mirage.yaml",
+                                                         display_path(settings.path)):
+        text = f"{problem.path}: {text}"  # which relay (host:port) or file: several may be set
     if counts is not None:
         pending, unknown = counts.get("pending", 0), counts.get("unknown", 0)
         text += (f"; nothing was lost: {pending} recipient{'s' if pending != 1 else ''} "

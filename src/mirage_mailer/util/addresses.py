@@ -27,6 +27,8 @@ from email.utils import parseaddr
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
+from mirage_mailer.util.errors import shorten
+
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")  # C0 controls but TAB, and DEL
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _SIMPLE = re.compile(rf"({_ATEXT}(?:\.{_ATEXT})*)@([A-Za-z0-9.-]+)")  # dot-atom @ ASCII domain
@@ -80,13 +82,24 @@ def check_clean_address(address: str) -> tuple[str, str | None]:
     try:
         info = validate_email(address, check_deliverability=False)
     except EmailNotValidError as exc:
-        return address, f"'{address}' is not a valid e-mail address: {exc}"
+        return address, (f"'{shorten(address)}' is not a valid e-mail address: "
+                         f"{_reason(address, exc)}")
     if simple is not None:  # the domain passed: the next address at it takes the short way
         if len(_domains) >= _MAX_DOMAINS:
             _domains.clear()
         forms = (simple[2], info.domain, info.ascii_domain)
         _domains[simple[2]] = (info.domain, max(len(f.encode("utf-8")) for f in forms))
     return info.normalized, None
+
+
+def _reason(address: str, exc: EmailNotValidError) -> str:
+    """email-validator's reason, except where it misleads: an unmatched double quote makes
+    it read the rest as a quoted string and say the address "must have an @-sign"."""
+    text = str(exc)
+    if "@" in address and "must have an @-sign" in text and '"' in address:
+        return ('The part before the @-sign has an unmatched double quote (").'
+                if address.count('"') % 2 else "The @-sign is inside double quotes.")
+    return text
 
 
 def _plain_domain(written: str) -> tuple[str, int] | None:

@@ -80,10 +80,17 @@ def _hides_break(charset: str, data: bytes) -> bool:
 def header_problem(value: str) -> str | None:
     """None when ``value`` may go into a header, else why not (after RFC 2047 decoding)."""
     bad = check_header_value(value)
-    if bad:
+    if bad and bad.startswith("contains a line break"):
         return bad
-    if _BREAKS.search(value):
-        return "contains a line or paragraph separator, a control character or a lone surrogate"
+    found = _BREAKS.search(value)
+    if found:  # named, so the fix can say what to remove: a control character is no line break
+        char = found[0]
+        code = f"U+{ord(char):04X}"
+        if "\ud800" <= char <= "\udfff":
+            return f"contains a lone surrogate ({code}), a character no charset can encode"
+        if len(f"a{char}b".splitlines()) > 1:
+            return f"contains a line break ({code}), which would break the message headers"
+        return f"contains a control character ({code}), which has no place in a header"
     if "=?" not in value:
         return None
     for match in _ENCODED_WORD.finditer(value):
