@@ -3,7 +3,8 @@ group under ``commands/``), and ``main``, which maps errors to exit codes.
 
 Nothing here decides anything about mail; every problem the core raises is printed as one
 ``path:line: message (hint)`` line. Exit codes: 0 done, 1 permanent failures recorded,
-2 invalid input (nothing sent), 3 delivery could not proceed (state kept, rerun resumes).
+2 invalid input (nothing sent), 3 delivery could not proceed (state kept, rerun resumes),
+130/143 stopped by Ctrl-C/SIGTERM.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def cli(ctx: click.Context, config: Path | None, verbose: bool) -> None:
     funding disclaimer, sent over SMTP with a tracking log that never sends twice.
 
     Exit codes: 0 done, 1 some recipients failed permanently (5xx), 2 invalid input
-    (nothing sent), 3 delivery could not proceed (state kept; rerun to resume).
+    (nothing sent), 3 delivery could not proceed (state kept; rerun to resume), 130 or 143
+    stopped by Ctrl-C or SIGTERM (messages on the wire recorded; rerun to resume).
     """
     ctx.obj = Context(config, verbose)
 

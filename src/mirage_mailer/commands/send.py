@@ -28,6 +28,7 @@ from mirage_mailer.services.sending import (
     SendOptions,
     SendOutcome,
     dry_run,
+    dry_run_test,
     plan_to_confirm,
     prepare,
     send,
@@ -58,8 +59,12 @@ def _also_skipped(plan: Plan | None) -> str:
     return f"; also not sent: {', '.join(parts)}" if parts else ""
 
 
-def summary(outcome: SendOutcome) -> str:
+def summary(outcome: SendOutcome, rerun: str = "send") -> str:
+    """The closing line; ``rerun`` is the command that resumes (``run-due`` for cron's run,
+    which has no --resend-unknown: that one is always ``send ISSUE --resend-unknown``)."""
     c = outcome.counts
+    resend = ("rerun with --resend-unknown" if rerun == "send"
+              else f"run 'mirage-mailer send {outcome.issue} --resend-unknown'")
     head = (f"{outcome.issue}: sent {c.get('sent', 0)}, failed {c.get('failed', 0)}, "
             f"pending {c.get('pending', 0)}, unknown {c.get('unknown', 0)}, "
             f"suppressed {c.get('suppressed', 0)}, invalid {c.get('invalid', 0)}")
@@ -71,6 +76,10 @@ def summary(outcome: SendOutcome) -> str:
                 f"({langs or 'none'}); already sent {outcome.already_sent}, "
                 f"suppressed {c['suppressed']}, invalid {c['invalid']}, "
                 f"failed {c['failed']}, unknown {c['unknown']}{_also_skipped(outcome.plan)}")
+    if outcome.mode == "test-dry-run":
+        langs = ", ".join(f"{k}: {v}" for k, v in sorted(outcome.per_language.items()))
+        return (f"{outcome.issue}: dry run of the test copy, nothing sent: would send a "
+                f"[TEST] copy to {outcome.to_send} address(es) ({langs}); nothing recorded")
     if outcome.mode == "test":
         run = outcome.this_run
         return (f"{outcome.issue}: test copy sent to {run.sent} of {run.total} address(es), "
@@ -80,11 +89,11 @@ def summary(outcome: SendOutcome) -> str:
     unknown = c.get("unknown", 0) - outcome.elsewhere_on_wire
     if outcome.nothing_to_do and theirs:
         return head + f"; nothing left to claim{theirs}" + (
-            f" ({unknown} unknown: rerun with --resend-unknown to send them again)"
+            f" ({unknown} unknown: {resend} to send them again)"
             if unknown > 0 else "")
     if outcome.nothing_to_do:
         return head + "; nothing to send" + (
-            f" ({c['unknown']} unknown: rerun with --resend-unknown to send them again)"
+            f" ({c['unknown']} unknown: {resend} to send them again)"
             if c.get("unknown") else "")
     run = outcome.this_run
     stats = outcome.stats
@@ -96,9 +105,9 @@ def summary(outcome: SendOutcome) -> str:
                                    else "SIGTERM")
     tail += theirs
     if pending > 0:
-        tail += f"; {pending} pending: rerun send to resume"
+        tail += f"; {pending} pending: rerun {rerun} to resume"
     if unknown > 0:
-        tail += f"; {unknown} unknown: check, then rerun with --resend-unknown"
+        tail += f"; {unknown} unknown: check, then {resend}"
     return head + tail
 
 
@@ -262,6 +271,8 @@ def run_send(obj: Context, issue_dir: Path, options: SendOptions, yes: bool,
     if warn_tls and (insecure := insecure_tls_warning(project.settings)):
         err(str(insecure))
     prep = prepare(project, options)
+    if options.dry_run and options.to:
+        return dry_run_test(prep, options.to)
     if options.dry_run:
         return dry_run(prep, options, keep=keep)
     if options.to:
@@ -286,7 +297,7 @@ def _finite_rate(_ctx: click.Context, _param: click.Parameter,
 @click.argument("issue_dir", type=ISSUE_DIR)
 @click.option("--dry-run", is_flag=True,
               help="Build every message and report what would be sent; transmit and record "
-              "nothing.")
+              "nothing (with --to: the test copy).")
 @click.option("--to", "to", multiple=True, metavar="EMAIL",
               help="Send a [TEST] copy to EMAIL only (repeatable); not recorded, no --yes "
               "needed.")
@@ -330,6 +341,8 @@ def send_command(obj: Context, issue_dir: Path, dry_run: bool, to: tuple[str, ..
     """
     if (show_list or csv_path is not None) and not dry_run:
         raise click.UsageError("--list and --csv go with --dry-run")
+    if (show_list or csv_path is not None) and to:
+        raise click.UsageError("--list and --csv show who gets the real send; leave out --to")
     options = SendOptions(dry_run=dry_run, to=_check_to(to), lang=lang, limit=limit,
                           concurrency=concurrency, rate=rate, resend_unknown=resend_unknown,
                           new_store=new_store)
@@ -418,7 +431,7 @@ def _send_due(obj: Context, issue_dir: Path) -> ExitCode:
     if outcome is None:
         return ExitCode.OK
     _print_skipped(outcome)
-    click.echo(summary(outcome))
+    click.echo(summary(outcome, rerun="run-due"))
     return outcome.exit_code
 
 

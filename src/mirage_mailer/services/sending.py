@@ -126,7 +126,7 @@ class StopSource(Protocol):
 @dataclass
 class SendOutcome:
     issue: str
-    mode: str  # send | dry-run | test
+    mode: str  # send | dry-run | test | test-dry-run
     counts: dict[str, int] = field(default_factory=dict)
     to_send: int = 0
     per_language: Counter[str] = field(default_factory=Counter)
@@ -225,6 +225,19 @@ def dry_run(prep: Preparation, options: SendOptions, *, keep: bool = False) -> S
             if d.kind == K_SEND and isinstance(d.row, Subscriber) and d.lang is not None:
                 prep.factory.build(Personal(d.email, d.name, d.list_name, d.row.fields), d.lang)
     return _outcome(planner.plan, "dry-run")
+
+
+def dry_run_test(prep: Preparation, addresses: tuple[str, ...]) -> SendOutcome:
+    """``--to`` with ``--dry-run``: build each ``[TEST] `` copy as ``send_test`` would (so a
+    template or address problem shows now), and transmit and record nothing."""
+    project = prep.project
+    lang = next(iter(prep.rendered))
+    for address in addresses:
+        person = preview_person(project, address, prep.fields)[0]
+        prep.factory.build(person, lang)
+    outcome = SendOutcome(project.issue.id, "test-dry-run", to_send=len(addresses))
+    outcome.per_language[lang] = len(addresses)
+    return outcome
 
 
 def _outcome(plan: Plan, mode: str) -> SendOutcome:
