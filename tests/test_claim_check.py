@@ -137,3 +137,15 @@ def test_a_wal_index_of_another_layout_is_not_trusted(db: Path, sender: Store,
     rows = list(sender.iter_pending(ISSUE, batch=10))
     seen = statements(sender)
     assert sender.claimable(rows[0].id) and len(seen) == 1  # read, as on PostgreSQL
+
+
+def test_closing_the_store_unmaps_the_wal_index(db: Path) -> None:
+    store = Store(db)
+    rows = list(store.iter_pending(ISSUE, batch=10))
+    check = store._claim_check()
+    view = check._view
+    assert view is not None and not view.closed
+    assert store.claimable(rows[0].id)
+    store.close()
+    assert view.closed and store._claims is None
+    assert check.claimable(rows[1].id, lambda ids: set()) is False  # no mapping: it reads

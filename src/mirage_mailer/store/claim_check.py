@@ -61,6 +61,16 @@ class ClaimCheck:
             self._seen = version
         self._pending.update(ids)
 
+    def close(self) -> None:
+        """Unmap the WAL index: the mapping keeps the ``-shm`` file's pages (and, once
+        SQLite unlinks it at the last close, its inode) alive until it is closed. Later
+        claims read their rows, as without a WAL index."""
+        if self._view is not None:
+            self._view.close()
+            self._view = None
+        self._seen = None
+        self._pending.clear()
+
     def claimable(self, row: int, read: Read) -> bool:
         """Whether ``row`` is still pending (or on the wire from this run); ``read`` asks
         the store, for the rows this check cannot vouch for."""

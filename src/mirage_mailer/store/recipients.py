@@ -654,6 +654,13 @@ class RecipientsMixin(StoreCore):
             self._claims = ClaimCheck(None if self.is_postgres else self.path)
         return self._claims
 
+    def close(self) -> None:
+        """The claim check's mapping of the WAL index is released with the connection."""
+        if self._claims is not None:
+            self._claims.close()
+            self._claims = None
+        super().close()
+
     def claimable(self, recipient_id: int) -> bool:
         """Whether the row may be sent now (still pending, or claimed by this run), with no
         commit. A row suppressed since it was queued is not claimable. Rows read by
