@@ -26,6 +26,8 @@ from mirage_mailer.web.respond import respond, translator
 
 BAD_LINK = N_("This unsubscribe link is not valid. Copy the whole link from the message, or "
               "use the unsubscribe link of a more recent message.")
+NOT_RECORDED = N_("Your unsubscribe could not be recorded just now, so nothing has changed "
+                   "yet. Please use the link again in a few minutes.")
 UNKNOWN = N_("This unsubscribe link does not belong to a message we sent, or the address was "
              "erased since.")
 
@@ -70,7 +72,9 @@ def _suppress(request: Request, address: str, source: str, issue: str) -> None:
 
 
 async def unsubscribe(request: Request) -> Response:
-    """POST: one-click (RFC 8058) or the page's button; idempotent."""
+    """POST: one-click (RFC 8058) or the page's button; idempotent. A store that cannot
+    answer now (another process's lock) is a 503 page saying so (``app.store_unavailable``)."""
+    request.state.unavailable_detail = NOT_RECORDED
     issue, address, _target = await run_in_threadpool(_resolve, request)
     form = await read_form(request)
     if text(form, "List-Unsubscribe") == "One-Click":
