@@ -21,6 +21,7 @@ from web_support import (
     store_of,
 )
 
+from helpers import edit
 from support.sqlite_reader import journal_mode, reader_holding
 
 
@@ -64,4 +65,20 @@ def test_a_bug_is_logged_with_the_route_not_the_token(
     with client_for(sent_project, raise_server_exceptions=False) as client:
         assert client.get(path).status_code == 500
     assert "error answering GET /u/{token}" in caplog.text
+    assert path.rsplit("/", 1)[1] not in caplog.text
+
+
+def test_a_postgresql_server_out_of_reach_is_503_without_token_or_traceback(
+        sent_project: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The PostgreSQL store's equivalent: nothing listens where tracking.database points."""
+    path = path_of(https_unsubscribe(message_to(sent_project, MARIA)))
+    edit(sent_project / "mirage.yaml", "  database: .mirage/tracking.sqlite",
+         f"  database: postgresql://mirage@127.0.0.1:{free_port()}/mirage")
+    with client_for(sent_project) as client:  # an exception the app did not answer raises
+        busy = client.post(path, content=ONE_CLICK_BODY, headers={"Content-Type": FORM})
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "60"
+        assert "could not be recorded just now" in busy.text
+    [record] = [r for r in caplog.records if r.name.startswith("mirage_mailer")]
+    assert record.levelname == "WARNING" and record.exc_info is None
+    assert "cannot answer POST /u/{token} now" in record.getMessage()
     assert path.rsplit("/", 1)[1] not in caplog.text
