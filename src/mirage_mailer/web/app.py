@@ -10,7 +10,8 @@ from __future__ import annotations
 import http.client
 import logging
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
@@ -32,6 +33,7 @@ from mirage_mailer.web import (
 )
 from mirage_mailer.web.context import WebContext, web_context
 from mirage_mailer.web.guard import Guard, ReaderError
+from mirage_mailer.web.held import HeldRetry
 from mirage_mailer.web.i18n import N_, negotiate, request_language
 from mirage_mailer.web.links import Links
 from mirage_mailer.web.logged import logged_path
@@ -127,7 +129,17 @@ def create_app(settings: Settings, *, local_base: str | None = None) -> Starlett
         *engagement_routes.ROUTES,
         *report_routes.ROUTES,
     ]
-    app = MirageApp(routes=routes, settings=settings,
+    held = HeldRetry(settings, ctx.stores)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        held.start()  # unsubscribes held while the store was busy: recorded once it answers
+        try:
+            yield
+        finally:
+            held.stop()
+
+    app = MirageApp(routes=routes, settings=settings, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error, StoreError: store_unavailable,
                                         sqlite3.OperationalError: store_unavailable,
                                         Exception: server_error})
