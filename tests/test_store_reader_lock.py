@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli
+from mirage_mailer.cli import main
 from mirage_mailer.store import Store, StoreUnavailable
 from mirage_mailer.util.errors import ExitCode
 from support.sqlite_reader import current_mode, journal_mode, reader_holding
@@ -81,3 +83,50 @@ def test_commands_beside_another_reader(project: Path, run_cli: RunCli) -> None:
     resumed = run_cli("send", SECOND, "--yes")  # the reader gone, the rerun does it all
     assert resumed.code == 0 and "sent 5" in resumed.out, resumed
     assert current_mode(database) == "wal"
+
+
+def test_a_store_locked_at_open_is_exit_3_not_bad_input(tmp_path: Path) -> None:
+    """A writer mid-commit on a DELETE-mode file keeps even readers out: that is a lock of
+    the moment (exit 3, rerun), not a wrong file or setting (exit 2)."""
+    database = tmp_path / "t.sqlite"
+    Store(database).close()
+    journal_mode(database, "DELETE")
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreUnavailable) as caught:
+            Store(database, timeout=0.2)
+        assert caught.value.exit_code == ExitCode.CANNOT_DELIVER
+        assert "wait and rerun" in caught.value.problems[0].hint
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def test_a_read_kept_out_by_a_writer_is_one_line_and_exit_3(
+        project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Past the open, a read that waited out another process's commit is not a bug (70)."""
+    database = project / "busy.sqlite"
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        reader = sqlite3.connect(database, timeout=0)
+        with pytest.raises(sqlite3.OperationalError) as locked:
+            reader.execute("SELECT count(*) FROM t")
+        reader.close()
+    finally:
+        holder.rollback()
+        holder.close()
+
+    def busy(*_args: object, **_kwargs: object) -> None:
+        raise locked.value
+
+    monkeypatch.setattr("mirage_mailer.commands.report.reports", busy)
+    monkeypatch.chdir(project)
+    with pytest.raises(SystemExit) as stopped:
+        main(["report"])
+    assert stopped.value.code == 3
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "cannot read it now: database is locked" in line and "wait and rerun" in line
