@@ -157,3 +157,20 @@ def test_random_values_always_give_one_header_that_round_trips() -> None:
         to = mailbox_header("To", value.strip() or None, "reader@example.org")
         assert to.count(b"\n") == to.count(b"\n ") + 1 and b"\r" not in to
         assert parse(to + b"\n")["To"].addresses[0].addr_spec == "reader@example.org"
+
+
+@pytest.mark.parametrize("length", [899, 900, 990, 1200, 20_000])
+@pytest.mark.parametrize("letter", ["N", "é", "N."])
+def test_a_long_unbroken_display_name_keeps_every_line_within_rfc_5322(length: int,
+                                                                       letter: str) -> None:
+    """A list's name without a space once went out as one To: line of 994-1204 characters
+    (RFC 5322 section 2.1.1 allows 998; a relay answered 500 and the row failed)."""
+    name = (letter * length)[:length]
+    to = mailbox_header("To", name, "reader@example.org")
+    longest = max(len(line) for line in to.split(b"\n"))
+    assert longest <= (998 if length < 900 else 78), longest  # a word that long is encoded
+    parsed = parse(to + b"\n")["To"].addresses[0]
+    # Python's phrase parser keeps the folding space between encoded words (RFC 2047 says
+    # ignore it); the name has no space of its own
+    assert parsed.display_name.replace(" ", "") == name
+    assert parsed.addr_spec == "reader@example.org"

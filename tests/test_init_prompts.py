@@ -77,6 +77,13 @@ def test_any_default_language_gives_a_project_that_validates(tmp_path: Path, run
     if lang == "fr":  # the sample's French text is now the default-language one
         text = (tmp_path / "p" / SAMPLE_ISSUE / "partners-meeting.md").read_text()
         assert "Réunion des partenaires" in text
+        # the preset's words are English: English readers get them, French ones are warned
+        # about once (it said "en readers get the fr text" beside "fr messages carry English")
+        assert "'en' translation" not in checked.err
+        assert "every fr message carries the English ones" in checked.err
+    config = (tmp_path / "p" / "mirage.yaml").read_text()
+    preset_line = config.splitlines().index("  preset: eu-2021-2027-direct")
+    assert "AMIF" not in config.splitlines()[preset_line - 1]  # no comment naming another
 
 
 @pytest.mark.parametrize(("args", "line"), [

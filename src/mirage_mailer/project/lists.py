@@ -188,8 +188,37 @@ def _csv_header(handle: io.TextIOWrapper, path: Path) -> tuple[list[str], str]:
 
 
 def _not_utf8(path: Path, line: int) -> InputError:
+    """``line`` is where the reading stood; the text layer decodes 8 KiB ahead of it, so
+    the line that holds the bad byte is found again in the file's bytes."""
+    line = _first_bad_line(path) or line
     return InputError(Problem(display_path(path), line, "not valid UTF-8",
                               "save the file as UTF-8 (in a spreadsheet: 'CSV UTF-8')"))
+
+
+def _first_bad_line(path: Path, block: int = 1 << 16) -> int | None:
+    """The line holding the file's first byte that is not UTF-8, or None. Decoded in
+    pieces cut after a newline, which no UTF-8 sequence contains, so a character is never
+    split between two pieces; memory stays bounded by a line's length."""
+    lines = 1
+    carry = b""
+    try:
+        with path.open("rb") as raw:
+            while True:
+                data = raw.read(block)
+                buffered = carry + data
+                cut = buffered.rfind(b"\n") + 1 if data else len(buffered)
+                piece, carry = buffered[:cut], buffered[cut:]
+                try:
+                    piece.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    return lines + piece.count(b"\n", 0, exc.start)
+                lines += piece.count(b"\n")
+                if not data:
+                    return None
+                if len(carry) > 4 * MAX_LINE_CHARS:  # no newline for that long: this line
+                    return lines
+    except OSError:
+        return None
 
 
 def _bounded_lines(handle: io.TextIOWrapper, path: Path) -> Iterator[str]:

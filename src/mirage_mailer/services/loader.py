@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mirage_mailer.compose.disclaimer import block_for, union_name_warnings
+from mirage_mailer.compose.disclaimer import block_for, union_name_warnings, words_language
 from mirage_mailer.compose.render import RenderedLanguage, render_issue
 from mirage_mailer.project.config import CONFIG_NAME, Settings, find_config, load_settings
 from mirage_mailer.project.content import Issue, load_issue
+from mirage_mailer.project.eu_names import base_language
 from mirage_mailer.project.lists import (
     RowProblem,
     SubjectOf,
@@ -128,11 +129,13 @@ def disclaimer_warnings(settings: Settings, issue: Issue) -> list[Problem]:
     out = []
     for lang in issue.languages:
         block = block_for(settings.disclaimer, lang, issue.default_language)
-        if not block.confirmed:
+        # a preset's own words are English: English readers get them as they should
+        words = words_language(settings.disclaimer, block, issue.default_language)
+        if not block.confirmed and base_language(words) != base_language(lang):
             out.append(Problem(
                 display_path(settings.path), settings.line_of.get("disclaimer"),
                 f"no confirmed '{lang}' translation of the EU disclaimer; {lang} "
-                f"readers get the {issue.default_language} text",
+                f"readers get the {words} text",
                 f"add disclaimer.translations.{lang} with statement and text from your grant "
                 "agreement; never machine-translate", warning=True))
     for key, message, hint in union_name_warnings(settings.disclaimer,

@@ -192,7 +192,9 @@ def phrase(display: str) -> list[str]:
     _refuse_breaks(display)
     if display.isascii() and "=?" not in display:
         if _ATOMS.fullmatch(display) and display == display.strip() and "  " not in display:
-            return display.split(" ")
+            atoms = display.split(" ")
+            if max(len(atom) for atom in atoms) < _LONG_WORD:  # else it is encoded, to fold
+                return atoms
         if _QUOTABLE.fullmatch(display) and len(display) < _LONG_WORD:
             return ['"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"']
     return encoded_words(display)
