@@ -4,6 +4,8 @@ rotation keeps earlier keys for verification only, so links already sent keep wo
 from __future__ import annotations
 
 import email
+import hmac
+import random
 import re
 import stat
 from email import policy
@@ -14,7 +16,7 @@ import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli
 from mirage_mailer.util.errors import InputError
-from mirage_mailer.util.tokens import Signer, load_secret
+from mirage_mailer.util.tokens import Signer, _b64, load_secret
 
 ISSUE = "2021-10-partners-meeting"
 MARIA = "maria.georgiou@example.org"
@@ -196,3 +198,17 @@ def test_subject_ids_and_signatures_keep_base64url_text_exactly() -> None:
         digest = hmac.digest(key, b"id\x00" + address.strip().lower().encode(), "sha256")
         old = base64.urlsafe_b64encode(digest[:12]).rstrip(b"=").decode("ascii")
         assert Signer(key).subject_id(address) == old
+
+
+@pytest.mark.parametrize("size", [32, 48, 63, 64, 65, 100, 200])
+def test_the_subject_id_is_the_hmac_the_library_computes(size: int) -> None:
+    """``Signer.subject_id`` hashes its padded key once; the id must stay exactly
+    HMAC-SHA256 (the store keeps it and old links carry it), for any key length."""
+    rnd = random.Random(size)
+    key = bytes(rnd.randrange(256) for _ in range(size))
+    signer = Signer(key)
+    for address in ("Maria.Georgiou@Example.org", " x@y.z ", "josé@münchen-hilfe.de", "",
+                    "a" * 300 + "@example.org"):
+        want = hmac.digest(key, b"id\x00" + address.strip().lower().encode(), "sha256")
+        assert signer.subject_id(address) == _b64(want[:12])
+    assert signer.subject_id("a@b.c") == signer.subject_id("A@B.C")  # states not consumed

@@ -59,8 +59,8 @@ def test_a_long_first_plan_stages_on_the_thread(
     made: list[staging.StageWriter] = []
     real = staging.StageWriter
 
-    def recorded(conn: Any, table: str) -> staging.StageWriter:
-        made.append(real(conn, table))
+    def recorded(conn: Any, table: str, **how: Any) -> staging.StageWriter:
+        made.append(real(conn, table, **how))
         return made[-1]
 
     monkeypatch.setattr(staging, "StageWriter", recorded)

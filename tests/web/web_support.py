@@ -121,8 +121,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(root: Path, port: int, *extra: str, wait: float = 20.0) -> Iterator[str]:
-    """`mirage-mailer serve` for real on 127.0.0.1:port; stopped (SIGINT) and checked after."""
+def serving(root: Path, port: int, *extra: str, wait: float = 20.0,
+            log: list[str] | None = None) -> Iterator[str]:
+    """`mirage-mailer serve` for real on 127.0.0.1:port; stopped (SIGINT) and checked after;
+    its log (stderr) appended to ``log`` when given."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("MIRAGE_SMTP_USER", "MIRAGE_SMTP_PASSWORD")}
     proc = subprocess.Popen(
@@ -151,4 +153,6 @@ def serving(root: Path, port: int, *extra: str, wait: float = 20.0) -> Iterator[
         except subprocess.TimeoutExpired:
             proc.kill()
             _out, err = proc.communicate(timeout=5)
+        if log is not None:
+            log.append(err)
         assert "Traceback" not in err, err

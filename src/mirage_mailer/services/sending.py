@@ -33,6 +33,7 @@ from mirage_mailer.delivery import (
 )
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.lists import Subscriber
+from mirage_mailer.services.held_unsubscribes import record_held
 from mirage_mailer.services.journal import Journal, journal_path, lock_path, settle
 from mirage_mailer.services.lease_sending import (
     send_leased,
@@ -156,7 +157,13 @@ def database(project: Project) -> Database:
 def checked_store(project: Project, options: SendOptions) -> Store:
     """The store, once it is known to still remember who was sent what (``store.guard``)."""
     check_memory(database(project), project.settings.state_dir, new_store=options.new_store)
-    return open_store(database(project))
+    store = open_store(database(project))
+    try:  # unsubscribes serve took while the store was busy count before anyone is planned
+        record_held(store, project.settings.state_dir)
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 def prepare(project: Project, options: SendOptions) -> Preparation:

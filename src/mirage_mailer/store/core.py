@@ -44,6 +44,7 @@ __all__ = ["StoreError", "StoreUnavailable", "fields_json"]
 _UNAVAILABLE = frozenset({5, 6, 8, 10, 13, 14})
 # ... and those that mean the file itself is damaged: CORRUPT, NOTADB.
 _DAMAGED = frozenset({11, 26})
+_BUSY = frozenset({5, 6})  # BUSY, LOCKED: another connection holds the file
 _AUTOCHECKPOINT = 10_000  # WAL pages (~40 MB) after which a commit checkpoints
 DAMAGED_HINT = ("restore it from a backup, or start over with 'mirage-mailer send ISSUE_DIR "
                 "--new-store', which keeps the damaged file beside it")
@@ -248,6 +249,25 @@ def _until_free(step: Callable[[], object], timeout: float) -> None:
         pause = min(pause * 2, 0.1)
 
 
+def _to_wal(conn: sqlite3.Connection) -> None:
+    """Switch a file still in another journal mode (an old store, a copy, an operator's
+    ``PRAGMA journal_mode=DELETE``) to WAL, if no other connection has it open right now.
+
+    The switch needs the file to itself: a mere reader elsewhere would block it, and every
+    opener, read-only ones included, would wait and fail. So it is tried once, without
+    waiting; while busy the store keeps its mode (correct, writes just wait for readers)
+    and the next opener switches it.
+    """
+    if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    conn.execute("PRAGMA busy_timeout=0")
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in _BUSY:
+            raise
+
+
 class StoreCore:
     """The tracking store's connection, writes and migrations, on SQLite (a file) or
     PostgreSQL (a server: ``postgresql://``); one instance per process, used from one thread.
@@ -298,7 +318,7 @@ class StoreCore:
         except (OSError, sqlite3.Error) as exc:
             raise self._error(f"cannot open the tracking database: {exc}") from exc
         try:
-            _until_free(lambda: conn.execute("PRAGMA journal_mode=WAL"), timeout)
+            _to_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             # Checkpoints are where WAL mode fsyncs; ten times fewer of them (WAL up to ~40 MB,
             # truncated back afterwards) made recording a send about a fifth cheaper.
@@ -314,6 +334,11 @@ class StoreCore:
             conn.close()
             if is_damage(exc):
                 raise damaged_error(self.path, exc) from None
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _BUSY:
+                raise StoreUnavailable(Problem(
+                    display_path(self.path), None, f"cannot open the tracking database: {exc}",
+                    "another mirage-mailer process may hold it (wait and rerun); a rerun "
+                    "resumes where this one stopped")) from None
             raise self._error(f"cannot use the tracking database: {exc}") from exc
         except BaseException:
             conn.close()

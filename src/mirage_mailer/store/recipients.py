@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from itertools import chain, groupby, islice
 from typing import Any
 
-from mirage_mailer.store import staging
+from mirage_mailer.store import final_rows, staging
 from mirage_mailer.store.claim_check import ClaimCheck
 from mirage_mailer.store.core import (
     NewRecipient,
@@ -240,7 +240,8 @@ class RecipientsMixin(StoreCore):
 
         The rows are first staged in a private temporary table, with the lock free (the
         lists are read and checked meanwhile; on SQLite a thread writes them there beside
-        the planning: ``store/staging.py``); then one write transaction inserts them in list order
+        the planning, ``store/staging.py``, in the form ``recipients`` keeps them,
+        ``store/final_rows.py``); then one write transaction inserts them in list order
         and, unless the table holds many more rows of other issues (whose index entries
         would be sorted again too), drops and recreates ``ADDRESS_INDEXES``. SQLite's schema
         changes are transactional: a crash at any point leaves the store as it was before
@@ -249,9 +250,74 @@ class RecipientsMixin(StoreCore):
         share an address (the planner never yields that), the unique index refuses, the
         transaction is rolled back and the rows go in the usual way, first wins.
         """
+        if self.is_postgres:
+            self._bulk_insert_staged(issue, changes)
+            return
+        conn = self._conn
+        final_rows.create(conn)
+        writer = None
+        try:
+            final = final_rows.FinalRows(conn, issue, self._now())
+            it = iter(changes)
+            # the staged copy's CHECK on status (the store's own, which the copy must declare
+            # for SQLite's transfer) cost a third of staging a row; ``form`` refuses any
+            # status but a new row's before it is staged, and ``recipients`` keeps its CHECK
+            conn.execute("PRAGMA ignore_check_constraints = ON")
+            try:
+                conn.execute("BEGIN")  # the temporary table only: no lock on the store
+                if staging.available():
+                    writer = staging.StageWriter(conn, final_rows.TABLE,
+                                                 sql=final_rows.INSERT_SQL,
+                                                 one=final_rows.INSERT_ONE)
+                while chunk := list(islice(it, 10_000)):
+                    rows = final.form(chunk)
+                    if writer is not None:
+                        writer.put(rows)
+                    else:
+                        staging.stage_rows(conn, final_rows.TABLE, rows,
+                                           sql=final_rows.INSERT_SQL, one=final_rows.INSERT_ONE)
+                if writer is not None:
+                    writer.finish()
+                conn.execute("COMMIT")
+            finally:
+                if writer is not None:
+                    writer.close()  # before the connection is used again (planning failed)
+                conn.execute("PRAGMA ignore_check_constraints = OFF")
+            with self._long_wal():
+                try:
+                    self._insert_final(final, rebuild=True)
+                except self._integrity:  # two rows of one address: the usual way
+                    self._insert_final(final, rebuild=False)
+        finally:
+            if writer is not None:
+                writer.close()  # before the connection is used again (planning failed)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            final_rows.drop(conn)
+
+    def _insert_final(self, final: final_rows.FinalRows, *, rebuild: bool) -> None:
+        """The rows staged in their stored form into ``recipients``, in one transaction:
+        copied as they are while the address indexes are dropped (SQLite's transfer), or,
+        when another plan took ids meanwhile or the indexes stay, row by row."""
+        with self._write() as conn:
+            shift = final.bring_up_to_date(conn)
+            before = final.before + shift
+            rebuild = rebuild and before <= (final.next - final.before) * BULK_SHARE
+            if rebuild:
+                for name, _sql in ADDRESS_INDEXES:
+                    conn.execute(f"DROP INDEX {name}")
+            shifted = shift != 0 or not rebuild
+            conn.execute(final_rows.insert_sql(conn, shifted=shifted),
+                         (shift,) if shifted else ())
+            self._queue_events(conn, final.now, before)
+            if rebuild:
+                self._build_indexes(conn)
+
+    def _bulk_insert_staged(self, issue: str, changes: Iterable[NewRecipient | str]) -> None:
+        """PostgreSQL's first plan of a long list: the rows staged as planned, then
+        inserted in one transaction with the indexes in place (``_insert_staged``)."""
         conn = self._conn
         conn.execute(PLAN_STAGE[self.backend])
-        writer = None
         try:
             forgotten = conn.execute(
                 "SELECT EXISTS (SELECT 1 FROM suppressions"
@@ -259,8 +325,6 @@ class RecipientsMixin(StoreCore):
             conn.execute("DELETE FROM temp.plan_stage")
             it = iter(changes)
             conn.execute("BEGIN")  # the temporary table only: no lock on the store
-            if not self.is_postgres and staging.available():
-                writer = staging.StageWriter(conn, "temp.plan_stage")
             while chunk := list(islice(it, 10_000)):
                 for r in chunk:
                     if isinstance(r, NewRecipient) and r.status not in NEW_STATUSES:
@@ -270,47 +334,29 @@ class RecipientsMixin(StoreCore):
                          r.status, r.detail, r.subject,
                          hashed_key(r.email) if forgotten else None)
                         for r in chunk if isinstance(r, NewRecipient)]  # a str: no row
-                if writer is not None:
-                    writer.put(rows)
-                else:
-                    self._stage(conn, rows)
-            if writer is not None:
-                writer.finish()
+                self._stage(conn, rows)
             conn.execute("COMMIT")
-            with self._long_wal():
-                try:
-                    self._insert_staged(issue, rebuild=True)
-                except self._integrity:  # two rows of one address: the usual way
-                    self._insert_staged(issue, rebuild=False)
+            self._insert_staged(issue)
         finally:
-            if writer is not None:
-                writer.close()  # before the connection is used again (planning failed)
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             conn.execute("DROP TABLE IF EXISTS temp.plan_stage")
 
     def _stage(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-        """Rows into the staging table, in this thread (PostgreSQL, or an SQLite built
-        without its serialized mode)."""
-        if self.is_postgres:  # executemany is one pipelined batch there
-            conn.executemany(staging.STAGE_SQL.format(table="temp.plan_stage")
-                             + staging.STAGE_ONE, rows)
-            return
-        staging.stage_rows(conn, "temp.plan_stage", rows)
+        """Rows into the staging table (PostgreSQL: ``executemany`` is one pipelined
+        batch there)."""
+        conn.executemany(staging.STAGE_SQL.format(table="temp.plan_stage")
+                         + staging.STAGE_ONE, rows)
 
-    def _insert_staged(self, issue: str, *, rebuild: bool) -> None:
-        """The staged rows into ``recipients`` (ids in list order), in one transaction."""
+    def _insert_staged(self, issue: str) -> None:
+        """The staged rows into ``recipients`` (ids in list order), in one transaction, the
+        indexes in place (DROP INDEX would lock the table against every reader, the web's
+        unsubscribe page, until the commit; PostgreSQL's B-trees take random inserts
+        well)."""
         now = self._now()
         with self._write() as conn:
             before: int = conn.execute("SELECT coalesce(max(id), 0) FROM recipients"
                                        ).fetchone()[0]
-            staged: int = conn.execute("SELECT count(*) FROM temp.plan_stage").fetchone()[0]
-            # not on PostgreSQL: DROP INDEX locks the table against every reader (the web's
-            # unsubscribe page) until the commit, and its B-trees take random inserts well
-            rebuild = rebuild and before <= staged * BULK_SHARE and not self.is_postgres
-            if rebuild:
-                for name, _sql in ADDRESS_INDEXES:
-                    conn.execute(f"DROP INDEX {name}")
             # f: the person was forgotten (see _insert); the hash is staged only when
             # someone was
             conn.execute(
@@ -327,21 +373,28 @@ class RecipientsMixin(StoreCore):
                 " WHERE s.email = hashed) AS f FROM temp.plan_stage) AS staged WHERE true"
                 " ORDER BY seq ON CONFLICT DO NOTHING",
                 (before, issue, now))
-            conn.execute(
-                "INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
-                " SELECT id, issue, email, 'queued', CASE WHEN status = 'pending'"
-                " THEN list_name ELSE status || coalesce(': ' || smtp_response, '') END, ?"
-                " FROM recipients WHERE id > ? ORDER BY id", (now, before))
-            if rebuild:
-                # SQLite's sorter may use a helper thread per index build (the list reader
-                # child is done by now, so its core is free): 1.6 -> 1.0 s of wall clock for
-                # the unique index at a million rows, the same CPU
-                conn.execute(f"PRAGMA threads = {_SORT_THREADS}")
-                try:
-                    for _name, sql in ADDRESS_INDEXES:
-                        conn.execute(sql)
-                finally:
-                    conn.execute("PRAGMA threads = 0")
+            self._queue_events(conn, now, before)
+
+    @staticmethod
+    def _queue_events(conn: Connection, now: str, before: int) -> None:
+        """One ``queued`` event per row a first plan inserted (ids above ``before``)."""
+        conn.execute(
+            "INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
+            " SELECT id, issue, email, 'queued', CASE WHEN status = 'pending'"
+            " THEN list_name ELSE status || coalesce(': ' || smtp_response, '') END, ?"
+            " FROM recipients WHERE id > ? ORDER BY id", (now, before))
+
+    @staticmethod
+    def _build_indexes(conn: Connection) -> None:
+        # SQLite's sorter may use a helper thread per index build (the list reader child is
+        # done by now, so its core is free): 1.6 -> 1.0 s of wall clock for the unique
+        # index at a million rows, the same CPU
+        conn.execute(f"PRAGMA threads = {_SORT_THREADS}")
+        try:
+            for _name, sql in ADDRESS_INDEXES:
+                conn.execute(sql)
+        finally:
+            conn.execute("PRAGMA threads = 0")
 
     def _reconcile_chunk(self, conn: Connection, issue: str,
                          chunk: list[NewRecipient | str], *, fresh: bool = False) -> None:

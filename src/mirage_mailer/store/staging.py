@@ -33,17 +33,19 @@ def available() -> bool:
     return sqlite3.threadsafety == 3
 
 
-def stage_rows(conn: Connection, table: str, rows: list[tuple[Any, ...]]) -> None:
-    """Rows into ``table``, ``STAGE_ROWS`` a statement: each execution has a fixed cost
-    (reset, bind, the VM's start), a fifth of a one-row insert's (2.65 -> 2.1 µs a row)."""
-    sql = STAGE_SQL.format(table=table)
+def stage_rows(conn: Connection, table: str, rows: list[tuple[Any, ...]], *,
+               sql: str | None = None, one: str = STAGE_ONE) -> None:
+    """Rows into ``table`` (or with ``sql``, an ``INSERT ... VALUES`` to append ``one``
+    to), ``STAGE_ROWS`` a statement: each execution has a fixed cost (reset, bind, the
+    VM's start), a fifth of a one-row insert's (2.65 -> 2.1 µs a row)."""
+    sql = sql or STAGE_SQL.format(table=table)
     whole = len(rows) - len(rows) % STAGE_ROWS
     if whole:
-        many = sql + ", ".join([STAGE_ONE] * STAGE_ROWS)
+        many = sql + ", ".join([one] * STAGE_ROWS)
         conn.executemany(many, [list(chain.from_iterable(rows[start:start + STAGE_ROWS]))
                                 for start in range(0, whole, STAGE_ROWS)])
     if whole < len(rows):
-        conn.executemany(sql + STAGE_ONE, rows[whole:])
+        conn.executemany(sql + one, rows[whole:])
 
 
 class StageWriter:
@@ -51,9 +53,11 @@ class StageWriter:
     stopped the thread); ``close`` stops the thread if planning failed. The caller holds
     the temporary table's transaction open around it."""
 
-    def __init__(self, conn: Connection, table: str) -> None:
+    def __init__(self, conn: Connection, table: str, *, sql: str | None = None,
+                 one: str = STAGE_ONE) -> None:
         self._conn = conn
         self._table = table
+        self._sql, self._one = sql, one
         self._queue: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(_AHEAD)
         self._error: BaseException | None = None
         self._thread = ignorable_by_forks(threading.Thread(
@@ -63,7 +67,7 @@ class StageWriter:
     def _run(self) -> None:
         try:
             while (rows := self._queue.get()) is not None:
-                stage_rows(self._conn, self._table, rows)
+                stage_rows(self._conn, self._table, rows, sql=self._sql, one=self._one)
         except BaseException as exc:  # raised again by put() or finish(), in the planner
             self._error = exc
             while self._queue.get() is not None:  # the producer must never block for ever

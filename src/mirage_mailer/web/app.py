@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import http.client
 import logging
-from collections.abc import Mapping, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
@@ -21,6 +23,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Scope
 
 from mirage_mailer.project.config import Settings
+from mirage_mailer.store.errors import StoreError
 from mirage_mailer.web import (
     archive_routes,
     engagement_routes,
@@ -30,8 +33,10 @@ from mirage_mailer.web import (
 )
 from mirage_mailer.web.context import WebContext, web_context
 from mirage_mailer.web.guard import Guard, ReaderError
+from mirage_mailer.web.held import HeldRetry
 from mirage_mailer.web.i18n import N_, negotiate, request_language
 from mirage_mailer.web.links import Links
+from mirage_mailer.web.logged import logged_path
 from mirage_mailer.web.pages import error_html, gettext, html
 from mirage_mailer.web.respond import links_for
 
@@ -60,6 +65,7 @@ class MirageApp(Starlette):
 
 
 TRY_LATER = N_("Please try again later.")
+RETRY_AFTER_SECONDS = 60  # a lock held by a send or a backup usually frees within a minute
 
 
 def _detail(exc: HTTPException, lang: str) -> str:
@@ -89,9 +95,27 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 async def server_error(request: Request, exc: Exception) -> Response:
     """A bug: log it for the operator, show a plain apology (never a traceback)."""
-    log.error("error answering %s %s", request.method, request.url.path, exc_info=exc)
+    log.error("error answering %s %s", request.method, logged_path(request), exc_info=exc)
     lang = request_language(request, web_context(request).settings.project.language)
     return _error_page(request, 500, gettext(lang, TRY_LATER), lang)
+
+
+async def store_unavailable(request: Request, exc: Exception) -> Response:
+    """The tracking store cannot answer now (locked by another process, server gone): a fault
+    of the moment, not a bug, so one log line, and a 503 the client may retry. Nothing was
+    recorded (a write rolls back whole), and the page does not pretend it was."""
+    if not isinstance(exc, StoreError) and not _locked(exc):
+        return await server_error(request, exc)  # a bug in SQL: logged in full, once
+    log.warning("cannot answer %s %s now: %s", request.method, logged_path(request), exc)
+    lang = request_language(request, web_context(request).settings.project.language)
+    detail = str(getattr(request.state, "unavailable_detail", TRY_LATER))
+    return _error_page(request, 503, gettext(lang, detail), lang,
+                       {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def _locked(exc: Exception) -> bool:
+    """A read that waited out another process's write (SQLite BUSY or LOCKED)."""
+    return isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode & 0xFF in (5, 6)
 
 
 def create_app(settings: Settings, *, local_base: str | None = None) -> Starlette:
@@ -105,7 +129,19 @@ def create_app(settings: Settings, *, local_base: str | None = None) -> Starlett
         *engagement_routes.ROUTES,
         *report_routes.ROUTES,
     ]
-    app = MirageApp(routes=routes, settings=settings,
-                    exception_handlers={HTTPException: http_error, Exception: server_error})
+    held = HeldRetry(settings, ctx.stores)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        held.start()  # unsubscribes held while the store was busy: recorded once it answers
+        try:
+            yield
+        finally:
+            held.stop()
+
+    app = MirageApp(routes=routes, settings=settings, lifespan=lifespan,
+                    exception_handlers={HTTPException: http_error, StoreError: store_unavailable,
+                                        sqlite3.OperationalError: store_unavailable,
+                                        Exception: server_error})
     app.state.ctx = ctx
     return app

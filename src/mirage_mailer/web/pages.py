@@ -33,6 +33,7 @@ ERROR_TITLES = {
     413: N_("Too much data"),
     429: N_("Too many requests"),
     500: N_("Something went wrong on our side"),
+    503: N_("Not available just now"),
 }
 OTHER_ERROR = N_("This request cannot be answered")
 

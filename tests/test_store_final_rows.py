@@ -1,0 +1,136 @@
+"""A long first plan staged in the stored form (``store/final_rows.py``): the copy is SQLite's
+transfer of whole records, and what moved in the store while the list was read (the
+suppressions, the highest id) leaves exactly the rows of a plan that met the store as it is
+at the commit."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mirage_mailer.store import NewRecipient, Store, final_rows
+from mirage_mailer.store import recipients as store_recipients
+from mirage_mailer.store.schema import ADDRESS_INDEXES
+
+_COLUMNS = ("SELECT id, issue, email, email_key, name, lang, list_name, fields, status,"
+            " attempts, smtp_response, subject FROM recipients WHERE issue = 'i' ORDER BY id")
+
+
+def _rows(n: int) -> list[NewRecipient]:
+    return [NewRecipient(f"{'zyxwvutsrq'[i % 10]}{i}@Example.org", f"Name {i}", "en", "main",
+                         fields={"org": f"Org {i}"}, subject=f"s{i}") for i in range(n)]
+
+
+def _stored(store: Store) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    conn = store._conn
+    rows = conn.execute(_COLUMNS).fetchall()
+    events = conn.execute("SELECT recipient_id, email, kind, detail FROM events"
+                          " WHERE kind = 'queued' AND issue = 'i' ORDER BY id").fetchall()
+    return rows, events
+
+
+def _during(rows: list[NewRecipient], at: int,
+            step: Callable[[], None]) -> Iterator[NewRecipient]:
+    """The rows, with ``step`` run (another process's write) once ``at`` were read."""
+    for n, row in enumerate(rows):
+        if n == at:
+            step()
+        yield row
+
+
+def test_the_staged_rows_are_copied_as_whole_records(tmp_path: Path) -> None:
+    """SQLite's transfer needs the copy declared as ``recipients`` is, with its indexes: a
+    new migration that breaks that must fail here, not slow the plan down unseen."""
+    with Store(tmp_path / "t.sqlite") as store:
+        conn = store._conn
+        final_rows.create(conn)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for name, _sql in ADDRESS_INDEXES:
+                conn.execute(f"DROP INDEX {name}")
+            ops = {row[1] for row in conn.execute(
+                "EXPLAIN " + final_rows.insert_sql(conn, shifted=False))}
+            conn.execute("ROLLBACK")
+        finally:
+            final_rows.drop(conn)
+        assert not [row for row in conn.execute("PRAGMA database_list")
+                    if row[1] == final_rows.SCHEMA]
+    assert "RowData" in ops and "Column" not in ops
+
+
+@pytest.mark.parametrize("change", ["suppress", "unsuppress", "forget", "unforget", "ids"])
+def test_what_moved_while_the_list_was_read_is_as_at_the_commit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    monkeypatch.setattr(store_recipients, "BULK_MIN", 40)
+    rows = _rows(120)
+    rows[30] = NewRecipient("bad", None, None, "main", status="invalid", detail="not one")
+    before = {"unsuppress": [rows[5].email], "unforget": [rows[7].email]}.get(change, [])
+    path, plain = tmp_path / "t.sqlite", tmp_path / "plain.sqlite"
+    with Store(path) as store, Store(path) as web:
+        for email in before:
+            store.suppress(email, source="test")
+        if change == "unforget":
+            store.forget(rows[7].email)
+
+        def step() -> None:  # what the web app (another connection) did meanwhile
+            if change == "suppress":
+                web.suppress(rows[50].email.upper(), source="web")
+            elif change == "unsuppress":
+                web._conn.execute("DELETE FROM suppressions")
+            elif change == "forget":
+                web.suppress(rows[60].email, source="web")
+                web.forget(rows[60].email)
+            elif change == "unforget":
+                web._conn.execute("DELETE FROM suppressions")
+            else:
+                web.reconcile("other", [NewRecipient("o@example.org", None, "en", "main")])
+
+        store.reconcile("i", _during(rows, 80, step))
+        got = _stored(store)
+        assert store._conn.execute("PRAGMA ignore_check_constraints").fetchone()[0] == 0
+        suppressions = store._conn.execute("SELECT email, source FROM suppressions").fetchall()
+        others = store._conn.execute("SELECT count(*) FROM recipients WHERE issue != 'i'"
+                                     ).fetchone()[0]
+    # the same rows planned row by row into a store as it was at the commit
+    monkeypatch.setattr(store_recipients, "BULK_MIN", 10_000)
+    with Store(plain) as expected:
+        expected._conn.executemany(
+            "INSERT INTO suppressions (email, source, created_at) VALUES (?, ?, 'now')",
+            suppressions)
+        if others:
+            expected.reconcile("other", [NewRecipient("o@example.org", None, "en", "main")])
+        expected.reconcile("i", rows)
+        want = _stored(expected)
+    assert got == want
+    statuses = [row[8] for row in got[0]]
+    if change == "ids":
+        assert [row[0] for row in got[0]][:2] == [2, 3]
+    elif change in ("suppress", "forget"):
+        assert statuses.count("suppressed") == 1
+    else:
+        assert "suppressed" not in statuses
+        assert got[0][7][2] == rows[7].email  # no longer kept under the hash
+
+
+def test_a_plan_that_fails_mid_list_leaves_the_connection_as_it_was(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_recipients, "BULK_MIN", 40)
+
+    def broken() -> Iterator[NewRecipient]:
+        yield from _rows(60)
+        raise OSError("the list's disk went away")
+
+    with Store(tmp_path / "t.sqlite") as store:
+        conn = store._conn
+        with pytest.raises(OSError):
+            store.reconcile("i", broken())
+        assert conn.execute("PRAGMA ignore_check_constraints").fetchone()[0] == 0
+        assert final_rows.SCHEMA not in [row[1] for row in conn.execute("PRAGMA database_list")]
+        assert not conn.in_transaction and not store.has_rows("i")
+        with pytest.raises(sqlite3.IntegrityError):  # the store's CHECK holds again
+            conn.execute("INSERT INTO recipients (issue, email, email_key, list_name, status,"
+                         " created_at) VALUES ('i', 'a', 'a', 'm', 'nonsense', 'now')")
