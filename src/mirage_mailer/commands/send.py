@@ -48,14 +48,20 @@ _ALSO = ((K_DUPLICATE, "duplicate row(s)"), (K_LANG, "in another language (--lan
          (K_LIMIT, "over --limit"))
 
 
-def _also_skipped(plan: Plan | None) -> str:
-    """Skips that have no store count of their own, when there are any."""
+def _also_skipped(plan: Plan | None, *, stored: bool = False) -> str:
+    """Skips that have no store count of their own, when there are any: with the counts,
+    every list row is accounted for once (``validate``'s errors are ``invalid`` plus the
+    row problems whose address has another row). ``stored``: a real send, whose counts
+    already hold the withdrawn rows and those left pending by --lang or --limit."""
     if plan is None:
         return ""
-    parts = [f"{plan.skipped[kind]} {label}" for kind, label in _ALSO if plan.skipped[kind]]
-    withdrawn = plan.counts.get("withdrawn", 0)
-    if withdrawn:
-        parts.insert(0, f"{withdrawn} withdrawn (no longer in the list)")
+    parts = [f"{plan.skipped[kind]} {label}" for kind, label in _ALSO
+             if plan.skipped[kind] and not (stored and kind != K_DUPLICATE)]
+    if plan.shadowed:
+        parts.append(f"{plan.shadowed} row problem(s) whose address has another row")
+    gone = plan.counts.get("withdrawn", 0)
+    if gone and not stored:
+        parts.insert(0, f"{gone} withdrawn (no longer in the list)")
     return f"; also not sent: {', '.join(parts)}" if parts else ""
 
 
@@ -91,8 +97,9 @@ def summary(outcome: SendOutcome, rerun: str = "send") -> str:
         return head + f"; nothing left to claim{theirs}" + (
             f" ({unknown} unknown: {resend} to send them again)"
             if unknown > 0 else "")
+    also = _also_skipped(outcome.plan, stored=True)
     if outcome.nothing_to_do:
-        return head + "; nothing to send" + (
+        return head + also + "; nothing to send" + (
             f" ({c['unknown']} unknown: {resend} to send them again)"
             if c.get("unknown") else "")
     run = outcome.this_run
@@ -108,7 +115,7 @@ def summary(outcome: SendOutcome, rerun: str = "send") -> str:
         tail += f"; {pending} pending: rerun {rerun} to resume"
     if unknown > 0:
         tail += f"; {unknown} unknown: check, then {resend}"
-    return head + tail
+    return head + also + tail
 
 
 def _with_others(outcome: SendOutcome) -> str:

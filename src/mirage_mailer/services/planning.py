@@ -86,6 +86,9 @@ class Plan:
     skipped: Counter[str] = field(default_factory=Counter)  # by kind
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REPORT_STATUSES, 0))
     problems: list[Problem] = field(default_factory=list)  # invalid rows recorded as such
+    # row problems not recorded ``invalid``: their address has another row (a valid one, an
+    # earlier bad one, or a stored status no list edit changes); validate counts them too
+    shadowed: int = 0
     decisions: list[Decision] | None = None
 
     @property
@@ -103,6 +106,8 @@ class Plan:
         if decision.kind == K_INVALID and decision.status == "invalid" \
                 and isinstance(decision.row, RowProblem):
             self.problems.append(decision.row.problem)
+        elif decision.kind == K_INVALID:
+            self.shadowed += 1
         if self.decisions is not None:
             self.decisions.append(decision)
 
