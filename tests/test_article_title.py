@@ -19,6 +19,9 @@ TITLE = "title: MIraGE partners' meeting, October 2021"
                   "'title:')"),
     ('title: "   "', "partners-meeting.md:2: 'title' is empty (write the article's title "
                     "after 'title:')"),
+    *[(f'title: "{invisible}"', "partners-meeting.md:2: 'title' is empty (write the "
+                                "article's title after 'title:')")
+      for invisible in (r"\u200b", r"\u200b\u200b", r"\ufeff", r"\u2060", r" \u00ad\u200d")],
     ("title:", "partners-meeting.md:2: 'title' must be text (write the article's title after "
                "'title:')"),
     ("title: 2021", "partners-meeting.md:2: 'title' must be text (put the article's title in "

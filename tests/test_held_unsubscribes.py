@@ -3,8 +3,12 @@ busy is recorded later, once; a file that is not one of ours is set aside, never
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from mirage_mailer.services.held_unsubscribes import FOLDER, Held, hold, record_held, waiting
 from mirage_mailer.store import NewRecipient, Store
@@ -37,3 +41,59 @@ def test_held_unsubscribes_are_recorded_once_and_hostile_files_set_aside(
     assert waiting(state) == []
     assert sorted(p.name for p in folder.iterdir()) == [
         "bad-json.invalid", "bad-time.invalid", "bad-type.invalid"]
+
+
+def test_a_sign_up_confirmed_after_the_held_request_wins(tmp_path: Path) -> None:
+    """Found from outside: the held request, recorded 4 s after the person confirmed a new
+    sign-up, suppressed them for good; recorded at once, it would have been lifted."""
+    state = tmp_path / ".mirage"
+    with Store(state / "tracking.sqlite") as store:
+        store.add_recipients("i", [NewRecipient("a@example.org", None, None, "main",
+                                                subject="subject-a")])
+        hold(state, Held("i", "subject-a", "one-click", datetime.now(UTC) - timedelta(hours=1)))
+        store.add_pending_subscriber("main", "a@example.org", name=None, lang="en",
+                                     subject="subject-new", consent_text="consent",
+                                     consent_version="1", source="web")
+        assert store.confirm_subscriber("main", "subject-new") is not None
+        assert record_held(store, state) == 0
+        assert not store.is_suppressed("a@example.org")
+        assert waiting(state) == []  # done with: the later sign-up answered it
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero", "link to a good file",
+                                  "too big"])
+def test_a_file_that_is_not_a_small_regular_one_is_set_aside_unread(tmp_path: Path,
+                                                                     kind: str) -> None:
+    """A FIFO hung send (and run-due, holding its lock); /dev/zero ran it out of memory; a
+    link was followed to a file elsewhere and recorded."""
+    state = tmp_path / ".mirage"
+    with Store(state / "tracking.sqlite") as store:
+        store.add_recipients("i", [NewRecipient("a@example.org", None, None, "main",
+                                                subject="subject-a")])
+    good = tmp_path / "elsewhere.json"
+    good.write_text(json.dumps({"issue": "i", "subject": "subject-a", "source": "web",
+                                "at": "2026-11-30T12:00:00+00:00"}))
+    folder = state / FOLDER
+    folder.mkdir(mode=0o700)
+    path = folder / "x.json"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "too big":
+        path.write_bytes(good.read_bytes() + b" " * 1_000_000)
+    else:
+        path.symlink_to("/dev/zero" if "zero" in kind else good)
+    with Store(state / "tracking.sqlite") as store:
+        assert record_held(store, state) == 0
+        assert not store.is_suppressed("a@example.org")
+    assert [p.name for p in folder.iterdir()] == ["x.invalid"]
+
+
+def test_one_link_posted_again_and_again_is_held_once(tmp_path: Path) -> None:
+    state = tmp_path / ".mirage"
+    first = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    for minute in range(50):
+        hold(state, Held("i", "subject-a", "one-click", first + timedelta(minutes=minute)))
+    [path] = waiting(state)
+    assert json.loads(path.read_text())["at"] == first.isoformat()  # the first request's time
+    hold(state, Held("i", "subject-b", "one-click", first))
+    assert len(waiting(state)) == 2

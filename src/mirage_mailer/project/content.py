@@ -35,6 +35,9 @@ from mirage_mailer.util.errors import Collector, InputError, Problem, display_pa
 from mirage_mailer.util.langs import check_language, normalise_language
 
 _ISSUE_KEYS = {"subject", "list", "articles", "title", "number", "date", "preheader", "send_at"}
+# white space and the characters that print as nothing (zero-width space, joiners, word
+# joiner, BOM, soft hyphen): a title of only these shows an invisible heading
+_INVISIBLE = re.compile(r"[\s\u200b-\u200d\u2060\ufeff\u00ad]*")
 _ARTICLE_KEYS = {"title", "date", "author", "summary", "image", "image_alt"}
 _TRANSLATION = re.compile(r"^(?P<stem>.+)\.(?P<lang>[a-zA-Z]{2}(?:[-_][a-zA-Z0-9]{2,3})?)\.md$")
 _ISSUE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -267,7 +270,7 @@ def _load_article(path: Path, default_language: str, problems: Collector,
                          f"write the {_FIELD_NAMES[key]} after '{key}:'"
                          if meta[key] is None else
                          f"put the {_FIELD_NAMES[key]} in quotes after '{key}:'")
-    if isinstance(meta.get("title"), str) and not meta["title"].strip():
+    if isinstance(meta.get("title"), str) and _INVISIBLE.fullmatch(meta["title"]):
         # the newsletter shows the title as the article's heading and in the text part
         problems.add(path, meta.key_line("title"), "'title' is empty",
                      "write the article's title after 'title:'")

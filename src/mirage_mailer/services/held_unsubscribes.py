@@ -10,9 +10,10 @@ token carries), never the address.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import secrets
-import time
+import os
+import stat
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ from mirage_mailer.util.statedir import create_once
 
 FOLDER = "held-unsubscribes"
 _LONGEST = 512  # an issue id or a subject is far shorter: anything longer is not ours
+_MAX_BYTES = 4 * _LONGEST + 256  # a whole file of ours is shorter still
+MAX_HELD = 10_000  # files waiting at once; a busy store is minutes, not days
 
 
 @dataclass(frozen=True)
@@ -35,13 +38,25 @@ class Held:
     at: datetime
 
 
+class HeldFull(Exception):
+    """The folder holds ``MAX_HELD`` files already: the caller answers "not recorded"."""
+
+
 def hold(state_dir: Path, held: Held) -> None:
-    """Keep ``held`` on disk (owner-only, synced) until ``record_held`` records it."""
+    """Keep ``held`` on disk (owner-only, synced) until ``record_held`` records it.
+
+    One file per link (issue and subject): a replayed or repeated POST of one link finds its
+    file there and adds nothing, so one forwarded newsletter cannot fill the disk; the first
+    request's time is the one kept. At most ``MAX_HELD`` files wait at once (``HeldFull``)."""
     data = json.dumps({"issue": held.issue, "subject": held.subject, "source": held.source,
                        "at": held.at.isoformat()}).encode()
-    while not create_once(state_dir / FOLDER / f"{time.time_ns()}-{secrets.token_hex(4)}.json",
-                          data):
-        pass  # the same name twice is all but impossible; never overwrite one
+    name = hashlib.sha256(f"{held.issue}\0{held.subject}".encode()).hexdigest()[:32]
+    folder = state_dir / FOLDER
+    if (folder / f"{name}.json").exists():
+        return
+    if len(waiting(state_dir)) >= MAX_HELD:
+        raise HeldFull(f"{MAX_HELD} unsubscribes are held already")
+    create_once(folder / f"{name}.json", data)  # False: the same link, held meanwhile
 
 
 def waiting(state_dir: Path) -> list[Path]:
@@ -71,9 +86,21 @@ def record_held(store: Unsubscriber, state_dir: Path) -> int:
 
 
 def _read(path: Path) -> Held | None:
-    """The file's content if it is what ``hold`` writes (hostile until checked)."""
+    """The file's content if it is what ``hold`` writes (hostile until checked): a regular
+    file of at most ``_MAX_BYTES``, not followed through a link, opened without blocking (a
+    FIFO dropped there must not hang ``send``)."""
     try:
-        data = json.loads(path.read_bytes())
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_BYTES:
+                return None
+            raw = os.read(fd, _MAX_BYTES + 1)
+        finally:
+            os.close(fd)
+        if len(raw) > _MAX_BYTES:
+            return None
+        data = json.loads(raw)
         fields = [data[name] for name in ("issue", "subject", "source", "at")]
         if not all(isinstance(value, str) and 0 < len(value) <= _LONGEST for value in fields):
             return None

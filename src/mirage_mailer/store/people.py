@@ -73,14 +73,21 @@ class PeopleMixin(StoreCore):
                  at: datetime | None = None) -> bool:
         """Never mail ``email`` again, from any list; True if it was not suppressed before.
 
-        ``at`` is when the person asked (a mailed request's Date), never later than now.
+        ``at`` is when the person asked (a mailed request's Date, an unsubscribe ``serve``
+        held while the store was busy), never later than now; a sign-up the person confirmed
+        after ``at`` wins, as it would have had the request been recorded at once.
         Flips pending/unknown rows of every issue even when the address was already listed,
         so rows queued by an older version are covered too.
         """
         now = self._now()
         asked = now if at is None else self._stamp(at, now)
+        key = email_key(email)
         with self._write() as conn:
-            return self._suppress_in(conn, email_key(email), source, reason, asked, now)
+            if at is not None and conn.execute(
+                    "SELECT 1 FROM events WHERE email = ? AND kind = 'subscribed' AND at > ?"
+                    " LIMIT 1", (key, asked)).fetchone() is not None:
+                return False  # a sign-up confirmed after the request is the person's later word
+            return self._suppress_in(conn, key, source, reason, asked, now)
 
     @staticmethod
     def _suppress_in(conn: Connection, key: str, source: str, reason: str | None,

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mirage_mailer.services.held_unsubscribes import Held, hold
+from mirage_mailer.services.held_unsubscribes import Held, HeldFull, hold
 from mirage_mailer.services.unsubscribing import LinkTarget, link_target
 from mirage_mailer.services.unsubscribing import unsubscribe as suppress
 from mirage_mailer.store.errors import StoreError
@@ -118,7 +118,7 @@ def _hold(request: Request, busy: StoreError, held: Held) -> None:
     """Keep the unsubscribe for later, or raise ``busy`` (a 503) if it cannot be kept."""
     try:
         hold(web_context(request).settings.state_dir, held)
-    except OSError as exc:
+    except (OSError, HeldFull) as exc:
         log.error("cannot hold an unsubscribe: %s", exc)
         raise busy from None
     log.warning("unsubscribe held until the store answers (%s)", busy)
