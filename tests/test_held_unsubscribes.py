@@ -94,6 +94,43 @@ def test_one_link_posted_again_and_again_is_held_once(tmp_path: Path) -> None:
     for minute in range(50):
         hold(state, Held("i", "subject-a", "one-click", first + timedelta(minutes=minute)))
     [path] = waiting(state)
-    assert json.loads(path.read_text())["at"] == first.isoformat()  # the first request's time
+    last = first + timedelta(minutes=49)
+    assert json.loads(path.read_text())["at"] == last.isoformat()  # the person's last word
     hold(state, Held("i", "subject-b", "one-click", first))
     assert len(waiting(state)) == 2
+
+
+def test_unsubscribing_again_after_a_confirmed_sign_up_is_not_lost(tmp_path: Path) -> None:
+    """Held, re-subscribed, then unsubscribed again through the same link while the store
+    was still busy: the last request is what counts."""
+    state = tmp_path / ".mirage"
+    with Store(state / "tracking.sqlite") as store:
+        store.add_recipients("i", [NewRecipient("a@example.org", None, None, "main",
+                                                subject="subject-a")])
+        hold(state, Held("i", "subject-a", "one-click", datetime.now(UTC) - timedelta(hours=1)))
+        store.add_pending_subscriber("main", "a@example.org", name=None, lang="en",
+                                     subject="subject-new", consent_text="consent",
+                                     consent_version="1", source="web")
+        assert store.confirm_subscriber("main", "subject-new") is not None
+        hold(state, Held("i", "subject-a", "web", datetime.now(UTC) + timedelta(seconds=1)))
+        assert record_held(store, state) == 1
+        assert store.is_suppressed("a@example.org")
+
+
+def test_a_request_held_while_its_link_is_being_recorded_is_kept(tmp_path: Path) -> None:
+    state = tmp_path / ".mirage"
+    with Store(state / "tracking.sqlite") as store:
+        store.add_recipients("i", [NewRecipient("a@example.org", None, None, "main",
+                                                subject="subject-a")])
+        at = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+        hold(state, Held("i", "subject-a", "one-click", at))
+        real = store.resolve_subject
+
+        def meanwhile(subject: str, issue: str | None = None) -> str | None:
+            hold(state, Held("i", "subject-a", "web", at + timedelta(minutes=1)))
+            return real(subject, issue)
+
+        store.resolve_subject = meanwhile  # type: ignore[method-assign]
+        assert record_held(store, state) == 1
+        [left] = waiting(state)
+        assert json.loads(left.read_text())["source"] == "web"  # recorded next time

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mirage_mailer.store.ports import Unsubscriber
-from mirage_mailer.util.statedir import create_once
+from mirage_mailer.util.statedir import create_once, replace_atomically
 
 FOLDER = "held-unsubscribes"
 _LONGEST = 512  # an issue id or a subject is far shorter: anything longer is not ours
@@ -45,43 +45,58 @@ class HeldFull(Exception):
 def hold(state_dir: Path, held: Held) -> None:
     """Keep ``held`` on disk (owner-only, synced) until ``record_held`` records it.
 
-    One file per link (issue and subject): a replayed or repeated POST of one link finds its
-    file there and adds nothing, so one forwarded newsletter cannot fill the disk; the first
-    request's time is the one kept. At most ``MAX_HELD`` files wait at once (``HeldFull``)."""
+    One file per link (issue and subject): a replayed or repeated POST of one link rewrites
+    its file, so one forwarded newsletter cannot fill the disk. The latest request's time is
+    kept: against a sign-up confirmed in between, the person's last word counts. At most
+    ``MAX_HELD`` links wait at once (``HeldFull``)."""
     data = json.dumps({"issue": held.issue, "subject": held.subject, "source": held.source,
                        "at": held.at.isoformat()}).encode()
     name = hashlib.sha256(f"{held.issue}\0{held.subject}".encode()).hexdigest()[:32]
-    folder = state_dir / FOLDER
-    if (folder / f"{name}.json").exists():
-        return
-    if len(waiting(state_dir)) >= MAX_HELD:
-        raise HeldFull(f"{MAX_HELD} unsubscribes are held already")
-    create_once(folder / f"{name}.json", data)  # False: the same link, held meanwhile
+    path = state_dir / FOLDER / f"{name}.json"
+    if not path.exists():
+        if len(waiting(state_dir)) >= MAX_HELD:
+            raise HeldFull(f"{MAX_HELD} unsubscribes are held already")
+        if create_once(path, data):
+            return
+    replace_atomically(path, data)  # a new file (inode): one being recorded is not touched
 
 
 def waiting(state_dir: Path) -> list[Path]:
-    """The held unsubscribes' files, oldest first."""
+    """The held unsubscribes' files: those waiting, and those a recorder had taken when it
+    stopped (``*.taking``)."""
     folder = state_dir / FOLDER
-    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    return sorted([*folder.glob("*.json"), *folder.glob("*.taking")])
 
 
 def record_held(store: Unsubscriber, state_dir: Path) -> int:
     """Record every held unsubscribe and remove its file; the number that suppressed an
     address. A store error propagates: the rest stay held for the next try. A file that is
-    not one of ours is renamed ``*.invalid`` and left for the operator."""
+    not one of ours is renamed ``*.invalid`` and left for the operator.
+
+    Each file is first taken by renaming it to ``*.taking``: a request for the same link
+    held meanwhile makes a new ``*.json``, recorded next time, instead of being removed
+    unread with the one recorded now."""
     recorded = 0
     for path in waiting(state_dir):
-        held = _read(path)
+        taken = path.with_suffix(".taking")
+        if path != taken:
+            try:
+                path.rename(taken)
+            except FileNotFoundError:  # another recorder took it (serve beside a send)
+                continue
+        held = _read(taken)
         if held is None:
             with suppress(OSError):
-                path.rename(path.with_suffix(".invalid"))
+                taken.rename(taken.with_suffix(".invalid"))
             continue
         address = store.resolve_subject(held.subject, held.issue)
         if address is not None and store.suppress(
                 address, source=held.source, at=held.at,
                 reason=f"link in issue {held.issue} (held while the store was busy)"):
             recorded += 1
-        path.unlink(missing_ok=True)  # an erased address: nothing left to suppress
+        taken.unlink(missing_ok=True)  # an erased address: nothing left to suppress
     return recorded
 
 
