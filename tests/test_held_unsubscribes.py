@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import SAMPLE_ISSUE, RunCli
 from mirage_mailer.services.held_unsubscribes import FOLDER, Held, hold, record_held, waiting
 from mirage_mailer.store import NewRecipient, Store
 
@@ -134,3 +135,21 @@ def test_a_request_held_while_its_link_is_being_recorded_is_kept(tmp_path: Path)
         assert record_held(store, state) == 1
         [left] = waiting(state)
         assert json.loads(left.read_text())["source"] == "web"  # recorded next time
+
+
+def test_the_dry_run_counts_a_held_unsubscribe_as_the_send_will(project: Path,
+                                                                 run_cli: RunCli) -> None:
+    """The real send records held unsubscribes before it plans; the dry run said "would send"
+    to them (found from outside)."""
+    assert run_cli("send", SAMPLE_ISSUE, "--yes", "--limit", "1").code == 0
+    state = project / ".mirage"
+    with Store(state / "tracking.sqlite") as store:
+        issue, subject = store._conn.execute(
+            "SELECT issue, subject FROM recipients WHERE status = 'pending' ORDER BY id"
+        ).fetchone()
+    before = run_cli("send", SAMPLE_ISSUE, "--dry-run")
+    hold(state, Held(issue, subject, "one-click", datetime.now(UTC)))
+    after = run_cli("send", SAMPLE_ISSUE, "--dry-run")
+    assert "would send 4" in before.out and "suppressed 0" in before.out, before.out
+    assert "would send 3" in after.out and "suppressed 1" in after.out, after.out
+    assert waiting(state)  # read, not recorded: a dry run records nothing

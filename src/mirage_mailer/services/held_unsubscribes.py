@@ -18,7 +18,9 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
+from mirage_mailer.store import email_key
 from mirage_mailer.store.ports import Unsubscriber
 from mirage_mailer.util.statedir import create_once, replace_atomically
 
@@ -98,6 +100,23 @@ def record_held(store: Unsubscriber, state_dir: Path) -> int:
             recorded += 1
         taken.unlink(missing_ok=True)  # an erased address: nothing left to suppress
     return recorded
+
+
+class _Resolver(Protocol):
+    def resolve_subject(self, subject: str, issue: str | None = ...) -> str | None: ...
+
+
+def held_keys(store: _Resolver, state_dir: Path) -> set[str]:
+    """The addresses (as keys) that held unsubscribes name, read only: the dry run and the
+    send prompt count them as suppressed, since the real send records them before it plans
+    (one whose person confirmed a sign-up since is still counted here)."""
+    keys = set()
+    for path in waiting(state_dir):
+        held = _read(path)
+        address = store.resolve_subject(held.subject, held.issue) if held else None
+        if address is not None:
+            keys.add(email_key(address))
+    return keys
 
 
 def _read(path: Path) -> Held | None:

@@ -116,9 +116,9 @@ class Plan:
 
 
 def make_plan(project: Project, store: PlanReader | None, options: PlanOptions, *,
-              keep: bool = False) -> Plan:
+              keep: bool = False, also_suppressed: set[str] | None = None) -> Plan:
     """The whole plan at once (read-only): what ``validate``, the prompt and dry-run print."""
-    planner = Planner(project, store, options, keep=keep)
+    planner = Planner(project, store, options, keep=keep, also_suppressed=also_suppressed)
     for _ in planner:
         pass
     return planner.plan
@@ -201,7 +201,8 @@ class Planner:
     """Iterate to get the decisions one by one; ``plan`` holds the totals so far."""
 
     def __init__(self, project: Project, store: PlanReader | None, options: PlanOptions, *,
-                 keep: bool = False, subject: SubjectOf | None = None) -> None:
+                 keep: bool = False, subject: SubjectOf | None = None,
+                 also_suppressed: set[str] | None = None) -> None:
         self.project = project
         self.subject = subject  # rows read on the second core get their subject id there
         self.store = store
@@ -210,6 +211,7 @@ class Planner:
         self.only = issue.pick_language(options.lang) if options.lang else None
         self.plan = Plan(issue.id, options, decisions=[] if keep else None)
         self.suppressed = store.suppressed_keys() if store is not None else set()
+        self.suppressed |= also_suppressed or set()  # held unsubscribes, in a read-only plan
         # an issue with no row yet (its first send, or validate before it): nobody has a
         # prior to look up and no store row can have left the list (a million queries saved)
         # the issue's rows as they were (rows, highest id); those met in the lists are

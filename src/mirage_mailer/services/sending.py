@@ -33,7 +33,7 @@ from mirage_mailer.delivery import (
 )
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.lists import Subscriber
-from mirage_mailer.services.held_unsubscribes import record_held
+from mirage_mailer.services.held_unsubscribes import held_keys, record_held
 from mirage_mailer.services.journal import Journal, journal_path, lock_path, settle
 from mirage_mailer.services.lease_sending import (
     send_leased,
@@ -208,7 +208,13 @@ def existing_store(project: Project, *, new_store: bool = False) -> Iterator[Pla
 def read_plan(project: Project, options: SendOptions, *, keep: bool = False) -> Plan:
     """The plan as a send would make it now, read-only: the prompt's and validate's figures."""
     with existing_store(project, new_store=options.new_store) as store:
-        return make_plan(project, store, plan_options(options), keep=keep)
+        return make_plan(project, store, plan_options(options), keep=keep,
+                         also_suppressed=_held(project, store))
+
+
+def _held(project: Project, store: PlanReader | None) -> set[str]:
+    """Who held unsubscribes name: a real send records them before it plans."""
+    return held_keys(store, project.settings.state_dir) if store is not None else set()
 
 
 def plan_to_confirm(project: Project, options: SendOptions) -> Plan:
@@ -227,7 +233,8 @@ def dry_run(prep: Preparation, options: SendOptions, *, keep: bool = False) -> S
     check_memory(database(project), project.settings.state_dir,
                  new_store=options.new_store, dry_run=True)
     with existing_store(project, new_store=options.new_store) as store:
-        planner = Planner(project, store, plan_options(options), keep=keep)
+        planner = Planner(project, store, plan_options(options), keep=keep,
+                          also_suppressed=_held(project, store))
         for d in planner:
             if d.kind == K_SEND and isinstance(d.row, Subscriber) and d.lang is not None:
                 prep.factory.build(Personal(d.email, d.name, d.list_name, d.row.fields), d.lang)
