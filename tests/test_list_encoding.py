@@ -7,6 +7,7 @@ line 40,002 at line 39,930."""
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ LIST = "lists/subscribers.csv"
 
 
 def reference(data: bytes) -> int | None:
-    for number, line in enumerate(data.split(b"\n"), start=1):
+    for number, line in enumerate(re.split(rb"\r\n|\r|\n", data), start=1):
         try:
             line.decode("utf-8")
         except UnicodeDecodeError:
@@ -37,7 +38,9 @@ def test_the_bad_line_is_found_whatever_the_block_boundaries(tmp_path: Path) -> 
             cut = rng.randint(0, len(lines[bad]))
             lines[bad] = (lines[bad][:cut] + rng.choice([b"\xe9", b"\xff", b"\xc3", b"\xe2\x82"])
                           + lines[bad][cut:])
-        data = b"\n".join(lines) + rng.choice([b"", b"\n"])
+        ends = [rng.choice([b"\n", b"\r\n", b"\r"]) for _ in lines]
+        data = b"".join(line + end for line, end in zip(lines, ends, strict=True))
+        data = data[:-len(ends[-1])] if rng.random() < 0.5 else data
         path.write_bytes(data)
         assert _first_bad_line(path, block=rng.choice([7, 64, 1 << 16])) == reference(data)
 
@@ -52,3 +55,13 @@ def test_validate_names_the_line_with_the_latin1_byte(project: Path, run_cli: Ru
     result = run_cli("validate", SAMPLE_ISSUE)
     assert result.code == 2
     assert f"{LIST}:{bad_line}: not valid UTF-8" in result.err, result.err
+
+
+def test_a_yaml_list_that_is_not_utf8_gets_no_spreadsheet_hint(project: Path,
+                                                               run_cli: RunCli) -> None:
+    (project / LIST).unlink()
+    (project / "lists/subscribers.yaml").write_bytes(
+        b"subscribers:\n  - email: jose@example.org\n    name: Jos\xe9\n")
+    result = run_cli("validate", SAMPLE_ISSUE)
+    assert "lists/subscribers.yaml:3: not valid UTF-8" in result.err, result.err
+    assert "spreadsheet" not in result.err

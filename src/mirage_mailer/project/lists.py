@@ -197,9 +197,11 @@ def _not_utf8(path: Path, line: int) -> InputError:
 
 
 def _first_bad_line(path: Path, block: int = 1 << 16) -> int | None:
-    """The line holding the file's first byte that is not UTF-8, or None. Decoded in
-    pieces cut after a newline, which no UTF-8 sequence contains, so a character is never
-    split between two pieces; memory stays bounded by a line's length."""
+    """The line holding the file's first byte that is not UTF-8, or None; lines end as the
+    csv module ends them (``\\r\\n``, ``\\n`` or a lone ``\\r``). Decoded in pieces cut after
+    a line end, which no UTF-8 sequence contains, so a character is never split between two
+    pieces (a ``\\r`` last in a block waits: a ``\\n`` may follow); memory stays bounded by a
+    line's length."""
     lines = 1
     carry = b""
     try:
@@ -207,19 +209,24 @@ def _first_bad_line(path: Path, block: int = 1 << 16) -> int | None:
             while True:
                 data = raw.read(block)
                 buffered = carry + data
-                cut = buffered.rfind(b"\n") + 1 if data else len(buffered)
+                cut = (max(buffered.rfind(b"\n"), buffered.rfind(b"\r", 0, len(buffered) - 1))
+                       + 1 if data else len(buffered))
                 piece, carry = buffered[:cut], buffered[cut:]
                 try:
                     piece.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    return lines + piece.count(b"\n", 0, exc.start)
-                lines += piece.count(b"\n")
+                    return lines + _line_ends(piece[:exc.start])
+                lines += _line_ends(piece)
                 if not data:
                     return None
-                if len(carry) > 4 * MAX_LINE_CHARS:  # no newline for that long: this line
+                if len(carry) > 4 * MAX_LINE_CHARS:  # no line end for that long: this line
                     return lines
     except OSError:
         return None
+
+
+def _line_ends(data: bytes) -> int:
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
 
 
 def _bounded_lines(handle: io.TextIOWrapper, path: Path) -> Iterator[str]:

@@ -243,7 +243,7 @@ def read_text(path: Path, max_bytes: int = CONFIG_MAX_BYTES) -> str:
                 display_path(path),
                 line,
                 "not valid UTF-8",
-                "save the file as UTF-8 (in a spreadsheet: 'CSV UTF-8')",
+                "save the file as UTF-8 (in your editor: 'Save with encoding', UTF-8)",
             )
         ) from None
 
