@@ -26,3 +26,11 @@ def test_top_level_help_lists_every_exit_code(run_cli: RunCli) -> None:
     assert ("Exit codes: 0 done, 1 some recipients failed permanently (5xx), 2 invalid input "
             "(nothing sent), 3 delivery could not proceed (state kept; rerun to resume), 130 "
             "or 143 stopped by Ctrl-C or SIGTERM") in text
+
+
+def test_one_mailbox_given_twice_gets_one_test_copy(project: Path, run_cli: RunCli) -> None:
+    result = run_cli("send", SAMPLE_ISSUE, "--to", "q@example.org", "--to", "Q@Example.org",
+                     "--to", "r@example.org")
+    assert result.code == 0, result.err
+    assert "test copy sent to 2 of 2 address(es)" in result.out, result.out
+    assert len(list((project / "outbox" / "new").iterdir())) == 2

@@ -197,13 +197,14 @@ def _print_skipped(outcome: SendOutcome) -> None:
 
 
 def _check_to(addresses: tuple[str, ...]) -> tuple[str, ...]:
-    checked = []
+    """Checked, and each mailbox once: addresses compare case-insensitively."""
+    checked: dict[str, str] = {}
     for address in addresses:
         normalised, bad = check_address(address)
         if bad:
             raise InputError(Problem("--to", None, bad, "give a complete address"))
-        checked.append(normalised)
-    return tuple(checked)
+        checked.setdefault(normalised.lower(), normalised)
+    return tuple(checked.values())
 
 
 def ask(plan: Plan, transport_url: str) -> str | None:
