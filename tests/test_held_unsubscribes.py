@@ -44,18 +44,23 @@ def test_held_unsubscribes_are_recorded_once_and_hostile_files_set_aside(
         "bad-json.invalid", "bad-time.invalid", "bad-type.invalid"]
 
 
+def held_then_resubscribed(store: Store, state: Path) -> None:
+    """a@ unsubscribed an hour ago while the store was busy (held), then signed up again."""
+    store.add_recipients("i", [NewRecipient("a@example.org", None, None, "main",
+                                            subject="subject-a")])
+    hold(state, Held("i", "subject-a", "one-click", datetime.now(UTC) - timedelta(hours=1)))
+    store.add_pending_subscriber("main", "a@example.org", name=None, lang="en",
+                                 subject="subject-new", consent_text="consent",
+                                 consent_version="1", source="web")
+    assert store.confirm_subscriber("main", "subject-new") is not None
+
+
 def test_a_sign_up_confirmed_after_the_held_request_wins(tmp_path: Path) -> None:
     """Found from outside: the held request, recorded 4 s after the person confirmed a new
     sign-up, suppressed them for good; recorded at once, it would have been lifted."""
     state = tmp_path / ".mirage"
     with Store(state / "tracking.sqlite") as store:
-        store.add_recipients("i", [NewRecipient("a@example.org", None, None, "main",
-                                                subject="subject-a")])
-        hold(state, Held("i", "subject-a", "one-click", datetime.now(UTC) - timedelta(hours=1)))
-        store.add_pending_subscriber("main", "a@example.org", name=None, lang="en",
-                                     subject="subject-new", consent_text="consent",
-                                     consent_version="1", source="web")
-        assert store.confirm_subscriber("main", "subject-new") is not None
+        held_then_resubscribed(store, state)
         assert record_held(store, state) == 0
         assert not store.is_suppressed("a@example.org")
         assert waiting(state) == []  # done with: the later sign-up answered it
@@ -106,13 +111,7 @@ def test_unsubscribing_again_after_a_confirmed_sign_up_is_not_lost(tmp_path: Pat
     was still busy: the last request is what counts."""
     state = tmp_path / ".mirage"
     with Store(state / "tracking.sqlite") as store:
-        store.add_recipients("i", [NewRecipient("a@example.org", None, None, "main",
-                                                subject="subject-a")])
-        hold(state, Held("i", "subject-a", "one-click", datetime.now(UTC) - timedelta(hours=1)))
-        store.add_pending_subscriber("main", "a@example.org", name=None, lang="en",
-                                     subject="subject-new", consent_text="consent",
-                                     consent_version="1", source="web")
-        assert store.confirm_subscriber("main", "subject-new") is not None
+        held_then_resubscribed(store, state)
         hold(state, Held("i", "subject-a", "web", datetime.now(UTC) + timedelta(seconds=1)))
         assert record_held(store, state) == 1
         assert store.is_suppressed("a@example.org")
