@@ -21,7 +21,7 @@ import click
 
 from mirage_mailer import __version__
 from mirage_mailer.commands.common import Context, err
-from mirage_mailer.util.errors import ExitCode, MirageError
+from mirage_mailer.util.errors import ExitCode, MirageError, is_busy
 
 
 class _Deferred(ModuleType):
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         err("interrupted")
         sys.exit(130)
     except Exception as exc:  # a bug, not a user mistake: say so in one line
-        if _locked(exc):  # a read waited out another process's write: a fault of the moment
+        if is_busy(exc):  # a read waited out another process's write: a fault of the moment
             err(f"tracking database: cannot read it now: {exc} (another mirage-mailer process "
                 "is writing to it (wait and rerun); a rerun resumes where this one stopped)")
             sys.exit(int(ExitCode.CANNOT_DELIVER))
@@ -129,8 +129,3 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(70)
     sys.exit(int(result) if isinstance(result, int) else 0)
 
-
-def _locked(exc: Exception) -> bool:
-    """SQLite's BUSY or LOCKED (a reader beside a DELETE-mode writer's commit), told by the
-    error code without importing sqlite3 here; the store's writes say it themselves."""
-    return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in (5, 6)

@@ -76,14 +76,13 @@ def summary(outcome: SendOutcome, rerun: str = "send") -> str:
             f"suppressed {c.get('suppressed', 0)}, invalid {c.get('invalid', 0)}")
     if c.get("withdrawn"):
         head += f", withdrawn {c['withdrawn']}"
+    langs = ", ".join(f"{k}: {v}" for k, v in sorted(outcome.per_language.items()))
     if outcome.mode == "dry-run":
-        langs = ", ".join(f"{k}: {v}" for k, v in sorted(outcome.per_language.items()))
         return (f"{outcome.issue}: dry run, nothing sent: would send {outcome.to_send} "
                 f"({langs or 'none'}); already sent {outcome.already_sent}, "
                 f"suppressed {c['suppressed']}, invalid {c['invalid']}, "
                 f"failed {c['failed']}, unknown {c['unknown']}{_also_skipped(outcome.plan)}")
     if outcome.mode == "test-dry-run":
-        langs = ", ".join(f"{k}: {v}" for k, v in sorted(outcome.per_language.items()))
         return (f"{outcome.issue}: dry run of the test copy, nothing sent: would send a "
                 f"[TEST] copy to {outcome.to_send} address(es) ({langs}); nothing recorded")
     if outcome.mode == "test":

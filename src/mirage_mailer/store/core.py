@@ -28,7 +28,7 @@ from mirage_mailer.store.dialect import POSTGRESQL, SQLITE, Connection
 from mirage_mailer.store.errors import StoreError, StoreUnavailable
 from mirage_mailer.store.schema import MIGRATIONS
 from mirage_mailer.util.database import Database, PostgresUrl
-from mirage_mailer.util.errors import Problem, display_path
+from mirage_mailer.util.errors import Problem, display_path, is_busy
 from mirage_mailer.util.fieldsjson import fields_json
 from mirage_mailer.util.statedir import DIR_MODE, FILE_MODE, private_dir, tighten
 
@@ -44,7 +44,6 @@ __all__ = ["StoreError", "StoreUnavailable", "fields_json"]
 _UNAVAILABLE = frozenset({5, 6, 8, 10, 13, 14})
 # ... and those that mean the file itself is damaged: CORRUPT, NOTADB.
 _DAMAGED = frozenset({11, 26})
-_BUSY = frozenset({5, 6})  # BUSY, LOCKED: another connection holds the file
 _AUTOCHECKPOINT = 10_000  # WAL pages (~40 MB) after which a commit checkpoints
 DAMAGED_HINT = ("restore it from a backup, or start over with 'mirage-mailer send ISSUE_DIR "
                 "--new-store', which keeps the damaged file beside it")
@@ -264,7 +263,7 @@ def _to_wal(conn: sqlite3.Connection) -> None:
     try:
         conn.execute("PRAGMA journal_mode=WAL")
     except sqlite3.OperationalError as exc:
-        if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in _BUSY:
+        if not is_busy(exc):
             raise
 
 
@@ -334,7 +333,7 @@ class StoreCore:
             conn.close()
             if is_damage(exc):
                 raise damaged_error(self.path, exc) from None
-            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _BUSY:
+            if is_busy(exc):
                 raise StoreUnavailable(Problem(
                     display_path(self.path), None, f"cannot open the tracking database: {exc}",
                     "another mirage-mailer process may hold it (wait and rerun); a rerun "

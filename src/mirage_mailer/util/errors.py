@@ -122,3 +122,9 @@ class Collector:
             errors = [*errors[:MAX_PROBLEMS], more]
         if errors:
             raise InputError(errors)
+
+
+def is_busy(exc: BaseException) -> bool:
+    """SQLite's BUSY or LOCKED (another connection holds the file): a fault of the moment, not
+    a bug. Told by the error code, so callers need not import sqlite3."""
+    return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in (5, 6)

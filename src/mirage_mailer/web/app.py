@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Scope
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.store.errors import StoreError
+from mirage_mailer.util.errors import is_busy
 from mirage_mailer.web import (
     archive_routes,
     engagement_routes,
@@ -104,18 +105,13 @@ async def store_unavailable(request: Request, exc: Exception) -> Response:
     """The tracking store cannot answer now (locked by another process, server gone): a fault
     of the moment, not a bug, so one log line, and a 503 the client may retry. Nothing was
     recorded (a write rolls back whole), and the page does not pretend it was."""
-    if not isinstance(exc, StoreError) and not _locked(exc):
+    if not isinstance(exc, StoreError) and not is_busy(exc):
         return await server_error(request, exc)  # a bug in SQL: logged in full, once
     log.warning("cannot answer %s %s now: %s", request.method, logged_path(request), exc)
     lang = request_language(request, web_context(request).settings.project.language)
     detail = str(getattr(request.state, "unavailable_detail", TRY_LATER))
     return _error_page(request, 503, gettext(lang, detail), lang,
                        {"Retry-After": str(RETRY_AFTER_SECONDS)})
-
-
-def _locked(exc: Exception) -> bool:
-    """A read that waited out another process's write (SQLite BUSY or LOCKED)."""
-    return isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode & 0xFF in (5, 6)
 
 
 def create_app(settings: Settings, *, local_base: str | None = None) -> Starlette:
