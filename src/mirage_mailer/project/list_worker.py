@@ -19,6 +19,7 @@ exits. Fork only: a process with other threads running reads the list itself, as
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import os
 import signal
@@ -31,6 +32,7 @@ from typing import Any
 from mirage_mailer.util.errors import InputError
 from mirage_mailer.util.fieldsjson import fields_json
 from mirage_mailer.util.forksafe import other_threads
+from mirage_mailer.util.gcquiet import BULK_THRESHOLD
 
 PARALLEL_BYTES = 4 << 20  # about 50,000 rows: a smaller list is read before a fork pays off
 _BATCH = 2_000  # rows per message on the pipe
@@ -92,6 +94,8 @@ def _child(parents: Connection, out: Connection, path: Path, list_name: str, rea
         parents.close()  # the fork's copy of the reading end: with it open, a write to a
         # parent that died would block for ever instead of failing
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
+        gc.freeze()  # what the fork inherited is never garbage here: no collection walks it
+        gc.set_threshold(BULK_THRESHOLD)  # rows die by reference count (util/gcquiet.py)
         batch: list[Any] = []
         try:
             for row in reader(path, list_name):

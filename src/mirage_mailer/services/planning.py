@@ -34,6 +34,7 @@ from mirage_mailer.store import (
 )
 from mirage_mailer.util.errors import Problem, display_path
 from mirage_mailer.util.fieldsjson import stored_fields
+from mirage_mailer.util.gcquiet import bulk_pass
 
 SEND = "send"
 SKIP = "skip"
@@ -236,6 +237,10 @@ class Planner:
         self.invalid: list[RowProblem] = []  # decided last: a valid row of theirs wins
 
     def __iter__(self) -> Iterator[Decision]:
+        with bulk_pass():  # millions of short-lived objects: util/gcquiet.py
+            yield from self._decisions()
+
+    def _decisions(self) -> Iterator[Decision]:
         try:
             rows = chain(iter_rows(self.project, subject=self.subject), self._web_rows())
             while batch := list(islice(rows, _BATCH)):
