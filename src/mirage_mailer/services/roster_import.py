@@ -48,10 +48,10 @@ from mirage_mailer.project.seen import SeenAddresses
 from mirage_mailer.services.roster import list_path, store_if_any
 from mirage_mailer.services.roster_edit import check_row, locked
 from mirage_mailer.store import email_key, hashed_key
+from mirage_mailer.util.csvcells import unquote
 from mirage_mailer.util.csvrecords import numbered
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
 
-_FORMULA = ("'=", "'+", "'-", "'@", "'\t", "'\r")  # what our CSV export protects
 _MAILCHIMP = {"member_rating", "optin_time", "leid", "euid", "confirm_time"}
 _BATCH = 500
 
@@ -121,11 +121,6 @@ def _header(handle: BinaryIO, path: Path) -> tuple[list[str], list[str], str]:
     return columns, written, delimiter
 
 
-def _unquote(cell: str) -> str:
-    """A cell our own export protected from spreadsheets, back to what it was."""
-    return cell[1:] if cell.startswith(_FORMULA) else cell
-
-
 def _rows(handle: BinaryIO, path: Path, columns: list[str],
           delimiter: str) -> Iterator[_Row]:
     number = 1
@@ -145,7 +140,7 @@ def _rows(handle: BinaryIO, path: Path, columns: list[str],
             "imported")):
         if not any(cell.strip() for cell in cells):
             continue
-        values = {c: _unquote(v) for c, v in zip(columns, cells, strict=False) if c}
+        values = {c: unquote(v) for c, v in zip(columns, cells, strict=False) if c}
         yield _Row(start, values, _attributes(values.get("attributes", "")))
 
 
