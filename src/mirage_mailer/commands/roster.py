@@ -253,8 +253,8 @@ def remove_command(obj: Context, list_name: str, email: str) -> int:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--list", "list_name", required=True, metavar="LIST",
               help="The list to add the readers to (lists/LIST.csv or .yaml).")
-@click.option("--dry-run", is_flag=True, help="Say what would be added and skipped; "
-              "write nothing.")
+@click.option("--dry-run", is_flag=True, help="Say what would be added and skipped, after "
+              "every check the import makes; write nothing.")
 @click.pass_obj
 def import_command(obj: Context, file: Path, list_name: str, dry_run: bool) -> int:
     """Add the readers of FILE (a CSV, or a Mailchimp or listmonk export) to a list.
