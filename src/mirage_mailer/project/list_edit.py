@@ -95,7 +95,7 @@ def _unusable(path: Path, line: int | None, message: str, hint: str = "") -> Inp
 
 def _replace(path: Path, write: Callable[[IO[bytes]], object], dry_run: bool = False) -> None:
     """Write through a temporary file beside ``path`` and rename it over ``path``; a dry run
-    writes to the null device instead, once it has seen that the folder takes a new file."""
+    writes to the null device instead, once it has checked that it may create files there."""
     if dry_run:
         if not os.access(path.parent, os.W_OK | os.X_OK):
             raise _unusable(path, None, "cannot write the list: Permission denied",
