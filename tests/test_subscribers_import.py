@@ -16,7 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from helpers import SAMPLE_ISSUE, RunCli
+import pytest
+
+from helpers import SAMPLE_ISSUE, Run, RunCli
 
 LIST = "lists/subscribers.csv"
 # The head of a Mailchimp audience export (Audience > Export audience), as Mailchimp writes it:
@@ -238,3 +240,77 @@ def test_a_big_import_streams_and_a_crash_leaves_the_list_whole(project: Path,
     assert text.startswith(before.decode("utf-8"))
     assert text.count("\n") == before.count(b"\n") + rows
     assert text.endswith(f"reader{rows - 1}@example.org,Reader {rows - 1},,\n")
+
+
+def both_runs(run_cli: RunCli, file: str, list_name: str) -> tuple[Run, Run]:
+    """The dry run, then the real import: they must decide the same (the write is the only
+    difference), so their stderr is compared whole."""
+    dry = run_cli("subscribers", "import", file, "--list", list_name, "--dry-run")
+    real = run_cli("subscribers", "import", file, "--list", list_name)
+    assert dry.code == real.code, (dry, real)
+    assert dry.err == real.err
+    return dry, real
+
+
+NO_LAST = ("mc.csv: note: last names not imported: lists/fn.csv has no last-name column, so "
+           "the greeting and the To: line say the first name (add a 'Last Name' column to "
+           "keep them)")
+NO_LANG = ("mc.csv: note: languages not imported: lists/fn.csv has no lang column (add one to "
+           "keep them)")
+
+
+@pytest.mark.parametrize(("header", "row", "notes"), [
+    ("email,First Name", "hans@example.de,Hans", [NO_LAST, NO_LANG]),
+    ("E-mail;First Name;Language;Organisation", "hans@example.de;Hans;de;", [NO_LAST]),
+    ("email,Last Name", "hans@example.de,Meier",
+     [NO_LAST.replace("last names", "first names").replace("last-name", "first-name")
+      .replace("say the first name", "say the last name").replace("'Last Name'",
+                                                                    "'First Name'"), NO_LANG]),
+    ("email,name,First Name", "hans@example.de,Hans Meier,Hans", [NO_LANG]),
+    ("email,organisation", "hans@example.de,",
+     ["mc.csv: note: names not imported: lists/fn.csv has no name column (add a 'name' "
+      "column to keep them)", NO_LANG]),
+])
+def test_a_list_without_a_place_for_every_name_takes_what_it_has(
+        project: Path, run_cli: RunCli, header: str, row: str, notes: list[str]) -> None:
+    """A list with First Name but no Last Name (or the other way round, or a name column
+    beside First Name only, or none) is no reason to refuse an import: each part of the name
+    goes where the list has a column for it, and a note says what was left out. The dry run
+    said 'would add 1' while the import refused with exit 2."""
+    (project / "lists/fn.csv").write_text(f"{header}\n", encoding="utf-8")
+    (project / "mc.csv").write_bytes(mailchimp("hans@example.de,Hans,Meier,,,de"))
+    dry, real = both_runs(run_cli, "mc.csv", "fn")
+    assert real.code == 0, real.err
+    assert dry.out.startswith("lists/fn.csv: would add 1 reader(s) from mc.csv (Mailchimp)")
+    assert real.out.startswith("lists/fn.csv: added 1 reader(s) from mc.csv (Mailchimp)")
+    assert [line for line in real.err.splitlines() if "columns not imported" not in line] \
+        == notes
+    assert (project / "lists/fn.csv").read_text(encoding="utf-8") == f"{header}\n{row}\n"
+
+
+def test_a_whole_name_goes_into_the_one_name_column_a_list_has(project: Path,
+                                                              run_cli: RunCli) -> None:
+    """listmonk gives one name: a list with only First Name gets it whole (a name is not split
+    by guessing), as a list with First Name and Last Name does."""
+    (project / "lists/fn.csv").write_text("email,First Name\n", encoding="utf-8")
+    (project / "lm.csv").write_text(
+        "uuid,email,name,attributes,status,created_at,updated_at\n"
+        'a1,jo@example.org,Jo Bloggs,"{}",enabled,2024-01-01,2024-01-01\n', encoding="utf-8")
+    _, real = both_runs(run_cli, "lm.csv", "fn")
+    assert real.code == 0, real.err
+    assert (project / "lists/fn.csv").read_text(encoding="utf-8") == (
+        "email,First Name\njo@example.org,Jo Bloggs\n")
+
+
+def test_the_dry_run_refuses_what_the_import_refuses(project: Path, run_cli: RunCli) -> None:
+    """A YAML list that cannot be edited in place is refused by the dry run too (it said
+    'would add 1', exit 0), with the same line, and nothing is written by either."""
+    flow = "subscribers: [{email: old@example.org}]\n"
+    (project / "lists/flow.yaml").write_text(flow, encoding="utf-8")
+    (project / "new.csv").write_text("email\nnew@example.org\n", encoding="utf-8")
+    dry, real = both_runs(run_cli, "new.csv", "flow")
+    assert real.code == 2
+    assert real.err == ("lists/flow.yaml:1: 'subscribers:' is written on one line ([...]) "
+                        "(write one '- email: ...' entry per line below 'subscribers:')\n")
+    assert dry.out == real.out == ""
+    assert (project / "lists/flow.yaml").read_text(encoding="utf-8") == flow

@@ -110,6 +110,42 @@ def test_an_encoded_word_name_cannot_inject_headers_through_serve(web_project: P
         assert store.export(VICTIM)["subscriptions"] == []
 
 
+def _name_error(page: str) -> str:
+    found = re.search(r'<p class="error" id="name-error">(.*?)</p>', page)
+    assert found is not None, page
+    return found[1]
+
+
+def test_a_raw_line_break_is_refused_as_an_encoded_one_is(web_project: Path) -> None:
+    """A browser's text field cannot send CR or LF (HTML strips them), so a raw line break in
+    the name or around the address is a script's or an attack's: refused with the same 400
+    page as the encoded-word case, where it was folded into a space and mailed. A tab, which
+    a paste can bring, is still folded into a space."""
+    with serving(web_project, free_port()) as url, \
+            httpx.Client(base_url=url, timeout=10, follow_redirects=False) as http:
+        encoded = _post_sign_up(http, email_address=VICTIM, name=INJECTION)
+        assert encoded.status_code == 400
+        for name in ("Eve\r\nBcc: all@example.org", "Eve\nX", "Eve\rX", "Eve\x0bX",
+                     "Eve\u2028X", "Eve\x85X"):
+            raw = _post_sign_up(http, email_address=VICTIM, name=name)
+            assert raw.status_code == 400, name
+            assert 'aria-describedby="name-error"' in raw.text
+            assert _name_error(raw.text) == _name_error(encoded.text)
+        for address in (f"{VICTIM}\r\n", f"\n{VICTIM}"):
+            raw = _post_sign_up(http, email_address=address, name="Eve")
+            assert raw.status_code == 400, repr(address)
+            assert 'aria-describedby="email-error"' in raw.text
+        fine = _post_sign_up(http, email_address="ana@example.org", name=" Ana\tMaria ")
+        assert fine.status_code == 200, fine.text
+        [raw_mail] = _wait_for_mail(web_project, 1)
+    time.sleep(0.2)
+    assert len(_raw_messages(web_project)) == 1  # nothing went to the victim
+    message = _assert_not_injected(raw_mail, "ana@example.org")
+    assert message["To"].addresses[0].display_name == "Ana Maria"
+    with store_of(web_project) as store:
+        assert store.export(VICTIM)["subscriptions"] == []
+
+
 def test_the_confirmation_mail_builder_never_emits_a_hidden_line_break(
         web_project: Path) -> None:
     """Defence in depth: even a name that skipped the form's check stays one literal name."""

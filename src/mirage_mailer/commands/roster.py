@@ -2,10 +2,10 @@
 file (``services.roster_edit``) and imports (``services.roster_import``). Each command parses,
 calls one service and prints; ``commands.subscribers`` registers the group.
 
-CSV output is for spreadsheets: a cell that starts like a formula (``=``, ``+``, ``-``, ``@``,
-a tab or a carriage return) is written with a leading ``'``, so opening an export never runs
-what a stranger typed into a sign-up form (OWASP "CSV injection"). ``import`` takes that
-``'`` off again, so an export imports back unchanged. JSON output is exact.
+CSV output is for spreadsheets: a cell that starts like a formula is written with a leading
+``'`` (``util.csvcells``, the rule every CSV writer shares), so opening an export never runs
+what a stranger typed into a sign-up form. ``import`` takes that ``'`` off again, so an
+export imports back unchanged. JSON output is exact.
 """
 
 from __future__ import annotations
@@ -39,21 +39,15 @@ from mirage_mailer.services.roster import (
 )
 from mirage_mailer.services.roster_edit import add_reader, field_pairs, remove_reader
 from mirage_mailer.services.roster_import import import_file
+from mirage_mailer.util.csvcells import safe_cell, safe_row
 from mirage_mailer.util.errors import ExitCode, display_path
 
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 FORMATS = click.Choice(["table", "csv", "json"])
 _WIDTH_ROWS = 1_000  # rows that set a table's column widths
 _COLUMNS = ("list", "email", "name", "lang", "status", "source", "where", "detail")
 _CONSENT = ("consent_text", "consent_version", "consent_source", "requested_at",
             "confirmed_at")
-
-
-def safe_cell(value: object) -> str:
-    """A CSV cell a spreadsheet shows as text, never runs as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA) else text
 
 
 def _shown(value: str | None) -> Text:
@@ -122,7 +116,7 @@ def list_command(obj: Context, lists: tuple[str, ...], lang: str | None,
     elif fmt == "csv":
         writer = _writer()
         writer.writerow(_COLUMNS)
-        writer.writerows([safe_cell(v) for v in _row(r)] for r in found)
+        writer.writerows(safe_row(_row(r)) for r in found)
     else:
         _reader_table(found)
     return ExitCode.OK
@@ -259,8 +253,8 @@ def remove_command(obj: Context, list_name: str, email: str) -> int:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--list", "list_name", required=True, metavar="LIST",
               help="The list to add the readers to (lists/LIST.csv or .yaml).")
-@click.option("--dry-run", is_flag=True, help="Say what would be added and skipped; "
-              "write nothing.")
+@click.option("--dry-run", is_flag=True, help="Say what would be added and skipped, after "
+              "every check the import makes; write nothing.")
 @click.pass_obj
 def import_command(obj: Context, file: Path, list_name: str, dry_run: bool) -> int:
     """Add the readers of FILE (a CSV, or a Mailchimp or listmonk export) to a list.
@@ -296,6 +290,5 @@ def export_command(obj: Context, list_name: str, statuses: tuple[str, ...]) -> i
         c = r.consent
         consent = ([c.text, c.version, c.source, c.requested_at, c.confirmed_at or ""]
                    if c else [""] * len(_CONSENT))
-        writer.writerow(safe_cell(v) for v in [*_row(r), *consent,
-                                                *(r.fields.get(f, "") for f in extra)])
+        writer.writerow(safe_row([*_row(r), *consent, *(r.fields.get(f, "") for f in extra)]))
     return ExitCode.OK

@@ -35,6 +35,7 @@ from mirage_mailer.services.sending import (
     send_test,
 )
 from mirage_mailer.util.addresses import check_address
+from mirage_mailer.util.csvcells import safe_row
 from mirage_mailer.util.errors import ExitCode, InputError, MirageError, Problem, display_path
 
 if TYPE_CHECKING:  # rich draws the bar on a terminal only: not imported by cron's runs
@@ -247,11 +248,12 @@ def print_plan(plan: Plan) -> None:
 
 
 def write_plan_csv(plan: Plan, target: Path) -> None:
-    """``--csv PATH`` (``-`` for standard output): the same rows as ``--list``, as CSV."""
+    """``--csv PATH`` (``-`` for standard output): the same rows as ``--list``, as CSV, its
+    cells safe to open in a spreadsheet (``util.csvcells``)."""
     decisions = plan.decisions or []
     ordered = [d for d in decisions if d.action == SEND] + [
         d for d in decisions if d.action != SEND]
-    rows = [[d.email, d.name or "", d.lang or "", d.list_name, d.action, d.reason]
+    rows = [safe_row([d.email, d.name, d.lang, d.list_name, d.action, d.reason])
             for d in ordered]
     if str(target) == "-":
         writer = csv.writer(sys.stdout, lineterminator="\n")

@@ -62,16 +62,18 @@ def layout(path: Path) -> Layout:
     return Layout("yaml", ())
 
 
-def append_rows(path: Path, rows: Iterable[dict[str, str]]) -> None:
+def append_rows(path: Path, rows: Iterable[dict[str, str]], *, dry_run: bool = False) -> None:
     """Add ``rows`` (key -> value, keys as ``Layout`` accepts them) after the last row.
 
     A CSV list takes them as they come (an import of any length streams through); a YAML
-    list is edited whole, so its result is held to the YAML list size limit.
+    list is edited whole, so its result is held to the YAML list size limit. ``dry_run``
+    does all of it, checks included, but writes the result to nowhere: a dry run refuses
+    exactly what the real edit refuses.
     """
     if _is_csv(path):
-        _append_csv(path, rows)
+        _append_csv(path, rows, dry_run)
     else:
-        _append_yaml(path, rows)
+        _append_yaml(path, rows, dry_run)
 
 
 def remove_rows(path: Path, key: str) -> list[int]:
@@ -91,8 +93,16 @@ def _unusable(path: Path, line: int | None, message: str, hint: str = "") -> Inp
 
 # -- writing -----------------------------------------------------------------------------------
 
-def _replace(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write through a temporary file beside ``path`` and rename it over ``path``."""
+def _replace(path: Path, write: Callable[[IO[bytes]], object], dry_run: bool = False) -> None:
+    """Write through a temporary file beside ``path`` and rename it over ``path``; a dry run
+    writes to the null device instead, once it has checked that it may create files there."""
+    if dry_run:
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            raise _unusable(path, None, "cannot write the list: Permission denied",
+                            "check the folder's permissions and free space")
+        with open(os.devnull, "wb") as nowhere:
+            write(nowhere)
+        return
     mode = path.stat().st_mode & 0o7777
     tmp = path  # replaced by the temporary file's name once it exists
     try:
@@ -146,7 +156,7 @@ def _csv_line(head: _CsvHead, values: list[str]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def _append_csv(path: Path, rows: Iterable[dict[str, str]]) -> None:
+def _append_csv(path: Path, rows: Iterable[dict[str, str]], dry_run: bool) -> None:
     head = _csv_head(path)
 
     def lines() -> Iterator[bytes]:
@@ -172,7 +182,7 @@ def _append_csv(path: Path, rows: Iterable[dict[str, str]]) -> None:
         for line in lines():
             out.write(line)
 
-    _replace(path, write)
+    _replace(path, write, dry_run)
 
 
 def _records(handle: IO[str], path: Path, delimiter: str) -> Iterator[tuple[int, list[str],
@@ -330,7 +340,8 @@ def _newline(lines: list[str]) -> str:
     return "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
 
 
-def _write_yaml(path: Path, doc: _YamlText, lines: list[str], expected: list[Any]) -> None:
+def _write_yaml(path: Path, doc: _YamlText, lines: list[str], expected: list[Any],
+                dry_run: bool = False) -> None:
     """Parse the edited text again: it must hold exactly ``expected`` as its subscribers."""
     text = "".join(lines)
     data = parse_yaml(text, path)
@@ -340,10 +351,10 @@ def _write_yaml(path: Path, doc: _YamlText, lines: list[str], expected: list[Any
                         "changing other entries; nothing was written",
                         "edit this file by hand")
     encoded = (BOM if doc.bom else b"") + text.encode("utf-8")
-    _replace(path, lambda out: out.write(encoded))
+    _replace(path, lambda out: out.write(encoded), dry_run)
 
 
-def _append_yaml(path: Path, given: Iterable[dict[str, str]]) -> None:
+def _append_yaml(path: Path, given: Iterable[dict[str, str]], dry_run: bool) -> None:
     doc = _read_yaml(path)
     lines = list(doc.lines)
     newline = _newline(lines)
@@ -376,7 +387,7 @@ def _append_yaml(path: Path, given: Iterable[dict[str, str]]) -> None:
         lines[at - 1] += newline
     lines[at:at] = added
     expected = [*doc.rows, *[_read_back(doc, row) for row in rows]]
-    _write_yaml(path, doc, lines, expected)
+    _write_yaml(path, doc, lines, expected, dry_run)
 
 
 def _read_back(doc: _YamlText, row: dict[str, str]) -> Any:

@@ -25,6 +25,7 @@ from mirage_mailer.project.issue_titles import issue_subject
 from mirage_mailer.services.reporting import existing
 from mirage_mailer.services.store_access import StoreAccess
 from mirage_mailer.store import ReportReader
+from mirage_mailer.util.csvcells import safe_row
 from mirage_mailer.util.errors import InputError, MirageError, Problem, shorten
 from mirage_mailer.util.langs import check_language, normalise_language
 
@@ -208,9 +209,10 @@ def csv_header(report: PeriodReport) -> list[str]:
 
 def csv_rows(report: PeriodReport) -> list[list[Any]]:
     """One row per issue, then ``total`` (its ``subject`` says the period and the number of
-    distinct readers); opens and clicks are empty where they were not tracked."""
-    rows = [_row(report, f, f.issue or "", f.subject or "",
-                 f.sent_at.date().isoformat() if f.sent_at else "")
+    distinct readers); opens and clicks are empty where they were not tracked. A subject
+    that starts like a spreadsheet formula is quoted (``util.csvcells``)."""
+    rows = [safe_row(_row(report, f, f.issue or "", f.subject or "",
+                          f.sent_at.date().isoformat() if f.sent_at else ""))
             for f in report.issues]
     summary = (f"{len(report.issues)} issue(s) sent {report.period.label}; "
                f"{report.people} distinct address(es) reached")

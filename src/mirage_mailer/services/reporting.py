@@ -19,6 +19,7 @@ from mirage_mailer.project.issue_titles import issue_subjects
 from mirage_mailer.services.bounce_rates import bounce_summary
 from mirage_mailer.services.store_access import StoreAccess, access
 from mirage_mailer.store import REPORT_STATUSES, ReportReader, Store
+from mirage_mailer.util.csvcells import safe_row
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
 
 STATUSES: tuple[str, ...] = REPORT_STATUSES  # the report's counts, in the table's order
@@ -123,14 +124,15 @@ def csv_columns(settings: Settings) -> tuple[str, ...]:
 
 def csv_rows(settings: Settings, issue: str | None,
              folder: Path | None = None) -> list[list[Any]]:
-    """One row per recipient and issue, in ``csv_columns`` order."""
+    """One row per recipient and issue, in ``csv_columns`` order; text that starts like a
+    spreadsheet formula (an address, a relay's answer) is quoted (``util.csvcells``)."""
     found = reports(settings, issue, folder)
     names = titles(settings, [report["issue"] for report in found])
     bounces = settings.bounces is not None
     relays = bool(settings.transport.relays)
-    return [[report["issue"], names[report["issue"]] or "",
-             *(row[c] for c in CSV_COLUMNS[2:]), *([row["bounce"] or ""] if bounces else []),
-             *([row["relay"] or ""] if relays else [])]
+    return [safe_row([report["issue"], names[report["issue"]],
+                      *(row[c] for c in CSV_COLUMNS[2:]), *([row["bounce"]] if bounces else []),
+                      *([row["relay"]] if relays else [])])
             for report in found for row in report["recipients"]]
 
 

@@ -14,14 +14,16 @@ The formats, as those tools write them (checked against their exports and source
   last name, and ``lang`` or ``language``; UTF-8 with or without BOM; ``,`` ``;`` or tab.
 
 Only what a newsletter needs is copied: the address, the name (into ``name``, or into first
-and last name columns when the list has those), the language, and the values of columns the
-CSV list already has. The rest (IP addresses, locations, ratings) is left behind on purpose
+and last name columns when the list has those; a list with only one of them gets that part,
+and a note says which was left out), the language, and the values of columns the CSV list
+already has. The rest (IP addresses, locations, ratings) is left behind on purpose
 (GDPR art. 5(1)(c), data minimisation), and a note says which columns were.
 
 Rows are checked as ``send`` checks them; every skipped row is reported as ``FILE:LINE:
 reason`` as it is met. The file is streamed, lines are bounded, and the addresses seen are
 kept as planning keeps them (``SeenAddresses``), so a file of any length is read in bounded
-memory; a CSV list is written as the rows come.
+memory; a CSV list is written as the rows come. A dry run takes the same path to the end,
+the list edit's own checks included, and writes the result to the null device.
 """
 
 from __future__ import annotations
@@ -48,10 +50,10 @@ from mirage_mailer.project.seen import SeenAddresses
 from mirage_mailer.services.roster import list_path, store_if_any
 from mirage_mailer.services.roster_edit import check_row, locked
 from mirage_mailer.store import email_key, hashed_key
+from mirage_mailer.util.csvcells import unquote
 from mirage_mailer.util.csvrecords import numbered
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
 
-_FORMULA = ("'=", "'+", "'-", "'@", "'\t", "'\r")  # what our CSV export protects
 _MAILCHIMP = {"member_rating", "optin_time", "leid", "euid", "confirm_time"}
 _BATCH = 500
 
@@ -121,11 +123,6 @@ def _header(handle: BinaryIO, path: Path) -> tuple[list[str], list[str], str]:
     return columns, written, delimiter
 
 
-def _unquote(cell: str) -> str:
-    """A cell our own export protected from spreadsheets, back to what it was."""
-    return cell[1:] if cell.startswith(_FORMULA) else cell
-
-
 def _rows(handle: BinaryIO, path: Path, columns: list[str],
           delimiter: str) -> Iterator[_Row]:
     number = 1
@@ -145,7 +142,7 @@ def _rows(handle: BinaryIO, path: Path, columns: list[str],
             "imported")):
         if not any(cell.strip() for cell in cells):
             continue
-        values = {c: _unquote(v) for c, v in zip(columns, cells, strict=False) if c}
+        values = {c: unquote(v) for c, v in zip(columns, cells, strict=False) if c}
         yield _Row(start, values, _attributes(values.get("attributes", "")))
 
 
@@ -202,6 +199,13 @@ class _Mapper:
                                           & set(shape.columns)):
             self.notes.append(f"names not imported: {where} has no name column (add a "
                               "'name' column to keep them)")
+        if self.split:  # a list with one of First Name and Last Name: that one is filled
+            for part, kept_part in (("last", "first"), ("first", "last")):
+                if f"{part}_name" in columns and f"{part}_name" not in shape.columns:
+                    self.notes.append(
+                        f"{part} names not imported: {where} has no {part}-name column, so "
+                        f"the greeting and the To: line say the {kept_part} name (add a "
+                        f"'{part.title()} Name' column to keep them)")
         # First and last names beside the whole one: the greeting says the first name
         self.parts = tuple(c for c in ("first_name", "last_name") if c in columns and (
             not csv_list or c in shape.columns))
@@ -223,9 +227,11 @@ class _Mapper:
         first, last = v.get("first_name", "").strip(), v.get("last_name", "").strip()
         out = {"email": v.get("email", "")}
         if self.split:
-            out["first_name"], out["last_name"] = first, last
-            if not (first or last) and v.get("name"):
-                out["first_name"] = v["name"]
+            parts = {"first_name": first, "last_name": last}
+            if not (first or last) and v.get("name"):  # one name: whole, never split by guess
+                whole = "first_name" if "first_name" in self.shape.columns else "last_name"
+                parts[whole] = v["name"]
+            out.update((c, part) for c, part in parts.items() if c in self.shape.columns)
         elif self.shape.kind == "yaml" or "name" in self.shape.columns:
             out["name"] = v.get("name", "").strip() or " ".join(p for p in (first, last) if p)
             for column, part in (("first_name", first), ("last_name", last)):
@@ -329,13 +335,9 @@ def import_file(settings: Settings, path: Path, list_name: str, *, dry_run: bool
         try:
             importer.load_known()
             rows = importer.rows(handle)
-            if dry_run:
-                for _ in rows:
-                    pass
-            else:
-                first = next(rows, None)
-                if first is not None:
-                    append_rows(importer.list_path, chain([first], rows))
+            first = next(rows, None)
+            if first is not None:  # the dry run writes to nowhere, and that is all
+                append_rows(importer.list_path, chain([first], rows), dry_run=dry_run)
         finally:
             importer.seen.close()
     return importer.result

@@ -97,18 +97,23 @@ def check_sign_up(form: FormData, settings: Settings, gettext: Callable[[str], s
     """The sign-up, or the problems to show next to each field (in ``gettext``'s language)."""
     _ = gettext
     errors: dict[str, str] = {}
-    raw_email = text(form, "email").strip()
+    # A browser's text field cannot send CR or LF (HTML strips them): a raw line break is a
+    # script's or an attack's, refused as an encoded one is, never folded away and mailed.
+    # Spaces and tabs (a paste can bring a tab) are still trimmed and folded.
+    posted = text(form, "email")
+    raw_email = posted.strip()
     email = raw_email
     if not raw_email:
         errors["email"] = _("Enter your e-mail address.")
     else:
         email, bad = check_address(raw_email)
-        if bad or header_problem(email):
+        if bad or header_problem(email) or header_problem(posted.replace("\t", " ")):
             errors["email"] = _("This is not a valid e-mail address.")
-    name = " ".join(text(form, "name").split())
+    raw_name = text(form, "name")
+    name = " ".join(raw_name.split())
     if len(name) > MAX_NAME:
         errors["name"] = _("Keep the name under %(max)d characters.") % {"max": MAX_NAME}
-    elif header_problem(name):
+    elif header_problem(name) or header_problem(raw_name.replace("\t", " ")):
         errors["name"] = _("The name contains characters that cannot be used (line breaks, "
                            "control characters, or an encoded word such as =?utf-8?q?...?=).")
     lang = text(form, "lang").strip() or settings.project.language
