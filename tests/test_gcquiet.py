@@ -43,6 +43,7 @@ def test_cycles_made_during_a_pass_are_still_collected() -> None:
     with bulk_pass():
         ref = weakref.ref(_Node())
         assert ref() is not None
-        keep: list[list[int]] = [[] for _ in range(BULK_THRESHOLD * 3)]  # enough allocations for a young run
+        # enough allocations for a young collection
+        keep: list[list[int]] = [[] for _ in range(BULK_THRESHOLD * 3)]
         del keep
         assert ref() is None
