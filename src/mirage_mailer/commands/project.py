@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
@@ -56,7 +57,7 @@ def init_command(directory: Path, name: str | None, website: str | None, contact
             "sample's name and addresses; edit 'project:' and 'sender:' in mirage.yaml")
     for path in init(directory, answers):
         click.echo(f"created {display_path(path)}")
-    click.echo(f"next: cd {display_path(directory)} && mirage-mailer validate "
+    click.echo(f"next: cd {shlex.quote(display_path(directory))} && mirage-mailer validate "
                "issues/2021-10-partners-meeting")
     return ExitCode.OK
 
@@ -84,7 +85,7 @@ def new_issue_command(obj: Context, issue_id: str | None, start_from: str | None
     lists = ", ".join(started.lists) or "none"
     err(f"{display_path(started.folder)}: started from {display_path(started.source)} "
         f"({number}lists: {lists}); write the subject and the articles above, then: "
-        f"mirage-mailer validate {started.folder.name}")
+        f"mirage-mailer validate {shlex.quote(started.folder.name)}")
     return ExitCode.OK
 
 

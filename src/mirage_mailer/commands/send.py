@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import shlex
 import signal
 import sys
 import time
@@ -65,12 +66,12 @@ def _also_skipped(plan: Plan | None, *, stored: bool = False) -> str:
     return f"; also not sent: {', '.join(parts)}" if parts else ""
 
 
-def summary(outcome: SendOutcome, rerun: str = "send") -> str:
+def summary(outcome: SendOutcome, rerun: str = "send", resend_command: str = "") -> str:
     """The closing line; ``rerun`` is the command that resumes (``run-due`` for cron's run,
-    which has no --resend-unknown: that one is always ``send ISSUE --resend-unknown``)."""
+    which has no --resend-unknown: ``resend_command`` is then the ``send`` to run instead)."""
     c = outcome.counts
-    resend = ("rerun with --resend-unknown" if rerun == "send"
-              else f"run 'mirage-mailer send {outcome.issue} --resend-unknown'")
+    resend = (f'run "{resend_command}"' if resend_command
+              else "rerun with --resend-unknown")
     head = (f"{outcome.issue}: sent {c.get('sent', 0)}, failed {c.get('failed', 0)}, "
             f"pending {c.get('pending', 0)}, unknown {c.get('unknown', 0)}, "
             f"suppressed {c.get('suppressed', 0)}, invalid {c.get('invalid', 0)}")
@@ -438,8 +439,18 @@ def _send_due(obj: Context, issue_dir: Path) -> ExitCode:
     if outcome is None:
         return ExitCode.OK
     _print_skipped(outcome)
-    click.echo(summary(outcome, rerun="run-due"))
+    click.echo(summary(outcome, rerun="run-due", resend_command=resend_unknown_command(
+        obj, issue_dir)))
     return outcome.exit_code
+
+
+def resend_unknown_command(obj: Context, issue_dir: Path) -> str:
+    """The ``send`` a person types in the folder run-due ran in: ``send`` takes the issue's
+    folder, not its id, and the same --config; quoted for the shell."""
+    words = ["mirage-mailer"]
+    if obj.config is not None:
+        words += ["--config", display_path(obj.config)]
+    return shlex.join([*words, "send", display_path(issue_dir), "--resend-unknown"])
 
 
 COMMANDS: tuple[click.Command, ...] = (send_command, run_due_command)

@@ -1,0 +1,83 @@
+"""``run-due`` and recipients left ``unknown``: the command it names to resend them works as
+printed. CLI subprocesses against a real
+SMTP server (aiosmtpd on 127.0.0.1) and a real SQLite store."""
+
+from __future__ import annotations
+
+import shlex
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers import SAMPLE_ISSUE, RunCli, edit, statuses
+from support.smtp_sink import Call, Reply, Rule, SmtpSink
+from test_send import SAMPLE, use_sink
+
+
+def lose_first_reply() -> Rule:
+    """Keep the first message, then drop the connection without the 250: the client cannot
+    know it arrived (RFC 5321 section 6.1), so its recipient is left ``unknown``."""
+    lost: list[str] = []
+
+    def rule(call: Call) -> Reply | None:
+        if call.stage != "DATA" or lost:
+            return None
+        lost.append(call.address)
+        return Reply(None, close=True, store=True)
+
+    return rule
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    server = SmtpSink(rules=[lose_first_reply()])
+    with server.running_in_thread():
+        yield server
+
+
+@pytest.fixture
+def due(project: Path, sink: SmtpSink) -> Path:
+    """The sample issue, due, sent one connection at a time through the sink."""
+    use_sink(project, sink)
+    edit(project / "mirage.yaml", "  concurrency: 4", "  concurrency: 1")
+    edit(project / SAMPLE_ISSUE / "issue.yaml", "# send_at: 2021-10-29T09:00:00+02:00",
+         "send_at: 2021-10-29T09:00:00+02:00")
+    return project
+
+
+def unknown_after_run_due(run_cli: RunCli) -> tuple[str, str]:
+    """run-due's summary line and the one recipient it left unknown."""
+    first = run_cli("run-due")
+    assert first.code == 0, first.err
+    (lost,) = [a for a, s in statuses(run_cli).items() if s == "unknown"]
+    return first.out, lost
+
+
+def test_the_command_run_due_names_for_unknown_recipients_runs_as_printed(
+        due: Path, run_cli: RunCli, sink: SmtpSink) -> None:
+    out, lost = unknown_after_run_due(run_cli)
+    hint = f'1 unknown: check, then run "mirage-mailer send {SAMPLE_ISSUE} --resend-unknown"'
+    assert out.rstrip().endswith(hint), out
+    command = shlex.split(out.rstrip().rsplit('"', 2)[1])
+    assert command[0] == "mirage-mailer"
+    resend = run_cli(*command[1:], "--yes")  # as typed in the project folder (no terminal)
+    assert resend.code == 0, resend.err
+    assert set(statuses(run_cli).values()) == {"sent"}
+    assert Counter(sink.recipients())[lost] == 2  # the person checked: a second copy
+
+
+def test_the_command_names_the_config_and_quotes_a_folder_with_a_space(
+        due: Path, run_cli: RunCli, sink: SmtpSink) -> None:
+    spaced = due.parent / "news letter"
+    due.rename(spaced)
+    out = run_cli("--config", "news letter/mirage.yaml", "run-due", cwd=due.parent)
+    assert out.code == 0, out.err
+    printed = out.out.rstrip().rsplit('"', 2)[1]
+    assert printed == ("mirage-mailer --config 'news letter/mirage.yaml' send "
+                       f"'news letter/{SAMPLE_ISSUE}' --resend-unknown")
+    resend = run_cli(*shlex.split(printed)[1:], "--yes", cwd=due.parent)
+    assert resend.code == 0, resend.err
+    assert len(sink.received) == len(SAMPLE) + 1
+
