@@ -1,5 +1,6 @@
 """``run-due`` and recipients left ``unknown``: the command it names to resend them works as
-printed. CLI subprocesses against a real
+printed, and an issue whose only unsettled rows are unknown is not handled again (its
+newcomers get the next issue, as with any finished issue). CLI subprocesses against a real
 SMTP server (aiosmtpd on 127.0.0.1) and a real SQLite store."""
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli, edit, statuses
 from support.smtp_sink import Call, Reply, Rule, SmtpSink
-from test_send import SAMPLE, use_sink
+from test_send import ISSUE, SAMPLE, use_sink
+
+NEWCOMER = "newcomer@example.org"
 
 
 def lose_first_reply() -> Rule:
@@ -80,4 +83,26 @@ def test_the_command_names_the_config_and_quotes_a_folder_with_a_space(
     resend = run_cli(*shlex.split(printed)[1:], "--yes", cwd=due.parent)
     assert resend.code == 0, resend.err
     assert len(sink.received) == len(SAMPLE) + 1
+
+
+def test_run_due_leaves_an_issue_whose_only_open_rows_are_unknown(
+        due: Path, run_cli: RunCli, sink: SmtpSink) -> None:
+    """A newcomer to the list gets the next issue, not this one, whether or not a lost reply
+    left someone unknown; pending rows (here left by --limit) still make it due."""
+    first = run_cli("send", SAMPLE_ISSUE, "--yes", "--limit", "2")
+    assert first.code == 0, first.err
+    assert Counter(statuses(run_cli).values()) == {"pending": 3, "sent": 1, "unknown": 1}
+    resumed = run_cli("run-due")
+    assert resumed.code == 0, resumed.err
+    assert f"{ISSUE}: sent 4, failed 0, pending 0, unknown 1" in resumed.out
+    assert Counter(statuses(run_cli).values()) == {"sent": 4, "unknown": 1}
+    received = len(sink.received)
+    with (due / "lists/subscribers.csv").open("a", encoding="utf-8") as handle:
+        handle.write(f"{NEWCOMER},New Reader,en,\n")
+    again = run_cli("run-due")
+    assert again.code == 0, again.err
+    assert again.out.startswith("run-due: nothing due at "), again.out
+    assert again.err == ""  # cron mails any output: an old unknown is not said every run
+    assert len(sink.received) == received
+    assert NEWCOMER not in statuses(run_cli)
 
