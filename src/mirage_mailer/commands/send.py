@@ -389,9 +389,11 @@ _STOPPED = (ExitCode.STOPPED_BY_SIGINT, ExitCode.STOPPED_BY_SIGTERM)
 def run_due_command(obj: Context, now: str | None) -> int:
     """For cron: send every issue whose send_at has passed and that is not complete.
 
-    A lock stops overlapping runs (exit 3). Output is one line per issue; the exit code
-    is the highest of the issues handled (3 > 2 > 1 > 0); a run stopped by Ctrl-C or
-    SIGTERM starts no further issue and exits 130 or 143.
+    Complete: recipients recorded and none pending. Those left 'unknown' are resent only by
+    a person (the summary names the send --resend-unknown to run), so they never keep an
+    issue due. A lock stops overlapping runs (exit 3). Output is one line per issue; the
+    exit code is the highest of the issues handled (3 > 2 > 1 > 0); a run stopped by
+    Ctrl-C or SIGTERM starts no further issue and exits 130 or 143.
     """
     moment = datetime.now(UTC)
     if now is not None:
