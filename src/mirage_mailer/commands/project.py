@@ -8,7 +8,13 @@ from pathlib import Path
 
 import click
 
-from mirage_mailer.commands.common import Context, err, issue_folder, on_terminal
+from mirage_mailer.commands.common import (
+    Context,
+    email_option,
+    err,
+    issue_folder,
+    on_terminal,
+)
 from mirage_mailer.commands.init_prompts import ask_project
 from mirage_mailer.services.loader import open_project
 from mirage_mailer.services.preview import write_preview
@@ -131,6 +137,8 @@ def preview_command(obj: Context, issue: str | None, out: Path | None, recipient
     ISSUE is the issue folder or its id; without it, the only issue, or the latest one
     (highest number, then date; an undated draft counts as newest).
     """
+    if recipient is not None:
+        recipient = email_option("--recipient", recipient)
     project = open_project(obj.config, issue_folder(obj, issue))
     for problem in project.warnings:  # said before the files are written, even if that fails
         err(str(problem))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mirage_mailer.commands.common import ISSUE_DIR, Context, err, on_terminal
+from mirage_mailer.commands.common import ISSUE_DIR, Context, email_option, err, on_terminal
 from mirage_mailer.commands.signals import SignalStop
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.project.content import parse_send_at
@@ -35,7 +35,6 @@ from mirage_mailer.services.sending import (
     send,
     send_test,
 )
-from mirage_mailer.util.addresses import check_address
 from mirage_mailer.util.errors import ExitCode, InputError, MirageError, Problem, display_path
 
 if TYPE_CHECKING:  # rich draws the bar on a terminal only: not imported by cron's runs
@@ -200,9 +199,7 @@ def _check_to(addresses: tuple[str, ...]) -> tuple[str, ...]:
     """Checked, and each mailbox once: addresses compare case-insensitively."""
     checked: dict[str, str] = {}
     for address in addresses:
-        normalised, bad = check_address(address)
-        if bad:
-            raise InputError(Problem("--to", None, bad, "give a complete address"))
+        normalised = email_option("--to", address)
         checked.setdefault(normalised.lower(), normalised)
     return tuple(checked.values())
 
