@@ -52,17 +52,11 @@ def check_store(settings: Settings) -> None:
     check_memory(settings.tracking.database, settings.state_dir)
 
 
-def finished(counts: dict[str, int]) -> bool:
-    """Done for run-due: rows recorded and none pending. ``unknown`` rows wait for a person's
-    ``send --resend-unknown``, never for cron; were they to keep the issue due, every run
-    would also mail this old issue to each newcomer to its lists, while an issue without
-    them leaves its newcomers to the next one."""
-    return sum(counts.values()) > 0 and counts["pending"] == 0
-
-
 def find_due(settings: Settings, now: datetime) -> tuple[list[Due], list[Problem]]:
     """Issues whose ``send_at`` has passed and that still have recipients to send (none
-    recorded yet, or some pending), oldest first.
+    recorded yet, or some pending), oldest first. ``unknown`` rows do not keep an issue
+    due: were they to, every run would mail this old issue to each newcomer to its lists,
+    while an issue without them leaves its newcomers to the next one.
 
     Only ``send_at`` is read here; a due issue is fully validated when it is sent. An
     issue.yaml that cannot be read is a problem to report, not a reason to skip the others.
@@ -91,7 +85,7 @@ def find_due(settings: Settings, now: datetime) -> tuple[list[Due], list[Problem
                 continue
             if send_at > now:
                 continue
-            if store is not None and finished(store.counts(path.parent.name)):
+            if store is not None and store.is_complete(path.parent.name):
                 continue
             due.append(Due(path.parent, send_at))
     finally:
