@@ -381,3 +381,25 @@ def test_send_overrides_are_range_checked_like_the_config(
     assert result.code == 2
     assert f"Invalid value for '{flag}'" in result.err and words in result.err
     assert not (project / "outbox").exists() or not any((project / "outbox/new").iterdir())
+
+
+SECRET = "siteuser:SiteS3cret@example.org"
+
+
+@pytest.mark.parametrize(("old", "new", "key"), [
+    ("  website: https://www.mirageproject.eu", f"  website: https://{SECRET}/news",
+     "mirage.yaml:6: 'project.website'"),
+    ("  privacy_url: https://www.mirageproject.eu/privacy", f"  privacy_url: https://{SECRET}/p",
+     "mirage.yaml:55: 'web.privacy_url'"),
+    ("  # base_url: https://news.mirageproject.eu", f"  base_url: https://{SECRET}",
+     "mirage.yaml:36: 'tracking.base_url'"),
+])
+def test_a_password_in_a_web_address_readers_see_is_refused_and_never_printed(
+        project: Path, run_cli: RunCli, old: str, new: str, key: str) -> None:
+    edit(project / "mirage.yaml", old, new)
+    err = _refused(run_cli, f"{key} 'https://***@example.org")
+    assert "holds a user name or password (remove them: every reader would see them" in err
+    assert "SiteS3cret" not in err and "siteuser" not in err
+    preview = run_cli("preview", SAMPLE_ISSUE)
+    assert preview.code == 2 and "SiteS3cret" not in preview.err
+    assert not (project / "preview").exists()  # written into no message

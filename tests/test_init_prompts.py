@@ -313,3 +313,14 @@ def test_an_existing_project_is_refused_before_anything_else(
     assert again.err.splitlines() == [
         "p7/issues/2021-10-partners-meeting/issue.yaml: already exists; init never overwrites "
         "files (choose an empty or new folder)"], again.err
+
+
+def test_the_next_step_it_prints_runs_for_a_folder_with_a_space(tmp_path: Path,
+                                                               run_cli: RunCli) -> None:
+    result = run_cli("init", "news letter", *FLAGS, cwd=tmp_path)
+    assert result.code == 0, result.err
+    step = result.out.splitlines()[-1].removeprefix("next: ")
+    assert step == "cd 'news letter' && mirage-mailer validate " + SAMPLE_ISSUE
+    shell = subprocess.run(["sh", "-c", step.replace("mirage-mailer", "true", 1)],
+                           cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert shell.returncode == 0, shell.stderr  # the cd works as printed

@@ -152,3 +152,21 @@ def test_base_url_adds_one_click_unsubscribe_and_hosted_emblem(project: Path,
 def test_preview_records_nothing(previewed: Path, project: Path) -> None:
     assert not (project / ".mirage/tracking.sqlite").exists()
     assert not (project / "outbox").exists()
+
+
+@pytest.mark.parametrize(("typed", "says"), [
+    ("a@b.org\r\nBcc: evil@x.org", "contains a line break (CR/LF)"),
+    ("a b@@x", "'a b@@x' is not a valid e-mail address"),
+    ("nobody", "'nobody' is not a valid e-mail address: An email address must have an @-sign"),
+])
+def test_a_bad_recipient_is_one_line_and_exit_2_as_for_send_to(
+        project: Path, run_cli: RunCli, typed: str, says: str) -> None:
+    result = run_cli("preview", SAMPLE_ISSUE, "--recipient", typed)
+    assert result.code == 2, result.err
+    (line,) = result.err.splitlines()
+    assert line.startswith(f"--recipient: {says}") and line.endswith(
+        "(give a complete address)"), line
+    assert "evil" not in line  # the injected header is not echoed
+    assert not (project / "preview").exists()
+    sent = run_cli("send", SAMPLE_ISSUE, "--to", typed)  # the same words as send --to
+    assert sent.code == 2 and sent.err == result.err.replace("--recipient", "--to")

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import click
 
+from mirage_mailer.util.addresses import check_address
+from mirage_mailer.util.errors import InputError, Problem
+
 ISSUE_DIR = click.Path(file_okay=False, path_type=Path)
 
 
@@ -18,6 +21,15 @@ class Context:
 
 def err(line: str) -> None:
     click.echo(line, err=True)
+
+
+def email_option(option: str, value: str) -> str:
+    """An address typed after ``option`` (send --to, preview --recipient), checked as a list
+    row is before it reaches a header: one line and exit 2, never a half-built message."""
+    normalised, bad = check_address(value)
+    if bad:
+        raise InputError(Problem(option, None, bad, "give a complete address"))
+    return normalised
 
 
 def on_terminal() -> bool:

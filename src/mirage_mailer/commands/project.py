@@ -3,11 +3,18 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
 
-from mirage_mailer.commands.common import Context, err, issue_folder, on_terminal
+from mirage_mailer.commands.common import (
+    Context,
+    email_option,
+    err,
+    issue_folder,
+    on_terminal,
+)
 from mirage_mailer.commands.init_prompts import ask_project
 from mirage_mailer.services.loader import open_project
 from mirage_mailer.services.preview import write_preview
@@ -56,7 +63,7 @@ def init_command(directory: Path, name: str | None, website: str | None, contact
             "sample's name and addresses; edit 'project:' and 'sender:' in mirage.yaml")
     for path in init(directory, answers):
         click.echo(f"created {display_path(path)}")
-    click.echo(f"next: cd {display_path(directory)} && mirage-mailer validate "
+    click.echo(f"next: cd {shlex.quote(display_path(directory))} && mirage-mailer validate "
                "issues/2021-10-partners-meeting")
     return ExitCode.OK
 
@@ -84,7 +91,7 @@ def new_issue_command(obj: Context, issue_id: str | None, start_from: str | None
     lists = ", ".join(started.lists) or "none"
     err(f"{display_path(started.folder)}: started from {display_path(started.source)} "
         f"({number}lists: {lists}); write the subject and the articles above, then: "
-        f"mirage-mailer validate {started.folder.name}")
+        f"mirage-mailer validate {shlex.quote(started.folder.name)}")
     return ExitCode.OK
 
 
@@ -130,6 +137,8 @@ def preview_command(obj: Context, issue: str | None, out: Path | None, recipient
     ISSUE is the issue folder or its id; without it, the only issue, or the latest one
     (highest number, then date; an undated draft counts as newest).
     """
+    if recipient is not None:
+        recipient = email_option("--recipient", recipient)
     project = open_project(obj.config, issue_folder(obj, issue))
     for problem in project.warnings:  # said before the files are written, even if that fails
         err(str(problem))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import shlex
 import signal
 import sys
 import time
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mirage_mailer.commands.common import ISSUE_DIR, Context, err, on_terminal
+from mirage_mailer.commands.common import ISSUE_DIR, Context, email_option, err, on_terminal
 from mirage_mailer.commands.signals import SignalStop
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.project.content import parse_send_at
@@ -34,7 +35,6 @@ from mirage_mailer.services.sending import (
     send,
     send_test,
 )
-from mirage_mailer.util.addresses import check_address
 from mirage_mailer.util.csvcells import safe_row
 from mirage_mailer.util.errors import ExitCode, InputError, MirageError, Problem, display_path
 
@@ -66,12 +66,12 @@ def _also_skipped(plan: Plan | None, *, stored: bool = False) -> str:
     return f"; also not sent: {', '.join(parts)}" if parts else ""
 
 
-def summary(outcome: SendOutcome, rerun: str = "send") -> str:
+def summary(outcome: SendOutcome, rerun: str = "send", resend_command: str = "") -> str:
     """The closing line; ``rerun`` is the command that resumes (``run-due`` for cron's run,
-    which has no --resend-unknown: that one is always ``send ISSUE --resend-unknown``)."""
+    which has no --resend-unknown: ``resend_command`` is then the ``send`` to run instead)."""
     c = outcome.counts
-    resend = ("rerun with --resend-unknown" if rerun == "send"
-              else f"run 'mirage-mailer send {outcome.issue} --resend-unknown'")
+    resend = (f'run "{resend_command}"' if resend_command
+              else "rerun with --resend-unknown")
     head = (f"{outcome.issue}: sent {c.get('sent', 0)}, failed {c.get('failed', 0)}, "
             f"pending {c.get('pending', 0)}, unknown {c.get('unknown', 0)}, "
             f"suppressed {c.get('suppressed', 0)}, invalid {c.get('invalid', 0)}")
@@ -200,9 +200,7 @@ def _check_to(addresses: tuple[str, ...]) -> tuple[str, ...]:
     """Checked, and each mailbox once: addresses compare case-insensitively."""
     checked: dict[str, str] = {}
     for address in addresses:
-        normalised, bad = check_address(address)
-        if bad:
-            raise InputError(Problem("--to", None, bad, "give a complete address"))
+        normalised = email_option("--to", address)
         checked.setdefault(normalised.lower(), normalised)
     return tuple(checked.values())
 
@@ -390,9 +388,11 @@ _STOPPED = (ExitCode.STOPPED_BY_SIGINT, ExitCode.STOPPED_BY_SIGTERM)
 def run_due_command(obj: Context, now: str | None) -> int:
     """For cron: send every issue whose send_at has passed and that is not complete.
 
-    A lock stops overlapping runs (exit 3). Output is one line per issue; the exit code
-    is the highest of the issues handled (3 > 2 > 1 > 0); a run stopped by Ctrl-C or
-    SIGTERM starts no further issue and exits 130 or 143.
+    Complete: recipients recorded and none pending. Those left 'unknown' are resent only by
+    a person (the summary names the send --resend-unknown to run), so they never keep an
+    issue due. A lock stops overlapping runs (exit 3). Output is one line per issue; the
+    exit code is the highest of the issues handled (3 > 2 > 1 > 0); a run stopped by
+    Ctrl-C or SIGTERM starts no further issue and exits 130 or 143.
     """
     moment = datetime.now(UTC)
     if now is not None:
@@ -440,8 +440,18 @@ def _send_due(obj: Context, issue_dir: Path) -> ExitCode:
     if outcome is None:
         return ExitCode.OK
     _print_skipped(outcome)
-    click.echo(summary(outcome, rerun="run-due"))
+    click.echo(summary(outcome, rerun="run-due", resend_command=resend_unknown_command(
+        obj, issue_dir)))
     return outcome.exit_code
+
+
+def resend_unknown_command(obj: Context, issue_dir: Path) -> str:
+    """The ``send`` a person types in the folder run-due ran in: ``send`` takes the issue's
+    folder, not its id, and the same --config; quoted for the shell."""
+    words = ["mirage-mailer"]
+    if obj.config is not None:
+        words += ["--config", display_path(obj.config)]
+    return shlex.join([*words, "send", display_path(issue_dir), "--resend-unknown"])
 
 
 COMMANDS: tuple[click.Command, ...] = (send_command, run_due_command)

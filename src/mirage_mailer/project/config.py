@@ -335,6 +335,11 @@ def _load_project(sec: LineDict, path: Path, problems: Collector) -> Project:
             problems.add(path, s.line("contact"), f"'project.contact' {err}",
                          "give the address readers can write to, e.g. info@example.org")
     website = s.text("website")
+    if website and has_userinfo(website):
+        problems.add(path, s.line("website"),
+                     f"'project.website' {shorten(redact(website))!r} holds a user name or "
+                     "password", "remove them: every reader would see them in the messages")
+        website = None
     if website and not re.match(r"^https?://[^\s/]", website):
         problems.add(path, s.line("website"), "'project.website' must start with https://")
     name = s.required_text("name", "give the project's name as readers know it")

@@ -163,7 +163,12 @@ class Section:
         url = self.text(key)
         if not url:
             return None
-        if has_userinfo(url) or origin_of(url) is None or not re.match(r"^https?://", url,
+        if has_userinfo(url):
+            self.problems.add(self.path, self.line(key),
+                              f"'{self.name}.{key}' {describe(url)} holds a user name or "
+                              "password", "remove them: every reader would see them")
+            return None
+        if origin_of(url) is None or not re.match(r"^https?://", url,
                                                                         re.IGNORECASE):
             self.problems.add(self.path, self.line(key),
                               f"'{self.name}.{key}' {describe(url)} is not a web address",

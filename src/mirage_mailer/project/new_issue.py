@@ -21,6 +21,7 @@ from pathlib import Path
 
 from mirage_mailer.project.yamlsrc import LineDict, LineList, load_yaml_file
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
+from mirage_mailer.util.writes import writing
 
 _UNDATED = "~"  # sorts after every ISO date: an issue not dated yet is the newest
 ISSUE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # the rule content.py applies
@@ -97,9 +98,10 @@ def start_issue(issues_dir: Path, source: Path, new_id: str | None) -> StartedIs
         files.append((folder / names[n - 1], _article(n, old, None)))
         files.extend((folder / f"article-{n}.{lang}.md", _article(n, old, lang))
                      for lang in langs)
-    folder.mkdir(parents=True)
-    for path, content in files:
-        path.write_text(content, encoding="utf-8")
+    with writing(folder, "the new issue"):
+        folder.mkdir(parents=True)
+        for path, content in files:
+            path.write_text(content, encoding="utf-8")
     return StartedIssue(folder, source, None if number is None else number + 1,
                         _lists(data), tuple(path for path, _ in files))
 

@@ -15,6 +15,7 @@ from mirage_mailer.project.init_answers import (
     personalise_sample,
 )
 from mirage_mailer.util.errors import InputError, Problem, display_path
+from mirage_mailer.util.writes import check_folder_path, writing
 
 GITIGNORE = "# mirage-mailer output and state\noutbox/\npreview/\narchive/\n.mirage/\n"
 
@@ -51,6 +52,7 @@ def _refuse_clashes(target: Path, paths: list[Path]) -> None:
 def check_target(target: Path) -> None:
     """Refuse, before anything is asked, a folder that already holds a file init would
     write (the sample's, or its French project's names)."""
+    check_folder_path(target, "the project")
     contents = {rel: b"" for rel, _source in scaffold_files()}
     _refuse_clashes(target, sorted({*contents, *localise_sample(contents, "fr")}))
 
@@ -65,13 +67,14 @@ def init_project(target: Path, answers: ProjectAnswers | None = None) -> list[Pa
         contents = localise_sample(personalise_sample(contents, answers), answers.language)
     _refuse_clashes(target, list(contents))
     written = []
-    for rel, data in sorted(contents.items()):
-        path = target / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        written.append(path)
-    ignore = target / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text(GITIGNORE, encoding="utf-8")
-        written.append(ignore)
+    with writing(target, "the project"):
+        for rel, data in sorted(contents.items()):
+            path = target / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            written.append(path)
+        ignore = target / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text(GITIGNORE, encoding="utf-8")
+            written.append(ignore)
     return written

@@ -12,6 +12,7 @@ from mirage_mailer.compose.message import Personal, fill
 from mirage_mailer.project.lists import Subscriber
 from mirage_mailer.services.loader import Project, iter_rows
 from mirage_mailer.services.preparation import prepare_issue
+from mirage_mailer.util.writes import check_folder_path, writing
 
 SAMPLE_EMAIL = "reader@example.org"
 SAMPLE_NAME = "Sample Reader"
@@ -33,21 +34,25 @@ def preview_person(
 def write_preview(project: Project, out_dir: Path, *, recipient: str | None,
                   lang: str | None) -> list[Path]:
     """The files for every issue language (or ``lang``), personalised for ``recipient``."""
+    check_folder_path(out_dir, "the preview")
     languages = (project.issue.language_option(lang),) if lang is not None else None
     prep = prepare_issue(project, languages=languages)
     rendered, factory = prep.rendered, prep.factory
     person, _ = preview_person(project, recipient, prep.fields)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    files: dict[Path, bytes] = {}  # built first: only the writing can fail on the folder
+    listed: list[Path] = []
     for code, part in rendered.items():
         values = factory.values_for(person, code)
         html = fill(part.untracked_html(), values, html=True)  # opening a preview tracks nobody
         for image in part.images:
-            (out_dir / image.filename).write_bytes(image.data)
+            files[out_dir / image.filename] = image.data
             html = html.replace(f"cid:{image.cid}", image.filename)
-        paths = (out_dir / f"{code}.html", out_dir / f"{code}.txt", out_dir / f"{code}.eml")
-        paths[0].write_text(html, encoding="utf-8")
-        paths[1].write_text(fill(part.text, values, html=False), encoding="utf-8")
-        paths[2].write_bytes(factory.build(person, code))
-        written.extend(paths)
-    return written
+        files[out_dir / f"{code}.html"] = html.encode("utf-8")
+        files[out_dir / f"{code}.txt"] = fill(part.text, values, html=False).encode("utf-8")
+        files[out_dir / f"{code}.eml"] = factory.build(person, code)
+        listed.extend(out_dir / f"{code}.{ext}" for ext in ("html", "txt", "eml"))
+    with writing(out_dir, "the preview"):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for path, data in files.items():
+            path.write_bytes(data)
+    return listed

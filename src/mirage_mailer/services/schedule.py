@@ -53,7 +53,10 @@ def check_store(settings: Settings) -> None:
 
 
 def find_due(settings: Settings, now: datetime) -> tuple[list[Due], list[Problem]]:
-    """Issues whose ``send_at`` has passed and that are not complete, oldest first.
+    """Issues whose ``send_at`` has passed and that still have recipients to send (none
+    recorded yet, or some pending), oldest first. ``unknown`` rows do not keep an issue
+    due: were they to, every run would mail this old issue to each newcomer to its lists,
+    while an issue without them leaves its newcomers to the next one.
 
     Only ``send_at`` is read here; a due issue is fully validated when it is sent. An
     issue.yaml that cannot be read is a problem to report, not a reason to skip the others.

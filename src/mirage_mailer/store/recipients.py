@@ -756,6 +756,7 @@ class RecipientsMixin(StoreCore):
         return [r[0] for r in cur]
 
     def is_complete(self, issue: str) -> bool:
-        """True when the issue has rows and none is left to send or ambiguous."""
+        """True when the issue has rows and none is left to send (run-due's rule): an
+        ``unknown`` row waits for a person's ``send --resend-unknown``, never for cron."""
         c = self.counts(issue)
-        return sum(c.values()) > 0 and c["pending"] == 0 and c["unknown"] == 0
+        return sum(c.values()) > 0 and c["pending"] == 0

@@ -13,6 +13,7 @@ from pathlib import Path
 from mirage_mailer.compose.disclaimer import EMBLEM_CID, EMBLEM_FILE
 from mirage_mailer.compose.render import emblem_bytes
 from mirage_mailer.project.config import Settings
+from mirage_mailer.util.writes import check_folder_path, writing
 from mirage_mailer.web.archive import Catalogue, Entry, subscribe_links
 from mirage_mailer.web.feed import atom_feed
 from mirage_mailer.web.i18n import catalog_languages, default_language, negotiate, translations
@@ -32,8 +33,10 @@ def write_archive(settings: Settings, out: Path, *, site_url: str) -> Written:
     """Write index.html, issues/<id>/[<lang>/]index.html, feed.xml and static/ under ``out``.
 
     ``site_url`` is where the folder will be published (absolute links of the feed). Raises
-    ``InputError`` when a published issue no longer renders, before anything is written.
+    ``InputError`` when a published issue no longer renders, before anything is written,
+    and when ``out`` cannot be written.
     """
+    check_folder_path(out, "the archive")
     catalogue = Catalogue(settings)
     renderer = IssueRenderer(settings)
     entries = catalogue.entries()
@@ -62,11 +65,12 @@ def write_archive(settings: Settings, out: Path, *, site_url: str) -> Written:
     pages[f"static/{EMBLEM_FILE}"] = emblem_bytes()
     pages["static/site.css"] = static_file("site.css")
     written = Written(issues=[entry.id for entry in entries])
-    for name, data in sorted(pages.items()):
-        path = out / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        written.files.append(path)
+    with writing(out, "the archive"):
+        for name, data in sorted(pages.items()):
+            path = out / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            written.files.append(path)
     return written
 
 

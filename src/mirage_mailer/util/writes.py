@@ -1,0 +1,45 @@
+"""Files written where the user said (``init DIR``, ``preview --out``, ``archive --out``, a new
+issue): a folder that cannot be written is the user's to fix, so one line and exit 2, not an
+internal error. Only the writing goes inside ``writing``: an OSError while reading templates
+or the store is another problem with its own words."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from mirage_mailer.util.errors import InputError, Problem, display_path
+
+FIX = "choose a folder you can write to"
+
+
+def check_folder_path(target: Path, what: str) -> None:
+    """Refuse, before anything is asked or built, a folder under a file (``afile/sub``): the
+    nearest part of it that exists must be a folder."""
+    for part in (target, *target.parents):
+        if part.exists() or part.is_symlink():
+            if not part.is_dir():
+                raise InputError(Problem(display_path(target), None,
+                                         f"cannot write {what}: {display_path(part)} is a file",
+                                         FIX))
+            return
+
+
+@contextmanager
+def writing(target: Path, what: str) -> Iterator[None]:
+    """Turn an OSError raised inside into ``TARGET: cannot write WHAT: reason`` (exit 2),
+    naming the file that failed too when it is not TARGET itself (``afile/sub`` fails at
+    ``afile/sub/issues``: the reason, 'Not a directory', is about a part of it)."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        failed = exc.filename
+        if isinstance(failed, str | bytes | os.PathLike):
+            shown = display_path(Path(os.fsdecode(failed)))
+            if shown != display_path(target):
+                reason += f" at {shown}"
+        raise InputError(Problem(display_path(target), None,
+                                 f"cannot write {what}: {reason}", FIX)) from exc
