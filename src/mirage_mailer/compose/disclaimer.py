@@ -16,6 +16,7 @@ from pathlib import Path
 import lxml.html
 from lxml.html import HtmlElement
 
+from mirage_mailer.compose.visibility import MIN_PX, StyleSources, hidden_reason, smallest_type
 from mirage_mailer.project.config import DisclaimerConfig
 from mirage_mailer.project.eu_names import CO_FUNDED as CO_FUNDED
 from mirage_mailer.project.eu_names import FUNDED as FUNDED
@@ -41,7 +42,6 @@ ALLOWED_FONTS = ("arial", "calibri", "garamond", "trebuchet ms", "trebuchet", "t
                  "verdana", "ubuntu")
 ALLOWED_COLOURS = {"#003399": "reflex blue", "#000000": "black", "#ffffff": "white"}
 _NAMED = {"black": "#000000", "white": "#ffffff"}
-_MIN_FONT_PX = 9.0
 
 
 @dataclass(frozen=True)
@@ -193,10 +193,11 @@ def check_html(html: str, block: DisclaimerBlock, emblem_src: str) -> list[str]:
     if not emblems:
         return [f"the EU emblem image ({emblem_src}) is missing"]
     emblem = emblems[0]
+    sources, seen = StyleSources(doc), set[str]()
     if "european union" not in (emblem.get("alt") or "").lower():
         broken.append("the EU emblem's alt text must name the European Union "
                       f"(\"{EMBLEM_ALT}\")")
-    broken += _hidden(emblem, "the EU emblem")
+    broken += _hidden(emblem, "the EU emblem", sources, seen, text=False)
     emblem_height = _size(emblem, "height")
     if emblem_height is None:
         broken.append("the EU emblem needs a height (attribute or style)")
@@ -211,7 +212,7 @@ def check_html(html: str, block: DisclaimerBlock, emblem_src: str) -> list[str]:
     table = next(emblem.iterancestors("table"), None)
     beside = _statement_element(table if table is not None else emblem.getparent(), block)
     if beside is not None:
-        broken += _hidden(beside, "the funding statement")
+        broken += _hidden(beside, "the funding statement", sources, seen, text=True)
         broken += _statement_style(beside)
     elif _statement_element(doc, block) is not None:
         broken.append("the funding statement must stand beside the EU emblem (same table)")
@@ -223,7 +224,7 @@ def check_html(html: str, block: DisclaimerBlock, emblem_src: str) -> list[str]:
         if text_el is None:
             broken.append("the disclaimer text is missing from the HTML part or was altered")
         else:
-            broken += _hidden(text_el, "the disclaimer text")
+            broken += _hidden(text_el, "the disclaimer text", sources, seen, text=True)
     return broken
 
 
@@ -263,20 +264,23 @@ def _is_logo(img: HtmlElement) -> bool:
     return "logo" in hay
 
 
-def _hidden(el: HtmlElement, what: str) -> list[str]:
-    node: HtmlElement | None = el
-    while node is not None:
-        styles = _styles(node)
-        if styles.get("display") == "none" or styles.get("visibility") == "hidden":
-            return [f"{what} is hidden (display/visibility)"]
-        if styles.get("mso-hide") == "all" or styles.get("opacity", "1").strip() in ("0", "0.0"):
-            return [f"{what} is hidden (opacity/mso-hide)"]
-        if _px(styles.get("max-height")) == 0 or node.get("hidden") is not None:
-            return [f"{what} is hidden"]
-        node = node.getparent()
-    size = _px(_computed(el, "font-size"))
-    if size is not None and size < _MIN_FONT_PX:
-        return [f"{what} is set in {size:g}px type, too small to read (use at least 9px)"]
+def _hidden(el: HtmlElement, what: str, sources: StyleSources, seen: set[str], *,
+            text: bool) -> list[str]:
+    """Whether ``el`` may be hidden or too small to read, by any declaration that may apply.
+
+    A cause already reported (one rule hiding the whole block) is said once, not per part.
+    """
+    reason = hidden_reason(el, sources, text=text)
+    if reason:
+        if reason in seen:
+            return []
+        seen.add(reason)
+        return [f"{what} is hidden ({reason})"]
+    if text:
+        size, origin = smallest_type(el, sources)
+        if size < MIN_PX:
+            return [f"{what} is set in {size:g}px type, too small to read (use at least "
+                    f"{MIN_PX:g}px; {origin})"]
     return []
 
 
