@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from browser import browser
 from helpers import SAMPLE_ISSUE, RunCli, edit
-from mirage_mailer.compose.disclaimer import check_html
+from mirage_mailer.compose.disclaimer import check_html, locate
 from mirage_mailer.compose.render import RenderedLanguage, inline_css
 from mirage_mailer.project.scaffold import init_project
 from mirage_mailer.services.loader import open_project, render
@@ -23,8 +25,14 @@ TEMPLATE = "templates/newsletter.html.j2"
 INCLUDE = '{% include "partials/disclaimer.html.j2" %}'
 HINT = ("(keep the disclaimer include and the .eu-* styles of templates/newsletter.html.j2 as "
         "'mirage-mailer init' writes them)")
-BROKEN = "templates/newsletter.html.j2: EU disclaimer rule broken (en HTML): "
+BROKEN = "EU disclaimer rule broken (en HTML): "
 DISCLAIMER_TABLE = re.compile(r'<table[^>]*data-mirage="eu-disclaimer".*?</table>', re.S)
+
+
+def where(template: Path, text: str) -> str:
+    """``templates/newsletter.html.j2:LINE``, the line of the template that holds ``text``."""
+    lines = template.read_text(encoding="utf-8").splitlines()
+    return f"{TEMPLATE}:{next(n for n, line in enumerate(lines, 1) if text in line)}: "
 
 
 def hide_in_media_query(template: Path) -> None:
@@ -39,8 +47,10 @@ def test_media_query_hiding_the_block_fails_validate(project: Path, run_cli: Run
     hide_in_media_query(project / TEMPLATE)
     result = run_cli("validate", SAMPLE_ISSUE)
     assert result.code == 2, result.err
-    assert (f"{BROKEN}the EU emblem is hidden (display: none in the <style> rule '.eu-block' "
-            f"in @media screen) {HINT}") in result.err.splitlines()
+    assert (f"{where(project / TEMPLATE, '@media screen {')}{BROKEN}the EU emblem is hidden "
+            "(display: none in the <style> rule '.eu-block' "
+            f"in @media screen) {HINT}"
+            ) in result.err.splitlines()
 
 
 def test_template_element_around_the_block_fails_preview(project: Path,
@@ -48,8 +58,9 @@ def test_template_element_around_the_block_fails_preview(project: Path,
     edit(project / TEMPLATE, INCLUDE, f"<template>{INCLUDE}</template>")
     result = run_cli("preview", SAMPLE_ISSUE)
     assert result.code == 2, result.err
-    assert (f"{BROKEN}the EU emblem is hidden (inside <template>, which browsers and mail "
-            f"clients do not show) {HINT}") in result.err.splitlines()
+    assert (f"{where(project / TEMPLATE, INCLUDE)}{BROKEN}the EU emblem is hidden (inside "
+            f"<template>, which browsers and mail clients do not show) {HINT}"
+            ) in result.err.splitlines()
     assert not (project / "preview").exists()
 
 
@@ -58,8 +69,9 @@ def test_zero_height_box_around_the_block_fails_send(project: Path, run_cli: Run
          f'<div style="height:0;overflow:hidden">{INCLUDE}</div>')
     result = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert result.code == 2, result.err
-    assert (f"{BROKEN}the EU emblem is hidden (height: 0 in the style of <div>, with overflow: "
-            f"hidden in the style of <div>) {HINT}") in result.err.splitlines()
+    assert (f"{where(project / TEMPLATE, INCLUDE)}{BROKEN}the EU emblem is hidden (height: 0 "
+            f"in the style of <div>, with overflow: hidden in the style of <div>) {HINT}"
+            ) in result.err.splitlines()
     assert not list((project / "outbox").glob("*/*"))
 
 
@@ -185,3 +197,66 @@ def test_the_summary_of_a_closed_details_shows(rendered: RenderedLanguage) -> No
     html = wrapped(rendered.html, "<details><summary>", "</summary></details>")
     assert checked(rendered, html) == []
     assert checked(rendered, wrapped(rendered.html, "<details open>", "</details>")) == []
+
+
+# What the checker refuses is hidden in a real browser: the statement's text is not on
+# screen where a reader could see it (no area, off the page, or clipped so that the point
+# at its centre belongs to something else). The untouched sample is the control.
+SEEN = """() => {
+  const cell = document.querySelector('[data-mirage="eu-disclaimer"] .eu-statement');
+  if (!cell || !cell.firstChild) return false;
+  cell.scrollIntoView({block: 'center', inline: 'center'});
+  const range = document.createRange();
+  range.selectNodeContents(cell);
+  const box = range.getBoundingClientRect();
+  if (box.width < 1 || box.height < 1) return false;
+  const x = box.left + box.width / 2, y = box.top + box.height / 2;
+  if (x < 0 || y < 0 || x > innerWidth || y > innerHeight) return false;
+  const hit = document.elementFromPoint(x, y);
+  return hit !== null && cell.contains(hit);
+}"""
+
+
+@pytest.mark.parametrize(("case", "change"), [
+    ("untouched", lambda html: html),
+    ("media-scale", lambda html: with_css(html, f"@media screen {{ {TABLE} "
+                                          "{ transform: scale(0) } }")),
+    ("template", lambda html: wrapped(html, "<template>", "</template>")),
+    ("zero-height", lambda html: wrapped(html, '<div style="height:0;overflow:hidden">',
+                                         "</div>")),
+    ("clip-path", lambda html: wrapped(html, '<div style="clip-path:inset(50%)">', "</div>")),
+    ("off-left", lambda html: wrapped(html, '<div style="position:absolute;left:-9999px">',
+                                      "</div>")),
+    ("text-indent", lambda html: with_css(html, "@media screen { .eu-statement "
+                                          "{ text-indent: -9999px } }")),
+])
+def test_chromium_agrees(rendered: RenderedLanguage, tmp_path: Path, case: str,
+                         change: Any) -> None:
+    html = inline_css(change(rendered.html))
+    assert (checked(rendered, html) == []) == (case == "untouched")
+    (tmp_path / "page.html").write_text(html, encoding="utf-8")
+    with browser() as chromium:
+        page: Any = chromium.new_page(viewport={"width": 600, "height": 900})  # type: ignore[attr-defined]
+        page.goto((tmp_path / "page.html").as_uri())
+        assert page.evaluate(SEEN) == (case == "untouched"), case
+
+
+def test_the_message_names_the_line_that_hides_the_block(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    (templates / "partials").mkdir(parents=True)
+    (templates / "newsletter.html.j2").write_text(
+        "<style>\n.eu-block { padding: 4px; }\n@media screen {\n  .eu-block {\n"
+        "    opacity: 0;\n  }\n}\n</style>\n<div style=\"max-height: 4px\">\n"
+        "<div style=\"height: 0; overflow: hidden\">\n", encoding="utf-8")
+    (templates / "partials/disclaimer.html.j2").write_text(
+        "{# hidden: no #}\n<table data-x hidden>\n", encoding="utf-8")
+    newsletter = templates / "newsletter.html.j2"
+    partial = templates / "partials/disclaimer.html.j2"
+    assert locate(templates, "the EU emblem is hidden (opacity: 0 in the <style> rule "
+                  "'.eu-block' in @media screen)") == (newsletter, 4)
+    assert locate(templates, "the EU emblem is hidden (height: 0 in the style of <div>, with "
+                  "overflow: hidden in the style of <div>)") == (newsletter, 10)
+    assert locate(templates, "the EU emblem is hidden (the hidden attribute of <table>)") == (
+        partial, 2)
+    assert locate(templates, "the EU emblem is hidden (inside <template>, which browsers and "
+                  "mail clients do not show)") == (newsletter, None)

@@ -40,6 +40,7 @@ from mirage_mailer.compose.disclaimer import (
     block_for,
     check_html,
     check_text,
+    locate,
     rule_hint,
     words_language,
 )
@@ -405,9 +406,10 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
     text = env.render_template(TEXT_TEMPLATE, context)
     template_path = display_path(settings.templates / HTML_TEMPLATE)
     text_path = display_path(settings.templates / TEXT_TEMPLATE)
-    rules = [Problem(template_path, None, f"EU disclaimer rule broken ({lang} HTML): {rule}",
+    rules = [Problem(display_path(where), line, f"EU disclaimer rule broken ({lang} HTML): {rule}",
                      rule_hint(settings.templates, "html"))
-             for rule in check_html(html, block, emblem_src)]
+             for rule in check_html(html, block, emblem_src)
+             for where, line in [locate(settings.templates, rule)]]
     rules += [Problem(text_path, None, f"EU disclaimer rule broken ({lang} text): {rule}",
                       rule_hint(settings.templates, "txt"))
               for rule in check_text(text, block)]
