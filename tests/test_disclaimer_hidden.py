@@ -150,6 +150,11 @@ TABLE = 'table[data-mirage="eu-disclaimer"]'
     (".eu-text::first-line { font-size: 1px }", "1px type"),
     ("@supports (display: grid) { td { display: none } }", "display: none"),
     (":dir(ltr) td { display: none }", "a selector mirage-mailer cannot read"),
+    (":root { --gone: none } .eu-block { display: var(--gone) }", "where var(--gone) may give"),
+    (".eu-block { opacity: var(--unset, 0) }", "opacity: 0"),
+    (f"{TABLE} {{ block-size: 0; overflow: hidden }}", "block-size: 0"),
+    (f"{TABLE} {{ contain: strict; overflow: hidden }}", "contain: strict"),
+    (".eu-text { font: bold 2px/1 Arial }", "2px type"),
 ])
 def test_a_media_query_cannot_hide_the_block(rendered: RenderedLanguage, css: str,
                                              said: str) -> None:
@@ -191,6 +196,14 @@ def test_a_wrapper_cannot_hide_the_block(rendered: RenderedLanguage, before: str
 def test_rules_that_hide_nothing_of_the_block_pass(rendered: RenderedLanguage,
                                                    css: str) -> None:
     assert checked(rendered, with_css(rendered.html, css)) == []
+
+
+def test_a_stylesheet_the_check_cannot_read_is_refused(rendered: RenderedLanguage) -> None:
+    html = rendered.html.replace(
+        "</head>", '<link rel="stylesheet" href="data:text/css,.eu-block{display:none}"></head>')
+    assert checked(rendered, html) == [
+        'the HTML loads a stylesheet (<link rel="stylesheet">) whose rules could hide the block '
+        "unchecked; put them in the <style> block"]
 
 
 def test_the_summary_of_a_closed_details_shows(rendered: RenderedLanguage) -> None:

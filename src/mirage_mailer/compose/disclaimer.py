@@ -200,7 +200,7 @@ def _line_of(lines: list[str], rule: str) -> int | None:
         return starts[0] + 1 if starts else None
     if (found := _DECLARATION.search(rule)):
         wanted = f"{found.group(1)}:{found.group(2)}".replace(" ", "")
-    elif (found := _INSIDE.search(rule)):
+    elif (found := _INSIDE.search(rule)) or (found := re.search(r"<(link) rel=", rule)):
         wanted = f"<{found.group(1)}"
     elif "the hidden attribute" in rule:
         return next((n + 1 for n, line in enumerate(lines) if _HIDDEN_ATTRIBUTE.search(line)),
@@ -244,6 +244,9 @@ def check_html(html: str, block: DisclaimerBlock, emblem_src: str) -> list[str]:
         return [f"the EU emblem image ({emblem_src}) is missing"]
     emblem = emblems[0]
     sources, seen = StyleSources(doc), set[str]()
+    if any("stylesheet" in (link.get("rel") or "").lower().split() for link in doc.iter("link")):
+        broken.append("the HTML loads a stylesheet (<link rel=\"stylesheet\">) whose rules "
+                      "could hide the block unchecked; put them in the <style> block")
     if "european union" not in (emblem.get("alt") or "").lower():
         broken.append("the EU emblem's alt text must name the European Union "
                       f"(\"{EMBLEM_ALT}\")")

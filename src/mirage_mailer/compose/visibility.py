@@ -42,6 +42,19 @@ _LENGTH = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))(px|pt|pc|in|cm|mm|q|em|rem|ex|
                      r"vmin|vmax)?", re.I)
 _FUNCTION = re.compile(r"([a-z0-9-]+)\(([^()]*)\)", re.I)
 _KEYWORD_SIZES = {"xx-small": 9.0, "x-small": 10.0, "small": 13.0}
+# Other spellings of the properties the checks read (logical and prefixed ones), so that
+# ``block-size: 0`` hides as ``height: 0`` does.
+_ALIASES = {"block-size": "height", "inline-size": "width", "max-block-size": "max-height",
+            "max-inline-size": "max-width", "inset-block-start": "top",
+            "inset-inline-start": "left", "inset-block-end": "bottom", "inset-inline-end": "right",
+            "inset-block": "inset", "inset-inline": "inset", "margin-block-start": "margin-top",
+            "margin-inline-start": "margin-left", "margin-block-end": "margin-bottom",
+            "margin-inline-end": "margin-right", "margin-block": "margin",
+            "margin-inline": "margin", "overflow-block": "overflow", "overflow-inline": "overflow",
+            "-webkit-transform": "transform", "-ms-transform": "transform",
+            "-webkit-clip-path": "clip-path", "-webkit-filter": "filter"}
+_CUSTOM = re.compile(r"(--[\w-]+)\s*:\s*([^;{}\"]+)")
+_VAR = re.compile(r"var\(\s*(--[\w-]+)\s*(?:,\s*([^()]*(?:\([^()]*\))?[^()]*))?\)")
 
 logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
 cssutils.log.setLevel(logging.CRITICAL)
@@ -66,6 +79,11 @@ class StyleSources:
         self._matched: dict[HtmlElement, list[Declaration]] = {}
         self._everywhere: list[Declaration] = []
         self._cache: dict[HtmlElement, dict[str, list[Declaration]]] = {}
+        self._custom: dict[str, set[str]] = {}  # every value a custom property (--x) is given
+        for text in [*(s.text or "" for s in doc.iter("style")), *doc.xpath("//@style")]:
+            for name, value in _CUSTOM.findall(str(text)):
+                self._custom.setdefault(name.lower(), set()).add(
+                    value.lower().replace("!important", "").strip())
         parser = cssutils.CSSParser(validate=False, raiseExceptions=False)
         for style in doc.iter("style"):
             sheet = parser.parseString(style.text or "")
@@ -100,9 +118,32 @@ class StyleSources:
                       for prop, value in _declarations(_parse_style(el.get("style") or ""))]
             found: dict[str, list[Declaration]] = {}
             for decl in inline + self._matched.get(el, []) + self._everywhere:
-                found.setdefault(decl.prop, []).append(decl)
+                for one in self._resolved(decl):
+                    found.setdefault(_ALIASES.get(one.prop, one.prop), []).append(one)
             self._cache[el] = found
         return self._cache[el]
+
+
+    def _resolved(self, decl: Declaration) -> list[Declaration]:
+        """``decl`` with each ``var()`` replaced by every value the property is given anywhere
+        (and its fallback): a variable may hold the hiding value."""
+        values, done = [decl.value], []
+        for _ in range(4):  # variables that name variables, a few levels deep
+            pending = [v for v in values if _VAR.search(v)]
+            done += [v for v in values if not _VAR.search(v)]
+            values = []
+            for value in pending:
+                found = _VAR.search(value)
+                assert found is not None
+                name, fallback = found.group(1).lower(), found.group(2)
+                options = sorted(self._custom.get(name, set())) + (
+                    [fallback.strip()] if fallback else [])
+                values += [value[:found.start()] + option + value[found.end():]
+                           for option in options][:20]
+        if done == [decl.value]:
+            return [decl]
+        origin = f"{decl.origin}, where {decl.value} may give it"
+        return [Declaration(decl.prop, value, origin) for value in done[:40]]
 
 
 def describe(el: HtmlElement) -> str:
@@ -210,8 +251,10 @@ def smallest_type(el: HtmlElement, sources: StyleSources) -> tuple[float, str]:
     size, origin = 16.0, ""
     for node in reversed(path):
         candidates = []
-        for decl in sources.props(node).get("font-size", []):
-            px = _KEYWORD_SIZES.get(decl.value) or length(decl.value, size, percent_of=size)
+        props = sources.props(node)
+        for decl in props.get("font-size", []) + props.get("font", []):
+            value = decl.value if decl.prop == "font-size" else _font_size_in(decl.value)
+            px = _KEYWORD_SIZES.get(value) or length(value, size, percent_of=size)
             if px is not None:
                 candidates.append((px, decl))
         if candidates:
@@ -221,6 +264,16 @@ def smallest_type(el: HtmlElement, sources: StyleSources) -> tuple[float, str]:
     if scale < 1:
         return size * scale, f"{origin or 'font-size: 16px'}, shrunk by {scale_origin}"
     return size, origin
+
+
+def _font_size_in(shorthand: str) -> str:
+    """The size in a ``font`` shorthand (``bold 1px/2 Arial`` gives ``1px``)."""
+    for word in shorthand.split():
+        size = word.split("/")[0]
+        bare = re.fullmatch(r"[\d.]+", size)  # a weight (700), unless it is 0
+        if size in _KEYWORD_SIZES or (_LENGTH.fullmatch(size) and (not bare or float(size) == 0)):
+            return size
+    return ""
 
 
 def _tag_hides(node: HtmlElement, child: HtmlElement | None) -> str | None:
@@ -272,6 +325,10 @@ def _declarations_hide(node: HtmlElement, props: dict[str, list[Declaration]], *
                     return f'{attr}="{node.get(attr)}" on {describe(node)}'
     if clips and (decl := _first(props.get("line-height", []), _no_line)):
         return f"{_said(decl)}, with {_said(clips[0])}"
+    sized = ("size", "strict")  # size containment: no size from the content, so 0 x 0 here
+    if clips and (decl := _first(props.get("contain", []),
+                                 lambda v: any(w in v.split() for w in sized))):
+        return f"{_said(decl)}, with {_said(clips[0])}"
     return _moved_away(props)
 
 
@@ -284,7 +341,7 @@ def _moved_away(props: dict[str, list[Declaration]]) -> str | None:
             return f"{_said(decl)}, with {_said(positioned[0])}"
         if (decl := _first(props.get("clip", []), _clip_rect_hides)):
             return f"{_said(decl)}, with {_said(positioned[0])}"
-    margins = [d for side in ("margin", *(f"margin-{s}" for s in _OFFSETS))
+    margins = [d for side in ("margin", *(f"margin-{side}" for side in _OFFSETS))
                for d in props.get(side, [])]
     if (decl := _first(margins, lambda v: any((length(p, 16.0) or 0) <= -FAR_PX
                                               for p in v.split()))):
