@@ -155,6 +155,9 @@ TABLE = 'table[data-mirage="eu-disclaimer"]'
     (f"{TABLE} {{ block-size: 0; overflow: hidden }}", "block-size: 0"),
     (f"{TABLE} {{ contain: strict; overflow: hidden }}", "contain: strict"),
     (".eu-text { font: bold 2px/1 Arial }", "2px type"),
+    (".eu-text { color: hsla(0, 0%, 0%, 0.05) }", "color: hsla(0, 0%, 0%, 0.05)"),
+    ("@keyframes gone { to { opacity: 0 } } .eu-block { animation: gone 1s forwards }",
+     "opacity: 0 in @keyframes gone"),
 ])
 def test_a_media_query_cannot_hide_the_block(rendered: RenderedLanguage, css: str,
                                              said: str) -> None:
@@ -178,6 +181,9 @@ def test_a_media_query_cannot_hide_the_block(rendered: RenderedLanguage, css: st
     ('<div style="margin-top:-9999px">', "</div>", "margin-top: -9999px"),
     ('<div style="text-indent:-9999px">', "</div>", "text-indent: -9999px"),
     ("<!--", "-->", "the EU emblem image (cid:eu-emblem@mirage-mailer) is missing"),
+    ('<div style="display:/* a comment */none">', "</div>", "display: none"),
+    ('<div style="scale: 0">', "</div>", "scale: 0"),
+    ('<div style="translate: -9999px 0">', "</div>", "translate: -9999px 0"),
 ])
 def test_a_wrapper_cannot_hide_the_block(rendered: RenderedLanguage, before: str, after: str,
                                          said: str) -> None:
@@ -188,6 +194,8 @@ def test_a_wrapper_cannot_hide_the_block(rendered: RenderedLanguage, before: str
 @pytest.mark.parametrize("css", [
     "@media screen { .preheader { display: none } .masthead { display: none } }",
     "@media screen { .footer { font-size: 1px; color: transparent } }",
+    "@media screen { .eu-statement { color: rgb(0, 0, 0) } .eu-text { color: hsl(0, 0%, 0%) } }",
+    "@media screen { @keyframes gone { to { opacity: 0 } } .footer { animation-name: gone } }",
     "@media screen { u + .body .eu-block { display: none } }",  # no <u> before the body
     "@media screen { .eu-block:hover { padding: 0 } .eu-block::before { display: none } }",
     f"@media screen {{ {TABLE} {{ height: 0 }} }}",  # content overflows a box it does not clip

@@ -16,7 +16,8 @@ from pathlib import Path
 import lxml.html
 from lxml.html import HtmlElement
 
-from mirage_mailer.compose.visibility import MIN_PX, StyleSources, hidden_reason, smallest_type
+from mirage_mailer.compose.css_sources import StyleSources
+from mirage_mailer.compose.visibility import MIN_PX, hidden_reason, smallest_type
 from mirage_mailer.project.config import DisclaimerConfig
 from mirage_mailer.project.eu_names import CO_FUNDED as CO_FUNDED
 from mirage_mailer.project.eu_names import FUNDED as FUNDED

@@ -1,24 +1,19 @@
 """Could a reader fail to see this element? The disclaimer checker asks it of the EU emblem, the
 funding statement and the disclaimer text in the rendered, inlined HTML.
 
-The question is "could it be hidden", not "what does one browser compute": every declaration
-that may apply counts, whatever its specificity or ``!important``, and every rule left in a
-``<style>`` block counts, since a media query applies at some width and a ``:hover`` rule at
-some moment. Selectors are matched by cssselect (what premailer itself uses), declarations
-parsed by cssutils, so the checker reads CSS as the inliner did, not by a hand-written matcher.
+The question is "could it be hidden", not "what does one browser compute": any declaration
+that may apply (see ``css_sources``) and hides the element or an ancestor counts, as does an
+ancestor whose content is never shown (<template>, a closed <details>).
 """
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 
-import cssutils
-from cssselect import HTMLTranslator, SelectorError, parse
-from lxml.etree import XPath, XPathError
 from lxml.html import HtmlElement
+
+from mirage_mailer.compose.css_sources import Declaration, StyleSources, describe
 
 MIN_PX = 9.0  # smallest readable type; a box or image smaller than this shows nothing useful
 FAR_PX = 999.0  # an offset at least this large puts the element outside any mail window
@@ -28,12 +23,6 @@ FAR_PX = 999.0  # an offset at least this large puts the element outside any mai
 HIDING_TAGS = frozenset({"template", "noscript", "head", "title", "script", "style", "textarea",
                          "select", "datalist", "iframe", "object", "video", "audio", "canvas",
                          "svg", "frameset", "noframes"})
-# States a reader can put an element in (hovering, following a link): a rule for one of them
-# applies at some moment, so the checker drops the state and matches the rest of the selector.
-_STATES = re.compile(r":(?:hover|focus-within|focus-visible|focus|active|visited|link|any-link|"
-                     r"target-within|target)\b(?!\()", re.I)
-_EMPTY_NOT = re.compile(r":not\(\s*\)", re.I)
-_TEXT_PSEUDO = frozenset({"first-line", "first-letter"})  # style the element's own text
 _OVERFLOW_CLIPS = frozenset({"hidden", "clip", "scroll", "auto"})
 _OFFSETS = ("left", "top", "right", "bottom")
 _UNITS = {"px": 1.0, "pt": 4 / 3, "pc": 16.0, "in": 96.0, "cm": 96 / 2.54, "mm": 96 / 25.4,
@@ -42,168 +31,6 @@ _LENGTH = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))(px|pt|pc|in|cm|mm|q|em|rem|ex|
                      r"vmin|vmax)?", re.I)
 _FUNCTION = re.compile(r"([a-z0-9-]+)\(([^()]*)\)", re.I)
 _KEYWORD_SIZES = {"xx-small": 9.0, "x-small": 10.0, "small": 13.0}
-# Other spellings of the properties the checks read (logical and prefixed ones), so that
-# ``block-size: 0`` hides as ``height: 0`` does.
-_ALIASES = {"block-size": "height", "inline-size": "width", "max-block-size": "max-height",
-            "max-inline-size": "max-width", "inset-block-start": "top",
-            "inset-inline-start": "left", "inset-block-end": "bottom", "inset-inline-end": "right",
-            "inset-block": "inset", "inset-inline": "inset", "margin-block-start": "margin-top",
-            "margin-inline-start": "margin-left", "margin-block-end": "margin-bottom",
-            "margin-inline-end": "margin-right", "margin-block": "margin",
-            "margin-inline": "margin", "overflow-block": "overflow", "overflow-inline": "overflow",
-            "-webkit-transform": "transform", "-ms-transform": "transform",
-            "-webkit-clip-path": "clip-path", "-webkit-filter": "filter"}
-_CUSTOM = re.compile(r"(--[\w-]+)\s*:\s*([^;{}\"]+)")
-_VAR = re.compile(r"var\(\s*(--[\w-]+)\s*(?:,\s*([^()]*(?:\([^()]*\))?[^()]*))?\)")
-
-logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
-cssutils.log.setLevel(logging.CRITICAL)
-
-
-@dataclass(frozen=True, slots=True)
-class Declaration:
-    prop: str
-    value: str
-    origin: str  # where it comes from, named in the message
-
-
-class StyleSources:
-    """Every declaration that may apply to each element: its ``style`` attribute and each rule
-    of the ``<style>`` blocks premailer left (media queries, state rules).
-
-    A rule whose selector cssselect cannot read is applied to every element: failing closed,
-    because a selector the checker skips is one a template could hide the disclaimer behind.
-    """
-
-    def __init__(self, doc: HtmlElement) -> None:
-        self._matched: dict[HtmlElement, list[Declaration]] = {}
-        self._everywhere: list[Declaration] = []
-        self._cache: dict[HtmlElement, dict[str, list[Declaration]]] = {}
-        self._custom: dict[str, set[str]] = {}  # every value a custom property (--x) is given
-        for text in [*(s.text or "" for s in doc.iter("style")), *doc.xpath("//@style")]:
-            for name, value in _CUSTOM.findall(str(text)):
-                self._custom.setdefault(name.lower(), set()).add(
-                    value.lower().replace("!important", "").strip())
-        parser = cssutils.CSSParser(validate=False, raiseExceptions=False)
-        for style in doc.iter("style"):
-            sheet = parser.parseString(style.text or "")
-            for selector, media, declarations in _rules(sheet.cssRules, "", parser):
-                self._apply(doc, selector, media, declarations)
-
-    def _apply(self, doc: HtmlElement, selector: str, media: str,
-               declarations: list[tuple[str, str]]) -> None:
-        origin = f"the <style> rule '{selector}'" + (f" in @media {media}" if media else "")
-        found = [Declaration(prop, value, origin) for prop, value in declarations]
-        matcher = _matcher(selector)
-        if matcher is None:
-            self._everywhere += [Declaration(d.prop, d.value, f"{d.origin}, a selector "
-                                             "mirage-mailer cannot read") for d in found]
-            return
-        if matcher is _NOTHING:
-            return
-        try:
-            elements = matcher(doc)
-        except XPathError:
-            self._everywhere += found
-            return
-        for el in elements if isinstance(elements, list) else ():
-            if isinstance(el, HtmlElement):
-                self._matched.setdefault(el, []).extend(found)
-
-    def props(self, el: HtmlElement) -> dict[str, list[Declaration]]:
-        """Property -> every declaration of it that may apply to ``el``."""
-        if el not in self._cache:
-            origin = f"the style of {describe(el)}"
-            inline = [Declaration(prop, value, origin)
-                      for prop, value in _declarations(_parse_style(el.get("style") or ""))]
-            found: dict[str, list[Declaration]] = {}
-            for decl in inline + self._matched.get(el, []) + self._everywhere:
-                for one in self._resolved(decl):
-                    found.setdefault(_ALIASES.get(one.prop, one.prop), []).append(one)
-            self._cache[el] = found
-        return self._cache[el]
-
-
-    def _resolved(self, decl: Declaration) -> list[Declaration]:
-        """``decl`` with each ``var()`` replaced by every value the property is given anywhere
-        (and its fallback): a variable may hold the hiding value."""
-        values, done = [decl.value], []
-        for _ in range(4):  # variables that name variables, a few levels deep
-            pending = [v for v in values if _VAR.search(v)]
-            done += [v for v in values if not _VAR.search(v)]
-            values = []
-            for value in pending:
-                found = _VAR.search(value)
-                assert found is not None
-                name, fallback = found.group(1).lower(), found.group(2)
-                options = sorted(self._custom.get(name, set())) + (
-                    [fallback.strip()] if fallback else [])
-                values += [value[:found.start()] + option + value[found.end():]
-                           for option in options][:20]
-        if done == [decl.value]:
-            return [decl]
-        origin = f"{decl.origin}, where {decl.value} may give it"
-        return [Declaration(decl.prop, value, origin) for value in done[:40]]
-
-
-def describe(el: HtmlElement) -> str:
-    """``<td class="eu-block">``: enough for the user to find the element in the template."""
-    cls = el.get("class")
-    return f'<{el.tag} class="{cls}">' if cls else f"<{el.tag}>"
-
-
-_NOTHING = XPath("false()")
-
-
-def _matcher(selector: str) -> XPath | None:
-    """The compiled selector; ``_NOTHING`` for one that styles generated content only
-    (``::before``), None for one cssselect cannot read."""
-    text = _EMPTY_NOT.sub("", _STATES.sub("", selector)).strip() or "*"
-    try:
-        parsed = parse(text)
-        paths = []
-        for one in parsed:
-            pseudo = one.pseudo_element
-            if pseudo is not None and (not isinstance(pseudo, str)
-                                       or pseudo.lower() not in _TEXT_PSEUDO):
-                continue
-            one.pseudo_element = None
-            paths.append(HTMLTranslator().selector_to_xpath(one))
-        return XPath(" | ".join(paths)) if paths else _NOTHING
-    except (SelectorError, XPathError, ValueError, TypeError):
-        return None
-
-
-def _rules(rules: object, media: str,
-           parser: cssutils.CSSParser) -> Iterator[tuple[str, str, list[tuple[str, str]]]]:
-    """(selector, media, declarations) of every style rule, at-rules opened recursively.
-
-    An at-rule cssutils does not know (``@supports``, ``@layer``, ``@container``) is parsed
-    again from its body: its rules apply wherever the condition holds, so they count.
-    """
-    for rule in rules:  # type: ignore[attr-defined]
-        if rule.type == rule.STYLE_RULE:
-            declarations = _declarations(rule.style)
-            for selector in rule.selectorList:
-                yield selector.selectorText, media, declarations
-        elif rule.type == rule.MEDIA_RULE:
-            inner = rule.media.mediaText
-            yield from _rules(rule.cssRules, f"{media} and {inner}" if media else inner, parser)
-        elif rule.type == rule.UNKNOWN_RULE:
-            text = rule.cssText
-            body = text[text.find("{") + 1:text.rfind("}")] if "{" in text else ""
-            condition = text[:text.find("{")].strip() if "{" in text else text
-            yield from _rules(parser.parseString(body).cssRules,
-                              f"{media} and {condition}" if media else condition, parser)
-
-
-def _parse_style(text: str) -> cssutils.css.CSSStyleDeclaration:
-    return cssutils.parseStyle(text, validate=False)
-
-
-def _declarations(style: cssutils.css.CSSStyleDeclaration) -> list[tuple[str, str]]:
-    return [(prop.name.lower(), prop.value.lower().strip())
-            for prop in style.getProperties(all=True)]
 
 
 def length(value: str, em: float, percent_of: float | None = None) -> float | None:
@@ -490,8 +317,15 @@ def _transparent(path: list[HtmlElement], sources: StyleSources) -> str | None:
 
 
 def _see_through(value: str) -> bool:
+    """``transparent``, or an alpha under 0.1: ``#0000``, ``rgba(0,0,0,0)``, ``rgb(0 0 0 / 0)``."""
     value = value.replace(" ", "")
     if value == "transparent" or re.fullmatch(r"#[0-9a-f]{3}0|#[0-9a-f]{6}00", value):
         return True
-    alpha = re.fullmatch(r"(?:rgba?|hsla?)\(.*[,/]([\d.]+%?)\)", value)
-    return bool(alpha) and _faint(alpha.group(1)) if alpha else False
+    found = re.fullmatch(r"(?:rgba?|hsla?)\((.*)\)", value)
+    if not found:
+        return False
+    inner = found.group(1)
+    if "/" in inner:
+        return _faint(inner.rsplit("/", 1)[1])
+    parts = inner.split(",")
+    return len(parts) == 4 and _faint(parts[3])
