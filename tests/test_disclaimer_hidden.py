@@ -165,7 +165,8 @@ def test_a_media_query_cannot_hide_the_block(rendered: RenderedLanguage, css: st
     broken = checked(rendered, with_css(rendered.html, f"@media screen {{ {css} }}"))
     assert any(said in rule for rule in broken), broken
     assert all(rule.startswith(("the EU emblem is ", "the funding statement is ",
-                                "the disclaimer text is ")) for rule in broken), broken
+                                "the disclaimer text is ", "the funding statement's colour"))
+               for rule in broken), broken
 
 
 @pytest.mark.parametrize(("before", "after", "said"), [
@@ -204,6 +205,16 @@ def test_a_wrapper_cannot_hide_the_block(rendered: RenderedLanguage, before: str
 def test_rules_that_hide_nothing_of_the_block_pass(rendered: RenderedLanguage,
                                                    css: str) -> None:
     assert checked(rendered, with_css(rendered.html, css)) == []
+
+
+@pytest.mark.parametrize(("css", "rule"), [
+    (".eu-statement { color: red }", "the funding statement's colour (red) must be reflex blue"),
+    (".eu-statement { font-family: 'Comic Sans MS' }", "the funding statement's font ("),
+])
+def test_a_media_query_cannot_restyle_the_statement(rendered: RenderedLanguage, css: str,
+                                                    rule: str) -> None:
+    broken = checked(rendered, with_css(rendered.html, f"@media screen {{ {css} }}"))
+    assert [b for b in broken if b.startswith(rule)], broken
 
 
 def test_a_stylesheet_the_check_cannot_read_is_refused(rendered: RenderedLanguage) -> None:

@@ -267,7 +267,7 @@ def check_html(html: str, block: DisclaimerBlock, emblem_src: str) -> list[str]:
     beside = _statement_element(table if table is not None else emblem.getparent(), block)
     if beside is not None:
         broken += _hidden(beside, "the funding statement", sources, seen, text=True)
-        broken += _statement_style(beside)
+        broken += _statement_style(beside, sources)
     elif _statement_element(doc, block) is not None:
         broken.append("the funding statement must stand beside the EU emblem (same table)")
     else:
@@ -291,17 +291,18 @@ def _styles(el: HtmlElement) -> dict[str, str]:
     return result
 
 
-def _computed(el: HtmlElement, prop: str) -> str | None:
-    """The inherited inline value of ``prop`` (nearest ancestor-or-self that sets it)."""
+def _computed(el: HtmlElement, prop: str, sources: StyleSources) -> list[str]:
+    """Every value ``prop`` may inherit: those of the nearest ancestor-or-self that sets it,
+    from its style attribute or any <style> rule (a media query may restyle the statement)."""
     node: HtmlElement | None = el
     while node is not None:
-        value = _styles(node).get(prop)
-        if value:
-            return value
+        values = [decl.value for decl in sources.props(node).get(prop, [])]
+        if values:
+            return values
         if prop == "color" and node.tag == "font" and node.get("color"):
-            return str(node.get("color")).lower()
+            return [str(node.get("color")).lower()]
         node = node.getparent()
-    return None
+    return []
 
 
 def _px(value: str | None) -> float | None:
@@ -350,23 +351,26 @@ def _colour(value: str) -> str:
     return value
 
 
-def _statement_style(el: HtmlElement) -> list[str]:
+def _statement_style(el: HtmlElement, sources: StyleSources) -> list[str]:
     broken = []
     for node in [el, *el.iterdescendants()]:
         if not isinstance(node.tag, str) or (not (node.text or "").strip() and node is not el):
             continue
-        family = _computed(node, "font-family")
-        first = (family or "").split(",")[0].strip().strip("'\"").lower()
-        if first not in ALLOWED_FONTS:
-            broken.append(
-                f"the funding statement's font ({family or 'not set'}) is not allowed; "
-                "start font-family with Arial, Calibri, Garamond, Trebuchet, Tahoma, Verdana "
-                "or Ubuntu"
-            )
-        colour = _colour(_computed(node, "color") or "not set")
-        if colour not in ALLOWED_COLOURS:
-            broken.append(f"the funding statement's colour ({colour}) must be reflex blue "
-                          "#003399, black or white")
+        for family in _computed(node, "font-family", sources) or ["not set"]:
+            first = family.split(",")[0].strip().strip("'\"").lower()
+            if first not in ALLOWED_FONTS:
+                broken.append(
+                    f"the funding statement's font ({family}) is not allowed; "
+                    "start font-family with Arial, Calibri, Garamond, Trebuchet, Tahoma, "
+                    "Verdana or Ubuntu"
+                )
+                break
+        for value in _computed(node, "color", sources) or ["not set"]:
+            colour = _colour(value)
+            if colour not in ALLOWED_COLOURS:
+                broken.append(f"the funding statement's colour ({colour}) must be reflex blue "
+                              "#003399, black or white")
+                break
         if broken:
             break
     return broken
