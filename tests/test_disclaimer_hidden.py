@@ -154,6 +154,7 @@ TABLE = 'table[data-mirage="eu-disclaimer"]'
     (".eu-block { opacity: var(--unset, 0) }", "opacity: 0"),
     (f"{TABLE} {{ block-size: 0; overflow: hidden }}", "block-size: 0"),
     (f"{TABLE} {{ contain: strict; overflow: hidden }}", "contain: strict"),
+    (".eu-emblem { content: url(https://example.org/other.png) }", "content: url("),
     (".eu-text { font: bold 2px/1 Arial }", "2px type"),
     (".eu-text { color: hsla(0, 0%, 0%, 0.05) }", "color: hsla(0, 0%, 0%, 0.05)"),
     ("@keyframes gone { to { opacity: 0 } } .eu-block { animation: gone 1s forwards }",

@@ -135,7 +135,9 @@ def _declarations_hide(node: HtmlElement, props: dict[str, list[Declaration]], *
               ("filter", lambda v: any(_faint(arg) for name, arg in _FUNCTION.findall(v)
                                        if name == "opacity")),
               ("max-height", lambda v: length(v, 16.0) == 0),
-              ("clip-path", _clip_path_hides))
+              ("clip-path", _clip_path_hides),
+              # an image as the content of a real element replaces it, text and all (Chrome)
+              ("content", lambda v: any(f in v for f in ("url(", "image(", "gradient("))))
     for prop, test in simple:
         if (decl := _first(props.get(prop, []), test)):
             return _said(decl)
