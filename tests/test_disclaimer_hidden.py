@@ -16,8 +16,9 @@ import pytest
 
 from browser import browser
 from helpers import SAMPLE_ISSUE, RunCli, edit
-from mirage_mailer.compose.disclaimer import check_html, locate
+from mirage_mailer.compose.disclaimer import check_html
 from mirage_mailer.compose.render import RenderedLanguage, inline_css
+from mirage_mailer.compose.template_lines import locate
 from mirage_mailer.project.scaffold import init_project
 from mirage_mailer.services.loader import open_project, render
 

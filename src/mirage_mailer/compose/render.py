@@ -40,13 +40,13 @@ from mirage_mailer.compose.disclaimer import (
     block_for,
     check_html,
     check_text,
-    locate,
     rule_hint,
     words_language,
 )
 from mirage_mailer.compose.sandbox import BoundedSandbox, template_frame, template_problem
 from mirage_mailer.compose.slots import MirageUndefined, RecipientSlots, slot
 from mirage_mailer.compose.strings import strings_for
+from mirage_mailer.compose.template_lines import locate
 from mirage_mailer.project.article_text import article_html
 from mirage_mailer.project.config import Settings, Tracking
 from mirage_mailer.project.content import Article, Issue
