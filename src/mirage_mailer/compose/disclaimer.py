@@ -16,6 +16,8 @@ from pathlib import Path
 import lxml.html
 from lxml.html import HtmlElement
 
+from mirage_mailer.compose.css_sources import StyleSources
+from mirage_mailer.compose.visibility import MIN_PX, hidden_reason, smallest_type
 from mirage_mailer.project.config import DisclaimerConfig
 from mirage_mailer.project.eu_names import CO_FUNDED as CO_FUNDED
 from mirage_mailer.project.eu_names import FUNDED as FUNDED
@@ -41,7 +43,6 @@ ALLOWED_FONTS = ("arial", "calibri", "garamond", "trebuchet ms", "trebuchet", "t
                  "verdana", "ubuntu")
 ALLOWED_COLOURS = {"#003399": "reflex blue", "#000000": "black", "#ffffff": "white"}
 _NAMED = {"black": "#000000", "white": "#ffffff"}
-_MIN_FONT_PX = 9.0
 
 
 @dataclass(frozen=True)
@@ -193,10 +194,14 @@ def check_html(html: str, block: DisclaimerBlock, emblem_src: str) -> list[str]:
     if not emblems:
         return [f"the EU emblem image ({emblem_src}) is missing"]
     emblem = emblems[0]
+    sources, seen = StyleSources(doc), set[str]()
+    if any("stylesheet" in (link.get("rel") or "").lower().split() for link in doc.iter("link")):
+        broken.append("the HTML loads a stylesheet (<link rel=\"stylesheet\">) whose rules "
+                      "could hide the block unchecked; put them in the <style> block")
     if "european union" not in (emblem.get("alt") or "").lower():
         broken.append("the EU emblem's alt text must name the European Union "
                       f"(\"{EMBLEM_ALT}\")")
-    broken += _hidden(emblem, "the EU emblem")
+    broken += _hidden(emblem, "the EU emblem", sources, seen, text=False)
     emblem_height = _size(emblem, "height")
     if emblem_height is None:
         broken.append("the EU emblem needs a height (attribute or style)")
@@ -211,8 +216,8 @@ def check_html(html: str, block: DisclaimerBlock, emblem_src: str) -> list[str]:
     table = next(emblem.iterancestors("table"), None)
     beside = _statement_element(table if table is not None else emblem.getparent(), block)
     if beside is not None:
-        broken += _hidden(beside, "the funding statement")
-        broken += _statement_style(beside)
+        broken += _hidden(beside, "the funding statement", sources, seen, text=True)
+        broken += _statement_style(beside, sources)
     elif _statement_element(doc, block) is not None:
         broken.append("the funding statement must stand beside the EU emblem (same table)")
     else:
@@ -223,7 +228,7 @@ def check_html(html: str, block: DisclaimerBlock, emblem_src: str) -> list[str]:
         if text_el is None:
             broken.append("the disclaimer text is missing from the HTML part or was altered")
         else:
-            broken += _hidden(text_el, "the disclaimer text")
+            broken += _hidden(text_el, "the disclaimer text", sources, seen, text=True)
     return broken
 
 
@@ -236,17 +241,18 @@ def _styles(el: HtmlElement) -> dict[str, str]:
     return result
 
 
-def _computed(el: HtmlElement, prop: str) -> str | None:
-    """The inherited inline value of ``prop`` (nearest ancestor-or-self that sets it)."""
+def _computed(el: HtmlElement, prop: str, sources: StyleSources) -> list[str]:
+    """Every value ``prop`` may inherit: those of the nearest ancestor-or-self that sets it,
+    from its style attribute or any <style> rule (a media query may restyle the statement)."""
     node: HtmlElement | None = el
     while node is not None:
-        value = _styles(node).get(prop)
-        if value:
-            return value
+        values = [decl.value for decl in sources.props(node).get(prop, [])]
+        if values:
+            return values
         if prop == "color" and node.tag == "font" and node.get("color"):
-            return str(node.get("color")).lower()
+            return [str(node.get("color")).lower()]
         node = node.getparent()
-    return None
+    return []
 
 
 def _px(value: str | None) -> float | None:
@@ -263,20 +269,23 @@ def _is_logo(img: HtmlElement) -> bool:
     return "logo" in hay
 
 
-def _hidden(el: HtmlElement, what: str) -> list[str]:
-    node: HtmlElement | None = el
-    while node is not None:
-        styles = _styles(node)
-        if styles.get("display") == "none" or styles.get("visibility") == "hidden":
-            return [f"{what} is hidden (display/visibility)"]
-        if styles.get("mso-hide") == "all" or styles.get("opacity", "1").strip() in ("0", "0.0"):
-            return [f"{what} is hidden (opacity/mso-hide)"]
-        if _px(styles.get("max-height")) == 0 or node.get("hidden") is not None:
-            return [f"{what} is hidden"]
-        node = node.getparent()
-    size = _px(_computed(el, "font-size"))
-    if size is not None and size < _MIN_FONT_PX:
-        return [f"{what} is set in {size:g}px type, too small to read (use at least 9px)"]
+def _hidden(el: HtmlElement, what: str, sources: StyleSources, seen: set[str], *,
+            text: bool) -> list[str]:
+    """Whether ``el`` may be hidden or too small to read, by any declaration that may apply.
+
+    A cause already reported (one rule hiding the whole block) is said once, not per part.
+    """
+    reason = hidden_reason(el, sources, text=text)
+    if reason:
+        if reason in seen:
+            return []
+        seen.add(reason)
+        return [f"{what} is hidden ({reason})"]
+    if text:
+        size, origin = smallest_type(el, sources)
+        if size < MIN_PX:
+            return [f"{what} is set in {size:g}px type, too small to read (use at least "
+                    f"{MIN_PX:g}px; {origin})"]
     return []
 
 
@@ -292,23 +301,26 @@ def _colour(value: str) -> str:
     return value
 
 
-def _statement_style(el: HtmlElement) -> list[str]:
+def _statement_style(el: HtmlElement, sources: StyleSources) -> list[str]:
     broken = []
     for node in [el, *el.iterdescendants()]:
         if not isinstance(node.tag, str) or (not (node.text or "").strip() and node is not el):
             continue
-        family = _computed(node, "font-family")
-        first = (family or "").split(",")[0].strip().strip("'\"").lower()
-        if first not in ALLOWED_FONTS:
-            broken.append(
-                f"the funding statement's font ({family or 'not set'}) is not allowed; "
-                "start font-family with Arial, Calibri, Garamond, Trebuchet, Tahoma, Verdana "
-                "or Ubuntu"
-            )
-        colour = _colour(_computed(node, "color") or "not set")
-        if colour not in ALLOWED_COLOURS:
-            broken.append(f"the funding statement's colour ({colour}) must be reflex blue "
-                          "#003399, black or white")
+        for family in _computed(node, "font-family", sources) or ["not set"]:
+            first = family.split(",")[0].strip().strip("'\"").lower()
+            if first not in ALLOWED_FONTS:
+                broken.append(
+                    f"the funding statement's font ({family}) is not allowed; "
+                    "start font-family with Arial, Calibri, Garamond, Trebuchet, Tahoma, "
+                    "Verdana or Ubuntu"
+                )
+                break
+        for value in _computed(node, "color", sources) or ["not set"]:
+            colour = _colour(value)
+            if colour not in ALLOWED_COLOURS:
+                broken.append(f"the funding statement's colour ({colour}) must be reflex blue "
+                              "#003399, black or white")
+                break
         if broken:
             break
     return broken

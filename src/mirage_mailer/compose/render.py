@@ -46,6 +46,7 @@ from mirage_mailer.compose.disclaimer import (
 from mirage_mailer.compose.sandbox import BoundedSandbox, template_frame, template_problem
 from mirage_mailer.compose.slots import MirageUndefined, RecipientSlots, slot
 from mirage_mailer.compose.strings import strings_for
+from mirage_mailer.compose.template_lines import locate
 from mirage_mailer.project.article_text import article_html
 from mirage_mailer.project.config import Settings, Tracking
 from mirage_mailer.project.content import Article, Issue
@@ -405,9 +406,10 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
     text = env.render_template(TEXT_TEMPLATE, context)
     template_path = display_path(settings.templates / HTML_TEMPLATE)
     text_path = display_path(settings.templates / TEXT_TEMPLATE)
-    rules = [Problem(template_path, None, f"EU disclaimer rule broken ({lang} HTML): {rule}",
+    rules = [Problem(display_path(where), line, f"EU disclaimer rule broken ({lang} HTML): {rule}",
                      rule_hint(settings.templates, "html"))
-             for rule in check_html(html, block, emblem_src)]
+             for rule in check_html(html, block, emblem_src)
+             for where, line in [locate(settings.templates, rule)]]
     rules += [Problem(text_path, None, f"EU disclaimer rule broken ({lang} text): {rule}",
                       rule_hint(settings.templates, "txt"))
               for rule in check_text(text, block)]
