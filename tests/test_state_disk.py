@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from helpers import SAMPLE_ISSUE, Run, RunCli, edit, statuses
+from mirage_mailer import cli as cli_module
 from mirage_mailer.services import shards
 from mirage_mailer.services.journal import Journal, journal_path, read_journal
 from mirage_mailer.services.recorder import SendRecorder
@@ -67,6 +68,35 @@ def test_send_with_no_room_for_its_journal_says_so_sends_nothing_and_a_rerun_sen
     assert not (project / f".mirage/journal/{ISSUE}.log").exists()
     assert run_cli("send", SAMPLE_ISSUE, "--yes").code == 0
     assert set(statuses(run_cli).values()) == {"sent"}
+
+
+@pytest.mark.parametrize(("room", "line"), [
+    (20, ".mirage/secret: cannot write: File too large (raise this process's file size "
+         "limit (ulimit -f) or free space)"),
+    (5000, ".mirage/tracking.sqlite: cannot write to the tracking database: disk I/O error "
+           "(free space on that disk, or make the folder writable by this user; a rerun "
+           "resumes where this one stopped)"),
+])
+def test_a_new_project_with_no_room_for_its_secret_or_store_says_which(
+        project: Path, room: int, line: str) -> None:
+    result = run_limited(project, room, "send", SAMPLE_ISSUE, "--yes")
+    assert result.code == 3, result.err
+    assert problem_lines(result.err) == [line]
+    assert not list((project / "outbox/new").glob("*"))
+
+
+def test_the_last_resort_names_a_state_file_that_cannot_be_written(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def full(**kw: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), ".mirage/held/a.json")
+
+    monkeypatch.setattr(cli_module.cli, "main", full)
+    with pytest.raises(SystemExit) as stopped:
+        cli_module.main(["process-unsubscribes"])
+    assert stopped.value.code == 3
+    assert capsys.readouterr().err == (
+        ".mirage/held/a.json: cannot use it: No space left on device (free "
+        "space on that disk)\n")
 
 
 @pytest.fixture

@@ -266,7 +266,11 @@ def _settle_one(store: JournalStore, path: Path, issue: str) -> Replay:
 
 def settle_all(store: JournalStore, state_dir: Path) -> None:
     """Replay every journal whose send is not running (``report`` after a crash): a send
-    that holds its issue's lock keeps its journal, and will bring the store up to date."""
+    that holds its issue's lock keeps its journal, and will bring the store up to date. A
+    store opened read-only (a folder this user cannot write) cannot take them: they stay for
+    the next send."""
+    if getattr(store, "read_only", False):
+        return
     for issue in sorted({path.stem for path in journals(state_dir)}):
         lock = Lock(lock_path(state_dir, issue), f"a send of {issue}")
         try:

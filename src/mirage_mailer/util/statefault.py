@@ -10,6 +10,7 @@ once the disk has room or the folder is writable again.
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 
 from mirage_mailer.util.errors import DeliveryError, Problem, display_path
@@ -36,16 +37,27 @@ class StateWriteError(DeliveryError):
     """A file under the state folder could not be created or written: exit 3."""
 
 
-def state_write_error(exc: OSError, path: Path | str | None = None, *,
-                      resumes: bool = True) -> StateWriteError:
-    """``exc`` as one line: the file (``exc.filename`` first: it names the file the call
-    touched, where ``path`` is what the caller was making), what happened, what to do."""
-    target = exc.filename if exc.filename is not None else path
-    where = display_path(str(target)) if target is not None else "mirage-mailer"
+def state_write_error(exc: OSError, path: Path | str | None = None, *, resumes: bool = True,
+                      verb: str = "cannot write") -> StateWriteError:
+    """``exc`` as one line: the file, what happened, what to do. The file is the one the
+    call touched (``exc.filename``: the folder that could not be made, say), except the
+    temporary name a file is written under (``statedir``): that is ``path``'s."""
+    where = display_path(str(_target(exc, path))) if _target(exc, path) else "mirage-mailer"
     what = exc.strerror or str(exc) or type(exc).__name__
     fix = _FIXES.get(exc.errno or 0, "check the folder and the disk")
-    return StateWriteError(Problem(where, None, f"cannot write: {what}",
+    return StateWriteError(Problem(where, None, f"{verb}: {what}",
                                    f"{fix}; {RESUMES}" if resumes else fix))
+
+
+def _target(exc: OSError, path: Path | str | None) -> Path | str | None:
+    if exc.filename is None or isinstance(exc.filename, int):
+        return path
+    touched = Path(os.fsdecode(exc.filename))
+    if path is not None:
+        made = Path(path)
+        if touched.parent == made.parent and touched.name.startswith(f".{made.name}."):
+            return made  # statedir's temporary file: the user knows the real name
+    return touched
 
 
 def is_state_fault(exc: BaseException) -> bool:
