@@ -154,8 +154,11 @@ def test_a_read_only_state_folder_is_one_line_and_exit_3(project: Path,
     try:
         result = run_cli("send", SAMPLE_ISSUE, "--yes")
         assert result.code == 3, result.err
-        assert "Permission denied (make the folder writable by this user;" in result.err
+        assert len(problem_lines(result.err)) == 1, result.err
+        assert "make the folder writable by this user" in result.err
+        assert "a rerun resumes where this one stopped" in result.err
         assert "internal error" not in result.err
+        assert len(list((project / "outbox/new").iterdir())) == 1
         report = run_cli("report", SAMPLE_ISSUE, "--format", "json")
         assert report.code == 0, report.err
         assert '"sent": 1' in report.out

@@ -424,10 +424,13 @@ class StoreCore:
             code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
             if code not in _UNAVAILABLE:
                 raise
+            hint = ("another mirage-mailer process may hold it (wait and rerun), or the disk "
+                    "is full or read-only")
+            if self.read_only:
+                hint = "make the folder writable by this user"
             raise StoreUnavailable(Problem(
                 display_path(self.path), None, f"cannot write to the tracking database: {exc}",
-                "another mirage-mailer process may hold it (wait and rerun), or the disk is "
-                "full or read-only; a rerun resumes where this one stopped")) from None
+                f"{hint}; a rerun resumes where this one stopped")) from None
 
     @contextmanager
     def _long_wal(self) -> Iterator[None]:
