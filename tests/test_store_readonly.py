@@ -19,7 +19,7 @@ import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli
 from mirage_mailer.services.journal import Journal, journal_path, settle_all
-from mirage_mailer.store import NewRecipient, Store, StoreUnavailable
+from mirage_mailer.store import NewRecipient, Store, StoreError, StoreUnavailable
 
 ISSUE = "2021-10-partners-meeting"
 
@@ -120,3 +120,11 @@ def test_report_reads_a_store_in_a_read_only_folder(project: Path, run_cli: RunC
     finally:
         state.chmod(0o700)
 
+
+
+def test_a_damaged_store_in_a_folder_it_cannot_write_is_one_line(database: Path,
+                                                                 unwritable: Path) -> None:
+    database.write_bytes(b"not a database at all, " * 100)
+    with pytest.raises(StoreError) as caught:
+        Store(database)
+    assert str(caught.value).startswith(f"{database}: the tracking database is damaged (")

@@ -359,7 +359,12 @@ class StoreCore:
     def _open_sqlite_readonly(self, timeout: float) -> None:
         """A store this user cannot write (``store/readonly.py``): read it as it is. A write
         fails as on a read-only disk (``StoreUnavailable``, exit 3)."""
-        conn = connect_readonly(self.path, timeout, _Connection)
+        try:
+            conn = connect_readonly(self.path, timeout, _Connection)
+        except sqlite3.Error as exc:
+            if is_damage(exc):
+                raise damaged_error(self.path, exc) from None
+            raise self._error(f"cannot read the tracking database: {exc}") from exc
         assert isinstance(conn, _Connection)
         conn.path = self.path
         self._sqlite = conn

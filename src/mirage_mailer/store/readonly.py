@@ -51,7 +51,8 @@ def connect_readonly(path: Path, timeout: float,
 def _usable(conn: sqlite3.Connection) -> sqlite3.Connection:
     """SQLite opens lazily: read once, so a store it cannot read fails here."""
     try:
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        # the plain method: a factory's own cursor may want what its caller sets up later
+        sqlite3.Connection.execute(conn, "SELECT count(*) FROM sqlite_master").fetchone()
     except BaseException:
         conn.close()
         raise
