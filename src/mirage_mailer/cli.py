@@ -22,6 +22,7 @@ import click
 from mirage_mailer import __version__
 from mirage_mailer.commands.common import Context, err
 from mirage_mailer.util.errors import ExitCode, MirageError, is_busy
+from mirage_mailer.util.statefault import is_state_fault, state_write_error
 
 
 class _Deferred(ModuleType):
@@ -121,6 +122,12 @@ def main(argv: list[str] | None = None) -> None:
         if is_busy(exc):  # a read waited out another process's write: a fault of the moment
             err(f"tracking database: cannot read it now: {exc} (another mirage-mailer process "
                 "is writing to it (wait and rerun); a rerun resumes where this one stopped)")
+            sys.exit(int(ExitCode.CANNOT_DELIVER))
+        if is_state_fault(exc):  # a full disk or a folder we may not write: no bug
+            if verbose:
+                traceback.print_exc()
+            assert isinstance(exc, OSError)
+            err(str(state_write_error(exc, resumes=False, verb="cannot use it").problems[0]))
             sys.exit(int(ExitCode.CANNOT_DELIVER))
         if verbose:
             traceback.print_exc()

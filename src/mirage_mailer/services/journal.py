@@ -34,6 +34,7 @@ from typing import Protocol
 from mirage_mailer.util.errors import DeliveryError
 from mirage_mailer.util.locks import Lock
 from mirage_mailer.util.statedir import FILE_MODE, private_dir, tighten
+from mirage_mailer.util.statefault import state_write_error
 
 MAGIC = "mirage-mailer journal 1"
 
@@ -82,24 +83,34 @@ class Journal:
     def __init__(self, path: Path, issue: str) -> None:
         self.path = path
         self.issue = issue
-        private_dir(path.parent)
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-        tighten(path, FILE_MODE)
         self._map: mmap.mmap | None = None
         self._size = 0
         self._at = 0  # where the next line goes: the end of the last whole line
         self._header = f"{MAGIC} {json.dumps(issue)}\n".encode()
         try:
+            private_dir(path.parent)
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        except OSError as exc:
+            raise state_write_error(exc, path) from None
+        tighten(path, FILE_MODE)
+        try:
             self._grow(self.SPAN)
         except BaseException:
             os.close(self._fd)
             self._fd = -1
+            with contextlib.suppress(OSError):  # an empty journal: nothing to replay
+                path.unlink()
             raise
         self._write(self._header)
 
     def _grow(self, size: int) -> None:
-        """Give the file ``size`` bytes of blocks and map them all (a full disk: OSError)."""
-        os.posix_fallocate(self._fd, 0, size)
+        """Give the file ``size`` bytes of blocks and map them all. A full disk raises
+        ``StateWriteError`` (exit 3) here, before any line is lost: the caller
+        (``SendRecorder``) then brings the store up to date, which empties the journal."""
+        try:
+            os.posix_fallocate(self._fd, 0, size)
+        except OSError as exc:
+            raise state_write_error(exc, self.path) from None
         if self._map is not None:
             self._map.close()
         self._map = mmap.mmap(self._fd, size)  # shared, read and write
@@ -255,7 +266,11 @@ def _settle_one(store: JournalStore, path: Path, issue: str) -> Replay:
 
 def settle_all(store: JournalStore, state_dir: Path) -> None:
     """Replay every journal whose send is not running (``report`` after a crash): a send
-    that holds its issue's lock keeps its journal, and will bring the store up to date."""
+    that holds its issue's lock keeps its journal, and will bring the store up to date. A
+    store opened read-only (a folder this user cannot write) cannot take them: they stay for
+    the next send."""
+    if getattr(store, "read_only", False):
+        return
     for issue in sorted({path.stem for path in journals(state_dir)}):
         lock = Lock(lock_path(state_dir, issue), f"a send of {issue}")
         try:

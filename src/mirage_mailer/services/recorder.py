@@ -20,6 +20,8 @@ import asyncio
 
 from mirage_mailer.services.journal import Claimed, Journal, Outcome
 from mirage_mailer.store import RecorderStore
+from mirage_mailer.util.errors import MirageError
+from mirage_mailer.util.statefault import StateWriteError
 
 
 class SendRecorder:
@@ -44,7 +46,15 @@ class SendRecorder:
         if not self.store.claimable(key):
             return False
         at = self.store.stamp()
-        self.journal.claim(key, who, attempt, message_id, at)
+        try:
+            self.journal.claim(key, who, attempt, message_id, at)
+        except StateWriteError as full:  # the journal cannot grow: empty it into the store
+            try:
+                self.flush(force=True)
+            except MirageError:  # the store refuses too: this one is not sent; run stops
+                self.failure = full
+                raise full from None
+            self.journal.claim(key, who, attempt, message_id, at)
         self.inflight[key] = (key, who, attempt, message_id, at)
         return True
 
@@ -57,8 +67,12 @@ class SendRecorder:
         if relay:
             self.relays.append((key, relay))
         at = self.store.stamp()
-        self.journal.outcome(key, who, attempt, kind, code, response, message_id, at)
         self.held.append((key, who, attempt, kind, code, response, message_id, at))
+        try:
+            self.journal.outcome(key, who, attempt, kind, code, response, message_id, at)
+        except StateWriteError as exc:  # the journal cannot grow: the store takes it now
+            self._flush_or_stop(exc)
+            return
         if len(self.held) >= self.BATCH:
             self.flush()
         elif self.timer is None:
@@ -71,13 +85,24 @@ class SendRecorder:
         except Exception as exc:  # the store refused: the next claim stops the run
             self.failure = exc
 
-    def flush(self) -> None:
+    def _flush_or_stop(self, journal_full: StateWriteError) -> None:
+        """An outcome the journal had no room for is held in memory only: commit it now.
+        If the store refuses too, no new recipient is claimed (the next claim raises); the
+        outcome stays held for ``close``'s last try, and failing that, its claim in the
+        journal leaves the row ``unknown``: never sent again unasked, never lost."""
+        try:
+            self.flush()
+        except MirageError:  # the store refused as well: the next claim stops the run
+            self.failure = journal_full
+
+    def flush(self, *, force: bool = False) -> None:
         """Commit the held outcomes and the claims on the wire, then restart the journal.
 
         If the commit fails, everything stays held and in the journal (a later flush, or the
         next run's replay, brings it in): the journal restarts only after a commit.
+        ``force``: restart it even with nothing held (it is full of what the store has).
         """
-        if not self.held and not self.inflight and not self.relays:
+        if not self.held and not self.inflight and not self.relays and not force:
             return
         # the claims still on the wire become 'sending' in the store: the new journal then
         # only needs their outcomes

@@ -171,7 +171,10 @@ def _child(index: int, fd: int, body: Body, parent: int) -> None:
     except BaseException as exc:  # every failure goes to the parent as words, not a trace
         code = 70
         from mirage_mailer.util.errors import MirageError
+        from mirage_mailer.util.statefault import is_state_fault, state_write_error
 
+        if isinstance(exc, OSError) and is_state_fault(exc):  # a full disk is no crash
+            exc = state_write_error(exc)
         if isinstance(exc, MirageError):
             kind = {"InputError": "input", "DeliveryAborted": "aborted"}.get(
                 type(exc).__name__, "store" if "Store" in type(exc).__name__ else "delivery")

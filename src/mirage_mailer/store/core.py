@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from mirage_mailer.store.checkpoint import checkpoint_behind
 from mirage_mailer.store.dialect import POSTGRESQL, SQLITE, Connection
 from mirage_mailer.store.errors import StoreError, StoreUnavailable
+from mirage_mailer.store.readonly import cannot_write, connect_readonly
 from mirage_mailer.store.schema import MIGRATIONS
 from mirage_mailer.util.database import Database, PostgresUrl
 from mirage_mailer.util.errors import Problem, display_path, is_busy
@@ -44,6 +45,9 @@ __all__ = ["StoreError", "StoreUnavailable", "fields_json"]
 _UNAVAILABLE = frozenset({5, 6, 8, 10, 13, 14})
 # ... and those that mean the file itself is damaged: CORRUPT, NOTADB.
 _DAMAGED = frozenset({11, 26})
+# ... and those that a full or read-only disk explains, when the store is opened: READONLY,
+# IOERR, FULL
+_NO_ROOM = frozenset({8, 10, 13})
 _AUTOCHECKPOINT = 10_000  # WAL pages (~40 MB) after which a commit checkpoints
 DAMAGED_HINT = ("restore it from a backup, or start over with 'mirage-mailer send ISSUE_DIR "
                 "--new-store', which keeps the damaged file beside it")
@@ -280,6 +284,7 @@ class StoreCore:
         self._behind: threading.Thread | None = None  # a checkpoint running (checkpoint.py)
         self.database: Database = path if isinstance(path, PostgresUrl) else Path(path)
         self._integrity: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,)
+        self.read_only = False  # opened in a folder this user cannot write
         if isinstance(self.database, PostgresUrl):
             self.backend = POSTGRESQL
             self.path = Path(".")  # no file: see ``database``
@@ -304,6 +309,9 @@ class StoreCore:
 
     def _open_sqlite(self, timeout: float) -> None:
         self._pg = None
+        if cannot_write(self.path):
+            self._open_sqlite_readonly(timeout)
+            return
         try:
             _private_files(self.path)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a commit is never implicit.
@@ -338,10 +346,46 @@ class StoreCore:
                     display_path(self.path), None, f"cannot open the tracking database: {exc}",
                     "another mirage-mailer process may hold it (wait and rerun); a rerun "
                     "resumes where this one stopped")) from None
+            if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in _NO_ROOM:
+                raise StoreUnavailable(Problem(
+                    display_path(self.path), None, f"cannot write to the tracking database: "
+                    f"{exc}", "free space on that disk, or make the folder writable by this "
+                    "user; a rerun resumes where this one stopped")) from None
             raise self._error(f"cannot use the tracking database: {exc}") from exc
         except BaseException:
             conn.close()
             raise
+
+    def _open_sqlite_readonly(self, timeout: float) -> None:
+        """A store this user cannot write (``store/readonly.py``): read it as it is. A write
+        fails as on a read-only disk (``StoreUnavailable``, exit 3)."""
+        try:
+            conn = connect_readonly(self.path, timeout, _Connection)
+        except sqlite3.Error as exc:
+            if is_damage(exc):
+                raise damaged_error(self.path, exc) from None
+            raise self._error(f"cannot read the tracking database: {exc}") from exc
+        assert isinstance(conn, _Connection)
+        conn.path = self.path
+        self._sqlite = conn
+        self._conn = conn
+        self.read_only = True
+        try:
+            conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            conn.create_function("mm_hashed", 1, _hashed_or_none, deterministic=True)
+            known = self.schema_version
+        except sqlite3.Error as exc:
+            conn.close()
+            if is_damage(exc):
+                raise damaged_error(self.path, exc) from None
+            raise self._error(f"cannot read the tracking database: {exc}") from exc
+        if known != len(MIGRATIONS):
+            conn.close()
+            self._check_version(known, len(MIGRATIONS))
+            raise StoreError(Problem(
+                display_path(self.path), None, "the tracking database needs an upgrade, "
+                "which cannot be written in a folder this user cannot write",
+                "make the folder writable by this user, or run this as the user who sends"))
 
     @property
     def is_postgres(self) -> bool:
@@ -385,10 +429,13 @@ class StoreCore:
             code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
             if code not in _UNAVAILABLE:
                 raise
+            hint = ("another mirage-mailer process may hold it (wait and rerun), or the disk "
+                    "is full or read-only")
+            if self.read_only:
+                hint = "make the folder writable by this user"
             raise StoreUnavailable(Problem(
                 display_path(self.path), None, f"cannot write to the tracking database: {exc}",
-                "another mirage-mailer process may hold it (wait and rerun), or the disk is "
-                "full or read-only; a rerun resumes where this one stopped")) from None
+                f"{hint}; a rerun resumes where this one stopped")) from None
 
     @contextmanager
     def _long_wal(self) -> Iterator[None]:

@@ -25,6 +25,7 @@ from mirage_mailer.store.core import DAMAGED_HINT, StoreError, StoreUnavailable,
 from mirage_mailer.util.database import Database, PostgresUrl
 from mirage_mailer.util.errors import InputError, Problem, display_path
 from mirage_mailer.util.statedir import SENT_MARKER, create_once
+from mirage_mailer.util.statefault import state_write_error
 
 _MARKER_TEXT = (b"mirage-mailer has sent from this project: its tracking database is the only "
                 b"record of who has each issue.\nsend and run-due refuse to start from a missing, "
@@ -116,7 +117,10 @@ def has_sent(state_dir: Path) -> bool:
 def mark_sent(state_dir: Path) -> None:
     """Remember, outside the database, that this project has recorded a real send."""
     if not has_sent(state_dir):
-        create_once(state_dir / SENT_MARKER, _MARKER_TEXT)
+        try:
+            create_once(state_dir / SENT_MARKER, _MARKER_TEXT)
+        except OSError as exc:  # before anything is sent: the rows are in the store
+            raise state_write_error(exc, state_dir / SENT_MARKER) from None
 
 
 def check_memory(database: Database, state_dir: Path, *, new_store: bool = False,

@@ -15,6 +15,7 @@ from types import TracebackType
 
 from mirage_mailer.util.errors import DeliveryError, Problem, display_path
 from mirage_mailer.util.statedir import FILE_MODE, private_dir
+from mirage_mailer.util.statefault import state_write_error
 
 
 class Lock:
@@ -24,8 +25,13 @@ class Lock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        private_dir(self.path.parent)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        """Take the lock, or raise ``DeliveryError`` (exit 3): held by another process, or
+        its file cannot be made or written (a full disk, a read-only ``.mirage/``)."""
+        try:
+            private_dir(self.path.parent)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        except OSError as exc:
+            raise state_write_error(exc, self.path) from None
         if os.fstat(fd).st_mode & 0o077:  # made by an older version: owner-only now
             with contextlib.suppress(OSError):
                 os.fchmod(fd, FILE_MODE)
@@ -38,8 +44,12 @@ class Lock:
                 display_path(self.path), None,
                 f"{self.what} is already running (pid {holder})",
                 "wait for it to finish; the lock frees itself when that process ends")) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:  # the pid is for the refusal's words: no room for it, no run
+            os.close(fd)  # frees the lock too
+            raise state_write_error(exc, self.path) from None
         self._fd = fd
 
     def release(self) -> None:

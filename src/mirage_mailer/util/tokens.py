@@ -35,6 +35,7 @@ from mirage_mailer.util.statedir import (
     replace_atomically,
     tighten,
 )
+from mirage_mailer.util.statefault import state_write_error
 
 PURPOSES = ("unsubscribe", "view", "confirm", "open")
 CLICK = "click"
@@ -152,7 +153,10 @@ def load_secret(state_dir: Path, secret_env: str | None) -> Secret:
         return _env_secret(secret_env)
     path = state_dir / "secret"
     if not path.exists():
-        create_once(path, secrets.token_urlsafe(48).encode("ascii") + b"\n")
+        try:
+            create_once(path, secrets.token_urlsafe(48).encode("ascii") + b"\n")
+        except OSError as exc:  # a full disk, a read-only .mirage/: nothing signed or sent
+            raise state_write_error(exc, path, resumes=False) from None
     tighten(state_dir, DIR_MODE)
     tighten(path, FILE_MODE)
     return _file_secret(path)
