@@ -7,10 +7,12 @@ page's timeline). Then ``python -m mirage_mailer report ISSUE --format F`` runs 
 process for every format, its output to a file; peak RSS is the child's own (``os.wait4``).
 
 What matters is the ratio between the sizes. A report that streams its rows grows only by
-the store's page cache (``PRAGMA cache_size``, 16 MB, full after a few tens of thousands of
-rows), so 20,000 -> 200,000 is about 1.2-1.3 and a larger N adds nothing more; one that
-holds every row grew 3-5 times (before it streamed, on this script: json 93 -> 508 MiB,
-csv 69 -> 224, the table 85 -> 368, the HTML page 63 -> 121).
+SQLite's page cache (``PRAGMA cache_size`` 16 MB, about 27 MiB of RSS with its overhead),
+which fills over the first few hundred thousand rows and then stays (after one pass over a
+300 MB store of 600,000 rows, more passes add nothing): 20,000 -> 200,000 is about 1.2-1.3,
+600,000 about 1.4. One that holds every row grew 2-5 times at 200,000 (before it streamed,
+on this script: json 93 -> 508 MiB, csv 69 -> 224, the table 85 -> 368, the HTML page
+63 -> 121).
 
     python bench/report_memory.py [--sizes 20000,200000] [--formats json,csv,table,html]
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli, edit
 from mirage_mailer.project.config import load_settings
-from mirage_mailer.services import reporting
+from mirage_mailer.services import htmlreport, reporting
 from mirage_mailer.services.reporting import report_stream
 from mirage_mailer.store import Store, open_store
 from mirage_mailer.store import recipients as recipients_module
@@ -246,3 +247,47 @@ def test_the_table_of_every_issue_reads_no_row(project: Path) -> None:
     with report_stream(settings, None, unsent=True, stores=access) as found:
         assert [r["counts"]["sent"] for r in found] == [1, 3]
     assert row_reads(access) == []
+
+
+def _old_series(events: list[tuple[datetime, str]]) -> tuple[int, dict[str, list[int]]]:
+    """The bars as the page drew them from one entry per event (before it streamed)."""
+    times = [when.astimezone(UTC) for when, _ in events]
+    first, last = min(times), max(times)
+    bucket = htmlreport._bucket(last - first)
+    start = datetime.fromtimestamp(int(first.timestamp()) // bucket * bucket, UTC)
+    bars = int((last - start).total_seconds() // bucket) + 1
+    series = {kind: [0] * bars for kind in htmlreport._TIMELINE_KINDS}
+    for when, (_, kind) in zip(times, events, strict=True):
+        series[kind][int((when - start).total_seconds() // bucket)] += 1
+    return bucket, series
+
+
+@pytest.mark.parametrize("span", [0.4, 2.5, 47.9, 48.0, 48.6, 3599.7, 7 * 86400 + 0.5])
+def test_the_timeline_per_second_draws_the_bars_one_entry_per_event_drew(
+        monkeypatch: pytest.MonkeyPatch, span: float) -> None:
+    """Fractions of a second, bucket edges, time zones: the same bars, the same sentence."""
+    start = datetime(2021, 10, 5, 9, 29, 59, 999_999, tzinfo=timezone(timedelta(hours=2)))
+    kinds = htmlreport._TIMELINE_KINDS
+    events = [(start + timedelta(seconds=span * n / 97), kinds[n % len(kinds)])
+              for n in range(98)]
+    data = htmlreport.ReportData("x", {})
+    for when, kind in events:
+        data.timeline.add(when, kind)
+    drawn: list[tuple[str, list[int]]] = []
+    add = htmlreport.pygal.StackedBar.add
+
+    def noted(chart: Any, kind: str, values: list[int]) -> Any:
+        drawn.append((kind, list(values)))
+        return add(chart, kind, values)
+
+    monkeypatch.setattr(htmlreport.pygal.StackedBar, "add", noted)
+    found = htmlreport._timeline(data)
+    bucket, series = _old_series(events)
+    assert found is not None and found["chart"]
+    assert drawn == [(kind, series[kind]) for kind in kinds if any(series[kind])]
+    assert f"per {htmlreport._duration(bucket)}" in found["chart"]
+    first, last = (min(w for w, _ in events).astimezone(UTC),
+                   max(w for w, _ in events).astimezone(UTC))
+    assert (found["first"], found["last"]) == (f"{first:%Y-%m-%d %H:%M:%S}",
+                                               f"{last:%Y-%m-%d %H:%M:%S}")
+    assert data.timeline.first_sent == min(w for w, k in events if k == "sent")

@@ -53,7 +53,9 @@ def inspect(database: Database, *, thorough: bool = True) -> Health:
     if size == 0 and not (wal.exists() and wal.stat().st_size > 0):
         return Health("zero bytes")
     try:
-        conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=rw", uri=True, timeout=10)
+        mode = "rw" if thorough else "ro"  # a report may read a store it cannot write
+        conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode={mode}", uri=True,
+                               timeout=10)
     except sqlite3.Error as exc:
         return _failed(database, exc)
     try:
