@@ -291,3 +291,21 @@ def test_the_timeline_per_second_draws_the_bars_one_entry_per_event_drew(
     assert (found["first"], found["last"]) == (f"{first:%Y-%m-%d %H:%M:%S}",
                                                f"{last:%Y-%m-%d %H:%M:%S}")
     assert data.timeline.first_sent == min(w for w, k in events if k == "sent")
+
+
+def test_the_table_lists_500_rows_not_sent_and_counts_the_rest(project: Path,
+                                                               run_cli: RunCli) -> None:
+    database = fill(project)  # 7 rows not sent
+    with sqlite3.connect(database) as conn:
+        conn.executemany(
+            "INSERT INTO recipients (issue, email, email_key, list_name, created_at)"
+            " VALUES (?, ?, ?, 'subscribers', ?)",
+            [(ISSUE, f"later{n:03d}@example.org", f"later{n:03d}@example.org", STAMP)
+             for n in range(500)])
+    conn.close()
+    result = run_cli("report", SAMPLE_ISSUE)
+    assert result.code == 0, result.err
+    shown = [line for line in result.out.splitlines() if "@ex" in line]
+    assert len(shown) == 500 and "later492@example.org" in shown[-1]
+    assert result.out.rstrip().endswith("... and 7 more not sent: --format csv lists every "
+                                        "recipient")

@@ -278,8 +278,8 @@ def _table(found: list[dict[str, Any]], names: dict[str, str | None], *,
     console.print(counts)
     if not detail:
         return
-    counts = found[0]["counts"]
-    unsent = sum(counts.values()) - counts["sent"]
+    tally = found[0]["counts"]
+    unsent = sum(tally.values()) - tally["sent"]
     if not unsent:
         return
     table = Table(title="Recipients not sent")
