@@ -294,10 +294,12 @@ def _answers(store: Store) -> dict[str, object]:
     issues = store.issues()
     per_issue = {issue: {
         "counts": store.counts(issue), "recipients": list(store.recipients(issue)),
-        "timeline": store.timeline(issue), "engagement": store.engagement(issue),
+        "relayed": list(store.recipients(issue, relay=True)),
+        "unsent": list(store.recipients(issue, unsent=True)),
+        "timeline": list(store.timeline(issue)), "engagement": store.engagement(issue),
         "breakdown": store.breakdown(issue), "readers": store.readers_engaged(issue),
         "bounces": store.bounce_counts(issue), "kinds": store.bounce_kinds(issue),
-        "carriers": store.carriers(issue), "relays": store.relay_counts(issue),
+        "relays": store.relay_counts(issue),
         "complete": store.is_complete(issue), "extent": store.extent(issue),
         "rows": list(store.issue_rows(issue)), "pending": list(store.iter_pending(issue)),
     } for issue in issues}

@@ -123,7 +123,7 @@ def test_a_read_kept_out_by_a_writer_is_one_line_and_exit_3(
     def busy(*_args: object, **_kwargs: object) -> None:
         raise locked.value
 
-    monkeypatch.setattr("mirage_mailer.commands.report.reports", busy)
+    monkeypatch.setattr("mirage_mailer.commands.report.report_stream", busy)
     monkeypatch.chdir(project)
     with pytest.raises(SystemExit) as stopped:
         main(["report"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mirage_mailer.commands.common import Context, err
-from mirage_mailer.project.config import load_settings
+from mirage_mailer.project.config import Settings, load_settings
 from mirage_mailer.services.bounce_rates import COMPLAINT_LIMIT, HARD_BOUNCE_LIMIT, percent
 from mirage_mailer.services.loader import locate_config
 from mirage_mailer.services.period_html import period_html
@@ -29,13 +30,15 @@ from mirage_mailer.services.period_report import (
 from mirage_mailer.services.period_report import csv_rows as period_csv_rows
 from mirage_mailer.services.reporting import (
     STATUSES,
+    check_memory,
     csv_columns,
     csv_rows,
     html_report,
-    reports,
+    report_stream,
     titles,
 )
 from mirage_mailer.util.errors import ExitCode, InputError, Problem, display_path
+from mirage_mailer.util.jsonstream import iter_json
 
 
 def _console() -> Console:
@@ -70,32 +73,39 @@ def report_command(obj: Context, issue_dir: Path | None, fmt: str, out: Path | N
     if period is not None:
         wanted = parse_period(period)  # a bad period is said before the project is read
         settings = load_settings(locate_config(obj.config))
+        check_memory(settings)  # a lost store: exit 2, as send says it
         _period(period_report(settings, wanted), fmt, out)
         return ExitCode.OK
     settings = load_settings(locate_config(obj.config, issue_dir))
+    check_memory(settings)
     issue = issue_dir.resolve().name if issue_dir else None
     if fmt == "html" and issue is not None and out is not None:
         _write(html_report(settings, issue, issue_dir), out)
-    elif fmt == "json":
-        found = reports(settings, issue, issue_dir)
-        click.echo(json.dumps(found[0] if issue else found, ensure_ascii=False, indent=1))
-    elif fmt == "csv":
-        rows = csv_rows(settings, issue, issue_dir)  # an unknown issue: exit 2, no header
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(csv_columns(settings))
-        writer.writerows(rows)
-    else:
-        found = reports(settings, issue, issue_dir)
-        names = titles(settings, [r["issue"] for r in found])
-        _table(found, names, detail=issue is not None)
-        _senders_note(found)
-        if found and "engagement" in found[0]:
-            _engagement_table(found, names)
-        if found and "bounces" in found[0]:
-            _bounce_table(found, names)
-        if found and "relays" in found[0]:
-            _relay_table(found, names)
+        return ExitCode.OK
+    # an unknown issue is refused (exit 2) on entry, before a header or a bracket is written
+    with report_stream(settings, issue, issue_dir, unsent=fmt == "table") as found:
+        if fmt == "json":
+            sys.stdout.writelines(iter_json(found[0] if issue else found))
+            sys.stdout.write("\n")
+        elif fmt == "csv":
+            writer = csv.writer(sys.stdout, lineterminator="\n")
+            writer.writerow(csv_columns(settings))
+            writer.writerows(csv_rows(settings, found))
+        else:
+            _tables(settings, found, detail=issue is not None)
     return ExitCode.OK
+
+
+def _tables(settings: Settings, found: list[dict[str, Any]], *, detail: bool) -> None:
+    names = titles(settings, [r["issue"] for r in found])
+    _table(found, names, detail=detail)
+    _senders_note(found)
+    if found and "engagement" in found[0]:
+        _engagement_table(found, names)
+    if found and "bounces" in found[0]:
+        _bounce_table(found, names)
+    if found and "relays" in found[0]:
+        _relay_table(found, names)
 
 
 def _period(found: PeriodReport, fmt: str, out: Path | None) -> None:
@@ -268,19 +278,28 @@ def _table(found: list[dict[str, Any]], names: dict[str, str | None], *,
     console.print(counts)
     if not detail:
         return
-    rows = [r for r in found[0]["recipients"] if r["status"] != "sent"]
-    if not rows:
+    tally = found[0]["counts"]
+    unsent = sum(tally.values()) - tally["sent"]
+    if not unsent:
         return
     table = Table(title="Recipients not sent")
     for column in ("email", "status", "attempts", "smtp_code", "smtp_response",
                    "last_attempt_at"):
         table.add_column(column)
-    for r in rows:
+    for r in islice(found[0]["recipients"], UNSENT_SHOWN):  # the store reads only these
         # addresses and server replies come from outside: Text, never rich markup
         table.add_row(Text(r["email"]), r["status"], str(r["attempts"]),
                       str(r["smtp_code"] or ""), Text(r["smtp_response"] or ""),
                       r["last_attempt_at"] or "")
     console.print(table)
+    if unsent > UNSENT_SHOWN:
+        console.print(f"... and {unsent - UNSENT_SHOWN} more not sent: --format csv lists "
+                      "every recipient")
+
+
+UNSENT_SHOWN = 500
+"""Rows of the table's "Recipients not sent": a terminal shows a few hundred at most, and
+the table holds every row it is given (an issue not sent yet has the whole list pending)."""
 
 
 COMMANDS: tuple[click.Command, ...] = (report_command,)

@@ -14,9 +14,11 @@ the web route sits behind HTTP basic auth.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from itertools import islice
 from typing import Any
 
 import jinja2
@@ -52,14 +54,38 @@ _TIMELINE_KINDS = ("sent", "failed", "deferred", "suppressed")
 
 
 @dataclass
+class Timeline:
+    """Delivery outcomes per second and kind, not one entry per message: what the chart
+    draws (in buckets of a second or more) costs the seconds a send took, whatever the
+    size of the list. ``first`` and ``last`` keep their fraction of a second."""
+
+    seconds: Counter[tuple[int, str]] = field(default_factory=Counter)
+    first: datetime | None = None
+    last: datetime | None = None
+    first_sent: datetime | None = None
+
+    def add(self, when: datetime, kind: str) -> None:
+        self.seconds[(when - _EPOCH) // _SECOND, kind] += 1
+        self.first = when if self.first is None else min(self.first, when)
+        self.last = when if self.last is None else max(self.last, when)
+        if kind == "sent":
+            self.first_sent = when if self.first_sent is None else min(self.first_sent, when)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+
+
+@dataclass
 class ReportData:
-    """What the page shows, read from the store in one go."""
+    """What the page shows, read from the store in one go, in memory that does not grow
+    with the list: the counts, at most ``FAILURES_SHOWN`` failures, a timeline per second."""
 
     issue: str
     counts: dict[str, int]
     failures: list[dict[str, Any]] = field(default_factory=list)
     failures_total: int = 0
-    timeline: list[tuple[datetime, str]] = field(default_factory=list)
+    timeline: Timeline = field(default_factory=Timeline)
     unsubscriptions: list[dict[str, Any]] = field(default_factory=list)
     engagement: dict[str, Any] = field(default_factory=dict)
     bounces: dict[str, int] = field(default_factory=dict)
@@ -70,13 +96,12 @@ def collect(store: ReportReader | None, issue: str) -> ReportData:
     if store is None:
         return ReportData(issue, dict.fromkeys(REPORT_STATUSES, 0))
     data = ReportData(issue, store.counts(issue))
-    for row in store.recipients(issue):
-        if row["status"] == "failed":
-            data.failures_total += 1
-            if len(data.failures) < FAILURES_SHOWN:
-                data.failures.append(row)
-    data.timeline = [(when, kind) for at, kind in store.timeline(issue)
-                     if (when := _parse_time(at)) is not None]
+    data.failures_total = data.counts["failed"]
+    failed = (row for row in store.recipients(issue, unsent=True) if row["status"] == "failed")
+    data.failures = list(islice(failed, FAILURES_SHOWN)) if data.failures_total else []
+    for at, kind in store.timeline(issue):
+        if (when := _parse_time(at)) is not None:
+            data.timeline.add(when, kind)
     data.unsubscriptions = store.unsubscriptions()
     data.engagement = store.engagement(issue)
     data.bounces = store.bounce_counts(issue)
@@ -223,18 +248,18 @@ def _label(when: datetime, bucket: int, multi_day: bool) -> str:
 
 def _timeline(data: ReportData) -> dict[str, str] | None:
     """The stacked bars of attempts over time, and the sentence under them."""
-    if not data.timeline:
+    line = data.timeline
+    if line.first is None or line.last is None:
         return None
-    times = [when.astimezone(UTC) for when, _ in data.timeline]
-    first, last = min(times), max(times)
+    first, last = line.first.astimezone(UTC), line.last.astimezone(UTC)
     bucket = _bucket(last - first)
-    start = datetime.fromtimestamp(int(first.timestamp()) // bucket * bucket, UTC)
+    origin = int(first.timestamp()) // bucket * bucket
+    start = datetime.fromtimestamp(origin, UTC)
     bars = int((last - start).total_seconds() // bucket) + 1
     series: dict[str, list[int]] = {kind: [0] * bars for kind in _TIMELINE_KINDS}
-    for when, (_, kind) in zip(times, data.timeline, strict=True):
-        index = int((when - start).total_seconds() // bucket)
-        if kind in series:
-            series[kind][index] += 1
+    for (second, kind), count in line.seconds.items():
+        if kind in series:  # whole seconds: a bucket is whole seconds from a whole second
+            series[kind][(second - origin) // bucket] += count
     kinds = [k for k in _TIMELINE_KINDS if any(series[k])]
     multi_day = first.date() != last.date()
     labels = [_label(start + timedelta(seconds=bucket * n), bucket, multi_day)
@@ -262,8 +287,7 @@ def _duration(seconds: int) -> str:
 def _unsubscribes(data: ReportData) -> dict[str, Any]:
     """All unsubscribes, those since this issue was first sent, and the latest, newest first."""
     events = data.unsubscriptions
-    sent_times = [when for when, kind in data.timeline if kind == "sent"]
-    since = min(sent_times) if sent_times else None
+    since = data.timeline.first_sent
     after = [e for e in events if since is not None
              and (when := _parse_time(e["at"])) is not None and when >= since]
     return {"total": str(len(events)), "since": str(len(after)) if since else "–",

@@ -19,20 +19,13 @@ from mirage_mailer.project.issue_titles import issue_subjects
 from mirage_mailer.services.bounce_rates import bounce_summary
 from mirage_mailer.services.store_access import StoreAccess, access
 from mirage_mailer.store import REPORT_STATUSES, ReportReader, Store
+from mirage_mailer.store.guard import check_read_memory
 from mirage_mailer.util.csvcells import safe_row
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
 
 STATUSES: tuple[str, ...] = REPORT_STATUSES  # the report's counts, in the table's order
 CSV_COLUMNS = ("issue", "subject", "email", "status", "attempts", "message_id", "smtp_code",
                "smtp_response", "last_attempt_at")
-
-
-def issue_report(store: ReportReader | None, issue: str) -> dict[str, Any]:
-    """``{"issue", "counts", "recipients"}``: zero counts when nothing is recorded yet."""
-    if store is None:
-        return {"issue": issue, "counts": dict.fromkeys(REPORT_STATUSES, 0), "recipients": []}
-    return {"issue": issue, "counts": store.counts(issue),
-            "recipients": list(store.recipients(issue))}
 
 
 @contextmanager
@@ -69,41 +62,71 @@ def check_known(settings: Settings, store: ReportReader | None, issue: str,
                              f"give one of the issues: {listed}"))
 
 
-def reports(settings: Settings, issue: str | None,
-            folder: Path | None = None) -> list[dict[str, Any]]:
-    """One report per issue (``issue``, or every issue in the store), with ``engagement``
-    (opens, clicks per link) when tracking is on. An ``issue`` (its ``folder`` as given)
-    that neither exists nor has rows is an ``InputError``."""
-    with existing(settings) as store:
+def check_memory(settings: Settings) -> None:
+    """Refuse (exit 2), as ``send`` does and with its words (``store.guard``), to report
+    from a store that lost its memory: zero counts would say nobody got an issue that
+    everyone got."""
+    check_read_memory(settings.tracking.database, settings.state_dir)
+
+
+@contextmanager
+def report_stream(settings: Settings, issue: str | None, folder: Path | None = None, *,
+                  unsent: bool = False,
+                  stores: StoreAccess | None = None) -> Iterator[list[dict[str, Any]]]:
+    """One report per issue (``issue``, or every issue in the store): the JSON of
+    docs/design.md "Reports", its extra fields when enabled (``engagement`` with tracking,
+    ``bounces`` with a bounces: section, ``senders``, ``relays`` with several relays).
+
+    Each ``recipients`` is an iterator, read from the store a page at a time while the
+    context is open: a report of any size is written in flat memory, and the table, which
+    reads no row, costs only the counts. ``unsent`` reads only the rows not sent. An
+    ``issue`` (its ``folder`` as given) that neither exists nor has rows is an
+    ``InputError``, raised on entry, before anything is written."""
+    with existing(settings, stores) as store:
         if issue:
             check_known(settings, store, issue, folder)
         issues = [issue] if issue else (store.issues() if store is not None else [])
-        found = [issue_report(store, name) for name in issues]
-        if tracking_on(settings) and store is not None:  # extra field, only when enabled
-            for report in found:
-                report["engagement"] = store.engagement(report["issue"])
-        if settings.bounces is not None:  # extra fields, only with a bounces: section
-            for report in found:
-                counted = store.bounce_counts(report["issue"]) if store is not None else {}
-                report["bounces"] = bounce_summary(report["counts"].get("sent", 0), counted)
-                kinds = store.bounce_kinds(report["issue"]) if store is not None else {}
-                for row in report["recipients"]:  # hard, soft, complaint, or null
-                    row["bounce"] = kinds.get(row["email"].lower())
-        if store is not None:  # a PostgreSQL store's senders running now (extra field)
-            for report in found:
-                if live := store.senders(report["issue"]):
-                    report["senders"] = [sender.as_json() for sender in live]
-                if lost := store.lost_to_dead_senders(report["issue"]):  # reaped ones' rows
-                    report["lost_senders"] = [{"senders": names, "unknown": count}
-                                              for names, count in lost.items()]
-        if settings.transport.relays:  # extra fields, only with several relays
-            for report in found:
-                carried = store.carriers(report["issue"]) if store is not None else {}
-                report["relays"] = (store.relay_counts(report["issue"]) if store is not None
-                                    else {})
-                for row in report["recipients"]:  # the relay's URL (no login), or null
-                    row["relay"] = carried.get(row["email"].lower())
-    return found
+        yield [_issue_report(settings, store, name, unsent=unsent) for name in issues]
+
+
+def _issue_report(settings: Settings, store: ReportReader | None, issue: str, *,
+                  unsent: bool) -> dict[str, Any]:
+    """One issue's report, its fields in the order the JSON has always had them."""
+    counts = store.counts(issue) if store is not None else dict.fromkeys(REPORT_STATUSES, 0)
+    report: dict[str, Any] = {"issue": issue, "counts": counts,
+                              "recipients": _rows(settings, store, issue, unsent=unsent)}
+    if tracking_on(settings) and store is not None:  # extra field, only when enabled
+        report["engagement"] = store.engagement(issue)
+    if settings.bounces is not None:  # extra fields, only with a bounces: section
+        counted = store.bounce_counts(issue) if store is not None else {}
+        report["bounces"] = bounce_summary(counts.get("sent", 0), counted)
+    if store is not None:  # a PostgreSQL store's senders running now (extra field)
+        if live := store.senders(issue):
+            report["senders"] = [sender.as_json() for sender in live]
+        if lost := store.lost_to_dead_senders(issue):  # reaped ones' rows
+            report["lost_senders"] = [{"senders": names, "unknown": count}
+                                      for names, count in lost.items()]
+    if settings.transport.relays:  # extra field, only with several relays
+        report["relays"] = store.relay_counts(issue) if store is not None else {}
+    return report
+
+
+def _rows(settings: Settings, store: ReportReader | None, issue: str, *,
+          unsent: bool) -> Iterator[dict[str, Any]]:
+    """The issue's recipients as the store pages them, with ``bounce`` (hard, soft,
+    complaint, or null) and ``relay`` (its URL, no login, or null) when enabled. Read when
+    iterated, so only one issue's bounced addresses are held at a time."""
+    if store is None:
+        return
+    bounces, relays = settings.bounces is not None, bool(settings.transport.relays)
+    kinds = store.bounce_kinds(issue) if bounces else {}
+    for row in store.recipients(issue, relay=relays, unsent=unsent):
+        if bounces:  # before the relay, as the keys have always come
+            relay = row.pop("relay", None)
+            row["bounce"] = kinds.get(row["email"].lower())
+            if relays:
+                row["relay"] = relay
+        yield row
 
 
 def titles(settings: Settings, issues: list[str]) -> dict[str, str | None]:
@@ -122,18 +145,16 @@ def csv_columns(settings: Settings) -> tuple[str, ...]:
             + (("relay",) if settings.transport.relays else ()))
 
 
-def csv_rows(settings: Settings, issue: str | None,
-             folder: Path | None = None) -> list[list[Any]]:
-    """One row per recipient and issue, in ``csv_columns`` order; text that starts like a
-    spreadsheet formula (an address, a relay's answer) is quoted (``util.csvcells``)."""
-    found = reports(settings, issue, folder)
+def csv_rows(settings: Settings, found: list[dict[str, Any]]) -> Iterator[list[Any]]:
+    """One row per recipient of the reports ``found`` (``report_stream``), in
+    ``csv_columns`` order, as they are read; text that starts like a spreadsheet formula
+    (an address, a relay's answer) is quoted (``util.csvcells``)."""
     names = titles(settings, [report["issue"] for report in found])
-    bounces = settings.bounces is not None
-    relays = bool(settings.transport.relays)
-    return [safe_row([report["issue"], names[report["issue"]],
-                      *(row[c] for c in CSV_COLUMNS[2:]), *([row["bounce"]] if bounces else []),
-                      *([row["relay"]] if relays else [])])
-            for report in found for row in report["recipients"]]
+    extra = csv_columns(settings)[len(CSV_COLUMNS):]
+    for report in found:
+        for row in report["recipients"]:
+            yield safe_row([report["issue"], names[report["issue"]],
+                            *(row[c] for c in CSV_COLUMNS[2:]), *(row[c] for c in extra)])
 
 
 def html_report(settings: Settings, issue: str, folder: Path | None = None) -> str:

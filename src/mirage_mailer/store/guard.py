@@ -41,8 +41,9 @@ class Health:
     rows: int = 0  # recipients recorded (state ok)
 
 
-def inspect(database: Database) -> Health:
-    """What the database holds, without creating or changing anything."""
+def inspect(database: Database, *, thorough: bool = True) -> Health:
+    """What the database holds, without creating or changing anything. ``thorough`` reads
+    every page for damage (a send's check); a report's check only asks what is there."""
     if isinstance(database, PostgresUrl):
         return _inspect_pg(database)
     try:
@@ -53,11 +54,13 @@ def inspect(database: Database) -> Health:
     if size == 0 and not (wal.exists() and wal.stat().st_size > 0):
         return Health("zero bytes")
     try:
-        conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=rw", uri=True, timeout=10)
+        mode = "rw" if thorough else "ro"  # a report may read a store it cannot write
+        conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode={mode}", uri=True,
+                               timeout=10)
     except sqlite3.Error as exc:
         return _failed(database, exc)
     try:
-        check = conn.execute("PRAGMA quick_check(1)").fetchone()
+        check = conn.execute("PRAGMA quick_check(1)").fetchone() if thorough else ("ok",)
         if check is None or check[0] != "ok":
             found = " ".join(str(check[0] if check else "?").split())
             return Health("damaged", found.replace("*** in database main *** ", ""))
@@ -154,16 +157,37 @@ def check_memory(database: Database, state_dir: Path, *, new_store: bool = False
             _restore_suppressions(database, kept)
         return
     if has_sent(state_dir) and not new_store:
-        what = {"missing": "is missing", "zero bytes": "is empty (zero bytes)",
-                "empty": f"is empty ({health.detail})"}[health.state]
-        if health.state == "missing" and isinstance(database, PostgresUrl):
-            what = "has none of mirage-mailer's tables (a new or another database?)"
-        raise StoreError(Problem(
-            where, None, f"the tracking database {what}, but this project has sent before "
-            f"({display_path(state_dir / SENT_MARKER)}): every reader would get the issue "
-            "again; nothing was sent",
-            "restore the database from a backup, or start over on purpose with "
+        raise StoreError(_lost(
+            database, state_dir, health, "every reader would get the issue again; nothing "
+            "was sent", "restore the database from a backup, or start over on purpose with "
             "'mirage-mailer send ISSUE_DIR --new-store'"))
+
+
+def check_read_memory(database: Database, state_dir: Path) -> None:
+    """Refuse (``StoreError``, exit 2) to report from a store that lost its memory, in the
+    words ``check_memory`` refuses to send with: zero counts would read as "nobody got
+    it". A damaged file is left to the open, which names the damage; only a project that
+    has sent before is checked, so a new one reads as fast as ever."""
+    if not has_sent(state_dir):
+        return
+    health = inspect(database, thorough=False)
+    if health.state not in ("ok", "damaged"):
+        raise StoreError(_lost(
+            database, state_dir, health, "a report would say nobody got any issue",
+            "restore the database from a backup; 'mirage-mailer send ISSUE_DIR --new-store' "
+            "starts over on purpose"))
+
+
+def _lost(database: Database, state_dir: Path, health: Health, outcome: str,
+          hint: str) -> Problem:
+    """What happened to a store that lost its memory, and what that would mean."""
+    what = {"missing": "is missing", "zero bytes": "is empty (zero bytes)",
+            "empty": f"is empty ({health.detail})"}[health.state]
+    if health.state == "missing" and isinstance(database, PostgresUrl):
+        what = "has none of mirage-mailer's tables (a new or another database?)"
+    return Problem(display_path(database), None, f"the tracking database {what}, but this "
+                   f"project has sent before ({display_path(state_dir / SENT_MARKER)}): "
+                   f"{outcome}", hint)
 
 
 def _salvage_suppressions(database: Path) -> list[tuple[str, str, str | None, str]]:

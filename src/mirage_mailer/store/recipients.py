@@ -23,6 +23,7 @@ from mirage_mailer.store.core import (
 )
 from mirage_mailer.store.dialect import Connection
 from mirage_mailer.store.pg_schema import PLAN_STAGE
+from mirage_mailer.store.relays import CARRIED
 from mirage_mailer.store.schema import ADDRESS_INDEXES, NEW_STATUSES, REPORT_STATUSES
 from mirage_mailer.util.fieldsjson import stored_fields
 
@@ -733,14 +734,19 @@ class RecipientsMixin(StoreCore):
             result["unknown" if status == "sending" else status] += n
         return result
 
-    def recipients(self, issue: str) -> Iterator[dict[str, Any]]:
+    def recipients(self, issue: str, *, relay: bool = False,
+                   unsent: bool = False) -> Iterator[dict[str, Any]]:
         """Report rows with exactly the keys of docs/design.md "Reports", by id, paged so
-        memory stays flat."""
-        columns = "email, status, attempts, message_id, smtp_code, smtp_response, last_attempt_at"
-        for _id, email, status, attempts, message_id, code, response, at in self._paged(
-            columns, "true", issue, _PAGE
+        memory stays flat. ``relay`` adds the relay that carried each message (its
+        URL; None for a row no relay answered for: pending, suppressed, ...); ``unsent``
+        reads only the rows not ``sent`` (the report table's detail)."""
+        columns = ("email, status, attempts, message_id, smtp_code, smtp_response,"
+                   " last_attempt_at, relay")
+        where = "status <> 'sent'" if unsent else "true"
+        for _id, email, status, attempts, message_id, code, response, at, by in self._paged(
+            columns, where, issue, _PAGE
         ):
-            yield {
+            row = {
                 "email": email,
                 "status": "unknown" if status == "sending" else status,
                 "attempts": attempts,
@@ -749,6 +755,9 @@ class RecipientsMixin(StoreCore):
                 "smtp_response": response,
                 "last_attempt_at": at,
             }
+            if relay:
+                row["relay"] = by if status in CARRIED else None
+            yield row
 
     def issues(self) -> list[str]:
         """Issues with at least one recorded row, sorted."""

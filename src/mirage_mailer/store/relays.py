@@ -1,4 +1,5 @@
-"""Which relay carried each message (``transport.relays``): for ``report``, read only here.
+"""Which relay carried each message (``transport.relays``): for ``report``, read only here
+and, row by row, by ``RecipientsMixin.recipients(relay=True)``.
 
 The relay is written with the outcome it belongs to, in the same batch commit
 (``RecipientsMixin.record_batch``); it names the relay by its URL without a login, never a
@@ -11,17 +12,11 @@ from mirage_mailer.store.core import StoreCore
 
 # a relay answered for these rows (or may hold the message); a pending row's last relay
 # tried and failed, another may still carry it
-_CARRIED = "('sent', 'failed', 'unknown', 'sending')"
+CARRIED = ("sent", "failed", "unknown", "sending")
+_CARRIED = "(" + ", ".join(f"'{status}'" for status in CARRIED) + ")"
 
 
 class RelaysMixin(StoreCore):
-    def carriers(self, issue: str) -> dict[str, str]:
-        """Each sent, failed or unknown recipient of ``issue`` (lower-cased address) -> the
-        relay that accepted, refused or may hold its message."""
-        return {str(email): str(relay) for email, relay in self._conn.execute(
-            "SELECT lower(email), relay FROM recipients WHERE issue = ? AND relay IS NOT NULL"
-            f" AND status IN {_CARRIED} ORDER BY id", (issue,))}
-
     def relay_counts(self, issue: str) -> dict[str, dict[str, int]]:
         """Per relay, what it carried of ``issue``: sent, failed, unknown (``sending``)."""
         found: dict[str, dict[str, int]] = {}
