@@ -15,9 +15,10 @@ refusal does not cut at once: it opens a *measurement*. While the relay keeps re
 saturated, and what it accepts per second is its rate, whatever its algorithm (token bucket,
 rolling window). After one window (longer at slow rates, to rest on enough successes) the pace
 is set to the larger of two counts: the successes in the window before the first refusal
-(exact for a rolling window, which refills all at once) and in the window after it (exact for
-a token bucket, whose burst is spent by then), times 0.95, or up to 0.99 when only a few
-messages were refused (a pace just past the limit, or a pipeline that can hardly reach it).
+(exact for a one-second rolling window, which refills all at once) and in the window after
+it (exact for a token bucket, whose burst is spent by then), times 0.95, or up to 0.99 when
+only a few messages were refused (a pace just past the limit, or a pipeline that can hardly
+reach it).
 Nothing is lost meanwhile: a saturated relay accepts all it can, and refused messages are
 retried. During the measurement the offered pace is held to about twice what is being
 accepted, so the refusals stay few. After a cut the pace creeps upward (``probe_gain`` per
@@ -31,7 +32,7 @@ refuses everything until the oldest of them is W seconds old (audit: 300 per 20 
 pace to its 0.1 msg/s floor, 996 messages took 633 s instead of about 65). So the
 measurement stays open, offering a probe now and then (``quiet_probes`` / seconds of
 silence msg/s: few refusals, and a refill is seen soon), and ends at the first success: the
-pace is then what the relay accepted over the last ``memory`` seconds, the silence included,
+pace is then what the relay accepted from ``memory`` seconds before the silence until now,
 which for that relay is Q / W. It is not cut while silent, and the relay still counts as
 accepting (a refused recipient is not charged an attempt), since it was accepting until it
 started refusing us.
@@ -207,8 +208,9 @@ class AdaptiveRate:
     def _resume(self, now: float) -> None:
         """End a silence: the relay refused everything for a whole measurement and now
         accepts again, as a rolling window does once its oldest messages age out. Its
-        long-run rate is what it accepted over the span the log remembers, the silence
-        included: a quota Q per W seconds taken at once, then W seconds refused, is Q / W."""
+        long-run rate is what it accepted over the span the log remembers (nothing was
+        trimmed during the silence) until now: Q per W seconds taken at once, then W seconds
+        refused, is Q / W."""
         st = self.state
         assert st.m_start is not None
         log = st.successes
