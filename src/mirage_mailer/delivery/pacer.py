@@ -159,8 +159,8 @@ class AdaptiveRate:
         if rate is None or now < st.hold_until or since < s.probe_interval:
             return
         st.last_probe = now
-        # per second, not per success: a slow pace climbs as fast as a brisk one, yet a gap
-        # with no success (nothing proves the pace) counts only as long as one interval
+        # per second, not per success: a slow pace climbs as fast as a brisk one; a gap with
+        # no success proves nothing, so it counts for two of the pace's intervals at most
         rate *= (1 + s.probe_gain) ** (min(since, max(s.probe_interval, 2.0 / rate))
                                        / s.probe_interval)
         st.rate = None if self.ceiling is not None and rate >= self.ceiling else rate
