@@ -202,11 +202,14 @@ def test_configured_rate_is_a_ceiling_for_what_is_learnt() -> None:
 
 
 def drive(admit: Callable[[float], bool], seconds: float, *, concurrency: int,
-          hop: float, state: PaceState | None = None) -> tuple[float, int, int, Pacer]:
+          hop: float, state: PaceState | None = None,
+          watch: Callable[[float, bool, Pacer], None] | None = None,
+          ) -> tuple[float, int, int, Pacer]:
     """A paced client with no rate configured against a relay whose limiter ``admit(now)``
     answers each RCPT, in simulated time: each worker waits for the pacer, spends ``hop``
     reaching the limiter and ``hop`` again before its next message. Returns (accepted per
-    second, accepted, refused, the pacer). ``state``: the pacer's memory (its own if None)."""
+    second, accepted, refused, the pacer). ``state``: the pacer's memory (its own if None);
+    ``watch(now, accepted, pacer)`` sees every answer once the pacer has taken it."""
     clock = Clock()
     start = clock.now
     pacer = Pacer(per_second=None, per_hour=None, clock=clock, state=state)
@@ -218,12 +221,15 @@ def drive(admit: Callable[[float], bool], seconds: float, *, concurrency: int,
         while (wait := pacer.claim()) > 0:
             clock.advance(wait)
         clock.advance(hop)  # MAIL, then RCPT reaches the relay's limiter
-        if admit(clock.now):
+        ok = admit(clock.now)
+        if ok:
             accepted += 1
             pacer.success()
         else:
             refused += 1
             pacer.throttled()
+        if watch is not None:
+            watch(clock.now, ok, pacer)
         free_at[worker] = clock.now + hop
     return accepted / seconds, accepted, refused, pacer
 

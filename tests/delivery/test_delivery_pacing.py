@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import sys
+import time
+from collections import deque
+
 import pytest
 from delivery_support import Deliver, Run, make_envelopes, make_transport
 
 from mirage_mailer.delivery import Outcome
+from mirage_mailer.delivery.pace_shared import SharedState
+from mirage_mailer.delivery.pacer import AdaptiveSettings
+from support.faults import Call, Reply
 from support.smtp_sink import Greylist, SmtpSink, Throttle, TokenBucket, picked
+
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="memfd")
 
 
 def test_rate_per_second_is_honoured(sink: SmtpSink, deliver: Deliver) -> None:
@@ -98,3 +107,58 @@ def test_token_bucket_relay_with_a_small_burst_gets_everyone_at_nearly_its_rate(
         f"effective {run.stats.rate:.1f} msg/s = {run.stats.rate / TOKEN_RATE:.3f} R")
     assert bucket.refused > 0 and run.stats.rate_cuts > 0  # it really was throttled
     assert bucket.refused < 0.3 * count
+
+
+class MailQuota:
+    """The audit's relay: at most ``quota`` messages in any ``window`` seconds (rolling),
+    counted at MAIL, which it refuses beyond that with its 421 line (and keeps the link)."""
+
+    def __init__(self, quota: int, window: float) -> None:
+        self.quota = quota
+        self.window = window
+        self.accepted: deque[float] = deque()
+        self.refused = 0
+
+    def __call__(self, call: Call) -> Reply | None:
+        if call.stage != "MAIL":
+            return None
+        now = time.monotonic()
+        while self.accepted and self.accepted[0] <= now - self.window:
+            self.accepted.popleft()
+        if len(self.accepted) < self.quota:
+            self.accepted.append(now)
+            return None
+        self.refused += 1
+        return Reply("421 4.7.0 Too many messages in this period, try again later")
+
+
+QUOTA, QUOTA_WINDOW = 40, 4.0
+
+
+@linux
+@pytest.mark.smtp_fault(rules=[MailQuota(QUOTA, QUOTA_WINDOW)])
+def test_a_rolling_window_quota_longer_than_a_measurement_is_learnt(
+        sink: SmtpSink, deliver: Deliver) -> None:
+    """40 per 4 s: the first 40 go at once, then the relay refuses everything for 4 s. The
+    learner's longest measurement is cut from 10 s to 2 s, so the window outlasts it as the
+    audit's 300 per 20 s outlasted 10 s, in a run of seconds instead of minutes. The pace
+    learnt is near 10 msg/s (it fell to the 0.1 msg/s floor, and the run did not finish in
+    30 s), and everyone is sent once, nobody left pending."""
+    [quota] = sink.rules
+    assert isinstance(quota, MailQuota)
+    count = 150
+    pace = SharedState()  # the pacer's memory, to read what it learnt
+    try:
+        run = deliver(make_transport(sink.url, concurrency=4), make_envelopes(count),
+                      shared_pace=pace, adaptive=AdaptiveSettings(max_measure=2.0))
+        learnt = pace.rate
+    finally:
+        pace.close()
+    assert run.stats is not None, run.aborted
+    assert run.stats.sent == count and run.stats.deferred_final == 0 and run.stats.failed == 0
+    assert run.rec.keys(Outcome.SENT) == set(range(count))
+    assert sorted(sink.recipients()) == sorted(f"r{i}@example.net" for i in range(count))
+    assert quota.refused > 0 and run.stats.rate_cuts > 0  # it really was throttled
+    assert quota.refused < count  # probing the silence, not hammering it
+    rate = QUOTA / QUOTA_WINDOW
+    assert learnt is not None and 0.5 * rate <= learnt <= 2 * rate, learnt

@@ -28,10 +28,9 @@ import mmap
 import os
 from typing import Any
 
-from mirage_mailer.delivery.pace_state import TimeLog
+from mirage_mailer.delivery.pace_state import SUCCESS_CAPACITY, TimeLog
 
 _CELL = 8  # bytes: every field and every instant is a double
-SUCCESS_CAPACITY = 1 << 16  # the learner needs ~11 s of successes; this is 65,536 of them
 _NONE = math.nan  # how an unset optional field is kept
 
 
@@ -58,7 +57,8 @@ class _Field:
 
 class SharedLog:
     """A ``TimeLog`` as a ring of instants in shared memory. When full, the oldest instant
-    goes: the learner looks back about 11 s, which 65,536 successes cover up to ~6,000 msg/s;
+    goes: the learner looks back about a minute, which 65,536 successes cover up to ~1,000
+    msg/s (beyond, a silence's rate is read over the ring's shorter span: still right);
     the hourly cap's ring holds exactly its limit."""
 
     def __init__(self, cells: memoryview[float], head: int, offset: int, capacity: int) -> None:

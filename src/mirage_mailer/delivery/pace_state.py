@@ -10,9 +10,13 @@ which it has.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from typing import Protocol
+
+# successes the pacer keeps (about a minute's, see ``AdaptiveSettings.memory``), at most
+SUCCESS_CAPACITY = 1 << 16
 
 
 class TimeLog(Protocol):
@@ -56,10 +60,11 @@ class PaceState(Protocol):
 
 
 class DequeLog:
-    """A ``TimeLog`` in one process's memory: exact, and as long as what it must hold."""
+    """A ``TimeLog`` in one process's memory: exact, and as long as what it must hold, or
+    ``capacity`` instants (then the oldest goes, as in the shared ring)."""
 
-    def __init__(self) -> None:
-        self._items: deque[float] = deque()
+    def __init__(self, capacity: int | None = None) -> None:
+        self._items: deque[float] = deque(maxlen=capacity)
 
     def append(self, t: float) -> None:
         self._items.append(t)
@@ -73,7 +78,8 @@ class DequeLog:
         return self._items[0]
 
     def count(self, start: float, end: float) -> int:
-        return sum(1 for t in self._items if start < t <= end)
+        items = self._items
+        return bisect.bisect_right(items, end) - bisect.bisect_right(items, start)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -97,7 +103,7 @@ class LocalState:
         self.m_last_refusal = 0.0
         self.m_successes = 0
         self.m_refusals = 0
-        self.successes: TimeLog = DequeLog()
+        self.successes: TimeLog = DequeLog(SUCCESS_CAPACITY)
         self.starts: TimeLog = DequeLog()
 
     def __enter__(self) -> LocalState:

@@ -15,14 +15,27 @@ refusal does not cut at once: it opens a *measurement*. While the relay keeps re
 saturated, and what it accepts per second is its rate, whatever its algorithm (token bucket,
 rolling window). After one window (longer at slow rates, to rest on enough successes) the pace
 is set to the larger of two counts: the successes in the window before the first refusal
-(exact for a rolling window, which refills all at once) and in the window after it (exact for
-a token bucket, whose burst is spent by then), times 0.95, or up to 0.99 when only a few
-messages were refused (a pace just past the limit, or a pipeline that can hardly reach it).
+(exact for a one-second rolling window, which refills all at once) and in the window after
+it (exact for a token bucket, whose burst is spent by then), times 0.95, or up to 0.99 when
+only a few messages were refused (a pace just past the limit, or a pipeline that can hardly
+reach it).
 Nothing is lost meanwhile: a saturated relay accepts all it can, and refused messages are
 retried. During the measurement the offered pace is held to about twice what is being
 accepted, so the refusals stay few. After a cut the pace creeps upward (``probe_gain`` per
-``probe_interval``) to find a relay that allows more; crossing the limit opens the next
+``probe_interval`` of time, however slow the pace: a pace that rose per success took minutes
+to climb from a low one) to find a relay that allows more; crossing the limit opens the next
 measurement.
+
+A measurement that sees no success at all measured nothing. A rolling window longer than the
+measurement does that: a quota of Q per W seconds taken at once at the start, the relay
+refuses everything until the oldest of them is W seconds old (audit: 300 per 20 s drove the
+pace to its 0.1 msg/s floor, 996 messages took 633 s instead of about 65). So the
+measurement stays open, offering a probe now and then (``quiet_probes`` / seconds of
+silence msg/s: few refusals, and a refill is seen soon), and ends at the first success: the
+pace is then what the relay accepted from ``memory`` seconds before the silence until now,
+which for that relay is Q / W. It is not cut while silent, and the relay still counts as
+accepting (a refused recipient is not charged an attempt), since it was accepting until it
+started refusing us.
 
 Time comes from an injected clock so the logic is tested without sleeping.
 """
@@ -49,6 +62,8 @@ class AdaptiveSettings:
     min_hold: float = 0.25  # after a cut, answers to the old pace are ignored this long (s)
     max_hold: float = 10.0
     grace: float = 10.0  # "the relay is accepting": a success within this many seconds
+    quiet_probes: float = 8.0  # while the relay accepts nothing: ~this / seconds of silence
+    memory: float = 60.0  # successes kept this long (s): a silence's rate is read over them
 
 
 @dataclass(frozen=True)
@@ -114,6 +129,9 @@ class AdaptiveRate:
         elapsed = now - st.m_start
         if elapsed <= 0:
             return st.rate
+        if st.m_successes == 0 and elapsed >= st.m_length:  # silent: probe, sparser and sparser
+            quiet = max(self.settings.quiet_probes / elapsed, self.settings.floor)
+            return quiet if st.rate is None else min(st.rate, quiet)
         optimistic = (st.m_successes + 1) / elapsed  # as if the next success came right now
         limit = max(2.0 * optimistic, st.m_before, self.settings.floor)
         return limit if st.rate is None else min(st.rate, limit)
@@ -123,7 +141,10 @@ class AdaptiveRate:
         so it is worth probing higher (a pace nobody waits on proves nothing)."""
         s, st = self.settings, self.state
         st.successes.append(now)
-        st.successes.drop_until(now - s.window - s.max_measure)
+        start = st.m_start
+        if start is not None and st.m_successes == 0 and now - start >= st.m_length:
+            self._resume(now)  # before the log is trimmed: the silence is read over it
+        st.successes.drop_until(now - max(s.window + s.max_measure, s.memory))
         st.last_success = now
         if st.m_start is not None:
             st.m_successes += 1
@@ -134,10 +155,14 @@ class AdaptiveRate:
     def _maybe_probe(self, now: float) -> None:
         s, st = self.settings, self.state
         rate = st.rate
-        if rate is None or now < st.hold_until or now - st.last_probe < s.probe_interval:
+        since = now - st.last_probe
+        if rate is None or now < st.hold_until or since < s.probe_interval:
             return
         st.last_probe = now
-        rate *= 1 + s.probe_gain
+        # per second, not per success: a slow pace climbs as fast as a brisk one; a gap with
+        # no success proves nothing, so it counts for two of the pace's intervals at most
+        rate *= (1 + s.probe_gain) ** (min(since, max(s.probe_interval, 2.0 / rate))
+                                       / s.probe_interval)
         st.rate = None if self.ceiling is not None and rate >= self.ceiling else rate
 
     def throttled(self, now: float) -> bool:
@@ -166,6 +191,8 @@ class AdaptiveRate:
         start = st.m_start
         if start is None or now - start < st.m_length:
             return False
+        if st.m_successes == 0:
+            return False  # nothing accepted yet, so nothing measured: wait for a success
         st.m_start = None
         length = st.m_length
         if now - st.m_last_refusal > length / 2:
@@ -175,7 +202,26 @@ class AdaptiveRate:
         # past the limit, or a pipeline that can hardly reach it): shave only the excess
         excess = st.m_refusals / max(1, st.m_successes)
         factor = min(s.gentlest, max(s.backoff, 1.0 - excess))
-        new = max(s.floor, factor * max(st.m_before, after))
+        self._cut(now, factor * max(st.m_before, after))
+        return True
+
+    def _resume(self, now: float) -> None:
+        """End a silence: the relay refused everything for a whole measurement and now
+        accepts again, as a rolling window does once its oldest messages age out. Its
+        long-run rate is what it accepted over the span the log remembers (nothing was
+        trimmed during the silence) until now: Q per W seconds taken at once, then W seconds
+        refused, is Q / W."""
+        st = self.state
+        assert st.m_start is not None
+        log = st.successes
+        span = now - min(log.oldest(), st.m_start)  # at least the silence: never zero
+        st.m_start = None
+        self._cut(now, self.settings.backoff * len(log) / span)
+        st.next_start = min(st.next_start, now)  # a slot booked at the silence's pace
+
+    def _cut(self, now: float, rate: float) -> None:
+        s, st = self.settings, self.state
+        new = max(s.floor, rate)
         current = st.rate if st.rate is not None else self.ceiling
         if current is not None:
             new = min(new, current)
@@ -183,7 +229,6 @@ class AdaptiveRate:
         st.cuts += 1
         st.hold_until = now + min(s.max_hold, max(s.min_hold, 2.0 / new))
         st.last_probe = st.hold_until
-        return True
 
     def accepting(self, now: float) -> bool:
         """The relay accepted one of our messages recently, so a throttle is about pace."""
@@ -193,6 +238,8 @@ class AdaptiveRate:
         grace = self.settings.grace
         if st.rate is not None:
             grace = max(grace, 3.0 / st.rate)
+        if st.m_start is not None and st.m_start - st.last_success <= grace:
+            return True  # it accepted until it began refusing us: a quota, however long
         return now - st.last_success <= grace
 
 
@@ -302,7 +349,9 @@ class Pacer:
             st = self.state
             with st:
                 now = self.clock()  # "bound": the pace, not the pipeline, limits us right now
-                self.adaptive.success(now, bound=now - st.waited <= 1.0)
+                rate = self._rate(now)
+                lately = 1.0 if rate is None else max(1.0, 2.0 / rate)  # a slow pace waits long
+                self.adaptive.success(now, bound=now - st.waited <= lately)
 
     def throttled(self) -> bool:
         """Record a throttle answer; True when the pace was lowered."""
