@@ -99,3 +99,16 @@ def test_period_csv_quotes_a_subject_that_starts_like_a_formula(project: Path,
     assert result.code == 0, result.err
     rows = list(csv.DictReader(io.StringIO(result.out)))
     assert [(r["subject"], r["reached"]) for r in rows[:-1]] == [("'-1+1 MIraGE news", "5")]
+
+
+def test_dry_run_list_keeps_its_columns_when_a_name_holds_a_tab(project: Path,
+                                                                 run_cli: RunCli) -> None:
+    """``--list`` is tab-separated: a tab inside a name shifted the language and list columns
+    of that line (an outside audit: 837 of 200,000 lines had five fields)."""
+    add_rows(project, '"tab@example.net","Smith,\tBob",en,\n')
+    result = run_cli("send", SAMPLE_ISSUE, "--dry-run", "--list")
+    assert result.code == 0, result.err
+    lines = [line for line in result.out.splitlines() if line.startswith("tab@example.net")]
+    assert lines == ["tab@example.net\tSmith, Bob\ten\tsubscribers"]
+    sent = result.out.split("# not sent now")[0]
+    assert all(line.count("\t") == 3 for line in sent.splitlines() if "@" in line)

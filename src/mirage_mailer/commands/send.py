@@ -237,12 +237,19 @@ def print_plan(plan: Plan) -> None:
     decisions = plan.decisions or []
     for d in decisions:
         if d.action == SEND:
-            click.echo("\t".join((d.email, d.name or "", d.lang or "", d.list_name)))
+            click.echo(_tab_row((d.email, d.name or "", d.lang or "", d.list_name)))
     skipped = [d for d in decisions if d.action != SEND]
     if skipped:
         click.echo(f"# not sent now ({len(skipped)}):")
     for d in skipped:
-        click.echo("\t".join((d.email, d.name or "", d.lang or "", d.list_name, d.reason)))
+        click.echo(_tab_row((d.email, d.name or "", d.lang or "", d.list_name, d.reason)))
+
+
+def _tab_row(cells: tuple[str, ...]) -> str:
+    """One ``--list`` line: a tab or line break inside a value (a name may hold a tab) is
+    a space, so every line keeps its columns for ``cut`` and ``awk -F'\\t'``."""
+    return "\t".join(cell.replace("\t", " ").replace("\r", " ").replace("\n", " ")
+                     for cell in cells)
 
 
 def write_plan_csv(plan: Plan, target: Path) -> None:
