@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
-from collections import deque
 
 import pytest
 from delivery_support import Deliver, Run, make_envelopes, make_transport
@@ -12,7 +10,6 @@ from delivery_support import Deliver, Run, make_envelopes, make_transport
 from mirage_mailer.delivery import Outcome
 from mirage_mailer.delivery.pace_shared import SharedState
 from mirage_mailer.delivery.pacer import AdaptiveSettings
-from support.faults import Call, Reply
 from support.smtp_sink import Greylist, SmtpSink, Throttle, TokenBucket, picked
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="memfd")
@@ -109,34 +106,14 @@ def test_token_bucket_relay_with_a_small_burst_gets_everyone_at_nearly_its_rate(
     assert bucket.refused < 0.3 * count
 
 
-class MailQuota:
-    """The audit's relay: at most ``quota`` messages in any ``window`` seconds (rolling),
-    counted at MAIL, which it refuses beyond that with its 421 line (and keeps the link)."""
-
-    def __init__(self, quota: int, window: float) -> None:
-        self.quota = quota
-        self.window = window
-        self.accepted: deque[float] = deque()
-        self.refused = 0
-
-    def __call__(self, call: Call) -> Reply | None:
-        if call.stage != "MAIL":
-            return None
-        now = time.monotonic()
-        while self.accepted and self.accepted[0] <= now - self.window:
-            self.accepted.popleft()
-        if len(self.accepted) < self.quota:
-            self.accepted.append(now)
-            return None
-        self.refused += 1
-        return Reply("421 4.7.0 Too many messages in this period, try again later")
-
-
 QUOTA, QUOTA_WINDOW = 40, 4.0
+QUOTA_REPLY = "421 4.7.0 Too many messages in this period, try again later"
 
 
 @linux
-@pytest.mark.smtp_fault(rules=[MailQuota(QUOTA, QUOTA_WINDOW)])
+# the audit's relay: counted at MAIL, refused there with its 421 line (the link kept)
+@pytest.mark.smtp_fault(rules=[Throttle(QUOTA / QUOTA_WINDOW, window=QUOTA_WINDOW,
+                                        disconnect_every=0, stage="MAIL", reply=QUOTA_REPLY)])
 def test_a_rolling_window_quota_longer_than_a_measurement_is_learnt(
         sink: SmtpSink, deliver: Deliver) -> None:
     """40 per 4 s: the first 40 go at once, then the relay refuses everything for 4 s. The
@@ -145,7 +122,7 @@ def test_a_rolling_window_quota_longer_than_a_measurement_is_learnt(
     learnt is near 10 msg/s (it fell to the 0.1 msg/s floor, and the run did not finish in
     30 s), and everyone is sent once, nobody left pending."""
     [quota] = sink.rules
-    assert isinstance(quota, MailQuota)
+    assert isinstance(quota, Throttle) and quota.limit == QUOTA
     count = 150
     pace = SharedState()  # the pacer's memory, to read what it learnt
     try:

@@ -186,22 +186,27 @@ class TokenBucket:
 class Throttle:
     """A relay that accepts at most ``rate`` messages per ``window`` seconds (rolling).
 
-    Above that it answers ``451 4.7.1`` at RCPT, and every ``disconnect_every``-th refusal
-    ``421 4.7.0`` and a dropped connection instead, as providers do.
+    Above that it answers ``reply`` (``451 4.7.1``) at ``stage`` (RCPT), and every
+    ``disconnect_every``-th refusal ``421 4.7.0`` and a dropped connection instead, as
+    providers do.
     """
 
     def __init__(self, rate: float, *, window: float = 1.0, disconnect_every: int = 5,
+                 stage: str = "RCPT",
+                 reply: str = "451 4.7.1 Rate limit exceeded, try again later",
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = max(1, round(rate * window))
         self.window = window
         self.disconnect_every = disconnect_every
+        self.stage = stage
+        self.reply = reply
         self.clock = clock
         self.accepted: deque[float] = deque()
         self.refused = 0
         self.disconnects = 0
 
     def __call__(self, call: Call) -> Reply | None:
-        if call.stage != "RCPT":
+        if call.stage != self.stage:
             return None
         now = self.clock()
         while self.accepted and self.accepted[0] <= now - self.window:
@@ -213,4 +218,4 @@ class Throttle:
         if self.disconnect_every and self.refused % self.disconnect_every == 0:
             self.disconnects += 1
             return Reply("421 4.7.0 Too many messages, slow down; closing", close=True)
-        return Reply("451 4.7.1 Rate limit exceeded, try again later")
+        return Reply(self.reply)
