@@ -99,6 +99,7 @@ PG_MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("bounces", _BOUNCES),
     ("relays", _RELAYS),
     ("leases", _LEASES),
+    MIGRATIONS[9],
 )
 
 # The temporary table a long list's first plan is staged in (``RecipientsMixin``): SQLite's

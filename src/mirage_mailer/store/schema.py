@@ -156,4 +156,15 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             pid INTEGER NOT NULL, started_at TEXT NOT NULL, expires_at TEXT NOT NULL);
         """,
     ),
+    (
+        "sending-index",
+        """
+        -- A send starts and ends by turning the issue's rows left 'sending' into 'unknown':
+        -- without an index that read every row of the issue (0.7 s at a million rows, at
+        -- both ends of every send and run-due). A row is 'sending' only while its message is
+        -- on the wire (at most the concurrency), so this index stays a few entries long; a
+        -- claim and its outcome each touch it once.
+        CREATE INDEX recipients_sending ON recipients (issue) WHERE status = 'sending';
+        """,
+    ),
 )
