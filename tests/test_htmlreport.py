@@ -337,3 +337,21 @@ def test_the_table_shows_server_replies_as_written(sent: Path, run_cli: RunCli) 
     table = run_cli("report", SAMPLE_ISSUE, env={"COLUMNS": "300"})
     assert table.code == 0, table.err
     assert words in table.out and "odd@example.org" in table.out
+
+
+@pytest.mark.usefixtures("password_set")
+def test_report_route_on_a_lost_store_says_so_instead_of_showing_zeros(
+        client: TestClient, sent: Path) -> None:
+    """The served page refuses as ``report`` does (exit 2 there): zero counts would read as
+    "nobody got the issue" when everyone did. The authorised reader is told what happened."""
+    (sent / ".mirage/tracking.sqlite").rename(sent / "saved.sqlite")
+    for url in (URL, "/report/period/2020-01-01..2040-12-31"):
+        response = client.get(url, headers=basic("report", PASSWORD))
+        assert response.status_code == 503, (url, response.text)
+        assert "the tracking database is missing, but this project has sent before" \
+            in response.text
+        assert "restore the database from a backup" in response.text
+        assert '<td class="num">' not in response.text  # no figures at all
+    assert not (sent / ".mirage/tracking.sqlite").exists()
+    (sent / "saved.sqlite").rename(sent / ".mirage/tracking.sqlite")
+    assert client.get(URL, headers=basic("report", PASSWORD)).status_code == 200

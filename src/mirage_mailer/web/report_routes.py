@@ -26,7 +26,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mirage_mailer.services.htmlreport import PAGE_CSP, page
-from mirage_mailer.services.reporting import known_issue_report, period_page
+from mirage_mailer.services.reporting import check_memory, known_issue_report, period_page
+from mirage_mailer.store.errors import StoreError
 from mirage_mailer.util.errors import InputError
 from mirage_mailer.util.passwords import BadHash, verify_password
 from mirage_mailer.web.context import WebContext, web_context
@@ -93,9 +94,22 @@ def authorised(request: Request, ctx: WebContext) -> Response | None:
     return None if (user_ok and password_ok) else _unauthorised()
 
 
+def _lost_store(ctx: WebContext) -> Response | None:
+    """A project that has sent but lost its store: the page ``report`` refuses with (exit 2
+    there), not zero counts that would read as "nobody got it" when everyone did."""
+    try:
+        check_memory(ctx.settings)
+    except StoreError as exc:
+        log.warning("report page refused: %s", exc)
+        problem = exc.problems[0]
+        hint = f" ({escape(problem.hint)})" if problem.hint else ""
+        return _page(503, "Tracking database lost", escape(problem.message) + hint)
+    return None
+
+
 def report(request: Request) -> Response:
     ctx = web_context(request)
-    refused = authorised(request, ctx)
+    refused = authorised(request, ctx) or _lost_store(ctx)
     if refused is not None:
         return refused
     issue = request.path_params["issue_id"]
@@ -110,7 +124,7 @@ def report(request: Request) -> Response:
 def period(request: Request) -> Response:
     """``/report/period/2021-01-01..2021-12-31``: the figures of ``report --period``."""
     ctx = web_context(request)
-    refused = authorised(request, ctx)
+    refused = authorised(request, ctx) or _lost_store(ctx)
     if refused is not None:
         return refused
     try:
