@@ -19,6 +19,7 @@ import mirage_mailer
 from helpers import Clock
 from mirage_mailer.store import MIGRATIONS, NewRecipient, Store, StoreError, StoreUnavailable
 from mirage_mailer.store.pg_schema import PG_MIGRATIONS
+from mirage_mailer.store.recipients import INFLIGHT_WORDS
 from mirage_mailer.util.database import Database, PostgresUrl
 from mirage_mailer.util.errors import ExitCode
 from support.postgres import raw
@@ -350,6 +351,26 @@ def test_sigkill_keeps_sent_and_leaves_inflight_unknown(store_url: Database) -> 
         (again,) = s.iter_pending("i")
         assert (again.email, again.message_id) == ("b@example.org", "<b@x>")
         assert s.events("i")[-1]["kind"] == "requeued"
+
+
+def test_rows_left_on_the_wire_count_their_attempt_and_say_why(store: Store) -> None:
+    """A row a stopped run left ``sending`` had its message handed to the server: the report
+    shows that attempt and why the row is unknown (it showed 0 attempts and no response),
+    and a resend is the second attempt."""
+    store.add_recipients("i", [sub("a@example.org"), sub("b@example.org")])
+    a, _b = pending_ids(store, "i")
+    assert store.mark_sending(a, "<a1@x>")
+    assert store.recover_inflight("i") == 1
+    row = by_email(store, "i")["a@example.org"]
+    assert (row["status"], row["attempts"], row["smtp_code"], row["smtp_response"]) == (
+        "unknown", 1, None, INFLIGHT_WORDS)
+    assert by_email(store, "i")["b@example.org"]["attempts"] == 0
+    assert store.recover_inflight("i") == 0  # nothing counted twice
+    assert store.requeue_unknown("i") == 1
+    assert store.mark_sending(a, "<a2@x>")
+    store.mark_sent(a, 250, "OK")
+    row = by_email(store, "i")["a@example.org"]
+    assert (row["status"], row["attempts"], row["smtp_response"]) == ("sent", 2, "OK")
 
 
 def test_requeue_unknown_touches_only_unknown_rows_of_that_issue(store: Store) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mirage_mailer.store.core import Recipient, StoreCore
-from mirage_mailer.store.recipients import _OUTCOME_SQL
+from mirage_mailer.store.recipients import _OUTCOME_SQL, INFLIGHT_WORDS
 
 # (id, kind, code, response, message id, time, claimed, relay): an attempt's outcome for
 # ``mark``; ``claimed`` False is the closing word on a retry that will not happen (its row is
@@ -174,11 +174,12 @@ class LeasesMixin(StoreCore):
             who = {owner: f"{host} pid {pid}" for owner, host, pid in dead}
             now = self._now()
             unknown = conn.execute(
-                "WITH u AS (UPDATE recipients SET status = 'unknown', lease_owner = NULL"
-                " WHERE id = ANY(?) AND status = 'sending' RETURNING id, issue, email)"
+                "WITH u AS (UPDATE recipients SET status = 'unknown', lease_owner = NULL,"
+                " attempts = attempts + 1, smtp_code = NULL, smtp_response = ?2"
+                " WHERE id = ANY(?1) AND status = 'sending' RETURNING id, issue, email)"
                 " INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
-                " SELECT id, issue, email, 'unknown', ?, ? FROM u ORDER BY id",
-                (ids, _lost_words(who), now)).rowcount
+                " SELECT id, issue, email, 'unknown', ?3, ?4 FROM u ORDER BY id",
+                (ids, INFLIGHT_WORDS, _lost_words(who), now)).rowcount
             released = conn.execute(
                 "UPDATE recipients SET lease_owner = NULL WHERE id = ANY(?)"
                 " AND lease_owner IS NOT NULL", (ids,)).rowcount
@@ -295,11 +296,12 @@ class LeasesMixin(StoreCore):
             conn.execute("SELECT id FROM recipients WHERE lease_owner = ? ORDER BY id"
                          " FOR UPDATE", (owner,))
             unknown = conn.execute(
-                "WITH u AS (UPDATE recipients SET status = 'unknown', lease_owner = NULL"
-                " WHERE lease_owner = ? AND status = 'sending' RETURNING id, issue, email)"
+                "WITH u AS (UPDATE recipients SET status = 'unknown', lease_owner = NULL,"
+                " attempts = attempts + 1, smtp_code = NULL, smtp_response = ?2"
+                " WHERE lease_owner = ?1 AND status = 'sending' RETURNING id, issue, email)"
                 " INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
-                " SELECT id, issue, email, 'unknown', 'no reply from the relay before the"
-                " run stopped', ? FROM u ORDER BY id", (owner, now)).rowcount
+                " SELECT id, issue, email, 'unknown', ?2, ?3 FROM u ORDER BY id",
+                (owner, INFLIGHT_WORDS, now)).rowcount
             released = conn.execute(
                 "UPDATE recipients SET lease_owner = NULL WHERE lease_owner = ?",
                 (owner,)).rowcount

@@ -43,6 +43,9 @@ _OUTCOME_SQL = {
     "unknown": "'unknown'",
 }
 
+# The response of a row whose message was on the wire when its run stopped (killed, or
+# ended before the answer came): the server may have it, so it is ``unknown``
+INFLIGHT_WORDS = "on the wire when the run stopped: the server may have it"
 # Rows a list edit may still change: never attempted, or never valid, or gone from the list.
 _OPEN = "('pending', 'invalid', 'withdrawn')"
 _OPEN_CLOSED = "('pending', 'invalid')"  # what leaving the list withdraws
@@ -493,19 +496,27 @@ class RecipientsMixin(StoreCore):
         """Every suppression entry: lowercased addresses, and hashes of forgotten ones."""
         return {row[0] for row in self._conn.execute("SELECT email FROM suppressions")}
 
-    def _transition(self, issue: str, where: str, new_status: str, kind: str) -> int:
-        """Move every row of ``issue`` matching ``where`` to ``new_status``, logging each."""
+    def _transition(self, issue: str, where: str, new_status: str, kind: str, *,
+                    attempted: str | None = None) -> int:
+        """Move every row of ``issue`` matching ``where`` to ``new_status``, logging each.
+        ``attempted``: the rows' message went out without an answer, so that attempt counts
+        and this is the row's response (the report says why it is unknown)."""
         now = self._now()
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
-                " SELECT id, issue, email, ?, status, ? FROM recipients"
+                " SELECT id, issue, email, ?, coalesce(?, status), ? FROM recipients"
                 f" WHERE issue = ? AND {where} ORDER BY id",
-                (kind, now, issue),
+                (kind, attempted, now, issue),
             )
-            cur = conn.execute(
-                f"UPDATE recipients SET status = ? WHERE issue = ? AND {where}", (new_status, issue)
-            )
+            if attempted is None:
+                cur = conn.execute(f"UPDATE recipients SET status = ? WHERE issue = ? AND {where}",
+                                   (new_status, issue))
+            else:
+                cur = conn.execute(
+                    "UPDATE recipients SET status = ?, attempts = attempts + 1, smtp_code = NULL,"
+                    f" smtp_response = ? WHERE issue = ? AND {where}",
+                    (new_status, attempted, issue))
             return cur.rowcount
 
     def apply_suppressions(self, issue: str) -> int:
@@ -524,8 +535,11 @@ class RecipientsMixin(StoreCore):
             issue, f"status IN ('pending', 'unknown') AND {test}", "suppressed", "suppressed")
 
     def recover_inflight(self, issue: str) -> int:
-        """A crash's leftover ``sending`` rows become ``unknown``; only under the send lock."""
-        return self._transition(issue, "status = 'sending'", "unknown", "unknown")
+        """A crash's leftover ``sending`` rows become ``unknown``; only under the send lock.
+        Their message was handed to the server (the claim comes first), so the attempt
+        counts, and the row says why it is unknown (it showed 0 attempts and no response)."""
+        return self._transition(issue, "status = 'sending'", "unknown", "unknown",
+                                attempted=INFLIGHT_WORDS)
 
     def requeue_unknown(self, issue: str) -> int:
         """``unknown`` rows go back to ``pending`` (``--resend-unknown``)."""
