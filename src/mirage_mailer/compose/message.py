@@ -34,7 +34,7 @@ from mirage_mailer.compose.render import OPEN_SLOT, RenderedLanguage, click_slot
 from mirage_mailer.compose.slots import split_slots
 from mirage_mailer.compose.strings import strings_for
 from mirage_mailer.project.config import Settings
-from mirage_mailer.util.addresses import parse_mailbox
+from mirage_mailer.util.addresses import ascii_address, ascii_domain, parse_mailbox
 from mirage_mailer.util.headersafe import mailbox_header, text_header
 from mirage_mailer.util.tokens import Signer
 
@@ -127,7 +127,7 @@ class Skeleton:
         self.lang = rendered.lang
         self.issue_id = issue_id
         sender = settings.sender
-        self.domain = sender.domain
+        self.domain = ascii_domain(sender.domain)
         self.strings = strings_for(rendered.lang, settings.project.name)
         outer = f"=_mm_alt_{secrets.token_hex(8)}"
         related = f"=_mm_rel_{secrets.token_hex(8)}"
@@ -201,8 +201,9 @@ class MessageFactory:
         self.rendered = rendered
         self.skeletons = {lang: Skeleton(settings, r, issue_id) for lang, r in rendered.items()}
         self.base_url = settings.tracking.base_url
-        self.mailto = settings.project.contact or settings.sender.from_email
-        self.domain = settings.sender.domain
+        self.mailto = mailto_address(settings.project.contact or settings.sender.from_email)
+        # Message-ID and List-Id are ASCII only (RFC 5322 msg-id, RFC 2919): A-labels
+        self.domain = ascii_domain(settings.sender.domain)
         self._list_ids: dict[str, bytes] = {}
         self._date: tuple[int, bytes] = (0, b"")
         self._clicks = signer.clicks(issue_id)
@@ -335,6 +336,19 @@ class MessageFactory:
         static_headers, text_head, between, tail = statics
         return b"".join([static_headers, head.replace(b"\n", b"\r\n"), b"\r\n", text_head,
                          text, between, html, tail, b".\r\n"])
+
+
+_MAILTO_SAFE = "!$'*+-.=^_`{|}~"  # atext that RFC 6068 lets stand in a mailto addr-spec
+
+
+def mailto_address(value: str) -> str:
+    """The address a mailto URI carries, pure ASCII (RFC 6068): the domain in A-labels, a
+    non-ASCII local part as percent-encoded UTF-8; ``Name <addr>`` gives ``addr``."""
+    address = ascii_address(parse_mailbox(value)[1])
+    if address.isascii():
+        return address
+    local, _, domain = address.rpartition("@")
+    return f"{quote(local, safe=_MAILTO_SAFE)}@{quote(ascii_domain(domain), safe='.-')}"
 
 
 def _fold_unsubscribe(value: str) -> bytes:
