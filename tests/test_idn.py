@@ -1,8 +1,8 @@
 """Internationalised domains (RFC 5890/5891) travel as A-labels: on the SMTP envelope and in
 every header, so a relay without SMTPUTF8 (RFC 6531) delivers ``hans@bücher.de`` and
 ``hans@xn--bcher-kva.de`` alike; only a non-ASCII local part needs SMTPUTF8. Message-ID,
-List-Id and the mailto URI are pure ASCII. A real CLI in a subprocess, a real SQLite store,
-aiosmtpd on 127.0.0.1.
+List-Id and the mailto URI are pure ASCII, and a Message-ID is a valid dot-atom whatever the
+issue folder's name. A real CLI in a subprocess, a real SQLite store, aiosmtpd on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ LIST = "lists/subscribers.csv"
 ROWS = ("hans@xn--bcher-kva.de,Hans A,en,\n"  # written in A-labels
         "grete@bücher.de,Grete U,en,\n"  # written in Unicode
         "jörg@bücher.de,Jörg,en,\n")  # a non-ASCII local part: SMTPUTF8 or nothing
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+DOT_ATOM = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
 
 
 def add_rows(project: Path, rows: str) -> None:
@@ -133,6 +135,24 @@ def test_both_spellings_of_one_mailbox_are_one_subscriber(project: Path,
     result = run_cli("validate", SAMPLE_ISSUE)
     assert result.code == 0, result.err
     assert re.search(r"subscribers\.csv:8: warning: .*duplicate", result.err), result.err
+
+
+@pytest.mark.parametrize(("folder", "left"), [("x.", "x"), ("a..b", "a.b"),
+                                              ("2024.05..", "2024.05")])
+def test_message_id_is_a_dot_atom_whatever_the_issue_folder(
+        project: Path, run_cli: RunCli, folder: str, left: str) -> None:
+    source = project / SAMPLE_ISSUE
+    target = project / "issues" / folder
+    target.mkdir()
+    for path in source.iterdir():
+        (target / path.name).write_bytes(path.read_bytes())
+    result = run_cli("preview", f"issues/{folder}", "--lang", "en", "--out", "pv")
+    assert result.code == 0, result.err
+    message = parsed((project / "pv" / "en.eml").read_bytes())
+    assert not message["Message-ID"].defects
+    match = re.fullmatch(r"<([0-9a-f]{32})\.(.+)@([^>]+)>", str(message["Message-ID"]))
+    assert match is not None and match[2] == left
+    assert DOT_ATOM.fullmatch(f"{match[1]}.{match[2]}")
 
 
 def test_ascii_address_converts_the_domain_only_where_the_local_part_allows() -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -204,6 +205,7 @@ class MessageFactory:
         self.mailto = mailto_address(settings.project.contact or settings.sender.from_email)
         # Message-ID and List-Id are ASCII only (RFC 5322 msg-id, RFC 2919): A-labels
         self.domain = ascii_domain(settings.sender.domain)
+        self._id_part = message_id_part(issue_id)
         self._list_ids: dict[str, bytes] = {}
         self._date: tuple[int, bytes] = (0, b"")
         self._clicks = signer.clicks(issue_id)
@@ -234,7 +236,7 @@ class MessageFactory:
     def new_message_id(self) -> str:
         """Unique, not secret: 128 bits of ``random``'s generator (seeded from the system
         and again in each forked sending process), without a system call per message."""
-        return f"<{getrandbits(128):032x}.{self.issue_id}@{self.domain}>"
+        return f"<{getrandbits(128):032x}.{self._id_part}@{self.domain}>"
 
     def links(self, email: str) -> tuple[str, str, str | None]:
         """(mailto unsubscribe, https unsubscribe or '', view-online URL or None)."""
@@ -338,7 +340,16 @@ class MessageFactory:
                          text, between, html, tail, b".\r\n"])
 
 
+_NOT_ATEXT = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+")
 _MAILTO_SAFE = "!$'*+-.=^_`{|}~"  # atext that RFC 6068 lets stand in a mailto addr-spec
+
+
+def message_id_part(issue_id: str) -> str:
+    """The issue id as dot-atom text for the Message-ID's left part (RFC 5322 3.6.4): no
+    empty atom, so ``x.`` gives ``x`` and ``a..b`` gives ``a.b``. The 128 random bits before
+    it keep each Message-ID unique; the issue id is only there for people reading logs."""
+    atoms = [_NOT_ATEXT.sub("-", atom) for atom in issue_id.split(".") if atom]
+    return ".".join(atoms) or "issue"
 
 
 def mailto_address(value: str) -> str:
