@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -34,7 +35,7 @@ from mirage_mailer.compose.render import OPEN_SLOT, RenderedLanguage, click_slot
 from mirage_mailer.compose.slots import split_slots
 from mirage_mailer.compose.strings import strings_for
 from mirage_mailer.project.config import Settings
-from mirage_mailer.util.addresses import parse_mailbox
+from mirage_mailer.util.addresses import ascii_address, ascii_domain, parse_mailbox
 from mirage_mailer.util.headersafe import mailbox_header, text_header
 from mirage_mailer.util.tokens import Signer
 
@@ -127,7 +128,7 @@ class Skeleton:
         self.lang = rendered.lang
         self.issue_id = issue_id
         sender = settings.sender
-        self.domain = sender.domain
+        self.domain = ascii_domain(sender.domain)
         self.strings = strings_for(rendered.lang, settings.project.name)
         outer = f"=_mm_alt_{secrets.token_hex(8)}"
         related = f"=_mm_rel_{secrets.token_hex(8)}"
@@ -201,8 +202,10 @@ class MessageFactory:
         self.rendered = rendered
         self.skeletons = {lang: Skeleton(settings, r, issue_id) for lang, r in rendered.items()}
         self.base_url = settings.tracking.base_url
-        self.mailto = settings.project.contact or settings.sender.from_email
-        self.domain = settings.sender.domain
+        self.mailto = mailto_address(settings.project.contact or settings.sender.from_email)
+        # Message-ID and List-Id are ASCII only (RFC 5322 msg-id, RFC 2919): A-labels
+        self.domain = ascii_domain(settings.sender.domain)
+        self._id_part = message_id_part(issue_id)
         self._list_ids: dict[str, bytes] = {}
         self._date: tuple[int, bytes] = (0, b"")
         self._clicks = signer.clicks(issue_id)
@@ -233,7 +236,7 @@ class MessageFactory:
     def new_message_id(self) -> str:
         """Unique, not secret: 128 bits of ``random``'s generator (seeded from the system
         and again in each forked sending process), without a system call per message."""
-        return f"<{getrandbits(128):032x}.{self.issue_id}@{self.domain}>"
+        return f"<{getrandbits(128):032x}.{self._id_part}@{self.domain}>"
 
     def links(self, email: str) -> tuple[str, str, str | None]:
         """(mailto unsubscribe, https unsubscribe or '', view-online URL or None)."""
@@ -335,6 +338,28 @@ class MessageFactory:
         static_headers, text_head, between, tail = statics
         return b"".join([static_headers, head.replace(b"\n", b"\r\n"), b"\r\n", text_head,
                          text, between, html, tail, b".\r\n"])
+
+
+_NOT_ATEXT = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+")
+_MAILTO_SAFE = "!$'*+-.=^_`{|}~"  # atext that RFC 6068 lets stand in a mailto addr-spec
+
+
+def message_id_part(issue_id: str) -> str:
+    """The issue id as dot-atom text for the Message-ID's left part (RFC 5322 3.6.4): no
+    empty atom, so ``x.`` gives ``x`` and ``a..b`` gives ``a.b``. The 128 random bits before
+    it keep each Message-ID unique; the issue id is only there for people reading logs."""
+    atoms = [_NOT_ATEXT.sub("-", atom) for atom in issue_id.split(".") if atom]
+    return ".".join(atoms) or "issue"
+
+
+def mailto_address(value: str) -> str:
+    """The address a mailto URI carries, pure ASCII (RFC 6068): the domain in A-labels, a
+    non-ASCII local part as percent-encoded UTF-8; ``Name <addr>`` gives ``addr``."""
+    address = ascii_address(parse_mailbox(value)[1])
+    if address.isascii():
+        return address
+    local, _, domain = address.rpartition("@")
+    return f"{quote(local, safe=_MAILTO_SAFE)}@{quote(ascii_domain(domain), safe='.-')}"
 
 
 def _fold_unsubscribe(value: str) -> bytes:

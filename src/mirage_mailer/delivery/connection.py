@@ -26,7 +26,7 @@ from mirage_mailer.delivery import pipelining
 from mirage_mailer.delivery.classify import Verdict, classify
 from mirage_mailer.delivery.tls import certificate_problem
 from mirage_mailer.delivery.wire import wire_format
-from mirage_mailer.util.addresses import is_plain_address
+from mirage_mailer.util.addresses import ascii_address, is_plain_address
 
 
 @dataclass(frozen=True)
@@ -255,10 +255,13 @@ class Connection:
         self._dot_written = False
         options: list[str] = []
         encoding = "ascii"
+        # an international domain goes as A-labels: only a non-ASCII local part needs SMTPUTF8
+        sender, recipient = ascii_address(sender), ascii_address(recipient)
         if not (sender.isascii() and recipient.isascii()):
             if not smtp.supports_extension("smtputf8"):
                 return Attempt(Verdict.FAILED, None,
-                               "address is not ASCII and the server does not offer SMTPUTF8")
+                               "the address's local part (before the @) is not ASCII and "
+                               "the server does not offer SMTPUTF8")
             options.append("SMTPUTF8")
             encoding = "utf-8"
         if not data.isascii() and smtp.supports_extension("8bitmime"):

@@ -25,6 +25,7 @@ from mirage_mailer.delivery.model import (
     Result,
 )
 from mirage_mailer.delivery.wire import from_wire
+from mirage_mailer.util.addresses import ascii_address
 from mirage_mailer.util.errors import Problem, display_path
 
 DELIVERED = "delivered to Maildir"
@@ -61,8 +62,8 @@ def write_message(root: Path, envelope: Envelope) -> Path:
     tmp = root / "tmp" / name
     body = (from_wire(envelope.data) if envelope.wired
             else envelope.data.replace(b"\r\n", b"\n"))
-    trace = (f"Return-Path: <{envelope.sender}>\n"
-             f"Delivered-To: {envelope.recipient}\n").encode()
+    trace = (f"Return-Path: <{ascii_address(envelope.sender)}>\n"  # as SMTP would carry it
+             f"Delivered-To: {ascii_address(envelope.recipient)}\n").encode()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as fh:

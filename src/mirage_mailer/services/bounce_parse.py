@@ -20,6 +20,8 @@ from email.utils import parseaddr, parsedate_to_datetime
 
 from flufl.bounce import all_failures
 
+from mirage_mailer.util.addresses import check_address
+
 # A larger mail is no bounce worth reading: a DSN with our whole message attached is ~20 KB,
 # and a hostile 8 MB mail took flufl.bounce's detectors ~5 s (2 MiB: about 1 s).
 MAX_BYTES = 2 * 1024 * 1024
@@ -92,7 +94,12 @@ def _address(value: str) -> str | None:
     """``rfc822; a@b`` or ``<a@b>`` -> ``a@b``; None when it is no address."""
     value = value.partition(";")[2] if ";" in value else value
     address = parseaddr(value.strip())[1].strip()
-    return address if "@" in address and len(address) <= 320 and address.isprintable() else None
+    if "@" not in address or len(address) > 320 or not address.isprintable():
+        return None
+    # as the lists' addresses are kept (an xn-- domain in Unicode), so that the A-label
+    # address we sent to (``ascii_address``) finds its row again
+    normalised, bad = check_address(address)
+    return address if bad else normalised
 
 
 def _text_of(message: Message) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from mirage_mailer.project.bounce_config import BounceConfig
 from mirage_mailer.project.config import Settings
+from mirage_mailer.util.addresses import ascii_domain
 from mirage_mailer.util.errors import Problem
 from mirage_mailer.util.tokens import Secret, load_secret
 
@@ -67,13 +68,17 @@ class Verp:
         # below ignores case, so bounces to addresses made before still match
         self.local, self.delimiter, self.domain = local.lower(), delimiter, domain.lower()
         self._keys = tuple(bytes(k) for k in keys)
+        # an international domain travels in A-labels (``ascii_address``): a bounce names
+        # either form
+        domains = "|".join(re.escape(d) for d in dict.fromkeys(
+            (self.domain, ascii_domain(self.domain))))
         self._pattern = re.compile(
             rf"(?<![\w.+-]){re.escape(self.local)}{re.escape(delimiter)}({TOKEN})@"
-            rf"{re.escape(self.domain)}(?![\w-]|\.[\w-])", re.IGNORECASE)
+            rf"(?:{domains})(?![\w-]|\.[\w-])", re.IGNORECASE)
         # anything after the delimiter: a token cut short or padded is not "no token"
         self._loose = re.compile(
             rf"(?<![\w.+-]){re.escape(self.local)}{re.escape(delimiter)}([^@\s<>\"]+)@"
-            rf"{re.escape(self.domain)}(?![\w-]|\.[\w-])", re.IGNORECASE)
+            rf"(?:{domains})(?![\w-]|\.[\w-])", re.IGNORECASE)
         self._token = re.compile(TOKEN, re.IGNORECASE)
 
     def address(self, issue: str, row_id: int, recipient: str) -> str:

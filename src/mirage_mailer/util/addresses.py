@@ -119,7 +119,7 @@ def _plain_domain(written: str) -> tuple[str, int] | None:
     return known
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=4096)
 def ascii_domain(domain: str) -> str:
     """The one form domains are compared in (DKIM, SPF and DMARC alignment): IDNA A-labels,
     lower case, no trailing dot, so ``Bücher.de.`` and ``xn--bcher-kva.de`` are one name.
@@ -135,6 +135,20 @@ def ascii_domain(domain: str) -> str:
         except UnicodeError:
             return name
     return str(info.ascii_domain).lower()
+
+
+def ascii_address(address: str) -> str:
+    """The address as it goes on the wire and into headers: an ASCII local part with the
+    domain in IDNA A-labels (RFC 5890), so ``hans@bücher.de`` travels as
+    ``hans@xn--bcher-kva.de`` and needs neither SMTPUTF8 (RFC 6531) nor a UTF-8 header.
+    A non-ASCII local part has no ASCII form: it is kept, and needs SMTPUTF8."""
+    if address.isascii():
+        return address
+    local, at, domain = address.rpartition("@")
+    if not at or not local.isascii():
+        return address
+    name = ascii_domain(domain)
+    return f"{local}@{name}" if name.isascii() else address
 
 
 def parse_mailbox(value: str) -> tuple[str, str, str | None]:

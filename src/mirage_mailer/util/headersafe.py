@@ -16,7 +16,7 @@ import base64
 import binascii
 import re
 
-from mirage_mailer.util.addresses import check_header_value
+from mirage_mailer.util.addresses import ascii_address, check_header_value
 
 # C0 controls (TAB excepted), DEL, C1 controls and the Unicode line/paragraph separators:
 # everything some decoder or ``str.splitlines`` would take for a line break; and lone
@@ -208,7 +208,12 @@ def phrase(display: str) -> list[str]:
 
 
 def mailbox_header(name: str, display: str | None, address: str) -> bytes:
-    """``Name: Display <address>``, or ``Name: <address>`` without a display name."""
+    """``Name: Display <address>``, or ``Name: <address>`` without a display name.
+
+    An international domain is written in A-labels (``ascii_address``): a domain cannot be
+    an RFC 2047 word, and raw UTF-8 (RFC 6532) is for a non-ASCII local part only, which
+    can travel only over SMTPUTF8 anyway."""
+    address = ascii_address(address)
     _refuse_breaks(address)
     if any(c in address for c in "<>\" ,;") or not address:
         raise HeaderError(f"not a plain address: {address[:40]!r}")

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from mirage_mailer.compose.message import address_header
 from mirage_mailer.project.config import Settings
 from mirage_mailer.services.outbound import send_one
+from mirage_mailer.util.addresses import ascii_domain
 from mirage_mailer.util.errors import MirageError
 from mirage_mailer.util.headersafe import mailbox_header, text_header
 from mirage_mailer.util.tokens import Signer
@@ -58,7 +59,9 @@ def confirmation_message(settings: Settings, *, list_name: str, email: str, name
         f"Content-Language: {lang}\n".encode("ascii"),
         text_header("Subject", subject),
         f"Date: {formatdate(localtime=False, usegmt=True)}\n".encode("ascii"),
-        f"Message-ID: {make_msgid('confirm', domain=sender.domain)}\n".encode("ascii"),
+        # ASCII only (RFC 5322 msg-id): an international domain in A-labels
+        f"Message-ID: {make_msgid('confirm', domain=ascii_domain(sender.domain))}\n"
+        .encode("ascii"),
     ]
     if sender.reply_to:
         head.append(address_header("Reply-To", sender.reply_to))
