@@ -21,6 +21,7 @@ from mirage_mailer.compose.render import RenderedLanguage, inline_css
 from mirage_mailer.compose.template_lines import locate
 from mirage_mailer.project.scaffold import init_project
 from mirage_mailer.services.loader import open_project, render
+from mirage_mailer.util.errors import InputError
 
 TEMPLATE = "templates/newsletter.html.j2"
 INCLUDE = '{% include "partials/disclaimer.html.j2" %}'
@@ -294,3 +295,41 @@ def test_the_message_names_the_line_that_hides_the_block(tmp_path: Path) -> None
         partial, 2)
     assert locate(templates, "the EU emblem is hidden (inside <template>, which browsers and "
                   "mail clients do not show)") == (newsletter, None)
+
+
+def test_a_hiding_wrapper_is_named_at_its_line_not_the_preheader_rule(
+        project: Path, run_cli: RunCli) -> None:
+    """Audit 9b: the wrapper's display:none was reported at the .preheader rule (line 15),
+    the first line that declares display: none."""
+    edit(project / TEMPLATE, INCLUDE, f'<div style="display:none">{INCLUDE}</div>')
+    result = run_cli("validate", SAMPLE_ISSUE)
+    assert result.code == 2, result.err
+    assert (f"{where(project / TEMPLATE, INCLUDE)}{BROKEN}the EU emblem is hidden (display: "
+            f"none in the style of <div>) {HINT}") in result.err.splitlines()
+
+
+def refused_at(project: Path) -> set[tuple[Path, int | None]]:
+    """(file, line) of each disclaimer rule the English part breaks."""
+    with pytest.raises(InputError) as caught:
+        render(open_project(project / "mirage.yaml", project / SAMPLE_ISSUE), set(),
+               languages=("en",))
+    return {(Path(p.path).resolve(), p.line) for p in caught.value.problems
+            if "EU disclaimer rule broken" in p.message}
+
+
+@pytest.mark.parametrize("style", ["display:none", "max-height: 0", "mso-hide:all"])
+def test_a_style_attribute_is_named_where_it_is_written(project: Path, style: str) -> None:
+    edit(project / TEMPLATE, INCLUDE, f'<div class="eu-x" style="{style}">\n{INCLUDE}</div>')
+    at = int(where(project / TEMPLATE, f'style="{style}"').split(":")[1])
+    assert refused_at(project) == {((project / TEMPLATE).resolve(), at)}
+
+
+@pytest.mark.parametrize("rule", [".eu-block { display: none; }",
+                                  "td.eu-block, .nothing { max-height: 0; }",
+                                  "table[data-mirage] { mso-hide: all; }"])
+def test_a_style_rule_is_named_only_where_it_hides_the_block(project: Path, rule: str) -> None:
+    """premailer moves the rule into the element's style; the line is the rule's, not that
+    of the .preheader rule, which declares the same for another element."""
+    edit(project / TEMPLATE, "  .eu-emblem {", f"  {rule}\n  .eu-emblem {{")
+    assert refused_at(project) == {((project / TEMPLATE).resolve(),
+                                    int(where(project / TEMPLATE, rule).split(":")[1]))}

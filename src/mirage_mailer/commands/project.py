@@ -99,7 +99,7 @@ def new_issue_command(obj: Context, issue_id: str | None, start_from: str | None
 @click.argument("issue", required=False, metavar="[ISSUE]")
 @click.pass_obj
 def validate_command(obj: Context, issue: str | None) -> int:
-    """Check config, issue, articles, lists, templates and the EU disclaimer.
+    """Check config, issue, articles, lists, templates, the EU disclaimer and unsubscribe link.
 
     ISSUE is the issue folder or its id (the folder name under issues/); without it, the
     only issue, or the latest one (highest number, then date; an undated draft, such as

@@ -17,7 +17,7 @@ import lxml.html
 from lxml.html import HtmlElement
 
 from mirage_mailer.compose.css_sources import StyleSources
-from mirage_mailer.compose.visibility import MIN_PX, hidden_reason, smallest_type
+from mirage_mailer.compose.visibility import unseen
 from mirage_mailer.project.config import DisclaimerConfig
 from mirage_mailer.project.eu_names import CO_FUNDED as CO_FUNDED
 from mirage_mailer.project.eu_names import FUNDED as FUNDED
@@ -201,7 +201,7 @@ def check_html(html: str, block: DisclaimerBlock, emblem_src: str) -> list[str]:
     if "european union" not in (emblem.get("alt") or "").lower():
         broken.append("the EU emblem's alt text must name the European Union "
                       f"(\"{EMBLEM_ALT}\")")
-    broken += _hidden(emblem, "the EU emblem", sources, seen, text=False)
+    broken += unseen(emblem, "the EU emblem", sources, seen, text=False)
     emblem_height = _size(emblem, "height")
     if emblem_height is None:
         broken.append("the EU emblem needs a height (attribute or style)")
@@ -216,7 +216,7 @@ def check_html(html: str, block: DisclaimerBlock, emblem_src: str) -> list[str]:
     table = next(emblem.iterancestors("table"), None)
     beside = _statement_element(table if table is not None else emblem.getparent(), block)
     if beside is not None:
-        broken += _hidden(beside, "the funding statement", sources, seen, text=True)
+        broken += unseen(beside, "the funding statement", sources, seen, text=True)
         broken += _statement_style(beside, sources)
     elif _statement_element(doc, block) is not None:
         broken.append("the funding statement must stand beside the EU emblem (same table)")
@@ -228,7 +228,7 @@ def check_html(html: str, block: DisclaimerBlock, emblem_src: str) -> list[str]:
         if text_el is None:
             broken.append("the disclaimer text is missing from the HTML part or was altered")
         else:
-            broken += _hidden(text_el, "the disclaimer text", sources, seen, text=True)
+            broken += unseen(text_el, "the disclaimer text", sources, seen, text=True)
     return broken
 
 
@@ -267,26 +267,6 @@ def _size(img: HtmlElement, dim: str) -> float | None:
 def _is_logo(img: HtmlElement) -> bool:
     hay = " ".join(img.get(a) or "" for a in ("alt", "class", "src", "id")).lower()
     return "logo" in hay
-
-
-def _hidden(el: HtmlElement, what: str, sources: StyleSources, seen: set[str], *,
-            text: bool) -> list[str]:
-    """Whether ``el`` may be hidden or too small to read, by any declaration that may apply.
-
-    A cause already reported (one rule hiding the whole block) is said once, not per part.
-    """
-    reason = hidden_reason(el, sources, text=text)
-    if reason:
-        if reason in seen:
-            return []
-        seen.add(reason)
-        return [f"{what} is hidden ({reason})"]
-    if text:
-        size, origin = smallest_type(el, sources)
-        if size < MIN_PX:
-            return [f"{what} is set in {size:g}px type, too small to read (use at least "
-                    f"{MIN_PX:g}px; {origin})"]
-    return []
 
 
 def _colour(value: str) -> str:

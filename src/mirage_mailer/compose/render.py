@@ -47,6 +47,7 @@ from mirage_mailer.compose.sandbox import BoundedSandbox, template_frame, templa
 from mirage_mailer.compose.slots import MirageUndefined, RecipientSlots, slot
 from mirage_mailer.compose.strings import strings_for
 from mirage_mailer.compose.template_lines import locate
+from mirage_mailer.compose.unsubscribe_link import problems as unsubscribe_problems
 from mirage_mailer.project.article_text import article_html
 from mirage_mailer.project.config import Settings, Tracking
 from mirage_mailer.project.content import Article, Issue
@@ -415,6 +416,7 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
     rules += [Problem(text_path, None, f"EU disclaimer rule broken ({lang} text): {rule}",
                       rule_hint(settings.templates, "txt"))
               for rule in check_text(text, block)]
+    rules += unsubscribe_problems(html, text, lang=lang, templates=settings.templates)
     rules += check_rendered(html, lang=lang, templates=settings.templates,
                             parts=_other_language_parts(issue, lang, block, block_lang,
                                                         strings, (title, title_lang)))

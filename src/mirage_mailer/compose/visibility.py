@@ -1,5 +1,6 @@
 """Could a reader fail to see this element? The disclaimer checker asks it of the EU emblem, the
-funding statement and the disclaimer text in the rendered, inlined HTML.
+funding statement and the disclaimer text in the rendered, inlined HTML, and the unsubscribe
+check of the reader's unsubscribe link.
 
 The question is "could it be hidden", not "what does one browser compute": any declaration
 that may apply (see ``css_sources``) and hides the element or an ancestor counts, as does an
@@ -69,6 +70,27 @@ def hidden_reason(el: HtmlElement, sources: StyleSources, *, text: bool) -> str 
     if scale < 0.1:
         return f"shrunk to {scale:g} of its size by {scale_origin}"
     return _transparent(path, sources) if text else None
+
+
+def unseen(el: HtmlElement, what: str, sources: StyleSources, seen: set[str], *,
+           text: bool) -> list[str]:
+    """The rule ``el`` breaks if it may be hidden, or (``text``) set too small to read: what
+    every part a reader must see (the disclaimer, the unsubscribe link) is checked with.
+
+    A cause already in ``seen`` (one rule hiding a whole block) is said once, not per part.
+    """
+    reason = hidden_reason(el, sources, text=text)
+    if reason:
+        if reason in seen:
+            return []
+        seen.add(reason)
+        return [f"{what} is hidden ({reason})"]
+    if text:
+        size, origin = smallest_type(el, sources)
+        if size < MIN_PX:
+            return [f"{what} is set in {size:g}px type, too small to read (use at least "
+                    f"{MIN_PX:g}px; {origin})"]
+    return []
 
 
 def smallest_type(el: HtmlElement, sources: StyleSources) -> tuple[float, str]:
