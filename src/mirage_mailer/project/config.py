@@ -323,7 +323,7 @@ def _load_project(sec: LineDict, path: Path, problems: Collector) -> Project:
     check_keys(sec, path, allowed=_PROJECT_KEYS, required={"name", "contact"},
                problems=problems, where="project", ignore=_SECRET_KEYS)
     s = _Section(sec, path, "project", problems)
-    language = s.text("language", "en") or "en"
+    language = s.text("language", "en", yes_no_is_text=True) or "en"  # no: Norwegian
     bad = check_language(language)
     if bad:
         problems.add(path, s.line("language"), f"'project.language' {bad}",
@@ -342,7 +342,8 @@ def _load_project(sec: LineDict, path: Path, problems: Collector) -> Project:
         website = None
     if website and not re.match(r"^https?://[^\s/]", website):
         problems.add(path, s.line("website"), "'project.website' must start with https://")
-    name = s.required_text("name", "give the project's name as readers know it")
+    name = s.required_text("name", "give the project's name as readers know it",
+                           yes_no_is_text=True)
     return Project(name=name, website=website, contact=contact,
                    language=language)
 
@@ -483,8 +484,8 @@ def _load_disclaimer(sec: LineDict, path: Path, problems: Collector,
                where="disclaimer", ignore=_SECRET_KEYS)
     s = _Section(sec, path, "disclaimer", problems)
     preset = s.choice("preset", "amif-2014-2020", PRESETS)
-    authority = s.text("authority")
-    statement = s.text("statement")
+    authority = s.text("authority", yes_no_is_text=True)
+    statement = s.text("statement", yes_no_is_text=True)
     text = _long_text(sec, "text", path, problems)
     if preset == "eu-2021-2027-direct" and not authority:
         problems.add(path, s.line("preset") if "preset" in sec else sec.line,
@@ -523,7 +524,8 @@ def _load_disclaimer(sec: LineDict, path: Path, problems: Collector,
                    problems=problems, where=f"disclaimer.translations.{lang}")
         ts = _Section(entry, path, f"disclaimer.translations.{lang}", problems)
         translations[str(lang)] = DisclaimerText(
-            statement=ts.text("statement"), text=_long_text(entry, "text", path, problems)
+            statement=ts.text("statement", yes_no_is_text=True),
+            text=_long_text(entry, "text", path, problems)
         )
         if said := translations[str(lang)].statement:
             union_name(f"disclaimer.translations.{lang}.statement", said, str(lang),
@@ -533,7 +535,7 @@ def _load_disclaimer(sec: LineDict, path: Path, problems: Collector,
 
 
 def _long_text(sec: LineDict, key: str, path: Path, problems: Collector) -> str | None:
-    value = sec.get(key)
+    value = sec.text(key) if isinstance(sec.get(key), str | int | float | bool) else sec.get(key)
     if value is None:
         return None
     if not isinstance(value, str):
@@ -620,8 +622,8 @@ def _load_web(sec: LineDict, path: Path, problems: Collector) -> Web:
     s = _Section(sec, path, "web", problems)
     return Web(
         consent_text=_long_text(sec, "consent_text", path, problems) or DEFAULT_CONSENT,
-        consent_version=s.text("consent_version", "1") or "1",
-        report_user=s.text("report_user", "report") or "report",
+        consent_version=s.text("consent_version", "1", yes_no_is_text=True) or "1",
+        report_user=s.text("report_user", "report", yes_no_is_text=True) or "report",
         report_password_hash_env=s.env_name("report_password_hash_env")
         or "MIRAGE_REPORT_PASSWORD_HASH",
         max_body_bytes=s.integer("max_body_bytes", 16384, minimum=1024, maximum=10_000_000),
