@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli, edit
-from mirage_mailer.project.yamlsrc import parse_yaml
-from mirage_mailer.util.errors import InputError
+from mirage_mailer.project.config_checks import Section
+from mirage_mailer.project.yamlsrc import LineDict, parse_yaml
+from mirage_mailer.util.errors import Collector, InputError
 
 ISSUE_YAML = f"{SAMPLE_ISSUE}/issue.yaml"
 
@@ -149,3 +150,40 @@ def test_list_values_and_every_key_are_text_as_written(tmp_path: Path) -> None:
     assert (config.text("no"), config["yes"].text(0), config["yes"].text(1)) == (
         "0123", "010", "on")  # and the text as written beside them
     assert config.text("n") is None and config.text("missing") is None
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("  reply_to: info@mirageproject.eu",
+     '  reply_to: "info@mirageproject.eu, press@mirageproject.eu"',
+     "mirage.yaml:12: 'sender.reply_to' holds 2 addresses (info@mirageproject.eu, "
+     "press@mirageproject.eu); it takes one (keep one address; to reach several people, give "
+     "one that forwards to them)"),
+    ("  from: MIraGE project <news@mirageproject.eu>",
+     "  from: MIraGE <news@mirageproject.eu> <x@evil.example>",
+     "mirage.yaml:11: 'sender.from' holds 2 addresses (news@mirageproject.eu, "
+     "x@evil.example); it takes one (write it as 'Project name <news@example.org>', with one "
+     "address)"),
+    ("  contact: info@mirageproject.eu", "  contact: info@mirageproject.eu; x@example.org",
+     "mirage.yaml:7: 'project.contact' holds 2 addresses (info@mirageproject.eu, "
+     "x@example.org); it takes one (give the one address readers can write to; a shared "
+     "mailbox reaches several people)"),
+])
+def test_a_sender_address_holding_two_is_refused(project: Path, run_cli: RunCli, old: str,
+                                                 new: str, expected: str) -> None:
+    """The header would carry the first and drop the second without a word."""
+    edit(project / "mirage.yaml", old, new)
+    result = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert result.code == 2, result.err
+    assert problems(result.err) == [expected]
+    assert not any((project / "outbox" / "new").glob("*"))
+
+
+@pytest.mark.parametrize("value", ['"news@example.org" <news@example.org>',
+                                   "news@example.org (desk: press@example.org)",
+                                   '"Smith, Jane" <jane@example.org>', "MIraGE <news@example.org>"])
+def test_one_address_with_an_at_in_its_name_is_one(tmp_path: Path, value: str) -> None:
+    data = LineDict()
+    problems = Collector()
+    assert Section(data, tmp_path / "mirage.yaml", "sender", problems).one_address(
+        "from", value, "")
+    assert problems.problems == []

@@ -329,6 +329,9 @@ def _load_project(sec: LineDict, path: Path, problems: Collector) -> Project:
         problems.add(path, s.line("language"), f"'project.language' {bad}",
                      "use an ISO 639-1 code such as en, fr or pt-BR")
     contact = s.text("contact") or ""
+    if contact and not s.one_address("contact", contact, "give the one address readers can "
+                                     "write to; a shared mailbox reaches several people"):
+        contact = ""
     if contact:
         _, _, err = parse_mailbox(contact)
         if err:
@@ -352,15 +355,26 @@ def _load_sender(sec: LineDict, path: Path, problems: Collector) -> Sender:
     check_keys(sec, path, allowed=_SENDER_KEYS, required={"from"}, problems=problems,
                where="sender", ignore=_SECRET_KEYS)
     s = _Section(sec, path, "sender", problems)
+    # One address each: a second one would be dropped without a word (DESIGN.md gives the
+    # sender one from, one reply_to and one return_path).
     from_value = s.required_text("from", "write it as 'Project name <news@example.org>'")
+    if from_value and not s.one_address("from", from_value, "write it as 'Project name "
+                                        "<news@example.org>', with one address"):
+        from_value = ""
     name, email, err = parse_mailbox(from_value) if from_value else ("", "", None)
     if err:
         problems.add(path, s.line("from"), f"'sender.from' {err}",
                      "write it as 'Project name <news@example.org>'")
     reply_to = s.text("reply_to")
+    if reply_to and not s.one_address("reply_to", reply_to, "keep one address; to reach "
+                                      "several people, give one that forwards to them"):
+        reply_to = None
     if reply_to and (bad := parse_mailbox(reply_to)[2]):
         problems.add(path, s.line("reply_to"), f"'sender.reply_to' {bad}")
     return_path = s.text("return_path")
+    if return_path and not s.one_address("return_path", return_path,
+                                         "give the one address that receives bounces"):
+        return_path = None
     if return_path:
         _, rp_email, bad = parse_mailbox(return_path)
         if bad:

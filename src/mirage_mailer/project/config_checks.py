@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,18 @@ class Section:
         if not text and key in self.data and len(self.problems.problems) == before:
             self.problems.add(self.path, self.line(key), f"'{self.name}.{key}' is empty", hint)
         return text or ""
+
+    def one_address(self, key: str, value: str, hint: str) -> bool:
+        """False, with the problem, when ``value`` holds several addresses ('a@x, b@x', or
+        'Name <a@x> <b@x>'): the mailbox parser would keep the first and drop the rest
+        without a word."""
+        found = [address for _, address in getaddresses([value]) if "@" in address]
+        if len(found) < 2:
+            return True
+        self.problems.add(self.path, self.line(key), f"'{self.name}.{key}' holds "
+                          f"{len(found)} addresses ({shorten(', '.join(found))}); it takes one",
+                          hint)
+        return False
 
     def env_name(self, key: str) -> str | None:
         """The *name* of an environment variable; a value that is no name is never echoed:
