@@ -61,6 +61,8 @@ def words(text: str) -> tuple[int, str] | None:
     ("a:\n  b:\n    c: 'x' y\n", (3, "text follows the closing quote")),
     ('a:\n  - "x" y\n', (2, "text follows the closing quote")),
     ('s:\n  a: "x\n  b: y" z\n', (2, "this quote is never closed")),
+    ("a:\n  b: [1, 2] x\n", (2, "text follows the closing ']'")),
+    ("a: {b: 1} x\n", (1, "text follows the closing '}'")),
     ("a: [1, 2\nb: 3\n", (1, "this '[' is never closed")),
     ("a: B: C\n", (1, "a value contains ': '")),
     ("a:\n  b x\n  c: 1\n", (2, "this line has no ':' after its key")),

@@ -60,10 +60,14 @@ def _opening_quote(text: str, closing: int) -> int | None:
 
 
 def _after_quote(text: str, index: int, line: int) -> Words | None:
-    """Text found after a closing quote: an unclosed quote above, or words after a quote."""
+    """Text found after a closing quote: an unclosed quote above, or words after a quote
+    (or after a closing bracket)."""
     before = index - 1
     while before >= 0 and text[before] in " \t":
         before -= 1
+    if before >= 0 and text[before] in "]}":
+        return Words(line, f"text follows the closing '{text[before]}'",
+                     "put the whole value in quotes")
     if before < 0 or text[before] not in "\"'":
         return None
     opening = _opening_quote(text, before)
