@@ -56,6 +56,13 @@ def words(text: str) -> tuple[int, str] | None:
     ("a: 'it''s\nb: 2\n", (1, "this quote is never closed")),
     ('a: "C:\\path"\n', (1, "a backslash inside double quotes starts an escape")),
     ('a: "x" y\n', (1, "text follows the closing quote")),
+    ('sender:\n  from: "MIraGE" <news@example.org>\n  reply_to: a\n',
+     (2, "text follows the closing quote")),
+    ("a:\n  b:\n    c: 'x' y\n", (3, "text follows the closing quote")),
+    ('a:\n  - "x" y\n', (2, "text follows the closing quote")),
+    ('s:\n  a: "x\n  b: y" z\n', (2, "this quote is never closed")),
+    ("a:\n  b: [1, 2] x\n", (2, "text follows the closing ']'")),
+    ("a: {b: 1} x\n", (1, "text follows the closing '}'")),
     ("a: [1, 2\nb: 3\n", (1, "this '[' is never closed")),
     ("a: B: C\n", (1, "a value contains ': '")),
     ("a:\n  b x\n  c: 1\n", (2, "this line has no ':' after its key")),
@@ -65,6 +72,23 @@ def words(text: str) -> tuple[int, str] | None:
 ])
 def test_yaml_words(text: str, expected: tuple[int, str]) -> None:
     assert words(text) == expected
+
+
+def test_text_after_a_quote_gets_the_value_quoted_as_the_fix() -> None:
+    """The fix is shown on the officer's own value; none where the quoting would need
+    escapes."""
+    text = 'subject:\n  en: "MIraGE news" for October  # comment\n'
+    with pytest.raises(yaml.MarkedYAMLError) as caught:
+        yaml.safe_load(text)
+    found = explain(caught.value, text)
+    assert found is not None
+    assert found.hint == ("put the whole value in quotes, like this: "
+                          "'\"MIraGE news\" for October'")
+    text = "a:\n  b: \"it's\" y\n"
+    with pytest.raises(yaml.MarkedYAMLError) as caught:
+        yaml.safe_load(text)
+    found = explain(caught.value, text)
+    assert found is not None and found.hint == "put the whole value in quotes"
 
 
 @pytest.mark.parametrize(("source", "message", "expected"), [

@@ -323,12 +323,15 @@ def _load_project(sec: LineDict, path: Path, problems: Collector) -> Project:
     check_keys(sec, path, allowed=_PROJECT_KEYS, required={"name", "contact"},
                problems=problems, where="project", ignore=_SECRET_KEYS)
     s = _Section(sec, path, "project", problems)
-    language = s.text("language", "en") or "en"
+    language = s.text("language", "en", yes_no_is_text=True) or "en"  # no: Norwegian
     bad = check_language(language)
     if bad:
         problems.add(path, s.line("language"), f"'project.language' {bad}",
                      "use an ISO 639-1 code such as en, fr or pt-BR")
     contact = s.text("contact") or ""
+    if contact and not s.one_address("contact", contact, "give the one address readers can "
+                                     "write to; a shared mailbox reaches several people"):
+        contact = ""
     if contact:
         _, _, err = parse_mailbox(contact)
         if err:
@@ -342,7 +345,8 @@ def _load_project(sec: LineDict, path: Path, problems: Collector) -> Project:
         website = None
     if website and not re.match(r"^https?://[^\s/]", website):
         problems.add(path, s.line("website"), "'project.website' must start with https://")
-    name = s.required_text("name", "give the project's name as readers know it")
+    name = s.required_text("name", "give the project's name as readers know it",
+                           yes_no_is_text=True)
     return Project(name=name, website=website, contact=contact,
                    language=language)
 
@@ -351,15 +355,26 @@ def _load_sender(sec: LineDict, path: Path, problems: Collector) -> Sender:
     check_keys(sec, path, allowed=_SENDER_KEYS, required={"from"}, problems=problems,
                where="sender", ignore=_SECRET_KEYS)
     s = _Section(sec, path, "sender", problems)
+    # One address each: a second one would be dropped without a word (DESIGN.md gives the
+    # sender one from, one reply_to and one return_path).
     from_value = s.required_text("from", "write it as 'Project name <news@example.org>'")
+    if from_value and not s.one_address("from", from_value, "write it as 'Project name "
+                                        "<news@example.org>', with one address"):
+        from_value = ""
     name, email, err = parse_mailbox(from_value) if from_value else ("", "", None)
     if err:
         problems.add(path, s.line("from"), f"'sender.from' {err}",
                      "write it as 'Project name <news@example.org>'")
     reply_to = s.text("reply_to")
+    if reply_to and not s.one_address("reply_to", reply_to, "keep one address; to reach "
+                                      "several people, give one that forwards to them"):
+        reply_to = None
     if reply_to and (bad := parse_mailbox(reply_to)[2]):
         problems.add(path, s.line("reply_to"), f"'sender.reply_to' {bad}")
     return_path = s.text("return_path")
+    if return_path and not s.one_address("return_path", return_path,
+                                         "give the one address that receives bounces"):
+        return_path = None
     if return_path:
         _, rp_email, bad = parse_mailbox(return_path)
         if bad:
@@ -483,8 +498,8 @@ def _load_disclaimer(sec: LineDict, path: Path, problems: Collector,
                where="disclaimer", ignore=_SECRET_KEYS)
     s = _Section(sec, path, "disclaimer", problems)
     preset = s.choice("preset", "amif-2014-2020", PRESETS)
-    authority = s.text("authority")
-    statement = s.text("statement")
+    authority = s.text("authority", yes_no_is_text=True)
+    statement = s.text("statement", yes_no_is_text=True)
     text = _long_text(sec, "text", path, problems)
     if preset == "eu-2021-2027-direct" and not authority:
         problems.add(path, s.line("preset") if "preset" in sec else sec.line,
@@ -523,7 +538,8 @@ def _load_disclaimer(sec: LineDict, path: Path, problems: Collector,
                    problems=problems, where=f"disclaimer.translations.{lang}")
         ts = _Section(entry, path, f"disclaimer.translations.{lang}", problems)
         translations[str(lang)] = DisclaimerText(
-            statement=ts.text("statement"), text=_long_text(entry, "text", path, problems)
+            statement=ts.text("statement", yes_no_is_text=True),
+            text=_long_text(entry, "text", path, problems)
         )
         if said := translations[str(lang)].statement:
             union_name(f"disclaimer.translations.{lang}.statement", said, str(lang),
@@ -533,7 +549,7 @@ def _load_disclaimer(sec: LineDict, path: Path, problems: Collector,
 
 
 def _long_text(sec: LineDict, key: str, path: Path, problems: Collector) -> str | None:
-    value = sec.get(key)
+    value = sec.text(key) if isinstance(sec.get(key), str | int | float | bool) else sec.get(key)
     if value is None:
         return None
     if not isinstance(value, str):
@@ -620,8 +636,8 @@ def _load_web(sec: LineDict, path: Path, problems: Collector) -> Web:
     s = _Section(sec, path, "web", problems)
     return Web(
         consent_text=_long_text(sec, "consent_text", path, problems) or DEFAULT_CONSENT,
-        consent_version=s.text("consent_version", "1") or "1",
-        report_user=s.text("report_user", "report") or "report",
+        consent_version=s.text("consent_version", "1", yes_no_is_text=True) or "1",
+        report_user=s.text("report_user", "report", yes_no_is_text=True) or "report",
         report_password_hash_env=s.env_name("report_password_hash_env")
         or "MIRAGE_REPORT_PASSWORD_HASH",
         max_body_bytes=s.integer("max_body_bytes", 16384, minimum=1024, maximum=10_000_000),

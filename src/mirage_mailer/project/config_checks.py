@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 
@@ -69,19 +70,34 @@ class Section:
         self.problems.add(
             self.path,
             self.line(key),
-            f"'{self.name}.{key}' must be {expected}; you wrote {describe(self.data.get(key))}",
+            f"'{self.name}.{key}' must be {expected}; you wrote {self._wrote(key)}",
             hint,
         )
 
-    def text(self, key: str, default: str | None = None, *,
-             max_length: int = MAX_TEXT) -> str | None:
-        value = self.data.get(key, default)
+    def _wrote(self, key: str) -> str:
+        """``no``, not false; ``010``, not 8: the officer's words, not YAML's reading."""
+        value = self.data.get(key)
+        written = self.data.written.get(key)
+        if isinstance(value, bool | int | float) and written is not None:
+            return shorten(written)
+        return describe(value)
+
+    def text(self, key: str, default: str | None = None, *, max_length: int = MAX_TEXT,
+             yes_no_is_text: bool = False) -> str | None:
+        """The value as written (``0123`` keeps its zero). A bare yes/no/true/false is text
+        where only text makes sense (``yes_no_is_text``: a name, a language); elsewhere
+        (a path, an address) it may mean "off", so it is refused with the quotes to add."""
+        value = self.data.get(key)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
+        if isinstance(value, bool) and not yes_no_is_text:
+            written = self.data.text(key)
+            self._bad(key, "a string", f"put it in quotes if you mean the word: '{written}'")
+            return default
+        if not isinstance(value, str | int | float):
             self._bad(key, "a string")
             return default
-        text = str(value).strip()
+        text = (self.data.text(key) or "").strip()
         bad = header_problem(text)
         if bad:
             self.problems.add(self.path, self.line(key), f"'{self.name}.{key}' {bad}",
@@ -94,14 +110,26 @@ class Section:
             return default
         return text
 
-    def required_text(self, key: str, hint: str) -> str:
+    def required_text(self, key: str, hint: str, *, yes_no_is_text: bool = False) -> str:
         """A string that must not be empty (``null`` and ``''`` included); a missing key is
         reported by ``check_keys`` already."""
         before = len(self.problems.problems)
-        text = self.text(key)
+        text = self.text(key, yes_no_is_text=yes_no_is_text)
         if not text and key in self.data and len(self.problems.problems) == before:
             self.problems.add(self.path, self.line(key), f"'{self.name}.{key}' is empty", hint)
         return text or ""
+
+    def one_address(self, key: str, value: str, hint: str) -> bool:
+        """False, with the problem, when ``value`` holds several addresses ('a@x, b@x', or
+        'Name <a@x> <b@x>'): the mailbox parser would keep the first and drop the rest
+        without a word."""
+        found = [address for _, address in getaddresses([value]) if "@" in address]
+        if len(found) < 2:
+            return True
+        self.problems.add(self.path, self.line(key), f"'{self.name}.{key}' holds "
+                          f"{len(found)} addresses ({shorten(', '.join(found))}); it takes one",
+                          hint)
+        return False
 
     def env_name(self, key: str) -> str | None:
         """The *name* of an environment variable; a value that is no name is never echoed:
@@ -152,7 +180,7 @@ class Section:
         value = self.data.get(key, default)
         if value not in options:
             listed = ", ".join(options[:-1]) + " or " + options[-1]
-            wrote = describe(value)
+            wrote = self._wrote(key)
             self.problems.add(self.path, self.line(key),
                               f"'{self.name}.{key}' must be {listed}; you wrote {wrote}")
             return default

@@ -265,6 +265,8 @@ def _load_article(path: Path, default_language: str, problems: Collector,
         return None
     check_keys(meta, path, allowed=_ARTICLE_KEYS, required={"title"}, problems=problems)
     for key in ("title", "author", "summary", "image", "image_alt"):
+        if isinstance(meta.get(key), int | float | bool):  # 'title: 1984' is text as written
+            meta[key] = meta.text(key)
         if key in meta and not isinstance(meta[key], str):
             problems.add(path, meta.key_line(key), f"'{key}' must be text",
                          f"write the {_FIELD_NAMES[key]} after '{key}:'"

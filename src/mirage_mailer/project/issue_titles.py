@@ -27,14 +27,17 @@ def issue_subject(issues_dir: Path, issue_id: str, default_language: str) -> str
         data = load_yaml_file(issues_dir / issue_id / "issue.yaml")
     except (MirageError, OSError):
         return None
-    subject = data.get("subject") if isinstance(data, LineDict) else None
-    if isinstance(subject, dict):
-        texts = {normalise_language(str(k)): v for k, v in subject.items()
-                 if isinstance(v, str)}
+    if not isinstance(data, LineDict):
+        return None
+    found = data.get("subject")
+    subject = data.text("subject")  # as written, as content.localised reads it
+    if isinstance(found, LineDict):
+        texts = {normalise_language(str(k)): t for k in found
+                 if (t := found.text(k)) is not None}
         subject = texts.get(normalise_language(default_language))
         if subject is None and len(texts) == 1:
             subject = next(iter(texts.values()))
-    if not isinstance(subject, str):
+    if subject is None:
         return None
     text = _SPACE.sub(" ", subject).strip()
     return text[:300] or None

@@ -27,17 +27,18 @@ _WHAT = {"subject": "subject line", "preheader": "preview text shown after the s
 def localised(
     value: Any, key: str, data: LineDict, path: Path, problems: Collector, default_lang: str
 ) -> dict[str, str]:
-    """A string, or a mapping language -> string (for subject, title, preheader)."""
+    """A string, or a mapping language -> string (for subject, title, preheader); a value
+    YAML would read as a number or yes/no is the text as written (``title: 1984``)."""
     line = data.key_line(key)
     lines: dict[str, int] = {}  # each language's own line, where the mapping gives one
     if value is None:
         return {}
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
-        text = str(value).strip()
-        result = {default_lang: text}
+    if isinstance(value, str | int | float | bool):
+        result = {default_lang: (data.text(key) or "").strip()}
     elif isinstance(value, LineDict):
         result = {}
-        for lang, text in value.items():
+        for lang, item in value.items():
+            text = value.text(lang) if isinstance(item, str | int | float | bool) else item
             bad = check_language(str(lang))
             if bad:
                 problems.add(path, value.key_line(lang), f"'{key}': {shorten(bad, 120)}",
@@ -112,7 +113,7 @@ def issue_number(data: LineDict, path: Path, problems: Collector) -> str | None:
         problems.add(path, data.key_line("number"), "'number' must be a whole number or a "
                      "short text", "e.g. 'number: 4'")
         return None
-    text = str(value).strip()
+    text = (data.text("number") or "").strip()  # as written: 010 stays 010
     bad = header_problem(text)
     if bad or len(text) > 20:
         problems.add(path, data.key_line("number"),

@@ -276,7 +276,7 @@ def _read_yaml(path: Path) -> _YamlText:
     except UnicodeDecodeError as exc:
         raise _unusable(path, raw[:exc.start].count(b"\n") + 1, "not valid UTF-8",
                         "save the file as UTF-8") from None
-    data = parse_yaml(text, path)
+    data = parse_yaml(text, path, text_values=True)  # as lists.py reads it
     if not isinstance(data, LineDict) or not isinstance(data.get("subscribers"), LineList):
         at = data.line if isinstance(data, LineDict | LineList) else 1  # as lists.py says
         raise _unusable(path, at, "list must have 'subscribers:' with a sequence of entries",
@@ -344,7 +344,7 @@ def _write_yaml(path: Path, doc: _YamlText, lines: list[str], expected: list[Any
                 dry_run: bool = False) -> None:
     """Parse the edited text again: it must hold exactly ``expected`` as its subscribers."""
     text = "".join(lines)
-    data = parse_yaml(text, path)
+    data = parse_yaml(text, path, text_values=True)
     got = data.get("subscribers") if isinstance(data, LineDict) else None
     if got != expected:
         raise _unusable(path, doc.key_line + 1, "the list could not be edited without "

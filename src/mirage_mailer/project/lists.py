@@ -3,6 +3,8 @@
 A bad row (invalid address, CR/LF, unknown language) is a *row problem*: ``send`` skips and
 records it while everyone else still gets the issue. A list that cannot be read at all is
 fatal. CSV files come from spreadsheets: BOM, ``;`` separators and odd header case are fine.
+A YAML list's values are text as written, as a CSV cell is: ``lang: no`` is Norwegian, ``name:
+Yes`` a name, ``phone: 0123`` keeps its zero; a problem is named at the line of its key.
 """
 
 from __future__ import annotations
@@ -107,8 +109,10 @@ def _size(path: Path) -> int:
 
 
 def _check_row(
-    raw: dict[str, str], list_name: str, path: Path, line: int, where: str
+    raw: dict[str, str], list_name: str, path: Path, line: int, where: str,
+    lines: dict[str, int] | None = None,
 ) -> Subscriber | RowProblem:
+    """``lines``: the line of each column's value, where it has its own (a YAML entry)."""
     email = raw.get("email", "").strip()
     # One check of the whole row answers for every value when it holds no encoded word
     # (TAB, the glue, is allowed, and every other refusal is per character); a row that
@@ -120,20 +124,22 @@ def _check_row(
                 hint = "the encoded word (=?...?=)" if "encoded word" in bad else "the " + next(
                     w for w in ("line break", "control character", "lone surrogate") if w in bad)
                 return RowProblem(email, list_name, Problem(
-                    where, line, f"'{key}' {bad}", f"remove {hint} from this row"))
+                    where, _at(lines, key, line), f"'{key}' {bad}",
+                    f"remove {hint} from this row"))
     if not email:
         return RowProblem(email, list_name, Problem(where, line, "row has no e-mail address",
                                                     "fill in the email column or delete the row"))
     normalised, bad = check_clean_address(email)  # the row's values passed header_problem
     if bad:
-        return RowProblem(email, list_name, Problem(where, line, bad,
+        return RowProblem(email, list_name, Problem(where, _at(lines, "email", line), bad,
                                                     "correct the address or delete the row"))
     lang = raw.get("lang", "").strip() or None
     if lang is not None:
         lang, bad = _LANGUAGES.get(lang) or _language(lang)
         if bad:
             return RowProblem(normalised, list_name, Problem(
-                where, line, f"lang {bad}", "use an ISO 639-1 code such as en, fr or pt-BR"))
+                where, _at(lines, "lang", line), f"lang {bad}",
+                "use an ISO 639-1 code such as en, fr or pt-BR"))
     name = raw.get("name", "").strip() or None
     if name is None and ("first_name" in raw or "last_name" in raw):  # as Mailchimp exports
         name = " ".join(part for part in (raw.get("first_name", "").strip(),
@@ -143,6 +149,10 @@ def _check_row(
     fields.pop("name", None)
     fields.pop("lang", None)
     return Subscriber(normalised, name, lang, fields, list_name, path, line)
+
+
+def _at(lines: dict[str, int] | None, column: str, line: int) -> int:
+    return line if lines is None else lines.get(column, line)
 
 
 def _language(lang: str) -> tuple[str, str | None]:
@@ -292,7 +302,7 @@ def column_name(header: str) -> str:
 
 
 def _iter_yaml(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
-    data = load_yaml_file(path, LIST_MAX_BYTES)
+    data = load_yaml_file(path, LIST_MAX_BYTES, text_values=True)
     where = display_path(path)
     if not isinstance(data, LineDict) or not isinstance(data.get("subscribers"), LineList):
         line = data.line if isinstance(data, LineDict | LineList) else 1
@@ -305,15 +315,18 @@ def _iter_yaml(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
             entry_map: dict[str, str] = {"email": entry}
         elif isinstance(entry, LineDict):
             entry_map = {}
+            lines: dict[str, int] = {}
             for key, value in entry.items():
                 if isinstance(value, dict | list):
                     yield RowProblem(str(entry.get("email", "")), list_name, Problem(
                         where, entry.key_line(key), f"'{key}' must be a single value",
                         f"write one value after '{key}:', in quotes if it starts with [ or {{"))
                     break
-                entry_map[column_name(str(key))] = "" if value is None else str(value)
+                column = column_name(str(key))
+                entry_map[column] = "" if value is None else str(value)
+                lines[column] = entry.key_line(key)
             else:
-                yield _check_row(entry_map, list_name, path, line, where)
+                yield _check_row(entry_map, list_name, path, line, where, lines)
             continue
         else:
             yield RowProblem("", list_name, Problem(where, line, "subscriber entry must be a "

@@ -4,6 +4,12 @@ PyYAML's safe constructor drops the marks; this loader keeps them on the mapping
 sequences it builds (``LineDict.key_line``, ``LineList.item_line``) and reports duplicate keys,
 which plain ``safe_load`` silently overwrites.
 
+YAML 1.1 turns words into other things: ``no`` (Norwegian) into false, ``0123`` (a phone
+number) into 83, ``1.10`` into 1.1. Settings want that (``concurrency: 4``), text does not,
+so keys are always the text as written, a mapping or sequence also keeps the text as written
+of each such value (``LineDict.text``), and lists are read with ``text_values=True``: every
+value is the text as written, and only an empty value, ``~`` or ``null`` means none.
+
 Our files are written by hand, so the loader refuses what no newsletter needs and what makes a
 parser hang or crash: aliases (``*name``, the "billion laughs"), nesting deeper than
 ``MAX_DEPTH``, collections as keys, control characters, numbers too long to be real, and files
@@ -38,9 +44,15 @@ class LineDict(dict[Any, Any]):
     def __init__(self) -> None:
         super().__init__()
         self.key_lines: dict[Any, int] = {}
+        self.written: dict[Any, str] = {}  # key -> the text of a plain value YAML typed
 
     def key_line(self, key: Any) -> int:
         return self.key_lines.get(key, self.line)
+
+    def text(self, key: Any) -> str | None:
+        """The value as text, as written: ``no``, not false; ``0123``, not 83 (None for a
+        missing or null value, a mapping or a list)."""
+        return _as_written(self.get(key), self.written.get(key))
 
 
 class LineList(list[Any]):
@@ -51,9 +63,30 @@ class LineList(list[Any]):
     def __init__(self) -> None:
         super().__init__()
         self.item_lines: list[int] = []
+        self.written: dict[int, str] = {}  # index -> the text of a plain value YAML typed
 
     def item_line(self, index: int) -> int:
         return self.item_lines[index] if index < len(self.item_lines) else self.line
+
+    def text(self, index: int) -> str | None:
+        """The item as text, as written (see ``LineDict.text``)."""
+        return _as_written(self[index], self.written.get(index))
+
+
+def _as_written(value: Any, written: str | None) -> str | None:
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, dict | list):
+        return None
+    return written if written is not None else str(value)
+
+
+def _typed_plain(node: yaml.Node) -> str | None:
+    """The source text of a plain scalar that YAML made something other than text."""
+    if (isinstance(node, yaml.ScalarNode) and node.style is None
+            and node.tag != "tag:yaml.org,2002:str"):
+        return str(node.value)
+    return None
 
 
 class _Refused(Exception):
@@ -96,7 +129,9 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
         if key_node.tag == "tag:yaml.org,2002:merge":
             raise _Refused(key_node.start_mark, "merge keys (<<) are not allowed",
                            "write the keys out in full")
-        key = loader.construct_object(key_node, deep=True)
+        # a key is a name as written: 'no:' (Norwegian) stays "no", never False
+        key = (key_node.value if key_node.style is None
+               else loader.construct_object(key_node, deep=True))
         if not isinstance(key, str | int | float | bool) and key is not None:
             raise _Refused(key_node.start_mark, "a key must be a plain name",
                            "keys are plain names followed by ':'")
@@ -105,6 +140,8 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
             loader.duplicates.append((key, line, result.key_lines[key]))
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = line
+        if (written := _typed_plain(value_node)) is not None:
+            result.written[key] = written
     return result
 
 
@@ -112,6 +149,8 @@ def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
     result = LineList()
     result.line = node.start_mark.line + 1
     for item in node.value:
+        if (written := _typed_plain(item)) is not None:
+            result.written[len(result)] = written
         result.append(loader.construct_object(item, deep=True))
         result.item_lines.append(item.start_mark.line + 1)
     return result
@@ -139,6 +178,17 @@ _Loader.add_constructor("tag:yaml.org,2002:int", _construct_number)
 _Loader.add_constructor("tag:yaml.org,2002:float", _construct_number)
 
 
+class _TextLoader(_Loader):
+    """Every plain value is text as written; only an empty value, ``~`` or ``null`` is none
+    (as YAML 1.2 has it). Merge keys stay recognised, to be refused."""
+
+
+_TextLoader.yaml_implicit_resolvers = {}  # its own table, none of SafeLoader's
+_TextLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
+_TextLoader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
+
+
 def check_control_characters(text: str, path: Path, first_line: int = 1) -> None:
     """NUL and other control characters have no place in a config or an article."""
     match = CONTROL.search(text)
@@ -149,12 +199,14 @@ def check_control_characters(text: str, path: Path, first_line: int = 1) -> None
                                  "delete it; save the file as plain UTF-8 text"))
 
 
-def parse_yaml(text: str, path: Path, *, first_line: int = 1) -> Any:
-    """Parse YAML text; syntax errors and duplicate keys become ``InputError`` with a line."""
+def parse_yaml(text: str, path: Path, *, first_line: int = 1, text_values: bool = False) -> Any:
+    """Parse YAML text; syntax errors and duplicate keys become ``InputError`` with a line.
+    ``text_values``: every plain value is the text as written (subscriber lists)."""
     check_control_characters(text, path, first_line)
     loader: _Loader | None = None
     try:
-        loader = _Loader(text)  # the reader checks characters already here
+        loader = (_TextLoader if text_values else _Loader)(text)  # the reader checks
+        # characters already here
         loader.duplicates = []
         data = loader.get_single_data()
     except _Refused as exc:
@@ -248,9 +300,10 @@ def read_text(path: Path, max_bytes: int = CONFIG_MAX_BYTES) -> str:
         ) from None
 
 
-def load_yaml_file(path: Path, max_bytes: int = CONFIG_MAX_BYTES) -> Any:
-    """Read and parse one YAML file."""
-    return parse_yaml(read_text(path, max_bytes), path)
+def load_yaml_file(path: Path, max_bytes: int = CONFIG_MAX_BYTES, *,
+                   text_values: bool = False) -> Any:
+    """Read and parse one YAML file (``text_values``: see ``parse_yaml``)."""
+    return parse_yaml(read_text(path, max_bytes), path, text_values=text_values)
 
 
 def check_keys(

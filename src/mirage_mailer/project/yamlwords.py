@@ -8,6 +8,7 @@ line to show: the one where the mistake is, not where the parser gave up.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import yaml
@@ -59,22 +60,36 @@ def _opening_quote(text: str, closing: int) -> int | None:
 
 
 def _after_quote(text: str, index: int, line: int) -> Words | None:
-    """Text found after a closing quote: an unclosed quote above, or words after a quote."""
+    """Text found after a closing quote: an unclosed quote above, or words after a quote
+    (or after a closing bracket)."""
     before = index - 1
     while before >= 0 and text[before] in " \t":
         before -= 1
+    if before >= 0 and text[before] in "]}":
+        return Words(line, f"text follows the closing '{text[before]}'",
+                     "put the whole value in quotes")
     if before < 0 or text[before] not in "\"'":
         return None
     opening = _opening_quote(text, before)
     if opening is not None and text.count("\n", 0, opening) < line:
         return Words(text.count("\n", 0, opening), *_UNCLOSED_QUOTE)
-    return Words(line, "text follows the closing quote", "put the whole value in quotes")
+    hint = "put the whole value in quotes"
+    if opening is not None:
+        end = text.find("\n", index)
+        tail = re.split(r"\s#", text[before + 1: end if end >= 0 else len(text)], maxsplit=1)[0]
+        value = (text[opening: before + 1] + tail).rstrip()
+        other = "'" if text[before] == '"' else '"'
+        if other not in value and "\\" not in value and len(value) <= 80:
+            hint += f", like this: {other}{value}{other}"
+    return Words(line, "text follows the closing quote", hint)
 
 
-def _indentation(lines: list[str], line: int, found: str, text: str,
-                 index: int) -> Words | None:
+def _indentation(lines: list[str], mark: yaml.Mark, found: str, text: str) -> Words | None:
+    line, index = mark.line, mark.index
     if line >= len(lines):
         return None
+    if mark.column > _indent(lines[line]):  # stopped inside the line, not at its start:
+        return _after_quote(text, index, line)  # the indentation is not what is wrong
     above = _previous(lines, line)
     here = _indent(lines[line])
     there = here if above is None else _indent(lines[above])
@@ -133,5 +148,5 @@ def explain(exc: yaml.MarkedYAMLError, text: str) -> Words | None:
         return Words(opened.line, "this line has no ':' after its key", "write 'key: value'")
     if problem.startswith("expected <block end>, but found "):
         found = problem.removeprefix("expected <block end>, but found ")
-        return _indentation(lines, mark.line, found, text, mark.index)
+        return _indentation(lines, mark, found, text)
     return None
