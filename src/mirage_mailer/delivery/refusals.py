@@ -36,9 +36,11 @@ class MessageRefusals:
         self.held: set[int] = set()  # envelope keys held back once
 
     def accepted(self) -> None:
-        """The relay accepted a message: it does not refuse the message as such."""
-        self.reply = None
-        self.recipients = set()
+        """The relay accepted a message: it does not refuse the message as such. (Once a
+        message: nothing is allocated unless a refusal was counted.)"""
+        if self.reply is not None:
+            self.reply = None
+            self.recipients = set()
 
     def judge(self, key: int, recipient: str, stage: str, code: int | None,
               text: str) -> Judgement:
