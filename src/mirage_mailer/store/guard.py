@@ -138,14 +138,14 @@ def _disk_fault(database: Path, exc: sqlite3.Error) -> StoreUnavailable:
 def _disk_errno(folder: Path) -> int:
     """Why SQLite could not write beside the database: ENOSPC (no room left), EFBIG (a file
     size limit, ``ulimit -f``) or, failing both, EIO (the disk reports an error)."""
+    with contextlib.suppress(OSError):
+        if os.statvfs(folder).f_bavail == 0:
+            return errno.ENOSPC
     with contextlib.suppress(ImportError):
         import resource
 
         if resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY:
             return errno.EFBIG
-    with contextlib.suppress(OSError):
-        if os.statvfs(folder).f_bavail == 0:
-            return errno.ENOSPC
     return errno.EIO
 
 
