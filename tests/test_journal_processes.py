@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -42,14 +43,14 @@ def sink() -> Iterator[SmtpSink]:
         yield server
 
 
-def _setup(project: Path, url: str) -> list[str]:
+def _setup(project: Path, url: str, readers: int = READERS) -> list[str]:
     config = project / "mirage.yaml"
     edit(config, "  url: maildir:outbox", f"  url: {url}")
     edit(config, "  starttls: always", "  starttls: never")
     edit(config, "  rate_per_second: 10", "  rate_per_second: null")
     edit(config, "  timeout: 30", "  timeout: 10")  # no pushback from a busy test machine
     edit(config, "  concurrency: 4", "  concurrency: 4\n  processes: 2")
-    addresses = [f"reader{n:04d}@example.org" for n in range(READERS)]
+    addresses = [f"reader{n:04d}@example.org" for n in range(readers)]
     lines = ["email,name,lang"] + [f"{a},Reader {n},en" for n, a in enumerate(addresses)]
     (project / "lists/subscribers.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return addresses
@@ -274,3 +275,48 @@ def test_each_sending_process_gives_every_message_its_own_return_path(
         senders = [m.sender for m in server.received]
         assert len(set(senders)) == len(addresses)
         assert all(s.startswith("bounces+") and s.endswith("@mirageproject.eu") for s in senders)
+
+
+# the CLI with its sending processes' store waiting 0.3 s for a lock instead of 10 s: the
+# lock a test holds then outlasts the processes' patience, not the parent's (10 s)
+SHORT_WAIT_CLI = """
+import functools, sys
+from mirage_mailer.services import sending_processes
+sending_processes.open_store = functools.partial(sending_processes.open_store, timeout=0.3)
+from mirage_mailer.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_a_store_locked_under_the_sending_processes_exits_3_and_keeps_the_state(
+        project: Path, run_cli: RunCli, sink: SmtpSink) -> None:
+    """Another process holds the tracking store's write lock longer than the sending
+    processes wait: they stop, and the run ends as a one-process send does, exit 3 (a lock
+    held, state kept), not 2 ("invalid input, nothing sent") after hundreds went out."""
+    _setup(project, sink.url, readers=400)  # the least that two processes are forked for
+    proc = subprocess.Popen([sys.executable, "-c", SHORT_WAIT_CLI, "send", SAMPLE_ISSUE,
+                             "--yes"], cwd=project, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while len(sink.received) < 40 and proc.poll() is None:
+        assert time.monotonic() < deadline, "the send never got going"
+        time.sleep(0.005)
+    children = children_of(proc.pid)
+    assert len(children) == 2  # transport.processes: 2
+    holder = sqlite3.connect(project / ".mirage" / "tracking.sqlite", timeout=10,
+                             isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:  # until both sending processes have given up and been reaped
+        while children_of(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3, (out, err)
+    assert "cannot write to the tracking database: database is locked" in err
+    assert "Traceback" not in err
+    states = statuses(run_cli)  # what went out is recorded; the rest is left for a rerun
+    assert "pending" in states.values()
+    assert {a for a in sink.recipients() if states[a] not in ("sent", "unknown")} == set()
+    assert len([s for s in states.values() if s == "unknown"]) <= CONCURRENCY

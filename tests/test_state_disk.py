@@ -298,3 +298,52 @@ def test_a_sending_process_that_hits_a_full_disk_names_the_file(tmp_path: Path) 
     assert [str(p) for p in problems] == [
         f"{target}: cannot write: No space left on device (free space on that disk; the "
         "tracking state is kept; a rerun resumes where this one stopped)"]
+
+
+def test_report_with_no_room_beside_an_intact_store_says_why_and_exits_3(
+        project: Path, run_cli: RunCli) -> None:
+    """A reader of a WAL store makes its ``-shm`` index beside it; with no room for that,
+    SQLite says "disk I/O error", which ``report`` blamed on the file, its permissions and
+    tracking.database, with exit 2 (audit F5). It is the disk's state: exit 3, its fix."""
+    assert run_cli("send", SAMPLE_ISSUE, "--yes").code == 0  # the Maildir outbox
+    result = run_limited(project, 4096, "report", SAMPLE_ISSUE, "--format", "json")
+    assert result.code == 3, result.err
+    assert problem_lines(result.err) == [
+        ".mirage/tracking.sqlite: cannot read the tracking database: disk I/O error (this "
+        "process may not make files that large) (raise this process's file size limit "
+        "(ulimit -f) or free space; the tracking state is intact, run the same command "
+        "again then)"]
+    assert result.out == ""
+    assert set(statuses(run_cli).values()) == {"sent"}  # with room again: all there
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real disk, 8 MiB of tmpfs, to fill up: root only, where mounting is allowed."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if not ROOT or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs",
+                                   str(mount)], capture_output=True).returncode != 0:
+        pytest.skip("needs root and mount for a real full disk")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_report_on_a_full_disk_names_it(full_disk: Path, run_cli: RunCli) -> None:
+    project = full_disk / "proj"
+    assert run_cli("init", str(project)).code == 0
+    assert run_cli("send", SAMPLE_ISSUE, "--yes", cwd=project).code == 0
+    with (full_disk / "filler").open("wb") as filler, pytest.raises(OSError):
+        while True:  # until the disk is full
+            filler.write(b"\0" * 65536)
+            filler.flush()
+    result = run_cli("report", SAMPLE_ISSUE, "--format", "json", cwd=project)
+    assert result.code == 3, result.err
+    assert problem_lines(result.err) == [
+        ".mirage/tracking.sqlite: cannot read the tracking database: disk I/O error (the "
+        "disk is full) (free space on that disk; the tracking state is intact, run the same "
+        "command again then)"]
+    (full_disk / "filler").unlink()
+    assert run_cli("report", SAMPLE_ISSUE, cwd=project).code == 0

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from mirage_mailer.delivery.classify import BurstDetector, Verdict, classify, is_throttle
+from mirage_mailer.delivery.classify import (
+    BurstDetector,
+    Verdict,
+    classify,
+    is_throttle,
+    message_refusal,
+)
+from mirage_mailer.delivery.refusals import Judgement, MessageRefusals
 
 
 @pytest.mark.parametrize(("stage", "code", "verdict"), [
@@ -12,7 +19,7 @@ from mirage_mailer.delivery.classify import BurstDetector, Verdict, classify, is
     ("RCPT", 550, Verdict.FAILED),  # unknown user: this recipient only
     ("RCPT", 553, Verdict.FAILED),
     ("DATA", 554, Verdict.FAILED),  # content refused
-    ("MAIL", 552, Verdict.FAILED),  # this message is too big
+    ("MAIL", 552, Verdict.ABORT),  # the message is too big: for everyone, not this one
     ("MAIL", 553, Verdict.ABORT),  # sender refused: everyone would fail the same way
     ("MAIL", 550, Verdict.ABORT),
     ("RCPT", 530, Verdict.ABORT),  # authentication required
@@ -24,6 +31,52 @@ from mirage_mailer.delivery.classify import BurstDetector, Verdict, classify, is
 ])
 def test_classify(stage: str, code: int, verdict: Verdict) -> None:
     assert classify(stage, code) is verdict
+
+
+@pytest.mark.parametrize(("stage", "code", "text", "verdict"), [
+    ("DATA", 552, "5.3.4 message size exceeds fixed limit", Verdict.ABORT),
+    ("RCPT", 552, "5.3.4 Message too big", Verdict.ABORT),
+    ("DATA", 552, "5.2.2 Mailbox full", Verdict.FAILED),  # that mailbox's
+    ("RCPT", 552, "Too many recipients", Verdict.FAILED),
+])
+def test_a_message_too_big_stops_the_run(stage: str, code: int, text: str,
+                                         verdict: Verdict) -> None:
+    assert classify(stage, code, text) is verdict
+
+
+@pytest.mark.parametrize(("stage", "code", "text", "reply"), [
+    ("DATA", 554, "5.6.0 content rejected", "554 5.6.0"),
+    ("DATA", 550, "5.7.1 Message rejected as spam", "550 5.7.1"),
+    ("DATA", 554, "Transaction failed", "554"),
+    ("DATA", 550, "5.1.1 <a@example.org>: no such user", None),  # the address's
+    ("DATA", 552, "5.2.2 Mailbox full", None),  # the mailbox's
+    ("RCPT", 554, "5.6.0 content rejected", None),  # not after the relay took the recipient
+    ("DATA", 451, "4.6.0 try later", None),
+])
+def test_which_refusals_may_be_the_messages(stage: str, code: int, text: str,
+                                            reply: str | None) -> None:
+    assert message_refusal(stage, code, text) == reply
+
+
+def test_the_same_refusal_for_three_recipients_in_a_row_is_the_messages() -> None:
+    judge = MessageRefusals()
+    content = ("DATA", 554, "5.6.0 content rejected")
+    assert judge.judge(1, "a@x.org", *content) is Judgement.HOLD
+    assert judge.judge(2, "b@x.org", *content) is Judgement.HOLD
+    assert judge.judge(3, "c@x.org", *content) is Judgement.STOP
+
+
+def test_a_message_accepted_between_makes_the_refusals_the_recipients() -> None:
+    judge = MessageRefusals()
+    content = ("DATA", 554, "5.6.0 content rejected")
+    assert judge.judge(1, "a@x.org", *content) is Judgement.HOLD
+    assert judge.judge(2, "b@x.org", *content) is Judgement.HOLD
+    judge.accepted()
+    assert judge.judge(3, "c@x.org", *content) is Judgement.HOLD  # counted anew
+    assert judge.judge(1, "a@x.org", *content) is Judgement.FAILED  # held once already
+    assert judge.judge(4, "d@x.org", "DATA", 550, "5.7.1 spam") is Judgement.HOLD
+    assert judge.judge(5, "e@x.org", *content) is Judgement.HOLD  # another reply: anew
+    assert judge.judge(6, "f@x.org", "DATA", 550, "5.1.1 no such user") is Judgement.FAILED
 
 
 def test_throttle_codes_need_words_about_pace() -> None:

@@ -74,6 +74,13 @@ def refuse(address: str, reply: str = "550 5.1.1 No such user here", *,
     return Fault(stage, reply, address)
 
 
+def refuse_message(reply: str = "554 5.6.0 Content rejected", *,
+                   stage: str = "DATA") -> Fault:
+    """Answer ``reply`` at ``stage`` for every message, whoever it is for: a content filter
+    (5xx after the body), or a relay whose size limit the message exceeds (552 at MAIL)."""
+    return Fault(stage, reply)
+
+
 def fail_times(times: int, reply: str | None, *, stage: str = "RCPT",
                address: str | None = None, close: bool = False, delay: float = 0.0) -> Fault:
     """Answer ``reply`` the first ``times`` matching times, then behave normally."""

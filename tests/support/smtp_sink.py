@@ -35,6 +35,7 @@ from support.faults import (
     fail_times,
     picked,
     refuse,
+    refuse_message,
     store_then_drop,
     store_then_stall,
 )
@@ -42,7 +43,7 @@ from support.faults import (
 __all__ = [
     "Call", "Fault", "Greylist", "Received", "Reply", "Rule", "SmtpSink", "StoreThenFail",
     "Throttle", "TokenBucket", "drop_at_data_command", "drop_in_data", "fail_times", "picked",
-    "refuse", "serving", "store_then_drop", "store_then_stall",
+    "refuse", "refuse_message", "serving", "store_then_drop", "store_then_stall",
 ]
 
 _HOST = "127.0.0.1"
@@ -189,8 +190,10 @@ class SmtpSink:
         max_connections: int | None = None,
         idle_timeout: float = 30.0,
         pipelining: bool = True,
+        size_limit: int | None = None,
     ) -> None:
         self.rules = list(rules)
+        self.size_limit = size_limit  # advertised as SIZE (aiosmtpd's own: 32 MiB)
         self.pipelining = pipelining  # offer PIPELINING in the EHLO reply
         self.smtputf8 = smtputf8
         self.max_connections = max_connections  # beyond: 421 at greeting
@@ -275,6 +278,8 @@ class SmtpSink:
             "timeout": self.idle_timeout,
             "enable_SMTPUTF8": self.smtputf8,
         }
+        if self.size_limit is not None:
+            kwargs["data_size_limit"] = self.size_limit
         if self.auth is not None:
             kwargs.update(authenticator=self._authenticate, auth_required=self.auth_required,
                           auth_require_tls=self.auth_require_tls)

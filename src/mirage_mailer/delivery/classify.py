@@ -22,6 +22,9 @@ _RATE_WORDS = re.compile(
 # RFC 3463 X.2.Y, the status of one mailbox (full, disabled, receiving too fast), and X.3.4,
 # this message too big: never the pace of the whole run, whatever words come with them.
 _MAILBOX_STATUS = re.compile(r"^\s*4\.(?:2\.\d{1,3}|3\.4)\b")
+# RFC 3463 enhanced status codes: class.subject.detail; 5.3.4 "message too big for system"
+_STATUS = re.compile(r"^\s*([245])\.(\d{1,3})\.\d{1,3}\b")
+_TOO_BIG = re.compile(r"^\s*5\.3\.4\b")
 # "530 5.7.0 Authentication required", "550 5.7.0 Must authenticate first": the session, not
 # the recipient, needs a login (RFC 4954 section 6).
 _AUTH_WORDS = re.compile(r"authenticat|\bauth(?:orization)? required|\blog ?in first",
@@ -47,19 +50,44 @@ def is_auth_required(code: int | None, text: str = "") -> bool:
 def classify(stage: str, code: int, text: str = "") -> Verdict:
     """Classify a reply ``code`` (and its ``text``) received at ``stage`` (MAIL, RCPT or DATA).
 
-    A refused *sender* (5xx at MAIL, except 552 "message too big") or "authentication
-    required" (530) is not about the recipient: recording it as a permanent failure for every
-    subscriber would make a rerun skip them all, so the run aborts instead (exit 3, resumable).
+    A refused *sender* (any 5xx at MAIL), "authentication required" (530) or a message too
+    big for the relay (552 at MAIL, 5.3.4 anywhere: every subscriber gets the same message)
+    is not about the recipient: recording it as a permanent failure for every subscriber
+    would make a rerun skip them all, so the run aborts instead (exit 3, resumable).
     """
     if 200 <= code < 300:
         return Verdict.SENT
-    if is_auth_required(code, text):
+    if is_auth_required(code, text) or is_too_big(stage, code, text):
         return Verdict.ABORT
     if 500 <= code < 600:
-        if stage == "MAIL" and code != 552:
+        if stage == "MAIL":
             return Verdict.ABORT
         return Verdict.FAILED
     return Verdict.DEFERRED  # 4xx, and anything malformed: never lose a recipient on it
+
+
+def is_too_big(stage: str, code: int | None, text: str = "") -> bool:
+    """A 5xx that says the message exceeds the relay's size limit: 552 at MAIL (RFC 1870,
+    the SIZE= we declared), or the status 5.3.4 at any stage (RFC 3463)."""
+    if code is None or not 500 <= code < 600:
+        return False
+    return (stage == "MAIL" and code == 552) or _TOO_BIG.match(text) is not None
+
+
+def message_refusal(stage: str, code: int | None, text: str = "") -> str | None:
+    """The reply (``"554 5.6.0"``) when a 5xx at DATA may be about the message rather than
+    the recipient (a content filter), else None. The relay took the recipient at RCPT; a
+    status about the address or the mailbox (X.1.Y, X.2.Y) is about that recipient alone.
+    Whether it is about the message is for the run to tell: the same reply to several
+    recipients in a row (``delivery/pool.py``)."""
+    if stage != "DATA" or code is None or not 500 <= code < 600:
+        return None
+    status = _STATUS.match(text)
+    if status is None:
+        return str(code)
+    if status.group(2) in ("1", "2"):
+        return None
+    return f"{code} {status.group(0).strip()}"
 
 
 def is_throttle(code: int | None, text: str = "") -> bool:

@@ -69,6 +69,7 @@ class Attempt:
     verdict: Verdict
     code: int | None
     response: str
+    stage: str = ""  # where a refusal came: MAIL, RCPT, DATA; SIZE: over the relay's limit
 
     def __post_init__(self) -> None:
         # aiosmtplib keeps a reply's bytes that are not UTF-8 as lone surrogates, which no
@@ -124,6 +125,12 @@ async def _rcpt(smtp: aiosmtplib.SMTP, recipient: str, encoding: str) -> None:
     reply = await smtp.execute_command(b"RCPT", b"TO:<" + recipient.encode("ascii") + b">")
     if reply.code not in (250, 251):
         raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient)
+
+
+def size_limit(smtp: aiosmtplib.SMTP) -> int | None:
+    """The largest message the relay said it takes (EHLO ``SIZE n``; 0 or none: no limit)."""
+    value = smtp.esmtp_extensions.get("size", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 class Connection:
@@ -270,6 +277,9 @@ class Connection:
             # LF becomes CRLF on the wire; a wired message counts its few stuffed dots too
             # (RFC 1870 takes an estimate), never its final ".\r\n"
             wire_size = len(data) - 3 if wired else len(data) + data.count(b"\n")
+            if (limit := size_limit(smtp)) is not None and wire_size > limit:
+                return Attempt(Verdict.ABORT, None, f"the message is {wire_size:,} bytes and "
+                               f"the relay takes at most {limit:,} (its SIZE)", "SIZE")
             options.append(f"SIZE={wire_size}")
         wire = data if wired else None
         stage = "MAIL"
@@ -298,7 +308,7 @@ class Connection:
                     else:
                         await self._reset()
                     return Attempt(classify(refused.stage, refused.code, refused.message),
-                                   refused.code, refused.message)
+                                   refused.code, refused.message, refused.stage)
             else:
                 await _mail(smtp, sender, options, encoding)
                 stage = "RCPT"
@@ -312,7 +322,8 @@ class Connection:
                 reply = await self._body(smtp, wire or wire_format(data))
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset()
-            return Attempt(classify(stage, exc.code, exc.message), exc.code, exc.message)
+            return Attempt(classify(stage, exc.code, exc.message), exc.code, exc.message,
+                           stage)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError,
                 aiosmtplib.SMTPException, OSError) as exc:
             self.drop()

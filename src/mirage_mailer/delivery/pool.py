@@ -23,6 +23,7 @@ from mirage_mailer.delivery.classify import (
     Verdict,
     is_auth_required,
     is_throttle,
+    is_too_big,
 )
 from mirage_mailer.delivery.connection import Attempt, ConnectFailure, Connection, ConnectSettings
 from mirage_mailer.delivery.model import (
@@ -35,6 +36,7 @@ from mirage_mailer.delivery.model import (
 )
 from mirage_mailer.delivery.pacer import Pacer
 from mirage_mailer.delivery.policy import RetryPolicy
+from mirage_mailer.delivery.refusals import Judgement, MessageRefusals
 from mirage_mailer.delivery.work import Job, Queue, WorkQueue
 from mirage_mailer.util.errors import Problem
 
@@ -72,6 +74,7 @@ class SmtpRun:
         self.sent = self.failed = self.deferred_final = self.unknown = 0
         self.attempts = self.connections = self.throttled = 0
         self.bursts = BurstDetector()  # 4xx across many recipients at once: pace, unsaid
+        self.refusals = MessageRefusals()  # the same 5xx after DATA to all: the message's
 
     async def run(self, envelopes: Iterator[Envelope], *,
                   lane: Queue | None = None) -> DeliveryStats:
@@ -203,6 +206,7 @@ class SmtpRun:
             self.sent += 1
             self.last_progress = self.queue.clock()
             self.bursts.success(self.last_progress)
+            self.refusals.accepted()
             self._finish(job, Outcome.SENT, attempt)
         elif attempt.verdict is Verdict.UNKNOWN:
             # the final dot left, the reply did not come: the relay may hold the message, so
@@ -210,24 +214,63 @@ class SmtpRun:
             self.unknown += 1
             self._check_stall(attempt)
             self._finish(job, Outcome.UNKNOWN, attempt)
+        elif attempt.verdict is Verdict.FAILED and self._refused_message(job, attempt):
+            pass  # held back as deferred, or the run stops: not failed for good
         elif attempt.verdict is Verdict.FAILED:
             self.failed += 1
             self.last_progress = self.queue.clock()
             self._finish(job, Outcome.FAILED, attempt)
         elif attempt.verdict is Verdict.ABORT:
             self._abort_with(self._session_refused(attempt))
-            if self.queue.reroutes:  # refused before DATA: another relay may take it
-                self._reroute(job, attempt)
-            else:
-                self.deferred_final += 1
-                self._finish(job, Outcome.DEFERRED, attempt)
+            self._keep_pending(job, attempt)
         else:
             self._defer(job, attempt)
+
+    def _keep_pending(self, job: Job, attempt: Attempt) -> None:
+        """The run stops for a reason not this recipient's: it stays pending."""
+        assert self.queue is not None
+        if self.queue.reroutes:  # not delivered: another relay may take it
+            self._reroute(job, attempt)
+        else:
+            self.deferred_final += 1
+            self._finish(job, Outcome.DEFERRED, attempt)
+
+    def _refused_message(self, job: Job, attempt: Attempt) -> bool:
+        """A 5xx after DATA that may refuse the message rather than this recipient
+        (``delivery/refusals.py``): held back as deferred, to be tried once more; or, the
+        same reply having come for several recipients with none accepted, the run stops
+        (exit 3) and they stay pending. True when the attempt is taken care of."""
+        assert self.queue is not None
+        judgement = self.refusals.judge(job.envelope.key, job.envelope.recipient,
+                                        attempt.stage, attempt.code, attempt.response)
+        if judgement is Judgement.FAILED:
+            return False
+        if judgement is Judgement.HOLD:
+            result = Result(job.envelope, Outcome.DEFERRED, attempt.code, attempt.response,
+                            False, self.name)
+            job.last = result
+            self.on_result(result)
+            self.queue.retry(job, self.policy.retry_delay(1))
+            return True
+        self._abort_with(ConnectFailure(
+            f"the relay refused the message itself for {len(self.refusals.recipients)} "
+            f"recipients in a row and accepted none: {attempt.code} {attempt.response}",
+            fatal=True, hint="a content filter may reject the issue: change it (or ask the "
+            "relay's administrator why), then rerun"))
+        self._keep_pending(job, attempt)
+        return True
 
     def _session_refused(self, attempt: Attempt) -> ConnectFailure:
         """Why the whole run stops: a login the relay wants, or the sender it refuses."""
         reply = f"{attempt.code} {attempt.response}"
         s = self.settings
+        if attempt.stage == "SIZE" or is_too_big(attempt.stage, attempt.code,
+                                                   attempt.response):
+            said = attempt.response if attempt.stage == "SIZE" else f"answered {reply}"
+            return ConnectFailure(f"the message is too big for the relay: {said}",
+                                  fatal=True, hint="make the issue smaller (fewer or smaller "
+                                  "images) or ask the relay's administrator for a higher "
+                                  "limit")
         if not is_auth_required(attempt.code, attempt.response):
             return ConnectFailure(f"refused the sender: {reply}", fatal=True,
                                   hint="check sender.return_path (or sender.from): the relay "

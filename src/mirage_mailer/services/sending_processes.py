@@ -17,8 +17,14 @@ from mirage_mailer.services import shards
 from mirage_mailer.services.journal import settle
 from mirage_mailer.services.outbound import resumable
 from mirage_mailer.services.shards import ShardDone
-from mirage_mailer.store import Store, StoreError, open_store
-from mirage_mailer.util.errors import DeliveryError, InputError, Problem, display_path
+from mirage_mailer.store import Store, StoreError, StoreUnavailable, open_store
+from mirage_mailer.util.errors import (
+    DeliveryError,
+    InputError,
+    MirageError,
+    Problem,
+    display_path,
+)
 
 if TYPE_CHECKING:
     from mirage_mailer.services.preparation import Preparation
@@ -144,8 +150,9 @@ def _raise_shard_error(settings: Settings, started: list[shards.Shard], stats: D
         if kind == "aborted":
             raise resumable(settings, DeliveryAborted(problems[0], stats), counts)
     for kind, problems in errors:
-        if kind == "input":
-            raise InputError(problems)
-        if kind == "store":
-            raise StoreError(problems)
-        raise DeliveryError(problems)
+        raise _AGAIN.get(kind, DeliveryError)(problems)
+
+
+# a sending process's error as the parent raises it (``shards.error_kind``): same exit code
+_AGAIN: dict[str, type[MirageError]] = {
+    "input": InputError, "store": StoreError, "unavailable": StoreUnavailable}

@@ -33,7 +33,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from mirage_mailer.delivery import DeliveryStats
+from mirage_mailer.delivery import DeliveryAborted, DeliveryStats
 from mirage_mailer.util.errors import Problem
 
 T = TypeVar("T")
@@ -51,7 +51,8 @@ class ShardDone:
     per_language: dict[str, int] = field(default_factory=dict)
     stats: DeliveryStats | None = None
     stop_signal: int | None = None
-    # why it ended early: ("aborted" | "input" | "delivery" | "store" | "crash", problems)
+    # why it ended early: ("aborted" | "input" | "delivery" | "store" | "unavailable" |
+    # "crash", problems): ``error_kind``
     error: tuple[str, list[Problem]] | None = None
 
 
@@ -176,8 +177,7 @@ def _child(index: int, fd: int, body: Body, parent: int) -> None:
         if isinstance(exc, OSError) and is_state_fault(exc):  # a full disk is no crash
             exc = state_write_error(exc)
         if isinstance(exc, MirageError):
-            kind = {"InputError": "input", "DeliveryAborted": "aborted"}.get(
-                type(exc).__name__, "store" if "Store" in type(exc).__name__ else "delivery")
+            kind = error_kind(exc)
             problems = exc.problems
         else:
             kind = "crash"
@@ -187,6 +187,25 @@ def _child(index: int, fd: int, body: Body, parent: int) -> None:
             channel.finish(ShardDone(index, error=(kind, problems)))
     finally:
         os._exit(code)
+
+
+def error_kind(exc: BaseException) -> str:
+    """How the parent raises a process's error again, with the same exit code: a store
+    locked or out of room ("unavailable", exit 3) is no unreadable store ("store", exit 2),
+    which a class name alone did not tell apart (a locked store ended a two-process send with
+    exit 2, "invalid input", after hundreds of messages had gone)."""
+    from mirage_mailer.store.errors import StoreError, StoreUnavailable
+    from mirage_mailer.util.errors import ExitCode, MirageError
+
+    if isinstance(exc, DeliveryAborted):
+        return "aborted"
+    if isinstance(exc, StoreUnavailable):
+        return "unavailable"
+    if isinstance(exc, StoreError):
+        return "store"
+    if isinstance(exc, MirageError) and exc.exit_code == ExitCode.INVALID_INPUT:
+        return "input"
+    return "delivery"
 
 
 def start(count: int, body: Body) -> list[Shard]:

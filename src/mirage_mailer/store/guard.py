@@ -15,6 +15,8 @@ simply replaced by a new store.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ from mirage_mailer.store.core import DAMAGED_HINT, StoreError, StoreUnavailable,
 from mirage_mailer.util.database import Database, PostgresUrl
 from mirage_mailer.util.errors import InputError, Problem, display_path
 from mirage_mailer.util.statedir import SENT_MARKER, create_once
-from mirage_mailer.util.statefault import state_write_error
+from mirage_mailer.util.statefault import fix_for, state_write_error
 
 _MARKER_TEXT = (b"mirage-mailer has sent from this project: its tracking database is the only "
                 b"record of who has each issue.\nsend and run-due refuse to start from a missing, "
@@ -107,10 +109,44 @@ def _failed(database: Path, exc: sqlite3.Error) -> Health:
         raise StoreUnavailable(Problem(
             display_path(database), None, f"cannot read the tracking database: {exc}",
             "another mirage-mailer process may hold it; wait and rerun")) from None
+    if code in _DISK:
+        raise _disk_fault(database, exc) from None
     raise StoreError(Problem(display_path(database), None,
                              f"cannot open the tracking database: {exc}",
                              "check the file, its permissions and tracking.database in "
                              "mirage.yaml")) from None
+
+
+# SQLite's IOERR (SHMSIZE among them: no room for the -shm index that even a reader of a WAL
+# database makes beside it) and FULL
+_DISK = frozenset({10, 13})
+_WHY = {errno.ENOSPC: " (the disk is full)",
+        errno.EFBIG: " (this process may not make files that large)"}
+
+
+def _disk_fault(database: Path, exc: sqlite3.Error) -> StoreUnavailable:
+    """A full disk, a file size limit or a failing disk is the machine's state, not a wrong
+    file or its permissions: exit 3 as for a lock held, with what to do about that disk
+    (``util/statefault.py``). The store is intact: a rerun once there is room reads it."""
+    number = _disk_errno(database.parent)
+    return StoreUnavailable(Problem(
+        display_path(database), None, f"cannot read the tracking database: {exc}"
+        f"{_WHY.get(number, '')}", f"{fix_for(number)}; the tracking state is intact, "
+        "run the same command again then"))
+
+
+def _disk_errno(folder: Path) -> int:
+    """Why SQLite could not write beside the database: ENOSPC (no room left), EFBIG (a file
+    size limit, ``ulimit -f``) or, failing both, EIO (the disk reports an error)."""
+    with contextlib.suppress(OSError):
+        if os.statvfs(folder).f_bavail == 0:
+            return errno.ENOSPC
+    with contextlib.suppress(ImportError):
+        import resource
+
+        if resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY:
+            return errno.EFBIG
+    return errno.EIO
 
 
 def has_sent(state_dir: Path) -> bool:

@@ -33,6 +33,11 @@ _FIXES = {
 STATE_ERRNOS = frozenset(_FIXES)
 
 
+def fix_for(number: int) -> str:
+    """What to do about an ``errno`` that a full or read-only disk explains."""
+    return _FIXES.get(number, "check the folder and the disk")
+
+
 class StateWriteError(DeliveryError):
     """A file under the state folder could not be created or written: exit 3."""
 
@@ -44,7 +49,7 @@ def state_write_error(exc: OSError, path: Path | str | None = None, *, resumes: 
     temporary name a file is written under (``statedir``): that is ``path``'s."""
     where = display_path(str(_target(exc, path))) if _target(exc, path) else "mirage-mailer"
     what = exc.strerror or str(exc) or type(exc).__name__
-    fix = _FIXES.get(exc.errno or 0, "check the folder and the disk")
+    fix = fix_for(exc.errno or 0)
     return StateWriteError(Problem(where, None, f"{verb}: {what}",
                                    f"{fix}; {RESUMES}" if resumes else fix))
 
