@@ -9,7 +9,6 @@ http(s) links become click slots (their targets are kept, per language, for sign
 from __future__ import annotations
 
 import logging
-import mimetypes
 import re
 import textwrap
 import warnings
@@ -43,6 +42,7 @@ from mirage_mailer.compose.disclaimer import (
     rule_hint,
     words_language,
 )
+from mirage_mailer.compose.images import InlineImage, embed_body_images, inline_image
 from mirage_mailer.compose.sandbox import BoundedSandbox, template_frame, template_problem
 from mirage_mailer.compose.slots import MirageUndefined, RecipientSlots, slot
 from mirage_mailer.compose.strings import strings_for
@@ -50,7 +50,6 @@ from mirage_mailer.compose.template_lines import locate
 from mirage_mailer.project.article_text import article_html
 from mirage_mailer.project.config import Settings, Tracking
 from mirage_mailer.project.content import Article, Issue
-from mirage_mailer.project.issue_values import MAX_IMAGE_BYTES, inside, is_file
 from mirage_mailer.util.errors import Collector, InputError, Problem, display_path, shorten
 from mirage_mailer.util.langs import babel_locale
 
@@ -69,14 +68,6 @@ _TAGS = {
 }
 _ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title", "width", "height"},
                "td": {"align"}, "th": {"align"}}
-
-
-@dataclass(frozen=True)
-class InlineImage:
-    cid: str
-    filename: str
-    mime: str
-    data: bytes
 
 
 @dataclass(frozen=True)
@@ -202,37 +193,6 @@ def _line_of(article: Article, needle: str) -> int:
     return article.body_line + (article.body[:index].count("\n") if index >= 0 else 0)
 
 
-def _embed_body_images(html: str, article: Article, images: dict[Path, InlineImage],
-                       problems: Collector) -> str:
-    """Relative <img src> in an article become CID parts (mail has no base URL)."""
-    def replace(match: re.Match[str]) -> str:
-        src = match.group(1)
-        if re.match(r"^https?:", src):
-            return match.group(0)
-        candidate = article.path.parent / src
-        if not inside(candidate, article.path.parent):
-            problems.add(article.path, _line_of(article, src),
-                         f"image '{shorten(src, 200)}' is outside the issue folder",
-                         "copy the image into the issue folder and give its file name")
-            return match.group(0)
-        path = candidate.resolve()
-        if not is_file(path) or path.stat().st_size > MAX_IMAGE_BYTES:
-            problems.add(article.path, _line_of(article, src),
-                         f"image '{shorten(src, 200)}' not found or larger than "
-                         f"{MAX_IMAGE_BYTES // 1_000_000} MB", "put it in the issue folder")
-            return match.group(0)
-        return f'<img src="{_inline(path, images)}"'
-    return re.sub(r'<img src="([^"]*)"', replace, html)
-
-
-def _inline(path: Path, images: dict[Path, InlineImage]) -> str:
-    if path not in images:
-        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        cid = f"img{len(images) + 1}.{re.sub(r'[^A-Za-z0-9.-]', '-', path.name)}@mirage-mailer"
-        images[path] = InlineImage(cid, path.name, mime, path.read_bytes())
-    return f"cid:{images[path].cid}"
-
-
 def html_to_text(html: str) -> str:
     """Readable plain text; links become numbered footnotes so the prose stays clean."""
     doc = lxml.html.fragment_fromstring(html, create_parent="div")
@@ -344,8 +304,8 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
     emblem_src = emblem_url(settings)
     articles: list[dict[str, Any]] = []
     for article in issue.articles[lang]:
-        html = _embed_body_images(markdown_to_html(article, problems), article, images,
-                                  problems)
+        html = embed_body_images(markdown_to_html(article, problems), article, images,
+                                 problems)
         articles.append({
             "title": article.title,
             "date": _format_date(article.date, lang),
@@ -353,7 +313,7 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
             "summary": article.summary,
             "html": Markup(html),
             "text": html_to_text(html),
-            "image_src": _inline(article.image, images) if article.image else None,
+            "image_src": inline_image(article.image, images) if article.image else None,
             "image_alt": article.image_alt,
             "lang": article.lang,
         })

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from mirage_mailer.compose.disclaimer import EMBLEM_CID, EMBLEM_FILE
+from mirage_mailer.compose.images import InlineImage
 from mirage_mailer.compose.message import fill
-from mirage_mailer.compose.render import InlineImage, RenderedLanguage
+from mirage_mailer.compose.render import RenderedLanguage
 from mirage_mailer.compose.strings import strings_for
 from mirage_mailer.project.config import Settings
 from mirage_mailer.services.loader import open_project, render, template_fields
