@@ -30,6 +30,7 @@ from markupsafe import Markup
 from premailer import Premailer
 
 from mirage_mailer.compose.accessibility import Part, check_rendered
+from mirage_mailer.compose.direction import direction_values, ensure_direction
 from mirage_mailer.compose.disclaimer import (
     EMBLEM_CID,
     EMBLEM_FILE,
@@ -316,6 +317,7 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
             "image_src": inline_image(article.image, images) if article.image else None,
             "image_alt": article.image_alt,
             "lang": article.lang,
+            **_direction(article.lang),
         })
     if problems.errors:
         raise InputError(problems.errors)
@@ -324,6 +326,7 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
     title, title_lang = _title(issue, lang)
     context: dict[str, Any] = {
         "lang": lang,
+        **_direction(lang),
         "t": strings,
         "project": settings.project,
         "issue": {
@@ -331,6 +334,7 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
             "subject": subject,
             "title": title,
             "title_lang": title_lang,
+            "title_dir": _direction(title_lang)["dir"],
             "number": issue.number,
             "date": _format_date(issue.date, lang),
             "preheader": issue.preheader.get(lang)
@@ -345,12 +349,14 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
             "emblem_width": EMBLEM_WIDTH,
             "emblem_height": EMBLEM_HEIGHT,
             "lang": block_lang,
+            **_direction(block_lang),
         },
         "recipient": RecipientSlots(fields),
         "unsubscribe_url": slot("unsubscribe_url"),
         "view_online_url": slot("view_online_url") if settings.tracking.base_url else None,
     }
     html = env.render_template(HTML_TEMPLATE, context)
+    html = ensure_direction(html, context["dir"])  # a template from before ``dir`` existed
     if "<" not in html:
         raise InputError(Problem(display_path(settings.templates / HTML_TEMPLATE), None,
                                  "the HTML template renders no HTML",
@@ -386,6 +392,12 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
                                                 emblem_bytes())
     return RenderedLanguage(lang, subject, html, text, tuple(images.values()), block,
                             emblem_src, click_urls, open_pixel)
+
+
+def _direction(lang: str) -> dict[str, str]:
+    """``dir`` (``ltr``/``rtl``) and ``align`` (the side lines start on) for a template."""
+    direction, align = direction_values(lang)
+    return {"dir": direction, "align": align}
 
 
 def _shown(name: str) -> re.Pattern[str]:
