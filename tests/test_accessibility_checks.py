@@ -355,7 +355,8 @@ def test_an_untranslated_title_keeps_its_language(project: Path, run_cli: RunCli
     edit(project / SAMPLE_ISSUE / "issue.yaml", "\ntitle:", '\n  de: "MIraGE-Neuigkeiten"\ntitle:')
     template = project / HTML
     edit(template, '<p class="masthead-title"{% if issue.title_lang != lang %} lang="'
-         '{{ issue.title_lang }}"{% endif %}>', '<p class="masthead-title">')
+         '{{ issue.title_lang }}" dir="{{ issue.title_dir }}"{% endif %}>',
+         '<p class="masthead-title">')
     result = run_cli("validate", SAMPLE_ISSUE)
     assert result.code == 2
     assert errors(result.err) == [
