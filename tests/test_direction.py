@@ -118,3 +118,18 @@ def test_a_template_without_dir_still_gets_the_direction(project: Path,
 def test_ensure_direction(html: str, expected: str) -> None:
     assert ensure_direction(html, "rtl") == expected
     assert ensure_direction(html, "ltr") == html
+
+
+def test_the_archive_page_of_an_arabic_issue_is_right_to_left(project: Path,
+                                                              run_cli: RunCli) -> None:
+    """The web archive shows the same rendered HTML; its navigation bar, in the interface
+    language (English: no Arabic catalog), keeps its own direction."""
+    add_arabic(project)
+    assert run_cli("send", SAMPLE_ISSUE, "--yes").code == 0
+    result = run_cli("archive", "--out", "site")
+    assert result.code == 0, result.err
+    page = project / "site/issues/2021-10-partners-meeting/ar/index.html"
+    doc = lxml.html.document_fromstring(page.read_bytes())
+    assert doc.get("dir") == "rtl" and doc.body.find_class("wrapper")[0].get("dir") == "rtl"
+    nav = doc.body.cssselect('[role="navigation"]')[0]
+    assert (nav.get("lang"), nav.get("dir")) == ("en", "ltr")
