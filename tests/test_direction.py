@@ -114,6 +114,8 @@ def test_a_template_without_dir_still_gets_the_direction(project: Path,
     ("<p>x</p>", '<div dir="rtl"><p>x</p></div>'),
     ('<html><body><table dir="rtl"></table></body></html>',
      '<html><body><table dir="rtl"></table></body></html>'),  # the template took care of it
+    ('<html dir="rtl"><body><p>x</p></body></html>',  # not where Gmail would see it
+     '<html dir="rtl"><body><div dir="rtl"><p>x</p></div></body></html>'),
 ])
 def test_ensure_direction(html: str, expected: str) -> None:
     assert ensure_direction(html, "rtl") == expected

@@ -34,14 +34,18 @@ def direction_values(lang: str) -> tuple[str, str]:
 
 
 def ensure_direction(html: str, direction: str) -> str:
-    """``html`` with ``dir="rtl"`` where a template that never says ``rtl`` left it out.
+    """``html`` with ``dir="rtl"`` where a template that never says ``rtl`` inside the body
+    left it out (``<html dir="rtl">`` alone is lost in Gmail).
 
     Left-to-right is every client's default, so only ``rtl`` needs adding. The body's
     content goes into one ``<div dir="rtl">``; without a ``<body>`` tag the whole output is
     wrapped (unless it has an ``<html>`` tag, which then carries the direction alone).
     """
-    if direction != "rtl" or _DIR_RTL.search(html):
+    if direction != "rtl":
         return html
+    opened = _BODY_OPEN.search(html)
+    if _DIR_RTL.search(html, opened.end() if opened else 0):
+        return html  # the template set it inside the body, where every client sees it
     html_tag = _HTML_TAG.search(html)
     if html_tag and not _DIR_ATTR.search(html_tag.group(0)):
         tag = html_tag.group(0)
