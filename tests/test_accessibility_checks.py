@@ -142,7 +142,7 @@ def test_an_untranslated_article_keeps_its_own_language(project: Path, run_cli: 
     fr = (project / "preview" / "2021-10-partners-meeting" / "fr.html").read_text("utf-8")
     assert '<div class="article" lang="en"' in fr and '<div class="article" lang="fr"' in fr
     template = project / HTML
-    edit(template, '<div class="article" lang="{{ article.lang }}">', '<div class="article">')
+    edit(template, '<div class="article" lang="{{ article.lang }}"', '<div class="article"')
     result = run_cli("validate", SAMPLE_ISSUE)
     assert result.code == 2
     assert errors(result.err) == [
@@ -284,13 +284,15 @@ def test_english_interface_words_in_another_language_say_so(project: Path,
     assert run_cli("preview", SAMPLE_ISSUE).code == 0
     pt = (project / "preview" / "2021-10-partners-meeting" / "pt.html").read_text("utf-8")
     assert '<html lang="pt"' in pt and '<td class="footer" lang="en"' in pt
-    assert '<span lang="en">Issue</span>' in pt and '<p class="greeting" lang="en"' in pt
+    assert '<span lang="en" dir="ltr">Issue 4</span>' in pt
+    assert '<p class="greeting" lang="en"' in pt
     assert '<p class="masthead-title" lang="en"' in pt  # no Portuguese title either
     en = (project / "preview" / "2021-10-partners-meeting" / "en.html").read_text("utf-8")
     assert '<td class="footer" style' in en  # no redundant lang where the words match
     template = project / HTML
     edit(template, '<tr><td class="footer"{% if t.lang != lang %} lang="{{ t.lang }}"'
-         '{% endif %}>', '<tr><td class="footer">')
+         ' dir="{{ t.dir }}" style="text-align: {{ t.align }};"{% endif %}>',
+         '<tr><td class="footer">')
     result = run_cli("validate", SAMPLE_ISSUE)
     assert result.code == 2
     assert errors(result.err) == [
@@ -353,7 +355,8 @@ def test_an_untranslated_title_keeps_its_language(project: Path, run_cli: RunCli
     edit(project / SAMPLE_ISSUE / "issue.yaml", "\ntitle:", '\n  de: "MIraGE-Neuigkeiten"\ntitle:')
     template = project / HTML
     edit(template, '<p class="masthead-title"{% if issue.title_lang != lang %} lang="'
-         '{{ issue.title_lang }}"{% endif %}>', '<p class="masthead-title">')
+         '{{ issue.title_lang }}" dir="{{ issue.title_dir }}"{% endif %}>',
+         '<p class="masthead-title">')
     result = run_cli("validate", SAMPLE_ISSUE)
     assert result.code == 2
     assert errors(result.err) == [

@@ -12,10 +12,18 @@ from browser import ARTIFACTS, browser
 from helpers import SAMPLE_ISSUE, RunCli
 from mirage_mailer.compose.disclaimer import AMIF_TEXT, EMBLEM_ALT, FUNDED
 
+# An autolinked URL and a word longer than a phone is wide: the article styles let them
+# break (overflow-wrap), or the whole newsletter scrolls sideways at 320 px.
+LONG_WORDS = ("\n\nThe call text: <https://ec.europa.eu/info/funding-tenders/opportunities/portal/"
+              "screen/opportunities/topic-details/amif-2024-tf2-ag-call-integration-01>\n\n"
+              "Rechtsschutzversicherungsgesellschaftenangestelltenvertretungsausschuss.\n")
+
 
 @pytest.mark.parametrize("width", [600, 320])
 def test_newsletter_fits_and_shows_the_eu_block(project: Path, run_cli: RunCli,
                                                 width: int) -> None:
+    with (project / SAMPLE_ISSUE / "online-trainings.md").open("a", encoding="utf-8") as article:
+        article.write(LONG_WORDS)
     assert run_cli("preview", SAMPLE_ISSUE).code == 0
     page_file = project / "preview/2021-10-partners-meeting/en.html"
     ARTIFACTS.mkdir(exist_ok=True)

@@ -118,8 +118,8 @@ def test_reworded_disclaimer_in_text_part_is_refused(project: Path, run_cli: Run
 
 
 def test_restyled_statement_is_refused(project: Path, run_cli: RunCli) -> None:
-    edit(project / HTML_TEMPLATE, "font-weight: bold; color: #003399; padding: 0 0 0 12px;",
-         "font-weight: bold; color: #cc0000; padding: 0 0 0 12px;")
+    edit(project / HTML_TEMPLATE, "font-weight: bold; color: #003399; padding: 0 12px;",
+         "font-weight: bold; color: #cc0000; padding: 0 12px;")
     result = run_cli("validate", SAMPLE_ISSUE)
     assert result.code == 2
     assert "the funding statement's colour (#cc0000) must be reflex blue" in result.err

@@ -154,13 +154,8 @@ class Skeleton:
             images = []
             for image in rendered.images:
                 data = base64.encodebytes(image.data)
-                images.append(
-                    (f"\n--{related}\nContent-Type: {image.mime}\n"
-                     "Content-Transfer-Encoding: base64\n"
-                     f"Content-ID: <{image.cid}>\n"
-                     f"Content-Disposition: inline; filename=\"{image.filename}\"\n\n").encode()
-                    + data
-                )
+                images.append(f"\n--{related}\n".encode() + image.part_headers() + b"\n"
+                              + data)
             self.tail = b"".join(images) + f"\n--{related}--\n\n--{outer}--\n".encode()
         else:
             self.between = f"\n--{outer}\n".encode() + html_head

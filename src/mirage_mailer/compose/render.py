@@ -9,7 +9,6 @@ http(s) links become click slots (their targets are kept, per language, for sign
 from __future__ import annotations
 
 import logging
-import mimetypes
 import re
 import textwrap
 import warnings
@@ -31,6 +30,7 @@ from markupsafe import Markup
 from premailer import Premailer
 
 from mirage_mailer.compose.accessibility import Part, check_rendered
+from mirage_mailer.compose.direction import direction_values, ensure_direction
 from mirage_mailer.compose.disclaimer import (
     EMBLEM_CID,
     EMBLEM_FILE,
@@ -43,6 +43,7 @@ from mirage_mailer.compose.disclaimer import (
     rule_hint,
     words_language,
 )
+from mirage_mailer.compose.images import InlineImage, embed_body_images, inline_image
 from mirage_mailer.compose.sandbox import BoundedSandbox, template_frame, template_problem
 from mirage_mailer.compose.slots import MirageUndefined, RecipientSlots, slot
 from mirage_mailer.compose.strings import strings_for
@@ -51,7 +52,6 @@ from mirage_mailer.compose.unsubscribe_link import problems as unsubscribe_probl
 from mirage_mailer.project.article_text import article_html
 from mirage_mailer.project.config import Settings, Tracking
 from mirage_mailer.project.content import Article, Issue
-from mirage_mailer.project.issue_values import MAX_IMAGE_BYTES, inside, is_file
 from mirage_mailer.util.errors import Collector, InputError, Problem, display_path, shorten
 from mirage_mailer.util.langs import babel_locale
 
@@ -70,14 +70,6 @@ _TAGS = {
 }
 _ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title", "width", "height"},
                "td": {"align"}, "th": {"align"}}
-
-
-@dataclass(frozen=True)
-class InlineImage:
-    cid: str
-    filename: str
-    mime: str
-    data: bytes
 
 
 @dataclass(frozen=True)
@@ -205,37 +197,6 @@ def _line_of(article: Article, needle: str) -> int:
     return article.body_line + (article.body[:index].count("\n") if index >= 0 else 0)
 
 
-def _embed_body_images(html: str, article: Article, images: dict[Path, InlineImage],
-                       problems: Collector) -> str:
-    """Relative <img src> in an article become CID parts (mail has no base URL)."""
-    def replace(match: re.Match[str]) -> str:
-        src = match.group(1)
-        if re.match(r"^https?:", src):
-            return match.group(0)
-        candidate = article.path.parent / src
-        if not inside(candidate, article.path.parent):
-            problems.add(article.path, _line_of(article, src),
-                         f"image '{shorten(src, 200)}' is outside the issue folder",
-                         "copy the image into the issue folder and give its file name")
-            return match.group(0)
-        path = candidate.resolve()
-        if not is_file(path) or path.stat().st_size > MAX_IMAGE_BYTES:
-            problems.add(article.path, _line_of(article, src),
-                         f"image '{shorten(src, 200)}' not found or larger than "
-                         f"{MAX_IMAGE_BYTES // 1_000_000} MB", "put it in the issue folder")
-            return match.group(0)
-        return f'<img src="{_inline(path, images)}"'
-    return re.sub(r'<img src="([^"]*)"', replace, html)
-
-
-def _inline(path: Path, images: dict[Path, InlineImage]) -> str:
-    if path not in images:
-        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        cid = f"img{len(images) + 1}.{re.sub(r'[^A-Za-z0-9.-]', '-', path.name)}@mirage-mailer"
-        images[path] = InlineImage(cid, path.name, mime, path.read_bytes())
-    return f"cid:{images[path].cid}"
-
-
 def html_to_text(html: str) -> str:
     """Readable plain text; links become numbered footnotes so the prose stays clean."""
     doc = lxml.html.fragment_fromstring(html, create_parent="div")
@@ -347,8 +308,8 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
     emblem_src = emblem_url(settings)
     articles: list[dict[str, Any]] = []
     for article in issue.articles[lang]:
-        html = _embed_body_images(markdown_to_html(article, problems), article, images,
-                                  problems)
+        html = embed_body_images(markdown_to_html(article, problems), article, images,
+                                 problems)
         articles.append({
             "title": article.title,
             "date": _format_date(article.date, lang),
@@ -356,9 +317,10 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
             "summary": article.summary,
             "html": Markup(html),
             "text": html_to_text(html),
-            "image_src": _inline(article.image, images) if article.image else None,
+            "image_src": inline_image(article.image, images) if article.image else None,
             "image_alt": article.image_alt,
             "lang": article.lang,
+            **_direction(article.lang),
         })
     if problems.errors:
         raise InputError(problems.errors)
@@ -367,6 +329,7 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
     title, title_lang = _title(issue, lang)
     context: dict[str, Any] = {
         "lang": lang,
+        **_direction(lang),
         "t": strings,
         "project": settings.project,
         "issue": {
@@ -374,6 +337,7 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
             "subject": subject,
             "title": title,
             "title_lang": title_lang,
+            "title_dir": _direction(title_lang)["dir"],
             "number": issue.number,
             "date": _format_date(issue.date, lang),
             "preheader": issue.preheader.get(lang)
@@ -388,12 +352,14 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
             "emblem_width": EMBLEM_WIDTH,
             "emblem_height": EMBLEM_HEIGHT,
             "lang": block_lang,
+            **_direction(block_lang),
         },
         "recipient": RecipientSlots(fields),
         "unsubscribe_url": slot("unsubscribe_url"),
         "view_online_url": slot("view_online_url") if settings.tracking.base_url else None,
     }
     html = env.render_template(HTML_TEMPLATE, context)
+    html = ensure_direction(html, context["dir"])  # a template from before ``dir`` existed
     if "<" not in html:
         raise InputError(Problem(display_path(settings.templates / HTML_TEMPLATE), None,
                                  "the HTML template renders no HTML",
@@ -430,6 +396,12 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
                                                 emblem_bytes())
     return RenderedLanguage(lang, subject, html, text, tuple(images.values()), block,
                             emblem_src, click_urls, open_pixel)
+
+
+def _direction(lang: str) -> dict[str, str]:
+    """``dir`` (``ltr``/``rtl``) and ``align`` (the side lines start on) for a template."""
+    direction, align = direction_values(lang)
+    return {"dir": direction, "align": align}
 
 
 def _shown(name: str) -> re.Pattern[str]:

@@ -5,6 +5,9 @@ Templates get them as ``t``; a language without an entry falls back to English.
 
 from __future__ import annotations
 
+from mirage_mailer.compose.direction import start_side
+from mirage_mailer.util.langs import text_direction
+
 STRINGS: dict[str, dict[str, str]] = {
     "en": {
         "view_online": "View this issue in your browser",
@@ -84,4 +87,6 @@ def strings_for(lang: str, project: str) -> dict[str, str]:
     merged = {**STRINGS["en"], **STRINGS[found]}
     merged["why"] = merged["why"].format(project=project)
     merged["lang"] = found if found != lang.split("-")[0] else lang
+    merged["dir"] = text_direction(merged["lang"])
+    merged["align"] = start_side(merged["dir"])
     return merged

@@ -7,6 +7,7 @@ included) are written beside it and the ``cid:`` references point at those files
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 from mirage_mailer.compose.message import Personal, fill
 from mirage_mailer.project.lists import Subscriber
@@ -46,7 +47,7 @@ def write_preview(project: Project, out_dir: Path, *, recipient: str | None,
         html = fill(part.untracked_html(), values, html=True)  # opening a preview tracks nobody
         for image in part.images:
             files[out_dir / image.filename] = image.data
-            html = html.replace(f"cid:{image.cid}", image.filename)
+            html = html.replace(f"cid:{image.cid}", quote(image.filename))  # a space, a quote
         files[out_dir / f"{code}.html"] = html.encode("utf-8")
         files[out_dir / f"{code}.txt"] = fill(part.text, values, html=False).encode("utf-8")
         files[out_dir / f"{code}.eml"] = factory.build(person, code)

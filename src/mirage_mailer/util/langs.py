@@ -41,3 +41,10 @@ def check_language(code: str) -> str | None:
 
 def base_language(code: str) -> str:
     return normalise_language(code).split("-")[0]
+
+
+def text_direction(code: str) -> str:
+    """``rtl`` for a language written right to left (Arabic, Persian, Hebrew, Urdu...),
+    else ``ltr``: from CLDR's character order (babel), so no list of ours goes stale."""
+    locale = babel_locale(code)
+    return "rtl" if locale is not None and locale.text_direction == "rtl" else "ltr"

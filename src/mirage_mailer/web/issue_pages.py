@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from mirage_mailer.compose.disclaimer import EMBLEM_CID, EMBLEM_FILE
+from mirage_mailer.compose.images import InlineImage
 from mirage_mailer.compose.message import fill
-from mirage_mailer.compose.render import InlineImage, RenderedLanguage
+from mirage_mailer.compose.render import RenderedLanguage
 from mirage_mailer.compose.strings import strings_for
 from mirage_mailer.project.config import Settings
 from mirage_mailer.services.loader import open_project, render, template_fields
+from mirage_mailer.util.langs import text_direction
 from mirage_mailer.web.archive import Fingerprint, fingerprint
 from mirage_mailer.web.i18n import negotiate
 from mirage_mailer.web.languages import label
@@ -113,6 +115,6 @@ class IssueRenderer:
             lang = ui_lang or negotiate([view.lang], None, settings.project.language)
             bar = render_text("issue_nav.html.j2", links=links, view=view, site=settings.project,
                               languages=[(code, label(code)) for code in view.languages],
-                              lang=lang)
+                              lang=lang, dir=text_direction(lang))  # not the issue's
             html = _BODY.sub(lambda m: m.group(0) + bar, html, count=1)
         return html

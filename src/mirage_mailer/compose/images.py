@@ -1,0 +1,108 @@
+"""Images an article shows, as inline MIME parts: found by the name the writer gave, named
+safely in the message.
+
+Markdown and the HTML cleaner percent-encode an image's address (``été.png`` becomes
+``%C3%A9t%C3%A9.png``, a space ``%20``) and escape it for HTML; the file is looked up by the
+decoded name and problems quote that name, as the writer knows it. In the message the
+name goes into ``Content-Disposition`` RFC 2231-encoded by the email package (raw UTF-8 there
+is invalid without SMTPUTF8), and the Content-ID gets an ASCII form of it.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+import unicodedata
+from dataclasses import dataclass
+from email import policy
+from email.message import MIMEPart
+from html import unescape
+from pathlib import Path
+from urllib.parse import unquote
+
+from mirage_mailer.project.content import Article
+from mirage_mailer.project.issue_values import MAX_IMAGE_BYTES, inside, is_file
+from mirage_mailer.util.errors import Collector, shorten
+
+_IMG_SRC = re.compile(r'<img src="([^"]*)"')
+_NOT_ID = re.compile(r"[^A-Za-z0-9]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class InlineImage:
+    cid: str
+    filename: str
+    mime: str
+    data: bytes
+
+    def part_headers(self) -> bytes:
+        """The MIME headers of this image's part (LF line ends, before its base64 body)."""
+        part = MIMEPart(policy=policy.default)
+        part["Content-Type"] = self.mime
+        part["Content-Transfer-Encoding"] = "base64"
+        part["Content-ID"] = f"<{self.cid}>"
+        part.add_header("Content-Disposition", "inline",
+                        filename=_CONTROL.sub("_", self.filename))
+        return b"".join(policy.default.fold_binary(name, value)
+                        for name, value in part.items())
+
+
+def content_id(number: int, name: str) -> str:
+    """``img<n>.<ascii name>@mirage-mailer``: a valid msg-id (RFC 5322 dot-atom), unique by
+    ``number``, readable (``été.png`` -> ``img1.ete.png``); a name with no ASCII letters
+    keeps only its extension."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    words = [word for word in (_NOT_ID.sub("-", part).strip("-")
+                               for part in ascii_name.split(".")) if word]
+    return ".".join([f"img{number}", *words]) + "@mirage-mailer"
+
+
+def inline_image(path: Path, images: dict[Path, InlineImage]) -> str:
+    """``cid:`` URL of the part for ``path``, adding the part on first use."""
+    if path not in images:
+        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        images[path] = InlineImage(content_id(len(images) + 1, path.name), path.name, mime,
+                                   path.read_bytes())
+    return f"cid:{images[path].cid}"
+
+
+def written_name(src: str) -> str:
+    """The file name as the writer wrote it, from an ``<img src>`` of the cleaned HTML."""
+    return unquote(unescape(src))
+
+
+def embed_body_images(html: str, article: Article, images: dict[Path, InlineImage],
+                      problems: Collector) -> str:
+    """Relative ``<img src>`` in an article become CID parts (mail has no base URL)."""
+    def replace(match: re.Match[str]) -> str:
+        src = match.group(1)
+        if re.match(r"^https?:", src):
+            return match.group(0)
+        name = written_name(src)
+        line = _line_of(article, name, src)
+        folder = article.path.parent
+        candidates = [folder / name, folder / unescape(src)]  # the file may carry a '%' code
+        if not inside(candidates[0], folder):
+            problems.add(article.path, line,
+                         f"image '{shorten(name, 200)}' is outside the issue folder",
+                         "copy the image into the issue folder and give its file name")
+            return match.group(0)
+        path = next((c.resolve() for c in candidates if inside(c, folder) and is_file(c)),
+                    None)
+        if path is None or path.stat().st_size > MAX_IMAGE_BYTES:
+            problems.add(article.path, line,
+                         f"image '{shorten(name, 200)}' not found or larger than "
+                         f"{MAX_IMAGE_BYTES // 1_000_000} MB", "put it in the issue folder")
+            return match.group(0)
+        return f'<img src="{inline_image(path, images)}"'
+    return _IMG_SRC.sub(replace, html)
+
+
+def _line_of(article: Article, *needles: str) -> int:
+    """The line of the first of ``needles`` found in the body (else the body's first)."""
+    for needle in needles:
+        index = article.body.find(needle)
+        if index >= 0:
+            return article.body_line + article.body[:index].count("\n")
+    return article.body_line

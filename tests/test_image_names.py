@@ -1,0 +1,89 @@
+"""Images whose file names have accents, spaces or quotes: found by the name the writer gave
+(Markdown and the HTML cleaner percent-encode it), named as written in messages, and carried in
+valid MIME headers (RFC 2231 for the file name, an ASCII Content-ID)."""
+
+from __future__ import annotations
+
+import email
+import re
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+from urllib.parse import quote
+
+from helpers import SAMPLE_ISSUE, RunCli
+from mirage_mailer.compose.images import content_id
+from mirage_mailer.compose.render import emblem_bytes
+
+ARTICLE = f"{SAMPLE_ISSUE}/partners-meeting.md"
+NAMES = ("été.png", "team photo.png", 'a"b;c.png')
+BODY = ("---\ntitle: Images\n---\n![Summer in Nicosia](été.png)\n\n"
+        "![The team](team%20photo.png)\n\n![The team again](<team photo.png>)\n\n"
+        "<img src='a\"b;c.png' alt=\"A quote\">\n")
+
+
+def images_in(project: Path, body: str, names: tuple[str, ...] = NAMES) -> None:
+    for name in names:
+        (project / SAMPLE_ISSUE / name).write_bytes(emblem_bytes())
+    (project / ARTICLE).write_text(body, encoding="utf-8")
+
+
+def english_mail(project: Path) -> bytes:
+    """The raw message to an English reader (the French ones carry the French article)."""
+    found = [path.read_bytes() for path in (project / "outbox/new").iterdir()]
+    return next(raw for raw in found if b"\nTo: Maria Georgiou <maria.georgiou@" in raw)
+
+
+def image_parts(project: Path) -> list[EmailMessage]:
+    message = email.message_from_bytes(english_mail(project), policy=policy.default)
+    return [part for part in message.walk()  # type: ignore[misc]
+            if isinstance(part, EmailMessage) and part.get_content_maintype() == "image"]
+
+
+def test_body_images_are_found_by_the_name_as_written(project: Path, run_cli: RunCli) -> None:
+    images_in(project, BODY)
+    result = run_cli("preview", SAMPLE_ISSUE, "--lang", "en")
+    assert result.code == 0, result.err
+    out = project / "preview/2021-10-partners-meeting"
+    html = (out / "en.html").read_text(encoding="utf-8")
+    for name in NAMES:  # the preview file beside the page, the page naming it as a URL
+        assert (out / name).read_bytes() == emblem_bytes()
+        assert f'src="{quote(name)}"' in html
+
+
+def test_a_missing_image_is_named_as_written(project: Path, run_cli: RunCli) -> None:
+    images_in(project, "---\ntitle: Images\n---\nIntro.\n\n![Summer](ça.png)\n\n"
+                       "![Team](our%20team.png)\n", names=())
+    result = run_cli("validate", SAMPLE_ISSUE)
+    assert result.code == 2
+    errors = [line for line in result.err.splitlines() if ": warning:" not in line]
+    assert errors[:2] == [
+        f"{ARTICLE}:6: image 'ça.png' not found or larger than 10 MB (put it in the issue folder)",
+        f"{ARTICLE}:8: image 'our team.png' not found or larger than 10 MB "
+        "(put it in the issue folder)"]
+
+
+def test_image_parts_have_valid_headers(project: Path, run_cli: RunCli) -> None:
+    images_in(project, "---\ntitle: Images\nimage: été.png\nimage_alt: Summer in Nicosia\n"
+                       "---\nBody.\n\n![The team](team%20photo.png)\n")
+    result = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert result.code == 0, result.err
+    parts = image_parts(project)
+    names = [part.get_filename() for part in parts]
+    assert names == ["team photo.png", "été.png", "eu-emblem.png"]  # body, front matter
+    for part in parts:
+        assert not part["Content-Disposition"].defects
+        cid = part["Content-ID"]
+        assert cid.isascii() and re.fullmatch(r"<[A-Za-z0-9.-]+@mirage-mailer>", cid), cid
+    assert parts[1]["Content-ID"] == "<img2.ete.png@mirage-mailer>"
+    raw = english_mail(project)
+    assert b"filename*=utf-8''%C3%A9t%C3%A9.png" in raw
+    assert raw.isascii()
+
+
+def test_content_ids_are_ascii_dot_atoms() -> None:
+    assert content_id(1, "été.png") == "img1.ete.png@mirage-mailer"
+    assert content_id(2, "team photo.png") == "img2.team-photo.png@mirage-mailer"
+    assert content_id(3, 'a"b;c.png') == "img3.a-b-c.png@mirage-mailer"
+    assert content_id(4, "صورة.png") == "img4.png@mirage-mailer"
+    assert content_id(5, "..x..png") == "img5.x.png@mirage-mailer"
