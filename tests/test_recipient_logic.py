@@ -115,6 +115,21 @@ def test_logic_that_cannot_run_per_reader_is_refused(project: Path, run_cli: Run
     assert not (project / "outbox").exists()
 
 
+def test_validate_runs_the_logic_for_every_reader(project: Path, run_cli: RunCli) -> None:
+    """A line that fails for one reader's value only ('Réseau Solidarité' has 17
+    characters) is named with that reader by validate; send stops before sending anyone."""
+    edit(project / HTML, GREETING,
+         GREETING + "<p>{{ 100 // (recipient.organisation|length - 17) }}</p>")
+    expected = (f"{HTML}:62: recipient logic failed for amina.haddad@example.org: "
+                "ZeroDivisionError")
+    result = run_cli("validate", SAMPLE_ISSUE)
+    assert result.code == 2 and expected in result.err, result.err
+    result = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert result.code == 2 and expected in result.err, result.err
+    assert "Traceback" not in result.err
+    assert not (project / "outbox").exists()
+
+
 def test_a_marker_left_in_the_output_stops_everything(project: Path, run_cli: RunCli) -> None:
     """The guard: whatever leaves marker text (here written out by hand) is refused."""
     edit(project / HTML, GREETING, GREETING + "<p>{{ '__mm_name__' }} __MM_nosuch__</p>")

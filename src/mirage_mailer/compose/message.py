@@ -207,6 +207,21 @@ class Skeleton:
         return [*runs, run]
 
 
+def person_values(person: Personal, strings: Mapping[str, str]) -> dict[str, str]:
+    """The slot values that come from the list row (no links): name, greeting, columns."""
+    # A list with a first-name column (Mailchimp's First Name) greets by the first name
+    # ("Bonjour Marie,"); ``name`` stays the full one, for To: and recipient.name.
+    greet = person.fields.get("first_name", "").strip() or person.name
+    values = {
+        "email": person.email,
+        "name": person.name or "",
+        "greeting": strings["dear"].format(name=greet) if greet else strings["dear_reader"],
+    }
+    for key, value in person.fields.items():
+        values[field_slot(key)] = value
+    return values
+
+
 class MessageFactory:
     """Builds each recipient's message bytes from the language skeletons."""
 
@@ -289,19 +304,9 @@ class MessageFactory:
 
     def _values(self, person: Personal, strings: Mapping[str, str], mailto: str, https: str,
                 view: str | None) -> dict[str, str]:
-        # A list with a first-name column (Mailchimp's First Name) greets by the first name
-        # ("Bonjour Marie,"); ``name`` stays the full one, for To: and recipient.name.
-        greet = person.fields.get("first_name", "").strip() or person.name
-        values = {
-            "unsubscribe_url": https or mailto,
-            "view_online_url": view or "",
-            "email": person.email,
-            "name": person.name or "",
-            "greeting": strings["dear"].format(name=greet) if greet
-            else strings["dear_reader"],
-        }
-        for key, value in person.fields.items():
-            values[field_slot(key)] = value
+        values = person_values(person, strings)
+        values["unsubscribe_url"] = https or mailto
+        values["view_online_url"] = view or ""
         return values
 
     def _head(self, person: Personal, lang: str,
