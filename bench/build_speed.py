@@ -5,6 +5,8 @@ so the figure does not depend on how fast this machine is. Also prints the one-o
 the per-language work (Markdown, Jinja2, premailer) that substitution lets us pay once.
 
     python bench/build_speed.py [--recipients 10000] [--baseline 500]
+    python bench/build_speed.py --recipient-logic   # the template also has an {% if %} and
+                                                    # filters on fields (compose/fragments.py)
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from mirage_mailer.services.loader import open_project, render
 from mirage_mailer.util.tokens import Signer
 
 ISSUE = "issues/2021-10-partners-meeting"
+# audit 9b's line: an if, a default and two filters on recipient fields, run per reader
+LOGIC = ("<p>Org: {% if recipient.organisation %}{{ recipient.organisation }}{% else %}"
+         '(none){% endif %} | {{ recipient.organisation|default("your organisation") }} | '
+         "{{ recipient.name|title }} | {{ recipient.name|upper }}|</p>")
 
 
 def people(count: int) -> list[Personal]:
@@ -56,10 +62,17 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=10_000)
     parser.add_argument("--baseline", type=int, default=500,
                         help="recipients for the slow route (it is timed per message)")
+    parser.add_argument("--recipient-logic", action="store_true",
+                        help="add an {%% if %%} and filters on recipient fields to the template")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mirage-bench-"))
     try:
         init_project(tmp / "p")
+        if args.recipient_logic:
+            html = tmp / "p/templates/newsletter.html.j2"
+            html.write_text(html.read_text(encoding="utf-8").replace(
+                "{{ recipient.greeting }}</p>", "{{ recipient.greeting }}</p>" + LOGIC),
+                encoding="utf-8")
         project = open_project(tmp / "p/mirage.yaml", tmp / "p" / ISSUE)
         started = time.perf_counter()
         rendered = render(project, {"organisation"})

@@ -122,6 +122,19 @@ def test_article_images_are_served_beside_the_page(sent_project: Path,
         assert image.status_code == 200 and image.content == emblem_bytes()
 
 
+def test_recipient_logic_on_the_issue_page_is_for_no_one(sent_project: Path) -> None:
+    """An {% if %} or a filter on a recipient field runs for no one in particular: the empty
+    branch, the default; never a slot marker."""
+    edit(sent_project / "templates/newsletter.html.j2", "{{ recipient.greeting }}</p>",
+         "{{ recipient.greeting }}</p><p>[{% if recipient.organisation %}org{% else %}none"
+         "{% endif %}|{{ recipient.organisation|default('your organisation')|upper }}]</p>")
+    with client_for(sent_project) as client:
+        page = client.get(PAGE)
+    assert page.status_code == 200, page.text
+    assert ">[none|YOUR ORGANISATION]</p>" in page.text
+    assert_issue_page(page.text)
+
+
 def test_the_view_online_link_shows_the_issue(sent_project: Path, client: TestClient) -> None:
     message = message_to(sent_project, JEAN)
     links = re.findall(rf'href="({re.escape(BASE)}/v/[^"]+)"', part(message, "html"))

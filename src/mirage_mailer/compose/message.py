@@ -32,10 +32,11 @@ from random import getrandbits
 from urllib.parse import quote
 
 from mirage_mailer.compose.render import OPEN_SLOT, RenderedLanguage, click_slot
-from mirage_mailer.compose.slots import split_slots
+from mirage_mailer.compose.slots import FRAGMENT_PREFIX, field_slot, leftover_markers, split_slots
 from mirage_mailer.compose.strings import strings_for
 from mirage_mailer.project.config import Settings
 from mirage_mailer.util.addresses import ascii_address, ascii_domain, parse_mailbox
+from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
 from mirage_mailer.util.headersafe import mailbox_header, text_header
 from mirage_mailer.util.tokens import Signer
 
@@ -79,6 +80,8 @@ class _Part:
 
     def __init__(self, text: str) -> None:
         chunks, self.names = split_slots(text)
+        # a fragment's output is the template's own rendering (HTML already in the HTML part)
+        self.raw = [name.startswith(FRAGMENT_PREFIX) for name in self.names]
         self.chunks = [_qp(c) for c in chunks]
         # the same chunks in wire format (None: a chunk holds a CR, the message is converted
         # whole); each one starts at a line start: the part's head or a soft line break
@@ -87,9 +90,10 @@ class _Part:
 
     def encode(self, values: Mapping[str, str], escape_value: Callable[[str], str]) -> bytes:
         out = [self.chunks[0]]
-        for name, chunk in zip(self.names, self.chunks[1:], strict=True):
+        for name, raw, chunk in zip(self.names, self.raw, self.chunks[1:], strict=True):
+            value = values.get(name, "")
             out.append(b"=\n")
-            out.append(_qp(escape_value(values.get(name, ""))))
+            out.append(_qp(value if raw else escape_value(value)))
             out.append(b"=\n")
             out.append(chunk)
         return b"".join(out)
@@ -102,8 +106,9 @@ class _Part:
         if chunks is None:
             return None
         out = [chunks[0]]
-        for name, chunk in zip(self.names, chunks[1:], strict=True):
-            value = _qp(escape_value(values.get(name, "")))
+        for name, raw, chunk in zip(self.names, self.raw, chunks[1:], strict=True):
+            text = values.get(name, "")
+            value = _qp(text if raw else escape_value(text))
             if b"\r" in value:
                 return None
             out.append(b"=\r\n")
@@ -119,6 +124,19 @@ def _html_escape(value: str) -> str:
 
 def _plain(value: str) -> str:
     return value
+
+
+def _refuse_leftovers(settings: Settings, rendered: RenderedLanguage) -> None:
+    """The last guard (``render`` reports these with the template first): what is left of
+    a marker in the static text would reach every message, so nothing is built."""
+    for part in (rendered.text, rendered.html):
+        left = leftover_markers(part, split_slots(part)[1])
+        if left:
+            raise InputError(Problem(
+                display_path(settings.templates), None,
+                f"the {rendered.lang} newsletter still holds the internal marker "
+                f"'{shorten(left[0], 60)}', which would reach every message; nothing was sent",
+                "print recipient fields as {{ recipient.x }}; see docs/guide/templates.md"))
 
 
 class Skeleton:
@@ -144,6 +162,7 @@ class Skeleton:
         self.static_headers = b"".join(head)
         self.text = _Part(rendered.text)
         self.html = _Part(rendered.html)
+        _refuse_leftovers(settings, rendered)
         text_head = (f"--{outer}\nContent-Type: text/plain; charset=\"utf-8\"\n"
                      "Content-Transfer-Encoding: quoted-printable\n\n").encode()
         html_head = (b"Content-Type: text/html; charset=\"utf-8\"\n"
@@ -184,6 +203,21 @@ class Skeleton:
         return [*runs, run]
 
 
+def person_values(person: Personal, strings: Mapping[str, str]) -> dict[str, str]:
+    """The slot values that come from the list row (no links): name, greeting, columns."""
+    # A list with a first-name column (Mailchimp's First Name) greets by the first name
+    # ("Bonjour Marie,"); ``name`` stays the full one, for To: and recipient.name.
+    greet = person.fields.get("first_name", "").strip() or person.name
+    values = {
+        "email": person.email,
+        "name": person.name or "",
+        "greeting": strings["dear"].format(name=greet) if greet else strings["dear_reader"],
+    }
+    for key, value in person.fields.items():
+        values[field_slot(key)] = value
+    return values
+
+
 class MessageFactory:
     """Builds each recipient's message bytes from the language skeletons."""
 
@@ -196,6 +230,8 @@ class MessageFactory:
         self.signer = signer
         self.rendered = rendered
         self.skeletons = {lang: Skeleton(settings, r, issue_id) for lang, r in rendered.items()}
+        self._fragments = {lang: r.fragments for lang, r in rendered.items()
+                           if r.fragments is not None}
         self.base_url = settings.tracking.base_url
         self.mailto = mailto_address(settings.project.contact or settings.sender.from_email)
         # Message-ID and List-Id are ASCII only (RFC 5322 msg-id, RFC 2919): A-labels
@@ -251,6 +287,8 @@ class MessageFactory:
         mailto, https, view = self._links(subject)
         values = self._values(person, self.skeletons[lang].strings, mailto, https, view)
         self._tracking(values, subject, lang)
+        if lang in self._fragments:
+            self._fragments[lang].fill(values)
         return values
 
     def _tracking(self, values: dict[str, str], subject: str, lang: str) -> None:
@@ -264,19 +302,9 @@ class MessageFactory:
 
     def _values(self, person: Personal, strings: Mapping[str, str], mailto: str, https: str,
                 view: str | None) -> dict[str, str]:
-        # A list with a first-name column (Mailchimp's First Name) greets by the first name
-        # ("Bonjour Marie,"); ``name`` stays the full one, for To: and recipient.name.
-        greet = person.fields.get("first_name", "").strip() or person.name
-        values = {
-            "unsubscribe_url": https or mailto,
-            "view_online_url": view or "",
-            "email": person.email,
-            "name": person.name or "",
-            "greeting": strings["dear"].format(name=greet) if greet
-            else strings["dear_reader"],
-        }
-        for key, value in person.fields.items():
-            values[f"field_{key}"] = value
+        values = person_values(person, strings)
+        values["unsubscribe_url"] = https or mailto
+        values["view_online_url"] = view or ""
         return values
 
     def _head(self, person: Personal, lang: str,
@@ -287,6 +315,8 @@ class MessageFactory:
         mailto, https, view = self._links(subject)
         values = self._values(person, skeleton.strings, mailto, https, view)
         self._tracking(values, subject, lang)
+        if lang in self._fragments:  # recipient logic in the templates (``fragments``)
+            self._fragments[lang].fill(values)
         unsubscribe = f"<{https}>, <{mailto}>" if https else f"<{mailto}>"
         headers = [
             mailbox_header("To", person.name, person.email),
@@ -368,6 +398,7 @@ def fill(text: str, values: Mapping[str, str], *, html: bool) -> str:
     esc = _html_escape if html else _plain
     out = [chunks[0]]
     for name, chunk in zip(names, chunks[1:], strict=True):
-        out.append(esc(values.get(name, "")))
+        value = values.get(name, "")
+        out.append(value if name.startswith(FRAGMENT_PREFIX) else esc(value))
         out.append(chunk)
     return "".join(out)

@@ -43,6 +43,7 @@ from mirage_mailer.compose.disclaimer import (
     rule_hint,
     words_language,
 )
+from mirage_mailer.compose.fragments import LanguageFragments, bind_fragments, default_filter
 from mirage_mailer.compose.images import InlineImage, embed_body_images, inline_image
 from mirage_mailer.compose.sandbox import BoundedSandbox, template_frame, template_problem
 from mirage_mailer.compose.slots import MirageUndefined, RecipientSlots, slot
@@ -85,6 +86,7 @@ class RenderedLanguage:
     emblem_src: str
     click_urls: tuple[str, ...] = ()  # targets of the slots click_1, click_2, ... in ``html``
     open_pixel: bool = False  # ``html`` ends its body with the open pixel slot
+    fragments: LanguageFragments | None = None  # recipient logic run per reader, if any
 
     def untracked_html(self) -> str:
         """``html`` with the original link targets and no open pixel (archive, web view)."""
@@ -175,6 +177,7 @@ def template_env(settings: Settings) -> BoundedSandbox:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters["default"] = env.filters["d"] = default_filter  # an empty cell is missing
     return env
 
 
@@ -391,11 +394,15 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
                              "mail clients block scripts and spam filters punish them"))
     if rules:
         raise InputError(rules)
+    fragments = bind_fragments(env, context, fields, {
+        display_path(settings.templates / HTML_TEMPLATE): html,
+        display_path(settings.templates / TEXT_TEMPLATE): text,
+    }, (OPEN_SLOT, *(click_slot(n) for n in range(1, len(click_urls) + 1))))
     if emblem_src.startswith("cid:"):
         images[Path(EMBLEM_FILE)] = InlineImage(EMBLEM_CID, EMBLEM_FILE, "image/png",
                                                 emblem_bytes())
     return RenderedLanguage(lang, subject, html, text, tuple(images.values()), block,
-                            emblem_src, click_urls, open_pixel)
+                            emblem_src, click_urls, open_pixel, fragments)
 
 
 def _direction(lang: str) -> dict[str, str]:

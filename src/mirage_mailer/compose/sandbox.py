@@ -25,6 +25,12 @@ from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from mirage_mailer.compose.fragments import (
+    FragmentCutter,
+    FragmentRegistry,
+    RecipientLogicError,
+    RecipientValues,
+)
 from mirage_mailer.compose.template_blocks import unclosed_block
 from mirage_mailer.util.errors import Problem, display_path, shorten
 
@@ -92,6 +98,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         self.filters = {name: self._bounded_filter(name, func)
                         for name, func in self.filters.items()}
         self.filters["_mm_loop"] = self._loop
+        self.fragments = FragmentRegistry()  # recipient logic cut out at parse time
 
     def render_template(self, name: str, context: dict[str, Any]) -> str:
         """Render one template with fresh budgets (compiling it first, unbudgeted)."""
@@ -202,10 +209,14 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         self.tick()
+        if type(obj) is RecipientValues:  # a reader's own strings: nothing to guard, and
+            return obj.lookup(attribute, self)  # the sandbox's checks cost most of a fragment
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
         self.tick()
+        if type(obj) is RecipientValues and isinstance(argument, str):
+            return obj.lookup(argument, self)
         return super().getitem(obj, argument)
 
     def _bounded_filter(self, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -251,7 +262,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         for loop in tree.find_all(nodes.For):
             loop.iter = nodes.Filter(loop.iter, "_mm_loop", [], [], None, None,
                                      lineno=loop.iter.lineno)
-        return tree
+        return FragmentCutter(self, self.fragments, name, filename).cut(tree)
 
 
 def _replaced_size(text: str, old: Any, new: Any) -> int:
@@ -292,6 +303,9 @@ class _ConfinedLoader(jinja2.FileSystemLoader):
 
 def template_problem(exc: Exception, templates: Path, main_template: str) -> Problem:
     """Point at the template file and line, whatever Jinja2 raised."""
+    if isinstance(exc, RecipientLogicError):
+        path = exc.filename or str(templates / (exc.name or main_template))
+        return Problem(display_path(path), exc.lineno, exc.message or "", exc.hint)
     if isinstance(exc, jinja2.TemplateSyntaxError):
         path = exc.filename or str(templates / (exc.name or main_template))
         if exc.message == "template is not valid UTF-8":

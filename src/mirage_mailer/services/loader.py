@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mirage_mailer.compose.disclaimer import block_for, union_name_warnings, words_language
+from mirage_mailer.compose.message import Personal, person_values
 from mirage_mailer.compose.render import RenderedLanguage, render_issue
+from mirage_mailer.compose.strings import strings_for
 from mirage_mailer.project.config import CONFIG_NAME, Settings, find_config, load_settings
 from mirage_mailer.project.content import Issue, load_issue
 from mirage_mailer.project.eu_names import base_language
@@ -142,3 +144,33 @@ def render(project: Project, fields: set[str], *, languages: tuple[str, ...] | N
            subject_prefix: str = "") -> dict[str, RenderedLanguage]:
     return render_issue(project.settings, project.issue, fields=fields, languages=languages,
                         subject_prefix=subject_prefix)
+
+
+MAX_READER_PROBLEMS = 10  # a line that fails for many readers needs naming only so often
+
+
+def reader_problems(project: Project,
+                    rendered: dict[str, RenderedLanguage]) -> list[Problem]:
+    """Recipient logic in the templates (``compose.fragments``) run on every list row, as
+    ``send`` will: the readers it fails for, by template line (at most
+    ``MAX_READER_PROBLEMS``). Nothing to do, and no pass over the lists, without any."""
+    logic = {lang: r.fragments for lang, r in rendered.items() if r.fragments is not None}
+    if not logic:
+        return []
+    strings = {lang: strings_for(lang, project.settings.project.name) for lang in logic}
+    problems: list[Problem] = []
+    for row in iter_rows(project):
+        if not isinstance(row, Subscriber):
+            continue
+        lang = project.issue.pick_language(row.lang)
+        if lang not in logic:
+            continue
+        values = person_values(Personal(row.email, row.name, row.list_name, row.fields),
+                               strings[lang])
+        try:
+            logic[lang].fill(values)
+        except InputError as exc:
+            problems.extend(exc.problems)
+            if len(problems) >= MAX_READER_PROBLEMS:
+                break
+    return problems

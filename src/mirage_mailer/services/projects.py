@@ -17,6 +17,7 @@ from mirage_mailer.services.loader import (
     find_issue,
     locate_config,
     open_project,
+    reader_problems,
     render,
 )
 from mirage_mailer.services.outbound import insecure_tls_warning
@@ -88,7 +89,7 @@ def validate(config: Path | None, issue_dir: Path) -> Validation:
         plan, scan = _plan_and_scan(project, use_store=False)
     errors = list(scan.row_problems)
     try:
-        render(project, scan.fields)
+        errors.extend(reader_problems(project, render(project, scan.fields)))
     except InputError as exc:
         errors.extend(exc.problems)
     try:  # the same refusal as preview and send, but a project without a secret gets none

@@ -40,7 +40,7 @@ from mirage_mailer.services.lease_sending import (
     shared_store,
     with_others,
 )
-from mirage_mailer.services.loader import Project
+from mirage_mailer.services.loader import Project, reader_problems
 from mirage_mailer.services.outbound import credentials, deliver, resumable
 from mirage_mailer.services.planning import (
     K_SEND,
@@ -174,9 +174,14 @@ def prepare(project: Project, options: SendOptions) -> Preparation:
         languages = (issue.language_option(options.lang),)
     elif options.to:
         languages = (issue.default_language,)
-    return prepare_issue(project, languages=languages,
+    prep = prepare_issue(project, languages=languages,
                          subject_prefix=TEST_PREFIX if options.to else "",
                          sign_as_built=False)  # signed on the way out: for_the_wire
+    if not options.to:  # recipient logic that fails for a reader stops the send before any
+        problems = reader_problems(project, prep.rendered)  # (none: no pass over the lists)
+        if problems:
+            raise InputError(problems)
+    return prep
 
 
 def plan_options(options: SendOptions) -> PlanOptions:

@@ -103,6 +103,8 @@ class IssueRenderer:
             "view_online_url": links.issue(view.issue_id, view.lang),
             "greeting": strings["dear_reader"],
         }
+        if view.rendered.fragments is not None:  # recipient logic, run for no one in particular
+            view.rendered.fragments.fill(values)
         html = fill(view.rendered.untracked_html(), values, html=True)
         emblem = links.asset(EMBLEM_FILE)
         if not view.rendered.emblem_src.startswith("cid:"):
