@@ -8,10 +8,11 @@ from mirage_mailer.delivery.classify import BurstDetector, Verdict, classify, is
 
 
 @pytest.mark.parametrize(("stage", "code", "verdict"), [
-    ("DATA", 250, Verdict.SENT),
+    ("DOT", 250, Verdict.SENT),  # the end of DATA accepted: the only "sent"
     ("RCPT", 550, Verdict.FAILED),  # unknown user: this recipient only
     ("RCPT", 553, Verdict.FAILED),
-    ("DATA", 554, Verdict.FAILED),  # content refused
+    ("DATA", 554, Verdict.FAILED),  # no DATA for this transaction
+    ("DOT", 554, Verdict.FAILED),  # content refused
     ("MAIL", 552, Verdict.FAILED),  # this message is too big
     ("MAIL", 553, Verdict.ABORT),  # sender refused: everyone would fail the same way
     ("MAIL", 550, Verdict.ABORT),
@@ -20,7 +21,17 @@ from mirage_mailer.delivery.classify import BurstDetector, Verdict, classify, is
     ("RCPT", 451, Verdict.DEFERRED),
     ("MAIL", 421, Verdict.DEFERRED),
     ("DATA", 452, Verdict.DEFERRED),
-    ("DATA", -1, Verdict.DEFERRED),  # a garbled answer never loses a recipient
+    ("DOT", 451, Verdict.DEFERRED),  # a clear "not now" after the body: retried
+    # a reply that does not fit its command: out of step, or not SMTP. Before the end of
+    # DATA the relay cannot have the message (retried); after it, it may (unknown)
+    ("DATA", -1, Verdict.DEFERRED),
+    ("DATA", 250, Verdict.DEFERRED),  # 250 where 354 is due: the body never went
+    ("RCPT", 354, Verdict.DEFERRED),
+    ("MAIL", 220, Verdict.DEFERRED),
+    ("DOT", -1, Verdict.UNKNOWN),  # "OK queued as 12345": maybe queued
+    ("DOT", 25, Verdict.UNKNOWN),  # a cut reply
+    ("DOT", 354, Verdict.UNKNOWN),
+    ("DOT", 150, Verdict.UNKNOWN),
 ])
 def test_classify(stage: str, code: int, verdict: Verdict) -> None:
     assert classify(stage, code) is verdict
