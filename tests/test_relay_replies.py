@@ -1,15 +1,16 @@
 """Replies a relay should not give, end to end: the real CLI against the fault relay on
 127.0.0.1, pipelining offered and not, and the relay's own count of what it received compared
-with what ``report`` says (audit 9a, F1 and F2).
+with what ``report`` says (audit 9a, F1, F2, F6).
 
 The contract: a recipient is ``sent`` only on a 250 to the end of DATA; once that end is
 written, anything but a clear answer leaves it ``unknown`` and never retried; so every message
 the relay has is ``sent`` or ``unknown``, every duplicate is ``unknown``, and every ``sent``
-reached the relay.
+reached the relay. A relay's words are kept and shown on one line, with no terminal escapes.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,8 @@ from helpers import SAMPLE_ISSUE, RunCli, edit, report
 from support.smtp_sink import Fault, SmtpSink, StoreThenFail, store_then_answer
 
 READERS = [f"reader{n:02d}@example.org" for n in range(12)]
+ESCAPES = "\x1b]0;PWNED\x07\x1b[31mRED\x1b[0m"  # retitles the terminal, turns it red
+SHOWN = "\\x1b]0;PWNED\\x07\\x1b[31mRED\\x1b[0m"
 
 
 def use_relay(project: Path, sink: SmtpSink) -> None:
@@ -128,3 +131,65 @@ def test_two_answers_to_one_end_of_data_are_never_taken_for_the_next_command(
         assert all(str(r["smtp_response"]).startswith("2.0.0 Ok") for r in found.values())
         # each double answer cost its link (the last message's, maybe, the run's end)
         assert sink.connections >= len(doubled.hit)
+
+
+# ------------------------------------------------------------ F6: the relay's words, shown
+
+
+def test_escape_sequences_in_a_greeting_are_shown_not_obeyed(project: Path,
+                                                           run_cli: RunCli) -> None:
+    with relay(Fault("GREET", "421 4.3.2 " + ESCAPES), pipelining=True) as sink:
+        use_relay(project, sink)
+        result = run_cli("send", SAMPLE_ISSUE, "--yes")
+        assert result.code == 3, result.err
+        errors = [line for line in result.err.splitlines() if ": warning: " not in line]
+        assert len(errors) == 1
+        assert f"refused the connection: 421 4.3.2 {SHOWN}; nothing was lost" in errors[0]
+        assert "\x1b" not in result.err + result.out and "\x07" not in result.err
+
+
+def test_a_greeting_with_line_breaks_stays_one_line(project: Path, run_cli: RunCli) -> None:
+    with relay(Fault("GREET", "hello\r\n\x1b[2Jthere"), pipelining=True) as sink:
+        use_relay(project, sink)
+        result = run_cli("send", SAMPLE_ISSUE, "--yes")
+        assert result.code == 3, result.err
+        errors = [line for line in result.err.splitlines() if ": warning: " not in line]
+        assert len(errors) == 1, errors
+        assert errors[0].startswith("mirage.yaml:")
+        assert "(Malformed SMTP response line: hello); nothing was lost" in errors[0]
+        assert "\x1b" not in result.err
+
+
+def test_escape_sequences_in_a_refusal_are_stored_and_reported_escaped(
+        project: Path, run_cli: RunCli) -> None:
+    with relay(Fault("RCPT", "550 5.1.1 " + ESCAPES, address=READERS[0]),
+                      pipelining=True) as sink:
+        use_relay(project, sink)
+        result = run_cli("send", SAMPLE_ISSUE, "--yes")
+        assert result.code == 1, result.err
+    database = project / ".mirage" / "tracking.sqlite"
+    with sqlite3.connect(database) as db:
+        stored = [r for (r,) in db.execute("SELECT smtp_response FROM recipients")]
+    assert f"5.1.1 {SHOWN}" in stored
+    assert not any("\x1b" in (r or "") for r in stored)
+    assert rows(run_cli)[READERS[0]]["smtp_response"] == f"5.1.1 {SHOWN}"
+    for fmt in ("table", "csv"):
+        shown = run_cli("report", SAMPLE_ISSUE, "--format", fmt)
+        assert shown.code == 0, shown.err
+        assert "\x1b" not in shown.out and "\x07" not in shown.out
+        assert "PWNED" in shown.out
+
+
+def test_a_reply_stored_raw_by_an_earlier_version_is_reported_escaped(
+        project: Path, run_cli: RunCli) -> None:
+    with relay(Fault("RCPT", "550 5.1.1 no such user", address=READERS[0]),
+                      pipelining=True) as sink:
+        use_relay(project, sink)
+        assert run_cli("send", SAMPLE_ISSUE, "--yes").code == 1
+    with sqlite3.connect(project / ".mirage" / "tracking.sqlite") as db:
+        db.execute("UPDATE recipients SET smtp_response = ? WHERE smtp_code = 550",
+                   ("5.1.1 " + ESCAPES,))
+    for fmt in ("table", "csv"):
+        shown = run_cli("report", SAMPLE_ISSUE, "--format", fmt)
+        assert shown.code == 0, shown.err
+        assert "\x1b" not in shown.out and "PWNED" in shown.out

@@ -10,6 +10,7 @@ it is transient (the server cannot have the message), a fault after it and befor
 So is a reply to the end of DATA that is no clear answer (not SMTP, or not 2xx/4xx/5xx). A reply
 that does not fit its command (250 where 354 is due), or lines that no command asked for, mean
 the link is out of step: it is dropped, and only a 250 to the end of DATA ever counts as sent.
+Relay text is made ``visible`` (one line, control characters escaped) before anyone keeps it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from mirage_mailer.delivery.classify import Verdict, classify, fits, unfit_words
 from mirage_mailer.delivery.tls import certificate_problem
 from mirage_mailer.delivery.wire import wire_format
 from mirage_mailer.util.addresses import is_plain_address
+from mirage_mailer.util.visible import visible
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class ConnectFailure(Exception):
     """The connection could not be opened. ``fatal``: retrying cannot help (config, auth)."""
 
     def __init__(self, message: str, *, fatal: bool, hint: str = "") -> None:
+        message, hint = visible(message), visible(hint)  # a greeting's words reach a terminal
         super().__init__(message)
         self.message = message
         self.fatal = fatal
@@ -79,6 +82,8 @@ class Attempt:
         if not self.response.isascii():
             object.__setattr__(self, "response", self.response.encode(
                 "utf-8", "surrogateescape").decode("utf-8", "replace"))
+        # the relay's words are stored and printed: one line, no terminal escapes
+        object.__setattr__(self, "response", visible(self.response))
 
 
 def plaintext_auth_refusal() -> ConnectFailure:
@@ -104,7 +109,8 @@ def _why(exc: BaseException) -> str:
         return text[:1].lower() + text[1:]
     if isinstance(exc, TimeoutError):
         return "timed out"
-    return exc.message if isinstance(exc, aiosmtplib.SMTPException) else str(exc)
+    # aiosmtplib quotes a malformed line with its CRLF
+    return (exc.message if isinstance(exc, aiosmtplib.SMTPException) else str(exc)).strip()
 
 
 async def _mail(smtp: aiosmtplib.SMTP, sender: str, options: list[str], encoding: str) -> None:
