@@ -32,6 +32,7 @@ from mirage_mailer.delivery.classify import BurstDetector, Verdict, classify, is
     ("DOT", 25, Verdict.UNKNOWN),  # a cut reply
     ("DOT", 354, Verdict.UNKNOWN),
     ("DOT", 150, Verdict.UNKNOWN),
+    ("DOT", 251, Verdict.UNKNOWN),  # RFC 5321: 250 is the one answer that says "accepted"
 ])
 def test_classify(stage: str, code: int, verdict: Verdict) -> None:
     assert classify(stage, code) is verdict

@@ -81,7 +81,7 @@ def classify(stage: str, code: int, text: str = "") -> Verdict:
     """Classify a reply ``code`` (and its ``text``) received at ``stage`` (MAIL, RCPT, DATA
     or DOT, the end of DATA).
 
-    Only a 2xx after the end of DATA is SENT. A reply that does not ``fit`` is DEFERRED
+    Only a 250 after the end of DATA is SENT. A reply that does not ``fit`` is DEFERRED
     before the end of DATA (the relay cannot have the message) and UNKNOWN after it (it may
     have it, RFC 5321 section 6.1: retrying could deliver it twice).
 
