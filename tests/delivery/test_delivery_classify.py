@@ -15,10 +15,11 @@ from mirage_mailer.delivery.refusals import Judgement, MessageRefusals
 
 
 @pytest.mark.parametrize(("stage", "code", "verdict"), [
-    ("DATA", 250, Verdict.SENT),
+    ("DOT", 250, Verdict.SENT),  # the end of DATA accepted: the only "sent"
     ("RCPT", 550, Verdict.FAILED),  # unknown user: this recipient only
     ("RCPT", 553, Verdict.FAILED),
-    ("DATA", 554, Verdict.FAILED),  # content refused
+    ("DATA", 554, Verdict.FAILED),  # no DATA for this transaction
+    ("DOT", 554, Verdict.FAILED),  # content refused (for this one; several: delivery/refusals)
     ("MAIL", 552, Verdict.ABORT),  # the message is too big: for everyone, not this one
     ("MAIL", 553, Verdict.ABORT),  # sender refused: everyone would fail the same way
     ("MAIL", 550, Verdict.ABORT),
@@ -27,7 +28,18 @@ from mirage_mailer.delivery.refusals import Judgement, MessageRefusals
     ("RCPT", 451, Verdict.DEFERRED),
     ("MAIL", 421, Verdict.DEFERRED),
     ("DATA", 452, Verdict.DEFERRED),
-    ("DATA", -1, Verdict.DEFERRED),  # a garbled answer never loses a recipient
+    ("DOT", 451, Verdict.DEFERRED),  # a clear "not now" after the body: retried
+    # a reply that does not fit its command: out of step, or not SMTP. Before the end of
+    # DATA the relay cannot have the message (retried); after it, it may (unknown)
+    ("DATA", -1, Verdict.DEFERRED),
+    ("DATA", 250, Verdict.DEFERRED),  # 250 where 354 is due: the body never went
+    ("RCPT", 354, Verdict.DEFERRED),
+    ("MAIL", 220, Verdict.DEFERRED),
+    ("DOT", -1, Verdict.UNKNOWN),  # "OK queued as 12345": maybe queued
+    ("DOT", 25, Verdict.UNKNOWN),  # a cut reply
+    ("DOT", 354, Verdict.UNKNOWN),
+    ("DOT", 150, Verdict.UNKNOWN),
+    ("DOT", 251, Verdict.UNKNOWN),  # RFC 5321: 250 is the one answer that says "accepted"
 ])
 def test_classify(stage: str, code: int, verdict: Verdict) -> None:
     assert classify(stage, code) is verdict
@@ -46,6 +58,8 @@ def test_a_message_too_big_stops_the_run(stage: str, code: int, text: str,
 
 @pytest.mark.parametrize(("stage", "code", "text", "reply"), [
     ("DATA", 554, "5.6.0 content rejected", "554 5.6.0"),
+    ("DOT", 554, "5.6.0 content rejected", "554 5.6.0"),  # after the body: the usual place
+    ("DOT", 550, "5.1.1 <a@example.org>: no such user", None),
     ("DATA", 550, "5.7.1 Message rejected as spam", "550 5.7.1"),
     ("DATA", 554, "Transaction failed", "554"),
     ("DATA", 550, "5.1.1 <a@example.org>: no such user", None),  # the address's

@@ -21,7 +21,7 @@ from delivery_support import Deliver, make_envelopes, make_transport
 from mirage_mailer.delivery import Envelope, Outcome
 from mirage_mailer.delivery.classify import Verdict
 from mirage_mailer.delivery.connection import Connection, ConnectSettings
-from support.smtp_sink import SmtpSink, refuse
+from support.smtp_sink import Fault, SmtpSink, refuse
 
 REFUSED = "r1@example.net"
 
@@ -157,3 +157,21 @@ def test_pipelining_on_uvloop(scripted: tuple[str, Script]) -> None:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         assert runner.run(main()) == [Verdict.SENT] * 3
     assert script.bodies == 3 and all(chunk.endswith(b"DATA\r\n") for chunk in script.envelopes)
+
+
+@pytest.mark.smtp_server(pipelining=False)
+@pytest.mark.smtp_fault(rules=[Fault("MAIL", "250 2.1.0 Ok\r\n250 2.0.0 stale", times=1)])
+def test_a_reply_line_nobody_asked_for_drops_the_link_before_the_next_command(
+        sink: SmtpSink, deliver: Deliver) -> None:
+    """Two lines to one MAIL: the second, taken as the RCPT reply, would shift every later
+    reply by one. The link is out of step: dropped before RCPT, the message retried."""
+    envelopes: list[Envelope] = list(make_envelopes(3))
+    run = deliver(make_transport(sink.url, concurrency=1), iter(envelopes))
+    assert run.rec.keys(Outcome.SENT) == {0, 1, 2}
+    first = run.rec.of(0)[0]
+    assert first.outcome is Outcome.DEFERRED and first.code is None
+    assert first.response == (
+        "reply lines nobody asked for came after the answer to MAIL (250 2.0.0 stale): the "
+        "relay is out of step; connection dropped, to be retried")
+    assert sorted(sink.recipients()) == sorted(e.recipient for e in envelopes)
+    assert sink.connections == 2 and sink.count("RCPT") == 3  # no RCPT on the shifted link

@@ -1,9 +1,14 @@
 """Fault rules for the test relay (``SmtpSink``): what it answers instead of 250, and when.
 
-A rule sees each MAIL, RCPT and DATA (and DATA-START: the DATA command, before any content)
-as a ``Call`` and returns a ``Reply``, or None to answer normally. They model what real relays
-do: refuse one address, fail a few times, drop or stall after queueing a message, greylist a
+A rule sees each MAIL, RCPT and DATA (and DATA-START: the DATA command, before any content;
+GREET: a new connection, before the 220) as a ``Call`` and returns a ``Reply``, or None to
+answer normally. They model what real relays do: refuse one address, fail a few times, drop or
+stall after queueing a message, or answer it with a line that is no clear reply, greylist a
 share of recipients, meter a sender with a token bucket or a rolling window.
+
+A reply's text goes out as it is: it may be no SMTP reply at all ("OK queued"), hold two
+reply lines ("250 Ok\r\n250 queued": more answers than commands), or carry control
+characters, as broken or hostile relays send.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 class Call:
     """What a rule sees: a command about to be answered."""
 
-    stage: str  # MAIL | RCPT | DATA
+    stage: str  # GREET | MAIL | RCPT | DATA-START | DATA
     address: str  # MAIL FROM at MAIL, RCPT TO at RCPT, the first recipient at DATA
     connection: int
     at: float
@@ -95,14 +100,16 @@ def drop_in_data(times: int = 1, *, address: str | None = None) -> Fault:
 class StoreThenFail:
     """At DATA, once for each of a stable ``fraction`` of the recipients (by hash): queue the
     message, then drop the connection without a reply, or (``stall``) never reply until the
-    client hangs up. The client cannot tell either from a message lost on the way: the
-    duplicate case of RFC 5321 section 6.1. ``hit`` holds the addresses it did it to."""
+    client hangs up, or answer ``reply`` (a line that is no SMTP reply, two replies at once).
+    The client cannot tell the first two from a message lost on the way: the duplicate case
+    of RFC 5321 section 6.1. ``hit`` holds the addresses it did it to."""
 
     def __init__(self, fraction: float = 1.0, *, stall: bool = False,
-                 seconds: float = 60.0) -> None:
+                 seconds: float = 60.0, reply: str | None = None) -> None:
         self.fraction = fraction
         self.stall = stall
         self.seconds = seconds
+        self.reply = reply
         self.hit: set[str] = set()
 
     def __call__(self, call: Call) -> Reply | None:
@@ -111,6 +118,8 @@ class StoreThenFail:
         if not picked(call.address, self.fraction, "store"):
             return None
         self.hit.add(call.address)
+        if self.reply is not None:
+            return Reply(self.reply, store=True)
         if self.stall:
             return Reply(None, delay=self.seconds, store=True)
         return Reply(None, close=True, store=True)
@@ -124,6 +133,11 @@ def store_then_drop(fraction: float = 1.0) -> StoreThenFail:
 def store_then_stall(fraction: float = 1.0, *, seconds: float = 60.0) -> StoreThenFail:
     """Queue the message, then never answer (see StoreThenFail)."""
     return StoreThenFail(fraction, stall=True, seconds=seconds)
+
+
+def store_then_answer(reply: str, fraction: float = 1.0) -> StoreThenFail:
+    """Queue the message, then answer ``reply`` instead of a plain 250 (see StoreThenFail)."""
+    return StoreThenFail(fraction, reply=reply)
 
 
 def drop_at_data_command(times: int = 1, *, address: str | None = None) -> Fault:

@@ -3,7 +3,8 @@
 An ``SmtpSink`` is aiosmtpd on 127.0.0.1, port 0, speaking the real protocol (STARTTLS,
 implicit TLS, AUTH). ``rules`` (``support/faults.py``, re-exported here) decide, per MAIL/RCPT/DATA,
 whether to answer something other than 250: a refusal, a 4xx, a slow answer, a dropped
-connection, a message stored and then left without a reply, greylisting, or a throttle.
+connection, a message stored and then left without a reply (or a malformed one), greylisting,
+or a throttle; a GREET rule answers a new connection instead of the 220 and hangs up.
 It runs in the caller's event loop (``async with``) or in its own thread
 (``with sink.running_in_thread()``), which the benchmark uses. Needs aiosmtpd, not pytest.
 """
@@ -36,6 +37,7 @@ from support.faults import (
     picked,
     refuse,
     refuse_message,
+    store_then_answer,
     store_then_drop,
     store_then_stall,
 )
@@ -43,7 +45,8 @@ from support.faults import (
 __all__ = [
     "Call", "Fault", "Greylist", "Received", "Reply", "Rule", "SmtpSink", "StoreThenFail",
     "Throttle", "TokenBucket", "drop_at_data_command", "drop_in_data", "fail_times", "picked",
-    "refuse", "refuse_message", "serving", "store_then_drop", "store_then_stall",
+    "refuse", "refuse_message", "serving", "store_then_answer", "store_then_drop",
+    "store_then_stall",
 ]
 
 _HOST = "127.0.0.1"
@@ -86,6 +89,13 @@ class _Server(SMTP):
     async def _handle_client(self) -> None:
         if self.over_limit:  # as providers do when a client opens too many connections
             await self.push("421 4.7.0 Too many concurrent connections, try later")
+            if self.transport is not None:
+                self.transport.close()
+            return
+        greeting = self.sink._match("GREET", "", self)
+        if greeting is not None:  # a relay that refuses (or garbles) the session at once
+            if greeting.text:
+                await self.push(greeting.text)
             if self.transport is not None:
                 self.transport.close()
             return

@@ -39,6 +39,7 @@ from mirage_mailer.services.reporting import (
 )
 from mirage_mailer.util.errors import ExitCode, InputError, Problem, display_path
 from mirage_mailer.util.jsonstream import iter_json
+from mirage_mailer.util.visible import visible
 
 
 def _console() -> Console:
@@ -289,7 +290,7 @@ def _table(found: list[dict[str, Any]], names: dict[str, str | None], *,
     for r in islice(found[0]["recipients"], UNSENT_SHOWN):  # the store reads only these
         # addresses and server replies come from outside: Text, never rich markup
         table.add_row(Text(r["email"]), r["status"], str(r["attempts"]),
-                      str(r["smtp_code"] or ""), Text(r["smtp_response"] or ""),
+                      str(r["smtp_code"] or ""), Text(visible(r["smtp_response"] or "")),
                       r["last_attempt_at"] or "")
     console.print(table)
     if unsent > UNSENT_SHOWN:

@@ -14,6 +14,9 @@ import re
 from collections import deque
 from enum import Enum
 
+from mirage_mailer.util.errors import shorten
+from mirage_mailer.util.visible import visible
+
 # The replies relays give when they are sent to too fast, if their text says so.
 THROTTLE_CODES = frozenset({421, 450, 451, 452})
 _RATE_WORDS = re.compile(
@@ -47,23 +50,60 @@ def is_auth_required(code: int | None, text: str = "") -> bool:
             and _AUTH_WORDS.search(text) is not None)
 
 
+# The positive reply each stage waits for: MAIL, RCPT, the DATA command, and DOT (the end of
+# DATA, the only answer that means "accepted"). Anything else that is neither 4xx nor 5xx does
+# not answer the command: the relay is out of step, or not speaking SMTP.
+EXPECTED = {"MAIL": (250,), "RCPT": (250, 251), "DATA": (354,), "DOT": (250,)}
+
+
+def fits(stage: str, code: int) -> bool:
+    """True when ``code`` is a clear answer at ``stage``: its positive reply, or 4xx/5xx.
+
+    A 2xx where 354 is due, a 354 where 250 is due, a code that is no SMTP code (-1 for a
+    line that does not parse, 25 for a cut one) all say the replies no longer pair with the
+    commands; trusting them marks a message sent that the relay never received."""
+    return code in EXPECTED[stage] or 400 <= code < 600
+
+
+def unfit_words(stage: str, code: int, text: str) -> str:
+    """What to keep for a reply that does not ``fit`` ``stage``, and what follows from it."""
+    said = shorten(visible(text.removeprefix("Malformed SMTP response line:").strip()), 80)
+    if 100 <= code < 600:
+        due = " or ".join(str(c) for c in EXPECTED[stage])
+        heard = f"{code} {said}".strip() + f" where {due} was due"
+    else:
+        heard = f"not an SMTP reply ({said or code})"
+    if stage == "DOT":
+        return (f"the answer to the end of DATA was {heard}: the server may have the message; "
+                "not retried (send --resend-unknown)")
+    return (f"the answer to {stage} was {heard}: the relay is out of step; connection "
+            "dropped, to be retried")
+
+
 def classify(stage: str, code: int, text: str = "") -> Verdict:
-    """Classify a reply ``code`` (and its ``text``) received at ``stage`` (MAIL, RCPT or DATA).
+    """Classify a reply ``code`` (and its ``text``) received at ``stage`` (MAIL, RCPT, DATA
+    or DOT, the end of DATA).
+
+    Only a 250 after the end of DATA is SENT. A reply that does not ``fit`` is DEFERRED
+    before the end of DATA (the relay cannot have the message) and UNKNOWN after it (it may
+    have it, RFC 5321 section 6.1: retrying could deliver it twice).
 
     A refused *sender* (any 5xx at MAIL), "authentication required" (530) or a message too
     big for the relay (552 at MAIL, 5.3.4 anywhere: every subscriber gets the same message)
     is not about the recipient: recording it as a permanent failure for every subscriber
     would make a rerun skip them all, so the run aborts instead (exit 3, resumable).
     """
+    if not fits(stage, code):
+        return Verdict.UNKNOWN if stage == "DOT" else Verdict.DEFERRED
     if 200 <= code < 300:
-        return Verdict.SENT
+        return Verdict.SENT if stage == "DOT" else Verdict.DEFERRED
     if is_auth_required(code, text) or is_too_big(stage, code, text):
         return Verdict.ABORT
     if 500 <= code < 600:
         if stage == "MAIL":
             return Verdict.ABORT
         return Verdict.FAILED
-    return Verdict.DEFERRED  # 4xx, and anything malformed: never lose a recipient on it
+    return Verdict.DEFERRED  # 4xx: try again later
 
 
 def is_too_big(stage: str, code: int | None, text: str = "") -> bool:
@@ -75,12 +115,12 @@ def is_too_big(stage: str, code: int | None, text: str = "") -> bool:
 
 
 def message_refusal(stage: str, code: int | None, text: str = "") -> str | None:
-    """The reply (``"554 5.6.0"``) when a 5xx at DATA may be about the message rather than
-    the recipient (a content filter), else None. The relay took the recipient at RCPT; a
-    status about the address or the mailbox (X.1.Y, X.2.Y) is about that recipient alone.
-    Whether it is about the message is for the run to tell: the same reply to several
-    recipients in a row (``delivery/pool.py``)."""
-    if stage != "DATA" or code is None or not 500 <= code < 600:
+    """The reply (``"554 5.6.0"``) when a 5xx to DATA or after the end of DATA (DOT) may be
+    about the message rather than the recipient (a content filter), else None. The relay
+    took the recipient at RCPT; a status about the address or the mailbox (X.1.Y, X.2.Y) is
+    about that recipient alone. Whether it is about the message is for the run to tell: the
+    same reply to several recipients in a row (``delivery/pool.py``)."""
+    if stage not in ("DATA", "DOT") or code is None or not 500 <= code < 600:
         return None
     status = _STATUS.match(text)
     if status is None:

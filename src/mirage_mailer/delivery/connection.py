@@ -7,6 +7,10 @@ network faults or server refusals: every outcome comes back as an ``Attempt``.
 The connection knows exactly whether the final ``.`` of DATA has been written: a fault before
 it is transient (the server cannot have the message), a fault after it and before the reply is
 ``UNKNOWN`` (the server may have queued it; RFC 5321 section 6.1), never retried automatically.
+So is a reply to the end of DATA that is no clear answer (not SMTP, or not 250/4xx/5xx). A reply
+that does not fit its command (250 where 354 is due), or lines that no command asked for, mean
+the link is out of step: it is dropped, and only a 250 to the end of DATA ever counts as sent.
+Relay text is made ``visible`` (one line, control characters escaped) before anyone keeps it.
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from mirage_mailer.delivery import pipelining
-from mirage_mailer.delivery.classify import Verdict, classify
+from mirage_mailer.delivery.classify import Verdict, classify, fits, unfit_words
 from mirage_mailer.delivery.tls import certificate_problem
 from mirage_mailer.delivery.wire import wire_format
 from mirage_mailer.util.addresses import ascii_address, is_plain_address
+from mirage_mailer.util.visible import visible
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class ConnectFailure(Exception):
     """The connection could not be opened. ``fatal``: retrying cannot help (config, auth)."""
 
     def __init__(self, message: str, *, fatal: bool, hint: str = "") -> None:
+        message, hint = visible(message), visible(hint)  # a greeting's words reach a terminal
         super().__init__(message)
         self.message = message
         self.fatal = fatal
@@ -77,6 +83,8 @@ class Attempt:
         if not self.response.isascii():
             object.__setattr__(self, "response", self.response.encode(
                 "utf-8", "surrogateescape").decode("utf-8", "replace"))
+        # the relay's words are stored and printed: one line, no terminal escapes
+        object.__setattr__(self, "response", visible(self.response))
 
 
 def plaintext_auth_refusal() -> ConnectFailure:
@@ -102,7 +110,8 @@ def _why(exc: BaseException) -> str:
         return text[:1].lower() + text[1:]
     if isinstance(exc, TimeoutError):
         return "timed out"
-    return exc.message if isinstance(exc, aiosmtplib.SMTPException) else str(exc)
+    # aiosmtplib quotes a malformed line with its CRLF
+    return (exc.message if isinstance(exc, aiosmtplib.SMTPException) else str(exc)).strip()
 
 
 async def _mail(smtp: aiosmtplib.SMTP, sender: str, options: list[str], encoding: str) -> None:
@@ -296,19 +305,15 @@ class Connection:
             stage = name
 
         try:
-            if (pipelining.offered(smtp) and is_plain_address(sender)
-                    and is_plain_address(recipient)):
-                try:
-                    reply = await pipelining.transaction(
-                        smtp, sender.encode("ascii"), recipient.encode("ascii"), options,
-                        wire or wire_format(data), self.settings.timeout, at)
-                except pipelining.Refused as refused:
-                    if refused.in_data:  # the server waits for a body: abort by dropping
-                        self.drop()
-                    else:
-                        await self._reset()
-                    return Attempt(classify(refused.stage, refused.code, refused.message),
-                                   refused.code, refused.message, refused.stage)
+            if is_plain_address(sender) and is_plain_address(recipient):
+                # one reader for every reply, pipelined or not: it sees unasked lines
+                done = await pipelining.transaction(
+                    smtp, sender.encode("ascii"), recipient.encode("ascii"), options,
+                    wire or wire_format(data), self.settings.timeout, at,
+                    pipelined=pipelining.offered(smtp))
+                reply = done.reply
+                if not done.in_step:  # more lines than commands: never pair them with the next
+                    self.drop()
             else:
                 await _mail(smtp, sender, options, encoding)
                 stage = "RCPT"
@@ -320,10 +325,15 @@ class Connection:
                 if start.code != 354:
                     raise aiosmtplib.SMTPDataError(start.code, start.message)
                 reply = await self._body(smtp, wire or wire_format(data))
+        except pipelining.Refused as refused:
+            return await self._refused(refused.stage, refused.code, refused.message,
+                                       waits_for_body=refused.in_data)
+        except pipelining.OutOfStep as exc:
+            self.drop()
+            return Attempt(Verdict.DEFERRED, None, str(exc))
         except aiosmtplib.SMTPResponseException as exc:
-            await self._reset()
-            return Attempt(classify(stage, exc.code, exc.message), exc.code, exc.message,
-                           stage)
+            return await self._refused("DOT" if self._dot_written else stage, exc.code,
+                                       exc.message)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError,
                 aiosmtplib.SMTPException, OSError) as exc:
             self.drop()
@@ -358,6 +368,21 @@ class Connection:
         if reply.code != 250:
             raise aiosmtplib.SMTPDataError(reply.code, reply.message)
         return reply
+
+    async def _refused(self, stage: str, code: int, text: str, *,
+                       waits_for_body: bool = False) -> Attempt:
+        """Any reply but the one hoped for at ``stage`` (DOT: the end of DATA). A clear
+        refusal is classified and the link reset for the next message, or dropped when the
+        server waits for a body; a reply that does not fit means the link is out of step."""
+        if not fits(stage, code):
+            self.drop()
+            return Attempt(classify(stage, code, text), None, unfit_words(stage, code, text),
+                           stage)
+        if waits_for_body:  # a 354 after a refusal: abort the transaction by hanging up
+            self.drop()
+        else:
+            await self._reset()
+        return Attempt(classify(stage, code, text), code, text, stage)
 
     async def _reset(self) -> None:
         """RSET after a refusal so the next transaction starts clean (or drop the link)."""

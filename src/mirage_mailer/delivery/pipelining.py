@@ -1,4 +1,5 @@
-"""SMTP PIPELINING (RFC 2920): MAIL, RCPT and DATA in one write, their three replies after.
+"""SMTP PIPELINING (RFC 2920): MAIL, RCPT and DATA in one write, their three replies after;
+and the same transaction one command at a time for a relay that does not offer it.
 
 Why: without it a message costs four round trips (MAIL, RCPT, DATA, the body), each an
 event-loop wake-up, a timer and a write; with it, two. aiosmtplib cannot pipeline: its
@@ -12,13 +13,19 @@ The body still goes only after the 354, so what "the end of DATA was written" me
 crash safety does not change. A 354 after a refused MAIL or RCPT (a server that lets a
 transaction with no recipient into DATA) is answered by dropping the connection, which aborts
 the transaction: nothing is delivered, and the next message opens a new link.
+
+Every byte of the transaction goes through one reader, so it can tell when replies come that
+no command asked for (a relay answering one "." with two lines): taken as the answer to the
+next command they would pair every later reply with the wrong command, and a recipient would
+be marked sent on its RCPT reply. The link is out of step and is dropped instead (``OutOfStep``,
+or ``Done.in_step`` after the end of DATA).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import cast
+from typing import NamedTuple, cast
 
 import aiosmtplib
 from aiosmtplib.protocol import SMTPProtocol
@@ -70,11 +77,13 @@ class Replies(asyncio.Protocol):
         while (end := self.buffer.find(b"\n", offset)) != -1:
             line = bytes(self.buffer[offset:end + 1])
             offset = end + 1
-            try:
-                code = int(line[:3])
-            except ValueError:
+            # three digits, then a space, a hyphen or the end of the line; int() alone
+            # would take "25\r" or " 25" for a code
+            if not (line[:3].isdigit() and line[3:4] in (b" ", b"-", b"\r", b"\n")):
+                text = line[:200].decode("utf-8", "replace").strip()
                 raise aiosmtplib.SMTPResponseException(
-                    -1, f"Malformed SMTP response line: {line[:80]!r}") from None
+                    -1, f"Malformed SMTP response line: {text}")
+            code = int(line[:3])
             lines.append(line[4:].strip(b" \t\r\n"))
             if line[3:4] != b"-":
                 del self.buffer[:offset]
@@ -116,12 +125,12 @@ def _expire(waiter: asyncio.Future[None]) -> None:
         waiter.set_exception(TimeoutError())
 
 
-def envelope_commands(sender: bytes, recipient: bytes, options: list[str]) -> bytes:
-    """MAIL, RCPT and DATA as one write, for plain (already checked) ASCII addresses."""
+def envelope_commands(sender: bytes, recipient: bytes, options: list[str]) -> list[bytes]:
+    """MAIL, RCPT and DATA, each with its CRLF, for plain (already checked) ASCII addresses."""
     mail = b"MAIL FROM:<" + sender + b">"
     for option in options:
         mail += b" " + option.encode("ascii")
-    return mail + b"\r\nRCPT TO:<" + recipient + b">\r\nDATA\r\n"
+    return [mail + b"\r\n", b"RCPT TO:<" + recipient + b">\r\n", b"DATA\r\n"]
 
 
 class Refused(Exception):
@@ -136,17 +145,45 @@ class Refused(Exception):
         self.in_data = in_data
 
 
+class OutOfStep(Exception):
+    """Reply lines were waiting before the next command went out: no command asked for them,
+    so the replies no longer pair with the commands. Raised before the body is written (the
+    relay cannot have the message); the link must be dropped."""
+
+    def __init__(self, stage: str, unasked: bytes) -> None:
+        self.stage = stage
+        self.unasked = unasked[:80].decode("utf-8", "replace").strip()
+        super().__init__(f"reply lines nobody asked for came after the answer to {stage} "
+                         f"({self.unasked}): the relay is out of step; connection dropped, "
+                         "to be retried")
+
+
+class Done(NamedTuple):
+    """The reply to the end of DATA, and whether the link is still in step: False when more
+    lines followed it, which no command asked for (the link must be dropped)."""
+
+    reply: SMTPResponse
+    in_step: bool
+
+
+def _unasked(replies: Replies, stage: str) -> None:
+    if replies.buffer:
+        raise OutOfStep(stage, bytes(replies.buffer))
+
+
 async def transaction(smtp: aiosmtplib.SMTP, sender: bytes, recipient: bytes,
                       options: list[str], wire: bytes, timeout: float,
-                      at: Callable[[str], None]) -> SMTPResponse:
-    """MAIL, RCPT and DATA at once, then (on 250, 250, 354) the body in wire format; the
-    reply to the body. ``at`` hears where the transaction is: "RCPT", "DATA" (the replies
-    awaited), "ACCEPTED" (250, 250, 354: the relay let the message through its limits), "DOT"
-    (the final dot has been handed to the transport: the server may have the message).
+                      at: Callable[[str], None], *, pipelined: bool = True) -> Done:
+    """MAIL, RCPT and DATA at once (``pipelined``) or each after the reply to the one before,
+    then (on 250, 250, 354) the body in wire format; the reply to the body. ``at`` hears where
+    the transaction is: "RCPT", "DATA" (the replies awaited), "ACCEPTED" (250, 250, 354: the
+    relay let the message through its limits), "DOT" (the final dot has been handed to the
+    transport: the server may have the message).
 
-    Raises ``Refused`` for a refusal before the body (after reading all three replies, so
-    the link stays in step), ``SMTPDataError`` for one after it, and aiosmtplib's disconnect
-    and timeout errors as its own commands do.
+    Raises ``Refused`` for a refusal before the body (pipelined: after reading all three
+    replies, so the link stays in step), ``OutOfStep`` when replies nobody asked for wait
+    before a command or the body, ``SMTPDataError`` for a refusal after the body, and
+    aiosmtplib's disconnect and timeout errors as its own commands do.
     """
     protocol = smtp.protocol
     # asyncio's transports and uvloop's (which do not subclass asyncio.Transport)
@@ -157,13 +194,31 @@ async def transaction(smtp: aiosmtplib.SMTP, sender: bytes, recipient: bytes,
     # kernel for the process id on Python 3.11, the last such call of a message
     replies = Replies(protocol, smtp.loop or asyncio.get_running_loop())
     transport.set_protocol(replies)
+    mail_command, rcpt_command, data_command = envelope_commands(sender, recipient, options)
     try:
-        transport.write(envelope_commands(sender, recipient, options))
-        mail = await replies.reply(timeout)
-        at("RCPT")
-        rcpt = await replies.reply(timeout)
-        at("DATA")
-        start = await replies.reply(timeout)
+        if pipelined:
+            transport.write(mail_command + rcpt_command + data_command)
+            mail = await replies.reply(timeout)
+            at("RCPT")
+            rcpt = await replies.reply(timeout)
+            at("DATA")
+            start = await replies.reply(timeout)
+        else:
+            transport.write(mail_command)
+            mail = await replies.reply(timeout)
+            if mail.code != 250:
+                raise Refused("MAIL", mail, in_data=False)
+            _unasked(replies, "MAIL")
+            at("RCPT")
+            transport.write(rcpt_command)
+            rcpt = await replies.reply(timeout)
+            if rcpt.code not in (250, 251):
+                raise Refused("RCPT", rcpt, in_data=False)
+            _unasked(replies, "RCPT")
+            at("DATA")
+            transport.write(data_command)
+            start = await replies.reply(timeout)
+        _unasked(replies, "DATA")  # a fourth reply to three commands: no reply can be trusted
         in_data = start.code == 354
         if mail.code != 250:
             raise Refused("MAIL", mail, in_data=in_data)
@@ -182,7 +237,7 @@ async def transaction(smtp: aiosmtplib.SMTP, sender: bytes, recipient: bytes,
             transport.set_protocol(protocol)  # back to aiosmtplib, nothing left unread
     if done.code != 250:
         raise aiosmtplib.SMTPDataError(done.code, done.message)
-    return done
+    return Done(done, in_step=not replies.buffer)
 
 
 def offered(smtp: aiosmtplib.SMTP) -> bool:

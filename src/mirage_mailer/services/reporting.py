@@ -22,6 +22,7 @@ from mirage_mailer.store import REPORT_STATUSES, ReportReader, Store
 from mirage_mailer.store.guard import check_read_memory
 from mirage_mailer.util.csvcells import safe_row
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
+from mirage_mailer.util.visible import visible
 
 STATUSES: tuple[str, ...] = REPORT_STATUSES  # the report's counts, in the table's order
 CSV_COLUMNS = ("issue", "subject", "email", "status", "attempts", "message_id", "smtp_code",
@@ -153,6 +154,8 @@ def csv_rows(settings: Settings, found: list[dict[str, Any]]) -> Iterator[list[A
     extra = csv_columns(settings)[len(CSV_COLUMNS):]
     for report in found:
         for row in report["recipients"]:
+            if row["smtp_response"]:  # a row kept before relay text was made visible
+                row = {**row, "smtp_response": visible(row["smtp_response"])}
             yield safe_row([report["issue"], names[report["issue"]],
                             *(row[c] for c in CSV_COLUMNS[2:]), *(row[c] for c in extra)])
 
