@@ -91,6 +91,20 @@ CASES = [
         "send_at: 2021-10-29 09:00",
         f"{SAMPLE_ISSUE}/issue.yaml:16: 'send_at' '2021-10-29 09:00' is not an ISO 8601 time "
         "with a time zone (write it like 2026-12-01T09:00:00+01:00)", id="send-at-no-zone"),
+    pytest.param(  # a subject is text: the braces would reach every reader as written
+        f"{SAMPLE_ISSUE}/issue.yaml", "  en: \"MIraGE news: final",
+        "  en: \"{{ recipient.name }}, final",
+        f"{SAMPLE_ISSUE}/issue.yaml:2: 'subject' (en) holds template syntax "
+        "({{ recipient.name }}), which the subject line does not run: every reader would get "
+        "it as written (write the text itself; personal words belong in the templates "
+        "(templates/newsletter.html.j2 and .txt.j2))", id="subject-template-syntax"),
+    pytest.param(
+        f"{SAMPLE_ISSUE}/issue.yaml", "  fr: Lettre d'information MIraGE",
+        "  fr: Lettre {% if x %}MIraGE",
+        f"{SAMPLE_ISSUE}/issue.yaml:6: 'title' (fr) holds template syntax ({{% if x %}}), "
+        "which the issue's title does not run: every reader would get it as written (write "
+        "the text itself; personal words belong in the templates (templates/newsletter.html.j2"
+        " and .txt.j2))", id="title-template-syntax"),
 ]
 
 

@@ -67,7 +67,18 @@ def localised(
         elif len(text) > MAX_LINE_TEXT:
             problems.add(path, at, f"'{key}' ({lang}) is {len(text):,} characters long; at "
                          f"most {MAX_LINE_TEXT:,}", "shorten it")
+        elif syntax := _TEMPLATE_SYNTAX.search(text):
+            # the value is text, never a template: "Hello {{ recipient.name }}" would reach
+            # every reader as written
+            problems.add(path, at, f"'{key}' ({lang}) holds template syntax "
+                         f"({shorten(syntax.group(0), 40)}), which the "
+                         f"{_WHAT.get(key, key)} does not run: every reader would get it as "
+                         "written", "write the text itself; personal words belong in the "
+                         "templates (templates/newsletter.html.j2 and .txt.j2)")
     return result
+
+
+_TEMPLATE_SYNTAX = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{\{|\{%")
 
 
 def parse_date(value: Any) -> date | None:
