@@ -24,8 +24,8 @@ TITLE = "title: MIraGE partners' meeting, October 2021"
       for invisible in (r"\u200b", r"\u200b\u200b", r"\ufeff", r"\u2060", r" \u00ad\u200d")],
     ("title:", "partners-meeting.md:2: 'title' must be text (write the article's title after "
                "'title:')"),
-    ("title: 2021", "partners-meeting.md:2: 'title' must be text (put the article's title in "
-                    "quotes after 'title:')"),
+    ("title: [2021, 2022]", "partners-meeting.md:2: 'title' must be text (put the article's "
+                            "title in quotes after 'title:')"),
 ])
 def test_a_missing_title_is_an_error_with_its_fix(project: Path, line: str,
                                                   expected: str) -> None:

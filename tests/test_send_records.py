@@ -50,7 +50,7 @@ def test_message_ids_differ_across_forked_processes(tmp_path: Path) -> None:
     """Sending processes are forked from one factory: their ids must not repeat."""
     new_id = MessageFactory.new_message_id
     factory = MessageFactory.__new__(MessageFactory)
-    factory.issue_id, factory.domain = "issue", "example.org"
+    factory.issue_id, factory.domain, factory._id_part = "issue", "example.org", "issue"
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
