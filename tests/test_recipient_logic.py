@@ -101,6 +101,14 @@ def test_a_column_named_in_any_script_is_filled(project: Path, run_cli: RunCli) 
     # a branch that a sample reader may never reach is checked all the same
     ("{% if recipient.organisation %}x{% else %}{{ recipient.nosuch }}{% endif %}", 62,
      "recipient has no field 'nosuch'"),
+    # markup printed by a piece would bypass the no-<script> check (audit 10, F4)
+    ('{% if recipient.organisation %}{{ "<script>alert(1)</script>"|safe }}{% endif %}', 62,
+     "holds HTML tags"),
+    ("{% if recipient.organisation %}{% autoescape false %}{{ recipient.organisation }}"
+     "{% endautoescape %}{% endif %}", 62, "holds an {% autoescape %}"),
+    # marker text of the template's own, in a branch no sample reader takes (audit 10, F1)
+    ('{% if recipient.organisation == "vip" %}__MM_name__{% endif %}', 62,
+     "holds the internal marker text __MM_"),
 ])
 def test_logic_that_cannot_run_per_reader_is_refused(project: Path, run_cli: RunCli,
                                                      template: str, line: int,

@@ -15,10 +15,18 @@ docs/design.md). Templates that only print fields keep the fast path untouched.
 A fragment is rendered outside the CSS inlining, so in an HTML template it may hold text
 only, and it sees the template's top-level variables, not a loop's or a macro's: both are
 refused where the template is parsed, with the line and the fix.
+
+List values are hostile (a public sign-up form feeds them). In an HTML template a reader's
+value is always escaped: ``|safe`` in a fragment leaves its value as it is (escaped when
+printed, as a plain slot would be), and ``{% autoescape %}`` or markup in a fragment's own
+text is refused. A value never stops a run: marker text in it is the reader's own text (a
+fragment's output is inserted as it is, never scanned for slots), and each fragment's output
+budget grows with the reader's values, so only the template's own output can exceed it.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,12 +34,14 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 from jinja2 import nodes
+from jinja2.exceptions import SecurityError
 from jinja2.meta import find_undeclared_variables
 from jinja2.utils import pass_eval_context
 
 from mirage_mailer.compose.slots import (
     BUILTIN,
     FRAGMENT_PREFIX,
+    MARKER_TEXT,
     RECIPIENT,
     Blank,
     field_slot,
@@ -50,7 +60,11 @@ _NO_INCLUDE = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends, nod
                nodes.CallBlock, nodes.Block)
 SEPARATOR = "\x00"  # between fragments in ``bundle``: list values never hold it (headersafe)
 FRAGMENT_SECONDS = 1.0  # one fragment for one reader (it takes microseconds)
-FRAGMENT_OUTPUT = 100_000  # characters one fragment may print for one reader
+FRAGMENT_OUTPUT = 100_000  # characters one fragment may print for one reader, plus:
+VALUE_TIMES = 10  # times the reader's own values (a 40,000-character cell printed is fine)
+_TAG = re.compile(r"<[A-Za-z!/?]")  # markup in a fragment's literal text
+AS_IT_IS = "_mm_value"  # what ``|safe`` becomes in a fragment of an HTML template
+PIECE = "_mm_piece"  # filter that opens the next fragment's budget in ``bundle``
 HINT_TAGS = ("keep the HTML tags outside: <p>{% if recipient.x %}text{% else %}other"
              "{% endif %}</p>")
 
@@ -197,12 +211,30 @@ class FragmentCutter:
             self._error(node, f"{what} on a recipient field holds an include, import, macro "
                         "or block", "keep the include outside the {% if %}, or print the "
                         "field plainly")
+        literals = [*(d.data for d in node.find_all(nodes.TemplateData)),
+                    *(c.value for c in node.find_all(nodes.Const) if isinstance(c.value, str))]
+        if any(MARKER_TEXT.search(text) for text in literals):
+            self._error(node, f"{what} on a recipient field holds the internal marker text "
+                        "__MM_", "print recipient fields as {{ recipient.x }}")
         if self.html:
-            for data in node.find_all(nodes.TemplateData):
-                if "<" in data.data:
-                    self._error(node, f"{what} on a recipient field holds HTML tags, which "
-                                "would miss the CSS inlining done once for all readers",
-                                HINT_TAGS)
+            if any("<" in d.data for d in node.find_all(nodes.TemplateData)) or any(
+                    _TAG.search(text) for text in literals):
+                self._error(node, f"{what} on a recipient field holds HTML tags, which "
+                            "would miss the CSS inlining done once for all readers (and "
+                            "bypass the checks on the newsletter, such as no <script>)",
+                            HINT_TAGS)
+            if isinstance(node, nodes.ScopedEvalContextModifier | nodes.EvalContextModifier) \
+                    or next(node.find_all((nodes.ScopedEvalContextModifier,
+                                           nodes.EvalContextModifier)), None) is not None:
+                self._error(node, f"{what} on a recipient field holds an {{% autoescape %}}: "
+                            "a reader's value is always escaped in the HTML part",
+                            "remove the {% autoescape %} around it")
+            for call in node.find_all(nodes.Filter):  # a list value is never markup: it
+                if call.name == "safe":  # stays as it is, escaped when printed
+                    call.name = AS_IT_IS
+                elif call.name == "map" and call.args and isinstance(call.args[0], nodes.Const) \
+                        and call.args[0].value == "safe":
+                    call.args[0] = nodes.Const(AS_IT_IS, lineno=call.lineno)
         piece = nodes.Template([node])
         piece.set_environment(self.env)
         outside = sorted(find_undeclared_variables(piece) - TOP_LEVEL - set(self.env.globals))
@@ -277,11 +309,13 @@ def default_filter(eval_ctx: nodes.EvalContext, value: Any, default_value: Any =
 def bundle(env: BoundedSandbox, fragments: Iterable[Fragment]) -> jinja2.Template:
     """One template that prints every fragment, ``SEPARATOR`` between them, each with its
     own template's autoescape: one render per message instead of one per fragment (a Jinja2
-    render costs some 40 µs whatever it prints)."""
+    render costs some 40 µs whatever it prints). Each fragment opens with ``start_piece``,
+    which gives it its own budgets and tells a failure which fragment it was."""
     body: list[nodes.Node] = []
     for n, fragment in enumerate(fragments):
         if n:
             body.append(nodes.Output([nodes.TemplateData(SEPARATOR)]))
+        body.append(nodes.Output([nodes.Filter(nodes.Const(n), PIECE, [], [], None, None)]))
         body.append(nodes.ScopedEvalContextModifier(
             [nodes.Keyword("autoescape", nodes.Const(fragment.html))], [fragment.node]))
     tree = nodes.Template(body)
@@ -306,35 +340,43 @@ class LanguageFragments:
 
     def fill(self, values: dict[str, str]) -> None:
         """Add each fragment's output for the reader whose slot values are ``values``;
-        raises ``InputError`` naming the template line if one fails for this reader."""
+        raises ``InputError`` naming the template line if one fails for this reader.
+
+        The output is not searched for marker text: what a reader's value holds is that
+        reader's text (``bind_fragments`` checks what the template itself prints)."""
         try:
             outs = self._render(self.together, values).split(SEPARATOR)
-        except Exception:  # find the fragment, for its line (the error path only)
-            for fragment in self.fragments.values():
-                self.run(fragment, values)
-            raise
-        if len(outs) != len(self.fragments):  # a value with the separator: never from a row
+        except Exception as exc:  # filters and tests on a reader's value raise anything
+            failed = list(self.fragments.values())[self.env.piece]
+            raise self._failure(failed, values, exc) from None
+        if len(outs) != len(self.fragments):  # a fragment printed the separator (no row has it)
             for name, fragment in self.fragments.items():
                 values[name] = self.run(fragment, values)
             return
         values.update(zip(self.fragments, outs, strict=True))
-        if "__" in "".join(outs):
-            for out, fragment in zip(outs, self.fragments.values(), strict=True):
-                self._check(out, fragment)
 
     def run(self, fragment: Fragment, values: Mapping[str, str]) -> str:
         """One fragment alone for the reader whose slot values are ``values``."""
         try:
-            out = self._render(fragment.template, values)
+            return self._render(fragment.template, values)
         except Exception as exc:  # filters and tests on a reader's value raise anything
-            raise InputError(Problem(
-                display_path(fragment.filename or "template"), fragment.line,
-                f"recipient logic failed for {values.get('email') or 'a recipient'}: "
-                f"{type(exc).__name__}: {shorten(str(exc), 200)}",
-                "make the template line work for every value of the field (an empty one "
-                "too)")) from None
-        self._check(out, fragment)
-        return out
+            raise self._failure(fragment, values, exc) from None
+
+    def _failure(self, fragment: Fragment, values: Mapping[str, str],
+                 exc: Exception) -> InputError:
+        who = values.get("email") or "a recipient"
+        where = display_path(fragment.filename or "template")
+        if isinstance(exc, SecurityError) and self.env.output_left < 0:
+            return InputError(Problem(
+                where, fragment.line,
+                f"recipient logic prints more than {self.env.output_limit:,} characters for "
+                f"{who} (a piece may print {FRAGMENT_OUTPUT:,}, plus {VALUE_TIMES} times the "
+                "length of the reader's own values)",
+                "print the field without a loop or repetition around it"))
+        return InputError(Problem(
+            where, fragment.line, f"recipient logic failed for {who}: "
+            f"{type(exc).__name__}: {shorten(str(exc), 200)}",
+            "make the template line work for every value of the field (an empty one too)"))
 
     def _render(self, template: jinja2.Template, values: Mapping[str, str]) -> str:
         env = self.env
@@ -342,8 +384,9 @@ class LanguageFragments:
         local[RECIPIENT] = RecipientValues(values, self.fields)
         local["unsubscribe_url"] = values.get("unsubscribe_url", "")
         local["view_online_url"] = values.get("view_online_url") or None
-        env.deadline = time.monotonic() + FRAGMENT_SECONDS
-        env.output_left = FRAGMENT_OUTPUT
+        env.output_limit = FRAGMENT_OUTPUT + VALUE_TIMES * sum(map(len, values.values()))
+        env.time_limit = f"at most {FRAGMENT_SECONDS:g} second a piece of recipient logic"
+        start_piece(env, 0)
         env.armed = True
         try:
             return template.render(local)
@@ -351,13 +394,22 @@ class LanguageFragments:
             env.armed = False
 
     @staticmethod
-    def _check(out: str, fragment: Fragment) -> None:
+    def check(out: str, fragment: Fragment) -> None:
+        """No marker in what ``fragment`` printed for a sample reader (values of ours)."""
         left = leftover_markers(out, ())
-        if left:  # the fragment printed a slot, say through a variable that holds one
+        if left:  # the template itself printed marker text
             raise InputError(Problem(
                 display_path(fragment.filename or "template"), fragment.line,
                 f"recipient logic prints the internal marker {shorten(left[0], 60)}",
                 "print recipient fields as {{ recipient.x }}, not through another variable"))
+
+
+def start_piece(env: BoundedSandbox, index: int) -> str:
+    """Fragment ``index`` of a render starts: its own deadline and output budget."""
+    env.piece = index
+    env.deadline = time.monotonic() + FRAGMENT_SECONDS
+    env.output_left = env.output_limit
+    return ""
 
 
 def bind_fragments(env: BoundedSandbox, context: Mapping[str, Any], fields: set[str],
@@ -385,7 +437,7 @@ def bind_fragments(env: BoundedSandbox, context: Mapping[str, Any], fields: set[
         for values in ({}, sample):
             try:
                 for fragment in bound.fragments.values():
-                    bound.run(fragment, values)
+                    bound.check(bound.run(fragment, values), fragment)
                 bound.fill(dict(values))
             except InputError as exc:
                 problems.extend(exc.problems)

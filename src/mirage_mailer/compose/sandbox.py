@@ -26,10 +26,13 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mirage_mailer.compose.fragments import (
+    AS_IT_IS,
+    PIECE,
     FragmentCutter,
     FragmentRegistry,
     RecipientLogicError,
     RecipientValues,
+    start_piece,
 )
 from mirage_mailer.compose.template_blocks import unclosed_block
 from mirage_mailer.util.errors import Problem, display_path, shorten
@@ -93,18 +96,30 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         self.last_deadline = time.monotonic() + MAX_TOTAL_SECONDS
         self.loads_left = MAX_LOADS
         self.output_left = MAX_OUTPUT
+        # the budgets in force, as the limit messages name them (a piece of recipient logic
+        # has its own: ``fragments``)
+        self.output_limit = MAX_OUTPUT
+        self.time_limit = (f"at most {MAX_SECONDS:g} seconds a template, "
+                           f"{MAX_TOTAL_SECONDS:g} an issue")
         self.armed = False  # compiling a template calls some hooks on constants: no budget
         self.globals.pop("lipsum", None)  # generates text by the megabyte on request
         self.filters = {name: self._bounded_filter(name, func)
                         for name, func in self.filters.items()}
         self.filters["_mm_loop"] = self._loop
+        self.filters[AS_IT_IS] = _as_it_is  # ``|safe`` on recipient logic (``fragments``)
+        # pass_context: never folded into a constant when the bundle is compiled
+        self.filters[PIECE] = jinja2.pass_context(
+            lambda _context, index: start_piece(self, index))
+        self.piece = 0  # the fragment being rendered in a ``fragments.bundle``
         self.fragments = FragmentRegistry()  # recipient logic cut out at parse time
 
     def render_template(self, name: str, context: dict[str, Any]) -> str:
         """Render one template with fresh budgets (compiling it first, unbudgeted)."""
         template = self.get_template(name)
         self.deadline = min(time.monotonic() + MAX_SECONDS, self.last_deadline)
-        self.output_left = MAX_OUTPUT
+        self.output_left = self.output_limit = MAX_OUTPUT
+        self.time_limit = (f"at most {MAX_SECONDS:g} seconds a template, "
+                           f"{MAX_TOTAL_SECONDS:g} an issue")
         self.loads_left = MAX_LOADS
         self.armed = True
         try:
@@ -116,8 +131,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def tick(self) -> None:
         if self.armed and time.monotonic() > self.deadline:
-            raise TemplateLimit(f"rendering took too long (at most {MAX_SECONDS:g} seconds a "
-                                f"template, {MAX_TOTAL_SECONDS:g} an issue)")
+            raise TemplateLimit(f"rendering took too long ({self.time_limit})")
 
     def _refuse_size(self, size: int, what: str) -> None:
         if size > MAX_SIZE:
@@ -130,7 +144,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         self.tick()
         self.output_left -= len(value) if isinstance(value, str) else 16
         if self.output_left < 0:
-            raise TemplateLimit(f"the template prints more than {MAX_OUTPUT:,} characters")
+            raise TemplateLimit(f"the template prints more than {self.output_limit:,} "
+                                "characters")
         return value
 
     def _loop(self, iterable: Iterable[Any]) -> Iterator[Any]:
@@ -263,6 +278,10 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             loop.iter = nodes.Filter(loop.iter, "_mm_loop", [], [], None, None,
                                      lineno=loop.iter.lineno)
         return FragmentCutter(self, self.fragments, name, filename).cut(tree)
+
+
+def _as_it_is(value: Any) -> Any:
+    return value
 
 
 def _replaced_size(text: str, old: Any, new: Any) -> int:

@@ -21,6 +21,7 @@ _NAME = r"[A-Za-z0-9]+(?:_[A-Za-z0-9]+)*"  # no "__" inside: that ends the marke
 SLOT_RE = re.compile(rf"__MM_({_NAME})__")
 _PLAIN = re.compile(_NAME)
 _ANY_MARKER = re.compile(r"__mm_\w*", re.IGNORECASE)  # what is left of one a filter changed
+MARKER_TEXT = _ANY_MARKER
 BUILTIN = ("unsubscribe_url", "view_online_url", "email", "name", "greeting")
 RECIPIENT = "recipient"
 FRAGMENT_PREFIX = "frag_"  # slots filled by rendering a fragment (``fragments``): HTML already
