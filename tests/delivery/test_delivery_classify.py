@@ -57,40 +57,105 @@ def test_a_message_too_big_stops_the_run(stage: str, code: int, text: str,
 
 
 @pytest.mark.parametrize(("stage", "code", "text", "reply"), [
-    ("DATA", 554, "5.6.0 content rejected", "554 5.6.0"),
-    ("DOT", 554, "5.6.0 content rejected", "554 5.6.0"),  # after the body: the usual place
-    ("DOT", 550, "5.1.1 <a@example.org>: no such user", None),
-    ("DATA", 550, "5.7.1 Message rejected as spam", "550 5.7.1"),
-    ("DATA", 554, "Transaction failed", "554"),
-    ("DATA", 550, "5.1.1 <a@example.org>: no such user", None),  # the address's
-    ("DATA", 552, "5.2.2 Mailbox full", None),  # the mailbox's
-    ("RCPT", 554, "5.6.0 content rejected", None),  # not after the relay took the recipient
-    ("DATA", 451, "4.6.0 try later", None),
+    ("DOT", 554, "5.6.0 content rejected", "554 5.6.0 content rejected"),  # the usual place
+    ("DOT", 554, "  5.6.0   content\r\n rejected ", "554 5.6.0 content rejected"),
+    ("DOT", 550, "5.7.1 Message rejected as spam", "550 5.7.1 Message rejected as spam"),
+    ("DOT", 554, "Transaction failed", "554 Transaction failed"),  # the words, not just 554
+    ("DOT", 550, "5.1.1 <a@example.org>: no such user", None),  # the address's
+    ("DOT", 552, "5.2.2 Mailbox full", None),  # the mailbox's
+    # a relay without enhanced codes: its words say it is about the recipient
+    ("DOT", 550, "Requested action not taken: mailbox unavailable", None),
+    ("DOT", 550, "5.7.1 Recipient address rejected: Access denied", None),
+    ("DOT", 554, "No such user here", None),
+    ("DOT", 550, "unknown addressee", None),
+    # before the content went out a relay cannot be refusing it
+    ("DATA", 554, "5.6.0 content rejected", None),
+    ("DATA", 554, "No valid recipients", None),
+    ("RCPT", 554, "5.6.0 content rejected", None),
+    ("DOT", 451, "4.6.0 try later", None),
 ])
 def test_which_refusals_may_be_the_messages(stage: str, code: int, text: str,
                                             reply: str | None) -> None:
-    assert message_refusal(stage, code, text) == reply
+    assert message_refusal(stage, code, text, "maria.georgiou@example.org") == reply
+
+
+@pytest.mark.parametrize(("text", "about_her"), [
+    ("mailbox bad1@example.org unavailable", True),
+    ("550 <BAD1@Example.org> refused", True),
+    ("bad1: refused by local policy", True),
+    ("refused for 'bad1'", True),
+    ("bad10: refused by local policy", False),  # another local part
+    ("refused by policy (bad1x)", False),
+    ("refused by local policy", False),
+])
+def test_a_reply_that_names_the_recipient_is_hers(text: str, about_her: bool) -> None:
+    assert (message_refusal("DOT", 550, text, "bad1@example.org") is None) is about_her
+
+
+def test_a_short_local_part_is_no_evidence() -> None:
+    """"a" or "jo" are ordinary words: only the whole address names such a recipient."""
+    assert message_refusal("DOT", 554, "a message refused by policy", "a@x.org") is not None
+    assert message_refusal("DOT", 554, "refused by policy: a@x.org", "a@x.org") is None
+
+
+CONTENT = ("DOT", 554, "5.6.0 content rejected")
 
 
 def test_the_same_refusal_for_three_recipients_in_a_row_is_the_messages() -> None:
     judge = MessageRefusals()
-    content = ("DATA", 554, "5.6.0 content rejected")
-    assert judge.judge(1, "a@x.org", *content) is Judgement.HOLD
-    assert judge.judge(2, "b@x.org", *content) is Judgement.HOLD
-    assert judge.judge(3, "c@x.org", *content) is Judgement.STOP
+    assert judge.judge(1, "a@x.org", *CONTENT) is Judgement.HOLD
+    assert judge.judge(2, "b@x.org", *CONTENT) is Judgement.HOLD
+    assert judge.judge(3, "c@x.org", *CONTENT) is Judgement.STOP
 
 
 def test_a_message_accepted_between_makes_the_refusals_the_recipients() -> None:
     judge = MessageRefusals()
-    content = ("DATA", 554, "5.6.0 content rejected")
-    assert judge.judge(1, "a@x.org", *content) is Judgement.HOLD
-    assert judge.judge(2, "b@x.org", *content) is Judgement.HOLD
+    assert judge.judge(1, "a@x.org", *CONTENT) is Judgement.HOLD
+    assert judge.judge(2, "b@x.org", *CONTENT) is Judgement.HOLD
     judge.accepted()
-    assert judge.judge(3, "c@x.org", *content) is Judgement.HOLD  # counted anew
-    assert judge.judge(1, "a@x.org", *content) is Judgement.FAILED  # held once already
-    assert judge.judge(4, "d@x.org", "DATA", 550, "5.7.1 spam") is Judgement.HOLD
-    assert judge.judge(5, "e@x.org", *content) is Judgement.HOLD  # another reply: anew
-    assert judge.judge(6, "f@x.org", "DATA", 550, "5.1.1 no such user") is Judgement.FAILED
+    assert judge.judge(3, "c@x.org", *CONTENT) is Judgement.HOLD  # counted anew
+    assert judge.judge(1, "a@x.org", *CONTENT) is Judgement.FAILED  # held once already
+    assert judge.judge(4, "d@x.org", "DOT", 550, "5.7.1 spam") is Judgement.HOLD
+    assert judge.judge(5, "e@x.org", *CONTENT) is Judgement.HOLD  # another reply: anew
+    assert judge.judge(6, "f@x.org", "DOT", 550, "5.1.1 no such user") is Judgement.FAILED
+
+
+def test_replies_that_differ_in_words_are_not_the_same() -> None:
+    """A relay without enhanced codes says 550 to everything; the code alone is no proof."""
+    judge = MessageRefusals()
+    for key, words in enumerate(["refused (policy 1)", "refused (policy 2)",
+                                 "refused (policy 3)", "refused (policy 4)"]):
+        assert judge.judge(key, f"r{key}@x.org", "DOT", 550, words) is Judgement.HOLD
+
+
+def test_refusals_to_the_data_command_never_stop_the_run() -> None:
+    judge = MessageRefusals()
+    for key in range(5):
+        assert judge.judge(key, f"r{key}@x.org", "DATA", 554,
+                           "5.6.0 content rejected") is Judgement.FAILED
+
+
+def test_recipients_held_by_an_earlier_stop_are_held_again_but_not_counted() -> None:
+    """Else the same three rows at the top of the list stop every rerun: the issue could
+    never be delivered. The next three recipients still tell a real content filter."""
+    judge = MessageRefusals()
+    for key in (1, 2, 3, 4):
+        assert judge.judge(key, f"r{key}@x.org", *CONTENT,
+                           refused_before=True) is Judgement.HOLD
+    assert judge.judge(5, "e@x.org", *CONTENT) is Judgement.HOLD
+    assert judge.judge(6, "f@x.org", *CONTENT) is Judgement.HOLD
+    assert judge.judge(7, "g@x.org", *CONTENT) is Judgement.STOP
+
+
+def test_refused_again_with_nothing_accepted_meanwhile_stays_pending() -> None:
+    """Too few recipients left to tell a content filter: none is failed on that evidence."""
+    judge = MessageRefusals()
+    assert judge.judge(1, "a@x.org", *CONTENT, refused_before=True) is Judgement.HOLD
+    assert judge.judge(2, "b@x.org", *CONTENT) is Judgement.HOLD
+    assert judge.judge(1, "a@x.org", *CONTENT, refused_before=True) is Judgement.KEEP
+    assert judge.judge(2, "b@x.org", *CONTENT) is Judgement.KEEP
+    judge.accepted()
+    assert judge.judge(2, "b@x.org", *CONTENT) is Judgement.FAILED
 
 
 def test_throttle_codes_need_words_about_pace() -> None:

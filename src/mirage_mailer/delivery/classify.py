@@ -114,20 +114,52 @@ def is_too_big(stage: str, code: int | None, text: str = "") -> bool:
     return (stage == "MAIL" and code == 552) or _TOO_BIG.match(text) is not None
 
 
-def message_refusal(stage: str, code: int | None, text: str = "") -> str | None:
-    """The reply (``"554 5.6.0"``) when a 5xx to DATA or after the end of DATA (DOT) may be
-    about the message rather than the recipient (a content filter), else None. The relay
-    took the recipient at RCPT; a status about the address or the mailbox (X.1.Y, X.2.Y) is
-    about that recipient alone. Whether it is about the message is for the run to tell: the
-    same reply to several recipients in a row (``delivery/pool.py``)."""
-    if stage not in ("DATA", "DOT") or code is None or not 500 <= code < 600:
+# Words of a reply about the recipient rather than the message: "550 Requested action not
+# taken: mailbox unavailable", "550 5.7.1 Recipient address rejected", "554 No such user".
+_RECIPIENT_WORDS = re.compile(r"\b(?:recipients?|mailbox(?:es)?|users?|addresses|address|"
+                              r"addressee)\b", re.IGNORECASE)
+# What may surround a local part in a reply ("<bad1@x>", "bad1:", "'bad1'"): none of the
+# characters local parts are commonly made of
+_NOT_LOCAL = r"[^\w.%+=-]"
+
+
+def names_recipient(text: str, recipient: str) -> bool:
+    """True when ``text`` speaks of the recipient: its address, its local part (three
+    characters or more, as a whole word: "a" or "jo" would match ordinary words), or words
+    such as "mailbox", "user", "recipient", "address"."""
+    if _RECIPIENT_WORDS.search(text):
+        return True
+    local, _, _domain = recipient.rpartition("@")
+    if recipient and recipient.casefold() in text.casefold():
+        return True
+    if len(local) < 3:
+        return False
+    pattern = f"(?:^|{_NOT_LOCAL}){re.escape(local)}(?:$|{_NOT_LOCAL})"
+    return re.search(pattern, text, re.IGNORECASE) is not None
+
+
+def message_refusal(stage: str, code: int | None, text: str = "",
+                    recipient: str = "") -> str | None:
+    """The whole reply (``"554 5.6.0 content rejected"``, whitespace made single) when a
+    5xx to the end of DATA (DOT) may be about the message rather than ``recipient`` (a
+    content filter), else None.
+
+    Only DOT: before the content has gone out (the DATA command itself, "554 No valid
+    recipients") a relay cannot be refusing the content. A status about the address or the
+    mailbox (X.1.Y, X.2.Y), or text that names the recipient or speaks of a mailbox, user,
+    recipient or address, is about that recipient alone. Replies count as the same only when
+    all of them is: a relay without enhanced codes says "550" for every bad mailbox, and
+    reducing replies to their codes made three bad addresses look like one refused message.
+    Whether it is about the message is for the run to tell: the same reply to several
+    recipients in a row (``delivery/refusals.py``)."""
+    if stage != "DOT" or code is None or not 500 <= code < 600:
         return None
     status = _STATUS.match(text)
-    if status is None:
-        return str(code)
-    if status.group(2) in ("1", "2"):
+    if status is not None and status.group(2) in ("1", "2"):
         return None
-    return f"{code} {status.group(0).strip()}"
+    if names_recipient(text, recipient):
+        return None
+    return " ".join(f"{code} {text}".split())
 
 
 def is_throttle(code: int | None, text: str = "") -> bool:

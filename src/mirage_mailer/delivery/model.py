@@ -24,6 +24,9 @@ class Envelope:
     # ``data`` is already as SMTP writes it after DATA (``wire.wire_format`` of the message:
     # CRLF, dot-stuffed, the final ``.`` line), so the wire does not convert 14 KB again
     wired: bool = False
+    # an earlier run left it pending after a 5xx (held back as a possible refusal of the
+    # message): its refusals do not count toward stopping this run (``delivery/refusals.py``)
+    refused_before: bool = False
 
 
 Claim = Callable[["Envelope"], Awaitable[bool]]

@@ -236,27 +236,35 @@ class SmtpRun:
             self._finish(job, Outcome.DEFERRED, attempt)
 
     def _refused_message(self, job: Job, attempt: Attempt) -> bool:
-        """A 5xx after DATA that may refuse the message rather than this recipient
+        """A 5xx to the end of DATA that may refuse the message rather than this recipient
         (``delivery/refusals.py``): held back as deferred, to be tried once more; or, the
         same reply having come for several recipients with none accepted, the run stops
         (exit 3) and they stay pending. True when the attempt is taken care of."""
         assert self.queue is not None
-        judgement = self.refusals.judge(job.envelope.key, job.envelope.recipient,
-                                        attempt.stage, attempt.code, attempt.response)
+        envelope = job.envelope
+        judgement = self.refusals.judge(envelope.key, envelope.recipient, attempt.stage,
+                                        attempt.code, attempt.response,
+                                        refused_before=envelope.refused_before)
         if judgement is Judgement.FAILED:
             return False
+        if judgement is Judgement.KEEP:
+            self._keep_pending(job, attempt)
+            return True
         if judgement is Judgement.HOLD:
-            result = Result(job.envelope, Outcome.DEFERRED, attempt.code, attempt.response,
+            result = Result(envelope, Outcome.DEFERRED, attempt.code, attempt.response,
                             False, self.name)
             job.last = result
             self.on_result(result)
             self.queue.retry(job, self.policy.retry_delay(1))
             return True
+        # the evidence is "the same words, nothing accepted": say that, not more
+        count = len(self.refusals.recipients)
         self._abort_with(ConnectFailure(
-            f"the relay refused the message itself for {len(self.refusals.recipients)} "
-            f"recipients in a row and accepted none: {attempt.code} {attempt.response}",
-            fatal=True, hint="a content filter may reject the issue: change it (or ask the "
-            "relay's administrator why), then rerun"))
+            f"the relay gave {count} different recipients in a row the same refusal after "
+            f"the end of DATA and accepted no message: {attempt.code} {attempt.response}",
+            fatal=True, hint="it may be refusing the message itself (its content or "
+            "sender): ask the relay's administrator or change the issue, then rerun; a "
+            "rerun does not count these recipients again"))
         self._keep_pending(job, attempt)
         return True
 

@@ -176,7 +176,8 @@ def send_leased(prep: Preparation, options: SendOptions, store: LeaseStore, want
                 data = prep.factory.build(person, lang, message_id=message_id)
                 tracked[row.id] = _Track(message_id)
                 outcome.per_language[lang] += 1
-                yield Envelope(row.id, sender(row.id, row.email), row.email, data)
+                yield Envelope(row.id, sender(row.id, row.email), row.email, data,
+                               refused_before=row.refused_before)
                 if recorder.lost:
                     return
 

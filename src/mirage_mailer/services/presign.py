@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from itertools import islice
 
 from mirage_mailer.delivery import Envelope
@@ -42,7 +43,7 @@ def presigned(envelopes: Iterator[Envelope], sign: Callable[[bytes], bytes], *,
                 return
             done, signed = waiting.popleft()
             for envelope, data in zip(done, signed.result(), strict=True):
-                yield Envelope(envelope.key, envelope.sender, envelope.recipient, data)
+                yield replace(envelope, data=data, wired=False)
     finally:  # closed early (stop, abort): drop what was not started, wait for the rest
         pool.shutdown(wait=True, cancel_futures=True)
 

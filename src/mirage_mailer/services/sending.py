@@ -489,10 +489,11 @@ def _send_rows(prep: Preparation, options: SendOptions, store: Store, wanted: se
             count += 1
             if data is not None:
                 yield Envelope(row.id, sender(row.id, row.email), row.email, data,
-                               wired=True), lang
+                               wired=True, refused_before=row.refused_before), lang
             else:
                 yield Envelope(row.id, sender(row.id, row.email), row.email,
-                               factory.build(person, lang, message_id=message_id)), lang
+                               factory.build(person, lang, message_id=message_id),
+                               refused_before=row.refused_before), lang
 
     def envelopes() -> Iterator[Envelope]:
         """The messages, built ``AHEAD`` at a time: building a few in a row, between the

@@ -165,6 +165,13 @@ class Recipient:
     attempts: int
     message_id: str | None
     subject: str | None = None  # keyed hash of the address, stored when queued
+    smtp_code: int | None = None  # the last reply's code (a 5xx on a pending row: held back)
+
+    @property
+    def refused_before(self) -> bool:
+        """Pending after a 5xx: an earlier run held it back as a possible refusal of the
+        message (or stopped on the relay's refusal of the session) instead of failing it."""
+        return self.smtp_code is not None and 500 <= self.smtp_code < 600
 
 
 class Prior(NamedTuple):

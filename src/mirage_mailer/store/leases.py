@@ -59,7 +59,7 @@ _EVENTS_CTE = (
     " ELSE code || ' ' || response END, at FROM o)")
 
 _RETURNING = ("r.id, r.issue, r.email, r.name, r.lang, r.list_name, r.fields, r.status,"
-              " r.attempts, r.message_id, r.subject")
+              " r.attempts, r.message_id, r.subject, r.smtp_code")
 
 
 @dataclass(frozen=True)
@@ -219,9 +219,9 @@ class LeasesMixin(StoreCore):
         rows.sort(key=lambda row: row[0])
         return [Recipient(rid, iss, email, name, lang, list_name,
                           json.loads(fields) if fields != "{}" else {}, status, attempts,
-                          mid, subject)
+                          mid, subject, code)
                 for rid, iss, email, name, lang, list_name, fields, status, attempts, mid,
-                subject in rows]
+                subject, code in rows]
 
     def mark(self, owner: str, outcomes: Iterable[LeaseOutcome],
              claims: Sequence[tuple[int, str, str]] = ()) -> set[int]:

@@ -576,17 +576,16 @@ class RecipientsMixin(StoreCore):
         ``shard`` (k, n): only rows whose id is k modulo n, one sending process's share.
         """
         columns = ("issue, email, name, lang, list_name, fields, status, attempts, message_id,"
-                   " subject")
+                   " subject, smtp_code")
         where = "status = 'pending'"
         if shard is not None:
             k, n = int(shard[0]), int(shard[1])
             where += f" AND id % {n} = {k}"
-        for rid, iss, email, name, lang, list_name, fields, status, attempts, mid, subject in (
-            self._paged(columns, where, issue, batch, self._claim_check())
-        ):
+        for (rid, iss, email, name, lang, list_name, fields, status, attempts, mid, subject,
+             code) in self._paged(columns, where, issue, batch, self._claim_check()):
             yield Recipient(rid, iss, email, name, lang, list_name,
                             json.loads(fields) if fields != "{}" else {}, status, attempts, mid,
-                            subject)
+                            subject, code)
 
     def mark_sending(self, recipient_id: int, message_id: str) -> bool:
         """Claim a row just before handing it to the server; False when it is no longer pending.
