@@ -123,8 +123,8 @@ def test_a_message_accepted_between_makes_the_refusals_the_recipients() -> None:
 def test_replies_that_differ_in_words_are_not_the_same() -> None:
     """A relay without enhanced codes says 550 to everything; the code alone is no proof."""
     judge = MessageRefusals()
-    for key, words in enumerate(["refused (policy 1)", "refused (policy 2)",
-                                 "refused (policy 3)", "refused (policy 4)"]):
+    for key, words in enumerate(["refused (policy alpha)", "refused (policy beta)",
+                                 "refused (policy gamma)", "refused (policy delta)"]):
         assert judge.judge(key, f"r{key}@x.org", "DOT", 550, words) is Judgement.HOLD
 
 
@@ -210,3 +210,15 @@ def test_a_burst_of_plain_4xx_across_recipients_is_throttling() -> None:
 def test_one_recipient_refused_again_and_again_is_not_a_burst() -> None:
     bursts = BurstDetector(window=1.0, least=8, share=0.5)
     assert not any(bursts.refusal(100 + 0.01 * i, "same@example.net") for i in range(50))
+
+
+def test_a_filters_queue_id_or_score_does_not_hide_one_refusal_of_the_message() -> None:
+    """Content filters put a queue id or a score in every reply: a word holding a digit is
+    masked, so three refusals of the message read the same; other words still differ."""
+    first = message_refusal("DOT", 554, "5.6.0 Rejected as spam, id 4Xy2Zq12 score 7.3",
+                            "a@example.org")
+    second = message_refusal("DOT", 554, "5.6.0 Rejected as spam, id 9Q8w7E score 8.1",
+                             "b@example.org")
+    assert first == second == "554 5.6.0 Rejected as spam, id # score #"
+    assert message_refusal("DOT", 554, "5.6.0 Rejected: bad attachment, id 9Q8w7E",
+                           "c@example.org") != first

@@ -159,7 +159,15 @@ def message_refusal(stage: str, code: int | None, text: str = "",
         return None
     if names_recipient(text, recipient):
         return None
-    return " ".join(f"{code} {text}".split())
+    status_text = status.group(0).strip() if status is not None else ""
+    words = text[len(status.group(0)):] if status is not None else text
+    # a filter's queue id or score differs in every reply ("id 4Xy2Zq", "score 7.3"): a
+    # word holding a digit is masked, so one refusal of the message reads the same each time
+    said = " ".join(_NUMBERED.sub("#", word) for word in words.split())
+    return " ".join(f"{code} {status_text} {said}".split())
+
+
+_NUMBERED = re.compile(r"^\S*\d\S*$")  # a word holding a digit (queue ids, scores, times)
 
 
 def is_throttle(code: int | None, text: str = "") -> bool:
