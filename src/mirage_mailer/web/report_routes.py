@@ -20,6 +20,7 @@ import logging
 import os
 import re
 from html import escape
+from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -96,7 +97,12 @@ def authorised(request: Request, ctx: WebContext) -> Response | None:
 
 def _lost_store(ctx: WebContext) -> Response | None:
     """A project that has sent but lost its store: the page ``report`` refuses with (exit 2
-    there), not zero counts that would read as "nobody got it" when everyone did."""
+    there), not zero counts that would read as "nobody got it" when everyone did. A file
+    store only: asking a PostgreSQL server would cost each page a login of its own (the
+    pages use their thread's kept connection), and a server does not lose its tables as a
+    file goes missing."""
+    if not isinstance(ctx.settings.tracking.database, Path):
+        return None
     try:
         check_memory(ctx.settings)
     except StoreError as exc:
