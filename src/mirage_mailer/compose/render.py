@@ -158,13 +158,11 @@ def emblem_bytes() -> bytes:
     return resources.files("mirage_mailer").joinpath("data", EMBLEM_FILE).read_bytes()
 
 
-def emblem_url(settings: Settings) -> str:
-    """Always a part of the message (1.2 KB), even with a public base URL: Outlook and
-    Thunderbird block remote images until the reader allows them, and the EU emblem is the
-    one image the funding rules require readers to see. The web archive shows the hosted
-    copy instead (``web/issue_pages.py``)."""
-    del settings  # one rule for every project; kept as the callers' seam
-    return f"cid:{EMBLEM_CID}"
+# The emblem is always a part of the message (1.2 KB), even with a public base URL: Outlook
+# and Thunderbird block remote images until the reader allows them, and the EU emblem is the
+# one image the funding rules require readers to see. The web archive shows the hosted copy
+# instead (``web/issue_pages.py``).
+EMBLEM_SRC = f"cid:{EMBLEM_CID}"
 
 
 def template_env(settings: Settings) -> BoundedSandbox:
@@ -308,7 +306,7 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
     images: dict[Path, InlineImage] = {}
     block = block_for(settings.disclaimer, lang, issue.default_language)
     block_lang = words_language(settings.disclaimer, block, issue.default_language)
-    emblem_src = emblem_url(settings)
+    emblem_src = EMBLEM_SRC
     articles: list[dict[str, Any]] = []
     for article in issue.articles[lang]:
         html = embed_body_images(markdown_to_html(article, problems), article, images,
@@ -398,9 +396,8 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
         display_path(settings.templates / HTML_TEMPLATE): html,
         display_path(settings.templates / TEXT_TEMPLATE): text,
     }, (OPEN_SLOT, *(click_slot(n) for n in range(1, len(click_urls) + 1))))
-    if emblem_src.startswith("cid:"):
-        images[Path(EMBLEM_FILE)] = InlineImage(EMBLEM_CID, EMBLEM_FILE, "image/png",
-                                                emblem_bytes())
+    images[Path(EMBLEM_FILE)] = InlineImage(EMBLEM_CID, EMBLEM_FILE, "image/png",
+                                            emblem_bytes())
     return RenderedLanguage(lang, subject, html, text, tuple(images.values()), block,
                             emblem_src, click_urls, open_pixel, fragments)
 

@@ -106,9 +106,7 @@ class IssueRenderer:
         if view.rendered.fragments is not None:  # recipient logic, run for no one in particular
             view.rendered.fragments.fill(values)
         html = fill(view.rendered.untracked_html(), values, html=True)
-        emblem = links.asset(EMBLEM_FILE)
-        if not view.rendered.emblem_src.startswith("cid:"):
-            html = html.replace(view.rendered.emblem_src, emblem)
+        emblem = links.asset(EMBLEM_FILE)  # the message's inline emblem, hosted here
         for image in view.rendered.images:
             target = emblem if image.cid == EMBLEM_CID else links.asset(
                 f"issues/{quote(view.issue_id)}/{quote(view.lang)}/{quote(image_name(image))}")
