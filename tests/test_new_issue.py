@@ -194,3 +194,19 @@ def test_the_new_issue_is_the_latest_for_every_command(project: Path, run_cli: R
         assert result.err.splitlines()[0].startswith(f"mirage-mailer: using {draft} (the "
                                                      "latest of 2 issues"), result.err
     assert not (project / "preview").exists()  # the draft is not written yet: exit 2
+
+
+def test_a_zero_padded_number_counts_as_written(project: Path, run_cli: RunCli) -> None:
+    """``number: 010`` is ten, as written: YAML 1.1 reads it as octal 8, which made issue 9
+    the latest and wrote ``number: 9`` into the issue after it."""
+    issues = project / "issues"
+    sample = issues / SAMPLE_ISSUE.split("/")[1]
+    for name, number in (("issue-009", "009"), ("issue-010", "010")):
+        shutil.copytree(sample, issues / name)
+        edit(issues / name / "issue.yaml", "number: 4\n", f"number: {number}\n")
+    shutil.rmtree(sample)
+    result = run_cli("new-issue")
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[0] == "issues/issue-011/issue.yaml"
+    assert "started from issues/issue-010 (number 11," in result.err
+    assert "number: 011\n" in (issues / "issue-011" / "issue.yaml").read_text()

@@ -91,8 +91,9 @@ def start_issue(issues_dir: Path, source: Path, new_id: str | None) -> StartedIs
                                  "new-issue ID"))
     articles = _articles(source, data)
     names = [f"article-{n}.md" for n in range(1, len(articles) + 1)]
-    number = _number(data.get("number"))
-    text = _issue_yaml(source, data, names, number)
+    written = _written_number(data)
+    number = _number(written)
+    text = _issue_yaml(source, data, names, written)
     files: list[tuple[Path, str]] = [(folder / "issue.yaml", text)]
     for n, (old, langs) in enumerate(articles, start=1):
         files.append((folder / names[n - 1], _article(n, old, None)))
@@ -127,7 +128,7 @@ def latest_issue(issues_dir: Path) -> Path | None:
             data = None
         number, when = -1, ""
         if isinstance(data, LineDict):
-            number = _number(data.get("number")) or -1
+            number = _number(_written_number(data)) or -1
             when = str(data.get("send_at") or data.get("date") or _UNDATED)[:10]
         key = (number, when, folder.name)
         if best is None or key > best:
@@ -149,7 +150,7 @@ def _derived(issues_dir: Path, source: Path,
     """The first free id in the sequence after ``source``; the issue just before it
     becomes the source (so a draft started earlier is continued, not skipped)."""
     for _ in range(_CHAIN):
-        new_id = next_issue_id(source.name, data.get("number"))
+        new_id = next_issue_id(source.name, _written_number(data))
         if new_id is None or not ISSUE_ID.match(new_id):
             raise InputError(Problem(display_path(source), None, f"cannot tell the next "
                                      f"issue's id from '{shorten(source.name)}' (no number "
@@ -164,6 +165,11 @@ def _derived(issues_dir: Path, source: Path,
         source, data = candidate, _issue_data(candidate)
     raise InputError(Problem(display_path(source), None, "too many issues in this sequence",
                              "give an id: mirage-mailer new-issue ID"))
+
+
+def _written_number(data: LineDict) -> str | None:
+    """``number`` as written: YAML 1.1 reads ``number: 010`` as 8, the office means 10."""
+    return data.text("number")
 
 
 def _number(value: object) -> int | None:
@@ -208,7 +214,8 @@ def _languages(value: object) -> list[str] | None:
     return None
 
 
-def _issue_yaml(source: Path, data: LineDict, articles: list[str], number: int | None) -> str:
+def _issue_yaml(source: Path, data: LineDict, articles: list[str],
+                number: str | None) -> str:
     """The source's issue.yaml, line by line, with the changing keys written afresh."""
     lines = (source / "issue.yaml").read_text(encoding="utf-8-sig").splitlines()
     out: list[str] = []
@@ -232,7 +239,7 @@ def _issue_yaml(source: Path, data: LineDict, articles: list[str], number: int |
 
 
 def _rewrite(key: str, block: list[str], data: LineDict, articles: list[str],
-             number: int | None) -> list[str]:
+             number: str | None) -> list[str]:
     if key in _EMPTIED:
         langs = _languages(data.get(key))
         what = "subject" if key == "subject" else "preview text after the subject"
@@ -240,8 +247,9 @@ def _rewrite(key: str, block: list[str], data: LineDict, articles: list[str],
             return [f'{key}: ""   # TODO: the {what} (send refuses it empty)']
         return [f"{key}:   # TODO: the {what}, in each language (send refuses it empty)",
                 *(f'  {lang}: ""' for lang in langs)]
-    if key == "number" and number is not None:
-        return [f"number: {number + 1}"]
+    if key == "number" and (value := _number(number)) is not None:
+        digits = (number or "").strip()
+        return [f"number: {str(value + 1).zfill(len(digits))}"]  # 009 -> 010: padding kept
     if key == "date":
         return ["# date: YYYY-MM-DD   # the issue's date (optional: else the day it is sent)"]
     if key == "send_at":
