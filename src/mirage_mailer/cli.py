@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import select
 import sys
 import traceback
 from pathlib import Path
@@ -69,8 +71,35 @@ COMMAND_MODULES = {
 }
 
 
+class OutputClosed(Exception):
+    """Whoever reads our standard output stopped reading (``report | head``)."""
+
+
+def _stdout_closed() -> bool:
+    """Is standard output a pipe or socket whose reader has gone? (poll says POLLERR)"""
+    try:
+        fd = sys.__stdout__.fileno() if sys.__stdout__ is not None else -1
+    except (OSError, ValueError):
+        return False
+    if fd < 0:
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
 class LazyGroup(click.Group):
     """A group whose commands are imported on first use, from ``COMMAND_MODULES``."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # click turns any EPIPE into a silent exit 1, which the contract reserves for
+        # permanent failures; a closed stdout gets its own code, any other EPIPE is a bug
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            if _stdout_closed():
+                raise OutputClosed from exc
+            raise RuntimeError(f"broken pipe: {exc}") from exc
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*COMMAND_MODULES, *self.commands})
@@ -95,9 +124,23 @@ def cli(ctx: click.Context, config: Path | None, verbose: bool) -> None:
 
     Exit codes: 0 done, 1 some recipients failed permanently (5xx), 2 invalid input
     (nothing sent), 3 delivery could not proceed (state kept; rerun to resume), 130 or 143
-    stopped by Ctrl-C or SIGTERM (messages on the wire recorded; rerun to resume).
+    stopped by Ctrl-C or SIGTERM (messages on the wire recorded; rerun to resume), 141 the
+    reader of the output stopped reading (as in 'report | head').
     """
     ctx.obj = Context(config, verbose)
+
+
+OUTPUT_CLOSED = 141  # what a shell reports for a process that SIGPIPE ended (seq | head)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush has nowhere to fail."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        if sys.__stdout__ is not None:
+            os.dup2(devnull, sys.__stdout__.fileno())
+    finally:
+        os.close(devnull)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -105,6 +148,12 @@ def main(argv: list[str] | None = None) -> None:
     verbose = "--verbose" in (argv or sys.argv) or "-v" in (argv or sys.argv)
     try:
         result: Any = cli.main(args=argv, prog_name="mirage-mailer", standalone_mode=False)
+        sys.stdout.flush()  # here, not at exit, so a reader that has gone is seen below
+    except (OutputClosed, BrokenPipeError) as exc:
+        if not isinstance(exc, OutputClosed) and not _stdout_closed():
+            raise
+        _quiet_stdout()
+        sys.exit(OUTPUT_CLOSED)
     except click.exceptions.Abort:
         err("aborted")
         sys.exit(130)
