@@ -150,10 +150,11 @@ def main(argv: list[str] | None = None) -> None:
         result: Any = cli.main(args=argv, prog_name="mirage-mailer", standalone_mode=False)
         sys.stdout.flush()  # here, not at exit, so a reader that has gone is seen below
     except (OutputClosed, BrokenPipeError) as exc:
-        if not isinstance(exc, OutputClosed) and not _stdout_closed():
-            raise
-        _quiet_stdout()
-        sys.exit(OUTPUT_CLOSED)
+        if isinstance(exc, OutputClosed) or _stdout_closed():
+            _quiet_stdout()
+            sys.exit(OUTPUT_CLOSED)
+        err(f"mirage-mailer: internal error: broken pipe: {exc} (please report it)")
+        sys.exit(70)
     except click.exceptions.Abort:
         err("aborted")
         sys.exit(130)
