@@ -146,3 +146,20 @@ def test_which_statuses_are_hard(status: str, hard: bool) -> None:
     assert [(f.status, f.hard) for f in parsed.failures] == [(status, hard)]
     exim = parse(fixture("exim.eml", **{"550 5.1.1": f"550 {status}"}))
     assert [(f.status, f.hard) for f in exim.failures] == [(status, hard)]
+
+
+@pytest.mark.parametrize(("diagnostic", "shown"), [
+    ("smtp; 550 5.1.1 \x1b]0;pwned\x07\x1b[31mno such user", "\\x1b]0;pwned\\x07"),
+    ("smtp; =?utf-8?q?550_=1B=5B31mno_such_user?=", "=1B=5B31m"),  # stays as written
+])
+def test_a_diagnostic_cannot_reach_the_terminal_as_control_characters(diagnostic: str,
+                                                                     shown: str) -> None:
+    """Anyone can mail the bounce mailbox, and process-bounces prints the diagnostic: an
+    ESC sequence in it retitled or recoloured the officer's terminal."""
+    raw = fixture("postfix.eml").replace(b"Diagnostic-Code:", b"X-Was:", 1)
+    raw = raw.replace(b"Status: 5.1.1", b"Status: 5.1.1\nDiagnostic-Code: "
+                      + diagnostic.encode(), 1)
+    failures = parse(raw).failures
+    assert failures and all("\x1b" not in f.diagnostic and "\x07" not in f.diagnostic
+                            for f in failures)
+    assert shown in failures[0].diagnostic  # shown, as an escape: nothing is hidden

@@ -21,6 +21,7 @@ from email.utils import parseaddr, parsedate_to_datetime
 from flufl.bounce import all_failures
 
 from mirage_mailer.util.addresses import check_address
+from mirage_mailer.util.visible import visible
 
 # A larger mail is no bounce worth reading: a DSN with our whole message attached is ~20 KB,
 # and a hostile 8 MB mail took flufl.bounce's detectors ~5 s (2 MiB: about 1 s).
@@ -77,7 +78,8 @@ def _header(message: Message, name: str) -> str:
         value = message.get(name)
     except Exception:  # hostile headers: any failure means "absent"
         return ""
-    return " ".join(str(value).split()) if value is not None else ""
+    # anyone can mail the bounce mailbox, and process-bounces prints what it read
+    return visible(" ".join(str(value).split())) if value is not None else ""
 
 
 def _date(message: Message) -> datetime | None:
