@@ -176,7 +176,7 @@ def test_a_confirmation_mail_is_signed_too(project: Path, signing: dict[str, str
     monkeypatch.setenv(ENV, signing[ENV])
     settings = load_settings(project / "mirage.yaml")
     data = confirmation_message(settings, list_name="subscribers", email="new@example.net",
-                                name="New Reader", link="https://news.mirageproject.eu/c/x")
+                                link="https://news.mirageproject.eu/c/x")
     sent = asyncio.run(send_one(settings, "new@example.net", data))
     assert sent.accepted
     [path] = (project / "outbox" / "new").iterdir()

@@ -190,7 +190,7 @@ def test_a_bounce_for_the_a_label_address_finds_its_row() -> None:
 def test_confirmation_mail_from_an_idn_sender_is_ascii(project: Path) -> None:
     idn_sender(project)
     raw = confirmation_message(load_settings(project / "mirage.yaml"),
-                               list_name="subscribers", email="grete@bücher.de", name="Grete",
+                               list_name="subscribers", email="grete@bücher.de",
                                link="https://example.org/confirm/x")
     head = raw.split(b"\n\n", 1)[0]
     assert head.isascii()

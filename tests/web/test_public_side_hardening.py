@@ -104,10 +104,12 @@ def test_an_encoded_word_name_cannot_inject_headers_through_serve(web_project: P
     time.sleep(0.2)
     assert len(_raw_messages(web_project)) == 1  # nothing went to the victim
     message = _assert_not_injected(raw, "rene@example.org")
-    assert message["To"].addresses[0].display_name == literal  # not decoded into "René"
+    assert message["To"].addresses[0].display_name == ""  # the name is never mailed here
     assert "Please confirm your subscription" in str(message["Subject"])
     with store_of(web_project) as store:
         assert store.export(VICTIM)["subscriptions"] == []
+        [row] = store.export("rene@example.org")["subscriptions"]
+    assert row["name"] == literal  # kept as typed, not decoded into "René"
 
 
 def _name_error(page: str) -> str:
@@ -141,20 +143,26 @@ def test_a_raw_line_break_is_refused_as_an_encoded_one_is(web_project: Path) -> 
     time.sleep(0.2)
     assert len(_raw_messages(web_project)) == 1  # nothing went to the victim
     message = _assert_not_injected(raw_mail, "ana@example.org")
-    assert message["To"].addresses[0].display_name == "Ana Maria"
+    assert message["To"].addresses[0].display_name == ""  # the name is never mailed here
     with store_of(web_project) as store:
         assert store.export(VICTIM)["subscriptions"] == []
+        [row] = store.export("ana@example.org")["subscriptions"]
+    assert row["name"] == "Ana Maria"
 
 
-def test_the_confirmation_mail_builder_never_emits_a_hidden_line_break(
-        web_project: Path) -> None:
-    """Defence in depth: even a name that skipped the form's check stays one literal name."""
-    from mirage_mailer.web.confirmation import confirmation_message
+def test_the_confirmation_mail_builder_takes_no_name(web_project: Path) -> None:
+    """Defence in depth: the builder has no way to carry a name that skipped the form's check
+    (audit 11d: nothing the visitor typed but the address reaches the mail)."""
+    import inspect
 
+    from mirage_mailer.web.confirmation import confirmation_message, send_confirmation
+
+    for builder in (confirmation_message, send_confirmation):
+        assert "name" not in inspect.signature(builder).parameters
     raw = confirmation_message(settings_of(web_project), list_name="subscribers",
-                               email=VICTIM, name=INJECTION, link=f"{BASE}/confirm/x")
+                               email=VICTIM, link=f"{BASE}/confirm/x")
     message = _assert_not_injected(raw, VICTIM)
-    assert message["To"].addresses[0].display_name.replace(" ", "") == INJECTION
+    assert message["To"].addresses[0].display_name == ""
 
 
 # -- 3: GET and HEAD change nothing; only the person's POST confirms -----------------------

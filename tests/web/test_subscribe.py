@@ -94,7 +94,7 @@ def test_subscribe_confirm_and_receive_the_next_send(web_project: Path,
     assert message.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
     assert all(p.get_content_charset() == "utf-8" for p in message.iter_parts())
-    assert message["To"] == f"Nóva Reader <{NEW}>"
+    assert message["To"] == NEW  # the name typed is never mailed before confirmation
     assert settings.sender.from_email in message["From"]
     assert message["Message-ID"] and message["Date"]
     link = confirm_link(part(message, "plain"))
@@ -188,7 +188,7 @@ def test_pages_do_not_reveal_who_is_subscribed(web_project: Path,
     assert (main_of(again.text).replace(NEW, "X")
             == main_of(stranger.text).replace("stranger@example.org", "X"))
     # the confirmed reader gets no second message; the new one gets theirs
-    assert [str(m["To"]) for m in outbox(web_project)][1:] == ["Nóva Reader <stranger@example.org>"]
+    assert [str(m["To"]) for m in outbox(web_project)][1:] == ["stranger@example.org"]
     assert subscriptions(web_project)[0]["status"] == "confirmed"
 
 

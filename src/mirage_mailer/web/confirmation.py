@@ -4,6 +4,12 @@ path (``services.outbound``: the same credentials and AUTH/TLS rules as ``send``
 It goes out after the response (a background task), so the page a visitor sees, and how long
 it takes, is the same whether or not the address was already subscribed. Delivery problems
 are logged for the operator; the visitor can simply send the form again.
+
+It carries nothing the visitor typed but the address it goes to: anyone can post any address,
+so a name from the form would be text of a stranger's making mailed from the project's domain
+(``To: "URGENT: verify at https://evil.example" <victim@...>``, "Dear URGENT: ..."). ``To`` is
+the bare ``<address>`` and the greeting is neutral; the name is stored with the sign-up and
+greets the person in the newsletters they confirmed.
 """
 
 from __future__ import annotations
@@ -33,8 +39,8 @@ def confirmation_link(signer: Signer, base_url: str, list_name: str, email: str)
     return f"{base_url}/confirm/{quote(signer.make('confirm', list_name, email))}"
 
 
-def confirmation_message(settings: Settings, *, list_name: str, email: str, name: str | None,
-                         link: str, lang: str = SOURCE) -> bytes:
+def confirmation_message(settings: Settings, *, list_name: str, email: str, link: str,
+                         lang: str = SOURCE) -> bytes:
     """multipart/alternative (text, HTML), UTF-8, from the project's sender to one address,
     in ``lang`` (a language with a catalog: the one chosen on the form, or the page's).
 
@@ -45,7 +51,7 @@ def confirmation_message(settings: Settings, *, list_name: str, email: str, name
     project = settings.project
     sender = settings.sender
     context: dict[str, Any] = {"site": project, "list_name": list_name, "link": link,
-                               "name": name or "", "consent_text": settings.web.consent_text}
+                               "consent_text": settings.web.consent_text}
     _ = translations(lang).gettext
     subject = _("Please confirm your subscription to the %(name)s newsletter") % {
         "name": project.name}
@@ -55,7 +61,7 @@ def confirmation_message(settings: Settings, *, list_name: str, email: str, name
                          subtype="html", charset="utf-8")
     head = [
         mailbox_header("From", sender.from_name or None, sender.from_email),
-        mailbox_header("To", name, email),
+        mailbox_header("To", None, email),  # no display name: see the module's docstring
         f"Content-Language: {lang}\n".encode("ascii"),
         text_header("Subject", subject),
         f"Date: {formatdate(localtime=False, usegmt=True)}\n".encode("ascii"),
@@ -70,25 +76,24 @@ def confirmation_message(settings: Settings, *, list_name: str, email: str, name
 
 
 async def send_confirmation(settings: Settings, signer: Signer, base_url: str, *,
-                            list_name: str, email: str, name: str | None,
-                            lang: str = SOURCE) -> bool:
+                            list_name: str, email: str, lang: str = SOURCE) -> bool:
     """Deliver the confirmation message; True when the transport accepted it.
 
     Runs after the response went out, so nothing may escape: problems are logged.
     """
     try:
         return await _send(settings, signer, base_url, list_name=list_name, email=email,
-                           name=name, lang=lang)
+                           lang=lang)
     except Exception:
         log.exception("confirmation message for list %s not sent", list_name)
         return False
 
 
 async def _send(settings: Settings, signer: Signer, base_url: str, *, list_name: str,
-                email: str, name: str | None, lang: str) -> bool:
+                email: str, lang: str) -> bool:
     link = confirmation_link(signer, base_url, list_name, email)
-    data = confirmation_message(settings, list_name=list_name, email=email, name=name,
-                                link=link, lang=lang)
+    data = confirmation_message(settings, list_name=list_name, email=email, link=link,
+                                lang=lang)
     try:
         sent = await send_one(settings, email, data)
     except MirageError as exc:  # half-set credentials, an unusable relay: the operator's log

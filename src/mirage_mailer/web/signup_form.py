@@ -214,8 +214,7 @@ async def accept(request: Request, name: str, sign_up: SignUp, *, source: str,
         # The message speaks the newsletter language chosen, where there is a catalog for it.
         mail_lang = supported(sign_up.lang) or language(request)
         task = BackgroundTask(send_confirmation, ctx.settings, ctx.signer, ctx.base_url,
-                              list_name=name, email=sign_up.email, name=sign_up.name,
-                              lang=mail_lang)
+                              list_name=name, email=sign_up.email, lang=mail_lang)
     return thank_you(request, sign_up.email, back, task)
 
 
