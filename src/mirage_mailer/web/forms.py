@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from starlette.datastructures import FormData
+from urllib.parse import parse_qsl
+
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
@@ -11,15 +15,83 @@ from mirage_mailer.web.csrf import FIELD, cross_site
 from mirage_mailer.web.i18n import N_
 
 MAX_FIELDS = 16  # our forms have up to eight; anything more is not one of ours
+URLENCODED = b"application/x-www-form-urlencoded"
+MULTIPART = b"multipart/form-data"
+UTF8 = (b"utf-8", b"utf8")
+NOT_UTF8 = N_("The form is not valid UTF-8.")
 
 
 async def read_form(request: Request) -> FormData:
-    """The form, urlencoded or multipart, without files; a malformed body is a 400."""
+    """The form, urlencoded or multipart, without files; a malformed body is a 400, and so is
+    one that is not UTF-8 (Starlette would read such bytes as Latin-1, or as U+FFFD where they
+    were percent-encoded, and a mangled address would be stored and mailed)."""
     limit = web_context(request).settings.web.max_body_bytes
+    media, options = parse_options_header(request.headers.get("content-type", ""))
     try:
+        if media == URLENCODED:  # read as UTF-8 whatever charset it names; Guard bounds it
+            return _urlencoded(await request.body())
+        if media == MULTIPART:
+            body = await request.body()
+            if not body.isascii() and options.get(b"charset", b"utf-8").lower() not in UTF8:
+                raise HTTPException(400, NOT_UTF8)  # Starlette would decode that charset
+            _check_multipart(body, options.get(b"boundary", b""))
         return await request.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=limit)
     except UnicodeDecodeError:
-        raise HTTPException(400, N_("The form is not valid UTF-8.")) from None
+        raise HTTPException(400, NOT_UTF8) from None
+
+
+def _urlencoded(body: bytes) -> FormData:
+    """The fields of a urlencoded body: raw bytes and percent-escapes both strictly UTF-8."""
+    try:
+        fields: list[tuple[str, str | UploadFile]] = [*parse_qsl(
+            body.decode("utf-8"), keep_blank_values=True, errors="strict",
+            max_num_fields=MAX_FIELDS)]
+    except ValueError as exc:  # UnicodeDecodeError goes up to read_form
+        if isinstance(exc, UnicodeDecodeError):
+            raise
+        raise HTTPException(400, f"Too many fields. Maximum number of fields is "
+                                 f"{MAX_FIELDS}.") from None
+    return FormData(fields)
+
+
+def _check_multipart(body: bytes, boundary: bytes) -> None:
+    """Raise UnicodeDecodeError when a part's headers (its field name) or a field's value is
+    not UTF-8; the parts are those python-multipart finds for Starlette too, so both readings
+    agree. Anything malformed is left to Starlette's parser, which answers it with a 400."""
+    header = bytearray()
+    data = bytearray()
+    is_file = False
+
+    def on_header_value(chunk: bytes, start: int, end: int) -> None:
+        header.extend(chunk[start:end])
+
+    def on_header_end() -> None:
+        nonlocal is_file
+        value = bytes(header)
+        value.decode("utf-8")
+        is_file = is_file or b"filename" in parse_options_header(value)[1]
+        header.clear()
+
+    def on_part_data(chunk: bytes, start: int, end: int) -> None:
+        data.extend(chunk[start:end])
+
+    def on_part_end() -> None:
+        nonlocal is_file
+        if not is_file:  # a file part is refused by max_files=0 anyway
+            bytes(data).decode("utf-8")
+        data.clear()
+        is_file = False
+
+    if not boundary:
+        return
+    parser = MultipartParser(boundary, {
+        "on_header_value": on_header_value, "on_header_end": on_header_end,
+        "on_part_data": on_part_data, "on_part_end": on_part_end})
+    try:
+        parser.write(body)
+        parser.finalize()
+    except FormParserError:
+        return
 
 
 def text(form: FormData, name: str) -> str:
