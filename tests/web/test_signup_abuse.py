@@ -5,6 +5,7 @@ count."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from pathlib import Path
@@ -15,14 +16,17 @@ from web_support import (
     BASE,
     TestClient,
     csrf_of,
+    free_port,
     outbox,
     part,
     path_of,
+    serving,
     settings_of,
     store_of,
 )
 
 from mirage_mailer.web.app import create_app
+from mirage_mailer.web.ratelimit import SignUpLimits
 
 FORM_PATH = "/subscribe/subscribers"
 PHISH = "URGENT: your account is locked, verify at https://evil.example/login"
@@ -161,3 +165,92 @@ def test_raw_utf8_in_a_urlencoded_form_is_read_as_utf8(web_project: Path) -> Non
                          headers={"Content-Type": content_type, "Origin": BASE})
     assert response.status_code == 200, response.text
     assert _subscriptions(web_project, "u3@example.org")[0]["name"] == "Jos\u00e9"
+
+
+# -- 3: the per-client limit and IPv6; the mailbox table at its cap --------------------------
+
+
+def test_one_ipv6_client_is_counted_by_its_64(web_project: Path) -> None:
+    """Fifteen addresses of one /64 got fifteen mails out (IPv4: ten, then 429)."""
+    app = create_app(settings_of(web_project))
+    statuses = [_sign_up(_client(app, f"2001:db8:1:2::{n:x}"), f"v6-{n}@example.org").status_code
+                for n in range(1, 16)]
+    assert statuses == [200] * 10 + [429] * 5
+    assert len(outbox(web_project)) == 10
+    assert _sign_up(_client(app, "2001:db8:1:3::1"), "next-64@example.org").status_code == 200
+    # An IPv4 client is the same client written as IPv4-mapped IPv6.
+    mapped = [_sign_up(_client(app, host), f"v4-{n}@example.org").status_code
+              for n, host in enumerate(["198.51.100.7", "::ffff:198.51.100.7"] * 6)]
+    assert mapped == [200] * 10 + [429] * 2
+
+
+@pytest.mark.parametrize(("host", "key"), [
+    ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+    ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),
+    ("fe80::1%eth0", "fe80::/64"),
+    ("::ffff:192.0.2.1", "192.0.2.1"),
+    ("192.0.2.1", "192.0.2.1"),
+    ("testclient", "testclient"),
+])
+def test_client_keys(host: str, key: str) -> None:
+    from mirage_mailer.web.ratelimit import client_key
+
+    assert client_key(host) == key
+
+
+def test_serve_behind_a_proxy_counts_an_ipv6_client_by_its_64(web_project: Path) -> None:
+    """The auditor's case: serve --proxy-headers, X-Forwarded-For as nginx sets it."""
+    with serving(web_project, free_port(), "--proxy-headers") as url, \
+            httpx.Client(base_url=url, timeout=10, follow_redirects=False) as http:
+        token = csrf_of(http.get(FORM_PATH).text)
+        statuses = [http.post(FORM_PATH, headers={"X-Forwarded-For": f"2001:db8:1:2::{n:x}"},
+                              data={"csrf": token, "email": f"p{n}@example.org", "lang": "en",
+                                    "consent": "yes"}).status_code
+                    for n in range(1, 12)]
+    assert statuses == [200] * 10 + [429]
+
+
+def test_a_flood_of_other_mailboxes_cannot_reset_one_mailboxs_count(
+        web_project: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The mailbox table is bounded; forgetting its least recently used mailbox let a flood of
+    other addresses (from clients enough) give a victim three more mails a day. Full of
+    mailboxes within their day, it refuses new ones (429) instead, and says so once."""
+    app = create_app(settings_of(web_project))
+    limits = app.state.ctx.limits
+    limits.per_mailbox.max_keys = 3
+    http = _client(app)
+    for _ in range(3):
+        assert _sign_up(http, VICTIM).status_code == 200
+    assert "already sent recently" in _sign_up(http, VICTIM).text
+    for other in ("a@example.org", "b@example.org"):
+        assert _sign_up(http, other).status_code == 200
+    with caplog.at_level(logging.WARNING, logger="mirage_mailer.web.ratelimit"):
+        flood = [_sign_up(_client(app, f"192.0.2.{n}"), f"flood{n}@example.org")
+                 for n in range(1, 4)]
+    assert [r.status_code for r in flood] == [429] * 3
+    assert "Too many sign-ups" in flood[0].text and int(flood[0].headers["Retry-After"]) > 0
+    assert len([r for r in caplog.records if "sign-ups refused" in r.message]) == 1
+    assert "already sent recently" in _sign_up(_client(app, "192.0.2.99"), VICTIM).text
+    for n in range(1, 4):
+        assert _subscriptions(web_project, f"flood{n}@example.org") == []
+
+
+def test_the_mailbox_table_takes_new_mailboxes_again_as_days_end() -> None:
+    now = [1000.0]
+    limits = SignUpLimits(clock=lambda: now[0], max_keys=2)
+    assert limits.check("192.0.2.1", "a@example.org")[0].name == "ALLOWED"
+    now[0] += 3600
+    assert limits.check("192.0.2.2", "b@example.org")[0].name == "ALLOWED"
+    verdict, wait = limits.check("192.0.2.3", "c@example.org")
+    assert verdict.name == "BUSY" and wait == 24 * 3600 - 3600 + 1
+    now[0] += wait
+    assert limits.check("192.0.2.3", "c@example.org")[0].name == "ALLOWED"  # a's day ended
+    assert limits.check("192.0.2.4", "b@example.org")[0].name == "ALLOWED"  # b kept its count
+    assert limits.check("192.0.2.5", "d@example.org")[0].name == "BUSY"
+
+
+def test_the_client_table_stays_bounded() -> None:
+    limits = SignUpLimits(clock=lambda: 0.0, max_keys=5)
+    for n in range(50):
+        limits.check(f"2001:db8:{n:x}::1", f"m{n}@example.org")
+    assert len(limits.per_client) == 5

@@ -35,7 +35,7 @@ from mirage_mailer.web.context import WebContext, web_context
 from mirage_mailer.web.csrf import FIELD
 from mirage_mailer.web.forms import HONEYPOT, text
 from mirage_mailer.web.i18n import N_, supported
-from mirage_mailer.web.ratelimit import mailbox_key
+from mirage_mailer.web.ratelimit import Verdict
 from mirage_mailer.web.respond import language, respond, translator
 
 log = logging.getLogger(__name__)
@@ -174,17 +174,15 @@ def client(request: Request) -> str:
 
 def _over_limit(request: Request, ctx: WebContext, email: str) -> Response | None:
     """A polite page when this client or this mailbox asked too often, else None (counted)."""
-    limits = ctx.limits
-    visitor = client(request)
+    verdict, wait = ctx.limits.check(client(request), email)
     _ = translator(request)
-    if not limits.per_client.allow(visitor):
-        wait = limits.per_client.retry_after(visitor)
+    if verdict is Verdict.MAILBOX:
+        return respond(request, "subscribe_limited.html.j2", title=_("Check your mailbox"),
+                       per_client=False, email=email, minutes=0)
+    if verdict is not Verdict.ALLOWED:  # this client's hour, or a flood of mailboxes
         return respond(request, "subscribe_limited.html.j2", title=_("Too many sign-ups"),
                        status=429, headers={"Retry-After": str(wait)}, per_client=True,
                        email=email, minutes=max(1, wait // 60))
-    if not limits.per_mailbox.allow(mailbox_key(email)):
-        return respond(request, "subscribe_limited.html.j2", title=_("Check your mailbox"),
-                       per_client=False, email=email, minutes=0)
     return None
 
 
