@@ -16,6 +16,7 @@ import click
 
 from mirage_mailer.commands.common import Context, err
 from mirage_mailer.project.config import load_settings
+from mirage_mailer.project.signup_lists import closed_warning
 from mirage_mailer.services.loader import locate_config
 from mirage_mailer.services.outbound import check_signing, credentials, insecure_tls_warning
 from mirage_mailer.services.signup import require_privacy_notice
@@ -50,7 +51,8 @@ def serve_command(obj: Context, host: str, port: int, proxy_headers: bool,
 
     Links in messages point here through tracking.base_url (the public https address
     of this server, usually a reverse proxy in front of it). Sign-up needs web.privacy_url
-    (or web.signup: false).
+    (or web.signup: false); only the lists in web.signup_lists take it (without the key:
+    the project's only list, none when there are several).
     """
     import uvicorn
 
@@ -62,6 +64,8 @@ def serve_command(obj: Context, host: str, port: int, proxy_headers: bool,
     if insecure := insecure_tls_warning(settings):
         err(str(insecure))  # confirmation mails go out through the same relay
     require_privacy_notice(settings)  # sign-up on: the forms must link to the notice
+    if closed := closed_warning(settings):
+        err(str(closed))  # several lists, none named open: no form takes sign-ups
     here = _url(host, port).rstrip("/")
     app = create_app(settings, local_base=here)
     sock = listen(host, port)  # bound before anything says "serving"; taken: one line, exit 3
@@ -174,7 +178,8 @@ def signup_snippet_command(obj: Context, list_name: str, lang: str | None,
     """Print an HTML sign-up form for LIST to paste into the project's own website.
 
     The form posts to serve at tracking.base_url, which accepts it only from the sites in
-    web.allowed_origins; it needs no JavaScript and links to web.privacy_url.
+    web.allowed_origins; it needs no JavaScript and links to web.privacy_url. LIST must
+    be one the public may join (web.signup_lists).
     """
     from mirage_mailer.web.snippet import signup_snippet
 

@@ -19,6 +19,7 @@ from mirage_mailer.project.config_checks import MAX_TEXT, has_userinfo, redact
 from mirage_mailer.project.config_checks import Section as _Section
 from mirage_mailer.project.eu_names import RULE, statement_problem
 from mirage_mailer.project.relay_config import Relay, RelayDefaults, load_relays, relay_lines
+from mirage_mailer.project.signup_lists import read_signup_lists
 from mirage_mailer.project.yamlsrc import LineDict, check_keys, load_yaml_file
 from mirage_mailer.util.addresses import ascii_domain, parse_mailbox
 from mirage_mailer.util.database import Database, PostgresUrl, is_postgres, parse_postgres
@@ -115,6 +116,9 @@ class Web:
     signup: bool = True  # /subscribe/<list> and the snippet; off: serve only unsubscribes
     privacy_url: str | None = None  # the privacy notice, linked wherever addresses are taken
     allowed_origins: tuple[str, ...] = ()  # other sites whose forms may post sign-ups here
+    # the lists the public may join; None (no key): the only list, if there is just one
+    # (project/signup_lists.py)
+    signup_lists: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,7 @@ _TOP_KEYS = {"project", "sender", "transport", "disclaimer", "tracking", "web", 
              "dkim", "bounces"}
 _DKIM_KEYS = {"domain", "selector", "key_env", "key_file"}
 _WEB_KEYS = {"consent_text", "consent_version", "report_user", "report_password_hash_env",
-             "max_body_bytes", "signup", "privacy_url", "allowed_origins"}
+             "max_body_bytes", "signup", "privacy_url", "allowed_origins", "signup_lists"}
 _PROJECT_KEYS = {"name", "website", "contact", "language"}
 _SENDER_KEYS = {"from", "reply_to", "return_path"}
 _TRANSPORT_KEYS = {
@@ -255,7 +259,7 @@ def load_settings(path: Path) -> Settings:
                                   project.language)
     tracking = _load_tracking(_section(data, "tracking", path, problems), path, problems,
                               root_dir)
-    web = _load_web(_section(data, "web", path, problems), path, problems)
+    web = _load_web(_section(data, "web", path, problems), path, problems, root_dir / "lists")
     if isinstance(tracking.database, PostgresUrl) and (transport.processes or 1) > 1:
         # send refused it; validate and --dry-run must refuse what send will (exit 2)
         problems.add(path, _key_line(data.get("transport"), "processes"),
@@ -630,7 +634,7 @@ def _database(s: _Section, path: Path, problems: Collector, root: Path) -> Datab
         return (root / ".mirage/tracking.sqlite").resolve()
 
 
-def _load_web(sec: LineDict, path: Path, problems: Collector) -> Web:
+def _load_web(sec: LineDict, path: Path, problems: Collector, lists_dir: Path) -> Web:
     check_keys(sec, path, allowed=_WEB_KEYS, required=set(), problems=problems, where="web",
                ignore=_SECRET_KEYS)
     s = _Section(sec, path, "web", problems)
@@ -644,6 +648,7 @@ def _load_web(sec: LineDict, path: Path, problems: Collector) -> Web:
         signup=s.flag("signup", True),
         privacy_url=s.web_address("privacy_url", "give the address of your privacy notice"),
         allowed_origins=s.origins("allowed_origins"),
+        signup_lists=read_signup_lists(sec, path, problems, lists_dir),
     )
 
 

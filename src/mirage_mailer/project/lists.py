@@ -81,6 +81,15 @@ def find_list(lists_dir: Path, name: str, *, origin: Path, line: int | None) -> 
     )
 
 
+def list_names(lists_dir: Path) -> list[str]:
+    """Every list of the project: the names of the files in lists/."""
+    if not lists_dir.is_dir():
+        return []
+    return sorted({p.stem for p in lists_dir.iterdir()
+                   if p.suffix.lower() in LIST_SUFFIXES and LIST_NAME.match(p.stem)
+                   and p.is_file()})
+
+
 def iter_list(path: Path, list_name: str, *,
               subject: SubjectOf | None = None) -> Iterator[Subscriber | RowProblem]:
     """Stream one list's rows; raises ``InputError`` only when the file is unusable. A long

@@ -12,6 +12,7 @@ from mirage_mailer.project.config import load_settings
 from mirage_mailer.project.init_answers import ProjectAnswers
 from mirage_mailer.project.new_issue import StartedIssue, latest_issue, start_issue
 from mirage_mailer.project.scaffold import check_target, init_project
+from mirage_mailer.project.signup_lists import closed_warning
 from mirage_mailer.services.loader import (
     Project,
     find_issue,
@@ -101,8 +102,10 @@ def validate(config: Path | None, issue_dir: Path) -> Validation:
 
         errors += check_dkim(project.settings).errors
     insecure = insecure_tls_warning(project.settings)  # validate is where a setting is read
+    closed = closed_warning(project.settings)  # several lists, none said open to the public
     return Validation(project.issue.id, tuple(project.issue.languages), plan, errors,
-                      project.warnings + scan.duplicates + ([insecure] if insecure else []),
+                      project.warnings + scan.duplicates
+                      + [found for found in (insecure, closed) if found is not None],
                       store_problems)
 
 

@@ -25,15 +25,14 @@ from typing import Any
 
 from mirage_mailer.project.config import Settings, load_settings
 from mirage_mailer.project.content import Article, Issue, load_issue
-from mirage_mailer.project.issue_values import LIST_NAME
 from mirage_mailer.project.list_edit import layout
 from mirage_mailer.project.lists import (
-    LIST_SUFFIXES,
     RowProblem,
     Subscriber,
     find_list,
     list_fields,
 )
+from mirage_mailer.project.lists import list_names as files_in
 from mirage_mailer.project.new_issue import latest_issue
 from mirage_mailer.services.loader import Project, locate_config, open_project
 from mirage_mailer.services.planning import (
@@ -114,12 +113,7 @@ def settings_for(config: Path | None) -> Settings:
 
 def list_names(settings: Settings) -> list[str]:
     """Every list of the project: the names of the files in lists/."""
-    folder = settings.lists_dir
-    if not folder.is_dir():
-        return []
-    return sorted({p.stem for p in folder.iterdir()
-                   if p.suffix.lower() in LIST_SUFFIXES and LIST_NAME.match(p.stem)
-                   and p.is_file()})
+    return files_in(settings.lists_dir)
 
 
 def list_path(settings: Settings, name: str) -> Path:

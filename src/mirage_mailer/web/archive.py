@@ -179,7 +179,9 @@ class Catalogue:
         return {lang for entry in self.entries() for lang in entry.issue.languages}
 
 
-def subscribe_links(entries: list[Entry], links: Links) -> list[tuple[str, str]]:
-    """(list, sign-up URL) for every list the published issues went to."""
-    names = sorted({name for entry in entries for name in entry.issue.lists})
+def subscribe_links(entries: list[Entry], links: Links,
+                    open_lists: frozenset[str]) -> list[tuple[str, str]]:
+    """(list, sign-up URL) for every list the published issues went to that takes public
+    sign-ups (``project.signup_lists``): an internal list is neither linked nor named."""
+    names = sorted({name for entry in entries for name in entry.issue.lists} & open_lists)
     return [(name, url) for name in names if (url := links.subscribe(name))]

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from mirage_mailer.compose.disclaimer import EMBLEM_FILE
 from mirage_mailer.compose.render import emblem_bytes
+from mirage_mailer.project.signup_lists import open_lists
 from mirage_mailer.util.errors import InputError
 from mirage_mailer.web.archive import subscribe_links
 from mirage_mailer.web.context import WebContext, web_context
@@ -35,7 +36,8 @@ def index(request: Request) -> Response:
     entries = ctx.catalogue.entries()
     _ = translator(request)
     return respond(request, "archive.html.j2", title=_("Newsletter archive"), entries=entries,
-                   subscribe=subscribe_links(entries, links_for(request)), label=label,
+                   subscribe=subscribe_links(entries, links_for(request),
+                                             open_lists(ctx.settings)), label=label,
                    headers={"Cache-Control": PUBLIC_CACHE})
 
 
@@ -46,7 +48,8 @@ def subscription(request: Request) -> Response:
     ctx = web_context(request)
     _ = translator(request)
     return respond(request, "subscription.html.j2", title=_("Manage your subscription"),
-                   subscribe=subscribe_links(ctx.catalogue.entries(), links_for(request)),
+                   subscribe=subscribe_links(ctx.catalogue.entries(), links_for(request),
+                                             open_lists(ctx.settings)),
                    headers={"Cache-Control": PUBLIC_CACHE})
 
 

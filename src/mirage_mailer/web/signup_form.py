@@ -24,6 +24,7 @@ from starlette.responses import Response
 from mirage_mailer.project.config import DEFAULT_CONSENT, Settings
 from mirage_mailer.project.lists import find_list
 from mirage_mailer.project.origins import site_label
+from mirage_mailer.project.signup_lists import open_lists
 from mirage_mailer.services.signup import sign_up as record_sign_up
 from mirage_mailer.util.addresses import check_address
 from mirage_mailer.util.errors import InputError
@@ -45,6 +46,7 @@ MAX_NAME = 200
 CONSENT_VALUES = ("yes", "on")
 RETURN_FIELD = "return_url"
 SIGNUP_OFF = N_("Sign-up is not open on this site. Write to the project to subscribe.")
+NO_LIST = N_("There is no newsletter list of that name here. Check the address of the page.")
 
 
 @dataclass(frozen=True)
@@ -76,15 +78,26 @@ def list_exists(settings: Settings, name: str) -> bool:
     return True
 
 
-def list_name(request: Request) -> str:
-    """The list of a sign-up URL; a 404 page when sign-up is off or there is no such list."""
-    settings = web_context(request).settings
+def is_open(settings: Settings, name: str) -> bool:
+    """``name`` takes public sign-ups (``web.signup_lists``); the same work for a list that
+    is not open and for a name with no list file."""
+    return name in open_lists(settings) and list_exists(settings, name)
+
+
+def require_open(settings: Settings, name: str) -> None:
+    """A 404 page unless ``name`` takes public sign-ups. A list that is not open gets the
+    very page an unknown name gets, by the same path: nobody learns from the answer which
+    internal lists exist."""
     if not settings.web.signup:
         raise HTTPException(404, SIGNUP_OFF)
+    if not is_open(settings, name):
+        raise HTTPException(404, NO_LIST)
+
+
+def list_name(request: Request) -> str:
+    """The list of a sign-up URL; a 404 page when sign-up is off or the list is not open."""
     name = str(request.path_params["list_name"])
-    if not list_exists(settings, name):
-        raise HTTPException(404, N_("There is no newsletter list of that name here. Check "
-                                    "the address of the page."))
+    require_open(web_context(request).settings, name)
     return name
 
 

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.lists import find_list
 from mirage_mailer.project.origins import safe_return_url
+from mirage_mailer.project.signup_lists import closed_problem, open_lists
 from mirage_mailer.services.signup import require_privacy_notice
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
 from mirage_mailer.util.langs import check_language, normalise_language
@@ -61,6 +62,8 @@ def signup_snippet(settings: Settings, list_name: str, *, lang: str | None = Non
     """The form for ``list_name`` in ``lang`` (default: the project's language)."""
     base_url = _check_ready(settings)
     find_list(settings.lists_dir, list_name, origin=settings.lists_dir, line=None)
+    if list_name not in open_lists(settings):  # serve would answer its posts with a 404
+        raise InputError(closed_problem(settings, list_name))
     wanted = lang or settings.project.language
     if bad := check_language(wanted):
         raise InputError(Problem("--lang", None, f"{shorten(wanted)!r}: {bad}",

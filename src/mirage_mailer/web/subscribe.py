@@ -34,10 +34,12 @@ from mirage_mailer.web.i18n import N_, set_language
 from mirage_mailer.web.respond import respond, translator
 from mirage_mailer.web.signup_form import (
     RETURN_FIELD,
+    SIGNUP_OFF,
     accept,
     check_sign_up,
     form_page,
     form_values,
+    is_open,
     list_name,
     offered_language,
     robot,
@@ -99,10 +101,14 @@ NO_SIGN_UP = N_("This confirmation link does not match a sign-up (it may have be
 
 
 def _confirm_token(request: Request) -> tuple[str, str]:
-    """(list, subject id) of a genuine confirmation token, else a 400 page."""
-    found = web_context(request).verify("confirm", str(request.path_params["token"]))
+    """(list, subject id) of a genuine confirmation token, else a 400 page; the 404 page
+    while sign-up is off (``web.signup: false``)."""
+    ctx = web_context(request)
+    found = ctx.verify("confirm", str(request.path_params["token"]))
     if found is None:
         raise HTTPException(400, BAD_CONFIRM)
+    if not ctx.settings.web.signup:
+        raise HTTPException(404, SIGNUP_OFF)
     return found
 
 
@@ -112,8 +118,8 @@ def show_confirm(request: Request) -> Response:
     ctx = web_context(request)
     target = confirmation_target(ctx.settings, list_name, subject, ctx.stores)
     set_language(request, target.lang)
-    if target.address is None:
-        raise HTTPException(400, NO_SIGN_UP)
+    if target.address is None or not is_open(ctx.settings, list_name):
+        raise HTTPException(400, NO_SIGN_UP)  # a list not open (any more): as no list at all
     action = request.url.path
     _ = translator(request)
     return respond(request, "confirm.html.j2", title=_("Confirm your subscription"),
@@ -122,8 +128,13 @@ def show_confirm(request: Request) -> Response:
 
 
 def _confirm(request: Request, list_name: str, subject: str) -> Confirmed:
-    """The confirmation after the person's own POST, or a 400 page when there is no sign-up."""
+    """The confirmation after the person's own POST, or a 400 page when there is no sign-up.
+    A sign-up made before ``web.signup_lists`` closed its list stays unconfirmed."""
     ctx = web_context(request)
+    if not is_open(ctx.settings, list_name):
+        set_language(request, confirmation_target(ctx.settings, list_name, subject,
+                                                  ctx.stores).lang)
+        raise HTTPException(400, NO_SIGN_UP)
     done = confirm_sign_up(ctx.settings, list_name, subject, ctx.stores)
     set_language(request, done.lang)
     if not isinstance(done, Confirmed):
