@@ -179,7 +179,9 @@ class Catalogue:
         return {lang for entry in self.entries() for lang in entry.issue.languages}
 
 
-def subscribe_links(entries: list[Entry], links: Links) -> list[tuple[str, str]]:
-    """(list, sign-up URL) for every list the published issues went to."""
+def subscribe_links(entries: list[Entry], links: Links,
+                    lang: str | None = None) -> list[tuple[str, str]]:
+    """(list, sign-up URL) for every list the published issues went to; the form in ``lang``,
+    the language of the page that links to it."""
     names = sorted({name for entry in entries for name in entry.issue.lists})
-    return [(name, url) for name in names if (url := links.subscribe(name))]
+    return [(name, url) for name in names if (url := links.subscribe(name, lang))]

@@ -35,7 +35,8 @@ def index(request: Request) -> Response:
     entries = ctx.catalogue.entries()
     _ = translator(request)
     return respond(request, "archive.html.j2", title=_("Newsletter archive"), entries=entries,
-                   subscribe=subscribe_links(entries, links_for(request)), label=label,
+                   subscribe=subscribe_links(entries, links_for(request), language(request)),
+                   label=label,
                    headers={"Cache-Control": PUBLIC_CACHE})
 
 
@@ -46,7 +47,8 @@ def subscription(request: Request) -> Response:
     ctx = web_context(request)
     _ = translator(request)
     return respond(request, "subscription.html.j2", title=_("Manage your subscription"),
-                   subscribe=subscribe_links(ctx.catalogue.entries(), links_for(request)),
+                   subscribe=subscribe_links(ctx.catalogue.entries(), links_for(request),
+                                             language(request)),
                    headers={"Cache-Control": PUBLIC_CACHE})
 
 

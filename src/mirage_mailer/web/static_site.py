@@ -58,7 +58,7 @@ def write_archive(settings: Settings, out: Path, *, site_url: str) -> Written:
                     pages[f"static/issues/{entry.id}/{code}/{image_name(image)}"] = image.data
     index = render_page("archive.html.j2", links=top, site=settings.project,
                         title=_("Newsletter archive"), entries=entries,
-                        subscribe=subscribe_links(entries, top), label=label, lang=lang)
+                        subscribe=subscribe_links(entries, top, lang), label=label, lang=lang)
     pages["index.html"] = index.encode()
     pages.update(_subscription_pages(settings, entries, top))
     pages["feed.xml"] = atom_feed(settings, entries, site_url)
@@ -85,7 +85,8 @@ def _subscription_pages(settings: Settings, entries: list[Entry],
         links = top.below(1 if code is None else 2)
         title = translations(lang).gettext("Manage your subscription")
         body = render_page("subscription.html.j2", links=links, site=settings.project,
-                           title=title, subscribe=subscribe_links(entries, links), lang=lang)
+                           title=title, subscribe=subscribe_links(entries, links, code or lang),
+                           lang=lang)
         folder = "subscription/" if code is None else f"subscription/{code}/"
         pages[f"{folder}index.html"] = body.encode()
     return pages
