@@ -10,17 +10,25 @@ import errno
 import logging
 import socket
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import click
 
 from mirage_mailer.commands.common import Context, err
+from mirage_mailer.project.base_url import base_url_problem
 from mirage_mailer.project.config import load_settings
+from mirage_mailer.project.config_checks import redact
 from mirage_mailer.project.signup_lists import closed_warning
 from mirage_mailer.services.loader import locate_config
 from mirage_mailer.services.outbound import check_signing, credentials, insecure_tls_warning
 from mirage_mailer.services.signup import require_privacy_notice
-from mirage_mailer.util.errors import ExitCode, InputError, MirageError, Problem, display_path
+from mirage_mailer.util.errors import (
+    ExitCode,
+    InputError,
+    MirageError,
+    Problem,
+    display_path,
+    shorten,
+)
 
 DEFAULT_PORT = 8080  # not 8025 or 1025: local test mail servers listen there
 LOCAL_BASE = f"http://127.0.0.1:{DEFAULT_PORT}"
@@ -131,12 +139,13 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def _site_url(value: str | None, fallback: str | None) -> str:
-    url = (value or fallback or LOCAL_BASE).rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(Problem("--base-url", None, f"{value!r} is not an http(s) URL",
-                                 "give the address the archive will be published at"))
-    return url
+    """The feed's base: --base-url, checked as tracking.base_url is (plain http allowed:
+    a static archive may be published anywhere), shown without its password."""
+    if value is not None and (bad := base_url_problem(value, http_anywhere=True)):
+        message, hint = bad
+        raise InputError(Problem("--base-url", None,
+                                 f"{shorten(redact(value))!r} {message}", hint))
+    return (value or fallback or LOCAL_BASE).rstrip("/")
 
 
 @click.command("archive")
@@ -144,7 +153,7 @@ def _site_url(value: str | None, fallback: str | None) -> str:
               show_default=True, help="Folder for the static site.")
 @click.option("--base-url", metavar="URL",
               help="Where the folder will be published, for the feed's links "
-              "(default: tracking.base_url).")
+              "(default: tracking.base_url); http(s), a path but no query or fragment.")
 @click.pass_obj
 def archive_command(obj: Context, out: Path, base_url: str | None) -> int:
     """Write the archive of sent issues as a static site: index.html, one page per issue

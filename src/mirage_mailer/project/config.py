@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mirage_mailer.project.base_url import base_url_problem
 from mirage_mailer.project.bounce_config import BOUNCE_KEYS, BounceConfig, load_bounces
 from mirage_mailer.project.cafile import ca_file_problem
 from mirage_mailer.project.config_checks import MAX_TEXT, has_userinfo, redact
@@ -571,24 +572,11 @@ def _load_tracking(sec: LineDict, path: Path, problems: Collector, root: Path) -
                where="tracking", ignore=_SECRET_KEYS)
     s = _Section(sec, path, "tracking", problems)
     base_url = s.text("base_url")
-    if base_url and has_userinfo(base_url):
+    if base_url and (bad := base_url_problem(base_url)):
+        message, hint = bad
         problems.add(path, s.line("base_url"),
-                     f"'tracking.base_url' {shorten(redact(base_url))!r} holds a user name or "
-                     "password", "remove them: every reader would see them in the links")
-        base_url = None
-    if base_url:
-        try:
-            parts = urlsplit(base_url)
-            scheme, hostname, _ = parts.scheme, parts.hostname, parts.port
-        except ValueError:
-            scheme, hostname = "", None
-        local = hostname in ("localhost", "127.0.0.1")
-        secure = scheme == "https" or (scheme == "http" and local)
-        if not secure or not hostname:
-            problems.add(path, s.line("base_url"),
-                         f"'tracking.base_url' {shorten(base_url)!r} must be an https:// URL",
-                         "plain http is allowed only for localhost or 127.0.0.1, for testing")
-        base_url = base_url.rstrip("/")
+                     f"'tracking.base_url' {shorten(redact(base_url))!r} {message}", hint)
+    base_url = base_url.rstrip("/") if base_url else None  # '/' appended once: never '//u/'
     database = _database(s, path, problems, root)
     opens, clicks = s.flag("opens", False), s.flag("clicks", False)
     for key, on in (("opens", opens), ("clicks", clicks)):

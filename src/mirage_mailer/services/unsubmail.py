@@ -25,8 +25,9 @@ from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
 from mirage_mailer.delivery.tls import client_context
+from mirage_mailer.project.config_checks import redact
 from mirage_mailer.store import Unsubscriber
-from mirage_mailer.util.errors import DeliveryError, InputError, Problem, display_path
+from mirage_mailer.util.errors import DeliveryError, InputError, Problem, display_path, shorten
 from mirage_mailer.util.maildirfile import NotRegularFile, entry_ref, open_regular
 from mirage_mailer.util.tokens import Signer
 
@@ -177,18 +178,22 @@ def parse_imap_url(url: str) -> ImapTarget:
         return InputError(Problem("--imap", None, message,
                                   "write imaps://user@host:993/INBOX (user may be %40-encoded)"))
 
-    parts = urlsplit(url)
-    if parts.scheme not in ("imaps", "imap"):
-        raise bad(f"'{url}' is not an imaps:// or imap:// URL")
+    shown = shorten(redact(url))  # a mistaken password is never printed, whatever else is wrong
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise bad(f"{shown!r} is not an imaps:// or imap:// URL") from None
     if parts.password is not None:
         raise InputError(Problem("--imap", None, "the URL holds a password",
                                  "remove it and put it in the variable named by --password-env"))
+    if parts.scheme not in ("imaps", "imap"):
+        raise bad(f"{shown!r} is not an imaps:// or imap:// URL")
     try:
         port = parts.port
     except ValueError:
         raise bad("the port is not a number") from None
     if not parts.hostname or not parts.username:
-        raise bad(f"'{url}' needs a user and a host")
+        raise bad(f"{shown!r} needs a user and a host")
     folder = unquote(parts.path.lstrip("/")) or "INBOX"
     if not folder.isascii():
         raise bad(f"folder '{folder}' is not ASCII: give its IMAP (modified UTF-7) name")

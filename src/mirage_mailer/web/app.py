@@ -49,6 +49,10 @@ class MirageApp(Starlette):
 
     def __init__(self, *, routes: Sequence[BaseRoute], settings: Settings, **kwargs: Any) -> None:
         super().__init__(routes=routes, **kwargs)
+        # Starlette's slash redirect builds its Location from the Host header: 'GET /u/<t>/'
+        # with 'Host: evil.example' sent the token there. Routes list the slash forms the
+        # links and docs use (/issues/<id>/, /subscription/<lang>/); any other is a 404.
+        self.router.redirect_slashes = False
         self.settings = settings
 
     def build_middleware_stack(self) -> ASGIApp:

@@ -180,8 +180,10 @@ class Catalogue:
 
 
 def subscribe_links(entries: list[Entry], links: Links,
-                    open_lists: frozenset[str]) -> list[tuple[str, str]]:
+                    open_lists: frozenset[str],
+                    lang: str | None = None) -> list[tuple[str, str]]:
     """(list, sign-up URL) for every list the published issues went to that takes public
-    sign-ups (``project.signup_lists``): an internal list is neither linked nor named."""
+    sign-ups (``project.signup_lists``): an internal list is neither linked nor named. The
+    form is in ``lang``, the language of the page that links to it."""
     names = sorted({name for entry in entries for name in entry.issue.lists} & open_lists)
-    return [(name, url) for name in names if (url := links.subscribe(name))]
+    return [(name, url) for name in names if (url := links.subscribe(name, lang))]

@@ -37,7 +37,8 @@ def index(request: Request) -> Response:
     _ = translator(request)
     return respond(request, "archive.html.j2", title=_("Newsletter archive"), entries=entries,
                    subscribe=subscribe_links(entries, links_for(request),
-                                             open_lists(ctx.settings)), label=label,
+                                             open_lists(ctx.settings), language(request)),
+                   label=label,
                    headers={"Cache-Control": PUBLIC_CACHE})
 
 
@@ -49,7 +50,7 @@ def subscription(request: Request) -> Response:
     _ = translator(request)
     return respond(request, "subscription.html.j2", title=_("Manage your subscription"),
                    subscribe=subscribe_links(ctx.catalogue.entries(), links_for(request),
-                                             open_lists(ctx.settings)),
+                                             open_lists(ctx.settings), language(request)),
                    headers={"Cache-Control": PUBLIC_CACHE})
 
 

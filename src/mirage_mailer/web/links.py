@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
+LANG_PARAM = "lang"  # /subscribe/<list>?lang=fr: the sign-up form in the reader's language
+
 
 @dataclass(frozen=True)
 class Links:
@@ -33,8 +35,10 @@ class Links:
     def feed(self) -> str:
         return f"{self.root}feed.xml"
 
-    def subscribe(self, list_name: str) -> str | None:
-        path = f"subscribe/{quote(list_name)}"
+    def subscribe(self, list_name: str, lang: str | None = None) -> str | None:
+        """The sign-up form; ``lang``: the language of the page that links to it, so that a
+        French page leads to the French form whatever the browser's setting."""
+        path = f"subscribe/{quote(list_name)}" + (f"?{LANG_PARAM}={quote(lang)}" if lang else "")
         if not self.static:
             return f"{self.root}{path}"
         return f"{self.server}/{path}" if self.server else None

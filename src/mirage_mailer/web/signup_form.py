@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -36,6 +37,7 @@ from mirage_mailer.web.context import WebContext, web_context
 from mirage_mailer.web.csrf import FIELD
 from mirage_mailer.web.forms import HONEYPOT, text
 from mirage_mailer.web.i18n import N_, supported
+from mirage_mailer.web.links import LANG_PARAM
 from mirage_mailer.web.ratelimit import Verdict
 from mirage_mailer.web.respond import language, respond, translator
 
@@ -146,6 +148,9 @@ def offered_language(request: Request) -> str:
     settings = ctx.settings
     page = language(request)
     codes = [code for code, _label in languages.choices(settings, ctx.catalogue.languages())]
+    asked = request.query_params.get(LANG_PARAM, "")  # the linking page's, even without a catalog
+    if not check_language(asked) and normalise_language(asked) in codes:
+        return normalise_language(asked)
     return next((code for code in codes if supported(code) == page), settings.project.language)
 
 
@@ -160,13 +165,15 @@ def form_page(request: Request, name: str, *, values: dict[str, str], errors: di
     """The built-in form; ``return_url`` (already checked) rides along for the thank-you page."""
     ctx = web_context(request)
     settings = ctx.settings
-    action = request.url.path  # GET and POST /subscribe/<list>: the form posts to itself
+    path = request.url.path  # GET and POST /subscribe/<list>: the form posts to itself,
+    asked = request.query_params.get(LANG_PARAM)  # keeping the page's language (?lang=)
+    action = f"{path}?{urlencode({LANG_PARAM: asked})}" if asked and supported(asked) else path
     _ = translator(request)
     title = _("Subscribe to the %(name)s newsletter") % {"name": settings.project.name}
     return respond(
         request, "subscribe.html.j2", title=title,
         status=status, list_name=name, action=action, csrf_field=FIELD,
-        csrf=ctx.csrf.issue(action),
+        csrf=ctx.csrf.issue(path),
         consent_text=settings.web.consent_text, consent_lang=consent_language(settings),
         privacy_url=settings.web.privacy_url, honeypot=HONEYPOT, return_field=RETURN_FIELD,
         return_url=return_url,

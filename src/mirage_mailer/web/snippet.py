@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from mirage_mailer.project.config import Settings
+from mirage_mailer.project.config_checks import has_userinfo, redact
 from mirage_mailer.project.lists import find_list
 from mirage_mailer.project.origins import safe_return_url
 from mirage_mailer.project.signup_lists import closed_problem, open_lists
@@ -79,11 +80,15 @@ def signup_snippet(settings: Settings, list_name: str, *, lang: str | None = Non
         text_lang = "en"
     back = None
     if return_url:
+        shown = shorten(redact(return_url))  # no command prints a password, even a mistaken one
+        if has_userinfo(return_url):
+            raise InputError(Problem("--return-url", None, f"{shown!r} holds a user name or "
+                                     "password", "remove them: every reader would see them"))
         back = safe_return_url(return_url, frozenset(settings.web.allowed_origins))
         if back is None:
             raise InputError(Problem(
                 "--return-url", None,
-                f"{shorten(return_url)!r} is not a page of a site in web.allowed_origins",
+                f"{shown!r} is not a page of a site in web.allowed_origins",
                 "give the address of the page that carries the form, on one of: "
                 + ", ".join(settings.web.allowed_origins)))
     html = render_text(

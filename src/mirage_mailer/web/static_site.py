@@ -59,7 +59,7 @@ def write_archive(settings: Settings, out: Path, *, site_url: str) -> Written:
                     pages[f"static/issues/{entry.id}/{code}/{image_name(image)}"] = image.data
     index = render_page("archive.html.j2", links=top, site=settings.project,
                         title=_("Newsletter archive"), entries=entries,
-                        subscribe=subscribe_links(entries, top, open_lists(settings)),
+                        subscribe=subscribe_links(entries, top, open_lists(settings), lang),
                         label=label, lang=lang)
     pages["index.html"] = index.encode()
     pages.update(_subscription_pages(settings, entries, top))
@@ -88,7 +88,8 @@ def _subscription_pages(settings: Settings, entries: list[Entry],
         title = translations(lang).gettext("Manage your subscription")
         body = render_page("subscription.html.j2", links=links, site=settings.project,
                            title=title, lang=lang,
-                           subscribe=subscribe_links(entries, links, open_lists(settings)))
+                           subscribe=subscribe_links(entries, links, open_lists(settings),
+                                                     code or lang))
         folder = "subscription/" if code is None else f"subscription/{code}/"
         pages[f"{folder}index.html"] = body.encode()
     return pages

@@ -31,6 +31,7 @@ from mirage_mailer.web.context import web_context
 from mirage_mailer.web.csrf import FIELD
 from mirage_mailer.web.forms import check_forgery, honeypot_filled, read_form, text
 from mirage_mailer.web.i18n import N_, set_language
+from mirage_mailer.web.links import LANG_PARAM
 from mirage_mailer.web.respond import respond, translator
 from mirage_mailer.web.signup_form import (
     RETURN_FIELD,
@@ -49,7 +50,13 @@ from mirage_mailer.web.unsubscribe import mask
 log = logging.getLogger(__name__)
 
 
+def _asked_language(request: Request) -> None:
+    """``?lang=fr`` (the link from a French page): the form's page speaks it when it can."""
+    set_language(request, request.query_params.get(LANG_PARAM))
+
+
 def show(request: Request) -> Response:
+    _asked_language(request)
     name = list_name(request)
     back = signup_elsewhere.back_link(request.query_params.get(RETURN_FIELD, ""),
                                       web_context(request).settings.web.allowed_origins)
@@ -70,6 +77,7 @@ def _note_foreign_origin(request: Request) -> None:
 
 
 async def subscribe(request: Request) -> Response:
+    _asked_language(request)
     name = await run_in_threadpool(list_name, request)
     form = await read_form(request)
     site = signup_elsewhere.allowed_site(request)
