@@ -68,18 +68,32 @@ def find_list(lists_dir: Path, name: str, *, origin: Path, line: int | None) -> 
         raise InputError(Problem(display_path(origin), line, f"list name '{shown}' is not a "
                                  "file name in lists/", "give the name without folder or "
                                  "extension, e.g. 'subscribers' for lists/subscribers.csv"))
-    for suffix in LIST_SUFFIXES:
-        candidate = lists_dir / f"{name}{suffix}"
-        if candidate.is_file():
-            if not inside(candidate, lists_dir.parent):
-                raise InputError(Problem(display_path(origin), line, f"list '{shown}' is "
-                                         "outside the project folder", "put the list file "
-                                         "itself in lists/, not a link to it"))
-            return candidate
+    found = _list_files(lists_dir, name)
+    if len(found) > 1:  # reading one would silently leave out the readers of the other
+        others = " and ".join(display_path(f) for f in found[1:])
+        raise InputError(Problem(display_path(found[0]), None, f"list '{shown}' is also in "
+                                 f"{others}: one list, one file", "keep one: move the rows "
+                                 "you need into it and delete the other"))
+    if found:
+        if not inside(found[0], lists_dir.parent):
+            raise InputError(Problem(display_path(origin), line, f"list '{shown}' is "
+                                     "outside the project folder", "put the list file "
+                                     "itself in lists/, not a link to it"))
+        return found[0]
     raise InputError(
         Problem(display_path(origin), line, f"list '{shown}' not found",
                 f"create {display_path(lists_dir / name)}.csv or .yaml, or fix the name")
     )
+
+
+def _list_files(lists_dir: Path, name: str) -> list[Path]:
+    """Every file of the list ``name`` (any case of ``.csv``, ``.yaml``, ``.yml``, as
+    ``roster.list_names`` counts them), in name order; none when the folder is unreadable."""
+    try:
+        return sorted(p for p in lists_dir.iterdir() if p.stem == name
+                      and p.suffix.lower() in LIST_SUFFIXES and p.is_file())
+    except OSError:
+        return []
 
 
 def iter_list(path: Path, list_name: str, *,
