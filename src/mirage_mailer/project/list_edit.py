@@ -29,7 +29,7 @@ import yaml
 
 from mirage_mailer.project.lists import MAX_HEADER_CHARS, MAX_LINE_CHARS, column_name
 from mirage_mailer.project.yamlsrc import LIST_MAX_BYTES, LineDict, LineList, parse_yaml
-from mirage_mailer.util.csvrecords import numbered
+from mirage_mailer.util.csvrecords import MAX_CELL_LINES, numbered, quote_problem
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
 
 BOM = b"\xef\xbb\xbf"
@@ -190,9 +190,10 @@ def _records(handle: IO[str], path: Path, delimiter: str) -> Iterator[tuple[int,
     """(first line, cells, the physical lines) of each record after the header."""
     taken: list[str] = []
     number = 1
+    ended = False
 
     def lines() -> Iterator[str]:
-        nonlocal number
+        nonlocal number, ended
         while line := handle.readline(MAX_LINE_CHARS):
             if len(line) >= MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
                 raise _unusable(path, number + 1, f"line longer than {MAX_LINE_CHARS:,} "
@@ -200,10 +201,15 @@ def _records(handle: IO[str], path: Path, delimiter: str) -> Iterator[tuple[int,
             number += 1
             taken.append(line)
             yield line
+        ended = True
 
     reader = csv.reader(lines(), delimiter=delimiter)
     for start, cells in numbered(reader, lambda: number + 1, lambda line, exc: _unusable(
             path, line, f"CSV error: {exc}", "check the quotes here")):
+        if ended or number - start >= MAX_CELL_LINES:  # as project.lists reads the list
+            bad = quote_problem(display_path(path), cells, start, at_end=ended)
+            if bad:
+                raise InputError(bad)
         yield start, cells, taken[:]
         taken.clear()
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from mirage_mailer.project.issue_values import LIST_NAME, inside
 from mirage_mailer.project.yamlsrc import LIST_MAX_BYTES, LineDict, LineList, load_yaml_file
 from mirage_mailer.util.addresses import check_clean_address
+from mirage_mailer.util.csvrecords import MAX_CELL_LINES, quote_problem
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
 from mirage_mailer.util.headersafe import header_problem, may_have_problem
 from mirage_mailer.util.langs import check_language, normalise_language
@@ -67,14 +68,18 @@ def find_list(lists_dir: Path, name: str, *, origin: Path, line: int | None) -> 
         raise InputError(Problem(display_path(origin), line, f"list name '{shown}' is not a "
                                  "file name in lists/", "give the name without folder or "
                                  "extension, e.g. 'subscribers' for lists/subscribers.csv"))
-    for suffix in LIST_SUFFIXES:
-        candidate = lists_dir / f"{name}{suffix}"
-        if candidate.is_file():
-            if not inside(candidate, lists_dir.parent):
-                raise InputError(Problem(display_path(origin), line, f"list '{shown}' is "
-                                         "outside the project folder", "put the list file "
-                                         "itself in lists/, not a link to it"))
-            return candidate
+    found = _list_files(lists_dir, name)
+    if len(found) > 1:  # reading one would silently leave out the readers of the other
+        others = " and ".join(display_path(f) for f in found[1:])
+        raise InputError(Problem(display_path(found[0]), None, f"list '{shown}' is also in "
+                                 f"{others}: one list, one file", "keep one: move the rows "
+                                 "you need into it and delete the other"))
+    if found:
+        if not inside(found[0], lists_dir.parent):
+            raise InputError(Problem(display_path(origin), line, f"list '{shown}' is "
+                                     "outside the project folder", "put the list file "
+                                     "itself in lists/, not a link to it"))
+        return found[0]
     raise InputError(
         Problem(display_path(origin), line, f"list '{shown}' not found",
                 f"create {display_path(lists_dir / name)}.csv or .yaml, or fix the name")
@@ -88,6 +93,16 @@ def list_names(lists_dir: Path) -> list[str]:
     return sorted({p.stem for p in lists_dir.iterdir()
                    if p.suffix.lower() in LIST_SUFFIXES and LIST_NAME.match(p.stem)
                    and p.is_file()})
+
+
+def _list_files(lists_dir: Path, name: str) -> list[Path]:
+    """Every file of the list ``name`` (any case of ``.csv``, ``.yaml``, ``.yml``, as
+    ``list_names`` counts them), in name order; none when the folder is unreadable."""
+    try:
+        return sorted(p for p in lists_dir.iterdir() if p.stem == name
+                      and p.suffix.lower() in LIST_SUFFIXES and p.is_file())
+    except OSError:
+        return []
 
 
 def iter_list(path: Path, list_name: str, *,
@@ -248,9 +263,11 @@ def _line_ends(data: bytes) -> int:
     return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
 
 
-def _bounded_lines(handle: io.TextIOWrapper, path: Path) -> Iterator[str]:
+def _bounded_lines(handle: io.TextIOWrapper, path: Path, ended: list[bool]) -> Iterator[str]:
     """Physical lines after the header, none longer than ``MAX_LINE_CHARS`` (memory stays
-    bounded whatever the file holds: the csv module's field limit alone does not do that)."""
+    bounded whatever the file holds: the csv module's field limit alone does not do that).
+    ``ended`` gets an item once the file is read to its end: a record still being read
+    then was cut short by the end of the file (a quote left open)."""
     number = 1
     while line := handle.readline(MAX_LINE_CHARS):
         number += 1
@@ -258,6 +275,7 @@ def _bounded_lines(handle: io.TextIOWrapper, path: Path) -> Iterator[str]:
             raise InputError(Problem(display_path(path), number, "line longer than "
                                      f"{MAX_LINE_CHARS:,} characters", "is this a list file?"))
         yield line
+    ended.append(True)
 
 
 def _iter_csv(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
@@ -268,13 +286,18 @@ def _iter_csv(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
             columns, delimiter = _csv_header(handle, path)
         except UnicodeDecodeError:
             raise _not_utf8(path, 1) from None
-        reader = csv.reader(_bounded_lines(handle, path), delimiter=delimiter)
+        ended: list[bool] = []
+        reader = csv.reader(_bounded_lines(handle, path, ended), delimiter=delimiter)
         named = all(columns)  # no unnamed column to leave out of each row's mapping
         line = 1  # the file's line where the last row ended
         try:  # one try around the loop, not one per row
             for row in reader:
                 start = line + 1
                 line = reader.line_num + 1
+                if ended or line - start >= MAX_CELL_LINES:  # rare: checked only then
+                    bad = quote_problem(where, row, start, at_end=bool(ended))
+                    if bad:
+                        raise InputError(bad)
                 if not (row and row[0].strip()) and not any(cell.strip() for cell in row):
                     continue
                 raw = (dict(zip(columns, row, strict=False)) if named else
@@ -283,8 +306,13 @@ def _iter_csv(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
         except UnicodeDecodeError:
             raise _not_utf8(path, line + 1) from None
         except csv.Error as exc:
-            problem = Problem(where, reader.line_num + 1, f"CSV error: {exc}",
-                              "check the quotes on this line")
+            if "field larger than field limit" in str(exc):  # a quote open for 128 KiB
+                problem = Problem(where, line + 1, "a quote in the row that starts on this "
+                                  f"line is not closed within {csv.field_size_limit():,} "
+                                  "characters", "close the quote where the value ends")
+            else:
+                problem = Problem(where, reader.line_num + 1, f"CSV error: {exc}",
+                                  "check the quotes on this line")
             raise InputError(problem) from None
 
 

@@ -1,9 +1,19 @@
-"""CSV records with the line each one starts on, for messages that name the line to fix."""
+"""CSV records with the line each one starts on, for messages that name the line to fix;
+and the one mistake the csv module reads without a word: a quote left open."""
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterator
+
+from mirage_mailer.util.errors import Problem
+
+# A quoted cell may hold line breaks (a postal address, a note): such a row is a row problem
+# (a line break cannot go into a header) and the rows around it are read as usual. A cell
+# over this many lines is taken for a quote left open that a later stray quote closed: the
+# rows it swallowed would vanish without a word. Refusing it costs no reader (that row could
+# never be sent) and real multi-line cells (an address, a short note) stay far below it.
+MAX_CELL_LINES = 20
 
 
 def numbered(reader: Iterator[list[str]], next_line: Callable[[], int],
@@ -20,3 +30,39 @@ def numbered(reader: Iterator[list[str]], next_line: Callable[[], int],
         except csv.Error as exc:
             raise fail(start, exc) from None
         yield start, cells
+
+
+def line_breaks(text: str) -> int:
+    """Line ends as the csv module ends lines: ``\\r\\n``, ``\\n`` or a lone ``\\r``."""
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
+
+
+def quote_problem(where: str, cells: list[str], start: int, *,
+                  at_end: bool) -> Problem | None:
+    """Why a record that begins on line ``start`` cannot be read, or None when it can.
+
+    ``at_end``: the file ended inside this record, which only a quote still open does (the
+    csv module, when not strict, then ends the cell at the end of the file: every later row
+    becomes part of this one and is neither sent nor recorded). Otherwise a quoted cell over
+    ``MAX_CELL_LINES`` lines is refused. Callers ask only of records that ended the file or
+    span that many lines: a cell's line breaks are raw in it, so the line its quote opens on
+    is ``start`` plus the breaks of the cells before it."""
+    line = last = start
+    breaks = opened = 0  # the cell with the most line breaks, and where it opens
+    for cell in cells:
+        here = line_breaks(cell)
+        if here > breaks:
+            breaks, opened = here, line
+        last = line
+        line += here
+    if at_end:
+        return Problem(where, last, "a quote opens on this line and is never closed, so "
+                       "every line after it would be read as one cell",
+                       "close the quote where the value ends, or remove it")
+    if breaks >= MAX_CELL_LINES:
+        return Problem(where, opened, f"the quoted cell that opens on this line runs over "
+                       f"{breaks + 1} lines, to line {opened + breaks} (at most "
+                       f"{MAX_CELL_LINES} are taken: is its closing quote missing?)",
+                       "close the quote where the value ends; a value with line breaks "
+                       "cannot be sent anyway")
+    return None
