@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.services.reporting import existing
+from mirage_mailer.services.signing import existing_secret
 from mirage_mailer.services.store_access import StoreAccess, access
 from mirage_mailer.services.unsubmail import (
     ImapBox,
@@ -23,7 +24,7 @@ from mirage_mailer.services.unsubmail import (
     process,
 )
 from mirage_mailer.util.errors import InputError, Problem
-from mirage_mailer.util.tokens import Signer, load_secret
+from mirage_mailer.util.tokens import Signer
 
 
 def unsubscribe(settings: Settings, address: str, *, source: str = "cli",
@@ -55,11 +56,10 @@ def link_target(settings: Settings, issue: str, subject: str,
 
 
 def existing_signer(settings: Settings) -> Signer | None:
-    """The signing key, or None when no token was ever made (no key is created here)."""
-    secret_env = settings.tracking.secret_env
-    if not secret_env and not (settings.state_dir / "secret").is_file():
-        return None
-    return Signer(load_secret(settings.state_dir, secret_env))
+    """The signing key, or None when no token was ever made (no key is created here); a
+    lost key of a project that has sent is refused (exit 2): every token would look forged."""
+    secret = existing_secret(settings)
+    return None if secret is None else Signer(secret)
 
 
 @dataclass(frozen=True)
