@@ -23,6 +23,7 @@ from mirage_mailer.services.unsubmail import (
     parse_imap_url,
     process,
 )
+from mirage_mailer.util.envnames import is_env_name, not_an_env_name
 from mirage_mailer.util.errors import InputError, Problem
 from mirage_mailer.util.tokens import Signer
 
@@ -79,6 +80,8 @@ def mailboxes(*, maildir: Path | None, imap_url: str | None, password_env: str,
     if maildir is None and imap_url is None:
         raise InputError(Problem("process-unsubscribes", None, "no mailbox given",
                                  "add --maildir PATH or --imap imaps://user@host/INBOX"))
+    if not is_env_name(password_env):
+        raise InputError(not_an_env_name("--password-env", "MIRAGE_IMAP_PASSWORD"))
     target = parse_imap_url(imap_url) if imap_url else None
     password = os.environ.get(password_env) if target else None
     if target and not password:
