@@ -149,15 +149,26 @@ def preview_command(obj: Context, issue: str | None, out: Path | None, recipient
 
 
 @click.command("rotate-secret")
+@click.option("--replace-lost", is_flag=True,
+              help="Write a new key in place of a lost .mirage/secret in a project that has "
+              "sent: links in messages already sent stop working. Restore the file from a "
+              "backup instead if you can.")
 @click.pass_obj
-def rotate_secret_command(obj: Context) -> int:
+def rotate_secret_command(obj: Context, replace_lost: bool) -> int:
     """Start signing links with a new key; links already sent keep working.
 
     The new key goes first in .mirage/secret and the earlier ones stay below it, used only
     to check links in messages already sent. Restart `serve` afterwards. With
-    tracking.secret_env, change that variable instead (this says how).
+    tracking.secret_env, change that variable instead (this says how). A project that has
+    sent and lost .mirage/secret is refused by every command that signs; --replace-lost is
+    the explicit way to start over with a new key.
     """
-    done = rotate_signing_key(obj.config)
+    done = rotate_signing_key(obj.config, replace_lost=replace_lost)
+    if replace_lost:
+        click.echo(f"{display_path(done.path)}: new signing key in place of the lost one; "
+                   "unsubscribe links in messages already sent no longer work (restart "
+                   "'serve' to use it)")
+        return ExitCode.OK
     dropped = f"; {done.dropped} key(s) too short to be safe dropped" if done.dropped else ""
     click.echo(f"{display_path(done.path)}: new signing key; {done.kept} earlier key(s) kept "
                f"to check links already sent{dropped} (restart 'serve' to use it)")

@@ -17,12 +17,13 @@ from typing import Any
 
 from mirage_mailer.project.origins import origin_of, origin_problem
 from mirage_mailer.project.yamlsrc import LineDict, LineList
+from mirage_mailer.util.envnames import RULE as ENV_NAME_RULE
+from mirage_mailer.util.envnames import is_env_name
 from mirage_mailer.util.errors import Collector, shorten
 from mirage_mailer.util.headersafe import header_problem
 
 MAX_TEXT = 1000  # characters of a one-line setting
 _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:/*)[^/?#\s]*@")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 
 
 def redact(text: str) -> str:
@@ -137,12 +138,14 @@ class Section:
         value = self.data.get(key)
         if value is None:
             return None
-        if not isinstance(value, str) or not _ENV_NAME.match(value.strip()):
+        if not isinstance(value, str) or not is_env_name(value.strip()):
             self.problems.add(self.path, self.line(key),
                               f"'{self.name}.{key}' must name an environment variable "
-                              "(letters, digits and _)",
-                              "give the variable's name, e.g. MIRAGE_SMTP_PASSWORD, never its "
-                              "value")
+                              f"({ENV_NAME_RULE}); what is written there is not shown, as it "
+                              "may be the secret itself",
+                              "write the variable's name and put the value in that variable; "
+                              "if a real password or key was written here, change it: it is "
+                              "in mirage.yaml and its backups")
             return None
         return value.strip()
 

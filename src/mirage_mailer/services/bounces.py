@@ -21,6 +21,7 @@ from mirage_mailer.project.bounce_config import BounceConfig
 from mirage_mailer.project.config import Settings
 from mirage_mailer.services.bounce_mailbox import BounceBox, ImapBounces, MaildirBounces
 from mirage_mailer.services.bounce_parse import Failure, Parsed, parse
+from mirage_mailer.services.signing import existing_secret
 from mirage_mailer.services.verp import Verp, verp_for
 from mirage_mailer.store import BounceRow, BounceStore, email_key, open_store
 from mirage_mailer.store.guard import check_memory
@@ -237,9 +238,9 @@ def process_bounces(settings: Settings, *, dry_run: bool = False) -> BounceRun:
         # bounces against a new empty one: every genuine token would look forged.
         check_memory(settings.tracking.database, settings.state_dir)
         # No signing key yet means no token was ever made: nothing to verify, and reading
-        # bounces must not create one.
-        has_key = bool(settings.tracking.secret_env) or (settings.state_dir / "secret").is_file()
-        verp = verp_for(settings) if config.verp and has_key else None
+        # bounces must not create one; a lost one of a project that has sent is refused.
+        secret = existing_secret(settings) if config.verp else None
+        verp = verp_for(settings, (secret, *secret.earlier)) if secret is not None else None
         box = open_box(settings, dry_run=dry_run)
         try:
             with open_store(settings.tracking.database) as store:

@@ -21,9 +21,9 @@ from mirage_mailer.services.doctor_dkim import dkim_check
 from mirage_mailer.services.doctor_dmarc import dmarc_checks, mx_check
 from mirage_mailer.services.doctor_dns import Check, Dns, IPAddress, is_internal
 from mirage_mailer.services.doctor_spf import Spf, relay_check, spf_checks
+from mirage_mailer.services.signing import check_signing_secret
 from mirage_mailer.util.addresses import ascii_domain
 from mirage_mailer.util.errors import ExitCode, InputError, display_path
-from mirage_mailer.util.tokens import check_secret
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def unsubscribe_checks(settings: Settings, dns: Dns) -> list[Check]:
     host = parts.hostname or ""
     checks = []
     try:
-        check_secret(settings.state_dir, settings.tracking.secret_env)
+        check_signing_secret(settings)
     except InputError as exc:
         problem = exc.problems[0]
         checks.append(Check("fail", topic, f"the signing secret: {problem.message}",

@@ -15,7 +15,8 @@ from mirage_mailer.delivery import Envelope
 from mirage_mailer.project.config import Settings
 from mirage_mailer.services.loader import Project, render, template_fields
 from mirage_mailer.services.presign import presigned
-from mirage_mailer.util.tokens import Signer, load_secret
+from mirage_mailer.services.signing import signing_secret
+from mirage_mailer.util.tokens import Signer
 
 if TYPE_CHECKING:
     from mirage_mailer.compose.dkim import DkimSigner
@@ -33,8 +34,9 @@ class Preparation:
 
 
 def signer_for(settings: Settings) -> Signer:
-    """The project's token signer (creates the secret on first use; refuses a short one)."""
-    return Signer(load_secret(settings.state_dir, settings.tracking.secret_env))
+    """The project's token signer (creates the secret on first use; refuses a short one,
+    and a lost one in a project that has sent)."""
+    return Signer(signing_secret(settings))
 
 
 def prepare_issue(project: Project, *, languages: tuple[str, ...] | None = None,

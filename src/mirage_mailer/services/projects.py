@@ -24,9 +24,10 @@ from mirage_mailer.services.loader import (
 from mirage_mailer.services.outbound import insecure_tls_warning
 from mirage_mailer.services.planning import ListScan, Plan, scan_plan
 from mirage_mailer.services.sending import SendOptions, existing_store, plan_options
+from mirage_mailer.services.signing import check_signing_secret, rotate
 from mirage_mailer.store import StoreError
 from mirage_mailer.util.errors import InputError, Problem, display_path
-from mirage_mailer.util.tokens import Rotation, check_secret, rotate_secret
+from mirage_mailer.util.tokens import Rotation
 
 
 def init(directory: Path, answers: ProjectAnswers | None = None) -> list[Path]:
@@ -94,7 +95,7 @@ def validate(config: Path | None, issue_dir: Path) -> Validation:
     except InputError as exc:
         errors.extend(exc.problems)
     try:  # the same refusal as preview and send, but a project without a secret gets none
-        check_secret(project.settings.state_dir, project.settings.tracking.secret_env)
+        check_signing_secret(project.settings)
     except InputError as exc:
         errors = [*errors, *exc.problems]
     if project.settings.dkim is not None:  # its warnings came with open_project
@@ -117,7 +118,8 @@ def _plan_and_scan(project: Project, *, use_store: bool) -> tuple[Plan, ListScan
         return scan_plan(project, store, options)
 
 
-def rotate_signing_key(config: Path | None) -> Rotation:
-    """A new signing key first in ``.mirage/secret``; earlier keys kept for checking links."""
+def rotate_signing_key(config: Path | None, *, replace_lost: bool = False) -> Rotation:
+    """A new signing key first in ``.mirage/secret``; earlier keys kept for checking links.
+    ``replace_lost``: a new key in place of a lost one, on purpose."""
     settings = load_settings(locate_config(config))
-    return rotate_secret(settings.state_dir, settings.tracking.secret_env)
+    return rotate(settings, replace_lost=replace_lost)

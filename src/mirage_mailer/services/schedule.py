@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.content import parse_send_at
 from mirage_mailer.project.yamlsrc import LineDict, load_yaml_file
+from mirage_mailer.services.signing import check_signing_secret
 from mirage_mailer.store import open_store, store_exists
 from mirage_mailer.store.guard import check_memory
 from mirage_mailer.util.errors import InputError, MirageError, Problem
@@ -48,8 +49,11 @@ def bounces_first(settings: Settings) -> tuple[BounceRun | None, list[Problem]]:
 
 def check_store(settings: Settings) -> None:
     """Refuse (exit 2) when a project that has sent before lost its store (``store.guard``):
-    run-due would otherwise send every due issue to everyone again."""
+    run-due would otherwise send every due issue to everyone again; or its signing secret
+    (``services.signing``): every unsubscribe link already sent would stop working. Both
+    before anything is due, so cron hears of it at the next run, not the next issue."""
     check_memory(settings.tracking.database, settings.state_dir)
+    check_signing_secret(settings)
 
 
 def find_due(settings: Settings, now: datetime) -> tuple[list[Due], list[Problem]]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from mirage_mailer.store.guard import inspect
 from mirage_mailer.store.sqlite_snapshot import SqliteSnapshot
 from mirage_mailer.store.transfer import PgTarget
 from mirage_mailer.util.database import PostgresUrl, is_postgres, parse_postgres
+from mirage_mailer.util.envnames import is_env_name, not_an_env_name
 from mirage_mailer.util.errors import DeliveryError, InputError, Problem, display_path, shorten
 from mirage_mailer.util.locks import Lock
 
@@ -96,10 +96,8 @@ def checked_target(url: str, password_env: str | None) -> PostgresUrl:
     password (the password comes from the environment, as for the store itself)."""
     shown = redact(url.partition("?")[0])
     if password_env is not None:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,99}", password_env):
-            raise InputError(Problem("--password-env", None, f"{shorten(password_env)!r} is "
-                                     "not the name of an environment variable",
-                                     "give the variable's name, e.g. MIRAGE_DB_PASSWORD"))
+        if not is_env_name(password_env):
+            raise InputError(not_an_env_name("--password-env", "MIRAGE_DB_PASSWORD"))
         if not os.environ.get(password_env):
             raise InputError(Problem("--password-env", None, f"the variable {password_env} "
                                      "is not set", f"export {password_env}=... first"))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.services.reporting import existing
+from mirage_mailer.services.signing import existing_secret
 from mirage_mailer.services.store_access import StoreAccess, access
 from mirage_mailer.services.unsubmail import (
     ImapBox,
@@ -22,8 +23,9 @@ from mirage_mailer.services.unsubmail import (
     parse_imap_url,
     process,
 )
+from mirage_mailer.util.envnames import is_env_name, not_an_env_name
 from mirage_mailer.util.errors import InputError, Problem
-from mirage_mailer.util.tokens import Signer, load_secret
+from mirage_mailer.util.tokens import Signer
 
 
 def unsubscribe(settings: Settings, address: str, *, source: str = "cli",
@@ -55,11 +57,10 @@ def link_target(settings: Settings, issue: str, subject: str,
 
 
 def existing_signer(settings: Settings) -> Signer | None:
-    """The signing key, or None when no token was ever made (no key is created here)."""
-    secret_env = settings.tracking.secret_env
-    if not secret_env and not (settings.state_dir / "secret").is_file():
-        return None
-    return Signer(load_secret(settings.state_dir, secret_env))
+    """The signing key, or None when no token was ever made (no key is created here); a
+    lost key of a project that has sent is refused (exit 2): every token would look forged."""
+    secret = existing_secret(settings)
+    return None if secret is None else Signer(secret)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ def mailboxes(*, maildir: Path | None, imap_url: str | None, password_env: str,
     if maildir is None and imap_url is None:
         raise InputError(Problem("process-unsubscribes", None, "no mailbox given",
                                  "add --maildir PATH or --imap imaps://user@host/INBOX"))
+    if not is_env_name(password_env):
+        raise InputError(not_an_env_name("--password-env", "MIRAGE_IMAP_PASSWORD"))
     target = parse_imap_url(imap_url) if imap_url else None
     password = os.environ.get(password_env) if target else None
     if target and not password:

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 from mirage_mailer.project.bounce_config import BounceConfig
 from mirage_mailer.project.config import Settings
+from mirage_mailer.services.signing import signing_secret
 from mirage_mailer.util.addresses import ascii_domain
 from mirage_mailer.util.errors import Problem
-from mirage_mailer.util.tokens import Secret, load_secret
+from mirage_mailer.util.tokens import Secret
 
 _MAC_BYTES = 10  # 80 bits: 20 hex digits
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -135,7 +136,7 @@ def verp_for(settings: Settings, keys: Iterable[bytes] | None = None) -> Verp | 
     if config is None or not config.verp:
         return None
     if keys is None:
-        secret: Secret = load_secret(settings.state_dir, settings.tracking.secret_env)
+        secret: Secret = signing_secret(settings)
         keys = (bytes(secret), *secret.earlier)
     return Verp(config.local_part, config.delimiter, config.domain, list(keys))
 

@@ -162,6 +162,20 @@ def mark_sent(state_dir: Path) -> None:
             raise state_write_error(exc, state_dir / SENT_MARKER) from None
 
 
+def remember_sent(database: Database, state_dir: Path) -> None:
+    """Write ``.mirage/sent`` when the store holds recipients but the marker is not there (a
+    project that sent with a version before it), so the signing secret's guard knows too.
+    A store that cannot be read says nothing either way: the command that uses it says why."""
+    if has_sent(state_dir):
+        return
+    try:
+        health = inspect(database, thorough=False)
+    except StoreError:  # unreadable, busy, unreachable: not this check's to report
+        return
+    if health.state == "ok" and health.rows:
+        mark_sent(state_dir)
+
+
 def check_memory(database: Database, state_dir: Path, *, new_store: bool = False,
                  dry_run: bool = False) -> None:
     """Refuse (``StoreError``, exit 2) to send from a store that lost its memory.

@@ -31,6 +31,7 @@ from mirage_mailer.util.errors import InputError, Problem, display_path
 from mirage_mailer.util.statedir import (
     DIR_MODE,
     FILE_MODE,
+    SENT_MARKER,
     create_once,
     replace_atomically,
     tighten,
@@ -74,6 +75,7 @@ _IPAD = bytes(n ^ 0x36 for n in range(256))
 _OPAD = bytes(n ^ 0x5C for n in range(256))
 MIN_SECRET_BYTES = 32
 NEW_SECRET = 'python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
+REPLACE_LOST = "mirage-mailer rotate-secret --replace-lost"
 
 
 class Secret(bytes):
@@ -146,13 +148,15 @@ def load_secret(state_dir: Path, secret_env: str | None) -> Secret:
     Either holds the current key first, then any earlier keys (one per line in the file,
     separated by whitespace in the variable), which are only ever used to check links that
     were sent before a rotation. A missing file is created with a new random key, safely when
-    several commands start at once. Keys under 32 bytes are refused (exit 2); no message ever
-    shows a key.
+    several commands start at once, but only in a project that has never sent: there a new
+    key would break every link already sent, so it is refused (exit 2, ``lost_secret``).
+    Keys under 32 bytes are refused (exit 2); no message ever shows a key.
     """
     if secret_env:
         return _env_secret(secret_env)
     path = state_dir / "secret"
     if not path.exists():
+        refuse_lost(state_dir)
         try:
             create_once(path, secrets.token_urlsafe(48).encode("ascii") + b"\n")
         except OSError as exc:  # a full disk, a read-only .mirage/: nothing signed or sent
@@ -166,8 +170,9 @@ def check_secret(state_dir: Path, secret_env: str | None) -> None:
     """``load_secret``'s checks, same messages, without writing anything (for ``validate``).
 
     The named environment variable is checked when ``tracking.secret_env`` is set, else
-    ``.mirage/secret`` when it exists; a project without one is fine (the first command that
-    signs creates it). Raises ``InputError`` (exit 2) where ``load_secret`` would.
+    ``.mirage/secret`` when it exists; a project without one is fine unless it has sent
+    before (the first command that signs creates it). Raises ``InputError`` (exit 2) where
+    ``load_secret`` would.
     """
     if secret_env:
         _env_secret(secret_env)
@@ -175,6 +180,31 @@ def check_secret(state_dir: Path, secret_env: str | None) -> None:
     path = state_dir / "secret"
     if path.exists():
         _file_secret(path)
+    else:
+        refuse_lost(state_dir)
+
+
+def secret_missing(state_dir: Path, secret_env: str | None) -> bool:
+    """No key to read: no ``tracking.secret_env`` and no ``.mirage/secret`` file."""
+    return not secret_env and not (state_dir / "secret").exists()
+
+
+def refuse_lost(state_dir: Path) -> None:
+    """Raise ``InputError`` (exit 2) when ``.mirage/secret`` is gone from a project that has
+    sent (``.mirage/sent``): every List-Unsubscribe mailto and one-click link already sent
+    was signed with it, and a new key would quietly turn each of them into a forgery."""
+    if (state_dir / SENT_MARKER).exists():
+        raise InputError(lost_secret(state_dir))
+
+
+def lost_secret(state_dir: Path) -> Problem:
+    path = display_path(state_dir / "secret")
+    return Problem(
+        path, None, "the signing secret is missing, but this project has sent before "
+        f"({display_path(state_dir / SENT_MARKER)}): a new one would break the unsubscribe "
+        "link in every message already sent, so nothing was signed or sent",
+        f"restore {path} from a backup, or set tracking.secret_env to a variable that holds "
+        f"it; to start over on purpose, links already sent then broken: {REPLACE_LOST}")
 
 
 def _file_secret(path: Path) -> Secret:
@@ -195,11 +225,15 @@ def _file_secret(path: Path) -> Secret:
     return Secret(keys[0][1], [key for _, key in keys[1:]])
 
 
-def rotate_secret(state_dir: Path, secret_env: str | None) -> Rotation:
+def rotate_secret(state_dir: Path, secret_env: str | None, *,
+                  replace_lost: bool = False) -> Rotation:
     """Put a new current key first in ``.mirage/secret``; the earlier ones stay for checking.
 
     Keys too short to be safe are dropped rather than kept. With ``tracking.secret_env`` the
-    variable is the operator's to change, so this refuses and says how.
+    variable is the operator's to change, so this refuses and says how. A project that has
+    sent and lost the file is refused like every command that signs, unless
+    ``replace_lost`` says that starting over, links already sent broken, is meant;
+    ``replace_lost`` refuses a file that is there (nothing to replace).
     """
     if secret_env:
         raise InputError(Problem(
@@ -208,6 +242,13 @@ def rotate_secret(state_dir: Path, secret_env: str | None) -> Rotation:
             f'set {secret_env} to a new key followed by the current one(s), separated by a '
             f'space: export {secret_env}="$({NEW_SECRET}) ${secret_env}"'))
     path = state_dir / "secret"
+    if replace_lost and path.exists():
+        raise InputError(Problem(
+            display_path(path), None, "--replace-lost: the signing secret is there; it only "
+            "replaces a lost one", "drop --replace-lost to rotate: the earlier keys are kept "
+            "so links already sent keep working"))
+    if not path.exists() and not replace_lost:
+        refuse_lost(state_dir)
     earlier = [key for _, key in _file_keys(path)] if path.exists() else []
     kept = [key for key in earlier if len(key) >= MIN_SECRET_BYTES]
     new = secrets.token_urlsafe(48).encode("ascii")

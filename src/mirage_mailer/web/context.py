@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from starlette.requests import HTTPConnection
 
 from mirage_mailer.project.config import Settings
+from mirage_mailer.services.signing import signing_secret
 from mirage_mailer.store import Store
-from mirage_mailer.util.tokens import Signer, load_secret
+from mirage_mailer.util.tokens import Signer
 from mirage_mailer.web.archive import Catalogue
 from mirage_mailer.web.csrf import CsrfTokens
 from mirage_mailer.web.issue_pages import IssueRenderer
@@ -40,7 +41,7 @@ class WebContext:
     @classmethod
     def load(cls, settings: Settings, local_base: str | None = None) -> WebContext:
         """Everything the routes share, read once when the app is made (one secret read)."""
-        key = load_secret(settings.state_dir, settings.tracking.secret_env)
+        key = signing_secret(settings)  # a lost key of a project that has sent: exit 2
         stores = KeptStores(settings)
         return cls(settings, Signer(key), CsrfTokens(key), Catalogue(settings, stores),
                    IssueRenderer(settings), stores,
