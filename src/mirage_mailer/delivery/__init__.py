@@ -74,6 +74,7 @@ async def deliver_all(
     relays: Sequence[RelayTarget] = (),
     on_relay_out: Callable[[str], None] | None = None,
     shared_pace: SharedState | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> DeliveryStats:
     """Deliver every envelope through ``transport``; see the package docstring for the contract.
 
@@ -91,6 +92,9 @@ async def deliver_all(
     ``shared_pace``: the pacer's memory that the sending processes of one send share
     (``delivery/pace_shared.py``), so ``rate_per_second``, the hourly cap and the pace learnt
     from the relay hold for their sum; one relay only.
+
+    ``on_notice`` hears one warning line a relay's pool has for the officer before it sends
+    (a relay that offers AUTH to a run without a login).
     """
     if transport.scheme == "maildir":
         if transport.maildir is None:
@@ -109,7 +113,7 @@ async def deliver_all(
         tls_context = None if plain else await _tls_context(transport)
     tuning = _Tuning(concurrency, rate_per_second, tls_context, hostname,
                      policy or RetryPolicy(), adaptive, on_attempt, on_result, stop,
-                     private_ca, shared_pace)
+                     private_ca, shared_pace, on_notice)
     if relays:
         if shared_pace is not None:
             raise ValueError("a shared pace is for one relay's sending processes")
@@ -140,6 +144,7 @@ class _Tuning:
     stop: asyncio.Event | None
     private_ca: bool = False  # the context trusts transport.ca_file only (for the words)
     shared_pace: SharedState | None = None  # one pace for several sending processes
+    on_notice: Callable[[str], None] | None = None  # a warning line, said at once
 
 
 def _smtp_run(transport: TransportSettings, credentials: tuple[str, str] | None,
@@ -183,6 +188,7 @@ def _smtp_run(transport: TransportSettings, credentials: tuple[str, str] | None,
         on_result=tuning.on_result,
         stop=tuning.stop,
         name=name,
+        on_notice=tuning.on_notice,
     )
 
 

@@ -14,6 +14,7 @@ import re
 from collections import deque
 from enum import Enum
 
+from mirage_mailer.util.addresses import ascii_address
 from mirage_mailer.util.errors import shorten
 from mirage_mailer.util.visible import visible
 
@@ -154,6 +155,25 @@ def message_refusal(stage: str, code: int | None, text: str = "",
     recipients in a row (``delivery/refusals.py``)."""
     if stage != "DOT" or code is None or not 500 <= code < 600:
         return None
+    return _same_reply(code, text, recipient)
+
+
+def session_reply(stage: str, code: int | None, text: str = "",
+                  recipient: str = "") -> str | None:
+    """As ``message_refusal``, for a 5xx to RCPT TO that may be about the session or the
+    sender (a relay that turns this client away) rather than ``recipient``; else None.
+
+    The recipient's own address is masked first (Postfix writes "554 5.7.1
+    <reader7@example.org>: Relay access denied"), so one refusal of the session reads the
+    same for everyone, while "550 5.1.1 User unknown" or "Recipient address rejected: User
+    unknown in virtual mailbox table" stay the recipient's."""
+    if stage != "RCPT" or code is None or not 500 <= code < 600:
+        return None
+    reply = _same_reply(code, mask_recipient(text, recipient), recipient)
+    return None if reply is None else f"RCPT {reply}"
+
+
+def _same_reply(code: int, text: str, recipient: str) -> str | None:
     status = _STATUS.match(text)
     if status is not None and status.group(2) in ("1", "2"):
         return None
@@ -168,6 +188,52 @@ def message_refusal(stage: str, code: int | None, text: str = "",
 
 
 _NUMBERED = re.compile(r"^\S*\d\S*$")  # a word holding a digit (queue ids, scores, times)
+
+
+def mask_recipient(text: str, recipient: str) -> str:
+    """``text`` without ``recipient``'s address (as given, or in its ASCII wire form)."""
+    for address in {recipient, ascii_address(recipient)}:
+        if address:
+            text = re.sub(re.escape(address), "", text, flags=re.IGNORECASE)
+    return text
+
+
+# Refusals at RCPT TO (or the DATA command) that are about this client, not the recipient:
+# the relay will not relay for an unauthenticated or unknown client (Postfix "Relay access
+# denied", Exim "relay not permitted", Exchange "5.7.54 Unable to relay", Sendmail
+# "Relaying denied", qmail "not in my list of allowed rcpthosts") ...
+_RELAY_DENIED = re.compile(
+    r"\brelay(?:ing)?\s+(?:access\s+)?(?:is\s+)?(?:denied|not\s+(?:permitted|allowed)|"
+    r"prohibited|refused)|\bunable\s+to\s+relay\b|\b(?:do|does|will)\s+not\s+relay\b|"
+    r"\brcpthosts\b", re.IGNORECASE)
+# ... it wants a login first (a 530 or 5.7.0 says so already: ``is_auth_required``) ...
+_LOGIN_WORDS = re.compile(
+    r"\bauthentication\s+(?:is\s+)?required|\bmust\s+(?:first\s+)?authenticate|"
+    r"\bauthenticate\s+first|\bplease\s+authenticate|\bnot\s+logged\s+in\b|"
+    r"\blog\s?in\s+first", re.IGNORECASE)
+# ... or it refuses our MAIL FROM, said at RCPT (Postfix with smtpd_delay_reject, as for
+# reject_sender_login_mismatch: "553 5.7.1 <news@...>: Sender address rejected: not owned
+# by user bob")
+_SENDER_REFUSED = re.compile(r"\bsender\s+address\s+rejected|\bnot\s+owned\s+by\s+user\b",
+                             re.IGNORECASE)
+
+
+def session_refusal(stage: str, code: int | None, text: str = "") -> str | None:
+    """What a 5xx to RCPT TO (or to the DATA command) refuses when its words are about the
+    session or the sender rather than the recipient: "relay" (this client may not relay),
+    "login" (log in first) or "sender" (the MAIL FROM address); else None.
+
+    Every recipient would get the same answer: failing each would burn the whole list, so
+    the run stops (``delivery/refusals.py``)."""
+    if stage not in ("RCPT", "DATA") or code is None or not 500 <= code < 600:
+        return None
+    if _RELAY_DENIED.search(text):
+        return "relay"
+    if _LOGIN_WORDS.search(text):
+        return "login"
+    if _SENDER_REFUSED.search(text):
+        return "sender"
+    return None
 
 
 def is_throttle(code: int | None, text: str = "") -> bool:

@@ -149,6 +149,7 @@ class Connection:
         self._socket_transport: asyncio.BaseTransport | None = None
         self.last_used = 0.0
         self._dot_written = False  # this transaction's end of DATA has been handed to the socket
+        self.auth_offered = False  # the relay's EHLO reply offered AUTH
 
     @property
     def connected(self) -> bool:
@@ -218,6 +219,9 @@ class Connection:
                     hint="use smtps:// if the server speaks implicit TLS on another port, or "
                     "set starttls: auto/never only for a trusted local relay",
                 )
+        # a relay that offers AUTH to a client that has no login may relay for logged-in
+        # clients only: the run says so before it sends (``SmtpRun``)
+        self.auth_offered = smtp.supports_extension("auth")
         if s.credentials is None:
             return
         if not secure and not s.allow_plaintext_auth:

@@ -24,6 +24,7 @@ from mirage_mailer.delivery.classify import (
     is_auth_required,
     is_throttle,
     is_too_big,
+    session_refusal,
 )
 from mirage_mailer.delivery.connection import Attempt, ConnectFailure, Connection, ConnectSettings
 from mirage_mailer.delivery.model import (
@@ -54,6 +55,7 @@ class SmtpRun:
         on_result: Callable[[Result], None],
         stop: asyncio.Event | None,
         name: str = "",
+        on_notice: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.name = name  # the relay's URL without a login: each Result says who carried it
@@ -64,6 +66,8 @@ class SmtpRun:
         self.on_attempt = on_attempt
         self.on_result = on_result
         self.stop_event = stop
+        self.on_notice = on_notice  # one warning line for the officer, said at once
+        self.auth_offered = False  # a connection saw AUTH in the relay's EHLO reply
         self.queue: Queue | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.alive = 0
@@ -155,8 +159,34 @@ class SmtpRun:
                     return False
             else:
                 self.connections += 1
+                self._note_auth(conn)
                 return True
         return False
+
+    def _note_auth(self, conn: Connection) -> None:
+        """The relay offers AUTH and this run has no login: said once, before the first
+        message, since such a relay may refuse every recipient ("Relay access denied")."""
+        if not conn.auth_offered or self.auth_offered:
+            return
+        self.auth_offered = True
+        if self.settings.credentials is None and self.on_notice is not None:
+            self.on_notice(f"{self.settings.where} offers AUTH, but this run does not log in: "
+                           f"{self._missing_login()}")
+
+    def _missing_login(self) -> str:
+        return (self.settings.missing_credentials or "export the user name and password in "
+                "the environment variables that transport.username_env/password_env name")
+
+    def _login_hint(self) -> str:
+        """What to do about a relay that turns this client away."""
+        s = self.settings
+        if s.credentials is not None:
+            names = s.credential_names or "the environment variables"
+            return f"check the relay's settings for the account in {names}"
+        if self.auth_offered:
+            return f"the relay offers AUTH and this run does not log in: {self._missing_login()}"
+        return ("the relay offers no AUTH: send from a host it relays for, or ask its "
+                "administrator")
 
     async def _worker(self, conn: Connection) -> None:
         queue = self.queue
@@ -250,6 +280,10 @@ class SmtpRun:
         if judgement is Judgement.KEEP:
             self._keep_pending(job, attempt)
             return True
+        if judgement is Judgement.REFUSED:  # the session's or the sender's, said outright
+            self._abort_with(self._session_refused(attempt))
+            self._keep_pending(job, attempt)
+            return True
         if judgement is Judgement.HOLD:
             result = Result(envelope, Outcome.DEFERRED, attempt.code, attempt.response,
                             False, self.name)
@@ -259,17 +293,26 @@ class SmtpRun:
             return True
         # the evidence is "the same words, nothing accepted": say that, not more
         count = len(self.refusals.recipients)
-        self._abort_with(ConnectFailure(
-            f"the relay gave {count} different recipients in a row the same refusal after "
-            f"the end of DATA and accepted no message: {attempt.code} {attempt.response}",
-            fatal=True, hint="it may be refusing the message itself (its content or "
-            "sender): ask the relay's administrator or change the issue, then rerun; a "
-            "rerun does not count these recipients again"))
+        reply = f"{attempt.code} {attempt.response}"
+        if attempt.stage == "RCPT":
+            self._abort_with(ConnectFailure(
+                f"the relay gave {count} different recipients in a row the same refusal to "
+                f"RCPT TO and accepted no message: {reply}", fatal=True,
+                hint=f"it may be refusing this client or the sender: {self._login_hint()}; "
+                "then rerun; a rerun does not count these recipients again"))
+        else:
+            self._abort_with(ConnectFailure(
+                f"the relay gave {count} different recipients in a row the same refusal "
+                f"after the end of DATA and accepted no message: {reply}", fatal=True,
+                hint="it may be refusing the message itself (its content or sender): ask "
+                "the relay's administrator or change the issue, then rerun; a rerun does "
+                "not count these recipients again"))
         self._keep_pending(job, attempt)
         return True
 
     def _session_refused(self, attempt: Attempt) -> ConnectFailure:
-        """Why the whole run stops: a login the relay wants, or the sender it refuses."""
+        """Why the whole run stops: a message too big, a login the relay wants, a client it
+        will not relay for, or the sender it refuses."""
         reply = f"{attempt.code} {attempt.response}"
         s = self.settings
         if attempt.stage == "SIZE" or is_too_big(attempt.stage, attempt.code,
@@ -279,10 +322,18 @@ class SmtpRun:
                                   fatal=True, hint="make the issue smaller (fewer or smaller "
                                   "images) or ask the relay's administrator for a higher "
                                   "limit")
-        if not is_auth_required(attempt.code, attempt.response):
-            return ConnectFailure(f"refused the sender: {reply}", fatal=True,
-                                  hint="check sender.return_path (or sender.from): the relay "
-                                  "must accept it as a sender")
+        kind = session_refusal(attempt.stage, attempt.code, attempt.response)
+        if kind == "relay":
+            return ConnectFailure(f"the relay refuses to relay for this client ({reply})",
+                                  fatal=True, hint=self._login_hint())
+        if kind != "login" and not is_auth_required(attempt.code, attempt.response):
+            hint = ("check sender.return_path (or sender.from): the relay must accept it as "
+                    "a sender")
+            if s.credentials is not None and s.credential_names:
+                hint += f" from the login with {s.credential_names}"
+            elif s.credentials is None and self.auth_offered:
+                hint += f"; it offers AUTH and this run does not log in: {self._missing_login()}"
+            return ConnectFailure(f"refused the sender: {reply}", fatal=True, hint=hint)
         if s.credentials is None and s.missing_credentials:
             return ConnectFailure(f"the relay requires authentication ({reply}), and "
                                   f"{s.missing_credentials}", fatal=True)

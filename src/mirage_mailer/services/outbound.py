@@ -135,9 +135,11 @@ async def deliver(settings: Settings, envelopes: Iterator[Envelope], *, on_attem
                   on_result: Callable[[Result], None], stop: asyncio.Event | None = None,
                   concurrency: int | None = None, rate: float | None = None,
                   on_relay_out: Callable[[str], None] | None = None,
-                  shared_pace: SharedState | None = None) -> DeliveryStats:
+                  shared_pace: SharedState | None = None,
+                  on_notice: Callable[[str], None] | None = None) -> DeliveryStats:
     """Every envelope through the configured transport, logged in as ``credentials`` says;
-    ``shared_pace``: one pace for the sending processes of a send (``deliver_all``).
+    ``shared_pace``: one pace for the sending processes of a send, ``on_notice``: a warning
+    line before sending (``deliver_all``).
 
     Raises ``InputError`` (exit 2) for half-set credentials before anything is opened, and
     ``DeliveryAborted`` (exit 3) when the run cannot go on.
@@ -148,7 +150,7 @@ async def deliver(settings: Settings, envelopes: Iterator[Envelope], *, on_attem
                              credentials=login, credential_words=credential_words(settings),
                              concurrency=concurrency, rate_per_second=rate,
                              relays=relay_targets(settings), on_relay_out=on_relay_out,
-                             shared_pace=shared_pace)
+                             shared_pace=shared_pace, on_notice=on_notice)
 
 
 @dataclass(frozen=True)

@@ -273,7 +273,8 @@ def _deliver(project: Project, envelopes: Iterator[Envelope], outcome: SendOutco
              shared_pace: SharedState | None = None) -> None:
     """One delivery run on its own event loop, stopped cleanly when ``stopper`` says so; its
     stats, and the signal that stopped it, go into ``outcome``. A relay taken out of
-    rotation (``transport.relays``) is a note in the run's totals, shown at once.
+    rotation (``transport.relays``), or one that offers AUTH to a run without a login, is a
+    note in the run's totals, shown at once.
     ``shared_pace``: the pace of a send on several processes (``sending_processes``)."""
     def relay_out(line: str) -> None:
         outcome.this_run.notes.append(line)
@@ -286,7 +287,8 @@ def _deliver(project: Project, envelopes: Iterator[Envelope], outcome: SendOutco
         try:
             return await deliver(project.settings, envelopes, on_attempt=on_attempt,
                                  on_result=on_result, stop=stop, concurrency=concurrency,
-                                 rate=rate, on_relay_out=relay_out, shared_pace=shared_pace)
+                                 rate=rate, on_relay_out=relay_out, shared_pace=shared_pace,
+                                 on_notice=relay_out)
         finally:
             if after is not None:
                 after()  # still inside the loop: timers it owns are cancelled here

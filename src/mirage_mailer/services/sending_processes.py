@@ -86,7 +86,12 @@ def send_on_processes(prep: Preparation, options: SendOptions, store: Store, wan
         done = ShardDone(index)
 
         def report(p: Progress) -> None:
+            for line in p.notes[len(noted):]:  # said at once, by the parent
+                channel.note(line)
+                noted.append(line)
             channel.progress((p.sent, p.failed, p.deferred, p.unknown))
+
+        noted: list[str] = []
 
         with open_store(database(project)) as own:
             try:
@@ -107,6 +112,10 @@ def send_on_processes(prep: Preparation, options: SendOptions, store: Store, wan
         t = outcome.this_run
         t.sent, t.failed, t.deferred, t.unknown = (
             sum(s.counts[i] for s in started) for i in range(4))
+        for shard in started:  # every process meets the same relay: each line once
+            for line in shard.notes:
+                if line not in t.notes:
+                    t.notes.append(line)
         if progress:
             progress(t)
 

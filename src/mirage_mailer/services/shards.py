@@ -65,6 +65,7 @@ class Shard:
     fd: int
     buffer: bytearray = field(default_factory=bytearray)
     counts: tuple[int, int, int, int] = (0, 0, 0, 0)
+    notes: list[str] = field(default_factory=list)  # the child's warning lines, in order
     done: ShardDone | None = None
     status: int | None = None  # os.waitpid's status once reaped
 
@@ -102,6 +103,11 @@ class Channel:
         if force or now - self.last >= PROGRESS_EVERY:
             self.last = now
             self._send(("p", counts))
+
+    def note(self, line: str) -> None:
+        """A warning line for the officer (a relay that offers AUTH to a run without a login),
+        said at once by the parent."""
+        self._send(("n", line))
 
     def finish(self, done: ShardDone) -> None:
         self._send(("d", done))
@@ -285,6 +291,9 @@ def _frames(shard: Shard, on_progress: Callable[[], None]) -> None:
         del buffer[:_HEADER.size + size]
         if kind == "p":
             shard.counts = payload
+            on_progress()
+        elif kind == "n":
+            shard.notes.append(payload)
             on_progress()
         elif kind == "d":
             shard.done = payload
