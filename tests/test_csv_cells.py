@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,13 +42,7 @@ def test_dry_run_csv_quotes_formula_cells(project: Path, run_cli: RunCli) -> Non
     assert rows["maria.georgiou@example.org"][1] == "Maria Georgiou"  # others as they were
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink(rules=[refuse("peter.novak@example.org", REPLY)])
-    with server.running_in_thread():
-        yield server
-
-
+@pytest.mark.smtp_fault(rules=[refuse("peter.novak@example.org", REPLY)])
 def test_report_csv_quotes_addresses_and_relay_answers(project: Path, run_cli: RunCli,
                                                       sink: SmtpSink) -> None:
     edit(project / "mirage.yaml", "  url: maildir:outbox", f"  url: {sink.url}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.header import decode_header, make_header
 from pathlib import Path
 
@@ -31,13 +31,6 @@ from test_dkim_signer import verify as verify_for
 
 SAMPLE = {"maria.georgiou@example.org", "jean.dupont@example.org", "amina.haddad@example.org",
           "peter.novak@example.org", "sofia.rossi@example.org"}
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()
-    with server.running_in_thread():
-        yield server
 
 
 @pytest.fixture

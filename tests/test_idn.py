@@ -11,7 +11,6 @@ import email
 import email.policy
 import re
 import sqlite3
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -63,13 +62,6 @@ def assert_ascii_headers(data: bytes) -> email.message.EmailMessage:
         assert message[name] is not None, name
         assert not message[name].defects, (name, message[name].defects)
     return message
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()  # no SMTPUTF8 offered
-    with server.running_in_thread():
-        yield server
 
 
 def test_idn_domains_go_as_a_labels_to_a_relay_without_smtputf8(

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,13 +33,6 @@ READERS = 600
 def _slow(call: Call) -> None:
     if call.stage == "DATA":
         time.sleep(0.005)  # about 150 messages a second: the run lasts a few seconds
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink(rules=[_slow])
-    with server.running_in_thread():
-        yield server
 
 
 def _setup(project: Path, url: str, readers: int = READERS) -> list[str]:
@@ -68,8 +60,11 @@ def _start(project: Path, sink: SmtpSink, received: int) -> tuple[subprocess.Pop
     return proc, children_of(proc.pid)
 
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
-                                reason="sending processes: Linux with two cores")
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
+                       reason="sending processes: Linux with two cores"),
+    pytest.mark.smtp_fault(rules=[_slow]),  # the `sink` fixture (conftest.py)
+]
 
 
 def test_a_killed_sending_process_loses_nobody_and_the_run_says_so(

@@ -34,11 +34,7 @@ def _slow(call: Call) -> None:
         time.sleep(0.002)  # at most 500 messages a second: runs last seconds, anywhere
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink(rules=[_slow])
-    with server.running_in_thread():
-        yield server
+pytestmark = pytest.mark.smtp_fault(rules=[_slow])  # the `sink` fixture (conftest.py)
 
 
 def _slower(call: Call) -> None:

@@ -19,10 +19,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses
 from mirage_mailer.store import Store
@@ -38,13 +35,6 @@ SAMPLE_ROWS = (
     "peter.novak@example.org,Peter Novak,en,Employers' Forum\n"
     "sofia.rossi@example.org,,en,\n"
 )
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()
-    with server.running_in_thread():
-        yield server
 
 
 def use_sink(project: Path, sink: SmtpSink) -> None:

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from email import policy
 from pathlib import Path
 
@@ -64,14 +63,6 @@ def send_in_background(project: Path, sink: SmtpSink, *,
     while len(sink.received) < until_received and time.monotonic() < deadline:
         time.sleep(0.01)
     return proc
-
-
-@pytest.fixture
-def sink(request: pytest.FixtureRequest) -> Iterator[SmtpSink]:
-    marker = request.node.get_closest_marker("smtp_fault")
-    server = SmtpSink(**(marker.kwargs if marker else {}))
-    with server.running_in_thread():
-        yield server
 
 
 def test_every_recipient_gets_exactly_one_message(project: Path, run_cli: RunCli,

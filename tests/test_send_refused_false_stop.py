@@ -11,7 +11,6 @@ store.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,6 @@ from support.smtp_sink import SmtpSink
 
 BAD = ["bad1@example.org", "bad2@example.org", "bad3@example.org"]
 GOOD = ["good1@example.org", "good2@example.org", "good3@example.org"]
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()
-    with server.running_in_thread():
-        yield server
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ store.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,14 +20,6 @@ from support.smtp_sink import SmtpSink, refuse, refuse_message
 SAMPLE = ["maria.georgiou@example.org", "jean.dupont@example.org", "amina.haddad@example.org",
           "peter.novak@example.org", "sofia.rossi@example.org"]
 KEPT = "nothing was lost: 5 recipients stay pending, run the same command again to resume"
-
-
-@pytest.fixture
-def sink(request: pytest.FixtureRequest) -> Iterator[SmtpSink]:
-    marker = request.node.get_closest_marker("smtp_fault")
-    server = SmtpSink(**(marker.kwargs if marker else {}))
-    with server.running_in_thread():
-        yield server
 
 
 def _use(project: Path, sink: SmtpSink) -> None:

@@ -99,13 +99,6 @@ def test_the_last_resort_names_a_state_file_that_cannot_be_written(
         "space on that disk)\n")
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()
-    with server.running_in_thread():
-        yield server
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
                     reason="sending processes: Linux with two cores")
 def test_two_sending_processes_with_no_room_name_their_journals(

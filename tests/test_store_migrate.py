@@ -22,7 +22,6 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
 from email import policy
 from pathlib import Path
 from typing import Any
@@ -65,6 +64,9 @@ LENA, OMAR = "lena.berg@example.org", "omar.said@example.org"
 BASE = "http://127.0.0.1:8025"
 BOUNCES = "\nbounces:\n  address: bounces@mirageproject.eu\n  mailbox: bouncebox\n"
 CLI_ENV = {"MIRAGE_SMTP_USER": "", "MIRAGE_SMTP_PASSWORD": ""}
+
+# the `sink` fixture (conftest.py), each test afresh: Peter refused, Amina's message dropped once
+pytestmark = pytest.mark.smtp_fault(rules=[refuse(PETER), drop_in_data(address=AMINA)])
 
 
 def use_relay(project: Path, sink: SmtpSink, *, concurrency: int = 4) -> None:
@@ -119,13 +121,6 @@ def target(postgres_server: PostgresServer) -> str:
 @pytest.fixture
 def second_url(postgres_server: PostgresServer) -> str:
     return postgres_server.new_database()
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink(rules=[refuse(PETER), drop_in_data(address=AMINA)])
-    with server.running_in_thread():
-        yield server
 
 
 def lived_in(project: Path, run_cli: RunCli, sink: SmtpSink) -> None:

@@ -52,13 +52,6 @@ class Site:
 
 
 @pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    """The test SMTP server (aiosmtpd on 127.0.0.1) the confirmation messages go to."""
-    with SmtpSink().running_in_thread() as running:
-        yield running
-
-
-@pytest.fixture
 def served(project: Path, run_cli: RunCli, sink: SmtpSink) -> Iterator[Site]:
     """The sample project with its issue sent (Maildir outbox), then served for real.
 
