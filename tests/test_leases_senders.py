@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli, edit, report
+from helpers import SAMPLE_ISSUE, RunCli, edit, report, use_relay
 from mirage_mailer.util.database import PostgresUrl
 from support.smtp_sink import Call, SmtpSink
 
@@ -51,11 +51,7 @@ def slow_sink() -> Iterator[SmtpSink]:
 
 def _setup(project: Path, relay: str, database: PostgresUrl, readers: int,
            lease: int = 3) -> list[str]:
-    config = project / "mirage.yaml"
-    edit(config, "  url: maildir:outbox", f"  url: {relay}")
-    edit(config, "  starttls: always", "  starttls: never")
-    edit(config, "  rate_per_second: 10", "  rate_per_second: null")
-    edit(config, "  timeout: 30", "  timeout: 10")
+    config = use_relay(project, relay, timeout=10)
     edit(config, "  database: .mirage/tracking.sqlite",
          f"  database: {database}\n  lease_seconds: {lease}")
     addresses = [f"reader{n:04d}@example.org" for n in range(readers)]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli, edit, statuses
+from helpers import SAMPLE_ISSUE, RunCli, edit, statuses, use_relay
 from support.smtp_sink import Call, Reply, SmtpSink
-from test_send import ISSUE, SAMPLE, use_sink
+from test_send import ISSUE, SAMPLE
 
 NEWCOMER = "newcomer@example.org"
 
@@ -40,8 +40,7 @@ pytestmark = pytest.mark.smtp_fault(rules=[LoseFirstReply()])  # the `sink` fixt
 @pytest.fixture
 def due(project: Path, sink: SmtpSink) -> Path:
     """The sample issue, due, sent one connection at a time through the sink."""
-    use_sink(project, sink)
-    edit(project / "mirage.yaml", "  concurrency: 4", "  concurrency: 1")
+    use_relay(project, sink.url, concurrency=1)
     edit(project / SAMPLE_ISSUE / "issue.yaml", "# send_at: 2021-10-29T09:00:00+02:00",
          "send_at: 2021-10-29T09:00:00+02:00")
     return project
