@@ -1,7 +1,9 @@
-"""Shared fixtures: a fresh sample project in tmp_path, and real CLI subprocess runs."""
+"""Shared fixtures: a fresh sample project in tmp_path, real CLI subprocess runs, the test
+SMTP server, and the sample issue rendered once."""
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -10,11 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Run, RunCli
+from helpers import SAMPLE_ISSUE, Run, RunCli
+from mirage_mailer.compose.render import RenderedLanguage
 from mirage_mailer.project.scaffold import init_project
+from mirage_mailer.services.loader import open_project, render
 from mirage_mailer.util.database import Database, PostgresUrl
 from support.postgres import PostgresServer, Unavailable, start_server
 from support.postgres import required as postgres_required
+from support.smtp_sink import SmtpSink
 
 
 @pytest.fixture
@@ -52,6 +57,32 @@ def in_project(project: Path) -> Iterator[Path]:
         yield project
     finally:
         os.chdir(here)
+
+
+@pytest.fixture
+def sink(request: pytest.FixtureRequest) -> Iterator[SmtpSink]:
+    """The test SMTP server (aiosmtpd on 127.0.0.1, in its own thread), for CLI runs to send
+    to. Faults and options come from the closest ``smtp_fault`` marker, on the test or the
+    module (``pytestmark``): ``@pytest.mark.smtp_fault(rules=[refuse(...)])`` is
+    ``SmtpSink(rules=[refuse(...)])``. Each test gets its own copy of the rules, so one that
+    counts (``fail_times``, ``drop_in_data``) starts afresh in every test and parameter of a
+    module. tests/delivery/conftest.py has its own, with TLS."""
+    marker = request.node.get_closest_marker("smtp_fault")
+    options = dict(marker.kwargs) if marker else {}
+    if "rules" in options:
+        options["rules"] = copy.deepcopy(options["rules"])
+    server = SmtpSink(**options)
+    with server.running_in_thread():
+        yield server
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> RenderedLanguage:
+    """The sample issue's English part, rendered from the untouched scaffold (once a module)."""
+    root = tmp_path_factory.mktemp("sample") / "proj"
+    init_project(root)
+    return render(open_project(root / "mirage.yaml", root / SAMPLE_ISSUE), set(),
+                  languages=("en",))["en"]
 
 
 # -- the tracking store on both backends ----------------------------------------------------

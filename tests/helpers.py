@@ -28,6 +28,29 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new), encoding="utf-8")
 
 
+def use_relay(project: Path, url: str, *, paced: bool = False, timeout: int | None = None,
+              concurrency: int | None = None, processes: int | None = None,
+              extra: str = "") -> Path:
+    """Point the sample project at a test relay (an SmtpSink) at ``url``, in clear: the sink
+    offers no STARTTLS unless asked. Unpaced unless ``paced`` (the sample's 10 a second); where
+    given, another command timeout, concurrency or process count; ``extra`` is more transport
+    lines (``"\n  key: value"``), set after rate_per_second. Returns mirage.yaml's path."""
+    config = project / "mirage.yaml"
+    edit(config, "  url: maildir:outbox", f"  url: {url}")
+    edit(config, "  starttls: always", "  starttls: never")
+    if not paced or extra:
+        rate = "10" if paced else "null"
+        edit(config, "  rate_per_second: 10", f"  rate_per_second: {rate}{extra}")
+    if timeout is not None:
+        edit(config, "  timeout: 30", f"  timeout: {timeout}")
+    if concurrency is not None or processes is not None:
+        lines = f"  concurrency: {4 if concurrency is None else concurrency}"
+        if processes is not None:
+            lines += f"\n  processes: {processes}"
+        edit(config, "  concurrency: 4", lines)
+    return config
+
+
 def report(run_cli: RunCli, issue: str = SAMPLE_ISSUE) -> dict[str, object]:
     """The contract's JSON report of one issue."""
     result = run_cli("report", issue, "--format", "json")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli, report
+from helpers import SAMPLE_ISSUE, RunCli, report, use_relay
 from mirage_mailer.project.config import find_config, load_settings
 from mirage_mailer.services.verp import Verp
 from mirage_mailer.util.tokens import load_secret
@@ -55,21 +55,16 @@ def drop(box: Path, name: str, data: bytes) -> Path:
 
 
 @pytest.fixture
-def sent(project: Path, run_cli: RunCli) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
+def sent(project: Path, run_cli: RunCli,
+         sink: SmtpSink) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
     """The sample issue sent with VERP on: (recipient -> MAIL FROM, recipient -> Message-ID)."""
-    config = project / "mirage.yaml"
-    text = config.read_text(encoding="utf-8")
-    text = (text.replace("  url: maildir:outbox", "  url: {url}")
-            .replace("  starttls: always", "  starttls: never")
-            .replace("  rate_per_second: 10", "  rate_per_second: null"))
+    config = use_relay(project, sink.url)
+    config.write_text(config.read_text(encoding="utf-8") + BOUNCES, encoding="utf-8")
     for sub in ("new", "cur", "tmp"):
         (project / "bouncebox" / sub).mkdir(parents=True)
-    server = SmtpSink()
-    with server.running_in_thread():
-        config.write_text(text.replace("{url}", server.url) + BOUNCES, encoding="utf-8")
-        result = run_cli("send", SAMPLE_ISSUE, "--yes")
+    result = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert result.code == 0, result.err
-    senders = {r.recipients[0]: r.sender for r in server.received}
+    senders = {r.recipients[0]: r.sender for r in sink.received}
     ids = {r["email"]: r["message_id"] for r in report(run_cli)["recipients"]}
     yield senders, ids
 
@@ -424,20 +419,16 @@ def test_run_due_warns_and_goes_on_when_the_bounce_mailbox_is_unreachable(
     assert result.out.strip() == "run-due: nothing due at 2000-01-01T00:00:00+00:00"
 
 
-def test_a_test_copy_goes_out_from_the_plain_return_path(project: Path,
-                                                         run_cli: RunCli) -> None:
+def test_a_test_copy_goes_out_from_the_plain_return_path(project: Path, run_cli: RunCli,
+                                                         sink: SmtpSink) -> None:
     """``send --to`` records no delivery, so no row for a VERP token to name: its MAIL FROM is
     sender.return_path even with bounces: on, and a bounce of it stays unmatched."""
-    config = project / "mirage.yaml"
-    text = (config.read_text(encoding="utf-8").replace("  url: maildir:outbox", "  url: {url}")
-            .replace("  starttls: always", "  starttls: never"))
-    return_path = load_settings(find_config(config)).sender.return_path
-    server = SmtpSink()
-    with server.running_in_thread():
-        config.write_text(text.replace("{url}", server.url) + BOUNCES, encoding="utf-8")
-        result = run_cli("send", SAMPLE_ISSUE, "--to", "officer@example.org")
+    return_path = load_settings(find_config(project / "mirage.yaml")).sender.return_path
+    config = use_relay(project, sink.url, paced=True)
+    config.write_text(config.read_text(encoding="utf-8") + BOUNCES, encoding="utf-8")
+    result = run_cli("send", SAMPLE_ISSUE, "--to", "officer@example.org")
     assert result.code == 0, result.err
-    assert [(r.sender, list(r.recipients)) for r in server.received] == [
+    assert [(r.sender, list(r.recipients)) for r in sink.received] == [
         (return_path, ["officer@example.org"])]
     assert "+" not in return_path.partition("@")[0]  # not a VERP address
     database = project / ".mirage" / "tracking.sqlite"

@@ -9,12 +9,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli, edit
+from helpers import SAMPLE_ISSUE, RunCli, edit, use_relay
 from support.faults import refuse
 from support.smtp_sink import SmtpSink
 
@@ -43,17 +42,10 @@ def test_dry_run_csv_quotes_formula_cells(project: Path, run_cli: RunCli) -> Non
     assert rows["maria.georgiou@example.org"][1] == "Maria Georgiou"  # others as they were
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink(rules=[refuse("peter.novak@example.org", REPLY)])
-    with server.running_in_thread():
-        yield server
-
-
+@pytest.mark.smtp_fault(rules=[refuse("peter.novak@example.org", REPLY)])
 def test_report_csv_quotes_addresses_and_relay_answers(project: Path, run_cli: RunCli,
                                                       sink: SmtpSink) -> None:
-    edit(project / "mirage.yaml", "  url: maildir:outbox", f"  url: {sink.url}")
-    edit(project / "mirage.yaml", "  starttls: always", "  starttls: never")
+    use_relay(project, sink.url, paced=True)
     add_rows(project, BAD_ROW)
     sent = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert sent.code == 1, sent.err  # the 550

@@ -19,7 +19,6 @@ from helpers import SAMPLE_ISSUE, RunCli, edit
 from mirage_mailer.compose.disclaimer import check_html
 from mirage_mailer.compose.render import RenderedLanguage, inline_css
 from mirage_mailer.compose.template_lines import locate
-from mirage_mailer.project.scaffold import init_project
 from mirage_mailer.services.loader import open_project, render
 from mirage_mailer.util.errors import InputError
 
@@ -88,15 +87,6 @@ def test_every_preset_init_writes_passes(tmp_path: Path, run_cli: RunCli, preset
     result = run_cli("validate", SAMPLE_ISSUE, cwd=tmp_path / "new")
     assert result.code == 0, result.err
     assert "rule broken" not in result.err
-
-
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> RenderedLanguage:
-    """The sample issue's English part, rendered from the untouched scaffold."""
-    root = tmp_path_factory.mktemp("sample") / "proj"
-    init_project(root)
-    return render(open_project(root / "mirage.yaml", root / SAMPLE_ISSUE), set(),
-                  languages=("en",))["en"]
 
 
 def with_css(html: str, css: str) -> str:

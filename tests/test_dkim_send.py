@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.header import decode_header, make_header
 from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli, edit
+from helpers import SAMPLE_ISSUE, RunCli, edit, use_relay
 from mirage_mailer.compose.message import Personal
 from mirage_mailer.delivery import Envelope
 from mirage_mailer.project.config import load_settings
@@ -34,13 +34,6 @@ SAMPLE = {"maria.georgiou@example.org", "jean.dupont@example.org", "amina.haddad
 
 
 @pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()
-    with server.running_in_thread():
-        yield server
-
-
-@pytest.fixture
 def signing(project: Path) -> dict[str, str]:
     """The sample project signing as mirageproject.eu, with https unsubscribe links (so
     List-Unsubscribe-Post is there to be signed); the environment that holds the key."""
@@ -54,11 +47,6 @@ def verify(message: bytes) -> bool:
     return verify_for(message, rsa_key(), "mirageproject.eu", "news2026")
 
 
-def use_sink(project: Path, sink: SmtpSink) -> None:
-    edit(project / "mirage.yaml", "  url: maildir:outbox", f"  url: {sink.url}")
-    edit(project / "mirage.yaml", "  starttls: always", "  starttls: never")
-
-
 def header(message: bytes, name: bytes) -> bytes:
     head = message.partition(b"\r\n\r\n")[0].replace(b"\r\n ", b" ")
     [value] = [line.partition(b":")[2].strip() for line in head.split(b"\r\n")
@@ -68,7 +56,7 @@ def header(message: bytes, name: bytes) -> bytes:
 
 def test_every_received_message_verifies(project: Path, run_cli: RunCli, sink: SmtpSink,
                                          signing: dict[str, str]) -> None:
-    use_sink(project, sink)
+    use_relay(project, sink.url, paced=True)
     result = run_cli("send", SAMPLE_ISSUE, "--yes", env=signing)
     assert result.code == 0, result.err
     assert {r for m in sink.received for r in m.recipients} == SAMPLE
@@ -96,7 +84,7 @@ def test_every_received_message_verifies(project: Path, run_cli: RunCli, sink: S
 
 def test_a_test_copy_is_signed(project: Path, run_cli: RunCli, sink: SmtpSink,
                                signing: dict[str, str]) -> None:
-    use_sink(project, sink)
+    use_relay(project, sink.url, paced=True)
     result = run_cli("send", SAMPLE_ISSUE, "--to", "officer@example.net", "--lang", "fr",
                      env=signing)
     assert result.code == 0, result.err

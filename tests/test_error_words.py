@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli, edit
+from helpers import SAMPLE_ISSUE, RunCli, edit, use_relay
 from support.smtp_sink import Fault, SmtpSink
 
 ISSUE_YAML = f"{SAMPLE_ISSUE}/issue.yaml"
@@ -20,13 +20,6 @@ RESUME = "nothing was lost: 5 recipients stay pending, run the same command agai
 def problems(err: str) -> list[str]:
     """Every line but the sample's translation warning."""
     return [line for line in err.splitlines() if ": warning: " not in line]
-
-
-def use_relay(project: Path, url: str, *, timeout: int = 5) -> None:
-    edit(project / "mirage.yaml", "  url: maildir:outbox", f"  url: {url}")
-    edit(project / "mirage.yaml", "  starttls: always", "  starttls: never")
-    edit(project / "mirage.yaml", "  rate_per_second: 10", "  rate_per_second: null")
-    edit(project / "mirage.yaml", "  timeout: 30", f"  timeout: {timeout}")
 
 
 @pytest.fixture
@@ -45,7 +38,7 @@ def auth_sink() -> Iterator[SmtpSink]:
 def test_relay_wanting_auth_names_the_unset_variables(project: Path, run_cli: RunCli,
                                                       auth_sink: SmtpSink,
                                                       no_credentials: None) -> None:
-    use_relay(project, auth_sink.url)
+    use_relay(project, auth_sink.url, timeout=5)
     result = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert result.code == 3, result.err
     assert problems(result.err) == [
@@ -60,7 +53,7 @@ def test_relay_wanting_auth_names_the_unset_variables(project: Path, run_cli: Ru
 def test_relay_wanting_auth_names_only_the_variable_missing(project: Path, run_cli: RunCli,
                                                             auth_sink: SmtpSink,
                                                             no_credentials: None) -> None:
-    use_relay(project, auth_sink.url)
+    use_relay(project, auth_sink.url, timeout=5)
     result = run_cli("send", SAMPLE_ISSUE, "--yes", env={"MIRAGE_SMTP_PASSWORD": "s3cret"})
     assert result.code == 2, result.err
     assert problems(result.err) == [
@@ -78,7 +71,7 @@ def login_sink() -> Iterator[SmtpSink]:
 
 def test_refused_credentials_name_the_variables_never_the_values(
         project: Path, run_cli: RunCli, login_sink: SmtpSink) -> None:
-    use_relay(project, login_sink.url)
+    use_relay(project, login_sink.url, timeout=5)
     edit(project / "mirage.yaml", "  max_attempts: 5", "  max_attempts: 5\n"
          "  allow_plaintext_auth: true")
     env = {"MIRAGE_SMTP_USER": "officer-name", "MIRAGE_SMTP_PASSWORD": "wrong-pass"}
@@ -94,7 +87,7 @@ def test_refused_credentials_name_the_variables_never_the_values(
 
 def test_a_relay_without_starttls_is_named(project: Path, run_cli: RunCli) -> None:
     with SmtpSink().running_in_thread() as sink:  # offers no STARTTLS
-        use_relay(project, sink.url)
+        use_relay(project, sink.url, timeout=5)
         edit(project / "mirage.yaml", "  starttls: never", "  starttls: always")
         result = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert result.code == 3, result.err
@@ -114,7 +107,7 @@ def free_port() -> int:
 
 def test_unreachable_relay_says_nothing_was_lost(project: Path, run_cli: RunCli) -> None:
     port = free_port()
-    use_relay(project, f"smtp://127.0.0.1:{port}")
+    use_relay(project, f"smtp://127.0.0.1:{port}", timeout=5)
     result = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert result.code == 3, result.err
     assert problems(result.err) == [

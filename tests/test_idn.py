@@ -11,13 +11,12 @@ import email
 import email.policy
 import re
 import sqlite3
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli, edit
+from helpers import SAMPLE_ISSUE, RunCli, edit, use_relay
 from mirage_mailer.compose.message import mailto_address
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.services.bounce_parse import parse
@@ -65,18 +64,9 @@ def assert_ascii_headers(data: bytes) -> email.message.EmailMessage:
     return message
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()  # no SMTPUTF8 offered
-    with server.running_in_thread():
-        yield server
-
-
 def test_idn_domains_go_as_a_labels_to_a_relay_without_smtputf8(
         project: Path, run_cli: RunCli, sink: SmtpSink) -> None:
-    edit(project / "mirage.yaml", "  url: maildir:outbox", f"  url: {sink.url}")
-    edit(project / "mirage.yaml", "  starttls: always", "  starttls: never")
-    edit(project / "mirage.yaml", "  rate_per_second: 10", "  rate_per_second: null")
+    use_relay(project, sink.url)  # the `sink` fixture offers no SMTPUTF8
     idn_sender(project)
     add_rows(project, ROWS)
     result = run_cli("send", SAMPLE_ISSUE, "--yes")
@@ -107,8 +97,7 @@ def test_idn_domains_go_as_a_labels_to_a_relay_without_smtputf8(
 
 def test_test_copy_from_an_a_label_sender_is_delivered(
         project: Path, run_cli: RunCli, sink: SmtpSink) -> None:
-    edit(project / "mirage.yaml", "  url: maildir:outbox", f"  url: {sink.url}")
-    edit(project / "mirage.yaml", "  starttls: always", "  starttls: never")
+    use_relay(project, sink.url, paced=True)
     idn_sender(project)
     result = run_cli("send", SAMPLE_ISSUE, "--to", "plain@example.org")
     assert result.code == 0, result.err + result.out

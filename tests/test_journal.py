@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli, edit, statuses
+from helpers import SAMPLE_ISSUE, RunCli, statuses, use_relay
 from mirage_mailer.services.journal import (
     Journal,
     journal_path,
@@ -249,12 +249,7 @@ def _store_states(project: Path) -> dict[str, str]:
 def test_sigkill_at_random_points_loses_nobody_and_doubles_only_unknown(
         project: Path, run_cli: RunCli, relay: tuple[SmtpSink, StoreThenFail]) -> None:
     sink, drops = relay
-    config = project / "mirage.yaml"
-    edit(config, "  url: maildir:outbox", f"  url: {sink.url}")
-    edit(config, "  starttls: always", "  starttls: never")
-    edit(config, "  rate_per_second: 10", "  rate_per_second: null")
-    edit(config, "  timeout: 30", "  timeout: 1")
-    edit(config, "  concurrency: 4", f"  concurrency: {CONCURRENCY}")
+    use_relay(project, sink.url, timeout=1, concurrency=CONCURRENCY)
     addresses = [f"reader{n:04d}@example.org" for n in range(400)]
     lines = ["email,name,lang"] + [f"{a},Reader {n},en" for n, a in enumerate(addresses)]
     (project / "lists/subscribers.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -15,12 +15,11 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses
+from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses, use_relay
 from mirage_mailer.services.journal import Journal, journal_path, settle, settle_all
 from mirage_mailer.store import NewRecipient, Store, hashed_key
 from support.processes import children_of
@@ -36,20 +35,8 @@ def _slow(call: Call) -> None:
         time.sleep(0.005)  # about 150 messages a second: the run lasts a few seconds
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink(rules=[_slow])
-    with server.running_in_thread():
-        yield server
-
-
 def _setup(project: Path, url: str, readers: int = READERS) -> list[str]:
-    config = project / "mirage.yaml"
-    edit(config, "  url: maildir:outbox", f"  url: {url}")
-    edit(config, "  starttls: always", "  starttls: never")
-    edit(config, "  rate_per_second: 10", "  rate_per_second: null")
-    edit(config, "  timeout: 30", "  timeout: 10")  # no pushback from a busy test machine
-    edit(config, "  concurrency: 4", "  concurrency: 4\n  processes: 2")
+    use_relay(project, url, timeout=10, processes=2)  # 10 s: no pushback from a busy machine
     addresses = [f"reader{n:04d}@example.org" for n in range(readers)]
     lines = ["email,name,lang"] + [f"{a},Reader {n},en" for n, a in enumerate(addresses)]
     (project / "lists/subscribers.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -68,8 +55,11 @@ def _start(project: Path, sink: SmtpSink, received: int) -> tuple[subprocess.Pop
     return proc, children_of(proc.pid)
 
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
-                                reason="sending processes: Linux with two cores")
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
+                       reason="sending processes: Linux with two cores"),
+    pytest.mark.smtp_fault(rules=[_slow]),  # the `sink` fixture (conftest.py)
+]
 
 
 def test_a_killed_sending_process_loses_nobody_and_the_run_says_so(

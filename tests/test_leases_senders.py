@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli, edit, report
+from helpers import SAMPLE_ISSUE, RunCli, edit, report, use_relay
 from mirage_mailer.util.database import PostgresUrl
 from support.smtp_sink import Call, SmtpSink
 
@@ -34,11 +34,7 @@ def _slow(call: Call) -> None:
         time.sleep(0.002)  # at most 500 messages a second: runs last seconds, anywhere
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink(rules=[_slow])
-    with server.running_in_thread():
-        yield server
+pytestmark = pytest.mark.smtp_fault(rules=[_slow])  # the `sink` fixture (conftest.py)
 
 
 def _slower(call: Call) -> None:
@@ -55,11 +51,7 @@ def slow_sink() -> Iterator[SmtpSink]:
 
 def _setup(project: Path, relay: str, database: PostgresUrl, readers: int,
            lease: int = 3) -> list[str]:
-    config = project / "mirage.yaml"
-    edit(config, "  url: maildir:outbox", f"  url: {relay}")
-    edit(config, "  starttls: always", "  starttls: never")
-    edit(config, "  rate_per_second: 10", "  rate_per_second: null")
-    edit(config, "  timeout: 30", "  timeout: 10")
+    config = use_relay(project, relay, timeout=10)
     edit(config, "  database: .mirage/tracking.sqlite",
          f"  database: {database}\n  lease_seconds: {lease}")
     addresses = [f"reader{n:04d}@example.org" for n in range(readers)]

@@ -19,12 +19,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses
+from helpers import SAMPLE_ISSUE, RunCli, report, statuses, use_relay
 from mirage_mailer.store import Store
 from support.smtp_sink import SmtpSink
 
@@ -38,19 +35,6 @@ SAMPLE_ROWS = (
     "peter.novak@example.org,Peter Novak,en,Employers' Forum\n"
     "sofia.rossi@example.org,,en,\n"
 )
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()
-    with server.running_in_thread():
-        yield server
-
-
-def use_sink(project: Path, sink: SmtpSink) -> None:
-    edit(project / "mirage.yaml", "  url: maildir:outbox", f"  url: {sink.url}")
-    edit(project / "mirage.yaml", "  starttls: always", "  starttls: never")
-    edit(project / "mirage.yaml", "  rate_per_second: 10", "  rate_per_second: null")
 
 
 def write_rows(project: Path, rows: str) -> None:
@@ -98,7 +82,7 @@ def on_terminal(project: Path, *args: str, answer: str = "n",
 
 def test_list_edited_between_two_sends_is_reconciled_with_what_the_relay_received(
         project: Path, run_cli: RunCli, sink: SmtpSink) -> None:
-    use_sink(project, sink)
+    use_relay(project, sink.url)
     write_rows(project, SAMPLE_ROWS + "kostas@example.org,Kostas,gr,\n"
                                       "helena-at-example.org,Helena,el,\n")
     first = run_cli("send", SAMPLE_ISSUE, "--yes", "--limit", "2")
@@ -154,7 +138,7 @@ def test_list_edited_between_two_sends_is_reconciled_with_what_the_relay_receive
 
 def test_a_sent_failed_or_unknown_row_is_never_changed_by_a_list_edit(
         project: Path, run_cli: RunCli, sink: SmtpSink) -> None:
-    use_sink(project, sink)
+    use_relay(project, sink.url)
     assert run_cli("send", SAMPLE_ISSUE, "--yes").code == 0
     write_rows(project, "maria.georgiou@example.org,Maria,gr,\n")  # now invalid; others gone
     again = run_cli("send", SAMPLE_ISSUE, "--yes")
@@ -202,7 +186,7 @@ def figures(project: Path, run_cli: RunCli) -> tuple[int, int, int, int, int, in
 
 def test_validate_dry_run_and_the_prompt_give_the_same_figures(
         project: Path, run_cli: RunCli, sink: SmtpSink) -> None:
-    use_sink(project, sink)
+    use_relay(project, sink.url)
     messy_list(project, run_cli)
     # 5 sample rows - 1 suppressed + 1 web sign-up; invalid rows and the duplicate are skipped
     assert figures(project, run_cli) == (5, 5, 5, 0, 0, 0)
@@ -215,7 +199,7 @@ def test_validate_dry_run_and_the_prompt_give_the_same_figures(
 
 def test_no_question_when_nothing_is_left(project: Path, run_cli: RunCli,
                                           sink: SmtpSink) -> None:
-    use_sink(project, sink)
+    use_relay(project, sink.url)
     assert run_cli("send", SAMPLE_ISSUE, "--yes").code == 0
     code, out = on_terminal(project, "send", SAMPLE_ISSUE, answer="y")
     assert code == 0, out

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli, edit, report
+from helpers import SAMPLE_ISSUE, RunCli, report, use_relay
 from support.smtp_sink import Fault, SmtpSink, StoreThenFail, store_then_answer
 
 READERS = [f"reader{n:02d}@example.org" for n in range(12)]
@@ -26,13 +26,9 @@ ESCAPES = "\x1b]0;PWNED\x07\x1b[31mRED\x1b[0m"  # retitles the terminal, turns i
 SHOWN = "\\x1b]0;PWNED\\x07\\x1b[31mRED\\x1b[0m"
 
 
-def use_relay(project: Path, sink: SmtpSink) -> None:
-    config = project / "mirage.yaml"
-    edit(config, "  url: maildir:outbox", f"  url: {sink.url}")
-    edit(config, "  starttls: always", "  starttls: never")
-    edit(config, "  rate_per_second: 10", "  rate_per_second: null")
-    edit(config, "  timeout: 30", "  timeout: 3")
-    edit(config, "  concurrency: 4", "  concurrency: 1")  # one link: each drop shows
+def use_readers(project: Path, sink: SmtpSink) -> None:
+    """The READERS list, sent to ``sink`` over one link, so each drop shows."""
+    use_relay(project, sink.url, timeout=3, concurrency=1)
     lines = ["email,name,lang"] + [f"{a},Reader {n},en" for n, a in enumerate(READERS)]
     (project / "lists/subscribers.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -83,7 +79,7 @@ def test_a_malformed_answer_to_the_end_of_data_leaves_the_recipient_unknown(
     SMTP reply. It may have the message (it has): unknown, never retried."""
     garbled = store_then_answer(answer, 0.3)
     with relay(garbled, pipelining=pipelining) as sink:
-        use_relay(project, sink)
+        use_readers(project, sink)
         send_twice(run_cli)
         found = rows(run_cli)
         check_against_relay(sink, found)
@@ -103,7 +99,7 @@ def test_a_250_to_the_data_command_is_retried_not_sent(
     """F2 (a): "250" where 354 is due: the body never went, so the recipient is not sent;
     the link is out of step, dropped, and the message retried on a new one."""
     with relay(Fault("DATA-START", "250 2.0.0 ok", times=3), pipelining=pipelining) as sink:
-        use_relay(project, sink)
+        use_readers(project, sink)
         send_twice(run_cli)
         found = rows(run_cli)
         check_against_relay(sink, found)
@@ -120,7 +116,7 @@ def test_two_answers_to_one_end_of_data_are_never_taken_for_the_next_command(
     later reply by one and mark the next recipient sent on its RCPT reply."""
     doubled = store_then_answer("250 2.0.0 Ok\r\n250 2.0.0 queued as ABC", 0.3)
     with relay(doubled, pipelining=pipelining) as sink:
-        use_relay(project, sink)
+        use_readers(project, sink)
         send_twice(run_cli)
         found = rows(run_cli)
         check_against_relay(sink, found)
@@ -139,7 +135,7 @@ def test_two_answers_to_one_end_of_data_are_never_taken_for_the_next_command(
 def test_escape_sequences_in_a_greeting_are_shown_not_obeyed(project: Path,
                                                            run_cli: RunCli) -> None:
     with relay(Fault("GREET", "421 4.3.2 " + ESCAPES), pipelining=True) as sink:
-        use_relay(project, sink)
+        use_readers(project, sink)
         result = run_cli("send", SAMPLE_ISSUE, "--yes")
         assert result.code == 3, result.err
         errors = [line for line in result.err.splitlines() if ": warning: " not in line]
@@ -150,7 +146,7 @@ def test_escape_sequences_in_a_greeting_are_shown_not_obeyed(project: Path,
 
 def test_a_greeting_with_line_breaks_stays_one_line(project: Path, run_cli: RunCli) -> None:
     with relay(Fault("GREET", "hello\r\n\x1b[2Jthere"), pipelining=True) as sink:
-        use_relay(project, sink)
+        use_readers(project, sink)
         result = run_cli("send", SAMPLE_ISSUE, "--yes")
         assert result.code == 3, result.err
         errors = [line for line in result.err.splitlines() if ": warning: " not in line]
@@ -164,7 +160,7 @@ def test_escape_sequences_in_a_refusal_are_stored_and_reported_escaped(
         project: Path, run_cli: RunCli) -> None:
     with relay(Fault("RCPT", "550 5.1.1 " + ESCAPES, address=READERS[0]),
                       pipelining=True) as sink:
-        use_relay(project, sink)
+        use_readers(project, sink)
         result = run_cli("send", SAMPLE_ISSUE, "--yes")
         assert result.code == 1, result.err
     database = project / ".mirage" / "tracking.sqlite"
@@ -184,7 +180,7 @@ def test_a_reply_stored_raw_by_an_earlier_version_is_reported_escaped(
         project: Path, run_cli: RunCli) -> None:
     with relay(Fault("RCPT", "550 5.1.1 no such user", address=READERS[0]),
                       pipelining=True) as sink:
-        use_relay(project, sink)
+        use_readers(project, sink)
         assert run_cli("send", SAMPLE_ISSUE, "--yes").code == 1
     with sqlite3.connect(project / ".mirage" / "tracking.sqlite") as db:
         db.execute("UPDATE recipients SET smtp_response = ? WHERE smtp_code = 550",

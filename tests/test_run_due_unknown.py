@@ -7,44 +7,40 @@ from __future__ import annotations
 
 import shlex
 from collections import Counter
-from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli, edit, statuses
-from support.smtp_sink import Call, Reply, Rule, SmtpSink
-from test_send import ISSUE, SAMPLE, use_sink
+from helpers import SAMPLE_ISSUE, RunCli, edit, statuses, use_relay
+from support.smtp_sink import Call, Reply, SmtpSink
+from test_send import ISSUE, SAMPLE
 
 NEWCOMER = "newcomer@example.org"
 
 
-def lose_first_reply() -> Rule:
+@dataclass
+class LoseFirstReply:
     """Keep the first message, then drop the connection without the 250: the client cannot
-    know it arrived (RFC 5321 section 6.1), so its recipient is left ``unknown``."""
-    lost: list[str] = []
+    know it arrived (RFC 5321 section 6.1), so its recipient is left ``unknown``. An object,
+    so the `sink` fixture gives each test a fresh copy."""
 
-    def rule(call: Call) -> Reply | None:
-        if call.stage != "DATA" or lost:
+    lost: list[str] = field(default_factory=list)
+
+    def __call__(self, call: Call) -> Reply | None:
+        if call.stage != "DATA" or self.lost:
             return None
-        lost.append(call.address)
+        self.lost.append(call.address)
         return Reply(None, close=True, store=True)
 
-    return rule
 
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink(rules=[lose_first_reply()])
-    with server.running_in_thread():
-        yield server
+pytestmark = pytest.mark.smtp_fault(rules=[LoseFirstReply()])  # the `sink` fixture (conftest.py)
 
 
 @pytest.fixture
 def due(project: Path, sink: SmtpSink) -> Path:
     """The sample issue, due, sent one connection at a time through the sink."""
-    use_sink(project, sink)
-    edit(project / "mirage.yaml", "  concurrency: 4", "  concurrency: 1")
+    use_relay(project, sink.url, concurrency=1)
     edit(project / SAMPLE_ISSUE / "issue.yaml", "# send_at: 2021-10-29T09:00:00+02:00",
          "send_at: 2021-10-29T09:00:00+02:00")
     return project

@@ -14,13 +14,12 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from email import policy
 from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses
+from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses, use_relay
 from support.smtp_sink import (
     Call,
     Rule,
@@ -33,12 +32,6 @@ from support.smtp_sink import (
 ISSUE = "2021-10-partners-meeting"
 SAMPLE = ["maria.georgiou@example.org", "jean.dupont@example.org", "amina.haddad@example.org",
           "peter.novak@example.org", "sofia.rossi@example.org"]
-
-
-def use_sink(project: Path, sink: SmtpSink, *, extra: str = "") -> None:
-    edit(project / "mirage.yaml", "  url: maildir:outbox", f"  url: {sink.url}")
-    edit(project / "mirage.yaml", "  starttls: always", "  starttls: never")
-    edit(project / "mirage.yaml", "  rate_per_second: 10", "  rate_per_second: null" + extra)
 
 
 def fast_retries(project: Path) -> None:
@@ -66,17 +59,9 @@ def send_in_background(project: Path, sink: SmtpSink, *,
     return proc
 
 
-@pytest.fixture
-def sink(request: pytest.FixtureRequest) -> Iterator[SmtpSink]:
-    marker = request.node.get_closest_marker("smtp_fault")
-    server = SmtpSink(**(marker.kwargs if marker else {}))
-    with server.running_in_thread():
-        yield server
-
-
 def test_every_recipient_gets_exactly_one_message(project: Path, run_cli: RunCli,
                                                   sink: SmtpSink) -> None:
-    use_sink(project, sink)
+    use_relay(project, sink.url)
     result = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert result.code == 0, result.err
     assert result.out.startswith(f"{ISSUE}: sent 5, failed 0, pending 0, unknown 0, "
@@ -114,7 +99,7 @@ def test_every_recipient_gets_exactly_one_message(project: Path, run_cli: RunCli
                                        "550 5.1.1 <peter.novak>: no mailbox")])
 def test_550_marks_only_that_recipient_failed(project: Path, run_cli: RunCli,
                                               sink: SmtpSink) -> None:
-    use_sink(project, sink)
+    use_relay(project, sink.url)
     result = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert result.code == 1, result.err
     assert "sent 4, failed 1" in result.out
@@ -130,7 +115,7 @@ def test_550_marks_only_that_recipient_failed(project: Path, run_cli: RunCli,
 @pytest.mark.smtp_fault(rules=[fail_times(1, "451 4.3.0 Try again later",
                                           address="jean.dupont@example.org")])
 def test_451_is_retried_and_sent_once(project: Path, run_cli: RunCli, sink: SmtpSink) -> None:
-    use_sink(project, sink)
+    use_relay(project, sink.url)
     result = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert result.code == 0, result.err
     assert Counter(sink.recipients())["jean.dupont@example.org"] == 1
@@ -142,7 +127,7 @@ def test_451_is_retried_and_sent_once(project: Path, run_cli: RunCli, sink: Smtp
 @pytest.mark.smtp_fault(rules=[drop_at_data_command(1, address="amina.haddad@example.org")])
 def test_connection_dropped_before_the_end_of_data_is_recovered(project: Path, run_cli: RunCli,
                                                   sink: SmtpSink) -> None:
-    use_sink(project, sink)
+    use_relay(project, sink.url)
     result = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert result.code == 0, result.err
     assert sorted(sink.recipients()) == sorted(SAMPLE)
@@ -152,7 +137,7 @@ def test_connection_dropped_before_the_end_of_data_is_recovered(project: Path, r
 @pytest.mark.smtp_fault(auth=("mirage", "right"), auth_required=True, auth_require_tls=False)
 def test_auth_refused_exits_3_and_changes_nobody(project: Path, run_cli: RunCli,
                                                  sink: SmtpSink) -> None:
-    use_sink(project, sink, extra="\n  allow_plaintext_auth: true")
+    use_relay(project, sink.url, extra="\n  allow_plaintext_auth: true")
     env = {"MIRAGE_SMTP_USER": "mirage", "MIRAGE_SMTP_PASSWORD": "wrong"}
     result = run_cli("send", SAMPLE_ISSUE, "--yes", env=env)
     assert result.code == 3, result.err
@@ -170,8 +155,7 @@ def test_unreachable_server_exits_3(project: Path, run_cli: RunCli) -> None:
     probe = SmtpSink()
     with probe.running_in_thread():
         url = probe.url  # a port that was just free and is closed again below
-    edit(project / "mirage.yaml", "  url: maildir:outbox", f"  url: {url}")
-    edit(project / "mirage.yaml", "  starttls: always", "  starttls: never")
+    use_relay(project, url, paced=True)
     started = time.monotonic()
     result = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert result.code == 3, result.err
@@ -181,7 +165,7 @@ def test_unreachable_server_exits_3(project: Path, run_cli: RunCli) -> None:
 
 def test_suppressed_addresses_never_receive(project: Path, run_cli: RunCli,
                                             sink: SmtpSink) -> None:
-    use_sink(project, sink)
+    use_relay(project, sink.url)
     assert run_cli("unsubscribe", "Jean.Dupont@EXAMPLE.org").code == 0
     result = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert result.code == 0, result.err
@@ -194,7 +178,7 @@ def test_suppressed_addresses_never_receive(project: Path, run_cli: RunCli,
 
 def test_dry_run_and_test_copy_leave_the_store_untouched(project: Path, run_cli: RunCli,
                                                          sink: SmtpSink) -> None:
-    use_sink(project, sink)
+    use_relay(project, sink.url)
     assert run_cli("send", SAMPLE_ISSUE, "--yes", "--limit", "2").code == 0
     database = project / ".mirage/tracking.sqlite"
 
@@ -219,7 +203,7 @@ def test_dry_run_and_test_copy_leave_the_store_untouched(project: Path, run_cli:
 
 def test_invalid_rows_are_recorded_and_the_rest_sent(project: Path, run_cli: RunCli,
                                                      sink: SmtpSink) -> None:
-    use_sink(project, sink)
+    use_relay(project, sink.url)
     with (project / "lists/subscribers.csv").open("a", encoding="utf-8") as handle:
         handle.write("not-an-address,Broken,en,\nMARIA.georgiou@example.org,Dup,en,\n")
     result = run_cli("send", SAMPLE_ISSUE, "--yes")
@@ -255,7 +239,7 @@ def _slow(delay: float) -> Rule:
 @pytest.mark.smtp_fault(rules=[_slow(0.02)])
 def test_sigkill_mid_send_then_rerun_loses_and_doubles_nobody(project: Path, run_cli: RunCli,
                                                               sink: SmtpSink) -> None:
-    use_sink(project, sink)
+    use_relay(project, sink.url)
     edit(project / "mirage.yaml", "  concurrency: 4", "  concurrency: 2")
     addresses = write_list(project, 120)
     proc = send_in_background(project, sink, until_received=30)
@@ -283,7 +267,7 @@ def test_sigkill_mid_send_then_rerun_loses_and_doubles_nobody(project: Path, run
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_finishes_in_flight_messages_and_a_rerun_resumes(
         project: Path, run_cli: RunCli, sink: SmtpSink, sig: signal.Signals) -> None:
-    use_sink(project, sink)
+    use_relay(project, sink.url)
     edit(project / "mirage.yaml", "  concurrency: 4", "  concurrency: 2")
     addresses = write_list(project, 40)
     proc = send_in_background(project, sink, until_received=5)
@@ -313,7 +297,7 @@ def test_address_unsubscribed_during_the_send_is_not_mailed(project: Path, run_c
                                                              sink: SmtpSink) -> None:
     """The row was read (and its message maybe built) before the reader unsubscribed; the
     claim right before transmission sees the suppression and withdraws it."""
-    use_sink(project, sink)
+    use_relay(project, sink.url)
     edit(project / "mirage.yaml", "  concurrency: 4", "  concurrency: 1")
     addresses = write_list(project, 40)
     proc = send_in_background(project, sink, until_received=3)
@@ -333,7 +317,7 @@ def test_address_unsubscribed_during_the_send_is_not_mailed(project: Path, run_c
 @pytest.mark.smtp_fault(rules=[_slow(0.05)])
 def test_run_due_twice_at_once_one_sends_other_exits_3(project: Path, run_cli: RunCli,
                                                        sink: SmtpSink) -> None:
-    use_sink(project, sink)
+    use_relay(project, sink.url)
     edit(project / "mirage.yaml", "  concurrency: 4", "  concurrency: 1")
     write_list(project, 40)
     edit(project / SAMPLE_ISSUE / "issue.yaml", "# send_at: 2021-10-29T09:00:00+02:00",
@@ -358,7 +342,7 @@ def test_run_due_twice_at_once_one_sends_other_exits_3(project: Path, run_cli: R
 @pytest.mark.smtp_fault(rules=[_slow(0.05)])
 def test_run_due_stopped_by_sigterm_exits_143_and_starts_no_further_issue(
         project: Path, run_cli: RunCli, sink: SmtpSink) -> None:
-    use_sink(project, sink)
+    use_relay(project, sink.url)
     edit(project / "mirage.yaml", "  concurrency: 4", "  concurrency: 1")
     write_list(project, 40)
     edit(project / SAMPLE_ISSUE / "issue.yaml", "# send_at: 2021-10-29T09:00:00+02:00",

@@ -11,12 +11,11 @@ store.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses
+from helpers import SAMPLE_ISSUE, RunCli, report, statuses, use_relay
 from support.faults import refuse, refuse_message
 from support.smtp_sink import SmtpSink
 
@@ -25,23 +24,11 @@ GOOD = ["good1@example.org", "good2@example.org", "good3@example.org"]
 
 
 @pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()
-    with server.running_in_thread():
-        yield server
-
-
-@pytest.fixture
 def bad_first(project: Path, sink: SmtpSink) -> Path:
     """The bad addresses first in the list, one connection: they are tried first, in order."""
     rows = ["email,name,lang"] + [f"{a},,en" for a in BAD + GOOD]
     (project / "lists" / "subscribers.csv").write_text("\n".join(rows) + "\n", "utf-8")
-    config = project / "mirage.yaml"
-    edit(config, "  url: maildir:outbox", f"  url: {sink.url}")
-    edit(config, "  starttls: always", "  starttls: never")
-    edit(config, "  rate_per_second: 10", "  rate_per_second: null")
-    edit(config, "  timeout: 30", "  timeout: 5")
-    edit(config, "  concurrency: 4", "  concurrency: 1")
+    use_relay(project, sink.url, timeout=5, concurrency=1)
     return project
 
 

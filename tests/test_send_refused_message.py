@@ -10,33 +10,16 @@ store.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses
+from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses, use_relay
 from support.smtp_sink import SmtpSink, refuse, refuse_message
 
 SAMPLE = ["maria.georgiou@example.org", "jean.dupont@example.org", "amina.haddad@example.org",
           "peter.novak@example.org", "sofia.rossi@example.org"]
 KEPT = "nothing was lost: 5 recipients stay pending, run the same command again to resume"
-
-
-@pytest.fixture
-def sink(request: pytest.FixtureRequest) -> Iterator[SmtpSink]:
-    marker = request.node.get_closest_marker("smtp_fault")
-    server = SmtpSink(**(marker.kwargs if marker else {}))
-    with server.running_in_thread():
-        yield server
-
-
-def _use(project: Path, sink: SmtpSink) -> None:
-    config = project / "mirage.yaml"
-    edit(config, "  url: maildir:outbox", f"  url: {sink.url}")
-    edit(config, "  starttls: always", "  starttls: never")
-    edit(config, "  rate_per_second: 10", "  rate_per_second: null")
-    edit(config, "  timeout: 30", "  timeout: 5")
 
 
 def _errors(err: str) -> list[str]:
@@ -46,7 +29,7 @@ def _errors(err: str) -> list[str]:
 @pytest.mark.smtp_fault(size_limit=5000)
 def test_a_message_over_the_advertised_size_is_said_before_anything_is_sent(
         project: Path, run_cli: RunCli, sink: SmtpSink) -> None:
-    _use(project, sink)
+    use_relay(project, sink.url, timeout=5)
     result = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert result.code == 3, result.err
     [line] = _errors(result.err)
@@ -61,7 +44,7 @@ def test_552_at_mail_stops_the_run_and_a_rerun_sends_everyone(
         project: Path, run_cli: RunCli, sink: SmtpSink) -> None:
     reply = "552 5.3.4 message size exceeds fixed limit"  # a SIZE it did not advertise
     sink.rules.append(refuse_message(reply, stage="MAIL"))
-    _use(project, sink)
+    use_relay(project, sink.url, timeout=5)
     result = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert result.code == 3, result.err
     [line] = _errors(result.err)
@@ -75,7 +58,7 @@ def test_552_at_mail_stops_the_run_and_a_rerun_sends_everyone(
 def test_a_content_filter_refusing_every_message_stops_the_run_with_everyone_pending(
         project: Path, run_cli: RunCli, sink: SmtpSink) -> None:
     sink.rules.append(refuse_message("554 5.6.0 content rejected"))
-    _use(project, sink)
+    use_relay(project, sink.url, timeout=5)
     edit(project / "mirage.yaml", "  concurrency: 4", "  concurrency: 1")
     result = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert result.code == 3, result.err
@@ -98,7 +81,7 @@ def test_a_refusal_after_data_for_one_recipient_fails_that_one_only(
     went through, and refused again: then it is that recipient's, failed, exit 1."""
     sink.rules.append(refuse("maria.georgiou@example.org", "554 5.7.1 rejected by policy",
                              stage="DATA"))
-    _use(project, sink)
+    use_relay(project, sink.url, timeout=5)
     edit(project / "mirage.yaml", "  concurrency: 4", "  concurrency: 1")
     result = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert result.code == 1, result.err

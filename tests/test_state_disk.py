@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, Run, RunCli, edit, statuses
+from helpers import SAMPLE_ISSUE, Run, RunCli, edit, statuses, use_relay
 from mirage_mailer import cli as cli_module
 from mirage_mailer.services import shards
 from mirage_mailer.services.journal import Journal, journal_path, read_journal
@@ -99,22 +99,11 @@ def test_the_last_resort_names_a_state_file_that_cannot_be_written(
         "space on that disk)\n")
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink()
-    with server.running_in_thread():
-        yield server
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
                     reason="sending processes: Linux with two cores")
 def test_two_sending_processes_with_no_room_name_their_journals(
         project: Path, run_cli: RunCli, sink: SmtpSink) -> None:
-    config = project / "mirage.yaml"
-    edit(config, "  url: maildir:outbox", f"  url: {sink.url}")
-    edit(config, "  starttls: always", "  starttls: never")
-    edit(config, "  rate_per_second: 10", "  rate_per_second: null")
-    edit(config, "  concurrency: 4", "  concurrency: 4\n  processes: 2")
+    use_relay(project, sink.url, processes=2)
     lines = ["email,name"] + [f"r{n:03d}@example.org,R {n}" for n in range(500)]
     (project / "lists/subscribers.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = run_limited(project, 500_000, "send", SAMPLE_ISSUE, "--yes")

@@ -22,7 +22,6 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
 from email import policy
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ import psycopg
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
-from helpers import SAMPLE_ISSUE, RunCli, edit
+from helpers import SAMPLE_ISSUE, RunCli, edit, use_relay
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.services.journal import issue_journals, lock_path
 from mirage_mailer.services.signup import confirm, sign_up
@@ -66,14 +65,13 @@ BASE = "http://127.0.0.1:8025"
 BOUNCES = "\nbounces:\n  address: bounces@mirageproject.eu\n  mailbox: bouncebox\n"
 CLI_ENV = {"MIRAGE_SMTP_USER": "", "MIRAGE_SMTP_PASSWORD": ""}
 
+# the `sink` fixture (conftest.py), each test afresh: Peter refused, Amina's message dropped once
+pytestmark = pytest.mark.smtp_fault(rules=[refuse(PETER), drop_in_data(address=AMINA)])
 
-def use_relay(project: Path, sink: SmtpSink, *, concurrency: int = 4) -> None:
+
+def use_verp_relay(project: Path, sink: SmtpSink, *, concurrency: int = 4) -> None:
     """The project sends to the test relay, VERP on, links at a local base URL."""
-    config = project / "mirage.yaml"
-    edit(config, "  url: maildir:outbox", f"  url: {sink.url}")
-    edit(config, "  starttls: always", "  starttls: never")
-    edit(config, "  rate_per_second: 10", "  rate_per_second: null")
-    edit(config, "  concurrency: 4", f"  concurrency: {concurrency}")
+    config = use_relay(project, sink.url, concurrency=concurrency)
     edit(config, "  # base_url: https://news.mirageproject.eu", f"  base_url: {BASE}")
     config.write_text(config.read_text(encoding="utf-8") + BOUNCES, encoding="utf-8")
     for sub in ("new", "cur", "tmp"):
@@ -121,16 +119,9 @@ def second_url(postgres_server: PostgresServer) -> str:
     return postgres_server.new_database()
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink(rules=[refuse(PETER), drop_in_data(address=AMINA)])
-    with server.running_in_thread():
-        yield server
-
-
 def lived_in(project: Path, run_cli: RunCli, sink: SmtpSink) -> None:
     """The sample project after a season: every status, sign-ups, a bounce, an erasure."""
-    use_relay(project, sink)
+    use_verp_relay(project, sink)
     lists = project / "lists" / "subscribers.csv"
     lists.write_text(lists.read_text(encoding="utf-8")
                      + f"{LENA},Lena Berg,en,\n{OMAR},Omar Said,fr,\nnot-an-address,Bad Row,en,\n",
@@ -332,7 +323,7 @@ def test_a_killed_sends_journal_is_replayed_before_the_copy(project: Path, run_c
     in PostgreSQL, and the next send would mail them again."""
     stall = SmtpSink(rules=[store_then_stall(1.0, seconds=30)])
     with stall.running_in_thread():
-        use_relay(project, stall, concurrency=2)
+        use_verp_relay(project, stall, concurrency=2)
         proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "send", SAMPLE_ISSUE,
                                  "--yes"], cwd=project, env={**os.environ, **CLI_ENV},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

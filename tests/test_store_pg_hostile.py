@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli, edit, report
+from helpers import SAMPLE_ISSUE, RunCli, edit, report, use_relay
 from mirage_mailer.store import NewRecipient, Store, StoreError, hashed_key
 from mirage_mailer.store.pg import nul_free
 from mirage_mailer.util.database import Database, PostgresUrl, parse_postgres
@@ -16,7 +16,6 @@ from support.faults import refuse
 from support.postgres import raw
 from support.smtp_sink import SmtpSink
 from test_postgres_cli import use_postgres
-from test_send import use_sink
 
 NUL_REPLY = "5.1.1 <r1@example.org>\x00 unknown\x00"
 
@@ -107,16 +106,16 @@ def test_password_env_naming_an_unset_variable_is_refused(
         assert store.schema_version > 0
 
 
+@pytest.mark.smtp_fault(rules=[refuse("peter.novak@example.org",
+                                      "550 5.1.1 bad\x00 byte \udcff here")])
 def test_a_relay_reply_with_a_nul_and_bytes_not_utf8_is_recorded(
-        project: Path, run_cli: RunCli, store_url: Database) -> None:
+        project: Path, run_cli: RunCli, store_url: Database, sink: SmtpSink) -> None:
     """A relay's refusal carrying a NUL and a byte that is not UTF-8: the refusal is
     recorded (exit 1, one failed), on SQLite and PostgreSQL, never a traceback."""
-    sink = SmtpSink(rules=[refuse("peter.novak@example.org", "550 5.1.1 bad\x00 byte \udcff here")])
-    with sink.running_in_thread():
-        use_sink(project, sink)
-        if isinstance(store_url, PostgresUrl):
-            use_postgres(project, store_url)
-        result = run_cli("send", SAMPLE_ISSUE, "--yes")
+    use_relay(project, sink.url)
+    if isinstance(store_url, PostgresUrl):
+        use_postgres(project, store_url)
+    result = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert result.code == 1, result.err
     assert "sent 4, failed 1" in result.out
     [failed] = [r for r in report(run_cli)["recipients"]  # type: ignore[union-attr]

@@ -17,8 +17,6 @@ import pytest
 from helpers import SAMPLE_ISSUE, RunCli, edit
 from mirage_mailer.compose.render import RenderedLanguage, inline_css, track_links
 from mirage_mailer.compose.unsubscribe_link import check_html, check_text
-from mirage_mailer.project.scaffold import init_project
-from mirage_mailer.services.loader import open_project, render
 
 HTML = "templates/newsletter.html.j2"
 TEXT = "templates/newsletter.txt.j2"
@@ -95,15 +93,6 @@ def test_a_link_to_a_fixed_page_is_refused(project: Path, run_cli: RunCli) -> No
     at = line_of(project / HTML, "https://example.org/unsubscribe")
     assert (f"{HTML}:{at}: unsubscribe rule broken (en HTML): the HTML part has no link to the "
             f"reader's own unsubscribe address {HTML_HINT}") in result.err.splitlines()
-
-
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> RenderedLanguage:
-    """The sample issue's English part, rendered from the untouched scaffold."""
-    root = tmp_path_factory.mktemp("sample") / "proj"
-    init_project(root)
-    return render(open_project(root / "mirage.yaml", root / SAMPLE_ISSUE), set(),
-                  languages=("en",))["en"]
 
 
 def test_the_untouched_sample_passes(rendered: RenderedLanguage) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses
+from helpers import SAMPLE_ISSUE, RunCli, report, statuses, use_relay
 from support.smtp_sink import (
     SmtpSink,
     StoreThenFail,
@@ -29,11 +29,7 @@ FRACTION = 0.05
 
 def point_at(project: Path, sink: SmtpSink, count: int) -> list[str]:
     """A list of ``count`` readers and a transport to ``sink`` with a 1 s command timeout."""
-    config = project / "mirage.yaml"
-    edit(config, "  url: maildir:outbox", f"  url: {sink.url}")
-    edit(config, "  starttls: always", "  starttls: never")
-    edit(config, "  rate_per_second: 10", "  rate_per_second: null")
-    edit(config, "  timeout: 30", "  timeout: 1")
+    use_relay(project, sink.url, timeout=1)
     addresses = [f"reader{n:04d}@example.org" for n in range(count)]
     lines = ["email,name,lang"] + [f"{a},Reader {n},en" for n, a in enumerate(addresses)]
     (project / "lists/subscribers.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")

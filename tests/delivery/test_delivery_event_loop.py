@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import uvloop  # noqa: F401  (in the test extras: the uvloop path is tested, never skipped)
 
-from helpers import SAMPLE_ISSUE, RunCli, edit, statuses
+from helpers import SAMPLE_ISSUE, RunCli, edit, statuses, use_relay
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.services.sending import loop_factory, run_loop
 from mirage_mailer.util.errors import InputError
@@ -41,12 +41,8 @@ def test_uvloop_not_installed_is_a_config_error(project: Path,
 
 def test_a_send_on_uvloop_sends_everyone_once(project: Path, run_cli: RunCli) -> None:
     sink = SmtpSink()
-    config = project / "mirage.yaml"
     with sink.running_in_thread():
-        edit(config, "  url: maildir:outbox", f"  url: {sink.url}")
-        edit(config, "  starttls: always", "  starttls: never")
-        edit(config, "  rate_per_second: 10", "  rate_per_second: null")
-        edit(config, "  timeout: 30", "  timeout: 30\n  event_loop: uvloop")
+        use_relay(project, sink.url, extra="\n  event_loop: uvloop")
         result = run_cli("send", SAMPLE_ISSUE, "--yes")
         assert result.code == 0, result.err
         assert len(sink.recipients()) == len(set(sink.recipients())) == 5

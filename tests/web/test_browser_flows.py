@@ -25,7 +25,7 @@ import pytest
 from web_support import free_port, serving
 
 from browser import ARTIFACTS, browser
-from helpers import SAMPLE_ISSUE, RunCli, edit
+from helpers import SAMPLE_ISSUE, RunCli, edit, use_relay
 from mirage_mailer.compose.disclaimer import AMIF_TEXT, EMBLEM_ALT, FUNDED
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.store import Store
@@ -52,13 +52,6 @@ class Site:
 
 
 @pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    """The test SMTP server (aiosmtpd on 127.0.0.1) the confirmation messages go to."""
-    with SmtpSink().running_in_thread() as running:
-        yield running
-
-
-@pytest.fixture
 def served(project: Path, run_cli: RunCli, sink: SmtpSink) -> Iterator[Site]:
     """The sample project with its issue sent (Maildir outbox), then served for real.
 
@@ -72,8 +65,7 @@ def served(project: Path, run_cli: RunCli, sink: SmtpSink) -> Iterator[Site]:
     sent = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert sent.code == 0, sent.out + sent.err
     assert "sent 5" in sent.out, sent.out
-    edit(config, "  url: maildir:outbox", f"  url: {sink.url}")
-    edit(config, "  starttls: always", "  starttls: never")
+    use_relay(project, sink.url, paced=True)
     with serving(project, port, wait=WAIT_S) as url:
         yield Site(project, url, sink)
 

@@ -24,7 +24,7 @@ from web_support import (
     store_of,
 )
 
-from helpers import edit
+from helpers import edit, use_relay
 from mirage_mailer.project.origins import safe_return_url
 from mirage_mailer.util.tokens import load_secret
 from mirage_mailer.web.signup_ticket import MIN_SECONDS, SignUpTickets, Ticket, Verdict
@@ -343,9 +343,7 @@ def test_the_confirmation_goes_through_the_configured_transport(site_project: Pa
                                                                 clock: Clock) -> None:
     """The one outbound path: the SMTP relay of mirage.yaml, as for the built-in form."""
     with SmtpSink().running_in_thread() as sink:
-        config = site_project / "mirage.yaml"
-        edit(config, "  url: maildir:outbox", f"  url: {sink.url}")
-        edit(config, "  starttls: always", "  starttls: never")
+        use_relay(site_project, sink.url, paced=True)
         with client_for(site_project) as client:
             settings = settings_of(site_project)
             key = load_secret(settings.state_dir, settings.tracking.secret_env)

@@ -25,7 +25,7 @@ import pytest
 from web_support import free_port, serving
 
 from browser import ARTIFACTS, BLOCKING, axe_lines, axe_violations, browser
-from helpers import RunCli, edit
+from helpers import RunCli, edit, use_relay
 from mirage_mailer.store import Store
 from mirage_mailer.web.signup_ticket import MIN_SECONDS
 from support.smtp_sink import SmtpSink
@@ -90,8 +90,7 @@ def sites(project: Path, run_cli: RunCli, tmp_path: Path) -> Iterator[Sites]:
         edit(config, "  # base_url: https://news.mirageproject.eu",
              f"  base_url: http://127.0.0.1:{port}")
         edit(config, COMMENTED, f"  allowed_origins:\n    - {allowed}\n")
-        edit(config, "  url: maildir:outbox", f"  url: {sink.url}")
-        edit(config, "  starttls: always", "  starttls: never")
+        use_relay(project, sink.url, paced=True)
         made = run_cli("signup-snippet", LIST, "--return-url", f"{allowed}/news.html")
         assert made.code == 0, made.err
         for folder in (allowed_dir, other_dir):  # the same form pasted on both sites

@@ -23,7 +23,7 @@ from web_support import (
     store_of,
 )
 
-from helpers import SAMPLE_ISSUE, RunCli, edit
+from helpers import SAMPLE_ISSUE, RunCli, use_relay
 from mirage_mailer.util.tokens import load_secret
 from mirage_mailer.web.csrf import CsrfTokens
 from support.smtp_sink import SmtpSink
@@ -124,9 +124,7 @@ def test_subscribe_confirm_and_receive_the_next_send(web_project: Path,
 
 def test_the_confirmation_goes_through_smtp_too(web_project: Path) -> None:
     with SmtpSink().running_in_thread() as sink:
-        config = web_project / "mirage.yaml"
-        edit(config, "  url: maildir:outbox", f"  url: {sink.url}")
-        edit(config, "  starttls: always", "  starttls: never")
+        use_relay(web_project, sink.url, paced=True)
         with client_for(web_project) as client:
             assert sign_up(client).status_code == 200
         assert sink.recipients() == [NEW]
@@ -267,9 +265,7 @@ def test_the_confirmation_is_not_sent_without_auth_when_the_password_is_missing(
     monkeypatch.setenv("MIRAGE_SMTP_USER", "officer")
     monkeypatch.delenv("MIRAGE_SMTP_PASSWORD", raising=False)
     with SmtpSink().running_in_thread() as sink:
-        config = web_project / "mirage.yaml"
-        edit(config, "  url: maildir:outbox", f"  url: {sink.url}")
-        edit(config, "  starttls: always", "  starttls: never")
+        use_relay(web_project, sink.url, paced=True)
         with caplog.at_level("WARNING", logger="mirage_mailer.web.confirmation"), \
                 client_for(web_project) as client:
             assert sign_up(client).status_code == 200  # the page is the same for the visitor
