@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.content import parse_send_at
+from mirage_mailer.project.lists import find_list
 from mirage_mailer.project.yamlsrc import LineDict, load_yaml_file
-from mirage_mailer.store import open_store, store_exists
+from mirage_mailer.services.issue_marks import list_stamp
+from mirage_mailer.store import IssuePlan, open_store, store_exists
 from mirage_mailer.store.guard import check_memory
 from mirage_mailer.util.errors import InputError, MirageError, Problem
 from mirage_mailer.util.locks import Lock
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 class Due:
     issue_dir: Path
     send_at: datetime
+    fixes_only: bool = False  # finished, but a list changed: send its corrected rows only
 
 
 def run_due_lock(settings: Settings) -> Lock:
@@ -53,10 +56,12 @@ def check_store(settings: Settings) -> None:
 
 
 def find_due(settings: Settings, now: datetime) -> tuple[list[Due], list[Problem]]:
-    """Issues whose ``send_at`` has passed and that still have recipients to send (none
-    recorded yet, or some pending), oldest first. ``unknown`` rows do not keep an issue
-    due: were they to, every run would mail this old issue to each newcomer to its lists,
-    while an issue without them leaves its newcomers to the next one.
+    """Issues whose ``send_at`` has passed and that are not complete, oldest first: none
+    recorded yet, some pending, or rows recorded ``invalid`` while a list of the issue has
+    changed since its last plan (the change may correct them: such an issue is sent with
+    ``fixes_only``, so only corrected rows get it). ``unknown`` rows do not keep an issue
+    due, nor do newcomers to a finished issue's lists: were they to, every run would mail
+    old issues to each newcomer, while this way newcomers get the next issue.
 
     Only ``send_at`` is read here; a due issue is fully validated when it is sent. An
     issue.yaml that cannot be read is a problem to report, not a reason to skip the others.
@@ -67,6 +72,7 @@ def find_due(settings: Settings, now: datetime) -> tuple[list[Due], list[Problem
         return due, problems
     database = settings.tracking.database
     store = open_store(database) if store_exists(database) else None
+    plans = store.issue_plans() if store is not None else {}
     try:
         for path in sorted(settings.issues_dir.glob("*/issue.yaml")):
             try:
@@ -85,11 +91,36 @@ def find_due(settings: Settings, now: datetime) -> tuple[list[Due], list[Problem
                 continue
             if send_at > now:
                 continue
-            if store is not None and store.is_complete(path.parent.name):
-                continue
-            due.append(Due(path.parent, send_at))
+            fixes_only = False
+            if store is not None:
+                counts = store.counts(path.parent.name)
+                if sum(counts.values()) and not counts["pending"]:  # finished
+                    if not counts["invalid"] or not _lists_changed(settings, path, data,
+                                                                   plans):
+                        continue
+                    fixes_only = True
+            due.append(Due(path.parent, send_at, fixes_only))
     finally:
         if store is not None:
             store.close()
     due.sort(key=lambda d: d.send_at)
     return due, problems
+
+
+def _lists_changed(settings: Settings, path: Path, data: LineDict,
+                   plans: dict[str, IssuePlan]) -> bool:
+    """A list of the issue was edited since its last plan (or none was recorded, by an
+    older version): the edit may correct a row recorded ``invalid``. Sizes and times only:
+    no list is read. A list that cannot be found counts as changed (the send says why)."""
+    plan = plans.get(path.parent.name)
+    if plan is None:
+        return True
+    names = data.get("list")
+    names = [names] if isinstance(names, str) else names
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return True
+    try:
+        paths = [find_list(settings.lists_dir, name, origin=path, line=None) for name in names]
+    except InputError:
+        return True
+    return list_stamp(paths) != plan.lists
