@@ -64,6 +64,26 @@ def test_a_language_code_corrected_after_run_due_is_sent_on_the_next_run(
     assert (code, out.strip()) == (0, "run-due: nothing due at 2026-12-01T09:20:00+00:00")
 
 
+def test_a_row_invalid_through_several_issues_gets_the_latest_one_only(
+        due: Path, run_cli: RunCli) -> None:
+    """A reader whose row was invalid through two issues of the list gets the later one
+    once corrected, not both: an older issue is closed once a later one went out."""
+    later = due / "issues/2021-11-news"
+    shutil.copytree(due / SAMPLE_ISSUE, later)
+    edit(later / "issue.yaml", "number: 4", "number: 5")
+    edit(later / "issue.yaml", "send_at: 2026-11-01T09:00:00+01:00",
+         "send_at: 2026-11-15T09:00:00+01:00")
+    write_list(due, "a@example.org,A,en", "b@example.org,B,gr")
+    assert run_due(run_cli, "2026-12-01T09:00:00+00:00")[0] == 0
+    assert outbox(due) == ["a@example.org", "a@example.org"]
+    edit(due / LIST, ",gr\n", ",el\n")
+    code, out, _err = run_due(run_cli, LATER)
+    assert code == 0, out
+    assert out.startswith("2021-11-news: sent 2,"), out
+    assert sorted(outbox(due)) == ["a@example.org", "a@example.org", "b@example.org"]
+    assert statuses(run_cli)["b@example.org"] == "invalid"  # the older issue stays closed
+
+
 def test_an_address_corrected_in_place_is_sent_and_a_newcomer_is_not(
         due: Path, run_cli: RunCli) -> None:
     """A finished issue is sent to the rows corrected since, never to newcomers: an

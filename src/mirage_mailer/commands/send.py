@@ -418,7 +418,8 @@ def run_due_command(obj: Context, now: str | None) -> int:
 
     Complete: recipients recorded, none pending, and no row recorded 'invalid' in a list
     changed since the issue's last send; such a change is sent on the next run to the rows
-    it corrected only, not to newcomers (they get the next issue). Those left 'unknown' are
+    it corrected only, not to newcomers (they get the next issue), and only for the latest
+    issue of those lists. Those left 'unknown' are
     resent only by a person (the summary names the send --resend-unknown to run), so they
     never keep an issue due. An issue with the subject, number and date of one already
     sent under another id (a renamed or copied folder) is refused (exit 2). A lock stops

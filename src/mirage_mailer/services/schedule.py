@@ -59,9 +59,11 @@ def find_due(settings: Settings, now: datetime) -> tuple[list[Due], list[Problem
     """Issues whose ``send_at`` has passed and that are not complete, oldest first: none
     recorded yet, some pending, or rows recorded ``invalid`` while a list of the issue has
     changed since its last plan (the change may correct them: such an issue is sent with
-    ``fixes_only``, so only corrected rows get it). ``unknown`` rows do not keep an issue
-    due, nor do newcomers to a finished issue's lists: were they to, every run would mail
-    old issues to each newcomer, while this way newcomers get the next issue.
+    ``fixes_only``, so only corrected rows get it), when no later issue that has passed
+    its ``send_at`` goes to any of its lists: a reader whose row was invalid through a
+    year of issues gets the latest one, not twelve at once. ``unknown`` rows do not keep an
+    issue due, nor do newcomers to a finished issue's lists: were they to, every run would
+    mail old issues to each newcomer, while this way newcomers get the next issue.
 
     Only ``send_at`` is read here; a due issue is fully validated when it is sent. An
     issue.yaml that cannot be read is a problem to report, not a reason to skip the others.
@@ -72,8 +74,9 @@ def find_due(settings: Settings, now: datetime) -> tuple[list[Due], list[Problem
         return due, problems
     database = settings.tracking.database
     store = open_store(database) if store_exists(database) else None
-    plans = store.issue_plans() if store is not None else {}
+    passed: list[tuple[Path, LineDict, datetime]] = []
     try:
+        plans = store.issue_plans() if store is not None else {}
         for path in sorted(settings.issues_dir.glob("*/issue.yaml")):
             try:
                 data = load_yaml_file(path)
@@ -89,14 +92,20 @@ def find_due(settings: Settings, now: datetime) -> tuple[list[Due], list[Problem
                                         "time with a time zone",
                                         "write it like 2026-12-01T09:00:00+01:00"))
                 continue
-            if send_at > now:
-                continue
+            if send_at <= now:
+                passed.append((path, data, send_at))
+        latest: dict[str, datetime] = {}  # list name -> send_at of its latest issue so far
+        for _path, data, send_at in passed:
+            for name in _list_names(data):
+                latest[name] = max(send_at, latest.get(name, send_at))
+        for path, data, send_at in passed:
             fixes_only = False
             if store is not None:
                 counts = store.counts(path.parent.name)
                 if sum(counts.values()) and not counts["pending"]:  # finished
-                    if not counts["invalid"] or not _lists_changed(settings, path, data,
-                                                                   plans):
+                    if not counts["invalid"] \
+                            or any(latest[n] > send_at for n in _list_names(data)) \
+                            or not _lists_changed(settings, path, data, plans):
                         continue
                     fixes_only = True
             due.append(Due(path.parent, send_at, fixes_only))
@@ -115,12 +124,21 @@ def _lists_changed(settings: Settings, path: Path, data: LineDict,
     plan = plans.get(path.parent.name)
     if plan is None:
         return True
-    names = data.get("list")
-    names = [names] if isinstance(names, str) else names
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+    names = _list_names(data)
+    if not names:
         return True
     try:
         paths = [find_list(settings.lists_dir, name, origin=path, line=None) for name in names]
     except InputError:
         return True
     return list_stamp(paths) != plan.lists
+
+
+def _list_names(data: LineDict) -> list[str]:
+    """issue.yaml's ``list`` as names (none when it is not one or a sequence of them: the
+    send reports that)."""
+    names = data.get("list")
+    names = [names] if isinstance(names, str) else names
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return []
+    return names
