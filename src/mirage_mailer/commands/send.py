@@ -479,8 +479,9 @@ def _send_due(obj: Context, issue_dir: Path, fixes_only: bool) -> ExitCode:
 
 
 def resend_unknown_command(obj: Context, issue_dir: Path) -> str:
-    """The ``send`` a person types in the folder run-due ran in: ``send`` takes the issue's
-    folder, not its id, and the same --config; quoted for the shell."""
+    """The ``send`` a person types in the folder run-due ran in: the issue's folder (an id
+    would do too, but a folder says which issue wherever the line is read) and the same
+    --config; quoted for the shell."""
     words = ["mirage-mailer"]
     if obj.config is not None:
         words += ["--config", display_path(obj.config)]
