@@ -242,7 +242,9 @@ def test_validate_and_preview_take_the_issue_id(project: Path, run_cli: RunCli) 
     assert result.out.startswith("2021-10-partners-meeting: 0 error(s)")
     result = run_cli("preview", "2021-10-partners-meeting", cwd=project / "lists")
     assert result.code == 0, result.err
-    assert (project / "lists/preview/2021-10-partners-meeting/en.html").is_file()
+    # the project's preview/, not lists/preview/: relative to mirage.yaml, as DESIGN says
+    assert (project / "preview/2021-10-partners-meeting/en.html").is_file()
+    assert not (project / "lists/preview").exists()
 
 
 def test_without_an_argument_the_only_issue(project: Path, run_cli: RunCli) -> None:

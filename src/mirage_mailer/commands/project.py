@@ -124,7 +124,8 @@ def validate_command(obj: Context, issue: str | None) -> int:
 @click.command("preview")
 @click.argument("issue", required=False, metavar="[ISSUE]")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the files (default: preview/<issue-id>/).")
+              help="Folder for the files (default: preview/<issue-id>/ in the project's folder, "
+              "beside mirage.yaml).")
 @click.option("--recipient", metavar="EMAIL",
               help="Personalise for this address (its list entry if it has one).")
 @click.option("--lang", metavar="LANG",
@@ -142,7 +143,8 @@ def preview_command(obj: Context, issue: str | None, out: Path | None, recipient
     project = open_project(obj.config, issue_folder(obj, issue))
     for problem in project.warnings:  # said before the files are written, even if that fails
         err(str(problem))
-    target = out if out is not None else Path("preview") / project.issue.id
+    # the default is the project's preview/ folder wherever this runs; --out, as typed
+    target = out if out is not None else project.settings.root / "preview" / project.issue.id
     for path in write_preview(project, target, recipient=recipient, lang=lang):
         click.echo(display_path(path))
     return ExitCode.OK

@@ -8,19 +8,26 @@ import shlex
 import signal
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from mirage_mailer.commands.common import ISSUE_DIR, Context, email_option, err, on_terminal
+from mirage_mailer.commands.common import (
+    Context,
+    email_option,
+    err,
+    issue_folder,
+    on_terminal,
+)
 from mirage_mailer.commands.signals import SignalStop
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.project.content import parse_send_at
 from mirage_mailer.services.loader import locate_config, open_project
 from mirage_mailer.services.outbound import insecure_tls_warning
-from mirage_mailer.services.planning import K_DUPLICATE, K_LANG, K_LIMIT, SEND, Plan
+from mirage_mailer.services.planning import K_DUPLICATE, K_LANG, K_LATE, K_LIMIT, SEND, Plan
 from mirage_mailer.services.preparation import Preparation
 from mirage_mailer.services.schedule import bounces_first, check_store, find_due, run_due_lock
 from mirage_mailer.services.sending import Progress as Totals
@@ -34,6 +41,7 @@ from mirage_mailer.services.sending import (
     prepare,
     send,
     send_test,
+    sent_before,
 )
 from mirage_mailer.util.csvcells import safe_row
 from mirage_mailer.util.errors import ExitCode, InputError, MirageError, Problem, display_path
@@ -46,7 +54,10 @@ _REDRAW_EVERY = 0.1  # seconds between progress bar updates
 _SKIPPED_SHOWN = 20
 PLAN_CSV_COLUMNS = ("email", "name", "lang", "list", "decision", "reason")
 _ALSO = ((K_DUPLICATE, "duplicate row(s)"), (K_LANG, "in another language (--lang)"),
-         (K_LIMIT, "over --limit"))
+         (K_LIMIT, "over --limit"),
+         (K_LATE, "new in the list since the issue went out (run-due sends a finished "
+          "issue to corrected rows only)"))
+_NOT_STORED = (K_DUPLICATE, K_LATE)  # skips a real send records no row for
 
 
 def _also_skipped(plan: Plan | None, *, stored: bool = False) -> str:
@@ -57,7 +68,7 @@ def _also_skipped(plan: Plan | None, *, stored: bool = False) -> str:
     if plan is None:
         return ""
     parts = [f"{plan.skipped[kind]} {label}" for kind, label in _ALSO
-             if plan.skipped[kind] and not (stored and kind != K_DUPLICATE)]
+             if plan.skipped[kind] and not (stored and kind not in _NOT_STORED)]
     if plan.shadowed:
         parts.append(f"{plan.shadowed} row problem(s) whose address has another row")
     gone = plan.counts.get("withdrawn", 0)
@@ -277,11 +288,19 @@ def write_plan_csv(plan: Plan, target: Path) -> None:
 
 
 def run_send(obj: Context, issue_dir: Path, options: SendOptions, yes: bool,
-             interactive: bool, *, keep: bool = False,
-             warn_tls: bool = True) -> SendOutcome | None:
+             interactive: bool, *, keep: bool = False, warn_tls: bool = True,
+             refuse_twin: bool = False) -> SendOutcome | None:
+    """``refuse_twin``: run-due refuses (exit 2) an issue already sent under another id,
+    since nobody is there to confirm; ``send`` warns before its question or ``--yes``, as
+    a person may mean to send a renamed issue again."""
     project = open_project(obj.config, issue_dir)
     for problem in project.warnings:
         err(str(problem))
+    twin = None if options.to else sent_before(project, options)
+    if twin is not None and refuse_twin:
+        raise InputError(twin)
+    if twin is not None:
+        err(str(replace(twin, warning=True)))
     if warn_tls and (insecure := insecure_tls_warning(project.settings)):
         err(str(insecure))
     prep = prepare(project, options)
@@ -308,7 +327,7 @@ def _finite_rate(_ctx: click.Context, _param: click.Parameter,
 
 
 @click.command("send")
-@click.argument("issue_dir", type=ISSUE_DIR)
+@click.argument("issue", metavar="ISSUE")
 @click.option("--dry-run", is_flag=True,
               help="Build every message and report what would be sent; transmit and record "
               "nothing (with --to: the test copy).")
@@ -342,11 +361,13 @@ def _finite_rate(_ctx: click.Context, _param: click.Parameter,
               "sent before is missing, empty or damaged (a damaged file is renamed aside); "
               "everyone not recorded in the new store gets the issue.")
 @click.pass_obj
-def send_command(obj: Context, issue_dir: Path, dry_run: bool, to: tuple[str, ...],
+def send_command(obj: Context, issue: str, dry_run: bool, to: tuple[str, ...],
                  lang: str | None, limit: int | None, concurrency: int | None,
                  rate: float | None, resend_unknown: bool, yes: bool, show_list: bool,
                  csv_path: Path | None, new_store: bool) -> int:
-    """Send ISSUE_DIR to its lists; resumes where an earlier run stopped.
+    """Send ISSUE to its lists; resumes where an earlier run stopped.
+
+    ISSUE is the issue folder or its id (the folder name under issues/ of the project).
 
     Each recipient gets the issue exactly once: a finished issue sends nothing, an
     interrupted one resumes. Exit 1 when this run recorded a permanent (5xx) failure,
@@ -361,7 +382,7 @@ def send_command(obj: Context, issue_dir: Path, dry_run: bool, to: tuple[str, ..
                           concurrency=concurrency, rate=rate, resend_unknown=resend_unknown,
                           new_store=new_store)
     keep = show_list or csv_path is not None
-    outcome = run_send(obj, issue_dir, options, yes, on_terminal(), keep=keep)
+    outcome = run_send(obj, issue_folder(obj, issue), options, yes, on_terminal(), keep=keep)
     if outcome is None:
         return ExitCode.OK
     if outcome.plan is not None and show_list:
@@ -395,11 +416,16 @@ _STOPPED = (ExitCode.STOPPED_BY_SIGINT, ExitCode.STOPPED_BY_SIGTERM)
 def run_due_command(obj: Context, now: str | None) -> int:
     """For cron: send every issue whose send_at has passed and that is not complete.
 
-    Complete: recipients recorded and none pending. Those left 'unknown' are resent only by
-    a person (the summary names the send --resend-unknown to run), so they never keep an
-    issue due. A lock stops overlapping runs (exit 3). Output is one line per issue; the
-    exit code is the highest of the issues handled (3 > 2 > 1 > 0); a run stopped by
-    Ctrl-C or SIGTERM starts no further issue and exits 130 or 143.
+    Complete: recipients recorded, none pending, and no row recorded 'invalid' in a list
+    changed since the issue's last send; such a change is sent on the next run to the rows
+    it corrected only, not to newcomers (they get the next issue), and only for the latest
+    issue of those lists. Those left 'unknown' are
+    resent only by a person (the summary names the send --resend-unknown to run), so they
+    never keep an issue due. An issue with the subject, number and date of one already
+    sent under another id (a renamed or copied folder) is refused (exit 2). A lock stops
+    overlapping runs (exit 3). Output is one line per issue; the exit code is the highest
+    of the issues handled (3 > 2 > 1 > 0); a run stopped by Ctrl-C or SIGTERM starts no
+    further issue and exits 130 or 143.
     """
     moment = datetime.now(UTC)
     if now is not None:
@@ -428,7 +454,7 @@ def run_due_command(obj: Context, now: str | None) -> int:
         if not due:
             click.echo(f"run-due: nothing due at {moment.isoformat()}")
         for item in due:
-            code = _send_due(obj, item.issue_dir)
+            code = _send_due(obj, item.issue_dir, item.fixes_only)
             if _RANK[code] > _RANK[worst]:
                 worst = code
             if code in _STOPPED:  # Ctrl-C or SIGTERM: no further issue is started
@@ -436,10 +462,10 @@ def run_due_command(obj: Context, now: str | None) -> int:
     return worst
 
 
-def _send_due(obj: Context, issue_dir: Path) -> ExitCode:
+def _send_due(obj: Context, issue_dir: Path, fixes_only: bool) -> ExitCode:
     try:
-        outcome = run_send(obj, issue_dir, SendOptions(), yes=True, interactive=False,
-                           warn_tls=False)
+        outcome = run_send(obj, issue_dir, SendOptions(fixes_only=fixes_only), yes=True,
+                           interactive=False, warn_tls=False, refuse_twin=True)
     except MirageError as exc:
         for problem in exc.problems:
             err(f"{issue_dir.name}: {problem}")
@@ -453,8 +479,9 @@ def _send_due(obj: Context, issue_dir: Path) -> ExitCode:
 
 
 def resend_unknown_command(obj: Context, issue_dir: Path) -> str:
-    """The ``send`` a person types in the folder run-due ran in: ``send`` takes the issue's
-    folder, not its id, and the same --config; quoted for the shell."""
+    """The ``send`` a person types in the folder run-due ran in: the issue's folder (an id
+    would do too, but a folder says which issue wherever the line is read) and the same
+    --config; quoted for the shell."""
     words = ["mirage-mailer"]
     if obj.config is not None:
         words += ["--config", display_path(obj.config)]

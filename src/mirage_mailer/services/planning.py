@@ -44,6 +44,9 @@ _BATCH = 500  # list rows whose store rows are looked up in one query
 K_SEND, K_SENT, K_FAILED, K_UNKNOWN = "send", "already-sent", "failed", "unknown"
 K_SUPPRESSED, K_INVALID, K_DUPLICATE = "suppressed", "invalid", "duplicate"
 K_LANG, K_LIMIT, K_WITHDRAWN = "other-language", "over-limit", "withdrawn"
+K_LATE = "joined-late"
+LATE_REASON = ("new in the list since the issue went out: run-due sends a finished issue "
+               "only to rows corrected since (send the issue by hand to include them)")
 DUPLICATE_OF = "duplicate of "  # a duplicate's reason, then where the first one is
 
 
@@ -52,6 +55,9 @@ class PlanOptions:
     lang: str | None = None  # --lang: only readers of this language (as the issue picks it)
     limit: int | None = None  # --limit: at most this many now
     resend_unknown: bool = False
+    # run-due on an issue it finished: only rows recorded invalid and corrected since (same
+    # address, or a valid row at the line of an invalid one) are sent; newcomers are not
+    fixes_only: bool = False
 
 
 @dataclass(slots=True)
@@ -235,6 +241,8 @@ class Planner:
         self.shown = [display_path(path) for path in self.paths]  # once, not per duplicate
         self.seen = SeenAddresses()
         self.invalid: list[RowProblem] = []  # decided last: a valid row of theirs wins
+        self.fixed_lines = (store.invalid_lines(issue.id)
+                            if options.fixes_only and store is not None else set())
 
     def __iter__(self) -> Iterator[Decision]:
         with bulk_pass():  # millions of short-lived objects: util/gcquiet.py
@@ -329,12 +337,17 @@ class Planner:
         if store_key != key:
             self.seen.add(store_key, -1)
         if not priors and not self.suppressed and self.only is None \
-                and self.options.limit is None:  # nothing known of anyone: they get it
+                and self.options.limit is None \
+                and not self.options.fixes_only:  # nothing known of anyone: they get it
             return Decision(row.email, row.name, lang, row.list_name, K_SEND, "", "pending",
                             store_key, "", row)
         prior = priors.get(store_key)
         if prior is not None and prior.id <= self.top:
             self.met += 1
+        if self.options.fixes_only and prior is None \
+                and (row.list_name, row.line) not in self.fixed_lines:
+            return Decision(row.email, row.name, lang, row.list_name, K_LATE, LATE_REASON,
+                            None, store_key, self._where(code), row)
         kind, reason, status = self._decide(prior, store_key, lang)
         return Decision(row.email, row.name, lang, row.list_name, kind, reason, status,
                         store_key, "", row, prior)

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.content import parse_send_at
+from mirage_mailer.project.lists import find_list
 from mirage_mailer.project.yamlsrc import LineDict, load_yaml_file
+from mirage_mailer.services.issue_marks import list_stamp
 from mirage_mailer.services.signing import check_signing_secret
-from mirage_mailer.store import open_store, store_exists
+from mirage_mailer.store import IssuePlan, open_store, store_exists
 from mirage_mailer.store.guard import check_memory
 from mirage_mailer.util.errors import InputError, MirageError, Problem
 from mirage_mailer.util.locks import Lock
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 class Due:
     issue_dir: Path
     send_at: datetime
+    fixes_only: bool = False  # finished, but a list changed: send its corrected rows only
 
 
 def run_due_lock(settings: Settings) -> Lock:
@@ -57,10 +60,14 @@ def check_store(settings: Settings) -> None:
 
 
 def find_due(settings: Settings, now: datetime) -> tuple[list[Due], list[Problem]]:
-    """Issues whose ``send_at`` has passed and that still have recipients to send (none
-    recorded yet, or some pending), oldest first. ``unknown`` rows do not keep an issue
-    due: were they to, every run would mail this old issue to each newcomer to its lists,
-    while an issue without them leaves its newcomers to the next one.
+    """Issues whose ``send_at`` has passed and that are not complete, oldest first: none
+    recorded yet, some pending, or rows recorded ``invalid`` while a list of the issue has
+    changed since its last plan (the change may correct them: such an issue is sent with
+    ``fixes_only``, so only corrected rows get it), when no later issue that has passed
+    its ``send_at`` goes to any of its lists: a reader whose row was invalid through a
+    year of issues gets the latest one, not twelve at once. ``unknown`` rows do not keep an
+    issue due, nor do newcomers to a finished issue's lists: were they to, every run would
+    mail old issues to each newcomer, while this way newcomers get the next issue.
 
     Only ``send_at`` is read here; a due issue is fully validated when it is sent. An
     issue.yaml that cannot be read is a problem to report, not a reason to skip the others.
@@ -71,7 +78,9 @@ def find_due(settings: Settings, now: datetime) -> tuple[list[Due], list[Problem
         return due, problems
     database = settings.tracking.database
     store = open_store(database) if store_exists(database) else None
+    passed: list[tuple[Path, LineDict, datetime]] = []
     try:
+        plans = store.issue_plans() if store is not None else {}
         for path in sorted(settings.issues_dir.glob("*/issue.yaml")):
             try:
                 data = load_yaml_file(path)
@@ -87,13 +96,53 @@ def find_due(settings: Settings, now: datetime) -> tuple[list[Due], list[Problem
                                         "time with a time zone",
                                         "write it like 2026-12-01T09:00:00+01:00"))
                 continue
-            if send_at > now:
-                continue
-            if store is not None and store.is_complete(path.parent.name):
-                continue
-            due.append(Due(path.parent, send_at))
+            if send_at <= now:
+                passed.append((path, data, send_at))
+        latest: dict[str, datetime] = {}  # list name -> send_at of its latest issue so far
+        for _path, data, send_at in passed:
+            for name in _list_names(data):
+                latest[name] = max(send_at, latest.get(name, send_at))
+        for path, data, send_at in passed:
+            fixes_only = False
+            if store is not None:
+                counts = store.counts(path.parent.name)
+                if sum(counts.values()) and not counts["pending"]:  # finished
+                    if not counts["invalid"] \
+                            or any(latest[n] > send_at for n in _list_names(data)) \
+                            or not _lists_changed(settings, path, data, plans):
+                        continue
+                    fixes_only = True
+            due.append(Due(path.parent, send_at, fixes_only))
     finally:
         if store is not None:
             store.close()
     due.sort(key=lambda d: d.send_at)
     return due, problems
+
+
+def _lists_changed(settings: Settings, path: Path, data: LineDict,
+                   plans: dict[str, IssuePlan]) -> bool:
+    """A list of the issue was edited since its last plan (or none was recorded, by an
+    older version): the edit may correct a row recorded ``invalid``. Sizes and times only:
+    no list is read. A list that cannot be found counts as changed (the send says why)."""
+    plan = plans.get(path.parent.name)
+    if plan is None:
+        return True
+    names = _list_names(data)
+    if not names:
+        return True
+    try:
+        paths = [find_list(settings.lists_dir, name, origin=path, line=None) for name in names]
+    except InputError:
+        return True
+    return list_stamp(paths) != plan.lists
+
+
+def _list_names(data: LineDict) -> list[str]:
+    """issue.yaml's ``list`` as names (none when it is not one or a sequence of them: the
+    send reports that)."""
+    names = data.get("list")
+    names = [names] if isinstance(names, str) else names
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return []
+    return names

@@ -34,6 +34,7 @@ from mirage_mailer.delivery import (
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.lists import Subscriber
 from mirage_mailer.services.held_unsubscribes import held_keys, record_held
+from mirage_mailer.services.issue_marks import issue_plan, list_stamp, sent_twin
 from mirage_mailer.services.journal import Journal, journal_path, lock_path, settle
 from mirage_mailer.services.lease_sending import (
     send_leased,
@@ -91,6 +92,7 @@ class SendOptions:
     rate: float | None = None
     resend_unknown: bool = False
     new_store: bool = False  # start over from a missing, empty or damaged store, on purpose
+    fixes_only: bool = False  # run-due on an issue it finished: corrected rows only
 
 
 @dataclass
@@ -186,7 +188,7 @@ def prepare(project: Project, options: SendOptions) -> Preparation:
 
 def plan_options(options: SendOptions) -> PlanOptions:
     return PlanOptions(lang=options.lang, limit=options.limit,
-                       resend_unknown=options.resend_unknown)
+                       resend_unknown=options.resend_unknown, fixes_only=options.fixes_only)
 
 
 @contextmanager
@@ -220,6 +222,17 @@ def read_plan(project: Project, options: SendOptions, *, keep: bool = False) -> 
 def _held(project: Project, store: PlanReader | None) -> set[str]:
     """Who held unsubscribes name: a real send records them before it plans."""
     return held_keys(store, project.settings.state_dir) if store is not None else set()
+
+
+def sent_before(project: Project, options: SendOptions) -> Problem | None:
+    """The issue is one already sent under another id (a renamed or copied folder):
+    ``issue_marks.sent_twin``, read from the store when there is one. A store that cannot
+    be read is not this check's to report: the send's own store guard says why, and how."""
+    try:
+        with existing_store(project, new_store=options.new_store) as store:
+            return sent_twin(project.issue, store)
+    except StoreError:
+        return None
 
 
 def plan_to_confirm(project: Project, options: SendOptions) -> Plan:
@@ -407,7 +420,8 @@ def _plan_send(prep: Preparation, options: SendOptions,
     sends; with ``--limit`` also exactly which addresses (the plan's first N)."""
     project = prep.project
     issue = project.issue
-    if options.resend_unknown:
+    stamp = list_stamp(project.lists.values())  # before the lists are read: an edit during
+    if options.resend_unknown:                  # this plan is seen by the next run
         store.requeue_unknown(issue.id)
     store.apply_suppressions(issue.id)
     planner = Planner(project, store, plan_options(options),
@@ -421,6 +435,7 @@ def _plan_send(prep: Preparation, options: SendOptions,
             yield d
 
     store.reconcile(issue.id, changes(noted(iter(planner)), prep.factory.signer.subject_id))
+    store.record_issue_plan(issue_plan(issue, stamp))  # run-due's "complete" reads it
     plan = planner.plan
     # one look at the issue's index, where counting its statuses reads every row (0.5 s at
     # a million); the counts are read only when this run has nothing to send

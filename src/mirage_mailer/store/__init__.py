@@ -20,6 +20,7 @@ from mirage_mailer.store.core import (
     hashed_key,
 )
 from mirage_mailer.store.engagement import EngagementMixin
+from mirage_mailer.store.issue_plans import IssuePlan, IssuePlansMixin
 from mirage_mailer.store.leases import LeasesMixin, Reaped, SenderInfo
 from mirage_mailer.store.people import PeopleMixin
 from mirage_mailer.store.periods import PeriodsMixin
@@ -48,6 +49,7 @@ __all__ = [
     "BounceRecord",
     "BounceRow",
     "BounceStore",
+    "IssuePlan",
     "LeaseStore",
     "NewRecipient",
     "PersonalData",
@@ -73,7 +75,7 @@ __all__ = [
 
 
 class Store(RecipientsMixin, RelaysMixin, BouncesMixin, PeopleMixin, SubscribersMixin,
-            EngagementMixin, PeriodsMixin, LeasesMixin):
+            EngagementMixin, PeriodsMixin, LeasesMixin, IssuePlansMixin):
     """The tracking store, on SQLite (a path) or PostgreSQL (a ``PostgresUrl``); one
     instance per process, used from one thread."""
 

@@ -87,6 +87,13 @@ CREATE TABLE senders (
     started_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
 """
 
+_ISSUE_PLANS = f"""
+CREATE TABLE issue_plans (
+    issue {_T} PRIMARY KEY, subject {_T} NOT NULL, number {_T}, issue_date {_T},
+    lists {_T} NOT NULL, planned_at {_T} NOT NULL);
+CREATE INDEX issue_plans_subject ON issue_plans (subject);
+"""
+
 # Same numbers and names as MIGRATIONS (a test fails when they drift apart); SQLite's own
 # text where it runs here unchanged (plain indexes, partial indexes, DROP INDEX).
 PG_MIGRATIONS: tuple[tuple[str, str], ...] = (
@@ -100,6 +107,7 @@ PG_MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("relays", _RELAYS),
     ("leases", _LEASES),
     MIGRATIONS[9],
+    ("issue-plans", _ISSUE_PLANS),
 )
 
 # The temporary table a long list's first plan is staged in (``RecipientsMixin``): SQLite's

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from mirage_mailer.store.bounces import BounceRecord, BounceRow
 from mirage_mailer.store.core import NewRecipient, Prior, Recipient
+from mirage_mailer.store.issue_plans import IssuePlan
 from mirage_mailer.store.leases import LeaseOutcome, Reaped, SenderInfo
 
 if TYPE_CHECKING:
@@ -72,6 +73,10 @@ class PlanReader(Protocol):
 
     def issue_rows(self, issue: str) -> Iterator[IssueRow]: ...
 
+    def invalid_lines(self, issue: str) -> set[tuple[str, int]]: ...
+
+    def sent_under(self, plan: IssuePlan) -> str | None: ...
+
 
 @runtime_checkable
 class RosterReader(PlanReader, Protocol):
@@ -92,6 +97,8 @@ class RecorderStore(PlanReader, Protocol):
     def requeue_unknown(self, issue: str) -> int: ...
 
     def apply_suppressions(self, issue: str) -> int: ...
+
+    def record_issue_plan(self, plan: IssuePlan) -> None: ...
 
     def reconcile(self, issue: str, changes: Iterable[NewRecipient | str], *,
                   batch: int = ...) -> None: ...
@@ -152,7 +159,7 @@ class ReportReader(Protocol):
     def recipients(self, issue: str, *, relay: bool = ...,
                    unsent: bool = ...) -> Iterator[dict[str, Any]]: ...
 
-    def is_complete(self, issue: str) -> bool: ...
+    def issue_plans(self) -> dict[str, IssuePlan]: ...
 
     def timeline(self, issue: str) -> Iterator[tuple[str, str]]: ...
 

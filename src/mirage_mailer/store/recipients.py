@@ -778,7 +778,8 @@ class RecipientsMixin(StoreCore):
         return [r[0] for r in cur]
 
     def is_complete(self, issue: str) -> bool:
-        """True when the issue has rows and none is left to send (run-due's rule): an
-        ``unknown`` row waits for a person's ``send --resend-unknown``, never for cron."""
+        """True when the issue has rows and none is left to send: an ``unknown`` row waits
+        for a person's ``send --resend-unknown``, never for cron. (``run-due`` also reopens
+        such an issue whose lists changed while it has ``invalid`` rows: ``find_due``.)"""
         c = self.counts(issue)
         return sum(c.values()) > 0 and c["pending"] == 0

@@ -167,4 +167,17 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX recipients_sending ON recipients (issue) WHERE status = 'sending';
         """,
     ),
+    (
+        "issue-plans",
+        """
+        -- What run-due needs to know of each issue without reading its folder again or any
+        -- list: the lists' size and time at its last real plan (a list edited since may
+        -- hold a fix for a row recorded 'invalid'), and its subject (default language),
+        -- number and date (a renamed or copied folder of an issue already sent is refused).
+        CREATE TABLE issue_plans (
+            issue TEXT PRIMARY KEY, subject TEXT NOT NULL, number TEXT, issue_date TEXT,
+            lists TEXT NOT NULL, planned_at TEXT NOT NULL);
+        CREATE INDEX issue_plans_subject ON issue_plans (subject);
+        """,
+    ),
 )
