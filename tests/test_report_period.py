@@ -22,6 +22,7 @@ from helpers import SAMPLE_ISSUE, RunCli, edit
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.store import NewRecipient, Store
 from mirage_mailer.util.passwords import hash_password
+from mirage_mailer.util.tokens import load_secret
 from mirage_mailer.web.context import WebContext
 from mirage_mailer.web.report_routes import ROUTES
 
@@ -61,6 +62,7 @@ def _send(store: Store, clock: Clock, issue: str, when: str,
 @pytest.fixture
 def period_project(project: Path) -> Path:
     """Four issues around the year 2021, with bounces, unsubscribes, opens and clicks."""
+    load_secret(project / ".mirage", None)  # as the sends that filled the store made it
     for issue, subject in ((B, HOSTILE), (C, "Next year"), (D, "Last year")):
         shutil.copytree(project / SAMPLE_ISSUE, project / "issues" / issue)
         edit(project / "issues" / issue / "issue.yaml",

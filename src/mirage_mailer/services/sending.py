@@ -67,7 +67,7 @@ from mirage_mailer.store import (
     open_store,
     store_exists,
 )
-from mirage_mailer.store.guard import check_memory, mark_sent
+from mirage_mailer.store.guard import check_memory, inspect, mark_sent
 from mirage_mailer.util.database import Database
 from mirage_mailer.util.errors import (
     ExitCode,
@@ -227,8 +227,12 @@ def _held(project: Project, store: PlanReader | None) -> set[str]:
 def sent_before(project: Project, options: SendOptions) -> Problem | None:
     """The issue is one already sent under another id (a renamed or copied folder):
     ``issue_marks.sent_twin``, read from the store when there is one. A store that cannot
-    be read is not this check's to report: the send's own store guard says why, and how."""
+    be read is not this check's to report: the send's own store guard says why, and how.
+    Nor is a store that lost its memory: opening an emptied file would write a new schema
+    into it, before the guard could refuse it for what it was."""
     try:
+        if inspect(database(project), thorough=False).state != "ok":
+            return None
         with existing_store(project, new_store=options.new_store) as store:
             return sent_twin(project.issue, store)
     except StoreError:
