@@ -38,7 +38,7 @@ def sent_twin(issue: Issue, store: PlanReader | None) -> Problem | None:
     """The issue's folder was renamed or copied from an issue already sent (same subject in
     the default language, number and date; the store holds nothing under this id): sending
     it would mail every reader the same newsletter again."""
-    if store is None or store.extent(issue.id)[0]:
+    if store is None or store.has_rows(issue.id):  # EXISTS, not a count of a big issue
         return None  # an issue with rows of its own was sent on purpose: resume it
     other = store.sent_under(issue_plan(issue, ""))
     if other is None:

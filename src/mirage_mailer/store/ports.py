@@ -77,6 +77,8 @@ class PlanReader(Protocol):
 
     def sent_under(self, plan: IssuePlan) -> str | None: ...
 
+    def has_rows(self, issue: str) -> bool: ...
+
 
 @runtime_checkable
 class RosterReader(PlanReader, Protocol):
@@ -91,8 +93,6 @@ class RecorderStore(PlanReader, Protocol):
     """The sender's store: reconcile the plan, hand out pending rows, record each attempt."""
 
     def recover_inflight(self, issue: str) -> int: ...
-
-    def has_rows(self, issue: str) -> bool: ...
 
     def requeue_unknown(self, issue: str) -> int: ...
 
