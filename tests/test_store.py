@@ -17,7 +17,14 @@ import pytest
 
 import mirage_mailer
 from helpers import Clock
-from mirage_mailer.store import MIGRATIONS, NewRecipient, Store, StoreError, StoreUnavailable
+from mirage_mailer.store import (
+    MIGRATIONS,
+    NewRecipient,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    finished,
+)
 from mirage_mailer.store.pg_schema import PG_MIGRATIONS
 from mirage_mailer.store.recipients import INFLIGHT_WORDS
 from mirage_mailer.util.database import Database, PostgresUrl
@@ -335,7 +342,7 @@ def test_sigkill_keeps_sent_and_leaves_inflight_unknown(store_url: Database) -> 
         assert report["b@example.org"]["message_id"] == "<b@x>"
         assert s.counts("i") == expected_counts(sent=1, pending=1, unknown=1)
         assert [r.email for r in s.iter_pending("i")] == ["c@example.org"]  # not re-sent
-        assert not s.is_complete("i")
+        assert not finished(s.counts("i"))
 
         assert s.recover_inflight("i") == 1
         assert s.recover_inflight("i") == 0
@@ -344,7 +351,7 @@ def test_sigkill_keeps_sent_and_leaves_inflight_unknown(store_url: Database) -> 
         (c,) = pending_ids(s, "i")
         assert s.mark_sending(c, "<c@x>") is True
         s.mark_sent(c, 250, "OK")
-        assert s.is_complete("i")  # unknown rows wait for --resend-unknown, not for run-due
+        assert finished(s.counts("i"))  # unknown rows wait for --resend-unknown, not for run-due
 
         assert s.requeue_unknown("i") == 1
         assert s.requeue_unknown("i") == 0
@@ -409,7 +416,7 @@ def test_suppress_flips_pending_and_unknown_rows_across_issues(store: Store, clo
     assert by_email(store, "2024-06")["ANNA@example.org"]["status"] == "suppressed"  # was unknown
     assert by_email(store, "2024-07")["anna@example.org"]["status"] == "suppressed"
     assert {r.email for r in store.iter_pending("2024-06")} == {"bob@example.org"}
-    assert store.is_complete("2024-07")
+    assert finished(store.counts("2024-07"))
     assert store.is_suppressed("Anna@EXAMPLE.org") and not store.is_suppressed("bob@example.org")
     assert store.suppressions() == [
         {
@@ -665,18 +672,18 @@ def test_recipients_pages_through_large_issues(store: Store) -> None:
 
 def test_issues_and_completion(store: Store) -> None:
     assert store.issues() == []
-    assert not store.is_complete("2024-06")  # nothing recorded is not complete
+    assert not finished(store.counts("2024-06"))  # nothing recorded is not complete
     store.add_recipients("2024-06", [sub("a@example.org"), sub("b@example.org")])
     store.add_recipients("2024-05", [sub("a@example.org")])
     assert store.issues() == ["2024-05", "2024-06"]
     a, b = pending_ids(store, "2024-06")
     store.mark_sending(a, "<a@x>")
     store.mark_failed(a, 550, "no")
-    assert not store.is_complete("2024-06")
+    assert not finished(store.counts("2024-06"))
     store.mark_sending(b, "<b@x>")
-    assert store.is_complete("2024-06")  # in flight: nothing left for another run to take
+    assert finished(store.counts("2024-06"))  # in flight: nothing left for another run to take
     store.mark_sent(b, 250, "OK")
-    assert store.is_complete("2024-06")  # failures are final, so the issue is done
+    assert finished(store.counts("2024-06"))  # failures are final, so the issue is done
 
 
 def test_text_sorts_by_code_point_on_both_backends(store: Store, clock: Clock) -> None:

@@ -300,7 +300,7 @@ def _answers(store: Store) -> dict[str, object]:
         "breakdown": store.breakdown(issue), "readers": store.readers_engaged(issue),
         "bounces": store.bounce_counts(issue), "kinds": store.bounce_kinds(issue),
         "relays": store.relay_counts(issue),
-        "complete": store.is_complete(issue), "extent": store.extent(issue),
+        "extent": store.extent(issue),
         "rows": list(store.issue_rows(issue)), "pending": list(store.iter_pending(issue)),
     } for issue in issues}
     return {

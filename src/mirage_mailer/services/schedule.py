@@ -13,7 +13,7 @@ from mirage_mailer.project.lists import find_list
 from mirage_mailer.project.yamlsrc import LineDict, load_yaml_file
 from mirage_mailer.services.issue_marks import list_stamp
 from mirage_mailer.services.signing import check_signing_secret
-from mirage_mailer.store import IssuePlan, open_store, store_exists
+from mirage_mailer.store import IssuePlan, finished, open_store, store_exists
 from mirage_mailer.store.guard import check_memory
 from mirage_mailer.util.errors import InputError, MirageError, Problem
 from mirage_mailer.util.locks import Lock
@@ -106,7 +106,7 @@ def find_due(settings: Settings, now: datetime) -> tuple[list[Due], list[Problem
             fixes_only = False
             if store is not None:
                 counts = store.counts(path.parent.name)
-                if sum(counts.values()) and not counts["pending"]:  # finished
+                if finished(counts):
                     if not counts["invalid"] \
                             or any(latest[n] > send_at for n in _list_names(data)) \
                             or not _lists_changed(settings, path, data, plans):

@@ -35,7 +35,7 @@ from mirage_mailer.store.ports import (
     SubscriberStore,
     Unsubscriber,
 )
-from mirage_mailer.store.recipients import RecipientsMixin
+from mirage_mailer.store.recipients import RecipientsMixin, finished
 from mirage_mailer.store.relays import RelaysMixin
 from mirage_mailer.store.schema import MIGRATIONS, NEW_STATUSES, REPORT_STATUSES, STATUSES
 from mirage_mailer.store.subscribers import SubscribersMixin
@@ -68,6 +68,7 @@ __all__ = [
     "Unsubscriber",
     "email_key",
     "fields_json",
+    "finished",
     "hashed_key",
     "open_store",
     "store_exists",

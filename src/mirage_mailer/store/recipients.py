@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from itertools import chain, groupby, islice
 from typing import Any
@@ -777,9 +777,9 @@ class RecipientsMixin(StoreCore):
         cur = self._conn.execute("SELECT DISTINCT issue FROM recipients ORDER BY issue")
         return [r[0] for r in cur]
 
-    def is_complete(self, issue: str) -> bool:
-        """True when the issue has rows and none is left to send: an ``unknown`` row waits
-        for a person's ``send --resend-unknown``, never for cron. (``run-due`` also reopens
-        such an issue whose lists changed while it has ``invalid`` rows: ``find_due``.)"""
-        c = self.counts(issue)
-        return sum(c.values()) > 0 and c["pending"] == 0
+
+def finished(counts: Mapping[str, int]) -> bool:
+    """An issue's ``counts`` say it has rows and none is left to send: an ``unknown`` row
+    waits for a person's ``send --resend-unknown``, never for cron. (``run-due`` also reopens
+    such an issue whose lists changed while it has ``invalid`` rows: ``find_due``.)"""
+    return sum(counts.values()) > 0 and counts["pending"] == 0
