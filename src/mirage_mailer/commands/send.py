@@ -45,6 +45,7 @@ from mirage_mailer.services.sending import (
 )
 from mirage_mailer.util.csvcells import safe_row
 from mirage_mailer.util.errors import ExitCode, InputError, MirageError, Problem, display_path
+from mirage_mailer.util.writes import open_private
 
 if TYPE_CHECKING:  # rich draws the bar on a terminal only: not imported by cron's runs
     from rich.progress import Progress
@@ -268,7 +269,7 @@ def _tab_row(cells: tuple[str, ...]) -> str:
 
 def write_plan_csv(plan: Plan, target: Path) -> None:
     """``--csv PATH`` (``-`` for standard output): the same rows as ``--list``, as CSV, its
-    cells safe to open in a spreadsheet (``util.csvcells``)."""
+    cells safe to open in a spreadsheet (``util.csvcells``); the file is owner-only."""
     decisions = plan.decisions or []
     ordered = [d for d in decisions if d.action == SEND] + [
         d for d in decisions if d.action != SEND]
@@ -280,7 +281,7 @@ def write_plan_csv(plan: Plan, target: Path) -> None:
         writer.writerows(rows)
         return
     try:
-        with target.open("w", encoding="utf-8", newline="") as handle:
+        with open_private(target, newline="") as handle:  # addresses: owner-only
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(PLAN_CSV_COLUMNS)
             writer.writerows(rows)
