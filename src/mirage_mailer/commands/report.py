@@ -40,6 +40,7 @@ from mirage_mailer.services.reporting import (
 from mirage_mailer.util.errors import ExitCode, InputError, Problem, display_path
 from mirage_mailer.util.jsonstream import iter_json
 from mirage_mailer.util.visible import visible
+from mirage_mailer.util.writes import open_private
 
 
 def _console() -> Console:
@@ -178,7 +179,8 @@ def _estimate(value: int | None) -> str:
 def _write(page: str, out: Path) -> None:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(page, encoding="utf-8")
+        with open_private(out) as handle:  # recipients' addresses: owner-only
+            handle.write(page)
     except OSError as exc:
         raise InputError(Problem(display_path(out), None,
                                  f"cannot write the report: {exc.strerror or exc}",

@@ -45,6 +45,7 @@ from mirage_mailer.services.sending import (
 )
 from mirage_mailer.util.csvcells import safe_row
 from mirage_mailer.util.errors import ExitCode, InputError, MirageError, Problem, display_path
+from mirage_mailer.util.writes import open_private
 
 if TYPE_CHECKING:  # rich draws the bar on a terminal only: not imported by cron's runs
     from rich.progress import Progress
@@ -140,11 +141,14 @@ def _with_others(outcome: SendOutcome) -> str:
 
 
 class _Display:
-    """A rich progress bar on a terminal, plain timestamped lines otherwise."""
+    """A rich progress bar on a terminal, plain timestamped lines otherwise; ``lines``
+    False (run-due, for cron) leaves out those lines, so cron's mail holds the warnings and
+    one summary line per issue, not a line every ten seconds of a long send."""
 
-    def __init__(self, label: str, interactive: bool) -> None:
+    def __init__(self, label: str, interactive: bool, *, lines: bool = True) -> None:
         self.label = label
         self.interactive = interactive
+        self.lines = lines
         self.bar: Progress | None = None
         self.task: object = None
         self.last_line = time.monotonic()
@@ -188,7 +192,7 @@ class _Display:
             if self.task is None:
                 self.task = self.bar.add_task(self.label, total=totals.total, rate=rate)
             self.bar.update(self.task, completed=totals.done, rate=rate)  # type: ignore[arg-type]
-        elif time.monotonic() - self.last_line >= _LOG_EVERY:
+        elif self.lines and time.monotonic() - self.last_line >= _LOG_EVERY:
             self.last_line = time.monotonic()
             stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             err(f"{stamp} {self.label}: {totals.done}/{totals.total} done "
@@ -265,7 +269,7 @@ def _tab_row(cells: tuple[str, ...]) -> str:
 
 def write_plan_csv(plan: Plan, target: Path) -> None:
     """``--csv PATH`` (``-`` for standard output): the same rows as ``--list``, as CSV, its
-    cells safe to open in a spreadsheet (``util.csvcells``)."""
+    cells safe to open in a spreadsheet (``util.csvcells``); the file is owner-only."""
     decisions = plan.decisions or []
     ordered = [d for d in decisions if d.action == SEND] + [
         d for d in decisions if d.action != SEND]
@@ -277,7 +281,7 @@ def write_plan_csv(plan: Plan, target: Path) -> None:
         writer.writerows(rows)
         return
     try:
-        with target.open("w", encoding="utf-8", newline="") as handle:
+        with open_private(target, newline="") as handle:  # addresses: owner-only
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(PLAN_CSV_COLUMNS)
             writer.writerows(rows)
@@ -289,10 +293,11 @@ def write_plan_csv(plan: Plan, target: Path) -> None:
 
 def run_send(obj: Context, issue_dir: Path, options: SendOptions, yes: bool,
              interactive: bool, *, keep: bool = False, warn_tls: bool = True,
-             refuse_twin: bool = False) -> SendOutcome | None:
+             refuse_twin: bool = False, progress_lines: bool = True) -> SendOutcome | None:
     """``refuse_twin``: run-due refuses (exit 2) an issue already sent under another id,
     since nobody is there to confirm; ``send`` warns before its question or ``--yes``, as
-    a person may mean to send a renamed issue again."""
+    a person may mean to send a renamed issue again. ``progress_lines`` False: no
+    timestamped progress lines without a terminal (run-due's one line per issue)."""
     project = open_project(obj.config, issue_dir)
     for problem in project.warnings:
         err(str(problem))
@@ -309,12 +314,13 @@ def run_send(obj: Context, issue_dir: Path, options: SendOptions, yes: bool,
     if options.dry_run:
         return dry_run(prep, options, keep=keep)
     if options.to:
-        with _Display(f"{project.issue.id} [TEST]", interactive) as hook:
+        with _Display(f"{project.issue.id} [TEST]", interactive,
+                      lines=progress_lines) as hook:
             return send_test(prep, options.to, hook, SignalStop())
     if not _confirm(prep, options, yes):
         err("nothing sent")
         return None
-    with _Display(project.issue.id, interactive) as hook:
+    with _Display(project.issue.id, interactive, lines=progress_lines) as hook:
         return send(prep, options, hook, SignalStop())
 
 
@@ -423,7 +429,8 @@ def run_due_command(obj: Context, now: str | None) -> int:
     resent only by a person (the summary names the send --resend-unknown to run), so they
     never keep an issue due. An issue with the subject, number and date of one already
     sent under another id (a renamed or copied folder) is refused (exit 2). A lock stops
-    overlapping runs (exit 3). Output is one line per issue; the exit code is the highest
+    overlapping runs (exit 3). Output is one line per issue (no progress lines; warnings
+    and errors are still shown); the exit code is the highest
     of the issues handled (3 > 2 > 1 > 0); a run stopped by Ctrl-C or SIGTERM starts no
     further issue and exits 130 or 143.
     """
@@ -465,7 +472,8 @@ def run_due_command(obj: Context, now: str | None) -> int:
 def _send_due(obj: Context, issue_dir: Path, fixes_only: bool) -> ExitCode:
     try:
         outcome = run_send(obj, issue_dir, SendOptions(fixes_only=fixes_only), yes=True,
-                           interactive=False, warn_tls=False, refuse_twin=True)
+                           interactive=False, warn_tls=False, refuse_twin=True,
+                           progress_lines=False)
     except MirageError as exc:
         for problem in exc.problems:
             err(f"{issue_dir.name}: {problem}")

@@ -35,6 +35,11 @@ from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
 BOM = b"\xef\xbb\xbf"
 _PLAIN = re.compile(r"[^\W_][\w @.+'-]*")  # letters, digits: safe as a plain YAML scalar
 FIELD_KEY = re.compile(r"[a-z_][a-z0-9_]{0,63}")  # a key a YAML list can hold as written
+# Plain words that PyYAML reads as text but other YAML readers do not: YAML 1.2's numbers
+# (1e3, 0o17) and YAML 1.1's booleans (y, n); a list file is opened by other tools too.
+_OTHER_READERS = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?"
+                            r"|0o[0-7]+|0x[0-9a-fA-F]+|y|n|yes|no|on|off|true|false|null",
+                            re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -318,8 +323,10 @@ def _read_yaml(path: Path) -> _YamlText:
 
 
 def _scalar(value: str) -> str:
-    """A value as YAML that reads back as the same text (quoted unless plainly safe)."""
-    if _PLAIN.fullmatch(value) and not value.endswith(" "):
+    """A value as YAML that reads back as the same text, in PyYAML and in YAML 1.1 and 1.2
+    readers alike (quoted unless plainly safe)."""
+    if (_PLAIN.fullmatch(value) and not value.endswith(" ")
+            and not _OTHER_READERS.fullmatch(value)):
         with contextlib.suppress(yaml.YAMLError):
             if yaml.safe_load(value) == value:
                 return value

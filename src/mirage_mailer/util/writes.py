@@ -1,16 +1,21 @@
 """Files written where the user said (``init DIR``, ``preview --out``, ``archive --out``, a new
 issue): a folder that cannot be written is the user's to fix, so one line and exit 2, not an
 internal error. Only the writing goes inside ``writing``: an OSError while reading templates
-or the store is another problem with its own words."""
+or the store is another problem with its own words. Files that hold readers' addresses are
+written owner-only (``open_private``)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from mirage_mailer.util.errors import InputError, Problem, display_path
+from mirage_mailer.util.statedir import FILE_MODE
 
 FIX = "choose a folder you can write to"
 
@@ -43,3 +48,20 @@ def writing(target: Path, what: str) -> Iterator[None]:
                 reason += f" at {shown}"
         raise InputError(Problem(display_path(target), None,
                                  f"cannot write {what}: {reason}", FIX)) from exc
+
+
+def open_private(path: Path, *, newline: str | None = None) -> TextIO:
+    """``path`` opened for writing text, owner-only (0600) whatever the umask: for files that
+    hold readers' addresses (``send --dry-run --csv``, ``report --format html --out``), which
+    other users of a shared server must not read, as ``.mirage/`` is owner-only. An existing
+    file keeps its mode when opened, so it is tightened too (quietly skipped when it is not
+    ours: we may still write it, as its owner allowed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        with contextlib.suppress(OSError):
+            if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+                os.fchmod(fd, FILE_MODE)
+        return os.fdopen(fd, "w", encoding="utf-8", newline=newline)
+    except BaseException:
+        os.close(fd)
+        raise
