@@ -1,5 +1,5 @@
 """Start-up stays cheap: a command imports its own module only, and requests only when used;
-rendering validates no CSS.
+``--help`` lists the commands without importing any; rendering validates no CSS.
 
 Each check runs in a fresh interpreter, since this test process has imported everything.
 """
@@ -7,6 +7,7 @@ Each check runs in a fresh interpreter, since this test process has imported eve
 from __future__ import annotations
 
 import importlib
+import json
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from mirage_mailer.cli import COMMAND_MODULES, cli
+from mirage_mailer.cli import COMMAND_MODULES, COMMANDS, cli
 
 HEAVY = ("starlette", "pygal", "rich", "urllib3", "mirage_mailer.web",
          "mirage_mailer.commands.report", "mirage_mailer.commands.web")
@@ -71,6 +72,40 @@ def test_a_deferred_module_works_once_used() -> None:
         print(colorsys.rgb_to_hsv(1.0, 0.0, 0.0), type(sys.modules["colorsys"]).__name__)
     """)
     assert out == "(0.0, 1.0, 1.0) module"
+
+
+def test_help_lists_every_command_without_importing_one() -> None:
+    out = _run("""
+        import contextlib, io, json, sys
+        from mirage_mailer.cli import COMMAND_MODULES, cli, main
+
+        def help_text():
+            buffer = io.StringIO()
+            with contextlib.redirect_stdout(buffer), contextlib.suppress(SystemExit):
+                main(["--help"])
+            return buffer.getvalue()
+
+        listed = help_text()
+        imported = sorted(m for m in sys.modules if m.startswith("mirage_mailer.commands."))
+        for name in COMMAND_MODULES:  # now every command is real: click reads its docstring
+            cli.get_command(None, name)
+        print(json.dumps([imported, listed, help_text()]))
+    """)
+    imported, listed, with_every_command = json.loads(out)
+    assert imported == ["mirage_mailer.commands.common"]  # Context and err, for every run
+    assert listed == with_every_command
+    assert "  send                  Send ISSUE to its lists; resumes where an earlier..." in listed
+
+
+def test_the_summaries_are_the_commands_own() -> None:
+    """The table's summary shortens as the command's own help does, at every width."""
+    ctx = click.Context(cli)
+    for name, (_, summary) in COMMANDS.items():
+        command = cli.get_command(ctx, name)
+        assert command is not None and not command.hidden and not command.deprecated
+        stand_in = click.Command(name, help=summary)
+        for width in range(10, 200):
+            assert stand_in.get_short_help_str(width) == command.get_short_help_str(width), name
 
 
 def test_inlining_css_validates_none_and_still_aligns_floats() -> None:
