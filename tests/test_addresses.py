@@ -133,3 +133,14 @@ def test_header_values_refuse_line_breaks_and_controls_but_not_tabs() -> None:
     assert check_header_value("Anna\r\nBcc: x") is not None
     assert check_header_value("Anna\x00") == "contains a control character"
     assert check_header_value("Anna\x7f") == "contains a control character"
+
+
+def test_the_copied_lists_are_email_validators() -> None:
+    """addresses.py copies two of email-validator's lists, so that importing it can wait."""
+    import email_validator
+    from email_validator import rfc_constants
+
+    theirs = (email_validator.SPECIAL_USE_DOMAIN_NAMES,
+              rfc_constants.CASE_INSENSITIVE_MAILBOX_NAMES)
+    ours = (addresses.SPECIAL_USE_DOMAIN_NAMES, addresses.CASE_INSENSITIVE_MAILBOX_NAMES)
+    assert ours == tuple(tuple(names) for names in theirs)
