@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from helpers import SAMPLE_ISSUE, RunCli
 from mirage_mailer.cli import COMMAND_MODULES, COMMANDS, cli
 
 HEAVY = ("starlette", "pygal", "rich", "urllib3", "mirage_mailer.web",
@@ -38,6 +39,23 @@ def test_send_and_validate_load_no_web_report_or_http_client() -> None:
         print(sorted(m for m in {HEAVY!r} if m in sys.modules))
     """)
     assert out == "[]"
+
+
+def _imported_by(run_cli: RunCli, *args: str) -> set[str]:
+    """Every module a real CLI run imports (``python -X importtime``)."""
+    result = run_cli(*args, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert result.code == 0, result.err
+    return {line.split("|")[2].strip() for line in result.err.splitlines()
+            if line.startswith("import time:") and "cumulative" not in line}
+
+
+def test_a_send_imports_only_what_its_messages_need(run_cli: RunCli) -> None:
+    """The sample's send (plain addresses at plain domains) leaves email-validator, which
+    compiles its RFC 6531 patterns on import, unloaded; and the HTTP clients that premailer
+    and cssutils import to fetch remote stylesheets, which they never do here."""
+    imported = _imported_by(run_cli, "send", SAMPLE_ISSUE, "--dry-run")
+    assert "mirage_mailer.compose.render" in imported  # the check sees a real send's imports
+    assert sorted(imported & {"email_validator", "http.client", "urllib3"}) == []
 
 
 def test_every_command_is_in_the_table_and_found_there() -> None:
@@ -157,3 +175,18 @@ def test_inlined_html_is_premailers_own() -> None:
                                disable_validation=True).transform(pretty_print=False)
         assert inline_css(html) == theirs
     assert inline_css(FLOATS[0]).count(' align="') == 4
+
+
+def test_a_deferred_submodule_works_once_used() -> None:
+    out = _run("""
+        import sys
+        import mirage_mailer.cli
+        import cssutils  # imports urllib.request, only to fetch stylesheets
+        assert type(sys.modules["urllib.request"]).__name__ == "_Deferred"
+        assert "http.client" not in sys.modules
+        sheet = cssutils.parseString("a { color: red }", href="file:/tmp/x.css")
+        import urllib.request
+        print(urllib.request.pathname2url("/a b"), type(urllib.request).__name__,
+              sys.modules["urllib.request"] is urllib.request, "http.client" in sys.modules)
+    """)
+    assert out == "/a%20b module True True"

@@ -43,8 +43,9 @@ class _Deferred(ModuleType):
 
 def defer_import(name: str) -> None:
     """Let ``import name`` cost nothing until the module is used. premailer imports requests,
-    with urllib3 and two charset guessers (about 40 ms of every start), only to fetch remote
-    stylesheets, which we never let it do."""
+    with urllib3 and two charset guessers (about 40 ms of every start), and cssutils imports
+    urllib.request, with http.client (about 15 ms), only to fetch remote stylesheets, which we
+    never let them do."""
     if name in sys.modules:
         return
     spec = importlib.util.find_spec(name)
@@ -53,9 +54,13 @@ def defer_import(name: str) -> None:
     stand_in = _Deferred(name)
     stand_in.__spec__ = spec
     sys.modules[name] = stand_in
+    package, _, child = name.rpartition(".")
+    if package:  # ``import a.b`` binds ``a`` and then reads ``b`` from it
+        setattr(sys.modules[package], child, stand_in)
 
 
 defer_import("requests")
+defer_import("urllib.request")
 
 # Every command: the module under commands/ that defines it (in its ``COMMANDS``), and the
 # summary ``--help`` lists for it (its help's first sentence). A command's module is imported
