@@ -44,8 +44,11 @@ CASE_INSENSITIVE_MAILBOX_NAMES = (
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")  # C0 controls but TAB, and DEL
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _SIMPLE = re.compile(rf"({_ATEXT}(?:\.{_ATEXT})*)@([A-Za-z0-9.-]+)")  # dot-atom @ ASCII domain
-# dot-atom @ a domain of the characters email-validator allows in one (RFC 6531: any non-ASCII)
-_CACHEABLE = re.compile(rf"({_ATEXT}(?:\.{_ATEXT})*)@([A-Za-z0-9.\-\u0080-\U0010FFFF]+)")
+# dot-atom @ a domain of the characters email-validator allows in one: A-Z a-z 0-9 . - and
+# (RFC 6531) any non-ASCII, written as the ASCII it leaves out: a class up to U+10FFFF took
+# 13 ms to compile, at every start
+_DOMAIN_CHAR = r"[^\x00-\x2c\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]"
+_CACHEABLE = re.compile(rf"({_ATEXT}(?:\.{_ATEXT})*)@({_DOMAIN_CHAR}+)")
 _LOWERED = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)  # local parts email-validator lowercases
 _MAX_ADDRESS = 254  # octets, as email-validator counts them (RFC 3696 errata)
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
