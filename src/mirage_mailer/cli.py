@@ -148,6 +148,8 @@ class LazyGroup(click.Group):
         listing = click.Group(commands=[
             self.commands.get(name) or click.Command(name, help=summary)
             for name, (_, summary) in COMMANDS.items()])
+        for name, command in self.commands.items():  # one added outside the table
+            listing.commands.setdefault(name, command)
         listing.format_commands(ctx, formatter)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
