@@ -173,6 +173,8 @@ def instructions(argv: list[str], cwd: Path) -> int:
                           cwd=cwd, env={**_env(), "PYTHONHASHSEED": "0"},
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
     out.unlink(missing_ok=True)
+    if proc.returncode:  # a run that stopped early would count too few
+        raise RuntimeError(f"{' '.join(argv[1:])}: exit {proc.returncode}: {proc.stderr[-500:]}")
     refs = [line for line in proc.stderr.splitlines() if "I   refs:" in line]
     return int(refs[-1].split(":")[-1].replace(",", "")) if refs else 0
 
