@@ -10,8 +10,11 @@ ratio travels between machines. Byte code is cached as for an installed package 
 ``validate`` writes it first). ``--importtime`` adds a ``python -X importtime`` summary of what
 ``send --dry-run`` imports (own time per package, the largest cumulative modules);
 ``--maildir`` also times the sample's own transport (the first file in ``outbox/new``).
+``--callgrind`` counts the instructions (valgrind's callgrind, ``PYTHONHASHSEED=0``) of
+``send --dry-run``, ``--help`` and the two baselines: a figure a busy machine does not move,
+for before/after comparisons on a shared host (a few minutes: valgrind runs 50x slower).
 
-    python bench/startup.py [--rounds 5] [--importtime] [--maildir]
+    python bench/startup.py [--rounds 5] [--importtime] [--maildir] [--callgrind]
 
 Target (issue 13): first message <= 0.5 s for the sample project. Exit 1 when a send failed
 or the sink saw no message; a missed target is only reported.
@@ -161,6 +164,21 @@ def importtime(project: Path,
             sorted(modules, reverse=True)[:top])
 
 
+def instructions(argv: list[str], cwd: Path) -> int:
+    """Instructions run by ``argv`` under callgrind (0 when valgrind is not installed)."""
+    if shutil.which("valgrind") is None:
+        return 0
+    out = cwd / "callgrind.out"
+    proc = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv],
+                          cwd=cwd, env={**_env(), "PYTHONHASHSEED": "0"},
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+    out.unlink(missing_ok=True)
+    if proc.returncode:  # a run that stopped early would count too few
+        raise RuntimeError(f"{' '.join(argv[1:])}: exit {proc.returncode}: {proc.stderr[-500:]}")
+    refs = [line for line in proc.stderr.splitlines() if "I   refs:" in line]
+    return int(refs[-1].split(":")[-1].replace(",", "")) if refs else 0
+
+
 def best(values: list[float]) -> float:
     return min(values) if values else float("nan")
 
@@ -171,6 +189,8 @@ def main() -> int:
     parser.add_argument("--importtime", action="store_true", help="print import summaries")
     parser.add_argument("--maildir", action="store_true",
                         help="also time the sample's Maildir transport")
+    parser.add_argument("--callgrind", action="store_true",
+                        help="count instructions under valgrind (slow; load-independent)")
     args = parser.parse_args()
     py = sys.executable
     tmp = Path(tempfile.mkdtemp(prefix="mirage-startup-"))
@@ -230,6 +250,18 @@ def main() -> int:
                                              for us, name in packages))
             for total, name in modules:
                 print(f"  {total / 1000:7.1f} ms  {name}")
+        if args.callgrind:
+            counts = {label: instructions(argv, template) for label, argv in (
+                ("python -c pass", [py, "-c", "pass"]),
+                ("python -c 'import aiosmtplib'", [py, "-c", "import aiosmtplib"]),
+                ("mirage-mailer --help", [py, "-m", "mirage_mailer", "--help"]),
+                ("send --dry-run", [py, "-m", "mirage_mailer", "send", ISSUE, "--dry-run"]))}
+            base_count = counts["python -c 'import aiosmtplib'"]
+            print("\ninstructions (callgrind, PYTHONHASHSEED=0), ratio to "
+                  "`python -c 'import aiosmtplib'`:")
+            for label, count in counts.items():
+                print(f"  {label:34} {count / 1e6:9.0f} M  "
+                      f"{count / base_count if base_count else float('nan'):5.2f}x")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 1 if failed else 0

@@ -133,3 +133,24 @@ def test_header_values_refuse_line_breaks_and_controls_but_not_tabs() -> None:
     assert check_header_value("Anna\r\nBcc: x") is not None
     assert check_header_value("Anna\x00") == "contains a control character"
     assert check_header_value("Anna\x7f") == "contains a control character"
+
+
+def test_the_copied_lists_are_email_validators() -> None:
+    """addresses.py copies two of email-validator's lists, so that importing it can wait."""
+    import email_validator
+    from email_validator import rfc_constants
+
+    theirs = (email_validator.SPECIAL_USE_DOMAIN_NAMES,
+              rfc_constants.CASE_INSENSITIVE_MAILBOX_NAMES)
+    ours = (addresses.SPECIAL_USE_DOMAIN_NAMES, addresses.CASE_INSENSITIVE_MAILBOX_NAMES)
+    assert ours == tuple(tuple(names) for names in theirs)
+
+
+def test_the_domain_characters_are_ascii_letters_digits_dot_hyphen_and_all_non_ascii() -> None:
+    """The short way's domain class, written as the ASCII it leaves out, at every code point."""
+    import re
+
+    one = re.compile(addresses._DOMAIN_CHAR)
+    wrong = [hex(point) for point in range(0x110000) if bool(one.fullmatch(chr(point))) != (
+        not chr(point).isascii() or chr(point).isalnum() or chr(point) in ".-")]
+    assert wrong == []

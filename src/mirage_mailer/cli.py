@@ -43,8 +43,9 @@ class _Deferred(ModuleType):
 
 def defer_import(name: str) -> None:
     """Let ``import name`` cost nothing until the module is used. premailer imports requests,
-    with urllib3 and two charset guessers (about 40 ms of every start), only to fetch remote
-    stylesheets, which we never let it do."""
+    with urllib3 and two charset guessers (about 40 ms of every start), and cssutils imports
+    urllib.request, with http.client (about 15 ms), only to fetch remote stylesheets, which we
+    never let them do."""
     if name in sys.modules:
         return
     spec = importlib.util.find_spec(name)
@@ -53,22 +54,59 @@ def defer_import(name: str) -> None:
     stand_in = _Deferred(name)
     stand_in.__spec__ = spec
     sys.modules[name] = stand_in
+    package, _, child = name.rpartition(".")
+    if package:  # ``import a.b`` binds ``a`` and then reads ``b`` from it
+        setattr(sys.modules[package], child, stand_in)
 
 
 defer_import("requests")
+defer_import("urllib.request")
 
-# Every command, and the module under commands/ that defines it (in its ``COMMANDS``). A
-# command's module is imported only when that command runs (or help lists them all): importing
-# every module, with the web server, the charts and the report tables, cost ~0.3 s of each
-# start, before ``send`` could even read its config.
-COMMAND_MODULES = {
-    "init": "project", "new-issue": "project", "validate": "project", "preview": "project",
-    "rotate-secret": "project", "send": "send", "run-due": "send", "report": "report",
-    "unsubscribe": "subscribers", "export": "subscribers", "forget": "subscribers",
-    "process-unsubscribes": "subscribers", "subscribers": "subscribers", "serve": "web",
-    "archive": "web", "signup-snippet": "web", "hash-password": "password",
-    "process-bounces": "bounces", "doctor": "doctor", "store": "store",
+# Every command: the module under commands/ that defines it (in its ``COMMANDS``), and the
+# summary ``--help`` lists for it (its help's first sentence). A command's module is imported
+# only when that command runs: importing every module, with the web server, the charts and
+# the report tables, cost ~0.3 s of each start, and listing the commands in ``--help`` from
+# their own docstrings cost the same again (a test checks this table against the commands).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("project", "Scaffold a working project in DIRECTORY: config, templates, a list, "
+             "an issue."),
+    "new-issue": ("project", "Start the next issue from the latest one and print the files to "
+                  "edit."),
+    "validate": ("project", "Check config, issue, articles, lists, templates, the EU "
+                 "disclaimer and unsubscribe link."),
+    "preview": ("project", "Write <lang>.html, <lang>.txt and <lang>.eml for each language; "
+                "sends nothing."),
+    "rotate-secret": ("project", "Start signing links with a new key; links already sent keep "
+                      "working."),
+    "send": ("send", "Send ISSUE to its lists; resumes where an earlier run stopped."),
+    "run-due": ("send", "For cron: send every issue whose send_at has passed and that is not "
+                "complete."),
+    "report": ("report", "Delivery state of ISSUE_DIR (or of every issue) from the tracking "
+               "store; with --period, the dissemination figures of the issues sent in that "
+               "period."),
+    "unsubscribe": ("subscribers", "Suppress EMAIL: it is never sent to again, from any "
+                    "list."),
+    "export": ("subscribers", "Print as JSON all data held about EMAIL (GDPR article 15)."),
+    "forget": ("subscribers", "Erase everything held about EMAIL (GDPR article 17), except a "
+               "hashed suppression."),
+    "process-unsubscribes": ("subscribers", "Suppress the senders of mailed unsubscribe "
+                             "requests (the List-Unsubscribe mailto)."),
+    "subscribers": ("subscribers", "Who reads each list: list, count, add, remove, import and "
+                    "export readers."),
+    "serve": ("web", "Run the subscriber web app: one-click unsubscribe, double opt-in "
+              "sign-up, archive."),
+    "archive": ("web", "Write the archive of sent issues as a static site: index.html, one "
+                "page per issue and language, feed.xml (Atom) and static/ files."),
+    "signup-snippet": ("web", "Print an HTML sign-up form for LIST to paste into the "
+                       "project's own website."),
+    "hash-password": ("password", "Print a password hash for /report/<issue-id> (never "
+                      "stored in mirage.yaml)."),
+    "process-bounces": ("bounces", "Read the bounce mailbox (bounces.mailbox): record bounces "
+                        "and complaints per issue."),
+    "doctor": ("doctor", "Check the sending domain as a mail provider would."),
+    "store": ("store", "The tracking store itself: move it from SQLite to PostgreSQL."),
 }
+COMMAND_MODULES = {name: module for name, (module, _) in COMMANDS.items()}
 
 
 class OutputClosed(Exception):
@@ -103,6 +141,16 @@ class LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*COMMAND_MODULES, *self.commands})
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """``--help``'s command list, from ``COMMANDS``: no command module is imported. A
+        stand-in carries each summary, so click lays the list out (and shortens it) as ever."""
+        listing = click.Group(commands=[
+            self.commands.get(name) or click.Command(name, help=summary)
+            for name, (_, summary) in COMMANDS.items()])
+        for name, command in self.commands.items():  # one added outside the table
+            listing.commands.setdefault(name, command)
+        listing.format_commands(ctx, formatter)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:

@@ -48,7 +48,7 @@ def unsubscribe_command(obj: Context, email: str) -> int:
               help="Do not ask; required without a terminal. Erasure cannot be undone.")
 @click.pass_obj
 def forget_command(obj: Context, email: str, yes: bool) -> int:
-    """Erase everything held about EMAIL (GDPR art. 17), except a hashed suppression.
+    """Erase everything held about EMAIL (GDPR article 17), except a hashed suppression.
 
     Delivery rows stay, anonymised, so past reports keep their counts; the suppression is
     kept as a hash so the person is never mailed again, even from a list that still has
@@ -86,7 +86,7 @@ def forget_command(obj: Context, email: str, yes: bool) -> int:
 @click.argument("email")
 @click.pass_obj
 def export_command(obj: Context, email: str) -> int:
-    """Print as JSON all data held about EMAIL (GDPR art. 15).
+    """Print as JSON all data held about EMAIL (GDPR article 15).
 
     The tracking store's suppression, web subscriptions with their consent, deliveries and
     events, and the rows of the project's list files that hold the address.
