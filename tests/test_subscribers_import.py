@@ -27,7 +27,8 @@ MAILCHIMP_HEAD = ('"Email Address","First Name","Last Name","Address","Phone Num
                   '"Language","MEMBER_RATING","OPTIN_TIME","OPTIN_IP","CONFIRM_TIME",'
                   '"CONFIRM_IP","LATITUDE","LONGITUDE","GMTOFF","DSTOFF","TIMEZONE","CC",'
                   '"REGION","LAST_CHANGED","LEID","EUID","NOTES","TAGS"')
-TAIL = ',2,"2021-01-01 10:00:00",,"2021-01-01 10:05:00",203.0.113.7' + "," * 9 + \
+# MEMBER_RATING to TAGS: seventeen cells, LAST_CHANGED's date after eight empty ones
+TAIL = ',2,"2021-01-01 10:00:00",,"2021-01-01 10:05:00",203.0.113.7' + "," * 8 + \
        '"2021-02-01 10:00:00",123,abc,,' + '"tag"'
 
 

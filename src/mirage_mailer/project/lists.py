@@ -1,8 +1,9 @@
 """Subscriber lists (YAML and CSV) streamed row by row, with row problems kept apart.
 
-A bad row (invalid address, CR/LF, unknown language) is a *row problem*: ``send`` skips and
-records it while everyone else still gets the issue. A list that cannot be read at all is
-fatal. CSV files come from spreadsheets: BOM, ``;`` separators and odd header case are fine.
+A bad row (invalid address, CR/LF, unknown language, a CSV value past the header's last
+column) is a *row problem*: ``send`` skips and records it while everyone else still gets the
+issue. A list that cannot be read at all is fatal. CSV files come from spreadsheets: BOM,
+``;`` separators, odd header case and empty cells padding a line are fine.
 A YAML list's values are text as written, as a CSV cell is: ``lang: no`` is Norwegian, ``name:
 Yes`` a name, ``phone: 0123`` keeps its zero; a problem is named at the line of its key.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 from mirage_mailer.project.issue_values import LIST_NAME, inside
 from mirage_mailer.project.yamlsrc import LIST_MAX_BYTES, LineDict, LineList, load_yaml_file
 from mirage_mailer.util.addresses import check_clean_address
-from mirage_mailer.util.csvrecords import MAX_CELL_LINES, quote_problem
+from mirage_mailer.util.csvrecords import MAX_CELL_LINES, extra_cells, quote_problem, row_width
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
 from mirage_mailer.util.headersafe import header_problem, may_have_problem
 from mirage_mailer.util.langs import check_language, normalise_language
@@ -289,6 +290,7 @@ def _iter_csv(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
         ended: list[bool] = []
         reader = csv.reader(_bounded_lines(handle, path, ended), delimiter=delimiter)
         named = all(columns)  # no unnamed column to leave out of each row's mapping
+        width = row_width(columns)
         line = 1  # the file's line where the last row ended
         try:  # one try around the loop, not one per row
             for row in reader:
@@ -302,6 +304,10 @@ def _iter_csv(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
                     continue
                 raw = (dict(zip(columns, row, strict=False)) if named else
                        {col: cell for col, cell in zip(columns, row, strict=False) if col})
+                if len(row) > width and (extra := extra_cells(row, columns, width, delimiter)):
+                    yield RowProblem(raw.get("email", "").strip(), list_name,
+                                     Problem(where, start, *extra))
+                    continue
                 yield _check_row(raw, list_name, path, start, where)
         except UnicodeDecodeError:
             raise _not_utf8(path, line + 1) from None

@@ -4,7 +4,11 @@ record it once, and suppress the address when it calls for that.
 Whom: the signed VERP token first (a token that fails its check, or a malformed one, is
 forged, and the mail is counted as unmatched, whatever else it says); without one, the
 original Message-ID, one we sent to the failed address the DSN names (a complaint: the
-Message-ID alone). Never the address alone: anyone can forge a DSN naming a reader. A hard
+Message-ID alone). Never the address alone: anyone can forge a DSN naming a reader. A row
+whose reader was erased with ``forget`` holds only a hash of the address, which the token's
+MAC cannot be checked against: the token is checked against each address the mail names that
+has that hash, and such a mail is reported as about an erased reader, never as forged (which
+would tell the operator someone forges bounces); nothing is recorded about the person. A hard
 bounce (5.x.x) and a complaint suppress at once; soft bounces (4.x.x) after
 ``bounces.soft_limit`` of them within ``bounces.soft_window_days``. Delay warnings and auto-replies
 never count.
@@ -13,6 +17,7 @@ never count.
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,8 +27,15 @@ from mirage_mailer.project.config import Settings
 from mirage_mailer.services.bounce_mailbox import BounceBox, ImapBounces, MaildirBounces
 from mirage_mailer.services.bounce_parse import Failure, Parsed, parse
 from mirage_mailer.services.signing import existing_secret
-from mirage_mailer.services.verp import Verp, verp_for
-from mirage_mailer.store import BounceRow, BounceStore, email_key, open_store
+from mirage_mailer.services.verp import Verp, VerpToken, verp_for
+from mirage_mailer.store import (
+    BounceRow,
+    BounceStore,
+    email_key,
+    hashed_key,
+    is_hashed,
+    open_store,
+)
 from mirage_mailer.store.guard import check_memory
 from mirage_mailer.util.errors import InputError, Problem, display_path
 from mirage_mailer.util.locks import Lock
@@ -32,6 +44,14 @@ from mirage_mailer.util.locks import Lock
 STATUSES = ("hard", "soft", "complaint", "already", "unmatched", "delay",
             "auto-reply", "ignored", "unreadable")
 _COUNTED = {"hard": "bounced", "soft": "soft-bounced", "complaint": "complained"}
+_FORGED = "its VERP token is forged (altered, or not ours); ignored"
+_ERASED = "matches a reader erased with forget; ignored"
+_ERASED_UNCHECKED = ("its VERP token names a reader erased with forget, and the mail names no "
+                     "address to check it against; ignored")
+# Something shaped like an address in a mail's text: the candidates a token of an erased
+# reader is checked against (the failed address a report names, the returned To: header).
+_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"'@]+@[^\s<>()\[\],;:\"'@]+")
+_MAX_CANDIDATES = 1_000
 
 
 @dataclass(frozen=True)
@@ -110,16 +130,28 @@ class Judge:
         self._suppressing: set[str] = set()
         self._soft: Counter[str] = Counter()
 
-    def _verp_row(self, parsed: Parsed) -> tuple[BounceRow | None, bool]:
-        """(row of a genuine token, whether a token was seen and failed its check)."""
+    def _verp_row(self, parsed: Parsed) -> tuple[BounceRow | None, str | None]:
+        """(row of a genuine token, None), or (None, why no row: the detail of an unmatched
+        mail), or (None, None) when the mail has no token."""
         if self.verp is None:
-            return None, False
+            return None, None
         tokens = self.verp.find(parsed.text)
+        erased: str | None = None
         for token in tokens:
             row = self.store.verp_row(token.row_id)
-            if row is not None and self.verp.genuine(token, row.issue, row.email):
-                return row, False
-        return None, bool(tokens) or self.verp.malformed(parsed.text)
+            if row is None:
+                continue
+            if is_hashed(row.email):  # forgotten: checked against the addresses named
+                verdict = _erased_check(self.verp, token, row, parsed)
+                if verdict is True:
+                    erased = _ERASED
+                elif verdict is None and erased is None:
+                    erased = _ERASED_UNCHECKED
+            elif self.verp.genuine(token, row.issue, row.email):
+                return row, None
+        if erased is not None:
+            return None, erased
+        return None, _FORGED if tokens or self.verp.malformed(parsed.text) else None
 
     def judge(self, ref: str, parsed: Parsed) -> BounceOutcome:
         if parsed.category in ("unreadable", "too-large"):
@@ -129,18 +161,21 @@ class Judge:
             return BounceOutcome(ref, status, parsed.reason)
         if parsed.key in self._keys or self.store.bounce_seen(parsed.key):
             return BounceOutcome(ref, "already", "processed before; not counted again")
-        row, forged = self._verp_row(parsed)
+        row, unmatched = self._verp_row(parsed)
         if parsed.category == "unrecognised" and row is None:
             return BounceOutcome(ref, "ignored", parsed.reason + ", and no genuine VERP token")
-        if forged:
-            return BounceOutcome(ref, "unmatched", "its VERP token is forged (altered, or "
-                                 "not ours); ignored")
+        if unmatched:
+            return BounceOutcome(ref, "unmatched", unmatched)
         failure = self._failure(parsed, row)
         if row is None:  # our Message-ID and, for a bounce, the failed address with it
             complaint = parsed.category == "complaint"
             address = parsed.complained if complaint else (failure.address if failure else None)
             row = self.store.bounce_row(address, parsed.original_message_id,
                                         redacted=complaint)
+            if row is None and address and not complaint:  # the row of someone forgotten
+                row = self.store.bounce_row(hashed_key(address), parsed.original_message_id)
+        if row is not None and is_hashed(row.email):
+            return BounceOutcome(ref, "unmatched", _ERASED)
         if row is None:
             named = parsed.complained or (failure.address if failure else None)
             return BounceOutcome(ref, "unmatched", "no genuine VERP token, and its original "
@@ -202,6 +237,30 @@ class Judge:
                 self._keys.add(parsed.key)
             else:
                 self.store.mark_bounce_mail(parsed.key, outcome.status)
+
+
+def _erased_check(verp: Verp, token: VerpToken, row: BounceRow, parsed: Parsed) -> bool | None:
+    """Whether the token was made for ``row``, whose reader was forgotten: checked against
+    each address the mail names (a report's failed address, a complaint's, those in the
+    returned headers) that has the row's hash; None when the mail names no such address.
+    The address itself is neither kept nor shown."""
+    named = [f.address for f in parsed.failures if f.address]
+    if parsed.complained:
+        named.append(parsed.complained)
+    seen: set[str] = set()
+    verdict: bool | None = None
+    for address in (*named, *(m.group(0) for m in _ADDRESS.finditer(parsed.text))):
+        address = address.rstrip(".")
+        if address in seen:
+            continue
+        if len(seen) >= _MAX_CANDIDATES:
+            break
+        seen.add(address)
+        if hashed_key(address) == row.email:
+            if verp.genuine(token, row.issue, address):
+                return True
+            verdict = False
+    return verdict
 
 
 def process_box(box: BounceBox, store: BounceStore, verp: Verp | None, config: BounceConfig,

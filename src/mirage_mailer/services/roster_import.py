@@ -51,7 +51,7 @@ from mirage_mailer.services.roster import list_path, store_if_any
 from mirage_mailer.services.roster_edit import check_row, locked
 from mirage_mailer.store import email_key, hashed_key
 from mirage_mailer.util.csvcells import unquote
-from mirage_mailer.util.csvrecords import numbered
+from mirage_mailer.util.csvrecords import extra_cells, numbered, row_width
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
 
 _MAILCHIMP = {"member_rating", "optin_time", "leid", "euid", "confirm_time"}
@@ -82,6 +82,7 @@ class _Row:
     line: int
     values: dict[str, str]  # normalised column -> cell
     attributes: dict[str, str]  # listmonk's attributes, flattened to text
+    problem: str | None = None  # why its cells cannot be taken for the columns they sit in
 
 
 def _unusable(path: Path, line: int | None, message: str, hint: str = "") -> InputError:
@@ -137,13 +138,16 @@ def _rows(handle: BinaryIO, path: Path, columns: list[str],
             yield _decoded(line, path, number)
 
     reader = csv.reader(lines(), delimiter=delimiter, strict=True)  # an open quote: an error
+    width = row_width(columns)
     for start, cells in numbered(reader, lambda: number + 1, lambda line, exc: _unusable(
             path, line, f"CSV error: {exc}", "check the quotes on this line; nothing was "
             "imported")):
         if not any(cell.strip() for cell in cells):
             continue
         values = {c: unquote(v) for c, v in zip(columns, cells, strict=False) if c}
-        yield _Row(start, values, _attributes(values.get("attributes", "")))
+        extra = extra_cells(cells, columns, width, delimiter) if len(cells) > width else None
+        yield _Row(start, values, _attributes(values.get("attributes", "")),
+                   None if extra is None else f"{extra[0]} ({extra[1]})")
 
 
 def _attributes(text: str) -> dict[str, str]:
@@ -298,6 +302,9 @@ class _Importer:
         self.result.notes = mapper.notes
 
     def decide(self, row: _Row, source: str, mapper: _Mapper) -> dict[str, str] | None:
+        if row.problem:  # its values are in the wrong columns: none of them can be trusted
+            self.skip(row.line, row.problem)
+            return None
         gone = _gone(row, source)
         if gone:
             self.skip(row.line, gone)

@@ -18,6 +18,7 @@ from mirage_mailer.store.core import (
     email_key,
     fields_json,
     hashed_key,
+    is_hashed,
 )
 from mirage_mailer.store.engagement import EngagementMixin
 from mirage_mailer.store.issue_plans import IssuePlan, IssuePlansMixin
@@ -70,6 +71,7 @@ __all__ = [
     "fields_json",
     "finished",
     "hashed_key",
+    "is_hashed",
     "open_store",
     "store_exists",
 ]

@@ -227,6 +227,11 @@ def hashed_key(email: str) -> str:
     return "sha256:" + hashlib.sha256(email_key(email).encode("utf-8")).hexdigest()
 
 
+def is_hashed(email: str) -> bool:
+    """The row's address is a forgotten person's hash (``hashed_key``), not an address."""
+    return email.startswith("sha256:")
+
+
 def _hashed_or_none(value: object) -> str | None:
     return hashed_key(value) if isinstance(value, str) else None
 

@@ -66,3 +66,35 @@ def quote_problem(where: str, cells: list[str], start: int, *,
                        "close the quote where the value ends; a value with line breaks "
                        "cannot be sent anyway")
     return None
+
+
+_SEPARATORS = {",": "a comma", ";": "a semicolon", "\t": "a tab"}
+
+
+def row_width(columns: list[str]) -> int:
+    """How many cells a row may fill: up to the header's last named column. A spreadsheet
+    pads every line, the header too, with empty cells out to its widest row; those trailing
+    unnamed columns hold nothing a row may put there."""
+    return max((i + 1 for i, column in enumerate(columns) if column), default=0)
+
+
+def extra_cells(cells: list[str], columns: list[str], width: int,
+                delimiter: str) -> tuple[str, str] | None:
+    """(message, hint) when a value sits beyond the header's last named column, else None.
+
+    Such a value has no column to go to, and the values before it are in the wrong columns:
+    an unquoted separator inside a value (``Dvořák, Antonín``, the most common hand-edited
+    CSV mistake) moves every later value one column to the right, so the reader would be
+    greeted by half their name and the last value dropped. Empty cells past the header (a
+    separator at the end of the line, a spreadsheet's padding) move and drop nothing: they
+    are fine, as fewer cells than the header are (the missing values are empty). Callers ask
+    only of rows longer than ``width``."""
+    values = len(cells)
+    while values > width and not cells[values - 1].strip():
+        values -= 1
+    if values <= width:
+        return None
+    named = "named columns" if width < len(columns) else "columns"
+    sep = _SEPARATORS.get(delimiter, f"'{delimiter}'")
+    return (f"{values} values but the header has {width} {named}",
+            f"put a value with {sep} in double quotes, or name the extra column in the header")
