@@ -57,11 +57,11 @@ def test_run_due_refuses_the_open_quote_and_sends_everyone_once_it_is_closed(
          "send_at: 2021-10-29T09:00:00+02:00")
     listed = project / "lists/subscribers.csv"
     listed.write_text(OPEN, encoding="utf-8")
-    first = run_cli("run-due", "--now", "2026-12-01T09:00:00Z")
+    first = run_cli("run-due", "--now", "2021-10-29T10:00:00+02:00")  # its first hour
     assert first.code == 2, first.err
     assert OPEN_AT in first.err and _outbox(project) == []
     listed.write_text(OPEN.replace('"Red Cross', "Red Cross"), encoding="utf-8")
-    second = run_cli("run-due", "--now", "2026-12-01T09:10:00Z")
+    second = run_cli("run-due", "--now", "2021-10-29T10:10:00+02:00")
     assert second.code == 0, second.err
     assert statuses(run_cli) == dict.fromkeys(["ann@example.org", "bob@example.org",
                                       "carla@example.org", "dan@example.org"], "sent")

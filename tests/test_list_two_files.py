@@ -36,7 +36,7 @@ def test_run_due_and_preview_refuse_a_list_with_two_files(project: Path,
     edit(project / SAMPLE_ISSUE / "issue.yaml", "# send_at: 2021-10-29T09:00:00+02:00",
          "send_at: 2021-10-29T09:00:00+02:00")
     (project / "lists/subscribers.yaml").write_text(YAML, encoding="utf-8")
-    due = run_cli("run-due", "--now", "2026-12-01T09:00:00Z")
+    due = run_cli("run-due", "--now", "2021-10-29T10:00:00+02:00")
     assert due.code == 2 and BOTH in due.err, due.err
     assert _outbox(project) == [] and report(run_cli)["recipients"] == []
     preview = run_cli("preview", SAMPLE_ISSUE, "--recipient", "other@example.org",

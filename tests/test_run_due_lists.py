@@ -41,8 +41,10 @@ def outbox(project: Path) -> list[str]:
 
 @pytest.fixture
 def due(project: Path) -> Path:
+    """Due an hour before each test's first run-due: a project that has never sent from
+    here sends only an issue due within the last 24 hours (test_project_moved.py)."""
     edit(project / SAMPLE_ISSUE / "issue.yaml", "# send_at: 2021-10-29T09:00:00+02:00",
-         "send_at: 2026-11-01T09:00:00+01:00")
+         "send_at: 2026-12-01T09:00:00+01:00")
     return project
 
 
@@ -78,8 +80,8 @@ def test_a_row_invalid_through_several_issues_gets_the_latest_one_only(
     later = due / "issues/2021-11-news"
     shutil.copytree(due / SAMPLE_ISSUE, later)
     edit(later / "issue.yaml", "number: 4", "number: 5")
-    edit(later / "issue.yaml", "send_at: 2026-11-01T09:00:00+01:00",
-         "send_at: 2026-11-15T09:00:00+01:00")
+    edit(later / "issue.yaml", "send_at: 2026-12-01T09:00:00+01:00",
+         "send_at: 2026-12-01T09:30:00+01:00")
     write_list(due, "a@example.org,A,en", "b@example.org,B,gr")
     assert run_due(run_cli, "2026-12-01T09:00:00+00:00")[0] == 0
     assert outbox(due) == ["a@example.org", "a@example.org"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shlex
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -39,10 +40,13 @@ pytestmark = pytest.mark.smtp_fault(rules=[LoseFirstReply()])  # the `sink` fixt
 
 @pytest.fixture
 def due(project: Path, sink: SmtpSink) -> Path:
-    """The sample issue, due, sent one connection at a time through the sink."""
+    """The sample issue, due an hour ago (a project that has never sent from here sends
+    only an issue due within the last 24 hours), sent one connection at a time through the
+    sink."""
     use_relay(project, sink.url, concurrency=1)
+    an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
     edit(project / SAMPLE_ISSUE / "issue.yaml", "# send_at: 2021-10-29T09:00:00+02:00",
-         "send_at: 2021-10-29T09:00:00+02:00")
+         f"send_at: {an_hour_ago}")
     return project
 
 

@@ -79,7 +79,7 @@ def test_earlier_keys_verify_and_only_the_current_one_signs(tmp_path: Path,
 
 def test_short_secret_stops_send_with_one_line_and_sends_nothing(project: Path,
                                                                  run_cli: RunCli) -> None:
-    (project / ".mirage").mkdir()
+    (project / ".mirage").mkdir(exist_ok=True)  # init makes it
     (project / ".mirage/secret").write_text("abc\n")
     result = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert result.code == 2
@@ -113,7 +113,7 @@ def _secret_lines(stderr: str) -> list[str]:
 
 def test_validate_refuses_a_short_secret_file_like_preview(project: Path,
                                                            run_cli: RunCli) -> None:
-    (project / ".mirage").mkdir()
+    (project / ".mirage").mkdir(exist_ok=True)  # init makes it
     (project / ".mirage/secret").write_text("qz7kq\n")
     refused = run_cli("preview", SAMPLE_ISSUE)
     result = run_cli("validate", SAMPLE_ISSUE)

@@ -314,6 +314,11 @@ def test_address_unsubscribed_during_the_send_is_not_mailed(project: Path, run_c
     assert set(states.values()) == {"sent", "suppressed"}
 
 
+# An hour after the sample's send_at: a project that has never sent from here sends only an
+# issue due within the last 24 hours (test_project_moved.py).
+FIRST_HOUR = "2021-10-29T10:00:00+02:00"
+
+
 @pytest.mark.smtp_fault(rules=[_slow(0.05)])
 def test_run_due_twice_at_once_one_sends_other_exits_3(project: Path, run_cli: RunCli,
                                                        sink: SmtpSink) -> None:
@@ -322,7 +327,8 @@ def test_run_due_twice_at_once_one_sends_other_exits_3(project: Path, run_cli: R
     write_list(project, 40)
     edit(project / SAMPLE_ISSUE / "issue.yaml", "# send_at: 2021-10-29T09:00:00+02:00",
          "send_at: 2021-10-29T09:00:00+02:00")
-    first = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "run-due"], cwd=project,
+    first = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "run-due", "--now",
+                              FIRST_HOUR], cwd=project,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while not sink.received and time.monotonic() < deadline:
@@ -350,8 +356,9 @@ def test_run_due_stopped_by_sigterm_exits_143_and_starts_no_further_issue(
     later = project / "issues/2021-11-later"
     shutil.copytree(project / SAMPLE_ISSUE, later)
     edit(later / "issue.yaml", "send_at: 2021-10-29T09:00:00+02:00",
-         "send_at: 2021-11-29T09:00:00+01:00")
-    proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "run-due"], cwd=project,
+         "send_at: 2021-10-29T09:30:00+02:00")
+    proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "run-due", "--now",
+                             FIRST_HOUR], cwd=project,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
@@ -375,7 +382,7 @@ def test_run_due_skips_future_issues(project: Path, run_cli: RunCli) -> None:
     result = run_cli("run-due", "--now", "2030-01-01T00:00:00Z")
     assert result.code == 0
     assert result.out.strip() == "run-due: nothing due at 2030-01-01T00:00:00+00:00"
-    due = run_cli("run-due", "--now", "2032-01-01T00:00:00+00:00")
+    due = run_cli("run-due", "--now", "2031-10-29T10:00:00+02:00")
     assert due.code == 0, due.err
     assert len(list((project / "outbox/new").iterdir())) == 5
 

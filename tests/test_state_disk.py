@@ -121,7 +121,7 @@ def test_a_locks_folder_that_cannot_be_made_is_one_line_and_exit_3(
         project: Path, run_cli: RunCli, command: tuple[str, ...]) -> None:
     edit(project / SAMPLE_ISSUE / "issue.yaml", "# send_at: 2021-10-29T09:00:00+02:00",
          "send_at: 2021-10-29T09:00:00+02:00")
-    (project / ".mirage").mkdir(mode=0o700)
+    assert (project / ".mirage").is_dir()  # init made it
     (project / ".mirage/locks").write_text("not a folder\n")
     result = run_cli(*command)
     assert result.code == 3, result.err

@@ -9,6 +9,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,9 @@ def start(root: Path, *args: str) -> subprocess.Popen[str]:
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("race") / "proj"
     init_project(root)
+    an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
     edit(root / SAMPLE_ISSUE / "issue.yaml", "# send_at: 2021-10-29T09:00:00+02:00",
-         "send_at: 2021-10-29T09:00:00+02:00")
+         f"send_at: {an_hour_ago}")  # a new project's run-due sends the last 24 hours' issues
     return root
 
 

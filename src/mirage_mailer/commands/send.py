@@ -428,7 +428,10 @@ def run_due_command(obj: Context, now: str | None) -> int:
     issue of those lists. Those left 'unknown' are
     resent only by a person (the summary names the send --resend-unknown to run), so they
     never keep an issue due. An issue with the subject, number and date of one already
-    sent under another id (a renamed or copied folder) is refused (exit 2). A lock stops
+    sent under another id (a renamed or copied folder) is refused (exit 2), and so is one
+    with nothing recorded that was due more than 24 hours before this copy of the project
+    first sent (before now, if it never did: a git clone without its .mirage/ folder looks
+    like that): copy that folder here, or send the issue by hand. A lock stops
     overlapping runs (exit 3). Output is one line per issue (no progress lines; warnings
     and errors are still shown); the exit code is the highest
     of the issues handled (3 > 2 > 1 > 0); a run stopped by Ctrl-C or SIGTERM starts no

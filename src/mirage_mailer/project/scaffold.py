@@ -15,9 +15,13 @@ from mirage_mailer.project.init_answers import (
     personalise_sample,
 )
 from mirage_mailer.util.errors import InputError, Problem, display_path
+from mirage_mailer.util.statedir import private_dir
 from mirage_mailer.util.writes import check_folder_path, writing
 
-GITIGNORE = "# mirage-mailer output and state\noutbox/\npreview/\narchive/\n.mirage/\n"
+# .mirage/ holds the store, the signing secret and the sent marker: it must follow the project
+# to another machine by copy, never through git (docs/operations.md); the venv is rebuilt.
+GITIGNORE = ("# mirage-mailer output and state\noutbox/\npreview/\narchive/\n.mirage/\n"
+             "# the virtual environment mirage-mailer is installed in\n.venv/\n")
 
 
 def scaffold_root() -> Traversable:
@@ -77,4 +81,9 @@ def init_project(target: Path, answers: ProjectAnswers | None = None) -> list[Pa
         if not ignore.exists():
             ignore.write_text(GITIGNORE, encoding="utf-8")
             written.append(ignore)
+        # Owner-only from the start, so the documented cron line's log and a DKIM key made
+        # with openssl have a private folder to go to before anything has signed or sent.
+        state = target / ".mirage"  # Settings.state_dir
+        if not state.is_dir():
+            written.append(private_dir(state))
     return written

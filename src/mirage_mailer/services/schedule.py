@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,12 +15,20 @@ from mirage_mailer.project.yamlsrc import LineDict, load_yaml_file
 from mirage_mailer.services.issue_marks import list_stamp
 from mirage_mailer.services.signing import check_signing_secret
 from mirage_mailer.store import IssuePlan, finished, open_store, store_exists
-from mirage_mailer.store.guard import check_memory
-from mirage_mailer.util.errors import InputError, MirageError, Problem
+from mirage_mailer.store.guard import check_memory, remember_sent
+from mirage_mailer.util.errors import InputError, MirageError, Problem, display_path
 from mirage_mailer.util.locks import Lock
+from mirage_mailer.util.statedir import SENT_MARKER
 
 if TYPE_CHECKING:
     from mirage_mailer.services.bounces import BounceRun
+
+
+# How late the first run-due of a project that never sent from this machine may still send an
+# issue: enough for cron's first run after send_at (the host off for a night), not for an
+# issue that went out long ago from the machine the project was cloned from.
+FIRST_RUN_GRACE = timedelta(hours=24)
+MOVING_DOC = "docs/operations.md#moving-a-project-to-another-machine"
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,10 @@ def find_due(settings: Settings, now: datetime) -> tuple[list[Due], list[Problem
     issue due, nor do newcomers to a finished issue's lists: were they to, every run would
     mail old issues to each newcomer, while this way newcomers get the next issue.
 
+    An issue with nothing recorded that was due more than ``FIRST_RUN_GRACE`` before this
+    copy of the project first sent (``first_sent_here``; now, if it never did) is a problem
+    (exit 2), not due: ``_held_back``.
+
     Only ``send_at`` is read here; a due issue is fully validated when it is sent. An
     issue.yaml that cannot be read is a problem to report, not a reason to skip the others.
     """
@@ -76,6 +89,8 @@ def find_due(settings: Settings, now: datetime) -> tuple[list[Due], list[Problem
     problems: list[Problem] = []
     if not settings.issues_dir.is_dir():
         return due, problems
+    first_sent = first_sent_here(settings)
+    since = now if first_sent is None else min(now, first_sent)
     database = settings.tracking.database
     store = open_store(database) if store_exists(database) else None
     passed: list[tuple[Path, LineDict, datetime]] = []
@@ -103,21 +118,65 @@ def find_due(settings: Settings, now: datetime) -> tuple[list[Due], list[Problem
             for name in _list_names(data):
                 latest[name] = max(send_at, latest.get(name, send_at))
         for path, data, send_at in passed:
+            counts = store.counts(path.parent.name) if store is not None else None
+            if since - send_at > FIRST_RUN_GRACE and not (counts and any(counts.values())):
+                problems.append(_held_back(settings, path, data, send_at, first_sent))
+                continue
             fixes_only = False
-            if store is not None:
-                counts = store.counts(path.parent.name)
-                if finished(counts):
-                    if not counts["invalid"] \
-                            or any(latest[n] > send_at for n in _list_names(data)) \
-                            or not _lists_changed(settings, path, data, plans):
-                        continue
-                    fixes_only = True
+            if counts is not None and finished(counts):
+                if not counts["invalid"] \
+                        or any(latest[n] > send_at for n in _list_names(data)) \
+                        or not _lists_changed(settings, path, data, plans):
+                    continue
+                fixes_only = True
             due.append(Due(path.parent, send_at, fixes_only))
     finally:
         if store is not None:
             store.close()
     due.sort(key=lambda d: d.send_at)
     return due, problems
+
+
+def first_sent_here(settings: Settings) -> datetime | None:
+    """When this copy of the project first recorded a real send: the time of
+    ``.mirage/sent`` (``store.guard``; a store with recipients writes it first, for a
+    project that sent with an older version), or None when it never did. A project cloned
+    with git to a new host has no ``.mirage/`` (it is git-ignored) and looks brand new, so
+    this is what tells an issue it is due from one it sent long ago from elsewhere, on the
+    first run there and after it, whatever is sent from the new host in between. A secret
+    alone says nothing: ``preview``, ``send --dry-run`` and ``serve`` make one too. A marker
+    copied without its time reads as later than it was: more old issues held back, never
+    fewer."""
+    remember_sent(settings.tracking.database, settings.state_dir)
+    try:
+        stamp = (settings.state_dir / SENT_MARKER).stat().st_mtime
+    except FileNotFoundError:
+        return None
+    return datetime.fromtimestamp(stamp, UTC)
+
+
+def _held_back(settings: Settings, path: Path, data: LineDict, send_at: datetime,
+               first_sent: datetime | None) -> Problem:
+    """Why an issue due long before this copy of the project sent anything is not sent by
+    run-due: it may well have gone out from the machine the project came from, whose
+    ``.mirage/`` did not come along, and cron has nobody to ask. A person can still send it
+    by hand."""
+    marker = display_path(settings.state_dir / SENT_MARKER)
+    if first_sent is None:
+        when = (f"more than 24 hours ago, and this project has never sent from here (no "
+                f"{marker}, no recipient in its tracking database)")
+        fix = "copy that project's .mirage/ folder here"
+    else:  # this host's own store is in .mirage/ now: copying another over it would lose it
+        when = (f"more than 24 hours before this project first sent from here ({marker}, "
+                f"{first_sent.isoformat(timespec='seconds')}), and nothing of it is recorded")
+        fix = "remove send_at from its issue.yaml"
+    command = shlex.join(["mirage-mailer", "send", display_path(path.parent)])
+    return Problem(
+        display_path(path), data.key_line("send_at"),
+        f"due at {send_at.isoformat()}, {when}: not sent, as it may have gone out from "
+        "another machine",
+        f"if it was sent from another machine, {fix}, see {MOVING_DOC}; to send it now, "
+        f"run '{command}' by hand")
 
 
 def _lists_changed(settings: Settings, path: Path, data: LineDict,
