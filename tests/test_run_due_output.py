@@ -45,7 +45,8 @@ def test_send_without_a_terminal_logs_progress_lines(project: Path) -> None:
 def test_run_due_without_a_terminal_prints_no_progress_line(project: Path) -> None:
     edit(project / SAMPLE_ISSUE / "issue.yaml", "# send_at: 2021-10-29T09:00:00+02:00",
          "send_at: 2021-10-29T09:00:00+02:00")
-    result = _run(project, "run-due")
+    # an hour after send_at: an issue due long before a project's first send is held back
+    result = _run(project, "run-due", "--now", "2021-10-29T10:00:00+02:00")
     assert result.code == 0, result.err
     assert not PROGRESS.search(result.err + result.out), result.err
     assert all(": warning: " in line for line in result.err.splitlines()), result.err
