@@ -34,7 +34,11 @@ def _settings(obj: Context) -> Settings:
 @click.argument("email")
 @click.pass_obj
 def unsubscribe_command(obj: Context, email: str) -> int:
-    """Suppress EMAIL: it is never sent to again, from any list."""
+    """Suppress EMAIL: it is never sent to again, from any list.
+
+    In a project that has sent, a missing or emptied tracking database is refused (exit 2):
+    restoring the backup would drop an unsubscribe taken into a new one. Restore it first.
+    """
     address = checked_address("unsubscribe", email)
     added = unsubscribe(_settings(obj), address)
     click.echo(f"{address}: " + ("unsubscribed; never sent to again, from any list"

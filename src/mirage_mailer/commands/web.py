@@ -60,7 +60,8 @@ def serve_command(obj: Context, host: str, port: int, proxy_headers: bool,
     Links in messages point here through tracking.base_url (the public https address
     of this server, usually a reverse proxy in front of it). Sign-up needs web.privacy_url
     (or web.signup: false); only the lists in web.signup_lists take it (without the key:
-    the project's only list, none when there are several).
+    the project's only list, none when there are several). In a project that has sent, a
+    missing or emptied tracking database stops it from starting (exit 2): restore it first.
     """
     import uvicorn
 

@@ -36,7 +36,7 @@ from mirage_mailer.store import (
     is_hashed,
     open_store,
 )
-from mirage_mailer.store.guard import check_memory
+from mirage_mailer.store.guard import RECORDS, check_kept, check_memory
 from mirage_mailer.util.errors import InputError, Problem, display_path
 from mirage_mailer.util.locks import Lock
 
@@ -294,7 +294,9 @@ def process_bounces(settings: Settings, *, dry_run: bool = False) -> BounceRun:
     # One run at a time: two would read the same files and trip over each other's moves.
     with bounces_lock(settings):
         # A project that has sent and lost its store must not read (and mark seen) its
-        # bounces against a new empty one: every genuine token would look forged.
+        # bounces against a new empty one: every genuine token would look forged. A lost one
+        # in the words of every command that records (``check_kept``), a damaged one in send's.
+        check_kept(settings.tracking.database, settings.state_dir, RECORDS)
         check_memory(settings.tracking.database, settings.state_dir)
         # No signing key yet means no token was ever made: nothing to verify, and reading
         # bounces must not create one; a lost one of a project that has sent is refused.

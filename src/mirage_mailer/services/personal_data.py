@@ -15,6 +15,7 @@ from mirage_mailer.project.config import Settings
 from mirage_mailer.project.lists import LIST_SUFFIXES, Subscriber, iter_list
 from mirage_mailer.services.reporting import existing
 from mirage_mailer.store import email_key, open_store
+from mirage_mailer.store.guard import RECORDS, check_kept
 from mirage_mailer.util.addresses import check_address
 from mirage_mailer.util.database import Database
 from mirage_mailer.util.errors import InputError, Problem, display_path
@@ -100,6 +101,9 @@ def forget_person(settings: Settings, address: str) -> Forgotten:
         result.rows = list(list_rows(settings, address))
     except InputError as exc:
         result.unsearched = list(exc.problems)
+    # a lost store: the erasure would go into a new one, and the backup put back brings the
+    # person's data back without anyone noticing
+    check_kept(settings.tracking.database, settings.state_dir, RECORDS)
     with open_store(settings.tracking.database) as store:
         result.done = store.forget(address)
     return result

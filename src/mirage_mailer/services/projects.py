@@ -26,6 +26,7 @@ from mirage_mailer.services.planning import ListScan, Plan, scan_plan
 from mirage_mailer.services.sending import SendOptions, existing_store, plan_options
 from mirage_mailer.services.signing import check_signing_secret, rotate
 from mirage_mailer.store import StoreError
+from mirage_mailer.store.guard import READS, check_kept
 from mirage_mailer.util.errors import InputError, Problem, display_path
 from mirage_mailer.util.tokens import Rotation
 
@@ -114,6 +115,8 @@ def _plan_and_scan(project: Project, *, use_store: bool) -> tuple[Plan, ListScan
     options = plan_options(SendOptions())
     if not use_store:
         return scan_plan(project, None, options)
+    settings = project.settings  # a lost store: named (a StoreError), not filled with a schema
+    check_kept(settings.tracking.database, settings.state_dir, READS)
     with existing_store(project) as store:
         return scan_plan(project, store, options)
 

@@ -45,6 +45,7 @@ from mirage_mailer.services.planning import (
     PlanOptions,
 )
 from mirage_mailer.store import Store, email_key, open_store, store_exists
+from mirage_mailer.store.guard import READS, check_kept
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
 from mirage_mailer.util.langs import check_language, normalise_language
 
@@ -142,7 +143,9 @@ def _project(settings: Settings, names: tuple[str, ...],
 
 @contextmanager
 def store_if_any(settings: Settings) -> Iterator[Store | None]:
-    """The tracking store when there is one; reading readers never creates it."""
+    """The tracking store when there is one; reading readers never creates it, nor reads a
+    lost one (``store.guard.check_kept``): every unsubscribed reader would show as active."""
+    check_kept(settings.tracking.database, settings.state_dir, READS)
     if not store_exists(settings.tracking.database):
         yield None
         return
@@ -229,8 +232,14 @@ def _matches(reader: Reader, filters: Filters) -> bool:
 
 
 def readers(settings: Settings, filters: Filters) -> Iterator[Reader]:
-    """Every reader of the lists asked for, list by list, in list order, then web sign-ups."""
+    """Every reader of the lists asked for, list by list, in list order, then web sign-ups.
+    A lost store is refused here, before the caller prints a header or an opening bracket."""
     names = _wanted(settings, filters)
+    check_kept(settings.tracking.database, settings.state_dir, READS)
+    return _readers(settings, names, filters)
+
+
+def _readers(settings: Settings, names: tuple[str, ...], filters: Filters) -> Iterator[Reader]:
     with store_if_any(settings) as store:
         for name in names:
             for reader in _list_readers(settings, name, store):

@@ -4,11 +4,15 @@ connection costs a login, so each worker thread keeps one, ``web/stores.py``).
 
 A service that touches the store takes ``stores: StoreAccess | None``; None opens and closes
 its own (``OpenEach``), which is what every command passes.
+
+Every opening first asks ``store.guard.check_kept``: in a project that has sent, a missing or
+emptied store is refused (exit 2; on the web a 503, and a one-click unsubscribe held on disk)
+rather than created or filled anew, since restoring the backup would drop what went into it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -16,6 +20,7 @@ from typing import Protocol
 from mirage_mailer.project.config import Settings
 from mirage_mailer.services.journal import settle_all
 from mirage_mailer.store import Store, open_store, store_exists
+from mirage_mailer.store.guard import READS, RECORDS, check_kept
 
 
 class StoreAccess(Protocol):
@@ -36,14 +41,24 @@ class OpenEach:
     """A store opened for each operation and closed after it: the command line's way."""
 
     settings: Settings
+    kept: Callable[[str], None] | None = None  # serve's ``KeptCheck``; else ``check_kept``
+
+    def check(self, outcome: str) -> None:
+        """Refuse a store that lost its memory (``store.guard``), before anything opens it."""
+        if self.kept is not None:
+            self.kept(outcome)
+        else:
+            check_kept(self.settings.tracking.database, self.settings.state_dir, outcome)
 
     @contextmanager
     def store(self) -> Iterator[Store]:
+        self.check(RECORDS)
         with open_store(self.settings.tracking.database) as opened:
             yield opened
 
     @contextmanager
     def existing(self, *, settle: bool = True) -> Iterator[Store | None]:
+        self.check(READS)
         if not store_exists(self.settings.tracking.database):
             yield None
             return

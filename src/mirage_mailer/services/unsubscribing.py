@@ -23,6 +23,7 @@ from mirage_mailer.services.unsubmail import (
     parse_imap_url,
     process,
 )
+from mirage_mailer.store.guard import READS, RECORDS, check_kept
 from mirage_mailer.util.envnames import is_env_name, not_an_env_name
 from mirage_mailer.util.errors import InputError, Problem
 from mirage_mailer.util.tokens import Signer
@@ -98,6 +99,8 @@ def mailed_requests(settings: Settings, given: Mailboxes, *,
     if given.maildir is not None:
         boxes.append(MaildirBox(given.maildir, include_seen=given.include_seen))
     signer = existing_signer(settings)
+    # in the words of a writer: what it takes from a lost store's mailbox is marked seen
+    check_kept(settings.tracking.database, settings.state_dir, READS if dry_run else RECORDS)
     try:
         with existing(settings) as store:
             if given.imap is not None and given.password:

@@ -40,7 +40,7 @@ _TABLES = ("recipients", "suppressions", "events")
 class Health:
     state: str  # ok | missing | zero bytes | empty | damaged
     detail: str = ""
-    rows: int = 0  # recipients recorded (state ok)
+    rows: int = 0  # recipients recorded (state ok; not ``thorough``: 1 for any)
 
 
 def inspect(database: Database, *, thorough: bool = True) -> Health:
@@ -70,8 +70,12 @@ def inspect(database: Database, *, thorough: bool = True) -> Health:
         if not set(_TABLES) <= names:
             return Health("empty", "no tables")
         # Recipients, not any row: a store re-created since by 'unsubscribe' or a web sign-up
-        # holds a suppression or a subscriber, and still knows nothing of who was sent what.
-        rows: int = conn.execute("SELECT count(*) FROM recipients").fetchone()[0]
+        # (before they checked) holds a suppression or a subscriber, and still knows nothing of
+        # who was sent what. Only a send's check counts them; the others ask whether any is
+        # there, which costs nothing on a store of millions (``check_kept`` runs per request).
+        rows: int = conn.execute(
+            "SELECT count(*) FROM recipients" if thorough else
+            "SELECT EXISTS (SELECT 1 FROM recipients)").fetchone()[0]
         return Health("ok", rows=rows) if rows else Health("empty", "no recipient recorded")
     except sqlite3.Error as exc:
         return _failed(database, exc)
@@ -218,14 +222,66 @@ def check_read_memory(database: Database, state_dir: Path) -> None:
     words ``check_memory`` refuses to send with: zero counts would read as "nobody got
     it". A damaged file is left to the open, which names the damage; only a project that
     has sent before is checked, so a new one reads as fast as ever."""
+    _check_kept(database, state_dir, "a report would say nobody got any issue",
+                "restore the database from a backup; 'mirage-mailer send ISSUE_DIR "
+                "--new-store' starts over on purpose")
+
+
+# What every command but send, run-due and report says to do about a lost store.
+RESTORE_HINT = ("restore the database from the backup (docs/operations.md#backups), or start "
+                "over on purpose with 'mirage-mailer send ISSUE_DIR --new-store'")
+# What a command would do to a lost store: the two common outcomes.
+RECORDS = ("what this command records now would be lost when the backup is restored; nothing "
+           "was changed")
+READS = ("every reader would look never sent and never unsubscribed; the store was left as "
+         "it is")
+
+
+def check_kept(database: Database, state_dir: Path, outcome: str) -> None:
+    """Refuse (``StoreError``, exit 2) to open, and so create or fill, the store of a project
+    that has sent once that store lost its memory; ``outcome`` says what would happen.
+
+    An unsubscribe recorded into a new store vanishes when the backup is put back over it,
+    and the reader gets the next issue; a reader of a new store shows every unsubscribed
+    reader as active. So every command that writes the store (and every reader, which would
+    otherwise write a schema into an emptied file) asks first, as ``send`` does. Cheap: a
+    project that never sent costs one stat, and the check reads no row. A damaged file is
+    left to the open, which names the damage."""
+    _check_kept(database, state_dir, outcome, RESTORE_HINT)
+
+
+class KeptCheck:
+    """``check_kept`` for a process that opens the store again and again (``serve``): a
+    SQLite file found whole is asked again only once it is another file or was emptied (its
+    inode, or a zero size), so a request costs a stat, not a second connection. A PostgreSQL
+    store is asked every time (``serve`` asks once per kept connection)."""
+
+    def __init__(self, database: Database, state_dir: Path) -> None:
+        self.database = database
+        self.state_dir = state_dir
+        self._whole: tuple[int, int] | None = None  # the file last found whole (dev, inode)
+
+    def __call__(self, outcome: str) -> None:
+        if not isinstance(self.database, Path):
+            check_kept(self.database, self.state_dir, outcome)
+            return
+        try:
+            found = self.database.stat()
+        except OSError:
+            key = None
+        else:
+            key = (found.st_dev, found.st_ino) if found.st_size else None
+        if key is None or key != self._whole:
+            check_kept(self.database, self.state_dir, outcome)
+            self._whole = key
+
+
+def _check_kept(database: Database, state_dir: Path, outcome: str, hint: str) -> None:
     if not has_sent(state_dir):
         return
     health = inspect(database, thorough=False)
     if health.state not in ("ok", "damaged"):
-        raise StoreError(_lost(
-            database, state_dir, health, "a report would say nobody got any issue",
-            "restore the database from a backup; 'mirage-mailer send ISSUE_DIR --new-store' "
-            "starts over on purpose"))
+        raise StoreError(_lost(database, state_dir, health, outcome, hint))
 
 
 def _lost(database: Database, state_dir: Path, health: Health, outcome: str,

@@ -11,7 +11,7 @@ import http.client
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from starlette.applications import Starlette
@@ -23,7 +23,8 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Scope
 
 from mirage_mailer.project.config import Settings
-from mirage_mailer.store.errors import StoreError
+from mirage_mailer.store.errors import StoreError, StoreUnavailable
+from mirage_mailer.store.guard import check_kept
 from mirage_mailer.util.errors import is_busy
 from mirage_mailer.web import (
     archive_routes,
@@ -69,6 +70,8 @@ class MirageApp(Starlette):
                      max_body_bytes=self.settings.web.max_body_bytes, refuse=refuse)
 
 
+SERVE_REFUSED = ("a new store would answer every unsubscribe link 'not valid', and what it took "
+                 "in would be lost when the backup is restored; serve did not start")
 TRY_LATER = N_("Please try again later.")
 RETRY_AFTER_SECONDS = 60  # a lock held by a send or a backup usually frees within a minute
 
@@ -120,7 +123,15 @@ async def store_unavailable(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings, *, local_base: str | None = None) -> Starlette:
     """The app; ``local_base`` is the address ``serve`` listens on (``http://host:port``),
-    which links use when ``tracking.base_url`` is not set."""
+    which links use when ``tracking.base_url`` is not set.
+
+    A project that has sent and lost its store does not start (``StoreError``, exit 2): a
+    new empty store would answer every genuine unsubscribe link "not valid" (providers do
+    not retry), and what it took in would be lost when the backup is put back. A store lost
+    while serving is refused per request instead (``store_access``): unsubscribes are held.
+    A store that only cannot answer now (locked, a server out of reach) is served as ever."""
+    with suppress(StoreUnavailable):  # each request asks again, and holds unsubscribes
+        check_kept(settings.tracking.database, settings.state_dir, SERVE_REFUSED)
     ctx = WebContext.load(settings, local_base)
     routes: list[BaseRoute] = [
         *archive_routes.ROUTES,

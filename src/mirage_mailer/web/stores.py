@@ -18,6 +18,7 @@ from mirage_mailer.project.config import Settings
 from mirage_mailer.services.journal import settle_all
 from mirage_mailer.services.store_access import OpenEach
 from mirage_mailer.store import Store, StoreError, open_store, store_exists
+from mirage_mailer.store.guard import RECORDS, KeptCheck
 from mirage_mailer.util.database import PostgresUrl
 
 
@@ -26,7 +27,7 @@ class KeptStores:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._each = OpenEach(settings)
+        self._each = OpenEach(settings, KeptCheck(settings.tracking.database, settings.state_dir))
         self._local = threading.local()
 
     @property
@@ -83,6 +84,8 @@ class KeptStores:
         return kept
 
     def _open(self) -> Store:
+        # as the command line does (``store_access``): a lost store is refused, not re-created
+        self._each.check(RECORDS)
         store = open_store(self.settings.tracking.database)
         self._local.store = store
         return store
