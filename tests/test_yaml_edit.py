@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from helpers import RunCli
 from mirage_mailer.project import list_edit, lists, yamlrows
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.project.yamlsrc import LineDict
@@ -139,3 +141,22 @@ def test_an_edit_does_not_hold_the_list(tmp_path: Path) -> None:
     _list(large, 6000)
     _peak(small, "user1@example.org")  # caches warm
     assert _peak(large, "user2@example.org") < _peak(small, "user3@example.org") * 1.5 + 100_000
+
+
+def test_a_date_that_is_no_date_is_written_quoted(project: Path, run_cli: RunCli) -> None:
+    """It made PyYAML's loader raise inside the quoting: exit 70, an internal error."""
+    path = project / "lists/partners.yaml"
+    path.write_text("subscribers:\n  - email: a@example.org\n", encoding="utf-8")
+    added = run_cli("subscribers", "add", "partners", "b@example.org", "since=2021-13-45",
+                    "day=2021-10-29", "note=Red Cross")
+    assert added.code == 0, added.err
+    assert path.read_text(encoding="utf-8").endswith(
+        '  - email: b@example.org\n    since: "2021-13-45"\n    day: "2021-10-29"\n'
+        "    note: Red Cross\n")
+
+
+@pytest.mark.parametrize("word", ["Red Cross", "yes", "No", "off", "~", "null", "12", "0x1F",
+                                  "1.5", "1_000", "2021-10-29", "2021-10-29 10:00", "10:30",
+                                  "1:20:30", ".inf", "a@example.org", "Zoë", "e3", "3M"])
+def test_a_word_is_typed_as_the_loader_types_it(word: str) -> None:
+    assert list_edit._typed_as_text(word) == (yaml.safe_load(word) == word)
