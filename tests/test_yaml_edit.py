@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from helpers import RunCli
-from mirage_mailer.project import list_edit, lists, yamlrows
+from mirage_mailer.project import list_edit, lists, yaml_edit, yamlrows
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.project.yamlsrc import LineDict
 from mirage_mailer.services import roster_edit, roster_import
@@ -160,3 +160,39 @@ def test_a_date_that_is_no_date_is_written_quoted(project: Path, run_cli: RunCli
                                   "1:20:30", ".inf", "a@example.org", "Zoë", "e3", "3M"])
 def test_a_word_is_typed_as_the_loader_types_it(word: str) -> None:
     assert list_edit._typed_as_text(word) == (yaml.safe_load(word) == word)
+
+
+def _import_peak(path: Path, count: int) -> int:
+    rows = ({"email": f"new{n}@example.org", "name": f"New {n}", "lang": "de"}
+            for n in range(count))
+    tracemalloc.start()
+    try:
+        list_edit.append_rows(path, rows)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_an_import_is_checked_a_piece_at_a_time(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The new entries are read back in pieces (each from an entry's start), so a long
+    import into a YAML list does not hold them all; the file is what one piece would give."""
+    monkeypatch.setattr(yaml_edit, "_PIECE_LINES", 300)
+    small, large = tmp_path / "small.yaml", tmp_path / "large.yaml"
+    for path in (small, large):
+        path.write_text("subscribers:\n  - email: a@example.org\n    note: |\n      kept\n"
+                        "# end\n", encoding="utf-8")
+    _import_peak(small, 1000)
+    assert _import_peak(large, 4000) < _import_peak(small, 1000) * 1.5 + 100_000
+    text = large.read_text(encoding="utf-8")
+    assert text.startswith("subscribers:\n  - email: a@example.org\n    note: |\n      kept\n"
+                           "  - email: new0@example.org\n    name: New 0\n    lang: de\n")
+    assert text.endswith("  - email: new3999@example.org\n    name: New 3999\n    lang: de\n"
+                         "# end\n")
+    monkeypatch.setattr(yaml_edit, "_PIECE_LINES", 10**9)
+    whole = tmp_path / "whole.yaml"
+    whole.write_text(small.read_text(encoding="utf-8").split("  - email: new0@", 1)[0]
+                     + "# end\n", encoding="utf-8")
+    list_edit.append_rows(whole, ({"email": f"new{n}@example.org", "name": f"New {n}",
+                                   "lang": "de"} for n in range(4000)))
+    assert whole.read_text(encoding="utf-8") == text

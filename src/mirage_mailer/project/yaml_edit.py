@@ -34,6 +34,7 @@ from mirage_mailer.project.yamlsrc import LIST_MAX_BYTES
 from mirage_mailer.util.errors import InputError, shorten
 
 _CHUNK = 1 << 16
+_PIECE_LINES = 5_000
 _PLAIN_KEY = re.compile(r"\s*subscribers\s*:\s*")
 BEFORE, KEY, GAP, ITEM, INSIDE, AFTER = range(6)  # what a line is, for the edit
 
@@ -244,14 +245,16 @@ class _Append:
     def __init__(self, path: Path, shape: Shape, given: Iterable[dict[str, str]]) -> None:
         self.path, self.shape, self.given = path, shape, given
         self.walk = _Walk(path, shape)
-        self.expected = _Digest()
+        self.expected, self.read = _Digest(), _Digest()
         self.size = shape.stat[1] if shape.stat is not None else 0
+        self.key = ""  # the 'subscribers:' line, read with each stretch
+        self.last_checked = shape.last is None
 
     def write(self, out: IO[bytes]) -> None:
         walk, count = self.walk, self.shape.count
         if walk.bom:
             out.write(BOM)
-        window: list[str] = []  # 'subscribers:', the last entry, the new ones, the rest
+        window: list[str] = []  # the last entry, the new ones, the rest: read in pieces
         held: list[str] = []  # blank and comment lines in the last entry, not yet written
         last = ""  # the line the new entries follow
         items = 0
@@ -264,7 +267,7 @@ class _Append:
                     tail = f"  #{comment.rstrip(chr(13) + chr(10))}" if comment else ""
                     line = f"{' ' * _indent(line)}subscribers:{tail}{walk.newline}"
                     self.size += len(line.encode("utf-8")) - written
-                window.append(line)
+                self.key = line
                 out.write(line.encode("utf-8"))
                 if not count:
                     self._add(out, window)
@@ -290,7 +293,9 @@ class _Append:
         if not added:
             self._close(out, window, last)
             self._flush(out, window, held)
-        self._check("".join(window))
+        self._check(window)
+        if not self.read.same(self.expected):
+            raise _mismatch(self.path, self.shape)
 
     def walk_only(self, out: IO[bytes]) -> None:
         for _, line in self.walk.lines():
@@ -331,16 +336,19 @@ class _Append:
             if self.size > LIST_MAX_BYTES:
                 raise _unusable(self.path, None, f"the list would pass {LIST_MAX_BYTES:,} "
                                 "bytes", "use a CSV list for this many readers")
+            if len(window) >= _PIECE_LINES:  # a long import is read back a piece at a time
+                self._check(window)
 
-    def _check(self, text: str) -> None:
-        got = _window(self.path, self.shape, text)
-        if self.shape.last is not None and next(got, None) != self.shape.last[1]:
-            raise _mismatch(self.path, self.shape)
-        read = _Digest()
+    def _check(self, window: list[str]) -> None:
+        """Read a stretch back (from an item's start: each parses as in the file)."""
+        got = _window(self.path, self.shape, self.key + "".join(window))
+        window.clear()
+        if not self.last_checked:
+            if self.shape.last is None or next(got, None) != self.shape.last[1]:
+                raise _mismatch(self.path, self.shape)
+            self.last_checked = True
         for entry in got:
-            read.add(entry)
-        if not read.same(self.expected):
-            raise _mismatch(self.path, self.shape)
+            self.read.add(entry)
 
 
 class _Remove:
