@@ -21,7 +21,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any
@@ -60,7 +60,6 @@ class Shape:
     last: Entry | None = None
     plain: bool = True
     complete: bool = False  # every entry was read
-    seen: Callable[[Entry], None] | None = field(default=None, repr=False)
 
     def add(self, entry: Entry) -> None:
         if not self.count:
@@ -69,8 +68,6 @@ class Shape:
         self.last = entry
         if not isinstance(entry[1], str):
             self.plain = False
-        if self.seen is not None:
-            self.seen(entry)
 
 
 def file_stat(path: Path) -> tuple[int, int, int] | None:
@@ -85,7 +82,7 @@ class _Unusual(Exception):
     """Something the events path leaves to ``yamlsrc``'s loader."""
 
 
-def not_a_list(path: Path, line: int) -> InputError:
+def _not_a_list(path: Path, line: int) -> InputError:
     return InputError(Problem(display_path(path), line, "list must have 'subscribers:' with a "
                               "sequence of entries", "write '- email: someone@example.org' "
                               "lines"))
@@ -136,7 +133,7 @@ def _loaded(path: Path, shape: Shape) -> Iterator[Entry]:
     """The loader's way: the whole file composed, then its entries."""
     data = load_yaml_file(path, LIST_MAX_BYTES, text_values=True)
     if not isinstance(data, LineDict) or not isinstance(data.get("subscribers"), LineList):
-        raise not_a_list(path, data.line if isinstance(data, LineDict | LineList) else 1)
+        raise _not_a_list(path, data.line if isinstance(data, LineDict | LineList) else 1)
     shape.key_line = data.key_line("subscribers")
     rows: LineList = data["subscribers"]
     for index, entry in enumerate(rows):
