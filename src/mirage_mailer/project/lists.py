@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mirage_mailer.project.issue_values import LIST_NAME, inside
-from mirage_mailer.project.yamlsrc import LIST_MAX_BYTES, LineDict, LineList, load_yaml_file
+from mirage_mailer.project.yamlrows import Shape
+from mirage_mailer.project.yamlrows import entries as yaml_entries
+from mirage_mailer.project.yamlsrc import LineDict
 from mirage_mailer.util.addresses import check_clean_address
 from mirage_mailer.util.csvrecords import MAX_CELL_LINES, extra_cells, quote_problem, row_width
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
@@ -106,13 +108,13 @@ def _list_files(lists_dir: Path, name: str) -> list[Path]:
         return []
 
 
-def iter_list(path: Path, list_name: str, *,
-              subject: SubjectOf | None = None) -> Iterator[Subscriber | RowProblem]:
+def iter_list(path: Path, list_name: str, *, subject: SubjectOf | None = None,
+              shape: Shape | None = None) -> Iterator[Subscriber | RowProblem]:
     """Stream one list's rows; raises ``InputError`` only when the file is unusable. A long
     CSV list is read on the second core (``list_worker``), with the very same result; there
     each row's ``subject`` and ``fields_text`` are also filled in when ``subject`` is given
     (the rows are bound for the store; elsewhere they stay None and the caller computes
-    them)."""
+    them). A YAML list's ``shape`` is filled in as it is read (``list_edit`` uses it)."""
     if path.suffix.lower() == ".csv":
         from mirage_mailer.project import list_worker
 
@@ -122,7 +124,7 @@ def iter_list(path: Path, list_name: str, *,
         else:
             yield from _iter_csv(path, list_name)
     else:
-        yield from _iter_yaml(path, list_name)
+        yield from _iter_yaml(path, list_name, shape)
 
 
 def _size(path: Path) -> int:
@@ -344,20 +346,15 @@ def column_name(header: str) -> str:
     return {"e_mail": "email", "email_address": "email", "language": "lang"}.get(name, name)
 
 
-def _iter_yaml(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
-    data = load_yaml_file(path, LIST_MAX_BYTES, text_values=True)
+def _iter_yaml(path: Path, list_name: str,
+               shape: Shape | None = None) -> Iterator[Subscriber | RowProblem]:
+    """Entry by entry (``yamlrows``): a long YAML list never sits in memory either."""
     where = display_path(path)
-    if not isinstance(data, LineDict) or not isinstance(data.get("subscribers"), LineList):
-        line = data.line if isinstance(data, LineDict | LineList) else 1
-        raise InputError(Problem(where, line, "list must have 'subscribers:' with a sequence "
-                                 "of entries", "write '- email: someone@example.org' lines"))
-    rows: LineList = data["subscribers"]
-    for index, entry in enumerate(rows):
-        line = rows.item_line(index)
+    for line, entry in yaml_entries(path, shape):
         if isinstance(entry, str):
-            entry_map: dict[str, str] = {"email": entry}
+            yield _check_row({"email": entry}, list_name, path, line, where)
         elif isinstance(entry, LineDict):
-            entry_map = {}
+            entry_map: dict[str, str] = {}
             lines: dict[str, int] = {}
             for key, value in entry.items():
                 if isinstance(value, dict | list):
@@ -370,9 +367,6 @@ def _iter_yaml(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
                 lines[column] = entry.key_line(key)
             else:
                 yield _check_row(entry_map, list_name, path, line, where, lines)
-            continue
         else:
             yield RowProblem("", list_name, Problem(where, line, "subscriber entry must be a "
                                                     "mapping", "write '- email: ...'"))
-            continue
-        yield _check_row(entry_map, list_name, path, line, where)

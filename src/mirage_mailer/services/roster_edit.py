@@ -18,12 +18,11 @@ from pathlib import Path
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.list_edit import FIELD_KEY, Layout, append_rows, layout, remove_rows
 from mirage_mailer.project.lists import (
-    RowProblem,
     Subscriber,
     column_name,
     iter_list,
-    list_fields,
 )
+from mirage_mailer.project.yamlrows import Shape
 from mirage_mailer.services.roster import list_path, store_if_any
 from mirage_mailer.store import email_key
 from mirage_mailer.util.addresses import check_address
@@ -126,14 +125,21 @@ def _fits(path: Path, shape: Layout, row: dict[str, str]) -> None:
         raise InputError(Problem(where, 1, f"the list has no '{shorten(key)}' column", hint))
 
 
-def _present(path: Path, name: str, key: str) -> str | None:
-    """Where ``key`` already has a row in the file (``path:line``), or None."""
-    for row in iter_list(path, name):
-        if isinstance(row, Subscriber) and email_key(row.email) == key:
-            return f"{display_path(path)}:{row.line}"
-        if isinstance(row, RowProblem) and email_key(row.email) == key:
-            return f"{row.problem.path}:{row.problem.line} (a row with a problem: fix it there)"
-    return None
+def _present(path: Path, name: str, key: str,
+             shape: Shape) -> tuple[str | None, set[str]]:
+    """Where ``key`` already has a row in the file (``path:line``), or None; and the fields
+    of the rows read (all of them when it has none). One read of the file, whose ``shape``
+    the edit then uses instead of reading it again."""
+    fields: set[str] = set()
+    for row in iter_list(path, name, shape=shape):
+        if isinstance(row, Subscriber):
+            if email_key(row.email) == key:
+                return f"{display_path(path)}:{row.line}", fields
+            fields.update(row.fields)
+        elif email_key(row.email) == key:
+            return (f"{row.problem.path}:{row.problem.line} (a row with a problem: fix it "
+                    "there)", fields)
+    return None, fields
 
 
 def add_reader(settings: Settings, list_name: str, email: str, *, name: str | None,
@@ -156,12 +162,13 @@ def add_reader(settings: Settings, list_name: str, email: str, *, name: str | No
     shape = layout(path)
     _fits(path, shape, row)
     notes: list[str] = []
-    if shape.kind == "yaml":  # no header to refuse a typo: say which key is new
-        known = list_fields(path) | {"email", "name", "lang"}
-        notes.extend(f"no other row has '{shorten(key)}': check the spelling (the row is "
-                     "added with it)" for key in row if key not in known)
+    read = Shape()
     with locked(settings):
-        first = _present(path, list_name, email_key(address))
+        first, known = _present(path, list_name, email_key(address), read)
+        if shape.kind == "yaml":  # no header to refuse a typo: say which key is new
+            notes.extend(f"no other row has '{shorten(key)}': check the spelling (the row "
+                         "is added with it)" for key in row
+                         if key not in known | {"email", "name", "lang"})
         if first:
             raise InputError(Problem(first, None, f"{address} is already in the list",
                                      "nothing was written"))
@@ -177,7 +184,7 @@ def add_reader(settings: Settings, list_name: str, email: str, *, name: str | No
                     notes.append(f"{address} is suppressed (unsubscribed or erased): the row "
                                  "is added, but nothing is sent to them unless they sign up "
                                  "again through the web form")
-        append_rows(path, [row])
+        append_rows(path, [row], shape=read)
     return Added(path, address, notes)
 
 

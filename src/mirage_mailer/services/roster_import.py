@@ -47,6 +47,7 @@ from mirage_mailer.project.lists import (
     iter_list,
 )
 from mirage_mailer.project.seen import SeenAddresses
+from mirage_mailer.project.yamlrows import Shape
 from mirage_mailer.services.roster import list_path, store_if_any
 from mirage_mailer.services.roster_edit import check_row, locked
 from mirage_mailer.store import email_key, hashed_key
@@ -266,10 +267,11 @@ class _Importer:
         self.suppressed: set[str] = set()
         self.web: set[str] = set()
         self.result = ImportResult(self.list_path, "CSV")
+        self.shape = Shape()  # a YAML list's, read once here for the edit too
 
     def load_known(self) -> None:
         """Addresses the list (file and confirmed web sign-ups) has, and unsubscribes."""
-        rows = iter_list(self.list_path, self.list_name)
+        rows = iter_list(self.list_path, self.list_name, shape=self.shape)
         while batch := list(islice(rows, _BATCH)):
             keys = [email_key(r.email) for r in batch if isinstance(r, Subscriber | RowProblem)
                     and r.email]
@@ -344,7 +346,8 @@ def import_file(settings: Settings, path: Path, list_name: str, *, dry_run: bool
             rows = importer.rows(handle)
             first = next(rows, None)
             if first is not None:  # the dry run writes to nowhere, and that is all
-                append_rows(importer.list_path, chain([first], rows), dry_run=dry_run)
+                append_rows(importer.list_path, chain([first], rows), dry_run=dry_run,
+                            shape=importer.shape)
         finally:
             importer.seen.close()
     return importer.result
