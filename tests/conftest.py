@@ -17,6 +17,7 @@ from mirage_mailer.compose.render import RenderedLanguage
 from mirage_mailer.project.scaffold import init_project
 from mirage_mailer.services.loader import open_project, render
 from mirage_mailer.util.database import Database, PostgresUrl
+from support.ports import RefusingPorts, refusing_ports
 from support.postgres import PostgresServer, Unavailable, start_server
 from support.postgres import required as postgres_required
 from support.smtp_sink import SmtpSink
@@ -46,6 +47,14 @@ def run_cli(project: Path) -> RunCli:
         return Run(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+@pytest.fixture
+def refusing_port() -> Iterator[RefusingPorts]:
+    """``refusing_port()`` is a port of 127.0.0.1 that refuses connections (a server that is
+    down) and stays ours until the test ends, so no server of another pytest worker takes it."""
+    with refusing_ports() as ports:
+        yield ports
 
 
 @pytest.fixture

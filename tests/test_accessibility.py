@@ -98,7 +98,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]
     subjects = "".join(f'\n  {code}: "{text}"' for code, text in INTERFACE_ONLY.items())
     edit(root / SAMPLE_ISSUE / "issue.yaml", "\ntitle:", f"{subjects}\ntitle:")
     assert "sent 5" in cli(root, "send", SAMPLE_ISSUE, "--yes")
-    with serving(root, port, wait=WAIT_S) as url:
+    with serving(root, port=port, wait=WAIT_S) as url:
         yield root, url
 
 

@@ -20,8 +20,8 @@ from helpers import SAMPLE_ISSUE, RunCli
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.services.dkim_keys import alignment_problem, organisational_domain
 from mirage_mailer.util.errors import InputError
+from support.ports import free_port
 from test_dkim_signer import rsa_key
-from test_error_words import free_port
 
 ENV = "MIRAGE_DKIM_KEY"
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli, edit, use_relay
+from support.ports import RefusingPorts
 from support.smtp_sink import Fault, SmtpSink
 
 ISSUE_YAML = f"{SAMPLE_ISSUE}/issue.yaml"
@@ -98,15 +99,9 @@ def test_a_relay_without_starttls_is_named(project: Path, run_cli: RunCli) -> No
     assert sink.received == []
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-def test_unreachable_relay_says_nothing_was_lost(project: Path, run_cli: RunCli) -> None:
-    port = free_port()
+def test_unreachable_relay_says_nothing_was_lost(project: Path, run_cli: RunCli,
+                                                refusing_port: RefusingPorts) -> None:
+    port = refusing_port()
     use_relay(project, f"smtp://127.0.0.1:{port}", timeout=5)
     result = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert result.code == 3, result.err

@@ -4,12 +4,12 @@ guard; and a server that is not there (exit 3, one line, the URL without a passw
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from helpers import SAMPLE_ISSUE, RunCli, edit, report
 from mirage_mailer.project.scaffold import init_project
 from mirage_mailer.util.database import PostgresUrl
+from support.ports import RefusingPorts
 from support.postgres import raw
 
 DB_LINE = "  database: .mirage/tracking.sqlite"
@@ -97,10 +97,8 @@ def test_a_lost_postgresql_store_refuses_send_and_new_store_starts_over(
 
 
 def test_a_server_that_is_not_there_stops_every_command_with_exit_3(
-        project: Path, run_cli: RunCli) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+        project: Path, run_cli: RunCli, refusing_port: RefusingPorts) -> None:
+    port = refusing_port()
     url = f"postgresql://mirage@127.0.0.1:{port}/news"
     use_postgres(project, url)
     for args in (("send", SAMPLE_ISSUE, "--yes"), ("report", SAMPLE_ISSUE),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import socket
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -20,14 +19,8 @@ from pathlib import Path
 
 from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses
 from support.faults import Call, Reply
+from support.ports import RefusingPorts
 from support.smtp_sink import SmtpSink
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then released): a relay that is down."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def relays_config(project: Path, relays: list[str], count: int, *,
@@ -77,9 +70,9 @@ def sinks(*made: SmtpSink) -> Iterator[tuple[SmtpSink, ...]]:
 
 
 def test_three_relays_one_down_one_dying_every_reader_once_or_unknown(
-        project: Path, run_cli: RunCli) -> None:
+        project: Path, run_cli: RunCli, refusing_port: RefusingPorts) -> None:
     dying = DiesHalfWay(accept=25)
-    down = f"smtp://127.0.0.1:{free_port()}"
+    down = f"smtp://127.0.0.1:{refusing_port()}"  # a relay that is down
     with sinks(SmtpSink(rules=[dying]), SmtpSink()) as (half, steady):
         dying.sink = half
         addresses = relays_config(project, [f"url: {down}", f"url: {half.url}",
@@ -159,8 +152,8 @@ def test_weights_share_the_messages(project: Path, run_cli: RunCli) -> None:
 
 
 def test_every_relay_out_ends_the_run_with_exit_3_and_keeps_the_state(
-        project: Path, run_cli: RunCli) -> None:
-    first, second = (f"smtp://127.0.0.1:{free_port()}" for _ in range(2))
+        project: Path, run_cli: RunCli, refusing_port: RefusingPorts) -> None:
+    first, second = (f"smtp://127.0.0.1:{refusing_port()}" for _ in range(2))
     relays_config(project, [f"url: {first}", f"url: {second}"], 10)
     result = run_cli("send", SAMPLE_ISSUE, "--yes")
 

@@ -22,6 +22,7 @@ import pytest
 from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses, use_relay
 from support.smtp_sink import (
     Call,
+    Gate,
     Rule,
     SmtpSink,
     drop_at_data_command,
@@ -292,7 +293,7 @@ def test_ctrl_c_finishes_in_flight_messages_and_a_rerun_resumes(
     assert set(statuses(run_cli).values()) == {"sent"}
 
 
-@pytest.mark.smtp_fault(rules=[_slow(0.05)])
+@pytest.mark.smtp_fault(rules=[Gate(after=3)])
 def test_address_unsubscribed_during_the_send_is_not_mailed(project: Path, run_cli: RunCli,
                                                              sink: SmtpSink) -> None:
     """The row was read (and its message maybe built) before the reader unsubscribed; the
@@ -300,9 +301,12 @@ def test_address_unsubscribed_during_the_send_is_not_mailed(project: Path, run_c
     use_relay(project, sink.url)
     edit(project / "mirage.yaml", "  concurrency: 4", "  concurrency: 1")
     addresses = write_list(project, 40)
+    gate = sink.rules[0]
+    assert isinstance(gate, Gate)
     proc = send_in_background(project, sink, until_received=3)
     try:
-        assert run_cli("unsubscribe", addresses[-1]).code == 0
+        assert run_cli("unsubscribe", addresses[-1]).code == 0  # the 4th waits at the gate
+        gate.open()
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
@@ -319,12 +323,14 @@ def test_address_unsubscribed_during_the_send_is_not_mailed(project: Path, run_c
 FIRST_HOUR = "2021-10-29T10:00:00+02:00"
 
 
-@pytest.mark.smtp_fault(rules=[_slow(0.05)])
+@pytest.mark.smtp_fault(rules=[Gate(after=1)])
 def test_run_due_twice_at_once_one_sends_other_exits_3(project: Path, run_cli: RunCli,
                                                        sink: SmtpSink) -> None:
     use_relay(project, sink.url)
     edit(project / "mirage.yaml", "  concurrency: 4", "  concurrency: 1")
     write_list(project, 40)
+    gate = sink.rules[0]
+    assert isinstance(gate, Gate)
     edit(project / SAMPLE_ISSUE / "issue.yaml", "# send_at: 2021-10-29T09:00:00+02:00",
          "send_at: 2021-10-29T09:00:00+02:00")
     first = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "run-due", "--now",
@@ -333,7 +339,8 @@ def test_run_due_twice_at_once_one_sends_other_exits_3(project: Path, run_cli: R
     deadline = time.monotonic() + 30
     while not sink.received and time.monotonic() < deadline:
         time.sleep(0.01)
-    second = run_cli("run-due")
+    second = run_cli("run-due")  # while the first waits at the gate for its second 250
+    gate.open()
     out, errors = first.communicate(timeout=60)
     assert first.returncode == 0, errors
     assert second.code == 3

@@ -5,7 +5,6 @@ backends is tests/test_store.py's, parametrized."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from mirage_mailer.store.pg import WRITE_LOCK
 from mirage_mailer.store.pg_schema import PG_MIGRATIONS
 from mirage_mailer.util.database import PostgresUrl, parse_postgres
 from mirage_mailer.util.errors import ExitCode
+from support.ports import RefusingPorts
 from support.postgres import PASSWORD_ROLE, raw
 
 
@@ -134,10 +134,9 @@ def test_a_writer_waits_for_the_advisory_lock_and_gives_up_with_exit_3(
         assert s.record([], [(row.id, "<a@x>")]) == {row.id}
 
 
-def test_a_server_that_is_not_there_is_one_line_exit_3(tmp_path: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # nothing listens once closed
+def test_a_server_that_is_not_there_is_one_line_exit_3(tmp_path: Path,
+                                                      refusing_port: RefusingPorts) -> None:
+    port = refusing_port()  # nothing listens
     url = PostgresUrl(f"postgresql://mirage@127.0.0.1:{port}/mirage")
     with pytest.raises(StoreUnavailable) as caught:
         Store(url, timeout=2)

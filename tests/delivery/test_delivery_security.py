@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import ssl
 
 import pytest
 from delivery_support import Deliver, Run, make_envelopes, make_transport
 
 from mirage_mailer.delivery import Outcome, RetryPolicy
+from support.ports import RefusingPorts
 from support.smtp_sink import SmtpSink
 
 CREDS = ("officer", "s3cret")
@@ -90,10 +90,9 @@ def test_server_requiring_auth_aborts_without_failing_anyone(sink: SmtpSink,
     assert set(run.rec.final()) == {e.key for e in run.rec.attempts}
 
 
-def test_unreachable_server_aborts_quickly(deliver: Deliver) -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+def test_unreachable_server_aborts_quickly(deliver: Deliver,
+                                           refusing_port: RefusingPorts) -> None:
+    port = refusing_port()  # a port nobody listens on
     run = deliver(make_transport(f"smtp://127.0.0.1:{port}"), make_envelopes(5),
                   policy=RetryPolicy())  # the real reconnect backoff
     message = assert_aborted_before_sending(run)

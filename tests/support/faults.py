@@ -13,6 +13,7 @@ characters, as broken or hostile relays send.
 
 from __future__ import annotations
 
+import threading
 import time
 import zlib
 from collections import deque
@@ -37,12 +38,16 @@ class Reply:
     ``store`` (at DATA): keep the message as received first, as a relay that queues it and
     then fails to say so; with ``text=None`` and a long ``delay`` it stalls (until the client
     hangs up), with ``delay=0`` it drops the connection at once.
+
+    ``until``: hold the reply until the event is set (``delay`` is then the longest wait),
+    without blocking the server's other connections.
     """
 
     text: str | None
     close: bool = False
     delay: float = 0.0
     store: bool = False
+    until: threading.Event | None = None
 
 
 Rule = Callable[[Call], "Reply | None"]
@@ -143,6 +148,44 @@ def store_then_answer(reply: str, fraction: float = 1.0) -> StoreThenFail:
 def drop_at_data_command(times: int = 1, *, address: str | None = None) -> Fault:
     """Drop the connection when DATA is sent, before any of the message: safe to retry."""
     return Fault("DATA-START", None, address, times, close=True)
+
+
+class Gate:
+    """Accepts the first ``after`` messages at once, then keeps each later one waiting for
+    its 250 (received and stored, not yet answered) until the test calls ``open()``.
+
+    For a test that acts while a send runs (unsubscribes, runs a second command, signals
+    it): a relay that is merely slow races the test's own commands, and on a loaded machine
+    (parallel test workers) the send can finish first. The gate holds the send at a point
+    the test chooses, for as long as the test needs, up to ``timeout`` seconds (keep it below
+    the transport's command timeout, or the held messages turn ``unknown``).
+    """
+
+    def __init__(self, after: int, *, timeout: float = 20.0) -> None:
+        self.after = after
+        self.timeout = timeout
+        self.opened = threading.Event()
+        self.accepted = 0
+
+    def __call__(self, call: Call) -> Reply | None:
+        if call.stage != "DATA" or self.opened.is_set():
+            return None
+        self.accepted += 1
+        if self.accepted <= self.after:
+            return None
+        return Reply("250 2.0.0 Ok: queued after the gate", store=True, delay=self.timeout,
+                     until=self.opened)
+
+    def open(self) -> None:
+        self.opened.set()
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Gate:
+        """A fresh, closed gate (an Event cannot be copied): the ``sink`` fixture copies a
+        marker's rules for every test."""
+        return Gate(self.after, timeout=self.timeout)
+
+    def __repr__(self) -> str:
+        return f"Gate(after={self.after})"
 
 
 def picked(address: str, fraction: float, salt: str = "") -> bool:

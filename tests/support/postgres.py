@@ -72,19 +72,46 @@ class PostgresServer:
         if proc.returncode != 0:
             raise Unavailable(f"{Path(args[0]).name} failed: {proc.stderr.strip()[-800:]}")
 
-    def start(self) -> None:
+    def start(self, *, tries: int = 5) -> None:
+        """initdb once, then start on ``self.port``; a port taken meanwhile (another pytest
+        worker or run picked it too: ``_free_port`` releases it before the server binds it)
+        is retried on another free port."""
         self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres",
                   "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
         # trust on 127.0.0.1, except for the one role that tests password authentication
         (self.data / "pg_hba.conf").write_text(
             f"host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n"
             "host all all 127.0.0.1/32 trust\n")
+        for attempt in range(tries):
+            try:
+                self._start_server()
+                return
+            except Unavailable:
+                if attempt == tries - 1 or not self._port_was_taken():
+                    raise
+                self.port = _free_port()
+
+    def _start_server(self) -> None:
         options = (f"-p {self.port} -c listen_addresses=127.0.0.1"
                    f" -c unix_socket_directories={self.root}"
                    " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
                    " -c max_connections=60 -c shared_buffers=32MB")
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options,
-                  "-l", str(self.root / "server.log"), "-w", "-t", "60", "start", timeout=90)
+                  "-l", str(self.log), "-w", "-t", "60", "start", timeout=90)
+
+    @property
+    def log(self) -> Path:
+        return self.root / "server.log"
+
+    def _port_was_taken(self) -> bool:
+        """The last start failed because its TCP port was in use (the server's log says so);
+        the log is emptied for the next try."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return False
+        self.log.write_text("")
+        return "Address already in use" in text or "could not bind" in text
 
     def stop(self) -> None:
         subprocess.run([*self.as_user, str(self.bindir / "pg_ctl"), "-D", str(self.data),
@@ -110,8 +137,9 @@ class PostgresServer:
         return self.url(name)
 
 
-def start_server() -> PostgresServer:
-    """Start a private cluster, or raise ``Unavailable`` saying why not."""
+def start_server(port: int | None = None) -> PostgresServer:
+    """Start a private cluster (on ``port``, or a free one), or raise ``Unavailable`` saying
+    why not."""
     try:
         import psycopg  # noqa: F401
     except ImportError:
@@ -127,7 +155,7 @@ def start_server() -> PostgresServer:
         os.chmod(root, 0o700)
         os.chown(root, user.pw_uid, user.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
-    server = PostgresServer(bindir, root, _free_port(), as_user)
+    server = PostgresServer(bindir, root, port or _free_port(), as_user)
     try:
         server.start()
     except BaseException:

@@ -25,6 +25,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from support.faults import (
     Call,
     Fault,
+    Gate,
     Greylist,
     Reply,
     Rule,
@@ -43,7 +44,7 @@ from support.faults import (
 )
 
 __all__ = [
-    "Call", "Fault", "Greylist", "Received", "Reply", "Rule", "SmtpSink", "StoreThenFail",
+    "Call", "Fault", "Gate", "Greylist", "Received", "Reply", "Rule", "SmtpSink", "StoreThenFail",
     "Throttle", "TokenBucket", "drop_at_data_command", "drop_in_data", "fail_times", "picked",
     "refuse", "refuse_message", "serving", "store_then_answer", "store_then_drop",
     "store_then_stall",
@@ -257,7 +258,11 @@ class SmtpSink:
         """Wait out the reply's delay (a silent stall ends when the client hangs up), then
         the text to send, or "" after dropping the connection."""
         deadline = time.monotonic() + reply.delay
-        if reply.text is None:
+        if reply.until is not None:
+            while (not reply.until.is_set() and not server.lost
+                   and time.monotonic() < deadline):
+                await asyncio.sleep(0.01)
+        elif reply.text is None:
             while not server.lost and time.monotonic() < deadline:
                 await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
         elif reply.delay:

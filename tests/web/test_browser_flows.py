@@ -66,7 +66,7 @@ def served(project: Path, run_cli: RunCli, sink: SmtpSink) -> Iterator[Site]:
     assert sent.code == 0, sent.out + sent.err
     assert "sent 5" in sent.out, sent.out
     use_relay(project, sink.url, paced=True)
-    with serving(project, port, wait=WAIT_S) as url:
+    with serving(project, port=port, wait=WAIT_S) as url:
         yield Site(project, url, sink)
 
 

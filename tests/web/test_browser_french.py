@@ -53,7 +53,7 @@ def served_maildir(project: Path, run_cli: RunCli) -> Iterator[Site]:
          f"  base_url: http://127.0.0.1:{port}")
     sent = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert sent.code == 0, sent.out + sent.err
-    with serving(project, port, wait=WAIT_S) as url:
+    with serving(project, port=port, wait=WAIT_S) as url:
         yield Site(project, url, SmtpSink())
 
 

@@ -23,7 +23,6 @@ from web_support import (
     TestClient,
     client_for,
     csrf_of,
-    free_port,
     https_unsubscribe,
     message_to,
     outbox,
@@ -88,7 +87,7 @@ def _wait_for_mail(project: Path, count: int, timeout: float = 15.0) -> list[byt
 
 
 def test_an_encoded_word_name_cannot_inject_headers_through_serve(web_project: Path) -> None:
-    with serving(web_project, free_port()) as url, \
+    with serving(web_project) as url, \
             httpx.Client(base_url=url, timeout=10, follow_redirects=False) as http:
         attack = _post_sign_up(http, email_address=VICTIM, name=INJECTION)
         assert attack.status_code == 400
@@ -123,7 +122,7 @@ def test_a_raw_line_break_is_refused_as_an_encoded_one_is(web_project: Path) -> 
     the name or around the address is a script's or an attack's: refused with the same 400
     page as the encoded-word case, where it was folded into a space and mailed. A tab, which
     a paste can bring, is still folded into a space."""
-    with serving(web_project, free_port()) as url, \
+    with serving(web_project) as url, \
             httpx.Client(base_url=url, timeout=10, follow_redirects=False) as http:
         encoded = _post_sign_up(http, email_address=VICTIM, name=INJECTION)
         assert encoded.status_code == 400

@@ -19,7 +19,6 @@ from web_support import (
     JEAN,
     MARIA,
     csrf_of,
-    free_port,
     https_unsubscribe,
     message_to,
     path_of,
@@ -147,7 +146,7 @@ ENGLISH_WORDS = {
 
 @pytest.fixture
 def french_server(sent_project: Path) -> Iterator[httpx.Client]:
-    with serving(sent_project, free_port()) as url, httpx.Client(
+    with serving(sent_project) as url, httpx.Client(
             base_url=url, timeout=10, headers={"Accept-Language": FRENCH}) as http:
         yield http
 
@@ -186,7 +185,7 @@ def test_a_french_subscriber_gets_french_pages_whatever_the_browser_says(
         sent_project: Path) -> None:
     """The unsubscribe token knows the recipient's language: it comes first."""
     link = path_of(https_unsubscribe(message_to(sent_project, JEAN)))
-    with serving(sent_project, free_port()) as url, httpx.Client(
+    with serving(sent_project) as url, httpx.Client(
             base_url=url, timeout=10, headers={"Accept-Language": "de"}) as http:
         page = http.get(link)
         assert page.headers["content-language"] == "fr"
@@ -204,7 +203,7 @@ def test_a_french_subscriber_gets_french_pages_whatever_the_browser_says(
 
 def test_every_page_is_english_for_a_reader_of_a_language_without_a_catalog(
         sent_project: Path) -> None:
-    with serving(sent_project, free_port()) as url, httpx.Client(
+    with serving(sent_project) as url, httpx.Client(
             base_url=url, timeout=10, headers={"Accept-Language": "de-DE, de;q=0.9"}) as http:
         pages = every_page(sent_project, http)
         feed = http.get("/feed.xml")
@@ -219,7 +218,7 @@ def test_every_page_is_english_for_a_reader_of_a_language_without_a_catalog(
 
 def test_without_a_header_the_pages_speak_the_project_language(web_project: Path) -> None:
     edit(web_project / "mirage.yaml", "  language: en", "  language: fr")
-    with serving(web_project, free_port()) as url, httpx.Client(base_url=url,
+    with serving(web_project) as url, httpx.Client(base_url=url,
                                                                timeout=10) as http:
         assert "accept-language" not in http.headers
         pages = {

@@ -59,7 +59,7 @@ def _cli_unsubscribe(project: Path, address: str) -> None:
 
 
 def test_a_confirmed_subscriber_who_unsubscribed_can_sign_up_again(web_project: Path) -> None:
-    with serving(web_project, free_port()) as url, \
+    with serving(web_project) as url, \
             httpx.Client(base_url=url, timeout=10, follow_redirects=False) as http:
         _sign_up(http, READER)
         [first] = _mails_to(web_project, READER, 1)
@@ -94,7 +94,7 @@ def test_a_confirmed_subscriber_who_unsubscribed_can_sign_up_again(web_project: 
 def test_without_base_url_the_confirmation_link_uses_the_port_serve_listens_on(
         project: Path) -> None:
     port = free_port()
-    with serving(project, port) as url, \
+    with serving(project, port=port) as url, \
             httpx.Client(base_url=url, timeout=10, follow_redirects=False) as http:
         _sign_up(http, READER)
         [message] = _mails_to(project, READER, 1)

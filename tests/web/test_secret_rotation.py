@@ -15,7 +15,6 @@ from web_support import (
     ONE_CLICK_BODY,
     client_for,
     csrf_of,
-    free_port,
     https_unsubscribe,
     message_to,
     outbox,
@@ -42,7 +41,7 @@ def test_old_links_keep_working_after_rotation(sent_project: Path) -> None:
     fresh = signer_of(sent_project).make("unsubscribe", "2021-10-partners-meeting", MARIA)
     assert fresh not in maria  # new links are signed with the new key
 
-    with serving(sent_project, free_port()) as url, httpx.Client(
+    with serving(sent_project) as url, httpx.Client(
             base_url=url, follow_redirects=False, timeout=10) as http:
         page = http.get(maria)
         assert page.status_code == 200, page.text

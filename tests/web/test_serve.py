@@ -31,7 +31,7 @@ from helpers import RunCli
 
 @pytest.fixture
 def server(sent_project: Path) -> Iterator[str]:
-    with serving(sent_project, free_port(), "--proxy-headers") as url:
+    with serving(sent_project, "--proxy-headers") as url:
         yield url
 
 

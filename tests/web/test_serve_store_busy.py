@@ -17,7 +17,6 @@ from web_support import (
     ONE_CLICK_BODY,
     TestClient,
     client_for,
-    free_port,
     https_unsubscribe,
     message_to,
     path_of,
@@ -27,6 +26,7 @@ from web_support import (
 
 from helpers import SAMPLE_ISSUE, RunCli, edit
 from mirage_mailer.services.held_unsubscribes import FOLDER
+from support.ports import RefusingPorts
 from support.sqlite_reader import journal_mode, reader_holding
 
 SQLITE = "  database: .mirage/tracking.sqlite"
@@ -48,7 +48,7 @@ def test_an_unsubscribe_the_store_cannot_take_now_is_held_and_recorded_after(
     path = path_of(https_unsubscribe(message_to(sent_project, MARIA)))
     token = path.rsplit("/", 1)[1]
     log: list[str] = []
-    with serving(sent_project, free_port(), log=log) as url, \
+    with serving(sent_project, log=log) as url, \
             httpx.Client(base_url=url, follow_redirects=False, timeout=30) as http:
         with reader_holding(database):
             page = http.get(path)  # reading beside a reader works
@@ -78,12 +78,13 @@ def _recorded(project: Path) -> bool:
 
 
 def test_held_while_postgresql_is_out_of_reach_and_recorded_by_the_next_send(
-        sent_project: Path, run_cli: RunCli, caplog: pytest.LogCaptureFixture) -> None:
+        sent_project: Path, run_cli: RunCli, caplog: pytest.LogCaptureFixture,
+        refusing_port: RefusingPorts) -> None:
     """The PostgreSQL store's equivalent: nothing listens where tracking.database points.
     The next send (here on the SQLite store again) records it before it plans."""
     path = path_of(https_unsubscribe(message_to(sent_project, MARIA)))
     config = sent_project / "mirage.yaml"
-    unreachable = f"  database: postgresql://mirage@127.0.0.1:{free_port()}/mirage"
+    unreachable = f"  database: postgresql://mirage@127.0.0.1:{refusing_port()}/mirage"
     edit(config, SQLITE, unreachable)
     with client_for(sent_project) as client:  # an exception the app did not answer raises
         assert _one_click(client, path).status_code == 202
@@ -100,10 +101,11 @@ def test_held_while_postgresql_is_out_of_reach_and_recorded_by_the_next_send(
 
 
 def test_an_unsubscribe_that_cannot_even_be_held_is_a_503_that_says_so(
-        sent_project: Path, caplog: pytest.LogCaptureFixture) -> None:
+        sent_project: Path, caplog: pytest.LogCaptureFixture,
+        refusing_port: RefusingPorts) -> None:
     path = path_of(https_unsubscribe(message_to(sent_project, JEAN)))
     edit(sent_project / "mirage.yaml", SQLITE,
-         f"  database: postgresql://mirage@127.0.0.1:{free_port()}/mirage")
+         f"  database: postgresql://mirage@127.0.0.1:{refusing_port()}/mirage")
     (sent_project / ".mirage" / FOLDER).write_text("not a folder")
     with client_for(sent_project) as client:
         busy = _one_click(client, path)

@@ -16,7 +16,6 @@ from web_support import (
     BASE,
     TestClient,
     csrf_of,
-    free_port,
     outbox,
     part,
     path_of,
@@ -200,7 +199,7 @@ def test_client_keys(host: str, key: str) -> None:
 
 def test_serve_behind_a_proxy_counts_an_ipv6_client_by_its_64(web_project: Path) -> None:
     """The auditor's case: serve --proxy-headers, X-Forwarded-For as nginx sets it."""
-    with serving(web_project, free_port(), "--proxy-headers") as url, \
+    with serving(web_project, "--proxy-headers") as url, \
             httpx.Client(base_url=url, timeout=10, follow_redirects=False) as http:
         token = csrf_of(http.get(FORM_PATH).text)
         statuses = [http.post(FORM_PATH, headers={"X-Forwarded-For": f"2001:db8:1:2::{n:x}"},

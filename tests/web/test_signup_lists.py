@@ -13,7 +13,6 @@ from web_support import (
     TestClient,
     client_for,
     csrf_of,
-    free_port,
     main_of,
     outbox,
     part,
@@ -124,7 +123,7 @@ def test_serve_warns_and_refuses_over_real_http(web_project: Path) -> None:
     set_key(web_project, None)
     add_list(web_project, "press")
     log: list[str] = []
-    with serving(web_project, free_port(), log=log) as url:
+    with serving(web_project, log=log) as url:
         assert httpx.get(f"{url}/subscribe/subscribers").status_code == 404
         assert httpx.get(f"{url}/subscribe/press").status_code == 404
     warned = [line for line in log[0].splitlines() if "signup_lists" in line]

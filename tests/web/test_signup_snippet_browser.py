@@ -95,7 +95,7 @@ def sites(project: Path, run_cli: RunCli, tmp_path: Path) -> Iterator[Sites]:
         assert made.code == 0, made.err
         for folder in (allowed_dir, other_dir):  # the same form pasted on both sites
             (folder / "news.html").write_text(PAGE.format(snippet=made.out), encoding="utf-8")
-        with serving(project, port, wait=WAIT_S) as mailer:
+        with serving(project, port=port, wait=WAIT_S) as mailer:
             yield Sites(mailer, allowed, other, project, sink)
 
 

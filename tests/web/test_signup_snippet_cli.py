@@ -11,11 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from web_support import client_for, free_port, serving
+from web_support import client_for, serving
 
 from helpers import RunCli, edit
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.util.errors import InputError
+from support.ports import RefusingPorts
 
 SITE = "https://www.mirageproject.eu"
 COMMENTED = "  # allowed_origins:\n  #   - https://www.mirageproject.eu\n"
@@ -232,10 +233,10 @@ def test_a_privacy_url_must_be_a_https_address(project: Path, value: str) -> Non
     assert "'web.privacy_url'" in problem.message and "secret" not in str(problem)
 
 
-def test_serve_will_not_take_sign_ups_without_a_privacy_notice(project: Path,
-                                                               run_cli: RunCli) -> None:
+def test_serve_will_not_take_sign_ups_without_a_privacy_notice(
+        project: Path, run_cli: RunCli, refusing_port: RefusingPorts) -> None:
     edit(project / "mirage.yaml", PRIVACY, "")
-    port = free_port()
+    port = refusing_port()  # no other worker's server answers on it below
     result = run_cli("serve", "--port", str(port), timeout=30)
     assert result.code == 2 and result.out == ""
     assert result.err.splitlines() == [
@@ -249,7 +250,7 @@ def test_serve_will_not_take_sign_ups_without_a_privacy_notice(project: Path,
 
 def test_serve_without_sign_up_needs_no_privacy_notice(project: Path) -> None:
     edit(project / "mirage.yaml", PRIVACY, "  signup: false\n")
-    with serving(project, free_port()) as url:
+    with serving(project) as url:
         assert httpx.get(f"{url}/subscribe/subscribers").status_code == 404
         assert httpx.get(f"{url}/").status_code == 200
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import email
 import os
 import re
+import selectors
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +18,6 @@ from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
@@ -26,6 +25,7 @@ from mirage_mailer.project.config import Settings, load_settings
 from mirage_mailer.store import Store
 from mirage_mailer.util.tokens import Signer, load_secret
 from mirage_mailer.web.app import create_app
+from support.ports import free_port
 
 with warnings.catch_warnings():  # Starlette prefers httpx2; httpx is what the project ships
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -113,39 +113,26 @@ def main_of(page: str) -> str:
     return match.group(0)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
-def serving(root: Path, port: int, *extra: str, wait: float = 20.0,
+def serving(root: Path, *extra: str, port: int | None = None, wait: float = 20.0,
             log: list[str] | None = None) -> Iterator[str]:
-    """`mirage-mailer serve` for real on 127.0.0.1:port; stopped (SIGINT) and checked after;
-    its log (stderr) appended to ``log`` when given."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MIRAGE_SMTP_USER", "MIRAGE_SMTP_PASSWORD")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mirage_mailer", "serve", "--host", "127.0.0.1",
-         "--port", str(port), *extra],
-        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**env, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
+    """`mirage-mailer serve` for real on 127.0.0.1:port (``port``, or a free one); stopped
+    (SIGINT) and checked after; its log (stderr) appended to ``log`` when given.
+
+    Ready when serve says "serving" (it binds first): a page that answers is no proof, since
+    it could come from another pytest worker's server. A free port picked here that another
+    worker took in the meantime is tried again on another; a port the caller chose is not."""
+    for _attempt in range(5):
+        proc, banner = _start_serve(root, port or free_port(), extra, wait)
+        if banner is not None:
+            break
+        out, err = proc.communicate(timeout=5)
+        if port is not None or "cannot listen on this address" not in err:
+            pytest.fail(f"serve exited with {proc.returncode}: {out}{err}")
+    else:
+        pytest.fail(f"serve found no free port in five tries: {err}")
     try:
-        deadline = time.monotonic() + wait
-        while True:
-            if proc.poll() is not None:
-                out, err = proc.communicate(timeout=5)
-                pytest.fail(f"serve exited with {proc.returncode}: {out}{err}")
-            try:
-                httpx.get(f"{url}/static/site.css", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the server did not answer in time"
-                time.sleep(0.1)
-        yield url
+        yield banner
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -156,3 +143,33 @@ def serving(root: Path, port: int, *extra: str, wait: float = 20.0,
         if log is not None:
             log.append(err)
         assert "Traceback" not in err, err
+
+
+def _start_serve(root: Path, port: int, extra: tuple[str, ...],
+                 wait: float) -> tuple[subprocess.Popen[str], str | None]:
+    """serve started on ``port``, and its URL once it says "serving" (None: it ended first)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MIRAGE_SMTP_USER", "MIRAGE_SMTP_PASSWORD")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mirage_mailer", "serve", "--host", "127.0.0.1",
+         "--port", str(port), *extra],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**env, "PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None
+    deadline = time.monotonic() + wait
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                proc.kill()
+                proc.communicate(timeout=5)
+                pytest.fail("the server did not say it was serving in time")
+            if not selector.select(left):
+                continue
+            line = proc.stdout.readline()
+            if line == "":  # it ended without serving
+                proc.wait(timeout=5)
+                return proc, None
+            if line.startswith("serving "):
+                return proc, f"http://127.0.0.1:{port}"
