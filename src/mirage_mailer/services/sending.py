@@ -425,20 +425,27 @@ def _plan_send(prep: Preparation, options: SendOptions,
     project = prep.project
     issue = project.issue
     stamp = list_stamp(project.lists.values())  # before the lists are read: an edit during
-    if options.resend_unknown:                  # this plan is seen by the next run
-        store.requeue_unknown(issue.id)
-    store.apply_suppressions(issue.id)
+    store.apply_suppressions(issue.id)           # this plan is seen by the next run
     planner = Planner(project, store, plan_options(options),
                       subject=prep.factory.signer.subject_id)
     wanted: set[str] = set()  # with --limit: exactly the plan's first N, whatever the ids
+    # --resend-unknown: the unknown rows this plan sends, put back to pending after it; the
+    # others (no longer in a list, suppressed) stay unknown, so no later run mails them again
+    # unasked (requeued before the plan, they were withdrawn, then sent when back)
+    resent: list[str] = []
 
     def noted(decisions: Iterator[Decision]) -> Iterator[Decision]:
         for d in decisions:
-            if d.kind == K_SEND and options.limit is not None:
-                wanted.add(d.key)
+            if d.kind == K_SEND:
+                if options.limit is not None:
+                    wanted.add(d.key)
+                if d.prior is not None and d.prior.status in ("unknown", "sending"):
+                    resent.append(d.key)
             yield d
 
     store.reconcile(issue.id, changes(noted(iter(planner)), prep.factory.signer.subject_id))
+    if resent:
+        store.requeue_unknown(issue.id, resent)
     store.record_issue_plan(issue_plan(issue, stamp))  # run-due's "complete" reads it
     plan = planner.plan
     # one look at the issue's index, where counting its statuses reads every row (0.5 s at

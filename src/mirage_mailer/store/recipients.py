@@ -541,9 +541,28 @@ class RecipientsMixin(StoreCore):
         return self._transition(issue, "status = 'sending'", "unknown", "unknown",
                                 attempted=INFLIGHT_WORDS)
 
-    def requeue_unknown(self, issue: str) -> int:
-        """``unknown`` rows go back to ``pending`` (``--resend-unknown``)."""
-        return self._transition(issue, "status = 'unknown'", "pending", "requeued")
+    def requeue_unknown(self, issue: str, keys: Iterable[str] | None = None) -> int:
+        """``unknown`` rows go back to ``pending`` (``--resend-unknown``): all of them, or
+        those of ``keys`` only (the ones this run's plan sends: a row no longer in the list,
+        or suppressed, stays ``unknown``, so a later send never mails it again unasked)."""
+        if keys is None:
+            return self._transition(issue, "status = 'unknown'", "pending", "requeued")
+        wanted = list(dict.fromkeys(keys))
+        now = self._now()
+        moved = 0
+        with self._write() as conn:
+            for start in range(0, len(wanted), _PAGE):
+                chunk = wanted[start:start + _PAGE]
+                where = ("issue = ? AND status = 'unknown' AND email_key IN ("
+                         + ", ".join("?" * len(chunk)) + ")")
+                conn.execute(
+                    "INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
+                    " SELECT id, issue, email, 'requeued', status, ? FROM recipients"
+                    f" WHERE {where} ORDER BY id", (now, issue, *chunk))
+                cur = conn.execute(f"UPDATE recipients SET status = 'pending' WHERE {where}",
+                                   (issue, *chunk))
+                moved += cur.rowcount
+        return moved
 
     # -- sending -------------------------------------------------------------------------------
 
