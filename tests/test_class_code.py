@@ -133,3 +133,24 @@ def test_nothing_is_written_where_python_writes_no_byte_code(
     (tmp_path / "read-only").mkdir(mode=0o500)
     ClassCode(tmp_path / "read-only" / "x" / "kept.classcode").save()  # no error, no file
     assert list((tmp_path / "read-only").iterdir()) == []
+
+
+def test_a_file_grown_past_its_bound_keeps_only_what_the_last_run_used(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Code edited often leaves texts no class has any more: the file does not grow on."""
+    store = tmp_path / "kept.classcode"
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    old = ClassCode(store)
+    old.codes = {f"def __create_fn__():\n def gone{n}(): pass\n return gone{n}":
+                 compile("pass", "<string>", "exec") for n in range(5)}
+    _define(old, monkeypatch)
+    old.save()
+    assert len(ClassCode(store).codes) == 5 + old.compiled
+    run = ClassCode(store)
+    _define(run, monkeypatch)
+    run.exec("def __create_fn__():\n def new(): pass\n return new", {}, {})  # compiles one
+    monkeypatch.setattr(classcode, "MAX_TEXTS", 5)
+    run.save()
+    kept = ClassCode(store).codes
+    assert run.compiled == 1 and set(kept) == run.used
+    assert not any("gone" in text for text in kept) and len(kept) == old.compiled + 1

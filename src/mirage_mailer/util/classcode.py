@@ -26,7 +26,7 @@ from pathlib import Path
 from types import CodeType
 from typing import Any
 
-MAX_TEXTS = 4000  # kept in the file; past this (code edited often) a run keeps only its own
+MAX_TEXTS = 2000  # texts kept (the package has ~130 classes); past this, a run keeps its own
 SUFFIX = ".classcode"
 _HEADER = importlib.util.MAGIC_NUMBER + (sys.implementation.cache_tag or "").encode() + b"\n"
 
