@@ -12,9 +12,13 @@ ratio travels between machines. Byte code is cached as for an installed package 
 ``--maildir`` also times the sample's own transport (the first file in ``outbox/new``).
 ``--callgrind`` counts the instructions (valgrind's callgrind, ``PYTHONHASHSEED=0``) of
 ``send --dry-run``, ``--help`` and the two baselines: a figure a busy machine does not move,
-for before/after comparisons on a shared host (a few minutes: valgrind runs 50x slower).
+for before/after comparisons on a shared host (a few minutes: valgrind runs 50x slower, so
+the counted sends run through ``startup_marks.py``, which lifts the template sandbox's time
+budget). ``--stages`` splits ``send --yes`` up to the first MAIL FROM into its stages
+(imports, project, render, store, plan, connect) with marks in the process
+(``startup_marks.py``): CPU and wall clock per stage, and with ``--callgrind`` instructions.
 
-    python bench/startup.py [--rounds 5] [--importtime] [--maildir] [--callgrind]
+    python bench/startup.py [--rounds 5] [--importtime] [--maildir] [--callgrind] [--stages]
 
 Target (issue 13): first message <= 0.5 s for the sample project. Exit 1 when a send failed
 or the sink saw no message; a missed target is only reported.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -40,6 +45,8 @@ from mirage_mailer.project.scaffold import init_project
 
 ISSUE = "issues/2021-10-partners-meeting"
 TARGET_SECONDS = 0.5
+MARKED = str(Path(__file__).with_name("startup_marks.py"))  # a send with stage marks
+UNBOUNDED = {"MIRAGE_BENCH_UNBOUNDED": "1"}  # no sandbox time budget (under valgrind)
 
 
 class FirstMailSink:
@@ -164,19 +171,69 @@ def importtime(project: Path,
             sorted(modules, reverse=True)[:top])
 
 
-def instructions(argv: list[str], cwd: Path) -> int:
+def instructions(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> int:
     """Instructions run by ``argv`` under callgrind (0 when valgrind is not installed)."""
+    parts = stage_instructions(argv, cwd, env, dump=False)
+    return sum(parts)
+
+
+def stage_instructions(argv: list[str], cwd: Path, env: dict[str, str] | None = None, *,
+                       dump: bool = True) -> list[int]:
+    """Instructions of ``argv`` under callgrind, cut at each stage mark (``dump``): one count
+    a stage, the last one from the last mark to the exit ([] without valgrind)."""
     if shutil.which("valgrind") is None:
-        return 0
+        return []
     out = cwd / "callgrind.out"
-    proc = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv],
-                          cwd=cwd, env={**_env(), "PYTHONHASHSEED": "0"},
+    proc = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                           *(["--dump-before=getppid"] if dump else []), *argv],
+                          cwd=cwd, env={**_env(), "PYTHONHASHSEED": "0", **(env or {})},
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
-    out.unlink(missing_ok=True)
+    files = sorted(cwd.glob("callgrind.out*"),
+                   key=lambda f: int(f.suffix[1:]) if f.suffix[1:].isdigit() else 1 << 30)
+    counts = []
+    for file in files:
+        for line in file.read_text(errors="replace").splitlines():
+            if line.startswith("summary:"):
+                counts.append(int(line.split()[1]))
+        file.unlink()
     if proc.returncode:  # a run that stopped early would count too few
         raise RuntimeError(f"{' '.join(argv[1:])}: exit {proc.returncode}: {proc.stderr[-500:]}")
-    refs = [line for line in proc.stderr.splitlines() if "I   refs:" in line]
-    return int(refs[-1].split(":")[-1].replace(",", "")) if refs else 0
+    return counts
+
+
+def stage_marks(argv: list[str], cwd: Path) -> list[tuple[str, float, float]] | None:
+    """(stage, CPU seconds, wall seconds) of one marked run; the first stage's wall clock
+    counts from the spawn (parent and child read the same monotonic clock)."""
+    started = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, env=_env(), stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, check=False)
+    if proc.returncode:
+        sys.stderr.write(proc.stderr)
+        return None
+    marks = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith('{"mark"')]
+    stages = []
+    cpu, wall = 0.0, started
+    for mark in marks:
+        stages.append((mark["mark"], mark["cpu"] - cpu, mark["wall"] - wall))
+        cpu, wall = mark["cpu"], mark["wall"]
+    return stages
+
+
+def print_stages(rounds: list[list[tuple[str, float, float]]], counts: list[int]) -> None:
+    names = [name for name, _, _ in rounds[0]]
+    print(f"\nsend {ISSUE} --yes, up to the first MAIL FROM, by stage (best of {len(rounds)} "
+          "for each; CPU includes interpreter start-up in the first stage):")
+    print(f"  {'stage':34} {'CPU ms':>8} {'wall ms':>8} {'instructions':>14}")
+    for i, name in enumerate(names):
+        cpu = min(r[i][1] for r in rounds if len(r) > i and r[i][0] == name)
+        wall = min(r[i][2] for r in rounds if len(r) > i and r[i][0] == name)
+        count = f"{counts[i] / 1e6:12.0f} M" if i < len(counts) else ""
+        print(f"  {name:34} {cpu * 1000:8.1f} {wall * 1000:8.1f} {count:>14}")
+    if counts:
+        before = sum(counts[:len(names)])
+        print(f"  {'total to the first MAIL FROM':34} {'':8} {'':8} {before / 1e6:12.0f} M")
+        print(f"  {'(after it, to the exit)':34} {'':8} {'':8} "
+              f"{sum(counts[len(names):]) / 1e6:12.0f} M")
 
 
 def best(values: list[float]) -> float:
@@ -191,10 +248,13 @@ def main() -> int:
                         help="also time the sample's Maildir transport")
     parser.add_argument("--callgrind", action="store_true",
                         help="count instructions under valgrind (slow; load-independent)")
+    parser.add_argument("--stages", action="store_true",
+                        help="split the send up to its first message into stages")
     args = parser.parse_args()
     py = sys.executable
     tmp = Path(tempfile.mkdtemp(prefix="mirage-startup-"))
     failed = False
+    stages: tuple[list[list[tuple[str, float, float]]], list[int]] = ([], [])
     times: dict[str, list[float]] = {k: [] for k in (
         "python -c pass", "python -c 'import aiosmtplib'", "mirage-mailer --version",
         "send: first MAIL FROM", "send: exit", "maildir: first file", "maildir: exit")}
@@ -231,6 +291,22 @@ def main() -> int:
                         continue
                     times["maildir: first file"].append(first)
                     times["maildir: exit"].append(wall)
+            if args.stages:
+                rounds: list[list[tuple[str, float, float]]] = []
+                for n in range(args.rounds):
+                    root = tmp / f"stages{n}"
+                    shutil.copytree(template, root)
+                    marked = stage_marks([py, MARKED, "send", ISSUE, "--yes"], root)
+                    failed = failed or marked is None
+                    if marked:
+                        rounds.append(marked)
+                counted: list[int] = []
+                if args.callgrind:
+                    root = tmp / "stages-counted"
+                    shutil.copytree(template, root)
+                    counted = stage_instructions([py, MARKED, "send", ISSUE, "--yes"], root,
+                                                 UNBOUNDED)
+                stages = (rounds, counted)
         base = best(times["python -c 'import aiosmtplib'"])
         print(f"best of {args.rounds} rounds (spawn to event), ratio to "
               "`python -c 'import aiosmtplib'`:")
@@ -241,6 +317,8 @@ def main() -> int:
         first_best = best(times["send: first MAIL FROM"])
         print(f"target: first message <= {TARGET_SECONDS} s: "
               f"{'pass' if first_best <= TARGET_SECONDS else 'FAIL'} ({first_best:.3f} s)")
+        if stages[0]:
+            print_stages(*stages)
         if args.importtime:
             packages, modules = importtime(template)
             print(f"\npython -X importtime -m mirage_mailer send {ISSUE} --dry-run: "
@@ -251,11 +329,11 @@ def main() -> int:
             for total, name in modules:
                 print(f"  {total / 1000:7.1f} ms  {name}")
         if args.callgrind:
-            counts = {label: instructions(argv, template) for label, argv in (
+            counts = {label: instructions(argv, template, UNBOUNDED) for label, argv in (
                 ("python -c pass", [py, "-c", "pass"]),
                 ("python -c 'import aiosmtplib'", [py, "-c", "import aiosmtplib"]),
                 ("mirage-mailer --help", [py, "-m", "mirage_mailer", "--help"]),
-                ("send --dry-run", [py, "-m", "mirage_mailer", "send", ISSUE, "--dry-run"]))}
+                ("send --dry-run", [py, MARKED, "send", ISSUE, "--dry-run"]))}
             base_count = counts["python -c 'import aiosmtplib'"]
             print("\ninstructions (callgrind, PYTHONHASHSEED=0), ratio to "
                   "`python -c 'import aiosmtplib'`:")
