@@ -1,6 +1,7 @@
 """Bounces of messages sent before ``bounces.address`` changed: their tokens sit on the earlier
 base (another local part, another domain) and still verify, with the current key or one
-retired by ``rotate-secret``; a forged token there still changes nothing. Real CLI runs, a
+retired by ``rotate-secret``; a forged token there still changes nothing; and mail that
+matches nothing can be set aside unread (``bounces.unmatched_folder``). Real CLI runs, a
 real store, a real Maildir (audit finding F6)."""
 
 from __future__ import annotations
@@ -93,3 +94,29 @@ def test_a_forged_token_on_the_earlier_address_changes_nothing(project: Path, ru
             f"is none this project sent to {MARIA}; ignored") in result.out, result.out
     assert "new.mirage-test: unmatched: its VERP token is forged" in result.out, result.out
     assert suppressed(project) == {} and events(project) == []
+
+
+def test_unmatched_mail_is_set_aside_unread_and_judged_afresh_when_moved_back(
+        project: Path, run_cli: RunCli, sent: Sent) -> None:
+    senders, _ = sent
+    config = project / "mirage.yaml"
+    config.write_text(config.read_text(encoding="utf-8") + "  unmatched_folder: Unmatched\n",
+                      encoding="utf-8")
+    box = project / "bouncebox"
+    drop(box, "forged", dsn(forge(senders[MARIA]), MARIA, "f1"))
+    drop(box, "good", dsn(senders[JEAN], JEAN, "g1"))
+    result = run_cli("process-bounces")
+    assert result.code == 0, result.err
+    assert ("forged.mirage-test: unmatched: its VERP token is forged (altered, or not ours); "
+            "ignored; set aside unread in Unmatched") in result.out, result.out
+    # unread (no S flag) in the Maildir++ folder, where a mail client shows it as new
+    assert [p.name for p in (box / ".Unmatched" / "cur").iterdir()] == [
+        "forged.mirage-test:2,"]
+    assert [p.name for p in (box / "cur").iterdir()] == ["good.mirage-test:2,S"]
+    # put back in the inbox, it is read again and judged afresh, never "already"
+    (box / ".Unmatched" / "cur" / "forged.mirage-test:2,").rename(
+        box / "new" / "forged.mirage-test")
+    again = run_cli("process-bounces")
+    assert again.code == 0, again.err
+    assert "forged.mirage-test: unmatched: its VERP token is forged" in again.out, again.out
+    assert suppressed(project) == {JEAN: "bounce"}

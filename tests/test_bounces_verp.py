@@ -127,6 +127,8 @@ def test_every_verp_address_is_lower_case(tmp_path: Path) -> None:
     ("bounces: {address: not an address}", "'bounces.address'"),
     ("bounces: {ca_file: missing.pem}", "'bounces.ca_file' 'missing.pem' is not a file"),
     ("bounces: {done_folder: ../x}", "'bounces.done_folder' '../x' is not a usable folder"),
+    ("bounces: {unmatched_folder: .x}", "'bounces.unmatched_folder' '.x' is not a usable "
+     "folder"),
     ("bounces: {verp: yes please}", "'bounces.verp' must be true or false"),
     ("bounces: {password: hunter2}", "'bounces.password' puts a secret in the config file"),
     ("bounces: {colour: red}", "unknown key"),

@@ -280,12 +280,21 @@ def process_box(box: BounceBox, store: BounceStore, verp: Verp | None, config: B
         else:
             parsed = parse(mail.data)
             outcome = judge.judge(mail.ref, parsed)
-            judge.remember(parsed, outcome)
+            # set aside unread, and not remembered: moved back once its cause is mended (a
+            # store restored, a secret found), it is judged afresh
+            aside = (outcome.status == "unmatched" and config.unmatched_folder is not None
+                     and not mail.leave)
+            if not aside:
+                judge.remember(parsed, outcome)
         if not dry_run and not mail.leave:
             ignored = outcome.status in ("delay", "auto-reply", "ignored")
+            unmatched = outcome.status == "unmatched" and config.unmatched_folder is not None
             folder = (config.ignored_folder if ignored and config.ignored_folder else
+                      config.unmatched_folder if unmatched else
                       config.done_folder if config.processed == "move" else None)
-            note = box.finish(mail, folder)
+            note = box.finish(mail, folder, seen=not unmatched)
+            if unmatched and note is None:
+                note = f"set aside unread in {folder}"
             if note:
                 outcome = BounceOutcome(outcome.ref, outcome.status, outcome.detail,
                                         outcome.issue, outcome.email, outcome.suppressed, note)
