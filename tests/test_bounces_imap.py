@@ -3,6 +3,7 @@ from trustme, certificate checked through ``bounces.ca_file``), through the CLI.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -169,3 +170,21 @@ def test_a_certificate_for_another_host_is_refused(project: Path, run_cli: RunCl
     (line,) = result.err.strip().splitlines()
     assert f"cannot connect localhost:{server.port}" in line and "CERTIFICATE_VERIFY" in line
     assert not any(c.startswith("LOGIN") for c in server.commands)
+
+
+def test_unmatched_mail_is_moved_to_its_folder_unread(
+        project: Path, run_cli: RunCli, server: ImapServer, ca: trustme.CA,
+        sent: tuple[dict[str, str], dict[str, str]]) -> None:
+    """``bounces.unmatched_folder`` over IMAP: created, the mail moved there still unseen (it
+    was read with BODY.PEEK), the other mail flagged as before."""
+    senders, _ = sent
+    forged = re.sub(r"-[0-9a-f]{20}@", "-" + "a" * 20 + "@", senders[PETER])
+    server.messages[9] = (crlf(bounce("exim.eml", verp=forged, rcpt=PETER,
+                                      message_id="<x@y>")), set())
+    configure(project, ca, server.port, extra="  unmatched_folder: Unmatched\n")
+    result = run_cli("process-bounces", env=ENV)
+    assert result.code == 0, result.err
+    assert ("imap UID 9: unmatched: its VERP token is forged (altered, or not ours); ignored; "
+            "set aside unread in Unmatched") in result.out, result.out
+    assert [flags for _, flags in server.folders["Unmatched"].values()] == [set()]
+    assert 9 not in server.messages and server.messages[3][1] == {"\\Seen"}

@@ -55,6 +55,24 @@ def test_find_ignores_other_addresses_and_lookalikes() -> None:
     assert [t.text for t in verp.find(text)] == [real.partition("+")[2].partition("@")[0]]
 
 
+def test_find_anywhere_adds_tokens_on_other_bases_marked_as_not_here() -> None:
+    """After ``bounces.address`` changed, a token on the earlier base (any local part, either
+    delimiter, any domain) is found, marked ``here=False``, and verifies as before."""
+    sent = Verp("bounces", "+", "example.org", [NEW]).address("a", 7, "jean@example.org")
+    verp = Verp("returns", "-", "mail.example.net", [NEW])
+    assert verp.find(sent) == [] and not verp.malformed(sent)
+    (token,) = verp.find_anywhere(f"Delivered-To: {sent.upper()}")
+    assert (token.row_id, token.here) == (7, False)
+    assert verp.genuine(token, "a", "jean@example.org")
+    here = verp.address("a", 8, "maria@example.org")
+    assert [(t.row_id, t.here) for t in verp.find_anywhere(f"{sent} {here}")] == [
+        (8, True), (7, False)]
+    # no token: too long a row, a MAC cut short, nothing before the delimiter
+    assert verp.find_anywhere("x+0123456789abcde-0123456789abcdef0123@d.example "
+                              "x+7-0123456789abcdef012@d.example "
+                              "<+7-0123456789abcdef0123@d.example>") == []
+
+
 def write(tmp_path: Path, bounces: str, sender: str = "news@example.org") -> Path:
     path = tmp_path / "mirage.yaml"
     path.write_text("project: {name: P, contact: info@example.org}\n"
@@ -109,6 +127,8 @@ def test_every_verp_address_is_lower_case(tmp_path: Path) -> None:
     ("bounces: {address: not an address}", "'bounces.address'"),
     ("bounces: {ca_file: missing.pem}", "'bounces.ca_file' 'missing.pem' is not a file"),
     ("bounces: {done_folder: ../x}", "'bounces.done_folder' '../x' is not a usable folder"),
+    ("bounces: {unmatched_folder: .x}", "'bounces.unmatched_folder' '.x' is not a usable "
+     "folder"),
     ("bounces: {verp: yes please}", "'bounces.verp' must be true or false"),
     ("bounces: {password: hunter2}", "'bounces.password' puts a secret in the config file"),
     ("bounces: {colour: red}", "unknown key"),

@@ -46,9 +46,11 @@ def process_bounces_command(obj: Context, dry_run: bool) -> int:
     A hard bounce (5.x.x) or a spam complaint (ARF feedback report) suppresses the address
     at once; soft bounces (4.x.x) after bounces.soft_limit of them within
     bounces.soft_window_days. Delay warnings and auto-replies never count. Reading the same
-    mail twice never counts it twice. Exit 2 for a config problem or a lost tracking
-    database (a project that has sent), 3 when another process-bounces is running or the
-    IMAP server cannot be reached or refuses STARTTLS or the login.
+    mail twice never counts it twice. A signed token is matched on whatever address it sits,
+    so bounces to an earlier bounces.address still count; mail that matches nothing is set
+    aside unread in bounces.unmatched_folder when that is set. Exit 2 for a config problem
+    or a lost tracking database (a project that has sent), 3 when another process-bounces is
+    running or the IMAP server cannot be reached or refuses STARTTLS or the login.
     """
     run = process_bounces(load_settings(locate_config(obj.config)), dry_run=dry_run)
     for outcome in run.outcomes:

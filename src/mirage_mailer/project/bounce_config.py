@@ -20,7 +20,7 @@ from mirage_mailer.util.errors import Collector, shorten
 
 BOUNCE_KEYS = {"address", "verp", "delimiter", "mailbox", "username_env", "password_env",
                "ca_file", "soft_limit", "soft_window_days", "processed", "done_folder",
-               "ignored_folder", "before_run_due"}
+               "ignored_folder", "unmatched_folder", "before_run_due"}
 DELIMITERS = ("+", "-")
 PROCESSED = ("seen", "move", "keep")
 TOKEN_ROOM = 28  # VERP token (services/verp.py, two billion rows) plus its delimiter
@@ -55,6 +55,7 @@ class BounceConfig:
     processed: str  # seen | move | keep
     done_folder: str
     ignored_folder: str | None
+    unmatched_folder: str | None  # mail that matches nothing, set aside unread; None: as read
     before_run_due: bool
 
     @property
@@ -100,6 +101,7 @@ def load_bounces(sec: LineDict | None, path: Path, problems: Collector, root: Pa
         processed=processed,
         done_folder=_folder(s, "done_folder", "Processed") or "Processed",
         ignored_folder=_folder(s, "ignored_folder", None),
+        unmatched_folder=_folder(s, "unmatched_folder", None),
         before_run_due=s.flag("before_run_due", True),
     )
     if imap is not None and not (config.username_env and config.password_env):

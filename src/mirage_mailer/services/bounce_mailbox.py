@@ -2,6 +2,7 @@
 must succeed), with the server's certificate verified. What to do with a processed mail is
 ``bounces.processed``: ``seen`` (flag it; only unseen mail is read), ``move`` (to
 ``done_folder``) or ``keep`` (leave it; the store's record keeps it from counting twice).
+Mail that matches nothing can be set aside unread in ``unmatched_folder`` instead.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ class RawMail:
 class BounceBox(Protocol):
     def messages(self) -> Iterator[RawMail]: ...
 
-    def finish(self, mail: RawMail, folder: str | None) -> str | None:
-        """Mark or move ``mail`` as handled (to ``folder`` when given); a note if it failed."""
+    def finish(self, mail: RawMail, folder: str | None, *, seen: bool = True) -> str | None:
+        """Mark or move ``mail`` as handled (to ``folder`` when given; left unread there
+        without ``seen``); a note if it failed."""
         ...
 
     def close(self) -> None: ...
@@ -82,10 +84,10 @@ class MaildirBounces:
         seen = "S" in _split_info(path.name)[1]
         return path.parent.name == "new" or not seen or self.processed != "seen"
 
-    def finish(self, mail: RawMail, folder: str | None) -> str | None:
+    def finish(self, mail: RawMail, folder: str | None, *, seen: bool = True) -> str | None:
         source = Path(mail.handle)
         base, flags = _split_info(source.name)
-        name = f"{base}:2,{''.join(sorted(set(flags) | {'S'}))}"
+        name = f"{base}:2,{''.join(sorted(set(flags) | ({'S'} if seen else set())))}"
         if folder is not None:
             target_dir = self.root / f".{folder}"
             for sub in ("cur", "new", "tmp"):
@@ -202,7 +204,8 @@ class ImapBounces:
                 continue
             yield RawMail(ref, str(uid), data[: MAX_BYTES + 1], None, len(data))
 
-    def finish(self, mail: RawMail, folder: str | None) -> str | None:
+    def finish(self, mail: RawMail, folder: str | None, *, seen: bool = True) -> str | None:
+        # read with BODY.PEEK: a mail moved stays unread (``seen`` only flags one left here)
         from imapclient import SEEN
         from imapclient.exceptions import IMAPClientError
 

@@ -1,8 +1,10 @@
 """``process-bounces``: read the bounce mailbox, find whom each bounce or complaint is about,
 record it once, and suppress the address when it calls for that.
 
-Whom: the signed VERP token first (a token that fails its check, or a malformed one, is
-forged, and the mail is counted as unmatched, whatever else it says); without one, the
+Whom: the signed VERP token first, on whatever address it sits (``bounces.address`` may have
+changed since the message was sent); a token on the current base that fails its check, or a
+malformed one there, is forged, and the mail is counted as unmatched, whatever else it says
+(one on another address counts only when it verifies); without one, the
 original Message-ID, one we sent to the failed address the DSN names (a complaint: the
 Message-ID alone). Never the address alone: anyone can forge a DSN naming a reader. A row
 whose reader was erased with ``forget`` holds only a hash of the address, which the token's
@@ -135,7 +137,10 @@ class Judge:
         mail), or (None, None) when the mail has no token."""
         if self.verp is None:
             return None, None
-        tokens = self.verp.find(parsed.text)
+        # on any address: a bounce of a message sent before bounces.address changed comes
+        # back to the earlier base, and its token is as genuine; only one on the current
+        # base that fails makes the mail forged (elsewhere it may be anybody's address)
+        tokens = self.verp.find_anywhere(parsed.text)
         erased: str | None = None
         for token in tokens:
             row = self.store.verp_row(token.row_id)
@@ -145,13 +150,14 @@ class Judge:
                 verdict = _erased_check(self.verp, token, row, parsed)
                 if verdict is True:
                     erased = _ERASED
-                elif verdict is None and erased is None:
+                elif verdict is None and erased is None and token.here:
                     erased = _ERASED_UNCHECKED
             elif self.verp.genuine(token, row.issue, row.email):
                 return row, None
         if erased is not None:
             return None, erased
-        return None, _FORGED if tokens or self.verp.malformed(parsed.text) else None
+        forged = any(t.here for t in tokens) or self.verp.malformed(parsed.text)
+        return None, _FORGED if forged else None
 
     def judge(self, ref: str, parsed: Parsed) -> BounceOutcome:
         if parsed.category in ("unreadable", "too-large"):
@@ -274,12 +280,21 @@ def process_box(box: BounceBox, store: BounceStore, verp: Verp | None, config: B
         else:
             parsed = parse(mail.data)
             outcome = judge.judge(mail.ref, parsed)
-            judge.remember(parsed, outcome)
+            # set aside unread, and not remembered: moved back once its cause is mended (a
+            # store restored, a secret found), it is judged afresh
+            aside = (outcome.status == "unmatched" and config.unmatched_folder is not None
+                     and not mail.leave)
+            if not aside:
+                judge.remember(parsed, outcome)
         if not dry_run and not mail.leave:
             ignored = outcome.status in ("delay", "auto-reply", "ignored")
+            unmatched = outcome.status == "unmatched" and config.unmatched_folder is not None
             folder = (config.ignored_folder if ignored and config.ignored_folder else
+                      config.unmatched_folder if unmatched else
                       config.done_folder if config.processed == "move" else None)
-            note = box.finish(mail, folder)
+            note = box.finish(mail, folder, seen=not unmatched)
+            if unmatched and note is None:
+                note = f"set aside unread in {folder}"
             if note:
                 outcome = BounceOutcome(outcome.ref, outcome.status, outcome.detail,
                                         outcome.issue, outcome.email, outcome.suppressed, note)

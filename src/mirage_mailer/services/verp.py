@@ -9,6 +9,12 @@ rows, so ``bounces+`` and the token stay inside the 64-octet limit. (Hex, not ba
 standard library's base32 is pure Python and cost more than the HMAC itself.) The address
 is in the MAC, so a row id reused by a new store never pins a bounce on someone else; every
 earlier key still verifies after a rotation (``util.tokens``).
+
+The base address is not in the MAC, and a token is looked for on every address a mail names:
+after ``bounces.address`` changes (a new mailbox, a new domain), bounces of the messages sent
+before come back to the earlier base, and their tokens still verify. Only the checks that
+call a mail forged (a token that fails, something after the delimiter that is no token) stay
+tied to the current base, as before: elsewhere a token counts only when it verifies.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ class VerpToken:
     row_id: int
     mac: str
     text: str
+    here: bool = True  # on the current base address (False: an earlier one, or another)
 
 
 class Verp:
@@ -81,6 +88,10 @@ class Verp:
             rf"(?<![\w.+-]){re.escape(self.local)}{re.escape(delimiter)}([^@\s<>\"]+)@"
             rf"(?:{domains})(?![\w-]|\.[\w-])", re.IGNORECASE)
         self._token = re.compile(TOKEN, re.IGNORECASE)
+        # a token on any address: after a delimiter (either: it may have changed too) that
+        # follows some local part, and before the ``@`` of some domain
+        self._anywhere = re.compile(rf"(?<=[\w.!#$%&'*/=?^`{{|}}~-])[+-]({TOKEN})@(?=[\w\[])",
+                                    re.IGNORECASE)
 
     def address(self, issue: str, row_id: int, recipient: str) -> str:
         """The return path of one message (made with the current key)."""
@@ -111,6 +122,17 @@ class Verp:
             row, _, mac = token.partition("-")
             if token not in found:
                 found[token] = VerpToken(int(row, 36), mac, token)
+        return list(found.values())
+
+    def find_anywhere(self, text: str) -> list[VerpToken]:
+        """``find``'s tokens, then those on any other address (``here`` False): a bounce of a
+        message sent before ``bounces.address`` changed names the earlier base."""
+        found = {token.text: token for token in self.find(text)}
+        for match in self._anywhere.finditer(text):
+            token = match.group(1).lower()
+            if token not in found:
+                row, _, mac = token.partition("-")
+                found[token] = VerpToken(int(row, 36), mac, token, here=False)
         return list(found.values())
 
     def malformed(self, text: str) -> bool:
