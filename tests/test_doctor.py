@@ -155,6 +155,74 @@ def test_dns_unreachable_is_exit_3(configured: Path, run_cli: RunCli) -> None:
     assert run.err.count("\n") == 1 and "DNS did not answer" in run.err
 
 
+def test_a_servfail_fails_its_check_and_the_others_still_print(configured: Path,
+                                                             run_cli: RunCli) -> None:
+    """A DKIM selector delegated to a provider whose servers fail: that one line fails with
+    the server's words, and SPF, DMARC, MX and One-Click, which answered, are all reported."""
+    (configured / ".mirage").mkdir(exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (configured / ".mirage/dkim.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    with (configured / "mirage.yaml").open("a", encoding="utf-8") as config:
+        config.write("\ndkim:\n  domain: example.org\n  selector: s1\n"
+                     "  key_file: .mirage/dkim.pem\n")
+    zone = broken({"s1._domainkey.example.org": {"TXT": "SERVFAIL"}})  # type: ignore[dict-item]
+    run, lines = doctor(run_cli, zone)
+    assert run.code == 1, run.out + run.err
+    assert run.err == ""
+    [dkim_line] = status_of(lines, "DKIM s1._domainkey.example.org")
+    assert re.match(r"fail  DKIM s1\._domainkey\.example\.org: DNS server failure \(SERVFAIL\) "
+                    r"for s1\._domainkey\.example\.org TXT via 127\.0\.0\.1:\d+ \(.*delegation",
+                    dkim_line), dkim_line
+    for start in ["ok    SPF mail.example.org (return path)",
+                  "ok    SPF mail.example.org and the relay relay.example.org",
+                  "ok    SPF example.org (From)", "ok    DMARC _dmarc.example.org: p=reject",
+                  "ok    DMARC alignment for example.org",
+                  "ok    MX mail.example.org (bounces)", "ok    List-Unsubscribe"]:
+        assert any(line.startswith(start) for line in lines), (start, run.out)
+    assert [line.split()[0] for line in lines].count("fail") == 1, run.out
+
+
+@pytest.mark.parametrize(("changes", "topic", "said"), [
+    ({"_dmarc.example.org": {"TXT": "SERVFAIL"}}, "DMARC example.org",
+     "DNS server failure (SERVFAIL) for _dmarc.example.org TXT"),
+    ({"mail.example.org": {"TXT": "SERVFAIL", "MX": [(10, "mx.example.org")]}},
+     "SPF mail.example.org (return path)", "(SERVFAIL) for mail.example.org TXT"),
+    ({"relay.example.org": {"A": "REFUSED"}},
+     "SPF mail.example.org and the relay relay.example.org",
+     "the DNS server refused to answer (REFUSED) for relay.example.org A"),
+    ({"mail.example.org": {"TXT": GOOD["mail.example.org"]["TXT"], "MX": "SERVFAIL"}},
+     "MX mail.example.org (bounces)", "(SERVFAIL) for mail.example.org MX"),
+    ({"news.example.org": {"A": "SERVFAIL"}}, "List-Unsubscribe",
+     "(SERVFAIL) for news.example.org A"),
+], ids=["dmarc", "spf-return-path", "relay-refused", "mx", "unsubscribe-host"])
+def test_one_failed_lookup_fails_only_its_check(changes: dict[str, Any], topic: str,
+                                               said: str, configured: Path) -> None:
+    with serving_zone(broken(changes)) as dns:
+        diagnosis = diagnose(configured / "mirage.yaml", dns.address)
+    assert diagnosis.exit_code == 1
+    failed = [check for check in diagnosis.checks if check.status == "fail"]
+    assert len(failed) == 1, failed
+    assert failed[0].topic == topic and said in failed[0].message, failed[0]
+    assert failed[0].fix
+    assert diagnosis.count("ok") >= 4, diagnosis.checks  # the rest was still checked
+
+
+def test_every_lookup_failing_is_exit_3(configured: Path, run_cli: RunCli) -> None:
+    """Nothing answered anything: nothing could be checked, exit 3 and one line."""
+    failing = {kind: "SERVFAIL" for kind in ("TXT", "MX", "A", "AAAA")}
+    zone = {name: failing for name in GOOD}
+    with serving_zone(zone) as dns:  # type: ignore[arg-type]
+        run = run_cli("doctor", "--nameserver", dns.address)
+        assert len(dns.queries) <= 20, dns.queries  # each failed name asked once
+    assert run.code == 3, run.out + run.err
+    assert run.out == ""
+    assert run.err.count("\n") == 1, run.err
+    assert run.err.startswith("doctor: DNS did not answer any look-up (DNS server failure "
+                              "(SERVFAIL) for mail.example.org TXT via 127.0.0.1:"), run.err
+
+
 @pytest.mark.parametrize("value", ["127.0.0.1:99999", "no-such-host.invalid"])
 def test_bad_nameserver_is_exit_2(value: str, configured: Path, run_cli: RunCli) -> None:
     run = run_cli("doctor", "--nameserver", value)

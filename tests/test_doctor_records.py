@@ -17,7 +17,12 @@ from hypothesis import strategies as st
 
 from mirage_mailer.services.doctor_dkim import _published_key, dkim_check, tags
 from mirage_mailer.services.doctor_dmarc import aligned, dmarc_checks
-from mirage_mailer.services.doctor_dns import Dns, parse_nameserver
+from mirage_mailer.services.doctor_dns import (
+    Dns,
+    DnsUnreachable,
+    LookupFailed,
+    parse_nameserver,
+)
 from mirage_mailer.services.doctor_spf import Spf, SpfError, parse
 from mirage_mailer.util.errors import InputError
 from support.dns_zone import serving_zone
@@ -212,3 +217,22 @@ def test_alignment_compares_internationalised_domains_as_a_labels() -> None:
     assert aligned("xn--bcher-kva.de", "bücher.de", "s")
     assert aligned("mail.xn--bcher-kva.de", "Bücher.de.", "r")
     assert not aligned("mail.xn--bcher-kva.de", "bücher.de", "s")
+
+
+def test_a_timeout_after_answers_fails_that_name_only() -> None:
+    """A resolver that has answered is alive: a name that then times out is that name's
+    failure, asked once; a resolver whose first answer times out is unreachable (exit 3)."""
+    zone: dict[str, Any] = {"example.org": {"TXT": ["v=spf1 -all"]},
+                            "slow.example.org": {"TXT": "TIMEOUT"}}
+    with serving_zone(zone) as server:
+        dns = Dns(server.address, timeout=0.4)
+        assert dns.txt("example.org") == ["v=spf1 -all"]
+        with pytest.raises(LookupFailed, match=r"^DNS timed out for slow.example.org TXT via "):
+            dns.txt("slow.example.org")
+        with pytest.raises(LookupFailed):
+            dns.txt("slow.example.org")  # remembered: not another wait
+        assert server.queries.count(("slow.example.org", "TXT")) <= 2  # UDP retries only
+        assert dns.nothing_answered() is None
+        fresh = Dns(server.address, timeout=0.4)
+        with pytest.raises(DnsUnreachable, match="DNS did not answer any look-up"):
+            fresh.txt("slow.example.org")

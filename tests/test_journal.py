@@ -83,6 +83,80 @@ def test_replay_applies_outcomes_and_leaves_claims_on_the_wire_unknown(
     assert not journal_path(state, ISSUE).exists()
 
 
+def relay_of(store: Store, rid: int) -> str | None:
+    found = store._conn.execute("SELECT relay FROM recipients WHERE id = ?", (rid,)).fetchone()
+    return found[0]  # type: ignore[no-any-return]
+
+
+def test_a_replayed_outcome_keeps_the_relay_that_answered(state: Path, store: Store) -> None:
+    """With several relays, the relay is in the outcome's line: after SIGKILL, the replay
+    records who carried each message (the last attempt's relay), not NULL."""
+    first, second = "smtp://127.0.0.1:2721", "smtp://127.0.0.1:2722"
+    journal, (a, b, c) = crashed_run(state, ISSUE, store, "a@x.org", "b@x.org", "c@x.org")
+    wa, wb, wc = (hashed_key(f"{n}@x.org") for n in "abc")
+    journal.claim(a, wa, 0, "<a@x>", AT)
+    journal.outcome(a, wa, 0, "sent", 250, "ok", "<a@x>", AT, first)
+    journal.claim(b, wb, 0, "<b@x>", AT)
+    journal.outcome(b, wb, 0, "deferred", 451, "later", "<b@x>", AT, first)
+    journal.claim(b, wb, 1, "<b@x>", AT)
+    journal.outcome(b, wb, 1, "sent", 250, "ok", "<b@x>", AT, second)  # retried elsewhere
+    journal.claim(c, wc, 0, "<c@x>", AT)  # on the wire at the kill
+    journal.close()
+    replay = read_journal(journal_path(state, ISSUE))
+    assert replay.relays == [(a, wa, 0, first), (b, wb, 0, first), (b, wb, 1, second)]
+    settle(store, state, ISSUE)
+    assert (row(store, a), relay_of(store, a)) == (("sent", 1, "<a@x>"), first)
+    assert (row(store, b), relay_of(store, b)) == (("sent", 2, "<b@x>"), second)
+    assert relay_of(store, c) is None
+    assert store.relay_counts(ISSUE) == {first: {"sent": 1}, second: {"sent": 1}}
+    settle(store, state, ISSUE)  # nothing left to replay: nothing changes
+    assert relay_of(store, b) == second
+
+
+def test_a_relay_never_lands_on_another_person_or_a_later_attempt(state: Path,
+                                                                  store: Store) -> None:
+    journal, (a, b) = crashed_run(state, ISSUE, store, "a@x.org", "b@x.org")
+    journal.outcome(a, hashed_key("someone@else.org"), 0, "sent", 250, "ok", "<a@x>", AT,
+                    "smtp://old:25")  # a journal of a store started over: other people
+    journal.outcome(b, hashed_key("b@x.org"), 3, "sent", 250, "ok", "<b@x>", AT,
+                    "smtp://old:25")  # the store is further on than this line
+    journal.close()
+    settle(store, state, ISSUE)
+    assert relay_of(store, a) is None and relay_of(store, b) is None
+    assert row(store, a) == ("pending", 0, None)
+
+
+def test_a_journal_without_relays_from_an_older_version_still_replays(state: Path,
+                                                                      store: Store) -> None:
+    (a,) = queue(store, ISSUE, "a@x.org")
+    who = hashed_key("a@x.org")
+    path = journal_path(state, ISSUE)
+    path.parent.mkdir(parents=True)
+    path.write_text(f'mirage-mailer journal 1 "{ISSUE}"\n'
+                    f'c {a} {who} 0 {AT} "<a@x>"\n'
+                    f'o {a} {who} 0 {AT} sent 250 ["<a@x>", "2.0.0 ok"]\n', encoding="utf-8")
+    replay = read_journal(path)
+    assert len(replay.outcomes) == 1 and replay.relays == [] and replay.skipped == 0
+    settle(store, state, ISSUE)
+    assert row(store, a) == ("sent", 1, "<a@x>") and relay_of(store, a) is None
+
+
+def test_a_row_on_the_wire_reports_its_attempt_before_any_rerun(state: Path,
+                                                                store: Store) -> None:
+    """``report`` right after a kill: the in-flight row is unknown with the attempt that went
+    out and the words the next run records, not 0 attempts and no response."""
+    journal, (a,) = crashed_run(state, ISSUE, store, "a@x.org")
+    journal.claim(a, hashed_key("a@x.org"), 0, "<a@x>", AT)
+    journal.close()
+    settle(store, state, ISSUE)
+    before = {r["email"]: r for r in store.recipients(ISSUE)}["a@x.org"]
+    store.recover_inflight(ISSUE)  # what the next send does first
+    after = {r["email"]: r for r in store.recipients(ISSUE)}["a@x.org"]
+    assert before["status"] == "unknown" and before["attempts"] == 1
+    assert before["smtp_response"] is not None
+    assert before == after
+
+
 def test_a_line_cut_in_the_middle_is_skipped_and_the_rest_replayed(state: Path,
                                                                      store: Store) -> None:
     journal, (a, b) = crashed_run(state, ISSUE, store, "a@x.org", "b@x.org")

@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -20,6 +25,8 @@ from pathlib import Path
 from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses
 from support.faults import Call, Reply
 from support.ports import RefusingPorts
+from support.processes import wait_send_gone
+from support.smtp_sink import Call as SinkCall
 from support.smtp_sink import SmtpSink
 
 
@@ -163,3 +170,54 @@ def test_every_relay_out_ends_the_run_with_exit_3_and_keeps_the_state(
     assert f"{first}: cannot connect" in last and f"{second}: cannot connect" in last
     assert "10 recipients stay pending" in last
     assert set(statuses(run_cli).values()) == {"pending"}
+
+
+def _slow(call: SinkCall) -> None:
+    if call.stage == "DATA":
+        time.sleep(0.005)  # a slower relay: messages on its wire when the send is killed
+
+
+def test_after_sigkill_every_sent_row_names_its_relay(project: Path, run_cli: RunCli) -> None:
+    """The send is killed while the 250s of its last batch are only in the claim journal:
+    the replay (``report`` right after the kill, and the rerun) records the relay of each,
+    so no ``sent`` row says ``relay: null`` and the Relays counts add up to what was sent."""
+    with sinks(SmtpSink(), SmtpSink(rules=[_slow])) as (fast, slow):
+        relays_config(project, [f"url: {fast.url}", f"url: {slow.url}"], 160)
+        proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "send", SAMPLE_ISSUE,
+                                 "--yes"], cwd=project, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while (len(fast.received) + len(slow.received) < 40 and proc.poll() is None
+               and time.monotonic() < deadline):
+            time.sleep(0.002)
+        assert proc.poll() is None, "the send ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        issue = Path(SAMPLE_ISSUE).name
+        wait_send_gone(project, issue)
+        journal = project / ".mirage" / "journal" / f"{issue}.log"
+        assert "\no " in journal.read_text(encoding="utf-8", errors="replace"), \
+            "no outcome waited in the journal: not the case under test"
+
+        killed = report(run_cli)  # replays the journal
+        rows = killed["recipients"]
+        assert isinstance(rows, list)
+        sent = [r for r in rows if r["status"] == "sent"]
+        assert sent and all(r["relay"] in (fast.url, slow.url) for r in sent), \
+            [r for r in sent if r["relay"] is None]
+        for r in rows:
+            if r["status"] == "unknown":  # on the wire at the kill: that attempt counts
+                assert r["attempts"] == 1 and r["smtp_response"], r
+
+        assert run_cli("send", SAMPLE_ISSUE, "--yes").code == 0
+        final = report(run_cli)
+        rows = final["recipients"]
+        assert isinstance(rows, list)
+        got = {fast.url: set(fast.recipients()), slow.url: set(slow.recipients())}
+        for r in rows:
+            if r["status"] == "sent":
+                assert r["email"] in got[r["relay"]], r
+        counts = final["counts"]
+        relays = final["relays"]
+        assert isinstance(counts, dict) and isinstance(relays, dict)
+        assert sum(by.get("sent", 0) for by in relays.values()) == counts["sent"]

@@ -27,6 +27,7 @@ from mirage_mailer.services import htmlreport, reporting
 from mirage_mailer.services.reporting import report_stream
 from mirage_mailer.store import Store, open_store
 from mirage_mailer.store import recipients as recipients_module
+from mirage_mailer.store.recipients import INFLIGHT_WORDS
 from mirage_mailer.util.csvcells import safe_row
 from mirage_mailer.util.jsonstream import iter_json
 from mirage_mailer.util.visible import visible
@@ -76,8 +77,10 @@ def stored(database: Path, issue: str) -> list[dict[str, Any]]:
     conn.close()
     keys = ("email", "status", "attempts", "message_id", "smtp_code", "smtp_response",
             "last_attempt_at")
-    return [dict(zip(keys, (r[0], "unknown" if r[1] == "sending" else r[1], *r[2:]),
-                     strict=True)) for r in found]
+    # a row on the wire ('sending') is shown as the next run records it (unknown, the
+    # attempt counted, INFLIGHT_WORDS)
+    return [dict(zip(keys, (r[0], "unknown", r[2] + 1, r[3], None, INFLIGHT_WORDS, r[6])
+                     if r[1] == "sending" else r, strict=True)) for r in found]
 
 
 def counts(rows: list[dict[str, Any]]) -> dict[str, int]:

@@ -8,8 +8,11 @@ name to its records by type::
                      "A": ["192.0.2.1"], "AAAA": ["2001:db8::1"]}}
 
 A name not in the zone is NXDOMAIN; a name in it without the asked type answers NOERROR with
-no records, as real servers do. Long TXT values are split into 255-byte strings, and an
-answer over 512 bytes is truncated over UDP, so the client asks again over TCP. Every query
+no records, as real servers do. A type given as a string instead of records is the rcode
+that name and type answer with, as a broken delegation does: ``{"TXT": "SERVFAIL"}``,
+``{"A": "REFUSED"}``; ``"TIMEOUT"`` is no answer at all. Long TXT values are split into
+255-byte strings, and an answer over 512 bytes is truncated over UDP, so the client asks
+again over TCP. Every query
 is kept in ``queries`` as ``(name, type)``, so a test can bound how many were made.
 """
 
@@ -22,7 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from dnslib import AAAA, MX, QTYPE, RCODE, RR, TXT, A, DNSRecord
+from dnslib import AAAA, MX, QTYPE, RCODE, RR, TXT, A, DNSError, DNSRecord
 from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer
 
 Zone = Mapping[str, Mapping[str, Sequence[Any]]]
@@ -80,7 +83,13 @@ class _ZoneResolver(BaseResolver):  # type: ignore[misc]
         if records is None:
             reply.header.rcode = RCODE.NXDOMAIN
             return reply
-        for value in records.get(kind, ()):
+        answer = records.get(kind, ())
+        if answer == "TIMEOUT":  # the handler sends nothing back
+            raise DNSError(f"{name} {kind}: dropped, as the test zone says")
+        if isinstance(answer, str):  # this name and type fail with that rcode
+            reply.header.rcode = getattr(RCODE, answer)
+            return reply
+        for value in answer:
             reply.add_answer(RR(request.q.qname, request.q.qtype, rdata=_rdata(kind, value),
                                 ttl=60))
         return reply

@@ -19,8 +19,9 @@ def doctor_command(obj: Context, nameserver: str | None) -> int:
     SPF of the return-path and From domains and whether it covers the relay, the DKIM
     key in DNS against the private key, DMARC and its alignment, MX for bounces, and the
     One-Click unsubscribe set-up: one line per check, ok, warn or fail, with what to fix.
-    Sends nothing. Exit 0 when nothing failed (warnings allowed), 1 when a check failed,
-    2 for a bad config, 3 when DNS did not answer.
+    Sends nothing. A look-up that fails (SERVFAIL, REFUSED, a timeout) fails its own check;
+    the others still run. Exit 0 when nothing failed (warnings allowed), 1 when a check
+    failed, 2 for a bad config, 3 when DNS answered no look-up at all.
     """
     diagnosis = diagnose(obj.config, nameserver)
     for check in diagnosis.checks:

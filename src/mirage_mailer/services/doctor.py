@@ -5,12 +5,15 @@ relay's addresses send (each relay's, with ``transport.relays``); the DKIM key i
 against the project's private key; DMARC and its alignment; MX for the bounce domain; and
 the one-click unsubscribe set-up (RFC 8058).
 Every answer is looked up live, through ``--nameserver`` when one is given. Nothing is sent.
+A look-up that fails (SERVFAIL, REFUSED, a timeout) fails the check that needed it; the
+others still run, and exit 3 is kept for a resolver that answered nothing at all.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,7 +22,7 @@ from mirage_mailer.project.config import DkimConfig, Settings, find_config, load
 from mirage_mailer.services.dkim_keys import MAX_KEY_BYTES
 from mirage_mailer.services.doctor_dkim import dkim_check
 from mirage_mailer.services.doctor_dmarc import dmarc_checks, mx_check
-from mirage_mailer.services.doctor_dns import Check, Dns, IPAddress, is_internal
+from mirage_mailer.services.doctor_dns import Check, Dns, IPAddress, LookupFailed, is_internal
 from mirage_mailer.services.doctor_spf import Spf, relay_check, spf_checks
 from mirage_mailer.services.signing import check_signing_secret
 from mirage_mailer.util.addresses import ascii_domain
@@ -42,11 +45,23 @@ class Diagnosis:
 
 def diagnose(config: Path | None, nameserver: str | None) -> Diagnosis:
     """Load the project's config (exit 2 when it is bad), then check its domains in DNS;
-    ``DnsUnreachable`` (exit 3) when no DNS server answers."""
+    ``DnsUnreachable`` (exit 3) when no look-up was answered."""
     settings = load_settings(find_config(config))
     dns = Dns(nameserver)
     checks = domain_checks(settings, dns)
+    gone = dns.nothing_answered()
+    if gone is not None:
+        raise gone
     return Diagnosis(checks, dns.queries)
+
+
+def _or_failed(topic: str, run: Callable[[], list[Check]]) -> list[Check]:
+    """``run``'s lines, or one ``fail`` line for ``topic`` when a look-up it needed failed:
+    one broken name must not hide what every other check found."""
+    try:
+        return run()
+    except LookupFailed as exc:
+        return [exc.check(topic)]
 
 
 def domain_checks(settings: Settings, dns: Dns) -> list[Check]:
@@ -58,13 +73,17 @@ def domain_checks(settings: Settings, dns: Dns) -> list[Check]:
     spf = Spf(dns)
     checks: list[Check] = []
     same = from_domain == bounce_domain
-    lines, usable = spf_checks(spf, bounce_domain, "return path and From" if same
-                               else "return path")
+    role = "return path and From" if same else "return path"
+    try:
+        lines, usable = spf_checks(spf, bounce_domain, role)
+    except LookupFailed as exc:
+        lines, usable = [exc.check(f"SPF {bounce_domain} ({role})")], False
     checks += lines
     if usable:
         checks += _relays(settings, spf, dns, bounce_domain)
     if not same:
-        checks += spf_checks(spf, from_domain, "From")[0]
+        checks += _or_failed(f"SPF {from_domain} (From)",
+                             lambda: spf_checks(spf, from_domain, "From")[0])
     dkim = settings.dkim
     if dkim is None:
         checks.append(Check("warn", "DKIM", "no DKIM signing configured: Gmail and Yahoo "
@@ -72,10 +91,13 @@ def domain_checks(settings: Settings, dns: Dns) -> list[Check]:
                             "add a dkim: section with domain, selector and key_env or key_file"))
     else:
         pem, source = private_key(settings, dkim)
-        checks.append(dkim_check(dns, dkim.domain, dkim.selector, pem, source))
-    checks += dmarc_checks(dns, from_domain, dkim.domain if dkim is not None else None,
-                           bounce_domain)
-    checks.append(mx_check(dns, bounce_domain))
+        checks += _or_failed(f"DKIM {dkim.selector}._domainkey.{dkim.domain}",
+                             lambda: [dkim_check(dns, dkim.domain, dkim.selector, pem,
+                                                 source)])
+    checks += _or_failed(f"DMARC {from_domain}", lambda: dmarc_checks(
+        dns, from_domain, dkim.domain if dkim is not None else None, bounce_domain))
+    checks += _or_failed(f"MX {bounce_domain} (bounces)",
+                         lambda: [mx_check(dns, bounce_domain)])
     checks += unsubscribe_checks(settings, dns)
     return checks
 
@@ -86,12 +108,19 @@ def _relays(settings: Settings, spf: Spf, dns: Dns, domain: str) -> list[Check]:
     transport = settings.transport
     if transport.relays:
         hosts = list(dict.fromkeys(relay.host.lower() for relay in transport.relays))
-        return [relay_check(spf, domain, host, _addresses(dns, host)) for host in hosts]
-    if transport.scheme not in ("smtp", "smtps"):
+    elif transport.scheme in ("smtp", "smtps"):
+        hosts = [transport.host]
+    else:
         return [Check("warn", f"SPF {domain} and the relay", f"transport.url is "
                       f"{transport.url}: no relay to check", "run doctor again once "
                       "transport.url names your SMTP relay")]
-    return [relay_check(spf, domain, transport.host, _addresses(dns, transport.host))]
+    lines: list[Check] = []
+    for host in hosts:
+        try:
+            lines.append(relay_check(spf, domain, host, _addresses(dns, host)))
+        except LookupFailed as exc:
+            lines.append(exc.check(f"SPF {domain} and the relay {host}"))
+    return lines
 
 
 def _addresses(dns: Dns, host: str) -> list[IPAddress]:
@@ -143,7 +172,10 @@ def unsubscribe_checks(settings: Settings, dns: Dns) -> list[Check]:
                             "providers post One-Click only to https",
                             "set tracking.base_url to an https address"))
         return checks
-    addresses = _addresses(dns, host)
+    try:
+        addresses = _addresses(dns, host)
+    except LookupFailed as exc:
+        return [*checks, exc.check(topic)]
     if not addresses:
         checks.append(Check("fail", topic, f"{host} has no address in DNS: the One-Click link "
                             f"in every message leads nowhere", f"publish an A record for "

@@ -1,8 +1,11 @@
 """DNS for ``doctor``: the few look-ups it makes, through dnspython, and what one check said.
 
 Answers are outside input: a TXT record is decoded leniently and cut to a sane length, a
-name that does not parse is "no record", never an exception. A resolver that does not answer
-at all is ``DnsUnreachable`` (exit 3): without DNS no check can say anything true.
+name that does not parse is "no record", never an exception. One look-up that fails (SERVFAIL,
+REFUSED, a timeout once the resolver has answered something) is ``LookupFailed``: the check
+that needed it fails with those words, and every other check still runs. A resolver that
+answers nothing at all is ``DnsUnreachable`` (exit 3): without DNS no check can say anything
+true.
 ``--nameserver HOST[:PORT]`` replaces the system resolver (split-horizon set-ups, tests).
 """
 
@@ -37,6 +40,46 @@ class Check:
 
 class DnsUnreachable(DeliveryError):
     """No DNS server answered: exit 3, nothing can be checked."""
+
+
+class LookupFailed(Exception):
+    """One name's look-up got no usable answer; receivers asking the same name likely get
+    the same (a temporary error for SPF, DKIM and DMARC), so the check that needed it fails."""
+
+    def __init__(self, name: str, rdtype: str, why: str, where: str) -> None:
+        self.name, self.rdtype, self.why, self.where = name, rdtype, why, where
+        super().__init__(f"{why} for {name} {rdtype} via {where}")
+
+    def check(self, topic: str) -> Check:
+        """The failed line for ``topic``, with what to do about this kind of failure."""
+        if "SERVFAIL" in self.why:
+            fix = ("receivers get the same failure: check the delegation of that name, "
+                   "such as a CNAME to your email service provider, and that its DNS host "
+                   "answers; then run doctor again")
+        elif "REFUSED" in self.why:
+            fix = (f"{self.where} will not answer for {self.name}: ask a resolver that "
+                   "does, with --nameserver HOST[:PORT]")
+        else:
+            fix = (f"run doctor again; if it stays, check the name servers for {self.name} "
+                   "or give another resolver with --nameserver HOST[:PORT]")
+        return Check("fail", topic, str(self), fix)
+
+
+def _why(exc: dns.resolver.NoNameservers) -> str:
+    """Words for what the servers said: the rcode where one answered (SERVFAIL, REFUSED),
+    else the network error."""
+    errors = exc.kwargs.get("errors") or []
+    said = [error[3] for error in errors if len(error) > 3]
+    codes = [s for s in said if isinstance(s, str)]
+    if "SERVFAIL" in codes:
+        return "DNS server failure (SERVFAIL)"
+    if "REFUSED" in codes:
+        return "the DNS server refused to answer (REFUSED)"
+    if codes:
+        return f"the DNS server answered {codes[0]}"
+    if any(isinstance(s, dns.exception.Timeout) for s in said):
+        return "DNS timed out"
+    return "no DNS server could be reached"
 
 
 def parse_nameserver(value: str) -> tuple[str, int]:
@@ -92,22 +135,46 @@ class Dns:
         resolver.cache = dns.resolver.Cache()
         self.resolver = resolver
         self.queries = 0
+        self.answered = 0  # look-ups the server answered (records, NXDOMAIN or none)
+        self.failed: dict[tuple[str, str], LookupFailed] = {}  # asked once, not again
 
     def _answer(self, name: str, rdtype: str) -> list[object]:
+        """The records, [] for none; ``LookupFailed`` when this name got no usable answer;
+        ``DnsUnreachable`` when the very first answers time out (a dead resolver: waiting
+        ``TIMEOUT`` for each further look-up would tell nothing more)."""
+        known = self.failed.get((name, rdtype))
+        if known is not None:
+            raise known
         self.queries += 1
         try:
-            return list(self.resolver.resolve(name, rdtype, search=False))
+            found = list(self.resolver.resolve(name, rdtype, search=False))
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.resolver.YXDOMAIN):
-            return []
+            found = []
         except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
-            why = "timed out" if isinstance(exc, dns.exception.Timeout) else "no answer"
-            raise DnsUnreachable(Problem(
-                "doctor", None, f"DNS did not answer ({why}) for {name} {rdtype} via "
-                f"{self.where}", "check the network, or give a resolver with --nameserver "
-                "HOST[:PORT]")) from None
+            why = (_why(exc) if isinstance(exc, dns.resolver.NoNameservers)
+                   else "DNS timed out")
+            failure = LookupFailed(name, rdtype, why, self.where)
+            if why == "DNS timed out" and not self.answered:
+                raise self.unreachable(failure) from None
+            self.failed[(name, rdtype)] = failure
+            raise failure from None
         except (dns.name.NameTooLong, dns.name.EmptyLabel, dns.name.LabelTooLong,
                 dns.exception.SyntaxError, UnicodeError, ValueError):
             return []  # a name built from a hostile record: nothing is there
+        self.answered += 1
+        return found
+
+    def unreachable(self, failure: LookupFailed) -> DnsUnreachable:
+        """Exit 3: no look-up was answered, so nothing could be checked."""
+        return DnsUnreachable(Problem(
+            "doctor", None, f"DNS did not answer any look-up ({failure})",
+            "check the network, or give a resolver with --nameserver HOST[:PORT]"))
+
+    def nothing_answered(self) -> DnsUnreachable | None:
+        """``DnsUnreachable`` when every look-up made failed, else None."""
+        if self.answered or not self.failed:
+            return None
+        return self.unreachable(next(iter(self.failed.values())))
 
     def txt(self, name: str) -> list[str]:
         """Every TXT record at ``name``, its strings joined (RFC 7208 3.3)."""

@@ -10,7 +10,10 @@ over; a run that ends normally removes it.
 
 The next send of the issue (and ``report``, when no send holds the issue's lock) replays a
 journal it finds into the store before anything else: outcomes are applied, a claim with no
-outcome leaves its row ``sending`` (so ``unknown``). Replay only moves a row forward: a record
+outcome leaves its row ``sending`` (so ``unknown``). An outcome line names the relay that
+answered (with several relays), so a replayed ``sent`` row still says who carried it; a line
+without one (a journal of an older version, or a single relay) replays as before. Replay only
+moves a row forward: a record
 is applied only while the row's attempt count still equals the record's, so replaying twice
 changes nothing, and where the store is already further on, the store wins. A line cut in the
 middle (the process died while copying it) and anything unreadable is skipped; its message
@@ -26,7 +29,7 @@ import json
 import mmap
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from json.encoder import encode_basestring, encode_basestring_ascii
 from pathlib import Path
 from typing import Protocol
@@ -44,6 +47,8 @@ MAGIC = "mirage-mailer journal 1"
 Outcome = tuple[int, str, int, str, int | None, str, str, str]
 # (id, who, attempt, message id, time): a claim
 Claimed = tuple[int, str, int, str, str]
+# (id, who, attempt, relay): the relay that gave an attempt's outcome (several relays)
+Carried = tuple[int, str, int, str]
 _KINDS = frozenset({"sent", "deferred", "failed", "unknown"})
 
 
@@ -138,10 +143,12 @@ class Journal:
         self._write(f"c {key} {who} {attempt} {at} {mid}\n".encode())
 
     def outcome(self, key: int, who: str, attempt: int, kind: str, code: int | None,
-                response: str, message_id: str, at: str) -> None:
-        """After the server's answer (or its silence after the end of DATA)."""
-        # json.dumps([message_id, response], ensure_ascii=False)
-        tail = f"[{encode_basestring(message_id)}, {encode_basestring(response)}]"
+                response: str, message_id: str, at: str, relay: str = "") -> None:
+        """After the server's answer (or its silence after the end of DATA); ``relay``, with
+        several relays, is the one that answered: a third item in the line's JSON list."""
+        # json.dumps([message_id, response(, relay)], ensure_ascii=False)
+        tail = f"[{encode_basestring(message_id)}, {encode_basestring(response)}" + (
+            f", {encode_basestring(relay)}]" if relay else "]")
         self._write(f"o {key} {who} {attempt} {at} {kind} {code or 0} {tail}\n".encode())
 
     def restart(self) -> None:
@@ -181,6 +188,7 @@ class Replay:
     outcomes: list[Outcome]
     claims: list[Claimed]  # claims with no outcome after them: on the wire at the crash
     skipped: int  # lines cut in the middle or unreadable
+    relays: list[Carried] = field(default_factory=list)  # of the outcomes that name one
 
 
 def read_journal(path: Path) -> Replay:
@@ -197,21 +205,27 @@ def read_journal(path: Path) -> Replay:
     except (ValueError, UnicodeDecodeError):
         return Replay(None, [], [], skipped + len(whole))
     outcomes: list[Outcome] = []
+    relays: list[Carried] = []
     open_claims: dict[int, Claimed] = {}
     for line in whole[1:]:
-        record = _parse(line)
-        if record is None:
+        parsed = _parse(line)
+        if parsed is None:
             skipped += 1
-        elif len(record) == 5:
+            continue
+        record, relay = parsed
+        if len(record) == 5:
             open_claims[record[0]] = record
         else:
             outcomes.append(record)
             open_claims.pop(record[0], None)
+            if relay:
+                relays.append((record[0], record[1], record[2], relay))
     return Replay(issue if isinstance(issue, str) else None, outcomes,
-                  list(open_claims.values()), skipped)
+                  list(open_claims.values()), skipped, relays)
 
 
-def _parse(line: bytes) -> Outcome | Claimed | None:
+def _parse(line: bytes) -> tuple[Outcome | Claimed, str] | None:
+    """A record and the relay its outcome names ("" for none, and for a claim)."""
     try:
         text = line.decode()
         if text.startswith("c "):
@@ -219,13 +233,18 @@ def _parse(line: bytes) -> Outcome | Claimed | None:
             message_id = json.loads(mid)
             if not isinstance(message_id, str):
                 return None
-            return int(key), who, int(attempt), message_id, at
+            return (int(key), who, int(attempt), message_id, at), ""
         if text.startswith("o "):
             _, key, who, attempt, at, kind, code, tail = text.split(" ", 7)
-            message_id, said = json.loads(tail)
-            if kind not in _KINDS or not (isinstance(said, str) and isinstance(message_id, str)):
+            items = json.loads(tail)
+            if not isinstance(items, list) or len(items) not in (2, 3):
                 return None
-            return int(key), who, int(attempt), kind, int(code) or None, said, message_id, at
+            message_id, said, relay = (*items, "")[:3]  # no relay: an older journal
+            if kind not in _KINDS or not all(isinstance(v, str)
+                                             for v in (message_id, said, relay)):
+                return None
+            return ((int(key), who, int(attempt), kind, int(code) or None, said, message_id,
+                     at), relay)
     except (ValueError, UnicodeDecodeError):
         return None
     return None
@@ -259,7 +278,7 @@ def _settle_one(store: JournalStore, path: Path, issue: str) -> Replay:
         path.replace(path.with_suffix(".foreign"))
         return replay
     if replay.outcomes or replay.claims:
-        store.record_batch(replay.outcomes, replay.claims)
+        store.record_batch(replay.outcomes, replay.claims, replay.relays)
     path.unlink()
     return replay
 
@@ -289,5 +308,5 @@ def lock_path(state_dir: Path, issue: str) -> Path:
 
 
 class JournalStore(Protocol):
-    def record_batch(self, outcomes: Iterable[Outcome],
-                     inflight: Iterable[Claimed] = ...) -> None: ...
+    def record_batch(self, outcomes: Iterable[Outcome], inflight: Iterable[Claimed] = ...,
+                     relays: Iterable[Carried] = ...) -> None: ...

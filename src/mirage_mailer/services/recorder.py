@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 
-from mirage_mailer.services.journal import Claimed, Journal, Outcome
+from mirage_mailer.services.journal import Carried, Claimed, Journal, Outcome
 from mirage_mailer.store import RecorderStore
 from mirage_mailer.util.errors import MirageError
 from mirage_mailer.util.statefault import StateWriteError
@@ -33,7 +33,7 @@ class SendRecorder:
         self.journal = journal
         self.held: list[Outcome] = []
         self.inflight: dict[int, Claimed] = {}
-        self.relays: list[tuple[int, str]] = []  # (row, relay) with transport.relays
+        self.relays: list[Carried] = []  # (row, who, attempt, relay) with transport.relays
         self.timer: asyncio.TimerHandle | None = None
         self.closed = False
         self.failure: Exception | None = None  # a batch the store refused, in a timer
@@ -62,14 +62,16 @@ class SendRecorder:
              code: int | None, response: str, relay: str = "") -> None:
         """Journal an attempt's outcome now; the store gets it with the next batch. (The
         closing word on a retry that will not happen has no claim before it.) ``relay``
-        (several relays) goes with the batch only: a crash may lose the last batch's."""
+        (several relays) is in the outcome's line too, so a replay after a crash records
+        who carried the message."""
         self.inflight.pop(key, None)
         if relay:
-            self.relays.append((key, relay))
+            self.relays.append((key, who, attempt, relay))
         at = self.store.stamp()
         self.held.append((key, who, attempt, kind, code, response, message_id, at))
         try:
-            self.journal.outcome(key, who, attempt, kind, code, response, message_id, at)
+            self.journal.outcome(key, who, attempt, kind, code, response, message_id, at,
+                                 relay)
         except StateWriteError as exc:  # the journal cannot grow: the store takes it now
             self._flush_or_stop(exc)
             return

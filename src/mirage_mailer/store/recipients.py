@@ -715,17 +715,18 @@ class RecipientsMixin(StoreCore):
     def record_batch(
             self, outcomes: Iterable[tuple[int, str, int, str, int | None, str, str, str]],
             inflight: Iterable[tuple[int, str, int, str, str]] = (),
-            relays: Iterable[tuple[int, str]] = ()) -> None:
+            relays: Iterable[tuple[int, str, int, str]] = ()) -> None:
         """Bring rows up to date from the claim journal in one commit.
 
         ``outcomes``: (id, who, attempt, sent|deferred|failed|unknown, code, response, message
         id, time); ``inflight``: (id, who, attempt, message id, time) of messages on the wire
-        now, which become ``sending`` (``unknown`` if the run never records their outcome).
-        ``who`` is ``hashed_key`` of the row's address: a record never lands on another
-        person's row. Each is applied only while the row's ``attempts`` still equals the
-        journal's attempt number, so a batch applied twice (a crash between the commit and
-        the journal's restart) counts nothing twice: the journal only moves a row forward,
-        and where the store is already further on, the store wins.
+        now, which become ``sending`` (``unknown`` if the run never records their outcome);
+        ``relays``: (id, who, attempt, relay URL) of the outcomes a relay gave. ``who`` is
+        ``hashed_key`` of the row's address: a record never lands on another person's row.
+        Each is applied only while the row's ``attempts`` still equals the journal's attempt
+        number, so a batch applied twice (a crash between the commit and the journal's
+        restart) counts nothing twice: the journal only moves a row forward, and where the
+        store is already further on, the store wins.
         """
         with self._write() as conn:
             if self.is_postgres:  # a round trip per statement: one pipelined batch per run
@@ -738,9 +739,13 @@ class RecipientsMixin(StoreCore):
                 " AND status IN ('pending', 'sending') AND mm_hashed(email_key) = ?",
                 [(message_id, at, rid, attempt, who)
                  for rid, who, attempt, message_id, at in inflight])
-            # (id, relay) of this batch's attempts, with several relays (``store/relays.py``)
-            conn.executemany("UPDATE recipients SET relay = ? WHERE id = ?",
-                             [(relay, rid) for rid, relay in relays])
+            # (id, who, attempt, relay) of this batch's attempts, with several relays
+            # (``store/relays.py``): set where that attempt's outcome was applied (a later
+            # attempt's relay wins; a store further on keeps its own), on that person's row
+            conn.executemany(
+                "UPDATE recipients SET relay = ? WHERE id = ? AND attempts = ?"
+                " AND mm_hashed(email_key) = ?",
+                [(relay, rid, attempt + 1, who) for rid, who, attempt, relay in relays])
 
     def mark_sent(self, recipient_id: int, code: int | None, response: str) -> None:
         """The server accepted the message (250 after DATA)."""
@@ -780,13 +785,16 @@ class RecipientsMixin(StoreCore):
         ):
             row = {
                 "email": email,
-                "status": "unknown" if status == "sending" else status,
+                "status": status,
                 "attempts": attempts,
                 "message_id": message_id,
                 "smtp_code": code,
                 "smtp_response": response,
                 "last_attempt_at": at,
             }
+            if status == "sending":  # on the wire: as the next run (or the reaper) records it
+                row.update(status="unknown", attempts=attempts + 1, smtp_code=None,
+                           smtp_response=INFLIGHT_WORDS)
             if relay:
                 row["relay"] = by if status in CARRIED else None
             yield row
