@@ -4,7 +4,7 @@ A duplicate is warned with where both rows are, so the detector must never miss 
 never invent one. The latest keys sit in a dict; when it is full they move to sorted runs of
 fixed-size records in a private temporary file (deleted when closed, and by the system if
 the process dies): the 64-bit hash of each key, where it was first met, and where its
-exact text is. A fixed bit filter answers "never met" for almost every new key without reading the
+exact text is. A fixed filter answers "never met" for almost every new key without reading the
 file; a key it lets through is looked up by bisection in each run and confirmed against the
 exact text, so two keys sharing a hash are never taken for one another.
 
@@ -19,21 +19,35 @@ import os
 import tempfile
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import accumulate
-from operator import methodcaller
+from itertools import accumulate, compress, repeat
+from operator import and_, methodcaller, rshift
 from typing import IO
 
-_COLUMNS = 4  # int64 columns of a run: hash, code, offset of the key's text, its length
+# int64 columns of a run: the hashes in order, then by the hash's place in that order the
+# key's place in the window; by the key's place: its code, its text's offset and length
+_COLUMNS = 5
+_HASH, _PLACE, _CODE, _OFFSET, _LENGTH = range(_COLUMNS)
 _ENCODE = methodcaller("encode", "utf-8", "surrogatepass")  # any str, whole
 _BLOCK = 64  # hashes read at once; the first hash of every block stays in memory
+_SLOT_MASK = (1 << 24) - 1  # SeenAddresses._FILTER_SLOTS - 1
+_SECOND = 40  # the second slot is taken from the hash's bits 40 to 63
+
+
+def _slots(hashes: Iterable[int], shift: int) -> Iterator[int]:
+    """Filter slots of the hashes, from their bits ``shift`` on (a C-level pass)."""
+    if shift:
+        hashes = map(rshift, hashes, repeat(shift))
+    return map(and_, hashes, repeat(_SLOT_MASK))
 
 
 @dataclass(frozen=True, slots=True)
 class _Run:
-    """One spill at ``start`` in the file: ``count`` keys sorted by hash, as four int64
-    columns one after the other (hashes, codes, text offsets, text lengths), then the text."""
+    """One spill at ``start`` in the file: ``count`` keys as five int64 columns one after
+    the other (``_COLUMNS``: the hashes sorted, each one's key's place in the window, and
+    by that place the codes, text offsets and text lengths), then the text."""
 
     start: int
     count: int
@@ -50,14 +64,17 @@ class SeenAddresses:
 
     The latest ``window`` keys sit in a dict (about 170 bytes each: a 250,000-key window is
     ~42 MB). When it is full they move into a sorted run in the temporary file and into a
-    fixed 16 MB bit filter, so a list of any length costs at most the window, the filter and
-    1/64 of each moved key's hash; a key the filter has never seen needs no look-up, so only
-    duplicates (and the filter's rare false alarms) read the file.
+    fixed 16 MB filter (two byte slots a key), so a list of any length costs at most the
+    window, the filter and 1/64 of each moved key's hash; a key the filter has never seen
+    needs no look-up, so only duplicates (and the filter's rare false alarms) read the file.
 
     ``prefetch`` a batch's keys before calling ``get`` or ``first`` for them.
     """
 
-    _FILTER_BITS = 1 << 27  # 16 MB; two bits per key: ~1 false alarm in 4,500 at 1M keys
+    # 16 MB, a byte a slot (set and read by C-level ``map`` passes, where setting bits
+    # was a Python loop a key: 0.25 s a spill); two slots a key: at a million keys about
+    # 1 false alarm in 80 once a million keys moved, each a few reads of the file
+    _FILTER_SLOTS = 1 << 24
 
     def __init__(self, window: int = 250_000, *,
                  hasher: Callable[[str], int] = hash) -> None:
@@ -77,17 +94,18 @@ class SeenAddresses:
         if self._file is None:
             return
         self._known = {}
-        recent, bits, hasher = self._recent, self._filter, self._hash
-        mask = self._FILTER_BITS - 1
-        for key in dict.fromkeys(keys):
-            if key in recent:
-                continue
-            h = hasher(key)
-            a, b = h & mask, (h >> 32) & mask
-            if bits[a >> 3] >> (a & 7) & 1 and bits[b >> 3] >> (b & 7) & 1:
-                found = self._lookup(key, h)
-                if found is not None:
-                    self._known[key] = found
+        recent = self._recent
+        keys = [key for key in dict.fromkeys(keys) if key not in recent]
+        hashes = list(map(self._hash, keys))
+        for key, h in compress(zip(keys, hashes, strict=True), self._hits(hashes)):
+            found = self._lookup(key, h)
+            if found is not None:
+                self._known[key] = found
+
+    def _hits(self, hashes: list[int]) -> Iterator[bool]:
+        """Whether each hash's two filter slots are both set (C-level passes)."""
+        get = self._filter.__getitem__
+        return map(and_, map(get, _slots(hashes, 0)), map(get, _slots(hashes, _SECOND)))
 
     def get(self, key: str) -> int | None:
         """Where ``key`` was first met, or None: not yet (or not prefetched from the runs)."""
@@ -118,31 +136,29 @@ class SeenAddresses:
     def _spill(self) -> None:
         """The window, sorted by hash, as one run at the file's end; the filter learns it.
 
-        Built column by column with C-level passes (``map``, ``sorted``, ``array``): only
-        setting the filter's bits is a Python loop."""
+        Built column by column with C-level passes (``map``, ``sorted``, ``array``):
+        nothing is a Python loop. Only the hashes are put in hash order; the codes and the
+        text stay in the window's order, found through each hash's place in it (``order``):
+        gathering them in hash order read memory at random, half a spill's time."""
         if self._file is None:
             self._file = tempfile.TemporaryFile(prefix="mirage-seen-")  # noqa: SIM115 (close)
-            self._filter = bytearray(self._FILTER_BITS >> 3)
+            self._filter = bytearray(self._FILTER_SLOTS)
         keys = list(self._recent)
         hashes = list(map(self._hash, keys))
-        bits, mask = self._filter, self._FILTER_BITS - 1
-        for h in hashes:
-            a, b = h & mask, (h >> 32) & mask
-            bits[a >> 3] |= 1 << (a & 7)
-            bits[b >> 3] |= 1 << (b & 7)
+        put = self._filter.__setitem__
+        for shift in (0, _SECOND):
+            deque(map(put, _slots(hashes, shift), repeat(1)), maxlen=0)
         order = sorted(range(len(keys)), key=hashes.__getitem__)  # stable
         sorted_hashes = array("q", map(hashes.__getitem__, order))
         del hashes  # each step drops what it no longer needs: the window is the bound
-        codes = list(self._recent.values())
-        sorted_codes = array("q", map(codes.__getitem__, order))
-        del codes
-        keys = list(map(keys.__getitem__, order))
-        del order
-        text = "".join(keys).encode("utf-8", "surrogatepass")
-        if len(text) == sum(map(len, keys)):  # all ASCII: a character is a byte
+        joined = "".join(keys)
+        if joined.isascii():  # a character is a byte (a flag of the string: no pass)
+            text = joined.encode("ascii")
             lengths = array("q", map(len, keys))
         else:
+            text = joined.encode("utf-8", "surrogatepass")
             lengths = array("q", map(len, map(_ENCODE, keys)))
+        del joined
         count = len(keys)
         del keys
         start = self._end
@@ -150,7 +166,9 @@ class SeenAddresses:
         file = self._file
         file.seek(start)
         file.write(sorted_hashes.tobytes())
-        file.write(sorted_codes.tobytes())
+        file.write(array("q", order).tobytes())
+        del order
+        file.write(array("q", self._recent.values()).tobytes())
         file.write(array("q", accumulate(lengths, initial=texts))[:-1].tobytes())
         file.write(lengths.tobytes())
         file.write(text)
@@ -173,7 +191,9 @@ class SeenAddresses:
                 hashes = array("q", os.pread(fd, count * 8, run.start + first * 8))
                 index = bisect_left(hashes, h)
                 while index < count and hashes[index] == h:
-                    code, offset, length = (run.column(fd, n, first + index) for n in (1, 2, 3))
+                    place = run.column(fd, _PLACE, first + index)
+                    code, offset, length = (run.column(fd, n, place)
+                                            for n in (_CODE, _OFFSET, _LENGTH))
                     if os.pread(fd, length, offset) == text:
                         return code
                     index += 1

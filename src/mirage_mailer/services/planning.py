@@ -240,6 +240,9 @@ class Planner:
         self.index = {path: n for n, path in enumerate(self.paths) if n}
         self.shown = [display_path(path) for path in self.paths]  # once, not per duplicate
         self.seen = SeenAddresses()
+        # no suppression, --lang, --limit or run-due fix: a row nobody has a prior for is sent
+        self.unlimited = (not self.suppressed and self.only is None and options.limit is None
+                     and not options.fixes_only)
         self.invalid: list[RowProblem] = []  # decided last: a valid row of theirs wins
         self.fixed_lines = (store.invalid_lines(issue.id)
                             if options.fixes_only and store is not None else set())
@@ -256,7 +259,8 @@ class Planner:
                 self.invalid.extend(r for r in batch if isinstance(r, RowProblem))
                 keys = [email_key(r.email) for r in valid]
                 self.seen.prefetch(keys)
-                priors = self._in_order([self._store_key(k) for k in keys])
+                priors = ({} if self.fresh or self.store is None  # nobody has a prior
+                          else self._in_order([self._store_key(k) for k in keys]))
                 for row, key in zip(valid, keys, strict=True):
                     decision = self._valid(row, key, priors)
                     self.plan.add(decision)
@@ -326,9 +330,10 @@ class Planner:
         return found
 
     def _valid(self, row: Subscriber, key: str, priors: dict[str, Prior]) -> Decision:
-        lang = self._language(row.lang)
+        lang = self.languages.get(row.lang) or self._language(row.lang)
         store_key = self._store_key(key) if self.forgotten else key
-        code = self._code(row)
+        line = row.line  # where the row is, as one number (0: a web sign-up; see _where)
+        code = line * len(self.paths) + self.index.get(row.path, 0) if line else 0
         first = self.seen.first(key, code)  # remembered here when met for the first time
         if first is not None and first >= 0:
             return Decision(row.email, row.name, lang, row.list_name, K_DUPLICATE,
@@ -336,9 +341,7 @@ class Planner:
                             self._where(code), row)
         if store_key != key:
             self.seen.add(store_key, -1)
-        if not priors and not self.suppressed and self.only is None \
-                and self.options.limit is None \
-                and not self.options.fixes_only:  # nothing known of anyone: they get it
+        if self.unlimited and not priors:  # nothing known of anyone: they get it
             return Decision(row.email, row.name, lang, row.list_name, K_SEND, "", "pending",
                             store_key, "", row)
         prior = priors.get(store_key)
@@ -376,10 +379,6 @@ class Planner:
         if limit is not None and self.plan.to_send >= limit:
             return K_LIMIT, f"over --limit {limit}", "pending"
         return K_SEND, "", "pending"
-
-    def _code(self, row: Subscriber) -> int:
-        """Where a row is, as one number (0: a web sign-up)."""
-        return row.line * len(self.paths) + self.index.get(row.path, 0) if row.line else 0
 
     def _where(self, code: int) -> str:
         line, index = divmod(code, len(self.paths))
