@@ -3,10 +3,17 @@
 Every relay keeps its own ``SmtpRun`` (connections, pacer, throttle learner): pace is a
 property of a relay, so nothing in the single-relay path changes. What they share is the work:
 
-* New envelopes are dealt in smooth weighted round robin (weights 3:1 give A A B A, A A B A):
-  an envelope dealt to a busy relay waits in that relay's short lane (at most twice its
-  concurrency); past that, the relay that asked sends it itself, so a slow relay never
-  holds the run back.
+* New envelopes are dealt in smooth weighted round robin (weights 3:1 give A A B A, A A B A),
+  on demand: a relay with a free connection deals until an envelope falls to it, and the
+  ones that fall to the others wait in their short lanes (at most twice a relay's
+  concurrency: memory stays flat, and an envelope dealt but not claimed is still pending in
+  the store, so a crash loses nothing).
+* A full lane means its relay is not keeping up with its share. While its oldest envelope
+  is fresh (under ``LAG``) the relay that asked waits for room, so the weights hold while
+  every relay keeps up; once it is older, that relay is behind (slow, paced, throttled, or
+  stuck connecting) and leaves the rotation until it takes from its lane: it gets the
+  envelopes it can send, the others send the rest at their own pace. An envelope that has
+  waited ``PATIENCE`` in a lane is sent by whichever relay is free.
 * Retries (a 4xx, a connection lost before the end of DATA) go to one shared heap: whichever
   relay is free takes them, so a message a dying relay could not finish goes out elsewhere.
 * A relay whose run aborts (unreachable, AUTH refused, a stall) is out of rotation: it is
@@ -32,6 +39,10 @@ from mirage_mailer.delivery.work import Job, _Due
 from mirage_mailer.util.errors import Problem
 
 PATIENCE = 2.0  # seconds dealt work may wait for its relay before another relay sends it
+# seconds the oldest envelope of a full lane may wait before its relay counts as behind: a
+# relay that keeps up takes one every few tens of milliseconds; one paced at 30 messages a
+# second or slower with 4 connections (8 in its lane) lets them wait longer than this
+LAG = 0.25
 
 
 @dataclass(frozen=True)
@@ -47,10 +58,11 @@ class Shared:
     """The work all lanes draw on: the caller's envelopes, the retry heap, one wake-up."""
 
     def __init__(self, source: Iterator[Envelope], clock: Callable[[], float],
-                 patience: float) -> None:
+                 patience: float, lag: float = LAG) -> None:
         self.source = source
         self.clock = clock
         self.patience = patience
+        self.lag = lag
         self.retries: list[_Due] = []
         self.seq = itertools.count()
         self.wake = asyncio.Event()
@@ -73,8 +85,8 @@ class Shared:
 
     def deal(self) -> Lane | None:
         """The next relay in rotation by weight (smooth weighted round robin), among those
-        still in it."""
-        live = [lane for lane in self.lanes if not lane.stopping]
+        still in it with room in their lane (a full one is behind: it sits this turn out)."""
+        live = [lane for lane in self.lanes if not lane.stopping and not lane.full]
         if not live:
             return None
         total = sum(lane.weight for lane in live)
@@ -123,6 +135,11 @@ class Lane:
     def full(self) -> bool:
         return not self._stopping and len(self.waiting) >= self.cap
 
+    def busy(self, now: float) -> bool:
+        """Full, but moving: its oldest envelope has waited less than ``LAG``, so a relay
+        that asks waits for room and the weights hold."""
+        return self.full and now - self.waiting[0][1] < self.shared.lag
+
     def stop(self) -> None:
         self._stopping = True
         self.shared.notify()
@@ -149,8 +166,8 @@ class Lane:
             shared.notify()  # room in this lane: a relay waiting to deal may go on
         elif stale:
             envelope = stale[0].waiting.popleft()[0]
-        elif not shared.exhausted and not any(lane.full for lane in others):
-            envelope = self._dealt(now)
+        elif not shared.exhausted:
+            envelope = self._dealt(others, now)
         if envelope is None and shared.exhausted:  # nothing new: help with the longest lane
             lanes = [lane for lane in others if lane.waiting]
             if lanes:
@@ -160,18 +177,20 @@ class Lane:
         shared.in_flight += 1
         return Job(envelope)
 
-    def _dealt(self, now: float) -> Envelope | None:
-        """Deal new envelopes until one falls to this relay, or another relay's lane is full
-        (then this one waits: the weights hold while every relay keeps up)."""
+    def _dealt(self, others: list[Lane], now: float) -> Envelope | None:
+        """Deal new envelopes until one falls to this relay; None while another relay's lane
+        is full but moving (this one waits: the weights hold while every relay keeps up). A
+        lane full for longer is skipped (``Shared.deal``): its relay is behind."""
         shared = self.shared
-        while (envelope := shared.pull()) is not None:
+        while not any(lane.busy(now) for lane in others):
+            envelope = shared.pull()
+            if envelope is None:
+                return None
             lane = shared.deal()
             if lane is None or lane is self:
                 return envelope
             lane.waiting.append((envelope, now))
             shared.notify()
-            if lane.full:
-                return None
         return None
 
     def _ready_in(self) -> float | None:
@@ -189,7 +208,10 @@ class Lane:
         for lane in others:
             wait = min(wait, lane.waiting[0][1] + shared.patience - now)
         if not shared.exhausted:
-            return 0.0 if not any(lane.full for lane in others) else wait
+            busy = [lane for lane in others if lane.busy(now)]
+            if not busy:
+                return 0.0
+            return min([wait] + [lane.waiting[0][1] + shared.lag - now for lane in busy])
         if shared.retries or shared.in_flight:
             return wait  # a message in flight may come back as a retry
         return None
