@@ -19,8 +19,11 @@ import time
 from pathlib import Path
 from typing import IO
 
-from helpers import SAMPLE_ISSUE, edit, use_relay
+from helpers import SAMPLE_ISSUE, RunCli, edit, use_relay
+from mirage_mailer.store import open_store
+from mirage_mailer.util.database import PostgresUrl
 from support.smtp_sink import SmtpSink
+from test_postgres_cli import DB_LINE
 from test_send import write_list
 
 DUE = "send_at: 2021-10-29T09:00:00+02:00"
@@ -91,3 +94,22 @@ def test_a_rerun_right_after_a_stop_waits_for_the_hour(project: Path, sink: Smtp
     assert code == 130, said
     assert WAITING in said
     assert (project / ".mirage/pace.bin").exists()
+
+
+def test_a_postgresql_sender_warns_when_another_host_sends_the_issue(
+        project: Path, run_cli: RunCli, pg_url: PostgresUrl, sink: SmtpSink) -> None:
+    """The pace ledger is a file under .mirage/: senders on other hosts do not share it, so
+    each holds the rates for itself and the officer is told to split them."""
+    use_relay(project, sink.url, paced=True)  # rate_per_second: 10
+    edit(project / "mirage.yaml", DB_LINE, f"  database: {pg_url}")
+    issue = SAMPLE_ISSUE.rsplit("/", 1)[1]
+    with open_store(pg_url) as store:  # a live sender of the issue on another host
+        store.register_sender("elsewhere", issue, "mailer-b.example", 4242, 600)
+    result = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert result.code == 0, result.err
+    assert len(sink.received) == 5
+    warned = [line for line in result.err.splitlines() if "other host(s)" in line]
+    assert warned == ["warning: 1 other host(s) are sending this issue now (mailer-b.example): "
+                      "rate_per_second and rate_per_hour hold per host, so the relay may see up "
+                      "to 2 times them; set each host's rates to the provider's figure / 2 "
+                      "(docs/guide/several-senders.md)"], result.err
