@@ -163,3 +163,14 @@ def test_a_ledger_that_cannot_be_kept_warns_and_the_run_paces_alone(
     assert [run.claim() for _ in range(2)] == [0.0, 0.0]
     assert run.claim() == pytest.approx(3600)  # this run's own cap still holds
     assert len(notes) == 1 and "cannot be kept" in notes[0]
+
+
+def test_runs_in_one_process_share_one_descriptor(tmp_path: Path) -> None:
+    """``serve`` sends each confirmation mail on a fresh pacer, ``run-due`` each issue: a
+    descriptor per ledger would pile up (and closing one drops the process's locks)."""
+    clock, path = fake_clock(), tmp_path / "pace.bin"
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        assert pacer(path, clock, per_second=1000).claim() == 0.0
+        clock.advance(1.0)
+    assert len(os.listdir("/proc/self/fd")) <= before + 2  # the file, and mmap's own copy

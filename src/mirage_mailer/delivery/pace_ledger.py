@@ -118,18 +118,6 @@ class PaceLedger:
         finally:
             fcntl.lockf(self._fd, fcntl.LOCK_UN)
 
-    def close(self) -> None:
-        """Unmap and close (a ledger left open is closed with the process)."""
-        if self._cells is not None:
-            self._cells.release()
-            self._cells = None
-        if self._map is not None:
-            self._map.close()
-            self._map = None
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
     # -- one step, under the lock -----------------------------------------------------------
 
     def _step(self, now: float) -> float:
@@ -217,27 +205,13 @@ class PaceLedger:
     # -- the file ---------------------------------------------------------------------------
 
     def _open(self) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX)
-            try:
-                size = os.fstat(fd).st_size
-                fresh = size == 0  # just created (or a creator died before writing)
-                if size != SIZE:
-                    os.ftruncate(fd, SIZE)
-                mapped = mmap.mmap(fd, SIZE)
-                cells = memoryview(mapped).cast("d")
-                if fresh:
-                    cells[0], cells[1], cells[2] = MAGIC, VERSION, math.nan
-                elif size != SIZE:
-                    cells[0] = 0.0  # not our size: read as unreadable, said in the step
-            finally:
-                fcntl.lockf(fd, fcntl.LOCK_UN)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd, self._map, self._cells = fd, mapped, cells
+        """Map the file, once per process and file: every ledger of the process (one per
+        relay and run) shares the mapping, and it is never closed, because closing any
+        descriptor of a file drops all the process's record locks on it, a sibling's too."""
+        key = (os.getpid(), str(self.path))
+        if key not in _OPEN:
+            _OPEN[key] = _map(self.path)
+        self._fd, self._map, self._cells = _OPEN[key]
 
     @staticmethod
     def _header_ok(cells: memoryview[float]) -> bool:
@@ -303,3 +277,32 @@ class PaceLedger:
             self._said.add(kind)
             if self.on_notice is not None:
                 self.on_notice(line)
+
+
+_OPEN: dict[tuple[int, str], tuple[int, mmap.mmap, memoryview[float]]] = {}
+
+
+def _map(path: Path) -> tuple[int, mmap.mmap, memoryview[float]]:
+    """The file's descriptor and mapping; a new file gets its header, one of another size
+    is marked unreadable (said in the next step, under the lock)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        try:
+            size = os.fstat(fd).st_size
+            fresh = size == 0  # just created (or a creator died before writing)
+            if size != SIZE:
+                os.ftruncate(fd, SIZE)
+            mapped = mmap.mmap(fd, SIZE)
+            cells = memoryview(mapped).cast("d")
+            if fresh:
+                cells[0], cells[1], cells[2] = MAGIC, VERSION, math.nan
+            elif size != SIZE:
+                cells[0] = 0.0  # not our size: not ours
+        finally:
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, mapped, cells
