@@ -5,7 +5,9 @@ Three limits combine, the strictest wins:
 * ``rate_per_second``: smooth spacing (1/rate between starts), so any per-second window a
   provider measures is respected.
 * ``rate_per_hour``: a rolling-hour log of starts, exact for rolling and clock-hour quotas
-  alike, so a small list never waits for pacing it does not need.
+  alike, so a small list never waits for pacing it does not need. Both rates are the
+  project's budget per relay: with a ``ledger`` (``delivery/pace_ledger.py``) what earlier
+  issues, runs and senders on the host took counts too (its hour in whole minutes).
 * the adaptive rate: the pace the relay accepts, learnt from its throttle answers.
 
 How the adaptive rate learns. Halving on every refusal (AIMD) saws between R/2 and R, and a
