@@ -18,6 +18,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from mirage_mailer.delivery.connection import ConnectSettings, plaintext_auth_refusal
 from mirage_mailer.delivery.maildir import deliver_maildir
@@ -30,6 +31,7 @@ from mirage_mailer.delivery.model import (
     Result,
     unclaimed,
 )
+from mirage_mailer.delivery.pace_ledger import PaceLedger
 from mirage_mailer.delivery.pace_shared import SharedState
 from mirage_mailer.delivery.pacer import AdaptiveSettings, Pacer
 from mirage_mailer.delivery.policy import RetryPolicy
@@ -75,6 +77,7 @@ async def deliver_all(
     on_relay_out: Callable[[str], None] | None = None,
     shared_pace: SharedState | None = None,
     on_notice: Callable[[str], None] | None = None,
+    pace_file: Path | None = None,
 ) -> DeliveryStats:
     """Deliver every envelope through ``transport``; see the package docstring for the contract.
 
@@ -94,7 +97,12 @@ async def deliver_all(
     from the relay hold for their sum; one relay only.
 
     ``on_notice`` hears one warning line a relay's pool has for the officer before it sends
-    (a relay that offers AUTH to a run without a login).
+    (a relay that offers AUTH to a run without a login), or its pace ledger has (a budget
+    spent by earlier runs, an unreadable file).
+
+    ``pace_file``: the project's pace ledger (``delivery/pace_ledger.py``), so that
+    ``rate_per_second`` and ``rate_per_hour`` hold per relay across issues, runs and the
+    senders started beside each other; None: this run's pace only.
     """
     if transport.scheme == "maildir":
         if transport.maildir is None:
@@ -113,7 +121,7 @@ async def deliver_all(
         tls_context = None if plain else await _tls_context(transport)
     tuning = _Tuning(concurrency, rate_per_second, tls_context, hostname,
                      policy or RetryPolicy(), adaptive, on_attempt, on_result, stop,
-                     private_ca, shared_pace, on_notice)
+                     private_ca, shared_pace, on_notice, pace_file)
     if relays:
         if shared_pace is not None:
             raise ValueError("a shared pace is for one relay's sending processes")
@@ -145,6 +153,7 @@ class _Tuning:
     private_ca: bool = False  # the context trusts transport.ca_file only (for the words)
     shared_pace: SharedState | None = None  # one pace for several sending processes
     on_notice: Callable[[str], None] | None = None  # a warning line, said at once
+    pace_file: Path | None = None  # the project's pace ledger (``delivery/pace_ledger.py``)
 
 
 def _smtp_run(transport: TransportSettings, credentials: tuple[str, str] | None,
@@ -175,8 +184,13 @@ def _smtp_run(transport: TransportSettings, credentials: tuple[str, str] | None,
         raise ValueError("the shared pace was made for another hourly cap")
     # a shared pace needs a clock every process reads alike (uvloop's loop time is cached)
     clock = asyncio.get_running_loop().time if shared is None else time.monotonic
+    ledger = None
+    if tuning.pace_file is not None and (per_second or transport.rate_per_hour):
+        ledger = PaceLedger(tuning.pace_file, name or f"{transport.host}:{transport.port}",
+                            per_second=per_second, per_hour=transport.rate_per_hour,
+                            on_notice=tuning.on_notice)
     pacer = Pacer(per_second=per_second, per_hour=transport.rate_per_hour, clock=clock,
-                  settings=tuning.adaptive, state=shared)
+                  settings=tuning.adaptive, state=shared, ledger=ledger)
     return SmtpRun(
         settings,
         concurrency=tuning.concurrency if tuning.concurrency is not None

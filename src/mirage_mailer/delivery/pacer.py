@@ -5,7 +5,9 @@ Three limits combine, the strictest wins:
 * ``rate_per_second``: smooth spacing (1/rate between starts), so any per-second window a
   provider measures is respected.
 * ``rate_per_hour``: a rolling-hour log of starts, exact for rolling and clock-hour quotas
-  alike, so a small list never waits for pacing it does not need.
+  alike, so a small list never waits for pacing it does not need. Both rates are the
+  project's budget per relay: with a ``ledger`` (``delivery/pace_ledger.py``) what earlier
+  issues, runs and senders on the host took counts too (its hour in whole minutes).
 * the adaptive rate: the pace the relay accepts, learnt from its throttle answers.
 
 How the adaptive rate learns. Halving on every refusal (AIMD) saws between R/2 and R, and a
@@ -46,6 +48,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mirage_mailer.delivery.pace_ledger import PaceLedger
 from mirage_mailer.delivery.pace_state import DequeLog, LocalState, PaceState, TimeLog
 
 
@@ -276,6 +279,10 @@ class Pacer:
 
     Each public method is one step over the state (``with self.state``): shared, the step
     holds the processes' lock, and reads the clock inside it, so instants are in order.
+
+    ``ledger`` (``delivery/pace_ledger.py``): the project's memory of the relay's budget, so
+    the configured rates also hold across issues, runs and senders side by side; a claim
+    goes only when both this run's pace and the ledger allow it.
     """
 
     CATCH_UP = 4
@@ -289,8 +296,10 @@ class Pacer:
         adaptive: bool = True,
         settings: AdaptiveSettings | None = None,
         state: PaceState | None = None,
+        ledger: PaceLedger | None = None,
     ) -> None:
         self.per_second = per_second
+        self.ledger = ledger
         self.clock = clock
         self.state: PaceState = state if state is not None else LocalState()
         self.hourly = WindowCap(per_hour, log=self.state.starts) if per_hour else None
@@ -331,10 +340,17 @@ class Pacer:
             if rate is not None and now < st.next_start:
                 st.waited = now
                 return st.next_start - now
-            if self.hourly is not None:
+            # the ledger's hour is this run's and more (its minutes round outward): this
+            # run's own cap decides only where there is no ledger to keep
+            if self.hourly is not None and (self.ledger is None or self.ledger.broken):
                 wait = self.hourly.wait(now)
                 if wait > 0:
                     return wait
+            if self.ledger is not None:  # what earlier issues, runs and senders took
+                wait = self.ledger.claim()
+                if wait > 0:
+                    return wait
+            if self.hourly is not None:
                 self.hourly.book(now)
             if rate is not None:
                 interval = 1.0 / rate
@@ -343,6 +359,13 @@ class Pacer:
                 grid = st.next_start
                 st.next_start = (grid if now - grid <= slack else now) + interval
             return 0.0
+
+    def unclaim(self) -> None:
+        """The start just taken carried no message: give it back to the project's hourly
+        budget (this run's own cap keeps it: it ends soon, and the run holds it only)."""
+        if self.ledger is not None:
+            with self.state:
+                self.ledger.unclaim()
 
     def success(self) -> None:
         if self.adaptive is not None:

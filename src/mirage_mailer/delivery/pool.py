@@ -197,6 +197,7 @@ class SmtpRun:
                     break
                 job = queue.take()
                 if job is None:
+                    self.pacer.unclaim()  # no message for that start: not the budget's
                     continue
                 # after the pacer's wait: a link idle meanwhile may have been dropped
                 await conn.check_idle(self.policy.idle_noop_after)

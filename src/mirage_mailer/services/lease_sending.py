@@ -29,7 +29,14 @@ from mirage_mailer.services.lease_recorder import LeaseRecorder
 from mirage_mailer.services.outbound import resumable
 from mirage_mailer.services.preparation import for_the_wire
 from mirage_mailer.services.verp import envelope_sender
-from mirage_mailer.store import LeaseStore, Reaped, Recipient, StoreUnavailable, email_key
+from mirage_mailer.store import (
+    LeaseStore,
+    Reaped,
+    Recipient,
+    SenderInfo,
+    StoreUnavailable,
+    email_key,
+)
 from mirage_mailer.util.database import PostgresUrl
 from mirage_mailer.util.errors import (
     DeliveryError,
@@ -116,6 +123,11 @@ def send_leased(prep: Preparation, options: SendOptions, store: LeaseStore, want
     recorder = LeaseRecorder(store, owner, lease)
     store.register_sender(owner, issue.id, socket.gethostname(), os.getpid(), lease,
                           durable=settings.tracking.durable_commits)
+    warning = pace_elsewhere(settings, options.rate, store.senders(issue.id))
+    if warning is not None:
+        outcome.this_run.notes.append(warning)
+        if progress:
+            progress(outcome.this_run)
 
     run = outcome.this_run
     counted_at = -RECOUNT_EVERY  # the first claim counts
@@ -225,6 +237,27 @@ def send_leased(prep: Preparation, options: SendOptions, store: LeaseStore, want
             "run the same command again to resume"))
     if recorder.failure is not None:
         raise recorder.failure
+
+
+def pace_elsewhere(settings: Settings, rate: float | None,
+                   senders: list[SenderInfo]) -> str | None:
+    """The line to say when live senders of the issue on other hosts share the relay: the
+    configured rates hold per host (the pace ledger is a file under ``.mirage/``), so the
+    relay may see their sum. Sharing the pace through the store would put a round trip to
+    the server on every message's start (docs/guide/several-senders.md says why not)."""
+    transport = settings.transport
+    paced = [rate, transport.rate_per_second, transport.rate_per_hour,
+             *(r for relay in transport.relays for r in (relay.rate_per_second,
+                                                         relay.rate_per_hour))]
+    here = socket.gethostname()
+    hosts = sorted({s.host for s in senders if s.expires_in > 0 and s.host != here})
+    if not hosts or not any(paced):
+        return None
+    n = len(hosts) + 1
+    return (f"{len(hosts)} other host(s) are sending this issue now ({', '.join(hosts)}): "
+            f"rate_per_second and rate_per_hour hold per host, so the relay may see up to "
+            f"{n} times them; set each host's rates to the provider's figure / {n} "
+            "(docs/guide/several-senders.md)")
 
 
 def _leave(store: LeaseStore, owner: str, recorder: LeaseRecorder) -> None:

@@ -31,6 +31,8 @@ from mirage_mailer.delivery import (
 from mirage_mailer.project.config import Settings, Transport
 from mirage_mailer.util.errors import InputError, Problem, display_path
 
+PACE_FILE = "pace.bin"  # under .mirage/: what the relays were sent lately (pace_ledger)
+
 
 def credentials(settings: Settings) -> tuple[str, str] | None:
     """The SMTP login from the variables the config names; half of one is a mistake (exit 2,
@@ -150,7 +152,8 @@ async def deliver(settings: Settings, envelopes: Iterator[Envelope], *, on_attem
                              credentials=login, credential_words=credential_words(settings),
                              concurrency=concurrency, rate_per_second=rate,
                              relays=relay_targets(settings), on_relay_out=on_relay_out,
-                             shared_pace=shared_pace, on_notice=on_notice)
+                             shared_pace=shared_pace, on_notice=on_notice,
+                             pace_file=settings.state_dir / PACE_FILE)
 
 
 @dataclass(frozen=True)
