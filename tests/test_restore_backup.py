@@ -17,6 +17,8 @@ from collections import Counter
 from pathlib import Path
 
 from helpers import RunCli, edit
+from mirage_mailer.store import open_store
+from mirage_mailer.util.database import Database
 
 DB = ".mirage/tracking.sqlite"
 READERS = [f"r{i}@example.org" for i in range(10)]
@@ -224,3 +226,27 @@ def test_a_new_project_and_a_new_store_are_never_refused(project: Path, run_cli:
     again = run_cli("send", "issues/2027-02", "--yes")
     assert again.code == 0, again.err
     assert "warning" not in run_cli("report").err
+
+
+def test_the_ledger_finds_an_older_store_on_both_backends(store_url: Database,
+                                                          tmp_path: Path) -> None:
+    """The comparison runs on what both backends hold (the events' ids and times, the
+    suppressions): a store whose newer rows are gone, as after a restore (``pg_dump`` or a
+    SQLite backup), gets its suppressions back and names the issue it knows less of."""
+    state = tmp_path / "state"
+    with open_store(store_url, state_dir=state) as store:
+        store.suppress("before@example.org", source="cli")
+        backup = store.latest_mark()
+        assert backup is not None
+        store.suppress("after@example.org", source="web")
+        store.note_sent("2027-02")
+        with store._write() as conn:  # what the older picture lacks
+            conn.execute("DELETE FROM events WHERE id > ?", (backup[0],))
+            conn.execute("DELETE FROM suppressions WHERE email = 'after@example.org'")
+    with open_store(store_url, state_dir=state) as store:
+        assert store.restored.behind == {"2027-02"}
+        assert store.is_suppressed("after@example.org")
+        store.accept_restore("2027-02")
+    with open_store(store_url, state_dir=state) as store:
+        assert store.restored.behind == set()
+    assert (state / "ledger").stat().st_mode & 0o777 == 0o600
