@@ -142,11 +142,12 @@ def test_a_backup_taken_mid_issue_is_refused_too(project: Path, run_cli: RunCli,
     assert sent == Counter(READERS)
     restore(project, tmp_path / "backup")
 
-    refused = run_cli("send", "issues/2027-01", "--yes")
-    assert refused.code == 2
-    assert refused.err.startswith(".mirage/ledger: issue 2027-01: this project sent it to "
-                                  "more readers than the tracking database knows")
-    assert len(refused.err.splitlines()) == 1, refused.err
+    for asked in ((), ("--yes",)):  # refused before the question, and at the send
+        refused = run_cli("send", "issues/2027-01", *asked)
+        assert refused.code == 2
+        assert refused.err.startswith(".mirage/ledger: issue 2027-01: this project sent it "
+                                      "to more readers than the tracking database knows")
+        assert len(refused.err.splitlines()) == 1, refused.err
     assert copies(project, "News 2027-01") == sent
 
 

@@ -270,8 +270,11 @@ def sent_before(project: Project, options: SendOptions) -> Problem | None:
 
 def plan_to_confirm(project: Project, options: SendOptions) -> Plan:
     """The plan the send prompt asks about; a lost store is refused (exit 2) first."""
-    check_memory(database(project), project.settings.state_dir,
-                 new_store=options.new_store, dry_run=True)
+    state_dir = project.settings.state_dir
+    check_memory(database(project), state_dir, new_store=options.new_store, dry_run=True)
+    if not (options.new_store or options.accept_restore) and store_exists(database(project)):
+        with open_store(database(project), state_dir=state_dir) as store:
+            check_restored(store, project, accept=False)  # refused before the question
     return read_plan(project, options)
 
 
