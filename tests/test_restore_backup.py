@@ -251,3 +251,16 @@ def test_the_ledger_finds_an_older_store_on_both_backends(store_url: Database,
     with open_store(store_url, state_dir=state) as store:
         assert store.restored.behind == set()
     assert (state / "ledger").stat().st_mode & 0o777 == 0o600
+
+
+def test_forget_leaves_only_the_hash_in_the_ledger(tmp_path: Path) -> None:
+    """An erased person's earlier unsubscribe line goes from the ledger with them: it keeps
+    no more of them than the store does (the hash)."""
+    state = tmp_path / ".mirage"
+    with open_store(state / "tracking.sqlite", state_dir=state) as store:
+        store.suppress("Jean@Example.org", source="web")
+        store.suppress("other@example.org", source="cli")
+        store.forget("jean@example.org")
+    text = (state / "ledger").read_text()
+    assert "jean" not in text.lower() and "other@example.org" in text
+    assert '"k":"forget","h":"sha256:' in text
