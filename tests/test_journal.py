@@ -264,6 +264,9 @@ class _RefusesOnce:
             raise OSError("disk full")
         self.store.record_batch(outcomes, inflight, relays)  # type: ignore[arg-type]
 
+    def note_sent(self, issue: str) -> None:
+        self.store.note_sent(issue)
+
 
 def test_a_batch_the_store_refuses_stays_in_the_journal_and_stops_the_run(
         state: Path, store: Store) -> None:

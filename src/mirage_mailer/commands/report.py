@@ -35,6 +35,7 @@ from mirage_mailer.services.reporting import (
     csv_rows,
     html_report,
     report_stream,
+    restore_warnings,
     titles,
 )
 from mirage_mailer.util.errors import ExitCode, InputError, Problem, display_path
@@ -95,6 +96,8 @@ def report_command(obj: Context, issue_dir: Path | None, fmt: str, out: Path | N
             writer.writerows(csv_rows(settings, found))
         else:
             _tables(settings, found, detail=issue is not None)
+    for line in restore_warnings(settings):  # the store was compared with .mirage/ledger
+        err(line)
     return ExitCode.OK
 
 

@@ -366,11 +366,15 @@ def _finite_rate(_ctx: click.Context, _param: click.Parameter,
               help="Start over on purpose when the tracking database of a project that has "
               "sent before is missing, empty or damaged (a damaged file is renamed aside); "
               "everyone not recorded in the new store gets the issue.")
+@click.option("--accept-restore", is_flag=True,
+              help="Send ISSUE again, on purpose, to the readers a tracking database "
+              "restored from an older backup does not know got it (refused without this); "
+              "who unsubscribed or was erased since stays so.")
 @click.pass_obj
 def send_command(obj: Context, issue: str, dry_run: bool, to: tuple[str, ...],
                  lang: str | None, limit: int | None, concurrency: int | None,
                  rate: float | None, resend_unknown: bool, yes: bool, show_list: bool,
-                 csv_path: Path | None, new_store: bool) -> int:
+                 csv_path: Path | None, new_store: bool, accept_restore: bool) -> int:
     """Send ISSUE to its lists; resumes where an earlier run stopped.
 
     ISSUE is the issue folder or its id (the folder name under issues/ of the project).
@@ -386,7 +390,7 @@ def send_command(obj: Context, issue: str, dry_run: bool, to: tuple[str, ...],
         raise click.UsageError("--list and --csv show who gets the real send; leave out --to")
     options = SendOptions(dry_run=dry_run, to=_check_to(to), lang=lang, limit=limit,
                           concurrency=concurrency, rate=rate, resend_unknown=resend_unknown,
-                          new_store=new_store)
+                          new_store=new_store, accept_restore=accept_restore)
     keep = show_list or csv_path is not None
     outcome = run_send(obj, issue_folder(obj, issue), options, yes, on_terminal(), keep=keep)
     if outcome is None:

@@ -319,7 +319,7 @@ def process_bounces(settings: Settings, *, dry_run: bool = False) -> BounceRun:
         verp = verp_for(settings, (secret, *secret.earlier)) if secret is not None else None
         box = open_box(settings, dry_run=dry_run)
         try:
-            with open_store(settings.tracking.database) as store:
+            with open_store(settings.tracking.database, state_dir=settings.state_dir) as store:
                 run.outcomes.extend(process_box(box, store, verp, config, dry_run=dry_run))
         finally:
             box.close()

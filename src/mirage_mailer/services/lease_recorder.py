@@ -25,8 +25,10 @@ class LeaseRecorder:
     EVERY = 0.5  # seconds an outcome may wait for the next claim's commit
 
     def __init__(self, store: LeaseStore, owner: str, lease_seconds: float, *,
-                 on_lost: Callable[[], None] = lambda: None) -> None:
+                 on_lost: Callable[[], None] = lambda: None, issue: str = "") -> None:
         self.store = store
+        self.issue = issue  # for the folder's ledger (``store/ledger.py``)
+        self._noted_at = 0.0  # when the ledger last got this send's mark
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.on_lost = on_lost
@@ -124,6 +126,9 @@ class LeaseRecorder:
     def _commit(self, claims: list[tuple[int, str, str]]) -> set[int]:
         began = time.perf_counter()
         made = self.store.mark(self.owner, self.held, claims)
+        if self.held and began - self._noted_at >= self.EVERY:  # a round trip: not per claim
+            self.store.note_sent(self.issue)
+            self._noted_at = began
         self.held = []
         self.commit_seconds += time.perf_counter() - began
         self.commits += 1
@@ -139,3 +144,4 @@ class LeaseRecorder:
                 handle.cancel()
         self._timer = self._beat = None
         self.flush()
+        self.store.note_sent(self.issue)  # the run's last mark, whatever the pace above

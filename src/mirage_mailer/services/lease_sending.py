@@ -120,7 +120,7 @@ def send_leased(prep: Preparation, options: SendOptions, store: LeaseStore, want
     langs = _languages(prep, store) if options.lang else None
     tracked: dict[int, _Track] = {}
     sender = envelope_sender(settings, issue.id)
-    recorder = LeaseRecorder(store, owner, lease)
+    recorder = LeaseRecorder(store, owner, lease, issue=issue.id)
     store.register_sender(owner, issue.id, socket.gethostname(), os.getpid(), lease,
                           durable=settings.tracking.durable_commits)
     warning = pace_elsewhere(settings, options.rate, store.senders(issue.id))

@@ -104,6 +104,6 @@ def forget_person(settings: Settings, address: str) -> Forgotten:
     # a lost store: the erasure would go into a new one, and the backup put back brings the
     # person's data back without anyone noticing
     check_kept(settings.tracking.database, settings.state_dir, RECORDS)
-    with open_store(settings.tracking.database) as store:
+    with open_store(settings.tracking.database, state_dir=settings.state_dir) as store:
         result.done = store.forget(address)
     return result

@@ -109,6 +109,7 @@ class SendRecorder:
         # the claims still on the wire become 'sending' in the store: the new journal then
         # only needs their outcomes
         self.store.record_batch(self.held, list(self.inflight.values()), self.relays)
+        self.store.note_sent(self.journal.issue)  # the ledger: how far this issue got
         self.held = []
         self.relays = []
         self.journal.restart()

@@ -20,6 +20,7 @@ from mirage_mailer.services.bounce_rates import bounce_summary
 from mirage_mailer.services.store_access import StoreAccess, access
 from mirage_mailer.store import REPORT_STATUSES, ReportReader, Store
 from mirage_mailer.store.guard import check_read_memory
+from mirage_mailer.store.ledger import Ledger
 from mirage_mailer.util.csvcells import safe_row
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
 from mirage_mailer.util.visible import visible
@@ -61,6 +62,17 @@ def check_known(settings: Settings, store: ReportReader | None, issue: str,
     raise InputError(Problem(display_path(where), None, "no such issue: no issue folder, and "
                              "nothing recorded for it in the tracking store",
                              f"give one of the issues: {listed}"))
+
+
+def restore_warnings(settings: Settings) -> list[str]:
+    """A line per issue this project sent further than its store knows (a store restored
+    from an older backup: ``store/restored.py``, which the report's opening of the store
+    compared): its counts are short of who got it, and send and run-due refuse it."""
+    ledger = Ledger(settings.state_dir)
+    return [f"warning: {display_path(ledger.path)}: issue {issue}: this project sent it to "
+            "more readers than the tracking database knows (restored from an older backup?): "
+            "these counts miss them, and send and run-due refuse the issue "
+            "(docs/operations.md#backups)" for issue in sorted(ledger.read().behind)]
 
 
 def check_memory(settings: Settings) -> None:

@@ -149,7 +149,7 @@ def store_if_any(settings: Settings) -> Iterator[Store | None]:
     if not store_exists(settings.tracking.database):
         yield None
         return
-    with open_store(settings.tracking.database) as store:
+    with open_store(settings.tracking.database, state_dir=settings.state_dir) as store:
         yield store
 
 

@@ -68,6 +68,7 @@ from mirage_mailer.store import (
     store_exists,
 )
 from mirage_mailer.store.guard import check_memory, inspect, mark_sent
+from mirage_mailer.store.ledger import LEDGER, Ledger
 from mirage_mailer.util.database import Database
 from mirage_mailer.util.errors import (
     ExitCode,
@@ -93,6 +94,7 @@ class SendOptions:
     resend_unknown: bool = False
     new_store: bool = False  # start over from a missing, empty or damaged store, on purpose
     fixes_only: bool = False  # run-due on an issue it finished: corrected rows only
+    accept_restore: bool = False  # re-send an issue a restored store knows less of, on purpose
 
 
 @dataclass
@@ -158,14 +160,41 @@ def database(project: Project) -> Database:
 
 def checked_store(project: Project, options: SendOptions) -> Store:
     """The store, once it is known to still remember who was sent what (``store.guard``)."""
-    check_memory(database(project), project.settings.state_dir, new_store=options.new_store)
-    store = open_store(database(project))
+    state_dir = project.settings.state_dir
+    check_memory(database(project), state_dir, new_store=options.new_store)
+    if options.new_store:  # started over on purpose: no earlier send is this store's to know
+        Ledger(state_dir).append([{"k": "new-store"}], sync=True)
+    # with the ledger: a store restored from an older backup gets back every suppression
+    # recorded since, and names the issues it knows less of than this folder sent
+    store = open_store(database(project), state_dir=state_dir)
     try:  # unsubscribes serve took while the store was busy count before anyone is planned
-        record_held(store, project.settings.state_dir)
+        record_held(store, state_dir)
+        check_restored(store, project, accept=options.accept_restore)
     except BaseException:
         store.close()
         raise
     return store
+
+
+def check_restored(store: Store, project: Project, *, accept: bool) -> None:
+    """Refuse (exit 2) to send an issue this folder sent further than the store knows (a
+    store put back from an older backup, ``store/restored.py``): the readers it does not
+    know got it would get it twice. ``accept`` (``--accept-restore``) sends it to them on
+    purpose; the people who unsubscribed or were erased since stay so either way."""
+    issue = project.issue
+    if issue.id not in store.restored.behind:
+        return
+    if accept:
+        store.accept_restore(issue.id)
+        return
+    ledger = project.settings.state_dir / LEDGER
+    raise StoreError(Problem(
+        display_path(ledger), None, f"issue {issue.id}: this project sent it to more readers "
+        f"than the tracking database knows ({display_path(database(project))} was restored "
+        "from an older backup?): they would get it again; nothing was sent",
+        f"restore a newer backup of the database (docs/operations.md#backups), or send it "
+        f"again to the readers the database does not know on purpose with 'mirage-mailer "
+        f"send {display_path(issue.path.parent)} --accept-restore'"))
 
 
 def prepare(project: Project, options: SendOptions) -> Preparation:
@@ -241,8 +270,11 @@ def sent_before(project: Project, options: SendOptions) -> Problem | None:
 
 def plan_to_confirm(project: Project, options: SendOptions) -> Plan:
     """The plan the send prompt asks about; a lost store is refused (exit 2) first."""
-    check_memory(database(project), project.settings.state_dir,
-                 new_store=options.new_store, dry_run=True)
+    state_dir = project.settings.state_dir
+    check_memory(database(project), state_dir, new_store=options.new_store, dry_run=True)
+    if not (options.new_store or options.accept_restore) and store_exists(database(project)):
+        with open_store(database(project), state_dir=state_dir) as store:
+            check_restored(store, project, accept=False)  # refused before the question
     return read_plan(project, options)
 
 

@@ -93,7 +93,7 @@ def send_on_processes(prep: Preparation, options: SendOptions, store: Store, wan
 
         noted: list[str] = []
 
-        with open_store(database(project)) as own:
+        with open_store(database(project), state_dir=project.settings.state_dir) as own:
             try:
                 _send_rows(prep, options, own, wanted, to_send, mine, report, child_stop,
                            shard=(index, count), concurrency=shards.share(total, count, index),

@@ -53,7 +53,8 @@ class OpenEach:
     @contextmanager
     def store(self) -> Iterator[Store]:
         self.check(RECORDS)
-        with open_store(self.settings.tracking.database) as opened:
+        with open_store(self.settings.tracking.database,
+                        state_dir=self.settings.state_dir) as opened:
             yield opened
 
     @contextmanager
@@ -62,7 +63,8 @@ class OpenEach:
         if not store_exists(self.settings.tracking.database):
             yield None
             return
-        with open_store(self.settings.tracking.database) as opened:
+        with open_store(self.settings.tracking.database,
+                        state_dir=self.settings.state_dir) as opened:
             if settle:
                 settle_all(opened, self.settings.state_dir)  # a killed send's last outcomes
             yield opened

@@ -8,6 +8,8 @@ Must not import anything of ours but ``util``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mirage_mailer.store.bounces import BounceRecord, BounceRow, BouncesMixin
 from mirage_mailer.store.core import (
     NewRecipient,
@@ -23,6 +25,7 @@ from mirage_mailer.store.core import (
 from mirage_mailer.store.engagement import EngagementMixin
 from mirage_mailer.store.issue_plans import IssuePlan, IssuePlansMixin
 from mirage_mailer.store.leases import LeasesMixin, Reaped, SenderInfo
+from mirage_mailer.store.ledger import Ledger
 from mirage_mailer.store.people import PeopleMixin
 from mirage_mailer.store.periods import PeriodsMixin
 from mirage_mailer.store.ports import (
@@ -38,9 +41,13 @@ from mirage_mailer.store.ports import (
 )
 from mirage_mailer.store.recipients import RecipientsMixin, finished
 from mirage_mailer.store.relays import RelaysMixin
+from mirage_mailer.store.restored import Restored, RestoredMixin
 from mirage_mailer.store.schema import MIGRATIONS, NEW_STATUSES, REPORT_STATUSES, STATUSES
 from mirage_mailer.store.subscribers import SubscribersMixin
 from mirage_mailer.util.database import Database, PostgresUrl
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "MIGRATIONS",
@@ -60,6 +67,7 @@ __all__ = [
     "Recipient",
     "RecorderStore",
     "ReportReader",
+    "Restored",
     "RosterReader",
     "SenderInfo",
     "Store",
@@ -78,7 +86,7 @@ __all__ = [
 
 
 class Store(RecipientsMixin, RelaysMixin, BouncesMixin, PeopleMixin, SubscribersMixin,
-            EngagementMixin, PeriodsMixin, LeasesMixin, IssuePlansMixin):
+            EngagementMixin, PeriodsMixin, LeasesMixin, IssuePlansMixin, RestoredMixin):
     """The tracking store, on SQLite (a path) or PostgreSQL (a ``PostgresUrl``); one
     instance per process, used from one thread."""
 
@@ -86,10 +94,23 @@ class Store(RecipientsMixin, RelaysMixin, BouncesMixin, PeopleMixin, Subscribers
         return self
 
 
-def open_store(database: Database, *, timeout: float = 10.0) -> Store:
+def open_store(database: Database, *, timeout: float = 10.0,
+               state_dir: Path | None = None) -> Store:
     """The store ``tracking.database`` names: a SQLite file (created if missing) or a
-    PostgreSQL database (its tables created if missing)."""
-    return Store(database, timeout=timeout)
+    PostgreSQL database (its tables created if missing).
+
+    ``state_dir``: the project's ``.mirage/``, whose ledger (``store/ledger.py``) the store
+    is compared with now (a store restored from an older backup gets back every suppression
+    recorded since; ``store.restored`` names the issues it knows less of than this folder
+    sent) and records into from now on. Every command that writes the store passes it."""
+    store = Store(database, timeout=timeout)
+    if state_dir is not None:
+        try:
+            store.attach_ledger(Ledger(state_dir))
+        except BaseException:
+            store.close()
+            raise
+    return store
 
 
 def store_exists(database: Database) -> bool:

@@ -34,6 +34,7 @@ from mirage_mailer.util.fieldsjson import fields_json
 from mirage_mailer.util.statedir import DIR_MODE, FILE_MODE, private_dir, tighten
 
 if TYPE_CHECKING:
+    from mirage_mailer.store.ledger import Ledger
     from mirage_mailer.store.pg import PgConnection
 
 # StoreError and StoreUnavailable are defined in store/errors.py (pg.py raises them too) and
@@ -297,6 +298,10 @@ class StoreCore:
         self.database: Database = path if isinstance(path, PostgresUrl) else Path(path)
         self._integrity: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,)
         self.read_only = False  # opened in a folder this user cannot write
+        # the folder's record of what this store must know (``store/ledger.py``), when the
+        # command attached it; ``_noted`` holds a write's records until its commit
+        self.ledger: Ledger | None = None
+        self._noted: list[dict[str, Any]] = []
         if isinstance(self.database, PostgresUrl):
             self.backend = POSTGRESQL
             self.path = Path(".")  # no file: see ``database``
@@ -425,8 +430,13 @@ class StoreCore:
         back, so nothing is half-recorded.
         """
         if self._pg is not None:
-            with self._write_pg(self._pg, shared) as conn:
-                yield conn
+            try:
+                with self._write_pg(self._pg, shared) as conn:
+                    yield conn
+            except BaseException:
+                self._noted = []
+                raise
+            self._after_commit()
             return
         try:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -434,6 +444,7 @@ class StoreCore:
                 yield self._conn
                 self._conn.execute("COMMIT")
             except BaseException:
+                self._noted = []
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
@@ -448,6 +459,31 @@ class StoreCore:
             raise StoreUnavailable(Problem(
                 display_path(self.path), None, f"cannot write to the tracking database: {exc}",
                 f"{hint}; a rerun resumes where this one stopped")) from None
+        self._after_commit()
+
+    def note(self, record: dict[str, Any]) -> None:
+        """A suppression written in the open transaction, for the ledger once it commits."""
+        if self.ledger is not None:
+            self._noted.append(record)
+
+    def latest_mark(self) -> tuple[int, str] | None:
+        """The store's newest event (id, time): what a ledger record says this store held."""
+        row = self._conn.execute("SELECT id, at FROM events ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def _after_commit(self) -> None:
+        """Suppressions just committed go into the ledger, with the store's mark (synced: a
+        promise to a person); an erasure also leaves the file without the address."""
+        if not self._noted or self.ledger is None:
+            return
+        noted, self._noted = self._noted, []
+        mark = self.latest_mark()
+        for record in noted:
+            record["m"] = None if mark is None else list(mark)
+        self.ledger.append(noted, sync=True)
+        for record in noted:
+            if record["k"] == "forget":
+                self.ledger.erase(record["h"])
 
     @contextmanager
     def _long_wal(self) -> Iterator[None]:

@@ -89,8 +89,7 @@ class PeopleMixin(StoreCore):
                 return False  # a sign-up confirmed after the request is the person's later word
             return self._suppress_in(conn, key, source, reason, asked, now)
 
-    @staticmethod
-    def _suppress_in(conn: Connection, key: str, source: str, reason: str | None,
+    def _suppress_in(self, conn: Connection, key: str, source: str, reason: str | None,
                      asked: str, now: str, *, logged: bool = True) -> bool:
         """``suppress`` inside the caller's write transaction (a bounce's event and its
         suppression commit together). ``logged=False``: no 'unsubscribed' event, for a
@@ -105,6 +104,7 @@ class PeopleMixin(StoreCore):
                 (key, source, reason, asked),
             )
             added = cur.rowcount == 1
+            self.note({"k": "unsub", "e": key, "s": source})  # kept if a backup is put back
         if added and logged:
             conn.execute(
                 "INSERT INTO events (issue, email, kind, detail, at) VALUES (NULL, ?, ?, ?, ?)",
@@ -174,6 +174,7 @@ class PeopleMixin(StoreCore):
                                          (key,)).rowcount
             conn.execute("INSERT INTO events (issue, email, kind, detail, at)"
                          " VALUES (NULL, ?, 'forgotten', NULL, ?)", (hashed, now))
+            self.note({"k": "forget", "h": hashed})  # the hash only, as the store keeps
         return {"deliveries": rows, "events": events, "subscriptions": subscriptions,
                 "residue": 0 if self._purge() else 1}
 

@@ -89,6 +89,7 @@ class SubscribersMixin(StoreCore):
                 if lifted:
                     conn.execute("INSERT INTO events (issue, email, kind, detail, at)"
                                  " VALUES (NULL, ?, 'resubscribed', ?, ?)", (key, list_name, now))
+                    self.note({"k": "lift", "e": [key, hashed_key(key)]})
                 found.update(status="confirmed", confirmed_at=now)
             return found
 

@@ -86,7 +86,7 @@ class KeptStores:
     def _open(self) -> Store:
         # as the command line does (``store_access``): a lost store is refused, not re-created
         self._each.check(RECORDS)
-        store = open_store(self.settings.tracking.database)
+        store = open_store(self.settings.tracking.database, state_dir=self.settings.state_dir)
         self._local.store = store
         return store
 
