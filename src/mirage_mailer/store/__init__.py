@@ -8,6 +8,7 @@ Must not import anything of ours but ``util``.
 
 from __future__ import annotations
 
+from mirage_mailer.store.as_sent import AsSentMixin, SentForm
 from mirage_mailer.store.bounces import BounceRecord, BounceRow, BouncesMixin
 from mirage_mailer.store.core import (
     NewRecipient,
@@ -62,6 +63,7 @@ __all__ = [
     "ReportReader",
     "RosterReader",
     "SenderInfo",
+    "SentForm",
     "Store",
     "StoreError",
     "StoreUnavailable",
@@ -78,7 +80,7 @@ __all__ = [
 
 
 class Store(RecipientsMixin, RelaysMixin, BouncesMixin, PeopleMixin, SubscribersMixin,
-            EngagementMixin, PeriodsMixin, LeasesMixin, IssuePlansMixin):
+            EngagementMixin, PeriodsMixin, LeasesMixin, IssuePlansMixin, AsSentMixin):
     """The tracking store, on SQLite (a path) or PostgreSQL (a ``PostgresUrl``); one
     instance per process, used from one thread."""
 
