@@ -93,7 +93,7 @@ def pending_ids(store: Store, issue: str) -> list[int]:
 def test_open_creates_parent_dirs_uses_wal_and_applies_all_migrations(db_path: Path) -> None:
     assert not db_path.parent.exists()
     with Store(db_path) as s:
-        assert s.schema_version == len(MIGRATIONS) == 11
+        assert s.schema_version == len(MIGRATIONS) == 12
     assert db_path.is_file()
     raw = sqlite3.connect(db_path)
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -101,7 +101,8 @@ def test_open_creates_parent_dirs_uses_wal_and_applies_all_migrations(db_path: P
     assert versions == [(1, "initial"), (2, "lookup-indexes"), (3, "subscribers-subjects"),
                         (4, "no-status-index"), (5, "events-engagement-index"),
                         (6, "withdrawn-status"), (7, "bounces"), (8, "relays"),
-                        (9, "leases"), (10, "sending-index"), (11, "issue-plans")]
+                        (9, "leases"), (10, "sending-index"), (11, "issue-plans"),
+                        (12, "issues-as-sent")]
     raw.close()
 
 
@@ -764,7 +765,7 @@ def test_v5_database_gains_withdrawn_keeping_ids_and_every_column(db_path: Path)
     raw.close()
 
     with Store(db_path) as s:
-        assert s.schema_version == len(MIGRATIONS) == 11
+        assert s.schema_version == len(MIGRATIONS) == 12
         s.reconcile("old", ["b@example.org"])  # b left the list before their turn
         assert s.counts("old") == expected_counts(sent=1, withdrawn=1)
     raw = sqlite3.connect(db_path)

@@ -32,7 +32,7 @@ def test_both_backends_have_the_same_migrations_by_number_and_name() -> None:
 
 def test_open_applies_every_migration_once(pg_url: PostgresUrl) -> None:
     with Store(pg_url) as s:
-        assert s.schema_version == len(PG_MIGRATIONS) == 11
+        assert s.schema_version == len(PG_MIGRATIONS) == 12
         assert s.backend == "postgresql"
     versions = raw(pg_url, "SELECT version, name FROM schema_migrations ORDER BY 1")
     assert versions == [(n, name) for n, (name, _) in enumerate(MIGRATIONS, start=1)]

@@ -19,6 +19,7 @@ from web_support import (
     ONE_CLICK_BODY,
     TestClient,
     client_for,
+    forget_as_sent,
     https_unsubscribe,
     message_to,
     part,
@@ -108,13 +109,17 @@ def test_an_unsent_issue_is_not_public(sent_project: Path, client: TestClient) -
     assert client.get(f"/v/{view}").status_code == 404  # no one received it yet
 
 
-def test_article_images_are_served_beside_the_page(sent_project: Path,
+def test_article_images_are_served_beside_the_page(web_project: Path,
                                                    run_cli: RunCli) -> None:
-    folder = sent_project / "issues" / ISSUE_ID
+    """The images the readers got, kept with the issue as sent: a photo replaced after the
+    send does not change the archive's."""
+    folder = web_project / "issues" / ISSUE_ID
     (folder / "photo.png").write_bytes(emblem_bytes())
     edit(folder / "partners-meeting.md", "author: MIraGE consortium\n",
          "author: MIraGE consortium\nimage: photo.png\nimage_alt: The partners\n")
-    with client_for(sent_project) as client:
+    assert run_cli("send", f"issues/{ISSUE_ID}", "--yes", cwd=web_project).code == 0
+    (folder / "photo.png").write_bytes(b"\x89PNG not the one sent")
+    with client_for(web_project) as client:
         page = client.get(PAGE).text
         src = re.search(r'<img class="article-image" src="([^"]+)"', page)
         assert src is not None and src.group(1).startswith(f"/static/issues/{ISSUE_ID}/en/")
@@ -122,16 +127,36 @@ def test_article_images_are_served_beside_the_page(sent_project: Path,
         assert image.status_code == 200 and image.content == emblem_bytes()
 
 
+RECIPIENT_LOGIC = ("{{ recipient.greeting }}</p><p>[{% if recipient.organisation %}org"
+                   "{% else %}none{% endif %}|"
+                   "{{ recipient.organisation|default('your organisation')|upper }}]</p>")
+
+
 def test_recipient_logic_on_the_issue_page_is_for_no_one(sent_project: Path) -> None:
     """An {% if %} or a filter on a recipient field runs for no one in particular: the empty
-    branch, the default; never a slot marker."""
+    branch, the default; never a slot marker (an issue the store did not keep as sent,
+    rendered from today's template)."""
+    forget_as_sent(sent_project)
     edit(sent_project / "templates/newsletter.html.j2", "{{ recipient.greeting }}</p>",
-         "{{ recipient.greeting }}</p><p>[{% if recipient.organisation %}org{% else %}none"
-         "{% endif %}|{{ recipient.organisation|default('your organisation')|upper }}]</p>")
+         RECIPIENT_LOGIC)
     with client_for(sent_project) as client:
         page = client.get(PAGE)
     assert page.status_code == 200, page.text
     assert ">[none|YOUR ORGANISATION]</p>" in page.text
+    assert_issue_page(page.text)
+
+
+def test_recipient_logic_in_the_issue_as_sent_is_for_no_one(web_project: Path,
+                                                            run_cli: RunCli) -> None:
+    """The same in the form the store kept at the send: run for no one, its links filled
+    by the page, no marker left."""
+    edit(web_project / "templates/newsletter.html.j2", "{{ recipient.greeting }}</p>",
+         RECIPIENT_LOGIC.replace("none{% endif %}", "none {{ unsubscribe_url }}{% endif %}"))
+    assert run_cli("send", f"issues/{ISSUE_ID}", "--yes", cwd=web_project).code == 0
+    with client_for(web_project) as client:
+        page = client.get(PAGE)
+    assert page.status_code == 200, page.text
+    assert ">[none /subscription/en/|YOUR ORGANISATION]</p>" in page.text
     assert_issue_page(page.text)
 
 
@@ -207,6 +232,7 @@ def test_every_answer_carries_the_security_headers(sent_project: Path,
 
 
 def test_a_broken_issue_is_a_500_page_not_a_traceback(sent_project: Path) -> None:
+    forget_as_sent(sent_project)  # an issue the store kept as sent never renders again
     edit(sent_project / "templates" / "newsletter.html.j2", "{{ issue.title }}",
          "{{ issue.no_such_thing }}")
     with client_for(sent_project, raise_server_exceptions=False) as client:

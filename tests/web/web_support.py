@@ -61,6 +61,13 @@ def store_of(project: Path) -> Store:
     return Store(settings_of(project).tracking.database)
 
 
+def forget_as_sent(project: Path) -> None:
+    """The store as an older mirage-mailer left it: no record of any issue as sent, so the
+    archive renders issues from today's files."""
+    with store_of(project) as store, store._write() as conn:
+        conn.execute("DELETE FROM issues_as_sent")
+
+
 def outbox(project: Path) -> list[EmailMessage]:
     """Every message in the Maildir outbox (new/), oldest first."""
     folder = project / "outbox" / "new"

@@ -110,8 +110,11 @@ def collect(store: ReportReader | None, issue: str) -> ReportData:
 
 def issue_report_html(store: ReportReader | None, issue: str, settings: Settings,
                       *, now: datetime | None = None) -> str:
-    """The complete page for ``issue``."""
-    return render_report(collect(store, issue), settings, now=now)
+    """The complete page for ``issue``, named by the subject its readers got first where
+    the store kept it."""
+    sent = store.sent_subjects().get(issue, {}) if store is not None else {}
+    return render_report(collect(store, issue), settings, now=now,
+                         subject=sent.get(settings.project.language))
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -159,10 +162,11 @@ def page(title: str, body: str, *, head: str = "") -> str:
     return _environment().get_template("page.html.j2").render(title=title, body=body, head=head)
 
 
-def render_report(data: ReportData, settings: Settings, *, now: datetime | None = None) -> str:
+def render_report(data: ReportData, settings: Settings, *, now: datetime | None = None,
+                  subject: str | None = None) -> str:
     now = (now or datetime.now(UTC)).astimezone(UTC)
     total = sum(data.counts.values())
-    subject = issue_subject(settings.issues_dir, data.issue, settings.project.language)
+    subject = subject or issue_subject(settings.issues_dir, data.issue, settings.project.language)
     return _environment().get_template("report.html.j2").render(
         title=f"{subject or data.issue} · delivery report",
         head="",

@@ -159,7 +159,8 @@ def _moment(value: str) -> datetime | None:
 def _issue_figures(store: ReportReader, settings: Settings, issue: str, sent_at: datetime,
                    opens_on: bool, clicks_on: bool) -> Figures:
     default = settings.project.language
-    figures = Figures(issue, issue_subject(settings.issues_dir, issue, default), sent_at)
+    sent = store.sent_subjects().get(issue, {}).get(default)  # the subject readers got
+    figures = Figures(issue, sent or issue_subject(settings.issues_dir, issue, default), sent_at)
     loaded = _issue(settings, issue)
     for status, lang, list_name, n in store.breakdown(issue):
         if status == "failed":

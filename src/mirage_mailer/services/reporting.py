@@ -147,8 +147,15 @@ def titles(settings: Settings, issues: list[str]) -> dict[str, str | None]:
 
     The JSON report keeps the contract's keys only (docs/design.md, "Reports"): the tests
     and scripts that read it compare whole objects, so the subject is in the table, the CSV
-    and the HTML page, not in the JSON."""
-    return issue_subjects(settings.issues_dir, issues, settings.project.language)
+    and the HTML page, not in the JSON. An issue the store kept as sent is named by the
+    subject its readers got first, not by issue.yaml edited since."""
+    names = issue_subjects(settings.issues_dir, issues, settings.project.language)
+    with existing(settings) as store:
+        sent = store.sent_subjects() if store is not None else {}
+    for issue in issues:
+        if subject := sent.get(issue, {}).get(settings.project.language):
+            names[issue] = subject
+    return names
 
 
 def csv_columns(settings: Settings) -> tuple[str, ...]:

@@ -33,6 +33,7 @@ from mirage_mailer.delivery import (
 )
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.lists import Subscriber
+from mirage_mailer.services.as_sent import keep_as_sent
 from mirage_mailer.services.held_unsubscribes import held_keys, record_held
 from mirage_mailer.services.issue_marks import issue_plan, list_stamp, sent_twin
 from mirage_mailer.services.journal import Journal, journal_path, lock_path, settle
@@ -437,6 +438,8 @@ def send(prep: Preparation, options: SendOptions, progress: ProgressHook | None 
         outcome, wanted = _plan_send(prep, options, store)
         if outcome.nothing_to_do:
             return outcome
+        if progress and outcome.this_run.notes:
+            progress(outcome.this_run)  # a warning is said before the first message goes
         plan = outcome.plan
         assert plan is not None
         count = process_count(settings, options, plan.to_send)
@@ -487,6 +490,10 @@ def _plan_send(prep: Preparation, options: SendOptions,
     outcome = _outcome(plan, "send")
     outcome.per_language = Counter()  # this run's, counted as messages are built
     outcome.this_run.total = plan.to_send
+    if plan.to_send:  # the issue as sent, for the archive; a warning if it changed since
+        changed = keep_as_sent(project, prep.rendered, store, to_send=plan.to_send)
+        if changed is not None:
+            outcome.this_run.notes.append(changed)
     if plan.to_send == 0:
         outcome.nothing_to_do = True
         outcome.counts = store.counts(issue.id)
@@ -507,6 +514,8 @@ def _send_shared(prep: Preparation, options: SendOptions, progress: ProgressHook
         if outcome.nothing_to_do:
             with_others(store, outcome)
             return outcome
+        if progress and outcome.this_run.notes:
+            progress(outcome.this_run)  # a warning is said before the first message goes
         send_leased(prep, options, store, wanted, outcome, progress, stopper)
         outcome.to_send = outcome.this_run.total
         with_others(store, outcome)

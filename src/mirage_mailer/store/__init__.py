@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mirage_mailer.store.as_sent import AsSentMixin, SentForm
 from mirage_mailer.store.bounces import BounceRecord, BounceRow, BouncesMixin
 from mirage_mailer.store.core import (
     NewRecipient,
@@ -70,6 +71,7 @@ __all__ = [
     "Restored",
     "RosterReader",
     "SenderInfo",
+    "SentForm",
     "Store",
     "StoreError",
     "StoreUnavailable",
@@ -86,7 +88,8 @@ __all__ = [
 
 
 class Store(RecipientsMixin, RelaysMixin, BouncesMixin, PeopleMixin, SubscribersMixin,
-            EngagementMixin, PeriodsMixin, LeasesMixin, IssuePlansMixin, RestoredMixin):
+            EngagementMixin, PeriodsMixin, LeasesMixin, IssuePlansMixin, RestoredMixin,
+            AsSentMixin):
     """The tracking store, on SQLite (a path) or PostgreSQL (a ``PostgresUrl``); one
     instance per process, used from one thread."""
 

@@ -94,6 +94,13 @@ CREATE TABLE issue_plans (
 CREATE INDEX issue_plans_subject ON issue_plans (subject);
 """
 
+_AS_SENT = f"""
+CREATE TABLE issues_as_sent (
+    issue {_T} NOT NULL, lang {_T} NOT NULL, subject {_T} NOT NULL,
+    html {_T} NOT NULL, images {_T} NOT NULL, inputs {_T} NOT NULL,
+    digest {_T} NOT NULL, recorded_at {_T} NOT NULL, PRIMARY KEY (issue, lang));
+"""
+
 # Same numbers and names as MIGRATIONS (a test fails when they drift apart); SQLite's own
 # text where it runs here unchanged (plain indexes, partial indexes, DROP INDEX).
 PG_MIGRATIONS: tuple[tuple[str, str], ...] = (
@@ -108,6 +115,7 @@ PG_MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("leases", _LEASES),
     MIGRATIONS[9],
     ("issue-plans", _ISSUE_PLANS),
+    ("issues-as-sent", _AS_SENT),
 )
 
 # The temporary table a long list's first plan is staged in (``RecipientsMixin``): SQLite's

@@ -180,4 +180,18 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX issue_plans_subject ON issue_plans (subject);
         """,
     ),
+    (
+        "issues-as-sent",
+        """
+        -- Each issue's language as its first readers got it (store/as_sent.py): the subject
+        -- and the rendered HTML, not yet personalised, with its article images (JSON), and
+        -- a digest of the inputs that decided it (issue.yaml, articles, templates, the
+        -- disclaimer). The archive and view-online links show this, not today's files;
+        -- a rerun after an edit warns. Replaced only while no reader has the issue.
+        CREATE TABLE issues_as_sent (
+            issue TEXT NOT NULL, lang TEXT NOT NULL, subject TEXT NOT NULL,
+            html TEXT NOT NULL, images TEXT NOT NULL, inputs TEXT NOT NULL,
+            digest TEXT NOT NULL, recorded_at TEXT NOT NULL, PRIMARY KEY (issue, lang));
+        """,
+    ),
 )

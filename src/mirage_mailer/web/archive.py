@@ -11,7 +11,8 @@ import logging
 import os
 import re
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from pathlib import Path
 
@@ -55,19 +56,24 @@ class Entry:
 
     issue: Issue
     published: datetime  # the issue's date, else when its first message was sent
+    sent: Mapping[str, str] = field(default_factory=dict)  # lang -> subject as sent
 
     @property
     def id(self) -> str:
         return self.issue.id
 
+    def _subject(self, lang: str) -> str:
+        """The subject its readers got (the store's record), else issue.yaml's."""
+        return self.sent.get(lang) or self.issue.subject_for(lang)
+
     @property
     def title(self) -> str:
         lang = self.issue.default_language
-        return self.issue.title.get(lang) or self.issue.subject_for(lang)
+        return self.issue.title.get(lang) or self._subject(lang)
 
     @property
     def subject(self) -> str:
-        return self.issue.subject_for(self.issue.default_language)
+        return self._subject(self.issue.default_language)
 
     @property
     def summary(self) -> str:
@@ -78,12 +84,12 @@ class Entry:
 
     def subject_in(self, lang: str) -> str:
         """The subject in ``lang`` where the issue has it (a reader's archive index)."""
-        return self.issue.subject_for(self.issue.pick_language(lang))
+        return self._subject(self.issue.pick_language(lang))
 
     def title_in(self, lang: str) -> str:
         code = self.issue.pick_language(lang)
         return self.issue.title.get(code) or self.issue.title.get(
-            self.issue.default_language) or self.issue.subject_for(code)
+            self.issue.default_language) or self._subject(code)
 
     def summary_in(self, lang: str) -> str:
         code = self.issue.pick_language(lang)
@@ -104,6 +110,7 @@ class Catalogue:
         self._stores = access(settings, stores)  # serve's kept connections, else one a call
         self._issues: dict[str, tuple[Fingerprint, Issue]] = {}
         self._first_sent: dict[str, datetime] = {}
+        self._subjects: dict[str, dict[str, str]] = {}  # issue -> lang -> subject as sent
         self._lock = threading.Lock()
 
     def issue(self, issue_id: str) -> Issue | None:
@@ -128,7 +135,8 @@ class Catalogue:
         return issue
 
     def _sent(self, only: str | None = None) -> dict[str, datetime | None]:
-        """Published issue ids (all, or just ``only``), with their first send time."""
+        """Published issue ids (all, or just ``only``), with their first send time; the
+        subjects they were sent with are read on the way (``_subjects``)."""
         found: dict[str, datetime | None] = {}
         with self._stores.existing(settle=False) as store:
             if store is None:  # the archive never creates a tracking store
@@ -137,6 +145,9 @@ class Catalogue:
                 if not ISSUE_ID.match(issue_id) or store.counts(issue_id)["sent"] == 0:
                     continue
                 found[issue_id] = self._first_sent_at(store, issue_id)
+            subjects = store.sent_subjects()
+        with self._lock:
+            self._subjects = subjects
         return found
 
     def _first_sent_at(self, store: ReportReader, issue_id: str) -> datetime | None:
@@ -159,7 +170,9 @@ class Catalogue:
             published = datetime.combine(issue.date, time(0), UTC)
         else:
             published = sent_at or datetime.fromtimestamp(0, UTC)
-        return Entry(issue, published)
+        with self._lock:
+            sent = self._subjects.get(issue_id, {})
+        return Entry(issue, published, sent)
 
     def entries(self) -> list[Entry]:
         """Every published issue whose folder still exists, newest first."""

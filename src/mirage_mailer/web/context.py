@@ -44,7 +44,7 @@ class WebContext:
         key = signing_secret(settings)  # a lost key of a project that has sent: exit 2
         stores = KeptStores(settings)
         return cls(settings, Signer(key), CsrfTokens(key), Catalogue(settings, stores),
-                   IssueRenderer(settings), stores,
+                   IssueRenderer(settings, stores), stores,
                    (local_base or DEFAULT_LOCAL_BASE).rstrip("/"), tickets=SignUpTickets(key))
 
     def store(self) -> AbstractContextManager[Store]:

@@ -54,7 +54,7 @@ def write_archive(settings: Settings, out: Path, *, site_url: str) -> Written:
             assert view is not None
             pages[f"issues/{entry.id}/{code}/index.html"] = renderer.page(
                 view, top.below(3)).encode()
-            for image in view.rendered.images:
+            for image in view.images:
                 if image.cid != EMBLEM_CID:
                     pages[f"static/issues/{entry.id}/{code}/{image_name(image)}"] = image.data
     index = render_page("archive.html.j2", links=top, site=settings.project,
