@@ -4,6 +4,7 @@ compiles none of their methods again, and the classes are the ones a fresh compi
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import subprocess
 import sys
@@ -15,6 +16,10 @@ import pytest
 from helpers import SAMPLE_ISSUE
 from mirage_mailer.util import classcode
 from mirage_mailer.util.classcode import ClassCode
+
+# Python 3.13's dataclasses compile one text per class (all its methods, ``_FuncBuilder``);
+# 3.11 and 3.12 one text per method
+ONE_TEXT_PER_CLASS = sys.version_info >= (3, 13)
 
 
 def _send_dry_run(project: Path, store: Path) -> dict[str, int]:
@@ -44,7 +49,8 @@ def _send_dry_run(project: Path, store: Path) -> dict[str, int]:
 def test_a_second_run_compiles_no_dataclass_method(project: Path, tmp_path: Path) -> None:
     store = tmp_path / "kept.classcode"
     first = _send_dry_run(project, store)
-    assert first["compiled"] > 100  # a send defines some 75 classes, each with a few methods
+    # a send defines some 75 classes, each with a few methods
+    assert first["compiled"] > (60 if ONE_TEXT_PER_CLASS else 100)
     assert store.is_file()
     second = _send_dry_run(project, store)
     assert second == {"exit": 0, "compiled": 0,
@@ -82,7 +88,7 @@ def test_classes_from_kept_code_are_the_classes_python_builds(
     store = tmp_path / "kept.classcode"
     writer = ClassCode(store)
     _define(writer, monkeypatch)
-    assert writer.compiled > 5 and writer.reused == 0
+    assert writer.compiled == (2 if ONE_TEXT_PER_CLASS else 13) and writer.reused == 0
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
     writer.save()
     reader = ClassCode(store)
@@ -95,6 +101,8 @@ def test_classes_from_kept_code_are_the_classes_python_builds(
             assert (method is None) == (original is None), name
             if method is not None and hasattr(method, "__code__"):
                 assert method.__code__ == original.__code__, name
+                # __repr__ is wrapped (recursion guard): the generated code is inside
+                assert inspect.unwrap(method).__code__ == inspect.unwrap(original).__code__, name
     frozen, mutable = kept
     assert repr(frozen("a", ("x",), 3)) == repr(fresh[0]("a", ("x",), 3)) == \
         "_define.<locals>.Frozen(name='a', tags=('x',), size=3)"

@@ -24,6 +24,7 @@ import multiprocessing
 import os
 import signal
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -56,7 +57,11 @@ def iter_in_child(path: Path, list_name: str, reader: Reader, subscriber: type[A
     child = multiprocessing.get_context("fork").Process(
         target=_child, args=(ours, theirs, path, list_name, reader, subscriber, subject),
         daemon=True)
-    child.start()
+    with warnings.catch_warnings():  # Python 3.12+ warns at any fork beside a thread; the
+        # threads can_fork lets by (util/forksafe.py) hold no lock the child takes
+        warnings.filterwarnings("ignore", r"This process .* is multi-threaded",
+                                DeprecationWarning)
+        child.start()
     theirs.close()
     try:
         while True:

@@ -5,7 +5,7 @@ with the new project's own name, addresses, language and preset when ``init`` wa
 from __future__ import annotations
 
 from importlib import resources
-from importlib.abc import Traversable
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from mirage_mailer.project.init_answers import (
