@@ -83,10 +83,10 @@ def test_an_export_imports_back_unchanged(project: Path, run_cli: RunCli) -> Non
 
 def test_period_csv_quotes_a_subject_that_starts_like_a_formula(project: Path,
                                                                 run_cli: RunCli) -> None:
-    assert run_cli("send", SAMPLE_ISSUE, "--yes").code == 0
-    edit(project / SAMPLE_ISSUE / "issue.yaml",
+    edit(project / SAMPLE_ISSUE / "issue.yaml",  # the report names the subject as sent
          "  en: \"MIraGE news: final partners' meeting and lessons learned\"",
          "  en: \"-1+1 MIraGE news\"")
+    assert run_cli("send", SAMPLE_ISSUE, "--yes").code == 0
     result = run_cli("report", "--period", "2000-01-01..2099-12-31", "--format", "csv")
     assert result.code == 0, result.err
     rows = list(csv.DictReader(io.StringIO(result.out)))

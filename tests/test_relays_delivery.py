@@ -8,29 +8,18 @@ first; a run stopped meanwhile gives every message handed out exactly one final 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 from mirage_mailer.delivery import (
     Envelope,
     Outcome,
     RelayTarget,
     Result,
-    RetryPolicy,
     TransportSettings,
     deliver_all,
 )
+from support.envelopes import FAST, envelopes
 from support.faults import Call, Fault, Reply
 from support.smtp_sink import SmtpSink
-
-FAST = RetryPolicy(backoff_base=0.05, backoff_max=0.5, connect_backoff=0.02)
-SENDER = "news@example.org"
-
-
-def envelopes(n: int) -> Iterator[Envelope]:
-    for i in range(n):
-        to = f"r{i}@example.net"
-        yield Envelope(i, SENDER, to, f"From: <{SENDER}>\nTo: <{to}>\nSubject: {i}\n\nHi\n"
-                       .encode())
 
 
 def target(sink: SmtpSink, weight: int = 1, concurrency: int = 2) -> RelayTarget:

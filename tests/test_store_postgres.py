@@ -261,8 +261,10 @@ def _story(store: Store, clock: Clock) -> None:
                   (rows[2].id, "failed", 550, "5.1.1 <r2@example.org> unknown"),
                   (rows[3].id, "deferred", 451, "later")])
     store.record_batch([(rows[4].id, hashed_key(rows[4].email), 0, "sent", 250, "ok",
-                         "<4@x>", store.stamp())], relays=[(rows[4].id, "smtp://relay-b")])
-    store.record_batch([], relays=[(rows[0].id, "smtp://relay-a"), (rows[2].id, "smtp://relay-a")])
+                         "<4@x>", store.stamp())],
+                       relays=[(rows[4].id, hashed_key(rows[4].email), 0, "smtp://relay-b")])
+    store.record_batch([], relays=[(r.id, hashed_key(r.email), 0, "smtp://relay-a")
+                                   for r in (rows[0], rows[2])])
     store.recover_inflight("2024-05")
     clock.tick(60)
     store.suppress("r7@example.org", source="link", reason="one-click")

@@ -47,12 +47,19 @@ def relay() -> Iterator[SmtpSink]:
         yield sink
 
 
-def test_an_unknown_reader_out_of_the_list_during_a_resend_stays_unknown(
-        project: Path, run_cli: RunCli, relay: SmtpSink) -> None:
+def sent_with_r3_unknown(project: Path, run_cli: RunCli, relay: SmtpSink,
+                         *args: str) -> None:
+    """The issue sent to READERS (``args``: e.g. a --limit); the relay kept r3's message and
+    never answered, so r3 is ``unknown``."""
     use_relay(project, relay.url, timeout=1)
     write_readers(project, READERS)
-    assert run_cli("send", SAMPLE_ISSUE, "--yes").code == 0
+    assert run_cli("send", SAMPLE_ISSUE, "--yes", *args).code == 0
     assert statuses(run_cli)["r3@example.org"] == "unknown"
+
+
+def test_an_unknown_reader_out_of_the_list_during_a_resend_stays_unknown(
+        project: Path, run_cli: RunCli, relay: SmtpSink) -> None:
+    sent_with_r3_unknown(project, run_cli, relay)
 
     write_readers(project, [a for a in READERS if a != "r3@example.org"])  # a list clean-up
     resend = run_cli("send", SAMPLE_ISSUE, "--yes", "--resend-unknown")
@@ -69,10 +76,7 @@ def test_an_unknown_reader_out_of_the_list_during_a_resend_stays_unknown(
 
 def test_resend_unknown_still_resends_the_unknown_readers_in_the_list(
         project: Path, run_cli: RunCli, relay: SmtpSink) -> None:
-    use_relay(project, relay.url, timeout=1)
-    write_readers(project, READERS)
-    assert run_cli("send", SAMPLE_ISSUE, "--yes").code == 0
-    assert statuses(run_cli)["r3@example.org"] == "unknown"
+    sent_with_r3_unknown(project, run_cli, relay)
 
     resend = run_cli("send", SAMPLE_ISSUE, "--yes", "--resend-unknown")
     assert resend.code == 0, resend.err
@@ -82,10 +86,7 @@ def test_resend_unknown_still_resends_the_unknown_readers_in_the_list(
 
 def test_resend_unknown_with_a_limit_resends_the_unknown_reader_first_in_list_order(
         project: Path, run_cli: RunCli, relay: SmtpSink) -> None:
-    use_relay(project, relay.url, timeout=1)
-    write_readers(project, READERS)
-    assert run_cli("send", SAMPLE_ISSUE, "--yes", "--limit", "3").code == 0
-    assert statuses(run_cli)["r3@example.org"] == "unknown"
+    sent_with_r3_unknown(project, run_cli, relay, "--limit", "3")
 
     resend = run_cli("send", SAMPLE_ISSUE, "--yes", "--resend-unknown", "--limit", "1")
     assert resend.code == 0, resend.err
