@@ -14,6 +14,7 @@ import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli, edit
 from mirage_mailer.store import IssuePlan, NewRecipient, Store
+from mirage_mailer.util.addresses import looks_corrected
 from mirage_mailer.util.database import Database
 
 LIST = "lists/subscribers.csv"
@@ -112,6 +113,36 @@ def test_an_address_corrected_in_place_is_sent_and_a_newcomer_is_not(
     assert sorted(outbox(due)) == ["a@example.org", "b@example.org", "new@example.org"]
 
 
+def test_a_newcomer_on_the_line_of_a_deleted_invalid_row_is_not_sent_the_finished_issue(
+        due: Path, run_cli: RunCli) -> None:
+    """Outside audit 13f, F5: the officer deletes a broken row nobody can fix and a newcomer
+    lands on its line; cron sent them the finished issue as if the row had been corrected.
+    A row there now is a correction only if it reads as the recorded address corrected."""
+    write_list(due, "a@example.org,A,en", "broken@@example.org,Broken,en",
+               "c@example.org,C,en")
+    assert run_due(run_cli, "2026-12-01T09:00:00+00:00")[0] == 0
+    assert statuses(due)["broken@@example.org"] == "invalid"
+    write_list(due, "a@example.org,A,en", "newcomer@example.org,New,en", "c@example.org,C,en")
+    code, out, _err = run_due(run_cli, LATER)
+    assert code == 0, out
+    assert "1 new in the list since the issue went out" in out
+    assert "newcomer@example.org" not in outbox(due)
+    assert "newcomer@example.org" not in statuses(due)
+    assert statuses(due)["broken@@example.org"] == "withdrawn"
+
+
+@pytest.mark.parametrize(("bad", "new", "corrected"), [
+    ("b@exa mple.org", "b@example.org", True),
+    ("jean,dupont@@example.org", "jean.dupont@example.org", True),
+    ("maria.georgiou@gmial,com", "maria.georgiou@gmail.com", True),
+    ("(empty address at lists/subscribers.csv:4)", "anyone@example.org", True),
+    ("broken@@example.org", "newcomer@example.org", False),
+    ("x@y", "someone.else.entirely@example.org", False),
+])
+def test_what_reads_as_a_corrected_address(bad: str, new: str, corrected: bool) -> None:
+    assert looks_corrected(bad, new) is corrected
+
+
 def test_a_finished_issue_without_invalid_rows_is_not_reopened_by_a_list_edit(
         due: Path, run_cli: RunCli) -> None:
     assert run_due(run_cli, "2026-12-01T09:00:00+00:00")[0] == 0
@@ -180,4 +211,4 @@ def test_the_store_remembers_each_issue_plan_on_both_backends(store_url: Databas
         assert store.sent_under(replace(copy, number="5")) is None
         assert store.sent_under(replace(copy, issue_date=None)) is None
         assert store.sent_under(IssuePlan("other", "News", None, None, "")) is None
-        assert store.invalid_lines("2024-05") == {("main", 3)}
+        assert store.invalid_lines("2024-05") == {("main", 3): "b@exa mple"}

@@ -32,6 +32,7 @@ from mirage_mailer.store import (
     email_key,
     hashed_key,
 )
+from mirage_mailer.util.addresses import EMPTY_ADDRESS, looks_corrected
 from mirage_mailer.util.errors import Problem, display_path
 from mirage_mailer.util.fieldsjson import stored_fields
 from mirage_mailer.util.gcquiet import bulk_pass
@@ -245,7 +246,7 @@ class Planner:
                      and not options.fixes_only)
         self.invalid: list[RowProblem] = []  # decided last: a valid row of theirs wins
         self.fixed_lines = (store.invalid_lines(issue.id)
-                            if options.fixes_only and store is not None else set())
+                            if options.fixes_only and store is not None else {})
 
     def __iter__(self) -> Iterator[Decision]:
         with bulk_pass():  # millions of short-lived objects: util/gcquiet.py
@@ -347,13 +348,18 @@ class Planner:
         prior = priors.get(store_key)
         if prior is not None and prior.id <= self.top:
             self.met += 1
-        if self.options.fixes_only and prior is None \
-                and (row.list_name, row.line) not in self.fixed_lines:
+        if self.options.fixes_only and prior is None and not self._corrected(row):
             return Decision(row.email, row.name, lang, row.list_name, K_LATE, LATE_REASON,
                             None, store_key, self._where(code), row)
         kind, reason, status = self._decide(prior, store_key, lang)
         return Decision(row.email, row.name, lang, row.list_name, kind, reason, status,
                         store_key, "", row, prior)
+
+    def _corrected(self, row: Subscriber) -> bool:
+        """A new address on the line of a row recorded invalid, that reads as that address
+        corrected (run-due sends a finished issue to it, never to a newcomer)."""
+        bad = self.fixed_lines.get((row.list_name, row.line))
+        return bad is not None and looks_corrected(bad, row.email)
 
     def _decide(self, prior: Prior | None, store_key: str,
                 lang: str) -> tuple[str, str, str | None]:
@@ -412,7 +418,7 @@ class Planner:
 
     def _problem_key(self, row: RowProblem) -> str:
         where = f"{row.problem.path}:{row.problem.line}"
-        return self._store_key(email_key(row.email or f"(empty address at {where})"))
+        return self._store_key(email_key(row.email or f"{EMPTY_ADDRESS}{where})"))
 
     # -- rows of the store that no list holds any more -----------------------------------------
 

@@ -59,14 +59,15 @@ class IssuePlansMixin(StoreCore):
                 return str(other)
         return None
 
-    def invalid_lines(self, issue: str) -> set[tuple[str, int]]:
-        """(list, line) of the issue's rows recorded ``invalid``: a valid row there now is
-        that row corrected (an address fixed in place), not a newcomer."""
-        found: set[tuple[str, int]] = set()
-        for list_name, detail in self._conn.execute(
-                "SELECT list_name, smtp_response FROM recipients WHERE issue = ?"
+    def invalid_lines(self, issue: str) -> dict[tuple[str, int], str]:
+        """(list, line) of the issue's rows recorded ``invalid``, and the address recorded
+        there: a valid row there now that reads as that address corrected is the row fixed in
+        place, not a newcomer (``planning``)."""
+        found: dict[tuple[str, int], str] = {}
+        for list_name, email, detail in self._conn.execute(
+                "SELECT list_name, email, smtp_response FROM recipients WHERE issue = ?"
                 " AND status = 'invalid'", (issue,)):
             match = _WHERE.match(detail or "")
             if match:
-                found.add((str(list_name), int(match.group(1))))
+                found[(str(list_name), int(match.group(1)))] = str(email)
         return found

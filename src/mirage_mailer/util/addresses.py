@@ -180,3 +180,32 @@ def parse_mailbox(value: str) -> tuple[str, str, str | None]:
         return "", value, f"'{value}' is not an e-mail address"
     normalised, err = check_address(addr)
     return name, normalised, err
+
+
+EMPTY_ADDRESS = "(empty address at "  # how an invalid row without an address is stored
+
+
+def looks_corrected(bad: str, new: str) -> bool:
+    """Whether ``new`` reads as ``bad`` (an address recorded invalid) corrected: an empty one
+    filled in, or the same address but for a few typing mistakes (``b@exa mple.org``,
+    ``jean,dupont@@example.org``). A wholly other address is somebody else: cron must not send
+    them a finished issue because they landed on a deleted row's line."""
+    if bad.startswith(EMPTY_ADDRESS):
+        return True
+    a, b = bad.strip().lower(), new.strip().lower()
+    return _edits(a, b, max(3, len(b) // 5))
+
+
+def _edits(a: str, b: str, limit: int) -> bool:
+    """Levenshtein distance of ``a`` and ``b`` at most ``limit`` (a row of the table at a time,
+    given up once every cell of a row is past the limit)."""
+    if abs(len(a) - len(b)) > limit:
+        return False
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
+        if min(row) > limit:
+            return False
+    return row[-1] <= limit
