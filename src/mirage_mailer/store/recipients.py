@@ -503,21 +503,27 @@ class RecipientsMixin(StoreCore):
         and this is the row's response (the report says why it is unknown)."""
         now = self._now()
         with self._write() as conn:
-            conn.execute(
-                "INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
-                " SELECT id, issue, email, ?, coalesce(?, status), ? FROM recipients"
-                f" WHERE issue = ? AND {where} ORDER BY id",
-                (kind, attempted, now, issue),
-            )
-            if attempted is None:
-                cur = conn.execute(f"UPDATE recipients SET status = ? WHERE issue = ? AND {where}",
-                                   (new_status, issue))
-            else:
-                cur = conn.execute(
-                    "UPDATE recipients SET status = ?, attempts = attempts + 1, smtp_code = NULL,"
-                    f" smtp_response = ? WHERE issue = ? AND {where}",
-                    (new_status, attempted, issue))
-            return cur.rowcount
+            return self._move(conn, issue, where, new_status, kind, now, attempted=attempted)
+
+    @staticmethod
+    def _move(conn: Connection, issue: str, where: str, new_status: str, kind: str, now: str,
+              *, attempted: str | None = None, params: tuple[Any, ...] = ()) -> int:
+        """``_transition`` inside the caller's write transaction; ``params`` fill ``where``."""
+        conn.execute(
+            "INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
+            " SELECT id, issue, email, ?, coalesce(?, status), ? FROM recipients"
+            f" WHERE issue = ? AND {where} ORDER BY id",
+            (kind, attempted, now, issue, *params),
+        )
+        if attempted is None:
+            cur = conn.execute(f"UPDATE recipients SET status = ? WHERE issue = ? AND {where}",
+                               (new_status, issue, *params))
+        else:
+            cur = conn.execute(
+                "UPDATE recipients SET status = ?, attempts = attempts + 1, smtp_code = NULL,"
+                f" smtp_response = ? WHERE issue = ? AND {where}",
+                (new_status, attempted, issue, *params))
+        return int(cur.rowcount)
 
     def apply_suppressions(self, issue: str) -> int:
         """Pending/unknown rows whose address is suppressed become ``suppressed``.
@@ -550,18 +556,13 @@ class RecipientsMixin(StoreCore):
         wanted = list(dict.fromkeys(keys))
         now = self._now()
         moved = 0
-        with self._write() as conn:
+        with self._write() as conn:  # every chunk in one transaction
             for start in range(0, len(wanted), _PAGE):
-                chunk = wanted[start:start + _PAGE]
-                where = ("issue = ? AND status = 'unknown' AND email_key IN ("
+                chunk = tuple(wanted[start:start + _PAGE])
+                where = ("status = 'unknown' AND email_key IN ("
                          + ", ".join("?" * len(chunk)) + ")")
-                conn.execute(
-                    "INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
-                    " SELECT id, issue, email, 'requeued', status, ? FROM recipients"
-                    f" WHERE {where} ORDER BY id", (now, issue, *chunk))
-                cur = conn.execute(f"UPDATE recipients SET status = 'pending' WHERE {where}",
-                                   (issue, *chunk))
-                moved += cur.rowcount
+                moved += self._move(conn, issue, where, "pending", "requeued", now,
+                                    params=chunk)
         return moved
 
     # -- sending -------------------------------------------------------------------------------
