@@ -67,6 +67,18 @@ def status_of(lines: list[str], topic: str) -> list[str]:
     return [line for line in lines if topic in line]
 
 
+def with_dkim_key(configured: Path, key: rsa.RSAPrivateKey, *,
+                  domain: str = "example.org") -> None:
+    """``key`` in ``.mirage/dkim.pem`` and a ``dkim:`` section signing as ``domain``, s1."""
+    (configured / ".mirage").mkdir(exist_ok=True)
+    (configured / ".mirage/dkim.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    with (configured / "mirage.yaml").open("a", encoding="utf-8") as config:
+        config.write(f"\ndkim:\n  domain: {domain}\n  selector: s1\n"
+                     "  key_file: .mirage/dkim.pem\n")
+
+
 def test_good_zone_passes(configured: Path, run_cli: RunCli) -> None:
     run, lines = doctor(run_cli, GOOD)
     assert run.code == 0, run.out + run.err
@@ -159,14 +171,8 @@ def test_a_servfail_fails_its_check_and_the_others_still_print(configured: Path,
                                                              run_cli: RunCli) -> None:
     """A DKIM selector delegated to a provider whose servers fail: that one line fails with
     the server's words, and SPF, DMARC, MX and One-Click, which answered, are all reported."""
-    (configured / ".mirage").mkdir(exist_ok=True)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    (configured / ".mirage/dkim.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    with (configured / "mirage.yaml").open("a", encoding="utf-8") as config:
-        config.write("\ndkim:\n  domain: example.org\n  selector: s1\n"
-                     "  key_file: .mirage/dkim.pem\n")
+    with_dkim_key(configured, key)
     zone = broken({"s1._domainkey.example.org": {"TXT": "SERVFAIL"}})  # type: ignore[dict-item]
     run, lines = doctor(run_cli, zone)
     assert run.code == 1, run.out + run.err
@@ -242,13 +248,7 @@ def test_dkim_section_is_checked_against_dns(matching: bool, configured: Path,
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     published = key if matching else rsa.generate_private_key(public_exponent=65537,
                                                                key_size=2048)
-    (configured / ".mirage").mkdir(exist_ok=True)
-    (configured / ".mirage/dkim.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    with (configured / "mirage.yaml").open("a", encoding="utf-8") as config:
-        config.write("\ndkim:\n  domain: example.org\n  selector: s1\n"
-                     "  key_file: .mirage/dkim.pem\n")
+    with_dkim_key(configured, key)
     der = published.public_key().public_bytes(serialization.Encoding.DER,
                                               serialization.PublicFormat.SubjectPublicKeyInfo)
     zone = broken({"s1._domainkey.example.org": {
@@ -290,13 +290,7 @@ def test_an_internationalised_from_domain_is_looked_up_and_aligned_as_a_labels(
     edit(configured / "mirage.yaml", "<news@example.org>\n  return_path: bounces@mail.example.org",
          "<news@bücher.de>\n  return_path: bounces@mail.xn--bcher-kva.de")
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    (configured / ".mirage").mkdir(exist_ok=True)
-    (configured / ".mirage/dkim.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    with (configured / "mirage.yaml").open("a", encoding="utf-8") as config:
-        config.write("\ndkim:\n  domain: xn--bcher-kva.de\n  selector: s1\n"
-                     "  key_file: .mirage/dkim.pem\n")
+    with_dkim_key(configured, key, domain="xn--bcher-kva.de")
     der = key.public_key().public_bytes(serialization.Encoding.DER,
                                         serialization.PublicFormat.SubjectPublicKeyInfo)
     zone = {name.replace("example.org", "xn--bcher-kva.de"): records
