@@ -466,7 +466,7 @@ def run_due_command(obj: Context, now: str | None) -> int:
             err(str(problem))
             worst = ExitCode.INVALID_INPUT
         if not due:
-            click.echo(f"run-due: nothing due at {moment.isoformat()}")
+            click.echo(nothing_due_line(moment, len(problems)))
         for item in due:
             code = _send_due(obj, item.issue_dir, item.fixes_only)
             if _RANK[code] > _RANK[worst]:
@@ -474,6 +474,17 @@ def run_due_command(obj: Context, now: str | None) -> int:
             if code in _STOPPED:  # Ctrl-C or SIGTERM: no further issue is started
                 break
     return worst
+
+
+def nothing_due_line(moment: datetime, problems: int) -> str:
+    """The summary line of a run that sent nothing: a cron log read from its last line must
+    not say "nothing due" when an issue could not be handled (held back, or its issue.yaml
+    unreadable): the reasons are on stderr, which a log may keep apart."""
+    if not problems:
+        return f"run-due: nothing due at {moment.isoformat()}"
+    issues = "issue" if problems == 1 else "issues"
+    return (f"run-due: nothing sent at {moment.isoformat()}: {problems} {issues} could not "
+            "be handled (see the errors)")
 
 
 def _send_due(obj: Context, issue_dir: Path, fixes_only: bool) -> ExitCode:
