@@ -46,6 +46,7 @@ from mirage_mailer.compose.disclaimer import (
     words_language,
 )
 from mirage_mailer.compose.fragments import LanguageFragments, bind_fragments, default_filter
+from mirage_mailer.compose.image_width import outlook_widths
 from mirage_mailer.compose.images import InlineImage, embed_body_images, inline_image
 from mirage_mailer.compose.sandbox import BoundedSandbox, template_frame, template_problem
 from mirage_mailer.compose.slots import MirageUndefined, RecipientSlots, slot
@@ -395,6 +396,7 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
             display_path(settings.templates / HTML_TEMPLATE), None,
             f"the CSS in the template cannot be inlined: {type(exc).__name__}: "
             f"{shorten(str(exc), 120)}", "check the <style> block and style attributes")) from None
+    html = outlook_widths(html, images.values())
     html, click_urls, open_pixel = apply_tracking(html, settings.tracking)
     text = env.render_template(TEXT_TEMPLATE, context)
     template_path = display_path(settings.templates / HTML_TEMPLATE)
