@@ -5,6 +5,7 @@ path of the project is. CLI subprocesses on the sample project."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from helpers import RunCli
@@ -44,3 +45,30 @@ def test_preview_out_is_relative_to_the_current_folder(project: Path,
                      cwd=project / "templates")
     assert result.code == 0, result.err
     assert (project / "templates/here/en.html").is_file()
+
+
+def test_an_issue_folder_linked_from_outside_is_refused(project: Path, run_cli: RunCli,
+                                                        tmp_path: Path) -> None:
+    """The audit's case: two issues linked into issues/ from folders elsewhere that share a
+    name were one issue in the store (its id was the target's name), so the second was
+    never sent, exit 0. A link from outside is refused, as the docs say of every file."""
+    drafts = tmp_path / "drafts"
+    for month in ("oct", "nov"):
+        shutil.copytree(project / "issues" / ISSUE_ID, drafts / month / "issue")
+        (project / "issues" / f"2021-{month}-news").symlink_to(drafts / month / "issue")
+    for command in (("validate",), ("send", "--yes")):
+        result = run_cli(command[0], "issues/2021-nov-news", *command[1:])
+        assert result.code == 2, result.err
+        assert result.err.strip() == (
+            f"issues/2021-nov-news: the issue folder is a link to {drafts / 'nov/issue'}, "
+            "outside issues/ (move the issue folder itself there: a link that points "
+            "elsewhere is refused)")
+    assert not (project / "outbox/new").exists() or not any((project / "outbox/new").iterdir())
+
+
+def test_a_link_between_issue_folders_is_still_that_issue(project: Path,
+                                                          run_cli: RunCli) -> None:
+    (project / "issues/latest").symlink_to(project / "issues" / ISSUE_ID)
+    result = run_cli("send", "issues/latest", "--dry-run")
+    assert result.code == 0, result.err
+    assert result.out.startswith(f"{ISSUE_ID}: dry run, nothing sent: would send 5 ")

@@ -111,6 +111,14 @@ class Issue:
 
 def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Problem]]:
     """Load an issue folder; returns the issue and its warnings, raises on errors."""
+    if issue_dir.is_symlink() and not inside(issue_dir, issue_dir.absolute().parent):
+        # the id is the folder's name: a link's target would give it another (two links to
+        # folders named alike were one issue, the second never sent), and it lies elsewhere
+        raise InputError(Problem(display_path(issue_dir), None, "the issue folder is a link "
+                                 f"to {shorten(str(issue_dir.resolve()), 120)}, outside "
+                                 f"{display_path(issue_dir.absolute().parent)}/",
+                                 "move the issue folder itself there: a link that points "
+                                 "elsewhere is refused"))
     issue_dir = issue_dir.resolve()
     path = issue_dir / "issue.yaml"
     if not issue_dir.is_dir():
