@@ -105,8 +105,10 @@ def validate_command(obj: Context, issue: str | None) -> int:
     only issue, or the latest one (highest number, then date; an undated draft, such as
     the one new-issue just started, counts as newest).
 
-    Prints every problem as path:line: message. Exit 2 if any is an error;
-    warnings (duplicate addresses, missing translations) leave exit 0.
+    Prints every problem as path:line: message. Exit 2 if any is an error (an issue of
+    images only, with no text, is one); warnings (duplicate addresses, missing
+    translations, a subject or heading in capitals or with '!!!', little text for many
+    images) leave exit 0.
     """
     found = validate(obj.config, issue_folder(obj, issue))
     for problem in [*found.warnings, *found.errors]:
@@ -145,7 +147,8 @@ def preview_command(obj: Context, issue: str | None, out: Path | None, recipient
         err(str(problem))
     # the default is the project's preview/ folder wherever this runs; --out, as typed
     target = out if out is not None else project.settings.root / "preview" / project.issue.id
-    for path in write_preview(project, target, recipient=recipient, lang=lang):
+    for path in write_preview(project, target, recipient=recipient, lang=lang,
+                              on_warning=lambda problem: err(str(problem))):
         click.echo(display_path(path))
     return ExitCode.OK
 

@@ -309,6 +309,8 @@ def run_send(obj: Context, issue_dir: Path, options: SendOptions, yes: bool,
     if warn_tls and (insecure := insecure_tls_warning(project.settings)):
         err(str(insecure))
     prep = prepare(project, options)
+    for problem in prep.warnings:  # what only the rendered issue shows (its image ratio)
+        err(str(problem))
     if options.dry_run and options.to:
         return dry_run_test(prep, options.to)
     if options.dry_run:

@@ -13,6 +13,7 @@ from pathlib import Path
 from mirage_mailer.compose.disclaimer import block_for, union_name_warnings, words_language
 from mirage_mailer.compose.message import Personal, person_values
 from mirage_mailer.compose.render import RenderedLanguage, render_issue
+from mirage_mailer.compose.spam_checks import source_problems
 from mirage_mailer.compose.strings import strings_for
 from mirage_mailer.project.config import CONFIG_NAME, Settings, find_config, load_settings
 from mirage_mailer.project.content import Issue, load_issue
@@ -88,6 +89,8 @@ def open_project(config: Path | None, issue_dir: Path) -> Project:
     settings = load_settings(locate_config(config, issue_dir))
     issue, warnings = load_issue(issue_dir, settings.project.language)
     problems = Collector()
+    content = source_problems(issue)  # shouting (warnings), an issue of images only (errors)
+    problems.problems.extend(content)
     paths: dict[str, Path] = {}
     for name in issue.lists:
         try:
@@ -95,8 +98,9 @@ def open_project(config: Path | None, issue_dir: Path) -> Project:
                                     line=issue.lines.get("list"))
         except InputError as exc:
             problems.problems.extend(exc.problems)
-    problems.raise_if_errors()
-    warnings = warnings + disclaimer_warnings(settings, issue)
+    if problems.errors:  # said with its warnings: all there is to fix in the issue at once
+        raise InputError(problems.problems)
+    warnings = warnings + problems.warnings + disclaimer_warnings(settings, issue)
     if settings.dkim is not None:  # a weak key, a signing domain that does not align
         from mirage_mailer.services.dkim_keys import dkim_warnings
 

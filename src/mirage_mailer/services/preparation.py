@@ -6,16 +6,18 @@ signing key and the factory are made in one place.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mirage_mailer.compose.message import MessageFactory
 from mirage_mailer.compose.render import RenderedLanguage
+from mirage_mailer.compose.spam_checks import ratio_problems
 from mirage_mailer.delivery import Envelope
 from mirage_mailer.project.config import Settings
 from mirage_mailer.services.loader import Project, render, template_fields
 from mirage_mailer.services.presign import presigned
 from mirage_mailer.services.signing import signing_secret
+from mirage_mailer.util.errors import Problem
 from mirage_mailer.util.tokens import Signer
 
 if TYPE_CHECKING:
@@ -31,6 +33,7 @@ class Preparation:
     factory: MessageFactory
     fields: set[str]  # list columns templates may use, read once from the list headers
     dkim: DkimSigner | None = None  # the DKIM signer (dkim: configured)
+    warnings: list[Problem] = field(default_factory=list)  # seen in the rendered issue
 
 
 def signer_for(settings: Settings) -> Signer:
@@ -56,7 +59,8 @@ def prepare_issue(project: Project, *, languages: tuple[str, ...] | None = None,
     if dkim is not None:
         for skeleton in factory.skeletons.values():
             dkim.body.learn(skeleton.constant_runs())
-    return Preparation(project, rendered, factory, fields, dkim)
+    return Preparation(project, rendered, factory, fields, dkim,
+                       ratio_problems(project.issue, rendered))
 
 
 def for_the_wire(prep: Preparation, envelopes: Iterator[Envelope]) -> Iterator[Envelope]:

@@ -6,6 +6,7 @@ included) are written beside it and the ``cid:`` references point at those files
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -13,6 +14,7 @@ from mirage_mailer.compose.message import Personal, fill
 from mirage_mailer.project.lists import Subscriber
 from mirage_mailer.services.loader import Project, iter_rows
 from mirage_mailer.services.preparation import prepare_issue
+from mirage_mailer.util.errors import Problem
 from mirage_mailer.util.writes import check_folder_path, writing
 
 SAMPLE_EMAIL = "reader@example.org"
@@ -33,11 +35,17 @@ def preview_person(
 
 
 def write_preview(project: Project, out_dir: Path, *, recipient: str | None,
-                  lang: str | None) -> list[Path]:
-    """The files for every issue language (or ``lang``), personalised for ``recipient``."""
+                  lang: str | None,
+                  on_warning: Callable[[Problem], None] | None = None) -> list[Path]:
+    """The files for every issue language (or ``lang``), personalised for ``recipient``;
+    ``on_warning`` hears what only the rendered issue shows (its image ratio), before any
+    file is written."""
     check_folder_path(out_dir, "the preview")
     languages = (project.issue.language_option(lang),) if lang is not None else None
     prep = prepare_issue(project, languages=languages)
+    if on_warning is not None:
+        for problem in prep.warnings:
+            on_warning(problem)
     rendered, factory = prep.rendered, prep.factory
     person, _ = preview_person(project, recipient, prep.fields)
     files: dict[Path, bytes] = {}  # built first: only the writing can fail on the folder

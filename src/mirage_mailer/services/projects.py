@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mirage_mailer.compose.spam_checks import ratio_problems
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.project.init_answers import ProjectAnswers
 from mirage_mailer.project.new_issue import StartedIssue, latest_issue, start_issue
@@ -91,8 +92,11 @@ def validate(config: Path | None, issue_dir: Path) -> Validation:
         store_problems = list(exc.problems)
         plan, scan = _plan_and_scan(project, use_store=False)
     errors = list(scan.row_problems)
+    ratio: list[Problem] = []
     try:
-        errors.extend(reader_problems(project, render(project, scan.fields)))
+        rendered = render(project, scan.fields)
+        ratio = ratio_problems(project.issue, rendered)  # too little text for the images
+        errors.extend(reader_problems(project, rendered))
     except InputError as exc:
         errors.extend(exc.problems)
     try:  # the same refusal as preview and send, but a project without a secret gets none
@@ -106,7 +110,7 @@ def validate(config: Path | None, issue_dir: Path) -> Validation:
     insecure = insecure_tls_warning(project.settings)  # validate is where a setting is read
     closed = closed_warning(project.settings)  # several lists, none said open to the public
     return Validation(project.issue.id, tuple(project.issue.languages), plan, errors,
-                      project.warnings + scan.duplicates
+                      project.warnings + ratio + scan.duplicates
                       + [found for found in (insecure, closed) if found is not None],
                       store_problems)
 
