@@ -140,7 +140,10 @@ def columns_of(rows: Iterable[Subscriber | RowProblem]) -> Iterator[Columns]:
 
 def iter_columns(path: Path, list_name: str) -> Iterator[Columns]:
     """A CSV list's rows as ``Columns``: exactly the rows, row problems and fatal error of
-    ``lists._iter_csv``, in the same order."""
+    ``lists._iter_csv``, in the same order. Before a fatal error there may be more rows
+    than that reader gives (its text layer decodes 8 KiB ahead, so a byte that is not
+    UTF-8 stops it a few rows earlier): the error is the same, and it is all validate
+    prints then."""
     where = display_path(path)
     with _open_csv(path) as handle:
         try:
