@@ -291,7 +291,8 @@ class _BlockRows:
         return None
 
     def domain(self, written: str) -> tuple[str, int]:
-        """``plain_address``'s answer for the domain; (written, -1) while it has none."""
+        """``settled_domain`` and the longest local part it takes; (written, -1) while it has
+        none (email-validator may settle it when a row takes the long way)."""
         known = settled_domain(written)
         if known is None:
             return written, -1  # not kept: email-validator may settle it on a row's way

@@ -86,8 +86,14 @@ def check_clean_address(address: str) -> tuple[str, str | None]:
     """``check_address`` for a value already known to pass ``check_header_value`` (a list
     row checks all its values at once: once per row, not again for the address)."""
     simple = _CACHEABLE.fullmatch(address)
-    if simple is not None and (short := plain_address(simple[1], simple[2])) is not None:
-        return short, None
+    if simple is not None and (known := _domains.get(simple[2])
+                               or _plain_domain(simple[2])) is not None:
+        domain, longest = known
+        local = simple[1]
+        if len(local) + 1 + longest <= _MAX_ADDRESS:
+            if local.lower() in _LOWERED:
+                local = local.lower()
+            return f"{local}@{domain}", None
     from email_validator import EmailNotValidError, validate_email
 
     try:
@@ -103,26 +109,15 @@ def check_clean_address(address: str) -> tuple[str, str | None]:
     return info.normalized, None
 
 
-def plain_address(local: str, domain: str) -> str | None:
-    """The short way of ``check_clean_address`` for an address already split into a
-    dot-atom local part and its domain as written: the normalised address, or None when
-    email-validator must decide (a domain not settled yet, or too long an address). A list
-    reader that matched the parts in its own pass over a line calls this directly."""
-    known = settled_domain(domain)
-    if known is None or len(local) + 1 + known[1] > _MAX_ADDRESS:
-        return None
-    if local.lower() in _LOWERED:
-        local = local.lower()
-    return f"{local}@{known[0]}"
-
-
 def settled_domain(domain: str) -> tuple[str, int] | None:
     """(normalised domain, the longest of its forms in octets) of a domain as written that
-    needs email-validator no more (seen by it already, or a plain host name); else None."""
+    needs email-validator no more (seen by it already, or a plain host name); else None:
+    ``check_clean_address``'s short way, for a reader that splits addresses itself."""
     return _domains.get(domain) or _plain_domain(domain)
 
 
-# for a reader that settles plain addresses in its own loop, as ``plain_address`` does
+# for a reader that settles plain addresses in its own loop, as ``check_clean_address``
+# does (``project/list_columns.py``)
 MAX_ADDRESS = _MAX_ADDRESS
 LOWERED_LOCALS = _LOWERED
 
