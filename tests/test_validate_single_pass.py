@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from helpers import SAMPLE_ISSUE
+from mirage_mailer.project.list_columns import Columns
 from mirage_mailer.project.lists import RowProblem, SubjectOf, Subscriber, iter_list
+from mirage_mailer.services.list_scan import list_columns
 from mirage_mailer.services.projects import validate
 from mirage_mailer.store import Store
 
@@ -26,7 +28,12 @@ def test_each_list_is_read_once(in_project: Path, monkeypatch: pytest.MonkeyPatc
         reads.append(path)
         return iter_list(path, name, subject=subject)
 
+    def columns(path: Path, name: str) -> Iterator[Columns]:
+        reads.append(path)
+        return list_columns(path, name)
+
     monkeypatch.setattr("mirage_mailer.services.loader.iter_list", counted)
+    monkeypatch.setattr("mirage_mailer.services.list_scan.list_columns", columns)
     _append(in_project, "maria.georgiou@EXAMPLE.org,Maria again,en,\nbad@@example.org,,en,\n")
     found = validate(None, Path(SAMPLE_ISSUE))
     assert [p.name for p in reads] == ["subscribers.csv"]

@@ -26,6 +26,7 @@ import signal
 import traceback
 import warnings
 from collections.abc import Callable, Iterator
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -53,10 +54,31 @@ def iter_in_child(path: Path, list_name: str, reader: Reader, subscriber: type[A
     """``reader(path, list_name)``'s rows, in order, read by a child process; with
     ``subject``, each row's ``subject`` is ``subject(row.email)``, computed by the child (a
     keyed hash: 2 µs a row that this process no longer spends)."""
+    for payload in _from_child(path, partial(_row_batches, path, list_name, reader,
+                                             subscriber, subject)):
+        for item in payload:
+            if type(item) is tuple:
+                email, name, lang, fields, line, hashed, text = item
+                yield subscriber(email, name, lang, fields, list_name, path, line,
+                                 hashed, text)
+            else:
+                yield item
+
+
+def columns_in_child(path: Path, list_name: str,
+                     read: Callable[[Path, str], Iterator[Any]]) -> Iterator[Any]:
+    """``read(path, list_name)``'s items (``list_columns.iter_columns``: a few objects per
+    10,000 rows), read by a child process: each item is one message on the pipe."""
+    for payload in _from_child(path, partial(_each, read, path, list_name)):
+        yield from payload
+
+
+def _from_child(path: Path, batches: Callable[[], Iterator[list[Any]]]) -> Iterator[Any]:
+    """The lists ``batches()`` yields in a forked child, as they come; its ``InputError``
+    raised here, after the rows before it."""
     ours, theirs = multiprocessing.get_context("fork").Pipe(duplex=False)
     child = multiprocessing.get_context("fork").Process(
-        target=_child, args=(ours, theirs, path, list_name, reader, subscriber, subject),
-        daemon=True)
+        target=_child, args=(ours, theirs, batches), daemon=True)
     with warnings.catch_warnings():  # Python 3.12+ warns at any fork beside a thread; the
         # threads can_fork lets by (util/forksafe.py) hold no lock the child takes
         warnings.filterwarnings("ignore", r"This process .* is multi-threaded",
@@ -71,13 +93,7 @@ def iter_in_child(path: Path, list_name: str, reader: Reader, subscriber: type[A
                 raise RuntimeError(f"the reader of {path} stopped without an answer "
                                    f"(exit code {child.exitcode})") from None
             if kind == _ROWS:
-                for item in payload:
-                    if type(item) is tuple:
-                        email, name, lang, fields, line, hashed, text = item
-                        yield subscriber(email, name, lang, fields, list_name, path, line,
-                                         hashed, text)
-                    else:
-                        yield item
+                yield payload
             elif kind == _END:
                 return
             elif kind == _INPUT:
@@ -91,8 +107,40 @@ def iter_in_child(path: Path, list_name: str, reader: Reader, subscriber: type[A
         child.join()
 
 
-def _child(parents: Connection, out: Connection, path: Path, list_name: str, reader: Reader,
-           subscriber: type[Any], subject: Callable[[str], str] | None) -> None:
+def _row_batches(path: Path, list_name: str, reader: Reader, subscriber: type[Any],
+                 subject: Callable[[str], str] | None) -> Iterator[list[Any]]:
+    """The rows as compact tuples (a ``Subscriber`` without the list name and path, which
+    are the same for every row), ``_BATCH`` a list; the rows before an ``InputError`` are
+    given before it is raised."""
+    batch: list[Any] = []
+    try:
+        for row in reader(path, list_name):
+            if type(row) is subscriber:
+                if subject is None:
+                    batch.append((row.email, row.name, row.lang, row.fields, row.line,
+                                  None, None))
+                else:
+                    batch.append((row.email, row.name, row.lang, row.fields, row.line,
+                                  subject(row.email), fields_json(row.fields)))
+            else:
+                batch.append(row)
+            if len(batch) >= _BATCH:
+                yield batch
+                batch = []
+    except InputError:
+        yield batch
+        raise
+    yield batch
+
+
+def _each(read: Callable[[Path, str], Iterator[Any]], path: Path,
+          list_name: str) -> Iterator[list[Any]]:
+    for item in read(path, list_name):
+        yield [item]
+
+
+def _child(parents: Connection, out: Connection,
+           batches: Callable[[], Iterator[list[Any]]]) -> None:
     """Read, check and send; never returns (``os._exit``: nothing inherited is cleaned up)."""
     code = 0
     try:
@@ -101,26 +149,12 @@ def _child(parents: Connection, out: Connection, path: Path, list_name: str, rea
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
         gc.freeze()  # what the fork inherited is never garbage here: no collection walks it
         gc.set_threshold(BULK_THRESHOLD)  # rows die by reference count (util/gcquiet.py)
-        batch: list[Any] = []
         try:
-            for row in reader(path, list_name):
-                if type(row) is subscriber:
-                    if subject is None:
-                        batch.append((row.email, row.name, row.lang, row.fields, row.line,
-                                      None, None))
-                    else:
-                        batch.append((row.email, row.name, row.lang, row.fields, row.line,
-                                      subject(row.email), fields_json(row.fields)))
-                else:
-                    batch.append(row)
-                if len(batch) >= _BATCH:
-                    out.send((_ROWS, batch))
-                    batch = []
+            for batch in batches():
+                out.send((_ROWS, batch))
         except InputError as exc:
-            out.send((_ROWS, batch))
             out.send((_INPUT, exc.problems))
         else:
-            out.send((_ROWS, batch))
             out.send((_END, None))
     except (BrokenPipeError, ConnectionResetError):
         code = 1  # the parent is gone or stopped reading

@@ -182,6 +182,11 @@ def _at(lines: dict[str, int] | None, column: str, line: int) -> int:
     return line if lines is None else lines.get(column, line)
 
 
+def language_of(lang: str) -> tuple[str, str | None]:
+    """(normalised code, problem) of a stripped, non-empty lang value, as a row reads it."""
+    return _LANGUAGES.get(lang) or _language(lang)
+
+
 def _language(lang: str) -> tuple[str, str | None]:
     """(normalised code, problem) of a lang value as written; a list holds few distinct ones,
     so each is checked once (the cache stays small whatever the file holds)."""
@@ -304,13 +309,8 @@ def _iter_csv(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
                         raise InputError(bad)
                 if not (row and row[0].strip()) and not any(cell.strip() for cell in row):
                     continue
-                raw = (dict(zip(columns, row, strict=False)) if named else
-                       {col: cell for col, cell in zip(columns, row, strict=False) if col})
-                if len(row) > width and (extra := extra_cells(row, columns, width, delimiter)):
-                    yield RowProblem(raw.get("email", "").strip(), list_name,
-                                     Problem(where, start, *extra))
-                    continue
-                yield _check_row(raw, list_name, path, start, where)
+                yield record(row, columns, delimiter, list_name, path, start, where,
+                             named=named, width=width)
         except UnicodeDecodeError:
             raise _not_utf8(path, line + 1) from None
         except csv.Error as exc:
@@ -322,6 +322,23 @@ def _iter_csv(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
                 problem = Problem(where, reader.line_num + 1, f"CSV error: {exc}",
                                   "check the quotes on this line")
             raise InputError(problem) from None
+
+
+def record(row: list[str], columns: list[str], delimiter: str, list_name: str, path: Path,
+           start: int, where: str, *, named: bool, width: int) -> Subscriber | RowProblem:
+    """One CSV record that is not blank, as a row or a row problem (``list_columns`` reads
+    the lines it does not settle itself through this too)."""
+    raw = (dict(zip(columns, row, strict=False)) if named else
+           {col: cell for col, cell in zip(columns, row, strict=False) if col})
+    if len(row) > width and (extra := extra_cells(row, columns, width, delimiter)):
+        return RowProblem(raw.get("email", "").strip(), list_name,
+                          Problem(where, start, *extra))
+    return _check_row(raw, list_name, path, start, where)
+
+
+def is_blank(row: list[str]) -> bool:
+    """A record with nothing in it (a spreadsheet's empty line): skipped, never a problem."""
+    return not (row and row[0].strip()) and not any(cell.strip() for cell in row)
 
 
 def list_fields(path: Path) -> set[str]:

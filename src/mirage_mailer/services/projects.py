@@ -14,6 +14,7 @@ from mirage_mailer.project.init_answers import ProjectAnswers
 from mirage_mailer.project.new_issue import StartedIssue, latest_issue, start_issue
 from mirage_mailer.project.scaffold import check_target, init_project
 from mirage_mailer.project.signup_lists import closed_warning
+from mirage_mailer.services.list_scan import scan_lists
 from mirage_mailer.services.loader import (
     Project,
     find_issue,
@@ -23,7 +24,7 @@ from mirage_mailer.services.loader import (
     render,
 )
 from mirage_mailer.services.outbound import insecure_tls_warning
-from mirage_mailer.services.planning import ListScan, Plan, scan_plan
+from mirage_mailer.services.planning import ListScan, Plan
 from mirage_mailer.services.sending import SendOptions, existing_store, plan_options
 from mirage_mailer.services.signing import check_signing_secret, rotate
 from mirage_mailer.store import StoreError
@@ -118,11 +119,11 @@ def validate(config: Path | None, issue_dir: Path) -> Validation:
 def _plan_and_scan(project: Project, *, use_store: bool) -> tuple[Plan, ListScan]:
     options = plan_options(SendOptions())
     if not use_store:
-        return scan_plan(project, None, options)
+        return scan_lists(project, None, options)
     settings = project.settings  # a lost store: named (a StoreError), not filled with a schema
     check_kept(settings.tracking.database, settings.state_dir, READS)
     with existing_store(project) as store:
-        return scan_plan(project, store, options)
+        return scan_lists(project, store, options)
 
 
 def rotate_signing_key(config: Path | None, *, replace_lost: bool = False) -> Rotation:
