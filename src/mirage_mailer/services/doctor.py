@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mirage_mailer.project.config import DkimConfig, Settings, find_config, load_settings
+from mirage_mailer.project.config_checks import redact
 from mirage_mailer.services.dkim_keys import MAX_KEY_BYTES
 from mirage_mailer.services.doctor_dkim import dkim_check
 from mirage_mailer.services.doctor_dmarc import dmarc_checks, mx_check
@@ -112,7 +113,7 @@ def _relays(settings: Settings, spf: Spf, dns: Dns, domain: str) -> list[Check]:
         hosts = [transport.host]
     else:
         return [Check("warn", f"SPF {domain} and the relay", f"transport.url is "
-                      f"{transport.url}: no relay to check", "run doctor again once "
+                      f"{redact(transport.url)}: no relay to check", "run doctor again once "
                       "transport.url names your SMTP relay")]
     lines: list[Check] = []
     for host in hosts:
