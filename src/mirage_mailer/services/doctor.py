@@ -169,7 +169,7 @@ def unsubscribe_checks(settings: Settings, dns: Dns) -> list[Check]:
         checks.append(Check("fail", topic, f"the signing secret: {problem.message}",
                             problem.hint))
     if parts.scheme != "https":
-        checks.append(Check("warn", topic, f"{base} is plain http: for local tests only; "
+        checks.append(Check("warn", topic, f"{redact(base)} is plain http: for local tests only; "
                             "providers post One-Click only to https",
                             "set tracking.base_url to an https address"))
         return checks
@@ -186,5 +186,5 @@ def unsubscribe_checks(settings: Settings, dns: Dns) -> list[Check]:
                             "readers outside cannot reach the link",
                             "publish the public address of the server"))
     else:
-        checks.append(Check("ok", topic, f"One-Click offered: {base} ({host} resolves)"))
+        checks.append(Check("ok", topic, f"One-Click offered: {redact(base)} ({host} resolves)"))
     return checks
