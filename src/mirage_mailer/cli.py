@@ -24,6 +24,7 @@ import click
 from mirage_mailer import __version__
 from mirage_mailer.commands.common import Context, err
 from mirage_mailer.util.errors import ExitCode, MirageError, is_busy
+from mirage_mailer.util.pathfaults import as_path_mistake, path_mistake
 from mirage_mailer.util.statefault import is_state_fault, state_write_error
 
 
@@ -223,6 +224,9 @@ def main(argv: list[str] | None = None) -> None:
             err(f"tracking database: cannot read it now: {exc} (another mirage-mailer process "
                 "is writing to it (wait and rerun); a rerun resumes where this one stopped)")
             sys.exit(int(ExitCode.CANNOT_DELIVER))
+        if (mistake := as_path_mistake(exc)) is not None:  # a name too long, a link loop
+            err(str(path_mistake(mistake).problems[0]))
+            sys.exit(int(ExitCode.INVALID_INPUT))
         if is_state_fault(exc):  # a full disk or a folder we may not write: no bug
             if verbose:
                 traceback.print_exc()

@@ -34,7 +34,7 @@ def test_maildir_receives_parseable_messages(tmp_path: Path, deliver: Deliver) -
     assert msg["Delivered-To"] == "r3@example.net"
     assert msg["To"].addresses[0].addr_spec == "r3@example.net"
     assert msg.get_content() == "Hello number 3.\n.leading dot line\n"
-    assert all((r.outcome, r.code, r.response, r.final) == (Outcome.SENT, None, DELIVERED, True)
+    assert all((r.outcome, r.code, r.response, r.final) == (Outcome.SENT, 250, DELIVERED, True)
                for r in run.rec.results)
 
 
@@ -91,6 +91,9 @@ def test_write_failure_mid_run_resolves_the_message(tmp_path: Path) -> None:
         raise AssertionError("expected DeliveryAborted")
     final = rec.final()
     assert final[1].outcome is Outcome.SENT and final[2].outcome is Outcome.DEFERRED
+    # no server answered the failed write: no code, the reason in the response
+    assert (final[1].code, final[2].code) == (250, None)
+    assert final[2].response.startswith("cannot write to the Maildir: ")
 
 
 def test_smtp_sink_needs_no_pytest() -> None:

@@ -24,6 +24,7 @@ from mirage_mailer.commands.common import (
 )
 from mirage_mailer.commands.signals import SignalStop
 from mirage_mailer.project.config import load_settings
+from mirage_mailer.project.config_checks import redact
 from mirage_mailer.project.content import parse_send_at
 from mirage_mailer.services.loader import locate_config, open_project
 from mirage_mailer.services.outbound import insecure_tls_warning
@@ -236,7 +237,7 @@ def _confirm(prep: Preparation, options: SendOptions, yes: bool) -> bool:
     project = prep.project
     transport = project.settings.transport
     via = (", ".join(relay.name for relay in transport.relays) if transport.relays
-           else transport.url)
+           else redact(transport.url))
     question = ask(plan_to_confirm(project, options), via)
     if question is None:
         return True  # the send records the lists as they are and says "nothing to send"

@@ -84,7 +84,7 @@ def serve_command(obj: Context, host: str, port: int, proxy_headers: bool,
         err(f"warning: tracking.base_url is not set: messages carry only a mailto unsubscribe, "
             f"and confirmation links point at {here}")
     banner = (f"serving {settings.project.name} on {_url(host, port)} "
-              f"(public address: {settings.tracking.base_url or 'not set'}); Ctrl-C stops")
+              f"(public address: {redact(settings.tracking.base_url or 'not set')}); Ctrl-C stops")
     config = uvicorn.Config(app, host=host, port=port, proxy_headers=proxy_headers,
                             forwarded_allow_ips=forwarded_allow_ips if proxy_headers else None,
                             access_log=access_log, server_header=False, log_config=None)

@@ -40,6 +40,7 @@ from mirage_mailer.delivery.relays import Lineup, deliver_relays
 from mirage_mailer.delivery.settings import RelayTarget, TransportSettings
 from mirage_mailer.delivery.tls import client_context
 from mirage_mailer.util.errors import Problem
+from mirage_mailer.util.urlsecrets import redact
 
 __all__ = [
     "AdaptiveSettings",
@@ -112,7 +113,7 @@ async def deliver_all(
                                      on_result=on_result, stop=stop)
     if transport.scheme not in ("smtp", "smtps"):
         raise DeliveryAborted(Problem("mirage.yaml", None,
-                                      f"unknown transport {transport.url!r}",
+                                      f"unknown transport {redact(transport.url)!r}",
                                       "use maildir:PATH, smtp://host:port or smtps://host:port"))
     hostname = local_hostname or str(await asyncio.to_thread(socket.getfqdn))
     private_ca = tls_context is None and transport.ca_file is not None

@@ -29,6 +29,10 @@ from mirage_mailer.util.addresses import ascii_address
 from mirage_mailer.util.errors import Problem, display_path
 
 DELIVERED = "delivered to Maildir"
+# A message in new/ is the local equivalent of a relay's 250 after DATA: a sent row has an
+# integer code on every transport (the report's contract shape, "smtp_code": 250). A write that
+# fails keeps None: no server answered, and the recipient stays pending for a rerun.
+ACCEPTED = 250
 _counter = itertools.count()
 
 
@@ -132,7 +136,7 @@ async def deliver_maildir(
                                               "check free disk space and permissions"),
                                       stats) from None
             sent += 1
-            on_result(Result(envelope, Outcome.SENT, None, DELIVERED, True))
+            on_result(Result(envelope, Outcome.SENT, ACCEPTED, DELIVERED, True))
             await asyncio.sleep(0)  # let a Ctrl-C handler set the stop event
         stopped = stop is not None and stop.is_set()
     finally:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from mirage_mailer.project.config_checks import Section, has_userinfo, redact
+from mirage_mailer.project.config_checks import Section, has_userinfo, redact, secret_in_query
 from mirage_mailer.project.yamlsrc import LineDict
 from mirage_mailer.util.addresses import parse_mailbox
 from mirage_mailer.util.errors import Collector, shorten
@@ -148,6 +148,9 @@ def _mailbox(s: Section, root: Path) -> tuple[Path | None, ImapMailbox | None]:
                            "password",
                            "remove them; name the environment variables that hold them with "
                            "username_env and password_env")
+            return None, None
+        if secret_in_query(s.problems, s.path, line, "bounces.mailbox", url,
+                           "bounces.password_env"):
             return None, None
         try:
             parts = urlsplit(url)

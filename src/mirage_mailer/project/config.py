@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from mirage_mailer.project.base_url import base_url_problem
 from mirage_mailer.project.bounce_config import BOUNCE_KEYS, BounceConfig, load_bounces
 from mirage_mailer.project.cafile import ca_file_problem
-from mirage_mailer.project.config_checks import MAX_TEXT, has_userinfo, redact
+from mirage_mailer.project.config_checks import MAX_TEXT, has_userinfo, redact, secret_in_query
 from mirage_mailer.project.config_checks import Section as _Section
 from mirage_mailer.project.eu_names import RULE, statement_problem
 from mirage_mailer.project.relay_config import Relay, RelayDefaults, load_relays, relay_lines
@@ -406,6 +406,9 @@ def _load_transport(sec: LineDict, path: Path, problems: Collector, root: Path) 
                      f"'transport.url' {shown!r} holds a user name or password",
                      "remove them from the URL; put them in environment variables named by "
                      "username_env/password_env")
+    elif secret_in_query(problems, path, s.line("url"), "transport.url", url,
+                         "transport.password_env"):
+        pass
     elif scheme == "maildir" and rest:
         maildir = (root / rest).resolve()
     elif scheme in ("smtp", "smtps"):

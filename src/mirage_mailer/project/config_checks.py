@@ -3,8 +3,8 @@
 A value that parses is not yet a value that works: ``rate_per_second: 1e-300`` waits forever,
 ``.nan`` compares false with everything, ``from: ''`` sends ``From: <>``. Every getter checks
 type and a sane range and adds one problem in the officer's words instead of raising. Values
-echoed back are shortened, and URLs lose their user name and password: messages end up in
-cron logs.
+echoed back are shortened, and URLs lose their user name and password, query and fragment
+(``util/urlsecrets.py``): messages end up in cron logs.
 """
 
 from __future__ import annotations
@@ -21,19 +21,27 @@ from mirage_mailer.util.envnames import RULE as ENV_NAME_RULE
 from mirage_mailer.util.envnames import is_env_name
 from mirage_mailer.util.errors import Collector, shorten
 from mirage_mailer.util.headersafe import header_problem
+from mirage_mailer.util.urlsecrets import has_query_or_fragment as has_query_or_fragment
+from mirage_mailer.util.urlsecrets import has_userinfo as has_userinfo
+from mirage_mailer.util.urlsecrets import redact as redact
 
 MAX_TEXT = 1000  # characters of a one-line setting
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:/*)[^/?#\s]*@")
 
 
-def redact(text: str) -> str:
-    """``smtp://bob:pw@host`` -> ``smtp://***@host``: no message ever prints a secret."""
-    return _USERINFO.sub(r"\1***@", text)
-
-
-def has_userinfo(url: str) -> bool:
-    """``scheme://user:pass@host``; a path with an @ in it (maildir:a@b) is no userinfo."""
-    return _USERINFO.search(url) is not None and "://" in url.partition("@")[0]
+def secret_in_query(problems: Collector, path: Path, line: int | None, key: str, url: str,
+                    password_key: str) -> bool:
+    """True, with one problem, when a login URL has a query or fragment: no SMTP or IMAP URL
+    here uses one, so it is most likely a password pasted there (``?password=...``). The URL
+    is echoed with it masked, and the fix names where the password goes instead."""
+    if not has_query_or_fragment(url):
+        return False
+    problems.add(path, line, f"'{key}' '{shorten(redact(url))}' has a query (?...) or a "
+                 "fragment (#...), which it does not use; what is written there is not shown, "
+                 "as it may be a password",
+                 f"remove everything from the '?' or '#' on, and put a password in the "
+                 f"environment variable that '{password_key}' names; if a real password was "
+                 "written here, change it")
+    return True
 
 
 def describe(value: Any) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -83,10 +84,36 @@ def find_list(lists_dir: Path, name: str, *, origin: Path, line: int | None) -> 
                                      "outside the project folder", "put the list file "
                                      "itself in lists/, not a link to it"))
         return found[0]
+    broken = broken_list_link(lists_dir, name)
+    if broken is not None:  # "create lists/x.csv" would write through the link
+        said, hint = broken
+        raise InputError(Problem(display_path(origin), line, f"list '{shown}': {said}", hint))
     raise InputError(
         Problem(display_path(origin), line, f"list '{shown}' not found",
                 f"create {display_path(lists_dir / name)}.csv or .yaml, or fix the name")
     )
+
+
+def broken_list_link(lists_dir: Path, name: str) -> tuple[str, str] | None:
+    """What is wrong and the fix when lists/<name>.csv|.yaml|.yml is a link to no file (a
+    list moved or deleted behind it): the fix is the link, not a new file, which would be
+    written wherever the link points."""
+    try:
+        links = sorted(p for p in lists_dir.iterdir() if p.stem == name
+                       and p.suffix.lower() in LIST_SUFFIXES and p.is_symlink()
+                       and not p.exists())
+        target = os.readlink(links[0]) if links else None
+    except OSError:
+        return None
+    if not links or target is None:
+        return None
+    where = os.path.join(display_path(lists_dir), links[0].name)  # the link, not its target
+    pointed = Path(os.path.normpath(links[0].parent / target))
+    said = f"{where} is a broken link: it points to '{shorten(target)}', where there is no file"
+    replace = f"remove the link (rm {where}) and put the list file itself in its place"
+    if not inside(pointed, lists_dir.parent):  # a list from outside is refused anyway
+        return said, f"{replace}: a list must lie inside the project folder"
+    return said, f"put the list file back at {shorten(display_path(pointed))}, or {replace}"
 
 
 def list_names(lists_dir: Path) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mirage_mailer.project.config_checks import Section, has_userinfo, redact
+from mirage_mailer.project.config_checks import Section, has_userinfo, redact, secret_in_query
 from mirage_mailer.project.yamlsrc import LineDict, LineList, check_keys
 from mirage_mailer.util.errors import Collector, shorten
 
@@ -69,6 +69,9 @@ def smtp_endpoint(url: str, key: str, line: int, path: Path,
         problems.add(path, line, f"'{key}' {shown!r} holds a user name or password",
                      "remove them from the URL; put them in environment variables named by "
                      "username_env/password_env")
+        return scheme, "", 0
+    if secret_in_query(problems, path, line, key, url,
+                       f"{key.removesuffix('.url')}.password_env"):
         return scheme, "", 0
     if scheme not in ("smtp", "smtps"):
         problems.add(path, line, f"'{key}' {shown!r} is not an SMTP relay",

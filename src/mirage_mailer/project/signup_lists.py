@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from mirage_mailer.project.config_checks import describe
 from mirage_mailer.project.issue_values import LIST_NAME
-from mirage_mailer.project.lists import LIST_SUFFIXES, list_names
+from mirage_mailer.project.lists import LIST_SUFFIXES, broken_list_link, list_names
 from mirage_mailer.project.yamlsrc import LineDict, LineList
 from mirage_mailer.util.errors import Collector, Problem, display_path, shorten
 
@@ -52,6 +52,10 @@ def read_signup_lists(sec: LineDict, path: Path, problems: Collector,
                          "give the name without folder or extension, e.g. 'subscribers' for "
                          "lists/subscribers.csv")
         elif not any((lists_dir / f"{name}{suffix}").is_file() for suffix in LIST_SUFFIXES):
+            if (broken := broken_list_link(lists_dir, name)) is not None:
+                problems.add(path, line, f"'web.{KEY}' names list '{shorten(name)}': "
+                             f"{broken[0]}", broken[1])
+                continue
             problems.add(path, line, f"'web.{KEY}' names list '{shorten(name)}', which is not "
                          "a list file", f"create {display_path(lists_dir / name)}.csv or "
                          ".yaml, or remove the name")

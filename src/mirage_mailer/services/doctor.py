@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mirage_mailer.project.config import DkimConfig, Settings, find_config, load_settings
+from mirage_mailer.project.config_checks import redact
 from mirage_mailer.services.dkim_keys import MAX_KEY_BYTES
 from mirage_mailer.services.doctor_dkim import dkim_check
 from mirage_mailer.services.doctor_dmarc import dmarc_checks, mx_check
@@ -112,7 +113,7 @@ def _relays(settings: Settings, spf: Spf, dns: Dns, domain: str) -> list[Check]:
         hosts = [transport.host]
     else:
         return [Check("warn", f"SPF {domain} and the relay", f"transport.url is "
-                      f"{transport.url}: no relay to check", "run doctor again once "
+                      f"{redact(transport.url)}: no relay to check", "run doctor again once "
                       "transport.url names your SMTP relay")]
     lines: list[Check] = []
     for host in hosts:
@@ -168,7 +169,7 @@ def unsubscribe_checks(settings: Settings, dns: Dns) -> list[Check]:
         checks.append(Check("fail", topic, f"the signing secret: {problem.message}",
                             problem.hint))
     if parts.scheme != "https":
-        checks.append(Check("warn", topic, f"{base} is plain http: for local tests only; "
+        checks.append(Check("warn", topic, f"{redact(base)} is plain http: for local tests only; "
                             "providers post One-Click only to https",
                             "set tracking.base_url to an https address"))
         return checks
@@ -185,5 +186,5 @@ def unsubscribe_checks(settings: Settings, dns: Dns) -> list[Check]:
                             "readers outside cannot reach the link",
                             "publish the public address of the server"))
     else:
-        checks.append(Check("ok", topic, f"One-Click offered: {base} ({host} resolves)"))
+        checks.append(Check("ok", topic, f"One-Click offered: {redact(base)} ({host} resolves)"))
     return checks

@@ -25,7 +25,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
 from mirage_mailer.delivery.tls import client_context
-from mirage_mailer.project.config_checks import redact
+from mirage_mailer.project.config_checks import has_query_or_fragment, redact
 from mirage_mailer.store import Unsubscriber
 from mirage_mailer.util.errors import DeliveryError, InputError, Problem, display_path, shorten
 from mirage_mailer.util.maildirfile import NotRegularFile, entry_ref, open_regular
@@ -186,6 +186,11 @@ def parse_imap_url(url: str) -> ImapTarget:
     if parts.password is not None:
         raise InputError(Problem("--imap", None, "the URL holds a password",
                                  "remove it and put it in the variable named by --password-env"))
+    if has_query_or_fragment(url):
+        raise InputError(Problem("--imap", None, f"{shown!r} has a query (?...) or a fragment "
+                                 "(#...), which it does not use; it is not shown, as it may "
+                                 "be a password", "remove everything from the '?' or '#' on; "
+                                 "a password goes in the variable named by --password-env"))
     if parts.scheme not in ("imaps", "imap"):
         raise bad(f"{shown!r} is not an imaps:// or imap:// URL")
     try:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+from mirage_mailer.util.urlsecrets import mask_query
+
 SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -23,7 +25,8 @@ class PostgresUrl:
     password_env: str | None = None  # the variable holding the password, if any
 
     def __str__(self) -> str:
-        return self.url
+        """How messages show it: its query (sslmode=..., perhaps a mistaken secret) masked."""
+        return mask_query(self.url)
 
     def password(self) -> str | None:
         """The password from ``password_env`` (None: libpq's own PGPASSWORD or ~/.pgpass)."""
@@ -50,8 +53,9 @@ def parse_postgres(text: str, password_env: str | None = None) -> PostgresUrl:
         raise ValueError(f"is not a valid PostgreSQL URL ({exc})") from None
     if parts.password is not None or ":" in parts.netloc.rpartition("@")[0]:
         raise ValueError("holds a password")
-    if any(key.lower() == "password" for key, _ in parse_qsl(parts.query)):
-        raise ValueError("holds a password (password= parameter)")
+    for key, _ in parse_qsl(parts.query):
+        if key.lower() in ("password", "sslpassword"):
+            raise ValueError(f"holds a password ({key.lower()}= parameter)")
     return PostgresUrl(text, password_env)
 
 
