@@ -20,6 +20,7 @@ from mirage_mailer.compose.contrast import (
     ratio,
     suggest,
 )
+from mirage_mailer.compose.render import emblem_bytes
 from mirage_mailer.project.article_text import MARKDOWN, article_html
 
 HTML = "templates/newsletter.html.j2"
@@ -199,7 +200,7 @@ def append(project: Path, text: str) -> int:
 
 
 def test_article_images_need_a_description(project: Path, run_cli: RunCli) -> None:
-    (project / SAMPLE_ISSUE / "pic.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (project / SAMPLE_ISSUE / "pic.png").write_bytes(emblem_bytes())
     line = append(project, "A photo: ![](pic.png)\nand <img src=\"pic.png\" width=\"10\">\n"
                   "and a border: <img src=\"pic.png\" alt=\"\">\n")
     result = run_cli("validate", SAMPLE_ISSUE)
@@ -214,7 +215,7 @@ def test_article_images_need_a_description(project: Path, run_cli: RunCli) -> No
 @pytest.mark.parametrize(("alt", "code"), [('""', 0), ("Trainers at work", 0), ('"  "', 2)])
 def test_front_matter_image_alt_empty_means_decorative(project: Path, run_cli: RunCli,
                                                        alt: str, code: int) -> None:
-    (project / SAMPLE_ISSUE / "pic.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (project / SAMPLE_ISSUE / "pic.png").write_bytes(emblem_bytes())
     edit(project / ARTICLE, "author: MIraGE consortium\n",
          f"author: MIraGE consortium\nimage: pic.png\nimage_alt: {alt}\n")
     result = run_cli("validate", SAMPLE_ISSUE)
@@ -226,7 +227,7 @@ def test_front_matter_image_alt_empty_means_decorative(project: Path, run_cli: R
     else:
         assert run_cli("preview", SAMPLE_ISSUE, "--lang", "en").code == 0
         html = (project / "preview" / "2021-10-partners-meeting" / "en.html").read_text("utf-8")
-        assert f'src="pic.png" alt="{alt.strip(chr(34))}"' in html
+        assert f'src="en.1.pic.png" alt="{alt.strip(chr(34))}"' in html
 
 
 def test_links_need_words_that_say_where_they_lead(project: Path, run_cli: RunCli) -> None:

@@ -45,11 +45,10 @@ def test_sent_images_get_their_width_capped_for_outlook(project: Path, run_cli: 
     folder = project / ISSUE_DIR
     (folder / "wide.png").write_bytes(png(1600, 400))
     (folder / "small.png").write_bytes(png(200, 100))
-    (folder / "broken.png").write_bytes(b"not an image at all")
     article = folder / "partners-meeting.md"
     text = article.read_text(encoding="utf-8")
     text = text.replace("\n---\n", "\nimage: wide.png\nimage_alt: The partners\n---\n", 1)
-    text += "\n![A wide photo](wide.png)\n\n![A small one](small.png)\n\n![Broken](broken.png)\n"
+    text += "\n![A wide photo](wide.png)\n\n![A small one](small.png)\n"
     article.write_text(text, encoding="utf-8")
     result = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert result.code == 0, result.err
@@ -59,7 +58,6 @@ def test_sent_images_get_their_width_capped_for_outlook(project: Path, run_cli: 
     assert re.search(r'\swidth="552"', tags["The partners"]), tags  # the template's 100 %
     assert re.search(r'\swidth="552"', tags["A wide photo"]), tags  # natural 1600
     assert re.search(r'\swidth="200"', tags["A small one"]), tags  # natural, not stretched
-    assert " width=" not in tags["Broken"]  # unreadable: left as it was
     assert 'height="auto"' not in html
     # other clients still follow the fluid inline style, which wins over the attribute
     assert "max-width:100%" in tags["A wide photo"]

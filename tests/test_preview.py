@@ -101,8 +101,8 @@ def test_unsubscribe_link_visible_and_personal(previewed: Path) -> None:
 
 def test_html_file_opens_with_the_emblem_beside_it(previewed: Path) -> None:
     html = (previewed / "en.html").read_text(encoding="utf-8")
-    assert 'src="eu-emblem.png"' in html and "cid:" not in html
-    assert (previewed / "eu-emblem.png").read_bytes()[:4] == b"\x89PNG"
+    assert 'src="en.1.eu-emblem.png"' in html and "cid:" not in html
+    assert (previewed / "en.1.eu-emblem.png").read_bytes()[:4] == b"\x89PNG"
     assert "__MM_" not in html
     assert "__MM_" not in (previewed / "en.txt").read_text(encoding="utf-8")
 
@@ -126,7 +126,7 @@ def test_preview_for_a_listed_recipient(project: Path, run_cli: RunCli) -> None:
                      "--lang", "fr", "--out", "out")
     assert result.code == 0, result.err
     assert sorted(p.name for p in (project / "out").glob("*.*")) == [
-        "eu-emblem.png", "fr.eml", "fr.html", "fr.txt"]
+        "fr.1.eu-emblem.png", "fr.eml", "fr.html", "fr.txt"]
     message = parse(project / "out/fr.eml")
     assert message["To"] == "Jean Dupont <jean.dupont@example.org>"
     assert "Bonjour Jean Dupont," in parts(message)[0]

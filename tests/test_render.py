@@ -60,13 +60,15 @@ def test_article_image_becomes_an_inline_part(project: Path, run_cli: RunCli) ->
     result = run_cli("preview", SAMPLE_ISSUE, "--lang", "en")
     assert result.code == 0, result.err
     html = (project / "preview/2021-10-partners-meeting/en.html").read_text(encoding="utf-8")
-    assert 'src="photo.png" alt="Trainers at work"' in html
+    assert 'src="en.1.photo.png" alt="Trainers at work"' in html
     eml = (project / "preview/2021-10-partners-meeting/en.eml").read_bytes()
     assert b'filename="photo.png"' in eml
 
 
 def test_missing_image_alt_is_an_error(project: Path, run_cli: RunCli) -> None:
-    (project / SAMPLE_ISSUE / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    from mirage_mailer.compose.render import emblem_bytes
+
+    (project / SAMPLE_ISSUE / "photo.png").write_bytes(emblem_bytes())
     text = (project / ARTICLE).read_text(encoding="utf-8")
     (project / ARTICLE).write_text(text.replace("author: MIraGE consortium\n",
                                                 "author: MIraGE consortium\nimage: photo.png\n"),

@@ -3,28 +3,27 @@ safely in the message.
 
 Markdown and the HTML cleaner percent-encode an image's address (``été.png`` becomes
 ``%C3%A9t%C3%A9.png``, a space ``%20``) and escape it for HTML; the file is looked up by the
-decoded name and problems quote that name, as the writer knows it. In the message the
+decoded name (``project.image_refs``, which checked it on loading) and problems quote that
+name, as the writer knows it. In the message the
 name goes into ``Content-Disposition`` RFC 2231-encoded by the email package (raw UTF-8 there
 is invalid without SMTPUTF8), and the Content-ID gets an ASCII form of it.
 """
 
 from __future__ import annotations
 
-import mimetypes
 import re
 import unicodedata
 from dataclasses import dataclass
 from email import policy
 from email.message import MIMEPart
-from html import unescape
 from pathlib import Path
-from urllib.parse import unquote
 
 from mirage_mailer.project.content import Article
-from mirage_mailer.project.issue_values import MAX_IMAGE_BYTES, inside, is_file
-from mirage_mailer.util.errors import Collector, shorten
+from mirage_mailer.project.image_files import FIX, sniff
+from mirage_mailer.project.image_refs import REMOTE, find_image, written_name
+from mirage_mailer.util.errors import Collector, InputError, Problem, display_path, shorten
 
-_IMG_SRC = re.compile(r'<img src="([^"]*)"')
+_IMG_SRC = re.compile(r'(<img\b[^>]*?\ssrc=")([^"]*)(")')  # anywhere in the cleaned tag
 _NOT_ID = re.compile(r"[^A-Za-z0-9]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -59,43 +58,42 @@ def content_id(number: int, name: str) -> str:
 
 
 def inline_image(path: Path, images: dict[Path, InlineImage]) -> str:
-    """``cid:`` URL of the part for ``path``, adding the part on first use."""
+    """``cid:`` URL of the part for ``path``, adding the part on first use. Its MIME type
+    comes from the bytes (``image_files``), never from the name; a file that is no image
+    (changed since it was loaded and checked) is refused."""
     if path not in images:
-        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        data = path.read_bytes()
+        mime = sniff(data[:16])
+        if mime is None:
+            raise InputError(Problem(display_path(path), None,
+                                     f"image '{shorten(path.name, 200)}' is not a PNG, JPEG "
+                                     "or GIF image", FIX))
         images[path] = InlineImage(content_id(len(images) + 1, path.name), path.name, mime,
-                                   path.read_bytes())
+                                   data)
     return f"cid:{images[path].cid}"
-
-
-def written_name(src: str) -> str:
-    """The file name as the writer wrote it, from an ``<img src>`` of the cleaned HTML."""
-    return unquote(unescape(src))
 
 
 def embed_body_images(html: str, article: Article, images: dict[Path, InlineImage],
                       problems: Collector) -> str:
-    """Relative ``<img src>`` in an article become CID parts (mail has no base URL)."""
+    """Relative ``<img src>`` in an article become CID parts (mail has no base URL). The
+    files were checked when the article was loaded (``project.image_refs``)."""
     def replace(match: re.Match[str]) -> str:
-        src = match.group(1)
-        if re.match(r"^https?:", src):
+        src = match.group(2)
+        if REMOTE.match(src):
             return match.group(0)
         name = written_name(src)
         line = _line_of(article, name, src)
         folder = article.path.parent
-        candidates = [folder / name, folder / unescape(src)]  # the file may carry a '%' code
-        if not inside(candidates[0], folder):
-            problems.add(article.path, line,
-                         f"image '{shorten(name, 200)}' is outside the issue folder",
-                         "copy the image into the issue folder and give its file name")
+        path = find_image(folder, src)
+        if path is None or path not in article.images:
+            problems.add(article.path, line, f"image '{shorten(name, 200)}' not found",
+                         "put it in the issue folder")
             return match.group(0)
-        path = next((c.resolve() for c in candidates if inside(c, folder) and is_file(c)),
-                    None)
-        if path is None or path.stat().st_size > MAX_IMAGE_BYTES:
-            problems.add(article.path, line,
-                         f"image '{shorten(name, 200)}' not found or larger than "
-                         f"{MAX_IMAGE_BYTES // 1_000_000} MB", "put it in the issue folder")
+        try:
+            return f"{match.group(1)}{inline_image(path, images)}{match.group(3)}"
+        except InputError as exc:
+            problems.problems.extend(exc.problems)
             return match.group(0)
-        return f'<img src="{inline_image(path, images)}"'
     return _IMG_SRC.sub(replace, html)
 
 

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from mirage_mailer.project.article_text import check_body, check_front_matter_alt
+from mirage_mailer.project.image_refs import check_body_images
 from mirage_mailer.project.issue_values import (
     article_image,
     inside,
@@ -60,6 +61,7 @@ class Article:
     image_alt: str | None
     body: str
     body_line: int  # line of the body's first line in the file, for error messages
+    images: tuple[Path, ...] = ()  # files the body shows, checked (project.image_refs)
 
 
 @dataclass(frozen=True)
@@ -288,9 +290,6 @@ def _load_article(path: Path, default_language: str, problems: Collector,
     image = None
     if isinstance(meta.get("image"), str):
         image = article_image(path, meta, problems)
-        if image is not None and image.suffix.lower() not in (".png", ".jpg", ".jpeg", ".gif"):
-            problems.add(path, meta.key_line("image"), "image must be PNG, JPEG or GIF",
-                         "mail clients show no other formats reliably")
         if image is not None and not isinstance(meta.get("image_alt"), str):
             problems.add(path, meta.key_line("image"), "image has no 'image_alt'",
                          "describe the picture for screen readers and blocked images, or "
@@ -301,6 +300,7 @@ def _load_article(path: Path, default_language: str, problems: Collector,
         problems.add(path, body_line - 1, "article body is empty", "write the article below '---'")
     else:
         check_body(path, body, body_line, problems)
+    body_images = check_body_images(path, body, body_line, problems) if body.strip() else ()
     title = meta.get("title")
     return Article(
         path=path,
@@ -313,6 +313,7 @@ def _load_article(path: Path, default_language: str, problems: Collector,
         image_alt=meta.get("image_alt") if isinstance(meta.get("image_alt"), str) else None,
         body=body,
         body_line=body_line,
+        images=body_images,
     )
 
 

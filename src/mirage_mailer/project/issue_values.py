@@ -12,6 +12,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from mirage_mailer.project.image_files import NotAnImage, check_image
 from mirage_mailer.project.yamlsrc import LineDict
 from mirage_mailer.util.errors import Collector, shorten
 from mirage_mailer.util.headersafe import header_problem
@@ -19,7 +20,6 @@ from mirage_mailer.util.langs import check_language, normalise_language
 
 LIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # a file in lists/, nothing more
 MAX_LINE_TEXT = 1000  # subject, title, preheader: characters
-MAX_IMAGE_BYTES = 10_000_000
 _WHAT = {"subject": "subject line", "preheader": "preview text shown after the subject",
          "title": "issue's title"}
 
@@ -155,7 +155,8 @@ def list_names(data: LineDict, path: Path, problems: Collector) -> tuple[str, ..
 
 
 def article_image(path: Path, meta: LineDict, problems: Collector) -> Path | None:
-    """The front-matter image, confined like body images to the article's folder."""
+    """The front-matter image, confined like body images to the article's folder and held
+    to the same rule (``image_files``: a PNG, JPEG or GIF by its content)."""
     name: str = meta["image"]
     line = meta.key_line("image")
     candidate = path.parent / name
@@ -168,8 +169,9 @@ def article_image(path: Path, meta: LineDict, problems: Collector) -> Path | Non
         problems.add(path, line, f"image '{shorten(name, 200)}' not found",
                      "put the image in the issue folder and give its file name")
         return None
-    if image.stat().st_size > MAX_IMAGE_BYTES:
-        problems.add(path, line, f"image '{shorten(name, 200)}' is larger than "
-                     f"{MAX_IMAGE_BYTES // 1_000_000} MB", "make it smaller for e-mail")
+    try:
+        check_image(image)
+    except NotAnImage as exc:
+        problems.add(path, line, f"image '{shorten(name, 200)}' {exc.reason}", exc.hint)
         return None
     return image

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mirage_mailer.compose.disclaimer import block_for, union_name_warnings, words_language
 from mirage_mailer.compose.message import Personal, person_values
+from mirage_mailer.compose.message_size import image_size_problems
 from mirage_mailer.compose.render import RenderedLanguage, render_issue
 from mirage_mailer.compose.spam_checks import source_problems
 from mirage_mailer.compose.strings import strings_for
@@ -91,6 +92,7 @@ def open_project(config: Path | None, issue_dir: Path) -> Project:
     problems = Collector()
     content = source_problems(issue)  # shouting (warnings), an issue of images only (errors)
     problems.problems.extend(content)
+    problems.problems.extend(image_size_problems(issue))  # before any message is built
     paths: dict[str, Path] = {}
     for name in issue.lists:
         try:

@@ -1,7 +1,8 @@
 """Preview files: ``<lang>.html``, ``<lang>.txt`` and ``<lang>.eml`` for every issue language.
 
 The ``.html`` opens in a browser exactly as a reader sees it: inline images (the emblem
-included) are written beside it and the ``cid:`` references point at those files.
+included) are written beside it, as ``<lang>.<n>.<name>``, and the ``cid:`` references point
+at those files.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ def preview_person(
     return Personal(email or SAMPLE_EMAIL, None if email else SAMPLE_NAME, list_name, sample), None
 
 
+def image_file_name(lang: str, number: int, name: str) -> str:
+    """``en.1.photo.png``: an article's image named ``en.html`` or ``eu-emblem.png`` was
+    overwritten by the preview's own file of that name. A language code has no dot and the
+    number is unique in its language, so no two files can share a name."""
+    return f"{lang}.{number}.{name}"
+
+
 def write_preview(project: Project, out_dir: Path, *, recipient: str | None,
                   lang: str | None,
                   on_warning: Callable[[Problem], None] | None = None) -> list[Path]:
@@ -53,9 +61,10 @@ def write_preview(project: Project, out_dir: Path, *, recipient: str | None,
     for code, part in rendered.items():
         values = factory.values_for(person, code)
         html = fill(part.untracked_html(), values, html=True)  # opening a preview tracks nobody
-        for image in part.images:
-            files[out_dir / image.filename] = image.data
-            html = html.replace(f"cid:{image.cid}", quote(image.filename))  # a space, a quote
+        for number, image in enumerate(part.images, 1):
+            name = image_file_name(code, number, image.filename)
+            files[out_dir / name] = image.data
+            html = html.replace(f"cid:{image.cid}", quote(name))  # a space, a quote
         files[out_dir / f"{code}.html"] = html.encode("utf-8")
         files[out_dir / f"{code}.txt"] = fill(part.text, values, html=False).encode("utf-8")
         files[out_dir / f"{code}.eml"] = factory.build(person, code)
