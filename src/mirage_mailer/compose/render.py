@@ -15,7 +15,6 @@ import warnings
 from dataclasses import dataclass
 from datetime import date
 from html import escape, unescape
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ import cssutils
 import jinja2
 import lxml.html
 import nh3
-from babel.dates import format_date
 from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
 from jinja2.exceptions import SecurityError
@@ -159,7 +157,14 @@ def apply_tracking(html: str, tracking: Tracking) -> tuple[str, tuple[str, ...],
 
 
 def emblem_bytes() -> bytes:
-    return resources.files("mirage_mailer").joinpath("data", EMBLEM_FILE).read_bytes()
+    """The package's emblem: a plain file in every installed or checked-out package, read as
+    one; through ``importlib.resources`` only for a package that is not a folder (a zip),
+    whose reader (zipfile, tempfile, shutil) costs a few ms before the first message."""
+    try:
+        return (Path(__file__).parent.parent / "data" / EMBLEM_FILE).read_bytes()
+    except OSError:
+        from importlib import resources
+        return resources.files("mirage_mailer").joinpath("data", EMBLEM_FILE).read_bytes()
 
 
 # The emblem is always a part of the message (1.2 KB), even with a public base URL: Outlook
@@ -259,6 +264,8 @@ def _format_date(value: date | None, lang: str) -> str | None:
         return None
 
     def compute() -> str:
+        from babel.dates import format_date  # with zoneinfo: only when no date is kept
+
         locale = babel_locale(lang) or babel_locale("en")
         return str(format_date(value, format="long", locale=locale))
 
