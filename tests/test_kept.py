@@ -72,7 +72,7 @@ def test_a_second_run_computes_nothing_again_and_renders_the_same_bytes(
     first = _preview(project, store, tmp_path / "first")
     for name in KINDS:
         assert first[name][0] > 0, name  # computed, and written at exit
-        assert (store / f"kept.{name}").is_file()
+        assert (store / kept.file_name(name)).is_file()
     second = _preview(project, store, tmp_path / "second")
     for name in KINDS:
         assert second[name] == [0, first[name][0] + first[name][1]], name
@@ -91,7 +91,7 @@ def test_a_damaged_or_foreign_file_is_ignored_and_replaced(project: Path,
     store = tmp_path / "kept"
     clean = _preview(project, store, tmp_path / "clean")
     for name in KINDS:  # garbage, and a good file's values under another library version
-        path = store / f"kept.{name}"
+        path = store / kept.file_name(name)
         path.write_bytes(b"not a kept file" if name != "jinja-code"
                          else path.read_bytes().replace(b"jinja2=", b"jinja2=0"))
     damaged = _preview(project, store, tmp_path / "damaged")
@@ -100,7 +100,7 @@ def test_a_damaged_or_foreign_file_is_ignored_and_replaced(project: Path,
     assert _parts(tmp_path / "damaged") == _parts(tmp_path / "clean")
     for name in KINDS:  # and replaced by a file the next run reads
         kind = next(k for k in kept._KINDS if k.kind == name)
-        assert kept._read(store / f"kept.{name}", kind.header), name
+        assert kept._read(store / kept.file_name(name), kind.header), name
 
 
 @pytest.fixture
@@ -206,4 +206,4 @@ def test_nothing_is_kept_where_python_writes_no_byte_code(kept_in: Path,
     assert not kept_in.exists()
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
     kept.save_all()
-    assert (kept_in / "kept.premailer-rules").is_file()
+    assert (kept_in / kept.file_name("premailer-rules")).is_file()

@@ -36,6 +36,11 @@ def store_dir() -> Path | None:
         return None
 
 
+def file_name(kind: str) -> str:
+    """``kept.cpython-311.<kind>``: one file per Python, as byte code is."""
+    return f"kept.{sys.implementation.cache_tag or 'python'}.{kind}"
+
+
 class Kept:
     """One kind of kept value: ``get(key, compute)`` returns the stored value or computes it.
 
@@ -56,7 +61,7 @@ class Kept:
 
     def open(self, directory: Path | None) -> None:
         """Read this kind's file in ``directory`` (None: keep nothing, compute every time)."""
-        self.path = directory / f"kept.{self.kind}" if directory is not None else None
+        self.path = directory / file_name(self.kind) if directory is not None else None
         self.values = _read(self.path, self.header) if self.path is not None else {}
         self.used.clear()
         self.added = self.reused = 0
