@@ -207,3 +207,19 @@ def test_nothing_is_kept_where_python_writes_no_byte_code(kept_in: Path,
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
     kept.save_all()
     assert (kept_in / kept.file_name("premailer-rules")).is_file()
+
+
+def test_past_its_limit_a_kind_keeps_only_what_its_last_run_used(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An often edited template adds a value at each edit: the file does not grow past the
+    limit, and what the last run used stays."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    for keys in (["a", "b"], ["c"]):
+        one = kept.Kept("test", "1", lambda value: isinstance(value, str), limit=2)
+        one.open(tmp_path)
+        for key in keys:
+            assert one.get(key, lambda key=key: key.upper()) == key.upper()
+        one.save()
+    again = kept.Kept("test", "1", limit=2)
+    again.open(tmp_path)
+    assert again.values == {"c": "C"}

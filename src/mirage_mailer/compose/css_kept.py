@@ -39,7 +39,7 @@ def _pairs_valid(value: Any) -> bool:
 
 
 VERSION = kept.library_stamp(premailer, cssutils)
-RULES = kept.kind("premailer-rules", VERSION, _rules_valid)
+RULES = kept.kind("premailer-rules", VERSION, _rules_valid, 40)  # a stylesheet each
 PAIRS = kept.kind("premailer-pairs", VERSION, _pairs_valid)
 
 

@@ -194,7 +194,7 @@ def _sheet_valid(value: Any) -> bool:
 
 
 # the first parse of a <style> block costs cssutils some 10 ms; the text is the template's
-SHEETS = kept.kind("style-rules", kept.library_stamp(cssutils), _sheet_valid)
+SHEETS = kept.kind("style-rules", kept.library_stamp(cssutils), _sheet_valid, 40)
 
 
 def _rules(rules: object, media: str, parser: cssutils.CSSParser,

@@ -339,9 +339,10 @@ def _code_valid(value: Any) -> bool:
 
 
 # jinja2's parse and code generation of the sample's four templates cost some 30 ms a run;
-# the code generator is jinja2's with this module's and ``fragments``' changes
+# the code generator is jinja2's with this module's and ``fragments``' changes. About 15 KB
+# a template: 40 keep a project's templates through a few edits (past that, the last run's).
 COMPILED = kept.kind("jinja-code", kept.library_stamp(jinja2, sys.modules[__name__],
-                                                      fragments_module), _code_valid)
+                                                      fragments_module), _code_valid, 40)
 
 
 def _as_it_is(value: Any) -> Any:

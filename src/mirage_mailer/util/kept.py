@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-MAX_ENTRIES = 5000  # a store past this keeps only what its last run used
+MAX_ENTRIES = 1000  # a kind past its limit keeps only what its last run used
 _MAGIC = importlib.util.MAGIC_NUMBER + (sys.implementation.cache_tag or "").encode()
 
 
@@ -49,8 +49,10 @@ class Kept:
     """
 
     def __init__(self, kind: str, version: str,
-                 valid: Callable[[Any], bool] = lambda value: True) -> None:
+                 valid: Callable[[Any], bool] = lambda value: True,
+                 limit: int = MAX_ENTRIES) -> None:
         self.kind = kind
+        self.limit = limit  # values kept: an edited template adds one each time
         self.header = _MAGIC + f" {kind} {version}\n".encode()
         self.valid = valid
         self.path: Path | None = None
@@ -102,7 +104,7 @@ class Kept:
         """Write the file when this run added a value (atomically: a rename)."""
         if not self.added or self.path is None or sys.dont_write_bytecode:
             return
-        values = self.values if len(self.values) <= MAX_ENTRIES else {
+        values = self.values if len(self.values) <= self.limit else {
             key: value for key, value in self.values.items() if key in self.used}
         temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         try:
@@ -147,9 +149,10 @@ _directory: Path | None = None
 _installed = False
 
 
-def kind(name: str, version: str, valid: Callable[[Any], bool] = lambda value: True) -> Kept:
+def kind(name: str, version: str, valid: Callable[[Any], bool] = lambda value: True,
+         limit: int = MAX_ENTRIES) -> Kept:
     """A kind of kept value, opened at once when ``install`` already ran."""
-    kept = Kept(name, version, valid)
+    kept = Kept(name, version, valid, limit)
     _KINDS.append(kept)
     if _installed:
         kept.open(_directory)
