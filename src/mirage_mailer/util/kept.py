@@ -2,11 +2,13 @@
 
 A send renders each language once, and the first render in a process pays for work whose
 input is the same text every run: premailer and cssutils parsing the template's CSS and each
-declaration block, the leftover ``<style>`` rules the disclaimer checks read. Each ``Kept``
-keeps such results (strings, numbers and tuples or lists of them) in one marshal file beside
-this module's byte code, as ``util.classcode`` keeps compiled dataclass code: the key holds
-the whole input text, and the file's header names the Python and the versions of the
-libraries that computed the values, so a value is never stale, only missing.
+declaration block, the leftover ``<style>`` rules the disclaimer checks read, jinja2 compiling
+the templates, babel loading locale data for a date or a writing direction (docs/design.md,
+"Performance notes"). Each ``Kept`` keeps such results (what marshal writes: strings,
+numbers, tuples and lists of them, code objects) in one file beside this module's byte code,
+as ``util.classcode`` keeps compiled dataclass code: the key holds the whole input text, and
+the file's header names the Python and the versions of the libraries that computed the
+values, so a value is never stale, only missing.
 
 Off until ``install`` (``__main__`` calls it: CLI processes only); nothing is written where
 Python writes no byte code; a file from another Python or other library versions, or one that
@@ -89,11 +91,11 @@ class Kept:
         return value
 
     def put(self, key: Any, value: Any) -> None:
-        """Keep ``value`` for ``key`` (one that is not a plain value is not kept)."""
+        """Keep ``value`` for ``key`` (not when either is not a plain value)."""
         if self.path is None or value is None:
             return
         try:
-            marshal.dumps(value)
+            marshal.dumps((key, value))
         except ValueError:
             return
         self.values[key] = value
