@@ -19,8 +19,8 @@ from mirage_mailer.compose.render import inline_css, template_env
 from mirage_mailer.compose.sandbox import template_frame
 from mirage_mailer.util import kept
 
-KINDS = ("premailer-rules", "premailer-pairs", "style-rules", "jinja-code", "locale-dates",
-         "text-direction")
+KINDS = ("premailer-rules", "premailer-pairs", "image-float", "style-rules", "jinja-code",
+         "locale-dates", "text-direction")
 
 
 # imported only to compute what is not kept yet (babel's dates, with zoneinfo), or never on

@@ -41,6 +41,9 @@ def _pairs_valid(value: Any) -> bool:
 VERSION = kept.library_stamp(premailer, cssutils)
 RULES = kept.kind("premailer-rules", VERSION, _rules_valid, 40)  # a stylesheet each
 PAIRS = kept.kind("premailer-pairs", VERSION, _pairs_valid)
+# an image's ``float`` by its style text (``render._align_floats``): otherwise the one
+# cssutils parse of a warm run, which pays cssutils' first-parse set-up
+FLOATS = kept.kind("image-float", VERSION, lambda value: isinstance(value, str))
 
 
 class LeftoverText(str):

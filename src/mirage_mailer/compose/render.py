@@ -14,6 +14,7 @@ import textwrap
 import warnings
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from html import escape, unescape
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from lxml import etree
 from markupsafe import Markup
 
 from mirage_mailer.compose.accessibility import Part, check_rendered
-from mirage_mailer.compose.css_kept import KeptPremailer
+from mirage_mailer.compose.css_kept import FLOATS, KeptPremailer
 from mirage_mailer.compose.direction import direction_values, ensure_direction
 from mirage_mailer.compose.disclaimer import (
     EMBLEM_CID,
@@ -311,9 +312,14 @@ def _align_floats(page: etree._Element) -> None:
     """An image floated left or right also gets ``align``, which Outlook understands and
     ``float`` it does not (premailer's ``align_floating_images``, minus validation)."""
     for image in page.xpath("//img[@style]"):
-        side = cssutils.parseStyle(image.attrib["style"], validate=False).float
+        side = FLOATS.get(image.attrib["style"], partial(_float_side, image.attrib["style"]))
         if side in ("left", "right"):
             image.attrib["align"] = side
+
+
+def _float_side(style: str) -> str:
+    """The ``float`` of a ``style`` attribute as cssutils reads it, kept by its text."""
+    return str(cssutils.parseStyle(style, validate=False).float)
 
 
 def render_issue(settings: Settings, issue: Issue, *, fields: set[str],
