@@ -10,6 +10,8 @@ ratio travels between machines. Byte code is cached as for an installed package 
 ``validate`` writes it first). ``--importtime`` adds a ``python -X importtime`` summary of what
 ``send --dry-run`` imports (own time per package, the largest cumulative modules);
 ``--maildir`` also times the sample's own transport (the first file in ``outbox/new``).
+``--cold`` removes the values ``util.kept`` keeps between runs (the templates' CSS and code,
+dates) before every send: a first run after an install, an upgrade or a template change.
 ``--callgrind`` counts the instructions (valgrind's callgrind, ``PYTHONHASHSEED=0``) of
 ``send --dry-run``, ``--help`` and the two baselines: a figure a busy machine does not move,
 for before/after comparisons on a shared host (a few minutes: valgrind runs 50x slower, so
@@ -19,6 +21,7 @@ budget). ``--stages`` splits ``send --yes`` up to the first MAIL FROM into its s
 (``startup_marks.py``): CPU and wall clock per stage, and with ``--callgrind`` instructions.
 
     python bench/startup.py [--rounds 5] [--importtime] [--maildir] [--callgrind] [--stages]
+                            [--cold]
 
 Target (issue 13): first message <= 0.5 s for the sample project. Exit 1 when a send failed
 or the sink saw no message; a missed target is only reported.
@@ -236,6 +239,16 @@ def print_stages(rounds: list[list[tuple[str, float, float]]], counts: list[int]
               f"{sum(counts[len(names):]) / 1e6:12.0f} M")
 
 
+def forget_kept() -> None:
+    """Remove the measured package's kept values (the bench runs its interpreter)."""
+    from mirage_mailer.util import kept
+
+    directory = kept.store_dir()
+    if directory is not None:
+        for path in directory.glob(kept.file_name("*")):
+            path.unlink(missing_ok=True)
+
+
 def best(values: list[float]) -> float:
     return min(values) if values else float("nan")
 
@@ -250,7 +263,10 @@ def main() -> int:
                         help="count instructions under valgrind (slow; load-independent)")
     parser.add_argument("--stages", action="store_true",
                         help="split the send up to its first message into stages")
+    parser.add_argument("--cold", action="store_true",
+                        help="remove the kept values (util.kept) before every send")
     args = parser.parse_args()
+    fresh = forget_kept if args.cold else (lambda: None)
     py = sys.executable
     tmp = Path(tempfile.mkdtemp(prefix="mirage-startup-"))
     failed = False
@@ -272,6 +288,7 @@ def main() -> int:
                 root = tmp / f"smtp{n}"
                 shutil.copytree(template, root)
                 sink.reset()
+                fresh()
                 wall, first, code = spawn(
                     [py, "-m", "mirage_mailer", "send", ISSUE, "--yes"], root,
                     lambda: min(sink.mail_times) if sink.mail_times else None)
@@ -296,6 +313,7 @@ def main() -> int:
                 for n in range(args.rounds):
                     root = tmp / f"stages{n}"
                     shutil.copytree(template, root)
+                    fresh()
                     marked = stage_marks([py, MARKED, "send", ISSUE, "--yes"], root)
                     failed = failed or marked is None
                     if marked:
@@ -304,6 +322,7 @@ def main() -> int:
                 if args.callgrind:
                     root = tmp / "stages-counted"
                     shutil.copytree(template, root)
+                    fresh()
                     counted = stage_instructions([py, MARKED, "send", ISSUE, "--yes"], root,
                                                  UNBOUNDED)
                 stages = (rounds, counted)
@@ -332,8 +351,10 @@ def main() -> int:
             counts = {label: instructions(argv, template, UNBOUNDED) for label, argv in (
                 ("python -c pass", [py, "-c", "pass"]),
                 ("python -c 'import aiosmtplib'", [py, "-c", "import aiosmtplib"]),
-                ("mirage-mailer --help", [py, "-m", "mirage_mailer", "--help"]),
-                ("send --dry-run", [py, MARKED, "send", ISSUE, "--dry-run"]))}
+                ("mirage-mailer --help", [py, "-m", "mirage_mailer", "--help"]))}
+            fresh()
+            counts["send --dry-run"] = instructions([py, MARKED, "send", ISSUE, "--dry-run"],
+                                                    template, UNBOUNDED)
             base_count = counts["python -c 'import aiosmtplib'"]
             print("\ninstructions (callgrind, PYTHONHASHSEED=0), ratio to "
                   "`python -c 'import aiosmtplib'`:")

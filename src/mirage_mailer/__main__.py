@@ -2,7 +2,8 @@
 Ctrl-C while Python still imports the commands (about 0.15 s of every start) ends the run
 quietly with 130, not with a KeyboardInterrupt traceback from inside click or jinja2.
 The dataclasses those imports define are built from code kept since the last run
-(``util.classcode``)."""
+(``util.classcode``), and what the render's libraries derive from the templates' text is kept
+too (``util.kept``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import signal
 import sys
 from types import FrameType
 
-from mirage_mailer.util import classcode
+from mirage_mailer.util import classcode, kept
 
 
 def _interrupted(signum: int, frame: FrameType | None) -> None:
@@ -22,6 +23,7 @@ def _interrupted(signum: int, frame: FrameType | None) -> None:
 def main() -> None:
     previous = signal.signal(signal.SIGINT, _interrupted)
     classcode.install()  # before the first dataclass
+    kept.install()  # what libraries derive from the templates' text, kept (``util.kept``)
     from mirage_mailer.cli import main as run  # the heavy imports
 
     signal.signal(signal.SIGINT, previous)  # from here on, the commands' own handling

@@ -14,11 +14,15 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import cssutils
 from cssselect import HTMLTranslator, SelectorError, parse
 from lxml.etree import XPath, XPathError
 from lxml.html import HtmlElement
+
+from mirage_mailer.util import kept
 
 # States a reader can put an element in (hovering, following a link): a rule for one of them
 # applies at some moment, so the state is dropped and the rest of the selector matched.
@@ -74,11 +78,12 @@ class StyleSources:
             for name, value in _CUSTOM.findall(str(text)):
                 self._custom.setdefault(name.lower(), set()).add(
                     value.lower().replace("!important", "").strip())
-        parser = cssutils.CSSParser(validate=False, raiseExceptions=False)
         for style in doc.iter("style"):
-            sheet = parser.parseString(style.text or "")
-            for selector, media, declarations in _rules(sheet.cssRules, "", parser,
-                                                        self._keyframes):
+            text = style.text or ""
+            rules, frames = SHEETS.get(text, partial(_sheet, text))
+            for name, prop, value, origin in frames:
+                self._keyframes.setdefault(name, []).append(Declaration(prop, value, origin))
+            for selector, media, declarations in rules:
                 self._apply(doc, selector, media, declarations)
 
     def _apply(self, doc: HtmlElement, selector: str, media: str,
@@ -164,6 +169,32 @@ def _matcher(selector: str) -> XPath | None:
         return XPath(" | ".join(paths)) if paths else _NOTHING
     except (SelectorError, XPathError, ValueError, TypeError):
         return None
+
+
+def _sheet(text: str) -> tuple[list[Rule], list[tuple[str, str, str, str]]]:
+    """One ``<style>`` block's rules, and its keyframes' declarations (name, property, value,
+    origin): plain values, kept by the block's text (``SHEETS``)."""
+    parser = cssutils.CSSParser(validate=False, raiseExceptions=False)
+    keyframes: dict[str, list[Declaration]] = {}
+    rules = list(_rules(parser.parseString(text).cssRules, "", parser, keyframes))
+    return rules, [(name, d.prop, d.value, d.origin)
+                   for name, found in keyframes.items() for d in found]
+
+
+def _sheet_valid(value: Any) -> bool:
+    def strings(item: Any, count: int) -> bool:
+        return isinstance(item, tuple) and len(item) == count and all(
+            isinstance(one, str) for one in item)
+    return (isinstance(value, tuple) and len(value) == 2
+            and isinstance(value[0], list) and isinstance(value[1], list)
+            and all(isinstance(rule, tuple) and len(rule) == 3 and strings(rule[:2], 2)
+                    and isinstance(rule[2], list) and all(strings(d, 2) for d in rule[2])
+                    for rule in value[0])
+            and all(strings(frame, 4) for frame in value[1]))
+
+
+# the first parse of a <style> block costs cssutils some 10 ms; the text is the template's
+SHEETS = kept.kind("style-rules", kept.library_stamp(cssutils), _sheet_valid, 40)
 
 
 def _rules(rules: object, media: str, parser: cssutils.CSSParser,

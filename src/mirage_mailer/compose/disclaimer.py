@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import lxml.html
@@ -141,6 +140,8 @@ def rule_hint(templates: Path, kind: str) -> str:
     ``kind`` is ``html`` or ``txt``. If both the newsletter template and the disclaimer partial
     are byte for byte the scaffold's, the rule itself is wrong, and the hint says so.
     """
+    from importlib import resources  # only when a rule failed: its reader costs ms at start
+
     newsletter, partial = f"newsletter.{kind}.j2", f"partials/disclaimer.{kind}.j2"
     scaffold = resources.files("mirage_mailer").joinpath("data", "scaffold", "templates")
     changed = []

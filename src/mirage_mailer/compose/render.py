@@ -14,24 +14,24 @@ import textwrap
 import warnings
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from html import escape, unescape
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import babel
 import cssutils
 import jinja2
 import lxml.html
 import nh3
-from babel.dates import format_date
 from inscriptis import get_text
 from inscriptis.model.config import ParserConfig
 from jinja2.exceptions import SecurityError
 from lxml import etree
 from markupsafe import Markup
-from premailer import Premailer
 
 from mirage_mailer.compose.accessibility import Part, check_rendered
+from mirage_mailer.compose.css_kept import FLOATS, KeptPremailer
 from mirage_mailer.compose.direction import direction_values, ensure_direction
 from mirage_mailer.compose.disclaimer import (
     EMBLEM_CID,
@@ -56,6 +56,7 @@ from mirage_mailer.compose.unsubscribe_link import problems as unsubscribe_probl
 from mirage_mailer.project.article_text import article_html
 from mirage_mailer.project.config import Settings, Tracking
 from mirage_mailer.project.content import Article, Issue
+from mirage_mailer.util import kept
 from mirage_mailer.util.errors import Collector, InputError, Problem, display_path, shorten
 from mirage_mailer.util.langs import babel_locale
 
@@ -158,7 +159,14 @@ def apply_tracking(html: str, tracking: Tracking) -> tuple[str, tuple[str, ...],
 
 
 def emblem_bytes() -> bytes:
-    return resources.files("mirage_mailer").joinpath("data", EMBLEM_FILE).read_bytes()
+    """The package's emblem: a plain file in every installed or checked-out package, read as
+    one; through ``importlib.resources`` only for a package that is not a folder (a zip),
+    whose reader (zipfile, tempfile, shutil) costs a few ms before the first message."""
+    try:
+        return (Path(__file__).parent.parent / "data" / EMBLEM_FILE).read_bytes()
+    except OSError:
+        from importlib import resources
+        return resources.files("mirage_mailer").joinpath("data", EMBLEM_FILE).read_bytes()
 
 
 # The emblem is always a part of the message (1.2 KB), even with a public base URL: Outlook
@@ -252,10 +260,23 @@ def wrap_text(text: str, width: int = TEXT_WIDTH) -> str:
 
 
 def _format_date(value: date | None, lang: str) -> str | None:
+    """The long date in ``lang`` (babel), kept by date and language: the first one in a
+    process made babel load CLDR's root, English and French data, some 20 ms of a send."""
     if value is None:
         return None
-    locale = babel_locale(lang) or babel_locale("en")
-    return format_date(value, format="long", locale=locale)
+
+    def compute() -> str:
+        from babel.dates import format_date  # with zoneinfo: only when no date is kept
+
+        locale = babel_locale(lang) or babel_locale("en")
+        return str(format_date(value, format="long", locale=locale))
+
+    return str(LONG_DATES.get(("date", value.isoformat(), lang), compute))
+
+
+# long dates from babel's locale data (``util.kept``)
+LONG_DATES = kept.kind("locale-dates", kept.library_stamp(babel),
+                         lambda value: isinstance(value, str))
 
 
 def _template_error(exc: Exception, settings: Settings) -> Problem:
@@ -269,17 +290,18 @@ def inline_css(html: str) -> str:
     cssutils' validation on (whatever ``disable_validation`` says), and the first validation
     in a process compiles some 400 regular expressions: about 0.1 s before a send's first
     message. So premailer gets the parsed page and skips that step, ``_align_floats`` does it
-    without validation, and the page is serialised as premailer would: the same bytes."""
+    without validation, and the page is serialised as premailer would: the same bytes.
+    premailer's parse of the CSS is kept from one run to the next (``css_kept``)."""
     logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
     stripped = html.strip()
     tree = etree.fromstring(stripped, etree.HTMLParser()).getroottree()
     page = tree.getroot()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        inliner = Premailer(allow_network=False, keep_style_tags=False,
-                            remove_classes=False, strip_important=False,
-                            cssutils_logging_level=logging.CRITICAL,
-                            disable_validation=True, align_floating_images=False)
+        inliner = KeptPremailer(allow_network=False, keep_style_tags=False,
+                                remove_classes=False, strip_important=False,
+                                cssutils_logging_level=logging.CRITICAL,
+                                disable_validation=True, align_floating_images=False)
         inliner.transform(page)
         _align_floats(page)
     root = tree if stripped.startswith(tree.docinfo.doctype) else page
@@ -291,9 +313,14 @@ def _align_floats(page: etree._Element) -> None:
     """An image floated left or right also gets ``align``, which Outlook understands and
     ``float`` it does not (premailer's ``align_floating_images``, minus validation)."""
     for image in page.xpath("//img[@style]"):
-        side = cssutils.parseStyle(image.attrib["style"], validate=False).float
+        side = FLOATS.get(image.attrib["style"], partial(_float_side, image.attrib["style"]))
         if side in ("left", "right"):
             image.attrib["align"] = side
+
+
+def _float_side(style: str) -> str:
+    """The ``float`` of a ``style`` attribute as cssutils reads it, kept by its text."""
+    return str(cssutils.parseStyle(style, validate=False).float)
 
 
 def render_issue(settings: Settings, issue: Issue, *, fields: set[str],

@@ -14,9 +14,11 @@ that one ``path:line`` problem.
 from __future__ import annotations
 
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 import jinja2
@@ -25,6 +27,7 @@ from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from mirage_mailer.compose import fragments as fragments_module
 from mirage_mailer.compose.fragments import (
     AS_IT_IS,
     PIECE,
@@ -35,6 +38,7 @@ from mirage_mailer.compose.fragments import (
     start_piece,
 )
 from mirage_mailer.compose.template_blocks import unclosed_block
+from mirage_mailer.util import kept
 from mirage_mailer.util.errors import Problem, display_path, shorten
 
 MAX_SIZE = 1_000_000  # characters or items of one value a template computes
@@ -270,6 +274,43 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         bounded.__name__ = getattr(func, "__name__", name)
         return bounded
 
+    # -- compiled templates, kept ----------------------------------------------------------
+
+    def compile(self, source: Any, name: str | None = None, filename: str | None = None,
+                raw: bool = False, defer_init: bool = False) -> Any:
+        """A template's text compiles to the same code every run: it is kept by that text
+        (``util.kept``), unless parsing it cut recipient logic out (the fragments it
+        registers are this environment's, so such a template is compiled each time)."""
+        if not isinstance(source, str) or raw or defer_init:
+            return super().compile(source, name, filename, raw,  # type: ignore[call-overload]
+                                   defer_init)
+        key = (source, name or "", self._compile_settings(name))
+        code = COMPILED.find(key)
+        if code is not None:
+            wanted = filename or "<template>"
+            return code if code.co_filename == wanted else _refiled(code, wanted)
+        before = len(self.fragments.fragments)
+        code = super().compile(source, name, filename)
+        if len(self.fragments.fragments) == before:  # no recipient logic cut out
+            COMPILED.put(key, code)
+        return code
+
+    def _compile_settings(self, name: str | None) -> str:
+        """What besides the text and name shapes the compiled code: the syntax options,
+        the sandbox's intercepted operators, and which filters and tests exist and what
+        they are passed (the code generator reads those)."""
+        autoescape = self.autoescape(name) if callable(self.autoescape) else self.autoescape
+        return repr((
+            self.block_start_string, self.block_end_string, self.variable_start_string,
+            self.variable_end_string, self.comment_start_string, self.comment_end_string,
+            self.line_statement_prefix, self.line_comment_prefix, self.trim_blocks,
+            self.lstrip_blocks, self.newline_sequence, self.keep_trailing_newline,
+            self.optimized, self.is_async, sorted(self.extensions), bool(autoescape),
+            sorted(self.intercepted_binops), sorted(self.intercepted_unops),
+            sorted((n, _passed(f)) for n, f in self.filters.items()),
+            sorted((n, _passed(f)) for n, f in self.tests.items()),
+            _passed(self.finalize) if self.finalize else None))
+
     # -- every for loop ticks ---------------------------------------------------------------
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
@@ -278,6 +319,30 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             loop.iter = nodes.Filter(loop.iter, "_mm_loop", [], [], None, None,
                                      lineno=loop.iter.lineno)
         return FragmentCutter(self, self.fragments, name, filename).cut(tree)
+
+
+def _passed(function: Any) -> str:
+    """What jinja2 passes a filter, test or finalize first (``pass_context``...): the code
+    generator reads it."""
+    return str(getattr(function, "jinja_pass_arg", None))
+
+
+def _refiled(code: CodeType, filename: str) -> CodeType:
+    """``code`` as compiled from ``filename`` (a traceback names the template file)."""
+    consts = tuple(_refiled(c, filename) if isinstance(c, CodeType) else c
+                   for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+def _code_valid(value: Any) -> bool:
+    return isinstance(value, CodeType)
+
+
+# jinja2's parse and code generation of the sample's four templates cost some 30 ms a run;
+# the code generator is jinja2's with this module's and ``fragments``' changes. About 15 KB
+# a template: 40 keep a project's templates through a few edits (past that, the last run's).
+COMPILED = kept.kind("jinja-code", kept.library_stamp(jinja2, sys.modules[__name__],
+                                                      fragments_module), _code_valid, 40)
 
 
 def _as_it_is(value: Any) -> Any:

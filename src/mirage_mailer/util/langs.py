@@ -8,7 +8,10 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+import babel
 from babel import Locale, UnknownLocaleError
+
+from mirage_mailer.util import kept
 
 _SHAPE = re.compile(r"^([a-zA-Z]{2})(?:[-_]([a-zA-Z]{2}|\d{3}))?$")
 
@@ -45,6 +48,14 @@ def base_language(code: str) -> str:
 
 def text_direction(code: str) -> str:
     """``rtl`` for a language written right to left (Arabic, Persian, Hebrew, Urdu...),
-    else ``ltr``: from CLDR's character order (babel), so no list of ours goes stale."""
-    locale = babel_locale(code)
-    return "rtl" if locale is not None and locale.text_direction == "rtl" else "ltr"
+    else ``ltr``: from CLDR's character order (babel), so no list of ours goes stale.
+    Kept by code (``util.kept``): the first in a process loads the locale's data."""
+    def compute() -> str:
+        locale = babel_locale(code)
+        return "rtl" if locale is not None and locale.text_direction == "rtl" else "ltr"
+
+    return str(_DIRECTIONS.get(code, compute))
+
+
+_DIRECTIONS = kept.kind("text-direction", kept.library_stamp(babel),
+                        lambda value: value in ("ltr", "rtl"))
