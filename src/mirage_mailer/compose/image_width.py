@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable
-
-import imagesize
+from collections.abc import Collection
 
 from mirage_mailer.compose.images import InlineImage
 
@@ -33,9 +31,13 @@ _WIDTH = re.compile(r'\swidth="([^"]*)"', re.I)
 _AUTO_HEIGHT = re.compile(r'\sheight="auto"', re.I)
 
 
-def natural_widths(images: Iterable[InlineImage]) -> dict[str, int]:
+def natural_widths(images: Collection[InlineImage]) -> dict[str, int]:
     """Content-ID -> natural width in pixels, for the images whose header can be read."""
     widths: dict[str, int] = {}
+    if not images:
+        return widths
+    import imagesize  # its own imports (xml, ...) cost 10 ms: only for an issue with images
+
     for image in images:
         try:
             width, _height = imagesize.get(io.BytesIO(image.data))
@@ -46,7 +48,7 @@ def natural_widths(images: Iterable[InlineImage]) -> dict[str, int]:
     return widths
 
 
-def outlook_widths(html: str, images: Iterable[InlineImage]) -> str:
+def outlook_widths(html: str, images: Collection[InlineImage]) -> str:
     """``html`` with pixel ``width`` attributes on its images (see the module's docstring)."""
     widths = natural_widths(images)
 

@@ -12,10 +12,8 @@ it announces one, is checked again by ``send`` on the real bytes (``delivery.con
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
-from mirage_mailer.compose.disclaimer import EMBLEM_FILE
 from mirage_mailer.project.content import Issue
 from mirage_mailer.util.errors import Problem, display_path, shorten
 
@@ -37,8 +35,9 @@ def _mb(size: int) -> str:
 def image_size_problems(issue: Issue) -> list[Problem]:
     """An error per issue language whose images pass ``MAX_BYTES`` as sent, else a warning
     above ``WARN_BYTES``; languages with the same images share one line."""
-    emblem = wire_size(len(resources.files("mirage_mailer").joinpath(
-        "data", EMBLEM_FILE).read_bytes()))
+    from mirage_mailer.compose.render import emblem_bytes  # read as a file, no resources
+
+    emblem = wire_size(len(emblem_bytes()))
     found: dict[tuple[Path, ...], list[str]] = {}
     for lang, articles in issue.articles.items():
         shown = dict.fromkeys(path for article in articles

@@ -18,8 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import imagesize
-
 MAX_IMAGE_BYTES = 10_000_000  # one file; the whole message has its own limit (message_size)
 MAX_SIDE = 10_000  # pixels a side: no newsletter photo is wider; a header that says more lies
 MAX_PIXELS = 50_000_000  # decoded, 50 Mpx is 200 MB of memory in a mail client
@@ -84,6 +82,8 @@ def check_image(path: Path) -> ImageFile:
                          "not end in .png, .jpg, .jpeg or .gif",
                          "rename the file: some relays refuse a message whose parts have "
                          "other names")
+    import imagesize  # its own imports cost 10 ms: only for an issue with images
+
     width, height = imagesize.get(path)
     if width <= 0 or height <= 0:
         raise NotAnImage(f"is a damaged {mime.split('/')[1].upper()} image: its header "
