@@ -22,6 +22,7 @@ from mirage_mailer.project.issue_values import (
     parse_date,
     parse_send_at,
 )
+from mirage_mailer.project.surrogates import check_surrogates
 from mirage_mailer.project.yamlsrc import (
     ARTICLE_MAX_BYTES,
     FRONT_MATTER_MAX_CHARS,
@@ -139,6 +140,8 @@ def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Prob
                      "issue id", "use letters, digits, '.', '_' and '-' only")
     check_keys(data, path, allowed=_ISSUE_KEYS, required={"subject", "list", "articles"},
                problems=problems)
+    if check_surrogates(data, path, problems, skip=frozenset({"subject", "preheader"})):
+        problems.raise_if_errors()  # a value no charset encodes: the checks below misread it
     before = len(problems.problems)
     subject = localised(data.get("subject"), "subject", data, path, problems, default_language)
     if "subject" in data and default_language not in subject and len(problems.problems) == before:
@@ -274,6 +277,8 @@ def _load_article(path: Path, default_language: str, problems: Collector,
         problems.add(path, 2, "front matter must be a mapping", "give at least 'title: ...'")
         return None
     check_keys(meta, path, allowed=_ARTICLE_KEYS, required={"title"}, problems=problems)
+    if check_surrogates(meta, path, problems):
+        return None  # the checks below would misread the value
     for key in ("title", "author", "summary", "image", "image_alt"):
         if isinstance(meta.get(key), int | float | bool):  # 'title: 1984' is text as written
             meta[key] = meta.text(key)
