@@ -10,7 +10,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from mirage_mailer.project.article_text import check_body, check_front_matter_alt
+from mirage_mailer.project.article_limits import (
+    check_article_size,
+    check_issue_size,
+    check_open_tags,
+)
+from mirage_mailer.project.article_text import article_tokens, check_body, check_front_matter_alt
 from mirage_mailer.project.image_refs import check_body_images
 from mirage_mailer.project.issue_values import (
     article_image,
@@ -212,6 +217,10 @@ def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Prob
                          f"no subject in '{lang}'; {lang} readers get the "
                          f"{default_language} subject", f"add '{lang}: ...' under 'subject:'",
                          warning=True)
+    check_issue_size(path, data.key_line("articles"),
+                     (article.body for shown in articles.values() for article in shown),
+                     len(articles), problems)
+    problems.raise_if_errors()
     for lang, paths in untranslated.items():
         for missing_path in paths:
             problems.add(missing_path, None,
@@ -301,11 +310,13 @@ def _load_article(path: Path, default_language: str, problems: Collector,
                          "write image_alt: \"\" if it is only decoration")
     if "image_alt" in meta:
         check_front_matter_alt(path, meta.get("image_alt"), meta.key_line("image_alt"), problems)
+    body_images: tuple[Path, ...] = ()
     if not body.strip():
         problems.add(path, body_line - 1, "article body is empty", "write the article below '---'")
-    else:
+    elif check_article_size(path, body, body_line, problems):  # before parsing: bounded work
         check_body(path, body, body_line, problems)
-    body_images = check_body_images(path, body, body_line, problems) if body.strip() else ()
+        check_open_tags(path, article_tokens(body), body_line, problems)
+        body_images = check_body_images(path, body, body_line, problems)
     title = meta.get("title")
     return Article(
         path=path,
