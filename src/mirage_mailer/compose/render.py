@@ -14,7 +14,7 @@ import textwrap
 import warnings
 from dataclasses import dataclass
 from datetime import date
-from functools import partial
+from functools import lru_cache, partial
 from html import escape, unescape
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ from mirage_mailer.compose.slots import MirageUndefined, RecipientSlots, slot
 from mirage_mailer.compose.strings import strings_for
 from mirage_mailer.compose.template_lines import locate
 from mirage_mailer.compose.unsubscribe_link import problems as unsubscribe_problems
+from mirage_mailer.project.article_limits import bounded_html
 from mirage_mailer.project.article_text import article_html
 from mirage_mailer.project.config import Settings, Tracking
 from mirage_mailer.project.content import Article, Issue
@@ -193,8 +194,9 @@ def template_env(settings: Settings) -> BoundedSandbox:
 def markdown_to_html(article: Article, problems: Collector) -> str:
     """Markdown -> HTML with only mail-safe tags and http(s)/mailto links (nh3)."""
     raw = article_html(article.body)
-    clean = nh3.clean(raw, tags=_TAGS, attributes=_ATTRIBUTES,
-                      url_schemes={"http", "https", "mailto"}, link_rel=None)
+    clean = bounded_html(article.path, article.body_line, nh3.clean(
+        raw, tags=_TAGS, attributes=_ATTRIBUTES, url_schemes={"http", "https", "mailto"},
+        link_rel=None), problems)
     for match in re.finditer(r'<a href="([^"]*)"', clean):
         href = match.group(1)
         if not re.match(r"^(https?:|mailto:)", href):
@@ -209,6 +211,7 @@ def _line_of(article: Article, needle: str) -> int:
     return article.body_line + (article.body[:index].count("\n") if index >= 0 else 0)
 
 
+@lru_cache(maxsize=64)  # an article shown in several languages is the same HTML in each
 def html_to_text(html: str) -> str:
     """Readable plain text; links become numbered footnotes so the prose stays clean."""
     doc = lxml.html.fragment_fromstring(html, create_parent="div")

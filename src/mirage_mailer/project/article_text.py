@@ -29,8 +29,10 @@ def article_tokens(body: str) -> tuple[Token, ...]:
     return tuple(MARKDOWN.parse(body))
 
 
+@lru_cache(maxsize=64)
 def article_html(body: str) -> str:
-    """The body as HTML, from the shared parse (what ``MARKDOWN.render`` gives)."""
+    """The body as HTML, from the shared parse (what ``MARKDOWN.render`` gives); once for
+    all the languages that show the article."""
     return str(MARKDOWN.renderer.render(list(article_tokens(body)), MARKDOWN.options, {}))
 
 

@@ -10,7 +10,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from mirage_mailer.project.article_text import check_body, check_front_matter_alt
+from mirage_mailer.project.article_limits import (
+    check_article_size,
+    check_issue_size,
+    check_open_tags,
+)
+from mirage_mailer.project.article_text import article_tokens, check_body, check_front_matter_alt
 from mirage_mailer.project.image_refs import check_body_images
 from mirage_mailer.project.issue_values import (
     article_image,
@@ -22,6 +27,7 @@ from mirage_mailer.project.issue_values import (
     parse_date,
     parse_send_at,
 )
+from mirage_mailer.project.surrogates import check_surrogates
 from mirage_mailer.project.yamlsrc import (
     ARTICLE_MAX_BYTES,
     FRONT_MATTER_MAX_CHARS,
@@ -139,6 +145,8 @@ def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Prob
                      "issue id", "use letters, digits, '.', '_' and '-' only")
     check_keys(data, path, allowed=_ISSUE_KEYS, required={"subject", "list", "articles"},
                problems=problems)
+    if check_surrogates(data, path, problems, skip=frozenset({"subject", "preheader"})):
+        problems.raise_if_errors()  # a value no charset encodes: the checks below misread it
     before = len(problems.problems)
     subject = localised(data.get("subject"), "subject", data, path, problems, default_language)
     if "subject" in data and default_language not in subject and len(problems.problems) == before:
@@ -209,6 +217,10 @@ def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Prob
                          f"no subject in '{lang}'; {lang} readers get the "
                          f"{default_language} subject", f"add '{lang}: ...' under 'subject:'",
                          warning=True)
+    check_issue_size(path, data.key_line("articles"),
+                     (article.body for shown in articles.values() for article in shown),
+                     len(articles), problems)
+    problems.raise_if_errors()
     for lang, paths in untranslated.items():
         for missing_path in paths:
             problems.add(missing_path, None,
@@ -274,6 +286,8 @@ def _load_article(path: Path, default_language: str, problems: Collector,
         problems.add(path, 2, "front matter must be a mapping", "give at least 'title: ...'")
         return None
     check_keys(meta, path, allowed=_ARTICLE_KEYS, required={"title"}, problems=problems)
+    if check_surrogates(meta, path, problems):
+        return None  # the checks below would misread the value
     for key in ("title", "author", "summary", "image", "image_alt"):
         if isinstance(meta.get(key), int | float | bool):  # 'title: 1984' is text as written
             meta[key] = meta.text(key)
@@ -296,11 +310,13 @@ def _load_article(path: Path, default_language: str, problems: Collector,
                          "write image_alt: \"\" if it is only decoration")
     if "image_alt" in meta:
         check_front_matter_alt(path, meta.get("image_alt"), meta.key_line("image_alt"), problems)
+    body_images: tuple[Path, ...] = ()
     if not body.strip():
         problems.add(path, body_line - 1, "article body is empty", "write the article below '---'")
-    else:
+    elif check_article_size(path, body, body_line, problems):  # before parsing: bounded work
         check_body(path, body, body_line, problems)
-    body_images = check_body_images(path, body, body_line, problems) if body.strip() else ()
+        check_open_tags(path, article_tokens(body), body_line, problems)
+        body_images = check_body_images(path, body, body_line, problems)
     title = meta.get("title")
     return Article(
         path=path,

@@ -22,6 +22,7 @@ from mirage_mailer.util.addresses import ascii_address, check_header_value
 # everything some decoder or ``str.splitlines`` would take for a line break; and lone
 # surrogates, which no charset can encode.
 _BREAKS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_SURROGATES = re.compile("[\ud800-\udfff]")
 # As permissive as the decoders that readers use (Python's ``email.header`` included).
 _C0_BYTES = re.compile(b"[\x00-\x08\x0a-\x1f\x7f]")
 _ENCODED_WORD = re.compile(r"=\?([^?]*?)\?([bBqQ])\?(.*?)\?=")
@@ -87,7 +88,7 @@ def header_problem(value: str) -> str | None:
         char = found[0]
         code = f"U+{ord(char):04X}"
         if "\ud800" <= char <= "\udfff":
-            return f"contains a lone surrogate ({code}), a character no charset can encode"
+            return surrogate_problem(char)
         if len(f"a{char}b".splitlines()) > 1:
             return f"contains a line break ({code}), which would break the message headers"
         return f"contains a control character ({code}), which has no place in a header"
@@ -100,6 +101,16 @@ def header_problem(value: str) -> str | None:
         if _hides_break(match[1], data):
             return HIDDEN_BREAK
     return None
+
+
+def surrogate_problem(value: str) -> str | None:
+    """The words for a lone surrogate in ``value`` (None without one): half of a UTF-16
+    pair, which a YAML escape such as ``\\uD800`` can make and no charset can encode."""
+    found = _SURROGATES.search(value)
+    if found is None:
+        return None
+    return (f"contains a lone surrogate (U+{ord(found[0]):04X}), a character no charset "
+            "can encode")
 
 
 def may_have_problem(value: str) -> bool:
