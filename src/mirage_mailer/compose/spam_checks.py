@@ -214,13 +214,15 @@ def measure(html: str, images: tuple[InlineImage, ...] = ()) -> Ratio:
     for hidden in doc.xpath("//style|//script|//head"):
         hidden.getparent().remove(hidden)
     characters = sum(len(piece) for piece in doc.text_content().split())
-    sizes = _natural_sizes(images)
+    sides = [(img, _side(img.get("width"), 8), _side(img.get("height"), 6))  # a percentage
+             for img in doc.iter("img")]                        # of an 800 x 600 screen, as SA
+    unsized = {_cid(img.get("src") or "") for img, width, height in sides
+               if width is None or height is None}  # the emblem has both: never read
+    sizes = _natural_sizes(tuple(image for image in images if image.cid in unsized))
     count = area = 0
-    for img in doc.iter("img"):
+    for img, width, height in sides:
         count += 1
         natural = sizes.get(_cid(img.get("src") or ""))
-        width = _side(img.get("width"), 8)  # a percentage of an 800 x 600 screen, as SA
-        height = _side(img.get("height"), 6)
         if natural is not None:
             if width is None and height is None:
                 width, height = natural
@@ -246,7 +248,9 @@ def _cid(src: str) -> str:
 
 
 def _natural_sizes(images: tuple[InlineImage, ...]) -> dict[str, tuple[int, int]]:
-    import imagesize
+    if not images:
+        return {}
+    import imagesize  # it imports urllib.request: only for an image whose size is needed
 
     sizes: dict[str, tuple[int, int]] = {}
     for image in images:
