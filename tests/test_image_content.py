@@ -9,9 +9,7 @@ Real CLI runs on the sample project, real PNG files.
 from __future__ import annotations
 
 import email
-import os
 import struct
-import zlib
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -21,23 +19,10 @@ import pytest
 from helpers import SAMPLE_ISSUE, RunCli
 from mirage_mailer.compose.render import emblem_bytes
 from mirage_mailer.project.image_files import NotAnImage, check_image
+from support.images import png
 
 ARTICLE = f"{SAMPLE_ISSUE}/online-trainings.md"  # its body starts on line 6
 FRONT = "---\ntitle: T\ndate: 2021-10-20\nauthor: MIraGE consortium\n---\n"
-
-
-def png(width: int = 4, height: int = 4, *, filler: int = 0,
-        rgb: bytes = b"\xff\x00\x00") -> bytes:
-    """A real PNG of one colour; ``filler`` bytes of random text make it that much bigger."""
-    raw = b"".join(b"\x00" + rgb * width for _ in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-    extra = chunk(b"tEXt", b"c\x00" + os.urandom(filler)) if filler else b""
-    return (b"\x89PNG\r\n\x1a\n"
-            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + extra + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
 def write(project: Path, body: str, files: dict[str, bytes], front: str = FRONT) -> None:

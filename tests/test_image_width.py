@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import email
 import re
-import struct
-import zlib
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -15,20 +13,9 @@ from pathlib import Path
 from helpers import SAMPLE_ISSUE, RunCli
 from mirage_mailer.compose.image_width import MAX_WIDTH, outlook_widths
 from mirage_mailer.compose.images import InlineImage
+from support.images import png
 
 ISSUE_DIR = SAMPLE_ISSUE
-
-
-def png(width: int, height: int) -> bytes:
-    """A real PNG of that size (one colour), as a camera or an editor would write one."""
-    raw = b"".join(b"\x00" + b"\x20\x40\x80" * width for _ in range(height))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2,
-                                                              0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
 def english_html(project: Path) -> str:

@@ -8,8 +8,6 @@ project and the sample issue of every preset and language ``init`` offers say no
 from __future__ import annotations
 
 import re
-import struct
-import zlib
 from pathlib import Path
 
 import pytest
@@ -20,20 +18,9 @@ from mirage_mailer.compose.spam_checks import LOW_RATIO, measure, shouting, sour
 from mirage_mailer.project.content import load_issue
 from mirage_mailer.project.init_answers import INIT_PRESETS, ProjectAnswers
 from mirage_mailer.services.projects import init, validate
+from support.images import png
 
 ARTICLES = ("partners-meeting.md", "online-trainings.md")
-
-
-def png(width: int, height: int) -> bytes:
-    """A real PNG of one colour (the audit's wide banner is 1600 x 400)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-
-    rows = b"".join(b"\x00" + b"\x20\x60\xa0" * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n"
-            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 def photo_issue(project: Path, *, words: str = "", subject: str | None = None) -> Path:

@@ -30,6 +30,7 @@ from web_support import (
 from helpers import RunCli, edit
 from mirage_mailer.compose.disclaimer import AMIF_TEXT, EMBLEM_ALT
 from mirage_mailer.compose.render import emblem_bytes
+from support.images import png
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 PAGE = f"/issues/{ISSUE_ID}/"
@@ -118,7 +119,7 @@ def test_article_images_are_served_beside_the_page(web_project: Path,
     edit(folder / "partners-meeting.md", "author: MIraGE consortium\n",
          "author: MIraGE consortium\nimage: photo.png\nimage_alt: The partners\n")
     assert run_cli("send", f"issues/{ISSUE_ID}", "--yes", cwd=web_project).code == 0
-    (folder / "photo.png").write_bytes(b"\x89PNG not the one sent")
+    (folder / "photo.png").write_bytes(png(8, 8, rgb=b"\x00\xff\x00"))  # another photo
     with client_for(web_project) as client:
         page = client.get(PAGE).text
         src = re.search(r'<img class="article-image" src="([^"]+)"', page)
