@@ -122,7 +122,9 @@ def test_all_problems_are_reported_at_once(project: Path, run_cli: RunCli) -> No
     edit(project / "mirage.yaml", "  timeout: 30", "  timeout: soon")
     result = run_cli("validate", SAMPLE_ISSUE)
     assert result.code == 2
-    assert [line.split(":")[1] for line in result.err.splitlines()] == ["21", "24"]
+    errors = [line for line in result.err.splitlines() if ": warning: " not in line]
+    assert [line.split(":")[1] for line in errors] == ["21", "24"]
+    assert result.out.startswith(f"{SAMPLE_ISSUE.split('/')[-1]}: 2 error(s), 1 warning(s)")
 
 
 def test_preview_and_send_refuse_bad_input_too(project: Path, run_cli: RunCli) -> None:

@@ -105,7 +105,9 @@ def validate_command(obj: Context, issue: str | None) -> int:
     only issue, or the latest one (highest number, then date; an undated draft, such as
     the one new-issue just started, counts as newest).
 
-    Prints every problem as path:line: message. Exit 2 if any is an error (an issue of
+    Prints every problem as path:line: message, all in one run: a mistake in one
+    stage does not hide those after it (what depends on a part with errors is left
+    unchecked, and the summary line says so). Exit 2 if any is an error (an issue of
     images only, with no text, is one); warnings (duplicate addresses, missing
     translations, a subject or heading in capitals or with '!!!', little text for many
     images) leave exit 0.
@@ -115,11 +117,14 @@ def validate_command(obj: Context, issue: str | None) -> int:
         err(str(problem))
     for problem in found.store_problems:
         err(f"{problem} (recipient figures below ignore the tracking store)")
-    plan = found.plan
-    already = (f", {plan.already_sent} already sent" if plan.already_sent else "")
-    click.echo(f"{found.issue}: {len(found.errors)} error(s), {len(found.warnings)} "
-               f"warning(s); languages {', '.join(found.languages)}; "
-               f"{plan.to_send} recipient(s) ({plan.languages()}){already}")
+    summary = f"{found.issue}: {len(found.errors)} error(s), {len(found.warnings)} warning(s)"
+    if (plan := found.plan) is not None:
+        already = (f", {plan.already_sent} already sent" if plan.already_sent else "")
+        summary += (f"; languages {', '.join(found.languages)}; "
+                    f"{plan.to_send} recipient(s) ({plan.languages()}){already}")
+    if found.unchecked:
+        summary += f"; not checked: {', '.join(found.unchecked)} (fix the errors above first)"
+    click.echo(summary)
     return ExitCode.INVALID_INPUT if found.errors else ExitCode.OK
 
 

@@ -24,7 +24,7 @@ from mirage_mailer.project.signup_lists import read_signup_lists
 from mirage_mailer.project.yamlsrc import LineDict, check_keys, load_yaml_file
 from mirage_mailer.util.addresses import ascii_domain, parse_mailbox
 from mirage_mailer.util.database import Database, PostgresUrl, is_postgres, parse_postgres
-from mirage_mailer.util.errors import Collector, InputError, Problem, display_path, shorten
+from mirage_mailer.util.errors import Collector, InputError, Problem, capped, display_path, shorten
 from mirage_mailer.util.langs import check_language
 
 CONFIG_NAME = "mirage.yaml"
@@ -236,8 +236,30 @@ def _env_key(key: str) -> str:
     return "secret_env" if key.lower() == "secret" else "password_env"
 
 
+@dataclass(frozen=True)
+class ConfigRead:
+    """mirage.yaml as far as it loaded. ``settings`` hold what each key says, or its default
+    where the value failed: enough for ``validate`` to check the issue, lists and templates
+    beside a config error, never to send with. ``broken`` names the sections with errors
+    (``templates`` for the key of that name)."""
+
+    settings: Settings
+    errors: list[Problem]
+    broken: frozenset[str]
+
+
 def load_settings(path: Path) -> Settings:
     """Load and validate mirage.yaml; raises ``InputError`` listing every problem."""
+    read = read_settings(path)
+    problems = Collector()
+    problems.problems.extend(read.errors)
+    problems.raise_if_errors()
+    return read.settings
+
+
+def read_settings(path: Path) -> ConfigRead:
+    """Load mirage.yaml and collect every problem; raises ``InputError`` only when the file
+    gives no settings at all (unreadable, not YAML, not a mapping)."""
     path = path.resolve()
     root_dir = path.parent
     data = load_yaml_file(path)
@@ -252,15 +274,23 @@ def load_settings(path: Path) -> Settings:
         if key not in data:
             problems.add(path, 1, f"missing required section '{key}'", f"add '{key}:'")
 
+    broken = {key for key in ("project", "sender") if key not in data}
+    failed = _Failed(problems, broken)
     project = _load_project(_section(data, "project", path, problems), path, problems)
+    failed.mark("project")
     sender = _load_sender(_section(data, "sender", path, problems), path, problems)
+    failed.mark("sender")
     transport = _load_transport(_section(data, "transport", path, problems), path, problems,
                                 root_dir)
+    failed.mark("transport")
     disclaimer = _load_disclaimer(_section(data, "disclaimer", path, problems), path, problems,
                                   project.language)
+    failed.mark("disclaimer")
     tracking = _load_tracking(_section(data, "tracking", path, problems), path, problems,
                               root_dir)
+    failed.mark("tracking")
     web = _load_web(_section(data, "web", path, problems), path, problems, root_dir / "lists")
+    failed.mark("web")
     if isinstance(tracking.database, PostgresUrl) and (transport.processes or 1) > 1:
         # send refused it; validate and --dry-run must refuse what send will (exit 2)
         problems.add(path, _key_line(data.get("transport"), "processes"),
@@ -269,16 +299,19 @@ def load_settings(path: Path) -> Settings:
                      "set processes: 1 and start several 'mirage-mailer send' commands "
                      "instead, on this host or others: they share the work "
                      "(docs/guide/several-senders.md)")
+    failed.mark("transport")
     dkim = None
     if data.get("dkim") is not None:  # a section that is no mapping: _section says so
         dkim_sec = _section(data, "dkim", path, problems)
         if isinstance(data.get("dkim"), LineDict):
             dkim = _load_dkim(dkim_sec, path, problems, root_dir)
+    failed.mark("dkim")
     bounces_sec = _section(data, "bounces", path, problems) if "bounces" in data else None
     if bounces_sec is not None:
         check_keys(bounces_sec, path, allowed=BOUNCE_KEYS, required=set(), problems=problems,
                    where="bounces", ignore=_SECRET_KEYS)
     bounces = load_bounces(bounces_sec, path, problems, root_dir, sender.return_path)
+    failed.mark("bounces")
     templates_value = data.get("templates", "templates")
     if not isinstance(templates_value, str) or not templates_value.strip():
         problems.add(path, data.key_line("templates"), "'templates' must be a folder path")
@@ -288,12 +321,12 @@ def load_settings(path: Path) -> Settings:
                      f"'templates' {shorten(templates_value)!r} is outside the project folder",
                      "keep the templates in a folder beside mirage.yaml")
         templates_value = "templates"
-    problems.raise_if_errors()
+    failed.mark("templates")
     line_of = {f"{s}.{k}": v.key_line(k) for s in _TOP_KEYS
                if isinstance(v := data.get(s), LineDict) for k in v}
     line_of.update({s: data.key_line(s) for s in data})
     line_of.update(relay_lines(data.get("transport")))
-    return Settings(
+    settings = Settings(
         path=path,
         root=root_dir,
         project=project,
@@ -310,6 +343,20 @@ def load_settings(path: Path) -> Settings:
         dkim=dkim,
         bounces=bounces,
     )
+    return ConfigRead(settings, capped(problems.errors), frozenset(broken))
+
+
+class _Failed:
+    """Which sections added errors: each ``mark`` names the section loaded since the last."""
+
+    def __init__(self, problems: Collector, broken: set[str]) -> None:
+        self.problems, self.broken, self.seen = problems, broken, len(problems.errors)
+
+    def mark(self, section: str) -> None:
+        count = len(self.problems.errors)
+        if count > self.seen:
+            self.broken.add(section)
+        self.seen = count
 
 
 def _key_line(section: object, key: str) -> int | None:
@@ -333,6 +380,7 @@ def _load_project(sec: LineDict, path: Path, problems: Collector) -> Project:
     if bad:
         problems.add(path, s.line("language"), f"'project.language' {bad}",
                      "use an ISO 639-1 code such as en, fr or pt-BR")
+        language = "en"  # the default: validate reads the issue with it, nothing is sent
     contact = s.text("contact") or ""
     if contact and not s.one_address("contact", contact, "give the one address readers can "
                                      "write to; a shared mailbox reaches several people"):

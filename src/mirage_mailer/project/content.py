@@ -52,7 +52,8 @@ MAX_ARTICLES = 100
 _FIELD_NAMES = {"title": "article's title", "author": "author's name",
                 "summary": "one-line summary", "image": "image's file name",
                 "image_alt": "image's description"}
-__all__ = ["Article", "Issue", "load_issue", "parse_date", "parse_send_at", "split_front_matter"]
+__all__ = ["Article", "Issue", "load_issue", "parse_date", "parse_send_at", "read_issue",
+           "split_front_matter"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,17 @@ class Issue:
 
 def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Problem]]:
     """Load an issue folder; returns the issue and its warnings, raises on errors."""
+    issue, found = read_issue(issue_dir, default_language)
+    problems = Collector()
+    problems.problems.extend(found)
+    problems.raise_if_errors()
+    return issue, problems.warnings
+
+
+def read_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Problem]]:
+    """The issue as far as it loads (an article that fails to load is left out), and every
+    problem met, errors and warnings: ``validate`` goes on to the lists with them. Raises
+    ``InputError`` only when there is no issue to read (no folder, no mapping)."""
     if issue_dir.is_symlink() and not inside(issue_dir, issue_dir.absolute().parent):
         # the id is the folder's name: a link's target would give it another (two links to
         # folders named alike were one issue, the second never sent), and it lies elsewhere
@@ -199,7 +211,6 @@ def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Prob
             for lang, translated in _load_translations(article_path, default_language,
                                                        problems):
                 translations.setdefault(lang, {})[article_path] = translated
-    problems.raise_if_errors()
     languages = [
         default_language,
         *sorted((set(translations) | set(subject) | set(title)) - {default_language}),
@@ -212,15 +223,15 @@ def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Prob
         missing = tuple(a.path for a in originals if a.path not in chosen)
         if lang != default_language and missing:
             untranslated[lang] = missing
-        if lang != default_language and lang not in subject:
+        if lang != default_language and lang not in subject and subject:  # none: an error
             problems.add(path, data.key_line("subject"),
                          f"no subject in '{lang}'; {lang} readers get the "
                          f"{default_language} subject", f"add '{lang}: ...' under 'subject:'",
                          warning=True)
-    check_issue_size(path, data.key_line("articles"),
-                     (article.body for shown in articles.values() for article in shown),
-                     len(articles), problems)
-    problems.raise_if_errors()
+    if not problems.errors:  # an article too long would be said again in the total
+        check_issue_size(path, data.key_line("articles"),
+                         (article.body for shown in articles.values() for article in shown),
+                         len(articles), problems)  # an error: validate renders nothing
     for lang, paths in untranslated.items():
         for missing_path in paths:
             problems.add(missing_path, None,
@@ -242,7 +253,7 @@ def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Prob
         untranslated=untranslated,
         lines={k: data.key_line(k) for k in data},
     )
-    return issue, problems.warnings
+    return issue, problems.problems
 
 
 def _date_value(data: LineDict, path: Path, problems: Collector) -> date | None:

@@ -1,13 +1,15 @@
 """One issue of one project, loaded and checked: what validate, preview and send share.
 
 Load order follows the pipeline: config, issue and articles, lists, then rendering with the
-disclaimer check. Fatal problems raise ``InputError``; row problems and warnings are returned.
+disclaimer check. Each stage is checked even when one before it failed (as far as it can be),
+so that one run names every problem: ``open_project`` raises them all in one ``InputError``,
+``gather_project`` returns them (``validate``). Row problems and warnings are returned.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mirage_mailer.compose.disclaimer import block_for, union_name_warnings, words_language
@@ -16,8 +18,8 @@ from mirage_mailer.compose.message_size import image_size_problems
 from mirage_mailer.compose.render import RenderedLanguage, render_issue
 from mirage_mailer.compose.spam_checks import source_problems
 from mirage_mailer.compose.strings import strings_for
-from mirage_mailer.project.config import CONFIG_NAME, Settings, find_config, load_settings
-from mirage_mailer.project.content import Issue, load_issue
+from mirage_mailer.project.config import CONFIG_NAME, Settings, find_config, read_settings
+from mirage_mailer.project.content import Issue, read_issue
 from mirage_mailer.project.eu_names import base_language
 from mirage_mailer.project.lists import (
     RowProblem,
@@ -29,7 +31,7 @@ from mirage_mailer.project.lists import (
 )
 from mirage_mailer.project.new_issue import LATEST_RULE, latest_issue
 from mirage_mailer.services.verp import bounce_warnings
-from mirage_mailer.util.errors import Collector, InputError, Problem, display_path, shorten
+from mirage_mailer.util.errors import Collector, InputError, Problem, capped, display_path, shorten
 
 ISSUES = "issues"
 
@@ -86,30 +88,105 @@ def _config_here_or_above(config: Path | None) -> Path:
     return find_config(config)
 
 
+@dataclass(frozen=True)
+class Gathered:
+    """A project loaded as far as it goes, with every problem of every stage on the way.
+
+    ``project`` is None when mirage.yaml or issue.yaml gives nothing to go on; otherwise its
+    settings may hold defaults in place of values that failed, and its issue may lack
+    articles that failed: enough to check the other stages, never to send with."""
+
+    issue_id: str
+    project: Project | None
+    errors: list[Problem]
+    broken: frozenset[str]  # config sections with errors; "config"/"issue": unread, or wrong
+    issue_errors: tuple[Problem, ...] = ()  # those of the issue and its articles
+    said: tuple[Problem, ...] = ()  # the content checks' warnings, said with a refusal
+
+
 def open_project(config: Path | None, issue_dir: Path) -> Project:
-    settings = load_settings(locate_config(config, issue_dir))
-    issue, warnings = load_issue(issue_dir, settings.project.language)
+    """The project of one issue, ready to render and send; ``InputError`` lists every problem
+    of the config, the issue, its articles and the list files at once."""
+    gathered = gather_project(config, issue_dir)
     problems = Collector()
-    content = source_problems(issue)  # shouting (warnings), an issue of images only (errors)
-    problems.problems.extend(content)
-    problems.problems.extend(image_size_problems(issue))  # before any message is built
+    problems.problems.extend(gathered.errors)
+    if problems.errors:  # said with the content's warnings: all there is to fix at once
+        raise InputError([*capped(problems.errors), *gathered.said])
+    assert gathered.project is not None  # only a stage with errors leaves none
+    return gathered.project
+
+
+def gather_project(config: Path | None, issue_dir: Path) -> Gathered:
+    """Config, issue and articles, then the list files, each checked even when one before
+    failed, as far as it can be (no mirage.yaml at all: that is raised)."""
+    config_path = locate_config(config, issue_dir)
+    issue_id = issue_dir.absolute().name
+    try:
+        read = read_settings(config_path)
+    except InputError as exc:  # no settings to read the issue with
+        return Gathered(issue_id, None, list(exc.problems), frozenset({"config"}))
+    settings, errors, broken = read.settings, list(read.errors), set(read.broken)
+    try:
+        issue, found = read_issue(issue_dir, settings.project.language)
+    except InputError as exc:
+        return Gathered(issue_id, None, errors + exc.problems, frozenset(broken | {"issue"}))
+    warnings = [p for p in found if p.warning]
+    issue_errors = tuple(capped([p for p in found if not p.warning]))
+    if issue_errors:
+        errors += issue_errors
+        broken.add("issue")
+    # shouting (warnings), an issue of images only, images over the size (errors), before
+    # any message is built
+    content = [*source_problems(issue), *image_size_problems(issue)]
+    errors += [p for p in content if not p.warning]
+    said = tuple(p for p in content if p.warning)
+    warnings += said
     paths: dict[str, Path] = {}
     for name in issue.lists:
         try:
             paths[name] = find_list(settings.lists_dir, name, origin=issue.path,
                                     line=issue.lines.get("list"))
         except InputError as exc:
-            problems.problems.extend(exc.problems)
-    if problems.errors:  # said with its warnings: all there is to fix in the issue at once
-        raise InputError(problems.problems)
-    warnings = warnings + problems.warnings + disclaimer_warnings(settings, issue)
-    if settings.dkim is not None:  # a weak key, a signing domain that does not align
+            errors.extend(exc.problems)
+    warnings += config_warnings(settings, issue, frozenset(broken))
+    return Gathered(issue.id, Project(settings, issue, paths, warnings), errors,
+                    frozenset(broken), issue_errors, said)
+
+
+def without_broken_articles(project: Project, errors: tuple[Problem, ...]) -> Project | None:
+    """The project without the articles that have errors, so that the templates can still be
+    checked beside them; None when an error lies elsewhere (issue.yaml: the subject, say), or
+    no article is left to render."""
+    issue = project.issue
+    folder = display_path(issue.dir) + "/"
+    bad = {p.path for p in errors}
+    if any(not (path.startswith(folder) and path.endswith(".md")
+                and "/" not in path.removeprefix(folder)) for path in bad):
+        return None  # an article (or translation) that did not load is left out already
+    shown = [[display_path(a.path) for a in articles] for articles in issue.articles.values()]
+    if not shown or not set(shown[0]) - bad:  # the default language's articles come first
+        return None
+    dropped = {n for paths in shown for n, path in enumerate(paths) if path in bad}
+    if not dropped:
+        return project
+    articles = {lang: tuple(a for n, a in enumerate(chosen) if n not in dropped)
+                for lang, chosen in issue.articles.items()}
+    return replace(project, issue=replace(issue, articles=articles))
+
+
+def config_warnings(settings: Settings, issue: Issue, broken: frozenset[str]) -> list[Problem]:
+    """The warnings about settings, from the sections that loaded."""
+    warnings = [] if "disclaimer" in broken else disclaimer_warnings(settings, issue)
+    if settings.dkim is not None and not broken & {"dkim", "sender"}:
+        # a weak key, a signing domain that does not align
         from mirage_mailer.services.dkim_keys import dkim_warnings
 
         warnings += dkim_warnings(settings)
-    warnings += bounce_warnings(settings.bounces, settings.sender.from_email,
-                                display_path(settings.path), settings.line_of.get("bounces"))
-    return Project(settings, issue, paths, warnings)
+    if not broken & {"bounces", "sender"}:
+        warnings += bounce_warnings(settings.bounces, settings.sender.from_email,
+                                    display_path(settings.path),
+                                    settings.line_of.get("bounces"))
+    return warnings
 
 
 def disclaimer_warnings(settings: Settings, issue: Issue) -> list[Problem]:

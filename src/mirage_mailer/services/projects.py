@@ -18,10 +18,11 @@ from mirage_mailer.services.list_scan import scan_lists
 from mirage_mailer.services.loader import (
     Project,
     find_issue,
+    gather_project,
     locate_config,
-    open_project,
     reader_problems,
     render,
+    without_broken_articles,
 )
 from mirage_mailer.services.outbound import insecure_tls_warning
 from mirage_mailer.services.planning import ListScan, Plan
@@ -76,44 +77,71 @@ class Validation:
 
     issue: str
     languages: tuple[str, ...]
-    plan: Plan
+    plan: Plan | None  # None: the issue could not be read
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     store_problems: list[Problem] = field(default_factory=list)  # figures ignore the store
+    unchecked: tuple[str, ...] = ()  # what an error before left unchecked
+
+
+# what the templates are rendered with: an error in one leaves them unchecked
+_RENDER_NEEDS = frozenset({"project", "disclaimer", "tracking", "templates"})
+_TEMPLATES = "templates and disclaimer"
 
 
 def validate(config: Path | None, issue_dir: Path) -> Validation:
     """Check config, issue, articles, lists, templates, disclaimer and signing secret, and
-    plan the send as ``send --dry-run`` would (one set of figures)."""
-    project = open_project(config, issue_dir)
+    plan the send as ``send --dry-run`` would (one set of figures). Every stage is checked
+    even when one before it failed, as far as what failed allows: one run, every problem."""
+    gathered = gather_project(config, issue_dir)
+    project, broken, errors = gathered.project, gathered.broken, list(gathered.errors)
+    if project is None:
+        later = ("issue", "articles") if "config" in broken else ("articles",)
+        return Validation(gathered.issue_id, (), None, errors,
+                          unchecked=(*later, "lists", _TEMPLATES))
     store_problems: list[Problem] = []
     try:  # one pass over the lists gives the plan's figures and the rows' problems
-        plan, scan = _plan_and_scan(project, use_store=True)
+        plan, scan = _plan_and_scan(project, use_store="tracking" not in broken)
     except StoreError as exc:  # validate checks the inputs; a broken store is send's business
         store_problems = list(exc.problems)
         plan, scan = _plan_and_scan(project, use_store=False)
-    errors = list(scan.row_problems)
+    errors.extend(scan.row_problems)
+    unchecked: list[str] = []
     ratio: list[Problem] = []
-    try:
-        rendered = render(project, scan.fields)
-        ratio = ratio_problems(project.issue, rendered)  # too little text for the images
-        errors.extend(reader_problems(project, rendered))
-    except InputError as exc:
-        errors.extend(exc.problems)
-    try:  # the same refusal as preview and send, but a project without a secret gets none
-        check_signing_secret(project.settings)
-    except InputError as exc:
-        errors = [*errors, *exc.problems]
-    if project.settings.dkim is not None:  # its warnings came with open_project
-        from mirage_mailer.services.dkim_keys import check_dkim
+    # rendered with stand-ins for what failed, the templates would be blamed for it
+    shown = (None if broken & _RENDER_NEEDS
+             else without_broken_articles(project, gathered.issue_errors))
+    if shown is None:
+        unchecked.append(_TEMPLATES)
+    else:
+        try:
+            rendered = render(shown, scan.fields)
+            if shown is project:  # without an article, the ratio would not be the issue's
+                ratio = ratio_problems(project.issue, rendered)  # little text, many images
+            errors.extend(reader_problems(shown, rendered))
+        except InputError as exc:
+            errors.extend(exc.problems)
+    if "tracking" in broken:
+        unchecked.append("signing secret")
+    else:
+        try:  # the same refusal as preview and send, but a project without a secret gets none
+            check_signing_secret(project.settings)
+        except InputError as exc:
+            errors.extend(exc.problems)
+    if project.settings.dkim is not None:  # its warnings came with gather_project
+        if broken & {"dkim", "sender"}:
+            unchecked.append("DKIM key")
+        else:
+            from mirage_mailer.services.dkim_keys import check_dkim
 
-        errors += check_dkim(project.settings).errors
-    insecure = insecure_tls_warning(project.settings)  # validate is where a setting is read
-    closed = closed_warning(project.settings)  # several lists, none said open to the public
+            errors += check_dkim(project.settings).errors
+    # validate is where a setting is read; several lists, none said open to the public
+    insecure = None if "transport" in broken else insecure_tls_warning(project.settings)
+    closed = None if "web" in broken else closed_warning(project.settings)
     return Validation(project.issue.id, tuple(project.issue.languages), plan, errors,
                       project.warnings + ratio + scan.duplicates
                       + [found for found in (insecure, closed) if found is not None],
-                      store_problems)
+                      store_problems, tuple(unchecked))
 
 
 def _plan_and_scan(project: Project, *, use_store: bool) -> tuple[Plan, ListScan]:

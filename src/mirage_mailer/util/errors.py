@@ -114,14 +114,19 @@ class Collector:
         return [p for p in self.problems if p.warning]
 
     def raise_if_errors(self) -> None:
-        errors = self.errors
-        if len(errors) > MAX_PROBLEMS:  # a broken or hostile file: the first ones say enough
-            rest = len(errors) - MAX_PROBLEMS
-            more = Problem(errors[-1].path, None, f"and {rest:,} more problems like these",
-                           "fix the ones above first")
-            errors = [*errors[:MAX_PROBLEMS], more]
-        if errors:
+        if errors := capped(self.errors):
             raise InputError(errors)
+
+
+def capped(errors: list[Problem]) -> list[Problem]:
+    """At most ``MAX_PROBLEMS``, and a line saying how many more: a broken or hostile file
+    (25,000 unknown keys) gets its first ones listed, which say enough."""
+    if len(errors) <= MAX_PROBLEMS:
+        return errors
+    rest = len(errors) - MAX_PROBLEMS
+    more = Problem(errors[-1].path, None, f"and {rest:,} more problems like these",
+                   "fix the ones above first")
+    return [*errors[:MAX_PROBLEMS], more]
 
 
 def is_busy(exc: BaseException) -> bool:
