@@ -32,9 +32,8 @@ from mirage_mailer.project.lists import (
     MAX_HEADER_CHARS,
     RowProblem,
     Subscriber,
-    _csv_header,
+    _header_of,
     _iter_csv,
-    _not_utf8,
     _open_csv,
     is_blank,
     language_of,
@@ -146,10 +145,7 @@ def iter_columns(path: Path, list_name: str) -> Iterator[Columns]:
     prints then."""
     where = display_path(path)
     with _open_csv(path) as handle:
-        try:
-            columns, delimiter = _csv_header(handle, path)
-        except UnicodeDecodeError:
-            raise _not_utf8(path, 1) from None
+        columns, delimiter = _header_of(handle, path)
     start = _body_offset(path)
     if start is None or not all(columns):  # an odd header: the usual reader, as columns
         yield from columns_of(_iter_csv(path, list_name))

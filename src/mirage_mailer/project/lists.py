@@ -313,14 +313,19 @@ def _bounded_lines(handle: io.TextIOWrapper, path: Path, ended: list[bool]) -> I
     ended.append(True)
 
 
+def _header_of(handle: io.TextIOWrapper, path: Path) -> tuple[list[str], str]:
+    """The header's columns and delimiter; a first line that is not UTF-8 is named so."""
+    try:
+        return _csv_header(handle, path)
+    except UnicodeDecodeError:
+        raise _not_utf8(path, 1) from None
+
+
 def _iter_csv(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
     """Stream the file: a 100,000-row list never sits in memory."""
     where = display_path(path)
     with _open_csv(path) as handle:
-        try:
-            columns, delimiter = _csv_header(handle, path)
-        except UnicodeDecodeError:
-            raise _not_utf8(path, 1) from None
+        columns, delimiter = _header_of(handle, path)
         ended: list[bool] = []
         reader = csv.reader(_bounded_lines(handle, path, ended), delimiter=delimiter)
         named = all(columns)  # no unnamed column to leave out of each row's mapping
