@@ -31,26 +31,26 @@ _WIDTH = re.compile(r'\swidth="([^"]*)"', re.I)
 _AUTO_HEIGHT = re.compile(r'\sheight="auto"', re.I)
 
 
-def natural_widths(images: Collection[InlineImage]) -> dict[str, int]:
-    """Content-ID -> natural width in pixels, for the images whose header can be read."""
-    widths: dict[str, int] = {}
+def natural_sizes(images: Collection[InlineImage]) -> dict[str, tuple[int, int]]:
+    """Content-ID -> (width, height) in pixels, for the images whose header can be read."""
+    sizes: dict[str, tuple[int, int]] = {}
     if not images:
-        return widths
-    import imagesize  # its own imports (xml, ...) cost 10 ms: only for an issue with images
+        return sizes
+    import imagesize  # it imports urllib.request and xml (10 ms): only for an issue with images
 
     for image in images:
         try:
-            width, _height = imagesize.get(io.BytesIO(image.data))
-        except Exception:  # a damaged or hostile file: its width stays unknown
+            width, height = imagesize.get(io.BytesIO(image.data))
+        except Exception:  # a damaged or hostile file: its size stays unknown
             continue
-        if width > 0:
-            widths[image.cid] = width
-    return widths
+        if width > 0 and height > 0:
+            sizes[image.cid] = (width, height)
+    return sizes
 
 
 def outlook_widths(html: str, images: Collection[InlineImage]) -> str:
     """``html`` with pixel ``width`` attributes on its images (see the module's docstring)."""
-    widths = natural_widths(images)
+    widths = {cid: width for cid, (width, _height) in natural_sizes(images).items()}
 
     def fix(match: re.Match[str]) -> str:
         tag = _AUTO_HEIGHT.sub("", match.group(0))

@@ -29,13 +29,13 @@ prints them; this module only finds them.
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mirage_mailer.compose.image_width import natural_sizes
 from mirage_mailer.project.content import Article, Issue
 from mirage_mailer.util.errors import Problem, display_path, shorten
 
@@ -218,7 +218,7 @@ def measure(html: str, images: tuple[InlineImage, ...] = ()) -> Ratio:
              for img in doc.iter("img")]                        # of an 800 x 600 screen, as SA
     unsized = {_cid(img.get("src") or "") for img, width, height in sides
                if width is None or height is None}  # the emblem has both: never read
-    sizes = _natural_sizes(tuple(image for image in images if image.cid in unsized))
+    sizes = natural_sizes(tuple(image for image in images if image.cid in unsized))
     count = area = 0
     for img, width, height in sides:
         count += 1
@@ -245,22 +245,6 @@ def _side(value: str | None, per_percent: int) -> int | None:
 def _cid(src: str) -> str:
     match = _CID.match(src.strip())
     return match.group(1) if match else ""
-
-
-def _natural_sizes(images: tuple[InlineImage, ...]) -> dict[str, tuple[int, int]]:
-    if not images:
-        return {}
-    import imagesize  # it imports urllib.request: only for an image whose size is needed
-
-    sizes: dict[str, tuple[int, int]] = {}
-    for image in images:
-        try:
-            width, height = imagesize.get(io.BytesIO(image.data))
-        except Exception:  # a damaged file: its size stays a guess
-            continue
-        if width > 0 and height > 0:
-            sizes[image.cid] = (width, height)
-    return sizes
 
 
 def ratio_problems(issue: Issue, rendered: Mapping[str, RenderedLanguage]) -> list[Problem]:
