@@ -17,7 +17,7 @@ from helpers import SAMPLE_ISSUE
 from mirage_mailer.compose import css_kept, sandbox
 from mirage_mailer.compose.render import inline_css, template_env
 from mirage_mailer.compose.sandbox import template_frame
-from mirage_mailer.util import kept
+from mirage_mailer.util import kept, marshal_file
 
 KINDS = ("premailer-rules", "premailer-pairs", "image-float", "style-rules", "jinja-code",
          "locale-dates", "text-direction")
@@ -100,7 +100,7 @@ def test_a_damaged_or_foreign_file_is_ignored_and_replaced(project: Path,
     assert _parts(tmp_path / "damaged") == _parts(tmp_path / "clean")
     for name in KINDS:  # and replaced by a file the next run reads
         kind = next(k for k in kept._KINDS if k.kind == name)
-        assert kept._read(store / kept.file_name(name), kind.header), name
+        assert marshal_file.read(store / kept.file_name(name), kind.header), name
 
 
 @pytest.fixture

@@ -20,12 +20,12 @@ import atexit
 import builtins
 import dataclasses
 import importlib.util
-import marshal
-import os
 import sys
 from pathlib import Path
 from types import CodeType
 from typing import Any
+
+from mirage_mailer.util import marshal_file
 
 MAX_TEXTS = 2000  # texts kept (the package has ~130 classes); past this, a run keeps its own
 SUFFIX = ".classcode"
@@ -72,28 +72,13 @@ class ClassCode:
             return
         codes = self.codes if len(self.codes) <= MAX_TEXTS else {
             text: code for text, code in self.codes.items() if text in self.used}
-        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_bytes(_HEADER + marshal.dumps(codes))
-            os.replace(temporary, self.path)
-        except OSError:  # a read-only install: every run compiles, as without this module
-            temporary.unlink(missing_ok=True)
+        marshal_file.write(self.path, _HEADER, codes)  # read-only: every run compiles
 
 
 def _read(path: Path) -> dict[str, CodeType]:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return {}
-    if not data.startswith(_HEADER):
-        return {}
-    try:
-        codes = marshal.loads(data[len(_HEADER):])
-    except (EOFError, ValueError, TypeError):
-        return {}
-    if not isinstance(codes, dict) or not all(
-            isinstance(k, str) and isinstance(v, CodeType) for k, v in codes.items()):
+    """The stored codes, or none when any entry is not a text's code (a damaged file)."""
+    codes = marshal_file.read(path, _HEADER)
+    if not all(isinstance(k, str) and isinstance(v, CodeType) for k, v in codes.items()):
         return {}
     return codes
 

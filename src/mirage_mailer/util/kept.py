@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mirage_mailer.util import marshal_file
+
 MAX_ENTRIES = 1000  # a kind past its limit keeps only what its last run used
 _MAGIC = importlib.util.MAGIC_NUMBER + (sys.implementation.cache_tag or "").encode()
 
@@ -66,7 +68,7 @@ class Kept:
     def open(self, directory: Path | None) -> None:
         """Read this kind's file in ``directory`` (None: keep nothing, compute every time)."""
         self.path = directory / file_name(self.kind) if directory is not None else None
-        self.values = _read(self.path, self.header) if self.path is not None else {}
+        self.values = marshal_file.read(self.path, self.header) if self.path is not None else {}
         self.used.clear()
         self.added = self.reused = 0
 
@@ -108,28 +110,8 @@ class Kept:
             return
         values = self.values if len(self.values) <= self.limit else {
             key: value for key, value in self.values.items() if key in self.used}
-        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_bytes(self.header + marshal.dumps(values))
-            os.replace(temporary, self.path)
-        except (OSError, ValueError):  # a read-only install: every run computes
-            temporary.unlink(missing_ok=True)
+        marshal_file.write(self.path, self.header, values)  # read-only: every run computes
 
-
-
-def _read(path: Path, header: bytes) -> dict[Any, Any]:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return {}
-    if not data.startswith(header):
-        return {}
-    try:
-        values = marshal.loads(data[len(header):])
-    except (EOFError, ValueError, TypeError):
-        return {}
-    return values if isinstance(values, dict) else {}
 
 
 def library_stamp(*modules: Any) -> str:
