@@ -173,3 +173,17 @@ def test_a_bad_recipient_is_one_line_and_exit_2_as_for_send_to(
     assert not (project / "preview").exists()
     sent = run_cli("send", SAMPLE_ISSUE, "--to", typed)  # the same words as send --to
     assert sent.code == 2 and sent.err == result.err.replace("--recipient", "--to")
+
+
+def test_a_removed_image_leaves_no_stale_file(project: Path, run_cli: RunCli) -> None:
+    """A photo dropped from the issue must not stay beside the .html as if it were sent;
+    another language's files and the officer's own files are left alone."""
+    out = project / PREVIEW
+    out.mkdir(parents=True)
+    stale, other, own = out / "en.2.old-photo.png", out / "de.1.photo.png", out / "notes.txt"
+    for path in (stale, other, own):
+        path.write_bytes(b"x")
+    result = run_cli("preview", SAMPLE_ISSUE)
+    assert result.code == 0, result.err
+    assert not stale.exists()
+    assert other.exists() and own.exists() and (out / "en.1.eu-emblem.png").exists()

@@ -71,6 +71,24 @@ def write_preview(project: Project, out_dir: Path, *, recipient: str | None,
         listed.extend(out_dir / f"{code}.{ext}" for ext in ("html", "txt", "eml"))
     with writing(out_dir, "the preview"):
         out_dir.mkdir(parents=True, exist_ok=True)
+        for path in _stale_images(out_dir, set(rendered), set(files)):
+            path.unlink(missing_ok=True)
         for path, data in files.items():
             path.write_bytes(data)
     return listed
+
+
+def _stale_images(out_dir: Path, languages: set[str], kept: set[Path]) -> list[Path]:
+    """Image files an earlier preview of these languages wrote and this one does not: a
+    removed or renamed photo would otherwise still sit beside the ``.html``, as if sent.
+    Only names in ``image_file_name``'s shape are touched; other languages' are left."""
+    if not out_dir.is_dir():
+        return []
+    stale = []
+    for path in out_dir.iterdir():
+        lang, _, rest = path.name.partition(".")
+        number, _, name = rest.partition(".")
+        if (lang in languages and number.isdecimal() and name and path not in kept
+                and path.is_file() and not path.is_symlink()):
+            stale.append(path)
+    return stale
