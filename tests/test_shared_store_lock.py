@@ -76,3 +76,20 @@ def test_the_default_store_keeps_its_locks_in_the_state_folder(
     assert run_cli("send", SAMPLE_ISSUE, "--yes").code == 0
     assert (project / ".mirage" / "locks" / f"send-{ISSUE}.lock").exists()
     assert not list(project.glob(".mirage/*.locks"))
+
+
+def test_every_project_naming_one_file_finds_the_same_locks(tmp_path: Path) -> None:
+    """The place follows the database alone: another project's default store, a file
+    elsewhere, and that file under another name (a symbolic link)."""
+    from mirage_mailer.util.locks import lock_dir
+
+    one, two = tmp_path / "a" / ".mirage", tmp_path / "b" / ".mirage"
+    one.mkdir(parents=True)
+    assert lock_dir(one, one / "tracking.sqlite") == one / "locks"
+    assert lock_dir(two, one / "tracking.sqlite") == one / "locks"
+    shared = tmp_path / "srv" / "shared.sqlite"
+    shared.parent.mkdir()
+    shared.touch()
+    (tmp_path / "link.sqlite").symlink_to(shared)
+    assert lock_dir(one, shared) == lock_dir(two, tmp_path / "link.sqlite") \
+        == tmp_path / "srv" / "shared.sqlite.locks"

@@ -27,7 +27,7 @@ def send_lock_paths(settings: Settings, issue: str) -> list[Path]:
     name = f"send-{issue}.lock"
     paths = [store_lock_dir(settings) / name]
     own = settings.state_dir / STATE_LOCKS / name
-    return paths if own == paths[0] else [*paths, own]
+    return paths if own.resolve() == paths[0].resolve() else [*paths, own]
 
 
 def send_lock(settings: Settings, issue: str) -> Locks:

@@ -29,17 +29,22 @@ def lock_dir(state_dir: Path, database: Any) -> Path:
     """The folder of the locks that guard the rows of ``database``.
 
     Why: a lock under each project's ``.mirage/`` let two folders sharing one SQLite file
-    send the same issue at once (every reader twice). A database under the state folder (the
-    default) keeps today's ``.mirage/locks``; a file elsewhere gets ``<name>.locks/`` beside
-    it, a folder of its own so the database's folder is never made owner-only. Symbolic links
-    are resolved: every name of the file finds the same locks. Anything but a path (a
-    PostgreSQL URL: its senders share by leases) keeps the state folder's.
+    send the same issue at once (every reader twice). So the place follows the file alone,
+    whichever project names it: a database inside a state folder (the default, or another
+    project's ``.mirage/tracking.sqlite``) has that folder's ``locks/``, as before; a file
+    elsewhere gets ``<name>.locks/`` beside it, a folder of its own so the database's folder
+    is never made owner-only. Symbolic links are resolved: every name of the file finds the
+    same locks. Anything but a path (a PostgreSQL URL: its senders share by leases) keeps
+    the state folder's.
     """
-    if isinstance(database, Path):
-        real = database.resolve()
-        if not real.is_relative_to(state_dir.resolve()):
-            return real.parent / f"{real.name}.{STATE_LOCKS}"
-    return state_dir / STATE_LOCKS
+    if not isinstance(database, Path):
+        return state_dir / STATE_LOCKS
+    real = database.resolve()
+    for folder in real.parents:
+        if folder.name == state_dir.name:
+            return state_dir / STATE_LOCKS if folder == state_dir.resolve() \
+                else folder / STATE_LOCKS
+    return real.parent / f"{real.name}.{STATE_LOCKS}"
 
 
 class Lock:
