@@ -172,3 +172,37 @@ def test_a_killed_validate_leaves_no_reader_behind(project: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# ``python -c KILLED_READER ARGS...``: the CLI with every list read by a child that is killed
+# (SIGKILL, as the OOM killer does) before it says anything.
+KILLED_READER = """
+import os, signal, sys
+from mirage_mailer.project import list_worker
+list_worker.PARALLEL_BYTES = 0
+list_worker._child = lambda *_: os.kill(os.getpid(), signal.SIGKILL)
+from mirage_mailer.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("command", [["validate"], ["send", "--yes"]])
+def test_a_killed_reader_is_exit_3_with_its_signal(project: Path, command: list[str]) -> None:
+    """The OOM killer's SIGKILL of the reader child is the machine's state, not a bug: exit
+    3, one line naming the list and the signal, nothing sent (it was exit 70, "please
+    report it", with the exit code read before the child was joined: None)."""
+    import subprocess
+    import sys
+
+    from helpers import SAMPLE_ISSUE
+
+    proc = subprocess.run([sys.executable, "-c", KILLED_READER, command[0], SAMPLE_ISSUE,
+                           *command[1:]], cwd=project, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 3, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "list reader" in line]
+    assert lines == ["lists/subscribers.csv: the list reader was killed by SIGKILL (out of "
+                     "memory?); nothing was sent (rerun)"], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (project / "outbox" / "new").exists() or not any(
+        (project / "outbox" / "new").iterdir())

@@ -30,7 +30,7 @@ from mirage_mailer.services.loader import locate_config, open_project
 from mirage_mailer.services.outbound import insecure_tls_warning
 from mirage_mailer.services.planning import K_DUPLICATE, K_LANG, K_LATE, K_LIMIT, SEND, Plan
 from mirage_mailer.services.preparation import Preparation
-from mirage_mailer.services.schedule import bounces_first, check_store, find_due, run_due_lock
+from mirage_mailer.services.schedule import bounces_first, check_store, find_due
 from mirage_mailer.services.sending import Progress as Totals
 from mirage_mailer.services.sending import (
     ProgressHook,
@@ -44,6 +44,7 @@ from mirage_mailer.services.sending import (
     send_test,
     sent_before,
 )
+from mirage_mailer.services.store_locks import run_due_lock
 from mirage_mailer.util.csvcells import safe_row
 from mirage_mailer.util.errors import ExitCode, InputError, MirageError, Problem, display_path
 from mirage_mailer.util.writes import open_private

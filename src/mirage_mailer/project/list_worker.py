@@ -31,7 +31,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from mirage_mailer.util.errors import InputError
+from mirage_mailer.util.errors import DeliveryError, InputError, Problem, display_path
 from mirage_mailer.util.fieldsjson import fields_json
 from mirage_mailer.util.forksafe import other_threads
 from mirage_mailer.util.gcquiet import BULK_THRESHOLD
@@ -90,8 +90,7 @@ def _from_child(path: Path, batches: Callable[[], Iterator[list[Any]]]) -> Itera
             try:
                 kind, payload = ours.recv()
             except EOFError:
-                raise RuntimeError(f"the reader of {path} stopped without an answer "
-                                   f"(exit code {child.exitcode})") from None
+                raise reader_lost(path, child) from None
             if kind == _ROWS:
                 yield payload
             elif kind == _END:
@@ -105,6 +104,29 @@ def _from_child(path: Path, batches: Callable[[], Iterator[list[Any]]]) -> Itera
         if child.is_alive():
             child.terminate()
         child.join()
+
+
+def reader_lost(path: Path, child: Any) -> DeliveryError:
+    """The child ended without its last message: killed (the OOM killer's SIGKILL, most
+    likely) or exited. Why exit 3 and not a bug report: that is the machine's state, not
+    ours, and a rerun reads the list again. The exit code is read after ``join``: before it,
+    a child that just died still shows none."""
+    child.join(timeout=5)
+    code = child.exitcode
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        cause = f"was killed by {name}"
+        if -code == signal.SIGKILL:
+            cause += " (out of memory?)"
+    elif code is None:
+        cause = "stopped answering"
+    else:
+        cause = f"exited with code {code}"
+    return DeliveryError(Problem(display_path(path), None,
+                                 f"the list reader {cause}; nothing was sent", "rerun"))
 
 
 def _row_batches(path: Path, list_name: str, reader: Reader, subscriber: type[Any],

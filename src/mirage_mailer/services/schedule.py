@@ -17,7 +17,6 @@ from mirage_mailer.services.signing import check_signing_secret
 from mirage_mailer.store import IssuePlan, finished, open_store, store_exists
 from mirage_mailer.store.guard import check_memory, remember_sent
 from mirage_mailer.util.errors import InputError, MirageError, Problem, display_path
-from mirage_mailer.util.locks import Lock
 from mirage_mailer.util.statedir import SENT_MARKER
 
 if TYPE_CHECKING:
@@ -36,10 +35,6 @@ class Due:
     issue_dir: Path
     send_at: datetime
     fixes_only: bool = False  # finished, but a list changed: send its corrected rows only
-
-
-def run_due_lock(settings: Settings) -> Lock:
-    return Lock(settings.state_dir / "locks" / "run-due.lock", "run-due")
 
 
 def bounces_first(settings: Settings) -> tuple[BounceRun | None, list[Problem]]:

@@ -36,7 +36,7 @@ from mirage_mailer.project.lists import Subscriber
 from mirage_mailer.services.as_sent import keep_as_sent
 from mirage_mailer.services.held_unsubscribes import held_keys, record_held
 from mirage_mailer.services.issue_marks import issue_plan, list_stamp, sent_twin
-from mirage_mailer.services.journal import Journal, journal_path, lock_path, settle
+from mirage_mailer.services.journal import Journal, journal_path, settle
 from mirage_mailer.services.lease_sending import (
     send_leased,
     shared_store,
@@ -57,6 +57,7 @@ from mirage_mailer.services.preparation import Preparation, for_the_wire, prepar
 from mirage_mailer.services.preview import preview_person
 from mirage_mailer.services.recorder import SendRecorder
 from mirage_mailer.services.sending_processes import process_count, send_on_processes
+from mirage_mailer.services.store_locks import send_lock
 from mirage_mailer.services.verp import envelope_sender
 from mirage_mailer.store import (
     PlanReader,
@@ -77,7 +78,6 @@ from mirage_mailer.util.errors import (
     Problem,
     display_path,
 )
-from mirage_mailer.util.locks import Lock
 
 TEST_PREFIX = "[TEST] "
 AHEAD = 16  # messages built in a row (``_send_rows``)
@@ -431,8 +431,7 @@ def send(prep: Preparation, options: SendOptions, progress: ProgressHook | None 
     loop_factory(settings)  # so does an event loop that is not installed
     if shared_store(settings):
         return _send_shared(prep, options, progress, stopper)
-    lock = Lock(lock_path(settings.state_dir, issue.id), f"a send of {issue.id}")
-    with lock, checked_store(project, options) as store:
+    with send_lock(settings, issue.id), checked_store(project, options) as store:
         settle(store, settings.state_dir, issue.id)  # a crashed run's journal, first
         store.recover_inflight(issue.id)
         outcome, wanted = _plan_send(prep, options, store)

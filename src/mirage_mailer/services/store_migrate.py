@@ -34,10 +34,10 @@ from mirage_mailer.project.config_checks import redact
 from mirage_mailer.services.journal import (
     issue_journals,
     journals,
-    lock_path,
     read_journal,
     settle,
 )
+from mirage_mailer.services.store_locks import run_due_lock, send_lock, store_lock_dir
 from mirage_mailer.store import Store, StoreError, StoreUnavailable
 from mirage_mailer.store.guard import inspect
 from mirage_mailer.store.sqlite_snapshot import SqliteSnapshot
@@ -45,7 +45,7 @@ from mirage_mailer.store.transfer import PgTarget
 from mirage_mailer.util.database import PostgresUrl, is_postgres, parse_postgres
 from mirage_mailer.util.envnames import is_env_name, not_an_env_name
 from mirage_mailer.util.errors import DeliveryError, InputError, Problem, display_path, shorten
-from mirage_mailer.util.locks import Lock
+from mirage_mailer.util.locks import STATE_LOCKS, Lock, Locks
 
 # (table, rows copied so far, rows in the table): for a progress line
 Progress = Callable[[str, int, int], None]
@@ -81,7 +81,7 @@ def migrate_store(settings: Settings, url: str, *, source: Path | None = None,
     _check_source(path)
     own = (path == settings.tracking.database
            or path.parent == settings.state_dir.resolve())
-    with _quiet_project(settings.state_dir if own else None) as replay_into:
+    with _quiet_project(settings if own else None) as replay_into:
         replayed = replay_into(path)
         with SqliteSnapshot(path) as snapshot:
             target = PgTarget(database)
@@ -140,25 +140,28 @@ def _check_source(path: Path) -> None:
                                  "name the project's .mirage/tracking.sqlite with --from"))
 
 
-def _writers(state_dir: Path) -> list[Lock]:
+def _writers(settings: Settings) -> list[Lock | Locks]:
     """The locks of everything that writes to a project's store unattended: run-due,
-    process-bounces, and the send of each issue that has ever been sent (or left a journal)."""
-    locks = state_dir / "locks"
+    process-bounces, and the send of each issue that has ever been sent (or left a journal);
+    the store's (``store_locks``) and the folder's."""
+    state_dir = settings.state_dir
     issues = {p.stem for p in journals(state_dir)}
-    issues |= {p.stem.removeprefix("send-") for p in locks.glob("send-*.lock")}
-    return [Lock(locks / "run-due.lock", "run-due"),
-            Lock(locks / "process-bounces.lock", "process-bounces"),
-            *(Lock(lock_path(state_dir, issue), f"a send of {issue}") for issue in sorted(issues))]
+    for folder in {store_lock_dir(settings), state_dir / STATE_LOCKS}:
+        issues |= {p.stem.removeprefix("send-") for p in folder.glob("send-*.lock")}
+    return [run_due_lock(settings),
+            Lock(state_dir / STATE_LOCKS / "process-bounces.lock", "process-bounces"),
+            *(send_lock(settings, issue) for issue in sorted(issues))]
 
 
 @contextlib.contextmanager
-def _quiet_project(state_dir: Path | None) -> Iterator[Callable[[Path], int]]:
+def _quiet_project(settings: Settings | None) -> Iterator[Callable[[Path], int]]:
     """Hold every lock a writer of the project's store takes, for the length of the copy;
     yields the step that brings the store up to date (for a file that is not the project's
     store: no locks, and no journals to replay, which are that store's)."""
-    held: list[Lock] = []
+    state_dir = settings.state_dir if settings is not None else None
+    held: list[Lock | Locks] = []
     try:
-        for lock in _writers(state_dir) if state_dir is not None else []:
+        for lock in _writers(settings) if settings is not None else []:
             try:
                 lock.acquire()
             except DeliveryError as exc:

@@ -28,6 +28,7 @@ from mirage_mailer.store.dialect import POSTGRESQL, SQLITE, Connection
 from mirage_mailer.store.errors import StoreError, StoreUnavailable
 from mirage_mailer.store.readonly import cannot_write, connect_readonly
 from mirage_mailer.store.schema import MIGRATIONS
+from mirage_mailer.store.write_fault import write_fault_hint
 from mirage_mailer.util.database import Database, PostgresUrl
 from mirage_mailer.util.errors import Problem, display_path, is_busy
 from mirage_mailer.util.fieldsjson import fields_json
@@ -452,8 +453,7 @@ class StoreCore:
             code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
             if code not in _UNAVAILABLE:
                 raise
-            hint = ("another mirage-mailer process may hold it (wait and rerun), or the disk "
-                    "is full or read-only")
+            hint = write_fault_hint(self.path, code)
             if self.read_only:
                 hint = "make the folder writable by this user"
             raise StoreUnavailable(Problem(
