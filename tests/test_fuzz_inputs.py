@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from helpers import SAMPLE_ISSUE
 from mirage_mailer.cli import main
 from mirage_mailer.project.scaffold import init_project
+from mirage_mailer.util import kept
 
 EXAMPLES = int(os.environ.get("MIRAGE_FUZZ_EXAMPLES", "0"))
 IN_PROCESS = EXAMPLES or 50  # per target
@@ -110,10 +111,18 @@ def mutate(data: bytes, steps: list[tuple[object, ...]]) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The project every example mutates a copy of. The render's derived values are kept
+    (``util.kept``, as every CLI process keeps them) for the module: an example whose
+    templates are untouched then validates in half the time, and a mutated template is a
+    new key, parsed afresh."""
     root = tmp_path_factory.mktemp("fuzz") / "pristine"
     init_project(root)
-    return root
+    kept.install(root.parent / "kept")
+    try:
+        yield root
+    finally:
+        kept.uninstall()
 
 
 @contextlib.contextmanager
