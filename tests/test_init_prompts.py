@@ -324,3 +324,16 @@ def test_the_next_step_it_prints_runs_for_a_folder_with_a_space(tmp_path: Path,
     shell = subprocess.run(["sh", "-c", step.replace("mirage-mailer", "true", 1)],
                            cwd=tmp_path, capture_output=True, text=True, check=False)
     assert shell.returncode == 0, shell.stderr  # the cd works as printed
+
+
+def test_the_next_step_it_prints_runs_for_a_folder_that_starts_with_a_dash(
+        tmp_path: Path, run_cli: RunCli) -> None:
+    """Was "cd '-Νέο έργο'", which cd takes for options: the folder is printed as ./-..."""
+    result = run_cli("init", *FLAGS, "--", "-Νέο έργο", cwd=tmp_path)
+    assert result.code == 0, result.err
+    step = result.out.splitlines()[-1].removeprefix("next: ")
+    assert step == "cd './-Νέο έργο' && mirage-mailer validate " + SAMPLE_ISSUE
+    shell = subprocess.run(["bash", "-c", step.replace("mirage-mailer", "true", 1) + " && pwd"],
+                           cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert shell.returncode == 0, shell.stderr  # the cd works as printed
+    assert shell.stdout.strip() == str(tmp_path / "-Νέο έργο")

@@ -12,6 +12,7 @@ import signal
 import sys
 from types import FrameType
 
+from mirage_mailer.commands.streams import open_standard_streams
 from mirage_mailer.util import classcode, kept
 
 
@@ -21,6 +22,7 @@ def _interrupted(signum: int, frame: FrameType | None) -> None:
 
 
 def main() -> None:
+    open_standard_streams()  # before any file is opened: a closed stdout's number is free
     previous = signal.signal(signal.SIGINT, _interrupted)
     classcode.install()  # before the first dataclass
     kept.install()  # what libraries derive from the templates' text, kept (``util.kept``)

@@ -4,7 +4,8 @@ group under ``commands/``), and ``main``, which maps errors to exit codes.
 Nothing here decides anything about mail; every problem the core raises is printed as one
 ``path:line: message (hint)`` line. Exit codes: 0 done, 1 permanent failures recorded,
 2 invalid input (nothing sent), 3 delivery could not proceed (state kept, rerun resumes),
-130/143 stopped by Ctrl-C/SIGTERM.
+130/143 stopped by Ctrl-C/SIGTERM, 141 the reader of stdout went away, 74 stdout could not
+be written (a full disk) by a run that otherwise exited 0.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import click
 
 from mirage_mailer import __version__
 from mirage_mailer.commands.common import Context, err
+from mirage_mailer.commands.streams import lost_output
 from mirage_mailer.util.errors import ExitCode, MirageError, is_busy
 from mirage_mailer.util.pathfaults import as_path_mistake, path_mistake
 from mirage_mailer.util.statefault import is_state_fault, state_write_error
@@ -176,7 +178,8 @@ def cli(ctx: click.Context, config: Path | None, verbose: bool) -> None:
     Exit codes: 0 done, 1 some recipients failed permanently (5xx), 2 invalid input
     (nothing sent), 3 delivery could not proceed (state kept; rerun to resume), 130 or 143
     stopped by Ctrl-C or SIGTERM (messages on the wire recorded; rerun to resume), 141 the
-    reader of the output stopped reading (as in 'report | head').
+    reader of the output stopped reading (as in 'report | head'), 74 the output could not
+    be written (a full disk) by a run that otherwise did all its work.
     """
     ctx.obj = Context(config, verbose)
 
@@ -194,49 +197,70 @@ def _quiet_stdout() -> None:
         os.close(devnull)
 
 
+OUTPUT_LOST = 74  # sysexits' EX_IOERR, beside the 70 (EX_SOFTWARE) of an internal error
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: one line per problem, never a traceback for input or network faults."""
+    """Entry point: one line per problem, never a traceback for input or network faults.
+
+    A stdout that could not be written (a full disk) is said once, on stderr, at the end. It
+    never hides what the run did: a code that is not 0 is kept (it says more about the
+    recipients than the lost output does); a run that would exit 0 exits 74 instead, so that a
+    script never takes a cut-off report or export for a whole one. Either way the recipients
+    are recorded as they were sent, so a rerun sends nobody the issue twice."""
+    code = _run(argv)
+    if (lost := lost_output()) is not None:
+        err(f"mirage-mailer: standard output: cannot write to it: {lost.strerror or lost} "
+            "(free space where the output goes, or send it elsewhere; what this run did is "
+            "recorded, only its output from that point on is lost)")
+        if code == 0:
+            code = OUTPUT_LOST
+    sys.exit(code)
+
+
+def _run(argv: list[str] | None) -> int:
+    """The command's exit code, every error turned into its line."""
     verbose = "--verbose" in (argv or sys.argv) or "-v" in (argv or sys.argv)
     try:
         result: Any = cli.main(args=argv, prog_name="mirage-mailer", standalone_mode=False)
-        sys.stdout.flush()  # here, not at exit, so a reader that has gone is seen below
+        if sys.stdout is not None:  # here, not at exit, so a reader that has gone is seen below
+            sys.stdout.flush()
     except (OutputClosed, BrokenPipeError) as exc:
         if isinstance(exc, OutputClosed) or _stdout_closed():
             _quiet_stdout()
-            sys.exit(OUTPUT_CLOSED)
+            return OUTPUT_CLOSED
         err(f"mirage-mailer: internal error: broken pipe: {exc} (please report it)")
-        sys.exit(70)
+        return 70
     except click.exceptions.Abort:
         err("aborted")
-        sys.exit(130)
+        return 130
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except MirageError as exc:
         for problem in exc.problems:
             err(str(problem))
-        sys.exit(int(exc.exit_code))
+        return int(exc.exit_code)
     except KeyboardInterrupt:
         err("interrupted")
-        sys.exit(130)
+        return 130
     except Exception as exc:  # a bug, not a user mistake: say so in one line
         if is_busy(exc):  # a read waited out another process's write: a fault of the moment
             err(f"tracking database: cannot read it now: {exc} (another mirage-mailer process "
                 "is writing to it (wait and rerun); a rerun resumes where this one stopped)")
-            sys.exit(int(ExitCode.CANNOT_DELIVER))
+            return int(ExitCode.CANNOT_DELIVER)
         if (mistake := as_path_mistake(exc)) is not None:  # a name too long, a link loop
             err(str(path_mistake(mistake).problems[0]))
-            sys.exit(int(ExitCode.INVALID_INPUT))
+            return int(ExitCode.INVALID_INPUT)
         if is_state_fault(exc):  # a full disk or a folder we may not write: no bug
             if verbose:
                 traceback.print_exc()
             assert isinstance(exc, OSError)
             err(str(state_write_error(exc, resumes=False, verb="cannot use it").problems[0]))
-            sys.exit(int(ExitCode.CANNOT_DELIVER))
+            return int(ExitCode.CANNOT_DELIVER)
         if verbose:
             traceback.print_exc()
         err(f"mirage-mailer: internal error: {type(exc).__name__}: {exc} "
             "(rerun with --verbose for details, and please report it)")
-        sys.exit(70)
-    sys.exit(int(result) if isinstance(result, int) else 0)
-
+        return 70
+    return int(result) if isinstance(result, int) else 0

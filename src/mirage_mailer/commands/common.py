@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from mirage_mailer.commands.streams import is_terminal
 from mirage_mailer.util.addresses import check_address
 from mirage_mailer.util.errors import InputError, Problem
 
@@ -33,7 +34,8 @@ def email_option(option: str, value: str) -> str:
 
 
 def on_terminal() -> bool:
-    return sys.stdin.isatty() and sys.stderr.isatty()
+    """Someone at a terminal to ask; a closed stdin or stderr (cron's ``<&-``) is nobody."""
+    return is_terminal(sys.stdin) and is_terminal(sys.stderr)
 
 
 def issue_folder(obj: Context, issue: str | None) -> Path:

@@ -63,7 +63,10 @@ def init_command(directory: Path, name: str | None, website: str | None, contact
             "sample's name and addresses; edit 'project:' and 'sender:' in mirage.yaml")
     for path in init(directory, answers):
         click.echo(f"created {display_path(path)}")
-    click.echo(f"next: cd {shlex.quote(display_path(directory))} && mirage-mailer validate "
+    folder = display_path(directory)
+    if folder.startswith("-"):  # "cd -Νέο" is an option to cd, and "cd -- -" is cd's "-"
+        folder = f"./{folder}"
+    click.echo(f"next: cd {shlex.quote(folder)} && mirage-mailer validate "
                "issues/2021-10-partners-meeting")
     return ExitCode.OK
 

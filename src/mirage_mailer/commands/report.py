@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mirage_mailer.commands.common import Context, err
+from mirage_mailer.commands.streams import machine_output
 from mirage_mailer.project.config import Settings, load_settings
 from mirage_mailer.services.bounce_rates import COMPLAINT_LIMIT, HARD_BOUNCE_LIMIT, percent
 from mirage_mailer.services.loader import locate_config
@@ -87,6 +88,8 @@ def report_command(obj: Context, issue_dir: Path | None, fmt: str, out: Path | N
         return ExitCode.OK
     # an unknown issue is refused (exit 2) on entry, before a header or a bracket is written
     with report_stream(settings, issue, issue_dir, unsent=fmt == "table") as found:
+        if fmt in ("json", "csv"):
+            machine_output()
         if fmt == "json":
             sys.stdout.writelines(iter_json(found[0] if issue else found))
             sys.stdout.write("\n")
@@ -114,6 +117,8 @@ def _tables(settings: Settings, found: list[dict[str, Any]], *, detail: bool) ->
 
 
 def _period(found: PeriodReport, fmt: str, out: Path | None) -> None:
+    if fmt in ("json", "csv"):
+        machine_output()
     if fmt == "html" and out is not None:
         _write(period_html(found), out)
     elif fmt == "json":

@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mirage_mailer.commands.common import Context, err, issue_folder
+from mirage_mailer.commands.streams import machine_output
 from mirage_mailer.services.roster import (
     STATUSES,
     Counts,
@@ -68,6 +69,7 @@ def _as_json(reader: Reader) -> dict[str, Any]:
 def _print_json(items: Iterable[dict[str, Any]]) -> int:
     """A JSON array written as it streams: a long list is never held whole for this."""
     n = 0
+    machine_output()
     click.echo("[", nl=False)
     for item in items:
         click.echo(("," if n else "") + "\n" + json.dumps(item, ensure_ascii=False), nl=False)
@@ -82,6 +84,7 @@ def _console() -> Console:
 
 
 def _writer() -> Any:
+    machine_output()
     return csv.writer(sys.stdout, lineterminator="\n")
 
 
@@ -195,6 +198,7 @@ def _print_counts(counts: Counts, fmt: str) -> None:
                            "languages": dict(sorted(counts.together.languages.items()))}
         if counts.issue:
             data["issue"] = counts.issue
+        machine_output()
         click.echo(json.dumps(data, ensure_ascii=False, indent=1))
     elif fmt == "csv":
         writer = _writer()

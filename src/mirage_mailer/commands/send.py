@@ -23,6 +23,7 @@ from mirage_mailer.commands.common import (
     on_terminal,
 )
 from mirage_mailer.commands.signals import SignalStop
+from mirage_mailer.commands.streams import machine_output
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.project.config_checks import redact
 from mirage_mailer.project.content import parse_send_at
@@ -278,6 +279,7 @@ def write_plan_csv(plan: Plan, target: Path) -> None:
     rows = [safe_row([d.email, d.name, d.lang, d.list_name, d.action, d.reason])
             for d in ordered]
     if str(target) == "-":
+        machine_output()
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(PLAN_CSV_COLUMNS)
         writer.writerows(rows)

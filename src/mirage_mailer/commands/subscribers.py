@@ -13,6 +13,7 @@ import click
 
 from mirage_mailer.commands.common import Context, err, on_terminal
 from mirage_mailer.commands.roster import roster_group
+from mirage_mailer.commands.streams import machine_output
 from mirage_mailer.project.config import Settings, load_settings
 from mirage_mailer.services.loader import locate_config
 from mirage_mailer.services.personal_data import (
@@ -97,6 +98,7 @@ def export_command(obj: Context, email: str) -> int:
     """
     address = checked_address("export", email)
     data = export_person(_settings(obj), address)
+    machine_output()
     click.echo(json.dumps(data, ensure_ascii=False, indent=1))
     return ExitCode.OK
 

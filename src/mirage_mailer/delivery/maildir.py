@@ -27,6 +27,7 @@ from mirage_mailer.delivery.model import (
 from mirage_mailer.delivery.wire import from_wire
 from mirage_mailer.util.addresses import ascii_address
 from mirage_mailer.util.errors import Problem, display_path
+from mirage_mailer.util.statedir import DIR_MODE
 
 DELIVERED = "delivered to Maildir"
 # A message in new/ is the local equivalent of a relay's 250 after DATA: a sent row has an
@@ -37,9 +38,19 @@ _counter = itertools.count()
 
 
 def ensure_maildir(root: Path) -> None:
-    """Create root/{tmp,new,cur} (a Maildir is only valid with all three)."""
+    """Create root/{tmp,new,cur} (a Maildir is only valid with all three). The folders made
+    here are owner-only, as the messages in them (0600) hold readers' addresses; a folder that
+    already exists keeps its mode: it may be a shared mailbox someone else set up."""
     for sub in ("tmp", "new", "cur"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
+        _private_folder(root / sub)
+
+
+def _private_folder(path: Path) -> None:
+    """Create ``path`` and its missing parents 0700; leave existing folders as they are."""
+    if path.is_dir() or path.parent == path:
+        return
+    _private_folder(path.parent)
+    path.mkdir(mode=DIR_MODE, exist_ok=True)
 
 
 @functools.cache

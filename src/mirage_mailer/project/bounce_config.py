@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from mirage_mailer.project.config_checks import Section, has_userinfo, redact, secret_in_query
+from mirage_mailer.project.paths import project_path
 from mirage_mailer.project.yamlsrc import LineDict
 from mirage_mailer.util.addresses import parse_mailbox
 from mirage_mailer.util.errors import Collector, shorten
@@ -174,14 +175,14 @@ def _mailbox(s: Section, root: Path) -> tuple[Path | None, ImapMailbox | None]:
                        "imap://host/FOLDER (STARTTLS)")
         return None, None
     folder_path = url[len("maildir:"):] if url.startswith("maildir:") else url
-    return (root / folder_path).resolve(), None
+    return project_path(root, folder_path), None
 
 
 def _ca_file(s: Section, root: Path) -> Path | None:
     value = s.text("ca_file")
     if not value:
         return None
-    path = (root / value).resolve()
+    path = project_path(root, value)
     if not path.is_file():
         s.problems.add(s.path, s.line("ca_file"), f"'bounces.ca_file' {value!r} is not a file",
                        "give the PEM file of the CA that signed the IMAP server's certificate")

@@ -19,6 +19,7 @@ from mirage_mailer.project.cafile import ca_file_problem
 from mirage_mailer.project.config_checks import MAX_TEXT, has_userinfo, redact, secret_in_query
 from mirage_mailer.project.config_checks import Section as _Section
 from mirage_mailer.project.eu_names import RULE, statement_problem
+from mirage_mailer.project.paths import project_path, written_path
 from mirage_mailer.project.relay_config import Relay, RelayDefaults, load_relays, relay_lines
 from mirage_mailer.project.signup_lists import read_signup_lists
 from mirage_mailer.project.yamlsrc import LineDict, check_keys, load_yaml_file
@@ -316,7 +317,7 @@ def read_settings(path: Path) -> ConfigRead:
     if not isinstance(templates_value, str) or not templates_value.strip():
         problems.add(path, data.key_line("templates"), "'templates' must be a folder path")
         templates_value = "templates"
-    elif not _inside(root_dir / templates_value, root_dir):
+    elif not _inside(project_path(root_dir, templates_value), root_dir):
         problems.add(path, data.key_line("templates"),
                      f"'templates' {shorten(templates_value)!r} is outside the project folder",
                      "keep the templates in a folder beside mirage.yaml")
@@ -335,7 +336,7 @@ def read_settings(path: Path) -> ConfigRead:
         disclaimer=disclaimer,
         tracking=tracking,
         web=web,
-        templates=(root_dir / templates_value).resolve(),
+        templates=project_path(root_dir, templates_value),
         lists_dir=root_dir / "lists",
         issues_dir=root_dir / "issues",
         state_dir=root_dir / ".mirage",
@@ -458,7 +459,7 @@ def _load_transport(sec: LineDict, path: Path, problems: Collector, root: Path) 
                          "transport.password_env"):
         pass
     elif scheme == "maildir" and rest:
-        maildir = (root / rest).resolve()
+        maildir = project_path(root, rest)
     elif scheme in ("smtp", "smtps"):
         try:
             parts = urlsplit(url)
@@ -535,7 +536,7 @@ def _tls_keys(s: _Section, path: Path, problems: Collector,
     value = s.text("ca_file")
     if not value:
         return None, insecure
-    ca_file = (root / Path(value).expanduser()).resolve()  # an absolute path stays as is
+    ca_file = project_path(root, value)  # an absolute path stays as is
     if insecure:
         problems.add(path, s.line("ca_file"),
                      "'transport.ca_file' and 'transport.tls_insecure: true' contradict each "
@@ -659,7 +660,7 @@ def _database(s: _Section, path: Path, problems: Collector, root: Path) -> Datab
             problems.add(path, s.line("password_env"),
                          "'tracking.password_env' is only for a postgresql:// database",
                          "remove it, or set tracking.database to the server's URL")
-        return (root / text).resolve()
+        return project_path(root, text)
     try:
         return parse_postgres(text, password_env)
     except ValueError as exc:
@@ -724,7 +725,7 @@ def _load_dkim(sec: LineDict, path: Path, problems: Collector, root: Path) -> Dk
                      ".mirage/dkim.pem)")
     key_file: Path | None = None
     if key_text:
-        given = Path(key_text).expanduser()
+        given = written_path(key_text)
         if given.is_absolute():
             key_file = given  # the officer chose a place outside the project on purpose
         elif _inside(root / given, root):

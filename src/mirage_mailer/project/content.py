@@ -40,6 +40,7 @@ from mirage_mailer.project.yamlsrc import (
 )
 from mirage_mailer.util.errors import Collector, InputError, Problem, display_path, shorten
 from mirage_mailer.util.langs import check_language, normalise_language
+from mirage_mailer.util.pathfaults import LOCALE_FIX, fits_locale, locale_name_said
 
 _ISSUE_KEYS = {"subject", "list", "articles", "title", "number", "date", "preheader", "send_at"}
 # white space and the characters that print as nothing (zero-width space, joiners, word
@@ -193,6 +194,10 @@ def read_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Prob
             if not isinstance(name, str) or not name.endswith(".md"):
                 problems.add(path, line,
                              f"article {shorten(repr(name))} is not a .md file name")
+                continue
+            if not fits_locale(name):
+                problems.add(path, line, f"article '{shorten(name)}' {locale_name_said()}",
+                             LOCALE_FIX)
                 continue
             if not inside(issue_dir / name, issue_dir):
                 problems.add(path, line, f"article '{shorten(name)}' is outside the issue "

@@ -23,6 +23,7 @@ from mirage_mailer.project.article_text import article_tokens
 from mirage_mailer.project.image_files import NotAnImage, check_image
 from mirage_mailer.project.issue_values import inside, is_file
 from mirage_mailer.util.errors import Collector, shorten
+from mirage_mailer.util.pathfaults import LOCALE_FIX, fits_locale, locale_name_said
 
 REMOTE = re.compile(r"^https?:", re.I)
 PIXEL_SIDE = 2  # a remote image this small shows nothing: it counts who opened the mail
@@ -131,6 +132,9 @@ def check_body_images(path: Path, body: str, body_line: int,
                          f"![...]({shorten(example, 80)})")
             continue
         folder = path.parent
+        if not fits_locale(written_name(src)):
+            problems.add(path, ref.line, f"image '{name}' {locale_name_said()}", LOCALE_FIX)
+            continue
         if not inside(folder / written_name(src), folder):
             problems.add(path, ref.line, f"image '{name}' is outside the issue folder",
                          "copy the image into the issue folder and give its file name")

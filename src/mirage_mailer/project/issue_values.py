@@ -17,6 +17,7 @@ from mirage_mailer.project.yamlsrc import LineDict
 from mirage_mailer.util.errors import Collector, shorten
 from mirage_mailer.util.headersafe import header_problem
 from mirage_mailer.util.langs import check_language, normalise_language
+from mirage_mailer.util.pathfaults import LOCALE_FIX, fits_locale, locale_name_said
 
 LIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # a file in lists/, nothing more
 MAX_LINE_TEXT = 1000  # subject, title, preheader: characters
@@ -160,6 +161,10 @@ def article_image(path: Path, meta: LineDict, problems: Collector) -> Path | Non
     name: str = meta["image"]
     line = meta.key_line("image")
     candidate = path.parent / name
+    if not fits_locale(name):
+        problems.add(path, line, f"image '{shorten(name, 200)}' {locale_name_said()}",
+                     LOCALE_FIX)
+        return None
     if not inside(candidate, path.parent):
         problems.add(path, line, f"image '{shorten(name, 200)}' is outside the issue folder",
                      "copy the image into the issue folder and give its file name")

@@ -2,7 +2,8 @@
 
 The ``.html`` opens in a browser exactly as a reader sees it: inline images (the emblem
 included) are written beside it, as ``<lang>.<n>.<name>``, and the ``cid:`` references point
-at those files.
+at those files. Every file is owner-only (0600), as the other files that hold a reader's data:
+the sample reader's costs nothing, and one rule is simpler than knowing which are personal.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from mirage_mailer.project.lists import Subscriber
 from mirage_mailer.services.loader import Project, iter_rows
 from mirage_mailer.services.preparation import prepare_issue
 from mirage_mailer.util.errors import Problem
-from mirage_mailer.util.writes import check_folder_path, writing
+from mirage_mailer.util.writes import check_folder_path, write_private, writing
 
 SAMPLE_EMAIL = "reader@example.org"
 SAMPLE_NAME = "Sample Reader"
@@ -73,8 +74,8 @@ def write_preview(project: Project, out_dir: Path, *, recipient: str | None,
         out_dir.mkdir(parents=True, exist_ok=True)
         for path in _stale_images(out_dir, set(rendered), set(files)):
             path.unlink(missing_ok=True)
-        for path, data in files.items():
-            path.write_bytes(data)
+        for path, data in files.items():  # a reader's name, address and token: owner-only
+            write_private(path, data)
     return listed
 
 

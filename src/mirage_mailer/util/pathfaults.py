@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import sys
 
 from mirage_mailer.util.errors import InputError, Problem, shorten
 
@@ -56,3 +57,25 @@ def path_mistake(exc: OSError) -> InputError:
     return InputError(Problem(where, None, said,
                               "check the path given as an argument, --config, --out or in "
                               "mirage.yaml: it is likely pasted or mistyped"))
+
+
+# A name a UTF-8 file (issue.yaml, an article) gives that the locale's encoding cannot hold
+# (LANG=fr_FR.ISO-8859-1 and an article 'συνάντηση.md'): the system cannot even look the
+# file up, so the name is said as such, not as "outside the folder" or "not found".
+LOCALE_FIX = ("run mirage-mailer under a UTF-8 locale (set LANG, e.g. LANG=C.UTF-8 or "
+              "LANG=fr_FR.UTF-8), or rename the file with letters of the locale")
+
+
+def fits_locale(name: str) -> bool:
+    """Can ``name`` be a file name under this locale (``sys.getfilesystemencoding()``)?"""
+    try:
+        os.fsencode(name)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def locale_name_said() -> str:
+    """The end of the line for a name that does not fit the locale: which encoding."""
+    return (f"cannot be a file name in this locale's encoding "
+            f"({sys.getfilesystemencoding()})")

@@ -56,12 +56,25 @@ def open_private(path: Path, *, newline: str | None = None) -> TextIO:
     other users of a shared server must not read, as ``.mirage/`` is owner-only. An existing
     file keeps its mode when opened, so it is tightened too (quietly skipped when it is not
     ours: we may still write it, as its owner allowed)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    fd = _private_fd(path)
     try:
-        with contextlib.suppress(OSError):
-            if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
-                os.fchmod(fd, FILE_MODE)
         return os.fdopen(fd, "w", encoding="utf-8", newline=newline)
     except BaseException:
         os.close(fd)
         raise
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """``path`` written with ``data``, owner-only as ``open_private`` writes: preview files
+    hold a reader's name, address and personal unsubscribe link."""
+    with os.fdopen(_private_fd(path), "wb") as handle:
+        handle.write(data)
+
+
+def _private_fd(path: Path) -> int:
+    """``path`` opened for writing, truncated, 0600 (an existing file of ours tightened)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with contextlib.suppress(OSError):
+        if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+            os.fchmod(fd, FILE_MODE)
+    return fd

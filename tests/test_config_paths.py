@@ -1,0 +1,39 @@
+"""``~`` in a path of mirage.yaml is the home folder, for every path key, as a shell reads it:
+``maildir:~/Maildir`` and ``database: ~/mirage/tracking.sqlite`` once made folders named
+``~`` inside the project (where .gitignore does not cover them), while ``ca_file`` was
+expanded. Real CLI runs with HOME pointed into tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers import SAMPLE_ISSUE, RunCli, edit
+
+
+def test_tilde_is_the_home_folder_for_the_maildir_and_the_database(
+        project: Path, run_cli: RunCli, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    config = project / "mirage.yaml"
+    edit(config, "  url: maildir:outbox", '  url: "maildir:~/Maildir"')
+    edit(config, "  database: .mirage/tracking.sqlite", "  database: ~/mirage/tracking.sqlite")
+    result = run_cli("send", SAMPLE_ISSUE, "--yes", env={"HOME": str(home)})
+    assert result.code == 0, result.err
+    assert len(list((home / "Maildir/new").iterdir())) == 5
+    assert (home / "mirage/tracking.sqlite").is_file()
+    assert not (project / "~").exists()
+    shown = run_cli("report", SAMPLE_ISSUE, "--format", "json", env={"HOME": str(home)})
+    assert '"sent": 5' in shown.out  # the same store is read again
+
+
+def test_tilde_in_templates_is_outside_the_project(project: Path, run_cli: RunCli,
+                                                   tmp_path: Path) -> None:
+    """Read as every other path, ``~/templates`` is the home folder's, not the project's
+    folder named ``~``: refused as outside the project, not silently looked up in ./~/."""
+    (project / "~").mkdir()
+    (project / "templates").rename(project / "~/templates")
+    text = (project / "mirage.yaml").read_text(encoding="utf-8")
+    (project / "mirage.yaml").write_text(text + "templates: ~/templates\n", encoding="utf-8")
+    result = run_cli("validate", SAMPLE_ISSUE, env={"HOME": str(tmp_path)})
+    assert result.code == 2
+    assert "'templates' '~/templates' is outside the project folder" in result.err
