@@ -19,6 +19,7 @@ from mirage_mailer.services.loader import (
     Project,
     find_issue,
     gather_project,
+    list_file_problems,
     locate_config,
     reader_problems,
     render,
@@ -100,16 +101,19 @@ def validate(config: Path | None, issue_dir: Path) -> Validation:
         return Validation(gathered.issue_id, (), None, errors,
                           unchecked=(*later, "lists", _TEMPLATES))
     store_problems: list[Problem] = []
-    try:  # one pass over the lists gives the plan's figures and the rows' problems
-        plan, scan = _plan_and_scan(project, use_store="tracking" not in broken)
-    except StoreError as exc:  # validate checks the inputs; a broken store is send's business
-        store_problems = list(exc.problems)
-        plan, scan = _plan_and_scan(project, use_store=False)
-    errors.extend(scan.row_problems)
     unchecked: list[str] = []
+    try:  # one pass over the lists gives the plan's figures and the rows' problems
+        plan, scan = _lists_stage(project, broken, store_problems)
+    except InputError as exc:  # a list file that cannot be read: one problem more, not the last
+        plan, scan = None, ListScan()
+        found = list_file_problems(project, rows=True)  # every list's, not the first's
+        errors.extend([*found, *(p for p in exc.problems if p not in found)])
+        unchecked.append("recipients")  # figures and duplicates need every row
+    errors.extend(scan.row_problems)
     ratio: list[Problem] = []
-    # rendered with stand-ins for what failed, the templates would be blamed for it
-    shown = (None if broken & _RENDER_NEEDS
+    # rendered with stand-ins for what failed, the templates would be blamed for it (and
+    # their recipient logic runs on every list row)
+    shown = (None if broken & _RENDER_NEEDS or plan is None
              else without_broken_articles(project, gathered.issue_errors))
     if shown is None:
         unchecked.append(_TEMPLATES)
@@ -142,6 +146,17 @@ def validate(config: Path | None, issue_dir: Path) -> Validation:
                       project.warnings + ratio + scan.duplicates
                       + [found for found in (insecure, closed) if found is not None],
                       store_problems, tuple(unchecked))
+
+
+def _lists_stage(project: Project, broken: frozenset[str],
+                 store_problems: list[Problem]) -> tuple[Plan, ListScan]:
+    """The plan and the lists' rows; a store that cannot be read is put in
+    ``store_problems`` and left out (validate checks the inputs: the store is send's)."""
+    try:
+        return _plan_and_scan(project, use_store="tracking" not in broken)
+    except StoreError as exc:
+        store_problems.extend(exc.problems)
+        return _plan_and_scan(project, use_store=False)
 
 
 def _plan_and_scan(project: Project, *, use_store: bool) -> tuple[Plan, ListScan]:
