@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from mirage_mailer.store.checkpoint import checkpoint_behind
 from mirage_mailer.store.dialect import POSTGRESQL, SQLITE, Connection
 from mirage_mailer.store.errors import StoreError, StoreUnavailable
-from mirage_mailer.store.readonly import cannot_write, connect_readonly
+from mirage_mailer.store.readonly import cannot_write, connect_readonly, read_only_beside
 from mirage_mailer.store.schema import MIGRATIONS
 from mirage_mailer.util.database import Database, PostgresUrl
 from mirage_mailer.util.errors import Problem, display_path, is_busy
@@ -363,6 +363,8 @@ class StoreCore:
                     display_path(self.path), None, f"cannot open the tracking database: {exc}",
                     "another mirage-mailer process may hold it (wait and rerun); a rerun "
                     "resumes where this one stopped")) from None
+            if (beside := read_only_beside(self.path, exc)) is not None:
+                raise StoreUnavailable(beside) from None
             if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in _NO_ROOM:
                 raise StoreUnavailable(Problem(
                     display_path(self.path), None, f"cannot write to the tracking database: "
@@ -452,6 +454,8 @@ class StoreCore:
             code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
             if code not in _UNAVAILABLE:
                 raise
+            if not self.read_only and (beside := read_only_beside(self.path, exc)):
+                raise StoreUnavailable(beside) from None
             hint = ("another mirage-mailer process may hold it (wait and rerun), or the disk "
                     "is full or read-only")
             if self.read_only:
