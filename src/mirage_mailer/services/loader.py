@@ -144,7 +144,8 @@ def gather_project(config: Path | None, issue_dir: Path) -> Gathered:
         return Gathered(issue_id, None, list(exc.problems), frozenset({"config"}))
     settings, errors, broken = read.settings, list(read.errors), set(read.broken)
     try:
-        issue, found = read_issue(issue_dir, settings.project.language)
+        issue, found = read_issue(issue_dir, settings.project.language,
+                                  lists_dir=settings.lists_dir)
     except InputError as exc:
         return Gathered(issue_id, None, errors + exc.problems, frozenset(broken | {"issue"}))
     warnings = [p for p in found if p.warning]
