@@ -454,12 +454,12 @@ class StoreCore:
             code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
             if code not in _UNAVAILABLE:
                 raise
-            if not self.read_only and (beside := read_only_beside(self.path, exc)):
-                raise StoreUnavailable(beside) from None
             hint = ("another mirage-mailer process may hold it (wait and rerun), or the disk "
                     "is full or read-only")
             if self.read_only:
                 hint = "make the folder writable by this user"
+            elif (beside := read_only_beside(self.path, exc)) is not None:
+                raise StoreUnavailable(beside) from None
             raise StoreUnavailable(Problem(
                 display_path(self.path), None, f"cannot write to the tracking database: {exc}",
                 f"{hint}; a rerun resumes where this one stopped")) from None
