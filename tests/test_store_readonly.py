@@ -20,6 +20,7 @@ import pytest
 from helpers import SAMPLE_ISSUE, RunCli
 from mirage_mailer.services.journal import Journal, journal_path, settle_all
 from mirage_mailer.store import NewRecipient, Store, StoreError, StoreUnavailable
+from mirage_mailer.store.guard import inspect
 
 ISSUE = "2021-10-partners-meeting"
 
@@ -104,6 +105,17 @@ def test_a_killed_sends_journal_is_kept_for_the_next_send(database: Path, unwrit
         settle_all(store, state)  # cannot bring it in: leaves it, says nothing
         assert store.counts(ISSUE)["pending"] == 3
     assert journal_path(state, ISSUE).exists()
+
+
+def test_the_guard_reads_a_store_it_cannot_write_as_it_is(database: Path,
+                                                           unwritable: Path) -> None:
+    """``report``'s and ``send --dry-run``'s check of the store (audit 15j, r3): a plain
+    read-only open of a WAL database makes a -shm beside it, which such a folder refuses
+    ("attempt to write a readonly database")."""
+    before = listing(unwritable)
+    assert inspect(database, thorough=False).state == "ok"
+    assert inspect(database, reading=True).state == "ok"
+    assert listing(unwritable) == before
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a folder chmod 0500")

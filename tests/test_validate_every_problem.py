@@ -120,3 +120,50 @@ def test_preview_and_send_name_every_problem_and_send_nothing(project: Path,
     assert not (project / "preview").exists()
     outbox = project / "outbox"
     assert not outbox.exists() or not any(path.is_file() for path in outbox.rglob("*"))
+
+
+NOT_UTF8 = ("lists/subscribers.csv:7: not valid UTF-8 (save the file as UTF-8 (in a "
+            "spreadsheet: 'CSV UTF-8'))")
+YAML_ROW = ("lists/partners.yaml:2: 'bad-row' is not a valid e-mail address: An email address "
+            "must have an @-sign. (correct the address or delete the row)")
+
+
+def _windows_row(project: Path) -> None:
+    """One row as Excel or Notepad saves it on Windows (Windows-1252)."""
+    with (project / "lists/subscribers.csv").open("ab") as handle:
+        handle.write(b"ren\xe9e@example.org,Ren\xe9e Lef\xe8vre,fr,\r\n")
+
+
+def test_an_unreadable_list_is_one_problem_among_the_others(project: Path,
+                                                            run_cli: RunCli) -> None:
+    """A list that stops reading at one line no longer hides every other problem and the
+    summary (audit 15j, r6): the article error, the next list's bad row, and what was left
+    unchecked are all said."""
+    _no_title(project)
+    _windows_row(project)
+    (project / "lists/partners.yaml").write_text(
+        "subscribers:\n  - email: bad-row\n    name: X\n", encoding="utf-8")
+    edit(project / SAMPLE_ISSUE / "issue.yaml", "list: subscribers",
+         "list: [subscribers, partners]")
+    result = run_cli("validate", SAMPLE_ISSUE)
+    assert result.code == 2, result.err
+    assert result.err.splitlines() == [WARNING, NO_TITLE, NOT_UTF8, YAML_ROW]
+    assert result.out.splitlines() == [
+        f"{ISSUE_ID}: 3 error(s), 1 warning(s); not checked: recipients, templates and "
+        "disclaimer (fix the errors above first)"]
+
+
+def test_preview_and_send_name_an_unreadable_list_beside_the_rest(project: Path,
+                                                                  run_cli: RunCli) -> None:
+    edit(project / "mirage.yaml", "  concurrency: 4", "  concurrency: four")
+    _no_title(project)
+    _windows_row(project)
+    for command in (("preview", SAMPLE_ISSUE), ("send", SAMPLE_ISSUE, "--yes"),
+                    ("send", SAMPLE_ISSUE, "--dry-run")):
+        result = run_cli(*command)
+        assert result.code == 2, (command, result.err)
+        assert result.err.splitlines() == [CONCURRENCY, NO_TITLE, NOT_UTF8], command
+        assert result.out == "", command
+    assert not (project / "preview").exists()
+    outbox = project / "outbox"
+    assert not outbox.exists() or not any(path.is_file() for path in outbox.rglob("*"))

@@ -27,6 +27,7 @@ from rich.text import Text
 
 from mirage_mailer.commands.common import Context, err, issue_folder
 from mirage_mailer.commands.streams import machine_output
+from mirage_mailer.project.config import Settings
 from mirage_mailer.services.roster import (
     STATUSES,
     Counts,
@@ -37,6 +38,7 @@ from mirage_mailer.services.roster import (
     export,
     readers,
     settings_for,
+    skipped_lists,
 )
 from mirage_mailer.services.roster_edit import add_reader, field_pairs, remove_reader
 from mirage_mailer.services.roster_import import import_file
@@ -112,8 +114,14 @@ def roster_group() -> None:
 def list_command(obj: Context, lists: tuple[str, ...], lang: str | None,
                  statuses: tuple[str, ...], search: str | None, fmt: str) -> int:
     """Every reader of the lists, with status: active, suppressed, invalid, duplicate or
-    unconfirmed (a web sign-up not confirmed yet)."""
-    found = readers(settings_for(obj.config), Filters(lists, lang, statuses, search))
+    unconfirmed (a web sign-up not confirmed yet).
+
+    A file in lists/ whose name is not a list name (a space, letters outside ASCII) is
+    left out, with a warning on stderr that says what to rename it to (exit 0).
+    """
+    settings = settings_for(obj.config)
+    found = readers(settings, Filters(lists, lang, statuses, search))
+    _say_skipped(settings, lists)
     if fmt == "json":
         _print_json(_as_json(r) for r in found)
     elif fmt == "csv":
@@ -169,16 +177,26 @@ def count_command(obj: Context, lists: tuple[str, ...], issue: str | None, fmt: 
     (unsubscribed, invalid and duplicate rows left out, confirmed web sign-ups in), by the
     language each reader would be sent: the next issue has the latest issue's languages, so
     a reader of another language counts in the default one, as send does. With several
-    lists, also all of them together (a reader on two lists counts once).
+    lists, also all of them together (a reader on two lists counts once). A file in lists/
+    whose name is not a list name is left out, with a warning on stderr (exit 0).
     """
     if issue is not None and lists:
         raise click.UsageError("--issue counts the issue's own lists; leave out --list")
     if issue is not None:
         counts = count_issue(obj.config, issue_folder(obj, issue))
     else:
-        counts = count(settings_for(obj.config), lists)
+        settings = settings_for(obj.config)
+        counts = count(settings, lists)
+        _say_skipped(settings, lists)
     _print_counts(counts, fmt)
     return ExitCode.OK
+
+
+def _say_skipped(settings: Settings, lists: tuple[str, ...]) -> None:
+    """Every list was asked for: name the files in lists/ that are not among them."""
+    if not lists:
+        for problem in skipped_lists(settings):
+            err(str(problem))
 
 
 def _count_rows(counts: Counts) -> Iterator[tuple[str, str, int]]:

@@ -128,7 +128,8 @@ def load_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Prob
     return issue, problems.warnings
 
 
-def read_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Problem]]:
+def read_issue(issue_dir: Path, default_language: str, *,
+               lists_dir: Path | None = None) -> tuple[Issue, list[Problem]]:
     """The issue as far as it loads (an article that fails to load is left out), and every
     problem met, errors and warnings: ``validate`` goes on to the lists with them. Raises
     ``InputError`` only when there is no issue to read (no folder, no mapping)."""
@@ -168,7 +169,7 @@ def read_issue(issue_dir: Path, default_language: str) -> tuple[Issue, list[Prob
     title = localised(data.get("title"), "title", data, path, problems, default_language)
     preheader = localised(data.get("preheader"), "preheader", data, path, problems,
                            default_language)
-    lists = list_names(data, path, problems)
+    lists = list_names(data, path, problems, lists_dir)
     number = issue_number(data, path, problems)
     issue_date = _date_value(data, path, problems) if "date" in data else None
     send_at = None

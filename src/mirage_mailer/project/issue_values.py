@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from mirage_mailer.project.image_files import NotAnImage, check_image
+from mirage_mailer.project.list_name_rule import LIST_NAME as LIST_NAME  # its home before
+from mirage_mailer.project.list_name_rule import name_problem
 from mirage_mailer.project.yamlsrc import LineDict
 from mirage_mailer.util.errors import Collector, shorten
 from mirage_mailer.util.headersafe import header_problem
 from mirage_mailer.util.langs import check_language, normalise_language
 from mirage_mailer.util.pathfaults import LOCALE_FIX, fits_locale, locale_name_said
 
-LIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # a file in lists/, nothing more
 MAX_LINE_TEXT = 1000  # subject, title, preheader: characters
 _WHAT = {"subject": "subject line", "preheader": "preview text shown after the subject",
          "title": "issue's title"}
@@ -135,7 +136,10 @@ def issue_number(data: LineDict, path: Path, problems: Collector) -> str | None:
     return text
 
 
-def list_names(data: LineDict, path: Path, problems: Collector) -> tuple[str, ...]:
+def list_names(data: LineDict, path: Path, problems: Collector,
+               lists_dir: Path | None = None) -> tuple[str, ...]:
+    """The list names of issue.yaml; one that breaks the rule is a problem that states the
+    rule, and names the file to rename when ``lists_dir`` holds one of that name."""
     value = data.get("list")
     if value is None:
         return ()
@@ -149,9 +153,7 @@ def list_names(data: LineDict, path: Path, problems: Collector) -> tuple[str, ..
         if LIST_NAME.match(name):
             good.append(name)
         else:
-            problems.add(path, data.key_line("list"), f"list name '{shorten(name)}' is not a "
-                         "file name in lists/", "give the name without folder or extension, "
-                         "e.g. 'list: subscribers' for lists/subscribers.csv")
+            problems.add(path, data.key_line("list"), *name_problem(name, lists_dir))
     return tuple(good)
 
 

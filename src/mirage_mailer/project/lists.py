@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mirage_mailer.project.issue_values import LIST_NAME, inside
+from mirage_mailer.project.list_name_rule import name_problem
 from mirage_mailer.project.yamlrows import Shape
 from mirage_mailer.project.yamlrows import entries as yaml_entries
 from mirage_mailer.project.yamlsrc import LineDict
@@ -68,10 +69,8 @@ class RowProblem:
 def find_list(lists_dir: Path, name: str, *, origin: Path, line: int | None) -> Path:
     """lists/<name>.yaml|.yml|.csv, or a fatal problem pointing at the issue line."""
     shown = shorten(name)
-    if not LIST_NAME.match(name):
-        raise InputError(Problem(display_path(origin), line, f"list name '{shown}' is not a "
-                                 "file name in lists/", "give the name without folder or "
-                                 "extension, e.g. 'subscribers' for lists/subscribers.csv"))
+    if not LIST_NAME.match(name):  # the rule, and the file to rename (list_name_rule)
+        raise InputError(Problem(display_path(origin), line, *name_problem(name, lists_dir)))
     found = _list_files(lists_dir, name)
     if len(found) > 1:  # reading one would silently leave out the readers of the other
         others = " and ".join(display_path(f) for f in found[1:])
@@ -346,14 +345,36 @@ def _iter_csv(path: Path, list_name: str) -> Iterator[Subscriber | RowProblem]:
         except UnicodeDecodeError:
             raise _not_utf8(path, line + 1) from None
         except csv.Error as exc:
-            if "field larger than field limit" in str(exc):  # a quote open for 128 KiB
-                problem = Problem(where, line + 1, "a quote in the row that starts on this "
-                                  f"line is not closed within {csv.field_size_limit():,} "
-                                  "characters", "close the quote where the value ends")
+            if "field larger than field limit" in str(exc):  # a value past 128 KiB
+                problem = _past_field_limit(path, where, line + 1)
             else:
                 problem = Problem(where, reader.line_num + 1, f"CSV error: {exc}",
                                   "check the quotes on this line")
             raise InputError(problem) from None
+
+
+def _past_field_limit(path: Path, where: str, line: int) -> Problem:
+    """csv's field limit met in the row that starts on ``line``: a quote left open, or, with
+    no quote on that line, one value that long (blamed on a quote, it sent the user looking
+    for one that is not there)."""
+    limit = f"{csv.field_size_limit():,}"
+    if _quote_on_line(path, line):
+        return Problem(where, line, "a quote in the row that starts on this line is not "
+                       f"closed within {limit} characters", "close the quote where the value "
+                       "ends")
+    return Problem(where, line, f"a value in this row is longer than {limit} characters, "
+                   "the most a list cell may hold", "shorten it; is this a list file?")
+
+
+def _quote_on_line(path: Path, line: int) -> bool:
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+            for number, text in enumerate(iter(lambda: handle.readline(MAX_LINE_CHARS), ""), 1):
+                if number == line:
+                    return '"' in text
+    except OSError:
+        pass
+    return True  # unknown: the cause it has always been told as
 
 
 def record(row: list[str], columns: list[str], delimiter: str, list_name: str, path: Path,

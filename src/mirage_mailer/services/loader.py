@@ -111,9 +111,26 @@ def open_project(config: Path | None, issue_dir: Path) -> Project:
     problems = Collector()
     problems.problems.extend(gathered.errors)
     if problems.errors:  # said with the content's warnings: all there is to fix at once
-        raise InputError([*capped(problems.errors), *gathered.said])
+        unreadable = [] if gathered.project is None else list_file_problems(gathered.project)
+        raise InputError([*capped([*problems.errors, *unreadable]), *gathered.said])
     assert gathered.project is not None  # only a stage with errors leaves none
     return gathered.project
+
+
+def list_file_problems(project: Project, *, rows: bool = False) -> list[Problem]:
+    """Each list file read on its own to its end or its fatal problem (not UTF-8, a quote
+    left open), which is one problem more beside the rest, not the only one said; with
+    ``rows``, the row problems met before it too. Read only where the run is refused
+    anyway, or the plan's own pass met such a problem: a run that goes on never pays it."""
+    found: list[Problem] = []
+    for name, path in project.lists.items():
+        try:
+            for row in iter_list(path, name):
+                if rows and isinstance(row, RowProblem):
+                    found.append(row.problem)
+        except InputError as exc:
+            found.extend(exc.problems)
+    return found
 
 
 def gather_project(config: Path | None, issue_dir: Path) -> Gathered:
@@ -127,7 +144,8 @@ def gather_project(config: Path | None, issue_dir: Path) -> Gathered:
         return Gathered(issue_id, None, list(exc.problems), frozenset({"config"}))
     settings, errors, broken = read.settings, list(read.errors), set(read.broken)
     try:
-        issue, found = read_issue(issue_dir, settings.project.language)
+        issue, found = read_issue(issue_dir, settings.project.language,
+                                  lists_dir=settings.lists_dir)
     except InputError as exc:
         return Gathered(issue_id, None, errors + exc.problems, frozenset(broken | {"issue"}))
     warnings = [p for p in found if p.warning]

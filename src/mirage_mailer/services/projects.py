@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from mirage_mailer.services.loader import (
     Project,
     find_issue,
     gather_project,
+    list_file_problems,
     locate_config,
     reader_problems,
     render,
@@ -100,16 +102,20 @@ def validate(config: Path | None, issue_dir: Path) -> Validation:
         return Validation(gathered.issue_id, (), None, errors,
                           unchecked=(*later, "lists", _TEMPLATES))
     store_problems: list[Problem] = []
-    try:  # one pass over the lists gives the plan's figures and the rows' problems
-        plan, scan = _plan_and_scan(project, use_store="tracking" not in broken)
-    except StoreError as exc:  # validate checks the inputs; a broken store is send's business
-        store_problems = list(exc.problems)
-        plan, scan = _plan_and_scan(project, use_store=False)
-    errors.extend(scan.row_problems)
     unchecked: list[str] = []
+    secret_unread: Problem | None = None
+    try:  # one pass over the lists gives the plan's figures and the rows' problems
+        plan, scan = _lists_stage(project, broken, store_problems)
+    except InputError as exc:  # a list file that cannot be read: one problem more, not the last
+        plan, scan = None, ListScan()
+        found = list_file_problems(project, rows=True)  # every list's, not the first's
+        errors.extend([*found, *(p for p in exc.problems if p not in found)])
+        unchecked.append("recipients")  # figures and duplicates need every row
+    errors.extend(scan.row_problems)
     ratio: list[Problem] = []
-    # rendered with stand-ins for what failed, the templates would be blamed for it
-    shown = (None if broken & _RENDER_NEEDS
+    # rendered with stand-ins for what failed, the templates would be blamed for it (and
+    # their recipient logic runs on every list row)
+    shown = (None if broken & _RENDER_NEEDS or plan is None
              else without_broken_articles(project, gathered.issue_errors))
     if shown is None:
         unchecked.append(_TEMPLATES)
@@ -128,6 +134,9 @@ def validate(config: Path | None, issue_dir: Path) -> Validation:
             check_signing_secret(project.settings)
         except InputError as exc:
             errors.extend(exc.problems)
+        except PermissionError as exc:
+            secret_unread = _unreadable(exc, project.settings.state_dir, warning=True,
+                                        said="; the signing secret was not checked")
     if project.settings.dkim is not None:  # its warnings came with gather_project
         if broken & {"dkim", "sender"}:
             unchecked.append("DKIM key")
@@ -140,8 +149,33 @@ def validate(config: Path | None, issue_dir: Path) -> Validation:
     closed = None if "web" in broken else closed_warning(project.settings)
     return Validation(project.issue.id, tuple(project.issue.languages), plan, errors,
                       project.warnings + ratio + scan.duplicates
-                      + [found for found in (insecure, closed) if found is not None],
+                      + [found for found in (insecure, closed, secret_unread)
+                         if found is not None],
                       store_problems, tuple(unchecked))
+
+
+def _lists_stage(project: Project, broken: frozenset[str],
+                 store_problems: list[Problem]) -> tuple[Plan, ListScan]:
+    """The plan and the lists' rows; a store that cannot be read is put in
+    ``store_problems`` and left out (validate checks the inputs: the store is send's)."""
+    try:
+        return _plan_and_scan(project, use_store="tracking" not in broken)
+    except StoreError as exc:
+        store_problems.extend(exc.problems)
+    except PermissionError as exc:  # .mirage/ kept owner-only, checked by another user
+        store_problems.append(_unreadable(exc, project.settings.state_dir))
+    return _plan_and_scan(project, use_store=False)
+
+
+def _unreadable(exc: PermissionError, state_dir: Path, *, warning: bool = False,
+                said: str = "") -> Problem:
+    """A state file this user may not read: validate reads it only to check, so it says so
+    and checks the rest, where a send or a report must stop."""
+    name = exc.filename
+    where = display_path(os.fsdecode(name) if isinstance(name, str | bytes) else state_dir)
+    return Problem(where, None, f"cannot read it: {exc.strerror or exc}{said}",
+                   "run validate as the user who sends, or let this user read "
+                   f"{display_path(state_dir)}/", warning=warning)
 
 
 def _plan_and_scan(project: Project, *, use_store: bool) -> tuple[Plan, ListScan]:

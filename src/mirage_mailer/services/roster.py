@@ -26,6 +26,13 @@ from typing import Any
 from mirage_mailer.project.config import Settings, load_settings
 from mirage_mailer.project.content import Article, Issue, load_issue
 from mirage_mailer.project.list_edit import layout
+from mirage_mailer.project.list_name_rule import (
+    LIST_NAME,
+    name_problem,
+    rename_hint,
+    unusable_files,
+    why_not,
+)
 from mirage_mailer.project.lists import (
     RowProblem,
     Subscriber,
@@ -117,8 +124,20 @@ def list_names(settings: Settings) -> list[str]:
     return files_in(settings.lists_dir)
 
 
+def skipped_lists(settings: Settings) -> list[Problem]:
+    """A warning for each file in lists/ that no command reads, its name breaking the rule
+    (``Partners 2026.csv``): the counts and listings of every list leave it out, so each
+    run says so rather than let its readers go missing without a word."""
+    return [Problem(display_path(path), None, f"left out: its name '{shorten(path.stem)}' "
+                    f"{why_not(path.stem)}", rename_hint(path), warning=True)
+            for path in unusable_files(settings.lists_dir)]
+
+
 def list_path(settings: Settings, name: str) -> Path:
     """lists/<name>.csv|.yaml, or one line naming the lists there are."""
+    if not LIST_NAME.match(name):  # the rule, and the file to rename when there is one
+        raise InputError(Problem(display_path(settings.lists_dir) + "/", None,
+                                 *name_problem(name, settings.lists_dir)))
     names = list_names(settings)
     if name not in names:
         there = ", ".join(names) or "none yet"

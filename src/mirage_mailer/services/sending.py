@@ -286,7 +286,7 @@ def dry_run(prep: Preparation, options: SendOptions, *, keep: bool = False) -> S
     """
     project = prep.project
     check_memory(database(project), project.settings.state_dir,
-                 new_store=options.new_store, dry_run=True)
+                 new_store=options.new_store, dry_run=True, reading=True)
     with existing_store(project, new_store=options.new_store) as store:
         planner = Planner(project, store, plan_options(options), keep=keep,
                           also_suppressed=_held(project, store))

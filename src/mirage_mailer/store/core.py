@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from mirage_mailer.store.checkpoint import checkpoint_behind
 from mirage_mailer.store.dialect import POSTGRESQL, SQLITE, Connection
 from mirage_mailer.store.errors import StoreError, StoreUnavailable
-from mirage_mailer.store.readonly import cannot_write, connect_readonly
+from mirage_mailer.store.readonly import cannot_write, connect_readonly, read_only_beside
 from mirage_mailer.store.schema import MIGRATIONS
 from mirage_mailer.store.write_fault import write_fault_hint
 from mirage_mailer.util.database import Database, PostgresUrl
@@ -364,6 +364,8 @@ class StoreCore:
                     display_path(self.path), None, f"cannot open the tracking database: {exc}",
                     "another mirage-mailer process may hold it (wait and rerun); a rerun "
                     "resumes where this one stopped")) from None
+            if (beside := read_only_beside(self.path, exc)) is not None:
+                raise StoreUnavailable(beside) from None
             if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in _NO_ROOM:
                 raise StoreUnavailable(Problem(
                     display_path(self.path), None, f"cannot write to the tracking database: "
@@ -456,6 +458,8 @@ class StoreCore:
             hint = write_fault_hint(self.path, code)
             if self.read_only:
                 hint = "make the folder writable by this user"
+            elif (beside := read_only_beside(self.path, exc)) is not None:
+                raise StoreUnavailable(beside) from None
             raise StoreUnavailable(Problem(
                 display_path(self.path), None, f"cannot write to the tracking database: {exc}",
                 f"{hint}; a rerun resumes where this one stopped")) from None

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mirage_mailer.store.core import DAMAGED_HINT, StoreError, StoreUnavailable, is_damage
+from mirage_mailer.store.readonly import cannot_write, reading_uri
 from mirage_mailer.util.database import Database, PostgresUrl
 from mirage_mailer.util.errors import InputError, Problem, display_path
 from mirage_mailer.util.statedir import SENT_MARKER, create_once
@@ -43,9 +44,12 @@ class Health:
     rows: int = 0  # recipients recorded (state ok; not ``thorough``: 1 for any)
 
 
-def inspect(database: Database, *, thorough: bool = True) -> Health:
+def inspect(database: Database, *, thorough: bool = True, reading: bool = False) -> Health:
     """What the database holds, without creating or changing anything. ``thorough`` reads
-    every page for damage (a send's check); a report's check only asks what is there."""
+    every page for damage (a send's check); a report's check only asks what is there.
+    ``reading``: the caller only reads (``send --dry-run``), so a store this user cannot
+    write is read as it is, as a report's check reads it (``store/readonly.py``); a send
+    that would write is refused by the read-write open, before anything is sent."""
     if isinstance(database, PostgresUrl):
         return _inspect_pg(database)
     try:
@@ -56,9 +60,10 @@ def inspect(database: Database, *, thorough: bool = True) -> Health:
     if size == 0 and not (wal.exists() and wal.stat().st_size > 0):
         return Health("zero bytes")
     try:
-        mode = "rw" if thorough else "ro"  # a report may read a store it cannot write
-        conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode={mode}", uri=True,
-                               timeout=10)
+        mode = "rw" if thorough and not reading else "ro"  # a reader may not be able to write
+        uri = (reading_uri(database) if mode == "ro" and cannot_write(database)
+               else f"{database.resolve().as_uri()}?mode={mode}")
+        conn = sqlite3.connect(uri, uri=True, timeout=10)
     except sqlite3.Error as exc:
         return _failed(database, exc)
     try:
@@ -181,13 +186,15 @@ def remember_sent(database: Database, state_dir: Path) -> None:
 
 
 def check_memory(database: Database, state_dir: Path, *, new_store: bool = False,
-                 dry_run: bool = False) -> None:
+                 dry_run: bool = False, reading: bool = False) -> None:
     """Refuse (``StoreError``, exit 2) to send from a store that lost its memory.
 
     ``new_store`` accepts a missing or empty store and renames a damaged one aside (not for
     ``dry_run``, which changes nothing); it refuses a healthy store with recipients in it.
+    ``reading``: nothing will be written (``send --dry-run``; not the plan a real send asks
+    about, which is refused here as the send would be).
     """
-    health = inspect(database)
+    health = inspect(database, reading=reading)
     where = display_path(database)
     if health.state == "ok":
         if new_store:
