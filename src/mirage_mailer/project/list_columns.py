@@ -332,6 +332,7 @@ class _BlockRows:
         known_langs, domains, lowered = self.langs, self.domains, self.lowered
         lang_at, name_at, parts_at = self.lang_at, self.name_at, self.parts_at
         fields_at, local_at = self.fields_at, self.local_at
+        one = ("{" + fields_at[0][0], fields_at[0][1]) if len(fields_at) == 1 else None
         split: list[str] | None = None
         first = line
         for cells in self.pattern.findall(text, 0, len(text) - 1):
@@ -356,8 +357,11 @@ class _BlockRows:
                         name = " ".join(part for part in
                                         (cells[at].strip() for at in parts_at) if part)
                     names(name or None)
-                    texts("{" + ", ".join([key + encode_string(cells[at])
-                                           for key, at in fields_at]) + "}")
+                    if one is not None:  # one template column (the usual list)
+                        texts(one[0] + encode_string(cells[one[1]]) + "}")
+                    else:
+                        texts("{" + ", ".join([key + encode_string(cells[at])
+                                               for key, at in fields_at]) + "}")
                     continue
             if split is None:
                 split = text.split("\n")
