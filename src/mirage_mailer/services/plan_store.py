@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from itertools import chain, compress, islice, repeat
 from operator import getitem
+from pathlib import Path
 
 from mirage_mailer.project.list_columns import Columns
 from mirage_mailer.project.lists import RowProblem
@@ -72,11 +73,11 @@ def _applies(project: Project, store: RecorderStore, options: PlanOptions) -> bo
                         for name in project.lists))
 
 
-def _size(path: object) -> int:
+def _size(path: Path) -> int:
     try:
-        return int(path.stat().st_size)  # type: ignore[attr-defined]
+        return path.stat().st_size
     except OSError:
-        return 0
+        return 0  # reading it says why
 
 
 class _Columns:
