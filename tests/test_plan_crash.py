@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from helpers import SAMPLE_ISSUE
+from mirage_mailer.services import plan_store
 from mirage_mailer.store import recipients as store_recipients
 
 ROWS = store_recipients.BULK_MIN + 5_000
@@ -63,6 +64,8 @@ def _state(project: Path) -> tuple[list[tuple[object, ...]], dict[str, str], lis
 def test_a_plan_killed_at_any_moment_is_completed_by_the_rerun(project: Path,
                                                                tmp_path: Path) -> None:
     _write_list(project)
+    # long enough for the first plan from columns (services/plan_store.py), which this kills
+    assert (project / "lists/subscribers.csv").stat().st_size >= plan_store.FAST_BYTES
     clean = tmp_path / "clean"
     shutil.copytree(project, clean)
     started = time.monotonic()

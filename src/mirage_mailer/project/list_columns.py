@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import re
 from array import array
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +41,7 @@ from mirage_mailer.project.lists import (
 )
 from mirage_mailer.util.addresses import LOWERED_LOCALS, MAX_ADDRESS, settled_domain
 from mirage_mailer.util.errors import InputError, display_path
+from mirage_mailer.util.fieldsjson import encode_string, fields_json
 
 BATCH = 10_000  # rows in one ``Columns``
 BLOCK = 1 << 20  # bytes read at once
@@ -71,15 +72,22 @@ class Columns:
     problems: list[RowProblem] = field(default_factory=list)
     languages: tuple[str | None, ...] = ()
     shapes: tuple[tuple[str, ...], ...] = ()
+    # rows bound for the store only (``iter_columns(subject=...)``): each good row's name,
+    # its fields as the store keeps them (``fields_json``) and its subject id
+    names: list[str | None] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    subjects: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.lines)
 
 
 class _Builder:
-    """Collects rows into ``Columns``; languages and shapes numbered as they first come."""
+    """Collects rows into ``Columns``; languages and shapes numbered as they first come.
+    With ``subject``, also what the store keeps of each good row (``Columns.names``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, subject: Callable[[str], str] | None = None) -> None:
+        self.subject = subject
         self.languages: list[str | None] = []
         self.language_ids: dict[str | None, int] = {}
         self.shapes: list[tuple[str, ...]] = []
@@ -92,6 +100,8 @@ class _Builder:
         self.langs: array[int] = array("H")
         self.shape_of: array[int] = array("H")
         self.problems: list[RowProblem] = []
+        self.names: list[str | None] = []
+        self.texts: list[str] = []
 
     def language(self, lang: str | None) -> int:
         found = self.language_ids.get(lang)
@@ -116,6 +126,9 @@ class _Builder:
         self.lines.append(row.line)
         self.langs.append(self.language(row.lang))
         self.shape_of.append(self.shape(row.fields))
+        if self.subject is not None:
+            self.names.append(row.name)
+            self.texts.append(fields_json(row.fields))
 
     def full(self) -> bool:
         return len(self.lines) + len(self.problems) >= BATCH
@@ -123,13 +136,17 @@ class _Builder:
     def take(self) -> Columns:
         out = Columns("\n".join(self.emails), self.lines, self.langs, self.shape_of,
                       self.problems, tuple(self.languages), tuple(self.shapes))
+        if self.subject is not None:  # the keyed hash, a batch at a time (C-level map)
+            out.names, out.texts = self.names, self.texts
+            out.subjects = list(map(self.subject, self.emails))
         self.reset()
         return out
 
 
-def columns_of(rows: Iterable[Subscriber | RowProblem]) -> Iterator[Columns]:
+def columns_of(rows: Iterable[Subscriber | RowProblem], *,
+               subject: Callable[[str], str] | None = None) -> Iterator[Columns]:
     """Rows read the usual way (a YAML list, a short CSV list) as ``Columns``."""
-    builder = _Builder()
+    builder = _Builder(subject)
     for row in rows:
         builder.add(row)
         if builder.full():
@@ -137,20 +154,25 @@ def columns_of(rows: Iterable[Subscriber | RowProblem]) -> Iterator[Columns]:
     yield builder.take()
 
 
-def iter_columns(path: Path, list_name: str) -> Iterator[Columns]:
+def iter_columns(path: Path, list_name: str, *,
+                 subject: Callable[[str], str] | None = None) -> Iterator[Columns]:
     """A CSV list's rows as ``Columns``: exactly the rows, row problems and fatal error of
     ``lists._iter_csv``, in the same order. Before a fatal error there may be more rows
     than that reader gives (its text layer decodes 8 KiB ahead, so a byte that is not
     UTF-8 stops it a few rows earlier): the error is the same, and it is all validate
-    prints then."""
+    prints then (a send stops before it writes anything). ``subject``: the rows are bound
+    for the store, so each good row's name, fields text and subject id come too."""
     where = display_path(path)
     with _open_csv(path) as handle:
         columns, delimiter = _header_of(handle, path)
     start = _body_offset(path)
-    if start is None or not all(columns):  # an odd header: the usual reader, as columns
-        yield from columns_of(_iter_csv(path, list_name))
+    if start is None or not all(columns) or (
+            subject is not None and len(set(columns)) < len(columns)):
+        # an odd header (or a doubled column, whose fields a row keeps once): the usual
+        # reader, as columns
+        yield from columns_of(_iter_csv(path, list_name), subject=subject)
         return
-    builder = _Builder()
+    builder = _Builder(subject)
     builder.shape(c for c in columns if c not in _UNFILLED)  # shape 0: every column filled
     try:
         given = yield from _fast(path, list_name, where, columns, delimiter, start, builder)
@@ -177,19 +199,20 @@ def _body_offset(path: Path) -> int | None:
     return len(first)
 
 
-def _pattern(columns: list[str], delimiter: str) -> re.Pattern[str]:
+def _pattern(columns: list[str], delimiter: str, *, every: bool = False) -> re.Pattern[str]:
     """A line in the common shape, as (local part, domain, lang cell), or ("", "", "")
-    for any other line: one alternation, so ``findall`` gives every line."""
+    for any other line: one alternation, so ``findall`` gives every line. ``every``: each
+    cell but the address's is a group of its own, in column order (no lang group added)."""
     cell = _CELL.format(delimiter=re.escape(delimiter))
     parts = []
     for column in columns:
         if column == "email":
             parts.append(rf"({_ATEXT}(?:\.{_ATEXT})*)@([A-Za-z0-9.-]{{1,253}})")
-        elif column == "lang":
+        elif column == "lang" or every:
             parts.append(f"({cell}{{0,{_LONGEST_CELL}}})")
         else:
             parts.append(f"{cell}{{0,{_LONGEST_CELL}}}")
-    if "lang" not in columns:
+    if "lang" not in columns and not every:
         parts[-1] += "()"
     return re.compile(f"^(?:{re.escape(delimiter).join(parts)}|.*)$", re.MULTILINE)
 
@@ -245,11 +268,22 @@ class _BlockRows:
                  delimiter: str, builder: _Builder) -> None:
         self.path, self.list_name, self.where = path, list_name, where
         self.columns, self.delimiter, self.builder = columns, delimiter, builder
-        self.pattern = _pattern(columns, delimiter)
+        self.stored = builder.subject is not None  # every cell wanted: see _stored
+        self.pattern = _pattern(columns, delimiter, every=self.stored)
         self.langs: dict[str, int] = {}  # a lang cell as written -> language index (-1: bad)
         # a domain as written -> (as normalised, the longest local part it takes)
         self.domains: dict[str, tuple[str, int]] = {}
         self.lowered = max(map(len, LOWERED_LOCALS))
+        # in a stored match, column n's cell is group ``at[n]`` (the address takes two)
+        at: dict[str, int] = {}
+        for column in columns:
+            at[column] = len(at) + (len(at) > columns.index("email"))
+        self.local_at = at["email"]  # the domain is the next group
+        self.lang_at = at.get("lang")
+        self.name_at = at.get("name")
+        self.parts_at = [at[c] for c in ("first_name", "last_name") if c in at]
+        self.fields_at = [(encode_string(c) + ": ", at[c]) for c in columns
+                          if c not in _UNFILLED]
 
     def read(self, text: str, line: int) -> int | None:
         """None when every line was read; else the last line given before one the exact
@@ -259,6 +293,8 @@ class _BlockRows:
                 if not self.line(full, number):
                     return number - 1
             return None
+        if self.stored:
+            return self._stored(text, line)
         builder = self.builder
         emails, lines = builder.emails.append, builder.lines.append
         langs, shape_of = builder.langs.append, builder.shape_of.append
@@ -279,6 +315,53 @@ class _BlockRows:
                     lines(line)
                     langs(index)
                     shape_of(0)
+                    continue
+            if split is None:
+                split = text.split("\n")
+            if not self.line(split[line - first - 1], line):
+                return line - 1
+        return None
+
+    def _stored(self, text: str, line: int) -> int | None:
+        """``read`` for rows bound for the store: also each row's name and fields text, as
+        ``lists._check_row`` and ``fields_json`` make them from the same cells."""
+        builder = self.builder
+        emails, lines = builder.emails.append, builder.lines.append
+        langs, shape_of = builder.langs.append, builder.shape_of.append
+        names, texts = builder.names.append, builder.texts.append
+        known_langs, domains, lowered = self.langs, self.domains, self.lowered
+        lang_at, name_at, parts_at = self.lang_at, self.name_at, self.parts_at
+        fields_at, local_at = self.fields_at, self.local_at
+        one = ("{" + fields_at[0][0], fields_at[0][1]) if len(fields_at) == 1 else None
+        split: list[str] | None = None
+        first = line
+        for cells in self.pattern.findall(text, 0, len(text) - 1):
+            line += 1
+            local = cells[local_at]
+            if local:
+                domain = cells[local_at + 1]
+                settled = domains.get(domain) or self.domain(domain)
+                lang = cells[lang_at] if lang_at is not None else ""
+                index = known_langs.get(lang)
+                if index is None:
+                    index = known_langs[lang] = _lang_index(lang, builder)
+                if len(local) <= settled[1] and index >= 0:
+                    if len(local) <= lowered and local.lower() in LOWERED_LOCALS:
+                        local = local.lower()
+                    emails(f"{local}@{settled[0]}")
+                    lines(line)
+                    langs(index)
+                    shape_of(0)
+                    name = cells[name_at].strip() if name_at is not None else ""
+                    if not name and parts_at:  # as Mailchimp exports: first and last name
+                        name = " ".join(part for part in
+                                        (cells[at].strip() for at in parts_at) if part)
+                    names(name or None)
+                    if one is not None:  # one template column (the usual list)
+                        texts(one[0] + encode_string(cells[one[1]]) + "}")
+                    else:
+                        texts("{" + ", ".join([key + encode_string(cells[at])
+                                               for key, at in fields_at]) + "}")
                     continue
             if split is None:
                 split = text.split("\n")

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import accumulate, compress, repeat
-from operator import and_, methodcaller, rshift
+from operator import and_, eq, gt, methodcaller, rshift
 from typing import IO
 
 # int64 columns of a run: the hashes in order, then by the hash's place in that order the
@@ -127,6 +127,17 @@ class SeenAddresses:
         size = len(recent)
         found = recent.setdefault(key, code)
         return None if len(recent) != size else found
+
+    def news(self, keys: list[str], start: int) -> list[bool]:
+        """Whether each key of a prefetched batch is met here for the first time, in order
+        (a key twice in the batch is new once); the new ones are remembered as met at
+        ``start``, ``start + 1``, ... (``first`` for a batch, in C-level passes: a call a
+        key was most of planning a first send's decisions)."""
+        codes = range(start, start + len(keys))
+        fresh = list(map(eq, map(self._recent.setdefault, keys, codes), codes))
+        if self._known:  # met before the last spill: never new (its setdefault is harmless)
+            fresh = list(map(gt, fresh, map(self._known.__contains__, keys)))
+        return fresh
 
     def close(self) -> None:
         if self._file is not None:

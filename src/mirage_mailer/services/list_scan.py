@@ -15,7 +15,8 @@ rest with ``Counter`` and ``compress``. It gives the very ``Plan`` and ``ListSca
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from itertools import repeat
 from operator import add, mul
 from pathlib import Path
@@ -61,16 +62,18 @@ def _counts_suffice(project: Project, store: PlanReader | None, options: PlanOpt
                         for name in project.lists))
 
 
-def list_columns(path: Path, list_name: str) -> Iterator[Columns]:
+def list_columns(path: Path, list_name: str, *,
+                 subject: Callable[[str], str] | None = None) -> Iterator[Columns]:
     """One list's rows as ``Columns``: a long CSV list by a child process (``list_worker``),
-    any other in this process."""
+    any other in this process. ``subject``: rows bound for the store (``iter_columns``)."""
     if path.suffix.lower() == ".csv":
+        read = partial(iter_columns, subject=subject)
         if _size(path) >= list_worker.PARALLEL_BYTES and list_worker.can_fork():
-            yield from list_worker.columns_in_child(path, list_name, iter_columns)
+            yield from list_worker.columns_in_child(path, list_name, read)
         else:
-            yield from iter_columns(path, list_name)
+            yield from read(path, list_name)
     else:
-        yield from columns_of(iter_list(path, list_name))
+        yield from columns_of(iter_list(path, list_name), subject=subject)
 
 
 def _size(path: Path) -> int:

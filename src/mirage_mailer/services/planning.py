@@ -8,6 +8,10 @@ store (which may be absent) and never writes; ``send`` feeds the decisions to
 a row that left the list before its turn is ``withdrawn``, a new row is queued. Rows already
 ``sent``, ``failed`` or ``unknown`` are never changed by a list edit.
 
+``send``'s first plan of an issue that nothing stored can change (no row of the issue, no
+suppression, no confirmed sign-up, nothing but ``--limit``) is written from the lists'
+columns instead (``plan_store``), with the very rows, events and figures this planner gives.
+
 Decisions stream (list order, then invalid rows, then store rows no longer in any list); the
 addresses seen are kept by ``SeenAddresses`` (the latest 250,000 in a dict, older ones in
 sorted runs in a private temporary file), so memory stays bounded whatever the list size.

@@ -44,6 +44,7 @@ from mirage_mailer.services.lease_sending import (
 )
 from mirage_mailer.services.loader import Project, reader_problems
 from mirage_mailer.services.outbound import credentials, deliver, resumable
+from mirage_mailer.services.plan_store import first_plan
 from mirage_mailer.services.planning import (
     K_SEND,
     Decision,
@@ -460,7 +461,35 @@ def _plan_send(prep: Preparation, options: SendOptions,
     issue = project.issue
     stamp = list_stamp(project.lists.values())  # before the lists are read: an edit during
     store.apply_suppressions(issue.id)           # this plan is seen by the next run
-    planner = Planner(project, store, plan_options(options),
+    fast = first_plan(project, store, plan_options(options), prep.factory.signer.subject_id)
+    if fast is not None:  # an issue's first plan no stored row can change: services/plan_store
+        plan, wanted = fast
+    else:
+        plan, wanted = _reconciled(prep, options, store)
+    store.record_issue_plan(issue_plan(issue, stamp))  # run-due's "complete" reads it
+    # one look at the issue's index, where counting its statuses reads every row (0.5 s at
+    # a million); the counts are read only when this run has nothing to send
+    if store.has_rows(issue.id):
+        mark_sent(project.settings.state_dir)  # from now on, a lost store is refused
+    outcome = _outcome(plan, "send")
+    outcome.per_language = Counter()  # this run's, counted as messages are built
+    outcome.this_run.total = plan.to_send
+    if plan.to_send:  # the issue as sent, for the archive; a warning if it changed since
+        changed = keep_as_sent(project, prep.rendered, store, to_send=plan.to_send)
+        if changed is not None:
+            outcome.this_run.notes.append(changed)
+    if plan.to_send == 0:
+        outcome.nothing_to_do = True
+        outcome.counts = store.counts(issue.id)
+    return outcome, wanted
+
+
+def _reconciled(prep: Preparation, options: SendOptions,
+                store: RecorderStore) -> tuple[Plan, set[str]]:
+    """The plan decided row by row and fed to ``reconcile``; with ``--limit`` the keys of
+    the plan's first N."""
+    issue = prep.project.issue
+    planner = Planner(prep.project, store, plan_options(options),
                       subject=prep.factory.signer.subject_id)
     wanted: set[str] = set()  # with --limit: exactly the plan's first N, whatever the ids
     # --resend-unknown: the unknown rows this plan sends, put back to pending after it; the
@@ -480,23 +509,7 @@ def _plan_send(prep: Preparation, options: SendOptions,
     store.reconcile(issue.id, changes(noted(iter(planner)), prep.factory.signer.subject_id))
     if resent:
         store.requeue_unknown(issue.id, resent)
-    store.record_issue_plan(issue_plan(issue, stamp))  # run-due's "complete" reads it
-    plan = planner.plan
-    # one look at the issue's index, where counting its statuses reads every row (0.5 s at
-    # a million); the counts are read only when this run has nothing to send
-    if store.has_rows(issue.id):
-        mark_sent(project.settings.state_dir)  # from now on, a lost store is refused
-    outcome = _outcome(plan, "send")
-    outcome.per_language = Counter()  # this run's, counted as messages are built
-    outcome.this_run.total = plan.to_send
-    if plan.to_send:  # the issue as sent, for the archive; a warning if it changed since
-        changed = keep_as_sent(project, prep.rendered, store, to_send=plan.to_send)
-        if changed is not None:
-            outcome.this_run.notes.append(changed)
-    if plan.to_send == 0:
-        outcome.nothing_to_do = True
-        outcome.counts = store.counts(issue.id)
-    return outcome, wanted
+    return planner.plan, wanted
 
 
 def _send_shared(prep: Preparation, options: SendOptions, progress: ProgressHook | None,

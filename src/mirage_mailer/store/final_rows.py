@@ -175,3 +175,23 @@ def insert_sql(conn: Connection, *, shifted: bool) -> str:
     picked = ", ".join("id + ?1" if name == "id" else name for name in names)
     return (f"INSERT INTO recipients ({cols}) SELECT {picked} FROM {TABLE}"
             " WHERE true ORDER BY id ON CONFLICT DO NOTHING")
+
+
+
+class ColumnRows(FinalRows):
+    """An issue's first plan staged from list columns (``services/plan_store.py``): the
+    caller builds each row's stored form itself, as plain tuples, with the ids ``take``
+    gives in list order. Only for a store without suppressions when staging begins (so no
+    row is made ``suppressed`` or hashed here); ``bring_up_to_date`` applies any made
+    since, as for ``form``'s rows."""
+
+    def __init__(self, conn: Connection, issue: str, now: str) -> None:
+        super().__init__(conn, issue, now)
+        if self.suppressed:
+            raise ValueError("a plan staged from columns needs a store without suppressions")
+
+    def take(self, count: int) -> range:
+        """The ids of the next ``count`` rows."""
+        ids = range(self.next + 1, self.next + 1 + count)
+        self.next += count
+        return ids

@@ -28,6 +28,7 @@ satisfies each of them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -39,6 +40,7 @@ from mirage_mailer.store.leases import LeaseOutcome, Reaped, SenderInfo
 
 if TYPE_CHECKING:
     from mirage_mailer.store import Store
+    from mirage_mailer.store.recipients import StagedPlan
 
 __all__ = [
     "BounceStore",
@@ -109,6 +111,8 @@ class RecorderStore(PlanReader, Protocol):
 
     def reconcile(self, issue: str, changes: Iterable[NewRecipient | str], *,
                   batch: int = ...) -> None: ...
+
+    def first_plan(self, issue: str) -> AbstractContextManager[StagedPlan]: ...
 
     def iter_pending(self, issue: str, *, batch: int = ...,
                      shard: tuple[int, int] | None = ...) -> Iterator[Recipient]: ...

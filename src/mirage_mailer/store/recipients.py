@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import chain, groupby, islice
 from typing import Any
@@ -295,6 +296,45 @@ class RecipientsMixin(StoreCore):
         finally:
             if writer is not None:
                 writer.close()  # before the connection is used again (planning failed)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            final_rows.drop(conn)
+
+    @contextmanager
+    def first_plan(self, issue: str) -> Iterator[StagedPlan]:
+        """An issue's first plan staged from list columns (SQLite, no suppression): the
+        caller puts plain tuples into the ``StagedPlan``; when the block ends without an
+        error, the rows go into ``recipients`` in one transaction, as ``_bulk_insert``'s
+        do (the same copy, index builds, crash contract). An error leaves the store as
+        it was: the staged rows are in a private database that closes with it."""
+        if self.is_postgres:
+            raise ValueError("a plan staged from columns is for SQLite stores")
+        conn = self._conn
+        final_rows.create(conn)
+        writer = None
+        try:
+            conn.execute("PRAGMA ignore_check_constraints = ON")  # as in _bulk_insert
+            try:
+                conn.execute("BEGIN")  # the temporary table only: no lock on the store
+                final = final_rows.ColumnRows(conn, issue, self._now())
+                if staging.available():
+                    writer = staging.StageWriter(conn, final_rows.TABLE,
+                                                 sql=final_rows.INSERT_SQL,
+                                                 one=final_rows.INSERT_ONE)
+                staged = StagedPlan(conn, final, writer)
+                yield staged
+                staged.finish()
+                conn.execute("COMMIT")
+            finally:
+                if writer is not None:
+                    writer.close()  # before the connection is used again (planning failed)
+                conn.execute("PRAGMA ignore_check_constraints = OFF")
+            with self._long_wal():
+                try:
+                    self._insert_final(final, rebuild=True)
+                except self._integrity:  # two rows of one address: the usual way
+                    self._insert_final(final, rebuild=False)
+        finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             final_rows.drop(conn)
@@ -804,6 +844,36 @@ class RecipientsMixin(StoreCore):
         """Issues with at least one recorded row, sorted."""
         cur = self._conn.execute("SELECT DISTINCT issue FROM recipients ORDER BY issue")
         return [r[0] for r in cur]
+
+
+class StagedPlan:
+    """``RecipientsMixin.first_plan``'s rows as they are staged: ``put`` rows in their
+    stored form (``final_rows.COLUMNS``), their ids taken from ``ids`` in list order; a
+    thread stages them where SQLite allows it."""
+
+    def __init__(self, conn: Connection, final: final_rows.ColumnRows,
+                 writer: staging.StageWriter | None) -> None:
+        self._conn, self._final, self._writer = conn, final, writer
+
+    @property
+    def now(self) -> str:
+        """Every row's ``created_at`` (and its ``queued`` event's time)."""
+        return self._final.now
+
+    def ids(self, count: int) -> range:
+        return self._final.take(count)
+
+    def put(self, rows: list[tuple[Any, ...]]) -> None:
+        if self._writer is not None:
+            self._writer.put(rows)
+        else:
+            staging.stage_rows(self._conn, final_rows.TABLE, rows, sql=final_rows.INSERT_SQL,
+                               one=final_rows.INSERT_ONE)
+
+    def finish(self) -> None:
+        """Wait until every row put is staged (or raise what stopped the thread)."""
+        if self._writer is not None:
+            self._writer.finish()
 
 
 def finished(counts: Mapping[str, int]) -> bool:
