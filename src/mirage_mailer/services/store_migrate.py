@@ -179,12 +179,14 @@ def _bring_up_to_date(path: Path, state_dir: Path | None) -> int:
         if state_dir is None:
             return 0
         done = 0
-        for issue in sorted({p.stem for p in journals(state_dir)}):
+        # and the runs whose journal is gone (their reserved rows become unknown)
+        for issue in sorted({p.stem for p in journals(state_dir)} | store.journal_issues()):
             for journal in issue_journals(state_dir, issue):
                 found = read_journal(journal)
                 if found.issue == issue:
                     done += len(found.outcomes) + len(found.claims)
             settle(store, state_dir, issue)
+        store.clear_journal_marks()  # the column is the PostgreSQL senders' own
         return done
 
 
