@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli, statuses, use_relay
+from helpers import SAMPLE_ISSUE, RunCli, edit, statuses, use_relay
 from support.processes import wait_send_gone
 from support.smtp_sink import Call, SmtpSink
 
@@ -149,3 +149,31 @@ def statuses_in(run_cli: RunCli, folder: Path) -> dict[str, str]:
     report = run_cli("report", SAMPLE_ISSUE, "--format", "json", cwd=folder)
     assert report.code == 0, report.err
     return {r["email"]: r["status"] for r in json.loads(report.out)["recipients"]}
+
+
+def test_folders_sharing_a_store_share_its_journal(project: Path, run_cli: RunCli,
+                                                   sink: SmtpSink, tmp_path: Path) -> None:
+    """Audit 15i F2: two project folders on one store outside ``.mirage/``; a send killed in
+    the first, then a send from the second replays the first's journal (it lives beside the
+    store), so only the messages on the wire at the kill are ``unknown``."""
+    shared = tmp_path / "shared" / "tracking.sqlite"
+    shared.parent.mkdir()
+    edit(project / "mirage.yaml", "  database: .mirage/tracking.sqlite",
+         f"  database: {shared}")
+    addresses = with_readers(project, sink.url)
+    other = tmp_path / "second"
+    shutil.copytree(project, other)
+    killed_send(project, sink, 40)
+    assert list((shared.parent / "tracking.sqlite.mirage" / "journal").glob("*.log"))
+    (other / ".mirage").mkdir(exist_ok=True)
+    for name in ("secret", "sent"):  # the project's, as its operator shares them
+        if (project / ".mirage" / name).exists():
+            shutil.copy2(project / ".mirage" / name, other / ".mirage" / name)
+    rerun = run_cli("send", SAMPLE_ISSUE, "--yes", cwd=other)
+    assert rerun.code == 0, rerun.err
+    states = statuses_in(run_cli, other)
+    unknown = {a for a, s in states.items() if s == "unknown"}
+    assert len(unknown) <= 3  # the concurrency: the journal was found and replayed whole
+    received = Counter(sink.recipients())
+    assert {a for a, n in received.items() if n > 1} <= unknown
+    assert set(addresses) - unknown <= set(received)

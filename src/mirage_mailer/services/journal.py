@@ -28,12 +28,13 @@ import contextlib
 import json
 import mmap
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring, encode_basestring_ascii
 from pathlib import Path
 from typing import Protocol
 
+from mirage_mailer.util.database import Database
 from mirage_mailer.util.errors import DeliveryError
 from mirage_mailer.util.locks import Lock
 from mirage_mailer.util.statedir import FILE_MODE, private_dir, tighten
@@ -55,6 +56,27 @@ Carried = tuple[int, str, int, str]
 _KINDS = frozenset({"sent", "deferred", "failed", "unknown"})
 
 
+Where = Path | Sequence[Path]  # a folder holding ``journal/``, or several (the first is new)
+
+
+def journal_roots(state_dir: Path, database: Database) -> list[Path]:
+    """Where an issue's journals live, new place first. A journal belongs with its store: a
+    SQLite file outside ``state_dir`` (two project folders may share it) keeps its journals
+    beside it, in ``<file>.mirage/journal/``, so every folder's send and ``report`` finds
+    them; otherwise ``state_dir/journal/``. The second entry is that older place, where a
+    version before this one left them."""
+    if isinstance(database, Path):
+        folder = database.parent.resolve()
+        state = state_dir.resolve()
+        if folder != state and state not in folder.parents:
+            return [folder / f"{database.name}.mirage", state_dir]
+    return [state_dir]
+
+
+def _roots(where: Where) -> list[Path]:
+    return [where] if isinstance(where, Path) else list(where)
+
+
 def journal_path(state_dir: Path, issue: str, shard: int = 0) -> Path:
     """One journal per issue, as the send lock is: sends of two issues may run at once; and
     one per sending process of a send (``services/shards.py``): process k > 0 writes
@@ -64,13 +86,16 @@ def journal_path(state_dir: Path, issue: str, shard: int = 0) -> Path:
     return state_dir / "journal" / f"{issue}.log"
 
 
-def issue_journals(state_dir: Path, issue: str) -> list[Path]:
-    """Every journal of ``issue`` on disk: the first process's and its siblings'."""
-    folder = state_dir / "journal"
-    found = [folder / f"{issue}.log"]
-    if folder.is_dir():
-        found += sorted(p / f"{issue}.log" for p in folder.iterdir()
-                        if p.is_dir() and p.name.isdigit())
+def issue_journals(where: Where, issue: str) -> list[Path]:
+    """Every journal of ``issue`` on disk: the first process's and its siblings', in each
+    of ``where``."""
+    found: list[Path] = []
+    for root in _roots(where):
+        folder = root / "journal"
+        found.append(folder / f"{issue}.log")
+        if folder.is_dir():
+            found += sorted(p / f"{issue}.log" for p in folder.iterdir()
+                            if p.is_dir() and p.name.isdigit())
     return [p for p in found if p.exists()]
 
 
@@ -280,11 +305,12 @@ def _parse(line: bytes) -> tuple[Outcome | Claimed, str] | None:
     return None
 
 
-def journals(state_dir: Path) -> Iterator[Path]:
+def journals(where: Where) -> Iterator[Path]:
     """Every journal a crashed send may have left (a sending process's own included)."""
-    folder = state_dir / "journal"
-    if folder.is_dir():
-        yield from sorted([*folder.glob("*.log"), *folder.glob("[0-9]*/*.log")])
+    for root in _roots(where):
+        folder = root / "journal"
+        if folder.is_dir():
+            yield from sorted([*folder.glob("*.log"), *folder.glob("[0-9]*/*.log")])
 
 
 @dataclass
@@ -298,7 +324,7 @@ class Settled:
     warnings: list[str] = field(default_factory=list)
 
 
-def settle(store: JournalStore, state_dir: Path, issue: str) -> Settled | None:
+def settle(store: JournalStore, where: Where, issue: str) -> Settled | None:
     """Replay the issue's journals, if a crashed send left any, into the store; then remove
     them, and end the issue's runs the store still has open (``store/journal_runs.py``).
     None: there was nothing to do.
@@ -310,24 +336,27 @@ def settle(store: JournalStore, state_dir: Path, issue: str) -> Settled | None:
     can be read and kept aside (``.damaged``), never deleted; the rows its run reserved
     and left ``pending`` become ``unknown``, as do those of a run whose journal is gone.
     """
-    paths = issue_journals(state_dir, issue)
+    paths = issue_journals(where, issue)
     runs = store.journal_runs(issue)
     if not paths and not runs:
         return None
+    live = store.live_journal_runs(issue)  # another folder's send sharing the store: its own
     done = Settled()
     whole: set[str] = set()  # runs whose journal was read complete
     seen: set[str] = set()
     for path in paths:
+        if _run_of(path) in live:
+            continue
         replay = _settle_one(store, path, issue, runs, done.warnings)
         done.first = done.first or replay
         if replay.run is not None and replay.issue == issue:
             seen.add(replay.run)
             if not replay.damaged:
                 whole.add(replay.run)
-    done.unknown = store.end_journal_runs(issue, whole)
+    done.unknown = store.end_journal_runs(issue, whole, seen)
     if done.unknown and runs - seen:
         done.warnings.append(
-            f"{journal_path(state_dir, issue)}: the claim journal of a stopped send of "
+            f"{journal_path(_roots(where)[0], issue)}: the claim journal of a stopped send of "
             f"{issue} is missing")
     if done.unknown:
         done.warnings.append(
@@ -335,6 +364,17 @@ def settle(store: JournalStore, state_dir: Path, issue: str) -> Settled | None:
             " sent again unasked): see 'mirage-mailer report', then re-send them with"
             " 'send --resend-unknown' if they did not get the issue")
     return done
+
+
+def _run_of(path: Path) -> str | None:
+    """The run token in a journal's first line, read alone (None: none, or unreadable)."""
+    try:
+        with path.open("rb") as f:
+            first = f.readline(4096)
+    except OSError:
+        return None
+    header = _header(first.rstrip(b"\n")) if first.endswith(b"\n") else None
+    return header[1] if header is not None else None
 
 
 def _settle_one(store: JournalStore, path: Path, issue: str, runs: set[str],
@@ -365,14 +405,15 @@ def _settle_one(store: JournalStore, path: Path, issue: str, runs: set[str],
     return replay
 
 
-def settle_all(store: JournalStore, state_dir: Path) -> None:
+def settle_all(store: JournalStore, state_dir: Path, where: Where | None = None) -> None:
     """Replay every journal whose send is not running (``report`` after a crash), and end
     the runs whose journal is gone: a send that holds its issue's lock keeps its journal,
     and will bring the store up to date. A store opened read-only (a folder this user
     cannot write) cannot take them: they stay for the next send."""
     if getattr(store, "read_only", False):
         return
-    issues = {path.stem for path in journals(state_dir)} | store.journal_issues()
+    where = state_dir if where is None else where
+    issues = {path.stem for path in journals(where)} | store.journal_issues()
     for issue in sorted(issues):
         lock = Lock(lock_path(state_dir, issue), f"a send of {issue}")
         try:
@@ -380,7 +421,7 @@ def settle_all(store: JournalStore, state_dir: Path) -> None:
         except DeliveryError:
             continue
         try:
-            settle(store, state_dir, issue)
+            settle(store, where, issue)
         finally:
             lock.release()
 
@@ -393,9 +434,11 @@ def lock_path(state_dir: Path, issue: str) -> Path:
 class JournalStore(Protocol):
     def journal_runs(self, issue: str) -> set[str]: ...
 
+    def live_journal_runs(self, issue: str) -> set[str]: ...
+
     def journal_issues(self) -> set[str]: ...
 
-    def end_journal_runs(self, issue: str, whole: set[str]) -> int: ...
+    def end_journal_runs(self, issue: str, whole: set[str], seen: set[str]) -> int: ...
 
     def record_batch(self, outcomes: Iterable[Outcome], inflight: Iterable[Claimed] = ...,
                      relays: Iterable[Carried] = ...) -> None: ...

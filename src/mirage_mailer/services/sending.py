@@ -36,7 +36,7 @@ from mirage_mailer.project.lists import Subscriber
 from mirage_mailer.services.as_sent import keep_as_sent
 from mirage_mailer.services.held_unsubscribes import held_keys, record_held
 from mirage_mailer.services.issue_marks import issue_plan, list_stamp, sent_twin
-from mirage_mailer.services.journal import journal_path, lock_path, settle
+from mirage_mailer.services.journal import journal_path, journal_roots, lock_path, settle
 from mirage_mailer.services.lease_sending import (
     send_leased,
     shared_store,
@@ -434,7 +434,8 @@ def send(prep: Preparation, options: SendOptions, progress: ProgressHook | None 
         return _send_shared(prep, options, progress, stopper)
     lock = Lock(lock_path(settings.state_dir, issue.id), f"a send of {issue.id}")
     with lock, checked_store(project, options) as store:
-        settled = settle(store, settings.state_dir, issue.id)  # a crashed run's journal, first
+        roots = journal_roots(settings.state_dir, settings.tracking.database)
+        settled = settle(store, roots, issue.id)  # a crashed run's journal, first
         store.recover_inflight(issue.id)
         outcome, wanted = _plan_send(prep, options, store)
         if settled is not None and settled.warnings:
@@ -587,8 +588,8 @@ def _send_rows(prep: Preparation, options: SendOptions, store: Store, wanted: se
                 yield envelope
 
     index = shard[0] if shard is not None else 0
-    writes = SendRecorder.open(store, journal_path(settings.state_dir, issue.id, index),
-                               issue.id)
+    home = journal_roots(settings.state_dir, settings.tracking.database)[0]
+    writes = SendRecorder.open(store, journal_path(home, issue.id, index), issue.id)
 
     async def on_attempt(envelope: Envelope) -> bool:
         who, attempt, message_id = tracked[envelope.key]

@@ -32,19 +32,22 @@ from mirage_mailer.store.core import StoreCore
 from mirage_mailer.store.recipients import RecipientsMixin
 
 PREFIX = "journal:"
+_HOST = socket.gethostname()
 LOST_WORDS = ("reserved by a send whose claim journal was lost or damaged: the server may"
               " have it")
 
 
 class JournalRunsMixin(StoreCore):
     def register_journal(self, issue: str, token: str) -> None:
-        """A send's journal is about to exist: from now on, a crash without it is noticed."""
+        """A send's journal is about to exist: from now on, a crash without it is noticed.
+        The row names this process (host, pid and its start time, in ``expires_at``), so a
+        run still alive is never ended by another folder's send sharing the store."""
         now = self._now()
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO senders (owner, issue, host, pid, started_at, expires_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (PREFIX + token, issue, socket.gethostname(), os.getpid(), now, now))
+                (PREFIX + token, issue, _HOST, os.getpid(), now, _started(os.getpid())))
 
     def reserve(self, token: str, ids: list[int]) -> set[int]:
         """Mark ``ids`` as about to be handed out by the run ``token``, in one commit, before
@@ -64,16 +67,28 @@ class JournalRunsMixin(StoreCore):
             "SELECT owner FROM senders WHERE issue = ? AND owner LIKE ?",
             (issue, PREFIX + "%"))}
 
+    def live_journal_runs(self, issue: str) -> set[str]:
+        """The issue's runs whose process still runs on this host: their journals are being
+        written (a send from another project folder that shares this store)."""
+        return {owner[len(PREFIX):] for owner, host, pid, started in self._conn.execute(
+            "SELECT owner, host, pid, expires_at FROM senders WHERE issue = ? AND owner LIKE ?",
+            (issue, PREFIX + "%")) if _alive(host, pid, started)}
+
     def journal_issues(self) -> set[str]:
         """Issues with a run that has not ended (``store_migrate`` settles them first)."""
         return {issue for (issue,) in self._conn.execute(
             "SELECT DISTINCT issue FROM senders WHERE owner LIKE ?", (PREFIX + "%",))}
 
-    def end_journal_runs(self, issue: str, whole: set[str]) -> int:
-        """Deregister every open run of ``issue``. Those in ``whole`` had their journal
-        replayed complete; for the others the rows they reserved and left ``pending`` become
-        ``unknown``. Returns how many rows that made ``unknown``."""
-        runs = self.journal_runs(issue)
+    def end_journal_runs(self, issue: str, whole: set[str], seen: set[str]) -> int:
+        """Deregister the open runs of ``issue`` that are over. Those in ``whole`` had their
+        journal replayed complete; for the others the rows they reserved and left ``pending``
+        become ``unknown``. A run whose journal was not ``seen`` and whose process still runs
+        on this host (a send from another folder sharing this store) is left alone. Returns
+        how many rows that made ``unknown``."""
+        runs = {owner[len(PREFIX):] for owner, host, pid, started in self._conn.execute(
+            "SELECT owner, host, pid, expires_at FROM senders WHERE issue = ? AND owner LIKE ?",
+            (issue, PREFIX + "%"))
+            if owner[len(PREFIX):] in seen or not _alive(host, pid, started)}
         if not runs:
             return 0
         lost = sorted(runs - whole)
@@ -93,9 +108,34 @@ class JournalRunsMixin(StoreCore):
         with self._write() as conn:
             conn.execute("DELETE FROM senders WHERE owner = ?", (PREFIX + token,))
 
-    def clear_journal_marks(self) -> None:
-        """Before the store is copied elsewhere (``store_migrate``): no mark of a journal run
-        reaches a PostgreSQL store, whose senders use the same column."""
-        with self._write() as conn:
-            conn.execute("UPDATE recipients SET lease_owner = NULL WHERE lease_owner LIKE ?",
-                         (PREFIX + "%",))
+
+def _started(pid: int) -> str:
+    """The process's start time (clock ticks since boot, from ``/proc``): with the pid, it
+    tells a live sender from a later process that was given the same pid. "" where unknown,
+    and for a process that has exited (a zombie, not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return ""
+    if len(fields) < 20 or fields[0] in (b"Z", b"X", b"x"):
+        return ""
+    return fields[19].decode()
+
+
+def _alive(host: str, pid: int, started: str) -> bool:
+    """Whether the registered sender still runs: only this host's can be asked."""
+    if host != _HOST:
+        return True
+    if pid == os.getpid():
+        return False  # this process's own run, ended before (its journal is gone)
+    now = _started(pid)
+    if now or started:
+        return bool(now) and now == started
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
