@@ -344,17 +344,19 @@ def settle(store: JournalStore, where: Where, issue: str) -> Settled | None:
     done = Settled()
     whole: set[str] = set()  # runs whose journal was read complete
     seen: set[str] = set()
+    unreadable = 0  # files kept aside whose run could not be read: not missing
     for path in paths:
         if _run_of(path) in live:
             continue
         replay = _settle_one(store, path, issue, runs, done.warnings)
         done.first = done.first or replay
+        unreadable += replay.issue is None
         if replay.run is not None and replay.issue == issue:
             seen.add(replay.run)
             if not replay.damaged:
                 whole.add(replay.run)
     done.unknown = store.end_journal_runs(issue, whole, seen)
-    if done.unknown and runs - seen:
+    if done.unknown and len(runs - seen - live) > unreadable:
         done.warnings.append(
             f"{journal_path(_roots(where)[0], issue)}: the claim journal of a stopped send of "
             f"{issue} is missing")
