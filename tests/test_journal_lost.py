@@ -177,3 +177,35 @@ def test_folders_sharing_a_store_share_its_journal(project: Path, run_cli: RunCl
     received = Counter(sink.recipients())
     assert {a for a, n in received.items() if n > 1} <= unknown
     assert set(addresses) - unknown <= set(received)
+
+
+def test_a_run_still_alive_elsewhere_is_left_alone_and_a_dead_one_is_ended(
+        tmp_path: Path) -> None:
+    """Another folder's send sharing the store is running: its run and its reserved rows are
+    not touched; once its process is gone, the rows it reserved are ``unknown``."""
+    from mirage_mailer.services.journal import settle
+    from mirage_mailer.store import NewRecipient, Store
+    from mirage_mailer.store.journal_runs import PREFIX, _started
+
+    state = tmp_path / ".mirage"
+    with Store(state / "tracking.sqlite") as store:
+        store.add_recipients(ISSUE, [NewRecipient(f"r{n}@x.org", None, None, "main")
+                                     for n in range(3)])
+        ids = [r.id for r in store.iter_pending(ISSUE)]
+        other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        try:
+            store.register_journal(ISSUE, "elsewhere")
+            store.reserve("elsewhere", ids[:2])
+            with store._write() as conn:  # registered by that process, as its send does
+                conn.execute("UPDATE senders SET pid = ?, expires_at = ? WHERE owner = ?",
+                             (other.pid, _started(other.pid), PREFIX + "elsewhere"))
+            assert settle(store, state, ISSUE) is not None
+            assert store.journal_runs(ISSUE) == {"elsewhere"}
+            assert store.counts(ISSUE)["pending"] == 3
+        finally:
+            other.kill()
+            other.wait(10)
+        done = settle(store, state, ISSUE)
+        assert done is not None and done.unknown == 2
+        assert store.journal_runs(ISSUE) == set()
+        assert store.counts(ISSUE)["unknown"] == 2 and store.counts(ISSUE)["pending"] == 1
