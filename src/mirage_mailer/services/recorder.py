@@ -12,21 +12,45 @@ since the row was queued is not sent, exactly as when each claim was a commit.
 
 Measured (py-spy, 30,000 recipients to Postfix's smtp-sink): a commit per claim and per
 outcome was 18 % of the send's samples; see docs/design.md, "Claim journal".
+
+The journal must not be the only record of what may have gone out: lost or damaged after a
+crash, it would leave every row claimed since the last batch ``pending``, to be mailed again
+and recorded ``sent`` (audit 15i). So the run is registered with the store before its
+journal exists (``open``), and rows are reserved in the store a chunk at a time before any
+of them is handed out (``reserved``): one commit per ``RESERVE`` messages. Without a
+readable journal, the next run makes the reserved rows still ``pending`` ``unknown``
+(``store/journal_runs.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+from pathlib import Path
+from typing import TypeVar
 
 from mirage_mailer.services.journal import Carried, Claimed, Journal, Outcome
 from mirage_mailer.store import RecorderStore
 from mirage_mailer.util.errors import MirageError
 from mirage_mailer.util.statefault import StateWriteError
 
+T = TypeVar("T")
+
 
 class SendRecorder:
     BATCH = 2000  # outcomes per store commit
     EVERY = 0.5  # seconds an outcome may wait for its commit (what other readers see)
+    RESERVE = 250  # rows reserved in the store per commit, before they are handed out
+
+    @classmethod
+    def open(cls, store: RecorderStore, path: Path, issue: str) -> SendRecorder:
+        """A run's recorder: registered with the store first, then its journal made, so a
+        crash at any point after leaves a run the next start ends (``settle``)."""
+        run = secrets.token_hex(8)
+        store.register_journal(issue, run)
+        return cls(store, Journal(path, issue, run))
 
     def __init__(self, store: RecorderStore, journal: Journal) -> None:
         self.store = store
@@ -37,6 +61,20 @@ class SendRecorder:
         self.timer: asyncio.TimerHandle | None = None
         self.closed = False
         self.failure: Exception | None = None  # a batch the store refused, in a timer
+
+    def reserved(self, items: Iterable[T], key: Callable[[T], int]) -> Iterator[T]:
+        """``items`` (rows to hand out, ``key`` their id) in chunks, each reserved in the store
+        in one commit before the first of it is handed out; a row no longer pending (an
+        unsubscription since it was read) is left out. A journal of an older kind (no run)
+        reserves nothing."""
+        run = self.journal.run
+        source = iter(items)
+        while chunk := list(islice(source, self.RESERVE)):
+            if run is None:
+                yield from chunk
+                continue
+            kept = self.store.reserve(run, [key(item) for item in chunk])
+            yield from (item for item in chunk if key(item) in kept)
 
     def claim(self, key: int, who: str, attempt: int, message_id: str) -> bool:
         """Journal the row as in flight before its message leaves; False when it is no
@@ -125,5 +163,7 @@ class SendRecorder:
             return
         self.flush()
         self.inflight.clear()
+        if self.journal.run is not None:  # the store holds it all: its reservations are moot
+            self.store.end_journal_run(self.journal.run)
         self.journal.remove()
         self.closed = True

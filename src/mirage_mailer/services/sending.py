@@ -36,7 +36,7 @@ from mirage_mailer.project.lists import Subscriber
 from mirage_mailer.services.as_sent import keep_as_sent
 from mirage_mailer.services.held_unsubscribes import held_keys, record_held
 from mirage_mailer.services.issue_marks import issue_plan, list_stamp, sent_twin
-from mirage_mailer.services.journal import Journal, journal_path, settle
+from mirage_mailer.services.journal import journal_path, journal_roots, settle
 from mirage_mailer.services.lease_sending import (
     send_leased,
     shared_store,
@@ -62,6 +62,7 @@ from mirage_mailer.services.store_locks import send_lock
 from mirage_mailer.services.verp import envelope_sender
 from mirage_mailer.store import (
     PlanReader,
+    Recipient,
     RecorderStore,
     Store,
     StoreError,
@@ -433,9 +434,15 @@ def send(prep: Preparation, options: SendOptions, progress: ProgressHook | None 
     if shared_store(settings):
         return _send_shared(prep, options, progress, stopper)
     with send_lock(settings, issue.id), checked_store(project, options) as store:
-        settle(store, settings.state_dir, issue.id)  # a crashed run's journal, first
+        roots = journal_roots(settings.state_dir, settings.tracking.database)
+        settled = settle(store, roots, issue.id)  # a crashed run's journal, first
         store.recover_inflight(issue.id)
         outcome, wanted = _plan_send(prep, options, store)
+        if settled is not None and settled.warnings:
+            # a journal lost, damaged or foreign: said first, even with nothing left to send
+            outcome.this_run.notes[:0] = settled.warnings
+            if progress:
+                progress(outcome.this_run)
         if outcome.nothing_to_do:
             return outcome
         if progress and outcome.this_run.notes:
@@ -553,7 +560,7 @@ def _send_rows(prep: Preparation, options: SendOptions, store: Store, wanted: se
     # over SMTP, unsigned: each message is joined in wire format right away (``build_wire``)
     wired = settings.transport.scheme in ("smtp", "smtps") and prep.dkim is None
 
-    def built() -> Iterator[tuple[Envelope, str]]:
+    def eligible() -> Iterator[tuple[Recipient, str]]:
         count = 0
         for row in store.iter_pending(issue.id, shard=shard):
             if count >= to_send:
@@ -563,11 +570,16 @@ def _send_rows(prep: Preparation, options: SendOptions, store: Store, wanted: se
             lang = issue.pick_language(row.lang)
             if lang not in prep.rendered:
                 continue  # --lang: another language's reader, left for a later run
+            count += 1
+            yield row, lang
+
+    def built() -> Iterator[tuple[Envelope, str]]:
+        # reserved in the store before handed out: a lost journal leaves them unknown
+        for row, lang in writes.reserved(eligible(), lambda item: item[0].id):
             message_id = factory.new_message_id()
             person = Personal(row.email, row.name, row.list_name, row.fields, row.subject)
             data = factory.build_wire(person, lang, message_id=message_id) if wired else None
             tracked[row.id] = [hashed_key(row.email), row.attempts, message_id]
-            count += 1
             if data is not None:
                 yield Envelope(row.id, sender(row.id, row.email), row.email, data,
                                wired=True, refused_before=row.refused_before), lang
@@ -588,8 +600,8 @@ def _send_rows(prep: Preparation, options: SendOptions, store: Store, wanted: se
                 yield envelope
 
     index = shard[0] if shard is not None else 0
-    writes = SendRecorder(store, Journal(journal_path(settings.state_dir, issue.id, index),
-                                         issue.id))
+    home = journal_roots(settings.state_dir, settings.tracking.database)[0]
+    writes = SendRecorder.open(store, journal_path(home, issue.id, index), issue.id)
 
     async def on_attempt(envelope: Envelope) -> bool:
         who, attempt, message_id = tracked[envelope.key]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from mirage_mailer.delivery import DeliveryAborted, DeliveryStats, SharedState
 from mirage_mailer.project.config import Settings
 from mirage_mailer.services import shards
-from mirage_mailer.services.journal import settle
+from mirage_mailer.services.journal import journal_roots, settle
 from mirage_mailer.services.outbound import resumable
 from mirage_mailer.services.shards import ShardDone
 from mirage_mailer.store import Store, StoreError, StoreUnavailable, open_store
@@ -131,7 +131,8 @@ def send_on_processes(prep: Preparation, options: SendOptions, store: Store, wan
     finally:
         shards.reap(started)
         pace.close()
-        settle(store, settings.state_dir, issue.id)  # the journal of a process that died
+        settle(store, journal_roots(settings.state_dir, settings.tracking.database),
+               issue.id)  # the journal of a process that died
         store.recover_inflight(issue.id)
     outcome.stats = merged_stats = shards.merged_stats(started)
     for shard in started:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mirage_mailer.project.config import Settings
-from mirage_mailer.services.journal import settle_all
+from mirage_mailer.services.journal import journal_roots, settle_all
+from mirage_mailer.services.store_locks import store_lock_dir
 from mirage_mailer.store import Store, open_store, store_exists
 from mirage_mailer.store.guard import READS, RECORDS, check_kept
 
@@ -66,7 +67,9 @@ class OpenEach:
         with open_store(self.settings.tracking.database,
                         state_dir=self.settings.state_dir) as opened:
             if settle:
-                settle_all(opened, self.settings.state_dir)  # a killed send's last outcomes
+                settle_all(opened, self.settings.state_dir, journal_roots(  # a killed send's
+                    self.settings.state_dir, self.settings.tracking.database),
+                    locks=store_lock_dir(self.settings))
             yield opened
 
 

@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.project.config_checks import redact
 from mirage_mailer.services.journal import (
     issue_journals,
+    journal_roots,
     journals,
     read_journal,
     settle,
@@ -40,6 +42,7 @@ from mirage_mailer.services.journal import (
 from mirage_mailer.services.store_locks import run_due_lock, send_lock, store_lock_dir
 from mirage_mailer.store import Store, StoreError, StoreUnavailable
 from mirage_mailer.store.guard import inspect
+from mirage_mailer.store.journal_runs import PREFIX as JOURNAL_MARK
 from mirage_mailer.store.sqlite_snapshot import SqliteSnapshot
 from mirage_mailer.store.transfer import PgTarget
 from mirage_mailer.util.database import PostgresUrl, is_postgres, parse_postgres
@@ -182,12 +185,14 @@ def _bring_up_to_date(path: Path, state_dir: Path | None) -> int:
         if state_dir is None:
             return 0
         done = 0
-        for issue in sorted({p.stem for p in journals(state_dir)}):
-            for journal in issue_journals(state_dir, issue):
+        roots = journal_roots(state_dir, path)
+        # and the runs whose journal is gone (their reserved rows become unknown)
+        for issue in sorted({p.stem for p in journals(roots)} | store.journal_issues()):
+            for journal in issue_journals(roots, issue):
                 found = read_journal(journal)
                 if found.issue == issue:
                     done += len(found.outcomes) + len(found.claims)
-            settle(store, state_dir, issue)
+            settle(store, roots, issue)
         return done
 
 
@@ -204,7 +209,8 @@ def _copy(snapshot: SqliteSnapshot, target: PgTarget, replayed: int,
         for name, columns in tables.items():
             totals[name] = total = snapshot.count(name)
             report = None if on_progress is None else _reporter(on_progress, name, total)
-            target.copy(name, columns, snapshot.rows(name, columns), report)
+            target.copy(name, columns, _unmarked(name, columns, snapshot.rows(name, columns)),
+                        report)
         target.reset_sequences(tables)
         # counted again on the target, not taken from what the copy said it wrote
         result.tables = [TableCount(name, n, target.count(name)) for name, n in totals.items()]
@@ -220,6 +226,19 @@ def _copy(snapshot: SqliteSnapshot, target: PgTarget, replayed: int,
     for (issue, status), n in sorted(source_statuses.items()):
         result.statuses.setdefault(issue, {})[status] = n
     return result
+
+
+def _unmarked(name: str, columns: list[str],
+              rows: Iterable[tuple[Any, ...]]) -> Iterable[tuple[Any, ...]]:
+    """The rows without a SQLite send's reservation marks (``store/journal_runs.py``): the
+    column is the PostgreSQL senders' own, where a mark would keep a pending row from every
+    sender. The source file is left as it is (read, never written)."""
+    if name != "recipients" or "lease_owner" not in columns:
+        return rows
+    at = columns.index("lease_owner")
+    return ((*row[:at], None, *row[at + 1:])
+            if isinstance(row[at], str) and row[at].startswith(JOURNAL_MARK) else row
+            for row in rows)
 
 
 def _reporter(on_progress: Progress, name: str, total: int) -> Callable[[int], None]:

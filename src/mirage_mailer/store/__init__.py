@@ -25,6 +25,7 @@ from mirage_mailer.store.core import (
 )
 from mirage_mailer.store.engagement import EngagementMixin
 from mirage_mailer.store.issue_plans import IssuePlan, IssuePlansMixin
+from mirage_mailer.store.journal_runs import JournalRunsMixin
 from mirage_mailer.store.leases import LeasesMixin, Reaped, SenderInfo
 from mirage_mailer.store.ledger import Ledger
 from mirage_mailer.store.people import PeopleMixin
@@ -89,7 +90,7 @@ __all__ = [
 
 class Store(RecipientsMixin, RelaysMixin, BouncesMixin, PeopleMixin, SubscribersMixin,
             EngagementMixin, PeriodsMixin, LeasesMixin, IssuePlansMixin, RestoredMixin,
-            AsSentMixin):
+            AsSentMixin, JournalRunsMixin):
     """The tracking store, on SQLite (a path) or PostgreSQL (a ``PostgresUrl``); one
     instance per process, used from one thread."""
 

@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 from mirage_mailer.project.config import Settings
-from mirage_mailer.services.journal import settle_all
+from mirage_mailer.services.journal import journal_roots, settle_all
 from mirage_mailer.services.store_access import OpenEach
+from mirage_mailer.services.store_locks import store_lock_dir
 from mirage_mailer.store import Store, StoreError, open_store, store_exists
 from mirage_mailer.store.guard import RECORDS, KeptCheck
 from mirage_mailer.util.database import PostgresUrl
@@ -60,7 +61,9 @@ class KeptStores:
             kept = self._open()
         with self._lent(kept) as store:
             if settle:  # as report: a killed send's journal
-                settle_all(store, self.settings.state_dir)
+                settle_all(store, self.settings.state_dir, journal_roots(
+                    self.settings.state_dir, self.settings.tracking.database),
+                    locks=store_lock_dir(self.settings))
             yield store
 
     @contextmanager
