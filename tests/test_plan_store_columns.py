@@ -142,7 +142,8 @@ def _send(project: Path, fast_bytes: int, *args: str) -> tuple[str, str]:
 
 
 def _dump(project: Path) -> list[object]:
-    """Every table of the store, in order, times and message ids blanked."""
+    """Every table of the store, in order, times, message ids and the sending run's random
+    token (its reservation mark, services/journal.py) blanked."""
     conn = sqlite3.connect(project / ".mirage/tracking.sqlite")
     out: list[object] = []
     try:
@@ -154,7 +155,8 @@ def _dump(project: Path) -> list[object]:
             columns = [c[1] for c in conn.execute(f'PRAGMA table_info("{name}")')]
             for row in conn.execute(f'SELECT * FROM "{name}" ORDER BY rowid'):
                 out.append(tuple("<id>" if column == "message_id" and value else
-                                 _TIME.sub("<time>", value) if isinstance(value, str)
+                                 "<run>" if column == "lease_owner" and value  # a token
+                                 else _TIME.sub("<time>", value) if isinstance(value, str)
                                  else value for column, value in zip(columns, row,
                                                                      strict=True)))
     finally:
