@@ -47,8 +47,7 @@ def fired(program: str, messages: list[bytes], home: Path) -> list[list[tuple[fl
     rules) costs more CPU than checking a message."""
     mbox = home / "check.mbox"
     mbox.write_bytes(b"".join(b"From " + SEPARATOR + b" Thu Jan  1 00:00:00 1970\n"
-                              + message.replace(b"\r\n", b"\n").rstrip(b"\n") + b"\n\n"
-                              for message in messages))
+                              + mboxo(message) for message in messages))
     with mbox.open("rb") as stdin:
         proc = subprocess.run([program, "-L", "-t", "--mbox"], stdin=stdin, capture_output=True,
                               timeout=120, check=True, env={**os.environ, "HOME": str(home)})
@@ -65,6 +64,12 @@ def fired(program: str, messages: list[bytes], home: Path) -> list[list[tuple[fl
     idents = [message_id(message_from_bytes(message)) for message in messages]
     assert sorted(by_id) == sorted(idents), (sorted(by_id), idents)  # one report each
     return [by_id[ident] for ident in idents]
+
+
+def mboxo(message: bytes) -> bytes:
+    """``message`` as an mbox entry's body: LF line ends, body lines starting "From " quoted."""
+    text = message.replace(b"\r\n", b"\n").rstrip(b"\n") + b"\n\n"
+    return re.sub(rb"^From ", b">From ", text, flags=re.MULTILINE)
 
 
 def message_id(message: Message) -> str:
