@@ -31,6 +31,20 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def sample_sent(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample project after one real ``send`` of the sample issue into its Maildir outbox:
+    made once per module and never changed; tests take their own copy (``helpers.copy_project``)
+    instead of paying a send each (a CLI run of about a second of CPU)."""
+    root = tmp_path_factory.mktemp("sample_sent") / "proj"
+    init_project(root)
+    proc = subprocess.run([sys.executable, "-m", "mirage_mailer", "send", SAMPLE_ISSUE, "--yes"],
+                          cwd=root, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    return root
+
+
 @pytest.fixture
 def run_cli(project: Path) -> RunCli:
     """Run `python -m mirage_mailer ARGS` in the project folder, as a user would."""

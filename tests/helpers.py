@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,13 @@ class Run:
 
 
 RunCli = Callable[..., Run]
+
+
+def copy_project(template: Path, project: Path) -> Path:
+    """Replace ``project`` by a copy of ``template`` (its store, secret and outbox too)."""
+    shutil.rmtree(project)
+    shutil.copytree(template, project, symlinks=True)
+    return project
 
 
 def edit(path: Path, old: str, new: str) -> None:

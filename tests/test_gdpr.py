@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from helpers import SAMPLE_ISSUE, RunCli
+from helpers import SAMPLE_ISSUE, RunCli, copy_project
 from mirage_mailer.cli import cli
 from mirage_mailer.store import Store
 
@@ -50,10 +50,9 @@ def outbox_recipients(project: Path, issue: str) -> list[str]:
 
 
 @pytest.fixture
-def sent(project: Path, run_cli: RunCli) -> Path:
-    """The sample issue sent to its five readers (Maildir outbox)."""
-    result = run_cli("send", SAMPLE_ISSUE, "--yes")
-    assert result.code == 0, result.err
+def sent(project: Path, sample_sent: Path) -> Path:
+    """The sample issue sent to its five readers (Maildir outbox): a copy of the module's."""
+    copy_project(sample_sent, project)
     assert JEAN.encode() in sqlite_bytes(project)
     return project
 

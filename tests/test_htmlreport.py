@@ -17,7 +17,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from helpers import SAMPLE_ISSUE, RunCli, edit
+from helpers import SAMPLE_ISSUE, RunCli, copy_project, edit
 from mirage_mailer.project.config import load_settings
 from mirage_mailer.services.htmlreport import issue_report_html, page
 from mirage_mailer.store import NewRecipient, Store
@@ -48,9 +48,8 @@ def inject(project: Path) -> None:
 
 
 @pytest.fixture
-def sent(project: Path, run_cli: RunCli) -> Path:
-    result = run_cli("send", SAMPLE_ISSUE, "--yes")
-    assert result.code == 0, result.err
+def sent(project: Path, sample_sent: Path) -> Path:
+    copy_project(sample_sent, project)  # the module's one real send
     assert len(list((project / "outbox" / "new").iterdir())) == 5
     inject(project)
     return project

@@ -7,8 +7,6 @@ import email
 import json
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from email import policy
 from email.message import EmailMessage
@@ -20,8 +18,7 @@ from urllib.parse import unquote
 import pytest
 import trustme
 
-from helpers import SAMPLE_ISSUE, RunCli
-from mirage_mailer.project.scaffold import init_project
+from helpers import SAMPLE_ISSUE, RunCli, copy_project
 from mirage_mailer.services.unsubmail import (
     ImapTarget,
     MaildirBox,
@@ -175,24 +172,10 @@ def suppression(run_cli: RunCli, address: str) -> dict[str, Any] | None:
     return value
 
 
-@pytest.fixture(scope="module")
-def sent_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample project after one real ``send``: run once per module, copied per test (a
-    send is a CLI run of about a second of CPU)."""
-    root = tmp_path_factory.mktemp("sent") / "proj"
-    init_project(root)
-    proc = subprocess.run([sys.executable, "-m", "mirage_mailer", "send", SAMPLE_ISSUE, "--yes"],
-                          cwd=root, capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
-    return root
-
-
 @pytest.fixture
-def sent(project: Path, sent_template: Path) -> Path:
+def sent(project: Path, sample_sent: Path) -> Path:
     """``project`` as the sample issue's send left it (its own copy)."""
-    shutil.rmtree(project)
-    shutil.copytree(sent_template, project, symlinks=True)
-    return project
+    return copy_project(sample_sent, project)
 
 
 def test_maildir_requests_are_honoured_once_and_others_left_alone(
