@@ -8,6 +8,7 @@ an SMTP relay on 127.0.0.1, killed with SIGKILL at a message count.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -209,3 +210,47 @@ def test_a_run_still_alive_elsewhere_is_left_alone_and_a_dead_one_is_ended(
         assert done is not None and done.unknown == 2
         assert store.journal_runs(ISSUE) == set()
         assert store.counts(ISSUE)["unknown"] == 2 and store.counts(ISSUE)["pending"] == 1
+
+
+@pytest.mark.parametrize(("how", "fmt", "said"), [("garble", "json", "damaged"),
+                                                  ("del", "csv", "missing")])
+def test_report_says_what_its_settling_found(project: Path, run_cli: RunCli, sink: SmtpSink,
+                                             how: str, fmt: str, said: str) -> None:
+    """``report`` settles a crashed send's journal before counting: a journal damaged or
+    lost is said on stderr as ``send`` says it (stdout stays clean JSON or CSV), once."""
+    with_readers(project, sink.url)
+    killed_send(project, sink, 40)
+    damage(project, how)
+    first = run_cli("report", SAMPLE_ISSUE, "--format", fmt)
+    assert first.code == 0, first.err
+    warned = [line for line in first.err.splitlines() if line.startswith("warning: ")]
+    assert any(said in line for line in warned), first.err
+    assert any("are now 'unknown'" in line for line in warned), first.err
+    if fmt == "json":
+        rows = json.loads(first.out)["recipients"]
+    else:
+        rows = list(csv.DictReader(first.out.splitlines()))
+    assert {r["status"] for r in rows} >= {"unknown"}
+    again = run_cli("report", SAMPLE_ISSUE)  # settled: nothing more to say
+    assert again.code == 0 and "warning: " not in again.err, again.err
+
+
+def test_serve_logs_what_its_settling_found(project: Path,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    """A report page settles as ``report`` does: a stopped send whose journal is gone is
+    said in the server's log, not only turned ``unknown``."""
+    from mirage_mailer.project.config import load_settings
+    from mirage_mailer.store import NewRecipient, Store
+    from mirage_mailer.web.stores import KeptStores
+
+    settings = load_settings(project / "mirage.yaml")
+    with Store(settings.tracking.database) as store:  # a run that died, its journal gone
+        store.add_recipients(ISSUE, [NewRecipient("r@x.org", None, None, "main")])
+        store.register_journal(ISSUE, "gone")
+        store.reserve("gone", [r.id for r in store.iter_pending(ISSUE)])
+    with caplog.at_level("WARNING", logger="mirage_mailer.web.stores"), \
+            KeptStores(settings).existing() as opened:
+        assert opened is not None and opened.counts(ISSUE)["unknown"] == 1
+    said = [r.getMessage() for r in caplog.records if r.name == "mirage_mailer.web.stores"]
+    assert any("is missing" in line for line in said), said
+    assert any("are now 'unknown'" in line for line in said), said

@@ -55,6 +55,8 @@ def shared() -> Iterator[Path]:
         if probe.returncode != 0:
             pytest.skip("nobody cannot run this Python")
         init_project(folder / "p")
+        for path in (folder / "p" / "lists").iterdir():  # init writes them owner-only (0600):
+            path.chmod(0o644)  # the office grants its colleague the lists, as it would
         yield folder / "p"
     finally:
         shutil.rmtree(folder, ignore_errors=True)

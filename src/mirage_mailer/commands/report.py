@@ -39,6 +39,7 @@ from mirage_mailer.services.reporting import (
     restore_warnings,
     titles,
 )
+from mirage_mailer.services.store_access import OpenEach
 from mirage_mailer.util.errors import ExitCode, InputError, Problem, display_path
 from mirage_mailer.util.jsonstream import iter_json
 from mirage_mailer.util.visible import visible
@@ -67,7 +68,10 @@ def _console() -> Console:
 def report_command(obj: Context, issue_dir: Path | None, fmt: str, out: Path | None,
                    period: str | None) -> int:
     """Delivery state of ISSUE_DIR (or of every issue) from the tracking store; with
-    --period, the dissemination figures of the issues sent in that period."""
+    --period, the dissemination figures of the issues sent in that period.
+
+    A send that was stopped is settled first; if its claim journal was lost or damaged,
+    warning lines on standard error say how many readers are now 'unknown'."""
     if period is not None and issue_dir is not None:
         raise click.UsageError("--period covers every issue sent in it; leave out ISSUE_DIR")
     if fmt == "html" and ((issue_dir is None and period is None) or out is None):
@@ -78,16 +82,18 @@ def report_command(obj: Context, issue_dir: Path | None, fmt: str, out: Path | N
         wanted = parse_period(period)  # a bad period is said before the project is read
         settings = load_settings(locate_config(obj.config))
         check_memory(settings)  # a lost store: exit 2, as send says it
-        _period(period_report(settings, wanted), fmt, out)
+        _period(period_report(settings, wanted, _telling(settings)), fmt, out)
         return ExitCode.OK
     settings = load_settings(locate_config(obj.config, issue_dir))
     check_memory(settings)
     issue = issue_dir.resolve().name if issue_dir else None
+    stores = _telling(settings)
     if fmt == "html" and issue is not None and out is not None:
-        _write(html_report(settings, issue, issue_dir), out)
+        _write(html_report(settings, issue, issue_dir, stores), out)
         return ExitCode.OK
     # an unknown issue is refused (exit 2) on entry, before a header or a bracket is written
-    with report_stream(settings, issue, issue_dir, unsent=fmt == "table") as found:
+    with report_stream(settings, issue, issue_dir, unsent=fmt == "table",
+                       stores=stores) as found:
         if fmt in ("json", "csv"):
             machine_output()
         if fmt == "json":
@@ -102,6 +108,13 @@ def report_command(obj: Context, issue_dir: Path | None, fmt: str, out: Path | N
     for line in restore_warnings(settings):  # the store was compared with .mirage/ledger
         err(line)
     return ExitCode.OK
+
+
+def _telling(settings: Settings) -> OpenEach:
+    """The store opened as every command does, but a crashed send's journal that settling
+    finds lost, damaged or foreign is said on stderr as ``send`` says it (stdout stays the
+    JSON or CSV it was asked for): the rows it left are now ``unknown``, and why."""
+    return OpenEach(settings, warn=lambda line: err(f"warning: {line}"))
 
 
 def _tables(settings: Settings, found: list[dict[str, Any]], *, detail: bool) -> None:

@@ -16,10 +16,16 @@ from mirage_mailer.project.init_answers import (
 )
 from mirage_mailer.util.errors import InputError, Problem, display_path
 from mirage_mailer.util.statedir import private_dir
-from mirage_mailer.util.writes import check_folder_path, writing
+from mirage_mailer.util.writes import check_folder_path, write_private, writing
 
 # .mirage/ holds the store, the signing secret and the sent marker: it must follow the project
 # to another machine by copy, never through git (docs/operations.md); the venv is rebuilt.
+# The lists hold readers' addresses once filled in place: owner-only (0600) from the start,
+# as every other file of them (``util.writes``), whatever the umask. mirage.yaml names the
+# environment variables of secrets, never a secret, and goes to colleagues through git; the
+# templates and issues are the newsletter itself: those follow the umask.
+PRIVATE = "lists"
+
 GITIGNORE = ("# mirage-mailer output and state\noutbox/\npreview/\narchive/\n.mirage/\n"
              "# the virtual environment mirage-mailer is installed in\n.venv/\n")
 
@@ -75,7 +81,10 @@ def init_project(target: Path, answers: ProjectAnswers | None = None) -> list[Pa
         for rel, data in sorted(contents.items()):
             path = target / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+            if rel.parts[0] == PRIVATE:
+                write_private(path, data)
+            else:
+                path.write_bytes(data)
             written.append(path)
         ignore = target / ".gitignore"
         if not ignore.exists():

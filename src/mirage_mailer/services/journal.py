@@ -408,15 +408,20 @@ def _settle_one(store: JournalStore, path: Path, issue: str, runs: set[str],
 
 
 def settle_all(store: JournalStore, state_dir: Path, where: Where | None = None,
-               locks: Path | None = None) -> None:
+               locks: Path | None = None) -> list[str]:
     """Replay every journal whose send is not running (``report`` after a crash), and end
     the runs whose journal is gone: a send that holds its issue's lock keeps its journal,
     and will bring the store up to date. A store opened read-only (a folder this user
     cannot write) cannot take them: they stay for the next send. ``locks`` is the store's
     lock folder (``store_locks.store_lock_dir``; default ``state_dir/locks``): a send from
-    another folder sharing the store holds its lock there."""
+    another folder sharing the store holds its lock there.
+
+    Returns the warnings of ``settle`` (a journal lost, damaged or foreign, rows now
+    ``unknown``), for the caller to say as ``send`` does: the settling is done once, and
+    whoever ran it is the only one who can tell the operator."""
+    warnings: list[str] = []
     if getattr(store, "read_only", False):
-        return
+        return warnings
     where = state_dir if where is None else where
     locks = state_dir / "locks" if locks is None else locks
     issues = {path.stem for path in journals(where)} | store.journal_issues()
@@ -427,9 +432,12 @@ def settle_all(store: JournalStore, state_dir: Path, where: Where | None = None,
         except DeliveryError:
             continue
         try:
-            settle(store, where, issue)
+            settled = settle(store, where, issue)
         finally:
             lock.release()
+        if settled is not None:
+            warnings += settled.warnings
+    return warnings
 
 
 def lock_path(state_dir: Path, issue: str) -> Path:

@@ -179,11 +179,12 @@ def csv_rows(settings: Settings, found: list[dict[str, Any]]) -> Iterator[list[A
                             *(row[c] for c in CSV_COLUMNS[2:]), *(row[c] for c in extra)])
 
 
-def html_report(settings: Settings, issue: str, folder: Path | None = None) -> str:
+def html_report(settings: Settings, issue: str, folder: Path | None = None,
+                stores: StoreAccess | None = None) -> str:
     """The self-contained HTML page for ``issue`` (empty sections when nothing is recorded)."""
     from mirage_mailer.services.htmlreport import issue_report_html  # pygal only when asked
 
-    with existing(settings) as store:
+    with existing(settings, stores) as store:
         check_known(settings, store, issue, folder)
         return issue_report_html(store, issue, settings)
 

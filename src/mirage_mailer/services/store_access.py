@@ -3,7 +3,9 @@ operation a process: open, use, close) and ``serve`` (many requests a second: on
 connection costs a login, so each worker thread keeps one, ``web/stores.py``).
 
 A service that touches the store takes ``stores: StoreAccess | None``; None opens and closes
-its own (``OpenEach``), which is what every command passes.
+its own (``OpenEach``), which is what every command passes but ``report``: it gives one with
+``warn``, so a crashed send's journal found lost, damaged or foreign while settling is said
+(on stderr) as ``send`` says it, not only kept aside; ``serve`` logs them.
 
 Every opening first asks ``store.guard.check_kept``: in a project that has sent, a missing or
 emptied store is refused (exit 2; on the web a 503, and a one-click unsubscribe held on disk)
@@ -43,6 +45,7 @@ class OpenEach:
 
     settings: Settings
     kept: Callable[[str], None] | None = None  # serve's ``KeptCheck``; else ``check_kept``
+    warn: Callable[[str], None] | None = None  # told settling's warnings; else they are lost
 
     def check(self, outcome: str) -> None:
         """Refuse a store that lost its memory (``store.guard``), before anything opens it."""
@@ -67,9 +70,12 @@ class OpenEach:
         with open_store(self.settings.tracking.database,
                         state_dir=self.settings.state_dir) as opened:
             if settle:
-                settle_all(opened, self.settings.state_dir, journal_roots(  # a killed send's
-                    self.settings.state_dir, self.settings.tracking.database),
+                said = settle_all(opened, self.settings.state_dir, journal_roots(  # a killed
+                    self.settings.state_dir, self.settings.tracking.database),  # send's
                     locks=store_lock_dir(self.settings))
+                if self.warn is not None:
+                    for line in said:
+                        self.warn(line)
             yield opened
 
 

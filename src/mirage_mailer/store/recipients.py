@@ -258,47 +258,10 @@ class RecipientsMixin(StoreCore):
         if self.is_postgres:
             self._bulk_insert_staged(issue, changes)
             return
-        conn = self._conn
-        final_rows.create(conn)
-        writer = None
-        try:
-            final = final_rows.FinalRows(conn, issue, self._now())
+        with self._staged(final_rows.FinalRows(self._conn, issue, self._now())) as staged:
             it = iter(changes)
-            # the staged copy's CHECK on status (the store's own, which the copy must declare
-            # for SQLite's transfer) cost a third of staging a row; ``form`` refuses any
-            # status but a new row's before it is staged, and ``recipients`` keeps its CHECK
-            conn.execute("PRAGMA ignore_check_constraints = ON")
-            try:
-                conn.execute("BEGIN")  # the temporary table only: no lock on the store
-                if staging.available():
-                    writer = staging.StageWriter(conn, final_rows.TABLE,
-                                                 sql=final_rows.INSERT_SQL,
-                                                 one=final_rows.INSERT_ONE)
-                while chunk := list(islice(it, 10_000)):
-                    rows = final.form(chunk)
-                    if writer is not None:
-                        writer.put(rows)
-                    else:
-                        staging.stage_rows(conn, final_rows.TABLE, rows,
-                                           sql=final_rows.INSERT_SQL, one=final_rows.INSERT_ONE)
-                if writer is not None:
-                    writer.finish()
-                conn.execute("COMMIT")
-            finally:
-                if writer is not None:
-                    writer.close()  # before the connection is used again (planning failed)
-                conn.execute("PRAGMA ignore_check_constraints = OFF")
-            with self._long_wal():
-                try:
-                    self._insert_final(final, rebuild=True)
-                except self._integrity:  # two rows of one address: the usual way
-                    self._insert_final(final, rebuild=False)
-        finally:
-            if writer is not None:
-                writer.close()  # before the connection is used again (planning failed)
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            final_rows.drop(conn)
+            while chunk := list(islice(it, 10_000)):
+                staged.put(staged.final.form(chunk))
 
     @contextmanager
     def first_plan(self, issue: str) -> Iterator[StagedPlan]:
@@ -309,14 +272,24 @@ class RecipientsMixin(StoreCore):
         it was: the staged rows are in a private database that closes with it."""
         if self.is_postgres:
             raise ValueError("a plan staged from columns is for SQLite stores")
+        with self._staged(final_rows.ColumnRows(self._conn, issue, self._now())) as staged:
+            yield staged
+
+    @contextmanager
+    def _staged(self, final: final_rows.FinalRows) -> Iterator[StagedPlan]:
+        """The staging both first plans share: rows put into the private staged table (by
+        a thread where SQLite allows it) with the store's lock free, then, when the block
+        ends without an error, copied into ``recipients`` in one transaction."""
         conn = self._conn
         final_rows.create(conn)
         writer = None
         try:
-            conn.execute("PRAGMA ignore_check_constraints = ON")  # as in _bulk_insert
+            # the staged copy's CHECK on status (the store's own, which the copy must declare
+            # for SQLite's transfer) cost a third of staging a row; ``form`` (and the column
+            # planner) give only a new row's statuses, and ``recipients`` keeps its CHECK
+            conn.execute("PRAGMA ignore_check_constraints = ON")
             try:
                 conn.execute("BEGIN")  # the temporary table only: no lock on the store
-                final = final_rows.ColumnRows(conn, issue, self._now())
                 if staging.available():
                     writer = staging.StageWriter(conn, final_rows.TABLE,
                                                  sql=final_rows.INSERT_SQL,
@@ -851,17 +824,18 @@ class StagedPlan:
     stored form (``final_rows.COLUMNS``), their ids taken from ``ids`` in list order; a
     thread stages them where SQLite allows it."""
 
-    def __init__(self, conn: Connection, final: final_rows.ColumnRows,
+    def __init__(self, conn: Connection, final: final_rows.FinalRows,
                  writer: staging.StageWriter | None) -> None:
-        self._conn, self._final, self._writer = conn, final, writer
+        self._conn, self.final, self._writer = conn, final, writer
 
     @property
     def now(self) -> str:
         """Every row's ``created_at`` (and its ``queued`` event's time)."""
-        return self._final.now
+        return self.final.now
 
     def ids(self, count: int) -> range:
-        return self._final.take(count)
+        assert isinstance(self.final, final_rows.ColumnRows)  # ids of rows staged as columns
+        return self.final.take(count)
 
     def put(self, rows: list[tuple[Any, ...]]) -> None:
         if self._writer is not None:

@@ -10,6 +10,7 @@ of failing every request.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -22,13 +23,21 @@ from mirage_mailer.store import Store, StoreError, open_store, store_exists
 from mirage_mailer.store.guard import RECORDS, KeptCheck
 from mirage_mailer.util.database import PostgresUrl
 
+log = logging.getLogger(__name__)
+
+
+def _warn(line: str) -> None:
+    """A crashed send's journal settled by a report page: said in the server's log."""
+    log.warning("%s", line)
+
 
 class KeptStores:
     """One PostgreSQL store per worker thread, kept across requests; SQLite as the CLI."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._each = OpenEach(settings, KeptCheck(settings.tracking.database, settings.state_dir))
+        self._each = OpenEach(settings, KeptCheck(settings.tracking.database, settings.state_dir),
+                              warn=_warn)
         self._local = threading.local()
 
     @property
@@ -61,9 +70,10 @@ class KeptStores:
             kept = self._open()
         with self._lent(kept) as store:
             if settle:  # as report: a killed send's journal
-                settle_all(store, self.settings.state_dir, journal_roots(
-                    self.settings.state_dir, self.settings.tracking.database),
-                    locks=store_lock_dir(self.settings))
+                for line in settle_all(store, self.settings.state_dir, journal_roots(
+                        self.settings.state_dir, self.settings.tracking.database),
+                        locks=store_lock_dir(self.settings)):
+                    _warn(line)
             yield store
 
     @contextmanager
