@@ -114,20 +114,22 @@ def images_from(text: str) -> tuple[InlineImage, ...]:
 
 
 def keep_as_sent(project: Project, rendered: dict[str, RenderedLanguage],
-                 store: RecorderStore, *, to_send: int) -> str | None:
+                 store: RecorderStore, *, to_send: int, first_plan: bool = False) -> str | None:
     """Record the languages this run sends that have no record yet (every one, while no
     reader has the issue); returns the warning when readers have an earlier version and this
     run sends a changed one, else None.
 
     An issue with readers ``sent`` but no record at all was sent before the store kept it
     (an older mirage-mailer): its first form is unknown, so nothing is recorded for it. The
-    usual rerun (nothing changed, every language recorded) reads no recipient row."""
+    usual rerun (nothing changed, every language recorded) reads no recipient row, and
+    neither does an issue's ``first_plan`` (its rows were all made now, none sent: looking
+    for a sent one scanned the whole issue, 1.4 s at a million rows)."""
     issue = project.issue.id
     inputs = issue_inputs(project)
     kept = store.as_sent(issue)
     if all(lang in kept and kept[lang].digest == inputs.digest for lang in rendered):
         return None
-    readers = store.has_sent(issue)
+    readers = False if first_plan else store.has_sent(issue)
     if readers and not kept:
         return None
     fresh = [lang for lang in rendered if not readers or lang not in kept]

@@ -482,7 +482,8 @@ def _plan_send(prep: Preparation, options: SendOptions,
     outcome.per_language = Counter()  # this run's, counted as messages are built
     outcome.this_run.total = plan.to_send
     if plan.to_send:  # the issue as sent, for the archive; a warning if it changed since
-        changed = keep_as_sent(project, prep.rendered, store, to_send=plan.to_send)
+        changed = keep_as_sent(project, prep.rendered, store, to_send=plan.to_send,
+                               first_plan=fast is not None)
         if changed is not None:
             outcome.this_run.notes.append(changed)
     if plan.to_send == 0:
