@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +23,21 @@ class Run:
 
 
 RunCli = Callable[..., Run]
+
+
+@contextmanager
+def umask(mask: int) -> Iterator[None]:
+    """CLI subprocesses started inside the block inherit ``mask``."""
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def file_mode(path: Path) -> int:
+    """``path``'s permission bits."""
+    return stat.S_IMODE(path.stat().st_mode)
 
 
 def copy_project(template: Path, project: Path) -> Path:

@@ -6,28 +6,19 @@ lists/subscribers.csv 0666 before (0644 under the common 022)."""
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers import RunCli
+from helpers import RunCli, file_mode, umask
 
 
 @pytest.fixture
 def open_umask() -> Iterator[None]:
     """The CLI subprocesses inherit a umask that lets everyone read and write."""
-    previous = os.umask(0o000)
-    try:
+    with umask(0o000):
         yield
-    finally:
-        os.umask(previous)
-
-
-def _mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
 
 
 @pytest.mark.usefixtures("open_umask")
@@ -39,8 +30,8 @@ def test_init_writes_the_lists_owner_only(tmp_path: Path, run_cli: RunCli, lang:
     made = tmp_path / "p"
     lists = sorted((made / "lists").iterdir())
     assert lists  # the sample list, under the project's language's name
-    assert {p.name: _mode(p) for p in lists} == {p.name: 0o600 for p in lists}
+    assert {p.name: file_mode(p) for p in lists} == {p.name: 0o600 for p in lists}
     assert "@" in lists[0].read_text(encoding="utf-8")
-    assert _mode(made / "mirage.yaml") == 0o666  # the umask's: no reader in it
-    assert _mode(made / "templates" / "newsletter.html.j2") == 0o666
-    assert _mode(made / ".mirage") == 0o700
+    assert file_mode(made / "mirage.yaml") == 0o666  # the umask's: no reader in it
+    assert file_mode(made / "templates" / "newsletter.html.j2") == 0o666
+    assert file_mode(made / ".mirage") == 0o700

@@ -7,28 +7,19 @@ common umask 022, which made them 0644 before."""
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli
+from helpers import SAMPLE_ISSUE, RunCli, file_mode, umask
 
 
 @pytest.fixture(autouse=True)
 def open_umask() -> Iterator[None]:
     """The CLI subprocesses inherit a umask that leaves files readable by everyone."""
-    previous = os.umask(0o022)
-    try:
+    with umask(0o022):
         yield
-    finally:
-        os.umask(previous)
-
-
-def _mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
 
 
 @pytest.mark.parametrize("existing", [False, True], ids=["new", "existing-0644"])
@@ -40,7 +31,7 @@ def test_dry_run_csv_is_owner_only(project: Path, run_cli: RunCli, existing: boo
     result = run_cli("send", SAMPLE_ISSUE, "--dry-run", "--csv", "plan.csv")
     assert result.code == 0, result.err
     assert target.read_text(encoding="utf-8").startswith("email,name,lang,list,decision,")
-    assert _mode(target) == 0o600
+    assert file_mode(target) == 0o600
 
 
 def test_html_report_is_owner_only(project: Path, run_cli: RunCli) -> None:
@@ -49,7 +40,7 @@ def test_html_report_is_owner_only(project: Path, run_cli: RunCli) -> None:
     result = run_cli("report", SAMPLE_ISSUE, "--format", "html", "--out", "reports/report.html")
     assert result.code == 0, result.err
     assert "<html" in out.read_text(encoding="utf-8")
-    assert _mode(out) == 0o600
+    assert file_mode(out) == 0o600
 
 
 def test_preview_files_are_owner_only(project: Path, run_cli: RunCli) -> None:
@@ -61,7 +52,7 @@ def test_preview_files_are_owner_only(project: Path, run_cli: RunCli) -> None:
     assert "To: Jean Dupont <jean.dupont@example.org>" in (out / "fr.eml").read_text()
     files = sorted(out.iterdir())
     assert len(files) > 6  # <lang>.html, .txt, .eml for en and fr, and the images
-    assert {path.name: _mode(path) for path in files} == {path.name: 0o600 for path in files}
+    assert {path.name: file_mode(path) for path in files} == {path.name: 0o600 for path in files}
 
 
 def test_maildir_folders_it_makes_are_owner_only(project: Path, run_cli: RunCli,
@@ -73,7 +64,7 @@ def test_maildir_folders_it_makes_are_owner_only(project: Path, run_cli: RunCli,
     assert result.code == 0, result.err
     outbox = project / "outbox"
     for folder in (outbox, outbox / "new", outbox / "tmp", outbox / "cur"):
-        assert _mode(folder) == 0o700, folder
+        assert file_mode(folder) == 0o700, folder
     shared = tmp_path / "shared"
     (shared / "new").mkdir(parents=True)
     shared.chmod(0o750)
@@ -83,5 +74,5 @@ def test_maildir_folders_it_makes_are_owner_only(project: Path, run_cli: RunCli,
         "url: maildir:outbox", f"url: maildir:{shared}"), encoding="utf-8")
     result = run_cli("send", SAMPLE_ISSUE, "--to", "test@example.org")
     assert result.code == 0, result.err
-    assert (_mode(shared), _mode(shared / "new")) == (0o750, 0o770)
-    assert (_mode(shared / "tmp"), _mode(shared / "cur")) == (0o700, 0o700)
+    assert (file_mode(shared), file_mode(shared / "new")) == (0o750, 0o770)
+    assert (file_mode(shared / "tmp"), file_mode(shared / "cur")) == (0o700, 0o700)
