@@ -18,7 +18,8 @@ import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli
 from mirage_mailer.cli import main
-from mirage_mailer.store import Store, StoreUnavailable
+from mirage_mailer.store import Store, StoreUnavailable, guard
+from mirage_mailer.store.write_fault import BUSY_HINT, write_fault_hint
 from mirage_mailer.util.errors import ExitCode
 from support.sqlite_reader import current_mode, journal_mode, reader_holding
 
@@ -130,3 +131,15 @@ def test_a_read_kept_out_by_a_writer_is_one_line_and_exit_3(
     assert stopped.value.code == 3
     [line] = capsys.readouterr().err.strip().splitlines()
     assert "cannot read it now: database is locked" in line and "wait and rerun" in line
+
+
+def test_a_busy_store_is_worded_alike_whichever_step_meets_it() -> None:
+    """The health check said "may hold it; wait and rerun" and a write "may hold it (wait
+    and rerun)": which one a writer beside another met first was a race, so the line a cron
+    mail shows (and the test above) changed from run to run."""
+    busy = sqlite3.OperationalError("database is locked")
+    busy.sqlite_errorcode = 5  # SQLITE_BUSY, as the sqlite3 module sets it
+    with pytest.raises(StoreUnavailable) as caught:
+        guard._failed(Path("tracking.sqlite"), busy)
+    assert [problem.hint for problem in caught.value.problems] == [BUSY_HINT]
+    assert write_fault_hint(Path("tracking.sqlite"), 5) == BUSY_HINT

@@ -28,7 +28,7 @@ from mirage_mailer.store.dialect import POSTGRESQL, SQLITE, Connection
 from mirage_mailer.store.errors import StoreError, StoreUnavailable
 from mirage_mailer.store.readonly import cannot_write, connect_readonly, read_only_beside
 from mirage_mailer.store.schema import MIGRATIONS
-from mirage_mailer.store.write_fault import write_fault_hint
+from mirage_mailer.store.write_fault import BUSY_HINT, write_fault_hint
 from mirage_mailer.util.database import Database, PostgresUrl
 from mirage_mailer.util.errors import Problem, display_path, is_busy
 from mirage_mailer.util.fieldsjson import fields_json
@@ -362,8 +362,7 @@ class StoreCore:
             if is_busy(exc):
                 raise StoreUnavailable(Problem(
                     display_path(self.path), None, f"cannot open the tracking database: {exc}",
-                    "another mirage-mailer process may hold it (wait and rerun); a rerun "
-                    "resumes where this one stopped")) from None
+                    f"{BUSY_HINT}; a rerun resumes where this one stopped")) from None
             if (beside := read_only_beside(self.path, exc)) is not None:
                 raise StoreUnavailable(beside) from None
             if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in _NO_ROOM:

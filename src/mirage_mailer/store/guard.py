@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mirage_mailer.store.core import DAMAGED_HINT, StoreError, StoreUnavailable, is_damage
 from mirage_mailer.store.readonly import cannot_write, reading_uri
+from mirage_mailer.store.write_fault import BUSY_HINT
 from mirage_mailer.util.database import Database, PostgresUrl
 from mirage_mailer.util.errors import InputError, Problem, display_path
 from mirage_mailer.util.statedir import SENT_MARKER, create_once
@@ -117,7 +118,7 @@ def _failed(database: Path, exc: sqlite3.Error) -> Health:
     if code in (5, 6):  # BUSY, LOCKED
         raise StoreUnavailable(Problem(
             display_path(database), None, f"cannot read the tracking database: {exc}",
-            "another mirage-mailer process may hold it; wait and rerun")) from None
+            BUSY_HINT)) from None
     if code in _DISK:
         raise _disk_fault(database, exc) from None
     raise StoreError(Problem(display_path(database), None,

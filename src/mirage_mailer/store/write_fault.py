@@ -20,12 +20,14 @@ from mirage_mailer.util.statefault import fix_for
 _BUSY, _LOCKED, _READONLY, _IOERR, _FULL = 5, 6, 8, 10, 13
 _ROOM = 1 << 20  # less free space than this, for this user, is a full disk
 _PAGE = 1 << 16  # a write of a few pages fails when a file is this close to the size limit
+# a busy store, in one wording whichever step met it (opening, the health check, a write)
+BUSY_HINT = "another mirage-mailer process may hold it (wait and rerun)"
 
 
 def write_fault_hint(path: Path, code: int) -> str:
     """The hint for a write to ``path`` that failed with SQLite's primary ``code``."""
     if code in (_BUSY, _LOCKED):
-        return "another mirage-mailer process may hold it (wait and rerun)"
+        return BUSY_HINT
     if code == _READONLY:
         return "make the file and its folder writable by this user"
     cause = probable_errno(path)
