@@ -134,3 +134,36 @@ def test_a_plan_that_fails_mid_list_leaves_the_connection_as_it_was(
         with pytest.raises(sqlite3.IntegrityError):  # the store's CHECK holds again
             conn.execute("INSERT INTO recipients (issue, email, email_key, list_name, status,"
                          " created_at) VALUES ('i', 'a', 'a', 'm', 'nonsense', 'now')")
+
+
+@pytest.mark.parametrize("issue, list_name", [
+    ("i", "main"), ("it's", "o'brien''s list"), ("συνάντηση", "x'); DROP TABLE recipients; --")])
+def test_a_pending_row_put_narrow_stores_the_constants_as_given(
+        tmp_path: Path, issue: str, list_name: str) -> None:
+    """The column planner binds only a row's own values and writes the issue, list, status
+    and time into the statement (``pending_one``): quoted as literals, whatever they hold,
+    the stored row is the one the full 12-value form stores."""
+    with Store(tmp_path / "t.sqlite") as store:
+        with store.first_plan(issue) as staged:
+            [one, two] = staged.ids(2)
+            staged.put([(one, "A@x.org", "a@x.org", "Ann", "en", '{"org": "O"}', "s1")],
+                       staged.pending_one(list_name))
+            staged.put([(two, issue, "b@x.org", "b@x.org", None, None, list_name, "{}",
+                         "pending", None, staged.now, "s2")])  # the full form, to compare
+            now = staged.now
+        rows = store._conn.execute(
+            "SELECT id, issue, email, email_key, name, lang, list_name, fields, status,"
+            " smtp_response, created_at, subject FROM recipients ORDER BY id").fetchall()
+        assert rows == [
+            (one, issue, "A@x.org", "a@x.org", "Ann", "en", list_name, '{"org": "O"}',
+             "pending", None, now, "s1"),
+            (two, issue, "b@x.org", "b@x.org", None, None, list_name, "{}", "pending", None,
+             now, "s2")]
+        assert store._conn.execute("SELECT count(*) FROM sqlite_master"
+                                   " WHERE name = 'recipients'").fetchone() == (1,)
+
+
+def test_a_nul_is_never_written_into_a_statement() -> None:
+    assert final_rows.sql_text("it's") == "'it''s'"
+    with pytest.raises(ValueError, match="NUL"):
+        final_rows.sql_text("a\x00b")

@@ -123,12 +123,11 @@ class _Columns:
         if limit is not None and len(self.wanted) < limit:
             self.wanted.extend(islice(compress(keys, fresh), limit - len(self.wanted)))
         staged = self.staged
-        self.staged.put(list(zip(
-            staged.ids(count), repeat(self.project.issue.id), compress(emails, fresh),
-            compress(keys, fresh), compress(columns.names, fresh),
-            map(getitem, repeat(columns.languages), langs), repeat(name),
-            compress(columns.texts, fresh), repeat("pending"), repeat(None),
-            repeat(staged.now), compress(columns.subjects, fresh))))
+        staged.put(list(zip(  # the issue, list, status and time are in the statement
+            staged.ids(count), compress(emails, fresh), compress(keys, fresh),
+            compress(columns.names, fresh), map(getitem, repeat(columns.languages), langs),
+            compress(columns.texts, fresh), compress(columns.subjects, fresh), strict=True)),
+            staged.pending_one(name))
         self.plan.counts["pending"] += count
         if count < len(keys):
             self.plan.skipped[K_DUPLICATE] += len(keys) - count

@@ -837,12 +837,19 @@ class StagedPlan:
         assert isinstance(self.final, final_rows.ColumnRows)  # ids of rows staged as columns
         return self.final.take(count)
 
-    def put(self, rows: list[tuple[Any, ...]]) -> None:
+    def put(self, rows: list[tuple[Any, ...]], one: str = final_rows.INSERT_ONE) -> None:
+        """Rows in their stored form, or bound into ``one`` (``pending_one``'s)."""
         if self._writer is not None:
-            self._writer.put(rows)
+            self._writer.put(rows, one)
         else:
             staging.stage_rows(self._conn, final_rows.TABLE, rows, sql=final_rows.INSERT_SQL,
-                               one=final_rows.INSERT_ONE)
+                               one=one)
+
+    def pending_one(self, list_name: str) -> str:
+        """The placeholders of a ``pending`` row of ``list_name`` put as (id, email,
+        email_key, name, lang, fields, subject): ``final_rows.ColumnRows.pending_one``."""
+        assert isinstance(self.final, final_rows.ColumnRows)
+        return self.final.pending_one(list_name)
 
     def finish(self) -> None:
         """Wait until every row put is staged (or raise what stopped the thread)."""

@@ -58,7 +58,8 @@ class StageWriter:
         self._conn = conn
         self._table = table
         self._sql, self._one = sql, one
-        self._queue: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(_AHEAD)
+        self._queue: queue.Queue[tuple[list[tuple[Any, ...]], str | None] | None] = \
+            queue.Queue(_AHEAD)
         self._error: BaseException | None = None
         self._thread = ignorable_by_forks(threading.Thread(
             target=self._run, name="mirage-plan-stage", daemon=True))
@@ -66,17 +67,19 @@ class StageWriter:
 
     def _run(self) -> None:
         try:
-            while (rows := self._queue.get()) is not None:
-                stage_rows(self._conn, self._table, rows, sql=self._sql, one=self._one)
+            while (item := self._queue.get()) is not None:
+                rows, one = item
+                stage_rows(self._conn, self._table, rows, sql=self._sql, one=one or self._one)
         except BaseException as exc:  # raised again by put() or finish(), in the planner
             self._error = exc
             while self._queue.get() is not None:  # the producer must never block for ever
                 pass
 
-    def put(self, rows: list[tuple[Any, ...]]) -> None:
+    def put(self, rows: list[tuple[Any, ...]], one: str | None = None) -> None:
+        """Rows to stage, each bound into ``one`` (default: the writer's)."""
         if self._error is not None:
             raise self._error
-        self._queue.put(rows)
+        self._queue.put((rows, one))
 
     def finish(self) -> None:
         self.close()
