@@ -131,7 +131,7 @@ def test_small_lists_and_yaml_stay_in_this_process(
     monkeypatch.setattr(list_worker, "PARALLEL_BYTES", 0)
     assert list(iter_list(path, "s")) == []  # the (stubbed) child path was taken
     assert called == [path]
-    assert lists._size(tmp_path / "missing.csv") == 0
+    assert lists.file_size(tmp_path / "missing.csv") == 0
 
 
 def test_a_killed_validate_leaves_no_reader_behind(project: Path) -> None:

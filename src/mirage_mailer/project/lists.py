@@ -144,7 +144,7 @@ def iter_list(path: Path, list_name: str, *, subject: SubjectOf | None = None,
     if path.suffix.lower() == ".csv":
         from mirage_mailer.project import list_worker
 
-        if _size(path) >= list_worker.PARALLEL_BYTES and list_worker.can_fork():
+        if file_size(path) >= list_worker.PARALLEL_BYTES and list_worker.can_fork():
             yield from list_worker.iter_in_child(path, list_name, _iter_csv, Subscriber,
                                                  subject=subject)
         else:
@@ -153,7 +153,7 @@ def iter_list(path: Path, list_name: str, *, subject: SubjectOf | None = None,
         yield from _iter_yaml(path, list_name, shape)
 
 
-def _size(path: Path) -> int:
+def file_size(path: Path) -> int:
     """The file's size, 0 when it cannot be read (reading it then says why)."""
     try:
         return path.stat().st_size

@@ -25,7 +25,7 @@ from typing import TypeVar
 from mirage_mailer.project import list_worker
 from mirage_mailer.project.duplicates import Duplicate, Duplicates
 from mirage_mailer.project.list_columns import Columns, columns_of, iter_columns
-from mirage_mailer.project.lists import RowProblem, iter_list
+from mirage_mailer.project.lists import RowProblem, file_size, iter_list
 from mirage_mailer.services.loader import Project
 from mirage_mailer.services.planning import (
     K_DUPLICATE,
@@ -68,19 +68,12 @@ def list_columns(path: Path, list_name: str, *,
     any other in this process. ``subject``: rows bound for the store (``iter_columns``)."""
     if path.suffix.lower() == ".csv":
         read = partial(iter_columns, subject=subject)
-        if _size(path) >= list_worker.PARALLEL_BYTES and list_worker.can_fork():
+        if file_size(path) >= list_worker.PARALLEL_BYTES and list_worker.can_fork():
             yield from list_worker.columns_in_child(path, list_name, read)
         else:
             yield from read(path, list_name)
     else:
         yield from columns_of(iter_list(path, list_name), subject=subject)
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
 
 
 _T = TypeVar("_T")

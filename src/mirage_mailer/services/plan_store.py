@@ -23,10 +23,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from itertools import chain, compress, islice, repeat
 from operator import getitem
-from pathlib import Path
 
 from mirage_mailer.project.list_columns import Columns
-from mirage_mailer.project.lists import RowProblem
+from mirage_mailer.project.lists import RowProblem, file_size
 from mirage_mailer.project.seen import SeenAddresses
 from mirage_mailer.services.list_scan import list_columns
 from mirage_mailer.services.loader import Project
@@ -66,18 +65,11 @@ def _applies(project: Project, store: RecorderStore, options: PlanOptions) -> bo
         return False
     if options != PlanOptions(limit=options.limit, resend_unknown=options.resend_unknown):
         return False  # --lang, or run-due's fixes, hold rows back
-    if sum(_size(path) for path in project.lists.values()) < FAST_BYTES:
+    if sum(file_size(path) for path in project.lists.values()) < FAST_BYTES:
         return False
     return (not store.has_rows(project.issue.id) and not store.suppressed_keys()
             and not any(next(store.confirmed_subscribers(name), None) is not None
                         for name in project.lists))
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0  # reading it says why
 
 
 class _Columns:
