@@ -16,7 +16,7 @@ import fcntl
 import os
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from mirage_mailer.util.errors import DeliveryError, Problem, display_path
 from mirage_mailer.util.statedir import FILE_MODE, private_dir
@@ -47,7 +47,25 @@ def lock_dir(state_dir: Path, database: Any) -> Path:
     return real.parent / f"{real.name}.{STATE_LOCKS}"
 
 
-class Lock:
+class _Held:
+    """``with`` for a lock taken by ``acquire`` and given back by ``release``."""
+
+    def acquire(self) -> None:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.acquire()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()
+
+
+class Lock(_Held):
     def __init__(self, path: Path, what: str) -> None:
         self.path = path
         self.what = what
@@ -88,16 +106,8 @@ class Lock:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> Lock:
-        self.acquire()
-        return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.release()
-
-
-class Locks:
+class Locks(_Held):
     """Several locks taken as one, in order: all of them or none (a refusal releases those
     already taken). Why: a send on a store outside ``.mirage/`` holds the store's lock and its
     own folder's, which the folder's journal replay checks."""
@@ -118,11 +128,3 @@ class Locks:
     def release(self) -> None:
         while self._held:
             self._held.pop().release()
-
-    def __enter__(self) -> Locks:
-        self.acquire()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.release()
