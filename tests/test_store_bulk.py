@@ -12,6 +12,7 @@ import pytest
 
 from mirage_mailer.store import NewRecipient, Store
 from mirage_mailer.store import recipients as store_recipients
+from mirage_mailer.store.core import CACHE_KIB
 from mirage_mailer.store.pg import WRITE_LOCK
 from mirage_mailer.util.database import Database, PostgresUrl
 from support.postgres import raw
@@ -122,6 +123,13 @@ def _traced(store: Store) -> list[str]:
     return seen
 
 
+def _sorter_settings(store: Store) -> tuple[int, int]:
+    """The connection's page cache and sorter threads, which the index builds change."""
+    conn = store._conn
+    return (conn.execute("PRAGMA cache_size").fetchone()[0],
+            conn.execute("PRAGMA threads").fetchone()[0])
+
+
 def test_a_long_first_plan_goes_in_at_once_with_the_same_indexes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_recipients, "BULK_MIN", 40)
@@ -147,6 +155,7 @@ def test_a_long_first_plan_goes_in_at_once_with_the_same_indexes(
         assert store._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert _index_sql(store._conn) == schema
         pending = [r.email for r in store.iter_pending("i")]
+        assert _sorter_settings(store) == (-CACHE_KIB, 0)  # as the store had them
     assert sum("DROP INDEX" in s for s in sql) == 3
     assert sum(s.startswith("COMMIT") for s in sql) == 2  # the staged rows, then the store
     assert [r[0] for r in got] == list(range(1, 101))  # ids in list order
@@ -195,7 +204,9 @@ def test_two_staged_rows_of_one_address_go_in_the_usual_way(
         names = {r.email: r.name for r in store.iter_pending("i")}
         assert _index_sql(store._conn) == schema
         assert store._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert _sorter_settings(store) == (-CACHE_KIB, 0)  # restored after the failed build
     assert "ROLLBACK" in sql  # the unique index refused: the transaction was undone
+    assert f"PRAGMA cache_size = -{store_recipients._SORT_CACHE_KIB}" in sql
     assert len(names) == 30 and names[rows[3].email] is None  # the first one won
 
 

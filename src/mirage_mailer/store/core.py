@@ -51,6 +51,7 @@ _DAMAGED = frozenset({11, 26})
 # IOERR, FULL
 _NO_ROOM = frozenset({8, 10, 13})
 _AUTOCHECKPOINT = 10_000  # WAL pages (~40 MB) after which a commit checkpoints
+CACHE_KIB = 16_000  # the page cache of a store connection
 DAMAGED_HINT = ("restore it from a backup, or start over with 'mirage-mailer send ISSUE_DIR "
                 "--new-store', which keeps the damaged file beside it")
 
@@ -349,7 +350,7 @@ class StoreCore:
             # truncated back afterwards) made recording a send about a fifth cheaper.
             conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT}")
             conn.execute("PRAGMA journal_size_limit=67108864")
-            conn.execute("PRAGMA cache_size=-16000")
+            conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             conn.create_function("mm_hashed", 1, _hashed_or_none, deterministic=True)
             _until_free(self._migrate, timeout)
