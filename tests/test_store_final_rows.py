@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mirage_mailer.store import NewRecipient, Store, final_rows
+from mirage_mailer.store import NewRecipient, Store, final_rows, staging
 from mirage_mailer.store import recipients as store_recipients
 from mirage_mailer.store.schema import ADDRESS_INDEXES
 
@@ -62,7 +62,11 @@ def test_the_staged_rows_are_copied_as_whole_records(tmp_path: Path) -> None:
     assert "RowData" in ops and "Column" not in ops
 
 
-@pytest.mark.parametrize("change", ["suppress", "unsuppress", "forget", "unforget", "ids"])
+_STAGED_EVENTS = f"INSERT INTO events SELECT * FROM {final_rows.EVENTS}"
+
+
+@pytest.mark.parametrize("change", ["suppress", "unsuppress", "forget", "unforget", "ids",
+                                    "event"])
 def test_what_moved_while_the_list_was_read_is_as_at_the_commit(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
     monkeypatch.setattr(store_recipients, "BULK_MIN", 40)
@@ -86,10 +90,15 @@ def test_what_moved_while_the_list_was_read_is_as_at_the_commit(
                 web.forget(rows[60].email)
             elif change == "unforget":
                 web._conn.execute("DELETE FROM suppressions")
+            elif change == "event":  # an event of another issue takes the next event id
+                web._conn.execute(_OTHER_EVENT)
             else:
                 web.reconcile("other", [NewRecipient("o@example.org", None, "en", "main")])
 
+        sql: list[str] = []
+        store._conn.set_trace_callback(sql.append)
         store.reconcile("i", _during(rows, 80, step))
+        store._conn.set_trace_callback(None)
         got = _stored(store)
         assert store._conn.execute("PRAGMA ignore_check_constraints").fetchone()[0] == 0
         suppressions = store._conn.execute("SELECT email, source FROM suppressions").fetchall()
@@ -103,9 +112,14 @@ def test_what_moved_while_the_list_was_read_is_as_at_the_commit(
             suppressions)
         if others:
             expected.reconcile("other", [NewRecipient("o@example.org", None, "en", "main")])
+        if change == "event":
+            expected._conn.execute(_OTHER_EVENT)
         expected.reconcile("i", rows)
         want = _stored(expected)
     assert got == want
+    # the events staged beside the rows are stale once anything moved: made anew instead
+    assert _STAGED_EVENTS not in sql
+    assert not [s for s in sql if s.startswith("ROLLBACK")]
     statuses = [row[8] for row in got[0]]
     if change == "ids":
         assert [row[0] for row in got[0]][:2] == [2, 3]
@@ -114,6 +128,49 @@ def test_what_moved_while_the_list_was_read_is_as_at_the_commit(
     else:
         assert "suppressed" not in statuses
         assert got[0][7][2] == rows[7].email  # no longer kept under the hash
+
+
+_OTHER_EVENT = ("INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
+                " VALUES (NULL, 'other', 'x@example.org', 'opened', NULL, 'now')")
+
+
+@pytest.mark.parametrize("thread", [True, False], ids=["staging thread", "no thread"])
+def test_the_queued_events_staged_beside_the_rows_are_copied_when_nothing_moved(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, thread: bool) -> None:
+    """Each chunk's ``queued`` events are staged with its rows and copied as they are
+    (SQLite's transfer): the same events, ids included, as made from the stored rows."""
+    monkeypatch.setattr(staging, "available", lambda: thread)
+    rows = _rows(120)
+    rows[30] = NewRecipient("bad", None, None, "main", status="invalid", detail="not one")
+    every = ("SELECT id, recipient_id, issue, email, kind, detail, at FROM events"
+             " ORDER BY id")
+    stores = {}
+    for way, bulk in (("staged", 40), ("made", 10_000)):
+        monkeypatch.setattr(store_recipients, "BULK_MIN", bulk)
+        with Store(tmp_path / f"{way}.sqlite") as store:
+            store._now = lambda: "2026-12-02T07:00:00.000+00:00"  # type: ignore[method-assign]
+            store.suppress(rows[5].email, source="test")  # before: the staged rows know it
+            store._conn.execute(_OTHER_EVENT)
+            sql: list[str] = []
+            store._conn.set_trace_callback(sql.append)
+            store.reconcile("i", rows)
+            store._conn.set_trace_callback(None)
+            stores[way] = (sql, store._conn.execute(every).fetchall(), _stored(store))
+    staged_sql, staged, staged_rows = stores["staged"]
+    made_sql, made, made_rows = stores["made"]
+    assert _STAGED_EVENTS in staged_sql and _STAGED_EVENTS not in made_sql
+    assert staged == made and staged_rows == made_rows
+    queued = {e[1]: e[5] for e in staged if e[4] == "queued"}  # recipient id -> detail
+    assert len(queued) == 120 and queued[1] == "main"
+    assert queued[6] == "suppressed" and queued[31] == "invalid: not one"
+    with Store(tmp_path / "staged.sqlite") as store:
+        conn = store._conn
+        final_rows.create(conn)
+        try:  # the copy is SQLite's transfer of whole records, as the rows' is
+            ops = {row[1] for row in conn.execute("EXPLAIN " + _STAGED_EVENTS)}
+        finally:
+            final_rows.drop(conn)
+    assert "RowData" in ops and "Column" not in ops
 
 
 def test_a_plan_that_fails_mid_list_leaves_the_connection_as_it_was(

@@ -16,6 +16,12 @@ suppressions) is read again under the write lock. When the suppressions moved me
 first; when another plan took ids meanwhile, the rows go in shifted, row by row. Either
 way the stored rows are those the ``INSERT ... SELECT`` from the raw rows would have
 written at that moment.
+
+Each chunk's ``queued`` events are staged too, by the same thread, in a table declared as
+``events`` (``stage_events``): under the write lock they are copied as they are, which took
+0.6 s at a million rows where making them from the stored rows took 1.6 s. They stand only
+if nothing moved since staging began (no id shifted, no suppression changed a row, no other
+event recorded); else they are made from the stored rows, as before (``events_stand``).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from mirage_mailer.util.fieldsjson import stored_fields
 
 SCHEMA = "mm_plan"  # a private database of its own: dropping it is closing a file
 TABLE = f"{SCHEMA}.plan_rows"
+EVENTS = f"{SCHEMA}.plan_events"
 COLUMNS = ("id, issue, email, email_key, name, lang, list_name, fields, status,"
            " smtp_response, created_at, subject")
 INSERT_SQL = f"INSERT INTO {TABLE} ({COLUMNS}) VALUES "
@@ -40,6 +47,16 @@ _HASHED = "sha256:"
 _ADDRESS = {name for name, _sql in ADDRESS_INDEXES}
 _CREATE = re.compile(r'^\s*CREATE TABLE (?:IF NOT EXISTS )?(?:"recipients"|recipients\b)')
 _INDEX = re.compile(r'^\s*CREATE (UNIQUE )?INDEX (\w+) ON (?:"recipients"|recipients\b)')
+_CREATE_EVENTS = re.compile(r'^\s*CREATE TABLE (?:IF NOT EXISTS )?(?:"events"|events\b)')
+_INDEX_EVENTS = re.compile(r'^\s*CREATE (UNIQUE )?INDEX (\w+) ON (?:"events"|events\b)')
+# A first plan's ``queued`` event of a staged row, as ``RecipientsMixin._queue_events``
+# makes it from the stored row: ?1 what the event ids add to the row ids, ?2 the time,
+# ?3 and ?4 the chunk's first and last row id
+_STAGE_EVENTS = (
+    f"INSERT INTO {EVENTS} (id, recipient_id, issue, email, kind, detail, at)"
+    " SELECT id + ?1, id, issue, email, 'queued', CASE WHEN status = 'pending'"
+    " THEN list_name ELSE status || coalesce(': ' || smtp_response, '') END, ?2"
+    f" FROM {TABLE} WHERE id BETWEEN ?3 AND ?4 ORDER BY id")
 
 
 def create(conn: Connection) -> None:
@@ -49,15 +66,26 @@ def create(conn: Connection) -> None:
     outlives the process; dropping a million-row temporary table instead took 1.2 s)."""
     table, = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table'"
                           " AND name = 'recipients'").fetchone()
+    events, = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table'"
+                           " AND name = 'events'").fetchone()
     drop(conn)
     conn.execute(f"ATTACH '' AS {SCHEMA}")
     conn.execute(_declared(_CREATE, f"CREATE TABLE {TABLE}", table))
-    for name, sql in conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index'"
-            " AND tbl_name = 'recipients' AND sql IS NOT NULL").fetchall():
+    for name, sql in _indexes(conn, "recipients"):
         if name not in _ADDRESS:
             conn.execute(_declared(_INDEX, rf"CREATE \1INDEX {SCHEMA}.plan_rows_\2 ON plan_rows",
                                    sql))
+    # the events' copy needs every index of ``events`` in its source too (partial ones, which
+    # hold no ``queued`` event, stay empty)
+    conn.execute(_declared(_CREATE_EVENTS, f"CREATE TABLE {EVENTS}", events))
+    for _name, sql in _indexes(conn, "events"):
+        conn.execute(_declared(_INDEX_EVENTS,
+                               rf"CREATE \1INDEX {SCHEMA}.plan_events_\2 ON plan_events", sql))
+
+
+def _indexes(conn: Connection, table: str) -> list[tuple[str, str]]:
+    return conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'"
+                        " AND tbl_name = ? AND sql IS NOT NULL", (table,)).fetchall()
 
 
 def _declared(pattern: re.Pattern[str], replacement: str, sql: str) -> str:
@@ -89,6 +117,8 @@ class FinalRows:
         self.before: int = conn.execute(
             "SELECT coalesce(max(id), 0) FROM recipients").fetchone()[0]
         self.next = self.before
+        self.events_before: int = _top_event(conn)
+        self.changed = False  # a suppression changed staged rows (their events are stale)
         self.suppressed = _suppressions(conn)
         self.forgotten = any(key.startswith(_HASHED) for key in self.suppressed)
         # rows a suppression changed: (id, key) made 'suppressed', and (id, raw values)
@@ -132,6 +162,7 @@ class FinalRows:
         now = _suppressions(conn)
         if now != self.suppressed:
             self._resuppress(conn, now)
+            self.changed = True
         top: int = conn.execute("SELECT coalesce(max(id), 0) FROM recipients").fetchone()[0]
         return top - self.before
 
@@ -162,6 +193,27 @@ class FinalRows:
                 f" WHERE email_key NOT LIKE '{_HASHED}%'"
                 " AND mm_hashed(email_key) IN (SELECT value FROM json_each(?))",
                 (json.dumps(hashes),))
+
+
+    def stage_events(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        """The ``queued`` events of a chunk just staged (its ids in order, without a gap),
+        with ids after the events' highest when staging began."""
+        if not rows:
+            return
+        first, last = rows[0][0], rows[-1][0]
+        if last - first + 1 != len(rows):
+            raise ValueError("a staged chunk's ids must follow one another")
+        conn.execute(_STAGE_EVENTS, (self.events_before - self.before, self.now, first, last))
+
+    def events_stand(self, conn: Connection, shift: int) -> bool:
+        """Under the write lock, after ``bring_up_to_date``: whether the staged events are
+        still those the stored rows make (no id moved, no row changed, no event since)."""
+        return shift == 0 and not self.changed and _top_event(conn) == self.events_before
+
+
+def _top_event(conn: Connection) -> int:
+    top: int = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+    return top
 
 
 def insert_sql(conn: Connection, *, shifted: bool) -> str:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from itertools import chain, groupby, islice
 from typing import Any
 
@@ -293,9 +294,10 @@ class RecipientsMixin(StoreCore):
             try:
                 conn.execute("BEGIN")  # the temporary table only: no lock on the store
                 if staging.available():
-                    writer = staging.StageWriter(conn, final_rows.TABLE,
-                                                 sql=final_rows.INSERT_SQL,
-                                                 one=final_rows.INSERT_ONE)
+                    writer = staging.StageWriter(
+                        conn, final_rows.TABLE, sql=final_rows.INSERT_SQL,
+                        one=final_rows.INSERT_ONE,
+                        after=partial(final.stage_events, conn))
                 staged = StagedPlan(conn, final, writer)
                 yield staged
                 staged.finish()
@@ -328,7 +330,11 @@ class RecipientsMixin(StoreCore):
             shifted = shift != 0 or not rebuild
             conn.execute(final_rows.insert_sql(conn, shifted=shifted),
                          (shift,) if shifted else ())
-            self._queue_events(conn, final.now, before)
+            if not shifted and final.events_stand(conn, shift):
+                # the events staged beside the rows, copied as they are (final_rows.py)
+                conn.execute(f"INSERT INTO events SELECT * FROM {final_rows.EVENTS}")
+            else:
+                self._queue_events(conn, final.now, before)
             if rebuild:
                 self._build_indexes(conn)
 
@@ -850,6 +856,7 @@ class StagedPlan:
         else:
             staging.stage_rows(self._conn, final_rows.TABLE, rows, sql=final_rows.INSERT_SQL,
                                one=one)
+            self.final.stage_events(self._conn, rows)
 
     def pending_one(self, list_name: str) -> str:
         """The placeholders of a ``pending`` row of ``list_name`` put as (id, email,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import queue
 import sqlite3
 import threading
+from collections.abc import Callable
 from itertools import chain
 from typing import Any
 
@@ -54,10 +55,12 @@ class StageWriter:
     the temporary table's transaction open around it."""
 
     def __init__(self, conn: Connection, table: str, *, sql: str | None = None,
-                 one: str = STAGE_ONE) -> None:
+                 one: str = STAGE_ONE,
+                 after: Callable[[list[tuple[Any, ...]]], None] | None = None) -> None:
         self._conn = conn
         self._table = table
         self._sql, self._one = sql, one
+        self._after = after  # run on each chunk once it is staged, on this thread
         self._queue: queue.Queue[tuple[list[tuple[Any, ...]], str | None] | None] = \
             queue.Queue(_AHEAD)
         self._error: BaseException | None = None
@@ -70,6 +73,8 @@ class StageWriter:
             while (item := self._queue.get()) is not None:
                 rows, one = item
                 stage_rows(self._conn, self._table, rows, sql=self._sql, one=one or self._one)
+                if self._after is not None:
+                    self._after(rows)
         except BaseException as exc:  # raised again by put() or finish(), in the planner
             self._error = exc
             while self._queue.get() is not None:  # the producer must never block for ever
