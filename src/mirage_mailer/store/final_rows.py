@@ -194,7 +194,6 @@ class FinalRows:
                 " AND mm_hashed(email_key) IN (SELECT value FROM json_each(?))",
                 (json.dumps(hashes),))
 
-
     def stage_events(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         """The ``queued`` events of a chunk just staged (its ids in order, without a gap),
         with ids after the events' highest when staging began."""
