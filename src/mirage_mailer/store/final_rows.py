@@ -49,13 +49,15 @@ _CREATE = re.compile(r'^\s*CREATE TABLE (?:IF NOT EXISTS )?(?:"recipients"|recip
 _INDEX = re.compile(r'^\s*CREATE (UNIQUE )?INDEX (\w+) ON (?:"recipients"|recipients\b)')
 _CREATE_EVENTS = re.compile(r'^\s*CREATE TABLE (?:IF NOT EXISTS )?(?:"events"|events\b)')
 _INDEX_EVENTS = re.compile(r'^\s*CREATE (UNIQUE )?INDEX (\w+) ON (?:"events"|events\b)')
+# A ``queued`` event's detail, from its row: the list, or why the row is not sent
+QUEUED_DETAIL = ("CASE WHEN status = 'pending' THEN list_name"
+                 " ELSE status || coalesce(': ' || smtp_response, '') END")
 # A first plan's ``queued`` event of a staged row, as ``RecipientsMixin._queue_events``
 # makes it from the stored row: ?1 what the event ids add to the row ids, ?2 the time,
 # ?3 and ?4 the chunk's first and last row id
 _STAGE_EVENTS = (
     f"INSERT INTO {EVENTS} (id, recipient_id, issue, email, kind, detail, at)"
-    " SELECT id + ?1, id, issue, email, 'queued', CASE WHEN status = 'pending'"
-    " THEN list_name ELSE status || coalesce(': ' || smtp_response, '') END, ?2"
+    f" SELECT id + ?1, id, issue, email, 'queued', {QUEUED_DETAIL}, ?2"
     f" FROM {TABLE} WHERE id BETWEEN ?3 AND ?4 ORDER BY id")
 
 
@@ -114,10 +116,9 @@ class FinalRows:
     def __init__(self, conn: Connection, issue: str, now: str) -> None:
         self.issue = issue
         self.now = now
-        self.before: int = conn.execute(
-            "SELECT coalesce(max(id), 0) FROM recipients").fetchone()[0]
+        self.before = _top_id(conn, "recipients")
         self.next = self.before
-        self.events_before: int = _top_event(conn)
+        self.events_before = _top_id(conn, "events")
         self.changed = False  # a suppression changed staged rows (their events are stale)
         self.suppressed = _suppressions(conn)
         self.forgotten = any(key.startswith(_HASHED) for key in self.suppressed)
@@ -163,8 +164,7 @@ class FinalRows:
         if now != self.suppressed:
             self._resuppress(conn, now)
             self.changed = True
-        top: int = conn.execute("SELECT coalesce(max(id), 0) FROM recipients").fetchone()[0]
-        return top - self.before
+        return _top_id(conn, "recipients") - self.before
 
     def _resuppress(self, conn: Connection, now: frozenset[str]) -> None:
         added, removed = now - self.suppressed, self.suppressed - now
@@ -204,14 +204,16 @@ class FinalRows:
             raise ValueError("a staged chunk's ids must follow one another")
         conn.execute(_STAGE_EVENTS, (self.events_before - self.before, self.now, first, last))
 
-    def events_stand(self, conn: Connection, shift: int) -> bool:
-        """Under the write lock, after ``bring_up_to_date``: whether the staged events are
-        still those the stored rows make (no id moved, no row changed, no event since)."""
-        return shift == 0 and not self.changed and _top_event(conn) == self.events_before
+    def events_stand(self, conn: Connection) -> bool:
+        """Under the write lock, after ``bring_up_to_date``, for rows copied with their ids
+        as staged: whether the staged events are still those the stored rows make (no row
+        changed, no event recorded since)."""
+        return not self.changed and _top_id(conn, "events") == self.events_before
 
 
-def _top_event(conn: Connection) -> int:
-    top: int = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+def _top_id(conn: Connection, table: str) -> int:
+    """The table's highest id, 0 when empty (``table`` is one of ours, never input)."""
+    top: int = conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
     return top
 
 

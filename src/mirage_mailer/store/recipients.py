@@ -330,7 +330,7 @@ class RecipientsMixin(StoreCore):
             shifted = shift != 0 or not rebuild
             conn.execute(final_rows.insert_sql(conn, shifted=shifted),
                          (shift,) if shifted else ())
-            if not shifted and final.events_stand(conn, shift):
+            if not shifted and final.events_stand(conn):
                 # the events staged beside the rows, copied as they are (final_rows.py)
                 conn.execute(f"INSERT INTO events SELECT * FROM {final_rows.EVENTS}")
             else:
@@ -405,8 +405,7 @@ class RecipientsMixin(StoreCore):
         """One ``queued`` event per row a first plan inserted (ids above ``before``)."""
         conn.execute(
             "INSERT INTO events (recipient_id, issue, email, kind, detail, at)"
-            " SELECT id, issue, email, 'queued', CASE WHEN status = 'pending'"
-            " THEN list_name ELSE status || coalesce(': ' || smtp_response, '') END, ?"
+            f" SELECT id, issue, email, 'queued', {final_rows.QUEUED_DETAIL}, ?"
             " FROM recipients WHERE id > ? ORDER BY id", (now, before))
 
     @staticmethod
