@@ -26,7 +26,7 @@ from mirage_mailer.project.yamlsrc import LineDict, check_keys, load_yaml_file
 from mirage_mailer.util.addresses import ascii_domain, parse_mailbox
 from mirage_mailer.util.database import Database, PostgresUrl, is_postgres, parse_postgres
 from mirage_mailer.util.errors import Collector, InputError, Problem, capped, display_path, shorten
-from mirage_mailer.util.langs import check_language
+from mirage_mailer.util.langs import check_language, normalise_language
 
 CONFIG_NAME = "mirage.yaml"
 PRESETS = ("amif-2014-2020", "eu-2021-2027-direct", "eu-2021-2027-shared", "custom")
@@ -382,6 +382,7 @@ def _load_project(sec: LineDict, path: Path, problems: Collector) -> Project:
         problems.add(path, s.line("language"), f"'project.language' {bad}",
                      "use an ISO 639-1 code such as en, fr or pt-BR")
         language = "en"  # the default: validate reads the issue with it, nothing is sent
+    language = normalise_language(language)  # EN, pt-br: as issues and lists read codes
     contact = s.text("contact") or ""
     if contact and not s.one_address("contact", contact, "give the one address readers can "
                                      "write to; a shared mailbox reaches several people"):
@@ -594,11 +595,16 @@ def _load_disclaimer(sec: LineDict, path: Path, problems: Collector,
         check_keys(entry, path, allowed={"statement", "text"}, required=set(),
                    problems=problems, where=f"disclaimer.translations.{lang}")
         ts = _Section(entry, path, f"disclaimer.translations.{lang}", problems)
-        translations[str(lang)] = DisclaimerText(
+        code = normalise_language(str(lang))  # FR, pt-br: the codes issues and lists use
+        if code in translations:
+            problems.add(path, line, f"disclaimer translation '{shorten(lang)}' repeats "
+                         f"'{code}'", "keep only one translation per language")
+            continue
+        translations[code] = DisclaimerText(
             statement=ts.text("statement", yes_no_is_text=True),
             text=_long_text(entry, "text", path, problems)
         )
-        if said := translations[str(lang)].statement:
+        if said := translations[code].statement:
             union_name(f"disclaimer.translations.{lang}.statement", said, str(lang),
                        entry.key_line("statement"))
     return DisclaimerConfig(preset=preset, authority=authority, statement=statement, text=text,
