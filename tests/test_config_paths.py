@@ -37,3 +37,16 @@ def test_tilde_in_templates_is_outside_the_project(project: Path, run_cli: RunCl
     result = run_cli("validate", SAMPLE_ISSUE, env={"HOME": str(tmp_path)})
     assert result.code == 2
     assert "'templates' '~/templates' is outside the project folder" in result.err
+
+
+def test_database_naming_a_folder_is_a_config_error_for_every_command(
+        project: Path, run_cli: RunCli) -> None:
+    """``database: .mirage`` (the state folder, not the file in it): ``send --dry-run`` said
+    "disk I/O error: check it" with exit 3 (a rerun resumes), ``validate`` passed."""
+    edit(project / "mirage.yaml", "  database: .mirage/tracking.sqlite", "  database: .mirage")
+    line = ("mirage.yaml:34: 'tracking.database' '.mirage' is a folder (name the database "
+            "file, e.g. .mirage/tracking.sqlite)")
+    for args in (("send", SAMPLE_ISSUE, "--dry-run"), ("validate", SAMPLE_ISSUE), ("run-due",)):
+        result = run_cli(*args)
+        assert result.code == 2, (args, result.err)
+        assert line in result.err.splitlines(), (args, result.err)

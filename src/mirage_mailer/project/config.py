@@ -666,7 +666,12 @@ def _database(s: _Section, path: Path, problems: Collector, root: Path) -> Datab
             problems.add(path, s.line("password_env"),
                          "'tracking.password_env' is only for a postgresql:// database",
                          "remove it, or set tracking.database to the server's URL")
-        return project_path(root, text)
+        database = project_path(root, text)
+        if database.is_dir():  # else each command met it differently, send --dry-run as "I/O"
+            problems.add(path, s.line("database"),
+                         f"'tracking.database' {shorten(text)!r} is a folder",
+                         "name the database file, e.g. .mirage/tracking.sqlite")
+        return database
     try:
         return parse_postgres(text, password_env)
     except ValueError as exc:
