@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -241,8 +242,17 @@ def _csv_header(handle: io.TextIOWrapper, path: Path) -> tuple[list[str], str]:
         raise InputError(Problem(display_path(path), 1, "CSV header line is longer than "
                                  f"{MAX_HEADER_CHARS:,} characters", "is this a list file?"))
     if not first.strip():
+        if first and handle.read(MAX_HEADER_CHARS).strip():  # blank lines above the header
+            raise InputError(Problem(display_path(path), 1, "the first line is blank, not the "
+                                     "header row", "delete the blank lines above the header "
+                                     "row: it must be the first line"))
         raise InputError(Problem(display_path(path), 1, "list is empty",
                                  "add a header row with an 'email' column"))
+    if re.fullmatch(r'"?sep=.?"?', first.strip(), re.IGNORECASE):  # Excel's delimiter hint
+        raise InputError(Problem(display_path(path), 1, f"the first line is Excel's "
+                                 f"'{first.strip().strip(chr(34))}' hint, not the header row",
+                                 "delete that line: the header row with an 'email' column "
+                                 "must be the first line"))
     delimiter = max((",", ";", "\t"), key=first.count)
     header = next(csv.reader([first], delimiter=delimiter), [])
     columns = [column_name(h) for h in header]
