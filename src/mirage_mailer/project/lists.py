@@ -443,6 +443,11 @@ def _iter_yaml(path: Path, list_name: str,
                         f"write one value after '{key}:', in quotes if it starts with [ or {{"))
                     break
                 column = column_name(str(key))
+                if column in entry_map:  # Email: and E-mail:, as a CSV header may not have
+                    yield RowProblem(str(entry.get("email", "")), list_name, Problem(
+                        where, entry.key_line(key), f"'{key}' names the '{column}' column "
+                        f"again (line {lines[column]})", "keep one of them"))
+                    break
                 entry_map[column] = "" if value is None else str(value)
                 lines[column] = entry.key_line(key)
             else:
