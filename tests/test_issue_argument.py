@@ -72,3 +72,14 @@ def test_a_link_between_issue_folders_is_still_that_issue(project: Path,
     result = run_cli("send", "issues/latest", "--dry-run")
     assert result.code == 0, result.err
     assert result.out.startswith(f"{ISSUE_ID}: dry run, nothing sent: would send 5 ")
+
+
+def test_an_unusable_folder_name_gets_the_whole_rule(project: Path, run_cli: RunCli) -> None:
+    """'-draft' has only letters and '-', so "use letters, digits, '.', '_' and '-' only"
+    was no way out; the rule's first character and length are said too."""
+    shutil.copytree(project / "issues/2021-10-partners-meeting", project / "issues/-draft")
+    result = run_cli("validate", "issues/-draft")
+    assert result.code == 2
+    assert ("issues/-draft: issue folder name '-draft' is not a usable issue id (rename the "
+            "folder: letters, digits, '.', '_' and '-' only, starting with a letter or digit, "
+            "at most 100 characters)") in result.err.splitlines(), result.err

@@ -156,7 +156,8 @@ def read_issue(issue_dir: Path, default_language: str, *,
                                  "give subject:, list: and articles:"))
     if not _ISSUE_ID.match(issue_dir.name):
         problems.add(issue_dir, None, f"issue folder name '{issue_dir.name}' is not a usable "
-                     "issue id", "use letters, digits, '.', '_' and '-' only")
+                     "issue id", "rename the folder: letters, digits, '.', '_' and '-' only, "
+                     "starting with a letter or digit, at most 100 characters")
     check_keys(data, path, allowed=_ISSUE_KEYS, required={"subject", "list", "articles"},
                problems=problems)
     if check_surrogates(data, path, problems, skip=frozenset({"subject", "preheader"})):
