@@ -50,3 +50,15 @@ def test_database_naming_a_folder_is_a_config_error_for_every_command(
         result = run_cli(*args)
         assert result.code == 2, (args, result.err)
         assert line in result.err.splitlines(), (args, result.err)
+
+
+def test_maildir_naming_a_file_is_a_config_error(project: Path, run_cli: RunCli) -> None:
+    """``maildir:`` at a file (or below one) can never be made: send said exit 3 ("rerun to
+    resume") and validate passed."""
+    edit(project / "mirage.yaml", "  url: maildir:outbox", "  url: maildir:mirage.yaml/out")
+    line = ("mirage.yaml:17: 'transport.url' 'maildir:mirage.yaml/out': mirage.yaml is a file, "
+            "not a folder (name a folder for the Maildir, e.g. maildir:outbox)")
+    for args in (("send", SAMPLE_ISSUE, "--yes"), ("validate", SAMPLE_ISSUE)):
+        result = run_cli(*args)
+        assert result.code == 2, (args, result.err)
+        assert line in result.err.splitlines(), (args, result.err)

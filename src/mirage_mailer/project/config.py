@@ -461,6 +461,10 @@ def _load_transport(sec: LineDict, path: Path, problems: Collector, root: Path) 
         pass
     elif scheme == "maildir" and rest:
         maildir = project_path(root, rest)
+        if file := _file_in_the_way(maildir):  # else send said exit 3: "a rerun resumes"
+            problems.add(path, s.line("url"), f"'transport.url' {shown!r}: "
+                         f"{display_path(file)} is a file, not a folder",
+                         "name a folder for the Maildir, e.g. maildir:outbox")
     elif scheme in ("smtp", "smtps"):
         try:
             parts = urlsplit(url)
@@ -548,6 +552,15 @@ def _tls_keys(s: _Section, path: Path, problems: Collector,
                      "give the PEM file of the CA that signed the relay's certificate, "
                      "relative to mirage.yaml")
     return ca_file, insecure
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The first existing path at or above ``folder`` when it is not a folder: no Maildir
+    can be made there, whatever a rerun does."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
 
 
 def _load_disclaimer(sec: LineDict, path: Path, problems: Collector,
