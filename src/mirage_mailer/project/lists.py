@@ -423,7 +423,8 @@ def list_fields(path: Path) -> set[str]:
 def column_name(header: str) -> str:
     """A column or key as written (``Email Address``, ``First Name``) -> the name used."""
     name = header.strip().lower().replace("-", "_").replace(" ", "_")
-    return {"e_mail": "email", "email_address": "email", "language": "lang"}.get(name, name)
+    return {"e_mail": "email", "email_address": "email", "e_mail_address": "email",  # Outlook
+            "language": "lang"}.get(name, name)
 
 
 def _iter_yaml(path: Path, list_name: str,

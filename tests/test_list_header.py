@@ -1,6 +1,6 @@
-"""A CSV list whose first line is not the header says what that line is: blank lines above
-the header were reported as "list is empty", and Excel's ``sep=;`` hint line as a header
-without an 'email' column."""
+"""A CSV list's header row as spreadsheets and mail tools write it. A first line that is not
+the header is named for what it is: blank lines above the header were reported as "list is
+empty", and Excel's ``sep=;`` hint line as a header without an 'email' column."""
 
 from __future__ import annotations
 
@@ -32,3 +32,13 @@ def test_first_line_that_is_not_the_header(project: Path, run_cli: RunCli, data:
     result = run_cli("validate", SAMPLE_ISSUE)
     assert result.code == 2
     assert line in result.err.splitlines(), result.err
+
+
+def test_outlook_contacts_export_header_is_read(project: Path, run_cli: RunCli) -> None:
+    """Outlook's contacts export names the address column 'E-mail Address'; 'E-mail' and
+    'Email Address' were read, that one was refused as a header without an email column."""
+    (project / LIST).write_bytes(b'"First Name","Last Name","E-mail Address","Language"\r\n'
+                                 b'"Jean","Dupont","jean@example.org","fr"\r\n')
+    result = run_cli("send", SAMPLE_ISSUE, "--dry-run")
+    assert result.code == 0, result.err
+    assert "would send 1 (fr: 1)" in result.out
