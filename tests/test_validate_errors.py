@@ -105,6 +105,11 @@ CASES = [
         "which the issue's title does not run: every reader would get it as written (write "
         "the text itself; personal words belong in the templates (templates/newsletter.html.j2"
         " and .txt.j2))", id="title-template-syntax"),
+    pytest.param(  # copied from the last issue: the article went out twice in one newsletter
+        f"{SAMPLE_ISSUE}/issue.yaml", "  - online-trainings.md",
+        "  - online-trainings.md\n  - ./partners-meeting.md",
+        f"{SAMPLE_ISSUE}/issue.yaml:16: article './partners-meeting.md' is listed twice, also "
+        "at line 14 (delete one of the two lines)", id="article-listed-twice"),
 ]
 
 

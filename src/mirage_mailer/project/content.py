@@ -191,6 +191,7 @@ def read_issue(issue_dir: Path, default_language: str, *,
         problems.add(path, data.key_line("articles"), f"{len(files):,} articles; an issue "
                      f"holds at most {MAX_ARTICLES}", "split it into several issues")
     elif isinstance(files, LineList):
+        listed: dict[Path, int] = {}  # article -> its line: one listed twice shows twice
         for index, name in enumerate(files):
             line = files.item_line(index)
             if not isinstance(name, str) or not name.endswith(".md"):
@@ -211,6 +212,11 @@ def read_issue(issue_dir: Path, default_language: str, *,
                              f"create {shorten(display_path(article_path), 200)} or fix the "
                              "name")
                 continue
+            if article_path in listed:
+                problems.add(path, line, f"article '{shorten(name)}' is listed twice, also at "
+                             f"line {listed[article_path]}", "delete one of the two lines")
+                continue
+            listed[article_path] = line
             article = _load_article(article_path, default_language, problems)
             if article is None:
                 continue
