@@ -86,6 +86,8 @@ def test_url_and_relays_together_are_refused(project: Path) -> None:
      "sets only one of username_env and password_env"),
     ("- weight: 2", "weight: 2", "missing required key 'transport.relays[1].url'"),
     ("- smtp://a.example.org", "smtp://a", "'transport.relays[1]' must be a mapping"),
+    ("- url: smtp://a.example.org:0", ":0",  # went to port 587 unsaid
+     "'transport.relays[1].url' 'smtp://a.example.org:0' is not a usable SMTP URL"),
 ])
 def test_each_relay_mistake_is_one_line_at_its_line(project: Path, entry: str, needle: str,
                                                       said: str) -> None:
@@ -110,3 +112,12 @@ def test_relays_as_a_whole_are_checked(project: Path, body: str, said: str) -> N
     config = with_transport(project, body)
     found = problems(config)
     assert any(said in p and "mirage.yaml:" in p for p in found), found
+
+
+@pytest.mark.parametrize("url", ["smtp://a.example.org:0", "smtps://a.example.org:0"])
+def test_port_zero_is_refused_not_taken_for_the_default(project: Path, url: str) -> None:
+    config = with_transport(project, f"  url: {url}\n")
+    [problem] = problems(config)
+    assert problem.endswith(f"mirage.yaml:{line_of(config, url)}: 'transport.url' '{url}' is "
+                            "not a usable SMTP URL (write smtp://host:port or "
+                            "smtps://host:port)")

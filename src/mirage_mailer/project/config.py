@@ -20,7 +20,13 @@ from mirage_mailer.project.config_checks import MAX_TEXT, has_userinfo, redact, 
 from mirage_mailer.project.config_checks import Section as _Section
 from mirage_mailer.project.eu_names import RULE, statement_problem
 from mirage_mailer.project.paths import project_path, written_path
-from mirage_mailer.project.relay_config import Relay, RelayDefaults, load_relays, relay_lines
+from mirage_mailer.project.relay_config import (
+    Relay,
+    RelayDefaults,
+    default_port,
+    load_relays,
+    relay_lines,
+)
 from mirage_mailer.project.signup_lists import read_signup_lists
 from mirage_mailer.project.yamlsrc import LineDict, check_keys, load_yaml_file
 from mirage_mailer.util.addresses import ascii_domain, parse_mailbox
@@ -468,10 +474,10 @@ def _load_transport(sec: LineDict, path: Path, problems: Collector, root: Path) 
     elif scheme in ("smtp", "smtps"):
         try:
             parts = urlsplit(url)
-            host, port = parts.hostname or "", parts.port or (465 if scheme == "smtps" else 587)
+            host, port = parts.hostname or "", default_port(scheme, parts.port)
         except ValueError:
             host = ""
-        if not host:
+        if not host or not port:
             problems.add(path, s.line("url"),
                          f"'transport.url' {shown!r} is not a usable SMTP URL",
                          "write smtp://host:port or smtps://host:port")

@@ -60,6 +60,12 @@ class RelayDefaults:
     rate_per_hour: float | None
 
 
+def default_port(scheme: str, port: int | None) -> int:
+    """The port a URL names, else its scheme's (465 for smtps, 587 for smtp); a written 0
+    stays 0 for the caller to refuse, where ``port or 587`` quietly went to 587."""
+    return (465 if scheme == "smtps" else 587) if port is None else port
+
+
 def smtp_endpoint(url: str, key: str, line: int, path: Path,
                   problems: Collector) -> tuple[str, str, int]:
     """(scheme, host, port) of an smtp:// or smtps:// URL; a problem at ``line`` otherwise."""
@@ -79,10 +85,10 @@ def smtp_endpoint(url: str, key: str, line: int, path: Path,
         return scheme, "", 0
     try:
         parts = urlsplit(url)
-        host, port = parts.hostname or "", parts.port or (465 if scheme == "smtps" else 587)
+        host, port = parts.hostname or "", default_port(scheme, parts.port)
     except ValueError:
         host, port = "", 0
-    if not host:
+    if not host or not port:
         problems.add(path, line, f"'{key}' {shown!r} is not a usable SMTP URL",
                      "write smtp://host:port or smtps://host:port")
     return scheme, host, port
