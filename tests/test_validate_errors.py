@@ -86,6 +86,11 @@ CASES = [
         f"{SAMPLE_ISSUE}/issue.yaml", "list: subscribers", "list: members",
         f"{SAMPLE_ISSUE}/issue.yaml:12: list 'members' not found (create lists/members.csv or "
         ".yaml, or fix the name)", id="missing-list"),
+    pytest.param(  # the fix said was "create lists/subscribers.csv.csv"
+        f"{SAMPLE_ISSUE}/issue.yaml", "list: subscribers", "list: subscribers.csv",
+        f"{SAMPLE_ISSUE}/issue.yaml:12: list 'subscribers.csv' is a file name, not a list name "
+        "(give the list's name without the extension: 'subscribers' for "
+        "lists/subscribers.csv)", id="list-with-extension"),
     pytest.param(
         f"{SAMPLE_ISSUE}/issue.yaml", "# send_at: 2021-10-29T09:00:00+02:00",
         "send_at: 2021-10-29 09:00",

@@ -88,6 +88,14 @@ def find_list(lists_dir: Path, name: str, *, origin: Path, line: int | None) -> 
     if broken is not None:  # "create lists/x.csv" would write through the link
         said, hint = broken
         raise InputError(Problem(display_path(origin), line, f"list '{shown}': {said}", hint))
+    stem, suffix = os.path.splitext(name)
+    if suffix.lower() in LIST_SUFFIXES:  # else the fix said was "create lists/x.csv.csv"
+        files = _list_files(lists_dir, stem)
+        raise InputError(Problem(
+            display_path(origin), line, f"list '{shown}' is a file name, not a list name",
+            f"give the list's name without the extension: '{shorten(stem)}'"
+            + (f" for {display_path(files[0])}" if files else
+               f", and create {display_path(lists_dir / stem)}.csv or .yaml")))
     raise InputError(
         Problem(display_path(origin), line, f"list '{shown}' not found",
                 f"create {display_path(lists_dir / name)}.csv or .yaml, or fix the name")
