@@ -399,6 +399,8 @@ def send_test(prep: Preparation, addresses: tuple[str, ...],
     def on_result(result: Result) -> None:
         if result.final:
             _count(outcome.this_run, result)
+            if result.outcome is not Outcome.SENT:  # nothing is recorded: say it here
+                outcome.this_run.notes.append(_test_copy_note(result))
             if progress:
                 progress(outcome.this_run)
 
@@ -410,6 +412,15 @@ def send_test(prep: Preparation, addresses: tuple[str, ...],
     outcome.to_send = len(people)
     outcome.per_language[lang] = len(people)
     return outcome
+
+
+def _test_copy_note(result: Result) -> str:
+    """Why a test copy did not go: its reply is kept nowhere else (no report row)."""
+    what = {Outcome.FAILED: "refused",
+            Outcome.UNKNOWN: "no reply after the message was sent (it may have arrived)"
+            }.get(result.outcome, "deferred (send the test copy again later)")
+    said = " ".join(part for part in (str(result.code or ""), result.response) if part)
+    return f"test copy to {result.envelope.recipient}: {what}" + (f": {said}" if said else "")
 
 
 def _count(totals: Progress, result: Result) -> None:
