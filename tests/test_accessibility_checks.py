@@ -153,6 +153,26 @@ def test_an_untranslated_article_keeps_its_own_language(project: Path, run_cli: 
         "init' writes it)"]
 
 
+def test_the_same_words_earlier_in_a_translated_article_are_not_the_untranslated_one(
+        project: Path, run_cli: RunCli) -> None:
+    """A French article with a heading "Agenda" above an untranslated English article titled
+    "Agenda": the check took the heading for the title and refused the untouched sample
+    template (exit 2, nothing sent)."""
+    issue = project / SAMPLE_ISSUE
+    (issue / "online-trainings.fr.md").unlink()
+    edit(issue / "online-trainings.md", "title: Training materials now free to reuse",
+         "title: Agenda")
+    with (issue / "partners-meeting.fr.md").open("a", encoding="utf-8") as handle:
+        handle.write("\n## Agenda\n\nLa suite pour les partenaires.\n")
+    result = run_cli("validate", SAMPLE_ISSUE)
+    assert result.code == 0, result.err
+    template = project / HTML
+    edit(template, '<div class="article" lang="{{ article.lang }}"', '<div class="article"')
+    broken = run_cli("validate", SAMPLE_ISSUE)
+    assert broken.code == 2
+    assert "the untranslated article 'Agenda' is in 'en'" in broken.err
+
+
 def test_a_disclaimer_in_another_language_says_so(project: Path, run_cli: RunCli) -> None:
     partial = project / PARTIAL
     edit(partial, ' lang="{{ disclaimer.lang }}"', "")

@@ -137,7 +137,9 @@ def _part_languages(shown: list[tuple[HtmlElement, str]], lang: str, parts: list
         if element is None:
             continue  # the template does not show it: nothing to label
         found = _lang_of(element) or ""
-        if _base(found) != _base(part.lang):
+        if _base(found) != _base(part.lang) and not any(  # the same words elsewhere first (a
+                _base(_lang_of(el) or "") == _base(part.lang)  # translated "## Agenda"): fine
+                for el, own in shown if own == " ".join(part.text.split())):
             problems.append(_problem(
                 sources.find(part.needle),
                 f"the {part.what} is in '{part.lang}' but the {lang} newsletter marks it as "
