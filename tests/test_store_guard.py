@@ -142,3 +142,21 @@ def test_a_store_from_before_the_marker_is_still_protected(sent: Path, run_cli: 
     result = run_cli("send", SAMPLE_ISSUE, "--yes")
     assert_refused(result.code, result.err, "--new-store")
     assert outbox_count(sent) == 5
+
+
+def test_a_store_damaged_near_its_schema_is_said_damaged_by_report(sent: Path,
+                                                                    run_cli: RunCli) -> None:
+    """Garbage on page 2 made the store's upgrade check fail with an ordinary error ("table
+    issues_as_sent already exists"), so report and unsubscribe said "check tracking.database"
+    while send said "damaged": the same file, told two ways, one of them no help."""
+    path = sent / DB
+    for suffix in ("-wal", "-shm"):  # the send checkpointed: the file holds everything
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    data = bytearray(path.read_bytes())
+    data[5000:8000] = b"\xff" * 3000
+    path.write_bytes(bytes(data))
+    for args in (("report",), ("report", SAMPLE_ISSUE, "--format", "json"),
+                 ("unsubscribe", "someone@example.org"), ("send", SAMPLE_ISSUE, "--yes")):
+        result = run_cli(*args)
+        assert_refused(result.code, result.err, "damaged")
+    assert outbox_count(sent) == 5

@@ -61,6 +61,23 @@ def damaged_error(path: Path, exc: BaseException) -> StoreError:
                               f"the tracking database is damaged ({exc})", DAMAGED_HINT))
 
 
+def _damage_found(path: Path) -> str | None:
+    """What ``quick_check`` finds wrong in the file, or None: a damaged page can make a
+    migration fail with an ordinary error ("table ... already exists"), whose fix "check
+    tracking.database" would send the officer the wrong way."""
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            row = conn.execute("PRAGMA quick_check(1)").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return str(exc) if is_damage(exc) else None
+    found = str(row[0]) if row else "?"
+    return None if found == "ok" else " ".join(found.split()).replace(
+        "*** in database main *** ", "")
+
+
 def is_damage(exc: sqlite3.Error) -> bool:
     return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _DAMAGED
 
@@ -371,6 +388,8 @@ class StoreCore:
                     display_path(self.path), None, f"cannot write to the tracking database: "
                     f"{exc}", "free space on that disk, or make the folder writable by this "
                     "user; a rerun resumes where this one stopped")) from None
+            if found := _damage_found(self.path):  # a half-read schema: "already exists"
+                raise damaged_error(self.path, RuntimeError(found)) from None
             raise self._error(f"cannot use the tracking database: {exc}") from exc
         except BaseException:
             conn.close()
