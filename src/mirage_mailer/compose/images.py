@@ -19,13 +19,14 @@ from email.message import MIMEPart
 from pathlib import Path
 
 from mirage_mailer.project.content import Article
-from mirage_mailer.project.image_files import FIX, sniff
+from mirage_mailer.project.image_files import FIX, NotAnImage, check_image, sniff
 from mirage_mailer.project.image_refs import REMOTE, find_image, written_name
 from mirage_mailer.util.errors import Collector, InputError, Problem, display_path, shorten
 
 _IMG_SRC = re.compile(r'(<img\b[^>]*?\ssrc=")([^"]*)(")')  # anywhere in the cleaned tag
 _NOT_ID = re.compile(r"[^A-Za-z0-9]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # cid:, https:, data: ...: not a file
 
 
 @dataclass(frozen=True)
@@ -104,3 +105,50 @@ def _line_of(article: Article, *needles: str) -> int:
         if index >= 0:
             return article.body_line + article.body[:index].count("\n")
     return article.body_line
+
+
+def embed_template_images(html: str, templates: Path,
+                          images: dict[Path, InlineImage]) -> tuple[str, list[Problem]]:
+    """A relative ``<img src>`` the templates write (a logo in templates/) becomes a CID part,
+    as an article's image does: mail has no base URL, so such an image reached every reader
+    broken while validate passed. Its file must be a real image inside templates/."""
+    problems: list[Problem] = []
+
+    def replace(match: re.Match[str]) -> str:
+        src = match.group(2)
+        if not src.strip() or _SCHEME.match(src) or "__MM_" in src:  # slots: per reader
+            return match.group(0)
+        name = written_name(src)
+        where, line = _template_line(templates, src, name)
+        path = find_image(templates, src)
+        if path is None:
+            problems.append(Problem(where, line, f"image '{shorten(name, 200)}' not found in "
+                                    f"{display_path(templates)}/", "put the image file in "
+                                    "that folder and give its name, or give its full "
+                                    "https:// address"))
+            return match.group(0)
+        try:
+            check_image(path)
+            return f"{match.group(1)}{inline_image(path, images)}{match.group(3)}"
+        except NotAnImage as exc:
+            problems.append(Problem(where, line, f"image '{shorten(name, 200)}' {exc.reason}",
+                                    exc.hint))
+        except InputError as exc:
+            problems.extend(exc.problems)
+        return match.group(0)
+
+    return _IMG_SRC.sub(replace, html), problems
+
+
+def _template_line(templates: Path, *needles: str) -> tuple[str, int | None]:
+    """The template file and line that write an image address (the main one if none)."""
+    main = templates / "newsletter.html.j2"
+    for path in (main, *sorted(templates.glob("**/*.j2"))):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        for needle in needles:
+            if (index := text.find(needle)) >= 0:
+                return display_path(path), text[:index].count("\n") + 1
+    return display_path(main), None

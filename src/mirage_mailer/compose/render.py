@@ -47,7 +47,12 @@ from mirage_mailer.compose.disclaimer import (
 )
 from mirage_mailer.compose.fragments import LanguageFragments, bind_fragments, default_filter
 from mirage_mailer.compose.image_width import outlook_widths
-from mirage_mailer.compose.images import InlineImage, embed_body_images, inline_image
+from mirage_mailer.compose.images import (
+    InlineImage,
+    embed_body_images,
+    embed_template_images,
+    inline_image,
+)
 from mirage_mailer.compose.sandbox import BoundedSandbox, template_frame, template_problem
 from mirage_mailer.compose.slots import MirageUndefined, RecipientSlots, slot
 from mirage_mailer.compose.strings import strings_for
@@ -419,6 +424,9 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
         raise InputError(Problem(display_path(settings.templates / HTML_TEMPLATE), None,
                                  "the HTML template renders no HTML",
                                  "restore it from 'mirage-mailer init'"))
+    html, missing = embed_template_images(html, settings.templates, images)
+    if missing:
+        raise InputError(missing)
     try:
         html = inline_css(html)
     except Exception as exc:  # cssutils raises TypeError and others on malformed CSS
