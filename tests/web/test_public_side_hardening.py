@@ -149,6 +149,17 @@ def test_a_raw_line_break_is_refused_as_an_encoded_one_is(web_project: Path) -> 
     assert row["name"] == "Ana Maria"
 
 
+def test_an_address_with_an_unclosed_encoded_word_is_refused(web_project: Path) -> None:
+    """``=`` and ``?`` are allowed in an address, and Python's email parser decodes
+    ``=?utf-8?q?=0A...`` even without its closing ``?=``: such an address was taken and the
+    confirmation's To header read, in a reader, as a line feed followed by a Bcc line."""
+    with client_for(web_project) as http:
+        refused = _post_sign_up(http, email_address="=?utf-8?q?=0ABcc=3A=20a=40e.x@example.org")
+        assert refused.status_code == 400
+        assert 'aria-describedby="email-error"' in refused.text
+    assert _raw_messages(web_project) == []
+
+
 def test_the_confirmation_mail_builder_takes_no_name(web_project: Path) -> None:
     """Defence in depth: the builder has no way to carry a name that skipped the form's check
     (audit 11d: nothing the visitor typed but the address reaches the mail)."""
