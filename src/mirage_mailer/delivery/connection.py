@@ -328,7 +328,7 @@ class Connection:
                 start = await smtp.execute_command(b"DATA")
                 if start.code != 354:
                     raise aiosmtplib.SMTPDataError(start.code, start.message)
-                reply = await self._body(smtp, wire or wire_format(data))
+                reply = await self._body(smtp, wire or wire_format(data), at)
         except pipelining.Refused as refused:
             return await self._refused(refused.stage, refused.code, refused.message,
                                        waits_for_body=refused.in_data)
@@ -354,24 +354,22 @@ class Connection:
             self.last_used = time.monotonic()
         return Attempt(Verdict.SENT, reply.code, reply.message)
 
-    async def _body(self, smtp: aiosmtplib.SMTP, wire: bytes) -> aiosmtplib.SMTPResponse:
-        """After the 354: the body in wire format (``wire_format``), written in one piece
-        through aiosmtplib's protocol; raises as ``smtp.data()`` does. ``_dot_written`` is set
-        once the write that ends with the final dot has been accepted by the transport: from
-        then on the server may have the whole message."""
-        protocol = smtp.protocol
-        if protocol is None:
-            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    async def _body(self, smtp: aiosmtplib.SMTP, wire: bytes,
+                    at: Callable[[str], None]) -> aiosmtplib.SMTPResponse:
+        """After the 354: the body in wire format (``wire_format``), and the reply read as
+        a pipelined transaction reads it (``pipelining.body``); raises as ``smtp.data()``
+        does. ``at("DOT")`` once the write that ends with the final dot has been accepted
+        by the transport: from then on the server may have the whole message."""
         try:
-            protocol.write(wire)  # raises, writing nothing, on a link already closing
-            self._dot_written = True
-            reply = await protocol.read_response(timeout=self.settings.timeout)
+            done = await pipelining.body(smtp, wire, self.settings.timeout, at)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
             smtp.close()  # as smtp.data() does: a half-read reply must not pair with the next
             raise
-        if reply.code != 250:
-            raise aiosmtplib.SMTPDataError(reply.code, reply.message)
-        return reply
+        if done.reply.code != 250:
+            raise aiosmtplib.SMTPDataError(done.reply.code, done.reply.message)
+        if not done.in_step:  # more lines than commands: never pair them with the next
+            self.drop()
+        return done.reply
 
     async def _refused(self, stage: str, code: int, text: str, *,
                        waits_for_body: bool = False) -> Attempt:
