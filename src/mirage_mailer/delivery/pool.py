@@ -145,7 +145,8 @@ class SmtpRun:
         failures = 0
         while not self.queue.stopping:
             try:
-                await conn.open()
+                if not await self._open(conn):
+                    return False
             except ConnectFailure as failure:
                 if failure.fatal:
                     self._abort_with(failure)
@@ -162,6 +163,34 @@ class SmtpRun:
                 self._note_auth(conn)
                 return True
         return False
+
+    async def _open(self, conn: Connection) -> bool:
+        """``conn.open()``; False, the half-open link dropped, when the run stops meanwhile.
+        Nothing is on a link before its greeting and EHLO: a stop (Ctrl-C, SIGTERM, another
+        link's abort) must not wait out a silent or unreachable relay's timeout for it.
+        Raises ``ConnectFailure`` as ``open`` does."""
+        assert self.queue is not None
+        queue = self.queue
+        opening = asyncio.ensure_future(conn.open())
+
+        async def stopped() -> None:
+            while await queue.sleep(3600.0):
+                pass
+
+        watch = asyncio.ensure_future(stopped())
+        try:
+            await asyncio.wait((opening, watch), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watch.cancel()
+            if not opening.done():  # stopped, or this worker itself cancelled
+                opening.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectFailure):
+                    await opening
+                conn.drop()
+        if opening.cancelled():
+            return False
+        opening.result()  # its ConnectFailure, if it failed
+        return True
 
     def _note_auth(self, conn: Connection) -> None:
         """The relay offers AUTH and this run has no login: said once, before the first
