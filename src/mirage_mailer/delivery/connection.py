@@ -31,6 +31,7 @@ from mirage_mailer.delivery.classify import Verdict, classify, fits, unfit_words
 from mirage_mailer.delivery.tls import certificate_problem
 from mirage_mailer.delivery.wire import wire_format
 from mirage_mailer.util.addresses import ascii_address, is_plain_address
+from mirage_mailer.util.errors import shorten
 from mirage_mailer.util.visible import visible
 
 
@@ -68,6 +69,11 @@ class ConnectFailure(Exception):
         self.hint = hint
 
 
+# Characters of a relay's reply an attempt keeps: RFC 5321 allows 512 octets a reply line,
+# and a refusal worth reading fits in two.
+KEPT_REPLY = 1000
+
+
 @dataclass(frozen=True)
 class Attempt:
     """What one transmission came to."""
@@ -83,8 +89,9 @@ class Attempt:
         if not self.response.isascii():
             object.__setattr__(self, "response", self.response.encode(
                 "utf-8", "surrogateescape").decode("utf-8", "replace"))
-        # the relay's words are stored and printed: one line, no terminal escapes
-        object.__setattr__(self, "response", visible(self.response))
+        # the relay's words are stored and printed: one line, no terminal escapes, and no
+        # longer than a few reply lines (a relay's 60 KB would go into every row and event)
+        object.__setattr__(self, "response", shorten(visible(self.response), KEPT_REPLY))
 
 
 def plaintext_auth_refusal() -> ConnectFailure:
