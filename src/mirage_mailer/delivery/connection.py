@@ -27,7 +27,13 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from mirage_mailer.delivery import pipelining
-from mirage_mailer.delivery.classify import Verdict, classify, fits, unfit_words
+from mirage_mailer.delivery.classify import (
+    Verdict,
+    classify,
+    ends_session,
+    fits,
+    unfit_words,
+)
 from mirage_mailer.delivery.tls import certificate_problem
 from mirage_mailer.delivery.wire import wire_format
 from mirage_mailer.util.addresses import ascii_address, is_plain_address
@@ -382,12 +388,14 @@ class Connection:
                        waits_for_body: bool = False) -> Attempt:
         """Any reply but the one hoped for at ``stage`` (DOT: the end of DATA). A clear
         refusal is classified and the link reset for the next message, or dropped when the
-        server waits for a body; a reply that does not fit means the link is out of step."""
+        server waits for a body or has ended the session (``ends_session``: a relay that
+        says 421 and keeps the link open would refuse every later message on it); a reply
+        that does not fit means the link is out of step."""
         if not fits(stage, code):
             self.drop()
             return Attempt(classify(stage, code, text), None, unfit_words(stage, code, text),
                            stage)
-        if waits_for_body:  # a 354 after a refusal: abort the transaction by hanging up
+        if waits_for_body or ends_session(code, text):  # waits for a body, or is over
             self.drop()
         else:
             await self._reset()
