@@ -79,6 +79,9 @@ class SmtpRun:
         self.attempts = self.connections = self.throttled = 0
         self.bursts = BurstDetector()  # 4xx across many recipients at once: pace, unsaid
         self.refusals = MessageRefusals()  # the same 5xx after DATA to all: the message's
+        # the relay throttles at the end of DATA: a 354 is no sign it accepts the message,
+        # so the pacer hears of a success at the 250 to the end of DATA, not at the 354
+        self.paced_at_dot = False
 
     async def run(self, envelopes: Iterator[Envelope], *,
                   lane: Queue | None = None) -> DeliveryStats:
@@ -261,8 +264,11 @@ class SmtpRun:
         job.attempts += 1
         self.attempts += 1
         attempt = await conn.send(envelope.sender, envelope.recipient, envelope.data,
-                                  self.pacer.success, wired=envelope.wired)
+                                  None if self.paced_at_dot else self.pacer.success,
+                                  wired=envelope.wired)
         if attempt.verdict is Verdict.SENT:
+            if self.paced_at_dot:
+                self.pacer.success()
             self.sent += 1
             self.last_progress = self.queue.clock()
             self.bursts.success(self.last_progress)
@@ -395,6 +401,8 @@ class SmtpRun:
         if throttle:
             self.throttled += 1
             self.pacer.throttled()
+            if attempt.stage == "DOT":  # its limiter counts at the end of DATA, not at RCPT
+                self.paced_at_dot = True
         if (throttle and self.pacer.accepting()
                 and job.free_retries < self.policy.free_throttle_retries):
             job.free_retries += 1
