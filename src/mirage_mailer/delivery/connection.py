@@ -7,10 +7,12 @@ network faults or server refusals: every outcome comes back as an ``Attempt``.
 The connection knows exactly whether the final ``.`` of DATA has been written: a fault before
 it is transient (the server cannot have the message), a fault after it and before the reply is
 ``UNKNOWN`` (the server may have queued it; RFC 5321 section 6.1), never retried automatically.
-So is a reply to the end of DATA that is no clear answer (not SMTP, or not 250/4xx/5xx). A reply
-that does not fit its command (250 where 354 is due), or lines that no command asked for, mean
-the link is out of step: it is dropped, and only a 250 to the end of DATA ever counts as sent.
-Relay text is made ``visible`` (one line, control characters escaped) before anyone keeps it.
+So is a reply to the end of DATA that is no clear answer (not SMTP, lines of mixed codes, or
+not 250/4xx/5xx). A reply that does not fit its command (250 where 354 is due), or lines that
+no command asked for, mean the link is out of step: it is dropped, and only a 250 to the end of
+DATA ever counts as sent. After 421 (or 452 4.5.3) the link is dropped too: the relay has
+ended the session, whether or not it hung up. Relay text is made ``visible`` (one line,
+control characters escaped) and cut to ``KEPT_REPLY`` characters before anyone keeps it.
 """
 
 from __future__ import annotations
