@@ -105,10 +105,23 @@ def test_an_issue_subject_with_a_hidden_line_break_is_a_fatal_error(project: Pat
     "=?utf-8?q?=C2=85?=",  # U+0085 NEXT LINE
     "=?utf-8?q?=3D=3Futf-8=3Fq=3F=0A=3F=3D?=",  # nested encoded word
     "=?utf-8?b?A?=",  # cannot be decoded
+    # No closing ?=: Python's email parser (policy.default) still decodes a word whose text
+    # starts with an =XX escape, up to the end of the header
+    "=?utf-8?q?=0A", "=?utf-8?q?=0ABcc=3A=20a=40e.x@example.org", "x =?utf-8?Q?=0d=0a",
     "plain\r\ntext", "tab\x0bhere",
 ])
 def test_values_hiding_a_line_break_are_refused(value: str) -> None:
     assert header_problem(value) is not None
+
+
+def test_an_unclosed_encoded_word_is_decoded_by_readers_so_it_is_refused() -> None:
+    """The address passes every syntax check (``=`` and ``?`` are atext), and the header that
+    carries it holds no raw break, yet a reader's parser makes a line feed of it."""
+    address = "=?utf-8?q?=0ABcc=3A=20a=40e.x@example.org"
+    raw = mailbox_header("To", None, address) + b"Subject: hi\n\nbody\n"
+    with pytest.raises(ValueError, match="CR or LF"):
+        str(parse(raw)["To"])  # what a reader on Python's email package meets
+    assert header_problem(address) is not None
 
 
 @pytest.mark.parametrize("value", [

@@ -87,6 +87,16 @@ class Recorder:
         return {k for k, r in self.final().items() if r.outcome is outcome}
 
 
+def resolved_after_abort(rec: Recorder) -> None:
+    """Every envelope handed out has its final word: its attempt's, or, taken by a link
+    still opening when the run was aborted, "not attempted" (never sent after the abort)."""
+    attempted = {e.key for e in rec.attempts}
+    finals = rec.final()
+    assert attempted <= set(finals)
+    for key, result in finals.items():
+        assert key in attempted or result.response == "not attempted: delivery aborted", result
+
+
 @dataclass
 class Run:
     rec: Recorder

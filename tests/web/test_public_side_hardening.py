@@ -149,6 +149,17 @@ def test_a_raw_line_break_is_refused_as_an_encoded_one_is(web_project: Path) -> 
     assert row["name"] == "Ana Maria"
 
 
+def test_an_address_with_an_unclosed_encoded_word_is_refused(web_project: Path) -> None:
+    """``=`` and ``?`` are allowed in an address, and Python's email parser decodes
+    ``=?utf-8?q?=0A...`` even without its closing ``?=``: such an address was taken and the
+    confirmation's To header read, in a reader, as a line feed followed by a Bcc line."""
+    with client_for(web_project) as http:
+        refused = _post_sign_up(http, email_address="=?utf-8?q?=0ABcc=3A=20a=40e.x@example.org")
+        assert refused.status_code == 400
+        assert 'aria-describedby="email-error"' in refused.text
+    assert _raw_messages(web_project) == []
+
+
 def test_the_confirmation_mail_builder_takes_no_name(web_project: Path) -> None:
     """Defence in depth: the builder has no way to carry a name that skipped the form's check
     (audit 11d: nothing the visitor typed but the address reaches the mail)."""
@@ -258,6 +269,67 @@ def test_a_scanner_cannot_resubscribe_someone_but_the_person_can(web_project: Pa
         events = store.export(VICTIM)["events"]
     resubscribed = [e for e in events if e["kind"] == "resubscribed"]
     assert len(resubscribed) == 1 and resubscribed[0]["at"]
+
+
+def _confirm_link(project: Path, address: str) -> str:
+    mails = [m for m in outbox(project) if address in str(m["To"])]
+    [link] = re.findall(rf"{re.escape(BASE)}(/confirm/\S+)", part(mails[-1], "plain"))
+    return link
+
+
+def _press(client: TestClient, link: str) -> httpx.Response:
+    page = client.get(link)
+    if page.status_code != 200:
+        return page
+    return client.post(link, data={"csrf": csrf_of(page.text)}, headers={"Origin": BASE})
+
+
+def test_an_old_confirmation_link_cannot_undo_a_later_unsubscription(web_project: Path) -> None:
+    """The confirmation link was the same for every sign-up of one address: whoever once saw
+    it (a forwarded mail, a shared mailbox) could post the address of someone who had since
+    unsubscribed, press the old link's button and lift the suppression. Only the link mailed
+    for the sign-up that is waiting now confirms it; the person's own new link still does."""
+    with client_for(web_project) as client:
+        assert _post_sign_up(client, email_address=VICTIM).status_code == 200
+        old = _confirm_link(web_project, VICTIM)
+        assert _press(client, old).status_code == 200
+        with store_of(web_project) as store:
+            store.suppress(VICTIM, source="web", reason="link in issue 1")
+        assert _press(client, old).status_code == 200  # still suppressed: nothing lifted
+        with store_of(web_project) as store:
+            assert store.is_suppressed(VICTIM)
+        # a stranger posts her address (a new mail goes to her), then presses the old link
+        assert _post_sign_up(client, email_address=VICTIM).status_code == 200
+        new = _confirm_link(web_project, VICTIM)
+        assert new != old
+        before = _state(web_project)
+        for refused in (client.get(old), _press(client, old)):
+            assert refused.status_code == 400
+            assert "does not match a sign-up" in refused.text
+        assert _state(web_project) == before
+        with store_of(web_project) as store:
+            assert store.is_suppressed(VICTIM)
+        # the person's own link of this sign-up: her consent, which lifts the suppression
+        pressed = _press(client, new)
+        assert pressed.status_code == 200 and "Your confirmation ends that" in pressed.text
+    with store_of(web_project) as store:
+        assert not store.is_suppressed(VICTIM)
+
+
+def test_a_link_mailed_before_links_carried_the_sign_ups_time(web_project: Path) -> None:
+    """Links already mailed (scope: the list alone) confirm as before, but for a pending
+    sign-up of an address that unsubscribed: that one only the newest link confirms."""
+    legacy = "/confirm/" + signer_of(web_project).make("confirm", "subscribers", VICTIM)
+    with client_for(web_project) as client:
+        assert _post_sign_up(client, email_address=VICTIM).status_code == 200
+        assert _press(client, legacy).status_code == 200
+        with store_of(web_project) as store:
+            assert store.export(VICTIM)["subscriptions"][0]["status"] == "confirmed"
+            store.suppress(VICTIM, source="web", reason="link in issue 1")
+        assert _post_sign_up(client, email_address=VICTIM).status_code == 200
+        assert _press(client, legacy).status_code == 400
+        with store_of(web_project) as store:
+            assert store.is_suppressed(VICTIM)
 
 
 # -- 12: rate limits, and non-ASCII in tokens and CSRF fields -------------------------------

@@ -95,6 +95,7 @@ def every_page(root: Path, http: httpx.Client) -> dict[str, httpx.Response]:
                          content=b"x" * 100_000,
                          headers={"Content-Type": "application/x-www-form-urlencoded"}),
         "403": http.post(FORM_PATH, data={"csrf": "1.forged", "email": "a@example.org"}),
+        "form-400": http.post(FORM_PATH, files={"cv": ("cv.txt", b"a file")}),
     }
     # The sign-up answers and both rate-limit pages: one mailbox four times, then others.
     answers = [sign_up_post(http, "ana@example.org") for _ in range(4)]
@@ -114,8 +115,8 @@ def every_page(root: Path, http: httpx.Client) -> dict[str, httpx.Response]:
 EXPECTED_STATUS = {
     "archive": 200, "issue": 200, "subscription": 200, "form": 200, "form-errors": 400,
     "confirm-400": 400, "unsubscribe-400": 400, "view-400": 400, "click-400": 400, "404": 404,
-    "issue-404": 404, "405": 405, "413": 413, "403": 403, "sent": 200, "mailbox-limit": 200,
-    "429": 429, "500": 500,
+    "issue-404": 404, "405": 405, "413": 413, "403": 403, "form-400": 400, "sent": 200,
+    "mailbox-limit": 200, "429": 429, "500": 500,
 }
 FRENCH_WORDS = {
     "archive": "Archives de la lettre d'information",
@@ -132,6 +133,7 @@ FRENCH_WORDS = {
     "405": "Action non autorisée ici",
     "413": "La requête dépasse la taille acceptée par ce site",
     "403": "Ce formulaire ne peut pas être accepté",
+    "form-400": "Ce formulaire ne peut pas être lu",
     "sent": "Consultez votre boîte aux lettres",
     "mailbox-limit": "Un message de confirmation a déjà été envoyé récemment",
     "429": "Trop d'inscriptions",
@@ -142,6 +144,7 @@ ENGLISH_WORDS = {
     "subscription": "personal link to unsubscribe", "form": "Subscribe to the MIraGE newsletter",
     "form-errors": "Tick the box to give your consent", "404": "Page not found",
     "405": "Not allowed here", "413": "The request is larger than this site accepts",
+    "form-400": "This form cannot be read",
     "sent": "Check your mailbox", "429": "Too many sign-ups",
     "500": "This issue cannot be shown at the moment", "click-400": "This link is not valid",
 }

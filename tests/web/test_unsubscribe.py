@@ -3,6 +3,7 @@ and every way a token or a body can be wrong (nothing changes, a clear 4xx page)
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,11 +22,13 @@ from web_support import (
     https_unsubscribe,
     message_to,
     path_of,
+    settings_of,
     signer_of,
     store_of,
 )
 
 from mirage_mailer.store import NewRecipient
+from mirage_mailer.web.app import create_app
 
 
 def unsubscribe_path(project: Path, address: str = MARIA) -> str:
@@ -201,6 +204,33 @@ def test_oversized_bodies_get_413(sent_project: Path, client: TestClient) -> Non
     lying = client.post(path, content=big, headers={"Content-Type": FORM,
                                                      "Content-Length": "26"})
     assert lying.status_code in (400, 413)
+    assert suppressed(sent_project) == []
+
+
+@pytest.mark.parametrize("declared", [b"\xb2", b"\xd9\xa1", b"1_0", b"-1"])
+def test_a_content_length_that_is_no_ascii_number_is_a_400(sent_project: Path,
+                                                           declared: bytes) -> None:
+    """Latin-1 "\xb2" is "²", which str.isdigit() calls a digit and int() refuses: the guard
+    raised outside the error pages (a server's bare 500, no security headers). uvicorn's h11
+    refuses such a header first; the app must not count on it."""
+    app = create_app(settings_of(sent_project))
+    sent: list[dict[str, object]] = []
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/u/a.b.c", "raw_path": b"/u/a.b.c",
+             "query_string": b"", "root_path": "", "client": ("192.0.2.1", 1),
+             "server": ("127.0.0.1", 8025), "headers": [(b"host", b"127.0.0.1:8025"),
+                                                       (b"content-length", declared)]}
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]
+    assert sent[0]["status"] == 400
+    headers = dict(sent[0]["headers"])  # type: ignore[call-overload]
+    assert b"content-security-policy" in headers
     assert suppressed(sent_project) == []
 
 

@@ -107,6 +107,17 @@ def classify(stage: str, code: int, text: str = "") -> Verdict:
     return Verdict.DEFERRED  # 4xx: try again later
 
 
+_TOO_MANY_RECIPIENTS = re.compile(r"^\s*4\.5\.3\b")  # RFC 3463 X.5.3
+
+
+def ends_session(code: int, text: str = "") -> bool:
+    """True for a reply after which this connection takes no more messages: 421 ("closing
+    transmission channel", RFC 5321 3.8), or 452 with status 4.5.3, too many recipients,
+    which for one recipient a message can only be the session's limit. A relay may say
+    either and keep the connection open; the next message must go on a new one."""
+    return code == 421 or (code == 452 and _TOO_MANY_RECIPIENTS.match(text) is not None)
+
+
 def is_too_big(stage: str, code: int | None, text: str = "") -> bool:
     """A 5xx that says the message exceeds the relay's size limit: 552 at MAIL (RFC 1870,
     the SIZE= we declared), or the status 5.3.4 at any stage (RFC 3463)."""

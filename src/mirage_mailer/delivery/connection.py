@@ -7,10 +7,12 @@ network faults or server refusals: every outcome comes back as an ``Attempt``.
 The connection knows exactly whether the final ``.`` of DATA has been written: a fault before
 it is transient (the server cannot have the message), a fault after it and before the reply is
 ``UNKNOWN`` (the server may have queued it; RFC 5321 section 6.1), never retried automatically.
-So is a reply to the end of DATA that is no clear answer (not SMTP, or not 250/4xx/5xx). A reply
-that does not fit its command (250 where 354 is due), or lines that no command asked for, mean
-the link is out of step: it is dropped, and only a 250 to the end of DATA ever counts as sent.
-Relay text is made ``visible`` (one line, control characters escaped) before anyone keeps it.
+So is a reply to the end of DATA that is no clear answer (not SMTP, lines of mixed codes, or
+not 250/4xx/5xx). A reply that does not fit its command (250 where 354 is due), or lines that
+no command asked for, mean the link is out of step: it is dropped, and only a 250 to the end of
+DATA ever counts as sent. After 421 (or 452 4.5.3) the link is dropped too: the relay has
+ended the session, whether or not it hung up. Relay text is made ``visible`` (one line,
+control characters escaped) and cut to ``KEPT_REPLY`` characters before anyone keeps it.
 """
 
 from __future__ import annotations
@@ -27,10 +29,17 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from mirage_mailer.delivery import pipelining
-from mirage_mailer.delivery.classify import Verdict, classify, fits, unfit_words
+from mirage_mailer.delivery.classify import (
+    Verdict,
+    classify,
+    ends_session,
+    fits,
+    unfit_words,
+)
 from mirage_mailer.delivery.tls import certificate_problem
 from mirage_mailer.delivery.wire import wire_format
 from mirage_mailer.util.addresses import ascii_address, is_plain_address
+from mirage_mailer.util.errors import shorten
 from mirage_mailer.util.visible import visible
 
 
@@ -68,6 +77,11 @@ class ConnectFailure(Exception):
         self.hint = hint
 
 
+# Characters of a relay's reply an attempt keeps: RFC 5321 allows 512 octets a reply line,
+# and a refusal worth reading fits in two.
+KEPT_REPLY = 1000
+
+
 @dataclass(frozen=True)
 class Attempt:
     """What one transmission came to."""
@@ -83,8 +97,9 @@ class Attempt:
         if not self.response.isascii():
             object.__setattr__(self, "response", self.response.encode(
                 "utf-8", "surrogateescape").decode("utf-8", "replace"))
-        # the relay's words are stored and printed: one line, no terminal escapes
-        object.__setattr__(self, "response", visible(self.response))
+        # the relay's words are stored and printed: one line, no terminal escapes, and no
+        # longer than a few reply lines (a relay's 60 KB would go into every row and event)
+        object.__setattr__(self, "response", shorten(visible(self.response), KEPT_REPLY))
 
 
 def plaintext_auth_refusal() -> ConnectFailure:
@@ -328,7 +343,7 @@ class Connection:
                 start = await smtp.execute_command(b"DATA")
                 if start.code != 354:
                     raise aiosmtplib.SMTPDataError(start.code, start.message)
-                reply = await self._body(smtp, wire or wire_format(data))
+                reply = await self._body(smtp, wire or wire_format(data), at)
         except pipelining.Refused as refused:
             return await self._refused(refused.stage, refused.code, refused.message,
                                        waits_for_body=refused.in_data)
@@ -354,35 +369,35 @@ class Connection:
             self.last_used = time.monotonic()
         return Attempt(Verdict.SENT, reply.code, reply.message)
 
-    async def _body(self, smtp: aiosmtplib.SMTP, wire: bytes) -> aiosmtplib.SMTPResponse:
-        """After the 354: the body in wire format (``wire_format``), written in one piece
-        through aiosmtplib's protocol; raises as ``smtp.data()`` does. ``_dot_written`` is set
-        once the write that ends with the final dot has been accepted by the transport: from
-        then on the server may have the whole message."""
-        protocol = smtp.protocol
-        if protocol is None:
-            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    async def _body(self, smtp: aiosmtplib.SMTP, wire: bytes,
+                    at: Callable[[str], None]) -> aiosmtplib.SMTPResponse:
+        """After the 354: the body in wire format (``wire_format``), and the reply read as
+        a pipelined transaction reads it (``pipelining.body``); raises as ``smtp.data()``
+        does. ``at("DOT")`` once the write that ends with the final dot has been accepted
+        by the transport: from then on the server may have the whole message."""
         try:
-            protocol.write(wire)  # raises, writing nothing, on a link already closing
-            self._dot_written = True
-            reply = await protocol.read_response(timeout=self.settings.timeout)
+            done = await pipelining.body(smtp, wire, self.settings.timeout, at)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
             smtp.close()  # as smtp.data() does: a half-read reply must not pair with the next
             raise
-        if reply.code != 250:
-            raise aiosmtplib.SMTPDataError(reply.code, reply.message)
-        return reply
+        if done.reply.code != 250:
+            raise aiosmtplib.SMTPDataError(done.reply.code, done.reply.message)
+        if not done.in_step:  # more lines than commands: never pair them with the next
+            self.drop()
+        return done.reply
 
     async def _refused(self, stage: str, code: int, text: str, *,
                        waits_for_body: bool = False) -> Attempt:
         """Any reply but the one hoped for at ``stage`` (DOT: the end of DATA). A clear
         refusal is classified and the link reset for the next message, or dropped when the
-        server waits for a body; a reply that does not fit means the link is out of step."""
+        server waits for a body or has ended the session (``ends_session``: a relay that
+        says 421 and keeps the link open would refuse every later message on it); a reply
+        that does not fit means the link is out of step."""
         if not fits(stage, code):
             self.drop()
             return Attempt(classify(stage, code, text), None, unfit_words(stage, code, text),
                            stage)
-        if waits_for_body:  # a 354 after a refusal: abort the transaction by hanging up
+        if waits_for_body or ends_session(code, text):  # waits for a body, or is over
             self.drop()
         else:
             await self._reset()

@@ -73,6 +73,7 @@ class Replies(asyncio.Protocol):
     def _parse(self) -> SMTPResponse | None:
         """One complete reply from the front of the buffer, or None (not all here yet)."""
         offset = 0
+        first = 0
         lines: list[bytes] = []
         while (end := self.buffer.find(b"\n", offset)) != -1:
             line = bytes(self.buffer[offset:end + 1])
@@ -84,6 +85,9 @@ class Replies(asyncio.Protocol):
                 raise aiosmtplib.SMTPResponseException(
                     -1, f"Malformed SMTP response line: {text}")
             code = int(line[:3])
+            if lines and code != first:  # RFC 5321 4.2.1: one code on every line
+                raise aiosmtplib.SMTPResponseException(-1, mixed_codes(first, code))
+            first = code
             lines.append(line[4:].strip(b" \t\r\n"))
             if line[3:4] != b"-":
                 del self.buffer[:offset]
@@ -118,6 +122,12 @@ class Replies(asyncio.Protocol):
                 timer.cancel()
                 self.waiter = None
         return found
+
+
+def mixed_codes(first: int, then: int) -> str:
+    """What to keep for a multi-line reply whose lines carry different codes: no clear
+    answer ("550-rejected" then "250 ok" is neither a refusal nor an acceptance)."""
+    return f"Malformed SMTP response line: a {first} reply line, then a {then} line"
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:
@@ -237,6 +247,29 @@ async def transaction(smtp: aiosmtplib.SMTP, sender: bytes, recipient: bytes,
             transport.set_protocol(protocol)  # back to aiosmtplib, nothing left unread
     if done.code != 250:
         raise aiosmtplib.SMTPDataError(done.code, done.message)
+    return Done(done, in_step=not replies.buffer)
+
+
+async def body(smtp: aiosmtplib.SMTP, wire: bytes, timeout: float,
+               at: Callable[[str], None]) -> Done:
+    """After a 354 that aiosmtplib read (addresses ``transaction`` does not take): the body
+    in wire format, and the reply to it read by ``Replies``, as ``transaction`` reads it,
+    so a reply that is no clear answer is told apart the same way on both paths. ``at``
+    hears "DOT" once the final dot has been handed to the transport. Raises aiosmtplib's
+    disconnect and timeout errors, and ``SMTPResponseException`` for a malformed reply."""
+    protocol = smtp.protocol
+    transport = cast(asyncio.Transport | None, protocol.transport if protocol else None)
+    if protocol is None or transport is None or transport.is_closing():
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    replies = Replies(protocol, smtp.loop or asyncio.get_running_loop())
+    transport.set_protocol(replies)
+    try:
+        transport.write(wire)
+        at("DOT")
+        done = await replies.reply(timeout)
+    finally:
+        if not transport.is_closing():
+            transport.set_protocol(protocol)
     return Done(done, in_step=not replies.buffer)
 
 

@@ -79,6 +79,9 @@ class SmtpRun:
         self.attempts = self.connections = self.throttled = 0
         self.bursts = BurstDetector()  # 4xx across many recipients at once: pace, unsaid
         self.refusals = MessageRefusals()  # the same 5xx after DATA to all: the message's
+        # the relay throttles at the end of DATA: a 354 is no sign it accepts the message,
+        # so the pacer hears of a success at the 250 to the end of DATA, not at the 354
+        self.paced_at_dot = False
 
     async def run(self, envelopes: Iterator[Envelope], *,
                   lane: Queue | None = None) -> DeliveryStats:
@@ -145,7 +148,8 @@ class SmtpRun:
         failures = 0
         while not self.queue.stopping:
             try:
-                await conn.open()
+                if not await self._open(conn):
+                    return False
             except ConnectFailure as failure:
                 if failure.fatal:
                     self._abort_with(failure)
@@ -162,6 +166,34 @@ class SmtpRun:
                 self._note_auth(conn)
                 return True
         return False
+
+    async def _open(self, conn: Connection) -> bool:
+        """``conn.open()``; False, the half-open link dropped, when the run stops meanwhile.
+        Nothing is on a link before its greeting and EHLO: a stop (Ctrl-C, SIGTERM, another
+        link's abort) must not wait out a silent or unreachable relay's timeout for it.
+        Raises ``ConnectFailure`` as ``open`` does."""
+        assert self.queue is not None
+        queue = self.queue
+        opening = asyncio.ensure_future(conn.open())
+
+        async def stopped() -> None:
+            while await queue.sleep(3600.0):
+                pass
+
+        watch = asyncio.ensure_future(stopped())
+        try:
+            await asyncio.wait((opening, watch), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watch.cancel()
+            if not opening.done():  # stopped, or this worker itself cancelled
+                opening.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectFailure):
+                    await opening
+                conn.drop()
+        if opening.cancelled():
+            return False
+        opening.result()  # its ConnectFailure, if it failed
+        return True
 
     def _note_auth(self, conn: Connection) -> None:
         """The relay offers AUTH and this run has no login: said once, before the first
@@ -232,8 +264,11 @@ class SmtpRun:
         job.attempts += 1
         self.attempts += 1
         attempt = await conn.send(envelope.sender, envelope.recipient, envelope.data,
-                                  self.pacer.success, wired=envelope.wired)
+                                  None if self.paced_at_dot else self.pacer.success,
+                                  wired=envelope.wired)
         if attempt.verdict is Verdict.SENT:
+            if self.paced_at_dot:
+                self.pacer.success()
             self.sent += 1
             self.last_progress = self.queue.clock()
             self.bursts.success(self.last_progress)
@@ -366,6 +401,8 @@ class SmtpRun:
         if throttle:
             self.throttled += 1
             self.pacer.throttled()
+            if attempt.stage == "DOT":  # its limiter counts at the end of DATA, not at RCPT
+                self.paced_at_dot = True
         if (throttle and self.pacer.accepting()
                 and job.free_retries < self.policy.free_throttle_retries):
             job.free_retries += 1

@@ -7,6 +7,7 @@ store themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mirage_mailer.project.config import Settings
 from mirage_mailer.services.store_access import StoreAccess, access
@@ -32,25 +33,61 @@ def require_privacy_notice(settings: Settings) -> None:
         "or 'signup: false' to serve without sign-up"))
 
 
+STAMP = " "  # between the list and the sign-up's time in a confirmation token's scope
+
+
+def confirmation_scope(list_name: str, requested_at: str) -> str:
+    """What a confirmation token signs: the list, and the time of the sign-up it is mailed
+    for. The link is otherwise the same for every sign-up of one address, so one seen once
+    (a forwarded mail) would confirm a later sign-up that somebody else posted."""
+    return f"{list_name}{STAMP}{requested_at}"
+
+
+def confirmation_list(scope: str) -> tuple[str, str | None]:
+    """(list, time of the sign-up) of a confirmation token's scope; no time in the links
+    mailed before they carried it."""
+    list_name, stamped, requested_at = scope.partition(STAMP)
+    return list_name, requested_at if stamped else None
+
+
 def sign_up(settings: Settings, signer: Signer, list_name: str, email: str, *,
             name: str | None, lang: str, source: str = "web",
-            stores: StoreAccess | None = None) -> bool:
-    """Record a pending sign-up with the consent text and version shown; True when a
-    confirmation mail is due (False: already confirmed and receiving, nothing to send)."""
+            stores: StoreAccess | None = None) -> str | None:
+    """Record a pending sign-up with the consent text and version shown; the time it was
+    recorded (for ``confirmation_scope``) when a confirmation mail is due, None when not
+    (already confirmed and receiving, or asked a moment ago)."""
     web = settings.web
     with access(settings, stores).store() as store:
-        return store.add_pending_subscriber(
-            list_name, email, name=name, lang=lang, subject=signer.subject_id(email),
-            consent_text=web.consent_text, consent_version=web.consent_version, source=source)
+        if not store.add_pending_subscriber(
+                list_name, email, name=name, lang=lang, subject=signer.subject_id(email),
+                consent_text=web.consent_text, consent_version=web.consent_version,
+                source=source):
+            return None
+        row = _sign_up_row(store, list_name, email)
+    return None if row is None else str(row["requested_at"])
 
 
-def _sign_up_language(store: PersonalData, list_name: str,
-                      address: str | None) -> str | None:
-    """The newsletter language the person chose when signing up to ``list_name``."""
+def _sign_up_row(store: PersonalData, list_name: str,
+                 address: str | None) -> dict[str, Any] | None:
+    """The sign-up of ``address`` to ``list_name`` (None: there is none)."""
     if address is None:
         return None
     rows = [row for row in store.export(address)["subscriptions"] if row["list"] == list_name]
-    return str(rows[-1]["lang"]) if rows and rows[-1]["lang"] else None
+    return rows[-1] if rows else None
+
+
+def _language(row: dict[str, Any] | None) -> str | None:
+    """The newsletter language the person chose when signing up."""
+    return str(row["lang"]) if row is not None and row["lang"] else None
+
+
+def _may_confirm(row: dict[str, Any] | None, suppressed: bool, requested_at: str | None) -> bool:
+    """Whether a link for the sign-up made at ``requested_at`` may confirm ``row``. Confirming
+    the pending sign-up of an address that unsubscribed (or was erased) lifts that: only the
+    link mailed for this very sign-up may, never one mailed for an earlier one."""
+    if row is None or row["status"] != "pending" or not suppressed:
+        return True
+    return requested_at is not None and row["requested_at"] == requested_at
 
 
 @dataclass(frozen=True)
@@ -62,11 +99,17 @@ class SignUpTarget:
 
 
 def confirmation_target(settings: Settings, list_name: str, subject: str,
-                        stores: StoreAccess | None = None) -> SignUpTarget:
-    """Reads only: a GET of the link changes nothing."""
+                        stores: StoreAccess | None = None, *,
+                        requested_at: str | None = None) -> SignUpTarget:
+    """Reads only: a GET of the link changes nothing. No address for a link that may not
+    confirm the sign-up waiting now (``_may_confirm``)."""
     with access(settings, stores).store() as store:
         address = store.resolve_subject(subject)
-        return SignUpTarget(address, _sign_up_language(store, list_name, address))
+        row = _sign_up_row(store, list_name, address)
+        if address is not None and not _may_confirm(row, store.is_suppressed(address),
+                                                    requested_at):
+            address = None
+        return SignUpTarget(address, _language(row))
 
 
 @dataclass(frozen=True)
@@ -78,13 +121,18 @@ class Confirmed:
 
 
 def confirm(settings: Settings, list_name: str, subject: str,
-            stores: StoreAccess | None = None) -> Confirmed | SignUpTarget:
-    """Confirm the sign-up the link names; a ``SignUpTarget`` (with its page language) when
-    there is no such sign-up."""
+            stores: StoreAccess | None = None, *,
+            requested_at: str | None = None) -> Confirmed | SignUpTarget:
+    """Confirm the sign-up the link (mailed for the sign-up made at ``requested_at``) names;
+    a ``SignUpTarget`` (with its page language) when there is no such sign-up, or when the
+    link may not confirm it (``_may_confirm``)."""
     with access(settings, stores).store() as store:
         address = store.resolve_subject(subject)
-        lang = _sign_up_language(store, list_name, address)
+        found = _sign_up_row(store, list_name, address)
+        lang = _language(found)
         before = address is not None and store.is_suppressed(address)
+        if not _may_confirm(found, before, requested_at):
+            return SignUpTarget(None, lang)
         row = store.confirm_subscriber(list_name, subject)
         if row is None:
             return SignUpTarget(None, lang)

@@ -23,9 +23,11 @@ from mirage_mailer.util.addresses import ascii_address, check_header_value
 # surrogates, which no charset can encode.
 _BREAKS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _SURROGATES = re.compile("[\ud800-\udfff]")
-# As permissive as the decoders that readers use (Python's ``email.header`` included).
+# As permissive as the decoders that readers use (Python's ``email.header`` included). A
+# word may lack its closing ``?=``: Python's header parser (policy.default) decodes
+# ``=?utf-8?q?=0A...`` to the end of the header all the same.
 _C0_BYTES = re.compile(b"[\x00-\x08\x0a-\x1f\x7f]")
-_ENCODED_WORD = re.compile(r"=\?([^?]*?)\?([bBqQ])\?(.*?)\?=")
+_ENCODED_WORD = re.compile(r"=\?([^?]*?)\?([bBqQ])\?(.*?)(?:\?=|$)")
 _Q_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
 _ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+")  # a phrase that needs no quoting
 _QUOTABLE = re.compile(r"[\x20-\x7e]+")

@@ -24,6 +24,7 @@ from urllib.parse import quote
 from mirage_mailer.compose.message import address_header
 from mirage_mailer.project.config import Settings
 from mirage_mailer.services.outbound import send_one
+from mirage_mailer.services.signup import confirmation_scope
 from mirage_mailer.util.addresses import ascii_domain
 from mirage_mailer.util.errors import MirageError
 from mirage_mailer.util.headersafe import mailbox_header, text_header
@@ -35,8 +36,11 @@ log = logging.getLogger(__name__)
 _POLICY = SMTP.clone(linesep="\n")  # the transports take LF line endings
 
 
-def confirmation_link(signer: Signer, base_url: str, list_name: str, email: str) -> str:
-    return f"{base_url}/confirm/{quote(signer.make('confirm', list_name, email))}"
+def confirmation_link(signer: Signer, base_url: str, list_name: str, email: str,
+                      requested_at: str) -> str:
+    """The link for the sign-up recorded at ``requested_at`` (``sign_up``'s answer)."""
+    scope = confirmation_scope(list_name, requested_at)
+    return f"{base_url}/confirm/{quote(signer.make('confirm', scope, email))}"
 
 
 def confirmation_message(settings: Settings, *, list_name: str, email: str, link: str,
@@ -76,22 +80,23 @@ def confirmation_message(settings: Settings, *, list_name: str, email: str, link
 
 
 async def send_confirmation(settings: Settings, signer: Signer, base_url: str, *,
-                            list_name: str, email: str, lang: str = SOURCE) -> bool:
+                            list_name: str, email: str, requested_at: str,
+                            lang: str = SOURCE) -> bool:
     """Deliver the confirmation message; True when the transport accepted it.
 
     Runs after the response went out, so nothing may escape: problems are logged.
     """
     try:
         return await _send(settings, signer, base_url, list_name=list_name, email=email,
-                           lang=lang)
+                           requested_at=requested_at, lang=lang)
     except Exception:
         log.exception("confirmation message for list %s not sent", list_name)
         return False
 
 
 async def _send(settings: Settings, signer: Signer, base_url: str, *, list_name: str,
-                email: str, lang: str) -> bool:
-    link = confirmation_link(signer, base_url, list_name, email)
+                email: str, requested_at: str, lang: str) -> bool:
+    link = confirmation_link(signer, base_url, list_name, email, requested_at)
     data = confirmation_message(settings, list_name=list_name, email=email, link=link,
                                 lang=lang)
     try:

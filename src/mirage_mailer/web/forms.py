@@ -19,6 +19,8 @@ URLENCODED = b"application/x-www-form-urlencoded"
 MULTIPART = b"multipart/form-data"
 UTF8 = (b"utf-8", b"utf8")
 NOT_UTF8 = N_("The form is not valid UTF-8.")
+NOT_OURS = N_("This form cannot be read: it is malformed, or it holds more fields, or files, "
+              "than a form of this site sends. Reload the page and send the form again.")
 
 
 async def read_form(request: Request) -> FormData:
@@ -35,9 +37,20 @@ async def read_form(request: Request) -> FormData:
             if not body.isascii() and options.get(b"charset", b"utf-8").lower() not in UTF8:
                 raise HTTPException(400, NOT_UTF8)  # Starlette would decode that charset
             _check_multipart(body, options.get(b"boundary", b""))
-        return await request.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=limit)
+        return await _parsed(request, limit)
     except UnicodeDecodeError:
         raise HTTPException(400, NOT_UTF8) from None
+
+
+async def _parsed(request: Request, limit: int) -> FormData:
+    """Starlette's reading, its 400s in our words: its own ("Too many files. Maximum number
+    of files is 0.") are English text that no catalog translates."""
+    try:
+        return await request.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=limit)
+    except HTTPException as exc:
+        if exc.status_code != 400:
+            raise  # 413 from the body limit
+        raise HTTPException(400, NOT_OURS) from None
 
 
 def _urlencoded(body: bytes) -> FormData:
@@ -49,8 +62,7 @@ def _urlencoded(body: bytes) -> FormData:
     except ValueError as exc:  # UnicodeDecodeError goes up to read_form
         if isinstance(exc, UnicodeDecodeError):
             raise
-        raise HTTPException(400, f"Too many fields. Maximum number of fields is "
-                                 f"{MAX_FIELDS}.") from None
+        raise HTTPException(400, NOT_OURS) from None
     return FormData(fields)
 
 

@@ -83,7 +83,7 @@ class Guard:
 
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
-            if not declared.isdigit():
+            if not (declared.isascii() and declared.isdigit()):  # "²" is a digit to Python
                 bad = HTTPException(400, N_("The Content-Length header is not a number."))
                 await self.refuse(bad, scope)(scope, receive, send_with_headers)
                 return

@@ -214,7 +214,7 @@ def thank_you(request: Request, email: str, back: BackLink | None,
                    email=email, back=back, background=background)
 
 
-def _record(ctx: WebContext, name: str, sign_up: SignUp, source: str) -> bool:
+def _record(ctx: WebContext, name: str, sign_up: SignUp, source: str) -> str | None:
     return record_sign_up(ctx.settings, ctx.signer, name, sign_up.email, name=sign_up.name,
                           lang=sign_up.lang, source=source, stores=ctx.stores)
 
@@ -226,13 +226,15 @@ async def accept(request: Request, name: str, sign_up: SignUp, *, source: str,
     limited = _over_limit(request, ctx, sign_up.email)
     if limited is not None:
         return limited
-    pending = await run_in_threadpool(_record, ctx, name, sign_up, source)
+    requested_at = await run_in_threadpool(_record, ctx, name, sign_up, source)
     task = None
-    if pending:  # a confirmed, still receiving address gets nothing: the page stays the same
-        # The message speaks the newsletter language chosen, where there is a catalog for it.
+    if requested_at is not None:  # a confirmed, still receiving address gets nothing: the
+        # page stays the same. The message speaks the newsletter language chosen, where
+        # there is a catalog for it.
         mail_lang = supported(sign_up.lang) or language(request)
         task = BackgroundTask(send_confirmation, ctx.settings, ctx.signer, ctx.base_url,
-                              list_name=name, email=sign_up.email, lang=mail_lang)
+                              list_name=name, email=sign_up.email, requested_at=requested_at,
+                              lang=mail_lang)
     return thank_you(request, sign_up.email, back, task)
 
 

@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mirage_mailer.project.origins import origin_of
-from mirage_mailer.services.signup import Confirmed, confirmation_target
+from mirage_mailer.services.signup import Confirmed, confirmation_list, confirmation_target
 from mirage_mailer.services.signup import confirm as confirm_sign_up
 from mirage_mailer.web import signup_elsewhere
 from mirage_mailer.web.context import web_context
@@ -108,23 +108,26 @@ NO_SIGN_UP = N_("This confirmation link does not match a sign-up (it may have be
                 "Subscribe again.")
 
 
-def _confirm_token(request: Request) -> tuple[str, str]:
-    """(list, subject id) of a genuine confirmation token, else a 400 page; the 404 page
-    while sign-up is off (``web.signup: false``)."""
+def _confirm_token(request: Request) -> tuple[str, str, str | None]:
+    """(list, subject id, time of the sign-up it was mailed for) of a genuine confirmation
+    token, else a 400 page; the 404 page while sign-up is off (``web.signup: false``)."""
     ctx = web_context(request)
     found = ctx.verify("confirm", str(request.path_params["token"]))
     if found is None:
         raise HTTPException(400, BAD_CONFIRM)
     if not ctx.settings.web.signup:
         raise HTTPException(404, SIGNUP_OFF)
-    return found
+    scope, subject = found
+    list_name, requested_at = confirmation_list(scope)
+    return list_name, subject, requested_at
 
 
 def show_confirm(request: Request) -> Response:
     """GET (and HEAD): a page with one button; reads the store, changes nothing."""
-    list_name, subject = _confirm_token(request)
+    list_name, subject, requested_at = _confirm_token(request)
     ctx = web_context(request)
-    target = confirmation_target(ctx.settings, list_name, subject, ctx.stores)
+    target = confirmation_target(ctx.settings, list_name, subject, ctx.stores,
+                                 requested_at=requested_at)
     set_language(request, target.lang)
     if target.address is None or not is_open(ctx.settings, list_name):
         raise HTTPException(400, NO_SIGN_UP)  # a list not open (any more): as no list at all
@@ -135,15 +138,18 @@ def show_confirm(request: Request) -> Response:
                    csrf=ctx.csrf.issue(action))
 
 
-def _confirm(request: Request, list_name: str, subject: str) -> Confirmed:
-    """The confirmation after the person's own POST, or a 400 page when there is no sign-up.
-    A sign-up made before ``web.signup_lists`` closed its list stays unconfirmed."""
+def _confirm(request: Request, list_name: str, subject: str,
+             requested_at: str | None) -> Confirmed:
+    """The confirmation after the person's own POST, or a 400 page when there is no sign-up
+    (or the link was mailed for an earlier one). A sign-up made before
+    ``web.signup_lists`` closed its list stays unconfirmed."""
     ctx = web_context(request)
     if not is_open(ctx.settings, list_name):
         set_language(request, confirmation_target(ctx.settings, list_name, subject,
                                                   ctx.stores).lang)
         raise HTTPException(400, NO_SIGN_UP)
-    done = confirm_sign_up(ctx.settings, list_name, subject, ctx.stores)
+    done = confirm_sign_up(ctx.settings, list_name, subject, ctx.stores,
+                           requested_at=requested_at)
     set_language(request, done.lang)
     if not isinstance(done, Confirmed):
         raise HTTPException(400, NO_SIGN_UP)
@@ -152,10 +158,10 @@ def _confirm(request: Request, list_name: str, subject: str) -> Confirmed:
 
 async def confirm(request: Request) -> Response:
     """POST from the page's button (CSRF field): confirms; idempotent."""
-    list_name, subject = _confirm_token(request)
+    list_name, subject, requested_at = _confirm_token(request)
     form = await read_form(request)
     check_forgery(request, form)
-    done = await run_in_threadpool(_confirm, request, list_name, subject)
+    done = await run_in_threadpool(_confirm, request, list_name, subject, requested_at)
     _ = translator(request)
     return respond(request, "confirmed.html.j2", title=_("Subscription confirmed"), noindex=True,
                    list_name=list_name, masked=mask(done.address), lifted=done.lifted,
