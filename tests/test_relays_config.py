@@ -121,3 +121,17 @@ def test_port_zero_is_refused_not_taken_for_the_default(project: Path, url: str)
     assert problem.endswith(f"mirage.yaml:{line_of(config, url)}: 'transport.url' '{url}' is "
                             "not a usable SMTP URL (write smtp://host:port or "
                             "smtps://host:port)")
+
+
+
+@pytest.mark.parametrize("where", ["url", "relay"])
+@pytest.mark.parametrize(("url", "scheme"), [("SMTP://relay.example.org:587", "smtp"),
+                                             ("Smtps://relay.example.org", "smtps")])
+def test_a_scheme_in_capitals_is_the_same_scheme(project: Path, where: str, url: str,
+                                                 scheme: str) -> None:
+    """RFC 3986 schemes ignore case (tracking.base_url took HTTPS://); 'SMTP://' was refused
+    as an unknown scheme."""
+    body = f"  url: {url}\n" if where == "url" else f"  relays:\n    - url: {url}\n"
+    transport = load_settings(with_transport(project, body)).transport
+    relay = transport.relays[0] if where == "relay" else transport
+    assert (relay.scheme, relay.host) == (scheme, "relay.example.org")

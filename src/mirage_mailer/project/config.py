@@ -454,6 +454,7 @@ def _load_transport(sec: LineDict, path: Path, problems: Collector, root: Path) 
                      "set", "remove 'url:': with relays, each relay names its own URL")
     url = s.text("url", "maildir:outbox") or "maildir:outbox"
     scheme, _, rest = url.partition(":")
+    scheme = scheme.lower()  # SMTP://, Maildir: as RFC 3986 allows (base_url took HTTPS://)
     maildir: Path | None = None
     host, port = "", 0
     shown = shorten(redact(url))

@@ -69,7 +69,7 @@ def default_port(scheme: str, port: int | None) -> int:
 def smtp_endpoint(url: str, key: str, line: int, path: Path,
                   problems: Collector) -> tuple[str, str, int]:
     """(scheme, host, port) of an smtp:// or smtps:// URL; a problem at ``line`` otherwise."""
-    scheme = url.partition(":")[0]
+    scheme = url.partition(":")[0].lower()  # SMTP:// as RFC 3986 allows
     shown = shorten(redact(url))
     if has_userinfo(url) or "@" in url:
         problems.add(path, line, f"'{key}' {shown!r} holds a user name or password",
