@@ -93,9 +93,13 @@ def parse_date(value: Any) -> date | None:
 
 
 def parse_send_at(value: Any) -> datetime | None:
-    """ISO 8601 with a time zone; None when it is not one."""
+    """ISO 8601 with a time zone; None when it is not one. A final ``z`` is UTC in any case
+    (RFC 3339 5.6 allows ``t`` and ``z``; Python 3.11 reads neither letter as a zone)."""
+    text = str(value).strip()
+    if text[-1:] in ("Z", "z") and text[-2:-1].isdigit():  # "00zz" stays wrong
+        text = text[:-1] + "+00:00"
     try:
-        moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text)
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else None

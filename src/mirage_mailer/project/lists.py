@@ -96,10 +96,35 @@ def find_list(lists_dir: Path, name: str, *, origin: Path, line: int | None) -> 
             f"give the list's name without the extension: '{shorten(stem)}'"
             + (f" for {display_path(files[0])}" if files else
                f", and create {display_path(lists_dir / stem)}.csv or .yaml")))
+    other = _other_format(lists_dir, name)
+    if other is not None:  # "create lists/x.csv" would not say that the rows are in x.xlsx
+        raise InputError(Problem(display_path(origin), line, *other))
     raise InputError(
         Problem(display_path(origin), line, f"list '{shown}' not found",
                 f"create {display_path(lists_dir / name)}.csv or .yaml, or fix the name")
     )
+
+
+SPREADSHEETS = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")
+_PLAIN_TABLES = (".tsv", ".tab", ".txt")  # a delimited text file under another extension
+
+
+def _other_format(lists_dir: Path, name: str) -> tuple[str, str] | None:
+    """(what is wrong, the fix) when lists/ holds the list ``name`` in a format that is not
+    read: a spreadsheet (the usual export of an office) or delimited text named otherwise."""
+    try:
+        found = sorted(p for p in lists_dir.iterdir() if p.stem == name and p.is_file()
+                       and p.suffix.lower() in SPREADSHEETS + _PLAIN_TABLES)
+    except OSError:
+        return None
+    if not found:
+        return None
+    where, csv_file = display_path(found[0]), display_path(lists_dir / f"{name}.csv")
+    if found[0].suffix.lower() in SPREADSHEETS:
+        return (f"list '{shorten(name)}' is the spreadsheet {where}, which is not read",
+                f"save it as CSV UTF-8 (in Excel: File, Save As, 'CSV UTF-8') as {csv_file}")
+    return (f"list '{shorten(name)}' is {where}, which is not read under that name",
+            f"rename it to {csv_file} (commas, semicolons or tabs between columns are read)")
 
 
 def broken_list_link(lists_dir: Path, name: str) -> tuple[str, str] | None:
