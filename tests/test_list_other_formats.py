@@ -48,3 +48,29 @@ def test_a_file_of_another_name_changes_nothing(in_project: Path) -> None:
     (folder / "subscribers.csv").rename(folder / "members.xlsx")
     with pytest.raises(InputError, match="list 'subscribers' not found"):
         find_list(folder, "subscribers", origin=in_project / "mirage.yaml", line=None)
+
+
+def test_a_folder_where_the_list_file_belongs_is_named(project: Path, run_cli: RunCli) -> None:
+    lists = project / "lists"
+    (lists / "subscribers.csv").unlink()
+    (lists / "subscribers.csv").mkdir()
+    run = run_cli("validate", SAMPLE_ISSUE)
+    assert run.code == 2
+    assert (ISSUE_LINE + "list 'subscribers': lists/subscribers.csv is a folder (put the list "
+            "file itself there: move that away first)") in run.err.splitlines(), run.err
+
+
+def test_the_subscribers_commands_say_the_same(project: Path, run_cli: RunCli) -> None:
+    """``subscribers`` named a list given with its extension "no list", with the fix
+    "create lists/subscribers.csv.csv"."""
+    named = run_cli("subscribers", "list", "--list", "subscribers.csv")
+    assert named.code == 2
+    assert named.err.strip() == ("lists/: list 'subscribers.csv' is a file name, not a list "
+                                 "name (give the list's name without the extension: "
+                                 "'subscribers' for lists/subscribers.csv)")
+    (project / "lists" / "members.ods").write_bytes(b"PK\x03\x04")  # beside the sample's
+    sheet = run_cli("subscribers", "list", "--list", "members")
+    assert sheet.code == 2
+    assert sheet.err.strip() == ("lists/: list 'members' is the spreadsheet lists/members.ods, "
+                                 "which is not read (save it as CSV UTF-8 (in Excel: File, "
+                                 "Save As, 'CSV UTF-8') as lists/members.csv)")

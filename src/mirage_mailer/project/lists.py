@@ -88,17 +88,9 @@ def find_list(lists_dir: Path, name: str, *, origin: Path, line: int | None) -> 
     if broken is not None:  # "create lists/x.csv" would write through the link
         said, hint = broken
         raise InputError(Problem(display_path(origin), line, f"list '{shown}': {said}", hint))
-    stem, suffix = os.path.splitext(name)
-    if suffix.lower() in LIST_SUFFIXES:  # else the fix said was "create lists/x.csv.csv"
-        files = _list_files(lists_dir, stem)
-        raise InputError(Problem(
-            display_path(origin), line, f"list '{shown}' is a file name, not a list name",
-            f"give the list's name without the extension: '{shorten(stem)}'"
-            + (f" for {display_path(files[0])}" if files else
-               f", and create {display_path(lists_dir / stem)}.csv or .yaml")))
-    other = _other_format(lists_dir, name)
-    if other is not None:  # "create lists/x.csv" would not say that the rows are in x.xlsx
-        raise InputError(Problem(display_path(origin), line, *other))
+    missing = why_missing(lists_dir, name)
+    if missing is not None:
+        raise InputError(Problem(display_path(origin), line, *missing))
     raise InputError(
         Problem(display_path(origin), line, f"list '{shown}' not found",
                 f"create {display_path(lists_dir / name)}.csv or .yaml, or fix the name")
@@ -109,9 +101,34 @@ SPREADSHEETS = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")
 _PLAIN_TABLES = (".tsv", ".tab", ".txt")  # a delimited text file under another extension
 
 
+def why_missing(lists_dir: Path, name: str) -> tuple[str, str] | None:
+    """(what is wrong, the fix) for a list ``name`` with no readable file, where "create
+    lists/NAME.csv" would mislead: a name given with its extension (the fix said
+    "create lists/x.csv.csv"), a folder or other non-file where the list file belongs, a
+    list kept in a format that is not read. None: it is simply not there."""
+    shown = shorten(name)
+    stem, suffix = os.path.splitext(name)
+    if suffix.lower() in LIST_SUFFIXES:
+        files = _list_files(lists_dir, stem)
+        return (f"list '{shown}' is a file name, not a list name",
+                f"give the list's name without the extension: '{shorten(stem)}'"
+                + (f" for {display_path(files[0])}" if files else
+                   f", and create {display_path(lists_dir / stem)}.csv or .yaml"))
+    try:
+        taken = sorted(p for p in lists_dir.iterdir() if p.stem == name
+                       and p.suffix.lower() in LIST_SUFFIXES and p.exists() and not p.is_file())
+    except OSError:
+        taken = []
+    if taken:  # a folder (or a pipe, a device) named like the list file
+        what = "a folder" if taken[0].is_dir() else "not a regular file"
+        return (f"list '{shown}': {display_path(taken[0])} is {what}",
+                "put the list file itself there: move that away first")
+    return _other_format(lists_dir, name)
+
+
 def _other_format(lists_dir: Path, name: str) -> tuple[str, str] | None:
-    """(what is wrong, the fix) when lists/ holds the list ``name`` in a format that is not
-    read: a spreadsheet (the usual export of an office) or delimited text named otherwise."""
+    """A list kept in a format that is not read: a spreadsheet (the usual export of an
+    office) or delimited text named otherwise."""
     try:
         found = sorted(p for p in lists_dir.iterdir() if p.stem == name and p.is_file()
                        and p.suffix.lower() in SPREADSHEETS + _PLAIN_TABLES)

@@ -38,6 +38,7 @@ from mirage_mailer.project.lists import (
     Subscriber,
     find_list,
     list_fields,
+    why_missing,
 )
 from mirage_mailer.project.lists import list_names as files_in
 from mirage_mailer.project.new_issue import latest_issue
@@ -140,6 +141,9 @@ def list_path(settings: Settings, name: str) -> Path:
                                  *name_problem(name, settings.lists_dir)))
     names = list_names(settings)
     if name not in names:
+        missing = why_missing(settings.lists_dir, name)
+        if missing is not None:
+            raise InputError(Problem(display_path(settings.lists_dir) + "/", None, *missing))
         there = ", ".join(names) or "none yet"
         raise InputError(Problem(display_path(settings.lists_dir) + "/", None,
                                  f"no list '{shorten(name)}' (the lists are: {there})",
