@@ -33,6 +33,7 @@ from mirage_mailer.web.forms import check_forgery, honeypot_filled, read_form, t
 from mirage_mailer.web.i18n import N_, set_language
 from mirage_mailer.web.links import LANG_PARAM
 from mirage_mailer.web.respond import respond, translator
+from mirage_mailer.web.routing import page_and_form
 from mirage_mailer.web.signup_form import (
     RETURN_FIELD,
     SIGNUP_OFF,
@@ -169,9 +170,7 @@ async def confirm(request: Request) -> Response:
 
 
 ROUTES: list[BaseRoute] = [
-    Route("/subscribe/{list_name}", show, methods=["GET"]),
-    Route("/subscribe/{list_name}", subscribe, methods=["POST"]),
+    page_and_form("/subscribe/{list_name}", show=show, post=subscribe),
     Route("/subscribe/{list_name}/finish", signup_elsewhere.finish, methods=["POST"]),
-    Route("/confirm/{token}", show_confirm, methods=["GET"]),
-    Route("/confirm/{token}", confirm, methods=["POST"]),
+    page_and_form("/confirm/{token}", show=show_confirm, post=confirm),
 ]
