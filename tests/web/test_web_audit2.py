@@ -4,8 +4,17 @@ is answered 408, and the confirm page shows the name a sign-up will use."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
-from web_support import TestClient
+from web_support import ISSUE_ID, TestClient, client_for
+
+from mirage_mailer.util import passwords
+from mirage_mailer.web import report_gate, report_routes
+from mirage_mailer.web.report_gate import ReportGate
 
 PATHS_WITH_A_FORM = ("/subscribe/subscribers", "/u/some.token.value", "/confirm/some.token.value")
 
@@ -25,3 +34,112 @@ def test_a_405_of_a_get_only_path_allows_get_and_head(fresh_client: TestClient) 
     answer = fresh_client.post("/feed.xml")
     assert answer.status_code == 405
     assert {m.strip() for m in answer.headers["allow"].split(",")} == {"GET", "HEAD"}
+
+
+# -- the report's password check ---------------------------------------------------------------
+
+HASH_ENV = "MIRAGE_REPORT_PASSWORD_HASH"
+PASSWORD = "correct horse battery staple"
+REPORT = f"/report/{ISSUE_ID}"
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every PBKDF2 the report runs (the real one, counted)."""
+    monkeypatch.setenv(HASH_ENV, passwords.hash_password(PASSWORD, iterations=2_000))
+    seen: list[str] = []
+
+    def counted(password: str, encoded: str) -> bool:
+        seen.append(password)
+        return passwords.verify_password(password, encoded)
+
+    monkeypatch.setattr(report_routes, "verify_password", counted)
+    return seen
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def report_client(sent_project: Path, clock: Clock) -> Iterator[TestClient]:
+    with client_for(sent_project) as http:
+        app = http.app
+        ctx = app.state.ctx  # type: ignore[attr-defined]
+        app.state.ctx = dataclasses.replace(ctx, report_gate=ReportGate(clock=clock))  # type: ignore[attr-defined]
+        yield http
+
+
+def test_wrong_passwords_are_refused_without_a_pbkdf2_after_a_few(
+        report_client: TestClient, checks: list[str], clock: Clock) -> None:
+    for attempt in range(report_gate.ATTEMPTS):
+        assert report_client.get(REPORT, headers=basic("report", f"guess {attempt}")) \
+            .status_code == 401
+    assert len(checks) == report_gate.ATTEMPTS
+    for _ in range(50):
+        refused = report_client.get(REPORT, headers={**basic("report", "guess"),
+                                                     "Accept-Language": "fr"})
+        assert refused.status_code == 429
+    assert len(checks) == report_gate.ATTEMPTS  # no PBKDF2 for any of the 50
+    wait = int(refused.headers["retry-after"])
+    assert 0 < wait <= report_gate.WINDOW + 1
+    assert refused.headers["content-language"] == "fr"
+    assert "Trop de mots de passe erronés" in refused.text
+    assert "www-authenticate" not in refused.headers
+    english = report_client.get(REPORT, headers=basic("report", "guess"))
+    assert english.status_code == 429 and "Too many wrong passwords" in english.text
+    clock.now += wait  # the window has passed: the client may try again
+    assert report_client.get(REPORT, headers=basic("report", "guess")).status_code == 401
+    assert len(checks) == report_gate.ATTEMPTS + 1
+
+
+def test_the_right_password_works_and_is_checked_once_in_a_while(
+        report_client: TestClient, checks: list[str], clock: Clock) -> None:
+    for attempt in range(report_gate.ATTEMPTS - 1):  # a few typos first
+        report_client.get(REPORT, headers=basic("report", f"typo {attempt}"))
+    for _ in range(20):
+        assert report_client.get(REPORT, headers=basic("report", PASSWORD)).status_code == 200
+    assert checks.count(PASSWORD) == 1  # remembered: the reader's pages cost no PBKDF2
+    for attempt in range(report_gate.ATTEMPTS):  # the right password cleared the count
+        assert report_client.get(REPORT, headers=basic("report", f"late typo {attempt}")) \
+            .status_code == 401
+    assert report_client.get(REPORT, headers=basic("report", "one more")).status_code == 429
+    assert report_client.get(REPORT, headers=basic("report", PASSWORD)).status_code == 200
+    assert report_client.get(REPORT, headers=basic("someone", PASSWORD)).status_code == 429
+    clock.now += report_gate.REMEMBERED_FOR  # forgotten: checked again (after the window)
+    clock.now += report_gate.WINDOW
+    assert report_client.get(REPORT, headers=basic("report", PASSWORD)).status_code == 200
+    assert checks.count(PASSWORD) == 2
+
+
+def test_a_new_hash_forgets_the_remembered_password(
+        report_client: TestClient, checks: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert report_client.get(REPORT, headers=basic("report", PASSWORD)).status_code == 200
+    monkeypatch.setenv(HASH_ENV, passwords.hash_password("a new password", iterations=2_000))
+    assert report_client.get(REPORT, headers=basic("report", PASSWORD)).status_code == 401
+    assert report_client.get(REPORT, headers=basic("report", "a new password")).status_code \
+        == 200
+
+
+def test_other_clients_are_not_refused_for_one_clients_guesses(
+        sent_project: Path, checks: list[str]) -> None:
+    with client_for(sent_project) as attacker:
+        for attempt in range(report_gate.ATTEMPTS + 3):
+            attacker.get(REPORT, headers=basic("report", f"guess {attempt}"))
+        assert attacker.get(REPORT, headers=basic("report", PASSWORD)).status_code == 429
+        owner = TestClient(attacker.app, base_url=str(attacker.base_url),
+                           client=("198.51.100.7", 50000))
+        assert owner.get(REPORT, headers=basic("report", PASSWORD)).status_code == 200
