@@ -4,16 +4,23 @@ is answered 408, and the confirm page shows the name a sign-up will use."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
+import html
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-from web_support import ISSUE_ID, TestClient, client_for
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from web_support import ISSUE_ID, TestClient, client_for, serving
 
 from mirage_mailer.util import passwords
-from mirage_mailer.web import report_gate, report_routes
+from mirage_mailer.web import guard, report_gate, report_routes
 from mirage_mailer.web.report_gate import ReportGate
 
 PATHS_WITH_A_FORM = ("/subscribe/subscribers", "/u/some.token.value", "/confirm/some.token.value")
@@ -143,3 +150,103 @@ def test_other_clients_are_not_refused_for_one_clients_guesses(
         owner = TestClient(attacker.app, base_url=str(attacker.base_url),
                            client=("198.51.100.7", 50000))
         assert owner.get(REPORT, headers=basic("report", PASSWORD)).status_code == 200
+
+
+# -- a body that stops coming --------------------------------------------------------------
+
+
+def _stalled_post(url: str, *, lang: str, budget: float) -> tuple[bytes, float, bool]:
+    """Headers and a tenth of the body they announce, then silence: what the server answers
+    within ``budget`` seconds, how long that took, and whether it then closed."""
+    parts = urlsplit(url)
+    head = (f"POST /subscribe/subscribers HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 200\r\n"
+            f"Accept-Language: {lang}\r\n\r\n").encode("ascii") + b"email=a%40example.org"
+    answer = b""
+    closed = False
+    started = time.monotonic()
+    with socket.create_connection((parts.hostname, parts.port), timeout=budget) as sock:
+        sock.sendall(head)
+        deadline = started + budget
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                closed = True
+                break
+            answer += chunk
+    return answer, time.monotonic() - started, closed
+
+
+def test_a_body_that_stops_coming_is_answered_408_and_closed(web_project: Path) -> None:
+    budget = guard.BODY_IDLE_SECONDS + 5
+    with serving(web_project) as url:
+        answer, took, closed = _stalled_post(url, lang="fr", budget=budget)
+    assert answer.startswith(b"HTTP/1.1 408 "), (answer[:200], took)
+    assert closed, "the connection must not stay open for the rest of the body"
+    assert guard.BODY_IDLE_SECONDS - 0.5 <= took < budget
+    head, _, page = answer.partition(b"\r\n\r\n")
+    assert b"content-language: fr" in head.lower()
+    text = html.unescape(page.decode("utf-8"))
+    assert "La requête a cessé d'arriver avant d'être complète" in text
+    assert "La requête a pris trop de temps" in text
+
+
+def _guarded(app: ASGIApp) -> guard.Guard:
+    def refuse(exc: HTTPException, scope: Scope) -> ASGIApp:
+        raise AssertionError("nothing is refused before the body here")
+    return guard.Guard(app, max_body_bytes=10_000, refuse=refuse, body_idle=0.3,
+                       body_deadline=0.8)
+
+
+async def _read_body_then_wait(scope: Scope, receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if not message.get("more_body", False):
+            break
+    await receive()  # after the body: waiting for a disconnect has no time limit
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def _post_scope() -> Scope:
+    return {"type": "http", "method": "POST", "path": "/", "headers": []}
+
+
+def test_a_body_that_trickles_past_the_deadline_is_refused() -> None:
+    """One byte every 0.1 s keeps under the idle limit, never under the total deadline."""
+    async def trickle() -> Message:
+        await asyncio.sleep(0.1)
+        return {"type": "http.request", "body": b"x", "more_body": True}
+
+    async def send(message: Message) -> None:
+        raise AssertionError(message)
+
+    started = time.monotonic()
+    with pytest.raises(guard.BodyTimeout) as refused:
+        asyncio.run(_guarded(_read_body_then_wait)(_post_scope(), trickle, send))
+    assert 0.7 <= time.monotonic() - started < 1.5
+    assert refused.value.status_code == 408
+    assert refused.value.headers == {"Connection": "close"}
+
+
+def test_a_whole_body_and_a_slow_disconnect_are_not_timed_out() -> None:
+    messages: list[Message] = [{"type": "http.request", "body": b"a=1", "more_body": True},
+                               {"type": "http.request", "body": b"&b=2", "more_body": False}]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        if messages:
+            await asyncio.sleep(0.2)  # under the idle limit
+            return messages.pop(0)
+        await asyncio.sleep(1.0)  # longer than the deadline: no longer the body's time
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    asyncio.run(_guarded(_read_body_then_wait)(_post_scope(), receive, send))
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b"ok"
