@@ -250,3 +250,17 @@ def test_a_whole_body_and_a_slow_disconnect_are_not_timed_out() -> None:
 
     asyncio.run(_guarded(_read_body_then_wait)(_post_scope(), receive, send))
     assert sent[0]["status"] == 200 and sent[1]["body"] == b"ok"
+
+
+def test_a_client_that_leaves_mid_body_is_no_error(web_project: Path) -> None:
+    """Leaving is the client's right: no 500, no traceback in the operator's log."""
+    log: list[str] = []
+    with serving(web_project, log=log) as url:
+        parts = urlsplit(url)
+        with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+            sock.sendall(f"POST /subscribe/subscribers HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                         "Content-Type: application/x-www-form-urlencoded\r\n"
+                         "Content-Length: 200\r\n\r\nemail=a".encode("ascii"))
+            time.sleep(0.5)
+        time.sleep(0.5)
+    assert "ERROR" not in log[0] and "Traceback" not in log[0], log[0]
