@@ -8,7 +8,9 @@ import asyncio
 import base64
 import dataclasses
 import html
+import re
 import socket
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +19,24 @@ from urllib.parse import urlsplit
 import pytest
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from web_support import ISSUE_ID, TestClient, client_for, serving
+from web_support import (
+    BASE,
+    ISSUE_ID,
+    TestClient,
+    client_for,
+    csrf_of,
+    outbox,
+    part,
+    path_of,
+    serving,
+    store_of,
+)
 
 from mirage_mailer.util import passwords
 from mirage_mailer.web import guard, report_gate, report_routes
 from mirage_mailer.web.report_gate import ReportGate
 
+VICTIM = "victim@example.org"
 PATHS_WITH_A_FORM = ("/subscribe/subscribers", "/u/some.token.value", "/confirm/some.token.value")
 
 
@@ -264,3 +278,81 @@ def test_a_client_that_leaves_mid_body_is_no_error(web_project: Path) -> None:
             time.sleep(0.5)
         time.sleep(0.5)
     assert "ERROR" not in log[0] and "Traceback" not in log[0], log[0]
+
+
+# -- the name a sign-up will use ---------------------------------------------------------------
+
+STRANGER_NAME = "Dr <b>Evil</b> & Co"
+
+
+def _sign_up_with_name(http: TestClient, address: str, name: str, lang: str = "fr") -> str:
+    """The confirm path mailed for a sign-up of ``address`` with ``name`` typed beside it."""
+    form = http.get("/subscribe/subscribers")
+    answer = http.post("/subscribe/subscribers",
+                       data={"csrf": csrf_of(form.text), "email": address, "name": name,
+                             "lang": lang, "consent": "yes"}, headers={"Origin": BASE})
+    assert answer.status_code == 200, answer.text
+    root = http.app.state.ctx.settings.root  # type: ignore[attr-defined]
+    [mail] = [m for m in outbox(root) if address in str(m["To"])][-1:]
+    return path_of(confirm_link(part(mail, "plain")))
+
+
+def confirm_link(text: str) -> str:
+    [link] = re.findall(rf"{re.escape(BASE)}/confirm/\S+", text)
+    return link
+
+
+def _row(project: Path, address: str) -> dict[str, object]:
+    with store_of(project) as store:
+        [row] = store.export(address)["subscriptions"]
+    return dict(row)
+
+
+def test_the_confirm_page_shows_the_name_the_sign_up_will_use(
+        web_project: Path, fresh_client: TestClient) -> None:
+    path = _sign_up_with_name(fresh_client, VICTIM, STRANGER_NAME)
+    page = fresh_client.get(path)
+    assert page.status_code == 200
+    text = html.unescape(page.text)
+    assert f"L'inscription indique le nom {STRANGER_NAME} :" in \
+        re.sub(r"</?strong>", "", text)
+    assert "<b>Evil</b>" not in page.text  # escaped, never markup
+    assert "M'abonner sans ce nom" in text and "Confirmer mon abonnement" in text
+    assert _row(web_project, VICTIM)["status"] == "pending"  # the GET changed nothing
+    english = fresh_client.get(path, headers={"Accept-Language": "en"})  # the sign-up's: fr
+    assert english.headers["content-language"] == "fr"
+
+
+def test_the_person_can_subscribe_without_the_name(web_project: Path,
+                                                   fresh_client: TestClient) -> None:
+    path = _sign_up_with_name(fresh_client, VICTIM, STRANGER_NAME)
+    page = fresh_client.get(path).text
+    done = fresh_client.post(path, data={"csrf": csrf_of(page), "name_shown": STRANGER_NAME,
+                                         "without_name": "yes"}, headers={"Origin": BASE})
+    assert done.status_code == 200
+    row = _row(web_project, VICTIM)
+    assert row["status"] == "confirmed" and row["name"] is None
+
+
+def test_the_name_is_kept_only_as_the_page_showed_it(web_project: Path,
+                                                     fresh_client: TestClient) -> None:
+    kept = _sign_up_with_name(fresh_client, "ana@example.org", "Ana Maria")
+    page = fresh_client.get(kept).text
+    assert 'name="name_shown" value="Ana Maria"' in page
+    fresh_client.post(kept, data={"csrf": csrf_of(page), "name_shown": "Ana Maria"},
+                      headers={"Origin": BASE})
+    assert _row(web_project, "ana@example.org")["name"] == "Ana Maria"
+
+    changed = _sign_up_with_name(fresh_client, VICTIM, "Victor")
+    page = fresh_client.get(changed).text
+    with sqlite3.connect(web_project / ".mirage" / "tracking.sqlite") as conn:
+        conn.execute("UPDATE subscribers SET name = ?", (STRANGER_NAME,))  # a later sign-up
+    fresh_client.post(changed, data={"csrf": csrf_of(page), "name_shown": "Victor"},
+                      headers={"Origin": BASE})
+    row = _row(web_project, VICTIM)
+    assert row["status"] == "confirmed" and row["name"] is None
+
+
+def test_a_sign_up_without_a_name_has_one_button(fresh_client: TestClient) -> None:
+    page = fresh_client.get(_sign_up_with_name(fresh_client, VICTIM, "")).text
+    assert "M'abonner sans ce nom" not in page and "L'inscription indique" not in page
