@@ -123,7 +123,10 @@ def test_a_french_reader_subscribes_confirms_and_unsubscribes_in_french(
     assert response is not None and response.status == 200
     assert_french(page)
     assert page.get_by_role("heading", name="Confirmez votre abonnement").is_visible()
-    assert page.locator("button").count() == 1
+    # the name typed is shown, with a way to subscribe without it
+    assert "L'inscription indique le nom Claire Martin :" in main_text(page)
+    assert page.locator("button").count() == 2
+    assert page.get_by_role("button", name="M'abonner sans ce nom").is_visible()
     shot(page, "fr-confirm")
     with page.expect_navigation():
         page.get_by_role("button", name="Confirmer mon abonnement").click()

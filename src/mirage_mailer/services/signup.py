@@ -96,6 +96,7 @@ class SignUpTarget:
 
     address: str | None
     lang: str | None
+    name: str | None = None  # the name the sign-up was made with (a stranger may have typed it)
 
 
 def confirmation_target(settings: Settings, list_name: str, subject: str,
@@ -109,7 +110,8 @@ def confirmation_target(settings: Settings, list_name: str, subject: str,
         if address is not None and not _may_confirm(row, store.is_suppressed(address),
                                                     requested_at):
             address = None
-        return SignUpTarget(address, _language(row))
+        name = str(row["name"]) if row is not None and row["name"] else None
+        return SignUpTarget(address, _language(row), name)
 
 
 @dataclass(frozen=True)
@@ -122,10 +124,12 @@ class Confirmed:
 
 def confirm(settings: Settings, list_name: str, subject: str,
             stores: StoreAccess | None = None, *,
-            requested_at: str | None = None) -> Confirmed | SignUpTarget:
+            requested_at: str | None = None, name_shown: str | None = None,
+            without_name: bool = False) -> Confirmed | SignUpTarget:
     """Confirm the sign-up the link (mailed for the sign-up made at ``requested_at``) names;
     a ``SignUpTarget`` (with its page language) when there is no such sign-up, or when the
-    link may not confirm it (``_may_confirm``)."""
+    link may not confirm it (``_may_confirm``). The name is kept only as the person saw it
+    and chose it (``SubscriberStore.confirm_subscriber``)."""
     with access(settings, stores).store() as store:
         address = store.resolve_subject(subject)
         found = _sign_up_row(store, list_name, address)
@@ -133,7 +137,8 @@ def confirm(settings: Settings, list_name: str, subject: str,
         before = address is not None and store.is_suppressed(address)
         if not _may_confirm(found, before, requested_at):
             return SignUpTarget(None, lang)
-        row = store.confirm_subscriber(list_name, subject)
+        row = store.confirm_subscriber(list_name, subject, name_shown=name_shown,
+                                       without_name=without_name)
         if row is None:
             return SignUpTarget(None, lang)
         after = store.is_suppressed(row["email"])

@@ -66,8 +66,13 @@ class SubscribersMixin(StoreCore):
                          (key, f"{list_name} via {source}", now))
         return True
 
-    def confirm_subscriber(self, list_name: str, subject: str) -> dict[str, Any] | None:
-        """Confirm the sign-up with this subject id; idempotent; None when there is none."""
+    def confirm_subscriber(self, list_name: str, subject: str, *, name_shown: str | None = None,
+                           without_name: bool = False) -> dict[str, Any] | None:
+        """Confirm the sign-up with this subject id; idempotent; None when there is none.
+
+        Anyone can type a name beside someone else's address, so the person confirms the
+        name too: it is dropped when they ask (``without_name``), or when it is no longer the
+        one their page showed (``name_shown``, "" for none: a later sign-up changed it)."""
         now = self._now()
         with self._write() as conn:
             row = conn.execute(
@@ -77,8 +82,12 @@ class SubscribersMixin(StoreCore):
                 return None
             found = dict(zip(_COLUMNS, row, strict=True))
             if found["status"] == "pending":
-                conn.execute("UPDATE subscribers SET status = 'confirmed', confirmed_at = ?"
-                             " WHERE list_name = ? AND subject = ?", (now, list_name, subject))
+                if without_name or (name_shown is not None
+                                    and (found["name"] or "") != name_shown):
+                    found["name"] = None
+                conn.execute("UPDATE subscribers SET status = 'confirmed', confirmed_at = ?,"
+                             " name = ? WHERE list_name = ? AND subject = ?",
+                             (now, found["name"], list_name, subject))
                 key = email_key(found["email"])
                 conn.execute("INSERT INTO events (issue, email, kind, detail, at)"
                              " VALUES (NULL, ?, 'subscribed', ?, ?)", (key, list_name, now))

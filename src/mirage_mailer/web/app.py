@@ -17,7 +17,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Scope
@@ -121,6 +121,14 @@ async def store_unavailable(request: Request, exc: Exception) -> Response:
                        {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
+async def client_left(request: Request, exc: Exception) -> Response:
+    """The client closed the connection before its body was complete: its right, not a bug
+    (it was a 500 with a traceback in the log). Nobody is left to read the answer."""
+    log.info("client left before its request to %s %s was complete", request.method,
+             logged_path(request))
+    return Response(status_code=400)
+
+
 def create_app(settings: Settings, *, local_base: str | None = None) -> Starlette:
     """The app; ``local_base`` is the address ``serve`` listens on (``http://host:port``),
     which links use when ``tracking.base_url`` is not set.
@@ -152,6 +160,7 @@ def create_app(settings: Settings, *, local_base: str | None = None) -> Starlett
 
     app = MirageApp(routes=routes, settings=settings, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error, StoreError: store_unavailable,
+                                        ClientDisconnect: client_left,
                                         sqlite3.OperationalError: store_unavailable,
                                         Exception: server_error})
     app.state.ctx = ctx

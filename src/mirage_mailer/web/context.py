@@ -1,6 +1,7 @@
 """The one holder of the web app's state, kept on ``app.state.ctx``: settings, the token
-signer, CSRF tokens, the archive's catalogue and page renderer, the sign-up limits, and this
-server's own address. Every route reaches it through ``web_context(request)``.
+signer, CSRF tokens, the archive's catalogue and page renderer, the sign-up limits, the
+report's password gate, and this server's own address. Every route reaches it through
+``web_context(request)``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from mirage_mailer.web.archive import Catalogue
 from mirage_mailer.web.csrf import CsrfTokens
 from mirage_mailer.web.issue_pages import IssueRenderer
 from mirage_mailer.web.ratelimit import SignUpLimits
+from mirage_mailer.web.report_gate import ReportGate
 from mirage_mailer.web.signup_ticket import SignUpTickets
 from mirage_mailer.web.stores import KeptStores
 
@@ -37,6 +39,7 @@ class WebContext:
     local_base: str = DEFAULT_LOCAL_BASE  # this server's own address (no trailing slash)
     limits: SignUpLimits = field(default_factory=SignUpLimits)
     tickets: SignUpTickets | None = None  # sign-ups posted from allowed sites (load sets it)
+    report_gate: ReportGate = field(default_factory=ReportGate)  # the report's password checks
 
     @classmethod
     def load(cls, settings: Settings, local_base: str | None = None) -> WebContext:

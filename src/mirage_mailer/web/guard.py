@@ -1,12 +1,17 @@
-"""The outermost ASGI layer: security headers on every response, and the request body limit.
+"""The outermost ASGI layer: security headers on every response, and the request body limits.
 
 It sits outside Starlette's own error middleware, so even a 500 page carries the headers. The
 body limit counts bytes as they arrive: a missing or false Content-Length cannot get a larger
-body past it.
+body past it. The body must also keep coming: uvicorn waits for it without end, so a client
+that announces a body and stops sending it kept its connection (and the request's task) for
+as long as it liked. A body with no progress for ``BODY_IDLE_SECONDS``, or not complete
+``BODY_DEADLINE_SECONDS`` after the request began, is answered 408 and the connection closed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -35,6 +40,9 @@ SECURITY_HEADERS: dict[str, str] = {
 }
 # Pages hold tokens and CSRF fields; only archive pages and static files opt in to caching.
 DEFAULT_CACHE = "no-store"
+# Our forms are a few hundred bytes: a phone on a poor network sends them in well under this.
+BODY_IDLE_SECONDS = 5.0  # the longest wait for the next part of a body
+BODY_DEADLINE_SECONDS = 20.0  # the longest time to read a whole body
 
 
 class ReaderError(HTTPException):
@@ -54,18 +62,33 @@ class BodyTooLarge(ReaderError):
                                  "(%(limit)d bytes)."), limit=limit)
 
 
+class BodyTimeout(ReaderError):
+    """Raised from ``receive`` when the body stops coming; a 408 page that closes the
+    connection (the rest of the body may still arrive: it must not be read as a request)."""
+
+    def __init__(self) -> None:
+        super().__init__(408, N_("The request stopped arriving before it was complete. "
+                                 "Please send the form again."))
+        self.headers = {"Connection": "close"}
+
+
 class Guard:
-    """Adds the security headers to every response and enforces ``max_body_bytes``.
+    """Adds the security headers to every response and enforces ``max_body_bytes`` and the
+    body's time limits.
 
     ``refuse`` builds the response for a request whose declared Content-Length alone is too
     large (answered before the application reads anything), in the request's language.
     """
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int,
-                 refuse: Callable[[HTTPException, Scope], ASGIApp]) -> None:
+                 refuse: Callable[[HTTPException, Scope], ASGIApp],
+                 body_idle: float = BODY_IDLE_SECONDS,
+                 body_deadline: float = BODY_DEADLINE_SECONDS) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.refuse = refuse
+        self.body_idle = body_idle
+        self.body_deadline = body_deadline
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -94,14 +117,25 @@ class Guard:
 
         limit = self.max_body_bytes
         received = 0
+        body_done = False  # after the body, receive() waits for a disconnect: no time limit
+        deadline = time.monotonic() + self.body_deadline
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:
+                return await receive()
+            wait = min(self.body_idle, deadline - time.monotonic())
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(wait, 0.0))
+            except TimeoutError:
+                raise BodyTimeout() from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise BodyTooLarge(limit)
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True  # http.disconnect
             return message
 
         await self.app(scope, limited_receive, send_with_headers)

@@ -30,6 +30,7 @@ ERROR_TITLES = {
     403: N_("This form cannot be accepted"),
     404: N_("Page not found"),
     405: N_("Not allowed here"),
+    408: N_("The request took too long"),
     413: N_("Too much data"),
     429: N_("Too many requests"),
     500: N_("Something went wrong on our side"),

@@ -122,6 +122,10 @@ class SlidingWindow:
         """Count one event for ``key``; False (and not counted) when it may not have one."""
         return self.admit(key) is Admission.COUNTED
 
+    def forget(self, key: str) -> None:
+        """Forget every event of ``key`` (a client that proved who it is)."""
+        self._events.pop(key, None)
+
     def retry_after(self, key: str | None = None) -> int:
         """Seconds until ``key`` may have one more event (0 when it may now); without a key,
         until the first key's window ends (the wait of a full table)."""

@@ -22,6 +22,7 @@ import re
 from html import escape
 from pathlib import Path
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -32,6 +33,7 @@ from mirage_mailer.store.errors import StoreError
 from mirage_mailer.util.errors import InputError
 from mirage_mailer.util.passwords import BadHash, verify_password
 from mirage_mailer.web.context import WebContext, web_context
+from mirage_mailer.web.i18n import N_
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,13 @@ def _unauthorised() -> Response:
                  extra={"WWW-Authenticate": f'Basic realm="{REALM}"'})
 
 
+TOO_MANY_PASSWORDS = N_("Too many wrong passwords were sent from your network. Please wait a "
+                        "few minutes, then try again.")
+
+
 def authorised(request: Request, ctx: WebContext) -> Response | None:
-    """None when the request may see reports, else the response to send (401 or 503)."""
+    """None when the request may see reports, else the response to send (401 or 503); a
+    client over its password checks gets a 429 page in its language (``HTTPException``)."""
     web = ctx.settings.web
     encoded = os.environ.get(web.report_password_hash_env) if web.report_password_hash_env \
         else None
@@ -85,6 +92,13 @@ def authorised(request: Request, ctx: WebContext) -> Response | None:
     if given is None:
         return _unauthorised()
     user, password = given
+    gate = ctx.report_gate
+    if gate.remembered(encoded, user, password):
+        return None
+    host = request.client.host if request.client is not None else "unknown"
+    wait = gate.attempt(host)
+    if wait:
+        raise HTTPException(429, TOO_MANY_PASSWORDS, headers={"Retry-After": str(wait)})
     try:
         password_ok = verify_password(password, encoded)  # always run: same time for any user
     except BadHash as exc:
@@ -92,7 +106,10 @@ def authorised(request: Request, ctx: WebContext) -> Response | None:
         return _page(503, "Report disabled", "The delivery report is disabled on this "
                      "server: its password hash is malformed.")
     user_ok = hmac.compare_digest(user.encode("utf-8"), web.report_user.encode("utf-8"))
-    return None if (user_ok and password_ok) else _unauthorised()
+    if not (user_ok and password_ok):
+        return _unauthorised()
+    gate.right(host, encoded, user, password)
+    return None
 
 
 def _lost_store(ctx: WebContext) -> Response | None:

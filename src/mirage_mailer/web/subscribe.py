@@ -33,6 +33,7 @@ from mirage_mailer.web.forms import check_forgery, honeypot_filled, read_form, t
 from mirage_mailer.web.i18n import N_, set_language
 from mirage_mailer.web.links import LANG_PARAM
 from mirage_mailer.web.respond import respond, translator
+from mirage_mailer.web.routing import page_and_form
 from mirage_mailer.web.signup_form import (
     RETURN_FIELD,
     SIGNUP_OFF,
@@ -108,6 +109,12 @@ NO_SIGN_UP = N_("This confirmation link does not match a sign-up (it may have be
                 "Subscribe again.")
 
 
+# The confirm page shows the name a sign-up was made with (anyone may have typed it beside
+# this address): its button confirms that name, the other subscribes without any.
+NAME_SHOWN = "name_shown"
+WITHOUT_NAME = "without_name"
+
+
 def _confirm_token(request: Request) -> tuple[str, str, str | None]:
     """(list, subject id, time of the sign-up it was mailed for) of a genuine confirmation
     token, else a 400 page; the 404 page while sign-up is off (``web.signup: false``)."""
@@ -135,11 +142,12 @@ def show_confirm(request: Request) -> Response:
     _ = translator(request)
     return respond(request, "confirm.html.j2", title=_("Confirm your subscription"),
                    noindex=True, list_name=list_name, action=action, csrf_field=FIELD,
-                   csrf=ctx.csrf.issue(action))
+                   csrf=ctx.csrf.issue(action), signup_name=target.name or "",
+                   name_field=NAME_SHOWN, without_field=WITHOUT_NAME)
 
 
-def _confirm(request: Request, list_name: str, subject: str,
-             requested_at: str | None) -> Confirmed:
+def _confirm(request: Request, list_name: str, subject: str, requested_at: str | None,
+             name_shown: str | None, without_name: bool) -> Confirmed:
     """The confirmation after the person's own POST, or a 400 page when there is no sign-up
     (or the link was mailed for an earlier one). A sign-up made before
     ``web.signup_lists`` closed its list stays unconfirmed."""
@@ -149,7 +157,8 @@ def _confirm(request: Request, list_name: str, subject: str,
                                                   ctx.stores).lang)
         raise HTTPException(400, NO_SIGN_UP)
     done = confirm_sign_up(ctx.settings, list_name, subject, ctx.stores,
-                           requested_at=requested_at)
+                           requested_at=requested_at, name_shown=name_shown,
+                           without_name=without_name)
     set_language(request, done.lang)
     if not isinstance(done, Confirmed):
         raise HTTPException(400, NO_SIGN_UP)
@@ -161,7 +170,10 @@ async def confirm(request: Request) -> Response:
     list_name, subject, requested_at = _confirm_token(request)
     form = await read_form(request)
     check_forgery(request, form)
-    done = await run_in_threadpool(_confirm, request, list_name, subject, requested_at)
+    shown = form.get(NAME_SHOWN)  # absent: a post not from the page (kept as it was)
+    done = await run_in_threadpool(_confirm, request, list_name, subject, requested_at,
+                                   shown if isinstance(shown, str) else None,
+                                   text(form, WITHOUT_NAME) == "yes")
     _ = translator(request)
     return respond(request, "confirmed.html.j2", title=_("Subscription confirmed"), noindex=True,
                    list_name=list_name, masked=mask(done.address), lifted=done.lifted,
@@ -169,9 +181,7 @@ async def confirm(request: Request) -> Response:
 
 
 ROUTES: list[BaseRoute] = [
-    Route("/subscribe/{list_name}", show, methods=["GET"]),
-    Route("/subscribe/{list_name}", subscribe, methods=["POST"]),
+    page_and_form("/subscribe/{list_name}", show=show, post=subscribe),
     Route("/subscribe/{list_name}/finish", signup_elsewhere.finish, methods=["POST"]),
-    Route("/confirm/{token}", show_confirm, methods=["GET"]),
-    Route("/confirm/{token}", confirm, methods=["POST"]),
+    page_and_form("/confirm/{token}", show=show_confirm, post=confirm),
 ]

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from mirage_mailer.services.held_unsubscribes import Held, HeldFull, hold
 from mirage_mailer.services.unsubscribing import LinkTarget, link_target
@@ -28,6 +28,7 @@ from mirage_mailer.web.csrf import FIELD
 from mirage_mailer.web.forms import check_forgery, read_form, text
 from mirage_mailer.web.i18n import N_, set_language
 from mirage_mailer.web.respond import respond, translator
+from mirage_mailer.web.routing import page_and_form
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,5 @@ def _hold(request: Request, busy: StoreError, held: Held) -> None:
 
 
 ROUTES: list[BaseRoute] = [
-    Route("/u/{token}", show, methods=["GET"]),
-    Route("/u/{token}", unsubscribe, methods=["POST"]),
+    page_and_form("/u/{token}", show=show, post=unsubscribe),
 ]
