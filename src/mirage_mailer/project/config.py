@@ -19,7 +19,7 @@ from mirage_mailer.project.cafile import ca_file_problem
 from mirage_mailer.project.config_checks import MAX_TEXT, has_userinfo, redact, secret_in_query
 from mirage_mailer.project.config_checks import Section as _Section
 from mirage_mailer.project.eu_names import RULE, statement_problem
-from mirage_mailer.project.paths import project_path, written_path
+from mirage_mailer.project.paths import is_folder, project_path, written_path
 from mirage_mailer.project.relay_config import (
     Relay,
     RelayDefaults,
@@ -564,9 +564,12 @@ def _tls_keys(s: _Section, path: Path, problems: Collector,
 def _file_in_the_way(folder: Path) -> Path | None:
     """The first existing path at or above ``folder`` when it is not a folder: no Maildir
     can be made there, whatever a rerun does."""
-    for candidate in (folder, *folder.parents):
-        if candidate.exists():
-            return None if candidate.is_dir() else candidate
+    try:
+        for candidate in (folder, *folder.parents):
+            if candidate.exists():
+                return None if candidate.is_dir() else candidate
+    except (OSError, ValueError):  # a folder this user may not look in: the Maildir's to word
+        return None
     return None
 
 
@@ -687,7 +690,8 @@ def _database(s: _Section, path: Path, problems: Collector, root: Path) -> Datab
                          "'tracking.password_env' is only for a postgresql:// database",
                          "remove it, or set tracking.database to the server's URL")
         database = project_path(root, text)
-        if database.is_dir():  # else each command met it differently, send --dry-run as "I/O"
+        if is_folder(database):  # else each command met it differently, send --dry-run as
+            # "I/O"; a state folder this user may not look in is the store's to word
             problems.add(path, s.line("database"),
                          f"'tracking.database' {shorten(text)!r} is a folder",
                          "name the database file, e.g. .mirage/tracking.sqlite")

@@ -20,3 +20,13 @@ def written_path(text: str) -> Path:
 def project_path(root: Path, text: str) -> Path:
     """``text`` as an absolute path: ``~`` expanded, relative to ``root`` (the project)."""
     return (root / written_path(text)).resolve()
+
+
+def is_folder(path: Path) -> bool:
+    """``Path.is_dir`` that says no, instead of raising, where this user may not look (a
+    ``.mirage/`` readable by its owner only): what is there is then for the command that
+    opens it to word."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
