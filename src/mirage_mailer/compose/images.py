@@ -11,6 +11,7 @@ is invalid without SMTPUTF8), and the Content-ID gets an ASCII form of it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -48,14 +49,20 @@ class InlineImage:
                         for name, value in part.items())
 
 
-def content_id(number: int, name: str) -> str:
-    """``img<n>.<ascii name>@mirage-mailer``: a valid msg-id (RFC 5322 dot-atom), unique by
-    ``number``, readable (``été.png`` -> ``img1.ete.png``); a name with no ASCII letters
-    keeps only its extension."""
+def content_id(number: int, name: str, data: bytes) -> str:
+    """``img<n>.<digest>.<ascii name>@mirage-mailer``: a valid msg-id (RFC 5322 dot-atom),
+    unique in the message by ``number``, readable (``été.png`` -> ``...ete.png``); a name
+    with no ASCII letters keeps only its extension.
+
+    The digest of the bytes makes it unique across messages too, as RFC 2045 asks: Apple
+    Mail on iOS caches inline images by Content-ID across messages, so next month's
+    ``photo.jpg`` under the same id showed this month's picture. Same bytes, same id: a
+    cached copy is then the right picture."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     words = [word for word in (_NOT_ID.sub("-", part).strip("-")
                                for part in ascii_name.split(".")) if word]
-    return ".".join([f"img{number}", *words]) + "@mirage-mailer"
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    return ".".join([f"img{number}", digest, *words]) + "@mirage-mailer"
 
 
 def inline_image(path: Path, images: dict[Path, InlineImage]) -> str:
@@ -69,8 +76,8 @@ def inline_image(path: Path, images: dict[Path, InlineImage]) -> str:
             raise InputError(Problem(display_path(path), None,
                                      f"image '{shorten(path.name, 200)}' is not a PNG, JPEG "
                                      "or GIF image", FIX))
-        images[path] = InlineImage(content_id(len(images) + 1, path.name), path.name, mime,
-                                   data)
+        images[path] = InlineImage(content_id(len(images) + 1, path.name, data), path.name,
+                                   mime, data)
     return f"cid:{images[path].cid}"
 
 
