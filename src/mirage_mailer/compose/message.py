@@ -182,8 +182,10 @@ class Skeleton:
         html_head = (b"Content-Type: text/html; charset=\"utf-8\"\n"
                      b"Content-Transfer-Encoding: quoted-printable\n\n")
         if rendered.images:
+            # RFC 2387 3.1: ``type``, the root part's media type, must be given
             self.between = (f"\n--{outer}\nContent-Type: multipart/related; "
-                            f"boundary=\"{related}\"\n\n--{related}\n").encode() + html_head
+                            f"type=\"text/html\";\n boundary=\"{related}\"\n\n--{related}\n"
+                            ).encode() + html_head
             images = []
             for image in rendered.images:
                 data = base64.encodebytes(image.data)
