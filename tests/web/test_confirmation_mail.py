@@ -33,3 +33,14 @@ def test_confirmation_mail_is_seven_bit(project: Path, lang: str) -> None:
     assert text is not None and "https://example.org/confirm/x" in text.get_content()
     if lang == "fr":
         assert re.search(r"[éèàç]", text.get_content())
+
+
+def test_confirmation_date_has_a_numeric_zone(project: Path) -> None:
+    """RFC 5322 4.3: "GMT" is obsolete zone syntax, which must not be generated."""
+    raw = confirmation_message(load_settings(project / "mirage.yaml"),
+                               list_name="subscribers", email="x@example.org",
+                               link="https://example.org/confirm/x")
+    date = re.search(rb"^Date: (.*)$", raw, re.MULTILINE)
+    assert date is not None
+    assert re.fullmatch(rb"[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} \+0000",
+                        date[1]), date[1]

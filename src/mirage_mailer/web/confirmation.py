@@ -15,9 +15,10 @@ greets the person in the newsletters they confirmed.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import formatdate, make_msgid
+from email.utils import format_datetime, make_msgid
 from typing import Any
 from urllib.parse import quote
 
@@ -73,7 +74,8 @@ def confirmation_message(settings: Settings, *, list_name: str, email: str, link
         mailbox_header("To", None, email),  # no display name: see the module's docstring
         f"Content-Language: {lang}\n".encode("ascii"),
         text_header("Subject", subject),
-        f"Date: {formatdate(localtime=False, usegmt=True)}\n".encode("ascii"),
+        # a numeric zone: "GMT" is RFC 5322's obsolete syntax, never to be generated
+        f"Date: {format_datetime(datetime.now(UTC))}\n".encode("ascii"),
         # ASCII only (RFC 5322 msg-id): an international domain in A-labels
         f"Message-ID: {make_msgid('confirm', domain=ascii_domain(sender.domain))}\n"
         .encode("ascii"),
