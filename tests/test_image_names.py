@@ -113,3 +113,22 @@ def test_content_ids_differ_for_different_pictures_of_one_name(
 
     assert photo_cid("a") != photo_cid("b")
     assert photo_cid("b") == photo_cid("c")
+
+
+def test_a_long_file_name_keeps_a_matching_content_id(project: Path, run_cli: RunCli) -> None:
+    """A Content-ID longer than a header line was folded by the stdlib into RFC 2047 words
+    (``Content-ID: =?utf-8?q?=3Cimg1...``), which no ``cid:`` link matches: the picture
+    showed as broken in every client."""
+    long_name = "partners-meeting-nicosia-2021-group-photo-of-everyone-who-came.png"
+    images_in(project, f"---\ntitle: Images\nimage: {long_name}\nimage_alt: Everyone\n"
+                       "---\nBody.\n", names=(long_name,))
+    result = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert result.code == 0, result.err
+    raw = english_mail(project)
+    head_lines = [line for line in raw.split(b"\n") if line.startswith(b"Content-ID:")]
+    assert head_lines and all(b"=?" not in line and len(line) <= 78 for line in head_lines)
+    message = email.message_from_bytes(raw, policy=policy.default)
+    html = message.get_body(("html",))
+    assert html is not None
+    photo = next(part for part in image_parts(project) if part.get_filename() == long_name)
+    assert f'src="cid:{str(photo["Content-ID"])[1:-1]}"' in html.get_content()

@@ -27,6 +27,7 @@ from mirage_mailer.util.errors import Collector, InputError, Problem, display_pa
 _IMG_SRC = re.compile(r'(<img\b[^>]*?\ssrc=")([^"]*)(")')  # anywhere in the cleaned tag
 _NOT_ID = re.compile(r"[^A-Za-z0-9]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_READABLE = 24  # characters of the file name in a Content-ID, for people reading logs
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # cid:, https:, data: ...: not a file
 
 
@@ -42,11 +43,14 @@ class InlineImage:
         part = MIMEPart(policy=policy.default)
         part["Content-Type"] = self.mime
         part["Content-Transfer-Encoding"] = "base64"
-        part["Content-ID"] = f"<{self.cid}>"
         part.add_header("Content-Disposition", "inline",
                         filename=_CONTROL.sub("_", self.filename))
-        return b"".join(policy.default.fold_binary(name, value)
-                        for name, value in part.items())
+        folded = {name: policy.default.fold_binary(name, value) for name, value in part.items()}
+        # The Content-ID by hand: the stdlib's folder turned an id longer than a line (a long
+        # file name) into RFC 2047 words, which match no ``cid:`` link: a broken image.
+        return b"".join([folded["Content-Type"], folded["Content-Transfer-Encoding"],
+                         f"Content-ID: <{self.cid}>\n".encode("ascii"),
+                         folded["Content-Disposition"]])
 
 
 def content_id(number: int, name: str, data: bytes) -> str:
@@ -62,7 +66,8 @@ def content_id(number: int, name: str, data: bytes) -> str:
     words = [word for word in (_NOT_ID.sub("-", part).strip("-")
                                for part in ascii_name.split(".")) if word]
     digest = hashlib.sha256(data).hexdigest()[:16]
-    return ".".join([f"img{number}", digest, *words]) + "@mirage-mailer"
+    readable = ".".join(words)[:_READABLE].rstrip(".-")  # the header stays one short line
+    return ".".join(filter(None, [f"img{number}", digest, readable])) + "@mirage-mailer"
 
 
 def inline_image(path: Path, images: dict[Path, InlineImage]) -> str:
