@@ -5,8 +5,9 @@ valid MIME headers (RFC 2231 for the file name, an ASCII Content-ID)."""
 from __future__ import annotations
 
 import email
+import hashlib
 import re
-from email import policy
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import quote
@@ -14,6 +15,7 @@ from urllib.parse import quote
 from helpers import SAMPLE_ISSUE, RunCli
 from mirage_mailer.compose.images import content_id
 from mirage_mailer.compose.render import emblem_bytes
+from support.images import png
 
 ARTICLE = f"{SAMPLE_ISSUE}/partners-meeting.md"
 NAMES = ("été.png", "team photo.png", 'a"b;c.png')
@@ -74,15 +76,59 @@ def test_image_parts_have_valid_headers(project: Path, run_cli: RunCli) -> None:
         assert not part["Content-Disposition"].defects
         cid = part["Content-ID"]
         assert cid.isascii() and re.fullmatch(r"<[A-Za-z0-9.-]+@mirage-mailer>", cid), cid
-    assert parts[1]["Content-ID"] == "<img2.ete.png@mirage-mailer>"
+    assert re.fullmatch(r"<img2\.[0-9a-f]{16}\.ete\.png@mirage-mailer>", parts[1]["Content-ID"])
     raw = english_mail(project)
     assert b"filename*=utf-8''%C3%A9t%C3%A9.png" in raw
     assert raw.isascii()
 
 
 def test_content_ids_are_ascii_dot_atoms() -> None:
-    assert content_id(1, "été.png") == "img1.ete.png@mirage-mailer"
-    assert content_id(2, "team photo.png") == "img2.team-photo.png@mirage-mailer"
-    assert content_id(3, 'a"b;c.png') == "img3.a-b-c.png@mirage-mailer"
-    assert content_id(4, "صورة.png") == "img4.png@mirage-mailer"
-    assert content_id(5, "..x..png") == "img5.x.png@mirage-mailer"
+    digest = hashlib.sha256(b"x").hexdigest()[:16]
+    assert content_id(1, "été.png", b"x") == f"img1.{digest}.ete.png@mirage-mailer"
+    assert content_id(2, "team photo.png", b"x") == f"img2.{digest}.team-photo.png@mirage-mailer"
+    assert content_id(3, 'a"b;c.png', b"x") == f"img3.{digest}.a-b-c.png@mirage-mailer"
+    assert content_id(4, "صورة.png", b"x") == f"img4.{digest}.png@mirage-mailer"
+    assert content_id(5, "..x..png", b"x") == f"img5.{digest}.x.png@mirage-mailer"
+
+
+def test_content_ids_differ_for_different_pictures_of_one_name(
+        project: Path, run_cli: RunCli) -> None:
+    """RFC 2045 7: a Content-ID is world-unique. Apple Mail on iOS caches inline images by
+    it across messages, so next issue's ``été.png`` under this issue's id showed the old
+    picture; the same bytes may share an id (a cached copy is then the right picture)."""
+    images_in(project, "---\ntitle: Images\nimage: été.png\nimage_alt: Summer in Nicosia\n"
+                       "---\nBody.\n")
+    out = project / "out"
+    assert run_cli("preview", SAMPLE_ISSUE, "--out", str(out / "a")).code == 0
+    photo = project / SAMPLE_ISSUE / "été.png"
+    photo.write_bytes(png(rgb=b"\x00\xc8\x00"))
+    assert run_cli("preview", SAMPLE_ISSUE, "--out", str(out / "b")).code == 0
+    again = run_cli("preview", SAMPLE_ISSUE, "--out", str(out / "c"))
+    assert again.code == 0
+
+    def photo_cid(folder: str) -> str:
+        mail = message_from_bytes((out / folder / "en.eml").read_bytes(), policy=policy.default)
+        return next(str(p["Content-ID"]) for p in mail.walk()
+                    if p.get_filename() == "été.png")
+
+    assert photo_cid("a") != photo_cid("b")
+    assert photo_cid("b") == photo_cid("c")
+
+
+def test_a_long_file_name_keeps_a_matching_content_id(project: Path, run_cli: RunCli) -> None:
+    """A Content-ID longer than a header line was folded by the stdlib into RFC 2047 words
+    (``Content-ID: =?utf-8?q?=3Cimg1...``), which no ``cid:`` link matches: the picture
+    showed as broken in every client."""
+    long_name = "partners-meeting-nicosia-2021-group-photo-of-everyone-who-came.png"
+    images_in(project, f"---\ntitle: Images\nimage: {long_name}\nimage_alt: Everyone\n"
+                       "---\nBody.\n", names=(long_name,))
+    result = run_cli("send", SAMPLE_ISSUE, "--yes")
+    assert result.code == 0, result.err
+    raw = english_mail(project)
+    head_lines = [line for line in raw.split(b"\n") if line.startswith(b"Content-ID:")]
+    assert head_lines and all(b"=?" not in line and len(line) <= 78 for line in head_lines)
+    message = email.message_from_bytes(raw, policy=policy.default)
+    html = message.get_body(("html",))
+    assert html is not None
+    photo = next(part for part in image_parts(project) if part.get_filename() == long_name)
+    assert f'src="cid:{str(photo["Content-ID"])[1:-1]}"' in html.get_content()

@@ -120,3 +120,22 @@ def test_encoded_words_in_subject_and_name_stay_literal(factory: MessageFactory)
     [to] = message["To"].addresses
     assert to.addr_spec == "eve@example.org"
     assert "\n" not in to.display_name and "\r" not in to.display_name
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_no_quoted_printable_line_passes_76_whatever_a_value_s_length(
+        factory: MessageFactory, lang: str) -> None:
+    """RFC 2045 6.7: an encoded line is at most 76 characters. Each value is followed by a
+    soft break (``=``), and a value of 76 or 151 characters filled its line to 76 before it:
+    77-character lines."""
+    for size in range(60, 240):
+        person = Personal("p@example.org", "P" * size, "subscribers",
+                          {"organisation": "o" * size})
+        for data in (factory.build(person, lang),
+                     factory.build_wire(person, lang, message_id="<a@example.org>")):
+            assert data is not None
+            body = data.replace(b"\r\n", b"\n").split(b"\n\n", 1)[1]
+            longest = max(len(line) for line in body.split(b"\n"))
+            assert longest <= 76, (size, longest)
+            text = parse(data.removesuffix(b".\r\n")).get_body(("plain",))
+            assert text is not None and "o" * size in text.get_content()

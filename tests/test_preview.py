@@ -63,6 +63,8 @@ def test_eml_has_every_contract_header(previewed: Path, lang: str) -> None:
     kinds = [p.get_content_type() for p in message.walk()]
     assert kinds == ["multipart/alternative", "text/plain", "multipart/related", "text/html",
                      "image/png"]
+    related = next(p for p in message.walk() if p.get_content_type() == "multipart/related")
+    assert related.get_param("type") == "text/html"  # RFC 2387 3.1: the root part's type
     for part in message.walk():
         if part.get_content_maintype() == "text":
             assert part.get_content_charset() == "utf-8"

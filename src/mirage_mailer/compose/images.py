@@ -11,6 +11,7 @@ is invalid without SMTPUTF8), and the Content-ID gets an ASCII form of it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from mirage_mailer.util.errors import Collector, InputError, Problem, display_pa
 _IMG_SRC = re.compile(r'(<img\b[^>]*?\ssrc=")([^"]*)(")')  # anywhere in the cleaned tag
 _NOT_ID = re.compile(r"[^A-Za-z0-9]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_READABLE = 24  # characters of the file name in a Content-ID, for people reading logs
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # cid:, https:, data: ...: not a file
 
 
@@ -41,21 +43,31 @@ class InlineImage:
         part = MIMEPart(policy=policy.default)
         part["Content-Type"] = self.mime
         part["Content-Transfer-Encoding"] = "base64"
-        part["Content-ID"] = f"<{self.cid}>"
         part.add_header("Content-Disposition", "inline",
                         filename=_CONTROL.sub("_", self.filename))
-        return b"".join(policy.default.fold_binary(name, value)
-                        for name, value in part.items())
+        folded = {name: policy.default.fold_binary(name, value) for name, value in part.items()}
+        # The Content-ID by hand: the stdlib's folder turned an id longer than a line (a long
+        # file name) into RFC 2047 words, which match no ``cid:`` link: a broken image.
+        return b"".join([folded["Content-Type"], folded["Content-Transfer-Encoding"],
+                         f"Content-ID: <{self.cid}>\n".encode("ascii"),
+                         folded["Content-Disposition"]])
 
 
-def content_id(number: int, name: str) -> str:
-    """``img<n>.<ascii name>@mirage-mailer``: a valid msg-id (RFC 5322 dot-atom), unique by
-    ``number``, readable (``été.png`` -> ``img1.ete.png``); a name with no ASCII letters
-    keeps only its extension."""
+def content_id(number: int, name: str, data: bytes) -> str:
+    """``img<n>.<digest>.<ascii name>@mirage-mailer``: a valid msg-id (RFC 5322 dot-atom),
+    unique in the message by ``number``, readable (``été.png`` -> ``...ete.png``); a name
+    with no ASCII letters keeps only its extension.
+
+    The digest of the bytes makes it unique across messages too, as RFC 2045 asks: Apple
+    Mail on iOS caches inline images by Content-ID across messages, so next month's
+    ``photo.jpg`` under the same id showed this month's picture. Same bytes, same id: a
+    cached copy is then the right picture."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     words = [word for word in (_NOT_ID.sub("-", part).strip("-")
                                for part in ascii_name.split(".")) if word]
-    return ".".join([f"img{number}", *words]) + "@mirage-mailer"
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    readable = ".".join(words)[:_READABLE].rstrip(".-")  # the header stays one short line
+    return ".".join(filter(None, [f"img{number}", digest, readable])) + "@mirage-mailer"
 
 
 def inline_image(path: Path, images: dict[Path, InlineImage]) -> str:
@@ -69,8 +81,8 @@ def inline_image(path: Path, images: dict[Path, InlineImage]) -> str:
             raise InputError(Problem(display_path(path), None,
                                      f"image '{shorten(path.name, 200)}' is not a PNG, JPEG "
                                      "or GIF image", FIX))
-        images[path] = InlineImage(content_id(len(images) + 1, path.name), path.name, mime,
-                                   data)
+        images[path] = InlineImage(content_id(len(images) + 1, path.name, data), path.name,
+                                   mime, data)
     return f"cid:{images[path].cid}"
 
 

@@ -52,8 +52,22 @@ class Personal:
     subject: str | None = None  # Signer.subject_id(email) when already known (the store has it)
 
 
+_QP_LINE = 76  # RFC 2045 6.7 (5): an encoded line is at most 76 characters, "=" included
+
+
 def _qp(text: str) -> bytes:
-    return binascii.b2a_qp(text.encode("utf-8"), istext=True)
+    """``text`` quoted-printable, its last line short enough for the soft break (``=``)
+    that ``_Part`` puts after every piece: ``b2a_qp`` fills a line to 76, so a 76-character
+    value or chunk end made a 77-character line, which RFC 2045 forbids."""
+    data = binascii.b2a_qp(text.encode("utf-8"), istext=True)
+    start = data.rfind(b"\n") + 1
+    if len(data) - start < _QP_LINE:
+        return data
+    cut = start + _QP_LINE - 1
+    escape = data.rfind(b"=", cut - 2, cut)  # never split an =XX escape
+    if escape >= 0:
+        cut = escape
+    return data[:cut] + b"=\n" + data[cut:]
 
 
 def stuffed(piece: bytes) -> bytes:
@@ -168,8 +182,10 @@ class Skeleton:
         html_head = (b"Content-Type: text/html; charset=\"utf-8\"\n"
                      b"Content-Transfer-Encoding: quoted-printable\n\n")
         if rendered.images:
+            # RFC 2387 3.1: ``type``, the root part's media type, must be given
             self.between = (f"\n--{outer}\nContent-Type: multipart/related; "
-                            f"boundary=\"{related}\"\n\n--{related}\n").encode() + html_head
+                            f"type=\"text/html\";\n boundary=\"{related}\"\n\n--{related}\n"
+                            ).encode() + html_head
             images = []
             for image in rendered.images:
                 data = base64.encodebytes(image.data)
