@@ -100,3 +100,15 @@ def test_importing_a_brevo_export_keeps_the_names(project: Path, run_cli: RunCli
     assert (project / "lists/brevo.csv").read_text(encoding="utf-8").splitlines() == [
         "EMAIL,FIRSTNAME,LASTNAME", "pierre@example.org,Pierre,Dupont",
         "anne@example.org,Anne,Frank"]
+
+
+def test_adding_a_name_to_a_brevo_list_names_its_columns(project: Path,
+                                                         run_cli: RunCli) -> None:
+    (project / "lists/brevo.csv").write_text("EMAIL,FIRSTNAME,LASTNAME\n", encoding="utf-8")
+    result = run_cli("subscribers", "add", "brevo", "new@example.org", "--name", "Marie Curie")
+    assert (result.code, result.err.strip()) == (2, (
+        "lists/brevo.csv:1: the list has no 'name' column (this list has first and last name "
+        "columns: give firstname=... lastname=...)"))
+    added = run_cli("subscribers", "add", "brevo", "new@example.org", "firstname=Marie",
+                    "lastname=Curie")
+    assert added.code == 0, added.err
