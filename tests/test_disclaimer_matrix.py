@@ -103,3 +103,28 @@ def test_every_preset_validates_and_previews_clean(
         assert ENGLISH_TEXT[preset] not in french
     else:
         assert ENGLISH_TEXT[preset] in french
+
+
+@pytest.mark.parametrize(("given", "missing"), [
+    ("      statement: Financé par l'Union européenne\n", "text"),
+    ("      text: Texte confirmé de la convention de subvention.\n", "statement"),
+])
+def test_a_partial_translation_says_what_it_lacks_and_where(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        given: str, missing: str) -> None:
+    """An officer who copied only the statement (or only the text) is told which part to
+    add, at the translation's own line, not that there is no translation at all."""
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, "init", "proj")[0] == 0
+    root = tmp_path / "proj"
+    monkeypatch.chdir(root)
+    edit(root / "mirage.yaml", "  translations: {}", "  translations:\n    fr:\n" + given)
+    line = (root / "mirage.yaml").read_text(encoding="utf-8").splitlines().index("    fr:") + 1
+
+    code, _, err = run(capsys, "validate", SAMPLE_ISSUE)
+    assert code == 0, err
+    assert [p for p in err.splitlines() if p.strip()] == [
+        f"mirage.yaml:{line}: warning: disclaimer.translations.fr has no {missing}, which "
+        "preset amif-2014-2020 needs; fr readers get the en text (add "
+        f"{missing}: under disclaimer.translations.fr from your grant agreement; never "
+        "machine-translate)"]

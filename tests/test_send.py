@@ -293,6 +293,38 @@ def test_ctrl_c_finishes_in_flight_messages_and_a_rerun_resumes(
     assert set(statuses(run_cli).values()) == {"sent"}
 
 
+def test_sigterm_while_planning_exits_143_sends_nothing_and_a_rerun_plans_again(
+        project: Path, run_cli: RunCli) -> None:
+    """Planning a long list takes seconds before the delivery loop (and its handlers) runs;
+    a SIGTERM then (systemd stopping cron's job) used to kill the process by the default
+    action (-15, no line), not stop it as the contract says."""
+    write_list(project, 200_000)
+    proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "send", SAMPLE_ISSUE,
+                             "--yes"], cwd=project, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        store = project / ".mirage/tracking.sqlite"  # made as planning begins
+        while not store.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGTERM)
+        out, errors = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, errors
+    assert out == ""
+    assert errors.splitlines()[-1] == ("mirage-mailer: stopped by SIGTERM before sending "
+                                       "began: nothing was sent (a rerun plans again and "
+                                       "sends)")
+    assert not list((project / "outbox/new").glob("*"))
+    rerun = run_cli("send", SAMPLE_ISSUE, "--yes", "--limit", "3")
+    assert rerun.code == 0, rerun.err
+    assert len(list((project / "outbox/new").iterdir())) == 3
+    assert report(run_cli, SAMPLE_ISSUE)["counts"] == {  # type: ignore[index]
+        "sent": 3, "failed": 0, "pending": 199_997, "suppressed": 0, "invalid": 0,
+        "unknown": 0, "withdrawn": 0}
+
+
 @pytest.mark.smtp_fault(rules=[Gate(after=3)])
 def test_address_unsubscribed_during_the_send_is_not_mailed(project: Path, run_cli: RunCli,
                                                              sink: SmtpSink) -> None:

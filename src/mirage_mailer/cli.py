@@ -25,7 +25,7 @@ import click
 from mirage_mailer import __version__
 from mirage_mailer.commands.common import Context, err
 from mirage_mailer.commands.streams import lost_output
-from mirage_mailer.util.errors import ExitCode, MirageError, is_busy
+from mirage_mailer.util.errors import ExitCode, MirageError, StoppedEarly, is_busy
 from mirage_mailer.util.pathfaults import as_path_mistake, path_mistake
 from mirage_mailer.util.statefault import is_state_fault, state_write_error
 
@@ -244,6 +244,10 @@ def _run(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         err("interrupted")
         return 130
+    except StoppedEarly as exc:  # SIGTERM before the first message: the store is as it was
+        err(f"mirage-mailer: stopped by {exc.name} before sending began: nothing was sent "
+            "(a rerun plans again and sends)")
+        return 128 + exc.signum
     except Exception as exc:  # a bug, not a user mistake: say so in one line
         if is_busy(exc):  # a read waited out another process's write: a fault of the moment
             err(f"tracking database: cannot read it now: {exc} (another mirage-mailer process "

@@ -281,9 +281,10 @@ def remove_command(obj: Context, list_name: str, email: str) -> int:
 def import_command(obj: Context, file: Path, list_name: str, dry_run: bool) -> int:
     """Add the readers of FILE (a CSV, or a Mailchimp or listmonk export) to a list.
 
-    Maps 'Email Address'/'email', 'First Name' and 'Last Name'/'name', and a language
-    column; skips readers already in the list, unsubscribed or blocklisted ones, and bad
-    rows, each named as FILE:LINE: reason. New readers go at the end of the list file.
+    Maps 'Email Address'/'email', 'First Name' and 'Last Name' (Brevo's FIRSTNAME and
+    LASTNAME)/'name', and a language column; skips readers already in the list,
+    unsubscribed or blocklisted ones, and bad rows, each named as FILE:LINE: reason. New
+    readers go at the end of the list file.
     """
     result = import_file(settings_for(obj.config), file, list_name, dry_run=dry_run,
                          report=lambda skipped: err(str(skipped)))

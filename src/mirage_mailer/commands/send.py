@@ -302,6 +302,19 @@ def run_send(obj: Context, issue_dir: Path, options: SendOptions, yes: bool,
     since nobody is there to confirm; ``send`` warns before its question or ``--yes``, as
     a person may mean to send a renamed issue again. ``progress_lines`` False: no
     timestamped progress lines without a terminal (run-due's one line per issue)."""
+    stopper = SignalStop()
+    with stopper.early():  # SIGTERM while planning: exit 143, not the default kill
+        outcome = _run_send(obj, issue_dir, options, yes, interactive, stopper, keep=keep,
+                            warn_tls=warn_tls, refuse_twin=refuse_twin,
+                            progress_lines=progress_lines)
+    if outcome is not None and outcome.stop_signal is None and stopper.signal is not None:
+        outcome.stop_signal = stopper.signal  # came as the delivery loop ended
+    return outcome
+
+
+def _run_send(obj: Context, issue_dir: Path, options: SendOptions, yes: bool,
+              interactive: bool, stopper: SignalStop, *, keep: bool, warn_tls: bool,
+              refuse_twin: bool, progress_lines: bool) -> SendOutcome | None:
     project = open_project(obj.config, issue_dir)
     for problem in project.warnings:
         err(str(problem))
@@ -322,12 +335,12 @@ def run_send(obj: Context, issue_dir: Path, options: SendOptions, yes: bool,
     if options.to:
         with _Display(f"{project.issue.id} [TEST]", interactive,
                       lines=progress_lines) as hook:
-            return send_test(prep, options.to, hook, SignalStop())
+            return send_test(prep, options.to, hook, stopper)
     if not _confirm(prep, options, yes):
         err("nothing sent")
         return None
     with _Display(project.issue.id, interactive, lines=progress_lines) as hook:
-        return send(prep, options, hook, SignalStop())
+        return send(prep, options, hook, stopper)
 
 
 def _finite_rate(_ctx: click.Context, _param: click.Parameter,

@@ -121,6 +121,21 @@ def block_for(config: DisclaimerConfig, lang: str, default_lang: str) -> Disclai
     return DisclaimerBlock(lang, entry.statement or statement, entry.text if text else None, True)
 
 
+def missing_parts(config: DisclaimerConfig, lang: str) -> tuple[str, ...]:
+    """(the translation's code, the parts it lacks...) when ``lang`` has a translation that
+    ``block_for`` drops for being partial; () otherwise. Said precisely, so the user adds the
+    missing part instead of rewriting a translation that is half there."""
+    code = lang if lang in config.translations else lang.split("-")[0]
+    entry = config.translations.get(code)
+    if entry is None:
+        return ()
+    _, text = preset_texts(config)
+    missing = [part for part, needed, given in (("statement", True, entry.statement),
+                                                ("text", text is not None, entry.text))
+               if needed and not given]
+    return (code, *missing) if missing else ()
+
+
 def words_language(config: DisclaimerConfig, block: DisclaimerBlock, default_lang: str) -> str:
     """The language the block's words are written in, for its ``lang`` attribute.
 

@@ -35,6 +35,7 @@ from mirage_mailer.compose.render import OPEN_SLOT, RenderedLanguage, click_slot
 from mirage_mailer.compose.slots import FRAGMENT_PREFIX, field_slot, leftover_markers, split_slots
 from mirage_mailer.compose.strings import strings_for
 from mirage_mailer.project.config import Settings
+from mirage_mailer.project.name_parts import first_name
 from mirage_mailer.util.addresses import ascii_address, ascii_domain, parse_mailbox
 from mirage_mailer.util.errors import InputError, Problem, display_path, shorten
 from mirage_mailer.util.headersafe import mailbox_header, text_header
@@ -221,9 +222,10 @@ class Skeleton:
 
 def person_values(person: Personal, strings: Mapping[str, str]) -> dict[str, str]:
     """The slot values that come from the list row (no links): name, greeting, columns."""
-    # A list with a first-name column (Mailchimp's First Name) greets by the first name
-    # ("Bonjour Marie,"); ``name`` stays the full one, for To: and recipient.name.
-    greet = person.fields.get("first_name", "").strip() or person.name
+    # A list with a first-name column (Mailchimp's First Name, Brevo's FIRSTNAME) greets by
+    # the first name ("Bonjour Marie,"); ``name`` stays the full one, for To: and
+    # recipient.name.
+    greet = first_name(person.fields) or person.name
     values = {
         "email": person.email,
         "name": person.name or "",

@@ -333,6 +333,7 @@ def read_settings(path: Path) -> ConfigRead:
                if isinstance(v := data.get(s), LineDict) for k in v}
     line_of.update({s: data.key_line(s) for s in data})
     line_of.update(relay_lines(data.get("transport")))
+    line_of.update(_translation_lines(data.get("disclaimer")))
     settings = Settings(
         path=path,
         root=root_dir,
@@ -632,6 +633,16 @@ def _load_disclaimer(sec: LineDict, path: Path, problems: Collector,
                        entry.key_line("statement"))
     return DisclaimerConfig(preset=preset, authority=authority, statement=statement, text=text,
                             translations=translations)
+
+
+def _translation_lines(disclaimer: object) -> dict[str, int]:
+    """``disclaimer.translations.fr`` (the code as normalised) -> its line, for the warning
+    about a partial translation found after loading."""
+    raw = disclaimer.get("translations") if isinstance(disclaimer, LineDict) else None
+    if not isinstance(raw, LineDict):
+        return {}
+    return {f"disclaimer.translations.{normalise_language(str(lang))}": raw.key_line(lang)
+            for lang in raw if not check_language(str(lang))}
 
 
 def _long_text(sec: LineDict, key: str, path: Path, problems: Collector) -> str | None:

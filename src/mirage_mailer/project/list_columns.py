@@ -39,6 +39,7 @@ from mirage_mailer.project.lists import (
     language_of,
     record,
 )
+from mirage_mailer.project.name_parts import name_columns
 from mirage_mailer.util.addresses import LOWERED_LOCALS, MAX_ADDRESS, settled_domain
 from mirage_mailer.util.errors import InputError, display_path
 from mirage_mailer.util.fieldsjson import encode_string, fields_json
@@ -281,7 +282,7 @@ class _BlockRows:
         self.local_at = at["email"]  # the domain is the next group
         self.lang_at = at.get("lang")
         self.name_at = at.get("name")
-        self.parts_at = [at[c] for c in ("first_name", "last_name") if c in at]
+        self.parts_at = [at[c] for c in name_columns(tuple(columns))]  # as _check_row
         self.fields_at = [(encode_string(c) + ": ", at[c]) for c in columns
                           if c not in _UNFILLED]
 
@@ -353,7 +354,7 @@ class _BlockRows:
                     langs(index)
                     shape_of(0)
                     name = cells[name_at].strip() if name_at is not None else ""
-                    if not name and parts_at:  # as Mailchimp exports: first and last name
+                    if not name and parts_at:  # as Mailchimp and Brevo export: first and last name
                         name = " ".join(part for part in
                                         (cells[at].strip() for at in parts_at) if part)
                     names(name or None)

@@ -169,6 +169,8 @@ def _child(parents: Connection, out: Connection,
         parents.close()  # the fork's copy of the reading end: with it open, a write to a
         # parent that died would block for ever instead of failing
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the send's handler: a SIGTERM
+        # (the parent's terminate, or one sent to the group) simply ends this reader
         gc.freeze()  # what the fork inherited is never garbage here: no collection walks it
         gc.set_threshold(BULK_THRESHOLD)  # rows die by reference count (util/gcquiet.py)
         try:

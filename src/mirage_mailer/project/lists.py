@@ -21,6 +21,7 @@ from pathlib import Path
 
 from mirage_mailer.project.issue_values import LIST_NAME, inside
 from mirage_mailer.project.list_name_rule import name_problem
+from mirage_mailer.project.name_parts import composed_name, name_columns
 from mirage_mailer.project.yamlrows import Shape
 from mirage_mailer.project.yamlrows import entries as yaml_entries
 from mirage_mailer.project.yamlsrc import LineDict
@@ -245,9 +246,8 @@ def _check_row(
                 where, _at(lines, "lang", line), f"lang {bad}",
                 "use an ISO 639-1 code such as en, fr or pt-BR"))
     name = raw.get("name", "").strip() or None
-    if name is None and ("first_name" in raw or "last_name" in raw):  # as Mailchimp exports
-        name = " ".join(part for part in (raw.get("first_name", "").strip(),
-                                          raw.get("last_name", "").strip()) if part) or None
+    if name is None and (parts := name_columns(tuple(raw))):  # as Mailchimp, Brevo export
+        name = composed_name(raw, parts)
     fields = raw.copy()  # in C, then three removals: a third of a comprehension's time
     fields.pop("email", None)
     fields.pop("name", None)

@@ -12,7 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mirage_mailer.compose.disclaimer import block_for, union_name_warnings, words_language
+from mirage_mailer.compose.disclaimer import (
+    block_for,
+    missing_parts,
+    union_name_warnings,
+    words_language,
+)
 from mirage_mailer.compose.message import Personal, person_values
 from mirage_mailer.compose.message_size import image_size_problems
 from mirage_mailer.compose.render import RenderedLanguage, render_issue
@@ -213,7 +218,18 @@ def disclaimer_warnings(settings: Settings, issue: Issue) -> list[Problem]:
         block = block_for(settings.disclaimer, lang, issue.default_language)
         # a preset's own words are English: English readers get them as they should
         words = words_language(settings.disclaimer, block, issue.default_language)
-        if not block.confirmed and base_language(words) != base_language(lang):
+        if not block.confirmed and base_language(words) != base_language(lang) and (
+                partial := missing_parts(settings.disclaimer, lang)):
+            code, missing = partial[0], " and ".join(partial[1:])
+            key = f"disclaimer.translations.{code}"
+            out.append(Problem(
+                display_path(settings.path),
+                settings.line_of.get(key) or settings.line_of.get("disclaimer"),
+                f"{key} has no {missing}, which preset {settings.disclaimer.preset} needs; "
+                f"{lang} readers get the {words} text",
+                f"add {missing}: under {key} from your grant agreement; never "
+                "machine-translate", warning=True))
+        elif not block.confirmed and base_language(words) != base_language(lang):
             out.append(Problem(
                 display_path(settings.path), settings.line_of.get("disclaimer"),
                 f"no confirmed '{lang}' translation of the EU disclaimer; {lang} "

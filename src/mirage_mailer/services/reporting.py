@@ -59,6 +59,11 @@ def check_known(settings: Settings, store: ReportReader | None, issue: str,
     listed = ", ".join(shorten(name, 40) for name in known[:20]) or "none yet"
     where = folder if folder is not None and len(folder.parts) > 1 else \
         settings.issues_dir / issue
+    if where.is_dir():  # a folder begun without its issue.yaml: say so, as validate does
+        raise InputError(Problem(display_path(where / "issue.yaml"), None, "file not found, "
+                                 "and nothing recorded for this issue in the tracking store",
+                                 "create it with subject, list and articles, or give one of the "
+                                 f"issues: {listed}"))
     raise InputError(Problem(display_path(where), None, "no such issue: no issue folder, and "
                              "nothing recorded for it in the tracking store",
                              f"give one of the issues: {listed}"))

@@ -22,6 +22,7 @@ from mirage_mailer.project.lists import (
     column_name,
     iter_list,
 )
+from mirage_mailer.project.name_parts import name_columns
 from mirage_mailer.project.yamlrows import Shape
 from mirage_mailer.services.roster import list_path, store_if_any
 from mirage_mailer.store import email_key
@@ -118,8 +119,9 @@ def _fits(path: Path, shape: Layout, row: dict[str, str]) -> None:
     for key in row:
         if shape.accepts(key):
             continue
-        if key == "name" and {"first_name", "last_name"} & set(shape.columns):
-            hint = "this list has first and last name columns: give first_name=... last_name=..."
+        if key == "name" and (parts := name_columns(shape.columns)):  # Mailchimp's, Brevo's
+            hint = ("this list has first and last name columns: give "
+                    + " ".join(f"{part}=..." for part in parts))
         else:
             hint = f"add a '{shorten(key)}' column to the header, or leave the value out"
         raise InputError(Problem(where, 1, f"the list has no '{shorten(key)}' column", hint))

@@ -10,6 +10,8 @@ The formats, as those tools write them (checked against their exports and source
 * listmonk (Subscribers > Export): ``uuid, email, name, attributes, status, created_at,
   updated_at``; ``attributes`` is a JSON object (its ``lang`` or ``language`` is used), and
   ``blocklisted`` readers are skipped.
+* Brevo (Sendinblue; Contacts > Export): ``EMAIL``, ``FIRSTNAME``, ``LASTNAME`` (``PRENOM``,
+  ``NOM`` in a French account), then its own attributes: the name parts ``name_parts`` knows.
 * Any CSV with an ``email`` column (``E-mail``, ``Email Address`` too), ``name`` or first and
   last name, and ``lang`` or ``language``; UTF-8 with or without BOM; ``,`` ``;`` or tab.
 
@@ -46,6 +48,7 @@ from mirage_mailer.project.lists import (
     column_name,
     iter_list,
 )
+from mirage_mailer.project.name_parts import FIRST_NAMES, LAST_NAMES, name_columns
 from mirage_mailer.project.seen import SeenAddresses
 from mirage_mailer.project.yamlrows import Shape
 from mirage_mailer.services.roster import list_path, store_if_any
@@ -193,29 +196,36 @@ class _Mapper:
                  where: str) -> None:
         self.shape = shape
         self.where = where
-        kept = {"email", "name", "first_name", "last_name", "lang"}
         csv_list = shape.kind == "csv"
-        self.split = csv_list and "name" not in shape.columns and bool(
-            {"first_name", "last_name"} & set(shape.columns))
+        # The export's first- and last-name columns (Mailchimp's First Name, Brevo's
+        # FIRSTNAME or PRENOM: ``name_parts``), and the list's own ones, which keep their
+        # names (a list made from a Brevo export has FIRSTNAME: it is filled, not renamed).
+        src = name_columns(tuple(columns))
+        self.src = {kind: next((c for c in src if c in names), "")
+                    for kind, names in (("first", FIRST_NAMES), ("last", LAST_NAMES))}
+        self.to = {kind: next((c for c in names if c in shape.columns), f"{kind}_name")
+                   for kind, names in (("first", FIRST_NAMES), ("last", LAST_NAMES))}
+        given = {kind for kind, c in self.src.items() if c}
+        listed = {kind for kind, c in self.to.items() if c in shape.columns}
+        kept = {"email", "name", "lang", *src}
+        self.split = csv_list and "name" not in shape.columns and bool(listed)
         self.extra = [c for c in columns if csv_list and c in shape.columns and c not in kept]
-        has_name = bool({"name", "first_name", "last_name"} & set(columns))
+        has_name = "name" in columns or bool(given)
         self.notes: list[str] = []
-        if has_name and csv_list and not ({"name", "first_name", "last_name"}
-                                          & set(shape.columns)):
+        if has_name and csv_list and "name" not in shape.columns and not listed:
             self.notes.append(f"names not imported: {where} has no name column (add a "
                               "'name' column to keep them)")
         if self.split:  # a list with one of First Name and Last Name: that one is filled
             for part, kept_part in (("last", "first"), ("first", "last")):
-                if f"{part}_name" in columns and f"{part}_name" not in shape.columns:
+                if part in given and part not in listed:
                     self.notes.append(
                         f"{part} names not imported: {where} has no {part}-name column, so "
                         f"the greeting and the To: line say the {kept_part} name (add a "
                         f"'{part.title()} Name' column to keep them)")
         # First and last names beside the whole one: the greeting says the first name
-        self.parts = tuple(c for c in ("first_name", "last_name") if c in columns and (
-            not csv_list or c in shape.columns))
-        if csv_list and "first_name" in columns and "name" in shape.columns \
-                and "first_name" not in shape.columns:
+        self.parts = tuple(kind for kind in ("first", "last") if kind in given and (
+            not csv_list or kind in listed))
+        if csv_list and "first" in given and "name" in shape.columns and "first" not in listed:
             self.notes.append(f"first names not kept: {where} has only a 'name' column, so "
                               "the greeting says the whole name (add 'First Name' and "
                               "'Last Name' columns to greet by the first name)")
@@ -229,19 +239,20 @@ class _Mapper:
 
     def row(self, row: _Row) -> dict[str, str]:
         v, attrs = row.values, row.attributes
-        first, last = v.get("first_name", "").strip(), v.get("last_name", "").strip()
+        first = v.get(self.src["first"], "").strip() if self.src["first"] else ""
+        last = v.get(self.src["last"], "").strip() if self.src["last"] else ""
         out = {"email": v.get("email", "")}
         if self.split:
-            parts = {"first_name": first, "last_name": last}
+            parts = {self.to["first"]: first, self.to["last"]: last}
             if not (first or last) and v.get("name"):  # one name: whole, never split by guess
-                whole = "first_name" if "first_name" in self.shape.columns else "last_name"
+                whole = self.to["first" if self.to["first"] in self.shape.columns else "last"]
                 parts[whole] = v["name"]
             out.update((c, part) for c, part in parts.items() if c in self.shape.columns)
         elif self.shape.kind == "yaml" or "name" in self.shape.columns:
             out["name"] = v.get("name", "").strip() or " ".join(p for p in (first, last) if p)
-            for column, part in (("first_name", first), ("last_name", last)):
-                if column in self.parts and (part or self.shape.kind == "csv"):
-                    out[column] = part
+            for kind, part in (("first", first), ("last", last)):
+                if kind in self.parts and (part or self.shape.kind == "csv"):
+                    out[self.to[kind]] = part
         lang = v.get("lang", "") or attrs.get("lang", "") or attrs.get("language", "")
         if lang.strip():
             if self.lang_place:

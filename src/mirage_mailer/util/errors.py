@@ -71,6 +71,17 @@ def _relative(path: str, cwd: str) -> str:
         return str(p)
 
 
+class StoppedEarly(BaseException):
+    """SIGTERM before any message of a send was handed to the transport (raised by the
+    handler ``commands.signals`` installs): a ``BaseException``, as Ctrl-C's
+    ``KeyboardInterrupt`` is, so no ``except Exception`` takes it while it unwinds the
+    store's transaction and the locks. ``signum``: the signal's number."""
+
+    def __init__(self, signum: int, name: str) -> None:
+        super().__init__(name)
+        self.signum, self.name = signum, name
+
+
 class MirageError(Exception):
     """Base error: one or more problems, and the exit code they call for."""
 
