@@ -181,6 +181,21 @@ def _unasked(replies: Replies, stage: str) -> None:
         raise OutOfStep(stage, bytes(replies.buffer))
 
 
+def _take(smtp: aiosmtplib.SMTP) -> tuple[asyncio.BaseProtocol, asyncio.Transport, Replies]:
+    """(aiosmtplib's protocol, the transport, ``Replies``): the connection's replies read by
+    ``Replies`` from now on; the caller gives the transport back to the protocol after."""
+    protocol = smtp.protocol
+    # asyncio's transports and uvloop's (which do not subclass asyncio.Transport)
+    transport = cast(asyncio.Transport | None, protocol.transport if protocol else None)
+    if protocol is None or transport is None or transport.is_closing():
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    # the loop it connected on (aiosmtplib's public ``loop``): get_running_loop asks the
+    # kernel for the process id on Python 3.11, the last such call of a message
+    replies = Replies(protocol, smtp.loop or asyncio.get_running_loop())
+    transport.set_protocol(replies)
+    return protocol, transport, replies
+
+
 async def transaction(smtp: aiosmtplib.SMTP, sender: bytes, recipient: bytes,
                       options: list[str], wire: bytes, timeout: float,
                       at: Callable[[str], None], *, pipelined: bool = True) -> Done:
@@ -195,15 +210,7 @@ async def transaction(smtp: aiosmtplib.SMTP, sender: bytes, recipient: bytes,
     before a command or the body, ``SMTPDataError`` for a refusal after the body, and
     aiosmtplib's disconnect and timeout errors as its own commands do.
     """
-    protocol = smtp.protocol
-    # asyncio's transports and uvloop's (which do not subclass asyncio.Transport)
-    transport = cast(asyncio.Transport | None, protocol.transport if protocol else None)
-    if protocol is None or transport is None or transport.is_closing():
-        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-    # the loop it connected on (aiosmtplib's public ``loop``): get_running_loop asks the
-    # kernel for the process id on Python 3.11, the last such call of a message
-    replies = Replies(protocol, smtp.loop or asyncio.get_running_loop())
-    transport.set_protocol(replies)
+    protocol, transport, replies = _take(smtp)
     mail_command, rcpt_command, data_command = envelope_commands(sender, recipient, options)
     try:
         if pipelined:
@@ -257,12 +264,7 @@ async def body(smtp: aiosmtplib.SMTP, wire: bytes, timeout: float,
     so a reply that is no clear answer is told apart the same way on both paths. ``at``
     hears "DOT" once the final dot has been handed to the transport. Raises aiosmtplib's
     disconnect and timeout errors, and ``SMTPResponseException`` for a malformed reply."""
-    protocol = smtp.protocol
-    transport = cast(asyncio.Transport | None, protocol.transport if protocol else None)
-    if protocol is None or transport is None or transport.is_closing():
-        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-    replies = Replies(protocol, smtp.loop or asyncio.get_running_loop())
-    transport.set_protocol(replies)
+    protocol, transport, replies = _take(smtp)
     try:
         transport.write(wire)
         at("DOT")
