@@ -131,10 +131,10 @@ def embed_template_images(html: str, templates: Path,
         if not src.strip() or _SCHEME.match(src) or "__MM_" in src:  # slots: per reader
             return match.group(0)
         name = written_name(src)
-        where, line = _template_line(templates, src, name)
         path = find_image(templates, src)
         if path is None:
-            problems.append(Problem(where, line, f"image '{shorten(name, 200)}' not found in "
+            problems.append(Problem(*_template_line(templates, src, name),
+                                    f"image '{shorten(name, 200)}' not found in "
                                     f"{display_path(templates)}/", "put the image file in "
                                     "that folder and give its name, or give its full "
                                     "https:// address"))
@@ -142,9 +142,9 @@ def embed_template_images(html: str, templates: Path,
         try:
             check_image(path)
             return f"{match.group(1)}{inline_image(path, images)}{match.group(3)}"
-        except NotAnImage as exc:
-            problems.append(Problem(where, line, f"image '{shorten(name, 200)}' {exc.reason}",
-                                    exc.hint))
+        except NotAnImage as exc:  # the templates are read for the line only when it is due
+            problems.append(Problem(*_template_line(templates, src, name),
+                                    f"image '{shorten(name, 200)}' {exc.reason}", exc.hint))
         except InputError as exc:
             problems.extend(exc.problems)
         return match.group(0)
