@@ -57,7 +57,7 @@ def problem_lines(err: str) -> list[str]:
 
 def test_send_with_no_room_for_its_journal_says_so_sends_nothing_and_a_rerun_sends(
         project: Path, run_cli: RunCli) -> None:
-    result = run_limited(project, 500_000, "send", SAMPLE_ISSUE, "--yes")  # journal: 1 MiB
+    result = run_limited(project, 1_000_000, "send", SAMPLE_ISSUE, "--yes")  # journal: 1 MiB
     assert result.code == 3, result.err
     assert "Traceback" not in result.err and "internal error" not in result.err
     assert problem_lines(result.err)[-1] == (
@@ -106,7 +106,7 @@ def test_two_sending_processes_with_no_room_name_their_journals(
     use_relay(project, sink.url, processes=2)
     lines = ["email,name"] + [f"r{n:03d}@example.org,R {n}" for n in range(500)]
     (project / "lists/subscribers.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    result = run_limited(project, 500_000, "send", SAMPLE_ISSUE, "--yes")
+    result = run_limited(project, 1_000_000, "send", SAMPLE_ISSUE, "--yes")
     assert result.code == 3, result.err
     assert "failed: OSError" not in result.err and "Traceback" not in result.err
     assert f".mirage/journal/{ISSUE}.log: cannot write: File too large (" in result.err

@@ -26,7 +26,8 @@ def _rows(n: int) -> list[NewRecipient]:
 def test_the_long_commit_leaves_the_checkpoint_to_a_thread(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_recipients, "BULK_MIN", 500)
-    monkeypatch.setattr(store_core, "_AUTOCHECKPOINT", 50)  # any commit would checkpoint
+    # any commit would checkpoint (50 pages)
+    monkeypatch.setattr(store_core, "_AUTOCHECKPOINT_BYTES", 50 * store_core.PAGE_SIZE)
     started: list[Path] = []
 
     def held(path: Path, timeout: float) -> threading.Thread:

@@ -153,7 +153,9 @@ def test_a_store_damaged_near_its_schema_is_said_damaged_by_report(sent: Path,
     for suffix in ("-wal", "-shm"):  # the send checkpointed: the file holds everything
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     data = bytearray(path.read_bytes())
-    data[5000:8000] = b"\xff" * 3000
+    page = int.from_bytes(data[16:18], "big")  # the file's page size (its header, offset 16)
+    # page 2 (the migrations' table), where its cells are: they fill a page from its end
+    data[2 * page - 3192:2 * page - 192] = b"\xff" * 3000
     path.write_bytes(bytes(data))
     for args in (("report",), ("report", SAMPLE_ISSUE, "--format", "json"),
                  ("unsubscribe", "someone@example.org"), ("send", SAMPLE_ISSUE, "--yes")):
