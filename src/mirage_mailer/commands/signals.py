@@ -46,7 +46,7 @@ class SignalStop:
         """For the whole command: a stop signal before the delivery loop stops the run (exit
         130 or 143) rather than killing it; after the loop, it is remembered for the summary."""
         try:
-            previous = {sig: signal.signal(sig, self._before) for sig in (signal.SIGTERM,)}
+            previous = {sig: signal.signal(sig, self._before) for sig in STOPS}
         except ValueError:  # not the main thread: the default actions, as before
             yield
             return
