@@ -29,7 +29,7 @@ READERS = 400  # two sending processes of 200 (``MIN_PER_PROCESS``)
 CONCURRENCY = 4
 # after the first fork is seen: inside the fork, before the parent's loop takes the
 # signals, while the children start, and once they are sending
-DELAYS = (0.0, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.008, 0.015, 0.04, 0.1, 0.25)
+DELAYS = (0.0, 0.001, 0.002, 0.005, 0.008, 0.015, 0.04, 0.1, 0.25)
 
 
 def _slow(call: Call) -> None:
