@@ -325,6 +325,34 @@ def test_sigterm_while_planning_exits_143_sends_nothing_and_a_rerun_plans_again(
         "unknown": 0, "withdrawn": 0}
 
 
+def test_ctrl_c_while_planning_exits_130_and_says_plainly_that_nothing_was_sent(
+        project: Path, run_cli: RunCli) -> None:
+    """Ctrl-C while a long list is planned said only "aborted" (click's word for the
+    KeyboardInterrupt), where SIGTERM says in one line that nothing was sent."""
+    write_list(project, 30_000)
+    proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "send", SAMPLE_ISSUE,
+                             "--yes"], cwd=project, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        store = project / ".mirage/tracking.sqlite"  # made as planning begins
+        while not store.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGINT)
+        out, errors = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, errors
+    assert out == "" and "Traceback" not in errors
+    assert errors.splitlines()[-1] == ("mirage-mailer: stopped by Ctrl-C before sending "
+                                       "began: nothing was sent (a rerun plans again and "
+                                       "sends)")
+    assert not list((project / "outbox/new").glob("*"))
+    rerun = run_cli("send", SAMPLE_ISSUE, "--yes", "--limit", "3")
+    assert rerun.code == 0, rerun.err
+    assert len(list((project / "outbox/new").iterdir())) == 3
+
+
 @pytest.mark.smtp_fault(rules=[Gate(after=3)])
 def test_address_unsubscribed_during_the_send_is_not_mailed(project: Path, run_cli: RunCli,
                                                              sink: SmtpSink) -> None:
@@ -413,6 +441,33 @@ def test_run_due_stopped_by_sigterm_exits_143_and_starts_no_further_issue(
     assert 3 <= len(sink.received) < 40
     assert "2021-11-later" not in out
     assert report(run_cli, "issues/2021-11-later")["recipients"] == []
+
+
+def test_run_due_stopped_while_planning_says_it_of_that_issue_only(
+        project: Path, run_cli: RunCli) -> None:
+    """run-due's stop while it plans an issue is that issue's: "nothing was sent" of the
+    whole run was said even when an earlier issue of the same run had gone out."""
+    write_list(project, 30_000)
+    edit(project / SAMPLE_ISSUE / "issue.yaml", "# send_at: 2021-10-29T09:00:00+02:00",
+         "send_at: 2021-10-29T09:00:00+02:00")
+    proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "run-due", "--now",
+                             FIRST_HOUR], cwd=project,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        store = project / ".mirage/tracking.sqlite"
+        while not store.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGTERM)
+        out, errors = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, errors
+    assert out == "" and "Traceback" not in errors
+    assert errors.splitlines()[-1] == (f"{ISSUE}: stopped by SIGTERM before sending began: "
+                                       "nothing of this issue was sent (the next run plans "
+                                       "it again)")
+    assert not list((project / "outbox/new").glob("*"))
 
 
 def test_run_due_skips_future_issues(project: Path, run_cli: RunCli) -> None:

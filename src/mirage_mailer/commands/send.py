@@ -47,7 +47,14 @@ from mirage_mailer.services.sending import (
 )
 from mirage_mailer.services.store_locks import run_due_lock
 from mirage_mailer.util.csvcells import safe_row
-from mirage_mailer.util.errors import ExitCode, InputError, MirageError, Problem, display_path
+from mirage_mailer.util.errors import (
+    ExitCode,
+    InputError,
+    MirageError,
+    Problem,
+    StoppedEarly,
+    display_path,
+)
 from mirage_mailer.util.writes import open_private
 
 if TYPE_CHECKING:  # rich draws the bar on a terminal only: not imported by cron's runs
@@ -515,6 +522,10 @@ def _send_due(obj: Context, issue_dir: Path, fixes_only: bool) -> ExitCode:
         for problem in exc.problems:
             err(f"{issue_dir.name}: {problem}")
         return exc.exit_code
+    except StoppedEarly as exc:  # this issue's plan: an earlier issue of the run may have gone
+        err(f"{issue_dir.name}: stopped by {exc.name} before sending began: nothing of this "
+            "issue was sent (the next run plans it again)")
+        return ExitCode(128 + exc.signum)
     if outcome is None:
         return ExitCode.OK
     _print_skipped(outcome)

@@ -87,6 +87,10 @@ class _Stop:
         if self.inner is not None:
             self.inner.signal = value
 
+    def remember(self) -> None:
+        if self.inner is not None:
+            self.inner.remember()
+
     def arm(self, stop: asyncio.Event) -> Callable[[], None]:
         self.event = stop
         self.recorder.on_lost = stop.set

@@ -124,11 +124,15 @@ class StopSource(Protocol):
 
     ``arm`` is called inside the run's event loop with the event that stops it; it returns
     the call that disarms it. ``signal`` is what stopped the run, if anything did.
+    ``remember`` is called before sending processes are forked: from then on a stop may no
+    longer unwind the run as "nothing sent"; it is kept for the next ``arm``.
     """
 
     signal: signal.Signals | None
 
     def arm(self, stop: asyncio.Event) -> Callable[[], None]: ...
+
+    def remember(self) -> None: ...
 
 
 @dataclass

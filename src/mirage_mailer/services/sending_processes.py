@@ -119,6 +119,8 @@ def send_on_processes(prep: Preparation, options: SendOptions, store: Store, wan
         if progress:
             progress(t)
 
+    if stopper is not None:  # children will send: a stop from now on is kept, not raised
+        stopper.remember()
     try:
         pace = SharedState(per_hour=settings.transport.rate_per_hour)
     except OSError:  # no shared memory to be had (a file limit): one process, one pace
@@ -126,7 +128,7 @@ def send_on_processes(prep: Preparation, options: SendOptions, store: Store, wan
         return
     started: list[shards.Shard] = []
     try:
-        started += shards.start(count, body)
+        shards.start(count, body, started)  # filled fork by fork: a failed fork reaps the rest
         shards.run(started, stopper, on_progress, lambda main: run_loop(settings, main))
     finally:
         shards.reap(started)

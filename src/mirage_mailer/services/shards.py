@@ -135,6 +135,9 @@ class ChildStop:
         if self._stop is not None:
             self._stop.set()
 
+    def remember(self) -> None:
+        """Already so from the start (``_early``): a process forks no sending processes."""
+
     def arm(self, stop: asyncio.Event) -> Callable[[], None]:
         loop = asyncio.get_running_loop()
         self._stop = stop
@@ -166,13 +169,18 @@ def _die_with_parent(parent: int) -> None:
 Body = Callable[[int, Channel, ChildStop], ShardDone]
 
 
-def _child(index: int, fd: int, body: Body, parent: int) -> None:
+def _child(index: int, fd: int, body: Body, parent: int, mask: set[int | signal.Signals]
+           ) -> None:
     """The forked process: run ``body`` and report; never returns, never runs the parent's
-    exit handlers (``os._exit``), never touches what it inherited besides its pipe."""
+    exit handlers (``os._exit``), never touches what it inherited besides its pipe. It is
+    born with the stop signals blocked (``start``) and takes them (``mask``: the parent's
+    own) once its handlers are in: one that came meanwhile stops it then, not lost to, or
+    raised by, the parent's handlers it inherited."""
     code = 0
     channel = Channel(fd, index)
     try:
         stopper = ChildStop()
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         _die_with_parent(parent)
         channel.finish(body(index, channel, stopper))
     except BaseException as exc:  # every failure goes to the parent as words, not a trace
@@ -214,23 +222,31 @@ def error_kind(exc: BaseException) -> str:
     return "delivery"
 
 
-def start(count: int, body: Body) -> list[Shard]:
-    """Fork ``count`` sending processes running ``body(index, channel, stopper)``."""
+def start(count: int, body: Body, shards: list[Shard] | None = None) -> list[Shard]:
+    """Fork ``count`` sending processes running ``body(index, channel, stopper)``; each is
+    added to ``shards`` as soon as it exists, so a fork that fails leaves the caller the
+    ones to reap. The stop signals are blocked in this thread across the forks, so that a
+    child gets its own handlers before one can reach it (``_child``); the parent's handler
+    only remembers by then (``SignalStop.remember``) and runs once they are unblocked."""
     parent = os.getpid()
     for stream in (sys.stdout, sys.stderr):  # nothing buffered may be written twice
         with contextlib.suppress(Exception):
             stream.flush()
-    shards: list[Shard] = []
-    for index in range(count):
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child; its coverage is not collected
-            os.close(read_fd)
-            for other in shards:
-                os.close(other.fd)
-            _child(index, write_fd, body, parent)
-        os.close(write_fd)
-        shards.append(Shard(index, pid, read_fd))
+    shards = [] if shards is None else shards
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        for index in range(count):
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child; its coverage is not collected
+                os.close(read_fd)
+                for other in shards:
+                    os.close(other.fd)
+                _child(index, write_fd, body, parent, mask)
+            os.close(write_fd)
+            shards.append(Shard(index, pid, read_fd))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     return shards
 
 
