@@ -41,6 +41,9 @@ class Reply:
 
     ``until``: hold the reply until the event is set (``delay`` is then the longest wait),
     without blocking the server's other connections.
+
+    ``farewell`` (with ``close``): a line said after the reply, ``gap`` seconds later, before
+    the close ("221 Bye", "421 closing"), as a relay with one message a connection does.
     """
 
     text: str | None
@@ -48,6 +51,8 @@ class Reply:
     delay: float = 0.0
     store: bool = False
     until: threading.Event | None = None
+    farewell: str | None = None
+    gap: float = 0.0
 
 
 Rule = Callable[[Call], "Reply | None"]
@@ -143,6 +148,34 @@ def store_then_stall(fraction: float = 1.0, *, seconds: float = 60.0) -> StoreTh
 def store_then_answer(reply: str, fraction: float = 1.0) -> StoreThenFail:
     """Queue the message, then answer ``reply`` instead of a plain 250 (see StoreThenFail)."""
     return StoreThenFail(fraction, reply=reply)
+
+
+class CloseAfterEach:
+    """A relay that takes one message a connection: it answers 250 to the end of DATA and
+    hangs up, silently or after a ``farewell`` line (``gap`` seconds after the 250). With
+    ``drop``, a stable share of the recipients (by hash) get no 250: their message is queued
+    and the connection dropped, once each (the duplicate case of RFC 5321 section 6.1).
+    ``dropped`` holds the addresses it did that to."""
+
+    def __init__(self, farewell: str | None = None, *, gap: float = 0.0,
+                 drop: float = 0.0) -> None:
+        self.farewell = farewell
+        self.gap = gap
+        self.drop = drop
+        self.dropped: set[str] = set()
+
+    def __call__(self, call: Call) -> Reply | None:
+        if call.stage != "DATA":
+            return None
+        if (self.drop and call.address not in self.dropped
+                and picked(call.address, self.drop, "close")):
+            self.dropped.add(call.address)
+            return Reply(None, close=True, store=True)
+        return Reply("250 2.0.0 Ok: queued, closing", close=True, store=True,
+                     farewell=self.farewell, gap=self.gap)
+
+    def __repr__(self) -> str:
+        return f"CloseAfterEach(farewell={self.farewell!r}, gap={self.gap}, drop={self.drop})"
 
 
 def drop_at_data_command(times: int = 1, *, address: str | None = None) -> Fault:

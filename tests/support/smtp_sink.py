@@ -24,6 +24,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from support.faults import (
     Call,
+    CloseAfterEach,
     Fault,
     Gate,
     Greylist,
@@ -44,7 +45,8 @@ from support.faults import (
 )
 
 __all__ = [
-    "Call", "Fault", "Gate", "Greylist", "Received", "Reply", "Rule", "SmtpSink", "StoreThenFail",
+    "Call", "CloseAfterEach", "Fault", "Gate", "Greylist", "Received", "Reply", "Rule",
+    "SmtpSink", "StoreThenFail",
     "Throttle", "TokenBucket", "drop_at_data_command", "drop_in_data", "fail_times", "picked",
     "refuse", "refuse_message", "serving", "store_then_answer", "store_then_drop",
     "store_then_stall",
@@ -73,6 +75,7 @@ class _Server(SMTP):
         self.sink = sink
         self.connection = 0
         self.close_after_reply = False
+        self.farewell: tuple[str, float] | None = None  # said after the reply, then close
         self.over_limit = False
         self.lost = False  # the client has gone
 
@@ -120,7 +123,14 @@ class _Server(SMTP):
             status = status.encode("utf-8", "surrogateescape")  # type: ignore[assignment]
         await super().push(status)
         if self.close_after_reply:
-            self.transport.close()
+            if self.farewell is not None:
+                text, gap = self.farewell
+                if gap:
+                    await asyncio.sleep(gap)
+                if self.transport is not None and not self.transport.is_closing():
+                    await super().push(text)
+            if self.transport is not None:
+                self.transport.close()
 
     async def _call_handler_hook(self, command: str, *args: Any) -> Any:
         self.sink.commands.append((self.connection, command))
@@ -272,6 +282,7 @@ class SmtpSink:
                 server.transport.close()
             return ""
         server.close_after_reply = reply.close
+        server.farewell = (reply.farewell, reply.gap) if reply.farewell is not None else None
         return reply.text
 
     async def _decide(self, stage: str, address: str, server: _Server) -> str | None:

@@ -13,6 +13,13 @@ no command asked for, mean the link is out of step: it is dropped, and only a 25
 DATA ever counts as sent. After 421 (or 452 4.5.3) the link is dropped too: the relay has
 ended the session, whether or not it hung up. Relay text is made ``visible`` (one line,
 control characters escaped) and cut to ``KEPT_REPLY`` characters before anyone keeps it.
+
+A relay may take one message a connection (or a few) and hang up after the 250, with or
+without a 221/421 first; the next MAIL, written before the hang-up arrives, finds the link
+gone. That attempt is marked ``hung_up``: the relay had ended the link before it took
+anything of this message (no reply to MAIL, or 221/421 for one), so the pool offers it again
+on a fresh link instead of counting it. ``hung_up`` here tells the pool the relay hung up
+after ``carried`` messages, so it can learn the relay's limit.
 """
 
 from __future__ import annotations
@@ -90,6 +97,9 @@ class Attempt:
     code: int | None
     response: str
     stage: str = ""  # where a refusal came: MAIL, RCPT, DATA; SIZE: over the relay's limit
+    # the relay had ended this reused link before it answered MAIL (hung up, or said 221 or
+    # 421): nothing of the message reached it, so this was no attempt of the recipient's
+    hung_up: bool = False
 
     def __post_init__(self) -> None:
         # aiosmtplib keeps a reply's bytes that are not UTF-8 as lone surrogates, which no
@@ -165,15 +175,27 @@ class Connection:
         self.last_used = 0.0
         self._dot_written = False  # this transaction's end of DATA has been handed to the socket
         self.auth_offered = False  # the relay's EHLO reply offered AUTH
+        self.carried = 0  # messages this link delivered (250 to the end of DATA) since open
+        self._farewell = False  # the relay said 221/421 right after a message's 250
 
     @property
     def connected(self) -> bool:
         return self._smtp is not None and self._smtp.is_connected
 
+    @property
+    def hung_up(self) -> bool:
+        """The relay ended this link after it carried a message (we did not drop it): it
+        closed the connection, or said 221/421 after the 250. Asked only of a link found
+        not ``connected``, so it costs nothing on a link that stays up."""
+        return self.carried > 0 and (self._farewell or (
+            self._smtp is not None and not self._smtp.is_connected))
+
     async def open(self) -> None:
         """Connect, greet, secure and authenticate; raises ``ConnectFailure``."""
         s = self.settings
         self.drop()
+        self.carried = 0
+        self._farewell = False
         smtp = aiosmtplib.SMTP(
             hostname=s.host,
             port=s.port,
@@ -284,8 +306,8 @@ class Connection:
         ``wired``: ``data`` is already in wire format (``Envelope.wired``).
         """
         smtp = self._smtp
-        if smtp is None or not smtp.is_connected:
-            return Attempt(Verdict.DEFERRED, None, "not connected")
+        if smtp is None or not smtp.is_connected:  # gone while the message was claimed
+            return Attempt(Verdict.DEFERRED, None, "not connected", hung_up=self.hung_up)
         self.last_used = time.monotonic()
         self._dot_written = False
         options: list[str] = []
@@ -332,6 +354,7 @@ class Connection:
                     pipelined=pipelining.offered(smtp))
                 reply = done.reply
                 if not done.in_step:  # more lines than commands: never pair them with the next
+                    self._farewell = done.farewell
                     self.drop()
             else:
                 await _mail(smtp, sender, options, encoding)
@@ -356,17 +379,22 @@ class Connection:
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError,
                 aiosmtplib.SMTPException, OSError) as exc:
             self.drop()
-            why = "timed out" if isinstance(exc, TimeoutError) else "connection lost"
+            timed_out = isinstance(exc, TimeoutError)
+            why = "timed out" if timed_out else "connection lost"
             if self._dot_written:
                 return Attempt(Verdict.UNKNOWN, None,
                                f"{why} after the end of DATA, before the reply: the server "
                                "may have the message; not retried (send --resend-unknown)")
-            return Attempt(Verdict.DEFERRED, None, f"{why} during {stage}: {exc}")
+            # no reply to MAIL yet on a link that carried a message: the relay hung up after
+            # that one (a silent relay is no hang-up: a timeout counts as ever)
+            return Attempt(Verdict.DEFERRED, None, f"{why} during {stage}: {exc}",
+                           hung_up=stage == "MAIL" and not timed_out and self.carried > 0)
         except (ValueError, UnicodeError) as exc:
             await self._reset()
             return Attempt(Verdict.FAILED, None, f"invalid address: {exc}")
         finally:
             self.last_used = time.monotonic()
+        self.carried += 1
         return Attempt(Verdict.SENT, reply.code, reply.message)
 
     async def _body(self, smtp: aiosmtplib.SMTP, wire: bytes,
@@ -383,6 +411,7 @@ class Connection:
         if done.reply.code != 250:
             raise aiosmtplib.SMTPDataError(done.reply.code, done.reply.message)
         if not done.in_step:  # more lines than commands: never pair them with the next
+            self._farewell = done.farewell
             self.drop()
         return done.reply
 
@@ -393,15 +422,18 @@ class Connection:
         server waits for a body or has ended the session (``ends_session``: a relay that
         says 421 and keeps the link open would refuse every later message on it); a reply
         that does not fit means the link is out of step."""
+        # 221 or 421 where MAIL's answer is due, on a link that carried a message: the relay
+        # said goodbye after that one (maybe before our MAIL reached it), nothing of this one
+        hung_up = stage == "MAIL" and code in (221, 421) and self.carried > 0
         if not fits(stage, code):
             self.drop()
             return Attempt(classify(stage, code, text), None, unfit_words(stage, code, text),
-                           stage)
+                           stage, hung_up=hung_up)
         if waits_for_body or ends_session(code, text):  # waits for a body, or is over
             self.drop()
         else:
             await self._reset()
-        return Attempt(classify(stage, code, text), code, text, stage)
+        return Attempt(classify(stage, code, text), code, text, stage, hung_up=hung_up)
 
     async def _reset(self) -> None:
         """RSET after a refusal so the next transaction starts clean (or drop the link)."""

@@ -79,6 +79,7 @@ class DeliveryStats:
     elapsed: float = 0.0  # seconds, whole run
     stopped: bool = False  # the stop event ended the run early
     paced_rate: float | None = None  # msg/s the pacer settled on (None: never limited)
+    reoffered: int = 0  # offered again on a fresh link, uncounted, after the relay hung up
 
     @property
     def rate(self) -> float:

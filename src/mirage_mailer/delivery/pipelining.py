@@ -170,10 +170,17 @@ class OutOfStep(Exception):
 
 class Done(NamedTuple):
     """The reply to the end of DATA, and whether the link is still in step: False when more
-    lines followed it, which no command asked for (the link must be dropped)."""
+    lines followed it, which no command asked for (the link must be dropped); ``farewell``
+    when those lines are the relay's 221 or 421: it ends the session after this message."""
 
     reply: SMTPResponse
     in_step: bool
+    farewell: bool = False
+
+
+def _done(reply: SMTPResponse, replies: Replies) -> Done:
+    left = replies.buffer
+    return Done(reply, in_step=not left, farewell=bytes(left[:3]) in (b"221", b"421"))
 
 
 def _unasked(replies: Replies, stage: str) -> None:
@@ -216,6 +223,8 @@ async def transaction(smtp: aiosmtplib.SMTP, sender: bytes, recipient: bytes,
         if pipelined:
             transport.write(mail_command + rcpt_command + data_command)
             mail = await replies.reply(timeout)
+            if mail.code in (221, 421):  # the session is over: the other replies may never come
+                raise Refused("MAIL", mail, in_data=False)
             at("RCPT")
             rcpt = await replies.reply(timeout)
             at("DATA")
@@ -254,7 +263,7 @@ async def transaction(smtp: aiosmtplib.SMTP, sender: bytes, recipient: bytes,
             transport.set_protocol(protocol)  # back to aiosmtplib, nothing left unread
     if done.code != 250:
         raise aiosmtplib.SMTPDataError(done.code, done.message)
-    return Done(done, in_step=not replies.buffer)
+    return _done(done, replies)
 
 
 async def body(smtp: aiosmtplib.SMTP, wire: bytes, timeout: float,
@@ -272,7 +281,7 @@ async def body(smtp: aiosmtplib.SMTP, wire: bytes, timeout: float,
     finally:
         if not transport.is_closing():
             transport.set_protocol(protocol)
-    return Done(done, in_step=not replies.buffer)
+    return _done(done, replies)
 
 
 def offered(smtp: aiosmtplib.SMTP) -> bool:

@@ -10,6 +10,9 @@ Guarantees the caller relies on:
   after the in-flight messages have finished.
 * The stop event stops pulling new envelopes; in-flight transactions finish (each command is
   bounded by the configured timeout) and pending retries are closed as final DEFERRED.
+* A message whose reused link the relay had already ended (it hung up after the message
+  before, ``Attempt.hung_up``) is offered again at once on a fresh link, under the same
+  claim: no Result, no attempt counted, no backoff, and never after the end of DATA.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from mirage_mailer.delivery.classify import (
     session_refusal,
 )
 from mirage_mailer.delivery.connection import Attempt, ConnectFailure, Connection, ConnectSettings
+from mirage_mailer.delivery.hangups import Hangups
 from mirage_mailer.delivery.model import (
     Claim,
     DeliveryAborted,
@@ -82,6 +86,8 @@ class SmtpRun:
         # the relay throttles at the end of DATA: a 354 is no sign it accepts the message,
         # so the pacer hears of a success at the 250 to the end of DATA, not at the 354
         self.paced_at_dot = False
+        self.hangups = Hangups()  # a relay that takes a few messages a link, then hangs up
+        self.reoffered = 0  # messages offered again on a fresh link after a hang-up
 
     async def run(self, envelopes: Iterator[Envelope], *,
                   lane: Queue | None = None) -> DeliveryStats:
@@ -112,7 +118,7 @@ class SmtpRun:
             sent=self.sent, failed=self.failed, deferred_final=self.deferred_final,
             unknown=self.unknown, attempts=self.attempts, connections=self.connections,
             throttled=self.throttled, rate_cuts=self.pacer.cuts, elapsed=loop.time() - started,
-            stopped=self.stopped, paced_rate=self.pacer.rate,
+            stopped=self.stopped, paced_rate=self.pacer.rate, reoffered=self.reoffered,
         )
         if self.failure is not None:
             raise self.failure
@@ -233,9 +239,12 @@ class SmtpRun:
                     continue
                 # after the pacer's wait: a link idle meanwhile may have been dropped
                 await conn.check_idle(self.policy.idle_noop_after)
-                if not conn.connected and not await self._connect(conn):
-                    queue.put_back(job)  # never attempted: first in line elsewhere
-                    break
+                if not conn.connected:
+                    if conn.hung_up:  # seen in time, before the claim: learnt, not paid for
+                        self.hangups.after(conn.carried)
+                    if not await self._connect(conn):
+                        queue.put_back(job)  # never attempted: first in line elsewhere
+                        break
                 if len(self.tasks) < self.concurrency and not queue.exhausted:
                     self._spawn(Connection(self.settings))  # more work: one more link
                 await self._attempt(conn, job)
@@ -266,9 +275,14 @@ class SmtpRun:
         attempt = await conn.send(envelope.sender, envelope.recipient, envelope.data,
                                   None if self.paced_at_dot else self.pacer.success,
                                   wired=envelope.wired)
+        if attempt.hung_up and not is_throttle(attempt.code, attempt.response):
+            attempt = await self._offer_again(conn, envelope, attempt)
         if attempt.verdict is Verdict.SENT:
             if self.paced_at_dot:
                 self.pacer.success()
+            limit = self.hangups.limit
+            if limit is not None and conn.carried >= limit:
+                conn.drop()  # the relay hangs up here: the next message opens a fresh link
             self.sent += 1
             self.last_progress = self.queue.clock()
             self.bursts.success(self.last_progress)
@@ -291,6 +305,21 @@ class SmtpRun:
             self._keep_pending(job, attempt)
         else:
             self._defer(job, attempt)
+
+    async def _offer_again(self, conn: Connection, envelope: Envelope,
+                           attempt: Attempt) -> Attempt:
+        """The relay had hung up on ``conn`` after its last message, before it answered this
+        one's MAIL: nothing of it reached the relay, so it goes at once on a fresh link under
+        the same claim, once (a fresh link is never ``hung_up``). ``attempt`` stands when no
+        link opens (the run stops, or the relay is unreachable): a counted failure, as ever.
+        A 421 whose words are about pace is no hang-up: the pacer must hear it (``_defer``)."""
+        self.hangups.after(conn.carried)
+        if not await self._connect(conn):
+            return attempt
+        self.reoffered += 1
+        return await conn.send(envelope.sender, envelope.recipient, envelope.data,
+                               None if self.paced_at_dot else self.pacer.success,
+                               wired=envelope.wired)
 
     def _keep_pending(self, job: Job, attempt: Attempt) -> None:
         """The run stops for a reason not this recipient's: it stays pending."""

@@ -331,7 +331,8 @@ def _total(parts: list[DeliveryStats], elapsed: float, closed: int) -> DeliveryS
             unknown=total.unknown + part.unknown, attempts=total.attempts + part.attempts,
             connections=total.connections + part.connections,
             throttled=total.throttled + part.throttled,
-            rate_cuts=total.rate_cuts + part.rate_cuts, stopped=total.stopped or part.stopped)
+            rate_cuts=total.rate_cuts + part.rate_cuts, stopped=total.stopped or part.stopped,
+            reoffered=total.reoffered + part.reoffered)
     rates = [p.paced_rate for p in parts if p.paced_rate is not None]
     return replace(total, deferred_final=total.deferred_final + closed, elapsed=elapsed,
                    paced_rate=sum(rates) if rates else None)

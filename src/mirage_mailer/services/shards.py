@@ -352,6 +352,7 @@ def merged_stats(shards: list[Shard]) -> DeliveryStats:
         unknown=sum(p.unknown for p in parts), attempts=sum(p.attempts for p in parts),
         connections=sum(p.connections for p in parts),
         throttled=sum(p.throttled for p in parts),
+        reoffered=sum(p.reoffered for p in parts),
         rate_cuts=max((p.rate_cuts for p in parts), default=0),
         elapsed=last.elapsed if last is not None else 0.0,
         stopped=any(p.stopped for p in parts),
