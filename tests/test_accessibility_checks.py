@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import lxml.html
 import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli, edit
@@ -20,6 +21,7 @@ from mirage_mailer.compose.contrast import (
     ratio,
     suggest,
 )
+from mirage_mailer.compose.disclaimer import EMBLEM_ALT
 from mirage_mailer.compose.render import emblem_bytes
 from mirage_mailer.project.article_text import MARKDOWN, article_html
 
@@ -192,6 +194,24 @@ def test_a_disclaimer_in_another_language_says_so(project: Path, run_cli: RunCli
         "l'Union européenne."))
     result = run_cli("validate", SAMPLE_ISSUE)
     assert result.code == 0, result.err
+
+
+def test_the_emblem_alt_text_says_it_is_english_in_a_translated_block(
+        project: Path, run_cli: RunCli) -> None:
+    """The alt text is English; a block marked French would have it read with French rules."""
+    edit(project / "mirage.yaml", "  translations: {}", (
+        "  translations:\n    fr:\n      statement: Financé par l'Union européenne\n"
+        "      text: Ce projet a été financé par le Fonds Asile, migration et intégration de "
+        "l'Union européenne."))
+    result = run_cli("preview", SAMPLE_ISSUE, "--out", "seen")
+    assert result.code == 0, result.err
+    langs: dict[str, tuple[str | None, str | None]] = {}
+    for lang in ("en", "fr"):
+        doc = lxml.html.document_fromstring((project / f"seen/{lang}.html").read_bytes())
+        emblem = next(img for img in doc.iter("img") if img.get("alt") == EMBLEM_ALT)
+        block = next(emblem.iterancestors("table"))
+        langs[lang] = (block.get("lang"), emblem.get("lang"))
+    assert langs == {"en": ("en", None), "fr": ("fr", "en")}
 
 
 def test_template_images_need_alt_and_links_need_text(project: Path, run_cli: RunCli) -> None:

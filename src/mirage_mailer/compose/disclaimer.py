@@ -35,6 +35,7 @@ DIRECT_TEXT = (
     "Neither the European Union nor the granting authority can be held responsible for them."
 )
 EMBLEM_ALT = "Flag of the European Union"
+EMBLEM_ALT_LANG = "en"  # the language EMBLEM_ALT is written in, for the <img>'s lang
 EMBLEM_CID = "eu-emblem@mirage-mailer"
 EMBLEM_FILE = "eu-emblem.png"
 EMBLEM_WIDTH, EMBLEM_HEIGHT = 90, 60
@@ -53,6 +54,7 @@ class DisclaimerBlock:
     text: str | None
     confirmed: bool  # False when the default language stands in for a missing translation
     emblem_alt: str = EMBLEM_ALT
+    emblem_alt_lang: str = EMBLEM_ALT_LANG
 
 
 def preset_texts(config: DisclaimerConfig) -> tuple[str, str | None]:

@@ -409,6 +409,7 @@ def _render_language(settings: Settings, issue: Issue, lang: str, env: BoundedSa
             "text": block.text,
             "emblem_src": emblem_src,
             "emblem_alt": block.emblem_alt,
+            "emblem_alt_lang": block.emblem_alt_lang,
             "emblem_width": EMBLEM_WIDTH,
             "emblem_height": EMBLEM_HEIGHT,
             "lang": block_lang,
