@@ -10,13 +10,22 @@ and, with ``max_attempts: 1``, a share of the list was left pending.
 
 from __future__ import annotations
 
+import os
+import random
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE_ISSUE, RunCli, edit, report, use_relay
+from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses, use_relay
+from mirage_mailer.services.journal import settle_all
+from mirage_mailer.store import Store
+from support.processes import wait_send_gone
 from support.smtp_sink import CloseAfterEach, SmtpSink
 
 ISSUE_ID = SAMPLE_ISSUE.rsplit("/", 1)[1]
@@ -76,3 +85,62 @@ def test_a_drop_after_the_end_of_data_is_unknown_and_never_sent_twice(
     assert {e for e, r in rows.items() if r["status"] == "sent"} == set(READERS) - rule.dropped
     assert all(r["attempts"] == 1 for r in rows.values()), rows
     assert received == Counter(READERS)  # everyone once: the unknown ones were not re-sent
+
+
+def _states(project: Path) -> dict[str, str]:
+    """What ``report`` would say, read in-process (it replays a journal the same way)."""
+    wait_send_gone(project, ISSUE_ID)
+    with Store(project / ".mirage" / "tracking.sqlite") as store:
+        settle_all(store, project / ".mirage")
+        return {r["email"]: r["status"] for r in store.recipients(ISSUE_ID)}
+
+
+def test_sigkill_while_the_relay_hangs_up_loses_nobody_and_doubles_only_unknown(
+        project: Path, run_cli: RunCli) -> None:
+    """A message offered again on a fresh link is still under its first claim: a send killed
+    at any moment (while it learns the relay's limit, re-offers, or opens a link a message)
+    leaves at most ``concurrency`` readers unknown besides the relay's own drops after DATA,
+    nobody the relay has is left pending for a rerun to mail again, and the reruns double
+    only readers the report lists as unknown."""
+    concurrency = 3
+    rule = CloseAfterEach("421 4.4.2 closing", gap=0.002, drop=0.08, per_link=2)
+    sink = SmtpSink(rules=[rule])
+    readers = [f"reader{n:03d}@example.org" for n in range(80)]
+    rng = random.Random(5)
+    unknown: set[str] = set()
+    with sink.running_in_thread():
+        use_relay(project, sink.url, timeout=2, concurrency=concurrency)
+        lines = ["email,name,lang"] + [f"{a},Reader {n},en" for n, a in enumerate(readers)]
+        (project / "lists/subscribers.csv").write_text("\n".join(lines) + "\n",
+                                                       encoding="utf-8")
+        for _ in range(4):
+            before = len(sink.received)
+            proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "send",
+                                     SAMPLE_ISSUE, "--yes"], cwd=project,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            target = before + rng.randint(1, 8)  # the first links: hang-ups not learnt yet
+            deadline = time.monotonic() + 30
+            while (len(sink.received) < target and proc.poll() is None
+                   and time.monotonic() < deadline):
+                time.sleep(0.0005)
+            time.sleep(rng.random() * 0.01)
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            states = _states(project)
+            dropped = set(rule.dropped)
+            new = {a for a, s in states.items() if s == "unknown"} - unknown
+            assert len(new - dropped) <= concurrency, new
+            unknown |= new
+            have = set(sink.recipients())
+            assert {a for a in have if states[a] not in ("sent", "unknown")} == set()
+            assert set(states.values()) <= {"sent", "pending", "unknown"}
+        assert run_cli("send", SAMPLE_ISSUE, "--yes", timeout=120).code == 0
+        last = statuses(run_cli)
+        received = Counter(sink.recipients())
+    finished = {a for a, s in last.items() if s == "unknown"}
+    assert finished >= unknown and finished - unknown <= set(rule.dropped)
+    assert set(last) == set(readers) and set(last.values()) <= {"sent", "unknown"}
+    sent = {a for a, s in last.items() if s == "sent"}
+    assert all(received[a] == 1 for a in sent)  # a sent reader has it, once
+    assert {a for a, n in received.items() if n > 1} <= finished

@@ -151,18 +151,20 @@ def store_then_answer(reply: str, fraction: float = 1.0) -> StoreThenFail:
 
 
 class CloseAfterEach:
-    """A relay that takes one message a connection: it answers 250 to the end of DATA and
-    hangs up, silently or after a ``farewell`` line (``gap`` seconds after the 250). With
-    ``drop``, a stable share of the recipients (by hash) get no 250: their message is queued
-    and the connection dropped, once each (the duplicate case of RFC 5321 section 6.1).
-    ``dropped`` holds the addresses it did that to."""
+    """A relay that takes one message a connection (``per_link`` of them): it answers 250 to
+    the end of DATA and hangs up, silently or after a ``farewell`` line (``gap`` seconds after
+    the 250). With ``drop``, a stable share of the recipients (by hash) get no 250: their
+    message is queued and the connection dropped, once each (the duplicate case of RFC 5321
+    section 6.1). ``dropped`` holds the addresses it did that to."""
 
     def __init__(self, farewell: str | None = None, *, gap: float = 0.0,
-                 drop: float = 0.0) -> None:
+                 drop: float = 0.0, per_link: int = 1) -> None:
         self.farewell = farewell
         self.gap = gap
         self.drop = drop
+        self.per_link = per_link
         self.dropped: set[str] = set()
+        self._carried: dict[int, int] = {}  # connection: messages it took
 
     def __call__(self, call: Call) -> Reply | None:
         if call.stage != "DATA":
@@ -171,11 +173,15 @@ class CloseAfterEach:
                 and picked(call.address, self.drop, "close")):
             self.dropped.add(call.address)
             return Reply(None, close=True, store=True)
+        carried = self._carried[call.connection] = self._carried.get(call.connection, 0) + 1
+        if carried < self.per_link:
+            return Reply("250 2.0.0 Ok: queued", store=True)
         return Reply("250 2.0.0 Ok: queued, closing", close=True, store=True,
                      farewell=self.farewell, gap=self.gap)
 
     def __repr__(self) -> str:
-        return f"CloseAfterEach(farewell={self.farewell!r}, gap={self.gap}, drop={self.drop})"
+        return (f"CloseAfterEach(farewell={self.farewell!r}, gap={self.gap}, drop={self.drop}, "
+                f"per_link={self.per_link})")
 
 
 def drop_at_data_command(times: int = 1, *, address: str | None = None) -> Fault:
