@@ -9,11 +9,7 @@ messages and drops the connection instead of answering, killed over and over.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -31,7 +27,7 @@ from mirage_mailer.services.journal import (
 )
 from mirage_mailer.services.recorder import SendRecorder
 from mirage_mailer.store import NewRecipient, Store, hashed_key
-from support.processes import wait_send_gone
+from support.processes import send_killed_after, states_after_kill
 from support.smtp_sink import Call, SmtpSink, StoreThenFail
 
 ISSUE = "2021-10-partners-meeting"
@@ -315,14 +311,6 @@ def relay() -> Iterator[tuple[SmtpSink, StoreThenFail]]:
         yield server, drops
 
 
-def _store_states(project: Path) -> dict[str, str]:
-    """What ``report`` would say, read in-process (``report`` replays a journal the same way)."""
-    wait_send_gone(project, ISSUE)
-    with Store(project / ".mirage" / "tracking.sqlite") as store:
-        settle_all(store, project / ".mirage")
-        return {r["email"]: r["status"] for r in store.recipients(ISSUE)}
-
-
 def test_sigkill_at_random_points_loses_nobody_and_doubles_only_unknown(
         project: Path, run_cli: RunCli, relay: tuple[SmtpSink, StoreThenFail]) -> None:
     sink, drops = relay
@@ -334,21 +322,10 @@ def test_sigkill_at_random_points_loses_nobody_and_doubles_only_unknown(
     unknown: set[str] = set()
     kills = 0
     for _ in range(ROUNDS):
-        before = len(sink.received)
-        proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "send", SAMPLE_ISSUE,
-                                 "--yes"], cwd=project, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        target = before + rng.randint(1, 12)
-        deadline = time.monotonic() + 30
-        while (len(sink.received) < target and proc.poll() is None
-               and time.monotonic() < deadline):
-            time.sleep(0.001)
-        time.sleep(rng.random() * 0.01)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
+        target = len(sink.received) + rng.randint(1, 12)
+        if send_killed_after(project, SAMPLE_ISSUE, lambda: len(sink.received), target, rng):
             kills += 1
-        proc.wait(10)
-        states = _store_states(project)
+        states = states_after_kill(project, ISSUE)
         new_unknown = {a for a, s in states.items() if s == "unknown"} - unknown
         # a kill leaves at most `concurrency` in flight; the rest are the relay's drops
         assert len(new_unknown - drops.hit) <= CONCURRENCY, new_unknown

@@ -293,33 +293,46 @@ def test_ctrl_c_finishes_in_flight_messages_and_a_rerun_resumes(
     assert set(statuses(run_cli).values()) == {"sent"}
 
 
+def _signalled_while_planning(project: Path, rows: int, sig: signal.Signals,
+                              *command: str) -> tuple[int, str, str]:
+    """``command`` (default ``send SAMPLE_ISSUE --yes``) on a list of ``rows`` readers, sent
+    ``sig`` once the store exists (made as planning begins): its exit code, stdout, stderr."""
+    write_list(project, rows)
+    proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer",
+                             *(command or ("send", SAMPLE_ISSUE, "--yes"))], cwd=project,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        store = project / ".mirage/tracking.sqlite"
+        while not store.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        proc.send_signal(sig)
+        out, errors = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    return proc.returncode, out, errors
+
+
+def _nothing_sent_then_a_rerun_sends(project: Path, run_cli: RunCli, errors: str,
+                                     stopped_by: str) -> None:
+    assert errors.splitlines()[-1] == (f"mirage-mailer: stopped by {stopped_by} before "
+                                       "sending began: nothing was sent (a rerun plans again "
+                                       "and sends)")
+    assert not list((project / "outbox/new").glob("*"))
+    rerun = run_cli("send", SAMPLE_ISSUE, "--yes", "--limit", "3")
+    assert rerun.code == 0, rerun.err
+    assert len(list((project / "outbox/new").iterdir())) == 3
+
+
 def test_sigterm_while_planning_exits_143_sends_nothing_and_a_rerun_plans_again(
         project: Path, run_cli: RunCli) -> None:
     """Planning a long list takes seconds before the delivery loop (and its handlers) runs;
     a SIGTERM then (systemd stopping cron's job) used to kill the process by the default
     action (-15, no line), not stop it as the contract says."""
-    write_list(project, 200_000)
-    proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "send", SAMPLE_ISSUE,
-                             "--yes"], cwd=project, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        store = project / ".mirage/tracking.sqlite"  # made as planning begins
-        while not store.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGTERM)
-        out, errors = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 143, errors
+    code, out, errors = _signalled_while_planning(project, 200_000, signal.SIGTERM)
+    assert code == 143, errors
     assert out == ""
-    assert errors.splitlines()[-1] == ("mirage-mailer: stopped by SIGTERM before sending "
-                                       "began: nothing was sent (a rerun plans again and "
-                                       "sends)")
-    assert not list((project / "outbox/new").glob("*"))
-    rerun = run_cli("send", SAMPLE_ISSUE, "--yes", "--limit", "3")
-    assert rerun.code == 0, rerun.err
-    assert len(list((project / "outbox/new").iterdir())) == 3
+    _nothing_sent_then_a_rerun_sends(project, run_cli, errors, "SIGTERM")
     assert report(run_cli, SAMPLE_ISSUE)["counts"] == {  # type: ignore[index]
         "sent": 3, "failed": 0, "pending": 199_997, "suppressed": 0, "invalid": 0,
         "unknown": 0, "withdrawn": 0}
@@ -329,28 +342,10 @@ def test_ctrl_c_while_planning_exits_130_and_says_plainly_that_nothing_was_sent(
         project: Path, run_cli: RunCli) -> None:
     """Ctrl-C while a long list is planned said only "aborted" (click's word for the
     KeyboardInterrupt), where SIGTERM says in one line that nothing was sent."""
-    write_list(project, 30_000)
-    proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "send", SAMPLE_ISSUE,
-                             "--yes"], cwd=project, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        store = project / ".mirage/tracking.sqlite"  # made as planning begins
-        while not store.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGINT)
-        out, errors = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, errors
+    code, out, errors = _signalled_while_planning(project, 30_000, signal.SIGINT)
+    assert code == 130, errors
     assert out == "" and "Traceback" not in errors
-    assert errors.splitlines()[-1] == ("mirage-mailer: stopped by Ctrl-C before sending "
-                                       "began: nothing was sent (a rerun plans again and "
-                                       "sends)")
-    assert not list((project / "outbox/new").glob("*"))
-    rerun = run_cli("send", SAMPLE_ISSUE, "--yes", "--limit", "3")
-    assert rerun.code == 0, rerun.err
-    assert len(list((project / "outbox/new").iterdir())) == 3
+    _nothing_sent_then_a_rerun_sends(project, run_cli, errors, "Ctrl-C")
 
 
 @pytest.mark.smtp_fault(rules=[Gate(after=3)])
@@ -447,22 +442,11 @@ def test_run_due_stopped_while_planning_says_it_of_that_issue_only(
         project: Path, run_cli: RunCli) -> None:
     """run-due's stop while it plans an issue is that issue's: "nothing was sent" of the
     whole run was said even when an earlier issue of the same run had gone out."""
-    write_list(project, 30_000)
     edit(project / SAMPLE_ISSUE / "issue.yaml", "# send_at: 2021-10-29T09:00:00+02:00",
          "send_at: 2021-10-29T09:00:00+02:00")
-    proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "run-due", "--now",
-                             FIRST_HOUR], cwd=project,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        store = project / ".mirage/tracking.sqlite"
-        while not store.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGTERM)
-        out, errors = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 143, errors
+    code, out, errors = _signalled_while_planning(project, 30_000, signal.SIGTERM, "run-due",
+                                                  "--now", FIRST_HOUR)
+    assert code == 143, errors
     assert out == "" and "Traceback" not in errors
     assert errors.splitlines()[-1] == (f"{ISSUE}: stopped by SIGTERM before sending began: "
                                        "nothing of this issue was sent (the next run plans "

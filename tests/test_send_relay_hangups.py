@@ -10,22 +10,15 @@ and, with ``max_attempts: 1``, a share of the list was left pending.
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from helpers import SAMPLE_ISSUE, RunCli, edit, report, statuses, use_relay
-from mirage_mailer.services.journal import settle_all
-from mirage_mailer.store import Store
-from support.processes import wait_send_gone
+from support.processes import send_killed_after, states_after_kill
 from support.smtp_sink import CloseAfterEach, SmtpSink
 
 ISSUE_ID = SAMPLE_ISSUE.rsplit("/", 1)[1]
@@ -87,14 +80,6 @@ def test_a_drop_after_the_end_of_data_is_unknown_and_never_sent_twice(
     assert received == Counter(READERS)  # everyone once: the unknown ones were not re-sent
 
 
-def _states(project: Path) -> dict[str, str]:
-    """What ``report`` would say, read in-process (it replays a journal the same way)."""
-    wait_send_gone(project, ISSUE_ID)
-    with Store(project / ".mirage" / "tracking.sqlite") as store:
-        settle_all(store, project / ".mirage")
-        return {r["email"]: r["status"] for r in store.recipients(ISSUE_ID)}
-
-
 def test_sigkill_while_the_relay_hangs_up_loses_nobody_and_doubles_only_unknown(
         project: Path, run_cli: RunCli) -> None:
     """A message offered again on a fresh link is still under its first claim: a send killed
@@ -114,20 +99,11 @@ def test_sigkill_while_the_relay_hangs_up_loses_nobody_and_doubles_only_unknown(
         (project / "lists/subscribers.csv").write_text("\n".join(lines) + "\n",
                                                        encoding="utf-8")
         for _ in range(4):
-            before = len(sink.received)
-            proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "send",
-                                     SAMPLE_ISSUE, "--yes"], cwd=project,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            target = before + rng.randint(1, 8)  # the first links: hang-ups not learnt yet
-            deadline = time.monotonic() + 30
-            while (len(sink.received) < target and proc.poll() is None
-                   and time.monotonic() < deadline):
-                time.sleep(0.0005)
-            time.sleep(rng.random() * 0.01)
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-            states = _states(project)
+            # the first links: hang-ups not learnt yet
+            target = len(sink.received) + rng.randint(1, 8)
+            send_killed_after(project, SAMPLE_ISSUE, lambda: len(sink.received), target, rng,
+                              poll=0.0005)
+            states = states_after_kill(project, ISSUE_ID)
             dropped = set(rule.dropped)
             new = {a for a, s in states.items() if s == "unknown"} - unknown
             assert len(new - dropped) <= concurrency, new

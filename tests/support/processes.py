@@ -3,10 +3,17 @@ killed send is gone."""
 
 from __future__ import annotations
 
+import os
+import random
+import signal
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from mirage_mailer.services.journal import lock_path
+from mirage_mailer.services.journal import lock_path, settle_all
+from mirage_mailer.store import Store
 from mirage_mailer.util.errors import DeliveryError
 from mirage_mailer.util.locks import Lock
 
@@ -54,3 +61,30 @@ atexit.register(peak)
 from mirage_mailer.cli import main
 main(sys.argv[2:])
 """
+
+
+def states_after_kill(project: Path, issue: str) -> dict[str, str]:
+    """Each reader's status once a killed send is gone, as ``report`` would say it (read in
+    process: ``report`` replays a journal the same way)."""
+    wait_send_gone(project, issue)
+    with Store(project / ".mirage" / "tracking.sqlite") as store:
+        settle_all(store, project / ".mirage")
+        return {r["email"]: r["status"] for r in store.recipients(issue)}
+
+
+def send_killed_after(project: Path, issue_dir: str, received: Callable[[], int], target: int,
+                      rng: random.Random, *, poll: float = 0.001) -> bool:
+    """``send ISSUE_DIR --yes`` killed (SIGKILL) a random moment under 10 ms after the relay
+    has ``target`` messages in all (``received``); False when it ended before the kill."""
+    proc = subprocess.Popen([sys.executable, "-m", "mirage_mailer", "send", issue_dir,
+                             "--yes"], cwd=project, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while received() < target and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(poll)
+    time.sleep(rng.random() * 0.01)
+    killed = proc.poll() is None
+    if killed:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    return killed
