@@ -30,22 +30,30 @@ REFUSED = "r1@example.net"
 class Script:
     """What the scripted server saw."""
 
-    envelopes: list[bytes] = field(default_factory=list)  # each MAIL..DATA as one recv
+    envelopes: list[bytes] = field(default_factory=list)  # each MAIL..DATA
     bodies: int = 0
     body_after_refusal: bool = False
     connections: int = 0
+    # envelopes whose MAIL came in the same read as the body before it (RFC 2920 3.1)
+    with_body: int = 0
+    # a server that throws away what follows the end of DATA in the same read, as a broken
+    # relay (or proxy) would: the client must not wait on it for every message
+    drops_after_dot: bool = False
 
 
 class _Handler(socketserver.StreamRequestHandler):
     script: Script
 
-    def _until(self, buffer: bytes, end: bytes) -> bytes:
+    def _until(self, buffer: bytes, end: bytes) -> tuple[bytes, bool]:
+        """``buffer`` read on until it holds ``end``; and whether a read was needed."""
+        read = False
         while end not in buffer:
             chunk = self.request.recv(65536)
             if not chunk:
                 raise ConnectionError
             buffer += chunk
-        return buffer
+            read = True
+        return buffer, read
 
     def handle(self) -> None:
         script = self.script
@@ -53,22 +61,32 @@ class _Handler(socketserver.StreamRequestHandler):
         send = self.request.sendall
         send(b"220 scripted ESMTP\r\n")
         try:
-            self._until(b"", b"\r\n")  # EHLO
+            buffer, _ = self._until(b"", b"\r\n")  # EHLO
+            buffer = buffer.split(b"\r\n", 1)[1]
             send(b"250-scripted\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
             while True:
-                first = self.request.recv(65536)
-                if not first or first.startswith(b"QUIT"):
+                if not buffer:
+                    buffer = self.request.recv(65536)
+                    if not buffer:
+                        return
+                elif script.envelopes:
+                    script.with_body += 1
+                if buffer.startswith(b"QUIT"):
                     send(b"221 bye\r\n")
                     return
-                script.envelopes.append(first)
-                self._until(first, b"DATA\r\n")
-                if REFUSED.encode() in first:
+                buffer, _ = self._until(buffer, b"DATA\r\n")
+                envelope, buffer = buffer.split(b"DATA\r\n", 1)
+                script.envelopes.append(envelope + b"DATA\r\n")
+                if REFUSED.encode() in envelope:
                     send(b"250 ok\r\n550 5.1.1 no such user\r\n354 go ahead\r\n")
-                    rest = self.request.recv(65536)  # the client must hang up: b""
+                    rest = buffer or self.request.recv(65536)  # the client must hang up: b""
                     script.body_after_refusal = bool(rest)
                     return
                 send(b"250 ok\r\n250 ok\r\n354 go ahead\r\n")  # together, in one write
-                self._until(b"", b"\r\n.\r\n")
+                buffer, _ = self._until(buffer, b"\r\n.\r\n")
+                buffer = buffer.split(b"\r\n.\r\n", 1)[1]
+                if script.drops_after_dot:
+                    buffer = b""
                 script.bodies += 1
                 send(b"250 2.0.0 queued\r\n")
         except (ConnectionError, OSError):
@@ -100,6 +118,8 @@ def test_mail_rcpt_and_data_go_in_one_write_and_replies_in_one_are_all_read(
     for chunk in script.envelopes:
         assert chunk.startswith(b"MAIL FROM:<news@example.org>") and chunk.endswith(
             b"\r\nDATA\r\n") and b"\r\nRCPT TO:<" in chunk
+    # the second and third messages' commands went with the body before them
+    assert script.with_body == 2
 
 
 def test_a_354_after_a_refused_recipient_is_answered_by_hanging_up(
@@ -175,3 +195,18 @@ def test_a_reply_line_nobody_asked_for_drops_the_link_before_the_next_command(
         "relay is out of step; connection dropped, to be retried")
     assert sorted(sink.recipients()) == sorted(e.recipient for e in envelopes)
     assert sink.connections == 2 and sink.count("RCPT") == 3  # no RCPT on the shifted link
+
+
+def test_a_relay_that_drops_what_follows_the_end_of_data_costs_one_timeout(
+        deliver: Deliver, scripted: tuple[str, Script]) -> None:
+    """A relay (or a proxy before it) that throws away the commands written with a body:
+    the first such message waits out the timeout and goes again, uncounted, on a new link;
+    after that the run writes each message's commands on their own."""
+    url, script = scripted
+    script.drops_after_dot = True
+    run = deliver(make_transport(url, concurrency=1, starttls="never", timeout=1.0),
+                  make_envelopes(5, start=2))  # r1 is the one this server refuses
+    assert run.rec.keys(Outcome.SENT) == set(range(2, 7))
+    assert len(run.rec.attempts) == 5 and len(run.rec.results) == 5  # nothing counted twice
+    assert script.bodies == 5
+    assert script.connections == 2  # one timeout, then no chain: not one timeout a message

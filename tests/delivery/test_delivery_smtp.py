@@ -96,16 +96,30 @@ def test_temporary_refusal_is_retried_and_sent_once(sink: SmtpSink, deliver: Del
     assert run.stats is not None and run.stats.sent == 5
 
 
-@pytest.mark.smtp_fault(rules=[drop_at_data_command(1, address="r1@example.net")])
+@pytest.mark.smtp_fault(rules=[drop_at_data_command(1, address="r0@example.net")])
 def test_connection_dropped_before_the_end_of_data_is_retried(sink: SmtpSink,
                                                               deliver: Deliver) -> None:
     run = deliver(make_transport(sink.url, concurrency=1), make_envelopes(4))
-    first, second = run.rec.of(1)
+    first, second = run.rec.of(0)
     assert first.outcome is Outcome.DEFERRED and first.code is None and not first.final
     assert "DATA" in first.response
     assert second.outcome is Outcome.SENT
     assert sorted(sink.recipients()) == [f"r{i}@example.net" for i in range(4)]
     assert sink.connections == 2  # reconnected once
+
+
+@pytest.mark.smtp_fault(rules=[drop_at_data_command(1, address="r1@example.net")])
+def test_a_chained_message_whose_link_drops_before_its_body_goes_again_uncounted(
+        sink: SmtpSink, deliver: Deliver) -> None:
+    """r1's MAIL, RCPT and DATA went with r0's body; the link dropped at its DATA, before
+    r1 was claimed: nothing of it reached the relay, so it is put back, not attempted."""
+    run = deliver(make_transport(sink.url, concurrency=1), make_envelopes(4))
+    [only] = run.rec.of(1)
+    assert only.outcome is Outcome.SENT
+    assert [e.key for e in run.rec.attempts].count(1) == 1  # claimed once, on the new link
+    assert sorted(sink.recipients()) == [f"r{i}@example.net" for i in range(4)]
+    assert sink.connections == 2
+    assert run.stats is not None and run.stats.attempts == 4
 
 
 @pytest.mark.smtp_fault(rules=[drop_in_data(1, address="r1@example.net")])

@@ -30,7 +30,7 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiosmtplib
@@ -177,10 +177,54 @@ class Connection:
         self.auth_offered = False  # the relay's EHLO reply offered AUTH
         self.carried = 0  # messages this link delivered (250 to the end of DATA) since open
         self._farewell = False  # the relay said 221/421 right after a message's 250
+        # the next message's MAIL, RCPT and DATA went with the last body: its replies are due
+        # on our reader (``pipelining.Held``); the next ``send`` must be that message
+        self._held: pipelining.Held | None = None
+        self.timed_out = False  # the last ``send`` waited out the timeout for a reply
 
     @property
     def connected(self) -> bool:
         return self._smtp is not None and self._smtp.is_connected
+
+    @property
+    def chained(self) -> bool:
+        """The next message's commands are on the wire (``send(ahead=...)``): the next
+        ``send`` carries that message, with ``claim``, and nothing else may use the link."""
+        return self._held is not None
+
+    def ahead_commands(self, sender: str, recipient: str, data: bytes, *,
+                       wired: bool = False) -> bytes:
+        """MAIL, RCPT and DATA of a message that may ride with the body being sent (RFC 2920
+        3.1), or b"" when it cannot: no PIPELINING, an address that is not plain ASCII, or a
+        message over the relay's SIZE (those take the usual way, and say why there)."""
+        smtp = self._smtp
+        if smtp is None or not pipelining.offered(smtp):
+            return b""
+        sender, recipient = ascii_address(sender), ascii_address(recipient)
+        if not (is_plain_address(sender) and is_plain_address(recipient)
+                and sender.isascii() and recipient.isascii()):
+            return b""
+        options = self._options(smtp, data, wired)
+        if isinstance(options, Attempt):  # over SIZE: said on its own turn
+            return b""
+        return b"".join(pipelining.envelope_commands(
+            sender.encode("ascii"), recipient.encode("ascii"), options))
+
+    @staticmethod
+    def _options(smtp: aiosmtplib.SMTP, data: bytes, wired: bool) -> list[str] | Attempt:
+        """MAIL's BODY and SIZE parameters; an ``Attempt`` when the message is over SIZE."""
+        options: list[str] = []
+        if not data.isascii() and smtp.supports_extension("8bitmime"):
+            options.append("BODY=8BITMIME")
+        if smtp.supports_extension("size"):
+            # LF becomes CRLF on the wire; a wired message counts its few stuffed dots too
+            # (RFC 1870 takes an estimate), never its final ".\r\n"
+            wire_size = len(data) - 3 if wired else len(data) + data.count(b"\n")
+            if (limit := size_limit(smtp)) is not None and wire_size > limit:
+                return Attempt(Verdict.ABORT, None, f"the message is {wire_size:,} bytes and "
+                               f"the relay takes at most {limit:,} (its SIZE)", "SIZE")
+            options.append(f"SIZE={wire_size}")
+        return options
 
     @property
     def hung_up(self) -> bool:
@@ -298,18 +342,25 @@ class Connection:
 
     async def send(self, sender: str, recipient: str, data: bytes,
                    on_rcpt_accepted: Callable[[], None] | None = None, *,
-                   wired: bool = False) -> Attempt:
+                   wired: bool = False, claim: Callable[[], Awaitable[bool]] | None = None,
+                   ahead: Callable[[], bytes] | None = None) -> Attempt:
         """One transaction: MAIL, RCPT, DATA. Never raises for network faults or refusals.
 
         ``on_rcpt_accepted`` tells the pacer the relay let the message through its rate
         limiter (most count at RCPT), without waiting for the message body to travel.
         ``wired``: ``data`` is already in wire format (``Envelope.wired``).
+        ``ahead``: the next message's commands (``ahead_commands``), written with this body
+        (the link is then ``chained``). ``claim``: awaited once the relay has answered this
+        message's commands, before its body; a chained message is claimed only then, so a
+        link never holds two claimed messages whose outcome is unknown.
         """
         smtp = self._smtp
+        held, self._held = self._held, None
         if smtp is None or not smtp.is_connected:  # gone while the message was claimed
             return Attempt(Verdict.DEFERRED, None, "not connected", hung_up=self.hung_up)
         self.last_used = time.monotonic()
         self._dot_written = False
+        self.timed_out = False
         options: list[str] = []
         encoding = "ascii"
         # an international domain goes as A-labels: only a non-ASCII local part needs SMTPUTF8
@@ -321,16 +372,10 @@ class Connection:
                                "the server does not offer SMTPUTF8")
             options.append("SMTPUTF8")
             encoding = "utf-8"
-        if not data.isascii() and smtp.supports_extension("8bitmime"):
-            options.append("BODY=8BITMIME")
-        if smtp.supports_extension("size"):
-            # LF becomes CRLF on the wire; a wired message counts its few stuffed dots too
-            # (RFC 1870 takes an estimate), never its final ".\r\n"
-            wire_size = len(data) - 3 if wired else len(data) + data.count(b"\n")
-            if (limit := size_limit(smtp)) is not None and wire_size > limit:
-                return Attempt(Verdict.ABORT, None, f"the message is {wire_size:,} bytes and "
-                               f"the relay takes at most {limit:,} (its SIZE)", "SIZE")
-            options.append(f"SIZE={wire_size}")
+        sized = self._options(smtp, data, wired)
+        if isinstance(sized, Attempt):
+            return sized
+        options += sized
         wire = data if wired else None
         stage = "MAIL"
 
@@ -351,9 +396,13 @@ class Connection:
                 done = await pipelining.transaction(
                     smtp, sender.encode("ascii"), recipient.encode("ascii"), options,
                     wire or wire_format(data), self.settings.timeout, at,
-                    pipelined=pipelining.offered(smtp))
+                    pipelined=pipelining.offered(smtp), held=held, claim=claim, ahead=ahead)
                 reply = done.reply
-                if not done.in_step:  # more lines than commands: never pair them with the next
+                if done.held is not None:  # the next message's replies are due on this link
+                    self._held = done.held
+                    if reply.code != 250:
+                        return await self._refused("DOT", reply.code, reply.message)
+                elif not done.in_step:  # more lines than commands: never pair them with the next
                     self._farewell = done.farewell
                     self.drop()
             else:
@@ -373,13 +422,16 @@ class Connection:
         except pipelining.OutOfStep as exc:
             self.drop()
             return Attempt(Verdict.DEFERRED, None, str(exc))
+        except pipelining.Withdrawn:
+            self.drop()  # the relay waits for a body that must not come
+            return Attempt(Verdict.DEFERRED, None, "withdrawn before its body was written")
         except aiosmtplib.SMTPResponseException as exc:
             return await self._refused("DOT" if self._dot_written else stage, exc.code,
                                        exc.message)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError,
                 aiosmtplib.SMTPException, OSError) as exc:
             self.drop()
-            timed_out = isinstance(exc, TimeoutError)
+            timed_out = self.timed_out = isinstance(exc, TimeoutError)
             why = "timed out" if timed_out else "connection lost"
             if self._dot_written:
                 return Attempt(Verdict.UNKNOWN, None,
@@ -436,7 +488,11 @@ class Connection:
         return Attempt(classify(stage, code, text), code, text, stage, hung_up=hung_up)
 
     async def _reset(self) -> None:
-        """RSET after a refusal so the next transaction starts clean (or drop the link)."""
+        """RSET after a refusal so the next transaction starts clean (or drop the link).
+        Not on a chained link: the relay's reply to the end of DATA ended that transaction
+        (RFC 5321 4.1.1.4), and a RSET now would reach it inside the next one's DATA."""
+        if self._held is not None:
+            return
         if self._smtp is None or not self._smtp.is_connected:
             self.drop()
             return
@@ -448,6 +504,7 @@ class Connection:
     def drop(self) -> None:
         """Close at once. A graceful TLS close waits for the peer's close_notify, which may
         outlive the event loop and leak the socket; after QUIT or a failure it buys nothing."""
+        self._held = None
         if self._smtp is not None:
             self._smtp.close()
             self._smtp = None
@@ -458,7 +515,7 @@ class Connection:
     async def close(self, quit_timeout: float) -> None:
         """QUIT politely, briefly; the run's end must not wait on a slow server."""
         smtp = self._smtp
-        if smtp is not None and smtp.is_connected:
+        if smtp is not None and smtp.is_connected and self._held is None:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                 await smtp.quit(timeout=quit_timeout)
         self.drop()

@@ -360,6 +360,12 @@ class Pacer:
                 st.next_start = (grid if now - grid <= slack else now) + interval
             return 0.0
 
+    def free(self) -> bool:
+        """Nothing set and nothing learnt: every ``claim`` says go at once, so a start may be
+        taken ahead of the moment it is used (``SmtpRun``'s chained messages)."""
+        st = self.state
+        return not self._limited and st.rate is None and st.m_start is None
+
     def unclaim(self) -> None:
         """The start just taken carried no message: give it back to the project's hourly
         budget (this run's own cap keeps it: it ends soon, and the run holds it only)."""

@@ -10,7 +10,11 @@ which keeps every byte and parses replies from its buffer; aiosmtplib's protocol
 transport back afterwards, idle, as it left it.
 
 The body still goes only after the 354, so what "the end of DATA was written" means for
-crash safety does not change. A 354 after a refused MAIL or RCPT (a server that lets a
+crash safety does not change. A chain (RFC 2920 3.1: the message content may open a group)
+writes the next message's MAIL, RCPT and DATA with the body before them, one round trip a
+message instead of two; that next message is claimed only after the relay answered its
+commands, right before its own body, so a link never holds two claimed messages whose
+outcome is unknown. A 354 after a refused MAIL or RCPT (a server that lets a
 transaction with no recipient into DATA) is answered by dropping the connection, which aborts
 the transaction: nothing is delivered, and the next message opens a new link.
 
@@ -24,7 +28,7 @@ or ``Done.in_step`` after the end of DATA).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import NamedTuple, cast
 
 import aiosmtplib
@@ -168,14 +172,29 @@ class OutOfStep(Exception):
                          "to be retried")
 
 
+# aiosmtplib's protocol, the transport and our reader, while a chain of transactions keeps
+# the reader on the link (``ahead``): the next transaction's replies may already be in its
+# buffer, and aiosmtplib's protocol would drop them
+Held = tuple[asyncio.BaseProtocol, asyncio.Transport, "Replies"]
+
+
+class Withdrawn(Exception):
+    """The caller took back a message after the relay accepted its commands (the reader
+    unsubscribed meanwhile, or the run stops): nothing of its body was written, and the
+    relay waits for one, so the link must be dropped."""
+
+
 class Done(NamedTuple):
     """The reply to the end of DATA, and whether the link is still in step: False when more
     lines followed it, which no command asked for (the link must be dropped); ``farewell``
-    when those lines are the relay's 221 or 421: it ends the session after this message."""
+    when those lines are the relay's 221 or 421: it ends the session after this message.
+    ``held``: the next message's MAIL, RCPT and DATA went with this body, so our reader stays
+    on the link for its replies (``transaction(held=...)``)."""
 
     reply: SMTPResponse
     in_step: bool
     farewell: bool = False
+    held: Held | None = None
 
 
 def _done(reply: SMTPResponse, replies: Replies) -> Done:
@@ -205,23 +224,36 @@ def _take(smtp: aiosmtplib.SMTP) -> tuple[asyncio.BaseProtocol, asyncio.Transpor
 
 async def transaction(smtp: aiosmtplib.SMTP, sender: bytes, recipient: bytes,
                       options: list[str], wire: bytes, timeout: float,
-                      at: Callable[[str], None], *, pipelined: bool = True) -> Done:
+                      at: Callable[[str], None], *, pipelined: bool = True,
+                      held: Held | None = None,
+                      claim: Callable[[], Awaitable[bool]] | None = None,
+                      ahead: Callable[[], bytes] | None = None) -> Done:
     """MAIL, RCPT and DATA at once (``pipelined``) or each after the reply to the one before,
     then (on 250, 250, 354) the body in wire format; the reply to the body. ``at`` hears where
     the transaction is: "RCPT", "DATA" (the replies awaited), "ACCEPTED" (250, 250, 354: the
     relay let the message through its limits), "DOT" (the final dot has been handed to the
     transport: the server may have the message).
 
+    A chain (RFC 2920 3.1: the message content may open a group of commands): ``ahead``
+    gives the next message's MAIL, RCPT and DATA, written with this body in one write, so a
+    message costs one round trip instead of two; the returned ``Done.held`` then carries our
+    reader to that next transaction, called with ``held`` (its commands already written).
+    ``claim`` is awaited once the relay has answered the commands, before any body leaves:
+    False withdraws the message (``Withdrawn``). A link therefore holds at most one claimed
+    message whose outcome is not known, as without a chain.
+
     Raises ``Refused`` for a refusal before the body (pipelined: after reading all three
     replies, so the link stays in step), ``OutOfStep`` when replies nobody asked for wait
     before a command or the body, ``SMTPDataError`` for a refusal after the body, and
     aiosmtplib's disconnect and timeout errors as its own commands do.
     """
-    protocol, transport, replies = _take(smtp)
+    protocol, transport, replies = held if held is not None else _take(smtp)
     mail_command, rcpt_command, data_command = envelope_commands(sender, recipient, options)
+    chained: Held | None = None
     try:
-        if pipelined:
-            transport.write(mail_command + rcpt_command + data_command)
+        if held is not None or pipelined:
+            if held is None:  # else written with the body before: the replies are due
+                transport.write(mail_command + rcpt_command + data_command)
             mail = await replies.reply(timeout)
             if mail.code in (221, 421):  # the session is over: the other replies may never come
                 raise Refused("MAIL", mail, in_data=False)
@@ -252,15 +284,22 @@ async def transaction(smtp: aiosmtplib.SMTP, sender: bytes, recipient: bytes,
             raise Refused("RCPT", rcpt, in_data=in_data)
         if not in_data:
             raise Refused("DATA", start, in_data=False)
+        if claim is not None and not await claim():
+            raise Withdrawn
         at("ACCEPTED")
         if transport.is_closing():
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-        transport.write(wire)
+        following = ahead() if ahead is not None else b""
+        transport.write(wire + following if following else wire)
         at("DOT")
         done = await replies.reply(timeout)
+        if following:
+            chained = (protocol, transport, replies)
     finally:
-        if not transport.is_closing():
+        if chained is None and not transport.is_closing():
             transport.set_protocol(protocol)  # back to aiosmtplib, nothing left unread
+    if chained is not None:  # what follows is the next transaction's, not unasked lines;
+        return Done(done, in_step=True, held=chained)  # the caller judges a refusal
     if done.code != 250:
         raise aiosmtplib.SMTPDataError(done.code, done.message)
     return _done(done, replies)

@@ -13,6 +13,10 @@ Guarantees the caller relies on:
 * A message whose reused link the relay had already ended (it hung up after the message
   before, ``Attempt.hung_up``) is offered again at once on a fresh link, under the same
   claim: no Result, no attempt counted, no backoff, and never after the end of DATA.
+* With PIPELINING and no pace to keep, the next message's commands go with the body before
+  them (``_ahead``); ``on_attempt`` for it is awaited once the relay has answered them,
+  before its body, so each link has at most one claimed message awaiting its outcome. Until
+  that claim nothing of it reached the relay: a link lost meanwhile puts it back, uncounted.
 """
 
 from __future__ import annotations
@@ -88,6 +92,12 @@ class SmtpRun:
         self.paced_at_dot = False
         self.hangups = Hangups()  # a relay that takes a few messages a link, then hangs up
         self.reoffered = 0  # messages offered again on a fresh link after a hang-up
+        # the envelopes' source or a chained claim failed inside a transaction: raised after
+        self._ahead_failure: Exception | None = None
+        # commands written with the body before them (RFC 2920 3.1); off for the rest of the
+        # run once such commands got no reply in time: a relay (or a proxy before it) that
+        # drops what follows the end of DATA would cost a timeout a message
+        self.chaining = True
 
     async def run(self, envelopes: Iterator[Envelope], *,
                   lane: Queue | None = None) -> DeliveryStats:
@@ -230,7 +240,11 @@ class SmtpRun:
         queue = self.queue
         assert queue is not None
         try:
-            while await queue.wait_ready():
+            following: Job | None = None
+            while following is not None or await queue.wait_ready():
+                if following is not None:  # its commands went with the last body
+                    following = await self._chained(conn, following)
+                    continue
                 if not await self._pace():
                     break
                 job = queue.take()
@@ -247,7 +261,7 @@ class SmtpRun:
                         break
                 if len(self.tasks) < self.concurrency and not queue.exhausted:
                     self._spawn(Connection(self.settings))  # more work: one more link
-                await self._attempt(conn, job)
+                following = await self._attempt(conn, job)
         except Exception as exc:  # the caller's iterator or callbacks failed: stop, re-raise
             if self.failure is None:
                 self.failure = exc
@@ -264,19 +278,129 @@ class SmtpRun:
                 return False
         return True
 
-    async def _attempt(self, conn: Connection, job: Job) -> None:
+    async def _attempt(self, conn: Connection, job: Job) -> Job | None:
+        """Claim and send ``job``; the next job when its commands went with this body."""
         assert self.queue is not None
         envelope = job.envelope
         if not await self.on_attempt(envelope):  # withdrawn by the caller: not sent
             self.queue.done(job)
-            return
+            return None
         job.attempts += 1
         self.attempts += 1
+        taken: list[Job] = []
         attempt = await conn.send(envelope.sender, envelope.recipient, envelope.data,
                                   None if self.paced_at_dot else self.pacer.success,
-                                  wired=envelope.wired)
+                                  wired=envelope.wired, ahead=self._ahead(conn, taken))
         if attempt.hung_up and not is_throttle(attempt.code, attempt.response):
             attempt = await self._offer_again(conn, envelope, attempt)
+        self._settle(conn, job, attempt)
+        return self._following(conn, taken)
+
+    async def _chained(self, conn: Connection, job: Job) -> Job | None:
+        """Send ``job``, whose MAIL, RCPT and DATA went with the body before: it is claimed
+        only once the relay has answered them (``Connection.send(claim=...)``). Until then
+        nothing of it can have reached the relay, so a link lost, a reply that fits no
+        command, a relay saying goodbye, or the run stopping puts it back, unclaimed and
+        uncounted (the next link takes it, the usual way)."""
+        assert self.queue is not None
+        queue = self.queue
+        envelope = job.envelope
+        state = ""  # "claimed", or "withdrawn" by the caller (unsubscribed since queued)
+
+        async def claim() -> bool:
+            nonlocal state
+            if queue.stopping:
+                return False
+            try:
+                accepted = await self.on_attempt(envelope)
+            except Exception as exc:  # the caller's: raised once this job is put back, not
+                self._ahead_failure = exc  # taken for a network fault inside the transaction
+                return False
+            if not accepted:
+                state = "withdrawn"
+                return False
+            state = "claimed"
+            job.attempts += 1
+            self.attempts += 1
+            return True
+
+        taken: list[Job] = []
+        attempt = await conn.send(envelope.sender, envelope.recipient, envelope.data,
+                                  None if self.paced_at_dot else self.pacer.success,
+                                  wired=envelope.wired, claim=claim,
+                                  ahead=self._ahead(conn, taken))
+        # a clear refusal of its commands came before any claim: claimed now, to record it
+        if not state and attempt.code is not None and not attempt.hung_up:
+            await claim()
+        if state != "claimed":
+            if attempt.hung_up:
+                self.hangups.after(conn.carried)
+            elif conn.timed_out:
+                self.chaining = False
+            if state == "withdrawn":
+                queue.done(job)
+            else:
+                queue.put_back(job)  # nothing of it reached the relay
+            return self._following(conn, taken)
+        self._settle(conn, job, attempt)
+        return self._following(conn, taken)
+
+    def _ahead(self, conn: Connection, taken: list[Job]) -> Callable[[], bytes] | None:
+        """What may ride with this body: the next job's commands, when one is ready at once
+        and nothing paces the run (a pace or hourly budget decides each start's moment, so
+        those runs keep one message at a time); the job is kept in ``taken``. Not with
+        several relays: a job chained behind a message its relay holds would wait for that
+        relay, where another relay could have sent it."""
+        assert self.queue is not None
+        queue = self.queue
+        if not self.chaining or queue.reroutes or not self.pacer.free():
+            return None
+
+        def ahead() -> bytes:
+            limit = self.hangups.limit
+            if (queue.stopping or self.abort is not None or not conn.connected
+                    or (limit is not None and conn.carried + 1 >= limit)
+                    or not self.chaining or not self.pacer.free()):
+                return b""
+            if self._ahead_failure is not None:
+                return b""
+            try:
+                job = queue.take()
+            except Exception as exc:  # the caller's iterator: raised once this body's done
+                self._ahead_failure = exc
+                return b""
+            if job is None:
+                return b""
+            envelope = job.envelope
+            commands = conn.ahead_commands(envelope.sender, envelope.recipient,
+                                           envelope.data, wired=envelope.wired)
+            if not commands:
+                queue.put_back(job)  # the usual way, first in line
+                return b""
+            taken.append(job)
+            return commands
+
+        return ahead
+
+    def _following(self, conn: Connection, taken: list[Job]) -> Job | None:
+        """The job whose commands went with the last body, while its link still carries
+        them; put back, unclaimed, when the link was dropped meanwhile."""
+        assert self.queue is not None
+        if self._ahead_failure is not None:
+            failure, self._ahead_failure = self._ahead_failure, None
+            if taken:
+                self.queue.put_back(taken[0])
+            raise failure
+        if not taken:
+            return None
+        if conn.chained:
+            return taken[0]
+        self.queue.put_back(taken[0])
+        return None
+
+    def _settle(self, conn: Connection, job: Job, attempt: Attempt) -> None:
+        """A claimed job's attempt, recorded and followed up."""
+        assert self.queue is not None
         if attempt.verdict is Verdict.SENT:
             if self.paced_at_dot:
                 self.pacer.success()
