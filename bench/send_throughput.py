@@ -15,6 +15,7 @@ store and the pool cost, which the first ratio alone would hide.
     python bench/send_throughput.py --throttle 200  # relay limited to R msg/s: pacing, no loss
     python bench/send_throughput.py --pacing        # token buckets at 5, 50, 500 msg/s, burst 10
     python bench/send_throughput.py --greylist      # 0 %, 3 %, 10 % of recipients 451 once
+    python bench/send_throughput.py --rtt 20        # a relay 20 ms away: messages a round trip
     python bench/send_throughput.py --recipients 30000 --event-loop uvloop  # issue 13's figure
     python bench/send_throughput.py --processes 2   # also: 2 processes vs 1, same run
     python bench/send_throughput.py --pacing --processes 2  # paced: 1 vs 2 processes
@@ -42,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -61,6 +63,7 @@ ISSUE = "issues/2021-10-partners-meeting"
 HOST = "127.0.0.1"
 SMTP_SINK = Path("/usr/sbin/smtp-sink")
 SINK_SCRIPT = Path(__file__).resolve().parent / "sink_process.py"
+PROXY_SCRIPT = Path(__file__).resolve().parent / "latency_proxy.py"
 SUMMARY = re.compile(r"this run: sent (\d+), failed (\d+) in ([\d.]+)s, (\d+) msg/s")
 TARGET_RAW_RATIO = 0.8
 TARGET_WALL_SAME = 0.8  # issue 13: whole send, wall clock, vs the same-path loop
@@ -714,6 +717,56 @@ def pacing_mode(work: Path, concurrency: int, recipients: int | None) -> bool:
     return ok
 
 
+@contextlib.contextmanager
+def latency_proxy(target: int, rtt_ms: float) -> Iterator[int]:
+    """``bench/latency_proxy.py`` in a child process in front of 127.0.0.1:``target``, half
+    the round trip each way; yields its port."""
+    proc = subprocess.Popen([sys.executable, str(PROXY_SCRIPT), "--to", str(target),
+                             "--delay-ms", str(rtt_ms / 2)], stdout=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        line = proc.stdout.readline().decode() if ready else ""
+        if not line.startswith("port "):
+            raise RuntimeError(f"latency_proxy.py did not start (said {line!r})")
+        yield int(line.split()[1])
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def rtt_mode(kind: str, work: Path, rtt_ms: float, recipients: int, concurrency: int) -> bool:
+    """A relay ``rtt_ms`` away (a proxy holding each chunk half of it each way): what a
+    connection carries in one round trip, for send and for the raw aiosmtplib loop. A
+    message that needs n round trips gives 1/n; nothing but the round trips limits either
+    at this distance, so the figure does not depend on the machine's speed."""
+    rtt = rtt_ms / 1000
+    ideal = concurrency / rtt  # one message a round trip on every connection
+    print(f"== a distant relay: {rtt_ms:g} ms round trip (latency proxy), N={recipients:,}, "
+          f"C={concurrency}; one message a round trip a connection would be {ideal:.0f} msg/s")
+    root = make_project(work / "distant", recipients, concurrency, processes=1)
+    with Sink(kind, work / "distant-sink") as sink, latency_proxy(sink.port, rtt_ms) as port:
+        point_at(root, f"smtp://{HOST}:{port}")
+        print(f"sink: {sink.label}, behind the proxy at {HOST}:{port}")
+        run = run_send(root, timeout=120 + 3 * recipients / max(1.0, ideal / 8))
+        describe(run, recipients, concurrency)
+        sender, message = sample_message(root)
+        raw = run_on("asyncio", raw_send(port, sender, message, recipients, concurrency))
+        got = sink.stop()
+    raw_rate = recipients / raw
+    ok = run.exit_code == 0 and run.sent == recipients and got.accepted == 2 * recipients
+    print(f"  sink accepted {got.accepted:,} (send's and the raw loop's)")
+    print(f"send: {run.cli_rate:.0f} msg/s on its delivery figure = {run.cli_rate / ideal:.2f} of "
+          f"a message a round trip a connection; raw aiosmtplib loop {raw_rate:.0f} msg/s = "
+          f"{raw_rate / ideal:.2f}; send / raw {run.cli_rate / raw_rate:.2f}")
+    return ok
+
+
 def greylist_mode(work: Path, concurrency: int, recipients: int) -> bool:
     """Throughput with 0 %, 3 % and 10 % of recipients answered 451 once, as ratios to the 0 %
     run of the same invocation. The greylisted wait out send's retry backoff (1 s) at the
@@ -770,6 +823,9 @@ def main() -> int:
                       help="token-bucket relays at 5, 50, 500 msg/s (burst 10): achieved / R")
     mode.add_argument("--greylist", action="store_true",
                       help="0 %%, 3 %%, 10 %% of recipients 451 once: throughput ratios")
+    mode.add_argument("--rtt", type=float, default=None, metavar="MS",
+                      help="a relay MS ms away (latency proxy): messages a connection carries "
+                      "in a round trip, send against the raw loop (default N 2,000)")
     parser.add_argument("--sink", choices=("auto", "smtp-sink", "aiosmtpd"), default="auto",
                         help="sink for the plain modes (auto: smtp-sink when installed)")
     parser.add_argument("--profile", type=Path, default=None, metavar="FILE",
@@ -807,6 +863,8 @@ def main() -> int:
             ok = pacing_mode(work, args.concurrency, args.recipients)
         elif args.greylist:
             ok = greylist_mode(work, args.concurrency, args.recipients or 10_000)
+        elif args.rtt is not None:
+            ok = rtt_mode(kind, work, args.rtt, args.recipients or 2_000, args.concurrency)
         elif args.throttle is not None:
             ok = throttle_mode(work, args.throttle, args.recipients or 3_000, args.concurrency)
         else:
