@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import Any
 
 from mirage_mailer.delivery.classify import (
     BurstDetector,
@@ -288,9 +289,7 @@ class SmtpRun:
         job.attempts += 1
         self.attempts += 1
         taken: list[Job] = []
-        attempt = await conn.send(envelope.sender, envelope.recipient, envelope.data,
-                                  None if self.paced_at_dot else self.pacer.success,
-                                  wired=envelope.wired, ahead=self._ahead(conn, taken))
+        attempt = await self._transmit(conn, envelope, ahead=self._ahead(conn, taken))
         if attempt.hung_up and not is_throttle(attempt.code, attempt.response):
             attempt = await self._offer_again(conn, envelope, attempt)
         self._settle(conn, job, attempt)
@@ -325,10 +324,8 @@ class SmtpRun:
             return True
 
         taken: list[Job] = []
-        attempt = await conn.send(envelope.sender, envelope.recipient, envelope.data,
-                                  None if self.paced_at_dot else self.pacer.success,
-                                  wired=envelope.wired, claim=claim,
-                                  ahead=self._ahead(conn, taken))
+        attempt = await self._transmit(conn, envelope, claim=claim,
+                                       ahead=self._ahead(conn, taken))
         # a clear refusal of its commands came before any claim: claimed now, to record it
         if not state and attempt.code is not None and not attempt.hung_up:
             await claim()
@@ -360,9 +357,8 @@ class SmtpRun:
             limit = self.hangups.limit
             if (queue.stopping or self.abort is not None or not conn.connected
                     or (limit is not None and conn.carried + 1 >= limit)
-                    or not self.chaining or not self.pacer.free()):
-                return b""
-            if self._ahead_failure is not None:
+                    or not self.chaining or not self.pacer.free()
+                    or self._ahead_failure is not None):
                 return b""
             try:
                 job = queue.take()
@@ -441,9 +437,16 @@ class SmtpRun:
         if not await self._connect(conn):
             return attempt
         self.reoffered += 1
-        return await conn.send(envelope.sender, envelope.recipient, envelope.data,
-                               None if self.paced_at_dot else self.pacer.success,
-                               wired=envelope.wired)
+        return await self._transmit(conn, envelope)
+
+    def _transmit(self, conn: Connection, envelope: Envelope, *,
+                  claim: Callable[[], Awaitable[bool]] | None = None,
+                  ahead: Callable[[], bytes] | None = None) -> Coroutine[Any, Any, Attempt]:
+        """``conn.send`` of ``envelope``, the pacer told at the relay's go: the coroutine
+        itself, which the caller awaits (no await layer more on every message's path)."""
+        return conn.send(envelope.sender, envelope.recipient, envelope.data,
+                         None if self.paced_at_dot else self.pacer.success,
+                         wired=envelope.wired, claim=claim, ahead=ahead)
 
     def _keep_pending(self, job: Job, attempt: Attempt) -> None:
         """The run stops for a reason not this recipient's: it stays pending."""
