@@ -331,9 +331,9 @@ class Pacer:
         Nothing set and nothing learnt: go, without taking the processes' lock (a pace
         learnt meanwhile by another process applies from the next claim, as it would have
         a moment later)."""
-        st = self.state
-        if not self._limited and st.rate is None and st.m_start is None:
+        if self.free():
             return 0.0
+        st = self.state
         with st:
             now = self.clock()
             rate = self._rate(now)
