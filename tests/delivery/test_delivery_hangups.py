@@ -12,10 +12,12 @@ A drop after the end of DATA stays ``unknown`` and is never offered again.
 
 from __future__ import annotations
 
+import socketserver
+import threading
 from collections import Counter
 
 import pytest
-from delivery_support import Deliver, make_envelopes, make_transport
+from delivery_support import FAST, Deliver, make_envelopes, make_transport
 
 from mirage_mailer.delivery import Outcome
 from support.smtp_sink import CloseAfterEach, Fault, SmtpSink
@@ -98,3 +100,60 @@ def test_a_relay_that_hangs_up_at_every_mail_is_counted_and_given_up(
     assert run.rec.keys(Outcome.DEFERRED) == {0, 1, 2}
     assert run.stats.attempts == 6 and run.stats.reoffered == 0
     assert sink.recipients() == []
+
+
+class _DiesAfterTwo(socketserver.StreamRequestHandler):
+    """One message a connection, no PIPELINING, hanging up after it (so the next MAIL
+    finds the link gone); after its first two connections the relay is down: every later
+    connection is closed before the greeting."""
+
+    state: dict[str, int]
+
+    def handle(self) -> None:
+        state = self.state
+        state["connections"] += 1
+        if state["connections"] > 2:
+            state["refused"] += 1
+            return
+        send = self.request.sendall
+        send(b"220 dies ESMTP\r\n")
+        for line in self.rfile:
+            command = line.strip().upper()
+            if command.startswith(b"EHLO"):
+                send(b"250-dies\r\n250 8BITMIME\r\n")
+            elif command.startswith((b"MAIL", b"RCPT")):
+                send(b"250 ok\r\n")
+            elif command == b"DATA":
+                send(b"354 go ahead\r\n")
+                for body in self.rfile:
+                    if body == b".\r\n":
+                        break
+                state["delivered"] += 1
+                send(b"250 queued\r\n")
+                return  # hangs up after the message, silently
+            else:
+                send(b"250 ok\r\n")
+
+
+def test_a_link_that_cannot_be_reopened_after_a_hang_up_ends_its_worker(
+        deliver: Deliver) -> None:
+    """The re-offer's connect gave up (``_connect`` False: this worker should end). Before,
+    that worker went on taking recipients, so a sibling retired beside it and nobody said
+    the relay was down: with several relays it never left the rotation (seen as the flaky
+    ``test_three_relays_one_down_one_dying...``). Each worker now tries at most
+    ``connect_attempts`` times, and the last one aborts the run."""
+    state = {"connections": 0, "delivered": 0, "refused": 0}
+    handler = type("Handler", (_DiesAfterTwo,), {"state": state})
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"smtp://127.0.0.1:{server.server_address[1]}"
+        run = deliver(make_transport(url, concurrency=2, starttls="never", timeout=2.0),
+                      make_envelopes(8))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert state["delivered"] == 2
+    assert run.aborted is not None  # the relay is down: said, not left to a silent end
+    assert 0 < state["refused"] <= 2 * FAST.connect_attempts, state

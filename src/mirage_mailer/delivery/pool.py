@@ -99,6 +99,7 @@ class SmtpRun:
         # run once such commands got no reply in time: a relay (or a proxy before it) that
         # drops what follows the end of DATA would cost a timeout a message
         self.chaining = True
+        self._ended: set[Connection] = set()  # workers whose re-offer's connect gave up
 
     async def run(self, envelopes: Iterator[Envelope], *,
                   lane: Queue | None = None) -> DeliveryStats:
@@ -263,6 +264,8 @@ class SmtpRun:
                 if len(self.tasks) < self.concurrency and not queue.exhausted:
                     self._spawn(Connection(self.settings))  # more work: one more link
                 following = await self._attempt(conn, job)
+                if conn in self._ended:  # its re-offer found no link: as a failed connect
+                    break
         except Exception as exc:  # the caller's iterator or callbacks failed: stop, re-raise
             if self.failure is None:
                 self.failure = exc
@@ -435,7 +438,11 @@ class SmtpRun:
         A 421 whose words are about pace is no hang-up: the pacer must hear it (``_defer``)."""
         self.hangups.after(conn.carried)
         if not await self._connect(conn):
+            # this worker should end, as after any failed connect: else a sibling retiring
+            # beside it would leave no one to say the relay is down
+            self._ended.add(conn)
             return attempt
+
         self.reoffered += 1
         return await self._transmit(conn, envelope)
 
