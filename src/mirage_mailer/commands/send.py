@@ -24,7 +24,7 @@ from mirage_mailer.commands.common import (
 )
 from mirage_mailer.commands.signals import SignalStop
 from mirage_mailer.commands.streams import machine_output
-from mirage_mailer.project.config import load_settings
+from mirage_mailer.project.config import Settings, load_settings
 from mirage_mailer.project.config_checks import redact
 from mirage_mailer.project.content import parse_send_at
 from mirage_mailer.services.loader import locate_config, open_project
@@ -477,6 +477,20 @@ def run_due_command(obj: Context, now: str | None) -> int:
     settings = load_settings(locate_config(obj.config))
     if insecure := insecure_tls_warning(settings):
         err(str(insecure))  # once per run, before any issue is due
+    handled: list[Path] = []
+    try:
+        # the whole run, not only each issue's send: a SIGTERM while bounces are read, due
+        # issues are looked for, or between two issues ends with 143 and a line too
+        with SignalStop().early():
+            return _run_due(obj, settings, moment, handled)
+    except StoppedEarly as exc:  # an issue's own stop is its send's (``_send_due``)
+        err(f"run-due: stopped by {exc.name} before the next issue: {len(handled)} issue(s) "
+            "handled; the next run goes on with the rest")
+        return ExitCode(128 + exc.signum)
+
+
+def _run_due(obj: Context, settings: Settings, moment: datetime, handled: list[Path]) -> int:
+    """run-due's work under its lock; ``handled`` grows with each issue taken in hand."""
     worst = ExitCode.OK
     with run_due_lock(settings):
         check_store(settings)  # a lost store: exit 2
@@ -494,6 +508,7 @@ def run_due_command(obj: Context, now: str | None) -> int:
         if not due:
             click.echo(nothing_due_line(moment, len(problems)))
         for item in due:
+            handled.append(item.issue_dir)  # before: a stop as its summary prints counts it
             code = _send_due(obj, item.issue_dir, item.fixes_only)
             if _RANK[code] > _RANK[worst]:
                 worst = code
