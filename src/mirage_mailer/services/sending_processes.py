@@ -128,7 +128,16 @@ def send_on_processes(prep: Preparation, options: SendOptions, store: Store, wan
         return
     started: list[shards.Shard] = []
     try:
-        shards.start(count, body, started)  # filled fork by fork: a failed fork reaps the rest
+        shards.start(count, body, started)  # filled fork by fork
+    except OSError as exc:  # a process or memory limit: those made leave unsent (``start``)
+        shards.reap(started)
+        pace.close()
+        outcome.this_run.notes.append(
+            f"could not start sending process {len(started) + 1} of {count} "
+            f"({exc.strerror or exc}): sending in one process")
+        _send_rows(prep, options, store, wanted, to_send, outcome, progress, stopper)
+        return
+    try:
         shards.run(started, stopper, on_progress, lambda main: run_loop(settings, main))
     finally:
         shards.reap(started)

@@ -40,6 +40,7 @@ T = TypeVar("T")
 _HEADER = struct.Struct("!I")
 PROGRESS_EVERY = 0.1  # seconds between a process's progress reports
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+GO = b"g"  # the parent's word to each child once every fork has succeeded (``start``)
 
 
 @dataclass
@@ -169,19 +170,23 @@ def _die_with_parent(parent: int) -> None:
 Body = Callable[[int, Channel, ChildStop], ShardDone]
 
 
-def _child(index: int, fd: int, body: Body, parent: int, mask: set[int | signal.Signals]
-           ) -> None:
+def _child(index: int, fd: int, go: int, body: Body, parent: int,
+           mask: set[int | signal.Signals]) -> None:
     """The forked process: run ``body`` and report; never returns, never runs the parent's
-    exit handlers (``os._exit``), never touches what it inherited besides its pipe. It is
+    exit handlers (``os._exit``), never touches what it inherited besides its pipes. It is
     born with the stop signals blocked (``start``) and takes them (``mask``: the parent's
     own) once its handlers are in: one that came meanwhile stops it then, not lost to, or
-    raised by, the parent's handlers it inherited."""
+    raised by, the parent's handlers it inherited. It sends nothing before the parent says
+    go (``go``'s byte): when a later fork fails, the pipe closes unread and it leaves."""
     code = 0
     channel = Channel(fd, index)
     try:
         stopper = ChildStop()
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         _die_with_parent(parent)
+        if os.read(go, 1) != GO:  # no go: the parent sends alone, in one process
+            return
+        os.close(go)
         channel.finish(body(index, channel, stopper))
     except BaseException as exc:  # every failure goes to the parent as words, not a trace
         code = 70
@@ -225,27 +230,41 @@ def error_kind(exc: BaseException) -> str:
 def start(count: int, body: Body, shards: list[Shard] | None = None) -> list[Shard]:
     """Fork ``count`` sending processes running ``body(index, channel, stopper)``; each is
     added to ``shards`` as soon as it exists, so a fork that fails leaves the caller the
-    ones to reap. The stop signals are blocked in this thread across the forks, so that a
-    child gets its own handlers before one can reach it (``_child``); the parent's handler
-    only remembers by then (``SignalStop.remember``) and runs once they are unblocked."""
+    ones to reap. None of them sends before every fork has succeeded: each waits for a go,
+    since each sends only its share of the rows (row id modulo ``count``). A fork that
+    fails (a process or memory limit) raises its ``OSError`` and the ones made leave
+    without sending, so the caller can send in one process. The stop signals are blocked
+    in this thread across the forks, so that a child gets its own handlers before one can
+    reach it (``_child``); the parent's handler only remembers by then
+    (``SignalStop.remember``) and runs once they are unblocked."""
     parent = os.getpid()
     for stream in (sys.stdout, sys.stderr):  # nothing buffered may be written twice
         with contextlib.suppress(Exception):
             stream.flush()
     shards = [] if shards is None else shards
+    go_read, go_write = os.pipe()
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         for index in range(count):
             read_fd, write_fd = os.pipe()
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError:
+                os.close(read_fd)
+                os.close(write_fd)
+                raise
             if pid == 0:  # pragma: no cover - the child; its coverage is not collected
                 os.close(read_fd)
+                os.close(go_write)
                 for other in shards:
                     os.close(other.fd)
-                _child(index, write_fd, body, parent, mask)
+                _child(index, write_fd, go_read, body, parent, mask)
             os.close(write_fd)
             shards.append(Shard(index, pid, read_fd))
+        os.write(go_write, GO * count)  # a few bytes: a pipe takes them without blocking
     finally:
+        os.close(go_write)  # unwritten (a fork failed): the children read the end, and leave
+        os.close(go_read)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     return shards
 
