@@ -206,3 +206,22 @@ def test_a_killed_reader_is_exit_3_with_its_signal(project: Path, command: list[
     assert "Traceback" not in proc.stderr
     assert not (project / "outbox" / "new").exists() or not any(
         (project / "outbox" / "new").iterdir())
+
+
+def test_a_reader_that_cannot_be_forked_reads_here_instead(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process or memory limit refuses the fork (EAGAIN): the list is read in this process,
+    the same rows and problems, instead of an "internal error" before the first row."""
+    import os
+
+    path = tmp_path / "subscribers.csv"
+    _tricky_list(path)
+    here = _rows(path, parallel=False, monkeypatch=monkeypatch)
+    forks: list[int] = []
+
+    def no_fork() -> int:
+        forks.append(1)
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+    monkeypatch.setattr(os, "fork", no_fork)
+    assert _rows(path, parallel=True, monkeypatch=monkeypatch) == here
+    assert forks, "the child's way was not taken"

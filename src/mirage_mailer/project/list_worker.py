@@ -75,7 +75,7 @@ def columns_in_child(path: Path, list_name: str,
 
 def _from_child(path: Path, batches: Callable[[], Iterator[list[Any]]]) -> Iterator[Any]:
     """The lists ``batches()`` yields in a forked child, as they come; its ``InputError``
-    raised here, after the rows before it."""
+    raised here, after the rows before it. Read in this process when the fork fails."""
     ours, theirs = multiprocessing.get_context("fork").Pipe(duplex=False)
     child = multiprocessing.get_context("fork").Process(
         target=_child, args=(ours, theirs, batches), daemon=True)
@@ -83,7 +83,13 @@ def _from_child(path: Path, batches: Callable[[], Iterator[list[Any]]]) -> Itera
         # threads can_fork lets by (util/forksafe.py) hold no lock the child takes
         warnings.filterwarnings("ignore", r"This process .* is multi-threaded",
                                 DeprecationWarning)
-        child.start()
+        try:
+            child.start()
+        except OSError:  # no process to be had (a process or memory limit): read it here
+            ours.close()
+            theirs.close()
+            yield from batches()
+            return
     theirs.close()
     try:
         while True:
