@@ -85,12 +85,14 @@ def _from_child(path: Path, batches: Callable[[], Iterator[list[Any]]]) -> Itera
                                 DeprecationWarning)
         try:
             child.start()
+            forked = True
         except OSError:  # no process to be had (a process or memory limit): read it here
-            ours.close()
-            theirs.close()
-            yield from batches()
-            return
+            forked = False
     theirs.close()
+    if not forked:  # outside ``catch_warnings``: its filter must not span the caller's code
+        ours.close()
+        yield from batches()
+        return
     try:
         while True:
             try:
